@@ -1,0 +1,1 @@
+"""The Deskhand broker: accounts, tickets, support sessions, codes and signalling."""

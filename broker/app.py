@@ -1,0 +1,104 @@
+"""The broker's ASGI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from protocol.api import API_PREFIX
+from protocol.signalling import SessionEnded
+
+from . import __doc__ as broker_doc
+from .db import Database
+from .deps import BrokerState
+from .errors import install_error_handlers
+from .hub import SignalHub
+from .keys import load_or_create_keys, prepare_data_dir
+from .ratelimit import FailureLimiter
+from .routes import auth, join, sessions, signal, tickets
+from .settings import Settings
+from .support_sessions import expire_overdue
+
+log = logging.getLogger(__name__)
+
+
+def build_state(settings: Settings) -> BrokerState:
+    """Open the data directory, keys and database (migrated to the newest schema)."""
+    prepare_data_dir(settings.data_dir)
+    keys = load_or_create_keys(settings.data_dir, settings.signing_key, settings.code_hash_key)
+    database = Database(settings.effective_database_url)
+    database.migrate()
+    return BrokerState(
+        settings=settings,
+        database=database,
+        keys=keys,
+        code_failures=FailureLimiter.create(
+            settings.code_failures_per_source,
+            settings.code_failures_global,
+            settings.code_failure_window_seconds,
+        ),
+        hub=SignalHub(),
+    )
+
+
+async def sweep_expired_sessions(state: BrokerState) -> None:
+    """Mark sessions whose code ran out as expired, and tell a waiting technician."""
+    while True:
+        await asyncio.sleep(state.settings.expiry_sweep_seconds)
+        try:
+            def _sweep():  # type: ignore[no-untyped-def]
+                with state.database.session() as db:
+                    return expire_overdue(db)
+
+            for expired in await run_in_threadpool(_sweep):
+                await state.hub.close_room(
+                    expired.session_id,
+                    SessionEnded(ended_by="broker", reason="the support code expired before a host joined"),
+                )
+        except Exception:  # noqa: BLE001 - keep sweeping; the next round retries
+            log.exception("expiry sweep failed")
+
+
+def create_app(state: BrokerState) -> FastAPI:
+    """The FastAPI application over an opened :class:`BrokerState`."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(sweep_expired_sessions(state), name="expiry-sweeper")
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            state.database.dispose()
+
+    app = FastAPI(
+        title="Deskhand broker",
+        description=broker_doc or "",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.broker = state
+    install_error_handlers(app)
+    for module in (auth, tickets, sessions, join, signal):
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse(f"{API_PREFIX}/docs")
+
+    @app.get(f"{API_PREFIX}/health", tags=["meta"], summary="Liveness check")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

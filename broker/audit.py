@@ -1,0 +1,56 @@
+"""Recording what happened, for the audit trail.
+
+Every action of a technician, a host or the broker itself that matters to an
+auditor goes through :func:`record`, inside the same database transaction as
+the change it describes, so the trail and the data cannot disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from .clock import utcnow
+from .models import AuditEvent
+
+BROKER = "broker"
+ANONYMOUS = "anonymous"
+
+
+class _Named(Protocol):
+    @property
+    def username(self) -> str: ...
+
+
+def user_actor(user: _Named) -> str:
+    """The actor name of a signed-in person (an ORM user or its API brief)."""
+    return f"user:{user.username}"
+
+
+def host_actor(session_id: str) -> str:
+    return f"host:{session_id}"
+
+
+def record(
+    db: Session,
+    kind: str,
+    *,
+    actor: str,
+    source: str | None = None,
+    session_id: str | None = None,
+    ticket_id: int | None = None,
+    **data: object,
+) -> AuditEvent:
+    """Append one event. ``data`` must never hold a secret (passwords, codes, tokens)."""
+    event = AuditEvent(
+        at=utcnow(),
+        kind=kind,
+        actor=actor,
+        source=source,
+        session_id=session_id,
+        ticket_id=ticket_id,
+        data=data,
+    )
+    db.add(event)
+    return event

@@ -1,0 +1,164 @@
+"""``deskhand-broker``: run the broker."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+from pydantic import ValidationError
+
+from protocol.api import API_PREFIX
+
+from .accounts import FIRST_ADMIN, ensure_first_admin
+from .app import build_state, create_app
+from .keys import KeyFileError
+from .settings import Settings
+
+WS_MAX_BYTES = 1024 * 1024
+"""Frames above this are cut off by the server itself (close code 1009)."""
+
+ENV_HELP = """\
+environment (each DESKHAND_* variable is documented in docs/operations.md):
+  DESKHAND_DATA_DIR               data directory (default ~/.local/share/deskhand)
+  DESKHAND_DATABASE_URL           SQLAlchemy URL (default SQLite in the data directory)
+  DESKHAND_HOST, DESKHAND_PORT    listen address (default 127.0.0.1:8000)
+  DESKHAND_CODE_TTL_SECONDS       support code lifetime (default 600)
+  DESKHAND_TOKEN_TTL_SECONDS      login token lifetime (default 28800)
+  DESKHAND_CODE_FAILURES_PER_SOURCE, DESKHAND_CODE_FAILURES_GLOBAL,
+  DESKHAND_CODE_FAILURE_WINDOW_SECONDS
+                                  wrong-code limits (default 10 and 200 per 60 s)
+  DESKHAND_ICE_SERVERS            JSON list of STUN/TURN servers (default none)
+  DESKHAND_ICE_LOOPBACK           true: peers use only 127.0.0.1 candidates
+  DESKHAND_SIGNAL_MAX_MESSAGE_BYTES
+                                  largest signalling message (default 65536)
+  DESKHAND_SIGNING_KEY, DESKHAND_CODE_HASH_KEY
+                                  keys as base64 instead of files in the data directory
+  DESKHAND_LOG_LEVEL              debug, info, warning or error (default info)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deskhand-broker",
+        description="The Deskhand broker: pairs technicians and end users, relays signalling, "
+        "keeps tickets, sessions and the audit trail.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=ENV_HELP,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="run the broker (creates the data directory, keys and first admin on first start)",
+        description="Run the broker. On first start it creates the data directory, the keys "
+        "and an 'admin' account whose password is printed once.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=ENV_HELP,
+    )
+    serve.add_argument("--host", help="address to listen on (default: DESKHAND_HOST or 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=_port, help="TCP port, 0 for any free port (default: DESKHAND_PORT or 8000)"
+    )
+    serve.add_argument(
+        "--data-dir", type=Path,
+        help="data directory for the database and keys (default: DESKHAND_DATA_DIR or ~/.local/share/deskhand)",
+    )
+    return parser
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is outside 0-65535")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "serve":
+        parser.print_help()
+        return 2
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("data_dir", args.data_dir)) if v is not None}
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = "DESKHAND_" + "_".join(str(p) for p in err["loc"]).upper()
+            print(f"deskhand-broker: {name}: {err['msg']}", file=sys.stderr)
+        return 2
+    return serve(settings)
+
+
+def serve(settings: Settings) -> int:
+    # The database and anything else the broker writes hold secrets' hashes: owner only.
+    os.umask(0o077)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        state = build_state(settings)
+    except KeyFileError as exc:
+        print(f"deskhand-broker: {exc}", file=sys.stderr)
+        return 1
+    try:
+        sock = _bind(settings.host, settings.port)
+    except OSError as exc:
+        print(
+            f"deskhand-broker: cannot listen on {settings.host}:{settings.port}: {exc.strerror}; "
+            "pick another port with --port",
+            file=sys.stderr,
+        )
+        return 1
+    with state.database.session() as db:
+        admin_password = ensure_first_admin(db)
+    host, port = sock.getsockname()[:2]
+    base = f"http://{_url_host(host)}:{port}"
+    print("Deskhand broker", flush=True)
+    print(f"  data directory: {settings.data_dir}")
+    print(f"  console:        {base}/")
+    print(f"  API docs:       {base}{API_PREFIX}/docs")
+    if admin_password is not None:
+        # Printed to the terminal only, never to a log: it is shown this once.
+        print("First start: an admin account was created (shown only this once).")
+        print(f"  username: {FIRST_ADMIN}")
+        print(f"  password: {admin_password}")
+        print("  Sign in and change it: deskhand-console login --username admin; deskhand-console passwd")
+    sys.stdout.flush()
+    config = uvicorn.Config(
+        create_app(state),
+        log_level=settings.log_level,
+        ws_max_size=WS_MAX_BYTES,
+        proxy_headers=False,
+        server_header=False,
+        log_config=None,
+    )
+    server = uvicorn.Server(config)
+    asyncio.run(server.serve(sockets=[sock]))
+    return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+if __name__ == "__main__":
+    sys.exit(main())

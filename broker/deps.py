@@ -1,0 +1,99 @@
+"""FastAPI dependencies: the database, the broker's state, the current user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from .clock import utcnow
+from .db import Database
+from .errors import unauthorized
+from .hub import SignalHub
+from .keys import BrokerKeys
+from .models import AccessToken, User
+from .ratelimit import FailureLimiter
+from .settings import Settings
+from .tokens import USER_TOKEN_PREFIX, hash_token
+
+
+@dataclass
+class BrokerState:
+    """Everything a running broker holds besides its database rows."""
+
+    settings: Settings
+    database: Database
+    keys: BrokerKeys
+    code_failures: FailureLimiter
+    hub: SignalHub
+
+
+def broker_state(request: Request) -> BrokerState:
+    return request.app.state.broker  # type: ignore[no-any-return]
+
+
+State = Annotated[BrokerState, Depends(broker_state)]
+
+
+def db_session(state: State) -> Iterator[Session]:
+    with state.database.session() as session:
+        yield session
+
+
+DB = Annotated[Session, Depends(db_session)]
+
+_bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/login")
+
+
+def user_for_token(db: Session, token: str) -> tuple[User, AccessToken] | None:
+    """The user a login token belongs to, if it is valid now."""
+    if not token.startswith(USER_TOKEN_PREFIX):
+        return None
+    row = db.scalars(
+        select(AccessToken)
+        .where(AccessToken.token_hash == hash_token(token))
+        .options(selectinload(AccessToken.user))
+    ).one_or_none()
+    if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
+        return None
+    return row.user, row
+
+
+def current_token(
+    db: DB, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> tuple[User, AccessToken]:
+    if credentials is None:
+        raise unauthorized()
+    found = user_for_token(db, credentials.credentials)
+    if found is None:
+        raise unauthorized("the token is unknown, expired or revoked: sign in again")
+    return found
+
+
+def current_user(token: Annotated[tuple[User, AccessToken], Depends(current_token)]) -> User:
+    return token[0]
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def client_address(request: Request) -> str | None:
+    """The peer address of the request (proxies are not trusted yet)."""
+    return request.client.host if request.client else None
+
+
+Source = Annotated[str | None, Depends(client_address)]
+
+TicketId = Annotated[int, Path(gt=0, lt=2**62, description="Ticket number")]
+SessionId = Annotated[
+    str,
+    Path(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        description="Session id (a UUID)",
+    ),
+]

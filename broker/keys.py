@@ -1,0 +1,106 @@
+"""The broker's secrets: its Ed25519 signing key and the key of the code hash.
+
+Each comes from the environment when set there, otherwise from a file in the
+data directory, created on first start with mode 0600. A key file that others
+can read is refused: a leaked code-hash key lets anyone test codes offline, a
+leaked signing key lets anyone forge grants.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from pydantic import SecretStr
+
+KEY_BYTES = 32
+
+
+class KeyFileError(RuntimeError):
+    """A key is missing, malformed or unsafely stored; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class BrokerKeys:
+    """The secrets the broker runs with."""
+
+    signing_key: Ed25519PrivateKey
+    code_hash_key: bytes
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self.signing_key.public_key()
+
+    @property
+    def public_key_b64(self) -> str:
+        """The raw 32-byte public key in standard base64, as sent to hosts."""
+        raw = self.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return base64.b64encode(raw).decode("ascii")
+
+
+def load_or_create_keys(
+    data_dir: Path,
+    signing_key: SecretStr | None = None,
+    code_hash_key: SecretStr | None = None,
+) -> BrokerKeys:
+    """Load both keys (environment first, then files), creating missing files."""
+    seed = _key_bytes("DESKHAND_SIGNING_KEY", signing_key) or _load_or_create(
+        data_dir / "signing.key"
+    )
+    code_key = _key_bytes("DESKHAND_CODE_HASH_KEY", code_hash_key) or _load_or_create(
+        data_dir / "code-hash.key"
+    )
+    return BrokerKeys(Ed25519PrivateKey.from_private_bytes(seed), code_key)
+
+
+def _key_bytes(name: str, value: SecretStr | None) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        raw = base64.b64decode(value.get_secret_value(), validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyFileError(f"{name} is not valid base64; generate one with: openssl rand -base64 32") from None
+    if len(raw) != KEY_BYTES:
+        raise KeyFileError(f"{name} must decode to {KEY_BYTES} bytes, not {len(raw)}")
+    return raw
+
+
+def _load_or_create(path: Path) -> bytes:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_key_file(path)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(base64.b64encode(secrets.token_bytes(KEY_BYTES)) + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return _read_key_file(path)
+
+
+def _read_key_file(path: Path) -> bytes:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise KeyFileError(
+            f"{path} is readable by other users (mode {mode:o}); run: chmod 600 {path}"
+        )
+    try:
+        raw = base64.b64decode(path.read_bytes().strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyFileError(f"{path} is not a base64 key; move it away to let the broker create a new one") from None
+    if len(raw) != KEY_BYTES:
+        raise KeyFileError(f"{path} holds {len(raw)} bytes instead of {KEY_BYTES}")
+    return raw
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    """Create the data directory (mode 0700) if it does not exist."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not os.access(data_dir, os.W_OK):
+        raise KeyFileError(f"data directory {data_dir} is not writable; set DESKHAND_DATA_DIR to one that is")

@@ -1,0 +1,121 @@
+"""Database tables (SQLAlchemy 2 declarative).
+
+Schema changes go through an Alembic revision in ``broker/migrations/versions``;
+``tests/integration/test_migrations.py`` checks the two agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware UTC datetimes; SQLite would otherwise hand back naive ones."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    must_change_password: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AccessToken(Base):
+    """A login token; only its SHA-256 is stored."""
+
+    __tablename__ = "access_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    user: Mapped[User] = relationship()
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    requester_name: Mapped[str] = mapped_column(String(120))
+    requester_email: Mapped[str] = mapped_column(String(254))
+    priority: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    created_by: Mapped[User] = relationship()
+    sessions: Mapped[list["SupportSession"]] = relationship(
+        back_populates="ticket", order_by="SupportSession.created_at"
+    )
+
+
+class SupportSession(Base):
+    """One remote support session on a ticket, from code issue to its end."""
+
+    __tablename__ = "support_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    technician_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), index=True)
+    code_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    host_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    host_machine_name: Mapped[str | None] = mapped_column(String(253), default=None)
+    host_os: Mapped[str | None] = mapped_column(String(128), default=None)
+    host_user_name: Mapped[str | None] = mapped_column(String(256), default=None)
+    host_address: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    ended_by: Mapped[str | None] = mapped_column(String(16), default=None)
+    end_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="sessions")
+    technician: Mapped[User] = relationship()
+
+
+class AuditEvent(Base):
+    """Something that happened, for the audit trail."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_session_id", "session_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str | None] = mapped_column(String(64), default=None)
+    session_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    ticket_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    data: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)

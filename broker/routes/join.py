@@ -1,0 +1,85 @@
+"""A host redeeming a support code."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from protocol.api import JoinRequest, JoinResponse, signalling_path
+
+from .. import audit
+from ..codes import Verdict
+from ..deps import BrokerState, Source, State
+from ..errors import ApiError
+from ..serializers import user_brief
+from ..support_sessions import CodeRejected, redeem_code
+
+router = APIRouter(tags=["join"])
+
+_REJECTIONS = {
+    Verdict.unknown: (404, "code_unknown", "no session has this code: check the digits with your technician"),
+    Verdict.expired: (410, "code_expired", "this code has expired: ask your technician for a new one"),
+    Verdict.used: (409, "code_used", "this code was already used: ask your technician for a new one"),
+    Verdict.cancelled: (410, "code_cancelled", "the technician cancelled this code: ask for a new one"),
+}
+
+
+@router.post(
+    "/join", response_model=JoinResponse,
+    summary="Redeem a support code (host side); no login, the code is the credential",
+    responses={404: {}, 409: {}, 410: {}, 429: {"description": "Too many failed codes; see Retry-After"}},
+)
+async def join(body: JoinRequest, state: State, source: Source) -> JoinResponse:
+    key = source or "unknown"
+    limiter = state.code_failures
+    wait = limiter.retry_after(key, time.monotonic())
+    if wait is not None:
+        raise ApiError(
+            429, "rate_limited",
+            f"too many wrong codes from this address; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+    def _redeem() -> JoinResponse:
+        with state.database.session() as db:
+            session, host_token = redeem_code(
+                db, body, code_key=state.keys.code_hash_key, source=source
+            )
+            return JoinResponse(
+                session_id=session.id,
+                ticket_id=session.ticket_id,
+                host_token=host_token,
+                technician=user_brief(session.technician),
+                ice=state.settings.ice_config,
+                broker_public_key=state.keys.public_key_b64,
+                signalling_path=signalling_path(session.id),
+            )
+
+    try:
+        return await run_in_threadpool(_redeem)
+    except CodeRejected as rejected:
+        # Counted and audited in a transaction of its own: the redemption's rolled back.
+        now = time.monotonic()
+        limiter.record_failure(key, now)
+        blocked_for = limiter.retry_after(key, now)
+        await run_in_threadpool(_audit_failure, state, source, rejected.verdict, blocked_for)
+        status, error, message = _REJECTIONS[rejected.verdict]
+        raise ApiError(status, error, message) from None
+
+
+def _audit_failure(
+    state: BrokerState, source: str | None, verdict: Verdict, blocked_for: int | None
+) -> None:
+    """Audit a failed redemption and, when it tips the limit, the block it starts.
+
+    Requests refused while blocked are not audited one by one: the block event
+    covers them, and a flood of refusals cannot fill the trail.
+    """
+    with state.database.session() as db:
+        audit.record(db, "code.redeem_failed", actor=audit.ANONYMOUS, source=source, reason=verdict.value)
+        if blocked_for is not None:
+            audit.record(
+                db, "code.rate_limited", actor=audit.ANONYMOUS, source=source, retry_after=blocked_for
+            )

@@ -1,0 +1,76 @@
+"""Support sessions, from the technician's side."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from protocol.api import EndedBy, SessionCreate, SessionEnd, SessionOut, SessionStarted, format_code
+from protocol.signalling import SessionEnded
+
+from .. import audit
+from ..deps import DB, CurrentUser, SessionId, Source, State
+from ..errors import ApiError, not_found
+from ..models import SupportSession, User
+from ..serializers import session_out
+from ..support_sessions import SessionOver, end_session, get_session, start_session
+from ..tickets import get_ticket
+
+router = APIRouter(prefix="/sessions", tags=["sessions"])
+
+
+def visible_session(db: DB, user: User, session_id: str) -> SupportSession:
+    """The session, if this user may see it (its technician, or an admin)."""
+    session = get_session(db, session_id)
+    if session is None or (session.technician_id != user.id and not user.is_admin):
+        raise not_found(f"session {session_id}")
+    return session
+
+
+@router.post(
+    "", response_model=SessionStarted, status_code=201,
+    summary="Start a support session on a ticket and get its one-time code",
+)
+def create(body: SessionCreate, db: DB, user: CurrentUser, state: State, source: Source) -> SessionStarted:
+    ticket = get_ticket(db, body.ticket_id)
+    if ticket is None:
+        raise not_found(f"ticket {body.ticket_id}")
+    session, code = start_session(
+        db, user, ticket,
+        code_key=state.keys.code_hash_key,
+        code_ttl=timedelta(seconds=state.settings.code_ttl_seconds),
+        source=source,
+    )
+    return SessionStarted(session=session_out(session), code=code, code_display=format_code(code))
+
+
+@router.get("/{session_id}", response_model=SessionOut, summary="A session's state")
+def show(session_id: SessionId, db: DB, user: CurrentUser) -> SessionOut:
+    return session_out(visible_session(db, user, session_id))
+
+
+@router.post("/{session_id}/end", response_model=SessionOut, summary="End a session")
+async def end(
+    session_id: SessionId, body: SessionEnd, user: CurrentUser, state: State, source: Source
+) -> SessionOut:
+    def _end() -> SessionOut:
+        with state.database.session() as db:
+            session = visible_session(db, user, session_id)
+            try:
+                end_session(
+                    db, session, ended_by=EndedBy.technician, actor=audit.user_actor(user),
+                    reason=body.reason, source=source,
+                )
+                return session_out(session)
+            except SessionOver as over:
+                raise ApiError(
+                    409, "session_over", f"the session is already {over.session.state}"
+                ) from None
+
+    ended = await run_in_threadpool(_end)
+    await state.hub.close_room(
+        ended.id, SessionEnded(ended_by=EndedBy.technician.value, reason=body.reason)
+    )
+    return ended

@@ -1,0 +1,187 @@
+"""The signalling WebSocket: both peers of a session meet here.
+
+The connection is authenticated before it is accepted (``Authorization:
+Bearer`` with the technician's login token or the host token from the join),
+and refused with an HTTP status and a JSON body that says why. Once in, every
+frame passes :func:`protocol.signalling.parse_peer_message`; a bad frame gets
+an ``error`` reply and the connection stays up.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from protocol.api import EndedBy, SessionState
+from protocol.signalling import (
+    RELAYED_TYPES,
+    End,
+    ErrorCode,
+    PeerInfo,
+    PeerJoined,
+    PeerLeft,
+    Role,
+    SessionEnded,
+    SignalError,
+    Welcome,
+    parse_peer_message,
+)
+
+from .. import audit
+from ..deps import BrokerState, SessionId, user_for_token
+from ..errors import ApiError
+from ..hub import Peer
+from ..serializers import host_info, user_brief
+from ..support_sessions import SessionOver, end_session, get_session, host_session
+from ..tokens import HOST_TOKEN_PREFIX, hash_token
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["signalling"])
+
+CLOSE_REPLACED = 4000
+"""Close code sent to a connection that a newer one for the same role replaced."""
+
+
+def _bearer(websocket: WebSocket) -> str | None:
+    header = websocket.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def authenticate(state: BrokerState, session_id: str, token: str | None) -> PeerInfo:
+    """Who this token speaks for in ``session_id``, or an :class:`ApiError` saying why not."""
+    if token is None:
+        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <token>' to open signalling")
+    with state.database.session() as db:
+        if token.startswith(HOST_TOKEN_PREFIX):
+            session = host_session(db, hash_token(token))
+            if session is None:
+                raise ApiError(401, "unauthorized", "unknown host token: join with a support code first")
+            if session.id != session_id:
+                audit.record(
+                    db, "signal.wrong_session", actor=audit.host_actor(session.id),
+                    session_id=session_id, token_session=session.id,
+                )
+                raise ApiError(403, "forbidden", "this host token belongs to another session")
+            peer = PeerInfo(role=Role.host, host=host_info(session))
+        else:
+            found = user_for_token(db, token)
+            if found is None:
+                raise ApiError(401, "unauthorized", "the token is unknown, expired or revoked: sign in again")
+            user = found[0]
+            session = get_session(db, session_id)
+            if session is None or (session.technician_id != user.id):
+                raise ApiError(404, "not_found", f"session {session_id} does not exist or is not yours")
+            peer = PeerInfo(role=Role.technician, user=user_brief(user))
+        if session.state not in (SessionState.waiting.value, SessionState.connected.value):
+            raise ApiError(410, "session_over", f"the session is {session.state}")
+    return peer
+
+
+@router.websocket("/sessions/{session_id}/signal")
+async def signal(websocket: WebSocket, session_id: SessionId) -> None:
+    state: BrokerState = websocket.app.state.broker
+    try:
+        info = await run_in_threadpool(authenticate, state, session_id, _bearer(websocket))
+    except ApiError as refused:
+        await websocket.send_denial_response(refused.response())
+        return
+    await websocket.accept()
+    hub = state.hub
+    me = Peer(session_id=session_id, info=info, link=websocket)
+    replaced = hub.attach(me)
+    if replaced is not None:
+        await hub.deliver(replaced, SessionEnded(ended_by="broker", reason="replaced by a newer connection"))
+        try:
+            await replaced.link.close(CLOSE_REPLACED, "replaced by a newer connection")
+        except Exception:  # noqa: BLE001
+            pass
+    actor = _actor(info, session_id)
+    await run_in_threadpool(_audit, state, "signal.connected", actor, websocket, session_id)
+    other = hub.peer(session_id, info.role.other)
+    await hub.deliver(me, Welcome(session_id=session_id, role=info.role, peer=other.info if other else None))
+    if other is not None:
+        await hub.deliver(other, PeerJoined(peer=info))
+
+    try:
+        await _relay(state, me, websocket)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        if hub.detach(me):
+            other = hub.peer(session_id, info.role.other)
+            if other is not None:
+                await hub.deliver(other, PeerLeft(role=info.role))
+        await run_in_threadpool(_audit, state, "signal.disconnected", actor, websocket, session_id)
+
+
+async def _relay(state: BrokerState, me: Peer, websocket: WebSocket) -> None:
+    hub = state.hub
+    limit = state.settings.signal_max_message_bytes
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        frame = message.get("text")
+        if frame is None:
+            frame = message.get("bytes") or b""
+        try:
+            parsed = parse_peer_message(frame, limit)
+        except SignalError as bad:
+            log.info("bad signalling frame from %s of %s: %s", me.role.value, me.session_id, bad.code.value)
+            await hub.deliver(me, bad.to_message())
+            continue
+        if isinstance(parsed, End):
+            await _end_from_peer(state, me, parsed, websocket)
+            return
+        assert parsed.type in RELAYED_TYPES
+        other = hub.peer(me.session_id, me.role.other)
+        if other is None:
+            await hub.deliver(
+                me,
+                SignalError(ErrorCode.peer_absent, f"the {me.role.other.value} is not connected yet; "
+                            "wait for peer_joined").to_message(),
+            )
+            continue
+        await hub.deliver(other, parsed)
+
+
+async def _end_from_peer(state: BrokerState, me: Peer, message: End, websocket: WebSocket) -> None:
+    ended_by = EndedBy.host if me.role is Role.host else EndedBy.technician
+    source = websocket.client.host if websocket.client else None
+
+    def _end() -> bool:
+        with state.database.session() as db:
+            session = get_session(db, me.session_id)
+            if session is None:
+                return False
+            try:
+                end_session(
+                    db, session, ended_by=ended_by, actor=_actor(me.info, me.session_id),
+                    reason=message.reason, source=source,
+                )
+            except SessionOver:
+                return False
+            return True
+
+    await run_in_threadpool(_end)
+    await state.hub.close_room(me.session_id, SessionEnded(ended_by=ended_by.value, reason=message.reason))
+
+
+def _actor(info: PeerInfo, session_id: str) -> str:
+    if info.role is Role.host:
+        return audit.host_actor(session_id)
+    assert info.user is not None
+    return audit.user_actor(info.user)
+
+
+def _audit(state: BrokerState, kind: str, actor: str, websocket: WebSocket, session_id: str) -> None:
+    with state.database.session() as db:
+        audit.record(
+            db, kind, actor=actor, source=websocket.client.host if websocket.client else None,
+            session_id=session_id,
+        )

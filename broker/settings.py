@@ -1,0 +1,111 @@
+"""Every broker setting, in one place.
+
+Each field reads from an environment variable named ``DESKHAND_<FIELD>``
+(for example ``DESKHAND_CODE_TTL_SECONDS``). ``docs/operations.md`` lists them
+all; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, TypeAdapter, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from protocol.ice import IceConfig, IceServer
+from protocol.signalling import DEFAULT_MAX_MESSAGE_BYTES
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/deskhand``, or ``~/.local/share/deskhand``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "deskhand"
+
+
+class Settings(BaseSettings):
+    """Broker configuration. Construct with keyword arguments to override the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="DESKHAND_", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Directory holding the SQLite database and the broker's keys.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default is sqlite:///<data_dir>/deskhand.sqlite3.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    log_level: str = Field(default="info", description="debug, info, warning or error.")
+
+    token_ttl_seconds: int = Field(
+        default=8 * 3600, ge=60, le=30 * 86400, description="Lifetime of a login token."
+    )
+    code_ttl_seconds: int = Field(
+        default=600, ge=30, le=86400, description="How long a support code can be redeemed."
+    )
+    code_failures_per_source: int = Field(
+        default=10, ge=1, le=100_000,
+        description="Failed code redemptions allowed from one address per window.",
+    )
+    code_failures_global: int = Field(
+        default=200, ge=1, le=10_000_000,
+        description="Failed code redemptions allowed from all addresses together per window.",
+    )
+    code_failure_window_seconds: int = Field(
+        default=60, ge=1, le=86400, description="Window of the two limits above."
+    )
+
+    ice_servers: str = Field(
+        default="[]",
+        description='JSON list of RTCIceServer objects, e.g. [{"urls": ["stun:stun.example.org"]}].',
+    )
+    ice_loopback: bool = Field(
+        default=False,
+        description="Tell both peers to gather only 127.0.0.1 candidates (tests, one-machine demos).",
+    )
+
+    signing_key: SecretStr | None = Field(
+        default=None,
+        description="Ed25519 private key (base64 of the 32-byte seed); default: data_dir/signing.key.",
+    )
+    code_hash_key: SecretStr | None = Field(
+        default=None,
+        description="Key (base64, 32 bytes) of the keyed hash of support codes; default: data_dir/code-hash.key.",
+    )
+
+    signal_max_message_bytes: int = Field(
+        default=DEFAULT_MAX_MESSAGE_BYTES, ge=4096, le=1024 * 1024,
+        description="Largest signalling message accepted; larger ones get an error reply.",
+    )
+    expiry_sweep_seconds: float = Field(
+        default=5.0, gt=0, le=3600,
+        description="How often waiting sessions whose code ran out are marked expired.",
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        value = value.lower()
+        if value not in ("debug", "info", "warning", "error"):
+            raise ValueError("must be one of debug, info, warning, error")
+        return value
+
+    @field_validator("ice_servers")
+    @classmethod
+    def _check_ice(cls, value: str) -> str:
+        TypeAdapter(list[IceServer]).validate_json(value)
+        return value
+
+    @cached_property
+    def ice_config(self) -> IceConfig:
+        """The ICE configuration handed to both peers of every session."""
+        servers = TypeAdapter(list[IceServer]).validate_json(self.ice_servers)
+        return IceConfig(servers=servers, loopback_only=self.ice_loopback)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'deskhand.sqlite3'}"

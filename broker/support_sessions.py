@@ -1,0 +1,228 @@
+"""Support sessions: issuing a code, a host redeeming it, ending, expiring.
+
+Every state change happens with a conditional UPDATE on the current state, so
+two racing requests (two hosts with the same code, an end racing an expiry)
+cannot both win.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
+
+from protocol.api import EndedBy, JoinRequest, SessionState
+
+from . import audit
+from .clock import utcnow
+from .codes import CodeRecord, Verdict, hash_code, issue_code, judge_redemption
+from .models import SupportSession, Ticket, User
+from .tokens import HOST_TOKEN_PREFIX, new_token
+
+_ISSUE_ATTEMPTS = 20
+
+
+class CodeRejected(Exception):
+    """A redemption failed; ``verdict`` says why."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.value)
+        self.verdict = verdict
+
+
+class SessionOver(Exception):
+    """The session already ended or expired."""
+
+    def __init__(self, session: SupportSession) -> None:
+        super().__init__(session.state)
+        self.session = session
+
+
+def get_session(db: Session, session_id: str) -> SupportSession | None:
+    return db.scalars(
+        select(SupportSession)
+        .where(SupportSession.id == session_id)
+        .options(selectinload(SupportSession.technician))
+    ).one_or_none()
+
+
+def start_session(
+    db: Session,
+    technician: User,
+    ticket: Ticket,
+    *,
+    code_key: bytes,
+    code_ttl: timedelta,
+    source: str | None,
+) -> tuple[SupportSession, str]:
+    """Create a waiting session on ``ticket`` and return it with its fresh code."""
+    now = utcnow()
+    for _ in range(_ISSUE_ATTEMPTS):
+        code = issue_code()
+        code_hash = hash_code(code_key, code)
+        clash = db.scalar(
+            select(SupportSession.id).where(
+                SupportSession.code_hash == code_hash,
+                SupportSession.state == SessionState.waiting.value,
+                SupportSession.code_expires_at > now,
+            )
+        )
+        if clash is None:
+            break
+    else:  # pragma: no cover - needs ~10^8 live codes
+        raise RuntimeError("could not find a free support code; too many live sessions")
+    session = SupportSession(
+        id=str(uuid.uuid4()),
+        ticket=ticket,
+        technician=technician,
+        state=SessionState.waiting.value,
+        code_hash=code_hash,
+        code_expires_at=now + code_ttl,
+        created_at=now,
+    )
+    db.add(session)
+    db.flush()
+    audit.record(
+        db, "session.created", actor=audit.user_actor(technician), source=source,
+        session_id=session.id, ticket_id=ticket.id,
+    )
+    audit.record(
+        db, "code.issued", actor=audit.user_actor(technician), source=source,
+        session_id=session.id, ticket_id=ticket.id,
+        expires_at=session.code_expires_at.isoformat(),
+    )
+    return session, code
+
+
+def redeem_code(
+    db: Session, body: JoinRequest, *, code_key: bytes, source: str | None
+) -> tuple[SupportSession, str]:
+    """Burn the code in ``body`` and attach the host; return the session and host token.
+
+    Raises :class:`CodeRejected`. The caller audits and rate-limits failures.
+    """
+    now = utcnow()
+    code_hash = hash_code(code_key, body.code)
+    rows = db.execute(
+        select(
+            SupportSession.id,
+            SupportSession.state,
+            SupportSession.code_expires_at,
+            SupportSession.connected_at,
+        ).where(SupportSession.code_hash == code_hash)
+    ).all()
+    records = [CodeRecord(r.id, r.state, r.code_expires_at, r.connected_at is not None) for r in rows]
+    verdict, session_id = judge_redemption(records, now)
+    if verdict is not Verdict.redeemable:
+        raise CodeRejected(verdict)
+    host_token, host_token_hash = new_token(HOST_TOKEN_PREFIX)
+    won = db.execute(
+        update(SupportSession)
+        .where(
+            SupportSession.id == session_id,
+            SupportSession.state == SessionState.waiting.value,
+            SupportSession.code_expires_at > now,
+        )
+        .values(
+            state=SessionState.connected.value,
+            connected_at=now,
+            host_token_hash=host_token_hash,
+            host_machine_name=body.machine_name,
+            host_os=body.os,
+            host_user_name=body.user_name,
+            host_address=source,
+        )
+    ).rowcount
+    if won != 1:
+        # Someone else redeemed it between our read and our write.
+        raise CodeRejected(Verdict.used)
+    session = get_session(db, session_id)  # type: ignore[arg-type]
+    assert session is not None
+    db.refresh(session)
+    audit.record(
+        db, "code.redeemed", actor=audit.host_actor(session.id), source=source,
+        session_id=session.id, ticket_id=session.ticket_id,
+        machine_name=body.machine_name, os=body.os, user_name=body.user_name,
+    )
+    return session, host_token
+
+
+def host_session(db: Session, host_token_hash: str) -> SupportSession | None:
+    """The session a host token belongs to."""
+    return db.scalars(
+        select(SupportSession)
+        .where(SupportSession.host_token_hash == host_token_hash)
+        .options(selectinload(SupportSession.technician))
+    ).one_or_none()
+
+
+def end_session(
+    db: Session,
+    session: SupportSession,
+    *,
+    ended_by: EndedBy,
+    actor: str,
+    reason: str,
+    source: str | None,
+) -> SupportSession:
+    """End a waiting or connected session. Raises :class:`SessionOver` if it already is."""
+    now = utcnow()
+    won = db.execute(
+        update(SupportSession)
+        .where(
+            SupportSession.id == session.id,
+            SupportSession.state.in_([SessionState.waiting.value, SessionState.connected.value]),
+        )
+        .values(
+            state=SessionState.ended.value,
+            ended_at=now,
+            ended_by=ended_by.value,
+            end_reason=reason,
+        )
+    ).rowcount
+    db.refresh(session)
+    if won != 1:
+        raise SessionOver(session)
+    audit.record(
+        db, "session.ended", actor=actor, source=source, session_id=session.id,
+        ticket_id=session.ticket_id, ended_by=ended_by.value, reason=reason,
+    )
+    return session
+
+
+@dataclass(frozen=True)
+class Expired:
+    session_id: str
+    ticket_id: int
+
+
+def expire_overdue(db: Session, now: datetime | None = None) -> list[Expired]:
+    """Mark every waiting session whose code ran out as expired; return them."""
+    now = now or utcnow()
+    overdue = db.execute(
+        select(SupportSession.id, SupportSession.ticket_id).where(
+            SupportSession.state == SessionState.waiting.value,
+            SupportSession.code_expires_at <= now,
+        )
+    ).all()
+    expired = []
+    for row in overdue:
+        won = db.execute(
+            update(SupportSession)
+            .where(SupportSession.id == row.id, SupportSession.state == SessionState.waiting.value)
+            .values(
+                state=SessionState.expired.value,
+                ended_at=now,
+                ended_by=EndedBy.broker.value,
+                end_reason="the support code expired before a host joined",
+            )
+        ).rowcount
+        if won == 1:
+            audit.record(
+                db, "session.expired", actor=audit.BROKER, session_id=row.id, ticket_id=row.ticket_id
+            )
+            expired.append(Expired(row.id, row.ticket_id))
+    return expired
