@@ -20,6 +20,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .api import HostInfo, MultiLine, UserBrief
+from .ice import IceConfig
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 """Largest signalling frame the broker accepts by default (an SDP is ~2-8 KiB)."""
@@ -93,6 +94,8 @@ class Welcome(_Message):
     role: Role
     peer: PeerInfo | None = None
     """The other peer, when it is already connected."""
+    ice: IceConfig
+    """How this peer gathers ICE candidates for the session."""
 
 
 class PeerJoined(_Message):

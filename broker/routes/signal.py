@@ -103,7 +103,15 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     actor = _actor(info, session_id)
     await run_in_threadpool(_audit, state, "signal.connected", actor, websocket, session_id)
     other = hub.peer(session_id, info.role.other)
-    await hub.deliver(me, Welcome(session_id=session_id, role=info.role, peer=other.info if other else None))
+    await hub.deliver(
+        me,
+        Welcome(
+            session_id=session_id,
+            role=info.role,
+            peer=other.info if other else None,
+            ice=state.settings.ice_config,
+        ),
+    )
     if other is not None:
         await hub.deliver(other, PeerJoined(peer=info))
 

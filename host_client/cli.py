@@ -1,0 +1,109 @@
+"""``deskhand-host``: join a support session with the code your technician gave you."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from protocol.codes import CodeFormatError, normalize_code
+
+from .capture import CaptureError, ScreenTrack
+from .join import JoinRefused, join_session
+from .session import HostSession
+
+DEFAULT_BROKER = "http://127.0.0.1:8000"
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deskhand-host",
+        description="Share this computer's screen with a Deskhand technician.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log connection details to stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    join = commands.add_parser(
+        "join",
+        help="join a session with a support code",
+        description="Join the session your technician started, stream this screen until the "
+        "technician ends the session or you press Ctrl-C, then print a one-line summary.",
+    )
+    join.add_argument(
+        "code",
+        help="the 9-digit code your technician read to you; spaces or dashes are fine (123 456 789)",
+    )
+    join.add_argument(
+        "--broker",
+        default=os.environ.get("DESKHAND_BROKER", DEFAULT_BROKER),
+        help=f"address of your organisation's Deskhand broker (default: DESKHAND_BROKER or {DEFAULT_BROKER})",
+    )
+    join.add_argument("--monitor", type=int, default=1, help="which monitor to share, 1 = primary (default 1)")
+    join.add_argument("--fps", type=_fps, default=30.0, help="highest frame rate to send, 1-60 (default 30)")
+    return parser
+
+
+def _fps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 <= value <= 60:
+        raise argparse.ArgumentTypeError("frame rate must be between 1 and 60")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command != "join":
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        code = normalize_code(args.code)
+    except CodeFormatError as exc:
+        print(f"deskhand-host: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.monitor < 1:
+        print("deskhand-host: --monitor counts from 1 (the primary monitor)", file=sys.stderr)
+        return EXIT_USAGE
+    return asyncio.run(_join(args.broker, code, args.monitor, args.fps))
+
+
+async def _join(broker: str, code: str, monitor: int, fps: float) -> int:
+    try:
+        ScreenTrack(monitor=monitor, fps=fps).stop()  # fail before burning the code
+    except CaptureError as exc:
+        print(f"deskhand-host: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        joined = await join_session(broker, code)
+    except JoinRefused as refused:
+        print(f"deskhand-host: {refused.message}", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"Joined session {joined.session_id} on ticket {joined.ticket_id} with "
+        f"{joined.technician.display_name}. Press Ctrl-C to end it.",
+        flush=True,
+    )
+    session = HostSession(broker, joined, track_factory=lambda: ScreenTrack(monitor=monitor, fps=fps))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(
+            signum, lambda: asyncio.ensure_future(session.end("the user ended the session"))
+        )
+    summary = await session.run()
+    print(summary.line(), flush=True)
+    return EXIT_OK if summary.ended_by in ("technician", "user") else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

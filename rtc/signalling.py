@@ -1,0 +1,107 @@
+"""The client end of the signalling WebSocket, and SDP/ICE conversions for aiortc."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import websockets
+from aiortc import RTCIceCandidate, RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
+from pydantic import BaseModel
+from websockets.asyncio.client import ClientConnection
+
+from protocol.signalling import Answer, IceCandidate, Offer, SignalError, encode, parse_broker_message
+
+log = logging.getLogger(__name__)
+
+
+class SignallingRefused(Exception):
+    """The broker refused the WebSocket; ``status`` and ``message`` say why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def websocket_url(broker_url: str, path: str) -> str:
+    """``http(s)://host[:port][/prefix]`` plus ``path`` as a ``ws(s)://`` URL."""
+    parts = urlsplit(broker_url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme)
+    if scheme is None:
+        raise ValueError(f"broker URL must start with http:// or https://, not {broker_url!r}")
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + path, "", ""))
+
+
+class SignallingChannel:
+    """One authenticated signalling connection to the broker."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self._connection = connection
+
+    @classmethod
+    async def open(cls, broker_url: str, path: str, token: str) -> "SignallingChannel":
+        """Connect and authenticate; raises :class:`SignallingRefused` with the broker's reason."""
+        try:
+            connection = await websockets.connect(
+                websocket_url(broker_url, path),
+                additional_headers={"Authorization": f"Bearer {token}"},
+                max_size=1024 * 1024,
+                open_timeout=15,
+            )
+        except websockets.InvalidStatus as exc:
+            raise SignallingRefused(exc.response.status_code, _reason(exc.response.body)) from None
+        return cls(connection)
+
+    async def send(self, message: BaseModel) -> None:
+        await self._connection.send(encode(message))
+
+    async def messages(self) -> AsyncIterator[BaseModel]:
+        """Validated messages from the broker until the connection closes.
+
+        A frame that does not validate is logged and skipped: a newer broker may
+        send messages this client does not know.
+        """
+        try:
+            async for frame in self._connection:
+                try:
+                    yield parse_broker_message(frame)
+                except SignalError as exc:
+                    log.warning("ignoring a signalling message this client cannot read: %s", exc.message)
+        except websockets.ConnectionClosedError as exc:
+            log.info("signalling connection lost: %s", exc)
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._connection.close_code is not None
+
+
+def _reason(body: bytes | None) -> str:
+    try:
+        data = json.loads(body or b"")
+        return str(data.get("message") or data)
+    except ValueError:
+        return (body or b"").decode("utf-8", "replace")[:200] or "no reason given"
+
+
+def description_from(message: Offer | Answer) -> RTCSessionDescription:
+    return RTCSessionDescription(sdp=message.sdp, type=message.type)
+
+
+def candidate_from(message: IceCandidate) -> RTCIceCandidate | None:
+    """An aiortc candidate from a trickled one; None for end-of-candidates."""
+    text = (message.candidate or "").strip()
+    if not text:
+        return None
+    if text.startswith("candidate:"):
+        text = text[len("candidate:") :]
+    candidate = candidate_from_sdp(text)
+    candidate.sdpMid = message.sdp_mid
+    candidate.sdpMLineIndex = message.sdp_mline_index
+    return candidate
