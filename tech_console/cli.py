@@ -1,0 +1,367 @@
+"""``deskhand-console``: the technician's command line, for scripting and tests."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+
+from protocol.api import Priority, SessionOut, TicketCreate, TicketOut
+
+from .client import ConsoleError, TechConsole
+from .credentials import Credentials, default_credentials_path, forget_credentials, load_credentials, save_credentials
+from .remote_view import ViewError
+
+DEFAULT_BROKER = "http://127.0.0.1:8000"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+err = Console(stderr=True, highlight=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deskhand-console",
+        description="Work Deskhand tickets and sessions from the command line.",
+    )
+    parser.add_argument(
+        "--broker",
+        help=f"broker URL (default: DESKHAND_BROKER, else the one you signed in to, else {DEFAULT_BROKER})",
+    )
+    parser.add_argument(
+        "--credentials", type=Path,
+        default=Path(os.environ["DESKHAND_CONSOLE_CREDENTIALS"]) if os.environ.get("DESKHAND_CONSOLE_CREDENTIALS") else None,
+        help="file where 'login' keeps the token (default: DESKHAND_CONSOLE_CREDENTIALS or "
+        "~/.config/deskhand/console.json)",
+    )
+    parser.add_argument("--json", action="store_true", help="print results as JSON for scripts")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log connection details to stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    login = commands.add_parser("login", help="sign in and remember the token")
+    login.add_argument("--username", "-u", required=True, help="your account name")
+    login.add_argument(
+        "--password-stdin", action="store_true",
+        help="read the password from the first line of standard input instead of prompting",
+    )
+    commands.add_parser("logout", help="revoke the token and forget it")
+    commands.add_parser("whoami", help="show the signed-in account")
+    passwd = commands.add_parser("passwd", help="change your password (at least 12 characters)")
+    passwd.add_argument(
+        "--stdin", action="store_true",
+        help="read the current and the new password from the first two lines of standard input",
+    )
+
+    ticket = commands.add_parser("ticket", help="create, list and show tickets")
+    ticket_cmds = ticket.add_subparsers(dest="ticket_command", metavar="ACTION", required=True)
+    create = ticket_cmds.add_parser("create", help="open a ticket")
+    create.add_argument("--subject", required=True, help="one line saying what is wrong")
+    create.add_argument("--requester-name", required=True, help="who asked for help")
+    create.add_argument("--requester-email", required=True, help="their email address")
+    create.add_argument(
+        "--priority", choices=[p.value for p in Priority], default=Priority.normal.value,
+        help="ticket priority (default normal)",
+    )
+    create.add_argument("--description", default="", help="longer description (optional)")
+    listing = ticket_cmds.add_parser("list", help="list tickets, newest first")
+    listing.add_argument("--status", help="only tickets in this status (e.g. open)")
+    listing.add_argument("--limit", type=_bounded_int(1, 500), default=50, help="at most this many (1-500, default 50)")
+    show = ticket_cmds.add_parser("show", help="show a ticket with its sessions")
+    show.add_argument("ticket_id", type=_bounded_int(1, 2**62), help="ticket number")
+
+    session = commands.add_parser("session", help="start, show and end support sessions")
+    session_cmds = session.add_subparsers(dest="session_command", metavar="ACTION", required=True)
+    start = session_cmds.add_parser("start", help="start a session on a ticket and print its one-time code")
+    start.add_argument("--ticket", type=_bounded_int(1, 2**62), required=True, help="ticket number")
+    start.add_argument("--wait", action="store_true", help="after printing the code, wait until a host joins")
+    start.add_argument("--timeout", type=_seconds, default=600.0, help="how long --wait waits (seconds, default 600)")
+    sshow = session_cmds.add_parser("show", help="show a session's state")
+    sshow.add_argument("session_id", type=_session_id, help="session id (printed by 'session start')")
+    end = session_cmds.add_parser("end", help="end a session")
+    end.add_argument("session_id", type=_session_id, help="session id (printed by 'session start')")
+    end.add_argument("--reason", default="", help="a note saying why or what was done")
+
+    snap = commands.add_parser(
+        "snapshot", help="connect to a session's video and save the remote screen as a PNG"
+    )
+    snap.add_argument("session_id", type=_session_id, help="session id (printed by 'session start')")
+    snap.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    snap.add_argument("--timeout", type=_seconds, default=60.0, help="give up after this many seconds (default 60)")
+    snap.add_argument(
+        "--settle", type=_seconds, default=1.0,
+        help="seconds of video to let pass before taking the picture, so the image is sharp (default 1)",
+    )
+    snap.add_argument("--end", action="store_true", help="end the session after saving the picture")
+    snap.add_argument("--reason", default="", help="with --end: the note to end it with")
+    return parser
+
+
+def _bounded_int(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}-{high}")
+        return value
+
+    return parse
+
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _session_id(text: str) -> str:
+    value = text.strip().lower()
+    if not _UUID.match(value):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a session id (a UUID such as 65b3bd95-6679-4604-be05-c826beae02b7)"
+        )
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError("seconds must be between 0 and 86400")
+    return value
+
+
+class Context:
+    """Resolved options shared by the commands."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.credentials_path: Path = args.credentials or default_credentials_path()
+        saved = load_credentials(self.credentials_path)
+        self.broker: str = (
+            args.broker or os.environ.get("DESKHAND_BROKER") or (saved.broker if saved else DEFAULT_BROKER)
+        ).rstrip("/")
+        token = os.environ.get("DESKHAND_TOKEN")
+        if token is None and saved is not None and saved.broker.rstrip("/") == self.broker:
+            token = saved.token
+        self.token = token
+
+    def client(self) -> TechConsole:
+        return TechConsole(self.broker, self.token)
+
+    def emit(self, model: BaseModel | list[BaseModel], text: str) -> None:
+        if self.args.json:
+            if isinstance(model, list):
+                print(json.dumps([m.model_dump(mode="json") for m in model], indent=2))
+            else:
+                print(model.model_dump_json(indent=2))
+        else:
+            print(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler = _COMMANDS.get(args.command)
+    if handler is None:
+        parser.print_help()
+        return EXIT_USAGE
+    ctx = Context(args)
+    try:
+        return asyncio.run(handler(ctx))
+    except (ConsoleError, ViewError) as exc:
+        print(f"deskhand-console: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+
+
+async def _login(ctx: Context) -> int:
+    if ctx.args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"Password for {ctx.args.username}: ")
+    async with ctx.client() as tc:
+        result = await tc.login(ctx.args.username, password)
+    save_credentials(
+        ctx.credentials_path,
+        Credentials(ctx.broker, result.access_token, result.user.username, result.expires_at.isoformat()),
+    )
+    ctx.emit(result.user, f"Signed in to {ctx.broker} as {result.user.username} until {result.expires_at:%Y-%m-%d %H:%M} UTC.")
+    if result.password_change_required:
+        print("Your password must be changed: run 'deskhand-console passwd'.", file=sys.stderr)
+    return EXIT_OK
+
+
+async def _logout(ctx: Context) -> int:
+    async with ctx.client() as tc:
+        try:
+            await tc.logout()
+        finally:
+            forget_credentials(ctx.credentials_path)
+    print("Signed out.")
+    return EXIT_OK
+
+
+async def _whoami(ctx: Context) -> int:
+    async with ctx.client() as tc:
+        user = await tc.me()
+    ctx.emit(user, f"{user.username} ({user.display_name}){' admin' if user.is_admin else ''} at {ctx.broker}")
+    return EXIT_OK
+
+
+async def _passwd(ctx: Context) -> int:
+    if ctx.args.stdin:
+        current = sys.stdin.readline().rstrip("\n")
+        new = sys.stdin.readline().rstrip("\n")
+    else:
+        current = getpass.getpass("Current password: ")
+        new = getpass.getpass("New password (12 characters or more): ")
+        if getpass.getpass("New password again: ") != new:
+            print("deskhand-console: the two new passwords differ", file=sys.stderr)
+            return EXIT_USAGE
+    if len(new) < 12:
+        print("deskhand-console: the new password needs at least 12 characters", file=sys.stderr)
+        return EXIT_USAGE
+    async with ctx.client() as tc:
+        await tc.change_password(current, new)
+    print("Password changed.")
+    return EXIT_OK
+
+
+async def _ticket(ctx: Context) -> int:
+    args = ctx.args
+    async with ctx.client() as tc:
+        if args.ticket_command == "create":
+            try:
+                body = TicketCreate(
+                    subject=args.subject, requester_name=args.requester_name,
+                    requester_email=args.requester_email, priority=Priority(args.priority),
+                    description=args.description,
+                )
+            except ValidationError as exc:
+                for e in exc.errors():
+                    field = "--" + str(e["loc"][0]).replace("_", "-") if e["loc"] else "input"
+                    print(f"deskhand-console: {field}: {e['msg']}", file=sys.stderr)
+                return EXIT_USAGE
+            ticket = await tc.create_ticket(body)
+            ctx.emit(ticket, f"Ticket {ticket.id} opened: {ticket.subject}")
+        elif args.ticket_command == "list":
+            tickets = await tc.list_tickets(status=args.status, limit=args.limit)
+            lines = [
+                f"{t.id:>6}  {t.status:<8} {t.priority.value:<7} {t.session_count:>2} sessions  {t.subject}"
+                for t in tickets
+            ]
+            ctx.emit(tickets, "\n".join(lines) or "No tickets.")
+        else:
+            ticket = await tc.get_ticket(args.ticket_id)
+            ctx.emit(ticket, _describe_ticket(ticket))
+    return EXIT_OK
+
+
+async def _session(ctx: Context) -> int:
+    args = ctx.args
+    async with ctx.client() as tc:
+        if args.session_command == "start":
+            started = await tc.start_session(args.ticket)
+            ctx.emit(
+                started,
+                f"Code: {started.code_display}  (valid until {started.session.code_expires_at:%H:%M:%S} UTC)\n"
+                f"Session: {started.session.id}\n"
+                f"The end user runs: deskhand-host join {started.code_display.replace(' ', '-')} --broker {ctx.broker}",
+            )
+            if args.wait:
+                with err.status("Waiting for the host to join…"):
+                    session = await tc.wait_for_host(started.session.id, args.timeout)
+                print(f"Joined: {_describe_host(session)}", file=sys.stderr)
+        elif args.session_command == "show":
+            session = await tc.get_session(args.session_id)
+            ctx.emit(session, _describe_session(session))
+        else:
+            session = await tc.end_session(args.session_id, args.reason)
+            ctx.emit(session, f"Session {session.id} ended.")
+    return EXIT_OK
+
+
+async def _snapshot(ctx: Context) -> int:
+    args = ctx.args
+    async with ctx.client() as tc:
+        view = tc.view(args.session_id)
+        try:
+            with err.status("Waiting for the remote screen…"):
+                await view.start()
+                frame = await view.snapshot(args.out, timeout=args.timeout, settle=args.settle)
+            if args.end:
+                await tc.end_session(args.session_id, args.reason)
+        finally:
+            await view.close()
+    summary = {"path": str(args.out), "width": frame.width, "height": frame.height, "frames_received": view.frames_received}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"Saved {frame.width}x{frame.height} screen to {args.out} ({view.frames_received} frames received).")
+    return EXIT_OK
+
+
+def _describe_host(session: SessionOut) -> str:
+    if session.host is None:
+        return "no host yet"
+    h = session.host
+    return f"{h.user_name} on {h.machine_name} ({h.os})"
+
+
+def _describe_session(s: SessionOut) -> str:
+    lines = [
+        f"Session {s.id} on ticket {s.ticket_id}: {s.state.value}",
+        f"  technician: {s.technician.display_name} ({s.technician.username})",
+        f"  host:       {_describe_host(s)}",
+        f"  created:    {s.created_at:%Y-%m-%d %H:%M:%S} UTC",
+    ]
+    if s.connected_at:
+        lines.append(f"  connected:  {s.connected_at:%Y-%m-%d %H:%M:%S} UTC")
+    if s.ended_at:
+        by = f" by {s.ended_by.value}" if s.ended_by else ""
+        lines.append(f"  ended:      {s.ended_at:%Y-%m-%d %H:%M:%S} UTC{by}" + (f": {s.end_reason}" if s.end_reason else ""))
+    return "\n".join(lines)
+
+
+def _describe_ticket(t: TicketOut) -> str:
+    lines = [
+        f"Ticket {t.id}: {t.subject}",
+        f"  status {t.status}, priority {t.priority.value}, opened {t.created_at:%Y-%m-%d %H:%M} UTC by {t.created_by.username}",
+        f"  requester: {t.requester_name} <{t.requester_email}>",
+    ]
+    if t.description:
+        lines.append(f"  {t.description}")
+    lines.append(f"  sessions: {len(t.sessions)}")
+    lines.extend("  " + _describe_session(s).replace("\n", "\n  ") for s in t.sessions)
+    return "\n".join(lines)
+
+
+_COMMANDS: dict[str | None, Callable[[Context], Awaitable[int]]] = {
+    "login": _login,
+    "logout": _logout,
+    "whoami": _whoami,
+    "passwd": _passwd,
+    "ticket": _ticket,
+    "session": _session,
+    "snapshot": _snapshot,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
