@@ -79,28 +79,41 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _join(broker: str, code: str, monitor: int, fps: float) -> int:
-    try:
-        ScreenTrack(monitor=monitor, fps=fps).stop()  # fail before burning the code
-    except CaptureError as exc:
-        print(f"deskhand-host: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    try:
-        joined = await join_session(broker, code)
-    except JoinRefused as refused:
-        print(f"deskhand-host: {refused.message}", file=sys.stderr)
-        return EXIT_FAILED
-    print(
-        f"Joined session {joined.session_id} on ticket {joined.ticket_id} with "
-        f"{joined.technician.display_name}. Press Ctrl-C to end it.",
-        flush=True,
-    )
-    session = HostSession(broker, joined, track_factory=lambda: ScreenTrack(monitor=monitor, fps=fps))
+    session: HostSession | None = None
+    main_task = asyncio.current_task()
+    assert main_task is not None
+
+    def on_signal() -> None:
+        # Before the session exists there is nothing to end: just stop.
+        if session is None:
+            main_task.cancel()
+        else:
+            asyncio.ensure_future(session.end("the user ended the session"))
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(
-            signum, lambda: asyncio.ensure_future(session.end("the user ended the session"))
+        loop.add_signal_handler(signum, on_signal)
+    try:
+        try:
+            ScreenTrack(monitor=monitor, fps=fps).stop()  # fail before burning the code
+        except CaptureError as exc:
+            print(f"deskhand-host: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        try:
+            joined = await join_session(broker, code)
+        except JoinRefused as refused:
+            print(f"deskhand-host: {refused.message}", file=sys.stderr)
+            return EXIT_FAILED
+        session = HostSession(broker, joined, track_factory=lambda: ScreenTrack(monitor=monitor, fps=fps))
+        print(
+            f"Joined session {joined.session_id} on ticket {joined.ticket_id} with "
+            f"{joined.technician.display_name}. Press Ctrl-C to end it.",
+            flush=True,
         )
-    summary = await session.run()
+        summary = await session.run()
+    except asyncio.CancelledError:
+        print("deskhand-host: stopped before the session started", file=sys.stderr)
+        return EXIT_FAILED
     print(summary.line(), flush=True)
     return EXIT_OK if summary.ended_by in ("technician", "user") else EXIT_FAILED
 

@@ -81,6 +81,7 @@ class HostSession:
         self._track: MediaStreamTrack | None = None
         self._frames_before = 0
         self._ended: tuple[str, str] | None = None
+        self._end_reason: str | None = None
         self._started = time.monotonic()
         self.media_connected = asyncio.Event()
 
@@ -111,15 +112,25 @@ class HostSession:
         return self._frames_before + current
 
     async def end(self, reason: str) -> None:
-        """The user ends the session: tell the broker, which tells the technician."""
-        if self._ended is None:
-            self._ended = ("user", reason)
+        """The user ends the session: tell the broker, which tells the technician.
+
+        Safe to call at any moment, also before signalling is connected: the
+        end is then sent as soon as it is.
+        """
+        if self._end_reason is not None or self._ended is not None:
+            return
+        self._end_reason = reason
         if self._channel is not None and not self._channel.closed:
-            try:
-                await self._channel.send(End(reason=reason))
-            except Exception:  # noqa: BLE001 - the broker is gone; we stop anyway
-                pass
-            await self._channel.close()
+            await self._send_end()
+
+    async def _send_end(self) -> None:
+        assert self._channel is not None and self._end_reason is not None
+        try:
+            await self._channel.send(End(reason=self._end_reason))
+        except Exception:  # noqa: BLE001 - the broker is gone; we stop anyway
+            pass
+        self._ended = ("user", self._end_reason)
+        await self._channel.close()
 
     async def _signalling_loop(self) -> None:
         lost_since: float | None = None
@@ -138,11 +149,18 @@ class HostSession:
                 log.warning("cannot reach the broker: %s", exc)
             else:
                 lost_since, attempt = None, 0
+                if self._end_reason is not None:
+                    await self._send_end()
+                    return
                 async for message in self._channel.messages():
                     await self._handle(message)
                     if self._ended is not None:
                         return
             if self._ended is not None:
+                return
+            if self._end_reason is not None:
+                # The user wants out and the broker is unreachable: do not linger.
+                self._ended = ("user", self._end_reason)
                 return
             lost_since = lost_since or time.monotonic()
             if time.monotonic() - lost_since > RECONNECT_GIVE_UP_AFTER:
