@@ -14,6 +14,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from protocol.api import API_PREFIX
+from protocol.arguments import number_in_range
 
 from .accounts import FIRST_ADMIN, ensure_first_admin
 from .app import build_state, create_app
@@ -62,23 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="address to listen on (default: DESKHAND_HOST or 127.0.0.1)")
     serve.add_argument(
-        "--port", type=_port, help="TCP port, 0 for any free port (default: DESKHAND_PORT or 8000)"
+        "--port", type=number_in_range(int, 0, 65535, "port"), help="TCP port, 0 for any free port (default: DESKHAND_PORT or 8000)"
     )
     serve.add_argument(
         "--data-dir", type=Path,
         help="data directory for the database and keys (default: DESKHAND_DATA_DIR or ~/.local/share/deskhand)",
     )
     return parser
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port {value} is outside 0-65535")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

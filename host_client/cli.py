@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 
+from protocol.arguments import number_in_range
 from protocol.codes import CodeFormatError, normalize_code
 
 from .capture import CaptureError, ScreenTrack
@@ -42,19 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("DESKHAND_BROKER", DEFAULT_BROKER),
         help=f"address of your organisation's Deskhand broker (default: DESKHAND_BROKER or {DEFAULT_BROKER})",
     )
-    join.add_argument("--monitor", type=int, default=1, help="which monitor to share, 1 = primary (default 1)")
-    join.add_argument("--fps", type=_fps, default=30.0, help="highest frame rate to send, 1-60 (default 30)")
+    join.add_argument("--monitor", type=number_in_range(int, 1, 64, "monitor"), default=1, help="which monitor to share, 1 = primary (default 1)")
+    join.add_argument("--fps", type=number_in_range(float, 1, 60, "frame rate"), default=30.0, help="highest frame rate to send, 1-60 (default 30)")
     return parser
-
-
-def _fps(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 1 <= value <= 60:
-        raise argparse.ArgumentTypeError("frame rate must be between 1 and 60")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,9 +62,6 @@ def main(argv: list[str] | None = None) -> int:
         code = normalize_code(args.code)
     except CodeFormatError as exc:
         print(f"deskhand-host: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.monitor < 1:
-        print("deskhand-host: --monitor counts from 1 (the primary monitor)", file=sys.stderr)
         return EXIT_USAGE
     return asyncio.run(_join(args.broker, code, args.monitor, args.fps))
 

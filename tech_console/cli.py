@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from protocol.api import Priority, SessionOut, TicketCreate, TicketOut
+from protocol.arguments import number_in_range
 
 from .client import ConsoleError, TechConsole
 from .credentials import Credentials, default_credentials_path, forget_credentials, load_credentials, save_credentials
@@ -75,14 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--description", default="", help="longer description (optional)")
     listing = ticket_cmds.add_parser("list", help="list tickets, newest first")
     listing.add_argument("--status", help="only tickets in this status (e.g. open)")
-    listing.add_argument("--limit", type=_bounded_int(1, 500), default=50, help="at most this many (1-500, default 50)")
+    listing.add_argument("--limit", type=number_in_range(int, 1, 500, "limit"), default=50, help="at most this many (1-500, default 50)")
     show = ticket_cmds.add_parser("show", help="show a ticket with its sessions")
-    show.add_argument("ticket_id", type=_bounded_int(1, 2**62), help="ticket number")
+    show.add_argument("ticket_id", type=number_in_range(int, 1, 2**62, "ticket number"), help="ticket number")
 
     session = commands.add_parser("session", help="start, show and end support sessions")
     session_cmds = session.add_subparsers(dest="session_command", metavar="ACTION", required=True)
     start = session_cmds.add_parser("start", help="start a session on a ticket and print its one-time code")
-    start.add_argument("--ticket", type=_bounded_int(1, 2**62), required=True, help="ticket number")
+    start.add_argument("--ticket", type=number_in_range(int, 1, 2**62, "ticket number"), required=True, help="ticket number")
     start.add_argument("--wait", action="store_true", help="after printing the code, wait until a host joins")
     start.add_argument("--timeout", type=_seconds, default=600.0, help="how long --wait waits (seconds, default 600)")
     sshow = session_cmds.add_parser("show", help="show a session's state")
@@ -106,19 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _bounded_int(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is outside {low}-{high}")
-        return value
-
-    return parse
-
-
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -131,14 +119,7 @@ def _session_id(text: str) -> str:
     return value
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 <= value <= 86400:
-        raise argparse.ArgumentTypeError("seconds must be between 0 and 86400")
-    return value
+_seconds = number_in_range(float, 0, 86400, "seconds")
 
 
 class Context:

@@ -12,6 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,11 +68,19 @@ def console(loopback_broker, tmp_path) -> ConsoleCLI:
     return cli
 
 
-def start_host(code: str, broker_url: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+@contextmanager
+def running_host(code: str, broker_url: str, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """``deskhand-host join`` in its own process, killed if the test leaves it running."""
+    host = subprocess.Popen(
         [*HOST, "join", code, "--broker", broker_url],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
     )
+    try:
+        yield host
+    finally:
+        if host.poll() is None:
+            host.kill()
+            host.communicate()
 
 
 def open_ticket_and_session(console: ConsoleCLI) -> tuple[int, str, str]:
@@ -89,8 +99,7 @@ def test_technician_sees_the_pattern_and_the_ticket_keeps_the_ended_session(
     painter.pattern()
     ticket_id, session_id, code = open_ticket_and_session(console)
     # The user types the code with dashes instead of spaces.
-    host = start_host(code.replace(" ", "-"), loopback_broker.base_url, xvfb.env)
-    try:
+    with running_host(code.replace(" ", "-"), loopback_broker.base_url, xvfb.env) as host:
         png = tmp_path / "remote.png"
         shot = console.json("snapshot", session_id, "--out", str(png), "--timeout", "60")
         assert (shot["width"], shot["height"]) == (1920, 1080)
@@ -104,10 +113,6 @@ def test_technician_sees_the_pattern_and_the_ticket_keeps_the_ended_session(
         ended = console.json("session", "end", session_id, "--reason", "Display driver reinstalled")
         assert ended["state"] == "ended"
         out, err = host.communicate(timeout=30)
-    finally:
-        if host.poll() is None:
-            host.kill()
-            host.communicate()
     assert host.returncode == 0, err
     assert "ended by the technician: Display driver reinstalled" in out
 
@@ -124,17 +129,12 @@ def test_technician_sees_the_pattern_and_the_ticket_keeps_the_ended_session(
 
 def test_ctrl_c_on_the_host_ends_the_session_for_both_sides(xvfb, loopback_broker, console, painter) -> None:
     _ticket_id, session_id, code = open_ticket_and_session(console)
-    host = start_host(code, loopback_broker.base_url, xvfb.env)
-    try:
+    with running_host(code, loopback_broker.base_url, xvfb.env) as host:
         assert host.stdout is not None
         joined = host.stdout.readline()
         assert joined.startswith(f"Joined session {session_id}"), joined
         host.send_signal(signal.SIGINT)
         out, err = host.communicate(timeout=30)
-    finally:
-        if host.poll() is None:
-            host.kill()
-            host.communicate()
     assert host.returncode == 0, err
     assert "ended by the user" in out
     session = console.json("session", "show", session_id)
@@ -160,8 +160,7 @@ def test_host_refuses_bad_codes_with_a_clear_message(xvfb, loopback_broker, code
 
 def test_host_reports_a_used_code_and_leaves_the_first_host_connected(xvfb, loopback_broker, console) -> None:
     _ticket_id, session_id, code = open_ticket_and_session(console)
-    first = start_host(code, loopback_broker.base_url, xvfb.env)
-    try:
+    with running_host(code, loopback_broker.base_url, xvfb.env) as first:
         assert first.stdout is not None
         assert first.stdout.readline().startswith("Joined session")
         second = subprocess.run(
@@ -174,7 +173,3 @@ def test_host_reports_a_used_code_and_leaves_the_first_host_connected(xvfb, loop
         console.json("session", "end", session_id)
         first.communicate(timeout=30)
         assert first.returncode == 0
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.communicate()
