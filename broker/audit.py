@@ -54,3 +54,14 @@ def record(
     )
     db.add(event)
     return event
+
+
+def record_refusal(db: Session, kind: str, **fields: object) -> AuditEvent:
+    """Append an event about a refused request and commit it at once.
+
+    The request is about to fail, which rolls its transaction back; a refusal
+    (a wrong password, a token used on the wrong session) must stay on record.
+    """
+    event = record(db, kind, **fields)  # type: ignore[arg-type]
+    db.commit()
+    return event

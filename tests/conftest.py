@@ -62,3 +62,9 @@ def chromium_path() -> str:
             return path
     missing_dependency("Chromium is not installed: apt-get install chromium (./scripts/test does it)")
     raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="module")
+def admin(broker: BrokerProcess) -> dict[str, str]:
+    """Authorization headers of the module broker's first admin."""
+    return {"Authorization": f"Bearer {broker.login()}"}

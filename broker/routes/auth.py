@@ -26,7 +26,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 def login(body: LoginRequest, db: DB, state: State, source: Source) -> LoginResponse:
     user = db.scalars(select(User).where(User.username == body.username)).one_or_none()
     if not verify_password(user.password_hash if user else None, body.password):
-        audit.record(db, "auth.login_failed", actor=audit.ANONYMOUS, source=source, username=body.username)
+        audit.record_refusal(db, "auth.login_failed", actor=audit.ANONYMOUS, source=source, username=body.username)
         raise ApiError(401, "bad_credentials", "wrong username or password")
     assert user is not None
     token, token_hash = new_token(USER_TOKEN_PREFIX)

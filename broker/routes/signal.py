@@ -62,7 +62,7 @@ def authenticate(state: BrokerState, session_id: str, token: str | None) -> Peer
             if session is None:
                 raise ApiError(401, "unauthorized", "unknown host token: join with a support code first")
             if session.id != session_id:
-                audit.record(
+                audit.record_refusal(
                     db, "signal.wrong_session", actor=audit.host_actor(session.id),
                     session_id=session_id, token_session=session.id,
                 )

@@ -1,0 +1,63 @@
+"""Signing in, tokens and their refusal, against a real broker."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.support.api import bearer
+
+
+def test_login_returns_a_token_that_works_and_a_password_change_flag(broker) -> None:
+    response = httpx.post(broker.api + "/auth/login", json={"username": "admin", "password": broker.admin_password})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_type"] == "bearer" and body["access_token"].startswith("dhu_")
+    assert body["password_change_required"] is True
+    me = httpx.get(broker.api + "/auth/me", headers=bearer(body["access_token"]))
+    assert me.json()["username"] == "admin" and me.json()["is_admin"] is True
+
+
+def test_wrong_password_and_unknown_user_get_the_same_401(broker) -> None:
+    wrong = httpx.post(broker.api + "/auth/login", json={"username": "admin", "password": "nope"})
+    unknown = httpx.post(broker.api + "/auth/login", json={"username": "ghost", "password": "nope"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json() == {"error": "bad_credentials", "message": "wrong username or password"}
+    rows = broker.sql("SELECT actor, data FROM audit_events WHERE kind = 'auth.login_failed'")
+    assert len(rows) >= 2 and all("nope" not in str(data) for _actor, data in rows)
+
+
+def test_missing_malformed_and_unknown_tokens_get_401_with_www_authenticate(broker) -> None:
+    for headers in ({}, {"Authorization": "Basic abc"}, bearer("dhu_not-a-real-token"), bearer("garbage")):
+        response = httpx.get(broker.api + "/tickets", headers=headers)
+        assert response.status_code == 401, headers
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json()["error"] == "unauthorized"
+
+
+def test_an_expired_token_is_refused(broker) -> None:
+    token = broker.login()
+    assert httpx.get(broker.api + "/auth/me", headers=bearer(token)).status_code == 200
+    broker.sql("UPDATE access_tokens SET expires_at = '2000-01-01 00:00:00'")
+    response = httpx.get(broker.api + "/auth/me", headers=bearer(token))
+    assert response.status_code == 401
+    assert "expired" in response.json()["message"]
+
+
+def test_logout_revokes_the_token(broker) -> None:
+    token = broker.login()
+    assert httpx.post(broker.api + "/auth/logout", headers=bearer(token)).status_code == 204
+    assert httpx.get(broker.api + "/auth/me", headers=bearer(token)).status_code == 401
+
+
+def test_password_change_checks_the_current_password_and_the_policy(start_broker) -> None:
+    broker = start_broker()
+    headers = bearer(broker.login())
+    url = broker.api + "/auth/password"
+    bad_current = httpx.post(url, json={"current_password": "x", "new_password": "a-long-new-password"}, headers=headers)
+    assert bad_current.status_code == 403
+    too_short = httpx.post(url, json={"current_password": broker.admin_password, "new_password": "short"}, headers=headers)
+    assert too_short.status_code == 422 and "new_password" in too_short.json()["message"]
+    ok = httpx.post(url, json={"current_password": broker.admin_password, "new_password": "a-long-new-password"}, headers=headers)
+    assert ok.status_code == 204
+    login = httpx.post(broker.api + "/auth/login", json={"username": "admin", "password": "a-long-new-password"})
+    assert login.status_code == 200 and login.json()["password_change_required"] is False
