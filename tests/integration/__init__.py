@@ -1,0 +1,1 @@
+"""Deskhand tests."""
