@@ -30,7 +30,7 @@ def sample_rgb(frame: av.VideoFrame, x: int, y: int) -> tuple[int, int, int]:
 
 
 def close_to(a: tuple[int, int, int], b: tuple[int, int, int], tolerance: int = 40) -> bool:
-    return all(abs(p - q) <= tolerance for p, q in zip(a, b))
+    return all(abs(p - q) <= tolerance for p, q in zip(a, b, strict=True))
 
 
 class ColourProbe:

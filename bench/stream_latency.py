@@ -23,7 +23,6 @@ import asyncio
 import os
 import platform
 import random
-import statistics
 import subprocess
 import sys
 import threading
@@ -93,7 +92,7 @@ async def measure(display_env: dict[str, str], changes: int, continuous_seconds:
 
                 latencies, missed = [], 0
                 previous = (0, 0, 0)
-                for i in range(changes):
+                for _ in range(changes):
                     colour = random.choice([c for c in PALETTE if c != previous])
                     previous = colour
                     probe.expect(colour)

@@ -14,7 +14,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from protocol.api import API_PREFIX
-from protocol.arguments import number_in_range
+from protocol.cli import configure_logging, number_in_range
 
 from .accounts import FIRST_ADMIN, ensure_first_admin
 from .app import build_state, create_app
@@ -92,9 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 def serve(settings: Settings) -> int:
     # The database and anything else the broker writes hold secrets' hashes: owner only.
     os.umask(0o077)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level)
     if settings.log_level != "debug":
         logging.getLogger("alembic").setLevel(logging.WARNING)
     try:

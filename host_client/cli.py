@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from protocol.arguments import number_in_range
+from protocol.cli import configure_logging, number_in_range
 from protocol.codes import CodeFormatError, normalize_code
 
 from .capture import CaptureError, ScreenTrack
@@ -51,10 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(logging.INFO if args.verbose else logging.WARNING)
     if args.command != "join":
         parser.print_help()
         return EXIT_USAGE

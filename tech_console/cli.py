@@ -12,13 +12,12 @@ import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from protocol.api import Priority, SessionOut, TicketCreate, TicketOut
-from protocol.arguments import number_in_range
+from protocol.cli import configure_logging, number_in_range
 
 from .client import ConsoleError, TechConsole
 from .credentials import Credentials, default_credentials_path, forget_credentials, load_credentials, save_credentials
@@ -153,10 +152,7 @@ class Context:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(logging.INFO if args.verbose else logging.WARNING)
     handler = _COMMANDS.get(args.command)
     if handler is None:
         parser.print_help()

@@ -108,7 +108,7 @@ def test_technician_sees_the_pattern_and_the_ticket_keeps_the_ended_session(
         assert image.size == (1920, 1080)
         for x, y, expected in pattern_cell_centres(1920, 1080):
             actual = image.getpixel((x, y))
-            assert all(abs(a - e) <= 24 for a, e in zip(actual, expected)), (x, y, actual, expected)
+            assert all(abs(a - e) <= 24 for a, e in zip(actual, expected, strict=True)), (x, y, actual, expected)
 
         ended = console.json("session", "end", session_id, "--reason", "Display driver reinstalled")
         assert ended["state"] == "ended"

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from protocol.arguments import number_in_range
+from protocol.cli import number_in_range
 
 
 def test_accepts_values_within_bounds() -> None:

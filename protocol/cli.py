@@ -1,12 +1,12 @@
-"""Command-line values shared by the three CLIs: numbers within bounds.
+"""What the three command-line programs share: bounded numbers and the log format.
 
-Lives in ``protocol`` because it is the one package all three programs share;
-it is pure parsing, like the rest of the package.
+Lives in ``protocol`` because it is the one package all three programs share.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -30,3 +30,11 @@ def number_in_range(kind: type[N], low: N, high: N, what: str = "value") -> Call
 
     parse.__name__ = what.replace(" ", "_")
     return parse
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str | int) -> None:
+    """Log to stderr in the one format all Deskhand programs use."""
+    logging.basicConfig(level=level.upper() if isinstance(level, str) else level, format=LOG_FORMAT)
