@@ -57,7 +57,7 @@ async def sweep_expired_sessions(state: BrokerState) -> None:
                     return expire_overdue(db)
 
             for expired in await run_in_threadpool(_sweep):
-                await state.hub.close_room(
+                state.hub.close_room(
                     expired.session_id,
                     SessionEnded(ended_by="broker", reason="the support code expired before a host joined"),
                 )

@@ -2,8 +2,14 @@
 
 A room holds at most one technician and one host. A second connection for the
 same role replaces the first (a reconnecting client wins over its stale
-socket). The hub knows nothing of HTTP or WebSockets: a peer is anything with
-``send_text`` and ``close``.
+socket).
+
+Delivery goes through a bounded outbox per peer, emptied by that peer's own
+pump task. Posting is synchronous, so a handler can attach a peer, look at who
+else is there and queue the greetings in one step that no other connection can
+interleave with; and a peer that reads slowly fills only its own outbox, never
+stalls the sender. The hub knows nothing of HTTP or WebSockets: a link is
+anything with ``send_text`` and ``close``.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ from protocol.signalling import PeerInfo, Role, encode
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT = 5.0
-"""A peer that cannot take a message within this many seconds is disconnected."""
+"""A peer that cannot take one message within this many seconds is disconnected."""
+
+OUTBOX_LIMIT = 256
+"""Messages queued for one peer before it is considered gone."""
 
 
 class PeerLink(Protocol):
@@ -31,17 +40,60 @@ class PeerLink(Protocol):
     async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
 
 
+@dataclass(frozen=True)
+class _Close:
+    code: int
+    reason: str
+
+
 @dataclass(eq=False)
 class Peer:
-    """One connected end of a session."""
+    """One connected end of a session, with its outbox."""
 
     session_id: str
     info: PeerInfo
     link: PeerLink
+    _outbox: asyncio.Queue[str | _Close] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=OUTBOX_LIMIT), repr=False
+    )
 
     @property
     def role(self) -> Role:
         return self.info.role
+
+    def post(self, message: BaseModel) -> bool:
+        """Queue ``message``; False (and the peer is closed) when its outbox is full."""
+        return self._put(encode(message))
+
+    def post_close(self, code: int, reason: str) -> None:
+        """Close the link once everything queued before has been sent."""
+        self._put(_Close(code, reason))
+
+    def _put(self, item: str | _Close) -> bool:
+        try:
+            self._outbox.put_nowait(item)
+            return True
+        except asyncio.QueueFull:
+            log.info("outbox of %s in session %s is full; disconnecting it", self.role.value, self.session_id)
+            # Make room for the close so the pump ends the link.
+            while not self._outbox.empty():
+                self._outbox.get_nowait()
+            self._outbox.put_nowait(_Close(1011, "too slow to read signalling"))
+            return False
+
+    async def pump(self) -> None:
+        """Send queued messages in order until a close is queued or the link fails."""
+        while True:
+            item = await self._outbox.get()
+            if isinstance(item, _Close):
+                await _quiet_close(self.link, item.code, item.reason)
+                return
+            try:
+                await asyncio.wait_for(self.link.send_text(item), SEND_TIMEOUT)
+            except Exception as exc:  # noqa: BLE001 - any failure means the link is gone
+                log.info("cannot deliver to %s of session %s: %s", self.role.value, self.session_id, exc)
+                await _quiet_close(self.link, 1011, "could not deliver")
+                return
 
 
 @dataclass
@@ -50,12 +102,12 @@ class SignalHub:
 
     _rooms: dict[str, dict[Role, Peer]] = field(default_factory=dict)
 
-    def attach(self, peer: Peer) -> Peer | None:
-        """Put ``peer`` in its room; return the peer it replaced, if any."""
+    def attach(self, peer: Peer) -> tuple[Peer | None, Peer | None]:
+        """Put ``peer`` in its room; return (the peer it replaced, the other role's peer)."""
         room = self._rooms.setdefault(peer.session_id, {})
         previous = room.get(peer.role)
         room[peer.role] = peer
-        return previous
+        return previous, room.get(peer.role.other)
 
     def detach(self, peer: Peer) -> bool:
         """Remove ``peer`` if it is still the current one for its role."""
@@ -77,23 +129,12 @@ class SignalHub:
     def room_count(self) -> int:
         return len(self._rooms)
 
-    async def deliver(self, peer: Peer, message: BaseModel) -> bool:
-        """Send ``message`` to ``peer``; a peer that cannot take it is dropped."""
-        try:
-            await asyncio.wait_for(peer.link.send_text(encode(message)), SEND_TIMEOUT)
-            return True
-        except Exception as exc:  # noqa: BLE001 - any failure means the link is gone
-            log.info("dropping %s of session %s: %s", peer.role.value, peer.session_id, exc)
-            self.detach(peer)
-            await _quiet_close(peer.link, 1011, "could not deliver")
-            return False
-
-    async def close_room(self, session_id: str, farewell: BaseModel, code: int = 1000) -> None:
-        """Tell every peer of the session ``farewell`` and disconnect them."""
+    def close_room(self, session_id: str, farewell: BaseModel, code: int = 1000) -> None:
+        """Tell every peer of the session ``farewell``, then close them."""
         for peer in self.peers(session_id):
             self.detach(peer)
-            await self.deliver(peer, farewell)
-            await _quiet_close(peer.link, code, "session over")
+            peer.post(farewell)
+            peer.post_close(code, "session over")
 
 
 async def _quiet_close(link: PeerLink, code: int, reason: str) -> None:

@@ -44,6 +44,18 @@ class SlidingWindowLimiter:
         self._expire(events, now)
         events.append(now)
 
+    def forget(self, key: str, at: float) -> None:
+        """Take back one event of ``key`` recorded at ``at`` (gone already is fine)."""
+        events = self._events.get(key)
+        if events is None:
+            return
+        try:
+            events.remove(at)
+        except ValueError:
+            return
+        if not events:
+            del self._events[key]
+
     def _expire(self, events: deque[float], now: float) -> None:
         horizon = now - self.window
         while events and events[0] <= horizon:
@@ -83,3 +95,12 @@ class FailureLimiter:
     def record_failure(self, source: str, now: float) -> None:
         self.per_source.record(source, now)
         self.overall.record(GLOBAL, now)
+
+    def forgive(self, source: str, at: float) -> None:
+        """Take back the failure recorded at ``at``: the attempt turned out right.
+
+        Callers count an attempt as a failure *before* checking it, so that
+        concurrent attempts see each other, and forgive it when it succeeds.
+        """
+        self.per_source.forget(source, at)
+        self.overall.forget(GLOBAL, at)

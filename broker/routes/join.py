@@ -34,7 +34,8 @@ _REJECTIONS = {
 async def join(body: JoinRequest, state: State, source: Source) -> JoinResponse:
     key = source or "unknown"
     limiter = state.code_failures
-    wait = limiter.retry_after(key, time.monotonic())
+    now = time.monotonic()
+    wait = limiter.retry_after(key, now)
     if wait is not None:
         raise ApiError(
             429, "rate_limited",
@@ -57,16 +58,20 @@ async def join(body: JoinRequest, state: State, source: Source) -> JoinResponse:
                 signalling_path=signalling_path(session.id),
             )
 
+    # Counted as a failure before the code is checked (and forgiven if it is right):
+    # concurrent guesses then see each other instead of all passing the check above.
+    # Check and count run without an await in between, so they are atomic.
+    limiter.record_failure(key, now)
+    blocked_for = limiter.retry_after(key, now)  # not None: this attempt starts a block
     try:
-        return await run_in_threadpool(_redeem)
+        joined = await run_in_threadpool(_redeem)
     except CodeRejected as rejected:
-        # Counted and audited in a transaction of its own: the redemption's rolled back.
-        now = time.monotonic()
-        limiter.record_failure(key, now)
-        blocked_for = limiter.retry_after(key, now)
+        # Audited in a transaction of its own: the redemption's was rolled back.
         await run_in_threadpool(_audit_failure, state, source, rejected.verdict, blocked_for)
         status, error, message = _REJECTIONS[rejected.verdict]
         raise ApiError(status, error, message) from None
+    limiter.forgive(key, now)
+    return joined
 
 
 def _audit_failure(

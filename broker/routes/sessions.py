@@ -70,7 +70,7 @@ async def end(
                 ) from None
 
     ended = await run_in_threadpool(_end)
-    await state.hub.close_room(
+    state.hub.close_room(
         ended.id, SessionEnded(ended_by=EndedBy.technician.value, reason=body.reason)
     )
     return ended

@@ -9,6 +9,7 @@ an ``error`` reply and the connection stays up.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -93,44 +94,44 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     await websocket.accept()
     hub = state.hub
     me = Peer(session_id=session_id, info=info, link=websocket)
-    replaced = hub.attach(me)
+    pump = asyncio.create_task(me.pump(), name=f"signal-pump-{info.role.value}")
+    # Attach and greet without yielding in between: exactly one of two peers that
+    # connect together sees the other in its welcome, and the other gets peer_joined.
+    replaced, other = hub.attach(me)
     if replaced is not None:
-        await hub.deliver(replaced, SessionEnded(ended_by="broker", reason="replaced by a newer connection"))
-        try:
-            await replaced.link.close(CLOSE_REPLACED, "replaced by a newer connection")
-        except Exception:  # noqa: BLE001
-            pass
-    actor = _actor(info, session_id)
-    await run_in_threadpool(_audit, state, "signal.connected", actor, websocket, session_id)
-    other = hub.peer(session_id, info.role.other)
-    await hub.deliver(
-        me,
+        replaced.post(SessionEnded(ended_by="broker", reason="replaced by a newer connection"))
+        replaced.post_close(CLOSE_REPLACED, "replaced by a newer connection")
+    me.post(
         Welcome(
             session_id=session_id,
             role=info.role,
             peer=other.info if other else None,
             ice=state.settings.ice_config,
-        ),
+        )
     )
     if other is not None:
-        await hub.deliver(other, PeerJoined(peer=info))
+        other.post(PeerJoined(peer=info))
+    actor = _actor(info, session_id)
+    await run_in_threadpool(_audit, state, "signal.connected", actor, websocket, session_id)
 
     try:
-        await _relay(state, me, websocket)
+        await _relay(state, me, websocket, pump)
     except WebSocketDisconnect:
         pass
     finally:
         if hub.detach(me):
             other = hub.peer(session_id, info.role.other)
             if other is not None:
-                await hub.deliver(other, PeerLeft(role=info.role))
+                other.post(PeerLeft(role=info.role))
+        me.post_close(1000, "bye")
+        await pump
         await run_in_threadpool(_audit, state, "signal.disconnected", actor, websocket, session_id)
 
 
-async def _relay(state: BrokerState, me: Peer, websocket: WebSocket) -> None:
+async def _relay(state: BrokerState, me: Peer, websocket: WebSocket, pump: asyncio.Task[None]) -> None:
     hub = state.hub
     limit = state.settings.signal_max_message_bytes
-    while True:
+    while not pump.done():
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
@@ -141,7 +142,7 @@ async def _relay(state: BrokerState, me: Peer, websocket: WebSocket) -> None:
             parsed = parse_peer_message(frame, limit)
         except SignalError as bad:
             log.info("bad signalling frame from %s of %s: %s", me.role.value, me.session_id, bad.code.value)
-            await hub.deliver(me, bad.to_message())
+            me.post(bad.to_message())
             continue
         if isinstance(parsed, End):
             await _end_from_peer(state, me, parsed, websocket)
@@ -149,13 +150,14 @@ async def _relay(state: BrokerState, me: Peer, websocket: WebSocket) -> None:
         assert parsed.type in RELAYED_TYPES
         other = hub.peer(me.session_id, me.role.other)
         if other is None:
-            await hub.deliver(
-                me,
-                SignalError(ErrorCode.peer_absent, f"the {me.role.other.value} is not connected yet; "
-                            "wait for peer_joined").to_message(),
+            me.post(
+                SignalError(
+                    ErrorCode.peer_absent,
+                    f"the {me.role.other.value} is not connected yet; wait for peer_joined",
+                ).to_message()
             )
             continue
-        await hub.deliver(other, parsed)
+        other.post(parsed)
 
 
 async def _end_from_peer(state: BrokerState, me: Peer, message: End, websocket: WebSocket) -> None:
@@ -177,7 +179,7 @@ async def _end_from_peer(state: BrokerState, me: Peer, message: End, websocket: 
             return True
 
     await run_in_threadpool(_end)
-    await state.hub.close_room(me.session_id, SessionEnded(ended_by=ended_by.value, reason=message.reason))
+    state.hub.close_room(me.session_id, SessionEnded(ended_by=ended_by.value, reason=message.reason))
 
 
 def _actor(info: PeerInfo, session_id: str) -> str:

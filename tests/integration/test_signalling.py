@@ -121,7 +121,7 @@ async def test_a_frame_over_the_server_limit_closes_only_that_connection(broker,
                 await receive(host_a)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
         await host_b.send(json.dumps({"type": "offer", "sdp": "unaffected"}))
-        assert (await receive(tech_b))["sdp"] == "unaffected"
+        assert await receive(tech_b) == {"type": "offer", "sdp": "unaffected"}
 
 
 async def test_messages_before_the_other_peer_arrives_are_answered_with_peer_absent(broker, admin) -> None:
@@ -193,3 +193,18 @@ async def test_a_reconnecting_peer_replaces_its_stale_connection(broker, admin, 
             assert (await receive(host))["type"] == "peer_joined"
             await host.send(json.dumps({"type": "offer", "sdp": "to the new one"}))
             assert (await receive(new))["sdp"] == "to the new one"
+
+
+async def test_peers_connecting_at_once_are_introduced_exactly_once(broker, admin, tech_token) -> None:
+    for _ in range(10):
+        session_id, host_token = paired_session(broker, admin)
+        async with peer(broker, session_id, host_token) as host, peer(broker, session_id, tech_token) as tech:
+            host_welcome, tech_welcome = await asyncio.gather(receive(host), receive(tech))
+            assert host_welcome["type"] == tech_welcome["type"] == "welcome"
+            # Exactly one side already saw the other; the other side is told once.
+            first = host if host_welcome["peer"] is None else tech
+            assert (host_welcome["peer"] is None) != (tech_welcome["peer"] is None)
+            assert (await receive(first))["type"] == "peer_joined"
+            for ws in (host, tech):
+                with pytest.raises(asyncio.TimeoutError):
+                    await receive(ws, timeout=0.2)

@@ -1,13 +1,25 @@
 """A real broker in its own process, on 127.0.0.1 and a free port, with its own data directory.
 
-    with BrokerProcess.start({"DESKHAND_ICE_LOOPBACK": "true"}) as broker:
-        broker.base_url        # http://127.0.0.1:PORT
-        broker.admin_password  # the first admin's password, parsed from its output
-        broker.data_dir, broker.db_path
-        token = broker.login()  # a technician token for 'admin'
+Usage (the pytest fixtures in ``tests/conftest.py`` wrap exactly this)::
 
-Its output is drained by a thread (so the pipe never fills) and kept for the
-failure message.
+    with BrokerProcess.start({"DESKHAND_ICE_LOOPBACK": "true"}) as broker:
+        broker.base_url        # "http://127.0.0.1:PORT" (no trailing slash)
+        broker.api             # base_url + "/api/v1"
+        broker.ws_url(sid)     # "ws://127.0.0.1:PORT/api/v1/sessions/<sid>/signal"
+        broker.admin_password  # the first admin's password, parsed from the broker's output
+        broker.data_dir        # its fresh data directory (deleted afterwards)
+        broker.db_path         # data_dir / "deskhand.sqlite3"
+        token = broker.login() # a bearer token of "admin"
+        broker.sql("SELECT kind FROM audit_events WHERE kind = ?", "auth.login")
+
+The process is ``python -m broker.cli serve --host 127.0.0.1 --port 0 --data-dir ...``.
+It gets the test runner's environment minus every inherited ``DESKHAND_*``
+variable (a developer's own ``DESKHAND_DATABASE_URL`` must never reach a test
+broker), plus ``DESKHAND_EXPIRY_SWEEP_SECONDS=1``, plus the overrides given to
+:meth:`BrokerProcess.start`. Its stdout and stderr are drained by a thread (so
+a full pipe never blocks it) and kept in :attr:`BrokerProcess.output`; a
+broker that does not come up raises :class:`BrokerStartError` with that output.
+:meth:`BrokerProcess.stop` sends SIGTERM, then SIGKILL after a grace period.
 """
 
 from __future__ import annotations
@@ -23,100 +35,177 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-_URL = re.compile(r"^\s*console:\s+(http://\S+?)/?$")
-_PASSWORD = re.compile(r"^\s*password:\s+(\S+)$")
+URL_LINE = re.compile(r"^\s*console:\s+(http://\S+?)/?$")
+"""The line of ``deskhand-broker serve`` that names its address (see ``broker/cli.py``)."""
+
+PASSWORD_LINE = re.compile(r"^\s*password:\s+(\S+)$")
+"""The line that shows the first admin's password, printed on first start only."""
+
+DEFAULT_ENV = {"DESKHAND_EXPIRY_SWEEP_SECONDS": "1"}
+"""Settings every test broker gets unless overridden (a quick sweeper keeps expiry tests short)."""
+
+DB_FILE = "deskhand.sqlite3"
 
 
-@dataclass
+class BrokerStartError(RuntimeError):
+    """The broker exited or did not answer in time; the message holds its output."""
+
+
 class BrokerProcess:
-    process: subprocess.Popen[str]
-    data_dir: Path
-    base_url: str = ""
-    admin_password: str = ""
-    output: list[str] = field(default_factory=list)
+    """One running ``deskhand-broker serve``; create it with :meth:`start`."""
+
+    def __init__(self, process: subprocess.Popen[str], data_dir: Path, fresh: bool) -> None:
+        self.process = process
+        self.data_dir = data_dir
+        self.base_url = ""
+        self.admin_password = ""
+        self.output: list[str] = []
+        """Every line the broker wrote so far (stdout and stderr together)."""
+        self._fresh = fresh
+        self._changed = threading.Condition()
+        self._drainer = threading.Thread(target=self._drain, name="broker-output", daemon=True)
+        self._drainer.start()
+
+    # --- what tests use ---------------------------------------------------------
 
     @property
     def db_path(self) -> Path:
-        return self.data_dir / "deskhand.sqlite3"
+        """The broker's SQLite database file."""
+        return self.data_dir / DB_FILE
 
     @property
     def api(self) -> str:
+        """The base of the REST API, e.g. ``http://127.0.0.1:PORT/api/v1``."""
         return self.base_url + "/api/v1"
 
+    def ws_url(self, session_id: str) -> str:
+        """The signalling WebSocket URL of ``session_id``."""
+        return "ws://" + self.base_url.removeprefix("http://") + f"/api/v1/sessions/{session_id}/signal"
+
     def login(self, username: str = "admin", password: str | None = None) -> str:
-        """A bearer token for ``username`` (the first admin by default)."""
+        """A bearer token of ``username`` (the first admin by default); raises on refusal."""
         response = httpx.post(
             self.api + "/auth/login",
-            json={"username": username, "password": password or self.admin_password},
+            json={"username": username, "password": self.admin_password if password is None else password},
             timeout=15,
         )
         response.raise_for_status()
         return str(response.json()["access_token"])
 
     def sql(self, statement: str, *params: object) -> list[tuple[object, ...]]:
-        """Run SQL against the broker's real SQLite file (for checks and clock moves)."""
-        with sqlite3.connect(self.db_path, timeout=30) as conn:
+        """Run one statement on the broker's real SQLite file and commit; returns the rows.
+
+        For checks (what was stored) and for moving the clock (``expires_at`` into the past).
+        """
+        conn = sqlite3.connect(self.db_path, timeout=30)
+        try:
             rows = conn.execute(statement, params).fetchall()
             conn.commit()
-        return rows
+            return rows
+        finally:
+            conn.close()
+
+    def output_text(self, last: int = 60) -> str:
+        """The last ``last`` lines of output, for failure messages."""
+        return "\n".join(self.output[-last:])
+
+    # --- life cycle -------------------------------------------------------------
 
     @classmethod
     @contextmanager
     def start(
-        cls, env: Mapping[str, str] | None = None, *, data_dir: Path | None = None, timeout: float = 30.0
-    ) -> Iterator["BrokerProcess"]:
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        data_dir: Path | None = None,
+        timeout: float = 30.0,
+    ) -> Iterator[BrokerProcess]:
+        """Run a broker for the duration of the ``with`` block.
+
+        ``env`` adds or overrides ``DESKHAND_*`` settings. ``data_dir`` reuses a
+        directory (no admin password is printed when it already holds a
+        database); by default a temporary one is created and removed. The block
+        is entered once the broker answers ``/api/v1/health``, at most
+        ``timeout`` seconds after launch.
+        """
         with tempfile.TemporaryDirectory(prefix="deskhand-broker-") as tmp:
-            directory = data_dir or Path(tmp) / "data"
+            directory = data_dir if data_dir is not None else Path(tmp) / "data"
+            fresh = not (directory / DB_FILE).exists()
             process = subprocess.Popen(
-                [sys.executable, "-m", "broker.cli", "serve", "--host", "127.0.0.1", "--port", "0",
-                 "--data-dir", str(directory)],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                env={**os.environ, "DESKHAND_EXPIRY_SWEEP_SECONDS": "1", **(env or {})},
+                [sys.executable, "-m", "broker.cli", "serve",
+                 "--host", "127.0.0.1", "--port", "0", "--data-dir", str(directory)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                env=broker_environment(env),
             )
-            broker = cls(process=process, data_dir=directory)
-            ready = threading.Event()
-            threading.Thread(target=broker._drain, args=(ready,), daemon=True).start()
+            broker = cls(process, directory, fresh)
             try:
-                broker._wait_ready(ready, timeout)
+                broker._wait_ready(timeout)
                 yield broker
             finally:
                 broker.stop()
 
-    def _drain(self, ready: threading.Event) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line.rstrip("\n"))
-            if (m := _URL.match(line)) is not None:
-                self.base_url = m.group(1)
-            elif (m := _PASSWORD.match(line)) is not None:
-                self.admin_password = m.group(1)
-            elif "Application startup complete" in line:
-                ready.set()
-        ready.set()
+    def stop(self, grace: float = 10.0) -> int:
+        """SIGTERM, then SIGKILL if it is still running after ``grace`` seconds; the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._drainer.join(5)
+        return self.process.returncode
 
-    def _wait_ready(self, ready: threading.Event, timeout: float) -> None:
-        ready.wait(timeout)
-        if self.process.poll() is not None or not self.base_url:
-            raise RuntimeError("broker did not start:\n" + "\n".join(self.output[-40:]))
+    def _drain(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            line = raw.rstrip("\n")
+            with self._changed:
+                self.output.append(line)
+                if not self.base_url and (m := URL_LINE.match(line)):
+                    self.base_url = m.group(1)
+                elif not self.admin_password and (m := PASSWORD_LINE.match(line)):
+                    self.admin_password = m.group(1)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def _banner_read(self) -> bool:
+        return bool(self.base_url) and (bool(self.admin_password) or not self._fresh)
+
+    def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        # The banner (address, then the password) is printed before the server starts.
+        with self._changed:
+            while not self._banner_read() and self.process.poll() is None and time.monotonic() < deadline:
+                self._changed.wait(min(0.5, max(deadline - time.monotonic(), 0)))
+        if not self._banner_read():
+            self._fail(f"printed no 'console:' URL{' and password' if self._fresh else ''} within {timeout:g} s")
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self._fail("exited before answering /api/v1/health")
             try:
                 if httpx.get(self.api + "/health", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("broker never answered /health:\n" + "\n".join(self.output[-40:]))
+                pass
+            time.sleep(0.05)
+        self._fail(f"did not answer /api/v1/health within {timeout:g} s")
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+    def _fail(self, what: str) -> None:
+        code = self.stop(grace=2)
+        raise BrokerStartError(f"the broker {what} (exit code {code}); its output:\n{self.output_text()}")
+
+
+def broker_environment(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a test broker: ours without ``DESKHAND_*``, then defaults, then ``overrides``."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("DESKHAND_")}
+    return {**inherited, "PYTHONUNBUFFERED": "1", **DEFAULT_ENV, **(overrides or {})}
