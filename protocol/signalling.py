@@ -157,7 +157,9 @@ def parse_peer_message(
     frame: str | bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 ) -> Offer | Answer | IceCandidate | End:
     """Validate one frame received from a peer, or raise :class:`SignalError`."""
-    size = len(frame.encode("utf-8")) if isinstance(frame, str) else len(frame)
+    # surrogatepass: a str holding a lone surrogate is measured, then refused as JSON,
+    # instead of escaping as UnicodeEncodeError.
+    size = len(frame.encode("utf-8", "surrogatepass")) if isinstance(frame, str) else len(frame)
     if size > max_bytes:
         raise SignalError(
             ErrorCode.too_large,
