@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -15,9 +17,16 @@ LATER = NOW + timedelta(minutes=5)
 EARLIER = NOW - timedelta(minutes=5)
 
 
-@pytest.mark.parametrize("text", ["123456789", "123 456 789", "123-456-789", " 123  456-789 ", "12-3456 789"])
+@pytest.mark.parametrize(
+    "text",
+    ["123456789", "123 456 789", "123-456-789", " 123  456-789 ", "12-3456 789", "123\t456\n789", "123\u00a0456\u2009789"],
+)
 def test_spaces_and_dashes_are_accepted(text: str) -> None:
     assert normalize_code(text) == "123456789"
+
+
+def test_leading_zeros_are_kept() -> None:
+    assert normalize_code("000 000 001") == "000000001"
 
 
 @pytest.mark.parametrize(
@@ -30,7 +39,11 @@ def test_spaces_and_dashes_are_accepted(text: str) -> None:
         ("123 456 78a", "only digits"),
         ("123.456.789", "only digits"),
         ("١٢٣٤٥٦٧٨٩", "only digits"),  # Arabic-Indic digits are digits to str.isdigit
+        ("１２３４５６７８９", "only digits"),  # so are fullwidth ones
+        ("123_456_789", "only digits"),
+        ("+123456789", "only digits"),
         ("1" * 100, "far too long"),
+        ("-" * 65, "far too long"),
     ],
 )
 def test_malformed_codes_are_refused_with_a_reason(text: str, words: str) -> None:
@@ -38,8 +51,26 @@ def test_malformed_codes_are_refused_with_a_reason(text: str, words: str) -> Non
         normalize_code(text)
 
 
-def test_format_groups_in_threes() -> None:
-    assert format_code("012345678") == "012 345 678"
+@pytest.mark.parametrize("value", [None, 123456789, b"123456789", ["123456789"]])
+def test_a_code_that_is_not_text_is_refused(value: object) -> None:
+    with pytest.raises(CodeFormatError, match="must be text"):
+        normalize_code(value)  # type: ignore[arg-type]
+
+
+def test_code_format_error_is_a_value_error() -> None:
+    """pydantic turns ValueError from a validator into a 422; the API relies on it."""
+    assert issubclass(CodeFormatError, ValueError)
+
+
+@pytest.mark.parametrize(("text", "shown"), [("012345678", "012 345 678"), ("987-654-321", "987 654 321")])
+def test_format_groups_in_threes(text: str, shown: str) -> None:
+    assert format_code(text) == shown
+
+
+@pytest.mark.parametrize("text", ["12345678", "abc", ""])
+def test_format_refuses_what_is_not_a_code(text: str) -> None:
+    with pytest.raises(CodeFormatError):
+        format_code(text)
 
 
 def test_issued_codes_are_nine_digits_and_spread_over_the_space() -> None:
@@ -56,7 +87,10 @@ def test_the_code_hash_is_keyed() -> None:
     assert hash_code(a, "123456789") == hash_code(a, "123456789")
     assert hash_code(a, "123456789") != hash_code(b, "123456789")
     assert hash_code(a, "123456789") != hash_code(a, "123456788")
-    assert len(hash_code(a, "123456789")) == 64
+    # HMAC-SHA256 as documented, not a plain hash anyone could compute for all 10^9 codes.
+    assert hash_code(a, "123456789") == hmac.new(a, b"123456789", hashlib.sha256).hexdigest()
+    assert hash_code(a, "123456789") != hashlib.sha256(b"123456789").hexdigest()
+    assert len(hash_code(a, "123456789")) == 64 and "123456789" not in hash_code(a, "123456789")
 
 
 def record(state: str, expires: datetime, joined: bool = False, sid: str = "s") -> CodeRecord:
@@ -69,14 +103,18 @@ def record(state: str, expires: datetime, joined: bool = False, sid: str = "s") 
         ([], Verdict.unknown),
         ([record("waiting", LATER)], Verdict.redeemable),
         ([record("waiting", EARLIER)], Verdict.expired),
+        ([record("waiting", NOW)], Verdict.expired),  # the last valid instant is just before expiry
         ([record("expired", EARLIER)], Verdict.expired),
         ([record("connected", LATER, joined=True)], Verdict.used),
         ([record("ended", LATER, joined=True)], Verdict.used),
         ([record("ended", LATER)], Verdict.cancelled),
         # An old session used the same digits long ago: the live one wins.
         ([record("ended", EARLIER - timedelta(days=30), joined=True, sid="old"), record("waiting", LATER, sid="new")], Verdict.redeemable),
+        ([record("waiting", LATER, sid="live"), record("ended", LATER + timedelta(days=1), joined=True)], Verdict.redeemable),
         # The newest record decides between old outcomes.
         ([record("ended", EARLIER - timedelta(days=30), joined=True), record("expired", EARLIER)], Verdict.expired),
+        ([record("expired", EARLIER - timedelta(days=30)), record("connected", EARLIER, joined=True)], Verdict.used),
+        ([record("ended", EARLIER - timedelta(days=30), joined=True), record("ended", EARLIER)], Verdict.cancelled),
     ],
 )
 def test_judge_redemption(records: list[CodeRecord], verdict: Verdict) -> None:
