@@ -1,20 +1,38 @@
 """Shared fixtures: real brokers, a real X server, Chromium's path.
 
-* ``broker`` (module scope): one :class:`~tests.support.broker.BrokerProcess` for a module.
-* ``start_broker(**env)`` (function scope): a factory for brokers with their own
-  settings, e.g. ``start_broker(DESKHAND_CODE_FAILURES_PER_SOURCE="5")``; each is
-  stopped at the end of the test.
-* ``xvfb`` (session scope): an :class:`~tests.support.xvfb.XvfbServer` at 1920x1080;
-  ``xvfb.env`` is ``{"DISPLAY": ...}``.
-* ``chromium_path``: Debian's Chromium.
+Brokers (see :mod:`tests.support.broker` for what a :class:`BrokerProcess` offers):
 
-Under ``CI=true`` a missing Xvfb or Chromium fails the test; elsewhere it skips.
+* ``broker`` (module scope) -> ``BrokerProcess``: one real broker shared by the
+  tests of a module, with a fresh data directory. Its settings come from the
+  module-scoped ``broker_env`` fixture, ``{}`` by default; a module overrides it
+  to configure its broker, e.g.::
+
+      @pytest.fixture(scope="module")
+      def broker_env() -> dict[str, str]:
+          return {"DESKHAND_SIGNAL_MAX_MESSAGE_BYTES": "16384"}
+
+* ``start_broker(**env)`` (function scope) -> ``Callable[..., BrokerProcess]``: a
+  factory for brokers of one test, each with its own settings and data directory,
+  e.g. ``start_broker(DESKHAND_CODE_FAILURES_PER_SOURCE="5")``; all are stopped
+  (SIGTERM, then SIGKILL) when the test ends.
+* ``admin`` (module scope) -> ``dict[str, str]``: ``Authorization`` headers of the
+  module broker's first admin.
+
+Display and browser:
+
+* ``xvfb`` (session scope) -> :class:`~tests.support.xvfb.XvfbServer`: a private
+  Xvfb at 1920x1080x24; ``xvfb.display`` is e.g. ``":5"``, ``xvfb.env`` is
+  ``{"DISPLAY": ":5"}`` (merge it into ``os.environ`` for child processes).
+* ``chromium_path`` (session scope) -> ``str``: ``/usr/bin/chromium`` or
+  ``/usr/lib/chromium/chromium``.
+
+A missing Xvfb or Chromium skips the test with the apt package to install, except
+under ``CI=true``, where it fails: CI must never pass by skipping.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 
@@ -23,48 +41,70 @@ import pytest
 from tests.support.broker import BrokerProcess
 from tests.support.xvfb import XvfbMissing, XvfbServer
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
 
 
+def in_ci() -> bool:
+    """True when the run is a CI run (``CI=true``), where missing dependencies are failures."""
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
 def missing_dependency(message: str) -> None:
-    """Fail under CI (a missing dependency is a broken set-up), skip elsewhere."""
-    if IN_CI:
-        pytest.fail(message + " (CI=true: missing test dependencies fail the run)", pytrace=False)
+    """Fail under CI (a missing dependency is a broken set-up), skip elsewhere. Never returns."""
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: a missing test dependency fails the run)", pytrace=False)
     pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[BrokerProcess]:
-    with BrokerProcess.start() as running:
+def broker_env() -> dict[str, str]:
+    """Settings (``DESKHAND_*`` variables) of the module's ``broker``; override per module."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def broker(broker_env: dict[str, str]) -> Iterator[BrokerProcess]:
+    """A real broker shared by the tests of one module."""
+    with BrokerProcess.start(broker_env) as running:
         yield running
 
 
 @pytest.fixture
 def start_broker() -> Iterator[Callable[..., BrokerProcess]]:
+    """A factory ``start_broker(**env)`` of brokers that live until the test ends."""
     with ExitStack() as stack:
-        yield lambda **env: stack.enter_context(BrokerProcess.start(env))
 
+        def start(**env: str) -> BrokerProcess:
+            return stack.enter_context(BrokerProcess.start(env))
 
-@pytest.fixture(scope="session")
-def xvfb() -> Iterator[XvfbServer]:
-    try:
-        with XvfbServer.start(1920, 1080) as server:
-            yield server
-    except XvfbMissing as exc:
-        missing_dependency(str(exc))
-
-
-@pytest.fixture(scope="session")
-def chromium_path() -> str:
-    for path in CHROMIUM_PATHS:
-        if shutil.which(path):
-            return path
-    missing_dependency("Chromium is not installed: apt-get install chromium (./scripts/test does it)")
-    raise AssertionError("unreachable")
+        yield start
 
 
 @pytest.fixture(scope="module")
 def admin(broker: BrokerProcess) -> dict[str, str]:
     """Authorization headers of the module broker's first admin."""
     return {"Authorization": f"Bearer {broker.login()}"}
+
+
+@pytest.fixture(scope="session")
+def xvfb() -> Iterator[XvfbServer]:
+    """A private Xvfb (1920x1080x24) for the whole run."""
+    with ExitStack() as stack:
+        try:
+            server = stack.enter_context(XvfbServer.start(1920, 1080))
+        except XvfbMissing as exc:
+            missing_dependency(str(exc))
+        yield server
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """The path of Debian's Chromium binary."""
+    for path in CHROMIUM_PATHS:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    missing_dependency(
+        f"Chromium is not installed (looked for {' and '.join(CHROMIUM_PATHS)}): "
+        "apt-get install chromium (./scripts/test does it)"
+    )
+    raise AssertionError("unreachable")

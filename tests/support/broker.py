@@ -188,7 +188,10 @@ class BrokerProcess:
             while not self._banner_read() and self.process.poll() is None and time.monotonic() < deadline:
                 self._changed.wait(min(0.5, max(deadline - time.monotonic(), 0)))
         if not self._banner_read():
-            self._fail(f"printed no 'console:' URL{' and password' if self._fresh else ''} within {timeout:g} s")
+            wanted = "its 'console:' URL" + (" and admin password" if self._fresh else "")
+            if self.process.poll() is not None:
+                self._fail(f"exited before printing {wanted}")
+            self._fail(f"did not print {wanted} within {timeout:g} s")
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self._fail("exited before answering /api/v1/health")
