@@ -45,7 +45,10 @@ def db_session(state: State) -> Iterator[Session]:
         yield session
 
 
-DB = Annotated[Session, Depends(db_session)]
+DB = Annotated[Session, Depends(db_session, scope="function")]
+"""The request's unit of work. ``scope="function"``: committed when the route returns,
+*before* the response is sent, so a client never acts on a 2xx whose writes are not
+visible yet (or were never committed at all)."""
 
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/login")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from broker.tokens import hash_token
 from tests.support.api import bearer
 
 
@@ -27,26 +28,56 @@ def test_wrong_password_and_unknown_user_get_the_same_401(broker) -> None:
 
 
 def test_missing_malformed_and_unknown_tokens_get_401_with_www_authenticate(broker) -> None:
-    for headers in ({}, {"Authorization": "Basic abc"}, bearer("dhu_not-a-real-token"), bearer("garbage")):
-        response = httpx.get(broker.api + "/tickets", headers=headers)
-        assert response.status_code == 401, headers
-        assert response.headers["www-authenticate"] == "Bearer"
-        assert response.json()["error"] == "unauthorized"
+    host_token_shape = "dhh_" + "x" * 43  # a host token is no login token
+    for headers in (
+        {},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer"},
+        bearer("dhu_not-a-real-token"),
+        bearer("garbage"),
+        bearer(host_token_shape),
+    ):
+        assert_refused_as_unauthorized(httpx.get(broker.api + "/tickets", headers=headers))
 
 
-def test_an_expired_token_is_refused(broker) -> None:
-    token = broker.login()
+def assert_refused_as_unauthorized(response: httpx.Response, words: str = "") -> None:
+    """A 401 in the API's error shape that tells the client to use a bearer token."""
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+    body = response.json()
+    assert body["error"] == "unauthorized" and words in body["message"]
+
+
+def test_an_expired_token_is_refused_and_only_that_one(broker) -> None:
+    token, other = broker.login(), broker.login()
     assert httpx.get(broker.api + "/auth/me", headers=bearer(token)).status_code == 200
-    broker.sql("UPDATE access_tokens SET expires_at = '2000-01-01 00:00:00'")
-    response = httpx.get(broker.api + "/auth/me", headers=bearer(token))
-    assert response.status_code == 401
-    assert "expired" in response.json()["message"]
+    # Move this token's expiry into the past in the broker's real database.
+    changed = broker.sql(
+        "UPDATE access_tokens SET expires_at = '2000-01-01 00:00:00.000000' WHERE token_hash = ? RETURNING id",
+        hash_token(token),
+    )
+    assert len(changed) == 1
+    assert_refused_as_unauthorized(httpx.get(broker.api + "/auth/me", headers=bearer(token)), "expired")
+    assert_refused_as_unauthorized(httpx.get(broker.api + "/tickets", headers=bearer(token)))
+    assert httpx.get(broker.api + "/auth/me", headers=bearer(other)).status_code == 200
 
 
-def test_logout_revokes_the_token(broker) -> None:
-    token = broker.login()
+def test_logout_revokes_the_token_and_only_that_one(broker) -> None:
+    token, other = broker.login(), broker.login()
     assert httpx.post(broker.api + "/auth/logout", headers=bearer(token)).status_code == 204
-    assert httpx.get(broker.api + "/auth/me", headers=bearer(token)).status_code == 401
+    assert_refused_as_unauthorized(httpx.get(broker.api + "/auth/me", headers=bearer(token)), "revoked")
+    assert_refused_as_unauthorized(httpx.post(broker.api + "/auth/logout", headers=bearer(token)))
+    assert httpx.get(broker.api + "/auth/me", headers=bearer(other)).status_code == 200
+    revoked = broker.sql("SELECT revoked_at FROM access_tokens WHERE token_hash = ?", hash_token(token))
+    assert revoked[0][0] is not None
+    assert broker.sql("SELECT count(*) FROM audit_events WHERE kind = 'auth.logout'")[0][0] >= 1
+
+
+def test_tokens_are_stored_only_as_hashes(broker) -> None:
+    token = broker.login()
+    stored = broker.sql("SELECT token_hash FROM access_tokens")
+    assert (hash_token(token),) in stored
+    assert token not in str(stored) + str(broker.sql("SELECT data FROM audit_events"))
 
 
 def test_password_change_checks_the_current_password_and_the_policy(start_broker) -> None:
