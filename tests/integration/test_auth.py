@@ -9,18 +9,18 @@ from tests.support.api import bearer
 
 
 def test_login_returns_a_token_that_works_and_a_password_change_flag(broker) -> None:
-    response = httpx.post(broker.api + "/auth/login", json={"username": "admin", "password": broker.admin_password})
+    response = broker.http.post("/auth/login", json={"username": "admin", "password": broker.admin_password})
     assert response.status_code == 200
     body = response.json()
     assert body["token_type"] == "bearer" and body["access_token"].startswith("dhu_")
     assert body["password_change_required"] is True
-    me = httpx.get(broker.api + "/auth/me", headers=bearer(body["access_token"]))
+    me = broker.http.get("/auth/me", headers=bearer(body["access_token"]))
     assert me.json()["username"] == "admin" and me.json()["is_admin"] is True
 
 
 def test_wrong_password_and_unknown_user_get_the_same_401(broker) -> None:
-    wrong = httpx.post(broker.api + "/auth/login", json={"username": "admin", "password": "nope"})
-    unknown = httpx.post(broker.api + "/auth/login", json={"username": "ghost", "password": "nope"})
+    wrong = broker.http.post("/auth/login", json={"username": "admin", "password": "nope"})
+    unknown = broker.http.post("/auth/login", json={"username": "ghost", "password": "nope"})
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json() == unknown.json() == {"error": "bad_credentials", "message": "wrong username or password"}
     rows = broker.sql("SELECT actor, data FROM audit_events WHERE kind = 'auth.login_failed'")
@@ -37,7 +37,7 @@ def test_missing_malformed_and_unknown_tokens_get_401_with_www_authenticate(brok
         bearer("garbage"),
         bearer(host_token_shape),
     ):
-        assert_refused_as_unauthorized(httpx.get(broker.api + "/tickets", headers=headers))
+        assert_refused_as_unauthorized(broker.http.get("/tickets", headers=headers))
 
 
 def assert_refused_as_unauthorized(response: httpx.Response, words: str = "") -> None:
@@ -50,24 +50,24 @@ def assert_refused_as_unauthorized(response: httpx.Response, words: str = "") ->
 
 def test_an_expired_token_is_refused_and_only_that_one(broker) -> None:
     token, other = broker.login(), broker.login()
-    assert httpx.get(broker.api + "/auth/me", headers=bearer(token)).status_code == 200
+    assert broker.http.get("/auth/me", headers=bearer(token)).status_code == 200
     # Move this token's expiry into the past in the broker's real database.
     changed = broker.sql(
         "UPDATE access_tokens SET expires_at = '2000-01-01 00:00:00.000000' WHERE token_hash = ? RETURNING id",
         hash_token(token),
     )
     assert len(changed) == 1
-    assert_refused_as_unauthorized(httpx.get(broker.api + "/auth/me", headers=bearer(token)), "expired")
-    assert_refused_as_unauthorized(httpx.get(broker.api + "/tickets", headers=bearer(token)))
-    assert httpx.get(broker.api + "/auth/me", headers=bearer(other)).status_code == 200
+    assert_refused_as_unauthorized(broker.http.get("/auth/me", headers=bearer(token)), "expired")
+    assert_refused_as_unauthorized(broker.http.get("/tickets", headers=bearer(token)))
+    assert broker.http.get("/auth/me", headers=bearer(other)).status_code == 200
 
 
 def test_logout_revokes_the_token_and_only_that_one(broker) -> None:
     token, other = broker.login(), broker.login()
-    assert httpx.post(broker.api + "/auth/logout", headers=bearer(token)).status_code == 204
-    assert_refused_as_unauthorized(httpx.get(broker.api + "/auth/me", headers=bearer(token)), "revoked")
-    assert_refused_as_unauthorized(httpx.post(broker.api + "/auth/logout", headers=bearer(token)))
-    assert httpx.get(broker.api + "/auth/me", headers=bearer(other)).status_code == 200
+    assert broker.http.post("/auth/logout", headers=bearer(token)).status_code == 204
+    assert_refused_as_unauthorized(broker.http.get("/auth/me", headers=bearer(token)), "revoked")
+    assert_refused_as_unauthorized(broker.http.post("/auth/logout", headers=bearer(token)))
+    assert broker.http.get("/auth/me", headers=bearer(other)).status_code == 200
     revoked = broker.sql("SELECT revoked_at FROM access_tokens WHERE token_hash = ?", hash_token(token))
     assert revoked[0][0] is not None
     assert broker.sql("SELECT count(*) FROM audit_events WHERE kind = 'auth.logout'")[0][0] >= 1
@@ -83,12 +83,12 @@ def test_tokens_are_stored_only_as_hashes(broker) -> None:
 def test_password_change_checks_the_current_password_and_the_policy(start_broker) -> None:
     broker = start_broker()
     headers = bearer(broker.login())
-    url = broker.api + "/auth/password"
-    bad_current = httpx.post(url, json={"current_password": "x", "new_password": "a-long-new-password"}, headers=headers)
+    url = "/auth/password"
+    bad_current = broker.http.post(url, json={"current_password": "x", "new_password": "a-long-new-password"}, headers=headers)
     assert bad_current.status_code == 403
-    too_short = httpx.post(url, json={"current_password": broker.admin_password, "new_password": "short"}, headers=headers)
+    too_short = broker.http.post(url, json={"current_password": broker.admin_password, "new_password": "short"}, headers=headers)
     assert too_short.status_code == 422 and "new_password" in too_short.json()["message"]
-    ok = httpx.post(url, json={"current_password": broker.admin_password, "new_password": "a-long-new-password"}, headers=headers)
+    ok = broker.http.post(url, json={"current_password": broker.admin_password, "new_password": "a-long-new-password"}, headers=headers)
     assert ok.status_code == 204
-    login = httpx.post(broker.api + "/auth/login", json={"username": "admin", "password": "a-long-new-password"})
+    login = broker.http.post("/auth/login", json={"username": "admin", "password": "a-long-new-password"})
     assert login.status_code == 200 and login.json()["password_change_required"] is False

@@ -1,4 +1,8 @@
-"""Small helpers for talking to a test broker's API with httpx."""
+"""Small helpers for talking to a test broker's REST API with httpx.
+
+``headers`` below are ``Authorization`` headers, as made by :func:`bearer` or the
+``admin`` fixture. Helpers that expect success assert it, with the body in the message.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +13,50 @@ import httpx
 from tests.support.broker import BrokerProcess
 
 HOST_BODY = {"machine_name": "test-pc", "os": "Linux 6", "user_name": "ann"}
+"""What a host tells the broker about itself when it joins."""
 
 
 def bearer(token: str) -> dict[str, str]:
+    """``Authorization`` headers for a bearer ``token``."""
     return {"Authorization": f"Bearer {token}"}
 
 
 def create_ticket(broker: BrokerProcess, headers: dict[str, str], **fields: Any) -> dict[str, Any]:
+    """Open a ticket (defaults for the required fields, ``fields`` override); returns it."""
     body = {"subject": "Printer offline", "requester_name": "Ann", "requester_email": "ann@example.com", **fields}
-    response = httpx.post(broker.api + "/tickets", json=body, headers=headers)
+    response = broker.http.post("/tickets", json=body, headers=headers)
     assert response.status_code == 201, response.text
     return response.json()
 
 
-def start_session(broker: BrokerProcess, headers: dict[str, str]) -> dict[str, Any]:
-    """A new ticket and a session on it; returns the session-start answer (with the code)."""
-    ticket = create_ticket(broker, headers)
-    response = httpx.post(broker.api + "/sessions", json={"ticket_id": ticket["id"]}, headers=headers)
+def start_session(broker: BrokerProcess, headers: dict[str, str], ticket_id: int | None = None) -> dict[str, Any]:
+    """A session on ``ticket_id`` (a new ticket by default); the session-start answer, with the code."""
+    if ticket_id is None:
+        ticket_id = create_ticket(broker, headers)["id"]
+    response = broker.http.post("/sessions", json={"ticket_id": ticket_id}, headers=headers)
     assert response.status_code == 201, response.text
     return response.json()
 
 
 def join(broker: BrokerProcess, code: str, **overrides: Any) -> httpx.Response:
-    return httpx.post(broker.api + "/join", json={"code": code, **HOST_BODY, **overrides})
+    """Redeem ``code`` as a host would (no login); the raw response, success or not."""
+    return broker.http.post("/join", json={"code": code, **HOST_BODY, **overrides})
+
+
+def paired_session(broker: BrokerProcess, headers: dict[str, str]) -> tuple[str, str]:
+    """A session a host has joined: ``(session id, host token)``."""
+    response = join(broker, start_session(broker, headers)["code"])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return body["session_id"], body["host_token"]
+
+
+def end_session(broker: BrokerProcess, headers: dict[str, str], session_id: str, reason: str = "") -> httpx.Response:
+    """End a session as its technician, over REST; the raw response."""
+    return broker.http.post(f"/sessions/{session_id}/end", json={"reason": reason}, headers=headers)
+
+
+def audit_kinds(broker: BrokerProcess, session_id: str) -> list[str]:
+    """The kinds of audit events about ``session_id``, oldest first."""
+    rows = broker.sql("SELECT kind FROM audit_events WHERE session_id = ? ORDER BY id", session_id)
+    return [str(kind) for (kind,) in rows]
