@@ -1,0 +1,52 @@
+"""The test harness's own rules: CI never skips, test brokers never inherit settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import missing_dependency
+from tests.support.broker import DEFAULT_ENV, PASSWORD_LINE, URL_LINE, broker_environment
+from tests.support.xvfb import XvfbMissing, XvfbServer
+
+
+def test_a_missing_dependency_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install xvfb.*CI=true"):
+        missing_dependency("Xvfb is not installed: apt-get install xvfb")
+
+
+@pytest.mark.parametrize("ci", [None, "", "false", "1"])
+def test_a_missing_dependency_skips_elsewhere(monkeypatch: pytest.MonkeyPatch, ci: str | None) -> None:
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install xvfb"):
+        missing_dependency("Xvfb is not installed: apt-get install xvfb")
+
+
+def test_xvfb_missing_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(XvfbMissing, match="apt-get install xvfb"), XvfbServer.start():
+        pass
+
+
+def test_test_brokers_inherit_no_deskhand_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DESKHAND_DATABASE_URL", "sqlite:////srv/production.sqlite3")
+    monkeypatch.setenv("DESKHAND_CODE_TTL_SECONDS", "31")
+    monkeypatch.setenv("SOME_OTHER_VARIABLE", "kept")
+    env = broker_environment({"DESKHAND_ICE_LOOPBACK": "true", "DESKHAND_EXPIRY_SWEEP_SECONDS": "0.5"})
+    assert "DESKHAND_DATABASE_URL" not in env and "DESKHAND_CODE_TTL_SECONDS" not in env
+    assert env["SOME_OTHER_VARIABLE"] == "kept"
+    assert env["DESKHAND_ICE_LOOPBACK"] == "true"
+    assert env["DESKHAND_EXPIRY_SWEEP_SECONDS"] == "0.5"  # overrides beat the defaults
+    assert broker_environment()["DESKHAND_EXPIRY_SWEEP_SECONDS"] == DEFAULT_ENV["DESKHAND_EXPIRY_SWEEP_SECONDS"]
+
+
+def test_the_banner_lines_are_parsed() -> None:
+    """The lines as broker/cli.py prints them (checked for real by every integration test)."""
+    url = URL_LINE.match("  console:        http://127.0.0.1:41234/")
+    assert url is not None and url.group(1) == "http://127.0.0.1:41234"
+    password = PASSWORD_LINE.match("  password: kZ6krQLczx2fG7BDzJpm")
+    assert password is not None and password.group(1) == "kZ6krQLczx2fG7BDzJpm"
+    assert URL_LINE.match("  API docs:       http://127.0.0.1:41234/api/v1/docs") is None
