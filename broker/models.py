@@ -100,6 +100,10 @@ class SupportSession(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     ended_by: Mapped[str | None] = mapped_column(String(16), default=None)
     end_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    consent: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    """The end user's current consent (permission names), None until they answered."""
+    consent_source: Mapped[str | None] = mapped_column(String(16), default=None)
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
     ticket: Mapped[Ticket] = relationship(back_populates="sessions")
     technician: Mapped[User] = relationship()

@@ -14,6 +14,8 @@ from protocol.api import (
     UserInfo,
 )
 
+from protocol.permissions import Permission
+
 from .models import SupportSession, Ticket, User
 
 
@@ -48,6 +50,8 @@ def session_out(session: SupportSession) -> SessionOut:
         ended_by=EndedBy(session.ended_by) if session.ended_by else None,
         end_reason=session.end_reason,
         host=host_info(session),
+        consent=[Permission(p) for p in session.consent] if session.consent is not None else None,
+        consent_source=session.consent_source,
     )
 
 

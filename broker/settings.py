@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         description="Tell both peers to gather only 127.0.0.1 candidates (tests, one-machine demos).",
     )
 
+    grant_ttl_seconds: int = Field(
+        default=900, ge=60, le=86400,
+        description="Lifetime of a signed session grant; the broker re-issues it at a third of that.",
+    )
     signing_key: SecretStr | None = Field(
         default=None,
         description="Ed25519 private key (base64 of the 32-byte seed); default: data_dir/signing.key.",

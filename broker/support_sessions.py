@@ -15,6 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from protocol.api import EndedBy, JoinRequest, SessionState
+from protocol.permissions import Permission, ordered
+from protocol.signalling import ConsentSource
 
 from . import audit
 from .clock import utcnow
@@ -226,3 +228,37 @@ def expire_overdue(db: Session, now: datetime | None = None) -> list[Expired]:
             )
             expired.append(Expired(row.id, row.ticket_id))
     return expired
+
+
+def record_consent(
+    db: Session,
+    session_id: str,
+    permissions: list[Permission],
+    source: ConsentSource,
+    *,
+    source_address: str | None,
+) -> bool:
+    """Store the end user's consent on a live session and audit it; False when the session is over."""
+    names = [p.value for p in ordered(permissions)]
+    won = db.execute(
+        update(SupportSession)
+        .where(
+            SupportSession.id == session_id,
+            SupportSession.state == SessionState.connected.value,
+        )
+        .values(consent=names, consent_source=source.value, consent_at=utcnow())
+    ).rowcount
+    if won != 1:
+        return False
+    ticket_id = db.scalar(select(SupportSession.ticket_id).where(SupportSession.id == session_id))
+    audit.record(
+        db, "consent.changed", actor=audit.host_actor(session_id), source=source_address,
+        session_id=session_id, ticket_id=ticket_id, permissions=names, given_by=source.value,
+    )
+    if source is ConsentSource.flag:
+        # Unattended consent is a policy question for auditors: make it easy to find.
+        audit.record(
+            db, "consent.flag_used", actor=audit.host_actor(session_id), source=source_address,
+            session_id=session_id, ticket_id=ticket_id, permissions=names,
+        )
+    return True

@@ -8,13 +8,21 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TextIO
 
 from protocol.cli import configure_logging, number_in_range
 from protocol.codes import CodeFormatError, normalize_code
+from protocol.permissions import PERMISSION_ORDER, Permission, PermissionListError, parse_permissions
+from protocol.signalling import ConsentSource
 
-from .capture import CaptureError, ScreenTrack
+from .capture import CaptureError, Screen
 from .join import JoinRefused, join_session
-from .session import HostSession
+from .session import HostOptions, HostSession
+from .ui import Clipboard, HostUI
+from .ui_terminal import TerminalUI
 
 DEFAULT_BROKER = "http://127.0.0.1:8000"
 
@@ -31,21 +39,51 @@ def build_parser() -> argparse.ArgumentParser:
     join = commands.add_parser(
         "join",
         help="join a session with a support code",
-        description="Join the session your technician started, stream this screen until the "
-        "technician ends the session or you press Ctrl-C, then print a one-line summary.",
+        description="Join the session your technician started. You are asked what the technician "
+        "may do (one line per permission) before anything but the connection happens; you can "
+        "narrow that or take control back at any time, and end the session. Prints a one-line "
+        "summary at the end.",
     )
     join.add_argument(
-        "code",
-        help="the 9-digit code your technician read to you; spaces or dashes are fine (123 456 789)",
+        "code", nargs="?",
+        help="the 9-digit code your technician read to you; spaces or dashes are fine (123 456 789). "
+        "Asked for when left out.",
     )
     join.add_argument(
         "--broker",
         default=os.environ.get("DESKHAND_BROKER", DEFAULT_BROKER),
         help=f"address of your organisation's Deskhand broker (default: DESKHAND_BROKER or {DEFAULT_BROKER})",
     )
-    join.add_argument("--monitor", type=number_in_range(int, 1, 64, "monitor"), default=1, help="which monitor to share, 1 = primary (default 1)")
-    join.add_argument("--fps", type=number_in_range(float, 1, 60, "frame rate"), default=30.0, help="highest frame rate to send, 1-60 (default 30)")
+    join.add_argument(
+        "--ui", choices=("auto", "window", "terminal"), default="auto",
+        help="how to ask for consent and show the session: a small window, the terminal, or "
+        "auto (the window when a display is available; default)",
+    )
+    join.add_argument(
+        "--consent", type=_permission_list, metavar="LIST",
+        help="answer the consent prompt in advance, for unattended test set-ups: a comma-separated "
+        f"list from {', '.join(p.value for p in PERMISSION_ORDER)} (or 'none'). "
+        "Its use is reported to the broker and audited.",
+    )
+    join.add_argument("--monitor", type=number_in_range(int, 1, 64, "monitor"), default=1,
+                      help="which monitor to share first, 1 = primary (default 1)")
+    join.add_argument("--fps", type=number_in_range(float, 1, 60, "frame rate"), default=30.0,
+                      help="highest frame rate to send, 1-60 (default 30)")
+    join.add_argument(
+        "--trace-input", type=Path, metavar="FILE",
+        help="for benchmarks: append 'seq monotonic_time' for every input applied",
+    )
     return parser
+
+
+def _permission_list(text: str) -> frozenset[Permission]:
+    if text.strip().lower() == "none":
+        return frozenset()
+    try:
+        chosen = parse_permissions(text)
+    except PermissionListError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,15 +93,53 @@ def main(argv: list[str] | None = None) -> int:
     if args.command != "join":
         parser.print_help()
         return EXIT_USAGE
+    code = None
+    if args.code is not None:
+        try:
+            code = normalize_code(args.code)
+        except CodeFormatError as exc:
+            print(f"deskhand-host: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    return asyncio.run(_join(args, code))
+
+
+class NoWindow(Exception):
+    """``--ui window`` was asked for and no window can be shown; the message says why."""
+
+
+def _open_ui(kind: str, stack: ExitStack) -> tuple[HostUI, Clipboard, ConsentSource]:
+    """The UI the user asked for (or can have), and the clipboard that comes with a display."""
+    from .clipboard import NoClipboard, TkClipboard
+    from .tk_thread import TkThread, TkUnavailable
+
+    if kind in ("auto", "window"):
+        try:
+            from .ui_window import WindowUI
+
+            tk = TkThread.start(withdrawn=False)
+        except TkUnavailable as exc:
+            if kind == "window":
+                raise NoWindow(str(exc)) from None
+            logging.getLogger(__name__).info("no window: %s", exc)
+        else:
+            stack.callback(tk.stop)
+            return WindowUI(tk), TkClipboard(tk), ConsentSource.window
     try:
-        code = normalize_code(args.code)
-    except CodeFormatError as exc:
-        print(f"deskhand-host: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return asyncio.run(_join(args.broker, code, args.monitor, args.fps))
+        tk = TkThread.start(withdrawn=True)
+    except TkUnavailable:
+        return TerminalUI(), NoClipboard(), ConsentSource.terminal
+    stack.callback(tk.stop)
+    return TerminalUI(), TkClipboard(tk), ConsentSource.terminal
 
 
-async def _join(broker: str, code: str, monitor: int, fps: float) -> int:
+def _trace_writer(path: Path | None, stack: ExitStack) -> Callable[[int, float], None] | None:
+    if path is None:
+        return None
+    out: TextIO = stack.enter_context(path.open("a", encoding="utf-8", buffering=1))
+    return lambda seq, at: out.write(f"{seq} {at:.6f}\n")
+
+
+async def _join(args: argparse.Namespace, code: str | None) -> int:
     session: HostSession | None = None
     main_task = asyncio.current_task()
     assert main_task is not None
@@ -78,27 +154,34 @@ async def _join(broker: str, code: str, monitor: int, fps: float) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal)
-    try:
+    with ExitStack() as stack:
         try:
-            ScreenTrack(monitor=monitor, fps=fps).stop()  # fail before burning the code
-        except CaptureError as exc:
-            print(f"deskhand-host: {exc}", file=sys.stderr)
+            screen = Screen()  # fail before burning the code
+            stack.callback(screen.close)
+            ui, clipboard, source = _open_ui(args.ui, stack)
+            if code is None:
+                code = await ui.ask_code()
+                if code is None:
+                    print("deskhand-host: no code given", file=sys.stderr)
+                    return EXIT_FAILED
+            joined = await join_session(args.broker, code)
+            options = HostOptions(
+                fps=args.fps, monitor=args.monitor, preset_consent=args.consent,
+                consent_source=source, trace_input=_trace_writer(args.trace_input, stack),
+            )
+            session = HostSession(args.broker, joined, ui=ui, clipboard=clipboard, options=options, screen=screen)
+            print(
+                f"Joined session {joined.session_id} on ticket {joined.ticket_id} with "
+                f"{joined.technician.display_name}. Press Ctrl-C to end it.",
+                flush=True,
+            )
+            summary = await session.run()
+        except (CaptureError, JoinRefused, NoWindow, ValueError) as exc:
+            print(f"deskhand-host: {getattr(exc, 'message', exc)}", file=sys.stderr)
             return EXIT_FAILED
-        try:
-            joined = await join_session(broker, code)
-        except JoinRefused as refused:
-            print(f"deskhand-host: {refused.message}", file=sys.stderr)
+        except asyncio.CancelledError:
+            print("deskhand-host: stopped before the session started", file=sys.stderr)
             return EXIT_FAILED
-        session = HostSession(broker, joined, track_factory=lambda: ScreenTrack(monitor=monitor, fps=fps))
-        print(
-            f"Joined session {joined.session_id} on ticket {joined.ticket_id} with "
-            f"{joined.technician.display_name}. Press Ctrl-C to end it.",
-            flush=True,
-        )
-        summary = await session.run()
-    except asyncio.CancelledError:
-        print("deskhand-host: stopped before the session started", file=sys.stderr)
-        return EXIT_FAILED
     print(summary.line(), flush=True)
     return EXIT_OK if summary.ended_by in ("technician", "user") else EXIT_FAILED
 

@@ -1,10 +1,12 @@
-"""A joined host: signalling with the broker and the screen stream to the technician.
+"""A joined host: signalling, consent, the screen stream and remote input.
 
-The host is the WebRTC offerer. Each time a technician (re)connects, the host
-builds a fresh peer connection with a new screen track and offers it; when the
-technician leaves, the connection is closed and the host waits for the next one.
-If the signalling socket drops, the host reconnects with backoff while media
-keeps flowing peer to peer.
+The host is the WebRTC offerer, and offers only once the user has answered the
+consent prompt (or ``--consent`` answered it). Each time a technician
+(re)connects, the host builds a fresh peer connection: a screen track, and the
+``input``, ``pointer`` and ``control`` data channels. Whatever the technician
+sends is applied only if the broker's signed grant and the user's consent both
+allow it (:class:`~host_client.authority.Authority`). If the signalling socket
+drops, the host reconnects with backoff while media keeps flowing peer to peer.
 """
 
 from __future__ import annotations
@@ -15,14 +17,33 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiortc import MediaStreamTrack, RTCPeerConnection
+from aiortc import RTCDataChannel, RTCPeerConnection
 
 from protocol.api import JoinResponse
+from protocol.channel import (
+    CONTROL_CHANNEL,
+    INPUT_CHANNEL,
+    POINTER_CHANNEL,
+    Chat,
+    Clipboard as ClipboardMessage,
+    MonitorInfo,
+    Monitors,
+    Refused,
+    SelectMonitor,
+    parse_input,
+    parse_tech_control,
+)
+from protocol.frames import MessageError
+from protocol.grants import GrantRejected, load_public_key
 from protocol.ice import IceConfig
+from protocol.permissions import Permission, describe, ordered
 from protocol.signalling import (
     Answer,
+    Consent,
+    ConsentSource,
     End,
     Error,
+    GrantIssued,
     IceCandidate,
     Offer,
     PeerJoined,
@@ -30,16 +51,24 @@ from protocol.signalling import (
     Role,
     SessionEnded,
     Welcome,
+    encode,
 )
 from rtc.ice import rtc_configuration
 from rtc.signalling import SignallingChannel, SignallingRefused, candidate_from, description_from
 
-from .capture import ScreenTrack
+from .authority import Authority
+from .capture import Monitor, Screen, ScreenTrack
+from .input_backend import InputBackend, PynputBackend
+from .remote_input import RemoteInput
+from .ui import Clipboard, HostUI
 
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 10)
 RECONNECT_GIVE_UP_AFTER = 120.0
+CLIPBOARD_POLL_SECONDS = 0.5
+DEFAULT_PRESELECTED = frozenset({Permission.view, Permission.chat})
+"""What the consent prompt ticks in advance: seeing and talking, never control."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +80,8 @@ class HostSummary:
     reason: str
     duration: float
     frames_sent: int
+    inputs_applied: int = 0
+    inputs_refused: int = 0
 
     def line(self) -> str:
         minutes, seconds = divmod(int(self.duration), 60)
@@ -58,58 +89,122 @@ class HostSummary:
         why = f": {self.reason}" if self.reason else ""
         return (
             f"Session {self.session_id} ended by the {self.ended_by}{why} "
-            f"after {hours}:{minutes:02d}:{seconds:02d}; {self.frames_sent} frames sent."
+            f"after {hours}:{minutes:02d}:{seconds:02d}; {self.frames_sent} frames sent, "
+            f"{self.inputs_applied} inputs applied, {self.inputs_refused} refused."
         )
 
 
+@dataclass(frozen=True)
+class HostOptions:
+    """How this host runs a session."""
+
+    fps: float = 30.0
+    monitor: int = 1
+    preset_consent: frozenset[Permission] | None = None
+    """``--consent``: answer the prompt with this set, unattended (reported as such)."""
+    consent_source: ConsentSource = ConsentSource.terminal
+    """How the UI asks, for the audit trail."""
+    trace_input: Callable[[int, float], None] | None = None
+
+
 class HostSession:
-    """Runs one joined session until it ends."""
+    """Runs one joined session until it ends; implements :class:`~host_client.ui.UserActions`."""
 
     def __init__(
         self,
         broker_url: str,
         joined: JoinResponse,
         *,
-        track_factory: Callable[[], MediaStreamTrack] | None = None,
+        ui: HostUI,
+        clipboard: Clipboard,
+        options: HostOptions | None = None,
+        screen: Screen | None = None,
+        input_backend: Callable[[], InputBackend] = PynputBackend,
     ) -> None:
         self._broker_url = broker_url
         self._joined = joined
-        self._track_factory = track_factory or ScreenTrack
+        self._ui = ui
+        self._clipboard = clipboard
+        self._options = options or HostOptions()
+        self._screen = screen or Screen()
+        self._monitors = self._screen.monitors()
+        if not 1 <= self._options.monitor <= len(self._monitors):
+            raise ValueError(f"monitor {self._options.monitor} does not exist; this machine has {len(self._monitors)}")
+        self._selected = self._monitors[self._options.monitor - 1]
+        self.authority = Authority(load_public_key(joined.broker_public_key), joined.session_id)
+        self.input = RemoteInput(
+            self.authority, lambda: self._selected, self._report_threadsafe,
+            backend_factory=input_backend, trace=self._options.trace_input,
+        )
         self._ice: IceConfig = joined.ice
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._channel: SignallingChannel | None = None
         self._pc: RTCPeerConnection | None = None
-        self._track: MediaStreamTrack | None = None
+        self._track: ScreenTrack | None = None
+        self._data: dict[str, RTCDataChannel] = {}
+        self._technician_present = False
+        self._consent_task: asyncio.Task[None] | None = None
         self._frames_before = 0
         self._ended: tuple[str, str] | None = None
         self._end_reason: str | None = None
+        self._clipboard_seen: str | None = None
         self._started = time.monotonic()
         self.media_connected = asyncio.Event()
+        self.consent_sent = asyncio.Event()
 
     @property
     def session_id(self) -> str:
         return self._joined.session_id
 
+    @property
+    def frames_sent(self) -> int:
+        return self._frames_before + (self._track.frames_sent if self._track else 0)
+
+    @property
+    def selected_monitor(self) -> Monitor:
+        return self._selected
+
     async def run(self) -> HostSummary:
         """Serve the session until the technician, the user or the broker ends it."""
+        self._loop = asyncio.get_running_loop()
+        self._ui.attach(self)
+        self._clipboard_seen = await self._clipboard.read()
+        poller = asyncio.create_task(self._watch_clipboard(), name="clipboard-watch")
         try:
             await self._signalling_loop()
         finally:
+            poller.cancel()
+            if self._consent_task is not None:
+                self._consent_task.cancel()
             await self._close_peer()
             if self._channel is not None:
                 await self._channel.close()
+            await asyncio.to_thread(self.input.close)
+            self._screen.close()
         ended_by, reason = self._ended or ("broker", "the broker could not be reached")
-        return HostSummary(
-            session_id=self.session_id,
-            ended_by=ended_by,
-            reason=reason,
-            duration=time.monotonic() - self._started,
-            frames_sent=self.frames_sent,
+        summary = HostSummary(
+            session_id=self.session_id, ended_by=ended_by, reason=reason,
+            duration=time.monotonic() - self._started, frames_sent=self.frames_sent,
+            inputs_applied=self.input.applied, inputs_refused=self.input.refused,
         )
+        await self._ui.close(summary.line())
+        return summary
 
-    @property
-    def frames_sent(self) -> int:
-        current = getattr(self._track, "frames_sent", 0)
-        return self._frames_before + current
+    # --- user actions (UserActions) -------------------------------------------------------
+
+    def change_consent(self, permissions: frozenset[Permission]) -> None:
+        self._apply_consent(frozenset(permissions), self._options.consent_source)
+
+    def end_session(self) -> None:
+        asyncio.ensure_future(self.end("the user ended the session"))
+
+    def send_chat(self, text: str) -> None:
+        reason = self.authority.refusal(Permission.chat)
+        if reason is not None:
+            self._ui.notice(f"chat is not possible: {reason}")
+            return
+        if not self._send_control(Chat(text=text[:4000])):
+            self._ui.notice("chat is not connected yet")
 
     async def end(self, reason: str) -> None:
         """The user ends the session: tell the broker, which tells the technician.
@@ -123,12 +218,50 @@ class HostSession:
         if self._channel is not None and not self._channel.closed:
             await self._send_end()
 
+    # --- consent ----------------------------------------------------------------------
+
+    def _apply_consent(self, permissions: frozenset[Permission], source: ConsentSource) -> None:
+        before = self.authority.effective()
+        self.authority.set_consent(permissions)
+        after = self.authority.effective()
+        if Permission.control in before and Permission.control not in after:
+            self.input.release_all()
+        self._ui.permissions_changed(self.authority.granted(), self.authority.consent)
+        asyncio.ensure_future(self._send_signal(Consent(permissions=ordered(permissions), source=source)))
+        self.consent_sent.set()
+
+    async def _obtain_consent(self) -> None:
+        grant = self.authority.grant
+        assert grant is not None
+        offered = ordered(grant.permissions)
+        preset = self._options.preset_consent
+        if preset is not None:
+            chosen: frozenset[Permission] | None = preset & frozenset(offered)
+            source = ConsentSource.flag
+            self._ui.notice(f"consent given on the command line: {describe(chosen)}")
+        else:
+            chosen = await self._ui.ask_consent(grant.technician_name, offered, DEFAULT_PRESELECTED)
+            source = self._options.consent_source
+        if chosen is None:
+            await self.end("the user declined the session")
+            return
+        self._ui.session_started(grant.technician_name, self.session_id, grant.ticket_id)
+        self._apply_consent(chosen, source)
+        if self._technician_present and self._pc is None:
+            await self._offer()
+
+    # --- signalling ---------------------------------------------------------------------
+
+    async def _send_signal(self, message: object) -> None:
+        if self._channel is not None and not self._channel.closed:
+            try:
+                await self._channel.send(message)  # type: ignore[arg-type]
+            except Exception as exc:  # noqa: BLE001 - a lost socket is handled by the loop
+                log.info("could not send %s: %s", type(message).__name__, exc)
+
     async def _send_end(self) -> None:
         assert self._channel is not None and self._end_reason is not None
-        try:
-            await self._channel.send(End(reason=self._end_reason))
-        except Exception:  # noqa: BLE001 - the broker is gone; we stop anyway
-            pass
+        await self._send_signal(End(reason=self._end_reason))
         self._ended = ("user", self._end_reason)
         await self._channel.close()
 
@@ -152,6 +285,11 @@ class HostSession:
                 if self._end_reason is not None:
                     await self._send_end()
                     return
+                if self.authority.consent_given:
+                    # A reconnect: the broker must hear the current consent again.
+                    await self._send_signal(
+                        Consent(permissions=ordered(self.authority.consent), source=self._options.consent_source)
+                    )
                 async for message in self._channel.messages():
                     await self._handle(message)
                     if self._ended is not None:
@@ -174,14 +312,16 @@ class HostSession:
     async def _handle(self, message: object) -> None:
         if isinstance(message, Welcome):
             self._ice = message.ice
-            if message.peer is not None and message.peer.role is Role.technician and self._pc is None:
-                await self._offer()
+            if message.peer is not None and message.peer.role is Role.technician:
+                await self._technician_joined(reoffer=False)
+        elif isinstance(message, GrantIssued):
+            self._grant_arrived(message)
         elif isinstance(message, PeerJoined):
             if message.peer.role is Role.technician:
-                await self._offer()
+                await self._technician_joined(reoffer=True)
         elif isinstance(message, PeerLeft):
-            log.info("the technician left; waiting for them to come back")
-            await self._close_peer()
+            if message.role is Role.technician:
+                await self._technician_left()
         elif isinstance(message, Answer):
             if self._pc is not None and self._pc.signalingState == "have-local-offer":
                 await self._pc.setRemoteDescription(description_from(message))
@@ -199,13 +339,58 @@ class HostSession:
         elif isinstance(message, Offer):
             log.warning("ignoring an offer: the host is the offering side")
 
+    def _grant_arrived(self, message: GrantIssued) -> None:
+        had_grant = self.authority.grant is not None
+        before = self.authority.effective()
+        try:
+            self.authority.accept_grant(message.grant)
+        except GrantRejected as rejected:
+            log.warning("refused a grant: %s", rejected.reason)
+            self._ui.notice(f"refused the broker's grant: {rejected.reason}")
+            return
+        if not had_grant:
+            self._consent_task = asyncio.create_task(self._obtain_consent(), name="consent")
+            return
+        after = self.authority.effective()
+        if after != before:
+            if Permission.control in before and Permission.control not in after:
+                self.input.release_all()
+            self._ui.permissions_changed(self.authority.granted(), self.authority.consent)
+
+    async def _technician_joined(self, *, reoffer: bool) -> None:
+        """A technician is connected: offer once consent is known.
+
+        ``reoffer``: a (re)connecting technician has no media yet, even when the
+        host still holds a peer connection for a stale one it replaced.
+        """
+        if not self._technician_present:
+            self._ui.technician_present(True)
+        self._technician_present = True
+        if self.authority.consent_given and (reoffer or self._pc is None):
+            await self._offer()
+
+    async def _technician_left(self) -> None:
+        log.info("the technician left; waiting for them to come back")
+        self._technician_present = False
+        self._ui.technician_present(False)
+        self.input.release_all()
+        await self._close_peer()
+
+    # --- media and data channels ----------------------------------------------------------
+
     async def _offer(self) -> None:
         await self._close_peer()
         assert self._channel is not None
         pc = RTCPeerConnection(rtc_configuration(self._ice))
         self._pc = pc
-        self._track = self._track_factory()
+        self._track = ScreenTrack(
+            lambda: self._selected,
+            visible=lambda: self.authority.allows(Permission.view),
+            fps=self._options.fps,
+            screen=self._screen,
+        )
         pc.addTransceiver(self._track, direction="sendonly")
+        self._open_data_channels(pc)
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
@@ -216,11 +401,103 @@ class HostSession:
         await pc.setLocalDescription(await pc.createOffer())
         await self._channel.send(Offer(sdp=pc.localDescription.sdp))
 
+    def _open_data_channels(self, pc: RTCPeerConnection) -> None:
+        input_channel = pc.createDataChannel(INPUT_CHANNEL, ordered=True)
+        pointer = pc.createDataChannel(POINTER_CHANNEL, ordered=False, maxRetransmits=0)
+        control = pc.createDataChannel(CONTROL_CHANNEL, ordered=True)
+        self._data = {INPUT_CHANNEL: input_channel, POINTER_CHANNEL: pointer, CONTROL_CHANNEL: control}
+
+        @input_channel.on("message")
+        def _on_input(frame: str | bytes) -> None:
+            self._input_frame(frame, pointer_only=False)
+
+        @pointer.on("message")
+        def _on_pointer(frame: str | bytes) -> None:
+            self._input_frame(frame, pointer_only=True)
+
+        @control.on("open")
+        def _on_control_open() -> None:
+            self._send_monitors()
+
+        @control.on("message")
+        def _on_control(frame: str | bytes) -> None:
+            self._control_frame(frame)
+
+    def _input_frame(self, frame: str | bytes, *, pointer_only: bool) -> None:
+        try:
+            message = parse_input(frame, pointer_only=pointer_only)
+        except MessageError as bad:
+            self.input.refuse(None, bad.code.value, bad.message)
+            return
+        self.input.handle(message)
+
+    def _control_frame(self, frame: str | bytes) -> None:
+        try:
+            message = parse_tech_control(frame)
+        except MessageError as bad:
+            self.input.refuse(None, bad.code.value, bad.message)
+            return
+        needed = {Chat: Permission.chat, ClipboardMessage: Permission.clipboard, SelectMonitor: Permission.view}[type(message)]
+        reason = self.authority.refusal(needed)
+        if reason is not None:
+            self.input.refuse(None, message.type, reason)
+            return
+        if isinstance(message, Chat):
+            self._ui.chat_received(message.text)
+        elif isinstance(message, ClipboardMessage):
+            self._clipboard_seen = message.text
+            asyncio.ensure_future(self._clipboard.write(message.text))
+        else:
+            self._select_monitor(message.index)
+
+    def _select_monitor(self, index: int) -> None:
+        if not 1 <= index <= len(self._monitors):
+            self.input.refuse(None, "select_monitor", f"monitor {index} does not exist; this host has {len(self._monitors)}")
+            return
+        self.input.release_all()
+        self._selected = self._monitors[index - 1]
+        self._send_monitors()
+
+    def _send_monitors(self) -> None:
+        self._send_control(
+            Monitors(
+                monitors=[MonitorInfo(index=m.index, left=m.left, top=m.top, width=m.width, height=m.height) for m in self._monitors],
+                selected=self._selected.index,
+            )
+        )
+
+    def _send_control(self, message: Chat | ClipboardMessage | Monitors | Refused) -> bool:
+        channel = self._data.get(CONTROL_CHANNEL)
+        if channel is None or channel.readyState != "open":
+            return False
+        channel.send(encode(message))
+        return True
+
+    def _report_threadsafe(self, refused: Refused) -> None:
+        # Called from the input worker thread as well as the loop.
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._send_control, refused)
+
+    async def _watch_clipboard(self) -> None:
+        """Send the user's clipboard changes to the technician, when clipboard sync is allowed."""
+        while True:
+            await asyncio.sleep(CLIPBOARD_POLL_SECONDS)
+            text = await self._clipboard.read()
+            if text is None or text == self._clipboard_seen:
+                continue
+            self._clipboard_seen = text
+            if self.authority.allows(Permission.clipboard):
+                try:
+                    self._send_control(ClipboardMessage(text=text))
+                except ValueError:
+                    self._ui.notice("the clipboard holds too much text to share")
+
     async def _close_peer(self) -> None:
         if self._track is not None:
-            self._frames_before += getattr(self._track, "frames_sent", 0)
+            self._frames_before += self._track.frames_sent
             self._track.stop()
             self._track = None
+        self._data = {}
         if self._pc is not None:
             pc, self._pc = self._pc, None
             await pc.close()

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, fie
 
 from .codes import CODE_DIGITS, format_code, normalize_code
 from .ice import IceConfig
+from .permissions import Permission
 
 API_PREFIX = "/api/v1"
 
@@ -149,6 +150,10 @@ class SessionOut(Response):
     ended_by: EndedBy | None = None
     end_reason: str | None = None
     host: HostInfo | None = None
+    consent: list[Permission] | None = None
+    """What the end user allows now; None until they answered the consent prompt."""
+    consent_source: str | None = None
+    """How they answered: window, terminal, or flag (an unattended --consent set-up)."""
 
 
 class TicketSummary(Response):

@@ -1,26 +1,29 @@
 """Signalling messages: what the two peers and the broker say over the WebSocket.
 
 Each message is one JSON object with a ``type``. Peers send ``offer``,
-``answer``, ``ice`` and ``end``; the broker relays the first three unchanged to
-the other peer and answers with ``welcome``, ``peer_joined``, ``peer_left``,
-``session_ended`` and ``error``.
+``answer``, ``ice`` and ``end``; the host also sends ``consent``. The broker
+relays offer, answer and ice unchanged to the other peer, relays consent to the
+technician after recording it, and itself sends ``welcome``, ``grant``,
+``peer_joined``, ``peer_left``, ``session_ended`` and ``error``.
 
 :func:`parse_peer_message` is the single gate every incoming frame passes
-through: it enforces the size limit, decodes JSON and validates against the
-models, and turns any failure into a :class:`SignalError` whose ``code`` and
-``message`` go back to the sender as an ``error`` message.
+(:func:`protocol.frames.parse_frame`: size limit, JSON, schema); a failure is a
+:class:`~protocol.frames.MessageError` whose code and message go back to the
+sender as an ``error`` message.
 """
 
 from __future__ import annotations
 
 import enum
-import json
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .api import HostInfo, MultiLine, UserBrief
+from .frames import ErrorCode, MessageError, describe_validation_error, parse_frame
+from .grants import SignedGrant
 from .ice import IceConfig
+from .permissions import Permission
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 """Largest signalling frame the broker accepts by default (an SDP is ~2-8 KiB)."""
@@ -39,11 +42,20 @@ class Role(str, enum.Enum):
         return Role.host if self is Role.technician else Role.technician
 
 
+class ConsentSource(str, enum.Enum):
+    """How the end user gave (or changed) consent."""
+
+    window = "window"
+    terminal = "terminal"
+    flag = "flag"
+    """``deskhand-host --consent``: unattended set-ups; audited as such."""
+
+
 class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# --- sent by peers, relayed by the broker -----------------------------------------
+# --- sent by peers ------------------------------------------------------------------
 
 
 class Offer(_Message):
@@ -72,12 +84,21 @@ class End(_Message):
     reason: MultiLine = Field(default="", max_length=500)
 
 
-PeerMessage = Annotated[Union[Offer, Answer, IceCandidate, End], Field(discriminator="type")]
+class Consent(_Message):
+    """What the end user allows now (host to broker, broker to technician)."""
+
+    type: Literal["consent"] = "consent"
+    permissions: list[Permission] = Field(max_length=len(Permission))
+    source: ConsentSource
+
+
+PeerMessage = Annotated[Union[Offer, Answer, IceCandidate, End, Consent], Field(discriminator="type")]
 """Any message a peer may send."""
+PeerMessageT = Offer | Answer | IceCandidate | End | Consent
 
 RELAYED_TYPES = frozenset({"offer", "answer", "ice"})
 
-# --- sent by the broker ----------------------------------------------------------
+# --- sent by the broker -------------------------------------------------------------
 
 
 class PeerInfo(_Message):
@@ -98,6 +119,13 @@ class Welcome(_Message):
     """How this peer gathers ICE candidates for the session."""
 
 
+class GrantIssued(_Message):
+    """The broker's current signed grant for the session; replaces any earlier one."""
+
+    type: Literal["grant"] = "grant"
+    grant: SignedGrant
+
+
 class PeerJoined(_Message):
     type: Literal["peer_joined"] = "peer_joined"
     peer: PeerInfo
@@ -114,15 +142,6 @@ class SessionEnded(_Message):
     reason: str = ""
 
 
-class ErrorCode(str, enum.Enum):
-    too_large = "too_large"
-    invalid_json = "invalid_json"
-    invalid_message = "invalid_message"
-    unknown_type = "unknown_type"
-    peer_absent = "peer_absent"
-    session_over = "session_over"
-
-
 class Error(_Message):
     type: Literal["error"] = "error"
     code: ErrorCode
@@ -130,57 +149,28 @@ class Error(_Message):
 
 
 BrokerMessage = Annotated[
-    Union[Offer, Answer, IceCandidate, Welcome, PeerJoined, PeerLeft, SessionEnded, Error],
+    Union[Offer, Answer, IceCandidate, Consent, Welcome, GrantIssued, PeerJoined, PeerLeft, SessionEnded, Error],
     Field(discriminator="type"),
 ]
 """Any message a peer may receive from the broker."""
 
-_peer_adapter: TypeAdapter[Offer | Answer | IceCandidate | End] = TypeAdapter(PeerMessage)
+_peer_adapter: TypeAdapter[PeerMessageT] = TypeAdapter(PeerMessage)
 _broker_adapter: TypeAdapter[object] = TypeAdapter(BrokerMessage)
 
-_PEER_TYPES = ("offer", "answer", "ice", "end")
+_PEER_TYPES = ("offer", "answer", "ice", "end", "consent")
+
+SignalError = MessageError
+"""Signalling's name for :class:`protocol.frames.MessageError`."""
 
 
-class SignalError(Exception):
-    """A frame that cannot be accepted; carries what to tell the sender."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def to_message(self) -> Error:
-        return Error(code=self.code, message=self.message)
+def error_message(error: MessageError) -> Error:
+    """The ``error`` message that tells a sender why its frame was refused."""
+    return Error(code=error.code, message=error.message)
 
 
-def parse_peer_message(
-    frame: str | bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-) -> Offer | Answer | IceCandidate | End:
-    """Validate one frame received from a peer, or raise :class:`SignalError`."""
-    # surrogatepass: a str holding a lone surrogate is measured, then refused as JSON,
-    # instead of escaping as UnicodeEncodeError.
-    size = len(frame.encode("utf-8", "surrogatepass")) if isinstance(frame, str) else len(frame)
-    if size > max_bytes:
-        raise SignalError(
-            ErrorCode.too_large,
-            f"message of {size} bytes is over the limit of {max_bytes} bytes",
-        )
-    try:
-        data = json.loads(frame)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SignalError(ErrorCode.invalid_json, f"message is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise SignalError(ErrorCode.invalid_message, "message must be a JSON object")
-    kind = data.get("type")
-    if kind not in _PEER_TYPES:
-        raise SignalError(
-            ErrorCode.unknown_type,
-            f"unknown message type {str(kind)[:40]!r}; expected one of {', '.join(_PEER_TYPES)}",
-        )
-    try:
-        return _peer_adapter.validate_python(data)
-    except ValidationError as exc:
-        raise SignalError(ErrorCode.invalid_message, describe_validation_error(exc)) from None
+def parse_peer_message(frame: str | bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> PeerMessageT:
+    """Validate one frame received from a peer, or raise :class:`MessageError`."""
+    return parse_frame(frame, _peer_adapter, _PEER_TYPES, max_bytes)  # type: ignore[no-any-return]
 
 
 def parse_broker_message(frame: str | bytes) -> BaseModel:
@@ -188,18 +178,9 @@ def parse_broker_message(frame: str | bytes) -> BaseModel:
     try:
         return _broker_adapter.validate_json(frame)  # type: ignore[return-value]
     except ValidationError as exc:
-        raise SignalError(ErrorCode.invalid_message, describe_validation_error(exc)) from None
+        raise MessageError(ErrorCode.invalid_message, describe_validation_error(exc)) from None
 
 
 def encode(message: BaseModel) -> str:
-    """Serialise a message for the wire (compact JSON, no nulls dropped)."""
+    """Serialise a message for the wire (compact JSON)."""
     return message.model_dump_json()
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """Turn pydantic's report into one readable sentence per problem."""
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err["loc"] if p not in _PEER_TYPES) or "message"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)

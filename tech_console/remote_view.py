@@ -1,23 +1,55 @@
-"""The technician's live view of a remote screen: signalling plus a WebRTC answerer."""
+"""The technician's live view of a remote session: signalling, WebRTC answerer, remote control.
+
+The host offers a screen track and three data channels (see
+:mod:`protocol.channel`); this side answers, decodes frames (keeping only the
+newest, so a slow consumer never builds a backlog) and sends input, chat,
+clipboard text and monitor choices. What the host reports back (monitors,
+chat, clipboard, refusals) and what the broker says (grant, consent) is kept
+as plain state, and :meth:`RemoteView.wait_until` waits for any condition on it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
-from aiortc import MediaStreamTrack, RTCPeerConnection
+from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
+from pydantic import BaseModel
 
+from protocol.channel import (
+    CONTROL_CHANNEL,
+    INPUT_CHANNEL,
+    POINTER_CHANNEL,
+    Chat,
+    Clipboard,
+    Key,
+    Monitors,
+    PointerButton,
+    PointerMove,
+    Refused,
+    SelectMonitor,
+    Text,
+    Wheel,
+    parse_host_control,
+)
+from protocol.frames import MessageError
+from protocol.grants import Grant
 from protocol.ice import IceConfig
+from protocol.permissions import Permission
 from protocol.signalling import (
     Answer,
+    Consent,
     End,
     Error,
+    GrantIssued,
     IceCandidate,
     Offer,
     PeerInfo,
@@ -26,6 +58,7 @@ from protocol.signalling import (
     Role,
     SessionEnded,
     Welcome,
+    encode,
 )
 from rtc.ice import rtc_configuration
 from rtc.signalling import SignallingChannel, candidate_from, description_from
@@ -40,12 +73,16 @@ class ViewError(Exception):
     """The view cannot deliver what was asked; the message says why."""
 
 
-class RemoteView:
-    """Receives the host's screen for one session.
+@dataclass(frozen=True)
+class ChatLine:
+    sender: str
+    """``technician`` (sent from here) or ``user`` (typed on the host)."""
+    text: str
+    at: float
 
-    The host offers; this side answers. Frames are decoded as they arrive and
-    only the newest is kept, so a slow consumer never builds a backlog.
-    """
+
+class RemoteView:
+    """One technician connection to one session."""
 
     def __init__(self, broker_url: str, path: str, token: str, *, on_frame: FrameHook | None = None) -> None:
         self._broker_url = broker_url
@@ -57,32 +94,75 @@ class RemoteView:
         self._reader: asyncio.Task[None] | None = None
         self._signalling: asyncio.Task[None] | None = None
         self._ice = IceConfig()
-        self._frame_event = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._data: dict[str, RTCDataChannel] = {}
+        self._seq = itertools.count(1)
         self.host: PeerInfo | None = None
         self.ended: SessionEnded | None = None
+        self.grant: Grant | None = None
+        self.consent: Consent | None = None
+        self.monitors: Monitors | None = None
+        self.chat: list[ChatLine] = []
+        self.remote_clipboard: str | None = None
+        self.refusals: list[Refused] = []
         self.latest_frame: av.VideoFrame | None = None
         self.latest_frame_at = 0.0
         self.first_frame_at: float | None = None
         self.frames_received = 0
+
+    # --- connecting and waiting ---------------------------------------------------------
 
     async def start(self) -> None:
         """Connect to the broker's signalling; media follows when the host offers."""
         self._channel = await SignallingChannel.open(self._broker_url, self._path, self._token)
         self._signalling = asyncio.create_task(self._signalling_loop(), name="console-signalling")
 
-    async def wait_for_frame(self, timeout: float, *, newer_than: float = 0.0) -> av.VideoFrame:
-        """The newest frame that arrived after ``newer_than`` (a ``time.monotonic()``)."""
+    async def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        """Wait until ``condition()`` holds; raise :class:`ViewError` naming ``what`` on timeout or end."""
         deadline = time.monotonic() + timeout
-        while self.latest_frame is None or self.latest_frame_at <= newer_than:
+        while not condition():
             if self.ended is not None:
-                raise ViewError(f"the session ended ({self.ended.ended_by}: {self.ended.reason or 'no reason'})")
+                raise ViewError(
+                    f"the session ended ({self.ended.ended_by}: {self.ended.reason or 'no reason'}) "
+                    f"while waiting for {what}"
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ViewError(f"no video frame arrived within {timeout:g} s")
-            self._frame_event.clear()
+                raise ViewError(f"gave up waiting for {what} after {timeout:g} s")
+            self._changed.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._frame_event.wait(), min(remaining, 0.5))
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+
+    def _notify(self) -> None:
+        self._changed.set()
+
+    async def wait_for_frame(self, timeout: float, *, newer_than: float = 0.0) -> av.VideoFrame:
+        """The newest frame that arrived after ``newer_than`` (a ``time.monotonic()``)."""
+        await self.wait_until(
+            lambda: self.latest_frame is not None and self.latest_frame_at > newer_than, timeout, "a video frame"
+        )
+        assert self.latest_frame is not None
         return self.latest_frame
+
+    async def wait_for_control(self, timeout: float) -> None:
+        """Until the input and control channels are open (the host has consented and connected)."""
+        await self.wait_until(
+            lambda: all(
+                (c := self._data.get(label)) is not None and c.readyState == "open"
+                for label in (INPUT_CHANNEL, CONTROL_CHANNEL)
+            ),
+            timeout,
+            "the host's input channel",
+        )
+
+    def allowed(self, permission: Permission) -> bool:
+        """Whether grant and consent both allow ``permission``, as far as this side knows."""
+        return (
+            self.grant is not None
+            and permission in self.grant.permissions
+            and self.consent is not None
+            and permission in self.consent.permissions
+        )
 
     async def snapshot(self, path: Path, *, timeout: float, settle: float = 1.0) -> av.VideoFrame:
         """Save the current remote screen as a PNG.
@@ -100,6 +180,72 @@ class RemoteView:
         frame.to_image().save(path, format="PNG")
         return frame
 
+    # --- remote control -----------------------------------------------------------------
+
+    def move(self, x: float, y: float, *, reliable: bool = False) -> int:
+        """Move the pointer to (x, y) on the selected monitor (0..1). Unreliable unless asked."""
+        message = PointerMove(seq=next(self._seq), x=x, y=y)
+        self._send(INPUT_CHANNEL if reliable else POINTER_CHANNEL, message)
+        return message.seq
+
+    def button(self, x: float, y: float, down: bool, button: str = "left") -> int:
+        message = PointerButton(seq=next(self._seq), button=button, down=down, x=x, y=y)  # type: ignore[arg-type]
+        self._send(INPUT_CHANNEL, message)
+        return message.seq
+
+    def click(self, x: float, y: float, button: str = "left") -> int:
+        """Press and release ``button`` at (x, y); returns the seq of the release."""
+        self.button(x, y, True, button)
+        return self.button(x, y, False, button)
+
+    def wheel(self, x: float, y: float, dy: int, dx: int = 0) -> int:
+        message = Wheel(seq=next(self._seq), dx=dx, dy=dy, x=x, y=y)
+        self._send(INPUT_CHANNEL, message)
+        return message.seq
+
+    def key(self, code: str, key: str = "", *, down: bool) -> int:
+        message = Key(seq=next(self._seq), code=code, key=key, down=down)
+        self._send(INPUT_CHANNEL, message)
+        return message.seq
+
+    def press_key(self, code: str, key: str = "") -> int:
+        """A key going down and up (``Enter``, ``KeyA``...)."""
+        self.key(code, key, down=True)
+        return self.key(code, key, down=False)
+
+    def type_text(self, text: str) -> int:
+        """Type ``text`` on the host as it is; long text goes in pieces of 1000 characters."""
+        seq = 0
+        for start in range(0, len(text), 1000):
+            message = Text(seq=next(self._seq), text=text[start : start + 1000])
+            self._send(INPUT_CHANNEL, message)
+            seq = message.seq
+        return seq
+
+    def send_chat(self, text: str) -> None:
+        self._send(CONTROL_CHANNEL, Chat(text=text))
+        self.chat.append(ChatLine("technician", text, time.monotonic()))
+        self._notify()
+
+    def set_clipboard(self, text: str) -> None:
+        """Put ``text`` on the host's clipboard (needs the clipboard permission there)."""
+        self._send(CONTROL_CHANNEL, Clipboard(text=text))
+
+    def select_monitor(self, index: int) -> None:
+        """Stream (and aim input at) the host's monitor ``index``, counted from 1."""
+        self._send(CONTROL_CHANNEL, SelectMonitor(index=index))
+
+    def _send(self, label: str, message: BaseModel) -> None:
+        channel = self._data.get(label)
+        if channel is None or channel.readyState != "open":
+            raise ViewError(
+                f"the host's {label} channel is not open: wait for the host to consent and connect "
+                "(wait_for_control)"
+            )
+        channel.send(encode(message))
+
+    # --- ending -------------------------------------------------------------------------
+
     async def end_session(self, reason: str = "") -> None:
         """End the whole session through signalling."""
         if self._channel is not None and not self._channel.closed:
@@ -116,12 +262,18 @@ class RemoteView:
         if self._channel is not None:
             await self._channel.close()
 
+    # --- plumbing -----------------------------------------------------------------------
+
     async def _signalling_loop(self) -> None:
         assert self._channel is not None
         async for message in self._channel.messages():
             if isinstance(message, Welcome):
                 self._ice = message.ice
                 self.host = message.peer
+            elif isinstance(message, GrantIssued):
+                self.grant = message.grant.grant
+            elif isinstance(message, Consent):
+                self.consent = message
             elif isinstance(message, PeerJoined) and message.peer.role is Role.host:
                 self.host = message.peer
             elif isinstance(message, PeerLeft) and message.role is Role.host:
@@ -135,12 +287,12 @@ class RemoteView:
                     await self._pc.addIceCandidate(candidate)
             elif isinstance(message, SessionEnded):
                 self.ended = message
-                self._frame_event.set()
             elif isinstance(message, Error):
                 log.warning("the broker reported a problem: %s (%s)", message.message, message.code.value)
+            self._notify()
         if self.ended is None:
             self.ended = SessionEnded(ended_by="broker", reason="the signalling connection closed")
-        self._frame_event.set()
+        self._notify()
 
     async def _answer(self, offer: Offer) -> None:
         await self._close_peer()
@@ -153,9 +305,34 @@ class RemoteView:
             if track.kind == "video":
                 self._reader = asyncio.create_task(self._read_frames(track), name="console-frames")
 
+        @pc.on("datachannel")
+        def _on_datachannel(channel: RTCDataChannel) -> None:
+            self._data[channel.label] = channel
+            channel.on("open", self._notify)
+            if channel.label == CONTROL_CHANNEL:
+                channel.on("message", self._control_frame)
+            self._notify()
+
         await pc.setRemoteDescription(description_from(offer))
         await pc.setLocalDescription(await pc.createAnswer())
         await self._channel.send(Answer(sdp=pc.localDescription.sdp))
+
+    def _control_frame(self, frame: str | bytes) -> None:
+        try:
+            message = parse_host_control(frame)
+        except MessageError as bad:
+            log.warning("ignoring a control message from the host: %s", bad.message)
+            return
+        if isinstance(message, Chat):
+            self.chat.append(ChatLine("user", message.text, time.monotonic()))
+        elif isinstance(message, Clipboard):
+            self.remote_clipboard = message.text
+        elif isinstance(message, Monitors):
+            self.monitors = message
+        else:
+            self.refusals.append(message)
+            log.info("the host refused %s %s: %s", message.what, message.seq, message.reason)
+        self._notify()
 
     async def _read_frames(self, track: MediaStreamTrack) -> None:
         while True:
@@ -171,7 +348,7 @@ class RemoteView:
             self.frames_received += 1
             if self._on_frame is not None:
                 self._on_frame(frame, now)  # type: ignore[arg-type]
-            self._frame_event.set()
+            self._notify()
 
     async def _close_peer(self) -> None:
         if self._reader is not None:
@@ -179,6 +356,7 @@ class RemoteView:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
             self._reader = None
+        self._data = {}
         if self._pc is not None:
             pc, self._pc = self._pc, None
             await pc.close()

@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from protocol.api import EndedBy, SessionState
+from protocol.grants import SignedGrant
 from protocol.signalling import (
     RELAYED_TYPES,
+    Consent,
+    ConsentSource,
     End,
     ErrorCode,
+    GrantIssued,
     PeerInfo,
     PeerJoined,
     PeerLeft,
@@ -27,15 +33,18 @@ from protocol.signalling import (
     SessionEnded,
     SignalError,
     Welcome,
+    error_message,
     parse_peer_message,
 )
 
 from .. import audit
 from ..deps import BrokerState, SessionId, user_for_token
 from ..errors import ApiError
+from ..grants import issue_grant
+from ..models import SupportSession
 from ..hub import Peer
 from ..serializers import host_info, user_brief
-from ..support_sessions import SessionOver, end_session, get_session, host_session
+from ..support_sessions import SessionOver, end_session, get_session, host_session, record_consent
 from ..tokens import HOST_TOKEN_PREFIX, hash_token
 
 log = logging.getLogger(__name__)
@@ -53,7 +62,17 @@ def _bearer(websocket: WebSocket) -> str | None:
     return token.strip()
 
 
-def authenticate(state: BrokerState, session_id: str, token: str | None) -> PeerInfo:
+@dataclass(frozen=True)
+class Admission:
+    """A connection the broker accepted: who it is, and what the session already knows."""
+
+    info: PeerInfo
+    session: SupportSession
+    """A detached snapshot, for signing grants."""
+    consent: Consent | None
+
+
+def authenticate(state: BrokerState, session_id: str, token: str | None) -> Admission:
     """Who this token speaks for in ``session_id``, or an :class:`ApiError` saying why not."""
     if token is None:
         raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <token>' to open signalling")
@@ -80,17 +99,24 @@ def authenticate(state: BrokerState, session_id: str, token: str | None) -> Peer
             peer = PeerInfo(role=Role.technician, user=user_brief(user))
         if session.state not in (SessionState.waiting.value, SessionState.connected.value):
             raise ApiError(410, "session_over", f"the session is {session.state}")
-    return peer
+        consent = (
+            Consent(permissions=session.consent, source=ConsentSource(session.consent_source))
+            if session.consent is not None and session.consent_source
+            else None
+        )
+        session.technician  # noqa: B018 - loaded now, used after the unit of work ends
+    return Admission(info=peer, session=session, consent=consent)
 
 
 @router.websocket("/sessions/{session_id}/signal")
 async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     state: BrokerState = websocket.app.state.broker
     try:
-        info = await run_in_threadpool(authenticate, state, session_id, _bearer(websocket))
+        admitted = await run_in_threadpool(authenticate, state, session_id, _bearer(websocket))
     except ApiError as refused:
         await websocket.send_denial_response(refused.response())
         return
+    info = admitted.info
     await websocket.accept()
     hub = state.hub
     me = Peer(session_id=session_id, info=info, link=websocket)
@@ -109,8 +135,16 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
             ice=state.settings.ice_config,
         )
     )
+    me.post(GrantIssued(grant=_grant(state, admitted.session)))
+    if info.role is Role.technician and admitted.consent is not None:
+        me.post(admitted.consent)
     if other is not None:
         other.post(PeerJoined(peer=info))
+    refresher = (
+        asyncio.create_task(_refresh_grants(state, admitted.session), name="grant-refresh")
+        if info.role is Role.host
+        else None
+    )
     actor = _actor(info, session_id)
     await run_in_threadpool(_audit, state, "signal.connected", actor, websocket, session_id)
 
@@ -119,6 +153,8 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        if refresher is not None:
+            refresher.cancel()
         if hub.detach(me):
             other = hub.peer(session_id, info.role.other)
             if other is not None:
@@ -126,6 +162,19 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
         me.post_close(1000, "bye")
         await pump
         await run_in_threadpool(_audit, state, "signal.disconnected", actor, websocket, session_id)
+
+
+def _grant(state: BrokerState, session: SupportSession) -> SignedGrant:
+    return issue_grant(state.keys, session, timedelta(seconds=state.settings.grant_ttl_seconds))
+
+
+async def _refresh_grants(state: BrokerState, session: SupportSession) -> None:
+    """Re-issue the grant to both peers well before it expires, while the host is connected."""
+    while True:
+        await asyncio.sleep(state.settings.grant_ttl_seconds / 3)
+        fresh = GrantIssued(grant=_grant(state, session))
+        for peer in state.hub.peers(session.id):
+            peer.post(fresh)
 
 
 async def _relay(state: BrokerState, me: Peer, websocket: WebSocket, pump: asyncio.Task[None]) -> None:
@@ -142,22 +191,46 @@ async def _relay(state: BrokerState, me: Peer, websocket: WebSocket, pump: async
             parsed = parse_peer_message(frame, limit)
         except SignalError as bad:
             log.info("bad signalling frame from %s of %s: %s", me.role.value, me.session_id, bad.code.value)
-            me.post(bad.to_message())
+            me.post(error_message(bad))
             continue
         if isinstance(parsed, End):
             await _end_from_peer(state, me, parsed, websocket)
             return
+        if isinstance(parsed, Consent):
+            await _consent_from_peer(state, me, parsed, websocket)
+            continue
         assert parsed.type in RELAYED_TYPES
         other = hub.peer(me.session_id, me.role.other)
         if other is None:
             me.post(
-                SignalError(
-                    ErrorCode.peer_absent,
-                    f"the {me.role.other.value} is not connected yet; wait for peer_joined",
-                ).to_message()
+                error_message(
+                    SignalError(
+                        ErrorCode.peer_absent,
+                        f"the {me.role.other.value} is not connected yet; wait for peer_joined",
+                    )
+                )
             )
             continue
         other.post(parsed)
+
+
+async def _consent_from_peer(state: BrokerState, me: Peer, message: Consent, websocket: WebSocket) -> None:
+    """Record the end user's consent, then tell the technician."""
+    if me.role is not Role.host:
+        me.post(error_message(SignalError(ErrorCode.not_allowed, "only the host can send consent")))
+        return
+    source = websocket.client.host if websocket.client else None
+
+    def _record() -> bool:
+        with state.database.session() as db:
+            return record_consent(db, me.session_id, message.permissions, message.source, source_address=source)
+
+    if not await run_in_threadpool(_record):
+        me.post(error_message(SignalError(ErrorCode.session_over, "the session is not live; consent not recorded")))
+        return
+    technician = state.hub.peer(me.session_id, Role.technician)
+    if technician is not None:
+        technician.post(message)
 
 
 async def _end_from_peer(state: BrokerState, me: Peer, message: End, websocket: WebSocket) -> None:

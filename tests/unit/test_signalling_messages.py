@@ -24,6 +24,7 @@ from protocol.signalling import (
     SignalError,
     Welcome,
     encode,
+    error_message,
     parse_broker_message,
     parse_peer_message,
 )
@@ -95,7 +96,7 @@ def test_invalid_frames_raise_with_a_code_and_a_sentence(frame: str | bytes, cod
         parse_peer_message(frame, max_bytes=1_000_000)
     assert raised.value.code is code
     assert raised.value.message
-    reply = raised.value.to_message()
+    reply = error_message(raised.value)
     assert isinstance(reply, Error) and reply.code is code and reply.message == raised.value.message
 
 

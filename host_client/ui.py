@@ -1,0 +1,66 @@
+"""What the end user sees and does, behind one interface.
+
+:class:`HostUI` is implemented by :class:`host_client.ui_terminal.TerminalUI`
+(stdin/stdout) and :class:`host_client.ui_window.WindowUI` (a small Tk window).
+The session calls a UI from its asyncio thread; a UI calls back through
+:class:`UserActions`, always in the asyncio thread too (a UI that runs elsewhere,
+like Tk, marshals with ``loop.call_soon_threadsafe``).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from protocol.permissions import Permission
+
+
+class UserActions(Protocol):
+    """What the user can do during a session (implemented by the session)."""
+
+    def change_consent(self, permissions: frozenset[Permission]) -> None:
+        """Allow exactly these permissions from now on (narrow, revoke or restore)."""
+
+    def end_session(self) -> None:
+        """End the session for both sides."""
+
+    def send_chat(self, text: str) -> None:
+        """Send a chat line to the technician."""
+
+
+class HostUI(Protocol):
+    """The end user's side of a session."""
+
+    async def ask_code(self) -> str | None:
+        """Ask for the support code; None when the user gives up."""
+
+    async def ask_consent(
+        self, technician: str, offered: list[Permission], preselected: frozenset[Permission]
+    ) -> frozenset[Permission] | None:
+        """Ask which of ``offered`` to allow, one line each; None when the user declines all and leaves."""
+
+    def attach(self, actions: UserActions) -> None:
+        """From now on, user actions go to ``actions``."""
+
+    def session_started(self, technician: str, session_id: str, ticket_id: int) -> None: ...
+
+    def permissions_changed(self, granted: frozenset[Permission], consented: frozenset[Permission]) -> None:
+        """Show what the technician may do now (``granted ∩ consented``) and what was consented."""
+
+    def technician_present(self, present: bool) -> None: ...
+
+    def chat_received(self, text: str) -> None: ...
+
+    def notice(self, text: str) -> None:
+        """A one-line status for the user (a refused grant, a paused stream...)."""
+
+    async def close(self, summary: str) -> None:
+        """The session is over; show ``summary`` and release the UI."""
+
+
+class Clipboard(Protocol):
+    """The host's clipboard text (X selection, via Tk)."""
+
+    async def read(self) -> str | None:
+        """The current clipboard text, or None when there is none or it is not text."""
+
+    async def write(self, text: str) -> None: ...

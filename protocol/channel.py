@@ -1,0 +1,171 @@
+"""Data-channel messages between the technician and the host.
+
+Three channels, created by the host (the offerer):
+
+``input``   reliable, ordered: buttons, wheel, keys, text, and pointer moves too.
+``pointer`` unordered, no retransmits: pointer moves only. A lost move is
+            replaced by the next one; buttons and wheel carry their own
+            coordinates, so a click never lands where a late move left the pointer.
+``control`` reliable, ordered: chat, clipboard, monitors, and the host's
+            reports of refused input.
+
+Coordinates are normalised to the selected monitor: (0, 0) is its top-left
+pixel, (1, 1) its bottom-right. Every input message carries a ``seq`` so a
+refusal can name the message it refuses.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from .api import MultiLine
+from .frames import parse_frame
+
+INPUT_CHANNEL = "input"
+POINTER_CHANNEL = "pointer"
+CONTROL_CHANNEL = "control"
+
+MAX_CHANNEL_MESSAGE_BYTES = 64 * 1024
+MAX_TEXT_CHARS = 1000
+MAX_CHAT_CHARS = 4000
+MAX_CLIPBOARD_CHARS = 32_000
+
+Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Seq = Annotated[int, Field(ge=0, lt=2**53)]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- input (technician -> host) -------------------------------------------------------
+
+
+class PointerMove(_Message):
+    type: Literal["pointer_move"] = "pointer_move"
+    seq: Seq
+    x: Unit
+    y: Unit
+
+
+class PointerButton(_Message):
+    type: Literal["pointer_button"] = "pointer_button"
+    seq: Seq
+    button: Literal["left", "middle", "right"]
+    down: bool
+    x: Unit
+    y: Unit
+
+
+class Wheel(_Message):
+    """Scroll by whole notches; positive ``dy`` scrolls down, positive ``dx`` right."""
+
+    type: Literal["wheel"] = "wheel"
+    seq: Seq
+    dx: int = Field(ge=-50, le=50)
+    dy: int = Field(ge=-50, le=50)
+    x: Unit
+    y: Unit
+
+
+class Key(_Message):
+    """A physical key, named as in W3C UI Events: ``code`` (``KeyA``) and ``key`` (``a``)."""
+
+    type: Literal["key"] = "key"
+    seq: Seq
+    code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9]+$")
+    key: str = Field(default="", max_length=32)
+    down: bool
+
+
+class Text(_Message):
+    """Text to type as it is, whatever the keyboard layout."""
+
+    type: Literal["text"] = "text"
+    seq: Seq
+    text: MultiLine = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+
+
+InputMessage = Annotated[Union[PointerMove, PointerButton, Wheel, Key, Text], Field(discriminator="type")]
+InputMessageT = PointerMove | PointerButton | Wheel | Key | Text
+
+# --- control (both ways) ------------------------------------------------------------
+
+
+class Chat(_Message):
+    type: Literal["chat"] = "chat"
+    text: MultiLine = Field(min_length=1, max_length=MAX_CHAT_CHARS)
+
+
+class Clipboard(_Message):
+    type: Literal["clipboard"] = "clipboard"
+    text: MultiLine = Field(max_length=MAX_CLIPBOARD_CHARS)
+
+
+class SelectMonitor(_Message):
+    """Technician to host: stream (and aim input at) this monitor, counted from 1."""
+
+    type: Literal["select_monitor"] = "select_monitor"
+    index: int = Field(ge=1, le=64)
+
+
+class MonitorInfo(_Message):
+    index: int
+    left: int
+    top: int
+    width: int
+    height: int
+
+
+class Monitors(_Message):
+    """Host to technician: the host's monitors and which one is streamed."""
+
+    type: Literal["monitors"] = "monitors"
+    monitors: list[MonitorInfo] = Field(max_length=64)
+    selected: int
+
+
+class Refused(_Message):
+    """Host to technician: a message was not applied, and why."""
+
+    type: Literal["refused"] = "refused"
+    seq: int | None = None
+    """The refused input's ``seq``; None for control messages."""
+    what: str = Field(max_length=64)
+    reason: str = Field(max_length=500)
+    refused_total: int = 0
+    """How many messages this host has refused in the session so far."""
+
+
+TechControlMessage = Annotated[Union[Chat, Clipboard, SelectMonitor], Field(discriminator="type")]
+HostControlMessage = Annotated[Union[Chat, Clipboard, Monitors, Refused], Field(discriminator="type")]
+
+_input = TypeAdapter(InputMessage)
+_tech_control = TypeAdapter(TechControlMessage)
+_host_control = TypeAdapter(HostControlMessage)
+_INPUT_TYPES = ("pointer_move", "pointer_button", "wheel", "key", "text")
+_TECH_CONTROL_TYPES = ("chat", "clipboard", "select_monitor")
+_HOST_CONTROL_TYPES = ("chat", "clipboard", "monitors", "refused")
+
+
+def parse_input(frame: str | bytes, *, pointer_only: bool = False) -> InputMessageT:
+    """An input message from the technician (raises :class:`~protocol.frames.MessageError`)."""
+    types = ("pointer_move",) if pointer_only else _INPUT_TYPES
+    return parse_frame(frame, _input, types, MAX_CHANNEL_MESSAGE_BYTES)  # type: ignore[no-any-return]
+
+
+def parse_tech_control(frame: str | bytes) -> Chat | Clipboard | SelectMonitor:
+    """A control message from the technician, as the host reads it."""
+    return parse_frame(frame, _tech_control, _TECH_CONTROL_TYPES, MAX_CHANNEL_MESSAGE_BYTES)  # type: ignore[no-any-return]
+
+
+def parse_host_control(frame: str | bytes) -> Chat | Clipboard | Monitors | Refused:
+    """A control message from the host, as the technician reads it."""
+    return parse_frame(frame, _host_control, _HOST_CONTROL_TYPES, MAX_CHANNEL_MESSAGE_BYTES)  # type: ignore[no-any-return]
+
+
+def to_pixel(value: float, origin: int, extent: int) -> int:
+    """A normalised coordinate on a monitor axis to an absolute pixel (0 -> first, 1 -> last)."""
+    return origin + round(value * (extent - 1))
