@@ -20,7 +20,7 @@ def run(broker, tmp_path):
     env.pop("DESKHAND_TOKEN", None)
 
     def _run(*args: str, stdin: str | None = None, **extra_env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*CONSOLE, *args], input=stdin, capture_output=True, text=True, env={**env, **extra_env}, timeout=60)
+        return subprocess.run([*CONSOLE, *args], input=stdin, capture_output=True, text=True, env={**env, **extra_env}, timeout=60, check=False)
 
     return _run
 

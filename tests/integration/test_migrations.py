@@ -1,30 +1,73 @@
-"""The Alembic migrations build exactly the schema the models describe."""
+"""The Alembic migrations build exactly the schema the models describe, and can be undone."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Column, MetaData, String, inspect
 
 from broker.db import Database, alembic_config
 from broker.models import Base
 
 
-def test_migrated_database_matches_the_models(tmp_path) -> None:
-    database = Database(f"sqlite:///{tmp_path / 'm.sqlite3'}")
-    database.migrate()
-    with database.engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-    database.dispose()
-    assert diff == []
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    """A fresh SQLite database brought to the newest revision, as the broker does on start."""
+    db = Database(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    db.migrate()
+    yield db
+    db.dispose()
 
 
-def test_migrating_twice_is_harmless(tmp_path) -> None:
-    database = Database(f"sqlite:///{tmp_path / 'm.sqlite3'}")
-    database.migrate()
-    database.migrate()
+def schema_diff(database: Database, metadata: MetaData) -> list[object]:
+    """What autogenerate would put in a new revision to get from the database to ``metadata``."""
     with database.engine.connect() as connection:
-        version = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-    database.dispose()
-    head = ScriptDirectory.from_config(alembic_config(str(database.engine.url))).get_current_head()
-    assert version == head
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+
+def current_revision(database: Database) -> str | None:
+    with database.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision(database: Database) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(str(database.engine.url))).get_current_head()
+
+
+def test_migrated_database_matches_the_models(database: Database) -> None:
+    assert schema_diff(database, Base.metadata) == []
+
+
+def test_the_comparison_would_see_a_model_change(database: Database) -> None:
+    """Guards the test above: a column the migrations lack, or a changed length, is a difference."""
+    changed = MetaData()
+    for table in Base.metadata.tables.values():
+        table.to_metadata(changed)
+    changed.tables["tickets"].append_column(Column("category", String(32), nullable=True))
+    changed.tables["users"].c.username.type = String(65)
+    diff = [str(d) for d in schema_diff(database, changed)]
+    assert any("add_column" in d and "category" in d for d in diff), diff
+    assert any("modify_type" in d and "username" in d for d in diff), diff
+
+
+def test_migrating_twice_is_harmless_and_reaches_head(database: Database) -> None:
+    database.migrate()
+    assert current_revision(database) == head_revision(database) is not None
+
+
+def test_every_migration_can_be_undone_and_redone(database: Database) -> None:
+    url = str(database.engine.url)
+    command.downgrade(alembic_config(url), "base")
+    assert set(inspect(database.engine).get_table_names()) <= {"alembic_version"}
+    assert current_revision(database) is None
+    database.migrate()
+    assert current_revision(database) == head_revision(database)
+    assert schema_diff(database, Base.metadata) == []
+

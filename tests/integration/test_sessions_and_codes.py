@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import httpx
 import pytest
 
 from tests.support.api import audit_kinds, end_session, join, start_session

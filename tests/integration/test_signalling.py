@@ -238,13 +238,20 @@ async def test_tokens_are_checked_before_the_socket_opens(broker, admin, tech_to
 async def test_a_host_token_cannot_open_another_session_even_while_its_own_is_open(broker, admin, tech_token) -> None:
     session_a, host_a_token = paired_session(broker, admin)
     session_b, host_b_token = paired_session(broker, admin)
-    async with peer(broker, session_b, host_b_token) as host_b, peer(broker, session_b, tech_token) as tech_b:
+    async with (
+        peer(broker, session_a, host_a_token) as host_a,
+        peer(broker, session_b, host_b_token) as host_b,
+        peer(broker, session_b, tech_token) as tech_b,
+    ):
+        await greeted(host_a)
         await introduced(host_b, tech_b)
         refused = await refused_status(broker, session_b, host_a_token)
         assert refused.response.status_code == 403
         await host_b.send(json.dumps({"type": "offer", "sdp": "still mine"}))
         assert await receive(tech_b) == {"type": "offer", "sdp": "still mine"}
-        await assert_silent(host_b)
+        await host_a.send(json.dumps({"type": "offer", "sdp": "nobody here yet"}))
+        assert (await receive(host_a))["code"] == "peer_absent"  # its own connection is unharmed
+        await assert_silent(host_a, host_b, tech_b)
 
 
 async def test_end_from_the_host_ends_the_session_for_both(broker, admin, tech_token) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from broker.codes import CodeRecord, Verdict, hash_code, issue_code, judge_redemption
 from protocol.codes import CodeFormatError, format_code, normalize_code
 
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
 EARLIER = NOW - timedelta(minutes=5)
 
@@ -122,4 +122,4 @@ def test_judge_redemption(records: list[CodeRecord], verdict: Verdict) -> None:
     assert got is verdict
     assert (session_id is not None) == (verdict is Verdict.redeemable)
     if verdict is Verdict.redeemable:
-        assert session_id == [r for r in records if r.state == "waiting"][0].session_id
+        assert session_id == next(r for r in records if r.state == "waiting").session_id

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import missing_dependency
-from tests.support.broker import DEFAULT_ENV, PASSWORD_LINE, URL_LINE, broker_environment
+from tests.support.broker import (
+    DEFAULT_ENV,
+    PASSWORD_LINE,
+    URL_LINE,
+    broker_environment,
+)
 from tests.support.xvfb import XvfbMissing, XvfbServer
 
 
