@@ -27,7 +27,8 @@ from .keymap import KeyTarget, UnknownKey, resolve_key
 log = logging.getLogger(__name__)
 
 REPORT_INTERVAL = 0.2
-"""At most one refusal report per reason in this many seconds; the count covers the rest."""
+"""Refused pointer moves (dozens a second) are reported at most this often per reason;
+every other refusal is reported on its own, with its seq."""
 
 
 @dataclass
@@ -56,14 +57,16 @@ class HeldInputs:
 
 @dataclass
 class RefusalThrottle:
-    """Decides which refusals are reported now; the running total goes with each report."""
+    """Counts refusals and decides which are reported; the running total goes with each report."""
 
     interval: float = REPORT_INTERVAL
     total: int = 0
     _last: dict[str, float] = field(default_factory=dict)
 
-    def count(self, reason: str, now: float) -> bool:
+    def count(self, what: str, reason: str, now: float) -> bool:
         self.total += 1
+        if what != "pointer_move":
+            return True
         last = self._last.get(reason)
         if last is not None and now - last < self.interval:
             return False
@@ -100,7 +103,7 @@ class RemoteInput:
 
     def refuse(self, seq: int | None, what: str, reason: str) -> None:
         """Count a refusal and report it to the technician (throttled)."""
-        if self._throttle.count(reason, time.monotonic()):
+        if self._throttle.count(what, reason, time.monotonic()):
             self._report(Refused(seq=seq, what=what, reason=reason, refused_total=self._throttle.total))
 
     def handle(self, message: InputMessageT) -> bool:

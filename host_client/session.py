@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 10)
 RECONNECT_GIVE_UP_AFTER = 120.0
 CLIPBOARD_POLL_SECONDS = 0.5
+PENDING_CONTROL_LIMIT = 50
+"""Chat lines the user may type before the control channel is open; they are sent when it opens."""
 DEFAULT_PRESELECTED = frozenset({Permission.view, Permission.chat})
 """What the consent prompt ticks in advance: seeing and talking, never control."""
 
@@ -148,6 +150,7 @@ class HostSession:
         self._ended: tuple[str, str] | None = None
         self._end_reason: str | None = None
         self._clipboard_seen: str | None = None
+        self._pending_control: list[Chat | ClipboardMessage | Monitors | Refused] = []
         self._started = time.monotonic()
         self.media_connected = asyncio.Event()
         self.consent_sent = asyncio.Event()
@@ -203,8 +206,7 @@ class HostSession:
         if reason is not None:
             self._ui.notice(f"chat is not possible: {reason}")
             return
-        if not self._send_control(Chat(text=text[:4000])):
-            self._ui.notice("chat is not connected yet")
+        self._send_control(Chat(text=text[:4000]), queue=True)
 
     async def end(self, reason: str) -> None:
         """The user ends the session: tell the broker, which tells the technician.
@@ -418,6 +420,9 @@ class HostSession:
         @control.on("open")
         def _on_control_open() -> None:
             self._send_monitors()
+            pending, self._pending_control = self._pending_control, []
+            for message in pending:
+                self._send_control(message)
 
         @control.on("message")
         def _on_control(frame: str | bytes) -> None:
@@ -466,9 +471,14 @@ class HostSession:
             )
         )
 
-    def _send_control(self, message: Chat | ClipboardMessage | Monitors | Refused) -> bool:
+    def _send_control(self, message: Chat | ClipboardMessage | Monitors | Refused, *, queue: bool = False) -> bool:
+        """Send on the control channel; with ``queue``, hold it until the channel opens."""
         channel = self._data.get(CONTROL_CHANNEL)
         if channel is None or channel.readyState != "open":
+            if queue and len(self._pending_control) < PENDING_CONTROL_LIMIT:
+                self._pending_control.append(message)
+                if channel is None:
+                    self._ui.notice("the technician is not connected; the message will be sent when they are")
             return False
         channel.send(encode(message))
         return True

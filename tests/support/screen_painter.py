@@ -20,12 +20,12 @@ The process prints ``ready <width> <height>`` once its window is mapped.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 import tkinter as tk
 from collections.abc import Mapping
+
+from tests.support.line_child import LineChild
 
 PATTERN_COLUMNS = 4
 PATTERN_ROWS = 2
@@ -87,56 +87,20 @@ def parse_colour(text: str) -> tuple[int, int, int]:
     return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
 
 
-class PainterProcess:
+class PainterProcess(LineChild):
     """Drives a painter in a child process on the display given in ``env``."""
 
     def __init__(self, env: Mapping[str, str], timeout: float = 20.0) -> None:
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.screen_painter"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, **env},
-            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-        )
-        ready = self._line(timeout)
-        if not ready.startswith("ready "):
-            self.close()
-            raise RuntimeError(f"screen painter did not start: {ready!r}")
-        _, width, height = ready.split()
-        self.width, self.height = int(width), int(height)
-
-    def _line(self, timeout: float) -> str:
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"screen painter exited with {self._proc.wait(timeout)}")
-        return line.strip()
-
-    def _command(self, text: str) -> float:
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(text + "\n")
-        self._proc.stdin.flush()
-        answer = self._line(10)
-        if not answer.startswith("ok "):
-            raise RuntimeError(f"screen painter refused {text!r}: {answer}")
-        return float(answer.split()[1])
+        super().__init__("tests.support.screen_painter", env, timeout)
+        self.width, self.height = (int(v) for v in self.ready_args)
 
     def pattern(self) -> float:
         """Paint :data:`PATTERN`; returns the monotonic time it was on screen."""
-        return self._command("pattern")
+        return float(self.command("pattern"))
 
     def fill(self, colour: tuple[int, int, int]) -> float:
         """Fill the screen; returns the monotonic time it was on screen."""
-        return self._command("fill " + _hex(colour).lstrip("#"))
-
-    def close(self) -> None:
-        if self._proc.poll() is None:
-            try:
-                assert self._proc.stdin is not None
-                self._proc.stdin.write("quit\n")
-                self._proc.stdin.flush()
-                self._proc.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                self._proc.kill()
-                self._proc.wait()
+        return float(self.command("fill " + _hex(colour).lstrip("#")))
 
 
 def main() -> int:
