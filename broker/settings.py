@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     )
 
     grant_ttl_seconds: int = Field(
-        default=900, ge=60, le=86400,
+        default=900, ge=30, le=86400,
         description="Lifetime of a signed session grant; the broker re-issues it at a third of that.",
     )
     signing_key: SecretStr | None = Field(
