@@ -21,7 +21,9 @@ from protocol.cli import configure_logging, number_in_range
 
 from .client import ConsoleError, TechConsole
 from .credentials import Credentials, default_credentials_path, forget_credentials, load_credentials, save_credentials
-from .remote_view import ViewError
+from . import actions as actions_module
+from .actions import Action, ActionError, parse_action
+from .remote_view import RemoteView, ViewError
 
 DEFAULT_BROKER = "http://127.0.0.1:8000"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -91,6 +93,23 @@ def build_parser() -> argparse.ArgumentParser:
     end.add_argument("session_id", type=_session_id, help="session id (printed by 'session start')")
     end.add_argument("--reason", default="", help="a note saying why or what was done")
 
+    control = commands.add_parser(
+        "control",
+        help="control a session's remote desktop from a script",
+        description="Connect to a session, wait until the host has answered consent, run the "
+        "actions in order, then print what came back (chat, clipboard, refusals).",
+        epilog=actions_doc(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    control.add_argument("session_id", type=_session_id, help="session id")
+    control.add_argument("actions", nargs="+", type=_action, metavar="ACTION", help="NAME:ARGUMENT, see below")
+    control.add_argument("--timeout", type=_seconds, default=60.0,
+                         help="how long to wait for the host's consent and channels (default 60)")
+    control.add_argument("--listen", type=_seconds, default=1.0,
+                         help="seconds to keep listening after the last action (default 1)")
+    control.add_argument("--end", action="store_true", help="end the session afterwards")
+    control.add_argument("--reason", default="", help="with --end: the note to end it with")
+
     snap = commands.add_parser(
         "snapshot", help="connect to a session's video and save the remote screen as a PNG"
     )
@@ -119,6 +138,18 @@ def _session_id(text: str) -> str:
 
 
 _seconds = number_in_range(float, 0, 86400, "seconds")
+
+
+def _action(text: str) -> Action:
+    try:
+        return parse_action(text)
+    except ActionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def actions_doc() -> str:
+    doc = actions_module.__doc__ or ""
+    return "actions:" + doc.split("``NAME:ARGUMENT``:", 1)[1].replace("``", "")
 
 
 class Context:
@@ -294,6 +325,62 @@ async def _snapshot(ctx: Context) -> int:
     return EXIT_OK
 
 
+async def _control(ctx: Context) -> int:
+    args = ctx.args
+    async with ctx.client() as tc:
+        view = tc.view(args.session_id)
+        try:
+            with err.status("Waiting for the host to consent…"):
+                await view.start()
+                await view.wait_for_control(args.timeout)
+                await view.wait_until(lambda: view.consent is not None, args.timeout, "the host's consent")
+            assert view.consent is not None
+            print(f"Host allows: {', '.join(p.value for p in view.consent.permissions) or 'nothing'}", file=sys.stderr)
+            for action in args.actions:
+                await _run_action(view, action)
+            await asyncio.sleep(args.listen)
+            report = {
+                "consent": [p.value for p in view.consent.permissions],
+                "chat": [{"from": c.sender, "text": c.text} for c in view.chat],
+                "clipboard": view.remote_clipboard,
+                "refused": [r.model_dump(exclude={"type"}) for r in view.refusals],
+            }
+            if args.end:
+                await tc.end_session(args.session_id, args.reason)
+        finally:
+            await view.close()
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for line in view.chat:
+            if line.sender == "user":
+                print(f"user: {line.text}")
+        if view.remote_clipboard is not None:
+            print(f"host clipboard: {view.remote_clipboard}")
+        for refused in view.refusals:
+            print(f"refused {refused.what} {refused.seq or ''}: {refused.reason}".replace("  ", " "))
+    return EXIT_FAILED if view.refusals else EXIT_OK
+
+
+async def _run_action(view: RemoteView, action: Action) -> None:
+    if action.name == "click":
+        view.click(action.x, action.y, action.button)
+    elif action.name == "move":
+        view.move(action.x, action.y, reliable=True)
+    elif action.name == "type":
+        view.type_text(action.text)
+    elif action.name == "key":
+        view.press_key(action.text)
+    elif action.name == "chat":
+        view.send_chat(action.text)
+    elif action.name == "clipboard":
+        view.set_clipboard(action.text)
+    elif action.name == "monitor":
+        view.select_monitor(int(action.number))
+    else:
+        await asyncio.sleep(action.number)
+
+
 def _describe_host(session: SessionOut) -> str:
     if session.host is None:
         return "no host yet"
@@ -337,6 +424,7 @@ _COMMANDS: dict[str | None, Callable[[Context], Awaitable[int]]] = {
     "ticket": _ticket,
     "session": _session,
     "snapshot": _snapshot,
+    "control": _control,
 }
 
 

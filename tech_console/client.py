@@ -49,6 +49,7 @@ class TechConsole:
         self.broker_url = broker_url.rstrip("/")
         self.token = token
         self._http = httpx.AsyncClient(base_url=self.broker_url + API_PREFIX, timeout=timeout)
+        self.current_view: RemoteView | None = None
 
     async def __aenter__(self) -> "TechConsole":
         return self
@@ -123,7 +124,44 @@ class TechConsole:
         """The live view of a session (signalling + WebRTC); ``await view.start()`` to connect."""
         if self.token is None:
             raise ConsoleError("sign in first: deskhand-console login")
-        return RemoteView(self.broker_url, signalling_path(session_id), self.token, on_frame=on_frame)
+        self.current_view = RemoteView(self.broker_url, signalling_path(session_id), self.token, on_frame=on_frame)
+        return self.current_view
+
+    # --- remote control, on the view opened last -------------------------------------------
+
+    def _live(self) -> RemoteView:
+        if self.current_view is None:
+            raise ConsoleError("open a session first: view = tc.view(session_id); await view.start()")
+        return self.current_view
+
+    def move(self, x: float, y: float) -> int:
+        """Move the remote pointer to (x, y), normalised to the selected monitor (0..1)."""
+        return self._live().move(x, y)
+
+    def click(self, x: float, y: float, button: str = "left") -> int:
+        """Click ``button`` (left, middle, right) at (x, y)."""
+        return self._live().click(x, y, button)
+
+    def type_text(self, text: str) -> int:
+        """Type ``text`` on the host, whatever its keyboard layout."""
+        return self._live().type_text(text)
+
+    def key(self, code: str, key: str = "", *, down: bool | None = None) -> int:
+        """Press and release a key by W3C ``code`` (``Enter``, ``KeyA``); ``down`` sends one transition only."""
+        if down is None:
+            return self._live().press_key(code, key)
+        return self._live().key(code, key, down=down)
+
+    def send_chat(self, text: str) -> None:
+        self._live().send_chat(text)
+
+    def set_clipboard(self, text: str) -> None:
+        """Put ``text`` on the host's clipboard."""
+        self._live().set_clipboard(text)
+
+    def select_monitor(self, index: int) -> None:
+        """Stream (and aim input at) the host's monitor ``index``, counted from 1."""
+        self._live().select_monitor(index)
 
     # --- plumbing ---------------------------------------------------------------
 

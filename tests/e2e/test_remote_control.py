@@ -9,6 +9,7 @@ is read from a full-screen Tk recorder window and with xdotool.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -218,3 +219,22 @@ async def test_monitor_switch_moves_the_stream_and_the_input(broker) -> None:
             live.view.select_monitor(9)
             await live.view.wait_until(lambda: any(r.what == "select_monitor" for r in live.view.refusals), 10, "refusal")
             assert "does not exist" in live.view.refusals[-1].reason
+
+
+async def test_the_console_cli_scripts_a_session(broker, xvfb, recorder, tmp_path) -> None:
+    async with live_session(broker, xvfb.env, "--consent", "view,control,chat") as live:
+        await controlled(live)
+        await live.view.close()  # the CLI takes over as the technician's connection
+        env = {**os.environ, "DESKHAND_BROKER": broker.base_url, "DESKHAND_TOKEN": broker.login()}
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "tech_console.cli", "--json", "control", live.session_id,
+             "click:0.5,0.5", "type:scripted", "key:Enter", "chat:done here", "clipboard:nope", "--listen", "1"],
+            capture_output=True, text=True, env=env, timeout=90,
+        )
+        assert await asyncio.to_thread(lambda: recorder.text()) == "scripted\n"
+        report = json.loads(result.stdout)
+        assert report["consent"] == ["view", "control", "chat"]
+        assert [r["what"] for r in report["refused"]] == ["clipboard"]
+        assert result.returncode == 1  # something was refused
+    assert "Administrator: done here" in live.output
