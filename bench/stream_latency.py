@@ -21,28 +21,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import random
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
-
-import aiortc
-import av
 
 from bench.frame_probe import ColourProbe
+from bench.report import DOCS, ROOT, machine_conditions, percentile, publish
 from protocol.api import TicketCreate
 from tech_console.client import TechConsole
 from tests.support.broker import BrokerProcess
 from tests.support.screen_painter import PainterProcess
 from tests.support.xvfb import XvfbServer
-
-ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- stream_latency:begin -->", "<!-- stream_latency:end -->"
 
 PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180)]
 
@@ -58,8 +50,7 @@ class Results:
     duration: float
 
     def percentile(self, q: float) -> float:
-        data = sorted(self.latencies_ms)
-        return data[min(len(data) - 1, max(0, round(q / 100 * (len(data) - 1))))]
+        return percentile(self.latencies_ms, q)
 
 
 async def measure(display_env: dict[str, str], changes: int, continuous_seconds: float, fps: float) -> Results:
@@ -76,8 +67,8 @@ async def measure(display_env: dict[str, str], changes: int, continuous_seconds:
                 started = await tc.start_session(ticket.id)
                 host = subprocess.Popen(
                     [sys.executable, "-m", "host_client.cli", "join", started.code, "--broker", broker.base_url,
-                     "--fps", str(fps)],
-                    env={**os.environ, **display_env}, stdout=subprocess.DEVNULL, cwd=ROOT,
+                     "--fps", str(fps), "--ui", "terminal", "--consent", "view"],
+                    env={**os.environ, **display_env}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, cwd=ROOT,
                 )
                 probe = ColourProbe(painter.width // 2, painter.height // 2)
                 view = tc.view(started.session.id, on_frame=probe.on_frame)
@@ -140,9 +131,7 @@ async def measure(display_env: dict[str, str], changes: int, continuous_seconds:
 
 def conditions() -> list[str]:
     return [
-        f"date: {time.strftime('%Y-%m-%d')}",
-        f"machine: {os.cpu_count()} cores, {platform.machine()}, {platform.system()} {platform.release()}",
-        f"python {platform.python_version()}, aiortc {aiortc.__version__}, PyAV {av.__version__}",
+        *machine_conditions(),
         "screen: Xvfb 1920x1080x24; pipeline: mss grab in recv() -> aiortc default VP8 -> loopback -> aiortc decode",
         "host and receiver in separate processes; broker a third; all on 127.0.0.1",
     ]
@@ -164,13 +153,6 @@ def report(results: Results) -> str:
     return "\n".join(lines)
 
 
-def write_docs(table: str) -> None:
-    text = DOCS.read_text("utf-8")
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    block = "\n" + "\n".join(f"- {c}" for c in conditions()) + "\n\n" + table + "\n"
-    DOCS.write_text(text[:start] + block + text[end:], "utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--changes", type=int, default=60, help="screen changes to time (at least 50 for p95; default 60)")
@@ -182,13 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--changes must be positive and --continuous above 0")
     with XvfbServer.start(1920, 1080) as xvfb:
         results = asyncio.run(measure(xvfb.env, args.changes, args.continuous, args.fps))
-    table = report(results)
-    print("\n".join(conditions()))
-    print()
-    print(table)
-    if args.write_docs:
-        write_docs(table)
-        print(f"\nwritten to {DOCS.relative_to(ROOT)}")
+    publish("stream_latency", conditions(), report(results), write=args.write_docs)
     return 0
 
 

@@ -116,7 +116,7 @@ def _open_ui(kind: str, stack: ExitStack) -> tuple[HostUI, Clipboard, ConsentSou
         try:
             from .ui_window import WindowUI
 
-            tk = TkThread.start(withdrawn=False)
+            tk = TkThread.start(withdrawn=True)  # the window is a Toplevel of a hidden root
         except TkUnavailable as exc:
             if kind == "window":
                 raise NoWindow(str(exc)) from None

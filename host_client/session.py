@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 10)
 RECONNECT_GIVE_UP_AFTER = 120.0
 CLIPBOARD_POLL_SECONDS = 0.5
+END_CONFIRM_SECONDS = 5.0
+"""How long a host that ends the session waits for the broker to confirm it."""
 PENDING_CONTROL_LIMIT = 50
 """Chat lines the user may type before the control channel is open; they are sent when it opens."""
 DEFAULT_PRESELECTED = frozenset({Permission.view, Permission.chat})
@@ -149,6 +151,7 @@ class HostSession:
         self._frames_before = 0
         self._ended: tuple[str, str] | None = None
         self._end_reason: str | None = None
+        self._end_timer: asyncio.Task[None] | None = None
         self._clipboard_seen: str | None = None
         self._pending_control: list[Chat | ClipboardMessage | Monitors | Refused] = []
         self._started = time.monotonic()
@@ -171,14 +174,14 @@ class HostSession:
         """Serve the session until the technician, the user or the broker ends it."""
         self._loop = asyncio.get_running_loop()
         self._ui.attach(self)
-        self._clipboard_seen = await self._clipboard.read()
         poller = asyncio.create_task(self._watch_clipboard(), name="clipboard-watch")
         try:
             await self._signalling_loop()
         finally:
             poller.cancel()
-            if self._consent_task is not None:
-                self._consent_task.cancel()
+            for task in (self._consent_task, self._end_timer):
+                if task is not None:
+                    task.cancel()
             await self._close_peer()
             if self._channel is not None:
                 await self._channel.close()
@@ -212,7 +215,8 @@ class HostSession:
         """The user ends the session: tell the broker, which tells the technician.
 
         Safe to call at any moment, also before signalling is connected: the
-        end is then sent as soon as it is.
+        end is then sent as soon as it is. The session is over when the broker
+        confirms (``session_ended``), or after :data:`END_CONFIRM_SECONDS`.
         """
         if self._end_reason is not None or self._ended is not None:
             return
@@ -264,8 +268,15 @@ class HostSession:
     async def _send_end(self) -> None:
         assert self._channel is not None and self._end_reason is not None
         await self._send_signal(End(reason=self._end_reason))
-        self._ended = ("user", self._end_reason)
-        await self._channel.close()
+        channel, reason = self._channel, self._end_reason
+
+        async def give_up_waiting() -> None:
+            await asyncio.sleep(END_CONFIRM_SECONDS)
+            if self._ended is None:
+                self._ended = ("user", reason)
+                await channel.close()
+
+        self._end_timer = asyncio.create_task(give_up_waiting(), name="end-confirmation")
 
     async def _signalling_loop(self) -> None:
         lost_since: float | None = None
@@ -286,7 +297,6 @@ class HostSession:
                 lost_since, attempt = None, 0
                 if self._end_reason is not None:
                     await self._send_end()
-                    return
                 if self.authority.consent_given:
                     # A reconnect: the broker must hear the current consent again.
                     await self._send_signal(
@@ -451,7 +461,7 @@ class HostSession:
             self._ui.chat_received(message.text)
         elif isinstance(message, ClipboardMessage):
             self._clipboard_seen = message.text
-            asyncio.ensure_future(self._clipboard.write(message.text))
+            asyncio.ensure_future(self._write_clipboard(message.text))
         else:
             self._select_monitor(message.index)
 
@@ -488,8 +498,24 @@ class HostSession:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._send_control, refused)
 
+    async def _write_clipboard(self, text: str) -> None:
+        try:
+            await self._clipboard.write(text)
+        except Exception as exc:  # noqa: BLE001 - tell the user and the technician, keep going
+            log.warning("could not set the clipboard: %s", exc)
+            self._ui.notice(f"could not set the clipboard: {exc}")
+            self.input.refuse(None, "clipboard", f"the host could not set its clipboard: {exc}")
+
     async def _watch_clipboard(self) -> None:
-        """Send the user's clipboard changes to the technician, when clipboard sync is allowed."""
+        """Send the user's clipboard changes to the technician, when clipboard sync is allowed.
+
+        What is on the clipboard when the session starts is never sent: only what the
+        user copies during the session. (Reading can stall for seconds when another
+        program holds the clipboard and does not answer, so it happens here, not
+        before the session starts.)
+        """
+        if self._clipboard_seen is None:
+            self._clipboard_seen = await self._clipboard.read()
         while True:
             await asyncio.sleep(CLIPBOARD_POLL_SECONDS)
             text = await self._clipboard.read()

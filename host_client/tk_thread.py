@@ -215,6 +215,12 @@ class TkThread:
             except Exception:
                 log.exception("a Tk stop hook failed")
         try:
+            # Give up the clipboard: destroying the root keeps the X connection (and a
+            # claim nobody serves any more) for as long as this process lives.
+            root.tk.call("selection", "clear", "-selection", "CLIPBOARD")
+        except tkinter.TclError:
+            pass
+        try:
             root.destroy()
         except tkinter.TclError:
             pass  # already destroyed

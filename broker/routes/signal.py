@@ -149,7 +149,7 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     await run_in_threadpool(_audit, state, "signal.connected", actor, websocket, session_id)
 
     try:
-        await _relay(state, me, websocket, pump)
+        await _relay(state, me, websocket)
     except WebSocketDisconnect:
         pass
     finally:
@@ -177,10 +177,12 @@ async def _refresh_grants(state: BrokerState, session: SupportSession) -> None:
             peer.post(fresh)
 
 
-async def _relay(state: BrokerState, me: Peer, websocket: WebSocket, pump: asyncio.Task[None]) -> None:
+async def _relay(state: BrokerState, me: Peer, websocket: WebSocket) -> None:
     hub = state.hub
     limit = state.settings.signal_max_message_bytes
-    while not pump.done():
+    # Read until the peer disconnects, even when sending to it failed: a peer may send
+    # ``end`` and close at once, and its end must still count.
+    while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return

@@ -24,6 +24,8 @@ from tests.support.screen_painter import PainterProcess, pattern_cell_centres
 pytestmark = pytest.mark.slow
 
 HOST = [sys.executable, "-m", "host_client.cli"]
+UNATTENDED = ["--ui", "terminal", "--consent", "view"]
+"""The user's answer given in advance: these tests are about pairing and video, not consent."""
 CONSOLE = [sys.executable, "-m", "tech_console.cli"]
 
 
@@ -72,7 +74,7 @@ def console(loopback_broker, tmp_path) -> ConsoleCLI:
 def running_host(code: str, broker_url: str, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
     """``deskhand-host join`` in its own process, killed if the test leaves it running."""
     host = subprocess.Popen(
-        [*HOST, "join", code, "--broker", broker_url],
+        [*HOST, "join", code, "--broker", broker_url, *UNATTENDED],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
     )
     try:
@@ -151,7 +153,7 @@ def test_ctrl_c_on_the_host_ends_the_session_for_both_sides(xvfb, loopback_broke
 )
 def test_host_refuses_bad_codes_with_a_clear_message(xvfb, loopback_broker, code, exit_code, message) -> None:
     result = subprocess.run(
-        [*HOST, "join", code, "--broker", loopback_broker.base_url],
+        [*HOST, "join", code, "--broker", loopback_broker.base_url, *UNATTENDED],
         capture_output=True, text=True, env={**os.environ, **xvfb.env}, timeout=60,
     )
     assert result.returncode == exit_code
@@ -164,7 +166,7 @@ def test_host_reports_a_used_code_and_leaves_the_first_host_connected(xvfb, loop
         assert first.stdout is not None
         assert first.stdout.readline().startswith("Joined session")
         second = subprocess.run(
-            [*HOST, "join", code, "--broker", loopback_broker.base_url],
+            [*HOST, "join", code, "--broker", loopback_broker.base_url, *UNATTENDED],
             capture_output=True, text=True, env={**os.environ, **xvfb.env}, timeout=60,
         )
         assert second.returncode == 1
