@@ -238,3 +238,46 @@ async def test_the_console_cli_scripts_a_session(broker, xvfb, recorder, tmp_pat
         assert [r["what"] for r in report["refused"]] == ["clipboard"]
         assert result.returncode == 1  # something was refused
     assert "Administrator: done here" in live.output
+
+
+def xdo(env: dict[str, str], *args: str) -> str:
+    return subprocess.run(["xdotool", *args], capture_output=True, text=True, env={**os.environ, **env}, check=True, timeout=30).stdout
+
+
+async def test_the_host_window_asks_for_the_code_and_consent(broker, xvfb) -> None:
+    """deskhand-host with no code and no --consent, as an end user runs it: all in the window."""
+    from host_client.ui_window import TITLE
+
+    async with TechConsole(broker.base_url) as console:
+        await console.login("admin", broker.admin_password)
+        ticket = await console.create_ticket(TicketCreate(subject="Window", requester_name="Ann", requester_email="ann@example.com"))
+        started = await console.start_session(ticket.id)
+        host = subprocess.Popen(
+            [sys.executable, "-m", "host_client.cli", "join", "--broker", broker.base_url, "--ui", "window"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **xvfb.env},
+        )
+        view = console.view(started.session.id)
+        try:
+            window = (await asyncio.to_thread(xdo, xvfb.env, "search", "--sync", "--onlyvisible", "--name", TITLE)).split()[0]
+            await asyncio.to_thread(xdo, xvfb.env, "windowfocus", "--sync", window)
+            await asyncio.to_thread(xdo, xvfb.env, "type", started.code_display)
+            await asyncio.to_thread(xdo, xvfb.env, "key", "Return")
+            await view.start()
+            await view.wait_until(lambda: view.host is not None, 30, "the host to join")
+            # The consent prompt ticks view and chat in advance; Return allows them.
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(xdo, xvfb.env, "windowfocus", "--sync", window)
+            await asyncio.to_thread(xdo, xvfb.env, "key", "Return")
+            await view.wait_until(lambda: view.consent is not None, 30, "consent from the window")
+            assert [p.value for p in view.consent.permissions] == ["view", "chat"]
+            assert view.consent.source.value == "window"
+            await view.wait_for_frame(30)
+            await console.end_session(started.session.id, "done")
+            out, err = await asyncio.to_thread(host.communicate, timeout=30)
+            assert host.returncode == 0, err
+            assert "ended by the technician: done" in out
+        finally:
+            await view.close()
+            if host.poll() is None:
+                host.kill()
+                host.communicate()
