@@ -281,3 +281,22 @@ async def test_the_host_window_asks_for_the_code_and_consent(broker, xvfb) -> No
             if host.poll() is None:
                 host.kill()
                 host.communicate()
+
+
+def test_the_pynput_internals_the_xorg_typer_uses_still_exist(xvfb, monkeypatch) -> None:
+    monkeypatch.setenv("DISPLAY", xvfb.display)
+    from pynput import keyboard
+    from pynput._util.xorg import char_to_keysym
+
+    controller = keyboard.Controller()
+    assert isinstance(controller.keyboard_mapping, dict) and controller.keyboard_mapping
+    assert controller._display is not None
+    assert char_to_keysym("a") == 0x61
+
+
+async def test_characters_missing_from_the_keyboard_layout_are_typed_too(broker, xvfb, recorder) -> None:
+    async with live_session(broker, xvfb.env, "--consent", "view,control") as live:
+        await controlled(live)
+        live.view.click(0.5, 0.5)
+        live.view.type_text("café ✓ ß")
+        await async_wait_until(lambda: recorder.text() == "café ✓ ß", "non-ASCII text", timeout=10)
