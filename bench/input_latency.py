@@ -18,19 +18,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.report import ROOT, machine_conditions, percentile, publish
-from protocol.api import TicketCreate
+from bench.report import machine_conditions, percentile, publish
 from protocol.permissions import Permission
-from tech_console.client import TechConsole
 from tech_console.remote_view import RemoteView
 from tests.support.broker import BrokerProcess
+from tests.support.live_session import live_session
 from tests.support.xvfb import XvfbServer
 
 KINDS = ("move (input channel)", "move (pointer channel)", "key press")
@@ -49,38 +46,22 @@ def send(view: RemoteView, kind: str, i: int) -> list[int]:
 async def measure(display_env: dict[str, str], events: int, rate: float, trace: Path) -> dict[str, list[float]]:
     sent: dict[int, tuple[str, float]] = {}
     with BrokerProcess.start({"DESKHAND_ICE_LOOPBACK": "true"}) as broker:
-        async with TechConsole(broker.base_url) as tc:
-            await tc.login("admin", broker.admin_password)
-            ticket = await tc.create_ticket(
-                TicketCreate(subject="input benchmark", requester_name="Bench", requester_email="bench@example.com")
-            )
-            started = await tc.start_session(ticket.id)
-            host = subprocess.Popen(
-                [sys.executable, "-m", "host_client.cli", "join", started.code, "--broker", broker.base_url,
-                 "--ui", "terminal", "--consent", "view,control", "--trace-input", str(trace)],
-                env={**os.environ, **display_env}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, cwd=ROOT,
-            )
-            try:
-                view = tc.view(started.session.id)
-                await view.start()
-                await view.wait_for_control(60)
-                await view.wait_until(lambda: view.allowed(Permission.control), 30, "consent")
-                await asyncio.sleep(1.0)
-                interval = 1.0 / rate
-                next_at = time.monotonic()
-                for i in range(events):
-                    kind = KINDS[i % len(KINDS)]
-                    for seq in send(view, kind, i):
-                        sent[seq] = (kind, time.monotonic())
-                    next_at += interval
-                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-                await asyncio.sleep(2.0)
-                await view.close()
-                await tc.end_session(started.session.id, "benchmark done")
-                host.wait(20)
-            finally:
-                if host.poll() is None:
-                    host.kill()
+        async with live_session(
+            broker, display_env, "--consent", "view,control", "--trace-input", str(trace), subject="input benchmark"
+        ) as live:
+            view = live.view
+            await view.wait_for_control(60)
+            await view.wait_until(lambda: view.allowed(Permission.control), 30, "consent")
+            await asyncio.sleep(1.0)
+            interval = 1.0 / rate
+            next_at = time.monotonic()
+            for i in range(events):
+                kind = KINDS[i % len(KINDS)]
+                for seq in send(view, kind, i):
+                    sent[seq] = (kind, time.monotonic())
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            await asyncio.sleep(2.0)
     by_kind: dict[str, list[float]] = {k: [] for k in KINDS}
     for line in trace.read_text().splitlines():
         seq_text, at_text = line.split()

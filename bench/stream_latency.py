@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import subprocess
 import sys
 import threading
 import time
@@ -30,9 +28,8 @@ from dataclasses import dataclass
 
 from bench.frame_probe import ColourProbe
 from bench.report import DOCS, ROOT, machine_conditions, percentile, publish
-from protocol.api import TicketCreate
-from tech_console.client import TechConsole
 from tests.support.broker import BrokerProcess
+from tests.support.live_session import live_session
 from tests.support.screen_painter import PainterProcess
 from tests.support.xvfb import XvfbServer
 
@@ -54,79 +51,58 @@ class Results:
 
 
 async def measure(display_env: dict[str, str], changes: int, continuous_seconds: float, fps: float) -> Results:
-    with BrokerProcess.start({"DESKHAND_ICE_LOOPBACK": "true"}) as broker:
-        painter = PainterProcess(display_env)
-        host: subprocess.Popen[bytes] | None = None
-        try:
-            painter.fill((0, 0, 0))
-            async with TechConsole(broker.base_url) as tc:
-                await tc.login("admin", broker.admin_password)
-                ticket = await tc.create_ticket(
-                    TicketCreate(subject="benchmark", requester_name="Bench", requester_email="bench@example.com")
-                )
-                started = await tc.start_session(ticket.id)
-                host = subprocess.Popen(
-                    [sys.executable, "-m", "host_client.cli", "join", started.code, "--broker", broker.base_url,
-                     "--fps", str(fps), "--ui", "terminal", "--consent", "view"],
-                    env={**os.environ, **display_env}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, cwd=ROOT,
-                )
-                probe = ColourProbe(painter.width // 2, painter.height // 2)
-                view = tc.view(started.session.id, on_frame=probe.on_frame)
-                await view.start()
-                await view.wait_for_frame(60)
-                await asyncio.sleep(2.0)  # let the encoder's bitrate settle
+    with BrokerProcess.start({"DESKHAND_ICE_LOOPBACK": "true"}) as broker, PainterProcess(display_env) as painter:
+        painter.fill((0, 0, 0))
+        probe = ColourProbe(painter.width // 2, painter.height // 2)
+        async with live_session(
+            broker, display_env, "--fps", str(fps), "--consent", "view", subject="benchmark", on_frame=probe.on_frame
+        ) as live:
+            view = live.view
+            await view.wait_for_frame(60)
+            await asyncio.sleep(2.0)  # let the encoder's bitrate settle
 
-                t_static = time.monotonic()
-                frames_static = view.frames_received
-                await asyncio.sleep(3.0)
-                static_fps = (view.frames_received - frames_static) / (time.monotonic() - t_static)
+            t_static = time.monotonic()
+            frames_static = view.frames_received
+            await asyncio.sleep(3.0)
+            static_fps = (view.frames_received - frames_static) / (time.monotonic() - t_static)
 
-                latencies, missed = [], 0
-                previous = (0, 0, 0)
-                for _ in range(changes):
-                    colour = random.choice([c for c in PALETTE if c != previous])
-                    previous = colour
-                    probe.expect(colour)
-                    changed_at = await asyncio.to_thread(painter.fill, colour)
-                    try:
-                        seen_at = await probe.seen(timeout=5.0)
-                        latencies.append((seen_at - changed_at) * 1000)
-                    except asyncio.TimeoutError:
-                        missed += 1
-                    await asyncio.sleep(random.uniform(0.15, 0.35))
-
-                stop = threading.Event()
-                painted = [0]
-
-                def keep_painting() -> None:
-                    i = 0
-                    while not stop.is_set():
-                        painter.fill(PALETTE[i % len(PALETTE)])
-                        painted[0] += 1
-                        i += 1
-
-                worker = threading.Thread(target=keep_painting, daemon=True)
-                frames_before, t0 = view.frames_received, time.monotonic()
-                worker.start()
-                await asyncio.sleep(continuous_seconds)
-                stop.set()
-                elapsed = time.monotonic() - t0
-                frames = view.frames_received - frames_before
-                await asyncio.to_thread(worker.join, 5)
-                await view.close()
-                await tc.end_session(started.session.id, "benchmark done")
-            return Results(
-                latencies_ms=latencies, missed=missed, continuous_fps=frames / elapsed,
-                painted_per_second=painted[0] / elapsed, static_fps=static_fps, fps_setting=fps,
-                duration=elapsed,
-            )
-        finally:
-            if host is not None:
+            latencies, missed = [], 0
+            previous = (0, 0, 0)
+            for _ in range(changes):
+                colour = random.choice([c for c in PALETTE if c != previous])
+                previous = colour
+                probe.expect(colour)
+                changed_at = await asyncio.to_thread(painter.fill, colour)
                 try:
-                    host.wait(15)
-                except subprocess.TimeoutExpired:
-                    host.kill()
-            painter.close()
+                    seen_at = await probe.seen(timeout=5.0)
+                    latencies.append((seen_at - changed_at) * 1000)
+                except asyncio.TimeoutError:
+                    missed += 1
+                await asyncio.sleep(random.uniform(0.15, 0.35))
+
+            stop = threading.Event()
+            painted = [0]
+
+            def keep_painting() -> None:
+                i = 0
+                while not stop.is_set():
+                    painter.fill(PALETTE[i % len(PALETTE)])
+                    painted[0] += 1
+                    i += 1
+
+            worker = threading.Thread(target=keep_painting, daemon=True)
+            frames_before, t0 = view.frames_received, time.monotonic()
+            worker.start()
+            await asyncio.sleep(continuous_seconds)
+            stop.set()
+            elapsed = time.monotonic() - t0
+            frames = view.frames_received - frames_before
+            await asyncio.to_thread(worker.join, 5)
+        return Results(
+            latencies_ms=latencies, missed=missed, continuous_fps=frames / elapsed,
+            painted_per_second=painted[0] / elapsed, static_fps=static_fps, fps_setting=fps,
+            duration=elapsed,
+        )
 
 
 def conditions() -> list[str]:

@@ -13,17 +13,16 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from protocol.api import TicketCreate
 from protocol.permissions import Permission
 from tech_console.client import TechConsole
-from tech_console.remote_view import RemoteView
 from tests.support.input_recorder import RecorderProcess
+from tests.support.live_session import Live, live_session
 from tests.support.polling import async_wait_until
 from tests.support.xvfb import XvfbServer
 
@@ -39,54 +38,6 @@ def broker_env() -> dict[str, str]:
 def recorder(xvfb) -> Iterator[RecorderProcess]:
     with RecorderProcess(xvfb.env) as running:
         yield running
-
-
-@dataclass
-class Live:
-    """A session with a host process and the technician's view of it."""
-
-    session_id: str
-    host: subprocess.Popen[str]
-    view: RemoteView
-    console: TechConsole
-    output: str = ""
-    """The host's stdout, once the session is over."""
-
-    def user_types(self, line: str) -> None:
-        """The end user types a line in the host's terminal."""
-        assert self.host.stdin is not None
-        self.host.stdin.write(line + "\n")
-        self.host.stdin.flush()
-
-
-@asynccontextmanager
-async def live_session(broker, env: dict[str, str], *host_args: str) -> AsyncIterator[Live]:
-    async with TechConsole(broker.base_url) as console:
-        await console.login("admin", broker.admin_password)
-        ticket = await console.create_ticket(
-            TicketCreate(subject="Remote control", requester_name="Ann", requester_email="ann@example.com")
-        )
-        started = await console.start_session(ticket.id)
-        host = subprocess.Popen(
-            [sys.executable, "-m", "host_client.cli", "join", started.code, "--broker", broker.base_url,
-             "--ui", "terminal", *host_args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, **env},
-        )
-        view = console.view(started.session.id)
-        live = Live(started.session.id, host, view, console)
-        try:
-            await view.start()
-            yield live
-        finally:
-            await view.close()
-            if host.poll() is None:
-                await console.end_session(started.session.id, "test over")
-                try:
-                    await asyncio.to_thread(host.wait, 20)
-                except subprocess.TimeoutExpired:
-                    host.kill()
-            live.output = host.communicate()[0]
 
 
 def pointer(env: dict[str, str]) -> tuple[int, int]:

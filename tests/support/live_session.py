@@ -1,0 +1,82 @@
+"""A whole support session for tests and benchmarks: ticket, code, ``deskhand-host`` process, live view.
+
+    async with live_session(broker, xvfb.env, "--consent", "view,control") as live:
+        await live.view.wait_for_control(30)
+        live.view.click(0.5, 0.5)
+        live.user_types("r")          # the end user types in the host's terminal
+    live.output                       # the host's stdout, once it has exited
+
+The host runs with the terminal UI; its stdin is the user's keyboard. On exit
+the session is ended (if the test did not) and the host is waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from protocol.api import TicketCreate
+from tech_console.client import TechConsole
+from tech_console.remote_view import FrameHook, RemoteView
+from tests.support.broker import BrokerProcess
+from tests.support.line_child import REPO
+
+
+@dataclass
+class Live:
+    """A session with a host process and the technician's view of it."""
+
+    session_id: str
+    host: subprocess.Popen[str]
+    view: RemoteView
+    console: TechConsole
+    output: str = ""
+    """The host's stdout, once the session is over."""
+
+    def user_types(self, line: str) -> None:
+        """The end user types a line in the host's terminal."""
+        assert self.host.stdin is not None
+        self.host.stdin.write(line + "\n")
+        self.host.stdin.flush()
+
+
+@asynccontextmanager
+async def live_session(
+    broker: BrokerProcess,
+    env: dict[str, str],
+    *host_args: str,
+    subject: str = "Remote control",
+    on_frame: FrameHook | None = None,
+) -> AsyncIterator[Live]:
+    """A started session with ``deskhand-host join CODE --ui terminal *host_args`` on display ``env``."""
+    async with TechConsole(broker.base_url) as console:
+        await console.login("admin", broker.admin_password)
+        ticket = await console.create_ticket(
+            TicketCreate(subject=subject, requester_name="Ann", requester_email="ann@example.com")
+        )
+        started = await console.start_session(ticket.id)
+        host = subprocess.Popen(
+            [sys.executable, "-m", "host_client.cli", "join", started.code, "--broker", broker.base_url,
+             "--ui", "terminal", *host_args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **env}, cwd=REPO,
+        )
+        view = console.view(started.session.id, on_frame=on_frame)
+        live = Live(started.session.id, host, view, console)
+        try:
+            await view.start()
+            yield live
+        finally:
+            await view.close()
+            if host.poll() is None:
+                await console.end_session(started.session.id, "test over")
+                try:
+                    await asyncio.to_thread(host.wait, 20)
+                except subprocess.TimeoutExpired:
+                    host.kill()
+            live.output = host.communicate()[0]
