@@ -53,8 +53,8 @@ from protocol.signalling import (
     Welcome,
     encode,
 )
-from rtc.ice import rtc_configuration
-from rtc.signalling import SignallingChannel, SignallingRefused, candidate_from, description_from
+from peer.ice import rtc_configuration
+from peer.signalling import SignallingChannel, SignallingRefused, candidate_from, description_from
 
 from .authority import Authority
 from .capture import Monitor, Screen, ScreenTrack

@@ -1,7 +1,7 @@
 """The wire between Deskhand's parts: REST payloads, signalling messages, support codes.
 
 Pure data and pure functions. This package imports nothing from ``broker``,
-``host_client``, ``tech_console`` or ``rtc``; every other package may import it.
+``host_client``, ``tech_console`` or ``peer``; every other package may import it.
 """
 
 PROTOCOL_VERSION = 1

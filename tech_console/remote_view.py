@@ -60,8 +60,8 @@ from protocol.signalling import (
     Welcome,
     encode,
 )
-from rtc.ice import rtc_configuration
-from rtc.signalling import SignallingChannel, candidate_from, description_from
+from peer.ice import rtc_configuration
+from peer.signalling import SignallingChannel, candidate_from, description_from
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The aiortc/aioice internals that rtc.aiortc_hooks relies on still exist and behave."""
+"""The aiortc/aioice internals that peer.aiortc_hooks relies on still exist and behave."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import aioice.ice
 import pytest
 
 from protocol.ice import IceConfig, IceServer
-from rtc import aiortc_hooks
-from rtc.ice import rtc_configuration
+from peer import aiortc_hooks
+from peer.ice import rtc_configuration
 
 
 @pytest.fixture(autouse=True)
