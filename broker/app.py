@@ -21,9 +21,11 @@ from .errors import install_error_handlers
 from .hub import SignalHub
 from .keys import load_or_create_keys, prepare_data_dir
 from .ratelimit import FailureLimiter
-from .routes import auth, join, sessions, signal, tickets
+from .routes import auth, join, sessions, signal, tickets, transfers
 from .settings import Settings
+from .spool import ChunkSignals, TransferSpool
 from .support_sessions import expire_overdue
+from .transfers import abandon_transfers_of_ended_sessions
 
 log = logging.getLogger(__name__)
 
@@ -44,23 +46,35 @@ def build_state(settings: Settings) -> BrokerState:
             settings.code_failure_window_seconds,
         ),
         hub=SignalHub(),
+        spool=TransferSpool(settings.data_dir / "transfers"),
+        transfer_signals=ChunkSignals(),
     )
 
 
 async def sweep_expired_sessions(state: BrokerState) -> None:
-    """Mark sessions whose code ran out as expired, and tell a waiting technician."""
+    """Mark sessions whose code ran out as expired, and tell a waiting technician.
+
+    Also stops transfers of sessions that are over and frees the spool of every
+    transfer that ended (a completed transfer frees its own at once; this catches
+    the rest, and whatever a crash left behind).
+    """
     while True:
         await asyncio.sleep(state.settings.expiry_sweep_seconds)
         try:
             def _sweep():  # type: ignore[no-untyped-def]
                 with state.database.session() as db:
-                    return expire_overdue(db)
+                    return expire_overdue(db), set(abandon_transfers_of_ended_sessions(db))
 
-            for expired in await run_in_threadpool(_sweep):
+            expired_sessions, finished = await run_in_threadpool(_sweep)
+            for expired in expired_sessions:
                 state.hub.close_room(
                     expired.session_id,
                     SessionEnded(ended_by="broker", reason="the support code expired before a host joined"),
                 )
+            for transfer_id in state.spool.transfer_ids():
+                if transfer_id in finished:
+                    state.spool.remove(transfer_id)
+                    state.transfer_signals.changed(transfer_id)
         except Exception:  # noqa: BLE001 - keep sweeping; the next round retries
             log.exception("expiry sweep failed")
 
@@ -90,7 +104,7 @@ def create_app(state: BrokerState) -> FastAPI:
     )
     app.state.broker = state
     install_error_handlers(app)
-    for module in (auth, tickets, sessions, join, signal):
+    for module in (auth, tickets, sessions, join, signal, transfers):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/", include_in_schema=False)

@@ -19,6 +19,7 @@ from .keys import BrokerKeys
 from .models import AccessToken, User
 from .ratelimit import FailureLimiter
 from .settings import Settings
+from .spool import ChunkSignals, TransferSpool
 from .tokens import USER_TOKEN_PREFIX, hash_token
 
 
@@ -31,6 +32,8 @@ class BrokerState:
     keys: BrokerKeys
     code_failures: FailureLimiter
     hub: SignalHub
+    spool: TransferSpool
+    transfer_signals: ChunkSignals
 
 
 def broker_state(request: Request) -> BrokerState:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -123,3 +123,55 @@ class AuditEvent(Base):
     session_id: Mapped[str | None] = mapped_column(String(36), default=None)
     ticket_id: Mapped[int | None] = mapped_column(Integer, default=None)
     data: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+
+class Transfer(Base):
+    """A file moving through the broker between the two peers of a session."""
+
+    __tablename__ = "transfers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("support_sessions.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger)
+    chunk_size: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    broker_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    saved_as: Mapped[str | None] = mapped_column(String(1024), default=None)
+    reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_by: Mapped[str] = mapped_column(String(128))
+    request_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    chunks: Mapped[list["TransferChunk"]] = relationship(
+        order_by="TransferChunk.index", cascade="all, delete-orphan"
+    )
+
+
+class TransferChunk(Base):
+    """A chunk the broker holds, with the SHA-256 the sender declared and the broker checked."""
+
+    __tablename__ = "transfer_chunks"
+
+    transfer_id: Mapped[str] = mapped_column(ForeignKey("transfers.id", ondelete="CASCADE"), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+
+
+class FileRequest(Base):
+    """The technician asking the host for a file."""
+
+    __tablename__ = "file_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("support_sessions.id"), index=True)
+    path: Mapped[str] = mapped_column(Text, default="")
+    note: Mapped[str] = mapped_column(String(500), default="")
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    transfer_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -72,6 +72,13 @@ class Settings(BaseSettings):
         default=900, ge=30, le=86400,
         description="Lifetime of a signed session grant; the broker re-issues it at a third of that.",
     )
+    transfer_max_bytes: int = Field(
+        default=4 * 1024**3, ge=1, le=2**50,
+        description="Largest file one transfer may carry (bytes).",
+    )
+    transfers_per_session: int = Field(
+        default=4, ge=1, le=100, description="Transfers that may run at once in one session.",
+    )
     signing_key: SecretStr | None = Field(
         default=None,
         description="Ed25519 private key (base64 of the 32-byte seed); default: data_dir/signing.key.",

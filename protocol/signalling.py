@@ -3,7 +3,7 @@
 Each message is one JSON object with a ``type``. Peers send ``offer``,
 ``answer``, ``ice`` and ``end``; the host also sends ``consent``. The broker
 relays offer, answer and ice unchanged to the other peer, relays consent to the
-technician after recording it, and itself sends ``welcome``, ``grant``,
+technician after recording it, and itself sends ``welcome``, ``grant``, ``transfer``, ``file_request``,
 ``peer_joined``, ``peer_left``, ``session_ended`` and ``error``.
 
 :func:`parse_peer_message` is the single gate every incoming frame passes
@@ -24,6 +24,7 @@ from .frames import ErrorCode, MessageError, describe_validation_error, parse_fr
 from .grants import SignedGrant
 from .ice import IceConfig
 from .permissions import Permission
+from .transfers import FileRequestOut, TransferOut
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 """Largest signalling frame the broker accepts by default (an SDP is ~2-8 KiB)."""
@@ -126,6 +127,20 @@ class GrantIssued(_Message):
     grant: SignedGrant
 
 
+class TransferUpdate(_Message):
+    """A file transfer of the session was offered or changed state (to both peers)."""
+
+    type: Literal["transfer"] = "transfer"
+    transfer: TransferOut
+
+
+class FileRequestUpdate(_Message):
+    """The technician asked for a file, or the host answered (to both peers)."""
+
+    type: Literal["file_request"] = "file_request"
+    request: FileRequestOut
+
+
 class PeerJoined(_Message):
     type: Literal["peer_joined"] = "peer_joined"
     peer: PeerInfo
@@ -149,7 +164,10 @@ class Error(_Message):
 
 
 BrokerMessage = Annotated[
-    Union[Offer, Answer, IceCandidate, Consent, Welcome, GrantIssued, PeerJoined, PeerLeft, SessionEnded, Error],
+    Union[
+        Offer, Answer, IceCandidate, Consent, Welcome, GrantIssued, TransferUpdate, FileRequestUpdate,
+        PeerJoined, PeerLeft, SessionEnded, Error,
+    ],
     Field(discriminator="type"),
 ]
 """Any message a peer may receive from the broker."""

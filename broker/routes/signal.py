@@ -17,7 +17,7 @@ from datetime import timedelta
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from protocol.api import EndedBy, SessionState
+from protocol.api import EndedBy
 from protocol.grants import SignedGrant
 from protocol.signalling import (
     RELAYED_TYPES,
@@ -38,28 +38,19 @@ from protocol.signalling import (
 )
 
 from .. import audit
-from ..deps import BrokerState, SessionId, user_for_token
+from ..deps import BrokerState, SessionId
 from ..errors import ApiError
 from ..grants import issue_grant
 from ..models import SupportSession
 from ..hub import Peer
-from ..serializers import host_info, user_brief
-from ..support_sessions import SessionOver, end_session, get_session, host_session, record_consent
-from ..tokens import HOST_TOKEN_PREFIX, hash_token
+from ..peers import bearer_token, identify_peer
+from ..support_sessions import SessionOver, end_session, get_session, record_consent
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["signalling"])
 
 CLOSE_REPLACED = 4000
 """Close code sent to a connection that a newer one for the same role replaced."""
-
-
-def _bearer(websocket: WebSocket) -> str | None:
-    header = websocket.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
 
 
 @dataclass(frozen=True)
@@ -74,45 +65,24 @@ class Admission:
 
 def authenticate(state: BrokerState, session_id: str, token: str | None) -> Admission:
     """Who this token speaks for in ``session_id``, or an :class:`ApiError` saying why not."""
-    if token is None:
-        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <token>' to open signalling")
     with state.database.session() as db:
-        if token.startswith(HOST_TOKEN_PREFIX):
-            session = host_session(db, hash_token(token))
-            if session is None:
-                raise ApiError(401, "unauthorized", "unknown host token: join with a support code first")
-            if session.id != session_id:
-                audit.record_refusal(
-                    db, "signal.wrong_session", actor=audit.host_actor(session.id),
-                    session_id=session_id, token_session=session.id,
-                )
-                raise ApiError(403, "forbidden", "this host token belongs to another session")
-            peer = PeerInfo(role=Role.host, host=host_info(session))
-        else:
-            found = user_for_token(db, token)
-            if found is None:
-                raise ApiError(401, "unauthorized", "the token is unknown, expired or revoked: sign in again")
-            user = found[0]
-            session = get_session(db, session_id)
-            if session is None or (session.technician_id != user.id):
-                raise ApiError(404, "not_found", f"session {session_id} does not exist or is not yours")
-            peer = PeerInfo(role=Role.technician, user=user_brief(user))
-        if session.state not in (SessionState.waiting.value, SessionState.connected.value):
-            raise ApiError(410, "session_over", f"the session is {session.state}")
+        peer = identify_peer(db, session_id, token, what="open signalling")
+        session = peer.session
         consent = (
             Consent(permissions=session.consent, source=ConsentSource(session.consent_source))
             if session.consent is not None and session.consent_source
             else None
         )
-        session.technician  # noqa: B018 - loaded now, used after the unit of work ends
-    return Admission(info=peer, session=session, consent=consent)
+    return Admission(info=peer.info, session=session, consent=consent)
 
 
 @router.websocket("/sessions/{session_id}/signal")
 async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     state: BrokerState = websocket.app.state.broker
     try:
-        admitted = await run_in_threadpool(authenticate, state, session_id, _bearer(websocket))
+        admitted = await run_in_threadpool(
+            authenticate, state, session_id, bearer_token(websocket.headers.get("authorization"))
+        )
     except ApiError as refused:
         await websocket.send_denial_response(refused.response())
         return

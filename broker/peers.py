@@ -1,0 +1,82 @@
+"""Who is speaking for a session: its technician (login token) or its host (host token).
+
+One rule for the signalling WebSocket and the session's HTTP resources (file
+transfers), so both refuse the same tokens with the same words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from protocol.api import SessionState
+from protocol.signalling import PeerInfo, Role
+
+from . import audit
+from .deps import user_for_token
+from .errors import ApiError
+from .models import SupportSession
+from .serializers import host_info, user_brief
+from .support_sessions import get_session, host_session
+from .tokens import HOST_TOKEN_PREFIX, hash_token
+
+
+@dataclass(frozen=True)
+class SessionPeer:
+    """A verified peer of a live session."""
+
+    info: PeerInfo
+    session: SupportSession
+
+    @property
+    def role(self) -> Role:
+        return self.info.role
+
+    @property
+    def actor(self) -> str:
+        if self.info.role is Role.host:
+            return audit.host_actor(self.session.id)
+        assert self.info.user is not None
+        return audit.user_actor(self.info.user)
+
+
+def identify_peer(db: Session, session_id: str, token: str | None, *, what: str) -> SessionPeer:
+    """The peer ``token`` speaks for in the live session ``session_id``, or an :class:`ApiError`.
+
+    ``what`` names the resource in the refusal ("open signalling", "transfer files").
+    """
+    if token is None:
+        raise ApiError(401, "unauthorized", f"send 'Authorization: Bearer <token>' to {what}")
+    if token.startswith(HOST_TOKEN_PREFIX):
+        session = host_session(db, hash_token(token))
+        if session is None:
+            raise ApiError(401, "unauthorized", "unknown host token: join with a support code first")
+        if session.id != session_id:
+            audit.record_refusal(
+                db, "signal.wrong_session", actor=audit.host_actor(session.id),
+                session_id=session_id, token_session=session.id, wanted=what,
+            )
+            raise ApiError(403, "forbidden", "this host token belongs to another session")
+        info = PeerInfo(role=Role.host, host=host_info(session))
+    else:
+        found = user_for_token(db, token)
+        if found is None:
+            raise ApiError(401, "unauthorized", "the token is unknown, expired or revoked: sign in again")
+        user = found[0]
+        session = get_session(db, session_id)
+        if session is None or session.technician_id != user.id:
+            raise ApiError(404, "not_found", f"session {session_id} does not exist or is not yours")
+        info = PeerInfo(role=Role.technician, user=user_brief(user))
+    if session.state not in (SessionState.waiting.value, SessionState.connected.value):
+        raise ApiError(410, "session_over", f"the session is {session.state}")
+    session.technician  # noqa: B018 - loaded now, used after the unit of work ends
+    return SessionPeer(info=info, session=session)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header, or None."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()

@@ -1,0 +1,276 @@
+"""File transfers and file requests of a session: both peers, HTTP, chunk by chunk.
+
+Every request carries the peer's own token (the technician's login token or the
+host token). Chunk bodies stream straight to the spool while their SHA-256 is
+computed; a receiver asking for a chunk that has not arrived yet waits for it
+(long poll), so sender and receiver run as one pipeline through the broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from protocol.signalling import FileRequestUpdate, TransferUpdate
+from protocol.transfers import (
+    SHA256_PATTERN,
+    FileRequestAnswer,
+    FileRequestCreate,
+    FileRequestOut,
+    TransferCancel,
+    TransferComplete,
+    TransferCreate,
+    TransferDecision,
+    TransferFinish,
+    TransferOut,
+    TransferState,
+    chunk_count,
+    chunk_span,
+)
+
+from .. import transfers as rules
+from ..deps import BrokerState, SessionId, State
+from ..errors import ApiError
+from ..models import FileRequest, Transfer
+from ..peers import SessionPeer, bearer_token, identify_peer
+from ..spool import ChunkRejected, wait_for
+
+router = APIRouter(prefix="/sessions/{session_id}", tags=["files"])
+
+T = TypeVar("T")
+TransferId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$", description="Transfer id")]
+ChunkIndex = Annotated[int, Path(ge=0, lt=2**31, description="Chunk number, from 0")]
+Wait = Annotated[float, Query(ge=0, le=30, description="Seconds to wait for a change (long poll)")]
+Authorization = Annotated[str | None, Header(description="Bearer token of the technician or the host")]
+
+MAX_WAIT_CHUNK = 30.0
+
+
+def _unit(state: BrokerState, session_id: str, authorization: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
+    with state.database.session() as db:
+        peer = identify_peer(db, session_id, bearer_token(authorization), what="transfer files")
+        return work(db, peer)
+
+
+async def _run(state: BrokerState, session_id: str, authorization: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
+    """One unit of work for the identified peer, off the event loop."""
+    return await run_in_threadpool(_unit, state, session_id, authorization, work)
+
+
+def _announce(state: BrokerState, out: TransferOut) -> None:
+    for peer in state.hub.peers(out.session_id):
+        peer.post(TransferUpdate(transfer=out))
+    state.transfer_signals.changed(out.id)
+    if out.state.over:
+        state.spool.remove(out.id)
+
+
+def _version(out: TransferOut) -> str:
+    return f"{out.state.value}:{len(out.chunks_at_broker)}:{out.sha256 or ''}"
+
+
+@router.post("/transfers", response_model=TransferOut, status_code=201, summary="Offer a file to the other peer")
+async def offer(session_id: SessionId, body: TransferCreate, state: State, authorization: Authorization = None) -> TransferOut:
+    settings = state.settings
+
+    def work(db: Session, peer: SessionPeer) -> TransferOut:
+        transfer = rules.create_transfer(
+            db, peer, body, max_bytes=settings.transfer_max_bytes, free_bytes=state.spool.free_bytes(),
+            per_session=settings.transfers_per_session,
+        )
+        db.flush()
+        db.refresh(transfer, ["chunks"])
+        return rules.transfer_out(transfer)
+
+    out = await _run(state, session_id, authorization, work)
+    _announce(state, out)
+    if body.request_id:
+        await _announce_request(state, session_id, authorization, body.request_id)
+    return out
+
+
+@router.get("/transfers", response_model=list[TransferOut], summary="The session's transfers")
+async def index(session_id: SessionId, state: State, authorization: Authorization = None) -> list[TransferOut]:
+    return await _run(state, session_id, authorization,
+                      lambda db, _peer: [rules.transfer_out(t) for t in rules.list_transfers(db, session_id)])
+
+
+@router.get("/transfers/{transfer_id}", response_model=TransferOut, summary="A transfer; with wait and known, a long poll")
+async def show(
+    session_id: SessionId, transfer_id: TransferId, state: State, authorization: Authorization = None,
+    wait: Wait = 0, known: Annotated[str | None, Query(max_length=200)] = None,
+) -> TransferOut:
+    event = state.transfer_signals.listen(transfer_id)
+    out = await _run(state, session_id, authorization,
+                     lambda db, _peer: rules.transfer_out(rules.get_transfer(db, session_id, transfer_id)))
+    if known is not None and known == _version(out) and wait > 0 and not out.state.over:
+        await wait_for(event, wait)
+        out = await _run(state, session_id, authorization,
+                         lambda db, _peer: rules.transfer_out(rules.get_transfer(db, session_id, transfer_id)))
+    return out
+
+
+async def _change(
+    state: BrokerState, session_id: str, transfer_id: str, authorization: str | None,
+    change: Callable[[Session, SessionPeer, Transfer], object],
+) -> TransferOut:
+    def work(db: Session, peer: SessionPeer) -> TransferOut:
+        transfer = rules.get_transfer(db, session_id, transfer_id)
+        change(db, peer, transfer)
+        db.flush()
+        db.refresh(transfer, ["chunks"])
+        return rules.transfer_out(transfer)
+
+    out = await _run(state, session_id, authorization, work)
+    _announce(state, out)
+    return out
+
+
+@router.post("/transfers/{transfer_id}/decision", response_model=TransferOut, summary="The receiver accepts or refuses")
+async def decision(session_id: SessionId, transfer_id: TransferId, body: TransferDecision, state: State,
+                   authorization: Authorization = None) -> TransferOut:
+    return await _change(state, session_id, transfer_id, authorization,
+                         lambda db, peer, t: rules.decide(db, peer, t, body))
+
+
+@router.put("/transfers/{transfer_id}/chunks/{index}", status_code=204, summary="Upload one chunk (sender)")
+async def put_chunk(
+    session_id: SessionId, transfer_id: TransferId, index: ChunkIndex, request: Request, state: State,
+    x_chunk_sha256: Annotated[str, Header(pattern=SHA256_PATTERN, description="SHA-256 of the chunk")],
+    authorization: Authorization = None,
+) -> Response:
+    def check(db: Session, peer: SessionPeer) -> tuple[int, int]:
+        transfer = rules.get_transfer(db, session_id, transfer_id)
+        rules.check_chunk_upload(peer, transfer)
+        try:
+            return chunk_span(index, transfer.size, transfer.chunk_size)
+        except ValueError as exc:
+            raise ApiError(422, "invalid_chunk", str(exc)) from None
+
+    _offset, length = await _run(state, session_id, authorization, check)
+    try:
+        await state.spool.receive(transfer_id, index, request.stream(), size=length, sha256=x_chunk_sha256)
+    except ChunkRejected as rejected:
+        raise ApiError(422, "chunk_rejected", str(rejected)) from None
+
+    def record(db: Session, _peer: SessionPeer) -> None:
+        transfer = rules.get_transfer(db, session_id, transfer_id)
+        if TransferState(transfer.state).over:
+            raise ApiError(409, "transfer_over", f"the transfer is already {transfer.state}")
+        rules.record_chunk(db, transfer, index, x_chunk_sha256, length)
+
+    await _run(state, session_id, authorization, record)
+    state.transfer_signals.changed(transfer_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/transfers/{transfer_id}/chunks/{index}", summary="Download one chunk (receiver); waits for it to arrive",
+    responses={200: {"content": {"application/octet-stream": {}}}, 404: {"description": "not uploaded yet; ask again"}},
+)
+async def get_chunk(
+    session_id: SessionId, transfer_id: TransferId, index: ChunkIndex, state: State,
+    authorization: Authorization = None, wait: Wait = 10,
+) -> Response:
+    def lookup(db: Session, peer: SessionPeer) -> str | None:
+        transfer = rules.get_transfer(db, session_id, transfer_id)
+        rules.check_chunk_download(peer, transfer)
+        if index >= chunk_count(transfer.size, transfer.chunk_size):
+            raise ApiError(422, "invalid_chunk", f"chunk {index} is outside this file")
+        return next((c.sha256 for c in transfer.chunks if c.index == index), None)
+
+    event = state.transfer_signals.listen(transfer_id)
+    sha256 = await _run(state, session_id, authorization, lookup)
+    if sha256 is None and wait > 0:
+        await wait_for(event, min(wait, MAX_WAIT_CHUNK))
+        sha256 = await _run(state, session_id, authorization, lookup)
+    if sha256 is None:
+        raise ApiError(404, "chunk_not_ready", f"chunk {index} has not been uploaded yet; ask again")
+    data = await run_in_threadpool(state.spool.read, transfer_id, index)
+    return Response(content=data, media_type="application/octet-stream", headers={"X-Chunk-SHA256": sha256})
+
+
+@router.delete("/transfers/{transfer_id}/chunks/{index}", response_model=TransferOut,
+               summary="The receiver rejects a chunk that failed its hash; the sender sends it again")
+async def reject_chunk(session_id: SessionId, transfer_id: TransferId, index: ChunkIndex, state: State,
+                       authorization: Authorization = None) -> TransferOut:
+    out = await _change(state, session_id, transfer_id, authorization,
+                        lambda db, peer, t: rules.drop_chunk(db, peer, t, index))
+    state.spool.drop(transfer_id, index)
+    return out
+
+
+@router.post("/transfers/{transfer_id}/finish", response_model=TransferOut, summary="The sender has sent every chunk")
+async def finish(session_id: SessionId, transfer_id: TransferId, body: TransferFinish, state: State,
+                 authorization: Authorization = None) -> TransferOut:
+    return await _change(state, session_id, transfer_id, authorization,
+                         lambda db, peer, t: rules.finish(db, peer, t, body.sha256))
+
+
+@router.post("/transfers/{transfer_id}/complete", response_model=TransferOut,
+             summary="The receiver has the whole file; the broker checks the three hashes agree")
+async def complete(session_id: SessionId, transfer_id: TransferId, body: TransferComplete, state: State,
+                   authorization: Authorization = None) -> TransferOut:
+    def count(db: Session, _peer: SessionPeer) -> int:
+        transfer = rules.get_transfer(db, session_id, transfer_id)
+        total = chunk_count(transfer.size, transfer.chunk_size)
+        if len(transfer.chunks) != total:
+            raise ApiError(409, "chunks_missing", f"the broker holds {len(transfer.chunks)} of {total} chunks")
+        return total
+
+    total = await _run(state, session_id, authorization, count)
+    broker_sha256 = await run_in_threadpool(state.spool.file_sha256, transfer_id, total)
+    return await _change(state, session_id, transfer_id, authorization,
+                         lambda db, peer, t: rules.complete(db, peer, t, body.sha256, broker_sha256))
+
+
+@router.post("/transfers/{transfer_id}/cancel", response_model=TransferOut, summary="Either side stops a transfer")
+async def cancel(session_id: SessionId, transfer_id: TransferId, body: TransferCancel, state: State,
+                 authorization: Authorization = None) -> TransferOut:
+    return await _change(state, session_id, transfer_id, authorization,
+                         lambda db, peer, t: rules.cancel(db, peer, t, body.reason))
+
+
+# --- file requests ------------------------------------------------------------------
+
+
+async def _announce_request(state: BrokerState, session_id: str, authorization: str | None, request_id: str) -> None:
+    out = await _run(state, session_id, authorization,
+                     lambda db, _peer: rules.file_request_out(db.get(FileRequest, request_id)))  # type: ignore[arg-type]
+    for peer in state.hub.peers(session_id):
+        peer.post(FileRequestUpdate(request=out))
+
+
+@router.post("/file-requests", response_model=FileRequestOut, status_code=201,
+             summary="The technician asks the host for a file; the user picks or approves it")
+async def request_file(session_id: SessionId, body: FileRequestCreate, state: State,
+                       authorization: Authorization = None) -> FileRequestOut:
+    out = await _run(state, session_id, authorization,
+                     lambda db, peer: rules.file_request_out(rules.create_file_request(db, peer, body)))
+    for peer in state.hub.peers(session_id):
+        peer.post(FileRequestUpdate(request=out))
+    return out
+
+
+@router.get("/file-requests", response_model=list[FileRequestOut], summary="The session's file requests")
+async def file_requests(session_id: SessionId, state: State, authorization: Authorization = None) -> list[FileRequestOut]:
+    return await _run(state, session_id, authorization, lambda db, _peer: [
+        rules.file_request_out(r)
+        for r in db.scalars(select(FileRequest).where(FileRequest.session_id == session_id).order_by(FileRequest.created_at))
+    ])
+
+
+@router.post("/file-requests/{request_id}/answer", response_model=FileRequestOut, summary="The host declines a request")
+async def answer(session_id: SessionId, request_id: TransferId, body: FileRequestAnswer, state: State,
+                 authorization: Authorization = None) -> FileRequestOut:
+    out = await _run(state, session_id, authorization,
+                     lambda db, peer: rules.file_request_out(rules.answer_file_request(db, peer, request_id, body)))
+    for peer in state.hub.peers(session_id):
+        peer.post(FileRequestUpdate(request=out))
+    return out
