@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import socket
@@ -133,7 +132,7 @@ def serve(settings: Settings) -> int:
         log_config=None,
     )
     server = uvicorn.Server(config)
-    asyncio.run(server.serve(sockets=[sock]))
+    server.run(sockets=[sock])  # uvicorn picks uvloop and httptools when installed
     return 0
 
 

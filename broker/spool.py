@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import os
 import shutil
+import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -40,25 +41,30 @@ class TransferSpool:
     async def receive(
         self, transfer_id: str, index: int, body: AsyncIterator[bytes], *, size: int, sha256: str
     ) -> None:
-        """Store one chunk from ``body``; raise :class:`ChunkRejected` unless it is exactly as declared."""
+        """Store one chunk from ``body``; raise :class:`ChunkRejected` unless it is exactly as declared.
+
+        The body is gathered in memory (a chunk is a few MiB) and checked and
+        written in a worker thread, where hashing runs beside the event loop.
+        """
+        data = bytearray()
+        async for piece in body:
+            data += piece
+            if len(data) > size:
+                raise ChunkRejected(f"chunk {index} is longer than its {size} bytes")
+        if len(data) != size:
+            raise ChunkRejected(f"chunk {index} has {len(data)} bytes instead of {size}")
+        await asyncio.to_thread(self._store, transfer_id, index, data, sha256)
+
+    def _store(self, transfer_id: str, index: int, data: bytearray, sha256: str) -> None:
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            raise ChunkRejected(f"chunk {index} does not match its SHA-256 (sent {sha256[:12]}…, got {actual[:12]}…)")
         directory = self._dir(transfer_id)
         directory.mkdir(mode=0o700, exist_ok=True)
         final = self.chunk_path(transfer_id, index)
-        temporary = final.with_suffix(f".{os.getpid()}.{id(body)}.part")
-        digest = hashlib.sha256()
-        received = 0
+        temporary = final.with_name(f"{final.name}.{threading.get_ident()}.part")
         try:
-            with temporary.open("wb") as out:
-                async for piece in body:
-                    received += len(piece)
-                    if received > size:
-                        raise ChunkRejected(f"chunk {index} is longer than its {size} bytes")
-                    digest.update(piece)
-                    out.write(piece)
-            if received != size:
-                raise ChunkRejected(f"chunk {index} has {received} bytes instead of {size}")
-            if digest.hexdigest() != sha256:
-                raise ChunkRejected(f"chunk {index} does not match its SHA-256 (sent {sha256[:12]}…, got {digest.hexdigest()[:12]}…)")
+            temporary.write_bytes(data)
             os.replace(temporary, final)
         finally:
             temporary.unlink(missing_ok=True)

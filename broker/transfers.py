@@ -99,6 +99,20 @@ def get_transfer(db: Session, session_id: str, transfer_id: str) -> Transfer:
     return transfer
 
 
+def transfer_row(db: Session, session_id: str, transfer_id: str) -> Transfer:
+    """The transfer without its chunk list: for the per-chunk paths, which must stay cheap."""
+    transfer = db.get(Transfer, transfer_id)
+    if transfer is None or transfer.session_id != session_id:
+        raise ApiError(404, "not_found", f"transfer {transfer_id} does not exist in this session")
+    return transfer
+
+
+def chunk_sha256(db: Session, transfer_id: str, index: int) -> str | None:
+    """The SHA-256 of a chunk the broker holds, or None when it does not hold it."""
+    chunk = db.get(TransferChunk, (transfer_id, index))
+    return chunk.sha256 if chunk is not None else None
+
+
 def list_transfers(db: Session, session_id: str) -> list[Transfer]:
     return list(
         db.scalars(

@@ -136,6 +136,11 @@ class FileRequestOut(Response):
     created_at: datetime
 
 
+def transfer_version(transfer: TransferOut) -> str:
+    """A tag that changes whenever anything a waiting peer cares about changes (for long polls)."""
+    return f"{transfer.state.value}:{len(transfer.chunks_at_broker)}:{transfer.sha256 or ''}"
+
+
 def chunk_count(size: int, chunk_size: int = CHUNK_SIZE) -> int:
     """How many chunks a file of ``size`` bytes has (an empty file has none)."""
     return (size + chunk_size - 1) // chunk_size

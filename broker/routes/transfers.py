@@ -32,6 +32,7 @@ from protocol.transfers import (
     TransferState,
     chunk_count,
     chunk_span,
+    transfer_version,
 )
 
 from .. import transfers as rules
@@ -71,10 +72,6 @@ def _announce(state: BrokerState, out: TransferOut) -> None:
         state.spool.remove(out.id)
 
 
-def _version(out: TransferOut) -> str:
-    return f"{out.state.value}:{len(out.chunks_at_broker)}:{out.sha256 or ''}"
-
-
 @router.post("/transfers", response_model=TransferOut, status_code=201, summary="Offer a file to the other peer")
 async def offer(session_id: SessionId, body: TransferCreate, state: State, authorization: Authorization = None) -> TransferOut:
     settings = state.settings
@@ -109,7 +106,7 @@ async def show(
     event = state.transfer_signals.listen(transfer_id)
     out = await _run(state, session_id, authorization,
                      lambda db, _peer: rules.transfer_out(rules.get_transfer(db, session_id, transfer_id)))
-    if known is not None and known == _version(out) and wait > 0 and not out.state.over:
+    if known is not None and known == transfer_version(out) and wait > 0 and not out.state.over:
         await wait_for(event, wait)
         out = await _run(state, session_id, authorization,
                          lambda db, _peer: rules.transfer_out(rules.get_transfer(db, session_id, transfer_id)))
@@ -146,7 +143,7 @@ async def put_chunk(
     authorization: Authorization = None,
 ) -> Response:
     def check(db: Session, peer: SessionPeer) -> tuple[int, int]:
-        transfer = rules.get_transfer(db, session_id, transfer_id)
+        transfer = rules.transfer_row(db, session_id, transfer_id)
         rules.check_chunk_upload(peer, transfer)
         try:
             return chunk_span(index, transfer.size, transfer.chunk_size)
@@ -159,13 +156,15 @@ async def put_chunk(
     except ChunkRejected as rejected:
         raise ApiError(422, "chunk_rejected", str(rejected)) from None
 
-    def record(db: Session, _peer: SessionPeer) -> None:
-        transfer = rules.get_transfer(db, session_id, transfer_id)
-        if TransferState(transfer.state).over:
-            raise ApiError(409, "transfer_over", f"the transfer is already {transfer.state}")
-        rules.record_chunk(db, transfer, index, x_chunk_sha256, length)
+    def record() -> None:
+        # The peer was identified before the upload; only the transfer's state matters now.
+        with state.database.session() as db:
+            transfer = rules.transfer_row(db, session_id, transfer_id)
+            if TransferState(transfer.state).over:
+                raise ApiError(409, "transfer_over", f"the transfer is already {transfer.state}")
+            rules.record_chunk(db, transfer, index, x_chunk_sha256, length)
 
-    await _run(state, session_id, authorization, record)
+    await run_in_threadpool(record)
     state.transfer_signals.changed(transfer_id)
     return Response(status_code=204)
 
@@ -179,11 +178,11 @@ async def get_chunk(
     authorization: Authorization = None, wait: Wait = 10,
 ) -> Response:
     def lookup(db: Session, peer: SessionPeer) -> str | None:
-        transfer = rules.get_transfer(db, session_id, transfer_id)
+        transfer = rules.transfer_row(db, session_id, transfer_id)
         rules.check_chunk_download(peer, transfer)
         if index >= chunk_count(transfer.size, transfer.chunk_size):
             raise ApiError(422, "invalid_chunk", f"chunk {index} is outside this file")
-        return next((c.sha256 for c in transfer.chunks if c.index == index), None)
+        return rules.chunk_sha256(db, transfer_id, index)
 
     event = state.transfer_signals.listen(transfer_id)
     sha256 = await _run(state, session_id, authorization, lookup)

@@ -1,0 +1,365 @@
+"""The file-transfer client both peers use: offer, accept, send and receive through the broker.
+
+Sending reads the file once, in order: each chunk's SHA-256 goes with its
+upload and the whole file's SHA-256 is declared at the end. Receiving fetches
+chunks a few at a time (each waits at the broker until it has arrived), checks
+each against its SHA-256, writes it at its offset, notes it in a
+:class:`~peer.chunk_ledger.ChunkLedger`, and hashes the file in order as it
+goes. A chunk that fails its hash is fetched again and, if still wrong, handed
+back to the sender. An interrupted transfer resumes from the ledger (receiver)
+or from what the broker holds (sender), moving only what is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import TypeAdapter, ValidationError
+
+from protocol.api import API_PREFIX, ErrorBody
+from protocol.transfers import (
+    Direction,
+    FileRequestAnswer,
+    FileRequestCreate,
+    FileRequestOut,
+    TransferCancel,
+    TransferComplete,
+    TransferCreate,
+    TransferDecision,
+    TransferFinish,
+    TransferOut,
+    TransferState,
+    chunk_count,
+    chunk_span,
+    transfer_version,
+)
+
+from .chunk_ledger import ChunkLedger, load_ledger, save_ledger
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ProgressHook = Callable[[int, int], None]
+"""Called with (bytes done, bytes in all) as chunks move."""
+
+CONCURRENCY = 4
+"""Chunks in flight at once, each way."""
+HASH_WINDOW = 16
+"""How far ahead of the in-order file hash the receiver may run (chunks kept in memory)."""
+RETRY_FOR = 120.0
+"""How long a broker that does not answer is retried before the transfer pauses with an error."""
+POLL_SECONDS = 25.0
+BAD_CHUNK_ATTEMPTS = 2
+"""Downloads of one chunk that fail their hash before the chunk is handed back to the sender."""
+
+
+class TransferError(Exception):
+    """A transfer cannot go on; ``message`` is for people, ``error`` the broker's code if any."""
+
+    def __init__(self, message: str, *, error: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.error = error
+        self.status = status
+
+
+class TransferClient:
+    """The transfer API of one session, for one peer's token."""
+
+    def __init__(self, broker_url: str, token: str, session_id: str, *, concurrency: int = CONCURRENCY) -> None:
+        self.session_id = session_id
+        self._concurrency = concurrency
+        self._http = httpx.AsyncClient(
+            base_url=f"{broker_url.rstrip('/')}{API_PREFIX}/sessions/{session_id}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(POLL_SECONDS + 30, connect=10),
+            limits=httpx.Limits(max_connections=2 * concurrency + 4, max_keepalive_connections=2 * concurrency + 4),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> "TransferClient":
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    # --- plumbing -------------------------------------------------------------------
+
+    async def _request(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> httpx.Response:
+        """One call, retried through broker restarts and dropped connections for :data:`RETRY_FOR`."""
+        deadline = time.monotonic() + RETRY_FOR
+        delay = 0.2
+        while True:
+            try:
+                response = await self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                failure: str = f"{exc.__class__.__name__}: {exc}"
+            else:
+                if response.status_code < 500 or response.status_code == 507:
+                    if response.status_code >= 400:
+                        raise _error(response)
+                    return response
+                failure = f"HTTP {response.status_code}"
+            if not retry or time.monotonic() > deadline:
+                raise TransferError(f"the broker did not answer ({failure}); the transfer can be resumed later")
+            log.info("%s %s failed (%s); retrying in %.1f s", method, path, failure, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _json(self, adapter: Any, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._request(method, path, **kwargs)
+        return TypeAdapter(adapter).validate_json(response.content)
+
+    # --- the API ----------------------------------------------------------------------
+
+    async def offer(self, name: str, size: int, direction: Direction, request_id: str | None = None) -> TransferOut:
+        body = TransferCreate(name=name, size=size, direction=direction, request_id=request_id)
+        return await self._json(TransferOut, "POST", "/transfers", content=body.model_dump_json(), headers=_JSON)
+
+    async def get(self, transfer_id: str) -> TransferOut:
+        return await self._json(TransferOut, "GET", f"/transfers/{transfer_id}")
+
+    async def all(self) -> list[TransferOut]:
+        return await self._json(list[TransferOut], "GET", "/transfers")
+
+    async def wait(self, transfer: TransferOut, until: Callable[[TransferOut], bool], timeout: float) -> TransferOut:
+        """Long-poll ``transfer`` until ``until(state)`` holds; raise :class:`TransferError` on timeout."""
+        deadline = time.monotonic() + timeout
+        while not until(transfer):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransferError(f"gave up waiting for transfer {transfer.name!r} after {timeout:g} s (it is {transfer.state.value})")
+            known = transfer_version(transfer)
+            transfer = await self._json(
+                TransferOut, "GET", f"/transfers/{transfer.id}",
+                params={"wait": min(POLL_SECONDS, max(remaining, 0.1)), "known": known},
+            )
+        return transfer
+
+    async def decide(self, transfer_id: str, accept: bool, *, saved_as: str | None = None, reason: str = "") -> TransferOut:
+        body = TransferDecision(accept=accept, saved_as=saved_as, reason=reason)
+        return await self._json(TransferOut, "POST", f"/transfers/{transfer_id}/decision", content=body.model_dump_json(), headers=_JSON)
+
+    async def cancel(self, transfer_id: str, reason: str = "") -> TransferOut:
+        body = TransferCancel(reason=reason)
+        return await self._json(TransferOut, "POST", f"/transfers/{transfer_id}/cancel", content=body.model_dump_json(), headers=_JSON)
+
+    async def request_file(self, path: str = "", note: str = "") -> FileRequestOut:
+        body = FileRequestCreate(path=path, note=note)
+        return await self._json(FileRequestOut, "POST", "/file-requests", content=body.model_dump_json(), headers=_JSON)
+
+    async def file_requests(self) -> list[FileRequestOut]:
+        return await self._json(list[FileRequestOut], "GET", "/file-requests")
+
+    async def decline_request(self, request_id: str, reason: str) -> FileRequestOut:
+        body = FileRequestAnswer(approve=False, reason=reason)
+        return await self._json(FileRequestOut, "POST", f"/file-requests/{request_id}/answer", content=body.model_dump_json(), headers=_JSON)
+
+    # --- sending ------------------------------------------------------------------------
+
+    async def send(self, transfer: TransferOut, source: Path, progress: ProgressHook | None = None) -> TransferOut:
+        """Upload what the broker lacks, declare the file's hash, and wait until the receiver is done.
+
+        Returns the transfer in its final state (completed, failed, refused or cancelled).
+        """
+        total = transfer.size
+        while True:
+            missing = [i for i in range(transfer.chunk_count) if i not in set(transfer.chunks_at_broker)]
+            file_sha256 = await self._upload(transfer, source, set(missing), progress)
+            transfer = await self._json(
+                TransferOut, "POST", f"/transfers/{transfer.id}/finish",
+                content=TransferFinish(sha256=file_sha256).model_dump_json(), headers=_JSON,
+            )
+            # Until the receiver completes, it may hand chunks back (they failed their hash there).
+            transfer = await self.wait(
+                transfer, lambda t: t.state.over or len(t.chunks_at_broker) < t.chunk_count, timeout=24 * 3600
+            )
+            if transfer.state.over:
+                if progress is not None and transfer.state is TransferState.completed:
+                    progress(total, total)
+                return transfer
+
+    async def _upload(self, transfer: TransferOut, source: Path, wanted: set[int], progress: ProgressHook | None) -> str:
+        size, chunk_size = transfer.size, transfer.chunk_size
+        file_digest = hashlib.sha256()
+        slots = asyncio.Semaphore(self._concurrency)
+        done = [size - sum(chunk_span(i, size, chunk_size)[1] for i in wanted)]
+        tasks: list[asyncio.Task[None]] = []
+
+        async def put(index: int, data: bytes, chunk_sha256: str) -> None:
+            try:
+                await self._request(
+                    "PUT", f"/transfers/{transfer.id}/chunks/{index}", content=data,
+                    headers={"X-Chunk-SHA256": chunk_sha256, "Content-Type": "application/octet-stream"},
+                )
+                done[0] += len(data)
+                if progress is not None:
+                    progress(done[0], size)
+            finally:
+                slots.release()
+
+        try:
+            with source.open("rb") as handle:
+                if os.fstat(handle.fileno()).st_size != size:
+                    raise TransferError(f"{source} changed size since it was offered; offer it again")
+                for index in range(chunk_count(size, chunk_size)):
+                    _offset, length = chunk_span(index, size, chunk_size)
+                    data, chunk_sha256 = await asyncio.to_thread(_read_and_hash, handle, length, file_digest)
+                    if len(data) != length:
+                        raise TransferError(f"{source} is shorter than when it was offered; offer it again")
+                    if index not in wanted:
+                        continue
+                    await slots.acquire()
+                    for finished in [t for t in tasks if t.done()]:
+                        tasks.remove(finished)
+                        finished.result()
+                    tasks.append(asyncio.create_task(put(index, data, chunk_sha256)))
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        if progress is not None and not wanted:
+            progress(size, size)
+        return file_digest.hexdigest()
+
+    # --- receiving ----------------------------------------------------------------------
+
+    async def receive(
+        self, transfer: TransferOut, part: Path, ledger_path: Path, progress: ProgressHook | None = None
+    ) -> TransferOut:
+        """Fetch every missing chunk into ``part``, verify the whole file and report it.
+
+        Returns the transfer in its final state; ``part`` then holds a file whose
+        SHA-256 matches only if the state is completed.
+        """
+        ledger = load_ledger(ledger_path, transfer.id, transfer.size, transfer.chunk_size)
+        fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.ftruncate(fd, transfer.size)
+            file_sha256 = await _Receiver(self, transfer, fd, ledger, ledger_path, progress).run()
+        finally:
+            os.close(fd)
+        transfer = await self.wait(transfer, lambda t: t.sha256 is not None or t.state.over, timeout=24 * 3600)
+        if transfer.state.over:
+            return transfer
+        return await self._json(
+            TransferOut, "POST", f"/transfers/{transfer.id}/complete",
+            content=TransferComplete(sha256=file_sha256).model_dump_json(), headers=_JSON,
+        )
+
+    async def fetch_chunk(self, transfer: TransferOut, index: int) -> bytes:
+        """One chunk, verified against the SHA-256 the broker holds for it."""
+        attempts = 0
+        while True:
+            response = await self._get_chunk(transfer.id, index)
+            data = response.content
+            if hashlib.sha256(data).hexdigest() == response.headers.get("x-chunk-sha256"):
+                return data
+            attempts += 1
+            log.warning("chunk %d of %s failed its hash (attempt %d)", index, transfer.name, attempts)
+            if attempts >= BAD_CHUNK_ATTEMPTS:
+                # The broker's copy is bad: hand it back, the sender uploads it again.
+                await self._request("DELETE", f"/transfers/{transfer.id}/chunks/{index}")
+                attempts = 0
+
+    async def _get_chunk(self, transfer_id: str, index: int) -> httpx.Response:
+        while True:
+            try:
+                return await self._request("GET", f"/transfers/{transfer_id}/chunks/{index}", params={"wait": POLL_SECONDS})
+            except TransferError as error:
+                if error.error != "chunk_not_ready":
+                    raise
+
+
+class _Receiver:
+    """The receiving pipeline of one transfer: fetch, verify, write, and hash in order."""
+
+    def __init__(
+        self, client: TransferClient, transfer: TransferOut, fd: int, ledger: ChunkLedger, ledger_path: Path,
+        progress: ProgressHook | None,
+    ) -> None:
+        self.client, self.transfer, self.fd = client, transfer, fd
+        self.ledger, self.ledger_path, self.progress = ledger, ledger_path, progress
+        self.digest = hashlib.sha256()
+        self.next_to_hash = 0
+        self.fetched: dict[int, bytes] = {}
+        self.moved = asyncio.Condition()
+        self.saving = asyncio.Lock()
+
+    async def run(self) -> str:
+        queue = iter(self.ledger.missing())
+        workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.client._concurrency)]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for worker in workers:
+                worker.cancel()
+            raise
+        await self._advance_hash()
+        if self.progress is not None:
+            self.progress(self.transfer.size, self.transfer.size)
+        return self.digest.hexdigest()
+
+    async def _worker(self, queue: Any) -> None:
+        for index in queue:
+            async with self.moved:
+                await self.moved.wait_for(lambda i=index: i < self.next_to_hash + HASH_WINDOW)
+            data = await self.client.fetch_chunk(self.transfer, index)
+            offset, _length = chunk_span(index, self.transfer.size, self.transfer.chunk_size)
+            await asyncio.to_thread(os.pwrite, self.fd, data, offset)
+            async with self.saving:  # one writer at a time: a late save must not undo a newer one
+                self.ledger.mark(index)
+                await asyncio.to_thread(save_ledger, self.ledger_path, self.ledger)
+            self.fetched[index] = data
+            if self.progress is not None:
+                self.progress(self.ledger.bytes_done, self.transfer.size)
+            await self._advance_hash()
+
+    async def _advance_hash(self) -> None:
+        """Feed the file hash every chunk that is here, in order (earlier runs' chunks from disk)."""
+        async with self.moved:
+            while self.next_to_hash < self.ledger.count and self.next_to_hash in self.ledger.done:
+                data = self.fetched.pop(self.next_to_hash, None)
+                if data is None:
+                    offset, length = chunk_span(self.next_to_hash, self.transfer.size, self.transfer.chunk_size)
+                    data = await asyncio.to_thread(os.pread, self.fd, length, offset)
+                await asyncio.to_thread(self.digest.update, data)
+                self.next_to_hash += 1
+            self.moved.notify_all()
+
+
+def _read_and_hash(handle: Any, length: int, file_digest: Any) -> tuple[bytes, str]:
+    data = handle.read(length)
+    file_digest.update(data)
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def _error(response: httpx.Response) -> TransferError:
+    try:
+        body = ErrorBody.model_validate_json(response.content)
+        return TransferError(body.message, error=body.error, status=response.status_code)
+    except ValidationError:
+        return TransferError(f"the broker answered HTTP {response.status_code}", status=response.status_code)
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a whole file (for checks and tests)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
