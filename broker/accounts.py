@@ -1,14 +1,15 @@
-"""Accounts: the first admin."""
+"""Accounts: the first admin, and who a login token belongs to."""
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from . import audit
 from .clock import utcnow
-from .models import User
+from .models import AccessToken, User
 from .passwords import generate_password, hash_password
+from .tokens import USER_TOKEN_PREFIX, hash_token
 
 FIRST_ADMIN = "admin"
 
@@ -34,3 +35,17 @@ def ensure_first_admin(db: Session) -> str | None:
     )
     audit.record(db, "account.created", actor=audit.BROKER, username=FIRST_ADMIN, is_admin=True)
     return password
+
+
+def user_for_token(db: Session, token: str) -> tuple[User, AccessToken] | None:
+    """The user a login token belongs to, if it is valid now."""
+    if not token.startswith(USER_TOKEN_PREFIX):
+        return None
+    row = db.scalars(
+        select(AccessToken)
+        .where(AccessToken.token_hash == hash_token(token))
+        .options(selectinload(AccessToken.user))
+    ).one_or_none()
+    if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
+        return None
+    return row.user, row

@@ -20,6 +20,7 @@ from .deps import BrokerState
 from .errors import install_error_handlers
 from .hub import SignalHub
 from .keys import load_or_create_keys, prepare_data_dir
+from .peers import PeerCache
 from .ratelimit import FailureLimiter
 from .routes import auth, join, sessions, signal, tickets, transfers
 from .settings import Settings
@@ -46,8 +47,9 @@ def build_state(settings: Settings) -> BrokerState:
             settings.code_failure_window_seconds,
         ),
         hub=SignalHub(),
-        spool=TransferSpool(settings.data_dir / "transfers"),
+        spool=TransferSpool(settings.data_dir / "transfers", settings.transfer_memory_bytes),
         transfer_signals=ChunkSignals(),
+        peers=PeerCache(),
     )
 
 
@@ -67,7 +69,7 @@ async def sweep_expired_sessions(state: BrokerState) -> None:
 
             expired_sessions, finished = await run_in_threadpool(_sweep)
             for expired in expired_sessions:
-                state.hub.close_room(
+                state.session_over(
                     expired.session_id,
                     SessionEnded(ended_by="broker", reason="the support code expired before a host joined"),
                 )

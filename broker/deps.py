@@ -7,20 +7,20 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from pydantic import BaseModel
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
-from .clock import utcnow
+from .accounts import user_for_token
 from .db import Database
 from .errors import unauthorized
 from .hub import SignalHub
 from .keys import BrokerKeys
 from .models import AccessToken, User
+from .peers import PeerCache
 from .ratelimit import FailureLimiter
 from .settings import Settings
 from .spool import ChunkSignals, TransferSpool
-from .tokens import USER_TOKEN_PREFIX, hash_token
 
 
 @dataclass
@@ -34,6 +34,12 @@ class BrokerState:
     hub: SignalHub
     spool: TransferSpool
     transfer_signals: ChunkSignals
+    peers: PeerCache
+
+    def session_over(self, session_id: str, farewell: BaseModel) -> None:
+        """A session ended: tell and disconnect its peers, and forget their cached identities."""
+        self.hub.close_room(session_id, farewell)
+        self.peers.forget(session_id)
 
 
 def broker_state(request: Request) -> BrokerState:
@@ -54,20 +60,6 @@ DB = Annotated[Session, Depends(db_session, scope="function")]
 visible yet (or were never committed at all)."""
 
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/login")
-
-
-def user_for_token(db: Session, token: str) -> tuple[User, AccessToken] | None:
-    """The user a login token belongs to, if it is valid now."""
-    if not token.startswith(USER_TOKEN_PREFIX):
-        return None
-    row = db.scalars(
-        select(AccessToken)
-        .where(AccessToken.token_hash == hash_token(token))
-        .options(selectinload(AccessToken.user))
-    ).one_or_none()
-    if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
-        return None
-    return row.user, row
 
 
 def current_token(

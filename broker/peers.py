@@ -14,7 +14,7 @@ from protocol.api import SessionState
 from protocol.signalling import PeerInfo, Role
 
 from . import audit
-from .deps import user_for_token
+from .accounts import user_for_token
 from .errors import ApiError
 from .models import SupportSession
 from .serializers import host_info, user_brief
@@ -80,3 +80,34 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+class PeerCache:
+    """Recently verified peers, so that a transfer's many chunk requests skip the token lookups.
+
+    Entries live :data:`PEER_CACHE_SECONDS`; ending a session or signing out
+    clears them at once (:meth:`forget`), so a cached peer never outlives its
+    session or token by more than that, and usually not at all.
+    """
+
+    def __init__(self, ttl: float = 2.0) -> None:
+        self._ttl = ttl
+        self._entries: dict[tuple[str, str], tuple[float, SessionPeer]] = {}
+
+    def get(self, session_id: str, token: str, now: float) -> SessionPeer | None:
+        entry = self._entries.get((session_id, token))
+        if entry is None or entry[0] < now:
+            return None
+        return entry[1]
+
+    def put(self, session_id: str, token: str, peer: SessionPeer, now: float) -> None:
+        if len(self._entries) > 10_000:
+            self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
+        self._entries[(session_id, token)] = (now + self._ttl, peer)
+
+    def forget(self, session_id: str | None = None) -> None:
+        """Drop the entries of one session, or all of them."""
+        if session_id is None:
+            self._entries.clear()
+        else:
+            self._entries = {k: v for k, v in self._entries.items() if k[0] != session_id}

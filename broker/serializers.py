@@ -13,7 +13,6 @@ from protocol.api import (
     UserBrief,
     UserInfo,
 )
-
 from protocol.permissions import Permission
 
 from .models import SupportSession, Ticket, User

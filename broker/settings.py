@@ -76,6 +76,10 @@ class Settings(BaseSettings):
         default=4 * 1024**3, ge=1, le=2**50,
         description="Largest file one transfer may carry (bytes).",
     )
+    transfer_memory_bytes: int = Field(
+        default=512 * 1024**2, ge=0, le=2**40,
+        description="Memory for chunks in transit; beyond it they wait on disk in the data directory.",
+    )
     transfers_per_session: int = Field(
         default=4, ge=1, le=100, description="Transfers that may run at once in one session.",
     )

@@ -1,9 +1,16 @@
 """Where transfer chunks wait between the sender's upload and the receiver's download.
 
-One folder per transfer under ``<data_dir>/transfers``, one file per chunk,
-written under a temporary name and renamed once its size and SHA-256 check
-out, so a chunk on disk is always whole. :class:`ChunkSignals` wakes receivers
-that wait for a chunk, and anyone waiting for a transfer to change.
+Chunks are kept in memory while they fit in a budget (``DESKHAND_TRANSFER_MEMORY_BYTES``):
+a receiver that keeps up then costs the broker no disk writes or reads at all,
+which is what keeps a relayed transfer near the speed of a plain socket. What
+does not fit goes to one folder per transfer under ``<data_dir>/transfers``,
+one file per chunk, written under a temporary name and renamed once whole.
+The broker hashes the file in order as chunks arrive, so the hash of what it
+relayed is ready when the receiver reports.
+
+A chunk is freed once delivered. One that is asked for again (the receiver
+crashed before saving it), or that did not survive a broker restart, is
+reported gone; the sender, still waiting for the receiver, uploads it again.
 """
 
 from __future__ import annotations
@@ -16,18 +23,44 @@ import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 
 class ChunkRejected(Exception):
     """An uploaded chunk does not match what was declared; the message says how."""
 
 
-class TransferSpool:
-    """Chunk files on disk."""
+class _FileHash:
+    """The SHA-256 of a transfer's chunks in order, advanced as they arrive."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self) -> None:
+        self.digest: Any = hashlib.sha256()
+        self.next_index = 0
+        self.early: set[int] = set()
+        """Chunks that arrived before their turn."""
+
+
+class TransferSpool:
+    """Chunks in memory up to a budget, on disk beyond it, each kept until it is delivered.
+
+    Memory buffers are reused from chunk to chunk: a fresh multi-MiB buffer costs
+    a page fault per 4 KiB, which on a virtual machine was the broker's largest
+    single cost. Once the receiver has downloaded a chunk its buffer goes back to
+    the pool; should the receiver ask for it again (it crashed before saving it),
+    the chunk is reported gone and the sender uploads it again.
+    """
+
+    def __init__(self, root: Path, memory_budget: int = 512 * 1024 * 1024, pool_size: int = 32) -> None:
         self.root = root
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.memory_budget = memory_budget
+        self._memory: dict[tuple[str, int], tuple[bytearray, int]] = {}
+        self._memory_used = 0
+        self._pool: list[bytearray] = []
+        self._pool_size = pool_size
+        self._hashes: dict[str, _FileHash] = {}
+        self._delivered_early: set[tuple[str, int]] = set()
+        self._lock = threading.Lock()
 
     def _dir(self, transfer_id: str) -> Path:
         return self.root / transfer_id
@@ -36,59 +69,172 @@ class TransferSpool:
         return self._dir(transfer_id) / f"{index:08d}"
 
     def has(self, transfer_id: str, index: int) -> bool:
-        return self.chunk_path(transfer_id, index).exists()
+        return (transfer_id, index) in self._memory or self.chunk_path(transfer_id, index).exists()
+
+    @property
+    def memory_used(self) -> int:
+        return self._memory_used
+
+    def _buffer(self, size: int) -> bytearray:
+        with self._lock:
+            for i, candidate in enumerate(self._pool):
+                if len(candidate) >= size:
+                    return self._pool.pop(i)
+        return bytearray(size)
+
+    def _recycle(self, buffer: bytearray) -> None:
+        with self._lock:
+            if len(self._pool) < self._pool_size:
+                self._pool.append(buffer)
 
     async def receive(
         self, transfer_id: str, index: int, body: AsyncIterator[bytes], *, size: int, sha256: str
     ) -> None:
         """Store one chunk from ``body``; raise :class:`ChunkRejected` unless it is exactly as declared.
 
-        The body is gathered in memory (a chunk is a few MiB) and checked and
-        written in a worker thread, where hashing runs beside the event loop.
+        The body is gathered into a buffer of the declared size (one copy, no
+        growing) and checked, and if need be written, in a worker thread, where
+        hashing runs beside the event loop.
         """
-        data = bytearray()
-        async for piece in body:
-            data += piece
-            if len(data) > size:
-                raise ChunkRejected(f"chunk {index} is longer than its {size} bytes")
-        if len(data) != size:
-            raise ChunkRejected(f"chunk {index} has {len(data)} bytes instead of {size}")
-        await asyncio.to_thread(self._store, transfer_id, index, data, sha256)
+        data = self._buffer(size)
+        view = memoryview(data)
+        received = 0
+        try:
+            async for piece in body:
+                end = received + len(piece)
+                if end > size:
+                    raise ChunkRejected(f"chunk {index} is longer than its {size} bytes")
+                view[received:end] = piece
+                received = end
+            if received != size:
+                raise ChunkRejected(f"chunk {index} has {received} bytes instead of {size}")
+            await asyncio.to_thread(self._store, transfer_id, index, data, size, sha256)
+        except BaseException:
+            view.release()
+            self._recycle(data)
+            raise
+        view.release()
 
-    def _store(self, transfer_id: str, index: int, data: bytearray, sha256: str) -> None:
-        actual = hashlib.sha256(data).hexdigest()
+    def _store(self, transfer_id: str, index: int, data: bytearray, size: int, sha256: str) -> None:
+        with memoryview(data)[:size] as chunk:
+            actual = hashlib.sha256(chunk).hexdigest()
         if actual != sha256:
             raise ChunkRejected(f"chunk {index} does not match its SHA-256 (sent {sha256[:12]}…, got {actual[:12]}…)")
-        directory = self._dir(transfer_id)
-        directory.mkdir(mode=0o700, exist_ok=True)
-        final = self.chunk_path(transfer_id, index)
-        temporary = final.with_name(f"{final.name}.{threading.get_ident()}.part")
-        try:
-            temporary.write_bytes(data)
-            os.replace(temporary, final)
-        finally:
-            temporary.unlink(missing_ok=True)
+        with self._lock:
+            in_memory = self._memory_used + size <= self.memory_budget
+            if in_memory:
+                previous = self._memory.pop((transfer_id, index), None)
+                self._memory_used += size - (previous[1] if previous else 0)
+                self._memory[(transfer_id, index)] = (data, size)
+        if previous_buffer := (previous[0] if in_memory and previous else None):
+            self._recycle(previous_buffer)
+        if not in_memory:
+            directory = self._dir(transfer_id)
+            directory.mkdir(mode=0o700, exist_ok=True)
+            final = self.chunk_path(transfer_id, index)
+            temporary = final.with_name(f"{final.name}.{threading.get_ident()}.part")
+            try:
+                with temporary.open("wb") as out:
+                    out.write(memoryview(data)[:size])
+                os.replace(temporary, final)
+            finally:
+                temporary.unlink(missing_ok=True)
+            self._recycle(data)
+        # Stored first, hashed second: a chunk that came early must be readable when its turn comes.
+        chunk_data = self.read(transfer_id, index)
+        if chunk_data is not None:
+            self._advance_hash(transfer_id, index, chunk_data)
 
-    def read(self, transfer_id: str, index: int) -> bytes:
-        return self.chunk_path(transfer_id, index).read_bytes()
+    def _advance_hash(self, transfer_id: str, index: int, data: memoryview | bytes) -> None:
+        with self._lock:
+            state = self._hashes.setdefault(transfer_id, _FileHash())
+            if index != state.next_index:
+                if index > state.next_index:
+                    state.early.add(index)
+                return
+        # Chunks usually arrive in order; a later one that came early is read back when its turn comes.
+        while True:
+            state.digest.update(data)
+            with self._lock:
+                hashed = state.next_index
+                state.next_index += 1
+                following = state.next_index
+                release = (transfer_id, hashed) in self._delivered_early
+                self._delivered_early.discard((transfer_id, hashed))
+            if release:
+                self.drop(transfer_id, hashed)
+                if following not in state.early:
+                    return
+                state.early.discard(following)
+            found = self.read(transfer_id, following)
+            if found is None:
+                return
+            data = found
+
+    def read(self, transfer_id: str, index: int) -> memoryview | bytes | None:
+        """The chunk's bytes (a view into the pool while it is in memory), or None when gone."""
+        with self._lock:
+            held = self._memory.get((transfer_id, index))
+        if held is not None:
+            return memoryview(held[0])[: held[1]]
+        try:
+            return self.chunk_path(transfer_id, index).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def copy_out(self, transfer_id: str, index: int) -> bytes | None:
+        """The chunk's bytes as a copy of their own, for a response.
+
+        A response is handed to the server before it is on the wire, and the
+        server may keep writing from the object it was given after the chunk's
+        buffer went back to the pool; a copy cannot change under it.
+        """
+        data = self.read(transfer_id, index)
+        return None if data is None else bytes(data)
+
+    def delivered(self, transfer_id: str, index: int) -> None:
+        """The receiver has the chunk: free its memory or file (once the file hash has passed it)."""
+        with self._lock:
+            state = self._hashes.get(transfer_id)
+            if state is not None and state.next_index <= index:
+                self._delivered_early.add((transfer_id, index))
+                return
+        self.drop(transfer_id, index)
 
     def drop(self, transfer_id: str, index: int) -> None:
+        with self._lock:
+            held = self._memory.pop((transfer_id, index), None)
+            if held is not None:
+                self._memory_used -= held[1]
+        if held is not None:
+            self._recycle(held[0])
         self.chunk_path(transfer_id, index).unlink(missing_ok=True)
 
-    def file_sha256(self, transfer_id: str, count: int) -> str:
-        """SHA-256 of the whole file as the broker holds it (chunks in order)."""
-        digest = hashlib.sha256()
-        for index in range(count):
-            with self.chunk_path(transfer_id, index).open("rb") as chunk:
-                while block := chunk.read(1 << 20):
-                    digest.update(block)
-        return digest.hexdigest()
+    def file_sha256(self, transfer_id: str, count: int) -> str | None:
+        """SHA-256 of the whole file as the broker relayed it, or None if it can no longer tell."""
+        state = self._hashes.get(transfer_id)
+        if state is not None and state.next_index == count:
+            return state.digest.copy().hexdigest()
+        return None
 
     def remove(self, transfer_id: str) -> None:
+        with self._lock:
+            keys = [k for k in self._memory if k[0] == transfer_id]
+            buffers = []
+            for key in keys:
+                buffer, size = self._memory.pop(key)
+                self._memory_used -= size
+                buffers.append(buffer)
+            self._hashes.pop(transfer_id, None)
+            self._delivered_early = {k for k in self._delivered_early if k[0] != transfer_id}
+        for buffer in buffers:
+            self._recycle(buffer)
         shutil.rmtree(self._dir(transfer_id), ignore_errors=True)
 
-    def transfer_ids(self) -> list[str]:
-        return [p.name for p in self.root.iterdir() if p.is_dir()]
+    def transfer_ids(self) -> set[str]:
+        with self._lock:
+            held = {k[0] for k in self._memory} | set(self._hashes)
+        return held | {p.name for p in self.root.iterdir() if p.is_dir()}
 
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free

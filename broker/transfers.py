@@ -229,6 +229,13 @@ def check_chunk_download(peer: SessionPeer, transfer: Transfer) -> None:
         raise ApiError(409, "not_accepted", f"the transfer is {transfer.state}")
 
 
+def forget_chunk(db: Session, transfer_id: str, index: int) -> None:
+    """The broker no longer holds a chunk's bytes: forget the chunk, so that it is sent again."""
+    chunk = db.get(TransferChunk, (transfer_id, index))
+    if chunk is not None:
+        db.delete(chunk)
+
+
 def drop_chunk(db: Session, peer: SessionPeer, transfer: Transfer, index: int) -> None:
     """The receiver found the chunk corrupt: forget it so that the sender sends it again."""
     check_chunk_download(peer, transfer)
@@ -245,15 +252,19 @@ def finish(db: Session, peer: SessionPeer, transfer: Transfer, sha256: str) -> N
     transfer.sha256 = sha256
 
 
-def complete(db: Session, peer: SessionPeer, transfer: Transfer, sha256: str, broker_sha256: str) -> bool:
-    """The receiver reports the whole file; completed only if all three hashes agree."""
+def complete(db: Session, peer: SessionPeer, transfer: Transfer, sha256: str, broker_sha256: str | None) -> bool:
+    """The receiver reports the whole file; completed only if the hashes agree.
+
+    ``broker_sha256`` is None when the broker could not follow the whole file
+    (it restarted mid-transfer); sender and receiver must then agree on their own.
+    """
     _require_role(peer, receiver_of(transfer), "complete this transfer")
     _require_active(transfer)
     if transfer.sha256 is None:
         raise ApiError(409, "not_finished", "the sender has not finished uploading yet")
     transfer.broker_sha256 = broker_sha256
     transfer.completed_at = utcnow()
-    agreed = sha256 == transfer.sha256 == broker_sha256
+    agreed = sha256 == transfer.sha256 and broker_sha256 in (None, sha256)
     transfer.state = TransferState.completed.value if agreed else TransferState.failed.value
     if not agreed:
         transfer.reason = "the file's SHA-256 differs between sender, broker and receiver"

@@ -23,6 +23,8 @@ from aiortc.mediastreams import MediaStreamError
 
 VIDEO_CLOCK_RATE = 90_000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+BLANK_INTERVAL = 1.0
+"""Seconds between black frames while the user has not allowed viewing."""
 
 
 class CaptureError(RuntimeError):
@@ -117,10 +119,12 @@ class ScreenTrack(MediaStreamTrack):
             self._started = self._next_at = now
         elif self._next_at > now:
             await asyncio.sleep(self._next_at - now)
-        # Skip missed slots rather than bursting to catch up after a slow frame.
-        self._next_at = max(self._next_at + self._interval, time.monotonic())
+        visible = self._visible()
+        # Skip missed slots rather than bursting to catch up after a slow frame; a
+        # blank stream (viewing not allowed) needs only a frame a second.
+        self._next_at = max(self._next_at + (self._interval if visible else BLANK_INTERVAL), time.monotonic())
         monitor = self._monitor()
-        frame = self._screen.grab(monitor) if self._visible() else self._blank_for(monitor)
+        frame = self._screen.grab(monitor) if visible else self._blank_for(monitor)
         frame.pts = int((time.monotonic() - self._started) * VIDEO_CLOCK_RATE)
         frame.time_base = VIDEO_TIME_BASE
         self.frames_sent += 1

@@ -13,14 +13,22 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TextIO
 
+from peer.landing import DEFAULT_MAX_FILE_BYTES
 from protocol.cli import configure_logging, number_in_range
 from protocol.codes import CodeFormatError, normalize_code
-from protocol.permissions import PERMISSION_ORDER, Permission, PermissionListError, parse_permissions
+from protocol.permissions import (
+    PERMISSION_ORDER,
+    Permission,
+    PermissionListError,
+    parse_permissions,
+)
 from protocol.signalling import ConsentSource
 
 from .capture import CaptureError, Screen
+from .files import default_downloads_root
 from .join import JoinRefused, join_session
 from .session import HostOptions, HostSession
+from .state import SavedSession, latest_saved
 from .ui import Clipboard, HostUI
 from .ui_terminal import TerminalUI
 
@@ -73,7 +81,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--trace-input", type=Path, metavar="FILE",
         help="for benchmarks: append 'seq monotonic_time' for every input applied",
     )
+    _session_options(join)
+    resume = commands.add_parser(
+        "resume",
+        help="reconnect to the session this computer joined last (after a crash or restart)",
+        description="Reconnect to the last session joined from this computer, if it is still going: "
+        "unfinished file transfers continue where they stopped. Takes the same options as join.",
+    )
+    resume.add_argument("--ui", choices=("auto", "window", "terminal"), default="auto", help="as for join")
+    resume.add_argument("--consent", type=_permission_list, metavar="LIST", help="as for join")
+    resume.add_argument("--monitor", type=number_in_range(int, 1, 64, "monitor"), default=1, help="as for join")
+    resume.add_argument("--fps", type=number_in_range(float, 1, 60, "frame rate"), default=30.0, help="as for join")
+    resume.add_argument("--trace-input", type=Path, metavar="FILE", help="as for join")
+    _session_options(resume)
     return parser
+
+
+def _session_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--downloads", type=Path, default=None,
+        help="files the technician sends land in a per-session folder under here "
+        "(default: DESKHAND_DOWNLOADS, else XDG_DOWNLOAD_DIR, else ~/Downloads)",
+    )
+    parser.add_argument(
+        "--max-file-size", type=number_in_range(int, 0, 2**50, "maximum file size"), default=DEFAULT_MAX_FILE_BYTES,
+        metavar="BYTES", help=f"refuse incoming files larger than this (default {DEFAULT_MAX_FILE_BYTES})",
+    )
 
 
 def _permission_list(text: str) -> frozenset[Permission]:
@@ -90,11 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(logging.INFO if args.verbose else logging.WARNING)
-    if args.command != "join":
+    if args.command not in ("join", "resume"):
         parser.print_help()
         return EXIT_USAGE
     code = None
-    if args.code is not None:
+    if args.command == "join" and args.code is not None:
         try:
             code = normalize_code(args.code)
         except CodeFormatError as exc:
@@ -159,19 +192,36 @@ async def _join(args: argparse.Namespace, code: str | None) -> int:
             screen = Screen()  # fail before burning the code
             stack.callback(screen.close)
             ui, clipboard, source = _open_ui(args.ui, stack)
-            if code is None:
-                code = await ui.ask_code()
-                if code is None:
-                    print("deskhand-host: no code given", file=sys.stderr)
+            downloads = args.downloads or default_downloads_root()
+            if args.command == "resume":
+                saved = latest_saved()
+                if saved is None:
+                    print("deskhand-host: no session to resume on this computer; join with a code", file=sys.stderr)
                     return EXIT_FAILED
-            joined = await join_session(args.broker, code)
+                broker, joined = saved.broker_url, saved.joined
+                downloads = args.downloads or Path(saved.downloads_root)
+                verb = "Resumed"
+            else:
+                if code is None:
+                    code = await ui.ask_code()
+                    if code is None:
+                        print("deskhand-host: no code given", file=sys.stderr)
+                        return EXIT_FAILED
+                broker = args.broker
+                joined = await join_session(broker, code)
+                saved = SavedSession(broker, joined, str(downloads))
+                saved.save()
+                verb = "Joined"
             options = HostOptions(
                 fps=args.fps, monitor=args.monitor, preset_consent=args.consent,
                 consent_source=source, trace_input=_trace_writer(args.trace_input, stack),
+                downloads_root=downloads, max_file_bytes=args.max_file_size,
             )
-            session = HostSession(args.broker, joined, ui=ui, clipboard=clipboard, options=options, screen=screen)
+            session = HostSession(
+                broker, joined, ui=ui, clipboard=clipboard, options=options, screen=screen, saved=saved
+            )
             print(
-                f"Joined session {joined.session_id} on ticket {joined.ticket_id} with "
+                f"{verb} session {joined.session_id} on ticket {joined.ticket_id} with "
                 f"{joined.technician.display_name}. Press Ctrl-C to end it.",
                 flush=True,
             )

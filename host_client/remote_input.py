@@ -16,7 +16,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from protocol.channel import InputMessageT, Key, PointerButton, PointerMove, Refused, Text, Wheel, to_pixel
+from protocol.channel import (
+    InputMessageT,
+    Key,
+    PointerButton,
+    PointerMove,
+    Refused,
+    Text,
+    Wheel,
+    to_pixel,
+)
 from protocol.permissions import Permission
 
 from .authority import Authority

@@ -15,23 +15,35 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiortc import RTCDataChannel, RTCPeerConnection
 
+from peer.ice import rtc_configuration
+from peer.landing import DEFAULT_MAX_FILE_BYTES, LandingFolder
+from peer.signalling import (
+    SignallingChannel,
+    SignallingRefused,
+    candidate_from,
+    description_from,
+)
+from peer.transfers import TransferClient
 from protocol.api import JoinResponse
 from protocol.channel import (
     CONTROL_CHANNEL,
     INPUT_CHANNEL,
     POINTER_CHANNEL,
     Chat,
-    Clipboard as ClipboardMessage,
     MonitorInfo,
     Monitors,
     Refused,
     SelectMonitor,
     parse_input,
     parse_tech_control,
+)
+from protocol.channel import (
+    Clipboard as ClipboardMessage,
 )
 from protocol.frames import MessageError
 from protocol.grants import GrantRejected, load_public_key
@@ -43,6 +55,7 @@ from protocol.signalling import (
     ConsentSource,
     End,
     Error,
+    FileRequestUpdate,
     GrantIssued,
     IceCandidate,
     Offer,
@@ -50,16 +63,18 @@ from protocol.signalling import (
     PeerLeft,
     Role,
     SessionEnded,
+    TransferUpdate,
     Welcome,
     encode,
 )
-from peer.ice import rtc_configuration
-from peer.signalling import SignallingChannel, SignallingRefused, candidate_from, description_from
 
 from .authority import Authority
 from .capture import Monitor, Screen, ScreenTrack
+from .file_transfers import HostTransfers
+from .files import default_downloads_root, session_folder
 from .input_backend import InputBackend, PynputBackend
 from .remote_input import RemoteInput
+from .state import SavedSession
 from .ui import Clipboard, HostUI
 
 log = logging.getLogger(__name__)
@@ -109,6 +124,9 @@ class HostOptions:
     consent_source: ConsentSource = ConsentSource.terminal
     """How the UI asks, for the audit trail."""
     trace_input: Callable[[int, float], None] | None = None
+    downloads_root: Path = field(default_factory=default_downloads_root)
+    """Files sent to this computer land in a per-session folder under here."""
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
 
 class HostSession:
@@ -124,6 +142,7 @@ class HostSession:
         options: HostOptions | None = None,
         screen: Screen | None = None,
         input_backend: Callable[[], InputBackend] = PynputBackend,
+        saved: SavedSession | None = None,
     ) -> None:
         self._broker_url = broker_url
         self._joined = joined
@@ -155,6 +174,17 @@ class HostSession:
         self._clipboard_seen: str | None = None
         self._pending_control: list[Chat | ClipboardMessage | Monitors | Refused] = []
         self._started = time.monotonic()
+        self._saved = saved
+        self.landing = LandingFolder(
+            session_folder(self._options.downloads_root, joined.session_id, joined.ticket_id),
+            self._options.max_file_bytes,
+        )
+        self._files_client = TransferClient(broker_url, joined.host_token, joined.session_id)
+        self.files = HostTransfers(
+            self._files_client, self.landing, self.authority, ui,
+            unattended=self._options.preset_consent is not None, saved=saved,
+            technician=lambda: self.authority.grant.technician_name if self.authority.grant else "the technician",
+        )
         self.media_connected = asyncio.Event()
         self.consent_sent = asyncio.Event()
 
@@ -186,7 +216,11 @@ class HostSession:
             if self._channel is not None:
                 await self._channel.close()
             await asyncio.to_thread(self.input.close)
+            await self.files.close()
+            await self._files_client.aclose()
             self._screen.close()
+        if self._saved is not None and self._ended is not None:
+            self._saved.forget()
         ended_by, reason = self._ended or ("broker", "the broker could not be reached")
         summary = HostSummary(
             session_id=self.session_id, ended_by=ended_by, reason=reason,
@@ -203,6 +237,9 @@ class HostSession:
 
     def end_session(self) -> None:
         asyncio.ensure_future(self.end("the user ended the session"))
+
+    def cancel_transfer(self, transfer_id: str) -> None:
+        self.files.cancel(transfer_id)
 
     def send_chat(self, text: str) -> None:
         reason = self.authority.refusal(Permission.chat)
@@ -253,6 +290,7 @@ class HostSession:
             return
         self._ui.session_started(grant.technician_name, self.session_id, grant.ticket_id)
         self._apply_consent(chosen, source)
+        await self.files.resume()
         if self._technician_present and self._pc is None:
             await self._offer()
 
@@ -302,6 +340,7 @@ class HostSession:
                     await self._send_signal(
                         Consent(permissions=ordered(self.authority.consent), source=self._options.consent_source)
                     )
+                    await self.files.resume()
                 async for message in self._channel.messages():
                     await self._handle(message)
                     if self._ended is not None:
@@ -346,6 +385,12 @@ class HostSession:
                 {"technician": "technician", "host": "user"}.get(message.ended_by, message.ended_by),
                 message.reason,
             )
+        elif isinstance(message, TransferUpdate):
+            if self.authority.consent_given:
+                self.files.on_transfer(message.transfer)
+        elif isinstance(message, FileRequestUpdate):
+            if self.authority.consent_given:
+                self.files.on_file_request(message.request)
         elif isinstance(message, Error):
             log.warning("the broker reported a problem: %s (%s)", message.message, message.code.value)
         elif isinstance(message, Offer):

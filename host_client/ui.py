@@ -9,6 +9,7 @@ like Tk, marshals with ``loop.call_soon_threadsafe``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 from protocol.permissions import Permission
@@ -25,6 +26,9 @@ class UserActions(Protocol):
 
     def send_chat(self, text: str) -> None:
         """Send a chat line to the technician."""
+
+    def cancel_transfer(self, transfer_id: str) -> None:
+        """Stop a file transfer (either direction)."""
 
 
 class HostUI(Protocol):
@@ -52,6 +56,16 @@ class HostUI(Protocol):
 
     def notice(self, text: str) -> None:
         """A one-line status for the user (a refused grant, a paused stream...)."""
+
+    async def ask_file_request(self, technician: str, suggested_path: str, note: str) -> Path | None:
+        """The technician asks for a file: let the user pick one (starting from
+        ``suggested_path`` when given) or decline (None)."""
+
+    def transfer_progress(self, transfer_id: str, name: str, outgoing: bool, done: int, total: int, rate: float) -> None:
+        """Bytes moved so far (``rate`` in bytes per second); called a few times a second at most."""
+
+    def transfer_finished(self, transfer_id: str, name: str, outgoing: bool, ok: bool, detail: str) -> None:
+        """A transfer ended: ``detail`` is where the file was saved, or why it failed."""
 
     async def close(self, summary: str) -> None:
         """The session is over; show ``summary`` and release the UI."""

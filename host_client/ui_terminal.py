@@ -8,7 +8,8 @@ After consent, each line typed is a command or a chat message:
 ``h``  show these commands
 anything else is sent to the technician as chat.
 
-End of input (a closed stdin) stops reading but never ends the session: an
+While a question is on screen (consent, a file request), the next line answers
+it. End of input (a closed stdin) stops reading but never ends the session: an
 unattended host started with ``--consent`` and no terminal keeps serving.
 """
 
@@ -17,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import time
+from pathlib import Path
 from typing import TextIO
 
 from protocol.codes import CodeFormatError, normalize_code
@@ -25,6 +28,8 @@ from protocol.permissions import Permission, describe, ordered
 from .ui import UserActions
 
 HELP = "Commands: r = revoke control, p = change permissions, e = end the session, h = help; other text is chat."
+PROGRESS_EVERY = 1.0
+"""Seconds between progress lines for one transfer."""
 
 
 class TerminalUI:
@@ -33,66 +38,110 @@ class TerminalUI:
     def __init__(self, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
         self._in = stdin or sys.stdin
         self._out = stdout or sys.stdout
-        self._lines: asyncio.Queue[str | None] | None = None
-        self._reader: threading.Thread | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._pending: asyncio.Future[str | None] | None = None
+        self._prompt_lock: asyncio.Lock | None = None
+        self._eof = False
+        self._commands_on = False
         self._actions: UserActions | None = None
-        self._commands: asyncio.Task[None] | None = None
         self._technician = "the technician"
         self._offered: list[Permission] = []
         self._consented: frozenset[Permission] = frozenset()
+        self._last_progress: dict[str, tuple[float, int]] = {}
 
-    # --- reading ----------------------------------------------------------------------
+    # --- reading ------------------------------------------------------------------------
 
-    def _start_reader(self) -> asyncio.Queue[str | None]:
-        if self._lines is None:
-            loop = asyncio.get_running_loop()
-            lines: asyncio.Queue[str | None] = asyncio.Queue()
-            self._lines = lines
+    def _start(self) -> None:
+        if self._dispatcher is not None:
+            return
+        loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[str | None] = asyncio.Queue()
+        self._prompt_lock = asyncio.Lock()
 
-            def read() -> None:
-                for line in self._in:
-                    loop.call_soon_threadsafe(lines.put_nowait, line.rstrip("\r\n"))
-                loop.call_soon_threadsafe(lines.put_nowait, None)
+        def read() -> None:
+            for line in self._in:
+                loop.call_soon_threadsafe(lines.put_nowait, line.rstrip("\r\n"))
+            loop.call_soon_threadsafe(lines.put_nowait, None)
 
-            self._reader = threading.Thread(target=read, name="terminal-input", daemon=True)
-            self._reader.start()
-        return self._lines
+        threading.Thread(target=read, name="terminal-input", daemon=True).start()
+        self._dispatcher = asyncio.ensure_future(self._dispatch(lines))
+
+    async def _dispatch(self, lines: asyncio.Queue[str | None]) -> None:
+        """Each line answers the open question, or else is a command (run on its own)."""
+        while True:
+            line = await lines.get()
+            if line is None:
+                self._eof = True
+                if self._pending is not None and not self._pending.done():
+                    self._pending.set_result(None)
+                return
+            if self._pending is not None and not self._pending.done():
+                self._pending.set_result(line)
+            elif self._commands_on:
+                asyncio.ensure_future(self._command(line.strip()))
 
     async def _ask(self, prompt: str) -> str | None:
+        """Show ``prompt`` and return the next line (None at end of input). Hold the prompt lock."""
+        if self._eof:
+            return None
         self._say(prompt, end="")
-        return await self._start_reader().get()
+        self._pending = asyncio.get_running_loop().create_future()
+        try:
+            return await self._pending
+        finally:
+            self._pending = None
+
+    def _lock(self) -> asyncio.Lock:
+        self._start()
+        assert self._prompt_lock is not None
+        return self._prompt_lock
 
     def _say(self, text: str, end: str = "\n") -> None:
         print(text, end=end, file=self._out, flush=True)
 
-    # --- HostUI -----------------------------------------------------------------------
+    # --- HostUI -------------------------------------------------------------------------
 
     async def ask_code(self) -> str | None:
-        while True:
-            answer = await self._ask("Support code (9 digits from your technician): ")
-            if answer is None:
-                return None
-            try:
-                return normalize_code(answer)
-            except CodeFormatError as exc:
-                self._say(f"  {exc}")
+        async with self._lock():
+            while True:
+                answer = await self._ask("Support code (9 digits from your technician): ")
+                if answer is None:
+                    return None
+                try:
+                    return normalize_code(answer)
+                except CodeFormatError as exc:
+                    self._say(f"  {exc}")
 
     async def ask_consent(
         self, technician: str, offered: list[Permission], preselected: frozenset[Permission]
     ) -> frozenset[Permission] | None:
-        self._technician, self._offered = technician, ordered(offered)
-        self._say(f"{technician} asks for access to this computer. Answer y or n for each:")
-        allowed = set()
-        for permission in self._offered:
-            default = "Y/n" if permission in preselected else "y/N"
-            answer = await self._ask(f"  Allow {technician} to {permission.question}? [{default}] ")
-            if answer is None:
-                self._say("")
-                return None
-            answer = answer.strip().lower()
-            if answer in ("y", "yes") or (answer == "" and permission in preselected):
-                allowed.add(permission)
-        return frozenset(allowed)
+        async with self._lock():
+            self._technician, self._offered = technician, ordered(offered)
+            self._say(f"{technician} asks for access to this computer. Answer y or n for each:")
+            allowed = set()
+            for permission in self._offered:
+                default = "Y/n" if permission in preselected else "y/N"
+                answer = await self._ask(f"  Allow {technician} to {permission.question}? [{default}] ")
+                if answer is None:
+                    self._say("")
+                    return None
+                answer = answer.strip().lower()
+                if answer in ("y", "yes") or (answer == "" and permission in preselected):
+                    allowed.add(permission)
+            return frozenset(allowed)
+
+    async def ask_file_request(self, technician: str, suggested_path: str, note: str) -> Path | None:
+        async with self._lock():
+            self._say(f"{technician} asks for a file" + (f": {note}" if note else "") + ".")
+            while True:
+                default = f" [{suggested_path}]" if suggested_path else ""
+                answer = await self._ask(f"  Path of the file to send{default} (n = decline): ")
+                if answer is None or answer.strip().lower() in ("n", "no"):
+                    return None
+                chosen = Path((answer.strip() or suggested_path)).expanduser()
+                if chosen.is_file():
+                    return chosen
+                self._say(f"  {chosen} is not a file")
 
     def attach(self, actions: UserActions) -> None:
         self._actions = actions
@@ -100,8 +149,8 @@ class TerminalUI:
     def session_started(self, technician: str, session_id: str, ticket_id: int) -> None:
         self._technician = technician
         self._say(f"Connected with {technician} (ticket {ticket_id}). {HELP}")
-        if self._commands is None:
-            self._commands = asyncio.ensure_future(self._command_loop())
+        self._start()
+        self._commands_on = True
 
     def permissions_changed(self, granted: frozenset[Permission], consented: frozenset[Permission]) -> None:
         self._consented = consented
@@ -120,22 +169,29 @@ class TerminalUI:
     def notice(self, text: str) -> None:
         self._say(f"[deskhand] {text}")
 
+    def transfer_progress(self, transfer_id: str, name: str, outgoing: bool, done: int, total: int, rate: float) -> None:
+        now = time.monotonic()
+        last_at, last_percent = self._last_progress.get(transfer_id, (-1e9, -1))
+        percent = 100 if total == 0 else done * 100 // total
+        if percent == last_percent or (done < total and now - last_at < PROGRESS_EVERY):
+            return
+        self._last_progress[transfer_id] = (now, percent)
+        left = f", {(total - done) / rate:.0f} s left" if rate > 0 and done < total else ""
+        arrow = "sending" if outgoing else "receiving"
+        self._say(f"[deskhand] {arrow} {name}: {percent}% of {total / 1e6:.1f} MB at {rate / 1e6:.1f} MB/s{left}")
+
+    def transfer_finished(self, transfer_id: str, name: str, outgoing: bool, ok: bool, detail: str) -> None:
+        self._last_progress.pop(transfer_id, None)
+        if ok:
+            self._say(f"[deskhand] {'sent' if outgoing else 'received'} {name}: {detail}")
+        else:
+            self._say(f"[deskhand] {name} was not {'sent' if outgoing else 'received'}: {detail}")
+
     async def close(self, summary: str) -> None:
         # The summary itself is printed by the command line, whatever the UI.
-        if self._commands is not None:
-            self._commands.cancel()
+        self._commands_on = False
 
-    # --- commands ---------------------------------------------------------------------
-
-    async def _command_loop(self) -> None:
-        lines = self._start_reader()
-        # Prompts (the 'p' command) read from the same queue, from inside this loop,
-        # so a line is never claimed by two readers.
-        while True:
-            line = await lines.get()
-            if line is None:
-                return
-            await self._command(line.strip())
+    # --- commands -----------------------------------------------------------------------
 
     async def _command(self, line: str) -> None:
         actions = self._actions

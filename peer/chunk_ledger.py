@@ -23,6 +23,8 @@ class ChunkLedger:
     size: int
     chunk_size: int
     done: set[int] = field(default_factory=set)
+    hashes: dict[int, str] = field(default_factory=dict)
+    """Each done chunk's SHA-256 as the sender declared it (to find a bad chunk later)."""
 
     @property
     def count(self) -> int:
@@ -31,12 +33,15 @@ class ChunkLedger:
     def missing(self) -> list[int]:
         return [i for i in range(self.count) if i not in self.done]
 
-    def mark(self, index: int) -> None:
+    def mark(self, index: int, sha256: str = "") -> None:
         chunk_span(index, self.size, self.chunk_size)  # refuses an index outside the file
         self.done.add(index)
+        if sha256:
+            self.hashes[index] = sha256
 
     def forget(self, index: int) -> None:
         self.done.discard(index)
+        self.hashes.pop(index, None)
 
     @property
     def complete(self) -> bool:
@@ -48,15 +53,17 @@ class ChunkLedger:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"transfer_id": self.transfer_id, "size": self.size, "chunk_size": self.chunk_size, "done": sorted(self.done)}
+            {"transfer_id": self.transfer_id, "size": self.size, "chunk_size": self.chunk_size,
+             "done": sorted(self.done), "hashes": {str(k): v for k, v in self.hashes.items()}}
         )
 
     @classmethod
     def from_json(cls, text: str) -> "ChunkLedger":
         data = json.loads(text)
         ledger = cls(str(data["transfer_id"]), int(data["size"]), int(data["chunk_size"]))
+        hashes = {int(k): str(v) for k, v in dict(data.get("hashes", {})).items()}
         for index in data["done"]:
-            ledger.mark(int(index))
+            ledger.mark(int(index), hashes.get(int(index), ""))
         return ledger
 
 

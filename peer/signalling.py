@@ -13,7 +13,14 @@ from aiortc.sdp import candidate_from_sdp
 from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection
 
-from protocol.signalling import Answer, IceCandidate, Offer, SignalError, encode, parse_broker_message
+from protocol.signalling import (
+    Answer,
+    IceCandidate,
+    Offer,
+    SignalError,
+    encode,
+    parse_broker_message,
+)
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,29 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
+from peer.transfers import TransferError, file_sha256
 from protocol.api import Priority, SessionOut, TicketCreate, TicketOut
 from protocol.cli import configure_logging, number_in_range
 
-from .client import ConsoleError, TechConsole
-from .credentials import Credentials, default_credentials_path, forget_credentials, load_credentials, save_credentials
 from . import actions as actions_module
 from .actions import Action, ActionError, parse_action
+from .client import ConsoleError, TechConsole
+from .credentials import (
+    Credentials,
+    default_credentials_path,
+    forget_credentials,
+    load_credentials,
+    save_credentials,
+)
 from .remote_view import RemoteView, ViewError
 
 DEFAULT_BROKER = "http://127.0.0.1:8000"
@@ -109,6 +124,25 @@ def build_parser() -> argparse.ArgumentParser:
                          help="seconds to keep listening after the last action (default 1)")
     control.add_argument("--end", action="store_true", help="end the session afterwards")
     control.add_argument("--reason", default="", help="with --end: the note to end it with")
+
+    send = commands.add_parser("send", help="send files to the host (lands in a folder of the session)")
+    send.add_argument("session_id", type=_session_id, help="session id")
+    send.add_argument("files", nargs="+", type=Path, metavar="FILE", help="files to send, one after the other")
+    send.add_argument("--timeout", type=_seconds, default=300.0,
+                      help="how long to wait for the host to accept each file (default 300)")
+    fetch = commands.add_parser("fetch", help="ask the host for a file; the user picks or approves it")
+    fetch.add_argument("session_id", type=_session_id, help="session id")
+    fetch.add_argument("path", nargs="?", default="", help="the file you would like (a suggestion the user sees)")
+    fetch.add_argument("--to", type=Path, default=Path("."), dest="destination",
+                       help="folder to save it in (default: the current folder); nothing is overwritten")
+    fetch.add_argument("--note", default="", help="a line for the user explaining what you need")
+    fetch.add_argument("--timeout", type=_seconds, default=600.0, help="how long to wait for the user (default 600)")
+    listing_transfers = commands.add_parser("transfers", help="list a session's file transfers")
+    listing_transfers.add_argument("session_id", type=_session_id, help="session id")
+    cancel = commands.add_parser("cancel", help="cancel a file transfer")
+    cancel.add_argument("session_id", type=_session_id, help="session id")
+    cancel.add_argument("transfer_id", type=_session_id, help="transfer id (see 'transfers')")
+    cancel.add_argument("--reason", default="", help="why, for the user and the audit trail")
 
     snap = commands.add_parser(
         "snapshot", help="connect to a session's video and save the remote screen as a PNG"
@@ -381,6 +415,68 @@ async def _run_action(view: RemoteView, action: Action) -> None:
         await asyncio.sleep(action.number)
 
 
+def _transfer_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), console=err, transient=False,
+    )
+
+
+async def _send(ctx: Context) -> int:
+    args = ctx.args
+    results = []
+    async with ctx.client() as tc:
+        with _transfer_bar() as bar:
+            for path in args.files:
+                task = bar.add_task(f"⬆ {path.name}", total=None)
+                done = await tc.send_file(
+                    args.session_id, path, accept_timeout=args.timeout,
+                    progress=lambda n, total, t=task: bar.update(t, completed=n, total=total),
+                )
+                results.append(done)
+    ctx.emit(results, "\n".join(f"Sent {t.name} ({t.size} bytes, SHA-256 {t.sha256}); the host saved it as {t.saved_as}." for t in results))
+    return EXIT_OK
+
+
+async def _fetch(ctx: Context) -> int:
+    args = ctx.args
+    async with ctx.client() as tc:
+        with _transfer_bar() as bar:
+            task = bar.add_task(f"⬇ {args.path or 'file'}", total=None)
+            saved = await tc.fetch_file(
+                args.session_id, args.path, args.destination, note=args.note, answer_timeout=args.timeout,
+                progress=lambda n, total: bar.update(task, completed=n, total=total),
+            )
+    sha256 = await asyncio.to_thread(file_sha256, saved)
+    if args.json:
+        print(json.dumps({"path": str(saved), "size": saved.stat().st_size, "sha256": sha256}))
+    else:
+        print(f"Saved {saved} ({saved.stat().st_size} bytes, SHA-256 {sha256}).")
+    return EXIT_OK
+
+
+async def _transfers(ctx: Context) -> int:
+    async with ctx.client() as tc, tc.transfers(ctx.args.session_id) as files:
+        transfers = await files.all()
+    lines = [
+        f"{t.id}  {t.state.value:<9} {'⬆' if t.direction.value == 'to_host' else '⬇'} {t.name} ({t.size} bytes)"
+        + (f": {t.reason}" if t.reason else "")
+        for t in transfers
+    ]
+    ctx.emit(transfers, "\n".join(lines) or "No transfers.")
+    return EXIT_OK
+
+
+async def _cancel(ctx: Context) -> int:
+    async with ctx.client() as tc, tc.transfers(ctx.args.session_id) as files:
+        try:
+            cancelled = await files.cancel(ctx.args.transfer_id, ctx.args.reason)
+        except TransferError as error:
+            raise ConsoleError(error.message) from None
+    ctx.emit(cancelled, f"Transfer {cancelled.id} ({cancelled.name}) cancelled.")
+    return EXIT_OK
+
+
 def _describe_host(session: SessionOut) -> str:
     if session.host is None:
         return "no host yet"
@@ -425,6 +521,10 @@ _COMMANDS: dict[str | None, Callable[[Context], Awaitable[int]]] = {
     "session": _session,
     "snapshot": _snapshot,
     "control": _control,
+    "send": _send,
+    "fetch": _fetch,
+    "transfers": _transfers,
+    "cancel": _cancel,
 }
 
 

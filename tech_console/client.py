@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from peer.landing import LandingFolder
+from peer.transfers import ProgressHook, TransferClient, TransferError
 from protocol.api import (
     API_PREFIX,
     ErrorBody,
@@ -26,6 +29,7 @@ from protocol.api import (
     UserInfo,
     signalling_path,
 )
+from protocol.transfers import Direction, FileRequestState, TransferOut, TransferState
 
 from .remote_view import FrameHook, RemoteView
 
@@ -126,6 +130,76 @@ class TechConsole:
             raise ConsoleError("sign in first: deskhand-console login")
         self.current_view = RemoteView(self.broker_url, signalling_path(session_id), self.token, on_frame=on_frame)
         return self.current_view
+
+    # --- files -------------------------------------------------------------------------
+
+    def transfers(self, session_id: str) -> TransferClient:
+        """The file-transfer API of a session (close it when done, or use ``async with``)."""
+        if self.token is None:
+            raise ConsoleError("sign in first: deskhand-console login")
+        return TransferClient(self.broker_url, self.token, session_id)
+
+    async def send_file(
+        self, session_id: str, path: Path, *, progress: ProgressHook | None = None, accept_timeout: float = 300
+    ) -> TransferOut:
+        """Send ``path`` to the host; returns the completed transfer, or raises :class:`ConsoleError` saying why not."""
+        try:
+            size = path.stat().st_size
+            if not path.is_file():
+                raise ConsoleError(f"{path} is not a file")
+        except OSError as exc:
+            raise ConsoleError(f"cannot read {path}: {exc.strerror or exc}") from None
+        async with self.transfers(session_id) as files:
+            try:
+                offered = await files.offer(path.name, size, Direction.to_host)
+                decided = await files.wait(offered, lambda t: t.state is not TransferState.offered, accept_timeout)
+                if decided.state is not TransferState.accepted:
+                    raise ConsoleError(f"the host did not take {path.name}: {decided.reason or decided.state.value}")
+                result = await files.send(decided, path, progress)
+            except TransferError as error:
+                raise ConsoleError(error.message, status=error.status, error=error.error) from None
+        if result.state is not TransferState.completed:
+            raise ConsoleError(f"{path.name} was not delivered: {result.reason or result.state.value}")
+        return result
+
+    async def fetch_file(
+        self, session_id: str, remote_path: str, destination: Path, *, note: str = "",
+        progress: ProgressHook | None = None, answer_timeout: float = 600,
+    ) -> Path:
+        """Ask the host for a file (the user picks or approves it) and save it in ``destination``.
+
+        Returns where the file was saved; never overwrites an existing file.
+        """
+        landing = LandingFolder(destination)
+        async with self.transfers(session_id) as files:
+            try:
+                request = await files.request_file(remote_path, note)
+                offered = await self._answered(files, request.id, answer_timeout)
+                reason = landing.refusal(offered.name, offered.size)
+                if reason is not None:
+                    await files.decide(offered.id, False, reason=reason)
+                    raise ConsoleError(f"cannot take {offered.name}: {reason}")
+                saved_as = landing.choose_name(offered.name)
+                accepted = await files.decide(offered.id, True, saved_as=saved_as)
+                result = await files.receive(accepted, landing.part(saved_as), landing.ledger(saved_as), progress)
+            except TransferError as error:
+                raise ConsoleError(error.message, status=error.status, error=error.error) from None
+            if result.state is not TransferState.completed:
+                landing.discard(saved_as)
+                raise ConsoleError(f"the file was not delivered: {result.reason or result.state.value}")
+            return landing.finalize(saved_as)
+
+    @staticmethod
+    async def _answered(files: TransferClient, request_id: str, timeout: float) -> TransferOut:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            request = next(r for r in await files.file_requests() if r.id == request_id)
+            if request.state is FileRequestState.refused:
+                raise ConsoleError(f"the host declined the file request: {request.reason}")
+            if request.transfer_id is not None:
+                return await files.get(request.transfer_id)
+            await asyncio.sleep(0.3)
+        raise ConsoleError(f"the host did not answer the file request within {timeout:g} s")
 
     # --- remote control, on the view opened last -------------------------------------------
 

@@ -24,6 +24,8 @@ from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from pydantic import BaseModel
 
+from peer.ice import rtc_configuration
+from peer.signalling import SignallingChannel, candidate_from, description_from
 from protocol.channel import (
     CONTROL_CHANNEL,
     INPUT_CHANNEL,
@@ -60,8 +62,6 @@ from protocol.signalling import (
     Welcome,
     encode,
 )
-from peer.ice import rtc_configuration
-from peer.signalling import SignallingChannel, candidate_from, description_from
 
 log = logging.getLogger(__name__)
 

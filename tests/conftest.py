@@ -33,6 +33,7 @@ under ``CI=true``, where it fails: CI must never pass by skipping.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 
@@ -108,3 +109,22 @@ def chromium_path() -> str:
         "apt-get install chromium (./scripts/test does it)"
     )
     raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_home_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep what the clients write (host state, downloads, console credentials) out of the real home."""
+    root = tmp_path_factory.mktemp("home")
+    values = {
+        "XDG_STATE_HOME": root / "state",
+        "XDG_CONFIG_HOME": root / "config",
+        "DESKHAND_DOWNLOADS": root / "Downloads",
+    }
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update({name: str(path) for name, path in values.items()})
+    yield root
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

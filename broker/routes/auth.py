@@ -49,10 +49,11 @@ def login(body: LoginRequest, db: DB, state: State, source: Source) -> LoginResp
 
 @router.post("/logout", status_code=204, summary="Revoke the token used for this request")
 def logout(
-    db: DB, source: Source, token: Annotated[tuple[User, AccessToken], Depends(current_token)]
+    db: DB, source: Source, state: State, token: Annotated[tuple[User, AccessToken], Depends(current_token)]
 ) -> None:
     user, row = token
     row.revoked_at = utcnow()
+    state.peers.forget()
     audit.record(db, "auth.logout", actor=audit.user_actor(user), source=source)
 
 

@@ -7,7 +7,14 @@ from datetime import timedelta
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from protocol.api import EndedBy, SessionCreate, SessionEnd, SessionOut, SessionStarted, format_code
+from protocol.api import (
+    EndedBy,
+    SessionCreate,
+    SessionEnd,
+    SessionOut,
+    SessionStarted,
+    format_code,
+)
 from protocol.signalling import SessionEnded
 
 from .. import audit
@@ -70,7 +77,7 @@ async def end(
                 ) from None
 
     ended = await run_in_threadpool(_end)
-    state.hub.close_room(
+    state.session_over(
         ended.id, SessionEnded(ended_by=EndedBy.technician.value, reason=body.reason)
     )
     return ended

@@ -41,8 +41,8 @@ from .. import audit
 from ..deps import BrokerState, SessionId
 from ..errors import ApiError
 from ..grants import issue_grant
-from ..models import SupportSession
 from ..hub import Peer
+from ..models import SupportSession
 from ..peers import bearer_token, identify_peer
 from ..support_sessions import SessionOver, end_session, get_session, record_consent
 
@@ -224,7 +224,7 @@ async def _end_from_peer(state: BrokerState, me: Peer, message: End, websocket: 
             return True
 
     await run_in_threadpool(_end)
-    state.hub.close_room(me.session_id, SessionEnded(ended_by=ended_by.value, reason=message.reason))
+    state.session_over(me.session_id, SessionEnded(ended_by=ended_by.value, reason=message.reason))
 
 
 def _actor(info: PeerInfo, session_id: str) -> str:

@@ -8,6 +8,8 @@ computed; a receiver asking for a chunk that has not arrived yet waits for it
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
@@ -15,6 +17,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from protocol.signalling import FileRequestUpdate, TransferUpdate
@@ -43,6 +46,7 @@ from ..peers import SessionPeer, bearer_token, identify_peer
 from ..spool import ChunkRejected, wait_for
 
 router = APIRouter(prefix="/sessions/{session_id}", tags=["files"])
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 TransferId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$", description="Transfer id")]
@@ -62,6 +66,24 @@ def _unit(state: BrokerState, session_id: str, authorization: str | None, work: 
 async def _run(state: BrokerState, session_id: str, authorization: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
     """One unit of work for the identified peer, off the event loop."""
     return await run_in_threadpool(_unit, state, session_id, authorization, work)
+
+
+def _cached_unit(state: BrokerState, session_id: str, authorization: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
+    """Like :func:`_unit`, with the peer from :class:`~broker.peers.PeerCache` when it was just verified."""
+    token = bearer_token(authorization)
+    now = time.monotonic()
+    peer = state.peers.get(session_id, token, now) if token else None
+    with state.database.session() as db:
+        if peer is None:
+            peer = identify_peer(db, session_id, token, what="transfer files")
+            if token:
+                state.peers.put(session_id, token, peer, now)
+        return work(db, peer)
+
+
+async def _run_chunk(state: BrokerState, session_id: str, authorization: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
+    """A unit of work on the per-chunk paths, which run dozens of times a second."""
+    return await run_in_threadpool(_cached_unit, state, session_id, authorization, work)
 
 
 def _announce(state: BrokerState, out: TransferOut) -> None:
@@ -150,7 +172,7 @@ async def put_chunk(
         except ValueError as exc:
             raise ApiError(422, "invalid_chunk", str(exc)) from None
 
-    _offset, length = await _run(state, session_id, authorization, check)
+    _offset, length = await _run_chunk(state, session_id, authorization, check)
     try:
         await state.spool.receive(transfer_id, index, request.stream(), size=length, sha256=x_chunk_sha256)
     except ChunkRejected as rejected:
@@ -185,14 +207,24 @@ async def get_chunk(
         return rules.chunk_sha256(db, transfer_id, index)
 
     event = state.transfer_signals.listen(transfer_id)
-    sha256 = await _run(state, session_id, authorization, lookup)
+    sha256 = await _run_chunk(state, session_id, authorization, lookup)
     if sha256 is None and wait > 0:
         await wait_for(event, min(wait, MAX_WAIT_CHUNK))
-        sha256 = await _run(state, session_id, authorization, lookup)
+        sha256 = await _run_chunk(state, session_id, authorization, lookup)
     if sha256 is None:
         raise ApiError(404, "chunk_not_ready", f"chunk {index} has not been uploaded yet; ask again")
-    data = await run_in_threadpool(state.spool.read, transfer_id, index)
-    return Response(content=data, media_type="application/octet-stream", headers={"X-Chunk-SHA256": sha256})
+    data = await run_in_threadpool(state.spool.copy_out, transfer_id, index)
+    if data is None:
+        log.warning("chunk %d of transfer %s was asked for again after it was gone", index, transfer_id)
+        # Delivered once already (the receiver lost it) or lost in a broker restart:
+        # forget it so the sender, which waits until the receiver is done, uploads it again.
+        await _run(state, session_id, authorization, lambda db, peer: rules.forget_chunk(db, transfer_id, index))
+        state.transfer_signals.changed(transfer_id)
+        raise ApiError(410, "chunk_gone", f"chunk {index} is no longer here; the sender will upload it again")
+    return Response(
+        content=data, media_type="application/octet-stream", headers={"X-Chunk-SHA256": sha256},
+        background=BackgroundTask(state.spool.delivered, transfer_id, index),
+    )
 
 
 @router.delete("/transfers/{transfer_id}/chunks/{index}", response_model=TransferOut,
@@ -224,7 +256,7 @@ async def complete(session_id: SessionId, transfer_id: TransferId, body: Transfe
         return total
 
     total = await _run(state, session_id, authorization, count)
-    broker_sha256 = await run_in_threadpool(state.spool.file_sha256, transfer_id, total)
+    broker_sha256 = state.spool.file_sha256(transfer_id, total)
     return await _change(state, session_id, transfer_id, authorization,
                          lambda db, peer, t: rules.complete(db, peer, t, body.sha256, broker_sha256))
 

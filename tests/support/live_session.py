@@ -38,6 +38,17 @@ class Live:
     output: str = ""
     """The host's stdout, once the session is over."""
 
+    async def consented(self, timeout: float = 60) -> list[str]:
+        """Wait until the broker has the host's consent (works without the live view); return it."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            session = await self.console.get_session(self.session_id)
+            if session.consent is not None:
+                return [p.value for p in session.consent]
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"the host gave no consent within {timeout:g} s")
+            await asyncio.sleep(0.1)
+
     def user_types(self, line: str) -> None:
         """The end user types a line in the host's terminal."""
         assert self.host.stdin is not None
@@ -52,8 +63,13 @@ async def live_session(
     *host_args: str,
     subject: str = "Remote control",
     on_frame: FrameHook | None = None,
+    view: bool = True,
 ) -> AsyncIterator[Live]:
-    """A started session with ``deskhand-host join CODE --ui terminal *host_args`` on display ``env``."""
+    """A started session with ``deskhand-host join CODE --ui terminal *host_args`` on display ``env``.
+
+    ``view=False`` leaves the technician's live view closed (no WebRTC at all), for
+    tests and benchmarks of the broker-relayed paths only.
+    """
     async with TechConsole(broker.base_url) as console:
         await console.login("admin", broker.admin_password)
         ticket = await console.create_ticket(
@@ -66,13 +82,14 @@ async def live_session(
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **env}, cwd=REPO,
         )
-        view = console.view(started.session.id, on_frame=on_frame)
-        live = Live(started.session.id, host, view, console)
+        remote = console.view(started.session.id, on_frame=on_frame)
+        live = Live(started.session.id, host, remote, console)
         try:
-            await view.start()
+            if view:
+                await remote.start()
             yield live
         finally:
-            await view.close()
+            await remote.close()
             if host.poll() is None:
                 await console.end_session(started.session.id, "test over")
                 try:
