@@ -176,6 +176,11 @@ class TransferClient:
         body = TransferDecision(accept=accept, saved_as=saved_as, reason=reason)
         return await self._json(TransferOut, "POST", f"/transfers/{transfer_id}/decision", data=body.model_dump_json(), headers=_JSON)
 
+    async def finish(self, transfer_id: str, sha256: str) -> TransferOut:
+        """Declare that every chunk is uploaded and what the whole file's SHA-256 is."""
+        body = TransferFinish(sha256=sha256)
+        return await self._json(TransferOut, "POST", f"/transfers/{transfer_id}/finish", data=body.model_dump_json(), headers=_JSON)
+
     async def cancel(self, transfer_id: str, reason: str = "") -> TransferOut:
         body = TransferCancel(reason=reason)
         return await self._json(TransferOut, "POST", f"/transfers/{transfer_id}/cancel", data=body.model_dump_json(), headers=_JSON)
@@ -201,12 +206,9 @@ class TransferClient:
         total = transfer.size
         while True:
             missing = [i for i in range(transfer.chunk_count) if i not in set(transfer.chunks_at_broker)]
-            file_sha256 = await self._upload(transfer, source, set(missing), progress)
+            file_sha256 = await self.upload_chunks(transfer, source, set(missing), progress)
             try:
-                transfer = await self._json(
-                    TransferOut, "POST", f"/transfers/{transfer.id}/finish",
-                    data=TransferFinish(sha256=file_sha256).model_dump_json(), headers=_JSON,
-                )
+                transfer = await self.finish(transfer.id, file_sha256)
             except TransferError as error:
                 if error.error != "transfer_over":
                     raise
@@ -221,7 +223,10 @@ class TransferClient:
                     progress(total, total)
                 return transfer
 
-    async def _upload(self, transfer: TransferOut, source: Path, wanted: set[int], progress: ProgressHook | None) -> str:
+    async def upload_chunks(
+        self, transfer: TransferOut, source: Path, wanted: set[int], progress: ProgressHook | None = None
+    ) -> str:
+        """Upload the chunks in ``wanted`` (reading the whole file for its hash); return the file's SHA-256."""
         size, chunk_size = transfer.size, transfer.chunk_size
         file_digest = hashlib.sha256()
         # A few buffers, reused: a fresh multi-MiB buffer per chunk costs a page fault per 4 KiB.
