@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.mib):
                 out.write(os.urandom(1024 * 1024))
         expected = hashlib.sha256(source.read_bytes()).hexdigest()
+        os.sync()  # both paths start with no dirty pages to write back: the fair and steady case
         tcp_seconds, tcp_sha256 = tcp_baseline(source, work / "tcp.bin")
+        os.sync()
         to_host, to_technician, ok = asyncio.run(deskhand(xvfb.env, source, work))
     mb = size / 1e6
     slower = max(to_host, to_technician)
