@@ -22,7 +22,8 @@ from .hub import SignalHub
 from .keys import load_or_create_keys, prepare_data_dir
 from .peers import PeerCache
 from .ratelimit import FailureLimiter
-from .routes import auth, join, sessions, signal, tickets, transfers
+from .recordings import RecordingStore
+from .routes import auth, join, recording, sessions, signal, tickets, transfers
 from .settings import Settings
 from .spool import ChunkSignals, TransferSpool
 from .support_sessions import expire_overdue
@@ -30,11 +31,15 @@ from .transfers import abandon_transfers_of_ended_sessions
 
 log = logging.getLogger(__name__)
 
+TRAIL_SEAL_SECONDS = 1.0
+
 
 def build_state(settings: Settings) -> BrokerState:
     """Open the data directory, keys and database (migrated to the newest schema)."""
     prepare_data_dir(settings.data_dir)
-    keys = load_or_create_keys(settings.data_dir, settings.signing_key, settings.code_hash_key)
+    keys = load_or_create_keys(
+        settings.data_dir, settings.signing_key, settings.code_hash_key, settings.recording_master_key
+    )
     database = Database(settings.effective_database_url)
     database.migrate()
     return BrokerState(
@@ -50,6 +55,7 @@ def build_state(settings: Settings) -> BrokerState:
         spool=TransferSpool(settings.data_dir / "transfers", settings.transfer_memory_bytes),
         transfer_signals=ChunkSignals(),
         peers=PeerCache(),
+        recordings=RecordingStore(settings.data_dir / "recordings", keys.recording_master_key),
     )
 
 
@@ -81,18 +87,43 @@ async def sweep_expired_sessions(state: BrokerState) -> None:
             log.exception("expiry sweep failed")
 
 
+async def keep_trail(state: BrokerState) -> None:
+    """Seal new audit events into their chains every second; sign moved heads every minute.
+
+    A session that ends has its chain sealed and signed at once (``BrokerState.session_over``).
+    """
+    last_signed = asyncio.get_running_loop().time()
+    while True:
+        await asyncio.sleep(TRAIL_SEAL_SECONDS)
+        sign = asyncio.get_running_loop().time() - last_signed >= state.settings.audit_checkpoint_seconds
+        try:
+            await run_in_threadpool(state.seal_trail, None if sign else set())
+        except Exception:  # noqa: BLE001 - the next round retries; nothing is lost, only later
+            log.exception("sealing the audit trail failed")
+            continue
+        if sign:
+            last_signed = asyncio.get_running_loop().time()
+
+
 def create_app(state: BrokerState) -> FastAPI:
     """The FastAPI application over an opened :class:`BrokerState`."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        sweeper = asyncio.create_task(sweep_expired_sessions(state), name="expiry-sweeper")
+        tasks = [
+            asyncio.create_task(sweep_expired_sessions(state), name="expiry-sweeper"),
+            asyncio.create_task(keep_trail(state), name="audit-trail"),
+        ]
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            # Nothing written before the shutdown stays unsealed or unsigned.
+            await run_in_threadpool(state.seal_trail, None)
             state.database.dispose()
 
     app = FastAPI(
@@ -106,7 +137,7 @@ def create_app(state: BrokerState) -> FastAPI:
     )
     app.state.broker = state
     install_error_handlers(app)
-    for module in (auth, tickets, sessions, join, signal, transfers):
+    for module in (auth, tickets, sessions, join, signal, transfers, recording):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/", include_in_schema=False)

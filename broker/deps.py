@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from pydantic import BaseModel
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from .accounts import user_for_token
@@ -19,8 +21,12 @@ from .keys import BrokerKeys
 from .models import AccessToken, User
 from .peers import PeerCache
 from .ratelimit import FailureLimiter
+from .recordings import RecordingStore
 from .settings import Settings
 from .spool import ChunkSignals, TransferSpool
+from .trail import seal_pending, sign_heads
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,11 +41,23 @@ class BrokerState:
     spool: TransferSpool
     transfer_signals: ChunkSignals
     peers: PeerCache
+    recordings: RecordingStore
 
     def session_over(self, session_id: str, farewell: BaseModel) -> None:
-        """A session ended: tell and disconnect its peers, and forget their cached identities."""
+        """A session ended: tell and disconnect its peers, forget their cached identities,
+        and seal and sign its audit chain at once (in a worker thread)."""
         self.hub.close_room(session_id, farewell)
         self.peers.forget(session_id)
+        loop = asyncio.get_running_loop()
+        task = loop.run_in_executor(None, self.seal_trail, {session_id})
+        task.add_done_callback(lambda f: f.exception() and log.error("sealing session %s failed: %s", session_id, f.exception()))
+
+    def seal_trail(self, sign: set[str] | None) -> None:
+        """Seal pending audit events; sign the heads of ``sign`` (None: every moved chain)."""
+        with self.database.session() as db:
+            seal_pending(db)
+            if sign is None or sign:
+                sign_heads(db, self.keys.signing_key, sign)
 
 
 def broker_state(request: Request) -> BrokerState:

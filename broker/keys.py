@@ -1,4 +1,5 @@
-"""The broker's secrets: its Ed25519 signing key and the key of the code hash.
+"""The broker's secrets: its Ed25519 signing key, the key of the code hash, and the
+master key that wraps each session's recording key.
 
 Each comes from the environment when set there, otherwise from a file in the
 data directory, created on first start with mode 0600. A key file that others
@@ -36,6 +37,7 @@ class BrokerKeys:
 
     signing_key: Ed25519PrivateKey
     code_hash_key: bytes
+    recording_master_key: bytes
 
     @property
     def public_key(self) -> Ed25519PublicKey:
@@ -52,15 +54,19 @@ def load_or_create_keys(
     data_dir: Path,
     signing_key: SecretStr | None = None,
     code_hash_key: SecretStr | None = None,
+    recording_master_key: SecretStr | None = None,
 ) -> BrokerKeys:
-    """Load both keys (environment first, then files), creating missing files."""
+    """Load the keys (environment first, then files), creating missing files."""
     seed = _key_bytes("DESKHAND_SIGNING_KEY", signing_key) or _load_or_create(
         data_dir / "signing.key"
     )
     code_key = _key_bytes("DESKHAND_CODE_HASH_KEY", code_hash_key) or _load_or_create(
         data_dir / "code-hash.key"
     )
-    return BrokerKeys(Ed25519PrivateKey.from_private_bytes(seed), code_key)
+    master = _key_bytes("DESKHAND_RECORDING_MASTER_KEY", recording_master_key) or _load_or_create(
+        data_dir / "recording-master.key"
+    )
+    return BrokerKeys(Ed25519PrivateKey.from_private_bytes(seed), code_key, master)
 
 
 def _key_bytes(name: str, value: SecretStr | None) -> bytes | None:

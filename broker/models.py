@@ -120,10 +120,18 @@ class SupportSession(Base):
 
 
 class AuditEvent(Base):
-    """Something that happened, for the audit trail."""
+    """Something that happened, for the audit trail.
+
+    Written in the transaction of the change it describes; sealed into its
+    chain (``chain``, ``chain_seq``, ``prev_hash``, ``hash``) moments later by
+    :func:`broker.trail.seal_pending`, in the order events were committed.
+    """
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_session_id", "session_id"),)
+    __table_args__ = (
+        Index("ix_audit_events_session_id", "session_id"),
+        Index("ux_audit_events_chain_seq", "chain", "chain_seq", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -133,6 +141,23 @@ class AuditEvent(Base):
     session_id: Mapped[str | None] = mapped_column(String(36), default=None)
     ticket_id: Mapped[int | None] = mapped_column(Integer, default=None)
     data: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    chain: Mapped[str | None] = mapped_column(String(40), default=None)
+    chain_seq: Mapped[int | None] = mapped_column(Integer, default=None)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    hash: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class AuditCheckpoint(Base):
+    """The broker's signature over a chain's head at a sequence number."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain: Mapped[str] = mapped_column(String(40), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[str] = mapped_column(String(40))
+    signature: Mapped[str] = mapped_column(String(120))
 
 
 class Transfer(Base):
@@ -185,3 +210,29 @@ class FileRequest(Base):
     reason: Mapped[str | None] = mapped_column(String(500), default=None)
     transfer_id: Mapped[str | None] = mapped_column(String(36), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SessionKey(Base):
+    """A session's recording data key, wrapped (AES-GCM) by the broker's master key."""
+
+    __tablename__ = "session_keys"
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("support_sessions.id"), primary_key=True)
+    wrapped: Mapped[str] = mapped_column(String(200))
+    """base64 of nonce || ciphertext+tag."""
+
+
+class RecordingSegment(Base):
+    """One stored recording segment (its bytes are encrypted on disk)."""
+
+    __tablename__ = "recording_segments"
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("support_sessions.id"), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offset_ms: Mapped[int] = mapped_column(BigInteger)
+    """Start of the segment, in ms since the host started recording the session."""
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    stored_sha256: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())

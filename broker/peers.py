@@ -7,6 +7,7 @@ transfers), so both refuse the same tokens with the same words.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
@@ -15,6 +16,7 @@ from protocol.signalling import PeerInfo, Role
 
 from . import audit
 from .accounts import user_for_token
+from .clock import utcnow
 from .errors import ApiError
 from .models import SupportSession
 from .serializers import host_info, user_brief
@@ -41,10 +43,14 @@ class SessionPeer:
         return audit.user_actor(self.info.user)
 
 
-def identify_peer(db: Session, session_id: str, token: str | None, *, what: str) -> SessionPeer:
+def identify_peer(
+    db: Session, session_id: str, token: str | None, *, what: str, ended_grace: timedelta | None = None
+) -> SessionPeer:
     """The peer ``token`` speaks for in the live session ``session_id``, or an :class:`ApiError`.
 
     ``what`` names the resource in the refusal ("open signalling", "transfer files").
+    ``ended_grace``: also accept a session that ended less than this long ago (a host
+    still uploading the recording it spooled, peers flushing their last events).
     """
     if token is None:
         raise ApiError(401, "unauthorized", f"send 'Authorization: Bearer <token>' to {what}")
@@ -68,7 +74,11 @@ def identify_peer(db: Session, session_id: str, token: str | None, *, what: str)
         if session is None or session.technician_id != user.id:
             raise ApiError(404, "not_found", f"session {session_id} does not exist or is not yours")
         info = PeerInfo(role=Role.technician, user=user_brief(user))
-    if session.state not in (SessionState.waiting.value, SessionState.connected.value):
+    live = session.state in (SessionState.waiting.value, SessionState.connected.value)
+    recent = (
+        ended_grace is not None and session.ended_at is not None and session.ended_at > utcnow() - ended_grace
+    )
+    if not live and not recent:
         raise ApiError(410, "session_over", f"the session is {session.state}")
     session.technician  # noqa: B018 - loaded now, used after the unit of work ends
     return SessionPeer(info=info, session=session)

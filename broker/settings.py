@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, TypeAdapter, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from protocol.ice import IceConfig, IceServer
+from protocol.recording import SessionPolicy
 from protocol.signalling import DEFAULT_MAX_MESSAGE_BYTES
 
 
@@ -83,6 +84,25 @@ class Settings(BaseSettings):
     transfers_per_session: int = Field(
         default=4, ge=1, le=100, description="Transfers that may run at once in one session.",
     )
+    recording_required: bool = Field(
+        default=True,
+        description="Pause remote control while the session's recording is more than the allowed lag behind.",
+    )
+    recording_max_lag_seconds: float = Field(
+        default=5.0, ge=1, le=3600, description="How far the recording may fall behind before control pauses.",
+    )
+    recording_fps: float = Field(default=2.0, gt=0, le=30, description="Frames per second in the recording.")
+    keystroke_logging: bool = Field(
+        default=False, description="Peers report every text typed into the session (otherwise counts only).",
+    )
+    recording_upload_grace_seconds: int = Field(
+        default=600, ge=0, le=86400,
+        description="How long after a session ends its host may still upload recording segments it had spooled.",
+    )
+    audit_checkpoint_seconds: float = Field(
+        default=60, gt=0, le=3600,
+        description="How often the broker signs the heads of audit chains that moved (and always at session end).",
+    )
     signing_key: SecretStr | None = Field(
         default=None,
         description="Ed25519 private key (base64 of the 32-byte seed); default: data_dir/signing.key.",
@@ -90,6 +110,11 @@ class Settings(BaseSettings):
     code_hash_key: SecretStr | None = Field(
         default=None,
         description="Key (base64, 32 bytes) of the keyed hash of support codes; default: data_dir/code-hash.key.",
+    )
+
+    recording_master_key: SecretStr | None = Field(
+        default=None,
+        description="AES-256 key (base64, 32 bytes) that wraps each session's recording key; default: data_dir/recording-master.key.",
     )
 
     signal_max_message_bytes: int = Field(
@@ -114,6 +139,16 @@ class Settings(BaseSettings):
     def _check_ice(cls, value: str) -> str:
         TypeAdapter(list[IceServer]).validate_json(value)
         return value
+
+    @cached_property
+    def session_policy(self) -> SessionPolicy:
+        """The recording policy sent to both peers of every session."""
+        return SessionPolicy(
+            recording_required=self.recording_required,
+            recording_max_lag_seconds=self.recording_max_lag_seconds,
+            recording_fps=self.recording_fps,
+            keystroke_logging=self.keystroke_logging,
+        )
 
     @cached_property
     def ice_config(self) -> IceConfig:

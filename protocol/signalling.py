@@ -24,6 +24,7 @@ from .frames import ErrorCode, MessageError, describe_validation_error, parse_fr
 from .grants import SignedGrant
 from .ice import IceConfig
 from .permissions import Permission
+from .recording import SessionPolicy
 from .transfers import FileRequestOut, TransferOut
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
@@ -118,6 +119,8 @@ class Welcome(_Message):
     """The other peer, when it is already connected."""
     ice: IceConfig
     """How this peer gathers ICE candidates for the session."""
+    policy: SessionPolicy = SessionPolicy()
+    """How the session is recorded and what is logged."""
 
 
 class GrantIssued(_Message):

@@ -103,6 +103,7 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
             role=info.role,
             peer=other.info if other else None,
             ice=state.settings.ice_config,
+            policy=state.settings.session_policy,
         )
     )
     me.post(GrantIssued(grant=_grant(state, admitted.session)))

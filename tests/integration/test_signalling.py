@@ -82,6 +82,8 @@ async def test_both_peers_are_welcomed_introduced_and_relayed_verbatim(broker, a
         assert welcome == {
             "type": "welcome", "session_id": session_id, "role": "host", "peer": None,
             "ice": {"servers": [], "loopback_only": True},
+            "policy": {"recording_required": True, "recording_max_lag_seconds": 5.0, "recording_fps": 2.0,
+                       "keystroke_logging": False},
         }
         # The grant is signed with the key the host was given when it joined.
         grant = await receive(host)

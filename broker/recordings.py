@@ -1,0 +1,125 @@
+"""Recordings at rest: each session's segments encrypted with its own key.
+
+A session's data key (32 random bytes) is wrapped with AES-256-GCM under the
+broker's master key and kept in the database; each segment file is
+``nonce || AES-256-GCM(data key, segment, aad=session:index)``, so a segment
+cannot be swapped with another session's or another index without failing to
+decrypt. The audit chain records each segment's SHA-256 both as recorded and as
+stored, so verification can check the files without decrypting them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.orm import Session
+
+from .models import SessionKey
+
+NONCE_BYTES = 12
+
+
+class SegmentUnreadable(Exception):
+    """A stored segment is missing or does not decrypt (it was altered)."""
+
+
+class RecordingStore:
+    """Encrypted segment files under ``root/<session id>/``."""
+
+    def __init__(self, root: Path, master_key: bytes) -> None:
+        self.root = root
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._master = AESGCM(master_key)
+
+    def data_key(self, db: Session, session_id: str) -> bytes:
+        """The session's data key, created (and wrapped) on first use."""
+        row = db.get(SessionKey, session_id)
+        if row is not None:
+            wrapped = base64.b64decode(row.wrapped)
+            return self._master.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], session_id.encode())
+        key = AESGCM.generate_key(bit_length=256)
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = nonce + self._master.encrypt(nonce, key, session_id.encode())
+        db.add(SessionKey(session_id=session_id, wrapped=base64.b64encode(sealed).decode("ascii")))
+        db.flush()
+        return key
+
+    def path(self, session_id: str, index: int) -> Path:
+        return self.root / session_id / f"{index:08d}.seg"
+
+    def store(self, session_id: str, index: int, data: bytes, key: bytes) -> str:
+        """Encrypt and write a segment; returns the SHA-256 of the stored bytes."""
+        nonce = os.urandom(NONCE_BYTES)
+        stored = nonce + AESGCM(key).encrypt(nonce, data, _aad(session_id, index))
+        target = self.path(session_id, index)
+        target.parent.mkdir(mode=0o700, exist_ok=True)
+        temporary = target.with_suffix(".tmp")
+        temporary.write_bytes(stored)
+        os.replace(temporary, target)
+        return hashlib.sha256(stored).hexdigest()
+
+    def read(self, session_id: str, index: int, key: bytes) -> bytes:
+        try:
+            stored = self.path(session_id, index).read_bytes()
+        except FileNotFoundError:
+            raise SegmentUnreadable(f"segment {index} of session {session_id} is missing") from None
+        try:
+            return AESGCM(key).decrypt(stored[:NONCE_BYTES], stored[NONCE_BYTES:], _aad(session_id, index))
+        except InvalidTag:
+            raise SegmentUnreadable(f"segment {index} of session {session_id} was altered") from None
+
+    def stored_sha256(self, session_id: str, index: int) -> str | None:
+        try:
+            return hashlib.sha256(self.path(session_id, index).read_bytes()).hexdigest()
+        except FileNotFoundError:
+            return None
+
+
+def _aad(session_id: str, index: int) -> bytes:
+    return f"{session_id}:{index}".encode()
+
+
+def concatenate(segments: Iterable[tuple[int, bytes]]) -> bytes:
+    """One WebM from standalone segments, each placed at its offset (ms); no re-encoding.
+
+    Gaps (a host that was down) stay gaps, so the recording's timeline is the session's.
+    """
+    out_buffer = io.BytesIO()
+    output = av.open(out_buffer, "w", format="webm")
+    stream = None
+    last_dts = -1
+    for offset_ms, data in segments:
+        with av.open(io.BytesIO(data), "r") as source:
+            video = source.streams.video[0]
+            if stream is None:
+                stream = output.add_stream_from_template(video)
+            for packet in source.demux(video):
+                if packet.dts is None:
+                    continue
+                moment = offset_ms + int(packet.dts * video.time_base * 1000)
+                moment = max(moment, last_dts + 1)
+                last_dts = moment
+                packet.stream = stream
+                packet.time_base = MILLISECOND
+                packet.pts = packet.dts = moment
+                output.mux(packet)
+    output.close()
+    return out_buffer.getvalue()
+
+
+MILLISECOND = Fraction(1, 1000)
+
+
+def iter_segments(store: RecordingStore, session_id: str, key: bytes, rows: Iterable[tuple[int, int]]) -> Iterator[tuple[int, bytes]]:
+    """(offset_ms, plaintext) of each segment ``(index, offset_ms)``, in order."""
+    for index, offset_ms in rows:
+        yield offset_ms, store.read(session_id, index, key)

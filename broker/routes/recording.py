@@ -1,0 +1,133 @@
+"""Recording segments and session events, as the peers report them for the audit trail.
+
+Both take the peer's own token. They stay open for a while after the session
+ended (``DESKHAND_RECORDING_UPLOAD_GRACE_SECONDS``), so that a host can upload
+what it spooled while the broker was unreachable, and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Request
+from fastapi.responses import Response
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from protocol.recording import (
+    HOST_EVENT_KINDS,
+    MAX_SEGMENT_BYTES,
+    TECHNICIAN_EVENT_KINDS,
+    PeerEvents,
+    RecordingStatus,
+)
+from protocol.signalling import Role
+from protocol.transfers import SHA256_PATTERN
+
+from .. import audit
+from ..clock import utcnow
+from ..deps import BrokerState, SessionId, State
+from ..errors import ApiError
+from ..models import RecordingSegment
+from ..peers import SessionPeer, bearer_token, identify_peer
+
+router = APIRouter(prefix="/sessions/{session_id}", tags=["recording"])
+Authorization = Annotated[str | None, Header(description="Bearer token of the host (or, for events, the technician)")]
+SegmentIndex = Annotated[int, Path(ge=0, lt=10_000_000, description="Segment number, from 0")]
+
+
+def _peer(state: BrokerState, db, session_id: str, authorization: str | None, what: str) -> SessionPeer:  # type: ignore[no-untyped-def]
+    grace = timedelta(seconds=state.settings.recording_upload_grace_seconds)
+    return identify_peer(db, session_id, bearer_token(authorization), what=what, ended_grace=grace)
+
+
+@router.put("/recording/{index}", status_code=204, summary="Upload one recording segment (host)")
+async def put_segment(
+    session_id: SessionId,
+    index: SegmentIndex,
+    request: Request,
+    state: State,
+    x_segment_sha256: Annotated[str, Header(pattern=SHA256_PATTERN)],
+    x_segment_offset_ms: Annotated[int, Header(ge=0, lt=2**40)],
+    x_segment_duration_ms: Annotated[int, Header(ge=0, lt=3_600_000)],
+    authorization: Authorization = None,
+) -> Response:
+    def admit() -> None:
+        with state.database.session() as db:
+            peer = _peer(state, db, session_id, authorization, "upload the recording")
+            if peer.role is not Role.host:
+                raise ApiError(403, "not_allowed", "only the host uploads the recording")
+
+    await run_in_threadpool(admit)
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > MAX_SEGMENT_BYTES:
+            raise ApiError(413, "too_large", f"a segment is at most {MAX_SEGMENT_BYTES} bytes")
+    data = bytes(body)
+    if hashlib.sha256(data).hexdigest() != x_segment_sha256:
+        raise ApiError(422, "segment_rejected", f"segment {index} does not match its SHA-256; send it again")
+
+    def store() -> None:
+        with state.database.session() as db:
+            existing = db.get(RecordingSegment, (session_id, index))
+            if existing is not None:
+                if existing.sha256 != x_segment_sha256:
+                    raise ApiError(409, "segment_exists", f"segment {index} was already stored with other content")
+                return
+            key = state.recordings.data_key(db, session_id)
+            stored_sha256 = state.recordings.store(session_id, index, data, key)
+            db.add(RecordingSegment(
+                session_id=session_id, index=index, offset_ms=x_segment_offset_ms,
+                duration_ms=x_segment_duration_ms, size=len(data), sha256=x_segment_sha256,
+                stored_sha256=stored_sha256, received_at=utcnow(),
+            ))
+            audit.record(
+                db, "recording.segment", actor=audit.host_actor(session_id), session_id=session_id,
+                index=index, sha256=x_segment_sha256, stored_sha256=stored_sha256, size=len(data),
+                offset_ms=x_segment_offset_ms, duration_ms=x_segment_duration_ms,
+            )
+
+    await run_in_threadpool(store)
+    return Response(status_code=204)
+
+
+@router.get("/recording", response_model=RecordingStatus, summary="What the broker holds of the recording (host)")
+async def recording_status(session_id: SessionId, state: State, authorization: Authorization = None) -> RecordingStatus:
+    def status() -> RecordingStatus:
+        with state.database.session() as db:
+            _peer(state, db, session_id, authorization, "read the recording status")
+            count, last, end = db.execute(
+                select(
+                    func.count(), func.max(RecordingSegment.index),
+                    func.max(RecordingSegment.offset_ms + RecordingSegment.duration_ms),
+                ).where(RecordingSegment.session_id == session_id)
+            ).one()
+            return RecordingStatus(segments=count, next_index=(last + 1) if last is not None else 0, end_ms=end or 0)
+
+    return await run_in_threadpool(status)
+
+
+@router.post("/events", status_code=204, summary="Report session events for the audit trail (both peers)")
+async def report_events(session_id: SessionId, body: PeerEvents, state: State, authorization: Authorization = None) -> Response:
+    policy = state.settings.session_policy
+
+    def record() -> None:
+        with state.database.session() as db:
+            peer = _peer(state, db, session_id, authorization, "report events")
+            allowed = HOST_EVENT_KINDS if peer.role is Role.host else TECHNICIAN_EVENT_KINDS
+            for event in body.events:
+                if event.kind not in allowed:
+                    raise ApiError(422, "invalid_event", f"a {peer.role.value} does not report {event.kind!r} events")
+                if event.kind == "input.text" and not policy.keystroke_logging:
+                    raise ApiError(403, "not_allowed", "keystroke logging is off in this deployment")
+            for event in body.events:
+                audit.record(
+                    db, event.kind, actor=peer.actor, session_id=session_id, ticket_id=peer.session.ticket_id,
+                    reported_at=event.at.isoformat(), **event.data,
+                )
+
+    await run_in_threadpool(record)
+    return Response(status_code=204)
