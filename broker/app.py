@@ -23,6 +23,7 @@ from .keys import load_or_create_keys, prepare_data_dir
 from .peers import PeerCache
 from .ratelimit import FailureLimiter
 from .recordings import RecordingStore
+from .routes import audit as audit_routes
 from .routes import auth, join, recording, sessions, signal, tickets, transfers
 from .settings import Settings
 from .spool import ChunkSignals, TransferSpool
@@ -137,7 +138,7 @@ def create_app(state: BrokerState) -> FastAPI:
     )
     app.state.broker = state
     install_error_handlers(app)
-    for module in (auth, tickets, sessions, join, signal, transfers, recording):
+    for module in (auth, tickets, sessions, join, signal, transfers, recording, audit_routes):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/", include_in_schema=False)

@@ -68,16 +68,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path,
         help="data directory for the database and keys (default: DESKHAND_DATA_DIR or ~/.local/share/deskhand)",
     )
+    audit_parser = commands.add_parser(
+        "audit", help="verify the audit trail", description="Check the tamper-evident audit trail.",
+    )
+    audit_commands = audit_parser.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    verify = audit_commands.add_parser(
+        "verify",
+        help="recompute every chain, check every signature and every stored recording segment",
+        description="Recompute every audit chain from the database, check the broker's signed checkpoints "
+        "and the hash of every stored recording segment; name the first event or segment that was "
+        "edited, deleted, reordered or inserted. Exit 0 when everything checks out, 1 otherwise. "
+        "Safe to run beside a running broker (it only reads).",
+    )
+    verify.add_argument("--data-dir", type=Path, help="data directory (default: DESKHAND_DATA_DIR)")
+    bundle = audit_commands.add_parser(
+        "verify-bundle", help="check an exported session bundle offline (no database needed)",
+        description="Check an exported bundle: its event chain, the broker's signatures and every "
+        "recording segment. Exit 0 when everything checks out, 1 otherwise.",
+    )
+    bundle.add_argument("file", type=Path, help="the .zip an auditor exported")
+    bundle.add_argument("--key", help="the broker's public key (base64) you trust; default: the one in the bundle")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command != "serve":
+    if args.command not in ("serve", "audit"):
         parser.print_help()
         return 2
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("data_dir", args.data_dir)) if v is not None}
+    if args.command == "audit" and args.audit_command == "verify-bundle":
+        return verify_bundle_command(args.file, args.key)
+    overrides = {
+        k: v for k, v in (
+            ("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)), ("data_dir", args.data_dir)
+        ) if v is not None
+    }
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
@@ -85,7 +111,60 @@ def main(argv: list[str] | None = None) -> int:
             name = "DESKHAND_" + "_".join(str(p) for p in err["loc"]).upper()
             print(f"deskhand-broker: {name}: {err['msg']}", file=sys.stderr)
         return 2
+    if args.command == "audit":
+        return verify_command(settings)
     return serve(settings)
+
+
+def verify_command(settings: Settings) -> int:
+    """``deskhand-broker audit verify``."""
+    from .chain import Verdict
+    from .db import Database
+    from .keys import load_or_create_keys
+    from .recordings import RecordingStore
+    from .trail import load_chains, verify_loaded
+
+    if not (settings.data_dir / "signing.key").exists() and settings.signing_key is None:
+        print(f"deskhand-broker: no broker data in {settings.data_dir}; give --data-dir", file=sys.stderr)
+        return 2
+    keys = load_or_create_keys(settings.data_dir, settings.signing_key, settings.code_hash_key, settings.recording_master_key)
+    database = Database(settings.effective_database_url)
+    store = RecordingStore(settings.data_dir / "recordings", keys.recording_master_key)
+    with database.session() as db:
+        events, checkpoints, unsealed = load_chains(db)
+    verdict: Verdict = verify_loaded(events, checkpoints, keys.public_key, store.stored_sha256)
+    database.dispose()
+    return _print_verdict(verdict, unsealed)
+
+
+def verify_bundle_command(path: Path, key: str | None) -> int:
+    """``deskhand-broker audit verify-bundle FILE``."""
+    from .bundles import BundleError, verify_bundle
+
+    try:
+        verdict, manifest = verify_bundle(path, key)
+    except BundleError as exc:
+        print(f"deskhand-broker: {exc}", file=sys.stderr)
+        return 2
+    print(f"Bundle of session {manifest['session_id']}, broker key SHA-256 {manifest['public_key_sha256']}"
+          + ("" if key else " (taken from the bundle: compare it with your broker's)"))
+    return _print_verdict(verdict, 0)
+
+
+def _print_verdict(verdict: object, unsealed: int) -> int:
+    from .chain import Verdict
+
+    assert isinstance(verdict, Verdict)
+    counts = (f"{verdict.chains} chains, {verdict.events} events, {verdict.checkpoints} signed checkpoints, "
+              f"{verdict.segments} recording segments")
+    if verdict.ok:
+        print(f"Trail verified: {counts}." + (f" {unsealed} newer events are not sealed yet." if unsealed else ""))
+        return 0
+    print(f"TRAIL DOES NOT VERIFY ({counts}).")
+    print(f"First problem: {verdict.problems[0]}")
+    for problem in verdict.problems[1:]:
+        print(f"  also: {problem}")
+    return 1
 
 
 def serve(settings: Settings) -> int:

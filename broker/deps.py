@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from .accounts import user_for_token
 from .db import Database
-from .errors import unauthorized
+from .errors import ApiError, unauthorized
 from .hub import SignalHub
 from .keys import BrokerKeys
 from .models import AccessToken, User
@@ -24,7 +24,7 @@ from .ratelimit import FailureLimiter
 from .recordings import RecordingStore
 from .settings import Settings
 from .spool import ChunkSignals, TransferSpool
-from .trail import seal_pending, sign_heads
+from .trail import SEALING, seal_pending, sign_heads
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class BrokerState:
 
     def seal_trail(self, sign: set[str] | None) -> None:
         """Seal pending audit events; sign the heads of ``sign`` (None: every moved chain)."""
-        with self.database.session() as db:
+        with SEALING, self.database.session() as db:
             seal_pending(db)
             if sign is None or sign:
                 sign_heads(db, self.keys.signing_key, sign)
@@ -113,3 +113,13 @@ SessionId = Annotated[
         description="Session id (a UUID)",
     ),
 ]
+
+
+def auditor(user: CurrentUser) -> User:
+    """The current user, if they may read the audit trail (admins, until roles arrive)."""
+    if not user.is_admin:
+        raise ApiError(403, "forbidden", "reading the audit trail needs an auditor or admin account")
+    return user
+
+
+Auditor = Annotated[User, Depends(auditor)]

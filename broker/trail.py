@@ -35,7 +35,8 @@ from .clock import utcnow
 from .models import AuditCheckpoint, AuditEvent
 
 SEGMENT_KIND = "recording.segment"
-_sealing = threading.Lock()
+SEALING = threading.Lock()
+"""Held from reading the chain heads until the sealed events are committed."""
 
 
 def iso(moment: datetime) -> str:
@@ -52,26 +53,30 @@ def as_chain_event(row: AuditEvent) -> ChainEvent:
 
 
 def seal_pending(db: Session) -> int:
-    """Chain every event not chained yet, in the order they were committed; returns how many."""
-    with _sealing:
-        rows = db.scalars(select(AuditEvent).where(AuditEvent.hash.is_(None)).order_by(AuditEvent.id)).all()
-        heads: dict[str, tuple[int, str]] = {}
-        for row in rows:
-            chain = row.session_id or BROKER_CHAIN
-            if chain not in heads:
-                last = db.execute(
-                    select(AuditEvent.chain_seq, AuditEvent.hash)
-                    .where(AuditEvent.chain == chain, AuditEvent.hash.is_not(None))
-                    .order_by(AuditEvent.chain_seq.desc())
-                    .limit(1)
-                ).first()
-                heads[chain] = (last.chain_seq, last.hash) if last else (0, GENESIS)
-            seq, previous = heads[chain]
-            row.chain, row.chain_seq, row.prev_hash = chain, seq + 1, previous
-            row.hash = event_hash(as_chain_event(row).fields())
-            heads[chain] = (seq + 1, row.hash)
-        db.flush()
-        return len(rows)
+    """Chain every event not chained yet, in the order they were committed; returns how many.
+
+    The caller runs this, and commits, while holding :data:`SEALING` (use
+    :meth:`broker.deps.BrokerState.seal_trail`): two sealers reading the same head
+    would give two events one number.
+    """
+    rows = db.scalars(select(AuditEvent).where(AuditEvent.hash.is_(None)).order_by(AuditEvent.id)).all()
+    heads: dict[str, tuple[int, str]] = {}
+    for row in rows:
+        chain = row.session_id or BROKER_CHAIN
+        if chain not in heads:
+            last = db.execute(
+                select(AuditEvent.chain_seq, AuditEvent.hash)
+                .where(AuditEvent.chain == chain, AuditEvent.hash.is_not(None))
+                .order_by(AuditEvent.chain_seq.desc())
+                .limit(1)
+            ).first()
+            heads[chain] = (last.chain_seq, last.hash) if last else (0, GENESIS)
+        seq, previous = heads[chain]
+        row.chain, row.chain_seq, row.prev_hash = chain, seq + 1, previous
+        row.hash = event_hash(as_chain_event(row).fields())
+        heads[chain] = (seq + 1, row.hash)
+    db.flush()
+    return len(rows)
 
 
 def sign_heads(db: Session, key: Ed25519PrivateKey, chains: set[str] | None = None) -> list[Checkpoint]:
@@ -93,11 +98,6 @@ def sign_heads(db: Session, key: Ed25519PrivateKey, chains: set[str] | None = No
                                signed_at=checkpoint.signed_at, signature=checkpoint.signature))
         made.append(checkpoint)
     return made
-
-
-def seal_and_sign(db: Session, key: Ed25519PrivateKey, chains: set[str] | None = None) -> None:
-    seal_pending(db)
-    sign_heads(db, key, chains)
 
 
 def load_chains(db: Session, chain: str | None = None) -> tuple[dict[str, list[ChainEvent]], dict[str, list[Checkpoint]], int]:

@@ -25,6 +25,8 @@ class Authority:
     consent: frozenset[Permission] = frozenset()
     consent_given: bool = False
     rejected_grants: list[str] = field(default_factory=list)
+    control_paused: str | None = None
+    """Why control is paused regardless of grant and consent (recording fell behind)."""
 
     def accept_grant(self, signed: SignedGrant, now: datetime | None = None) -> Grant:
         """Verify and adopt a new grant; a bad one is refused and the previous one stays."""
@@ -47,7 +49,8 @@ class Authority:
         return self.grant.permission_set()
 
     def effective(self, now: datetime | None = None) -> frozenset[Permission]:
-        return self.granted(now) & self.consent
+        allowed = self.granted(now) & self.consent
+        return allowed - {Permission.control} if self.control_paused is not None else allowed
 
     def allows(self, permission: Permission, now: datetime | None = None) -> bool:
         return permission in self.effective(now)
@@ -66,4 +69,6 @@ class Authority:
             return "the user has not answered the consent prompt yet"
         if permission not in self.consent:
             return f"the user has not allowed {permission.value}"
+        if permission is Permission.control and self.control_paused is not None:
+            return self.control_paused
         return None

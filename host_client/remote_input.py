@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from peer.events import EventReporter
 from protocol.channel import (
     InputMessageT,
     Key,
@@ -94,6 +95,8 @@ class RemoteInput:
         *,
         backend_factory: Callable[[], InputBackend],
         trace: Callable[[int, float], None] | None = None,
+        reporter: EventReporter | None = None,
+        log_keystrokes: Callable[[], bool] = lambda: False,
     ) -> None:
         self._authority = authority
         self._monitor = monitor
@@ -101,6 +104,8 @@ class RemoteInput:
         self._backend_factory = backend_factory
         self._backend: InputBackend | None = None
         self._trace = trace
+        self._reporter = reporter
+        self._log_keystrokes = log_keystrokes
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="remote-input")
         self._held = HeldInputs()
         self._throttle = RefusalThrottle()
@@ -112,6 +117,8 @@ class RemoteInput:
 
     def refuse(self, seq: int | None, what: str, reason: str) -> None:
         """Count a refusal and report it to the technician (throttled)."""
+        if self._reporter is not None:
+            self._reporter.count("input.refused")
         if self._throttle.count(what, reason, time.monotonic()):
             self._report(Refused(seq=seq, what=what, reason=reason, refused_total=self._throttle.total))
 
@@ -126,6 +133,12 @@ class RemoteInput:
         except UnknownKey as unknown:
             self.refuse(message.seq, message.type, str(unknown))
             return False
+        if self._reporter is not None and self._log_keystrokes():
+            typed = message.text if isinstance(message, Text) else (
+                message.key if isinstance(message, Key) and message.down and len(message.key) == 1 else None
+            )
+            if typed:
+                self._reporter.add("input.text", text=typed)
         self._worker.submit(self._run, message.seq, action)
         return True
 
@@ -199,5 +212,7 @@ class RemoteInput:
                                  refused_total=self._throttle.total))
             return
         self.applied += 1
+        if self._reporter is not None:
+            self._reporter.count("input.applied")
         if self._trace is not None and seq is not None:
             self._trace(seq, time.monotonic())

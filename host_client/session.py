@@ -12,6 +12,7 @@ drops, the host reconnects with backoff while media keeps flowing peer to peer.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from aiortc import RTCDataChannel, RTCPeerConnection
 
+from peer.events import EventReporter
 from peer.ice import rtc_configuration
 from peer.landing import DEFAULT_MAX_FILE_BYTES, LandingFolder
 from peer.signalling import (
@@ -37,6 +39,7 @@ from protocol.channel import (
     Chat,
     MonitorInfo,
     Monitors,
+    Notice,
     Refused,
     SelectMonitor,
     parse_input,
@@ -49,6 +52,7 @@ from protocol.frames import MessageError
 from protocol.grants import GrantRejected, load_public_key
 from protocol.ice import IceConfig
 from protocol.permissions import Permission, describe, ordered
+from protocol.recording import SessionPolicy
 from protocol.signalling import (
     Answer,
     Consent,
@@ -73,8 +77,9 @@ from .capture import Monitor, Screen, ScreenTrack
 from .file_transfers import HostTransfers
 from .files import default_downloads_root, session_folder
 from .input_backend import InputBackend, PynputBackend
+from .recorder import RecordingUploader, SegmentRecorder
 from .remote_input import RemoteInput
-from .state import SavedSession
+from .state import SavedSession, state_dir
 from .ui import Clipboard, HostUI
 
 log = logging.getLogger(__name__)
@@ -86,6 +91,9 @@ END_CONFIRM_SECONDS = 5.0
 """How long a host that ends the session waits for the broker to confirm it."""
 PENDING_CONTROL_LIMIT = 50
 """Chat lines the user may type before the control channel is open; they are sent when it opens."""
+RECORDING_WATCH_SECONDS = 0.5
+RECORDING_DRAIN_SECONDS = 30.0
+"""How long a host that is done waits for its last recording segments to reach the broker."""
 DEFAULT_PRESELECTED = frozenset({Permission.view, Permission.chat})
 """What the consent prompt ticks in advance: seeing and talking, never control."""
 
@@ -155,9 +163,12 @@ class HostSession:
             raise ValueError(f"monitor {self._options.monitor} does not exist; this machine has {len(self._monitors)}")
         self._selected = self._monitors[self._options.monitor - 1]
         self.authority = Authority(load_public_key(joined.broker_public_key), joined.session_id)
+        self.policy = SessionPolicy()
+        self.events = EventReporter(broker_url, joined.host_token, joined.session_id)
         self.input = RemoteInput(
             self.authority, lambda: self._selected, self._report_threadsafe,
             backend_factory=input_backend, trace=self._options.trace_input,
+            reporter=self.events, log_keystrokes=lambda: self.policy.keystroke_logging,
         )
         self._ice: IceConfig = joined.ice
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -172,7 +183,7 @@ class HostSession:
         self._end_reason: str | None = None
         self._end_timer: asyncio.Task[None] | None = None
         self._clipboard_seen: str | None = None
-        self._pending_control: list[Chat | ClipboardMessage | Monitors | Refused] = []
+        self._pending_control: list[Chat | ClipboardMessage | Monitors | Refused | Notice] = []
         self._started = time.monotonic()
         self._saved = saved
         self.landing = LandingFolder(
@@ -185,6 +196,9 @@ class HostSession:
             unattended=self._options.preset_consent is not None, saved=saved,
             technician=lambda: self.authority.grant.technician_name if self.authority.grant else "the technician",
         )
+        self.recording_spool = state_dir() / "recordings" / joined.session_id
+        self.uploader = RecordingUploader(broker_url, joined.host_token, joined.session_id, self.recording_spool)
+        self.recorder: SegmentRecorder | None = None
         self.media_connected = asyncio.Event()
         self.consent_sent = asyncio.Event()
 
@@ -204,11 +218,18 @@ class HostSession:
         """Serve the session until the technician, the user or the broker ends it."""
         self._loop = asyncio.get_running_loop()
         self._ui.attach(self)
-        poller = asyncio.create_task(self._watch_clipboard(), name="clipboard-watch")
+        self.events.start()
+        background = [
+            asyncio.create_task(self._watch_clipboard(), name="clipboard-watch"),
+            asyncio.create_task(self.uploader.run(), name="recording-upload"),
+            asyncio.create_task(self._watch_recording(), name="recording-watch"),
+        ]
         try:
             await self._signalling_loop()
         finally:
-            poller.cancel()
+            for task in background:
+                task.cancel()
+            await self._stop_recording()
             for task in (self._consent_task, self._end_timer):
                 if task is not None:
                     task.cancel()
@@ -218,6 +239,7 @@ class HostSession:
             await asyncio.to_thread(self.input.close)
             await self.files.close()
             await self._files_client.aclose()
+            await self.events.close()
             self._screen.close()
         if self._saved is not None and self._ended is not None:
             self._saved.forget()
@@ -247,6 +269,7 @@ class HostSession:
             self._ui.notice(f"chat is not possible: {reason}")
             return
         self._send_control(Chat(text=text[:4000]), queue=True)
+        self.events.add("chat.sent", text=text[:4000])
 
     async def end(self, reason: str) -> None:
         """The user ends the session: tell the broker, which tells the technician.
@@ -363,6 +386,8 @@ class HostSession:
     async def _handle(self, message: object) -> None:
         if isinstance(message, Welcome):
             self._ice = message.ice
+            self.policy = message.policy
+            await self._start_recording()
             if message.peer is not None and message.peer.role is Role.technician:
                 await self._technician_joined(reoffer=False)
         elif isinstance(message, GrantIssued):
@@ -404,6 +429,7 @@ class HostSession:
         except GrantRejected as rejected:
             log.warning("refused a grant: %s", rejected.reason)
             self._ui.notice(f"refused the broker's grant: {rejected.reason}")
+            self.events.add("grant.refused", reason=rejected.reason)
             return
         if not had_grant:
             self._consent_task = asyncio.create_task(self._obtain_consent(), name="consent")
@@ -504,7 +530,9 @@ class HostSession:
             return
         if isinstance(message, Chat):
             self._ui.chat_received(message.text)
+            self.events.add("chat.received", text=message.text)
         elif isinstance(message, ClipboardMessage):
+            self.events.add("clipboard.received", chars=len(message.text), sha256=_sha256(message.text))
             self._clipboard_seen = message.text
             asyncio.ensure_future(self._write_clipboard(message.text))
         else:
@@ -516,6 +544,7 @@ class HostSession:
             return
         self.input.release_all()
         self._selected = self._monitors[index - 1]
+        self.events.add("monitor.selected", index=index)
         self._send_monitors()
 
     def _send_monitors(self) -> None:
@@ -526,7 +555,58 @@ class HostSession:
             )
         )
 
-    def _send_control(self, message: Chat | ClipboardMessage | Monitors | Refused, *, queue: bool = False) -> bool:
+    # --- recording ----------------------------------------------------------------------
+
+    async def _start_recording(self) -> None:
+        """Start recording once the policy is known; continue after what the broker holds."""
+        if self.recorder is not None:
+            return
+        start_index, start_offset = 0, 0
+        try:
+            status = await self.uploader.status()
+            start_index, start_offset = status.next_index, status.end_ms
+        except Exception as exc:  # noqa: BLE001 - the broker may be away; the spool continues the numbering
+            log.info("recording status unavailable (%s); numbering from the spool", exc)
+        spooled = [int(p.stem) for p in self.uploader.pending()]
+        if spooled:
+            start_index = max(start_index, max(spooled) + 1)
+        self.recorder = SegmentRecorder(
+            self.recording_spool, lambda: self._selected, lambda: self.authority.allows(Permission.view),
+            fps=self.policy.recording_fps, start_index=start_index, start_offset_ms=start_offset,
+            on_segment=lambda index: self._loop.call_soon_threadsafe(self.uploader.segment_ready, index)  # type: ignore[union-attr]
+            if self._loop else None,
+        )
+        self.recorder.start()
+
+    async def _stop_recording(self) -> None:
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.stop)
+        if not await self.uploader.drain(RECORDING_DRAIN_SECONDS):
+            self._ui.notice(f"{len(self.uploader.pending())} recording segments could not be uploaded yet; "
+                            "they stay in the spool for the next run")
+
+    async def _watch_recording(self) -> None:
+        """Pause control while the recording is too far behind, as the policy says."""
+        while True:
+            await asyncio.sleep(RECORDING_WATCH_SECONDS)
+            lag = self.uploader.lag_seconds()
+            failed = self.recorder.error if self.recorder is not None else None
+            behind = self.policy.recording_required and (failed is not None or lag > self.policy.recording_max_lag_seconds)
+            if behind and self.authority.control_paused is None:
+                why = failed or f"recording is {lag:.0f} s behind"
+                self.authority.control_paused = f"control is paused: {why}; it resumes when recording catches up"
+                self.input.release_all()
+                self._ui.notice(self.authority.control_paused)
+                self._send_control(Notice(text=self.authority.control_paused), queue=True)
+                self.events.add("recording.behind", lag_seconds=round(lag, 1), error=failed)
+            elif not behind and self.authority.control_paused is not None:
+                self.authority.control_paused = None
+                message = "recording caught up; control is possible again"
+                self._ui.notice(message)
+                self._send_control(Notice(text=message), queue=True)
+                self.events.add("recording.caught_up")
+
+    def _send_control(self, message: Chat | ClipboardMessage | Monitors | Refused | Notice, *, queue: bool = False) -> bool:
         """Send on the control channel; with ``queue``, hold it until the channel opens."""
         channel = self._data.get(CONTROL_CHANNEL)
         if channel is None or channel.readyState != "open":
@@ -570,6 +650,7 @@ class HostSession:
             if self.authority.allows(Permission.clipboard):
                 try:
                     self._send_control(ClipboardMessage(text=text))
+                    self.events.add("clipboard.sent", chars=len(text), sha256=_sha256(text))
                 except ValueError:
                     self._ui.notice("the clipboard holds too much text to share")
 
@@ -583,3 +664,7 @@ class HostSession:
             pc, self._pc = self._pc, None
             await pc.close()
         self.media_connected.clear()
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

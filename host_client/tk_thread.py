@@ -188,6 +188,10 @@ class TkThread:
             except queue.Empty:
                 break
             if item is _STOP:
+                # The hooks run here rather than after the loop: a modal dialog (a file
+                # browser) runs a nested loop that root.quit() does not end, but
+                # destroying the window it belongs to does.
+                self._run_hooks(root)
                 root.quit()
                 return  # not rescheduled: the loop is ending
             fn, args, future = item
@@ -199,7 +203,6 @@ class TkThread:
 
         with self._lock:
             self._stopping = True  # also when the root was destroyed by someone else
-            hooks, self._hooks = self._hooks, []
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -209,11 +212,7 @@ class TkThread:
             # an awaiting coroutine as if that coroutine itself had been cancelled.
             if item is not _STOP and item[2].set_running_or_notify_cancel():
                 item[2].set_exception(TkStopped("the Tk thread stopped before running this"))
-        for hook in hooks:
-            try:
-                hook(root)
-            except Exception:
-                log.exception("a Tk stop hook failed")
+        self._run_hooks(root)  # those not run yet: the root may have gone without stop()
         try:
             # Give up the clipboard: destroying the root keeps the X connection (and a
             # claim nobody serves any more) for as long as this process lives.
@@ -224,6 +223,16 @@ class TkThread:
             root.destroy()
         except tkinter.TclError:
             pass  # already destroyed
+
+
+    def _run_hooks(self, root: tkinter.Tk) -> None:
+        with self._lock:
+            hooks, self._hooks = self._hooks, []
+        for hook in hooks:
+            try:
+                hook(root)
+            except Exception:
+                log.exception("a Tk stop hook failed")
 
 
 def _execute(future: concurrent.futures.Future[Any], fn: Callable[..., Any], *args: Any) -> None:

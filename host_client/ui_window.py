@@ -1,8 +1,10 @@
 """The end user's side in a small Tk window at the top-right of the screen.
 
 One window, three views in turn: the support code, the consent prompt, then the
-session (who is connected, what they may do, Stop control, End session, chat).
-A status line at the bottom shows notices at any time. Everything works from the
+session (who is connected, what they may do, Stop control, End session, file
+transfers, chat). A status line at the bottom shows notices at any time. When the
+technician asks for a file, a dialog takes the view's place until the user sends
+a file or declines; further requests wait their turn. Everything works from the
 keyboard: Tab moves, space ticks, Return does the obvious thing, Escape declines.
 
 Two halves, one per thread:
@@ -19,10 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import os
+import stat
 import tkinter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from tkinter import ttk
+from dataclasses import dataclass
+from pathlib import Path
+from tkinter import filedialog, ttk
 from typing import Any
 
 from protocol.channel import MAX_CHAT_CHARS
@@ -45,6 +52,16 @@ CLOSE_DELAY = 1.5
 """Seconds the end-of-session summary stays on screen before the window goes."""
 
 ERROR_COLOUR = "#c00000"
+DONE_COLOUR = "#1a7f37"
+TRANSFERS_MAX_HEIGHT = 96
+"""Pixels the file transfer rows may take before they scroll (the chat log keeps the rest)."""
+
+MAX_NOTE_CHARS = 300
+"""How much of the technician's note a file request shows."""
+
+INCOMING, OUTGOING = "⬇", "⬆"
+SCROLL_TAG = "DeskhandTransfers"
+"""A bind tag: the mouse wheel over any part of a transfer row scrolls the rows."""
 TECHNICIAN_GONE = "Technician disconnected — waiting"
 """The status line while the technician is away."""
 
@@ -65,8 +82,10 @@ class WindowUI:
         self._close_delay = close_delay
         self._loop: asyncio.AbstractEventLoop | None = None
         self._actions: UserActions | None = None
-        self._pending: asyncio.Future[Any] | None = None
+        self._pending: set[asyncio.Future[Any]] = set()
         self._dismissed: asyncio.Event | None = None
+        self._file_requests = asyncio.Lock()  # one file request dialog at a time, first come first shown
+        self._closing = False
         self._offered: list[Permission] = []
         self._consented: frozenset[Permission] = frozenset()
         self._granted: frozenset[Permission] | None = None  # None: no grant reported yet
@@ -88,6 +107,21 @@ class WindowUI:
         if chosen is not None:
             self._consented = chosen
         return chosen
+
+    async def ask_file_request(self, technician: str, suggested_path: str, note: str) -> Path | None:
+        """The file the user sends (an existing regular file), or None on "Decline", Escape or close.
+
+        Requests that arrive while one is shown wait for it, in order.
+        """
+        if self._closing:
+            return None
+        async with self._file_requests:
+            if self._closing:
+                return None
+            chosen: Path | None = await self._ask(
+                _Window.show_file_request, technician, suggested_path, note, withdraw=_Window.withdraw_file_request
+            )
+            return chosen
 
     # --- HostUI: the session ------------------------------------------------------------
 
@@ -121,8 +155,17 @@ class WindowUI:
         """Show ``text`` in the status line."""
         self._post(_Window.set_status, text)
 
+    def transfer_progress(self, transfer_id: str, name: str, outgoing: bool, done: int, total: int, rate: float) -> None:
+        """Add or update the transfer's row: arrow and name, progress bar, sizes, rate, time left, Cancel."""
+        self._post(_Window.show_transfer, transfer_id, name, outgoing, done, total, rate)
+
+    def transfer_finished(self, transfer_id: str, name: str, outgoing: bool, ok: bool, detail: str) -> None:
+        """The row says where the file was saved (or that it was sent), or why it failed; Cancel goes."""
+        self._post(_Window.end_transfer, transfer_id, name, outgoing, ok, detail)
+
     async def close(self, summary: str) -> None:
         """Show ``summary`` for :data:`CLOSE_DELAY` seconds (less if the user closes it), then go."""
+        self._closing = True  # file requests still queued are declined
         self._settle_pending(None)
         self._dismissed = asyncio.Event()
         with contextlib.suppress(TkStopped):
@@ -140,11 +183,16 @@ class WindowUI:
             raise RuntimeError("WindowUI must be used from the session's running asyncio loop") from None
         return self._loop
 
-    async def _ask(self, show: Callable[..., None], *args: Any) -> Any:
-        """Show a prompt view and wait for its answer (None when the window goes)."""
+    async def _ask(self, show: Callable[..., None], *args: Any,
+                   withdraw: Callable[[_Window, Answer], None] | None = None) -> Any:
+        """Show a prompt and wait for its answer (None when the window goes).
+
+        ``withdraw(window, answer)`` takes the prompt away when the caller is
+        cancelled while waiting.
+        """
         loop = self._remember_loop()
         answered: asyncio.Future[Any] = loop.create_future()
-        self._pending = answered
+        self._pending.add(answered)
 
         def answer(value: Any) -> None:  # in the Tk thread; one future per prompt, so a late
             _settle_from_thread(loop, answered, value)  # answer cannot settle the next one
@@ -154,12 +202,18 @@ class WindowUI:
             return await answered
         except TkStopped:
             return None
+        except asyncio.CancelledError:
+            if withdraw is not None:
+                self._post(withdraw, answer)  # queued after ``show``, so it finds the prompt
+            raise
         finally:
-            self._pending = None
+            self._pending.discard(answered)
 
     def _settle_pending(self, value: Any) -> None:
-        if self._pending is not None and self._loop is not None:
-            _settle_from_thread(self._loop, self._pending, value)
+        # Also called from the Tk thread: list() copies the set in one step.
+        if self._loop is not None:
+            for pending in list(self._pending):
+                _settle_from_thread(self._loop, pending, value)
 
     def _post(self, method: Callable[..., None], *args: Any) -> None:
         """Run ``method(window, *args)`` in the Tk thread without waiting."""
@@ -224,6 +278,142 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _size(count: float) -> str:
+    """``count`` bytes in decimal units, three significant figures: "12.3 MB", "256 MB", "900 B"."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            value = count / scale
+            return f"{value:.0f} {unit}" if value >= 100 else f"{value:.1f} {unit}" if value >= 10 else f"{value:.2f} {unit}"
+    return f"{count:.0f} B"
+
+
+def _duration(seconds: float) -> str:
+    """Whole seconds, rounded up: "2 s", "4 min 10 s", "1 h 5 min"."""
+    whole = max(1, math.ceil(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
+def progress_text(done: int, total: int, rate: float) -> str:
+    """"12.3 MB of 256 MB · 140 MB/s · 2 s left"; "12.3 MB of 256 MB · —" while the rate is unknown (0)."""
+    text = f"{_size(done)} of {_size(total)}"
+    if rate <= 0:
+        return text if done >= total else f"{text} · —"
+    text += f" · {_size(rate)}/s"
+    return text if done >= total else f"{text} · {_duration((total - done) / rate)} left"
+
+
+def _not_sendable(path: Path) -> str | None:
+    """Why ``path`` cannot be sent (a sentence), or None for a readable regular file."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return "There is no file at this path."
+    except PermissionError:
+        return "Deskhand may not look there (permission denied)."
+    except OSError as exc:
+        return f"This path cannot be used: {exc.strerror or exc}."
+    if stat.S_ISDIR(info.st_mode):
+        return "This is a folder: choose a file inside it."
+    if not stat.S_ISREG(info.st_mode):
+        return "This is not a regular file."
+    if not os.access(path, os.R_OK):
+        return "Deskhand cannot read this file (permission denied)."
+    return None
+
+
+def _browse_start(*texts: str) -> Path:
+    """The folder a file browser opens in: that of the first path given whose folder exists, else home."""
+    for text in texts:
+        if not text.strip():
+            continue
+        path = Path(text.strip()).expanduser()
+        with contextlib.suppress(OSError):
+            folder = path if path.is_dir() else path.parent
+            if path.is_absolute() and folder.is_dir():
+                return folder
+    return Path.home()
+
+
+@dataclass
+class _Transfer:
+    """What a transfer row shows, kept as data so the session view can (re)build it."""
+
+    name: str
+    outgoing: bool
+    done: int = 0
+    total: int = 0
+    rate: float = 0.0
+    ended: tuple[bool, str] | None = None  # (ok, detail) once finished
+
+    @property
+    def title(self) -> str:
+        return f"{OUTGOING if self.outgoing else INCOMING} {self.name}"
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.total <= 0 else min(1.0, self.done / self.total)
+
+    @property
+    def detail(self) -> str:
+        if self.ended is None:
+            return progress_text(self.done, self.total, self.rate)
+        ok, detail = self.ended
+        if not ok:
+            return f"✗ {detail}"
+        # Outgoing transfers report where the file went, not a path ("sent to the technician").
+        return f"✓ {detail}" if self.outgoing else f"✓ saved to {detail}"
+
+
+class _TransferRow:
+    """One transfer's widgets: title and Cancel, progress bar, detail line (Tk thread only)."""
+
+    def __init__(self, parent: ttk.Frame, on_cancel: Callable[[], None]) -> None:
+        self.frame = ttk.Frame(parent, padding=(0, 2, 0, 4))
+        self.frame.columnconfigure(0, weight=1)
+        self.title = ttk.Label(self.frame, name="title")
+        self.title.grid(row=0, column=0, sticky="w")
+        self.bar = ttk.Progressbar(self.frame, name="progress", mode="determinate", maximum=1.0,
+                                   style="Transfer.Horizontal.TProgressbar")
+        self.bar.grid(row=1, column=0, columnspan=2, sticky="ew")
+        self.detail = ttk.Label(self.frame, name="detail")
+        self.detail.grid(row=2, column=0, columnspan=2, sticky="w")
+        for widget in (self.frame, self.title, self.bar, self.detail):
+            _scrolls(widget)
+        self._on_cancel = on_cancel
+        self.cancel: ttk.Button | None = None
+        self._shown: tuple[str, float, str, str] | None = None
+
+    def show(self, transfer: _Transfer) -> None:
+        """Bring the widgets up to date, touching only what changed (called a few times a second)."""
+        style = "TLabel" if transfer.ended is None else "Done.TLabel" if transfer.ended[0] else "Error.TLabel"
+        shown = (transfer.title, transfer.fraction, transfer.detail, style)
+        if shown == self._shown:
+            return
+        previous = self._shown or ("", -1.0, "", "")
+        self._shown = shown
+        if shown[0] != previous[0]:
+            self.title.configure(text=shown[0])
+        if shown[1] != previous[1]:
+            self.bar.configure(value=shown[1])
+        if shown[2:] != previous[2:]:
+            self.detail.configure(text=shown[2], style=style)
+        if transfer.ended is None and self.cancel is None:
+            self.cancel = ttk.Button(self.frame, name="cancel", text="Cancel", command=self._cancel, width=7)
+            self.cancel.grid(row=0, column=1, sticky="e")
+            _scrolls(self.cancel)
+        elif transfer.ended is not None and self.cancel is not None:
+            self.cancel.destroy()
+            self.cancel = None
+
+    def _cancel(self) -> None:
+        if self.cancel is not None and not self.cancel.instate(["disabled"]):
+            self._on_cancel()
+
+
 class _Window:
     """The widgets; created, used and dropped in the Tk thread only."""
 
@@ -235,16 +425,29 @@ class _Window:
         self.top.geometry(f"{WIDTH}x{HEIGHT}-{MARGIN}+{MARGIN}")
         self.top.minsize(300, 360)
         self.top.protocol("WM_DELETE_WINDOW", self._close_button)
+        # Bound on the toplevel: every widget inside has the toplevel in its bindtags.
+        # What the keys do is up to the view, or to the file request dialog while one is shown.
+        for sequence in ("<Return>", "<KP_Enter>"):
+            self.top.bind(sequence, lambda _event: self._key("return"))
+        self.top.bind("<Escape>", lambda _event: self._key("escape"))
         style = ttk.Style(self.top)
         style.configure("Heading.TLabel", font="TkHeadingFont")
         style.configure("Error.TLabel", foreground=ERROR_COLOUR)
+        style.configure("Done.TLabel", foreground=DONE_COLOUR)
         style.configure("Stop.TButton", font="TkHeadingFont", foreground=ERROR_COLOUR)
+        style.configure("Transfer.Horizontal.TProgressbar", thickness=8)
         self.status = tkinter.StringVar(self.top)
         ttk.Label(self.top, textvariable=self.status, wraplength=WIDTH - 24, padding=(12, 6)).pack(
             side="bottom", fill="x"
         )
         self.body = ttk.Frame(self.top)
-        self._on_close: Callable[[], None] = lambda: None
+        self._view_keys: dict[str, Callable[[], None] | None] = {}
+        # The file request dialog, shown instead of the view while the user answers it.
+        self._dialog: ttk.Frame | None = None
+        self._dialog_keys: dict[str, Callable[[], None] | None] = {}
+        self._dialog_answer: Answer | None = None
+        self._dialog_refocus: tkinter.Misc | None = None
+        self._browsing = False
         # Session view state (set by show_session).
         self._technician = "the technician"
         self._offered: list[Permission] = []
@@ -256,31 +459,42 @@ class _Window:
         self._chat_log: tkinter.Text | None = None
         self._chat_entry: ttk.Entry | None = None
         self._chat_send: ttk.Button | None = None
+        self._chat_label: ttk.Label | None = None
         self._chat_backlog: list[str] = []
+        # File transfers: the data outlives views; the rows exist in the session view only.
+        self._transfers: dict[str, _Transfer] = {}
+        self._rows: dict[str, _TransferRow] = {}
+        self._transfer_section: ttk.Frame | None = None
+        self._transfer_canvas: tkinter.Canvas | None = None
+        self._transfer_scroll: ttk.Scrollbar | None = None
+        self._transfer_list: ttk.Frame | None = None
+        self._scroll_transfers_to_end = False
 
     # --- views --------------------------------------------------------------------------
 
     def _new_body(self, *, on_return: Callable[[], None] | None, on_escape: Callable[[], None] | None,
                   on_close: Callable[[], None]) -> ttk.Frame:
-        """Replace the view; Return, Escape and the close button now do what this view says."""
+        """Replace the view; Return, Escape and the close button now do what this view says.
+
+        While a file request dialog is shown, the new view waits behind it.
+        """
         self.body.destroy()
         self._permission_frame = self._stop_button = self._chat_log = None
-        self._chat_entry = self._chat_send = None
-        self._ticks = {}
+        self._chat_entry = self._chat_send = self._chat_label = None
+        self._transfer_section = self._transfer_canvas = self._transfer_scroll = self._transfer_list = None
+        self._ticks, self._rows = {}, {}
         self.body = ttk.Frame(self.top, padding=12)
-        self.body.pack(side="top", fill="both", expand=True)
-        for sequence, handler in (
-            ("<Return>", self._return_key(on_return)),
-            ("<KP_Enter>", self._return_key(on_return)),
-            ("<Escape>", on_escape),
-        ):
-            # Bound on the toplevel: every widget inside has the toplevel in its bindtags.
-            if handler is None:
-                self.top.unbind(sequence)
-            else:
-                self.top.bind(sequence, lambda _event, handler=handler: handler())
-        self._on_close = on_close
+        if self._dialog is None:
+            self.body.pack(side="top", fill="both", expand=True)
+        self._view_keys = {"return": self._return_key(on_return), "escape": on_escape, "close": on_close}
         return self.body
+
+    def _key(self, which: str) -> None:
+        """Return, Escape or the close button: the dialog's handler if one is shown, else the view's."""
+        keys = self._view_keys if self._dialog is None else self._dialog_keys
+        handler = keys.get(which)
+        if handler is not None:
+            handler()
 
     def _return_key(self, default: Callable[[], None] | None) -> Callable[[], None] | None:
         """Return presses the focused button if a button has the focus, else does ``default``."""
@@ -382,9 +596,12 @@ class _Window:
         for line in self._chat_backlog:
             self._append_chat_line(line)
         self._chat_backlog.clear()
+        for transfer_id in self._transfers:
+            self._show_row(transfer_id)
 
     def _build_chat(self, body: ttk.Frame) -> None:
-        ttk.Label(body, text="Chat").pack(anchor="w")
+        self._chat_label = ttk.Label(body, text="Chat")
+        self._chat_label.pack(anchor="w")
         send_row = ttk.Frame(body)
         send_row.pack(side="bottom", fill="x", pady=(4, 0))
         self._chat_entry = ttk.Entry(send_row)
@@ -433,12 +650,206 @@ class _Window:
 
     def finish(self, summary: str) -> None:
         """The session is over: freeze the view and show ``summary``; Return, Escape or close dismiss it."""
+        answer = self._dialog_answer
+        self._close_file_request()
+        if answer is not None:
+            answer(None)
         _disable_tree(self.body)
         dismiss = self.owner._user_dismissed
-        for sequence in ("<Return>", "<KP_Enter>", "<Escape>"):
-            self.top.bind(sequence, lambda _event: dismiss())
-        self._on_close = dismiss
+        self._view_keys = {"return": dismiss, "escape": dismiss, "close": dismiss}
         self.set_status(summary)
+
+    # --- file requests ------------------------------------------------------------------
+
+    def show_file_request(self, technician: str, suggested_path: str, note: str, answer: Answer) -> None:
+        """A dialog in place of the view: the path to send (suggestion preselected), Browse…, Send, Decline.
+
+        Answers an existing regular file's path on "Send" (Return), or None on
+        "Decline", Escape or the close button; a path that is not a readable
+        file gets an inline message and the dialog stays.
+        """
+        if self._dialog is not None:  # WindowUI shows one at a time; never leave one unanswered
+            earlier = self._dialog_answer
+            self._close_file_request()
+            if earlier is not None:
+                earlier(None)
+        self._dialog_refocus = self._focused()
+        self.body.pack_forget()
+        dialog = self._dialog = ttk.Frame(self.top, padding=12)
+        dialog.pack(side="top", fill="both", expand=True)
+        self._dialog_answer = answer
+        error = tkinter.StringVar(dialog)
+
+        def send() -> None:
+            text = entry.get().strip()
+            path = Path(text).expanduser().absolute() if text else None
+            problem = "Type the path of the file to send, or choose it with Browse…" if path is None else _not_sendable(path)
+            if problem is not None:
+                error.set(problem)
+                entry.selection_range(0, "end")  # typing again replaces the path
+                entry.icursor("end")
+                entry.focus_set()
+                return
+            self._close_file_request()
+            answer(path)
+
+        def decline() -> None:
+            self._close_file_request()
+            answer(None)
+
+        def browse() -> None:
+            start = _browse_start(entry.get(), suggested_path)
+            self._browsing = True
+            try:
+                # Modal: a nested event loop, in which the window keeps updating.
+                chosen = filedialog.askopenfilename(parent=self.top, title="Choose the file to send",
+                                                    initialdir=str(start))
+            finally:
+                self._browsing = False
+            if self._dialog is not dialog:
+                return  # answered or withdrawn meanwhile (the session ended)
+            if isinstance(chosen, str) and chosen:
+                entry.delete(0, "end")
+                entry.insert(0, chosen)
+                error.set("")
+            entry.icursor("end")
+            entry.focus_set()
+
+        ttk.Label(dialog, text=f"{technician} asks for a file", style="Heading.TLabel",
+                  wraplength=WIDTH - 40).pack(anchor="w")
+        if note.strip():
+            shown = note.strip() if len(note.strip()) <= MAX_NOTE_CHARS else note.strip()[:MAX_NOTE_CHARS] + "…"
+            ttk.Label(dialog, text=shown, wraplength=WIDTH - 40).pack(anchor="w", pady=(4, 0))
+        ttk.Label(dialog, text="File to send:").pack(anchor="w", pady=(10, 2))
+        path_row = ttk.Frame(dialog)
+        path_row.pack(fill="x")
+        entry = ttk.Entry(path_row)
+        entry.pack(side="left", fill="x", expand=True)
+        entry.insert(0, suggested_path)
+        entry.selection_range(0, "end")
+        entry.icursor("end")
+        ttk.Button(path_row, text="Browse…", command=browse).pack(side="left", padx=(4, 0))
+        ttk.Label(dialog, textvariable=error, style="Error.TLabel", wraplength=WIDTH - 40).pack(anchor="w", pady=6)
+        ttk.Label(dialog, text="Only the file you choose is sent. Return sends, Escape declines.",
+                  wraplength=WIDTH - 40).pack(anchor="w", pady=(0, 4))
+        buttons = ttk.Frame(dialog)
+        buttons.pack(anchor="w", pady=6)
+        ttk.Button(buttons, text="Send", default="active", command=send).pack(side="left")
+        ttk.Button(buttons, text="Decline", command=decline).pack(side="left", padx=6)
+        entry.bind("<Key>", lambda event: error.set("") if event.keysym not in ("Return", "KP_Enter") else None)
+        self._dialog_keys = {"return": self._return_key(send), "escape": decline, "close": decline}
+        self._take_focus(entry)
+
+    def withdraw_file_request(self, answer: Answer) -> None:
+        """Take the dialog away if it is still the one ``answer`` belongs to (its asker was cancelled)."""
+        if self._dialog is not None and self._dialog_answer is answer:
+            self._close_file_request()
+
+    def _close_file_request(self) -> None:
+        """Remove the dialog (and a file browser it opened) and show the view again."""
+        if self._browsing:
+            # Ends the browser's nested loop as its Cancel button would.
+            with contextlib.suppress(tkinter.TclError):
+                self.top.tk.call("set", "::tk::Priv(selectFilePath)", "")
+        if self._dialog is None:
+            return
+        self._dialog.destroy()
+        self._dialog, self._dialog_answer, self._dialog_keys = None, None, {}
+        self.body.pack(side="top", fill="both", expand=True)
+        refocus, self._dialog_refocus = self._dialog_refocus, None
+        if refocus is not None:
+            with contextlib.suppress(tkinter.TclError):
+                if refocus.winfo_exists():
+                    refocus.focus_set()
+
+    def _focused(self) -> tkinter.Misc | None:
+        try:
+            return self.top.focus_get()
+        except KeyError:  # focus in a Tk-internal widget tkinter has no object for
+            return None
+
+    # --- file transfers -----------------------------------------------------------------
+
+    def show_transfer(self, transfer_id: str, name: str, outgoing: bool, done: int, total: int, rate: float) -> None:
+        """Create or update the transfer's row (widgets are updated in place, never rebuilt)."""
+        transfer = self._transfers.get(transfer_id)
+        if transfer is None:
+            transfer = self._transfers[transfer_id] = _Transfer(name, outgoing)
+        transfer.name, transfer.outgoing = name, outgoing
+        transfer.done, transfer.total, transfer.rate = done, total, rate
+        transfer.ended = None  # progress after an end: resumed
+        self._show_row(transfer_id)
+
+    def end_transfer(self, transfer_id: str, name: str, outgoing: bool, ok: bool, detail: str) -> None:
+        """The row keeps its place and shows the result; its Cancel button goes."""
+        transfer = self._transfers.get(transfer_id)
+        if transfer is None:
+            transfer = self._transfers[transfer_id] = _Transfer(name, outgoing)
+        transfer.name, transfer.outgoing, transfer.ended = name, outgoing, (ok, detail)
+        if ok:
+            transfer.done = transfer.total
+        self._show_row(transfer_id)
+
+    def _show_row(self, transfer_id: str) -> None:
+        if self._chat_label is None:
+            return  # not in the session view; show_session builds the rows
+        row = self._rows.get(transfer_id)
+        if row is None:
+            row = self._rows[transfer_id] = _TransferRow(self._transfer_rows(),
+                                                         lambda: self._cancel_transfer(transfer_id))
+            row.frame.pack(fill="x")
+            self._scroll_transfers_to_end = True
+        row.show(self._transfers[transfer_id])
+
+    def _transfer_rows(self) -> ttk.Frame:
+        """The frame rows go into, in a scrolling area between the buttons and the chat (made once per view)."""
+        if self._transfer_list is not None:
+            return self._transfer_list
+        assert self._chat_label is not None
+        section = self._transfer_section = ttk.Frame(self.body)
+        section.pack(fill="x", pady=(0, 6), before=self._chat_label)
+        ttk.Label(section, text="Files").pack(anchor="w")
+        background = ttk.Style(self.top).lookup("TFrame", "background") or None
+        canvas = self._transfer_canvas = tkinter.Canvas(section, height=1, highlightthickness=0, borderwidth=0,
+                                                         background=background, takefocus=False)
+        self._transfer_scroll = ttk.Scrollbar(section, orient="vertical", command=canvas.yview)
+        canvas.configure(yscrollcommand=self._transfer_scroll.set)
+        canvas.pack(side="left", fill="x", expand=True)
+        rows = self._transfer_list = ttk.Frame(canvas)
+        item = canvas.create_window(0, 0, window=rows, anchor="nw")
+        canvas.bind("<Configure>", lambda event: canvas.itemconfigure(item, width=event.width))
+        rows.bind("<Configure>", lambda _event: self._transfer_rows_resized())
+        for sequence, step in (("<Button-4>", -1), ("<Button-5>", 1)):
+            self.top.bind_class(SCROLL_TAG, sequence, lambda _event, step=step: self._scroll_transfers(step))
+        self.top.bind_class(SCROLL_TAG, "<MouseWheel>", lambda event: self._scroll_transfers(-1 if event.delta > 0 else 1))
+        _scrolls(canvas)
+        return rows
+
+    def _transfer_rows_resized(self) -> None:
+        """Fit the area to its rows up to :data:`TRANSFERS_MAX_HEIGHT`; a scroll bar beyond."""
+        canvas, scroll, rows = self._transfer_canvas, self._transfer_scroll, self._transfer_list
+        if canvas is None or scroll is None or rows is None:
+            return
+        height = rows.winfo_reqheight()
+        canvas.configure(scrollregion=(0, 0, rows.winfo_reqwidth(), height), height=min(height, TRANSFERS_MAX_HEIGHT))
+        if height > TRANSFERS_MAX_HEIGHT:
+            if not scroll.winfo_ismapped():
+                scroll.pack(side="right", fill="y", before=canvas)
+        elif scroll.winfo_ismapped():
+            scroll.pack_forget()
+        if self._scroll_transfers_to_end:  # the newest row is the last one: show it
+            self._scroll_transfers_to_end = False
+            canvas.yview_moveto(1.0)
+
+    def _scroll_transfers(self, step: int) -> None:
+        if self._transfer_canvas is not None:
+            self._transfer_canvas.yview_scroll(step, "units")
+
+    def _cancel_transfer(self, transfer_id: str) -> None:
+        row = self._rows.get(transfer_id)
+        if self._tell("cancel_transfer", transfer_id) and row is not None and row.cancel is not None:
+            row.cancel.state(["disabled"])  # once; the row says how it ended when the session reports it
+            self.set_status(f"Cancelling {self._transfers[transfer_id].name}…")
 
     # --- status and chat ----------------------------------------------------------------
 
@@ -507,7 +918,7 @@ class _Window:
         answer(None)
 
     def _close_button(self) -> None:
-        self._on_close()
+        self._key("close")
 
     def _take_focus(self, widget: tkinter.Misc) -> None:
         """Give ``widget`` the keyboard, also taking X focus for the window (the user is asked something)."""
@@ -524,6 +935,11 @@ class _Window:
                 widget.focus_force()
 
         self.top.bind("<Map>", mapped)
+
+
+def _scrolls(widget: tkinter.Misc) -> None:
+    """Let the mouse wheel over ``widget`` scroll the transfer rows."""
+    widget.bindtags((*widget.bindtags(), SCROLL_TAG))
 
 
 def _enable(widget: ttk.Widget | None, enabled: bool) -> None:

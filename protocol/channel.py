@@ -139,15 +139,22 @@ class Refused(_Message):
     """How many messages this host has refused in the session so far."""
 
 
+class Notice(_Message):
+    """Host to technician: something the technician must know (control paused, and why)."""
+
+    type: Literal["notice"] = "notice"
+    text: str = Field(max_length=500)
+
+
 TechControlMessage = Annotated[Union[Chat, Clipboard, SelectMonitor], Field(discriminator="type")]
-HostControlMessage = Annotated[Union[Chat, Clipboard, Monitors, Refused], Field(discriminator="type")]
+HostControlMessage = Annotated[Union[Chat, Clipboard, Monitors, Refused, Notice], Field(discriminator="type")]
 
 _input = TypeAdapter(InputMessage)
 _tech_control = TypeAdapter(TechControlMessage)
 _host_control = TypeAdapter(HostControlMessage)
 _INPUT_TYPES = ("pointer_move", "pointer_button", "wheel", "key", "text")
 _TECH_CONTROL_TYPES = ("chat", "clipboard", "select_monitor")
-_HOST_CONTROL_TYPES = ("chat", "clipboard", "monitors", "refused")
+_HOST_CONTROL_TYPES = ("chat", "clipboard", "monitors", "refused", "notice")
 
 
 def parse_input(frame: str | bytes, *, pointer_only: bool = False) -> InputMessageT:
@@ -161,7 +168,7 @@ def parse_tech_control(frame: str | bytes) -> Chat | Clipboard | SelectMonitor:
     return parse_frame(frame, _tech_control, _TECH_CONTROL_TYPES, MAX_CHANNEL_MESSAGE_BYTES)  # type: ignore[no-any-return]
 
 
-def parse_host_control(frame: str | bytes) -> Chat | Clipboard | Monitors | Refused:
+def parse_host_control(frame: str | bytes) -> Chat | Clipboard | Monitors | Refused | Notice:
     """A control message from the host, as the technician reads it."""
     return parse_frame(frame, _host_control, _HOST_CONTROL_TYPES, MAX_CHANNEL_MESSAGE_BYTES)  # type: ignore[no-any-return]
 

@@ -27,7 +27,6 @@ from protocol.api import (
     TicketOut,
     TicketSummary,
     UserInfo,
-    signalling_path,
 )
 from protocol.transfers import Direction, FileRequestState, TransferOut, TransferState
 
@@ -128,7 +127,7 @@ class TechConsole:
         """The live view of a session (signalling + WebRTC); ``await view.start()`` to connect."""
         if self.token is None:
             raise ConsoleError("sign in first: deskhand-console login")
-        self.current_view = RemoteView(self.broker_url, signalling_path(session_id), self.token, on_frame=on_frame)
+        self.current_view = RemoteView(self.broker_url, session_id, self.token, on_frame=on_frame)
         return self.current_view
 
     # --- files -------------------------------------------------------------------------

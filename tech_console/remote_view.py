@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import logging
 import time
@@ -24,8 +25,10 @@ from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from pydantic import BaseModel
 
+from peer.events import EventReporter
 from peer.ice import rtc_configuration
 from peer.signalling import SignallingChannel, candidate_from, description_from
+from protocol.api import signalling_path
 from protocol.channel import (
     CONTROL_CHANNEL,
     INPUT_CHANNEL,
@@ -34,6 +37,7 @@ from protocol.channel import (
     Clipboard,
     Key,
     Monitors,
+    Notice,
     PointerButton,
     PointerMove,
     Refused,
@@ -46,6 +50,7 @@ from protocol.frames import MessageError
 from protocol.grants import Grant
 from protocol.ice import IceConfig
 from protocol.permissions import Permission
+from protocol.recording import SessionPolicy
 from protocol.signalling import (
     Answer,
     Consent,
@@ -84,10 +89,14 @@ class ChatLine:
 class RemoteView:
     """One technician connection to one session."""
 
-    def __init__(self, broker_url: str, path: str, token: str, *, on_frame: FrameHook | None = None) -> None:
+    def __init__(self, broker_url: str, session_id: str, token: str, *, on_frame: FrameHook | None = None) -> None:
         self._broker_url = broker_url
-        self._path = path
+        self._path = signalling_path(session_id)
         self._token = token
+        self.session_id = session_id
+        self.events = EventReporter(broker_url, token, session_id)
+        self.policy = SessionPolicy()
+        self.notices: list[str] = []
         self._on_frame = on_frame
         self._channel: SignallingChannel | None = None
         self._pc: RTCPeerConnection | None = None
@@ -116,6 +125,7 @@ class RemoteView:
         """Connect to the broker's signalling; media follows when the host offers."""
         self._channel = await SignallingChannel.open(self._broker_url, self._path, self._token)
         self._signalling = asyncio.create_task(self._signalling_loop(), name="console-signalling")
+        self.events.start()
 
     async def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         """Wait until ``condition()`` holds; raise :class:`ViewError` naming ``what`` on timeout or end."""
@@ -215,6 +225,8 @@ class RemoteView:
 
     def type_text(self, text: str) -> int:
         """Type ``text`` on the host as it is; long text goes in pieces of 1000 characters."""
+        if self.policy.keystroke_logging:
+            self.events.add("input.text", text=text[:2000])
         seq = 0
         for start in range(0, len(text), 1000):
             message = Text(seq=next(self._seq), text=text[start : start + 1000])
@@ -224,16 +236,19 @@ class RemoteView:
 
     def send_chat(self, text: str) -> None:
         self._send(CONTROL_CHANNEL, Chat(text=text))
+        self.events.add("chat.sent", text=text)
         self.chat.append(ChatLine("technician", text, time.monotonic()))
         self._notify()
 
     def set_clipboard(self, text: str) -> None:
         """Put ``text`` on the host's clipboard (needs the clipboard permission there)."""
         self._send(CONTROL_CHANNEL, Clipboard(text=text))
+        self.events.add("clipboard.sent", chars=len(text), sha256=hashlib.sha256(text.encode()).hexdigest())
 
     def select_monitor(self, index: int) -> None:
         """Stream (and aim input at) the host's monitor ``index``, counted from 1."""
         self._send(CONTROL_CHANNEL, SelectMonitor(index=index))
+        self.events.add("monitor.selected", index=index)
 
     def _send(self, label: str, message: BaseModel) -> None:
         channel = self._data.get(label)
@@ -243,6 +258,8 @@ class RemoteView:
                 "(wait_for_control)"
             )
         channel.send(encode(message))
+        if label != CONTROL_CHANNEL:
+            self.events.count("input.sent")
 
     # --- ending -------------------------------------------------------------------------
 
@@ -261,6 +278,7 @@ class RemoteView:
         await self._close_peer()
         if self._channel is not None:
             await self._channel.close()
+        await self.events.close()
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -270,6 +288,7 @@ class RemoteView:
             if isinstance(message, Welcome):
                 self._ice = message.ice
                 self.host = message.peer
+                self.policy = message.policy
             elif isinstance(message, GrantIssued):
                 self.grant = message.grant.grant
             elif isinstance(message, Consent):
@@ -323,10 +342,16 @@ class RemoteView:
         except MessageError as bad:
             log.warning("ignoring a control message from the host: %s", bad.message)
             return
-        if isinstance(message, Chat):
+        if isinstance(message, Notice):
+            self.notices.append(message.text)
+            log.info("the host says: %s", message.text)
+        elif isinstance(message, Chat):
             self.chat.append(ChatLine("user", message.text, time.monotonic()))
+            self.events.add("chat.received", text=message.text)
         elif isinstance(message, Clipboard):
             self.remote_clipboard = message.text
+            self.events.add("clipboard.received", chars=len(message.text),
+                            sha256=hashlib.sha256(message.text.encode()).hexdigest())
         elif isinstance(message, Monitors):
             self.monitors = message
         else:
