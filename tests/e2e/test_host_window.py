@@ -17,6 +17,8 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+from tkinter import filedialog
 from typing import Any
 
 import pytest
@@ -70,6 +72,9 @@ class RecordedActions:
 
     def send_chat(self, text: str) -> None:
         self._record("send_chat", text)
+
+    def cancel_transfer(self, transfer_id: str) -> None:
+        self._record("cancel_transfer", transfer_id)
 
     async def next(self) -> tuple[str, Any]:
         return await asyncio.wait_for(self.calls.get(), TIMEOUT)
@@ -324,6 +329,161 @@ async def test_close_button_ends_the_session_then_close_removes_the_window(ui: W
     assert not tk_thread.running
     assert (await xdo("search", "--name", TITLE, check=False)).split() == []
     ui.notice("after the end")  # dropped quietly, the window is gone
+
+
+# --- file requests --------------------------------------------------------------------
+
+SESSION_LINE = "Session s-7 · ticket #42"
+
+
+def _path_entry(root: Any) -> str:
+    """The text of the file request's path entry (the entry beside "Browse…")."""
+    browse = _find(root, "Browse…")
+    (entry,) = [w for w in browse.master.winfo_children() if w.winfo_class() == "TEntry"]
+    return str(entry.get())
+
+
+async def test_file_request_explains_a_missing_file_inline_then_sends_the_typed_path(
+    ui: WindowUI, tk_thread: TkThread, tmp_path: Path
+) -> None:
+    await in_session(ui, tk_thread, frozenset({VIEW, Permission.files_receive}))
+    report = tmp_path / "report.txt"
+    report.write_text("the report")
+    asked = asyncio.create_task(ui.ask_file_request("Alice Tech", str(tmp_path / "missing.txt"), "The report, please"))
+    await wait_until_shown(tk_thread, "Alice Tech asks for a file")
+    shown = await tk_thread.acall(_shown)
+    assert "The report, please" in shown and SESSION_LINE not in shown, "the dialog takes the session view's place"
+    assert await tk_thread.acall(_path_entry) == str(tmp_path / "missing.txt")
+
+    await type_into_window("", "Return")  # sends the suggestion, which does not exist
+    await wait_until_shown(tk_thread, "There is no file at this path.")
+    assert not asked.done(), "a missing file must not end the request"
+
+    await type_into_window(str(report), "Return")  # the path was selected after the message: typing replaces it
+    assert await asyncio.wait_for(asked, TIMEOUT) == report
+    await wait_until_shown(tk_thread, SESSION_LINE)
+
+
+async def test_queued_file_requests_are_answered_one_at_a_time(ui: WindowUI, tk_thread: TkThread, tmp_path: Path) -> None:
+    actions = await in_session(ui, tk_thread, frozenset({VIEW, Permission.files_receive}))
+    log_file = tmp_path / "app.log"
+    log_file.write_text("log")
+    first = asyncio.create_task(ui.ask_file_request("Alice Tech", "", "first request"))
+    second = asyncio.create_task(ui.ask_file_request("Alice Tech", str(log_file), "second request"))
+    third = asyncio.create_task(ui.ask_file_request("Alice Tech", "", "third request"))
+
+    await wait_until_shown(tk_thread, "first request")
+    assert not {"second request", "third request"} & set(await tk_thread.acall(_shown)), "one dialog at a time"
+    await type_into_window("", "Escape")
+    assert await asyncio.wait_for(first, TIMEOUT) is None
+
+    await wait_until_shown(tk_thread, "second request")
+    assert not second.done() and not third.done()
+    await type_into_window("", "Return")  # the suggestion exists: Return sends it
+    assert await asyncio.wait_for(second, TIMEOUT) == log_file
+
+    await wait_until_shown(tk_thread, "third request")
+    await asyncio.to_thread(press_close_button, await window_id())
+    assert await asyncio.wait_for(third, TIMEOUT) is None
+    await wait_until_shown(tk_thread, SESSION_LINE)
+    assert actions.calls.empty(), "closing a file request declines it; the session goes on"
+
+
+async def test_browse_starts_in_the_suggested_folder_and_fills_the_path(
+    ui: WindowUI, tk_thread: TkThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chosen = tmp_path / "chosen.txt"
+    chosen.write_text("chosen")
+    opened: list[dict[str, Any]] = []
+
+    def file_browser(**options: Any) -> str:  # stands in for Tk's modal file browser
+        opened.append(options)
+        return str(chosen)
+
+    monkeypatch.setattr(filedialog, "askopenfilename", file_browser)
+    asked = asyncio.create_task(ui.ask_file_request("Alice Tech", str(tmp_path / "missing.txt"), ""))
+    await wait_until_shown(tk_thread, "Alice Tech asks for a file")
+    await click(tk_thread, "Browse…")
+    await wait_until(tk_thread, lambda root: _path_entry(root) == str(chosen))
+    assert [o["initialdir"] for o in opened] == [str(tmp_path)], "the suggestion's folder"
+    await type_into_window("", "Return")
+    assert await asyncio.wait_for(asked, TIMEOUT) == chosen
+
+
+async def test_a_cancelled_file_request_leaves_the_window(ui: WindowUI, tk_thread: TkThread) -> None:
+    await in_session(ui, tk_thread, frozenset({VIEW, Permission.files_receive}))
+    asked = asyncio.create_task(ui.ask_file_request("Alice Tech", "", "never mind"))
+    await wait_until_shown(tk_thread, "never mind")
+    asked.cancel()
+    await wait_until_shown(tk_thread, SESSION_LINE)
+    assert "never mind" not in await tk_thread.acall(_shown)
+
+
+# --- file transfers -------------------------------------------------------------------
+
+
+def _transfer_row(root: Any, title: str) -> dict[str, Any]:
+    """What the row titled ``title`` shows: bar value, detail text and style, Cancel, bar widget path."""
+    parts = {child.winfo_name(): child for child in _find(root, title).master.winfo_children()}
+    return {
+        "value": float(str(parts["progress"].cget("value"))),
+        "detail": _text_of(parts["detail"]),
+        "style": str(parts["detail"].cget("style")),
+        "cancel": "cancel" in parts,
+        "bar": str(parts["progress"]),
+    }
+
+
+def _detail_is(root: Any, title: str, detail: str) -> bool:
+    return _transfer_row(root, title)["detail"] == detail
+
+
+def _session_controls_fit(root: Any) -> dict[str, int]:
+    """Pixels of the session's controls left inside the window (negative: cut off), and the chat log's height."""
+    (top,) = [w for w in root.winfo_children() if w.winfo_class() == "Toplevel"]
+    bottom = top.winfo_rooty() + top.winfo_height()
+    room = {text: bottom - (_find(root, text).winfo_rooty() + _find(root, text).winfo_height())
+            for text in ("Stop control", "End session", "Send")}
+    (chat_log,) = [w for w in _descendants(top) if w.winfo_class() == "Text"]
+    room["chat log height"] = chat_log.winfo_height() if chat_log.winfo_ismapped() else 0
+    return room
+
+
+async def test_transfer_rows_show_progress_cancel_and_how_they_ended(ui: WindowUI, tk_thread: TkThread) -> None:
+    actions = await in_session(ui, tk_thread, ALL_PERMISSIONS)  # the longest permission list
+    ui.transfer_progress("t-1", "photo.jpg", False, 12_300_000, 256_000_000, 140e6)
+    await wait_until_shown(tk_thread, "⬇ photo.jpg")
+    row = await tk_thread.acall(_transfer_row, "⬇ photo.jpg")
+    assert row["value"] == pytest.approx(12.3 / 256)
+    assert row["detail"] == "12.3 MB of 256 MB · 140 MB/s · 2 s left" and row["cancel"]
+
+    ui.transfer_progress("t-1", "photo.jpg", False, 128_000_000, 256_000_000, 0.0)
+    await wait_until(tk_thread, _detail_is, "⬇ photo.jpg", "128 MB of 256 MB · —")  # no rate yet: no time left
+    updated = await tk_thread.acall(_transfer_row, "⬇ photo.jpg")  # _find: still one row with this title
+    assert updated["value"] == pytest.approx(0.5) and updated["bar"] == row["bar"], "updated in place"
+
+    await click(tk_thread, "Cancel")
+    assert await actions.next() == ("cancel_transfer", "t-1")
+    ui.transfer_finished("t-1", "photo.jpg", False, False, "cancelled by the user")
+    await wait_until(tk_thread, _detail_is, "⬇ photo.jpg", "✗ cancelled by the user")
+    ended = await tk_thread.acall(_transfer_row, "⬇ photo.jpg")
+    assert not ended["cancel"] and ended["style"] == "Error.TLabel"
+    assert "Cancel" not in await tk_thread.acall(_shown)
+
+    ui.transfer_progress("t-2", "empty.txt", True, 0, 0, 0.0)  # an empty file is complete from the start
+    await wait_until_shown(tk_thread, "⬆ empty.txt")
+    assert (await tk_thread.acall(_transfer_row, "⬆ empty.txt"))["value"] == pytest.approx(1.0)
+    ui.transfer_finished("t-2", "empty.txt", True, True, "sent to the technician")
+    ui.transfer_finished("t-3", "notes.txt", False, True, "/home/ann/Downloads/deskhand/notes.txt")
+    await wait_until(tk_thread, _detail_is, "⬇ notes.txt", "✓ saved to /home/ann/Downloads/deskhand/notes.txt")
+    assert (await tk_thread.acall(_transfer_row, "⬆ empty.txt"))["detail"] == "✓ sent to the technician"
+    assert (await tk_thread.acall(_transfer_row, "⬇ notes.txt"))["style"] == "Done.TLabel"
+    assert (await tk_thread.acall(_transfer_row, "⬇ photo.jpg"))["detail"] == "✗ cancelled by the user", "rows stay"
+
+    ui.chat_received("all done")
+    await wait_until_shown(tk_thread, "Technician: all done")
+    room = await tk_thread.acall(_session_controls_fit)
+    assert min(room.values()) >= 0 and room["chat log height"] >= 40, f"cut off at 360x460: {room}"
 
 
 # --- the clipboard --------------------------------------------------------------------

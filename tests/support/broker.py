@@ -138,6 +138,7 @@ class BrokerProcess:
         env: Mapping[str, str] | None = None,
         *,
         data_dir: Path | None = None,
+        port: int = 0,
         timeout: float = 30.0,
     ) -> Iterator[BrokerProcess]:
         """Run a broker for the duration of the ``with`` block.
@@ -146,14 +147,15 @@ class BrokerProcess:
         directory (no admin password is printed when it already holds a
         database); by default a temporary one is created and removed. The block
         is entered once the broker answers ``/api/v1/health``, at most
-        ``timeout`` seconds after launch.
+        ``timeout`` seconds after launch. ``port`` 0 picks a free one; give the
+        port of an earlier run to restart "the same" broker.
         """
         with tempfile.TemporaryDirectory(prefix="deskhand-broker-") as tmp:
             directory = data_dir if data_dir is not None else Path(tmp) / "data"
             fresh = not (directory / DB_FILE).exists()
             process = subprocess.Popen(
                 [sys.executable, "-m", "broker.cli", "serve",
-                 "--host", "127.0.0.1", "--port", "0", "--data-dir", str(directory)],
+                 "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(directory)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

@@ -1,0 +1,209 @@
+"""Every session recorded and chained: report, playback, export, tamper detection, spool and resume.
+
+Real broker, real host (Xvfb), the technician in the test; recordings read back
+with ffprobe and PyAV; tampering done on the broker's real SQLite file and files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import httpx
+import pytest
+
+from protocol.permissions import Permission
+from tests.support.broker import BrokerProcess
+from tests.support.live_session import live_session
+from tests.support.screen_painter import PainterProcess, pattern_cell_centres
+
+pytestmark = pytest.mark.slow
+
+LOOPBACK = {"DESKHAND_ICE_LOOPBACK": "true"}
+
+
+def api(broker: BrokerProcess, path: str, **kwargs) -> httpx.Response:
+    return httpx.get(broker.api + path, headers={"Authorization": f"Bearer {broker.login()}"}, timeout=60, **kwargs)
+
+
+def ffprobe_duration(data: bytes, tmp_path: Path) -> float:
+    path = tmp_path / "recording.webm"
+    path.write_bytes(data)
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def frame_at(data: bytes, seconds: float):
+    with av.open(io.BytesIO(data)) as container:
+        best = None
+        for frame in container.decode(video=0):
+            if frame.time is not None and frame.time <= seconds:
+                best = frame.to_ndarray(format="rgb24")
+        return best
+
+
+async def test_a_recorded_session_reports_plays_exports_and_verifies(start_broker, xvfb, tmp_path) -> None:
+    broker = start_broker(**LOOPBACK)
+    painter = PainterProcess(xvfb.env)
+    painter.pattern()
+    source = tmp_path / "fix.ps1"
+    source.write_bytes(os.urandom(200_000))
+    try:
+        async with live_session(broker, xvfb.env, "--consent", "view,control,chat,files.send") as live:
+            await live.view.wait_for_control(30)
+            await live.view.wait_until(lambda: live.view.allowed(Permission.control), 10, "consent")
+            live.view.move(0.9, 0.9, reliable=True)
+            live.view.send_chat("Looking at your printer settings")
+            live.user_types("thank you")
+            await live.view.wait_until(lambda: any(c.sender == "user" for c in live.view.chat), 10, "chat back")
+            await live.console.send_file(live.session_id, source)
+            await asyncio.sleep(4)
+    finally:
+        painter.close()
+    session_id = live.session_id
+    session = api(broker, f"/sessions/{session_id}").json()
+
+    report = api(broker, f"/audit/sessions/{session_id}/report").json()
+    assert report["integrity"]["ok"], report["integrity"]
+    kinds = {e["kind"] for e in report["timeline"]}
+    assert {"code.redeemed", "consent.changed", "consent.flag_used", "input.sent", "input.applied", "chat.sent",
+            "chat.received", "transfer.completed", "recording.segment", "session.ended"} <= kinds
+    assert [c["text"] for c in report["chat"]] == ["Looking at your printer settings", "thank you"] or \
+        sorted(c["text"] for c in report["chat"]) == ["Looking at your printer settings", "thank you"]
+    assert report["files"][0]["name"] == "fix.ps1" and report["files"][0]["state"] == "completed"
+    assert report["participants"][1]["machine_name"]
+
+    played = api(broker, f"/audit/sessions/{session_id}/recording")
+    assert played.status_code == 200 and played.headers["content-type"] == "video/webm"
+    from datetime import datetime
+    span = (datetime.fromisoformat(session["ended_at"]) - datetime.fromisoformat(session["connected_at"])).total_seconds()
+    duration = ffprobe_duration(played.content, tmp_path)
+    assert abs(duration - span) <= 1.0, (duration, span)
+    middle = frame_at(played.content, duration / 2)
+    height, width = middle.shape[:2]
+    for x, y, expected in pattern_cell_centres(width, height):
+        assert all(abs(int(a) - b) <= 40 for a, b in zip(middle[y, x], expected, strict=True)), (x, y, middle[y, x], expected)
+
+    exported = api(broker, f"/audit/sessions/{session_id}/export")
+    assert exported.status_code == 200
+    bundle = tmp_path / "bundle.zip"
+    bundle.write_bytes(exported.content)
+    checked = subprocess.run([sys.executable, "-m", "broker.cli", "audit", "verify-bundle", str(bundle)],
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Trail verified" in checked.stdout
+    audited = [k for (k,) in broker.sql("SELECT kind FROM audit_events WHERE session_id = ?", session_id)]
+    assert "recording.played" in audited and "audit.exported" in audited
+
+
+def verify(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DESKHAND_")}
+    return subprocess.run([sys.executable, "-m", "broker.cli", "audit", "verify", "--data-dir", str(data_dir)],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.fixture
+def finished_trail(xvfb, tmp_path) -> Path:
+    """The data directory of a stopped broker after one short recorded session."""
+    data_dir = tmp_path / "data"
+
+    async def run_session() -> None:
+        with BrokerProcess.start(LOOPBACK, data_dir=data_dir) as broker:
+            async with live_session(broker, xvfb.env, "--consent", "view,chat", view=False) as live:
+                await live.consented()
+                await asyncio.sleep(3)
+
+    asyncio.run(run_session())
+    return data_dir
+
+
+def copy_of(data_dir: Path, tmp_path: Path, name: str) -> Path:
+    target = tmp_path / name
+    shutil.copytree(data_dir, target)
+    return target
+
+
+def test_verify_names_an_edited_a_deleted_event_and_an_altered_segment(finished_trail, tmp_path) -> None:
+    intact = verify(finished_trail)
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+    assert "Trail verified" in intact.stdout and "recording segments" in intact.stdout
+
+    edited = copy_of(finished_trail, tmp_path, "edited")
+    with sqlite3.connect(edited / "deskhand.sqlite3") as db:
+        row_id, seq = db.execute(
+            "SELECT id, chain_seq FROM audit_events WHERE kind = 'consent.changed'").fetchone()
+        db.execute("UPDATE audit_events SET data = json_set(data, '$.permissions', json('[\"view\",\"control\"]')) WHERE id = ?", (row_id,))
+    result = verify(edited)
+    assert result.returncode == 1
+    assert f"event {seq} (row {row_id}): was edited (consent.changed" in result.stdout
+
+    deleted = copy_of(finished_trail, tmp_path, "deleted")
+    with sqlite3.connect(deleted / "deskhand.sqlite3") as db:
+        seq = db.execute("SELECT chain_seq FROM audit_events WHERE kind = 'code.redeemed'").fetchone()[0]
+        db.execute("DELETE FROM audit_events WHERE kind = 'code.redeemed'")
+    result = verify(deleted)
+    assert result.returncode == 1
+    assert f"event {seq}: event {seq} was deleted" in result.stdout.splitlines()[1]
+
+    flipped = copy_of(finished_trail, tmp_path, "flipped")
+    segment = sorted((flipped / "recordings").rglob("*.seg"))[1]
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    segment.write_bytes(data)
+    result = verify(flipped)
+    assert result.returncode == 1
+    assert f"recording segment {int(segment.stem)} was altered" in result.stdout
+
+
+async def test_a_killed_host_keeps_every_uploaded_segment(start_broker, xvfb) -> None:
+    broker = start_broker(**LOOPBACK)
+    async with live_session(broker, xvfb.env, "--consent", "view", view=False) as live:
+        await live.consented()
+        for _ in range(100):
+            count = broker.sql("SELECT count(*) FROM recording_segments WHERE session_id = ?", live.session_id)[0][0]
+            if count >= 3:
+                break
+            await asyncio.sleep(0.1)
+        live.host.send_signal(signal.SIGKILL)
+        live.host.wait(10)
+        kept = broker.sql("SELECT count(*) FROM recording_segments WHERE session_id = ?", live.session_id)[0][0]
+    assert kept >= 3
+    indexes = [i for (i,) in broker.sql("SELECT \"index\" FROM recording_segments WHERE session_id = ? ORDER BY 1", live.session_id)]
+    assert indexes == list(range(len(indexes)))
+    report = api(broker, f"/audit/sessions/{live.session_id}/report").json()
+    assert report["integrity"]["ok"] and report["recording"]["segments"] == len(indexes)
+
+
+async def test_a_broker_restart_mid_session_loses_no_segment(xvfb, tmp_path) -> None:
+    data_dir = tmp_path / "data"
+    with BrokerProcess.start(LOOPBACK, data_dir=data_dir) as first:
+        port, password = int(first.base_url.rsplit(":", 1)[1]), first.admin_password
+        live_ctx = live_session(first, xvfb.env, "--consent", "view", view=False)
+        live = await live_ctx.__aenter__()
+        await live.consented()
+        await asyncio.sleep(2)
+        first.stop()
+        await asyncio.sleep(4)  # the host records on, into its spool
+        with BrokerProcess.start(LOOPBACK, data_dir=data_dir, port=port) as second:
+            second.admin_password = password  # the same data: no new admin, and tokens still hold
+            await asyncio.sleep(5)  # reconnects, uploads the spool, records on
+            await live_ctx.__aexit__(None, None, None)
+            rows = second.sql(
+                "SELECT \"index\", offset_ms, duration_ms FROM recording_segments WHERE session_id = ? ORDER BY 1",
+                live.session_id,
+            )
+            report = api(second, f"/audit/sessions/{live.session_id}/report").json()
+    indexes = [r[0] for r in rows]
+    assert indexes == list(range(len(indexes))), indexes
+    for (_i, offset, duration), (_j, next_offset, _d) in zip(rows, rows[1:], strict=False):
+        assert next_offset - (offset + duration) < 600, "a gap in the recording"
+    assert report["integrity"]["ok"], report["integrity"]
