@@ -224,7 +224,6 @@ class TkThread:
         except tkinter.TclError:
             pass  # already destroyed
 
-
     def _run_hooks(self, root: tkinter.Tk) -> None:
         with self._lock:
             hooks, self._hooks = self._hooks, []

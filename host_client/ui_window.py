@@ -53,17 +53,21 @@ CLOSE_DELAY = 1.5
 
 ERROR_COLOUR = "#c00000"
 DONE_COLOUR = "#1a7f37"
-TRANSFERS_MAX_HEIGHT = 96
-"""Pixels the file transfer rows may take before they scroll (the chat log keeps the rest)."""
+TECHNICIAN_GONE = "Technician disconnected — waiting"
+"""The status line while the technician is away."""
+
+TRANSFER_ROWS_SHOWN = 1
+"""Transfer rows visible at once; more scroll (row by row), so that the chat log keeps
+a few lines at 360x460 even with every permission listed."""
 
 MAX_NOTE_CHARS = 300
 """How much of the technician's note a file request shows."""
 
 INCOMING, OUTGOING = "⬇", "⬆"
+"""Before a transfer's name: a file coming to this computer, or going to the technician."""
+
 SCROLL_TAG = "DeskhandTransfers"
 """A bind tag: the mouse wheel over any part of a transfer row scrolls the rows."""
-TECHNICIAN_GONE = "Technician disconnected — waiting"
-"""The status line while the technician is away."""
 
 Answer = Callable[[Any], None]
 """Settles a prompt with a value; safe to call from the Tk thread."""
@@ -278,6 +282,10 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _cancelling(name: str) -> str:
+    return f"Cancelling {name}…"
+
+
 def _size(count: float) -> str:
     """``count`` bytes in decimal units, three significant figures: "12.3 MB", "256 MB", "900 B"."""
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
@@ -298,7 +306,10 @@ def _duration(seconds: float) -> str:
 
 
 def progress_text(done: int, total: int, rate: float) -> str:
-    """"12.3 MB of 256 MB · 140 MB/s · 2 s left"; "12.3 MB of 256 MB · —" while the rate is unknown (0)."""
+    """A transfer row's detail line, e.g. ``12.3 MB of 256 MB · 140 MB/s · 2 s left``.
+
+    While the rate is unknown (0) there is no rate nor time left: ``12.3 MB of 256 MB · —``.
+    """
     text = f"{_size(done)} of {_size(total)}"
     if rate <= 0:
         return text if done >= total else f"{text} · —"
@@ -372,7 +383,7 @@ class _TransferRow:
     """One transfer's widgets: title and Cancel, progress bar, detail line (Tk thread only)."""
 
     def __init__(self, parent: ttk.Frame, on_cancel: Callable[[], None]) -> None:
-        self.frame = ttk.Frame(parent, padding=(0, 2, 0, 4))
+        self.frame = ttk.Frame(parent, padding=(0, 0, 0, 4))
         self.frame.columnconfigure(0, weight=1)
         self.title = ttk.Label(self.frame, name="title")
         self.title.grid(row=0, column=0, sticky="w")
@@ -386,6 +397,9 @@ class _TransferRow:
         self._on_cancel = on_cancel
         self.cancel: ttk.Button | None = None
         self._shown: tuple[str, float, str, str] | None = None
+        self._add_cancel()
+        # The same height with or without Cancel, so that rows scroll one at a time.
+        self.frame.rowconfigure(0, minsize=self.cancel.winfo_reqheight() if self.cancel else 0)
 
     def show(self, transfer: _Transfer) -> None:
         """Bring the widgets up to date, touching only what changed (called a few times a second)."""
@@ -401,13 +415,18 @@ class _TransferRow:
             self.bar.configure(value=shown[1])
         if shown[2:] != previous[2:]:
             self.detail.configure(text=shown[2], style=style)
-        if transfer.ended is None and self.cancel is None:
-            self.cancel = ttk.Button(self.frame, name="cancel", text="Cancel", command=self._cancel, width=7)
-            self.cancel.grid(row=0, column=1, sticky="e")
-            _scrolls(self.cancel)
-        elif transfer.ended is not None and self.cancel is not None:
+        if transfer.ended is None:
+            self._add_cancel()
+        elif self.cancel is not None:
             self.cancel.destroy()
             self.cancel = None
+
+    def _add_cancel(self) -> None:
+        if self.cancel is None:
+            self.cancel = ttk.Button(self.frame, name="cancel", text="Cancel", style="Row.TButton",
+                                     command=self._cancel)
+            self.cancel.grid(row=0, column=1, sticky="e")
+            _scrolls(self.cancel)
 
     def _cancel(self) -> None:
         if self.cancel is not None and not self.cancel.instate(["disabled"]):
@@ -435,7 +454,8 @@ class _Window:
         style.configure("Error.TLabel", foreground=ERROR_COLOUR)
         style.configure("Done.TLabel", foreground=DONE_COLOUR)
         style.configure("Stop.TButton", font="TkHeadingFont", foreground=ERROR_COLOUR)
-        style.configure("Transfer.Horizontal.TProgressbar", thickness=8)
+        style.configure("Transfer.Horizontal.TProgressbar", thickness=6)
+        style.configure("Row.TButton", padding=(6, 0))
         self.status = tkinter.StringVar(self.top)
         ttk.Label(self.top, textvariable=self.status, wraplength=WIDTH - 24, padding=(12, 6)).pack(
             side="bottom", fill="x"
@@ -697,6 +717,9 @@ class _Window:
             self._close_file_request()
             answer(None)
 
+        def still_shown() -> bool:
+            return self._dialog is dialog and bool(dialog.winfo_exists())
+
         def browse() -> None:
             start = _browse_start(entry.get(), suggested_path)
             self._browsing = True
@@ -704,10 +727,15 @@ class _Window:
                 # Modal: a nested event loop, in which the window keeps updating.
                 chosen = filedialog.askopenfilename(parent=self.top, title="Choose the file to send",
                                                     initialdir=str(start))
+            except tkinter.TclError as exc:
+                if not still_shown():
+                    return  # the window went while browsing (the Tk thread stopped)
+                error.set(f"The file browser failed: {exc}. Type the path instead.")
+                return
             finally:
                 self._browsing = False
-            if self._dialog is not dialog:
-                return  # answered or withdrawn meanwhile (the session ended)
+            if not still_shown():
+                return  # answered or withdrawn meanwhile (the session ended, the window went)
             if isinstance(chosen, str) and chosen:
                 entry.delete(0, "end")
                 entry.insert(0, chosen)
@@ -785,10 +813,15 @@ class _Window:
         transfer = self._transfers.get(transfer_id)
         if transfer is None:
             transfer = self._transfers[transfer_id] = _Transfer(name, outgoing)
+        if self.status.get() == _cancelling(transfer.name):
+            self.set_status("")  # the row now says how it ended
         transfer.name, transfer.outgoing, transfer.ended = name, outgoing, (ok, detail)
         if ok:
             transfer.done = transfer.total
         self._show_row(transfer_id)
+        row, canvas, rows = self._rows.get(transfer_id), self._transfer_canvas, self._transfer_list
+        if row is not None and canvas is not None and rows is not None and rows.winfo_height() > 1:
+            canvas.yview_moveto(row.frame.winfo_y() / rows.winfo_height())  # show how it ended
 
     def _show_row(self, transfer_id: str) -> None:
         if self._chat_label is None:
@@ -807,8 +840,7 @@ class _Window:
             return self._transfer_list
         assert self._chat_label is not None
         section = self._transfer_section = ttk.Frame(self.body)
-        section.pack(fill="x", pady=(0, 6), before=self._chat_label)
-        ttk.Label(section, text="Files").pack(anchor="w")
+        section.pack(fill="x", pady=(0, 4), before=self._chat_label)
         background = ttk.Style(self.top).lookup("TFrame", "background") or None
         canvas = self._transfer_canvas = tkinter.Canvas(section, height=1, highlightthickness=0, borderwidth=0,
                                                          background=background, takefocus=False)
@@ -826,13 +858,16 @@ class _Window:
         return rows
 
     def _transfer_rows_resized(self) -> None:
-        """Fit the area to its rows up to :data:`TRANSFERS_MAX_HEIGHT`; a scroll bar beyond."""
+        """Fit the area to :data:`TRANSFER_ROWS_SHOWN` rows; a scroll bar when there are more."""
         canvas, scroll, rows = self._transfer_canvas, self._transfer_scroll, self._transfer_list
-        if canvas is None or scroll is None or rows is None:
+        if canvas is None or scroll is None or rows is None or not self._rows:
             return
         height = rows.winfo_reqheight()
-        canvas.configure(scrollregion=(0, 0, rows.winfo_reqwidth(), height), height=min(height, TRANSFERS_MAX_HEIGHT))
-        if height > TRANSFERS_MAX_HEIGHT:
+        row_height = max(row.frame.winfo_reqheight() for row in self._rows.values())
+        limit = row_height * TRANSFER_ROWS_SHOWN
+        canvas.configure(scrollregion=(0, 0, rows.winfo_reqwidth(), height), height=min(height, limit),
+                         yscrollincrement=row_height)
+        if height > limit:
             if not scroll.winfo_ismapped():
                 scroll.pack(side="right", fill="y", before=canvas)
         elif scroll.winfo_ismapped():
@@ -849,7 +884,7 @@ class _Window:
         row = self._rows.get(transfer_id)
         if self._tell("cancel_transfer", transfer_id) and row is not None and row.cancel is not None:
             row.cancel.state(["disabled"])  # once; the row says how it ended when the session reports it
-            self.set_status(f"Cancelling {self._transfers[transfer_id].name}…")
+            self.set_status(_cancelling(self._transfers[transfer_id].name))
 
     # --- status and chat ----------------------------------------------------------------
 

@@ -394,10 +394,11 @@ async def test_browse_starts_in_the_suggested_folder_and_fills_the_path(
 ) -> None:
     chosen = tmp_path / "chosen.txt"
     chosen.write_text("chosen")
-    opened: list[dict[str, Any]] = []
+    opened: list[str] = []
 
-    def file_browser(**options: Any) -> str:  # stands in for Tk's modal file browser
-        opened.append(options)
+    def file_browser(**options: Any) -> str:  # stands in for Tk's modal file browser, in the Tk thread
+        # Plain strings only: keeping options["parent"] (a widget) would free it in this thread.
+        opened.append(str(options["initialdir"]))
         return str(chosen)
 
     monkeypatch.setattr(filedialog, "askopenfilename", file_browser)
@@ -405,7 +406,7 @@ async def test_browse_starts_in_the_suggested_folder_and_fills_the_path(
     await wait_until_shown(tk_thread, "Alice Tech asks for a file")
     await click(tk_thread, "Browse…")
     await wait_until(tk_thread, lambda root: _path_entry(root) == str(chosen))
-    assert [o["initialdir"] for o in opened] == [str(tmp_path)], "the suggestion's folder"
+    assert opened == [str(tmp_path)], "the browser starts in the suggestion's folder"
     await type_into_window("", "Return")
     assert await asyncio.wait_for(asked, TIMEOUT) == chosen
 
@@ -435,6 +436,8 @@ def _transfer_row(root: Any, title: str) -> dict[str, Any]:
 
 
 def _detail_is(root: Any, title: str, detail: str) -> bool:
+    if not any(_text_of(w) == title for w in _descendants(root) if w.winfo_ismapped()):
+        return False  # no row yet
     return _transfer_row(root, title)["detail"] == detail
 
 
@@ -468,7 +471,8 @@ async def test_transfer_rows_show_progress_cancel_and_how_they_ended(ui: WindowU
     await wait_until(tk_thread, _detail_is, "⬇ photo.jpg", "✗ cancelled by the user")
     ended = await tk_thread.acall(_transfer_row, "⬇ photo.jpg")
     assert not ended["cancel"] and ended["style"] == "Error.TLabel"
-    assert "Cancel" not in await tk_thread.acall(_shown)
+    shown = await tk_thread.acall(_shown)
+    assert "Cancel" not in shown and "Cancelling photo.jpg…" not in shown, "no Cancel button, no stale status"
 
     ui.transfer_progress("t-2", "empty.txt", True, 0, 0, 0.0)  # an empty file is complete from the start
     await wait_until_shown(tk_thread, "⬆ empty.txt")
