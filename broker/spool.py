@@ -31,13 +31,19 @@ class ChunkRejected(Exception):
 
 
 class _FileHash:
-    """The SHA-256 of a transfer's chunks in order, advanced as they arrive."""
+    """The SHA-256 of a transfer's chunks in order, advanced as they arrive.
+
+    Chunks are stored by several threads at once; one of them at a time owns
+    the digest (``hashing``) and feeds it every stored chunk whose turn has
+    come, so no chunk is hashed twice or skipped whatever the interleaving.
+    """
 
     def __init__(self) -> None:
         self.digest: Any = hashlib.sha256()
         self.next_index = 0
-        self.early: set[int] = set()
-        """Chunks that arrived before their turn."""
+        self.stored: set[int] = set()
+        """Chunks stored and waiting for their turn."""
+        self.hashing = False
 
 
 class TransferSpool:
@@ -141,35 +147,36 @@ class TransferSpool:
                 temporary.unlink(missing_ok=True)
             self._recycle(data)
         # Stored first, hashed second: a chunk that came early must be readable when its turn comes.
-        chunk_data = self.read(transfer_id, index)
-        if chunk_data is not None:
-            self._advance_hash(transfer_id, index, chunk_data)
+        self._advance_hash(transfer_id, index)
 
-    def _advance_hash(self, transfer_id: str, index: int, data: memoryview | bytes) -> None:
+    def _advance_hash(self, transfer_id: str, index: int) -> None:
         with self._lock:
             state = self._hashes.setdefault(transfer_id, _FileHash())
-            if index != state.next_index:
-                if index > state.next_index:
-                    state.early.add(index)
-                return
-        # Chunks usually arrive in order; a later one that came early is read back when its turn comes.
+            if index < state.next_index:
+                return  # sent again after it was hashed: the bytes were checked against the same SHA-256
+            state.stored.add(index)
+            if state.hashing:
+                return  # the owner will reach it
+            state.hashing = True
         while True:
+            with self._lock:
+                turn = state.next_index
+                if turn not in state.stored:
+                    state.hashing = False
+                    return
+                state.stored.discard(turn)
+            data = self.read(transfer_id, turn)
+            if data is None:  # removed meanwhile (cancelled or swept)
+                with self._lock:
+                    state.hashing = False
+                return
             state.digest.update(data)
             with self._lock:
-                hashed = state.next_index
-                state.next_index += 1
-                following = state.next_index
-                release = (transfer_id, hashed) in self._delivered_early
-                self._delivered_early.discard((transfer_id, hashed))
+                state.next_index = turn + 1
+                release = (transfer_id, turn) in self._delivered_early
+                self._delivered_early.discard((transfer_id, turn))
             if release:
-                self.drop(transfer_id, hashed)
-                if following not in state.early:
-                    return
-                state.early.discard(following)
-            found = self.read(transfer_id, following)
-            if found is None:
-                return
-            data = found
+                self.drop(transfer_id, turn)
 
     def read(self, transfer_id: str, index: int) -> memoryview | bytes | None:
         """The chunk's bytes (a view into the pool while it is in memory), or None when gone."""

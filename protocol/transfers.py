@@ -188,21 +188,23 @@ def safe_file_name(name: str) -> str:
     return _shorten(cleaned)
 
 
-def _shorten(name: str) -> str:
-    if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
-        return name
+def _shorten(name: str, suffix: str = "") -> str:
+    """``name`` with ``suffix`` added to its stem, cut to MAX_NAME_BYTES without losing suffix or extension.
+
+    The stem is what gets cut: a number added to tell two files apart must
+    survive the cut, or every numbered name of a long name is the name itself.
+    """
     stem, dot, ext = name.rpartition(".")
-    if not dot or len(ext.encode("utf-8")) > 16:
+    if not dot or not stem or len(ext.encode("utf-8")) > 16:
         stem, ext = name, ""
-    budget = MAX_NAME_BYTES - (len(ext.encode("utf-8")) + 1 if ext else 0)
-    encoded = stem.encode("utf-8")[:budget]
-    stem = encoded.decode("utf-8", "ignore").rstrip(". ")
-    return f"{stem}.{ext}" if ext else stem
+    tail = suffix + (f".{ext}" if ext else "")
+    if len((stem + tail).encode("utf-8")) <= MAX_NAME_BYTES:
+        return stem + tail
+    budget = MAX_NAME_BYTES - len(tail.encode("utf-8"))
+    stem = stem.encode("utf-8")[:budget].decode("utf-8", "ignore").rstrip(". ")
+    return stem + tail
 
 
 def numbered_name(name: str, n: int) -> str:
     """``report.pdf`` -> ``report (2).pdf``: the name to try when ``name`` exists."""
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        stem, ext = name, ""
-    return _shorten(f"{stem} ({n}).{ext}" if ext else f"{stem} ({n})")
+    return _shorten(name, f" ({n})")
