@@ -31,6 +31,9 @@ class InputBackend(Protocol):
 
     def type_text(self, text: str) -> None: ...
 
+    def close(self) -> None:
+        """Undo what injecting changed on the desktop (borrowed keycodes); called once at the end."""
+
 
 class PynputBackend:
     """pynput's mouse and keyboard controllers; on X11, characters go through XTEST."""
@@ -89,3 +92,7 @@ class PynputBackend:
                 self.key(KeyTarget(special="tab"), False)
             else:
                 self._xorg.type_char(char)
+
+    def close(self) -> None:
+        if self._xorg is not None:
+            self._xorg.close()

@@ -17,7 +17,7 @@ the one place that reaches into pynput's X11 internals to do that:
 from __future__ import annotations
 
 import threading
-import time
+from collections import OrderedDict
 from typing import Any
 
 SHIFT_MASK = 1
@@ -34,6 +34,8 @@ class XorgCharTyper:
         self._char_to_keysym = char_to_keysym
         self._xtest = xtest
         self._lock = threading.Lock()
+        self._borrowed: OrderedDict[int, int] = OrderedDict()
+        """keysym -> the spare keycode it is mapped onto, least recently used first."""
 
     def _keycode(self, keysym: int) -> tuple[int, bool] | None:
         entry = self._controller.keyboard_mapping.get(keysym)
@@ -49,7 +51,7 @@ class XorgCharTyper:
         with self._lock:
             display = self._controller._display
             if found is None:
-                self._with_borrowed_keycode(display, keysym, lambda kc: self._fake(display, kc, down))
+                self._fake(display, self._borrowed_keycode(display, keysym), down)
                 return
             self._fake(display, found[0], down)
 
@@ -60,7 +62,7 @@ class XorgCharTyper:
         with self._lock:
             display = self._controller._display
             if found is None:
-                self._with_borrowed_keycode(display, keysym, lambda kc: self._tap(display, kc))
+                self._tap(display, self._borrowed_keycode(display, keysym))
                 return
             keycode, shifted = found
             shift = display.keysym_to_keycode(0xFFE1) if shifted else None  # Shift_L
@@ -80,20 +82,41 @@ class XorgCharTyper:
         self._xtest.fake_input(display, X.KeyPress if down else X.KeyRelease, keycode)
         display.sync()
 
-    def _with_borrowed_keycode(self, display: Any, keysym: int, action: Any) -> None:
-        """Map ``keysym`` onto an unused keycode for the duration of ``action`` (as xdotool does)."""
+    def _borrowed_keycode(self, display: Any, keysym: int) -> int:
+        """A spare keycode mapped onto ``keysym``, kept mapped until :meth:`close`.
+
+        Clients re-read the keyboard mapping lazily, when they next look a key
+        up, so a mapping undone right after the key was pressed is often gone by
+        the time the application reads the event (xdotool's sleeps only narrow
+        that window). Keeping borrowed keycodes mapped closes it; when every
+        spare keycode is in use the least recently used one is taken over.
+        """
+        keycode = self._borrowed.get(keysym)
+        if keycode is not None:
+            self._borrowed.move_to_end(keysym)
+            return keycode
         first = display.display.info.min_keycode
         count = display.display.info.max_keycode - first + 1
         mapping = display.get_keyboard_mapping(first, count)
-        spare = next((first + i for i, syms in enumerate(mapping) if not any(syms)), None)
-        if spare is None:
-            raise ValueError(f"character U+{keysym:04X} cannot be typed: no free keycode on this keyboard")
-        width = len(mapping[0])
-        display.change_keyboard_mapping(spare, [(keysym,) * width])
+        taken = set(self._borrowed.values())
+        keycode = next((first + i for i, syms in enumerate(mapping) if not any(syms) and first + i not in taken), None)
+        if keycode is None:
+            if not self._borrowed:
+                raise ValueError(f"character U+{keysym:04X} cannot be typed: no free keycode on this keyboard")
+            _old, keycode = self._borrowed.popitem(last=False)
+        display.change_keyboard_mapping(keycode, [(keysym,) * len(mapping[0])])
         display.sync()
-        time.sleep(0.02)  # clients re-read the mapping on MappingNotify
-        try:
-            action(spare)
-        finally:
-            display.change_keyboard_mapping(spare, [(0,) * width])
+        self._borrowed[keysym] = keycode
+        return keycode
+
+    def close(self) -> None:
+        """Give the borrowed keycodes back (the session is over)."""
+        with self._lock:
+            if not self._borrowed:
+                return
+            display = self._controller._display
+            width = len(display.get_keyboard_mapping(display.display.info.min_keycode, 1)[0])
+            for keycode in self._borrowed.values():
+                display.change_keyboard_mapping(keycode, [(0,) * width])
             display.sync()
+            self._borrowed.clear()

@@ -159,7 +159,15 @@ class RemoteInput:
     def close(self) -> None:
         """Release what is held and wait for queued injections to finish."""
         self.release_all()
+        self._worker.submit(self._close_backend)
         self._worker.shutdown(wait=True)
+
+    def _close_backend(self) -> None:
+        if self._backend is not None:
+            try:
+                self._backend.close()
+            except Exception as exc:  # noqa: BLE001 - the session is ending either way
+                log.warning("could not undo input changes on this desktop: %s", exc)
 
     def _plan(self, message: InputMessageT) -> Callable[[InputBackend], None]:
         if isinstance(message, PointerMove):

@@ -196,7 +196,7 @@ async def put_chunk(
     responses={200: {"content": {"application/octet-stream": {}}}, 404: {"description": "not uploaded yet; ask again"}},
 )
 async def get_chunk(
-    session_id: SessionId, transfer_id: TransferId, index: ChunkIndex, state: State,
+    request: Request, session_id: SessionId, transfer_id: TransferId, index: ChunkIndex, state: State,
     authorization: Authorization = None, wait: Wait = 10,
 ) -> Response:
     def lookup(db: Session, peer: SessionPeer) -> str | None:
@@ -210,6 +210,10 @@ async def get_chunk(
     sha256 = await _run_chunk(state, session_id, authorization, lookup)
     if sha256 is None and wait > 0:
         await wait_for(event, min(wait, MAX_WAIT_CHUNK))
+        if await request.is_disconnected():
+            # The receiver died while it waited (a killed host): handing it the chunk would
+            # free the broker's copy and make the sender upload it again for the next receiver.
+            return Response(status_code=499)
         sha256 = await _run_chunk(state, session_id, authorization, lookup)
     if sha256 is None:
         raise ApiError(404, "chunk_not_ready", f"chunk {index} has not been uploaded yet; ask again")

@@ -258,9 +258,9 @@ async def test_a_killed_host_resumes_without_fetching_verified_chunks_again(brok
             try:
                 assert resumed.stdout is not None
                 assert resumed.stdout.readline().startswith(f"Resumed session {live.session_id}")
-                await files.upload_chunks(accepted, source, set(range(total)) - first_half)
-                await files.finish(accepted.id, file_sha256(source))
-                done = await files.wait(accepted, lambda t: t.state.over, 60)
+                # The console's own sending loop: it uploads what the broker lacks and
+                # re-sends whatever the broker has to forget until the receiver is done.
+                done = await asyncio.wait_for(files.send(await files.get(accepted.id), source), 60)
             finally:
                 await live.console.end_session(live.session_id, "done")
                 out, _err = await asyncio.to_thread(resumed.communicate, timeout=30)

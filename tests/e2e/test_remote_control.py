@@ -246,8 +246,26 @@ def test_the_pynput_internals_the_xorg_typer_uses_still_exist(xvfb, monkeypatch)
 
 
 async def test_characters_missing_from_the_keyboard_layout_are_typed_too(broker, xvfb, recorder) -> None:
+    keymap_before = await asyncio.to_thread(keysyms_mapped, xvfb.display)
     async with live_session(broker, xvfb.env, "--consent", "view,control") as live:
         await controlled(live)
         live.view.click(0.5, 0.5)
         live.view.type_text("café ✓ ß")
         await async_wait_until(lambda: recorder.text() == "café ✓ ß", "non-ASCII text", timeout=10)
+        live.view.type_text("✓")  # typed again through the keycode it borrowed
+        await async_wait_until(lambda: recorder.text() == "café ✓ ß✓", "the same character again", timeout=10)
+    # The keycodes borrowed for the characters are given back when the session ends.
+    await async_wait_until(lambda: keysyms_mapped(xvfb.display) == keymap_before, "the keyboard mapping restored")
+
+
+def keysyms_mapped(display_name: str) -> set[int]:
+    """Every keysym the X server's keyboard mapping holds."""
+    from Xlib import display as xdisplay
+
+    display = xdisplay.Display(display_name)
+    try:
+        first = display.display.info.min_keycode
+        mapping = display.get_keyboard_mapping(first, display.display.info.max_keycode - first + 1)
+        return {sym for syms in mapping for sym in syms if sym}
+    finally:
+        display.close()

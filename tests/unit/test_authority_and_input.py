@@ -111,6 +111,9 @@ class RecordingBackend:
     def type_text(self, text: str) -> None:
         self.calls.append(("text", text))
 
+    def close(self) -> None:
+        self.calls.append(("close",))
+
 
 def gate(consent: set[Permission]) -> tuple[RemoteInput, RecordingBackend, list[Refused], Authority]:
     backend, reports = RecordingBackend(), []
