@@ -25,6 +25,7 @@ from peer.events import EventReporter
 from peer.ice import rtc_configuration
 from peer.landing import DEFAULT_MAX_FILE_BYTES, LandingFolder
 from peer.signalling import (
+    ReconnectSchedule,
     SignallingChannel,
     SignallingRefused,
     candidate_from,
@@ -84,8 +85,6 @@ from .ui import Clipboard, HostUI
 
 log = logging.getLogger(__name__)
 
-RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 10)
-RECONNECT_GIVE_UP_AFTER = 120.0
 CLIPBOARD_POLL_SECONDS = 0.5
 END_CONFIRM_SECONDS = 5.0
 """How long a host that ends the session waits for the broker to confirm it."""
@@ -340,8 +339,7 @@ class HostSession:
         self._end_timer = asyncio.create_task(give_up_waiting(), name="end-confirmation")
 
     async def _signalling_loop(self) -> None:
-        lost_since: float | None = None
-        attempt = 0
+        schedule = ReconnectSchedule()
         while self._ended is None:
             try:
                 self._channel = await SignallingChannel.open(
@@ -355,7 +353,7 @@ class HostSession:
             except OSError as exc:
                 log.warning("cannot reach the broker: %s", exc)
             else:
-                lost_since, attempt = None, 0
+                schedule.connected()
                 if self._end_reason is not None:
                     await self._send_end()
                 if self.authority.consent_given:
@@ -374,12 +372,10 @@ class HostSession:
                 # The user wants out and the broker is unreachable: do not linger.
                 self._ended = ("user", self._end_reason)
                 return
-            lost_since = lost_since or time.monotonic()
-            if time.monotonic() - lost_since > RECONNECT_GIVE_UP_AFTER:
+            delay = schedule.next_delay(time.monotonic())
+            if delay is None:
                 self._ended = ("broker", "lost the connection to the broker")
                 return
-            delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
-            attempt += 1
             log.info("signalling lost; reconnecting in %.1f s", delay)
             await asyncio.sleep(delay)
 

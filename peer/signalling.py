@@ -25,6 +25,40 @@ from protocol.signalling import (
 log = logging.getLogger(__name__)
 
 
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 10.0)
+"""Seconds between attempts to reach the broker again after signalling dropped."""
+RECONNECT_GIVE_UP_AFTER = 120.0
+"""A peer that cannot reach the broker for this long considers the session over."""
+
+
+class ReconnectSchedule:
+    """When a peer whose signalling dropped tries the broker again, and when it gives up.
+
+    Media and data channels go on peer to peer while signalling is down (a
+    broker restart), so both peers keep trying for a while instead of ending.
+    """
+
+    def __init__(self, delays: tuple[float, ...] = RECONNECT_DELAYS, give_up_after: float = RECONNECT_GIVE_UP_AFTER) -> None:
+        self._delays = delays
+        self._give_up_after = give_up_after
+        self._lost_since: float | None = None
+        self._attempt = 0
+
+    def connected(self) -> None:
+        """Signalling is up again: the next loss starts a fresh schedule."""
+        self._lost_since, self._attempt = None, 0
+
+    def next_delay(self, now: float) -> float | None:
+        """Seconds to wait before the next attempt, or None when it is time to give up."""
+        if self._lost_since is None:
+            self._lost_since = now
+        if now - self._lost_since > self._give_up_after:
+            return None
+        delay = self._delays[min(self._attempt, len(self._delays) - 1)]
+        self._attempt += 1
+        return delay
+
+
 class SignallingRefused(Exception):
     """The broker refused the WebSocket; ``status`` and ``message`` say why."""
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from peer.events import EventReporter
 from peer.ice import rtc_configuration
-from peer.signalling import SignallingChannel, candidate_from, description_from
+from peer.signalling import ReconnectSchedule, SignallingChannel, SignallingRefused, candidate_from, description_from
 from protocol.api import signalling_path
 from protocol.channel import (
     CONTROL_CHANNEL,
@@ -283,39 +283,62 @@ class RemoteView:
     # --- plumbing -----------------------------------------------------------------------
 
     async def _signalling_loop(self) -> None:
-        assert self._channel is not None
-        async for message in self._channel.messages():
-            if isinstance(message, Welcome):
-                self._ice = message.ice
-                self.host = message.peer
-                self.policy = message.policy
-            elif isinstance(message, GrantIssued):
-                self.grant = message.grant.grant
-            elif isinstance(message, Consent):
-                self.consent = message
-            elif isinstance(message, PeerJoined) and message.peer.role is Role.host:
-                self.host = message.peer
-            elif isinstance(message, PeerLeft) and message.role is Role.host:
-                log.info("the host left; waiting for it to come back")
-                await self._close_peer()
-            elif isinstance(message, Offer):
-                await self._answer(message)
-            elif isinstance(message, IceCandidate):
-                candidate = candidate_from(message)
-                if self._pc is not None and candidate is not None:
-                    await self._pc.addIceCandidate(candidate)
-            elif isinstance(message, SessionEnded):
-                self.ended = message
-            elif isinstance(message, Error):
-                log.warning("the broker reported a problem: %s (%s)", message.message, message.code.value)
-            self._notify()
-        if self.ended is None:
-            self.ended = SessionEnded(ended_by="broker", reason="the signalling connection closed")
+        """Handle signalling; when it drops without an end, keep the media and reconnect."""
+        schedule = ReconnectSchedule()
+        while self.ended is None:
+            if self._channel is None:
+                try:
+                    self._channel = await SignallingChannel.open(self._broker_url, self._path, self._token)
+                except SignallingRefused as refused:
+                    if refused.status in (401, 403, 404, 410):
+                        self.ended = SessionEnded(ended_by="broker", reason=refused.message)
+                        break
+                    log.warning("broker refused signalling: %s", refused)
+                except OSError as exc:
+                    log.warning("cannot reach the broker: %s", exc)
+            if self._channel is not None:
+                schedule.connected()
+                async for message in self._channel.messages():
+                    await self._handle(message)
+                    self._notify()
+                self._channel = None
+                if self.ended is not None:
+                    break
+                log.info("signalling lost; the view stays up while it reconnects")
+            delay = schedule.next_delay(time.monotonic())
+            if delay is None:
+                self.ended = SessionEnded(ended_by="broker", reason="lost the connection to the broker")
+                break
+            await asyncio.sleep(delay)
         self._notify()
+
+    async def _handle(self, message: BaseModel) -> None:
+        if isinstance(message, Welcome):
+            self._ice = message.ice
+            self.host = message.peer
+            self.policy = message.policy
+        elif isinstance(message, GrantIssued):
+            self.grant = message.grant.grant
+        elif isinstance(message, Consent):
+            self.consent = message
+        elif isinstance(message, PeerJoined) and message.peer.role is Role.host:
+            self.host = message.peer
+        elif isinstance(message, PeerLeft) and message.role is Role.host:
+            log.info("the host left; waiting for it to come back")
+            await self._close_peer()
+        elif isinstance(message, Offer):
+            await self._answer(message)
+        elif isinstance(message, IceCandidate):
+            candidate = candidate_from(message)
+            if self._pc is not None and candidate is not None:
+                await self._pc.addIceCandidate(candidate)
+        elif isinstance(message, SessionEnded):
+            self.ended = message
+        elif isinstance(message, Error):
+            log.warning("the broker reported a problem: %s (%s)", message.message, message.code.value)
 
     async def _answer(self, offer: Offer) -> None:
         await self._close_peer()
-        assert self._channel is not None
         pc = RTCPeerConnection(rtc_configuration(self._ice))
         self._pc = pc
 
@@ -334,6 +357,7 @@ class RemoteView:
 
         await pc.setRemoteDescription(description_from(offer))
         await pc.setLocalDescription(await pc.createAnswer())
+        assert self._channel is not None  # offers only arrive on an open channel
         await self._channel.send(Answer(sdp=pc.localDescription.sdp))
 
     def _control_frame(self, frame: str | bytes) -> None:

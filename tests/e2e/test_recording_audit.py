@@ -22,7 +22,9 @@ import pytest
 
 from protocol.permissions import Permission
 from tests.support.broker import BrokerProcess
+from tests.support.input_recorder import RecorderProcess
 from tests.support.live_session import live_session
+from tests.support.polling import async_wait_until
 from tests.support.screen_painter import PainterProcess, pattern_cell_centres
 
 pytestmark = pytest.mark.slow
@@ -183,27 +185,46 @@ async def test_a_killed_host_keeps_every_uploaded_segment(start_broker, xvfb) ->
     assert report["integrity"]["ok"] and report["recording"]["segments"] == len(indexes)
 
 
-async def test_a_broker_restart_mid_session_loses_no_segment(xvfb, tmp_path) -> None:
-    data_dir = tmp_path / "data"
-    with BrokerProcess.start(LOOPBACK, data_dir=data_dir) as first:
-        port, password = int(first.base_url.rsplit(":", 1)[1]), first.admin_password
-        live_ctx = live_session(first, xvfb.env, "--consent", "view", view=False)
-        live = await live_ctx.__aenter__()
+async def test_a_broker_restart_mid_session_loses_no_segment(start_broker, xvfb) -> None:
+    broker = start_broker(**LOOPBACK)
+    async with live_session(broker, xvfb.env, "--consent", "view", view=False) as live:
         await live.consented()
         await asyncio.sleep(2)
-        first.stop()
+        broker.stop()
         await asyncio.sleep(4)  # the host records on, into its spool
-        with BrokerProcess.start(LOOPBACK, data_dir=data_dir, port=port) as second:
-            second.admin_password = password  # the same data: no new admin, and tokens still hold
-            await asyncio.sleep(5)  # reconnects, uploads the spool, records on
-            await live_ctx.__aexit__(None, None, None)
-            rows = second.sql(
-                "SELECT \"index\", offset_ms, duration_ms FROM recording_segments WHERE session_id = ? ORDER BY 1",
-                live.session_id,
-            )
-            report = api(second, f"/audit/sessions/{live.session_id}/report").json()
+        broker.restart()
+        await asyncio.sleep(5)  # reconnects, uploads the spool, records on
+    rows = broker.sql(
+        "SELECT \"index\", offset_ms, duration_ms FROM recording_segments WHERE session_id = ? ORDER BY 1",
+        live.session_id,
+    )
+    report = api(broker, f"/audit/sessions/{live.session_id}/report").json()
     indexes = [r[0] for r in rows]
     assert indexes == list(range(len(indexes))), indexes
     for (_i, offset, duration), (_j, next_offset, _d) in zip(rows, rows[1:], strict=False):
         assert next_offset - (offset + duration) < 600, "a gap in the recording"
     assert report["integrity"]["ok"], report["integrity"]
+
+
+async def test_control_pauses_while_recording_lags_and_resumes_when_it_catches_up(start_broker, xvfb) -> None:
+    broker = start_broker(**LOOPBACK, DESKHAND_RECORDING_MAX_LAG_SECONDS="2")
+    with RecorderProcess(xvfb.env) as desktop:
+        async with live_session(broker, xvfb.env, "--consent", "view,control") as live:
+            view = live.view
+            await view.wait_for_control(30)
+            await view.wait_until(lambda: view.allowed(Permission.control), 10, "consent")
+            view.click(0.5, 0.5)
+            view.type_text("a")
+            await async_wait_until(lambda: desktop.text() == "a", "the first key", timeout=10)
+            broker.stop()  # the data channel goes on peer to peer; the recording cannot be stored
+            await view.wait_until(lambda: any("control is paused" in n for n in view.notices), 15, "the pause notice")
+            view.type_text("b")
+            await view.wait_until(lambda: any("recording is" in r.reason for r in view.refusals), 10, "a refusal")
+            assert desktop.text() == "a"
+            broker.restart()
+            await view.wait_until(lambda: any("caught up" in n for n in view.notices), 30, "the resume notice")
+            view.type_text("c")
+            await async_wait_until(lambda: desktop.text() == "ac", "the key after the pause", timeout=10)
+    kinds = [k for (k,) in broker.sql("SELECT kind FROM audit_events WHERE session_id = ?", live.session_id)]
+    assert "recording.behind" in kinds and "recording.caught_up" in kinds
+    assert "control is paused" in live.output

@@ -60,16 +60,30 @@ class BrokerStartError(RuntimeError):
 class BrokerProcess:
     """One running ``deskhand-broker serve``; create it with :meth:`start`."""
 
-    def __init__(self, process: subprocess.Popen[str], data_dir: Path, fresh: bool) -> None:
-        self.process = process
+    def __init__(self, env: Mapping[str, str] | None, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.base_url = ""
         self.admin_password = ""
         self.output: list[str] = []
-        """Every line the broker wrote so far (stdout and stderr together)."""
-        self._fresh = fresh
+        """Every line the broker wrote so far (stdout and stderr together), across restarts."""
+        self._env = env
+        self._fresh = not (data_dir / DB_FILE).exists()
         self._http: httpx.Client | None = None
         self._changed = threading.Condition()
+        self.process: subprocess.Popen[str]
+        self._drainer: threading.Thread
+
+    def _launch(self, port: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "broker.cli", "serve",
+             "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(self.data_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            env=broker_environment(self._env),
+        )
         self._drainer = threading.Thread(target=self._drain, name="broker-output", daemon=True)
         self._drainer.start()
 
@@ -151,24 +165,25 @@ class BrokerProcess:
         port of an earlier run to restart "the same" broker.
         """
         with tempfile.TemporaryDirectory(prefix="deskhand-broker-") as tmp:
-            directory = data_dir if data_dir is not None else Path(tmp) / "data"
-            fresh = not (directory / DB_FILE).exists()
-            process = subprocess.Popen(
-                [sys.executable, "-m", "broker.cli", "serve",
-                 "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(directory)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
-                env=broker_environment(env),
-            )
-            broker = cls(process, directory, fresh)
+            broker = cls(env, data_dir if data_dir is not None else Path(tmp) / "data")
+            broker._launch(port)
             try:
                 broker._wait_ready(timeout)
                 yield broker
             finally:
                 broker.stop()
+
+    def restart(self, timeout: float = 30.0) -> None:
+        """Start the broker again after :meth:`stop`: same port, same data, same admin password.
+
+        Peers that were connected see the broker come back at the address they
+        know, as after a real restart; :attr:`output` keeps the earlier lines.
+        """
+        port = int(self.base_url.rsplit(":", 1)[1])
+        self.stop()
+        self.base_url, self._fresh = "", False
+        self._launch(port)
+        self._wait_ready(timeout)
 
     def stop(self, grace: float = 10.0) -> int:
         """SIGTERM, then SIGKILL if it is still running after ``grace`` seconds; the exit code."""

@@ -13,6 +13,7 @@ the session is ended (if the test did not) and the host is waited for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -88,12 +89,21 @@ async def live_session(
             if view:
                 await remote.start()
             yield live
-        finally:
+        except BaseException:
+            # The test failed: end what is left without letting a failing clean-up
+            # (a broker the test stopped) hide the test's own error.
             await remote.close()
             if host.poll() is None:
-                await console.end_session(started.session.id, "test over")
-                try:
-                    await asyncio.to_thread(host.wait, 20)
-                except subprocess.TimeoutExpired:
-                    host.kill()
+                with contextlib.suppress(Exception):
+                    await console.end_session(started.session.id, "test failed")
+                host.kill()
             live.output = host.communicate()[0]
+            raise
+        await remote.close()
+        if host.poll() is None:
+            await console.end_session(started.session.id, "test over")
+            try:
+                await asyncio.to_thread(host.wait, 20)
+            except subprocess.TimeoutExpired:
+                host.kill()
+        live.output = host.communicate()[0]
