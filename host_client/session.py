@@ -573,6 +573,10 @@ class HostSession:
             if self._loop else None,
         )
         self.recorder.start()
+        self._ui.notice(
+            f"this session is recorded for the audit trail: your shared screen at {self.policy.recording_fps:g} "
+            "frames per second (nothing when viewing is not allowed), and what the technician does"
+        )
 
     async def _stop_recording(self) -> None:
         if self.recorder is not None:

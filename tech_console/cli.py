@@ -9,8 +9,11 @@ import json
 import logging
 import os
 import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -144,6 +147,30 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("transfer_id", type=_session_id, help="transfer id (see 'transfers')")
     cancel.add_argument("--reason", default="", help="why, for the user and the audit trail")
 
+    audit = commands.add_parser(
+        "audit", help="auditors: find sessions, read reports, save recordings and export bundles",
+        description="Every recording download and every export is itself recorded in the broker's audit trail.",
+    )
+    audit_cmds = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    found = audit_cmds.add_parser("sessions", help="list sessions, newest first")
+    found.add_argument("--technician", metavar="USERNAME", help="only this technician's sessions")
+    found.add_argument("--ticket", type=_ticket_id, help="only sessions on this ticket")
+    found.add_argument("--host", metavar="TEXT", help="only hosts whose machine or user name contains TEXT")
+    found.add_argument("--since", type=_when, metavar="DATE", help="created at or after (YYYY-MM-DD or ISO 8601, UTC)")
+    found.add_argument("--until", type=_when, metavar="DATE", help="created at or before (YYYY-MM-DD or ISO 8601, UTC)")
+    found.add_argument("--limit", type=number_in_range(int, 1, 1000, "sessions"), default=100,
+                       help="at most this many (1-1000, default 100)")
+    rep = audit_cmds.add_parser("report", help="a session's participants, consent, chat, files, timeline and integrity")
+    rep.add_argument("session_id", type=_session_id, help="session id")
+    rec = audit_cmds.add_parser("recording", help="save a session's recording as one WebM file (audited)")
+    rec.add_argument("session_id", type=_session_id, help="session id")
+    rec.add_argument("--out", type=Path, required=True, help="file to write, e.g. session.webm")
+    rec.add_argument("--play", action="store_true", help="then play it with ffplay (from ffmpeg)")
+    exp = audit_cmds.add_parser("export", help="save a bundle that verifies offline (audited)")
+    exp.add_argument("session_id", type=_session_id, help="session id")
+    exp.add_argument("--out", type=Path, required=True, help="file to write, e.g. session.zip")
+    audit_cmds.add_parser("verify", help="have the broker verify its whole trail and every stored segment")
+
     snap = commands.add_parser(
         "snapshot", help="connect to a session's video and save the remote screen as a PNG"
     )
@@ -172,6 +199,17 @@ def _session_id(text: str) -> str:
 
 
 _seconds = number_in_range(float, 0, 86400, "seconds")
+_ticket_id = number_in_range(int, 1, 2**62 - 1, "ticket id")
+
+
+def _when(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date: use YYYY-MM-DD or an ISO 8601 time such as 2026-11-30T14:00"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _action(text: str) -> Action:
@@ -477,6 +515,83 @@ async def _cancel(ctx: Context) -> int:
     return EXIT_OK
 
 
+async def _audit(ctx: Context) -> int:
+    args = ctx.args
+    async with ctx.client() as tc:
+        if args.audit_command == "sessions":
+            found = await tc.audit_sessions(
+                technician=args.technician, ticket=args.ticket, host=args.host,
+                since=args.since, until=args.until, limit=args.limit,
+            )
+            lines = [
+                f"{s.id}  {s.created_at:%Y-%m-%d %H:%M} UTC  ticket {s.ticket_id:<5} {s.state.value:<9} "
+                f"{s.technician.username:<14} {_describe_host(s)}"
+                for s in found
+            ]
+            ctx.emit(found, "\n".join(lines) or "No sessions match.")
+        elif args.audit_command == "report":
+            report = await tc.audit_report(args.session_id)
+            _print_json_or(ctx, report, _describe_report(report))
+        elif args.audit_command == "verify":
+            verdict = await tc.audit_verify()
+            _print_json_or(ctx, verdict, _describe_verdict(verdict))
+            return EXIT_OK if verdict["ok"] else EXIT_FAILED
+        else:
+            save = tc.save_recording if args.audit_command == "recording" else tc.save_export
+            with _transfer_bar() as bar:
+                task = bar.add_task(f"⬇ {args.out.name}", total=None)
+                saved = await save(args.session_id, args.out, lambda n, total: bar.update(task, completed=n, total=total))
+            sha256 = await asyncio.to_thread(file_sha256, saved)
+            hint = ("; check it offline with: deskhand-broker audit verify-bundle " + str(saved)) if args.audit_command == "export" else ""
+            _print_json_or(ctx, {"path": str(saved), "size": saved.stat().st_size, "sha256": sha256},
+                           f"Saved {saved} ({saved.stat().st_size} bytes, SHA-256 {sha256}){hint}.")
+            if args.audit_command == "recording" and args.play:
+                return _play(saved)
+    return EXIT_OK
+
+
+def _play(path: Path) -> int:
+    player = shutil.which("ffplay")
+    if player is None:
+        print("deskhand-console: --play needs ffplay: install ffmpeg (apt install ffmpeg), or open the file "
+              "in a browser", file=sys.stderr)
+        return EXIT_FAILED
+    return subprocess.run([player, "-autoexit", "-loglevel", "error", str(path)], check=False).returncode
+
+
+def _print_json_or(ctx: Context, data: object, text: str) -> None:
+    print(json.dumps(data, indent=2) if ctx.args.json else text)
+
+
+def _describe_report(r: dict) -> str:
+    s, integrity, recording = r["session"], r["integrity"], r["recording"]
+    tech, host = r["participants"][0], r["participants"][1]
+    lines = [
+        f"Session {s['id']} on ticket {r['ticket']['id']} ({r['ticket']['subject']}): {s['state']}",
+        f"  technician: {tech['display_name']} ({tech['username']})",
+        f"  host:       {host['user_name']} on {host['machine_name']} ({host['os']})",
+        f"  recording:  {recording['segments']} segments, {recording['duration_ms'] / 1000:.1f} s, {recording['bytes']} bytes",
+        "  integrity:  " + ("verified" if integrity["ok"] else "FAILED: " + "; ".join(integrity["problems"]))
+        + f" ({integrity['events']} events, {integrity['segments']} segments, {integrity['checkpoints']} signed heads)",
+        "  consent:",
+        *(f"    {c['at']}  {', '.join(c['permissions'] or []) or 'nothing'}" for c in r["consent"]),
+        "  chat:",
+        *(f"    {c['at']}  {c['from']}: {c['text']}" for c in r["chat"]),
+        "  files:",
+        *(f"    {f['direction']} {f['name']} ({f['size']} bytes) {f['state']} SHA-256 {f['sha256'] or '-'}" for f in r["files"]),
+        "  timeline:",
+        *(f"    {e['at']}  {e['kind']}  {e.get('actor') or ''}".rstrip() for e in r["timeline"]),
+    ]
+    return "\n".join(lines)
+
+
+def _describe_verdict(v: dict) -> str:
+    head = "Trail verified" if v["ok"] else "Trail FAILED verification"
+    lines = [f"{head}: {v['chains']} chains, {v['events']} events, {v['checkpoints']} signed heads, {v['segments']} segments."]
+    lines.extend(f"  {problem}" for problem in v["problems"])
+    return "\n".join(lines)
+
+
 def _describe_host(session: SessionOut) -> str:
     if session.host is None:
         return "no host yet"
@@ -525,6 +640,7 @@ _COMMANDS: dict[str | None, Callable[[Context], Awaitable[int]]] = {
     "fetch": _fetch,
     "transfers": _transfers,
     "cancel": _cancel,
+    "audit": _audit,
 }
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -130,6 +132,62 @@ class TechConsole:
         self.current_view = RemoteView(self.broker_url, session_id, self.token, on_frame=on_frame)
         return self.current_view
 
+    # --- auditing ----------------------------------------------------------------------
+
+    async def audit_sessions(
+        self, *, technician: str | None = None, ticket: int | None = None, host: str | None = None,
+        since: datetime | None = None, until: datetime | None = None, limit: int = 100,
+    ) -> list[SessionOut]:
+        """Sessions, newest first, filtered by technician username, ticket, host name part and date."""
+        params = {
+            "technician": technician, "ticket": ticket, "host": host, "limit": limit,
+            "since": since.isoformat() if since else None, "until": until.isoformat() if until else None,
+        }
+        return await self._call(
+            "GET", "/audit/sessions", list[SessionOut], params={k: v for k, v in params.items() if v is not None}
+        )
+
+    async def audit_report(self, session_id: str) -> dict[str, Any]:
+        """Participants, consent, chat, files, recording, timeline and integrity of one session."""
+        return await self._call("GET", f"/audit/sessions/{session_id}/report", dict[str, Any])
+
+    async def audit_verify(self) -> dict[str, Any]:
+        """Have the broker verify its whole trail and every stored recording segment."""
+        return await self._call("POST", "/audit/verify", dict[str, Any])
+
+    async def save_recording(self, session_id: str, destination: Path, progress: ProgressHook | None = None) -> Path:
+        """Download the session's recording as one WebM (the broker audits the playback)."""
+        return await self._download(f"/audit/sessions/{session_id}/recording", destination, progress)
+
+    async def save_export(self, session_id: str, destination: Path, progress: ProgressHook | None = None) -> Path:
+        """Download the session's bundle, which ``deskhand-broker audit verify-bundle`` checks offline."""
+        return await self._download(f"/audit/sessions/{session_id}/export", destination, progress)
+
+    async def _download(self, path: str, destination: Path, progress: ProgressHook | None) -> Path:
+        """Stream a response body into ``destination`` (through a ``.part`` file: never half a file)."""
+        partial = destination.with_name(destination.name + ".part")
+        try:
+            async with self._http.stream("GET", path, headers=self._headers(), timeout=300) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _error(response)
+                total = int(response.headers.get("Content-Length") or 0)
+                done = 0
+                with partial.open("wb") as out:
+                    async for piece in response.aiter_bytes(1 << 20):
+                        await asyncio.to_thread(out.write, piece)
+                        done += len(piece)
+                        if progress is not None:
+                            progress(done, total or done)
+            os.replace(partial, destination)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
+        except OSError as exc:
+            raise ConsoleError(f"cannot write {destination}: {exc.strerror or exc}") from None
+        finally:
+            partial.unlink(missing_ok=True)
+        return destination
+
     # --- files -------------------------------------------------------------------------
 
     def transfers(self, session_id: str) -> TransferClient:
@@ -238,6 +296,17 @@ class TechConsole:
 
     # --- plumbing ---------------------------------------------------------------
 
+    def _headers(self) -> dict[str, str]:
+        if self.token is None:
+            raise ConsoleError("sign in first: deskhand-console login", status=401)
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def _unreachable(self, exc: httpx.HTTPError) -> ConsoleError:
+        return ConsoleError(
+            f"cannot reach the broker at {self.broker_url} ({exc.__class__.__name__}: {exc}); "
+            "is it running, and is --broker right?"
+        )
+
     async def _call(
         self,
         method: str,
@@ -248,11 +317,7 @@ class TechConsole:
         params: dict[str, Any] | None = None,
         auth: bool = True,
     ) -> Any:
-        headers = {}
-        if auth:
-            if self.token is None:
-                raise ConsoleError("sign in first: deskhand-console login", status=401)
-            headers["Authorization"] = f"Bearer {self.token}"
+        headers = self._headers() if auth else {}
         content = None
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -260,10 +325,7 @@ class TechConsole:
         try:
             response = await self._http.request(method, path, headers=headers, content=content, params=params)
         except httpx.HTTPError as exc:
-            raise ConsoleError(
-                f"cannot reach the broker at {self.broker_url} ({exc.__class__.__name__}: {exc}); "
-                "is it running, and is --broker right?"
-            ) from None
+            raise self._unreachable(exc) from None
         if response.status_code >= 400:
             raise _error(response)
         if result is None:

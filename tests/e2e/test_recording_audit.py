@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import shutil
 import signal
@@ -228,3 +229,54 @@ async def test_control_pauses_while_recording_lags_and_resumes_when_it_catches_u
     kinds = [k for (k,) in broker.sql("SELECT kind FROM audit_events WHERE session_id = ?", live.session_id)]
     assert "recording.behind" in kinds and "recording.caught_up" in kinds
     assert "control is paused" in live.output
+
+
+async def test_the_auditor_cli_finds_reports_saves_exports_and_verifies(start_broker, xvfb, tmp_path) -> None:
+    broker = start_broker(**LOOPBACK)
+    async with live_session(broker, xvfb.env, "--consent", "view", view=False, subject="Printer offline") as live:
+        await live.consented()
+        await asyncio.sleep(3)
+    session = api(broker, f"/sessions/{live.session_id}").json()
+    env = {**os.environ, "DESKHAND_BROKER": broker.base_url, "DESKHAND_TOKEN": broker.login()}
+
+    def console(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tech_console.cli", *args],
+                              capture_output=True, text=True, env=env, timeout=120)
+
+    listed = console("--json", "audit", "sessions", "--ticket", str(session["ticket_id"]), "--technician", "admin",
+                     "--since", session["created_at"][:10])
+    assert listed.returncode == 0, listed.stderr
+    assert [s["id"] for s in json.loads(listed.stdout)] == [live.session_id]
+    assert console("--json", "audit", "sessions", "--host", "no-such-machine").stdout.strip() == "[]"
+
+    report = console("audit", "report", live.session_id)
+    assert report.returncode == 0, report.stderr
+    assert "Printer offline" in report.stdout and "integrity:  verified" in report.stdout
+
+    movie = tmp_path / "session.webm"
+    saved = console("--json", "audit", "recording", live.session_id, "--out", str(movie))
+    assert saved.returncode == 0, saved.stderr
+    assert json.loads(saved.stdout)["size"] == movie.stat().st_size > 0
+    assert ffprobe_duration(movie.read_bytes(), tmp_path) > 2
+
+    bundle = tmp_path / "bundle.zip"
+    exported = console("audit", "export", live.session_id, "--out", str(bundle))
+    assert exported.returncode == 0, exported.stderr
+    assert "verify-bundle" in exported.stdout
+    checked = subprocess.run([sys.executable, "-m", "broker.cli", "audit", "verify-bundle", str(bundle)],
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    verified = console("audit", "verify")
+    assert verified.returncode == 0 and verified.stdout.startswith("Trail verified"), verified.stdout + verified.stderr
+    audited = [k for (k,) in broker.sql("SELECT kind FROM audit_events WHERE session_id = ?", live.session_id)]
+    assert "recording.played" in audited and "audit.exported" in audited
+
+    # Bad input is refused with a reason, and nothing is written.
+    bad_date = console("audit", "sessions", "--since", "last tuesday")
+    assert bad_date.returncode == 2 and "is not a date" in bad_date.stderr
+    bad_id = console("audit", "report", "12345")
+    assert bad_id.returncode == 2 and "is not a session id" in bad_id.stderr
+    missing = console("audit", "export", "65b3bd95-6679-4604-be05-c826beae02b7", "--out", str(tmp_path / "none.zip"))
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    assert not (tmp_path / "none.zip").exists() and not (tmp_path / "none.zip.part").exists()
