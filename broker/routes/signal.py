@@ -40,7 +40,7 @@ from protocol.signalling import (
 from .. import audit
 from ..deps import BrokerState, SessionId
 from ..errors import ApiError
-from ..grants import issue_grant
+from ..grants import audit_grant, issue_grant
 from ..hub import Peer
 from ..models import SupportSession
 from ..peers import bearer_token, identify_peer
@@ -106,7 +106,7 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
             policy=state.settings.session_policy,
         )
     )
-    me.post(GrantIssued(grant=_grant(state, admitted.session)))
+    me.post(GrantIssued(grant=await _grant(state, admitted.session)))
     if info.role is Role.technician and admitted.consent is not None:
         me.post(admitted.consent)
     if other is not None:
@@ -135,15 +135,22 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
         await run_in_threadpool(_audit, state, "signal.disconnected", actor, websocket, session_id)
 
 
-def _grant(state: BrokerState, session: SupportSession) -> SignedGrant:
-    return issue_grant(state.keys, session, timedelta(seconds=state.settings.grant_ttl_seconds))
+async def _grant(state: BrokerState, session: SupportSession) -> SignedGrant:
+    signed = issue_grant(state.keys, session, timedelta(seconds=state.settings.grant_ttl_seconds))
+
+    def record() -> None:
+        with state.database.session() as db:
+            audit_grant(db, signed)
+
+    await run_in_threadpool(record)
+    return signed
 
 
 async def _refresh_grants(state: BrokerState, session: SupportSession) -> None:
     """Re-issue the grant to both peers well before it expires, while the host is connected."""
     while True:
         await asyncio.sleep(state.settings.grant_ttl_seconds / 3)
-        fresh = GrantIssued(grant=_grant(state, session))
+        fresh = GrantIssued(grant=await _grant(state, session))
         for peer in state.hub.peers(session.id):
             peer.post(fresh)
 

@@ -78,7 +78,7 @@ async def test_a_recorded_session_reports_plays_exports_and_verifies(start_broke
     report = api(broker, f"/audit/sessions/{session_id}/report").json()
     assert report["integrity"]["ok"], report["integrity"]
     kinds = {e["kind"] for e in report["timeline"]}
-    assert {"code.redeemed", "consent.changed", "consent.flag_used", "input.sent", "input.applied", "chat.sent",
+    assert {"code.redeemed", "consent.changed", "consent.flag_used", "grant.issued", "input.sent", "input.applied", "chat.sent",
             "chat.received", "transfer.completed", "recording.segment", "session.ended"} <= kinds
     assert [c["text"] for c in report["chat"]] == ["Looking at your printer settings", "thank you"] or \
         sorted(c["text"] for c in report["chat"]) == ["Looking at your printer settings", "thank you"]
