@@ -7,11 +7,13 @@ from sqlalchemy.orm import Session, selectinload
 
 from . import audit
 from .clock import utcnow
-from .models import AccessToken, User
+from .models import AccessToken, Role, User
 from .passwords import generate_password, hash_password
 from .tokens import USER_TOKEN_PREFIX, hash_token
 
 FIRST_ADMIN = "admin"
+ADMIN_ROLE = "admin"
+"""The built-in role that holds every permission; at least one enabled account always has it."""
 
 
 def ensure_first_admin(db: Session) -> str | None:
@@ -23,17 +25,18 @@ def ensure_first_admin(db: Session) -> str | None:
     if db.scalar(select(func.count()).select_from(User)):
         return None
     password = generate_password()
+    admin_role = db.scalars(select(Role).where(Role.name == ADMIN_ROLE)).one()
     db.add(
         User(
             username=FIRST_ADMIN,
             display_name="Administrator",
             password_hash=hash_password(password),
-            is_admin=True,
             must_change_password=True,
             created_at=utcnow(),
+            roles=[admin_role],
         )
     )
-    audit.record(db, "account.created", actor=audit.BROKER, username=FIRST_ADMIN, is_admin=True)
+    audit.record(db, "account.created", actor=audit.BROKER, username=FIRST_ADMIN, roles=[ADMIN_ROLE])
     return password
 
 
@@ -46,6 +49,6 @@ def user_for_token(db: Session, token: str) -> tuple[User, AccessToken] | None:
         .where(AccessToken.token_hash == hash_token(token))
         .options(selectinload(AccessToken.user))
     ).one_or_none()
-    if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
+    if row is None or row.revoked_at is not None or row.expires_at <= utcnow() or row.user.disabled_at is not None:
         return None
     return row.user, row

@@ -50,9 +50,89 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(120))
     password_hash: Mapped[str] = mapped_column(String(255))
-    is_admin: Mapped[bool] = mapped_column(default=False)
     must_change_password: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    """Set: the account cannot sign in and its tokens stop working."""
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    """Wrong passwords (or TOTP codes) since the last successful sign-in."""
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    """Base32 TOTP secret; set at enrolment, in force once ``totp_enabled_at`` is set."""
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """The time step of the last accepted TOTP code: a code is good once."""
+
+    roles: Mapped[list[Role]] = relationship(secondary="user_roles", lazy="selectin", order_by="Role.id")
+    teams: Mapped[list[Team]] = relationship(secondary="team_members", lazy="selectin", order_by="Team.id",
+                                             back_populates="members")
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        """Everything the account's roles allow (nothing while it is disabled)."""
+        if self.disabled_at is not None:
+            return frozenset()
+        return frozenset(name for role in self.roles for name in role.permissions)
+
+    @property
+    def is_admin(self) -> bool:
+        return any(role.name == "admin" for role in self.roles)
+
+
+class Role(Base):
+    """A named set of permissions (``ROLE_PERMISSION_NAMES``); built-in ones cannot be deleted."""
+
+    __tablename__ = "roles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    builtin: Mapped[bool] = mapped_column(default=False)
+    permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    require_totp: Mapped[bool] = mapped_column(default=False)
+    """Members must enrol in TOTP before they can do anything else."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UserRole(Base):
+    __tablename__ = "user_roles"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Team(Base):
+    """Technicians grouped together; the team's session policy narrows what its members may do."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    policy: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    """``{"denied": [session permissions], "recording_required": bool}``; see ``broker.policies``."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    members: Mapped[list[User]] = relationship(secondary="team_members", back_populates="teams", lazy="selectin")
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+
+
+class RecoveryCode(Base):
+    """A one-time TOTP recovery code; only its SHA-256 is stored."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class AccessToken(Base):

@@ -13,7 +13,7 @@ from protocol.api import (
     UserBrief,
     UserInfo,
 )
-from protocol.permissions import Permission
+from protocol.permissions import ROLE_PERMISSION_NAMES, Permission
 
 from .models import SupportSession, Ticket, User
 
@@ -23,7 +23,10 @@ def user_brief(user: User) -> UserBrief:
 
 
 def user_info(user: User) -> UserInfo:
-    return UserInfo(**user_brief(user).model_dump(), is_admin=user.is_admin)
+    return UserInfo(
+        **user_brief(user).model_dump(), is_admin=user.is_admin, roles=[r.name for r in user.roles],
+        permissions=[name for name in ROLE_PERMISSION_NAMES if name in user.permissions],
+    )
 
 
 def host_info(session: SupportSession) -> HostInfo | None:

@@ -86,6 +86,10 @@ class UserBrief(Response):
 
 class UserInfo(UserBrief):
     is_admin: bool
+    """Holds the built-in admin role."""
+    roles: list[str] = []
+    permissions: list[str] = []
+    """Everything the account's roles allow, account and session permissions alike."""
 
 
 class LoginResponse(Response):

@@ -63,3 +63,37 @@ def ordered(permissions: Iterable[Permission]) -> list[Permission]:
 def describe(permissions: Iterable[Permission]) -> str:
     names = [p.value for p in ordered(permissions)]
     return ", ".join(names) if names else "nothing"
+
+
+class AccountPermission(str, enum.Enum):
+    """What an account may do at the broker, granted through its roles.
+
+    Session permissions (:class:`Permission`) are account permissions too: a
+    role that lacks ``control`` yields grants without it, whatever the console asks.
+    """
+
+    session_start = "session.start"
+    tickets_read = "tickets.read"
+    tickets_write = "tickets.write"
+    tickets_assign = "tickets.assign"
+    recordings_view = "recordings.view"
+    audit_read = "audit.read"
+    audit_export = "audit.export"
+    users_manage = "users.manage"
+    roles_manage = "roles.manage"
+    policies_manage = "policies.manage"
+
+
+ROLE_PERMISSION_NAMES: tuple[str, ...] = tuple(p.value for p in AccountPermission) + tuple(p.value for p in Permission)
+"""Every name a role may carry, in the order admin screens list them."""
+
+
+def parse_role_permissions(names: Iterable[str]) -> list[str]:
+    """Validate the permission names of a role; unknown names are refused, duplicates dropped."""
+    chosen = []
+    for name in names:
+        if name not in ROLE_PERMISSION_NAMES:
+            raise PermissionListError(f"unknown permission {name!r}; choose from {', '.join(ROLE_PERMISSION_NAMES)}")
+        if name not in chosen:
+            chosen.append(name)
+    return [n for n in ROLE_PERMISSION_NAMES if n in chosen]
