@@ -15,6 +15,7 @@ from protocol.api import API_PREFIX
 from protocol.signalling import SessionEnded
 
 from . import __doc__ as broker_doc
+from .access import PublicAccess
 from .db import Database
 from .deps import BrokerState
 from .errors import install_error_handlers
@@ -141,11 +142,11 @@ def create_app(state: BrokerState) -> FastAPI:
     for module in (auth, tickets, sessions, join, signal, transfers, recording, audit_routes):
         app.include_router(module.router, prefix=API_PREFIX)
 
-    @app.get("/", include_in_schema=False)
+    @app.get("/", include_in_schema=False, dependencies=[PublicAccess])
     def root() -> RedirectResponse:
         return RedirectResponse(f"{API_PREFIX}/docs")
 
-    @app.get(f"{API_PREFIX}/health", tags=["meta"], summary="Liveness check")
+    @app.get(f"{API_PREFIX}/health", tags=["meta"], summary="Liveness check", dependencies=[PublicAccess])
     def health() -> dict[str, str]:
         return {"status": "ok"}
 

@@ -115,11 +115,3 @@ SessionId = Annotated[
 ]
 
 
-def auditor(user: CurrentUser) -> User:
-    """The current user, if they may read the audit trail (admins, until roles arrive)."""
-    if not user.is_admin:
-        raise ApiError(403, "forbidden", "reading the audit trail needs an auditor or admin account")
-    return user
-
-
-Auditor = Annotated[User, Depends(auditor)]

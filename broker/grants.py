@@ -1,7 +1,8 @@
 """Issuing signed grants for support sessions.
 
-Until roles arrive (accounts issue), every technician holds every session
-permission; :func:`session_permissions` is the one place that decides.
+:func:`session_permissions` is the one place that decides what a technician
+may do in a session: the session permissions of their roles, minus what any
+of their teams' policies deny (nothing at all while the account is disabled).
 """
 
 from __future__ import annotations
@@ -11,18 +12,43 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from protocol.admin import TeamPolicy
 from protocol.grants import Grant, SignedGrant, sign_grant
-from protocol.permissions import ALL_PERMISSIONS, Permission
+from protocol.permissions import ALL_PERMISSIONS, Permission, ordered
+from protocol.recording import SessionPolicy
 
 from . import audit
 from .clock import utcnow
 from .keys import BrokerKeys
-from .models import AuditEvent, SupportSession
+from .models import AuditEvent, SupportSession, Team, User
+
+
+def technician_permissions(user: User) -> frozenset[Permission]:
+    """The session permissions ``user`` holds through roles, less what their teams deny."""
+    allowed = {p for p in ALL_PERMISSIONS if p.value in user.permissions}
+    for team in user.teams:
+        allowed -= set(team_policy(team).denied)
+    return frozenset(allowed)
+
+
+def team_policy(team: Team) -> TeamPolicy:
+    """The team's stored policy (an unreadable one denies every session permission)."""
+    try:
+        return TeamPolicy.model_validate(team.policy or {})
+    except ValueError:
+        return TeamPolicy(denied=list(ALL_PERMISSIONS), recording_required=True)
 
 
 def session_permissions(session: SupportSession) -> frozenset[Permission]:
-    """What the session's technician may do in it."""
-    return ALL_PERMISSIONS
+    """What the session's technician may do in it, now."""
+    return technician_permissions(session.technician)
+
+
+def session_policy(base: SessionPolicy, session: SupportSession) -> SessionPolicy:
+    """The deployment's recording policy, made stricter by the technician's teams."""
+    if base.recording_required or not any(team_policy(t).recording_required for t in session.technician.teams):
+        return base
+    return base.model_copy(update={"recording_required": True})
 
 
 def issue_grant(keys: BrokerKeys, session: SupportSession, ttl: timedelta) -> SignedGrant:
@@ -33,7 +59,7 @@ def issue_grant(keys: BrokerKeys, session: SupportSession, ttl: timedelta) -> Si
         ticket_id=session.ticket_id,
         technician_id=session.technician.id,
         technician_name=session.technician.display_name,
-        permissions=list(session_permissions(session)),
+        permissions=ordered(session_permissions(session)),
         issued_at=int(now.timestamp()),
         expires_at=int((now + ttl).timestamp()),
     )

@@ -17,7 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from protocol.api import SessionOut
 
 from .. import audit
-from ..deps import DB, Auditor, SessionId, Source, State
+from ..access import AuditExporter, AuditReader, RecordingViewer
+from ..deps import DB, SessionId, Source, State
 from ..errors import not_found
 from ..models import SupportSession, User
 from ..reports import export_bundle, recording_webm, session_report
@@ -31,7 +32,7 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 @router.get("/sessions", response_model=list[SessionOut], summary="Sessions, newest first, with filters")
 def sessions(
     db: DB,
-    _auditor: Auditor,
+    _auditor: AuditReader,
     technician: Annotated[str | None, Query(max_length=64, description="technician's username")] = None,
     ticket: Annotated[int | None, Query(gt=0, lt=2**62)] = None,
     host: Annotated[str | None, Query(max_length=253, description="part of the host's machine or user name")] = None,
@@ -62,7 +63,7 @@ def _session(db: DB, session_id: str) -> SupportSession:
 
 
 @router.get("/sessions/{session_id}/report", summary="Participants, consent, chat, files, timeline and integrity")
-def report(session_id: SessionId, db: DB, state: State, _auditor: Auditor) -> dict[str, Any]:
+def report(session_id: SessionId, db: DB, state: State, _auditor: AuditReader) -> dict[str, Any]:
     state.seal_trail(set())
     session = _session(db, session_id)
     return session_report(db, state.keys, state.recordings, session)
@@ -72,7 +73,7 @@ def report(session_id: SessionId, db: DB, state: State, _auditor: Auditor) -> di
     "/sessions/{session_id}/recording", summary="The recording as one WebM (audited)",
     responses={200: {"content": {"video/webm": {}}}},
 )
-async def recording(session_id: SessionId, state: State, user: Auditor, source: Source) -> Response:
+async def recording(session_id: SessionId, state: State, user: RecordingViewer, source: Source) -> Response:
     def build() -> bytes:
         with state.database.session() as db:
             _session(db, session_id)
@@ -87,7 +88,7 @@ async def recording(session_id: SessionId, state: State, user: Auditor, source: 
     "/sessions/{session_id}/export", summary="A bundle that verifies offline (audited)",
     responses={200: {"content": {"application/zip": {}}}},
 )
-async def export(session_id: SessionId, state: State, user: Auditor, source: Source) -> Response:
+async def export(session_id: SessionId, state: State, user: AuditExporter, source: Source) -> Response:
     def build() -> bytes:
         with state.database.session() as db:
             _session(db, session_id)
@@ -102,7 +103,7 @@ async def export(session_id: SessionId, state: State, user: Auditor, source: Sou
 
 
 @router.post("/verify", summary="Verify the whole trail and every stored segment")
-async def verify(state: State, _auditor: Auditor) -> dict[str, Any]:
+async def verify(state: State, _auditor: AuditReader) -> dict[str, Any]:
     def run() -> dict[str, Any]:
         state.seal_trail(set())
         with state.database.session() as db:

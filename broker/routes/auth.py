@@ -11,6 +11,7 @@ from sqlalchemy import select
 from protocol.api import LoginRequest, LoginResponse, PasswordChange, UserInfo
 
 from .. import audit
+from ..access import PublicAccess
 from ..clock import utcnow
 from ..deps import DB, CurrentUser, Source, State, current_token
 from ..errors import ApiError
@@ -22,7 +23,8 @@ from ..tokens import USER_TOKEN_PREFIX, new_token
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/login", response_model=LoginResponse, summary="Exchange a username and password for a bearer token")
+@router.post("/login", response_model=LoginResponse, dependencies=[PublicAccess],
+             summary="Exchange a username and password for a bearer token")
 def login(body: LoginRequest, db: DB, state: State, source: Source) -> LoginResponse:
     user = db.scalars(select(User).where(User.username == body.username)).one_or_none()
     if not verify_password(user.password_hash if user else None, body.password):

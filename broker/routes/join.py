@@ -10,13 +10,14 @@ from starlette.concurrency import run_in_threadpool
 from protocol.api import JoinRequest, JoinResponse, signalling_path
 
 from .. import audit
+from ..access import PublicAccess
 from ..codes import Verdict
 from ..deps import BrokerState, Source, State
 from ..errors import ApiError
 from ..serializers import user_brief
 from ..support_sessions import CodeRejected, redeem_code
 
-router = APIRouter(tags=["join"])
+router = APIRouter(tags=["join"], dependencies=[PublicAccess])
 
 _REJECTIONS = {
     Verdict.unknown: (404, "code_unknown", "no session has this code: check the digits with your technician"),

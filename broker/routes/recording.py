@@ -27,13 +27,14 @@ from protocol.signalling import Role
 from protocol.transfers import SHA256_PATTERN
 
 from .. import audit
+from ..access import SessionPeerAccess
 from ..clock import utcnow
 from ..deps import BrokerState, SessionId, State
 from ..errors import ApiError
 from ..models import RecordingSegment
 from ..peers import SessionPeer, bearer_token, identify_peer
 
-router = APIRouter(prefix="/sessions/{session_id}", tags=["recording"])
+router = APIRouter(prefix="/sessions/{session_id}", tags=["recording"], dependencies=[SessionPeerAccess])
 Authorization = Annotated[str | None, Header(description="Bearer token of the host (or, for events, the technician)")]
 SegmentIndex = Annotated[int, Path(ge=0, lt=10_000_000, description="Segment number, from 0")]
 

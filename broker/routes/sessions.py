@@ -18,6 +18,7 @@ from protocol.api import (
 from protocol.signalling import SessionEnded
 
 from .. import audit
+from ..access import SessionStarter
 from ..deps import DB, CurrentUser, SessionId, Source, State
 from ..errors import ApiError, not_found
 from ..models import SupportSession, User
@@ -40,7 +41,7 @@ def visible_session(db: DB, user: User, session_id: str) -> SupportSession:
     "", response_model=SessionStarted, status_code=201,
     summary="Start a support session on a ticket and get its one-time code",
 )
-def create(body: SessionCreate, db: DB, user: CurrentUser, state: State, source: Source) -> SessionStarted:
+def create(body: SessionCreate, db: DB, user: SessionStarter, state: State, source: Source) -> SessionStarted:
     ticket = get_ticket(db, body.ticket_id)
     if ticket is None:
         raise not_found(f"ticket {body.ticket_id}")

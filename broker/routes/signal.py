@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -19,6 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from protocol.api import EndedBy
 from protocol.grants import SignedGrant
+from protocol.permissions import Permission
+from protocol.recording import SessionPolicy
 from protocol.signalling import (
     RELAYED_TYPES,
     Consent,
@@ -38,19 +41,23 @@ from protocol.signalling import (
 )
 
 from .. import audit
+from ..access import SessionPeerAccess
 from ..deps import BrokerState, SessionId
 from ..errors import ApiError
-from ..grants import audit_grant, issue_grant
+from ..grants import audit_grant, issue_grant, session_permissions, session_policy
 from ..hub import Peer
-from ..models import SupportSession
 from ..peers import bearer_token, identify_peer
 from ..support_sessions import SessionOver, end_session, get_session, record_consent
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["signalling"])
+router = APIRouter(tags=["signalling"], dependencies=[SessionPeerAccess])
 
 CLOSE_REPLACED = 4000
 """Close code sent to a connection that a newer one for the same role replaced."""
+CLOSE_ACCOUNT_DISABLED = 4001
+"""Close code sent to a technician whose account an admin disabled."""
+GRANT_CHECK_SECONDS = 2.0
+"""How often a live session's technician permissions are compared with its grant."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +65,7 @@ class Admission:
     """A connection the broker accepted: who it is, and what the session already knows."""
 
     info: PeerInfo
-    session: SupportSession
-    """A detached snapshot, for signing grants."""
+    policy: SessionPolicy
     consent: Consent | None
 
 
@@ -73,7 +79,8 @@ def authenticate(state: BrokerState, session_id: str, token: str | None) -> Admi
             if session.consent is not None and session.consent_source
             else None
         )
-    return Admission(info=peer.info, session=session, consent=consent)
+        policy = session_policy(state.settings.session_policy, session)
+    return Admission(info=peer.info, policy=policy, consent=consent)
 
 
 @router.websocket("/sessions/{session_id}/signal")
@@ -103,16 +110,17 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
             role=info.role,
             peer=other.info if other else None,
             ice=state.settings.ice_config,
-            policy=state.settings.session_policy,
+            policy=admitted.policy,
         )
     )
-    me.post(GrantIssued(grant=await _grant(state, admitted.session)))
+    grant = await run_in_threadpool(_grant, state, session_id)
+    me.post(GrantIssued(grant=grant))
     if info.role is Role.technician and admitted.consent is not None:
         me.post(admitted.consent)
     if other is not None:
         other.post(PeerJoined(peer=info))
     refresher = (
-        asyncio.create_task(_refresh_grants(state, admitted.session), name="grant-refresh")
+        asyncio.create_task(_keep_grants(state, session_id, grant), name="grant-keeper")
         if info.role is Role.host
         else None
     )
@@ -135,24 +143,44 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
         await run_in_threadpool(_audit, state, "signal.disconnected", actor, websocket, session_id)
 
 
-async def _grant(state: BrokerState, session: SupportSession) -> SignedGrant:
-    signed = issue_grant(state.keys, session, timedelta(seconds=state.settings.grant_ttl_seconds))
+def _grant(state: BrokerState, session_id: str) -> SignedGrant:
+    """A grant with the technician's permissions as they are now (audited when they changed)."""
+    with state.database.session() as db:
+        session = get_session(db, session_id)
+        if session is None:
+            raise ApiError(404, "not_found", f"session {session_id} does not exist")
+        signed = issue_grant(state.keys, session, timedelta(seconds=state.settings.grant_ttl_seconds))
+        audit_grant(db, signed)
+        return signed
 
-    def record() -> None:
-        with state.database.session() as db:
-            audit_grant(db, signed)
 
-    await run_in_threadpool(record)
-    return signed
+def _technician_now(state: BrokerState, session_id: str) -> tuple[frozenset[Permission], bool]:
+    """The technician's session permissions now, and whether their account is disabled."""
+    with state.database.session() as db:
+        session = get_session(db, session_id)
+        if session is None:
+            return frozenset(), True
+        return session_permissions(session), session.technician.disabled_at is not None
 
 
-async def _refresh_grants(state: BrokerState, session: SupportSession) -> None:
-    """Re-issue the grant to both peers well before it expires, while the host is connected."""
+async def _keep_grants(state: BrokerState, session_id: str, current: SignedGrant) -> None:
+    """While the host is connected: a new grant to both peers whenever the technician's
+    permissions change (an admin edited a role, a team or the account), and well before
+    the current one expires. A disabled technician's signalling is closed."""
+    issued = time.monotonic()
     while True:
-        await asyncio.sleep(state.settings.grant_ttl_seconds / 3)
-        fresh = GrantIssued(grant=await _grant(state, session))
-        for peer in state.hub.peers(session.id):
-            peer.post(fresh)
+        await asyncio.sleep(GRANT_CHECK_SECONDS)
+        permissions, disabled = await run_in_threadpool(_technician_now, state, session_id)
+        due = time.monotonic() - issued >= state.settings.grant_ttl_seconds / 3
+        if due or permissions != frozenset(current.grant.permissions):
+            current = await run_in_threadpool(_grant, state, session_id)
+            issued = time.monotonic()
+            for peer in state.hub.peers(session_id):
+                peer.post(GrantIssued(grant=current))
+        technician = state.hub.peer(session_id, Role.technician)
+        if disabled and technician is not None:
+            technician.post(SessionEnded(ended_by="broker", reason="your account was disabled"))
+            technician.post_close(CLOSE_ACCOUNT_DISABLED, "account disabled")
 
 
 async def _relay(state: BrokerState, me: Peer, websocket: WebSocket) -> None:

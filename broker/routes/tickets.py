@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query
 
 from protocol.api import TicketCreate, TicketOut, TicketSummary
 
-from ..deps import DB, CurrentUser, Source, TicketId
+from ..access import TicketReader, TicketWriter
+from ..deps import DB, Source, TicketId
 from ..errors import not_found
 from ..serializers import ticket_out, ticket_summary
 from ..tickets import create_ticket, get_ticket, list_tickets
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/tickets", tags=["tickets"])
 
 
 @router.post("", response_model=TicketOut, status_code=201, summary="Open a ticket")
-def create(body: TicketCreate, db: DB, user: CurrentUser, source: Source) -> TicketOut:
+def create(body: TicketCreate, db: DB, user: TicketWriter, source: Source) -> TicketOut:
     ticket = create_ticket(db, user, body, source)
     found = get_ticket(db, ticket.id)
     assert found is not None
@@ -27,7 +28,7 @@ def create(body: TicketCreate, db: DB, user: CurrentUser, source: Source) -> Tic
 @router.get("", response_model=list[TicketSummary], summary="List tickets, newest first")
 def index(
     db: DB,
-    _user: CurrentUser,
+    _user: TicketReader,
     status: Annotated[str | None, Query(max_length=16, pattern=r"^[a-z]+$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
@@ -36,7 +37,7 @@ def index(
 
 
 @router.get("/{ticket_id}", response_model=TicketOut, summary="A ticket with its sessions")
-def show(ticket_id: TicketId, db: DB, _user: CurrentUser) -> TicketOut:
+def show(ticket_id: TicketId, db: DB, _user: TicketReader) -> TicketOut:
     ticket = get_ticket(db, ticket_id)
     if ticket is None:
         raise not_found(f"ticket {ticket_id}")

@@ -39,13 +39,14 @@ from protocol.transfers import (
 )
 
 from .. import transfers as rules
+from ..access import SessionPeerAccess
 from ..deps import BrokerState, SessionId, State
 from ..errors import ApiError
 from ..models import FileRequest, Transfer
 from ..peers import SessionPeer, bearer_token, identify_peer
 from ..spool import ChunkRejected, wait_for
 
-router = APIRouter(prefix="/sessions/{session_id}", tags=["files"])
+router = APIRouter(prefix="/sessions/{session_id}", tags=["files"], dependencies=[SessionPeerAccess])
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
