@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from protocol.api import EndedBy
@@ -46,6 +47,7 @@ from ..deps import BrokerState, SessionId
 from ..errors import ApiError
 from ..grants import audit_grant, issue_grant, session_permissions, session_policy
 from ..hub import Peer
+from ..models import SupportSession
 from ..peers import bearer_token, identify_peer
 from ..support_sessions import SessionOver, end_session, get_session, record_consent
 
@@ -66,6 +68,8 @@ class Admission:
 
     info: PeerInfo
     policy: SessionPolicy
+    grant: SignedGrant
+    """Issued before the peer is attached, so that greeting it never waits."""
     consent: Consent | None
 
 
@@ -80,7 +84,8 @@ def authenticate(state: BrokerState, session_id: str, token: str | None) -> Admi
             else None
         )
         policy = session_policy(state.settings.session_policy, session)
-    return Admission(info=peer.info, policy=policy, consent=consent)
+        grant = _issue(state, db, session)
+    return Admission(info=peer.info, policy=policy, grant=grant, consent=consent)
 
 
 @router.websocket("/sessions/{session_id}/signal")
@@ -113,14 +118,13 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
             policy=admitted.policy,
         )
     )
-    grant = await run_in_threadpool(_grant, state, session_id)
-    me.post(GrantIssued(grant=grant))
+    me.post(GrantIssued(grant=admitted.grant))
     if info.role is Role.technician and admitted.consent is not None:
         me.post(admitted.consent)
     if other is not None:
         other.post(PeerJoined(peer=info))
     refresher = (
-        asyncio.create_task(_keep_grants(state, session_id, grant), name="grant-keeper")
+        asyncio.create_task(_keep_grants(state, session_id, admitted.grant), name="grant-keeper")
         if info.role is Role.host
         else None
     )
@@ -143,15 +147,19 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
         await run_in_threadpool(_audit, state, "signal.disconnected", actor, websocket, session_id)
 
 
-def _grant(state: BrokerState, session_id: str) -> SignedGrant:
+def _issue(state: BrokerState, db: Session, session: SupportSession) -> SignedGrant:
     """A grant with the technician's permissions as they are now (audited when they changed)."""
+    signed = issue_grant(state.keys, session, timedelta(seconds=state.settings.grant_ttl_seconds))
+    audit_grant(db, signed)
+    return signed
+
+
+def _grant(state: BrokerState, session_id: str) -> SignedGrant:
     with state.database.session() as db:
         session = get_session(db, session_id)
         if session is None:
             raise ApiError(404, "not_found", f"session {session_id} does not exist")
-        signed = issue_grant(state.keys, session, timedelta(seconds=state.settings.grant_ttl_seconds))
-        audit_grant(db, signed)
-        return signed
+        return _issue(state, db, session)
 
 
 def _technician_now(state: BrokerState, session_id: str) -> tuple[frozenset[Permission], bool]:
