@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from peer.landing import DEFAULT_MAX_FILE_BYTES
-from protocol.cli import configure_logging, number_in_range
+from protocol.cli import add_transport_options, configure_logging, number_in_range
 from protocol.codes import CodeFormatError, normalize_code
 from protocol.permissions import (
     PERMISSION_ORDER,
@@ -23,6 +23,7 @@ from protocol.permissions import (
     parse_permissions,
 )
 from protocol.signalling import ConsentSource
+from protocol.transport import TransportError, checked_broker_url, trust_ca_file
 
 from .capture import CaptureError, Screen
 from .files import default_downloads_root
@@ -107,6 +108,7 @@ def _session_options(parser: argparse.ArgumentParser) -> None:
         "--max-file-size", type=number_in_range(int, 0, 2**50, "maximum file size"), default=DEFAULT_MAX_FILE_BYTES,
         metavar="BYTES", help=f"refuse incoming files larger than this (default {DEFAULT_MAX_FILE_BYTES})",
     )
+    add_transport_options(parser)
 
 
 def _permission_list(text: str) -> frozenset[Permission]:
@@ -127,12 +129,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     code = None
-    if args.command == "join" and args.code is not None:
-        try:
-            code = normalize_code(args.code)
-        except CodeFormatError as exc:
-            print(f"deskhand-host: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+    try:
+        if args.command == "join":
+            # Checked before anything connects: a refused URL must not have carried the code.
+            args.broker = checked_broker_url(args.broker, insecure=args.insecure)
+            if args.code is not None:
+                code = normalize_code(args.code)
+        trust_ca_file(args.ca_file)
+    except (CodeFormatError, TransportError) as exc:
+        print(f"deskhand-host: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return asyncio.run(_join(args, code))
 
 
@@ -198,7 +204,10 @@ async def _join(args: argparse.Namespace, code: str | None) -> int:
                 if saved is None:
                     print("deskhand-host: no session to resume on this computer; join with a code", file=sys.stderr)
                     return EXIT_FAILED
-                broker, joined = saved.broker_url, saved.joined
+                # The saved URL passed the check when it was joined, perhaps with --insecure:
+                # a resume over plain http to another machine needs --insecure again.
+                broker = checked_broker_url(saved.broker_url, insecure=args.insecure)
+                joined = saved.joined
                 downloads = args.downloads or Path(saved.downloads_root)
                 verb = "Resumed"
             else:
@@ -226,6 +235,9 @@ async def _join(args: argparse.Namespace, code: str | None) -> int:
                 flush=True,
             )
             summary = await session.run()
+        except TransportError as exc:
+            print(f"deskhand-host: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         except (CaptureError, JoinRefused, NoWindow, ValueError) as exc:
             print(f"deskhand-host: {getattr(exc, 'message', exc)}", file=sys.stderr)
             return EXIT_FAILED

@@ -10,6 +10,7 @@ import httpx
 from pydantic import ValidationError
 
 from protocol.api import API_PREFIX, ErrorBody, JoinRequest, JoinResponse
+from protocol.transport import tls_context
 
 
 class JoinRefused(Exception):
@@ -39,7 +40,7 @@ async def join_session(broker_url: str, code: str, *, timeout: float = 15.0) -> 
     body = JoinRequest(code=code, machine_name=machine_name, os=os_name, user_name=user_name)
     url = broker_url.rstrip("/") + API_PREFIX + "/join"
     try:
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with httpx.AsyncClient(timeout=timeout, verify=tls_context()) as client:
             response = await client.post(url, content=body.model_dump_json(), headers={"content-type": "application/json"})
     except httpx.HTTPError as exc:
         raise JoinRefused(

@@ -34,6 +34,7 @@ import numpy as np
 
 from protocol.api import API_PREFIX
 from protocol.recording import RecordingStatus
+from protocol.transport import tls_context
 
 from .capture import Monitor, Screen
 
@@ -179,7 +180,7 @@ class RecordingUploader:
 
     async def status(self) -> RecordingStatus:
         """What the broker already holds (a restarted host continues after it)."""
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, verify=tls_context()) as client:
             response = await client.get(self._base, headers=self._headers)
             response.raise_for_status()
             return RecordingStatus.model_validate_json(response.content)
@@ -204,7 +205,7 @@ class RecordingUploader:
     async def run(self) -> None:
         """Upload forever (cancel to stop); retries with backoff while the broker is away."""
         delay = 0.5
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with httpx.AsyncClient(timeout=30, verify=tls_context()) as client:
             while True:
                 self._wake.clear()
                 if await self._upload_all(client):
@@ -220,7 +221,7 @@ class RecordingUploader:
     async def drain(self, timeout: float) -> bool:
         """Upload everything spooled, for at most ``timeout`` seconds; True when nothing is left."""
         deadline = asyncio.get_running_loop().time() + timeout
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with httpx.AsyncClient(timeout=30, verify=tls_context()) as client:
             while self.pending():
                 if await self._upload_all(client):
                     continue

@@ -20,6 +20,7 @@ import httpx
 
 from protocol.api import API_PREFIX
 from protocol.recording import MAX_EVENTS_PER_BATCH, PeerEvent, PeerEvents
+from protocol.transport import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class EventReporter:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        async with httpx.AsyncClient(timeout=5) as client:
+        async with httpx.AsyncClient(timeout=5, verify=tls_context()) as client:
             deadline = asyncio.get_running_loop().time() + timeout
             while self._has_work() and asyncio.get_running_loop().time() < deadline:
                 if not await self._flush(client):
@@ -75,7 +76,7 @@ class EventReporter:
             return bool(self._pending or self._counts)
 
     async def _run(self) -> None:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, verify=tls_context()) as client:
             while True:
                 await asyncio.sleep(FLUSH_SECONDS)
                 await self._flush(client)

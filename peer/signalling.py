@@ -21,6 +21,7 @@ from protocol.signalling import (
     encode,
     parse_broker_message,
 )
+from protocol.transport import websocket_tls
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,10 @@ class SignallingChannel:
     async def open(cls, broker_url: str, path: str, token: str) -> "SignallingChannel":
         """Connect and authenticate; raises :class:`SignallingRefused` with the broker's reason."""
         try:
+            url = websocket_url(broker_url, path)
             connection = await websockets.connect(
-                websocket_url(broker_url, path),
+                url,
+                ssl=websocket_tls(url),
                 additional_headers={"Authorization": f"Bearer {token}"},
                 max_size=1024 * 1024,
                 open_timeout=15,

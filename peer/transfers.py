@@ -43,6 +43,7 @@ from protocol.transfers import (
     chunk_span,
     transfer_version,
 )
+from protocol.transport import tls_context
 
 from .chunk_ledger import ChunkLedger, load_ledger, save_ledger
 
@@ -103,7 +104,7 @@ class TransferClient:
             self._http = aiohttp.ClientSession(
                 headers=self._headers,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=POLL_SECONDS + 30),
-                connector=aiohttp.TCPConnector(limit=2 * self._concurrency + 4),
+                connector=aiohttp.TCPConnector(limit=2 * self._concurrency + 4, ssl=tls_context()),
             )
         return self._http
 

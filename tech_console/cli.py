@@ -29,7 +29,8 @@ from rich.progress import (
 
 from peer.transfers import TransferError, file_sha256
 from protocol.api import Priority, SessionOut, TicketCreate, TicketOut
-from protocol.cli import configure_logging, number_in_range
+from protocol.cli import add_transport_options, configure_logging, number_in_range
+from protocol.transport import TransportError, check_transport, checked_broker_url, trust_ca_file
 
 from . import actions as actions_module
 from .actions import Action, ActionError, parse_action
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print results as JSON for scripts")
     parser.add_argument("-v", "--verbose", action="store_true", help="log connection details to stderr")
+    add_transport_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     login = commands.add_parser("login", help="sign in and remember the token")
@@ -225,15 +227,21 @@ def actions_doc() -> str:
 
 
 class Context:
-    """Resolved options shared by the commands."""
+    """Resolved options shared by the commands.
+
+    Raises :class:`TransportError` for a broker URL the transport policy refuses
+    (checked here, before any command can connect) or an unusable ``--ca-file``.
+    """
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.credentials_path: Path = args.credentials or default_credentials_path()
         saved = load_credentials(self.credentials_path)
-        self.broker: str = (
-            args.broker or os.environ.get("DESKHAND_BROKER") or (saved.broker if saved else DEFAULT_BROKER)
-        ).rstrip("/")
+        self.broker: str = checked_broker_url(
+            args.broker or os.environ.get("DESKHAND_BROKER") or (saved.broker if saved else DEFAULT_BROKER),
+            insecure=args.insecure,
+        )
+        trust_ca_file(args.ca_file)
         token = os.environ.get("DESKHAND_TOKEN")
         if token is None and saved is not None and saved.broker.rstrip("/") == self.broker:
             token = saved.token
@@ -260,7 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_USAGE
-    ctx = Context(args)
+    try:
+        ctx = Context(args)
+    except TransportError as exc:
+        print(f"deskhand-console: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return asyncio.run(handler(ctx))
     except (ConsoleError, ViewError) as exc:
@@ -362,7 +374,8 @@ async def _session(ctx: Context) -> int:
                 started,
                 f"Code: {started.code_display}  (valid until {started.session.code_expires_at:%H:%M:%S} UTC)\n"
                 f"Session: {started.session.id}\n"
-                f"The end user runs: deskhand-host join {started.code_display.replace(' ', '-')} --broker {ctx.broker}",
+                f"The end user runs: deskhand-host join {started.code_display.replace(' ', '-')} --broker {ctx.broker}"
+                + _host_transport_flags(ctx.broker),
             )
             if args.wait:
                 with err.status("Waiting for the host to join…"):
@@ -375,6 +388,15 @@ async def _session(ctx: Context) -> int:
             session = await tc.end_session(args.session_id, args.reason)
             ctx.emit(session, f"Session {session.id} ended.")
     return EXIT_OK
+
+
+def _host_transport_flags(broker: str) -> str:
+    """``--insecure`` when the host, too, will need it to reach ``broker`` (we had it)."""
+    try:
+        check_transport(broker)
+    except TransportError:
+        return " --insecure"
+    return ""
 
 
 async def _snapshot(ctx: Context) -> int:

@@ -31,6 +31,7 @@ from protocol.api import (
     UserInfo,
 )
 from protocol.transfers import Direction, FileRequestState, TransferOut, TransferState
+from protocol.transport import tls_context
 
 from .remote_view import FrameHook, RemoteView
 
@@ -53,7 +54,7 @@ class TechConsole:
     def __init__(self, broker_url: str, token: str | None = None, *, timeout: float = 15.0) -> None:
         self.broker_url = broker_url.rstrip("/")
         self.token = token
-        self._http = httpx.AsyncClient(base_url=self.broker_url + API_PREFIX, timeout=timeout)
+        self._http = httpx.AsyncClient(base_url=self.broker_url + API_PREFIX, timeout=timeout, verify=tls_context())
         self.current_view: RemoteView | None = None
 
     async def __aenter__(self) -> "TechConsole":
