@@ -17,6 +17,7 @@ from protocol.cli import configure_logging, number_in_range
 
 from .accounts import FIRST_ADMIN, ensure_first_admin
 from .app import build_state, create_app
+from .forwarded import ForwardedHeaders
 from .keys import KeyFileError
 from .settings import Settings
 
@@ -28,6 +29,9 @@ environment (each DESKHAND_* variable is documented in docs/operations.md):
   DESKHAND_DATA_DIR               data directory (default ~/.local/share/deskhand)
   DESKHAND_DATABASE_URL           SQLAlchemy URL (default SQLite in the data directory)
   DESKHAND_HOST, DESKHAND_PORT    listen address (default 127.0.0.1:8000)
+  DESKHAND_TLS_CERT_FILE, DESKHAND_TLS_KEY_FILE
+                                  serve HTTPS with this PEM certificate and key
+  DESKHAND_TRUSTED_PROXIES        IPs/CIDRs of proxies whose X-Forwarded-* headers count
   DESKHAND_CODE_TTL_SECONDS       support code lifetime (default 600)
   DESKHAND_TOKEN_TTL_SECONDS      login token lifetime (default 28800)
   DESKHAND_CODE_FAILURES_PER_SOURCE, DESKHAND_CODE_FAILURES_GLOBAL,
@@ -108,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(**overrides)
     except ValidationError as exc:
         for err in exc.errors():
-            name = "DESKHAND_" + "_".join(str(p) for p in err["loc"]).upper()
-            print(f"deskhand-broker: {name}: {err['msg']}", file=sys.stderr)
+            # Errors about several settings together have no location; their message names them.
+            name = "DESKHAND_" + "_".join(str(p) for p in err["loc"]).upper() + ": " if err["loc"] else ""
+            print(f"deskhand-broker: {name}{err['msg']}", file=sys.stderr)
         return 2
     if args.command == "audit":
         return verify_command(settings)
@@ -190,7 +195,7 @@ def serve(settings: Settings) -> int:
     with state.database.session() as db:
         admin_password = ensure_first_admin(db)
     host, port = sock.getsockname()[:2]
-    base = f"http://{_url_host(host)}:{port}"
+    base = f"{'https' if settings.tls else 'http'}://{_url_host(host)}:{port}"
     print("Deskhand broker", flush=True)
     print(f"  data directory: {settings.data_dir}")
     print(f"  console:        {base}/")
@@ -203,9 +208,12 @@ def serve(settings: Settings) -> int:
         print("  Sign in and change it: deskhand-console login --username admin; deskhand-console passwd")
     sys.stdout.flush()
     config = uvicorn.Config(
-        create_app(state),
+        ForwardedHeaders(create_app(state), settings.trusted_proxy_networks),
         log_level=settings.log_level,
         ws_max_size=WS_MAX_BYTES,
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
+        # Off: uvicorn's proxy handling is replaced by ForwardedHeaders (broker/forwarded.py says why).
         proxy_headers=False,
         server_header=False,
         log_config=None,

@@ -93,12 +93,20 @@ def _load_or_create(path: Path) -> bytes:
     return _read_key_file(path)
 
 
-def _read_key_file(path: Path) -> bytes:
+def require_owner_only(path: Path) -> None:
+    """Raise :class:`KeyFileError` unless only the owner may read or write the secret at ``path``.
+
+    Used for every file holding a private key: the broker's own and the TLS key.
+    """
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise KeyFileError(
             f"{path} is readable by other users (mode {mode:o}); run: chmod 600 {path}"
         )
+
+
+def _read_key_file(path: Path) -> bytes:
+    require_owner_only(path)
     try:
         raw = base64.b64decode(path.read_bytes().strip(), validate=True)
     except (binascii.Error, ValueError):

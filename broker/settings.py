@@ -8,15 +8,20 @@ all; keep the two in step.
 from __future__ import annotations
 
 import os
+import ssl
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr, TypeAdapter, field_validator
+from pydantic import Field, SecretStr, TypeAdapter, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from protocol.ice import IceConfig, IceServer
 from protocol.recording import SessionPolicy
 from protocol.signalling import DEFAULT_MAX_MESSAGE_BYTES
+
+from .forwarded import Network, parse_trusted_proxies
+from .keys import KeyFileError, require_owner_only
 
 
 def default_data_dir() -> Path:
@@ -41,6 +46,18 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address to listen on.")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
     log_level: str = Field(default="info", description="debug, info, warning or error.")
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) to serve HTTPS with; needs tls_key_file too.",
+    )
+    tls_key_file: Path | None = Field(
+        default=None,
+        description="PEM private key of tls_cert_file, unencrypted, readable by the owner only.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed.",
+    )
 
     token_ttl_seconds: int = Field(
         default=8 * 3600, ge=60, le=30 * 86400, description="Lifetime of a login token."
@@ -134,6 +151,51 @@ class Settings(BaseSettings):
             raise ValueError("must be one of debug, info, warning, error")
         return value
 
+    @field_validator("tls_cert_file", "tls_key_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # DESKHAND_TLS_CERT_FILE= (set but empty) means "no TLS", not the current directory.
+        return None if value == "" else value
+
+    @field_validator("tls_cert_file", "tls_key_file")
+    @classmethod
+    def _check_readable(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        if not value.is_file():
+            raise ValueError(f"{value} does not exist or is not a file; give the path of a PEM file")
+        if not os.access(value, os.R_OK):
+            raise ValueError(f"{value} is not readable by this user; fix its owner or mode")
+        return value
+
+    @field_validator("tls_key_file")
+    @classmethod
+    def _check_key_private(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                require_owner_only(value)
+            except KeyFileError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        parse_trusted_proxies(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_tls_pair(self) -> "Settings":
+        cert, key = self.tls_cert_file, self.tls_key_file
+        if (cert is None) != (key is None):
+            raise ValueError(
+                "DESKHAND_TLS_CERT_FILE and DESKHAND_TLS_KEY_FILE go together: set both to serve HTTPS, "
+                "or neither to serve plain HTTP"
+            )
+        if cert is not None and key is not None:
+            _check_certificate_and_key(cert, key)
+        return self
+
     @field_validator("ice_servers")
     @classmethod
     def _check_ice(cls, value: str) -> str:
@@ -156,6 +218,39 @@ class Settings(BaseSettings):
         servers = TypeAdapter(list[IceServer]).validate_json(self.ice_servers)
         return IceConfig(servers=servers, loopback_only=self.ice_loopback)
 
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        """The parsed ``trusted_proxies`` (empty: headers from proxies are never believed)."""
+        return parse_trusted_proxies(self.trusted_proxies)
+
+    @property
+    def tls(self) -> bool:
+        """True when the broker serves HTTPS."""
+        return self.tls_cert_file is not None
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'deskhand.sqlite3'}"
+
+
+def _check_certificate_and_key(cert: Path, key: Path) -> None:
+    """Load the pair as the server will, so a mismatch is reported at start, not at the first client."""
+    encrypted = False
+
+    def no_password() -> bytes:
+        nonlocal encrypted
+        encrypted = True  # OpenSSL asks for a password only for an encrypted key
+        return b""
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key, password=no_password)
+    except ssl.SSLError as exc:
+        if encrypted:
+            raise ValueError(
+                f"DESKHAND_TLS_KEY_FILE {key} is encrypted; the broker cannot ask for a passphrase. "
+                f"Decrypt it (openssl pkey -in {key} -out plain.key; chmod 600 plain.key)"
+            ) from None
+        raise ValueError(
+            f"DESKHAND_TLS_CERT_FILE {cert} and DESKHAND_TLS_KEY_FILE {key} are not a PEM certificate "
+            f"and its private key ({exc.reason or exc}); check that the key belongs to the certificate"
+        ) from None

@@ -13,6 +13,11 @@ Usage (the pytest fixtures in ``tests/conftest.py`` wrap exactly this)::
         token = broker.login() # a bearer token of "admin"
         broker.sql("SELECT kind FROM audit_events WHERE kind = ?", "auth.login")
 
+With ``DESKHAND_TLS_CERT_FILE`` (and ``_KEY_FILE``) in the overrides the broker
+serves HTTPS: ``base_url`` is then ``https://…``, and :attr:`BrokerProcess.http`
+and the readiness check trust that certificate (a self-signed test certificate
+is its own CA; see :mod:`tests.support.tls`).
+
 The process is ``python -m broker.cli serve --host 127.0.0.1 --port 0 --data-dir ...``.
 It gets the test runner's environment minus every inherited ``DESKHAND_*``
 variable (a developer's own ``DESKHAND_DATABASE_URL`` must never reach a test
@@ -30,6 +35,7 @@ import re
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -41,7 +47,9 @@ from pathlib import Path
 
 import httpx
 
-URL_LINE = re.compile(r"^\s*console:\s+(http://\S+?)/?$")
+from peer.signalling import websocket_url
+
+URL_LINE = re.compile(r"^\s*console:\s+(https?://\S+?)/?$")
 """The line of ``deskhand-broker serve`` that names its address (see ``broker/cli.py``)."""
 
 PASSWORD_LINE = re.compile(r"^\s*password:\s+(\S+)$")
@@ -67,6 +75,9 @@ class BrokerProcess:
         self.output: list[str] = []
         """Every line the broker wrote so far (stdout and stderr together), across restarts."""
         self._env = env
+        cert = (env or {}).get("DESKHAND_TLS_CERT_FILE")
+        self.verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=cert) if cert else True
+        """What httpx verifies this broker's certificate with: its own certificate when it serves HTTPS."""
         self._fresh = not (data_dir / DB_FILE).exists()
         self._http: httpx.Client | None = None
         self._changed = threading.Condition()
@@ -109,13 +120,15 @@ class BrokerProcess:
         delayed ACK (Nagle's algorithm).
         """
         if self._http is None:
-            transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+            transport = httpx.HTTPTransport(
+                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)], verify=self.verify
+            )
             self._http = httpx.Client(base_url=self.api, timeout=15, transport=transport)
         return self._http
 
     def ws_url(self, session_id: str) -> str:
         """The signalling WebSocket URL of ``session_id``."""
-        return "ws://" + self.base_url.removeprefix("http://") + f"/api/v1/sessions/{session_id}/signal"
+        return websocket_url(self.base_url, f"/api/v1/sessions/{session_id}/signal")
 
     def login(self, username: str = "admin", password: str | None = None) -> str:
         """A bearer token of ``username`` (the first admin by default); raises on refusal."""
@@ -232,7 +245,7 @@ class BrokerProcess:
             if self.process.poll() is not None:
                 self._fail("exited before answering /api/v1/health")
             try:
-                if httpx.get(self.api + "/health", timeout=2).status_code == 200:
+                if httpx.get(self.api + "/health", timeout=2, verify=self.verify).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
