@@ -99,7 +99,7 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 
 def client_address(request: Request) -> str | None:
-    """The peer address of the request (proxies are not trusted yet)."""
+    """The client's address: the direct peer, or whom a trusted proxy names (see ``broker/forwarded.py``)."""
     return request.client.host if request.client else None
 
 
