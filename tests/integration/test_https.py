@@ -13,7 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from peer.signalling import SignallingChannel
+from peer.transfers import TransferClient
+from protocol.api import signalling_path
+from protocol.transport import trust_ca_file
 from tech_console import cli as console_cli
+from tests.support.api import bearer, paired_session
 from tests.support.broker import BrokerProcess
 from tests.support.tls import CertificateFiles, self_signed_certificate
 
@@ -91,3 +96,22 @@ def test_a_spoofed_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(s
         assert broker.http.post("/join", json=body, headers=spoof).status_code in (404, 410)
         rows = broker.sql("SELECT source FROM audit_events WHERE kind = 'code.redeem_failed'")
         assert rows == [(expected,)]
+
+
+@pytest.fixture
+def trusting(certificate: CertificateFiles) -> Iterator[None]:
+    """This process's clients trust the test certificate, as ``--ca-file`` makes them; undone afterwards."""
+    trust_ca_file(certificate.cert)
+    yield
+    trust_ca_file(None)
+
+
+async def test_signalling_and_transfers_run_over_wss_and_https(broker: BrokerProcess, trusting: None) -> None:
+    session_id, host_token = paired_session(broker, bearer(broker.login()))
+    channel = await SignallingChannel.open(broker.base_url, signalling_path(session_id), host_token)  # wss://, websockets
+    try:
+        assert not channel.closed
+    finally:
+        await channel.close()
+    async with TransferClient(broker.base_url, host_token, session_id) as files:  # https://, aiohttp
+        assert await files.all() == []
