@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from . import audit
 from .clock import utcnow
+from .errors import ApiError
 from .models import AccessToken, Role, User
 from .passwords import generate_password, hash_password
 from .tokens import USER_TOKEN_PREFIX, hash_token
@@ -52,3 +53,17 @@ def user_for_token(db: Session, token: str) -> tuple[User, AccessToken] | None:
     if row is None or row.revoked_at is not None or row.expires_at <= utcnow() or row.user.disabled_at is not None:
         return None
     return row.user, row
+
+
+def needs_totp_enrolment(user: User) -> bool:
+    """A role of ``user`` requires TOTP and they have not confirmed an enrolment."""
+    return user.totp_enabled_at is None and any(role.require_totp for role in user.roles)
+
+
+def totp_enrollment_required() -> ApiError:
+    """The refusal of every request but enrolling, while :func:`needs_totp_enrolment`."""
+    return ApiError(
+        403, "totp_enrollment_required",
+        "your role requires two-factor sign-in: run 'deskhand-console totp enroll' "
+        "(POST /auth/totp/enroll, then /auth/totp/confirm) before anything else",
+    )

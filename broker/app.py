@@ -15,6 +15,7 @@ from protocol.api import API_PREFIX
 from protocol.signalling import SessionEnded
 
 from . import __doc__ as broker_doc
+from . import password_policy
 from .access import PublicAccess
 from .db import Database
 from .deps import BrokerState
@@ -39,6 +40,7 @@ TRAIL_SEAL_SECONDS = 1.0
 def build_state(settings: Settings) -> BrokerState:
     """Open the data directory, keys and database (migrated to the newest schema)."""
     prepare_data_dir(settings.data_dir)
+    password_policy.configure(settings.password_min_length)
     keys = load_or_create_keys(
         settings.data_dir, settings.signing_key, settings.code_hash_key, settings.recording_master_key
     )
@@ -58,6 +60,9 @@ def build_state(settings: Settings) -> BrokerState:
         transfer_signals=ChunkSignals(),
         peers=PeerCache(),
         recordings=RecordingStore(settings.data_dir / "recordings", keys.recording_master_key),
+        login_failures=FailureLimiter.create(
+            settings.login_failures_per_source, None, settings.login_failure_window_seconds
+        ),
     )
 
 

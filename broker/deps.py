@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from starlette.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from .accounts import user_for_token
+from protocol.api import API_PREFIX
+
+from .accounts import needs_totp_enrolment, totp_enrollment_required, user_for_token
 from .db import Database
 from .errors import ApiError, unauthorized
 from .hub import SignalHub
@@ -42,6 +45,8 @@ class BrokerState:
     transfer_signals: ChunkSignals
     peers: PeerCache
     recordings: RecordingStore
+    login_failures: FailureLimiter
+    """Failed sign-ins per source address (no global limit: that would lock everyone out)."""
 
     def session_over(self, session_id: str, farewell: BaseModel) -> None:
         """A session ended: tell and disconnect its peers, forget their cached identities,
@@ -81,14 +86,33 @@ _bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/au
 
 
 def current_token(
-    db: DB, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    db: DB, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    connection: HTTPConnection,
 ) -> tuple[User, AccessToken]:
     if credentials is None:
         raise unauthorized()
     found = user_for_token(db, credentials.credentials)
     if found is None:
         raise unauthorized("the token is unknown, expired or revoked: sign in again")
+    refuse_until_totp_enrolled(connection, found[0])
     return found
+
+
+TOTP_ENROLMENT_PATHS = frozenset({"/auth/me", "/auth/logout", "/auth/password"})
+"""What an account that must enrol in TOTP may still do, besides ``/auth/totp/*``."""
+
+
+def refuse_until_totp_enrolled(connection: HTTPConnection, user: User) -> None:
+    """403 ``totp_enrollment_required`` while a role of ``user`` requires TOTP they have not
+    confirmed, except on the routes that let them enrol (and see who they are, sign out)."""
+    if not needs_totp_enrolment(user):
+        return
+    # The route's template, not the raw URL: a mounted prefix or odd spelling cannot slip past.
+    route = connection.scope.get("route")
+    path = str(getattr(route, "path", connection.url.path)).removeprefix(API_PREFIX)
+    if path in TOTP_ENROLMENT_PATHS or path.startswith("/auth/totp/"):
+        return
+    raise totp_enrollment_required()
 
 
 def current_user(token: Annotated[tuple[User, AccessToken], Depends(current_token)]) -> User:

@@ -15,7 +15,7 @@ from protocol.api import SessionState
 from protocol.signalling import PeerInfo, Role
 
 from . import audit
-from .accounts import user_for_token
+from .accounts import needs_totp_enrolment, totp_enrollment_required, user_for_token
 from .clock import utcnow
 from .errors import ApiError
 from .models import SupportSession
@@ -70,6 +70,8 @@ def identify_peer(
         if found is None:
             raise ApiError(401, "unauthorized", "the token is unknown, expired or revoked: sign in again")
         user = found[0]
+        if needs_totp_enrolment(user):
+            raise totp_enrollment_required()
         session = get_session(db, session_id)
         if session is None or session.technician_id != user.id:
             raise ApiError(404, "not_found", f"session {session_id} does not exist or is not yours")

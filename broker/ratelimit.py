@@ -8,6 +8,7 @@ exact (a fixed window would allow twice the limit across its boundary).
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -72,29 +73,44 @@ class SlidingWindowLimiter:
 
 @dataclass
 class FailureLimiter:
-    """Failed attempts limited per source and globally (both must allow)."""
+    """Failed attempts limited per source and, optionally, globally (all limits must allow).
+
+    Thread-safe: async routes use it from the event loop, sync ones (signing in,
+    whose argon2 runs in the threadpool) from worker threads.
+    """
 
     per_source: SlidingWindowLimiter
-    overall: SlidingWindowLimiter
+    overall: SlidingWindowLimiter | None = None
+    """None: no global limit (for sign-ins, where one would let anyone lock everyone out)."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
-    def create(cls, per_source: int, overall: int, window: float) -> "FailureLimiter":
-        return cls(SlidingWindowLimiter(per_source, window), SlidingWindowLimiter(overall, window))
+    def create(cls, per_source: int, overall: int | None, window: float) -> "FailureLimiter":
+        return cls(
+            SlidingWindowLimiter(per_source, window),
+            None if overall is None else SlidingWindowLimiter(overall, window),
+        )
 
     def retry_after(self, source: str, now: float) -> int | None:
         """Whole seconds to wait (for a Retry-After header), or None if allowed."""
-        waits = [
-            w
-            for w in (self.per_source.retry_after(source, now), self.overall.retry_after(GLOBAL, now))
-            if w is not None
-        ]
-        if not waits:
-            return None
-        return max(1, math.ceil(max(waits)))
+        with self._lock:
+            return self._retry_after(source, now)
 
     def record_failure(self, source: str, now: float) -> None:
-        self.per_source.record(source, now)
-        self.overall.record(GLOBAL, now)
+        with self._lock:
+            self._record(source, now)
+
+    def count_attempt(self, source: str, now: float) -> int | None:
+        """Check and count in one step: the wait if ``source`` is blocked (nothing is counted),
+        else None, with this attempt counted as a failure until :meth:`forgive` takes it back.
+
+        For callers in threads, where a separate check and count could interleave.
+        """
+        with self._lock:
+            wait = self._retry_after(source, now)
+            if wait is None:
+                self._record(source, now)
+            return wait
 
     def forgive(self, source: str, at: float) -> None:
         """Take back the failure recorded at ``at``: the attempt turned out right.
@@ -102,5 +118,26 @@ class FailureLimiter:
         Callers count an attempt as a failure *before* checking it, so that
         concurrent attempts see each other, and forgive it when it succeeds.
         """
-        self.per_source.forget(source, at)
-        self.overall.forget(GLOBAL, at)
+        with self._lock:
+            self.per_source.forget(source, at)
+            if self.overall is not None:
+                self.overall.forget(GLOBAL, at)
+
+    def _limiters(self) -> list[tuple[SlidingWindowLimiter, str | None]]:
+        limiters: list[tuple[SlidingWindowLimiter, str | None]] = [(self.per_source, None)]
+        if self.overall is not None:
+            limiters.append((self.overall, GLOBAL))
+        return limiters
+
+    def _retry_after(self, source: str, now: float) -> int | None:
+        waits = [
+            w for limiter, key in self._limiters()
+            if (w := limiter.retry_after(key or source, now)) is not None
+        ]
+        if not waits:
+            return None
+        return max(1, math.ceil(max(waits)))
+
+    def _record(self, source: str, now: float) -> None:
+        for limiter, key in self._limiters():
+            limiter.record(key or source, now)

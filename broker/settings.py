@@ -22,6 +22,7 @@ from protocol.signalling import DEFAULT_MAX_MESSAGE_BYTES
 
 from .forwarded import Network, parse_trusted_proxies
 from .keys import KeyFileError, require_owner_only
+from .lockout import LockoutPolicy
 
 
 def default_data_dir() -> Path:
@@ -75,6 +76,26 @@ class Settings(BaseSettings):
     )
     code_failure_window_seconds: int = Field(
         default=60, ge=1, le=86400, description="Window of the two limits above."
+    )
+
+    password_min_length: int = Field(
+        default=12, ge=8, le=1024,
+        description="Shortest password accepted when one is set or changed.",
+    )
+    login_failures_before_lock: int = Field(
+        default=5, ge=1, le=1000,
+        description="Consecutive failed sign-ins that lock an account.",
+    )
+    login_lock_seconds: int = Field(
+        default=30, ge=1, le=3600,
+        description="First lock of an account; each further failure doubles it, up to an hour.",
+    )
+    login_failures_per_source: int = Field(
+        default=20, ge=1, le=100_000,
+        description="Failed sign-ins allowed from one address per window, whatever the accounts.",
+    )
+    login_failure_window_seconds: int = Field(
+        default=60, ge=1, le=86400, description="Window of the limit above."
     )
 
     ice_servers: str = Field(
@@ -201,6 +222,11 @@ class Settings(BaseSettings):
     def _check_ice(cls, value: str) -> str:
         TypeAdapter(list[IceServer]).validate_json(value)
         return value
+
+    @cached_property
+    def lockout_policy(self) -> LockoutPolicy:
+        """When failed sign-ins lock an account, and for how long."""
+        return LockoutPolicy(self.login_failures_before_lock, self.login_lock_seconds)
 
     @cached_property
     def session_policy(self) -> SessionPolicy:

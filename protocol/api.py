@@ -18,11 +18,13 @@ from pydantic import (
     EmailStr,
     Field,
     field_validator,
+    model_validator,
 )
 
 from .codes import CODE_DIGITS, format_code, normalize_code
 from .ice import IceConfig
 from .permissions import Permission
+from .totp import RecoveryCode, SecondFactor, TotpCode
 
 API_PREFIX = "/api/v1"
 
@@ -76,6 +78,16 @@ class ErrorBody(Response):
 class LoginRequest(Request):
     username: SingleLine = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
+    totp_code: TotpCode | None = Field(default=None, max_length=16)
+    """The authenticator app's 6 digits, for an account with TOTP enabled."""
+    recovery_code: RecoveryCode | None = Field(default=None, max_length=32)
+    """Instead of ``totp_code``: one of the account's one-time recovery codes."""
+
+    @model_validator(mode="after")
+    def _one_second_factor(self) -> "LoginRequest":
+        if self.totp_code is not None and self.recovery_code is not None:
+            raise ValueError("give either totp_code or recovery_code, not both")
+        return self
 
 
 class UserBrief(Response):
@@ -98,11 +110,41 @@ class LoginResponse(Response):
     expires_at: datetime
     user: UserInfo
     password_change_required: bool
+    totp_enrollment_required: bool = False
+    """A role of the account requires TOTP and it has none yet: until enrolment is
+    confirmed, the token works only for ``/auth/me``, ``/auth/logout``,
+    ``/auth/password`` and ``/auth/totp/*``."""
 
 
 class PasswordChange(Request):
     current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(min_length=12, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+    """Checked against the broker's password policy (its minimum length is configurable)."""
+
+
+class TotpEnrollment(Response):
+    """A new TOTP secret, not in force until confirmed with a code it generates."""
+
+    secret: str
+    """Base32, for typing into an authenticator app."""
+    provisioning_uri: str
+    """``otpauth://totp/...``, for a QR code."""
+
+
+class TotpConfirm(Request):
+    code: TotpCode = Field(max_length=16)
+
+
+class RecoveryCodes(Response):
+    """One-time codes that stand in for a TOTP code; shown only this once."""
+
+    recovery_codes: list[str]
+
+
+class TotpDisable(Request):
+    password: str = Field(min_length=1, max_length=1024)
+    code: SecondFactor = Field(max_length=32)
+    """A current authenticator code or an unused recovery code."""
 
 
 # --- tickets --------------------------------------------------------------------

@@ -1,0 +1,32 @@
+"""Accounts for tests, written straight into a test broker's database, and TOTP codes for them."""
+
+from __future__ import annotations
+
+import time
+
+import pyotp
+
+from broker.passwords import hash_password
+from tests.support.broker import BrokerProcess
+
+PASSWORD = "Correct horse, battery 9"
+"""The password :func:`make_user` gives unless told otherwise (it passes the password policy)."""
+
+
+def make_user(broker: BrokerProcess, username: str, *, role: str = "technician", password: str = PASSWORD) -> None:
+    """An enabled account with one role, independent of the admin API."""
+    broker.sql(
+        "INSERT INTO users (username, display_name, password_hash, must_change_password, created_at, failed_logins)"
+        " VALUES (?, ?, ?, 0, '2025-01-01 00:00:00.000000', 0)",
+        username, username.title(), hash_password(password),
+    )
+    broker.sql(
+        "INSERT INTO user_roles (user_id, role_id) SELECT users.id, roles.id FROM users, roles"
+        " WHERE users.username = ? AND roles.name = ?",
+        username, role,
+    )
+
+
+def code_at(secret: str, offset: float = 0) -> str:
+    """The TOTP code of ``secret`` ``offset`` seconds from now (+30: the next step's, which brokers accept)."""
+    return pyotp.TOTP(secret).at(time.time() + offset)
