@@ -20,6 +20,7 @@ from protocol.api import (
     LoginRequest,
     LoginResponse,
     PasswordChange,
+    RecoveryCodes,
     SessionCreate,
     SessionEnd,
     SessionOut,
@@ -28,6 +29,9 @@ from protocol.api import (
     TicketCreate,
     TicketOut,
     TicketSummary,
+    TotpConfirm,
+    TotpDisable,
+    TotpEnrollment,
     UserInfo,
 )
 from protocol.transfers import Direction, FileRequestState, TransferOut, TransferState
@@ -68,12 +72,19 @@ class TechConsole:
 
     # --- accounts ---------------------------------------------------------------
 
-    async def login(self, username: str, password: str) -> LoginResponse:
-        """Sign in; the token is kept for the following calls."""
-        result = await self._call(
-            "POST", "/auth/login", LoginResponse, LoginRequest(username=username, password=password),
-            auth=False,
-        )
+    async def login(
+        self, username: str, password: str, *, totp_code: str | None = None, recovery_code: str | None = None
+    ) -> LoginResponse:
+        """Sign in; the token is kept for the following calls.
+
+        An account with TOTP needs ``totp_code`` or ``recovery_code``; without one the
+        broker answers ``totp_required`` (a :class:`ConsoleError` with that ``error``).
+        """
+        try:
+            body = LoginRequest(username=username, password=password, totp_code=totp_code, recovery_code=recovery_code)
+        except ValidationError as exc:
+            raise ConsoleError(_first_problem(exc)) from None
+        result = await self._call("POST", "/auth/login", LoginResponse, body, auth=False)
         self.token = result.access_token
         return result
 
@@ -86,6 +97,26 @@ class TechConsole:
 
     async def change_password(self, current: str, new: str) -> None:
         await self._call("POST", "/auth/password", None, PasswordChange(current_password=current, new_password=new))
+
+    async def enroll_totp(self) -> TotpEnrollment:
+        """Start TOTP enrolment: a new secret, in force once :meth:`confirm_totp` succeeds."""
+        return await self._call("POST", "/auth/totp/enroll", TotpEnrollment)
+
+    async def confirm_totp(self, code: str) -> RecoveryCodes:
+        """Turn TOTP on with a code from the new secret; the recovery codes are shown only this once."""
+        try:
+            body = TotpConfirm(code=code)
+        except ValidationError as exc:
+            raise ConsoleError(_first_problem(exc)) from None
+        return await self._call("POST", "/auth/totp/confirm", RecoveryCodes, body)
+
+    async def disable_totp(self, password: str, code: str) -> None:
+        """Turn TOTP off with the password and a current code or a recovery code."""
+        try:
+            body = TotpDisable(password=password, code=code)
+        except ValidationError as exc:
+            raise ConsoleError(_first_problem(exc)) from None
+        await self._call("POST", "/auth/totp/disable", None, body)
 
     # --- tickets ----------------------------------------------------------------
 
@@ -343,3 +374,9 @@ def _error(response: httpx.Response) -> ConsoleError:
         return ConsoleError(body.message, status=response.status_code, error=body.error)
     except ValidationError:
         return ConsoleError(f"the broker answered HTTP {response.status_code}", status=response.status_code)
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """The sentence of the first validation error, without pydantic's decoration."""
+    error = exc.errors()[0]
+    return str(error["msg"]).removeprefix("Value error, ")
