@@ -26,7 +26,7 @@ from .peers import PeerCache
 from .ratelimit import FailureLimiter
 from .recordings import RecordingStore
 from .routes import audit as audit_routes
-from .routes import auth, join, recording, sessions, signal, tickets, transfers
+from .routes import auth, join, recording, roles, sessions, signal, teams, tickets, transfers, users
 from .settings import Settings
 from .spool import ChunkSignals, TransferSpool
 from .support_sessions import expire_overdue
@@ -144,7 +144,7 @@ def create_app(state: BrokerState) -> FastAPI:
     )
     app.state.broker = state
     install_error_handlers(app)
-    for module in (auth, tickets, sessions, join, signal, transfers, recording, audit_routes):
+    for module in (auth, tickets, sessions, join, signal, transfers, recording, audit_routes, users, roles, teams):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/", include_in_schema=False, dependencies=[PublicAccess])

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from protocol.api import API_PREFIX
 from protocol.cli import configure_logging, number_in_range
 
+from . import admin_cli
 from .accounts import FIRST_ADMIN, ensure_first_admin
 from .app import build_state, create_app
 from .forwarded import ForwardedHeaders
@@ -92,13 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bundle.add_argument("file", type=Path, help="the .zip an auditor exported")
     bundle.add_argument("--key", help="the broker's public key (base64) you trust; default: the one in the bundle")
+    admin_cli.add_parsers(commands, "data directory (default: DESKHAND_DATA_DIR)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command not in ("serve", "audit"):
+    if args.command not in ("serve", "audit", *ADMIN_COMMANDS):
         parser.print_help()
         return 2
     if args.command == "audit" and args.audit_command == "verify-bundle":
@@ -118,7 +120,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "audit":
         return verify_command(settings)
+    if args.command in ADMIN_COMMANDS:
+        return admin_command(args, settings)
     return serve(settings)
+
+
+ADMIN_COMMANDS = ("users", "roles", "teams")
+
+
+def admin_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``deskhand-broker users|roles|teams``, on an existing data directory."""
+    from .db import Database
+
+    if not settings.data_dir.is_dir() and settings.database_url is None:
+        print(f"deskhand-broker: no broker data in {settings.data_dir}; start the broker once, or give --data-dir",
+              file=sys.stderr)
+        return 2
+    database = Database(settings.effective_database_url)
+    database.migrate()
+    try:
+        return admin_cli.run(args, database.session)
+    finally:
+        database.dispose()
 
 
 def verify_command(settings: Settings) -> int:

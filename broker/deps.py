@@ -12,6 +12,8 @@ from fastapi import Depends, Path, Request
 from starlette.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+
+from protocol.admin import NAME_PATTERN
 from sqlalchemy.orm import Session
 
 from protocol.api import API_PREFIX
@@ -138,4 +140,7 @@ SessionId = Annotated[
     ),
 ]
 
-
+Name = Annotated[
+    str,
+    Path(pattern=NAME_PATTERN, description="An account, role or team name"),
+]

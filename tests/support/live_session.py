@@ -65,14 +65,16 @@ async def live_session(
     subject: str = "Remote control",
     on_frame: FrameHook | None = None,
     view: bool = True,
+    login: tuple[str, str] | None = None,
 ) -> AsyncIterator[Live]:
     """A started session with ``deskhand-host join CODE --ui terminal *host_args`` on display ``env``.
 
     ``view=False`` leaves the technician's live view closed (no WebRTC at all), for
-    tests and benchmarks of the broker-relayed paths only.
+    tests and benchmarks of the broker-relayed paths only. ``login`` is the
+    technician's (username, password); the first admin by default.
     """
     async with TechConsole(broker.base_url) as console:
-        await console.login("admin", broker.admin_password)
+        await console.login(*(login or ("admin", broker.admin_password)))
         ticket = await console.create_ticket(
             TicketCreate(subject=subject, requester_name="Ann", requester_email="ann@example.com")
         )

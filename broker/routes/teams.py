@@ -1,0 +1,37 @@
+"""Teams (admins): groups of technicians whose session policy narrows what they may do."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from protocol.admin import TeamCreate, TeamOut, TeamUpdate
+
+from .. import audit
+from ..access import PolicyManager
+from ..deps import DB, Name, Source
+from ..directory import create_team, delete_team, find_team, team_out, update_team
+from ..models import Team
+
+router = APIRouter(prefix="/teams", tags=["admin"])
+
+
+@router.get("", response_model=list[TeamOut], summary="Every team with its policy and members")
+def index(db: DB, _admin: PolicyManager) -> list[TeamOut]:
+    return [team_out(t) for t in db.scalars(select(Team).order_by(Team.name))]
+
+
+@router.post("", response_model=TeamOut, status_code=201, summary="Create a team")
+def create(body: TeamCreate, db: DB, admin: PolicyManager, source: Source) -> TeamOut:
+    return team_out(create_team(db, body, actor=audit.user_actor(admin), source=source))
+
+
+@router.patch("/{name}", response_model=TeamOut,
+              summary="Change a team's policy or members (live sessions follow within seconds)")
+def change(name: Name, body: TeamUpdate, db: DB, admin: PolicyManager, source: Source) -> TeamOut:
+    return team_out(update_team(db, find_team(db, name), body, actor=audit.user_actor(admin), source=source))
+
+
+@router.delete("/{name}", status_code=204, summary="Delete a team")
+def delete(name: Name, db: DB, admin: PolicyManager, source: Source) -> None:
+    delete_team(db, find_team(db, name), actor=audit.user_actor(admin), source=source)

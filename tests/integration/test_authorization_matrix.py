@@ -1,0 +1,132 @@
+"""Every route times every role: the answer each identity gets follows from what the route declares.
+
+Built from the broker's own route table, so a new route is covered the day it
+is added; a route that declares no access at all fails the test. Requests go
+to a real broker; the app is only built in-process to read its route table.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.routing import APIRoute, APIWebSocketRoute, RouteContext, iter_route_contexts
+
+from broker.access import Requires, public_access, session_peer_access
+from broker.app import build_state, create_app
+from broker.deps import current_token, current_user
+from broker.settings import Settings
+from tests.support.api import bearer
+
+PASSWORD = "Matrix-test passphrase 7"
+PUBLIC, PEER, SIGNED_IN = "public", "session peer", "signed in"
+
+
+def declared_access(route: RouteContext) -> str | None:
+    """What the route declares: a permission name, PUBLIC, PEER, SIGNED_IN, or None."""
+    found: set[str] = set()
+
+    def walk(dependant) -> None:  # type: ignore[no-untyped-def]
+        for dependency in dependant.dependencies:
+            call = dependency.call
+            if isinstance(call, Requires):
+                found.add(call.permission)
+            elif call is public_access:
+                found.add(PUBLIC)
+            elif call is session_peer_access:
+                found.add(PEER)
+            elif call in (current_user, current_token):
+                found.add(SIGNED_IN)
+            walk(dependency)
+
+    walk(route.dependant)
+    declared = found - {SIGNED_IN} or found
+    assert len(declared) <= 1, f"{route.path} declares more than one kind of access: {declared}"
+    return next(iter(declared), None)
+
+
+@pytest.fixture(scope="module")
+def routes(tmp_path_factory: pytest.TempPathFactory) -> list[RouteContext]:
+    """Every HTTP and WebSocket route of the app, with the dependencies its routers add."""
+    data_dir: Path = tmp_path_factory.mktemp("routes-data")
+    app = create_app(build_state(Settings(data_dir=data_dir)))
+    found = [r for r in iter_route_contexts(app.routes) if isinstance(r.original_route, (APIRoute, APIWebSocketRoute))]
+    assert len(found) > 40, "the route table was not read"
+    return found
+
+def test_every_route_declares_who_may_call_it(routes) -> None:
+    undeclared = [f"{sorted(r.methods or ['WS'])} {r.path}" for r in routes if declared_access(r) is None]
+    assert undeclared == [], "routes without a declared access (use broker.access): " + ", ".join(undeclared)
+
+
+@pytest.fixture(scope="module")
+def identities(broker) -> Iterator[dict[str, tuple[dict[str, str], frozenset[str]]]]:
+    """name -> (headers, permissions): the built-in roles, a custom role, anonymous, and a disabled account."""
+    admin = bearer(broker.login())
+    roles = {r["name"]: frozenset(r["permissions"]) for r in broker.http.get("/roles", headers=admin).json()}
+    custom = broker.http.post("/roles", headers=admin, json={"name": "ticket-reader", "permissions": ["tickets.read"]})
+    assert custom.status_code == 201, custom.text
+    roles["ticket-reader"] = frozenset(["tickets.read"])
+    found: dict[str, tuple[dict[str, str], frozenset[str]]] = {
+        "admin": (admin, roles["admin"]), "anonymous": ({}, frozenset()),
+    }
+    for role in ("technician", "auditor", "ticket-reader"):
+        made = broker.http.post("/users", headers=admin, json={
+            "username": f"m-{role}", "display_name": role, "password": PASSWORD, "roles": [role]})
+        assert made.status_code == 201, made.text
+        found[role] = (bearer(broker.login(f"m-{role}", PASSWORD)), roles[role])
+    made = broker.http.post("/users", headers=admin, json={
+        "username": "m-disabled", "display_name": "gone", "password": PASSWORD, "roles": ["admin"]})
+    assert made.status_code == 201, made.text
+    disabled = bearer(broker.login("m-disabled", PASSWORD))
+    assert broker.http.patch("/users/m-disabled", headers=admin, json={"disabled": True}).status_code == 200
+    found["disabled"] = (disabled, frozenset())
+    yield found
+
+
+def concrete(path: str) -> str:
+    """A path with its parameters filled by values that exist nowhere."""
+    values = {"session_id": str(uuid.uuid4()), "transfer_id": str(uuid.uuid4()), "request_id": str(uuid.uuid4()),
+              "ticket_id": "987654", "index": "0", "username": "nobody-here", "name": "nobody-here"}
+    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path).removeprefix("/api/v1")
+
+
+def test_each_identity_gets_what_each_route_declares(broker, routes, identities) -> None:
+    problems = []
+    for route in routes:
+        if not isinstance(route.original_route, APIRoute) or not route.path.startswith("/api/v1"):
+            continue
+        access = declared_access(route)
+        for method in sorted(route.methods - {"HEAD"}):
+            path = concrete(route.path)
+            for name, (headers, permissions) in identities.items():
+                if route.path.endswith("/auth/logout") and headers:
+                    continue  # signing out would revoke the token the rest of the matrix uses
+                response = broker.http.request(method, path, headers=headers, json={} if method in ("POST", "PUT", "PATCH") else None)
+                status = response.status_code
+                anonymous = name in ("anonymous", "disabled")
+                if access == PUBLIC:
+                    expected_ok = status not in (401, 403)
+                elif access == PEER:
+                    # The token is checked inside, after the body: nobody here is a peer of a
+                    # session that does not exist, so the answer is a refusal of some kind.
+                    expected_ok = status in (401, 403, 404, 422) and (status != 403 or not anonymous)
+                elif anonymous:
+                    expected_ok = status == 401
+                elif access == SIGNED_IN:
+                    expected_ok = status not in (401, 403)
+                else:
+                    expected_ok = (status == 403) if access not in permissions else status not in (401, 403)
+                if status >= 500 or not expected_ok:
+                    problems.append(f"{method} {route.path} as {name} ({access}): {status} {response.text[:120]}")
+    assert problems == [], "\n".join(problems)
+
+
+def test_logout_is_for_signed_in_accounts_only(broker) -> None:
+    assert broker.http.post("/auth/logout").status_code == 401
+    token = broker.login()
+    assert broker.http.post("/auth/logout", headers=bearer(token)).status_code == 204
+    assert broker.http.get("/auth/me", headers=bearer(token)).status_code == 401
