@@ -82,6 +82,9 @@ class LoginRequest(Request):
     """The authenticator app's 6 digits, for an account with TOTP enabled."""
     recovery_code: RecoveryCode | None = Field(default=None, max_length=32)
     """Instead of ``totp_code``: one of the account's one-time recovery codes."""
+    cookie: bool = False
+    """For browsers: set the token as an HttpOnly cookie and leave it out of the answer,
+    which carries ``csrf_token`` instead (send it as ``X-CSRF-Token`` on every change)."""
 
     @model_validator(mode="after")
     def _one_second_factor(self) -> "LoginRequest":
@@ -105,7 +108,10 @@ class UserInfo(UserBrief):
 
 
 class LoginResponse(Response):
-    access_token: str
+    access_token: str | None
+    """The bearer token; None when it was set as a cookie (``cookie: true``)."""
+    csrf_token: str | None = None
+    """With ``cookie: true``: the value for ``X-CSRF-Token`` on every request that changes something."""
     token_type: str = "bearer"
     expires_at: datetime
     user: UserInfo

@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Annotated, NoReturn
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,7 @@ from protocol.api import (
 from .. import audit, lockout, second_factor, totp
 from ..access import PublicAccess
 from ..accounts import needs_totp_enrolment
+from ..browser_session import clear_session_cookie, csrf_token_for, set_session_cookie
 from ..clock import utcnow
 from ..deps import DB, BrokerState, CurrentUser, Source, State, current_token
 from ..errors import ApiError
@@ -50,7 +51,9 @@ _LOGIN_RESPONSES: dict[int | str, dict[str, object]] = {
 
 @router.post("/login", response_model=LoginResponse, dependencies=[PublicAccess], responses=_LOGIN_RESPONSES,
              summary="Exchange a username, password and (if enabled) TOTP code for a bearer token")
-def login(body: LoginRequest, db: DB, state: State, source: Source) -> LoginResponse:
+def login(
+    body: LoginRequest, db: DB, state: State, source: Source, request: Request, response: Response
+) -> LoginResponse:
     attempt = _Attempt(db, state, source, body.username)
     user = db.scalars(select(User).where(User.username == body.username)).one_or_none()
     now = utcnow()
@@ -87,9 +90,12 @@ def login(body: LoginRequest, db: DB, state: State, source: Source) -> LoginResp
         expires_at=now + timedelta(seconds=state.settings.token_ttl_seconds),
     )
     db.add(row)
-    audit.record(db, "auth.login", actor=audit.user_actor(user), source=source)
+    audit.record(db, "auth.login", actor=audit.user_actor(user), source=source, cookie=body.cookie)
+    if body.cookie:
+        set_session_cookie(response, token, row.expires_at, secure=request.url.scheme == "https")
     return LoginResponse(
-        access_token=token,
+        access_token=None if body.cookie else token,
+        csrf_token=csrf_token_for(token) if body.cookie else None,
         expires_at=row.expires_at,
         user=user_info(user),
         password_change_required=user.must_change_password,
@@ -176,10 +182,12 @@ class _Attempt:
 
 @router.post("/logout", status_code=204, summary="Revoke the token used for this request")
 def logout(
-    db: DB, source: Source, state: State, token: Annotated[tuple[User, AccessToken], Depends(current_token)]
+    db: DB, source: Source, state: State, token: Annotated[tuple[User, AccessToken], Depends(current_token)],
+    request: Request, response: Response,
 ) -> None:
     user, row = token
     row.revoked_at = utcnow()
+    clear_session_cookie(response, secure=request.url.scheme == "https")
     state.peers.forget()
     audit.record(db, "auth.logout", actor=audit.user_actor(user), source=source)
 
