@@ -46,9 +46,10 @@ FLOODER = "203.0.113.7"
 TECHNICIAN = "198.51.100.20"
 HOST = "192.0.2.33"
 
-LATENCY_BOUND = 1.0
-"""p95 of another user's requests during the flood, in seconds: generous for a 2-core machine
-that also runs this test's client."""
+LATENCY_BOUND = 2.0
+"""p95 of another user's requests during the flood, in seconds. Not a benchmark (those live in
+bench/ and never fail a run): a bound far above the ~0.35 s measured, that only a flood
+serialising everyone behind it (a lock or argon2 on the event loop) would break."""
 
 
 def from_address(address: str) -> dict[str, str]:
