@@ -87,6 +87,8 @@ def add_parsers(commands: Any, data_dir_help: str) -> None:
                        help="session permissions the members never get, e.g. files.send,files.receive")
         p.add_argument("--recording-required", choices=("yes", "no"), default=None,
                        help="pause control while recording lags, whatever the deployment says")
+        p.add_argument("--control-needs-user", choices=("yes", "no"), default=None,
+                       help="control only when the end user consented in person (not with deskhand-host --consent)")
     t.add_parser("delete", parents=[common], help="delete a team").add_argument("name")
 
 
@@ -172,11 +174,13 @@ def _roles(db: Session, args: argparse.Namespace, actor: str) -> Result:
 
 
 def _policy(args: argparse.Namespace, current: TeamPolicy) -> TeamPolicy | None:
-    if args.deny is None and args.recording_required is None:
+    """``current`` with what the options change, or None when they change nothing."""
+    if args.deny is None and args.recording_required is None and args.control_needs_user is None:
         return None
     return TeamPolicy(
         denied=current.denied if args.deny is None else args.deny,  # type: ignore[arg-type]
         recording_required=current.recording_required if args.recording_required is None else args.recording_required == "yes",
+        control_needs_user=current.control_needs_user if args.control_needs_user is None else args.control_needs_user == "yes",
     )
 
 

@@ -16,6 +16,7 @@ from protocol.admin import TeamPolicy
 from protocol.grants import Grant, SignedGrant, sign_grant
 from protocol.permissions import ALL_PERMISSIONS, Permission, ordered
 from protocol.recording import SessionPolicy
+from protocol.signalling import ConsentSource
 
 from . import audit
 from .clock import utcnow
@@ -41,7 +42,12 @@ def team_policy(team: Team) -> TeamPolicy:
 
 def session_permissions(session: SupportSession) -> frozenset[Permission]:
     """What the session's technician may do in it, now."""
-    return technician_permissions(session.technician)
+    allowed = technician_permissions(session.technician)
+    if session.consent_source == ConsentSource.flag.value and any(
+        team_policy(t).control_needs_user for t in session.technician.teams
+    ):
+        allowed -= {Permission.control}
+    return allowed
 
 
 def session_policy(base: SessionPolicy, session: SupportSession) -> SessionPolicy:

@@ -20,6 +20,9 @@ class TeamPolicy(Request):
     """Session permissions the team's members never get, whatever their roles say."""
     recording_required: bool = False
     """Pause control while recording lags, even where the deployment does not require it."""
+    control_needs_user: bool = False
+    """Control only after the end user consented in person: consent given with
+    ``deskhand-host --consent`` (unattended set-ups) does not count for ``control``."""
 
 
 def _role_permissions(value: list[str]) -> list[str]:

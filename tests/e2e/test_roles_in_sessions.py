@@ -101,3 +101,14 @@ async def test_disabling_an_account_ends_its_tokens_and_its_live_view(broker, xv
         assert broker.http.get("/auth/me", headers=bearer(live.console.token)).status_code == 401
         admin_call(broker, "POST", f"/sessions/{live.session_id}/end", reason="account disabled")
         await asyncio.to_thread(live.host.wait, 20)
+
+
+async def test_a_team_can_require_the_user_in_person_for_control(broker, xvfb) -> None:
+    admin_call(broker, "POST", "/teams", name="careful", policy={"control_needs_user": True})
+    login = technician(broker, "carer", "carer", ["view", "control"], teams=["careful"])
+    async with live_session(broker, xvfb.env, "--consent", "view,control", login=login) as live:
+        view = live.view
+        await view.wait_until(lambda: view.consent is not None and view.grant is not None, 30, "consent and grant")
+        # The flag consented to control; the team's policy does not count it, so the grant drops control.
+        await view.wait_until(lambda: Permission.control not in view.grant.permissions, 6, "a grant without control")
+        assert Permission.view in view.grant.permissions
