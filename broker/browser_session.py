@@ -15,7 +15,12 @@ import hashlib
 import hmac
 from datetime import datetime
 
+from urllib.parse import urlsplit
+
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
+
+from .errors import ApiError
 
 COOKIE_NAME = "deskhand_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -31,6 +36,36 @@ def csrf_token_for(token: str) -> str:
 def csrf_ok(token: str, presented: str | None) -> bool:
     """Whether ``presented`` is the CSRF token of ``token`` (constant time)."""
     return presented is not None and hmac.compare_digest(csrf_token_for(token), presented)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header, or None."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def request_token(connection: HTTPConnection) -> str | None:
+    """The token a request or WebSocket speaks with: its bearer header, else the browser's cookie.
+
+    A cookie counts only for requests our own page made: WebSockets must come from
+    the broker's own origin (browsers send ``Origin``, and no other site can fake
+    it), and HTTP requests that change something must carry ``X-CSRF-Token``.
+    """
+    bearer = bearer_token(connection.headers.get("authorization"))
+    if bearer is not None:
+        return bearer
+    cookie = connection.cookies.get(COOKIE_NAME)
+    if cookie is None:
+        return None
+    if connection.scope["type"] == "websocket":
+        origin = connection.headers.get("origin")
+        if origin is None or urlsplit(origin).netloc != connection.headers.get("host"):
+            raise ApiError(403, "cross_origin", "a signed-in browser may connect only from the broker's own pages")
+    elif connection.scope.get("method", "GET") not in SAFE_METHODS and not csrf_ok(cookie, connection.headers.get(CSRF_HEADER)):
+        raise ApiError(403, "csrf_failed", f"send the csrf_token from your sign-in as the {CSRF_HEADER} header")
+    return cookie
 
 
 def set_session_cookie(response: Response, token: str, expires_at: datetime, *, secure: bool) -> None:

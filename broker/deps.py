@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from protocol.api import API_PREFIX
 
 from .accounts import needs_totp_enrolment, totp_enrollment_required, user_for_token
-from .browser_session import COOKIE_NAME, CSRF_HEADER, SAFE_METHODS, csrf_ok
+from .browser_session import request_token
 from .db import Database
 from .errors import ApiError, unauthorized
 from .hub import SignalHub
@@ -92,26 +92,15 @@ def current_token(
     db: DB, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     connection: HTTPConnection,
 ) -> tuple[User, AccessToken]:
-    token = credentials.credentials if credentials is not None else connection.cookies.get(COOKIE_NAME)
+    token = request_token(connection)  # ``credentials`` documents the scheme; this also reads the cookie
     if token is None:
         raise unauthorized()
-    if credentials is None:
-        refuse_without_csrf(connection, token)
     found = user_for_token(db, token)
     if found is None:
         raise unauthorized("the token is unknown, expired or revoked: sign in again")
     refuse_until_totp_enrolled(connection, found[0])
     return found
 
-
-def refuse_without_csrf(connection: HTTPConnection, token: str) -> None:
-    """A request authenticated by the browser's cookie that changes something must prove it
-    comes from our page: ``X-CSRF-Token`` (see :mod:`broker.browser_session`)."""
-    method = connection.scope.get("method", "GET")
-    if method in SAFE_METHODS:
-        return
-    if not csrf_ok(token, connection.headers.get(CSRF_HEADER)):
-        raise ApiError(403, "csrf_failed", f"send the csrf_token from your sign-in as the {CSRF_HEADER} header")
 
 
 TOTP_ENROLMENT_PATHS = frozenset({"/auth/me", "/auth/logout", "/auth/password"})
@@ -158,3 +147,7 @@ Name = Annotated[
     str,
     Path(pattern=NAME_PATTERN, description="An account, role or team name"),
 ]
+
+PeerToken = Annotated[str | None, Depends(request_token)]
+"""The token of a session peer's request (bearer header or the browser's cookie); the route
+checks whom it speaks for (``broker.peers.identify_peer``)."""

@@ -86,14 +86,6 @@ def identify_peer(
     return SessionPeer(info=info, session=session)
 
 
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer ...`` header, or None."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
 class PeerCache:
     """Recently verified peers, so that a transfer's many chunk requests skip the token lookups.
 

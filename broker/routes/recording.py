@@ -29,19 +29,18 @@ from protocol.transfers import SHA256_PATTERN
 from .. import audit
 from ..access import SessionPeerAccess
 from ..clock import utcnow
-from ..deps import BrokerState, SessionId, State
+from ..deps import BrokerState, PeerToken, SessionId, State
 from ..errors import ApiError
 from ..models import RecordingSegment
-from ..peers import SessionPeer, bearer_token, identify_peer
+from ..peers import SessionPeer, identify_peer
 
 router = APIRouter(prefix="/sessions/{session_id}", tags=["recording"], dependencies=[SessionPeerAccess])
-Authorization = Annotated[str | None, Header(description="Bearer token of the host (or, for events, the technician)")]
 SegmentIndex = Annotated[int, Path(ge=0, lt=10_000_000, description="Segment number, from 0")]
 
 
-def _peer(state: BrokerState, db, session_id: str, authorization: str | None, what: str) -> SessionPeer:  # type: ignore[no-untyped-def]
+def _peer(state: BrokerState, db, session_id: str, token: str | None, what: str) -> SessionPeer:  # type: ignore[no-untyped-def]
     grace = timedelta(seconds=state.settings.recording_upload_grace_seconds)
-    return identify_peer(db, session_id, bearer_token(authorization), what=what, ended_grace=grace)
+    return identify_peer(db, session_id, token, what=what, ended_grace=grace)
 
 
 @router.put("/recording/{index}", status_code=204, summary="Upload one recording segment (host)")
@@ -53,11 +52,11 @@ async def put_segment(
     x_segment_sha256: Annotated[str, Header(pattern=SHA256_PATTERN)],
     x_segment_offset_ms: Annotated[int, Header(ge=0, lt=2**40)],
     x_segment_duration_ms: Annotated[int, Header(ge=0, lt=3_600_000)],
-    authorization: Authorization = None,
+    token: PeerToken,
 ) -> Response:
     def admit() -> None:
         with state.database.session() as db:
-            peer = _peer(state, db, session_id, authorization, "upload the recording")
+            peer = _peer(state, db, session_id, token, "upload the recording")
             if peer.role is not Role.host:
                 raise ApiError(403, "not_allowed", "only the host uploads the recording")
 
@@ -96,10 +95,10 @@ async def put_segment(
 
 
 @router.get("/recording", response_model=RecordingStatus, summary="What the broker holds of the recording (host)")
-async def recording_status(session_id: SessionId, state: State, authorization: Authorization = None) -> RecordingStatus:
+async def recording_status(session_id: SessionId, state: State, token: PeerToken) -> RecordingStatus:
     def status() -> RecordingStatus:
         with state.database.session() as db:
-            _peer(state, db, session_id, authorization, "read the recording status")
+            _peer(state, db, session_id, token, "read the recording status")
             count, last, end = db.execute(
                 select(
                     func.count(), func.max(RecordingSegment.index),
@@ -112,12 +111,12 @@ async def recording_status(session_id: SessionId, state: State, authorization: A
 
 
 @router.post("/events", status_code=204, summary="Report session events for the audit trail (both peers)")
-async def report_events(session_id: SessionId, body: PeerEvents, state: State, authorization: Authorization = None) -> Response:
+async def report_events(session_id: SessionId, body: PeerEvents, state: State, token: PeerToken) -> Response:
     policy = state.settings.session_policy
 
     def record() -> None:
         with state.database.session() as db:
-            peer = _peer(state, db, session_id, authorization, "report events")
+            peer = _peer(state, db, session_id, token, "report events")
             allowed = HOST_EVENT_KINDS if peer.role is Role.host else TECHNICIAN_EVENT_KINDS
             for event in body.events:
                 if event.kind not in allowed:

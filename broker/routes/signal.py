@@ -48,7 +48,8 @@ from ..errors import ApiError
 from ..grants import audit_grant, issue_grant, session_permissions, session_policy
 from ..hub import Peer
 from ..models import SupportSession
-from ..peers import bearer_token, identify_peer
+from ..browser_session import request_token
+from ..peers import identify_peer
 from ..support_sessions import SessionOver, end_session, get_session, record_consent
 
 log = logging.getLogger(__name__)
@@ -92,9 +93,7 @@ def authenticate(state: BrokerState, session_id: str, token: str | None) -> Admi
 async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     state: BrokerState = websocket.app.state.broker
     try:
-        admitted = await run_in_threadpool(
-            authenticate, state, session_id, bearer_token(websocket.headers.get("authorization"))
-        )
+        admitted = await run_in_threadpool(authenticate, state, session_id, request_token(websocket))
     except ApiError as refused:
         await websocket.send_denial_response(refused.response())
         return

@@ -40,10 +40,10 @@ from protocol.transfers import (
 
 from .. import transfers as rules
 from ..access import SessionPeerAccess
-from ..deps import BrokerState, SessionId, State
+from ..deps import BrokerState, PeerToken, SessionId, State
 from ..errors import ApiError
 from ..models import FileRequest, Transfer
-from ..peers import SessionPeer, bearer_token, identify_peer
+from ..peers import SessionPeer, identify_peer
 from ..spool import ChunkRejected, wait_for
 
 router = APIRouter(prefix="/sessions/{session_id}", tags=["files"], dependencies=[SessionPeerAccess])
@@ -53,25 +53,23 @@ T = TypeVar("T")
 TransferId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$", description="Transfer id")]
 ChunkIndex = Annotated[int, Path(ge=0, lt=2**31, description="Chunk number, from 0")]
 Wait = Annotated[float, Query(ge=0, le=30, description="Seconds to wait for a change (long poll)")]
-Authorization = Annotated[str | None, Header(description="Bearer token of the technician or the host")]
 
 MAX_WAIT_CHUNK = 30.0
 
 
-def _unit(state: BrokerState, session_id: str, authorization: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
+def _unit(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
     with state.database.session() as db:
-        peer = identify_peer(db, session_id, bearer_token(authorization), what="transfer files")
+        peer = identify_peer(db, session_id, token, what="transfer files")
         return work(db, peer)
 
 
-async def _run(state: BrokerState, session_id: str, authorization: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
+async def _run(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
     """One unit of work for the identified peer, off the event loop."""
-    return await run_in_threadpool(_unit, state, session_id, authorization, work)
+    return await run_in_threadpool(_unit, state, session_id, token, work)
 
 
-def _cached_unit(state: BrokerState, session_id: str, authorization: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
+def _cached_unit(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
     """Like :func:`_unit`, with the peer from :class:`~broker.peers.PeerCache` when it was just verified."""
-    token = bearer_token(authorization)
     now = time.monotonic()
     peer = state.peers.get(session_id, token, now) if token else None
     with state.database.session() as db:
@@ -82,9 +80,9 @@ def _cached_unit(state: BrokerState, session_id: str, authorization: str | None,
         return work(db, peer)
 
 
-async def _run_chunk(state: BrokerState, session_id: str, authorization: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
+async def _run_chunk(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
     """A unit of work on the per-chunk paths, which run dozens of times a second."""
-    return await run_in_threadpool(_cached_unit, state, session_id, authorization, work)
+    return await run_in_threadpool(_cached_unit, state, session_id, token, work)
 
 
 def _announce(state: BrokerState, out: TransferOut) -> None:
@@ -96,7 +94,7 @@ def _announce(state: BrokerState, out: TransferOut) -> None:
 
 
 @router.post("/transfers", response_model=TransferOut, status_code=201, summary="Offer a file to the other peer")
-async def offer(session_id: SessionId, body: TransferCreate, state: State, authorization: Authorization = None) -> TransferOut:
+async def offer(session_id: SessionId, body: TransferCreate, state: State, token: PeerToken) -> TransferOut:
     settings = state.settings
 
     def work(db: Session, peer: SessionPeer) -> TransferOut:
@@ -108,36 +106,36 @@ async def offer(session_id: SessionId, body: TransferCreate, state: State, autho
         db.refresh(transfer, ["chunks"])
         return rules.transfer_out(transfer)
 
-    out = await _run(state, session_id, authorization, work)
+    out = await _run(state, session_id, token, work)
     _announce(state, out)
     if body.request_id:
-        await _announce_request(state, session_id, authorization, body.request_id)
+        await _announce_request(state, session_id, token, body.request_id)
     return out
 
 
 @router.get("/transfers", response_model=list[TransferOut], summary="The session's transfers")
-async def index(session_id: SessionId, state: State, authorization: Authorization = None) -> list[TransferOut]:
-    return await _run(state, session_id, authorization,
+async def index(session_id: SessionId, state: State, token: PeerToken) -> list[TransferOut]:
+    return await _run(state, session_id, token,
                       lambda db, _peer: [rules.transfer_out(t) for t in rules.list_transfers(db, session_id)])
 
 
 @router.get("/transfers/{transfer_id}", response_model=TransferOut, summary="A transfer; with wait and known, a long poll")
 async def show(
-    session_id: SessionId, transfer_id: TransferId, state: State, authorization: Authorization = None,
+    session_id: SessionId, transfer_id: TransferId, state: State, token: PeerToken,
     wait: Wait = 0, known: Annotated[str | None, Query(max_length=200)] = None,
 ) -> TransferOut:
     event = state.transfer_signals.listen(transfer_id)
-    out = await _run(state, session_id, authorization,
+    out = await _run(state, session_id, token,
                      lambda db, _peer: rules.transfer_out(rules.get_transfer(db, session_id, transfer_id)))
     if known is not None and known == transfer_version(out) and wait > 0 and not out.state.over:
         await wait_for(event, wait)
-        out = await _run(state, session_id, authorization,
+        out = await _run(state, session_id, token,
                          lambda db, _peer: rules.transfer_out(rules.get_transfer(db, session_id, transfer_id)))
     return out
 
 
 async def _change(
-    state: BrokerState, session_id: str, transfer_id: str, authorization: str | None,
+    state: BrokerState, session_id: str, transfer_id: str, token: str | None,
     change: Callable[[Session, SessionPeer, Transfer], object],
 ) -> TransferOut:
     def work(db: Session, peer: SessionPeer) -> TransferOut:
@@ -147,15 +145,15 @@ async def _change(
         db.refresh(transfer, ["chunks"])
         return rules.transfer_out(transfer)
 
-    out = await _run(state, session_id, authorization, work)
+    out = await _run(state, session_id, token, work)
     _announce(state, out)
     return out
 
 
 @router.post("/transfers/{transfer_id}/decision", response_model=TransferOut, summary="The receiver accepts or refuses")
 async def decision(session_id: SessionId, transfer_id: TransferId, body: TransferDecision, state: State,
-                   authorization: Authorization = None) -> TransferOut:
-    return await _change(state, session_id, transfer_id, authorization,
+                   token: PeerToken) -> TransferOut:
+    return await _change(state, session_id, transfer_id, token,
                          lambda db, peer, t: rules.decide(db, peer, t, body))
 
 
@@ -163,7 +161,7 @@ async def decision(session_id: SessionId, transfer_id: TransferId, body: Transfe
 async def put_chunk(
     session_id: SessionId, transfer_id: TransferId, index: ChunkIndex, request: Request, state: State,
     x_chunk_sha256: Annotated[str, Header(pattern=SHA256_PATTERN, description="SHA-256 of the chunk")],
-    authorization: Authorization = None,
+    token: PeerToken,
 ) -> Response:
     def check(db: Session, peer: SessionPeer) -> tuple[int, int]:
         transfer = rules.transfer_row(db, session_id, transfer_id)
@@ -173,7 +171,7 @@ async def put_chunk(
         except ValueError as exc:
             raise ApiError(422, "invalid_chunk", str(exc)) from None
 
-    _offset, length = await _run_chunk(state, session_id, authorization, check)
+    _offset, length = await _run_chunk(state, session_id, token, check)
     try:
         await state.spool.receive(transfer_id, index, request.stream(), size=length, sha256=x_chunk_sha256)
     except ChunkRejected as rejected:
@@ -198,7 +196,7 @@ async def put_chunk(
 )
 async def get_chunk(
     request: Request, session_id: SessionId, transfer_id: TransferId, index: ChunkIndex, state: State,
-    authorization: Authorization = None, wait: Wait = 10,
+    token: PeerToken, wait: Wait = 10,
 ) -> Response:
     def lookup(db: Session, peer: SessionPeer) -> str | None:
         transfer = rules.transfer_row(db, session_id, transfer_id)
@@ -208,14 +206,14 @@ async def get_chunk(
         return rules.chunk_sha256(db, transfer_id, index)
 
     event = state.transfer_signals.listen(transfer_id)
-    sha256 = await _run_chunk(state, session_id, authorization, lookup)
+    sha256 = await _run_chunk(state, session_id, token, lookup)
     if sha256 is None and wait > 0:
         await wait_for(event, min(wait, MAX_WAIT_CHUNK))
         if await request.is_disconnected():
             # The receiver died while it waited (a killed host): handing it the chunk would
             # free the broker's copy and make the sender upload it again for the next receiver.
             return Response(status_code=499)
-        sha256 = await _run_chunk(state, session_id, authorization, lookup)
+        sha256 = await _run_chunk(state, session_id, token, lookup)
     if sha256 is None:
         raise ApiError(404, "chunk_not_ready", f"chunk {index} has not been uploaded yet; ask again")
     data = await run_in_threadpool(state.spool.copy_out, transfer_id, index)
@@ -223,7 +221,7 @@ async def get_chunk(
         log.warning("chunk %d of transfer %s was asked for again after it was gone", index, transfer_id)
         # Delivered once already (the receiver lost it) or lost in a broker restart:
         # forget it so the sender, which waits until the receiver is done, uploads it again.
-        await _run(state, session_id, authorization, lambda db, peer: rules.forget_chunk(db, transfer_id, index))
+        await _run(state, session_id, token, lambda db, peer: rules.forget_chunk(db, transfer_id, index))
         state.transfer_signals.changed(transfer_id)
         raise ApiError(410, "chunk_gone", f"chunk {index} is no longer here; the sender will upload it again")
     return Response(
@@ -235,8 +233,8 @@ async def get_chunk(
 @router.delete("/transfers/{transfer_id}/chunks/{index}", response_model=TransferOut,
                summary="The receiver rejects a chunk that failed its hash; the sender sends it again")
 async def reject_chunk(session_id: SessionId, transfer_id: TransferId, index: ChunkIndex, state: State,
-                       authorization: Authorization = None) -> TransferOut:
-    out = await _change(state, session_id, transfer_id, authorization,
+                       token: PeerToken) -> TransferOut:
+    out = await _change(state, session_id, transfer_id, token,
                         lambda db, peer, t: rules.drop_chunk(db, peer, t, index))
     state.spool.drop(transfer_id, index)
     return out
@@ -244,15 +242,15 @@ async def reject_chunk(session_id: SessionId, transfer_id: TransferId, index: Ch
 
 @router.post("/transfers/{transfer_id}/finish", response_model=TransferOut, summary="The sender has sent every chunk")
 async def finish(session_id: SessionId, transfer_id: TransferId, body: TransferFinish, state: State,
-                 authorization: Authorization = None) -> TransferOut:
-    return await _change(state, session_id, transfer_id, authorization,
+                 token: PeerToken) -> TransferOut:
+    return await _change(state, session_id, transfer_id, token,
                          lambda db, peer, t: rules.finish(db, peer, t, body.sha256))
 
 
 @router.post("/transfers/{transfer_id}/complete", response_model=TransferOut,
              summary="The receiver has the whole file; the broker checks the three hashes agree")
 async def complete(session_id: SessionId, transfer_id: TransferId, body: TransferComplete, state: State,
-                   authorization: Authorization = None) -> TransferOut:
+                   token: PeerToken) -> TransferOut:
     def count(db: Session, _peer: SessionPeer) -> int:
         transfer = rules.get_transfer(db, session_id, transfer_id)
         total = chunk_count(transfer.size, transfer.chunk_size)
@@ -260,24 +258,24 @@ async def complete(session_id: SessionId, transfer_id: TransferId, body: Transfe
             raise ApiError(409, "chunks_missing", f"the broker holds {len(transfer.chunks)} of {total} chunks")
         return total
 
-    total = await _run(state, session_id, authorization, count)
+    total = await _run(state, session_id, token, count)
     broker_sha256 = state.spool.file_sha256(transfer_id, total)
-    return await _change(state, session_id, transfer_id, authorization,
+    return await _change(state, session_id, transfer_id, token,
                          lambda db, peer, t: rules.complete(db, peer, t, body.sha256, broker_sha256))
 
 
 @router.post("/transfers/{transfer_id}/cancel", response_model=TransferOut, summary="Either side stops a transfer")
 async def cancel(session_id: SessionId, transfer_id: TransferId, body: TransferCancel, state: State,
-                 authorization: Authorization = None) -> TransferOut:
-    return await _change(state, session_id, transfer_id, authorization,
+                 token: PeerToken) -> TransferOut:
+    return await _change(state, session_id, transfer_id, token,
                          lambda db, peer, t: rules.cancel(db, peer, t, body.reason))
 
 
 # --- file requests ------------------------------------------------------------------
 
 
-async def _announce_request(state: BrokerState, session_id: str, authorization: str | None, request_id: str) -> None:
-    out = await _run(state, session_id, authorization,
+async def _announce_request(state: BrokerState, session_id: str, token: str | None, request_id: str) -> None:
+    out = await _run(state, session_id, token,
                      lambda db, _peer: rules.file_request_out(db.get(FileRequest, request_id)))  # type: ignore[arg-type]
     for peer in state.hub.peers(session_id):
         peer.post(FileRequestUpdate(request=out))
@@ -286,8 +284,8 @@ async def _announce_request(state: BrokerState, session_id: str, authorization: 
 @router.post("/file-requests", response_model=FileRequestOut, status_code=201,
              summary="The technician asks the host for a file; the user picks or approves it")
 async def request_file(session_id: SessionId, body: FileRequestCreate, state: State,
-                       authorization: Authorization = None) -> FileRequestOut:
-    out = await _run(state, session_id, authorization,
+                       token: PeerToken) -> FileRequestOut:
+    out = await _run(state, session_id, token,
                      lambda db, peer: rules.file_request_out(rules.create_file_request(db, peer, body)))
     for peer in state.hub.peers(session_id):
         peer.post(FileRequestUpdate(request=out))
@@ -295,8 +293,8 @@ async def request_file(session_id: SessionId, body: FileRequestCreate, state: St
 
 
 @router.get("/file-requests", response_model=list[FileRequestOut], summary="The session's file requests")
-async def file_requests(session_id: SessionId, state: State, authorization: Authorization = None) -> list[FileRequestOut]:
-    return await _run(state, session_id, authorization, lambda db, _peer: [
+async def file_requests(session_id: SessionId, state: State, token: PeerToken) -> list[FileRequestOut]:
+    return await _run(state, session_id, token, lambda db, _peer: [
         rules.file_request_out(r)
         for r in db.scalars(select(FileRequest).where(FileRequest.session_id == session_id).order_by(FileRequest.created_at))
     ])
@@ -304,8 +302,8 @@ async def file_requests(session_id: SessionId, state: State, authorization: Auth
 
 @router.post("/file-requests/{request_id}/answer", response_model=FileRequestOut, summary="The host declines a request")
 async def answer(session_id: SessionId, request_id: TransferId, body: FileRequestAnswer, state: State,
-                 authorization: Authorization = None) -> FileRequestOut:
-    out = await _run(state, session_id, authorization,
+                 token: PeerToken) -> FileRequestOut:
+    out = await _run(state, session_id, token,
                      lambda db, peer: rules.file_request_out(rules.answer_file_request(db, peer, request_id, body)))
     for peer in state.hub.peers(session_id):
         peer.post(FileRequestUpdate(request=out))

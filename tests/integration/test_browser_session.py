@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import websockets
 
 from broker.browser_session import COOKIE_NAME, CSRF_HEADER
+from tests.support.api import bearer, start_session
 
 TICKET = {"subject": "Mail stuck", "requester_name": "Ann", "requester_email": "ann@example.com"}
 
@@ -53,3 +57,29 @@ def test_signing_out_clears_the_cookie_and_revokes_the_token(broker, signed_in) 
     assert COOKIE_NAME not in client.cookies
     stale = httpx.get(broker.api + "/auth/me", cookies={COOKIE_NAME: token}, timeout=15)
     assert stale.status_code == 401
+
+
+async def test_the_signed_in_browser_opens_signalling_only_from_the_brokers_own_origin(broker, signed_in) -> None:
+    client, _answer = signed_in
+    session = start_session(broker, bearer(broker.login()))  # the admin's session, as the cookie's owner
+    cookie = {"Cookie": f"{COOKIE_NAME}={client.cookies[COOKIE_NAME]}"}
+    own = broker.base_url
+    async with websockets.connect(broker.ws_url(session["session"]["id"]), additional_headers={**cookie, "Origin": own}) as ws:
+        welcome = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert welcome["type"] == "welcome" and welcome["role"] == "technician"
+    for origin in ("https://evil.example", None):
+        headers = {**cookie, **({"Origin": origin} if origin else {})}
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(broker.ws_url(session["session"]["id"]), additional_headers=headers):
+                pass
+        assert refused.value.response.status_code == 403 and b"cross_origin" in refused.value.response.body
+
+
+def test_session_peer_routes_take_the_cookie_with_csrf(broker, signed_in) -> None:
+    client, answer = signed_in
+    session_id = start_session(broker, bearer(broker.login()))["session"]["id"]
+    assert client.get(f"/sessions/{session_id}/transfers").status_code == 200
+    offer = {"name": "a.txt", "size": 3, "direction": "to_host"}
+    assert client.post(f"/sessions/{session_id}/transfers", json=offer).json()["error"] == "csrf_failed"
+    with_csrf = client.post(f"/sessions/{session_id}/transfers", json=offer, headers={CSRF_HEADER: answer.json()["csrf_token"]})
+    assert with_csrf.status_code != 403 or with_csrf.json()["error"] != "csrf_failed", with_csrf.text
