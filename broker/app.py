@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response as StarletteResponse
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from protocol.api import API_PREFIX
 from protocol.signalling import SessionEnded
@@ -147,12 +151,37 @@ def create_app(state: BrokerState) -> FastAPI:
     for module in (auth, tickets, sessions, join, signal, transfers, recording, audit_routes, users, roles, teams):
         app.include_router(module.router, prefix=API_PREFIX)
 
-    @app.get("/", include_in_schema=False, dependencies=[PublicAccess])
-    def root() -> RedirectResponse:
-        return RedirectResponse(f"{API_PREFIX}/docs")
-
     @app.get(f"{API_PREFIX}/health", tags=["meta"], summary="Liveness check", dependencies=[PublicAccess])
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    # Last, so that every API path wins over a file of the same name.
+    app.mount("/", ConsoleFiles(directory=web_console_dir(), html=True), name="console")
     return app
+
+
+def web_console_dir() -> Path:
+    """``tech_console/web``, found without importing the console (the broker only serves its files)."""
+    spec = importlib.util.find_spec("tech_console")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the tech_console package is not installed: pip install deskhand")
+    return Path(next(iter(spec.submodule_search_locations))) / "web"
+
+
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+"""The console's pages run only their own scripts and talk only to this broker."""
+
+
+class ConsoleFiles(StaticFiles):
+    """The browser console's files, with headers that keep other sites and injected scripts out."""
+
+    async def get_response(self, path: str, scope: Scope) -> StarletteResponse:
+        response = await super().get_response(path, scope)
+        response.headers["Content-Security-Policy"] = CONSOLE_CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-cache"
+        return response

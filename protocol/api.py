@@ -107,6 +107,13 @@ class UserInfo(UserBrief):
     """Everything the account's roles allow, account and session permissions alike."""
 
 
+class SignInState(Response):
+    """Whether the request's token (or browser cookie) is signed in, and as whom."""
+
+    signed_in: bool
+    user: UserInfo | None = None
+
+
 class LoginResponse(Response):
     access_token: str | None
     """The bearer token; None when it was set as a cookie (``cookie: true``)."""

@@ -19,6 +19,7 @@ from protocol.api import (
     LoginResponse,
     PasswordChange,
     RecoveryCodes,
+    SignInState,
     TotpConfirm,
     TotpDisable,
     TotpEnrollment,
@@ -27,8 +28,8 @@ from protocol.api import (
 
 from .. import audit, lockout, second_factor, totp
 from ..access import PublicAccess
-from ..accounts import needs_totp_enrolment
-from ..browser_session import clear_session_cookie, csrf_token_for, set_session_cookie
+from ..accounts import needs_totp_enrolment, user_for_token
+from ..browser_session import clear_session_cookie, csrf_token_for, request_token, set_session_cookie
 from ..clock import utcnow
 from ..deps import DB, BrokerState, CurrentUser, Source, State, current_token
 from ..errors import ApiError
@@ -190,6 +191,16 @@ def logout(
     clear_session_cookie(response, secure=request.url.scheme == "https")
     state.peers.forget()
     audit.record(db, "auth.logout", actor=audit.user_actor(user), source=source)
+
+
+@router.get("/session", response_model=SignInState, dependencies=[PublicAccess],
+            summary="Whether this browser (or token) is signed in; never an error, so a page can ask first")
+def sign_in_state(db: DB, request: Request) -> SignInState:
+    token = request_token(request)
+    found = user_for_token(db, token) if token else None
+    if found is None:
+        return SignInState(signed_in=False)
+    return SignInState(signed_in=True, user=user_info(found[0]))
 
 
 @router.get("/me", response_model=UserInfo, summary="Who the token belongs to")

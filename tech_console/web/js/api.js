@@ -1,0 +1,72 @@
+// The broker's REST API, as the signed-in browser calls it.
+//
+// The login token lives in an HttpOnly cookie this code never sees; every request that
+// changes something carries the CSRF token the sign-in answer handed over (kept in
+// sessionStorage: it is useless without the cookie, and the cookie is useless without it).
+
+const CSRF_KEY = "deskhand.csrf";
+export const API = "/api/v1";
+
+export class ApiError extends Error {
+  constructor(status, error, message) {
+    super(message);
+    this.status = status;
+    this.error = error;
+  }
+}
+
+export function csrfToken() {
+  return sessionStorage.getItem(CSRF_KEY) || "";
+}
+
+/** Call the API; resolves to the parsed JSON (or null), rejects with an ApiError that says what to do. */
+export async function api(method, path, body, { raw = false } = {}) {
+  const headers = {};
+  if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrfToken();
+  let payload;
+  if (body instanceof Blob || body instanceof ArrayBuffer || ArrayBuffer.isView(body)) {
+    payload = body;
+  } else if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(API + path, { method, headers, body: payload, credentials: "same-origin" });
+  } catch (err) {
+    throw new ApiError(0, "unreachable", "cannot reach the broker: check the connection and reload");
+  }
+  if (!response.ok) {
+    let error = "http_" + response.status, message = `the broker answered HTTP ${response.status}`;
+    try {
+      const data = await response.json();
+      error = data.error || error;
+      message = data.message || message;
+    } catch (_) { /* not our error shape */ }
+    // The token expired or was revoked: back to the sign-in page (not for a failed sign-in itself).
+    if (response.status === 401 && !path.startsWith("/auth/")) window.dispatchEvent(new CustomEvent("deskhand:signed-out"));
+    throw new ApiError(response.status, error, message);
+  }
+  if (raw) return response;
+  if (response.status === 204) return null;
+  const type = response.headers.get("content-type") || "";
+  return type.includes("json") ? response.json() : response;
+}
+
+export async function signIn(username, password, totpCode) {
+  const body = { username, password, cookie: true };
+  if (totpCode) body.totp_code = totpCode;
+  const answer = await api("POST", "/auth/login", body);
+  sessionStorage.setItem(CSRF_KEY, answer.csrf_token);
+  return answer;
+}
+
+export async function signOut() {
+  try { await api("POST", "/auth/logout"); } finally { sessionStorage.removeItem(CSRF_KEY); }
+}
+
+/** The WebSocket URL of a broker path (same origin, so the cookie goes along). */
+export function wsUrl(path) {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}${API}${path}`;
+}

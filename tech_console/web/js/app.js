@@ -1,0 +1,108 @@
+// The console's shell: who is signed in, the navigation their permissions allow, and the router.
+//
+// Pages are ES modules under pages/, each exporting render(main, ctx, params); the router
+// loads one per location hash (#/tickets, #/tickets/12, ...). No build step.
+
+import { api, ApiError, signIn, signOut } from "./api.js";
+import { h, toast } from "./dom.js";
+
+// Each page: the hash it answers (groups become params), its module, the permission it needs,
+// and its place in the navigation (if any).
+const ROUTES = [
+  { pattern: /^#\/tickets$/, module: "./pages/tickets.js", permission: "tickets.read", nav: ["Tickets", "#/tickets"] },
+  { pattern: /^#\/tickets\/(\d+)$/, module: "./pages/ticket.js", permission: "tickets.read" },
+];
+
+const ctx = { me: null };
+const main = document.getElementById("main");
+
+function allowed(permission) {
+  return !permission || (ctx.me && ctx.me.permissions.includes(permission));
+}
+
+function renderNav() {
+  const nav = document.getElementById("nav");
+  nav.replaceChildren(...ROUTES.filter((r) => r.nav && allowed(r.permission)).map(
+    (r) => h("a", { href: r.nav[1] }, r.nav[0]),
+  ));
+  nav.hidden = !ctx.me;
+  for (const link of nav.querySelectorAll("a")) {
+    if (location.hash.startsWith(link.getAttribute("href"))) link.setAttribute("aria-current", "page");
+  }
+  const who = document.getElementById("who");
+  who.replaceChildren(...(ctx.me ? [
+    h("span", {}, ctx.me.display_name),
+    h("button", { class: "secondary", onclick: async () => { await signOut(); ctx.me = null; route(); } }, "Sign out"),
+  ] : []));
+}
+
+function firstPage() {
+  const first = ROUTES.find((r) => r.nav && allowed(r.permission));
+  return first ? first.nav[1] : "#/";
+}
+
+async function route() {
+  if (!ctx.me) {
+    // Asked of /auth/session, which never answers with an error: a signed-out visitor is
+    // no failure, and must not show up as one in the browser's console.
+    const state = await api("GET", "/auth/session");
+    ctx.me = state.signed_in ? state.user : null;
+  }
+  renderNav();
+  if (!ctx.me) return renderLogin();
+  if (!location.hash || location.hash === "#/") { location.hash = firstPage(); return; }
+  const found = ROUTES.find((r) => r.pattern.test(location.hash));
+  if (!found) {
+    main.replaceChildren(h("h1", {}, "Not found"), h("p", {}, h("a", { href: firstPage() }, "Back to the start")));
+    return;
+  }
+  const { pattern, module, permission } = found;
+  if (!allowed(permission)) {
+    main.replaceChildren(h("h1", {}, "Not allowed"), h("p", {}, `This page needs the ${permission} permission; ask an admin.`));
+    return;
+  }
+  const params = location.hash.match(pattern).slice(1);
+  const page = await import(module);
+  main.replaceChildren();
+  try {
+    await page.render(main, ctx, params);
+  } catch (err) {
+    main.append(h("p", { class: "error", role: "alert" }, err.message || String(err)));
+  }
+  main.focus();
+}
+
+function renderLogin() {
+  const error = h("p", { class: "error", role: "alert" });
+  const totp = h("label", { hidden: true }, "Code from your authenticator app",
+    h("input", { name: "totp", inputmode: "numeric", autocomplete: "one-time-code", pattern: "[0-9]{6}" }));
+  const form = h("form", {
+    onsubmit: async (event) => {
+      event.preventDefault();
+      error.textContent = "";
+      const data = new FormData(form);
+      try {
+        const answer = await signIn(data.get("username"), data.get("password"), data.get("totp"));
+        ctx.me = answer.user;
+        if (answer.password_change_required) toast("Your password must be changed: use deskhand-console passwd");
+        route();
+      } catch (err) {
+        if (err instanceof ApiError && err.error === "totp_required") {
+          totp.hidden = false;
+          totp.querySelector("input").focus();
+        }
+        error.textContent = err.message;
+      }
+    },
+  },
+  h("label", {}, "Username", h("input", { name: "username", autocomplete: "username", required: true, autofocus: true })),
+  h("label", {}, "Password", h("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
+  totp, error, h("button", { type: "submit" }, "Sign in"));
+  main.replaceChildren(h("section", { class: "panel login", "aria-labelledby": "login-title" },
+    h("h1", { id: "login-title" }, "Sign in to Deskhand"), form));
+  form.querySelector("input").focus();
+}
+
+window.addEventListener("hashchange", route);
+window.addEventListener("deskhand:signed-out", () => { ctx.me = null; route(); });
+route();

@@ -1,0 +1,29 @@
+// Small DOM helpers: build elements without innerHTML, so no text from the broker is ever parsed as HTML.
+
+/** h("button", {class: "x", onclick: fn}, "text", child...) */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else if (value === true) el.setAttribute(key, "");
+    else el.setAttribute(key, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+export function toast(text) {
+  const box = document.getElementById("toast");
+  box.textContent = text;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { box.textContent = ""; }, 4000);
+}
+
+export function when(iso) {
+  return iso ? new Date(iso).toLocaleString() : "";
+}

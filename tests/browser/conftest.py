@@ -1,0 +1,81 @@
+"""Fixtures for tests that drive the browser console in Debian's Chromium (headless, Playwright).
+
+* ``console_page(broker)`` -> an async factory of Playwright pages at 1280x800 on the
+  broker's console, each failing its test if the page logs a console error or throws.
+* ``screenshot(page, name)`` saves ``test-artifacts/screenshots/<name>.png`` for review.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--allow-loopback-in-peer-connection",
+]
+
+
+@pytest.fixture
+async def browser(chromium_path: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def console_page(browser: Browser) -> AsyncIterator[Callable[..., Awaitable[Page]]]:
+    """``await console_page(broker)``: a fresh signed-out page on the broker's console."""
+    problems: list[str] = []
+    contexts = []
+
+    async def open_page(broker, expect_http_errors: frozenset[int] = frozenset()) -> Page:  # type: ignore[no-untyped-def]
+        """``expect_http_errors``: statuses the test provokes on purpose (Chromium logs every
+        4xx answer to a fetch as a console error; only those the test expects are forgiven)."""
+
+        def on_console(message) -> None:  # type: ignore[no-untyped-def]
+            if message.type != "error":
+                return
+            status = re.search(r"responded with a status of (\d{3})", message.text)
+            if status and int(status.group(1)) in expect_http_errors:
+                return
+            problems.append(f"console.error: {message.text}")
+
+        context = await browser.new_context(viewport={"width": 1280, "height": 800})
+        # Chromium offers a plain 127.0.0.1 ICE candidate (not an mDNS name) once media is allowed.
+        await context.grant_permissions(["camera", "microphone"], origin=broker.base_url)
+        contexts.append(context)
+        page = await context.new_page()
+        page.on("console", on_console)
+        page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
+        await page.goto(broker.base_url + "/")
+        return page
+
+    yield open_page
+    for context in contexts:
+        await context.close()
+    assert problems == [], "the console logged errors:\n" + "\n".join(problems)
+
+
+async def screenshot(page: Page, name: str) -> Path:
+    """Save a full-page screenshot for review (not committed: test-artifacts/ is ignored)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+async def sign_in(page: Page, username: str, password: str) -> None:
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign out").wait_for()

@@ -1,0 +1,56 @@
+"""The browser console: signing in, the ticket queue, a ticket, starting a session and its code."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.async_api import expect
+
+from tests.browser.conftest import screenshot, sign_in
+
+pytestmark = pytest.mark.slow
+
+
+async def test_a_technician_signs_in_opens_a_ticket_and_starts_a_session(broker, console_page) -> None:
+    page = await console_page(broker)
+    await expect(page.get_by_role("heading", name="Sign in to Deskhand")).to_be_visible()
+    await screenshot(page, "sign-in")
+    await sign_in(page, "admin", broker.admin_password)
+    await expect(page.get_by_role("heading", name="Tickets")).to_be_visible()
+
+    await page.get_by_label("Subject").fill("VPN drops every hour")
+    await page.get_by_label("Requester", exact=True).fill("Bo Lind")
+    await page.get_by_label("Requester e-mail").fill("bo@example.com")
+    await page.get_by_role("button", name="Open ticket").click()
+    await expect(page.get_by_role("heading", name=re.compile("VPN drops every hour"))).to_be_visible()
+
+    await page.get_by_role("button", name="Start a support session").click()
+    code = page.locator("#session-code")
+    await expect(code).to_have_text(re.compile(r"^\d{3} \d{3} \d{3}$"))
+    await screenshot(page, "ticket-with-code")
+    stored = broker.sql("SELECT count(*) FROM support_sessions WHERE state = 'waiting'")[0][0]
+    assert stored >= 1
+
+    await page.get_by_role("link", name="Tickets").click()
+    await expect(page.get_by_role("cell", name="VPN drops every hour")).to_be_visible()
+    await screenshot(page, "tickets")
+
+
+async def test_a_wrong_password_says_so_and_signs_nobody_in(broker, console_page) -> None:
+    page = await console_page(broker, expect_http_errors=frozenset({401}))
+    await page.get_by_label("Username").fill("admin")
+    await page.get_by_label("Password").fill("not the password")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_have_text("wrong username or password")
+    await expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
+
+
+async def test_the_console_is_served_with_a_strict_content_security_policy(broker) -> None:
+    import httpx
+
+    response = httpx.get(broker.base_url + "/", timeout=10)
+    assert response.status_code == 200 and "<main" in response.text
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert httpx.get(broker.base_url + "/api/v1/health", timeout=10).json() == {"status": "ok"}
