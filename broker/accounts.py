@@ -67,3 +67,14 @@ def totp_enrollment_required() -> ApiError:
         "your role requires two-factor sign-in: run 'deskhand-console totp enroll' "
         "(POST /auth/totp/enroll, then /auth/totp/confirm) before anything else",
     )
+
+
+def revoke_tokens(db: Session, user: User, *, keep: AccessToken | None = None) -> int:
+    """Revoke every live token of ``user`` but ``keep``; returns how many."""
+    now = utcnow()
+    revoked = 0
+    for token in db.scalars(select(AccessToken).where(AccessToken.user_id == user.id, AccessToken.revoked_at.is_(None))):
+        if keep is None or token.id != keep.id:
+            token.revoked_at = now
+            revoked += 1
+    return revoked

@@ -25,11 +25,11 @@ from protocol.admin import (
 )
 
 from . import audit
-from .accounts import ADMIN_ROLE
+from .accounts import ADMIN_ROLE, revoke_tokens
 from .clock import utcnow
 from .errors import ApiError, not_found
 from .grants import team_policy
-from .models import AccessToken, Role, SupportSession, Team, Ticket, User, UserRole
+from .models import Role, SupportSession, Team, Ticket, User, UserRole
 from .password_policy import check_password
 from .passwords import generate_password, hash_password
 
@@ -124,12 +124,6 @@ def _password(password: str | None, username: str) -> tuple[str, str | None]:
     return hash_password(password), None
 
 
-def _revoke_tokens(db: Session, user: User) -> None:
-    now = utcnow()
-    for token in db.scalars(select(AccessToken).where(AccessToken.user_id == user.id, AccessToken.revoked_at.is_(None))):
-        token.revoked_at = now
-
-
 # --- accounts -----------------------------------------------------------------------------
 
 
@@ -166,7 +160,7 @@ def update_user(db: Session, user: User, body: UserUpdate, *, actor: str, source
         if body.disabled:
             _keep_an_admin(db, user, "disable the account")
             user.disabled_at = utcnow()
-            _revoke_tokens(db, user)  # enabling the account again must not revive them
+            revoke_tokens(db, user)  # enabling the account again must not revive them
         else:
             user.disabled_at = None
             user.failed_logins, user.locked_until = 0, None
@@ -193,7 +187,7 @@ def reset_password(db: Session, user: User, *, actor: str, source: str | None) -
     user.password_hash = hash_password(password)
     user.must_change_password = True
     user.failed_logins, user.locked_until = 0, None
-    _revoke_tokens(db, user)
+    revoke_tokens(db, user)
     audit.record(db, "account.password_reset", actor=actor, source=source, username=user.username)
     return password
 

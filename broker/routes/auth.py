@@ -28,7 +28,7 @@ from protocol.api import (
 
 from .. import audit, lockout, second_factor, totp
 from ..access import PublicAccess
-from ..accounts import needs_totp_enrolment, user_for_token
+from ..accounts import needs_totp_enrolment, revoke_tokens, user_for_token
 from ..browser_session import clear_session_cookie, csrf_token_for, request_token, set_session_cookie
 from ..clock import utcnow
 from ..deps import DB, BrokerState, CurrentUser, Source, State, current_token
@@ -211,7 +211,10 @@ def me(user: CurrentUser) -> UserInfo:
 @router.post("/password", status_code=204, summary="Change your own password",
              responses={403: {"description": "The current password is wrong"},
                         422: {"description": "The new password breaks the policy (`weak_password`)"}})
-def change_password(body: PasswordChange, db: DB, user: CurrentUser, source: Source) -> None:
+def change_password(
+    body: PasswordChange, db: DB, source: Source, token: Annotated[tuple[User, AccessToken], Depends(current_token)]
+) -> None:
+    user, current = token
     if not verify_password(user.password_hash, body.current_password):
         raise ApiError(403, "bad_credentials", "the current password is wrong")
     if body.new_password == body.current_password:
@@ -222,7 +225,9 @@ def change_password(body: PasswordChange, db: DB, user: CurrentUser, source: Sou
     user.password_hash = hash_password(body.new_password)
     user.must_change_password = False
     user.password_changed_at = utcnow()
-    audit.record(db, "auth.password_changed", actor=audit.user_actor(user), source=source)
+    # Whoever else holds a token of this account (perhaps the reason for the change) is out.
+    others = revoke_tokens(db, user, keep=current)
+    audit.record(db, "auth.password_changed", actor=audit.user_actor(user), source=source, tokens_revoked=others)
 
 
 # --- TOTP ------------------------------------------------------------------------------

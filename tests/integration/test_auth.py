@@ -82,7 +82,7 @@ def test_tokens_are_stored_only_as_hashes(broker) -> None:
 
 def test_password_change_checks_the_current_password_and_the_policy(start_broker) -> None:
     broker = start_broker()
-    headers = bearer(broker.login())
+    headers, elsewhere = bearer(broker.login()), bearer(broker.login())
     url = "/auth/password"
     bad_current = broker.http.post(url, json={"current_password": "x", "new_password": "a-long-new-password"}, headers=headers)
     assert bad_current.status_code == 403
@@ -93,3 +93,6 @@ def test_password_change_checks_the_current_password_and_the_policy(start_broker
     assert ok.status_code == 204
     login = broker.http.post("/auth/login", json={"username": "admin", "password": "a-long-new-password"})
     assert login.status_code == 200 and login.json()["password_change_required"] is False
+    # The token that changed the password keeps working; the account's other tokens do not.
+    assert broker.http.get("/auth/me", headers=headers).status_code == 200
+    assert broker.http.get("/auth/me", headers=elsewhere).status_code == 401
