@@ -92,9 +92,11 @@ def concatenate(segments: Iterable[tuple[int, bytes]]) -> bytes:
     """One WebM from standalone segments, each placed at its offset (ms); no re-encoding.
 
     Gaps (a host that was down) stay gaps, so the recording's timeline is the session's.
+    The same segments always give the same bytes (no random segment UID, no muxing date),
+    so byte ranges of separate requests fit together.
     """
     out_buffer = io.BytesIO()
-    output = av.open(out_buffer, "w", format="webm")
+    output = av.open(out_buffer, "w", format="webm", options={"fflags": "+bitexact"})
     stream = None
     last_dts = -1
     for offset_ms, data in segments:

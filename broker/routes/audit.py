@@ -5,10 +5,11 @@ Every playback and every export is itself recorded in the trail.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -69,19 +70,61 @@ def report(session_id: SessionId, db: DB, state: State, _auditor: AuditReader) -
     return session_report(db, state.keys, state.recordings, session)
 
 
+RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``(first, last)`` of a single ``Range: bytes=…`` header within ``size`` bytes; None for the
+    whole body (no header, or one we do not serve partially, such as several ranges); raises
+    ValueError when the range lies outside the body (416)."""
+    match = RANGE.match(header.strip()) if header else None
+    if match is None or match.group(1) == match.group(2) == "":
+        return None
+    first_text, last_text = match.groups()
+    if first_text == "":  # the last N bytes
+        suffix = int(last_text)
+        if suffix == 0 or size == 0:
+            raise ValueError("empty suffix range")
+        return max(0, size - suffix), size - 1
+    first = int(first_text)
+    last = min(int(last_text), size - 1) if last_text else size - 1
+    if first >= size or last < first:
+        raise ValueError("range outside the recording")
+    return first, last
+
+
 @router.get(
-    "/sessions/{session_id}/recording", summary="The recording as one WebM (audited)",
-    responses={200: {"content": {"video/webm": {}}}},
+    "/sessions/{session_id}/recording", summary="The recording as one WebM (audited; byte ranges for seeking)",
+    responses={200: {"content": {"video/webm": {}}}, 206: {"content": {"video/webm": {}}}},
 )
-async def recording(session_id: SessionId, state: State, user: RecordingViewer, source: Source) -> Response:
+async def recording(
+    session_id: SessionId, state: State, user: RecordingViewer, source: Source,
+    range_header: Annotated[str | None, Header(alias="Range")] = None,
+) -> Response:
+    # A browser's <video> asks for byte ranges (from 0 first, then wherever the viewer seeks);
+    # without them Chromium cannot seek at all. One playback is audited once: a request for
+    # the whole recording or for a range from its start.
+    wanted = RANGE.match(range_header.strip()) if range_header else None
+    from_start = wanted is None or wanted.group(1) == "0"
+
     def build() -> bytes:
         with state.database.session() as db:
             _session(db, session_id)
-            audit.record(db, "recording.played", actor=audit.user_actor(user), source=source, session_id=session_id)
+            if from_start:
+                audit.record(db, "recording.played", actor=audit.user_actor(user), source=source, session_id=session_id)
             return recording_webm(db, state.recordings, session_id)
 
     data = await run_in_threadpool(build)
-    return Response(content=data, media_type="video/webm")
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-store"}
+    try:
+        chosen = byte_range(range_header, len(data))
+    except ValueError:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{len(data)}"})
+    if chosen is None:
+        return Response(content=data, media_type="video/webm", headers=headers)
+    first, last = chosen
+    return Response(content=data[first:last + 1], status_code=206, media_type="video/webm",
+                    headers={**headers, "Content-Range": f"bytes {first}-{last}/{len(data)}"})
 
 
 @router.get(
