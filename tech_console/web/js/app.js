@@ -11,6 +11,7 @@ import { h, toast } from "./dom.js";
 const ROUTES = [
   { pattern: /^#\/tickets$/, module: "./pages/tickets.js", permission: "tickets.read", nav: ["Tickets", "#/tickets"] },
   { pattern: /^#\/tickets\/(\d+)$/, module: "./pages/ticket.js", permission: "tickets.read" },
+  { pattern: /^#\/sessions\/([0-9a-f-]{36})$/, module: "./pages/session.js", permission: "session.start" },
 ];
 
 const ctx = { me: null };

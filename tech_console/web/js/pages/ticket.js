@@ -11,6 +11,8 @@ export async function render(main, ctx, [ticketId]) {
       start.disabled = true;
       try {
         const started = await api("POST", "/sessions", { ticket_id: ticket.id });
+        // The broker shows a code only once: the session page of this tab reads it back.
+        sessionStorage.setItem(`deskhand.code.${started.session.id}`, started.code_display);
         codeBox.replaceChildren(
           h("p", {}, "Read this code to the end user:"),
           h("p", { class: "code", id: "session-code", "aria-label": "support code " + started.code_display }, started.code_display),

@@ -1,0 +1,124 @@
+// Sending a file to the host and asking the user for one: the browser's version of
+// peer/transfers.py (docs/api.md, "File transfers"). Files go through the broker over HTTP
+// in 4 MiB chunks, each PUT with its SHA-256; the whole file's SHA-256 is declared at the end.
+
+import { API, api, csrfToken } from "./api.js";
+import { Sha256, sha256Hex } from "./sha256.js";
+
+const IN_FLIGHT = 3; // chunks uploading at once: keeps the pipe full, memory at ~12 MiB
+const POLL_SECONDS = 25;
+
+/** The long-poll tag of a transfer, as protocol/transfers.py transfer_version makes it. */
+function version(t) {
+  return `${t.state}:${t.chunks_at_broker.length}:${t.sha256 || ""}`;
+}
+
+const OVER = new Set(["completed", "refused", "cancelled", "failed"]);
+
+/**
+ * Long-poll a transfer until `until(t)` holds.
+ * @param {string} sessionId
+ * @param {object} transfer as the broker last showed it
+ * @param {(t: object) => boolean} until
+ * @returns {Promise<object>} the transfer once `until` holds
+ */
+export async function waitFor(sessionId, transfer, until) {
+  while (!until(transfer)) {
+    const query = new URLSearchParams({ wait: String(POLL_SECONDS), known: version(transfer) });
+    transfer = await api("GET", `/sessions/${sessionId}/transfers/${transfer.id}?${query}`);
+  }
+  return transfer;
+}
+
+/**
+ * Upload the chunks in `wanted`, reading the whole file once, in order, for its hash.
+ * @returns {Promise<string>} the whole file's SHA-256 (hex)
+ */
+async function uploadChunks(sessionId, transfer, file, wanted, progress) {
+  const whole = new Sha256();
+  const size = transfer.size, chunkSize = transfer.chunk_size;
+  let done = 0;
+  for (let i = 0; i < transfer.chunk_count; i++) if (!wanted.has(i)) done += Math.min(chunkSize, size - i * chunkSize);
+  const running = new Set();
+  for (let index = 0; index < transfer.chunk_count; index++) {
+    const start = index * chunkSize;
+    const bytes = new Uint8Array(await file.slice(start, Math.min(size, start + chunkSize)).arrayBuffer());
+    whole.update(bytes);
+    if (!wanted.has(index)) continue;
+    const chunkHash = await sha256Hex(bytes);
+    const put = (async () => {
+      // api() sends the CSRF token; a Uint8Array goes as the raw body.
+      await putChunk(sessionId, transfer.id, index, bytes, chunkHash);
+      done += bytes.length;
+      progress(done, size);
+    })();
+    running.add(put);
+    put.finally(() => running.delete(put)).catch(() => {});
+    if (running.size >= IN_FLIGHT) await Promise.race(running);
+  }
+  await Promise.all(running);
+  return whole.hexDigest();
+}
+
+async function putChunk(sessionId, transferId, index, bytes, chunkHash) {
+  // Not api(): it cannot add the chunk's own header. Retried a few times: a broker restart
+  // or a dropped connection must not lose a transfer of hundreds of megabytes.
+  for (let attempt = 0; ; attempt++) {
+    let response = null;
+    try {
+      response = await fetch(`${API}/sessions/${sessionId}/transfers/${transferId}/chunks/${index}`, {
+        method: "PUT", body: bytes, credentials: "same-origin",
+        headers: { "X-CSRF-Token": csrfToken(), "X-Chunk-SHA256": chunkHash, "Content-Type": "application/octet-stream" },
+      });
+    } catch (_) { /* unreachable: retried below */ }
+    if (response && response.ok) return;
+    if (response && response.status < 500) {
+      let message = `the broker refused chunk ${index} (HTTP ${response.status})`;
+      try { message = (await response.json()).message || message; } catch (_) { /* keep ours */ }
+      throw new Error(message);
+    }
+    if (attempt >= 5) throw new Error(`chunk ${index} could not be uploaded: the broker did not answer`);
+    await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
+  }
+}
+
+/**
+ * Send one file to the host: offer, wait for the user's machine to accept, upload, finish,
+ * and wait for the host to confirm the hash (re-uploading chunks it hands back).
+ * @param {string} sessionId
+ * @param {File} file
+ * @param {(state: string, done: number, total: number, transfer?: object) => void} onProgress
+ * @returns {Promise<object>} the transfer in its final state
+ */
+export async function sendFile(sessionId, file, onProgress) {
+  let transfer = await api("POST", `/sessions/${sessionId}/transfers`, { name: file.name, size: file.size, direction: "to_host" });
+  onProgress("waiting for the host to accept", 0, file.size, transfer);
+  transfer = await waitFor(sessionId, transfer, (t) => t.state !== "offered");
+  if (transfer.state !== "accepted") return transfer;
+  for (;;) {
+    const atBroker = new Set(transfer.chunks_at_broker);
+    const wanted = new Set();
+    for (let i = 0; i < transfer.chunk_count; i++) if (!atBroker.has(i)) wanted.add(i);
+    const sha256 = await uploadChunks(sessionId, transfer, file, wanted, (done, total) => onProgress("sending", done, total, transfer));
+    try {
+      transfer = await api("POST", `/sessions/${sessionId}/transfers/${transfer.id}/finish`, { sha256 });
+    } catch (err) {
+      if (err.error !== "transfer_over") throw err;
+      transfer = await api("GET", `/sessions/${sessionId}/transfers/${transfer.id}`);
+    }
+    onProgress("the host is checking the file", file.size, file.size, transfer);
+    // Until the host completes, it may hand chunks back (they failed their hash there).
+    transfer = await waitFor(sessionId, transfer, (t) => OVER.has(t.state) || t.chunks_at_broker.length < t.chunk_count);
+    if (OVER.has(transfer.state)) return transfer;
+  }
+}
+
+/**
+ * Ask the user for a file (needs files.receive); the user picks or declines on their side.
+ * @param {string} sessionId
+ * @param {{path?: string, note?: string}} request
+ * @returns {Promise<object>} the file request
+ */
+export function requestFile(sessionId, request) {
+  return api("POST", `/sessions/${sessionId}/file-requests`, request);
+}

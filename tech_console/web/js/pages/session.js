@@ -1,0 +1,323 @@
+// The technician's live session: the code while waiting, who joined and what they allow,
+// the remote screen with input, monitors, chat, quality, files, and ending with a note.
+//
+// The wire formats are docs/api.md's; tech_console/remote_view.py is the Python client that
+// does the same, and this page mirrors its behaviour.
+
+import { api } from "../api.js";
+import { h, toast, when } from "../dom.js";
+import { openSignalling } from "../signalling.js";
+import { LiveView, qualityOf } from "../live_view.js";
+import { InputCapture } from "../input_capture.js";
+import { requestFile, sendFile } from "../file_send.js";
+
+const PERMISSION_NAMES = {
+  view: "see the screen", control: "control mouse and keyboard", clipboard: "clipboard text",
+  chat: "chat", "files.send": "get files from you", "files.receive": "send you files you ask for",
+};
+const FULLSCREEN_KEY = "Alt+Shift+F";
+
+/** The code ticket.js keeps for this tab: the broker shows a code only once, when started. */
+export function rememberedCode(sessionId) {
+  return sessionStorage.getItem(`deskhand.code.${sessionId}`);
+}
+
+/** Load the page's own stylesheet once (style-src 'self' allows it). */
+function loadStyles() {
+  if (document.querySelector('link[href="/css/session.css"]')) return;
+  document.head.append(h("link", { rel: "stylesheet", href: "/css/session.css" }));
+}
+
+export async function render(main, ctx, [sessionId]) {
+  loadStyles();
+  const session = await api("GET", `/sessions/${sessionId}`);
+  const state = {
+    grant: null, consent: session.consent, host: session.host, ended: ["ended", "expired"].includes(session.state),
+    monitors: null, stats: null,
+  };
+  const allowed = (p) => !!(state.grant && state.grant.permissions.includes(p) && state.consent && state.consent.includes(p));
+
+  // --- what the page shows --------------------------------------------------------
+  const log = h("ul", { class: "log", id: "session-log", "aria-live": "polite", "aria-label": "Session events" });
+  function note(text, kind = "") {
+    log.prepend(h("li", { class: kind }, h("time", {}, new Date().toLocaleTimeString()), " ", text));
+    while (log.children.length > 50) log.lastChild.remove();
+  }
+  const code = rememberedCode(sessionId);
+  const waiting = h("section", { class: "panel", "aria-labelledby": "waiting-title" },
+    h("h2", { id: "waiting-title" }, "Waiting for the user"),
+    code
+      ? [h("p", {}, "Read this code to the end user; they type it into Deskhand on their computer:"),
+        h("p", { class: "code", id: "session-code", "aria-label": "support code " + code }, code)]
+      : h("p", {}, "The code was shown when the session was started (on the ticket page)."),
+    h("p", { class: "muted" }, `Valid until ${when(session.code_expires_at)}.`));
+  const who = h("dl", { class: "facts" });
+  const connection = h("span", { class: "badge", id: "connection-state" }, "connecting");
+  function renderWho() {
+    const list = (perms) => perms && perms.length ? perms.map((p) => PERMISSION_NAMES[p] || p).join(", ") : "nothing yet";
+    who.replaceChildren(
+      h("dt", {}, "User"), h("dd", { id: "host-info" }, state.host ? `${state.host.user_name} on ${state.host.machine_name} (${state.host.os})` : "not joined yet"),
+      h("dt", {}, "They allow"), h("dd", { id: "consent-info" }, state.consent ? list(state.consent) : "not answered yet"),
+      h("dt", {}, "Your grant"), h("dd", {}, state.grant ? list(state.grant.permissions) : "…"),
+    );
+    waiting.hidden = !!state.host || state.ended;
+    controlNote.textContent = state.host && !allowed("control") ? "Remote control is not allowed in this session: view only." : "";
+    for (const el of [sendButton, fileInput]) el.disabled = !allowed("files.send");
+    requestButton.disabled = !allowed("files.receive");
+    chatInput.disabled = chatButton.disabled = !allowed("chat");
+  }
+
+  // --- video and input ---------------------------------------------------------------
+  const video = h("video", {
+    id: "remote-screen", autoplay: true, muted: true, playsinline: true, tabindex: "0",
+    "aria-label": "Remote screen. Click to control it; press Ctrl+Alt+Shift together to release.",
+  });
+  video.muted = true;
+  const stage = h("div", { class: "stage" }, video);
+  const captureState = h("p", { id: "capture-state", class: "capture off", role: "status" }, "Input not captured: click the screen to control it");
+  const controlNote = h("p", { class: "error", role: "alert" });
+  const releaseButton = h("button", { class: "secondary", disabled: true, onclick: () => input.release() }, "Release input");
+  const fullButton = h("button", { class: "secondary", "aria-keyshortcuts": FULLSCREEN_KEY, onclick: () => toggleFullscreen() }, "Full screen");
+  const monitorSelect = h("select", { id: "monitor", disabled: true, onchange: () => {
+    if (!view.send("control", { type: "select_monitor", index: Number(monitorSelect.value) })) note("the control channel is not open", "error");
+  } });
+  const typeInput = h("input", { name: "text", autocomplete: "off" });
+  const typeForm = h("form", { class: "row", onsubmit: (e) => {
+    e.preventDefault();
+    if (typeInput.value && input.typeText(typeInput.value)) typeInput.value = "";
+  } }, h("label", { class: "inline" }, "Type on the host", typeInput), h("button", { type: "submit", class: "secondary" }, "Type"));
+
+  function toggleFullscreen() {
+    if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+    else stage.requestFullscreen().catch((err) => note(`full screen refused: ${err.message}`, "error"));
+  }
+
+  let signalling = null;
+  const view = new LiveView(video, (m) => signalling && signalling.send(m), {
+    onChannel: (label, channel) => {
+      channel.addEventListener("open", () => { if (label === "control") note("connected to the host's screen"); });
+      if (label === "control") channel.addEventListener("message", (event) => onControl(event.data));
+    },
+    onState: (s) => { connection.textContent = s; },
+  });
+  const input = new InputCapture(video, {
+    send: (label, message) => view.send(label, message),
+    allowed: () => allowed("control") && view.isOpen("input"),
+    onChange: (captured) => {
+      captureState.className = "capture " + (captured ? "on" : "off");
+      captureState.textContent = captured
+        ? "INPUT CAPTURED: keys and mouse go to the user. Ctrl+Alt+Shift releases."
+        : "Input not captured: click the screen to control it";
+      releaseButton.disabled = !captured;
+    },
+    onBlocked: (why) => note(why, "error"),
+  });
+
+  // --- chat --------------------------------------------------------------------------
+  const chatLog = h("ol", { class: "chat", "aria-live": "polite", "aria-label": "Chat messages" });
+  const chatInput = h("input", { name: "chat", autocomplete: "off", maxlength: "4000" });
+  const chatButton = h("button", { type: "submit" }, "Send");
+  const chatForm = h("form", { class: "row", onsubmit: (e) => {
+    e.preventDefault();
+    const text = chatInput.value.trim();
+    if (!text) return;
+    if (view.send("control", { type: "chat", text })) {
+      chatLog.append(h("li", { class: "me" }, h("b", {}, "You: "), text));
+      chatInput.value = "";
+    } else note("chat could not be sent: the host is not connected", "error");
+  } }, h("label", { class: "inline grow" }, "Message", chatInput), chatButton);
+
+  // --- files -------------------------------------------------------------------------
+  const transfers = h("ul", { class: "transfers", "aria-label": "File transfers" });
+  const fileInput = h("input", { type: "file", multiple: true, class: "visually-hidden", id: "file-pick",
+    onchange: () => { for (const f of fileInput.files) startSend(f); fileInput.value = ""; } });
+  const sendButton = h("button", { type: "button", class: "secondary", onclick: () => fileInput.click() }, "Send a file…");
+  function startSend(file) {
+    if (!allowed("files.send")) { note(`cannot send ${file.name}: sending files is not allowed`, "error"); return; }
+    const bar = h("progress", { max: String(file.size || 1), value: "0", "aria-label": `Sending ${file.name}` });
+    const status = h("span", { class: "muted" }, "offering");
+    const row = h("li", { dataset: { name: file.name } }, h("span", {}, file.name), bar, status);
+    transfers.prepend(row);
+    sendFile(sessionId, file, (what, done, total) => {
+      status.textContent = `${what} ${Math.round((100 * done) / (total || 1))} %`;
+      bar.value = done;
+    }).then((t) => {
+      row.dataset.state = t.state;
+      status.textContent = t.state === "completed" ? `delivered as ${t.saved_as || t.name}, SHA-256 verified` : `${t.state}: ${t.reason || ""}`;
+      status.className = t.state === "completed" ? "ok" : "error";
+      if (t.state === "completed") bar.value = file.size || 1;
+    }).catch((err) => {
+      row.dataset.state = "failed";
+      status.textContent = `failed: ${err.message}`;
+      status.className = "error";
+    });
+  }
+  const requestPath = h("input", { name: "path", autocomplete: "off", maxlength: "4096" });
+  const requestNote = h("input", { name: "note", autocomplete: "off", maxlength: "500" });
+  const requestButton = h("button", { type: "submit", class: "secondary" }, "Request file");
+  const requestForm = h("form", { class: "stack", onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      await requestFile(sessionId, { path: requestPath.value, note: requestNote.value });
+      note("asked the user for a file");
+      requestPath.value = requestNote.value = "";
+    } catch (err) { note(`the file request failed: ${err.message}`, "error"); }
+  } }, h("label", {}, "Path on their computer (optional)", requestPath), h("label", {}, "Why (shown to the user)", requestNote), requestButton);
+
+  // --- quality -----------------------------------------------------------------------
+  const quality = h("dl", { class: "facts", id: "quality", "aria-label": "Connection quality" });
+  function renderQuality(q) {
+    const show = (v, unit, digits = 0) => (v === null || v === undefined ? "–" : `${v.toFixed(digits)} ${unit}`);
+    quality.replaceChildren(
+      h("dt", {}, "Frames"), h("dd", {}, show(q && q.fps, "fps", 1)),
+      h("dt", {}, "Bitrate"), h("dd", {}, show(q && q.kbps, "kbit/s")),
+      h("dt", {}, "Round trip"), h("dd", {}, show(q && q.rttMs, "ms")),
+      h("dt", {}, "Picture"), h("dd", {}, q && q.width ? `${q.width}×${q.height}` : "–"),
+    );
+  }
+  renderQuality(null);
+  let mark = null;
+  const statsTimer = setInterval(async () => {
+    if (!view.pc) return;
+    try { const q = await qualityOf(view.pc, mark); mark = q.mark; renderQuality(q); } catch (_) { /* closing */ }
+  }, 1000);
+
+  // --- ending --------------------------------------------------------------------------
+  const endNote = h("textarea", { name: "reason", rows: "2", maxlength: "500" });
+  const endForm = h("form", { class: "stack", onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      await api("POST", `/sessions/${sessionId}/end`, { reason: endNote.value });
+      // session_ended follows on the signalling and updates the page.
+      if (!signalling) finish({ ended_by: "technician", reason: endNote.value });
+    } catch (err) { note(`could not end the session: ${err.message}`, "error"); }
+  } }, h("label", {}, "Note for the ticket", endNote), h("button", { type: "submit", class: "danger" }, "End session"));
+  const endedBox = h("p", { id: "ended", role: "status", hidden: true });
+
+  function finish(message) {
+    state.ended = true;
+    input.detach();
+    view.close();
+    clearInterval(statsTimer);
+    connection.textContent = "ended";
+    endedBox.hidden = false;
+    endedBox.replaceChildren(`The session ended (by the ${message.ended_by}${message.reason ? ": " + message.reason : ""}). `,
+      h("a", { href: `#/tickets/${session.ticket_id}` }, "Back to the ticket"));
+    endForm.hidden = true;
+    renderWho();
+  }
+
+  // --- messages from the host and the broker -----------------------------------------
+  function onControl(data) {
+    let m;
+    try { m = JSON.parse(data); } catch (_) { return; }
+    if (m.type === "monitors") {
+      state.monitors = m;
+      monitorSelect.replaceChildren(...m.monitors.map((mon) => h("option", { value: String(mon.index), selected: mon.index === m.selected },
+        `${mon.index}: ${mon.width}×${mon.height} at ${mon.left},${mon.top}`)));
+      monitorSelect.disabled = m.monitors.length < 2;
+    } else if (m.type === "chat") {
+      chatLog.append(h("li", {}, h("b", {}, `${state.host ? state.host.user_name : "User"}: `), m.text));
+    } else if (m.type === "clipboard") {
+      note(`the user's clipboard: ${m.text.slice(0, 200)}`);
+    } else if (m.type === "refused") {
+      note(`the host refused ${m.what}: ${m.reason} (${m.refused_total} refused so far)`, "error");
+    } else if (m.type === "notice") {
+      note(`the host says: ${m.text}`, "warn");
+      toast(m.text);
+    }
+  }
+
+  async function onSignal(m) {
+    if (m.type === "welcome") {
+      view.setIce(m.ice);
+      if (m.peer && m.peer.host) state.host = m.peer.host;
+    } else if (m.type === "grant") {
+      state.grant = m.grant.grant;
+    } else if (m.type === "consent") {
+      const before = state.consent;
+      state.consent = m.permissions;
+      if (before && before.includes("control") && !m.permissions.includes("control")) input.release();
+      note(`the user allows: ${m.permissions.map((p) => PERMISSION_NAMES[p] || p).join(", ") || "nothing"} (${m.source})`);
+    } else if (m.type === "peer_joined" && m.peer.role === "host") {
+      state.host = m.peer.host;
+      note(`${m.peer.host.user_name} joined from ${m.peer.host.machine_name}`);
+    } else if (m.type === "peer_left" && m.role === "host") {
+      input.release();
+      view.close();
+      note("the user's computer left; waiting for it to come back", "warn");
+    } else if (m.type === "offer") {
+      try { await view.answer(m.sdp); } catch (err) { note(`could not answer the host: ${err.message}`, "error"); }
+    } else if (m.type === "ice") {
+      await view.addCandidate(m);
+    } else if (m.type === "transfer") {
+      const t = m.transfer;
+      if (t.direction === "to_technician") note(`file from the user: ${t.name} (${t.state})`);
+    } else if (m.type === "file_request") {
+      note(`file request ${m.request.path || ""} is ${m.request.state}${m.request.reason ? ": " + m.request.reason : ""}`);
+    } else if (m.type === "session_ended") {
+      finish(m);
+    } else if (m.type === "error") {
+      note(`the broker: ${m.message}`, "error");
+    }
+    renderWho();
+  }
+
+  // --- keyboard shortcut and drag-and-drop ---------------------------------------------
+  function onKey(e) {
+    if (!input.captured && e.altKey && e.shiftKey && e.code === "KeyF") { e.preventDefault(); toggleFullscreen(); }
+  }
+  const page = h("div", { class: "session-page", id: "session-page" });
+  page.addEventListener("dragover", (e) => { e.preventDefault(); page.classList.add("dropping"); });
+  page.addEventListener("dragleave", (e) => { if (e.target === page) page.classList.remove("dropping"); });
+  page.addEventListener("drop", (e) => {
+    e.preventDefault();
+    page.classList.remove("dropping");
+    for (const f of (e.dataTransfer && e.dataTransfer.files) || []) startSend(f);
+  });
+
+  // --- layout ------------------------------------------------------------------------------
+  page.append(
+    h("div", { class: "row spread" },
+      h("h1", {}, `Live session ${sessionId.slice(0, 8)} `, h("a", { href: `#/tickets/${session.ticket_id}`, class: "small" }, `ticket #${session.ticket_id}`)),
+      connection),
+    waiting,
+    h("div", { class: "live" },
+      h("section", { class: "panel screen", "aria-label": "Remote screen" },
+        h("div", { class: "row toolbar" }, captureState, releaseButton, fullButton,
+          h("label", { class: "inline" }, "Monitor", monitorSelect)),
+        controlNote, stage, typeForm,
+        h("p", { class: "muted small" }, `Click the screen to control it; Ctrl+Alt+Shift (together) or "Release input" gives your keyboard back — Escape goes to the user. ${FULLSCREEN_KEY}: full screen. Drop files anywhere on this page to send them.`)),
+      h("aside", { class: "side" },
+        h("section", { class: "panel", "aria-labelledby": "who-title" }, h("h2", { id: "who-title" }, "Who"), who),
+        h("section", { class: "panel", "aria-labelledby": "chat-title" }, h("h2", { id: "chat-title" }, "Chat"), chatLog, chatForm),
+        h("section", { class: "panel", "aria-labelledby": "files-title" }, h("h2", { id: "files-title" }, "Files"),
+          h("p", { class: "muted small" }, "Drop files on the page or pick them."), fileInput, sendButton, transfers,
+          h("h3", {}, "Ask the user for a file"), requestForm),
+        h("section", { class: "panel", "aria-labelledby": "quality-title" }, h("h2", { id: "quality-title" }, "Connection"), quality),
+        h("section", { class: "panel", "aria-labelledby": "log-title" }, h("h2", { id: "log-title" }, "Events"), log),
+        h("section", { class: "panel", "aria-labelledby": "end-title" }, h("h2", { id: "end-title" }, "End the session"), endForm, endedBox),
+      )),
+  );
+  main.append(page);
+  renderWho();
+
+  if (state.ended) {
+    finish({ ended_by: session.ended_by || "broker", reason: session.end_reason || "" });
+    return;
+  }
+  signalling = openSignalling(sessionId, (m) => { onSignal(m).catch((err) => note(err.message, "error")); }, (s, why) => {
+    if (s === "reconnecting") note("lost the broker; reconnecting", "warn");
+    if (s === "closed" && !state.ended) note(`signalling closed${why ? ": " + why : ""}`, "error");
+  });
+  document.addEventListener("keydown", onKey);
+  // Leaving the page leaves the session (it goes on for the host; the technician may come back).
+  window.addEventListener("hashchange", function leave() {
+    window.removeEventListener("hashchange", leave);
+    document.removeEventListener("keydown", onKey);
+    clearInterval(statsTimer);
+    input.detach();
+    view.close();
+    if (signalling) signalling.close();
+  });
+}

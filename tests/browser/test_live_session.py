@@ -1,0 +1,170 @@
+"""The live session page in Chromium against a real ``deskhand-host`` on Xvfb.
+
+One journey, as a technician lives it: sign in, open a ticket, start a session, read the
+code off the page, the user joins with it; the page shows the user's screen (the painter's
+known pattern, checked pixel by pixel from the <video>), a click and typed text reach the
+user's window, a picked and a dropped file arrive with their SHA-256, and the note given
+when ending the session shows on the ticket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.browser.conftest import screenshot, sign_in
+from tests.support.input_recorder import RecorderProcess
+from tests.support.line_child import REPO
+from tests.support.polling import async_wait_until
+from tests.support.screen_painter import PainterProcess, pattern_cell_centres
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def broker_env() -> dict[str, str]:
+    return {"DESKHAND_ICE_LOOPBACK": "true"}
+
+
+READ_PIXELS = """(points) => {
+  const video = document.getElementById('remote-screen');
+  const canvas = document.createElement('canvas');
+  canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+  const g = canvas.getContext('2d', { willReadFrequently: true });
+  g.drawImage(video, 0, 0);
+  return points.map(([x, y]) => Array.from(g.getImageData(x, y, 1, 1).data.slice(0, 3)));
+}"""
+
+PICTURE_CENTRE = """() => {
+  const v = document.getElementById('remote-screen'); const b = v.getBoundingClientRect();
+  const s = Math.min(b.width / v.videoWidth, b.height / v.videoHeight);
+  return [b.left + b.width / 2, b.top + b.height / 2, v.videoWidth * s, v.videoHeight * s];
+}"""
+
+
+async def pattern_shown(page: Page, width: int, height: int) -> bool:
+    cells = pattern_cell_centres(width, height)
+    seen = await page.evaluate(READ_PIXELS, [[x, y] for x, y, _ in cells])
+    return all(max(abs(a - b) for a, b in zip(got, colour)) <= 40 for got, (_, _, colour) in zip(seen, cells))
+
+
+@pytest.fixture
+def hosts():
+    """Host processes a test starts; killed if the test leaves one running."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+async def video_size(page: Page, timeout: float) -> tuple[int, int]:
+    """The remote screen's size once a frame has arrived (polled: the page's CSP forbids wait_for_function's eval)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        size = await page.evaluate("() => { const v = document.getElementById('remote-screen'); return [v.videoWidth, v.videoHeight]; }")
+        if size[0] > 0:
+            return size[0], size[1]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no video frame within {timeout:g} s")
+        await asyncio.sleep(0.2)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, console_page, hosts, tmp_path) -> None:
+    downloads = tmp_path / "downloads"
+    painter = PainterProcess(xvfb.env)
+    host = None
+    try:
+        painter.pattern()
+        page = await console_page(broker)
+        await sign_in(page, "admin", broker.admin_password)
+        await page.get_by_label("Subject").fill("Printer offline")
+        await page.get_by_label("Requester", exact=True).fill("Ann Smith")
+        await page.get_by_label("Requester e-mail").fill("ann@example.com")
+        await page.get_by_role("button", name="Open ticket").click()
+        await page.get_by_role("button", name="Start a support session").click()
+        await page.get_by_role("link", name="Open the session").click()
+
+        code = (await page.locator("#session-code").text_content() or "").strip()
+        assert re.fullmatch(r"\d{3} \d{3} \d{3}", code)
+        await expect(page.locator("#host-info")).to_have_text("not joined yet")
+        await screenshot(page, "live-session-waiting")
+
+        host = subprocess.Popen(
+            [sys.executable, "-m", "host_client.cli", "join", code, "--broker", broker.base_url, "--ui", "terminal",
+             "--consent", "view,control,chat,files.send"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env={**os.environ, **xvfb.env, "DESKHAND_DOWNLOADS": str(downloads)},
+        )
+        hosts.append(host)
+        await expect(page.locator("#host-info")).to_contain_text(" on ", timeout=30_000)
+        await expect(page.locator("#consent-info")).to_contain_text("control mouse and keyboard", timeout=30_000)
+        width, height = await video_size(page, timeout=60)
+        assert (width, height) == (1920, 1080)
+        # The encoder's first frames are coarse: wait until the cells are their colours.
+        for _ in range(40):
+            if await pattern_shown(page, width, height):
+                break
+            await asyncio.sleep(0.25)
+        else:
+            raise AssertionError("the video never showed the painter's pattern")
+        await expect(page.locator("#quality")).to_contain_text("fps", timeout=5_000)
+        await screenshot(page, "live-session-pattern")
+    finally:
+        painter.close()
+
+    with RecorderProcess(xvfb.env) as recorder:
+        cx, cy, shown_w, shown_h = await page.evaluate(PICTURE_CENTRE)
+        await page.mouse.click(cx, cy)  # the first click captures input and is not sent
+        await expect(page.locator("#capture-state")).to_contain_text("INPUT CAPTURED")
+        cx, cy, shown_w, shown_h = await page.evaluate(PICTURE_CENTRE)
+        await page.mouse.click(cx, cy)
+        await async_wait_until(lambda: recorder.clicks(), "the click on the host")
+        x, y, button = recorder.clicks()[0]
+        assert abs(x - 960) <= 2 and abs(y - 540) <= 2 and button == 1
+        await page.keyboard.type("hello 123")
+        await async_wait_until(lambda: recorder.text() == "hello 123", "the typed text", timeout=10)
+        await screenshot(page, "live-session-captured")
+        await page.get_by_role("button", name="Release input").click()
+        await expect(page.locator("#capture-state")).to_contain_text("not captured")
+        await page.get_by_label("Type on the host").fill(" Grüße!")
+        await page.get_by_role("button", name="Type", exact=True).click()
+        await async_wait_until(lambda: recorder.text() == "hello 123 Grüße!", "text typed from the form", timeout=10)
+
+    picked = tmp_path / "driver.bin"
+    picked.write_bytes(os.urandom(5 * 1024 * 1024 + 123))  # two chunks
+    await page.locator("#file-pick").set_input_files(str(picked))
+    dropped = await page.evaluate_handle("""() => {
+        const t = new DataTransfer();
+        t.items.add(new File(['notes for the user\\n'], 'readme.txt', { type: 'text/plain' }));
+        return t;
+    }""")
+    await page.dispatch_event("#session-page", "drop", {"dataTransfer": dropped})
+    for name in ("driver.bin", "readme.txt"):
+        await expect(page.locator(f'.transfers li[data-name="{name}"]')).to_have_attribute("data-state", "completed", timeout=30_000)
+    await screenshot(page, "live-session-files")
+    arrived = {p.name: p for p in downloads.rglob("*") if p.is_file()}
+    assert sha256(arrived["driver.bin"]) == sha256(picked)
+    assert arrived["readme.txt"].read_text() == "notes for the user\n"
+
+    await page.get_by_label("Note for the ticket").fill("Printer driver reinstalled")
+    await page.get_by_role("button", name="End session").click()
+    await expect(page.locator("#ended")).to_contain_text("Printer driver reinstalled")
+    out, _err = await asyncio.to_thread(host.communicate, timeout=30)
+    assert "ended by the technician: Printer driver reinstalled" in out
+    await page.get_by_role("link", name="Back to the ticket").click()
+    await expect(page.get_by_role("cell", name="Printer driver reinstalled")).to_be_visible()
+    await screenshot(page, "live-session-ticket-note")
