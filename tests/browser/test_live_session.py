@@ -138,14 +138,31 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
         await page.keyboard.type("hello 123")
         await async_wait_until(lambda: recorder.text() == "hello 123", "the typed text", timeout=10)
         await screenshot(page, "live-session-captured")
+        # The documented way out: Ctrl+Alt+Shift together; nothing typed afterwards reaches the host.
+        for key in ("Control", "Alt", "Shift"):
+            await page.keyboard.down(key)
+        for key in ("Shift", "Alt", "Control"):
+            await page.keyboard.up(key)
+        await expect(page.locator("#capture-state")).to_contain_text("not captured")
+        await page.keyboard.type("xyz")
+        # Captured again, then released with the button.
+        await page.mouse.click(cx, cy)
+        await expect(page.locator("#capture-state")).to_contain_text("INPUT CAPTURED")
         await page.get_by_role("button", name="Release input").click()
         await expect(page.locator("#capture-state")).to_contain_text("not captured")
+        assert recorder.text() == "hello 123"
         await page.get_by_label("Type on the host").fill(" Grüße!")
         await page.get_by_role("button", name="Type", exact=True).click()
         await async_wait_until(lambda: recorder.text() == "hello 123 Grüße!", "text typed from the form", timeout=10)
 
+    await page.get_by_label("Chat message").fill("Hi Ann, I am on your screen now")
+    await page.get_by_role("button", name="Send", exact=True).click()
+    host.stdin.write("thanks, it is the printer on the left\n")
+    host.stdin.flush()
+    await expect(page.locator(".chat")).to_contain_text("thanks, it is the printer on the left", timeout=10_000)
+
     picked = tmp_path / "driver.bin"
-    picked.write_bytes(os.urandom(5 * 1024 * 1024 + 123))  # two chunks
+    picked.write_bytes(os.urandom(40 * 1024 * 1024 + 123))  # eleven chunks, several in flight
     await page.locator("#file-pick").set_input_files(str(picked))
     dropped = await page.evaluate_handle("""() => {
         const t = new DataTransfer();
@@ -165,6 +182,7 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
     await expect(page.locator("#ended")).to_contain_text("Printer driver reinstalled")
     out, _err = await asyncio.to_thread(host.communicate, timeout=30)
     assert "ended by the technician: Printer driver reinstalled" in out
+    assert "Hi Ann, I am on your screen now" in out
     await page.get_by_role("link", name="Back to the ticket").click()
     await expect(page.get_by_role("cell", name="Printer driver reinstalled")).to_be_visible()
     await screenshot(page, "live-session-ticket-note")

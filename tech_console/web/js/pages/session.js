@@ -114,7 +114,7 @@ export async function render(main, ctx, [sessionId]) {
   });
 
   // --- chat --------------------------------------------------------------------------
-  const chatLog = h("ol", { class: "chat", "aria-live": "polite", "aria-label": "Chat messages" });
+  const chatLog = h("ol", { class: "chat", "aria-live": "polite", "aria-label": "Conversation" });
   const chatInput = h("input", { name: "chat", autocomplete: "off", maxlength: "4000" });
   const chatButton = h("button", { type: "submit" }, "Send");
   const chatForm = h("form", { class: "row", onsubmit: (e) => {
@@ -125,7 +125,7 @@ export async function render(main, ctx, [sessionId]) {
       chatLog.append(h("li", { class: "me" }, h("b", {}, "You: "), text));
       chatInput.value = "";
     } else note("chat could not be sent: the host is not connected", "error");
-  } }, h("label", { class: "inline grow" }, "Message", chatInput), chatButton);
+  } }, h("label", { class: "inline grow" }, "Chat message", chatInput), chatButton);
 
   // --- files -------------------------------------------------------------------------
   const transfers = h("ul", { class: "transfers", "aria-label": "File transfers" });
