@@ -12,6 +12,11 @@ const ROUTES = [
   { pattern: /^#\/tickets$/, module: "./pages/tickets.js", permission: "tickets.read", nav: ["Tickets", "#/tickets"] },
   { pattern: /^#\/tickets\/(\d+)$/, module: "./pages/ticket.js", permission: "tickets.read" },
   { pattern: /^#\/sessions\/([0-9a-f-]{36})$/, module: "./pages/session.js", permission: "session.start" },
+  { pattern: /^#\/audit(?:\?.*)?$/, module: "./pages/audit.js", permission: "audit.read", nav: ["Audit", "#/audit"] },
+  { pattern: /^#\/audit\/([0-9a-f-]{36})$/, module: "./pages/audit_session.js", permission: "audit.read" },
+  { pattern: /^#\/admin\/users$/, module: "./pages/admin_users.js", permission: "users.manage", nav: ["Admin", "#/admin/users"] },
+  { pattern: /^#\/admin\/roles$/, module: "./pages/admin_roles.js", permission: "roles.manage" },
+  { pattern: /^#\/admin\/teams$/, module: "./pages/admin_teams.js", permission: "policies.manage" },
 ];
 
 const ctx = { me: null };

@@ -1,0 +1,110 @@
+// One session for an auditor: the recording beside the event timeline (an event seeks the video
+// to its moment), chat, files with their hashes, consent, integrity, and the export bundle.
+
+import { api, API } from "../api.js";
+import { h, when } from "../dom.js";
+
+/** mm:ss (or h:mm:ss) of a number of milliseconds. */
+function clock(ms) {
+  const total = Math.max(0, Math.round(ms / 1000));
+  const hours = Math.floor(total / 3600), minutes = Math.floor((total % 3600) / 60), seconds = total % 60;
+  const mmss = `${String(minutes).padStart(hours ? 2 : 1, "0")}:${String(seconds).padStart(2, "0")}`;
+  return hours ? `${hours}:${mmss}` : mmss;
+}
+
+function describe(event) {
+  const d = event.data || {};
+  switch (event.kind) {
+    case "chat.sent": case "chat.received": return d.text ? `“${d.text}”` : "";
+    case "consent.changed": return (d.permissions || []).join(", ") || "nothing";
+    case "recording.segment": return `segment ${d.index}`;
+    case "transfer.completed": case "transfer.offered": case "transfer.failed": return d.name || "";
+    case "session.ended": return [d.ended_by, d.reason].filter(Boolean).join(": ");
+    case "grant.issued": return (d.permissions || []).join(", ");
+    default: return "";
+  }
+}
+
+export async function render(main, ctx, [sessionId]) {
+  const report = await api("GET", `/audit/sessions/${sessionId}/report`);
+  const can = (p) => ctx.me.permissions.includes(p);
+  const session = report.session;
+  // The recording's time 0 is when the host joined (it records from then on); a segment's own
+  // event knows its offset exactly.
+  const start = Date.parse(session.connected_at || session.created_at);
+  const durationMs = report.recording.duration_ms;
+  const offsetOf = (event) => event.kind === "recording.segment" && Number.isFinite(event.data?.offset_ms)
+    ? event.data.offset_ms : Date.parse(event.at) - start;
+
+  let video = null;
+  const status = h("p", { class: "muted", "aria-live": "polite", id: "player-status" });
+  if (!report.recording.segments) {
+    status.textContent = "This session has no recording.";
+  } else if (!can("recordings.view")) {
+    status.textContent = "Playing recordings needs the recordings.view permission.";
+  } else {
+    video = h("video", {
+      id: "recording", controls: true, preload: "auto", src: `${API}/audit/sessions/${sessionId}/recording`,
+      "aria-label": `Recording of session ${sessionId.slice(0, 8)}, ${clock(durationMs)} long`,
+    });
+    status.textContent = `Recording: ${clock(durationMs)}, ${report.recording.segments} segments. Choose an event to jump to it.`;
+  }
+
+  function seek(ms) {
+    if (!video) return;
+    const seconds = Math.min(Math.max(ms, 0), durationMs) / 1000;
+    video.currentTime = seconds;
+    status.textContent = `Jumped to ${clock(seconds * 1000)}.`;
+    video.focus();
+  }
+
+  const timeline = h("ol", { class: "timeline", "aria-label": "Events" }, ...report.timeline.map((event) => {
+    const ms = offsetOf(event);
+    const inRecording = video && ms >= 0 && ms <= durationMs + 1000;
+    const label = [h("span", { class: "t" }, ms >= 0 ? clock(ms) : "before"), " ",
+      h("strong", {}, event.kind), " ", h("span", { class: "muted" }, event.actor.startsWith("host:") ? "host" : event.actor), " ", describe(event)];
+    return h("li", { dataset: { kind: event.kind, offsetMs: String(Math.round(ms)) } },
+      inRecording
+        ? h("button", { class: "event", title: when(event.at), onclick: () => seek(ms) }, ...label)
+        : h("span", { class: "event", title: when(event.at) }, ...label));
+  }));
+
+  const integrity = report.integrity;
+  const verdict = integrity.ok
+    ? h("p", { class: "ok", id: "integrity" }, `Integrity verified: ${integrity.events} events, ${integrity.checkpoints} signed checkpoints, ${integrity.segments} segments` +
+      (integrity.unsealed ? ` (${integrity.unsealed} events not yet sealed)` : "") + ".")
+    : h("div", { id: "integrity", role: "alert" }, h("p", { class: "error" }, "Integrity check FAILED:"),
+      h("ul", {}, ...integrity.problems.map((p) => h("li", { class: "error" }, p))));
+
+  const table = (label, columns, rows, empty) => rows.length
+    ? h("table", { "aria-label": label }, h("thead", {}, h("tr", {}, ...columns.map((c) => h("th", { scope: "col" }, c)))), h("tbody", {}, ...rows))
+    : h("p", { class: "muted" }, empty);
+
+  const [tech, host] = report.participants;
+  main.append(
+    h("h1", {}, `Session ${sessionId.slice(0, 8)} on ticket #${report.ticket.id}: ${report.ticket.subject}`),
+    h("section", { class: "panel", "aria-label": "Summary" },
+      h("p", {}, `Technician ${tech.display_name} (${tech.username}); host ${host.user_name || "?"} on ${host.machine_name || "?"}` +
+        `${host.os ? ` (${host.os})` : ""}${host.address ? `, ${host.address}` : ""}.`),
+      h("p", {}, `${session.state}; created ${when(session.created_at)}`, session.connected_at ? `, connected ${when(session.connected_at)}` : "",
+        session.ended_at ? `, ended ${when(session.ended_at)}${session.end_reason ? ` (${session.end_reason})` : ""}` : ""),
+      verdict,
+      can("audit.export")
+        ? h("p", {}, h("a", { class: "button", id: "export", href: `${API}/audit/sessions/${sessionId}/export`, download: `deskhand-session-${sessionId}.zip` }, "Export bundle"))
+        : ""),
+    h("div", { class: "grid2 audit" },
+      h("section", { class: "panel", "aria-labelledby": "player-title" }, h("h2", { id: "player-title" }, "Recording"), video || "", status),
+      h("section", { class: "panel scroll", "aria-labelledby": "timeline-title" }, h("h2", { id: "timeline-title" }, "Timeline"), timeline)),
+    h("div", { class: "grid2 even" },
+      h("section", { class: "panel", "aria-labelledby": "chat-title" }, h("h2", { id: "chat-title" }, "Chat"),
+        table("Chat", ["Time", "From", "Text"], report.chat.map((c) => h("tr", {}, h("td", {}, when(c.at)), h("td", {}, c.from), h("td", {}, c.text))), "No chat.")),
+      h("section", { class: "panel", "aria-labelledby": "consent-title" }, h("h2", { id: "consent-title" }, "Consent"),
+        table("Consent", ["Time", "Allowed", "Given by"], report.consent.map((c) => h("tr", {}, h("td", {}, when(c.at)),
+          h("td", {}, (c.permissions || []).join(", ") || "nothing"), h("td", {}, c.given_by || ""))), "No consent recorded."))),
+    h("section", { class: "panel", "aria-labelledby": "files-title" }, h("h2", { id: "files-title" }, "Files"),
+      table("Files", ["Name", "Direction", "State", "Size", "SHA-256 (sender)", "SHA-256 (broker)", "Note"], report.files.map((f) => h("tr", {},
+        h("td", {}, f.name, f.saved_as && f.saved_as !== f.name ? h("span", { class: "muted" }, ` saved as ${f.saved_as}`) : ""),
+        h("td", {}, f.direction), h("td", {}, f.state), h("td", {}, String(f.size)),
+        h("td", { class: "hash" }, f.sha256 || ""), h("td", { class: "hash" }, f.broker_sha256 || ""), h("td", {}, f.reason || ""))), "No files.")),
+  );
+}
