@@ -105,7 +105,7 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
 
         host = subprocess.Popen(
             [sys.executable, "-m", "host_client.cli", "join", code, "--broker", broker.base_url, "--ui", "terminal",
-             "--consent", "view,control,chat,files.send"],
+             "--consent", "view,control,chat,files.send,files.receive"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
             env={**os.environ, **xvfb.env, "DESKHAND_DOWNLOADS": str(downloads)},
         )
@@ -138,6 +138,8 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
         await page.keyboard.type("hello 123")
         await async_wait_until(lambda: recorder.text() == "hello 123", "the typed text", timeout=10)
         await screenshot(page, "live-session-captured")
+        await page.keyboard.press("Escape")  # goes to the host: it does not release the capture
+        await expect(page.locator("#capture-state")).to_contain_text("INPUT CAPTURED")
         # The documented way out: Ctrl+Alt+Shift together; nothing typed afterwards reaches the host.
         for key in ("Control", "Alt", "Shift"):
             await page.keyboard.down(key)
@@ -145,8 +147,9 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
             await page.keyboard.up(key)
         await expect(page.locator("#capture-state")).to_contain_text("not captured")
         await page.keyboard.type("xyz")
-        # Captured again, then released with the button.
-        await page.mouse.click(cx, cy)
+        # Captured again from the keyboard (Enter on the focused screen), then released with the button.
+        await page.locator("#remote-screen").focus()
+        await page.keyboard.press("Enter")
         await expect(page.locator("#capture-state")).to_contain_text("INPUT CAPTURED")
         await page.get_by_role("button", name="Release input").click()
         await expect(page.locator("#capture-state")).to_contain_text("not captured")
@@ -176,6 +179,11 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
     arrived = {p.name: p for p in downloads.rglob("*") if p.is_file()}
     assert sha256(arrived["driver.bin"]) == sha256(picked)
     assert arrived["readme.txt"].read_text() == "notes for the user\n"
+
+    await page.get_by_label("Path on their computer (optional)").fill("/var/log/cups/error_log")
+    await page.get_by_label("Why (shown to the user)").fill("to see why it fails")
+    await page.get_by_role("button", name="Request file").click()
+    await expect(page.locator("#session-log")).to_contain_text("file request /var/log/cups/error_log is pending")
 
     await page.get_by_label("Note for the ticket").fill("Printer driver reinstalled")
     await page.get_by_role("button", name="End session").click()

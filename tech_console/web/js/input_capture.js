@@ -147,7 +147,11 @@ export class InputCapture {
   }
 
   _key(event, down) {
-    if (!this.captured) return;
+    if (!this.captured) {
+      // Keyboard users: Enter on the focused screen captures, as a click does.
+      if (down && event.target === this.video && event.key === "Enter") { event.preventDefault(); this.capture(); }
+      return;
+    }
     event.preventDefault();
     event.stopPropagation();
     if (down && event.ctrlKey && event.altKey && event.shiftKey && ["Control", "Alt", "Shift"].includes(event.key)) {

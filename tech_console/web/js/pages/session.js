@@ -70,7 +70,7 @@ export async function render(main, ctx, [sessionId]) {
   // --- video and input ---------------------------------------------------------------
   const video = h("video", {
     id: "remote-screen", autoplay: true, muted: true, playsinline: true, tabindex: "0",
-    "aria-label": "Remote screen. Click to control it; press Ctrl+Alt+Shift together to release.",
+    "aria-label": "Remote screen. Click or press Enter to control it; press Ctrl+Alt+Shift together to release.",
   });
   video.muted = true;
   const stage = h("div", { class: "stage" }, video);
