@@ -97,6 +97,7 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
         await page.get_by_role("button", name="Open ticket").click()
         await page.get_by_role("button", name="Start a support session").click()
         await page.get_by_role("link", name="Open the session").click()
+        await expect(page.get_by_role("heading", name=re.compile("^Live session"))).to_be_visible()
 
         code = (await page.locator("#session-code").text_content() or "").strip()
         assert re.fullmatch(r"\d{3} \d{3} \d{3}", code)
@@ -194,3 +195,45 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
     await page.get_by_role("link", name="Back to the ticket").click()
     await expect(page.get_by_role("cell", name="Printer driver reinstalled")).to_be_visible()
     await screenshot(page, "live-session-ticket-note")
+
+
+async def test_view_only_consent_sends_no_input_and_monitors_switch(broker, console_page, hosts, tmp_path) -> None:
+    from tests.e2e.test_remote_control import two_monitor_display
+
+    with two_monitor_display() as display:
+        page = await console_page(broker)
+        await sign_in(page, "admin", broker.admin_password)
+        await page.get_by_label("Subject").fill("Second screen blank")
+        await page.get_by_label("Requester", exact=True).fill("Bo Lind")
+        await page.get_by_label("Requester e-mail").fill("bo@example.com")
+        await page.get_by_role("button", name="Open ticket").click()
+        await page.get_by_role("button", name="Start a support session").click()
+        await page.get_by_role("link", name="Open the session").click()
+        await expect(page.get_by_role("heading", name=re.compile("^Live session"))).to_be_visible()
+        code = (await page.locator("#session-code").text_content() or "").strip()
+        host = subprocess.Popen(
+            [sys.executable, "-m", "host_client.cli", "join", code, "--broker", broker.base_url, "--ui", "terminal",
+             "--consent", "view"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env={**os.environ, **display.env, "DESKHAND_DOWNLOADS": str(tmp_path / "downloads")},
+        )
+        hosts.append(host)
+        assert await video_size(page, timeout=60) == (960, 1080)
+        await expect(page.get_by_role("alert").filter(has_text="not allowed")).to_contain_text("view only")
+        cx, cy, _w, _h = await page.evaluate(PICTURE_CENTRE)
+        await page.mouse.click(cx, cy)
+        await expect(page.locator("#capture-state")).to_contain_text("not captured")
+        await expect(page.locator("#session-log")).to_contain_text("control is not allowed")
+        for button in ("Send a file…", "Send"):
+            await expect(page.get_by_role("button", name=button, exact=True)).to_be_disabled()
+
+        monitor = page.get_by_label("Monitor")
+        await expect(monitor.locator("option").nth(1)).to_have_text(re.compile(r"^2: 960×1080 at 960,0"))
+        await monitor.select_option("2")
+        await expect(monitor).to_have_value("2")
+        await screenshot(page, "live-session-view-only")
+        await page.get_by_label("Note for the ticket").fill("looked only")
+        await page.get_by_role("button", name="End session").click()
+        await expect(page.locator("#ended")).to_contain_text("looked only")
+        out, _err = await asyncio.to_thread(host.communicate, timeout=30)
+        assert "0 refused" in out  # the page never sent input the user had not allowed
