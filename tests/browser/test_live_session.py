@@ -224,7 +224,7 @@ async def test_view_only_consent_sends_no_input_and_monitors_switch(broker, cons
         await page.mouse.click(cx, cy)
         await expect(page.locator("#capture-state")).to_contain_text("not captured")
         await expect(page.locator("#session-log")).to_contain_text("control is not allowed")
-        for button in ("Send a file…", "Send"):
+        for button in ("Send a file…", "Send", "Type"):
             await expect(page.get_by_role("button", name=button, exact=True)).to_be_disabled()
 
         monitor = page.get_by_label("Monitor")

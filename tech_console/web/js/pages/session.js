@@ -64,6 +64,7 @@ export async function render(main, ctx, [sessionId]) {
     controlNote.textContent = state.host && !allowed("control") ? "Remote control is not allowed in this session: view only." : "";
     for (const el of [sendButton, fileInput]) el.disabled = !allowed("files.send");
     requestButton.disabled = !allowed("files.receive");
+    typeInput.disabled = typeButton.disabled = !allowed("control");
     chatInput.disabled = chatButton.disabled = !allowed("chat");
   }
 
@@ -82,10 +83,11 @@ export async function render(main, ctx, [sessionId]) {
     if (!view.send("control", { type: "select_monitor", index: Number(monitorSelect.value) })) note("the control channel is not open", "error");
   } });
   const typeInput = h("input", { name: "text", autocomplete: "off" });
+  const typeButton = h("button", { type: "submit", class: "secondary" }, "Type");
   const typeForm = h("form", { class: "row", onsubmit: (e) => {
     e.preventDefault();
     if (typeInput.value && input.typeText(typeInput.value)) typeInput.value = "";
-  } }, h("label", { class: "inline" }, "Type on the host", typeInput), h("button", { type: "submit", class: "secondary" }, "Type"));
+  } }, h("label", { class: "inline" }, "Type on the host", typeInput), typeButton);
 
   function toggleFullscreen() {
     if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
