@@ -6,7 +6,7 @@ Every playback and every export is itself recorded in the trail.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
@@ -37,8 +37,8 @@ def sessions(
     technician: Annotated[str | None, Query(max_length=64, description="technician's username")] = None,
     ticket: Annotated[int | None, Query(gt=0, lt=2**62)] = None,
     host: Annotated[str | None, Query(max_length=253, description="part of the host's machine or user name")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[datetime | None, Query(description="created at or after; without a zone: UTC")] = None,
+    until: Annotated[datetime | None, Query(description="created at or before; without a zone: UTC")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[SessionOut]:
     query = select(SupportSession).options(selectinload(SupportSession.technician)).order_by(SupportSession.created_at.desc())
@@ -50,10 +50,15 @@ def sessions(
         like = f"%{host}%"
         query = query.where(SupportSession.host_machine_name.like(like) | SupportSession.host_user_name.like(like))
     if since:
-        query = query.where(SupportSession.created_at >= since)
+        query = query.where(SupportSession.created_at >= _utc(since))
     if until:
-        query = query.where(SupportSession.created_at <= until)
+        query = query.where(SupportSession.created_at <= _utc(until))
     return [session_out(s) for s in db.scalars(query.limit(limit))]
+
+
+def _utc(moment: datetime) -> datetime:
+    """A moment without a time zone is taken as UTC (the stored times are UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _session(db: DB, session_id: str) -> SupportSession:

@@ -1,0 +1,26 @@
+"""The auditors' session list filters by time with or without a zone (a time without one is UTC)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from tests.support.api import start_session
+
+
+def test_since_and_until_take_times_with_and_without_a_zone(broker, admin) -> None:
+    session_id = start_session(broker, admin)["session"]["id"]
+    now = datetime.now(timezone.utc)
+    hour = timedelta(hours=1)
+
+    def listed(**params: str) -> list[str]:
+        response = broker.http.get("/audit/sessions", params=params, headers=admin)
+        assert response.status_code == 200, response.text
+        return [s["id"] for s in response.json()]
+
+    naive = "%Y-%m-%dT%H:%M:%S"
+    assert session_id in listed(since=(now - hour).strftime(naive), until=(now + hour).strftime(naive))
+    assert session_id in listed(since=(now - hour).isoformat(), until=(now + hour).isoformat())
+    assert session_id not in listed(since=(now + hour).strftime(naive))
+    assert session_id not in listed(until=(now - hour).isoformat())
+    # The same moment in another zone.
+    assert session_id in listed(since=(now - hour).astimezone(timezone(timedelta(hours=5))).isoformat())
