@@ -95,3 +95,43 @@ async def test_a_technician_sees_no_admin_or_audit_and_is_not_allowed_there(brok
     await screenshot(page, "admin-not-allowed")
     await page.evaluate("() => { location.hash = '#/audit'; }")
     await expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+
+
+async def test_an_admin_changes_roles_and_team_members_and_deletes_an_account_and_a_role(broker, console_page) -> None:
+    admin = bearer(broker.login())
+    assert broker.http.post("/roles", headers=admin, json={"name": "short-lived", "permissions": ["tickets.read"]}).status_code == 201
+    assert broker.http.post("/teams", headers=admin, json={"name": "day-shift"}).status_code == 201
+    assert broker.http.post("/users", headers=admin, json={
+        "username": "ulla", "display_name": "Ulla", "roles": ["technician"]}).status_code == 201
+    page = await console_page(broker)
+    page.on("dialog", lambda dialog: dialog.accept())
+    await sign_in(page, "admin", broker.admin_password)
+    await page.evaluate("() => { location.hash = '#/admin/users'; }")
+    editor = page.get_by_role("form", name="Roles and teams of ulla")
+    await editor.get_by_label("short-lived", exact=True).check()
+    await editor.get_by_label("day-shift", exact=True).check()
+    await editor.get_by_role("button", name="Save ulla").click()
+    await expect(page.get_by_role("status")).to_have_text("Saved ulla")
+    ulla = broker.http.get("/users/ulla", headers=admin).json()
+    assert sorted(ulla["roles"]) == ["short-lived", "technician"] and ulla["teams"] == ["day-shift"]
+
+    await page.get_by_role("navigation", name="Admin").get_by_role("link", name="Teams").click()
+    team = page.get_by_role("form", name="day-shift")
+    await expect(team.get_by_label("Members")).to_have_value("ulla")
+    await team.get_by_label("Members").fill("ulla, admin")
+    await team.get_by_label("chat", exact=True).check()
+    await team.get_by_role("button", name="Save day-shift").click()
+    await expect(page.get_by_role("status")).to_have_text("Saved team day-shift")
+    saved = next(t for t in broker.http.get("/teams", headers=admin).json() if t["name"] == "day-shift")
+    assert sorted(saved["members"]) == ["admin", "ulla"] and saved["policy"]["denied"] == ["chat"]
+
+    await page.get_by_role("navigation", name="Admin").get_by_role("link", name="Accounts").click()
+    await page.get_by_role("button", name="Delete ulla").click()
+    await expect(page.get_by_role("form", name="Roles and teams of ulla")).to_have_count(0)
+    assert broker.http.get("/users/ulla", headers=admin).status_code == 404
+
+    await page.get_by_role("navigation", name="Admin").get_by_role("link", name="Roles").click()
+    await page.get_by_role("button", name="Delete short-lived").click()
+    await expect(page.get_by_role("heading", name="short-lived")).to_have_count(0)
+    assert "short-lived" not in {r["name"] for r in broker.http.get("/roles", headers=admin).json()}
+    await expect(page.get_by_role("button", name="Delete technician")).to_have_count(0)

@@ -33,9 +33,9 @@ export async function render(main) {
     for (const key of FILTERS) {
       const value = wanted.get(key);
       if (!value) continue;
-      // Whole days: from the start of the first to the end of the last.
-      if (key === "since") query.set(key, value + "T00:00:00");
-      else if (key === "until") query.set(key, value + "T23:59:59");
+      // Whole local days: from the start of the first to the end of the last, sent in UTC.
+      if (key === "since") query.set(key, new Date(value + "T00:00:00").toISOString());
+      else if (key === "until") query.set(key, new Date(value + "T23:59:59.999").toISOString());
       else query.set(key, value);
     }
     let sessions;
