@@ -94,3 +94,13 @@ async def test_an_auditor_plays_a_recording_seeks_from_the_timeline_and_exports(
     assert {"manifest.json", "events.jsonl", "recording.webm"} <= set(names)
     audited = [k for (k,) in broker.sql("SELECT kind FROM audit_events WHERE session_id = ?", session_id)]
     assert "recording.played" in audited and "audit.exported" in audited
+
+    # Someone edits the trail behind the broker's back: the report names the problem, as an alert.
+    broker.sql("UPDATE audit_events SET data = json_set(data, '$.text', 'nothing to see') "
+               "WHERE session_id = ? AND kind = 'chat.sent'", session_id)
+    await page.reload()
+    problem = page.locator("#integrity")
+    await expect(problem).to_have_attribute("role", "alert")
+    await expect(problem).to_contain_text("Integrity check FAILED")
+    await expect(problem).to_contain_text("was edited")
+    await screenshot(page, "audit-session-tampered")
