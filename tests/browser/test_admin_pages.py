@@ -135,3 +135,19 @@ async def test_an_admin_changes_roles_and_team_members_and_deletes_an_account_an
     await expect(page.get_by_role("heading", name="short-lived")).to_have_count(0)
     assert "short-lived" not in {r["name"] for r in broker.http.get("/roles", headers=admin).json()}
     await expect(page.get_by_role("button", name="Delete technician")).to_have_count(0)
+
+
+async def test_an_account_that_manages_only_team_policies_finds_admin_on_the_teams_page(broker, console_page) -> None:
+    admin = bearer(broker.login())
+    role = broker.http.post("/roles", headers=admin, json={"name": "policy-keeper", "permissions": ["policies.manage"]})
+    assert role.status_code == 201, role.text
+    made = broker.http.post("/users", headers=admin, json={
+        "username": "pam", "display_name": "Pam Policy", "password": "Rulebook passphrase 31", "roles": ["policy-keeper"]})
+    assert made.status_code == 201, made.text
+    page = await console_page(broker)
+    await sign_in(page, "pam", "Rulebook passphrase 31")
+    nav = page.get_by_role("navigation", name="Sections")
+    await expect(nav.get_by_role("link", name="Admin")).to_have_count(1)
+    await expect(nav.get_by_role("link", name="Tickets")).to_have_count(0)
+    await expect(page.get_by_role("heading", name="Admin: teams")).to_be_visible()  # the first page Pam may open
+    await expect(nav.get_by_role("link", name="Admin")).to_have_attribute("aria-current", "page")

@@ -15,8 +15,8 @@ const ROUTES = [
   { pattern: /^#\/audit(?:\?.*)?$/, module: "./pages/audit.js", permission: "audit.read", nav: ["Audit", "#/audit"] },
   { pattern: /^#\/audit\/([0-9a-f-]{36})$/, module: "./pages/audit_session.js", permission: "audit.read" },
   { pattern: /^#\/admin\/users$/, module: "./pages/admin_users.js", permission: "users.manage", nav: ["Admin", "#/admin/users"] },
-  { pattern: /^#\/admin\/roles$/, module: "./pages/admin_roles.js", permission: "roles.manage" },
-  { pattern: /^#\/admin\/teams$/, module: "./pages/admin_teams.js", permission: "policies.manage" },
+  { pattern: /^#\/admin\/roles$/, module: "./pages/admin_roles.js", permission: "roles.manage", nav: ["Admin", "#/admin/roles"] },
+  { pattern: /^#\/admin\/teams$/, module: "./pages/admin_teams.js", permission: "policies.manage", nav: ["Admin", "#/admin/teams"] },
 ];
 
 const ctx = { me: null };
@@ -28,12 +28,19 @@ function allowed(permission) {
 
 function renderNav() {
   const nav = document.getElementById("nav");
-  nav.replaceChildren(...ROUTES.filter((r) => r.nav && allowed(r.permission)).map(
-    (r) => h("a", { href: r.nav[1] }, r.nav[0]),
-  ));
+  // One link per section (its first page this account may open): an admin who may manage
+  // only teams still finds Admin, and lands on the teams page.
+  const sections = new Map();
+  for (const r of ROUTES) {
+    if (r.nav && allowed(r.permission) && !sections.has(r.nav[0])) sections.set(r.nav[0], r.nav[1]);
+  }
+  nav.replaceChildren(...[...sections].map(([label, href]) => h("a", { href }, label)));
   nav.hidden = !ctx.me;
   for (const link of nav.querySelectorAll("a")) {
-    if (location.hash.startsWith(link.getAttribute("href"))) link.setAttribute("aria-current", "page");
+    const section = link.getAttribute("href").split("/").slice(0, 2).join("/");
+    if (location.hash === section || location.hash.startsWith(section + "/") || location.hash.startsWith(section + "?")) {
+      link.setAttribute("aria-current", "page");
+    }
   }
   const who = document.getElementById("who");
   who.replaceChildren(...(ctx.me ? [
