@@ -53,6 +53,8 @@ class Peer:
     session_id: str
     info: PeerInfo
     link: PeerLink
+    token_hash: str | None = None
+    """Hash of the token it connected with: a technician who signs out is cut off."""
     _outbox: asyncio.Queue[str | _Close] = field(
         default_factory=lambda: asyncio.Queue(maxsize=OUTBOX_LIMIT), repr=False
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -43,22 +44,24 @@ from protocol.signalling import (
 
 from .. import audit
 from ..access import SessionPeerAccess
+from ..browser_session import request_token
+from ..clock import utcnow
 from ..deps import BrokerState, SessionId
 from ..errors import ApiError
 from ..grants import audit_grant, issue_grant, session_permissions, session_policy
 from ..hub import Peer
-from ..models import SupportSession
-from ..browser_session import request_token
+from ..models import AccessToken, SupportSession
 from ..peers import identify_peer
 from ..support_sessions import SessionOver, end_session, get_session, record_consent
+from ..tokens import hash_token
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["signalling"], dependencies=[SessionPeerAccess])
 
 CLOSE_REPLACED = 4000
 """Close code sent to a connection that a newer one for the same role replaced."""
-CLOSE_ACCOUNT_DISABLED = 4001
-"""Close code sent to a technician whose account an admin disabled."""
+CLOSE_SIGNED_OUT = 4001
+"""Close code sent to a technician whose account was disabled or whose sign-in ended."""
 GRANT_CHECK_SECONDS = 2.0
 """How often a live session's technician permissions are compared with its grant."""
 
@@ -93,14 +96,16 @@ def authenticate(state: BrokerState, session_id: str, token: str | None) -> Admi
 async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     state: BrokerState = websocket.app.state.broker
     try:
-        admitted = await run_in_threadpool(authenticate, state, session_id, request_token(websocket))
+        token = request_token(websocket)
+        admitted = await run_in_threadpool(authenticate, state, session_id, token)
     except ApiError as refused:
         await websocket.send_denial_response(refused.response())
         return
     info = admitted.info
     await websocket.accept()
     hub = state.hub
-    me = Peer(session_id=session_id, info=info, link=websocket)
+    me = Peer(session_id=session_id, info=info, link=websocket,
+              token_hash=hash_token(token) if token and info.role is Role.technician else None)
     pump = asyncio.create_task(me.pump(), name=f"signal-pump-{info.role.value}")
     # Attach and greet without yielding in between: exactly one of two peers that
     # connect together sees the other in its welcome, and the other gets peer_joined.
@@ -161,33 +166,41 @@ def _grant(state: BrokerState, session_id: str) -> SignedGrant:
         return _issue(state, db, session)
 
 
-def _technician_now(state: BrokerState, session_id: str) -> tuple[frozenset[Permission], bool]:
-    """The technician's session permissions now, and whether their account is disabled."""
+def _technician_now(state: BrokerState, session_id: str, token_hash: str | None) -> tuple[frozenset[Permission], str | None]:
+    """The technician's session permissions now, and why their signalling must close (or None):
+    the account was disabled, or the token it connected with was revoked or ran out."""
     with state.database.session() as db:
         session = get_session(db, session_id)
         if session is None:
-            return frozenset(), True
-        return session_permissions(session), session.technician.disabled_at is not None
+            return frozenset(), "the session is gone"
+        if session.technician.disabled_at is not None:
+            return frozenset(), "your account was disabled"
+        if token_hash is not None:
+            token = db.scalars(select(AccessToken).where(AccessToken.token_hash == token_hash)).one_or_none()
+            if token is None or token.revoked_at is not None or token.expires_at <= utcnow():
+                return session_permissions(session), "you signed out, or your sign-in expired: sign in again"
+        return session_permissions(session), None
 
 
 async def _keep_grants(state: BrokerState, session_id: str, current: SignedGrant) -> None:
     """While the host is connected: a new grant to both peers whenever the technician's
     permissions change (an admin edited a role, a team or the account), and well before
-    the current one expires. A disabled technician's signalling is closed."""
+    the current one expires. A disabled or signed-out technician's signalling is closed."""
     issued = time.monotonic()
     while True:
         await asyncio.sleep(GRANT_CHECK_SECONDS)
-        permissions, disabled = await run_in_threadpool(_technician_now, state, session_id)
+        technician = state.hub.peer(session_id, Role.technician)
+        token_hash = technician.token_hash if technician is not None else None
+        permissions, cut_off = await run_in_threadpool(_technician_now, state, session_id, token_hash)
         due = time.monotonic() - issued >= state.settings.grant_ttl_seconds / 3
         if due or permissions != frozenset(current.grant.permissions):
             current = await run_in_threadpool(_grant, state, session_id)
             issued = time.monotonic()
             for peer in state.hub.peers(session_id):
                 peer.post(GrantIssued(grant=current))
-        technician = state.hub.peer(session_id, Role.technician)
-        if disabled and technician is not None:
-            technician.post(SessionEnded(ended_by="broker", reason="your account was disabled"))
-            technician.post_close(CLOSE_ACCOUNT_DISABLED, "account disabled")
+        if cut_off is not None and technician is not None:
+            technician.post(SessionEnded(ended_by="broker", reason=cut_off))
+            technician.post_close(CLOSE_SIGNED_OUT, "signed out")
 
 
 async def _relay(state: BrokerState, me: Peer, websocket: WebSocket) -> None:

@@ -309,3 +309,24 @@ async def test_peers_connecting_at_once_are_introduced_exactly_once(broker, admi
             assert (host_welcome["peer"] is None) != (tech_welcome["peer"] is None)
             assert (await receive(first))["type"] == "peer_joined"
             await assert_silent(host, tech, timeout=0.2)
+
+
+async def test_a_technician_who_signs_out_is_cut_off_from_live_signalling(broker) -> None:
+    token = broker.login()
+    session_id, host_token = paired_session(broker, bearer(token))
+    async with peer(broker, session_id, token) as technician, peer(broker, session_id, host_token) as host:
+        await introduced(technician, host)
+        assert broker.http.post("/auth/logout", headers=bearer(token)).status_code == 204
+        ended = None
+        for _ in range(10):  # the broker checks every 2 s; grants and other news may come first
+            message = await receive(technician, timeout=5)
+            if message["type"] == "session_ended":
+                ended = message
+                break
+        assert ended is not None and "signed out" in ended["reason"]
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await receive(technician, timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
+        # The host stays, for a technician who signs in again; it only hears that this one left.
+        assert (await receive(host))["type"] == "peer_left"
+        await assert_silent(host)
