@@ -186,6 +186,22 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
     await page.get_by_role("button", name="Request file").click()
     await expect(page.locator("#session-log")).to_contain_text("file request /var/log/cups/error_log is pending")
 
+    # A file that exists: the host (with --consent files.receive) sends it; the page fetches,
+    # verifies and offers it as a download.
+    wanted = tmp_path / "printer.log"
+    wanted.write_bytes(os.urandom(5 * 1024 * 1024 + 123))
+    await page.get_by_label("Path on their computer (optional)").fill(str(wanted))
+    await page.get_by_label("Why (shown to the user)").fill("the printer log")
+    await page.get_by_role("button", name="Request file").click()
+    received = page.locator('.transfers li[data-name="printer.log"]')
+    await expect(received).to_have_attribute("data-state", "completed", timeout=30_000)
+    async with page.expect_download() as download_info:
+        await received.get_by_role("link", name="Save printer.log").click()
+    download = await download_info.value
+    saved = tmp_path / "from-browser.log"
+    await download.save_as(saved)
+    assert sha256(saved) == sha256(wanted)
+
     await page.get_by_label("Note for the ticket").fill("Printer driver reinstalled")
     await page.get_by_role("button", name="End session").click()
     await expect(page.locator("#ended")).to_contain_text("Printer driver reinstalled")

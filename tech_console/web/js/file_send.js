@@ -122,3 +122,64 @@ export async function sendFile(sessionId, file, onProgress) {
 export function requestFile(sessionId, request) {
   return api("POST", `/sessions/${sessionId}/file-requests`, request);
 }
+
+async function fetchChunk(sessionId, transferId, index) {
+  // The broker holds a chunk back until the sender uploaded it (404) and may have let it go
+  // after a restart (410: the sender uploads it again): both mean "ask again".
+  for (let attempt = 0; ; attempt++) {
+    let response = null;
+    try {
+      response = await fetch(`${API}/sessions/${sessionId}/transfers/${transferId}/chunks/${index}?wait=${POLL_SECONDS}`,
+        { credentials: "same-origin" });
+    } catch (_) { /* unreachable: retried below */ }
+    if (response && response.ok) {
+      return { bytes: new Uint8Array(await response.arrayBuffer()), sha256: response.headers.get("X-Chunk-SHA256") || "" };
+    }
+    if (response && (response.status === 404 || response.status === 410)) continue;
+    if (response && response.status < 500) {
+      let message = `the broker refused chunk ${index} (HTTP ${response.status})`;
+      try { message = (await response.json()).message || message; } catch (_) { /* keep ours */ }
+      throw new Error(message);
+    }
+    if (attempt >= 5) throw new Error(`chunk ${index} could not be fetched: the broker did not answer`);
+    await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
+  }
+}
+
+/**
+ * Take a file the user's computer offers in answer to a file request: accept it, fetch every
+ * chunk (each checked against the SHA-256 its sender declared), hash the whole file in order,
+ * and complete the transfer only if that hash is the sender's too.
+ * @param {string} sessionId
+ * @param {object} offered the transfer, state "offered", direction "to_technician"
+ * @param {(done: number, total: number) => void} onProgress
+ * @returns {Promise<{transfer: object, blob: Blob | null}>} the final transfer, and the file when completed
+ */
+export async function receiveFile(sessionId, offered, onProgress) {
+  let transfer = await api("POST", `/sessions/${sessionId}/transfers/${offered.id}/decision`, { accept: true, saved_as: offered.name });
+  const whole = new Sha256();
+  const parts = [];
+  let done = 0;
+  for (let index = 0; index < transfer.chunk_count; index++) {
+    // Wait on the transfer (a long poll that answers 200) until the chunk is there, rather
+    // than on the chunk itself, whose "not yet" is a 404 the browser reports as an error.
+    transfer = await waitFor(sessionId, transfer, (t) => t.chunks_at_broker.includes(index) || OVER.has(t.state));
+    if (OVER.has(transfer.state)) return { transfer, blob: null };
+    const { bytes, sha256 } = await fetchChunk(sessionId, transfer.id, index);
+    if ((await sha256Hex(bytes)) !== sha256) {
+      // Refused here: the broker forgets it and the sender uploads it again.
+      await api("DELETE", `/sessions/${sessionId}/transfers/${transfer.id}/chunks/${index}`);
+      index -= 1;
+      continue;
+    }
+    whole.update(bytes);
+    parts.push(bytes);
+    done += bytes.length;
+    onProgress(done, transfer.size);
+  }
+  const digest = whole.hexDigest();
+  transfer = await waitFor(sessionId, transfer, (t) => t.sha256 || OVER.has(t.state));
+  if (OVER.has(transfer.state)) return { transfer, blob: null };
+  transfer = await api("POST", `/sessions/${sessionId}/transfers/${transfer.id}/complete`, { sha256: digest });
+  return { transfer, blob: transfer.state === "completed" ? new Blob(parts) : null };
+}

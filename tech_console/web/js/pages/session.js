@@ -9,7 +9,7 @@ import { h, toast, when } from "../dom.js";
 import { openSignalling } from "../signalling.js";
 import { LiveView, qualityOf } from "../live_view.js";
 import { InputCapture } from "../input_capture.js";
-import { requestFile, sendFile } from "../file_send.js";
+import { receiveFile, requestFile, sendFile } from "../file_send.js";
 
 const PERMISSION_NAMES = {
   view: "see the screen", control: "control mouse and keyboard", clipboard: "clipboard text",
@@ -134,6 +134,34 @@ export async function render(main, ctx, [sessionId]) {
   const fileInput = h("input", { type: "file", multiple: true, class: "visually-hidden", id: "file-pick",
     onchange: () => { for (const f of fileInput.files) startSend(f); fileInput.value = ""; } });
   const sendButton = h("button", { type: "button", class: "secondary", onclick: () => fileInput.click() }, "Send a file…");
+  const receiving = new Set();
+  function startReceive(offered) {
+    // A file the user picked in answer to our request: fetched, verified, then offered as a download.
+    receiving.add(offered.id);
+    const bar = h("progress", { max: String(offered.size || 1), value: "0", "aria-label": `Receiving ${offered.name}` });
+    const status = h("span", { class: "muted" }, "receiving");
+    const row = h("li", { dataset: { name: offered.name, direction: "in" } }, h("span", {}, `⬇ ${offered.name}`), bar, status);
+    transfers.prepend(row);
+    receiveFile(sessionId, offered, (done, total) => {
+      bar.value = done;
+      status.textContent = `receiving ${Math.round((100 * done) / (total || 1))} %`;
+    }).then(({ transfer, blob }) => {
+      row.dataset.state = transfer.state;
+      if (!blob) {
+        status.textContent = `${transfer.state}: ${transfer.reason || ""}`;
+        status.className = "error";
+        return;
+      }
+      bar.value = offered.size || 1;
+      status.replaceChildren(h("span", { class: "ok" }, "SHA-256 verified "),
+        h("a", { href: URL.createObjectURL(blob), download: offered.name }, `Save ${offered.name}`));
+    }).catch((err) => {
+      row.dataset.state = "failed";
+      status.textContent = `failed: ${err.message}`;
+      status.className = "error";
+    });
+  }
+
   function startSend(file) {
     if (!allowed("files.send")) { note(`cannot send ${file.name}: sending files is not allowed`, "error"); return; }
     const bar = h("progress", { max: String(file.size || 1), value: "0", "aria-label": `Sending ${file.name}` });
@@ -254,7 +282,10 @@ export async function render(main, ctx, [sessionId]) {
       await view.addCandidate(m);
     } else if (m.type === "transfer") {
       const t = m.transfer;
-      if (t.direction === "to_technician") note(`file from the user: ${t.name} (${t.state})`);
+      if (t.direction === "to_technician") {
+        note(`file from the user: ${t.name} (${t.state})`);
+        if (t.state === "offered" && !receiving.has(t.id)) startReceive(t);
+      }
     } else if (m.type === "file_request") {
       note(`file request ${m.request.path || ""} is ${m.request.state}${m.request.reason ? ": " + m.request.reason : ""}`);
     } else if (m.type === "session_ended") {
