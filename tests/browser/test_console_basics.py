@@ -54,3 +54,30 @@ async def test_the_console_is_served_with_a_strict_content_security_policy(broke
     assert "script-src 'self'" in response.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert httpx.get(broker.base_url + "/api/v1/health", timeout=10).json() == {"status": "ok"}
+
+
+async def test_a_password_someone_else_set_is_flagged_and_changed_on_the_account_page(broker, console_page) -> None:
+    import httpx
+
+    admin = {"Authorization": f"Bearer {broker.login()}"}
+    made = httpx.post(broker.api + "/users", headers=admin, timeout=15,
+                      json={"username": "newbie", "display_name": "New Bie", "roles": ["technician"]})
+    assert made.status_code == 201, made.text
+    generated = made.json()["password"]
+    page = await console_page(broker, expect_http_errors=frozenset({422}))
+    await sign_in(page, "newbie", generated)
+    await page.get_by_role("link", name="Change your password").click()
+    await expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    await page.get_by_label("Current password").fill(generated)
+    await page.get_by_label("New password", exact=True).fill("short")
+    await page.get_by_label("New password again").fill("short")
+    await page.get_by_role("button", name="Change password").click()
+    await expect(page.get_by_role("alert")).to_contain_text("at least 12 characters")
+    await page.get_by_label("New password", exact=True).fill("Lighthouse passphrase 58")
+    await page.get_by_label("New password again").fill("Lighthouse passphrase 58")
+    await page.get_by_role("button", name="Change password").click()
+    await expect(page.get_by_role("link", name="Change your password")).to_have_count(0)
+    await screenshot(page, "account")
+    signed_in = httpx.post(broker.api + "/auth/login", timeout=15,
+                           json={"username": "newbie", "password": "Lighthouse passphrase 58"})
+    assert signed_in.status_code == 200 and signed_in.json()["password_change_required"] is False

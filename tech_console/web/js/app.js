@@ -4,11 +4,12 @@
 // loads one per location hash (#/tickets, #/tickets/12, ...). No build step.
 
 import { api, ApiError, signIn, signOut } from "./api.js";
-import { h, toast } from "./dom.js";
+import { h } from "./dom.js";
 
 // Each page: the hash it answers (groups become params), its module, the permission it needs,
 // and its place in the navigation (if any).
 const ROUTES = [
+  { pattern: /^#\/account$/, module: "./pages/account.js", permission: null },
   { pattern: /^#\/tickets$/, module: "./pages/tickets.js", permission: "tickets.read", nav: ["Tickets", "#/tickets"] },
   { pattern: /^#\/tickets\/(\d+)$/, module: "./pages/ticket.js", permission: "tickets.read" },
   { pattern: /^#\/sessions\/([0-9a-f-]{36})$/, module: "./pages/session.js", permission: "session.start" },
@@ -44,7 +45,9 @@ function renderNav() {
   }
   const who = document.getElementById("who");
   who.replaceChildren(...(ctx.me ? [
+    ctx.passwordChangeRequired ? h("a", { href: "#/account", class: "attention" }, "Change your password") : "",
     h("span", {}, ctx.me.display_name),
+    h("a", { href: "#/account", class: "account-link" }, "Account"),
     h("button", { class: "secondary", onclick: async () => { await signOut(); ctx.me = null; route(); } }, "Sign out"),
   ] : []));
 }
@@ -97,7 +100,8 @@ function renderLogin() {
       try {
         const answer = await signIn(data.get("username"), data.get("password"), data.get("totp"));
         ctx.me = answer.user;
-        if (answer.password_change_required) toast("Your password must be changed: use deskhand-console passwd");
+        // A password someone else set (the first admin's, a reset): the header says so until changed.
+        ctx.passwordChangeRequired = answer.password_change_required;
         route();
       } catch (err) {
         if (err instanceof ApiError && err.error === "totp_required") {
