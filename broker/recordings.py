@@ -14,7 +14,9 @@ import base64
 import hashlib
 import io
 import os
-from collections.abc import Iterable, Iterator
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,6 +34,10 @@ class SegmentUnreadable(Exception):
     """A stored segment is missing or does not decrypt (it was altered)."""
 
 
+JOINED_KEPT = 4
+"""Joined recordings kept in memory for players seeking through them."""
+
+
 class RecordingStore:
     """Encrypted segment files under ``root/<session id>/``."""
 
@@ -39,6 +45,28 @@ class RecordingStore:
         self.root = root
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._master = AESGCM(master_key)
+        self._joined: OrderedDict[tuple[str, tuple[tuple[int, str], ...]], bytes] = OrderedDict()
+        self._joined_lock = threading.Lock()
+
+    def joined(self, session_id: str, segments: tuple[tuple[int, str], ...], build: Callable[[], bytes]) -> bytes:
+        """The joined recording of ``segments`` ((index, sha256) pairs), built once.
+
+        A player asks for the recording in many byte ranges while it plays and seeks;
+        decrypting and joining every segment for each of them would make an hour-long
+        recording unwatchable. The last few recordings stay in memory, keyed by exactly
+        the segments they hold, so a segment uploaded since is never missed.
+        """
+        cache_key = (session_id, segments)
+        with self._joined_lock:
+            if cache_key in self._joined:
+                self._joined.move_to_end(cache_key)
+                return self._joined[cache_key]
+        data = build()
+        with self._joined_lock:
+            self._joined[cache_key] = data
+            while len(self._joined) > JOINED_KEPT:
+                self._joined.popitem(last=False)
+        return data
 
     def data_key(self, db: Session, session_id: str) -> bytes:
         """The session's data key, created (and wrapped) on first use."""

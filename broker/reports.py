@@ -77,14 +77,17 @@ def session_report(db: Session, keys: BrokerKeys, store: RecordingStore, session
 def recording_webm(db: Session, store: RecordingStore, session_id: str) -> bytes:
     """The session's recording as one WebM (segments joined at their offsets, no re-encoding)."""
     rows = db.execute(
-        select(RecordingSegment.index, RecordingSegment.offset_ms)
+        select(RecordingSegment.index, RecordingSegment.offset_ms, RecordingSegment.sha256)
         .where(RecordingSegment.session_id == session_id)
         .order_by(RecordingSegment.index)
     ).all()
     if not rows:
         return b""
     key = store.data_key(db, session_id)
-    return concatenate(iter_segments(store, session_id, key, [(r.index, r.offset_ms) for r in rows]))
+    return store.joined(
+        session_id, tuple((r.index, r.sha256) for r in rows),
+        lambda: concatenate(iter_segments(store, session_id, key, [(r.index, r.offset_ms) for r in rows])),
+    )
 
 
 def export_bundle(db: Session, keys: BrokerKeys, store: RecordingStore, session_id: str) -> bytes:
