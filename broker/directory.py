@@ -8,6 +8,7 @@ broker can never be left without someone who can manage it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -57,42 +58,38 @@ def team_out(team: Team) -> TeamOut:
 # --- lookups ------------------------------------------------------------------------------
 
 
+def _one(db: Session, column: Any, name: str, what: str) -> Any:
+    row = db.scalars(select(column.class_).where(column == name)).one_or_none()
+    if row is None:
+        raise not_found(f"{what} {name!r}")
+    return row
+
+
+def _refuse_taken(db: Session, column: Any, name: str, error: str, what: str) -> None:
+    if db.scalars(select(column.class_).where(column == name)).first() is not None:
+        raise ApiError(409, error, f"{what} named {name!r} exists already")
+
+
 def find_user(db: Session, username: str) -> User:
-    user = db.scalars(select(User).where(User.username == username)).one_or_none()
-    if user is None:
-        raise not_found(f"account {username!r}")
-    return user
+    return _one(db, User.username, username, "account")  # type: ignore[no-any-return]
 
 
 def find_role(db: Session, name: str) -> Role:
-    role = db.scalars(select(Role).where(Role.name == name)).one_or_none()
-    if role is None:
-        raise not_found(f"role {name!r}")
-    return role
+    return _one(db, Role.name, name, "role")  # type: ignore[no-any-return]
 
 
 def find_team(db: Session, name: str) -> Team:
-    team = db.scalars(select(Team).where(Team.name == name)).one_or_none()
-    if team is None:
-        raise not_found(f"team {name!r}")
-    return team
+    return _one(db, Team.name, name, "team")  # type: ignore[no-any-return]
 
 
-def _named(db: Session, model: type[Role] | type[Team], names: Iterable[str], what: str) -> list:  # type: ignore[type-arg]
+def _named(db: Session, column: Any, names: Iterable[str], what: str, listing: str) -> list[Any]:
+    """The rows whose ``column`` (``Role.name``, ``User.username``...) holds each of ``names``,
+    in that order and each once; 422 naming the first that does not exist."""
     wanted = list(dict.fromkeys(names))
-    found = {row.name: row for row in db.scalars(select(model).where(model.name.in_(wanted)))}
+    found = {getattr(row, column.key): row for row in db.scalars(select(column.class_).where(column.in_(wanted)))}
     missing = [n for n in wanted if n not in found]
     if missing:
-        raise ApiError(422, "invalid_request", f"there is no {what} {missing[0]!r}; list them with GET /{what}s")
-    return [found[n] for n in wanted]
-
-
-def _usernames(db: Session, names: Iterable[str]) -> list[User]:
-    wanted = list(dict.fromkeys(names))
-    found = {u.username: u for u in db.scalars(select(User).where(User.username.in_(wanted)))}
-    missing = [n for n in wanted if n not in found]
-    if missing:
-        raise ApiError(422, "invalid_request", f"there is no account {missing[0]!r}")
+        raise ApiError(422, "invalid_request", f"there is no {what} {missing[0]!r}; list them with GET {listing}")
     return [found[n] for n in wanted]
 
 
@@ -129,10 +126,9 @@ def _password(password: str | None, username: str) -> tuple[str, str | None]:
 
 def create_user(db: Session, body: UserCreate, *, actor: str, source: str | None) -> tuple[User, str | None]:
     """A new account; returns it and its generated password (None when one was given)."""
-    if db.scalars(select(User).where(User.username == body.username)).first() is not None:
-        raise ApiError(409, "username_taken", f"an account named {body.username!r} exists already")
-    roles = _named(db, Role, body.roles, "role")
-    teams = _named(db, Team, body.teams, "team")
+    _refuse_taken(db, User.username, body.username, "username_taken", "an account")
+    roles = _named(db, Role.name, body.roles, "role", "/roles")
+    teams = _named(db, Team.name, body.teams, "team", "/teams")
     password_hash, generated = _password(body.password, body.username)
     user = User(username=body.username, display_name=body.display_name, password_hash=password_hash,
                 must_change_password=True, created_at=utcnow(), roles=roles, teams=teams)
@@ -148,13 +144,13 @@ def update_user(db: Session, user: User, body: UserUpdate, *, actor: str, source
     if body.display_name is not None and body.display_name != user.display_name:
         user.display_name = changes["display_name"] = body.display_name
     if body.roles is not None:
-        roles = _named(db, Role, body.roles, "role")
+        roles = _named(db, Role.name, body.roles, "role", "/roles")
         if ADMIN_ROLE not in {r.name for r in roles} and user.is_admin:
             _keep_an_admin(db, user, "take the admin role away")
         user.roles = roles
         changes["roles"] = [r.name for r in roles]
     if body.teams is not None:
-        user.teams = _named(db, Team, body.teams, "team")
+        user.teams = _named(db, Team.name, body.teams, "team", "/teams")
         changes["teams"] = [t.name for t in user.teams]
     if body.disabled is not None and body.disabled != (user.disabled_at is not None):
         if body.disabled:
@@ -196,8 +192,7 @@ def reset_password(db: Session, user: User, *, actor: str, source: str | None) -
 
 
 def create_role(db: Session, body: RoleCreate, *, actor: str, source: str | None) -> Role:
-    if db.scalars(select(Role).where(Role.name == body.name)).first() is not None:
-        raise ApiError(409, "name_taken", f"a role named {body.name!r} exists already")
+    _refuse_taken(db, Role.name, body.name, "name_taken", "a role")
     role = Role(name=body.name, description=body.description, builtin=False, permissions=body.permissions,
                 require_totp=body.require_totp, created_at=utcnow())
     db.add(role)
@@ -233,10 +228,9 @@ def delete_role(db: Session, role: Role, *, actor: str, source: str | None) -> N
 
 
 def create_team(db: Session, body: TeamCreate, *, actor: str, source: str | None) -> Team:
-    if db.scalars(select(Team).where(Team.name == body.name)).first() is not None:
-        raise ApiError(409, "name_taken", f"a team named {body.name!r} exists already")
+    _refuse_taken(db, Team.name, body.name, "name_taken", "a team")
     team = Team(name=body.name, description=body.description, policy=body.policy.model_dump(mode="json"),
-                created_at=utcnow(), members=_usernames(db, body.members))
+                created_at=utcnow(), members=_named(db, User.username, body.members, "account", "/users"))
     db.add(team)
     db.flush()
     audit.record(db, "team.created", actor=actor, source=source, team=team.name, policy=team.policy,
@@ -251,7 +245,7 @@ def update_team(db: Session, team: Team, body: TeamUpdate, *, actor: str, source
     if body.policy is not None:
         team.policy = changes["policy"] = body.policy.model_dump(mode="json")
     if body.members is not None:
-        team.members = _usernames(db, body.members)
+        team.members = _named(db, User.username, body.members, "account", "/users")
         changes["members"] = sorted(u.username for u in team.members)
     if changes:
         audit.record(db, "team.changed", actor=actor, source=source, team=team.name, **changes)
