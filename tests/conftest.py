@@ -23,6 +23,8 @@ Display and browser:
 * ``xvfb`` (session scope) -> :class:`~tests.support.xvfb.XvfbServer`: a private
   Xvfb at 1920x1080x24; ``xvfb.display`` is e.g. ``":5"``, ``xvfb.env`` is
   ``{"DISPLAY": ":5"}`` (merge it into ``os.environ`` for child processes).
+* ``recorder`` (function scope) -> :class:`~tests.support.input_recorder.RecorderProcess`:
+  a Tk window on ``xvfb`` that records the clicks and text it receives.
 * ``chromium_path`` (session scope) -> ``str``: ``/usr/bin/chromium`` or
   ``/usr/lib/chromium/chromium``.
 
@@ -40,6 +42,7 @@ from contextlib import ExitStack
 import pytest
 
 from tests.support.broker import BrokerProcess
+from tests.support.input_recorder import RecorderProcess
 from tests.support.xvfb import XvfbMissing, XvfbServer
 
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
@@ -96,6 +99,13 @@ def xvfb() -> Iterator[XvfbServer]:
         except XvfbMissing as exc:
             missing_dependency(str(exc))
         yield server
+
+
+@pytest.fixture
+def recorder(xvfb: XvfbServer) -> Iterator[RecorderProcess]:
+    """A window on the test display that records what input reaches it."""
+    with RecorderProcess(xvfb.env) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -34,12 +34,6 @@ def broker_env() -> dict[str, str]:
     return {"DESKHAND_ICE_LOOPBACK": "true"}
 
 
-@pytest.fixture
-def recorder(xvfb) -> Iterator[RecorderProcess]:
-    with RecorderProcess(xvfb.env) as running:
-        yield running
-
-
 def pointer(env: dict[str, str]) -> tuple[int, int]:
     out = subprocess.run(["xdotool", "getmouselocation", "--shell"], capture_output=True, text=True, env={**os.environ, **env}, check=True).stdout
     values = dict(line.split("=", 1) for line in out.split())

@@ -4,14 +4,12 @@ and the host enforces it even against a console that sends input anyway."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
 from protocol.permissions import Permission
 from tech_console.client import ConsoleError
 from tests.support.api import bearer
-from tests.support.input_recorder import RecorderProcess
 from tests.support.live_session import live_session
 from tests.support.polling import async_wait_until
 
@@ -24,12 +22,6 @@ SESSION_BASICS = ["session.start", "tickets.read", "tickets.write"]
 @pytest.fixture(scope="module")
 def broker_env() -> dict[str, str]:
     return {"DESKHAND_ICE_LOOPBACK": "true"}
-
-
-@pytest.fixture
-def recorder(xvfb) -> Iterator[RecorderProcess]:
-    with RecorderProcess(xvfb.env) as running:
-        yield running
 
 
 def admin_call(broker, method: str, path: str, **body: object) -> dict:
