@@ -60,26 +60,45 @@ async function uploadChunks(sessionId, transfer, file, wanted, progress) {
   return whole.hexDigest();
 }
 
-async function putChunk(sessionId, transferId, index, bytes, chunkHash) {
-  // Not api(): it cannot add the chunk's own header. Retried a few times: a broker restart
-  // or a dropped connection must not lose a transfer of hundreds of megabytes.
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One chunk request (not api(): chunks carry their own headers and raw bodies), retried with
+ * backoff when the broker does not answer: a restart or a dropped connection must not lose a
+ * transfer of hundreds of megabytes. `askAgain` statuses mean "not now" and are asked again.
+ * @returns {Promise<Response>} the successful response
+ */
+async function chunkRequest(url, init, what, askAgain = []) {
   for (let attempt = 0; ; attempt++) {
     let response = null;
     try {
-      response = await fetch(`${API}/sessions/${sessionId}/transfers/${transferId}/chunks/${index}`, {
-        method: "PUT", body: bytes, credentials: "same-origin",
-        headers: { "X-CSRF-Token": csrfToken(), "X-Chunk-SHA256": chunkHash, "Content-Type": "application/octet-stream" },
-      });
+      response = await fetch(url, { credentials: "same-origin", ...init });
     } catch (_) { /* unreachable: retried below */ }
-    if (response && response.ok) return;
+    if (response && response.ok) return response;
+    if (response && askAgain.includes(response.status)) {
+      attempt = -1; // the broker answered: not a failure, only not yet
+      await sleep(1000);
+      continue;
+    }
     if (response && response.status < 500) {
-      let message = `the broker refused chunk ${index} (HTTP ${response.status})`;
+      let message = `the broker refused ${what} (HTTP ${response.status})`;
       try { message = (await response.json()).message || message; } catch (_) { /* keep ours */ }
       throw new Error(message);
     }
-    if (attempt >= 5) throw new Error(`chunk ${index} could not be uploaded: the broker did not answer`);
-    await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
+    if (attempt >= 5) throw new Error(`${what} failed: the broker did not answer`);
+    await sleep(500 * 2 ** attempt);
   }
+}
+
+function chunkUrl(sessionId, transferId, index) {
+  return `${API}/sessions/${sessionId}/transfers/${transferId}/chunks/${index}`;
+}
+
+async function putChunk(sessionId, transferId, index, bytes, chunkHash) {
+  await chunkRequest(chunkUrl(sessionId, transferId, index), {
+    method: "PUT", body: bytes,
+    headers: { "X-CSRF-Token": csrfToken(), "X-Chunk-SHA256": chunkHash, "Content-Type": "application/octet-stream" },
+  }, `chunk ${index}`);
 }
 
 /**
@@ -124,26 +143,10 @@ export function requestFile(sessionId, request) {
 }
 
 async function fetchChunk(sessionId, transferId, index) {
-  // The broker holds a chunk back until the sender uploaded it (404) and may have let it go
-  // after a restart (410: the sender uploads it again): both mean "ask again".
-  for (let attempt = 0; ; attempt++) {
-    let response = null;
-    try {
-      response = await fetch(`${API}/sessions/${sessionId}/transfers/${transferId}/chunks/${index}?wait=${POLL_SECONDS}`,
-        { credentials: "same-origin" });
-    } catch (_) { /* unreachable: retried below */ }
-    if (response && response.ok) {
-      return { bytes: new Uint8Array(await response.arrayBuffer()), sha256: response.headers.get("X-Chunk-SHA256") || "" };
-    }
-    if (response && (response.status === 404 || response.status === 410)) continue;
-    if (response && response.status < 500) {
-      let message = `the broker refused chunk ${index} (HTTP ${response.status})`;
-      try { message = (await response.json()).message || message; } catch (_) { /* keep ours */ }
-      throw new Error(message);
-    }
-    if (attempt >= 5) throw new Error(`chunk ${index} could not be fetched: the broker did not answer`);
-    await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
-  }
+  // 404: not uploaded yet; 410: let go in a broker restart, the sender uploads it again.
+  const response = await chunkRequest(`${chunkUrl(sessionId, transferId, index)}?wait=${POLL_SECONDS}`, {},
+    `chunk ${index}`, [404, 410]);
+  return { bytes: new Uint8Array(await response.arrayBuffer()), sha256: response.headers.get("X-Chunk-SHA256") || "" };
 }
 
 /**
