@@ -79,3 +79,17 @@ async def sign_in(page: Page, username: str, password: str) -> None:
     await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Sign in").click()
     await page.get_by_role("button", name="Sign out").wait_for()
+
+
+async def open_new_session(page: Page, subject: str, requester: str, email: str) -> str:
+    """From the ticket queue: open a ticket, start a session, go to its page; the code shown there."""
+    await page.get_by_label("Subject").fill(subject)
+    await page.get_by_label("Requester", exact=True).fill(requester)
+    await page.get_by_label("Requester e-mail").fill(email)
+    await page.get_by_role("button", name="Open ticket").click()
+    await page.get_by_role("button", name="Start a support session").click()
+    await page.get_by_role("link", name="Open the session").click()
+    await page.get_by_role("heading", name=re.compile("^Live session")).wait_for()
+    code = (await page.locator("#session-code").text_content() or "").strip()
+    assert re.fullmatch(r"\d{3} \d{3} \d{3}", code), code
+    return code

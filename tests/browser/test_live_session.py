@@ -10,7 +10,6 @@ when ending the session shows on the ticket.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import re
 import subprocess
@@ -20,7 +19,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import screenshot, sign_in
+from peer.transfers import file_sha256
+from tests.browser.conftest import open_new_session, screenshot, sign_in
 from tests.support.input_recorder import RecorderProcess
 from tests.support.line_child import REPO
 from tests.support.polling import async_wait_until
@@ -79,10 +79,6 @@ async def video_size(page: Page, timeout: float) -> tuple[int, int]:
         await asyncio.sleep(0.2)
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, console_page, hosts, tmp_path) -> None:
     downloads = tmp_path / "downloads"
     painter = PainterProcess(xvfb.env)
@@ -91,15 +87,7 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
         painter.pattern()
         page = await console_page(broker)
         await sign_in(page, "admin", broker.admin_password)
-        await page.get_by_label("Subject").fill("Printer offline")
-        await page.get_by_label("Requester", exact=True).fill("Ann Smith")
-        await page.get_by_label("Requester e-mail").fill("ann@example.com")
-        await page.get_by_role("button", name="Open ticket").click()
-        await page.get_by_role("button", name="Start a support session").click()
-        await page.get_by_role("link", name="Open the session").click()
-        await expect(page.get_by_role("heading", name=re.compile("^Live session"))).to_be_visible()
-
-        code = (await page.locator("#session-code").text_content() or "").strip()
+        code = await open_new_session(page, "Printer offline", "Ann Smith", "ann@example.com")
         assert re.fullmatch(r"\d{3} \d{3} \d{3}", code)
         await expect(page.locator("#host-info")).to_have_text("not joined yet")
         await screenshot(page, "live-session-waiting")
@@ -178,7 +166,7 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
         await expect(page.locator(f'.transfers li[data-name="{name}"]')).to_have_attribute("data-state", "completed", timeout=30_000)
     await screenshot(page, "live-session-files")
     arrived = {p.name: p for p in downloads.rglob("*") if p.is_file()}
-    assert sha256(arrived["driver.bin"]) == sha256(picked)
+    assert file_sha256(arrived["driver.bin"]) == file_sha256(picked)
     assert arrived["readme.txt"].read_text() == "notes for the user\n"
 
     await page.get_by_label("Path on their computer (optional)").fill("/var/log/cups/error_log")
@@ -200,7 +188,7 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
     download = await download_info.value
     saved = tmp_path / "from-browser.log"
     await download.save_as(saved)
-    assert sha256(saved) == sha256(wanted)
+    assert file_sha256(saved) == file_sha256(wanted)
 
     await page.get_by_label("Note for the ticket").fill("Printer driver reinstalled")
     await page.get_by_role("button", name="End session").click()
@@ -219,14 +207,7 @@ async def test_view_only_consent_sends_no_input_and_monitors_switch(broker, cons
     with two_monitor_display() as display:
         page = await console_page(broker)
         await sign_in(page, "admin", broker.admin_password)
-        await page.get_by_label("Subject").fill("Second screen blank")
-        await page.get_by_label("Requester", exact=True).fill("Bo Lind")
-        await page.get_by_label("Requester e-mail").fill("bo@example.com")
-        await page.get_by_role("button", name="Open ticket").click()
-        await page.get_by_role("button", name="Start a support session").click()
-        await page.get_by_role("link", name="Open the session").click()
-        await expect(page.get_by_role("heading", name=re.compile("^Live session"))).to_be_visible()
-        code = (await page.locator("#session-code").text_content() or "").strip()
+        code = await open_new_session(page, "Second screen blank", "Bo Lind", "bo@example.com")
         host = subprocess.Popen(
             [sys.executable, "-m", "host_client.cli", "join", code, "--broker", broker.base_url, "--ui", "terminal",
              "--consent", "view"],
