@@ -101,7 +101,8 @@ def run(args: argparse.Namespace, db_session: Callable[[], Any]) -> int:
     except ValidationError as exc:
         for e in exc.errors():
             field = ".".join(str(p) for p in e["loc"]) or "input"
-            print(f"deskhand-broker: {field}: {e['msg']}", file=sys.stderr)
+            given = f" (got {e['input']!r})" if isinstance(e.get("input"), (str, int, float)) else ""
+            print(f"deskhand-broker: {field}: {e['msg']}{given}", file=sys.stderr)
         return EXIT_USAGE
     except ApiError as exc:
         print(f"deskhand-broker: {exc.message}", file=sys.stderr)

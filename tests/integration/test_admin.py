@@ -57,6 +57,9 @@ def test_bad_account_input_is_refused_with_the_reason_and_stores_nothing(broker)
         response = call(broker, "POST", "/users", **body)
         assert response.status_code == status and words in response.text, (body, response.text)
     assert broker.sql("SELECT count(*) FROM users")[0][0] == before
+    for path in ("/users/Bad%20Name", "/roles/..", "/teams/" + "x" * 80):
+        assert call(broker, "GET", path).status_code in (404, 422), path  # ".." never reaches a lookup
+    assert call(broker, "GET", "/users/Bad%20Name").json()["error"] == "invalid_request"
 
 
 def test_the_last_enabled_admin_cannot_be_disabled_demoted_or_deleted(broker) -> None:
@@ -108,6 +111,9 @@ def test_the_broker_cli_manages_accounts_on_a_running_broker(broker) -> None:
     assert last.returncode == 1 and "last enabled admin" in last.stderr
     bad = broker_cli(broker, "roles", "create", "bad-role", "--permissions", "view,flying")
     assert bad.returncode == 2 and "unknown permission 'flying'" in bad.stderr
+    bad_team = broker_cli(broker, "teams", "create", "night", "--deny", "telepathy")
+    assert bad_team.returncode == 2 and "telepathy" in bad_team.stderr
+    assert broker.sql("SELECT count(*) FROM teams WHERE name = 'night'")[0][0] == 0
     listed = broker_cli(broker, "roles", "list", "--json")
     assert {r["name"] for r in json.loads(listed.stdout)} >= {"admin", "technician", "auditor"}
     actors = {a for (a,) in broker.sql("SELECT actor FROM audit_events WHERE kind = 'account.created' AND data LIKE '%carl%'")}
