@@ -151,22 +151,92 @@ class AccessToken(Base):
 
 
 class Ticket(Base):
+    """A request for help: the home of every support session, note, reply and survey about it."""
+
     __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ux_tickets_external", "external_system", "external_key", unique=True),
+        Index("ix_tickets_created_at", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subject: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     requester_name: Mapped[str] = mapped_column(String(120))
     requester_email: Mapped[str] = mapped_column(String(254))
+    """Empty when the requester gave none (a request from the host client)."""
     priority: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="open")
-    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    """``protocol.helpdesk.TicketStatus``; changes only through ``broker.tickets``."""
+    category: Mapped[str] = mapped_column(String(64), default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    """None when nobody signed in opened it (a host request, an inbound webhook)."""
+    created_via: Mapped[str] = mapped_column(String(16), default="console")
+    """``console``, ``host`` (a request without a code) or ``inbound`` (an external helpdesk)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None, index=True)
+    assignee_team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), default=None, index=True)
+    external_system: Mapped[str | None] = mapped_column(String(32), default=None)
+    external_key: Mapped[str | None] = mapped_column(String(128), default=None)
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    """The last time it was resolved (or closed without being resolved first)."""
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    sla: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    """Both SLA timers (``broker.sla.SlaState.to_json``); the three columns below are derived from it."""
+    sla_breached: Mapped[bool] = mapped_column(default=False, index=True)
+    """A timer was already known to be over its target at the last change (met late, or paused late)."""
+    sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None, index=True)
+    """When the earliest running timer breaches; None while no timer runs."""
+    sla_warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None, index=True)
+    """When the earliest running timer becomes near-breach."""
 
-    created_by: Mapped[User] = relationship()
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
+    assignee_team: Mapped[Team | None] = relationship()
     sessions: Mapped[list["SupportSession"]] = relationship(
         back_populates="ticket", order_by="SupportSession.created_at"
     )
+    comments: Mapped[list["TicketComment"]] = relationship(
+        back_populates="ticket", order_by="TicketComment.id"
+    )
+    surveys: Mapped[list["SessionSurvey"]] = relationship(order_by="SessionSurvey.submitted_at")
+
+
+class TicketComment(Base):
+    """An internal note or a public reply on a ticket (also session reports and survey answers)."""
+
+    __tablename__ = "ticket_comments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(16))
+    """``protocol.helpdesk.CommentKind``: note, reply, session_report, survey, inbound."""
+    visibility: Mapped[str] = mapped_column(String(16))
+    """``internal`` (technicians only) or ``public`` (meant for the requester)."""
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    author: Mapped[str] = mapped_column(String(128))
+    """The actor name, as in the audit trail (``user:alice``, ``host:<session>``, ``inbound:jira``)."""
+    session_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    body: Mapped[str] = mapped_column(Text)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="comments")
+    author_user: Mapped[User | None] = relationship()
+
+
+class SlaTarget(Base):
+    """How long, per priority, the first response and the resolution may take."""
+
+    __tablename__ = "sla_targets"
+
+    priority: Mapped[str] = mapped_column(String(16), primary_key=True)
+    first_response_minutes: Mapped[int] = mapped_column(Integer)
+    resolution_minutes: Mapped[int] = mapped_column(Integer)
+    business_hours: Mapped[bool] = mapped_column(default=False)
+    """Count only business hours (``DESKHAND_BUSINESS_HOURS``) instead of every minute."""
 
 
 class SupportSession(Base):
@@ -197,6 +267,98 @@ class SupportSession(Base):
 
     ticket: Mapped[Ticket] = relationship(back_populates="sessions")
     technician: Mapped[User] = relationship()
+
+
+class SessionSurvey(Base):
+    """The end user's answer to the one-question survey at the end of a session."""
+
+    __tablename__ = "session_surveys"
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("support_sessions.id"), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    rating: Mapped[int] = mapped_column(Integer)
+    """1 (very unhappy) to 5 (very happy)."""
+    comment: Mapped[str] = mapped_column(Text, default="")
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class HelpRequest(Base):
+    """An end user asking for help from the host client, waiting in the queue without a code.
+
+    The host holds ``token``; when a technician picks the request up, the new
+    session's host token is that same secret, so the waiting host joins
+    without anything read aloud (and still answers the consent prompt).
+    """
+
+    __tablename__ = "help_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    """``waiting``, ``picked``, ``cancelled`` (by the user) or ``expired`` (the host stopped asking)."""
+    machine_name: Mapped[str] = mapped_column(String(253))
+    os: Mapped[str] = mapped_column(String(128))
+    user_name: Mapped[str] = mapped_column(String(256))
+    address: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """The host's last poll; a request not polled for a while expires."""
+    picked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    picked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("support_sessions.id"), default=None)
+
+    ticket: Mapped[Ticket] = relationship()
+    picked_by: Mapped[User | None] = relationship()
+
+
+class WebhookEndpoint(Base):
+    """An outside URL that receives signed ticket and session events."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    secret_wrapped: Mapped[str] = mapped_column(String(400))
+    """The HMAC secret, AES-GCM wrapped by the broker's master key (base64)."""
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Event kinds to send; empty means every webhook event."""
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebhookDelivery(Base):
+    """One event on its way to one endpoint: retried with backoff, then dead-lettered."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, object]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    """``pending``, ``delivered`` or ``dead``."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class InboundSource(Base):
+    """An external helpdesk allowed to create and update tickets through the inbound webhook."""
+
+    __tablename__ = "inbound_sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    system: Mapped[str] = mapped_column(String(32), unique=True)
+    """The name used in the endpoint path and in tickets' ``external_system`` (``jira``, ``zendesk``)."""
+    secret_wrapped: Mapped[str] = mapped_column(String(400))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class AuditEvent(Base):

@@ -82,6 +82,8 @@ class AccountPermission(str, enum.Enum):
     users_manage = "users.manage"
     roles_manage = "roles.manage"
     policies_manage = "policies.manage"
+    reports_read = "reports.read"
+    integrations_manage = "integrations.manage"
 
 
 ROLE_PERMISSION_NAMES: tuple[str, ...] = tuple(p.value for p in AccountPermission) + tuple(p.value for p in Permission)
