@@ -21,7 +21,6 @@ from protocol.signalling import SessionEnded
 from . import __doc__ as broker_doc
 from . import password_policy
 from .access import PublicAccess
-from .db import Database
 from .deps import BrokerState
 from .errors import install_error_handlers
 from .hub import SignalHub
@@ -30,10 +29,11 @@ from .peers import PeerCache
 from .ratelimit import FailureLimiter
 from .recordings import RecordingStore
 from .routes import audit as audit_routes
-from .routes import auth, join, recording, roles, sessions, signal, teams, tickets, transfers, users
+from .routes import auth, join, recording, roles, sessions, signal, sla, teams, tickets, transfers, users
 from .settings import Settings
 from .spool import ChunkSignals, TransferSpool
 from .support_sessions import expire_overdue
+from .tickets import record_breaches
 from .transfers import abandon_transfers_of_ended_sessions
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def build_state(settings: Settings) -> BrokerState:
     keys = load_or_create_keys(
         settings.data_dir, settings.signing_key, settings.code_hash_key, settings.recording_master_key
     )
-    database = Database(settings.effective_database_url)
+    database = settings.open_database()
     database.migrate()
     return BrokerState(
         settings=settings,
@@ -98,6 +98,20 @@ async def sweep_expired_sessions(state: BrokerState) -> None:
             log.exception("expiry sweep failed")
 
 
+async def watch_sla(state: BrokerState) -> None:
+    """Flag tickets whose SLA timer ran out, and audit each breach once (webhooks follow the trail)."""
+    while True:
+        await asyncio.sleep(state.settings.sla_sweep_seconds)
+        try:
+            def _look() -> list[int]:
+                with state.database.session() as db:
+                    return record_breaches(db)
+
+            await run_in_threadpool(_look)
+        except Exception:  # noqa: BLE001 - the next round retries
+            log.exception("SLA sweep failed")
+
+
 async def keep_trail(state: BrokerState) -> None:
     """Seal new audit events into their chains every second; sign moved heads every minute.
 
@@ -124,6 +138,7 @@ def create_app(state: BrokerState) -> FastAPI:
         tasks = [
             asyncio.create_task(sweep_expired_sessions(state), name="expiry-sweeper"),
             asyncio.create_task(keep_trail(state), name="audit-trail"),
+            asyncio.create_task(watch_sla(state), name="sla-watch"),
         ]
         try:
             yield
@@ -148,7 +163,7 @@ def create_app(state: BrokerState) -> FastAPI:
     )
     app.state.broker = state
     install_error_handlers(app)
-    for module in (auth, tickets, sessions, join, signal, transfers, recording, audit_routes, users, roles, teams):
+    for module in (auth, tickets, sessions, join, signal, transfers, recording, audit_routes, users, roles, teams, sla):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get(f"{API_PREFIX}/health", tags=["meta"], summary="Liveness check", dependencies=[PublicAccess])

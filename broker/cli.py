@@ -130,13 +130,12 @@ ADMIN_COMMANDS = ("users", "roles", "teams")
 
 def admin_command(args: argparse.Namespace, settings: Settings) -> int:
     """``deskhand-broker users|roles|teams``, on an existing data directory."""
-    from .db import Database
 
     if not settings.data_dir.is_dir() and settings.database_url is None:
         print(f"deskhand-broker: no broker data in {settings.data_dir}; start the broker once, or give --data-dir",
               file=sys.stderr)
         return 2
-    database = Database(settings.effective_database_url)
+    database = settings.open_database()
     database.migrate()
     try:
         return admin_cli.run(args, database.session)
@@ -147,7 +146,6 @@ def admin_command(args: argparse.Namespace, settings: Settings) -> int:
 def verify_command(settings: Settings) -> int:
     """``deskhand-broker audit verify``."""
     from .chain import Verdict
-    from .db import Database
     from .keys import load_or_create_keys
     from .recordings import RecordingStore
     from .trail import load_chains, verify_loaded
@@ -156,7 +154,7 @@ def verify_command(settings: Settings) -> int:
         print(f"deskhand-broker: no broker data in {settings.data_dir}; give --data-dir", file=sys.stderr)
         return 2
     keys = load_or_create_keys(settings.data_dir, settings.signing_key, settings.code_hash_key, settings.recording_master_key)
-    database = Database(settings.effective_database_url)
+    database = settings.open_database()
     store = RecordingStore(settings.data_dir / "recordings", keys.recording_master_key)
     with database.session() as db:
         events, checkpoints, unsealed = load_chains(db)

@@ -55,9 +55,10 @@ def upgrade(engine: Engine) -> None:
 class Database:
     """The broker's handle on its database: an engine and a session factory."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, session_info: dict[str, object] | None = None) -> None:
+        """``session_info`` is handed to every session as ``db.info`` (settings the domain code reads)."""
         self.engine = make_engine(url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, info=session_info or {})
 
     def migrate(self) -> None:
         upgrade(self.engine)

@@ -93,6 +93,16 @@ def _named(db: Session, column: Any, names: Iterable[str], what: str, listing: s
     return [found[n] for n in wanted]
 
 
+def user_named(db: Session, username: str) -> User:
+    """The account a request body names; 422 if there is none (a body field is not a missing resource)."""
+    return _named(db, User.username, [username], "account", "/users")[0]  # type: ignore[no-any-return]
+
+
+def team_named(db: Session, name: str) -> Team:
+    """The team a request body names; 422 if there is none."""
+    return _named(db, Team.name, [name], "team", "/teams")[0]  # type: ignore[no-any-return]
+
+
 # --- the last admin -----------------------------------------------------------------------
 
 

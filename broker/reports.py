@@ -9,13 +9,13 @@ import json
 import zipfile
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .bundles import BUNDLE_FORMAT
 from .chain import Verdict
 from .keys import BrokerKeys
-from .models import RecordingSegment, SupportSession, Transfer
+from .models import AuditEvent, RecordingSegment, SupportSession, Transfer
 from .recordings import RecordingStore, concatenate, iter_segments
 from .serializers import session_out
 from .trail import SEGMENT_KIND, load_chains, verify_loaded
@@ -72,6 +72,51 @@ def session_report(db: Session, keys: BrokerKeys, store: RecordingStore, session
             "segments": verdict.segments, "unsealed": unsealed, "problems": [str(p) for p in verdict.problems],
         },
     }
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} bytes"
+
+
+def session_note(db: Session, session: SupportSession) -> str:
+    """The session report a ticket gets as an internal note when a session ends: who, how long, what happened."""
+    kinds = dict(db.execute(
+        select(AuditEvent.kind, func.count()).where(AuditEvent.session_id == session.id).group_by(AuditEvent.kind)
+    ).all())
+    transfers = db.scalars(select(Transfer).where(Transfer.session_id == session.id).order_by(Transfer.created_at)).all()
+    segments = db.execute(
+        select(func.count(), func.coalesce(func.max(RecordingSegment.offset_ms + RecordingSegment.duration_ms), 0))
+        .where(RecordingSegment.session_id == session.id)
+    ).one()
+    ended = session.ended_at or session.created_at
+    start = session.connected_at or session.created_at
+    lines = [
+        f"Session {session.id} report",
+        f"Technician: {session.technician.display_name} ({session.technician.username})",
+        f"Computer: {session.host_machine_name or '?'} ({session.host_os or '?'}), user {session.host_user_name or '?'}",
+        f"Connected {start:%Y-%m-%d %H:%M:%S} UTC for {_duration((ended - start).total_seconds())}",
+        f"Ended by the {session.ended_by or 'broker'}" + (f": {session.end_reason}" if session.end_reason else ""),
+        f"Consent at the end: {', '.join(session.consent) if session.consent else 'none given'}",
+        f"Chat messages: {kinds.get('chat.sent', 0)}",
+    ]
+    if transfers:
+        lines.append(f"Files ({len(transfers)}):")
+        lines += [f"  {t.direction} {t.name} ({_size(t.size)}): {t.state}" for t in transfers]
+    else:
+        lines.append("Files: none")
+    lines.append(f"Recording: {segments[0]} segments, {_duration(segments[1] / 1000)}")
+    return "\n".join(lines)
 
 
 def recording_webm(db: Session, store: RecordingStore, session_id: str) -> bytes:

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from protocol.api import (
+    CommentOut,
     EndedBy,
+    ExternalRef,
     HostInfo,
     Priority,
     SessionOut,
     SessionState,
+    SlaOut,
+    SlaTimerOut,
+    SurveyOut,
+    TeamBrief,
     TicketOut,
     TicketSummary,
     UserBrief,
     UserInfo,
 )
+from protocol.helpdesk import ALLOWED_MOVES, CommentKind, TicketOrigin, TicketStatus, Visibility
 from protocol.permissions import ROLE_PERMISSION_NAMES, Permission
 
-from .models import SupportSession, Ticket, User
+from .models import SupportSession, Team, Ticket, TicketComment, User
+from .sla import SlaClock, SlaState, TimerState
 
 
 def user_brief(user: User) -> UserBrief:
@@ -57,23 +67,72 @@ def session_out(session: SupportSession) -> SessionOut:
     )
 
 
-def ticket_summary(ticket: Ticket, session_count: int) -> TicketSummary:
+def team_brief(team: Team) -> TeamBrief:
+    return TeamBrief(id=team.id, name=team.name)
+
+
+def sla_out(ticket: Ticket, clock: SlaClock, now: datetime) -> SlaOut | None:
+    """The ticket's SLA timers as of ``now``; None if it has none."""
+    state = SlaState.from_json(ticket.sla or {})
+    if state is None:
+        return None
+    timers = {
+        name: SlaTimerOut(state=v.state.value, target_s=v.target_s, spent_s=round(v.spent_s, 1),
+                          due_at=v.due_at, met_at=v.met_at)
+        for name, v in clock.view(state, now).items()
+    }
+    states = {t.state for t in timers.values()}
+    return SlaOut(
+        business_hours=state.business_hours, first_response=timers["first_response"],
+        resolution=timers["resolution"], breached=TimerState.breached.value in states,
+        at_risk=TimerState.breached.value not in states and TimerState.at_risk.value in states,
+    )
+
+
+def ticket_summary(ticket: Ticket, session_count: int, clock: SlaClock, now: datetime) -> TicketSummary:
+    external = (
+        ExternalRef(system=ticket.external_system, key=ticket.external_key)
+        if ticket.external_system is not None and ticket.external_key is not None else None
+    )
     return TicketSummary(
         id=ticket.id,
         subject=ticket.subject,
         requester_name=ticket.requester_name,
         requester_email=ticket.requester_email,
         priority=Priority(ticket.priority),
-        status=ticket.status,
+        status=TicketStatus(ticket.status),
+        category=ticket.category,
         created_at=ticket.created_at,
-        created_by=user_brief(ticket.created_by),
+        updated_at=ticket.updated_at,
+        created_by=user_brief(ticket.created_by) if ticket.created_by else None,
+        created_via=TicketOrigin(ticket.created_via),
+        assignee=user_brief(ticket.assignee) if ticket.assignee else None,
+        team=team_brief(ticket.assignee_team) if ticket.assignee_team else None,
+        external=external,
+        first_response_at=ticket.first_response_at,
+        resolved_at=ticket.resolved_at,
+        reopen_count=ticket.reopen_count,
+        sla=sla_out(ticket, clock, now),
         session_count=session_count,
     )
 
 
-def ticket_out(ticket: Ticket) -> TicketOut:
+def comment_out(comment: TicketComment) -> CommentOut:
+    return CommentOut(
+        id=comment.id, at=comment.at, kind=CommentKind(comment.kind), visibility=Visibility(comment.visibility),
+        author=comment.author, author_user=user_brief(comment.author_user) if comment.author_user else None,
+        session_id=comment.session_id, body=comment.body,
+    )
+
+
+def ticket_out(ticket: Ticket, clock: SlaClock, now: datetime) -> TicketOut:
+    allowed = ALLOWED_MOVES[TicketStatus(ticket.status)]
     return TicketOut(
-        **ticket_summary(ticket, len(ticket.sessions)).model_dump(),
+        **ticket_summary(ticket, len(ticket.sessions), clock, now).model_dump(),
         description=ticket.description,
         sessions=[session_out(s) for s in ticket.sessions],
+        comments=[comment_out(c) for c in ticket.comments],
+        surveys=[SurveyOut(session_id=v.session_id, rating=v.rating, comment=v.comment,
+                           submitted_at=v.submitted_at) for v in ticket.surveys],
+        allowed_statuses=[s for s in TicketStatus if s in allowed],
     )

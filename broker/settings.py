@@ -23,6 +23,8 @@ from protocol.signalling import DEFAULT_MAX_MESSAGE_BYTES
 from .forwarded import Network, parse_trusted_proxies
 from .keys import KeyFileError, require_owner_only
 from .lockout import LockoutPolicy
+from .db import Database
+from .sla import SLA_CLOCK_KEY, BusinessCalendar, CalendarError, SlaClock
 
 
 def default_data_dir() -> Path:
@@ -164,6 +166,22 @@ class Settings(BaseSettings):
         description="How often waiting sessions whose code ran out are marked expired.",
     )
 
+    business_hours: str = Field(
+        default="mon-fri 09:00-17:00",
+        description='Working hours for SLA targets that count business hours only, e.g. "mon-fri 09:00-17:00".',
+    )
+    business_timezone: str = Field(
+        default="UTC", description="IANA time zone of business_hours, e.g. Europe/Berlin.",
+    )
+    sla_warn_percent: int = Field(
+        default=80, ge=1, le=99,
+        description="Share of an SLA target after which a ticket is flagged near breach (percent).",
+    )
+    sla_sweep_seconds: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="How often the broker looks for SLA timers that ran out (and audits each breach once).",
+    )
+
     @field_validator("log_level")
     @classmethod
     def _check_level(cls, value: str) -> str:
@@ -217,6 +235,20 @@ class Settings(BaseSettings):
             _check_certificate_and_key(cert, key)
         return self
 
+    @model_validator(mode="after")
+    def _check_business_hours(self) -> "Settings":
+        try:
+            BusinessCalendar.parse(self.business_hours, self.business_timezone)
+        except CalendarError as exc:
+            raise ValueError(f"DESKHAND_BUSINESS_HOURS / DESKHAND_BUSINESS_TIMEZONE: {exc}") from None
+        return self
+
+    @cached_property
+    def sla_clock(self) -> SlaClock:
+        """Business calendar and near-breach share for every ticket's SLA timers."""
+        return SlaClock(BusinessCalendar.parse(self.business_hours, self.business_timezone),
+                        self.sla_warn_percent / 100)
+
     @field_validator("ice_servers")
     @classmethod
     def _check_ice(cls, value: str) -> str:
@@ -253,6 +285,10 @@ class Settings(BaseSettings):
     def tls(self) -> bool:
         """True when the broker serves HTTPS."""
         return self.tls_cert_file is not None
+
+    def open_database(self) -> Database:
+        """The database these settings name, its sessions knowing the SLA clock (``broker.tickets``)."""
+        return Database(self.effective_database_url, session_info={SLA_CLOCK_KEY: self.sla_clock})
 
     @property
     def effective_database_url(self) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from protocol.api import EndedBy, JoinRequest, SessionState
+from protocol.helpdesk import CommentKind, Visibility
 from protocol.permissions import Permission, ordered
 from protocol.signalling import ConsentSource
 
@@ -22,6 +23,8 @@ from . import audit
 from .clock import utcnow
 from .codes import CodeRecord, Verdict, hash_code, issue_code, judge_redemption
 from .models import SupportSession, Ticket, User
+from .reports import session_note
+from .tickets import add_comment, mark_first_response
 from .tokens import HOST_TOKEN_PREFIX, new_token
 
 _ISSUE_ATTEMPTS = 20
@@ -149,7 +152,13 @@ def redeem_code(
         session_id=session.id, ticket_id=session.ticket_id,
         machine_name=body.machine_name, os=body.os, user_name=body.user_name,
     )
+    connected(db, session, now)
     return session, host_token
+
+
+def connected(db: Session, session: SupportSession, at: datetime) -> None:
+    """A host is on the line: for the ticket, the technician has responded."""
+    mark_first_response(db, session.ticket, at, actor=audit.user_actor(session.technician))
 
 
 def host_session(db: Session, host_token_hash: str) -> SupportSession | None:
@@ -192,6 +201,11 @@ def end_session(
         db, "session.ended", actor=actor, source=source, session_id=session.id,
         ticket_id=session.ticket_id, ended_by=ended_by.value, reason=reason,
     )
+    if session.connected_at is not None:
+        add_comment(
+            db, session.ticket, kind=CommentKind.session_report, visibility=Visibility.internal,
+            body=session_note(db, session), actor=audit.BROKER, session_id=session.id,
+        )
     return session
 
 

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from .codes import CODE_DIGITS, format_code, normalize_code
+from .helpdesk import CommentKind, TicketOrigin, TicketStatus, Visibility
 from .ice import IceConfig
 from .permissions import Permission
 from .totp import RecoveryCode, SecondFactor, TotpCode
@@ -170,12 +171,99 @@ class Priority(str, enum.Enum):
     urgent = "urgent"
 
 
+Category = Annotated[SingleLine, Field(max_length=64)]
+"""A ticket's category: free text, one line (empty: none)."""
+
+ExternalSystem = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_-]*$")]
+"""The name of an external helpdesk (``jira``, ``zendesk``, ``servicenow``): lower case."""
+
+ExternalKey = Annotated[SingleLine, Field(min_length=1, max_length=128)]
+"""A ticket's key in that helpdesk (``INC0012345``, ``HELP-42``)."""
+
+
+class ExternalRef(BaseModel):
+    """Where the same ticket lives in another helpdesk."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    system: ExternalSystem
+    key: ExternalKey
+
+
 class TicketCreate(Request):
     subject: SingleLine = Field(min_length=1, max_length=200)
     requester_name: SingleLine = Field(min_length=1, max_length=120)
     requester_email: EmailStr = Field(max_length=254)
     priority: Priority = Priority.normal
     description: MultiLine = Field(default="", max_length=20_000)
+    category: Category = ""
+    assignee: str | None = Field(default=None, max_length=64)
+    """Username of the technician to assign (needs ``tickets.assign`` unless it is yourself)."""
+    team: str | None = Field(default=None, max_length=64)
+    """Name of the team to assign (needs ``tickets.assign``)."""
+    external: ExternalRef | None = None
+
+
+class TicketUpdate(Request):
+    """A change to a ticket: only the fields present change; ``null`` clears assignee, team or external."""
+
+    subject: SingleLine | None = Field(default=None, min_length=1, max_length=200)
+    description: MultiLine | None = Field(default=None, max_length=20_000)
+    requester_name: SingleLine | None = Field(default=None, min_length=1, max_length=120)
+    requester_email: EmailStr | None = Field(default=None, max_length=254)
+    priority: Priority | None = None
+    category: Category | None = None
+    status: TicketStatus | None = None
+    assignee: str | None = Field(default=None, max_length=64)
+    team: str | None = Field(default=None, max_length=64)
+    external: ExternalRef | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "TicketUpdate":
+        if not self.model_fields_set:
+            raise ValueError("nothing to change: give at least one field")
+        for name in ("subject", "description", "requester_name", "requester_email", "priority", "category", "status"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class CommentCreate(Request):
+    body: MultiLine = Field(min_length=1, max_length=20_000)
+    visibility: Visibility = Visibility.internal
+    """``internal``: a note for technicians; ``public``: a reply to the requester (a first response)."""
+
+    @field_validator("body")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the comment is blank")
+        return value
+
+
+class SlaTargetIn(Request):
+    priority: Priority
+    first_response_minutes: int = Field(ge=1, le=366 * 24 * 60)
+    resolution_minutes: int = Field(ge=1, le=366 * 24 * 60)
+    business_hours: bool = False
+
+    @model_validator(mode="after")
+    def _order(self) -> "SlaTargetIn":
+        if self.resolution_minutes < self.first_response_minutes:
+            raise ValueError("resolution_minutes must not be shorter than first_response_minutes")
+        return self
+
+
+class SlaTargetsUpdate(Request):
+    targets: list[SlaTargetIn] = Field(min_length=1, max_length=len(Priority))
+
+    @field_validator("targets")
+    @classmethod
+    def _unique(cls, value: list[SlaTargetIn]) -> list[SlaTargetIn]:
+        seen = [t.priority for t in value]
+        if len(set(seen)) != len(seen):
+            raise ValueError("each priority may appear once")
+        return value
 
 
 class SessionState(str, enum.Enum):
@@ -222,21 +310,96 @@ class SessionOut(Response):
     """How they answered: window, terminal, or flag (an unattended --consent set-up)."""
 
 
+class TeamBrief(Response):
+    id: int
+    name: str
+
+
+class SlaTimerOut(Response):
+    state: str
+    """running, at_risk, breached, paused or met."""
+    target_s: int
+    spent_s: float
+    """Seconds of the target's calendar spent so far (business seconds when business_hours)."""
+    due_at: datetime | None
+    """When it breaches if it keeps running; null while paused or met."""
+    met_at: datetime | None
+
+
+class SlaOut(Response):
+    business_hours: bool
+    first_response: SlaTimerOut
+    resolution: SlaTimerOut
+    breached: bool
+    at_risk: bool
+
+
+class SlaTargetOut(Response):
+    priority: Priority
+    first_response_minutes: int
+    resolution_minutes: int
+    business_hours: bool
+
+
+class SlaTargetsOut(Response):
+    targets: list[SlaTargetOut]
+    business_hours: str
+    """The working hours business-hours targets count in, e.g. "mon-fri 09:00-17:00"."""
+    business_timezone: str
+    warn_percent: int
+
+
 class TicketSummary(Response):
     id: int
     subject: str
     requester_name: str
     requester_email: str
+    """Empty when the requester gave none."""
     priority: Priority
-    status: str
+    status: TicketStatus
+    category: str
     created_at: datetime
-    created_by: UserBrief
+    updated_at: datetime | None
+    created_by: UserBrief | None
+    """None when the ticket came from a host request or an external helpdesk."""
+    created_via: TicketOrigin
+    assignee: UserBrief | None
+    team: TeamBrief | None
+    external: ExternalRef | None
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    reopen_count: int
+    sla: SlaOut | None
+    """None for tickets opened before SLA targets existed."""
     session_count: int
+
+
+class CommentOut(Response):
+    id: int
+    at: datetime
+    kind: CommentKind
+    visibility: Visibility
+    author: str
+    """The actor, as in the audit trail: ``user:alice``, ``host:<session>``, ``broker``, ``inbound:jira``."""
+    author_user: UserBrief | None
+    session_id: str | None
+    body: str
+
+
+class SurveyOut(Response):
+    session_id: str
+    rating: int
+    comment: str
+    submitted_at: datetime
 
 
 class TicketOut(TicketSummary):
     description: str
     sessions: list[SessionOut]
+    comments: list[CommentOut]
+    surveys: list[SurveyOut]
+    allowed_statuses: list[TicketStatus]
+    """The statuses this ticket may move to now."""
 
 
 # --- support sessions -----------------------------------------------------------
@@ -258,11 +421,16 @@ class SessionEnd(Request):
     reason: MultiLine = Field(default="", max_length=500)
 
 
-class JoinRequest(Request):
-    code: str = Field(max_length=64)
+class HostDescription(Request):
+    """What a host tells the broker about itself (shown to the technician)."""
+
     machine_name: SingleLine = Field(min_length=1, max_length=253)
     os: SingleLine = Field(min_length=1, max_length=128)
     user_name: SingleLine = Field(min_length=1, max_length=256)
+
+
+class JoinRequest(HostDescription):
+    code: str = Field(max_length=64)
 
     @field_validator("code")
     @classmethod
@@ -270,16 +438,25 @@ class JoinRequest(Request):
         return normalize_code(value)
 
 
-class JoinResponse(Response):
+class SessionJoin(Response):
+    """Everything a host needs to enter its session, but the host token (which it may hold already)."""
+
     session_id: str
     ticket_id: int
-    host_token: str
     technician: UserBrief
     ice: IceConfig
     broker_public_key: str
     """Raw Ed25519 public key, base64 (standard alphabet, padded)."""
     signalling_path: str
     """Path of the signalling WebSocket, relative to the broker URL."""
+
+    def with_token(self, host_token: str) -> "JoinResponse":
+        """The full join answer, with the host token the host holds."""
+        return JoinResponse(**self.model_dump(), host_token=host_token)
+
+
+class JoinResponse(SessionJoin):
+    host_token: str
 
 
 def signalling_path(session_id: str) -> str:
@@ -291,6 +468,7 @@ __all__ = [
     "API_PREFIX",
     "EndedBy",
     "ErrorBody",
+    "HostDescription",
     "HostInfo",
     "JoinRequest",
     "JoinResponse",
@@ -301,10 +479,24 @@ __all__ = [
     "Priority",
     "SessionCreate",
     "SessionEnd",
+    "SessionJoin",
     "SessionOut",
     "SessionStarted",
     "SessionState",
     "SingleLine",
+    "Category",
+    "CommentCreate",
+    "CommentOut",
+    "ExternalRef",
+    "SlaOut",
+    "SlaTargetIn",
+    "SlaTargetOut",
+    "SlaTargetsOut",
+    "SlaTargetsUpdate",
+    "SlaTimerOut",
+    "SurveyOut",
+    "TeamBrief",
+    "TicketUpdate",
     "TicketCreate",
     "TicketOut",
     "TicketSummary",

@@ -160,6 +160,7 @@ def test_session_lifecycle_waiting_connected_ended_and_the_ticket_lists_it(broke
     assert ticket["sessions"][0]["state"] == "ended"
     assert audit_kinds(broker, session_id) == [
         "session.created", "code.issued", "code.redeemed", "session.ended",
+        "ticket.commented",  # the session report, added to the ticket as an internal note
     ]
 
 

@@ -21,7 +21,7 @@ def test_create_list_and_show(broker, admin) -> None:
     # Written before the answer came back: the row and its audit event are there already.
     assert broker.sql("SELECT subject, priority FROM tickets WHERE id = ?", ticket["id"]) == [("Mail stuck – Ümlaut", "high")]
     assert broker.sql("SELECT actor FROM audit_events WHERE kind = 'ticket.created' AND ticket_id = ?", ticket["id"]) == [("user:admin",)]
-    assert ticket["priority"] == "high" and ticket["status"] == "open" and ticket["sessions"] == []
+    assert ticket["priority"] == "high" and ticket["status"] == "new" and ticket["sessions"] == []
     assert ticket["created_by"]["username"] == "admin"
     assert ticket["requester_email"] == "ann@example.com"
 
