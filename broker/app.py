@@ -29,6 +29,7 @@ from .peers import PeerCache
 from .ratelimit import FailureLimiter
 from .recordings import RecordingStore
 from .routes import audit as audit_routes
+from .routes import reports as report_routes
 from .routes import auth, join, recording, roles, sessions, signal, sla, teams, tickets, transfers, users
 from .settings import Settings
 from .spool import ChunkSignals, TransferSpool
@@ -165,6 +166,7 @@ def create_app(state: BrokerState) -> FastAPI:
     install_error_handlers(app)
     for module in (auth, tickets, sessions, join, signal, transfers, recording, audit_routes, users, roles, teams, sla):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(report_routes.router, prefix=API_PREFIX)
 
     @app.get(f"{API_PREFIX}/health", tags=["meta"], summary="Liveness check", dependencies=[PublicAccess])
     def health() -> dict[str, str]:

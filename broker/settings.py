@@ -165,6 +165,10 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=3600,
         description="How often waiting sessions whose code ran out are marked expired.",
     )
+    repeat_window_days: int = Field(
+        default=30, ge=1, le=365,
+        description="KPIs: a ticket is a repeat incident when its requester had another in the same category this many days before.",
+    )
 
     business_hours: str = Field(
         default="mon-fri 09:00-17:00",

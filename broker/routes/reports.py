@@ -1,0 +1,51 @@
+"""Helpdesk reports: KPIs as JSON for the dashboard, and as CSV for spreadsheets (audited)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from protocol.kpis import KpiQuery, KpiReport
+
+from .. import audit
+from ..access import ReportReader
+from ..deps import Source, State
+from ..kpis import report, to_csv
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+
+Range = Annotated[KpiQuery, Query()]
+
+
+def _build(state: State, query: KpiQuery) -> KpiReport:
+    with state.database.session() as db:
+        return report(db, query, timedelta(days=state.settings.repeat_window_days))
+
+
+@router.get("/kpis", response_model=KpiReport, summary="Helpdesk KPIs over whole UTC days, overall, per technician, per team and per day")
+async def kpis(query: Range, state: State, _reader: ReportReader) -> KpiReport:
+    # Thousands of rows: computed in a worker thread so the event loop keeps serving signalling.
+    return await run_in_threadpool(_build, state, query)
+
+
+@router.get(
+    "/kpis.csv", summary="The same KPIs as CSV, one row per scope (audited: report.exported)",
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def kpis_csv(query: Range, state: State, reader: ReportReader, source: Source) -> Response:
+    def build() -> str:
+        found = _build(state, query)
+        with state.database.session() as db:
+            audit.record(db, "report.exported", actor=audit.user_actor(reader), source=source, report="kpis",
+                         format="csv", technician=query.technician, team=query.team,
+                         **{"from": query.start.isoformat(), "to": query.end.isoformat()})
+        return to_csv(found)
+
+    text = await run_in_threadpool(build)
+    name = f"deskhand-kpis-{query.start.isoformat()}-to-{query.end.isoformat()}.csv"
+    return Response(content=text, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "private, no-store"})
