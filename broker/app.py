@@ -7,6 +7,7 @@ import contextlib
 import importlib.util
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -23,6 +24,7 @@ from . import password_policy
 from .access import PublicAccess
 from .deps import BrokerState
 from .errors import install_error_handlers
+from .help_requests import QUEUE_CHANGED, expire_idle_requests
 from .hub import SignalHub
 from .keys import load_or_create_keys, prepare_data_dir
 from .peers import PeerCache
@@ -30,7 +32,7 @@ from .ratelimit import FailureLimiter
 from .recordings import RecordingStore
 from .routes import audit as audit_routes
 from .routes import reports as report_routes
-from .routes import auth, join, recording, roles, sessions, signal, sla, teams, tickets, transfers, users
+from .routes import auth, help_requests, join, recording, roles, sessions, signal, surveys, sla, teams, tickets, transfers, users
 from .settings import Settings
 from .spool import ChunkSignals, TransferSpool
 from .support_sessions import expire_overdue
@@ -68,11 +70,17 @@ def build_state(settings: Settings) -> BrokerState:
         login_failures=FailureLimiter.create(
             settings.login_failures_per_source, None, settings.login_failure_window_seconds
         ),
+        help_requests=FailureLimiter.create(
+            settings.requests_per_source, settings.requests_global, settings.request_window_seconds
+        ),
+        queue_signals=ChunkSignals(),
     )
 
 
 async def sweep_expired_sessions(state: BrokerState) -> None:
     """Mark sessions whose code ran out as expired, and tell a waiting technician.
+
+    Also expires help requests whose host stopped polling (the queue moves up).
 
     Also stops transfers of sessions that are over and frees the spool of every
     transfer that ended (a completed transfer frees its own at once; this catches
@@ -83,9 +91,13 @@ async def sweep_expired_sessions(state: BrokerState) -> None:
         try:
             def _sweep():  # type: ignore[no-untyped-def]
                 with state.database.session() as db:
-                    return expire_overdue(db), set(abandon_transfers_of_ended_sessions(db))
+                    idle = timedelta(seconds=state.settings.request_idle_seconds)
+                    return (expire_overdue(db), set(abandon_transfers_of_ended_sessions(db)),
+                            expire_idle_requests(db, idle))
 
-            expired_sessions, finished = await run_in_threadpool(_sweep)
+            expired_sessions, finished, expired_requests = await run_in_threadpool(_sweep)
+            if expired_requests:
+                state.queue_signals.changed(QUEUE_CHANGED)
             for expired in expired_sessions:
                 state.session_over(
                     expired.session_id,
@@ -164,7 +176,8 @@ def create_app(state: BrokerState) -> FastAPI:
     )
     app.state.broker = state
     install_error_handlers(app)
-    for module in (auth, tickets, sessions, join, signal, transfers, recording, audit_routes, users, roles, teams, sla):
+    for module in (auth, tickets, sessions, join, help_requests, surveys, signal, transfers, recording, audit_routes,
+                   users, roles, teams, sla):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(report_routes.router, prefix=API_PREFIX)
 

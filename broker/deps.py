@@ -50,6 +50,10 @@ class BrokerState:
     recordings: RecordingStore
     login_failures: FailureLimiter
     """Failed sign-ins per source address (no global limit: that would lock everyone out)."""
+    help_requests: FailureLimiter
+    """New help requests per source address and overall (every request counts, none is forgiven)."""
+    queue_signals: ChunkSignals
+    """Wakes the hosts' long polls when the help-request queue changes (key :data:`broker.help_requests.QUEUE_CHANGED`)."""
 
     def session_over(self, session_id: str, farewell: BaseModel) -> None:
         """A session ended: tell and disconnect its peers, forget their cached identities,

@@ -170,6 +170,26 @@ class Settings(BaseSettings):
         description="KPIs: a ticket is a repeat incident when its requester had another in the same category this many days before.",
     )
 
+    request_idle_seconds: int = Field(
+        default=120, ge=3, le=86400,
+        description="A help request whose host has not polled for this long leaves the queue (expired).",
+    )
+    requests_per_source: int = Field(
+        default=5, ge=1, le=100_000,
+        description="Help requests one address may open per window (beyond it: 429 with Retry-After).",
+    )
+    requests_global: int = Field(
+        default=200, ge=1, le=10_000_000,
+        description="Help requests all addresses together may open per window.",
+    )
+    request_window_seconds: int = Field(
+        default=600, ge=1, le=86400, description="Window of the two limits above.",
+    )
+    request_queue_max: int = Field(
+        default=500, ge=1, le=1_000_000,
+        description="Most help requests waiting at once; a new one beyond it is refused (503) until the queue shrinks.",
+    )
+
     business_hours: str = Field(
         default="mon-fri 09:00-17:00",
         description='Working hours for SLA targets that count business hours only, e.g. "mon-fri 09:00-17:00".',

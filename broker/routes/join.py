@@ -7,13 +7,14 @@ import time
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from protocol.api import JoinRequest, JoinResponse, signalling_path
+from protocol.api import JoinRequest, JoinResponse, SessionJoin, signalling_path
 
 from .. import audit
 from ..access import PublicAccess
 from ..codes import Verdict
 from ..deps import BrokerState, Source, State
 from ..errors import ApiError
+from ..models import SupportSession
 from ..serializers import user_brief
 from ..support_sessions import CodeRejected, redeem_code
 
@@ -25,6 +26,18 @@ _REJECTIONS = {
     Verdict.used: (409, "code_used", "this code was already used: ask your technician for a new one"),
     Verdict.cancelled: (410, "code_cancelled", "the technician cancelled this code: ask for a new one"),
 }
+
+
+def session_join(state: BrokerState, session: SupportSession) -> SessionJoin:
+    """What a host needs to enter ``session``, but its host token (joined by code or from a request)."""
+    return SessionJoin(
+        session_id=session.id,
+        ticket_id=session.ticket_id,
+        technician=user_brief(session.technician),
+        ice=state.settings.ice_config,
+        broker_public_key=state.keys.public_key_b64,
+        signalling_path=signalling_path(session.id),
+    )
 
 
 @router.post(
@@ -49,15 +62,7 @@ async def join(body: JoinRequest, state: State, source: Source) -> JoinResponse:
             session, host_token = redeem_code(
                 db, body, code_key=state.keys.code_hash_key, source=source
             )
-            return JoinResponse(
-                session_id=session.id,
-                ticket_id=session.ticket_id,
-                host_token=host_token,
-                technician=user_brief(session.technician),
-                ice=state.settings.ice_config,
-                broker_public_key=state.keys.public_key_b64,
-                signalling_path=signalling_path(session.id),
-            )
+            return session_join(state, session).with_token(host_token)
 
     # Counted as a failure before the code is checked (and forgiven if it is right):
     # concurrent guesses then see each other instead of all passing the check above.

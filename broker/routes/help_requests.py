@@ -1,0 +1,228 @@
+"""Help requests without a code: the host asks and waits, a technician picks one up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from protocol.requests import (
+    POLL_WAIT_MAX,
+    HelpRequestCreate,
+    HelpRequestCreated,
+    HelpRequestOut,
+    HelpRequestPicked,
+    HelpRequestState,
+    HelpRequestStatus,
+    request_poll_path,
+)
+
+from .. import audit
+from ..access import PublicAccess, SessionPeerAccess, SessionStarter, TicketReader
+from ..deps import DB, BrokerState, PeerToken, Source, State
+from ..errors import ApiError, not_found
+from ..help_requests import (
+    QUEUE_CHANGED,
+    RequestTaken,
+    cancel_request,
+    create_request,
+    get_request,
+    pick_up,
+    queue_position,
+    request_out,
+    seen,
+    token_matches,
+    waiting_count,
+    waiting_requests,
+)
+from ..models import HelpRequest, User
+from ..serializers import session_out
+from ..spool import wait_for
+from ..support_sessions import get_session
+from .join import session_join
+
+router = APIRouter(prefix="/requests", tags=["help requests"])
+
+RECHECK_SECONDS = 5.0
+"""A held poll looks again at least this often, whatever woke it (or did not); each look keeps
+the request alive, so a host held in a poll never expires (see :func:`_recheck_every`)."""
+QUEUE_FULL_RETRY_SECONDS = 60
+
+RequestId = Annotated[
+    str,
+    Path(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        description="Help request id (a UUID)",
+    ),
+]
+
+
+@router.post(
+    "", response_model=HelpRequestCreated, status_code=201, dependencies=[PublicAccess],
+    summary="Ask for help without a code (host side): opens a ticket and joins the queue",
+    responses={429: {"description": "Too many requests from this address; see Retry-After"},
+               503: {"description": "The queue is full; see Retry-After"}},
+)
+async def create(body: HelpRequestCreate, state: State, source: Source) -> HelpRequestCreated:
+    key = source or "unknown"
+    now = time.monotonic()
+    # Every request counts and none is forgiven: the limit is on asking, not on failing.
+    wait = state.help_requests.count_attempt(key, now)
+    if wait is not None:
+        raise ApiError(
+            429, "rate_limited", f"too many help requests from this address; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    starts_block = state.help_requests.retry_after(key, now)
+
+    def _create() -> HelpRequestCreated:
+        with state.database.session() as db:
+            if starts_block is not None:
+                audit.record(db, "request.rate_limited", actor=audit.ANONYMOUS, source=source,
+                             retry_after=starts_block)
+            if waiting_count(db) >= state.settings.request_queue_max:
+                audit.record(db, "request.queue_full", actor=audit.ANONYMOUS, source=source)
+                db.commit()
+                raise ApiError(
+                    503, "queue_full",
+                    "the help queue is full right now; try again in a minute or call your help desk",
+                    headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
+                )
+            request, token = create_request(db, body, source=source)
+            created = HelpRequestCreated(
+                request_id=request.id, ticket_id=request.ticket_id, request_token=token,
+                poll_path=request_poll_path(request.id), position=queue_position(db, request) or 1,
+            )
+        return created
+
+    created = await run_in_threadpool(_create)
+    state.queue_signals.changed(QUEUE_CHANGED)
+    return created
+
+
+@router.get(
+    "", response_model=list[HelpRequestOut],
+    summary="The queue of help requests waiting for a technician, next first",
+)
+def queue(db: DB, user: TicketReader, limit: Annotated[int, Query(ge=1, le=500)] = 200) -> list[HelpRequestOut]:
+    return [request_out(r, position) for position, r in enumerate(waiting_requests(db, limit), start=1)]
+
+
+def _own_request(db: DB, request_id: str, token: str | None) -> HelpRequest:
+    """The request ``token`` is the secret of, or a refusal that says why."""
+    if token is None:
+        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <request token>' (from POST /requests)")
+    request = get_request(db, request_id)
+    if request is None:
+        raise not_found(f"help request {request_id}")
+    if not token_matches(request, token):
+        raise ApiError(401, "unauthorized", "this is not the token of this help request")
+    return request
+
+
+def _status(state: BrokerState, request_id: str, token: str | None) -> HelpRequestStatus:
+    with state.database.session() as db:
+        request = _own_request(db, request_id, token)
+        seen(request)
+        join = None
+        if request.state == HelpRequestState.picked.value and request.session_id is not None:
+            session = get_session(db, request.session_id)
+            assert session is not None
+            join = session_join(state, session)
+        return HelpRequestStatus(
+            state=HelpRequestState(request.state), position=queue_position(db, request), join=join,
+        )
+
+
+@router.get(
+    "/{request_id}", response_model=HelpRequestStatus, dependencies=[SessionPeerAccess],
+    summary="The host's long poll: its state and place in the queue, and the session once picked up",
+)
+async def poll(
+    request_id: RequestId,
+    state: State,
+    token: PeerToken,
+    http: Request,
+    wait: Annotated[int, Query(ge=0, le=POLL_WAIT_MAX, description="Hold the answer up to this many seconds")] = POLL_WAIT_MAX,
+    position: Annotated[int | None, Query(ge=1, le=10_000_000, description="The place the host knows")] = None,
+) -> HelpRequestStatus:
+    """Answers at once when the request is not waiting or its place differs from ``position``;
+    else when either changes, or after ``wait`` seconds. Every poll keeps the request alive."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        # Listen before looking: a change landing while we look still wakes us.
+        changed = state.queue_signals.listen(QUEUE_CHANGED)
+        status = await run_in_threadpool(_status, state, request_id, token)
+        remaining = deadline - loop.time()
+        if status.state is not HelpRequestState.waiting or status.position != position or remaining <= 0:
+            return status
+        if await http.is_disconnected():
+            return status
+        await wait_for(changed, min(remaining, _recheck_every(state)))
+
+
+def _recheck_every(state: BrokerState) -> float:
+    # Well inside the idle limit, however short an operator (or a test) made it.
+    return min(RECHECK_SECONDS, state.settings.request_idle_seconds / 3)
+
+
+@router.delete(
+    "/{request_id}", response_model=HelpRequestStatus, dependencies=[SessionPeerAccess],
+    summary="The host withdraws its request (only while it waits)",
+)
+async def cancel(request_id: RequestId, state: State, token: PeerToken, source: Source) -> HelpRequestStatus:
+    def _cancel() -> HelpRequestStatus:
+        with state.database.session() as db:
+            request = _own_request(db, request_id, token)
+            if request.state == HelpRequestState.cancelled.value:
+                return HelpRequestStatus(state=HelpRequestState.cancelled)  # asked twice: done already
+            try:
+                cancel_request(db, request, source=source)
+            except RequestTaken as taken:
+                raise _taken(taken.request, picked="a technician already picked this request up: end the session instead") from None
+            return HelpRequestStatus(state=HelpRequestState.cancelled)
+
+    status = await run_in_threadpool(_cancel)
+    state.queue_signals.changed(QUEUE_CHANGED)
+    return status
+
+
+@router.post(
+    "/{request_id}/pickup", response_model=HelpRequestPicked, status_code=201,
+    summary="Pick a waiting request up: a session with its host starts at once, no code",
+    responses={409: {"description": "Someone else picked it up first"}, 410: {"description": "Withdrawn or expired"}},
+)
+async def pickup(request_id: RequestId, user: SessionStarter, state: State, source: Source) -> HelpRequestPicked:
+    def _pick() -> HelpRequestPicked:
+        with state.database.session() as db:
+            request = get_request(db, request_id)
+            if request is None:
+                raise not_found(f"help request {request_id}")
+            technician = db.get(User, user.id)  # ``user`` belongs to the dependency's unit of work
+            assert technician is not None
+            try:
+                session = pick_up(db, request, technician, source=source)
+            except RequestTaken as taken:
+                raise _taken(taken.request, picked=None) from None
+            return HelpRequestPicked(session=session_out(session), request=request_out(request, None))
+
+    picked = await run_in_threadpool(_pick)
+    state.queue_signals.changed(QUEUE_CHANGED)
+    return picked
+
+
+def _taken(request: HelpRequest, *, picked: str | None) -> ApiError:
+    """Why a request that is no longer waiting cannot be cancelled or picked up."""
+    if request.state == HelpRequestState.picked.value:
+        who = request.picked_by
+        name = f"{who.display_name} ({who.username})" if who is not None else "another technician"
+        return ApiError(409, "request_taken", picked or f"{name} already picked this request up", detail={
+            "picked_by": who.username if who is not None else None, "session_id": request.session_id,
+        })
+    if request.state == HelpRequestState.cancelled.value:
+        return ApiError(410, "request_cancelled", "the requester withdrew this help request")
+    return ApiError(410, "request_expired", "this help request expired: the requester's computer stopped waiting")

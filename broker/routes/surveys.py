@@ -1,0 +1,29 @@
+"""The end user's satisfaction survey, answered by the host after its session ended."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from protocol.api import SurveyOut
+from protocol.requests import SurveyAnswer
+from protocol.signalling import Role
+
+from ..access import SessionPeerAccess
+from ..deps import DB, PeerToken, SessionId, Source
+from ..errors import ApiError
+from ..peers import identify_peer
+from ..surveys import SURVEY_WINDOW, submit_survey, survey_out
+
+router = APIRouter(tags=["surveys"], dependencies=[SessionPeerAccess])
+
+
+@router.post(
+    "/sessions/{session_id}/survey", response_model=SurveyOut, status_code=201,
+    summary="The host answers the satisfaction survey, once, within a day after the session ended",
+    responses={409: {"description": "The session is still live, or the survey was answered"}},
+)
+def answer(session_id: SessionId, body: SurveyAnswer, db: DB, token: PeerToken, source: Source) -> SurveyOut:
+    peer = identify_peer(db, session_id, token, what="answer the survey", ended_grace=SURVEY_WINDOW)
+    if peer.role is not Role.host:
+        raise ApiError(403, "forbidden", "only the session's end user answers its survey")
+    return survey_out(submit_survey(db, peer.session, body, source=source))
