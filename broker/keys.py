@@ -1,5 +1,5 @@
 """The broker's secrets: its Ed25519 signing key, the key of the code hash, and the
-master key that wraps each session's recording key.
+master key that wraps each session's recording key and the webhook secrets.
 
 Each comes from the environment when set there, otherwise from a file in the
 data directory, created on first start with mode 0600. A key file that others
@@ -17,6 +17,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import SecretStr
 
 KEY_BYTES = 32
+NONCE_BYTES = 12
 
 
 class KeyFileError(RuntimeError):
@@ -48,6 +50,23 @@ class BrokerKeys:
         """The raw 32-byte public key in standard base64, as sent to hosts."""
         raw = self.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
         return base64.b64encode(raw).decode("ascii")
+
+
+def wrap(master_key: bytes, secret: bytes, context: str) -> str:
+    """``secret`` sealed under the master key for storage: base64 of ``nonce || AES-256-GCM``.
+
+    ``context`` (what the secret belongs to, e.g. a session id) is bound in as
+    associated data, so a wrapped secret copied onto another row does not unwrap.
+    """
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = nonce + AESGCM(master_key).encrypt(nonce, secret, context.encode())
+    return base64.b64encode(sealed).decode("ascii")
+
+
+def unwrap(master_key: bytes, wrapped: str, context: str) -> bytes:
+    """The secret :func:`wrap` sealed for ``context``; raises ``InvalidTag`` if it was altered."""
+    sealed = base64.b64decode(wrapped)
+    return AESGCM(master_key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], context.encode())
 
 
 def load_or_create_keys(

@@ -10,7 +10,6 @@ stored, so verification can check the files without decrypting them.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import os
@@ -25,9 +24,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.orm import Session
 
+from .keys import NONCE_BYTES, unwrap, wrap
 from .models import SessionKey
-
-NONCE_BYTES = 12
 
 
 class SegmentUnreadable(Exception):
@@ -44,7 +42,7 @@ class RecordingStore:
     def __init__(self, root: Path, master_key: bytes) -> None:
         self.root = root
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._master = AESGCM(master_key)
+        self._master_key = master_key
         self._joined: OrderedDict[tuple[str, tuple[tuple[int, str], ...]], bytes] = OrderedDict()
         self._joined_lock = threading.Lock()
 
@@ -72,12 +70,9 @@ class RecordingStore:
         """The session's data key, created (and wrapped) on first use."""
         row = db.get(SessionKey, session_id)
         if row is not None:
-            wrapped = base64.b64decode(row.wrapped)
-            return self._master.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], session_id.encode())
+            return unwrap(self._master_key, row.wrapped, session_id)
         key = AESGCM.generate_key(bit_length=256)
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = nonce + self._master.encrypt(nonce, key, session_id.encode())
-        db.add(SessionKey(session_id=session_id, wrapped=base64.b64encode(sealed).decode("ascii")))
+        db.add(SessionKey(session_id=session_id, wrapped=wrap(self._master_key, key, session_id)))
         db.flush()
         return key
 

@@ -96,3 +96,18 @@ def test_a_bad_signing_key_in_the_environment_is_refused(tmp_path: Path, value: 
 def test_a_bad_code_hash_key_in_the_environment_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(KeyFileError, match="DESKHAND_CODE_HASH_KEY"):
         load_or_create_keys(tmp_path, None, SecretStr("not base64!"))
+
+
+def test_wrapped_secrets_unwrap_only_for_their_context_and_key() -> None:
+    from cryptography.exceptions import InvalidTag
+
+    from broker.keys import unwrap, wrap
+
+    master = bytes(range(32))
+    sealed = wrap(master, b"webhook secret", "webhook:crm")
+    assert wrap(master, b"webhook secret", "webhook:crm") != sealed  # a fresh nonce each time
+    assert unwrap(master, sealed, "webhook:crm") == b"webhook secret"
+    with pytest.raises(InvalidTag):
+        unwrap(master, sealed, "webhook:other")  # copied onto another row
+    with pytest.raises(InvalidTag):
+        unwrap(bytes(32), sealed, "webhook:crm")
