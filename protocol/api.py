@@ -315,6 +315,13 @@ class TeamBrief(Response):
     name: str
 
 
+class Assignees(Response):
+    """Whom a ticket can be assigned to: enabled accounts that work tickets, and every team."""
+
+    people: list[UserBrief]
+    teams: list[TeamBrief]
+
+
 class SlaTimerOut(Response):
     state: str
     """running, at_risk, breached, paused or met."""
@@ -484,6 +491,7 @@ __all__ = [
     "SessionStarted",
     "SessionState",
     "SingleLine",
+    "Assignees",
     "Category",
     "CommentCreate",
     "CommentOut",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from sqlalchemy import select
 
-from protocol.api import CommentCreate, CommentOut, Priority, TicketCreate, TicketOut, TicketSummary, TicketUpdate
+from protocol.api import Assignees, CommentCreate, CommentOut, Priority, TicketCreate, TicketOut, TicketSummary, TicketUpdate
 from protocol.helpdesk import CommentKind, TicketOrigin, TicketStatus, TransitionRefused, Visibility
 
 from .. import audit
@@ -16,7 +17,7 @@ from ..deps import DB, Source, State, TicketId
 from ..directory import team_named, user_named
 from ..errors import ApiError, not_found
 from ..models import Team, Ticket, User
-from ..serializers import comment_out, ticket_out, ticket_summary
+from ..serializers import comment_out, team_brief, ticket_out, ticket_summary, user_brief
 from ..tickets import (
     FieldChanges,
     SlaFilter,
@@ -130,6 +131,14 @@ def index(
     now = utcnow()
     clock = state.settings.sla_clock
     return [ticket_summary(t, n, clock, now) for t, n in list_tickets(db, query, now)]
+
+
+@router.get("/assignees", response_model=Assignees, summary="Who and which teams tickets can be assigned to")
+def assignees(db: DB, _user: TicketReader) -> Assignees:
+    people = [u for u in db.scalars(select(User).order_by(User.display_name)).all()
+              if u.disabled_at is None and {"tickets.write", "session.start"} & u.permissions]
+    teams = db.scalars(select(Team).order_by(Team.name)).all()
+    return Assignees(people=[user_brief(u) for u in people], teams=[team_brief(t) for t in teams])
 
 
 @router.get("/{ticket_id}", response_model=TicketOut, summary="A ticket with its sessions, comments and surveys")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from tests.support.accounts import make_user
-from tests.support.api import create_ticket, end_session, join, start_session
+from tests.support.accounts import PASSWORD, make_user
+from tests.support.api import age_sla_timers, create_ticket, end_session, join, start_session
 from tests.support.broker import BrokerProcess
 
 
@@ -23,7 +21,6 @@ def broker_env() -> dict[str, str]:
 def tech(broker: BrokerProcess) -> dict[str, str]:
     make_user(broker, "tina")
     make_user(broker, "tom")
-    from tests.support.accounts import PASSWORD
     return {"Authorization": f"Bearer {broker.login('tina', PASSWORD)}"}
 
 
@@ -156,22 +153,9 @@ def test_blank_comments_are_refused(broker, admin) -> None:
     assert broker.sql("SELECT count(*) FROM ticket_comments WHERE ticket_id = ?", ticket["id"]) == [(0,)]
 
 
-def _shift_sla_back(broker: BrokerProcess, ticket_id: int, hours: float) -> None:
-    """Move the ticket's running timers ``hours`` into the past: the broker then sees that time as spent."""
-    (raw,) = broker.sql("SELECT sla FROM tickets WHERE id = ?", ticket_id)[0]
-    state = json.loads(raw)
-    for timer in ("first_response", "resolution"):
-        since = state[timer]["since"]
-        if since:
-            state[timer]["since"] = (datetime.fromisoformat(since) - timedelta(hours=hours)).isoformat()
-    due = (datetime.now(timezone.utc) - timedelta(minutes=1)).replace(tzinfo=None).isoformat(sep=" ")
-    broker.sql("UPDATE tickets SET sla = ?, sla_due_at = ?, sla_warn_at = ? WHERE id = ?",
-               json.dumps(state), due, due, ticket_id)
-
-
 def test_a_running_timer_that_runs_out_is_flagged_and_audited_once(broker, admin) -> None:
     ticket = create_ticket(broker, admin, priority="urgent", subject="Server room hot")
-    _shift_sla_back(broker, ticket["id"], hours=1)  # urgent: 15 min to respond
+    age_sla_timers(broker, ticket["id"], hours=1)  # urgent: 15 min to respond
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and "ticket.sla_breached" not in kinds(broker, ticket["id"]):
         time.sleep(0.1)

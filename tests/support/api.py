@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -60,3 +62,19 @@ def audit_kinds(broker: BrokerProcess, session_id: str) -> list[str]:
     """The kinds of audit events about ``session_id``, oldest first."""
     rows = broker.sql("SELECT kind FROM audit_events WHERE session_id = ? ORDER BY id", session_id)
     return [str(kind) for (kind,) in rows]
+
+
+def age_sla_timers(broker: BrokerProcess, ticket_id: int, hours: float) -> None:
+    """Move a ticket's running SLA timers ``hours`` into the past, as if that time had passed.
+
+    The broker's next SLA sweep then finds the due time behind it (it is set a minute ago here).
+    """
+    (raw,) = broker.sql("SELECT sla FROM tickets WHERE id = ?", ticket_id)[0]
+    state = json.loads(str(raw))
+    for timer in ("first_response", "resolution"):
+        since = state[timer]["since"]
+        if since:
+            state[timer]["since"] = (datetime.fromisoformat(since) - timedelta(hours=hours)).isoformat()
+    due = (datetime.now(timezone.utc) - timedelta(minutes=1)).replace(tzinfo=None).isoformat(sep=" ")
+    broker.sql("UPDATE tickets SET sla = ?, sla_due_at = ?, sla_warn_at = ? WHERE id = ?",
+               json.dumps(state), due, due, ticket_id)

@@ -10,7 +10,7 @@ import { h } from "./dom.js";
 // and its place in the navigation (if any).
 const ROUTES = [
   { pattern: /^#\/account$/, module: "./pages/account.js", permission: null },
-  { pattern: /^#\/tickets$/, module: "./pages/tickets.js", permission: "tickets.read", nav: ["Tickets", "#/tickets"] },
+  { pattern: /^#\/tickets(?:\?.*)?$/, module: "./pages/tickets.js", permission: "tickets.read", nav: ["Tickets", "#/tickets"] },
   { pattern: /^#\/tickets\/(\d+)$/, module: "./pages/ticket.js", permission: "tickets.read" },
   { pattern: /^#\/sessions\/([0-9a-f-]{36})$/, module: "./pages/session.js", permission: "session.start" },
   { pattern: /^#\/audit(?:\?.*)?$/, module: "./pages/audit.js", permission: "audit.read", nav: ["Audit", "#/audit"] },
