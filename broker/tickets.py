@@ -8,7 +8,6 @@ host requests all call the same functions.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from protocol.helpdesk import (
     CommentKind,
+    SlaFilter,
+    TicketOrder,
     TicketOrigin,
     TicketStatus,
     Visibility,
@@ -322,20 +323,6 @@ def find_by_external(db: Session, system: str, key: str) -> Ticket | None:
         select(Ticket.id).where(Ticket.external_system == system, Ticket.external_key == key)
     ).one_or_none()
     return get_ticket(db, found) if found is not None else None
-
-
-class SlaFilter(str, enum.Enum):
-    breached = "breached"
-    at_risk = "at_risk"
-    on_track = "on_track"
-
-
-class TicketOrder(str, enum.Enum):
-    newest = "newest"
-    oldest = "oldest"
-    due = "due"
-    """Soonest SLA breach first; tickets without a running timer last."""
-    updated = "updated"
 
 
 @dataclass(frozen=True)

@@ -89,9 +89,29 @@ class TicketOrigin(str, enum.Enum):
     inbound = "inbound"
 
 
+class SlaFilter(str, enum.Enum):
+    """A ticket list's SLA filter: any timer over its target, one past its warning share, or neither."""
+
+    breached = "breached"
+    at_risk = "at_risk"
+    on_track = "on_track"
+
+
+class TicketOrder(str, enum.Enum):
+    """How a ticket list is sorted."""
+
+    newest = "newest"
+    oldest = "oldest"
+    due = "due"
+    """Soonest SLA breach first; tickets without a running timer last."""
+    updated = "updated"
+
+
 __all__ = [
     "ALLOWED_MOVES",
     "CommentKind",
+    "SlaFilter",
+    "TicketOrder",
     "TicketOrigin",
     "TicketStatus",
     "TransitionRefused",
