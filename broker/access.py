@@ -8,7 +8,9 @@ walks the route table and fails on a route without a declaration):
 * :data:`SignedIn`: any signed-in, enabled account (its own profile, signing out);
 * :data:`SessionPeerAccess`: one of a session's two peers, checked inside the
   route against its login or host token (``broker.peers.identify_peer``);
-* :data:`PublicAccess`: anyone (signing in, joining with a code, health).
+* :data:`PublicAccess`: anyone (signing in, joining with a code, health);
+* :data:`SignatureAccess`: an external system that signs the request with its
+  shared secret, checked inside the route (the inbound webhook, ``broker.inbound``).
 """
 
 from __future__ import annotations
@@ -60,7 +62,12 @@ def session_peer_access() -> None:
     """Marker: the route checks the session peer's token itself."""
 
 
+def signature_access() -> None:
+    """Marker: the route checks the request's HMAC signature itself (``broker.inbound.authenticate``)."""
+
+
 PublicAccess = Depends(public_access)
+SignatureAccess = Depends(signature_access)
 SessionPeerAccess = Depends(session_peer_access)
 SignedIn = CurrentUser
 

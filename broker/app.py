@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from starlette.types import Scope
 
 from protocol.api import API_PREFIX
 from protocol.signalling import SessionEnded
+from protocol.webhooks import SeenSignatures
 
 from . import __doc__ as broker_doc
 from . import password_policy
@@ -31,6 +32,8 @@ from .peers import PeerCache
 from .ratelimit import FailureLimiter
 from .recordings import RecordingStore
 from .routes import audit as audit_routes
+from .routes import inbound as inbound_routes
+from .routes import webhooks as webhook_routes
 from .routes import reports as report_routes
 from .routes import auth, help_requests, join, recording, roles, sessions, signal, surveys, sla, teams, tickets, transfers, users
 from .settings import Settings
@@ -38,10 +41,12 @@ from .spool import ChunkSignals, TransferSpool
 from .support_sessions import expire_overdue
 from .tickets import record_breaches
 from .transfers import abandon_transfers_of_ended_sessions
+from .webhooks import deliver_webhooks
 
 log = logging.getLogger(__name__)
 
 TRAIL_SEAL_SECONDS = 1.0
+INBOUND_FAILURE_WINDOW_SECONDS = 60
 
 
 def build_state(settings: Settings) -> BrokerState:
@@ -70,6 +75,10 @@ def build_state(settings: Settings) -> BrokerState:
         login_failures=FailureLimiter.create(
             settings.login_failures_per_source, None, settings.login_failure_window_seconds
         ),
+        inbound_failures=FailureLimiter.create(
+            settings.inbound_failures_per_source, None, INBOUND_FAILURE_WINDOW_SECONDS
+        ),
+        inbound_seen=SeenSignatures(settings.inbound_max_skew_seconds),
         help_requests=FailureLimiter.create(
             settings.requests_per_source, settings.requests_global, settings.request_window_seconds
         ),
@@ -125,6 +134,16 @@ async def watch_sla(state: BrokerState) -> None:
             log.exception("SLA sweep failed")
 
 
+def send_webhooks(state: BrokerState) -> Coroutine[None, None, None]:
+    """The webhook delivery worker (``broker.webhooks.deliver_webhooks``) with this broker's settings."""
+    settings = state.settings
+    return deliver_webhooks(
+        state.database.session, state.keys.recording_master_key, poll=settings.webhook_poll_seconds,
+        timeout=settings.webhook_timeout_seconds, base=settings.webhook_retry_base_seconds,
+        max_attempts=settings.webhook_max_attempts,
+    )
+
+
 async def keep_trail(state: BrokerState) -> None:
     """Seal new audit events into their chains every second; sign moved heads every minute.
 
@@ -151,6 +170,7 @@ def create_app(state: BrokerState) -> FastAPI:
         tasks = [
             asyncio.create_task(sweep_expired_sessions(state), name="expiry-sweeper"),
             asyncio.create_task(keep_trail(state), name="audit-trail"),
+            asyncio.create_task(send_webhooks(state), name="webhook-delivery"),
             asyncio.create_task(watch_sla(state), name="sla-watch"),
         ]
         try:
@@ -180,6 +200,9 @@ def create_app(state: BrokerState) -> FastAPI:
                    users, roles, teams, sla):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(report_routes.router, prefix=API_PREFIX)
+
+    for module in (webhook_routes, inbound_routes):
+        app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get(f"{API_PREFIX}/health", tags=["meta"], summary="Liveness check", dependencies=[PublicAccess])
     def health() -> dict[str, str]:

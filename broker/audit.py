@@ -2,7 +2,9 @@
 
 Every action of a technician, a host or the broker itself that matters to an
 auditor goes through :func:`record`, inside the same database transaction as
-the change it describes, so the trail and the data cannot disagree.
+the change it describes, so the trail and the data cannot disagree. Events that are also webhook
+events are handed to the outbox (:mod:`broker.outbox`), which queues their
+deliveries in that same transaction.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from . import outbox
 from .clock import utcnow
 from .models import AuditEvent
 
@@ -53,6 +56,7 @@ def record(
         data=data,
     )
     db.add(event)
+    outbox.note_event(db, event)
     return event
 
 

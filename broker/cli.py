@@ -15,11 +15,11 @@ from pydantic import ValidationError
 from protocol.api import API_PREFIX
 from protocol.cli import configure_logging, number_in_range
 
-from . import admin_cli
+from . import admin_cli, integrations_cli
 from .accounts import FIRST_ADMIN, ensure_first_admin
 from .app import build_state, create_app
 from .forwarded import ForwardedHeaders
-from .keys import KeyFileError
+from .keys import BrokerKeys, KeyFileError, load_or_create_keys
 from .settings import Settings
 
 WS_MAX_BYTES = 1024 * 1024
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     bundle.add_argument("file", type=Path, help="the .zip an auditor exported")
     bundle.add_argument("--key", help="the broker's public key (base64) you trust; default: the one in the bundle")
     admin_cli.add_parsers(commands, "data directory (default: DESKHAND_DATA_DIR)")
+    integrations_cli.add_parsers(commands, "data directory (default: DESKHAND_DATA_DIR)")
     return parser
 
 
@@ -125,11 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     return serve(settings)
 
 
-ADMIN_COMMANDS = ("users", "roles", "teams")
+ADMIN_COMMANDS = ("users", "roles", "teams", *integrations_cli.COMMANDS)
 
 
 def admin_command(args: argparse.Namespace, settings: Settings) -> int:
-    """``deskhand-broker users|roles|teams``, on an existing data directory."""
+    """``deskhand-broker users|roles|teams|webhooks|inbound``, on an existing data directory."""
 
     if not settings.data_dir.is_dir() and settings.database_url is None:
         print(f"deskhand-broker: no broker data in {settings.data_dir}; start the broker once, or give --data-dir",
@@ -138,22 +139,28 @@ def admin_command(args: argparse.Namespace, settings: Settings) -> int:
     database = settings.open_database()
     database.migrate()
     try:
+        if args.command in integrations_cli.COMMANDS:
+            return integrations_cli.run(args, database.session, lambda: _load_keys(settings).recording_master_key)
         return admin_cli.run(args, database.session)
     finally:
         database.dispose()
 
 
+def _load_keys(settings: Settings) -> BrokerKeys:
+    return load_or_create_keys(settings.data_dir, settings.signing_key, settings.code_hash_key,
+                               settings.recording_master_key)
+
+
 def verify_command(settings: Settings) -> int:
     """``deskhand-broker audit verify``."""
     from .chain import Verdict
-    from .keys import load_or_create_keys
     from .recordings import RecordingStore
     from .trail import load_chains, verify_loaded
 
     if not (settings.data_dir / "signing.key").exists() and settings.signing_key is None:
         print(f"deskhand-broker: no broker data in {settings.data_dir}; give --data-dir", file=sys.stderr)
         return 2
-    keys = load_or_create_keys(settings.data_dir, settings.signing_key, settings.code_hash_key, settings.recording_master_key)
+    keys = _load_keys(settings)
     database = settings.open_database()
     store = RecordingStore(settings.data_dir / "recordings", keys.recording_master_key)
     with database.session() as db:

@@ -17,6 +17,7 @@ from protocol.admin import NAME_PATTERN
 from sqlalchemy.orm import Session
 
 from protocol.api import API_PREFIX
+from protocol.webhooks import SeenSignatures
 
 from .accounts import needs_totp_enrolment, totp_enrollment_required, user_for_token
 from .browser_session import request_token
@@ -50,6 +51,10 @@ class BrokerState:
     recordings: RecordingStore
     login_failures: FailureLimiter
     """Failed sign-ins per source address (no global limit: that would lock everyone out)."""
+    inbound_failures: FailureLimiter
+    """Refused inbound webhook requests per source address (unknown system, bad signature)."""
+    inbound_seen: SeenSignatures
+    """Inbound webhook signatures accepted within the timestamp window: a copy sent again is refused."""
     help_requests: FailureLimiter
     """New help requests per source address and overall (every request counts, none is forgiven)."""
     queue_signals: ChunkSignals

@@ -206,6 +206,29 @@ class Settings(BaseSettings):
         description="How often the broker looks for SLA timers that ran out (and audits each breach once).",
     )
 
+    webhook_retry_base_seconds: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="Wait after a webhook delivery's first failed attempt; each further failure doubles it (at most an hour).",
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, le=50,
+        description="Attempts of one webhook delivery before it is dead (listed for replay).",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="How long one webhook request may take, connecting included.",
+    )
+    webhook_poll_seconds: float = Field(
+        default=2.0, gt=0, le=3600, description="How often the broker looks for webhook deliveries that are due.",
+    )
+    inbound_max_skew_seconds: int = Field(
+        default=300, ge=1, le=3600,
+        description="How far an inbound webhook's X-Deskhand-Timestamp may be from the broker's clock.",
+    )
+    inbound_failures_per_source: int = Field(
+        default=20, ge=1, le=100_000,
+        description="Refused inbound webhook requests allowed from one address per minute (then 429).",
+    )
+
     @field_validator("log_level")
     @classmethod
     def _check_level(cls, value: str) -> str:

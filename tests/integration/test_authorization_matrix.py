@@ -15,18 +15,18 @@ from pathlib import Path
 import pytest
 from fastapi.routing import APIRoute, APIWebSocketRoute, RouteContext, iter_route_contexts
 
-from broker.access import Requires, public_access, session_peer_access
+from broker.access import Requires, public_access, session_peer_access, signature_access
 from broker.app import build_state, create_app
 from broker.deps import current_token, current_user
 from broker.settings import Settings
 from tests.support.api import bearer
 
 PASSWORD = "Matrix-test passphrase 7"
-PUBLIC, PEER, SIGNED_IN = "public", "session peer", "signed in"
+PUBLIC, PEER, SIGNED_IN, SIGNATURE = "public", "session peer", "signed in", "signed request"
 
 
 def declared_access(route: RouteContext) -> str | None:
-    """What the route declares: a permission name, PUBLIC, PEER, SIGNED_IN, or None."""
+    """What the route declares: a permission name, PUBLIC, PEER, SIGNED_IN, SIGNATURE, or None."""
     found: set[str] = set()
 
     def walk(dependant) -> None:  # type: ignore[no-untyped-def]
@@ -38,6 +38,8 @@ def declared_access(route: RouteContext) -> str | None:
                 found.add(PUBLIC)
             elif call is session_peer_access:
                 found.add(PEER)
+            elif call is signature_access:
+                found.add(SIGNATURE)
             elif call in (current_user, current_token):
                 found.add(SIGNED_IN)
             walk(dependency)
@@ -90,7 +92,8 @@ def identities(broker) -> Iterator[dict[str, tuple[dict[str, str], frozenset[str
 def concrete(path: str) -> str:
     """A path with its parameters filled by values that exist nowhere."""
     values = {"session_id": str(uuid.uuid4()), "transfer_id": str(uuid.uuid4()), "request_id": str(uuid.uuid4()),
-              "ticket_id": "987654", "index": "0", "username": "nobody-here", "name": "nobody-here"}
+              "ticket_id": "987654", "index": "0", "username": "nobody-here", "name": "nobody-here",
+              "delivery_id": str(uuid.uuid4()), "system": "nobody-here"}
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path).removeprefix("/api/v1")
 
 
@@ -110,6 +113,9 @@ def test_each_identity_gets_what_each_route_declares(broker, routes, identities)
                 anonymous = name in ("anonymous", "disabled")
                 if access == PUBLIC:
                     expected_ok = status not in (401, 403)
+                elif access == SIGNATURE:
+                    # Nobody here signs with an inbound source's secret: refused alike, signed in or not.
+                    expected_ok = status == 401
                 elif access == PEER:
                     # The token is checked inside, after the body: nobody here is a peer of a
                     # session that does not exist, so the answer is a refusal of some kind.

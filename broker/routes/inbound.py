@@ -1,0 +1,134 @@
+"""The inbound webhook (external helpdesks, signed) and its sources (integration managers)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from protocol.api import ExternalSystem
+from protocol.webhooks import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    InboundResult,
+    InboundSourceCreate,
+    InboundSourceCreated,
+    InboundSourceOut,
+    InboundSourceUpdate,
+    InboundTicket,
+    Refusal,
+)
+
+from .. import audit, inbound
+from ..access import IntegrationManager, SignatureAccess
+from ..deps import DB, BrokerState, Source, State
+from ..errors import ApiError, unauthorized
+from ..webhooks import (
+    create_inbound_source,
+    delete_inbound_source,
+    find_inbound_source,
+    inbound_source_out,
+    list_inbound_sources,
+    set_inbound_source_enabled,
+)
+
+router = APIRouter(tags=["integrations"])
+
+SystemName = Annotated[ExternalSystem, Path(description="An external system's name, e.g. jira")]
+
+MAX_BODY_BYTES = 256 * 1024
+"""An inbound request is one ticket change; anything larger is refused before it is read further."""
+
+
+@router.get("/inbound-sources", response_model=list[InboundSourceOut], summary="Systems allowed to send tickets")
+def sources(db: DB, _user: IntegrationManager) -> list[InboundSourceOut]:
+    return [inbound_source_out(s) for s in list_inbound_sources(db)]
+
+
+@router.post("/inbound-sources", response_model=InboundSourceCreated, status_code=201,
+             summary="Allow a system to send tickets; a generated secret is shown this once")
+def create_source(
+    body: InboundSourceCreate, db: DB, state: State, user: IntegrationManager, source: Source
+) -> InboundSourceCreated:
+    row, secret = create_inbound_source(db, body, state.keys.recording_master_key,
+                                        actor=audit.user_actor(user), source=source)
+    return InboundSourceCreated(source=inbound_source_out(row), secret=secret)
+
+
+@router.patch("/inbound-sources/{system}", response_model=InboundSourceOut, summary="Enable or disable a source")
+def change_source(
+    system: SystemName, body: InboundSourceUpdate, db: DB, user: IntegrationManager, source: Source
+) -> InboundSourceOut:
+    row = set_inbound_source_enabled(db, find_inbound_source(db, system), body.enabled,
+                                     actor=audit.user_actor(user), source=source)
+    return inbound_source_out(row)
+
+
+@router.delete("/inbound-sources/{system}", status_code=204,
+               summary="Stop accepting a system's requests (its tickets keep their external reference)")
+def delete_source(system: SystemName, db: DB, user: IntegrationManager, source: Source) -> None:
+    delete_inbound_source(db, find_inbound_source(db, system), actor=audit.user_actor(user), source=source)
+
+
+@router.post(
+    "/inbound/{system}", response_model=InboundResult, dependencies=[SignatureAccess],
+    summary="Create or update the ticket an external helpdesk refers to (HMAC-signed, see docs/api.md)",
+    responses={200: {"description": "An existing ticket was updated"}, 201: {"description": "A ticket was created"},
+               401: {}, 409: {}, 413: {}, 422: {}, 429: {"description": "Too many refused requests; see Retry-After"}},
+)
+async def receive(
+    system: Annotated[str, Path(max_length=64, description="The sending system's name")],
+    request: Request, response: Response, state: State, source: Source,
+) -> InboundResult:
+    # Any name is accepted here and looked up: a malformed one is refused like an unknown
+    # one (401), not with a 422 that would tell a prober which names could exist.
+    key = source or "unknown"
+    now = time.monotonic()
+    wait = state.inbound_failures.retry_after(key, now)
+    if wait is not None:
+        raise ApiError(429, "rate_limited", f"too many refused requests from this address; try again in {wait} s",
+                       headers={"Retry-After": str(wait)})
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes; send one ticket change per request")
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes; send one ticket change per request")
+    result = await run_in_threadpool(_receive, state, system, request.headers.get(TIMESTAMP_HEADER),
+                                     request.headers.get(SIGNATURE_HEADER), body, source, key, now)
+    if isinstance(result, Refusal):
+        raise unauthorized(inbound.REFUSED_MESSAGE)
+    response.status_code = 201 if result.created else 200
+    return result
+
+
+def _receive(
+    state: BrokerState, system: str, timestamp: str | None, signature: str | None, body: bytes,
+    source: str | None, key: str, now: float,
+) -> InboundResult | Refusal:
+    """Authenticate, then parse and apply, in one transaction; a refusal is audited in its own."""
+    with state.database.session() as db:
+        refusal = inbound.authenticate(
+            db, state.keys.recording_master_key, system, timestamp, signature, body,
+            now=time.time(), tolerance=state.settings.inbound_max_skew_seconds, seen=state.inbound_seen,
+        )
+        if refusal is not None:
+            state.inbound_failures.record_failure(key, now)
+            audit.record(db, "inbound.refused", actor=audit.ANONYMOUS, source=source, system=system[:32],
+                         reason=refusal.value)
+            return refusal
+        try:
+            try:
+                change = InboundTicket.model_validate_json(body)
+            except ValidationError as exc:
+                # The framework's 422, with its message naming each field that was wrong.
+                raise RequestValidationError(exc.errors(include_url=False)) from None
+            return inbound.apply(db, system, change, source=source)
+        except BaseException:
+            # Not carried out (rolled back): the sender may fix it or simply send it again.
+            state.inbound_seen.forget(inbound.seen_key(system, signature))
+            raise
