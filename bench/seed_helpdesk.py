@@ -153,11 +153,11 @@ def seed(db: Session, *, tickets: int, seed: int = 1, days: int = 90, technician
     ticket_rows, session_rows, survey_rows, comment_rows = [], [], [], []
     for number in range(tickets):
         ticket_id = next_ticket + number
-        back = rng.choices(range(days), weights=day_weights)[0]
-        hour = min(23.99, max(0.0, rng.gauss(12.5, 3.0)))  # mostly office hours (UTC)
-        created = (now - timedelta(days=back)).replace(hour=0) + timedelta(hours=hour, seconds=rng.randrange(60))
-        if created >= now:
-            created = now - timedelta(minutes=rng.randrange(5, 600))
+        created = now
+        while created >= now:  # today only up to now: draw again (rarely more than once)
+            back = rng.choices(range(days), weights=day_weights)[0]
+            hour = min(23.99, max(0.0, rng.gauss(12.5, 3.0)))  # mostly office hours (UTC)
+            created = (now - timedelta(days=back)).replace(hour=0) + timedelta(hours=hour, seconds=rng.randrange(60))
         priority, category = _pick(rng, PRIORITIES), _pick(rng, CATEGORIES)
         origin = rng.choices(("console", "host", "inbound"), weights=(70, 20, 10))[0]
         name, email = rng.choices(people, weights=people_weights)[0]

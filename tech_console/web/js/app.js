@@ -15,6 +15,7 @@ const ROUTES = [
   { pattern: /^#\/sessions\/([0-9a-f-]{36})$/, module: "./pages/session.js", permission: "session.start" },
   { pattern: /^#\/audit(?:\?.*)?$/, module: "./pages/audit.js", permission: "audit.read", nav: ["Audit", "#/audit"] },
   { pattern: /^#\/audit\/([0-9a-f-]{36})$/, module: "./pages/audit_session.js", permission: "audit.read" },
+  { pattern: /^#\/dashboard(?:\?.*)?$/, module: "./pages/dashboard.js", permission: "reports.read", nav: ["Dashboard", "#/dashboard"] },
   { pattern: /^#\/admin\/users$/, module: "./pages/admin_users.js", permission: "users.manage", nav: ["Admin", "#/admin/users"] },
   { pattern: /^#\/admin\/roles$/, module: "./pages/admin_roles.js", permission: "roles.manage", nav: ["Admin", "#/admin/roles"] },
   { pattern: /^#\/admin\/teams$/, module: "./pages/admin_teams.js", permission: "policies.manage", nav: ["Admin", "#/admin/teams"] },
