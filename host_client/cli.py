@@ -1,4 +1,4 @@
-"""``deskhand-host``: join a support session with the code your technician gave you."""
+"""``deskhand-host``: join a support session with the code your technician gave you, or ask for help without one."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import ValidationError
+
 from peer.landing import DEFAULT_MAX_FILE_BYTES
+from protocol.api import JoinResponse, Priority
 from protocol.cli import add_transport_options, configure_logging, number_in_range
 from protocol.codes import CodeFormatError, normalize_code
 from protocol.permissions import (
@@ -22,13 +25,15 @@ from protocol.permissions import (
     PermissionListError,
     parse_permissions,
 )
+from protocol.requests import RATING_MAX, RATING_MIN, HelpRequestCreate, SurveyAnswer
 from protocol.signalling import ConsentSource
 from protocol.transport import TransportError, checked_broker_url, trust_ca_file
 
 from .capture import CaptureError, Screen
 from .files import default_downloads_root
+from .help_request import HelpRequestClient, help_request_body, submit_survey
 from .join import JoinRefused, join_session
-from .session import HostOptions, HostSession
+from .session import HostOptions, HostSession, HostSummary
 from .state import SavedSession, latest_saved
 from .ui import Clipboard, HostUI
 from .ui_terminal import TerminalUI
@@ -95,7 +100,46 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--fps", type=number_in_range(float, 1, 60, "frame rate"), default=30.0, help="as for join")
     resume.add_argument("--trace-input", type=Path, metavar="FILE", help="as for join")
     _session_options(resume)
+    request = commands.add_parser(
+        "request",
+        help="ask for help without a code: wait in the help desk's queue until a technician picks you up",
+        description="Opens a ticket with your request and waits in the queue, showing your place; "
+        "Ctrl-C withdraws the request. When a technician picks it up the session starts as after "
+        "join: you are asked what the technician may do before anything but the connection happens.",
+    )
+    request.add_argument("--name", required=True, help="your name, as the help desk should see it")
+    request.add_argument("--summary", required=True, help="what is wrong, in one line (the ticket's subject)")
+    request.add_argument("--details", default="", help="more about the problem (optional)")
+    request.add_argument("--email", default=None, help="where the help desk may reply (optional)")
+    request.add_argument("--priority", choices=[p.value for p in Priority], default=Priority.normal.value,
+                         help="how urgent it is (default normal)")
+    request.add_argument(
+        "--broker", default=os.environ.get("DESKHAND_BROKER", DEFAULT_BROKER),
+        help=f"address of your organisation's Deskhand broker (default: DESKHAND_BROKER or {DEFAULT_BROKER})",
+    )
+    request.add_argument("--ui", choices=("auto", "window", "terminal"), default="auto", help="as for join")
+    request.add_argument("--consent", type=_permission_list, metavar="LIST", help="as for join")
+    request.add_argument("--monitor", type=number_in_range(int, 1, 64, "monitor"), default=1, help="as for join")
+    request.add_argument("--fps", type=number_in_range(float, 1, 60, "frame rate"), default=30.0, help="as for join")
+    request.add_argument("--trace-input", type=Path, metavar="FILE", help="as for join")
+    _session_options(request)
+    for command in (join, resume, request):
+        _survey_options(command)
     return parser
+
+
+def _survey_options(parser: argparse.ArgumentParser) -> None:
+    survey = parser.add_argument_group(
+        "satisfaction survey",
+        "When the session ends, one question is asked (in the window, or in a terminal); "
+        "it is skipped when nobody can answer (no terminal) or with --no-survey.",
+    )
+    survey.add_argument("--no-survey", action="store_true", help="do not ask the survey question")
+    survey.add_argument(
+        "--survey-rating", type=number_in_range(int, RATING_MIN, RATING_MAX, "survey rating"), metavar="N",
+        help=f"answer it in advance, for scripts: {RATING_MIN} (very unhappy) to {RATING_MAX} (very happy)",
+    )
+    survey.add_argument("--survey-comment", default="", metavar="TEXT", help="with --survey-rating: a comment")
 
 
 def _session_options(parser: argparse.ArgumentParser) -> None:
@@ -125,21 +169,59 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(logging.INFO if args.verbose else logging.WARNING)
-    if args.command not in ("join", "resume"):
+    if args.command not in ("join", "resume", "request"):
         parser.print_help()
         return EXIT_USAGE
     code = None
     try:
-        if args.command == "join":
+        if args.command in ("join", "request"):
             # Checked before anything connects: a refused URL must not have carried the code.
             args.broker = checked_broker_url(args.broker, insecure=args.insecure)
-            if args.code is not None:
-                code = normalize_code(args.code)
+        if args.command == "join" and args.code is not None:
+            code = normalize_code(args.code)
         trust_ca_file(args.ca_file)
-    except (CodeFormatError, TransportError) as exc:
+        args.help_request = _help_request(args) if args.command == "request" else None
+        args.survey = _preset_survey(args)
+    except (CodeFormatError, TransportError, UsageError) as exc:
         print(f"deskhand-host: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return asyncio.run(_join(args, code))
+
+
+class UsageError(Exception):
+    """A command-line value the broker would refuse; the message names the option."""
+
+
+def _usage_error(exc: ValidationError, options: dict[str, str]) -> UsageError:
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{options.get(field, field)}: {message}")
+    return UsageError("; ".join(problems))
+
+
+def _help_request(args: argparse.Namespace) -> HelpRequestCreate:
+    try:
+        return help_request_body(
+            name=args.name, summary=args.summary, details=args.details, email=args.email, priority=args.priority
+        )
+    except ValidationError as exc:
+        raise _usage_error(exc, {f: f"--{f}" for f in ("name", "summary", "details", "email", "priority")}) from None
+
+
+def _preset_survey(args: argparse.Namespace) -> SurveyAnswer | None:
+    """The survey answer given on the command line, if any."""
+    if args.survey_rating is None:
+        if args.survey_comment:
+            raise UsageError("--survey-comment needs --survey-rating")
+        return None
+    if args.no_survey:
+        raise UsageError("--no-survey and --survey-rating contradict each other")
+    try:
+        return SurveyAnswer(rating=args.survey_rating, comment=args.survey_comment)
+    except ValidationError as exc:
+        raise _usage_error(exc, {"rating": "--survey-rating", "comment": "--survey-comment"}) from None
 
 
 class NoWindow(Exception):
@@ -210,6 +292,12 @@ async def _join(args: argparse.Namespace, code: str | None) -> int:
                 joined = saved.joined
                 downloads = args.downloads or Path(saved.downloads_root)
                 verb = "Resumed"
+            elif args.command == "request":
+                broker = args.broker
+                joined = await _wait_in_queue(broker, args.help_request)
+                saved = SavedSession(broker, joined, str(downloads))
+                saved.save()
+                verb = "Joined"
             else:
                 if code is None:
                     code = await ui.ask_code()
@@ -225,6 +313,7 @@ async def _join(args: argparse.Namespace, code: str | None) -> int:
                 fps=args.fps, monitor=args.monitor, preset_consent=args.consent,
                 consent_source=source, trace_input=_trace_writer(args.trace_input, stack),
                 downloads_root=downloads, max_file_bytes=args.max_file_size,
+                after_end=_survey(broker, args, interactive=source is ConsentSource.window or sys.stdin.isatty()),
             )
             session = HostSession(
                 broker, joined, ui=ui, clipboard=clipboard, options=options, screen=screen, saved=saved
@@ -238,6 +327,9 @@ async def _join(args: argparse.Namespace, code: str | None) -> int:
         except TransportError as exc:
             print(f"deskhand-host: {exc}", file=sys.stderr)
             return EXIT_USAGE
+        except RequestWithdrawn as exc:
+            print(f"deskhand-host: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         except (CaptureError, JoinRefused, NoWindow, ValueError) as exc:
             print(f"deskhand-host: {getattr(exc, 'message', exc)}", file=sys.stderr)
             return EXIT_FAILED
@@ -246,6 +338,54 @@ async def _join(args: argparse.Namespace, code: str | None) -> int:
             return EXIT_FAILED
     print(summary.line(), flush=True)
     return EXIT_OK if summary.ended_by in ("technician", "user") else EXIT_FAILED
+
+
+class RequestWithdrawn(Exception):
+    """The user stopped waiting (Ctrl-C); the message says what became of the request."""
+
+
+async def _wait_in_queue(broker: str, body: HelpRequestCreate) -> JoinResponse:
+    """Queue the request and wait, printing the place; Ctrl-C withdraws it."""
+    async with HelpRequestClient(broker) as queue:
+        created = await queue.create(body)
+        print(f"Asked for help: ticket {created.ticket_id}. Press Ctrl-C to withdraw the request.", flush=True)
+
+        def show(position: int) -> None:
+            print(f"Waiting in the queue (position {position})…", flush=True)
+
+        try:
+            return await queue.wait_for_technician(show)
+        except asyncio.CancelledError:
+            try:
+                await queue.cancel()
+            except JoinRefused as refused:
+                raise RequestWithdrawn(f"could not withdraw the request: {refused.message}") from None
+            raise RequestWithdrawn("help request withdrawn") from None
+
+
+def _survey(
+    broker: str, args: argparse.Namespace, *, interactive: bool
+) -> Callable[[HostSession, HostSummary], Awaitable[None]] | None:
+    """What to do when the session has ended: answer the survey from the flags, ask it, or nothing."""
+    preset: SurveyAnswer | None = args.survey
+    if args.no_survey or (preset is None and not interactive):
+        return None
+
+    async def after_end(session: HostSession, summary: HostSummary) -> None:
+        # Only for a session that happened: consent given, ended by one of the two people.
+        if not session.consent_sent.is_set() or summary.ended_by not in ("technician", "user"):
+            return
+        answer = preset or await session.ui.ask_survey()
+        if answer is None:
+            return
+        try:
+            await submit_survey(broker, session.session_id, session.host_token, answer)
+        except JoinRefused as refused:
+            print(f"deskhand-host: the survey answer was not recorded: {refused.message}", file=sys.stderr)
+            return
+        print(f"Thank you: your rating {answer.rating}/{RATING_MAX} was recorded.", flush=True)
+
+    return after_end
 
 
 if __name__ == "__main__":

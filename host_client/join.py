@@ -1,13 +1,14 @@
-"""Redeeming a support code at the broker."""
+"""Redeeming a support code at the broker, and the host's other calls to it."""
 
 from __future__ import annotations
 
 import getpass
 import platform
 import socket
+from typing import Any
 
 import httpx
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from protocol.api import API_PREFIX, ErrorBody, JoinRequest, JoinResponse
 from protocol.transport import tls_context
@@ -38,25 +39,38 @@ async def join_session(broker_url: str, code: str, *, timeout: float = 15.0) -> 
     """Redeem ``code``; raises :class:`JoinRefused` with a sentence for the user."""
     machine_name, os_name, user_name = machine_description()
     body = JoinRequest(code=code, machine_name=machine_name, os=os_name, user_name=user_name)
-    url = broker_url.rstrip("/") + API_PREFIX + "/join"
+    async with httpx.AsyncClient(base_url=broker_url.rstrip("/"), timeout=timeout, verify=tls_context()) as client:
+        joined: JoinResponse = await call_broker(
+            client, broker_url, "POST", API_PREFIX + "/join", JoinResponse,
+            content=body.model_dump_json(), headers={"content-type": "application/json"},
+        )
+    return joined
+
+
+async def call_broker(
+    http: httpx.AsyncClient, broker_url: str, method: str, path: str, result: type[BaseModel] | None, **kwargs: Any
+) -> Any:
+    """One request; the answer parsed as ``result``, or :class:`JoinRefused` with the broker's sentence
+    (``status`` None when the broker could not be reached)."""
     try:
-        async with httpx.AsyncClient(timeout=timeout, verify=tls_context()) as client:
-            response = await client.post(url, content=body.model_dump_json(), headers={"content-type": "application/json"})
+        response = await http.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
         raise JoinRefused(
             f"cannot reach the broker at {broker_url} ({exc.__class__.__name__}: {exc}); "
-            "check the address your technician gave you"
+            "check the address your technician or help desk gave you"
         ) from None
-    if response.status_code == 200:
+    if response.status_code < 400:
+        if result is None:
+            return None
         try:
-            return JoinResponse.model_validate_json(response.content)
+            return result.model_validate_json(response.content)
         except ValidationError:
             raise JoinRefused(f"{broker_url} answered with something that is not a Deskhand broker") from None
     try:
         error = ErrorBody.model_validate_json(response.content)
-        message, code_name = error.message, error.error
+        message, code = error.message, error.error
     except ValidationError:
-        message, code_name = f"the broker answered HTTP {response.status_code}", None
-    if response.status_code == 429:
+        message, code = f"the broker answered HTTP {response.status_code}", None
+    if response.status_code in (429, 503):
         message += f" (Retry-After: {response.headers.get('retry-after', '?')} s)"
-    raise JoinRefused(message, status=response.status_code, error=code_name)
+    raise JoinRefused(message, status=response.status_code, error=code)

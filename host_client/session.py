@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,6 +134,8 @@ class HostOptions:
     downloads_root: Path = field(default_factory=default_downloads_root)
     """Files sent to this computer land in a per-session folder under here."""
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    after_end: Callable[["HostSession", "HostSummary"], Awaitable[None]] | None = None
+    """Run once the session has ended, before the UI closes (the satisfaction survey)."""
 
 
 class HostSession:
@@ -206,6 +208,15 @@ class HostSession:
         return self._joined.session_id
 
     @property
+    def host_token(self) -> str:
+        """This host's secret for the session's HTTP resources (the survey, after the end)."""
+        return self._joined.host_token
+
+    @property
+    def ui(self) -> HostUI:
+        return self._ui
+
+    @property
     def frames_sent(self) -> int:
         return self._frames_before + (self._track.frames_sent if self._track else 0)
 
@@ -248,6 +259,11 @@ class HostSession:
             duration=time.monotonic() - self._started, frames_sent=self.frames_sent,
             inputs_applied=self.input.applied, inputs_refused=self.input.refused,
         )
+        if self._options.after_end is not None and self._ended is not None:
+            try:
+                await self._options.after_end(self, summary)
+            except Exception:  # noqa: BLE001 - the session is over either way; say so and close
+                log.exception("after the session ended")
         await self._ui.close(summary.line())
         return summary
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from protocol.permissions import Permission
+from protocol.requests import SurveyAnswer
 
 
 class UserActions(Protocol):
@@ -66,6 +67,10 @@ class HostUI(Protocol):
 
     def transfer_finished(self, transfer_id: str, name: str, outgoing: bool, ok: bool, detail: str) -> None:
         """A transfer ended: ``detail`` is where the file was saved, or why it failed."""
+
+    async def ask_survey(self) -> SurveyAnswer | None:
+        """The session ended: "How satisfied are you with this help?" (1-5) and an optional
+        comment; None when the user skips it."""
 
     async def close(self, summary: str) -> None:
         """The session is over; show ``summary`` and release the UI."""

@@ -22,8 +22,11 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import ValidationError
+
 from protocol.codes import CodeFormatError, normalize_code
 from protocol.permissions import Permission, describe, ordered
+from protocol.requests import RATING_MAX, RATING_MIN, SURVEY_COMMENT_MAX, SurveyAnswer
 
 from .ui import UserActions
 
@@ -142,6 +145,26 @@ class TerminalUI:
                 if chosen.is_file():
                     return chosen
                 self._say(f"  {chosen} is not a file")
+
+    async def ask_survey(self) -> SurveyAnswer | None:
+        async with self._lock():
+            self._say("The session has ended.")
+            while True:
+                answer = await self._ask(
+                    f"How satisfied are you with this help? {RATING_MIN}-{RATING_MAX} (Enter to skip): "
+                )
+                if answer is None or not answer.strip():
+                    return None
+                if answer.strip() in {str(n) for n in range(RATING_MIN, RATING_MAX + 1)}:
+                    rating = int(answer.strip())
+                    break
+                self._say(f"  Type a number from {RATING_MIN} (very unhappy) to {RATING_MAX} (very happy), or just Enter.")
+            while True:
+                comment = await self._ask("Anything you would like to add? (Enter to skip): ")
+                try:
+                    return SurveyAnswer(rating=rating, comment=(comment or "").strip())
+                except ValidationError:
+                    self._say(f"  At most {SURVEY_COMMENT_MAX} characters of plain text, please.")
 
     def attach(self, actions: UserActions) -> None:
         self._actions = actions

@@ -32,9 +32,12 @@ from pathlib import Path
 from tkinter import filedialog, ttk
 from typing import Any
 
+from pydantic import ValidationError
+
 from protocol.channel import MAX_CHAT_CHARS
 from protocol.codes import CodeFormatError, normalize_code
 from protocol.permissions import Permission, ordered
+from protocol.requests import RATING_MAX, RATING_MIN, SURVEY_COMMENT_MAX, SurveyAnswer
 
 from .tk_thread import TkStopped, TkThread
 from .ui import UserActions
@@ -126,6 +129,13 @@ class WindowUI:
                 _Window.show_file_request, technician, suggested_path, note, withdraw=_Window.withdraw_file_request
             )
             return chosen
+
+    async def ask_survey(self) -> SurveyAnswer | None:
+        """A rating from 1 to 5 and an optional comment on "Send", or None on "Skip", Escape or close."""
+        if self._closing:
+            return None
+        answered: SurveyAnswer | None = await self._ask(_Window.show_survey)
+        return answered
 
     # --- HostUI: the session ------------------------------------------------------------
 
@@ -594,6 +604,46 @@ class _Window:
         allow_button.pack(side="left")
         ttk.Button(buttons, text="Decline", command=lambda: self._give_up(answer)).pack(side="left", padx=6)
         self._take_focus(first or allow_button)
+
+    def show_survey(self, answer: Answer) -> None:
+        """"How satisfied are you with this help?": one choice from 1 to 5, a comment box, Send and Skip."""
+        labels = {RATING_MIN: "very unhappy", RATING_MAX: "very happy"}
+
+        def send() -> None:
+            if not rating.get():
+                error.set(f"Choose {RATING_MIN} to {RATING_MAX}, or Skip.")
+                return
+            try:
+                survey = SurveyAnswer(rating=rating.get(), comment=comment.get("1.0", "end").strip())
+            except ValidationError:
+                error.set(f"At most {SURVEY_COMMENT_MAX} characters of plain text, please.")
+                return
+            self._show_waiting("Thank you!")
+            answer(survey)
+
+        body = self._new_body(on_return=send, on_escape=lambda: self._give_up(answer),
+                              on_close=lambda: self._give_up(answer))
+        rating = tkinter.IntVar(body, 0)
+        error = tkinter.StringVar(body)
+        ttk.Label(body, text="How satisfied are you with this help?", style="Heading.TLabel",
+                  wraplength=WIDTH - 40).pack(anchor="w", pady=(0, 6))
+        first: ttk.Radiobutton | None = None
+        for value in range(RATING_MIN, RATING_MAX + 1):
+            text = f"{value} ({labels[value]})" if value in labels else str(value)
+            choice = ttk.Radiobutton(body, text=text, value=value, variable=rating, command=lambda: error.set(""))
+            choice.pack(anchor="w", pady=1)
+            first = first or choice
+        ttk.Label(body, text="Anything you would like to add? (optional)", wraplength=WIDTH - 40).pack(
+            anchor="w", pady=(8, 2))
+        comment = tkinter.Text(body, height=4, width=36, wrap="word")
+        comment.pack(anchor="w", fill="x")
+        ttk.Label(body, textvariable=error, style="Error.TLabel", wraplength=WIDTH - 40).pack(anchor="w", pady=4)
+        buttons = ttk.Frame(body)
+        buttons.pack(anchor="w", pady=6)
+        ttk.Button(buttons, text="Send", default="active", command=send).pack(side="left")
+        ttk.Button(buttons, text="Skip", command=lambda: self._give_up(answer)).pack(side="left", padx=6)
+        assert first is not None
+        self._take_focus(first)
 
     def show_session(self, technician: str, session_id: str, ticket_id: int, offered: list[Permission],
                      granted: frozenset[Permission], consented: frozenset[Permission]) -> None:

@@ -133,6 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
     end.add_argument("session_id", type=_session_id, help="session id (printed by 'session start')")
     end.add_argument("--reason", default="", help="a note saying why or what was done")
 
+    waiting = commands.add_parser("requests", help="list the help requests waiting in the queue (asked without a code)")
+    waiting.add_argument("--limit", type=number_in_range(int, 1, 500, "limit"), default=200,
+                         help="at most this many (1-500, default 200)")
+    pickup = commands.add_parser(
+        "pickup", help="pick up a waiting help request: its session starts at once, no code",
+        description="Starts the session with the user who asked (see 'requests'). Nothing is read "
+        "aloud: the user's computer is waiting and joins at once, then asks the user what you may do. "
+        "Work the session as after 'session start' (control, snapshot, send, fetch, session end).",
+    )
+    pickup.add_argument("request_id", type=_session_id, help="request id (see 'requests')")
+    pickup.add_argument("--wait", action="store_true", help="then wait until the user has answered the consent prompt")
+    pickup.add_argument("--timeout", type=_seconds, default=300.0, help="how long --wait waits (seconds, default 300)")
+
     control = commands.add_parser(
         "control",
         help="control a session's remote desktop from a script",
@@ -478,6 +491,42 @@ async def _session(ctx: Context) -> int:
     return EXIT_OK
 
 
+async def _requests(ctx: Context) -> int:
+    async with ctx.client() as tc:
+        waiting = await tc.list_requests(limit=ctx.args.limit)
+    lines = [
+        f"{r.position or '-':>3}. {r.id}  ticket {r.ticket_id}  {r.priority.value:<7} "
+        f"waiting {_ago(r.created_at)}  {r.requester_name} on {r.host.machine_name}: {r.subject}"
+        for r in waiting
+    ]
+    ctx.emit(waiting, "\n".join(lines) or "Nobody is waiting.")
+    return EXIT_OK
+
+
+async def _pickup(ctx: Context) -> int:
+    args = ctx.args
+    async with ctx.client() as tc:
+        picked = await tc.pick_up(args.request_id)
+        session = picked.session
+        ctx.emit(
+            picked,
+            f"Picked up: ticket {session.ticket_id}, {picked.request.subject}\n"
+            f"Session: {session.id}\n"
+            f"Host: {_describe_host(session)}; the user is asked what you may do.",
+        )
+        if args.wait:
+            with err.status("Waiting for the user's consent…"):
+                consented = await tc.wait_for_consent(session.id, args.timeout)
+            print(f"Consent: {', '.join(p.value for p in consented.consent or []) or 'nothing'}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _ago(moment: datetime) -> str:
+    seconds = max(0, int((datetime.now(timezone.utc) - moment).total_seconds()))
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
 def _host_transport_flags(broker: str) -> str:
     """``--insecure`` when the host, too, will need it to reach ``broker`` (we had it)."""
     try:
@@ -727,7 +776,8 @@ def _describe_session(s: SessionOut) -> str:
 def _describe_ticket(t: TicketOut) -> str:
     lines = [
         f"Ticket {t.id}: {t.subject}",
-        f"  status {t.status}, priority {t.priority.value}, opened {t.created_at:%Y-%m-%d %H:%M} UTC by {t.created_by.username}",
+        f"  status {t.status}, priority {t.priority.value}, opened {t.created_at:%Y-%m-%d %H:%M} UTC by "
+        + (t.created_by.username if t.created_by else f"the requester ({t.created_via.value})"),
         f"  requester: {t.requester_name} <{t.requester_email}>",
     ]
     if t.description:
@@ -745,6 +795,8 @@ _COMMANDS: dict[str | None, Callable[[Context], Awaitable[int]]] = {
     "totp": _totp,
     "ticket": _ticket,
     "session": _session,
+    "requests": _requests,
+    "pickup": _pickup,
     "snapshot": _snapshot,
     "control": _control,
     "send": _send,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,24 +18,33 @@ from peer.landing import LandingFolder
 from peer.transfers import ProgressHook, TransferClient, TransferError
 from protocol.api import (
     API_PREFIX,
+    CommentCreate,
+    CommentOut,
     ErrorBody,
     LoginRequest,
     LoginResponse,
     PasswordChange,
+    Priority,
     RecoveryCodes,
     SessionCreate,
     SessionEnd,
     SessionOut,
     SessionStarted,
     SessionState,
+    SlaTargetIn,
+    SlaTargetsOut,
+    SlaTargetsUpdate,
     TicketCreate,
     TicketOut,
     TicketSummary,
+    TicketUpdate,
     TotpConfirm,
     TotpDisable,
     TotpEnrollment,
     UserInfo,
 )
+from protocol.requests import HelpRequestOut, HelpRequestPicked
+from protocol.helpdesk import SlaFilter, TicketOrder, TicketStatus, Visibility
 from protocol.transfers import Direction, FileRequestState, TransferOut, TransferState
 from protocol.transport import tls_context
 
@@ -123,14 +134,77 @@ class TechConsole:
     async def create_ticket(self, ticket: TicketCreate) -> TicketOut:
         return await self._call("POST", "/tickets", TicketOut, ticket)
 
-    async def list_tickets(self, *, status: str | None = None, limit: int = 100) -> list[TicketSummary]:
-        params: dict[str, Any] = {"limit": limit}
-        if status:
-            params["status"] = status
-        return await self._call("GET", "/tickets", list[TicketSummary], params=params)
+    async def list_tickets(
+        self,
+        *,
+        status: TicketStatus | str | Iterable[TicketStatus | str] | None = None,
+        priority: Priority | str | Iterable[Priority | str] | None = None,
+        assignee: str | None = None,
+        team: str | None = None,
+        category: str | None = None,
+        sla: SlaFilter | str | None = None,
+        q: str | None = None,
+        external_system: str | None = None,
+        external_key: str | None = None,
+        order: TicketOrder | str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[TicketSummary]:
+        """Tickets matching every filter given, newest first unless ``order`` says otherwise.
+
+        ``status`` and ``priority`` take one value or several (any of them matches);
+        ``assignee`` is a username, ``"me"`` or ``"none"`` (neither a technician nor a team);
+        ``sla`` is ``breached``, ``at_risk`` or ``on_track``; ``q`` is text in the subject,
+        requester name or e-mail; ``order`` is ``newest``, ``oldest``, ``due`` (soonest SLA
+        breach first) or ``updated``. The broker refuses unknown values, naming the choices.
+        """
+        params: dict[str, Any] = {
+            "status": _csv(status), "priority": _csv(priority), "assignee": assignee, "team": team,
+            "category": category, "sla": _value(sla), "q": q, "external_system": external_system,
+            "external_key": external_key, "order": _value(order), "limit": limit, "offset": offset,
+        }
+        return await self._call(
+            "GET", "/tickets", list[TicketSummary], params={k: v for k, v in params.items() if v is not None}
+        )
 
     async def get_ticket(self, ticket_id: int) -> TicketOut:
         return await self._call("GET", f"/tickets/{ticket_id}", TicketOut)
+
+    async def update_ticket(self, ticket_id: int, changes: TicketUpdate | None = None, **fields: Any) -> TicketOut:
+        """Change a ticket: only what is given changes (a :class:`TicketUpdate`, or its fields as keywords).
+
+        ``assignee=None``, ``team=None`` or ``external=None`` given explicitly clears it; a
+        field left out stays as it is. ``status`` must be one of the ticket's
+        ``allowed_statuses``, else :class:`ConsoleError` with ``error`` ``transition_refused``.
+        """
+        if changes is None:
+            try:
+                changes = TicketUpdate(**fields)
+            except ValidationError as exc:
+                raise ConsoleError(_first_problem(exc)) from None
+        elif fields:
+            raise TypeError("give a TicketUpdate or keyword fields, not both")
+        return await self._call("PATCH", f"/tickets/{ticket_id}", TicketOut, changes, only_set=True)
+
+    async def add_comment(self, ticket_id: int, body: str, *, public: bool = False) -> CommentOut:
+        """Add an internal note, or with ``public`` a reply to the requester (which is a first response)."""
+        try:
+            comment = CommentCreate(body=body, visibility=Visibility.public if public else Visibility.internal)
+        except ValidationError as exc:
+            raise ConsoleError(_first_problem(exc)) from None
+        return await self._call("POST", f"/tickets/{ticket_id}/comments", CommentOut, comment)
+
+    async def sla_targets(self) -> SlaTargetsOut:
+        """The SLA targets per priority, the business hours they may count in, and the warning share."""
+        return await self._call("GET", "/sla/targets", SlaTargetsOut)
+
+    async def set_sla_targets(self, targets: Iterable[SlaTargetIn]) -> SlaTargetsOut:
+        """Replace the targets of the priorities given (needs ``policies.manage``); open tickets keep theirs."""
+        try:
+            body = SlaTargetsUpdate(targets=list(targets))
+        except ValidationError as exc:
+            raise ConsoleError(_first_problem(exc)) from None
+        return await self._call("PUT", "/sla/targets", SlaTargetsOut, body)
 
     # --- sessions ---------------------------------------------------------------
 
@@ -146,16 +220,44 @@ class TechConsole:
 
     async def wait_for_host(self, session_id: str, timeout: float, poll: float = 0.5) -> SessionOut:
         """Poll until a host joined (state ``connected``); raise if the session ends first."""
+        return await self._wait_session(
+            session_id, lambda s: s.state is SessionState.connected, timeout, poll,
+            over="no host will join", late="no host joined",
+        )
+
+    async def wait_for_consent(self, session_id: str, timeout: float, poll: float = 0.5) -> SessionOut:
+        """Poll until the user answered the consent prompt; raise if the session ends first."""
+        return await self._wait_session(
+            session_id, lambda s: s.consent is not None, timeout, poll,
+            over="the user did not consent", late="the user did not answer the consent prompt",
+        )
+
+    async def _wait_session(
+        self, session_id: str, done: Callable[[SessionOut], bool], timeout: float, poll: float, *, over: str, late: str
+    ) -> SessionOut:
         deadline = time.monotonic() + timeout
         while True:
             session = await self.get_session(session_id)
-            if session.state is SessionState.connected:
+            if done(session):
                 return session
             if session.state in (SessionState.ended, SessionState.expired):
-                raise ConsoleError(f"session {session_id} is {session.state.value}; no host will join")
+                raise ConsoleError(f"session {session_id} is {session.state.value}; {over}")
             if time.monotonic() >= deadline:
-                raise ConsoleError(f"no host joined session {session_id} within {timeout:g} s")
+                raise ConsoleError(f"{late} in session {session_id} within {timeout:g} s")
             await asyncio.sleep(poll)
+
+    # --- help requests (no code) ------------------------------------------------------
+
+    async def list_requests(self, *, limit: int = 200) -> list[HelpRequestOut]:
+        """The help requests waiting in the queue, next first."""
+        return await self._call("GET", "/requests", list[HelpRequestOut], params={"limit": limit})
+
+    async def pick_up(self, request_id: str) -> HelpRequestPicked:
+        """Answer a waiting request: its session starts connected (the user still consents).
+
+        Someone faster gets the request: :class:`ConsoleError` with ``error`` ``request_taken``.
+        """
+        return await self._call("POST", f"/requests/{request_id}/pickup", HelpRequestPicked)
 
     def view(self, session_id: str, *, on_frame: FrameHook | None = None) -> RemoteView:
         """The live view of a session (signalling + WebRTC); ``await view.start()`` to connect."""
@@ -348,12 +450,14 @@ class TechConsole:
         *,
         params: dict[str, Any] | None = None,
         auth: bool = True,
+        only_set: bool = False,
     ) -> Any:
+        """``only_set``: send only the body's fields that were set (a PATCH, where absent and null differ)."""
         headers = self._headers() if auth else {}
         content = None
         if body is not None:
             headers["Content-Type"] = "application/json"
-            content = body.model_dump_json()
+            content = body.model_dump_json(exclude_unset=only_set)
         try:
             response = await self._http.request(method, path, headers=headers, content=content, params=params)
         except httpx.HTTPError as exc:
@@ -374,6 +478,19 @@ def _error(response: httpx.Response) -> ConsoleError:
         return ConsoleError(body.message, status=response.status_code, error=body.error)
     except ValidationError:
         return ConsoleError(f"the broker answered HTTP {response.status_code}", status=response.status_code)
+
+
+def _value(choice: str | None) -> str | None:
+    """An enum member's value (or the text as given)."""
+    return getattr(choice, "value", choice)
+
+
+def _csv(choices: str | Iterable[str] | None) -> str | None:
+    """One value or several as the comma-separated query value the broker reads; None for none."""
+    if choices is None or isinstance(choices, str):
+        return _value(choices) or None
+    joined = ",".join(str(_value(c)) for c in choices)
+    return joined or None
 
 
 def _first_problem(exc: ValidationError) -> str:

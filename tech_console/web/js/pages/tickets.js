@@ -2,6 +2,7 @@
 
 import { api } from "../api.js";
 import { h } from "../dom.js";
+import { renderQueue } from "./queue.js";
 import { assigneeText, slaBadge, PRIORITIES, STATUSES } from "./ticket_common.js";
 
 const OPEN_WORK = "new,open,pending,reopened";
@@ -69,6 +70,7 @@ export async function render(main, ctx) {
       count),
     canWrite ? newTicketForm(ctx.me.username) : "",
   );
+  await renderQueue(main.querySelector("#ticket-queue-slot"), ctx);
 }
 
 function newTicketForm(me) {

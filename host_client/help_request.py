@@ -1,0 +1,130 @@
+"""Asking for help without a code: queue a request, wait for a technician, answer the survey.
+
+The broker's answer to a new request holds a secret; the host polls with it,
+and once a technician picks the request up the same secret is the session's
+host token (:meth:`protocol.api.SessionJoin.with_token`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+
+from protocol.api import API_PREFIX, JoinResponse
+from protocol.requests import (
+    POLL_WAIT_MAX,
+    HelpRequestCreate,
+    HelpRequestCreated,
+    HelpRequestState,
+    HelpRequestStatus,
+    SurveyAnswer,
+)
+from protocol.transport import tls_context
+
+from .join import JoinRefused, call_broker, machine_description
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT = POLL_WAIT_MAX + 15.0
+"""HTTP timeout of one held poll: longer than the broker ever holds it."""
+OUTAGE_LIMIT = 60.0
+"""How long the broker may be unreachable while waiting before the host gives up."""
+
+
+def help_request_body(
+    *, name: str, summary: str, details: str = "", email: str | None = None, priority: str = "normal"
+) -> HelpRequestCreate:
+    """The request for this machine; raises ``ValidationError`` naming the field that is wrong."""
+    machine_name, os_name, user_name = machine_description()
+    return HelpRequestCreate(
+        name=name, summary=summary, details=details, email=email or None, priority=priority,  # type: ignore[arg-type]
+        machine_name=machine_name, os=os_name, user_name=user_name,
+    )
+
+
+class HelpRequestClient:
+    """One queued request, seen from the host. Use as ``async with HelpRequestClient(url) as r:``."""
+
+    def __init__(self, broker_url: str) -> None:
+        self.broker_url = broker_url.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=self.broker_url, timeout=15.0, verify=tls_context())
+        self.created: HelpRequestCreated | None = None
+
+    async def __aenter__(self) -> "HelpRequestClient":
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self._http.aclose()
+
+    async def create(self, body: HelpRequestCreate) -> HelpRequestCreated:
+        """Queue the request; raises :class:`JoinRefused` with a sentence for the user."""
+        self.created = await self._call("POST", API_PREFIX + "/requests", HelpRequestCreated, content=body.model_dump_json())
+        return self.created
+
+    async def wait_for_technician(
+        self, on_position: Callable[[int], None], *, outage_limit: float = OUTAGE_LIMIT
+    ) -> JoinResponse:
+        """Poll until a technician picks the request up; call ``on_position`` when the place changes.
+
+        Raises :class:`JoinRefused` when the request was cancelled or expired, or the broker
+        stayed unreachable for ``outage_limit`` seconds.
+        """
+        created = self._require()
+        position: int | None = None
+        unreachable_since: float | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            params = {"wait": POLL_WAIT_MAX, **({"position": position} if position is not None else {})}
+            try:
+                status = await self._call("GET", created.poll_path, HelpRequestStatus, params=params, timeout=POLL_TIMEOUT)
+            except JoinRefused as refused:
+                if refused.status is not None:
+                    raise
+                # The broker restarting or the network blinking: keep the place, try again.
+                unreachable_since = unreachable_since or loop.time()
+                if loop.time() - unreachable_since > outage_limit:
+                    raise
+                log.info("waiting: %s", refused.message)
+                await asyncio.sleep(2.0)
+                continue
+            unreachable_since = None
+            if status.state is HelpRequestState.picked and status.join is not None:
+                return status.join.with_token(created.request_token)
+            if status.state is HelpRequestState.cancelled:
+                raise JoinRefused("the help request was withdrawn")
+            if status.state is HelpRequestState.expired:
+                raise JoinRefused("the help request expired: this computer stopped waiting for too long; ask again")
+            if status.position is not None and status.position != position:
+                position = status.position
+                on_position(position)
+
+    async def cancel(self) -> None:
+        """Withdraw the request (while it waits); best effort when leaving."""
+        created = self._require()
+        await self._call("DELETE", created.poll_path, HelpRequestStatus)
+
+    def _require(self) -> HelpRequestCreated:
+        if self.created is None:
+            raise RuntimeError("create the request first")
+        return self.created
+
+    async def _call(self, method: str, path: str, result: type[BaseModel], **kwargs: Any) -> Any:
+        headers = {"content-type": "application/json"}
+        if self.created is not None:
+            headers["authorization"] = f"Bearer {self.created.request_token}"
+        return await call_broker(self._http, self.broker_url, method, path, result, headers=headers, **kwargs)
+
+
+async def submit_survey(broker_url: str, session_id: str, host_token: str, answer: SurveyAnswer) -> None:
+    """Send the end user's survey answer; raises :class:`JoinRefused` saying why not."""
+    async with httpx.AsyncClient(base_url=broker_url.rstrip("/"), timeout=15.0, verify=tls_context()) as http:
+        await call_broker(
+            http, broker_url, "POST", f"{API_PREFIX}/sessions/{session_id}/survey", None,
+            headers={"content-type": "application/json", "authorization": f"Bearer {host_token}"},
+            content=answer.model_dump_json(),
+        )
