@@ -26,7 +26,7 @@ Definitions (all durations wall-clock, in seconds; "the range" is
   last resolution.
 * **repeat incidents**: tickets created in the range whose requester (``requester_email``
   lowercased, or ``requester_name`` lowercased when there is no e-mail) had another
-  ticket in the same category created within the window before it
+  ticket in the same category (compared without case) created within the window before it
   (``DESKHAND_REPEAT_WINDOW_DAYS``, default 30), whoever it was assigned to. Tickets
   without a category are never repeats. The rate is over the volume.
 
@@ -194,8 +194,9 @@ def repeat_ids(tickets: Iterable[TicketRow], window: timedelta) -> set[int]:
     within ``window`` before it (ties in time: the lower id came first)."""
     chains: dict[tuple[str, str], list[TicketRow]] = defaultdict(list)
     for ticket in tickets:
-        if ticket.category and ticket.requester_key:
-            chains[(ticket.requester_key, ticket.category)].append(ticket)
+        category = ticket.category.strip().casefold()  # free text: "Printer" and "printer " are one
+        if category and ticket.requester_key:
+            chains[(ticket.requester_key, category)].append(ticket)
     found: set[int] = set()
     for chain in chains.values():
         chain.sort(key=lambda t: (t.created_at, t.id))

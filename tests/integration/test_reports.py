@@ -52,7 +52,7 @@ def by_hand(broker, assignee: str | None = None) -> dict[str, Any]:  # type: ign
         " (SELECT count(*) FROM support_sessions s WHERE s.ticket_id = t.id AND s.connected_at IS NOT NULL)"
         " FROM tickets t LEFT JOIN users u ON u.id = t.assignee_id")
     tickets = [dict(id=r[0], created=parse(r[1]), status=r[2], responded=parse(r[3]), resolved=parse(r[4]),
-                    reopens=r[5], category=r[6], who=(r[7] or r[8]).lower(), assignee=r[9], joined=r[10])
+                    reopens=r[5], category=r[6].strip().casefold(), who=(r[7] or r[8]).lower(), assignee=r[9], joined=r[10])
                for r in rows]
     everyone = tickets
     if assignee is not None:

@@ -224,13 +224,14 @@ def test_repeat_window_edges() -> None:
         TicketRow(3, base + timedelta(days=61), "new", category="vpn", requester_email="x@y.org"),  # 31 days after t2: not
         TicketRow(4, base + timedelta(days=61), "new", category="vpn", requester_email="x@y.org"),  # same moment: repeat of t3
         TicketRow(5, base + timedelta(days=61), "new", category="mail", requester_email="x@y.org"),  # other category
+        TicketRow(10, base + timedelta(days=62), "new", category="VPN", requester_email="x@y.org"),  # case differs: repeat
         TicketRow(6, base, "new", category="", requester_email="z@y.org"),
         TicketRow(7, base, "new", category="", requester_email="z@y.org"),  # no category: never
         TicketRow(8, base + timedelta(days=1), "new", category="vpn", requester_name="Pat"),
         TicketRow(9, base + timedelta(days=2), "new", category="vpn", requester_name="pat"),  # by name: repeat
     ]
-    assert repeat_ids(tickets, WINDOW) == {2, 4, 9}
-    assert repeat_ids(tickets, timedelta(days=29)) == {4, 9}
+    assert repeat_ids(tickets, WINDOW) == {2, 4, 9, 10}
+    assert repeat_ids(tickets, timedelta(days=29)) == {4, 9, 10}
 
 
 def test_csv_rows_and_injection() -> None:
