@@ -44,11 +44,12 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 import csv
 import io
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Literal
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -122,6 +123,19 @@ class Directory:
     """team id -> name"""
     memberships: dict[int, tuple[int, ...]] = field(default_factory=dict)
     """user id -> the ids of their teams"""
+
+    def technician_names(self, user_id: int | None) -> tuple[str, str]:
+        """(username, display name); for no assignee, the unassigned group's."""
+        if user_id is None:
+            return UNASSIGNED, "Unassigned"
+        return self.users.get(user_id, (f"user-{user_id}", f"Account {user_id}"))
+
+    def team_names(self, team_id: int | None) -> tuple[str, str]:
+        """(name, display name); for no team, the no-team group's."""
+        if team_id is None:
+            return NO_TEAM, "No team"
+        name = self.teams.get(team_id, f"team-{team_id}")
+        return name, name
 
     def teams_of(self, ticket: TicketRow) -> tuple[int | None, ...]:
         """The teams a ticket counts for (see the module's grouping rule); ``(None,)``: no team."""
@@ -317,24 +331,22 @@ def compute(
             for tally in tallies(ticket):
                 tally.ratings.append(survey.rating)
 
-    def technician_group(key: int | None, tally: _Tally) -> KpiGroup:
-        username, display = directory.users.get(key, (UNASSIGNED, "Unassigned")) if key is not None else (
-            UNASSIGNED, "Unassigned")
-        return KpiGroup(scope="technician", id=key, name=username, display_name=display, figures=tally.figures())
-
-    def team_group(key: int | None, tally: _Tally) -> KpiGroup:
-        name = directory.teams.get(key, NO_TEAM) if key is not None else NO_TEAM
-        return KpiGroup(scope="team", id=key, name=name, display_name=name if key is not None else "No team",
-                        figures=tally.figures())
-
-    technicians = sorted((technician_group(k, v) for k, v in per_technician.items() if not v.empty),
-                         key=lambda g: (g.id is None, g.name))
-    teams = sorted((team_group(k, v) for k, v in per_team.items() if not v.empty), key=lambda g: (g.id is None, g.name))
+    technicians = _groups("technician", per_technician, directory.technician_names)
+    teams = _groups("team", per_team, directory.team_names)
     return KpiReport(
         start=period.start, end=period.end, technician=technician, team=team,
         repeat_window_days=repeat_window.days, generated_at=now or datetime.now(timezone.utc),
         overall=overall.figures(), technicians=technicians, teams=teams, daily=daily_series(chosen, period),
     )
+
+
+def _groups(
+    scope: Literal["technician", "team"], tallies: dict[int | None, _Tally], names: Callable[[int | None], tuple[str, str]],
+) -> list[KpiGroup]:
+    """The non-empty groups by name, the group of tickets without one last."""
+    groups = [KpiGroup(scope=scope, id=key, name=names(key)[0], display_name=names(key)[1], figures=tally.figures())
+              for key, tally in tallies.items() if not tally.empty]
+    return sorted(groups, key=lambda g: (g.id is None, g.name))
 
 
 # --- loading --------------------------------------------------------------------------------

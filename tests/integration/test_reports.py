@@ -216,3 +216,31 @@ def test_an_empty_range(broker, admin, seeded) -> None:
     assert report["overall"]["volume"] == 0 and report["overall"]["backlog"] == 0
     assert report["overall"]["csat"]["rate"] is None and report["technicians"] == [] and len(report["daily"]) == 31
     assert date.fromisoformat(report["daily"][-1]["day"]) == date(2001, 1, 31)
+
+
+def test_seeded_rows_are_in_states_the_broker_produces(broker, admin, seeded) -> None:
+    now = datetime.now(timezone.utc)
+    tickets = broker.sql("SELECT id, status, created_at, first_response_at, resolved_at, closed_at, reopen_count FROM tickets")
+    for tid, status, created, responded, resolved, closed, reopens in tickets:
+        created, responded, resolved, closed = map(parse, (created, responded, resolved, closed))
+        assert created < now, tid  # type: ignore[operator]
+        if status in DONE:
+            assert responded is not None and resolved is not None and created <= responded <= resolved < now, tid  # type: ignore[operator]
+        if status == "closed":
+            assert closed is not None and resolved <= closed < now, tid  # type: ignore[operator]
+        if status == "reopened":
+            assert reopens >= 1 and resolved is not None, tid
+        if status == "new":
+            assert responded is None and resolved is None, tid
+    for sid, state, connected, ended in broker.sql("SELECT id, state, connected_at, ended_at FROM support_sessions"):
+        assert state in ("ended", "expired") and ended is not None, sid
+        assert (connected is None) == (state == "expired"), sid
+    assert broker.sql("SELECT count(*) FROM session_surveys v JOIN support_sessions s ON s.id = v.session_id"
+                      " WHERE s.state != 'ended' OR v.submitted_at < s.ended_at")[0][0] == 0
+    # The broker's own API reads them: the list, and a ticket with its sessions and surveys.
+    listed = broker.http.get("/tickets", params={"limit": 500}, headers=admin)
+    assert listed.status_code == 200, listed.text
+    surveyed = broker.sql("SELECT ticket_id FROM session_surveys LIMIT 1")[0][0]
+    shown = broker.http.get(f"/tickets/{surveyed}", headers=admin)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["sessions"] and shown.json()["surveys"]
