@@ -13,7 +13,7 @@ import argparse
 import getpass
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,12 +92,15 @@ def add_parsers(commands: Any, data_dir_help: str) -> None:
     t.add_parser("delete", parents=[common], help="delete a team").add_argument("name")
 
 
-def run(args: argparse.Namespace, db_session: Callable[[], Any]) -> int:
-    """Carry out one ``users|roles|teams`` command; ``db_session()`` opens a unit of work."""
+def run(args: argparse.Namespace, db_session: Callable[[], Any], handlers: Mapping[str, Handler] | None = None) -> int:
+    """Carry out one ``users|roles|teams`` command (or one of ``handlers``); ``db_session()`` opens a unit of work.
+
+    Malformed input is exit 2 naming the field, a refusal by the rules exit 1 with its message.
+    """
     actor = f"cli:{getpass.getuser()}"
     try:
         with db_session() as db:
-            result = _HANDLERS[args.command](db, args, actor)
+            result = (handlers or _HANDLERS)[args.command](db, args, actor)
     except ValidationError as exc:
         for e in exc.errors():
             field = ".".join(str(p) for p in e["loc"]) or "input"
@@ -114,9 +117,12 @@ def run(args: argparse.Namespace, db_session: Callable[[], Any]) -> int:
 
 
 Result = tuple[Any, str] | None
+Handler = Callable[[Session, argparse.Namespace, str], Result]
+"""A command: (database session, parsed arguments, actor) -> (JSON data, text) to print, or None."""
 
 
-def _dump(model: BaseModel | list[BaseModel]) -> Any:
+def as_json(model: BaseModel | list[BaseModel]) -> Any:
+    """A response model (or a list of them) as plain JSON data, for ``--json``."""
     return [m.model_dump(mode="json") for m in model] if isinstance(model, list) else model.model_dump(mode="json")
 
 
@@ -124,7 +130,7 @@ def _users(db: Session, args: argparse.Namespace, actor: str) -> Result:
     if args.action == "list":
         found = [directory.user_out(u) for u in db.scalars(select(User).order_by(User.username))]
         lines = [f"{u.username:<20} {', '.join(u.roles):<24} {'disabled' if u.disabled else ''}".rstrip() for u in found]
-        return _dump(found), "\n".join(lines) or "No accounts."
+        return as_json(found), "\n".join(lines) or "No accounts."
     if args.action == "create":
         password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
         body = UserCreate(username=args.username, display_name=args.display_name, password=password,
@@ -133,17 +139,17 @@ def _users(db: Session, args: argparse.Namespace, actor: str) -> Result:
         text = f"Account {user.username} created."
         if generated:
             text += f"\nPassword (shown once, to be changed at first sign-in): {generated}"
-        return {"user": _dump(directory.user_out(user)), "password": generated}, text
+        return {"user": as_json(directory.user_out(user)), "password": generated}, text
     user = directory.find_user(db, args.username)
     if args.action == "show":
         out = directory.user_out(user)
-        return _dump(out), (f"{out.username} ({out.display_name}): roles {', '.join(out.roles) or 'none'}; "
+        return as_json(out), (f"{out.username} ({out.display_name}): roles {', '.join(out.roles) or 'none'}; "
                             f"teams {', '.join(out.teams) or 'none'}" + ("; disabled" if out.disabled else ""))
     if args.action in ("set", "disable", "enable"):
         body = (UserUpdate(display_name=args.display_name, roles=args.roles, teams=args.teams) if args.action == "set"
                 else UserUpdate(disabled=args.action == "disable"))
         out = directory.user_out(directory.update_user(db, user, body, actor=actor, source=None))
-        return _dump(out), f"Account {out.username} {'changed' if args.action == 'set' else args.action + 'd'}."
+        return as_json(out), f"Account {out.username} {'changed' if args.action == 'set' else args.action + 'd'}."
     if args.action == "delete":
         directory.delete_user(db, user, actor=actor, source=None)
         return {"deleted": args.username}, f"Account {args.username} deleted."
@@ -159,17 +165,17 @@ def _roles(db: Session, args: argparse.Namespace, actor: str) -> Result:
     if args.action == "list":
         found = [directory.role_out(db, r) for r in db.scalars(select(Role).order_by(Role.id))]
         lines = [f"{r.name:<16} {r.members:>3} members  {', '.join(r.permissions)}" for r in found]
-        return _dump(found), "\n".join(lines)
+        return as_json(found), "\n".join(lines)
     if args.action == "create":
         body = RoleCreate(name=args.name, description=args.description, permissions=args.permissions,
                           require_totp=_yes(args.require_totp) or False)
         out = directory.role_out(db, directory.create_role(db, body, actor=actor, source=None))
-        return _dump(out), f"Role {out.name} created: {', '.join(out.permissions) or 'no permissions'}."
+        return as_json(out), f"Role {out.name} created: {', '.join(out.permissions) or 'no permissions'}."
     role = directory.find_role(db, args.name)
     if args.action == "set":
         body = RoleUpdate(description=args.description, permissions=args.permissions, require_totp=_yes(args.require_totp))
         out = directory.role_out(db, directory.update_role(db, role, body, actor=actor, source=None))
-        return _dump(out), f"Role {out.name} changed: {', '.join(out.permissions) or 'no permissions'}."
+        return as_json(out), f"Role {out.name} changed: {', '.join(out.permissions) or 'no permissions'}."
     directory.delete_role(db, role, actor=actor, source=None)
     return {"deleted": args.name}, f"Role {args.name} deleted."
 
@@ -190,22 +196,22 @@ def _teams(db: Session, args: argparse.Namespace, actor: str) -> Result:
         found = [directory.team_out(t) for t in db.scalars(select(Team).order_by(Team.name))]
         lines = [f"{t.name:<16} deny {', '.join(p.value for p in t.policy.denied) or 'nothing'}; "
                  f"members {', '.join(t.members) or 'none'}" for t in found]
-        return _dump(found), "\n".join(lines) or "No teams."
+        return as_json(found), "\n".join(lines) or "No teams."
     if args.action == "create":
         policy = _policy(args, TeamPolicy()) or TeamPolicy()
         body = TeamCreate(name=args.name, description=args.description, policy=policy, members=args.members)
         out = directory.team_out(directory.create_team(db, body, actor=actor, source=None))
-        return _dump(out), f"Team {out.name} created."
+        return as_json(out), f"Team {out.name} created."
     team = directory.find_team(db, args.name)
     if args.action == "set":
         body = TeamUpdate(description=args.description, members=args.members,
                           policy=_policy(args, directory.team_out(team).policy))
         out = directory.team_out(directory.update_team(db, team, body, actor=actor, source=None))
-        return _dump(out), f"Team {out.name} changed."
+        return as_json(out), f"Team {out.name} changed."
     directory.delete_team(db, team, actor=actor, source=None)
     return {"deleted": args.name}, f"Team {args.name} deleted."
 
 
-_HANDLERS: dict[str, Callable[[Session, argparse.Namespace, str], Result]] = {
+_HANDLERS: dict[str, Handler] = {
     "users": _users, "roles": _roles, "teams": _teams,
 }

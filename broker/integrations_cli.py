@@ -8,21 +8,18 @@ the broker runs, whose delivery worker picks up changes at its next round.
 from __future__ import annotations
 
 import argparse
-import getpass
-import json
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from protocol.webhooks import WEBHOOK_EVENTS, DeliveryState, InboundSourceCreate, WebhookCreate, WebhookUpdate
 
-from . import webhooks
-from .admin_cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from .errors import ApiError
+from . import admin_cli, webhooks
+from .admin_cli import as_json
 
 COMMANDS = ("webhooks", "inbound")
 
@@ -74,24 +71,8 @@ def add_parsers(commands: Any, data_dir_help: str) -> None:
 
 def run(args: argparse.Namespace, db_session: Callable[[], Any], master_key: Callable[[], bytes]) -> int:
     """Carry out one ``webhooks|inbound`` command; ``master_key()`` loads the broker's key when a secret is stored."""
-    actor = f"cli:{getpass.getuser()}"
-    try:
-        with db_session() as db:
-            data, text = _HANDLERS[args.command](db, args, actor, master_key)
-    except ValidationError as exc:
-        for e in exc.errors():
-            field = ".".join(str(p) for p in e["loc"]) or "input"
-            print(f"deskhand-broker: {field}: {e['msg']}", file=sys.stderr)
-        return EXIT_USAGE
-    except ApiError as exc:
-        print(f"deskhand-broker: {exc.message}", file=sys.stderr)
-        return EXIT_FAILED
-    print(json.dumps(data, indent=2, default=str) if args.json else text)
-    return EXIT_OK
-
-
-def _dump(model: BaseModel | list[BaseModel]) -> Any:
-    return [m.model_dump(mode="json") for m in model] if isinstance(model, list) else model.model_dump(mode="json")
+    handlers = {name: partial(handler, master_key=master_key) for name, handler in _HANDLERS.items()}
+    return admin_cli.run(args, db_session, handlers)
 
 
 def _secret(args: argparse.Namespace) -> str | None:
@@ -103,33 +84,33 @@ def _shown_once(secret: str | None) -> str:
     return f"\nShared secret (shown once; give it to the other side): {secret}" if secret else ""
 
 
-def _webhooks(db: Session, args: argparse.Namespace, actor: str, master_key: Callable[[], bytes]) -> tuple[Any, str]:
+def _webhooks(db: Session, args: argparse.Namespace, actor: str, *, master_key: Callable[[], bytes]) -> tuple[Any, str]:
     if args.action == "list":
         found = [webhooks.webhook_out(db, e) for e in webhooks.list_webhooks(db)]
         lines = [f"{w.name:<20} {'on ' if w.enabled else 'off'} {w.url}  events: {', '.join(w.events) or 'all'}; "
                  f"{w.pending} pending, {w.dead} dead" for w in found]
-        return _dump(found), "\n".join(lines) or "No webhooks."
+        return as_json(found), "\n".join(lines) or "No webhooks."
     if args.action == "add":
         body = WebhookCreate(name=args.name, url=args.url, events=args.events, secret=_secret(args),
                              enabled=not args.disabled)
         endpoint, generated = webhooks.create_webhook(db, body, master_key(), actor=actor, source=None)
         out = webhooks.webhook_out(db, endpoint)
-        return {"webhook": _dump(out), "secret": generated}, f"Webhook {out.name} added." + _shown_once(generated)
+        return {"webhook": as_json(out), "secret": generated}, f"Webhook {out.name} added." + _shown_once(generated)
     if args.action == "deliveries":
         state = DeliveryState(args.state) if args.state else None
         found = webhooks.list_deliveries(db, state=state, webhook=args.webhook, limit=max(1, min(args.limit, 500)))
         lines = [f"{d.id}  {d.state.value:<9} {d.webhook:<16} {d.event:<22} attempts {d.attempts}"
                  + (f"  last: {d.last_error}" if d.last_error else "") for d in found]
-        return _dump(found), "\n".join(lines) or "No deliveries."
+        return as_json(found), "\n".join(lines) or "No deliveries."
     if args.action == "replay":
         out = webhooks.replay_delivery(db, args.delivery_id, actor=actor, source=None)
-        return _dump(out), f"Delivery {out.id} to {out.webhook} will be sent again."
+        return as_json(out), f"Delivery {out.id} to {out.webhook} will be sent again."
     endpoint = webhooks.find_webhook(db, args.name)
     if args.action == "set":
         body = WebhookUpdate(url=args.url, events=args.events,
                              enabled=None if args.enabled is None else args.enabled == "yes")
         out = webhooks.webhook_out(db, webhooks.update_webhook(db, endpoint, body, actor=actor, source=None))
-        return _dump(out), f"Webhook {out.name} changed."
+        return as_json(out), f"Webhook {out.name} changed."
     if args.action == "test":
         delivery = webhooks.send_test(db, endpoint, actor=actor, source=None)
         return {"delivery": delivery.id}, f"Test event queued for {endpoint.name} (delivery {delivery.id})."
@@ -137,24 +118,24 @@ def _webhooks(db: Session, args: argparse.Namespace, actor: str, master_key: Cal
     return {"removed": args.name}, f"Webhook {args.name} removed."
 
 
-def _inbound(db: Session, args: argparse.Namespace, actor: str, master_key: Callable[[], bytes]) -> tuple[Any, str]:
+def _inbound(db: Session, args: argparse.Namespace, actor: str, *, master_key: Callable[[], bytes]) -> tuple[Any, str]:
     if args.action == "list":
         found = [webhooks.inbound_source_out(s) for s in webhooks.list_inbound_sources(db)]
         lines = [f"{s.system:<20} {'enabled' if s.enabled else 'disabled'}" for s in found]
-        return _dump(found), "\n".join(lines) or "No inbound sources."
+        return as_json(found), "\n".join(lines) or "No inbound sources."
     if args.action == "add":
         body = InboundSourceCreate(system=args.system, secret=_secret(args))
         row, generated = webhooks.create_inbound_source(db, body, master_key(), actor=actor, source=None)
-        return ({"source": _dump(webhooks.inbound_source_out(row)), "secret": generated},
+        return ({"source": as_json(webhooks.inbound_source_out(row)), "secret": generated},
                 f"Inbound source {row.system} added: it may POST to /api/v1/inbound/{row.system}." + _shown_once(generated))
     row = webhooks.find_inbound_source(db, args.system)
     if args.action in ("enable", "disable"):
         webhooks.set_inbound_source_enabled(db, row, args.action == "enable", actor=actor, source=None)
-        return _dump(webhooks.inbound_source_out(row)), f"Inbound source {row.system} {args.action}d."
+        return as_json(webhooks.inbound_source_out(row)), f"Inbound source {row.system} {args.action}d."
     webhooks.delete_inbound_source(db, row, actor=actor, source=None)
     return {"removed": args.system}, f"Inbound source {args.system} removed."
 
 
-_HANDLERS: dict[str, Callable[[Session, argparse.Namespace, str, Callable[[], bytes]], tuple[Any, str]]] = {
+_HANDLERS: dict[str, Callable[..., tuple[Any, str]]] = {
     "webhooks": _webhooks, "inbound": _inbound,
 }

@@ -50,6 +50,14 @@ BATCH = 50
 USER_AGENT = "Deskhand-Webhooks/1"
 
 
+def _secret_or_generated(given: str | None) -> tuple[str, str | None]:
+    """The secret to store, and the same again when it was generated (to show once), else None."""
+    if given is not None:
+        return given, None
+    generated = generate_secret()
+    return generated, generated
+
+
 # --- endpoints ----------------------------------------------------------------------------
 
 
@@ -82,9 +90,7 @@ def create_webhook(
     """Add an endpoint; returns it and the generated secret (None when the body gave one)."""
     if db.scalars(select(WebhookEndpoint).where(WebhookEndpoint.name == body.name)).first() is not None:
         raise ApiError(409, "webhook_exists", f"a webhook named {body.name!r} exists already")
-    generated = None if body.secret is not None else generate_secret()
-    secret = body.secret if body.secret is not None else generated
-    assert secret is not None
+    secret, generated = _secret_or_generated(body.secret)
     endpoint = WebhookEndpoint(
         name=body.name, url=body.url, events=body.events, enabled=body.enabled, created_at=utcnow(),
         secret_wrapped=wrap(master_key, secret.encode(), endpoint_secret_context(body.name)),
@@ -206,9 +212,7 @@ def create_inbound_source(
     """Allow an external system to send tickets; returns it and the generated secret (or None)."""
     if db.scalars(select(InboundSource).where(InboundSource.system == body.system)).first() is not None:
         raise ApiError(409, "inbound_source_exists", f"an inbound source named {body.system!r} exists already")
-    generated = None if body.secret is not None else generate_secret()
-    secret = body.secret if body.secret is not None else generated
-    assert secret is not None
+    secret, generated = _secret_or_generated(body.secret)
     row = InboundSource(
         system=body.system, enabled=body.enabled, created_at=utcnow(),
         secret_wrapped=wrap(master_key, secret.encode(), inbound_secret_context(body.system)),
