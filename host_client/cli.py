@@ -294,7 +294,7 @@ async def _join(args: argparse.Namespace, code: str | None) -> int:
                 verb = "Resumed"
             elif args.command == "request":
                 broker = args.broker
-                joined = await _wait_in_queue(broker, args.help_request)
+                joined = await _wait_in_queue(broker, args.help_request, ui)
                 saved = SavedSession(broker, joined, str(downloads))
                 saved.save()
                 verb = "Joined"
@@ -344,17 +344,13 @@ class RequestWithdrawn(Exception):
     """The user stopped waiting (Ctrl-C); the message says what became of the request."""
 
 
-async def _wait_in_queue(broker: str, body: HelpRequestCreate) -> JoinResponse:
-    """Queue the request and wait, printing the place; Ctrl-C withdraws it."""
+async def _wait_in_queue(broker: str, body: HelpRequestCreate, ui: HostUI) -> JoinResponse:
+    """Queue the request and wait, showing the place; Ctrl-C withdraws it."""
     async with HelpRequestClient(broker) as queue:
         created = await queue.create(body)
         print(f"Asked for help: ticket {created.ticket_id}. Press Ctrl-C to withdraw the request.", flush=True)
-
-        def show(position: int) -> None:
-            print(f"Waiting in the queue (position {position})…", flush=True)
-
         try:
-            return await queue.wait_for_technician(show)
+            return await queue.wait_for_technician(ui.waiting_in_queue)
         except asyncio.CancelledError:
             try:
                 await queue.cancel()

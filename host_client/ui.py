@@ -43,6 +43,9 @@ class HostUI(Protocol):
     ) -> frozenset[Permission] | None:
         """Ask which of ``offered`` to allow, one line each; None when the user declines all and leaves."""
 
+    def waiting_in_queue(self, position: int) -> None:
+        """A help request waits for a technician: show the place in the queue (1 = next)."""
+
     def attach(self, actions: UserActions) -> None:
         """From now on, user actions go to ``actions``."""
 

@@ -166,6 +166,9 @@ class TerminalUI:
                 except ValidationError:
                     self._say(f"  At most {SURVEY_COMMENT_MAX} characters of plain text, please.")
 
+    def waiting_in_queue(self, position: int) -> None:
+        self._say(f"Waiting in the queue (position {position})…")
+
     def attach(self, actions: UserActions) -> None:
         self._actions = actions
 

@@ -139,6 +139,10 @@ class WindowUI:
 
     # --- HostUI: the session ------------------------------------------------------------
 
+    def waiting_in_queue(self, position: int) -> None:
+        """"Waiting for a technician" with the place in the queue."""
+        self._post(_Window.show_queue_position, position)
+
     def attach(self, actions: UserActions) -> None:
         """Send what the user does to ``actions``, in the loop this is called from."""
         self._remember_loop()
@@ -713,6 +717,13 @@ class _Window:
         _enable(self._stop_button, Permission.control in consented)
         _enable(self._chat_entry, Permission.chat in effective)
         _enable(self._chat_send, Permission.chat in effective)
+
+    def show_queue_position(self, position: int) -> None:
+        """The help request waits: the place in the queue (Ctrl-C in the terminal withdraws it)."""
+        self._show_waiting("Waiting for a technician…")
+        place = "You are next." if position == 1 else f"You are number {position} in the queue."
+        ttk.Label(self.body, text=place + " The technician will ask what they may do before anything happens.",
+                  wraplength=WIDTH - 40).pack(anchor="w", pady=(6, 0))
 
     def _show_waiting(self, text: str) -> None:
         body = self._new_body(on_return=None, on_escape=None, on_close=lambda: None)

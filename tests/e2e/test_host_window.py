@@ -249,6 +249,36 @@ async def test_escape_at_the_code_prompt_gives_up(ui: WindowUI, tk_thread: TkThr
     assert await asyncio.wait_for(asked, TIMEOUT) is None
 
 
+# --- the satisfaction survey ----------------------------------------------------------
+
+
+async def test_the_survey_needs_a_rating_then_sends_it(ui: WindowUI, tk_thread: TkThread) -> None:
+    asked = asyncio.create_task(ui.ask_survey())
+    await wait_until_shown(tk_thread, "How satisfied are you with this help?")
+    await type_into_window("", "Return")
+    await wait_until_shown(tk_thread, "Choose 1 to 5, or Skip.")
+    assert not asked.done(), "no rating chosen: the survey stays"
+    await click(tk_thread, "4")
+    await click(tk_thread, "Send")
+    answer = await asyncio.wait_for(asked, TIMEOUT)
+    assert answer is not None and (answer.rating, answer.comment) == (4, "")
+
+
+async def test_a_waiting_help_request_shows_its_place(ui: WindowUI, tk_thread: TkThread) -> None:
+    ui.waiting_in_queue(3)
+    await wait_until_shown(tk_thread, "You are number 3 in the queue.")
+    ui.waiting_in_queue(1)
+    await wait_until_shown(tk_thread, "You are next.")
+    assert not any("number 3" in t for t in await tk_thread.acall(_shown))
+
+
+async def test_escape_skips_the_survey(ui: WindowUI, tk_thread: TkThread) -> None:
+    asked = asyncio.create_task(ui.ask_survey())
+    await wait_until_shown(tk_thread, "5 (very happy)")
+    await type_into_window("", "Escape")
+    assert await asyncio.wait_for(asked, TIMEOUT) is None
+
+
 # --- the consent prompt ---------------------------------------------------------------
 
 
