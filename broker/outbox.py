@@ -18,7 +18,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import event, select
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 
 from protocol.webhooks import EVENT_OF_AUDIT_KIND, DeliveryState, retry_delay
@@ -133,8 +134,14 @@ class Outgoing:
     body: bytes
 
 
-def due_deliveries(db: Session, master_key: bytes, now: datetime, limit: int) -> list[Outgoing]:
-    """Pending deliveries of enabled endpoints whose time has come, oldest first."""
+def due_deliveries(db: Session, master_key: bytes, now: datetime, limit: int) -> tuple[list[Outgoing], list[Attempt]]:
+    """Pending deliveries of enabled endpoints whose time has come, oldest first.
+
+    Also returns, as failed attempts, those that cannot be signed because their
+    endpoint's secret does not unwrap (the master key was replaced): they run out
+    their attempts and go dead where an administrator sees them, instead of
+    stopping the whole queue.
+    """
     rows = db.execute(
         select(WebhookDelivery, WebhookEndpoint)
         .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
@@ -146,14 +153,24 @@ def due_deliveries(db: Session, master_key: bytes, now: datetime, limit: int) ->
         .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.created_at)
         .limit(limit)
     ).all()
-    secrets: dict[int, bytes] = {}
-    out = []
+    secrets: dict[int, bytes | None] = {}
+    out, unsendable = [], []
     for delivery, endpoint in rows:
         if endpoint.id not in secrets:
-            secrets[endpoint.id] = unwrap(master_key, endpoint.secret_wrapped, endpoint_secret_context(endpoint.name))
+            try:
+                secrets[endpoint.id] = unwrap(master_key, endpoint.secret_wrapped, endpoint_secret_context(endpoint.name))
+            except (InvalidTag, ValueError):
+                secrets[endpoint.id] = None
+        secret = secrets[endpoint.id]
+        if secret is None:
+            unsendable.append(Attempt(delivery.id, None, UNWRAP_FAILED))
+            continue
         body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
-        out.append(Outgoing(delivery.id, delivery.event, endpoint.url, secrets[endpoint.id], body))
-    return out
+        out.append(Outgoing(delivery.id, delivery.event, endpoint.url, secret, body))
+    return out, unsendable
+
+
+UNWRAP_FAILED = "the endpoint's secret does not unwrap with this broker's master key: remove and add the webhook again"
 
 
 @dataclass(frozen=True)
@@ -194,3 +211,16 @@ def book_attempt(
     delay = retry_delay(delivery.attempts, base=base, cap=MAX_DELAY_SECONDS, jitter=RETRY_JITTER, rand=rand)
     delivery.next_attempt_at = now + timedelta(seconds=delay)
     return None
+
+
+DELIVERED_KEPT = timedelta(days=30)
+"""How long delivered deliveries stay listed; the audit trail keeps the events themselves for good."""
+
+
+def prune_delivered(db: Session, now: datetime) -> int:
+    """Forget deliveries delivered longer than :data:`DELIVERED_KEPT` ago; returns how many."""
+    done = db.execute(delete(WebhookDelivery).where(
+        WebhookDelivery.state == DeliveryState.delivered.value,
+        WebhookDelivery.delivered_at < now - DELIVERED_KEPT,
+    ))
+    return int(done.rowcount or 0)

@@ -40,12 +40,23 @@ from .clock import utcnow
 from .errors import ApiError, not_found
 from .keys import wrap
 from .models import InboundSource, WebhookDelivery, WebhookEndpoint
-from .outbox import Attempt, Outgoing, book_attempt, due_deliveries, endpoint_secret_context, enqueue
+from .outbox import (
+    Attempt,
+    Outgoing,
+    book_attempt,
+    due_deliveries,
+    endpoint_secret_context,
+    enqueue,
+    prune_delivered,
+)
 
 log = logging.getLogger(__name__)
 
 BATCH = 50
 """Deliveries sent at once by one round of the worker."""
+
+PRUNE_SECONDS = 3600.0
+"""How often delivered deliveries past ``broker.outbox.DELIVERED_KEPT`` are forgotten."""
 
 USER_AGENT = "Deskhand-Webhooks/1"
 
@@ -271,13 +282,22 @@ async def deliver_webhooks(
     delays the next round by at most ``timeout``). Redirects are not followed: the
     administrator's URL is the only place events go.
     """
+    pruned_at: float | None = None  # first round prunes too
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
         while True:
             await asyncio.sleep(poll)
             try:
                 await deliver_due(client, open_db, master_key, base=base, max_attempts=max_attempts)
+                if pruned_at is None or time.monotonic() - pruned_at >= PRUNE_SECONDS:
+                    await run_in_threadpool(_prune, open_db)
+                    pruned_at = time.monotonic()
             except Exception:  # noqa: BLE001 - keep delivering; the next round retries
                 log.exception("webhook delivery round failed")
+
+
+def _prune(open_db: Callable[[], Any]) -> None:
+    with open_db() as db:
+        prune_delivered(db, utcnow())
 
 
 async def deliver_due(
@@ -285,15 +305,15 @@ async def deliver_due(
 ) -> int:
     """One round of the worker; returns how many deliveries were attempted."""
 
-    def _due() -> list[Outgoing]:
+    def _due() -> tuple[list[Outgoing], list[Attempt]]:
         with open_db() as db:
             return due_deliveries(db, master_key, utcnow(), BATCH)
 
-    due = await run_in_threadpool(_due)
-    if not due:
+    due, unsendable = await run_in_threadpool(_due)
+    if not due and not unsendable:
         return 0
     sent_at = int(time.time())
-    attempts = await asyncio.gather(*(post_delivery(client, o, sent_at) for o in due))
+    attempts = [*unsendable, *await asyncio.gather(*(post_delivery(client, o, sent_at) for o in due))]
 
     def _book() -> None:
         with open_db() as db:
@@ -305,4 +325,4 @@ async def deliver_due(
                                  attempts=dead.attempts, last_error=dead.last_error)
 
     await run_in_threadpool(_book)
-    return len(due)
+    return len(attempts)

@@ -92,18 +92,28 @@ async def receive(
     if wait is not None:
         raise ApiError(429, "rate_limited", f"too many refused requests from this address; try again in {wait} s",
                        headers={"Retry-After": str(wait)})
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes; send one ticket change per request")
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes; send one ticket change per request")
+    body = await _read_body(request)
     result = await run_in_threadpool(_receive, state, system, request.headers.get(TIMESTAMP_HEADER),
                                      request.headers.get(SIGNATURE_HEADER), body, source, key, now)
     if isinstance(result, Refusal):
         raise unauthorized(inbound.REFUSED_MESSAGE)
     response.status_code = 201 if result.created else 200
     return result
+
+
+async def _read_body(request: Request) -> bytes:
+    """The raw body (the signature covers these exact bytes), refused past :data:`MAX_BODY_BYTES`
+    as soon as the declared length or the bytes read so far say so, never held whole first."""
+    too_large = ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes; send one ticket change per request")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise too_large
+    return bytes(body)
 
 
 def _receive(

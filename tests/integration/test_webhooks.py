@@ -400,3 +400,46 @@ def test_the_broker_cli_manages_webhooks_and_inbound_sources_on_a_running_broker
     actors = {a for (a,) in broker.sql("SELECT actor FROM audit_events WHERE kind LIKE 'inbound_source.%' "
                                        "OR kind LIKE 'webhook.created'")}
     assert any(a.startswith("cli:") for a in actors)
+
+
+def test_an_oversized_inbound_body_is_413_before_anything_else(broker, jira) -> None:
+    big = json.dumps({"external_key": "BIG-1", "description": "x" * 300_000}).encode()
+    assert send(broker, "jira", jira, None, raw=big).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the broker counts as it reads
+        for _ in range(40):
+            yield b"x" * 10_000
+
+    streamed = broker.http.post("/inbound/jira", content=chunks(), headers=signed_headers(jira, int(time.time()), b""))
+    assert streamed.status_code == 413
+
+
+def test_an_endpoint_whose_secret_no_longer_unwraps_goes_dead_without_stopping_the_others(broker, admin, receiver) -> None:
+    add_webhook(broker, admin, "broken", receiver.url("/broken"), events=["ticket.created"])
+    add_webhook(broker, admin, "healthy", receiver.url("/healthy"), events=["ticket.created"])
+    # Another endpoint's wrapped secret: bound to that endpoint's name, it does not unwrap here.
+    broker.sql("UPDATE webhook_endpoints SET secret_wrapped = (SELECT secret_wrapped FROM webhook_endpoints "
+               "WHERE name = 'healthy') WHERE name = 'broken'")
+    open_ticket(broker, admin, "Half the endpoints can sign")
+    receiver.wait_for("/healthy", 1)
+    deadline = time.monotonic() + 15
+    while True:
+        dead = broker.http.get("/webhooks/deliveries", headers=admin, params={"state": "dead", "webhook": "broken"}).json()
+        if dead:
+            break
+        assert time.monotonic() < deadline, "the unsendable delivery never went dead"
+        time.sleep(0.1)
+    assert "does not unwrap" in dead[0]["last_error"] and dead[0]["attempts"] == MAX_ATTEMPTS
+    assert receiver.at("/broken") == []
+
+
+def test_delivered_deliveries_are_forgotten_after_thirty_days(broker, admin, receiver) -> None:
+    delivered = broker.http.get("/webhooks/deliveries", headers=admin, params={"state": "delivered"}).json()
+    old, recent = delivered[-1]["id"], delivered[0]["id"]
+    broker.sql("UPDATE webhook_deliveries SET delivered_at = datetime('now', '-31 days') WHERE id = ?", old)
+    broker.restart()  # the worker prunes when it starts, then hourly
+    deadline = time.monotonic() + 10
+    while old in {d["id"] for d in broker.http.get("/webhooks/deliveries", headers=admin, params={"limit": 500}).json()}:
+        assert time.monotonic() < deadline, "the old delivery is still listed"
+        time.sleep(0.1)
+    assert recent in {d["id"] for d in broker.http.get("/webhooks/deliveries", headers=admin, params={"limit": 500}).json()}
