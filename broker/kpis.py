@@ -46,12 +46,13 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 import csv
 import io
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, String, and_, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from protocol.helpdesk import TicketStatus
@@ -153,11 +154,11 @@ class Period:
     start: date
     end: date
 
-    @property
+    @cached_property
     def begins(self) -> datetime:
         return datetime.combine(self.start, time(), tzinfo=timezone.utc)
 
-    @property
+    @cached_property
     def ends(self) -> datetime:
         """The first moment after the range."""
         return datetime.combine(self.end + timedelta(days=1), time(), tzinfo=timezone.utc)
@@ -224,6 +225,33 @@ def repeat_ids(tickets: Iterable[TicketRow], window: timedelta) -> set[int]:
 # --- the report -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Facts:
+    """What a ticket adds to each group it belongs to, worked out once."""
+
+    backlog: bool
+    created_in_range: bool
+    repeat: bool
+    done: bool
+    first_contact: bool
+    first_response: float | None
+    resolution: float | None
+
+    @classmethod
+    def of(cls, ticket: TicketRow, period: Period, repeat: bool) -> _Facts:
+        return cls(
+            backlog=ticket.in_backlog(period.ends),
+            created_in_range=period.contains(ticket.created_at),
+            repeat=repeat,
+            done=ticket.done,
+            first_contact=ticket.done and ticket.reopen_count == 0 and ticket.sessions <= 1,
+            first_response=None if ticket.first_response_at is None
+            else (ticket.first_response_at - ticket.created_at).total_seconds(),
+            resolution=(ticket.resolved_at - ticket.created_at).total_seconds()
+            if ticket.done and ticket.resolved_at is not None else None,
+        )
+
+
 @dataclass
 class _Tally:
     """What one scope accumulates before it becomes :class:`KpiFigures`."""
@@ -237,20 +265,19 @@ class _Tally:
     repeats: int = 0
     ratings: list[int] = field(default_factory=list)
 
-    def add_ticket(self, ticket: TicketRow, period: Period, repeat: bool) -> None:
-        if ticket.in_backlog(period.ends):
-            self.backlog += 1
-        if not period.contains(ticket.created_at):
+    def add(self, facts: _Facts) -> None:
+        self.backlog += facts.backlog
+        if not facts.created_in_range:
             return
         self.volume += 1
-        self.repeats += repeat
-        if ticket.first_response_at is not None:
-            self.first_response.append((ticket.first_response_at - ticket.created_at).total_seconds())
-        if ticket.done and ticket.resolved_at is not None:
-            self.resolution.append((ticket.resolved_at - ticket.created_at).total_seconds())
-        if ticket.done:
+        self.repeats += facts.repeat
+        if facts.first_response is not None:
+            self.first_response.append(facts.first_response)
+        if facts.resolution is not None:
+            self.resolution.append(facts.resolution)
+        if facts.done:
             self.done += 1
-            self.first_contact += ticket.reopen_count == 0 and ticket.sessions <= 1
+            self.first_contact += facts.first_contact
 
     def figures(self) -> KpiFigures:
         return KpiFigures(
@@ -323,8 +350,10 @@ def compute(
         return [overall, per_technician[ticket.assignee_id], *teams]
 
     for ticket in chosen:
-        for tally in tallies(ticket):
-            tally.add_ticket(ticket, period, ticket.id in repeats)
+        facts = _Facts.of(ticket, period, ticket.id in repeats)
+        if facts.backlog or facts.created_in_range:
+            for tally in tallies(ticket):
+                tally.add(facts)
     for survey in surveys:
         ticket = by_id.get(survey.ticket_id)
         if ticket is not None and period.contains(survey.submitted_at):
@@ -352,6 +381,20 @@ def _groups(
 # --- loading --------------------------------------------------------------------------------
 
 
+def _raw(column: ColumnElement[datetime]) -> ColumnElement[Any]:
+    """A time column as the driver hands it over. Thousands of rows are read several times
+    faster parsed by :func:`_moment` than through the column type's own result processing."""
+    return type_coerce(column, String())
+
+
+def _moment(value: str | datetime | None) -> Any:
+    """A stored UTC time as an aware datetime (None stays None): SQLite's text or another driver's datetime."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
 def load(db: Session, period: Period, repeat_window: timedelta) -> tuple[list[TicketRow], list[SurveyRow], Directory]:
     """The rows :func:`compute` needs for ``period``, with only the columns it reads.
 
@@ -360,10 +403,11 @@ def load(db: Session, period: Period, repeat_window: timedelta) -> tuple[list[Ti
     since its start), or the ticket of a survey submitted in the range.
     """
     begins, ends = period.begins, period.ends
+    core = db.connection()  # Core rows: the ORM's result wrapping costs more than the query here
     surveyed = select(SessionSurvey.ticket_id).where(SessionSurvey.submitted_at >= begins, SessionSurvey.submitted_at < ends)
-    ticket_rows = db.execute(
+    ticket_rows = core.execute(
         select(
-            Ticket.id, Ticket.created_at, Ticket.status, Ticket.first_response_at, Ticket.resolved_at,
+            Ticket.id, _raw(Ticket.created_at), Ticket.status, _raw(Ticket.first_response_at), _raw(Ticket.resolved_at),
             Ticket.reopen_count, Ticket.assignee_id, Ticket.assignee_team_id, Ticket.category,
             Ticket.requester_email, Ticket.requester_name,
         ).where(
@@ -377,15 +421,18 @@ def load(db: Session, period: Period, repeat_window: timedelta) -> tuple[list[Ti
             ),
         )
     ).all()
-    joined = dict(db.execute(
+    joined = dict(core.execute(
         select(SupportSession.ticket_id, func.count())
         .join(Ticket, Ticket.id == SupportSession.ticket_id)
         .where(and_(Ticket.created_at >= begins, Ticket.created_at < ends), SupportSession.connected_at.is_not(None))
         .group_by(SupportSession.ticket_id)
     ).tuples().all())
-    tickets = [TicketRow(*row, sessions=joined.get(row[0], 0)) for row in ticket_rows]
-    surveys = [SurveyRow(*row) for row in db.execute(
-        select(SessionSurvey.ticket_id, SessionSurvey.rating, SessionSurvey.submitted_at)
+    tickets = [
+        TicketRow(tid, _moment(created), status, _moment(responded), _moment(resolved), *rest, sessions=joined.get(tid, 0))
+        for tid, created, status, responded, resolved, *rest in ticket_rows
+    ]
+    surveys = [SurveyRow(tid, rating, _moment(at)) for tid, rating, at in core.execute(
+        select(SessionSurvey.ticket_id, SessionSurvey.rating, _raw(SessionSurvey.submitted_at))
         .where(SessionSurvey.submitted_at >= begins, SessionSurvey.submitted_at < ends)
     ).all()]
     memberships: dict[int, list[int]] = defaultdict(list)
