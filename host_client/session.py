@@ -91,6 +91,8 @@ END_CONFIRM_SECONDS = 5.0
 PENDING_CONTROL_LIMIT = 50
 """Chat lines the user may type before the control channel is open; they are sent when it opens."""
 RECORDING_WATCH_SECONDS = 0.5
+AFTER_END_SECONDS = 600.0
+"""How long the host waits for the user to answer what it asks once the session ended (the survey)."""
 RECORDING_DRAIN_SECONDS = 30.0
 """How long a host that is done waits for its last recording segments to reach the broker."""
 DEFAULT_PRESELECTED = frozenset({Permission.view, Permission.chat})
@@ -183,6 +185,7 @@ class HostSession:
         self._ended: tuple[str, str] | None = None
         self._end_reason: str | None = None
         self._end_timer: asyncio.Task[None] | None = None
+        self._after_end: asyncio.Future[None] | None = None
         self._clipboard_seen: str | None = None
         self._pending_control: list[Chat | ClipboardMessage | Monitors | Refused | Notice] = []
         self._started = time.monotonic()
@@ -260,12 +263,25 @@ class HostSession:
             inputs_applied=self.input.applied, inputs_refused=self.input.refused,
         )
         if self._options.after_end is not None and self._ended is not None:
-            try:
-                await self._options.after_end(self, summary)
-            except Exception:  # noqa: BLE001 - the session is over either way; say so and close
-                log.exception("after the session ended")
+            await self._run_after_end(self._options.after_end, summary)
         await self._ui.close(summary.line())
         return summary
+
+    async def _run_after_end(
+        self, after_end: Callable[["HostSession", HostSummary], Awaitable[None]], summary: HostSummary
+    ) -> None:
+        """Run ``after_end`` (the survey) for at most :data:`AFTER_END_SECONDS`; the user ending
+        again (Ctrl-C, End) skips it. Its failures are logged: the session is over either way."""
+        task = asyncio.ensure_future(asyncio.wait_for(after_end(self, summary), AFTER_END_SECONDS))
+        self._after_end = task
+        await asyncio.wait({task})  # not ``await task``: its cancellation is a skip, not ours
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, asyncio.TimeoutError):
+            log.info("nobody answered after the session ended; going on")
+        elif error is not None:
+            log.error("after the session ended: %s", error, exc_info=error)
 
     # --- user actions (UserActions) -------------------------------------------------------
 
@@ -292,7 +308,11 @@ class HostSession:
         Safe to call at any moment, also before signalling is connected: the
         end is then sent as soon as it is. The session is over when the broker
         confirms (``session_ended``), or after :data:`END_CONFIRM_SECONDS`.
+        Once it is over, ending again skips what is asked after the end (the survey).
         """
+        if self._ended is not None and self._after_end is not None:
+            self._after_end.cancel()  # ending again, while asked after the end: skip the question
+            return
         if self._end_reason is not None or self._ended is not None:
             return
         self._end_reason = reason

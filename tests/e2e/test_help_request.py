@@ -30,9 +30,9 @@ CONSOLE = [sys.executable, "-m", "tech_console.cli"]
 class HostProcess:
     """``deskhand-host request …`` with its stdout read line by line in the background."""
 
-    def __init__(self, broker_url: str, env: dict[str, str], *args: str) -> None:
+    def __init__(self, broker_url: str, env: dict[str, str], *args: str, ui: str = "terminal") -> None:
         self.process = subprocess.Popen(
-            [*HOST, "request", "--broker", broker_url, "--ui", "terminal", *args],
+            [*HOST, "request", "--broker", broker_url, "--ui", ui, *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **env},
         )
@@ -167,3 +167,34 @@ def test_the_console_cli_lists_the_queue_and_picks_up(loopback_broker, tmp_path)
     assert again.returncode == 1 and "already picked this request up" in again.stderr
     bad = console("pickup", "not-a-uuid")
     assert bad.returncode == 2
+
+
+def test_in_the_window_the_survey_is_asked_and_ctrl_c_skips_it(xvfb, loopback_broker) -> None:
+    broker = loopback_broker
+    host = HostProcess(broker.base_url, xvfb.env, "--name", "Di", "--summary", "Slow", "--consent", "view", ui="window")
+    try:
+        host.wait_for_line("Asked for help: ticket")
+
+        async def technician() -> str:
+            async with TechConsole(broker.base_url) as console:
+                await console.login("admin", broker.admin_password)
+                deadline = time.monotonic() + 30
+                while not (waiting := await console.list_requests()):
+                    assert time.monotonic() < deadline, "the request never reached the queue"
+                    await asyncio.sleep(0.2)
+                session_id = (await console.pick_up(waiting[0].id)).session.id
+                await console.wait_for_consent(session_id, 30)
+                await console.end_session(session_id, "done")
+                return session_id
+
+        session_id = asyncio.run(technician())
+        # The window now asks the survey question and waits; Ctrl-C skips it and the host exits.
+        time.sleep(3.0)  # longer than the window's goodbye (CLOSE_DELAY): only the question keeps it
+        assert host.process.poll() is None, "the host must wait for the survey answer"
+        host.process.send_signal(signal.SIGINT)
+        code, err = host.finish(timeout=20)
+        assert code == 0, err
+        host.wait_for_line(f"Session {session_id} ended by the technician: done")
+    finally:
+        host.kill()
+    assert broker.sql("SELECT count(*) FROM session_surveys") == [(0,)]
