@@ -14,7 +14,8 @@ Every row is in a state the broker itself produces: done tickets have ``resolved
 ``reopen_count``; a session a host joined has ``connected_at`` and, once over,
 ``ended_at`` and a session report; expired sessions were never joined; surveys answer
 ended sessions. Seeded tickets carry no SLA timers (like tickets from before SLAs).
-One audit event (``data.seeded``) says what was added.
+One audit event (``data.seeded``) says what was added, in place of an event per
+ticket, session and survey (so no webhook hears about seeded tickets).
 
 The same ``--seed`` gives the same data relative to the day it runs (times are
 anchored on the current UTC hour). Run it while the broker is stopped, or while it
