@@ -31,7 +31,7 @@ from protocol.transport import TransportError, checked_broker_url, trust_ca_file
 
 from .capture import CaptureError, Screen
 from .files import default_downloads_root
-from .help_request import HelpRequestClient, help_request_body, submit_survey
+from .help_request import REQUEST_FIELDS, HelpRequestClient, describe_problems, help_request_body, submit_survey
 from .join import JoinRefused, join_session
 from .session import HostOptions, HostSession, HostSummary
 from .state import SavedSession, latest_saved
@@ -193,12 +193,7 @@ class UsageError(Exception):
 
 
 def _usage_error(exc: ValidationError, options: dict[str, str]) -> UsageError:
-    problems = []
-    for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else ""
-        message = str(error["msg"]).removeprefix("Value error, ")
-        problems.append(f"{options.get(field, field)}: {message}")
-    return UsageError("; ".join(problems))
+    return UsageError(describe_problems(exc, options))
 
 
 def _help_request(args: argparse.Namespace) -> HelpRequestCreate:
@@ -207,7 +202,7 @@ def _help_request(args: argparse.Namespace) -> HelpRequestCreate:
             name=args.name, summary=args.summary, details=args.details, email=args.email, priority=args.priority
         )
     except ValidationError as exc:
-        raise _usage_error(exc, {f: f"--{f}" for f in ("name", "summary", "details", "email", "priority")}) from None
+        raise _usage_error(exc, {f: f"--{f}" for f in REQUEST_FIELDS}) from None
 
 
 def _preset_survey(args: argparse.Namespace) -> SurveyAnswer | None:
@@ -299,13 +294,15 @@ async def _join(args: argparse.Namespace, code: str | None) -> int:
                 saved.save()
                 verb = "Joined"
             else:
-                if code is None:
-                    code = await ui.ask_code()
-                    if code is None:
-                        print("deskhand-host: no code given", file=sys.stderr)
-                        return EXIT_FAILED
                 broker = args.broker
-                joined = await join_session(broker, code)
+                asked = code if code is not None else await ui.ask_code()
+                if asked is None:
+                    print("deskhand-host: no code given", file=sys.stderr)
+                    return EXIT_FAILED
+                if isinstance(asked, HelpRequestCreate):  # no code: the user asked for help instead
+                    joined = await _wait_in_queue(broker, asked, ui)
+                else:
+                    joined = await join_session(broker, asked)
                 saved = SavedSession(broker, joined, str(downloads))
                 saved.save()
                 verb = "Joined"
@@ -349,14 +346,22 @@ async def _wait_in_queue(broker: str, body: HelpRequestCreate, ui: HostUI) -> Jo
     async with HelpRequestClient(broker) as queue:
         created = await queue.create(body)
         print(f"Asked for help: ticket {created.ticket_id}. Press Ctrl-C to withdraw the request.", flush=True)
+        waiting = asyncio.ensure_future(queue.wait_for_technician(ui.waiting_in_queue))
+        leaving = asyncio.ensure_future(ui.withdrawn())
         try:
-            return await queue.wait_for_technician(ui.waiting_in_queue)
+            await asyncio.wait({waiting, leaving}, return_when=asyncio.FIRST_COMPLETED)
+            if waiting.done():
+                return waiting.result()
         except asyncio.CancelledError:
-            try:
-                await queue.cancel()
-            except JoinRefused as refused:
-                raise RequestWithdrawn(f"could not withdraw the request: {refused.message}") from None
-            raise RequestWithdrawn("help request withdrawn") from None
+            pass  # Ctrl-C: withdraw, below
+        finally:
+            for task in (waiting, leaving):
+                task.cancel()
+        try:
+            await queue.cancel()
+        except JoinRefused as refused:
+            raise RequestWithdrawn(f"could not withdraw the request: {refused.message}") from None
+        raise RequestWithdrawn("help request withdrawn")
 
 
 def _survey(

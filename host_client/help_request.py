@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from protocol.api import API_PREFIX, JoinResponse
 from protocol.requests import (
@@ -45,6 +45,22 @@ def help_request_body(
         name=name, summary=summary, details=details, email=email or None, priority=priority,  # type: ignore[arg-type]
         machine_name=machine_name, os=os_name, user_name=user_name,
     )
+
+
+REQUEST_FIELDS = ("name", "summary", "details", "email", "priority")
+"""The fields of a help request the user fills in (the rest describes the machine)."""
+FORM_LABELS = {"name": "Your name", "summary": "What is wrong", "email": "Your email", "details": "Details"}
+"""How those fields are called when one is refused in a prompt or form."""
+
+
+def describe_problems(exc: ValidationError, labels: dict[str, str]) -> str:
+    """One sentence per refused field, each named by ``labels`` (an option, a form label)."""
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{labels.get(field, field)}: {message}")
+    return "; ".join(problems)
 
 
 class HelpRequestClient:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from protocol.permissions import Permission
-from protocol.requests import SurveyAnswer
+from protocol.requests import HelpRequestCreate, SurveyAnswer
 
 
 class UserActions(Protocol):
@@ -35,8 +35,9 @@ class UserActions(Protocol):
 class HostUI(Protocol):
     """The end user's side of a session."""
 
-    async def ask_code(self) -> str | None:
-        """Ask for the support code; None when the user gives up."""
+    async def ask_code(self) -> str | HelpRequestCreate | None:
+        """Ask for the support code; or, when the user has none, what they need help with
+        (a request for the queue, already checked); None when the user gives up."""
 
     async def ask_consent(
         self, technician: str, offered: list[Permission], preselected: frozenset[Permission]
@@ -45,6 +46,9 @@ class HostUI(Protocol):
 
     def waiting_in_queue(self, position: int) -> None:
         """A help request waits for a technician: show the place in the queue (1 = next)."""
+
+    async def withdrawn(self) -> None:
+        """Return when the user withdraws the waiting help request (never, for a UI without a way to)."""
 
     def attach(self, actions: UserActions) -> None:
         """From now on, user actions go to ``actions``."""

@@ -16,6 +16,7 @@ unattended host started with ``--consent`` and no terminal keeps serving.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
 import time
@@ -26,8 +27,9 @@ from pydantic import ValidationError
 
 from protocol.codes import CodeFormatError, normalize_code
 from protocol.permissions import Permission, describe, ordered
-from protocol.requests import RATING_MAX, RATING_MIN, SURVEY_COMMENT_MAX, SurveyAnswer
+from protocol.requests import RATING_MAX, RATING_MIN, SURVEY_COMMENT_MAX, HelpRequestCreate, SurveyAnswer
 
+from .help_request import FORM_LABELS, describe_problems, help_request_body
 from .ui import UserActions
 
 HELP = "Commands: r = revoke control, p = change permissions, e = end the session, h = help; other text is chat."
@@ -62,9 +64,11 @@ class TerminalUI:
         self._prompt_lock = asyncio.Lock()
 
         def read() -> None:
-            for line in self._in:
-                loop.call_soon_threadsafe(lines.put_nowait, line.rstrip("\r\n"))
-            loop.call_soon_threadsafe(lines.put_nowait, None)
+            # The loop may be gone when a last line or the end of input arrives (the program is ending).
+            with contextlib.suppress(RuntimeError):
+                for line in self._in:
+                    loop.call_soon_threadsafe(lines.put_nowait, line.rstrip("\r\n"))
+                loop.call_soon_threadsafe(lines.put_nowait, None)
 
         threading.Thread(target=read, name="terminal-input", daemon=True).start()
         self._dispatcher = asyncio.ensure_future(self._dispatch(lines))
@@ -104,16 +108,36 @@ class TerminalUI:
 
     # --- HostUI -------------------------------------------------------------------------
 
-    async def ask_code(self) -> str | None:
+    async def ask_code(self) -> str | HelpRequestCreate | None:
         async with self._lock():
             while True:
-                answer = await self._ask("Support code (9 digits from your technician): ")
+                answer = await self._ask(
+                    "Support code (9 digits from your technician; just Enter if you have none): "
+                )
                 if answer is None:
                     return None
+                if not answer.strip():
+                    return await self._ask_help()
                 try:
                     return normalize_code(answer)
                 except CodeFormatError as exc:
                     self._say(f"  {exc}")
+
+    async def _ask_help(self) -> HelpRequestCreate | None:
+        """No code: what the user needs help with, for the help desk's queue. Hold the prompt lock."""
+        self._say("No code: ask the help desk instead, and wait until a technician picks you up.")
+        while True:
+            answers = []
+            for prompt in ("  Your name: ", "  What is wrong, in one line: ", "  Your email (optional): "):
+                answer = await self._ask(prompt)
+                if answer is None:
+                    return None
+                answers.append(answer.strip())
+            name, summary, email = answers
+            try:
+                return help_request_body(name=name, summary=summary, email=email or None)
+            except ValidationError as exc:
+                self._say("  " + describe_problems(exc, FORM_LABELS) + ". Again, please:")
 
     async def ask_consent(
         self, technician: str, offered: list[Permission], preselected: frozenset[Permission]
@@ -168,6 +192,9 @@ class TerminalUI:
 
     def waiting_in_queue(self, position: int) -> None:
         self._say(f"Waiting in the queue (position {position})…")
+
+    async def withdrawn(self) -> None:
+        await asyncio.Event().wait()  # in a terminal, Ctrl-C withdraws (the command line's signal handler)
 
     def attach(self, actions: UserActions) -> None:
         self._actions = actions

@@ -37,8 +37,9 @@ from pydantic import ValidationError
 from protocol.channel import MAX_CHAT_CHARS
 from protocol.codes import CodeFormatError, normalize_code
 from protocol.permissions import Permission, ordered
-from protocol.requests import RATING_MAX, RATING_MIN, SURVEY_COMMENT_MAX, SurveyAnswer
+from protocol.requests import RATING_MAX, RATING_MIN, SURVEY_COMMENT_MAX, HelpRequestCreate, SurveyAnswer
 
+from .help_request import FORM_LABELS, describe_problems, help_request_body
 from .tk_thread import TkStopped, TkThread
 from .ui import UserActions
 
@@ -91,6 +92,7 @@ class WindowUI:
         self._actions: UserActions | None = None
         self._pending: set[asyncio.Future[Any]] = set()
         self._dismissed: asyncio.Event | None = None
+        self._withdraw: asyncio.Event | None = None  # set when the user withdraws a waiting help request
         self._file_requests = asyncio.Lock()  # one file request dialog at a time, first come first shown
         self._closing = False
         self._offered: list[Permission] = []
@@ -101,8 +103,9 @@ class WindowUI:
 
     # --- HostUI: prompts ----------------------------------------------------------------
 
-    async def ask_code(self) -> str | None:
-        """The nine digits of a valid code (``"123456789"``), or None on Escape or close."""
+    async def ask_code(self) -> str | HelpRequestCreate | None:
+        """The nine digits of a valid code (``"123456789"``), or the help request filled in
+        after "No code? Ask for help", or None on Escape or close."""
         return await self._ask(_Window.show_code)
 
     async def ask_consent(
@@ -142,6 +145,12 @@ class WindowUI:
     def waiting_in_queue(self, position: int) -> None:
         """"Waiting for a technician" with the place in the queue."""
         self._post(_Window.show_queue_position, position)
+
+    async def withdrawn(self) -> None:
+        """Return when the user presses "Withdraw request", Escape or the close button while waiting."""
+        self._remember_loop()
+        self._withdraw = asyncio.Event()
+        await self._withdraw.wait()
 
     def attach(self, actions: UserActions) -> None:
         """Send what the user does to ``actions``, in the loop this is called from."""
@@ -266,6 +275,12 @@ class WindowUI:
         except RuntimeError:  # the loop is closed: the program is ending
             return False
         return True
+
+    def _user_withdrew(self) -> None:
+        loop, withdraw = self._loop, self._withdraw
+        if loop is not None and withdraw is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(withdraw.set)
 
     def _user_dismissed(self) -> None:
         loop, dismissed = self._loop, self._dismissed
@@ -576,8 +591,53 @@ class _Window:
         buttons.pack(anchor="w", pady=6)
         ttk.Button(buttons, text="Join", default="active", command=submit).pack(side="left")
         ttk.Button(buttons, text="Cancel", command=lambda: self._give_up(answer)).pack(side="left", padx=6)
+        ttk.Button(body, text="No code? Ask for help", command=lambda: self.show_help_request(answer)).pack(
+            anchor="w", pady=(12, 0))
         entry.bind("<Key>", lambda event: error.set("") if event.keysym not in ("Return", "KP_Enter") else None)
         self._take_focus(entry)
+
+    def show_help_request(self, answer: Answer) -> None:
+        """Ask for help without a code: name, what is wrong, email and details (optional);
+        answers the checked request on "Ask for help", or goes back to the code prompt."""
+
+        def submit() -> None:
+            try:
+                request = help_request_body(
+                    name=fields["name"].get().strip(), summary=fields["summary"].get().strip(),
+                    email=fields["email"].get().strip() or None, details=details.get("1.0", "end").strip(),
+                )
+            except ValidationError as exc:
+                error.set(describe_problems(exc, FORM_LABELS) + ".")
+                # The first refused field gets the keys, so the user types the fix right there.
+                refused = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
+                widget = fields.get(refused, details if refused == "details" else None)
+                if widget is not None:
+                    widget.focus_set()
+                return
+            self._show_waiting("Asking for help…")
+            answer(request)
+
+        body = self._new_body(on_return=submit, on_escape=lambda: self.show_code(answer),
+                              on_close=lambda: self._give_up(answer))
+        ttk.Label(body, text="Ask the help desk", style="Heading.TLabel").pack(anchor="w")
+        ttk.Label(body, text="Your request waits in the help desk's queue until a technician picks it up.",
+                  wraplength=WIDTH - 40).pack(anchor="w", pady=(2, 6))
+        fields: dict[str, ttk.Entry] = {}
+        for name, label in (("name", "Your name"), ("summary", "What is wrong (one line)"),
+                            ("email", "Your email (optional)")):
+            ttk.Label(body, text=label).pack(anchor="w")
+            fields[name] = ttk.Entry(body, width=36)
+            fields[name].pack(anchor="w", fill="x", pady=(0, 4))
+        ttk.Label(body, text="Details (optional)").pack(anchor="w")
+        details = tkinter.Text(body, height=3, width=36, wrap="word")
+        details.pack(anchor="w", fill="x")
+        error = tkinter.StringVar(body)
+        ttk.Label(body, textvariable=error, style="Error.TLabel", wraplength=WIDTH - 40).pack(anchor="w", pady=4)
+        buttons = ttk.Frame(body)
+        buttons.pack(anchor="w", pady=4)
+        ttk.Button(buttons, text="Ask for help", default="active", command=submit).pack(side="left")
+        ttk.Button(buttons, text="Back", command=lambda: self.show_code(answer)).pack(side="left", padx=6)
+        self._take_focus(fields["name"])
 
     def show_consent(self, technician: str, offered: list[Permission], preselected: frozenset[Permission],
                      answer: Answer) -> None:
@@ -719,11 +779,14 @@ class _Window:
         _enable(self._chat_send, Permission.chat in effective)
 
     def show_queue_position(self, position: int) -> None:
-        """The help request waits: the place in the queue (Ctrl-C in the terminal withdraws it)."""
-        self._show_waiting("Waiting for a technician…")
+        """The help request waits: the place in the queue, and "Withdraw request" (also Escape or close)."""
+        withdraw = self.owner._user_withdrew
+        body = self._new_body(on_return=None, on_escape=withdraw, on_close=withdraw)
+        ttk.Label(body, text="Waiting for a technician…", style="Heading.TLabel").pack(anchor="w")
         place = "You are next." if position == 1 else f"You are number {position} in the queue."
-        ttk.Label(self.body, text=place + " The technician will ask what they may do before anything happens.",
-                  wraplength=WIDTH - 40).pack(anchor="w", pady=(6, 0))
+        ttk.Label(body, text=place + " The technician will ask what they may do before anything happens.",
+                  wraplength=WIDTH - 40).pack(anchor="w", pady=(6, 10))
+        ttk.Button(body, text="Withdraw request", command=withdraw).pack(anchor="w")
 
     def _show_waiting(self, text: str) -> None:
         body = self._new_body(on_return=None, on_escape=None, on_close=lambda: None)

@@ -28,6 +28,7 @@ from host_client.tk_thread import TkStopped, TkThread
 from host_client.ui_window import TECHNICIAN_GONE, TITLE, WindowUI
 from protocol.channel import MAX_CLIPBOARD_CHARS
 from protocol.permissions import ALL_PERMISSIONS, Permission
+from protocol.requests import HelpRequestCreate
 
 pytestmark = pytest.mark.slow
 
@@ -113,6 +114,13 @@ async def type_into_window(text: str = "", *keys: str) -> None:
 async def click(tk: TkThread, text: str) -> None:
     """Click the middle of the widget showing ``text``."""
     await click_at(*await tk.acall(_centre_of, text))
+
+
+async def click_when_shown(tk: TkThread, text: str) -> None:
+    """Wait until a widget shows ``text`` (and is laid out), then click it."""
+    await wait_until_shown(tk, text)
+    await wait_until(tk, lambda root, t: _find(root, t).winfo_width() > 1, text)
+    await click(tk, text)
 
 
 async def click_at(x: int, y: int) -> None:
@@ -240,6 +248,47 @@ async def test_code_prompt_explains_a_bad_code_inline_then_returns_the_digits(ui
     # The bad code is selected after the message, so typing replaces it.
     await type_into_window("123 456 789", "Return")
     assert await asyncio.wait_for(asked, TIMEOUT) == "123456789"  # normalize_code's digits
+
+
+async def test_without_a_code_the_user_asks_for_help_and_a_refused_field_is_named(
+    ui: WindowUI, tk_thread: TkThread
+) -> None:
+    asked = asyncio.create_task(ui.ask_code())
+    await click_when_shown(tk_thread, "No code? Ask for help")
+    await wait_until_shown(tk_thread, "Ask the help desk")
+    await click(tk_thread, "Ask for help")
+    await wait_until_shown(tk_thread, "Your name: String should have at least 1 character")
+    assert not asked.done()
+    # The refused name field has the focus now; Tab goes to the next one.
+    await type_into_window("Ann Smith", "Tab")
+    await type_into_window("Printer is offline", "Tab")
+    await type_into_window("ann-at-example", "Return")
+    await wait_until_shown(tk_thread, "Your email: value is not a valid email address")
+    # The email field has the keys: empty it (it is optional), and Return asks.
+    await type_into_window("", "ctrl+a", "BackSpace", "End", "shift+Home", "BackSpace", "Return")
+    request = await asyncio.wait_for(asked, TIMEOUT)
+    assert isinstance(request, HelpRequestCreate)
+    assert (request.name, request.summary, request.email, request.priority.value) == (
+        "Ann Smith", "Printer is offline", None, "normal")
+    assert request.machine_name and request.user_name
+
+
+async def test_back_returns_from_the_help_form_to_the_code_prompt(ui: WindowUI, tk_thread: TkThread) -> None:
+    asked = asyncio.create_task(ui.ask_code())
+    await click_when_shown(tk_thread, "No code? Ask for help")
+    await click_when_shown(tk_thread, "Back")
+    await wait_until_shown(tk_thread, "Support code")
+    await type_into_window("123456789", "Return")
+    assert await asyncio.wait_for(asked, TIMEOUT) == "123456789"
+
+
+async def test_a_waiting_request_is_withdrawn_from_the_window(ui: WindowUI, tk_thread: TkThread) -> None:
+    withdrawn = asyncio.create_task(ui.withdrawn())
+    ui.waiting_in_queue(2)
+    await wait_until_shown(tk_thread, "You are number 2 in the queue.")
+    assert not withdrawn.done()
+    await click(tk_thread, "Withdraw request")
+    await asyncio.wait_for(withdrawn, TIMEOUT)
 
 
 async def test_escape_at_the_code_prompt_gives_up(ui: WindowUI, tk_thread: TkThread) -> None:
