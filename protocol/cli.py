@@ -29,7 +29,8 @@ def number_in_range(kind: type[N], low: N, high: N, what: str = "value") -> Call
         if kind is float and value != value:  # NaN compares false with every bound
             raise argparse.ArgumentTypeError(f"{text!r} is not a number")
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{what} must be between {low:g} and {high:g}, not {value:g}")
+            shown = (lambda n: f"{n:g}") if kind is float else str  # whole numbers in full, not 4.6e+18
+            raise argparse.ArgumentTypeError(f"{what} must be between {shown(low)} and {shown(high)}, not {shown(value)}")
         return value
 
     parse.__name__ = what.replace(" ", "_")
