@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,8 +42,8 @@ from protocol.api import (
     TotpEnrollment,
     UserInfo,
 )
-from protocol.requests import HelpRequestOut, HelpRequestPicked
 from protocol.helpdesk import SlaFilter, TicketOrder, TicketStatus, Visibility
+from protocol.requests import HelpRequestOut, HelpRequestPicked
 from protocol.transfers import Direction, FileRequestState, TransferOut, TransferState
 from protocol.transport import tls_context
 

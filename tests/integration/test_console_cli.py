@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import stat
-import subprocess
-import sys
 
 import pytest
 
-CONSOLE = [sys.executable, "-m", "tech_console.cli"]
+from tests.support.console import ConsoleRunner, console_runner
 
 
 @pytest.fixture
-def run(broker, tmp_path):
-    env = {**os.environ, "DESKHAND_BROKER": broker.base_url, "DESKHAND_CONSOLE_CREDENTIALS": str(tmp_path / "c.json")}
-    env.pop("DESKHAND_TOKEN", None)
-
-    def _run(*args: str, stdin: str | None = None, **extra_env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*CONSOLE, *args], input=stdin, capture_output=True, text=True, env={**env, **extra_env}, timeout=60, check=False)
-
-    return _run
+def run(broker, tmp_path) -> ConsoleRunner:
+    return console_runner(broker.base_url, tmp_path / "c.json")
 
 
 def test_login_keeps_a_private_token_and_the_session_commands_work(run, broker, tmp_path) -> None:
