@@ -23,7 +23,13 @@ router = APIRouter(tags=["surveys"], dependencies=[SessionPeerAccess])
     responses={409: {"description": "The session is still live, or the survey was answered"}},
 )
 def answer(session_id: SessionId, body: SurveyAnswer, db: DB, token: PeerToken, source: Source) -> SurveyOut:
-    peer = identify_peer(db, session_id, token, what="answer the survey", ended_grace=SURVEY_WINDOW)
+    try:
+        peer = identify_peer(db, session_id, token, what="answer the survey", ended_grace=SURVEY_WINDOW)
+    except ApiError as refused:
+        if refused.error != "session_over":
+            raise
+        hours = int(SURVEY_WINDOW.total_seconds() // 3600)
+        raise ApiError(410, "session_over", f"the survey closes {hours} hours after the session ended") from None
     if peer.role is not Role.host:
         raise ApiError(403, "forbidden", "only the session's end user answers its survey")
     return survey_out(submit_survey(db, peer.session, body, source=source))

@@ -318,3 +318,13 @@ def test_a_picked_up_request_answers_its_survey_with_the_request_token(broker, a
     assert survey(broker, session["id"], created["request_token"], rating=5).status_code == 201
     assert broker.sql("SELECT ticket_id FROM session_surveys WHERE session_id = ?", session["id"]) == [
         (created["ticket_id"],)]
+
+
+def test_the_survey_closes_a_day_after_the_session_ended(broker, admin) -> None:
+    session_id, host_token = paired_session(broker, admin)
+    end_session(broker, admin, session_id)
+    broker.sql("UPDATE support_sessions SET ended_at = datetime('now', '-25 hours') WHERE id = ?", session_id)
+    late = survey(broker, session_id, host_token, rating=3)
+    assert late.status_code == 410 and late.json()["error"] == "session_over", late.text
+    assert "24 hours after the session ended" in late.json()["message"]
+    assert broker.sql("SELECT count(*) FROM session_surveys WHERE session_id = ?", session_id) == [(0,)]
