@@ -128,6 +128,7 @@ class Outgoing:
     """A due delivery, ready to send: everything the worker needs outside the database."""
 
     id: str
+    endpoint_id: int
     event: str
     url: str
     secret: bytes
@@ -135,7 +136,7 @@ class Outgoing:
 
 
 def due_deliveries(db: Session, master_key: bytes, now: datetime, limit: int) -> tuple[list[Outgoing], list[Attempt]]:
-    """Pending deliveries of enabled endpoints whose time has come, oldest first.
+    """Pending deliveries of enabled endpoints whose time has come, oldest event first.
 
     Also returns, as failed attempts, those that cannot be signed because their
     endpoint's secret does not unwrap (the master key was replaced): they run out
@@ -150,7 +151,8 @@ def due_deliveries(db: Session, master_key: bytes, now: datetime, limit: int) ->
             WebhookDelivery.next_attempt_at <= now,
             WebhookEndpoint.enabled.is_(True),
         )
-        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.created_at)
+        # Oldest event first: the sender keeps this order per endpoint.
+        .order_by(WebhookDelivery.created_at, WebhookDelivery.payload["at"].as_string())
         .limit(limit)
     ).all()
     secrets: dict[int, bytes | None] = {}
@@ -166,7 +168,7 @@ def due_deliveries(db: Session, master_key: bytes, now: datetime, limit: int) ->
             unsendable.append(Attempt(delivery.id, None, UNWRAP_FAILED))
             continue
         body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
-        out.append(Outgoing(delivery.id, delivery.event, endpoint.url, secret, body))
+        out.append(Outgoing(delivery.id, endpoint.id, delivery.event, endpoint.url, secret, body))
     return out, unsendable
 
 

@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 BATCH = 50
 """Deliveries sent at once by one round of the worker."""
 
+NOT_SENT = "not sent: an earlier delivery to this endpoint failed in the same round"
+
 PRUNE_SECONDS = 3600.0
 """How often delivered deliveries past ``broker.outbox.DELIVERED_KEPT`` are forgotten."""
 
@@ -278,8 +280,9 @@ async def deliver_webhooks(
 ) -> None:
     """Forever: send the due deliveries of enabled endpoints, book each attempt, sleep ``poll`` seconds.
 
-    One attempt per delivery per round, all of a round at once (a slow endpoint
-    delays the next round by at most ``timeout``). Redirects are not followed: the
+    One attempt per delivery per round: endpoints side by side, each endpoint's
+    deliveries in the order their events happened (a slow endpoint delays the next
+    round by up to ``timeout`` per delivery of its own). Redirects are not followed: the
     administrator's URL is the only place events go.
     """
     pruned_at: float | None = None  # first round prunes too
@@ -312,14 +315,34 @@ async def deliver_due(
     due, unsendable = await run_in_threadpool(_due)
     if not due and not unsendable:
         return 0
-    sent_at = int(time.time())
-    attempts = [*unsendable, *await asyncio.gather(*(post_delivery(client, o, sent_at) for o in due))]
+    by_endpoint: dict[int, list[Outgoing]] = {}
+    for outgoing in due:
+        by_endpoint.setdefault(outgoing.endpoint_id, []).append(outgoing)
+
+    async def _send_in_order(queue: list[Outgoing]) -> list[tuple[Attempt, float]]:
+        # One endpoint's events go one after the other, oldest first, so a receiver that
+        # answers at once sees them in the order they happened; endpoints run side by side.
+        # After a failure the rest wait out the backoff too: a down endpoint costs one
+        # timeout per round, not one per queued event. One jitter draw per endpoint: its
+        # events come due together again and are retried in their order, while endpoints
+        # that failed together spread out.
+        rand = random.random()
+        done: list[tuple[Attempt, float]] = []
+        for outgoing in queue:
+            if done and not done[-1][0].ok:
+                done.append((Attempt(outgoing.id, None, NOT_SENT), rand))
+                continue
+            done.append((await post_delivery(client, outgoing, int(time.time())), rand))
+        return done
+
+    sent = await asyncio.gather(*(_send_in_order(q) for q in by_endpoint.values()))
+    attempts = [*((a, random.random()) for a in unsendable), *(a for batch in sent for a in batch)]
 
     def _book() -> None:
         with open_db() as db:
             now = utcnow()
-            for attempt in attempts:
-                dead = book_attempt(db, attempt, now, base=base, max_attempts=max_attempts, rand=random.random())
+            for attempt, rand in attempts:
+                dead = book_attempt(db, attempt, now, base=base, max_attempts=max_attempts, rand=rand)
                 if dead is not None:
                     audit.record(db, "webhook.dead", actor=audit.BROKER, delivery=dead.id, event=dead.event,
                                  attempts=dead.attempts, last_error=dead.last_error)
