@@ -45,13 +45,23 @@ def _visible(db: DB, ticket_id: int) -> Ticket:
     return ticket
 
 
-def _assignment(db: DB, user: User, assignee: str | None, team: str | None) -> tuple[User | None, Team | None]:
-    """The named technician and team, checked: enabled, and ``tickets.assign`` unless it is yourself alone."""
+def _assignment(
+    db: DB, user: User, assignee: str | None, team: str | None, *, kept_team: Team | None = None,
+    current_assignee_id: int | None = None,
+) -> tuple[User | None, Team | None]:
+    """The named technician and team, checked: enabled, and ``tickets.assign`` unless it is yourself alone.
+
+    A team the ticket already has (``kept_team``) is not a new assignment; replacing
+    another technician is (``current_assignee_id``).
+    """
     person = user_named(db, assignee) if assignee is not None else None
     group = team_named(db, team) if team is not None else None
     if person is not None and person.disabled_at is not None:
         raise ApiError(422, "invalid_request", f"account {person.username!r} is disabled; assign someone else")
-    if (group is not None or (person is not None and person.id != user.id)) and "tickets.assign" not in user.permissions:
+    new_team = group is not None and (kept_team is None or group.id != kept_team.id)
+    someone_else = person is not None and person.id != user.id
+    replaces_other = current_assignee_id not in (None, user.id) and (person is None or person.id != current_assignee_id)
+    if (new_team or someone_else or replaces_other) and "tickets.assign" not in user.permissions:
         raise ApiError(
             403, "forbidden",
             "assigning a ticket to someone else or to a team needs the tickets.assign permission; "
@@ -163,10 +173,9 @@ def change(ticket_id: TicketId, body: TicketUpdate, db: DB, user: TicketWriter, 
             db, user,
             body.assignee if "assignee" in given else (ticket.assignee.username if ticket.assignee else None),
             body.team if "team" in given else (ticket.assignee_team.name if ticket.assignee_team else None),
+            kept_team=ticket.assignee_team,
+            current_assignee_id=ticket.assignee_id if "assignee" in given else None,
         )
-        if "assignee" in given and person is None and ticket.assignee_id not in (None, user.id) \
-                and "tickets.assign" not in user.permissions:
-            raise ApiError(403, "forbidden", "taking a ticket away from someone else needs the tickets.assign permission")
     update_fields(db, ticket, FieldChanges(
         subject=body.subject, description=body.description, requester_name=body.requester_name,
         requester_email=str(body.requester_email) if body.requester_email else None,

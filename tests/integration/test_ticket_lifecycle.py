@@ -212,3 +212,17 @@ def test_a_session_is_the_first_response_and_leaves_its_report_on_the_ticket(bro
     end_session(broker, admin, unused["session"]["id"])
     comments = broker.http.get(f"/tickets/{ticket['id']}", headers=admin).json()["comments"]
     assert [c["kind"] for c in comments].count("session_report") == 1
+
+
+def test_a_technician_takes_from_their_team_queue_but_not_from_a_colleague(broker, admin, tech) -> None:
+    broker.http.post("/teams", json={"name": "desk", "description": ""}, headers=admin).raise_for_status()
+    broker.http.put("/teams/desk/members/tina", headers=admin)
+    queued = create_ticket(broker, admin, team="desk")
+    taken = patch(broker, tech, queued["id"], assignee="tina")
+    assert taken.status_code == 200, taken.text
+    assert taken.json()["assignee"]["username"] == "tina" and taken.json()["team"]["name"] == "desk"
+
+    toms = create_ticket(broker, admin, assignee="tom")
+    grabbed = patch(broker, tech, toms["id"], assignee="tina")
+    assert grabbed.status_code == 403 and "tickets.assign" in grabbed.json()["message"]
+    assert broker.http.get(f"/tickets/{toms['id']}", headers=admin).json()["assignee"]["username"] == "tom"
