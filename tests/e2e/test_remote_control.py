@@ -198,7 +198,7 @@ async def test_the_host_window_asks_for_the_code_and_consent(broker, xvfb) -> No
         ticket = await console.create_ticket(TicketCreate(subject="Window", requester_name="Ann", requester_email="ann@example.com"))
         started = await console.start_session(ticket.id)
         host = subprocess.Popen(
-            [sys.executable, "-m", "host_client.cli", "join", "--broker", broker.base_url, "--ui", "window"],
+            [sys.executable, "-m", "host_client.cli", "join", "--broker", broker.base_url, "--ui", "window", "--no-survey"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **xvfb.env},
         )
         view = console.view(started.session.id)
