@@ -31,15 +31,22 @@ from .models import Role, Team, User
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _names(text: str) -> list[str]:
+def names(text: str) -> list[str]:
+    """A comma-separated CLI value as a list of names (blanks dropped)."""
     return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def common_options(data_dir_help: str) -> argparse.ArgumentParser:
+    """``--data-dir`` and ``--json``, shared by every administration command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, help=data_dir_help)
+    common.add_argument("--json", action="store_true", help="print results as JSON")
+    return common
 
 
 def add_parsers(commands: Any, data_dir_help: str) -> None:
     """Add the ``users``, ``roles`` and ``teams`` commands to ``deskhand-broker``."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", type=Path, help=data_dir_help)
-    common.add_argument("--json", action="store_true", help="print results as JSON")
+    common = common_options(data_dir_help)
 
     users = commands.add_parser("users", help="list, create, change, disable and delete accounts")
     u = users.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -49,14 +56,14 @@ def add_parsers(commands: Any, data_dir_help: str) -> None:
     create = u.add_parser("create", parents=[common], help="create an account; prints a generated password once")
     create.add_argument("username")
     create.add_argument("--display-name", required=True, help="the name end users see in the consent prompt")
-    create.add_argument("--roles", type=_names, default=["technician"], help="comma-separated roles (default technician)")
-    create.add_argument("--teams", type=_names, default=[], help="comma-separated teams")
+    create.add_argument("--roles", type=names, default=["technician"], help="comma-separated roles (default technician)")
+    create.add_argument("--teams", type=names, default=[], help="comma-separated teams")
     create.add_argument("--password-stdin", action="store_true", help="read the password from stdin instead of generating one")
     change = u.add_parser("set", parents=[common], help="change display name, roles or teams")
     change.add_argument("username")
     change.add_argument("--display-name")
-    change.add_argument("--roles", type=_names, help="comma-separated roles (replaces the current ones)")
-    change.add_argument("--teams", type=_names, help="comma-separated teams (replaces the current ones)")
+    change.add_argument("--roles", type=names, help="comma-separated roles (replaces the current ones)")
+    change.add_argument("--teams", type=names, help="comma-separated teams (replaces the current ones)")
     for action, text in (("disable", "stop the account and its tokens at once"), ("enable", "let it sign in again"),
                          ("delete", "delete an account without tickets or sessions"),
                          ("reset-password", "generate a new password (printed once); its tokens stop")):
@@ -69,7 +76,7 @@ def add_parsers(commands: Any, data_dir_help: str) -> None:
         p = r.add_parser(action, parents=[common], help=f"{action} a role",
                          description="Permissions: " + ", ".join(ROLE_PERMISSION_NAMES))
         p.add_argument("name")
-        p.add_argument("--permissions", type=_names, default=None if action == "set" else [], help="comma-separated permissions")
+        p.add_argument("--permissions", type=names, default=None if action == "set" else [], help="comma-separated permissions")
         p.add_argument("--description", default=None if action == "set" else "")
         p.add_argument("--require-totp", choices=("yes", "no"), default=None if action == "set" else "no",
                        help="members must enrol in TOTP two-factor sign-in")
@@ -82,8 +89,8 @@ def add_parsers(commands: Any, data_dir_help: str) -> None:
         p = t.add_parser(action, parents=[common], help=f"{action} a team")
         p.add_argument("name")
         p.add_argument("--description", default=None if action == "set" else "")
-        p.add_argument("--members", type=_names, default=None if action == "set" else [], help="comma-separated usernames")
-        p.add_argument("--deny", type=_names, default=None,
+        p.add_argument("--members", type=names, default=None if action == "set" else [], help="comma-separated usernames")
+        p.add_argument("--deny", type=names, default=None,
                        help="session permissions the members never get, e.g. files.send,files.receive")
         p.add_argument("--recording-required", choices=("yes", "no"), default=None,
                        help="pause control while recording lags, whatever the deployment says")

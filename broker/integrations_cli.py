@@ -11,7 +11,6 @@ import argparse
 import sys
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -19,20 +18,14 @@ from sqlalchemy.orm import Session
 from protocol.webhooks import WEBHOOK_EVENTS, DeliveryState, InboundSourceCreate, WebhookCreate, WebhookUpdate
 
 from . import admin_cli, webhooks
-from .admin_cli import as_json
+from .admin_cli import as_json, names
 
 COMMANDS = ("webhooks", "inbound")
 
 
-def _names(text: str) -> list[str]:
-    return [n.strip() for n in text.split(",") if n.strip()]
-
-
 def add_parsers(commands: Any, data_dir_help: str) -> None:
     """Add the ``webhooks`` and ``inbound`` commands to ``deskhand-broker``."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", type=Path, help=data_dir_help)
-    common.add_argument("--json", action="store_true", help="print results as JSON")
+    common = admin_cli.common_options(data_dir_help)
 
     hooks = commands.add_parser("webhooks", help="outbound webhooks: endpoints, deliveries, replays")
     w = hooks.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -41,14 +34,14 @@ def add_parsers(commands: Any, data_dir_help: str) -> None:
                        description="Events: " + ", ".join(WEBHOOK_EVENTS))
     add.add_argument("name")
     add.add_argument("url", help="http:// or https:// URL the events are POSTed to")
-    add.add_argument("--events", type=_names, default=[], help="comma-separated events (default: all)")
+    add.add_argument("--events", type=names, default=[], help="comma-separated events (default: all)")
     add.add_argument("--secret-stdin", action="store_true", help="read the shared secret from stdin instead of generating one")
     add.add_argument("--disabled", action="store_true", help="add it disabled (nothing is queued for it until enabled)")
     change = w.add_parser("set", parents=[common], help="change an endpoint's URL or events, enable or disable it",
                           description="Events: " + ", ".join(WEBHOOK_EVENTS))
     change.add_argument("name")
     change.add_argument("--url")
-    change.add_argument("--events", type=_names, help="comma-separated events (replaces the current ones; empty: all)")
+    change.add_argument("--events", type=names, help="comma-separated events (replaces the current ones; empty: all)")
     change.add_argument("--enabled", choices=("yes", "no"))
     w.add_parser("remove", parents=[common], help="remove an endpoint and its queued deliveries").add_argument("name")
     w.add_parser("test", parents=[common], help="queue a webhook.test event for one endpoint").add_argument("name")
