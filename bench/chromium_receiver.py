@@ -1,0 +1,392 @@
+"""The technician's browser console in headless Chromium, as a screen-streaming benchmark receiver.
+
+    async with chromium_receiver(broker, display_env, 1920, 1080) as (receiver, host_pid):
+        ...                       # the workload paints marks; receiver.frames fills up
+        await receiver.flush()    # the frames the page has seen up to now
+        await receiver.bytes_received(), await receiver.latest_rgb()
+
+What runs: Debian's Chromium through Playwright, launched as the browser tests
+launch it (:data:`tests.browser.conftest.CHROMIUM_ARGS`); the first admin signs in
+on the console, opens a ticket and starts a session on its pages
+(:func:`tests.browser.conftest.open_new_session`); ``python -m <host_module> join
+CODE --broker URL --ui terminal --consent view`` joins on the given display; the
+session page's live view (``<video id="remote-screen">``) plays the host's screen.
+
+When a frame counts as seen: a ``requestVideoFrameCallback`` loop on that
+``<video>`` runs once per video frame the page presents. Its ``now`` argument is
+the time of the rendering update in which the frame was handed to the compositor
+(the same clock as ``requestAnimationFrame``): the moment the frame joins what
+the technician's screen shows, one display refresh before it is lit. The receiver
+records ``performance.timeOrigin + now`` as wall-clock seconds (the workload's
+:attr:`~bench.stream_marks.Mark.painted_wall` is ``time.time()`` on the same
+machine), so :attr:`ChromiumReceiver.wall_clock` is True. In the same callback the
+marker's centre pixel of the presented frame is drawn into a 1x1 canvas and
+classified with :func:`~bench.stream_marks.palette_slot`. Chromium's own
+per-frame figures (when the last packet arrived, decode time, the presented-frame
+counter) are kept in :attr:`ChromiumReceiver.timings`, so a report can split the
+latency into "network and host" and "in the browser".
+
+The page is not changed for the benchmark: an init script wraps the
+``RTCPeerConnection`` constructor to remember every connection the page makes,
+and :meth:`ChromiumReceiver.bytes_received` sums their ``inbound-rtp`` video
+``bytesReceived`` (RTP payload bytes) from ``getStats()``.
+
+Self-check (Xvfb, broker, a painter changing the marker's colour every 250 ms)::
+
+    .venv/bin/python -m bench.chromium_receiver [--marks 80]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from playwright.async_api import Browser, Page, async_playwright
+
+from bench.stream_marks import FrameSeen, marker_centre, palette_slot
+from tests.browser.conftest import CHROMIUM_ARGS, open_new_session, sign_in
+from tests.conftest import CHROMIUM_PATHS
+from tests.support.broker import BrokerProcess
+from tests.support.line_child import REPO
+
+NAME = "Deskhand -> Chromium"
+
+VIEWPORT = {"width": 1280, "height": 800}
+"""The console's window, as in the browser tests: the 1920x1080 screen is shown scaled down."""
+
+DRAIN_INTERVAL = 0.2
+"""Seconds between two pulls of the page's frame records into :attr:`ChromiumReceiver.frames`."""
+
+RECORD_PEER_CONNECTIONS = """(() => {
+  // Benchmark instrumentation, installed before the console's own scripts run: remember every
+  // RTCPeerConnection the page creates (the console keeps its own in a closure) so that getStats()
+  // can be read from outside. A subclass keeps the prototype, statics and instanceof intact.
+  const Native = window.RTCPeerConnection;
+  const connections = [];
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) { super(...args); connections.push(this); }
+  };
+  Object.defineProperty(window, "__deskhandBenchConnections", { value: connections });
+})();"""
+
+START_SAMPLING = """([sx, sy]) => {
+  const video = document.getElementById('remote-screen');
+  const canvas = document.createElement('canvas');
+  canvas.width = 1; canvas.height = 1;
+  const g = canvas.getContext('2d', { willReadFrequently: true, alpha: false });
+  const seen = [];
+  window.__deskhandBenchFrames = seen;
+  const optional = (v) => (v === undefined ? null : v);
+  const onFrame = (now, meta) => {
+    // Only the marker's centre pixel of the presented frame: a 1x1 source rectangle.
+    g.drawImage(video, sx, sy, 1, 1, 0, 0, 1, 1);
+    const p = g.getImageData(0, 0, 1, 1).data;
+    seen.push([
+      performance.timeOrigin + now, p[0], p[1], p[2],
+      meta.receiveTime === undefined ? null : performance.timeOrigin + meta.receiveTime,
+      optional(meta.processingDuration), optional(meta.presentedFrames),
+      meta.expectedDisplayTime === undefined ? null : performance.timeOrigin + meta.expectedDisplayTime,
+    ]);
+    video.requestVideoFrameCallback(onFrame);
+  };
+  video.requestVideoFrameCallback(onFrame);
+}"""
+
+DRAIN = "() => window.__deskhandBenchFrames.splice(0)"
+
+VIDEO_STATE = """() => {
+  const v = document.getElementById('remote-screen');
+  return v ? [v.videoWidth, v.videoHeight, v.readyState, v.paused] : [0, 0, 0, true];
+}"""
+
+BYTES_RECEIVED = """async () => {
+  let total = 0;
+  for (const pc of window.__deskhandBenchConnections) {
+    // A closed connection (the host reconnected) keeps the count it had when last read.
+    if (pc.connectionState !== 'closed') {
+      try {
+        let bytes = 0;
+        (await pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') bytes += r.bytesReceived || 0; });
+        pc.__deskhandBenchBytes = bytes;
+      } catch (_) { /* closing under our feet */ }
+    }
+    total += pc.__deskhandBenchBytes || 0;
+  }
+  return total;
+}"""
+
+SNAPSHOT = """([width, height]) => {
+  const video = document.getElementById('remote-screen');
+  const canvas = document.createElement('canvas');
+  canvas.width = width; canvas.height = height;
+  canvas.getContext('2d', { alpha: false }).drawImage(video, 0, 0, width, height);
+  return canvas.toDataURL('image/png');
+}"""
+
+
+def chromium_path() -> str:
+    """Debian's Chromium binary; raises naming the package when it is missing."""
+    for path in CHROMIUM_PATHS:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise RuntimeError(f"Chromium is not installed (looked for {' and '.join(CHROMIUM_PATHS)}): apt-get install chromium")
+
+
+@dataclass(frozen=True)
+class FrameTiming:
+    """Chromium's own figures for one presented frame (wall-clock seconds; None when Chromium gave none)."""
+
+    presented: float
+    """The rendering update that handed the frame to the compositor: :attr:`FrameSeen.arrived`."""
+    received: float | None
+    """When the last RTP packet of the frame arrived (``metadata.receiveTime``)."""
+    processing_ms: float | None
+    """Decode time (``metadata.processingDuration``)."""
+    presented_frames: int | None
+    """Chromium's count of frames presented so far: a jump of more than one means frames went by without a callback."""
+    expected_display: float | None
+    """When the frame is expected to be lit on the display (``metadata.expectedDisplayTime``)."""
+
+
+class ChromiumReceiver:
+    """The live view of a session page; a :class:`~bench.stream_receiver.StreamReceiver`."""
+
+    wall_clock = True
+
+    def __init__(self, page: Page, width: int, height: int, name: str = NAME) -> None:
+        self.name = name
+        self.page = page
+        self.width, self.height = width, height
+        self.frames: list[FrameSeen] = []
+        self.timings: list[FrameTiming] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def start(self, video_width: int, video_height: int) -> None:
+        """Start the per-frame sampling on a playing video of ``video_width`` x ``video_height``."""
+        x, y = marker_centre(self.width, self.height)
+        # The marker's centre in the video's own pixels (the same as the screen's unless the host scaled).
+        sx, sy = (x + 0.5) * video_width / self.width - 0.5, (y + 0.5) * video_height / self.height - 0.5
+        await self.page.evaluate(START_SAMPLING, [sx, sy])
+        self._drainer = asyncio.create_task(self._drain_forever())
+
+    async def flush(self) -> int:
+        """Move the frames the page has recorded so far into :attr:`frames`; how many were added."""
+        records = await self.page.evaluate(DRAIN)
+        for presented_ms, r, g, b, received_ms, processing, count, expected_ms in records:
+            presented = presented_ms / 1000
+            self.frames.append(FrameSeen(presented, palette_slot((r, g, b))))
+            self.timings.append(FrameTiming(
+                presented,
+                None if received_ms is None else received_ms / 1000,
+                None if processing is None else processing * 1000,
+                count,
+                None if expected_ms is None else expected_ms / 1000,
+            ))
+        return len(records)
+
+    async def _drain_forever(self) -> None:
+        while True:
+            await asyncio.sleep(DRAIN_INTERVAL)
+            await self.flush()
+
+    async def stop(self) -> None:
+        """Stop pulling in the background, after one last :meth:`flush`."""
+        if self._drainer is not None:
+            self._drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drainer
+            self._drainer = None
+        with contextlib.suppress(Exception):  # the page may be gone already
+            await self.flush()
+
+    async def bytes_received(self) -> int:
+        """RTP payload bytes of video the page has received (``inbound-rtp`` ``bytesReceived``, all connections)."""
+        return int(await self.page.evaluate(BYTES_RECEIVED))
+
+    async def latest_rgb(self) -> np.ndarray:
+        """The frame the ``<video>`` shows now, as (height, width, 3) uint8 RGB at the source's size."""
+        url: str = await self.page.evaluate(SNAPSHOT, [self.width, self.height])
+        header, _, data = url.partition(",")
+        if header != "data:image/png;base64":
+            raise RuntimeError(f"the page returned no PNG snapshot (got {header[:40]!r})")
+        with Image.open(io.BytesIO(base64.b64decode(data))) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+async def _wait_for_video(page: Page, host: subprocess.Popen[bytes], log: tempfile._TemporaryFileWrapper[bytes], timeout: float) -> tuple[int, int]:
+    """The video's intrinsic size once it plays (polled: the console's CSP forbids wait_for_function's eval)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        width, height, ready, paused = await page.evaluate(VIDEO_STATE)
+        if width > 0 and ready >= 2 and not paused:
+            return width, height
+        if host.poll() is not None:
+            raise RuntimeError(f"the host exited with {host.returncode} before the video played:\n{_tail(log)}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the live view did not play within {timeout:g} s; the host said:\n{_tail(log)}")
+        await asyncio.sleep(0.1)
+
+
+def _tail(log: tempfile._TemporaryFileWrapper[bytes], size: int = 3000) -> str:
+    log.flush()
+    log.seek(0)
+    return log.read().decode(errors="replace")[-size:].strip() or "(nothing)"
+
+
+async def _launch(playwright_chromium, extra_args: Sequence[str]) -> Browser:  # type: ignore[no-untyped-def]
+    return await playwright_chromium.launch(
+        executable_path=chromium_path(), headless=True, args=[*CHROMIUM_ARGS, *extra_args]
+    )
+
+
+@asynccontextmanager
+async def chromium_receiver(
+    broker: BrokerProcess,
+    display_env: dict[str, str],
+    width: int,
+    height: int,
+    *,
+    host_module: str = "host_client.cli",
+    host_args: Sequence[str] = (),
+    name: str = NAME,
+    timeout: float = 60.0,
+) -> AsyncIterator[tuple[ChromiumReceiver, int]]:
+    """A session watched in Chromium's console: ``(receiver, host process id)`` once the video plays.
+
+    ``broker`` must run with ``DESKHAND_ICE_LOOPBACK=true``; ``display_env`` is the
+    ``{"DISPLAY": ...}`` of a ``width`` x ``height`` X server. ``host_module`` is run
+    as ``python -m host_module join CODE --broker URL --ui terminal --consent view
+    *host_args``. On exit the session is ended on the page and the host waited for
+    (killed after 20 s).
+    """
+    async with async_playwright() as playwright:
+        browser = await _launch(playwright.chromium, BENCH_CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport=VIEWPORT)
+            # As in the browser tests: with media allowed Chromium offers a plain 127.0.0.1 candidate, not mDNS.
+            await context.grant_permissions(["camera", "microphone"], origin=broker.base_url)
+            await context.add_init_script(RECORD_PEER_CONNECTIONS)
+            page = await context.new_page()
+            await page.goto(broker.base_url + "/")
+            await sign_in(page, "admin", broker.admin_password)
+            code = await open_new_session(page, "Screen streaming benchmark", "Bench Mark", "bench@example.com")
+            with tempfile.TemporaryFile() as log:
+                # The host's output goes to a file: a pipe nobody reads would stall a long run.
+                host = subprocess.Popen(
+                    [sys.executable, "-m", host_module, "join", code, "--broker", broker.base_url,
+                     "--ui", "terminal", "--consent", "view", *host_args],
+                    stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+                    env={**os.environ, **display_env}, cwd=REPO,
+                )
+                receiver = ChromiumReceiver(page, width, height, name)
+                try:
+                    video_width, video_height = await _wait_for_video(page, host, log, timeout)
+                    await receiver.start(video_width, video_height)
+                    yield receiver, host.pid
+                finally:
+                    await receiver.stop()
+                    await _end(page, host)
+        finally:
+            await browser.close()
+
+
+async def _end(page: Page, host: subprocess.Popen[bytes]) -> None:
+    """End the session from the page as a technician would, then wait for the host (kill it if it lingers)."""
+    if host.poll() is None:
+        with contextlib.suppress(Exception):  # a broken page must not keep the host alive
+            await page.get_by_label("Note for the ticket").fill("benchmark over")
+            await page.get_by_role("button", name="End session").click(timeout=5_000)
+        try:
+            await asyncio.to_thread(host.wait, 20)
+        except subprocess.TimeoutExpired:
+            host.kill()
+            await asyncio.to_thread(host.wait)
+    if host.stdin is not None:
+        host.stdin.close()
+
+
+BENCH_CHROMIUM_ARGS: list[str] = []
+"""Flags added to the browser tests' ones (see the module docstring for why each is there)."""
+
+
+async def self_check(marks: int, interval: float) -> None:
+    """Xvfb, broker and painter: the painter fills the screen with the next marker colour every
+    ``interval`` seconds (so the marker's centre shows it); print latency, fps and bitrate."""
+    from bench.report import percentile
+    from bench.stream_marks import MARKER_PALETTE, Mark, frames_per_second, marker_colour, match_latencies
+    from tests.support.screen_painter import PainterProcess
+    from tests.support.xvfb import XvfbServer
+
+    width, height = 1920, 1080
+    with (
+        XvfbServer.start(width, height) as xvfb,
+        BrokerProcess.start({"DESKHAND_ICE_LOOPBACK": "true"}) as broker,
+        PainterProcess(xvfb.env) as painter,
+    ):
+        painter.fill((0, 0, 0))
+        async with chromium_receiver(broker, xvfb.env, width, height) as (receiver, _host_pid):
+            await asyncio.sleep(2.0)  # past the encoder's coarse first frames
+            bytes_before = await receiver.bytes_received()
+            painted_marks: list[Mark] = []
+            for index in range(marks):
+                painted = await asyncio.to_thread(painter.fill, marker_colour(index))
+                # The painter's monotonic stamp on the wall clock (both clocks read back to back).
+                painted_marks.append(Mark(index, painted, painted + time.time() - time.monotonic()))
+                await asyncio.sleep(max(0.0, painted + interval - time.monotonic()))
+            await asyncio.sleep(1.0)
+            await receiver.flush()
+            bytes_after = await receiver.bytes_received()
+            snapshot = await receiver.latest_rgb()
+            latencies, missed = match_latencies(painted_marks, receiver.frames, wall_clock=True)
+            start, end = painted_marks[0].painted_wall, painted_marks[-1].painted_wall
+            fps = frames_per_second(receiver.frames, start, end)
+            in_browser = [
+                (t.presented - t.received) * 1000 for t in receiver.timings
+                if t.received is not None and start <= t.presented < end
+            ]
+            counts = [t.presented_frames for t in receiver.timings if t.presented_frames is not None]
+            x, y = marker_centre(width, height)
+            last = MARKER_PALETTE[(marks - 1) % len(MARKER_PALETTE)]
+            print(f"marks: {marks} every {interval * 1000:.0f} ms, matched {len(latencies)}, missed {missed}")
+            if latencies:
+                print(f"latency paint -> presented: p50 {percentile(latencies, 50):.1f} ms, "
+                      f"p95 {percentile(latencies, 95):.1f} ms, max {max(latencies):.1f} ms")
+            if in_browser:
+                print(f"  of which last packet -> presented: p50 {percentile(in_browser, 50):.1f} ms, "
+                      f"p95 {percentile(in_browser, 95):.1f} ms")
+            print(f"frames presented with a callback: {fps:.1f} fps over {end - start:.1f} s")
+            if counts:
+                print(f"Chromium's presented-frame counter moved by {counts[-1] - counts[0]} over "
+                      f"{len(counts) - 1} callbacks (larger: frames without a callback)")
+            print(f"video payload: {(bytes_after - bytes_before) * 8 / 1000 / (end - start):.0f} kbit/s")
+            print(f"latest_rgb: {snapshot.shape} {snapshot.dtype}, marker centre {tuple(snapshot[y, x])} (last mark {last})")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bench.chromium_receiver``: the self-check."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Self-check of the Chromium receiver of the screen-streaming benchmark")
+    parser.add_argument("--marks", type=int, default=80, help="marker changes to paint (default 80)")
+    parser.add_argument("--interval", type=float, default=0.25, help="seconds between changes (default 0.25)")
+    args = parser.parse_args(argv)
+    if args.marks < 2 or not 0.02 <= args.interval <= 5:
+        parser.error("--marks must be at least 2 and --interval between 0.02 and 5 seconds")
+    asyncio.run(self_check(args.marks, args.interval))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
