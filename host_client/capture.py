@@ -2,9 +2,21 @@
 
 The screen is grabbed inside :meth:`ScreenTrack.recv`, when the encoder asks
 for the next frame, so frames never queue up behind a slow encoder: a late
-frame is simply a fresher one. The monitor is looked up on every frame, so
-switching monitors needs no new track; while the user has not allowed viewing,
-the track sends black frames of the same size instead of the screen.
+frame is simply a fresher one. A frame is sent only when the screen changed
+(the X server says so through DAMAGE, :mod:`host_client.damage`; the grab is
+then compared with the last one), when the receiver asks for a keyframe, or as
+one of a few *refinement* frames after a change: re-encoding the settled screen
+lets the encoder sharpen what it blurred while things moved. A static screen
+costs nothing but a keep-alive frame every few seconds.
+
+Colour conversion (BGRA to I420) is libswscale's, straight from mss's buffer
+without a copy. Frame pacing and scale come from a
+:class:`~peer.stream_budget.StreamBudget` that travels with each frame to the
+encoder (``frame.opaque``), which reports back what the link carries.
+
+The monitor is looked up on every frame, so switching monitors needs no new
+track; while the user has not allowed viewing, the track sends black frames of
+the same size instead of the screen.
 """
 
 from __future__ import annotations
@@ -13,18 +25,27 @@ import asyncio
 import fractions
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import av
 import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from peer.stream_budget import StreamBudget
+
+from .damage import DamageWatcher, open_damage_watcher
+
 VIDEO_CLOCK_RATE = 90_000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
 BLANK_INTERVAL = 1.0
 """Seconds between black frames while the user has not allowed viewing."""
+REFINE_AFTER: tuple[float, ...] = (0.1, 0.4, 1.2)
+"""Seconds after the last change at which the settled screen is encoded again, to sharpen it."""
+KEEPALIVE = 5.0
+"""Seconds between frames of a static screen (receivers see the stream is alive)."""
 
 
 class CaptureError(RuntimeError):
@@ -64,13 +85,18 @@ class Screen:
             if i > 0
         ]
 
-    def grab(self, monitor: Monitor) -> av.VideoFrame:
+    def grab_pixels(self, monitor: Monitor) -> np.ndarray:
+        """The monitor's pixels as a (height, width, 4) BGRA array over mss's own buffer (no copy)."""
         shot = self._grabber.grab(
             {"left": monitor.left, "top": monitor.top, "width": monitor.width, "height": monitor.height}
         )
-        pixels = np.frombuffer(shot.bgra, dtype=np.uint8).reshape(shot.height, shot.width, 4)
-        if shot.height & 1 or shot.width & 1:  # yuv420p needs even dimensions
-            pixels = np.ascontiguousarray(pixels[: shot.height & ~1, : shot.width & ~1])
+        return np.frombuffer(shot.raw, dtype=np.uint8).reshape(shot.height, shot.width, 4)
+
+    def grab(self, monitor: Monitor) -> av.VideoFrame:
+        """The monitor as a frame of its own (the recorder's: kept apart from the live stream's buffers)."""
+        pixels = self.grab_pixels(monitor)
+        if pixels.shape[0] & 1 or pixels.shape[1] & 1:  # yuv420p needs even dimensions
+            pixels = np.ascontiguousarray(pixels[: pixels.shape[0] & ~1, : pixels.shape[1] & ~1])
         return av.VideoFrame.from_ndarray(pixels, format="bgra")
 
     def close(self) -> None:
@@ -85,8 +111,22 @@ def blank_pixels(monitor: Monitor) -> np.ndarray:
     return np.zeros((monitor.height & ~1, monitor.width & ~1, 3), dtype=np.uint8)
 
 
+def to_i420(pixels: np.ndarray, scale: float = 1.0) -> av.VideoFrame:
+    """BGRA pixels as an I420 (yuv420p) frame, scaled by ``scale``, dimensions rounded down to even."""
+    height, width = pixels.shape[0] & ~1, pixels.shape[1] & ~1
+    if (height, width) != pixels.shape[:2]:
+        pixels = np.ascontiguousarray(pixels[:height, :width])
+    source = av.VideoFrame.from_numpy_buffer(pixels, format="bgra")
+    if scale == 1.0:
+        return source.reformat(format="yuv420p", interpolation="FAST_BILINEAR")
+    # AREA averages the pixels a target pixel covers: small text stays readable, not aliased.
+    return source.reformat(
+        format="yuv420p", width=int(width * scale) & ~1, height=int(height * scale) & ~1, interpolation="AREA"
+    )
+
+
 class ScreenTrack(MediaStreamTrack):
-    """Frames of the selected monitor at up to ``fps`` frames per second."""
+    """Frames of the selected monitor when it changes, at up to ``fps`` frames per second."""
 
     kind = "video"
 
@@ -97,6 +137,8 @@ class ScreenTrack(MediaStreamTrack):
         visible: Callable[[], bool] = lambda: True,
         fps: float = 30.0,
         screen: Screen | None = None,
+        damage: DamageWatcher | None | Literal["auto"] = "auto",
+        budget: StreamBudget | None = None,
     ) -> None:
         super().__init__()
         if not 0 < fps <= 120:
@@ -105,27 +147,120 @@ class ScreenTrack(MediaStreamTrack):
         self._owns_screen = screen is None
         self._monitor = monitor
         self._visible = visible
-        self._interval = 1.0 / fps
+        self.budget = budget or StreamBudget(max_fps=fps, min_fps=min(5.0, fps))
+        self._damage = open_damage_watcher() if damage == "auto" else damage
+        self._watching = False
+        self._wake = asyncio.Event()
+        self._keyframe_wanted = True  # the first frame is sent whatever the screen shows
+        # One thread for every grab: mss and libswscale release the GIL, the event loop stays free.
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="deskhand-capture")
         self._started: float | None = None
         self._next_at = 0.0
+        self._last_pts = -1
+        self._last_raw: np.ndarray | None = None
+        self._last_sent = float("-inf")
+        self._refresh_at: list[float] = []
         self._blank: tuple[Monitor, np.ndarray] | None = None
         self.frames_sent = 0
+        self.grabs = 0
+        """Screen grabs so far (a static screen watched through DAMAGE makes none)."""
+
+    @property
+    def watches_damage(self) -> bool:
+        """True when the X server reports changes; False when the track polls."""
+        return self._damage is not None
+
+    def keyframe_requested(self) -> None:
+        """The receiver lost the picture: send a frame now, even if the screen is static."""
+        self._keyframe_wanted = True
+        self._wake.set()
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
             raise MediaStreamError
+        loop = asyncio.get_running_loop()
+        while True:
+            now = time.monotonic()
+            if self._started is None:
+                self._started = now
+            elif self._next_at > now:
+                await asyncio.sleep(self._next_at - now)
+            if self.readyState != "live":
+                raise MediaStreamError
+            monitor = self._monitor()
+            if not self._visible():
+                self._next_at = time.monotonic() + BLANK_INTERVAL
+                self._last_raw = None
+                return self._stamp(self._blank_for(monitor))
+            reason = await self._next_reason()
+            started = time.monotonic()
+            self._next_at = started + self.budget.interval()
+            frame = await loop.run_in_executor(self._worker, self._capture, monitor, reason)
+            if frame is not None:
+                return self._stamp(frame)
+
+    async def _next_reason(self) -> str:
+        """Wait until there is a reason to look at the screen: ``keyframe``, ``damage``, ``refresh`` or ``poll``."""
+        while True:
+            if self._keyframe_wanted:
+                self._keyframe_wanted = False
+                return "keyframe"
+            if self._damage is None:
+                return "poll"
+            if self._damage.take():
+                return "damage"
+            now = time.monotonic()
+            due = self._refresh_at[0] if self._refresh_at else self._last_sent + KEEPALIVE
+            if due <= now:
+                if self._refresh_at:
+                    self._refresh_at.pop(0)
+                return "refresh"
+            self._wake.clear()
+            self._watch()
+            try:
+                await asyncio.wait_for(self._wake.wait(), due - now)
+            except asyncio.TimeoutError:
+                pass
+
+    def _watch(self) -> None:
+        # The socket stays readable until Xlib reads it (in take()): stop watching once it
+        # fired, or the loop would spin on it while a frame is being encoded.
+        if self._damage is not None and not self._watching:
+            asyncio.get_running_loop().add_reader(self._damage.fileno(), self._damaged)
+            self._watching = True
+
+    def _damaged(self) -> None:
+        if self._damage is not None and self._watching:
+            asyncio.get_running_loop().remove_reader(self._damage.fileno())
+            self._watching = False
+        self._wake.set()
+
+    def _capture(self, monitor: Monitor, reason: str) -> av.VideoFrame | None:
+        """Runs in the capture thread: the frame to send for ``reason``, or None when nothing changed."""
         now = time.monotonic()
-        if self._started is None:
-            self._started = self._next_at = now
-        elif self._next_at > now:
-            await asyncio.sleep(self._next_at - now)
-        visible = self._visible()
-        # Skip missed slots rather than bursting to catch up after a slow frame; a
-        # blank stream (viewing not allowed) needs only a frame a second.
-        self._next_at = max(self._next_at + (self._interval if visible else BLANK_INTERVAL), time.monotonic())
-        monitor = self._monitor()
-        frame = self._screen.grab(monitor) if visible else self._blank_for(monitor)
-        frame.pts = int((time.monotonic() - self._started) * VIDEO_CLOCK_RATE)
+        if reason == "refresh" and self._last_raw is not None:
+            raw = self._last_raw
+        else:
+            raw = self._screen.grab_pixels(monitor)
+            self.grabs += 1
+            previous = self._last_raw
+            changed = previous is None or not np.array_equal(previous.view(np.uint32), raw.view(np.uint32))
+            if not changed and reason in ("damage", "poll"):
+                return None  # drawn over with the same pixels, or a change on another monitor
+            if changed:
+                self._last_raw = raw
+                self._refresh_at = [now + delay for delay in REFINE_AFTER]
+        self._last_sent = now
+        frame = to_i420(raw, self.budget.scale)
+        frame.opaque = self.budget
+        return frame
+
+    def _stamp(self, frame: av.VideoFrame) -> av.VideoFrame:
+        assert self._started is not None
+        # x264 refuses a timestamp that does not grow.
+        pts = max(int((time.monotonic() - self._started) * VIDEO_CLOCK_RATE), self._last_pts + 1)
+        self._last_pts = pts
+        frame.pts = pts
         frame.time_base = VIDEO_TIME_BASE
         self.frames_sent += 1
         return frame
@@ -138,5 +273,16 @@ class ScreenTrack(MediaStreamTrack):
 
     def stop(self) -> None:
         super().stop()
+        self._wake.set()
+        if self._damage is not None:
+            if self._watching:
+                try:
+                    asyncio.get_running_loop().remove_reader(self._damage.fileno())
+                except RuntimeError:  # no loop running any more: nothing to unregister
+                    pass
+                self._watching = False
+            self._damage.close()
+            self._damage = None
+        self._worker.shutdown(wait=False)
         if self._owns_screen:
             self._screen.close()

@@ -22,7 +22,9 @@ from pathlib import Path
 from aiortc import RTCDataChannel, RTCPeerConnection
 
 from peer.events import EventReporter
+from peer.aiortc_hooks import forward_keyframe_requests, use_screen_encoder
 from peer.ice import rtc_configuration
+from peer.screen_encoder import screen_codec_preferences
 from peer.landing import DEFAULT_MAX_FILE_BYTES, LandingFolder
 from peer.signalling import (
     ReconnectSchedule,
@@ -504,7 +506,10 @@ class HostSession:
             fps=self._options.fps,
             screen=self._screen,
         )
-        pc.addTransceiver(self._track, direction="sendonly")
+        use_screen_encoder(True)
+        forward_keyframe_requests(True)
+        transceiver = pc.addTransceiver(self._track, direction="sendonly")
+        transceiver.setCodecPreferences(screen_codec_preferences())
         self._open_data_channels(pc)
 
         @pc.on("connectionstatechange")

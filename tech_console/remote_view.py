@@ -26,6 +26,7 @@ from aiortc.mediastreams import MediaStreamError
 from pydantic import BaseModel
 
 from peer.events import EventReporter
+from peer.aiortc_hooks import complete_frames_on_marker
 from peer.ice import rtc_configuration
 from peer.signalling import ReconnectSchedule, SignallingChannel, SignallingRefused, candidate_from, description_from
 from protocol.api import signalling_path
@@ -339,6 +340,7 @@ class RemoteView:
 
     async def _answer(self, offer: Offer) -> None:
         await self._close_peer()
+        complete_frames_on_marker(True)
         pc = RTCPeerConnection(rtc_configuration(self._ice))
         self._pc = pc
 

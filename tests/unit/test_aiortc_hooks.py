@@ -1,4 +1,7 @@
-"""The aiortc/aioice internals that peer.aiortc_hooks relies on still exist and behave."""
+"""The aiortc/aioice internals that peer.aiortc_hooks relies on still exist and behave.
+
+Run these first when moving aiortc's pinned range: each hook names what it replaces.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,20 @@ import asyncio
 import inspect
 
 import aioice.ice
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
 import pytest
+from aiortc.codecs import get_capabilities
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
 
 from protocol.ice import IceConfig, IceServer
 from peer import aiortc_hooks
 from peer.ice import rtc_configuration
+from peer.screen_encoder import ScreenH264Encoder
 
 
 @pytest.fixture(autouse=True)
@@ -57,3 +69,123 @@ def test_rtc_configuration_passes_servers_and_applies_loopback() -> None:
 
 def test_empty_server_list_stays_empty_so_no_public_stun_is_contacted() -> None:
     assert rtc_configuration(IceConfig()).iceServers == []
+
+
+# --- the screen encoder, keyframe forwarding and marker-bit jitter buffer ---------------------
+
+H264 = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=99)
+VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
+
+
+@pytest.fixture(autouse=True)
+def _restore_media_hooks():
+    yield
+    aiortc_hooks.use_screen_encoder(False)
+    aiortc_hooks.forward_keyframe_requests(False)
+    aiortc_hooks.complete_frames_on_marker(False)
+
+
+def test_the_sender_still_builds_its_encoder_through_a_module_level_get_encoder() -> None:
+    source = inspect.getsource(aiortc.rtcrtpsender.RTCRtpSender._next_encoded_frame)
+    assert "get_encoder(codec)" in source
+    assert "force_keyframe" in source
+    assert list(inspect.signature(aiortc.rtcrtpsender.get_encoder).parameters) == ["codec"]
+    rtcp = inspect.getsource(aiortc.rtcrtpsender.RTCRtpSender._handle_rtcp_packet)
+    assert "self._send_keyframe()" in rtcp, "PLI/FIR must still go through _send_keyframe"
+    assert ".target_bitrate = bitrate" in rtcp, "REMB must still reach the encoder's target_bitrate"
+
+
+def test_aiortc_h264_encoder_still_has_the_pieces_the_screen_encoder_inherits() -> None:
+    assert "self._encode_frame(frame, force_keyframe)" in inspect.getsource(H264Encoder.encode)
+    assert callable(H264Encoder._split_bitstream) and callable(H264Encoder._packetize)
+
+
+def test_screen_encoder_hook_picks_the_screen_encoder_for_h264_only() -> None:
+    aiortc_hooks.use_screen_encoder(True)
+    assert aiortc_hooks.screen_encoder_active()
+    assert isinstance(aiortc.rtcrtpsender.get_encoder(H264), ScreenH264Encoder)
+    vp8 = aiortc.rtcrtpsender.get_encoder(VP8)
+    assert isinstance(vp8, Vp8Encoder) and not isinstance(vp8, H264Encoder)
+    aiortc_hooks.use_screen_encoder(False)
+    assert not aiortc_hooks.screen_encoder_active()
+    assert type(aiortc.rtcrtpsender.get_encoder(H264)) is H264Encoder
+
+
+def test_keyframe_requests_reach_the_track_and_still_set_aiortcs_flag() -> None:
+    class Track:
+        asked = 0
+
+        def keyframe_requested(self) -> None:
+            self.asked += 1
+
+    class Sender:  # what _send_keyframe touches on a real RTCRtpSender
+        track = Track()
+
+    sender = Sender()
+    aiortc_hooks.forward_keyframe_requests(True)
+    assert aiortc_hooks.keyframe_requests_forwarded()
+    aiortc.rtcrtpsender.RTCRtpSender._send_keyframe(sender)
+    assert sender.track.asked == 1
+    assert sender._RTCRtpSender__force_keyframe is True  # type: ignore[attr-defined]
+    aiortc_hooks.forward_keyframe_requests(False)
+    aiortc.rtcrtpsender.RTCRtpSender._send_keyframe(sender)
+    assert sender.track.asked == 1
+    sender.track = None  # a track without the method (or none): only aiortc's flag
+    aiortc_hooks.forward_keyframe_requests(True)
+    aiortc.rtcrtpsender.RTCRtpSender._send_keyframe(sender)
+
+
+def test_the_receiver_still_creates_its_video_jitter_buffer_through_the_module_name() -> None:
+    source = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver.__init__)
+    assert "JitterBuffer(capacity=" in source and "is_video=True" in source
+    for name in ("_remove_frame", "remove", "capacity"):
+        assert hasattr(JitterBuffer, name)
+    buffer = JitterBuffer(capacity=16, is_video=True)
+    assert {"_packets", "_origin", "_is_video"} <= set(vars(buffer))
+
+
+def packet(seq: int, timestamp: int, data: bytes, *, marker: bool) -> RtpPacket:
+    p = RtpPacket(payload_type=99, sequence_number=seq, timestamp=timestamp, marker=int(marker))
+    p._data = data  # type: ignore[attr-defined]  # what the receiver stores after depayloading
+    return p
+
+
+def test_stock_buffer_holds_a_complete_frame_until_the_next_one_starts() -> None:
+    buffer = JitterBuffer(capacity=16, is_video=True)
+    assert buffer.add(packet(1, 1000, b"a", marker=False)) == (False, None)
+    assert buffer.add(packet(2, 1000, b"b", marker=True))[1] is None  # the delay the hook removes
+
+
+def test_marker_buffer_releases_a_frame_with_its_last_packet() -> None:
+    aiortc_hooks.complete_frames_on_marker(True)
+    assert aiortc_hooks.marker_frames_active()
+    buffer = aiortc.rtcrtpreceiver.JitterBuffer(capacity=16, is_video=True)
+    assert buffer.add(packet(1, 1000, b"a", marker=False))[1] is None
+    frame = buffer.add(packet(2, 1000, b"b", marker=True))[1]
+    assert frame is not None and frame.data == b"ab" and frame.timestamp == 1000
+    # Out of order: the marker packet first, the frame only once the gap is filled.
+    assert buffer.add(packet(4, 2000, b"d", marker=True))[1] is None
+    frame = buffer.add(packet(3, 2000, b"c", marker=False))[1]
+    assert frame is not None and frame.data == b"cd"
+
+
+def test_marker_buffer_falls_back_to_aiortcs_rule_for_a_frame_that_lost_its_marker() -> None:
+    aiortc_hooks.complete_frames_on_marker(True)
+    buffer = aiortc.rtcrtpreceiver.JitterBuffer(capacity=16, is_video=True)
+    buffer.add(packet(1, 1000, b"a", marker=False))
+    frame = buffer.add(packet(2, 2000, b"b", marker=False))[1]  # next frame began: the first is whole
+    assert frame is not None and frame.data == b"a"
+
+
+def test_marker_buffer_leaves_audio_alone() -> None:
+    aiortc_hooks.complete_frames_on_marker(True)
+    buffer = aiortc.rtcrtpreceiver.JitterBuffer(capacity=16, prefetch=0)
+    assert buffer.add(packet(1, 1000, b"a", marker=True))[1] is None  # audio's marker starts a talkspurt
+
+
+def test_h264_constrained_baseline_is_offered() -> None:
+    assert any(
+        c.mimeType == "video/H264" and c.parameters.get("profile-level-id") == "42e01f"
+        and c.parameters.get("packetization-mode") == "1"
+        for c in get_capabilities("video").codecs
+    )

@@ -1,0 +1,167 @@
+"""The capture track on a real X server: frames when the screen changes, nothing while it is static.
+
+A private Xvfb (the session one is shared with tests that paint on it); changes
+are drawn with ``xsetroot``, a separate X client, as any application would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import av
+import numpy as np
+import pytest
+
+from host_client import capture
+from host_client.capture import Screen, ScreenTrack
+from tests.support.xvfb import XvfbServer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def display() -> Iterator[XvfbServer]:
+    with XvfbServer.start(640, 480) as server:
+        yield server
+
+
+@pytest.fixture
+async def screen(display: XvfbServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Screen]:
+    monkeypatch.setenv("DISPLAY", display.display)
+    paint(display, "#000000")
+    shared = Screen()
+    yield shared
+    shared.close()
+
+
+def paint(display: XvfbServer, colour: str) -> None:
+    subprocess.run(["xsetroot", "-display", display.display, "-solid", colour], check=True)
+
+
+def centre_rgb(frame: av.VideoFrame) -> tuple[int, int, int]:
+    rgb = frame.to_ndarray(format="rgb24")
+    r, g, b = rgb[rgb.shape[0] // 2, rgb.shape[1] // 2]
+    return int(r), int(g), int(b)
+
+
+async def frame_within(track: ScreenTrack, seconds: float) -> av.VideoFrame | None:
+    try:
+        return await asyncio.wait_for(track.recv(), seconds)
+    except asyncio.TimeoutError:
+        return None
+
+
+async def settle(track: ScreenTrack) -> None:
+    """Take the first frame and the refinement frames after it, until the track goes quiet."""
+    assert await frame_within(track, 5) is not None
+    while await frame_within(track, max(capture.REFINE_AFTER) + 0.5) is not None:
+        pass
+
+
+def make_track(screen: Screen, **options: object) -> ScreenTrack:
+    monitor = screen.monitors()[0]
+    return ScreenTrack(lambda: monitor, screen=screen, **options)  # type: ignore[arg-type]
+
+
+async def test_a_static_screen_costs_no_grab_and_a_change_arrives_at_once(display: XvfbServer, screen: Screen) -> None:
+    track = make_track(screen, fps=30)
+    try:
+        assert track.watches_damage, "Xvfb has DAMAGE: the track must use it"
+        await settle(track)
+        grabs = track.grabs
+        assert await frame_within(track, 1.5) is None
+        assert track.grabs == grabs, "nothing was drawn: the screen must not even be grabbed"
+
+        changed_at = time.monotonic()
+        paint(display, "#ff0000")
+        frame = await frame_within(track, 2)
+        assert frame is not None, "a change must produce a frame"
+        assert time.monotonic() - changed_at < 0.5
+        r, g, b = centre_rgb(frame)
+        assert r > 200 and g < 60 and b < 60
+        assert frame.opaque is track.budget, "the frame carries the budget to the encoder"
+    finally:
+        track.stop()
+
+
+async def test_refinement_frames_follow_a_change_then_the_track_goes_quiet(display: XvfbServer, screen: Screen) -> None:
+    track = make_track(screen)
+    try:
+        await settle(track)
+        paint(display, "#00ff00")
+        assert await frame_within(track, 2) is not None
+        started = time.monotonic()
+        refinements = 0
+        while await frame_within(track, 0.9) is not None:
+            refinements += 1
+        assert refinements == len(capture.REFINE_AFTER)
+        assert time.monotonic() - started < max(capture.REFINE_AFTER) + 1.5
+    finally:
+        track.stop()
+
+
+async def test_drawing_the_same_pixels_again_sends_nothing(display: XvfbServer, screen: Screen) -> None:
+    track = make_track(screen)
+    try:
+        paint(display, "#0000ff")
+        await settle(track)
+        grabs = track.grabs
+        paint(display, "#0000ff")
+        assert await frame_within(track, 1.0) is None
+        assert track.grabs == grabs + 1, "damage made the track look, the comparison kept the frame back"
+    finally:
+        track.stop()
+
+
+async def test_a_keyframe_request_sends_a_frame_of_a_static_screen(screen: Screen) -> None:
+    track = make_track(screen)
+    try:
+        await settle(track)
+        asked_at = time.monotonic()
+        track.keyframe_requested()
+        assert await frame_within(track, 1.0) is not None
+        assert time.monotonic() - asked_at < 0.3
+    finally:
+        track.stop()
+
+
+async def test_without_damage_the_track_polls_and_still_sends_only_changes(display: XvfbServer, screen: Screen) -> None:
+    track = make_track(screen, fps=20, damage=None)
+    try:
+        assert not track.watches_damage
+        assert await frame_within(track, 5) is not None  # the first frame is always sent
+        grabs = track.grabs
+        assert await frame_within(track, 1.0) is None
+        assert track.grabs - grabs >= 10, "polling grabs at the frame rate"
+        paint(display, "#ffff00")
+        frame = await frame_within(track, 1.0)
+        assert frame is not None
+        r, g, b = centre_rgb(frame)
+        assert r > 200 and g > 200 and b < 60
+    finally:
+        track.stop()
+
+
+async def test_a_screen_not_allowed_to_be_seen_sends_black_frames(display: XvfbServer, screen: Screen) -> None:
+    paint(display, "#ffffff")
+    track = make_track(screen, visible=lambda: False)
+    try:
+        frame = await frame_within(track, 2)
+        assert frame is not None
+        assert not np.any(frame.to_ndarray(format="rgb24"))
+        assert track.grabs == 0
+    finally:
+        track.stop()
+
+
+async def test_the_budget_scale_shrinks_the_frames(display: XvfbServer, screen: Screen) -> None:
+    track = make_track(screen)
+    try:
+        track.budget.scale = 0.5
+        frame = await frame_within(track, 5)
+        assert frame is not None and (frame.width, frame.height) == (320, 240)
+    finally:
+        track.stop()

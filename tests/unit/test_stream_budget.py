@@ -1,0 +1,93 @@
+"""Frame pacing and scale against what the link carries (peer.stream_budget), on a made-up clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from peer.stream_budget import SCALES, StreamBudget
+
+
+def run(budget: StreamBudget, *, seconds: float, fps: float, frame_bytes: int, link: float | None, start: float = 0.0, sent: list[float] | None = None) -> float:
+    """Send frames at ``fps`` (capped by the budget) for ``seconds``; return the clock afterwards."""
+    now = start
+    while now < start + seconds:
+        if link is not None:
+            budget.link_bitrate(link)
+        budget.sent(frame_bytes, keyframe=False, now=now)
+        if sent is not None:
+            sent.append(now)
+        now += max(1.0 / fps, budget.interval())
+    return now
+
+
+def test_an_uncongested_link_keeps_the_full_frame_rate_and_size() -> None:
+    budget = StreamBudget(max_fps=30)
+    # 20 kB frames at 30 fps = 4.8 Mbit/s; the estimate is above it.
+    run(budget, seconds=5, fps=30, frame_bytes=20_000, link=6_000_000)
+    assert budget.fps == 30 and budget.interval() == pytest.approx(1 / 30)
+    assert budget.scale == 1.0
+
+
+def test_an_estimate_below_the_send_rate_lowers_the_frame_rate_to_fit() -> None:
+    budget = StreamBudget(max_fps=30, min_fps=5)
+    sent: list[float] = []
+    run(budget, seconds=20, fps=30, frame_bytes=20_000, link=2_000_000, sent=sent)  # 160 kbit a frame: 12.5 fps fit
+    assert 8 <= budget.fps <= 15
+    assert budget.scale == 1.0, "frame rate goes down before the picture shrinks"
+    last_ten_seconds = [t for t in sent if t >= 10]
+    assert len(last_ten_seconds) * 160_000 / 10 <= 2_000_000 * 1.05, "on average the stream fits the link"
+
+
+def test_the_frame_rate_comes_back_once_the_congestion_is_over() -> None:
+    budget = StreamBudget(max_fps=30, min_fps=5)
+    now = run(budget, seconds=5, fps=30, frame_bytes=20_000, link=1_500_000)
+    assert budget.fps < 15
+    run(budget, seconds=5, fps=30, frame_bytes=20_000, link=50_000_000, start=now)
+    assert budget.fps == 30
+
+
+def test_scale_steps_down_only_at_the_lowest_frame_rate_and_holds() -> None:
+    budget = StreamBudget(max_fps=30, min_fps=5, scale_hold=5)
+    # 100 kB frames at 5 fps = 4 Mbit/s, the link carries 1 Mbit/s.
+    now = run(budget, seconds=3, fps=30, frame_bytes=100_000, link=1_000_000)
+    assert budget.fps == 5 and budget.scale == SCALES[1]
+    first_change = now
+    now = run(budget, seconds=2, fps=30, frame_bytes=100_000, link=1_000_000, start=now)
+    assert budget.scale == SCALES[1], "held for scale_hold seconds: no keyframe storm"
+    run(budget, seconds=6, fps=30, frame_bytes=100_000, link=1_000_000, start=now)
+    assert budget.scale == SCALES[2] and first_change < now
+
+
+def test_scale_goes_back_up_when_the_link_recovers() -> None:
+    budget = StreamBudget(max_fps=30, min_fps=5, scale_hold=1)
+    now = run(budget, seconds=4, fps=30, frame_bytes=100_000, link=500_000)
+    assert budget.scale < 1.0
+    run(budget, seconds=10, fps=30, frame_bytes=10_000, link=50_000_000, start=now)
+    assert budget.scale == 1.0 and budget.fps == 30
+
+
+def test_keyframes_the_receiver_asked_for_are_not_taken_for_congestion() -> None:
+    budget = StreamBudget(max_fps=30)
+    budget.link_bitrate(1_000_000)
+    budget.sent(400_000, keyframe=True, now=0.0)
+    assert budget.fps == 30
+
+
+def test_no_estimate_yet_means_no_congestion() -> None:
+    budget = StreamBudget(max_fps=20)
+    run(budget, seconds=2, fps=20, frame_bytes=500_000, link=None)
+    assert budget.fps == 20
+
+
+@pytest.mark.parametrize(("max_fps", "min_fps"), [(30, 0), (5, 10), (30, -1)])
+def test_bad_limits_are_refused(max_fps: float, min_fps: float) -> None:
+    with pytest.raises(ValueError, match="min_fps"):
+        StreamBudget(max_fps=max_fps, min_fps=min_fps)
+
+
+def test_bad_reports_are_refused() -> None:
+    budget = StreamBudget()
+    with pytest.raises(ValueError, match="positive"):
+        budget.link_bitrate(0)
+    with pytest.raises(ValueError, match="negative"):
+        budget.sent(-1, keyframe=False, now=0)
