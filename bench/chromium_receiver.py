@@ -20,8 +20,13 @@ the technician's screen shows, one display refresh before it is lit. The receive
 records ``performance.timeOrigin + now`` as wall-clock seconds (the workload's
 :attr:`~bench.stream_marks.Mark.painted_wall` is ``time.time()`` on the same
 machine), so :attr:`ChromiumReceiver.wall_clock` is True. In the same callback the
-marker's centre pixel of the presented frame is drawn into a 1x1 canvas and
-classified with :func:`~bench.stream_marks.palette_slot`. Chromium's own
+marker's centre pixel of the presented frame is read and classified with
+:func:`~bench.stream_marks.palette_slot`: from the decoded frame's Y'CbCr planes
+(``VideoFrame.copyTo`` of a 2x2 block, converted with the frame's own matrix and
+range; ~0.1 ms), because ``drawImage`` of a 1080p video into even a 1x1 canvas
+converts the whole frame to RGB first (~8 ms of the page's main thread per frame,
+p95 ~27 ms on two busy cores). Both readings agree on every palette colour; the
+canvas is the fallback where ``VideoFrame`` is missing. Chromium's own
 per-frame figures (when the last packet arrived, decode time, the presented-frame
 counter) are kept in :attr:`ChromiumReceiver.timings`, so a report can split the
 latency into "network and host" and "in the browser".
@@ -43,6 +48,7 @@ import base64
 import contextlib
 import io
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -50,10 +56,11 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 from PIL import Image
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, BrowserType, Page, async_playwright
 
 from bench.stream_marks import FrameSeen, marker_centre, palette_slot
 from tests.browser.conftest import CHROMIUM_ARGS, open_new_session, sign_in
@@ -63,8 +70,17 @@ from tests.support.line_child import REPO
 
 NAME = "Deskhand -> Chromium"
 
+MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+"""What ``host_module`` may be: it is run as ``python -m host_module``."""
+
 VIEWPORT = {"width": 1280, "height": 800}
 """The console's window, as in the browser tests: the 1920x1080 screen is shown scaled down."""
+
+BENCH_CHROMIUM_ARGS: list[str] = []
+"""Flags added to the browser tests' ones: none. Headless Chromium runs its rendering updates at
+60 Hz (rAF 61/s measured), as a technician's 60 Hz display would: video frames up to 60 fps each
+get their callback. ``--disable-gpu-vsync --disable-frame-rate-limit`` leave rAF at ~60/s in
+headless mode and cost CPU the host needs (fewer frames arrived with them), so they are not used."""
 
 DRAIN_INTERVAL = 0.2
 """Seconds between two pulls of the page's frame records into :attr:`ChromiumReceiver.frames`."""
@@ -89,23 +105,69 @@ START_SAMPLING = """([sx, sy]) => {
   const seen = [];
   window.__deskhandBenchFrames = seen;
   const optional = (v) => (v === undefined ? null : v);
+  const wall = (t) => (t === undefined ? null : performance.timeOrigin + t);
+  // A 2x2 block at even coordinates: whole 4:2:0 chroma samples, as VideoFrame.copyTo requires.
+  const x = Math.max(0, Math.round(sx)) & ~1, y = Math.max(0, Math.round(sy)) & ~1;
+  const rect = { x, y, width: 2, height: 2 };
+  const buffer = new Uint8Array(64);
+  const clamp = (v) => Math.max(0, Math.min(255, Math.round(v)));
+
+  // Y'CbCr -> R'G'B' with the frame's own matrix and range, as Chromium renders it (BT.601 when unsaid).
+  function toRgb(Y, U, V, space) {
+    const [kr, kb] = space.matrix === 'bt709' ? [0.2126, 0.0722] : space.matrix === 'bt2020-ncl' ? [0.2627, 0.0593] : [0.299, 0.114];
+    const full = space.fullRange === true;
+    const l = full ? Y : (Y - 16) * 255 / 219;
+    const cb = (U - 128) * (full ? 1 : 255 / 224), cr = (V - 128) * (full ? 1 : 255 / 224);
+    const kg = 1 - kr - kb;
+    const r = l + 2 * (1 - kr) * cr, b = l + 2 * (1 - kb) * cb;
+    return [clamp(r), clamp((l - kr * r - kb * b) / kg), clamp(b)];
+  }
+
+  // Reads the pixel from the decoded planes: no colour conversion of the whole 1920x1080 frame
+  // (drawImage of a video converts all of it, ~10 ms of the page's main thread per frame).
+  async function fromPlanes() {
+    const frame = new VideoFrame(video);
+    try {
+      const layout = await frame.copyTo(buffer, { rect });
+      const at = (plane) => buffer[layout[plane].offset];
+      switch (frame.format) {
+        case 'I420': case 'I420A': case 'I422': case 'I444': return toRgb(at(0), at(1), at(2), frame.colorSpace);
+        case 'NV12': return toRgb(at(0), at(1), buffer[layout[1].offset + 1], frame.colorSpace);
+        case 'RGBA': case 'RGBX': return [at(0), buffer[layout[0].offset + 1], buffer[layout[0].offset + 2]];
+        case 'BGRA': case 'BGRX': return [buffer[layout[0].offset + 2], buffer[layout[0].offset + 1], at(0)];
+        default: return null;
+      }
+    } finally { frame.close(); }
+  }
+
+  function fromCanvas() {
+    g.drawImage(video, x, y, 1, 1, 0, 0, 1, 1);
+    return Array.from(g.getImageData(0, 0, 1, 1).data.slice(0, 3));
+  }
+
   const onFrame = (now, meta) => {
-    // Only the marker's centre pixel of the presented frame: a 1x1 source rectangle.
-    g.drawImage(video, sx, sy, 1, 1, 0, 0, 1, 1);
-    const p = g.getImageData(0, 0, 1, 1).data;
-    seen.push([
-      performance.timeOrigin + now, p[0], p[1], p[2],
-      meta.receiveTime === undefined ? null : performance.timeOrigin + meta.receiveTime,
-      optional(meta.processingDuration), optional(meta.presentedFrames),
-      meta.expectedDisplayTime === undefined ? null : performance.timeOrigin + meta.expectedDisplayTime,
-    ]);
     video.requestVideoFrameCallback(onFrame);
+    const began = performance.now();
+    const record = [
+      performance.timeOrigin + now, null, null, null, wall(meta.receiveTime),
+      optional(meta.processingDuration), optional(meta.presentedFrames), wall(meta.presentationTime), null, null,
+    ];
+    seen.push(record);  // in presentation order; filled in once the pixel is read
+    const done = (rgb, how) => { record.splice(1, 3, ...rgb); record[8] = performance.now() - began; record[9] = how; };
+    (typeof VideoFrame === 'function' ? fromPlanes() : Promise.resolve(null))
+      .catch(() => null)
+      .then((rgb) => (rgb ? done(rgb, 'planes') : done(fromCanvas(), 'canvas')))
+      .catch((err) => done([-1, -1, -1], 'failed: ' + err));
   };
   video.requestVideoFrameCallback(onFrame);
 }"""
 
-DRAIN = "() => window.__deskhandBenchFrames.splice(0)"
-
+DRAIN = """() => {
+  const seen = window.__deskhandBenchFrames;
+  let ready = 0;
+  while (ready < seen.length && seen[ready][9] !== null) ready++;
+  return seen.splice(0, ready);
+}"""
 VIDEO_STATE = """() => {
   const v = document.getElementById('remote-screen');
   return v ? [v.videoWidth, v.videoHeight, v.readyState, v.paused] : [0, 0, 0, true];
@@ -156,8 +218,12 @@ class FrameTiming:
     """Decode time (``metadata.processingDuration``)."""
     presented_frames: int | None
     """Chromium's count of frames presented so far: a jump of more than one means frames went by without a callback."""
-    expected_display: float | None
-    """When the frame is expected to be lit on the display (``metadata.expectedDisplayTime``)."""
+    submitted: float | None
+    """When Chromium handed the frame to the compositor (``metadata.presentationTime``), at most one refresh before :attr:`presented`."""
+    sample_ms: float
+    """How long reading the marker pixel took (the compositor shows the video without waiting for it)."""
+    sampled_from: str
+    """``"planes"``: the decoded frame's Y'CbCr samples (``VideoFrame.copyTo``); ``"canvas"``: a 2D canvas."""
 
 
 class ChromiumReceiver:
@@ -184,7 +250,9 @@ class ChromiumReceiver:
     async def flush(self) -> int:
         """Move the frames the page has recorded so far into :attr:`frames`; how many were added."""
         records = await self.page.evaluate(DRAIN)
-        for presented_ms, r, g, b, received_ms, processing, count, expected_ms in records:
+        for presented_ms, r, g, b, received_ms, processing, count, submitted_ms, sample_ms, how in records:
+            if how.startswith("failed"):
+                raise RuntimeError(f"the page could not read the marker pixel of a frame: {how}")
             presented = presented_ms / 1000
             self.frames.append(FrameSeen(presented, palette_slot((r, g, b))))
             self.timings.append(FrameTiming(
@@ -192,7 +260,9 @@ class ChromiumReceiver:
                 None if received_ms is None else received_ms / 1000,
                 None if processing is None else processing * 1000,
                 count,
-                None if expected_ms is None else expected_ms / 1000,
+                None if submitted_ms is None else submitted_ms / 1000,
+                sample_ms,
+                how,
             ))
         return len(records)
 
@@ -225,7 +295,7 @@ class ChromiumReceiver:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-async def _wait_for_video(page: Page, host: subprocess.Popen[bytes], log: tempfile._TemporaryFileWrapper[bytes], timeout: float) -> tuple[int, int]:
+async def _wait_for_video(page: Page, host: subprocess.Popen[bytes], log: IO[bytes], timeout: float) -> tuple[int, int]:
     """The video's intrinsic size once it plays (polled: the console's CSP forbids wait_for_function's eval)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -239,14 +309,15 @@ async def _wait_for_video(page: Page, host: subprocess.Popen[bytes], log: tempfi
         await asyncio.sleep(0.1)
 
 
-def _tail(log: tempfile._TemporaryFileWrapper[bytes], size: int = 3000) -> str:
-    log.flush()
-    log.seek(0)
-    return log.read().decode(errors="replace")[-size:].strip() or "(nothing)"
+def _tail(log: IO[bytes], size: int = 3000) -> str:
+    # pread: the host shares this file's offset and is still writing at its end.
+    end = os.fstat(log.fileno()).st_size
+    start = max(0, end - size)
+    return os.pread(log.fileno(), end - start, start).decode(errors="replace").strip() or "(nothing)"
 
 
-async def _launch(playwright_chromium, extra_args: Sequence[str]) -> Browser:  # type: ignore[no-untyped-def]
-    return await playwright_chromium.launch(
+async def _launch(chromium: BrowserType, extra_args: Sequence[str]) -> Browser:
+    return await chromium.launch(
         executable_path=chromium_path(), headless=True, args=[*CHROMIUM_ARGS, *extra_args]
     )
 
@@ -271,6 +342,10 @@ async def chromium_receiver(
     *host_args``. On exit the session is ended on the page and the host waited for
     (killed after 20 s).
     """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"the screen size must be positive, not {width}x{height}")
+    if not MODULE_NAME.fullmatch(host_module):
+        raise ValueError(f"host_module must be a dotted Python module name, not {host_module!r}")
     async with async_playwright() as playwright:
         browser = await _launch(playwright.chromium, BENCH_CHROMIUM_ARGS)
         try:
@@ -296,8 +371,10 @@ async def chromium_receiver(
                     await receiver.start(video_width, video_height)
                     yield receiver, host.pid
                 finally:
-                    await receiver.stop()
-                    await _end(page, host)
+                    try:
+                        await receiver.stop()
+                    finally:
+                        await _end(page, host)
         finally:
             await browser.close()
 
@@ -317,8 +394,6 @@ async def _end(page: Page, host: subprocess.Popen[bytes]) -> None:
         host.stdin.close()
 
 
-BENCH_CHROMIUM_ARGS: list[str] = []
-"""Flags added to the browser tests' ones (see the module docstring for why each is there)."""
 
 
 async def self_check(marks: int, interval: float) -> None:
@@ -356,6 +431,8 @@ async def self_check(marks: int, interval: float) -> None:
                 (t.presented - t.received) * 1000 for t in receiver.timings
                 if t.received is not None and start <= t.presented < end
             ]
+            sampling = [t.sample_ms for t in receiver.timings if start <= t.presented < end]
+            methods = sorted({t.sampled_from for t in receiver.timings})
             counts = [t.presented_frames for t in receiver.timings if t.presented_frames is not None]
             x, y = marker_centre(width, height)
             last = MARKER_PALETTE[(marks - 1) % len(MARKER_PALETTE)]
@@ -366,6 +443,9 @@ async def self_check(marks: int, interval: float) -> None:
             if in_browser:
                 print(f"  of which last packet -> presented: p50 {percentile(in_browser, 50):.1f} ms, "
                       f"p95 {percentile(in_browser, 95):.1f} ms")
+            if sampling:
+                print(f"  marker pixel read: p50 {percentile(sampling, 50):.2f} ms, "
+                      f"p95 {percentile(sampling, 95):.2f} ms per frame, read from {' and '.join(methods)}")
             print(f"frames presented with a callback: {fps:.1f} fps over {end - start:.1f} s")
             if counts:
                 print(f"Chromium's presented-frame counter moved by {counts[-1] - counts[0]} over "
