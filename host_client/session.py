@@ -124,6 +124,20 @@ class HostSummary:
         )
 
 
+def add_screen_sender(pc: RTCPeerConnection, track: ScreenTrack) -> None:
+    """Send ``track`` on ``pc`` through Deskhand's screen pipeline.
+
+    H.264 (constrained baseline) is preferred, encoded by
+    :class:`~peer.screen_encoder.ScreenH264Encoder`; the receiver's keyframe
+    requests reach the track, which sends only on change. VP8 with aiortc's
+    encoder remains for receivers without H.264.
+    """
+    use_screen_encoder(True)
+    forward_keyframe_requests(True)
+    transceiver = pc.addTransceiver(track, direction="sendonly")
+    transceiver.setCodecPreferences(screen_codec_preferences())
+
+
 @dataclass(frozen=True)
 class HostOptions:
     """How this host runs a session."""
@@ -506,10 +520,7 @@ class HostSession:
             fps=self._options.fps,
             screen=self._screen,
         )
-        use_screen_encoder(True)
-        forward_keyframe_requests(True)
-        transceiver = pc.addTransceiver(self._track, direction="sendonly")
-        transceiver.setCodecPreferences(screen_codec_preferences())
+        add_screen_sender(pc, self._track)
         self._open_data_channels(pc)
 
         @pc.on("connectionstatechange")
