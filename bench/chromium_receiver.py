@@ -237,10 +237,13 @@ class ChromiumReceiver:
         self.width, self.height = width, height
         self.frames: list[FrameSeen] = []
         self.timings: list[FrameTiming] = []
+        self.video_size = (0, 0)
+        """The video's intrinsic size when sampling started (the host may send fewer pixels than the screen has)."""
         self._drainer: asyncio.Task[None] | None = None
 
     async def start(self, video_width: int, video_height: int) -> None:
         """Start the per-frame sampling on a playing video of ``video_width`` x ``video_height``."""
+        self.video_size = (video_width, video_height)
         x, y = marker_centre(self.width, self.height)
         # The marker's centre in the video's own pixels (the same as the screen's unless the host scaled).
         sx, sy = (x + 0.5) * video_width / self.width - 0.5, (y + 0.5) * video_height / self.height - 0.5
@@ -451,7 +454,7 @@ async def self_check(marks: int, interval: float) -> None:
                 print(f"Chromium's presented-frame counter moved by {counts[-1] - counts[0]} over "
                       f"{len(counts) - 1} callbacks (larger: frames without a callback)")
             print(f"video payload: {(bytes_after - bytes_before) * 8 / 1000 / (end - start):.0f} kbit/s")
-            print(f"latest_rgb: {snapshot.shape} {snapshot.dtype}, marker centre {tuple(snapshot[y, x])} (last mark {last})")
+            print(f"video {receiver.video_size[0]}x{receiver.video_size[1]}; latest_rgb: {snapshot.shape} {snapshot.dtype}, marker centre {tuple(snapshot[y, x])} (last mark {last})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
