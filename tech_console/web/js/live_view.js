@@ -47,6 +47,10 @@ export class LiveView {
     this.pc = pc;
     pc.ontrack = (event) => {
       if (event.track.kind !== "video") return;
+      // A remote desktop is read, not watched: show each frame as soon as it is decoded
+      // rather than holding it for smooth playout (the default buffers for network jitter).
+      if ("jitterBufferTarget" in event.receiver) event.receiver.jitterBufferTarget = 0;
+      else if ("playoutDelayHint" in event.receiver) event.receiver.playoutDelayHint = 0;
       this.video.srcObject = event.streams[0] || new MediaStream([event.track]);
       // Muted: autoplay is then allowed without a user gesture (there is no audio anyway).
       this.video.play().catch(() => {});
