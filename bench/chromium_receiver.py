@@ -16,7 +16,9 @@ When a frame counts as seen: a ``requestVideoFrameCallback`` loop on that
 ``<video>`` runs once per video frame the page presents. Its ``now`` argument is
 the time of the rendering update in which the frame was handed to the compositor
 (the same clock as ``requestAnimationFrame``): the moment the frame joins what
-the technician's screen shows, one display refresh before it is lit. The receiver
+the technician's screen shows, one display refresh before it is lit (Chromium's
+``metadata.presentationTime`` agrees: median difference 0.2 ms, at most one 16.7 ms
+refresh; the video is composited off the main thread). The receiver
 records ``performance.timeOrigin + now`` as wall-clock seconds (the workload's
 :attr:`~bench.stream_marks.Mark.painted_wall` is ``time.time()`` on the same
 machine), so :attr:`ChromiumReceiver.wall_clock` is True. In the same callback the
@@ -452,6 +454,8 @@ async def self_check(marks: int, interval: float) -> None:
                 (t.presented - t.received) * 1000 for t in receiver.timings
                 if t.received is not None and start <= t.presented < end
             ]
+            handed = [(t.presented - t.submitted) * 1000 for t in receiver.timings
+                      if t.submitted is not None and start <= t.presented < end]
             sampling = [t.sample_ms for t in receiver.timings if start <= t.presented < end]
             methods = sorted({t.sampled_from for t in receiver.timings})
             counts = [t.presented_frames for t in receiver.timings if t.presented_frames is not None]
@@ -466,6 +470,9 @@ async def self_check(marks: int, interval: float) -> None:
             if in_browser:
                 print(f"  of which last packet -> presented: p50 {percentile(in_browser, 50):.1f} ms, "
                       f"p95 {percentile(in_browser, 95):.1f} ms")
+            if handed:
+                print(f"  handed to the compositor -> callback's now: p50 {percentile(handed, 50):.1f} ms, "
+                      f"min {min(handed):.1f}, max {max(handed):.1f} ms")
             if sampling:
                 print(f"  marker pixel read: p50 {percentile(sampling, 50):.2f} ms, "
                       f"p95 {percentile(sampling, 95):.2f} ms per frame, read from {' and '.join(methods)}")
