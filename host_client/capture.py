@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,8 @@ from aiortc.mediastreams import MediaStreamError
 from peer.stream_budget import StreamBudget
 
 from .damage import DamageWatcher, open_damage_watcher
+
+log = logging.getLogger(__name__)
 
 VIDEO_CLOCK_RATE = 90_000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
@@ -207,8 +210,13 @@ class ScreenTrack(MediaStreamTrack):
                 return "keyframe"
             if self._damage is None:
                 return "poll"
-            if self._damage.take():
-                return "damage"
+            try:
+                if self._damage.take():
+                    return "damage"
+            except Exception as exc:  # noqa: BLE001 - Xlib raises its own and socket errors
+                log.warning("lost the X connection for damage events (%s); polling the screen instead", exc)
+                self._stop_watching()
+                return "poll"
             now = time.monotonic()
             due = self._refresh_at[0] if self._refresh_at else self._last_sent + KEEPALIVE
             if due <= now:
@@ -271,18 +279,22 @@ class ScreenTrack(MediaStreamTrack):
         # A new frame each time: the encoder may still hold the previous one.
         return av.VideoFrame.from_ndarray(self._blank[1], format="rgb24")
 
+    def _stop_watching(self) -> None:
+        if self._damage is None:
+            return
+        if self._watching:
+            try:
+                asyncio.get_running_loop().remove_reader(self._damage.fileno())
+            except (RuntimeError, OSError, ValueError):  # no loop any more, or the socket is gone
+                pass
+            self._watching = False
+        self._damage.close()
+        self._damage = None
+
     def stop(self) -> None:
         super().stop()
         self._wake.set()
-        if self._damage is not None:
-            if self._watching:
-                try:
-                    asyncio.get_running_loop().remove_reader(self._damage.fileno())
-                except RuntimeError:  # no loop running any more: nothing to unregister
-                    pass
-                self._watching = False
-            self._damage.close()
-            self._damage = None
+        self._stop_watching()
         self._worker.shutdown(wait=False)
         if self._owns_screen:
             self._screen.close()
