@@ -88,7 +88,10 @@ class ScreenH264Encoder(H264Encoder):
             "tune": "zerolatency",
             "crf": str(CRF),
             "forced-idr": "1",
-            "x264-params": "repeat-headers=1",  # SPS/PPS with every keyframe: late joiners decode at once
+            # SPS/PPS with every keyframe: late joiners decode at once. The colour tags say what
+            # libswscale produced (BT.601, limited range); untagged, browsers assume BT.709
+            # and shift every colour.
+            "x264-params": "repeat-headers=1:colormatrix=smpte170m:colorprim=smpte170m:transfer=smpte170m:range=tv",
         }
         context.qmin, context.qmax = QP_MIN, QP_MAX
         return context
