@@ -66,12 +66,15 @@ async def live_session(
     on_frame: FrameHook | None = None,
     view: bool = True,
     login: tuple[str, str] | None = None,
+    host_module: str = "host_client.cli",
 ) -> AsyncIterator[Live]:
     """A started session with ``deskhand-host join CODE --ui terminal *host_args`` on display ``env``.
 
     ``view=False`` leaves the technician's live view closed (no WebRTC at all), for
     tests and benchmarks of the broker-relayed paths only. ``login`` is the
-    technician's (username, password); the first admin by default.
+    technician's (username, password); the first admin by default. ``host_module``
+    is what runs as ``python -m host_module`` (benchmarks start other hosts that take
+    the same arguments, e.g. ``bench.naive_host``).
     """
     async with TechConsole(broker.base_url) as console:
         await console.login(*(login or ("admin", broker.admin_password)))
@@ -80,7 +83,7 @@ async def live_session(
         )
         started = await console.start_session(ticket.id)
         host = subprocess.Popen(
-            [sys.executable, "-m", "host_client.cli", "join", started.code, "--broker", broker.base_url,
+            [sys.executable, "-m", host_module, "join", started.code, "--broker", broker.base_url,
              "--ui", "terminal", *host_args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **env}, cwd=REPO,
