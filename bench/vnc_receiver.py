@@ -194,7 +194,7 @@ def listening_port(output: bytes) -> int | None:
 
 
 async def _wait_for_port(process: subprocess.Popen[bytes], log: IO[bytes], timeout: float) -> int:
-    """The port x11vnc says it listens on (its ``PORT=n`` line), once it accepts connections."""
+    """The port x11vnc says it listens on: its ``PORT=n`` line comes once the socket is listening."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -319,11 +319,12 @@ async def vnc_receiver(
 ) -> AsyncIterator[tuple[VncReceiver, int]]:
     """x11vnc on ``display_env["DISPLAY"]`` and a :class:`VncReceiver` reading it, for the block.
 
-    Yields the receiver (already reading updates) and x11vnc's pid, for CPU sampling.
-    Installs x11vnc first if needed (:func:`ensure_x11vnc`); ``threads`` as in :func:`x11vnc_command`. Raises :class:`X11vncStartError`
-    when x11vnc does not come up in ``timeout`` seconds, and :class:`ValueError` for an
-    unknown ``encoding``, a ``display_env`` without ``DISPLAY``, or a served framebuffer that
-    is not ``width`` x ``height``.
+    Yields the receiver (already reading updates; its first frame is the full framebuffer) and
+    x11vnc's pid, for CPU sampling. Installs x11vnc first if needed (:func:`ensure_x11vnc`);
+    ``threads`` as in :func:`x11vnc_command`. Raises :class:`X11vncStartError` when x11vnc
+    does not come up in ``timeout`` seconds, and :class:`ValueError` for an unknown
+    ``encoding``, a ``display_env`` without a ``DISPLAY`` like ``:5``, or a served framebuffer
+    that is not ``width`` x ``height``.
     """
     if encoding not in ENCODINGS:
         raise ValueError(f"encoding {encoding!r} is not one of {', '.join(ENCODINGS)}")
