@@ -306,7 +306,7 @@ class VncReceiver:
 
 async def _connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, _CountingProtocol]:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=STREAM_BUFFER, loop=loop)
+    reader = asyncio.StreamReader(limit=STREAM_BUFFER)
     transport, protocol = await loop.create_connection(lambda: _CountingProtocol(reader), "127.0.0.1", port)
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return reader, writer, protocol
@@ -409,7 +409,8 @@ async def self_check(marks: int, interval: float, encoding: str, threads: bool) 
             fps = frames_per_second(receiver.frames, start, end)
             x, y = marker_centre(width, height)
             last = MARKER_PALETTE[(marks - 1) % len(MARKER_PALETTE)]
-            print(f"x11vnc pid {server_pid}: {' '.join(x11vnc_command('x11vnc', xvfb.display, 0, threads=threads)[1:])}")
+            flags = x11vnc_command("x11vnc", xvfb.display, 0, threads=threads)[1:]
+            print(f"x11vnc pid {server_pid}, run as: x11vnc {' '.join(flags).replace('-rfbport 0', '-rfbport <free port>')}")
             print(f"encoding {encoding}; marks: {marks} every {interval * 1000:.0f} ms, "
                   f"matched {len(latencies)}, missed {missed}")
             if latencies:
