@@ -99,6 +99,8 @@ class PipelineRun:
 
 @dataclass(frozen=True)
 class PhaseFigures:
+    """One phase's figures for one pipeline."""
+
     name: str
     seconds: float
     latencies: list[float]
@@ -149,22 +151,25 @@ class PipelineFigures:
 
 def figures(run: PipelineRun) -> PipelineFigures:
     """The figures of one pipeline's run."""
+    # All marks at once: a mark's window runs to its colour's next mark even in the next
+    # phase, and its frame may arrive after its own phase ended.
+    marks = [m for phase in run.phases for m in phase.result.marks]
+    every = per_mark_latencies(marks, run.frames, wall_clock=run.wall_clock)
     phases: dict[str, PhaseFigures] = {}
-    every: list[float | None] = []
+    first = 0
     for phase in run.phases:
         r = phase.result
+        per_mark = every[first : first + len(r.marks)]
+        first += len(r.marks)
         start, end = (r.start_wall, r.end_wall) if run.wall_clock else (r.start, r.end)
-        # Marks are matched against all frames, so a mark's frame may arrive after its phase ended.
-        per_mark = per_mark_latencies(r.marks, run.frames, wall_clock=run.wall_clock)
-        every.extend(per_mark)
-        seconds = r.end - r.start
         phases[r.phase] = PhaseFigures(
             name=r.phase,
-            seconds=seconds,
+            seconds=r.end - r.start,
             latencies=[v for v in per_mark if v is not None],
             missed=sum(v is None for v in per_mark),
             fps=frames_per_second(run.frames, start, end),
             cpu_percent=percent_of_core([phase.cpu]),
+            # Bytes are read right after each CPU sample, so the samples' times bound the bytes too.
             mbit_per_s=(phase.bytes[1] - phase.bytes[0]) * 8 / 1e6 / (phase.cpu[1].at - phase.cpu[0].at),
         )
     return PipelineFigures(

@@ -212,3 +212,16 @@ def test_phase_command_is_checked() -> None:
     ):
         with pytest.raises(ValueError, match=message):
             parse_phase(bad)
+
+
+def test_a_mark_at_the_end_of_a_phase_is_bounded_by_the_next_phase_marks() -> None:
+    """The last marks of a phase are matched with the next phase's marks in view, not to the end of time."""
+    first = [Mark(i, 10 + i * 0.25, 0.0) for i in range(3)]
+    second = [Mark(3 + i, 20 + i * 0.25, 0.0) for i in range(SLOTS)]  # mark 6 (second[3]) repaints mark 0's colour
+    frames = [FrameSeen(10.03, 0), FrameSeen(10.28, 1)]  # mark 2 never arrived ...
+    frames += [FrameSeen(m.painted + 0.02, m.index % SLOTS) for m in second]  # ... and its colour came back as mark 8
+    run = PipelineRun("p", False, frames, [_phase("typing", 9.0, 3.0, first, 10, 0),
+                                           _phase("scrolling", 19.0, 3.0, second, 10, 0)], 40.0, 0.99)
+    f = figures(run)
+    assert f.phases["typing"].missed == 1 and len(f.phases["typing"].latencies) == 2
+    assert f.phases["scrolling"].missed == 0 and f.missed == 1
