@@ -132,6 +132,15 @@ class PipelineFigures:
             return math.nan
         return sum(getattr(p, what) * p.seconds for p in present) / sum(p.seconds for p in present)
 
+    def p_counting_missed(self, q: float) -> float:
+        """Latency percentile ``q`` with every missed mark counted as never arriving (inf).
+
+        What the targets are judged on: a pipeline that drops most marks must not
+        pass on the few it showed.
+        """
+        values = self.latencies + [math.inf] * self.missed
+        return percentile(values, q) if values else math.nan
+
     @property
     def continuous_fps(self) -> float:
         return self._mean("fps", CONTINUOUS)
@@ -181,6 +190,8 @@ def figures(run: PipelineRun) -> PipelineFigures:
 # --- tables ---------------------------------------------------------------------------------
 
 def _ms(value: float) -> str:
+    if math.isinf(value):
+        return "missed"
     return "-" if math.isnan(value) else f"{value:.0f} ms"
 
 
@@ -247,7 +258,7 @@ def comparison_table(all_figures: dict[str, PipelineFigures]) -> str:
 
 
 def targets_table(all_figures: dict[str, PipelineFigures]) -> str:
-    """The issue's targets, met or not, with the figure that decides."""
+    """The issue's targets, met or not, with the figure that decides (latency counts missed marks)."""
     py = all_figures.get(DESKHAND_AIORTC)
     web = all_figures.get(DESKHAND_CHROMIUM)
     vnc = all_figures.get(X11VNC)
@@ -255,11 +266,14 @@ def targets_table(all_figures: dict[str, PipelineFigures]) -> str:
     def verdict(ok: bool | None) -> str:
         return "not run" if ok is None else ("met" if ok else "NOT met")
 
+    def latency(f: PipelineFigures, q: float) -> str:
+        return f"{_ms(f.p_counting_missed(q))} ({f.missed} of {len(f.latencies) + f.missed} marks missed)"
+
     rows: list[tuple[str, str, bool | None]] = []
     if py is not None:
         rows += [
-            ("latency p50 <= 50 ms (Python receiver)", _ms(py.p(50)), py.p(50) <= 50),
-            ("latency p95 <= 100 ms (Python receiver)", _ms(py.p(95)), py.p(95) <= 100),
+            ("latency p50 <= 50 ms (Python receiver)", latency(py, 50), py.p_counting_missed(50) <= 50),
+            ("latency p95 <= 100 ms (Python receiver)", latency(py, 95), py.p_counting_missed(95) <= 100),
             # fps is counted over a few seconds: 29.5 and up rounds to the 30 the host is capped at.
             (">= 30 fps under continuous change (Python receiver; rounded)",
              f"{_num(py.phases['scrolling'].fps)} scrolling, {_num(py.phases['moving'].fps)} moving",
@@ -268,12 +282,14 @@ def targets_table(all_figures: dict[str, PipelineFigures]) -> str:
         ]
     else:
         rows += [("Python receiver targets", "-", None)]
-    rows.append(("latency p50 <= 80 ms (Chromium)", _ms(web.p(50)) if web else "-", web.p(50) <= 80 if web else None))
+    rows.append(("latency p50 <= 80 ms (Chromium)", latency(web, 50) if web else "-",
+                 web.p_counting_missed(50) <= 80 if web else None))
     if py is not None and vnc is not None:
-        ok = py.p(50) < vnc.p(50) and py.continuous_fps > vnc.continuous_fps and py.ssim >= vnc.ssim - SSIM_EQUAL
+        ok = (py.p_counting_missed(50) < vnc.p_counting_missed(50) and py.continuous_fps > vnc.continuous_fps
+              and py.ssim >= vnc.ssim - SSIM_EQUAL)
         rows.append((
             f"better latency and fps than x11vnc at equal (SSIM within {SSIM_EQUAL}) or better sharpness",
-            f"p50 {_ms(py.p(50))} vs {_ms(vnc.p(50))}, fps {_num(py.continuous_fps)} vs {_num(vnc.continuous_fps)}, "
+            f"p50 {_ms(py.p_counting_missed(50))} vs {_ms(vnc.p_counting_missed(50))}, fps {_num(py.continuous_fps)} vs {_num(vnc.continuous_fps)}, "
             f"SSIM {py.ssim:.4f} vs {vnc.ssim:.4f}",
             ok,
         ))

@@ -225,3 +225,13 @@ def test_a_mark_at_the_end_of_a_phase_is_bounded_by_the_next_phase_marks() -> No
     f = figures(run)
     assert f.phases["typing"].missed == 1 and len(f.phases["typing"].latencies) == 2
     assert f.phases["scrolling"].missed == 0 and f.missed == 1
+
+
+def test_latency_targets_count_missed_marks_as_never_arriving() -> None:
+    from bench.stream_figures import DESKHAND_CHROMIUM, PipelineFigures
+
+    dropping = PipelineFigures(DESKHAND_CHROMIUM, {}, [30.0] * 10, 20, 30.0, 0.99)
+    assert dropping.p(50) == 30  # the marks it showed were quick ...
+    assert math.isinf(dropping.p_counting_missed(50))  # ... but most never showed
+    row = next(line for line in targets_table({DESKHAND_CHROMIUM: dropping}).splitlines() if "Chromium" in line)
+    assert "missed (20 of 30 marks missed)" in row and row.endswith("| NOT met |")
