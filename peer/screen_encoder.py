@@ -61,6 +61,7 @@ class ScreenH264Encoder(H264Encoder):
         super().__init__()
         self._context: av.VideoCodecContext | None = None
         self._estimate: int | None = None
+        self._estimate_is_new = False
         self._last_keyframe = float("-inf")
         self.keyframes = 0
         """Keyframes produced so far (for tests and statistics)."""
@@ -73,6 +74,7 @@ class ScreenH264Encoder(H264Encoder):
     @target_bitrate.setter
     def target_bitrate(self, bitrate: int) -> None:
         self._estimate = max(1, int(bitrate))
+        self._estimate_is_new = True  # passed on with the next frame: the budget counts reports
 
     def _open(self, frame: av.VideoFrame) -> av.VideoCodecContext:
         context = av.CodecContext.create("libx264", "w")
@@ -111,8 +113,9 @@ class ScreenH264Encoder(H264Encoder):
             self.keyframes += 1
         budget = frame.opaque
         if isinstance(budget, StreamBudget):
-            if self._estimate is not None:
-                budget.link_bitrate(self._estimate)
+            if self._estimate is not None and self._estimate_is_new:
+                budget.link_bitrate(self._estimate, now)
+                self._estimate_is_new = False
             budget.sent(len(data), keyframe=keyframe, now=now)
         if data:
             yield from self._split_bitstream(data)

@@ -10,9 +10,12 @@ scale step at a time, held for a while so a wobbling estimate cannot cause a
 keyframe storm (a new size means a new encoder and a keyframe).
 
 The link speaks through the receiver's estimate (REMB). A REMB estimator never
-reports much above what it receives (aiortc caps it at 1.5x the incoming rate),
-so the estimate is not a capacity to fill: it means *congestion* only when it
-falls below what we send. The frame rate follows the classic AIMD rule:
+reports much above what it receives (aiortc caps it at 1.5x the incoming rate,
+Chromium similarly), so the estimate is not a capacity to fill, and after a
+quiet minute it is low only because little came in: it then climbs with what
+arrives. It means *congestion* when we send more than it says and it has
+stopped climbing (the estimator saw queues grow and holds at, or drops to, a
+share of what gets through). The frame rate follows the classic AIMD rule:
 multiplicative decrease on congestion, additive increase otherwise.
 
 Pure logic: the capture track asks :meth:`StreamBudget.interval` and reads
@@ -33,6 +36,8 @@ INCREASE_PER_SECOND = 5.0
 """Frames per second the frame-rate cap regains each second without congestion."""
 HEADROOM = 0.9
 """On congestion, aim this far below the estimate, so queues on the path drain."""
+CLIMB = 1.05
+"""An estimate above this multiple of the one a window ago is still climbing (no congestion yet)."""
 
 
 @dataclass
@@ -48,8 +53,11 @@ class StreamBudget:
     fps_cap: float = field(init=False)
     _sent: deque[tuple[float, float]] = field(default_factory=deque, init=False)
     _link: float | None = field(default=None, init=False)
+    _estimates: deque[tuple[float, float]] = field(default_factory=deque, init=False)
     _updated_at: float | None = field(default=None, init=False)
-    _decreased_at: float = field(default=float("-inf"), init=False)
+    _cut_at: float = field(default=float("-inf"), init=False)
+    congested: bool = field(default=False, init=False)
+    """The latest estimate said the link is congested (until a newer one says otherwise)."""
     _scale_changed_at: float = field(default=float("-inf"), init=False)
 
     def __post_init__(self) -> None:
@@ -57,11 +65,33 @@ class StreamBudget:
             raise ValueError("min_fps must be above 0 and at most max_fps")
         self.fps_cap = self.max_fps
 
-    def link_bitrate(self, bits_per_second: float) -> None:
-        """The receiver's latest estimate (REMB) in bit/s, as the encoder last heard it."""
+    def link_bitrate(self, bits_per_second: float, now: float) -> None:
+        """A report of the receiver's estimate (REMB) in bit/s, as the encoder heard it.
+
+        A new estimate below what we send, that has stopped climbing, is
+        congestion: the frame rate is cut to fit it, once per estimate.
+        """
         if bits_per_second <= 0:
             raise ValueError("the link bitrate must be positive")
         self._link = float(bits_per_second)
+        self._estimates.append((now, self._link))
+        # Keep the newest estimate at least a window old: climbing is measured from it.
+        while len(self._estimates) > 1 and self._estimates[1][0] <= now - RATE_WINDOW:
+            self._estimates.popleft()
+        rate = self.send_rate(now)
+        self.congested = rate > self._link and not self._climbing(now)
+        # Cut once per window: until then the measured rate still holds frames sent before
+        # the last cut, and cutting again on them would overshoot to the floor.
+        if self.congested and now - self._cut_at >= RATE_WINDOW:
+            self.fps_cap = max(self.min_fps, self.fps_cap * HEADROOM * self._link / rate)
+            self._cut_at = now
+            self._rescale(now)
+
+    def _climbing(self, now: float) -> bool:
+        oldest_at, oldest = self._estimates[0]
+        if oldest_at > now - RATE_WINDOW:
+            return True  # no estimate a window old yet: the estimator is still starting
+        return self._link is not None and self._link > oldest * CLIMB
 
     def send_rate(self, now: float) -> float:
         """Bits per second sent over the last :data:`RATE_WINDOW` seconds."""
@@ -69,26 +99,15 @@ class StreamBudget:
         return sum(bits for _, bits in self._sent) / RATE_WINDOW
 
     def sent(self, size_bytes: int, *, keyframe: bool, now: float) -> None:
-        """An encoded frame of ``size_bytes`` went out; adjust the frame-rate cap and scale."""
+        """An encoded frame of ``size_bytes`` went out; without congestion the frame-rate cap regains ground."""
         if size_bytes < 0:
             raise ValueError("a frame cannot have a negative size")
         self._sent.append((now, size_bytes * 8.0))
-        rate = self.send_rate(now)
         elapsed = 0.0 if self._updated_at is None else max(0.0, now - self._updated_at)
         self._updated_at = now
-        # A keyframe is a burst the receiver asked for: it is no sign the link is too narrow.
-        congested = not keyframe and self._link is not None and rate > self._link
-        if congested:
-            # Once per window: the rate measured until then still shows the frames sent
-            # before the last decrease, and cutting again on them would overshoot.
-            if now - self._decreased_at >= RATE_WINDOW:
-                assert self._link is not None
-                self.fps_cap = max(self.min_fps, self.fps_cap * HEADROOM * self._link / rate)
-                self._decreased_at = now
-                self._rescale(now, congested)
-        else:
+        if not self.congested:
             self.fps_cap = min(self.max_fps, self.fps_cap + INCREASE_PER_SECOND * elapsed)
-            self._rescale(now, congested)
+            self._rescale(now)
 
     @property
     def fps(self) -> float:
@@ -103,10 +122,11 @@ class StreamBudget:
         while self._sent and self._sent[0][0] <= now - RATE_WINDOW:
             self._sent.popleft()
 
-    def _rescale(self, now: float, congested: bool) -> None:
+    def _rescale(self, now: float) -> None:
         if now - self._scale_changed_at < self.scale_hold:
             return
         index = SCALES.index(self.scale)
+        congested = self.congested
         if congested and self.fps_cap <= self.min_fps and index + 1 < len(SCALES):
             # Still too much at the lowest frame rate: only a smaller picture helps.
             self.scale = SCALES[index + 1]

@@ -7,12 +7,28 @@ import pytest
 from peer.stream_budget import SCALES, StreamBudget
 
 
-def run(budget: StreamBudget, *, seconds: float, fps: float, frame_bytes: int, link: float | None, start: float = 0.0, sent: list[float] | None = None) -> float:
-    """Send frames at ``fps`` (capped by the budget) for ``seconds``; return the clock afterwards."""
+def estimate(incoming: float, capacity: float) -> float:
+    """What a REMB estimator (aiortc's AIMD) reports: at most 1.5x what arrives, 0.85x it on overuse."""
+    if incoming > capacity:
+        return 0.85 * incoming
+    return 1.5 * incoming + 10_000
+
+
+def run(
+    budget: StreamBudget, *, seconds: float, fps: float, frame_bytes: int, link: float | None,
+    start: float = 0.0, sent: list[float] | None = None,
+) -> float:
+    """Send frames at ``fps`` (capped by the budget) for ``seconds`` over a link of ``link`` bit/s.
+
+    The receiver's estimate comes every 0.25 s, as :func:`estimate` of the rate
+    that arrived; returns the clock afterwards.
+    """
     now = start
+    next_report = start
     while now < start + seconds:
-        if link is not None:
-            budget.link_bitrate(link)
+        if link is not None and now >= next_report:
+            budget.link_bitrate(estimate(min(budget.send_rate(now), link * 1.2), link), now)
+            next_report = now + 0.25
         budget.sent(frame_bytes, keyframe=False, now=now)
         if sent is not None:
             sent.append(now)
@@ -68,8 +84,26 @@ def test_scale_goes_back_up_when_the_link_recovers() -> None:
 
 def test_keyframes_the_receiver_asked_for_are_not_taken_for_congestion() -> None:
     budget = StreamBudget(max_fps=30)
-    budget.link_bitrate(1_000_000)
-    budget.sent(400_000, keyframe=True, now=0.0)
+    budget.link_bitrate(2_000_000, 0.0)
+    budget.link_bitrate(1_000_000, 0.1)
+    budget.sent(400_000, keyframe=True, now=0.2)
+    assert budget.fps == 30
+
+
+def test_a_low_estimate_after_a_quiet_screen_is_no_congestion() -> None:
+    budget = StreamBudget(max_fps=30)
+    # Static screen: little arrives, the estimate sinks with it (1.5x the incoming rate).
+    run(budget, seconds=5, fps=1, frame_bytes=2_000, link=100_000_000)
+    # Then the user scrolls: 30 frames of 30 kB a second, far above the stale estimate.
+    run(budget, seconds=2, fps=30, frame_bytes=30_000, link=100_000_000, start=5.0)
+    assert budget.fps == 30 and budget.scale == 1.0
+
+
+def test_an_estimate_that_falls_while_we_send_less_than_it_is_no_congestion() -> None:
+    budget = StreamBudget(max_fps=30)
+    budget.link_bitrate(10_000_000, 0.0)
+    budget.link_bitrate(5_000_000, 0.5)
+    budget.sent(10_000, keyframe=False, now=0.6)  # 80 kbit/s, far below
     assert budget.fps == 30
 
 
@@ -88,6 +122,6 @@ def test_bad_limits_are_refused(max_fps: float, min_fps: float) -> None:
 def test_bad_reports_are_refused() -> None:
     budget = StreamBudget()
     with pytest.raises(ValueError, match="positive"):
-        budget.link_bitrate(0)
+        budget.link_bitrate(0, 0.0)
     with pytest.raises(ValueError, match="negative"):
         budget.sent(-1, keyframe=False, now=0)
