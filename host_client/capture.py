@@ -121,7 +121,9 @@ def to_i420(pixels: np.ndarray, scale: float = 1.0) -> av.VideoFrame:
         pixels = np.ascontiguousarray(pixels[:height, :width])
     source = av.VideoFrame.from_numpy_buffer(pixels, format="bgra")
     if scale == 1.0:
-        return source.reformat(format="yuv420p", interpolation="FAST_BILINEAR")
+        # BILINEAR, not FAST_BILINEAR: libswscale's fast path garbles luma next to X's
+        # undefined padding byte (34 dB against the exact BT.601 value, 62 dB with BILINEAR).
+        return source.reformat(format="yuv420p", interpolation="BILINEAR")
     # AREA averages the pixels a target pixel covers: small text stays readable, not aliased.
     return source.reformat(
         format="yuv420p", width=int(width * scale) & ~1, height=int(height * scale) & ~1, interpolation="AREA"
