@@ -81,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     join.add_argument("--monitor", type=number_in_range(int, 1, 64, "monitor"), default=1,
                       help="which monitor to share first, 1 = primary (default 1)")
-    join.add_argument("--fps", type=number_in_range(float, 1, 60, "frame rate"), default=30.0,
-                      help="highest frame rate to send, 1-60 (default 30)")
+    join.add_argument("--fps", type=number_in_range(float, 1, 60, "frame rate"), default=60.0,
+                      help="highest frame rate to send, 1-60 (default 60; frames go out only when the screen changes)")
     join.add_argument(
         "--trace-input", type=Path, metavar="FILE",
         help="for benchmarks: append 'seq monotonic_time' for every input applied",
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--ui", choices=("auto", "window", "terminal"), default="auto", help="as for join")
     resume.add_argument("--consent", type=_permission_list, metavar="LIST", help="as for join")
     resume.add_argument("--monitor", type=number_in_range(int, 1, 64, "monitor"), default=1, help="as for join")
-    resume.add_argument("--fps", type=number_in_range(float, 1, 60, "frame rate"), default=30.0, help="as for join")
+    resume.add_argument("--fps", type=number_in_range(float, 1, 60, "frame rate"), default=60.0, help="as for join")
     resume.add_argument("--trace-input", type=Path, metavar="FILE", help="as for join")
     _session_options(resume)
     request = commands.add_parser(
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     request.add_argument("--ui", choices=("auto", "window", "terminal"), default="auto", help="as for join")
     request.add_argument("--consent", type=_permission_list, metavar="LIST", help="as for join")
     request.add_argument("--monitor", type=number_in_range(int, 1, 64, "monitor"), default=1, help="as for join")
-    request.add_argument("--fps", type=number_in_range(float, 1, 60, "frame rate"), default=30.0, help="as for join")
+    request.add_argument("--fps", type=number_in_range(float, 1, 60, "frame rate"), default=60.0, help="as for join")
     request.add_argument("--trace-input", type=Path, metavar="FILE", help="as for join")
     _session_options(request)
     for command in (join, resume, request):

@@ -142,7 +142,7 @@ def add_screen_sender(pc: RTCPeerConnection, track: ScreenTrack) -> None:
 class HostOptions:
     """How this host runs a session."""
 
-    fps: float = 30.0
+    fps: float = 60.0
     monitor: int = 1
     preset_consent: frozenset[Permission] | None = None
     """``--consent``: answer the prompt with this set, unattended (reported as such)."""
