@@ -179,14 +179,16 @@ class RemoteView:
         """Save the current remote screen as a PNG.
 
         Waits for the first frame, then ``settle`` seconds more so that the
-        encoder's first, coarse frames have been refined.
+        host's refinement frame has come (it sends one 0.3 s after the screen
+        settles, and nothing more while the screen stays still), and saves the
+        newest frame.
         """
         await self.wait_for_frame(timeout)
         assert self.first_frame_at is not None
         settle_until = self.first_frame_at + settle
         if time.monotonic() < settle_until:
             await asyncio.sleep(settle_until - time.monotonic())
-        frame = await self.wait_for_frame(timeout, newer_than=settle_until - 1e-3 if settle else 0.0)
+        frame = await self.wait_for_frame(timeout)
         path.parent.mkdir(parents=True, exist_ok=True)
         frame.to_image().save(path, format="PNG")
         return frame
