@@ -10,6 +10,16 @@ deletes them only once stored, so a broker that is away costs nothing but delay.
 This encodes a second time, separately from aiortc's live encoder (which offers
 no way to tee its packets without reaching deep into its internals); the cost
 at 2 fps and 1920x1080 is measured by ``bench/recording_overhead.py``.
+
+A static screen is not encoded again every second. Each grab (mss's buffer, no
+copy) is compared with the picture of the last segment that was encoded from one
+unchanging picture; while they are the same, a segment is written by copying
+that segment's packets (its keyframe first) with this segment's own timestamps:
+the same frame count, timestamps, duration and offset an encoded segment would
+have, and the same WebM header, so it plays alone and joins like any other. At
+the first frame that differs a fresh encoder takes over for the rest of the
+segment, starting with a keyframe. Recording a still screen then costs a grab
+and a comparison per frame (``bench/recorder_static.py``).
 """
 
 from __future__ import annotations
@@ -21,11 +31,13 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -36,7 +48,7 @@ from protocol.api import API_PREFIX
 from protocol.recording import RecordingStatus
 from protocol.transport import tls_context
 
-from .capture import Monitor, Screen
+from .capture import Monitor, Screen, to_i420
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +56,8 @@ SEGMENT_SECONDS = 1.0
 THREAD_NAME = "recorder"
 """The recording thread's name, also in the OS (``top -H``, ``/proc/<pid>/task/*/comm``)."""
 BITRATE = 1_500_000
+ENCODER_OPTIONS = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+MILLISECOND = fractions.Fraction(1, 1000)
 
 
 def name_os_thread(name: str) -> None:
@@ -88,6 +102,13 @@ class SegmentRecorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str | None = None
+        self.segments_encoded = 0
+        """Segments written with the encoder (wholly or from a change on)."""
+        self.segments_replayed = 0
+        """Segments of a static screen written from the packets of an earlier one, without encoding."""
+        self._frames_per_segment = max(1, math.ceil(fps * SEGMENT_SECONDS))
+        self._replayable: ReplayableSegment | None = None
+        self._black: np.ndarray | None = None
         spool.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def start(self) -> None:
@@ -119,41 +140,41 @@ class SegmentRecorder:
 
     def _segment(self, screen: Screen) -> None:
         monitor = self._monitor()
-        width, height = monitor.width & ~1, monitor.height & ~1
-        buffer = io.BytesIO()
-        output = av.open(buffer, "w", format="webm")
-        stream = output.add_stream("libvpx", rate=fractions.Fraction(self._fps).limit_denominator(1000))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.bit_rate = BITRATE
-        stream.codec_context.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
-        time_base = fractions.Fraction(1, 1000)
         started = time.monotonic()
         offset_ms = int((started - self._origin) * 1000)
+        writer: SegmentWriter | None = None
         frames = 0
-        black: np.ndarray | None = None
         while True:
             now = time.monotonic()
             if frames and (now - started >= SEGMENT_SECONDS or self._stop.is_set() or self._monitor() != monitor):
                 break
-            if self._visible():
-                frame = screen.grab(monitor)
-            else:
-                black = black if black is not None else np.zeros((height, width, 3), dtype=np.uint8)
-                frame = av.VideoFrame.from_ndarray(black, format="rgb24")
-            frame = frame.reformat(width=width, height=height, format="yuv420p")
-            frame.pts = int((now - started) * 1000)
-            frame.time_base = time_base
-            for packet in stream.encode(frame):
-                output.mux(packet)
+            pixels = self._pixels(screen, monitor)
+            if writer is None:
+                writer = SegmentWriter(self._fps, pixels, self._replayable)
+            writer.add(pixels, int((now - started) * 1000))
             frames += 1
             wait = started + frames / self._fps - time.monotonic()
             if wait > 0 and self._stop.wait(wait):
                 pass
-        for packet in stream.encode():
-            output.mux(packet)
-        output.close()
+        assert writer is not None
+        data = writer.finish()
         duration_ms = int((time.monotonic() - started) * 1000)
-        self._write(buffer.getvalue(), offset_ms, duration_ms)
+        if writer.encoded:
+            self.segments_encoded += 1
+            # A segment cut short (stopping, a late thread) has too few packets to stand in for a whole one.
+            if writer.encoded_from_start and writer.one_picture and frames >= self._frames_per_segment:
+                self._replayable = ReplayableSegment(writer.first, data)
+        else:
+            self.segments_replayed += 1
+        self._write(data, offset_ms, duration_ms)
+
+    def _pixels(self, screen: Screen, monitor: Monitor) -> np.ndarray:
+        """What to record now: the monitor's BGRA pixels, or black while the user does not allow viewing."""
+        if self._visible():
+            return screen.grab_pixels(monitor)  # a new buffer each grab: safe to keep without a copy
+        if self._black is None or self._black.shape[:2] != (monitor.height, monitor.width):
+            self._black = np.zeros((monitor.height, monitor.width, 4), dtype=np.uint8)
+        return self._black
 
     def _write(self, data: bytes, offset_ms: int, duration_ms: int) -> None:
         stem = self._spool / f"{self._index:08d}"
@@ -166,6 +187,101 @@ class SegmentRecorder:
         self._index += 1
         if self._on_segment is not None:
             self._on_segment(index)
+
+
+def same_pixels(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two BGRA grabs are the same picture (about 0.4 ms at 1920x1080)."""
+    return a is b or (a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32)))
+
+
+@dataclass(frozen=True)
+class ReplayableSegment:
+    """A segment encoded from one picture throughout (keyframe first): that picture and the WebM."""
+
+    pixels: np.ndarray
+    webm: bytes
+
+
+class SegmentWriter:
+    """One standalone WebM segment, fed a frame at a time.
+
+    When the first frame shows the picture of ``replayable``, the segment starts by
+    copying that segment's packets with this segment's timestamps (exactly those
+    an encoder gives: the frame's milliseconds in the codec's 1/fps time base) on
+    a stream set up as the encoder's would be; the first frame that differs, or
+    one past the copied packets, starts a fresh encoder (a keyframe) for the
+    rest. Otherwise the segment is encoded from its first frame, as always.
+    """
+
+    def __init__(self, fps: float, first: np.ndarray, replayable: ReplayableSegment | None) -> None:
+        self.first = first
+        self.one_picture = True
+        """Every frame so far showed the first frame's picture."""
+        self._rate = fractions.Fraction(fps).limit_denominator(1000)
+        self._width, self._height = first.shape[1] & ~1, first.shape[0] & ~1
+        self._buffer = io.BytesIO()
+        self._output = av.open(self._buffer, "w", format="webm")
+        self._copies: list[av.Packet] = []
+        self._copied = 0
+        self._encoder: av.CodecContext | None = None
+        if replayable is not None and same_pixels(replayable.pixels, first):
+            with av.open(io.BytesIO(replayable.webm)) as source:
+                template = source.streams.video[0]
+                self._stream = self._output.add_stream_from_template(template)
+                self._copies = [packet for packet in source.demux(template) if packet.dts is not None]
+            # What the encoder's stream has and a demuxed one lacks or adds: the frame rate (the
+            # track's default duration) and no field order (the demuxer says "progressive").
+            self._stream.codec_context.framerate = self._rate
+            self._stream.codec_context.field_order = 0
+        else:
+            self._stream = self._output.add_stream("libvpx", rate=self._rate)
+            self._encoder = self._configure(self._stream.codec_context)
+        self.encoded_from_start = self._encoder is not None
+
+    @property
+    def encoded(self) -> bool:
+        """Whether the encoder made any of this segment."""
+        return self._encoder is not None
+
+    def add(self, pixels: np.ndarray, pts_ms: int) -> None:
+        """One frame, ``pts_ms`` after the segment's start."""
+        same = same_pixels(self.first, pixels)
+        self.one_picture = self.one_picture and same
+        if self._encoder is None:
+            if same and self._copied < len(self._copies):
+                packet = self._copies[self._copied]
+                self._copied += 1
+                # The encoder's rounding: the frame's time in its 1/fps time base, to the nearest tick.
+                packet.time_base = 1 / self._rate
+                packet.pts = packet.dts = math.floor(fractions.Fraction(pts_ms, 1000) * self._rate + fractions.Fraction(1, 2))
+                packet.duration = 0
+                self._mux([packet])
+                return
+            self._encoder = self._configure(av.CodecContext.create("libvpx", "w"))
+            self._encoder.time_base = 1 / self._rate
+        frame = to_i420(pixels)
+        frame.pts = pts_ms
+        frame.time_base = MILLISECOND
+        self._mux(self._encoder.encode(frame))
+
+    def finish(self) -> bytes:
+        """The segment's WebM bytes."""
+        if self._encoder is not None:
+            self._mux(self._encoder.encode(None))
+        self._output.close()
+        return self._buffer.getvalue()
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            packet.stream = self._stream
+            self._output.mux(packet)
+
+    def _configure(self, context: av.CodecContext) -> av.CodecContext:
+        context.width, context.height, context.pix_fmt = self._width, self._height, "yuv420p"
+        context.framerate = self._rate
+        context.bit_rate = BITRATE
+        context.options = dict(ENCODER_OPTIONS)
+        return context
 
 
 class RecordingUploader:
