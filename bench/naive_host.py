@@ -8,7 +8,7 @@ monkeypatching, in this process only and before anything connects:
 * ``host_client.session.ScreenTrack`` becomes :class:`NaiveScreenTrack`, a copy
   of the capture track before issue 9's tuning (``git show 9fb4430:host_client/capture.py``):
   a full-screen mss grab and ``av.VideoFrame.from_ndarray`` every 1/fps s
-  (30 by default), whether the screen changed or not; no damage detection;
+  (30 by default, :data:`NAIVE_FPS`, as before tuning), whether the screen changed or not; no damage detection;
 * ``host_client.session.add_screen_sender`` becomes :func:`naive_add_screen_sender`:
   ``addTransceiver`` with aiortc's default codec order (VP8 first) and aiortc's
   own encoders, Deskhand's aiortc hooks switched off.
@@ -41,6 +41,8 @@ VIDEO_CLOCK_RATE = 90_000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
 BLANK_INTERVAL = 1.0
 """Seconds between black frames while the user has not allowed viewing."""
+NAIVE_FPS = "30"
+"""The frame rate the naive host grabs at unless ``--fps`` is given: the pre-tuning host's default."""
 
 # --- THE place that switches Deskhand's aiortc hooks off for the naive pipeline -------------
 HOST_HOOKS: tuple[tuple[Callable[[bool], None], Callable[[], bool]], ...] = (
@@ -166,10 +168,14 @@ def install() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    # deskhand-host's default is now higher; the naive pipeline keeps the old one.
+    if args[:1] in (["join"], ["resume"], ["request"]) and not any(a == "--fps" or a.startswith("--fps=") for a in args):
+        args += ["--fps", NAIVE_FPS]
     install()
     from host_client.cli import main as host_main
 
-    return host_main(argv)
+    return host_main(args)
 
 
 if __name__ == "__main__":

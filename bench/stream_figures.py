@@ -274,7 +274,7 @@ def targets_table(all_figures: dict[str, PipelineFigures]) -> str:
         rows += [
             ("latency p50 <= 50 ms (Python receiver)", latency(py, 50), py.p_counting_missed(50) <= 50),
             ("latency p95 <= 100 ms (Python receiver)", latency(py, 95), py.p_counting_missed(95) <= 100),
-            # fps is counted over a few seconds: 29.5 and up rounds to the 30 the host is capped at.
+            # fps is counted over a few seconds: 29.5 and up rounds to 30.
             (">= 30 fps under continuous change (Python receiver; rounded)",
              f"{_num(py.phases['scrolling'].fps)} scrolling, {_num(py.phases['moving'].fps)} moving",
              min(py.phases["scrolling"].fps, py.phases["moving"].fps) >= 29.5),
