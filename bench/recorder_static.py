@@ -46,6 +46,7 @@ def measure(display_env: dict[str, str], seconds: float) -> dict[str, float]:
         try:
             time.sleep(WARM_UP)
             first = len(list(spool.glob("*.json")))
+            # getattr: the same measurement runs on recorders from before the counter (the "before" figures).
             encoded = getattr(recorder, "segments_encoded", 0)
             wall, cpu = time.monotonic(), recorder_seconds(os.getpid())
             time.sleep(seconds)
