@@ -99,13 +99,6 @@ class Screen:
         )
         return np.frombuffer(shot.raw, dtype=np.uint8).reshape(shot.height, shot.width, 4)
 
-    def grab(self, monitor: Monitor) -> av.VideoFrame:
-        """The monitor as a frame of its own (the recorder's: kept apart from the live stream's buffers)."""
-        pixels = self.grab_pixels(monitor)
-        if pixels.shape[0] & 1 or pixels.shape[1] & 1:  # yuv420p needs even dimensions
-            pixels = np.ascontiguousarray(pixels[: pixels.shape[0] & ~1, : pixels.shape[1] & ~1])
-        return av.VideoFrame.from_ndarray(pixels, format="bgra")
-
     def close(self) -> None:
         try:
             self._grabber.close()
