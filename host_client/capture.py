@@ -49,8 +49,11 @@ REFINE_AFTER: tuple[float, ...] = (0.3,)
 """Seconds after the last change at which the settled screen is encoded again, to sharpen it.
 
 x264 spends fewer bits per pixel on frames in fast motion; one frame of the settled
-screen brings text back to full quality. More would only cost CPU (a blinking caret
-is a change too)."""
+screen brings text back to full quality. Only after motion (changes less than
+:data:`MOTION_GAP` apart): an isolated change, a typed letter or a blinking caret,
+was coded at full quality in the first place."""
+MOTION_GAP = 0.2
+"""Seconds between two changes below which the screen counts as moving."""
 KEEPALIVE = 5.0
 """Seconds between frames of a static screen (receivers see the stream is alive)."""
 
@@ -162,6 +165,7 @@ class ScreenTrack(MediaStreamTrack):
         self._last_raw: np.ndarray | None = None
         self._last_sent = float("-inf")
         self._refresh_at: list[float] = []
+        self._last_change = float("-inf")
         self._blank: tuple[Monitor, np.ndarray] | None = None
         self.frames_sent = 0
         self.grabs = 0
@@ -260,7 +264,9 @@ class ScreenTrack(MediaStreamTrack):
                 return None  # drawn over with the same pixels, or a change on another monitor
             if changed:
                 self._last_raw = raw
-                self._refresh_at = [now + delay for delay in REFINE_AFTER]
+                if now - self._last_change < MOTION_GAP:
+                    self._refresh_at = [now + delay for delay in REFINE_AFTER]
+                self._last_change = now
         self._last_sent = now
         frame = to_i420(raw, self.budget.scale)
         frame.opaque = self.budget

@@ -87,11 +87,13 @@ async def test_a_static_screen_costs_no_grab_and_a_change_arrives_at_once(displa
         track.stop()
 
 
-async def test_refinement_frames_follow_a_change_then_the_track_goes_quiet(display: XvfbServer, screen: Screen) -> None:
+async def test_a_refinement_frame_follows_motion_then_the_track_goes_quiet(display: XvfbServer, screen: Screen) -> None:
     track = make_track(screen)
     try:
         await settle(track)
         paint(display, "#00ff00")
+        assert await frame_within(track, 2) is not None
+        paint(display, "#0000ff")  # a second change right after the first: motion
         assert await frame_within(track, 2) is not None
         started = time.monotonic()
         refinements = 0
@@ -99,6 +101,17 @@ async def test_refinement_frames_follow_a_change_then_the_track_goes_quiet(displ
             refinements += 1
         assert refinements == len(capture.REFINE_AFTER)
         assert time.monotonic() - started < max(capture.REFINE_AFTER) + 1.5
+    finally:
+        track.stop()
+
+
+async def test_an_isolated_change_needs_no_refinement(display: XvfbServer, screen: Screen) -> None:
+    track = make_track(screen)
+    try:
+        await settle(track)
+        paint(display, "#808080")  # a typed letter, a blinking caret: coded at full quality already
+        assert await frame_within(track, 2) is not None
+        assert await frame_within(track, max(capture.REFINE_AFTER) + 0.6) is None
     finally:
         track.stop()
 
