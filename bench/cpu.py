@@ -21,8 +21,12 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def _stat_fields(pid: int) -> list[str] | None:
     """The fields after the command name of ``/proc/PID/stat`` (state first), or None if it is gone."""
+    return _fields_of(PROC / str(pid) / "stat")
+
+
+def _fields_of(stat_path: Path) -> list[str] | None:
     try:
-        text = (PROC / str(pid) / "stat").read_text()
+        text = stat_path.read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
     # The command name is in parentheses and may itself contain spaces or ')'.
@@ -63,6 +67,21 @@ def cpu_seconds(pid: int, *, descendants: bool = True) -> float:
             if child_fields is not None:
                 total += _own_seconds(child_fields)
                 pending.extend(tree.get(child, []))
+    return total
+
+
+def thread_seconds(pid: int, name: str) -> float:
+    """CPU seconds of ``pid``'s threads called ``name`` (``/proc/PID/task/*/comm``); 0 if none runs."""
+    total = 0.0
+    for task in (PROC / str(pid) / "task").iterdir():
+        try:
+            if (task / "comm").read_text().strip() != name:
+                continue
+        except FileNotFoundError:
+            continue  # the thread ended while we looked
+        fields = _fields_of(task / "stat")
+        if fields is not None:
+            total += _own_seconds(fields)
     return total
 
 

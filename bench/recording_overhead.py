@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
-from pathlib import Path
 
+from bench.cpu import cpu_seconds, thread_seconds
 from bench.report import machine_conditions, publish
 from host_client.recorder import THREAD_NAME
 from protocol.cli import number_in_range
@@ -37,26 +36,12 @@ from tests.support.live_session import live_session
 from tests.support.screen_painter import PainterProcess
 from tests.support.xvfb import XvfbServer
 
-TICKS = os.sysconf("SC_CLK_TCK")
 RECORDER_THREAD = THREAD_NAME
-
-
-def cpu_seconds(stat_path: Path) -> float:
-    """utime + stime of a process or thread, in seconds."""
-    fields = stat_path.read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def recorder_seconds(pid: int) -> float:
     """CPU seconds of the host's recorder thread(s); 0 before the first one started."""
-    total = 0.0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            if (task / "comm").read_text().strip() == RECORDER_THREAD:
-                total += cpu_seconds(task / "stat")
-        except FileNotFoundError:
-            continue  # the thread ended while we looked
-    return total
+    return thread_seconds(pid, RECORDER_THREAD)
 
 
 class CpuMeter:
@@ -64,12 +49,12 @@ class CpuMeter:
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self._start = (time.monotonic(), cpu_seconds(Path(f"/proc/{pid}/stat")), recorder_seconds(pid))
+        self._start = (time.monotonic(), cpu_seconds(pid, descendants=False), recorder_seconds(pid))
 
     def read(self) -> tuple[float, float, float]:
         """(wall seconds, host CPU seconds, recorder CPU seconds) since the meter was made."""
         wall, host, recorder = self._start
-        return (time.monotonic() - wall, cpu_seconds(Path(f"/proc/{self.pid}/stat")) - host,
+        return (time.monotonic() - wall, cpu_seconds(self.pid, descendants=False) - host,
                 recorder_seconds(self.pid) - recorder)
 
 
