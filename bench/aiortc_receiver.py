@@ -62,8 +62,7 @@ class AiortcReceiver:
         self.frames.append(FrameSeen(arrived, palette_slot(sample_rgb(frame, x, y))))
 
     async def bytes_received(self) -> int:
-        # RemoteView keeps its peer connection private; the benchmark reads it for getStats only.
-        pc = getattr(self.view, "_pc", None)
+        pc = self.view.peer_connection
         if pc is None:
             raise RuntimeError(f"{self.name}: the view has no peer connection (the host left?)")
         stats = await pc.getStats()

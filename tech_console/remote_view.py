@@ -25,8 +25,8 @@ from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from pydantic import BaseModel
 
-from peer.events import EventReporter
 from peer.aiortc_hooks import complete_frames_on_marker
+from peer.events import EventReporter
 from peer.ice import rtc_configuration
 from peer.signalling import ReconnectSchedule, SignallingChannel, SignallingRefused, candidate_from, description_from
 from protocol.api import signalling_path
@@ -165,6 +165,15 @@ class RemoteView:
             timeout,
             "the host's input channel",
         )
+
+    @property
+    def peer_connection(self) -> RTCPeerConnection | None:
+        """The current WebRTC connection (None before the host's offer and between reconnections).
+
+        For statistics (``await view.peer_connection.getStats()``) and diagnostics
+        such as the negotiated codec; the view owns it: do not close it.
+        """
+        return self._pc
 
     def allowed(self, permission: Permission) -> bool:
         """Whether grant and consent both allow ``permission``, as far as this side knows."""

@@ -42,7 +42,8 @@ async def test_h264_carries_changes_quickly_and_a_static_screen_sends_almost_not
         async with live_session(broker, xvfb.env, "--consent", "view", on_frame=probe.on_frame) as live:
             frame: av.VideoFrame = await live.view.wait_for_frame(60)
             assert (frame.width, frame.height) == (1920, 1080)
-            assert negotiated_video_codec(live.view._pc.localDescription.sdp) == "H264"  # type: ignore[union-attr]
+            pc = live.view.peer_connection
+            assert pc is not None and negotiated_video_codec(pc.localDescription.sdp) == "H264"
 
             latencies = []
             for colour in [(230, 25, 75), (0, 130, 200), (60, 180, 75), (255, 225, 25)] * 3:
