@@ -687,15 +687,25 @@ class HostSession:
         """Send the user's clipboard changes to the technician, when clipboard sync is allowed.
 
         What is on the clipboard when the session starts is never sent: only what the
-        user copies during the session. (Reading can stall for seconds when another
-        program holds the clipboard and does not answer, so it happens here, not
-        before the session starts.)
+        user copies during the session while clipboard sync is allowed. The clipboard
+        is not even read while it is not (each read is a round trip through the X
+        server, twice a second). (Reading can stall for seconds when another program
+        holds the clipboard and does not answer, so it happens here, not before the
+        session starts.)
         """
         if self._clipboard_seen is None:
             self._clipboard_seen = await self._clipboard.read()
+        watching = True
         while True:
             await asyncio.sleep(CLIPBOARD_POLL_SECONDS)
+            if not self.authority.allows(Permission.clipboard):
+                watching = False
+                continue
             text = await self._clipboard.read()
+            if not watching:
+                # Allowed again: what was copied meanwhile is the new starting point, not sent.
+                self._clipboard_seen, watching = text, True
+                continue
             if text is None or text == self._clipboard_seen:
                 continue
             self._clipboard_seen = text

@@ -7,7 +7,9 @@ the wrong thread"). So everything Tk lives in :class:`TkThread`'s thread:
 
 * other threads hand it work with :meth:`TkThread.call` (a
   :class:`concurrent.futures.Future`) or :meth:`TkThread.acall` (awaitable);
-  the Tk thread picks work up from a queue every :data:`POLL_MS` milliseconds;
+  the Tk thread picks work up from a queue every :data:`POLL_MS` milliseconds
+  while there is work about, every :data:`IDLE_POLL_MS` once it has been idle
+  for a second (50 wake-ups a second cost an idle host ~1 % of a core);
 * whoever keeps Tk objects between calls registers a hook with
   :meth:`TkThread.on_stop`, which runs in the Tk thread before the root is
   destroyed, so the objects are dropped there;
@@ -41,7 +43,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_MS = 20
-"""How often the Tk thread looks for work from other threads, in milliseconds."""
+"""How often the Tk thread looks for work from other threads while busy, in milliseconds."""
+IDLE_POLL_MS = 100
+"""How often it looks once nothing came for :data:`IDLE_AFTER_POLLS` polls."""
+IDLE_AFTER_POLLS = 50
 
 START_TIMEOUT = 15.0
 """Seconds :meth:`TkThread.start` waits for Tk to open the display."""
@@ -72,6 +77,7 @@ class TkThread:
         self._stopping = False
         self._hooks: list[Callable[[tkinter.Tk], None]] = []
         self._thread: threading.Thread | None = None
+        self._idle_polls = 0
 
     @classmethod
     def start(cls, *, withdrawn: bool, timeout: float = START_TIMEOUT) -> TkThread:
@@ -187,6 +193,7 @@ class TkThread:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
+            self._idle_polls = 0
             if item is _STOP:
                 # The hooks run here rather than after the loop: a modal dialog (a file
                 # browser) runs a nested loop that root.quit() does not end, but
@@ -196,7 +203,8 @@ class TkThread:
                 return  # not rescheduled: the loop is ending
             fn, args, future = item
             _execute(future, fn, root, *args)
-        root.after(POLL_MS, self._poll, root)
+        self._idle_polls += 1
+        root.after(IDLE_POLL_MS if self._idle_polls > IDLE_AFTER_POLLS else POLL_MS, self._poll, root)
 
     def _teardown(self, root: tkinter.Tk) -> None:
         import tkinter
