@@ -49,7 +49,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bench.stream_marks import Mark, marker_box, marker_colour
-from tests.support.line_child import LineChild
+from tests.support.line_child import LineChild, serve_lines
 
 PHASES = ("typing", "scrolling", "moving", "static")
 TYPING_RATE = 12.0
@@ -319,26 +319,19 @@ class WorkloadProcess(LineChild):
 
 def main() -> int:
     workload = Workload()
-    print(f"ready {workload.width} {workload.height}", flush=True)
-    for line in sys.stdin:
-        command, _, argument = line.strip().partition(" ")
-        try:
-            if command == "mark":
-                mark = workload.mark()
-                answer = f"{mark.index} {mark.painted:.6f} {mark.painted_wall:.6f}"
-            elif command == "phase":
-                answer = json.dumps(workload.phase(*parse_phase(argument)))
-            elif command == "reset":
-                workload.reset()
-                answer = ""
-            elif command == "quit":
-                break
-            else:
-                raise ValueError(f"unknown command {command!r}")
-        except ValueError as exc:
-            print(f"error {exc}", flush=True)
-            continue
-        print(f"ok {answer}".rstrip(), flush=True)
+
+    def mark(_: str) -> str:
+        done = workload.mark()
+        return f"{done.index} {done.painted:.6f} {done.painted_wall:.6f}"
+
+    def reset(_: str) -> str:
+        workload.reset()
+        return ""
+
+    serve_lines(
+        f"{workload.width} {workload.height}",
+        {"mark": mark, "phase": lambda argument: json.dumps(workload.phase(*parse_phase(argument))), "reset": reset},
+    )
     workload.root.destroy()
     return 0
 

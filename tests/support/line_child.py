@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,3 +65,26 @@ class LineChild:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def serve_lines(ready: str, handlers: Mapping[str, Callable[[str], str]]) -> None:
+    """The child's side: print ``ready ...``, then answer each stdin line until ``quit`` or EOF.
+
+    ``handlers`` maps a command to a function of the rest of the line that returns
+    the payload for ``ok``; a ValueError it raises (a bad argument) becomes
+    ``error <why>``, as does an unknown command.
+    """
+    print(f"ready {ready}", flush=True)
+    for line in sys.stdin:
+        command, _, argument = line.strip().partition(" ")
+        if command == "quit":
+            break
+        try:
+            handler = handlers.get(command)
+            if handler is None:
+                raise ValueError(f"unknown command {command!r}")
+            answer = handler(argument)
+        except ValueError as exc:
+            print(f"error {exc}", flush=True)
+            continue
+        print(f"ok {answer}".rstrip(), flush=True)

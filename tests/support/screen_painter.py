@@ -25,7 +25,7 @@ import time
 import tkinter as tk
 from collections.abc import Mapping
 
-from tests.support.line_child import LineChild
+from tests.support.line_child import LineChild, serve_lines
 
 PATTERN_COLUMNS = 4
 PATTERN_ROWS = 2
@@ -105,22 +105,13 @@ class PainterProcess(LineChild):
 
 def main() -> int:
     painter = Painter()
-    print(f"ready {painter.width} {painter.height}", flush=True)
-    for line in sys.stdin:
-        command, _, argument = line.strip().partition(" ")
-        try:
-            if command == "pattern":
-                t = painter.pattern()
-            elif command == "fill":
-                t = painter.fill(parse_colour(argument))
-            elif command == "quit":
-                break
-            else:
-                raise ValueError(f"unknown command {command!r}")
-        except ValueError as exc:
-            print(f"error {exc}", flush=True)
-            continue
-        print(f"ok {t:.6f}", flush=True)
+    serve_lines(
+        f"{painter.width} {painter.height}",
+        {
+            "pattern": lambda _: f"{painter.pattern():.6f}",
+            "fill": lambda argument: f"{painter.fill(parse_colour(argument)):.6f}",
+        },
+    )
     painter.root.destroy()
     return 0
 

@@ -55,3 +55,22 @@ def test_the_banner_lines_are_parsed() -> None:
     password = PASSWORD_LINE.match("  password: kZ6krQLczx2fG7BDzJpm")
     assert password is not None and password.group(1) == "kZ6krQLczx2fG7BDzJpm"
     assert URL_LINE.match("  API docs:       http://127.0.0.1:41234/api/v1/docs") is None
+
+
+def test_a_line_child_answers_ok_error_for_bad_input_and_stops_at_quit(monkeypatch, capsys) -> None:
+    import io
+
+    from tests.support.line_child import serve_lines
+
+    def double(argument: str) -> str:
+        return str(2 * int(argument))  # int() raises ValueError on a bad argument
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("double 21\ndouble x\nbogus\n\nquit\ndouble 1\n"))
+    serve_lines("640 480", {"double": double})
+    assert capsys.readouterr().out.splitlines() == [
+        "ready 640 480",
+        "ok 42",
+        "error invalid literal for int() with base 10: 'x'",
+        "error unknown command 'bogus'",
+        "error unknown command ''",
+    ]
