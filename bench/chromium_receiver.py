@@ -424,7 +424,8 @@ async def self_check(marks: int, interval: float) -> None:
     """Xvfb, broker and painter: the painter fills the screen with the next marker colour every
     ``interval`` seconds (so the marker's centre shows it); print latency, fps and bitrate."""
     from bench.report import percentile
-    from bench.stream_marks import MARKER_PALETTE, Mark, frames_per_second, marker_colour, match_latencies
+    from bench.stream_marks import MARKER_PALETTE, frames_per_second, match_latencies
+    from bench.stream_receiver import paint_marks
     from tests.support.screen_painter import PainterProcess
     from tests.support.xvfb import XvfbServer
 
@@ -438,12 +439,7 @@ async def self_check(marks: int, interval: float) -> None:
         async with chromium_receiver(broker, xvfb.env, width, height) as (receiver, _host_pid):
             await asyncio.sleep(2.0)  # past the encoder's coarse first frames
             bytes_before = await receiver.bytes_received()
-            painted_marks: list[Mark] = []
-            for index in range(marks):
-                painted = await asyncio.to_thread(painter.fill, marker_colour(index))
-                # The painter's monotonic stamp on the wall clock (both clocks read back to back).
-                painted_marks.append(Mark(index, painted, painted + time.time() - time.monotonic()))
-                await asyncio.sleep(max(0.0, painted + interval - time.monotonic()))
+            painted_marks = await paint_marks(painter, marks, interval)
             await asyncio.sleep(1.0)
             await receiver.flush()
             bytes_after = await receiver.bytes_received()

@@ -8,11 +8,16 @@ pixels for the sharpness comparison against the source screen.
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+import time
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from bench.stream_marks import FrameSeen
+from bench.stream_marks import FrameSeen, Mark, marker_colour
+
+if TYPE_CHECKING:
+    from tests.support.screen_painter import PainterProcess
 
 
 class StreamReceiver(Protocol):
@@ -32,3 +37,18 @@ class StreamReceiver(Protocol):
     async def latest_rgb(self) -> np.ndarray:
         """The newest frame as an (height, width, 3) uint8 RGB array at the source's resolution."""
         ...
+
+
+async def paint_marks(painter: PainterProcess, count: int, interval: float) -> list[Mark]:
+    """The receivers' self-checks: fill the whole screen with mark colours, one every ``interval`` s.
+
+    A full-screen fill puts each mark's colour under the marker's centre too, so
+    these marks match like the workload's.
+    """
+    marks: list[Mark] = []
+    for index in range(count):
+        painted = await asyncio.to_thread(painter.fill, marker_colour(index))
+        # The painter's monotonic stamp on the wall clock (both clocks read back to back).
+        marks.append(Mark(index, painted, painted + time.time() - time.monotonic()))
+        await asyncio.sleep(max(0.0, painted + interval - time.monotonic()))
+    return marks

@@ -379,7 +379,8 @@ async def self_check(marks: int, interval: float, encoding: str, threads: bool) 
     import mss
 
     from bench.report import percentile
-    from bench.stream_marks import MARKER_PALETTE, Mark, frames_per_second, marker_colour, match_latencies
+    from bench.stream_marks import MARKER_PALETTE, frames_per_second, match_latencies
+    from bench.stream_receiver import paint_marks
     from tests.support.screen_painter import PainterProcess
     from tests.support.xvfb import XvfbServer
 
@@ -389,11 +390,7 @@ async def self_check(marks: int, interval: float, encoding: str, threads: bool) 
         async with vnc_receiver(xvfb.env, width, height, encoding=encoding, threads=threads) as (receiver, server_pid):
             await asyncio.sleep(1.0)  # past the first full update
             bytes_before = await receiver.bytes_received()
-            painted_marks: list[Mark] = []
-            for index in range(marks):
-                painted = await asyncio.to_thread(painter.fill, marker_colour(index))
-                painted_marks.append(Mark(index, painted, painted + time.time() - time.monotonic()))
-                await asyncio.sleep(max(0.0, painted + interval - time.monotonic()))
+            painted_marks = await paint_marks(painter, marks, interval)
             await asyncio.sleep(1.0)
             bytes_after = await receiver.bytes_received()
             snapshot = await receiver.latest_rgb()
