@@ -1,0 +1,40 @@
+"""The screen-streaming benchmark refuses bad arguments before it starts anything (no Xvfb, no broker)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import screen_stream
+from bench.aiortc_receiver import aiortc_receiver
+from bench.chromium_receiver import chromium_receiver
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--static-seconds", "0"], "between 1 and 3600"),
+        (["--phase-seconds", "soon"], "not a number of seconds"),
+        (["--phase-seconds", "nan"], "between 1 and 3600"),
+        (["--only", "x11vnc,teamviewer"], "unknown pipeline teamviewer"),
+        (["--only", ","], "(none given)"),
+    ],
+)
+def test_the_command_line_names_what_is_wrong(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        screen_stream.main(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+async def test_receivers_refuse_a_bad_screen_size_or_host_module() -> None:
+    with pytest.raises(ValueError, match="screen size must be positive, not 0x1080"):
+        async with aiortc_receiver(None, {}, 0, 1080):  # type: ignore[arg-type]
+            pass
+    with pytest.raises(ValueError, match="screen size must be positive, not 1920x-1"):
+        async with chromium_receiver(None, {}, 1920, -1):  # type: ignore[arg-type]
+            pass
+    with pytest.raises(ValueError, match="dotted Python module name, not 'x;rm -rf'"):
+        async with chromium_receiver(None, {}, 1920, 1080, host_module="x;rm -rf"):  # type: ignore[arg-type]
+            pass
