@@ -145,21 +145,16 @@ def send_webhooks(state: BrokerState) -> Coroutine[None, None, None]:
 
 
 async def keep_trail(state: BrokerState) -> None:
-    """Seal new audit events into their chains every second; sign moved heads every minute.
+    """Seal new audit events into their chains, and sign their heads, every second.
 
     A session that ends has its chain sealed and signed at once (``BrokerState.session_over``).
     """
-    last_signed = asyncio.get_running_loop().time()
     while True:
         await asyncio.sleep(TRAIL_SEAL_SECONDS)
-        sign = asyncio.get_running_loop().time() - last_signed >= state.settings.audit_checkpoint_seconds
         try:
-            await run_in_threadpool(state.seal_trail, None if sign else set())
+            await run_in_threadpool(state.seal_trail)
         except Exception:  # noqa: BLE001 - the next round retries; nothing is lost, only later
             log.exception("sealing the audit trail failed")
-            continue
-        if sign:
-            last_signed = asyncio.get_running_loop().time()
 
 
 def create_app(state: BrokerState) -> FastAPI:
@@ -182,7 +177,7 @@ def create_app(state: BrokerState) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             # Nothing written before the shutdown stays unsealed or unsigned.
-            await run_in_threadpool(state.seal_trail, None)
+            await run_in_threadpool(state.seal_trail)
             state.database.dispose()
 
     app = FastAPI(

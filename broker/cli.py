@@ -18,6 +18,8 @@ from protocol.cli import configure_logging, number_in_range
 from . import admin_cli, integrations_cli
 from .accounts import FIRST_ADMIN, ensure_first_admin
 from .app import build_state, create_app
+from .chain import SignedHead, Verdict
+from .db import Database
 from .forwarded import ForwardedHeaders
 from .keys import BrokerKeys, KeyFileError, load_or_create_keys
 from .settings import Settings
@@ -74,25 +76,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="data directory for the database and keys (default: DESKHAND_DATA_DIR or ~/.local/share/deskhand)",
     )
     audit_parser = commands.add_parser(
-        "audit", help="verify the audit trail", description="Check the tamper-evident audit trail.",
+        "audit", help="verify the audit trail, export its signed heads",
+        description="Check the tamper-evident audit trail; export the broker's signed heads to keep elsewhere.",
     )
     audit_commands = audit_parser.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     verify = audit_commands.add_parser(
         "verify",
-        help="recompute every chain, check every signature and every stored recording segment",
-        description="Recompute every audit chain from the database, check the broker's signed checkpoints "
-        "and the hash of every stored recording segment; name the first event or segment that was "
-        "edited, deleted, reordered or inserted. Exit 0 when everything checks out, 1 otherwise. "
+        help="recompute every chain, check every signed head and every stored recording segment",
+        description="Recompute every audit chain from the database, check the broker's signed heads (every "
+        "sealed event must be covered by one), that every session the broker chain recorded is still there, "
+        "and the hash of every stored recording segment; name the first event or segment that was edited, "
+        "deleted, reordered, inserted or appended. With --heads, also check the trail against heads exported "
+        "earlier and kept outside the broker. Exit 0 when everything checks out, 1 otherwise. "
         "Safe to run beside a running broker (it only reads).",
     )
     verify.add_argument("--data-dir", type=Path, help="data directory (default: DESKHAND_DATA_DIR)")
+    verify.add_argument("--heads", type=Path, metavar="FILE", help="a heads file from 'audit heads' kept outside the broker")
     bundle = audit_commands.add_parser(
         "verify-bundle", help="check an exported session bundle offline (no database needed)",
-        description="Check an exported bundle: its event chain, the broker's signatures and every "
-        "recording segment. Exit 0 when everything checks out, 1 otherwise.",
+        description="Check an exported bundle: its event chain, the broker's signed head over its last event, "
+        "every recording segment, the joined recording.webm and the manifest. Exit 0 when everything checks "
+        "out, 1 otherwise.",
     )
     bundle.add_argument("file", type=Path, help="the .zip an auditor exported")
     bundle.add_argument("--key", help="the broker's public key (base64) you trust; default: the one in the bundle")
+    bundle.add_argument("--heads", type=Path, metavar="FILE", help="a heads file from 'audit heads' kept outside the broker")
+    heads = audit_commands.add_parser(
+        "heads", help="export every chain's signed head, to keep where the broker cannot write",
+        description="Write the broker's signed head of every audit chain (JSON). Keep the file outside the "
+        "broker (an auditor's machine, write-once storage): 'verify --heads' and 'verify-bundle --heads' then "
+        "detect any later rewrite of what it covers, even by someone holding the signing key.",
+    )
+    heads.add_argument("--data-dir", type=Path, help="data directory (default: DESKHAND_DATA_DIR)")
+    heads.add_argument("--out", type=Path, metavar="FILE", help="write here instead of to standard output")
     admin_cli.add_parsers(commands, "data directory (default: DESKHAND_DATA_DIR)")
     integrations_cli.add_parsers(commands, "data directory (default: DESKHAND_DATA_DIR)")
     return parser
@@ -105,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     if args.command == "audit" and args.audit_command == "verify-bundle":
-        return verify_bundle_command(args.file, args.key)
+        return verify_bundle_command(args.file, args.key, args.heads)
     overrides = {
         k: v for k, v in (
             ("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)), ("data_dir", args.data_dir)
@@ -120,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"deskhand-broker: {name}{err['msg']}", file=sys.stderr)
         return 2
     if args.command == "audit":
-        return verify_command(settings)
+        return heads_command(settings, args.out) if args.audit_command == "heads" else verify_command(settings, args.heads)
     if args.command in ADMIN_COMMANDS:
         return admin_command(args, settings)
     return serve(settings)
@@ -151,47 +167,110 @@ def _load_keys(settings: Settings) -> BrokerKeys:
                                settings.recording_master_key)
 
 
-def verify_command(settings: Settings) -> int:
-    """``deskhand-broker audit verify``."""
-    from .chain import Verdict
+def _open_trail(settings: Settings) -> tuple[BrokerKeys, Database] | None:
+    if not (settings.data_dir / "signing.key").exists() and settings.signing_key is None:
+        print(f"deskhand-broker: no broker data in {settings.data_dir}; give --data-dir", file=sys.stderr)
+        return None
+    return _load_keys(settings), settings.open_database()
+
+
+def _read_heads(path: Path | None) -> list[SignedHead] | None:
+    """The heads in ``path`` ([] without one); None (after saying why) when it cannot be read."""
+    from .heads import HeadsFileError, parse_heads
+
+    if path is None:
+        return []
+    try:
+        return parse_heads(path.read_bytes(), str(path))
+    except OSError as exc:
+        print(f"deskhand-broker: cannot read {path}: {exc.strerror}", file=sys.stderr)
+    except HeadsFileError as exc:
+        print(f"deskhand-broker: {exc}", file=sys.stderr)
+    return None
+
+
+def verify_command(settings: Settings, heads_file: Path | None) -> int:
+    """``deskhand-broker audit verify [--heads FILE]``."""
+    from .chain import BROKER_CHAIN, Freshness
+    from .clock import utcnow
     from .recordings import RecordingStore
     from .trail import load_chains, verify_loaded
 
-    if not (settings.data_dir / "signing.key").exists() and settings.signing_key is None:
-        print(f"deskhand-broker: no broker data in {settings.data_dir}; give --data-dir", file=sys.stderr)
+    exported = _read_heads(heads_file)
+    opened = _open_trail(settings) if exported is not None else None
+    if opened is None:
         return 2
-    keys = _load_keys(settings)
-    database = settings.open_database()
+    keys, database = opened
     store = RecordingStore(settings.data_dir / "recordings", keys.recording_master_key)
     with database.session() as db:
-        events, checkpoints, unsealed = load_chains(db)
-    verdict: Verdict = verify_loaded(events, checkpoints, keys.public_key, store.stored_sha256)
+        trail = load_chains(db)
     database.dispose()
-    return _print_verdict(verdict, unsealed)
+    verdict = verify_loaded(trail, keys.public_key, store.stored_sha256,
+                            freshness=Freshness(utcnow(), settings.audit_grace), exported_heads=exported)
+    broker_head = max(trail.heads.get(BROKER_CHAIN, []), key=lambda h: h.seq, default=None)
+    if broker_head is not None:
+        # A trail cut back to an earlier signed point verifies on its own: the date tells.
+        print(f"The broker chain is signed to event {broker_head.seq}, at {broker_head.signed_at}.")
+    return _print_verdict(verdict, trail.unsealed, heads_file)
 
 
-def verify_bundle_command(path: Path, key: str | None) -> int:
-    """``deskhand-broker audit verify-bundle FILE``."""
+def heads_command(settings: Settings, out: Path | None) -> int:
+    """``deskhand-broker audit heads [--out FILE]``."""
+    import json
+
+    from .heads import heads_document
+
+    opened = _open_trail(settings)
+    if opened is None:
+        return 2
+    keys, database = opened
+    with database.session() as db:
+        document = heads_document(db, keys.public_key_b64)
+    database.dispose()
+    text = json.dumps(document, indent=2) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        partial = out.with_name(out.name + ".part")
+        partial.write_text(text)
+        partial.replace(out)
+    except OSError as exc:
+        print(f"deskhand-broker: cannot write {out}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"{len(document['heads'])} signed heads written to {out} (broker key SHA-256 {document['public_key_sha256']}). "
+          "Keep it where the broker cannot write; check later with: deskhand-broker audit verify --heads FILE")
+    return 0
+
+
+def verify_bundle_command(path: Path, key: str | None, heads_file: Path | None) -> int:
+    """``deskhand-broker audit verify-bundle FILE [--key KEY] [--heads FILE]``."""
     from .bundles import BundleError, verify_bundle
 
+    exported = _read_heads(heads_file)
+    if exported is None:
+        return 2
     try:
-        verdict, manifest = verify_bundle(path, key)
+        verdict, info = verify_bundle(path, key, exported)
     except BundleError as exc:
         print(f"deskhand-broker: {exc}", file=sys.stderr)
         return 2
-    print(f"Bundle of session {manifest['session_id']}, broker key SHA-256 {manifest['public_key_sha256']}"
+    print(f"Bundle of session {info['session_id']}, broker key SHA-256 {info['public_key_sha256']}"
           + ("" if key else " (taken from the bundle: compare it with your broker's)"))
-    return _print_verdict(verdict, 0)
+    if not info["ended"]:
+        print("The session had not ended when this bundle was exported: it holds the trail up to then.")
+    return _print_verdict(verdict, 0, heads_file)
 
 
-def _print_verdict(verdict: object, unsealed: int) -> int:
-    from .chain import Verdict
-
-    assert isinstance(verdict, Verdict)
-    counts = (f"{verdict.chains} chains, {verdict.events} events, {verdict.checkpoints} signed checkpoints, "
+def _print_verdict(verdict: Verdict, unsealed: int, heads_file: Path | None) -> int:
+    counts = (f"{verdict.chains} chains, {verdict.events} events, {verdict.checkpoints} signed heads, "
               f"{verdict.segments} recording segments")
+    if heads_file is not None:
+        counts += f", {verdict.exported_heads} heads from {heads_file}"
     if verdict.ok:
-        print(f"Trail verified: {counts}." + (f" {unsealed} newer events are not sealed yet." if unsealed else ""))
+        notes = [f"{unsealed} newer events are not sealed yet." if unsealed else "",
+                 f"{verdict.unsigned_recent} events sealed moments ago are not signed yet." if verdict.unsigned_recent else ""]
+        print(" ".join([f"Trail verified: {counts}.", *filter(None, notes)]))
         return 0
     print(f"TRAIL DOES NOT VERIFY ({counts}).")
     print(f"First problem: {verdict.problems[0]}")

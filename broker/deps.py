@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -31,7 +32,7 @@ from .ratelimit import FailureLimiter
 from .recordings import RecordingStore
 from .settings import Settings
 from .spool import ChunkSignals, TransferSpool
-from .trail import SEALING, seal_pending, sign_heads
+from .trail import SEALING, SealResult, seal_pending
 
 log = logging.getLogger(__name__)
 
@@ -60,21 +61,35 @@ class BrokerState:
     queue_signals: ChunkSignals
     """Wakes the hosts' long polls when the help-request queue changes (key :data:`broker.help_requests.QUEUE_CHANGED`)."""
 
+    trail_refusals: set[tuple[str, str]] = field(default_factory=set)
+    """(chain, reason) pairs the sealer already refused and put on record, so each is recorded once."""
+    _last_seal: SealResult = field(default_factory=SealResult)
+
     def session_over(self, session_id: str, farewell: BaseModel) -> None:
         """A session ended: tell and disconnect its peers, forget their cached identities,
         and seal and sign its audit chain at once (in a worker thread)."""
         self.hub.close_room(session_id, farewell)
         self.peers.forget(session_id)
         loop = asyncio.get_running_loop()
-        task = loop.run_in_executor(None, self.seal_trail, {session_id})
+        task = loop.run_in_executor(None, self.seal_trail)
         task.add_done_callback(lambda f: f.exception() and log.error("sealing session %s failed: %s", session_id, f.exception()))
 
-    def seal_trail(self, sign: set[str] | None) -> None:
-        """Seal pending audit events; sign the heads of ``sign`` (None: every moved chain)."""
+    def seal_trail(self) -> SealResult:
+        """Seal pending audit events and sign the heads of the chains they moved."""
+        with self.sealed_trail():
+            pass
+        return self._last_seal
+
+    @contextlib.contextmanager
+    def sealed_trail(self) -> Iterator[Session]:
+        """A database session over a trail at rest: everything pending sealed and signed, and the
+        sealer held off until the block ends. Every sealed event's signed head is then in view,
+        so the broker verifies strictly (no grace); keep the block to reading what is verified."""
         with SEALING, self.database.session() as db:
-            seal_pending(db)
-            if sign is None or sign:
-                sign_heads(db, self.keys.signing_key, sign)
+            self._last_seal = seal_pending(db, self.keys.signing_key, grace=self.settings.audit_grace,
+                                           refused_before=self.trail_refusals)
+            db.commit()
+            yield db
 
 
 def broker_state(request: Request) -> BrokerState:

@@ -389,13 +389,12 @@ class AuditEvent(Base):
     hash: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
-class AuditCheckpoint(Base):
-    """The broker's signature over a chain's head at a sequence number."""
+class AuditHead(Base):
+    """The broker's signature over a chain's newest event: one row per chain, moved as events are sealed."""
 
-    __tablename__ = "audit_checkpoints"
+    __tablename__ = "audit_heads"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    chain: Mapped[str] = mapped_column(String(40), index=True)
+    chain: Mapped[str] = mapped_column(String(40), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     head_hash: Mapped[str] = mapped_column(String(64))
     signed_at: Mapped[str] = mapped_column(String(40))

@@ -15,7 +15,7 @@ import io
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -43,11 +43,11 @@ class RecordingStore:
         self.root = root
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._master_key = master_key
-        self._joined: OrderedDict[tuple[str, tuple[tuple[int, str], ...]], bytes] = OrderedDict()
+        self._joined: OrderedDict[tuple[str, tuple[tuple[int, int, str], ...]], bytes] = OrderedDict()
         self._joined_lock = threading.Lock()
 
-    def joined(self, session_id: str, segments: tuple[tuple[int, str], ...], build: Callable[[], bytes]) -> bytes:
-        """The joined recording of ``segments`` ((index, sha256) pairs), built once.
+    def joined(self, session_id: str, segments: tuple[tuple[int, int, str], ...], build: Callable[[], bytes]) -> bytes:
+        """The joined recording of ``segments`` ((index, offset ms, stored SHA-256)), built once.
 
         A player asks for the recording in many byte ranges while it plays and seeks;
         decrypting and joining every segment for each of them would make an hour-long
@@ -90,15 +90,21 @@ class RecordingStore:
         os.replace(temporary, target)
         return hashlib.sha256(stored).hexdigest()
 
-    def read(self, session_id: str, index: int, key: bytes) -> bytes:
+    def read_checked(self, session_id: str, index: int, key: bytes, *, stored_sha256: str, sha256: str) -> bytes:
+        """A segment's plaintext, only if the stored file hashes to ``stored_sha256`` and the plaintext to ``sha256``."""
         try:
             stored = self.path(session_id, index).read_bytes()
         except FileNotFoundError:
-            raise SegmentUnreadable(f"segment {index} of session {session_id} is missing") from None
+            raise SegmentUnreadable(f"recording segment {index} is missing") from None
+        if hashlib.sha256(stored).hexdigest() != stored_sha256:
+            raise SegmentUnreadable(f"recording segment {index} was altered")
         try:
-            return AESGCM(key).decrypt(stored[:NONCE_BYTES], stored[NONCE_BYTES:], _aad(session_id, index))
+            plain = AESGCM(key).decrypt(stored[:NONCE_BYTES], stored[NONCE_BYTES:], _aad(session_id, index))
         except InvalidTag:
-            raise SegmentUnreadable(f"segment {index} of session {session_id} was altered") from None
+            raise SegmentUnreadable(f"recording segment {index} was altered") from None
+        if hashlib.sha256(plain).hexdigest() != sha256:
+            raise SegmentUnreadable(f"recording segment {index} differs from what was recorded")
+        return plain
 
     def stored_sha256(self, session_id: str, index: int) -> str | None:
         try:
@@ -142,9 +148,3 @@ def concatenate(segments: Iterable[tuple[int, bytes]]) -> bytes:
 
 
 MILLISECOND = Fraction(1, 1000)
-
-
-def iter_segments(store: RecordingStore, session_id: str, key: bytes, rows: Iterable[tuple[int, int]]) -> Iterator[tuple[int, bytes]]:
-    """(offset_ms, plaintext) of each segment ``(index, offset_ms)``, in order."""
-    for index, offset_ms in rows:
-        yield offset_ms, store.read(session_id, index, key)

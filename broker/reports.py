@@ -1,38 +1,35 @@
-"""What auditors get: session reports, the joined recording, and self-verifying export bundles."""
+"""What auditors and tickets read about a session: the session report and the note a ticket gets."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
 import json
-import zipfile
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .bundles import BUNDLE_FORMAT
-from .chain import Verdict
+from .evidence import TrailBroken, segment_refs
 from .keys import BrokerKeys
 from .models import AuditEvent, RecordingSegment, SupportSession, Transfer
-from .recordings import RecordingStore, concatenate, iter_segments
+from .recordings import RecordingStore
 from .serializers import session_out
-from .trail import SEGMENT_KIND, load_chains, verify_loaded
+from .trail import load_chains, verify_loaded
 
 
-def integrity(db: Session, keys: BrokerKeys, store: RecordingStore, session_id: str) -> tuple[Verdict, int]:
-    """Verify one session's chain and its stored segments; also how many events wait to be sealed."""
-    events, checkpoints, unsealed = load_chains(db, session_id)
-    verdict = verify_loaded(events, checkpoints, keys.public_key, store.stored_sha256)
-    return verdict, unsealed
-
-
-def session_report(db: Session, keys: BrokerKeys, store: RecordingStore, session: SupportSession) -> dict[str, Any]:
-    """Everything an auditor reads about one session, in one document."""
-    events, _checkpoints, _unsealed = load_chains(db, session.id)
-    timeline = [e.to_json() for e in events.get(session.id, [])]
-    verdict, unsealed = integrity(db, keys, store, session.id)
+def session_report(
+    db: Session, keys: BrokerKeys, store: RecordingStore, session: SupportSession,
+) -> dict[str, Any]:
+    """Everything an auditor reads about one session, in one document (``db``: a trail at rest,
+    :meth:`broker.deps.BrokerState.sealed_trail`, so it is verified strictly)."""
+    trail = load_chains(db, session.id)
+    chained = trail.events.get(session.id, [])
+    timeline = [e.to_json() for e in chained]
+    verdict = verify_loaded(trail, keys.public_key, store.stored_sha256, freshness=None, only=session.id)
+    try:
+        segments = segment_refs(session.id, chained) if verdict.ok else []
+    except TrailBroken as exc:
+        verdict.problems += exc.problems
+        segments = []
     chat = [
         {"at": e["at"], "from": e["actor"], "text": e["data"].get("text", "")}
         for e in timeline if e["kind"] == "chat.sent"
@@ -41,9 +38,6 @@ def session_report(db: Session, keys: BrokerKeys, store: RecordingStore, session
         {"at": e["at"], "permissions": e["data"].get("permissions"), "given_by": e["data"].get("given_by")}
         for e in timeline if e["kind"] == "consent.changed"
     ]
-    segments = db.scalars(
-        select(RecordingSegment).where(RecordingSegment.session_id == session.id).order_by(RecordingSegment.index)
-    ).all()
     transfers = db.scalars(select(Transfer).where(Transfer.session_id == session.id).order_by(Transfer.created_at)).all()
     out = session_out(session)
     return {
@@ -61,7 +55,7 @@ def session_report(db: Session, keys: BrokerKeys, store: RecordingStore, session
              "sha256": t.sha256, "broker_sha256": t.broker_sha256, "created_by": t.created_by, "reason": t.reason}
             for t in transfers
         ],
-        "recording": {
+        "recording": {  # from the chain's segment events (none while the trail does not verify)
             "segments": len(segments),
             "duration_ms": max((s.offset_ms + s.duration_ms for s in segments), default=0),
             "bytes": sum(s.size for s in segments),
@@ -69,7 +63,7 @@ def session_report(db: Session, keys: BrokerKeys, store: RecordingStore, session
         "timeline": timeline,
         "integrity": {
             "ok": verdict.ok, "events": verdict.events, "checkpoints": verdict.checkpoints,
-            "segments": verdict.segments, "unsealed": unsealed, "problems": [str(p) for p in verdict.problems],
+            "segments": verdict.segments, "unsealed": trail.unsealed, "problems": [str(p) for p in verdict.problems],
         },
     }
 
@@ -117,44 +111,3 @@ def session_note(db: Session, session: SupportSession) -> str:
         lines.append("Files: none")
     lines.append(f"Recording: {segments[0]} segments, {_duration(segments[1] / 1000)}")
     return "\n".join(lines)
-
-
-def recording_webm(db: Session, store: RecordingStore, session_id: str) -> bytes:
-    """The session's recording as one WebM (segments joined at their offsets, no re-encoding)."""
-    rows = db.execute(
-        select(RecordingSegment.index, RecordingSegment.offset_ms, RecordingSegment.sha256)
-        .where(RecordingSegment.session_id == session_id)
-        .order_by(RecordingSegment.index)
-    ).all()
-    if not rows:
-        return b""
-    key = store.data_key(db, session_id)
-    return store.joined(
-        session_id, tuple((r.index, r.sha256) for r in rows),
-        lambda: concatenate(iter_segments(store, session_id, key, [(r.index, r.offset_ms) for r in rows])),
-    )
-
-
-def export_bundle(db: Session, keys: BrokerKeys, store: RecordingStore, session_id: str) -> bytes:
-    """A zip that anyone can verify offline: the chain, the signatures, the segments, the public key."""
-    events, checkpoints, _unsealed = load_chains(db, session_id)
-    chain = events.get(session_id, [])
-    key = store.data_key(db, session_id)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-        bundle.writestr("manifest.json", json.dumps({
-            "format": BUNDLE_FORMAT,
-            "session_id": session_id,
-            "public_key": keys.public_key_b64,
-            "public_key_sha256": hashlib.sha256(base64.b64decode(keys.public_key_b64)).hexdigest(),
-        }, indent=2))
-        bundle.writestr("events.jsonl", "".join(json.dumps(e.to_json(), sort_keys=True) + "\n" for e in chain))
-        bundle.writestr("checkpoints.json", json.dumps([c.to_json() for c in checkpoints.get(session_id, [])], indent=2))
-        for event in chain:
-            if event.kind == SEGMENT_KIND:
-                index = int(event.data["index"])
-                bundle.writestr(f"segments/{index:08d}.webm", store.read(session_id, index, key))
-        bundle.writestr("recording.webm", recording_webm(db, store, session_id))
-    return buffer.getvalue()
-
-

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import ssl
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,9 @@ class Settings(BaseSettings):
     )
     audit_checkpoint_seconds: float = Field(
         default=60, gt=0, le=3600,
-        description="How often the broker signs the heads of audit chains that moved (and always at session end).",
+        description="The checkpoint interval: the longest a sealed audit event may go without a signed head. "
+        "The broker signs a chain's head as it seals events into it (every second); verification fails on a "
+        "sealed event older than this that no signed head covers (it was appended without the key).",
     )
     signing_key: SecretStr | None = Field(
         default=None,
@@ -308,6 +311,11 @@ class Settings(BaseSettings):
         return LockoutPolicy(self.login_failures_before_lock, self.login_lock_seconds)
 
     @cached_property
+    def audit_grace(self) -> timedelta:
+        """:attr:`audit_checkpoint_seconds` as a duration."""
+        return timedelta(seconds=self.audit_checkpoint_seconds)
+
+    @property
     def session_policy(self) -> SessionPolicy:
         """The recording policy sent to both peers of every session."""
         return SessionPolicy(

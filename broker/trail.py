@@ -2,16 +2,21 @@
 
 Events are written unsealed in the transaction of the change they describe
 (:func:`broker.audit.record`); :func:`seal_pending` then chains them, one at a
-time in commit order, under a lock (one sealer per broker process). The broker
-signs every chain's head at least once a minute and when a session ends.
+time in commit order, under a lock (one sealer per broker process), and signs
+each chain's new head in the same transaction: a sealed event is never without
+a signed head. Before it seals onto a chain it checks the chain from its last
+signed head (:func:`broker.chain.judge_head`) and refuses, loudly and on the
+record, to sign over one that does not check out.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -22,19 +27,33 @@ from sqlalchemy.orm import Session
 
 from .chain import (
     BROKER_CHAIN,
+    CHAIN_CLOSED,
+    CHAIN_OPENED,
     GENESIS,
+    SESSION_END_KINDS,
     ChainEvent,
-    Checkpoint,
+    Freshness,
+    SignedHead,
     Verdict,
+    check_commitments,
+    check_exported_heads,
     event_hash,
+    judge_head,
+    segment_index,
     segment_problem,
-    sign_checkpoint,
+    sign_head,
     verify_chain,
 )
 from .clock import utcnow
-from .models import AuditCheckpoint, AuditEvent
+from .models import AuditEvent, AuditHead
+
+log = logging.getLogger(__name__)
 
 SEGMENT_KIND = "recording.segment"
+SIGN_REFUSED = "audit.sign_refused"
+"""Broker-chain event: a chain did not check out from its signed head, so nothing more is sealed onto it."""
+SEALED_LATE = "audit.sealed_late"
+"""Broker-chain event: events older than the grace were found unsealed (written before a crash, or inserted)."""
 SEALING = threading.Lock()
 """Held from reading the chain heads until the sealed events are committed."""
 
@@ -52,98 +71,195 @@ def as_chain_event(row: AuditEvent) -> ChainEvent:
     )
 
 
-def seal_pending(db: Session) -> int:
-    """Chain every event not chained yet, in the order they were committed; returns how many.
+def as_signed_head(row: AuditHead) -> SignedHead:
+    return SignedHead(row.chain, row.seq, row.head_hash, row.signed_at, row.signature)
+
+
+@dataclass
+class SealResult:
+    """What one round of sealing did."""
+
+    sealed: int = 0
+    signed: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    """Chains not sealed onto, and why."""
+
+
+def seal_pending(
+    db: Session, key: Ed25519PrivateKey, *, grace: timedelta, refused_before: set[tuple[str, str]] | None = None,
+) -> SealResult:
+    """Chain every event not chained yet, in the order they were committed, and sign the moved heads.
 
     The caller runs this, and commits, while holding :data:`SEALING` (use
     :meth:`broker.deps.BrokerState.seal_trail`): two sealers reading the same head
-    would give two events one number.
+    would give two events one number. A chain that does not check out from its
+    signed head is left alone (its new events stay unsealed, nothing is lost) and
+    an ``audit.sign_refused`` event says why, once per chain and reason
+    (``refused_before`` remembers them across rounds).
     """
-    rows = db.scalars(select(AuditEvent).where(AuditEvent.hash.is_(None)).order_by(AuditEvent.id)).all()
-    heads: dict[str, tuple[int, str]] = {}
-    for row in rows:
-        chain = row.session_id or BROKER_CHAIN
-        if chain not in heads:
-            last = db.execute(
-                select(AuditEvent.chain_seq, AuditEvent.hash)
-                .where(AuditEvent.chain == chain, AuditEvent.hash.is_not(None))
-                .order_by(AuditEvent.chain_seq.desc())
-                .limit(1)
-            ).first()
-            heads[chain] = (last.chain_seq, last.hash) if last else (0, GENESIS)
-        seq, previous = heads[chain]
-        row.chain, row.chain_seq, row.prev_hash = chain, seq + 1, previous
-        row.hash = event_hash(as_chain_event(row).fields())
-        heads[chain] = (seq + 1, row.hash)
+    now = utcnow()
+    result = SealResult()
+    pending = list(db.scalars(select(AuditEvent).where(AuditEvent.hash.is_(None)).order_by(AuditEvent.id)))
+    if not pending:
+        return result
+    chains = {row.session_id or BROKER_CHAIN for row in pending} | {BROKER_CHAIN}
+    tips, result.refused = _judge_chains(db, chains, key.public_key())
+    late = [row for row in pending if _aware(row.at) < now - grace]
+    moved: set[str] = set()
+    while pending:
+        follow_ups: list[AuditEvent] = []
+        closing: list[str] = []
+        for row in pending:
+            chain = row.session_id or BROKER_CHAIN
+            if chain not in tips:
+                continue
+            seq, previous = tips[chain]
+            row.chain, row.chain_seq, row.prev_hash = chain, seq + 1, previous
+            row.hash = event_hash(as_chain_event(row).fields())
+            tips[chain] = (seq + 1, row.hash)
+            moved.add(chain)
+            result.sealed += 1
+            if chain != BROKER_CHAIN and seq == 0:
+                follow_ups.append(_broker_event(now, CHAIN_OPENED, chain=chain, first_hash=row.hash))
+            if chain != BROKER_CHAIN and row.kind in SESSION_END_KINDS:
+                closing.append(chain)
+        for chain in dict.fromkeys(closing):
+            seq, head = tips[chain]
+            follow_ups.append(_broker_event(now, CHAIN_CLOSED, chain=chain, seq=seq, head=head))
+        for chain, why in result.refused.items():
+            if refused_before is not None and (chain, why) in refused_before:
+                continue
+            log.error("audit chain %s does not check out, so the broker will not sign over it: %s; "
+                      "run deskhand-broker audit verify", chain, why)
+            follow_ups.append(_broker_event(now, SIGN_REFUSED, chain=chain, reason=why))
+            if refused_before is not None:
+                refused_before.add((chain, why))
+        if late:
+            log.warning("%d audit events were found unsealed, the oldest from %s", len(late), iso(_aware(late[0].at)))
+            follow_ups.append(_broker_event(now, SEALED_LATE, count=len(late), first_row=late[0].id,
+                                            last_row=late[-1].id, oldest=iso(_aware(late[0].at))))
+            late = []
+        db.add_all(follow_ups)
+        db.flush()
+        pending = follow_ups
+    signed_at = iso(now)
+    for chain in sorted(moved):
+        seq, head_hash = tips[chain]
+        head = sign_head(key, chain, seq, head_hash, signed_at)
+        row = db.get(AuditHead, chain)
+        if row is None:
+            db.add(AuditHead(chain=chain, seq=seq, head_hash=head_hash, signed_at=signed_at, signature=head.signature))
+        else:
+            row.seq, row.head_hash, row.signed_at, row.signature = seq, head_hash, signed_at, head.signature
+        result.signed.append(chain)
     db.flush()
-    return len(rows)
+    return result
 
 
-def sign_heads(db: Session, key: Ed25519PrivateKey, chains: set[str] | None = None) -> list[Checkpoint]:
-    """Sign the head of every chain (or of ``chains``) that moved since its last checkpoint."""
-    heads = db.execute(
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _broker_event(now: datetime, kind: str, **data: object) -> AuditEvent:
+    return AuditEvent(at=now, kind=kind, actor="broker", source=None, session_id=None, ticket_id=None, data=data)
+
+
+def _judge_chains(
+    db: Session, chains: set[str], public_key: Ed25519PublicKey,
+) -> tuple[dict[str, tuple[int, str]], dict[str, str]]:
+    """Each chain's tip to seal onto (seq, hash), or why it may not be sealed onto."""
+    heads = {row.chain: row for row in db.scalars(select(AuditHead).where(AuditHead.chain.in_(chains)))}
+    last_sealed = dict(db.execute(
         select(AuditEvent.chain, func.max(AuditEvent.chain_seq))
-        .where(AuditEvent.hash.is_not(None))
+        .where(AuditEvent.chain.in_(chains), AuditEvent.hash.is_not(None))
         .group_by(AuditEvent.chain)
-    ).all()
-    signed = dict(db.execute(select(AuditCheckpoint.chain, func.max(AuditCheckpoint.seq)).group_by(AuditCheckpoint.chain)).all())
-    made = []
-    now = iso(utcnow())
-    for chain, seq in heads:
-        if (chains is not None and chain not in chains) or signed.get(chain, 0) >= seq:
-            continue
-        head_hash = db.scalar(select(AuditEvent.hash).where(AuditEvent.chain == chain, AuditEvent.chain_seq == seq))
-        checkpoint = sign_checkpoint(key, chain, seq, head_hash or "", now)
-        db.add(AuditCheckpoint(chain=chain, seq=seq, head_hash=checkpoint.head_hash,
-                               signed_at=checkpoint.signed_at, signature=checkpoint.signature))
-        made.append(checkpoint)
-    return made
+    ).all())
+    tips: dict[str, tuple[int, str]] = {}
+    refused: dict[str, str] = {}
+    for chain in sorted(chains):
+        row = heads.get(chain)
+        head = as_signed_head(row) if row is not None else None
+        head_event = None
+        if head is not None:
+            found = db.scalar(select(AuditEvent).where(AuditEvent.chain == chain, AuditEvent.chain_seq == head.seq))
+            head_event = as_chain_event(found) if found is not None and found.hash is not None else None
+        why = judge_head(chain, head, head_event, int(last_sealed.get(chain) or 0), public_key)
+        if why is not None:
+            refused[chain] = why
+        else:
+            tips[chain] = (head.seq, head.head_hash) if head is not None else (0, GENESIS)
+    return tips, refused
 
 
-def load_chains(db: Session, chain: str | None = None) -> tuple[dict[str, list[ChainEvent]], dict[str, list[Checkpoint]], int]:
-    """Every sealed event and checkpoint (of one chain, or all), and how many events wait to be sealed."""
+@dataclass
+class LoadedTrail:
+    """Sealed events and signed heads as read from the database, and how many events wait to be sealed."""
+
+    events: dict[str, list[ChainEvent]]
+    heads: dict[str, list[SignedHead]]
+    unsealed: int
+
+
+def load_chains(db: Session, chain: str | None = None) -> LoadedTrail:
+    """Every sealed event and signed head (of one chain, or all), and how many events wait to be sealed.
+
+    Heads are read before events: an event sealed in between then shows as a
+    recent unsigned one (allowed for a grace), never as a head beyond its chain.
+    """
+    heads: dict[str, list[SignedHead]] = defaultdict(list)
+    head_query = select(AuditHead)
+    if chain is not None:
+        head_query = head_query.where(AuditHead.chain == chain)
+    for row in db.scalars(head_query):
+        heads[row.chain].append(as_signed_head(row))
     events: dict[str, list[ChainEvent]] = defaultdict(list)
     query = select(AuditEvent).where(AuditEvent.hash.is_not(None))
     if chain is not None:
         query = query.where(AuditEvent.chain == chain)
     for row in db.scalars(query.order_by(AuditEvent.chain, AuditEvent.chain_seq)):
         events[row.chain or ""].append(as_chain_event(row))
-    checkpoints: dict[str, list[Checkpoint]] = defaultdict(list)
-    cp_query = select(AuditCheckpoint)
-    if chain is not None:
-        cp_query = cp_query.where(AuditCheckpoint.chain == chain)
-    for cp in db.scalars(cp_query):
-        checkpoints[cp.chain].append(Checkpoint(cp.chain, cp.seq, cp.head_hash, cp.signed_at, cp.signature))
     unsealed_query = select(func.count()).select_from(AuditEvent).where(AuditEvent.hash.is_(None))
     if chain is not None:
         unsealed_query = unsealed_query.where(AuditEvent.session_id == (None if chain == BROKER_CHAIN else chain))
-    return events, checkpoints, int(db.scalar(unsealed_query) or 0)
+    return LoadedTrail(events, heads, int(db.scalar(unsealed_query) or 0))
 
 
 def verify_loaded(
-    events: dict[str, list[ChainEvent]],
-    checkpoints: dict[str, list[Checkpoint]],
+    trail: LoadedTrail,
     key: Ed25519PublicKey,
-    segment_sha256: Callable[[str, int], str | None],
+    segment_sha256: Callable[[str, int], str | None] | None,
     *,
+    freshness: Freshness | None,
     stored: bool = True,
+    exported_heads: Iterable[SignedHead] = (),
+    only: str | None = None,
 ) -> Verdict:
-    """Check chains, checkpoints and recording segments (``segment_sha256(session, index)``).
+    """Check chains, their signed heads and coverage, recording segments (``segment_sha256(session, index)``),
+    the broker chain's record of every session, and heads kept outside (``exported_heads``).
 
-    ``stored``: segments are the broker's encrypted files; otherwise a bundle's plain ones.
+    ``stored``: segments are the broker's encrypted files; otherwise a bundle's plain ones. Without
+    ``segment_sha256`` segments are not checked here (the caller checks each one as it reads it).
+    ``freshness``: see :func:`broker.chain.verify_chain` (None for a bundle). ``only``: the
+    one chain this trail is about (a bundle's or a report's session).
     """
     verdict = Verdict()
-    for chain in sorted(set(events) | set(checkpoints)):
-        chain_events = events.get(chain, [])
+    for chain in sorted(set(trail.events) | set(trail.heads)):
+        chain_events = trail.events.get(chain, [])
+        check = verify_chain(chain, chain_events, trail.heads.get(chain, []), key, freshness)
         verdict.chains += 1
         verdict.events += len(chain_events)
-        verdict.checkpoints += len(checkpoints.get(chain, []))
-        verdict.problems += verify_chain(chain, chain_events, checkpoints.get(chain, []), key)
+        verdict.checkpoints += check.heads_valid
+        verdict.unsigned_recent += check.unsigned_recent
+        verdict.problems += check.problems
         for event in chain_events:
-            if event.kind == SEGMENT_KIND and event.session_id:
+            if event.kind == SEGMENT_KIND and event.session_id and segment_sha256 is not None:
                 verdict.segments += 1
-                actual = segment_sha256(event.session_id, int(event.data.get("index", -1)))
+                actual = segment_sha256(event.session_id, segment_index(event))
                 problem = segment_problem(chain, event, actual, stored=stored)
                 if problem is not None:
                     verdict.problems.append(problem)
+    if BROKER_CHAIN in trail.events:
+        verdict.problems += check_commitments(trail.events[BROKER_CHAIN], trail.events)
+    problems, verdict.exported_heads = check_exported_heads(exported_heads, trail.events, key, only=only)
+    verdict.problems += problems
     return verdict

@@ -5,24 +5,30 @@ Every playback and every export is itself recorded in the trail.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 from starlette.concurrency import run_in_threadpool
 
 from protocol.api import SessionOut
 
-from .. import audit
+from .. import audit, evidence
 from ..access import AuditExporter, AuditReader, RecordingViewer
-from ..deps import DB, SessionId, Source, State
-from ..errors import not_found
-from ..models import SupportSession, User
-from ..reports import export_bundle, recording_webm, session_report
+from ..bundles import write_bundle
+from ..clock import utcnow
+from ..deps import DB, BrokerState, SessionId, Source, State
+from ..errors import ApiError, not_found
+from ..evidence import TrailBroken, VerifiedSession, verify_session
+from ..heads import heads_document
+from ..models import AuditEvent, SupportSession, User
+from ..reports import session_report
 from ..serializers import session_out
 from ..support_sessions import get_session
 from ..trail import load_chains, verify_loaded
@@ -69,13 +75,16 @@ def _session(db: DB, session_id: str) -> SupportSession:
 
 
 @router.get("/sessions/{session_id}/report", summary="Participants, consent, chat, files, timeline and integrity")
-def report(session_id: SessionId, db: DB, state: State, _auditor: AuditReader) -> dict[str, Any]:
-    state.seal_trail(set())
-    session = _session(db, session_id)
-    return session_report(db, state.keys, state.recordings, session)
+def report(session_id: SessionId, state: State, _auditor: AuditReader) -> dict[str, Any]:
+    with state.sealed_trail() as db:
+        session = _session(db, session_id)
+        return session_report(db, state.keys, state.recordings, session)
 
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+PLAYBACK_WINDOW = timedelta(minutes=10)
+"""Byte ranges that do not start a playback are covered by the viewer's own ``recording.played``
+event for the session within this long; past it, or with none, the request is audited itself."""
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -98,32 +107,62 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return first, last
 
 
+def trail_broken(exc: TrailBroken) -> ApiError:
+    return ApiError(409, "trail_does_not_verify",
+                    f"{exc}. Nothing is played or exported from a trail that does not verify; "
+                    "run 'deskhand-broker audit verify' for every problem",
+                    detail={"problems": [str(p) for p in exc.problems]})
+
+
+def _verified(state: BrokerState, session_id: str) -> VerifiedSession:
+    """The session's trail, sealed to now and verified strictly (404 unknown, 409 broken)."""
+    with state.sealed_trail() as db:
+        _session(db, session_id)
+        try:
+            return verify_session(db, state.keys, session_id)
+        except TrailBroken as exc:
+            raise trail_broken(exc) from None
+
+
+def _recording_bytes(state: BrokerState, verified: VerifiedSession) -> bytes:
+    with state.database.session() as db:
+        try:
+            return evidence.recording(db, state.recordings, verified)
+        except TrailBroken as exc:
+            raise trail_broken(exc) from None
+
+
 @router.get(
     "/sessions/{session_id}/recording", summary="The recording as one WebM (audited; byte ranges for seeking)",
     responses={200: {"content": {"video/webm": {}}}, 206: {"content": {"video/webm": {}}}},
 )
 async def recording(
     session_id: SessionId, state: State, user: RecordingViewer, source: Source,
-    range_header: Annotated[str | None, Header(alias="Range")] = None,
+    range_header: Annotated[str | None, Header(alias="Range", max_length=200)] = None,
 ) -> Response:
     # A browser's <video> asks for byte ranges (from 0 first, then wherever the viewer seeks);
-    # without them Chromium cannot seek at all. One playback is audited once: a request for
-    # the whole recording or for a range from its start.
-    wanted = RANGE.match(range_header.strip()) if range_header else None
-    from_start = wanted is None or wanted.group(1) == "0"
+    # without them Chromium cannot seek at all. Whether a request is audited is judged by the
+    # bytes it returns: one from byte 0 starts a playback and is always audited; any other is
+    # covered by the viewer's playback of this session within PLAYBACK_WINDOW, or audited itself.
+    actor = audit.user_actor(user)
 
-    def build() -> bytes:
+    def build() -> tuple[bytes, tuple[int, int] | None]:
+        data = _recording_bytes(state, _verified(state, session_id))
+        try:
+            chosen = byte_range(range_header, len(data))
+        except ValueError:
+            return data, (-1, -1)  # 416: no byte leaves, nothing to audit
+        first = 0 if chosen is None else chosen[0]
         with state.database.session() as db:
-            _session(db, session_id)
-            if from_start:
-                audit.record(db, "recording.played", actor=audit.user_actor(user), source=source, session_id=session_id)
-            return recording_webm(db, state.recordings, session_id)
+            if first == 0 or not _recently_played(db, session_id, actor):
+                served = "all" if chosen is None else f"{chosen[0]}-{chosen[1]}"
+                audit.record(db, "recording.played", actor=actor, source=source, session_id=session_id,
+                             bytes=served, size=len(data))
+            return data, chosen
 
-    data = await run_in_threadpool(build)
+    data, chosen = await run_in_threadpool(build)
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-store"}
-    try:
-        chosen = byte_range(range_header, len(data))
-    except ValueError:
+    if chosen == (-1, -1):
         return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{len(data)}"})
     if chosen is None:
         return Response(content=data, media_type="video/webm", headers=headers)
@@ -132,18 +171,47 @@ async def recording(
                     headers={**headers, "Content-Range": f"bytes {first}-{last}/{len(data)}"})
 
 
+def _recently_played(db: Session, session_id: str, actor: str) -> bool:
+    since = utcnow() - PLAYBACK_WINDOW
+    return db.scalar(
+        select(AuditEvent.id).where(
+            AuditEvent.session_id == session_id, AuditEvent.kind == "recording.played",
+            AuditEvent.actor == actor, AuditEvent.at >= since,
+        ).limit(1)
+    ) is not None
+
+
 @router.get(
     "/sessions/{session_id}/export", summary="A bundle that verifies offline (audited)",
     responses={200: {"content": {"application/zip": {}}}},
 )
 async def export(session_id: SessionId, state: State, user: AuditExporter, source: Source) -> Response:
     def build() -> bytes:
+        # 1. The trail sealed and checked, and the recording joined from it.
+        before = _verified(state, session_id)
+        joined = _recording_bytes(state, before)
+        # 2. The export goes on the record with the hash of the recording it hands out...
         with state.database.session() as db:
-            _session(db, session_id)
-            audit.record(db, "audit.exported", actor=audit.user_actor(user), source=source, session_id=session_id)
-        state.seal_trail({session_id})
+            exported = audit.record(
+                db, "audit.exported", actor=audit.user_actor(user), source=source, session_id=session_id,
+                recording_sha256=hashlib.sha256(joined).hexdigest(), recording_bytes=len(joined),
+                segments=len(before.segments),
+            )
+            db.flush()
+            export_row = exported.id
+        # 3. ...is sealed under a signed head, and the bundle carries the trail to that head.
+        verified = _verified(state, session_id)
+        export_seq = next((e.seq for e in verified.events if e.id == export_row), None)
+        if verified.head is None or export_seq is None:
+            raise ApiError(503, "trail_busy", "the export could not be sealed into the trail yet; try again")
         with state.database.session() as db:
-            return export_bundle(db, state.keys, state.recordings, session_id)
+            segments = [(ref.index, functools.partial(evidence.segment_bytes, db, state.recordings, verified, ref))
+                        for ref in verified.segments]
+            try:
+                return write_bundle(session_id, verified.events, verified.head, state.keys.public_key_b64,
+                                    export_seq, segments, joined)
+            except TrailBroken as exc:
+                raise trail_broken(exc) from None
 
     data = await run_in_threadpool(build)
     return Response(content=data, media_type="application/zip",
@@ -153,12 +221,17 @@ async def export(session_id: SessionId, state: State, user: AuditExporter, sourc
 @router.post("/verify", summary="Verify the whole trail and every stored segment")
 async def verify(state: State, _auditor: AuditReader) -> dict[str, Any]:
     def run() -> dict[str, Any]:
-        state.seal_trail(set())
-        with state.database.session() as db:
-            events, checkpoints, unsealed = load_chains(db)
-        verdict = verify_loaded(events, checkpoints, state.keys.public_key, state.recordings.stored_sha256)
+        with state.sealed_trail() as db:
+            trail = load_chains(db)
+        verdict = verify_loaded(trail, state.keys.public_key, state.recordings.stored_sha256, freshness=None)
         return {"ok": verdict.ok, "chains": verdict.chains, "events": verdict.events,
-                "checkpoints": verdict.checkpoints, "segments": verdict.segments, "unsealed": unsealed,
+                "checkpoints": verdict.checkpoints, "segments": verdict.segments, "unsealed": trail.unsealed,
                 "problems": [str(p) for p in verdict.problems]}
 
     return await run_in_threadpool(run)
+
+
+@router.get("/heads", summary="Every chain's signed head, to keep outside the broker")
+def heads(state: State, _auditor: AuditReader) -> dict[str, Any]:
+    with state.sealed_trail() as db:
+        return heads_document(db, state.keys.public_key_b64)

@@ -2,39 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
+import json
 
 import av
-import numpy as np
 
+from tests.support.accounts import PASSWORD, make_user
 from tests.support.api import audit_kinds, bearer, end_session, paired_session
-
-
-def segment(shade: int) -> bytes:
-    """A standalone one-second VP8 WebM at 2 fps, as the host records it."""
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="webm") as out:
-        stream = out.add_stream("vp8", rate=2)
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        for pts in range(2):
-            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), shade, np.uint8), format="rgb24")
-            frame.pts = pts
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return buffer.getvalue()
+from tests.support.segments import put_segment, webm_segment
 
 
 def test_the_recording_serves_byte_ranges_and_audits_each_playback_once(broker, admin) -> None:
     session_id, host_token = paired_session(broker, admin)
     for index in range(3):
-        data = segment(60 * index)
-        stored = broker.http.put(
-            f"/sessions/{session_id}/recording/{index}", content=data,
-            headers={**bearer(host_token), "X-Segment-SHA256": hashlib.sha256(data).hexdigest(),
-                     "X-Segment-Offset-Ms": str(index * 1000), "X-Segment-Duration-Ms": "1000"})
+        stored = put_segment(broker, session_id, host_token, index, webm_segment(60 * index), offset_ms=index * 1000)
         assert stored.status_code in (200, 201, 204), stored.text
     assert end_session(broker, admin, session_id).status_code in (200, 204)
     path = f"/audit/sessions/{session_id}/recording"
@@ -57,4 +38,38 @@ def test_the_recording_serves_byte_ranges_and_audits_each_playback_once(broker, 
     assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{len(body)}"
 
     # The whole answer, the range from 0: two playbacks; seeking within one is not another.
+    assert audit_kinds(broker, session_id).count("recording.played") == 2
+
+
+def test_every_spelling_of_a_range_from_the_start_is_audited_as_a_playback(broker, admin) -> None:
+    """``bytes=-<more than the size>``, ``bytes=00-`` and ``bytes=0000-`` return the whole recording: each is a playback."""
+    session_id, host_token = paired_session(broker, admin)
+    assert put_segment(broker, session_id, host_token, 0, webm_segment(90), offset_ms=0).status_code == 204
+    path = f"/audit/sessions/{session_id}/recording"
+    whole = broker.http.get(path, headers=admin).content
+    for n, spelling in enumerate(("bytes=-999999999", "bytes=00-", "bytes=0000-"), start=2):
+        answer = broker.http.get(path, headers={**admin, "Range": spelling})
+        assert answer.status_code == 206 and answer.content == whole, spelling
+        assert audit_kinds(broker, session_id).count("recording.played") == n, spelling
+
+
+def test_a_range_that_skips_the_first_byte_is_audited_unless_the_viewer_is_already_playing(broker, admin) -> None:
+    session_id, host_token = paired_session(broker, admin)
+    assert put_segment(broker, session_id, host_token, 0, webm_segment(90), offset_ms=0).status_code == 204
+    make_user(broker, "ursula", role="auditor")
+    auditor = bearer(broker.login("ursula", PASSWORD))
+    path = f"/audit/sessions/{session_id}/recording"
+    size = len(broker.http.get(path, headers=admin).content)
+    assert audit_kinds(broker, session_id).count("recording.played") == 1
+
+    # Almost all of it, without byte 0, by someone who is not playing it: audited, with what was served.
+    skipped = broker.http.get(path, headers={**auditor, "Range": "bytes=1-"})
+    assert skipped.status_code == 206 and len(skipped.content) == size - 1
+    played = broker.sql("SELECT actor, data FROM audit_events WHERE session_id = ? AND kind = 'recording.played'"
+                        " ORDER BY id", session_id)
+    assert [actor for actor, _ in played] == ["user:admin", "user:ursula"]
+    assert json.loads(str(played[-1][1]))["bytes"] == f"1-{size - 1}"
+    # Seeking on within that playback is not another one; a range that returns nothing is not audited.
+    assert broker.http.get(path, headers={**auditor, "Range": "bytes=10-20"}).status_code == 206
+    assert broker.http.get(path, headers={**auditor, "Range": f"bytes={size}-"}).status_code == 416
     assert audit_kinds(broker, session_id).count("recording.played") == 2
