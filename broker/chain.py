@@ -316,12 +316,14 @@ def check_exported_heads(
 
     Each head, signed by ``key``, fixes its chain up to its event: the chain must
     still hold that event with that hash (and verify to it, which
-    :func:`verify_chain` checks). ``only``: check just that chain (a bundle's session).
+    :func:`verify_chain` checks). ``only``: the chains are a snapshot of that one
+    chain (a bundle): other chains' heads do not apply, nor do heads signed after
+    the snapshot's last event, which it cannot be compared with.
     """
     problems: list[Problem] = []
     applied = 0
     for head in heads:
-        if only is not None and head.chain != only:
+        if only is not None and (head.chain != only or head.seq > max((e.seq for e in chains.get(only, ())), default=0)):
             continue
         applied += 1
         if not head.signed_by(key):

@@ -207,11 +207,12 @@ def verify_command(settings: Settings, heads_file: Path | None) -> int:
     database.dispose()
     verdict = verify_loaded(trail, keys.public_key, store.stored_sha256,
                             freshness=Freshness(utcnow(), settings.audit_grace), exported_heads=exported)
+    code = _print_verdict(verdict, trail.unsealed, heads_file)
     broker_head = max(trail.heads.get(BROKER_CHAIN, []), key=lambda h: h.seq, default=None)
     if broker_head is not None:
         # A trail cut back to an earlier signed point verifies on its own: the date tells.
         print(f"The broker chain is signed to event {broker_head.seq}, at {broker_head.signed_at}.")
-    return _print_verdict(verdict, trail.unsealed, heads_file)
+    return code
 
 
 def heads_command(settings: Settings, out: Path | None) -> int:

@@ -306,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("session_id", type=_session_id, help="session id")
     exp.add_argument("--out", type=Path, required=True, help="file to write, e.g. session.zip")
     audit_cmds.add_parser("verify", help="have the broker verify its whole trail and every stored segment")
+    kept = audit_cmds.add_parser(
+        "heads", help="save the broker's signed heads, to keep where the broker cannot write",
+        description="Save the signed head of every audit chain. Kept outside the broker, the file lets "
+        "'deskhand-broker audit verify --heads FILE' and 'verify-bundle --heads FILE' detect any later "
+        "rewrite of what it covers, even by someone holding the broker's signing key.",
+    )
+    kept.add_argument("--out", type=Path, required=True, help="file to write, e.g. heads-2026-12-02.json")
 
     snap = commands.add_parser(
         "snapshot", help="connect to a session's video and save the remote screen as a PNG"
@@ -1094,12 +1101,16 @@ async def _audit(ctx: Context) -> int:
             _print_json_or(ctx, verdict, _describe_verdict(verdict))
             return EXIT_OK if verdict["ok"] else EXIT_FAILED
         else:
-            save = tc.save_recording if args.audit_command == "recording" else tc.save_export
+            save = {"recording": tc.save_recording, "export": tc.save_export,
+                    "heads": lambda _session, out, progress: tc.save_heads(out, progress)}[args.audit_command]
             with _transfer_bar() as bar:
                 task = bar.add_task(f"⬇ {args.out.name}", total=None)
-                saved = await save(args.session_id, args.out, lambda n, total: bar.update(task, completed=n, total=total))
+                saved = await save(getattr(args, "session_id", None), args.out,
+                                   lambda n, total: bar.update(task, completed=n, total=total))
             sha256 = await asyncio.to_thread(file_sha256, saved)
-            hint = ("; check it offline with: deskhand-broker audit verify-bundle " + str(saved)) if args.audit_command == "export" else ""
+            hint = {"export": f"; check it offline with: deskhand-broker audit verify-bundle {saved}",
+                    "heads": f"; keep it where the broker cannot write, and check the trail against it later with: "
+                             f"deskhand-broker audit verify --heads {saved}"}.get(args.audit_command, "")
             _print_json_or(ctx, {"path": str(saved), "size": saved.stat().st_size, "sha256": sha256},
                            f"Saved {saved} ({saved.stat().st_size} bytes, SHA-256 {sha256}){hint}.")
             if args.audit_command == "recording" and args.play:

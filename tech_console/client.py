@@ -296,6 +296,10 @@ class TechConsole:
         """Download the session's bundle, which ``deskhand-broker audit verify-bundle`` checks offline."""
         return await self._download(f"/audit/sessions/{session_id}/export", destination, progress)
 
+    async def save_heads(self, destination: Path, progress: ProgressHook | None = None) -> Path:
+        """Download every chain's signed head, to keep outside the broker (``verify --heads``)."""
+        return await self._download("/audit/heads", destination, progress)
+
     async def _download(self, path: str, destination: Path, progress: ProgressHook | None) -> Path:
         """Stream a response body into ``destination`` (through a ``.part`` file: never half a file)."""
         partial = destination.with_name(destination.name + ".part")

@@ -263,9 +263,13 @@ async def test_the_auditor_cli_finds_reports_saves_exports_and_verifies(start_br
     exported = console("audit", "export", live.session_id, "--out", str(bundle))
     assert exported.returncode == 0, exported.stderr
     assert "verify-bundle" in exported.stdout
-    checked = subprocess.run([sys.executable, "-m", "broker.cli", "audit", "verify-bundle", str(bundle)],
+    heads = tmp_path / "heads.json"
+    kept = console("audit", "heads", "--out", str(heads))
+    assert kept.returncode == 0 and "verify --heads" in kept.stdout, kept.stdout + kept.stderr
+    checked = subprocess.run([sys.executable, "-m", "broker.cli", "audit", "verify-bundle", str(bundle), "--heads", str(heads)],
                              capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "1 heads from" in checked.stdout, checked.stdout
 
     verified = console("audit", "verify")
     assert verified.returncode == 0 and verified.stdout.startswith("Trail verified"), verified.stdout + verified.stderr
