@@ -38,7 +38,9 @@ export async function render(main, ctx, [sessionId]) {
 
   let video = null;
   const status = h("p", { class: "muted", "aria-live": "polite", id: "player-status" });
-  if (!report.recording.segments) {
+  if (!report.integrity.ok) {
+    status.textContent = "The recording is withheld: nothing is played from a trail that does not verify (see Integrity).";
+  } else if (!report.recording.segments) {
     status.textContent = "This session has no recording.";
   } else if (!can("recordings.view")) {
     status.textContent = "Playing recordings needs the recordings.view permission.";
@@ -71,7 +73,7 @@ export async function render(main, ctx, [sessionId]) {
 
   const integrity = report.integrity;
   const verdict = integrity.ok
-    ? h("p", { class: "ok", id: "integrity" }, `Integrity verified: ${integrity.events} events, ${integrity.checkpoints} signed checkpoints, ${integrity.segments} segments` +
+    ? h("p", { class: "ok", id: "integrity" }, `Integrity verified: ${integrity.events} events, ${integrity.checkpoints} signed heads, ${integrity.segments} segments` +
       (integrity.unsealed ? ` (${integrity.unsealed} events not yet sealed)` : "") + ".")
     : h("div", { id: "integrity", role: "alert" }, h("p", { class: "error" }, "Integrity check FAILED:"),
       h("ul", {}, ...integrity.problems.map((p) => h("li", { class: "error" }, p))));
