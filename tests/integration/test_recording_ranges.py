@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 
 import av
-import numpy as np
 
-from tests.support.api import audit_kinds, bearer, end_session, paired_session
-
-
-def segment(shade: int) -> bytes:
-    """A standalone one-second VP8 WebM at 2 fps, as the host records it."""
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="webm") as out:
-        stream = out.add_stream("vp8", rate=2)
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        for pts in range(2):
-            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), shade, np.uint8), format="rgb24")
-            frame.pts = pts
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return buffer.getvalue()
+from tests.support.api import audit_kinds, end_session, paired_session
+from tests.support.segments import put_segment, webm_segment
 
 
 def test_the_recording_serves_byte_ranges_and_audits_each_playback_once(broker, admin) -> None:
     session_id, host_token = paired_session(broker, admin)
     for index in range(3):
-        data = segment(60 * index)
-        stored = broker.http.put(
-            f"/sessions/{session_id}/recording/{index}", content=data,
-            headers={**bearer(host_token), "X-Segment-SHA256": hashlib.sha256(data).hexdigest(),
-                     "X-Segment-Offset-Ms": str(index * 1000), "X-Segment-Duration-Ms": "1000"})
+        stored = put_segment(broker, session_id, host_token, index, webm_segment(60 * index), offset_ms=index * 1000)
         assert stored.status_code in (200, 201, 204), stored.text
     assert end_session(broker, admin, session_id).status_code in (200, 204)
     path = f"/audit/sessions/{session_id}/recording"

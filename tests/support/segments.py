@@ -1,0 +1,41 @@
+"""Recording segments made in the test and uploaded as a host would (``PUT .../recording/{index}``)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import av
+import httpx
+import numpy as np
+
+from tests.support.api import bearer
+from tests.support.broker import BrokerProcess
+
+
+def webm_segment(shade: int) -> bytes:
+    """A standalone one-second VP8 WebM at 2 fps, as the host records it, all one grey ``shade``."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="webm") as out:
+        stream = out.add_stream("vp8", rate=2)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for pts in range(2):
+            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), shade, np.uint8), format="rgb24")
+            frame.pts = pts
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def put_segment(
+    broker: BrokerProcess, session_id: str, host_token: str, index: int, data: bytes, *,
+    offset_ms: int, duration_ms: int = 1000, origin_ms: int | None = None,
+) -> httpx.Response:
+    """Upload one segment with its headers (``origin_ms`` None: none declared, as older hosts do)."""
+    headers = {**bearer(host_token), "X-Segment-SHA256": hashlib.sha256(data).hexdigest(),
+               "X-Segment-Offset-Ms": str(offset_ms), "X-Segment-Duration-Ms": str(duration_ms)}
+    if origin_ms is not None:
+        headers["X-Recording-Origin-Ms"] = str(origin_ms)
+    return broker.http.put(f"/sessions/{session_id}/recording/{index}", content=data, headers=headers)
