@@ -294,7 +294,6 @@ async def test_a_host_down_for_seconds_leaves_a_gap_that_long(start_broker, xvfb
         await asyncio.to_thread(resumed.communicate, timeout=60)
     gaps = timeline_gaps(segment_rows(broker, live.session_id))
     downtime = recording_again - killed
-    print(f"down {downtime:.2f} s, gaps {gaps}")
     assert downtime >= HOST_DOWN_SECONDS - 1.0, downtime
     assert abs(max(gaps) / 1000 - downtime) <= 1.0, (gaps, downtime)
     assert sorted(gaps)[-2] < 600, gaps
