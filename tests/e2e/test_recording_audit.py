@@ -27,7 +27,7 @@ import pytest
 from protocol.permissions import Permission
 from tests.support.broker import BrokerProcess
 from tests.support.input_recorder import RecorderProcess
-from tests.support.live_session import live_session, resume_host
+from tests.support.live_session import Live, live_session, resume_host
 from tests.support.polling import async_wait_until
 from tests.support.screen_painter import PainterProcess, pattern_cell_centres
 
@@ -83,17 +83,21 @@ async def kill_just_after_a_segment(host: subprocess.Popen[str], segments: Calla
     return killed
 
 
-async def started_recording(host: subprocess.Popen[str], timeout: float = 60) -> float:
-    """Read ``host``'s output until it says it records; when that was, Unix time."""
-    assert host.stdout is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = await asyncio.to_thread(host.stdout.readline)
-        if not line:
-            break
-        if RECORDING_NOTICE in line:
-            return time.time()
-    raise AssertionError(f"the host did not start recording within {timeout:g} s")
+async def resumed_until_the_end(live: Live, env: dict[str, str], *, record_seconds: float) -> float:
+    """``deskhand-host resume`` the session of the killed ``live.host`` (its state under ``env``),
+    let it record for ``record_seconds``, end the session; when it started recording, Unix time."""
+    resumed = resume_host(env, "--consent", "view")
+    assert resumed.stdout is not None
+    deadline, line = time.monotonic() + 60, ""
+    while RECORDING_NOTICE not in line:
+        assert time.monotonic() < deadline, "the resumed host did not start recording within 60 s"
+        line = await asyncio.to_thread(resumed.stdout.readline)
+        assert line, "the resumed host exited before it started recording"
+    recording_again = time.time()
+    await asyncio.sleep(record_seconds)
+    await live.console.end_session(live.session_id, "done")
+    await asyncio.to_thread(resumed.communicate, timeout=60)
+    return recording_again
 
 
 def frame_at(data: bytes, seconds: float):
@@ -264,11 +268,7 @@ async def test_a_host_killed_during_a_broker_outage_resumes_after_its_spool_and_
         killed = await kill_just_after_a_segment(live.host, lambda: len(list(spool.glob("*.json"))))
         last_spooled = max(int(marker.stem) for marker in spool.glob("*.json"))
         broker.restart()
-        resumed = resume_host(env, "--consent", "view")
-        recording_again = await started_recording(resumed)
-        await asyncio.sleep(3)
-        await live.console.end_session(live.session_id, "done")
-        await asyncio.to_thread(resumed.communicate, timeout=60)
+        recording_again = await resumed_until_the_end(live, env, record_seconds=3)
     gaps = timeline_gaps(segment_rows(broker, live.session_id))
     downtime = recording_again - killed
     assert len(gaps) > last_spooled and gaps.index(max(gaps)) == last_spooled, (last_spooled, gaps)
@@ -287,11 +287,7 @@ async def test_a_host_down_for_seconds_leaves_a_gap_that_long(start_broker, xvfb
         await async_wait_until(lambda: len(segment_rows(broker, live.session_id)) >= 2, "stored segments", timeout=30)
         killed = await kill_just_after_a_segment(live.host, lambda: len(segment_rows(broker, live.session_id)))
         await asyncio.sleep(HOST_DOWN_SECONDS - HOST_RESUME_SECONDS)
-        resumed = resume_host(env, "--consent", "view")
-        recording_again = await started_recording(resumed)
-        await asyncio.sleep(2)
-        await live.console.end_session(live.session_id, "done")
-        await asyncio.to_thread(resumed.communicate, timeout=60)
+        recording_again = await resumed_until_the_end(live, env, record_seconds=2)
     gaps = timeline_gaps(segment_rows(broker, live.session_id))
     downtime = recording_again - killed
     assert downtime >= HOST_DOWN_SECONDS - 1.0, downtime
