@@ -264,6 +264,10 @@ class SupportSession(Base):
     """The end user's current consent (permission names), None until they answered."""
     consent_source: Mapped[str | None] = mapped_column(String(16), default=None)
     consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    recording_origin_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """When the host started recording: Unix time in ms by the host's clock, which the offsets of
+    the session's segments count from. Set by the first segment that declares it; None for
+    recordings made before hosts declared it."""
 
     ticket: Mapped[Ticket] = relationship(back_populates="sessions")
     technician: Mapped[User] = relationship()

@@ -11,6 +11,12 @@ relayed is ready when the receiver reports.
 A chunk is freed once delivered. One that is asked for again (the receiver
 crashed before saving it), or that did not survive a broker restart, is
 reported gone; the sender, still waiting for the receiver, uploads it again.
+
+The running hash lives in memory only (a SHA-256 in progress cannot be saved).
+After a restart it starts over: when the receiver reports, the chunks still on
+disk are hashed again and those already freed are uploaded again by the sender
+(:meth:`TransferSpool.resume_hash`), so every completed transfer carries a hash
+the broker computed over the bytes it relayed.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import os
 import shutil
 import threading
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -147,29 +153,29 @@ class TransferSpool:
                 temporary.unlink(missing_ok=True)
             self._recycle(data)
         # Stored first, hashed second: a chunk that came early must be readable when its turn comes.
-        self._advance_hash(transfer_id, index)
+        self._advance_hash(transfer_id, (index,))
 
-    def _advance_hash(self, transfer_id: str, index: int) -> None:
+    def _advance_hash(self, transfer_id: str, stored: Iterable[int]) -> _FileHash:
+        """Note chunks just ``stored`` for the file hash, and feed it every chunk whose turn has come."""
         with self._lock:
             state = self._hashes.setdefault(transfer_id, _FileHash())
-            if index < state.next_index:
-                return  # sent again after it was hashed: the bytes were checked against the same SHA-256
-            state.stored.add(index)
+            # A chunk sent again after it was hashed was checked against the same SHA-256: nothing to do.
+            state.stored.update(index for index in stored if index >= state.next_index)
             if state.hashing:
-                return  # the owner will reach it
+                return state  # the owner will reach them
             state.hashing = True
         while True:
             with self._lock:
                 turn = state.next_index
                 if turn not in state.stored:
                     state.hashing = False
-                    return
+                    return state
                 state.stored.discard(turn)
             data = self.read(transfer_id, turn)
             if data is None:  # removed meanwhile (cancelled or swept)
                 with self._lock:
                     state.hashing = False
-                return
+                return state
             state.digest.update(data)
             with self._lock:
                 state.next_index = turn + 1
@@ -218,11 +224,33 @@ class TransferSpool:
         self.chunk_path(transfer_id, index).unlink(missing_ok=True)
 
     def file_sha256(self, transfer_id: str, count: int) -> str | None:
-        """SHA-256 of the whole file as the broker relayed it, or None if it can no longer tell."""
+        """SHA-256 of the whole file as the broker relayed it, or None while not every chunk has passed."""
         state = self._hashes.get(transfer_id)
         if state is not None and state.next_index == count:
             return state.digest.copy().hexdigest()
         return None
+
+    def resume_hash(self, transfer_id: str, count: int) -> list[int]:
+        """Take the file hash as far as the chunks held allow; return the chunks it still needs that are gone.
+
+        For the moment the receiver reports the whole file. Normally the hash is
+        through already and nothing is read. After a broker restart it starts over:
+        chunks still held (on disk) are hashed again, and those no longer held
+        (delivered and freed, or lost with the memory) are returned, for the sender to
+        upload again. The receiver has every chunk by then, so each of those is freed
+        as soon as the hash has passed it. An empty list with no :meth:`file_sha256`
+        yet means another thread is hashing the last chunks.
+        """
+        with self._lock:
+            start = self._hashes.setdefault(transfer_id, _FileHash()).next_index
+        if start >= count:
+            return []
+        state = self._advance_hash(transfer_id, [i for i in range(start, count) if self.has(transfer_id, i)])
+        with self._lock:
+            # Under the lock the hash cannot pass, and free, a chunk while it is looked for.
+            gone = [i for i in range(state.next_index, count) if not self.has(transfer_id, i)]
+            self._delivered_early.update((transfer_id, i) for i in gone)
+        return gone
 
     def remove(self, transfer_id: str) -> None:
         with self._lock:

@@ -252,19 +252,38 @@ def finish(db: Session, peer: SessionPeer, transfer: Transfer, sha256: str) -> N
     transfer.sha256 = sha256
 
 
-def complete(db: Session, peer: SessionPeer, transfer: Transfer, sha256: str, broker_sha256: str | None) -> bool:
-    """The receiver reports the whole file; completed only if the hashes agree.
-
-    ``broker_sha256`` is None when the broker could not follow the whole file
-    (it restarted mid-transfer); sender and receiver must then agree on their own.
-    """
+def check_completion(peer: SessionPeer, transfer: Transfer) -> None:
+    """Only the receiver reports the file, once the sender declared its hash and while it runs."""
     _require_role(peer, receiver_of(transfer), "complete this transfer")
     _require_active(transfer)
     if transfer.sha256 is None:
         raise ApiError(409, "not_finished", "the sender has not finished uploading yet")
+
+
+def hand_back_for_hashing(db: Session, peer: SessionPeer, transfer: Transfer, chunks: list[int]) -> None:
+    """The broker lost its running hash of the file (it restarted): the sender uploads ``chunks`` again.
+
+    They are forgotten, as a chunk gone from the spool is, so that the sender, which waits
+    for the receiver, uploads them again; the broker hashes them and lets them go.
+    """
+    check_completion(peer, transfer)
+    for index in chunks:
+        forget_chunk(db, transfer.id, index)
+    audit.record(
+        db, "transfer.hashing_again", actor=audit.BROKER, session_id=transfer.session_id, transfer_id=transfer.id,
+        name=transfer.name, chunks=len(chunks), first_chunk=chunks[0] if chunks else None,
+        reason="the broker restarted during the transfer and hashes the file again",
+    )
+
+
+def complete(db: Session, peer: SessionPeer, transfer: Transfer, sha256: str, broker_sha256: str) -> bool:
+    """The receiver reports the whole file; completed only if sender, broker and receiver agree on its hash."""
+    check_completion(peer, transfer)
+    if not broker_sha256:
+        raise ValueError("a transfer completes only with the broker's own hash of the bytes it relayed")
     transfer.broker_sha256 = broker_sha256
     transfer.completed_at = utcnow()
-    agreed = sha256 == transfer.sha256 and broker_sha256 in (None, sha256)
+    agreed = sha256 == transfer.sha256 == broker_sha256
     transfer.state = TransferState.completed.value if agreed else TransferState.failed.value
     if not agreed:
         transfer.reason = "the file's SHA-256 differs between sender, broker and receiver"

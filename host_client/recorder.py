@@ -49,6 +49,7 @@ from protocol.recording import RecordingStatus
 from protocol.transport import tls_context
 
 from .capture import Monitor, Screen, to_i420
+from .recording_time import SpooledSegment
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +91,20 @@ class SegmentRecorder:
         fps: float,
         start_index: int = 0,
         start_offset_ms: int = 0,
+        origin_ms: int | None = None,
         on_segment: Callable[[int], None] | None = None,
     ) -> None:
+        """Segments are numbered from ``start_index``; the first starts ``start_offset_ms`` after
+        the recording's origin, ``origin_ms`` (Unix ms), which each segment's metadata notes."""
         self._spool = spool
         self._monitor = monitor
         self._visible = visible
         self._fps = fps
         self._index = start_index
-        self._origin = time.monotonic() - start_offset_ms / 1000
+        # Offsets advance with the monotonic clock: a wall-clock jump mid-session moves nothing.
+        self._zero = time.monotonic() - start_offset_ms / 1000
+        """The monotonic-clock moment that offset 0 stands for."""
+        self._origin_ms = origin_ms
         self._on_segment = on_segment
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -141,7 +148,7 @@ class SegmentRecorder:
     def _segment(self, screen: Screen) -> None:
         monitor = self._monitor()
         started = time.monotonic()
-        offset_ms = int((started - self._origin) * 1000)
+        offset_ms = int((started - self._zero) * 1000)
         writer: SegmentWriter | None = None
         frames = 0
         while True:
@@ -178,7 +185,7 @@ class SegmentRecorder:
 
     def _write(self, data: bytes, offset_ms: int, duration_ms: int) -> None:
         stem = self._spool / f"{self._index:08d}"
-        meta = {"index": self._index, "offset_ms": offset_ms, "duration_ms": duration_ms,
+        meta = {"index": self._index, "offset_ms": offset_ms, "duration_ms": duration_ms, "origin_ms": self._origin_ms,
                 "sha256": hashlib.sha256(data).hexdigest(), "created": time.time()}
         stem.with_suffix(".webm.tmp").write_bytes(data)
         os.replace(stem.with_suffix(".webm.tmp"), stem.with_suffix(".webm"))
@@ -307,6 +314,21 @@ class RecordingUploader:
     def pending(self) -> list[Path]:
         return sorted(self._spool.glob("*.json"))
 
+    def spooled(self) -> list[SpooledSegment]:
+        """The segments waiting in the spool, as far as their metadata can be read."""
+        segments = []
+        for marker in self.pending():
+            try:
+                meta = json.loads(marker.read_text())
+                origin = meta.get("origin_ms")
+                segments.append(SpooledSegment(
+                    int(meta["index"]), int(meta["offset_ms"]), int(meta["duration_ms"]),
+                    int(origin) if origin is not None else None,
+                ))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # the uploader drops it
+        return segments
+
     def lag_seconds(self) -> float:
         """Age of the oldest segment not yet stored at the broker (0 when none waits)."""
         waiting = self.pending()
@@ -355,20 +377,21 @@ class RecordingUploader:
                 log.warning("dropping an unreadable spooled segment %s", marker.name)
                 marker.unlink(missing_ok=True)
                 continue
+            headers = {**self._headers, "X-Segment-SHA256": meta["sha256"],
+                       "X-Segment-Offset-Ms": str(meta["offset_ms"]),
+                       "X-Segment-Duration-Ms": str(meta["duration_ms"])}
+            if meta.get("origin_ms") is not None:
+                headers["X-Recording-Origin-Ms"] = str(meta["origin_ms"])
             try:
-                response = await client.put(
-                    f"{self._base}/{meta['index']}", content=data,
-                    headers={**self._headers, "X-Segment-SHA256": meta["sha256"],
-                             "X-Segment-Offset-Ms": str(meta["offset_ms"]),
-                             "X-Segment-Duration-Ms": str(meta["duration_ms"])},
-                )
+                response = await client.put(f"{self._base}/{meta['index']}", content=data, headers=headers)
             except httpx.HTTPError as exc:
                 log.info("recording upload paused: %s", exc)
                 return False
             if response.status_code >= 500 or response.status_code in (401, 404, 410):
                 # Broker away or restarting (or the grace after the end ran out): keep the segment.
                 return False
-            if response.status_code >= 400 and response.status_code != 409:
+            if response.status_code >= 400:
+                # Refused for good (it can never fit): keeping it would hold up every later segment.
                 log.warning("the broker refused segment %s: %s", meta["index"], response.text[:200])
             marker.unlink(missing_ok=True)
             marker.with_suffix(".webm").unlink(missing_ok=True)

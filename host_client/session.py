@@ -81,6 +81,7 @@ from .file_transfers import HostTransfers
 from .files import default_downloads_root, session_folder
 from .input_backend import InputBackend, PynputBackend
 from .recorder import RecordingUploader, SegmentRecorder
+from .recording_time import resume_point
 from .remote_input import RemoteInput
 from .state import SavedSession, state_dir
 from .ui import Clipboard, HostUI
@@ -606,21 +607,33 @@ class HostSession:
     # --- recording ----------------------------------------------------------------------
 
     async def _start_recording(self) -> None:
-        """Start recording once the policy is known; continue after what the broker holds."""
+        """Start recording once the policy is known, continuing the session's recording where it belongs.
+
+        The offsets count from the recording's one origin (see :mod:`host_client.recording_time`):
+        the time this host was down stays a gap, and nothing lands on top of what the broker or
+        the spool holds.
+        """
         if self.recorder is not None:
             return
-        start_index, start_offset = 0, 0
+        held = None
         try:
-            status = await self.uploader.status()
-            start_index, start_offset = status.next_index, status.end_ms
-        except Exception as exc:  # noqa: BLE001 - the broker may be away; the spool continues the numbering
-            log.info("recording status unavailable (%s); numbering from the spool", exc)
-        spooled = [int(p.stem) for p in self.uploader.pending()]
-        if spooled:
-            start_index = max(start_index, max(spooled) + 1)
+            held = await self.uploader.status()
+        except Exception as exc:  # noqa: BLE001 - the broker may be away; the saved origin and the spool suffice
+            log.info("recording status unavailable (%s); continuing from what this computer kept", exc)
+        start = resume_point(
+            round(time.time() * 1000), saved_origin_ms=self._saved.recording_origin_ms if self._saved else None,
+            held=held, spooled=self.uploader.spooled(),
+        )
+        if start.clock_behind_ms:
+            log.warning("this computer's clock is %.1f s behind the end of the recording (it was set back); "
+                        "the recording continues right after its end", start.clock_behind_ms / 1000)
+        if self._saved is not None and self._saved.recording_origin_ms != start.origin_ms:
+            self._saved.recording_origin_ms = start.origin_ms
+            self._saved.save()
         self.recorder = SegmentRecorder(
             self.recording_spool, lambda: self._selected, lambda: self.authority.allows(Permission.view),
-            fps=self.policy.recording_fps, start_index=start_index, start_offset_ms=start_offset,
+            fps=self.policy.recording_fps, start_index=start.index, start_offset_ms=start.offset_ms,
+            origin_ms=start.origin_ms,
             on_segment=lambda index: self._loop.call_soon_threadsafe(self.uploader.segment_ready, index)  # type: ignore[union-attr]
             if self._loop else None,
         )

@@ -28,6 +28,8 @@ class SavedSession:
     downloads_root: str
     outgoing: dict[str, str] = field(default_factory=dict)
     """Transfer id -> the local file being sent (to resume uploads)."""
+    recording_origin_ms: int | None = None
+    """When this host started recording the session (Unix ms, this computer's clock); None until it did."""
 
     @property
     def path(self) -> Path:
@@ -41,7 +43,8 @@ class SavedSession:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(
                 {"broker_url": self.broker_url, "joined": self.joined.model_dump(mode="json"),
-                 "downloads_root": self.downloads_root, "outgoing": self.outgoing},
+                 "downloads_root": self.downloads_root, "outgoing": self.outgoing,
+                 "recording_origin_ms": self.recording_origin_ms},
                 out,
             )
         os.replace(temporary, self.path)
@@ -58,6 +61,7 @@ def load_saved(path: Path) -> SavedSession | None:
             joined=JoinResponse.model_validate(data["joined"]),
             downloads_root=str(data["downloads_root"]),
             outgoing={str(k): str(v) for k, v in dict(data.get("outgoing", {})).items()},
+            recording_origin_ms=None if (origin := data.get("recording_origin_ms")) is None else int(origin),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

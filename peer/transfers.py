@@ -313,10 +313,28 @@ class TransferClient:
             os.close(fd)
         if transfer.state.over:
             return transfer
-        return await self._json(
-            TransferOut, "POST", f"/transfers/{transfer.id}/complete",
-            data=TransferComplete(sha256=file_sha256).model_dump_json(), headers=_JSON,
-        )
+        return await self._complete(transfer, file_sha256)
+
+    async def _complete(self, transfer: TransferOut, file_sha256: str) -> TransferOut:
+        """Report the whole file. A broker that restarted during the transfer hashes the file
+        again first (``hashing_again``): it has the sender upload the chunks it no longer holds,
+        and the report is made again once it holds every chunk."""
+        while True:
+            try:
+                return await self._json(
+                    TransferOut, "POST", f"/transfers/{transfer.id}/complete",
+                    data=TransferComplete(sha256=file_sha256).model_dump_json(), headers=_JSON,
+                )
+            except TransferError as error:
+                if error.error != "hashing_again":
+                    raise
+                log.info("%s: %s", transfer.name, error.message)
+            transfer = await self.wait(
+                await self.get(transfer.id), lambda t: t.state.over or len(t.chunks_at_broker) == t.chunk_count,
+                timeout=24 * 3600,
+            )
+            if transfer.state.over:
+                return transfer
 
     async def fetch_chunk(self, transfer: TransferOut, index: int) -> tuple[bytes, str]:
         """One chunk and the SHA-256 the sender declared for it (checked by the file hash)."""

@@ -58,9 +58,19 @@ class PeerEvents(BaseModel):
     events: list[PeerEvent] = Field(min_length=1, max_length=MAX_EVENTS_PER_BATCH)
 
 
+RECORDING_ORIGIN_LIMIT_MS = 2**47
+"""Above any Unix time in milliseconds a clock can show (the year 6429)."""
+
+
 class RecordingStatus(BaseModel):
-    """What the broker holds of a session's recording (a restarted host continues after it)."""
+    """What the broker holds of a session's recording: where a restarted host continues."""
 
     segments: int
+    """Segments stored."""
     next_index: int
+    """The number after the highest stored segment's."""
     end_ms: int
+    """Where the last stored segment ends, in ms from ``origin_ms``."""
+    origin_ms: int | None = None
+    """When the host started recording the session: Unix time in ms by the host's clock, the
+    moment every segment's offset counts from. None until a host said (hosts before this field never do)."""

@@ -95,7 +95,8 @@ class TransferOut(Response):
     sha256: str | None = None
     """The sender's declared hash, known once it has finished uploading."""
     broker_sha256: str | None = None
-    """The hash of the bytes the broker relayed, computed by the broker itself."""
+    """The hash of the bytes the broker relayed, computed by the broker itself; set once the receiver
+    reported the file, always for a completed transfer."""
     saved_as: str | None = None
     chunks_at_broker: list[int] = Field(default_factory=list)
     """Indexes of the chunks the broker holds now."""

@@ -13,12 +13,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import Response
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from protocol.recording import (
     HOST_EVENT_KINDS,
     MAX_SEGMENT_BYTES,
+    RECORDING_ORIGIN_LIMIT_MS,
     TECHNICIAN_EVENT_KINDS,
     PeerEvents,
     RecordingStatus,
@@ -31,8 +33,9 @@ from ..access import SessionPeerAccess
 from ..clock import utcnow
 from ..deps import BrokerState, PeerToken, SessionId, State
 from ..errors import ApiError
-from ..models import RecordingSegment
+from ..models import RecordingSegment, SupportSession
 from ..peers import SessionPeer, identify_peer
+from ..recording_timeline import SegmentSpan, misplacement, placed_offset_ms
 
 router = APIRouter(prefix="/sessions/{session_id}", tags=["recording"], dependencies=[SessionPeerAccess])
 SegmentIndex = Annotated[int, Path(ge=0, lt=10_000_000, description="Segment number, from 0")]
@@ -53,6 +56,10 @@ async def put_segment(
     x_segment_offset_ms: Annotated[int, Header(ge=0, lt=2**40)],
     x_segment_duration_ms: Annotated[int, Header(ge=0, lt=3_600_000)],
     token: PeerToken,
+    x_recording_origin_ms: Annotated[int | None, Header(
+        ge=0, lt=RECORDING_ORIGIN_LIMIT_MS,
+        description="When the host started recording (Unix ms, its clock); the offset counts from it",
+    )] = None,
 ) -> Response:
     def admit() -> None:
         with state.database.session() as db:
@@ -72,40 +79,83 @@ async def put_segment(
 
     def store() -> None:
         with state.database.session() as db:
+            origin_ms = _claim_origin(db, session_id, x_recording_origin_ms)
             existing = db.get(RecordingSegment, (session_id, index))
             if existing is not None:
                 if existing.sha256 != x_segment_sha256:
                     raise ApiError(409, "segment_exists", f"segment {index} was already stored with other content")
                 return
+            span = SegmentSpan(
+                index, placed_offset_ms(x_segment_offset_ms, x_recording_origin_ms, origin_ms), x_segment_duration_ms
+            )
+            problem = misplacement(span, *_neighbours(db, session_id, index))
+            if problem is not None:
+                raise ApiError(
+                    409, "segment_misplaced",
+                    f"{problem}; recording time only moves forward, so the broker keeps what it holds. "
+                    "Restart the host with 'deskhand-host resume': it continues after what the broker holds",
+                )
             key = state.recordings.data_key(db, session_id)
             stored_sha256 = state.recordings.store(session_id, index, data, key)
             db.add(RecordingSegment(
-                session_id=session_id, index=index, offset_ms=x_segment_offset_ms,
-                duration_ms=x_segment_duration_ms, size=len(data), sha256=x_segment_sha256,
+                session_id=session_id, index=index, offset_ms=span.offset_ms,
+                duration_ms=span.duration_ms, size=len(data), sha256=x_segment_sha256,
                 stored_sha256=stored_sha256, received_at=utcnow(),
             ))
             audit.record(
                 db, "recording.segment", actor=audit.host_actor(session_id), session_id=session_id,
                 index=index, sha256=x_segment_sha256, stored_sha256=stored_sha256, size=len(data),
-                offset_ms=x_segment_offset_ms, duration_ms=x_segment_duration_ms,
+                offset_ms=span.offset_ms, duration_ms=span.duration_ms, origin_ms=origin_ms,
             )
 
     await run_in_threadpool(store)
     return Response(status_code=204)
 
 
+def _claim_origin(db: Session, session_id: str, declared_ms: int | None) -> int | None:
+    """The session's recording origin, taking ``declared_ms`` when it has none yet.
+
+    Written first in the unit of work on purpose: the write locks the session's row
+    (the whole database, in SQLite) until the commit, so two uploads of one session
+    are checked against each other's segments one after the other, never side by side.
+    """
+    db.execute(
+        update(SupportSession).where(SupportSession.id == session_id)
+        .values(recording_origin_ms=func.coalesce(SupportSession.recording_origin_ms, declared_ms))
+    )
+    return db.scalar(select(SupportSession.recording_origin_ms).where(SupportSession.id == session_id))
+
+
+def _neighbours(db: Session, session_id: str, index: int) -> tuple[SegmentSpan | None, SegmentSpan | None]:
+    """The stored segments numbered just below and just above ``index``."""
+    def nearest(*conditions: object, order: object) -> SegmentSpan | None:
+        row = db.execute(
+            select(RecordingSegment.index, RecordingSegment.offset_ms, RecordingSegment.duration_ms)
+            .where(RecordingSegment.session_id == session_id, *conditions).order_by(order).limit(1)
+        ).first()
+        return SegmentSpan(*row) if row is not None else None
+
+    return (
+        nearest(RecordingSegment.index < index, order=RecordingSegment.index.desc()),
+        nearest(RecordingSegment.index > index, order=RecordingSegment.index),
+    )
+
+
 @router.get("/recording", response_model=RecordingStatus, summary="What the broker holds of the recording (host)")
 async def recording_status(session_id: SessionId, state: State, token: PeerToken) -> RecordingStatus:
     def status() -> RecordingStatus:
         with state.database.session() as db:
-            _peer(state, db, session_id, token, "read the recording status")
+            peer = _peer(state, db, session_id, token, "read the recording status")
             count, last, end = db.execute(
                 select(
                     func.count(), func.max(RecordingSegment.index),
                     func.max(RecordingSegment.offset_ms + RecordingSegment.duration_ms),
                 ).where(RecordingSegment.session_id == session_id)
             ).one()
-            return RecordingStatus(segments=count, next_index=(last + 1) if last is not None else 0, end_ms=end or 0)
+            return RecordingStatus(
+                segments=count, next_index=(last + 1) if last is not None else 0, end_ms=end or 0,
+                origin_ms=peer.session.recording_origin_ms,
+            )
 
     return await run_in_threadpool(status)
 

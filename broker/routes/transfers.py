@@ -8,6 +8,7 @@ computed; a receiver asking for a chunk that has not arrived yet waits for it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -55,6 +56,8 @@ ChunkIndex = Annotated[int, Path(ge=0, lt=2**31, description="Chunk number, from
 Wait = Annotated[float, Query(ge=0, le=30, description="Seconds to wait for a change (long poll)")]
 
 MAX_WAIT_CHUNK = 30.0
+HASH_WAIT_SECONDS = 10.0
+"""How long a report waits for other requests to finish hashing the file's last chunks."""
 
 
 def _unit(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
@@ -251,17 +254,47 @@ async def finish(session_id: SessionId, transfer_id: TransferId, body: TransferF
              summary="The receiver has the whole file; the broker checks the three hashes agree")
 async def complete(session_id: SessionId, transfer_id: TransferId, body: TransferComplete, state: State,
                    token: PeerToken) -> TransferOut:
-    def count(db: Session, _peer: SessionPeer) -> int:
+    def count(db: Session, peer: SessionPeer) -> int:
         transfer = rules.get_transfer(db, session_id, transfer_id)
+        rules.check_completion(peer, transfer)
         total = chunk_count(transfer.size, transfer.chunk_size)
         if len(transfer.chunks) != total:
             raise ApiError(409, "chunks_missing", f"the broker holds {len(transfer.chunks)} of {total} chunks")
         return total
 
     total = await _run(state, session_id, token, count)
-    broker_sha256 = state.spool.file_sha256(transfer_id, total)
+    broker_sha256 = await _relayed_sha256(state, session_id, transfer_id, token, total)
     return await _change(state, session_id, transfer_id, token,
                          lambda db, peer, t: rules.complete(db, peer, t, body.sha256, broker_sha256))
+
+
+async def _relayed_sha256(state: BrokerState, session_id: str, transfer_id: str, token: str | None, total: int) -> str:
+    """The broker's own SHA-256 of the ``total`` chunks it relayed, for the receiver's report.
+
+    Ready at once unless the broker restarted during the transfer: it then asks the
+    sender for the chunks it no longer holds (they are forgotten, the sender uploads
+    them again) and answers 409 ``hashing_again``: the receiver reports again once the
+    broker holds every chunk. The last chunks may still be in another request's hash:
+    that is waited for.
+    """
+    deadline = time.monotonic() + HASH_WAIT_SECONDS
+    while True:
+        gone = await run_in_threadpool(state.spool.resume_hash, transfer_id, total)
+        digest = state.spool.file_sha256(transfer_id, total)
+        if digest is not None:
+            return digest
+        if gone or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    if not gone:
+        raise ApiError(409, "hashing_again", "the broker is still hashing the file's last chunks; report the file again")
+    log.info("transfer %s: the broker hashes the file again; %d chunks are uploaded again", transfer_id, len(gone))
+    await _change(state, session_id, transfer_id, token, lambda db, peer, t: rules.hand_back_for_hashing(db, peer, t, gone))
+    raise ApiError(
+        409, "hashing_again",
+        f"the broker restarted during this transfer and checks the file again: the sender uploads "
+        f"{len(gone)} chunks again; report the file again once the broker holds every chunk",
+    )
 
 
 @router.post("/transfers/{transfer_id}/cancel", response_model=TransferOut, summary="Either side stops a transfer")

@@ -22,7 +22,7 @@ import pytest
 from peer.transfers import TransferError, file_sha256
 from protocol.transfers import Direction, TransferState, chunk_count
 from tech_console.client import ConsoleError
-from tests.support.live_session import live_session
+from tests.support.live_session import live_session, resume_host
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +64,20 @@ async def test_a_sent_file_lands_in_the_session_folder_and_is_never_overwritten(
     assert record["sender_sha256"] == record["broker_sha256"] == record["receiver_sha256"] == file_sha256(source)
     assert record["direction"] == "to_host" and record["name"] == "driver-setup.exe" and record["size"] == source.stat().st_size
     assert "received driver-setup.exe" in live.output
+
+
+async def host_verified(downloads: Path, name: str, wanted: set[int]) -> set[int]:
+    """The chunks of ``name`` the host has saved and verified, once they are ``wanted`` (its ledger says so)."""
+    verified: set[int] = set()
+    for _ in range(300):
+        ledgers = list(downloads.rglob(f".{name}.deskhand-ledger"))
+        if ledgers:
+            verified = set(json.loads(ledgers[0].read_text())["done"])
+            if verified == wanted:
+                break
+        await asyncio.sleep(0.05)
+    assert verified == wanted
+    return verified
 
 
 def live_ticket(broker, session_id: str) -> int:
@@ -237,24 +251,12 @@ async def test_a_killed_host_resumes_without_fetching_verified_chunks_again(brok
             accepted = await files.wait(offer, lambda t: t.state is not TransferState.offered, 30)
             first_half = set(range(4))
             await files.upload_chunks(accepted, source, first_half)
-            verified: set[int] = set()
-            for _ in range(300):
-                ledgers = list(downloads.rglob(".image.vhd.deskhand-ledger"))
-                if ledgers:
-                    verified = set(json.loads(ledgers[0].read_text())["done"])
-                    if verified == first_half:
-                        break
-                await asyncio.sleep(0.05)
-            assert verified == first_half
+            verified = await host_verified(downloads, "image.vhd", first_half)
             live.host.send_signal(signal.SIGKILL)
             live.host.wait(10)
             log_mark = len(broker.output)
 
-            resumed = subprocess.Popen(
-                [sys.executable, "-m", "host_client.cli", "resume", "--ui", "terminal", "--consent", FILES],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                env={**os.environ, **env},
-            )
+            resumed = resume_host(env, "--consent", FILES)
             try:
                 assert resumed.stdout is not None
                 assert resumed.stdout.readline().startswith(f"Resumed session {live.session_id}")
@@ -273,6 +275,37 @@ async def test_a_killed_host_resumes_without_fetching_verified_chunks_again(brok
     ]
     assert sorted(fetched_after) == sorted(set(range(total)) - verified)
     assert "received image.vhd" in out
+
+
+async def test_a_broker_restart_mid_transfer_completes_with_the_brokers_own_hash(start_broker, xvfb, tmp_path) -> None:
+    """The broker's running hash is lost in the restart: it has the sender upload what it already
+    relayed and freed again, and hashes the whole file before the transfer completes."""
+    broker = start_broker(DESKHAND_ICE_LOOPBACK="true")
+    downloads = tmp_path / "Downloads"
+    source = make_file(tmp_path / "setup.msi", 6 * 4 * 1024 * 1024 + 3)
+    sha256 = file_sha256(source)
+    async with live_session(broker, {**xvfb.env, "DESKHAND_DOWNLOADS": str(downloads)}, "--consent", FILES, view=False) as live:
+        await live.consented()
+        async with live.console.transfers(live.session_id) as files:
+            offer = await files.offer("setup.msi", source.stat().st_size, Direction.to_host)
+            accepted = await files.wait(offer, lambda t: t.state is not TransferState.offered, 30)
+            await files.upload_chunks(accepted, source, {0, 1, 2})
+            await host_verified(downloads, "setup.msi", {0, 1, 2})  # relayed, hashed and freed at the broker
+            broker.restart()
+            done = await asyncio.wait_for(files.send(await files.get(accepted.id), source), 90)
+        await asyncio.sleep(0.5)
+    assert done.state is TransferState.completed and done.broker_sha256 == sha256
+    assert broker.sql("SELECT state, broker_sha256 FROM transfers WHERE id = ?", done.id) == [("completed", sha256)]
+    (record,) = [json.loads(data) for (data,) in broker.sql(
+        "SELECT data FROM audit_events WHERE kind = 'transfer.completed' AND session_id = ?", live.session_id)]
+    assert record["sender_sha256"] == record["broker_sha256"] == record["receiver_sha256"] == sha256
+    (again,) = [json.loads(data) for (data,) in broker.sql(
+        "SELECT data FROM audit_events WHERE kind = 'transfer.hashing_again' AND session_id = ?", live.session_id)]
+    assert again["chunks"] == 3 and again["first_chunk"] == 0
+    report = broker.http.get(f"/audit/sessions/{live.session_id}/report", headers={"Authorization": f"Bearer {broker.login()}"})
+    assert report.json()["files"][0]["broker_sha256"] == sha256
+    assert file_sha256(next(downloads.rglob("setup.msi"))) == sha256
+    assert "received setup.msi" in live.output
 
 
 async def test_the_console_cli_sends_and_fetches_with_json_results(broker, xvfb, tmp_path) -> None:

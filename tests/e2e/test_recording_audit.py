@@ -15,6 +15,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import av
@@ -24,13 +27,18 @@ import pytest
 from protocol.permissions import Permission
 from tests.support.broker import BrokerProcess
 from tests.support.input_recorder import RecorderProcess
-from tests.support.live_session import live_session
+from tests.support.live_session import Live, live_session, resume_host
 from tests.support.polling import async_wait_until
 from tests.support.screen_painter import PainterProcess, pattern_cell_centres
 
 pytestmark = pytest.mark.slow
 
 LOOPBACK = {"DESKHAND_ICE_LOOPBACK": "true"}
+HOST_DOWN_SECONDS = 9.5
+HOST_RESUME_SECONDS = 1.0
+"""About how long ``deskhand-host resume`` takes from its start to recording again."""
+RECORDING_NOTICE = "this session is recorded for the audit trail"
+"""What the host says the moment it starts recording."""
 
 
 def api(broker: BrokerProcess, path: str, **kwargs) -> httpx.Response:
@@ -43,6 +51,53 @@ def ffprobe_duration(data: bytes, tmp_path: Path) -> float:
     out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
                          capture_output=True, text=True, check=True)
     return float(out.stdout.strip())
+
+
+def session_span(session: dict) -> float:
+    """Seconds from the host joining to the end of the session, by the broker's clock."""
+    return (datetime.fromisoformat(session["ended_at"]) - datetime.fromisoformat(session["connected_at"])).total_seconds()
+
+
+def segment_rows(broker: BrokerProcess, session_id: str) -> list[tuple[int, int, int]]:
+    """(index, offset_ms, duration_ms) of every segment the broker stored, by index."""
+    return broker.sql('SELECT "index", offset_ms, duration_ms FROM recording_segments WHERE session_id = ? ORDER BY 1',
+                      session_id)
+
+
+def timeline_gaps(rows: list[tuple[int, int, int]]) -> list[int]:
+    """The ms between each segment's end and the next one's start, once checked that the segments
+    are numbered in turn and none starts before the one before it ends."""
+    assert [index for index, _offset, _duration in rows] == list(range(len(rows))), rows
+    gaps = [following[1] - (offset + duration) for (_i, offset, duration), following in zip(rows, rows[1:])]
+    assert all(gap >= 0 for gap in gaps), f"segments overlap: {rows}"
+    return gaps
+
+
+async def kill_just_after_a_segment(host: subprocess.Popen[str], segments: Callable[[], int]) -> float:
+    """SIGKILL ``host`` as soon as ``segments()`` grows (little of the next segment is lost); when, Unix time."""
+    before = segments()
+    await async_wait_until(lambda: segments() > before, "the next recording segment", timeout=10, interval=0.01)
+    host.kill()
+    killed = time.time()
+    host.wait(10)
+    return killed
+
+
+async def resumed_until_the_end(live: Live, env: dict[str, str], *, record_seconds: float) -> float:
+    """``deskhand-host resume`` the session of the killed ``live.host`` (its state under ``env``),
+    let it record for ``record_seconds``, end the session; when it started recording, Unix time."""
+    resumed = resume_host(env, "--consent", "view")
+    assert resumed.stdout is not None
+    deadline, line = time.monotonic() + 60, ""
+    while RECORDING_NOTICE not in line:
+        assert time.monotonic() < deadline, "the resumed host did not start recording within 60 s"
+        line = await asyncio.to_thread(resumed.stdout.readline)
+        assert line, "the resumed host exited before it started recording"
+    recording_again = time.time()
+    await asyncio.sleep(record_seconds)
+    await live.console.end_session(live.session_id, "done")
+    await asyncio.to_thread(resumed.communicate, timeout=60)
+    return recording_again
 
 
 def frame_at(data: bytes, seconds: float):
@@ -87,8 +142,7 @@ async def test_a_recorded_session_reports_plays_exports_and_verifies(start_broke
 
     played = api(broker, f"/audit/sessions/{session_id}/recording")
     assert played.status_code == 200 and played.headers["content-type"] == "video/webm"
-    from datetime import datetime
-    span = (datetime.fromisoformat(session["ended_at"]) - datetime.fromisoformat(session["connected_at"])).total_seconds()
+    span = session_span(session)
     duration = ffprobe_duration(played.content, tmp_path)
     assert abs(duration - span) <= 1.0, (duration, span)
     middle = frame_at(played.content, duration / 2)
@@ -195,16 +249,50 @@ async def test_a_broker_restart_mid_session_loses_no_segment(start_broker, xvfb)
         await asyncio.sleep(4)  # the host records on, into its spool
         broker.restart()
         await asyncio.sleep(5)  # reconnects, uploads the spool, records on
-    rows = broker.sql(
-        "SELECT \"index\", offset_ms, duration_ms FROM recording_segments WHERE session_id = ? ORDER BY 1",
-        live.session_id,
-    )
     report = api(broker, f"/audit/sessions/{live.session_id}/report").json()
-    indexes = [r[0] for r in rows]
-    assert indexes == list(range(len(indexes))), indexes
-    for (_i, offset, duration), (_j, next_offset, _d) in zip(rows, rows[1:], strict=False):
-        assert next_offset - (offset + duration) < 600, "a gap in the recording"
+    assert max(timeline_gaps(segment_rows(broker, live.session_id))) < 600, "a gap in the recording"
     assert report["integrity"]["ok"], report["integrity"]
+
+
+async def test_a_host_killed_during_a_broker_outage_resumes_after_its_spool_and_keeps_the_gap(
+    start_broker, xvfb, tmp_path
+) -> None:
+    broker = start_broker(**LOOPBACK)
+    env = {**xvfb.env, "XDG_STATE_HOME": str(tmp_path / "state")}
+    async with live_session(broker, env, "--consent", "view", view=False) as live:
+        spool = tmp_path / "state" / "deskhand" / "host" / "recordings" / live.session_id
+        await live.consented()
+        await async_wait_until(lambda: len(segment_rows(broker, live.session_id)) >= 2, "stored segments", timeout=30)
+        broker.stop()
+        await async_wait_until(lambda: len(list(spool.glob("*.json"))) >= 3, "segments spooled", timeout=30)
+        killed = await kill_just_after_a_segment(live.host, lambda: len(list(spool.glob("*.json"))))
+        last_spooled = max(int(marker.stem) for marker in spool.glob("*.json"))
+        broker.restart()
+        recording_again = await resumed_until_the_end(live, env, record_seconds=3)
+    gaps = timeline_gaps(segment_rows(broker, live.session_id))
+    downtime = recording_again - killed
+    assert len(gaps) > last_spooled and gaps.index(max(gaps)) == last_spooled, (last_spooled, gaps)
+    assert abs(gaps[last_spooled] / 1000 - downtime) <= 1.0, (gaps, downtime)
+    assert max(gaps[:last_spooled] + gaps[last_spooled + 1:]) < 600, gaps
+    session = api(broker, f"/sessions/{live.session_id}").json()
+    played = api(broker, f"/audit/sessions/{live.session_id}/recording")
+    assert abs(ffprobe_duration(played.content, tmp_path) - session_span(session)) <= 1.0
+
+
+async def test_a_host_down_for_seconds_leaves_a_gap_that_long(start_broker, xvfb, tmp_path) -> None:
+    broker = start_broker(**LOOPBACK)
+    env = {**xvfb.env, "XDG_STATE_HOME": str(tmp_path / "state")}
+    async with live_session(broker, env, "--consent", "view", view=False) as live:
+        await live.consented()
+        await async_wait_until(lambda: len(segment_rows(broker, live.session_id)) >= 2, "stored segments", timeout=30)
+        killed = await kill_just_after_a_segment(live.host, lambda: len(segment_rows(broker, live.session_id)))
+        await asyncio.sleep(HOST_DOWN_SECONDS - HOST_RESUME_SECONDS)
+        recording_again = await resumed_until_the_end(live, env, record_seconds=2)
+    gaps = timeline_gaps(segment_rows(broker, live.session_id))
+    downtime = recording_again - killed
+    assert downtime >= HOST_DOWN_SECONDS - 1.0, downtime
+    assert abs(max(gaps) / 1000 - downtime) <= 1.0, (gaps, downtime)
+    assert sorted(gaps)[-2] < 600, gaps
 
 
 async def test_control_pauses_while_recording_lags_and_resumes_when_it_catches_up(start_broker, xvfb) -> None:

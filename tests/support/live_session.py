@@ -6,6 +6,8 @@
         live.user_types("r")          # the end user types in the host's terminal
     live.output                       # the host's stdout, once it has exited
 
+    resumed = resume_host(env, "--consent", "view")   # after killing live.host: it comes back
+
 The host runs with the terminal UI; its stdin is the user's keyboard. On exit
 the session is ended (if the test did not) and the host is waited for.
 """
@@ -112,3 +114,16 @@ async def live_session(
             except subprocess.TimeoutExpired:
                 host.kill()
         live.output = host.communicate()[0]
+
+
+def resume_host(env: dict[str, str], *host_args: str) -> subprocess.Popen[str]:
+    """``deskhand-host resume --ui terminal *host_args``: a host taking up the session it saved.
+
+    Give ``env`` the ``XDG_STATE_HOME`` the session's host had, so that it finds its
+    saved session (and recording spool) there. Its first line is ``Resumed session <id> ...``.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-m", "host_client.cli", "resume", "--ui", "terminal", *host_args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **env}, cwd=REPO,
+    )

@@ -1,4 +1,4 @@
-"""Recording segments as a host makes them, and uploading them over the REST API as a host does."""
+"""Recording segments made in the test and uploaded as a host would (``PUT .../recording/{index}``)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from tests.support.api import bearer
 from tests.support.broker import BrokerProcess
 
 
-def webm_segment(shade: int, width: int = 160, height: int = 120) -> bytes:
-    """A standalone one-second VP8 WebM at 2 fps of one grey ``shade``, as the host records it."""
+def webm_segment(shade: int) -> bytes:
+    """A standalone one-second VP8 WebM at 2 fps, as the host records it, all one grey ``shade``."""
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="webm") as out:
         stream = out.add_stream("vp8", rate=2)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
         for pts in range(2):
-            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), shade, np.uint8), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), shade, np.uint8), format="rgb24")
             frame.pts = pts
             for packet in stream.encode(frame):
                 out.mux(packet)
@@ -30,15 +30,15 @@ def webm_segment(shade: int, width: int = 160, height: int = 120) -> bytes:
 
 
 def put_segment(
-    broker: BrokerProcess, session_id: str, host_token: str, index: int, data: bytes,
-    *, offset_ms: int, duration_ms: int = 1000,
+    broker: BrokerProcess, session_id: str, host_token: str, index: int, data: bytes, *,
+    offset_ms: int, duration_ms: int = 1000, origin_ms: int | None = None,
 ) -> httpx.Response:
-    """Upload one segment as the session's host; the raw response."""
-    return broker.http.put(
-        f"/sessions/{session_id}/recording/{index}", content=data,
-        headers={**bearer(host_token), "X-Segment-SHA256": hashlib.sha256(data).hexdigest(),
-                 "X-Segment-Offset-Ms": str(offset_ms), "X-Segment-Duration-Ms": str(duration_ms)},
-    )
+    """Upload one segment with its headers (``origin_ms`` None: none declared, as older hosts do)."""
+    headers = {**bearer(host_token), "X-Segment-SHA256": hashlib.sha256(data).hexdigest(),
+               "X-Segment-Offset-Ms": str(offset_ms), "X-Segment-Duration-Ms": str(duration_ms)}
+    if origin_ms is not None:
+        headers["X-Recording-Origin-Ms"] = str(origin_ms)
+    return broker.http.put(f"/sessions/{session_id}/recording/{index}", content=data, headers=headers)
 
 
 def frames_shades(webm: bytes) -> list[tuple[float, int]]:

@@ -471,6 +471,38 @@ async def test_a_new_spool_finds_transfers_left_on_disk(tmp_path: Path) -> None:
     assert second.file_sha256("t", 1) is None  # the hash did not survive: the broker cannot tell
 
 
+async def test_after_a_restart_the_hash_resumes_from_chunks_on_disk_and_chunks_sent_again(tmp_path: Path) -> None:
+    data = file_bytes(5 * CHUNK + 9)
+    chunks = chunks_of(data)
+    first = TransferSpool(tmp_path / "transfers", memory_budget=2 * CHUNK)
+    for index in range(5):
+        await put(first, "t", index, chunks[index])  # 0 and 1 in memory, 2-4 on disk
+    for index in (0, 2):
+        first.delivered("t", index)  # the receiver has them: freed
+    restarted = TransferSpool(tmp_path / "transfers", memory_budget=2 * CHUNK)
+    await put(restarted, "t", 5, chunks[5])  # the last chunk arrives after the restart
+    restarted.delivered("t", 5)
+    assert restarted.file_sha256("t", 6) is None
+    # The receiver reports: 0 and 2 were freed, 1 was lost with the memory; 3 and 4 wait on disk.
+    assert restarted.resume_hash("t", 6) == [0, 1, 2]
+    for index in (0, 1, 2):  # the sender uploads them again
+        await put(restarted, "t", index, chunks[index])
+    assert restarted.resume_hash("t", 6) == []
+    assert restarted.file_sha256("t", 6) == sha(data)
+    # What only the hash needed is freed once hashed; 3 and 4 stay until the transfer ends.
+    assert [i for i in range(6) if restarted.has("t", i)] == [3, 4]
+
+
+async def test_resuming_a_hash_that_is_through_reads_nothing(spool: TransferSpool) -> None:
+    data = file_bytes(2 * CHUNK)
+    for index, chunk in enumerate(chunks_of(data)):
+        await put(spool, "t", index, chunk)
+        spool.delivered("t", index)
+    assert spool.resume_hash("t", 2) == []
+    assert spool.file_sha256("t", 2) == sha(data)
+    assert spool.resume_hash("empty", 0) == [] and spool.file_sha256("empty", 0) == sha(b"")
+
+
 def test_the_root_is_created_private(tmp_path: Path) -> None:
     spool = TransferSpool(tmp_path / "a" / "transfers")
     assert spool.root.is_dir()

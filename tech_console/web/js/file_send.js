@@ -183,6 +183,25 @@ export async function receiveFile(sessionId, offered, onProgress) {
   const digest = whole.hexDigest();
   transfer = await waitFor(sessionId, transfer, (t) => t.sha256 || OVER.has(t.state));
   if (OVER.has(transfer.state)) return { transfer, blob: null };
-  transfer = await api("POST", `/sessions/${sessionId}/transfers/${transfer.id}/complete`, { sha256: digest });
+  transfer = await complete(sessionId, transfer, digest);
   return { transfer, blob: transfer.state === "completed" ? new Blob(parts) : null };
+}
+
+/**
+ * Report the whole file. A broker that restarted during the transfer hashes the file again
+ * first (409 hashing_again): the sender uploads the chunks it no longer holds, and the report
+ * is made again once the broker holds every chunk.
+ * @returns {Promise<object>} the transfer in its final state
+ */
+async function complete(sessionId, transfer, sha256) {
+  for (;;) {
+    try {
+      return await api("POST", `/sessions/${sessionId}/transfers/${transfer.id}/complete`, { sha256 });
+    } catch (err) {
+      if (err.error !== "hashing_again") throw err;
+    }
+    const now = await api("GET", `/sessions/${sessionId}/transfers/${transfer.id}`);
+    transfer = await waitFor(sessionId, now, (t) => OVER.has(t.state) || t.chunks_at_broker.length === t.chunk_count);
+    if (OVER.has(transfer.state)) return transfer;
+  }
 }
