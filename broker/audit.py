@@ -26,13 +26,19 @@ class _Named(Protocol):
     def username(self) -> str: ...
 
 
+USER_ACTOR_PREFIX = "user:"
+HOST_ACTOR_PREFIX = "host:"
+
+
 def user_actor(user: _Named) -> str:
     """The actor name of a signed-in person (an ORM user or its API brief)."""
-    return f"user:{user.username}"
+    return f"{USER_ACTOR_PREFIX}{user.username}"
+
+
 
 
 def host_actor(session_id: str) -> str:
-    return f"host:{session_id}"
+    return f"{HOST_ACTOR_PREFIX}{session_id}"
 
 
 def record(

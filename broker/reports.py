@@ -7,17 +7,20 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from . import audit
 from .bundles import BUNDLE_FORMAT
 from .chain import Verdict
 from .keys import BrokerKeys
-from .models import AuditEvent, RecordingSegment, SupportSession, Transfer
+from .models import AuditEvent, RecordingSegment, SupportSession, Transfer, User
 from .recordings import RecordingStore, concatenate, iter_segments
 from .serializers import session_out
+from .timeline import Names, session_counts, timeline
 from .trail import SEGMENT_KIND, load_chains, verify_loaded
 
 
@@ -28,18 +31,40 @@ def integrity(db: Session, keys: BrokerKeys, store: RecordingStore, session_id: 
     return verdict, unsealed
 
 
+def session_names(db: Session, session: SupportSession, actors: Iterable[str]) -> Names:
+    """Who the ``actors`` of ``session``'s trail are: its technician, its host's person, other accounts."""
+    technician = audit.user_actor(session.technician)
+    prefix = audit.USER_ACTOR_PREFIX
+    usernames = {a.removeprefix(prefix) for a in actors if a.startswith(prefix) and a != technician}
+    accounts = dict(db.execute(select(User.username, User.display_name).where(User.username.in_(usernames))).all())
+    return Names(
+        technician_actor=technician, technician=session.technician.display_name,
+        host_actor=audit.host_actor(session.id), requester=session.ticket.requester_name,
+        host_login=session.host_user_name,
+        accounts={prefix + name: display for name, display in accounts.items()},
+    )
+
+
 def session_report(db: Session, keys: BrokerKeys, store: RecordingStore, session: SupportSession) -> dict[str, Any]:
-    """Everything an auditor reads about one session, in one document."""
-    events, _checkpoints, _unsealed = load_chains(db, session.id)
-    timeline = [e.to_json() for e in events.get(session.id, [])]
+    """Everything an auditor reads about one session, in one document.
+
+    ``events`` is every sealed event as chained; ``timeline`` is the same in the
+    order the broker received them, with names and with frequent events in runs
+    (:func:`broker.timeline.timeline`).
+    """
+    loaded, _checkpoints, _unsealed = load_chains(db, session.id)
+    chained = loaded.get(session.id, [])
+    names = session_names(db, session, {e.actor for e in chained})
+    events = [{**e.to_json(), "who": names.who(e.actor)} for e in chained]
     verdict, unsealed = integrity(db, keys, store, session.id)
     chat = [
-        {"at": e["at"], "from": e["actor"], "text": e["data"].get("text", "")}
-        for e in timeline if e["kind"] == "chat.sent"
+        {"at": e["at"], "reported_at": e["data"].get("reported_at"), "from": e["actor"], "who": e["who"],
+         "text": e["data"].get("text", "")}
+        for e in events if e["kind"] == "chat.sent"
     ]
     consent = [
         {"at": e["at"], "permissions": e["data"].get("permissions"), "given_by": e["data"].get("given_by")}
-        for e in timeline if e["kind"] == "consent.changed"
+        for e in events if e["kind"] == "consent.changed"
     ]
     segments = db.scalars(
         select(RecordingSegment).where(RecordingSegment.session_id == session.id).order_by(RecordingSegment.index)
@@ -50,9 +75,11 @@ def session_report(db: Session, keys: BrokerKeys, store: RecordingStore, session
         "session": json.loads(out.model_dump_json()),
         "ticket": {"id": session.ticket.id, "subject": session.ticket.subject},
         "participants": [
-            {"role": "technician", "username": session.technician.username, "display_name": session.technician.display_name},
+            {"role": "technician", "username": session.technician.username, "display_name": session.technician.display_name,
+             "who": names.who(names.technician_actor)},
             {"role": "host", "machine_name": session.host_machine_name, "os": session.host_os,
-             "user_name": session.host_user_name, "address": session.host_address},
+             "user_name": session.host_user_name, "address": session.host_address,
+             "requester_name": session.ticket.requester_name, "who": names.who(names.host_actor)},
         ],
         "consent": consent,
         "chat": chat,
@@ -66,7 +93,9 @@ def session_report(db: Session, keys: BrokerKeys, store: RecordingStore, session
             "duration_ms": max((s.offset_ms + s.duration_ms for s in segments), default=0),
             "bytes": sum(s.size for s in segments),
         },
-        "timeline": timeline,
+        "counts": {**session_counts(chained), "files": len(transfers)},
+        "timeline": timeline(chained, names.who),
+        "events": events,
         "integrity": {
             "ok": verdict.ok, "events": verdict.events, "checkpoints": verdict.checkpoints,
             "segments": verdict.segments, "unsealed": unsealed, "problems": [str(p) for p in verdict.problems],
@@ -91,9 +120,8 @@ def _size(n: int) -> str:
 
 def session_note(db: Session, session: SupportSession) -> str:
     """The session report a ticket gets as an internal note when a session ends: who, how long, what happened."""
-    kinds = dict(db.execute(
-        select(AuditEvent.kind, func.count()).where(AuditEvent.session_id == session.id).group_by(AuditEvent.kind)
-    ).all())
+    # Every event so far, sealed or not: the peers' last ones may still be on their way.
+    counts = session_counts(db.scalars(select(AuditEvent).where(AuditEvent.session_id == session.id)))
     transfers = db.scalars(select(Transfer).where(Transfer.session_id == session.id).order_by(Transfer.created_at)).all()
     segments = db.execute(
         select(func.count(), func.coalesce(func.max(RecordingSegment.offset_ms + RecordingSegment.duration_ms), 0))
@@ -108,8 +136,13 @@ def session_note(db: Session, session: SupportSession) -> str:
         f"Connected {start:%Y-%m-%d %H:%M:%S} UTC for {_duration((ended - start).total_seconds())}",
         f"Ended by the {session.ended_by or 'broker'}" + (f": {session.end_reason}" if session.end_reason else ""),
         f"Consent at the end: {', '.join(session.consent) if session.consent else 'none given'}",
-        f"Chat messages: {kinds.get('chat.sent', 0)}",
+        f"Chat messages: {counts['chat_messages']}",
     ]
+    if counts["inputs_sent"] or counts["inputs_applied"] or counts["inputs_refused"]:
+        lines.append(f"Remote input: {counts['inputs_sent']} sent, {counts['inputs_applied']} applied, "
+                     f"{counts['inputs_refused']} refused")
+    if counts["clipboard_shares"]:
+        lines.append(f"Clipboard shared: {counts['clipboard_shares']} times")
     if transfers:
         lines.append(f"Files ({len(transfers)}):")
         lines += [f"  {t.direction} {t.name} ({_size(t.size)}): {t.state}" for t in transfers]
