@@ -710,8 +710,9 @@ class HostSession:
             self._clipboard_seen = text
             if self.authority.allows(Permission.clipboard):
                 try:
-                    self._send_control(ClipboardMessage(text=text))
-                    self.events.add("clipboard.sent", **clipboard_fields(text))
+                    # Only what reached the technician is reported: it is not sent again later.
+                    if self._send_control(ClipboardMessage(text=text)):
+                        self.events.add("clipboard.sent", **clipboard_fields(text))
                 except ValueError:
                     self._ui.notice("the clipboard holds too much text to share")
 
