@@ -1130,9 +1130,9 @@ def _describe_report(r: dict) -> str:
         f"  recording:  {recording['segments']} segments, {recording['duration_ms'] / 1000:.1f} s, {recording['bytes']} bytes",
         "  integrity:  " + ("verified" if integrity["ok"] else "FAILED: " + "; ".join(integrity["problems"]))
         + f" ({integrity['events']} events, {integrity['segments']} segments, {integrity['checkpoints']} signed heads)",
-        f"  happened:   {counts['chat_messages']} chat messages, {counts['clipboard_shares']} clipboard shares, "
-        f"{counts['inputs_sent']} inputs sent ({counts['inputs_applied']} applied, {counts['inputs_refused']} refused), "
-        f"{counts['monitor_switches']} monitor switches, {counts['files']} files",
+        f"  counts:     chat messages {counts['chat_messages']}, clipboard shares {counts['clipboard_shares']}, "
+        f"inputs sent {counts['inputs_sent']} (applied {counts['inputs_applied']}, refused {counts['inputs_refused']}), "
+        f"monitor switches {counts['monitor_switches']}, files {counts['files']}",
         "  consent:",
         *(f"    {c['at']}  {', '.join(c['permissions'] or []) or 'nothing'}" for c in r["consent"]),
         "  chat:",
