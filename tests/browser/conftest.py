@@ -3,11 +3,17 @@
 * ``console_page(broker)`` -> an async factory of Playwright pages at 1280x800 on the
   broker's console, each failing its test if the page logs a console error or throws.
 * ``screenshot(page, name)`` saves ``test-artifacts/screenshots/<name>.png`` for review.
+* ``hosts``: a list to put the ``deskhand-host`` processes a test starts in; those still
+  running at the end are killed.
+* ``video_size(page, timeout)`` waits for the live session page's first frame;
+  ``PICTURE_CENTRE`` (for ``page.evaluate``) is where the picture's centre is.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -64,6 +70,36 @@ async def console_page(browser: Browser) -> AsyncIterator[Callable[..., Awaitabl
     for context in contexts:
         await context.close()
     assert problems == [], "the console logged errors:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def hosts():
+    """Host processes a test starts; killed if the test leaves one running."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+PICTURE_CENTRE = """() => {
+  const v = document.getElementById('remote-screen'); const b = v.getBoundingClientRect();
+  const s = Math.min(b.width / v.videoWidth, b.height / v.videoHeight);
+  return [b.left + b.width / 2, b.top + b.height / 2, v.videoWidth * s, v.videoHeight * s];
+}"""
+
+
+async def video_size(page: Page, timeout: float) -> tuple[int, int]:
+    """The remote screen's size once a frame has arrived (polled: the page's CSP forbids wait_for_function's eval)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        size = await page.evaluate("() => { const v = document.getElementById('remote-screen'); return [v.videoWidth, v.videoHeight]; }")
+        if size[0] > 0:
+            return size[0], size[1]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no video frame within {timeout:g} s")
+        await asyncio.sleep(0.2)
 
 
 async def screenshot(page: Page, name: str) -> Path:
