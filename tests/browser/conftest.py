@@ -3,8 +3,8 @@
 * ``console_page(broker)`` -> an async factory of Playwright pages at 1280x800 on the
   broker's console, each failing its test if the page logs a console error or throws.
 * ``screenshot(page, name)`` saves ``test-artifacts/screenshots/<name>.png`` for review.
-* ``hosts``: a list to put the ``deskhand-host`` processes a test starts in; those still
-  running at the end are killed.
+* ``hosts.join(broker, code, display_env, consent, downloads)`` starts ``deskhand-host``
+  with the terminal UI; those still running at the end are killed.
 * ``video_size(page, timeout)`` waits for the live session page's first frame;
   ``PICTURE_CENTRE`` (for ``page.evaluate``) is where the picture's centre is.
 """
@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -72,12 +74,30 @@ async def console_page(browser: Browser) -> AsyncIterator[Callable[..., Awaitabl
     assert problems == [], "the console logged errors:\n" + "\n".join(problems)
 
 
+class Hosts:
+    """The ``deskhand-host`` processes of one test."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[str]] = []
+
+    def join(self, broker, code: str, display_env: dict[str, str], consent: str, downloads: Path) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
+        """``deskhand-host join CODE --ui terminal --consent CONSENT`` on a display; its stdin is the user's keyboard."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "host_client.cli", "join", code, "--broker", broker.base_url, "--ui", "terminal",
+             "--consent", consent],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env={**os.environ, **display_env, "DESKHAND_DOWNLOADS": str(downloads)},
+        )
+        self.started.append(process)
+        return process
+
+
 @pytest.fixture
-def hosts():
-    """Host processes a test starts; killed if the test leaves one running."""
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for process in started:
+def hosts() -> Iterator[Hosts]:
+    """``hosts.join(...)`` starts a host; those the test leaves running are killed."""
+    running = Hosts()
+    yield running
+    for process in running.started:
         if process.poll() is None:
             process.kill()
             process.communicate()

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,6 @@ from playwright.async_api import Page, expect
 from peer.transfers import file_sha256
 from tests.browser.conftest import PICTURE_CENTRE, open_new_session, screenshot, sign_in, video_size
 from tests.support.input_recorder import RecorderProcess
-from tests.support.line_child import REPO
 from tests.support.polling import async_wait_until
 from tests.support.screen_painter import PainterProcess, pattern_cell_centres
 
@@ -62,13 +59,7 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
         await expect(page.locator("#host-info")).to_have_text("not joined yet")
         await screenshot(page, "live-session-waiting")
 
-        host = subprocess.Popen(
-            [sys.executable, "-m", "host_client.cli", "join", code, "--broker", broker.base_url, "--ui", "terminal",
-             "--consent", "view,control,chat,files.send,files.receive"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-            env={**os.environ, **xvfb.env, "DESKHAND_DOWNLOADS": str(downloads)},
-        )
-        hosts.append(host)
+        host = hosts.join(broker, code, xvfb.env, "view,control,chat,files.send,files.receive", downloads)
         await expect(page.locator("#host-info")).to_contain_text(" on ", timeout=30_000)
         await expect(page.locator("#consent-info")).to_contain_text("control mouse and keyboard", timeout=30_000)
         width, height = await video_size(page, timeout=60)
@@ -178,13 +169,7 @@ async def test_view_only_consent_sends_no_input_and_monitors_switch(broker, cons
         page = await console_page(broker)
         await sign_in(page, "admin", broker.admin_password)
         code = await open_new_session(page, "Second screen blank", "Bo Lind", "bo@example.com")
-        host = subprocess.Popen(
-            [sys.executable, "-m", "host_client.cli", "join", code, "--broker", broker.base_url, "--ui", "terminal",
-             "--consent", "view"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-            env={**os.environ, **display.env, "DESKHAND_DOWNLOADS": str(tmp_path / "downloads")},
-        )
-        hosts.append(host)
+        host = hosts.join(broker, code, display.env, "view", tmp_path / "downloads")
         assert await video_size(page, timeout=60) == (960, 1080)
         await expect(page.get_by_role("alert").filter(has_text="not allowed")).to_contain_text("view only")
         cx, cy, _w, _h = await page.evaluate(PICTURE_CENTRE)

@@ -9,30 +9,23 @@ this test is ``tests/e2e/test_session_events.py``).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections import Counter
-
 import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import PICTURE_CENTRE, open_new_session, sign_in, video_size
-from tests.support.audit_items import clipboard_item, input_totals, repeated_event_ids, reported_items, settled_report
+from tests.support import audit_items as script
+from tests.support.audit_items import input_totals, repeated_event_ids, reported_items, settled_report
 from tests.support.input_recorder import RecorderProcess
-from tests.support.line_child import REPO
 from tests.support.polling import async_wait_until
 
 pytestmark = pytest.mark.slow
 
-CHAT, REPLY = "Done?", "yes, it prints again"
-TECH_CLIPBOARD, USER_CLIPBOARD = "\\\\fileserver\\drivers ✓", "error 0x8007 copied by the user"
 TYPED = "hi there"
 
 
 @pytest.fixture(scope="module")
 def broker_env() -> dict[str, str]:
-    return {"DESKHAND_ICE_LOOPBACK": "true", "DESKHAND_KEYSTROKE_LOGGING": "true"}
+    return script.SCRIPT_BROKER_ENV
 
 
 async def test_a_browser_session_is_in_the_report_once_each(broker, xvfb, console_page, hosts, tmp_path) -> None:
@@ -41,31 +34,25 @@ async def test_a_browser_session_is_in_the_report_once_each(broker, xvfb, consol
     code = await open_new_session(page, "Printer offline", "Ann Smith", "ann@example.com")
     session_id = page.url.rsplit("/", 1)[1]
     with RecorderProcess(xvfb.env) as recorder:
-        host = subprocess.Popen(
-            [sys.executable, "-m", "host_client.cli", "join", code, "--broker", broker.base_url, "--ui", "terminal",
-             "--consent", "view,control,chat,clipboard,files.send"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-            env={**os.environ, **xvfb.env, "DESKHAND_DOWNLOADS": str(tmp_path / "downloads")},
-        )
-        hosts.append(host)
+        host = hosts.join(broker, code, xvfb.env, "view,control,chat,clipboard,files.send", tmp_path / "downloads")
         await expect(page.locator("#consent-info")).to_contain_text("clipboard text", timeout=30_000)
         await video_size(page, timeout=60)
 
-        await page.get_by_label("Chat message").fill(CHAT)
+        await page.get_by_label("Chat message").fill(script.CHAT)
         await page.get_by_role("button", name="Send", exact=True).click()
         await async_wait_until(
             lambda: broker.sql("SELECT 1 FROM audit_events WHERE session_id = ? AND kind = 'chat.received'", session_id),
             "the host to report the chat message", timeout=20,
         )
-        host.stdin.write(REPLY + "\n")
+        host.stdin.write(script.REPLY + "\n")
         host.stdin.flush()
-        await expect(page.locator(".chat")).to_contain_text(REPLY, timeout=10_000)
+        await expect(page.locator(".chat")).to_contain_text(script.REPLY, timeout=10_000)
 
-        await page.get_by_label("Put on their clipboard").fill(TECH_CLIPBOARD)
+        await page.get_by_label("Put on their clipboard").fill(script.TECH_CLIPBOARD)
         await page.get_by_role("button", name="Put", exact=True).click()
-        await async_wait_until(lambda: recorder.clipboard() == TECH_CLIPBOARD, "the technician's clipboard text")
-        recorder.set_clipboard(USER_CLIPBOARD)
-        await expect(page.locator("#session-log")).to_contain_text(f"the user's clipboard: {USER_CLIPBOARD}")
+        await async_wait_until(lambda: recorder.clipboard() == script.TECH_CLIPBOARD, "the technician's clipboard text")
+        recorder.set_clipboard(script.USER_CLIPBOARD)
+        await expect(page.locator("#session-log")).to_contain_text(f"the user's clipboard: {script.USER_CLIPBOARD}")
 
         cx, cy, _w, _h = await page.evaluate(PICTURE_CENTRE)
         await page.mouse.click(cx, cy)  # captures input; not sent
@@ -91,19 +78,9 @@ async def test_a_browser_session_is_in_the_report_once_each(broker, xvfb, consol
 
     report = await settled_report(broker, session_id)
     assert report["integrity"]["ok"], report["integrity"]
-    assert reported_items(report) == Counter({
-        ("technician", "chat.sent", CHAT): 1, ("host", "chat.received", CHAT): 1,
-        ("host", "chat.sent", REPLY): 1, ("technician", "chat.received", REPLY): 1,
-        ("technician", "clipboard.sent", clipboard_item(TECH_CLIPBOARD)): 1,
-        ("host", "clipboard.received", clipboard_item(TECH_CLIPBOARD)): 1,
-        ("host", "clipboard.sent", clipboard_item(USER_CLIPBOARD)): 1,
-        ("technician", "clipboard.received", clipboard_item(USER_CLIPBOARD)): 1,
-        ("technician", "input.text", "o"): 1, ("host", "input.text", "o"): 1,
-        ("technician", "input.text", "k"): 1, ("host", "input.text", "k"): 1,
-        ("technician", "input.text", TYPED): 1, ("host", "input.text", TYPED): 1,
-        ("technician", "transfer.offered", "notes.txt"): 1, ("host", "transfer.accepted", "notes.txt"): 1,
-        ("host", "transfer.completed", "notes.txt"): 1,
-    })
+    assert reported_items(report) == (
+        script.conversation() + script.typed("o", "k", TYPED) + script.file_sent("notes.txt")
+    )
     # The click (down, up), o and k (down, up each), the form's text: 7, and any pointer moves;
     # every input the page sent was applied on the host, once.
     totals = input_totals(report)
@@ -111,5 +88,5 @@ async def test_a_browser_session_is_in_the_report_once_each(broker, xvfb, consol
     assert ("host", "input.refused") not in totals
     assert repeated_event_ids(report) == []
     assert [(c["who"], c["text"]) for c in report["chat"]] == [
-        ("Administrator (technician)", CHAT), (f"Ann Smith (host, login {report['participants'][1]['user_name']})", REPLY)]
+        ("Administrator (technician)", script.CHAT), (f"Ann Smith (host, login {report['participants'][1]['user_name']})", script.REPLY)]
     assert report["counts"]["chat_messages"] == 2 and report["counts"]["clipboard_shares"] == 2

@@ -21,19 +21,17 @@ import pytest
 
 from protocol.permissions import Permission
 from tests.support.api import bearer
-from tests.support.audit_items import clipboard_item, input_totals, repeated_event_ids, reported_items, settled_report
+from tests.support import audit_items as script
+from tests.support.audit_items import input_totals, repeated_event_ids, reported_items, settled_report
 from tests.support.live_session import live_session
 from tests.support.polling import async_wait_until
 
 pytestmark = pytest.mark.slow
 
-CHAT, REPLY = "Done?", "yes, it prints again"
-TECH_CLIPBOARD, USER_CLIPBOARD = "\\\\fileserver\\drivers ✓", "error 0x8007 copied by the user"
-
 
 @pytest.fixture(scope="module")
 def broker_env() -> dict[str, str]:
-    return {"DESKHAND_ICE_LOOPBACK": "true", "DESKHAND_KEYSTROKE_LOGGING": "true"}
+    return script.SCRIPT_BROKER_ENV
 
 
 def console(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -50,7 +48,7 @@ async def test_a_console_cli_session_is_in_the_report_once_each(broker, xvfb, re
         await live.view.wait_until(lambda: live.view.allowed(Permission.control), 10, "consent to control")
         await live.view.close()  # the CLI is the technician from here on
         control = asyncio.create_task(asyncio.to_thread(
-            console, env, "--json", "control", live.session_id, f"chat:{CHAT}", f"clipboard:{TECH_CLIPBOARD}",
+            console, env, "--json", "control", live.session_id, f"chat:{script.CHAT}", f"clipboard:{script.TECH_CLIPBOARD}",
             "click:0.5,0.5", "type:abc", "key:Enter", "monitor:1", "wait:4", "--listen", "1",
         ))
         # The user answers once the host has the message: a chat line, and text copied on the host.
@@ -58,36 +56,28 @@ async def test_a_console_cli_session_is_in_the_report_once_each(broker, xvfb, re
             lambda: broker.sql("SELECT 1 FROM audit_events WHERE session_id = ? AND kind = 'chat.received'", live.session_id),
             "the host to report the chat message", timeout=40,
         )
-        live.user_types(REPLY)
-        await async_wait_until(lambda: recorder.clipboard() == TECH_CLIPBOARD, "the technician's clipboard text")
-        recorder.set_clipboard(USER_CLIPBOARD)
+        live.user_types(script.REPLY)
+        await async_wait_until(lambda: recorder.clipboard() == script.TECH_CLIPBOARD, "the technician's clipboard text")
+        recorder.set_clipboard(script.USER_CLIPBOARD)
         controlled = await control
         assert controlled.returncode == 0, controlled.stdout + controlled.stderr
         seen = json.loads(controlled.stdout)
-        assert {"from": "user", "text": REPLY} in seen["chat"] and seen["clipboard"] == USER_CLIPBOARD
+        assert {"from": "user", "text": script.REPLY} in seen["chat"] and seen["clipboard"] == script.USER_CLIPBOARD
         sent = await asyncio.to_thread(console, env, "send", live.session_id, str(source))
         assert sent.returncode == 0, sent.stdout + sent.stderr
     assert recorder.text() == "abc\n"
 
     report = await settled_report(broker, live.session_id)
     assert report["integrity"]["ok"], report["integrity"]
-    assert reported_items(report) == Counter({
-        ("technician", "chat.sent", CHAT): 1, ("host", "chat.received", CHAT): 1,
-        ("host", "chat.sent", REPLY): 1, ("technician", "chat.received", REPLY): 1,
-        ("technician", "clipboard.sent", clipboard_item(TECH_CLIPBOARD)): 1,
-        ("host", "clipboard.received", clipboard_item(TECH_CLIPBOARD)): 1,
-        ("host", "clipboard.sent", clipboard_item(USER_CLIPBOARD)): 1,
-        ("technician", "clipboard.received", clipboard_item(USER_CLIPBOARD)): 1,
-        ("technician", "input.text", "abc"): 1, ("host", "input.text", "abc"): 1,
-        ("technician", "monitor.selected", "1"): 1, ("host", "monitor.selected", "1"): 1,
-        ("technician", "transfer.offered", "fix.ps1"): 1, ("host", "transfer.accepted", "fix.ps1"): 1,
-        ("host", "transfer.completed", "fix.ps1"): 1,
-    })
+    assert reported_items(report) == (
+        script.conversation() + script.typed("abc") + script.file_sent("fix.ps1")
+        + Counter({("technician", "monitor.selected", "1"): 1, ("host", "monitor.selected", "1"): 1})
+    )
     # click (button down and up), the text, Enter (down and up): five inputs, each applied once.
     assert input_totals(report) == {("technician", "input.sent"): 5, ("host", "input.applied"): 5}
     assert repeated_event_ids(report) == []
     assert [(c["who"], c["text"]) for c in report["chat"]] == [
-        ("Administrator (technician)", CHAT), (f"Ann (host, login {report['participants'][1]['user_name']})", REPLY)]
+        ("Administrator (technician)", script.CHAT), (f"Ann (host, login {report['participants'][1]['user_name']})", script.REPLY)]
     segments = report["recording"]["segments"]
     assert report["counts"] == {
         "chat_messages": 2, "clipboard_shares": 2, "inputs_sent": 5, "inputs_applied": 5, "inputs_refused": 0,
@@ -100,8 +90,8 @@ async def test_a_console_cli_session_is_in_the_report_once_each(broker, xvfb, re
     printed = await asyncio.to_thread(console, env, "audit", "report", live.session_id)
     assert printed.returncode == 0, printed.stderr
     host_name = f"Ann (host, login {report['participants'][1]['user_name']})"
-    assert f"  chat.sent  Administrator (technician)  \u201c{CHAT}\u201d  [" in printed.stdout
-    assert f"  chat.sent  {host_name}  \u201c{REPLY}\u201d  [" in printed.stdout
+    assert f"  chat.sent  Administrator (technician)  \u201c{script.CHAT}\u201d  [" in printed.stdout
+    assert f"  chat.sent  {host_name}  \u201c{script.REPLY}\u201d  [" in printed.stdout
     assert sum(f"recording.segment  {host_name}" in line for line in printed.stdout.splitlines()) == len(runs)
     ticket = broker.http.get(f"/tickets/{report['ticket']['id']}", headers=bearer(env["DESKHAND_TOKEN"])).json()
     note = next(c for c in ticket["comments"] if c["kind"] == "session_report")

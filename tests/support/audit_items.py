@@ -1,7 +1,6 @@
 """A session report read as items, to compare with the script a test played: nothing missing, nothing twice.
 
-    expected = Counter({("technician", "chat.sent", "Done?"): 1, ("host", "chat.received", "Done?"): 1})
-    assert reported_items(report) == expected
+    assert reported_items(report) == exchanged("technician", "chat", "Done?") + typed("abc")
     assert input_totals(report) == {("technician", "input.sent"): 5, ("host", "input.applied"): 5}
 
 An item is ``(side, kind, what)``: ``side`` is ``technician``, ``host`` or the raw
@@ -27,10 +26,41 @@ from tests.support.broker import BrokerProcess
 COUNTED = frozenset({"input.sent", "input.applied", "input.refused"})
 FILE_KINDS = ("transfer.", "file_request.")
 
+# What both consoles' session tests say and copy (tests/e2e/ and tests/browser/test_session_events.py).
+CHAT, REPLY = "Done?", "yes, it prints again"
+TECH_CLIPBOARD, USER_CLIPBOARD = "\\\\fileserver\\drivers ✓", "error 0x8007 copied by the user"
+SCRIPT_BROKER_ENV = {"DESKHAND_ICE_LOOPBACK": "true", "DESKHAND_KEYSTROKE_LOGGING": "true"}
+"""Their broker: media on 127.0.0.1, and typed text in the trail."""
+
 
 def clipboard_item(text: str) -> str:
     """The ``what`` of a clipboard event for ``text``."""
     return f"{len(text)}:{hashlib.sha256(text.encode()).hexdigest()}"
+
+
+def exchanged(sender: str, kind: str, what: str) -> Counter[tuple[str, str, str]]:
+    """One message (``kind`` ``chat`` or ``clipboard``): the sender's ``.sent``, the other side's ``.received``."""
+    receiver = "host" if sender == "technician" else "technician"
+    return Counter({(sender, f"{kind}.sent", what): 1, (receiver, f"{kind}.received", what): 1})
+
+
+def conversation() -> Counter[tuple[str, str, str]]:
+    """The script's chat and clipboard: :data:`CHAT` and :data:`TECH_CLIPBOARD` from the technician,
+    :data:`REPLY` and :data:`USER_CLIPBOARD` from the user."""
+    return (exchanged("technician", "chat", CHAT) + exchanged("host", "chat", REPLY)
+            + exchanged("technician", "clipboard", clipboard_item(TECH_CLIPBOARD))
+            + exchanged("host", "clipboard", clipboard_item(USER_CLIPBOARD)))
+
+
+def typed(*texts: str) -> Counter[tuple[str, str, str]]:
+    """Text the technician typed, logged by both sides (keystroke logging on)."""
+    return Counter({(side, "input.text", text): 1 for text in texts for side in ("technician", "host")})
+
+
+def file_sent(name: str) -> Counter[tuple[str, str, str]]:
+    """A file the technician sent and the host accepted and received, as the broker records it."""
+    return Counter({("technician", "transfer.offered", name): 1, ("host", "transfer.accepted", name): 1,
+                    ("host", "transfer.completed", name): 1})
 
 
 def _side(report: dict[str, Any], actor: str) -> str:
