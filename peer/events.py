@@ -96,7 +96,8 @@ class EventReporter:
             if len(self._pending) < MAX_PENDING:
                 self._pending.append(event)
         if kind in SENT_AT_ONCE and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+            with contextlib.suppress(RuntimeError):  # the loop is gone: close() already sent what it could
+                self._loop.call_soon_threadsafe(self._wake.set)
 
     def count(self, kind: str, n: int = 1) -> None:
         """Count an occurrence; reported as ``{count, seconds}`` once per second (safe from any thread)."""

@@ -247,9 +247,9 @@ export async function render(main, ctx, [sessionId]) {
 
   function finish(message) {
     state.ended = true;
-    events.close();
-    input.detach();
+    input.detach(); // keys still held are let go: that input is reported too
     view.close();
+    events.close();
     clearInterval(statsTimer);
     connection.textContent = "ended";
     endedBox.hidden = false;
