@@ -20,7 +20,7 @@ from .keys import BrokerKeys
 from .models import AuditEvent, RecordingSegment, SupportSession, Transfer, User
 from .recordings import RecordingStore, concatenate, iter_segments
 from .serializers import session_out
-from .timeline import Names, session_counts, timeline
+from .timeline import COUNTED_IN_SESSIONS, Names, session_counts, timeline
 from .trail import SEGMENT_KIND, load_chains, verify_loaded
 
 
@@ -120,8 +120,9 @@ def _size(n: int) -> str:
 
 def session_note(db: Session, session: SupportSession) -> str:
     """The session report a ticket gets as an internal note when a session ends: who, how long, what happened."""
-    # Every event so far, sealed or not: the peers' last ones may still be on their way.
-    counts = session_counts(db.scalars(select(AuditEvent).where(AuditEvent.session_id == session.id)))
+    # Sealed or not: the note is written as the session ends, before its last events are sealed.
+    counts = session_counts(db.scalars(select(AuditEvent).where(
+        AuditEvent.session_id == session.id, AuditEvent.kind.in_(COUNTED_IN_SESSIONS))))
     transfers = db.scalars(select(Transfer).where(Transfer.session_id == session.id).order_by(Transfer.created_at)).all()
     segments = db.execute(
         select(func.count(), func.coalesce(func.max(RecordingSegment.offset_ms + RecordingSegment.duration_ms), 0))

@@ -117,6 +117,12 @@ def timeline(events: Sequence[ChainedEvent], who: Callable[[str], str], *, gap: 
     return entries
 
 
+_ONE_EACH = {"chat.sent": "chat_messages", "clipboard.sent": "clipboard_shares", "recording.segment": "recording_segments"}
+_SUMMED = {"input.sent": "inputs_sent", "input.applied": "inputs_applied", "input.refused": "inputs_refused"}
+COUNTED_IN_SESSIONS = frozenset({*_ONE_EACH, *_SUMMED, "monitor.selected"})
+"""The kinds :func:`session_counts` reads (the others need not be loaded for it)."""
+
+
 def session_counts(events: Iterable[TrailEvent]) -> dict[str, int]:
     """What happened in a session, each thing once.
 
@@ -129,13 +135,12 @@ def session_counts(events: Iterable[TrailEvent]) -> dict[str, int]:
         ("chat_messages", "clipboard_shares", "inputs_sent", "inputs_applied", "inputs_refused",
          "monitor_switches", "recording_segments"), 0,
     )
-    simple = {"chat.sent": "chat_messages", "clipboard.sent": "clipboard_shares", "recording.segment": "recording_segments"}
-    summed = {"input.sent": "inputs_sent", "input.applied": "inputs_applied", "input.refused": "inputs_refused"}
     for event in events:
-        if event.kind in simple:
-            counts[simple[event.kind]] += 1
-        elif event.kind in summed:
-            counts[summed[event.kind]] += int(event.data.get("count", 0))
+        if event.kind in _ONE_EACH:
+            counts[_ONE_EACH[event.kind]] += 1
+        elif event.kind in _SUMMED:
+            counts[_SUMMED[event.kind]] += int(event.data.get("count", 0))
         elif event.kind == "monitor.selected" and event.actor.startswith(HOST_ACTOR_PREFIX):
             counts["monitor_switches"] += 1
     return counts
+

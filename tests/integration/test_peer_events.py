@@ -7,7 +7,6 @@ which holds back its answers so the reporter times out and sends again.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
