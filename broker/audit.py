@@ -26,13 +26,19 @@ class _Named(Protocol):
     def username(self) -> str: ...
 
 
+USER_ACTOR_PREFIX = "user:"
+HOST_ACTOR_PREFIX = "host:"
+
+
 def user_actor(user: _Named) -> str:
     """The actor name of a signed-in person (an ORM user or its API brief)."""
-    return f"user:{user.username}"
+    return f"{USER_ACTOR_PREFIX}{user.username}"
+
+
 
 
 def host_actor(session_id: str) -> str:
-    return f"host:{session_id}"
+    return f"{HOST_ACTOR_PREFIX}{session_id}"
 
 
 def record(
@@ -43,9 +49,14 @@ def record(
     source: str | None = None,
     session_id: str | None = None,
     ticket_id: int | None = None,
+    peer_event_id: str | None = None,
     **data: object,
 ) -> AuditEvent:
-    """Append one event. ``data`` must never hold a secret (passwords, codes, tokens)."""
+    """Append one event. ``data`` must never hold a secret (passwords, codes, tokens).
+
+    ``peer_event_id``: the id the reporting peer gave the event (unique per session
+    and actor in the database; see :mod:`broker.peer_events`).
+    """
     event = AuditEvent(
         at=utcnow(),
         kind=kind,
@@ -54,6 +65,7 @@ def record(
         session_id=session_id,
         ticket_id=ticket_id,
         data=data,
+        peer_event_id=peer_event_id,
     )
     db.add(event)
     outbox.note_event(db, event)

@@ -371,12 +371,15 @@ class AuditEvent(Base):
     Written in the transaction of the change it describes; sealed into its
     chain (``chain``, ``chain_seq``, ``prev_hash``, ``hash``) moments later by
     :func:`broker.trail.seal_pending`, in the order events were committed.
+    An event a peer reported keeps the peer's id for it in ``peer_event_id``
+    (and in ``data``, where the hash covers it): a peer's retry is stored once.
     """
 
     __tablename__ = "audit_events"
     __table_args__ = (
         Index("ix_audit_events_session_id", "session_id"),
         Index("ux_audit_events_chain_seq", "chain", "chain_seq", unique=True),
+        Index("ux_audit_events_peer_event", "session_id", "actor", "peer_event_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -391,6 +394,8 @@ class AuditEvent(Base):
     chain_seq: Mapped[int | None] = mapped_column(Integer, default=None)
     prev_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    peer_event_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The reporting peer's id for the event (None for the broker's own events)."""
 
 
 class AuditHead(Base):

@@ -3,27 +3,49 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from . import audit
 from .evidence import TrailBroken, segment_refs
 from .keys import BrokerKeys
-from .models import AuditEvent, RecordingSegment, SupportSession, Transfer
+from .models import AuditEvent, RecordingSegment, SupportSession, Transfer, User
 from .recordings import RecordingStore
 from .serializers import session_out
-from .trail import load_chains, verify_loaded
+from .timeline import COUNTED_IN_SESSIONS, Names, session_counts, timeline
+from .trail import LoadedTrail, verify_loaded
+
+
+def session_names(db: Session, session: SupportSession, actors: Iterable[str]) -> Names:
+    """Who the ``actors`` of ``session``'s trail are: its technician, its host's person, other accounts."""
+    technician = audit.user_actor(session.technician)
+    prefix = audit.USER_ACTOR_PREFIX
+    usernames = {a.removeprefix(prefix) for a in actors if a.startswith(prefix) and a != technician}
+    accounts = dict(db.execute(select(User.username, User.display_name).where(User.username.in_(usernames))).all())
+    return Names(
+        technician_actor=technician, technician=session.technician.display_name,
+        host_actor=audit.host_actor(session.id), requester=session.ticket.requester_name,
+        host_login=session.host_user_name,
+        accounts={prefix + name: display for name, display in accounts.items()},
+    )
 
 
 def session_report(
-    db: Session, keys: BrokerKeys, store: RecordingStore, session: SupportSession,
+    db: Session, keys: BrokerKeys, store: RecordingStore, session: SupportSession, trail: LoadedTrail,
 ) -> dict[str, Any]:
-    """Everything an auditor reads about one session, in one document (``db``: a trail at rest,
-    :meth:`broker.deps.BrokerState.sealed_trail`, so it is verified strictly)."""
-    trail = load_chains(db, session.id)
+    """Everything an auditor reads about one session, in one document.
+
+    ``trail`` is the session's chain as read at rest (:meth:`broker.deps.BrokerState.sealed_trail`),
+    so it is verified strictly. ``events`` is every sealed event as chained; ``timeline`` is the
+    same in the order the broker received them, with names and with frequent events in runs
+    (:func:`broker.timeline.timeline`).
+    """
     chained = trail.events.get(session.id, [])
-    timeline = [e.to_json() for e in chained]
+    names = session_names(db, session, {e.actor for e in chained})
+    events = [{**e.to_json(), "who": names.who(e.actor)} for e in chained]
     verdict = verify_loaded(trail, keys.public_key, store.stored_sha256, freshness=None, only=session.id)
     try:
         segments = segment_refs(session.id, chained) if verdict.ok else []
@@ -31,12 +53,13 @@ def session_report(
         verdict.problems += exc.problems
         segments = []
     chat = [
-        {"at": e["at"], "from": e["actor"], "text": e["data"].get("text", "")}
-        for e in timeline if e["kind"] == "chat.sent"
+        {"at": e["at"], "reported_at": e["data"].get("reported_at"), "from": e["actor"], "who": e["who"],
+         "text": e["data"].get("text", "")}
+        for e in events if e["kind"] == "chat.sent"
     ]
     consent = [
         {"at": e["at"], "permissions": e["data"].get("permissions"), "given_by": e["data"].get("given_by")}
-        for e in timeline if e["kind"] == "consent.changed"
+        for e in events if e["kind"] == "consent.changed"
     ]
     transfers = db.scalars(select(Transfer).where(Transfer.session_id == session.id).order_by(Transfer.created_at)).all()
     out = session_out(session)
@@ -44,9 +67,11 @@ def session_report(
         "session": json.loads(out.model_dump_json()),
         "ticket": {"id": session.ticket.id, "subject": session.ticket.subject},
         "participants": [
-            {"role": "technician", "username": session.technician.username, "display_name": session.technician.display_name},
+            {"role": "technician", "username": session.technician.username, "display_name": session.technician.display_name,
+             "who": names.who(names.technician_actor)},
             {"role": "host", "machine_name": session.host_machine_name, "os": session.host_os,
-             "user_name": session.host_user_name, "address": session.host_address},
+             "user_name": session.host_user_name, "address": session.host_address,
+             "requester_name": session.ticket.requester_name, "who": names.who(names.host_actor)},
         ],
         "consent": consent,
         "chat": chat,
@@ -60,7 +85,9 @@ def session_report(
             "duration_ms": max((s.offset_ms + s.duration_ms for s in segments), default=0),
             "bytes": sum(s.size for s in segments),
         },
-        "timeline": timeline,
+        "counts": {**session_counts(chained), "files": len(transfers)},
+        "timeline": timeline(chained, names.who),
+        "events": events,
         "integrity": {
             "ok": verdict.ok, "events": verdict.events, "checkpoints": verdict.checkpoints,
             "segments": verdict.segments, "unsealed": trail.unsealed, "problems": [str(p) for p in verdict.problems],
@@ -85,9 +112,9 @@ def _size(n: int) -> str:
 
 def session_note(db: Session, session: SupportSession) -> str:
     """The session report a ticket gets as an internal note when a session ends: who, how long, what happened."""
-    kinds = dict(db.execute(
-        select(AuditEvent.kind, func.count()).where(AuditEvent.session_id == session.id).group_by(AuditEvent.kind)
-    ).all())
+    # Sealed or not: the note is written as the session ends, before its last events are sealed.
+    counts = session_counts(db.scalars(select(AuditEvent).where(
+        AuditEvent.session_id == session.id, AuditEvent.kind.in_(COUNTED_IN_SESSIONS))))
     transfers = db.scalars(select(Transfer).where(Transfer.session_id == session.id).order_by(Transfer.created_at)).all()
     segments = db.execute(
         select(func.count(), func.coalesce(func.max(RecordingSegment.offset_ms + RecordingSegment.duration_ms), 0))
@@ -102,8 +129,13 @@ def session_note(db: Session, session: SupportSession) -> str:
         f"Connected {start:%Y-%m-%d %H:%M:%S} UTC for {_duration((ended - start).total_seconds())}",
         f"Ended by the {session.ended_by or 'broker'}" + (f": {session.end_reason}" if session.end_reason else ""),
         f"Consent at the end: {', '.join(session.consent) if session.consent else 'none given'}",
-        f"Chat messages: {kinds.get('chat.sent', 0)}",
+        f"Chat messages: {counts['chat_messages']}",
     ]
+    if counts["inputs_sent"] or counts["inputs_applied"] or counts["inputs_refused"]:
+        lines.append(f"Remote input: {counts['inputs_sent']} sent, {counts['inputs_applied']} applied, "
+                     f"{counts['inputs_refused']} refused")
+    if counts["clipboard_shares"]:
+        lines.append(f"Clipboard shared: {counts['clipboard_shares']} times")
     if transfers:
         lines.append(f"Files ({len(transfers)}):")
         lines += [f"  {t.direction} {t.name} ({_size(t.size)}): {t.state}" for t in transfers]

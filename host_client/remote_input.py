@@ -26,6 +26,7 @@ from protocol.channel import (
     Text,
     Wheel,
     to_pixel,
+    typed_text,
 )
 from protocol.permissions import Permission
 
@@ -134,9 +135,7 @@ class RemoteInput:
             self.refuse(message.seq, message.type, str(unknown))
             return False
         if self._reporter is not None and self._log_keystrokes():
-            typed = message.text if isinstance(message, Text) else (
-                message.key if isinstance(message, Key) and message.down and len(message.key) == 1 else None
-            )
+            typed = typed_text(message)
             if typed:
                 self._reporter.add("input.text", text=typed)
         self._worker.submit(self._run, message.seq, action)

@@ -12,7 +12,6 @@ drops, the host reconnects with backoff while media keeps flowing peer to peer.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from aiortc import RTCDataChannel, RTCPeerConnection
 
-from peer.events import EventReporter
+from peer.events import EventReporter, clipboard_fields
 from peer.aiortc_hooks import forward_keyframe_requests, use_screen_encoder
 from peer.ice import rtc_configuration
 from peer.screen_encoder import screen_codec_preferences
@@ -478,7 +477,7 @@ class HostSession:
         except GrantRejected as rejected:
             log.warning("refused a grant: %s", rejected.reason)
             self._ui.notice(f"refused the broker's grant: {rejected.reason}")
-            self.events.add("grant.refused", reason=rejected.reason)
+            self.events.add("grant.refused", reason=rejected.reason[:500])
             return
         if not had_grant:
             self._consent_task = asyncio.create_task(self._obtain_consent(), name="consent")
@@ -581,7 +580,7 @@ class HostSession:
             self._ui.chat_received(message.text)
             self.events.add("chat.received", text=message.text)
         elif isinstance(message, ClipboardMessage):
-            self.events.add("clipboard.received", chars=len(message.text), sha256=_sha256(message.text))
+            self.events.add("clipboard.received", **clipboard_fields(message.text))
             self._clipboard_seen = message.text
             asyncio.ensure_future(self._write_clipboard(message.text))
         else:
@@ -663,7 +662,7 @@ class HostSession:
                 self.input.release_all()
                 self._ui.notice(self.authority.control_paused)
                 self._send_control(Notice(text=self.authority.control_paused), queue=True)
-                self.events.add("recording.behind", lag_seconds=round(lag, 1), error=failed)
+                self.events.add("recording.behind", lag_seconds=round(lag, 1), error=failed[:500] if failed else None)
             elif not behind and self.authority.control_paused is not None:
                 self.authority.control_paused = None
                 message = "recording caught up; control is possible again"
@@ -724,8 +723,9 @@ class HostSession:
             self._clipboard_seen = text
             if self.authority.allows(Permission.clipboard):
                 try:
-                    self._send_control(ClipboardMessage(text=text))
-                    self.events.add("clipboard.sent", chars=len(text), sha256=_sha256(text))
+                    # Only what reached the technician is reported: it is not sent again later.
+                    if self._send_control(ClipboardMessage(text=text)):
+                        self.events.add("clipboard.sent", **clipboard_fields(text))
                 except ValueError:
                     self._ui.notice("the clipboard holds too much text to share")
 
@@ -739,7 +739,3 @@ class HostSession:
             pc, self._pc = self._pc, None
             await pc.close()
         self.media_connected.clear()
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -91,6 +91,20 @@ class Text(_Message):
 InputMessage = Annotated[Union[PointerMove, PointerButton, Wheel, Key, Text], Field(discriminator="type")]
 InputMessageT = PointerMove | PointerButton | Wheel | Key | Text
 
+
+def typed_text(message: InputMessageT) -> str | None:
+    """What an input message types, as keystroke logging records it (on both sides).
+
+    A text message's text, or the character of a key going down; None for
+    pointer input and for keys that type no character (Enter, Shift...).
+    """
+    if isinstance(message, Text):
+        return message.text
+    if isinstance(message, Key) and message.down and len(message.key) == 1:
+        return message.key
+    return None
+
+
 # --- control (both ways) ------------------------------------------------------------
 
 

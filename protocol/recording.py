@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-MAX_EVENT_DATA_BYTES = 4096
+from .channel import MAX_CHAT_CHARS, MAX_CLIPBOARD_CHARS, MAX_TEXT_CHARS
+from .transfers import SHA256_PATTERN
+
 MAX_EVENTS_PER_BATCH = 500
 MAX_SEGMENT_BYTES = 32 * 1024 * 1024
+
+EVENT_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
+"""A peer's id for one of its events, unique among what that peer reports in one session.
+
+A retry sends the same event with the same id, and the broker stores it once.
+"""
 
 HOST_EVENT_KINDS = frozenset({
     "input.applied", "input.refused", "input.text", "chat.sent", "chat.received", "clipboard.sent",
@@ -37,19 +43,92 @@ class SessionPolicy(BaseModel):
     """Peers report every text typed (``input.text``); otherwise only counts per second."""
 
 
+class _EventData(BaseModel):
+    # Strict: a count is a number, not a string that looks like one.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class TextData(_EventData):
+    """``chat.sent``, ``chat.received``: the message."""
+
+    text: str = Field(min_length=1, max_length=MAX_CHAT_CHARS)
+
+
+class TypedTextData(_EventData):
+    """``input.text`` (only with keystroke logging): what one input message typed."""
+
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+
+
+class ClipboardData(_EventData):
+    """``clipboard.sent``, ``clipboard.received``: how long the text was and its SHA-256, never the text."""
+
+    chars: int = Field(ge=0, le=MAX_CLIPBOARD_CHARS)
+    sha256: str = Field(pattern=SHA256_PATTERN)
+
+
+class MonitorData(_EventData):
+    """``monitor.selected``: the monitor, counted from 1."""
+
+    index: int = Field(ge=1, le=64)
+
+
+class CountData(_EventData):
+    """``input.sent``, ``input.applied``, ``input.refused``: how many in how many seconds."""
+
+    count: int = Field(ge=1, le=1_000_000)
+    seconds: float = Field(gt=0, le=3600, allow_inf_nan=False)
+
+
+class RecordingBehindData(_EventData):
+    """``recording.behind``: how far behind, and the recorder's error if it failed."""
+
+    lag_seconds: float = Field(ge=0, le=10_000_000, allow_inf_nan=False)
+    error: str | None = Field(default=None, max_length=500)
+
+
+class ReasonData(_EventData):
+    """``grant.refused``: why the host refused the broker's grant."""
+
+    reason: str = Field(max_length=500)
+
+
+class NoData(_EventData):
+    """``recording.caught_up``: nothing more to say."""
+
+
+EVENT_DATA: dict[str, type[_EventData]] = {
+    "chat.sent": TextData, "chat.received": TextData, "input.text": TypedTextData,
+    "clipboard.sent": ClipboardData, "clipboard.received": ClipboardData, "monitor.selected": MonitorData,
+    "input.sent": CountData, "input.applied": CountData, "input.refused": CountData,
+    "recording.behind": RecordingBehindData, "recording.caught_up": NoData, "grant.refused": ReasonData,
+}
+"""The shape of each reported kind's ``data``."""
+
+
 class PeerEvent(BaseModel):
+    """One event as a peer reports it; the broker records when it received it, and ``at`` beside."""
+
     model_config = ConfigDict(extra="forbid")
 
+    id: str = Field(pattern=EVENT_ID_PATTERN, description="the peer's id for this event (a retry repeats it)")
     kind: str = Field(min_length=1, max_length=40, pattern=r"^[a-z_.]+$")
-    at: datetime
+    at: AwareDatetime = Field(description="when it happened, by the peer's clock")
     data: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("data")
-    @classmethod
-    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(value, default=str)) > MAX_EVENT_DATA_BYTES:
-            raise ValueError(f"event data is over {MAX_EVENT_DATA_BYTES} bytes")
-        return value
+    @model_validator(mode="after")
+    def _data_fits_kind(self) -> PeerEvent:
+        shape = EVENT_DATA.get(self.kind)
+        if shape is None:
+            raise ValueError(f"unknown event kind {self.kind!r}")
+        try:
+            self.data = shape.model_validate(self.data).model_dump()
+        except ValidationError as bad:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'data'}: {e['msg']}" for e in bad.errors()[:5]
+            )
+            raise ValueError(f"{self.kind} data: {problems}") from None
+        return self
 
 
 class PeerEvents(BaseModel):
@@ -60,6 +139,15 @@ class PeerEvents(BaseModel):
 
 RECORDING_ORIGIN_LIMIT_MS = 2**47
 """Above any Unix time in milliseconds a clock can show (the year 6429)."""
+
+
+class PeerEventsStored(BaseModel):
+    """The broker's answer to a batch of events: each id is in one of the two lists."""
+
+    stored: list[str]
+    """Ids stored now."""
+    already_stored: list[str]
+    """Ids the broker had stored before (the peer sent them again, e.g. after a timeout)."""
 
 
 class RecordingStatus(BaseModel):

@@ -1132,25 +1132,42 @@ def _print_json_or(ctx: Context, data: object, text: str) -> None:
 
 
 def _describe_report(r: dict) -> str:
-    s, integrity, recording = r["session"], r["integrity"], r["recording"]
+    s, integrity, recording, counts = r["session"], r["integrity"], r["recording"], r["counts"]
     tech, host = r["participants"][0], r["participants"][1]
     lines = [
         f"Session {s['id']} on ticket {r['ticket']['id']} ({r['ticket']['subject']}): {s['state']}",
-        f"  technician: {tech['display_name']} ({tech['username']})",
-        f"  host:       {host['user_name']} on {host['machine_name']} ({host['os']})",
+        f"  technician: {tech['who']}, account {tech['username']}",
+        f"  host:       {host['who']} on {host['machine_name']} ({host['os']})",
         f"  recording:  {recording['segments']} segments, {recording['duration_ms'] / 1000:.1f} s, {recording['bytes']} bytes",
         "  integrity:  " + ("verified" if integrity["ok"] else "FAILED: " + "; ".join(integrity["problems"]))
         + f" ({integrity['events']} events, {integrity['segments']} segments, {integrity['checkpoints']} signed heads)",
+        f"  counts:     chat messages {counts['chat_messages']}, clipboard shares {counts['clipboard_shares']}, "
+        f"inputs sent {counts['inputs_sent']} (applied {counts['inputs_applied']}, refused {counts['inputs_refused']}), "
+        f"monitor switches {counts['monitor_switches']}, files {counts['files']}",
         "  consent:",
         *(f"    {c['at']}  {', '.join(c['permissions'] or []) or 'nothing'}" for c in r["consent"]),
         "  chat:",
-        *(f"    {c['at']}  {c['from']}: {c['text']}" for c in r["chat"]),
+        *(f"    {c['at']}  {c['who']}: {c['text']}" for c in r["chat"]),
         "  files:",
         *(f"    {f['direction']} {f['name']} ({f['size']} bytes) {f['state']} SHA-256 {f['sha256'] or '-'}" for f in r["files"]),
-        "  timeline:",
-        *(f"    {e['at']}  {e['kind']}  {e.get('actor') or ''}".rstrip() for e in r["timeline"]),
+        "  timeline (in the order the broker received it; [a peer's own clock]):",
+        *(f"    {_describe_entry(e)}" for e in r["timeline"]),
     ]
     return "\n".join(lines)
+
+
+def _describe_entry(e: dict) -> str:
+    """One timeline line: time, kind, who, what; a run of events with its count and span."""
+    what = ""
+    if e["count"] > 1:
+        amount = f", {e['total']} in all" if e["total"] is not None else ""
+        what = f"x{e['count']}{amount} until {e['last_at']} ({e['span_seconds']:g} s)"
+    elif e["kind"] in ("chat.sent", "chat.received", "input.text"):
+        what = f"\u201c{e['data'].get('text', '')}\u201d"
+    elif e["total"] is not None:
+        what = f"{e['total']}"
+    clock = f"[{e['reported_at']}]" if e["reported_at"] else ""
+    return "  ".join(part for part in (e["at"], e["kind"], e["who"], what, clock) if part)
 
 
 def _describe_verdict(v: dict) -> str:

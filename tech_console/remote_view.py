@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
 import logging
 import time
@@ -26,13 +25,14 @@ from aiortc.mediastreams import MediaStreamError
 from pydantic import BaseModel
 
 from peer.aiortc_hooks import complete_frames_on_marker
-from peer.events import EventReporter
+from peer.events import EventReporter, clipboard_fields
 from peer.ice import rtc_configuration
 from peer.signalling import ReconnectSchedule, SignallingChannel, SignallingRefused, candidate_from, description_from
 from protocol.api import signalling_path
 from protocol.channel import (
     CONTROL_CHANNEL,
     INPUT_CHANNEL,
+    MAX_TEXT_CHARS,
     POINTER_CHANNEL,
     Chat,
     Clipboard,
@@ -46,6 +46,7 @@ from protocol.channel import (
     Text,
     Wheel,
     parse_host_control,
+    typed_text,
 )
 from protocol.frames import MessageError
 from protocol.grants import Grant
@@ -237,11 +238,9 @@ class RemoteView:
 
     def type_text(self, text: str) -> int:
         """Type ``text`` on the host as it is; long text goes in pieces of 1000 characters."""
-        if self.policy.keystroke_logging:
-            self.events.add("input.text", text=text[:2000])
         seq = 0
-        for start in range(0, len(text), 1000):
-            message = Text(seq=next(self._seq), text=text[start : start + 1000])
+        for start in range(0, len(text), MAX_TEXT_CHARS):
+            message = Text(seq=next(self._seq), text=text[start : start + MAX_TEXT_CHARS])
             self._send(INPUT_CHANNEL, message)
             seq = message.seq
         return seq
@@ -255,7 +254,7 @@ class RemoteView:
     def set_clipboard(self, text: str) -> None:
         """Put ``text`` on the host's clipboard (needs the clipboard permission there)."""
         self._send(CONTROL_CHANNEL, Clipboard(text=text))
-        self.events.add("clipboard.sent", chars=len(text), sha256=hashlib.sha256(text.encode()).hexdigest())
+        self.events.add("clipboard.sent", **clipboard_fields(text))
 
     def select_monitor(self, index: int) -> None:
         """Stream (and aim input at) the host's monitor ``index``, counted from 1."""
@@ -272,6 +271,9 @@ class RemoteView:
         channel.send(encode(message))
         if label != CONTROL_CHANNEL:
             self.events.count("input.sent")
+            typed = typed_text(message)  # type: ignore[arg-type]  # only input messages go on these channels
+            if typed and self.policy.keystroke_logging:
+                self.events.add("input.text", text=typed)
 
     # --- ending -------------------------------------------------------------------------
 
@@ -387,8 +389,7 @@ class RemoteView:
             self.events.add("chat.received", text=message.text)
         elif isinstance(message, Clipboard):
             self.remote_clipboard = message.text
-            self.events.add("clipboard.received", chars=len(message.text),
-                            sha256=hashlib.sha256(message.text.encode()).hexdigest())
+            self.events.add("clipboard.received", **clipboard_fields(message.text))
         elif isinstance(message, Monitors):
             self.monitors = message
         else:

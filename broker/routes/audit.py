@@ -77,8 +77,10 @@ def _session(db: DB, session_id: str) -> SupportSession:
 @router.get("/sessions/{session_id}/report", summary="Participants, consent, chat, files, timeline and integrity")
 def report(session_id: SessionId, state: State, _auditor: AuditReader) -> dict[str, Any]:
     with state.sealed_trail() as db:
+        trail = load_chains(db, session_id)  # consistent while the sealer waits; the rest need not be
+    with state.database.session() as db:
         session = _session(db, session_id)
-        return session_report(db, state.keys, state.recordings, session)
+        return session_report(db, state.keys, state.recordings, session, trail)
 
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")

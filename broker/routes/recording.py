@@ -14,21 +14,21 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import Response
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from protocol.recording import (
-    HOST_EVENT_KINDS,
     MAX_SEGMENT_BYTES,
     RECORDING_ORIGIN_LIMIT_MS,
-    TECHNICIAN_EVENT_KINDS,
     PeerEvents,
+    PeerEventsStored,
     RecordingStatus,
 )
 from protocol.signalling import Role
 from protocol.transfers import SHA256_PATTERN
 
-from .. import audit
+from .. import audit, peer_events
 from ..access import SessionPeerAccess
 from ..clock import utcnow
 from ..deps import BrokerState, PeerToken, SessionId, State
@@ -160,24 +160,24 @@ async def recording_status(session_id: SessionId, state: State, token: PeerToken
     return await run_in_threadpool(status)
 
 
-@router.post("/events", status_code=204, summary="Report session events for the audit trail (both peers)")
-async def report_events(session_id: SessionId, body: PeerEvents, state: State, token: PeerToken) -> Response:
-    policy = state.settings.session_policy
+@router.post(
+    "/events", response_model=PeerEventsStored,
+    summary="Report session events for the audit trail (both peers); each event id is stored once",
+)
+async def report_events(session_id: SessionId, body: PeerEvents, state: State, token: PeerToken) -> PeerEventsStored:
+    keystroke_logging = state.settings.session_policy.keystroke_logging
 
-    def record() -> None:
+    def store() -> PeerEventsStored:
         with state.database.session() as db:
             peer = _peer(state, db, session_id, token, "report events")
-            allowed = HOST_EVENT_KINDS if peer.role is Role.host else TECHNICIAN_EVENT_KINDS
-            for event in body.events:
-                if event.kind not in allowed:
-                    raise ApiError(422, "invalid_event", f"a {peer.role.value} does not report {event.kind!r} events")
-                if event.kind == "input.text" and not policy.keystroke_logging:
-                    raise ApiError(403, "not_allowed", "keystroke logging is off in this deployment")
-            for event in body.events:
-                audit.record(
-                    db, event.kind, actor=peer.actor, session_id=session_id, ticket_id=peer.session.ticket_id,
-                    reported_at=event.at.isoformat(), **event.data,
-                )
+            peer_events.check_reportable(peer, body.events, keystroke_logging=keystroke_logging)
+            return peer_events.store_reported(db, peer, body.events)
 
-    await run_in_threadpool(record)
-    return Response(status_code=204)
+    def record() -> PeerEventsStored:
+        try:
+            return store()
+        except IntegrityError:
+            # A copy of this batch (the peer's retry) stored some of the ids first; now they are found.
+            return store()
+
+    return await run_in_threadpool(record)

@@ -3,12 +3,20 @@
 * ``console_page(broker)`` -> an async factory of Playwright pages at 1280x800 on the
   broker's console, each failing its test if the page logs a console error or throws.
 * ``screenshot(page, name)`` saves ``test-artifacts/screenshots/<name>.png`` for review.
+* ``hosts.join(broker, code, display_env, consent, downloads)`` starts ``deskhand-host``
+  with the terminal UI; those still running at the end are killed.
+* ``video_size(page, timeout)`` waits for the live session page's first frame;
+  ``PICTURE_CENTRE`` (for ``page.evaluate``) is where the picture's centre is.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -64,6 +72,54 @@ async def console_page(browser: Browser) -> AsyncIterator[Callable[..., Awaitabl
     for context in contexts:
         await context.close()
     assert problems == [], "the console logged errors:\n" + "\n".join(problems)
+
+
+class Hosts:
+    """The ``deskhand-host`` processes of one test."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[str]] = []
+
+    def join(self, broker, code: str, display_env: dict[str, str], consent: str, downloads: Path) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
+        """``deskhand-host join CODE --ui terminal --consent CONSENT`` on a display; its stdin is the user's keyboard."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "host_client.cli", "join", code, "--broker", broker.base_url, "--ui", "terminal",
+             "--consent", consent],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env={**os.environ, **display_env, "DESKHAND_DOWNLOADS": str(downloads)},
+        )
+        self.started.append(process)
+        return process
+
+
+@pytest.fixture
+def hosts() -> Iterator[Hosts]:
+    """``hosts.join(...)`` starts a host; those the test leaves running are killed."""
+    running = Hosts()
+    yield running
+    for process in running.started:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+PICTURE_CENTRE = """() => {
+  const v = document.getElementById('remote-screen'); const b = v.getBoundingClientRect();
+  const s = Math.min(b.width / v.videoWidth, b.height / v.videoHeight);
+  return [b.left + b.width / 2, b.top + b.height / 2, v.videoWidth * s, v.videoHeight * s];
+}"""
+
+
+async def video_size(page: Page, timeout: float) -> tuple[int, int]:
+    """The remote screen's size once a frame has arrived (polled: the page's CSP forbids wait_for_function's eval)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        size = await page.evaluate("() => { const v = document.getElementById('remote-screen'); return [v.videoWidth, v.videoHeight]; }")
+        if size[0] > 0:
+            return size[0], size[1]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no video frame within {timeout:g} s")
+        await asyncio.sleep(0.2)
 
 
 async def screenshot(page: Page, name: str) -> Path:

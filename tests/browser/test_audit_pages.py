@@ -69,6 +69,14 @@ async def test_an_auditor_plays_a_recording_seeks_from_the_timeline_and_exports(
     await expect(page.get_by_role("heading", name="Printer queue stuck")).to_be_visible()
     await expect(page.locator("#integrity")).to_contain_text("Integrity verified")
     await expect(page.get_by_role("table", name="Chat")).to_contain_text(CHAT)
+    # People by name; the recording's segments as runs, each with its count, all segments in them.
+    host_name = f"Ann (host, login {session['host']['user_name']})"
+    await expect(page.locator("#participants")).to_contain_text(f"Technician Administrator (technician), account admin; {host_name}")
+    await expect(page.get_by_role("table", name="Chat")).to_contain_text("Administrator (technician)")
+    runs = page.locator("ol.timeline li[data-kind='recording.segment']")
+    counts = [int(await run.get_attribute("data-count") or 0) for run in await runs.all()]
+    assert sum(counts) == report["recording"]["segments"] > len(counts), counts
+    await expect(runs.first).to_contain_text(f"recording.segment {host_name} ×{counts[0]}")
     video = page.locator("video#recording")
     await page.wait_for_function("() => document.querySelector('video#recording').readyState >= 2", timeout=15_000)
     await video.evaluate("v => { v.muted = true; return v.play(); }")

@@ -12,17 +12,14 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, expect
 
 from peer.transfers import file_sha256
-from tests.browser.conftest import open_new_session, screenshot, sign_in
+from tests.browser.conftest import PICTURE_CENTRE, open_new_session, screenshot, sign_in, video_size
 from tests.support.input_recorder import RecorderProcess
-from tests.support.line_child import REPO
 from tests.support.polling import async_wait_until
 from tests.support.screen_painter import PainterProcess, pattern_cell_centres
 
@@ -43,40 +40,10 @@ READ_PIXELS = """(points) => {
   return points.map(([x, y]) => Array.from(g.getImageData(x, y, 1, 1).data.slice(0, 3)));
 }"""
 
-PICTURE_CENTRE = """() => {
-  const v = document.getElementById('remote-screen'); const b = v.getBoundingClientRect();
-  const s = Math.min(b.width / v.videoWidth, b.height / v.videoHeight);
-  return [b.left + b.width / 2, b.top + b.height / 2, v.videoWidth * s, v.videoHeight * s];
-}"""
-
-
 async def pattern_shown(page: Page, width: int, height: int) -> bool:
     cells = pattern_cell_centres(width, height)
     seen = await page.evaluate(READ_PIXELS, [[x, y] for x, y, _ in cells])
     return all(max(abs(a - b) for a, b in zip(got, colour)) <= 40 for got, (_, _, colour) in zip(seen, cells))
-
-
-@pytest.fixture
-def hosts():
-    """Host processes a test starts; killed if the test leaves one running."""
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-
-
-async def video_size(page: Page, timeout: float) -> tuple[int, int]:
-    """The remote screen's size once a frame has arrived (polled: the page's CSP forbids wait_for_function's eval)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        size = await page.evaluate("() => { const v = document.getElementById('remote-screen'); return [v.videoWidth, v.videoHeight]; }")
-        if size[0] > 0:
-            return size[0], size[1]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"no video frame within {timeout:g} s")
-        await asyncio.sleep(0.2)
 
 
 async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, console_page, hosts, tmp_path) -> None:
@@ -92,13 +59,7 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
         await expect(page.locator("#host-info")).to_have_text("not joined yet")
         await screenshot(page, "live-session-waiting")
 
-        host = subprocess.Popen(
-            [sys.executable, "-m", "host_client.cli", "join", code, "--broker", broker.base_url, "--ui", "terminal",
-             "--consent", "view,control,chat,files.send,files.receive"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-            env={**os.environ, **xvfb.env, "DESKHAND_DOWNLOADS": str(downloads)},
-        )
-        hosts.append(host)
+        host = hosts.join(broker, code, xvfb.env, "view,control,chat,files.send,files.receive", downloads)
         await expect(page.locator("#host-info")).to_contain_text(" on ", timeout=30_000)
         await expect(page.locator("#consent-info")).to_contain_text("control mouse and keyboard", timeout=30_000)
         width, height = await video_size(page, timeout=60)
@@ -208,13 +169,7 @@ async def test_view_only_consent_sends_no_input_and_monitors_switch(broker, cons
         page = await console_page(broker)
         await sign_in(page, "admin", broker.admin_password)
         code = await open_new_session(page, "Second screen blank", "Bo Lind", "bo@example.com")
-        host = subprocess.Popen(
-            [sys.executable, "-m", "host_client.cli", "join", code, "--broker", broker.base_url, "--ui", "terminal",
-             "--consent", "view"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-            env={**os.environ, **display.env, "DESKHAND_DOWNLOADS": str(tmp_path / "downloads")},
-        )
-        hosts.append(host)
+        host = hosts.join(broker, code, display.env, "view", tmp_path / "downloads")
         assert await video_size(page, timeout=60) == (960, 1080)
         await expect(page.get_by_role("alert").filter(has_text="not allowed")).to_contain_text("view only")
         cx, cy, _w, _h = await page.evaluate(PICTURE_CENTRE)

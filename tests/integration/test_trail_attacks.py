@@ -68,8 +68,9 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     with BrokerProcess.start(data_dir=data_dir) as broker:
         admin = bearer(broker.login())
         session_id, host_token = paired_session(broker, admin)
-        events = [{"kind": "chat.sent", "at": "2026-12-02T08:00:00Z", "data": {"text": "Is the printer on?"}},
-                  {"kind": "clipboard.received", "at": "2026-12-02T08:00:01Z", "data": {"chars": 4, "sha256": "0" * 64}}]
+        events = [{"id": "chat-0001", "kind": "chat.sent", "at": "2026-12-02T08:00:00Z", "data": {"text": "Is the printer on?"}},
+                  {"id": "clip-0001", "kind": "clipboard.received", "at": "2026-12-02T08:00:01Z",
+                   "data": {"chars": 4, "sha256": "0" * 64}}]
         posted = broker.http.post(f"/sessions/{session_id}/events", json={"events": events}, headers=bearer(host_token))
         assert posted.status_code in (200, 204), posted.text
         for index in range(3):

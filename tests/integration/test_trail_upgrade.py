@@ -3,6 +3,7 @@ after a real broker upgrades the database, and its sessions are then recorded in
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -32,29 +33,31 @@ def write_old_trail(data_dir: Path) -> None:
         config = alembic_config(url)
         config.attributes["connection"] = connection
         command.upgrade(config, "0007")
+    database.dispose()
     start = datetime.now(timezone.utc) - timedelta(days=3)
     chains = {BROKER_CHAIN: ["auth.login", "account.created", "auth.login"],
               SESSION: ["session.created", "code.issued", "code.redeemed", "chat.sent", "session.ended"]}
-    checkpoints = []
-    with database.session() as db:
-        for n, (chain, kinds) in enumerate(chains.items()):
-            previous = GENESIS
-            for seq, kind in enumerate(kinds, start=1):
-                row = AuditEvent(at=start + timedelta(minutes=10 * n + seq), kind=kind, actor="user:admin", source="127.0.0.1",
-                                 session_id=None if chain == BROKER_CHAIN else chain, ticket_id=None if chain == BROKER_CHAIN else 1,
-                                 data={"n": seq}, chain=chain, chain_seq=seq, prev_hash=previous)
-                row.hash = event_hash(as_chain_event(row).fields())
-                previous = row.hash
-                db.add(row)
-                # The old broker signed every minute and at the end: an early checkpoint and the last.
-                if seq in (1, len(kinds)):
-                    signed_at = iso(start + timedelta(minutes=10 * n + seq, seconds=30))
-                    head = sign_head(keys.signing_key, chain, seq, row.hash, signed_at)
-                    checkpoints.append((chain, seq, row.hash, signed_at, head.signature))
+    rows, checkpoints = [], []
+    for n, (chain, kinds) in enumerate(chains.items()):
+        previous = GENESIS
+        for seq, kind in enumerate(kinds, start=1):
+            # Hashed as that broker hashed (the formula did not change), written with that revision's columns.
+            event = AuditEvent(at=start + timedelta(minutes=10 * n + seq), kind=kind, actor="user:admin", source="127.0.0.1",
+                               session_id=None if chain == BROKER_CHAIN else chain, ticket_id=None if chain == BROKER_CHAIN else 1,
+                               data={"n": seq}, chain=chain, chain_seq=seq, prev_hash=previous)
+            event.hash = previous = event_hash(as_chain_event(event).fields())
+            rows.append((event.at.replace(tzinfo=None).isoformat(sep=" "), kind, event.actor, event.source, event.session_id,
+                         event.ticket_id, json.dumps(event.data), chain, seq, event.prev_hash, event.hash))
+            # The old broker signed every minute and at the end: an early checkpoint and the last.
+            if seq in (1, len(kinds)):
+                signed_at = iso(start + timedelta(minutes=10 * n + seq, seconds=30))
+                head = sign_head(keys.signing_key, chain, seq, event.hash, signed_at)
+                checkpoints.append((chain, seq, event.hash, signed_at, head.signature))
     with sqlite3.connect(data_dir / DB_FILE) as conn:
+        conn.executemany("INSERT INTO audit_events (at, kind, actor, source, session_id, ticket_id, data, chain, chain_seq,"
+                         " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         conn.executemany("INSERT INTO audit_checkpoints (chain, seq, head_hash, signed_at, signature) VALUES (?, ?, ?, ?, ?)",
                          checkpoints)
-    database.dispose()
 
 
 def verify(data_dir: Path) -> subprocess.CompletedProcess[str]:

@@ -19,8 +19,11 @@ export function csrfToken() {
   return sessionStorage.getItem(CSRF_KEY) || "";
 }
 
-/** Call the API; resolves to the parsed JSON (or null), rejects with an ApiError that says what to do. */
-export async function api(method, path, body, { raw = false } = {}) {
+/**
+ * Call the API; resolves to the parsed JSON (or null), rejects with an ApiError that says what to do.
+ * `keepalive`: the request goes on after the page is left (bodies up to 64 KiB).
+ */
+export async function api(method, path, body, { raw = false, keepalive = false } = {}) {
   const headers = {};
   if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrfToken();
   let payload;
@@ -32,7 +35,7 @@ export async function api(method, path, body, { raw = false } = {}) {
   }
   let response;
   try {
-    response = await fetch(API + path, { method, headers, body: payload, credentials: "same-origin" });
+    response = await fetch(API + path, { method, headers, body: payload, credentials: "same-origin", keepalive });
   } catch (err) {
     throw new ApiError(0, "unreachable", "cannot reach the broker: check the connection and reload");
   }

@@ -1,5 +1,6 @@
 // One session for an auditor: the recording beside the event timeline (an event seeks the video
-// to its moment), chat, files with their hashes, consent, integrity, and the export bundle.
+// to its moment; frequent events come in runs), chat, files with their hashes, consent,
+// integrity, and the export bundle.
 
 import { api, API } from "../api.js";
 import { h, when } from "../dom.js";
@@ -12,10 +13,17 @@ function clock(ms) {
   return hours ? `${hours}:${mmss}` : mmss;
 }
 
+/** What a timeline entry says besides its kind and who: a run's size, or the event's gist. */
 function describe(event) {
   const d = event.data || {};
+  if (event.count > 1) {
+    const total = event.total === null ? "" : `, ${event.total} in all`;
+    return `×${event.count}${total} over ${clock(event.span_seconds * 1000)}`;
+  }
+  if (event.total !== null) return String(event.total);
   switch (event.kind) {
-    case "chat.sent": case "chat.received": return d.text ? `“${d.text}”` : "";
+    case "chat.sent": case "chat.received": case "input.text": return d.text ? `“${d.text}”` : "";
+    case "monitor.selected": return `monitor ${d.index}`;
     case "consent.changed": return (d.permissions || []).join(", ") || "nothing";
     case "recording.segment": return `segment ${d.index}`;
     case "transfer.completed": case "transfer.offered": case "transfer.failed": return d.name || "";
@@ -64,11 +72,14 @@ export async function render(main, ctx, [sessionId]) {
     const ms = offsetOf(event);
     const inRecording = video && ms >= 0 && ms <= durationMs + 1000;
     const label = [h("span", { class: "t" }, ms >= 0 ? clock(ms) : "before"), " ",
-      h("strong", {}, event.kind), " ", h("span", { class: "muted" }, event.actor.startsWith("host:") ? "host" : event.actor), " ", describe(event)];
-    return h("li", { dataset: { kind: event.kind, offsetMs: String(Math.round(ms)) } },
+      h("strong", {}, event.kind), " ", h("span", { class: "muted who" }, event.who), " ", describe(event)];
+    // The broker's time of receipt orders the trail; a peer's own clock is shown beside it.
+    const title = `received ${when(event.at)}` + (event.count > 1 ? ` to ${when(event.last_at)}` : "") +
+      (event.reported_at ? `; ${when(event.reported_at)} by the sender's clock` : "");
+    return h("li", { dataset: { kind: event.kind, offsetMs: String(Math.round(ms)), count: String(event.count) } },
       inRecording
-        ? h("button", { class: "event", title: when(event.at), onclick: () => seek(ms) }, ...label)
-        : h("span", { class: "event", title: when(event.at) }, ...label));
+        ? h("button", { class: "event", title, onclick: () => seek(ms) }, ...label)
+        : h("span", { class: "event", title }, ...label));
   }));
 
   const integrity = report.integrity;
@@ -83,11 +94,15 @@ export async function render(main, ctx, [sessionId]) {
     : h("p", { class: "muted" }, empty);
 
   const [tech, host] = report.participants;
+  const counts = report.counts;
   main.append(
     h("h1", {}, `Session ${sessionId.slice(0, 8)} on ticket #${report.ticket.id}: ${report.ticket.subject}`),
     h("section", { class: "panel", "aria-label": "Summary" },
-      h("p", {}, `Technician ${tech.display_name} (${tech.username}); host ${host.user_name || "?"} on ${host.machine_name || "?"}` +
+      h("p", { id: "participants" }, `Technician ${tech.who}, account ${tech.username}; ${host.who} on ${host.machine_name || "?"}` +
         `${host.os ? ` (${host.os})` : ""}${host.address ? `, ${host.address}` : ""}.`),
+      h("p", { id: "counts" }, `Chat messages ${counts.chat_messages}, clipboard shares ${counts.clipboard_shares}, ` +
+        `inputs sent ${counts.inputs_sent} (applied ${counts.inputs_applied}, refused ${counts.inputs_refused}), ` +
+        `monitor switches ${counts.monitor_switches}, files ${counts.files}.`),
       h("p", {}, `${session.state}; created ${when(session.created_at)}`, session.connected_at ? `, connected ${when(session.connected_at)}` : "",
         session.ended_at ? `, ended ${when(session.ended_at)}${session.end_reason ? ` (${session.end_reason})` : ""}` : ""),
       verdict,
@@ -99,7 +114,7 @@ export async function render(main, ctx, [sessionId]) {
       h("section", { class: "panel scroll", "aria-labelledby": "timeline-title" }, h("h2", { id: "timeline-title" }, "Timeline"), timeline)),
     h("div", { class: "grid2 even" },
       h("section", { class: "panel", "aria-labelledby": "chat-title" }, h("h2", { id: "chat-title" }, "Chat"),
-        table("Chat", ["Time", "From", "Text"], report.chat.map((c) => h("tr", {}, h("td", {}, when(c.at)), h("td", {}, c.from), h("td", {}, c.text))), "No chat.")),
+        table("Chat", ["Time", "From", "Text"], report.chat.map((c) => h("tr", {}, h("td", {}, when(c.at)), h("td", {}, c.who), h("td", {}, c.text))), "No chat.")),
       h("section", { class: "panel", "aria-labelledby": "consent-title" }, h("h2", { id: "consent-title" }, "Consent"),
         table("Consent", ["Time", "Allowed", "Given by"], report.consent.map((c) => h("tr", {}, h("td", {}, when(c.at)),
           h("td", {}, (c.permissions || []).join(", ") || "nothing"), h("td", {}, c.given_by || ""))), "No consent recorded."))),

@@ -10,6 +10,7 @@ import { openSignalling } from "../signalling.js";
 import { LiveView, qualityOf } from "../live_view.js";
 import { InputCapture } from "../input_capture.js";
 import { receiveFile, requestFile, sendFile } from "../file_send.js";
+import { EventReporter } from "../session_events.js";
 
 const PERMISSION_NAMES = {
   view: "see the screen", control: "control mouse and keyboard", clipboard: "clipboard text",
@@ -33,7 +34,7 @@ export async function render(main, ctx, [sessionId]) {
   const session = await api("GET", `/sessions/${sessionId}`);
   const state = {
     grant: null, consent: session.consent, host: session.host, ended: ["ended", "expired"].includes(session.state),
-    monitors: null, stats: null,
+    monitors: null, stats: null, policy: null,
   };
   const allowed = (p) => !!(state.grant && state.grant.permissions.includes(p) && state.consent && state.consent.includes(p));
 
@@ -66,6 +67,7 @@ export async function render(main, ctx, [sessionId]) {
     requestButton.disabled = !allowed("files.receive");
     typeInput.disabled = typeButton.disabled = !allowed("control");
     chatInput.disabled = chatButton.disabled = !allowed("chat");
+    clipboardInput.disabled = clipboardButton.disabled = !allowed("clipboard");
   }
 
   // --- video and input ---------------------------------------------------------------
@@ -80,7 +82,7 @@ export async function render(main, ctx, [sessionId]) {
   const releaseButton = h("button", { class: "secondary", disabled: true, onclick: () => input.release() }, "Release input");
   const fullButton = h("button", { class: "secondary", "aria-keyshortcuts": FULLSCREEN_KEY, onclick: () => toggleFullscreen() }, "Full screen");
   const monitorSelect = h("select", { id: "monitor", disabled: true, onchange: () => {
-    if (!view.send("control", { type: "select_monitor", index: Number(monitorSelect.value) })) note("the control channel is not open", "error");
+    if (!sendToHost("control", { type: "select_monitor", index: Number(monitorSelect.value) })) note("the control channel is not open", "error");
   } });
   const typeInput = h("input", { name: "text", autocomplete: "off" });
   const typeButton = h("button", { type: "submit", class: "secondary" }, "Type");
@@ -95,6 +97,14 @@ export async function render(main, ctx, [sessionId]) {
   }
 
   let signalling = null;
+  // The technician's side of the session for the audit trail (the host reports its own).
+  const events = new EventReporter(sessionId);
+  /** Send to the host on a data channel, and report it; false when the channel is not open. */
+  function sendToHost(label, message) {
+    if (!view.send(label, message)) return false;
+    events.sent(label, message, state.policy);
+    return true;
+  }
   const view = new LiveView(video, (m) => signalling && signalling.send(m), {
     onChannel: (label, channel) => {
       channel.addEventListener("open", () => { if (label === "control") note("connected to the host's screen"); });
@@ -103,7 +113,7 @@ export async function render(main, ctx, [sessionId]) {
     onState: (s) => { connection.textContent = s; },
   });
   const input = new InputCapture(video, {
-    send: (label, message) => view.send(label, message),
+    send: sendToHost,
     allowed: () => allowed("control") && view.isOpen("input"),
     onChange: (captured) => {
       captureState.className = "capture " + (captured ? "on" : "off");
@@ -123,11 +133,22 @@ export async function render(main, ctx, [sessionId]) {
     e.preventDefault();
     const text = chatInput.value.trim();
     if (!text) return;
-    if (view.send("control", { type: "chat", text })) {
+    if (sendToHost("control", { type: "chat", text })) {
       chatLog.append(h("li", { class: "me" }, h("b", {}, "You: "), text));
       chatInput.value = "";
     } else note("chat could not be sent: the host is not connected", "error");
   } }, h("label", { class: "inline grow" }, "Chat message", chatInput), chatButton);
+
+  // --- clipboard -------------------------------------------------------------------------
+  const clipboardInput = h("input", { name: "clipboard", autocomplete: "off", maxlength: "32000" });
+  const clipboardButton = h("button", { type: "submit", class: "secondary" }, "Put");
+  const clipboardForm = h("form", { class: "row", onsubmit: (e) => {
+    e.preventDefault();
+    if (sendToHost("control", { type: "clipboard", text: clipboardInput.value })) {
+      note("put text on the user's clipboard");
+      clipboardInput.value = "";
+    } else note("the clipboard text could not be sent: the host is not connected", "error");
+  } }, h("label", { class: "inline grow" }, "Put on their clipboard", clipboardInput), clipboardButton);
 
   // --- files -------------------------------------------------------------------------
   const transfers = h("ul", { class: "transfers", "aria-label": "File transfers" });
@@ -226,8 +247,9 @@ export async function render(main, ctx, [sessionId]) {
 
   function finish(message) {
     state.ended = true;
-    input.detach();
+    input.detach(); // keys still held are let go: that input is reported too
     view.close();
+    events.close();
     clearInterval(statsTimer);
     connection.textContent = "ended";
     endedBox.hidden = false;
@@ -247,8 +269,10 @@ export async function render(main, ctx, [sessionId]) {
         `${mon.index}: ${mon.width}×${mon.height} at ${mon.left},${mon.top}`)));
       monitorSelect.disabled = m.monitors.length < 2;
     } else if (m.type === "chat") {
+      events.received(m);
       chatLog.append(h("li", {}, h("b", {}, `${state.host ? state.host.user_name : "User"}: `), m.text));
     } else if (m.type === "clipboard") {
+      events.received(m);
       note(`the user's clipboard: ${m.text.slice(0, 200)}`);
     } else if (m.type === "refused") {
       note(`the host refused ${m.what}: ${m.reason} (${m.refused_total} refused so far)`, "error");
@@ -261,6 +285,7 @@ export async function render(main, ctx, [sessionId]) {
   async function onSignal(m) {
     if (m.type === "welcome") {
       view.setIce(m.ice);
+      state.policy = m.policy;
       if (m.peer && m.peer.host) state.host = m.peer.host;
     } else if (m.type === "grant") {
       state.grant = m.grant.grant;
@@ -323,7 +348,7 @@ export async function render(main, ctx, [sessionId]) {
         h("p", { class: "muted small" }, `Click the screen to control it; Ctrl+Alt+Shift (together) or "Release input" gives your keyboard back — Escape goes to the user. ${FULLSCREEN_KEY}: full screen. Drop files anywhere on this page to send them.`)),
       h("aside", { class: "side" },
         h("section", { class: "panel", "aria-labelledby": "who-title" }, h("h2", { id: "who-title" }, "Who"), who),
-        h("section", { class: "panel", "aria-labelledby": "chat-title" }, h("h2", { id: "chat-title" }, "Chat"), chatLog, chatForm),
+        h("section", { class: "panel", "aria-labelledby": "chat-title" }, h("h2", { id: "chat-title" }, "Chat"), chatLog, chatForm, clipboardForm),
         h("section", { class: "panel", "aria-labelledby": "files-title" }, h("h2", { id: "files-title" }, "Files"),
           h("p", { class: "muted small" }, "Drop files on the page or pick them."), fileInput, sendButton, transfers,
           h("h3", {}, "Ask the user for a file"), requestForm),
@@ -344,13 +369,19 @@ export async function render(main, ctx, [sessionId]) {
     if (s === "closed" && !state.ended) note(`signalling closed${why ? ": " + why : ""}`, "error");
   });
   document.addEventListener("keydown", onKey);
+  events.start();
+  // Closing the tab: what is not reported yet goes with keepalive.
+  const unload = () => events.close();
+  window.addEventListener("pagehide", unload);
   // Leaving the page leaves the session (it goes on for the host; the technician may come back).
   window.addEventListener("hashchange", function leave() {
     window.removeEventListener("hashchange", leave);
+    window.removeEventListener("pagehide", unload);
     document.removeEventListener("keydown", onKey);
     clearInterval(statsTimer);
     input.detach();
     view.close();
+    events.close();
     if (signalling) signalling.close();
   });
 }

@@ -1,0 +1,84 @@
+"""What a peer reports: event ids, typed text for keystroke logging, the shape of each kind's data."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from datetime import datetime, timezone
+
+import pytest
+from pydantic import ValidationError
+
+from peer.events import EventIds, clipboard_fields
+from protocol.channel import Key, PointerMove, Text, typed_text
+from protocol.recording import EVENT_DATA, EVENT_ID_PATTERN, HOST_EVENT_KINDS, TECHNICIAN_EVENT_KINDS, PeerEvent
+
+NOW = datetime.now(timezone.utc)
+
+
+def test_ids_are_unique_in_order_and_fit_the_pattern() -> None:
+    ids = EventIds()
+    made = [ids.next() for _ in range(1000)]
+    assert len(set(made)) == 1000
+    assert all(re.fullmatch(EVENT_ID_PATTERN, i) for i in made)
+    assert [int(i.rsplit("-", 1)[1]) for i in made] == list(range(1, 1001))
+    assert len({i.rsplit("-", 1)[0] for i in made}) == 1
+
+
+def test_two_reporters_never_share_ids() -> None:
+    assert len({EventIds().next() for _ in range(200)}) == 200
+
+
+def test_ids_taken_from_several_threads_are_all_different() -> None:
+    ids = EventIds()
+    taken: list[list[str]] = [[] for _ in range(4)]
+    threads = [threading.Thread(target=lambda out=out: out.extend(ids.next() for _ in range(2000))) for out in taken]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({i for out in taken for i in out}) == 8000
+
+
+def test_the_longest_id_still_fits() -> None:
+    assert re.fullmatch(EVENT_ID_PATTERN, "f" * 16 + "-" + str(10**15))
+
+
+def test_typed_text_is_text_and_characters_of_keys_going_down() -> None:
+    assert typed_text(Text(seq=1, text="héllo")) == "héllo"
+    assert typed_text(Key(seq=1, code="KeyA", key="a", down=True)) == "a"
+    assert typed_text(Key(seq=1, code="KeyA", key="a", down=False)) is None
+    assert typed_text(Key(seq=1, code="Enter", key="Enter", down=True)) is None
+    assert typed_text(PointerMove(seq=1, x=0.5, y=0.5)) is None
+
+
+def test_clipboard_text_is_kept_as_length_and_hash() -> None:
+    assert clipboard_fields("✓ ok") == {"chars": 4, "sha256": hashlib.sha256("✓ ok".encode()).hexdigest()}
+    PeerEvent(id="abcdefgh-1", kind="clipboard.sent", at=NOW, data=clipboard_fields("✓ ok"))
+
+
+def test_every_kind_a_peer_reports_has_a_data_shape() -> None:
+    assert HOST_EVENT_KINDS | TECHNICIAN_EVENT_KINDS == set(EVENT_DATA)
+
+
+@pytest.mark.parametrize(("kind", "data"), [
+    ("chat.sent", {}),
+    ("chat.sent", {"text": "a" * 4001}),
+    ("chat.sent", {"text": "hi", "reported_at": "2020-01-01T00:00:00Z"}),
+    ("chat.sent", {"text": "hi", "event_id": "zzzzzzzz-1"}),
+    ("input.sent", {"count": 0, "seconds": 1.0}),
+    ("input.sent", {"count": True, "seconds": 1.0}),
+    ("input.sent", {"count": 1, "seconds": float("inf")}),
+    ("monitor.selected", {"index": "1"}),
+    ("recording.caught_up", {"why": "x"}),
+    ("session.ended", {}),
+])
+def test_data_that_does_not_fit_its_kind_is_refused(kind: str, data: dict) -> None:
+    with pytest.raises(ValidationError):
+        PeerEvent(id="abcdefgh-1", kind=kind, at=NOW, data=data)
+
+
+def test_a_time_without_a_zone_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        PeerEvent(id="abcdefgh-1", kind="recording.caught_up", at=datetime(2026, 1, 1), data={})
