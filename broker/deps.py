@@ -63,7 +63,6 @@ class BrokerState:
 
     trail_refusals: set[tuple[str, str]] = field(default_factory=set)
     """(chain, reason) pairs the sealer already refused and put on record, so each is recorded once."""
-    _last_seal: SealResult = field(default_factory=SealResult)
 
     def session_over(self, session_id: str, farewell: BaseModel) -> None:
         """A session ended: tell and disconnect its peers, forget their cached identities,
@@ -76,9 +75,8 @@ class BrokerState:
 
     def seal_trail(self) -> SealResult:
         """Seal pending audit events and sign the heads of the chains they moved."""
-        with self.sealed_trail():
-            pass
-        return self._last_seal
+        with SEALING, self.database.session() as db:
+            return self._seal(db)
 
     @contextlib.contextmanager
     def sealed_trail(self) -> Iterator[Session]:
@@ -86,10 +84,12 @@ class BrokerState:
         sealer held off until the block ends. Every sealed event's signed head is then in view,
         so the broker verifies strictly (no grace); keep the block to reading what is verified."""
         with SEALING, self.database.session() as db:
-            self._last_seal = seal_pending(db, self.keys.signing_key, grace=self.settings.audit_grace,
-                                           refused_before=self.trail_refusals)
+            self._seal(db)
             db.commit()
             yield db
+
+    def _seal(self, db: Session) -> SealResult:
+        return seal_pending(db, self.keys.signing_key, grace=self.settings.audit_grace, refused_before=self.trail_refusals)
 
 
 def broker_state(request: Request) -> BrokerState:

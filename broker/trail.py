@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from .chain import (
@@ -103,7 +103,7 @@ def seal_pending(
     if not pending:
         return result
     chains = {row.session_id or BROKER_CHAIN for row in pending} | {BROKER_CHAIN}
-    tips, result.refused = _judge_chains(db, chains, key.public_key())
+    heads, tips, result.refused = _judge_chains(db, chains, key.public_key())
     late = [row for row in pending if _aware(row.at) < now - grace]
     moved: set[str] = set()
     while pending:
@@ -146,7 +146,7 @@ def seal_pending(
     for chain in sorted(moved):
         seq, head_hash = tips[chain]
         head = sign_head(key, chain, seq, head_hash, signed_at)
-        row = db.get(AuditHead, chain)
+        row = heads.get(chain)
         if row is None:
             db.add(AuditHead(chain=chain, seq=seq, head_hash=head_hash, signed_at=signed_at, signature=head.signature))
         else:
@@ -166,29 +166,32 @@ def _broker_event(now: datetime, kind: str, **data: object) -> AuditEvent:
 
 def _judge_chains(
     db: Session, chains: set[str], public_key: Ed25519PublicKey,
-) -> tuple[dict[str, tuple[int, str]], dict[str, str]]:
-    """Each chain's tip to seal onto (seq, hash), or why it may not be sealed onto."""
+) -> tuple[dict[str, AuditHead], dict[str, tuple[int, str]], dict[str, str]]:
+    """The chains' head rows; each chain's tip to seal onto (seq, hash), or why it may not be sealed onto."""
     heads = {row.chain: row for row in db.scalars(select(AuditHead).where(AuditHead.chain.in_(chains)))}
     last_sealed = dict(db.execute(
         select(AuditEvent.chain, func.max(AuditEvent.chain_seq))
         .where(AuditEvent.chain.in_(chains), AuditEvent.hash.is_not(None))
         .group_by(AuditEvent.chain)
     ).all())
+    head_events = {
+        (row.chain, row.chain_seq): as_chain_event(row)
+        for row in db.scalars(select(AuditEvent).where(
+            tuple_(AuditEvent.chain, AuditEvent.chain_seq).in_([(h.chain, h.seq) for h in heads.values()]),
+            AuditEvent.hash.is_not(None)))
+    } if heads else {}
     tips: dict[str, tuple[int, str]] = {}
     refused: dict[str, str] = {}
     for chain in sorted(chains):
         row = heads.get(chain)
         head = as_signed_head(row) if row is not None else None
-        head_event = None
-        if head is not None:
-            found = db.scalar(select(AuditEvent).where(AuditEvent.chain == chain, AuditEvent.chain_seq == head.seq))
-            head_event = as_chain_event(found) if found is not None and found.hash is not None else None
+        head_event = head_events.get((chain, head.seq)) if head is not None else None
         why = judge_head(chain, head, head_event, int(last_sealed.get(chain) or 0), public_key)
         if why is not None:
             refused[chain] = why
         else:
             tips[chain] = (head.seq, head.head_hash) if head is not None else (0, GENESIS)
-    return tips, refused
+    return heads, tips, refused
 
 
 @dataclass
