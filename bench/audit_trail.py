@@ -9,8 +9,9 @@ new Ed25519 key:
   from its signed head, chains the events and signs each moved head, all in one
   transaction (:func:`broker.trail.seal_pending`);
 * **one long session read back**: an hour of a session (3,600 segment events,
-  7,200 input counts, 200 chat messages) loaded and verified as playback and
-  export do for each request (chain and signed head; segment files not read);
+  7,200 input counts, 200 chat messages) loaded and verified as an export and a
+  first playback request do (chain and signed head; segment files not read), and
+  a player's next range request, which verifies only what was sealed since;
 * **the whole trail**: every chain loaded and verified, as ``audit verify`` does
   (again without segment files, whose hashing is disk-bound).
 
@@ -35,6 +36,8 @@ from sqlalchemy.orm import Session
 from bench.report import machine_conditions, publish
 from broker import audit
 from broker.db import Database
+from broker.evidence import VerifiedRecordings
+from broker.keys import BrokerKeys
 from broker.trail import load_chains, seal_pending, verify_loaded
 from protocol.cli import number_in_range
 
@@ -108,12 +111,32 @@ def measure(sessions: int, rounds: int) -> dict[str, float]:
             all_events = sum(len(e) for e in load_chains(db).events.values())
         session_times = timed(read_session, 5)
         all_times = timed(read_all, 3)
+
+        # A player's next range request: the playback event of the last one has been sealed since.
+        players = VerifiedRecordings()
+        keys = BrokerKeys(key, b"", b"")
+        with database.session() as db:
+            players.segments(db, keys, long_session)
+
+        def next_range() -> None:
+            with database.session() as db:
+                audit.record(db, "recording.played", actor="user:auditor", session_id=long_session, bytes="0-1", size=2)
+            with database.session() as db:
+                seal_pending(db, key, grace=GRACE)
+            with database.session() as db:
+                started = time.perf_counter()
+                assert len(players.segments(db, keys, long_session)) == LONG_SESSION_SECONDS
+                range_times.append(time.perf_counter() - started)
+
+        range_times: list[float] = []
+        timed(next_range, 10)
         database.dispose()
     steady = round_times[1:] or round_times  # the first round also creates every chain's head
     return {
         "round_ms": 1000 * statistics.median(steady), "round_max_ms": 1000 * max(steady),
         "events_per_round": events_per_round, "long_events": long_events,
         "session_ms": 1000 * statistics.median(session_times), "all_events": all_events,
+        "range_ms": 1000 * statistics.median(range_times),
         "all_s": statistics.median(all_times),
     }
 
@@ -133,8 +156,10 @@ def main() -> int:
         f"| one sealing round: {args.sessions} chains checked, {f['events_per_round']:.0f} events chained, "
         f"{args.sessions} heads signed | {f['round_ms']:.1f} ms median, {f['round_max_ms']:.1f} ms max "
         f"({1000 * f['round_ms'] / max(1, f['events_per_round']):.0f} µs an event) |",
-        f"| one hour of a session read back and verified ({f['long_events']:.0f} events), as each playback "
-        f"or export request does | {f['session_ms']:.0f} ms |",
+        f"| one hour of a session read back and verified ({f['long_events']:.0f} events), as the first playback "
+        f"request and each export do | {f['session_ms']:.0f} ms |",
+        f"| a player's next byte range of that hour: only the events sealed since verified "
+        f"(`broker.evidence.VerifiedRecordings`) | {f['range_ms']:.1f} ms |",
         f"| the whole trail loaded and verified ({f['all_events']:.0f} events, segment files not read) "
         f"| {f['all_s']:.2f} s ({f['all_events'] / f['all_s'] / 1000:.0f} k events/s) |",
     ])

@@ -225,18 +225,21 @@ def verify_chain(
     heads: Iterable[SignedHead],
     key: Ed25519PublicKey,
     freshness: Freshness | None = None,
+    *,
+    after: tuple[int, str] = (0, GENESIS),
 ) -> ChainCheck:
     """Recompute one chain, check its signed heads and that they cover it to its end.
 
     ``freshness``: a sealed event after the last signed head is accepted only while
     younger than its grace (for readers that may race the sealer); None (a bundle, or
     the broker reading its own trail at rest): every event must be covered.
+    ``after``: ``events`` continue a part already verified, which ended at this
+    (seq, hash); only heads beyond it are checked.
     """
     problems: list[Problem] = []
     ordered = sorted(events, key=lambda e: (e.seq, e.id))
     by_seq: dict[int, ChainEvent] = {}
-    previous_hash = GENESIS
-    expected_seq = 1
+    expected_seq, previous_hash = after[0] + 1, after[1]
     for event in ordered:
         if event.seq in by_seq:
             problems.append(Problem(chain, event.seq, event.id, "a second event with this number was inserted"))
@@ -254,8 +257,8 @@ def verify_chain(
         by_seq[event.seq] = event
         previous_hash = event.hash
         expected_seq = event.seq + 1
-    signed_seq, valid = 0, 0
-    for head in sorted(heads, key=lambda h: h.seq):
+    signed_seq, valid = after[0], 0
+    for head in sorted((h for h in heads if h.seq > after[0]), key=lambda h: h.seq):
         if head.chain != chain or not head.signed_by(key):
             problems.append(Problem(chain, head.seq, None, "a signed head's signature is not the broker's"))
             continue
@@ -275,10 +278,8 @@ def verify_chain(
         if freshness is not None and not freshness.too_old(event.at):
             unsigned_recent += 1
             continue
-        why = ("no signed head covers it: it was appended without the broker's key"
-               if freshness is not None else
-               "no signed head in the bundle covers it: the bundle was cut short or extended")
-        problems.append(Problem(chain, event.seq, event.id, why))
+        problems.append(Problem(chain, event.seq, event.id, "no signed head covers it: it was appended without "
+                                "the broker's key (or, in a bundle, the bundle was cut short or extended)"))
         break  # one names the place; every later event is uncovered too
     problems.sort(key=lambda p: p.seq if p.seq is not None else 0)
     return ChainCheck(problems, signed_seq, unsigned_recent, valid)

@@ -23,6 +23,7 @@ from protocol.webhooks import SeenSignatures
 from .accounts import needs_totp_enrolment, totp_enrollment_required, user_for_token
 from .browser_session import request_token
 from .db import Database
+from .evidence import VerifiedRecordings
 from .errors import ApiError, unauthorized
 from .hub import SignalHub
 from .keys import BrokerKeys
@@ -61,6 +62,8 @@ class BrokerState:
     queue_signals: ChunkSignals
     """Wakes the hosts' long polls when the help-request queue changes (key :data:`broker.help_requests.QUEUE_CHANGED`)."""
 
+    verified_recordings: VerifiedRecordings = field(default_factory=VerifiedRecordings)
+    """Recording segments of sessions verified lately, for players asking range after range."""
     trail_refusals: set[tuple[str, str]] = field(default_factory=set)
     """(chain, reason) pairs the sealer already refused and put on record, so each is recorded once."""
 

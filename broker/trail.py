@@ -227,6 +227,13 @@ def load_chains(db: Session, chain: str | None = None) -> LoadedTrail:
     return LoadedTrail(events, heads, int(db.scalar(unsealed_query) or 0))
 
 
+def load_chain_after(db: Session, chain: str, seq: int) -> list[ChainEvent]:
+    """The sealed events of ``chain`` after event ``seq``, in order."""
+    rows = db.scalars(select(AuditEvent).where(
+        AuditEvent.chain == chain, AuditEvent.chain_seq > seq, AuditEvent.hash.is_not(None)).order_by(AuditEvent.chain_seq))
+    return [as_chain_event(row) for row in rows]
+
+
 def verify_loaded(
     trail: LoadedTrail,
     key: Ed25519PublicKey,

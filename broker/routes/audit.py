@@ -9,6 +9,7 @@ import functools
 import hashlib
 import re
 from datetime import datetime, timedelta, timezone
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
@@ -25,7 +26,7 @@ from ..bundles import write_bundle
 from ..clock import utcnow
 from ..deps import DB, BrokerState, SessionId, Source, State
 from ..errors import ApiError, not_found
-from ..evidence import TrailBroken, VerifiedSession, verify_session
+from ..evidence import SegmentRef, TrailBroken, VerifiedSession, verify_session
 from ..heads import heads_document
 from ..models import AuditEvent, SupportSession, User
 from ..reports import session_report
@@ -117,7 +118,7 @@ def trail_broken(exc: TrailBroken) -> ApiError:
 
 
 def _verified(state: BrokerState, session_id: str) -> VerifiedSession:
-    """The session's trail, sealed to now and verified strictly (404 unknown, 409 broken)."""
+    """The session's whole trail, sealed to now and verified strictly (404 unknown, 409 broken)."""
     with state.sealed_trail() as db:
         _session(db, session_id)
         try:
@@ -126,10 +127,20 @@ def _verified(state: BrokerState, session_id: str) -> VerifiedSession:
             raise trail_broken(exc) from None
 
 
-def _recording_bytes(state: BrokerState, verified: VerifiedSession) -> bytes:
+def _verified_segments(state: BrokerState, session_id: str) -> Sequence[SegmentRef]:
+    """The session's recording segments, verified to the signed head sealed just now (404, 409)."""
+    with state.sealed_trail() as db:
+        _session(db, session_id)
+        try:
+            return state.verified_recordings.segments(db, state.keys, session_id)
+        except TrailBroken as exc:
+            raise trail_broken(exc) from None
+
+
+def _recording_bytes(state: BrokerState, session_id: str, segments: Sequence[SegmentRef]) -> bytes:
     with state.database.session() as db:
         try:
-            return evidence.recording(db, state.recordings, verified)
+            return evidence.recording(db, state.recordings, session_id, segments)
         except TrailBroken as exc:
             raise trail_broken(exc) from None
 
@@ -149,7 +160,7 @@ async def recording(
     actor = audit.user_actor(user)
 
     def build() -> tuple[bytes, tuple[int, int] | None]:
-        data = _recording_bytes(state, _verified(state, session_id))
+        data = _recording_bytes(state, session_id, _verified_segments(state, session_id))
         try:
             chosen = byte_range(range_header, len(data))
         except ValueError:
@@ -191,7 +202,7 @@ async def export(session_id: SessionId, state: State, user: AuditExporter, sourc
     def build() -> bytes:
         # 1. The trail sealed and checked, and the recording joined from it.
         before = _verified(state, session_id)
-        joined = _recording_bytes(state, before)
+        joined = _recording_bytes(state, session_id, before.segments)
         # 2. The export goes on the record with the hash of the recording it hands out...
         with state.database.session() as db:
             exported = audit.record(
@@ -207,7 +218,7 @@ async def export(session_id: SessionId, state: State, user: AuditExporter, sourc
         if verified.head is None or export_seq is None:
             raise ApiError(503, "trail_busy", "the export could not be sealed into the trail yet; try again")
         with state.database.session() as db:
-            segments = [(ref.index, functools.partial(evidence.segment_bytes, db, state.recordings, verified, ref))
+            segments = [(ref.index, functools.partial(evidence.segment_bytes, db, state.recordings, session_id, ref))
                         for ref in verified.segments]
             try:
                 return write_bundle(session_id, verified.events, verified.head, state.keys.public_key_b64,

@@ -298,7 +298,7 @@ def test_a_bundle_edited_and_rehashed_does_not_verify(recorded: Recorded, tmp_pa
         change["heads.json"] = b"[]"
     result = verify_bundle(rewrite_bundle(recorded.bundle, tmp_path / "forged.zip", change), recorded)
     assert result.returncode == 1, result.stdout
-    expected = "differs from what the broker signed" if heads == "kept" else "no signed head in the bundle covers it"
+    expected = "differs from what the broker signed" if heads == "kept" else "no signed head covers it"
     assert expected in result.stdout
 
 
@@ -363,3 +363,14 @@ def test_playback_refuses_a_segment_file_that_differs_from_its_event(recorded: R
     with broker_on(copy, recorded) as (broker, admin):
         played = broker.http.get(f"/audit/sessions/{recorded.session_id}/recording", headers=admin)
     assert played.status_code == 409 and "recording segment 1 was altered" in played.json()["message"], played.text
+
+
+def test_a_segment_forged_into_a_live_broker_is_never_played(recorded: Recorded, copy: Path, db: Database) -> None:
+    """The broker keeps what it verified for players; an event appended behind its back stops playback."""
+    with broker_on(copy, recorded) as (broker, admin):
+        path = f"/audit/sessions/{recorded.session_id}/recording"
+        assert broker.http.get(path, headers=admin).status_code == 200
+        append_forged(db, recorded.session_id, "recording.segment", index=3, offset_ms=3000, duration_ms=1000,
+                      size=10, sha256="0" * 64, stored_sha256="0" * 64)
+        refused = broker.http.get(path, headers={**admin, "Range": "bytes=100-"})
+        assert refused.status_code == 409 and "no signed head covers it" in refused.json()["message"], refused.text
