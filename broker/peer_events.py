@@ -29,6 +29,7 @@ from .errors import ApiError
 from .models import AuditEvent
 from .peers import SessionPeer
 
+
 def check_reportable(peer: SessionPeer, events: Sequence[PeerEvent], *, keystroke_logging: bool) -> None:
     """Refuse the whole batch if the peer may not report one of its events."""
     allowed = HOST_EVENT_KINDS if peer.role is Role.host else TECHNICIAN_EVENT_KINDS
