@@ -22,7 +22,9 @@ from .chain import SignedHead, Verdict
 from .db import Database
 from .forwarded import ForwardedHeaders
 from .keys import BrokerKeys, KeyFileError, load_or_create_keys
+from .limits import RequestLimits, declared_body_limits
 from .settings import Settings
+from .uvicorn_hooks import HeadLimits, http_protocol
 
 WS_MAX_BYTES = 1024 * 1024
 """Frames above this are cut off by the server itself (close code 1009)."""
@@ -315,8 +317,14 @@ def serve(settings: Settings) -> int:
         print(f"  password: {admin_password}")
         print("  Sign in and change it: deskhand-console login --username admin; deskhand-console passwd")
     sys.stdout.flush()
+    app = create_app(state)
+    limited = RequestLimits(app, max_body_bytes=settings.http_max_body_bytes,
+                            body_timeout=settings.http_body_timeout_seconds,
+                            route_limits=declared_body_limits(app.openapi()))
     config = uvicorn.Config(
-        ForwardedHeaders(create_app(state), settings.trusted_proxy_networks),
+        ForwardedHeaders(limited, settings.trusted_proxy_networks),
+        # uvicorn's httptools protocol, with limits on each request's head (broker/uvicorn_hooks.py).
+        http=http_protocol(HeadLimits(settings.http_max_header_bytes, settings.http_header_timeout_seconds)),
         log_level=settings.log_level,
         ws_max_size=WS_MAX_BYTES,
         ssl_certfile=settings.tls_cert_file,
@@ -327,7 +335,7 @@ def serve(settings: Settings) -> int:
         log_config=None,
     )
     server = uvicorn.Server(config)
-    server.run(sockets=[sock])  # uvicorn picks uvloop and httptools when installed
+    server.run(sockets=[sock])  # uvicorn picks uvloop when installed (uvicorn[standard] installs it)
     return 0
 
 
