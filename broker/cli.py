@@ -46,6 +46,9 @@ environment (each DESKHAND_* variable is documented in docs/operations.md):
   DESKHAND_ICE_LOOPBACK           true: peers use only 127.0.0.1 candidates
   DESKHAND_SIGNAL_MAX_MESSAGE_BYTES
                                   largest signalling message (default 65536)
+  DESKHAND_HTTP_MAX_BODY_BYTES, DESKHAND_HTTP_MAX_HEADER_BYTES,
+  DESKHAND_HTTP_HEADER_TIMEOUT_SECONDS, DESKHAND_HTTP_BODY_TIMEOUT_SECONDS
+                                  request limits (default 1 MiB, 64 KiB, 10 s, 30 s)
   DESKHAND_SIGNING_KEY, DESKHAND_CODE_HASH_KEY
                                   keys as base64 instead of files in the data directory
   DESKHAND_LOG_LEVEL              debug, info, warning or error (default info)
