@@ -1,4 +1,4 @@
-"""API errors: one exception type, one JSON shape (:class:`protocol.api.ErrorBody`).
+"""API errors: one JSON shape (:class:`protocol.api.ErrorBody`) for every refusal, raised as :class:`ApiError`.
 
 Whatever goes wrong answers in that shape, also what no route foresaw: a full disk is
 ``507 disk_full`` (:func:`is_disk_full` knows how the operating system and SQLite say

@@ -110,7 +110,7 @@ def test_segments_and_chunks_keep_their_own_limits(broker: BrokerProcess, path: 
     assert answer.status_code != 413 and answer.json()["error"] != "too_large", answer.text
 
 
-def test_a_real_segment_over_the_json_limit_is_stored(broker: BrokerProcess, admin: dict[str, str]) -> None:
+def test_a_real_segment_over_the_json_limit_passes_the_size_check(broker: BrokerProcess, admin: dict[str, str]) -> None:
     session_id, host = paired_session(broker, admin)
     data = b"\1" * (2 * MiB)
     answer = broker.http.put(f"/sessions/{session_id}/recording/0", content=data, headers={
@@ -120,6 +120,7 @@ def test_a_real_segment_over_the_json_limit_is_stored(broker: BrokerProcess, adm
     assert answer.status_code != 413, answer.text
 
 
+@pytest.mark.slow  # waits out a timeout
 def test_a_stalled_body_is_cut_off(broker: BrokerProcess) -> None:
     with RawConnection(broker.base_url) as raw:
         raw.send_head("POST", LOGIN, {"Content-Type": "application/json", "Content-Length": "200"})
@@ -151,6 +152,7 @@ def test_a_head_just_under_the_limit_is_served(broker: BrokerProcess) -> None:
     assert answer.status_code == 200, answer.text
 
 
+@pytest.mark.slow  # waits out a timeout
 def test_a_slow_head_is_cut_off_with_408(broker: BrokerProcess) -> None:
     with RawConnection(broker.base_url) as raw:
         raw.send(b"GET /api/v1/health HTTP/1.1\r\n")
@@ -161,12 +163,14 @@ def test_a_slow_head_is_cut_off_with_408(broker: BrokerProcess) -> None:
         assert HEAD_TIMEOUT - 0.5 <= time.monotonic() - started <= HEAD_TIMEOUT + SLACK + 0.5
 
 
+@pytest.mark.slow  # waits out a timeout
 def test_a_silent_connection_is_closed_without_an_answer(broker: BrokerProcess) -> None:
     with RawConnection(broker.base_url) as raw:
         waited = raw.wait_closed(HEAD_TIMEOUT + SLACK)
         assert waited is not None and waited >= HEAD_TIMEOUT - 0.5, waited
 
 
+@pytest.mark.slow  # waits out a timeout
 def test_keep_alive_requests_each_get_the_head_timeout_afresh(broker: BrokerProcess) -> None:
     with RawConnection(broker.base_url) as raw:
         for _ in range(3):
