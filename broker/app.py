@@ -24,7 +24,7 @@ from . import __doc__ as broker_doc
 from . import password_policy
 from .access import PublicAccess
 from .deps import BrokerState
-from .errors import install_error_handlers
+from .errors import install_error_handlers, log_round_failure
 from .help_requests import QUEUE_CHANGED, expire_idle_requests
 from .hub import SignalHub
 from .keys import load_or_create_keys, prepare_data_dir
@@ -116,8 +116,8 @@ async def sweep_expired_sessions(state: BrokerState) -> None:
                 if transfer_id in finished:
                     state.spool.remove(transfer_id)
                     state.transfer_signals.changed(transfer_id)
-        except Exception:  # noqa: BLE001 - keep sweeping; the next round retries
-            log.exception("expiry sweep failed")
+        except Exception as exc:  # noqa: BLE001 - keep sweeping; the next round retries
+            log_round_failure(log, "expiry sweep", exc)
 
 
 async def watch_sla(state: BrokerState) -> None:
@@ -130,8 +130,8 @@ async def watch_sla(state: BrokerState) -> None:
                     return record_breaches(db)
 
             await run_in_threadpool(_look)
-        except Exception:  # noqa: BLE001 - the next round retries
-            log.exception("SLA sweep failed")
+        except Exception as exc:  # noqa: BLE001 - the next round retries
+            log_round_failure(log, "SLA sweep", exc)
 
 
 def send_webhooks(state: BrokerState) -> Coroutine[None, None, None]:
@@ -153,8 +153,8 @@ async def keep_trail(state: BrokerState) -> None:
         await asyncio.sleep(TRAIL_SEAL_SECONDS)
         try:
             await run_in_threadpool(state.seal_trail)
-        except Exception:  # noqa: BLE001 - the next round retries; nothing is lost, only later
-            log.exception("sealing the audit trail failed")
+        except Exception as exc:  # noqa: BLE001 - the next round retries; nothing is lost, only later
+            log_round_failure(log, "sealing the audit trail", exc)
 
 
 def create_app(state: BrokerState) -> FastAPI:
@@ -190,7 +190,7 @@ def create_app(state: BrokerState) -> FastAPI:
         redoc_url=None,
     )
     app.state.broker = state
-    install_error_handlers(app)
+    install_error_handlers(app, state.settings.data_dir)
     for module in (auth, tickets, sessions, join, help_requests, surveys, signal, transfers, recording, audit_routes,
                    users, roles, teams, sla):
         app.include_router(module.router, prefix=API_PREFIX)

@@ -22,7 +22,9 @@ from .chain import SignedHead, Verdict
 from .db import Database
 from .forwarded import ForwardedHeaders
 from .keys import BrokerKeys, KeyFileError, load_or_create_keys
+from .limits import RequestLimits, declared_body_limits
 from .settings import Settings
+from .uvicorn_hooks import HeadLimits, http_protocol
 
 WS_MAX_BYTES = 1024 * 1024
 """Frames above this are cut off by the server itself (close code 1009)."""
@@ -44,6 +46,9 @@ environment (each DESKHAND_* variable is documented in docs/operations.md):
   DESKHAND_ICE_LOOPBACK           true: peers use only 127.0.0.1 candidates
   DESKHAND_SIGNAL_MAX_MESSAGE_BYTES
                                   largest signalling message (default 65536)
+  DESKHAND_HTTP_MAX_BODY_BYTES, DESKHAND_HTTP_MAX_HEADER_BYTES,
+  DESKHAND_HTTP_HEADER_TIMEOUT_SECONDS, DESKHAND_HTTP_BODY_TIMEOUT_SECONDS
+                                  request limits (default 1 MiB, 64 KiB, 10 s, 30 s)
   DESKHAND_SIGNING_KEY, DESKHAND_CODE_HASH_KEY
                                   keys as base64 instead of files in the data directory
   DESKHAND_LOG_LEVEL              debug, info, warning or error (default info)
@@ -315,8 +320,14 @@ def serve(settings: Settings) -> int:
         print(f"  password: {admin_password}")
         print("  Sign in and change it: deskhand-console login --username admin; deskhand-console passwd")
     sys.stdout.flush()
+    app = create_app(state)
+    limited = RequestLimits(app, max_body_bytes=settings.http_max_body_bytes,
+                            body_timeout=settings.http_body_timeout_seconds,
+                            route_limits=declared_body_limits(app.openapi()))
     config = uvicorn.Config(
-        ForwardedHeaders(create_app(state), settings.trusted_proxy_networks),
+        ForwardedHeaders(limited, settings.trusted_proxy_networks),
+        # uvicorn's httptools protocol, with limits on each request's head (broker/uvicorn_hooks.py).
+        http=http_protocol(HeadLimits(settings.http_max_header_bytes, settings.http_header_timeout_seconds)),
         log_level=settings.log_level,
         ws_max_size=WS_MAX_BYTES,
         ssl_certfile=settings.tls_cert_file,
@@ -327,7 +338,7 @@ def serve(settings: Settings) -> int:
         log_config=None,
     )
     server = uvicorn.Server(config)
-    server.run(sockets=[sock])  # uvicorn picks uvloop and httptools when installed
+    server.run(sockets=[sock])  # uvicorn picks uvloop when installed (uvicorn[standard] installs it)
     return 0
 
 

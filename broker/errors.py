@@ -1,13 +1,32 @@
-"""API errors: one exception type, one JSON shape (:class:`protocol.api.ErrorBody`)."""
+"""API errors: one JSON shape (:class:`protocol.api.ErrorBody`) for every refusal, raised as :class:`ApiError`.
+
+Whatever goes wrong answers in that shape, also what no route foresaw: a full disk is
+``507 disk_full`` (:func:`is_disk_full` knows how the operating system and SQLite say
+so), anything else ``500 internal_error``, never the framework's bare text.
+"""
 
 from __future__ import annotations
+
+import errno
+import logging
+import sqlite3
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from protocol.api import ErrorBody
+
+log = logging.getLogger(__name__)
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""No space left on the device, or the quota of the broker's user is used up: freeing space fixes both."""
+
+SQLITE_FULL = 13
+"""SQLite's result code for "database or disk is full" (the low byte of an extended code)."""
 
 
 class ApiError(Exception):
@@ -36,6 +55,68 @@ class ApiError(Exception):
         )
 
 
+class ReadRefusal(StarletteHTTPException):
+    """An :class:`ApiError` raised while the request body is being read (too large, too slow).
+
+    FastAPI turns any other exception out of reading a body into ``400 There was an error
+    parsing the body``; a Starlette ``HTTPException`` it passes on, so this one reaches the
+    handlers below with its own status and code.
+    """
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.status, error.message, headers=error.headers)
+        self.error = error
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when ``exc``, or an exception it came from, says the disk is full.
+
+    An ``OSError`` with ``ENOSPC`` or ``EDQUOT``, or SQLite's ``SQLITE_FULL`` ("database or
+    disk is full"), however deep: SQLAlchemy keeps the driver's error as ``orig`` and
+    raises from it, and other code may have wrapped it too.
+    """
+    pending: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS:
+            return True
+        if isinstance(current, sqlite3.Error) and (getattr(current, "sqlite_errorcode", 0) or 0) & 0xFF == SQLITE_FULL:
+            return True
+        pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
+        if isinstance(current, BaseExceptionGroup):
+            pending += current.exceptions
+    return False
+
+
+def _cause(exc: Exception) -> object:
+    """The driver's own error under SQLAlchemy's (whose text adds a second line, a link)."""
+    return getattr(exc, "orig", None) or exc
+
+
+def log_round_failure(logger: logging.Logger, what: str, exc: Exception) -> None:
+    """Log that a background round (a sweep, sealing, deliveries) failed; the next round retries.
+
+    A full disk is one line: it fails every round, each second, until space is freed.
+    Anything else is logged with its traceback.
+    """
+    if is_disk_full(exc):
+        logger.warning("%s failed, the disk is full (%s); it is retried until space is freed", what, _cause(exc))
+    else:
+        logger.error("%s failed", what, exc_info=exc)
+
+
+def disk_full(data_dir: Path) -> ApiError:
+    """The answer to any request that a full disk stopped."""
+    return ApiError(
+        507, "disk_full",
+        f"the broker's disk is full: free space in {data_dir} (the broker's data directory), then send this again",
+    )
+
+
 def unauthorized(message: str = "sign in first: send 'Authorization: Bearer <token>'") -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
@@ -55,8 +136,11 @@ def _describe(errors: list[dict[str, object]]) -> str:
     return "; ".join(parts)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Make every error, ours or the framework's, use the one JSON shape."""
+def install_error_handlers(app: FastAPI, data_dir: Path) -> None:
+    """Make every error, ours, the framework's or an unforeseen one, use the one JSON shape.
+
+    ``data_dir`` is named in the answer to a request that a full disk stopped.
+    """
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -73,7 +157,34 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, ReadRefusal):
+            return exc.error.response()
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return ApiError(
             exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
         ).response()
+
+    def answer(exc: Exception) -> ApiError:
+        if is_disk_full(exc):
+            return disk_full(data_dir)
+        return ApiError(500, "internal_error", "the broker failed to answer this request; its log says why")
+
+    async def _unforeseen(request: Request, exc: Exception) -> JSONResponse:
+        if request.scope["type"] != "http":
+            raise exc  # a WebSocket has no answer to send: the server closes it, as before
+        refusal = answer(exc)
+        if refusal.status == 507:
+            # Expected while the disk is full: one line each, not a traceback.
+            log.warning("%s %s: %s (%s)", request.method, request.url.path, refusal.message, _cause(exc))
+        else:
+            log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return refusal.response()
+
+    # What a full disk raises is answered where the routes' own errors are, and not raised further.
+    for error_class in (OSError, SQLAlchemyError, sqlite3.Error):
+        app.add_exception_handler(error_class, _unforeseen)  # type: ignore[arg-type]
+
+    @app.exception_handler(Exception)
+    async def _any_other_error(_request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's outermost handler: it sends this answer, then raises again for the server's log.
+        return answer(exc).response()

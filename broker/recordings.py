@@ -86,8 +86,12 @@ class RecordingStore:
         target = self.path(session_id, index)
         target.parent.mkdir(mode=0o700, exist_ok=True)
         temporary = target.with_suffix(".tmp")
-        temporary.write_bytes(stored)
-        os.replace(temporary, target)
+        try:
+            temporary.write_bytes(stored)
+            os.replace(temporary, target)
+        finally:
+            # A write cut short (a full disk) leaves no half segment behind.
+            temporary.unlink(missing_ok=True)
         return hashlib.sha256(stored).hexdigest()
 
     def read_checked(self, session_id: str, index: int, key: bytes, *, stored_sha256: str, sha256: str) -> bytes:

@@ -63,6 +63,25 @@ class Settings(BaseSettings):
         description="Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed.",
     )
 
+    http_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, le=1024**3,
+        description="Largest request body of the JSON API (413 beyond it, before it is read); recording "
+        "segments and transfer chunks have their own limits.",
+    )
+    http_max_header_bytes: int = Field(
+        default=64 * 1024, ge=4096, le=1024 * 1024,
+        description="Largest request head: the request line and every header together (431 beyond it).",
+    )
+    http_header_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="How long a request's head may take to arrive, from its first byte or the connection's "
+        "opening (408 and the connection closed beyond it).",
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="How long the broker waits for the next bytes of a request body it is reading (408 beyond it).",
+    )
+
     token_ttl_seconds: int = Field(
         default=8 * 3600, ge=60, le=30 * 86400, description="Lifetime of a login token."
     )

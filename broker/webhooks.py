@@ -37,7 +37,7 @@ from protocol.webhooks import (
 
 from . import audit
 from .clock import utcnow
-from .errors import ApiError, not_found
+from .errors import ApiError, log_round_failure, not_found
 from .keys import wrap
 from .models import InboundSource, WebhookDelivery, WebhookEndpoint
 from .outbox import (
@@ -294,8 +294,8 @@ async def deliver_webhooks(
                 if pruned_at is None or time.monotonic() - pruned_at >= PRUNE_SECONDS:
                     await run_in_threadpool(_prune, open_db)
                     pruned_at = time.monotonic()
-            except Exception:  # noqa: BLE001 - keep delivering; the next round retries
-                log.exception("webhook delivery round failed")
+            except Exception as exc:  # noqa: BLE001 - keep delivering; the next round retries
+                log_round_failure(log, "webhook delivery round", exc)
 
 
 def _prune(open_db: Callable[[], Any]) -> None:

@@ -33,6 +33,7 @@ from ..access import SessionPeerAccess
 from ..clock import utcnow
 from ..deps import BrokerState, PeerToken, SessionId, State
 from ..errors import ApiError
+from ..limits import body_limit
 from ..models import RecordingSegment, SupportSession
 from ..peers import SessionPeer, identify_peer
 from ..recording_timeline import SegmentSpan, misplacement, placed_offset_ms
@@ -46,7 +47,8 @@ def _peer(state: BrokerState, db, session_id: str, token: str | None, what: str)
     return identify_peer(db, session_id, token, what=what, ended_grace=grace)
 
 
-@router.put("/recording/{index}", status_code=204, summary="Upload one recording segment (host)")
+@router.put("/recording/{index}", status_code=204, summary="Upload one recording segment (host)",
+            openapi_extra=body_limit(MAX_SEGMENT_BYTES))
 async def put_segment(
     session_id: SessionId,
     index: SegmentIndex,

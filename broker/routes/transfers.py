@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from protocol.signalling import FileRequestUpdate, TransferUpdate
 from protocol.transfers import (
+    CHUNK_SIZE,
     SHA256_PATTERN,
     FileRequestAnswer,
     FileRequestCreate,
@@ -43,6 +44,7 @@ from .. import transfers as rules
 from ..access import SessionPeerAccess
 from ..deps import BrokerState, PeerToken, SessionId, State
 from ..errors import ApiError
+from ..limits import body_limit
 from ..models import FileRequest, Transfer
 from ..peers import SessionPeer, identify_peer
 from ..spool import ChunkRejected, wait_for
@@ -160,7 +162,8 @@ async def decision(session_id: SessionId, transfer_id: TransferId, body: Transfe
                          lambda db, peer, t: rules.decide(db, peer, t, body))
 
 
-@router.put("/transfers/{transfer_id}/chunks/{index}", status_code=204, summary="Upload one chunk (sender)")
+@router.put("/transfers/{transfer_id}/chunks/{index}", status_code=204, summary="Upload one chunk (sender)",
+            openapi_extra=body_limit(CHUNK_SIZE))
 async def put_chunk(
     session_id: SessionId, transfer_id: TransferId, index: ChunkIndex, request: Request, state: State,
     x_chunk_sha256: Annotated[str, Header(pattern=SHA256_PATTERN, description="SHA-256 of the chunk")],
