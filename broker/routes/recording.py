@@ -33,11 +33,14 @@ from ..access import SessionPeerAccess
 from ..clock import utcnow
 from ..deps import BrokerState, PeerToken, SessionId, State
 from ..errors import ApiError
+from ..json_bodies import BoundedJsonRoute
 from ..models import RecordingSegment, SupportSession
 from ..peers import SessionPeer, identify_peer
 from ..recording_timeline import SegmentSpan, misplacement, placed_offset_ms
 
-router = APIRouter(prefix="/sessions/{session_id}", tags=["recording"], dependencies=[SessionPeerAccess])
+router = APIRouter(
+    prefix="/sessions/{session_id}", tags=["recording"], dependencies=[SessionPeerAccess], route_class=BoundedJsonRoute,
+)
 SegmentIndex = Annotated[int, Path(ge=0, lt=10_000_000, description="Segment number, from 0")]
 
 

@@ -43,11 +43,14 @@ from .. import transfers as rules
 from ..access import SessionPeerAccess
 from ..deps import BrokerState, PeerToken, SessionId, State
 from ..errors import ApiError
+from ..json_bodies import BoundedJsonRoute
 from ..models import FileRequest, Transfer
 from ..peers import SessionPeer, identify_peer
 from ..spool import ChunkRejected, wait_for
 
-router = APIRouter(prefix="/sessions/{session_id}", tags=["files"], dependencies=[SessionPeerAccess])
+router = APIRouter(
+    prefix="/sessions/{session_id}", tags=["files"], dependencies=[SessionPeerAccess], route_class=BoundedJsonRoute,
+)
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
