@@ -30,6 +30,16 @@ from .models import AuditEvent
 from .peers import SessionPeer
 
 
+BROKER_DATA_KEYS = ("event_id", "reported_at")
+"""What the broker adds to a reported event's data; no kind's schema may name them
+(``tests/unit/test_peer_event_ids.py`` checks), and the broker's values win anyway."""
+
+
+def stored_data(event: PeerEvent) -> dict[str, object]:
+    """The data stored for a reported event: the peer's fields, then the peer's id and time."""
+    return {**event.data, "event_id": event.id, "reported_at": event.at.isoformat()}
+
+
 def check_reportable(peer: SessionPeer, events: Sequence[PeerEvent], *, keystroke_logging: bool) -> None:
     """Refuse the whole batch if the peer may not report one of its events."""
     allowed = HOST_EVENT_KINDS if peer.role is Role.host else TECHNICIAN_EVENT_KINDS
@@ -62,9 +72,9 @@ def store_reported(db: Session, peer: SessionPeer, events: Sequence[PeerEvent]) 
             already.append(event.id)
             continue
         known.add(event.id)  # the same id twice in one batch is stored once too
-        audit.record(
-            db, event.kind, actor=peer.actor, session_id=session_id, ticket_id=peer.session.ticket_id,
-            peer_event_id=event.id, event_id=event.id, reported_at=event.at.isoformat(), **event.data,
+        audit.record_data(
+            db, event.kind, stored_data(event), actor=peer.actor, session_id=session_id,
+            ticket_id=peer.session.ticket_id, peer_event_id=event.id,
         )
         stored.append(event.id)
     db.flush()
