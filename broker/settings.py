@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     transfers_per_session: int = Field(
         default=4, ge=1, le=100, description="Transfers that may run at once in one session.",
     )
+    file_requests_per_session: int = Field(
+        default=4, ge=1, le=100,
+        description="File requests that may wait for the user's answer at once in one session (then 429).",
+    )
     recording_required: bool = Field(
         default=True,
         description="Pause remote control while the session's recording is more than the allowed lag behind.",

@@ -322,7 +322,8 @@ async def _announce_request(state: BrokerState, session_id: str, token: str | No
 async def request_file(session_id: SessionId, body: FileRequestCreate, state: State,
                        token: PeerToken) -> FileRequestOut:
     out = await _run(state, session_id, token,
-                     lambda db, peer: rules.file_request_out(rules.create_file_request(db, peer, body)))
+                     lambda db, peer: rules.file_request_out(rules.create_file_request(
+                         db, peer, body, pending_most=state.settings.file_requests_per_session)))
     for peer in state.hub.peers(session_id):
         peer.post(FileRequestUpdate(request=out))
     return out
