@@ -571,11 +571,11 @@ class HostSession:
                 self._control_frame(frame)
 
     def _within_rate(self, rate: MessageRate) -> bool:
-        """Count one message of a channel; False (refused, the technician told once per run) over its rate."""
+        """Count one message of a channel; False (refused; the technician told at most every 5 s) over its rate."""
         flow = rate.admit(time.monotonic())
         if flow is Flow.accepted:
             return True
-        self.input.refuse(None, "rate_limited", rate.describe(), tell=flow is Flow.refused_first)
+        self.input.refuse(None, "rate_limited", rate.describe(), tell=flow is Flow.refused_tell)
         return False
 
     def _input_frame(self, frame: str | bytes, *, pointer_only: bool) -> None:

@@ -15,7 +15,7 @@ refusal can name the message it refuses.
 
 The host takes each channel's messages at a bounded rate (``*_MESSAGES_PER_SECOND``
 after a burst): beyond it they are dropped, counted as refused, and the
-technician is told once per run (a ``refused`` with ``what`` ``rate_limited``).
+technician is told at most every 5 s (a ``refused`` with ``what`` ``rate_limited``).
 """
 
 from __future__ import annotations

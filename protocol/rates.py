@@ -2,7 +2,7 @@
 
 A :class:`TokenBucket` allows ``burst`` messages at once and ``rate`` a second
 after that; :class:`MessageRate` adds what a receiver needs to tell the sender
-once, not once per dropped message. Both take the time as an argument (any
+now and then, not once per dropped message. Both take the time as an argument (any
 monotonic seconds), so they are pure and tested with plain numbers. The broker
 uses them per signalling connection and per peer's event reports, the host per
 data channel of the technician.
@@ -60,19 +60,22 @@ class Flow(enum.Enum):
     """What to do with one message."""
 
     accepted = "accepted"
-    refused_first = "refused_first"
-    """Refused, and the first refusal since a message was last accepted: tell the sender."""
+    refused_tell = "refused_tell"
+    """Refused, and the sender is to be told (the first refusal in :attr:`MessageRate.notice_seconds`)."""
     refused = "refused"
-    """Refused again: the sender was told."""
+    """Refused; the sender was told lately."""
 
 
 @dataclass
 class MessageRate:
-    """A sender's messages through a :class:`TokenBucket`, with one notice per run of refusals."""
+    """A sender's messages through a :class:`TokenBucket`, the sender told of refusals at most
+    once every ``notice_seconds`` (a sustained flood gets a token now and then, and each
+    would otherwise start a new run of refusals, and a new notice)."""
 
     bucket: TokenBucket
+    notice_seconds: float = 5.0
     refused_total: int = 0
-    _refusing: bool = field(default=False, repr=False)
+    _told_at: float | None = field(default=None, repr=False)
 
     @classmethod
     def per_second(cls, rate: float, burst: float) -> MessageRate:
@@ -81,13 +84,12 @@ class MessageRate:
     def admit(self, now: float) -> Flow:
         """Count one message at ``now`` and judge it."""
         if self.bucket.take(now):
-            self._refusing = False
             return Flow.accepted
         self.refused_total += 1
-        if self._refusing:
+        if self._told_at is not None and now - self._told_at < self.notice_seconds:
             return Flow.refused
-        self._refusing = True
-        return Flow.refused_first
+        self._told_at = now
+        return Flow.refused_tell
 
     def describe(self) -> str:
         """The limit in words, for the notice to the sender."""

@@ -8,7 +8,7 @@ an ``error`` reply and the connection stays up.
 
 Each connection has a message rate (``DESKHAND_SIGNAL_MESSAGES_PER_SECOND`` and
 ``DESKHAND_SIGNAL_MESSAGE_BURST``): beyond it, frames are dropped and the sender
-is told once (``rate_limited``). ``end`` always passes, and so does ``consent``,
+is told (``rate_limited``, at most every 5 s). ``end`` always passes, and so does ``consent``,
 which the host's :class:`ConsentKeeper` paces instead (``broker.consent_flow``:
 a revocation at once, the user's last choice always). What one peer sends can
 fill at most part of the other's outbox (``broker.hub.RELAY_LIMIT``), so a flood
@@ -270,9 +270,9 @@ async def _relay(state: BrokerState, me: Peer, websocket: WebSocket, consent: Co
 
 
 def _within_rate(me: Peer, rate: MessageRate) -> bool:
-    """Count one frame of ``me``; False when it is over the rate (the first such is answered ``rate_limited``)."""
+    """Count one frame of ``me``; False when it is over the rate (answered ``rate_limited`` at most every 5 s)."""
     flow = rate.admit(time.monotonic())
-    if flow is Flow.refused_first:
+    if flow is Flow.refused_tell:
         log.info("signalling from %s of %s is over its rate; dropping frames", me.role.value, me.session_id)
         me.post(error_message(SignalError(ErrorCode.rate_limited, rate.describe())))
     return flow is Flow.accepted

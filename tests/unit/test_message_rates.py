@@ -44,13 +44,14 @@ def test_taking_several_at_once_and_what_never_fits() -> None:
         TokenBucket(rate=0, burst=5)
 
 
-def test_a_run_of_refusals_is_told_once() -> None:
+def test_refusals_are_told_at_most_once_every_few_seconds_however_the_flood_goes() -> None:
     rate = MessageRate.per_second(1, 2)
     flows = [rate.admit(0.0) for _ in range(5)]
-    assert flows == [Flow.accepted, Flow.accepted, Flow.refused_first, Flow.refused, Flow.refused]
-    assert rate.admit(1.0) is Flow.accepted
-    assert rate.admit(1.0) is Flow.refused_first  # a new run after an accepted message
-    assert rate.refused_total == 4
+    assert flows == [Flow.accepted, Flow.accepted, Flow.refused_tell, Flow.refused, Flow.refused]
+    assert rate.admit(1.0) is Flow.accepted  # a token now and then during a flood...
+    assert rate.admit(1.0) is Flow.refused  # ...starts no new notice
+    assert [rate.admit(5.0) for _ in range(3)] == [Flow.accepted, Flow.accepted, Flow.refused_tell]  # 5 s on
+    assert rate.refused_total == 5
     assert "2 messages at once or 1 a second" in rate.describe()
 
 
