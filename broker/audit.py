@@ -43,26 +43,14 @@ def host_actor(session_id: str) -> str:
 
 
 def record(
-    db: Session,
-    kind: str,
-    *,
-    actor: str,
-    source: str | None = None,
-    session_id: str | None = None,
-    ticket_id: int | None = None,
-    peer_event_id: str | None = None,
-    **data: object,
+    db: Session, kind: str, *, actor: str, source: str | None = None, session_id: str | None = None,
+    ticket_id: int | None = None, **data: object,
 ) -> AuditEvent:
     """Append one event. ``data`` must never hold a secret (passwords, codes, tokens).
 
-    ``peer_event_id``: the id the reporting peer gave the event (unique per session
-    and actor in the database; see :mod:`broker.peer_events`). Data whose keys come
-    from outside goes through :func:`record_data` instead.
+    Data whose keys come from outside (a peer's report) goes through :func:`record_data`.
     """
-    return record_data(
-        db, kind, data, actor=actor, source=source, session_id=session_id, ticket_id=ticket_id,
-        peer_event_id=peer_event_id,
-    )
+    return record_data(db, kind, data, actor=actor, source=source, session_id=session_id, ticket_id=ticket_id)
 
 
 def record_data(
@@ -80,6 +68,8 @@ def record_data(
 
     For data a peer reported: whatever its keys, none can reach who did it, from
     where, in which session or when; those are the broker's to say.
+    ``peer_event_id``: the id the reporting peer gave the event (unique per session
+    and actor in the database; see :mod:`broker.peer_events`).
     """
     event = AuditEvent(
         at=utcnow(),
