@@ -315,18 +315,19 @@ class ConsentKeeper:
         if self._flow.release() is not None:
             await self._write()
 
-    async def _apply_when_due(self, delay: float) -> None:
+    async def _apply_when_due(self, delay: float | None) -> None:
         while delay is not None:
             await asyncio.sleep(delay)
             step = self._flow.due(time.monotonic())
             if step.apply is not None:
                 await self._write()
-            delay = step.held_for  # type: ignore[assignment]
+            delay = step.held_for
 
     async def _write(self) -> None:
         """Store, audit and relay what the flow applies now, unless it is written already.
 
-        Whoever writes, writes the latest: two writes cannot land in the wrong order.
+        Whoever writes, writes the latest: two writes cannot land (or reach the
+        technician) in the wrong order.
         """
         async with self._writing:
             target = self._flow.applied
@@ -343,12 +344,13 @@ class ConsentKeeper:
                 self._me.post(error_message(SignalError(ErrorCode.session_over, "the session is not live; consent not recorded")))
                 return
             self._written = target
-        said = self._last_said
-        relayed = said if said is not None and consent_state(said.permissions, said.source) == target else Consent(
-            permissions=ordered(target.permissions), source=target.source)
-        technician = self._state.hub.peer(session_id, Role.technician)
-        if technician is not None:
-            technician.post(relayed)
+            # Relayed as the host said it when it is what applies (its order of names), else as stored.
+            said = self._last_said
+            relayed = said if said is not None and consent_state(said.permissions, said.source) == target else Consent(
+                permissions=ordered(target.permissions), source=target.source)
+            technician = self._state.hub.peer(session_id, Role.technician)
+            if technician is not None:
+                technician.post(relayed)
 
 
 async def _end_from_peer(state: BrokerState, me: Peer, message: End, websocket: WebSocket) -> None:
