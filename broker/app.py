@@ -29,7 +29,7 @@ from .help_requests import QUEUE_CHANGED, expire_idle_requests
 from .hub import SignalHub
 from .keys import load_or_create_keys, prepare_data_dir
 from .peers import PeerCache
-from .ratelimit import FailureLimiter
+from .ratelimit import BucketsByKey, FailureLimiter
 from .recordings import RecordingStore
 from .routes import audit as audit_routes
 from .routes import inbound as inbound_routes
@@ -83,6 +83,7 @@ def build_state(settings: Settings) -> BrokerState:
             settings.requests_per_source, settings.requests_global, settings.request_window_seconds
         ),
         queue_signals=ChunkSignals(),
+        peer_event_rates=BucketsByKey(settings.peer_events_per_second, settings.peer_event_burst),
     )
 
 

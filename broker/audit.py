@@ -9,6 +9,7 @@ deliveries in that same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -42,18 +43,31 @@ def host_actor(session_id: str) -> str:
 
 
 def record(
+    db: Session, kind: str, *, actor: str, source: str | None = None, session_id: str | None = None,
+    ticket_id: int | None = None, **data: object,
+) -> AuditEvent:
+    """Append one event. ``data`` must never hold a secret (passwords, codes, tokens).
+
+    Data whose keys come from outside (a peer's report) goes through :func:`record_data`.
+    """
+    return record_data(db, kind, data, actor=actor, source=source, session_id=session_id, ticket_id=ticket_id)
+
+
+def record_data(
     db: Session,
     kind: str,
+    data: Mapping[str, object],
     *,
     actor: str,
     source: str | None = None,
     session_id: str | None = None,
     ticket_id: int | None = None,
     peer_event_id: str | None = None,
-    **data: object,
 ) -> AuditEvent:
-    """Append one event. ``data`` must never hold a secret (passwords, codes, tokens).
+    """Append one event whose ``data`` is one mapping, never spread into keyword arguments.
 
+    For data a peer reported: whatever its keys, none can reach who did it, from
+    where, in which session or when; those are the broker's to say.
     ``peer_event_id``: the id the reporting peer gave the event (unique per session
     and actor in the database; see :mod:`broker.peer_events`).
     """
@@ -64,7 +78,7 @@ def record(
         source=source,
         session_id=session_id,
         ticket_id=ticket_id,
-        data=data,
+        data=dict(data),
         peer_event_id=peer_event_id,
     )
     db.add(event)

@@ -29,7 +29,7 @@ from .hub import SignalHub
 from .keys import BrokerKeys
 from .models import AccessToken, User
 from .peers import PeerCache
-from .ratelimit import FailureLimiter
+from .ratelimit import BucketsByKey, FailureLimiter
 from .recordings import RecordingStore
 from .settings import Settings
 from .spool import ChunkSignals, TransferSpool
@@ -61,6 +61,8 @@ class BrokerState:
     """New help requests per source address and overall (every request counts, none is forgiven)."""
     queue_signals: ChunkSignals
     """Wakes the hosts' long polls when the help-request queue changes (key :data:`broker.help_requests.QUEUE_CHANGED`)."""
+    peer_event_rates: BucketsByKey
+    """Events each peer of each session reports, against ``DESKHAND_PEER_EVENTS_PER_SECOND`` and its burst."""
 
     verified_recordings: VerifiedRecordings = field(default_factory=VerifiedRecordings)
     """Recording segments of sessions verified lately, for players asking range after range."""

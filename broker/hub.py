@@ -10,6 +10,11 @@ else is there and queue the greetings in one step that no other connection can
 interleave with; and a peer that reads slowly fills only its own outbox, never
 stalls the sender. The hub knows nothing of HTTP or WebSockets: a link is
 anything with ``send_text`` and ``close``.
+
+A peer whose outbox fills up is disconnected: it is not reading. What the other
+peer sends (offers, answers, candidates) goes in by :meth:`Peer.relay`, which
+refuses it once :data:`RELAY_LIMIT` messages wait, so no flood from one peer can
+fill the other's outbox and get *it* disconnected; the sender is told instead.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ SEND_TIMEOUT = 5.0
 
 OUTBOX_LIMIT = 256
 """Messages queued for one peer before it is considered gone."""
+
+RELAY_LIMIT = OUTBOX_LIMIT // 2
+"""Messages queued for one peer beyond which the other peer's are refused; the rest of
+the outbox is kept for the broker's own (grants, session ended, transfers)."""
 
 
 class PeerLink(Protocol):
@@ -65,6 +74,13 @@ class Peer:
 
     def post(self, message: BaseModel) -> bool:
         """Queue ``message``; False (and the peer is closed) when its outbox is full."""
+        return self._put(encode(message))
+
+    def relay(self, message: BaseModel) -> bool:
+        """Queue a message from the other peer; False (nothing queued, this peer kept) when
+        :data:`RELAY_LIMIT` messages already wait."""
+        if self._outbox.qsize() >= RELAY_LIMIT:
+            return False
         return self._put(encode(message))
 
     def post_close(self, code: int, reason: str) -> None:

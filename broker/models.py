@@ -268,6 +268,14 @@ class SupportSession(Base):
     """When the host started recording: Unix time in ms by the host's clock, which the offsets of
     the session's segments count from. Set by the first segment that declares it; None for
     recordings made before hosts declared it."""
+    recording_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Bytes of recording stored for the session (as recorded), against ``DESKHAND_SESSION_MAX_RECORDING_BYTES``."""
+    recording_segments: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Recording segments stored, against ``DESKHAND_SESSION_MAX_SEGMENTS``."""
+    peer_events: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Events the peers reported and the broker stored, against ``DESKHAND_SESSION_MAX_EVENTS``."""
+    peer_event_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Bytes of their data as stored (JSON), against ``DESKHAND_SESSION_MAX_EVENT_BYTES``."""
 
     ticket: Mapped[Ticket] = relationship(back_populates="sessions")
     technician: Mapped[User] = relationship()

@@ -16,6 +16,7 @@ covers it; the peer's own time goes there as ``reported_at``, while the event's
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -28,6 +29,17 @@ from . import audit
 from .errors import ApiError
 from .models import AuditEvent
 from .peers import SessionPeer
+from .session_usage import SessionQuotas, SessionUsage, charge
+
+
+BROKER_DATA_KEYS = ("event_id", "reported_at")
+"""What the broker adds to a reported event's data; no kind's schema may name them
+(``tests/unit/test_peer_event_ids.py`` checks), and the broker's values win anyway."""
+
+
+def stored_data(event: PeerEvent) -> dict[str, object]:
+    """The data stored for a reported event: the peer's fields, then the peer's id and time."""
+    return {**event.data, "event_id": event.id, "reported_at": event.at.isoformat()}
 
 
 def check_reportable(peer: SessionPeer, events: Sequence[PeerEvent], *, keystroke_logging: bool) -> None:
@@ -40,9 +52,13 @@ def check_reportable(peer: SessionPeer, events: Sequence[PeerEvent], *, keystrok
             raise ApiError(403, "not_allowed", "keystroke logging is off in this deployment")
 
 
-def store_reported(db: Session, peer: SessionPeer, events: Sequence[PeerEvent]) -> PeerEventsStored:
+def store_reported(
+    db: Session, peer: SessionPeer, events: Sequence[PeerEvent], quotas: SessionQuotas,
+) -> PeerEventsStored:
     """Record the events whose ids this peer has not reported before; name the others.
 
+    What is stored counts against the session's quotas; over one, nothing is
+    (:func:`broker.session_usage.charge` raises, and the caller's transaction rolls back).
     Raises :class:`sqlalchemy.exc.IntegrityError` (at the flush here or at commit) when a
     concurrent request stored one of the same ids first: roll back and call again.
     """
@@ -57,15 +73,20 @@ def store_reported(db: Session, peer: SessionPeer, events: Sequence[PeerEvent]) 
     ))
     stored: list[str] = []
     already: list[str] = []
+    stored_bytes = 0
     for event in events:
         if event.id in known:
             already.append(event.id)
             continue
         known.add(event.id)  # the same id twice in one batch is stored once too
-        audit.record(
-            db, event.kind, actor=peer.actor, session_id=session_id, ticket_id=peer.session.ticket_id,
-            peer_event_id=event.id, event_id=event.id, reported_at=event.at.isoformat(), **event.data,
+        data = stored_data(event)
+        stored_bytes += len(json.dumps(data))  # as the JSON column stores it
+        audit.record_data(
+            db, event.kind, data, actor=peer.actor, session_id=session_id,
+            ticket_id=peer.session.ticket_id, peer_event_id=event.id,
         )
         stored.append(event.id)
+    if stored:
+        charge(db, session_id, SessionUsage(peer_events=len(stored), peer_event_bytes=stored_bytes), quotas)
     db.flush()
     return PeerEventsStored(stored=stored, already_stored=already)

@@ -1,8 +1,10 @@
-"""Limits on failed attempts, per source and for everyone together.
+"""Limits on failed attempts, per source and for everyone together; rates per key.
 
 Sans-I/O: the limiter holds timestamps and answers questions about them; the
 caller supplies the clock. A sliding window per key keeps the arithmetic
 exact (a fixed window would allow twice the limit across its boundary).
+:class:`BucketsByKey` keeps a :class:`protocol.rates.TokenBucket` per key (a
+session's peer reporting events), where bursts are fine and a steady flood is not.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import math
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+
+from protocol.rates import TokenBucket
 
 GLOBAL = "*"
 """The key under which every failure is also counted."""
@@ -141,3 +145,39 @@ class FailureLimiter:
     def _record(self, source: str, now: float) -> None:
         for limiter, key in self._limiters():
             limiter.record(key or source, now)
+
+
+@dataclass
+class BucketsByKey:
+    """A token bucket per key, ``rate`` a second and ``burst`` at once each; thread-safe.
+
+    Memory stays bounded under many keys: a full bucket is the same as none, so
+    those are forgotten first, then the oldest.
+    """
+
+    rate: float
+    burst: float
+    max_keys: int = 100_000
+    _buckets: dict[str, TokenBucket] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def take(self, key: str, n: int, now: float) -> int | None:
+        """Take ``n`` tokens of ``key``'s bucket: None when taken, else whole seconds to wait
+        (for a Retry-After header; nothing is taken). ``n`` is at most the burst."""
+        if n > self.burst:
+            raise ValueError(f"{n} tokens never fit a burst of {self.burst:g}")
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                if len(self._buckets) >= self.max_keys:
+                    self._prune(now)
+                bucket = self._buckets[key] = TokenBucket(self.rate, self.burst)
+            if bucket.take(now, n):
+                return None
+            return max(1, math.ceil(bucket.wait(now, n)))
+
+    def _prune(self, now: float) -> None:
+        for key in [k for k, bucket in self._buckets.items() if bucket.full(now)]:
+            del self._buckets[key]
+        while len(self._buckets) >= self.max_keys:
+            del self._buckets[next(iter(self._buckets))]

@@ -18,13 +18,14 @@ from pydantic import Field, SecretStr, TypeAdapter, field_validator, model_valid
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from protocol.ice import IceConfig, IceServer
-from protocol.recording import SessionPolicy
+from protocol.recording import MAX_EVENTS_PER_BATCH, MAX_SEGMENT_BYTES, SessionPolicy
 from protocol.signalling import DEFAULT_MAX_MESSAGE_BYTES
 
 from .forwarded import Network, parse_trusted_proxies
 from .keys import KeyFileError, require_owner_only
 from .lockout import LockoutPolicy
 from .db import Database
+from .session_usage import SessionQuotas
 from .sla import SLA_CLOCK_KEY, BusinessCalendar, CalendarError, SlaClock
 
 
@@ -144,6 +145,10 @@ class Settings(BaseSettings):
     transfers_per_session: int = Field(
         default=4, ge=1, le=100, description="Transfers that may run at once in one session.",
     )
+    file_requests_per_session: int = Field(
+        default=4, ge=1, le=100,
+        description="File requests that may wait for the user's answer at once in one session (then 429).",
+    )
     recording_required: bool = Field(
         default=True,
         description="Pause remote control while the session's recording is more than the allowed lag behind.",
@@ -182,6 +187,50 @@ class Settings(BaseSettings):
     signal_max_message_bytes: int = Field(
         default=DEFAULT_MAX_MESSAGE_BYTES, ge=4096, le=1024 * 1024,
         description="Largest signalling message accepted; larger ones get an error reply.",
+    )
+    signal_messages_per_second: float = Field(
+        default=20.0, gt=0, le=100_000,
+        description="Signalling messages one connection may send a second once its burst is spent; beyond, they are "
+        "dropped and the sender gets one rate_limited error. Consent and end always pass (consent has its own limit).",
+    )
+    signal_message_burst: int = Field(
+        default=100, ge=1, le=100_000, description="Signalling messages one connection may send at once.",
+    )
+    consent_changes_per_second: float = Field(
+        default=1.0, gt=0, le=1000,
+        description="Consent changes that add a permission applied a second once the burst is spent; beyond, the "
+        "latest waits its turn. A change that takes a permission away is applied at once, always.",
+    )
+    consent_change_burst: int = Field(
+        default=5, ge=1, le=1000, description="Consent changes a host may make at once before they are paced.",
+    )
+    peer_events_per_second: float = Field(
+        default=50.0, gt=0, le=100_000,
+        description="Events one peer may report a second in a session once its burst is spent (then 429).",
+    )
+    peer_event_burst: int = Field(
+        default=2 * MAX_EVENTS_PER_BATCH, ge=MAX_EVENTS_PER_BATCH, le=10_000_000,
+        description="Events one peer may report at once in a session; at least one full batch.",
+    )
+    session_max_events: int = Field(
+        default=200_000, ge=1, le=1_000_000_000,
+        description="Events the peers of one session may report in all (then 413 quota_exceeded).",
+    )
+    session_max_event_bytes: int = Field(
+        default=128 * 1024**2, ge=1024, le=2**50,
+        description="Bytes of event data the peers of one session may report in all (then 413 quota_exceeded).",
+    )
+    session_max_recording_bytes: int = Field(
+        default=16 * 1024**3, ge=1024**2, le=2**50,
+        description="Bytes of recording one session may store (then 413 quota_exceeded).",
+    )
+    session_max_segments: int = Field(
+        default=200_000, ge=1, le=10_000_000,
+        description="Recording segments one session may store, about one a second (then 413 quota_exceeded).",
+    )
+    segment_max_bytes: int = Field(
+        default=8 * 1024**2, ge=64 * 1024, le=MAX_SEGMENT_BYTES,
+        description="Largest recording segment accepted (a second of screen; the host's encoder aims at 1.5 Mbit/s).",
     )
     expiry_sweep_seconds: float = Field(
         default=5.0, gt=0, le=3600,
@@ -328,6 +377,14 @@ class Settings(BaseSettings):
     def lockout_policy(self) -> LockoutPolicy:
         """When failed sign-ins lock an account, and for how long."""
         return LockoutPolicy(self.login_failures_before_lock, self.login_lock_seconds)
+
+    @cached_property
+    def session_quotas(self) -> SessionQuotas:
+        """The most one session's peers may store."""
+        return SessionQuotas(
+            recording_bytes=self.session_max_recording_bytes, recording_segments=self.session_max_segments,
+            peer_events=self.session_max_events, peer_event_bytes=self.session_max_event_bytes,
+        )
 
     @cached_property
     def audit_grace(self) -> timedelta:

@@ -332,11 +332,20 @@ def file_request_out(request: FileRequest) -> FileRequestOut:
     )
 
 
-def create_file_request(db: Session, peer: SessionPeer, body: FileRequestCreate) -> FileRequest:
+def create_file_request(db: Session, peer: SessionPeer, body: FileRequestCreate, *, pending_most: int) -> FileRequest:
+    """The technician asks for a file; at most ``pending_most`` wait for the user at once
+    (each is a question on the user's screen)."""
     _require_role(peer, Role.technician, "ask for files")
     _require(peer.session, Permission.files_receive)
     if "\x00" in body.path:
         raise ApiError(422, "invalid_request", "a path cannot contain a NUL character")
+    pending = db.scalar(
+        select(func.count()).select_from(FileRequest).where(
+            FileRequest.session_id == peer.session.id, FileRequest.state == FileRequestState.pending.value,
+        )
+    )
+    if pending >= pending_most:
+        raise ApiError(429, "too_many_requests", f"{pending} file requests already wait for the user; wait for an answer")
     request = FileRequest(
         id=str(uuid.uuid4()), session_id=peer.session.id, path=body.path, note=body.note,
         state=FileRequestState.pending.value, created_at=utcnow(),

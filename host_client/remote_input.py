@@ -11,6 +11,7 @@ session releases them instead of leaving a stuck Shift or a dragging mouse.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 REPORT_INTERVAL = 0.2
 """Refused pointer moves (dozens a second) are reported at most this often per reason;
 every other refusal is reported on its own, with its seq."""
+MAX_QUEUED_INPUTS = 500
+"""Inputs waiting for the injection worker; beyond, new ones are refused (typing long
+texts is slow, and a technician must not queue up minutes of input)."""
 
 
 @dataclass
@@ -110,17 +114,20 @@ class RemoteInput:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="remote-input")
         self._held = HeldInputs()
         self._throttle = RefusalThrottle()
+        self._queued = 0
+        """Inputs submitted to the worker and not yet done."""
+        self._queue_lock = threading.Lock()
         self.applied = 0
 
     @property
     def refused(self) -> int:
         return self._throttle.total
 
-    def refuse(self, seq: int | None, what: str, reason: str) -> None:
-        """Count a refusal and report it to the technician (throttled)."""
+    def refuse(self, seq: int | None, what: str, reason: str, *, tell: bool = True) -> None:
+        """Count a refusal and report it to the technician (throttled; not at all without ``tell``)."""
         if self._reporter is not None:
             self._reporter.count("input.refused")
-        if self._throttle.count(what, reason, time.monotonic()):
+        if self._throttle.count(what, reason, time.monotonic()) and tell:
             self._report(Refused(seq=seq, what=what, reason=reason, refused_total=self._throttle.total))
 
     def handle(self, message: InputMessageT) -> bool:
@@ -128,6 +135,9 @@ class RemoteInput:
         reason = self._authority.refusal(Permission.control)
         if reason is not None:
             self.refuse(message.seq, message.type, reason)
+            return False
+        if self._queued >= MAX_QUEUED_INPUTS:
+            self.refuse(message.seq, message.type, f"the host is still applying {self._queued} earlier inputs")
             return False
         try:
             action = self._plan(message)
@@ -138,7 +148,7 @@ class RemoteInput:
             typed = typed_text(message)
             if typed:
                 self._reporter.add("input.text", text=typed)
-        self._worker.submit(self._run, message.seq, action)
+        self._submit(message.seq, action)
         return True
 
     def release_all(self) -> None:
@@ -153,7 +163,7 @@ class RemoteInput:
             for name in buttons:
                 backend.button(name, False)
 
-        self._worker.submit(self._run, None, release)
+        self._submit(None, release)
 
     def close(self) -> None:
         """Release what is held and wait for queued injections to finish."""
@@ -204,7 +214,19 @@ class RemoteInput:
         m = self._monitor()
         return to_pixel(x, m.left, m.width), to_pixel(y, m.top, m.height)
 
+    def _submit(self, seq: int | None, action: Callable[[InputBackend], None]) -> None:
+        with self._queue_lock:
+            self._queued += 1
+        self._worker.submit(self._run, seq, action)
+
     def _run(self, seq: int | None, action: Callable[[InputBackend], None]) -> None:
+        try:
+            self._inject(seq, action)
+        finally:
+            with self._queue_lock:
+                self._queued -= 1
+
+    def _inject(self, seq: int | None, action: Callable[[InputBackend], None]) -> None:
         try:
             if self._backend is None:
                 self._backend = self._backend_factory()

@@ -36,7 +36,11 @@ from peer.transfers import TransferClient
 from protocol.api import JoinResponse
 from protocol.channel import (
     CONTROL_CHANNEL,
+    CONTROL_MESSAGE_BURST,
+    CONTROL_MESSAGES_PER_SECOND,
     INPUT_CHANNEL,
+    INPUT_MESSAGE_BURST,
+    INPUT_MESSAGES_PER_SECOND,
     POINTER_CHANNEL,
     Chat,
     MonitorInfo,
@@ -54,6 +58,7 @@ from protocol.frames import MessageError
 from protocol.grants import GrantRejected, load_public_key
 from protocol.ice import IceConfig
 from protocol.permissions import Permission, describe, ordered
+from protocol.rates import Flow, MessageRate
 from protocol.recording import SessionPolicy
 from protocol.signalling import (
     Answer,
@@ -537,14 +542,21 @@ class HostSession:
         pointer = pc.createDataChannel(POINTER_CHANNEL, ordered=False, maxRetransmits=0)
         control = pc.createDataChannel(CONTROL_CHANNEL, ordered=True)
         self._data = {INPUT_CHANNEL: input_channel, POINTER_CHANNEL: pointer, CONTROL_CHANNEL: control}
+        # Each channel at its own rate: a flood on one is dropped before it is even parsed,
+        # and holds up neither the other channels nor the screen, the recording or signalling.
+        input_rate = MessageRate.per_second(INPUT_MESSAGES_PER_SECOND, INPUT_MESSAGE_BURST)
+        pointer_rate = MessageRate.per_second(INPUT_MESSAGES_PER_SECOND, INPUT_MESSAGE_BURST)
+        control_rate = MessageRate.per_second(CONTROL_MESSAGES_PER_SECOND, CONTROL_MESSAGE_BURST)
 
         @input_channel.on("message")
         def _on_input(frame: str | bytes) -> None:
-            self._input_frame(frame, pointer_only=False)
+            if self._within_rate(input_rate):
+                self._input_frame(frame, pointer_only=False)
 
         @pointer.on("message")
         def _on_pointer(frame: str | bytes) -> None:
-            self._input_frame(frame, pointer_only=True)
+            if self._within_rate(pointer_rate):
+                self._input_frame(frame, pointer_only=True)
 
         @control.on("open")
         def _on_control_open() -> None:
@@ -555,7 +567,16 @@ class HostSession:
 
         @control.on("message")
         def _on_control(frame: str | bytes) -> None:
-            self._control_frame(frame)
+            if self._within_rate(control_rate):
+                self._control_frame(frame)
+
+    def _within_rate(self, rate: MessageRate) -> bool:
+        """Count one message of a channel; False (refused; the technician told at most every 5 s) over its rate."""
+        flow = rate.admit(time.monotonic())
+        if flow is Flow.accepted:
+            return True
+        self.input.refuse(None, "rate_limited", rate.describe(), tell=flow is Flow.refused_tell)
+        return False
 
     def _input_frame(self, frame: str | bytes, *, pointer_only: bool) -> None:
         try:

@@ -11,6 +11,8 @@ Every event has an id (:class:`EventIds`). A batch that cannot be delivered
 stays queued (up to :data:`MAX_PENDING`) and goes with the next one, so a broker
 restart loses nothing; a batch whose answer was lost (a timeout) is sent again
 as it was, and the broker stores each id once and says which it had already.
+A broker that takes events more slowly than they come answers 429: they stay
+queued for as long as its ``Retry-After`` says.
 """
 
 from __future__ import annotations
@@ -62,6 +64,14 @@ def clipboard_fields(text: str) -> dict[str, Any]:
     return {"chars": len(text), "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
 
 
+def retry_after(response: httpx.Response) -> float:
+    """The seconds a 429 answer asks to wait (``Retry-After``), 1 when it does not say."""
+    try:
+        return min(max(float(response.headers.get("Retry-After", "1")), 0.0), 60.0)
+    except ValueError:
+        return 1.0
+
+
 class EventReporter:
     """One peer's event stream for one session."""
 
@@ -79,6 +89,8 @@ class EventReporter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        self._held_until = 0.0
+        """Loop time before which nothing is sent: the broker asked to wait (429)."""
         self.delivered = 0
         """Events the broker stored from this reporter."""
         self.already_stored = 0
@@ -173,6 +185,9 @@ class EventReporter:
             batch = self._pending[:MAX_EVENTS_PER_BATCH]
         if not batch:
             return True
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._held_until:
+            return False
         try:
             response = await client.post(
                 self._url, content=PeerEvents(events=batch).model_dump_json(),
@@ -182,6 +197,10 @@ class EventReporter:
             log.info("events not delivered yet (they go again with the same ids): %r", exc)
             return False
         if response.status_code >= 500:
+            return False
+        if response.status_code == 429:
+            # Faster than the broker takes events: they stay queued, and wait as long as it says.
+            self._held_until = loop.time() + retry_after(response)
             return False
         if response.status_code >= 400:
             # The broker refuses these events (a bug or a policy); keeping them would block the rest.

@@ -12,6 +12,10 @@ Three channels, created by the host (the offerer):
 Coordinates are normalised to the selected monitor: (0, 0) is its top-left
 pixel, (1, 1) its bottom-right. Every input message carries a ``seq`` so a
 refusal can name the message it refuses.
+
+The host takes each channel's messages at a bounded rate (``*_MESSAGES_PER_SECOND``
+after a burst): beyond it they are dropped, counted as refused, and the
+technician is told at most every 5 s (a ``refused`` with ``what`` ``rate_limited``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,14 @@ CONTROL_CHANNEL = "control"
 
 MAX_CHANNEL_MESSAGE_BYTES = 64 * 1024
 MAX_TEXT_CHARS = 1000
+
+INPUT_MESSAGES_PER_SECOND = 250
+"""What the host takes on the ``input`` channel, and on ``pointer`` each, once the burst is
+spent: a mouse moving at 125 Hz, keys, and a long paste's pieces fit well within it."""
+INPUT_MESSAGE_BURST = 500
+CONTROL_MESSAGES_PER_SECOND = 5
+"""What the host takes on ``control`` (chat, clipboard, monitor choices) once the burst is spent."""
+CONTROL_MESSAGE_BURST = 20
 MAX_CHAT_CHARS = 4000
 MAX_CLIPBOARD_CHARS = 32_000
 

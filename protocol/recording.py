@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .channel import MAX_CHAT_CHARS, MAX_CLIPBOARD_CHARS, MAX_TEXT_CHARS
 from .transfers import SHA256_PATTERN
@@ -115,6 +116,14 @@ class PeerEvent(BaseModel):
     kind: str = Field(min_length=1, max_length=40, pattern=r"^[a-z_.]+$")
     at: AwareDatetime = Field(description="when it happened, by the peer's clock")
     data: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _time_is_text(cls, value: object) -> object:
+        # Not a number of seconds, which pydantic would take as Unix time: the time a peer's clock shows.
+        if not isinstance(value, (str, datetime)):
+            raise ValueError("must be an ISO 8601 time with its zone, e.g. 2026-01-01T10:00:00+00:00")
+        return value
 
     @model_validator(mode="after")
     def _data_fits_kind(self) -> PeerEvent:

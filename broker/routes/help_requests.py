@@ -38,13 +38,14 @@ from ..help_requests import (
     waiting_count,
     waiting_requests,
 )
+from ..json_bodies import BoundedJsonRoute
 from ..models import HelpRequest, User
 from ..serializers import session_out
 from ..spool import wait_for
 from ..support_sessions import get_session
 from .join import session_join
 
-router = APIRouter(prefix="/requests", tags=["help requests"])
+router = APIRouter(prefix="/requests", tags=["help requests"], route_class=BoundedJsonRoute)
 
 RECHECK_SECONDS = 5.0
 """A held poll looks again at least this often, whatever woke it (or did not); each look keeps

@@ -14,11 +14,12 @@ from ..access import PublicAccess
 from ..codes import Verdict
 from ..deps import BrokerState, Source, State
 from ..errors import ApiError
+from ..json_bodies import BoundedJsonRoute
 from ..models import SupportSession
 from ..serializers import user_brief
 from ..support_sessions import CodeRejected, redeem_code
 
-router = APIRouter(tags=["join"], dependencies=[PublicAccess])
+router = APIRouter(tags=["join"], dependencies=[PublicAccess], route_class=BoundedJsonRoute)
 
 _REJECTIONS = {
     Verdict.unknown: (404, "code_unknown", "no session has this code: check the digits with your technician"),

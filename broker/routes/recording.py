@@ -8,6 +8,7 @@ what it spooled while the broker was unreachable, and nothing is lost.
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import timedelta
 from typing import Annotated
 
@@ -33,12 +34,17 @@ from ..access import SessionPeerAccess
 from ..clock import utcnow
 from ..deps import BrokerState, PeerToken, SessionId, State
 from ..errors import ApiError
+from ..json_bodies import BoundedJsonRoute
 from ..limits import body_limit
 from ..models import RecordingSegment, SupportSession
 from ..peers import SessionPeer, identify_peer
 from ..recording_timeline import SegmentSpan, misplacement, placed_offset_ms
+from ..segment_check import SegmentInvalid, check_segment
+from ..session_usage import SessionUsage, charge
 
-router = APIRouter(prefix="/sessions/{session_id}", tags=["recording"], dependencies=[SessionPeerAccess])
+router = APIRouter(
+    prefix="/sessions/{session_id}", tags=["recording"], dependencies=[SessionPeerAccess], route_class=BoundedJsonRoute,
+)
 SegmentIndex = Annotated[int, Path(ge=0, lt=10_000_000, description="Segment number, from 0")]
 
 
@@ -70,14 +76,21 @@ async def put_segment(
                 raise ApiError(403, "not_allowed", "only the host uploads the recording")
 
     await run_in_threadpool(admit)
+    most = state.settings.segment_max_bytes
     body = bytearray()
     async for piece in request.stream():
         body += piece
-        if len(body) > MAX_SEGMENT_BYTES:
-            raise ApiError(413, "too_large", f"a segment is at most {MAX_SEGMENT_BYTES} bytes")
+        if len(body) > most:
+            raise ApiError(413, "too_large", f"a segment is at most {most} bytes")
     data = bytes(body)
     if hashlib.sha256(data).hexdigest() != x_segment_sha256:
         raise ApiError(422, "segment_rejected", f"segment {index} does not match its SHA-256; send it again")
+    try:
+        await run_in_threadpool(check_segment, data, x_segment_duration_ms)
+    except SegmentInvalid as bad:
+        raise ApiError(
+            422, "segment_invalid", f"segment {index} is not a recording segment as a host makes it: {bad}",
+        ) from None
 
     def store() -> None:
         with state.database.session() as db:
@@ -97,6 +110,8 @@ async def put_segment(
                     f"{problem}; recording time only moves forward, so the broker keeps what it holds. "
                     "Restart the host with 'deskhand-host resume': it continues after what the broker holds",
                 )
+            charge(db, session_id, SessionUsage(recording_bytes=len(data), recording_segments=1),
+                   state.settings.session_quotas)
             key = state.recordings.data_key(db, session_id)
             stored_sha256 = state.recordings.store(session_id, index, data, key)
             db.add(RecordingSegment(
@@ -169,11 +184,26 @@ async def recording_status(session_id: SessionId, state: State, token: PeerToken
 async def report_events(session_id: SessionId, body: PeerEvents, state: State, token: PeerToken) -> PeerEventsStored:
     keystroke_logging = state.settings.session_policy.keystroke_logging
 
-    def store() -> PeerEventsStored:
+    def admit() -> str:
         with state.database.session() as db:
             peer = _peer(state, db, session_id, token, "report events")
             peer_events.check_reportable(peer, body.events, keystroke_logging=keystroke_logging)
-            return peer_events.store_reported(db, peer, body.events)
+            return peer.actor
+
+    actor = await run_in_threadpool(admit)
+    # Per peer: one peer's flood never holds back the other's events.
+    wait = state.peer_event_rates.take(f"{session_id} {actor}", len(body.events), time.monotonic())
+    if wait is not None:
+        raise ApiError(
+            429, "rate_limited",
+            f"more than {state.settings.peer_event_burst} events at once or {state.settings.peer_events_per_second:g} "
+            f"a second from one peer; send them again in {wait} s", headers={"Retry-After": str(wait)},
+        )
+
+    def store() -> PeerEventsStored:
+        with state.database.session() as db:
+            peer = _peer(state, db, session_id, token, "report events")
+            return peer_events.store_reported(db, peer, body.events, state.settings.session_quotas)
 
     def record() -> PeerEventsStored:
         try:

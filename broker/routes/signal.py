@@ -5,6 +5,14 @@ Bearer`` with the technician's login token or the host token from the join),
 and refused with an HTTP status and a JSON body that says why. Once in, every
 frame passes :func:`protocol.signalling.parse_peer_message`; a bad frame gets
 an ``error`` reply and the connection stays up.
+
+Each connection has a message rate (``DESKHAND_SIGNAL_MESSAGES_PER_SECOND`` and
+``DESKHAND_SIGNAL_MESSAGE_BURST``): beyond it, frames are dropped and the sender
+is told (``rate_limited``, at most every 5 s). ``end`` always passes, and so does ``consent``,
+which the host's :class:`ConsentKeeper` paces instead (``broker.consent_flow``:
+a revocation at once, the user's last choice always). What one peer sends can
+fill at most part of the other's outbox (``broker.hub.RELAY_LIMIT``), so a flood
+is refused to its sender and never disconnects the other peer.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ from starlette.concurrency import run_in_threadpool
 
 from protocol.api import EndedBy
 from protocol.grants import SignedGrant
-from protocol.permissions import Permission
+from protocol.permissions import Permission, ordered
+from protocol.rates import Flow, MessageRate, TokenBucket
 from protocol.recording import SessionPolicy
 from protocol.signalling import (
     RELAYED_TYPES,
@@ -44,6 +53,7 @@ from protocol.signalling import (
 
 from .. import audit
 from ..access import SessionPeerAccess
+from ..consent_flow import ConsentFlow, consent_state
 from ..browser_session import request_token
 from ..clock import utcnow
 from ..deps import BrokerState, SessionId
@@ -134,14 +144,21 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     )
     actor = _actor(info, session_id)
     await run_in_threadpool(_audit, state, "signal.connected", actor, websocket, session_id)
+    consent = (
+        ConsentKeeper(state, me, websocket.client.host if websocket.client else None, admitted.consent)
+        if info.role is Role.host
+        else None
+    )
 
     try:
-        await _relay(state, me, websocket)
+        await _relay(state, me, websocket, consent)
     except WebSocketDisconnect:
         pass
     finally:
         if refresher is not None:
             refresher.cancel()
+        if consent is not None:
+            await consent.close()
         if hub.detach(me):
             other = hub.peer(session_id, info.role.other)
             if other is not None:
@@ -203,9 +220,10 @@ async def _keep_grants(state: BrokerState, session_id: str, current: SignedGrant
             technician.post_close(CLOSE_SIGNED_OUT, "signed out")
 
 
-async def _relay(state: BrokerState, me: Peer, websocket: WebSocket) -> None:
+async def _relay(state: BrokerState, me: Peer, websocket: WebSocket, consent: ConsentKeeper | None) -> None:
     hub = state.hub
     limit = state.settings.signal_max_message_bytes
+    rate = MessageRate.per_second(state.settings.signal_messages_per_second, state.settings.signal_message_burst)
     # Read until the peer disconnects, even when sending to it failed: a peer may send
     # ``end`` and close at once, and its end must still count.
     while True:
@@ -219,13 +237,19 @@ async def _relay(state: BrokerState, me: Peer, websocket: WebSocket) -> None:
             parsed = parse_peer_message(frame, limit)
         except SignalError as bad:
             log.info("bad signalling frame from %s of %s: %s", me.role.value, me.session_id, bad.code.value)
-            me.post(error_message(bad))
+            if _within_rate(me, rate):
+                me.post(error_message(bad))
             continue
         if isinstance(parsed, End):
             await _end_from_peer(state, me, parsed, websocket)
             return
+        if isinstance(parsed, Consent) and consent is not None:
+            await consent.offer(parsed)
+            continue
+        if not _within_rate(me, rate):
+            continue
         if isinstance(parsed, Consent):
-            await _consent_from_peer(state, me, parsed, websocket)
+            me.post(error_message(SignalError(ErrorCode.not_allowed, "only the host can send consent")))
             continue
         assert parsed.type in RELAYED_TYPES
         other = hub.peer(me.session_id, me.role.other)
@@ -238,27 +262,95 @@ async def _relay(state: BrokerState, me: Peer, websocket: WebSocket) -> None:
                     )
                 )
             )
-            continue
-        other.post(parsed)
+        elif not other.relay(parsed):
+            me.post(error_message(SignalError(
+                ErrorCode.peer_busy, f"the {me.role.other.value} has not read what you sent before; this {parsed.type} "
+                "was dropped: send it again later",
+            )))
 
 
-async def _consent_from_peer(state: BrokerState, me: Peer, message: Consent, websocket: WebSocket) -> None:
-    """Record the end user's consent, then tell the technician."""
-    if me.role is not Role.host:
-        me.post(error_message(SignalError(ErrorCode.not_allowed, "only the host can send consent")))
-        return
-    source = websocket.client.host if websocket.client else None
+def _within_rate(me: Peer, rate: MessageRate) -> bool:
+    """Count one frame of ``me``; False when it is over the rate (answered ``rate_limited`` at most every 5 s)."""
+    flow = rate.admit(time.monotonic())
+    if flow is Flow.refused_tell:
+        log.info("signalling from %s of %s is over its rate; dropping frames", me.role.value, me.session_id)
+        me.post(error_message(SignalError(ErrorCode.rate_limited, rate.describe())))
+    return flow is Flow.accepted
 
-    def _record() -> bool:
-        with state.database.session() as db:
-            return record_consent(db, me.session_id, message.permissions, message.source, source_address=source)
 
-    if not await run_in_threadpool(_record):
-        me.post(error_message(SignalError(ErrorCode.session_over, "the session is not live; consent not recorded")))
-        return
-    technician = state.hub.peer(me.session_id, Role.technician)
-    if technician is not None:
-        technician.post(message)
+class ConsentKeeper:
+    """A host connection's consent: applied, relayed and audited as :class:`~broker.consent_flow.ConsentFlow`
+    says, a held change applied when its turn comes, and at the latest when the host leaves."""
+
+    def __init__(self, state: BrokerState, me: Peer, source_address: str | None, stored: Consent | None) -> None:
+        settings = state.settings
+        self._state = state
+        self._me = me
+        self._source_address = source_address
+        applied = consent_state(stored.permissions, stored.source) if stored is not None else None
+        self._flow = ConsentFlow(TokenBucket(settings.consent_changes_per_second, settings.consent_change_burst), applied)
+        self._written = applied
+        self._last_said: Consent | None = None
+        self._writing = asyncio.Lock()
+        self._waiting: asyncio.Task[None] | None = None
+
+    async def offer(self, message: Consent) -> None:
+        """The host sent ``message``."""
+        self._last_said = message
+        step = self._flow.offer(consent_state(message.permissions, message.source), time.monotonic())
+        if step.apply is not None:
+            await self._write()
+        if step.held_for is not None and (self._waiting is None or self._waiting.done()):
+            self._me.post(error_message(SignalError(
+                ErrorCode.rate_limited,
+                f"consent changes come faster than {self._flow.changes.rate:g} a second; the latest takes effect "
+                f"in {step.held_for:.1f} s (one that takes a permission away always takes effect at once)",
+            )))
+            self._waiting = asyncio.create_task(self._apply_when_due(step.held_for), name="consent-held")
+
+    async def close(self) -> None:
+        """The host left: what it chose last is applied now."""
+        if self._waiting is not None:
+            self._waiting.cancel()
+        if self._flow.release() is not None:
+            await self._write()
+
+    async def _apply_when_due(self, delay: float | None) -> None:
+        while delay is not None:
+            await asyncio.sleep(delay)
+            step = self._flow.due(time.monotonic())
+            if step.apply is not None:
+                await self._write()
+            delay = step.held_for
+
+    async def _write(self) -> None:
+        """Store, audit and relay what the flow applies now, unless it is written already.
+
+        Whoever writes, writes the latest: two writes cannot land (or reach the
+        technician) in the wrong order.
+        """
+        async with self._writing:
+            target = self._flow.applied
+            if target is None or target == self._written:
+                return
+            session_id = self._me.session_id
+
+            def record() -> bool:
+                with self._state.database.session() as db:
+                    return record_consent(db, session_id, list(target.permissions), target.source,
+                                          source_address=self._source_address)
+
+            if not await run_in_threadpool(record):
+                self._me.post(error_message(SignalError(ErrorCode.session_over, "the session is not live; consent not recorded")))
+                return
+            self._written = target
+            # Relayed as the host said it when it is what applies (its order of names), else as stored.
+            said = self._last_said
+            relayed = said if said is not None and consent_state(said.permissions, said.source) == target else Consent(
+                permissions=ordered(target.permissions), source=target.source)
+            technician = self._state.hub.peer(session_id, Role.technician)
+            if technician is not None:
+                technician.post(relayed)
 
 
 async def _end_from_peer(state: BrokerState, me: Peer, message: End, websocket: WebSocket) -> None:

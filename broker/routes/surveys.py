@@ -11,10 +11,11 @@ from protocol.signalling import Role
 from ..access import SessionPeerAccess
 from ..deps import DB, PeerToken, SessionId, Source
 from ..errors import ApiError
+from ..json_bodies import BoundedJsonRoute
 from ..peers import identify_peer
 from ..surveys import SURVEY_WINDOW, submit_survey, survey_out
 
-router = APIRouter(tags=["surveys"], dependencies=[SessionPeerAccess])
+router = APIRouter(tags=["surveys"], dependencies=[SessionPeerAccess], route_class=BoundedJsonRoute)
 
 
 @router.post(

@@ -44,12 +44,15 @@ from .. import transfers as rules
 from ..access import SessionPeerAccess
 from ..deps import BrokerState, PeerToken, SessionId, State
 from ..errors import ApiError
+from ..json_bodies import BoundedJsonRoute
 from ..limits import body_limit
 from ..models import FileRequest, Transfer
 from ..peers import SessionPeer, identify_peer
 from ..spool import ChunkRejected, wait_for
 
-router = APIRouter(prefix="/sessions/{session_id}", tags=["files"], dependencies=[SessionPeerAccess])
+router = APIRouter(
+    prefix="/sessions/{session_id}", tags=["files"], dependencies=[SessionPeerAccess], route_class=BoundedJsonRoute,
+)
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -322,7 +325,8 @@ async def _announce_request(state: BrokerState, session_id: str, token: str | No
 async def request_file(session_id: SessionId, body: FileRequestCreate, state: State,
                        token: PeerToken) -> FileRequestOut:
     out = await _run(state, session_id, token,
-                     lambda db, peer: rules.file_request_out(rules.create_file_request(db, peer, body)))
+                     lambda db, peer: rules.file_request_out(rules.create_file_request(
+                         db, peer, body, pending_most=state.settings.file_requests_per_session)))
     for peer in state.hub.peers(session_id):
         peer.post(FileRequestUpdate(request=out))
     return out

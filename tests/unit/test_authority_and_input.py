@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -11,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from host_client.authority import Authority
 from host_client.capture import Monitor
 from host_client.keymap import KeyTarget, UnknownKey, resolve_key
-from host_client.remote_input import RefusalThrottle, RemoteInput
+from host_client.remote_input import MAX_QUEUED_INPUTS, RefusalThrottle, RemoteInput
 from protocol.channel import Key, PointerButton, PointerMove, Refused, Text, Wheel
 from protocol.grants import Grant, GrantRejected, sign_grant
 from protocol.permissions import Permission
@@ -176,3 +177,28 @@ def test_pointer_move_refusals_are_throttled_but_counted() -> None:
     decisions = [throttle.count("pointer_move", "no", now + i * 0.01) for i in range(30)]
     assert decisions[0] and sum(decisions) == 2 and throttle.total == 30
     assert throttle.count("key", "no", now)
+
+
+def test_input_beyond_what_the_worker_has_queued_is_refused_and_releasing_still_works() -> None:
+    """A technician cannot queue minutes of input: beyond MAX_QUEUED_INPUTS waiting, input is refused."""
+    remote, backend, reports, _ = gate({Permission.control})
+    started, proceed = threading.Event(), threading.Event()
+    slow = RecordingBackend()
+    slow.type_text = lambda text: (started.set(), proceed.wait(5))  # type: ignore[method-assign]
+    remote._backend = slow  # the worker is held by the first text until proceed is set
+    assert remote.handle(Text(seq=0, text="slow"))
+    started.wait(5)
+    accepted = [remote.handle(Key(seq=n, code="KeyA", key="a", down=n % 2 == 1)) for n in range(1, MAX_QUEUED_INPUTS + 10)]
+    assert accepted.count(True) == MAX_QUEUED_INPUTS - 1 and not any(accepted[MAX_QUEUED_INPUTS - 1:])
+    assert "still applying" in reports[-1].reason and reports[-1].seq == MAX_QUEUED_INPUTS + 9
+    remote.release_all()  # never refused: it is how a stuck key comes up
+    proceed.set()
+    drain(remote)
+    assert remote.handle(Key(seq=1000, code="KeyB", key="b", down=True))
+
+
+def test_a_refusal_without_telling_is_counted_but_not_reported() -> None:
+    remote, _backend, reports, _ = gate({Permission.control})
+    remote.refuse(None, "rate_limited", "too fast", tell=False)
+    remote.refuse(None, "rate_limited", "too fast")
+    assert remote.refused == 2 and len(reports) == 1 and reports[0].refused_total == 2

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import re
 import threading
 from datetime import datetime, timezone
+from typing import get_args
 
 import pytest
 from pydantic import ValidationError
 
+from broker import audit
+from broker.peer_events import BROKER_DATA_KEYS, stored_data
 from peer.events import EventIds, clipboard_fields
 from protocol.channel import Key, PointerMove, Text, typed_text
 from protocol.recording import EVENT_DATA, EVENT_ID_PATTERN, HOST_EVENT_KINDS, TECHNICIAN_EVENT_KINDS, PeerEvent
@@ -82,3 +86,28 @@ def test_data_that_does_not_fit_its_kind_is_refused(kind: str, data: dict) -> No
 def test_a_time_without_a_zone_is_refused() -> None:
     with pytest.raises(ValidationError):
         PeerEvent(id="abcdefgh-1", kind="recording.caught_up", at=datetime(2026, 1, 1), data={})
+
+
+def test_no_kind_names_what_the_broker_decides_or_adds() -> None:
+    """A peer's data is a mapping of its own: none of its fields can be the broker's word.
+
+    ``audit.record_data`` takes the data as one argument, so no key reaches the event's
+    actor, source, session, ticket, kind or time; the keys the broker adds to the data
+    (``BROKER_DATA_KEYS``) are in no schema, and the broker's values come last anyway.
+    """
+    decided = set(inspect.signature(audit.record_data).parameters) | {"at", "id"}
+    for kind, shape in EVENT_DATA.items():
+        assert not set(shape.model_fields) & (decided | set(BROKER_DATA_KEYS)), kind
+
+
+def test_the_broker_adds_its_keys_after_the_peers_fields() -> None:
+    event = PeerEvent(id="abcdefgh-1", kind="chat.sent", at=NOW, data={"text": "hi"})
+    assert stored_data(event) == {"text": "hi", "event_id": "abcdefgh-1", "reported_at": NOW.isoformat()}
+
+
+def test_every_kind_stores_flat_data_so_a_report_can_always_serialise_it() -> None:
+    """No field of any kind is an object or a list: what is stored nests one level, whatever a peer sends."""
+    scalars = (str, int, float, bool, type(None))
+    for kind, shape in EVENT_DATA.items():
+        for name, field in shape.model_fields.items():
+            assert all(part in scalars for part in (get_args(field.annotation) or (field.annotation,))), (kind, name)

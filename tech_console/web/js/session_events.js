@@ -135,8 +135,9 @@ export class EventReporter {
       try {
         await api("POST", this.path, { events: batch }, { keepalive: this.leaving });
       } catch (err) {
-        // Unreachable or a broker error: they stay queued and go again, with the same ids.
-        if (err.status === 0 || err.status >= 500) return;
+        // Unreachable, a broker error, or faster than the broker takes events (429): they stay
+        // queued and go again with the same ids, at the next flush (each second).
+        if (err.status === 0 || err.status === 429 || err.status >= 500) return;
         // Refused (a bug or the policy): keeping them would block the rest.
       }
       this.pending.splice(0, batch.length);
