@@ -113,6 +113,9 @@ class SignInState(Response):
 
     signed_in: bool
     user: UserInfo | None = None
+    password_change_required: bool = False
+    """The account's password was set by someone else: until it is changed, the token works only
+    for ``/auth/me``, ``/auth/logout`` and ``/auth/password`` (``403 password_change_required``)."""
 
 
 class LoginResponse(Response):
@@ -124,6 +127,7 @@ class LoginResponse(Response):
     expires_at: datetime
     user: UserInfo
     password_change_required: bool
+    """As in :class:`SignInState`."""
     totp_enrollment_required: bool = False
     """A role of the account requires TOTP and it has none yet: until enrolment is
     confirmed, the token works only for ``/auth/me``, ``/auth/logout``,

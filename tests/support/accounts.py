@@ -27,6 +27,12 @@ def make_user(broker: BrokerProcess, username: str, *, role: str = "technician",
     )
 
 
+def require_password_change(broker: BrokerProcess, username: str = "admin") -> None:
+    """Mark ``username``'s password as set by someone else, as the broker does for a first or
+    reset password (the test broker's first admin is spared it: see :mod:`tests.support.broker`)."""
+    broker.sql("UPDATE users SET must_change_password = 1 WHERE username = ?", username)
+
+
 def code_at(secret: str, offset: float = 0) -> str:
     """The TOTP code of ``secret`` ``offset`` seconds from now (+30: the next step's, which brokers accept)."""
     return pyotp.TOTP(secret).at(time.time() + offset)

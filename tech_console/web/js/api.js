@@ -48,6 +48,7 @@ export async function api(method, path, body, { raw = false, keepalive = false }
     } catch (_) { /* not our error shape */ }
     // The token expired or was revoked: back to the sign-in page (not for a failed sign-in itself).
     if (response.status === 401 && !path.startsWith("/auth/")) window.dispatchEvent(new CustomEvent("deskhand:signed-out"));
+    if (error === "password_change_required") window.dispatchEvent(new CustomEvent("deskhand:password-change-required"));
     throw new ApiError(response.status, error, message);
   }
   if (raw) return response;
