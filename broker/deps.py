@@ -29,6 +29,7 @@ from .hub import SignalHub
 from .keys import BrokerKeys
 from .models import AccessToken, User
 from .peers import PeerCache
+from .playbacks import Playbacks
 from .ratelimit import FailureLimiter
 from .recordings import RecordingStore
 from .settings import Settings
@@ -64,6 +65,8 @@ class BrokerState:
 
     verified_recordings: VerifiedRecordings = field(default_factory=VerifiedRecordings)
     """Recording segments of sessions verified lately, for players asking range after range."""
+    playbacks: Playbacks = field(default_factory=Playbacks)
+    """Playbacks started (and audited) by a POST, whose ids the players' byte-range GETs present."""
     trail_refusals: set[tuple[str, str]] = field(default_factory=set)
     """(chain, reason) pairs the sealer already refused and put on record, so each is recorded once."""
 

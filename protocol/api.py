@@ -314,6 +314,20 @@ class SessionOut(Response):
     """How they answered: window, terminal, or flag (an unattended --consent set-up)."""
 
 
+class PlaybackStarted(Response):
+    """A playback of a session's recording, on the record as ``recording.played``."""
+
+    playback_id: str
+    """Present it as ``?playback=`` on the recording's byte-range GETs; yours alone, for this session."""
+    url: str
+    """The recording's address for this playback (a ``<video src>``), from the broker's root."""
+    bytes: int
+    """Size of the recording this playback serves (as of its start)."""
+    segments: int
+    idle_seconds: int
+    """The playback lapses after this long without a request; then start another."""
+
+
 class TeamBrief(Response):
     id: int
     name: str

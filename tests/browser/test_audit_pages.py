@@ -93,7 +93,7 @@ async def test_an_auditor_plays_a_recording_seeks_from_the_timeline_and_exports(
     await page.wait_for_function("() => document.querySelector('video#recording').readyState >= 2", timeout=15_000)
 
     async with page.expect_download() as waiting:
-        await page.get_by_role("link", name="Export bundle").click()
+        await page.get_by_role("button", name="Export bundle").click()
     download = await waiting.value
     path = await download.path()
     with zipfile.ZipFile(path) as bundle:

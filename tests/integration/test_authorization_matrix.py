@@ -7,20 +7,16 @@ to a real broker; the app is only built in-process to read its route table.
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from fastapi.routing import APIRoute, APIWebSocketRoute, RouteContext, iter_route_contexts
+from fastapi.routing import APIRoute, RouteContext
 
 from broker.access import Requires, public_access, session_peer_access, signature_access
-from broker.app import build_state, create_app
 from broker.deps import current_token, current_user
-from broker.settings import Settings
 from tests.support.accounts import make_user, require_password_change
 from tests.support.api import bearer
+from tests.support.route_table import broker_routes, fill
 
 PASSWORD = "Matrix-test passphrase 7"
 PUBLIC, PEER, SIGNED_IN, SIGNATURE = "public", "session peer", "signed in", "signed request"
@@ -57,12 +53,8 @@ def declared_access(route: RouteContext) -> str | None:
 
 @pytest.fixture(scope="module")
 def routes(tmp_path_factory: pytest.TempPathFactory) -> list[RouteContext]:
-    """Every HTTP and WebSocket route of the app, with the dependencies its routers add."""
-    data_dir: Path = tmp_path_factory.mktemp("routes-data")
-    app = create_app(build_state(Settings(data_dir=data_dir)))
-    found = [r for r in iter_route_contexts(app.routes) if isinstance(r.original_route, (APIRoute, APIWebSocketRoute))]
-    assert len(found) > 40, "the route table was not read"
-    return found
+    return broker_routes(tmp_path_factory.mktemp("routes-data"))
+
 
 def test_every_route_declares_who_may_call_it(routes) -> None:
     undeclared = [f"{sorted(r.methods or ['WS'])} {r.path}" for r in routes if declared_access(r) is None]
@@ -96,14 +88,6 @@ def identities(broker) -> Iterator[dict[str, tuple[dict[str, str], frozenset[str
     yield found
 
 
-def concrete(path: str) -> str:
-    """A path with its parameters filled by values that exist nowhere."""
-    values = {"session_id": str(uuid.uuid4()), "transfer_id": str(uuid.uuid4()), "request_id": str(uuid.uuid4()),
-              "ticket_id": "987654", "index": "0", "username": "nobody-here", "name": "nobody-here",
-              "delivery_id": str(uuid.uuid4()), "system": "nobody-here"}
-    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path).removeprefix("/api/v1")
-
-
 def test_each_identity_gets_what_each_route_declares(broker, routes, identities) -> None:
     problems = []
     for route in routes:
@@ -111,7 +95,7 @@ def test_each_identity_gets_what_each_route_declares(broker, routes, identities)
             continue
         access = declared_access(route)
         for method in sorted(route.methods - {"HEAD"}):
-            path = concrete(route.path)
+            path = fill(route.path)
             for name, (headers, permissions) in identities.items():
                 if route.path.endswith("/auth/logout") and headers:
                     continue  # signing out would revoke the token the rest of the matrix uses

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tests.support.accounts import require_password_change
 from tests.support.api import bearer
+from tests.support.console import console_runner
 
 NEW_PASSWORD = "Harbour lights passphrase 61"
 TICKET = {"subject": "Printer offline", "requester_name": "Ann", "requester_email": "ann@example.com"}
@@ -38,6 +39,19 @@ def test_the_first_admin_changes_the_generated_password_before_anything_else_wor
 
     assert broker.http.post("/tickets", json=TICKET, headers=headers).status_code == 201
     assert broker.http.get("/auth/session", headers=headers).json()["password_change_required"] is False
+
+
+def test_the_console_says_to_change_it_and_passwd_does(broker, tmp_path) -> None:
+    require_password_change(broker, "admin")
+    run = console_runner(broker.base_url, tmp_path / "c.json")
+    signed_in = run("login", "-u", "admin", "--password-stdin", stdin=broker.admin_password + "\n")
+    assert signed_in.returncode == 0 and "must be changed: run 'deskhand-console passwd'" in signed_in.stderr
+    refused = run("ticket", "list")
+    assert refused.returncode == 1 and "deskhand-console passwd" in refused.stderr, refused.stderr
+    changed = run("passwd", "--stdin", stdin=f"{broker.admin_password}\n{NEW_PASSWORD}-2\n")
+    assert changed.returncode == 0, changed.stderr
+    broker.admin_password = f"{NEW_PASSWORD}-2"
+    assert run("ticket", "list").returncode == 0
 
 
 def test_signing_out_works_with_a_password_still_to_change(broker) -> None:

@@ -57,6 +57,24 @@ export async function api(method, path, body, { raw = false, keepalive = false }
   return type.includes("json") ? response.json() : response;
 }
 
+/**
+ * Have the broker make a file and hand it to the browser's downloads, under the name the broker
+ * gives (Content-Disposition) or `fallbackName`. A POST: the broker audits such exports, and a
+ * GET would let any page have one made (and recorded) in the signed-in account's name.
+ */
+export async function download(path, fallbackName) {
+  const response = await api("POST", path, undefined, { raw: true });
+  const named = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "");
+  const url = URL.createObjectURL(await response.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = named ? named[1] : fallbackName;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000); // the download has its bytes by then
+}
+
 export async function signIn(username, password, totpCode) {
   const body = { username, password, cookie: true };
   if (totpCode) body.totp_code = totpCode;
