@@ -6,6 +6,7 @@ transfers), so both refuse the same tokens with the same words.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -105,6 +106,7 @@ class PeerCache:
         self._ttl = ttl
         self._generation = 0
         self._entries: dict[tuple[str, str], tuple[float, SessionPeer]] = {}
+        self._lock = threading.Lock()  # lookups put from worker threads; a forget must not interleave
 
     @property
     def generation(self) -> int:
@@ -119,13 +121,15 @@ class PeerCache:
 
     def put(self, session_id: str, token: str, peer: SessionPeer, now: float, generation: int) -> None:
         """Keep ``peer``, looked up after :attr:`generation` read ``generation``, unless forgotten since."""
-        if generation != self._generation:
-            return
-        if len(self._entries) > 10_000:
-            self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
-        self._entries[(session_id, token)] = (now + self._ttl, peer)
+        with self._lock:
+            if generation != self._generation:
+                return
+            if len(self._entries) > 10_000:
+                self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
+            self._entries[(session_id, token)] = (now + self._ttl, peer)
 
     def forget(self) -> None:
         """Drop every entry, and every entry a lookup begun before this call would put."""
-        self._generation += 1
-        self._entries = {}
+        with self._lock:
+            self._generation += 1
+            self._entries = {}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .evidence import SegmentRef
 
@@ -38,7 +38,7 @@ class Playback:
     segments: tuple[SegmentRef, ...]
     size: int
     """Bytes of the recording joined from ``segments``."""
-    last_used: float = field(default=0.0)
+    last_used: float
     """Monotonic time of its start or last request."""
 
 
