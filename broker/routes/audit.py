@@ -59,15 +59,21 @@ def sessions(
         like = f"%{host}%"
         query = query.where(SupportSession.host_machine_name.like(like) | SupportSession.host_user_name.like(like))
     if since:
-        query = query.where(SupportSession.created_at >= _utc(since))
+        query = query.where(SupportSession.created_at >= _utc(since, "since"))
     if until:
-        query = query.where(SupportSession.created_at <= _utc(until))
+        query = query.where(SupportSession.created_at <= _utc(until, "until"))
     return [session_out(s) for s in db.scalars(query.limit(limit))]
 
 
-def _utc(moment: datetime) -> datetime:
-    """A moment without a time zone is taken as UTC (the stored times are UTC)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+def _utc(moment: datetime, name: str) -> datetime:
+    """``moment`` in UTC, as the stored times are; without a zone it is taken as UTC. 422 for a
+    moment with no date in UTC (0001-01-01 in a zone east of it, 9999-12-31 west of it)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ApiError(422, "invalid_request", f"{name}: {moment.isoformat()} has no date in UTC") from None
 
 
 def _session(db: DB, session_id: str) -> SupportSession:
