@@ -112,7 +112,7 @@ def measure(sessions: int, rounds: int) -> dict[str, float]:
         session_times = timed(read_session, 5)
         all_times = timed(read_all, 3)
 
-        # A player's next range request: the playback event of the last one has been sealed since.
+        # A player's next range request, an event having been sealed since (another auditor's playback).
         players = VerifiedRecordings()
         keys = BrokerKeys(key, b"", b"")
         with database.session() as db:
@@ -120,7 +120,8 @@ def measure(sessions: int, rounds: int) -> dict[str, float]:
 
         def next_range() -> None:
             with database.session() as db:
-                audit.record(db, "recording.played", actor="user:auditor", session_id=long_session, bytes="0-1", size=2)
+                audit.record(db, "recording.played", actor="user:auditor", session_id=long_session,
+                             recording_sha256="0" * 64, recording_bytes=2, segments=LONG_SESSION_SECONDS)
             with database.session() as db:
                 seal_pending(db, key, grace=GRACE)
             with database.session() as db:

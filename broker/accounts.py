@@ -69,6 +69,25 @@ def totp_enrollment_required() -> ApiError:
     )
 
 
+def password_change_required() -> ApiError:
+    """The refusal of every request but changing the password, while ``must_change_password``."""
+    return ApiError(
+        403, "password_change_required",
+        "your password was set by someone else (a first password or a reset): choose your own before anything "
+        "else: run 'deskhand-console passwd' (POST /auth/password), or in the browser console open Account",
+    )
+
+
+def unfinished_setup(user: User) -> ApiError | None:
+    """The refusal for what ``user`` must do before anything else (change a password someone else
+    set, then enrol in TOTP if a role requires it), or None when the account is ready."""
+    if user.must_change_password:
+        return password_change_required()
+    if needs_totp_enrolment(user):
+        return totp_enrollment_required()
+    return None
+
+
 def revoke_tokens(db: Session, user: User, *, keep: AccessToken | None = None) -> int:
     """Revoke every live token of ``user`` but ``keep``; returns how many."""
     now = utcnow()

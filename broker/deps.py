@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from protocol.api import API_PREFIX
 from protocol.webhooks import SeenSignatures
 
-from .accounts import needs_totp_enrolment, totp_enrollment_required, user_for_token
+from .accounts import unfinished_setup, user_for_token
 from .browser_session import request_token
 from .db import Database
 from .evidence import VerifiedRecordings
@@ -29,7 +29,7 @@ from .hub import SignalHub
 from .keys import BrokerKeys
 from .models import AccessToken, User
 from .peers import PeerCache
-from .ratelimit import BucketsByKey, FailureLimiter
+from .playbacks import Playbacks
 from .recordings import RecordingStore
 from .settings import Settings
 from .spool import ChunkSignals, TransferSpool
@@ -66,6 +66,8 @@ class BrokerState:
 
     verified_recordings: VerifiedRecordings = field(default_factory=VerifiedRecordings)
     """Recording segments of sessions verified lately, for players asking range after range."""
+    playbacks: Playbacks = field(default_factory=Playbacks)
+    """Playbacks started (and audited) by a POST, whose ids the players' byte-range GETs present."""
     trail_refusals: set[tuple[str, str]] = field(default_factory=set)
     """(chain, reason) pairs the sealer already refused and put on record, so each is recorded once."""
 
@@ -73,10 +75,20 @@ class BrokerState:
         """A session ended: tell and disconnect its peers, forget their cached identities,
         and seal and sign its audit chain at once (in a worker thread)."""
         self.hub.close_room(session_id, farewell)
-        self.peers.forget(session_id)
+        self.peers.forget()
         loop = asyncio.get_running_loop()
         task = loop.run_in_executor(None, self.seal_trail)
         task.add_done_callback(lambda f: f.exception() and log.error("sealing session %s failed: %s", session_id, f.exception()))
+
+    def access_withdrawn(self, db: Session) -> None:
+        """Commit ``db``, which took access away (revoked tokens, disabled or changed an account),
+        then forget every cached peer, so that the very next chunk request looks its token up again.
+
+        In this order: a lookup that read the database before the commit cannot have its
+        entry kept (see :class:`~broker.peers.PeerCache`).
+        """
+        db.commit()
+        self.peers.forget()
 
     def seal_trail(self) -> SealResult:
         """Seal pending audit events and sign the heads of the chains they moved."""
@@ -127,26 +139,31 @@ def current_token(
     found = user_for_token(db, token)
     if found is None:
         raise unauthorized("the token is unknown, expired or revoked: sign in again")
-    refuse_until_totp_enrolled(connection, found[0])
+    refuse_until_set_up(connection, found[0])
     return found
 
 
+ACCOUNT_SETUP_PATHS = frozenset({"/auth/me", "/auth/logout", "/auth/password"})
+"""What an account must still be able to do before it is set up: see who it is, sign out, and
+change its password (the first step); ``/auth/totp/*`` too once that is done (the second)."""
+TOTP_ENROLMENT_PREFIX = "/auth/totp/"
 
-TOTP_ENROLMENT_PATHS = frozenset({"/auth/me", "/auth/logout", "/auth/password"})
-"""What an account that must enrol in TOTP may still do, besides ``/auth/totp/*``."""
 
-
-def refuse_until_totp_enrolled(connection: HTTPConnection, user: User) -> None:
-    """403 ``totp_enrollment_required`` while a role of ``user`` requires TOTP they have not
-    confirmed, except on the routes that let them enrol (and see who they are, sign out)."""
-    if not needs_totp_enrolment(user):
+def refuse_until_set_up(connection: HTTPConnection, user: User) -> None:
+    """403 on everything but :data:`ACCOUNT_SETUP_PATHS` while ``user`` must change a password
+    someone else set (``password_change_required``), then on everything but those and enrolling
+    while a role requires TOTP they have not confirmed (``totp_enrollment_required``)."""
+    refusal = unfinished_setup(user)
+    if refusal is None:
         return
     # The route's template, not the raw URL: a mounted prefix or odd spelling cannot slip past.
     route = connection.scope.get("route")
     path = str(getattr(route, "path", connection.url.path)).removeprefix(API_PREFIX)
-    if path in TOTP_ENROLMENT_PATHS or path.startswith("/auth/totp/"):
+    if path in ACCOUNT_SETUP_PATHS:
         return
-    raise totp_enrollment_required()
+    if path.startswith(TOTP_ENROLMENT_PREFIX) and not user.must_change_password:
+        return  # the refusal is TOTP's: enrolling is what it asks for
+    raise refusal
 
 
 def current_user(token: Annotated[tuple[User, AccessToken], Depends(current_token)]) -> User:

@@ -6,6 +6,7 @@ transfers), so both refuse the same tokens with the same words.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -15,13 +16,16 @@ from protocol.api import SessionState
 from protocol.signalling import PeerInfo, Role
 
 from . import audit
-from .accounts import needs_totp_enrolment, totp_enrollment_required, user_for_token
+from .accounts import unfinished_setup, user_for_token
 from .clock import utcnow
 from .errors import ApiError
 from .models import SupportSession
 from .serializers import host_info, user_brief
 from .support_sessions import get_session, host_session
 from .tokens import HOST_TOKEN_PREFIX, hash_token
+
+PEER_CACHE_SECONDS = 2.0
+"""How long a verified peer is taken on trust by the per-chunk requests of a transfer."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,9 @@ def identify_peer(
         if found is None:
             raise ApiError(401, "unauthorized", "the token is unknown, expired or revoked: sign in again")
         user = found[0]
-        if needs_totp_enrolment(user):
-            raise totp_enrollment_required()
+        refusal = unfinished_setup(user)
+        if refusal is not None:
+            raise refusal
         session = get_session(db, session_id)
         if session is None or session.technician_id != user.id:
             raise ApiError(404, "not_found", f"session {session_id} does not exist or is not yours")
@@ -89,14 +94,24 @@ def identify_peer(
 class PeerCache:
     """Recently verified peers, so that a transfer's many chunk requests skip the token lookups.
 
-    Entries live :data:`PEER_CACHE_SECONDS`; ending a session or signing out
-    clears them at once (:meth:`forget`), so a cached peer never outlives its
-    session or token by more than that, and usually not at all.
+    Entries live :data:`PEER_CACHE_SECONDS` at most. Whatever can take a peer's right away
+    (signing out, a changed password, an account disabled or changed, a session ended) calls
+    :meth:`forget` once its change is committed: every entry goes, and so does any entry a
+    lookup still under way puts later, since that lookup may have read the database from
+    before the change. A lookup reads :attr:`generation` before it starts and :meth:`put`
+    keeps its entry only if no :meth:`forget` came in between.
     """
 
-    def __init__(self, ttl: float = 2.0) -> None:
+    def __init__(self, ttl: float = PEER_CACHE_SECONDS) -> None:
         self._ttl = ttl
+        self._generation = 0
         self._entries: dict[tuple[str, str], tuple[float, SessionPeer]] = {}
+        self._lock = threading.Lock()  # lookups put from worker threads; a forget must not interleave
+
+    @property
+    def generation(self) -> int:
+        """Read before looking a token up; hand it to :meth:`put`."""
+        return self._generation
 
     def get(self, session_id: str, token: str, now: float) -> SessionPeer | None:
         entry = self._entries.get((session_id, token))
@@ -104,14 +119,17 @@ class PeerCache:
             return None
         return entry[1]
 
-    def put(self, session_id: str, token: str, peer: SessionPeer, now: float) -> None:
-        if len(self._entries) > 10_000:
-            self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
-        self._entries[(session_id, token)] = (now + self._ttl, peer)
+    def put(self, session_id: str, token: str, peer: SessionPeer, now: float, generation: int) -> None:
+        """Keep ``peer``, looked up after :attr:`generation` read ``generation``, unless forgotten since."""
+        with self._lock:
+            if generation != self._generation:
+                return
+            if len(self._entries) > 10_000:
+                self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
+            self._entries[(session_id, token)] = (now + self._ttl, peer)
 
-    def forget(self, session_id: str | None = None) -> None:
-        """Drop the entries of one session, or all of them."""
-        if session_id is None:
-            self._entries.clear()
-        else:
-            self._entries = {k: v for k, v in self._entries.items() if k[0] != session_id}
+    def forget(self) -> None:
+        """Drop every entry, and every entry a lookup begun before this call would put."""
+        with self._lock:
+            self._generation += 1
+            self._entries = {}

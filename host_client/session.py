@@ -502,8 +502,13 @@ class HostSession:
         if not self._technician_present:
             self._ui.technician_present(True)
         self._technician_present = True
-        if self.authority.consent_given and (reoffer or self._pc is None):
+        if self.authority.consent_given and (reoffer or self._offer_needed()):
             await self._offer()
+
+    def _offer_needed(self) -> bool:
+        """No peer connection, or one whose offer never got its answer: the broker died while
+        it was on its way, so a reconnecting host offers again."""
+        return self._pc is None or self._pc.signalingState == "have-local-offer"
 
     async def _technician_left(self) -> None:
         log.info("the technician left; waiting for them to come back")
@@ -516,7 +521,6 @@ class HostSession:
 
     async def _offer(self) -> None:
         await self._close_peer()
-        assert self._channel is not None
         pc = RTCPeerConnection(rtc_configuration(self._ice))
         self._pc = pc
         self._track = ScreenTrack(
@@ -535,7 +539,9 @@ class HostSession:
                 self.media_connected.set()
 
         await pc.setLocalDescription(await pc.createOffer())
-        await self._channel.send(Offer(sdp=pc.localDescription.sdp))
+        # Making the offer takes a moment, in which the broker may die: then the offer is lost,
+        # not the session; the signalling loop reconnects and offers again (_offer_needed).
+        await self._send_signal(Offer(sdp=pc.localDescription.sdp))
 
     def _open_data_channels(self, pc: RTCPeerConnection) -> None:
         input_channel = pc.createDataChannel(INPUT_CHANNEL, ordered=True)

@@ -86,7 +86,8 @@ class SignallingChannel:
 
     @classmethod
     async def open(cls, broker_url: str, path: str, token: str) -> "SignallingChannel":
-        """Connect and authenticate; raises :class:`SignallingRefused` with the broker's reason."""
+        """Connect and authenticate; raises :class:`SignallingRefused` with the broker's reason, or
+        an :class:`OSError` when the broker cannot be reached (try again later)."""
         try:
             url = websocket_url(broker_url, path)
             connection = await websockets.connect(
@@ -98,6 +99,10 @@ class SignallingChannel:
             )
         except websockets.InvalidStatus as exc:
             raise SignallingRefused(exc.response.status_code, _reason(exc.response.body)) from None
+        except (websockets.InvalidHandshake, websockets.ConnectionClosed, EOFError) as exc:
+            # The broker died half-way through the handshake (no answer, a cut connection): as
+            # unreachable as a refused connection, not a refusal, so callers reconnect.
+            raise ConnectionError(f"the signalling handshake broke off: {exc}") from None
         return cls(connection)
 
     async def send(self, message: BaseModel) -> None:

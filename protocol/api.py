@@ -113,6 +113,9 @@ class SignInState(Response):
 
     signed_in: bool
     user: UserInfo | None = None
+    password_change_required: bool = False
+    """The account's password was set by someone else: until it is changed, the token works only
+    for ``/auth/me``, ``/auth/logout`` and ``/auth/password`` (``403 password_change_required``)."""
 
 
 class LoginResponse(Response):
@@ -124,6 +127,7 @@ class LoginResponse(Response):
     expires_at: datetime
     user: UserInfo
     password_change_required: bool
+    """As in :class:`SignInState`."""
     totp_enrollment_required: bool = False
     """A role of the account requires TOTP and it has none yet: until enrolment is
     confirmed, the token works only for ``/auth/me``, ``/auth/logout``,
@@ -308,6 +312,20 @@ class SessionOut(Response):
     """What the end user allows now; None until they answered the consent prompt."""
     consent_source: str | None = None
     """How they answered: window, terminal, or flag (an unattended --consent set-up)."""
+
+
+class PlaybackStarted(Response):
+    """A playback of a session's recording, on the record as ``recording.played``."""
+
+    playback_id: str
+    """Present it as ``?playback=`` on the recording's byte-range GETs; yours alone, for this session."""
+    url: str
+    """The recording's address for this playback (a ``<video src>``), from the broker's root."""
+    bytes: int
+    """Size of the recording this playback serves (as of its start)."""
+    segments: int
+    idle_seconds: int
+    """The playback lapses after this long without a request; then start another."""
 
 
 class TeamBrief(Response):

@@ -285,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser(
         "audit", help="auditors: find sessions, read reports, save recordings and export bundles",
-        description="Every recording download and every export is itself recorded in the broker's audit trail.",
+        description="Every recording download (a playback: recording.played) and every export (audit.exported) "
+        "is itself recorded in the broker's audit trail.",
     )
     audit_cmds = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     found = audit_cmds.add_parser("sessions", help="list sessions, newest first")
@@ -298,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="at most this many (1-1000, default 100)")
     rep = audit_cmds.add_parser("report", help="a session's participants, consent, chat, files, timeline and integrity")
     rep.add_argument("session_id", type=_session_id, help="session id")
-    rec = audit_cmds.add_parser("recording", help="save a session's recording as one WebM file (audited)")
+    rec = audit_cmds.add_parser("recording", help="save a session's recording as one WebM file (audited as a playback)")
     rec.add_argument("session_id", type=_session_id, help="session id")
     rec.add_argument("--out", type=Path, required=True, help="file to write, e.g. session.webm")
     rec.add_argument("--play", action="store_true", help="then play it with ffplay (from ffmpeg)")

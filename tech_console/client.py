@@ -23,6 +23,7 @@ from protocol.api import (
     LoginRequest,
     LoginResponse,
     PasswordChange,
+    PlaybackStarted,
     Priority,
     RecoveryCodes,
     SessionCreate,
@@ -288,23 +289,33 @@ class TechConsole:
         """Have the broker verify its whole trail and every stored recording segment."""
         return await self._call("POST", "/audit/verify", dict[str, Any])
 
+    async def start_playback(self, session_id: str) -> PlaybackStarted:
+        """Start a playback of the session's recording (audited as ``recording.played``): its id
+        and the address whose bytes (and byte ranges) it may fetch."""
+        return await self._call("POST", f"/audit/sessions/{session_id}/playbacks", PlaybackStarted)
+
     async def save_recording(self, session_id: str, destination: Path, progress: ProgressHook | None = None) -> Path:
-        """Download the session's recording as one WebM (the broker audits the playback)."""
-        return await self._download(f"/audit/sessions/{session_id}/recording", destination, progress)
+        """Download the session's recording as one WebM: one playback, audited when it starts."""
+        playback = await self.start_playback(session_id)
+        return await self._download("GET", f"/audit/sessions/{session_id}/recording", destination, progress,
+                                    params={"playback": playback.playback_id})
 
     async def save_export(self, session_id: str, destination: Path, progress: ProgressHook | None = None) -> Path:
-        """Download the session's bundle, which ``deskhand-broker audit verify-bundle`` checks offline."""
-        return await self._download(f"/audit/sessions/{session_id}/export", destination, progress)
+        """Download the session's bundle (audited), which ``deskhand-broker audit verify-bundle`` checks offline."""
+        return await self._download("POST", f"/audit/sessions/{session_id}/export", destination, progress)
 
     async def save_heads(self, destination: Path, progress: ProgressHook | None = None) -> Path:
         """Download every chain's signed head, to keep outside the broker (``verify --heads``)."""
-        return await self._download("/audit/heads", destination, progress)
+        return await self._download("GET", "/audit/heads", destination, progress)
 
-    async def _download(self, path: str, destination: Path, progress: ProgressHook | None) -> Path:
+    async def _download(
+        self, method: str, path: str, destination: Path, progress: ProgressHook | None,
+        params: dict[str, str] | None = None,
+    ) -> Path:
         """Stream a response body into ``destination`` (through a ``.part`` file: never half a file)."""
         partial = destination.with_name(destination.name + ".part")
         try:
-            async with self._http.stream("GET", path, headers=self._headers(), timeout=300) as response:
+            async with self._http.stream(method, path, headers=self._headers(), params=params, timeout=300) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     raise _error(response)

@@ -1,6 +1,7 @@
 """The auditors' side: sessions, reports, recordings, exports, and whole-trail verification.
 
-Every playback and every export is itself recorded in the trail.
+Every playback and every export is itself recorded in the trail, by a POST: no GET
+here changes anything, so no other site can have one recorded in an auditor's name.
 """
 
 from __future__ import annotations
@@ -8,27 +9,28 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from datetime import datetime, timedelta, timezone
+import time
+from datetime import datetime, timezone
 from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 from starlette.concurrency import run_in_threadpool
 
-from protocol.api import SessionOut
+from protocol.api import API_PREFIX, PlaybackStarted, SessionOut
 
 from .. import audit, evidence
 from ..access import AuditExporter, AuditReader, RecordingViewer
 from ..bundles import write_bundle
-from ..clock import utcnow
 from ..deps import DB, BrokerState, SessionId, Source, State
 from ..errors import ApiError, not_found
 from ..evidence import SegmentRef, TrailBroken, VerifiedSession, verify_session
 from ..heads import heads_document
-from ..models import AuditEvent, SupportSession, User
+from ..models import SupportSession, User
+from ..playbacks import PLAYBACK_IDLE_SECONDS
 from ..reports import session_report
 from ..serializers import session_out
 from ..support_sessions import get_session
@@ -57,15 +59,21 @@ def sessions(
         like = f"%{host}%"
         query = query.where(SupportSession.host_machine_name.like(like) | SupportSession.host_user_name.like(like))
     if since:
-        query = query.where(SupportSession.created_at >= _utc(since))
+        query = query.where(SupportSession.created_at >= _utc(since, "since"))
     if until:
-        query = query.where(SupportSession.created_at <= _utc(until))
+        query = query.where(SupportSession.created_at <= _utc(until, "until"))
     return [session_out(s) for s in db.scalars(query.limit(limit))]
 
 
-def _utc(moment: datetime) -> datetime:
-    """A moment without a time zone is taken as UTC (the stored times are UTC)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+def _utc(moment: datetime, name: str) -> datetime:
+    """``moment`` in UTC, as the stored times are; without a zone it is taken as UTC. 422 for a
+    moment with no date in UTC (0001-01-01 in a zone east of it, 9999-12-31 west of it)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ApiError(422, "invalid_request", f"{name}: {moment.isoformat()} has no date in UTC") from None
 
 
 def _session(db: DB, session_id: str) -> SupportSession:
@@ -85,9 +93,6 @@ def report(session_id: SessionId, state: State, _auditor: AuditReader) -> dict[s
 
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-PLAYBACK_WINDOW = timedelta(minutes=10)
-"""Byte ranges that do not start a playback are covered by the viewer's own ``recording.played``
-event for the session within this long; past it, or with none, the request is audited itself."""
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -145,37 +150,81 @@ def _recording_bytes(state: BrokerState, session_id: str, segments: Sequence[Seg
             raise trail_broken(exc) from None
 
 
+def handed_out(joined: bytes, segments: Sequence[SegmentRef]) -> dict[str, object]:
+    """What a ``recording.played`` or ``audit.exported`` event says of the recording it hands out."""
+    return {"recording_sha256": hashlib.sha256(joined).hexdigest(), "recording_bytes": len(joined),
+            "segments": len(segments)}
+
+
+@router.post(
+    "/sessions/{session_id}/playbacks", response_model=PlaybackStarted, status_code=201,
+    summary="Start playing the recording (audited): a playback id for its byte ranges",
+    responses={404: {"description": "No such session (`not_found`), or it has no recording (`no_recording`)"},
+               409: {"description": "The trail does not verify (`trail_does_not_verify`)"}},
+)
+async def start_playback(session_id: SessionId, state: State, user: RecordingViewer, source: Source) -> PlaybackStarted:
+    # A POST, so that only the auditor's own client starts (and is recorded as starting) a
+    # playback: cookies need the CSRF header, which no other site can send (broker/playbacks.py).
+    def start() -> PlaybackStarted:
+        segments = tuple(_verified_segments(state, session_id))
+        if not segments:
+            raise ApiError(404, "no_recording", f"session {session_id} has no recording")
+        joined = _recording_bytes(state, session_id, segments)
+        with state.database.session() as db:
+            # What this playback may serve, exactly: the ranges a player then asks for are not audited.
+            audit.record(db, "recording.played", actor=audit.user_actor(user), source=source, session_id=session_id,
+                         **handed_out(joined, segments))
+        playback = state.playbacks.start(user.id, session_id, segments, len(joined), time.monotonic())
+        return PlaybackStarted(
+            playback_id=playback.id, url=f"{API_PREFIX}/audit/sessions/{session_id}/recording?playback={playback.id}",
+            bytes=playback.size, segments=len(segments), idle_seconds=int(state.playbacks.idle_seconds),
+        )
+
+    return await run_in_threadpool(start)
+
+
+def playback_required(session_id: str) -> ApiError:
+    return ApiError(
+        403, "playback_required",
+        f"start a playback first: POST {API_PREFIX}/audit/sessions/{session_id}/playbacks (audited as "
+        "recording.played), then ask with ?playback=<its playback_id>; an id is yours alone, for this session, "
+        f"and lapses after {PLAYBACK_IDLE_SECONDS / 60:g} minutes unused",
+    )
+
+
 @router.get(
-    "/sessions/{session_id}/recording", summary="The recording as one WebM (audited; byte ranges for seeking)",
-    responses={200: {"content": {"video/webm": {}}}, 206: {"content": {"video/webm": {}}}},
+    "/sessions/{session_id}/recording",
+    summary="The bytes of a started playback, as one WebM (byte ranges for seeking; not audited again)",
+    responses={200: {"content": {"video/webm": {}}}, 206: {"content": {"video/webm": {}}},
+               403: {"description": "No playback id, or not one of yours for this session (`playback_required`)"}},
 )
 async def recording(
-    session_id: SessionId, state: State, user: RecordingViewer, source: Source,
+    session_id: SessionId, state: State, user: RecordingViewer,
+    playback: Annotated[str | None, Query(max_length=64, description="playback_id from POST .../playbacks")] = None,
     range_header: Annotated[str | None, Header(alias="Range", max_length=200)] = None,
 ) -> Response:
     # A browser's <video> asks for byte ranges (from 0 first, then wherever the viewer seeks);
-    # without them Chromium cannot seek at all. Whether a request is audited is judged by the
-    # bytes it returns: one from byte 0 starts a playback and is always audited; any other is
-    # covered by the viewer's playback of this session within PLAYBACK_WINDOW, or audited itself.
-    actor = audit.user_actor(user)
+    # without them Chromium cannot seek at all. Each is served from the segments the playback
+    # started with, after checking that the trail still verifies (an event sealed behind the
+    # broker's back stops the playback at once).
+    started = state.playbacks.find(playback, user.id, session_id, time.monotonic()) if playback else None
 
-    def build() -> tuple[bytes, tuple[int, int] | None]:
-        data = _recording_bytes(state, session_id, _verified_segments(state, session_id))
-        try:
-            chosen = byte_range(range_header, len(data))
-        except ValueError:
-            return data, (-1, -1)  # 416: no byte leaves, nothing to audit
-        first = 0 if chosen is None else chosen[0]
-        with state.database.session() as db:
-            if first == 0 or not _recently_played(db, session_id, actor):
-                served = "all" if chosen is None else f"{chosen[0]}-{chosen[1]}"
-                audit.record(db, "recording.played", actor=actor, source=source, session_id=session_id,
-                             bytes=served, size=len(data))
-            return data, chosen
+    def build() -> bytes:
+        if started is None:
+            with state.database.session() as db:
+                _session(db, session_id)  # 404 for a session that does not exist, as elsewhere
+            raise playback_required(session_id)
+        current = tuple(_verified_segments(state, session_id))
+        if current[:len(started.segments)] != started.segments:
+            raise ApiError(409, "recording_changed",
+                           "the recording's segments changed since this playback started: start another")
+        return _recording_bytes(state, session_id, started.segments)
 
-    data, chosen = await run_in_threadpool(build)
+    data = await run_in_threadpool(build)
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-store"}
-    if chosen == (-1, -1):
+    try:
+        chosen = byte_range(range_header, len(data))
+    except ValueError:
         return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{len(data)}"})
     if chosen is None:
         return Response(content=data, media_type="video/webm", headers=headers)
@@ -184,21 +233,12 @@ async def recording(
                     headers={**headers, "Content-Range": f"bytes {first}-{last}/{len(data)}"})
 
 
-def _recently_played(db: Session, session_id: str, actor: str) -> bool:
-    since = utcnow() - PLAYBACK_WINDOW
-    return db.scalar(
-        select(AuditEvent.id).where(
-            AuditEvent.session_id == session_id, AuditEvent.kind == "recording.played",
-            AuditEvent.actor == actor, AuditEvent.at >= since,
-        ).limit(1)
-    ) is not None
-
-
-@router.get(
+@router.post(
     "/sessions/{session_id}/export", summary="A bundle that verifies offline (audited)",
     responses={200: {"content": {"application/zip": {}}}},
 )
 async def export(session_id: SessionId, state: State, user: AuditExporter, source: Source) -> Response:
+    # A POST for the same reason as a playback: another site cannot have it made, nor recorded.
     def build() -> bytes:
         # 1. The trail sealed and checked, and the recording joined from it.
         before = _verified(state, session_id)
@@ -207,8 +247,7 @@ async def export(session_id: SessionId, state: State, user: AuditExporter, sourc
         with state.database.session() as db:
             exported = audit.record(
                 db, "audit.exported", actor=audit.user_actor(user), source=source, session_id=session_id,
-                recording_sha256=hashlib.sha256(joined).hexdigest(), recording_bytes=len(joined),
-                segments=len(before.segments),
+                **handed_out(joined, before.segments),
             )
             db.flush()
             export_row = exported.id
@@ -228,7 +267,8 @@ async def export(session_id: SessionId, state: State, user: AuditExporter, sourc
 
     data = await run_in_threadpool(build)
     return Response(content=data, media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="deskhand-session-{session_id}.zip"'})
+                    headers={"Content-Disposition": f'attachment; filename="deskhand-session-{session_id}.zip"',
+                             "Cache-Control": "private, no-store"})
 
 
 @router.post("/verify", summary="Verify the whole trail and every stored segment")

@@ -189,8 +189,8 @@ def logout(
     user, row = token
     row.revoked_at = utcnow()
     clear_session_cookie(response, secure=request.url.scheme == "https")
-    state.peers.forget()
     audit.record(db, "auth.logout", actor=audit.user_actor(user), source=source)
+    state.access_withdrawn(db)
 
 
 @router.get("/session", response_model=SignInState, dependencies=[PublicAccess],
@@ -200,7 +200,8 @@ def sign_in_state(db: DB, request: Request) -> SignInState:
     found = user_for_token(db, token) if token else None
     if found is None:
         return SignInState(signed_in=False)
-    return SignInState(signed_in=True, user=user_info(found[0]))
+    user = found[0]
+    return SignInState(signed_in=True, user=user_info(user), password_change_required=user.must_change_password)
 
 
 @router.get("/me", response_model=UserInfo, summary="Who the token belongs to")
@@ -212,7 +213,8 @@ def me(user: CurrentUser) -> UserInfo:
              responses={403: {"description": "The current password is wrong"},
                         422: {"description": "The new password breaks the policy (`weak_password`)"}})
 def change_password(
-    body: PasswordChange, db: DB, source: Source, token: Annotated[tuple[User, AccessToken], Depends(current_token)]
+    body: PasswordChange, db: DB, source: Source, state: State,
+    token: Annotated[tuple[User, AccessToken], Depends(current_token)],
 ) -> None:
     user, current = token
     if not verify_password(user.password_hash, body.current_password):
@@ -228,6 +230,7 @@ def change_password(
     # Whoever else holds a token of this account (perhaps the reason for the change) is out.
     others = revoke_tokens(db, user, keep=current)
     audit.record(db, "auth.password_changed", actor=audit.user_actor(user), source=source, tokens_revoked=others)
+    state.access_withdrawn(db)
 
 
 # --- TOTP ------------------------------------------------------------------------------

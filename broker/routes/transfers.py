@@ -78,13 +78,13 @@ async def _run(state: BrokerState, session_id: str, token: str | None, work: Cal
 
 def _cached_unit(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
     """Like :func:`_unit`, with the peer from :class:`~broker.peers.PeerCache` when it was just verified."""
-    now = time.monotonic()
+    now, generation = time.monotonic(), state.peers.generation
     peer = state.peers.get(session_id, token, now) if token else None
     with state.database.session() as db:
         if peer is None:
             peer = identify_peer(db, session_id, token, what="transfer files")
             if token:
-                state.peers.put(session_id, token, peer, now)
+                state.peers.put(session_id, token, peer, now, generation)
         return work(db, peer)
 
 

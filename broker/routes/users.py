@@ -9,7 +9,7 @@ from protocol.admin import PasswordReset, UserCreate, UserCreated, UserOut, User
 
 from .. import audit
 from ..access import UserManager
-from ..deps import DB, Name, Source
+from ..deps import DB, Name, Source, State
 from ..directory import create_user, delete_user, find_user, reset_password, update_user, user_out
 from ..models import User
 
@@ -34,17 +34,21 @@ def show(username: Name, db: DB, _admin: UserManager) -> UserOut:
 
 @router.patch("/{username}", response_model=UserOut,
               summary="Change display name, roles, teams; disable or enable (takes effect in live sessions within seconds)")
-def change(username: Name, body: UserUpdate, db: DB, admin: UserManager, source: Source) -> UserOut:
+def change(username: Name, body: UserUpdate, db: DB, admin: UserManager, source: Source, state: State) -> UserOut:
     user = update_user(db, find_user(db, username), body, actor=audit.user_actor(admin), source=source)
+    state.access_withdrawn(db)  # a disabled account's chunk uploads stop with this answer
     return user_out(user)
 
 
 @router.delete("/{username}", status_code=204, summary="Delete an account without history")
-def delete(username: Name, db: DB, admin: UserManager, source: Source) -> None:
+def delete(username: Name, db: DB, admin: UserManager, source: Source, state: State) -> None:
     delete_user(db, find_user(db, username), actor=audit.user_actor(admin), source=source)
+    state.access_withdrawn(db)
 
 
 @router.post("/{username}/password-reset", response_model=PasswordReset,
              summary="Generate a new password (shown once); the account's tokens stop working")
-def password_reset(username: Name, db: DB, admin: UserManager, source: Source) -> PasswordReset:
-    return PasswordReset(password=reset_password(db, find_user(db, username), actor=audit.user_actor(admin), source=source))
+def password_reset(username: Name, db: DB, admin: UserManager, source: Source, state: State) -> PasswordReset:
+    password = reset_password(db, find_user(db, username), actor=audit.user_actor(admin), source=source)
+    state.access_withdrawn(db)
+    return PasswordReset(password=password)

@@ -6,6 +6,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import screenshot, sign_in
+from tests.support.accounts import make_user
 from tests.support.api import bearer
 
 pytestmark = pytest.mark.slow
@@ -81,9 +82,7 @@ async def test_an_admin_creates_a_role_a_team_and_an_account_through_the_pages(b
 
 async def test_a_technician_sees_no_admin_or_audit_and_is_not_allowed_there(broker, console_page) -> None:
     admin = bearer(broker.login())
-    made = broker.http.post("/users", headers=admin, json={
-        "username": "tina", "display_name": "Tina Tech", "password": "Screwdriver passphrase 77", "roles": ["technician"]})
-    assert made.status_code == 201, made.text
+    make_user(broker, "tina", role="technician", password="Screwdriver passphrase 77")
     page = await console_page(broker)
     await sign_in(page, "tina", "Screwdriver passphrase 77")
     nav = page.get_by_role("navigation", name="Sections")
@@ -141,9 +140,7 @@ async def test_an_account_that_manages_only_team_policies_finds_admin_on_the_tea
     admin = bearer(broker.login())
     role = broker.http.post("/roles", headers=admin, json={"name": "policy-keeper", "permissions": ["policies.manage"]})
     assert role.status_code == 201, role.text
-    made = broker.http.post("/users", headers=admin, json={
-        "username": "pam", "display_name": "Pam Policy", "password": "Rulebook passphrase 31", "roles": ["policy-keeper"]})
-    assert made.status_code == 201, made.text
+    make_user(broker, "pam", role="policy-keeper", password="Rulebook passphrase 31")
     page = await console_page(broker)
     await sign_in(page, "pam", "Rulebook passphrase 31")
     nav = page.get_by_role("navigation", name="Sections")

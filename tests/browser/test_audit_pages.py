@@ -11,6 +11,7 @@ from playwright.async_api import expect
 
 from protocol.permissions import Permission
 from tests.browser.conftest import screenshot, sign_in
+from tests.support.accounts import make_user
 from tests.support.api import bearer
 from tests.support.live_session import live_session
 
@@ -27,9 +28,7 @@ def broker_env() -> dict[str, str]:
 
 async def test_an_auditor_plays_a_recording_seeks_from_the_timeline_and_exports(broker, xvfb, console_page) -> None:
     admin = bearer(broker.login())
-    made = broker.http.post("/users", headers=admin, json={
-        "username": AUDITOR[0], "display_name": "Audra Auditor", "password": AUDITOR[1], "roles": ["auditor"]})
-    assert made.status_code == 201, made.text
+    make_user(broker, AUDITOR[0], role="auditor", password=AUDITOR[1])
 
     async with live_session(broker, xvfb.env, "--consent", "view,chat", subject="Printer queue stuck") as live:
         await live.view.wait_for_control(30)
@@ -94,7 +93,7 @@ async def test_an_auditor_plays_a_recording_seeks_from_the_timeline_and_exports(
     await page.wait_for_function("() => document.querySelector('video#recording').readyState >= 2", timeout=15_000)
 
     async with page.expect_download() as waiting:
-        await page.get_by_role("link", name="Export bundle").click()
+        await page.get_by_role("button", name="Export bundle").click()
     download = await waiting.value
     path = await download.path()
     with zipfile.ZipFile(path) as bundle:

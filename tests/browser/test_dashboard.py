@@ -92,9 +92,9 @@ async def test_the_dashboard_renders_the_seeded_set_quickly_and_matches_the_api(
     await expect(page.get_by_role("table", name="Per team").locator("tbody tr")).to_have_count(len(report["teams"]))
     await screenshot(page, "dashboard-seeded")
 
-    # The CSV link downloads the same range (and the export is audited).
+    # The CSV button downloads the same range (and the export is audited).
     async with page.expect_download() as download_info:
-        await page.get_by_role("link", name="Download CSV").click()
+        await page.get_by_role("button", name="Download CSV").click()
     download = await download_info.value
     assert download.suggested_filename == f"deskhand-kpis-{query['from']}-to-{query['to']}.csv"
     rows = list(csv.DictReader(io.StringIO(open(await download.path(), encoding="utf-8").read())))

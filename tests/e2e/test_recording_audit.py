@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from protocol.permissions import Permission
+from tests.support.api import bearer, export_bundle, play_recording
 from tests.support.broker import BrokerProcess
 from tests.support.input_recorder import RecorderProcess
 from tests.support.live_session import Live, live_session, resume_host
@@ -43,6 +44,11 @@ RECORDING_NOTICE = "this session is recorded for the audit trail"
 
 def api(broker: BrokerProcess, path: str, **kwargs) -> httpx.Response:
     return httpx.get(broker.api + path, headers={"Authorization": f"Bearer {broker.login()}"}, timeout=60, **kwargs)
+
+
+def played(broker: BrokerProcess, session_id: str) -> httpx.Response:
+    """The whole recording, through a playback started (and audited) for it."""
+    return play_recording(broker, bearer(broker.login()), session_id)
 
 
 def ffprobe_duration(data: bytes, tmp_path: Path) -> float:
@@ -140,17 +146,17 @@ async def test_a_recorded_session_reports_plays_exports_and_verifies(start_broke
     assert report["files"][0]["name"] == "fix.ps1" and report["files"][0]["state"] == "completed"
     assert report["participants"][1]["machine_name"]
 
-    played = api(broker, f"/audit/sessions/{session_id}/recording")
-    assert played.status_code == 200 and played.headers["content-type"] == "video/webm"
+    recording = played(broker, session_id)
+    assert recording.status_code == 200 and recording.headers["content-type"] == "video/webm"
     span = session_span(session)
-    duration = ffprobe_duration(played.content, tmp_path)
+    duration = ffprobe_duration(recording.content, tmp_path)
     assert abs(duration - span) <= 1.0, (duration, span)
-    middle = frame_at(played.content, duration / 2)
+    middle = frame_at(recording.content, duration / 2)
     height, width = middle.shape[:2]
     for x, y, expected in pattern_cell_centres(width, height):
         assert all(abs(int(a) - b) <= 40 for a, b in zip(middle[y, x], expected, strict=True)), (x, y, middle[y, x], expected)
 
-    exported = api(broker, f"/audit/sessions/{session_id}/export")
+    exported = export_bundle(broker, bearer(broker.login()), session_id)
     assert exported.status_code == 200
     bundle = tmp_path / "bundle.zip"
     bundle.write_bytes(exported.content)
@@ -275,8 +281,8 @@ async def test_a_host_killed_during_a_broker_outage_resumes_after_its_spool_and_
     assert abs(gaps[last_spooled] / 1000 - downtime) <= 1.0, (gaps, downtime)
     assert max(gaps[:last_spooled] + gaps[last_spooled + 1:]) < 600, gaps
     session = api(broker, f"/sessions/{live.session_id}").json()
-    played = api(broker, f"/audit/sessions/{live.session_id}/recording")
-    assert abs(ffprobe_duration(played.content, tmp_path) - session_span(session)) <= 1.0
+    recording = played(broker, live.session_id)
+    assert abs(ffprobe_duration(recording.content, tmp_path) - session_span(session)) <= 1.0
 
 
 async def test_a_host_down_for_seconds_leaves_a_gap_that_long(start_broker, xvfb, tmp_path) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from protocol.permissions import Permission
 from tech_console.client import ConsoleError
+from tests.support.accounts import choose_own_password
 from tests.support.api import bearer
 from tests.support.live_session import live_session
 from tests.support.polling import async_wait_until
@@ -34,7 +35,7 @@ def technician(broker, username: str, role: str, permissions: list[str], teams: 
     admin_call(broker, "POST", "/roles", name=role, permissions=SESSION_BASICS + permissions)
     admin_call(broker, "POST", "/users", username=username, display_name=username.title(), password=PASSWORD,
                roles=[role], teams=teams or [])
-    return username, PASSWORD
+    return username, choose_own_password(broker, username, PASSWORD)
 
 
 async def test_a_technician_without_control_gets_no_control_and_the_host_refuses_input_sent_anyway(

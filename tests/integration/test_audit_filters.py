@@ -24,3 +24,7 @@ def test_since_and_until_take_times_with_and_without_a_zone(broker, admin) -> No
     assert session_id not in listed(until=(now - hour).isoformat())
     # The same moment in another zone.
     assert session_id in listed(since=(now - hour).astimezone(timezone(timedelta(hours=5))).isoformat())
+    # A moment with no date in UTC is refused, not a server error.
+    for name, moment in (("until", "0001-01-01T00:10:29+13:20"), ("since", "9999-12-31T23:10:29-13:20")):
+        refused = broker.http.get("/audit/sessions", params={name: moment}, headers=admin)
+        assert refused.status_code == 422 and refused.json()["message"].startswith(f"{name}: "), refused.text

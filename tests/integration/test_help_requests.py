@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.accounts import make_user
 from tests.support.api import HOST_BODY, audit_kinds, bearer, end_session, paired_session
 
 PASSWORD = "Queue-test passphrase 9"
@@ -28,9 +29,7 @@ def broker_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def second_technician(broker, admin) -> dict[str, str]:
-    made = broker.http.post("/users", headers=admin, json={
-        "username": "bea", "display_name": "Bea Tech", "password": PASSWORD, "roles": ["technician"]})
-    assert made.status_code == 201, made.text
+    make_user(broker, "bea", role="technician", password=PASSWORD)
     return bearer(broker.login("bea", PASSWORD))
 
 
@@ -227,9 +226,7 @@ def test_a_wrong_token_is_refused_and_does_not_disturb_the_right_one(broker) -> 
 
 
 def test_the_queue_is_for_ticket_readers_and_pickup_for_session_starters(broker, admin) -> None:
-    made = broker.http.post("/users", headers=admin, json={
-        "username": "aud", "display_name": "Auditor", "password": PASSWORD, "roles": ["auditor"]})
-    assert made.status_code == 201, made.text
+    make_user(broker, "aud", role="auditor", password=PASSWORD)
     auditor = bearer(broker.login("aud", PASSWORD))
     created = ask(broker)
     assert broker.http.post(f"/requests/{created['request_id']}/pickup", headers=auditor).status_code == 403

@@ -1,75 +1,109 @@
-"""The recording answers HTTP byte ranges, so a browser's <video> can seek in it; one playback is audited once."""
+"""A started playback serves the recording in HTTP byte ranges, so a browser's <video> can seek in it.
+
+A playback starts with a POST, which is audited (``recording.played``, with the hash and
+size of what it may serve); its byte-range GETs present its id and are not audited again.
+Without a playback of one's own for that session nothing is served, and nothing recorded.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 
 import av
 
 from tests.support.accounts import PASSWORD, make_user
-from tests.support.api import audit_kinds, bearer, end_session, paired_session
+from tests.support.api import audit_kinds, bearer, end_session, export_bundle, fetch_playback, paired_session, start_playback
 from tests.support.segments import put_segment, webm_segment
 
 
-def test_the_recording_serves_byte_ranges_and_audits_each_playback_once(broker, admin) -> None:
+def recorded_session(broker, admin, segments: int = 3) -> str:  # type: ignore[no-untyped-def]
+    """An ended session with ``segments`` one-second recording segments; its id."""
     session_id, host_token = paired_session(broker, admin)
-    for index in range(3):
+    for index in range(segments):
         stored = put_segment(broker, session_id, host_token, index, webm_segment(60 * index), offset_ms=index * 1000)
         assert stored.status_code in (200, 201, 204), stored.text
     assert end_session(broker, admin, session_id).status_code in (200, 204)
-    path = f"/audit/sessions/{session_id}/recording"
+    return session_id
 
-    whole = broker.http.get(path, headers=admin)
+
+def test_a_playback_is_audited_once_when_it_starts_and_serves_byte_ranges(broker, admin) -> None:
+    session_id = recorded_session(broker, admin)
+    started = start_playback(broker, admin, session_id)
+    assert started.status_code == 201, started.text
+    playback = started.json()
+    assert playback["segments"] == 3 and playback["url"].endswith(f"?playback={playback['playback_id']}")
+
+    whole = fetch_playback(broker, admin, session_id, playback["playback_id"])
     assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes"
     body = whole.content
+    assert len(body) == playback["bytes"]
     with av.open(io.BytesIO(body)) as container:
         assert abs(float(container.duration / av.time_base) - 3.0) < 0.6
+    # What the event says is what the playback serves.
+    (data,), = broker.sql("SELECT data FROM audit_events WHERE session_id = ? AND kind = 'recording.played'", session_id)
+    assert json.loads(str(data)) == {"recording_sha256": hashlib.sha256(body).hexdigest(), "recording_bytes": len(body),
+                                     "segments": 3}
 
-    first = broker.http.get(path, headers={**admin, "Range": "bytes=0-"})
-    assert first.status_code == 206 and first.content == body
-    assert first.headers["content-range"] == f"bytes 0-{len(body) - 1}/{len(body)}"
-    middle = broker.http.get(path, headers={**admin, "Range": "bytes=100-199"})
+    def ask(spelling: str):  # type: ignore[no-untyped-def]
+        return fetch_playback(broker, admin, session_id, playback["playback_id"], spelling)
+
+    for spelling in ("bytes=0-", "bytes=00-", "bytes=-999999999"):
+        answer = ask(spelling)
+        assert answer.status_code == 206 and answer.content == body, spelling
+        assert answer.headers["content-range"] == f"bytes 0-{len(body) - 1}/{len(body)}"
+    middle = ask("bytes=100-199")
     assert middle.status_code == 206 and middle.content == body[100:200]
     assert middle.headers["content-range"] == f"bytes 100-199/{len(body)}"
-    tail = broker.http.get(path, headers={**admin, "Range": "bytes=-50"})
+    tail = ask("bytes=-50")
     assert tail.status_code == 206 and tail.content == body[-50:]
-    beyond = broker.http.get(path, headers={**admin, "Range": f"bytes={len(body)}-"})
+    beyond = ask(f"bytes={len(body)}-")
     assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{len(body)}"
 
-    # The whole answer, the range from 0: two playbacks; seeking within one is not another.
+    # Seeking within a playback, from the start or elsewhere, is that one playback; the next is another.
+    assert audit_kinds(broker, session_id).count("recording.played") == 1
+    assert start_playback(broker, admin, session_id).status_code == 201
     assert audit_kinds(broker, session_id).count("recording.played") == 2
 
 
-def test_every_spelling_of_a_range_from_the_start_is_audited_as_a_playback(broker, admin) -> None:
-    """``bytes=-<more than the size>``, ``bytes=00-`` and ``bytes=0000-`` return the whole recording: each is a playback."""
-    session_id, host_token = paired_session(broker, admin)
-    assert put_segment(broker, session_id, host_token, 0, webm_segment(90), offset_ms=0).status_code == 204
-    path = f"/audit/sessions/{session_id}/recording"
-    whole = broker.http.get(path, headers=admin).content
-    for n, spelling in enumerate(("bytes=-999999999", "bytes=00-", "bytes=0000-"), start=2):
-        answer = broker.http.get(path, headers={**admin, "Range": spelling})
-        assert answer.status_code == 206 and answer.content == whole, spelling
-        assert audit_kinds(broker, session_id).count("recording.played") == n, spelling
-
-
-def test_a_range_that_skips_the_first_byte_is_audited_unless_the_viewer_is_already_playing(broker, admin) -> None:
-    session_id, host_token = paired_session(broker, admin)
-    assert put_segment(broker, session_id, host_token, 0, webm_segment(90), offset_ms=0).status_code == 204
+def test_without_a_playback_of_ones_own_for_that_session_nothing_is_served_nor_audited(broker, admin) -> None:
+    session_id, other_session = recorded_session(broker, admin, 1), recorded_session(broker, admin, 1)
     make_user(broker, "ursula", role="auditor")
     auditor = bearer(broker.login("ursula", PASSWORD))
+    mine = start_playback(broker, admin, session_id).json()["playback_id"]
+    elsewhere = start_playback(broker, admin, other_session).json()["playback_id"]
     path = f"/audit/sessions/{session_id}/recording"
-    size = len(broker.http.get(path, headers=admin).content)
-    assert audit_kinds(broker, session_id).count("recording.played") == 1
 
-    # Almost all of it, without byte 0, by someone who is not playing it: audited, with what was served.
-    skipped = broker.http.get(path, headers={**auditor, "Range": "bytes=1-"})
-    assert skipped.status_code == 206 and len(skipped.content) == size - 1
-    played = broker.sql("SELECT actor, data FROM audit_events WHERE session_id = ? AND kind = 'recording.played'"
-                        " ORDER BY id", session_id)
-    assert [actor for actor, _ in played] == ["user:admin", "user:ursula"]
-    assert json.loads(str(played[-1][1]))["bytes"] == f"1-{size - 1}"
-    # Seeking on within that playback is not another one; a range that returns nothing is not audited.
-    assert broker.http.get(path, headers={**auditor, "Range": "bytes=10-20"}).status_code == 206
-    assert broker.http.get(path, headers={**auditor, "Range": f"bytes={size}-"}).status_code == 416
-    assert audit_kinds(broker, session_id).count("recording.played") == 2
+    refusals = [
+        broker.http.get(path, headers=admin),  # no playback at all
+        broker.http.get(path, headers={**admin, "Range": "bytes=0-"}),
+        fetch_playback(broker, admin, session_id, "made-up-id"),
+        fetch_playback(broker, admin, session_id, elsewhere),  # another session's
+        fetch_playback(broker, auditor, session_id, mine),  # another auditor's
+    ]
+    for refused in refusals:
+        assert refused.status_code == 403, refused.text
+        assert refused.headers["content-type"] == "application/json"
+        assert refused.json()["error"] == "playback_required" and "/playbacks" in refused.json()["message"]
+    assert audit_kinds(broker, session_id).count("recording.played") == 1  # the one admin started
+    # A session that does not exist is 404, as everywhere; with a playback of its own, the auditor gets the bytes.
+    unknown = broker.http.get("/audit/sessions/00000000-0000-4000-8000-000000000000/recording", headers=admin)
+    assert unknown.status_code == 404
+    assert fetch_playback(broker, auditor, session_id, start_playback(broker, auditor, session_id).json()["playback_id"]).status_code == 200
+
+
+def test_an_export_is_a_post_audited_once_and_a_get_makes_none(broker, admin) -> None:
+    session_id = recorded_session(broker, admin, 1)
+    assert broker.http.get(f"/audit/sessions/{session_id}/export", headers=admin).status_code in (404, 405)
+    assert "audit.exported" not in audit_kinds(broker, session_id)
+    exported = export_bundle(broker, admin, session_id)
+    assert exported.status_code == 200 and exported.headers["content-type"] == "application/zip"
+    assert audit_kinds(broker, session_id).count("audit.exported") == 1
+
+
+def test_a_session_without_a_recording_has_nothing_to_play(broker, admin) -> None:
+    session_id = recorded_session(broker, admin, 0)
+    refused = start_playback(broker, admin, session_id)
+    assert refused.status_code == 404 and refused.json()["error"] == "no_recording", refused.text
+    assert "recording.played" not in audit_kinds(broker, session_id)

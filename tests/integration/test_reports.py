@@ -154,7 +154,7 @@ def test_filters(broker, admin, seeded) -> None:
 def test_csv_matches_json_and_is_audited(broker, admin, seeded) -> None:
     report = kpis(broker, admin)
     before = broker.sql("SELECT count(*) FROM audit_events WHERE kind = 'report.exported'")[0][0]
-    response = broker.http.get("/reports/kpis.csv", params={"from": FROM.isoformat(), "to": TO.isoformat()}, headers=admin)
+    response = broker.http.post("/reports/kpis.csv", params={"from": FROM.isoformat(), "to": TO.isoformat()}, headers=admin)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/csv")
     assert response.headers["content-disposition"] == (
@@ -189,9 +189,11 @@ def test_csv_matches_json_and_is_audited(broker, admin, seeded) -> None:
     ({"from": "2026-03-01", "to": "2026-03-02", "team": "no-such-team"}, 404, "team 'no-such-team'"),
     ({"from": "2026-03-01", "to": "2026-03-02", "technician": "no-such-tech"}, 404, "account 'no-such-tech'"),
 ])
-@pytest.mark.parametrize("path", ["/reports/kpis", "/reports/kpis.csv"])
-def test_bad_queries_are_refused_clearly(broker, admin, path: str, params: dict[str, str], status: int, words: str) -> None:
-    response = broker.http.get(path, params=params, headers=admin)
+@pytest.mark.parametrize(("method", "path"), [("GET", "/reports/kpis"), ("POST", "/reports/kpis.csv")])
+def test_bad_queries_are_refused_clearly(
+    broker, admin, method: str, path: str, params: dict[str, str], status: int, words: str,
+) -> None:
+    response = broker.http.request(method, path, params=params, headers=admin)
     assert response.status_code == status, response.text
     assert words in response.json()["message"]
 
@@ -200,10 +202,10 @@ def test_only_report_readers(broker, admin) -> None:
     make_user(broker, "kpi-tech", role="technician")
     tech = bearer(broker.login("kpi-tech", PASSWORD))
     query = {"from": "2026-03-01", "to": "2026-03-02"}
-    for path in ("/reports/kpis", "/reports/kpis.csv"):
-        refused = broker.http.get(path, params=query, headers=tech)
+    for method, path in (("GET", "/reports/kpis"), ("POST", "/reports/kpis.csv")):
+        refused = broker.http.request(method, path, params=query, headers=tech)
         assert refused.status_code == 403 and "reports.read" in refused.json()["message"]
-        assert broker.http.get(path, params=query).status_code == 401
+        assert broker.http.request(method, path, params=query).status_code == 401
     made = broker.http.post("/roles", headers=admin, json={"name": "kpi-reader", "permissions": ["reports.read"]})
     assert made.status_code == 201, made.text
     make_user(broker, "kpi-boss", role="kpi-reader")

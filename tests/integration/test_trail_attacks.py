@@ -32,7 +32,7 @@ from broker.db import Database
 from broker.keys import load_or_create_keys
 from broker.models import AuditEvent, AuditHead
 from broker.trail import as_chain_event
-from tests.support.api import bearer, end_session, paired_session
+from tests.support.api import bearer, end_session, export_bundle, fetch_playback, paired_session, play_recording, start_playback
 from tests.support.broker import DB_FILE, BrokerProcess
 from tests.support.segments import frames_shades, put_segment, webm_segment
 
@@ -77,7 +77,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
             stored = put_segment(broker, session_id, host_token, index, webm_segment(40 + 80 * index), offset_ms=index * 1000)
             assert stored.status_code == 204, stored.text
         assert end_session(broker, admin, session_id, "done").status_code == 200
-        exported = broker.http.get(f"/audit/sessions/{session_id}/export", headers=admin)
+        exported = export_bundle(broker, admin, session_id)
         assert exported.status_code == 200, exported.text
         bundle = root / "bundle.zip"
         bundle.write_bytes(exported.content)
@@ -187,9 +187,9 @@ def test_a_forged_append_is_caught_and_a_broker_started_on_it_neither_signs_nor_
 
     with broker_on(copy, recorded) as (broker, admin):  # signing in: a new event for the broker chain
         path = f"/audit/sessions/{recorded.session_id}"
-        played = broker.http.get(path + "/recording", headers=admin)
+        played = start_playback(broker, admin, recorded.session_id)
         assert played.status_code == 409 and played.json()["error"] == "trail_does_not_verify", played.text
-        assert broker.http.get(path + "/export", headers=admin).status_code == 409
+        assert export_bundle(broker, admin, recorded.session_id).status_code == 409
         report = broker.http.get(path + "/report", headers=admin).json()
         assert not report["integrity"]["ok"] and report["recording"]["segments"] == 0
         deadline = time.monotonic() + 10
@@ -348,7 +348,7 @@ def test_playback_ignores_an_edited_segment_table(recorded: Recorded, copy: Path
         recorded.session_id)
     assert verify(copy).returncode == 0
     with broker_on(copy, recorded) as (broker, admin):
-        played = broker.http.get(f"/audit/sessions/{recorded.session_id}/recording", headers=admin)
+        played = play_recording(broker, admin, recorded.session_id)
     assert played.status_code == 200, played.text
     shades = frames_shades(played.content)
     assert shades[-1][0] < 3.0, shades  # three seconds, not 603
@@ -361,16 +361,18 @@ def test_playback_refuses_a_segment_file_that_differs_from_its_event(recorded: R
     data[-1] ^= 1
     stored.write_bytes(data)
     with broker_on(copy, recorded) as (broker, admin):
-        played = broker.http.get(f"/audit/sessions/{recorded.session_id}/recording", headers=admin)
+        played = play_recording(broker, admin, recorded.session_id)
     assert played.status_code == 409 and "recording segment 1 was altered" in played.json()["message"], played.text
 
 
 def test_a_segment_forged_into_a_live_broker_is_never_played(recorded: Recorded, copy: Path, db: Database) -> None:
     """The broker keeps what it verified for players; an event appended behind its back stops playback."""
     with broker_on(copy, recorded) as (broker, admin):
-        path = f"/audit/sessions/{recorded.session_id}/recording"
-        assert broker.http.get(path, headers=admin).status_code == 200
+        started = start_playback(broker, admin, recorded.session_id)
+        assert started.status_code == 201, started.text
+        playback = started.json()["playback_id"]
+        assert fetch_playback(broker, admin, recorded.session_id, playback).status_code == 200
         append_forged(db, recorded.session_id, "recording.segment", index=3, offset_ms=3000, duration_ms=1000,
                       size=10, sha256="0" * 64, stored_sha256="0" * 64)
-        refused = broker.http.get(path, headers={**admin, "Range": "bytes=100-"})
+        refused = fetch_playback(broker, admin, recorded.session_id, playback, "bytes=100-")
         assert refused.status_code == 409 and "no signed head covers it" in refused.json()["message"], refused.text

@@ -27,6 +27,27 @@ def make_user(broker: BrokerProcess, username: str, *, role: str = "technician",
     )
 
 
+OWN_PASSWORD = "Chosen by myself, passphrase 3"
+"""What :func:`choose_own_password` changes to."""
+
+
+def choose_own_password(broker: BrokerProcess, username: str, given: str) -> str:
+    """Sign in with a password someone else set (an admin's ``POST /users``) and change it, as the
+    broker requires before anything else; returns the new one, :data:`OWN_PASSWORD`."""
+    signed_in = broker.http.post("/auth/login", json={"username": username, "password": given})
+    signed_in.raise_for_status()
+    changed = broker.http.post("/auth/password", json={"current_password": given, "new_password": OWN_PASSWORD},
+                               headers={"Authorization": f"Bearer {signed_in.json()['access_token']}"})
+    assert changed.status_code == 204, changed.text
+    return OWN_PASSWORD
+
+
+def require_password_change(broker: BrokerProcess, username: str = "admin") -> None:
+    """Mark ``username``'s password as set by someone else, as the broker does for a first or
+    reset password (the test broker's first admin is spared it: see :mod:`tests.support.broker`)."""
+    broker.sql("UPDATE users SET must_change_password = 1 WHERE username = ?", username)
+
+
 def code_at(secret: str, offset: float = 0) -> str:
     """The TOTP code of ``secret`` ``offset`` seconds from now (+30: the next step's, which brokers accept)."""
     return pyotp.TOTP(secret).at(time.time() + offset)

@@ -58,6 +58,33 @@ def end_session(broker: BrokerProcess, headers: dict[str, str], session_id: str,
     return broker.http.post(f"/sessions/{session_id}/end", json={"reason": reason}, headers=headers)
 
 
+def start_playback(broker: BrokerProcess, headers: dict[str, str], session_id: str) -> httpx.Response:
+    """``POST /audit/sessions/{id}/playbacks``: start (and have audited) a playback; the raw response."""
+    return broker.http.post(f"/audit/sessions/{session_id}/playbacks", headers=headers)
+
+
+def fetch_playback(
+    broker: BrokerProcess, headers: dict[str, str], session_id: str, playback_id: str, byte_range: str | None = None,
+) -> httpx.Response:
+    """The recording's bytes for a started playback (``byte_range``: a ``Range`` header's value)."""
+    extra = {"Range": byte_range} if byte_range else {}
+    return broker.http.get(f"/audit/sessions/{session_id}/recording", params={"playback": playback_id},
+                           headers={**headers, **extra})
+
+
+def play_recording(broker: BrokerProcess, headers: dict[str, str], session_id: str) -> httpx.Response:
+    """Start a playback and fetch the whole recording with it; the refusal if either is refused."""
+    started = start_playback(broker, headers, session_id)
+    if started.status_code != 201:
+        return started
+    return fetch_playback(broker, headers, session_id, started.json()["playback_id"])
+
+
+def export_bundle(broker: BrokerProcess, headers: dict[str, str], session_id: str) -> httpx.Response:
+    """``POST /audit/sessions/{id}/export``: the bundle (audited); the raw response."""
+    return broker.http.post(f"/audit/sessions/{session_id}/export", headers=headers, timeout=60)
+
+
 def audit_kinds(broker: BrokerProcess, session_id: str) -> list[str]:
     """The kinds of audit events about ``session_id``, oldest first."""
     rows = broker.sql("SELECT kind FROM audit_events WHERE session_id = ? ORDER BY id", session_id)

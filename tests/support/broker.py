@@ -8,6 +8,7 @@ Usage (the pytest fixtures in ``tests/conftest.py`` wrap exactly this)::
         broker.ws_url(sid)     # "ws://127.0.0.1:PORT/api/v1/sessions/<sid>/signal"
         broker.http.get("/tickets", headers=...)   # an httpx.Client on broker.api
         broker.admin_password  # the first admin's password, parsed from the broker's output
+                               # (counted as changed: see "The first admin" below)
         broker.data_dir        # its fresh data directory (deleted afterwards)
         broker.db_path         # data_dir / "deskhand.sqlite3"
         token = broker.login() # a bearer token of "admin"
@@ -25,7 +26,15 @@ broker), plus ``DESKHAND_EXPIRY_SWEEP_SECONDS=1``, plus the overrides given to
 :meth:`BrokerProcess.start`. Its stdout and stderr are drained by a thread (so
 a full pipe never blocks it) and kept in :attr:`BrokerProcess.output`; a
 broker that does not come up raises :class:`BrokerStartError` with that output.
-:meth:`BrokerProcess.stop` sends SIGTERM, then SIGKILL after a grace period.
+:meth:`BrokerProcess.stop` sends SIGTERM, then SIGKILL after a grace period;
+:meth:`BrokerProcess.kill` sends SIGKILL at once (a broker dying without a goodbye).
+
+The first admin: a broker refuses everything but changing the password to an account
+whose password someone else set (``403 password_change_required``), the generated
+first password included. So that tests can sign in with :attr:`BrokerProcess.admin_password`
+and get on, a fresh broker's first admin is marked as having changed it, straight in
+the database (as :func:`tests.support.accounts.make_user` writes accounts); tests of the
+gate itself put the mark back with :func:`tests.support.accounts.require_password_change`.
 """
 
 from __future__ import annotations
@@ -59,6 +68,8 @@ DEFAULT_ENV = {"DESKHAND_EXPIRY_SWEEP_SECONDS": "1"}
 """Settings every test broker gets unless overridden (a quick sweeper keeps expiry tests short)."""
 
 DB_FILE = "deskhand.sqlite3"
+FIRST_ADMIN_SETTLED = "UPDATE users SET must_change_password = 0 WHERE username = 'admin'"
+"""Counts the first admin's generated password as changed (see the module's docstring)."""
 
 
 class BrokerStartError(RuntimeError):
@@ -182,6 +193,8 @@ class BrokerProcess:
             broker._launch(port)
             try:
                 broker._wait_ready(timeout)
+                if broker._fresh:
+                    broker.sql(FIRST_ADMIN_SETTLED)
                 yield broker
             finally:
                 broker.stop()
@@ -210,6 +223,17 @@ class BrokerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._drainer.join(5)
+        return self.process.returncode
+
+    def kill(self) -> int:
+        """SIGKILL: the broker dies at once, closing no connection politely; the exit code.
+        :meth:`restart` brings it back."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+        self.process.kill()
+        self.process.wait()
         self._drainer.join(5)
         return self.process.returncode
 

@@ -1,8 +1,12 @@
-"""peer.signalling.ReconnectSchedule: how often a peer retries the broker, and when it stops."""
+"""peer.signalling: how often a peer retries the broker, when it stops, and what counts as unreachable."""
 
 from __future__ import annotations
 
-from peer.signalling import ReconnectSchedule
+import asyncio
+
+import pytest
+
+from peer.signalling import ReconnectSchedule, SignallingChannel
 
 
 def test_delays_grow_then_stay_at_the_last_one() -> None:
@@ -25,3 +29,17 @@ def test_a_connection_starts_the_schedule_afresh() -> None:
     assert schedule.next_delay(50.0) == 0.5
     assert schedule.next_delay(59.0) == 8.0
     assert schedule.next_delay(61.0) is None
+
+
+async def test_a_broker_that_dies_during_the_handshake_is_unreachable_not_a_refusal() -> None:
+    """A connection cut before the broker answers the upgrade is an OSError, which peers retry."""
+
+    async def die_mid_handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(die_mid_handshake, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        with pytest.raises(OSError, match="handshake broke off"):
+            await SignallingChannel.open(f"http://127.0.0.1:{port}", "/api/v1/sessions/x/signal", "dhh_token")

@@ -48,12 +48,31 @@ export async function api(method, path, body, { raw = false, keepalive = false }
     } catch (_) { /* not our error shape */ }
     // The token expired or was revoked: back to the sign-in page (not for a failed sign-in itself).
     if (response.status === 401 && !path.startsWith("/auth/")) window.dispatchEvent(new CustomEvent("deskhand:signed-out"));
+    if (error === "password_change_required") window.dispatchEvent(new CustomEvent("deskhand:password-change-required"));
     throw new ApiError(response.status, error, message);
   }
   if (raw) return response;
   if (response.status === 204) return null;
   const type = response.headers.get("content-type") || "";
   return type.includes("json") ? response.json() : response;
+}
+
+/**
+ * Have the broker make a file and hand it to the browser's downloads, under the name the broker
+ * gives (Content-Disposition) or `fallbackName`. A POST: the broker audits such exports, and a
+ * GET would let any page have one made (and recorded) in the signed-in account's name.
+ */
+export async function download(path, fallbackName) {
+  const response = await api("POST", path, undefined, { raw: true });
+  const named = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "");
+  const url = URL.createObjectURL(await response.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = named ? named[1] : fallbackName;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000); // the download has its bytes by then
 }
 
 export async function signIn(username, password, totpCode) {

@@ -21,8 +21,9 @@ const ROUTES = [
   { pattern: /^#\/admin\/teams$/, module: "./pages/admin_teams.js", permission: "policies.manage", nav: ["Admin", "#/admin/teams"] },
 ];
 
-const ctx = { me: null };
+const ctx = { me: null, passwordChangeRequired: false };
 const main = document.getElementById("main");
+const ACCOUNT_PAGE = "#/account";
 
 function allowed(permission) {
   return !permission || (ctx.me && ctx.me.permissions.includes(permission));
@@ -34,7 +35,8 @@ function renderNav() {
   // only teams still finds Admin, and lands on the teams page.
   const sections = new Map();
   for (const r of ROUTES) {
-    if (r.nav && allowed(r.permission) && !sections.has(r.nav[0])) sections.set(r.nav[0], r.nav[1]);
+    // Until a password someone else set is changed the broker refuses everything else: no sections.
+    if (r.nav && allowed(r.permission) && !ctx.passwordChangeRequired && !sections.has(r.nav[0])) sections.set(r.nav[0], r.nav[1]);
   }
   nav.replaceChildren(...[...sections].map(([label, href]) => h("a", { href }, label)));
   nav.hidden = !ctx.me;
@@ -46,7 +48,7 @@ function renderNav() {
   }
   const who = document.getElementById("who");
   who.replaceChildren(...(ctx.me ? [
-    ctx.passwordChangeRequired ? h("a", { href: "#/account", class: "attention" }, "Change your password") : "",
+    ctx.passwordChangeRequired ? h("a", { href: ACCOUNT_PAGE, class: "attention" }, "Change your password") : "",
     h("span", {}, ctx.me.display_name),
     h("a", { href: "#/account", class: "account-link" }, "Account"),
     h("button", { class: "secondary", onclick: async () => { await signOut(); ctx.me = null; route(); } }, "Sign out"),
@@ -64,9 +66,11 @@ async function route() {
     // no failure, and must not show up as one in the browser's console.
     const state = await api("GET", "/auth/session");
     ctx.me = state.signed_in ? state.user : null;
+    ctx.passwordChangeRequired = state.signed_in && state.password_change_required;
   }
   renderNav();
   if (!ctx.me) return renderLogin();
+  if (ctx.passwordChangeRequired && location.hash !== ACCOUNT_PAGE) { location.hash = ACCOUNT_PAGE; return; }
   if (!location.hash || location.hash === "#/") { location.hash = firstPage(); return; }
   const found = ROUTES.find((r) => r.pattern.test(location.hash));
   if (!found) {
@@ -123,4 +127,7 @@ function renderLogin() {
 
 window.addEventListener("hashchange", route);
 window.addEventListener("deskhand:signed-out", () => { ctx.me = null; route(); });
+// The broker refused a request until the password is changed (reset while signed in, say).
+window.addEventListener("deskhand:password-change-required", () => { ctx.passwordChangeRequired = true; route(); });
+window.addEventListener("deskhand:password-changed", () => { ctx.passwordChangeRequired = false; renderNav(); });
 route();

@@ -19,8 +19,8 @@ export async function render(main, ctx) {
       try {
         await api("POST", "/auth/password", { current_password: data.get("current_password"), new_password: data.get("new_password") });
         form.reset();
-        ctx.passwordChangeRequired = false;
-        for (const stale of document.querySelectorAll("#who .attention, #password-required")) stale.remove();
+        document.getElementById("password-required")?.remove();
+        window.dispatchEvent(new CustomEvent("deskhand:password-changed"));
         toast("Password changed; your other sign-ins were ended.");
       } catch (err) {
         error.textContent = err.message;

@@ -2,7 +2,7 @@
 // to its moment; frequent events come in runs), chat, files with their hashes, consent,
 // integrity, and the export bundle.
 
-import { api, API } from "../api.js";
+import { api, download } from "../api.js";
 import { h, when } from "../dom.js";
 
 /** mm:ss (or h:mm:ss) of a number of milliseconds. */
@@ -53,11 +53,22 @@ export async function render(main, ctx, [sessionId]) {
   } else if (!can("recordings.view")) {
     status.textContent = "Playing recordings needs the recordings.view permission.";
   } else {
-    video = h("video", {
-      id: "recording", controls: true, preload: "auto", src: `${API}/audit/sessions/${sessionId}/recording`,
-      "aria-label": `Recording of session ${sessionId.slice(0, 8)}, ${clock(durationMs)} long`,
-    });
-    status.textContent = `Recording: ${clock(durationMs)}, ${report.recording.segments} segments. Choose an event to jump to it.`;
+    // Opening the page starts a playback, which the broker records (recording.played); the
+    // player's byte ranges then present its id (a page elsewhere has none, and cannot start one).
+    try {
+      const playback = await api("POST", `/audit/sessions/${sessionId}/playbacks`);
+      video = h("video", {
+        id: "recording", controls: true, preload: "auto", src: playback.url,
+        "aria-label": `Recording of session ${sessionId.slice(0, 8)}, ${clock(durationMs)} long`,
+        onerror: () => {
+          status.textContent = `The recording stopped loading: a playback lapses after ${Math.round(playback.idle_seconds / 60)} ` +
+            "minutes unused, and stops when the trail no longer verifies. Reload the page to start another.";
+        },
+      });
+      status.textContent = `Recording: ${clock(durationMs)}, ${report.recording.segments} segments. Choose an event to jump to it.`;
+    } catch (err) {
+      status.textContent = `The recording cannot be played: ${err.message}`;
+    }
   }
 
   function seek(ms) {
@@ -81,6 +92,21 @@ export async function render(main, ctx, [sessionId]) {
         ? h("button", { class: "event", title, onclick: () => seek(ms) }, ...label)
         : h("span", { class: "event", title }, ...label));
   }));
+
+  const exportStatus = h("span", { class: "muted", "aria-live": "polite", id: "export-status" });
+  async function exportBundle(event) {
+    const button = event.currentTarget;
+    button.disabled = true;
+    exportStatus.textContent = " Building the bundle…";
+    try {
+      await download(`/audit/sessions/${sessionId}/export`, `deskhand-session-${sessionId}.zip`);
+      exportStatus.textContent = " Exported (recorded in the trail as audit.exported).";
+    } catch (err) {
+      exportStatus.textContent = ` ${err.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  }
 
   const integrity = report.integrity;
   const verdict = integrity.ok
@@ -107,7 +133,7 @@ export async function render(main, ctx, [sessionId]) {
         session.ended_at ? `, ended ${when(session.ended_at)}${session.end_reason ? ` (${session.end_reason})` : ""}` : ""),
       verdict,
       can("audit.export")
-        ? h("p", {}, h("a", { class: "button", id: "export", href: `${API}/audit/sessions/${sessionId}/export`, download: `deskhand-session-${sessionId}.zip` }, "Export bundle"))
+        ? h("p", {}, h("button", { type: "button", id: "export", onclick: exportBundle }, "Export bundle"), exportStatus)
         : ""),
     h("div", { class: "grid2 audit" },
       h("section", { class: "panel", "aria-labelledby": "player-title" }, h("h2", { id: "player-title" }, "Recording"), video || "", status),

@@ -6,7 +6,7 @@
 // #/dashboard?from=YYYY-MM-DD&to=YYYY-MM-DD[&technician=..][&team=..]. Once the figures and
 // charts are drawn, the page's section gets data-ready="true" (tests wait for it).
 
-import { api, API } from "../api.js";
+import { api, download } from "../api.js";
 import { h } from "../dom.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -188,7 +188,10 @@ export async function render(main) {
   h("label", {}, "Technician", technicianChoice),
   h("label", {}, "Team", teamChoice),
   h("button", { type: "submit" }, "Show"),
-  h("a", { class: "button secondary", href: `${API}/reports/kpis.csv?${query}`, download: "", id: "kpi-csv" }, "Download CSV"));
+  h("button", {
+    type: "button", class: "secondary", id: "kpi-csv",
+    onclick: () => download(`/reports/kpis.csv?${query}`, "deskhand-kpis.csv").catch((err) => { error.textContent = err.message; }),
+  }, "Download CSV"));
 
   main.append(h("h1", {}, "Dashboard"), section);
   section.append(h("div", { class: "panel" }, form, error), body);
