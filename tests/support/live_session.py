@@ -4,7 +4,7 @@
         await live.view.wait_for_control(30)
         live.view.click(0.5, 0.5)
         live.user_types("r")          # the end user types in the host's terminal
-    live.output                       # the host's stdout, once it has exited
+    live.output                       # the host's stdout, once it has exited (live.errors: its stderr)
 
     resumed = resume_host(env, "--consent", "view")   # after killing live.host: it comes back
 
@@ -40,6 +40,8 @@ class Live:
     console: TechConsole
     output: str = ""
     """The host's stdout, once the session is over."""
+    errors: str = ""
+    """The host's stderr (its log), once the session is over."""
 
     async def consented(self, timeout: float = 60) -> list[str]:
         """Wait until the broker has the host's consent (works without the live view); return it."""
@@ -104,7 +106,7 @@ async def live_session(
                 with contextlib.suppress(Exception):
                     await console.end_session(started.session.id, "test failed")
                 host.kill()
-            live.output = host.communicate()[0]
+            live.output, live.errors = host.communicate()
             raise
         await remote.close()
         if host.poll() is None:
@@ -113,7 +115,7 @@ async def live_session(
                 await asyncio.to_thread(host.wait, 20)
             except subprocess.TimeoutExpired:
                 host.kill()
-        live.output = host.communicate()[0]
+        live.output, live.errors = host.communicate()
 
 
 def resume_host(env: dict[str, str], *host_args: str) -> subprocess.Popen[str]:
