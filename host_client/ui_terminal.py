@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from protocol.codes import CodeFormatError, normalize_code
 from protocol.permissions import Permission, describe, ordered
 from protocol.requests import RATING_MAX, RATING_MIN, SURVEY_COMMENT_MAX, HelpRequestCreate, SurveyAnswer
+from protocol.terminal_text import one_line
 
 from .help_request import FORM_LABELS, describe_problems, help_request_body
 from .ui import UserActions
@@ -104,7 +105,9 @@ class TerminalUI:
         return self._prompt_lock
 
     def _say(self, text: str, end: str = "\n") -> None:
-        print(text, end=end, file=self._out, flush=True)
+        """Print one line (or a prompt), made printable: what the technician sent (chat, names,
+        file names, notes) can neither start a line of its own nor act on the terminal."""
+        print(one_line(text), end=end, file=self._out, flush=True)
 
     # --- HostUI -------------------------------------------------------------------------
 
