@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,12 +25,14 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
 
-from peer.transfers import TransferError, file_sha256
+from peer.transfer_rate import TransferRate, seconds_text, size_text
+from peer.transfers import ProgressHook, TransferError, file_sha256
 from protocol.admin import NAME_PATTERN
 from protocol.api import (
     CommentCreate,
@@ -1029,41 +1032,83 @@ async def _run_action(view: RemoteView, action: Action) -> None:
         await asyncio.sleep(action.number)
 
 
-def _transfer_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        TimeRemainingColumn(), console=err, transient=False,
-    )
+class _RateColumn(ProgressColumn):
+    """Rate and time left as :class:`~peer.transfer_rate.TransferRate` measures them.
+
+    Not rich's own speed column: that needs two updates inside its window and shows "?"
+    for a file that arrives in one chunk, and it counts from when the bar appeared (the
+    wait for the other side to accept included)."""
+
+    def render(self, task: Task) -> Text:
+        rate = task.fields.get("rate", 0.0)
+        if not rate:
+            return Text("…", style="progress.data.speed")
+        left = (task.total or 0) - task.completed
+        return Text(f"{size_text(rate)}/s" + (f", {seconds_text(left / rate)} left" if left > 0 else ""),
+                    style="progress.data.speed")
+
+
+class _TransferBars:
+    """The console's transfer progress bars on stderr, each with the rate of its transfer."""
+
+    def __init__(self) -> None:
+        self._bars = Progress(
+            TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(), _RateColumn(),
+            console=err, transient=False,
+        )
+
+    def __enter__(self) -> _TransferBars:
+        self._bars.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._bars.stop()
+
+    def track(self, description: str) -> tuple[ProgressHook, TransferRate]:
+        """A new bar: the progress hook to give its transfer, and the rate it measures (for the summary)."""
+        task = self._bars.add_task(one_line(description), total=None, rate=0.0)
+        rate = TransferRate()
+
+        def update(done: int, total: int) -> None:
+            self._bars.update(task, completed=done, total=total, rate=rate.update(done, total, time.monotonic()))
+
+        return update, rate
+
+
+def _how_fast(rate: TransferRate) -> str:
+    """``: 3.15 MB in 1.2 s, 2.63 MB/s`` to end a summary line with, or nothing when not known."""
+    summary = rate.summary()
+    return f": {summary}" if summary else ""
 
 
 async def _send(ctx: Context) -> int:
     args = ctx.args
     results = []
+    lines = []
     async with ctx.client() as tc:
-        with _transfer_bar() as bar:
+        with _TransferBars() as bars:
             for path in args.files:
-                task = bar.add_task(f"⬆ {path.name}", total=None)
-                done = await tc.send_file(
-                    args.session_id, path, accept_timeout=args.timeout,
-                    progress=lambda n, total, t=task: bar.update(t, completed=n, total=total),
-                )
-                results.append(done)
-    ctx.emit(results, [f"Sent {t.name} ({t.size} bytes, SHA-256 {t.sha256}); the host saved it as {t.saved_as}." for t in results])
+                progress, rate = bars.track(f"⬆ {path.name}")
+                t = await tc.send_file(args.session_id, path, accept_timeout=args.timeout, progress=progress)
+                results.append(t)
+                lines.append(f"Sent {t.name} ({t.size} bytes, SHA-256 {t.sha256}){_how_fast(rate)}; "
+                             f"the host saved it as {t.saved_as}.")
+    ctx.emit(results, lines)
     return EXIT_OK
 
 
 async def _fetch(ctx: Context) -> int:
     args = ctx.args
     async with ctx.client() as tc:
-        with _transfer_bar() as bar:
-            task = bar.add_task(f"⬇ {args.path or 'file'}", total=None)
+        with _TransferBars() as bars:
+            progress, rate = bars.track(f"⬇ {args.path or 'file'}")
             saved = await tc.fetch_file(
                 args.session_id, args.path, args.destination, note=args.note, answer_timeout=args.timeout,
-                progress=lambda n, total: bar.update(task, completed=n, total=total),
+                progress=progress,
             )
     sha256 = await asyncio.to_thread(file_sha256, saved)
     _print_json_or(ctx, {"path": str(saved), "size": saved.stat().st_size, "sha256": sha256},
-                   f"Saved {saved} ({saved.stat().st_size} bytes, SHA-256 {sha256}).")
+                   f"Saved {saved} ({saved.stat().st_size} bytes, SHA-256 {sha256}){_how_fast(rate)}.")
     return EXIT_OK
 
 
@@ -1113,10 +1158,9 @@ async def _audit(ctx: Context) -> int:
         else:
             save = {"recording": tc.save_recording, "export": tc.save_export,
                     "heads": lambda _session, out, progress: tc.save_heads(out, progress)}[args.audit_command]
-            with _transfer_bar() as bar:
-                task = bar.add_task(f"⬇ {args.out.name}", total=None)
-                saved = await save(getattr(args, "session_id", None), args.out,
-                                   lambda n, total: bar.update(task, completed=n, total=total))
+            with _TransferBars() as bars:
+                progress, _rate = bars.track(f"⬇ {args.out.name}")
+                saved = await save(getattr(args, "session_id", None), args.out, progress)
             sha256 = await asyncio.to_thread(file_sha256, saved)
             hint = {"export": f"; check it offline with: deskhand-broker audit verify-bundle {saved}",
                     "heads": f"; keep it where the broker cannot write, and check the trail against it later with: "
