@@ -600,9 +600,10 @@ async def _login(ctx: Context) -> int:
     )
     ctx.emit(result.user, f"Signed in to {ctx.broker} as {result.user.username} until {result.expires_at:%Y-%m-%d %H:%M} UTC.")
     if result.password_change_required:
-        say("Your password must be changed: run 'deskhand-console passwd'.", sys.stderr)
+        print("Your password must be changed: run 'deskhand-console passwd'.", file=sys.stderr)
     if result.totp_enrollment_required:
-        say("Your role requires two-factor sign-in: run 'deskhand-console totp enroll' before anything else.", sys.stderr)
+        print("Your role requires two-factor sign-in: run 'deskhand-console totp enroll' before anything else.",
+              file=sys.stderr)
     return EXIT_OK
 
 
@@ -1089,10 +1090,10 @@ async def _send(ctx: Context) -> int:
         with _TransferBars() as bars:
             for path in args.files:
                 progress, rate = bars.track(f"⬆ {path.name}")
-                t = await tc.send_file(args.session_id, path, accept_timeout=args.timeout, progress=progress)
-                results.append(t)
-                lines.append(f"Sent {t.name} ({t.size} bytes, SHA-256 {t.sha256}){_how_fast(rate)}; "
-                             f"the host saved it as {t.saved_as}.")
+                sent = await tc.send_file(args.session_id, path, accept_timeout=args.timeout, progress=progress)
+                results.append(sent)
+                lines.append(f"Sent {sent.name} ({sent.size} bytes, SHA-256 {sent.sha256}){_how_fast(rate)}; "
+                             f"the host saved it as {sent.saved_as}.")
     ctx.emit(results, lines)
     return EXIT_OK
 
