@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from protocol.admin import RoleCreate, RoleUpdate, TeamCreate, TeamPolicy, TeamUpdate, UserCreate, UserUpdate
 from protocol.permissions import ROLE_PERMISSION_NAMES
+from protocol.terminal_text import multi_line, one_line
 
 from . import directory
 from .errors import ApiError
@@ -112,14 +113,15 @@ def run(args: argparse.Namespace, db_session: Callable[[], Any], handlers: Mappi
         for e in exc.errors():
             field = ".".join(str(p) for p in e["loc"]) or "input"
             given = f" (got {e['input']!r})" if isinstance(e.get("input"), (str, int, float)) else ""
-            print(f"deskhand-broker: {field}: {e['msg']}{given}", file=sys.stderr)
+            print(f"deskhand-broker: {field}: {one_line(e['msg'])}{given}", file=sys.stderr)
         return EXIT_USAGE
     except ApiError as exc:
-        print(f"deskhand-broker: {exc.message}", file=sys.stderr)
+        print(f"deskhand-broker: {one_line(exc.message)}", file=sys.stderr)
         return EXIT_FAILED
     if result is not None:
         data, text = result
-        print(json.dumps(data, indent=2, default=str) if args.json else text)
+        # The handlers' fields cannot hold line breaks (the API's models refuse them); anything else is escaped.
+        print(json.dumps(data, indent=2, default=str) if args.json else multi_line(text))
     return EXIT_OK
 
 

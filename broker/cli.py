@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from protocol.api import API_PREFIX
 from protocol.cli import configure_logging, number_in_range
+from protocol.terminal_text import one_line
 
 from . import admin_cli, integrations_cli
 from .accounts import FIRST_ADMIN, ensure_first_admin
@@ -190,7 +191,7 @@ def _read_heads(path: Path | None) -> list[SignedHead] | None:
     except OSError as exc:
         print(f"deskhand-broker: cannot read {path}: {exc.strerror}", file=sys.stderr)
     except HeadsFileError as exc:
-        print(f"deskhand-broker: {exc}", file=sys.stderr)
+        print(f"deskhand-broker: {one_line(str(exc))}", file=sys.stderr)
     return None
 
 
@@ -259,9 +260,10 @@ def verify_bundle_command(path: Path, key: str | None, heads_file: Path | None) 
     try:
         verdict, info = verify_bundle(path, key, exported)
     except BundleError as exc:
-        print(f"deskhand-broker: {exc}", file=sys.stderr)
+        print(f"deskhand-broker: {one_line(str(exc))}", file=sys.stderr)
         return 2
-    print(f"Bundle of session {info['session_id']}, broker key SHA-256 {info['public_key_sha256']}"
+    # A bundle comes from anywhere: what it says is printed as text, never as terminal commands.
+    print(one_line(f"Bundle of session {info['session_id']}, broker key SHA-256 {info['public_key_sha256']}")
           + ("" if key else " (taken from the bundle: compare it with your broker's)"))
     if not info["ended"]:
         print("The session had not ended when this bundle was exported: it holds the trail up to then.")
@@ -279,9 +281,10 @@ def _print_verdict(verdict: Verdict, unsealed: int, heads_file: Path | None) -> 
         print(" ".join([f"Trail verified: {counts}.", *filter(None, notes)]))
         return 0
     print(f"TRAIL DOES NOT VERIFY ({counts}).")
-    print(f"First problem: {verdict.problems[0]}")
+    # Problems quote what the trail or a bundle holds: one printable line each.
+    print(f"First problem: {one_line(str(verdict.problems[0]))}")
     for problem in verdict.problems[1:]:
-        print(f"  also: {problem}")
+        print(f"  also: {one_line(str(problem))}")
     return 1
 
 

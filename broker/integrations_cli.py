@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from protocol.terminal_text import one_line
 from protocol.webhooks import WEBHOOK_EVENTS, DeliveryState, InboundSourceCreate, WebhookCreate, WebhookUpdate
 
 from . import admin_cli, webhooks
@@ -93,7 +94,7 @@ def _webhooks(db: Session, args: argparse.Namespace, actor: str, *, master_key: 
         state = DeliveryState(args.state) if args.state else None
         found = webhooks.list_deliveries(db, state=state, webhook=args.webhook, limit=max(1, min(args.limit, 500)))
         lines = [f"{d.id}  {d.state.value:<9} {d.webhook:<16} {d.event:<22} attempts {d.attempts}"
-                 + (f"  last: {d.last_error}" if d.last_error else "") for d in found]
+                 + (f"  last: {one_line(d.last_error)}" if d.last_error else "") for d in found]
         return as_json(found), "\n".join(lines) or "No deliveries."
     if args.action == "replay":
         out = webhooks.replay_delivery(db, args.delivery_id, actor=actor, source=None)

@@ -182,8 +182,7 @@ class ScreenTrack(MediaStreamTrack):
         self._wake.set()
 
     async def recv(self) -> av.VideoFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
+        self._raise_if_stopped()
         loop = asyncio.get_running_loop()
         while True:
             now = time.monotonic()
@@ -191,14 +190,15 @@ class ScreenTrack(MediaStreamTrack):
                 self._started = now
             elif self._next_at > now:
                 await asyncio.sleep(self._next_at - now)
-            if self.readyState != "live":
-                raise MediaStreamError
+            self._raise_if_stopped()
             monitor = self._monitor()
             if not self._visible():
                 self._next_at = time.monotonic() + BLANK_INTERVAL
                 self._last_raw = None
                 return self._stamp(self._blank_for(monitor))
             reason = await self._next_reason()
+            # Stopping wakes this wait (the viewer left): the capture thread is gone by now.
+            self._raise_if_stopped()
             started = time.monotonic()
             interval = self.budget.interval()
             # Keep to the frame grid while the screen keeps changing (a late wake-up must not
@@ -208,6 +208,13 @@ class ScreenTrack(MediaStreamTrack):
             frame = await loop.run_in_executor(self._worker, self._capture, monitor, reason)
             if frame is not None:
                 return self._stamp(frame)
+
+    def _raise_if_stopped(self) -> None:
+        """End the stream the way aiortc expects (``MediaStreamError``, which it takes quietly) once
+        :meth:`stop` ran; never hand a grab to the capture thread it shut down (a ``RuntimeError``
+        that aiortc logs with its traceback on the end user's terminal)."""
+        if self.readyState != "live":
+            raise MediaStreamError
 
     async def _next_reason(self) -> str:
         """Wait until there is a reason to look at the screen: ``keyframe``, ``damage``, ``refresh`` or ``poll``."""

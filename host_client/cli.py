@@ -27,6 +27,7 @@ from protocol.permissions import (
 )
 from protocol.requests import RATING_MAX, RATING_MIN, HelpRequestCreate, SurveyAnswer
 from protocol.signalling import ConsentSource
+from protocol.terminal_text import one_line
 from protocol.transport import TransportError, checked_broker_url, trust_ca_file
 
 from .capture import CaptureError, Screen
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         args.help_request = _help_request(args) if args.command == "request" else None
         args.survey = _preset_survey(args)
     except (CodeFormatError, TransportError, UsageError) as exc:
-        print(f"deskhand-host: {exc}", file=sys.stderr)
+        _complain(str(exc))
         return EXIT_USAGE
     return asyncio.run(_join(args, code))
 
@@ -279,7 +280,7 @@ async def _join(args: argparse.Namespace, code: str | None) -> int:
             if args.command == "resume":
                 saved = latest_saved()
                 if saved is None:
-                    print("deskhand-host: no session to resume on this computer; join with a code", file=sys.stderr)
+                    _complain("no session to resume on this computer; join with a code")
                     return EXIT_FAILED
                 # The saved URL passed the check when it was joined, perhaps with --insecure:
                 # a resume over plain http to another machine needs --insecure again.
@@ -297,7 +298,7 @@ async def _join(args: argparse.Namespace, code: str | None) -> int:
                 broker = args.broker
                 asked = code if code is not None else await ui.ask_code()
                 if asked is None:
-                    print("deskhand-host: no code given", file=sys.stderr)
+                    _complain("no code given")
                     return EXIT_FAILED
                 if isinstance(asked, HelpRequestCreate):  # no code: the user asked for help instead
                     joined = await _wait_in_queue(broker, asked, ui)
@@ -317,24 +318,29 @@ async def _join(args: argparse.Namespace, code: str | None) -> int:
             )
             print(
                 f"{verb} session {joined.session_id} on ticket {joined.ticket_id} with "
-                f"{joined.technician.display_name}. Press Ctrl-C to end it.",
+                f"{one_line(joined.technician.display_name)}. Press Ctrl-C to end it.",
                 flush=True,
             )
             summary = await session.run()
         except TransportError as exc:
-            print(f"deskhand-host: {exc}", file=sys.stderr)
+            _complain(str(exc))
             return EXIT_USAGE
         except RequestWithdrawn as exc:
-            print(f"deskhand-host: {exc}", file=sys.stderr)
+            _complain(str(exc))
             return EXIT_FAILED
         except (CaptureError, JoinRefused, NoWindow, ValueError) as exc:
-            print(f"deskhand-host: {getattr(exc, 'message', exc)}", file=sys.stderr)
+            _complain(str(getattr(exc, 'message', exc)))
             return EXIT_FAILED
         except asyncio.CancelledError:
-            print("deskhand-host: stopped before the session started", file=sys.stderr)
+            _complain("stopped before the session started")
             return EXIT_FAILED
-    print(summary.line(), flush=True)
+    print(one_line(summary.line()), flush=True)
     return EXIT_OK if summary.ended_by in ("technician", "user") else EXIT_FAILED
+
+
+def _complain(message: str) -> None:
+    """Say on stderr why the program stops; the message may carry the broker's words, so made printable."""
+    print(f"deskhand-host: {one_line(message)}", file=sys.stderr)
 
 
 class RequestWithdrawn(Exception):
@@ -382,7 +388,7 @@ def _survey(
         try:
             await submit_survey(broker, session.session_id, session.host_token, answer)
         except JoinRefused as refused:
-            print(f"deskhand-host: the survey answer was not recorded: {refused.message}", file=sys.stderr)
+            _complain(f"the survey answer was not recorded: {refused.message}")
             return
         print(f"Thank you: your rating {answer.rating}/{RATING_MAX} was recorded.", flush=True)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from peer.landing import LandingFolder
+from peer.transfer_rate import TransferRate
 from peer.transfers import TransferClient, TransferError
 from protocol.permissions import Permission
 from protocol.transfers import (
@@ -42,21 +43,19 @@ UPDATE_INTERVAL = 0.25
 
 @dataclass
 class ProgressMeter:
-    """Rate over the last few seconds, and when to tell the UI (pure arithmetic)."""
+    """When to tell the UI how a transfer is going, and at what rate (:class:`~peer.transfer_rate.TransferRate`)."""
 
-    window: float = 3.0
     interval: float = UPDATE_INTERVAL
-    _samples: list[tuple[float, int]] = field(default_factory=list)
+    rate: TransferRate = field(default_factory=TransferRate)
     _last_emit: float = -1e9
 
-    def update(self, done: int, now: float) -> tuple[bool, float]:
-        """Record ``done`` bytes at ``now``; returns (report now?, bytes per second)."""
-        self._samples.append((now, done))
-        while len(self._samples) > 2 and now - self._samples[0][0] > self.window:
-            self._samples.pop(0)
-        first_t, first_done = self._samples[0]
-        rate = (done - first_done) / (now - first_t) if now > first_t else 0.0
-        if now - self._last_emit >= self.interval:
+    def update(self, done: int, total: int, now: float) -> tuple[bool, float]:
+        """Record that ``done`` of ``total`` bytes are through at ``now``; returns (report now?, bytes per second).
+
+        The first report and the one that completes the file are always made, the others at most
+        once per :attr:`interval`."""
+        rate = self.rate.update(done, total, now)
+        if now - self._last_emit >= self.interval or done >= total:
             self._last_emit = now
             return True, rate
         return False, rate
@@ -179,7 +178,7 @@ class HostTransfers:
             return
         if result.state is TransferState.completed:
             final = self._landing.finalize(saved_as)
-            self._ended(transfer, True, str(final))
+            self._ended(transfer, True, str(final), meter)
         else:
             self._landing.discard(saved_as)
             self._ended(transfer, False, result.reason or result.state.value)
@@ -229,7 +228,7 @@ class HostTransfers:
             self._ended(transfer, False, str(error))
             return
         ok = result.state is TransferState.completed
-        self._ended(transfer, ok, "sent to the technician" if ok else (result.reason or result.state.value))
+        self._ended(transfer, ok, "sent to the technician" if ok else (result.reason or result.state.value), meter)
         if self._saved is not None:
             self._saved.outgoing.pop(transfer.id, None)
             self._saved.save()
@@ -242,16 +241,17 @@ class HostTransfers:
 
     def _progress(self, transfer: TransferOut, name: str, *, outgoing: bool, meter: ProgressMeter) -> Callable[[int, int], None]:
         def report(done: int, total: int) -> None:
-            emit, rate = meter.update(done, time.monotonic())
-            if emit or done == total:
+            emit, rate = meter.update(done, total, time.monotonic())
+            if emit:
                 self._ui.transfer_progress(transfer.id, name, outgoing, done, total, rate)
 
         return report
 
-    def _ended(self, transfer: TransferOut, ok: bool, detail: str) -> None:
+    def _ended(self, transfer: TransferOut, ok: bool, detail: str, meter: ProgressMeter | None = None) -> None:
         self.finished[transfer.id] = (ok, detail)
         name = transfer.saved_as or transfer.name
-        self._ui.transfer_finished(transfer.id, name, transfer.direction is Direction.to_technician, ok, detail)
+        summary = meter.rate.summary() if ok and meter is not None else ""
+        self._ui.transfer_finished(transfer.id, name, transfer.direction is Direction.to_technician, ok, detail, summary)
         if not ok and transfer.saved_as:
             self._landing.discard(transfer.saved_as)
 

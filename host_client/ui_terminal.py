@@ -25,9 +25,11 @@ from typing import TextIO
 
 from pydantic import ValidationError
 
+from peer.transfer_rate import size_text
 from protocol.codes import CodeFormatError, normalize_code
 from protocol.permissions import Permission, describe, ordered
 from protocol.requests import RATING_MAX, RATING_MIN, SURVEY_COMMENT_MAX, HelpRequestCreate, SurveyAnswer
+from protocol.terminal_text import one_line
 
 from .help_request import FORM_LABELS, describe_problems, help_request_body
 from .ui import UserActions
@@ -104,7 +106,9 @@ class TerminalUI:
         return self._prompt_lock
 
     def _say(self, text: str, end: str = "\n") -> None:
-        print(text, end=end, file=self._out, flush=True)
+        """Print one line (or a prompt), made printable: what the technician sent (chat, names,
+        file names, notes) can neither start a line of its own nor act on the terminal."""
+        print(one_line(text), end=end, file=self._out, flush=True)
 
     # --- HostUI -------------------------------------------------------------------------
 
@@ -229,14 +233,18 @@ class TerminalUI:
         if percent == last_percent or (done < total and now - last_at < PROGRESS_EVERY):
             return
         self._last_progress[transfer_id] = (now, percent)
+        speed = f" at {size_text(rate)}/s" if rate > 0 else ""  # no rate before the first bytes moved
         left = f", {(total - done) / rate:.0f} s left" if rate > 0 and done < total else ""
         arrow = "sending" if outgoing else "receiving"
-        self._say(f"[deskhand] {arrow} {name}: {percent}% of {total / 1e6:.1f} MB at {rate / 1e6:.1f} MB/s{left}")
+        self._say(f"[deskhand] {arrow} {name}: {percent}% of {size_text(total)}{speed}{left}")
 
-    def transfer_finished(self, transfer_id: str, name: str, outgoing: bool, ok: bool, detail: str) -> None:
+    def transfer_finished(
+        self, transfer_id: str, name: str, outgoing: bool, ok: bool, detail: str, summary: str = ""
+    ) -> None:
         self._last_progress.pop(transfer_id, None)
         if ok:
-            self._say(f"[deskhand] {'sent' if outgoing else 'received'} {name}: {detail}")
+            how = f" ({summary})" if summary else ""
+            self._say(f"[deskhand] {'sent' if outgoing else 'received'} {name}: {detail}{how}")
         else:
             self._say(f"[deskhand] {name} was not {'sent' if outgoing else 'received'}: {detail}")
 

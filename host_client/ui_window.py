@@ -34,6 +34,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from peer.transfer_rate import size_text
 from protocol.channel import MAX_CHAT_CHARS
 from protocol.codes import CodeFormatError, normalize_code
 from protocol.permissions import Permission, ordered
@@ -186,9 +187,11 @@ class WindowUI:
         """Add or update the transfer's row: arrow and name, progress bar, sizes, rate, time left, Cancel."""
         self._post(_Window.show_transfer, transfer_id, name, outgoing, done, total, rate)
 
-    def transfer_finished(self, transfer_id: str, name: str, outgoing: bool, ok: bool, detail: str) -> None:
-        """The row says where the file was saved (or that it was sent), or why it failed; Cancel goes."""
-        self._post(_Window.end_transfer, transfer_id, name, outgoing, ok, detail)
+    def transfer_finished(
+        self, transfer_id: str, name: str, outgoing: bool, ok: bool, detail: str, summary: str = ""
+    ) -> None:
+        """The row says where the file was saved (or that it was sent) and how fast, or why it failed; Cancel goes."""
+        self._post(_Window.end_transfer, transfer_id, name, outgoing, ok, detail, summary)
 
     async def close(self, summary: str) -> None:
         """Show ``summary`` for :data:`CLOSE_DELAY` seconds (less if the user closes it), then go."""
@@ -315,15 +318,6 @@ def _cancelling(name: str) -> str:
     return f"Cancelling {name}…"
 
 
-def _size(count: float) -> str:
-    """``count`` bytes in decimal units, three significant figures: "12.3 MB", "256 MB", "900 B"."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if count >= scale:
-            value = count / scale
-            return f"{value:.0f} {unit}" if value >= 100 else f"{value:.1f} {unit}" if value >= 10 else f"{value:.2f} {unit}"
-    return f"{count:.0f} B"
-
-
 def _duration(seconds: float) -> str:
     """Whole seconds, rounded up: "2 s", "4 min 10 s", "1 h 5 min"."""
     whole = max(1, math.ceil(seconds))
@@ -339,10 +333,10 @@ def progress_text(done: int, total: int, rate: float) -> str:
 
     While the rate is unknown (0) there is no rate nor time left: ``12.3 MB of 256 MB · —``.
     """
-    text = f"{_size(done)} of {_size(total)}"
+    text = f"{size_text(done)} of {size_text(total)}"
     if rate <= 0:
         return text if done >= total else f"{text} · —"
-    text += f" · {_size(rate)}/s"
+    text += f" · {size_text(rate)}/s"
     return text if done >= total else f"{text} · {_duration((total - done) / rate)} left"
 
 
@@ -387,7 +381,7 @@ class _Transfer:
     done: int = 0
     total: int = 0
     rate: float = 0.0
-    ended: tuple[bool, str] | None = None  # (ok, detail) once finished
+    ended: tuple[bool, str, str] | None = None  # (ok, detail, summary) once finished
 
     @property
     def title(self) -> str:
@@ -401,11 +395,12 @@ class _Transfer:
     def detail(self) -> str:
         if self.ended is None:
             return progress_text(self.done, self.total, self.rate)
-        ok, detail = self.ended
+        ok, detail, summary = self.ended
         if not ok:
             return f"✗ {detail}"
         # Outgoing transfers report where the file went, not a path ("sent to the technician").
-        return f"✓ {detail}" if self.outgoing else f"✓ saved to {detail}"
+        text = f"✓ {detail}" if self.outgoing else f"✓ saved to {detail}"
+        return f"{text} · {summary}" if summary else text
 
 
 class _TransferRow:
@@ -932,14 +927,14 @@ class _Window:
         transfer.ended = None  # progress after an end: resumed
         self._show_row(transfer_id)
 
-    def end_transfer(self, transfer_id: str, name: str, outgoing: bool, ok: bool, detail: str) -> None:
+    def end_transfer(self, transfer_id: str, name: str, outgoing: bool, ok: bool, detail: str, summary: str) -> None:
         """The row keeps its place and shows the result; its Cancel button goes."""
         transfer = self._transfers.get(transfer_id)
         if transfer is None:
             transfer = self._transfers[transfer_id] = _Transfer(name, outgoing)
         if self.status.get() == _cancelling(transfer.name):
             self.set_status("")  # the row now says how it ended
-        transfer.name, transfer.outgoing, transfer.ended = name, outgoing, (ok, detail)
+        transfer.name, transfer.outgoing, transfer.ended = name, outgoing, (ok, detail, summary)
         if ok:
             transfer.done = transfer.total
         self._show_row(transfer_id)

@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ProgressHook = Callable[[int, int], None]
-"""Called with (bytes done, bytes in all) as chunks move."""
+"""Called with (bytes done, bytes in all): once as each run starts, before any byte moves, then as chunks move
+(:class:`peer.transfer_rate.TransferRate` measures rates from these)."""
 
 CONCURRENCY = 4
 """Chunks in flight at once, each way."""
@@ -236,6 +237,8 @@ class TransferClient:
         for buffer in buffers:
             free.put_nowait(buffer)
         done = [size - sum(chunk_span(i, size, chunk_size)[1] for i in wanted)]
+        if progress is not None and wanted:
+            progress(done[0], size)  # the run's starting point: a rate needs one, even for a one-chunk file
         tasks: list[asyncio.Task[None]] = []
 
         async def put(index: int, buffer: bytearray, length: int, chunk_sha256: str) -> None:
@@ -366,6 +369,8 @@ class _Receiver:
         self.saving = asyncio.Lock()
 
     async def run(self) -> str:
+        if self.progress is not None:
+            self.progress(self.ledger.bytes_done, self.transfer.size)  # the run's starting point (for rates)
         queue = iter(self.ledger.missing())
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.client._concurrency)]
         try:

@@ -10,8 +10,9 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from protocol.terminal_text import multi_line, one_line
 from protocol.transport import TransportError, load_tls_context
 
 N = TypeVar("N", int, float)
@@ -40,9 +41,32 @@ def number_in_range(kind: type[N], low: N, high: N, what: str = "value") -> Call
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class PrintableLogFormatter(logging.Formatter):
+    """:data:`LOG_FORMAT` with each record's message on one printable line (:func:`protocol.terminal_text.one_line`).
+
+    Log messages carry what peers sent (names, reasons, file names): a newline in one
+    must not start a forged record, an escape sequence must not reach the terminal.
+    Tracebacks keep their lines (:func:`~protocol.terminal_text.multi_line`).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(LOG_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return one_line(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        return multi_line(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging's name
+        return multi_line(super().formatStack(stack_info))
+
+
 def configure_logging(level: str | int) -> None:
-    """Log to stderr in the one format all Deskhand programs use."""
-    logging.basicConfig(level=level.upper() if isinstance(level, str) else level, format=LOG_FORMAT)
+    """Log to stderr in the one format all Deskhand programs use, each message one printable line."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableLogFormatter())
+    logging.basicConfig(level=level.upper() if isinstance(level, str) else level, handlers=[handler])
 
 
 def add_transport_options(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ import re
 import unicodedata
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .api import MultiLine, Request, Response
 
@@ -70,7 +70,22 @@ class TransferDecision(Request):
 
     accept: bool
     saved_as: str | None = Field(default=None, max_length=1024)
+    """A name as :func:`safe_file_name` leaves it (receivers choose names by it): nothing else is
+    stored, so no control character or folder reaches a report through it."""
     reason: MultiLine = Field(default="", max_length=500)
+
+    @field_validator("saved_as")
+    @classmethod
+    def _a_safe_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            safe = safe_file_name(value)
+        except UnsafeName as exc:
+            raise ValueError(str(exc)) from None
+        if safe != value:
+            raise ValueError(f"{value[:60]!r} is not a file name as receivers make them ({safe[:60]!r} would be)")
+        return value
 
 
 class TransferComplete(Request):

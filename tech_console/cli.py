@@ -13,10 +13,11 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Collection
+import time
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TextIO, TypeVar
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from rich.console import Console
@@ -24,12 +25,14 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
 
-from peer.transfers import TransferError, file_sha256
+from peer.transfer_rate import TransferRate, seconds_text, size_text
+from peer.transfers import ProgressHook, TransferError, file_sha256
 from protocol.admin import NAME_PATTERN
 from protocol.api import (
     CommentCreate,
@@ -50,6 +53,7 @@ from protocol.api import (
 from protocol.helpdesk import CommentKind, SlaFilter, TicketOrder, TicketStatus, Visibility
 from protocol.totp import is_totp_code, normalize_recovery_code, normalize_second_factor, normalize_totp_code
 from protocol.cli import add_transport_options, configure_logging, number_in_range
+from protocol.terminal_text import multi_line, one_line
 from protocol.transport import TransportError, check_transport, checked_broker_url, trust_ca_file
 
 from . import actions as actions_module
@@ -69,6 +73,25 @@ E = TypeVar("E", bound=enum.Enum)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 err = Console(stderr=True, highlight=False)
+
+Lines = str | Iterable[str]
+"""What a command prints: one line, or lines. Never a string with line breaks in it: see :func:`say`."""
+
+
+def say(lines: Lines, file: TextIO | None = None) -> None:
+    """Print ``lines`` (a string is one line), each through :func:`protocol.terminal_text.one_line`.
+
+    Every line with data in it goes through here, so that what peers and users
+    wrote (chat, names, file names, reasons, subjects) can neither start a line of its
+    own (a forged report line) nor reach the terminal as a control sequence.
+    """
+    shown = [lines] if isinstance(lines, str) else lines
+    print("\n".join(one_line(line) for line in shown), file=file or sys.stdout)
+
+
+def _print_json(data: object) -> None:
+    """``data`` as JSON; every non-ASCII character escaped, so that it is safe on a terminal too."""
+    print(json.dumps(data, indent=2))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -530,14 +553,13 @@ class Context:
     def client(self) -> TechConsole:
         return TechConsole(self.broker, self.token)
 
-    def emit(self, model: BaseModel | list[BaseModel], text: str) -> None:
+    def emit(self, model: BaseModel | list[BaseModel], lines: Lines) -> None:
+        """``model`` as JSON with ``--json``, else ``lines`` (see :func:`say`)."""
         if self.args.json:
-            if isinstance(model, list):
-                print(json.dumps([m.model_dump(mode="json") for m in model], indent=2))
-            else:
-                print(model.model_dump_json(indent=2))
+            _print_json([m.model_dump(mode="json") for m in model] if isinstance(model, list)
+                        else model.model_dump(mode="json"))
         else:
-            print(text)
+            say(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -551,15 +573,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ctx = Context(args)
     except TransportError as exc:
-        print(f"deskhand-console: {exc}", file=sys.stderr)
+        say(f"deskhand-console: {exc}", sys.stderr)
         return EXIT_USAGE
     try:
         return asyncio.run(handler(ctx))
     except UsageError as exc:
-        print(f"deskhand-console: {exc}", file=sys.stderr)
+        say(f"deskhand-console: {exc}", sys.stderr)
         return EXIT_USAGE
     except (ConsoleError, ViewError) as exc:
-        print(f"deskhand-console: {exc}", file=sys.stderr)
+        say(f"deskhand-console: {exc}", sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_FAILED
@@ -618,12 +640,12 @@ async def _totp(ctx: Context) -> int:
     async with ctx.client() as tc:
         if args.totp_command == "enroll":
             started = await tc.enroll_totp()
-            ctx.emit(started, f"Secret: {started.secret}\nURI:    {started.provisioning_uri}\n"
-                              "Add it to your authenticator app (type the secret, or make a QR code of the URI).")
+            ctx.emit(started, [f"Secret: {started.secret}", f"URI:    {started.provisioning_uri}",
+                               "Add it to your authenticator app (type the secret, or make a QR code of the URI)."])
             code = args.code or _ask_code("Code now shown by the app: ", normalize_totp_code)
             recovery = await tc.confirm_totp(code)
-            ctx.emit(recovery, "Two-factor sign-in is on. Recovery codes, each good once; keep them safe, "
-                               "they are not shown again:\n" + "\n".join(f"  {c}" for c in recovery.recovery_codes))
+            ctx.emit(recovery, ["Two-factor sign-in is on. Recovery codes, each good once; keep them safe, "
+                                "they are not shown again:", *(f"  {c}" for c in recovery.recovery_codes)])
         else:
             if args.password_stdin:
                 password = sys.stdin.readline().rstrip("\n")
@@ -774,9 +796,9 @@ def _assigned(t: TicketSummary) -> str:
     return ", ".join(parts)
 
 
-def _ticket_table(tickets: list[TicketSummary], now: datetime) -> str:
+def _ticket_table(tickets: list[TicketSummary], now: datetime) -> list[str]:
     if not tickets:
-        return "No tickets."
+        return ["No tickets."]
     rows = [["ID", "STATUS", "PRIORITY", "SLA (UTC)", "ASSIGNED", "SESSIONS", "SUBJECT"]]
     rows.extend(
         [str(t.id), t.status.value, t.priority.value, _sla_cell(t.sla, now), _assigned(t) or "-",
@@ -786,8 +808,11 @@ def _ticket_table(tickets: list[TicketSummary], now: datetime) -> str:
     return _columns(rows, right={0, 5})
 
 
-def _columns(rows: list[list[str]], right: Collection[int] = ()) -> str:
-    """Rows as aligned text columns (the last one unpadded); ``right``: columns aligned right."""
+def _columns(rows: list[list[str]], right: Collection[int] = ()) -> list[str]:
+    """Rows as aligned text lines (the last column unpadded); ``right``: columns aligned right.
+
+    Cells are made printable first (:func:`one_line`), so that widths count what is shown."""
+    rows = [[one_line(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for row in rows:
@@ -796,7 +821,7 @@ def _columns(rows: list[list[str]], right: Collection[int] = ()) -> str:
             for i, cell in enumerate(row)
         ]
         lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    return lines
 
 
 def _sla_cell(sla: SlaOut | None, now: datetime) -> str:
@@ -861,15 +886,15 @@ async def _sla(ctx: Context) -> int:
     return EXIT_OK
 
 
-def _describe_targets(s: SlaTargetsOut) -> str:
+def _describe_targets(s: SlaTargetsOut) -> list[str]:
     rows = [["PRIORITY", "FIRST RESPONSE", "RESOLUTION", "COUNTS"]]
     rows.extend(
         [t.priority.value, _span(t.first_response_minutes * 60), _span(t.resolution_minutes * 60),
          "business hours" if t.business_hours else "every hour"]
         for t in s.targets
     )
-    return (_columns(rows) + f"\nBusiness hours: {s.business_hours} ({s.business_timezone}); "
-            f"a ticket is at risk after {s.warn_percent} % of a target.")
+    return [*_columns(rows), f"Business hours: {s.business_hours} ({s.business_timezone}); "
+            f"a ticket is at risk after {s.warn_percent} % of a target."]
 
 
 async def _session(ctx: Context) -> int:
@@ -877,17 +902,16 @@ async def _session(ctx: Context) -> int:
     async with ctx.client() as tc:
         if args.session_command == "start":
             started = await tc.start_session(args.ticket)
-            ctx.emit(
-                started,
-                f"Code: {started.code_display}  (valid until {started.session.code_expires_at:%H:%M:%S} UTC)\n"
-                f"Session: {started.session.id}\n"
+            ctx.emit(started, [
+                f"Code: {started.code_display}  (valid until {started.session.code_expires_at:%H:%M:%S} UTC)",
+                f"Session: {started.session.id}",
                 f"The end user runs: deskhand-host join {started.code_display.replace(' ', '-')} --broker {ctx.broker}"
                 + _host_transport_flags(ctx.broker),
-            )
+            ])
             if args.wait:
                 with err.status("Waiting for the host to join…"):
                     session = await tc.wait_for_host(started.session.id, args.timeout)
-                print(f"Joined: {_describe_host(session)}", file=sys.stderr)
+                say(f"Joined: {_describe_host(session)}", sys.stderr)
         elif args.session_command == "show":
             session = await tc.get_session(args.session_id)
             ctx.emit(session, _describe_session(session))
@@ -905,7 +929,7 @@ async def _requests(ctx: Context) -> int:
         f"waiting {_ago(r.created_at)}  {r.requester_name} on {r.host.machine_name}: {r.subject}"
         for r in waiting
     ]
-    ctx.emit(waiting, "\n".join(lines) or "Nobody is waiting.")
+    ctx.emit(waiting, lines or "Nobody is waiting.")
     return EXIT_OK
 
 
@@ -914,16 +938,15 @@ async def _pickup(ctx: Context) -> int:
     async with ctx.client() as tc:
         picked = await tc.pick_up(args.request_id)
         session = picked.session
-        ctx.emit(
-            picked,
-            f"Picked up: ticket {session.ticket_id}, {picked.request.subject}\n"
-            f"Session: {session.id}\n"
+        ctx.emit(picked, [
+            f"Picked up: ticket {session.ticket_id}, {picked.request.subject}",
+            f"Session: {session.id}",
             f"Host: {_describe_host(session)}; the user is asked what you may do.",
-        )
+        ])
         if args.wait:
             with err.status("Waiting for the user's consent…"):
                 consented = await tc.wait_for_consent(session.id, args.timeout)
-            print(f"Consent: {', '.join(p.value for p in consented.consent or []) or 'nothing'}", file=sys.stderr)
+            say(f"Consent: {', '.join(p.value for p in consented.consent or []) or 'nothing'}", sys.stderr)
     return EXIT_OK
 
 
@@ -955,10 +978,8 @@ async def _snapshot(ctx: Context) -> int:
         finally:
             await view.close()
     summary = {"path": str(args.out), "width": frame.width, "height": frame.height, "frames_received": view.frames_received}
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"Saved {frame.width}x{frame.height} screen to {args.out} ({view.frames_received} frames received).")
+    _print_json_or(ctx, summary, f"Saved {frame.width}x{frame.height} screen to {args.out} "
+                                 f"({view.frames_received} frames received).")
     return EXIT_OK
 
 
@@ -972,7 +993,7 @@ async def _control(ctx: Context) -> int:
                 await view.wait_for_control(args.timeout)
                 await view.wait_until(lambda: view.consent is not None, args.timeout, "the host's consent")
             assert view.consent is not None
-            print(f"Host allows: {', '.join(p.value for p in view.consent.permissions) or 'nothing'}", file=sys.stderr)
+            say(f"Host allows: {', '.join(p.value for p in view.consent.permissions) or 'nothing'}", sys.stderr)
             for action in args.actions:
                 await _run_action(view, action)
             await asyncio.sleep(args.listen)
@@ -986,16 +1007,11 @@ async def _control(ctx: Context) -> int:
                 await tc.end_session(args.session_id, args.reason)
         finally:
             await view.close()
-    if args.json:
-        print(json.dumps(report))
-    else:
-        for line in view.chat:
-            if line.sender == "user":
-                print(f"user: {line.text}")
-        if view.remote_clipboard is not None:
-            print(f"host clipboard: {view.remote_clipboard}")
-        for refused in view.refusals:
-            print(f"refused {refused.what} {refused.seq or ''}: {refused.reason}".replace("  ", " "))
+    _print_json_or(ctx, report, [
+        *(f"user: {line.text}" for line in view.chat if line.sender == "user"),
+        *([f"host clipboard: {view.remote_clipboard}"] if view.remote_clipboard is not None else []),
+        *(f"refused {refused.what} {refused.seq or ''}: {refused.reason}".replace("  ", " ") for refused in view.refusals),
+    ])
     return EXIT_FAILED if view.refusals else EXIT_OK
 
 
@@ -1018,43 +1034,83 @@ async def _run_action(view: RemoteView, action: Action) -> None:
         await asyncio.sleep(action.number)
 
 
-def _transfer_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        TimeRemainingColumn(), console=err, transient=False,
-    )
+class _RateColumn(ProgressColumn):
+    """Rate and time left as :class:`~peer.transfer_rate.TransferRate` measures them.
+
+    Not rich's own speed column: that needs two updates inside its window and shows "?"
+    for a file that arrives in one chunk, and it counts from when the bar appeared (the
+    wait for the other side to accept included)."""
+
+    def render(self, task: Task) -> Text:
+        rate = task.fields.get("rate", 0.0)
+        if not rate:
+            return Text("…", style="progress.data.speed")
+        left = (task.total or 0) - task.completed
+        return Text(f"{size_text(rate)}/s" + (f", {seconds_text(left / rate)} left" if left > 0 else ""),
+                    style="progress.data.speed")
+
+
+class _TransferBars:
+    """The console's transfer progress bars on stderr, each with the rate of its transfer."""
+
+    def __init__(self) -> None:
+        self._bars = Progress(
+            TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(), _RateColumn(),
+            console=err, transient=False,
+        )
+
+    def __enter__(self) -> _TransferBars:
+        self._bars.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._bars.stop()
+
+    def track(self, description: str) -> tuple[ProgressHook, TransferRate]:
+        """A new bar: the progress hook to give its transfer, and the rate it measures (for the summary)."""
+        task = self._bars.add_task(one_line(description), total=None, rate=0.0)
+        rate = TransferRate()
+
+        def update(done: int, total: int) -> None:
+            self._bars.update(task, completed=done, total=total, rate=rate.update(done, total, time.monotonic()))
+
+        return update, rate
+
+
+def _how_fast(rate: TransferRate) -> str:
+    """``: 3.15 MB in 1.2 s, 2.63 MB/s`` to end a summary line with, or nothing when not known."""
+    summary = rate.summary()
+    return f": {summary}" if summary else ""
 
 
 async def _send(ctx: Context) -> int:
     args = ctx.args
     results = []
+    lines = []
     async with ctx.client() as tc:
-        with _transfer_bar() as bar:
+        with _TransferBars() as bars:
             for path in args.files:
-                task = bar.add_task(f"⬆ {path.name}", total=None)
-                done = await tc.send_file(
-                    args.session_id, path, accept_timeout=args.timeout,
-                    progress=lambda n, total, t=task: bar.update(t, completed=n, total=total),
-                )
-                results.append(done)
-    ctx.emit(results, "\n".join(f"Sent {t.name} ({t.size} bytes, SHA-256 {t.sha256}); the host saved it as {t.saved_as}." for t in results))
+                progress, rate = bars.track(f"⬆ {path.name}")
+                sent = await tc.send_file(args.session_id, path, accept_timeout=args.timeout, progress=progress)
+                results.append(sent)
+                lines.append(f"Sent {sent.name} ({sent.size} bytes, SHA-256 {sent.sha256}){_how_fast(rate)}; "
+                             f"the host saved it as {sent.saved_as}.")
+    ctx.emit(results, lines)
     return EXIT_OK
 
 
 async def _fetch(ctx: Context) -> int:
     args = ctx.args
     async with ctx.client() as tc:
-        with _transfer_bar() as bar:
-            task = bar.add_task(f"⬇ {args.path or 'file'}", total=None)
+        with _TransferBars() as bars:
+            progress, rate = bars.track(f"⬇ {args.path or 'file'}")
             saved = await tc.fetch_file(
                 args.session_id, args.path, args.destination, note=args.note, answer_timeout=args.timeout,
-                progress=lambda n, total: bar.update(task, completed=n, total=total),
+                progress=progress,
             )
     sha256 = await asyncio.to_thread(file_sha256, saved)
-    if args.json:
-        print(json.dumps({"path": str(saved), "size": saved.stat().st_size, "sha256": sha256}))
-    else:
-        print(f"Saved {saved} ({saved.stat().st_size} bytes, SHA-256 {sha256}).")
+    _print_json_or(ctx, {"path": str(saved), "size": saved.stat().st_size, "sha256": sha256},
+                   f"Saved {saved} ({saved.stat().st_size} bytes, SHA-256 {sha256}){_how_fast(rate)}.")
     return EXIT_OK
 
 
@@ -1066,7 +1122,7 @@ async def _transfers(ctx: Context) -> int:
         + (f": {t.reason}" if t.reason else "")
         for t in transfers
     ]
-    ctx.emit(transfers, "\n".join(lines) or "No transfers.")
+    ctx.emit(transfers, lines or "No transfers.")
     return EXIT_OK
 
 
@@ -1093,7 +1149,7 @@ async def _audit(ctx: Context) -> int:
                 f"{s.technician.username:<14} {_describe_host(s)}"
                 for s in found
             ]
-            ctx.emit(found, "\n".join(lines) or "No sessions match.")
+            ctx.emit(found, lines or "No sessions match.")
         elif args.audit_command == "report":
             report = await tc.audit_report(args.session_id)
             _print_json_or(ctx, report, _describe_report(report))
@@ -1104,10 +1160,9 @@ async def _audit(ctx: Context) -> int:
         else:
             save = {"recording": tc.save_recording, "export": tc.save_export,
                     "heads": lambda _session, out, progress: tc.save_heads(out, progress)}[args.audit_command]
-            with _transfer_bar() as bar:
-                task = bar.add_task(f"⬇ {args.out.name}", total=None)
-                saved = await save(getattr(args, "session_id", None), args.out,
-                                   lambda n, total: bar.update(task, completed=n, total=total))
+            with _TransferBars() as bars:
+                progress, _rate = bars.track(f"⬇ {args.out.name}")
+                saved = await save(getattr(args, "session_id", None), args.out, progress)
             sha256 = await asyncio.to_thread(file_sha256, saved)
             hint = {"export": f"; check it offline with: deskhand-broker audit verify-bundle {saved}",
                     "heads": f"; keep it where the broker cannot write, and check the trail against it later with: "
@@ -1128,11 +1183,15 @@ def _play(path: Path) -> int:
     return subprocess.run([player, "-autoexit", "-loglevel", "error", str(path)], check=False).returncode
 
 
-def _print_json_or(ctx: Context, data: object, text: str) -> None:
-    print(json.dumps(data, indent=2) if ctx.args.json else text)
+def _print_json_or(ctx: Context, data: object, lines: Lines) -> None:
+    """``data`` as JSON with ``--json``, else ``lines`` (see :func:`say`)."""
+    if ctx.args.json:
+        _print_json(data)
+    else:
+        say(lines)
 
 
-def _describe_report(r: dict) -> str:
+def _describe_report(r: dict) -> list[str]:
     s, integrity, recording, counts = r["session"], r["integrity"], r["recording"], r["counts"]
     tech, host = r["participants"][0], r["participants"][1]
     lines = [
@@ -1154,7 +1213,7 @@ def _describe_report(r: dict) -> str:
         "  timeline (in the order the broker received it; [a peer's own clock]):",
         *(f"    {_describe_entry(e)}" for e in r["timeline"]),
     ]
-    return "\n".join(lines)
+    return lines
 
 
 def _describe_entry(e: dict) -> str:
@@ -1171,11 +1230,11 @@ def _describe_entry(e: dict) -> str:
     return "  ".join(part for part in (e["at"], e["kind"], e["who"], what, clock) if part)
 
 
-def _describe_verdict(v: dict) -> str:
+def _describe_verdict(v: dict) -> list[str]:
     head = "Trail verified" if v["ok"] else "Trail FAILED verification"
     lines = [f"{head}: {v['chains']} chains, {v['events']} events, {v['checkpoints']} signed heads, {v['segments']} segments."]
     lines.extend(f"  {problem}" for problem in v["problems"])
-    return "\n".join(lines)
+    return lines
 
 
 def _describe_host(session: SessionOut) -> str:
@@ -1185,7 +1244,7 @@ def _describe_host(session: SessionOut) -> str:
     return f"{h.user_name} on {h.machine_name} ({h.os})"
 
 
-def _describe_session(s: SessionOut) -> str:
+def _describe_session(s: SessionOut) -> list[str]:
     lines = [
         f"Session {s.id} on ticket {s.ticket_id}: {s.state.value}",
         f"  technician: {s.technician.display_name} ({s.technician.username})",
@@ -1197,14 +1256,14 @@ def _describe_session(s: SessionOut) -> str:
     if s.ended_at:
         by = f" by {s.ended_by.value}" if s.ended_by else ""
         lines.append(f"  ended:      {s.ended_at:%Y-%m-%d %H:%M:%S} UTC{by}" + (f": {s.end_reason}" if s.end_reason else ""))
-    return "\n".join(lines)
+    return lines
 
 
 _COMMENT_KINDS = {CommentKind.note: "internal note", CommentKind.reply: "public reply"}
 """A technician's comments by name; the broker's (session report, survey, inbound) as visibility and kind."""
 
 
-def _describe_ticket(t: TicketOut) -> str:
+def _describe_ticket(t: TicketOut) -> list[str]:
     now = datetime.now(timezone.utc)
     moves = ", ".join(s.value for s in t.allowed_statuses) or "nothing"
     lines = [
@@ -1224,23 +1283,25 @@ def _describe_ticket(t: TicketOut) -> str:
         lines.append(f"  SLA ({calendar}): {_describe_timer('first response', t.sla.first_response, now)}; "
                      f"{_describe_timer('resolution', t.sla.resolution, now)}")
     if t.description:
-        lines.append(_indented(t.description, "  "))
+        lines.extend(_indented(t.description, "  "))
     lines.append(f"  sessions: {len(t.sessions)}")
-    lines.extend("  " + _describe_session(s).replace("\n", "\n  ") for s in t.sessions)
+    lines.extend("  " + line for s in t.sessions for line in _describe_session(s))
     lines.append(f"  comments: {len(t.comments)}")
     for c in t.comments:
         who = c.author_user.username if c.author_user else c.author
         kind = _COMMENT_KINDS.get(c.kind, f"{c.visibility.value} {c.kind.value.replace('_', ' ')}")
         lines.append(f"    {c.at:%Y-%m-%d %H:%M} UTC  {who}, {kind}:")
-        lines.append(_indented(c.body, "      "))
+        lines.extend(_indented(c.body, "      "))
     for v in t.surveys:
         lines.append(f"  survey of session {v.session_id}: {v.rating}/5" + (f" \"{v.comment}\"" if v.comment else ""))
-    return "\n".join(lines)
+    return lines
 
 
-def _indented(text: str, prefix: str) -> str:
-    """Each line of ``text`` after ``prefix`` (blank lines stay empty)."""
-    return "\n".join((prefix + line).rstrip() for line in text.splitlines())
+def _indented(text: str, prefix: str) -> list[str]:
+    """The lines of ``text`` (its own line breaks only: :func:`multi_line`), each after ``prefix``; blank ones empty.
+
+    Tabs become spaces: a printed line shows a tab as an escape (:func:`say`)."""
+    return [(prefix + line.expandtabs(4)).rstrip() for line in multi_line(text).split("\n")]
 
 
 _COMMANDS: dict[str | None, Callable[[Context], Awaitable[int]]] = {

@@ -8,6 +8,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import screenshot, sign_in
+from tests.support.accounts import PASSWORD, code_at, make_user
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +45,30 @@ async def test_a_wrong_password_says_so_and_signs_nobody_in(broker, console_page
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("alert")).to_have_text("wrong username or password")
     await expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
+
+
+async def test_the_authenticator_code_is_asked_for_only_once_the_broker_wants_it(broker, console_page) -> None:
+    import httpx
+
+    make_user(broker, "tina")
+    token = httpx.post(broker.api + "/auth/login", json={"username": "tina", "password": PASSWORD}, timeout=15).json()["access_token"]
+    tina = {"Authorization": f"Bearer {token}"}
+    secret = httpx.post(broker.api + "/auth/totp/enroll", headers=tina, timeout=15).json()["secret"]
+    confirmed = httpx.post(broker.api + "/auth/totp/confirm", headers=tina, json={"code": code_at(secret)}, timeout=15)
+    assert confirmed.status_code == 200, confirmed.text
+
+    page = await console_page(broker, expect_http_errors=frozenset({401}))
+    code = page.get_by_label("Code from your authenticator app")
+    await expect(page.get_by_label("Password")).to_be_visible()
+    await expect(code).to_be_hidden()
+    await page.get_by_label("Username").fill("tina")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(code).to_be_visible()
+    await expect(code).to_be_focused()
+    await code.fill(code_at(secret, 30))  # the next step's code: the first one was spent confirming
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
 async def test_the_console_is_served_with_a_strict_content_security_policy(broker) -> None:

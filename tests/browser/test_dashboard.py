@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -14,7 +15,7 @@ from playwright.async_api import expect
 from bench.seed_helpdesk import seed_database
 from tests.browser.conftest import screenshot, sign_in
 from tests.support.accounts import PASSWORD, make_user
-from tests.support.api import bearer
+from tests.support.api import bearer, end_session, paired_session
 
 pytestmark = pytest.mark.slow
 
@@ -115,6 +116,24 @@ async def test_the_dashboard_renders_the_seeded_set_quickly_and_matches_the_api(
     await page.get_by_label("To (UTC)").fill(query["from"])
     await page.get_by_role("button", name="Show").click()
     await expect(page.get_by_role("alert")).to_have_text("The range ends before it starts: swap From and To.")
+
+
+async def test_one_survey_answer_is_counted_in_the_singular(start_broker, console_page) -> None:
+    fresh = start_broker(DESKHAND_REPEAT_WINDOW_DAYS="1")  # not the seeded one: exactly one answer in the range
+    admin = bearer(fresh.login())
+    session_id, host = paired_session(fresh, admin)
+    assert end_session(fresh, admin, session_id, "fixed").status_code == 200
+    answered = fresh.http.post(f"/sessions/{session_id}/survey", headers=bearer(host), json={"rating": 5})
+    assert answered.is_success, answered.text
+
+    page = await console_page(fresh)
+    await sign_in(page, "admin", fresh.admin_password)
+    await page.get_by_role("link", name="Dashboard").click()
+    await page.locator('section.dashboard[data-ready="true"]').wait_for()
+    await expect(page.locator("figure.chart figcaption").filter(has_text="Survey ratings")).to_have_text(
+        "Survey ratings (1 answer)")
+    await expect(page.locator('[data-kpi="csat"] .tile-detail')).to_have_text(re.compile(r"^1 survey · "))
+    await expect(page.locator(".dashboard-body > p.muted")).to_contain_text("repeat window 1 day.")
 
 
 async def test_the_dashboard_is_not_offered_without_reports_read(broker, console_page) -> None:

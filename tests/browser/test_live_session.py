@@ -144,6 +144,11 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
     await page.get_by_role("button", name="Request file").click()
     received = page.locator('.transfers li[data-name="printer.log"]')
     await expect(received).to_have_attribute("data-state", "completed", timeout=30_000)
+    # The broker reports the file when it is accepted and again when the user's side has sent it all
+    # (same state, now with its hash): the events list names each state of the file once.
+    log = page.locator("#session-log li")
+    for state in ("offered", "accepted", "completed"):
+        await expect(log.filter(has_text=f"file from the user: printer.log ({state})")).to_have_count(1)
     async with page.expect_download() as download_info:
         await received.get_by_role("link", name="Save printer.log").click()
     download = await download_info.value

@@ -71,3 +71,28 @@ async def test_the_queue_flags_breaches_and_a_technician_works_a_ticket(broker, 
     assert stored == [("pending", 1, 1)]
     kinds = [k for (k,) in broker.sql("SELECT kind FROM audit_events WHERE ticket_id = ? ORDER BY id", late["id"])]
     assert {"ticket.assigned", "ticket.commented", "ticket.sla_breached", "ticket.status_changed"} <= set(kinds)
+
+
+TABLE_IN_PANEL = """() => {
+  const table = document.querySelector('table[aria-label="Tickets"]');
+  const panel = table.closest('.panel');
+  const style = getComputedStyle(panel);
+  const t = table.getBoundingClientRect(), p = panel.getBoundingClientRect();
+  return { table: [t.left, t.right], inside: [p.left + parseFloat(style.borderLeftWidth) + parseFloat(style.paddingLeft),
+                                              p.right - parseFloat(style.borderRightWidth) - parseFloat(style.paddingRight)],
+           page: document.documentElement.scrollWidth };
+}"""
+
+
+async def test_the_tickets_table_fits_its_panel_in_a_window_800_pixels_wide(broker, admin, console_page) -> None:
+    create_ticket(broker, admin, subject="Printer on the third floor prints blank pages since the driver update",
+                  priority="urgent", category="Printers", external={"system": "jira", "key": "HELP-4242"})
+    create_ticket(broker, admin, subject="VPN", priority="low", assignee="admin")
+    page = await console_page(broker)
+    await sign_in(page, "admin", broker.admin_password)
+    await page.set_viewport_size({"width": 800, "height": 800})
+    await expect(page.locator('table[aria-label="Tickets"] tbody tr')).not_to_have_count(0)
+    box = await page.evaluate(TABLE_IN_PANEL)
+    assert box["inside"][0] - 0.5 <= box["table"][0] and box["table"][1] <= box["inside"][1] + 0.5, box
+    assert box["page"] <= 800, "nothing on the page is wider than the window"
+    await screenshot(page, "tickets-800")

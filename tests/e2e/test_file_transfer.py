@@ -327,3 +327,30 @@ async def test_the_console_cli_sends_and_fetches_with_json_results(broker, xvfb,
         missing = await asyncio.to_thread(subprocess.run, [*cli, "send", live.session_id, str(tmp_path / "nope")],
                                           capture_output=True, text=True, env=env, timeout=60)
         assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+RATE = r"([\d.]+) (GB|MB|kB|B)/s"
+
+
+async def test_a_one_chunk_file_shows_its_true_rate_and_a_summary_on_both_sides(broker, xvfb, tmp_path) -> None:
+    """A file in one chunk moves in one step: the rate is still that step's, never "0.0 MB/s" or "?"."""
+    source = make_file(tmp_path / "small.bin", 3_100_000)
+    async with live_session(broker, xvfb.env, "--consent", FILES, view=False) as live:
+        await live.consented()
+        env = {**os.environ, "DESKHAND_BROKER": broker.base_url, "DESKHAND_TOKEN": broker.login()}
+        cli = [sys.executable, "-m", "tech_console.cli"]
+        sent = await asyncio.to_thread(subprocess.run, [*cli, "send", live.session_id, str(source)],
+                                       capture_output=True, text=True, env=env, timeout=60)
+        assert sent.returncode == 0, sent.stderr
+        fetched = await asyncio.to_thread(
+            subprocess.run, [*cli, "fetch", live.session_id, str(source), "--to", str(tmp_path / "back")],
+            capture_output=True, text=True, env=env, timeout=60,
+        )
+        assert fetched.returncode == 0, fetched.stderr
+    assert re.search(f"3.1/3.1 MB {RATE}", sent.stderr) and "?" not in sent.stderr, sent.stderr  # the console's bar
+    for summary in (sent.stdout, fetched.stdout):  # the console: "...): 3.10 MB in 0.12 s, 25.8 MB/s..."
+        assert float(re.search(r": 3\.10 MB in [\d.]+ s, " + RATE, summary)[1]) > 0, summary
+    for arrow, ended in (("receiving", r"received small\.bin: .+small\.bin"), ("sending", "sent small.bin: sent to the technician")):
+        final = re.findall(rf"\[deskhand\] {arrow} small\.bin: 100% of 3\.10 MB at {RATE}$", live.output, re.MULTILINE)
+        assert len(final) == 1 and float(final[0][0]) > 0, live.output
+        assert re.search(rf"{ended} \(3\.10 MB in [\d.]+ s, {RATE}\)$", live.output, re.MULTILINE), live.output

@@ -557,8 +557,10 @@ async def test_transfer_rows_show_progress_cancel_and_how_they_ended(ui: WindowU
     await wait_until_shown(tk_thread, "⬆ empty.txt")
     assert (await tk_thread.acall(_transfer_row, "⬆ empty.txt"))["value"] == pytest.approx(1.0)
     ui.transfer_finished("t-2", "empty.txt", True, True, "sent to the technician")
-    ui.transfer_finished("t-3", "notes.txt", False, True, "/home/ann/Downloads/deskhand/notes.txt")
-    await wait_until(tk_thread, _detail_is, "⬇ notes.txt", "✓ saved to /home/ann/Downloads/deskhand/notes.txt")
+    ui.transfer_finished("t-3", "notes.txt", False, True, "/home/ann/Downloads/deskhand/notes.txt",
+                         "3.10 MB in 0.50 s, 6.20 MB/s")
+    await wait_until(tk_thread, _detail_is, "⬇ notes.txt",
+                     "✓ saved to /home/ann/Downloads/deskhand/notes.txt · 3.10 MB in 0.50 s, 6.20 MB/s")
     assert (await tk_thread.acall(_transfer_row, "⬆ empty.txt"))["detail"] == "✓ sent to the technician"
     assert (await tk_thread.acall(_transfer_row, "⬇ notes.txt"))["style"] == "Done.TLabel"
     assert (await tk_thread.acall(_transfer_row, "⬇ photo.jpg"))["detail"] == "✗ cancelled by the user", "rows stay"

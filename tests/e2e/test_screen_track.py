@@ -15,6 +15,8 @@ import av
 import numpy as np
 import pytest
 
+from aiortc.mediastreams import MediaStreamError
+
 from host_client import capture
 from host_client.capture import Screen, ScreenTrack
 from tests.support.xvfb import XvfbServer
@@ -178,3 +180,22 @@ async def test_the_budget_scale_shrinks_the_frames(display: XvfbServer, screen: 
         assert frame is not None and (frame.width, frame.height) == (320, 240)
     finally:
         track.stop()
+
+
+@pytest.mark.parametrize("damage", [True, False], ids=["damage", "polling"])
+async def test_a_track_stopped_while_it_waits_ends_its_frames_without_an_error(
+    display: XvfbServer, screen: Screen, damage: bool
+) -> None:
+    """What the host does when the technician's viewer leaves: the track stops while aiortc waits in ``recv``.
+
+    The waiting ``recv`` must end as a track ends (``MediaStreamError``), never by handing a
+    grab to the stopped capture thread (aiortc would log its ``RuntimeError`` as a traceback).
+    """
+    track = make_track(screen, **({} if damage else {"damage": None}))
+    assert await frame_within(track, 5) is not None
+    waiting = asyncio.ensure_future(track.recv())
+    await asyncio.sleep(0.1)  # waiting for the screen to change (or for the next poll)
+    assert not waiting.done()
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await asyncio.wait_for(waiting, 5)

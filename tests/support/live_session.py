@@ -4,7 +4,7 @@
         await live.view.wait_for_control(30)
         live.view.click(0.5, 0.5)
         live.user_types("r")          # the end user types in the host's terminal
-    live.output                       # the host's stdout, once it has exited
+    live.output                       # the host's stdout, once it has exited (live.errors: its stderr)
 
     resumed = resume_host(env, "--consent", "view")   # after killing live.host: it comes back
 

@@ -7,11 +7,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from protocol.transfers import (
     CHUNK_SIZE,
     MAX_NAME_BYTES,
     Direction,
+    TransferDecision,
     TransferOut,
     TransferState,
     UnsafeName,
@@ -310,6 +312,29 @@ def test_numbered_names_of_long_names_are_distinct(name: str) -> None:
     safe = safe_file_name(name)
     numbered = [numbered_name(safe, n) for n in range(2, 30)]
     assert len({safe, *numbered}) == 29, numbered[:3]
+
+
+# --- the name a receiver reports (TransferDecision.saved_as) -----------------------------------
+
+
+@pytest.mark.parametrize("name", ["report.pdf", "report (2).pdf", "_con.txt", "Zoë's notes.txt", "a" * 300 + ".txt"])
+def test_a_receiver_may_report_any_name_the_landing_rules_make(name: str) -> None:
+    for made in (safe_file_name(name), numbered_name(safe_file_name(name), 7)):
+        assert TransferDecision(accept=True, saved_as=made).saved_as == made
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["notes\x1b[31m.txt", "notes.txt\n    user:tess: done", "invoice\u202efdp.exe", "a\x9bb.txt", "../notes.txt",
+     "sub/notes.txt", ".hidden", "con.txt", "x" * 300, "", "\x00"],
+)
+def test_a_reported_name_the_landing_rules_would_change_is_refused(name: str) -> None:
+    with pytest.raises(ValidationError, match="saved_as"):
+        TransferDecision(accept=True, saved_as=name)
+
+
+def test_a_refusal_needs_no_name() -> None:
+    assert TransferDecision(accept=False, reason="no space").saved_as is None
 
 
 # --- chunk arithmetic ------------------------------------------------------------------------

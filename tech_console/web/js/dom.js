@@ -24,6 +24,11 @@ export function toast(text) {
   toast.timer = setTimeout(() => { box.textContent = ""; }, 4000);
 }
 
+/** counted(1, "answer") is "1 answer", counted(2, "answer") "2 answers"; `many` for nouns that do not just add an s. */
+export function counted(count, one, many = one + "s") {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
 export function when(iso) {
   return iso ? new Date(iso).toLocaleString() : "";
 }

@@ -1,7 +1,7 @@
 // Roles: each with its permissions; create, edit (permissions, TOTP), delete those not built in.
 
 import { api } from "../api.js";
-import { h, toast } from "../dom.js";
+import { counted, h, toast } from "../dom.js";
 import { adminTabs, alertBox, attempt, checkboxes, checked, ROLE_PERMISSIONS } from "./admin_common.js";
 
 export async function render(main, ctx) {
@@ -21,7 +21,7 @@ export async function render(main, ctx) {
       },
     },
     h("h2", { id: `role-${role.name}` }, role.name, role.builtin ? h("span", { class: "muted" }, " (built in)") : "",
-      h("span", { class: "muted" }, ` · ${role.members} member${role.members === 1 ? "" : "s"}`)),
+      h("span", { class: "muted" }, ` · ${counted(role.members, "member")}`)),
     h("label", {}, "Description", h("input", { name: "description", value: role.description, maxlength: 200, size: 60 })),
     fixed ? h("p", { class: "muted" }, "Every permission; the admin role's permissions cannot change.")
       : checkboxes("Permissions", "permissions", ROLE_PERMISSIONS, role.permissions, `perm-${role.name}`),

@@ -7,7 +7,7 @@
 // charts are drawn, the page's section gets data-ready="true" (tests wait for it).
 
 import { api, download } from "../api.js";
-import { h } from "../dom.js";
+import { counted, h } from "../dom.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const DEFAULT_DAYS = 30;
@@ -62,13 +62,13 @@ function tiles(f) {
       tile("volume", "Tickets created", String(f.volume), f.volume, "in the range"),
       tile("backlog", "Backlog", String(f.backlog), f.backlog, "not done at the end"),
       tile("first-response", "First response (median)", duration(f.first_response.median_seconds),
-        f.first_response.median_seconds, `p90 ${duration(f.first_response.p90_seconds)} · ${f.first_response.count} tickets`),
+        f.first_response.median_seconds, `p90 ${duration(f.first_response.p90_seconds)} · ${counted(f.first_response.count, "ticket")}`),
       tile("resolution", "Resolution (median)", duration(f.resolution.median_seconds),
-        f.resolution.median_seconds, `p90 ${duration(f.resolution.p90_seconds)} · ${f.resolution.count} tickets`),
+        f.resolution.median_seconds, `p90 ${duration(f.resolution.p90_seconds)} · ${counted(f.resolution.count, "ticket")}`),
       tile("fcr", "First contact resolution", percent(f.first_contact_resolution.rate), f.first_contact_resolution.rate,
         `${f.first_contact_resolution.count} of ${f.first_contact_resolution.of} done`),
       tile("csat", "Satisfied (CSAT)", percent(f.csat.rate), f.csat.rate,
-        `${f.csat.surveys} surveys · average ${f.csat.average === null ? "–" : f.csat.average.toFixed(2)}`),
+        `${counted(f.csat.surveys, "survey")} · average ${f.csat.average === null ? "–" : f.csat.average.toFixed(2)}`),
       tile("repeats", "Repeat incidents", percent(f.repeats.rate), f.repeats.rate, `${f.repeats.count} of ${f.repeats.of}`),
     ].map((t) => { t.setAttribute("role", "listitem"); return t; }));
 }
@@ -135,7 +135,7 @@ function csatChart(csat) {
       s("text", { x: (x + span / 2).toFixed(1), y: H - 8, "text-anchor": "middle", class: "tick" }, `${i + 1}★ (${count})`));
   });
   const bottom = H - PAD.bottom;
-  return chart(`Survey ratings (${csat.surveys} answers)`, "chart-csat",
+  return chart(`Survey ratings (${counted(csat.surveys, "answer")})`, "chart-csat",
     s("line", { x1: PAD.left, y1: bottom, x2: W - PAD.right, y2: bottom, class: "axis" }),
     s("text", { x: PAD.left - 6, y: PAD.top + 4, "text-anchor": "end", class: "tick" }, String(max)), bars);
 }
@@ -209,7 +209,7 @@ export async function render(main) {
   const f = report.overall;
   const scope = [report.technician && `technician ${report.technician}`, report.team && `team ${report.team}`].filter(Boolean).join(", ");
   body.append(
-    h("p", { class: "muted" }, `${report.from} to ${report.to} (UTC days)${scope ? ", " + scope : ""}; repeat window ${report.repeat_window_days} days.`),
+    h("p", { class: "muted" }, `${report.from} to ${report.to} (UTC days)${scope ? ", " + scope : ""}; repeat window ${counted(report.repeat_window_days, "day")}.`),
     tiles(f),
     h("div", { class: "charts" }, volumeChart(report.daily), backlogChart(report.daily), csatChart(f.csat)),
     groupTable("Per technician", report.technicians),

@@ -156,6 +156,7 @@ export async function render(main, ctx, [sessionId]) {
     onchange: () => { for (const f of fileInput.files) startSend(f); fileInput.value = ""; } });
   const sendButton = h("button", { type: "button", class: "secondary", onclick: () => fileInput.click() }, "Send a file…");
   const receiving = new Set();
+  const notedStates = new Map(); // transfer id -> the state the events log last noted
   function startReceive(offered) {
     // A file the user picked in answer to our request: fetched, verified, then offered as a download.
     receiving.add(offered.id);
@@ -307,10 +308,12 @@ export async function render(main, ctx, [sessionId]) {
       await view.addCandidate(m);
     } else if (m.type === "transfer") {
       const t = m.transfer;
-      if (t.direction === "to_technician") {
+      // The broker tells of every change (the sender's hash too): the log notes only new states.
+      if (t.direction === "to_technician" && notedStates.get(t.id) !== t.state) {
+        notedStates.set(t.id, t.state);
         note(`file from the user: ${t.name} (${t.state})`);
-        if (t.state === "offered" && !receiving.has(t.id)) startReceive(t);
       }
+      if (t.direction === "to_technician" && t.state === "offered" && !receiving.has(t.id)) startReceive(t);
     } else if (m.type === "file_request") {
       note(`file request ${m.request.path || ""} is ${m.request.state}${m.request.reason ? ": " + m.request.reason : ""}`);
     } else if (m.type === "session_ended") {

@@ -2,7 +2,7 @@
 // the conversation (internal notes, public replies, session reports, survey answers).
 
 import { api } from "../api.js";
-import { h, toast, when } from "../dom.js";
+import { counted, h, toast, when } from "../dom.js";
 import { assigneeText, duration, slaBadge, PRIORITIES } from "./ticket_common.js";
 
 export async function render(main, ctx, [ticketId]) {
@@ -120,7 +120,7 @@ function slaPanel(ticket) {
   return h("section", { class: "panel", "aria-labelledby": "sla-title" },
     h("h2", { id: "sla-title" }, "SLA"), body,
     ticket.sla && ticket.sla.business_hours ? h("p", { class: "muted" }, "Counted in business hours.") : "",
-    ticket.reopen_count ? h("p", {}, `Reopened ${ticket.reopen_count} time${ticket.reopen_count === 1 ? "" : "s"}.`) : "");
+    ticket.reopen_count ? h("p", {}, `Reopened ${counted(ticket.reopen_count, "time")}.`) : "");
 }
 
 function surveysPanel(ticket) {

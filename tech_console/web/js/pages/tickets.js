@@ -1,7 +1,7 @@
 // The ticket queue: filters kept in the address (so a view can be bookmarked), SLA flags, a new ticket.
 
 import { api } from "../api.js";
-import { h } from "../dom.js";
+import { counted, h } from "../dom.js";
 import { renderQueue } from "./queue.js";
 import { assigneeText, slaBadge, PRIORITIES, STATUSES } from "./ticket_common.js";
 
@@ -55,7 +55,7 @@ export async function render(main, ctx) {
     h("td", {}, new Date(t.created_at).toLocaleString()),
   )));
   if (!tickets.length) list.append(h("tr", {}, h("td", { colspan: 9, class: "muted" }, "No tickets match.")));
-  count.textContent = tickets.length === 100 ? "Showing the first 100." : `${tickets.length} ticket${tickets.length === 1 ? "" : "s"}.`;
+  count.textContent = tickets.length === 100 ? "Showing the first 100." : `${counted(tickets.length, "ticket")}.`;
 
   const canWrite = ctx.me.permissions.includes("tickets.write");
   main.append(
@@ -63,10 +63,10 @@ export async function render(main, ctx) {
     h("div", { id: "ticket-queue-slot" }),
     h("section", { class: "panel" },
       h("div", { class: "row filters" }, ...selects, searchForm),
-      h("table", { "aria-label": "Tickets" },
+      h("div", { class: "scroll-x" }, h("table", { "aria-label": "Tickets" },
         h("thead", {}, h("tr", {}, ...["Ticket", "Subject", "Status", "Priority", "SLA", "Assigned", "Requester", "Sessions", "Opened"]
           .map((c) => h("th", { scope: "col" }, c)))),
-        list),
+        list)),
       count),
     canWrite ? newTicketForm(ctx.me.username) : "",
   );
