@@ -32,7 +32,7 @@ import httpx
 from pydantic import ValidationError
 
 from protocol.api import API_PREFIX
-from protocol.recording import MAX_EVENTS_PER_BATCH, PeerEvent, PeerEvents, PeerEventsStored
+from protocol.recording import MAX_EVENT_BATCH_BYTES, MAX_EVENTS_PER_BATCH, PeerEvent, PeerEvents, PeerEventsStored
 from protocol.transport import tls_context
 
 log = logging.getLogger(__name__)
@@ -185,12 +185,16 @@ class EventReporter:
             batch = self._pending[:MAX_EVENTS_PER_BATCH]
         if not batch:
             return True
+        body = PeerEvents(events=batch).model_dump_json()
+        while len(batch) > 1 and len(body.encode()) > MAX_EVENT_BATCH_BYTES:
+            batch = batch[: (len(batch) + 1) // 2]  # long chat can make 500 events several MiB
+            body = PeerEvents(events=batch).model_dump_json()
         loop = asyncio.get_running_loop()
         if loop.time() < self._held_until:
             return False
         try:
             response = await client.post(
-                self._url, content=PeerEvents(events=batch).model_dump_json(),
+                self._url, content=body,
                 headers={**self._headers, "Content-Type": "application/json"},
             )
         except httpx.HTTPError as exc:

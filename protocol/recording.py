@@ -11,6 +11,9 @@ from .channel import MAX_CHAT_CHARS, MAX_CLIPBOARD_CHARS, MAX_TEXT_CHARS
 from .transfers import SHA256_PATTERN
 
 MAX_EVENTS_PER_BATCH = 500
+MAX_EVENT_BATCH_BYTES = 1024 * 1024
+"""The most one ``POST .../events`` body may hold; reporters split a longer queue (500 long chat
+messages in another script can be several MiB) into batches within it."""
 MAX_SEGMENT_BYTES = 32 * 1024 * 1024
 
 EVENT_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from protocol.recording import (
+    MAX_EVENT_BATCH_BYTES,
     MAX_SEGMENT_BYTES,
     RECORDING_ORIGIN_LIMIT_MS,
     PeerEvents,
@@ -180,6 +181,7 @@ async def recording_status(session_id: SessionId, state: State, token: PeerToken
 @router.post(
     "/events", response_model=PeerEventsStored,
     summary="Report session events for the audit trail (both peers); each event id is stored once",
+    openapi_extra=body_limit(MAX_EVENT_BATCH_BYTES),
 )
 async def report_events(session_id: SessionId, body: PeerEvents, state: State, token: PeerToken) -> PeerEventsStored:
     keystroke_logging = state.settings.session_policy.keystroke_logging

@@ -167,3 +167,17 @@ async def test_what_the_other_side_reports_receiving_is_sent_at_once(broker, adm
                                      session_id)] == ["chat.sent"]
     await reporter.close()
     assert reporter.delivered == 2, "the count went when the reporter closed"
+
+
+async def test_a_queue_of_long_messages_goes_in_batches_within_the_body_limit(broker, admin) -> None:
+    """300 chat messages of 4,000 two-byte characters are 2.4 MB: more than one request may carry."""
+    session_id, host = paired_session(broker, admin)
+    async with SlowRelay(broker.base_url) as relay:
+        relay.answer_delay = 0.0
+        reporter = EventReporter(relay.url, host, session_id)
+        for n in range(300):
+            reporter.add("chat.sent", text=f"{n:04d}" + "é" * 3996)
+        await reporter.close()
+        sent = relay.requests_seen(EVENTS_POST)
+    assert reporter.delivered == 300 and len(stored_ids(broker, session_id)) == 300
+    assert sent >= 3, sent  # each within MAX_EVENT_BATCH_BYTES, none refused as too large

@@ -16,6 +16,7 @@ const FLUSH_MS = 1000;
 const MAX_BATCH = 500; // protocol/recording.py MAX_EVENTS_PER_BATCH
 const MAX_PENDING = 20000;
 const KEEPALIVE_BYTES = 60000; // browsers refuse keepalive bodies over 64 KiB
+const MAX_BATCH_BYTES = 1024 * 1024; // protocol/recording.py MAX_EVENT_BATCH_BYTES
 const MAX_CHAT_CHARS = 4000; // protocol/channel.py
 const SENT_AT_ONCE = new Set(["chat.sent", "clipboard.sent", "monitor.selected"]);
 
@@ -128,7 +129,8 @@ export class EventReporter {
     do {
       this.again = false;
       let batch = this.pending.slice(0, MAX_BATCH);
-      while (this.leaving && batch.length > 1 && new TextEncoder().encode(JSON.stringify({ events: batch })).length > KEEPALIVE_BYTES) {
+      const most = this.leaving ? KEEPALIVE_BYTES : MAX_BATCH_BYTES;
+      while (batch.length > 1 && new TextEncoder().encode(JSON.stringify({ events: batch })).length > most) {
         batch = batch.slice(0, Math.ceil(batch.length / 2));
       }
       if (!batch.length) return;
