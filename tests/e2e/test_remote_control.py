@@ -245,11 +245,19 @@ async def test_characters_missing_from_the_keyboard_layout_are_typed_too(broker,
         await controlled(live)
         live.view.click(0.5, 0.5)
         live.view.type_text("café ✓ ß")
-        await async_wait_until(lambda: recorder.text() == "café ✓ ß", "non-ASCII text", timeout=10)
+        await typed(recorder, "café ✓ ß", "non-ASCII text")
         live.view.type_text("✓")  # typed again through the keycode it borrowed
-        await async_wait_until(lambda: recorder.text() == "café ✓ ß✓", "the same character again", timeout=10)
+        await typed(recorder, "café ✓ ß✓", "the same character again")
     # The keycodes borrowed for the characters are given back when the session ends.
     await async_wait_until(lambda: keysyms_mapped(xvfb.display) == keymap_before, "the keyboard mapping restored")
+
+
+async def typed(recorder, expected: str, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the window holds ``expected``; a failure says what it holds instead."""
+    try:
+        await async_wait_until(lambda: recorder.text() == expected, what, timeout=10)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the window holds {recorder.text()!r}") from None
 
 
 def keysyms_mapped(display_name: str) -> set[int]:

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import websockets
 
-from tests.support.api import bearer, end_session, paired_session
+from tests.support.api import bearer, end_session, export_bundle, paired_session, play_recording
 from tests.support.segments import put_segment, webm_segment
 
 EARLY = "2001-01-01T00:00:00+00:00"
@@ -210,11 +210,11 @@ def encoded_webm(codec: str, *, audio: bool = False, size: tuple[int, int] = (16
 
 
 def playback_and_export_work(broker, admin, session_id: str, segments: int) -> None:  # type: ignore[no-untyped-def]
-    played = broker.http.get(f"/audit/sessions/{session_id}/recording", headers=admin)
+    played = play_recording(broker, admin, session_id)
     assert played.status_code == 200, played.text
     with av.open(io.BytesIO(played.content)) as container:
         assert len(list(container.decode(video=0))) == 2 * segments
-    exported = broker.http.get(f"/audit/sessions/{session_id}/export", headers=admin)
+    exported = export_bundle(broker, admin, session_id)
     assert exported.status_code == 200, exported.text
 
 
