@@ -23,13 +23,14 @@ from protocol.webhooks import SeenSignatures
 from .accounts import unfinished_setup, user_for_token
 from .browser_session import request_token
 from .db import Database
+from .errors import unauthorized
 from .evidence import VerifiedRecordings
-from .errors import ApiError, unauthorized
 from .hub import SignalHub
 from .keys import BrokerKeys
 from .models import AccessToken, User
 from .peers import PeerCache
 from .playbacks import Playbacks
+from .ratelimit import BucketsByKey, FailureLimiter
 from .recordings import RecordingStore
 from .settings import Settings
 from .spool import ChunkSignals, TransferSpool

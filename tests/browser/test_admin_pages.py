@@ -81,7 +81,6 @@ async def test_an_admin_creates_a_role_a_team_and_an_account_through_the_pages(b
 
 
 async def test_a_technician_sees_no_admin_or_audit_and_is_not_allowed_there(broker, console_page) -> None:
-    admin = bearer(broker.login())
     make_user(broker, "tina", role="technician", password="Screwdriver passphrase 77")
     page = await console_page(broker)
     await sign_in(page, "tina", "Screwdriver passphrase 77")

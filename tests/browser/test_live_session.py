@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, expect
