@@ -238,11 +238,12 @@ def heads_command(settings: Settings, out: Path | None) -> int:
     if out is None:
         sys.stdout.write(text)
         return 0
+    partial = out.with_name(out.name + ".part")
     try:
-        partial = out.with_name(out.name + ".part")
         partial.write_text(text)
         partial.replace(out)
     except OSError as exc:
+        partial.unlink(missing_ok=True)
         print(f"deskhand-broker: cannot write {out}: {exc.strerror}", file=sys.stderr)
         return 1
     print(f"{len(document['heads'])} signed heads written to {out} (broker key SHA-256 {document['public_key_sha256']}). "

@@ -104,7 +104,7 @@ def seal_pending(
         return result
     chains = {row.session_id or BROKER_CHAIN for row in pending} | {BROKER_CHAIN}
     heads, tips, result.refused = _judge_chains(db, chains, key.public_key())
-    late = [row for row in pending if _aware(row.at) < now - grace]
+    late = [row for row in pending if row.at < now - grace]
     moved: set[str] = set()
     while pending:
         follow_ups: list[AuditEvent] = []
@@ -135,9 +135,9 @@ def seal_pending(
             if refused_before is not None:
                 refused_before.add((chain, why))
         if late:
-            log.warning("%d audit events were found unsealed, the oldest from %s", len(late), iso(_aware(late[0].at)))
+            log.warning("%d audit events were found unsealed, the oldest from %s", len(late), iso(late[0].at))
             follow_ups.append(_broker_event(now, SEALED_LATE, count=len(late), first_row=late[0].id,
-                                            last_row=late[-1].id, oldest=iso(_aware(late[0].at))))
+                                            last_row=late[-1].id, oldest=iso(late[0].at)))
             late = []
         db.add_all(follow_ups)
         db.flush()
@@ -154,10 +154,6 @@ def seal_pending(
         result.signed.append(chain)
     db.flush()
     return result
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _broker_event(now: datetime, kind: str, **data: object) -> AuditEvent:

@@ -376,3 +376,11 @@ def test_a_segment_forged_into_a_live_broker_is_never_played(recorded: Recorded,
                       size=10, sha256="0" * 64, stored_sha256="0" * 64)
         refused = fetch_playback(broker, admin, recorded.session_id, playback, "bytes=100-")
         assert refused.status_code == 409 and "no signed head covers it" in refused.json()["message"], refused.text
+
+
+def test_heads_that_cannot_be_written_say_so_and_leave_no_partial_file(recorded: Recorded, tmp_path: Path) -> None:
+    taken = tmp_path / "heads.json"
+    taken.mkdir()  # the name is a folder: the file cannot take its place
+    result = cli("heads", "--data-dir", str(recorded.data_dir), "--out", str(taken))
+    assert result.returncode == 1 and "cannot write" in result.stderr, result.stdout + result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["heads.json"]
