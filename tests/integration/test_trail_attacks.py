@@ -384,3 +384,35 @@ def test_heads_that_cannot_be_written_say_so_and_leave_no_partial_file(recorded:
     result = cli("heads", "--data-dir", str(recorded.data_dir), "--out", str(taken))
     assert result.returncode == 1 and "cannot write" in result.stderr, result.stdout + result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["heads.json"]
+
+
+def bundle_with(tmp_path: Path, recorded: Recorded, name: str, change: dict[str, bytes | None]) -> Path:
+    return rewrite_bundle(recorded.bundle, tmp_path / name, change)
+
+
+@pytest.mark.parametrize(("what", "expected"), [
+    ("not a zip", "is not a bundle"),
+    ("no events", "is not a complete bundle"),
+    ("garbled events", "is not a readable bundle"),
+    ("events nested too deep", "is not a readable bundle"),
+    ("a manifest too large", "more than a bundle's"),
+    ("a version 1 bundle", "made by an older broker"),
+])
+def test_a_malformed_bundle_is_refused_with_what_is_wrong(recorded: Recorded, tmp_path: Path, what: str, expected: str) -> None:
+    manifest = json.loads(zipfile.ZipFile(recorded.bundle).read("manifest.json"))
+    if what == "not a zip":
+        bundle = tmp_path / "x.zip"
+        bundle.write_bytes(b"PK but not really")
+    else:
+        change: dict[str, bytes | None] = {
+            "no events": {"events.jsonl": None},
+            "garbled events": {"events.jsonl": b"{not json\n"},
+            "events nested too deep": {"events.jsonl": b"[" * 100_000 + b"\n"},
+            "a manifest too large": {"manifest.json": b" " * (65 * 1024)},
+            "a version 1 bundle": {"manifest.json": json.dumps({**manifest, "format": "deskhand-audit-bundle-v1"}).encode(),
+                                   "heads.json": None},
+        }[what]
+        bundle = bundle_with(tmp_path, recorded, "bad.zip", change)
+    result = verify_bundle(bundle, recorded)
+    assert result.returncode == 2 and expected in result.stderr, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
