@@ -34,7 +34,7 @@ class Requires:
             raise ValueError(f"unknown permission {permission!r}")
         self.permission = permission
 
-    def __call__(self, user: CurrentUser) -> User:
+    async def __call__(self, user: CurrentUser) -> User:
         if self.permission not in user.permissions:
             raise ApiError(
                 403, "forbidden",
@@ -54,15 +54,15 @@ def requires(permission: str) -> object:
     return Depends(_REQUIREMENTS[permission])
 
 
-def public_access() -> None:
+async def public_access() -> None:
     """Marker: the route is open to anyone."""
 
 
-def session_peer_access() -> None:
+async def session_peer_access() -> None:
     """Marker: the route checks the session peer's token itself."""
 
 
-def signature_access() -> None:
+async def signature_access() -> None:
     """Marker: the route checks the request's HMAC signature itself (``broker.inbound.authenticate``)."""
 
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response as StarletteResponse
@@ -23,6 +24,7 @@ from protocol.webhooks import SeenSignatures
 from . import __doc__ as broker_doc
 from . import password_policy
 from .access import PublicAccess
+from .admission import Admission
 from .deps import BrokerState
 from .errors import install_error_handlers, log_round_failure
 from .help_requests import QUEUE_CHANGED, expire_idle_requests
@@ -84,6 +86,7 @@ def build_state(settings: Settings) -> BrokerState:
         ),
         queue_signals=ChunkSignals(),
         peer_event_rates=BucketsByKey(settings.peer_events_per_second, settings.peer_event_burst),
+        admission=Admission(settings.database_budget),
     )
 
 
@@ -163,6 +166,8 @@ def create_app(state: BrokerState) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # As many worker threads as the database budget needs (broker/admission.py says why).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = state.admission.budget.threads
         tasks = [
             asyncio.create_task(sweep_expired_sessions(state), name="expiry-sweeper"),
             asyncio.create_task(keep_trail(state), name="audit-trail"),
@@ -201,7 +206,7 @@ def create_app(state: BrokerState) -> FastAPI:
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get(f"{API_PREFIX}/health", tags=["meta"], summary="Liveness check", dependencies=[PublicAccess])
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
         return {"status": "ok"}
 
     # Last, so that every API path wins over a file of the same name.

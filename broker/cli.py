@@ -301,7 +301,7 @@ def serve(settings: Settings) -> int:
         print(f"deskhand-broker: {exc}", file=sys.stderr)
         return 1
     try:
-        sock = _bind(settings.host, settings.port)
+        sock = _bind(settings.host, settings.port, settings.listen_backlog)
     except OSError as exc:
         print(
             f"deskhand-broker: cannot listen on {settings.host}:{settings.port}: {exc.strerror}; "
@@ -346,12 +346,12 @@ def serve(settings: Settings) -> int:
     return 0
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, backlog: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.listen(128)
+    sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
 

@@ -13,16 +13,28 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets foreign keys, WAL and a busy timeout."""
+DEFAULT_CONNECTIONS = 15
+"""Pool size of a :class:`Database` opened without one (the CLI's own commands): SQLAlchemy's 5 + 10."""
+
+POOL_TIMEOUT_SECONDS = 30
+"""Never reached by a broker sized by ``broker.admission`` (no thread waits for a connection there);
+a bound for anything else."""
+
+
+def make_engine(url: str, connections: int = DEFAULT_CONNECTIONS) -> Engine:
+    """Create an engine whose pool holds up to ``connections`` (opened as needed, none beyond);
+    SQLite gets foreign keys, WAL and a busy timeout."""
+    pool = {"pool_size": connections, "max_overflow": 0, "pool_timeout": POOL_TIMEOUT_SECONDS}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        if make_url(url).database in (None, "", ":memory:"):
+            pool = {}  # SQLAlchemy keeps an in-memory database on one connection per thread: no pool
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -33,7 +45,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 def alembic_config(url: str) -> Config:
@@ -55,9 +67,12 @@ def upgrade(engine: Engine) -> None:
 class Database:
     """The broker's handle on its database: an engine and a session factory."""
 
-    def __init__(self, url: str, *, session_info: dict[str, object] | None = None) -> None:
-        """``session_info`` is handed to every session as ``db.info`` (settings the domain code reads)."""
-        self.engine = make_engine(url)
+    def __init__(
+        self, url: str, *, session_info: dict[str, object] | None = None, connections: int = DEFAULT_CONNECTIONS,
+    ) -> None:
+        """``session_info`` is handed to every session as ``db.info`` (settings the domain code reads);
+        the pool holds up to ``connections``."""
+        self.engine = make_engine(url, connections)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, info=session_info or {})
 
     def migrate(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -22,6 +22,7 @@ from protocol.webhooks import SeenSignatures
 
 from .accounts import unfinished_setup, user_for_token
 from .browser_session import request_token
+from .admission import Admission
 from .db import Database
 from .errors import unauthorized
 from .evidence import VerifiedRecordings
@@ -64,6 +65,9 @@ class BrokerState:
     """Wakes the hosts' long polls when the help-request queue changes (key :data:`broker.help_requests.QUEUE_CHANGED`)."""
     peer_event_rates: BucketsByKey
     """Events each peer of each session reports, against ``DESKHAND_PEER_EVENTS_PER_SECOND`` and its burst."""
+
+    admission: Admission
+    """Slots for database work, the queue for them, and ``503 broker_busy`` beyond it."""
 
     verified_recordings: VerifiedRecordings = field(default_factory=VerifiedRecordings)
     """Recording segments of sessions verified lately, for players asking range after range."""
@@ -110,22 +114,33 @@ class BrokerState:
         return seal_pending(db, self.keys.signing_key, grace=self.settings.audit_grace, refused_before=self.trail_refusals)
 
 
-def broker_state(request: Request) -> BrokerState:
-    return request.app.state.broker  # type: ignore[no-any-return]
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in a
+# worker thread, and every such step is one more wait for a thread in each request.
+
+
+async def broker_state(connection: HTTPConnection) -> BrokerState:
+    return connection.app.state.broker  # type: ignore[no-any-return]
 
 
 State = Annotated[BrokerState, Depends(broker_state)]
 
 
-def db_session(state: State) -> Iterator[Session]:
+async def database_slot(state: State) -> AsyncIterator[None]:
+    """A slot for the request's database work (``broker.admission``): waited for without a
+    thread or a connection, ``503 broker_busy`` when none comes."""
+    async with state.admission.slot():
+        yield
+
+
+def db_session(state: State, _slot: Annotated[None, Depends(database_slot, scope="function")]) -> Iterator[Session]:
     with state.database.session() as session:
         yield session
 
 
 DB = Annotated[Session, Depends(db_session, scope="function")]
-"""The request's unit of work. ``scope="function"``: committed when the route returns,
-*before* the response is sent, so a client never acts on a 2xx whose writes are not
-visible yet (or were never committed at all)."""
+"""The request's unit of work, within a database slot. ``scope="function"``: committed when
+the route returns, *before* the response is sent, so a client never acts on a 2xx whose
+writes are not visible yet (or were never committed at all)."""
 
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/login")
 
@@ -167,14 +182,14 @@ def refuse_until_set_up(connection: HTTPConnection, user: User) -> None:
     raise refusal
 
 
-def current_user(token: Annotated[tuple[User, AccessToken], Depends(current_token)]) -> User:
+async def current_user(token: Annotated[tuple[User, AccessToken], Depends(current_token)]) -> User:
     return token[0]
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def client_address(request: Request) -> str | None:
+async def client_address(request: Request) -> str | None:
     """The client's address: the direct peer, or whom a trusted proxy names (see ``broker/forwarded.py``)."""
     return request.client.host if request.client else None
 
@@ -195,6 +210,11 @@ Name = Annotated[
     Path(pattern=NAME_PATTERN, description="An account, role or team name"),
 ]
 
-PeerToken = Annotated[str | None, Depends(request_token)]
+async def peer_token(connection: HTTPConnection) -> str | None:
+    """:func:`~broker.browser_session.request_token`, without a worker thread."""
+    return request_token(connection)
+
+
+PeerToken = Annotated[str | None, Depends(peer_token)]
 """The token of a session peer's request (bearer header or the browser's cookie); the route
 checks whom it speaks for (``broker.peers.identify_peer``)."""

@@ -24,6 +24,7 @@ from protocol.signalling import DEFAULT_MAX_MESSAGE_BYTES
 from .forwarded import Network, parse_trusted_proxies
 from .keys import KeyFileError, require_owner_only
 from .lockout import LockoutPolicy
+from .admission import DatabaseBudget
 from .db import Database
 from .session_usage import SessionQuotas
 from .sla import SLA_CLOCK_KEY, BusinessCalendar, CalendarError, SlaClock
@@ -81,6 +82,24 @@ class Settings(BaseSettings):
     http_body_timeout_seconds: float = Field(
         default=30.0, gt=0, le=3600,
         description="How long the broker waits for the next bytes of a request body it is reading (408 beyond it).",
+    )
+
+    db_concurrency: int = Field(
+        default=16, ge=1, le=1000,
+        description="Database units of work (requests, peers' writes) run at once; the pool holds twice this "
+        "plus 8 connections, the thread pool this plus 24 threads (broker/admission.py says why).",
+    )
+    db_queue: int = Field(
+        default=2000, ge=0, le=1_000_000,
+        description="Requests allowed to wait for a database slot; one more gets 503 broker_busy with Retry-After.",
+    )
+    db_queue_seconds: float = Field(
+        default=10.0, gt=0, le=300,
+        description="How long a request may wait for a database slot before it gets 503 broker_busy.",
+    )
+    listen_backlog: int = Field(
+        default=2048, ge=16, le=65535,
+        description="Connections the kernel queues before the broker accepts them (capped by net.core.somaxconn).",
     )
 
     token_ttl_seconds: int = Field(
@@ -417,9 +436,18 @@ class Settings(BaseSettings):
         """True when the broker serves HTTPS."""
         return self.tls_cert_file is not None
 
+    @property
+    def database_budget(self) -> DatabaseBudget:
+        """Slots, queue, pool and threads, all from ``db_concurrency`` (``broker.admission``)."""
+        return DatabaseBudget(slots=self.db_concurrency, queue=self.db_queue, wait_seconds=self.db_queue_seconds)
+
     def open_database(self) -> Database:
-        """The database these settings name, its sessions knowing the SLA clock (``broker.tickets``)."""
-        return Database(self.effective_database_url, session_info={SLA_CLOCK_KEY: self.sla_clock})
+        """The database these settings name, its sessions knowing the SLA clock (``broker.tickets``),
+        its pool sized by :attr:`database_budget`."""
+        return Database(
+            self.effective_database_url, session_info={SLA_CLOCK_KEY: self.sla_clock},
+            connections=self.database_budget.pool_connections,
+        )
 
     @property
     def effective_database_url(self) -> str:

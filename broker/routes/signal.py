@@ -107,7 +107,7 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     state: BrokerState = websocket.app.state.broker
     try:
         token = request_token(websocket)
-        admitted = await run_in_threadpool(authenticate, state, session_id, token)
+        admitted = await state.admission.run(authenticate, state, session_id, token)
     except ApiError as refused:
         await websocket.send_denial_response(refused.response())
         return
@@ -143,7 +143,7 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
         else None
     )
     actor = _actor(info, session_id)
-    await run_in_threadpool(_audit, state, "signal.connected", actor, websocket, session_id)
+    await state.admission.run_surely(_audit, state, "signal.connected", actor, websocket, session_id)
     consent = (
         ConsentKeeper(state, me, websocket.client.host if websocket.client else None, admitted.consent)
         if info.role is Role.host
@@ -165,7 +165,7 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
                 other.post(PeerLeft(role=info.role))
         me.post_close(1000, "bye")
         await pump
-        await run_in_threadpool(_audit, state, "signal.disconnected", actor, websocket, session_id)
+        await state.admission.run_surely(_audit, state, "signal.disconnected", actor, websocket, session_id)
 
 
 def _issue(state: BrokerState, db: Session, session: SupportSession) -> SignedGrant:
@@ -340,7 +340,7 @@ class ConsentKeeper:
                     return record_consent(db, session_id, list(target.permissions), target.source,
                                           source_address=self._source_address)
 
-            if not await run_in_threadpool(record):
+            if not await self._state.admission.run_surely(record):
                 self._me.post(error_message(SignalError(ErrorCode.session_over, "the session is not live; consent not recorded")))
                 return
             self._written = target
@@ -371,7 +371,7 @@ async def _end_from_peer(state: BrokerState, me: Peer, message: End, websocket: 
                 return False
             return True
 
-    await run_in_threadpool(_end)
+    await state.admission.run_surely(_end)
     state.session_over(me.session_id, SessionEnded(ended_by=ended_by.value, reason=message.reason))
 
 
