@@ -16,6 +16,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from .sqlite_writes import WriteTurn
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
@@ -27,14 +29,18 @@ POOL_TIMEOUT_SECONDS = 30
 a bound for anything else."""
 
 
+SQLITE_BUSY_SECONDS = 30
+"""How long a write waits for SQLite's lock (another process's) or for its turn (``broker.sqlite_writes``)."""
+
+
 def make_engine(url: str, connections: int = DEFAULT_CONNECTIONS) -> Engine:
     """Create an engine whose pool holds up to ``connections`` (opened as needed, none beyond);
-    SQLite gets foreign keys, WAL and a busy timeout."""
+    SQLite gets foreign keys, WAL, a busy timeout and writers taking turns in the process."""
     pool = {"pool_size": connections, "max_overflow": 0, "pool_timeout": POOL_TIMEOUT_SECONDS}
     if url.startswith("sqlite"):
         if make_url(url).database in (None, "", ":memory:"):
             pool = {}  # SQLAlchemy keeps an in-memory database on one connection per thread: no pool
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS}, **pool)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -44,6 +50,7 @@ def make_engine(url: str, connections: int = DEFAULT_CONNECTIONS) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
+        WriteTurn(timeout=SQLITE_BUSY_SECONDS).install(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, **pool)
 
