@@ -13,14 +13,31 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
+POSTGRESQL_DRIVER = "postgresql+psycopg"
+"""The driver behind a ``postgresql://`` URL: psycopg 3 (SQLAlchemy's own default would be psycopg2)."""
+
+
+def driver_url(url: str) -> str:
+    """``url`` with the driver the broker installs: ``postgresql://`` (or ``postgres://``) becomes psycopg 3's.
+
+    An operator writes the URL as PostgreSQL documents it; a URL that names a
+    driver already (``postgresql+psycopg2://``, ``sqlite://``) is kept as given.
+    """
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername=POSTGRESQL_DRIVER).render_as_string(hide_password=False)
+    return url
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL and a busy timeout."""
+    url = driver_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
