@@ -21,13 +21,28 @@ from .sqlite_writes import WriteTurn
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
+POSTGRESQL_DRIVER = "postgresql+psycopg"
+"""The driver behind a ``postgresql://`` URL: psycopg 3 (SQLAlchemy's own default would be psycopg2)."""
+
+
+def driver_url(url: str) -> str:
+    """``url`` with the driver the broker installs: ``postgresql://`` (or ``postgres://``) becomes psycopg 3's.
+
+    An operator writes the URL as PostgreSQL documents it; a URL that names a
+    driver already (``postgresql+psycopg2://``, ``sqlite://``) is kept as given.
+    """
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername=POSTGRESQL_DRIVER).render_as_string(hide_password=False)
+    return url
+
+
 DEFAULT_CONNECTIONS = 15
 """Pool size of a :class:`Database` opened without one (the CLI's own commands): SQLAlchemy's 5 + 10."""
 
 POOL_TIMEOUT_SECONDS = 30
 """Never reached by a broker sized by ``broker.admission`` (no thread waits for a connection there);
 a bound for anything else."""
-
 
 SQLITE_BUSY_SECONDS = 30
 """How long a write waits for SQLite's lock (another process's) or for its turn (``broker.sqlite_writes``)."""
@@ -36,6 +51,7 @@ SQLITE_BUSY_SECONDS = 30
 def make_engine(url: str, connections: int = DEFAULT_CONNECTIONS) -> Engine:
     """Create an engine whose pool holds up to ``connections`` (opened as needed, none beyond);
     SQLite gets foreign keys, WAL, a busy timeout and writers taking turns in the process."""
+    url = driver_url(url)
     pool = {"pool_size": connections, "max_overflow": 0, "pool_timeout": POOL_TIMEOUT_SECONDS}
     if url.startswith("sqlite"):
         if make_url(url).database in (None, "", ":memory:"):

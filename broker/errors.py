@@ -2,7 +2,8 @@
 
 Whatever goes wrong answers in that shape, also what no route foresaw: a full disk is
 ``507 disk_full`` (:func:`is_disk_full` knows how the operating system and SQLite say
-so), anything else ``500 internal_error``, never the framework's bare text.
+so), text PostgreSQL cannot hold is ``422 invalid_request`` (:func:`is_nul_in_text`),
+anything else ``500 internal_error``, never the framework's bare text.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import errno
 import logging
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+
+import psycopg
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -68,13 +72,9 @@ class ReadRefusal(StarletteHTTPException):
         self.error = error
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    """True when ``exc``, or an exception it came from, says the disk is full.
-
-    An ``OSError`` with ``ENOSPC`` or ``EDQUOT``, or SQLite's ``SQLITE_FULL`` ("database or
-    disk is full"), however deep: SQLAlchemy keeps the driver's error as ``orig`` and
-    raises from it, and other code may have wrapped it too.
-    """
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it came from, however deep: SQLAlchemy keeps the driver's
+    error as ``orig`` and raises from it, and other code may have wrapped it too."""
     pending: list[BaseException | None] = [exc]
     seen: set[int] = set()
     while pending:
@@ -82,14 +82,40 @@ def is_disk_full(exc: BaseException) -> bool:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
+        yield current
+        pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
+        if isinstance(current, BaseExceptionGroup):
+            pending += current.exceptions
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when ``exc``, or an exception it came from, says the disk is full.
+
+    An ``OSError`` with ``ENOSPC`` or ``EDQUOT``, or SQLite's ``SQLITE_FULL`` ("database or
+    disk is full").
+    """
+    for current in _causes(exc):
         if isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS:
             return True
         if isinstance(current, sqlite3.Error) and (getattr(current, "sqlite_errorcode", 0) or 0) & 0xFF == SQLITE_FULL:
             return True
-        pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
-        if isinstance(current, BaseExceptionGroup):
-            pending += current.exceptions
     return False
+
+
+def is_nul_in_text(exc: BaseException) -> bool:
+    """True when ``exc`` came from giving PostgreSQL text with a NUL character (U+0000).
+
+    PostgreSQL's text cannot hold one; psycopg refuses it before sending anything. Request
+    bodies refuse control characters already (``protocol.api.SingleLine``); this answers
+    whatever else reaches a query with one (a query-string filter) as the client's error,
+    not the broker's.
+    """
+    return any(isinstance(c, psycopg.DataError) and "NUL (0x00)" in str(c) for c in _causes(exc))
+
+
+def nul_in_text() -> ApiError:
+    return ApiError(422, "invalid_request", "the request holds a NUL character (U+0000), which the broker cannot "
+                    "store or search for: remove it")
 
 
 def _cause(exc: Exception) -> object:
@@ -167,6 +193,8 @@ def install_error_handlers(app: FastAPI, data_dir: Path) -> None:
     def answer(exc: Exception) -> ApiError:
         if is_disk_full(exc):
             return disk_full(data_dir)
+        if is_nul_in_text(exc):
+            return nul_in_text()
         return ApiError(500, "internal_error", "the broker failed to answer this request; its log says why")
 
     async def _unforeseen(request: Request, exc: Exception) -> JSONResponse:
@@ -176,6 +204,8 @@ def install_error_handlers(app: FastAPI, data_dir: Path) -> None:
         if refusal.status == 507:
             # Expected while the disk is full: one line each, not a traceback.
             log.warning("%s %s: %s (%s)", request.method, request.url.path, refusal.message, _cause(exc))
+        elif refusal.status < 500:
+            log.info("%s %s: %s", request.method, request.url.path, refusal.message)
         else:
             log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return refusal.response()

@@ -18,6 +18,21 @@ Brokers (see :mod:`tests.support.broker` for what a :class:`BrokerProcess` offer
 * ``admin`` (module scope) -> ``dict[str, str]``: ``Authorization`` headers of the
   module broker's first admin.
 
+Databases: brokers keep their data in SQLite unless told otherwise.
+
+* ``broker_db`` (module scope, parametrized ``sqlite`` / ``postgresql``) ->
+  :class:`~tests.support.database.BrokerDatabases`: runs a module's tests on both;
+  ``broker_db.env()`` is the settings of a broker with a fresh database of that kind
+  (``{}`` for SQLite). A module runs its ``broker`` on both with::
+
+      @pytest.fixture(scope="module")
+      def broker_env(broker_db: BrokerDatabases) -> dict[str, str]:
+          return broker_db.env()
+
+  and a test gives ``start_broker(**broker_db.env())`` for its own brokers.
+* ``postgres`` (session scope) -> :class:`~tests.support.postgres.PostgresCluster`:
+  the run's throwaway PostgreSQL server, started on first use.
+
 Display and browser:
 
 * ``xvfb`` (session scope) -> :class:`~tests.support.xvfb.XvfbServer`: a private
@@ -28,7 +43,7 @@ Display and browser:
 * ``chromium_path`` (session scope) -> ``str``: ``/usr/bin/chromium`` or
   ``/usr/lib/chromium/chromium``.
 
-A missing Xvfb or Chromium skips the test with the apt package to install, except
+A missing Xvfb, Chromium or PostgreSQL skips the test with the apt package to install, except
 under ``CI=true``, where it fails: CI must never pass by skipping.
 """
 
@@ -42,7 +57,9 @@ from contextlib import ExitStack
 import pytest
 
 from tests.support.broker import BrokerProcess
+from tests.support.database import BrokerDatabases
 from tests.support.input_recorder import RecorderProcess
+from tests.support.postgres import PostgresCluster, PostgresMissing
 from tests.support.xvfb import XvfbMissing, XvfbServer
 
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
@@ -88,6 +105,29 @@ def start_broker() -> Iterator[Callable[..., BrokerProcess]]:
 def admin(broker: BrokerProcess) -> dict[str, str]:
     """Authorization headers of the module broker's first admin."""
     return {"Authorization": f"Bearer {broker.login()}"}
+
+
+DATABASES = ("sqlite", "postgresql")
+"""The databases a broker runs on; ``broker_db`` runs a module on each."""
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL server on 127.0.0.1 for the whole run."""
+    with ExitStack() as stack:
+        try:
+            cluster = stack.enter_context(PostgresCluster.start())
+        except PostgresMissing as exc:
+            missing_dependency(str(exc))
+        yield cluster
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def broker_db(request: pytest.FixtureRequest) -> Iterator[BrokerDatabases]:
+    """The module's brokers on SQLite, then on PostgreSQL (its databases dropped after the module)."""
+    cluster = request.getfixturevalue("postgres") if request.param == "postgresql" else None
+    with ExitStack() as stack:
+        yield BrokerDatabases(request.param, cluster, stack)
 
 
 @pytest.fixture(scope="session")

@@ -14,12 +14,13 @@ from sqlalchemy import Column, MetaData, String, inspect
 
 from broker.db import Database, alembic_config
 from broker.models import Base
+from tests.support.database import BrokerDatabases
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    """A fresh SQLite database brought to the newest revision, as the broker does on start."""
-    db = Database(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+def database(tmp_path: Path, broker_db: BrokerDatabases) -> Iterator[Database]:
+    """A fresh database (SQLite, then PostgreSQL) brought to the newest revision, as the broker does on start."""
+    db = Database(broker_db.env().get("DESKHAND_DATABASE_URL", f"sqlite:///{tmp_path / 'm.sqlite3'}"))
     db.migrate()
     yield db
     db.dispose()
@@ -37,8 +38,13 @@ def current_revision(database: Database) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def database_url(database: Database) -> str:
+    """The engine's URL with its password (``str()`` masks it)."""
+    return database.engine.url.render_as_string(hide_password=False)
+
+
 def head_revision(database: Database) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(str(database.engine.url))).get_current_head()
+    return ScriptDirectory.from_config(alembic_config(database_url(database))).get_current_head()
 
 
 def test_migrated_database_matches_the_models(database: Database) -> None:
@@ -63,7 +69,7 @@ def test_migrating_twice_is_harmless_and_reaches_head(database: Database) -> Non
 
 
 def test_every_migration_can_be_undone_and_redone(database: Database) -> None:
-    url = str(database.engine.url)
+    url = database_url(database)
     command.downgrade(alembic_config(url), "base")
     assert set(inspect(database.engine).get_table_names()) <= {"alembic_version"}
     assert current_revision(database) is None

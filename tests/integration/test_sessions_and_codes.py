@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from tests.support.database import BrokerDatabases
 from tests.support.api import audit_kinds, end_session, join, start_session
 from tests.support.polling import wait_until
 
@@ -13,8 +14,9 @@ CODE_TTL = 30  # the smallest TTL the settings allow
 
 
 @pytest.fixture(scope="module")
-def broker_env() -> dict[str, str]:
-    return {"DESKHAND_CODE_TTL_SECONDS": str(CODE_TTL), "DESKHAND_EXPIRY_SWEEP_SECONDS": "0.2"}
+def broker_env(broker_db: BrokerDatabases) -> dict[str, str]:
+    """On SQLite, then on PostgreSQL."""
+    return {"DESKHAND_CODE_TTL_SECONDS": str(CODE_TTL), "DESKHAND_EXPIRY_SWEEP_SECONDS": "0.2", **broker_db.env()}
 
 
 def session_row(broker, session_id: str) -> dict:

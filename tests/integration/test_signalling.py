@@ -13,6 +13,7 @@ import pytest
 import websockets
 
 from protocol.grants import SignedGrant, load_public_key, verify_grant
+from tests.support.database import BrokerDatabases
 from tests.support.api import bearer, end_session, join, paired_session, start_session
 from tests.support.polling import async_wait_until
 
@@ -21,8 +22,10 @@ MAX_MESSAGE_BYTES = 16_384
 
 
 @pytest.fixture(scope="module")
-def broker_env() -> dict[str, str]:
-    return {"DESKHAND_SIGNAL_MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES), "DESKHAND_ICE_LOOPBACK": "true"}
+def broker_env(broker_db: BrokerDatabases) -> dict[str, str]:
+    """On SQLite, then on PostgreSQL."""
+    return {"DESKHAND_SIGNAL_MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES), "DESKHAND_ICE_LOOPBACK": "true",
+            **broker_db.env()}
 
 
 @asynccontextmanager

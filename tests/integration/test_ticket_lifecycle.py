@@ -10,11 +10,13 @@ import pytest
 from tests.support.accounts import PASSWORD, make_user
 from tests.support.api import age_sla_timers, create_ticket, end_session, join, start_session
 from tests.support.broker import BrokerProcess
+from tests.support.database import BrokerDatabases
 
 
 @pytest.fixture(scope="module")
-def broker_env() -> dict[str, str]:
-    return {"DESKHAND_SLA_SWEEP_SECONDS": "0.2"}
+def broker_env(broker_db: BrokerDatabases) -> dict[str, str]:
+    """On SQLite, then on PostgreSQL."""
+    return {"DESKHAND_SLA_SWEEP_SECONDS": "0.2", **broker_db.env()}
 
 
 @pytest.fixture(scope="module")

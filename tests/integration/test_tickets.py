@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from tests.support.api import create_ticket
+from tests.support.database import BrokerDatabases
 
 GOOD = {"subject": "VPN down", "requester_name": "Bob", "requester_email": "bob@example.com"}
+
+
+@pytest.fixture(scope="module")
+def broker_env(broker_db: BrokerDatabases) -> dict[str, str]:
+    """On SQLite, then on PostgreSQL."""
+    return broker_db.env()
 
 
 def stored_counts(broker) -> tuple[int, int]:

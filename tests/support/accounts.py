@@ -17,7 +17,7 @@ def make_user(broker: BrokerProcess, username: str, *, role: str = "technician",
     """An enabled account with one role, independent of the admin API."""
     broker.sql(
         "INSERT INTO users (username, display_name, password_hash, must_change_password, created_at, failed_logins)"
-        " VALUES (?, ?, ?, 0, '2025-01-01 00:00:00.000000', 0)",
+        " VALUES (?, ?, ?, FALSE, '2025-01-01 00:00:00.000000', 0)",
         username, username.title(), hash_password(password),
     )
     broker.sql(
@@ -45,7 +45,7 @@ def choose_own_password(broker: BrokerProcess, username: str, given: str) -> str
 def require_password_change(broker: BrokerProcess, username: str = "admin") -> None:
     """Mark ``username``'s password as set by someone else, as the broker does for a first or
     reset password (the test broker's first admin is spared it: see :mod:`tests.support.broker`)."""
-    broker.sql("UPDATE users SET must_change_password = 1 WHERE username = ?", username)
+    broker.sql("UPDATE users SET must_change_password = TRUE WHERE username = ?", username)
 
 
 def code_at(secret: str, offset: float = 0) -> str:

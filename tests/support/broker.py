@@ -11,8 +11,13 @@ Usage (the pytest fixtures in ``tests/conftest.py`` wrap exactly this)::
                                # (counted as changed: see "The first admin" below)
         broker.data_dir        # its fresh data directory (deleted afterwards)
         broker.db_path         # data_dir / "deskhand.sqlite3"
+        broker.database_url    # DESKHAND_DATABASE_URL if given, else the sqlite:/// URL of db_path
         token = broker.login() # a bearer token of "admin"
         broker.sql("SELECT kind FROM audit_events WHERE kind = ?", "auth.login")
+
+On PostgreSQL: give ``DESKHAND_DATABASE_URL`` of an empty database (the ``broker_db``
+fixture of ``tests/conftest.py`` does); :meth:`BrokerProcess.sql` then runs there, with
+the same ``?`` statements (see :mod:`tests.support.database`).
 
 With ``DESKHAND_TLS_CERT_FILE`` (and ``_KEY_FILE``) in the overrides the broker
 serves HTTPS: ``base_url`` is then ``https://…``, and :attr:`BrokerProcess.http`
@@ -43,7 +48,6 @@ import os
 import re
 import signal
 import socket
-import sqlite3
 import ssl
 import subprocess
 import sys
@@ -57,6 +61,7 @@ from pathlib import Path
 import httpx
 
 from peer.signalling import websocket_url
+from tests.support.database import holds_accounts, run_sql
 
 URL_LINE = re.compile(r"^\s*console:\s+(https?://\S+?)/?$")
 """The line of ``deskhand-broker serve`` that names its address (see ``broker/cli.py``)."""
@@ -68,7 +73,7 @@ DEFAULT_ENV = {"DESKHAND_EXPIRY_SWEEP_SECONDS": "1"}
 """Settings every test broker gets unless overridden (a quick sweeper keeps expiry tests short)."""
 
 DB_FILE = "deskhand.sqlite3"
-FIRST_ADMIN_SETTLED = "UPDATE users SET must_change_password = 0 WHERE username = 'admin'"
+FIRST_ADMIN_SETTLED = "UPDATE users SET must_change_password = FALSE WHERE username = 'admin'"
 """Counts the first admin's generated password as changed (see the module's docstring)."""
 
 
@@ -89,7 +94,9 @@ class BrokerProcess:
         cert = (env or {}).get("DESKHAND_TLS_CERT_FILE")
         self.verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=cert) if cert else True
         """What httpx verifies this broker's certificate with: its own certificate when it serves HTTPS."""
-        self._fresh = not (data_dir / DB_FILE).exists()
+        self.database_url = (env or {}).get("DESKHAND_DATABASE_URL") or f"sqlite:///{data_dir / DB_FILE}"
+        """The broker's database: ``DESKHAND_DATABASE_URL`` when given, else its SQLite file."""
+        self._fresh = not holds_accounts(self.database_url)
         self._http: httpx.Client | None = None
         self._changed = threading.Condition()
         self.process: subprocess.Popen[str]
@@ -151,17 +158,12 @@ class BrokerProcess:
         return str(response.json()["access_token"])
 
     def sql(self, statement: str, *params: object) -> list[tuple[object, ...]]:
-        """Run one statement on the broker's real SQLite file and commit; returns the rows.
+        """Run one statement on the broker's real database and commit; returns the rows.
 
         For checks (what was stored) and for moving the clock (``expires_at`` into the past).
+        SQLite's ``?`` placeholders, on PostgreSQL too: :func:`tests.support.database.run_sql`.
         """
-        conn = sqlite3.connect(self.db_path, timeout=30)
-        try:
-            rows = conn.execute(statement, params).fetchall()
-            conn.commit()
-            return rows
-        finally:
-            conn.close()
+        return run_sql(self.database_url, statement, *params)
 
     def output_text(self, last: int = 60) -> str:
         """The last ``last`` lines of output, for failure messages."""

@@ -111,7 +111,7 @@ def downgrade() -> None:
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('is_admin', sa.Boolean(), nullable=False, server_default=sa.false()))
     op.execute(
-        "UPDATE users SET is_admin = 1 WHERE id IN (SELECT user_id FROM user_roles JOIN roles "
+        "UPDATE users SET is_admin = TRUE WHERE id IN (SELECT user_id FROM user_roles JOIN roles "
         "ON roles.id = user_roles.role_id WHERE roles.name = 'admin')"
     )
     with op.batch_alter_table('users', schema=None) as batch_op:

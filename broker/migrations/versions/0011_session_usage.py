@@ -26,13 +26,15 @@ def upgrade() -> None:
     with op.batch_alter_table("support_sessions", schema=None) as batch_op:
         for name in COUNTERS:
             batch_op.add_column(sa.Column(name, sa.BigInteger(), nullable=False, server_default="0"))
+    # The length of the stored JSON text; PostgreSQL has no length() of json, only of its text.
+    data_text = "CAST(e.data AS TEXT)" if op.get_bind().dialect.name == "postgresql" else "e.data"
     op.execute(
         "UPDATE support_sessions SET"
         " recording_bytes = (SELECT coalesce(sum(size), 0) FROM recording_segments s WHERE s.session_id = support_sessions.id),"
         " recording_segments = (SELECT count(*) FROM recording_segments s WHERE s.session_id = support_sessions.id),"
         " peer_events = (SELECT count(*) FROM audit_events e"
         "  WHERE e.session_id = support_sessions.id AND e.peer_event_id IS NOT NULL),"
-        " peer_event_bytes = (SELECT coalesce(sum(length(e.data)), 0) FROM audit_events e"
+        f" peer_event_bytes = (SELECT coalesce(sum(length({data_text})), 0) FROM audit_events e"
         "  WHERE e.session_id = support_sessions.id AND e.peer_event_id IS NOT NULL)"
     )
 
