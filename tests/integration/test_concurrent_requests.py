@@ -4,7 +4,8 @@ The freeze this guards against: a request kept its database connection while it 
 thread, so beyond about 40 in flight every thread waited for a connection and every connection
 for a thread; 30 s later came pool timeouts, ``database is locked`` and 500s. Now work waits for a
 database slot without holding anything (``broker/admission.py``), and what cannot wait is told
-``503 broker_busy`` with ``Retry-After``. Bounds here are generous: this is about answers, not speed.
+``503 broker_busy`` with ``Retry-After``. On SQLite and on PostgreSQL. Bounds here are generous:
+this is about answers, not speed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ ANSWER_WITHIN = 120.0
 """Seconds for all of a burst to answer: far above what it takes (a stall was 30 s per round)."""
 
 Request = Callable[[httpx.AsyncClient, int], Any]
+
+
+@pytest.fixture(scope="module")
+def broker_env(broker_db) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Each test on SQLite and on PostgreSQL."""
+    return broker_db.env()
 
 
 def burst(broker, make: Request, count: int = IN_FLIGHT) -> list[httpx.Response]:  # type: ignore[no-untyped-def]
@@ -98,9 +105,9 @@ def test_sign_ins(broker) -> None:
 
 
 @pytest.fixture
-def tight_broker(start_broker):  # type: ignore[no-untyped-def]
+def tight_broker(start_broker, broker_db):  # type: ignore[no-untyped-def]
     """A broker with one database slot and no queue: the second request at a time is refused."""
-    return start_broker(DESKHAND_DB_CONCURRENCY="1", DESKHAND_DB_QUEUE="0")
+    return start_broker(**broker_db.env(), DESKHAND_DB_CONCURRENCY="1", DESKHAND_DB_QUEUE="0")
 
 
 def test_work_beyond_the_queue_is_refused_with_retry_after_and_the_broker_recovers(tight_broker) -> None:
