@@ -90,9 +90,13 @@ def _candidate(n: int) -> dict[str, Any]:
 def raise_fd_limit() -> int:
     """Raise this process's soft limit of open files to its hard limit; the limit now."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    # An unlimited hard limit still stops at the kernel's nr_open (2**20 by default).
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass  # the soft limit stays as it was; the benchmark checks its sizes against it
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
@@ -305,7 +309,7 @@ class LoadGenerator:
 
     async def pairings(self, workers: int, seconds: float) -> dict[str, Any]:
         """``workers`` technician-and-host pairs pairing back to back for ``seconds``."""
-        return await self._window(workers, seconds, self._pairing)
+        return await self._window(workers, seconds, self.timeout * len(PAIRING_STEPS), self._pairing)
 
     async def _pairing(self, tally: Tally, _worker: int, _n: int) -> None:
         holder: list[ClientConnection] = []
@@ -388,16 +392,16 @@ class LoadGenerator:
                 await self._step(tally, "write", lambda: self._call(
                     "segments", "PUT", f"{path}/recording/{n}", 204, content=segment, headers=headers))
 
-        result = await self._window(writers, seconds, write)
+        result = await self._window(writers, seconds, self.timeout, write)
         result["setup_errors"] = dict(setup.errors)
         return result
 
-    async def _window(self, workers: int, seconds: float,
+    async def _window(self, workers: int, seconds: float, grace: float,
                       unit: Callable[[Tally, int, int], Awaitable[None]]) -> dict[str, Any]:
         """Run ``unit`` back to back in ``workers`` tasks for ``seconds``; what finished in that window.
 
-        After the window no unit starts; those running get one more timeout's worth of
-        grace to finish (``late``), then are cancelled (``cut_off``).
+        After the window no unit starts; those running get ``grace`` seconds (the timeouts of
+        the steps a unit has left at most) to finish (``late``), then are cancelled (``cut_off``).
         """
         tally = Tally()
         began = time.monotonic()
@@ -419,7 +423,7 @@ class LoadGenerator:
                 n += 1
 
         tasks = [asyncio.create_task(worker(i)) for i in range(workers)]
-        _done, pending = await asyncio.wait(tasks, timeout=seconds + self.timeout * len(PAIRING_STEPS))
+        _done, pending = await asyncio.wait(tasks, timeout=seconds + grace)
         for task in pending:
             task.cancel()
         tally.cut_off = len(pending)
