@@ -26,8 +26,10 @@ that stalls yields timeouts and error counts, never a hung benchmark. Figures on
 nothing here passes or fails.
 
 Run: ``.venv/bin/python -m bench.broker_load [--quick] [--idle-sessions 1000,5000,10000]
-[--workers 10,50,200] [--writers 8,32,64] [--database postgresql --database-url URL] [--write-docs]``
-(``--write-docs`` replaces only this benchmark's section of docs/benchmarks.md).
+[--workers 10,50,200] [--writers 8,32,64] [--database postgresql [--database-url URL]] [--write-docs]``
+(``--write-docs`` replaces only this benchmark's section of docs/benchmarks.md). On PostgreSQL each
+row gets a new database of a throwaway cluster (``tests/support/postgres.py``), or, with
+``--database-url``, every row uses that (empty) database.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
+from importlib.util import find_spec
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -112,17 +115,58 @@ class Options:
 # --- measuring -------------------------------------------------------------------------------
 
 
+DatabaseFactory = Callable[[], AbstractContextManager[str | None]]
+"""Gives each broker its database: a URL for ``DESKHAND_DATABASE_URL``, or None for SQLite in its data directory."""
+
+
 @contextmanager
-def rig(options: Options) -> Iterator[tuple[BrokerProcess, GeneratorProcess]]:
-    """A fresh broker and a load generator against it, warmed up, for one measurement."""
-    env = {**BENCH_SETTINGS, **options.settings}
-    if options.database_url is not None:
-        env["DESKHAND_DATABASE_URL"] = options.database_url
-    with BrokerProcess.start(env, timeout=60) as broker:
-        with GeneratorProcess(broker.base_url, broker.login(), options.request_timeout) as generator:
-            generator.call("prepare", deadline=60)
-            generator.call("probe", deadline=60, rate=2 * WARM_UP_GETS, seconds=0.5)
-            yield broker, generator
+def database_supply(options: Options) -> Iterator[DatabaseFactory]:
+    """Where the run's brokers keep their data.
+
+    SQLite: a fresh file in each broker's data directory. PostgreSQL with ``--database-url``:
+    that database for every broker. PostgreSQL without: a throwaway cluster
+    (``tests/support/postgres.py``) for the run, a new database for each broker.
+    """
+    if options.database == "sqlite":
+        yield lambda: nullcontext(None)
+    elif options.database_url is not None:
+        url = options.database_url
+        yield lambda: nullcontext(url)
+    else:
+        from tests.support.postgres import PostgresCluster  # checked by parse_options
+
+        with PostgresCluster.start() as cluster:
+            yield cluster.database
+
+
+class Rigs:
+    """Fresh brokers, each with a load generator: one for each measurement."""
+
+    def __init__(self, options: Options, database: DatabaseFactory) -> None:
+        self.options = options
+        self._database = database
+        self._admin_password: str | None = None
+
+    @contextmanager
+    def fresh(self) -> Iterator[tuple[BrokerProcess, GeneratorProcess]]:
+        """A new broker and a load generator against it, warmed up."""
+        options = self.options
+        env = {**BENCH_SETTINGS, **options.settings}
+        with self._database() as url:
+            if url is not None:
+                env["DESKHAND_DATABASE_URL"] = url
+            with BrokerProcess.start(env, timeout=60) as broker:
+                # A broker prints the first admin's password on an empty database only: on
+                # one every row shares (--database-url), later rows sign in with the first's.
+                password = broker.admin_password or self._admin_password
+                if password is None:
+                    raise RuntimeError("the database already holds accounts: give the benchmark an empty one")
+                self._admin_password = password
+                with GeneratorProcess(broker.base_url, broker.login(password=password),
+                                      options.request_timeout) as generator:
+                    generator.call("prepare", deadline=60)
+                    generator.call("probe", deadline=60, rate=2 * WARM_UP_GETS, seconds=0.5)
+                    yield broker, generator
 
 
 class Meter:
@@ -137,10 +181,11 @@ class Meter:
         return broker, generator
 
 
-def measure_idle(options: Options, count: int) -> dict[str, Any]:
+def measure_idle(rigs: Rigs, count: int) -> dict[str, Any]:
     """Hold ``count`` sessions' host sockets; memory, CPU while idle, GET latency."""
+    options = rigs.options
     sizes = options.sizes
-    with rig(options) as (broker, generator):
+    with rigs.fresh() as (broker, generator):
         pid = broker.process.pid
         before = resident_bytes(pid)
         opened = generator.call("open_idle", deadline=options.setup_seconds + 120, count=count,
@@ -158,10 +203,11 @@ def measure_idle(options: Options, count: int) -> dict[str, Any]:
             "broker_cpu": broker_cpu, "generator_cpu": generator_cpu, "probe": probe}
 
 
-def measure_pairings(options: Options, workers: int) -> dict[str, Any]:
+def measure_pairings(rigs: Rigs, workers: int) -> dict[str, Any]:
     """``workers`` pairing back to back for the window."""
+    options = rigs.options
     seconds = options.sizes.pairing_seconds
-    with rig(options) as (broker, generator):
+    with rigs.fresh() as (broker, generator):
         meter = Meter(broker, generator)
         result = generator.call("pairings", deadline=seconds + options.request_timeout * (len(PAIRING_STEPS) + 1) + 60,
                                 workers=workers, seconds=seconds)
@@ -170,11 +216,12 @@ def measure_pairings(options: Options, workers: int) -> dict[str, Any]:
     return result
 
 
-def measure_writes(options: Options, writers: int, segment: bytes) -> list[dict[str, Any]]:
+def measure_writes(rigs: Rigs, writers: int, segment: bytes) -> list[dict[str, Any]]:
     """``writers`` hosts writing event batches, then recording segments, each for the window."""
+    options = rigs.options
     seconds = options.sizes.write_seconds
     rows = []
-    with rig(options) as (broker, generator):
+    with rigs.fresh() as (broker, generator):
         for kind in ("events", "segments"):
             meter = Meter(broker, generator)
             result = generator.call(
@@ -201,20 +248,22 @@ def run(options: Options, progress: Callable[[str], None] = lambda _line: None) 
     """Every phase asked for, each measurement on a fresh broker; the raw results."""
     raise_fd_limit()  # the broker inherits it
     results = Results()
-    if "idle" in options.phases:
-        for count in options.sizes.idle:
-            progress(f"idle: {count} sessions' sockets")
-            results.idle.append(measure_idle(options, count))
-    if "pairings" in options.phases:
-        for workers in options.sizes.workers:
-            progress(f"pairings: {workers} workers, {options.sizes.pairing_seconds:g} s")
-            results.pairings.append(measure_pairings(options, workers))
-    if "writes" in options.phases:
-        segment = recorded_segment(options.segment_picture, 1920, 1080)
-        results.segment_bytes = len(segment)
-        for writers in options.sizes.writers:
-            progress(f"writes: {writers} writers, {options.sizes.write_seconds:g} s each kind")
-            results.writes.extend(measure_writes(options, writers, segment))
+    with database_supply(options) as database:
+        rigs = Rigs(options, database)
+        if "idle" in options.phases:
+            for count in options.sizes.idle:
+                progress(f"idle: {count} sessions' sockets")
+                results.idle.append(measure_idle(rigs, count))
+        if "pairings" in options.phases:
+            for workers in options.sizes.workers:
+                progress(f"pairings: {workers} workers, {options.sizes.pairing_seconds:g} s")
+                results.pairings.append(measure_pairings(rigs, workers))
+        if "writes" in options.phases:
+            segment = recorded_segment(options.segment_picture, 1920, 1080)
+            results.segment_bytes = len(segment)
+            for writers in options.sizes.writers:
+                progress(f"writes: {writers} writers, {options.sizes.write_seconds:g} s each kind")
+                results.writes.extend(measure_writes(rigs, writers, segment))
     return results
 
 
@@ -301,8 +350,12 @@ def redacted(url: str) -> str:
 def conditions(options: Options, results: Results) -> list[str]:
     sizes = options.sizes
     libraries = ", ".join(f"{name} {version(name)}" for name in ("fastapi", "uvicorn", "SQLAlchemy", "websockets", "httpx"))
-    database = (f"SQLite {sqlite3.sqlite_version}, the broker's embedded default, in its fresh data directory"
-                if options.database == "sqlite" else f"PostgreSQL at {redacted(options.database_url or '')}")
+    if options.database == "sqlite":
+        database = f"SQLite {sqlite3.sqlite_version}, the broker's embedded default, in its fresh data directory"
+    elif options.database_url is not None:
+        database = f"PostgreSQL at {redacted(options.database_url)}, one database for every row (later rows find earlier rows' data)"
+    else:
+        database = "PostgreSQL, a throwaway cluster on 127.0.0.1 (tests/support/postgres.py), a new database for each row"
     extra = ", ".join(f"{k}={v}" for k, v in sorted(options.settings.items()))
     lines = [
         *machine_conditions(),
@@ -403,16 +456,17 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, bool]:
     parser.add_argument("--segment-picture", choices=SEGMENT_PICTURES, default="text",
                         help="what the uploaded one-second segment shows (default text: ~330 kB)")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--database-url", help="with --database postgresql: the broker's DESKHAND_DATABASE_URL "
-                        "(a throwaway database: the benchmark fills it)")
+    parser.add_argument("--database-url", help="with --database postgresql: DESKHAND_DATABASE_URL of an empty "
+                        "database every broker uses (the benchmark fills it); without, a throwaway cluster")
     parser.add_argument("--setting", type=broker_setting, action="append", default=[], metavar="DESKHAND_NAME=VALUE",
                         help="another broker setting (repeatable), e.g. DESKHAND_WORKERS=2")
     parser.add_argument("--note", action="append", default=[], help="a line added to the conditions (repeatable)")
     parser.add_argument("--write-docs", action="store_true", help="replace this benchmark's section of docs/benchmarks.md")
     args = parser.parse_args(argv)
 
-    if args.database == "postgresql" and not args.database_url:
-        parser.error("--database postgresql needs --database-url postgresql://... (a throwaway database)")
+    if args.database == "postgresql" and not args.database_url and find_spec("tests.support.postgres") is None:
+        parser.error("--database postgresql needs --database-url postgresql://... (an empty database) in a "
+                     "checkout without tests/support/postgres.py (a throwaway cluster)")
     if args.database == "sqlite" and args.database_url:
         parser.error("--database-url goes with --database postgresql (SQLite lives in the broker's data directory)")
     if args.database_url and not urlsplit(args.database_url).scheme.startswith("postgresql"):

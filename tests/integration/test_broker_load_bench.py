@@ -53,7 +53,6 @@ def test_quick_sizes_apply_and_flags_override_them() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--database", "postgresql"], "needs --database-url"),
         (["--database-url", "postgresql://bench@127.0.0.1/bench"], "goes with --database postgresql"),
         (["--database", "postgresql", "--database-url", "mysql://u:secret@h/db"], "must be a postgresql:// URL"),
         (["--workers", "10,0"], "workers must be between 1 and 2000, not 0"),
