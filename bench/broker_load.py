@@ -197,8 +197,8 @@ def measure_idle(rigs: Rigs, count: int) -> dict[str, Any]:
         broker_cpu, generator_cpu = quiet.read()
         probe = generator.call("probe", deadline=sizes.hold_seconds + 2 * options.request_timeout + 30,
                                rate=options.probe_rate, seconds=sizes.hold_seconds)
-        generator.call("close_idle", deadline=300)
-    return {"wanted": count, "held": opened["held"], "setup_seconds": opened["seconds"],
+        closed = generator.call("close_idle", deadline=300)
+    return {"wanted": count, "held": opened["held"], "held_to_the_end": closed["open_until_now"], "setup_seconds": opened["seconds"],
             "setup_errors": opened["errors"], "rss_before": before, "rss_after": after,
             "broker_cpu": broker_cpu, "generator_cpu": generator_cpu, "probe": probe}
 
@@ -284,14 +284,14 @@ def _errors(errors: dict[str, int]) -> str:
 
 
 def idle_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| sockets held | set up in | broker RSS growth per socket | broker CPU, idle | generator CPU, idle "
+    lines = ["| sockets held (still open at the end) | set up in | broker RSS growth per socket | broker CPU, idle | generator CPU, idle "
              "| GET /auth/me p50 / p95 / p99 | GETs answered | errors (set-up; GETs) |",
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         probe, held = row["probe"], row["held"]
         per_socket = (row["rss_after"] - row["rss_before"]) / held / 1024 if held else 0.0
         lines.append(
-            f"| {held} of {row['wanted']} | {row['setup_seconds']:.0f} s | {per_socket:.1f} KiB "
+            f"| {held} of {row['wanted']} ({row['held_to_the_end']}) | {row['setup_seconds']:.0f} s | {per_socket:.1f} KiB "
             f"({row['rss_before'] / 2**20:.0f} -> {row['rss_after'] / 2**20:.0f} MiB) | {row['broker_cpu']:.1f} % "
             f"| {row['generator_cpu']:.1f} % | {_ms(probe['latencies'].get('get', []))} "
             f"| {probe['done']} of {probe['done'] + sum(probe['errors'].values())} "

@@ -277,14 +277,14 @@ class LoadGenerator:
         return ws
 
     async def close_idle(self) -> dict[str, Any]:
-        """Close every idle socket."""
-        closed = len(self.idle)
+        """Close every idle socket; how many the broker had not closed first."""
         sockets, self.idle = self.idle, []
+        open_until_now = sum(1 for ws, _ in sockets if ws.close_code is None)
         for ws, reader in sockets:
             reader.cancel()
         for start in range(0, len(sockets), 500):
             await asyncio.gather(*(ws.close() for ws, _ in sockets[start:start + 500]), return_exceptions=True)
-        return {"closed": closed, "still_open": sum(1 for ws, _ in sockets if ws.close_code is None)}
+        return {"closed": len(sockets), "open_until_now": open_until_now}
 
     async def probe(self, rate: float, seconds: float) -> dict[str, Any]:
         """``GET /auth/me`` as the technician, ``rate`` a second for ``seconds`` (open loop: a slow

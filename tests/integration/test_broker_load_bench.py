@@ -24,7 +24,7 @@ def test_every_phase_does_its_work_and_is_reported(capsys: pytest.CaptureFixture
     results = run(options)
 
     (idle,) = results.idle
-    assert idle["held"] == 20 and idle["setup_errors"] == {}, idle
+    assert idle["held"] == idle["held_to_the_end"] == 20 and idle["setup_errors"] == {}, idle
     assert idle["probe"]["done"] == 10 and idle["probe"]["errors"] == {}, idle["probe"]
     (pairings,) = results.pairings
     assert pairings["errors"] == {} and pairings["cut_off"] == 0, pairings["errors"]
@@ -36,7 +36,7 @@ def test_every_phase_does_its_work_and_is_reported(capsys: pytest.CaptureFixture
 
     report(options, results, write=False)
     printed = capsys.readouterr().out
-    assert "| 20 of 20 |" in printed
+    assert "| 20 of 20 (20) |" in printed
     assert "- errors at 2 workers: 0" in printed
     assert "| event batches | 2 |" in printed and "| segments | 2 |" in printed
     assert "database: SQLite" in printed
