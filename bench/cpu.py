@@ -1,4 +1,4 @@
-"""CPU time of a process (all its threads and its descendants) from /proc, and per-interval usage.
+"""CPU time and resident memory of a process (all its threads and its descendants) from /proc.
 
 ``utime + stime`` in ``/proc/PID/stat`` already covers every thread of the
 process. Descendants (a host that starts helpers, x11vnc's forks) are found by
@@ -58,15 +58,43 @@ def cpu_seconds(pid: int, *, descendants: bool = True) -> float:
     if fields is None:
         raise ProcessLookupError(f"no process {pid}")
     total = _own_seconds(fields)
-    if descendants:
-        tree = _children()
-        pending = list(tree.get(pid, []))
-        while pending:
-            child = pending.pop()
-            child_fields = _stat_fields(child)
-            if child_fields is not None:
-                total += _own_seconds(child_fields)
-                pending.extend(tree.get(child, []))
+    for child in _descendants(pid) if descendants else []:
+        child_fields = _stat_fields(child)
+        if child_fields is not None:
+            total += _own_seconds(child_fields)
+    return total
+
+
+def _descendants(pid: int) -> list[int]:
+    """The pids of ``pid``'s live children, their children, and so on."""
+    tree = _children()
+    found: list[int] = []
+    pending = list(tree.get(pid, []))
+    while pending:
+        child = pending.pop()
+        found.append(child)
+        pending.extend(tree.get(child, []))
+    return found
+
+
+def resident_bytes(pid: int, *, descendants: bool = True) -> int:
+    """Resident memory (``VmRSS`` of ``/proc/PID/status``) of ``pid`` (and its live descendants), in bytes.
+
+    Raises :class:`ProcessLookupError` when ``pid`` is not running.
+    """
+    pids = [pid, *(_descendants(pid) if descendants else [])]
+    total = 0
+    for each in pids:
+        try:
+            status = (PROC / str(each) / "status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            if each == pid:
+                raise ProcessLookupError(f"no process {pid}") from None
+            continue  # a child that ended while we looked
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024  # in kB
+                break
     return total
 
 
