@@ -21,6 +21,7 @@ from protocol.api import API_PREFIX
 from protocol.webhooks import SeenSignatures
 
 from .accounts import unfinished_setup, user_for_token
+from .attempt_slots import AttemptSlots
 from .browser_session import request_token
 from .db import Database
 from .errors import unauthorized
@@ -46,7 +47,8 @@ class BrokerState:
     settings: Settings
     database: Database
     keys: BrokerKeys
-    code_failures: FailureLimiter
+    code_failures: AttemptSlots
+    """Support codes being checked and failed, per source address and overall (see :class:`~broker.ratelimit.AttemptGate`)."""
     hub: SignalHub
     spool: TransferSpool
     transfer_signals: ChunkSignals
