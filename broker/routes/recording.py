@@ -184,17 +184,10 @@ async def recording_status(session_id: SessionId, state: State, token: PeerToken
     openapi_extra=body_limit(MAX_EVENT_BATCH_BYTES),
 )
 async def report_events(session_id: SessionId, body: PeerEvents, state: State, token: PeerToken) -> PeerEventsStored:
-    keystroke_logging = state.settings.session_policy.keystroke_logging
-
-    def admit() -> str:
-        with state.database.session() as db:
-            peer = _peer(state, db, session_id, token, "report events")
-            peer_events.check_reportable(peer, body.events, keystroke_logging=keystroke_logging)
-            return peer.actor
-
-    actor = await run_in_threadpool(admit)
+    peer = await _verified_peer(state, session_id, token, "report events")
+    peer_events.check_reportable(peer, body.events, keystroke_logging=state.settings.session_policy.keystroke_logging)
     # Per peer: one peer's flood never holds back the other's events.
-    wait = state.peer_event_rates.take(f"{session_id} {actor}", len(body.events), time.monotonic())
+    wait = state.peer_event_rates.take(f"{session_id} {peer.actor}", len(body.events), time.monotonic())
     if wait is not None:
         raise ApiError(
             429, "rate_limited",
@@ -203,8 +196,8 @@ async def report_events(session_id: SessionId, body: PeerEvents, state: State, t
         )
 
     def store() -> PeerEventsStored:
+        # The whole batch in this one unit of work: one transaction, one INSERT.
         with state.database.session() as db:
-            peer = _peer(state, db, session_id, token, "report events")
             return peer_events.store_reported(db, peer, body.events, state.settings.session_quotas)
 
     def record() -> PeerEventsStored:
@@ -215,3 +208,22 @@ async def report_events(session_id: SessionId, body: PeerEvents, state: State, t
             return store()
 
     return await run_in_threadpool(record)
+
+
+async def _verified_peer(state: BrokerState, session_id: str, token: str | None, what: str) -> SessionPeer:
+    """The peer ``token`` speaks for: from the :class:`~broker.peers.PeerCache` when verified lately,
+    else looked up in a short unit of work of its own. Either way no database session is open
+    once this returns, however long the request goes on (a segment's body still arriving)."""
+    now, generation = time.monotonic(), state.peers.generation
+    peer = state.peers.get(session_id, token, now) if token else None
+    if peer is not None:
+        return peer
+
+    def look_up() -> SessionPeer:
+        with state.database.session() as db:
+            return _peer(state, db, session_id, token, what)
+
+    peer = await run_in_threadpool(look_up)
+    if token:
+        state.peers.put(session_id, token, peer, now, generation)
+    return peer
