@@ -4,7 +4,8 @@ Events are written unsealed in the transaction of the change they describe
 (:func:`broker.audit.record`); :func:`seal_pending` then chains them, one at a
 time in commit order, under a lock (one sealer per broker process), and signs
 each chain's new head in the same transaction: a sealed event is never without
-a signed head. Before it seals onto a chain it checks the chain from its last
+a signed head. :func:`seal_backlog` does so in transactions of at most
+:data:`SEAL_BATCH` events. Before it seals onto a chain it checks the chain from its last
 signed head (:func:`broker.chain.judge_head`) and refuses, loudly and on the
 record, to sign over one that does not check out.
 """
