@@ -8,6 +8,7 @@ what it spooled while the broker was unreachable, and nothing is lost.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
@@ -96,9 +97,9 @@ async def put_segment(
 
         staged = await run_in_threadpool(prepare)
         size = incoming.size
+    upload = SegmentUpload(index, x_segment_sha256, x_segment_offset_ms, x_segment_duration_ms, x_recording_origin_ms)
     try:
-        await run_in_threadpool(_record_segment, state, session_id, index, staged, size, x_segment_sha256,
-                                x_segment_offset_ms, x_segment_duration_ms, x_recording_origin_ms)
+        await run_in_threadpool(_record_segment, state, session_id, upload, staged, size)
     finally:
         staged.discard()
     return Response(status_code=204)
@@ -115,19 +116,29 @@ def _data_key(state: BrokerState, session_id: str) -> bytes:
             return state.recordings.data_key(db, session_id)
 
 
-def _record_segment(
-    state: BrokerState, session_id: str, index: int, staged: StagedSegment, size: int, sha256: str,
-    offset_ms: int, duration_ms: int, declared_origin_ms: int | None,
-) -> None:
+@dataclass(frozen=True)
+class SegmentUpload:
+    """What a host says of the segment it uploads (its headers)."""
+
+    index: int
+    sha256: str
+    offset_ms: int
+    duration_ms: int
+    origin_ms: int | None
+    """When the host started recording, if it says (older hosts do not)."""
+
+
+def _record_segment(state: BrokerState, session_id: str, upload: SegmentUpload, staged: StagedSegment, size: int) -> None:
     """Record a checked, staged segment in one short unit of work: place it and add its row and event."""
+    index = upload.index
     with state.database.session() as db:
-        origin_ms = _claim_origin(db, session_id, declared_origin_ms)
+        origin_ms = _claim_origin(db, session_id, upload.origin_ms)
         existing = db.get(RecordingSegment, (session_id, index))
         if existing is not None:
-            if existing.sha256 != sha256:
+            if existing.sha256 != upload.sha256:
                 raise ApiError(409, "segment_exists", f"segment {index} was already stored with other content")
             return
-        span = SegmentSpan(index, placed_offset_ms(offset_ms, declared_origin_ms, origin_ms), duration_ms)
+        span = SegmentSpan(index, placed_offset_ms(upload.offset_ms, upload.origin_ms, origin_ms), upload.duration_ms)
         problem = misplacement(span, *_neighbours(db, session_id, index))
         if problem is not None:
             raise ApiError(
@@ -139,11 +150,11 @@ def _record_segment(
         staged.place()
         db.add(RecordingSegment(
             session_id=session_id, index=index, offset_ms=span.offset_ms, duration_ms=span.duration_ms,
-            size=size, sha256=sha256, stored_sha256=staged.stored_sha256, received_at=utcnow(),
+            size=size, sha256=upload.sha256, stored_sha256=staged.stored_sha256, received_at=utcnow(),
         ))
         audit.record(
             db, "recording.segment", actor=audit.host_actor(session_id), session_id=session_id,
-            index=index, sha256=sha256, stored_sha256=staged.stored_sha256, size=size,
+            index=index, sha256=upload.sha256, stored_sha256=staged.stored_sha256, size=size,
             offset_ms=span.offset_ms, duration_ms=span.duration_ms, origin_ms=origin_ms,
         )
 
