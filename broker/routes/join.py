@@ -44,7 +44,7 @@ def session_join(state: BrokerState, session: SupportSession) -> SessionJoin:
     "/join", response_model=JoinResponse,
     summary="Redeem a support code (host side); no login, the code is the credential",
     responses={404: {}, 409: {}, 410: {}, 429: {"description": "Too many failed codes; see Retry-After"},
-               503: {"description": "Too many codes from this address being checked at once; see Retry-After"}},
+               503: {"description": "Too many codes being checked at once; see Retry-After"}},
 )
 async def join(body: JoinRequest, state: State, source: Source) -> JoinResponse:
     # A code counts as a failure only once it is found wrong; the slots keep guessing in
@@ -69,7 +69,7 @@ async def join(body: JoinRequest, state: State, source: Source) -> JoinResponse:
                 headers={"Retry-After": wait},
             ) from None
         raise ApiError(
-            503, "busy", f"too many codes from this address are being checked; try again in {wait} s",
+            503, "busy", f"too many support codes are being checked at once; try again in {wait} s",
             headers={"Retry-After": wait},
         ) from None
 
