@@ -25,13 +25,14 @@ from . import __doc__ as broker_doc
 from . import password_policy
 from .access import PublicAccess
 from .admission import Admission
+from .attempt_slots import AttemptSlots
 from .deps import BrokerState
 from .errors import install_error_handlers, log_round_failure
 from .help_requests import QUEUE_CHANGED, expire_idle_requests
 from .hub import SignalHub
 from .keys import load_or_create_keys, prepare_data_dir
 from .peers import PeerCache
-from .ratelimit import BucketsByKey, FailureLimiter
+from .ratelimit import AttemptGate, BucketsByKey, FailureLimiter
 from .recordings import RecordingStore
 from .routes import audit as audit_routes
 from .routes import inbound as inbound_routes
@@ -64,10 +65,13 @@ def build_state(settings: Settings) -> BrokerState:
         settings=settings,
         database=database,
         keys=keys,
-        code_failures=FailureLimiter.create(
-            settings.code_failures_per_source,
-            settings.code_failures_global,
-            settings.code_failure_window_seconds,
+        code_failures=AttemptSlots(
+            AttemptGate(FailureLimiter.create(
+                settings.code_failures_per_source,
+                settings.code_failures_global,
+                settings.code_failure_window_seconds,
+            )),
+            settings.code_check_wait_seconds,
         ),
         hub=SignalHub(),
         spool=TransferSpool(settings.data_dir / "transfers", settings.transfer_memory_bytes),

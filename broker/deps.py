@@ -21,6 +21,7 @@ from protocol.api import API_PREFIX
 from protocol.webhooks import SeenSignatures
 
 from .accounts import unfinished_setup, user_for_token
+from .attempt_slots import AttemptSlots
 from .browser_session import request_token
 from .admission import Admission
 from .db import Database
@@ -35,7 +36,7 @@ from .ratelimit import BucketsByKey, FailureLimiter
 from .recordings import RecordingStore
 from .settings import Settings
 from .spool import ChunkSignals, TransferSpool
-from .trail import SEALING, SealResult, seal_pending
+from .trail import SEALING, SealResult, seal_backlog
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ class BrokerState:
     settings: Settings
     database: Database
     keys: BrokerKeys
-    code_failures: FailureLimiter
+    code_failures: AttemptSlots
+    """Support codes being checked and failed, per source address and overall (see :class:`~broker.ratelimit.AttemptGate`)."""
     hub: SignalHub
     spool: TransferSpool
     transfer_signals: ChunkSignals
@@ -96,22 +98,23 @@ class BrokerState:
         self.peers.forget()
 
     def seal_trail(self) -> SealResult:
-        """Seal pending audit events and sign the heads of the chains they moved."""
-        with SEALING, self.database.session() as db:
-            return self._seal(db)
+        """Seal pending audit events and sign the heads of the chains they moved (in bounded batches)."""
+        with SEALING:
+            return self._seal()
 
     @contextlib.contextmanager
     def sealed_trail(self) -> Iterator[Session]:
         """A database session over a trail at rest: everything pending sealed and signed, and the
         sealer held off until the block ends. Every sealed event's signed head is then in view,
         so the broker verifies strictly (no grace); keep the block to reading what is verified."""
-        with SEALING, self.database.session() as db:
-            self._seal(db)
-            db.commit()
-            yield db
+        with SEALING:
+            self._seal()
+            with self.database.session() as db:
+                yield db
 
-    def _seal(self, db: Session) -> SealResult:
-        return seal_pending(db, self.keys.signing_key, grace=self.settings.audit_grace, refused_before=self.trail_refusals)
+    def _seal(self) -> SealResult:
+        return seal_backlog(self.database.session, self.keys.signing_key, grace=self.settings.audit_grace,
+                            refused_before=self.trail_refusals)
 
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in a

@@ -59,7 +59,7 @@ def store_reported(
 
     What is stored counts against the session's quotas; over one, nothing is
     (:func:`broker.session_usage.charge` raises, and the caller's transaction rolls back).
-    Raises :class:`sqlalchemy.exc.IntegrityError` (at the flush here or at commit) when a
+    Raises :class:`sqlalchemy.exc.IntegrityError` (at the insert here or at commit) when a
     concurrent request stored one of the same ids first: roll back and call again.
     """
     session_id = peer.session.id
@@ -73,6 +73,7 @@ def store_reported(
     ))
     stored: list[str] = []
     already: list[str] = []
+    rows: list[tuple[str, dict[str, object], str]] = []
     stored_bytes = 0
     for event in events:
         if event.id in known:
@@ -81,12 +82,10 @@ def store_reported(
         known.add(event.id)  # the same id twice in one batch is stored once too
         data = stored_data(event)
         stored_bytes += len(json.dumps(data))  # as the JSON column stores it
-        audit.record_data(
-            db, event.kind, data, actor=peer.actor, session_id=session_id,
-            ticket_id=peer.session.ticket_id, peer_event_id=event.id,
-        )
+        rows.append((event.kind, data, event.id))
         stored.append(event.id)
-    if stored:
+    if rows:
+        # The whole batch in one INSERT, in the caller's one transaction.
+        audit.record_reported(db, rows, actor=peer.actor, session_id=session_id, ticket_id=peer.session.ticket_id)
         charge(db, session_id, SessionUsage(peer_events=len(stored), peer_event_bytes=stored_bytes), quotas)
-    db.flush()
     return PeerEventsStored(stored=stored, already_stored=already)

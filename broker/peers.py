@@ -81,7 +81,7 @@ def identify_peer(
         if session is None or session.technician_id != user.id:
             raise ApiError(404, "not_found", f"session {session_id} does not exist or is not yours")
         info = PeerInfo(role=Role.technician, user=user_brief(user))
-    live = session.state in (SessionState.waiting.value, SessionState.connected.value)
+    live = is_live(session)
     recent = (
         ended_grace is not None and session.ended_at is not None and session.ended_at > utcnow() - ended_grace
     )
@@ -89,6 +89,11 @@ def identify_peer(
         raise ApiError(410, "session_over", f"the session is {session.state}")
     session.technician  # noqa: B018 - loaded now, used after the unit of work ends
     return SessionPeer(info=info, session=session)
+
+
+def is_live(session: SupportSession) -> bool:
+    """Whether ``session`` is waiting for its host or connected (not over)."""
+    return session.state in (SessionState.waiting.value, SessionState.connected.value)
 
 
 class PeerCache:
@@ -99,7 +104,9 @@ class PeerCache:
     :meth:`forget` once its change is committed: every entry goes, and so does any entry a
     lookup still under way puts later, since that lookup may have read the database from
     before the change. A lookup reads :attr:`generation` before it starts and :meth:`put`
-    keeps its entry only if no :meth:`forget` came in between.
+    keeps its entry only if no :meth:`forget` came in between. Only peers of live sessions
+    are kept: one let in during the grace after its session ended (uploading what it
+    spooled) is looked up each time, so no route that refuses ended sessions gets it.
     """
 
     def __init__(self, ttl: float = PEER_CACHE_SECONDS) -> None:
@@ -121,6 +128,8 @@ class PeerCache:
 
     def put(self, session_id: str, token: str, peer: SessionPeer, now: float, generation: int) -> None:
         """Keep ``peer``, looked up after :attr:`generation` read ``generation``, unless forgotten since."""
+        if not is_live(peer.session):
+            return
         with self._lock:
             if generation != self._generation:
                 return

@@ -3,12 +3,15 @@
 Sans-I/O: the limiter holds timestamps and answers questions about them; the
 caller supplies the clock. A sliding window per key keeps the arithmetic
 exact (a fixed window would allow twice the limit across its boundary).
+:class:`AttemptGate` lets no more attempts be checked at once than may still
+fail, so that a failure need only be counted once its verdict is in.
 :class:`BucketsByKey` keeps a :class:`protocol.rates.TokenBucket` per key (a
 session's peer reporting events), where bursts are fine and a steady flood is not.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections import deque
@@ -38,6 +41,14 @@ class SlidingWindowLimiter:
         if len(events) < self.limit:
             return None
         return max(events[0] + self.window - now, 0.0)
+
+    def remaining(self, key: str, now: float) -> int:
+        """Events ``key`` may still have in the window at ``now`` (0: blocked)."""
+        events = self._events.get(key)
+        if not events:
+            return self.limit
+        self._expire(events, now)
+        return max(self.limit - len(events), 0)
 
     def record(self, key: str, now: float) -> None:
         """Count one event for ``key`` at ``now``."""
@@ -104,6 +115,12 @@ class FailureLimiter:
         with self._lock:
             self._record(source, now)
 
+    def remaining(self, source: str, now: float) -> tuple[int, int | None]:
+        """Failures ``source`` may still have, and everyone together (None: no global limit)."""
+        with self._lock:
+            overall = None if self.overall is None else self.overall.remaining(GLOBAL, now)
+            return self.per_source.remaining(source, now), overall
+
     def count_attempt(self, source: str, now: float) -> int | None:
         """Check and count in one step: the wait if ``source`` is blocked (nothing is counted),
         else None, with this attempt counted as a failure until :meth:`forgive` takes it back.
@@ -145,6 +162,146 @@ class FailureLimiter:
     def _record(self, source: str, now: float) -> None:
         for limiter, key in self._limiters():
             limiter.record(key or source, now)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """The attempt may be checked now; :meth:`AttemptGate.finish` must follow."""
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Refused at once: the source (or everyone) has no failures left for ``retry_after`` whole seconds."""
+
+    retry_after: int
+
+
+@dataclass(frozen=True)
+class Queued:
+    """Every slot is taken by attempts still being checked: wait for :meth:`AttemptGate.finish`
+    to decide ``ticket`` (or give up with :meth:`AttemptGate.abandon`)."""
+
+    ticket: int
+
+
+@dataclass(frozen=True)
+class Crowded:
+    """Refused at once: no slot is free and as many attempts wait as the gate holds."""
+
+
+Admission = Admitted | Blocked | Queued | Crowded
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What finishing an attempt changed."""
+
+    block_started: int | None
+    """Whole seconds of the block this attempt's failure started, or None if it started none."""
+    decided: dict[int, Admitted | Blocked]
+    """Queued tickets now decided: admitted into a freed slot, or blocked by this failure."""
+
+
+@dataclass
+class AttemptGate:
+    """Attempts counted as failures only once their verdict is in, and still no more of them
+    wrong than :class:`FailureLimiter` allows, however many arrive at once.
+
+    Each source may have as many attempts being checked at once as it may still fail
+    (and everyone together as many as may still fail overall): if all of those turn out
+    wrong, the limit is reached exactly, never passed. An attempt beyond that waits in a
+    queue for a slot; a right one frees its slot for the next, a wrong one uses up an
+    allowed failure with it. A blocked source is refused at once, without waiting.
+
+    Sans-I/O: callers pass the clock and do the waiting (:mod:`broker.attempt_slots`).
+    Not thread-safe: meant for one event loop. Memory is bounded: a source takes room only
+    while it has attempts in flight or waiting (at most ``max_waiting`` wait in all),
+    besides what :class:`FailureLimiter` keeps.
+    """
+
+    failures: FailureLimiter
+    max_waiting: int = 10_000
+    _in_flight: dict[str, int] = field(default_factory=dict, repr=False)
+    _in_flight_total: int = 0
+    _waiting: dict[str, deque[int]] = field(default_factory=dict, repr=False)
+    _waiting_total: int = 0
+    _tickets: "itertools.count[int]" = field(default_factory=itertools.count, repr=False)
+
+    def arrive(self, source: str, now: float) -> Admission:
+        """An attempt from ``source``: admitted, blocked, queued or (queue full) crowded out."""
+        wait = self.failures.retry_after(source, now)
+        if wait is not None:
+            return Blocked(wait)
+        if self._has_slot(source, now):
+            self._take(source)
+            return Admitted()
+        if self._waiting_total >= self.max_waiting:
+            return Crowded()
+        ticket = next(self._tickets)
+        self._waiting.setdefault(source, deque()).append(ticket)
+        self._waiting_total += 1
+        return Queued(ticket)
+
+    def finish(self, source: str, now: float, *, failed: bool) -> Finished:
+        """An admitted attempt of ``source`` has its verdict: ``failed`` if it was wrong (counted
+        as a failure now), else it was right or never judged (a crash is not a guess)."""
+        count = self._in_flight[source] - 1
+        if count:
+            self._in_flight[source] = count
+        else:
+            del self._in_flight[source]
+        self._in_flight_total -= 1
+        block_started = None
+        if failed:
+            was_blocked = self.failures.retry_after(source, now) is not None
+            self.failures.record_failure(source, now)
+            if not was_blocked:
+                block_started = self.failures.retry_after(source, now)
+        return Finished(block_started, self._decide_waiting(now))
+
+    def abandon(self, source: str, ticket: int) -> None:
+        """A queued attempt stopped waiting (it timed out or its client left); gone already is fine."""
+        queue = self._waiting.get(source)
+        if queue is None or ticket not in queue:
+            return
+        queue.remove(ticket)
+        self._waiting_total -= 1
+        if not queue:
+            del self._waiting[source]
+
+    def in_flight(self, source: str) -> int:
+        """Attempts of ``source`` admitted and not finished yet."""
+        return self._in_flight.get(source, 0)
+
+    def _has_slot(self, source: str, now: float) -> bool:
+        per_source, overall = self.failures.remaining(source, now)
+        if self._in_flight.get(source, 0) >= per_source:
+            return False
+        return overall is None or self._in_flight_total < overall
+
+    def _take(self, source: str) -> None:
+        self._in_flight[source] = self._in_flight.get(source, 0) + 1
+        self._in_flight_total += 1
+
+    def _decide_waiting(self, now: float) -> dict[int, Admitted | Blocked]:
+        # Every source with waiters, oldest first: a freed global slot may be anyone's.
+        decided: dict[int, Admitted | Blocked] = {}
+        for source in list(self._waiting):
+            queue = self._waiting[source]
+            while queue:
+                wait = self.failures.retry_after(source, now)
+                if wait is not None:
+                    decision: Admitted | Blocked = Blocked(wait)
+                elif self._has_slot(source, now):
+                    self._take(source)
+                    decision = Admitted()
+                else:
+                    break
+                decided[queue.popleft()] = decision
+                self._waiting_total -= 1
+            if not queue:
+                del self._waiting[source]
+        return decided
 
 
 @dataclass

@@ -10,10 +10,12 @@ stored, so verification can check the files without decrypting them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from fractions import Fraction
@@ -42,6 +44,8 @@ class RecordingStore:
     def __init__(self, root: Path, master_key: bytes) -> None:
         self.root = root
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.incoming_dir = root / ".incoming"
+        """Where segment bodies are written as they arrive, before they are checked."""
         self._master_key = master_key
         self._joined: OrderedDict[tuple[str, tuple[tuple[int, int, str], ...]], bytes] = OrderedDict()
         self._joined_lock = threading.Lock()
@@ -79,20 +83,29 @@ class RecordingStore:
     def path(self, session_id: str, index: int) -> Path:
         return self.root / session_id / f"{index:08d}.seg"
 
-    def store(self, session_id: str, index: int, data: bytes, key: bytes) -> str:
-        """Encrypt and write a segment; returns the SHA-256 of the stored bytes."""
+    def receive(self) -> IncomingSegment:
+        """A temporary file for a segment's body as it arrives (see :class:`IncomingSegment`)."""
+        self.incoming_dir.mkdir(mode=0o700, exist_ok=True)
+        return IncomingSegment(self.incoming_dir / f"{uuid.uuid4().hex}.tmp")
+
+    def stage(self, session_id: str, index: int, data: bytes, key: bytes) -> StagedSegment:
+        """Encrypt a segment into a temporary file beside its place; :meth:`StagedSegment.place` puts it there.
+
+        Done before the unit of work that records the segment, so encrypting and writing
+        the bytes never happen inside a database transaction: only the rename does.
+        """
         nonce = os.urandom(NONCE_BYTES)
         stored = nonce + AESGCM(key).encrypt(nonce, data, _aad(session_id, index))
         target = self.path(session_id, index)
         target.parent.mkdir(mode=0o700, exist_ok=True)
-        temporary = target.with_suffix(".tmp")
+        # A name of its own: two uploads of one index may be staged at once (one is then refused).
+        temporary = target.with_name(f"{target.stem}.{uuid.uuid4().hex}.tmp")
         try:
             temporary.write_bytes(stored)
-            os.replace(temporary, target)
-        finally:
-            # A write cut short (a full disk) leaves no half segment behind.
-            temporary.unlink(missing_ok=True)
-        return hashlib.sha256(stored).hexdigest()
+        except BaseException:
+            temporary.unlink(missing_ok=True)  # a write cut short (a full disk) leaves no half segment behind
+            raise
+        return StagedSegment(temporary, target, hashlib.sha256(stored).hexdigest())
 
     def read_checked(self, session_id: str, index: int, key: bytes, *, stored_sha256: str, sha256: str) -> bytes:
         """A segment's plaintext, only if the stored file hashes to ``stored_sha256`` and the plaintext to ``sha256``."""
@@ -115,6 +128,66 @@ class RecordingStore:
             return hashlib.sha256(self.path(session_id, index).read_bytes()).hexdigest()
         except FileNotFoundError:
             return None
+
+
+class IncomingSegment:
+    """A segment's body written to a temporary file as it arrives, hashed and counted on the way.
+
+    The request holds no database session meanwhile, however slowly the body comes.
+    :meth:`discard` always, once done with it (a context manager does).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = 0
+        self._hash = hashlib.sha256()
+        self._file = path.open("xb")
+
+    def __enter__(self) -> IncomingSegment:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.discard()
+
+    def write(self, piece: bytes) -> None:
+        """Append ``piece`` (a write to the page cache: quick enough for the event loop)."""
+        self._file.write(piece)
+        self._hash.update(piece)
+        self.size += len(piece)
+
+    @property
+    def sha256(self) -> str:
+        """The SHA-256 of what was written so far, in hex."""
+        return self._hash.hexdigest()
+
+    def read(self) -> bytes:
+        """Everything written, once the body is complete."""
+        self._file.flush()
+        return self.path.read_bytes()
+
+    def discard(self) -> None:
+        """Close and remove the file (gone already is fine)."""
+        with contextlib.suppress(OSError):
+            self._file.close()  # its last bytes are not wanted: a full disk refusing them is no matter
+        self.path.unlink(missing_ok=True)
+
+
+class StagedSegment:
+    """An encrypted segment in a temporary file, to be put in its place inside the recording unit of work."""
+
+    def __init__(self, temporary: Path, target: Path, stored_sha256: str) -> None:
+        self.temporary = temporary
+        self.target = target
+        self.stored_sha256 = stored_sha256
+        """The SHA-256 of the stored (encrypted) bytes."""
+
+    def place(self) -> None:
+        """Rename the file to the segment's path (replacing what a failed earlier attempt left there)."""
+        os.replace(self.temporary, self.target)
+
+    def discard(self) -> None:
+        """Remove the temporary file if it was not placed."""
+        self.temporary.unlink(missing_ok=True)
 
 
 def _aad(session_id: str, index: int) -> bytes:

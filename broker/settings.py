@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     code_failure_window_seconds: int = Field(
         default=60, ge=1, le=86400, description="Window of the two limits above."
     )
+    code_check_wait_seconds: float = Field(
+        default=5.0, gt=0, le=60,
+        description="How long a join waits for its turn when as many codes from its address are being "
+        "checked as may still fail (503 with Retry-After beyond it).",
+    )
 
     password_min_length: int = Field(
         default=12, ge=8, le=1024,

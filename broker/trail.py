@@ -4,7 +4,8 @@ Events are written unsealed in the transaction of the change they describe
 (:func:`broker.audit.record`); :func:`seal_pending` then chains them, one at a
 time in commit order, under a lock (one sealer per broker process), and signs
 each chain's new head in the same transaction: a sealed event is never without
-a signed head. Before it seals onto a chain it checks the chain from its last
+a signed head. :func:`seal_backlog` does so in transactions of at most
+:data:`SEAL_BATCH` events. Before it seals onto a chain it checks the chain from its last
 signed head (:func:`broker.chain.judge_head`) and refuses, loudly and on the
 record, to sign over one that does not check out.
 """
@@ -15,6 +16,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -56,6 +58,10 @@ SEALED_LATE = "audit.sealed_late"
 """Broker-chain event: events older than the grace were found unsealed (written before a crash, or inserted)."""
 SEALING = threading.Lock()
 """Held from reading the chain heads until the sealed events are committed."""
+SEAL_BATCH = 1000
+"""Most pending events sealed in one transaction by :func:`seal_backlog`: a backlog (a crash, a
+flood of reports) is sealed in several short transactions, not one that holds the write lock
+for as long as it takes."""
 
 
 def iso(moment: datetime) -> str:
@@ -83,12 +89,29 @@ class SealResult:
     signed: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
     """Chains not sealed onto, and why."""
+    last_id: int = 0
+    """The highest pending event id this round looked at (0: none)."""
+    more: bool = False
+    """The round stopped at its limit: events after ``last_id`` may still wait."""
+
+    def add(self, other: SealResult) -> None:
+        """Count ``other``, a later round, in this one."""
+        self.sealed += other.sealed
+        self.signed = list(dict.fromkeys([*self.signed, *other.signed]))
+        self.refused.update(other.refused)
+        self.last_id = max(self.last_id, other.last_id)
+        self.more = other.more
 
 
 def seal_pending(
     db: Session, key: Ed25519PrivateKey, *, grace: timedelta, refused_before: set[tuple[str, str]] | None = None,
+    after_id: int = 0, limit: int | None = None,
 ) -> SealResult:
     """Chain every event not chained yet, in the order they were committed, and sign the moved heads.
+
+    ``after_id`` and ``limit``: only the first ``limit`` pending events whose id is above
+    ``after_id`` (the broker's own follow-ups to them besides); :func:`seal_backlog` goes
+    through everything so, a transaction per batch.
 
     The caller runs this, and commits, while holding :data:`SEALING` (use
     :meth:`broker.deps.BrokerState.seal_trail`): two sealers reading the same head
@@ -99,9 +122,13 @@ def seal_pending(
     """
     now = utcnow()
     result = SealResult()
-    pending = list(db.scalars(select(AuditEvent).where(AuditEvent.hash.is_(None)).order_by(AuditEvent.id)))
+    pending = list(db.scalars(
+        select(AuditEvent).where(AuditEvent.hash.is_(None), AuditEvent.id > after_id).order_by(AuditEvent.id).limit(limit)
+    ))
     if not pending:
         return result
+    result.last_id = pending[-1].id
+    result.more = limit is not None and len(pending) == limit
     chains = {row.session_id or BROKER_CHAIN for row in pending} | {BROKER_CHAIN}
     heads, tips, result.refused = _judge_chains(db, chains, key.public_key())
     late = [row for row in pending if row.at < now - grace]
@@ -154,6 +181,25 @@ def seal_pending(
         result.signed.append(chain)
     db.flush()
     return result
+
+
+def seal_backlog(
+    unit_of_work: Callable[[], AbstractContextManager[Session]], key: Ed25519PrivateKey, *, grace: timedelta,
+    refused_before: set[tuple[str, str]] | None = None, batch: int = SEAL_BATCH,
+) -> SealResult:
+    """Seal everything pending, at most ``batch`` events per transaction, each committed by ``unit_of_work``.
+
+    The caller holds :data:`SEALING` throughout. Batches go on in id order from where the last
+    stopped, so the events of a chain that may not be sealed onto are passed over, not read again.
+    """
+    total = SealResult()
+    while True:
+        with unit_of_work() as db:
+            result = seal_pending(db, key, grace=grace, refused_before=refused_before,
+                                  after_id=total.last_id, limit=batch)
+        total.add(result)
+        if not result.more:
+            return total
 
 
 def _broker_event(now: datetime, kind: str, **data: object) -> AuditEvent:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
@@ -11,6 +9,7 @@ from protocol.api import JoinRequest, JoinResponse, SessionJoin, signalling_path
 
 from .. import audit
 from ..access import PublicAccess
+from ..attempt_slots import SlotRefused
 from ..codes import Verdict
 from ..deps import BrokerState, Source, State
 from ..errors import ApiError
@@ -44,41 +43,41 @@ def session_join(state: BrokerState, session: SupportSession) -> SessionJoin:
 @router.post(
     "/join", response_model=JoinResponse,
     summary="Redeem a support code (host side); no login, the code is the credential",
-    responses={404: {}, 409: {}, 410: {}, 429: {"description": "Too many failed codes; see Retry-After"}},
+    responses={404: {}, 409: {}, 410: {}, 429: {"description": "Too many failed codes; see Retry-After"},
+               503: {"description": "Too many codes being checked at once; see Retry-After"}},
 )
 async def join(body: JoinRequest, state: State, source: Source) -> JoinResponse:
-    key = source or "unknown"
-    limiter = state.code_failures
-    now = time.monotonic()
-    wait = limiter.retry_after(key, now)
-    if wait is not None:
-        raise ApiError(
-            429, "rate_limited",
-            f"too many wrong codes from this address; try again in {wait} s",
-            headers={"Retry-After": str(wait)},
-        )
-
-    def _redeem() -> JoinResponse:
-        with state.database.session() as db:
-            session, host_token = redeem_code(
-                db, body, code_key=state.keys.code_hash_key, source=source
-            )
-            return session_join(state, session).with_token(host_token)
-
-    # Counted as a failure before the code is checked (and forgiven if it is right):
-    # concurrent guesses then see each other instead of all passing the check above.
-    # Check and count run without an await in between, so they are atomic.
-    limiter.record_failure(key, now)
-    blocked_for = limiter.retry_after(key, now)  # not None: this attempt starts a block
+    # A code counts as a failure only once it is found wrong; the slots keep guessing in
+    # bounds meanwhile (no more codes checked at once than may still fail), and an
+    # attempt beyond them waits for one rather than being refused.
     try:
-        joined = await run_in_threadpool(_redeem)
-    except CodeRejected as rejected:
-        # Audited in a transaction of its own: the redemption's was rolled back.
-        await run_in_threadpool(_audit_failure, state, source, rejected.verdict, blocked_for)
-        status, error, message = _REJECTIONS[rejected.verdict]
-        raise ApiError(status, error, message) from None
-    limiter.forgive(key, now)
-    return joined
+        async with state.code_failures.slot(source or "unknown") as slot:
+            try:
+                return await run_in_threadpool(_redeem, state, body, source)
+            except CodeRejected as rejected:
+                blocked_for = slot.failed()  # frees the slot before the audit: waiters go on
+                # Audited in a transaction of its own: the redemption's was rolled back.
+                await run_in_threadpool(_audit_failure, state, source, rejected.verdict, blocked_for)
+                status, error, message = _REJECTIONS[rejected.verdict]
+                raise ApiError(status, error, message) from None
+    except SlotRefused as refused:
+        wait = str(refused.retry_after)
+        if refused.blocked:
+            raise ApiError(
+                429, "rate_limited",
+                f"too many wrong codes from this address; try again in {wait} s",
+                headers={"Retry-After": wait},
+            ) from None
+        raise ApiError(
+            503, "busy", f"too many support codes are being checked at once; try again in {wait} s",
+            headers={"Retry-After": wait},
+        ) from None
+
+
+def _redeem(state: BrokerState, body: JoinRequest, source: str | None) -> JoinResponse:
+    with state.database.session() as db:
+        session, host_token = redeem_code(db, body, code_key=state.keys.code_hash_key, source=source)
+        return session_join(state, session).with_token(host_token)
 
 
 def _audit_failure(

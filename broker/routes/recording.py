@@ -7,8 +7,8 @@ what it spooled while the broker was unreachable, and nothing is lost.
 
 from __future__ import annotations
 
-import hashlib
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
@@ -39,6 +39,7 @@ from ..json_bodies import BoundedJsonRoute
 from ..limits import body_limit
 from ..models import RecordingSegment, SupportSession
 from ..peers import SessionPeer, identify_peer
+from ..recordings import StagedSegment
 from ..recording_timeline import SegmentSpan, misplacement, placed_offset_ms
 from ..segment_check import SegmentInvalid, check_segment
 from ..session_usage import SessionUsage, charge
@@ -70,64 +71,92 @@ async def put_segment(
         description="When the host started recording (Unix ms, its clock); the offset counts from it",
     )] = None,
 ) -> Response:
-    def admit() -> None:
-        with state.database.session() as db:
-            peer = _peer(state, db, session_id, token, "upload the recording")
-            if peer.role is not Role.host:
-                raise ApiError(403, "not_allowed", "only the host uploads the recording")
-
-    await run_in_threadpool(admit)
+    # No database session is open while the body streams in, nor while it is checked and
+    # encrypted: only the short unit of work that records it, around a rename.
+    peer = await _verified_peer(state, session_id, token, "upload the recording")
+    if peer.role is not Role.host:
+        raise ApiError(403, "not_allowed", "only the host uploads the recording")
     most = state.settings.segment_max_bytes
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > most:
-            raise ApiError(413, "too_large", f"a segment is at most {most} bytes")
-    data = bytes(body)
-    if hashlib.sha256(data).hexdigest() != x_segment_sha256:
-        raise ApiError(422, "segment_rejected", f"segment {index} does not match its SHA-256; send it again")
-    try:
-        await run_in_threadpool(check_segment, data, x_segment_duration_ms)
-    except SegmentInvalid as bad:
-        raise ApiError(
-            422, "segment_invalid", f"segment {index} is not a recording segment as a host makes it: {bad}",
-        ) from None
+    with state.recordings.receive() as incoming:
+        async for piece in request.stream():
+            incoming.write(piece)
+            if incoming.size > most:
+                raise ApiError(413, "too_large", f"a segment is at most {most} bytes")
+        if incoming.sha256 != x_segment_sha256:
+            raise ApiError(422, "segment_rejected", f"segment {index} does not match its SHA-256; send it again")
 
-    def store() -> None:
-        with state.database.session() as db:
-            origin_ms = _claim_origin(db, session_id, x_recording_origin_ms)
-            existing = db.get(RecordingSegment, (session_id, index))
-            if existing is not None:
-                if existing.sha256 != x_segment_sha256:
-                    raise ApiError(409, "segment_exists", f"segment {index} was already stored with other content")
-                return
-            span = SegmentSpan(
-                index, placed_offset_ms(x_segment_offset_ms, x_recording_origin_ms, origin_ms), x_segment_duration_ms
-            )
-            problem = misplacement(span, *_neighbours(db, session_id, index))
-            if problem is not None:
+        def prepare() -> StagedSegment:
+            data = incoming.read()
+            try:
+                check_segment(data, x_segment_duration_ms)
+            except SegmentInvalid as bad:
                 raise ApiError(
-                    409, "segment_misplaced",
-                    f"{problem}; recording time only moves forward, so the broker keeps what it holds. "
-                    "Restart the host with 'deskhand-host resume': it continues after what the broker holds",
-                )
-            charge(db, session_id, SessionUsage(recording_bytes=len(data), recording_segments=1),
-                   state.settings.session_quotas)
-            key = state.recordings.data_key(db, session_id)
-            stored_sha256 = state.recordings.store(session_id, index, data, key)
-            db.add(RecordingSegment(
-                session_id=session_id, index=index, offset_ms=span.offset_ms,
-                duration_ms=span.duration_ms, size=len(data), sha256=x_segment_sha256,
-                stored_sha256=stored_sha256, received_at=utcnow(),
-            ))
-            audit.record(
-                db, "recording.segment", actor=audit.host_actor(session_id), session_id=session_id,
-                index=index, sha256=x_segment_sha256, stored_sha256=stored_sha256, size=len(data),
-                offset_ms=span.offset_ms, duration_ms=span.duration_ms, origin_ms=origin_ms,
-            )
+                    422, "segment_invalid", f"segment {index} is not a recording segment as a host makes it: {bad}",
+                ) from None
+            return state.recordings.stage(session_id, index, data, _data_key(state, session_id))
 
-    await run_in_threadpool(store)
+        staged = await run_in_threadpool(prepare)
+        size = incoming.size
+    upload = SegmentUpload(index, x_segment_sha256, x_segment_offset_ms, x_segment_duration_ms, x_recording_origin_ms)
+    try:
+        await run_in_threadpool(_record_segment, state, session_id, upload, staged, size)
+    finally:
+        staged.discard()
     return Response(status_code=204)
+
+
+def _data_key(state: BrokerState, session_id: str) -> bytes:
+    """The session's recording key, in a short unit of work of its own (created on first use)."""
+    try:
+        with state.database.session() as db:
+            return state.recordings.data_key(db, session_id)
+    except IntegrityError:
+        # Another upload of the session created it at the same moment: now it is found.
+        with state.database.session() as db:
+            return state.recordings.data_key(db, session_id)
+
+
+@dataclass(frozen=True)
+class SegmentUpload:
+    """What a host says of the segment it uploads (its headers)."""
+
+    index: int
+    sha256: str
+    offset_ms: int
+    duration_ms: int
+    origin_ms: int | None
+    """When the host started recording, if it says (older hosts do not)."""
+
+
+def _record_segment(state: BrokerState, session_id: str, upload: SegmentUpload, staged: StagedSegment, size: int) -> None:
+    """Record a checked, staged segment in one short unit of work: place it and add its row and event."""
+    index = upload.index
+    with state.database.session() as db:
+        origin_ms = _claim_origin(db, session_id, upload.origin_ms)
+        existing = db.get(RecordingSegment, (session_id, index))
+        if existing is not None:
+            if existing.sha256 != upload.sha256:
+                raise ApiError(409, "segment_exists", f"segment {index} was already stored with other content")
+            return
+        span = SegmentSpan(index, placed_offset_ms(upload.offset_ms, upload.origin_ms, origin_ms), upload.duration_ms)
+        problem = misplacement(span, *_neighbours(db, session_id, index))
+        if problem is not None:
+            raise ApiError(
+                409, "segment_misplaced",
+                f"{problem}; recording time only moves forward, so the broker keeps what it holds. "
+                "Restart the host with 'deskhand-host resume': it continues after what the broker holds",
+            )
+        charge(db, session_id, SessionUsage(recording_bytes=size, recording_segments=1), state.settings.session_quotas)
+        staged.place()
+        db.add(RecordingSegment(
+            session_id=session_id, index=index, offset_ms=span.offset_ms, duration_ms=span.duration_ms,
+            size=size, sha256=upload.sha256, stored_sha256=staged.stored_sha256, received_at=utcnow(),
+        ))
+        audit.record(
+            db, "recording.segment", actor=audit.host_actor(session_id), session_id=session_id,
+            index=index, sha256=upload.sha256, stored_sha256=staged.stored_sha256, size=size,
+            offset_ms=span.offset_ms, duration_ms=span.duration_ms, origin_ms=origin_ms,
+        )
 
 
 def _claim_origin(db: Session, session_id: str, declared_ms: int | None) -> int | None:
@@ -184,17 +213,10 @@ async def recording_status(session_id: SessionId, state: State, token: PeerToken
     openapi_extra=body_limit(MAX_EVENT_BATCH_BYTES),
 )
 async def report_events(session_id: SessionId, body: PeerEvents, state: State, token: PeerToken) -> PeerEventsStored:
-    keystroke_logging = state.settings.session_policy.keystroke_logging
-
-    def admit() -> str:
-        with state.database.session() as db:
-            peer = _peer(state, db, session_id, token, "report events")
-            peer_events.check_reportable(peer, body.events, keystroke_logging=keystroke_logging)
-            return peer.actor
-
-    actor = await run_in_threadpool(admit)
+    peer = await _verified_peer(state, session_id, token, "report events")
+    peer_events.check_reportable(peer, body.events, keystroke_logging=state.settings.session_policy.keystroke_logging)
     # Per peer: one peer's flood never holds back the other's events.
-    wait = state.peer_event_rates.take(f"{session_id} {actor}", len(body.events), time.monotonic())
+    wait = state.peer_event_rates.take(f"{session_id} {peer.actor}", len(body.events), time.monotonic())
     if wait is not None:
         raise ApiError(
             429, "rate_limited",
@@ -203,8 +225,8 @@ async def report_events(session_id: SessionId, body: PeerEvents, state: State, t
         )
 
     def store() -> PeerEventsStored:
+        # The whole batch in this one unit of work: one transaction, one INSERT.
         with state.database.session() as db:
-            peer = _peer(state, db, session_id, token, "report events")
             return peer_events.store_reported(db, peer, body.events, state.settings.session_quotas)
 
     def record() -> PeerEventsStored:
@@ -215,3 +237,22 @@ async def report_events(session_id: SessionId, body: PeerEvents, state: State, t
             return store()
 
     return await run_in_threadpool(record)
+
+
+async def _verified_peer(state: BrokerState, session_id: str, token: str | None, what: str) -> SessionPeer:
+    """The peer ``token`` speaks for: from the :class:`~broker.peers.PeerCache` when verified lately,
+    else looked up in a short unit of work of its own. Either way no database session is open
+    once this returns, however long the request goes on (a segment's body still arriving)."""
+    now, generation = time.monotonic(), state.peers.generation
+    peer = state.peers.get(session_id, token, now) if token else None
+    if peer is not None:
+        return peer
+
+    def look_up() -> SessionPeer:
+        with state.database.session() as db:
+            return _peer(state, db, session_id, token, what)
+
+    peer = await run_in_threadpool(look_up)
+    if token:
+        state.peers.put(session_id, token, peer, now, generation)
+    return peer

@@ -73,3 +73,39 @@ def test_concurrent_guesses_get_no_more_tries_than_sequential_ones(start_broker)
     kinds = Counter(kind for kind, *_ in code_events(broker))
     assert kinds == {"code.redeem_failed": LIMIT, "code.rate_limited": 1}
     assert_no_codes_stored(broker, guesses)
+
+
+def concurrent_joins(broker, codes: list[str]) -> list[httpx.Response]:
+    """Redeem every code of ``codes`` at once from 127.0.0.1, all in flight together."""
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=len(codes)), timeout=60) as client:
+            return await asyncio.gather(
+                *(client.post(broker.api + "/join", json={"code": code, **HOST_BODY}) for code in codes)
+            )
+
+    return asyncio.run(burst())
+
+
+def test_thirty_valid_joins_in_flight_from_one_address_all_succeed(start_broker) -> None:
+    """Behind one NAT everybody shares an address: busy is not wrong (default limits, 10 a source)."""
+    broker = start_broker()
+    headers = bearer(broker.login())
+    codes = [start_session(broker, headers)["code"] for _ in range(30)]
+    responses = concurrent_joins(broker, codes)
+    assert [r.status_code for r in responses] == [200] * 30, [r.text for r in responses if r.status_code != 200]
+    assert len({r.json()["session_id"] for r in responses}) == 30
+    kinds = Counter(kind for kind, *_ in code_events(broker))
+    assert kinds == {"code.issued": 30, "code.redeemed": 30}
+    # And the address is not blocked afterwards: a wrong code is judged, not refused.
+    assert join(broker, wrong_code(0)).status_code == 404
+
+
+def test_thirty_concurrent_wrong_codes_from_one_address_get_the_limit_checked_and_no_more(start_broker) -> None:
+    broker = start_broker()  # the default: 10 failures a source
+    guesses = [wrong_code(i) for i in range(30)]
+    statuses = Counter(r.status_code for r in concurrent_joins(broker, guesses))
+    assert statuses == {404: 10, 429: 20}
+    events = code_events(broker)
+    assert Counter(kind for kind, *_ in events) == {"code.redeem_failed": 10, "code.rate_limited": 1}
+    assert_no_codes_stored(broker, guesses)

@@ -17,6 +17,7 @@ from broker.peer_events import BROKER_DATA_KEYS, stored_data
 from peer.events import EventIds, clipboard_fields
 from protocol.channel import Key, PointerMove, Text, typed_text
 from protocol.recording import EVENT_DATA, EVENT_ID_PATTERN, HOST_EVENT_KINDS, TECHNICIAN_EVENT_KINDS, PeerEvent
+from protocol.webhooks import EVENT_OF_AUDIT_KIND
 
 NOW = datetime.now(timezone.utc)
 
@@ -111,3 +112,10 @@ def test_every_kind_stores_flat_data_so_a_report_can_always_serialise_it() -> No
     for kind, shape in EVENT_DATA.items():
         for name, field in shape.model_fields.items():
             assert all(part in scalars for part in (get_args(field.annotation) or (field.annotation,))), (kind, name)
+
+
+def test_no_reported_kind_is_a_webhook_event() -> None:
+    """A peer's batch is stored in one INSERT that bypasses the outbox (``audit.record_reported``)."""
+    assert not (HOST_EVENT_KINDS | TECHNICIAN_EVENT_KINDS) & set(EVENT_OF_AUDIT_KIND)
+    with pytest.raises(ValueError, match="session.ended"):
+        audit.record_reported(None, [("session.ended", {}, "x" * 8)], actor="a", session_id="s", ticket_id=1)  # type: ignore[arg-type]

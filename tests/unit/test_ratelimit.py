@@ -114,7 +114,7 @@ def test_forgive_takes_back_a_failure_from_both_limits() -> None:
 
 @pytest.mark.parametrize("limit", [1, 5])
 def test_reserving_before_checking_lets_exactly_the_limit_through(limit: int) -> None:
-    """What the join route does: count first, so concurrent attempts see each other."""
+    """What signing in does (count first, so concurrent attempts see each other; joins use AttemptGate)."""
     limiter = FailureLimiter.create(per_source=limit, overall=1000, window=60)
     admitted = 0
     for _ in range(limit * 3):  # all at the same instant, none finished yet

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from broker.models import SupportSession
 from broker.peers import PeerCache, SessionPeer
 from host_client.file_transfers import UPDATE_INTERVAL, ProgressMeter
 from protocol.signalling import PeerInfo, Role
 
 
-def peer() -> SessionPeer:
-    """A stand-in peer: PeerCache stores it and never looks inside."""
-    return SessionPeer(info=PeerInfo(role=Role.host), session=None)  # type: ignore[arg-type]
+def peer(state: str = "connected") -> SessionPeer:
+    """A stand-in peer: PeerCache looks only at its session's state."""
+    return SessionPeer(info=PeerInfo(role=Role.host), session=SupportSession(state=state))
 
 
 # --- PeerCache --------------------------------------------------------------------------------
@@ -25,6 +26,16 @@ def test_a_peer_is_returned_within_its_ttl_and_not_after() -> None:
         assert cache.get("s1", "tok", now=now) is cached
     for now in (102.001, 103.0, 10_000.0):
         assert cache.get("s1", "tok", now=now) is None
+
+
+def test_only_peers_of_live_sessions_are_kept() -> None:
+    """A host let in during the grace after its session ended (uploading its spool) is looked up
+    every time: a route that refuses ended sessions must never find it in the cache."""
+    cache = PeerCache()
+    for state in ("waiting", "connected", "ended", "expired"):
+        cache.put("s1", state, peer(state), now=0.0, generation=cache.generation)
+    assert [state for state in ("waiting", "connected", "ended", "expired") if cache.get("s1", state, now=1.0)] == [
+        "waiting", "connected"]
 
 
 def test_the_default_ttl_is_two_seconds() -> None:
