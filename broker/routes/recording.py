@@ -93,13 +93,14 @@ async def put_segment(
                 raise ApiError(
                     422, "segment_invalid", f"segment {index} is not a recording segment as a host makes it: {bad}",
                 ) from None
-            return state.recordings.stage(session_id, index, data, _data_key(state, session_id))
+            return state.recordings.stage(session_id, index, data, key)
 
-        staged = await run_in_threadpool(prepare)
+        key = await state.admission.run(_data_key, state, session_id)
+        staged = await run_in_threadpool(prepare)  # no database: needs no slot
         size = incoming.size
     upload = SegmentUpload(index, x_segment_sha256, x_segment_offset_ms, x_segment_duration_ms, x_recording_origin_ms)
     try:
-        await run_in_threadpool(_record_segment, state, session_id, upload, staged, size)
+        await state.admission.run(_record_segment, state, session_id, upload, staged, size)
     finally:
         staged.discard()
     return Response(status_code=204)
@@ -204,7 +205,7 @@ async def recording_status(session_id: SessionId, state: State, token: PeerToken
                 origin_ms=peer.session.recording_origin_ms,
             )
 
-    return await run_in_threadpool(status)
+    return await state.admission.run(status)
 
 
 @router.post(
@@ -236,7 +237,7 @@ async def report_events(session_id: SessionId, body: PeerEvents, state: State, t
             # A copy of this batch (the peer's retry) stored some of the ids first; now they are found.
             return store()
 
-    return await run_in_threadpool(record)
+    return await state.admission.run(record)
 
 
 async def _verified_peer(state: BrokerState, session_id: str, token: str | None, what: str) -> SessionPeer:
@@ -252,7 +253,7 @@ async def _verified_peer(state: BrokerState, session_id: str, token: str | None,
         with state.database.session() as db:
             return _peer(state, db, session_id, token, what)
 
-    peer = await run_in_threadpool(look_up)
+    peer = await state.admission.run(look_up)
     if token:
         state.peers.put(session_id, token, peer, now, generation)
     return peer
