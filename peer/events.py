@@ -65,7 +65,7 @@ def clipboard_fields(text: str) -> dict[str, Any]:
 
 
 def retry_after(response: httpx.Response) -> float:
-    """The seconds a 429 answer asks to wait (``Retry-After``), 1 when it does not say."""
+    """The seconds a 429 or 503 answer asks to wait (``Retry-After``), 1 when it does not say."""
     try:
         return min(max(float(response.headers.get("Retry-After", "1")), 0.0), 60.0)
     except ValueError:
@@ -200,11 +200,12 @@ class EventReporter:
         except httpx.HTTPError as exc:
             log.info("events not delivered yet (they go again with the same ids): %r", exc)
             return False
-        if response.status_code >= 500:
-            return False
-        if response.status_code == 429:
-            # Faster than the broker takes events: they stay queued, and wait as long as it says.
+        if response.status_code in (429, 503):
+            # Faster than the broker (or this peer's share of it) takes events: they stay
+            # queued, and wait as long as it says.
             self._held_until = loop.time() + retry_after(response)
+            return False
+        if response.status_code >= 500:
             return False
         if response.status_code >= 400:
             # The broker refuses these events (a bug or a policy); keeping them would block the rest.
