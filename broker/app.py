@@ -25,6 +25,7 @@ from . import password_policy
 from .access import PublicAccess
 from .deps import BrokerState
 from .errors import install_error_handlers, log_round_failure
+from .grant_watch import GrantWatcher
 from .help_requests import QUEUE_CHANGED, expire_idle_requests
 from .hub import SignalHub
 from .keys import load_or_create_keys, prepare_data_dir
@@ -158,6 +159,13 @@ async def keep_trail(state: BrokerState) -> None:
             log_round_failure(log, "sealing the audit trail", exc)
 
 
+def watch_grants(state: BrokerState) -> Coroutine[None, None, None]:
+    """The grant watcher (``broker.grant_watch``) over this broker's hub, database and keys."""
+    watcher = GrantWatcher(state.grant_book, state.hub, state.database.session, state.keys,
+                           state.settings.grant_ttl_seconds)
+    return watcher.run()
+
+
 def create_app(state: BrokerState) -> FastAPI:
     """The FastAPI application over an opened :class:`BrokerState`."""
 
@@ -168,6 +176,7 @@ def create_app(state: BrokerState) -> FastAPI:
             asyncio.create_task(keep_trail(state), name="audit-trail"),
             asyncio.create_task(send_webhooks(state), name="webhook-delivery"),
             asyncio.create_task(watch_sla(state), name="sla-watch"),
+            asyncio.create_task(watch_grants(state), name="grant-watch"),
         ]
         try:
             yield

@@ -16,6 +16,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from .grant_changes import count_grant_changes
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
@@ -59,6 +61,7 @@ class Database:
         """``session_info`` is handed to every session as ``db.info`` (settings the domain code reads)."""
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, info=session_info or {})
+        count_grant_changes(self._sessions)
 
     def migrate(self) -> None:
         upgrade(self.engine)

@@ -25,6 +25,7 @@ from .browser_session import request_token
 from .db import Database
 from .errors import unauthorized
 from .evidence import VerifiedRecordings
+from .grant_watch import GrantBook
 from .hub import SignalHub
 from .keys import BrokerKeys
 from .models import AccessToken, User
@@ -69,6 +70,8 @@ class BrokerState:
     """Recording segments of sessions verified lately, for players asking range after range."""
     playbacks: Playbacks = field(default_factory=Playbacks)
     """Playbacks started (and audited) by a POST, whose ids the players' byte-range GETs present."""
+    grant_book: GrantBook = field(default_factory=GrantBook)
+    """The grant each connected session holds, for the grant watcher (``broker.grant_watch``)."""
     trail_refusals: set[tuple[str, str]] = field(default_factory=set)
     """(chain, reason) pairs the sealer already refused and put on record, so each is recorded once."""
 

@@ -57,10 +57,10 @@ def session_policy(base: SessionPolicy, session: SupportSession) -> SessionPolic
     return base.model_copy(update={"recording_required": True})
 
 
-def issue_grant(keys: BrokerKeys, session: SupportSession, ttl: timedelta) -> SignedGrant:
-    """A fresh grant for ``session`` valid for ``ttl``, signed with the broker key."""
+def session_grant(session: SupportSession, ttl: timedelta) -> Grant:
+    """What a grant for ``session`` issued now and valid for ``ttl`` says (not signed yet)."""
     now = utcnow()
-    grant = Grant(
+    return Grant(
         session_id=session.id,
         ticket_id=session.ticket_id,
         technician_id=session.technician.id,
@@ -69,7 +69,23 @@ def issue_grant(keys: BrokerKeys, session: SupportSession, ttl: timedelta) -> Si
         issued_at=int(now.timestamp()),
         expires_at=int((now + ttl).timestamp()),
     )
-    return sign_grant(keys.signing_key, grant)
+
+
+def issue_grant(keys: BrokerKeys, session: SupportSession, ttl: timedelta) -> SignedGrant:
+    """A fresh grant for ``session`` valid for ``ttl``, signed with the broker key."""
+    return sign_grant(keys.signing_key, session_grant(session, ttl))
+
+
+def renew_grant(keys: BrokerKeys, grant: Grant, ttl: timedelta) -> SignedGrant:
+    """``grant`` again, issued now and valid for ``ttl``: for a session whose technician's standing is unchanged."""
+    now = utcnow()
+    renewed = grant.model_copy(update={"issued_at": int(now.timestamp()), "expires_at": int((now + ttl).timestamp())})
+    return sign_grant(keys.signing_key, renewed)
+
+
+def same_terms(one: Grant, other: Grant) -> bool:
+    """Whether two grants allow the same (everything but when they were issued and expire)."""
+    return one.model_copy(update={"issued_at": other.issued_at, "expires_at": other.expires_at}) == other
 
 
 def audit_grant(db: Session, signed: SignedGrant) -> bool:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -64,6 +65,8 @@ class Peer:
     link: PeerLink
     token_hash: str | None = None
     """Hash of the token it connected with: a technician who signs out is cut off."""
+    token_expires_at: datetime | None = None
+    """When that token expires: the technician is cut off then."""
     _outbox: asyncio.Queue[str | _Close] = field(
         default_factory=lambda: asyncio.Queue(maxsize=OUTBOX_LIMIT), repr=False
     )
