@@ -39,7 +39,7 @@ from protocol.signalling import GrantIssued, Role, SessionEnded
 from .clock import utcnow
 from .errors import log_round_failure
 from .grant_changes import read_count
-from .grants import audit_grant, renew_grant, same_terms, session_grant
+from .grants import audit_grants, renew_grant, same_terms, session_grant
 from .hub import Peer, SignalHub
 from .keys import BrokerKeys
 from .models import AccessToken, SupportSession, Team, User
@@ -206,11 +206,10 @@ def look(db: Session, keys: BrokerKeys, held: Mapping[str, Grant], tokens: Mappi
     for each whose terms differ from the grant it holds."""
     count = read_count(db)
     now = standings(db, held, tokens, ttl)
-    issued = {}
-    for sid, standing in now.items():
-        if not same_terms(held[sid], standing.grant):
-            issued[sid] = sign_grant(keys.signing_key, standing.grant)
-            audit_grant(db, issued[sid])
+    issued = {sid: sign_grant(keys.signing_key, standing.grant)
+              for sid, standing in now.items() if not same_terms(held[sid], standing.grant)}
+    for batch in _batches(list(issued)):
+        audit_grants(db, [issued[sid] for sid in batch])
     return Look(count, now, issued)
 
 
@@ -270,8 +269,10 @@ class GrantWatcher:
             with self._session() as db:
                 return look(db, self._keys, held, tokens, self._ttl)
 
+        started = time.monotonic()
         seen = await run_in_threadpool(step)
         now = time.monotonic()
+        log.debug("grant watch: looked at %d sessions in %.3f s; %d new grants", len(held), now - started, len(seen.issued))
         for sid, looked_at in stale.items():
             signed = seen.issued.get(sid)
             if self._book.settle(sid, looked_at, seen.count, signed.grant if signed else None, now) and signed:
