@@ -184,6 +184,11 @@ class Settings(BaseSettings):
         description="AES-256 key (base64, 32 bytes) that wraps each session's recording key; default: data_dir/recording-master.key.",
     )
 
+    ws_ping_seconds: float = Field(
+        default=30.0, ge=0, le=3600,
+        description="Seconds between the broker's WebSocket pings to each connected peer (0: none); a peer that does "
+        "not answer within 20 s is disconnected.",
+    )
     signal_max_message_bytes: int = Field(
         default=DEFAULT_MAX_MESSAGE_BYTES, ge=4096, le=1024 * 1024,
         description="Largest signalling message accepted; larger ones get an error reply.",

@@ -119,7 +119,6 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     me = Peer(session_id=session_id, info=info, link=websocket,
               token_hash=hash_token(token) if token and technician else None,
               token_expires_at=admitted.token_expires_at if technician else None)
-    pump = asyncio.create_task(me.pump(), name=f"signal-pump-{info.role.value}")
     # Attach and greet without yielding in between: exactly one of two peers that
     # connect together sees the other in its welcome, and the other gets peer_joined.
     replaced, other = hub.attach(me)
@@ -165,7 +164,7 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
         if not hub.peers(session_id):
             state.grant_book.forget(session_id)
         me.post_close(1000, "bye")
-        await pump
+        await me.closed()
         await run_in_threadpool(_audit, state, "signal.disconnected", actor, websocket, session_id)
 
 
