@@ -21,6 +21,7 @@ reading, signing and posting.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 import weakref
@@ -85,10 +86,20 @@ class GrantBook:
     """The grants the connected sessions hold, and which of them need looking at.
 
     No I/O: the caller passes the change count and the time, and tells the
-    book what it issued.
+    book what it issued. A round with nothing to do walks over no sessions:
+    those behind the last count seen are kept apart, and renewals and the ends
+    of sign-ins wait in heaps ordered by time.
     """
 
     _held: dict[str, _Held] = field(default_factory=dict)
+    _count: int = 0
+    """The highest change count :meth:`stale` was given."""
+    _behind: set[str] = field(default_factory=set)
+    """Every held session whose grant was made before :attr:`_count` (or must be looked at again)."""
+    _renewals: list[tuple[float, str]] = field(default_factory=list)
+    """Heap of (issued at, session); an entry whose grant was issued again since is skipped."""
+    _sign_ins: list[tuple[datetime, str]] = field(default_factory=list)
+    """Heap of (when the technician's sign-in ends, session)."""
 
     def __len__(self) -> int:
         return len(self._held)
@@ -97,14 +108,16 @@ class GrantBook:
         """``grant``, made from the database as it was at change count ``as_of``, was sent to the session's host
         (or to its first peer)."""
         self._held[session_id] = _Held(grant, now, as_of)
+        heapq.heappush(self._renewals, (now, session_id))
+        self._sort(session_id)
+
+    def signed_in(self, session_id: str, expires_at: datetime) -> None:
+        """The session's technician connected with a sign-in that ends at ``expires_at``."""
+        heapq.heappush(self._sign_ins, (expires_at, session_id))
 
     def holds(self, session_id: str) -> bool:
         """Whether the session's grant is kept (a peer of it is connected)."""
         return session_id in self._held
-
-    def sessions(self) -> list[str]:
-        """The sessions whose grant is kept (a peer of each is connected)."""
-        return list(self._held)
 
     def grant(self, session_id: str) -> Grant | None:
         held = self._held.get(session_id)
@@ -113,16 +126,21 @@ class GrantBook:
     def forget(self, session_id: str) -> None:
         """No peer of the session is connected any more."""
         self._held.pop(session_id, None)
+        self._behind.discard(session_id)
 
     def recheck(self, session_id: str) -> None:
         """Something the grant depends on changed in this process (the host's consent): look again next round."""
         held = self._held.get(session_id)
         if held is not None:
             held.as_of = -1
+            self._behind.add(session_id)
 
     def stale(self, count: int) -> dict[str, int]:
         """Sessions whose grant was made before change ``count``, with the count each was made at."""
-        return {sid: held.as_of for sid, held in self._held.items() if held.as_of < count}
+        if count > self._count:
+            self._count = count
+            self._behind = {sid for sid, held in self._held.items() if held.as_of < count}
+        return {sid: self._held[sid].as_of for sid in self._behind}
 
     def settle(self, session_id: str, looked_at: int, count: int, new: Grant | None, now: float) -> bool:
         """The database was read at change ``count`` for a session that :meth:`stale` gave at ``looked_at``;
@@ -137,23 +155,41 @@ class GrantBook:
         if held.as_of == looked_at:
             held.as_of = count
         if new is not None:
-            held.grant, held.issued_at = new, now
+            self.renewed(session_id, new, now)
+        self._sort(session_id)
         return True
 
     def due(self, now: float, renew_after: float) -> list[str]:
-        """Sessions whose grant was issued ``renew_after`` seconds ago or more."""
-        return [sid for sid, held in self._held.items() if now - held.issued_at >= renew_after]
+        """Sessions whose grant was issued ``renew_after`` seconds ago or more (each once, until renewed)."""
+        found = []
+        while self._renewals and now - self._renewals[0][0] >= renew_after:
+            issued_at, sid = heapq.heappop(self._renewals)
+            held = self._held.get(sid)
+            if held is not None and held.issued_at == issued_at:
+                found.append(sid)
+        return found
 
     def renewed(self, session_id: str, grant: Grant, now: float) -> None:
         """``grant`` (the same terms, new times) was sent to the session's peers."""
         held = self._held.get(session_id)
         if held is not None:
             held.grant, held.issued_at = grant, now
+            heapq.heappush(self._renewals, (now, session_id))
 
+    def sign_ins_over(self, now: datetime) -> list[str]:
+        """Sessions whose technician's sign-in, as told by :meth:`signed_in`, ended by ``now`` (each told once)."""
+        found = []
+        while self._sign_ins and self._sign_ins[0][0] <= now:
+            _, sid = heapq.heappop(self._sign_ins)
+            if sid in self._held:
+                found.append(sid)
+        return found
 
-def expired_sign_ins(expiries: Mapping[str, datetime | None], now: datetime) -> list[str]:
-    """Sessions whose technician's sign-in (its token's expiry, known since they connected) is over at ``now``."""
-    return [sid for sid, expires in expiries.items() if expires is not None and expires <= now]
+    def _sort(self, session_id: str) -> None:
+        if self._held[session_id].as_of < self._count:
+            self._behind.add(session_id)
+        else:
+            self._behind.discard(session_id)
 
 
 def _batches(items: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -236,10 +272,8 @@ class GrantWatcher:
                 log_round_failure(log, "watching grants", exc)
 
     async def round(self) -> None:
-        """Look at what changed since the last round; renew what is due; cut off expired sign-ins."""
+        """Look at what changed since the last round; renew what is due; cut off ended sign-ins."""
         book = self._book
-        for sid in [sid for sid in book.sessions() if not self._hub.peers(sid)]:
-            book.forget(sid)  # a room closed without its handlers running yet
         if not len(book):
             return
         count = await run_in_threadpool(self._read_count)
@@ -253,9 +287,12 @@ class GrantWatcher:
             signed = renew_grant(self._keys, grant, self._ttl)
             book.renewed(sid, signed.grant, now)
             self._post(sid, signed)
-        expiries = {sid: t.token_expires_at for sid in book.sessions() if (t := self._technician(sid)) is not None}
-        for sid in expired_sign_ins(expiries, utcnow()):
-            self._cut_off(sid, SIGNED_OUT)
+        wall = utcnow()
+        for sid in book.sign_ins_over(wall):
+            technician = self._technician(sid)
+            # The technician may have reconnected since, with a later sign-in.
+            if technician is not None and technician.token_expires_at is not None and technician.token_expires_at <= wall:
+                self._cut_off(sid, SIGNED_OUT)
 
     def _read_count(self) -> int:
         with self._session() as db:

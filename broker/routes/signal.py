@@ -138,6 +138,8 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     # The book follows the host's grant (the one that must not run out); a technician's only until the host comes.
     if info.role is Role.host or not state.grant_book.holds(session_id):
         state.grant_book.issued(session_id, admitted.grant.grant, admitted.grant_as_of, time.monotonic())
+    if me.token_expires_at is not None:
+        state.grant_book.signed_in(session_id, me.token_expires_at)
     if info.role is Role.technician and admitted.consent is not None:
         me.post(admitted.consent)
     if other is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from broker.grant_watch import GrantBook, expired_sign_ins
+from broker.grant_watch import GrantBook
 from broker.grants import same_terms
 from protocol.grants import Grant
 from protocol.permissions import Permission
@@ -49,7 +49,6 @@ def test_a_new_grant_is_held_and_restarts_the_renewal_clock() -> None:
     book = GrantBook()
     book.issued("s-1", grant(), as_of=0, now=0.0)
     assert book.due(RENEW_AFTER - 1, RENEW_AFTER) == []
-    assert book.due(RENEW_AFTER, RENEW_AFTER) == ["s-1"]
     changed = grant(permissions=(Permission.view, Permission.control))
     assert book.settle("s-1", looked_at=0, count=1, new=changed, now=RENEW_AFTER)
     assert book.grant("s-1") == changed
@@ -79,7 +78,35 @@ def test_terms_ignore_the_times_but_not_permissions_or_name() -> None:
     assert not same_terms(grant(), grant(name="Tess T."))
 
 
-def test_a_sign_in_is_over_at_its_expiry() -> None:
+def test_a_sign_in_is_over_at_its_end_and_told_once() -> None:
     now = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
-    expiries = {"over": now, "later": now + timedelta(seconds=1), "host-only": None}
-    assert expired_sign_ins(expiries, now) == ["over"]
+    book = GrantBook()
+    for sid in ("over", "later", "gone"):
+        book.issued(sid, grant(sid), as_of=0, now=0.0)
+    book.signed_in("later", now + timedelta(seconds=1))
+    book.signed_in("over", now)
+    book.signed_in("gone", now - timedelta(seconds=1))
+    book.forget("gone")
+    assert book.sign_ins_over(now) == ["over"]
+    assert book.sign_ins_over(now) == []
+    assert book.sign_ins_over(now + timedelta(seconds=1)) == ["later"]
+
+
+def test_a_grant_is_due_once_per_issue() -> None:
+    book = GrantBook()
+    book.issued("s-1", grant(), as_of=0, now=0.0)
+    book.issued("s-1", grant(), as_of=0, now=10.0)  # the host reconnected: the first issue no longer counts
+    assert book.due(RENEW_AFTER + 5, RENEW_AFTER) == []
+    assert book.due(RENEW_AFTER + 10, RENEW_AFTER) == ["s-1"]
+    assert book.due(RENEW_AFTER + 11, RENEW_AFTER) == []
+
+
+def test_sessions_connected_with_an_older_count_stay_stale_until_looked_at() -> None:
+    book = GrantBook()
+    book.issued("s-1", grant("s-1"), as_of=2, now=0.0)
+    assert book.stale(3) == {"s-1": 2}
+    book.issued("s-2", grant("s-2"), as_of=2, now=0.0)  # read the count before the change, connected after it
+    assert book.stale(3) == {"s-1": 2, "s-2": 2}
+    book.settle("s-1", 2, 3, None, 1.0)
+    book.settle("s-2", 2, 3, None, 1.0)
+    assert book.stale(3) == {}
