@@ -119,9 +119,41 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     me = Peer(session_id=session_id, info=info, link=websocket,
               token_hash=hash_token(token) if token and technician else None,
               token_expires_at=admitted.token_expires_at if technician else None)
-    # Attach and greet without yielding in between: exactly one of two peers that
-    # connect together sees the other in its welcome, and the other gets peer_joined.
-    replaced, other = hub.attach(me)
+    _attach(state, me, admitted)
+    consent = (
+        ConsentKeeper(state, me, websocket.client.host if websocket.client else None, admitted.consent)
+        if info.role is Role.host
+        else None
+    )
+    # What the admission held stays out of this frame, which lives as long as the connection.
+    del admitted, token
+    actor = _actor(info, session_id)
+    await run_in_threadpool(_audit, state, "signal.connected", actor, websocket, session_id)
+
+    try:
+        await _relay(state, me, websocket, consent)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        if consent is not None:
+            await consent.close()
+        if hub.detach(me):
+            other = hub.peer(session_id, info.role.other)
+            if other is not None:
+                other.post(PeerLeft(role=info.role))
+        if not hub.peers(session_id):
+            state.grant_book.forget(session_id)
+        me.post_close(1000, "bye")
+        await me.closed()
+        await run_in_threadpool(_audit, state, "signal.disconnected", actor, websocket, session_id)
+
+
+def _attach(state: BrokerState, me: Peer, admitted: Admission) -> None:
+    """Put ``me`` in its session's room and greet it (and the other peer), without yielding in between:
+    exactly one of two peers that connect together sees the other in its welcome, and the other gets
+    ``peer_joined``."""
+    info, session_id = me.info, me.session_id
+    replaced, other = state.hub.attach(me)
     if replaced is not None:
         replaced.post(SessionEnded(ended_by="broker", reason="replaced by a newer connection"))
         replaced.post_close(CLOSE_REPLACED, "replaced by a newer connection")
@@ -144,30 +176,6 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
         me.post(admitted.consent)
     if other is not None:
         other.post(PeerJoined(peer=info))
-    actor = _actor(info, session_id)
-    await run_in_threadpool(_audit, state, "signal.connected", actor, websocket, session_id)
-    consent = (
-        ConsentKeeper(state, me, websocket.client.host if websocket.client else None, admitted.consent)
-        if info.role is Role.host
-        else None
-    )
-
-    try:
-        await _relay(state, me, websocket, consent)
-    except WebSocketDisconnect:
-        pass
-    finally:
-        if consent is not None:
-            await consent.close()
-        if hub.detach(me):
-            other = hub.peer(session_id, info.role.other)
-            if other is not None:
-                other.post(PeerLeft(role=info.role))
-        if not hub.peers(session_id):
-            state.grant_book.forget(session_id)
-        me.post_close(1000, "bye")
-        await me.closed()
-        await run_in_threadpool(_audit, state, "signal.disconnected", actor, websocket, session_id)
 
 
 def _issue(state: BrokerState, db: Session, session: SupportSession) -> SignedGrant:
