@@ -24,10 +24,11 @@ from protocol.webhooks import SeenSignatures
 from . import __doc__ as broker_doc
 from . import password_policy
 from .access import PublicAccess
-from .admission import Admission
+from .db_slots import DatabaseSlots
 from .attempt_slots import AttemptSlots
 from .deps import BrokerState
 from .errors import install_error_handlers, log_round_failure
+from .grant_watch import GrantWatcher
 from .help_requests import QUEUE_CHANGED, expire_idle_requests
 from .hub import SignalHub
 from .keys import load_or_create_keys, prepare_data_dir
@@ -90,7 +91,7 @@ def build_state(settings: Settings) -> BrokerState:
         ),
         queue_signals=ChunkSignals(),
         peer_event_rates=BucketsByKey(settings.peer_events_per_second, settings.peer_event_burst),
-        admission=Admission(settings.database_budget),
+        db_slots=DatabaseSlots(settings.database_budget),
     )
 
 
@@ -165,18 +166,26 @@ async def keep_trail(state: BrokerState) -> None:
             log_round_failure(log, "sealing the audit trail", exc)
 
 
+def watch_grants(state: BrokerState) -> Coroutine[None, None, None]:
+    """The grant watcher (``broker.grant_watch``) over this broker's hub, database and keys."""
+    watcher = GrantWatcher(state.grant_book, state.hub, state.database.session, state.keys,
+                           state.settings.grant_ttl_seconds)
+    return watcher.run()
+
+
 def create_app(state: BrokerState) -> FastAPI:
     """The FastAPI application over an opened :class:`BrokerState`."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # As many worker threads as the database budget needs (broker/admission.py says why).
-        anyio.to_thread.current_default_thread_limiter().total_tokens = state.admission.budget.threads
+        # As many worker threads as the database budget needs (broker/db_slots.py says why).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = state.db_slots.budget.threads
         tasks = [
             asyncio.create_task(sweep_expired_sessions(state), name="expiry-sweeper"),
             asyncio.create_task(keep_trail(state), name="audit-trail"),
             asyncio.create_task(send_webhooks(state), name="webhook-delivery"),
             asyncio.create_task(watch_sla(state), name="sla-watch"),
+            asyncio.create_task(watch_grants(state), name="grant-watch"),
         ]
         try:
             yield

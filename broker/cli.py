@@ -334,6 +334,11 @@ def serve(settings: Settings) -> int:
         http=http_protocol(HeadLimits(settings.http_max_header_bytes, settings.http_header_timeout_seconds)),
         log_level=settings.log_level,
         ws_max_size=WS_MAX_BYTES,
+        # The sans-I/O websockets protocol: no tasks of its own per connection, pings on timers.
+        ws="websockets-sansio",
+        # Signalling messages are small; compression would hold a zlib state per socket (some 30 KiB each).
+        ws_per_message_deflate=False,
+        ws_ping_interval=settings.ws_ping_seconds or None,
         ssl_certfile=settings.tls_cert_file,
         ssl_keyfile=settings.tls_key_file,
         # Off: uvicorn's proxy handling is replaced by ForwardedHeaders (broker/forwarded.py says why).

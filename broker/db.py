@@ -16,6 +16,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from .grant_changes import count_grant_changes
 from .sqlite_writes import WriteTurn
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -41,7 +42,7 @@ DEFAULT_CONNECTIONS = 15
 """Pool size of a :class:`Database` opened without one (the CLI's own commands): SQLAlchemy's 5 + 10."""
 
 POOL_TIMEOUT_SECONDS = 30
-"""Never reached by a broker sized by ``broker.admission`` (no thread waits for a connection there);
+"""Never reached by a broker sized by ``broker.db_slots`` (no thread waits for a connection there);
 a bound for anything else."""
 
 SQLITE_BUSY_SECONDS = 30
@@ -97,6 +98,7 @@ class Database:
         the pool holds up to ``connections``."""
         self.engine = make_engine(url, connections)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, info=session_info or {})
+        count_grant_changes(self._sessions)
 
     def migrate(self) -> None:
         upgrade(self.engine)

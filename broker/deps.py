@@ -23,10 +23,11 @@ from protocol.webhooks import SeenSignatures
 from .accounts import unfinished_setup, user_for_token
 from .attempt_slots import AttemptSlots
 from .browser_session import request_token
-from .admission import Admission
+from .db_slots import DatabaseSlots
 from .db import Database
 from .errors import unauthorized
 from .evidence import VerifiedRecordings
+from .grant_watch import GrantBook
 from .hub import SignalHub
 from .keys import BrokerKeys
 from .models import AccessToken, User
@@ -68,13 +69,15 @@ class BrokerState:
     peer_event_rates: BucketsByKey
     """Events each peer of each session reports, against ``DESKHAND_PEER_EVENTS_PER_SECOND`` and its burst."""
 
-    admission: Admission
+    db_slots: DatabaseSlots
     """Slots for database work, the queue for them, and ``503 broker_busy`` beyond it."""
 
     verified_recordings: VerifiedRecordings = field(default_factory=VerifiedRecordings)
     """Recording segments of sessions verified lately, for players asking range after range."""
     playbacks: Playbacks = field(default_factory=Playbacks)
     """Playbacks started (and audited) by a POST, whose ids the players' byte-range GETs present."""
+    grant_book: GrantBook = field(default_factory=GrantBook)
+    """The grant each connected session holds, for the grant watcher (``broker.grant_watch``)."""
     trail_refusals: set[tuple[str, str]] = field(default_factory=set)
     """(chain, reason) pairs the sealer already refused and put on record, so each is recorded once."""
 
@@ -129,9 +132,9 @@ State = Annotated[BrokerState, Depends(broker_state)]
 
 
 async def database_slot(state: State) -> AsyncIterator[None]:
-    """A slot for the request's database work (``broker.admission``): waited for without a
+    """A slot for the request's database work (``broker.db_slots``): waited for without a
     thread or a connection, ``503 broker_busy`` when none comes."""
-    async with state.admission.slot():
+    async with state.db_slots.slot():
         yield
 
 

@@ -7,9 +7,10 @@ of their teams' policies deny (nothing at all while the account is disabled).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from protocol.admin import TeamPolicy
@@ -57,10 +58,10 @@ def session_policy(base: SessionPolicy, session: SupportSession) -> SessionPolic
     return base.model_copy(update={"recording_required": True})
 
 
-def issue_grant(keys: BrokerKeys, session: SupportSession, ttl: timedelta) -> SignedGrant:
-    """A fresh grant for ``session`` valid for ``ttl``, signed with the broker key."""
+def session_grant(session: SupportSession, ttl: timedelta) -> Grant:
+    """What a grant for ``session`` issued now and valid for ``ttl`` says (not signed yet)."""
     now = utcnow()
-    grant = Grant(
+    return Grant(
         session_id=session.id,
         ticket_id=session.ticket_id,
         technician_id=session.technician.id,
@@ -69,7 +70,23 @@ def issue_grant(keys: BrokerKeys, session: SupportSession, ttl: timedelta) -> Si
         issued_at=int(now.timestamp()),
         expires_at=int((now + ttl).timestamp()),
     )
-    return sign_grant(keys.signing_key, grant)
+
+
+def issue_grant(keys: BrokerKeys, session: SupportSession, ttl: timedelta) -> SignedGrant:
+    """A fresh grant for ``session`` valid for ``ttl``, signed with the broker key."""
+    return sign_grant(keys.signing_key, session_grant(session, ttl))
+
+
+def renew_grant(keys: BrokerKeys, grant: Grant, ttl: timedelta) -> SignedGrant:
+    """``grant`` again, issued now and valid for ``ttl``: for a session whose technician's standing is unchanged."""
+    now = utcnow()
+    renewed = grant.model_copy(update={"issued_at": int(now.timestamp()), "expires_at": int((now + ttl).timestamp())})
+    return sign_grant(keys.signing_key, renewed)
+
+
+def same_terms(one: Grant, other: Grant) -> bool:
+    """Whether two grants allow the same (everything but when they were issued and expire)."""
+    return one.model_copy(update={"issued_at": other.issued_at, "expires_at": other.expires_at}) == other
 
 
 def audit_grant(db: Session, signed: SignedGrant) -> bool:
@@ -78,19 +95,32 @@ def audit_grant(db: Session, signed: SignedGrant) -> bool:
     Grants are re-issued every few minutes with the same permissions; only the
     first one and each change belong in the trail. Returns whether one was recorded.
     """
-    grant = signed.grant
-    permissions = sorted(p.value for p in grant.permissions)
-    last = db.scalars(
-        select(AuditEvent)
-        .where(AuditEvent.session_id == grant.session_id, AuditEvent.kind == "grant.issued")
-        .order_by(AuditEvent.id.desc())
-        .limit(1)
-    ).first()
-    if last is not None and last.data.get("permissions") == permissions:
-        return False
-    audit.record(
-        db, "grant.issued", actor="broker", session_id=grant.session_id, ticket_id=grant.ticket_id,
-        technician_id=grant.technician_id, permissions=permissions,
-        expires_at=datetime.fromtimestamp(grant.expires_at, timezone.utc).isoformat(),
+    return audit_grants(db, [signed]) == 1
+
+
+def audit_grants(db: Session, grants: Sequence[SignedGrant]) -> int:
+    """:func:`audit_grant` for grants of many sessions (one each), with one query for what was recorded before.
+
+    Returns how many were recorded.
+    """
+    last_ids = (
+        select(func.max(AuditEvent.id))
+        .where(AuditEvent.kind == "grant.issued", AuditEvent.session_id.in_([s.grant.session_id for s in grants]))
+        .group_by(AuditEvent.session_id)
     )
-    return True
+    recorded = {
+        event.session_id: event.data.get("permissions") for event in db.scalars(select(AuditEvent).where(AuditEvent.id.in_(last_ids)))
+    }
+    count = 0
+    for signed in grants:
+        grant = signed.grant
+        permissions = sorted(p.value for p in grant.permissions)
+        if grant.session_id in recorded and recorded[grant.session_id] == permissions:
+            continue
+        audit.record(
+            db, "grant.issued", actor="broker", session_id=grant.session_id, ticket_id=grant.ticket_id,
+            technician_id=grant.technician_id, permissions=permissions,
+            expires_at=datetime.fromtimestamp(grant.expires_at, timezone.utc).isoformat(),
+        )
+        count += 1
+    return count

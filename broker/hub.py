@@ -4,8 +4,8 @@ A room holds at most one technician and one host. A second connection for the
 same role replaces the first (a reconnecting client wins over its stale
 socket).
 
-Delivery goes through a bounded outbox per peer, emptied by that peer's own
-pump task. Posting is synchronous, so a handler can attach a peer, look at who
+Delivery goes through a bounded outbox per peer, emptied by a sender task of
+that peer's own while anything waits in it. Posting is synchronous, so a handler can attach a peer, look at who
 else is there and queue the greetings in one step that no other connection can
 interleave with; and a peer that reads slowly fills only its own outbox, never
 stalls the sender. The hub knows nothing of HTTP or WebSockets: a link is
@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -57,16 +59,22 @@ class _Close:
 
 @dataclass(eq=False)
 class Peer:
-    """One connected end of a session, with its outbox."""
+    """One connected end of a session, with its outbox.
+
+    An idle peer holds no task and no queue: a sender task runs only while
+    something waits in the outbox (ten thousand idle sockets cost memory, not tasks).
+    """
 
     session_id: str
     info: PeerInfo
     link: PeerLink
     token_hash: str | None = None
     """Hash of the token it connected with: a technician who signs out is cut off."""
-    _outbox: asyncio.Queue[str | _Close] = field(
-        default_factory=lambda: asyncio.Queue(maxsize=OUTBOX_LIMIT), repr=False
-    )
+    token_expires_at: datetime | None = None
+    """When that token expires: the technician is cut off then."""
+    _outbox: deque[str | _Close] | None = field(default=None, repr=False)
+    _sender: asyncio.Task[None] | None = field(default=None, repr=False)
+    _closed: bool = field(default=False, repr=False)
 
     @property
     def role(self) -> Role:
@@ -79,7 +87,7 @@ class Peer:
     def relay(self, message: BaseModel) -> bool:
         """Queue a message from the other peer; False (nothing queued, this peer kept) when
         :data:`RELAY_LIMIT` messages already wait."""
-        if self._outbox.qsize() >= RELAY_LIMIT:
+        if self._outbox is not None and len(self._outbox) >= RELAY_LIMIT:
             return False
         return self._put(encode(message))
 
@@ -87,31 +95,51 @@ class Peer:
         """Close the link once everything queued before has been sent."""
         self._put(_Close(code, reason))
 
-    def _put(self, item: str | _Close) -> bool:
-        try:
-            self._outbox.put_nowait(item)
-            return True
-        except asyncio.QueueFull:
-            log.info("outbox of %s in session %s is full; disconnecting it", self.role.value, self.session_id)
-            # Make room for the close so the pump ends the link.
-            while not self._outbox.empty():
-                self._outbox.get_nowait()
-            self._outbox.put_nowait(_Close(1011, "too slow to read signalling"))
-            return False
+    async def closed(self) -> None:
+        """Wait until the link is closed (a close was posted, or sending failed)."""
+        while self._sender is not None:
+            await asyncio.shield(self._sender)
 
-    async def pump(self) -> None:
-        """Send queued messages in order until a close is queued or the link fails."""
-        while True:
-            item = await self._outbox.get()
-            if isinstance(item, _Close):
-                await _quiet_close(self.link, item.code, item.reason)
-                return
-            try:
-                await asyncio.wait_for(self.link.send_text(item), SEND_TIMEOUT)
-            except Exception as exc:  # noqa: BLE001 - any failure means the link is gone
-                log.info("cannot deliver to %s of session %s: %s", self.role.value, self.session_id, exc)
-                await _quiet_close(self.link, 1011, "could not deliver")
-                return
+    def _put(self, item: str | _Close) -> bool:
+        if self._closed:
+            return True  # the link is gone; its handler is about to detach it
+        if self._outbox is None:
+            self._outbox = deque()
+        kept = len(self._outbox) < OUTBOX_LIMIT
+        if kept:
+            self._outbox.append(item)
+        else:
+            log.info("outbox of %s in session %s is full; disconnecting it", self.role.value, self.session_id)
+            # Make room for the close so the sender ends the link.
+            self._outbox.clear()
+            self._outbox.append(_Close(1011, "too slow to read signalling"))
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send(), name="signal-send")
+        return kept
+
+    async def _send(self) -> None:
+        """Send queued messages in order until the outbox is empty, a close is queued or the link fails."""
+        try:
+            while self._outbox:
+                item = self._outbox.popleft()
+                if isinstance(item, _Close):
+                    await self._close(item.code, item.reason)
+                    return
+                try:
+                    await asyncio.wait_for(self.link.send_text(item), SEND_TIMEOUT)
+                except Exception as exc:  # noqa: BLE001 - any failure means the link is gone
+                    log.info("cannot deliver to %s of session %s: %s", self.role.value, self.session_id, exc)
+                    await self._close(1011, "could not deliver")
+                    return
+        finally:
+            self._sender = None
+            if not self._outbox:
+                self._outbox = None
+
+    async def _close(self, code: int, reason: str) -> None:
+        self._closed = True
+        self._outbox = None
+        await _quiet_close(self.link, code, reason)
 
 
 @dataclass

@@ -124,6 +124,19 @@ class TeamMember(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
 
 
+class GrantChanges(Base):
+    """One row counting the writes that can change a live session's grant (``broker.grant_changes``).
+
+    Bumped in the transaction of each such write, by every process that writes; the broker's
+    grant watcher reads this one row to learn that something changed.
+    """
+
+    __tablename__ = "grant_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class RecoveryCode(Base):
     """A one-time TOTP recovery code; only its SHA-256 is stored."""
 

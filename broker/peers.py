@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -34,6 +34,8 @@ class SessionPeer:
 
     info: PeerInfo
     session: SupportSession
+    token_expires_at: datetime | None = None
+    """When the technician's sign-in ends (None for the host, whose token lasts as long as the session)."""
 
     @property
     def role(self) -> Role:
@@ -56,6 +58,7 @@ def identify_peer(
     ``ended_grace``: also accept a session that ended less than this long ago (a host
     still uploading the recording it spooled, peers flushing their last events).
     """
+    token_expires_at = None
     if token is None:
         raise ApiError(401, "unauthorized", f"send 'Authorization: Bearer <token>' to {what}")
     if token.startswith(HOST_TOKEN_PREFIX):
@@ -73,7 +76,7 @@ def identify_peer(
         found = user_for_token(db, token)
         if found is None:
             raise ApiError(401, "unauthorized", "the token is unknown, expired or revoked: sign in again")
-        user = found[0]
+        user, token_expires_at = found[0], found[1].expires_at
         refusal = unfinished_setup(user)
         if refusal is not None:
             raise refusal
@@ -88,7 +91,7 @@ def identify_peer(
     if not live and not recent:
         raise ApiError(410, "session_over", f"the session is {session.state}")
     session.technician  # noqa: B018 - loaded now, used after the unit of work ends
-    return SessionPeer(info=info, session=session)
+    return SessionPeer(info=info, session=session, token_expires_at=token_expires_at)
 
 
 def is_live(session: SupportSession) -> bool:

@@ -24,7 +24,7 @@ from protocol.signalling import DEFAULT_MAX_MESSAGE_BYTES
 from .forwarded import Network, parse_trusted_proxies
 from .keys import KeyFileError, require_owner_only
 from .lockout import LockoutPolicy
-from .admission import DatabaseBudget
+from .db_slots import DatabaseBudget
 from .db import Database
 from .session_usage import SessionQuotas
 from .sla import SLA_CLOCK_KEY, BusinessCalendar, CalendarError, SlaClock
@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     db_concurrency: int = Field(
         default=16, ge=1, le=1000,
         description="Database units of work (requests, peers' writes) run at once; the pool holds twice this "
-        "plus 8 connections, the thread pool this plus 24 threads (broker/admission.py says why).",
+        "plus 8 connections, the thread pool this plus 24 threads (broker/db_slots.py says why).",
     )
     db_queue: int = Field(
         default=2000, ge=0, le=1_000_000,
@@ -208,6 +208,11 @@ class Settings(BaseSettings):
         description="AES-256 key (base64, 32 bytes) that wraps each session's recording key; default: data_dir/recording-master.key.",
     )
 
+    ws_ping_seconds: float = Field(
+        default=30.0, ge=0, le=3600,
+        description="Seconds between the broker's WebSocket pings to each connected peer (0: none); a peer that does "
+        "not answer within 20 s is disconnected.",
+    )
     signal_max_message_bytes: int = Field(
         default=DEFAULT_MAX_MESSAGE_BYTES, ge=4096, le=1024 * 1024,
         description="Largest signalling message accepted; larger ones get an error reply.",
@@ -443,7 +448,7 @@ class Settings(BaseSettings):
 
     @property
     def database_budget(self) -> DatabaseBudget:
-        """Slots, queue, pool and threads, all from ``db_concurrency`` (``broker.admission``)."""
+        """Slots, queue, pool and threads, all from ``db_concurrency`` (``broker.db_slots``)."""
         return DatabaseBudget(slots=self.db_concurrency, queue=self.db_queue, wait_seconds=self.db_queue_seconds)
 
     def open_database(self) -> Database:

@@ -13,7 +13,7 @@ commands) still meet SQLite's busy timeout, as before.
 
 A turn outlives the thread that took it: a request's unit of work writes in the route's
 worker thread and commits in the next one. That is safe only because every holder of a
-turn gets its next thread soon (``broker/admission.py`` keeps threads spare for it).
+turn gets its next thread soon (``broker/db_slots.py`` keeps threads spare for it).
 """
 
 from __future__ import annotations

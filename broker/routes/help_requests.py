@@ -99,7 +99,7 @@ async def create(body: HelpRequestCreate, state: State, source: Source) -> HelpR
             )
         return created
 
-    created = await state.admission.run(_create)
+    created = await state.db_slots.run(_create)
     state.queue_signals.changed(QUEUE_CHANGED)
     return created
 
@@ -157,7 +157,7 @@ async def poll(
     while True:
         # Listen before looking: a change landing while we look still wakes us.
         changed = state.queue_signals.listen(QUEUE_CHANGED)
-        status = await state.admission.run(_status, state, request_id, token)
+        status = await state.db_slots.run(_status, state, request_id, token)
         remaining = deadline - loop.time()
         if status.state is not HelpRequestState.waiting or status.position != position or remaining <= 0:
             return status
@@ -187,7 +187,7 @@ async def cancel(request_id: RequestId, state: State, token: PeerToken, source: 
                 raise _taken(taken.request, picked="a technician already picked this request up: end the session instead") from None
             return HelpRequestStatus(state=HelpRequestState.cancelled)
 
-    status = await state.admission.run(_cancel)
+    status = await state.db_slots.run(_cancel)
     state.queue_signals.changed(QUEUE_CHANGED)
     return status
 

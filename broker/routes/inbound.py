@@ -92,7 +92,7 @@ async def receive(
         raise ApiError(429, "rate_limited", f"too many refused requests from this address; try again in {wait} s",
                        headers={"Retry-After": str(wait)})
     body = await _read_body(request)
-    result = await state.admission.run(_receive, state, system, request.headers.get(TIMESTAMP_HEADER),
+    result = await state.db_slots.run(_receive, state, system, request.headers.get(TIMESTAMP_HEADER),
                                      request.headers.get(SIGNATURE_HEADER), body, source, key, now)
     if isinstance(result, Refusal):
         raise unauthorized(inbound.REFUSED_MESSAGE)

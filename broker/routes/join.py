@@ -52,11 +52,11 @@ async def join(body: JoinRequest, state: State, source: Source) -> JoinResponse:
     try:
         async with state.code_failures.slot(source or "unknown") as slot:
             try:
-                return await state.admission.run(_redeem, state, body, source)
+                return await state.db_slots.run(_redeem, state, body, source)
             except CodeRejected as rejected:
                 blocked_for = slot.failed()  # frees the slot before the audit: waiters go on
                 # Audited in a transaction of its own: the redemption's was rolled back.
-                await state.admission.run_surely(_audit_failure, state, source, rejected.verdict, blocked_for)
+                await state.db_slots.run_surely(_audit_failure, state, source, rejected.verdict, blocked_for)
                 status, error, message = _REJECTIONS[rejected.verdict]
                 raise ApiError(status, error, message) from None
     except SlotRefused as refused:

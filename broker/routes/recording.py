@@ -95,12 +95,12 @@ async def put_segment(
                 ) from None
             return state.recordings.stage(session_id, index, data, key)
 
-        key = await state.admission.run(_data_key, state, session_id)
+        key = await state.db_slots.run(_data_key, state, session_id)
         staged = await run_in_threadpool(prepare)  # no database: needs no slot
         size = incoming.size
     upload = SegmentUpload(index, x_segment_sha256, x_segment_offset_ms, x_segment_duration_ms, x_recording_origin_ms)
     try:
-        await state.admission.run(_record_segment, state, session_id, upload, staged, size)
+        await state.db_slots.run(_record_segment, state, session_id, upload, staged, size)
     finally:
         staged.discard()
     return Response(status_code=204)
@@ -205,7 +205,7 @@ async def recording_status(session_id: SessionId, state: State, token: PeerToken
                 origin_ms=peer.session.recording_origin_ms,
             )
 
-    return await state.admission.run(status)
+    return await state.db_slots.run(status)
 
 
 @router.post(
@@ -237,7 +237,7 @@ async def report_events(session_id: SessionId, body: PeerEvents, state: State, t
             # A copy of this batch (the peer's retry) stored some of the ids first; now they are found.
             return store()
 
-    return await state.admission.run(record)
+    return await state.db_slots.run(record)
 
 
 async def _verified_peer(state: BrokerState, session_id: str, token: str | None, what: str) -> SessionPeer:
@@ -253,7 +253,7 @@ async def _verified_peer(state: BrokerState, session_id: str, token: str | None,
         with state.database.session() as db:
             return _peer(state, db, session_id, token, what)
 
-    peer = await state.admission.run(look_up)
+    peer = await state.db_slots.run(look_up)
     if token:
         state.peers.put(session_id, token, peer, now, generation)
     return peer

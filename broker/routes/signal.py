@@ -21,16 +21,14 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from protocol.api import EndedBy
 from protocol.grants import SignedGrant
-from protocol.permissions import Permission, ordered
+from protocol.permissions import ordered
 from protocol.rates import Flow, MessageRate, TokenBucket
 from protocol.recording import SessionPolicy
 from protocol.signalling import (
@@ -55,12 +53,12 @@ from .. import audit
 from ..access import SessionPeerAccess
 from ..consent_flow import ConsentFlow, consent_state
 from ..browser_session import request_token
-from ..clock import utcnow
 from ..deps import BrokerState, SessionId
 from ..errors import ApiError
-from ..grants import audit_grant, issue_grant, session_permissions, session_policy
+from ..grant_changes import read_count
+from ..grants import audit_grant, issue_grant, session_policy
 from ..hub import Peer
-from ..models import AccessToken, SupportSession
+from ..models import SupportSession
 from ..peers import identify_peer
 from ..support_sessions import SessionOver, end_session, get_session, record_consent
 from ..tokens import hash_token
@@ -70,26 +68,27 @@ router = APIRouter(tags=["signalling"], dependencies=[SessionPeerAccess])
 
 CLOSE_REPLACED = 4000
 """Close code sent to a connection that a newer one for the same role replaced."""
-CLOSE_SIGNED_OUT = 4001
-"""Close code sent to a technician whose account was disabled or whose sign-in ended."""
-GRANT_CHECK_SECONDS = 2.0
-"""How often a live session's technician permissions are compared with its grant."""
 
 
 @dataclass(frozen=True)
-class Admission:
+class AcceptedPeer:
     """A connection the broker accepted: who it is, and what the session already knows."""
 
     info: PeerInfo
     policy: SessionPolicy
     grant: SignedGrant
     """Issued before the peer is attached, so that greeting it never waits."""
+    grant_as_of: int
+    """The grant-change count read before the grant's inputs (``broker.grant_changes``)."""
+    token_expires_at: datetime | None
+    """When a technician's sign-in ends."""
     consent: Consent | None
 
 
-def authenticate(state: BrokerState, session_id: str, token: str | None) -> Admission:
+def authenticate(state: BrokerState, session_id: str, token: str | None) -> AcceptedPeer:
     """Who this token speaks for in ``session_id``, or an :class:`ApiError` saying why not."""
     with state.database.session() as db:
+        as_of = read_count(db)
         peer = identify_peer(db, session_id, token, what="open signalling")
         session = peer.session
         consent = (
@@ -99,7 +98,8 @@ def authenticate(state: BrokerState, session_id: str, token: str | None) -> Admi
         )
         policy = session_policy(state.settings.session_policy, session)
         grant = _issue(state, db, session)
-    return Admission(info=peer.info, policy=policy, grant=grant, consent=consent)
+    return AcceptedPeer(info=peer.info, policy=policy, grant=grant, grant_as_of=as_of,
+                     token_expires_at=peer.token_expires_at, consent=consent)
 
 
 @router.websocket("/sessions/{session_id}/signal")
@@ -107,19 +107,52 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     state: BrokerState = websocket.app.state.broker
     try:
         token = request_token(websocket)
-        admitted = await state.admission.run(authenticate, state, session_id, token)
+        admitted = await state.db_slots.run(authenticate, state, session_id, token)
     except ApiError as refused:
         await websocket.send_denial_response(refused.response())
         return
     info = admitted.info
     await websocket.accept()
     hub = state.hub
+    technician = info.role is Role.technician
     me = Peer(session_id=session_id, info=info, link=websocket,
-              token_hash=hash_token(token) if token and info.role is Role.technician else None)
-    pump = asyncio.create_task(me.pump(), name=f"signal-pump-{info.role.value}")
-    # Attach and greet without yielding in between: exactly one of two peers that
-    # connect together sees the other in its welcome, and the other gets peer_joined.
-    replaced, other = hub.attach(me)
+              token_hash=hash_token(token) if token and technician else None,
+              token_expires_at=admitted.token_expires_at if technician else None)
+    _attach(state, me, admitted)
+    consent = (
+        ConsentKeeper(state, me, websocket.client.host if websocket.client else None, admitted.consent)
+        if info.role is Role.host
+        else None
+    )
+    # What the accepted peer held stays out of this frame, which lives as long as the connection.
+    del admitted, token
+    actor = _actor(info, session_id)
+    await state.db_slots.run_surely(_audit, state, "signal.connected", actor, websocket, session_id)
+
+    try:
+        await _relay(state, me, websocket, consent)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        if consent is not None:
+            await consent.close()
+        if hub.detach(me):
+            other = hub.peer(session_id, info.role.other)
+            if other is not None:
+                other.post(PeerLeft(role=info.role))
+        if not hub.peers(session_id):
+            state.grant_book.forget(session_id)
+        me.post_close(1000, "bye")
+        await me.closed()
+        await state.db_slots.run_surely(_audit, state, "signal.disconnected", actor, websocket, session_id)
+
+
+def _attach(state: BrokerState, me: Peer, admitted: AcceptedPeer) -> None:
+    """Put ``me`` in its session's room and greet it (and the other peer), without yielding in between:
+    exactly one of two peers that connect together sees the other in its welcome, and the other gets
+    ``peer_joined``."""
+    info, session_id = me.info, me.session_id
+    replaced, other = state.hub.attach(me)
     if replaced is not None:
         replaced.post(SessionEnded(ended_by="broker", reason="replaced by a newer connection"))
         replaced.post_close(CLOSE_REPLACED, "replaced by a newer connection")
@@ -133,39 +166,15 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
         )
     )
     me.post(GrantIssued(grant=admitted.grant))
+    # The book follows the host's grant (the one that must not run out); a technician's only until the host comes.
+    if info.role is Role.host or not state.grant_book.holds(session_id):
+        state.grant_book.issued(session_id, admitted.grant.grant, admitted.grant_as_of, time.monotonic())
+    if me.token_expires_at is not None:
+        state.grant_book.signed_in(session_id, me.token_expires_at)
     if info.role is Role.technician and admitted.consent is not None:
         me.post(admitted.consent)
     if other is not None:
         other.post(PeerJoined(peer=info))
-    refresher = (
-        asyncio.create_task(_keep_grants(state, session_id, admitted.grant), name="grant-keeper")
-        if info.role is Role.host
-        else None
-    )
-    actor = _actor(info, session_id)
-    await state.admission.run_surely(_audit, state, "signal.connected", actor, websocket, session_id)
-    consent = (
-        ConsentKeeper(state, me, websocket.client.host if websocket.client else None, admitted.consent)
-        if info.role is Role.host
-        else None
-    )
-
-    try:
-        await _relay(state, me, websocket, consent)
-    except WebSocketDisconnect:
-        pass
-    finally:
-        if refresher is not None:
-            refresher.cancel()
-        if consent is not None:
-            await consent.close()
-        if hub.detach(me):
-            other = hub.peer(session_id, info.role.other)
-            if other is not None:
-                other.post(PeerLeft(role=info.role))
-        me.post_close(1000, "bye")
-        await pump
-        await state.admission.run_surely(_audit, state, "signal.disconnected", actor, websocket, session_id)
 
 
 def _issue(state: BrokerState, db: Session, session: SupportSession) -> SignedGrant:
@@ -173,51 +182,6 @@ def _issue(state: BrokerState, db: Session, session: SupportSession) -> SignedGr
     signed = issue_grant(state.keys, session, timedelta(seconds=state.settings.grant_ttl_seconds))
     audit_grant(db, signed)
     return signed
-
-
-def _grant(state: BrokerState, session_id: str) -> SignedGrant:
-    with state.database.session() as db:
-        session = get_session(db, session_id)
-        if session is None:
-            raise ApiError(404, "not_found", f"session {session_id} does not exist")
-        return _issue(state, db, session)
-
-
-def _technician_now(state: BrokerState, session_id: str, token_hash: str | None) -> tuple[frozenset[Permission], str | None]:
-    """The technician's session permissions now, and why their signalling must close (or None):
-    the account was disabled, or the token it connected with was revoked or ran out."""
-    with state.database.session() as db:
-        session = get_session(db, session_id)
-        if session is None:
-            return frozenset(), "the session is gone"
-        if session.technician.disabled_at is not None:
-            return frozenset(), "your account was disabled"
-        if token_hash is not None:
-            token = db.scalars(select(AccessToken).where(AccessToken.token_hash == token_hash)).one_or_none()
-            if token is None or token.revoked_at is not None or token.expires_at <= utcnow():
-                return session_permissions(session), "you signed out, or your sign-in expired: sign in again"
-        return session_permissions(session), None
-
-
-async def _keep_grants(state: BrokerState, session_id: str, current: SignedGrant) -> None:
-    """While the host is connected: a new grant to both peers whenever the technician's
-    permissions change (an admin edited a role, a team or the account), and well before
-    the current one expires. A disabled or signed-out technician's signalling is closed."""
-    issued = time.monotonic()
-    while True:
-        await asyncio.sleep(GRANT_CHECK_SECONDS)
-        technician = state.hub.peer(session_id, Role.technician)
-        token_hash = technician.token_hash if technician is not None else None
-        permissions, cut_off = await run_in_threadpool(_technician_now, state, session_id, token_hash)
-        due = time.monotonic() - issued >= state.settings.grant_ttl_seconds / 3
-        if due or permissions != frozenset(current.grant.permissions):
-            current = await run_in_threadpool(_grant, state, session_id)
-            issued = time.monotonic()
-            for peer in state.hub.peers(session_id):
-                peer.post(GrantIssued(grant=current))
-        if cut_off is not None and technician is not None:
-            technician.post(SessionEnded(ended_by="broker", reason=cut_off))
-            technician.post_close(CLOSE_SIGNED_OUT, "signed out")
 
 
 async def _relay(state: BrokerState, me: Peer, websocket: WebSocket, consent: ConsentKeeper | None) -> None:
@@ -340,10 +304,12 @@ class ConsentKeeper:
                     return record_consent(db, session_id, list(target.permissions), target.source,
                                           source_address=self._source_address)
 
-            if not await self._state.admission.run_surely(record):
+            if not await self._state.db_slots.run_surely(record):
                 self._me.post(error_message(SignalError(ErrorCode.session_over, "the session is not live; consent not recorded")))
                 return
             self._written = target
+            # The grant can depend on how consent was given (a team's control_needs_user).
+            self._state.grant_book.recheck(session_id)
             # Relayed as the host said it when it is what applies (its order of names), else as stored.
             said = self._last_said
             relayed = said if said is not None and consent_state(said.permissions, said.source) == target else Consent(
@@ -371,7 +337,7 @@ async def _end_from_peer(state: BrokerState, me: Peer, message: End, websocket: 
                 return False
             return True
 
-    await state.admission.run_surely(_end)
+    await state.db_slots.run_surely(_end)
     state.session_over(me.session_id, SessionEnded(ended_by=ended_by.value, reason=message.reason))
 
 

@@ -73,7 +73,7 @@ def _unit(state: BrokerState, session_id: str, token: str | None, work: Callable
 
 async def _run(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
     """One unit of work for the identified peer, off the event loop."""
-    return await state.admission.run(_unit, state, session_id, token, work)
+    return await state.db_slots.run(_unit, state, session_id, token, work)
 
 
 def _cached_unit(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
@@ -90,7 +90,7 @@ def _cached_unit(state: BrokerState, session_id: str, token: str | None, work: C
 
 async def _run_chunk(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
     """A unit of work on the per-chunk paths, which run dozens of times a second."""
-    return await state.admission.run(_cached_unit, state, session_id, token, work)
+    return await state.db_slots.run(_cached_unit, state, session_id, token, work)
 
 
 def _announce(state: BrokerState, out: TransferOut) -> None:
@@ -194,7 +194,7 @@ async def put_chunk(
                 raise ApiError(409, "transfer_over", f"the transfer is already {transfer.state}")
             rules.record_chunk(db, transfer, index, x_chunk_sha256, length)
 
-    await state.admission.run(record)
+    await state.db_slots.run(record)
     state.transfer_signals.changed(transfer_id)
     return Response(status_code=204)
 

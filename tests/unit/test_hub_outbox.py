@@ -27,14 +27,14 @@ class StalledLink:
 async def test_relays_beyond_the_limit_are_refused_and_the_broker_still_reaches_the_peer() -> None:
     link = StalledLink()
     peer = Peer(session_id="s", info=PeerInfo(role=Role.technician), link=link)
-    pump = asyncio.create_task(peer.pump())
+    closed = asyncio.create_task(peer.closed())
     relayed = [peer.relay(IceCandidate(candidate=f"c{n}")) for n in range(20_000)]
-    # The pump holds one message while the link stalls; the rest wait in the outbox.
+    # The sender holds one message while the link stalls; the rest wait in the outbox.
     assert relayed.count(True) in (RELAY_LIMIT, RELAY_LIMIT + 1) and not any(relayed[RELAY_LIMIT + 1:])
     assert peer.post(SessionEnded(ended_by="broker", reason="the broker's own message still fits"))
     link.release.set()
     peer.post_close(1000, "bye")
-    await asyncio.wait_for(pump, 5)
+    await asyncio.wait_for(closed, 5)
     assert link.closed == (1000, "bye"), "closed normally, never as too slow"
     assert len(link.sent) == relayed.count(True) + 1 and "still fits" in link.sent[-1]
 
@@ -42,9 +42,9 @@ async def test_relays_beyond_the_limit_are_refused_and_the_broker_still_reaches_
 async def test_a_peer_that_lets_the_broker_fill_its_outbox_is_disconnected() -> None:
     link = StalledLink()
     peer = Peer(session_id="s", info=PeerInfo(role=Role.host), link=link)
-    pump = asyncio.create_task(peer.pump())
+    closed = asyncio.create_task(peer.closed())
     results = [peer.post(SessionEnded(ended_by="broker", reason=str(n))) for n in range(OUTBOX_LIMIT + 5)]
     assert False in results
     link.release.set()
-    await asyncio.wait_for(pump, 5)
+    await asyncio.wait_for(closed, 5)
     assert link.closed == (1011, "too slow to read signalling")

@@ -20,7 +20,7 @@ locked`` and 500s. So every unit of work a request or a peer starts first takes 
   waited it is refused with ``503 broker_busy`` and ``Retry-After``, which clients
   can act on, rather than piling up until everything times out.
 
-The arithmetic is in :class:`DatabaseBudget` (pure); :class:`Admission` is the thin
+The arithmetic is in :class:`DatabaseBudget` (pure); :class:`DatabaseSlots` is the thin
 asyncio part.
 """
 
@@ -82,7 +82,7 @@ def broker_busy(reason: str) -> ApiError:
     )
 
 
-class Admission:
+class DatabaseSlots:
     """Slots for database work, taken in arrival order (see the module's docstring)."""
 
     def __init__(self, budget: DatabaseBudget) -> None:
