@@ -78,7 +78,6 @@ def test_every_migration_can_be_undone_and_redone(database: Database) -> None:
     assert schema_diff(database, Base.metadata) == []
 
 
-
 def test_the_grant_change_counter_starts_at_zero_and_goes_with_its_revision(database: Database) -> None:
     """0012: one counter row for the grant watcher (``broker.grant_changes``), there from the start."""
     def counter() -> list[tuple[int, int]]:
@@ -86,7 +85,7 @@ def test_the_grant_change_counter_starts_at_zero_and_goes_with_its_revision(data
             return [tuple(row) for row in connection.exec_driver_sql("SELECT id, count FROM grant_changes")]
 
     assert counter() == [(1, 0)]
-    url = str(database.engine.url)
+    url = database.engine.url.render_as_string(hide_password=False)  # str() would star the password out
     command.downgrade(alembic_config(url), "0011")
     assert "grant_changes" not in inspect(database.engine).get_table_names()
     database.migrate()
