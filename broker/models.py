@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -401,6 +402,8 @@ class AuditEvent(Base):
         Index("ix_audit_events_session_id", "session_id"),
         Index("ux_audit_events_chain_seq", "chain", "chain_seq", unique=True),
         Index("ux_audit_events_peer_event", "session_id", "actor", "peer_event_id", unique=True),
+        # The sealer's pending events (broker/trail.py): only the few rows not sealed yet.
+        Index("ix_audit_events_unsealed", "id", sqlite_where=text("hash IS NULL"), postgresql_where=text("hash IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -105,7 +105,10 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
         assert recorder.text() == "hello 123"
         await page.get_by_label("Type on the host").fill(" Grüße!")
         await page.get_by_role("button", name="Type", exact=True).click()
-        await async_wait_until(lambda: recorder.text() == "hello 123 Grüße!", "text typed from the form", timeout=10)
+        try:
+            await async_wait_until(lambda: recorder.text() == "hello 123 Grüße!", "text typed from the form", timeout=10)
+        except AssertionError as late:
+            raise AssertionError(f"{late}; the window holds {recorder.text()!r}") from None
 
     await page.get_by_label("Chat message").fill("Hi Ann, I am on your screen now")
     await page.get_by_role("button", name="Send", exact=True).click()
