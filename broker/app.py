@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
+import time
 from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
 from pathlib import Path
@@ -62,6 +63,9 @@ def build_state(settings: Settings) -> BrokerState:
     )
     database = settings.open_database()
     database.migrate()
+    recordings = RecordingStore(settings.data_dir / "recordings", keys.recording_master_key)
+    if removed := recordings.remove_leftovers(time.time()):
+        log.info("removed %d temporary recording files left by an upload that never finished", removed)
     return BrokerState(
         settings=settings,
         database=database,
@@ -78,7 +82,7 @@ def build_state(settings: Settings) -> BrokerState:
         spool=TransferSpool(settings.data_dir / "transfers", settings.transfer_memory_bytes),
         transfer_signals=ChunkSignals(),
         peers=PeerCache(),
-        recordings=RecordingStore(settings.data_dir / "recordings", keys.recording_master_key),
+        recordings=recordings,
         login_failures=FailureLimiter.create(
             settings.login_failures_per_source, None, settings.login_failure_window_seconds
         ),

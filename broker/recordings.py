@@ -38,6 +38,11 @@ JOINED_KEPT = 4
 """Joined recordings kept in memory for players seeking through them."""
 
 
+LEFTOVER_SECONDS = 3600.0
+"""Age beyond which a temporary upload file is a leftover: a body stalls for at most
+``DESKHAND_HTTP_BODY_TIMEOUT_SECONDS`` (at most an hour) between reads."""
+
+
 class RecordingStore:
     """Encrypted segment files under ``root/<session id>/``."""
 
@@ -49,6 +54,20 @@ class RecordingStore:
         self._master_key = master_key
         self._joined: OrderedDict[tuple[str, tuple[tuple[int, int, str], ...]], bytes] = OrderedDict()
         self._joined_lock = threading.Lock()
+
+    def remove_leftovers(self, now: float, older_than: float = LEFTOVER_SECONDS) -> int:
+        """Delete temporary files an upload left behind (a broker killed mid-upload), those last
+        written more than ``older_than`` seconds before ``now`` (a Unix time): no upload in
+        progress is that old, so this is safe beside a running broker. Returns how many."""
+        removed = 0
+        for leftover in {*self.incoming_dir.glob("*.tmp"), *self.root.glob("*/*.tmp")}:
+            try:
+                if leftover.stat().st_mtime < now - older_than:
+                    leftover.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # finished (renamed or discarded) meanwhile
+        return removed
 
     def joined(self, session_id: str, segments: tuple[tuple[int, int, str], ...], build: Callable[[], bytes]) -> bytes:
         """The joined recording of ``segments`` ((index, offset ms, stored SHA-256)), built once.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,18 @@ def test_a_write_cut_short_leaves_no_half_segment(tmp_path: Path, monkeypatch: p
     with pytest.raises(OSError):
         store.stage("s", 0, b"data", AESGCM.generate_key(bit_length=256))
     assert files(store.root) == []
+
+
+def test_temporary_files_an_interrupted_upload_left_are_removed_once_old(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = RecordingStore(tmp_path / "recordings", os.urandom(32))
+    store.incoming_dir.mkdir()
+    (tmp_path / "recordings" / "s1").mkdir()
+    old_body, old_staged = store.incoming_dir / "a.tmp", tmp_path / "recordings" / "s1" / "000001.b.tmp"
+    fresh, kept = store.incoming_dir / "c.tmp", tmp_path / "recordings" / "s1" / "000001.seg"
+    for path in (old_body, old_staged, fresh, kept):
+        path.write_bytes(b"x")
+    now = time.time()
+    for path in (old_body, old_staged, kept):
+        os.utime(path, (now - 7200, now - 7200))
+    assert store.remove_leftovers(now) == 2
+    assert not old_body.exists() and not old_staged.exists() and fresh.exists() and kept.exists()
