@@ -106,7 +106,7 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
         await page.get_by_label("Type on the host").fill(" Grüße!")
         await page.get_by_role("button", name="Type", exact=True).click()
         try:
-            await async_wait_until(lambda: recorder.text() == "hello 123 Grüße!", "text typed from the form", timeout=10)
+            await async_wait_until(lambda: recorder.text() == "hello 123 Grüße!", "text typed from the form", timeout=20)
         except AssertionError as late:
             raise AssertionError(f"{late}; the window holds {recorder.text()!r}") from None
 
