@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from protocol.admin import RoleCreate, RoleUpdate, TeamCreate, TeamPolicy, TeamUpdate, UserCreate, UserUpdate
 from protocol.permissions import ROLE_PERMISSION_NAMES
@@ -202,7 +202,8 @@ def _policy(args: argparse.Namespace, current: TeamPolicy) -> TeamPolicy | None:
 
 def _teams(db: Session, args: argparse.Namespace, actor: str) -> Result:
     if args.action == "list":
-        found = [directory.team_out(t) for t in db.scalars(select(Team).order_by(Team.name))]
+        teams = db.scalars(select(Team).order_by(Team.name).options(selectinload(Team.members)))
+        found = [directory.team_out(t) for t in teams]
         lines = [f"{t.name:<16} deny {', '.join(p.value for p in t.policy.denied) or 'nothing'}; "
                  f"members {', '.join(t.members) or 'none'}" for t in found]
         return as_json(found), "\n".join(lines) or "No teams."

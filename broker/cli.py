@@ -333,6 +333,7 @@ def serve(settings: Settings) -> int:
         # uvicorn's httptools protocol, with limits on each request's head (broker/uvicorn_hooks.py).
         http=http_protocol(HeadLimits(settings.http_max_header_bytes, settings.http_header_timeout_seconds)),
         log_level=settings.log_level,
+        timeout_keep_alive=settings.http_keepalive_seconds,
         ws_max_size=WS_MAX_BYTES,
         # The sans-I/O websockets protocol: no tasks of its own per connection, pings on timers.
         ws="websockets-sansio",

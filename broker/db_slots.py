@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
@@ -83,46 +84,80 @@ def broker_busy(reason: str) -> ApiError:
 
 
 class DatabaseSlots:
-    """Slots for database work, taken in arrival order (see the module's docstring)."""
+    """Slots for database work, taken in arrival order within two lanes (see the module's docstring).
+
+    Work that holds something scarce others queue for (a code check holds one of the few
+    attempt slots of its address, :mod:`broker.attempt_slots`) asks for a slot ``ahead``: it
+    waits only behind other such work, so the scarce thing turns over at the speed of the
+    database and not of the whole queue.
+    """
 
     def __init__(self, budget: DatabaseBudget) -> None:
         self.budget = budget
-        self._slots = asyncio.Semaphore(budget.slots)
+        self._free = budget.slots
+        self._ahead: deque[asyncio.Future[None]] = deque()
+        self._in_turn: deque[asyncio.Future[None]] = deque()
         self._waiting = 0
 
     @property
     def waiting(self) -> int:
-        """Units of work waiting for a slot now."""
+        """Units of work waiting for a slot now (refusable ones)."""
         return self._waiting
 
     @contextlib.asynccontextmanager
-    async def slot(self, *, refusable: bool = True) -> AsyncIterator[None]:
+    async def slot(self, *, refusable: bool = True, ahead: bool = False) -> AsyncIterator[None]:
         """Hold a slot for the block; raises the ``503`` of :func:`broker_busy` when none comes.
 
         ``refusable=False`` is for work that has nobody to tell "try again" (a connected peer's
         audit, consent or end): it waits its turn however long, and is not counted in the queue.
+        ``ahead=True`` goes before all ordinary waiting work (see the class's docstring).
         """
-        if not refusable:
-            await self._slots.acquire()
-        elif self._slots.locked():
+        if not refusable or self._free_now():
+            await self._acquire(ahead)
+        else:
             if self._waiting >= self.budget.queue:
                 raise broker_busy(f"{self._waiting} requests are waiting already")
             self._waiting += 1
             try:
-                # asyncio.timeout, not wait_for: a slot granted as the time runs out is given
-                # back by the semaphore's own cancellation handling, never lost.
                 async with asyncio.timeout(self.budget.wait_seconds):
-                    await self._slots.acquire()
+                    await self._acquire(ahead)
             except TimeoutError:
                 raise broker_busy(f"no database slot within {self.budget.wait_seconds:g} s") from None
             finally:
                 self._waiting -= 1
-        else:
-            await self._slots.acquire()
         try:
             yield
         finally:
-            self._slots.release()
+            self._release()
+
+    def _free_now(self) -> bool:
+        return self._free > 0 and not self._ahead and not self._in_turn
+
+    async def _acquire(self, ahead: bool) -> None:
+        if self._free_now():
+            self._free -= 1
+            return
+        lane = self._ahead if ahead else self._in_turn
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        lane.append(granted)
+        try:
+            await granted
+        except BaseException:
+            if granted.done() and not granted.cancelled():
+                self._release()  # granted just as the wait ended (time out, client gone): pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    lane.remove(granted)
+            raise
+
+    def _release(self) -> None:
+        for lane in (self._ahead, self._in_turn):
+            while lane:
+                granted = lane.popleft()
+                if not granted.done():
+                    granted.set_result(None)
+                    return
+        self._free += 1
 
     async def run(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``work(*args, **kwargs)`` in a worker thread, holding a slot: for work that opens
@@ -130,8 +165,12 @@ class DatabaseSlots:
         async with self.slot():
             return await run_in_threadpool(work, *args, **kwargs)
 
+    async def run_ahead(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """:meth:`run`, ahead of ordinary work (``slot(ahead=True)``)."""
+        async with self.slot(ahead=True):
+            return await run_in_threadpool(work, *args, **kwargs)
+
     async def run_surely(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """:meth:`run`, for work that must not be refused (``slot(refusable=False)``)."""
         async with self.slot(refusable=False):
             return await run_in_threadpool(work, *args, **kwargs)
-

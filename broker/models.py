@@ -115,7 +115,9 @@ class Team(Base):
     """``{"denied": [session permissions], "recording_required": bool}``; see ``broker.policies``."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
-    members: Mapped[list[User]] = relationship(secondary="team_members", back_populates="teams", lazy="selectin")
+    members: Mapped[list[User]] = relationship(secondary="team_members", back_populates="teams")
+    """Loaded when read (or with ``selectinload``), never with each member's teams: loading a user
+    would otherwise load every colleague in each of their teams, and each colleague's roles."""
 
 
 class TeamMember(Base):

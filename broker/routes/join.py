@@ -52,7 +52,8 @@ async def join(body: JoinRequest, state: State, source: Source) -> JoinResponse:
     try:
         async with state.code_failures.slot(source or "unknown") as slot:
             try:
-                return await state.db_slots.run(_redeem, state, body, source)
+                # Ahead of other database work: this check holds one of the few slots of its address.
+                return await state.db_slots.run_ahead(_redeem, state, body, source)
             except CodeRejected as rejected:
                 blocked_for = slot.failed()  # frees the slot before the audit: waiters go on
                 # Audited in a transaction of its own: the redemption's was rolled back.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from protocol.admin import TeamCreate, TeamOut, TeamUpdate
 
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/teams", tags=["admin"])
 
 @router.get("", response_model=list[TeamOut], summary="Every team with its policy and members")
 def index(db: DB, _admin: PolicyManager) -> list[TeamOut]:
-    return [team_out(t) for t in db.scalars(select(Team).order_by(Team.name))]
+    return [team_out(t) for t in db.scalars(select(Team).order_by(Team.name).options(selectinload(Team.members)))]
 
 
 @router.post("", response_model=TeamOut, status_code=201, summary="Create a team")
