@@ -123,7 +123,7 @@ def _technicians(db: Session, count: int) -> tuple[list[User], dict[int, list[in
     users, new_users = [], 0
     for index in range(count):
         username = f"seed-tech-{index + 1:02d}"
-        user = db.scalars(select(User).where(User.username == username)).one_or_none()
+        user = db.scalars(select(User).where(User.username == username)).unique().one_or_none()
         if user is None:
             # Every technician in one team, every third also in the next: some belong to two.
             member_of = [teams[index % len(teams)].name] + ([teams[(index + 1) % len(teams)].name] if index % 3 == 0 else [])

@@ -137,7 +137,7 @@ def as_json(model: BaseModel | list[BaseModel]) -> Any:
 
 def _users(db: Session, args: argparse.Namespace, actor: str) -> Result:
     if args.action == "list":
-        found = [directory.user_out(u) for u in db.scalars(select(User).order_by(User.username))]
+        found = [directory.user_out(u) for u in db.scalars(select(User).order_by(User.username)).unique()]
         lines = [f"{u.username:<20} {', '.join(u.roles):<24} {'disabled' if u.disabled else ''}".rstrip() for u in found]
         return as_json(found), "\n".join(lines) or "No accounts."
     if args.action == "create":

@@ -59,7 +59,7 @@ def team_out(team: Team) -> TeamOut:
 
 
 def _one(db: Session, column: Any, name: str, what: str) -> Any:
-    row = db.scalars(select(column.class_).where(column == name)).one_or_none()
+    row = db.scalars(select(column.class_).where(column == name)).unique().one_or_none()
     if row is None:
         raise not_found(f"{what} {name!r}")
     return row
@@ -86,7 +86,7 @@ def _named(db: Session, column: Any, names: Iterable[str], what: str, listing: s
     """The rows whose ``column`` (``Role.name``, ``User.username``...) holds each of ``names``,
     in that order and each once; 422 naming the first that does not exist."""
     wanted = list(dict.fromkeys(names))
-    found = {getattr(row, column.key): row for row in db.scalars(select(column.class_).where(column.in_(wanted)))}
+    found = {getattr(row, column.key): row for row in db.scalars(select(column.class_).where(column.in_(wanted))).unique()}
     missing = [n for n in wanted if n not in found]
     if missing:
         raise ApiError(422, "invalid_request", f"there is no {what} {missing[0]!r}; list them with GET {listing}")

@@ -65,8 +65,11 @@ class User(Base):
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)
     """The time step of the last accepted TOTP code: a code is good once."""
 
-    roles: Mapped[list[Role]] = relationship(secondary="user_roles", lazy="selectin", order_by="Role.id")
-    teams: Mapped[list[Team]] = relationship(secondary="team_members", lazy="selectin", order_by="Team.id",
+    # Joined: a user comes with roles and teams in the one query that loads it (three queries as
+    # "selectin", and a user is loaded several times per session). A query that selects User itself
+    # must call .unique() on its result.
+    roles: Mapped[list[Role]] = relationship(secondary="user_roles", lazy="joined", order_by="Role.id")
+    teams: Mapped[list[Team]] = relationship(secondary="team_members", lazy="joined", order_by="Team.id",
                                              back_populates="members")
 
     @property

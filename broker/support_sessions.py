@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from protocol.api import EndedBy, JoinRequest, SessionState
 from protocol.helpdesk import CommentKind, Visibility
@@ -47,11 +47,16 @@ class SessionOver(Exception):
 
 
 def get_session(db: Session, session_id: str) -> SupportSession | None:
-    return db.scalars(
-        select(SupportSession)
-        .where(SupportSession.id == session_id)
-        .options(selectinload(SupportSession.technician))
-    ).one_or_none()
+    """The session ``session_id``, its technician loaded (see :func:`_with_technician`)."""
+    return _with_technician(db.scalars(select(SupportSession).where(SupportSession.id == session_id)).one_or_none())
+
+
+def _with_technician(session: SupportSession | None) -> SupportSession | None:
+    # Loaded now, for use after the unit of work ends; as a plain many-to-one load, so a
+    # technician this unit of work already holds (their token was just looked up) costs no query.
+    if session is not None:
+        session.technician  # noqa: B018
+    return session
 
 
 def start_session(
@@ -144,9 +149,9 @@ def redeem_code(
     if won != 1:
         # Someone else redeemed it between our read and our write.
         raise CodeRejected(Verdict.used)
+    # Read after the UPDATE and not held before it by this unit of work: as the UPDATE left it.
     session = get_session(db, session_id)  # type: ignore[arg-type]
     assert session is not None
-    db.refresh(session)
     audit.record(
         db, "code.redeemed", actor=audit.host_actor(session.id), source=source,
         session_id=session.id, ticket_id=session.ticket_id,
@@ -163,11 +168,9 @@ def connected(db: Session, session: SupportSession, at: datetime) -> None:
 
 def host_session(db: Session, host_token_hash: str) -> SupportSession | None:
     """The session a host token belongs to."""
-    return db.scalars(
-        select(SupportSession)
-        .where(SupportSession.host_token_hash == host_token_hash)
-        .options(selectinload(SupportSession.technician))
-    ).one_or_none()
+    return _with_technician(
+        db.scalars(select(SupportSession).where(SupportSession.host_token_hash == host_token_hash)).one_or_none()
+    )
 
 
 def end_session(
@@ -194,9 +197,10 @@ def end_session(
             end_reason=reason,
         )
     ).rowcount
-    db.refresh(session)
     if won != 1:
+        db.refresh(session)  # as whoever ended it first left it
         raise SessionOver(session)
+    # Won: the UPDATE's synchronisation (SQLAlchemy's "auto") already set the values on ``session``.
     audit.record(
         db, "session.ended", actor=actor, source=source, session_id=session.id,
         ticket_id=session.ticket_id, ended_by=ended_by.value, reason=reason,

@@ -56,7 +56,7 @@ def login(
     body: LoginRequest, db: DB, state: State, source: Source, request: Request, response: Response
 ) -> LoginResponse:
     attempt = _Attempt(db, state, source, body.username)
-    user = db.scalars(select(User).where(User.username == body.username)).one_or_none()
+    user = db.scalars(select(User).where(User.username == body.username)).unique().one_or_none()
     now = utcnow()
     if user is not None:
         attempt.refuse_while_locked(user, now)

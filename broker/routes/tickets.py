@@ -145,7 +145,7 @@ def index(
 
 @router.get("/assignees", response_model=Assignees, summary="Who and which teams tickets can be assigned to")
 def assignees(db: DB, _user: TicketReader) -> Assignees:
-    people = [u for u in db.scalars(select(User).order_by(User.display_name)).all()
+    people = [u for u in db.scalars(select(User).order_by(User.display_name)).unique().all()
               if u.disabled_at is None and {"tickets.write", "session.start"} & u.permissions]
     teams = db.scalars(select(Team).order_by(Team.name)).all()
     return Assignees(people=[user_brief(u) for u in people], teams=[team_brief(t) for t in teams])

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/users", tags=["admin"])
 
 @router.get("", response_model=list[UserOut], summary="Every account")
 def index(db: DB, _admin: UserManager) -> list[UserOut]:
-    return [user_out(u) for u in db.scalars(select(User).order_by(User.username))]
+    return [user_out(u) for u in db.scalars(select(User).order_by(User.username)).unique()]
 
 
 @router.post("", response_model=UserCreated, status_code=201, summary="Create an account")
