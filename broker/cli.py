@@ -25,7 +25,7 @@ from .forwarded import ForwardedHeaders
 from .keys import BrokerKeys, KeyFileError, load_or_create_keys
 from .limits import RequestLimits, declared_body_limits
 from .settings import Settings
-from .uvicorn_hooks import HeadLimits, http_protocol
+from .uvicorn_hooks import HeadLimits, LeanWebSocketsProtocol, http_protocol
 
 WS_MAX_BYTES = 1024 * 1024
 """Frames above this are cut off by the server itself (close code 1009)."""
@@ -335,8 +335,9 @@ def serve(settings: Settings) -> int:
         log_level=settings.log_level,
         timeout_keep_alive=settings.http_keepalive_seconds,
         ws_max_size=WS_MAX_BYTES,
-        # The sans-I/O websockets protocol: no tasks of its own per connection, pings on timers.
-        ws="websockets-sansio",
+        # The sans-I/O websockets protocol: no tasks of its own per connection, pings on timers;
+        # lean: the opening handshake is let go once answered (broker/uvicorn_hooks.py).
+        ws=LeanWebSocketsProtocol,
         # Signalling messages are small; compression would hold a zlib state per socket (some 30 KiB each).
         ws_per_message_deflate=False,
         ws_ping_interval=settings.ws_ping_seconds or None,

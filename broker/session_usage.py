@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from .errors import ApiError
@@ -68,12 +68,13 @@ def charge(db: Session, session_id: str, adding: SessionUsage, quotas: SessionQu
     Raises :class:`ApiError` 413 when a quota would be overrun: the caller's
     transaction (the counters' addition with it) must then roll back.
     """
-    db.execute(
+    # One statement that adds and reads back (RETURNING: SQLite 3.35+, PostgreSQL); no in-memory
+    # object to keep in step (synchronize_session off), since nothing here holds the session's row.
+    row = db.execute(
         update(SupportSession).where(SupportSession.id == session_id).values({
             column: column + getattr(adding, column.key) for column in _COLUMNS
-        })
-    )
-    row = db.execute(select(*_COLUMNS).where(SupportSession.id == session_id)).one()
+        }).returning(*_COLUMNS).execution_options(synchronize_session=False)
+    ).one()
     problem = quotas.overrun(SessionUsage(*row))
     if problem is not None:
         raise ApiError(413, "quota_exceeded", problem)

@@ -1,4 +1,4 @@
-"""The one place that reaches into uvicorn's internals: limits on a request's head.
+"""The one place that reaches into uvicorn's internals: limits on a request's head, lean WebSockets.
 
 The broker runs uvicorn with httptools (``uvicorn[standard]`` installs it, uvloop too, and
 uvicorn's "auto" would pick it as well), and uvicorn bounds neither the size of a
@@ -25,7 +25,13 @@ It also answers what the parser refuses (``400``) in the JSON error shape instea
 uvicorn's plain text. Over HTTPS, time before the TLS handshake completes is asyncio's to
 bound (60 s): the protocol sees the connection only after it.
 
+:class:`LeanWebSocketsProtocol` is uvicorn's sans-I/O WebSocket protocol that lets go of the
+opening handshake (the request and the response with their headers, some 4 KiB) once the
+answer is sent: uvicorn keeps both for the connection's life but never reads them again,
+and the broker holds thousands of idle signalling sockets.
+
 Used members of uvicorn (checked by ``tests/unit/test_uvicorn_hooks.py``):
+``WebSocketsSansIOProtocol.{start_keepalive, request, response}``, and
 ``HttpToolsProtocol.{connection_made, connection_lost, data_received, on_headers_complete,
 on_message_complete, send_400_response}`` and its ``transport``, ``loop`` and
 ``server_state.default_headers``.
@@ -39,6 +45,7 @@ from http import HTTPStatus
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from protocol.api import ErrorBody
 
@@ -139,3 +146,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 def http_protocol(limits: HeadLimits) -> type[LimitedHttpToolsProtocol]:
     """The protocol class for uvicorn's ``http=``, with ``limits`` on every request's head."""
     return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,), {"limits": limits})
+
+
+class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's ``websockets-sansio`` protocol, without the handshake kept for the connection's life."""
+
+    def start_keepalive(self) -> None:
+        super().start_keepalive()
+        # uvicorn calls this right after it sent the handshake's answer; it reads neither again.
+        self.request = None  # type: ignore[assignment]  # uvicorn types them as always set
+        self.response = None  # type: ignore[assignment]

@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 import uvicorn
+import websockets
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 
-from broker.uvicorn_hooks import HeadLimits, LimitedHttpToolsProtocol, http_protocol, refusal_bytes
+from broker.uvicorn_hooks import HeadLimits, LeanWebSocketsProtocol, LimitedHttpToolsProtocol, http_protocol, refusal_bytes
 
 LIMIT = 1000
 TIMEOUT = 0.2
@@ -226,3 +228,47 @@ async def test_the_count_holds_however_the_head_is_cut(piece: int) -> None:
         protocol.data_received(head[start:start + piece])
     assert_refused(transport, 431, "header_too_large")
     assert sum(parser.fed) == LIMIT + 1
+
+
+def test_the_lean_websocket_protocol_still_has_what_it_relies_on() -> None:
+    source = inspect.getsource(WebSocketsSansIOProtocol)
+    # Every read of the handshake comes before the answer is sent, and the keepalive starts after it.
+    assert source.count("self.request") == 1 and "self.request = event" in source
+    sent = inspect.getsource(WebSocketsSansIOProtocol.send)
+    assert sent.index("self.conn.send_response(self.response)") < sent.index("self.start_keepalive()")
+    assert "self.response" not in sent[sent.index("self.start_keepalive()"):]
+
+
+async def test_a_websocket_lets_go_of_its_handshake_once_accepted_and_goes_on_working() -> None:
+    seen: list[LeanWebSocketsProtocol] = []
+
+    class Watched(LeanWebSocketsProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            seen.append(self)
+            super().connection_made(transport)
+
+    async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "websocket"
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "text": message["text"].upper()})
+
+    config = uvicorn.Config(echo, host="127.0.0.1", port=0, ws=Watched, ws_ping_interval=0.05,
+                            log_config=None, lifespan="off")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/") as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "HELLO"
+            assert seen and seen[0].request is None and seen[0].response is None
+            await asyncio.sleep(0.2)  # some pings answered after the handshake was let go
+            await ws.send("still here")
+            assert await ws.recv() == "STILL HERE"
+    finally:
+        server.should_exit = True
+        await serving
