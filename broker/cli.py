@@ -20,6 +20,7 @@ from . import admin_cli, integrations_cli
 from .accounts import FIRST_ADMIN, ensure_first_admin
 from .app import build_state, create_app
 from .chain import SignedHead, Verdict
+from .collector import settle_collector
 from .db import Database
 from .forwarded import ForwardedHeaders
 from .keys import BrokerKeys, KeyFileError, load_or_create_keys
@@ -328,6 +329,7 @@ def serve(settings: Settings) -> int:
     limited = RequestLimits(app, max_body_bytes=settings.http_max_body_bytes,
                             body_timeout=settings.http_body_timeout_seconds,
                             route_limits=declared_body_limits(app.openapi()))
+    settle_collector()
     config = uvicorn.Config(
         ForwardedHeaders(limited, settings.trusted_proxy_networks),
         # uvicorn's httptools protocol, with limits on each request's head (broker/uvicorn_hooks.py).
