@@ -17,10 +17,14 @@ the one place that reaches into pynput's X11 internals to do that:
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
 SHIFT_MASK = 1
+FRESH_MAPPING_SETTLE_SECONDS = 0.1
+"""How long a character on a newly borrowed keycode waits for applications to take the mapping in
+(generous for a busy machine; paid once per character while its keycode stays borrowed)."""
 
 
 class XorgCharTyper:
@@ -106,6 +110,12 @@ class XorgCharTyper:
             _old, keycode = self._borrowed.popitem(last=False)
         display.change_keyboard_mapping(keycode, [(keysym,) * len(mapping[0])])
         display.sync()
+        # The server tells every client of the new mapping (MappingNotify), and each re-reads
+        # it when it gets round to that event; a key pressed at once may still be looked up
+        # in the old mapping, where the keycode means nothing, and the character is lost
+        # (seen: "Grüße" arrived as "Grüe" in one run of four). Only a freshly borrowed
+        # keycode waits; one already mapped is typed at once.
+        time.sleep(FRESH_MAPPING_SETTLE_SECONDS)
         self._borrowed[keysym] = keycode
         return keycode
 
