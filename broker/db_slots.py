@@ -162,15 +162,19 @@ class DatabaseSlots:
     async def run(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``work(*args, **kwargs)`` in a worker thread, holding a slot: for work that opens
         its own database session (``state.database.session()``) rather than the request's."""
-        async with self.slot():
-            return await run_in_threadpool(work, *args, **kwargs)
+        return await _in_thread_holding(self.slot(), work, *args, **kwargs)
 
     async def run_ahead(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """:meth:`run`, ahead of ordinary work (``slot(ahead=True)``)."""
-        async with self.slot(ahead=True):
-            return await run_in_threadpool(work, *args, **kwargs)
+        return await _in_thread_holding(self.slot(ahead=True), work, *args, **kwargs)
 
     async def run_surely(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """:meth:`run`, for work that must not be refused (``slot(refusable=False)``)."""
-        async with self.slot(refusable=False):
-            return await run_in_threadpool(work, *args, **kwargs)
+        return await _in_thread_holding(self.slot(refusable=False), work, *args, **kwargs)
+
+
+async def _in_thread_holding(
+    slot: contextlib.AbstractAsyncContextManager[None], work: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    async with slot:
+        return await run_in_threadpool(work, *args, **kwargs)

@@ -90,7 +90,6 @@ def identify_peer(
     )
     if not live and not recent:
         raise ApiError(410, "session_over", f"the session is {session.state}")
-    session.technician  # noqa: B018 - loaded now, used after the unit of work ends
     return SessionPeer(info=info, session=session, token_expires_at=token_expires_at)
 
 

@@ -167,7 +167,7 @@ def connected(db: Session, session: SupportSession, at: datetime) -> None:
 
 
 def host_session(db: Session, host_token_hash: str) -> SupportSession | None:
-    """The session a host token belongs to."""
+    """The session a host token belongs to, its technician loaded."""
     return _with_technician(
         db.scalars(select(SupportSession).where(SupportSession.host_token_hash == host_token_hash)).one_or_none()
     )
