@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -45,6 +46,29 @@ async def test_a_wrong_password_says_so_and_signs_nobody_in(broker, console_page
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("alert")).to_have_text("wrong username or password")
     await expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
+
+
+async def test_a_page_still_loading_does_not_paint_over_the_page_asked_for_since(broker, console_page) -> None:
+    # Signing in lands on the ticket list; its request is held while the technician goes to their
+    # account. Released afterwards, the list must not replace the account page (a CI run showed the
+    # ticket list where "#/dashboard" had been asked for).
+    page = await console_page(broker)
+    released = asyncio.Event()
+
+    async def hold(route) -> None:  # type: ignore[no-untyped-def]
+        await released.wait()
+        await route.continue_()
+
+    await page.route(re.compile(r"/tickets\?"), hold)
+    async with page.expect_request(re.compile(r"/tickets\?")):
+        await sign_in(page, "admin", broker.admin_password)
+    await page.goto(broker.base_url + "/#/account")
+    await expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    async with page.expect_response(re.compile(r"/tickets\?")):
+        released.set()
+    await page.wait_for_timeout(300)  # the overtaken page's remaining steps
+    await expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Tickets")).to_have_count(0)
 
 
 async def test_the_authenticator_code_is_asked_for_only_once_the_broker_wants_it(broker, console_page) -> None:

@@ -1,6 +1,6 @@
 // The console's shell: who is signed in, the navigation their permissions allow, and the router.
 //
-// Pages are ES modules under pages/, each exporting render(main, ctx, params); the router
+// Pages are ES modules under pages/, each exporting render(view, ctx, params); the router
 // loads one per location hash (#/tickets, #/tickets/12, ...). No build step.
 
 import { api, ApiError, signIn, signOut } from "./api.js";
@@ -60,13 +60,20 @@ function firstPage() {
   return first ? first.nav[1] : "#/";
 }
 
+// Routing runs are numbered: a page still loading for an earlier hash (the landing page right
+// after signing in, say) must not paint over the page asked for since. Each run renders into
+// its own view; one overtaken stops at its next step or finishes into a detached view.
+let routing = 0;
+
 async function route() {
+  const run = ++routing;
   if (!ctx.me) {
     // Asked of /auth/session, which never answers with an error: a signed-out visitor is
     // no failure, and must not show up as one in the browser's console.
     const state = await api("GET", "/auth/session");
     ctx.me = state.signed_in ? state.user : null;
     ctx.passwordChangeRequired = state.signed_in && state.password_change_required;
+    if (run !== routing) return;
   }
   renderNav();
   if (!ctx.me) return renderLogin();
@@ -84,13 +91,15 @@ async function route() {
   }
   const params = location.hash.match(pattern).slice(1);
   const page = await import(module);
-  main.replaceChildren();
+  if (run !== routing) return;
+  const view = h("div", { class: "view" });
+  main.replaceChildren(view);
   try {
-    await page.render(main, ctx, params);
+    await page.render(view, ctx, params);
   } catch (err) {
-    main.append(h("p", { class: "error", role: "alert" }, err.message || String(err)));
+    view.append(h("p", { class: "error", role: "alert" }, err.message || String(err)));
   }
-  main.focus();
+  if (run === routing) main.focus();
 }
 
 function renderLogin() {
