@@ -459,7 +459,7 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, bool]:
     parser.add_argument("--database-url", help="with --database postgresql: DESKHAND_DATABASE_URL of an empty "
                         "database every broker uses (the benchmark fills it); without, a throwaway cluster")
     parser.add_argument("--setting", type=broker_setting, action="append", default=[], metavar="DESKHAND_NAME=VALUE",
-                        help="another broker setting (repeatable), e.g. DESKHAND_WORKERS=2")
+                        help="another broker setting (repeatable), e.g. DESKHAND_WS_PING_SECONDS=60")
     parser.add_argument("--note", action="append", default=[], help="a line added to the conditions (repeatable)")
     parser.add_argument("--write-docs", action="store_true", help="replace this benchmark's section of docs/benchmarks.md")
     args = parser.parse_args(argv)

@@ -47,7 +47,8 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from peer.signalling import websocket_url
+from peer.keepalive import QuietPeerConnection
+from peer.signalling import PING_SECONDS, PING_TIMEOUT_SECONDS, websocket_url
 
 T = TypeVar("T")
 
@@ -212,6 +213,7 @@ class LoadGenerator:
         ws = await websockets.connect(
             websocket_url(self.base_url, path), additional_headers={"Authorization": f"Bearer {token}"},
             open_timeout=None, close_timeout=CLOSE_TIMEOUT, max_size=1024 * 1024,
+            create_connection=QuietPeerConnection, ping_interval=PING_SECONDS, ping_timeout=PING_TIMEOUT_SECONDS,  # as peers
         )
         holder.append(ws)
         return ws

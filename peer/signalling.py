@@ -23,8 +23,19 @@ from protocol.signalling import (
 )
 from protocol.transport import websocket_tls
 
+from .keepalive import QuietPeerConnection
+
 log = logging.getLogger(__name__)
 
+
+PING_SECONDS = 45.0
+"""A peer pings the broker after this long without a frame from it (:mod:`peer.keepalive`).
+
+Longer than the broker's own ping interval (``DESKHAND_WS_PING_SECONDS``, 30 s), so a peer of a
+broker that pings never pings back on a timer of its own; a broker gone silent is noticed
+within ``PING_SECONDS + PING_TIMEOUT_SECONDS``."""
+PING_TIMEOUT_SECONDS = 20.0
+"""How long a peer waits for the answer to its ping before it takes the connection for dead."""
 
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 10.0)
 """Seconds between attempts to reach the broker again after signalling dropped."""
@@ -96,6 +107,9 @@ class SignallingChannel:
                 additional_headers={"Authorization": f"Bearer {token}"},
                 max_size=1024 * 1024,
                 open_timeout=15,
+                create_connection=QuietPeerConnection,
+                ping_interval=PING_SECONDS,
+                ping_timeout=PING_TIMEOUT_SECONDS,
             )
         except websockets.InvalidStatus as exc:
             raise SignallingRefused(exc.response.status_code, _reason(exc.response.body)) from None

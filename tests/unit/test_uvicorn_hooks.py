@@ -19,6 +19,8 @@ import websockets
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
 
 from broker.uvicorn_hooks import HeadLimits, LeanWebSocketsProtocol, LimitedHttpToolsProtocol, http_protocol, refusal_bytes
 
@@ -237,18 +239,27 @@ def test_the_lean_websocket_protocol_still_has_what_it_relies_on() -> None:
     sent = inspect.getsource(WebSocketsSansIOProtocol.send)
     assert sent.index("self.conn.send_response(self.response)") < sent.index("self.start_keepalive()")
     assert "self.response" not in sent[sent.index("self.start_keepalive()"):]
+    # websockets' server parser keeps the request in its generator's frame (why headers are emptied).
+    parse = inspect.getsource(ServerProtocol.parse)
+    assert "request = yield from Request.parse(" in parse and "yield from super().parse()" in parse
 
 
 async def test_a_websocket_lets_go_of_its_handshake_once_accepted_and_goes_on_working() -> None:
     seen: list[LeanWebSocketsProtocol] = []
+    requests: list[Request] = []
 
     class Watched(LeanWebSocketsProtocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             seen.append(self)
             super().connection_made(transport)
 
+        def handle_connect(self, event: Request) -> None:
+            requests.append(event)
+            super().handle_connect(event)
+
     async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "websocket"
+        assert (b"x-asked-by", b"test") in scope["headers"]
         await receive()  # websocket.connect
         await send({"type": "websocket.accept"})
         while (message := await receive())["type"] == "websocket.receive":
@@ -262,10 +273,11 @@ async def test_a_websocket_lets_go_of_its_handshake_once_accepted_and_goes_on_wo
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        async with websockets.connect(f"ws://127.0.0.1:{port}/") as ws:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/", additional_headers={"X-Asked-By": "test"}) as ws:
             await ws.send("hello")
             assert await ws.recv() == "HELLO"
             assert seen and seen[0].request is None and seen[0].response is None
+            assert len(requests) == 1 and list(requests[0].headers.raw_items()) == []
             await asyncio.sleep(0.2)  # some pings answered after the handshake was let go
             await ws.send("still here")
             assert await ws.recv() == "STILL HERE"
