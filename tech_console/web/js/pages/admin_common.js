@@ -2,11 +2,13 @@
 
 import { h } from "../dom.js";
 
+// The broker's names, in its order (protocol/permissions.py; tests/unit/test_console_vocabulary.py keeps them in step).
 export const SESSION_PERMISSIONS = ["view", "control", "clipboard", "chat", "files.send", "files.receive"];
-export const ROLE_PERMISSIONS = [
+export const ACCOUNT_PERMISSIONS = [
   "session.start", "tickets.read", "tickets.write", "tickets.assign", "recordings.view", "audit.read", "audit.export",
-  "users.manage", "roles.manage", "policies.manage", ...SESSION_PERMISSIONS,
+  "users.manage", "roles.manage", "policies.manage", "reports.read", "integrations.manage",
 ];
+export const ROLE_PERMISSIONS = [...ACCOUNT_PERMISSIONS, ...SESSION_PERMISSIONS];
 
 const TABS = [["Accounts", "#/admin/users", "users.manage"], ["Roles", "#/admin/roles", "roles.manage"], ["Teams", "#/admin/teams", "policies.manage"]];
 

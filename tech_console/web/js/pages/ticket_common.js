@@ -2,6 +2,7 @@
 
 import { h } from "../dom.js";
 
+// The broker's names, in its order (protocol/; tests/unit/test_console_vocabulary.py keeps them in step).
 export const STATUSES = ["new", "open", "pending", "resolved", "closed", "reopened"];
 export const PRIORITIES = ["low", "normal", "high", "urgent"];
 
