@@ -28,6 +28,7 @@ from protocol.api import (
 
 from .. import audit, lockout, second_factor, totp
 from ..access import PublicAccess
+from ..rate_gate import SIGN_INS
 from ..accounts import needs_totp_enrolment, revoke_tokens, user_for_token
 from ..browser_session import clear_session_cookie, csrf_token_for, request_token, set_session_cookie
 from ..clock import utcnow
@@ -115,14 +116,7 @@ class _Attempt:
         self.db, self.state, self.source, self.username = db, state, source, username
         self.key = source or "unknown"
         self.at = time.monotonic()
-        wait = state.login_failures.count_attempt(self.key, self.at)
-        if wait is not None:
-            # Not audited one by one: the block's start is (auth.rate_limited), and a flood
-            # of refusals must not fill the trail.
-            raise ApiError(
-                429, "rate_limited", f"too many failed sign-ins from this address; try again in {wait} s",
-                headers={"Retry-After": str(wait)},
-            )
+        SIGN_INS.count(state.login_failures, self.key, self.at)
 
     def refuse_while_locked(self, user: User, now: datetime) -> None:
         """429 ``account_locked`` if the account is locked, without checking the password."""
@@ -145,9 +139,7 @@ class _Attempt:
             self._count_against(user)
         audit.record(self.db, "auth.login_failed", actor=audit.ANONYMOUS, source=self.source,
                      username=self.username, reason=reason)
-        wait = self.state.login_failures.retry_after(self.key, self.at)
-        if wait is not None:
-            audit.record(self.db, "auth.rate_limited", actor=audit.ANONYMOUS, source=self.source, retry_after=wait)
+        SIGN_INS.audit_block(self.db, self.source, self.state.login_failures.retry_after(self.key, self.at))
         # Committed now: the refusal rolls the request's transaction back.
         self.db.commit()
         raise ApiError(status, error, message)

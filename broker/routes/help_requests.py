@@ -23,6 +23,7 @@ from protocol.requests import (
 from .. import audit
 from ..access import PublicAccess, SessionPeerAccess, SessionStarter, TicketReader
 from ..deps import DB, BrokerState, PeerToken, Source, State
+from ..rate_gate import HELP_REQUESTS
 from ..errors import ApiError, not_found
 from ..help_requests import (
     QUEUE_CHANGED,
@@ -71,19 +72,12 @@ async def create(body: HelpRequestCreate, state: State, source: Source) -> HelpR
     key = source or "unknown"
     now = time.monotonic()
     # Every request counts and none is forgiven: the limit is on asking, not on failing.
-    wait = state.help_requests.count_attempt(key, now)
-    if wait is not None:
-        raise ApiError(
-            429, "rate_limited", f"too many help requests from this address; try again in {wait} s",
-            headers={"Retry-After": str(wait)},
-        )
+    HELP_REQUESTS.count(state.help_requests, key, now)
     starts_block = state.help_requests.retry_after(key, now)
 
     def _create() -> HelpRequestCreated:
         with state.database.session() as db:
-            if starts_block is not None:
-                audit.record(db, "request.rate_limited", actor=audit.ANONYMOUS, source=source,
-                             retry_after=starts_block)
+            HELP_REQUESTS.audit_block(db, source, starts_block)
             if waiting_count(db) >= state.settings.request_queue_max:
                 audit.record(db, "request.queue_full", actor=audit.ANONYMOUS, source=source)
                 db.commit()

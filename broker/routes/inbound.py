@@ -25,6 +25,7 @@ from protocol.webhooks import (
 from .. import audit, inbound
 from ..access import IntegrationManager, SignatureAccess
 from ..deps import DB, BrokerState, Source, State
+from ..rate_gate import INBOUND_REQUESTS
 from ..errors import ApiError, unauthorized
 from ..webhooks import (
     create_inbound_source,
@@ -87,10 +88,7 @@ async def receive(
     # one (401), not with a 422 that would tell a prober which names could exist.
     key = source or "unknown"
     now = time.monotonic()
-    wait = state.inbound_failures.retry_after(key, now)
-    if wait is not None:
-        raise ApiError(429, "rate_limited", f"too many refused requests from this address; try again in {wait} s",
-                       headers={"Retry-After": str(wait)})
+    INBOUND_REQUESTS.check(state.inbound_failures, key, now)
     body = await _read_body(request)
     result = await state.db_slots.run(_receive, state, system, request.headers.get(TIMESTAMP_HEADER),
                                      request.headers.get(SIGNATURE_HEADER), body, source, key, now)
@@ -129,6 +127,7 @@ def _receive(
             state.inbound_failures.record_failure(key, now)
             audit.record(db, "inbound.refused", actor=audit.ANONYMOUS, source=source, system=system[:32],
                          reason=refusal.value)
+            INBOUND_REQUESTS.audit_block(db, source, state.inbound_failures.retry_after(key, now))
             return refusal
         try:
             try:

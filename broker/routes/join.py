@@ -9,6 +9,7 @@ from protocol.api import JoinRequest, JoinResponse, SessionJoin, signalling_path
 from .. import audit
 from ..access import PublicAccess
 from ..attempt_slots import SlotRefused
+from ..rate_gate import SUPPORT_CODES
 from ..codes import Verdict
 from ..deps import BrokerState, Source, State
 from ..errors import ApiError
@@ -61,16 +62,11 @@ async def join(body: JoinRequest, state: State, source: Source) -> JoinResponse:
                 status, error, message = _REJECTIONS[rejected.verdict]
                 raise ApiError(status, error, message) from None
     except SlotRefused as refused:
-        wait = str(refused.retry_after)
         if refused.blocked:
-            raise ApiError(
-                429, "rate_limited",
-                f"too many wrong codes from this address; try again in {wait} s",
-                headers={"Retry-After": wait},
-            ) from None
+            raise SUPPORT_CODES.refusal(refused.retry_after) from None
         raise ApiError(
-            503, "busy", f"too many support codes are being checked at once; try again in {wait} s",
-            headers={"Retry-After": wait},
+            503, "busy", f"too many support codes are being checked at once; try again in {refused.retry_after} s",
+            headers={"Retry-After": str(refused.retry_after)},
         ) from None
 
 
@@ -90,7 +86,4 @@ def _audit_failure(
     """
     with state.database.session() as db:
         audit.record(db, "code.redeem_failed", actor=audit.ANONYMOUS, source=source, reason=verdict.value)
-        if blocked_for is not None:
-            audit.record(
-                db, "code.rate_limited", actor=audit.ANONYMOUS, source=source, retry_after=blocked_for
-            )
+        SUPPORT_CODES.audit_block(db, source, blocked_for)

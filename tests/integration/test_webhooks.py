@@ -465,3 +465,15 @@ def test_after_a_failure_an_endpoints_later_events_wait_and_keep_their_order(bro
     assert len(receiver.at("/ordered")) == 4, "the events held back were not sent in the failed round"
     attempts = sorted(_delivery(broker, admin, r.json["id"])["attempts"] for r in got[1:])
     assert attempts == [2, 2, 2]
+
+
+def test_refusals_from_one_address_are_limited_and_the_block_audited_once(start_broker) -> None:  # type: ignore[no-untyped-def]
+    limited = start_broker(DESKHAND_INBOUND_FAILURES_PER_SOURCE="3")
+    answers = [limited.http.post("/inbound/jira", content=b"{}", headers={"Content-Type": "application/json"})
+               for _ in range(6)]
+    assert [a.status_code for a in answers] == [401] * 3 + [429] * 3
+    assert int(answers[3].headers["Retry-After"]) > 0
+    assert answers[3].json()["error"] == "rate_limited" and "too many refused requests" in answers[3].json()["message"]
+    # Each refusal audited; of the refusals while blocked, only the block's start.
+    assert limited.sql("SELECT count(*) FROM audit_events WHERE kind = 'inbound.refused'") == [(3,)]
+    assert limited.sql("SELECT count(*) FROM audit_events WHERE kind = 'inbound.rate_limited'") == [(1,)]
