@@ -177,7 +177,7 @@ class Meter:
         self._start = [CpuSample.take(pid) for pid in self._pids]
 
     def read(self) -> tuple[float, float]:
-        broker, generator = (CpuSample.take(pid).percent_since(start) for pid, start in zip(self._pids, self._start))
+        broker, generator = (CpuSample.take(pid).percent_since(start) for pid, start in zip(self._pids, self._start, strict=False))
         return broker, generator
 
 

@@ -478,7 +478,8 @@ async def self_check(marks: int, interval: float) -> None:
                 print(f"Chromium's presented-frame counter moved by {counts[-1] - counts[0]} over "
                       f"{len(counts) - 1} callbacks (larger: frames without a callback)")
             print(f"video payload: {(bytes_after - bytes_before) * 8 / 1000 / (end - start):.0f} kbit/s")
-            print(f"video {receiver.video_size[0]}x{receiver.video_size[1]}; latest_rgb: {snapshot.shape} {snapshot.dtype}, marker centre {tuple(snapshot[y, x])} (last mark {last})")
+            print(f"video {receiver.video_size[0]}x{receiver.video_size[1]}; latest_rgb: {snapshot.shape} {snapshot.dtype}, "
+                  f"marker centre {tuple(snapshot[y, x])} (last mark {last})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from bench.seed_helpdesk import seed_database
 from tests.support.api import bearer
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             "(SELECT count(*) FROM session_surveys)")[0]
         print(f"database: {tickets} tickets, {sessions} sessions, {surveys} surveys")
         admin = bearer(broker.login())
-        today = datetime.now(timezone.utc).date()
+        today = datetime.now(UTC).date()
         for days in (30, 90, 366):
             query = {"from": (today - timedelta(days=days - 1)).isoformat(), "to": today.isoformat()}
             times = []

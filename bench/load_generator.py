@@ -28,6 +28,7 @@ over, after the ``Retry-After`` a 429 or 503 asked for. Nothing here asserts.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -39,7 +40,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
@@ -259,7 +260,7 @@ class LoadGenerator:
                 holder: list[ClientConnection] = []
                 try:
                     joined = await self._joined(tally)
-                    ws = await self._step(tally, "host_connect", lambda: self._greeted(joined, holder))
+                    ws = await self._step(tally, "host_connect", functools.partial(self._greeted, joined, holder))
                 except StepFailed as failed:
                     unclaimed[0] += 1
                     tally.errors[failed.kind] += 1
@@ -282,7 +283,7 @@ class LoadGenerator:
         """Close every idle socket; how many the broker had not closed first."""
         sockets, self.idle = self.idle, []
         open_until_now = sum(1 for ws, _ in sockets if ws.close_code is None)
-        for ws, reader in sockets:
+        for _ws, reader in sockets:
             reader.cancel()
         for start in range(0, len(sockets), 500):
             await asyncio.gather(*(ws.close() for ws, _ in sockets[start:start + 500]), return_exceptions=True)
@@ -383,7 +384,7 @@ class LoadGenerator:
             headers = {"Authorization": f"Bearer {session['host_token']}"}
             path = f"/sessions/{session['session_id']}"
             if kind == "events":
-                at = datetime.now(timezone.utc).isoformat()
+                at = datetime.now(UTC).isoformat()
                 events = [{"id": uuid.uuid4().hex, "kind": EVENT_KINDS[i % len(EVENT_KINDS)][0], "at": at,
                            "data": EVENT_KINDS[i % len(EVENT_KINDS)][1]} for i in range(events_per_batch)]
                 await self._step(tally, "write", lambda: self._call(
@@ -469,7 +470,7 @@ def _serve(conn: Connection, base_url: str, token: str, timeout: float) -> None:
                     return
                 try:
                     result = await getattr(generator, command)(**arguments)
-                except Exception as failed:  # reported to the benchmark, which stops there
+                except Exception as failed:  # noqa: BLE001 - reported to the benchmark, which stops there
                     conn.send(("error", f"{type(failed).__name__}: {failed}"))
                 else:
                     conn.send(("ok", result))

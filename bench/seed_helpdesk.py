@@ -33,7 +33,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, insert, select
@@ -142,7 +142,7 @@ def seed(db: Session, *, tickets: int, seed: int = 1, days: int = 90, technician
     """Add ``tickets`` tickets (with sessions, surveys, comments) created over the last ``days`` days."""
     started = time.perf_counter()
     rng = random.Random(seed)
-    now = (now or datetime.now(timezone.utc)).replace(minute=0, second=0, microsecond=0)
+    now = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
     users, teams_of, new_users, new_teams = _technicians(db, technicians)
     summary = SeedSummary(technicians=new_users, teams=new_teams)
     next_ticket = (db.scalar(select(func.max(Ticket.id))) or 0) + 1

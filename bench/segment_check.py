@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     for width, height in SIZES:
         for kind in ("still", "text", "noise"):
             data = segment(kind, width, height)
-            check = per_call_ms(lambda: check_segment(data, 1000), args.rounds)
-            decode = per_call_ms(lambda: decode_all(data), max(1, args.rounds // 3))
+            check = per_call_ms(lambda data=data: check_segment(data, 1000), args.rounds)
+            decode = per_call_ms(lambda data=data: decode_all(data), max(1, args.rounds // 3))
             rows.append(f"| {kind} | {width}x{height} | {len(data) / 1000:.0f} kB | {check:.2f} ms | {decode:.1f} ms |")
     conditions = [*machine_conditions(), f"segments: 1 s at {FPS:g} fps (2 frames), VP8 as the host records them"]
     publish("segment_check", conditions, "\n".join(rows), write=args.write_docs)

@@ -216,8 +216,8 @@ def pipeline_table(f: PipelineFigures) -> str:
         f"| marks missed / painted | {f.missed} / {marks} | "
         + " | ".join(f"{p.missed} / {p.missed + len(p.latencies)}" for p in f.phases.values()) + " |",
         "| frames delivered per second | | " + " | ".join(_num(p.fps) for p in f.phases.values()) + " |",
-        f"| host CPU, % of one core | | " + " | ".join(_num(p.cpu_percent) for p in f.phases.values()) + " |",
-        f"| received Mbit/s | | " + " | ".join(_num(p.mbit_per_s, 2) for p in f.phases.values()) + " |",
+        "| host CPU, % of one core | | " + " | ".join(_num(p.cpu_percent) for p in f.phases.values()) + " |",
+        "| received Mbit/s | | " + " | ".join(_num(p.mbit_per_s, 2) for p in f.phases.values()) + " |",
         "",
         f"continuous (scrolling + moving): {_num(f.continuous_fps)} fps, host CPU {_num(f.continuous_cpu)} % "
         f"of a core, {_num(f.continuous_mbit, 2)} Mbit/s; static: host CPU {_num(f.static_cpu)} %; "
@@ -289,7 +289,8 @@ def targets_table(all_figures: dict[str, PipelineFigures]) -> str:
               and py.ssim >= vnc.ssim - SSIM_EQUAL)
         rows.append((
             f"better latency and fps than x11vnc at equal (SSIM within {SSIM_EQUAL}) or better sharpness",
-            f"p50 {_ms(py.p_counting_missed(50))} vs {_ms(vnc.p_counting_missed(50))}, fps {_num(py.continuous_fps)} vs {_num(vnc.continuous_fps)}, "
+            f"p50 {_ms(py.p_counting_missed(50))} vs {_ms(vnc.p_counting_missed(50))}, "
+            f"fps {_num(py.continuous_fps)} vs {_num(vnc.continuous_fps)}, "
             f"SSIM {py.ssim:.4f} vs {vnc.ssim:.4f}",
             ok,
         ))

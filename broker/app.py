@@ -25,8 +25,8 @@ from protocol.webhooks import SeenSignatures
 from . import __doc__ as broker_doc
 from . import password_policy
 from .access import PublicAccess
-from .db_slots import DatabaseSlots
 from .attempt_slots import AttemptSlots
+from .db_slots import DatabaseSlots
 from .deps import BrokerState
 from .errors import install_error_handlers, log_round_failure
 from .grant_watch import GrantWatcher
@@ -37,10 +37,10 @@ from .peers import PeerCache
 from .ratelimit import AttemptGate, BucketsByKey, FailureLimiter
 from .recordings import RecordingStore
 from .routes import audit as audit_routes
+from .routes import auth, help_requests, join, recording, roles, sessions, signal, sla, surveys, teams, tickets, transfers, users
 from .routes import inbound as inbound_routes
-from .routes import webhooks as webhook_routes
 from .routes import reports as report_routes
-from .routes import auth, help_requests, join, recording, roles, sessions, signal, surveys, sla, teams, tickets, transfers, users
+from .routes import webhooks as webhook_routes
 from .settings import Settings
 from .spool import ChunkSignals, TransferSpool
 from .support_sessions import expire_overdue

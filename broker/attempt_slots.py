@@ -93,9 +93,8 @@ class AttemptSlots:
             await asyncio.wait({future}, timeout=self.max_wait)
         except BaseException:
             # Cancelled (the client left): a slot given meanwhile goes to the next in line.
-            if future.done():
-                if isinstance(future.result(), Admitted):
-                    self.finish(source, failed=False)
+            if future.done() and isinstance(future.result(), Admitted):
+                self.finish(source, failed=False)
             raise
         finally:
             del self._waiters[ticket]

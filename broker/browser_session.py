@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime
-
 from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection

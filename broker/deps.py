@@ -10,21 +10,20 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from starlette.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 
 from protocol.admin import NAME_PATTERN
-from sqlalchemy.orm import Session
-
 from protocol.api import API_PREFIX
 from protocol.webhooks import SeenSignatures
 
 from .accounts import unfinished_setup, user_for_token
 from .attempt_slots import AttemptSlots
 from .browser_session import request_token
-from .db_slots import DatabaseSlots
 from .db import Database
+from .db_slots import DatabaseSlots
 from .errors import unauthorized
 from .evidence import VerifiedRecordings
 from .grant_watch import GrantBook

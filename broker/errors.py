@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse

@@ -20,12 +20,12 @@ handling stays off (``proxy_headers=False`` in ``broker/cli.py``).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, MutableMapping, Union
+from typing import Any
 
-Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
-Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 SCHEMES = ("http", "https")
 WEBSOCKET_SCHEMES = {"http": "ws", "https": "wss"}

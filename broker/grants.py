@@ -8,7 +8,7 @@ of their teams' policies deny (nothing at all while the account is disabled).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -120,7 +120,7 @@ def audit_grants(db: Session, grants: Sequence[SignedGrant]) -> int:
         audit.record(
             db, "grant.issued", actor="broker", session_id=grant.session_id, ticket_id=grant.ticket_id,
             technician_id=grant.technician_id, permissions=permissions,
-            expires_at=datetime.fromtimestamp(grant.expires_at, timezone.utc).isoformat(),
+            expires_at=datetime.fromtimestamp(grant.expires_at, UTC).isoformat(),
         )
         count += 1
     return count

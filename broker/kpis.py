@@ -41,15 +41,16 @@ that group only; the daily series follow the filters.
 
 from __future__ import annotations
 
+import csv
+import io
+import itertools
 import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
-import csv
-import io
-from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, String, and_, func, or_, select, type_coerce
@@ -156,12 +157,12 @@ class Period:
 
     @cached_property
     def begins(self) -> datetime:
-        return datetime.combine(self.start, time(), tzinfo=timezone.utc)
+        return datetime.combine(self.start, time(), tzinfo=UTC)
 
     @cached_property
     def ends(self) -> datetime:
         """The first moment after the range."""
-        return datetime.combine(self.end + timedelta(days=1), time(), tzinfo=timezone.utc)
+        return datetime.combine(self.end + timedelta(days=1), time(), tzinfo=UTC)
 
     @property
     def days(self) -> int:
@@ -172,7 +173,7 @@ class Period:
 
     def day_index(self, moment: datetime) -> int:
         """The day of ``moment`` counted from ``start`` (negative before it, ``days`` or more after)."""
-        return (moment.astimezone(timezone.utc).date() - self.start).days
+        return (moment.astimezone(UTC).date() - self.start).days
 
 
 # --- statistics -----------------------------------------------------------------------------
@@ -216,7 +217,7 @@ def repeat_ids(tickets: Iterable[TicketRow], window: timedelta) -> set[int]:
     for chain in chains.values():
         chain.sort(key=lambda t: (t.created_at, t.id))
         # Sorted, so only the nearest predecessor can be inside the window.
-        for before, ticket in zip(chain, chain[1:]):
+        for before, ticket in itertools.pairwise(chain):
             if ticket.created_at - before.created_at <= window:
                 found.add(ticket.id)
     return found
@@ -364,7 +365,7 @@ def compute(
     teams = _groups("team", per_team, directory.team_names)
     return KpiReport(
         start=period.start, end=period.end, technician=technician, team=team,
-        repeat_window_days=repeat_window.days, generated_at=now or datetime.now(timezone.utc),
+        repeat_window_days=repeat_window.days, generated_at=now or datetime.now(UTC),
         overall=overall.figures(), technicians=technicians, teams=teams, daily=daily_series(chosen, period),
     )
 
@@ -392,7 +393,7 @@ def _moment(value: str | datetime | None) -> Any:
     if value is None:
         return None
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def load(db: Session, period: Period, repeat_window: timedelta) -> tuple[list[TicketRow], list[SurveyRow], Directory]:

@@ -6,7 +6,7 @@ Schema changes go through an Alembic revision in ``broker/migrations/versions``;
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
@@ -34,10 +34,10 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=timezone.utc)
+        return None if value is None else value.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
@@ -215,13 +215,13 @@ class Ticket(Base):
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
     assignee_team: Mapped[Team | None] = relationship()
-    sessions: Mapped[list["SupportSession"]] = relationship(
+    sessions: Mapped[list[SupportSession]] = relationship(
         back_populates="ticket", order_by="SupportSession.created_at"
     )
-    comments: Mapped[list["TicketComment"]] = relationship(
+    comments: Mapped[list[TicketComment]] = relationship(
         back_populates="ticket", order_by="TicketComment.id"
     )
-    surveys: Mapped[list["SessionSurvey"]] = relationship(order_by="SessionSurvey.submitted_at")
+    surveys: Mapped[list[SessionSurvey]] = relationship(order_by="SessionSurvey.submitted_at")
 
 
 class TicketComment(Base):
@@ -460,7 +460,7 @@ class Transfer(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
-    chunks: Mapped[list["TransferChunk"]] = relationship(
+    chunks: Mapped[list[TransferChunk]] = relationship(
         order_by="TransferChunk.index", cascade="all, delete-orphan"
     )
 

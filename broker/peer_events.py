@@ -31,7 +31,6 @@ from .models import AuditEvent
 from .peers import SessionPeer
 from .session_usage import SessionQuotas, SessionUsage, charge
 
-
 BROKER_DATA_KEYS = ("event_id", "reported_at")
 """What the broker adds to a reported event's data; no kind's schema may name them
 (``tests/unit/test_peer_event_ids.py`` checks), and the broker's values win anyway."""

@@ -100,7 +100,7 @@ class FailureLimiter:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
-    def create(cls, per_source: int, overall: int | None, window: float) -> "FailureLimiter":
+    def create(cls, per_source: int, overall: int | None, window: float) -> FailureLimiter:
         return cls(
             SlidingWindowLimiter(per_source, window),
             None if overall is None else SlidingWindowLimiter(overall, window),
@@ -225,7 +225,7 @@ class AttemptGate:
     _in_flight_total: int = 0
     _waiting: dict[str, deque[int]] = field(default_factory=dict, repr=False)
     _waiting_total: int = 0
-    _tickets: "itertools.count[int]" = field(default_factory=itertools.count, repr=False)
+    _tickets: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
     def arrive(self, source: str, now: float) -> Admission:
         """An attempt from ``source``: admitted, blocked, queued or (queue full) crowded out."""

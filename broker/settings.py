@@ -21,11 +21,11 @@ from protocol.ice import IceConfig, IceServer
 from protocol.recording import MAX_EVENTS_PER_BATCH, MAX_SEGMENT_BYTES, SessionPolicy
 from protocol.signalling import DEFAULT_MAX_MESSAGE_BYTES
 
+from .db import Database
+from .db_slots import DatabaseBudget
 from .forwarded import Network, parse_trusted_proxies
 from .keys import KeyFileError, require_owner_only
 from .lockout import LockoutPolicy
-from .db_slots import DatabaseBudget
-from .db import Database
 from .session_usage import SessionQuotas
 from .sla import SLA_CLOCK_KEY, BusinessCalendar, CalendarError, SlaClock
 
@@ -378,7 +378,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _check_tls_pair(self) -> "Settings":
+    def _check_tls_pair(self) -> Settings:
         cert, key = self.tls_cert_file, self.tls_key_file
         if (cert is None) != (key is None):
             raise ValueError(
@@ -390,7 +390,7 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _check_business_hours(self) -> "Settings":
+    def _check_business_hours(self) -> Settings:
         try:
             BusinessCalendar.parse(self.business_hours, self.business_timezone)
         except CalendarError as exc:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -76,8 +76,8 @@ class BusinessCalendar:
     def _window(self, day: date) -> tuple[datetime, datetime] | None:
         if day.weekday() not in self.weekdays:
             return None
-        opens = datetime.combine(day, self.start, tzinfo=self.zone).astimezone(timezone.utc)
-        closes = datetime.combine(day, self.end, tzinfo=self.zone).astimezone(timezone.utc)
+        opens = datetime.combine(day, self.start, tzinfo=self.zone).astimezone(UTC)
+        closes = datetime.combine(day, self.end, tzinfo=self.zone).astimezone(UTC)
         return opens, closes
 
     def seconds_between(self, start: datetime, end: datetime) -> float:
@@ -356,8 +356,8 @@ __all__ = [
     "ALWAYS",
     "SLA_CLOCK_KEY",
     "BusinessCalendar",
-    "CalendarError",
     "Calendar",
+    "CalendarError",
     "Clock24x7",
     "Flags",
     "SlaClock",

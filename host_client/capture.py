@@ -82,7 +82,7 @@ class Screen:
         factory = getattr(mss, "MSS", None) or mss.mss
         try:
             self._grabber: Any = factory()
-        except Exception as exc:  # mss raises its own ScreenShotError and OSErrors
+        except Exception as exc:  # noqa: BLE001 - mss raises its own ScreenShotError and OSErrors
             raise CaptureError(
                 f"cannot open the screen ({exc}); run this in a desktop session, or set DISPLAY"
             ) from None
@@ -142,7 +142,7 @@ class ScreenTrack(MediaStreamTrack):
         visible: Callable[[], bool] = lambda: True,
         fps: float = 60.0,
         screen: Screen | None = None,
-        damage: DamageWatcher | None | Literal["auto"] = "auto",
+        damage: DamageWatcher | Literal["auto"] | None = "auto",
         budget: StreamBudget | None = None,
     ) -> None:
         super().__init__()
@@ -241,7 +241,7 @@ class ScreenTrack(MediaStreamTrack):
             self._watch()
             try:
                 await asyncio.wait_for(self._wake.wait(), due - now)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _watch(self) -> None:

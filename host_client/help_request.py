@@ -71,7 +71,7 @@ class HelpRequestClient:
         self._http = httpx.AsyncClient(base_url=self.broker_url, timeout=15.0, verify=tls_context())
         self.created: HelpRequestCreated | None = None
 
-    async def __aenter__(self) -> "HelpRequestClient":
+    async def __aenter__(self) -> HelpRequestClient:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:

@@ -41,7 +41,7 @@ class PynputBackend:
     def __init__(self) -> None:
         try:
             from pynput import keyboard, mouse
-        except Exception as exc:  # pynput raises ImportError subclasses and Xlib errors
+        except Exception as exc:  # noqa: BLE001 - pynput raises ImportError subclasses and Xlib errors
             raise InputUnavailable(
                 f"cannot control this desktop ({exc}); run in a desktop session (DISPLAY set)"
             ) from None

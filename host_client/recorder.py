@@ -139,7 +139,7 @@ class SegmentRecorder:
         try:
             while not self._stop.is_set():
                 self._segment(screen)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.error = f"recording stopped: {exc}"
             log.exception("recording failed")
         finally:
@@ -350,7 +350,7 @@ class RecordingUploader:
                     delay = 0.5
                     try:
                         await asyncio.wait_for(self._wake.wait(), 1.0)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
                 else:
                     await asyncio.sleep(delay)

@@ -20,11 +20,11 @@ from pathlib import Path
 
 from aiortc import RTCDataChannel, RTCPeerConnection
 
-from peer.events import EventReporter, clipboard_fields
 from peer.aiortc_hooks import forward_keyframe_requests, use_screen_encoder
+from peer.events import EventReporter, clipboard_fields
 from peer.ice import rtc_configuration
-from peer.screen_encoder import screen_codec_preferences
 from peer.landing import DEFAULT_MAX_FILE_BYTES, LandingFolder
+from peer.screen_encoder import screen_codec_preferences
 from peer.signalling import (
     ReconnectSchedule,
     SignallingChannel,
@@ -157,7 +157,7 @@ class HostOptions:
     downloads_root: Path = field(default_factory=default_downloads_root)
     """Files sent to this computer land in a per-session folder under here."""
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
-    after_end: Callable[["HostSession", "HostSummary"], Awaitable[None]] | None = None
+    after_end: Callable[[HostSession, HostSummary], Awaitable[None]] | None = None
     """Run once the session has ended, before the UI closes (the satisfaction survey)."""
 
 
@@ -289,7 +289,7 @@ class HostSession:
         return summary
 
     async def _run_after_end(
-        self, after_end: Callable[["HostSession", HostSummary], Awaitable[None]], summary: HostSummary
+        self, after_end: Callable[[HostSession, HostSummary], Awaitable[None]], summary: HostSummary
     ) -> None:
         """Run ``after_end`` (the survey) for at most :data:`AFTER_END_SECONDS`; the user ending
         again (Ctrl-C, End) skips it. Its failures are logged: the session is over either way."""

@@ -170,7 +170,7 @@ class TkThread:
 
         try:
             root = tkinter.Tk()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever stops Tk starting goes to the waiting caller
             ready.set_exception(_without_frames(exc))
             return
         try:
@@ -247,7 +247,7 @@ def _execute(future: concurrent.futures.Future[Any], fn: Callable[..., Any], *ar
         return
     try:
         result = fn(*args)
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - the caller's future carries it, whatever it is
         future.set_exception(_without_frames(exc))
     else:
         future.set_result(result)

@@ -169,7 +169,7 @@ class TerminalUI:
                 answer = await self._ask(f"  Path of the file to send{default} (n = decline): ")
                 if answer is None or answer.strip().lower() in ("n", "no"):
                     return None
-                chosen = Path((answer.strip() or suggested_path)).expanduser()
+                chosen = Path(answer.strip() or suggested_path).expanduser()
                 if chosen.is_file():
                     return chosen
                 self._say(f"  {chosen} is not a file")

@@ -58,7 +58,7 @@ class ChunkLedger:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> "ChunkLedger":
+    def from_json(cls, text: str) -> ChunkLedger:
         data = json.loads(text)
         ledger = cls(str(data["transfer_id"]), int(data["size"]), int(data["chunk_size"]))
         hashes = {int(k): str(v) for k, v in dict(data.get("hashes", {})).items()}

@@ -25,7 +25,7 @@ import logging
 import secrets
 import threading
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -134,7 +134,7 @@ class EventReporter:
             self._wake.set()
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
@@ -146,7 +146,7 @@ class EventReporter:
                     await asyncio.sleep(0.5)
 
     def _event(self, kind: str, data: dict[str, Any]) -> PeerEvent:
-        return PeerEvent(id=self._ids.next(), kind=kind, at=datetime.now(timezone.utc), data=data)
+        return PeerEvent(id=self._ids.next(), kind=kind, at=datetime.now(UTC), data=data)
 
     def _client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(timeout=self._request_timeout, verify=tls_context())

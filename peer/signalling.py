@@ -96,7 +96,7 @@ class SignallingChannel:
         self._connection = connection
 
     @classmethod
-    async def open(cls, broker_url: str, path: str, token: str) -> "SignallingChannel":
+    async def open(cls, broker_url: str, path: str, token: str) -> SignallingChannel:
         """Connect and authenticate; raises :class:`SignallingRefused` with the broker's reason, or
         an :class:`OSError` when the broker cannot be reached (try again later)."""
         try:

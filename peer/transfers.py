@@ -114,7 +114,7 @@ class TransferClient:
             await self._http.close()
             self._http = None
 
-    async def __aenter__(self) -> "TransferClient":
+    async def __aenter__(self) -> TransferClient:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
@@ -130,7 +130,7 @@ class TransferClient:
             try:
                 async with self._session().request(method, self._base + path, **kwargs) as response:
                     reply = Reply(response.status, response.headers, await response.read())
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 failure: str = f"{exc.__class__.__name__}: {exc}"
             else:
                 if reply.status < 500 or reply.status == 507:

@@ -88,7 +88,7 @@ class LoginRequest(Request):
     which carries ``csrf_token`` instead (send it as ``X-CSRF-Token`` on every change)."""
 
     @model_validator(mode="after")
-    def _one_second_factor(self) -> "LoginRequest":
+    def _one_second_factor(self) -> LoginRequest:
         if self.totp_code is not None and self.recovery_code is not None:
             raise ValueError("give either totp_code or recovery_code, not both")
         return self
@@ -223,7 +223,7 @@ class TicketUpdate(Request):
     external: ExternalRef | None = None
 
     @model_validator(mode="after")
-    def _not_empty(self) -> "TicketUpdate":
+    def _not_empty(self) -> TicketUpdate:
         if not self.model_fields_set:
             raise ValueError("nothing to change: give at least one field")
         for name in ("subject", "description", "requester_name", "requester_email", "priority", "category", "status"):
@@ -252,7 +252,7 @@ class SlaTargetIn(Request):
     business_hours: bool = False
 
     @model_validator(mode="after")
-    def _order(self) -> "SlaTargetIn":
+    def _order(self) -> SlaTargetIn:
         if self.resolution_minutes < self.first_response_minutes:
             raise ValueError("resolution_minutes must not be shorter than first_response_minutes")
         return self
@@ -475,7 +475,7 @@ class SessionJoin(Response):
     signalling_path: str
     """Path of the signalling WebSocket, relative to the broker URL."""
 
-    def with_token(self, host_token: str) -> "JoinResponse":
+    def with_token(self, host_token: str) -> JoinResponse:
         """The full join answer, with the host token the host holds."""
         return JoinResponse(**self.model_dump(), host_token=host_token)
 
@@ -491,8 +491,13 @@ def signalling_path(session_id: str) -> str:
 
 __all__ = [
     "API_PREFIX",
+    "Assignees",
+    "Category",
+    "CommentCreate",
+    "CommentOut",
     "EndedBy",
     "ErrorBody",
+    "ExternalRef",
     "HostDescription",
     "HostInfo",
     "JoinRequest",
@@ -509,11 +514,6 @@ __all__ = [
     "SessionStarted",
     "SessionState",
     "SingleLine",
-    "Assignees",
-    "Category",
-    "CommentCreate",
-    "CommentOut",
-    "ExternalRef",
     "SlaOut",
     "SlaTargetIn",
     "SlaTargetOut",
@@ -522,10 +522,10 @@ __all__ = [
     "SlaTimerOut",
     "SurveyOut",
     "TeamBrief",
-    "TicketUpdate",
     "TicketCreate",
     "TicketOut",
     "TicketSummary",
+    "TicketUpdate",
     "UserBrief",
     "UserInfo",
     "format_code",

@@ -20,7 +20,7 @@ technician is told at most every 5 s (a ``refused`` with ``what`` ``rate_limited
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -100,7 +100,7 @@ class Text(_Message):
     text: MultiLine = Field(min_length=1, max_length=MAX_TEXT_CHARS)
 
 
-InputMessage = Annotated[Union[PointerMove, PointerButton, Wheel, Key, Text], Field(discriminator="type")]
+InputMessage = Annotated[PointerMove | PointerButton | Wheel | Key | Text, Field(discriminator="type")]
 InputMessageT = PointerMove | PointerButton | Wheel | Key | Text
 
 
@@ -172,8 +172,8 @@ class Notice(_Message):
     text: str = Field(max_length=500)
 
 
-TechControlMessage = Annotated[Union[Chat, Clipboard, SelectMonitor], Field(discriminator="type")]
-HostControlMessage = Annotated[Union[Chat, Clipboard, Monitors, Refused, Notice], Field(discriminator="type")]
+TechControlMessage = Annotated[Chat | Clipboard | SelectMonitor, Field(discriminator="type")]
+HostControlMessage = Annotated[Chat | Clipboard | Monitors | Refused | Notice, Field(discriminator="type")]
 
 _input = TypeAdapter(InputMessage)
 _tech_control = TypeAdapter(TechControlMessage)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -110,7 +110,7 @@ def verify_grant(
     if grant.expires_at <= grant.issued_at:
         raise GrantRejected("the grant expires before it was issued")
     if not is_current(grant, now):
-        moment = int((now or datetime.now(timezone.utc)).timestamp())
+        moment = int((now or datetime.now(UTC)).timestamp())
         if grant.issued_at > moment:
             raise GrantRejected("the grant was issued in the future (check this computer's clock)")
         raise GrantRejected("the grant has expired")
@@ -119,5 +119,5 @@ def verify_grant(
 
 def is_current(grant: Grant, now: datetime | None = None) -> bool:
     """Whether ``grant`` is inside its validity window (with the allowed clock skew)."""
-    moment = int((now or datetime.now(timezone.utc)).timestamp())
+    moment = int((now or datetime.now(UTC)).timestamp())
     return grant.issued_at <= moment + CLOCK_SKEW_SECONDS and grant.expires_at > moment - CLOCK_SKEW_SECONDS

@@ -34,7 +34,7 @@ class KpiQuery(Request):
     team: str | None = Field(default=None, pattern=NAME_PATTERN, description="only this team's tickets (team name)")
 
     @model_validator(mode="after")
-    def _check_range(self) -> "KpiQuery":
+    def _check_range(self) -> KpiQuery:
         for name, day in (("from", self.start), ("to", self.end)):
             if not EARLIEST <= day <= LATEST:
                 raise ValueError(f"{name} {day.isoformat()} is outside {EARLIEST.isoformat()}..{LATEST.isoformat()}")
@@ -139,6 +139,7 @@ class KpiReport(Response):
 
 
 __all__ = [
+    "MAX_SPAN_DAYS",
     "CsatFigures",
     "DurationStats",
     "KpiDay",
@@ -146,6 +147,5 @@ __all__ = [
     "KpiGroup",
     "KpiQuery",
     "KpiReport",
-    "MAX_SPAN_DAYS",
     "Share",
 ]

@@ -15,7 +15,7 @@ sender as an ``error`` message.
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -40,7 +40,7 @@ class Role(str, enum.Enum):
     host = "host"
 
     @property
-    def other(self) -> "Role":
+    def other(self) -> Role:
         return Role.host if self is Role.technician else Role.technician
 
 
@@ -94,7 +94,7 @@ class Consent(_Message):
     source: ConsentSource
 
 
-PeerMessage = Annotated[Union[Offer, Answer, IceCandidate, End, Consent], Field(discriminator="type")]
+PeerMessage = Annotated[Offer | Answer | IceCandidate | End | Consent, Field(discriminator="type")]
 """Any message a peer may send."""
 PeerMessageT = Offer | Answer | IceCandidate | End | Consent
 
@@ -167,10 +167,8 @@ class Error(_Message):
 
 
 BrokerMessage = Annotated[
-    Union[
-        Offer, Answer, IceCandidate, Consent, Welcome, GrantIssued, TransferUpdate, FileRequestUpdate,
-        PeerJoined, PeerLeft, SessionEnded, Error,
-    ],
+    Offer | Answer | IceCandidate | Consent | Welcome | GrantIssued | TransferUpdate | FileRequestUpdate | PeerJoined
+    | PeerLeft | SessionEnded | Error,
     Field(discriminator="type"),
 ]
 """Any message a peer may receive from the broker."""

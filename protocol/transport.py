@@ -95,7 +95,8 @@ def load_tls_context(ca_file: Path | None) -> ssl.SSLContext:
         try:
             context.load_verify_locations(cafile=ca_file)
         except FileNotFoundError:
-            raise TransportError(f"CA file {ca_file} does not exist; give the PEM file of the CA that signed the broker's certificate") from None
+            raise TransportError(
+                f"CA file {ca_file} does not exist; give the PEM file of the CA that signed the broker's certificate") from None
         except PermissionError:
             raise TransportError(f"CA file {ca_file} is not readable; check its permissions") from None
         except IsADirectoryError:

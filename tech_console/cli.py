@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TextIO, TypeVar
 
@@ -50,10 +50,10 @@ from protocol.api import (
     TicketSummary,
     TicketUpdate,
 )
-from protocol.helpdesk import CommentKind, SlaFilter, TicketOrder, TicketStatus, Visibility
-from protocol.totp import is_totp_code, normalize_recovery_code, normalize_second_factor, normalize_totp_code
 from protocol.cli import add_transport_options, configure_logging, number_in_range
+from protocol.helpdesk import CommentKind, SlaFilter, TicketOrder, TicketStatus, Visibility
 from protocol.terminal_text import multi_line, one_line
+from protocol.totp import is_totp_code, normalize_recovery_code, normalize_second_factor, normalize_totp_code
 from protocol.transport import TransportError, check_transport, checked_broker_url, trust_ca_file
 
 from . import actions as actions_module
@@ -392,7 +392,7 @@ def _when(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a date: use YYYY-MM-DD or an ISO 8601 time such as 2026-11-30T14:00"
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _choice(kind: type[E], what: str) -> Callable[[str], E]:
@@ -708,7 +708,7 @@ async def _ticket(ctx: Context) -> int:
                 external_key=args.external.key if args.external else None,
                 order=args.order, limit=args.limit, offset=args.offset,
             )
-            ctx.emit(found, _ticket_table(found, datetime.now(timezone.utc)))
+            ctx.emit(found, _ticket_table(found, datetime.now(UTC)))
         elif action == "show":
             ticket = await tc.get_ticket(args.ticket_id)
             ctx.emit(ticket, _describe_ticket(ticket))
@@ -787,7 +787,7 @@ def _ticket_request(args: argparse.Namespace, action: str) -> Any:
 
 def _summary(t: TicketSummary) -> str:
     """One line: status, priority, who works it, SLA."""
-    sla = _sla_cell(t.sla, datetime.now(timezone.utc))
+    sla = _sla_cell(t.sla, datetime.now(UTC))
     return f"{t.status.value}, {t.priority.value}, {_assigned(t) or 'nobody assigned'}, SLA {sla}"
 
 
@@ -853,8 +853,8 @@ def _span(seconds: float, *, up: bool = True) -> str:
 
 def _moment(at: datetime, now: datetime) -> str:
     """A UTC time, with the date only when it is not today."""
-    at = at.astimezone(timezone.utc)
-    return f"{at:%H:%M}" if at.date() == now.astimezone(timezone.utc).date() else f"{at:%Y-%m-%d %H:%M}"
+    at = at.astimezone(UTC)
+    return f"{at:%H:%M}" if at.date() == now.astimezone(UTC).date() else f"{at:%Y-%m-%d %H:%M}"
 
 
 def _describe_timer(name: str, t: SlaTimerOut, now: datetime) -> str:
@@ -951,7 +951,7 @@ async def _pickup(ctx: Context) -> int:
 
 
 def _ago(moment: datetime) -> str:
-    seconds = max(0, int((datetime.now(timezone.utc) - moment).total_seconds()))
+    seconds = max(0, int((datetime.now(UTC) - moment).total_seconds()))
     minutes, seconds = divmod(seconds, 60)
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
@@ -1264,7 +1264,7 @@ _COMMENT_KINDS = {CommentKind.note: "internal note", CommentKind.reply: "public 
 
 
 def _describe_ticket(t: TicketOut) -> list[str]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     moves = ", ".join(s.value for s in t.allowed_statuses) or "nothing"
     lines = [
         f"Ticket {t.id}: {t.subject}",

@@ -72,7 +72,7 @@ class TechConsole:
         self._http = httpx.AsyncClient(base_url=self.broker_url + API_PREFIX, timeout=timeout, verify=tls_context())
         self.current_view: RemoteView | None = None
 
-    async def __aenter__(self) -> "TechConsole":
+    async def __aenter__(self) -> TechConsole:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:

@@ -50,9 +50,9 @@ under ``CI=true``, where it fails: CI must never pass by skipping.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 

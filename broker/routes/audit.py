@@ -10,8 +10,8 @@ import functools
 import hashlib
 import re
 import time
-from datetime import datetime, timezone
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
@@ -69,9 +69,9 @@ def _utc(moment: datetime, name: str) -> datetime:
     """``moment`` in UTC, as the stored times are; without a zone it is taken as UTC. 422 for a
     moment with no date in UTC (0001-01-01 in a zone east of it, 9999-12-31 west of it)."""
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
+        return moment.replace(tzinfo=UTC)
     try:
-        return moment.astimezone(timezone.utc)
+        return moment.astimezone(UTC)
     except OverflowError:
         raise ApiError(422, "invalid_request", f"{name}: {moment.isoformat()} has no date in UTC") from None
 

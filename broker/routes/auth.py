@@ -28,7 +28,6 @@ from protocol.api import (
 
 from .. import audit, lockout, second_factor, totp
 from ..access import PublicAccess
-from ..rate_gate import SIGN_INS
 from ..accounts import needs_totp_enrolment, revoke_tokens, user_for_token
 from ..browser_session import clear_session_cookie, csrf_token_for, request_token, set_session_cookie
 from ..clock import utcnow
@@ -37,6 +36,7 @@ from ..errors import ApiError
 from ..models import AccessToken, User
 from ..password_policy import check_password
 from ..passwords import hash_password, verify_password
+from ..rate_gate import SIGN_INS
 from ..serializers import user_info
 from ..tokens import USER_TOKEN_PREFIX, new_token
 

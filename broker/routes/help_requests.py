@@ -23,7 +23,6 @@ from protocol.requests import (
 from .. import audit
 from ..access import PublicAccess, SessionPeerAccess, SessionStarter, TicketReader
 from ..deps import DB, BrokerState, PeerToken, Source, State
-from ..rate_gate import HELP_REQUESTS
 from ..errors import ApiError, not_found
 from ..help_requests import (
     QUEUE_CHANGED,
@@ -41,6 +40,7 @@ from ..help_requests import (
 )
 from ..json_bodies import BoundedJsonRoute
 from ..models import HelpRequest, User
+from ..rate_gate import HELP_REQUESTS
 from ..serializers import session_out
 from ..spool import wait_for
 from ..support_sessions import get_session

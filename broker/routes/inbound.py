@@ -25,8 +25,8 @@ from protocol.webhooks import (
 from .. import audit, inbound
 from ..access import IntegrationManager, SignatureAccess
 from ..deps import DB, BrokerState, Source, State
-from ..rate_gate import INBOUND_REQUESTS
 from ..errors import ApiError, unauthorized
+from ..rate_gate import INBOUND_REQUESTS
 from ..webhooks import (
     create_inbound_source,
     delete_inbound_source,

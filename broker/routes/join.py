@@ -9,12 +9,12 @@ from protocol.api import JoinRequest, JoinResponse, SessionJoin, signalling_path
 from .. import audit
 from ..access import PublicAccess
 from ..attempt_slots import SlotRefused
-from ..rate_gate import SUPPORT_CODES
 from ..codes import Verdict
 from ..deps import BrokerState, Source, State
 from ..errors import ApiError
 from ..json_bodies import BoundedJsonRoute
 from ..models import SupportSession
+from ..rate_gate import SUPPORT_CODES
 from ..serializers import user_brief
 from ..support_sessions import CodeRejected, redeem_code
 

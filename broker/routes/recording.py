@@ -39,8 +39,8 @@ from ..json_bodies import BoundedJsonRoute
 from ..limits import body_limit
 from ..models import RecordingSegment, SupportSession
 from ..peers import SessionPeer, identify_peer
-from ..recordings import StagedSegment
 from ..recording_timeline import SegmentSpan, misplacement, placed_offset_ms
+from ..recordings import StagedSegment
 from ..segment_check import SegmentInvalid, check_segment
 from ..session_usage import SessionUsage, charge
 

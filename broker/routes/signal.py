@@ -51,8 +51,8 @@ from protocol.signalling import (
 
 from .. import audit
 from ..access import SessionPeerAccess
-from ..consent_flow import ConsentFlow, consent_state
 from ..browser_session import request_token
+from ..consent_flow import ConsentFlow, consent_state
 from ..deps import BrokerState, SessionId
 from ..errors import ApiError
 from ..grant_changes import read_count

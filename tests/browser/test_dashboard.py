@@ -7,7 +7,8 @@ import csv
 import io
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.async_api import expect
@@ -40,7 +41,7 @@ async def test_the_dashboard_renders_the_seeded_set_quickly_and_matches_the_api(
     made = broker.http.post("/roles", headers=admin, json={"name": "kpi-viewer", "permissions": ["reports.read"]})
     assert made.status_code == 201, made.text
     make_user(broker, "dash-viewer", role="kpi-viewer")
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     query = {"from": (today - timedelta(days=29)).isoformat(), "to": today.isoformat()}
     started = time.perf_counter()
     expected = broker.http.get("/reports/kpis", params=query, headers=admin)
@@ -98,7 +99,7 @@ async def test_the_dashboard_renders_the_seeded_set_quickly_and_matches_the_api(
         await page.get_by_role("button", name="Download CSV").click()
     download = await download_info.value
     assert download.suggested_filename == f"deskhand-kpis-{query['from']}-to-{query['to']}.csv"
-    rows = list(csv.DictReader(io.StringIO(open(await download.path(), encoding="utf-8").read())))
+    rows = list(csv.DictReader(io.StringIO(Path(await download.path()).read_text(encoding="utf-8"))))
     assert (rows[0]["scope"], rows[0]["volume"], rows[0]["backlog"]) == ("overall", str(f["volume"]), str(f["backlog"]))
     assert broker.sql("SELECT count(*) FROM audit_events WHERE kind = 'report.exported' AND actor = 'user:dash-viewer'")[0][0] == 1
 

@@ -55,7 +55,7 @@ def foreign_site(broker: BrokerProcess, recorded_session: str) -> Iterator[str]:
     page = foreign_html(broker.api, recorded_session).encode()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(page)))

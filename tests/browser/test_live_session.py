@@ -42,7 +42,7 @@ READ_PIXELS = """(points) => {
 async def pattern_shown(page: Page, width: int, height: int) -> bool:
     cells = pattern_cell_centres(width, height)
     seen = await page.evaluate(READ_PIXELS, [[x, y] for x, y, _ in cells])
-    return all(max(abs(a - b) for a, b in zip(got, colour)) <= 40 for got, (_, _, colour) in zip(seen, cells))
+    return all(max(abs(a - b) for a, b in zip(got, colour, strict=False)) <= 40 for got, (_, _, colour) in zip(seen, cells, strict=False))
 
 
 async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, console_page, hosts, tmp_path) -> None:
@@ -76,10 +76,10 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
         painter.close()
 
     with RecorderProcess(xvfb.env) as recorder:
-        cx, cy, shown_w, shown_h = await page.evaluate(PICTURE_CENTRE)
+        cx, cy, _shown_w, _shown_h = await page.evaluate(PICTURE_CENTRE)
         await page.mouse.click(cx, cy)  # the first click captures input and is not sent
         await expect(page.locator("#capture-state")).to_contain_text("INPUT CAPTURED")
-        cx, cy, shown_w, shown_h = await page.evaluate(PICTURE_CENTRE)
+        cx, cy, _shown_w, _shown_h = await page.evaluate(PICTURE_CENTRE)
         await page.mouse.click(cx, cy)
         await async_wait_until(lambda: recorder.clicks(), "the click on the host")
         x, y, button = recorder.clicks()[0]

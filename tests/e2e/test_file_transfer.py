@@ -127,7 +127,7 @@ async def test_files_over_the_hosts_limit_are_refused_before_sending(broker, xvf
     env = {**xvfb.env, "DESKHAND_DOWNLOADS": str(downloads)}
     async with live_session(broker, env, "--consent", FILES, "--max-file-size", "4096", view=False) as live:
         await live.consented()
-        with pytest.raises(ConsoleError, match="over the limit of 0.0 MB per file here"):
+        with pytest.raises(ConsoleError, match=r"over the limit of 0\.0 MB per file here"):
             await live.console.send_file(live.session_id, source)
         async with live.console.transfers(live.session_id) as files:
             (refused,) = await files.all()
@@ -140,7 +140,7 @@ async def test_the_brokers_limit_and_missing_consent_refuse_the_offer(start_brok
     async with live_session(broker, xvfb.env, "--consent", "view,files.receive", view=False) as live:
         await live.consented()
         async with live.console.transfers(live.session_id) as files:
-            with pytest.raises(TransferError, match="has not allowed files.send") as no_consent:
+            with pytest.raises(TransferError, match=r"has not allowed files\.send") as no_consent:
                 await files.offer("notes.txt", 10, Direction.to_host)
             assert no_consent.value.status == 403
             with pytest.raises(TransferError, match="only the host sends files to_technician"):
@@ -161,7 +161,7 @@ async def test_the_technician_fetches_a_file_the_host_approves(broker, xvfb, tmp
     async with live_session(broker, xvfb.env, "--consent", FILES, view=False) as live:
         await live.consented()
         saved = await live.console.fetch_file(live.session_id, str(wanted), destination, note="the log please")
-        with pytest.raises(ConsoleError, match="declined the file request: .*is not a file"):
+        with pytest.raises(ConsoleError, match=r"declined the file request: .*is not a file"):
             await live.console.fetch_file(live.session_id, str(tmp_path / "missing.log"), destination)
     assert saved == destination / "system (2).log"
     assert file_sha256(saved) == file_sha256(wanted)

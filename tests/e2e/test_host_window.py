@@ -145,7 +145,7 @@ def _text_of(widget: Any) -> str:
     try:
         variable = str(widget.cget("textvariable"))
         return str(widget.getvar(variable)) if variable else str(widget.cget("text"))
-    except Exception:  # a frame, an entry: no text of their own
+    except Exception:  # noqa: BLE001 - a frame, an entry: no text of their own
         return ""
 
 

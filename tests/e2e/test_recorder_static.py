@@ -8,6 +8,7 @@ back from the spool with ffprobe and PyAV, alone and joined as the broker joins 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import subprocess
 from collections.abc import Callable, Iterator
@@ -55,7 +56,7 @@ def recorder_on(display: XvfbServer, monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 
 def paint(display: XvfbServer, rgb: tuple[int, int, int]) -> None:
-    subprocess.run(["xsetroot", "-display", display.display, "-solid", "#%02x%02x%02x" % rgb], check=True)
+    subprocess.run(["xsetroot", "-display", display.display, "-solid", "#{:02x}{:02x}{:02x}".format(*rgb)], check=True)
 
 
 def segments(spool: Path) -> list[tuple[dict, bytes]]:
@@ -110,7 +111,7 @@ def test_a_still_screen_is_recorded_without_encoding_after_the_first_segment(dis
             assert np.array_equal(picture, reference)  # every segment plays alone and shows the screen
     assert on_time >= 3
     offsets = [meta["offset_ms"] for meta, _ in stored]
-    assert all(b - a >= 999 for a, b in zip(offsets, offsets[1:]))  # whole milliseconds, rounded down
+    assert all(b - a >= 999 for a, b in itertools.pairwise(offsets))  # whole milliseconds, rounded down
 
     joined = frames(concatenate((meta["offset_ms"], data) for meta, data in stored))
     assert len(joined) == sum(len(frames(data)) for _, data in stored)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import os
 import shutil
@@ -74,7 +75,7 @@ def timeline_gaps(rows: list[tuple[int, int, int]]) -> list[int]:
     """The ms between each segment's end and the next one's start, once checked that the segments
     are numbered in turn and none starts before the one before it ends."""
     assert [index for index, _offset, _duration in rows] == list(range(len(rows))), rows
-    gaps = [following[1] - (offset + duration) for (_i, offset, duration), following in zip(rows, rows[1:])]
+    gaps = [following[1] - (offset + duration) for (_i, offset, duration), following in itertools.pairwise(rows)]
     assert all(gap >= 0 for gap in gaps), f"segments overlap: {rows}"
     return gaps
 

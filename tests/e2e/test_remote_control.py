@@ -35,7 +35,8 @@ def broker_env() -> dict[str, str]:
 
 
 def pointer(env: dict[str, str]) -> tuple[int, int]:
-    out = subprocess.run(["xdotool", "getmouselocation", "--shell"], capture_output=True, text=True, env={**os.environ, **env}, check=True).stdout
+    out = subprocess.run(["xdotool", "getmouselocation", "--shell"], capture_output=True, text=True,
+                         env={**os.environ, **env}, check=True).stdout
     values = dict(line.split("=", 1) for line in out.split())
     return int(values["X"]), int(values["Y"])
 
@@ -108,7 +109,8 @@ async def test_revoking_control_stops_injection_at_the_next_message(broker, xvfb
         live.user_types("r")
         await live.view.wait_until(lambda: not live.view.allowed(Permission.control), 10, "the revocation")
         first_after = live.view.type_text("after")
-        await live.view.wait_until(lambda: any(r.seq == first_after for r in live.view.refusals), 10, f"a refusal of {first_after} (have {live.view.refusals})")
+        await live.view.wait_until(lambda: any(r.seq == first_after for r in live.view.refusals), 10,
+                                   f"a refusal of {first_after} (have {live.view.refusals})")
         await asyncio.sleep(0.5)
         assert recorder.text() == "beforeX"
         local = subprocess.run(["xdotool", "key", "a"], env={**os.environ, **xvfb.env})

@@ -62,7 +62,7 @@ async def test_a_permission_removed_mid_session_is_withdrawn_within_seconds(brok
         await view.wait_until(lambda: view.allowed(Permission.control), 10, "control")
         view.click(0.5, 0.5)
         await async_wait_until(lambda: recorder.clicks(), "the first click")
-        admin_call(broker, "PATCH", "/roles/fixer", permissions=SESSION_BASICS + ["view"])
+        admin_call(broker, "PATCH", "/roles/fixer", permissions=[*SESSION_BASICS, "view"])
         await view.wait_until(lambda: not view.allowed(Permission.control), 6, "the new grant without control")
         await asyncio.sleep(1.0)  # the host's copy travels beside the view's, over signalling
         view.click(0.25, 0.25)
@@ -79,7 +79,7 @@ async def test_a_team_policy_denies_file_transfer(broker, xvfb, tmp_path) -> Non
         await live.consented()
         source = tmp_path / "tool.sh"
         source.write_text("echo hi\n")
-        with pytest.raises(ConsoleError, match="files.send"):
+        with pytest.raises(ConsoleError, match=r"files\.send"):
             await live.console.send_file(live.session_id, source)
 
 

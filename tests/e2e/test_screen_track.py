@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Iterator
 import av
 import numpy as np
 import pytest
-
 from aiortc.mediastreams import MediaStreamError
 
 from host_client import capture
@@ -52,7 +51,7 @@ def centre_rgb(frame: av.VideoFrame) -> tuple[int, int, int]:
 async def frame_within(track: ScreenTrack, seconds: float) -> av.VideoFrame | None:
     try:
         return await asyncio.wait_for(track.recv(), seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return None
 
 

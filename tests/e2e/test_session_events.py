@@ -20,8 +20,8 @@ from collections import Counter
 import pytest
 
 from protocol.permissions import Permission
-from tests.support.api import bearer
 from tests.support import audit_items as script
+from tests.support.api import bearer
 from tests.support.audit_items import input_totals, repeated_event_ids, reported_items, settled_report
 from tests.support.live_session import live_session
 from tests.support.polling import async_wait_until

@@ -82,7 +82,7 @@ def schemathesis_node_id(request: pytest.FixtureRequest) -> None:
     A plain attribute is enough: schemathesis only uses it for labels.
     """
     if not hasattr(request.node, "_nodeid"):
-        setattr(request.node, "_nodeid", request.node.nodeid)
+        request.node._nodeid = request.node.nodeid
 
 
 lazy_schema = (

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from tests.support.api import start_session
 
 
 def test_since_and_until_take_times_with_and_without_a_zone(broker, admin) -> None:
     session_id = start_session(broker, admin)["session"]["id"]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     hour = timedelta(hours=1)
 
     def listed(**params: str) -> list[str]:

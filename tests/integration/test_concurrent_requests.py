@@ -14,7 +14,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -89,7 +89,7 @@ def test_valid_joins_from_one_address(broker, admin) -> None:
 
 def test_peer_event_batches(broker, admin) -> None:
     sessions = [paired_session(broker, admin) for _ in range(IN_FLIGHT)]
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
 
     def post(client: httpx.AsyncClient, i: int) -> Any:
         session_id, host_token = sessions[i]

@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -93,7 +93,7 @@ def leftovers(data_dir: Path) -> list[str]:
 
 
 def events(*ids: str) -> dict[str, object]:
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     return {"events": [{"id": i, "kind": "chat.sent", "at": now, "data": {"text": f"message {i}"}} for i in ids]}
 
 

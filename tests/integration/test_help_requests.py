@@ -139,12 +139,13 @@ def test_of_two_technicians_picking_at_once_exactly_one_wins(broker, admin, seco
         results: list[httpx.Response] = []
         barrier = threading.Barrier(2)
 
-        def pick(headers: dict[str, str]) -> None:
+        def pick(headers: dict[str, str], barrier: threading.Barrier, results: list[httpx.Response], request_id: str) -> None:
             with httpx.Client(base_url=broker.api, timeout=30) as client:
                 barrier.wait()
-                results.append(client.post(f"/requests/{created['request_id']}/pickup", headers=headers))
+                results.append(client.post(f"/requests/{request_id}/pickup", headers=headers))
 
-        threads = [threading.Thread(target=pick, args=(h,)) for h in (admin, second_technician)]
+        threads = [threading.Thread(target=pick, args=(h, barrier, results, created["request_id"]))
+                   for h in (admin, second_technician)]
         for t in threads:
             t.start()
         for t in threads:

@@ -41,7 +41,9 @@ def _console(*args: str, tmp_path: Path, stdin: str | None = None) -> subprocess
     return subprocess.run([*CONSOLE, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60, check=False)
 
 
-def test_the_broker_serves_https_and_the_console_signs_in_with_its_ca(broker: BrokerProcess, certificate: CertificateFiles, tmp_path: Path) -> None:
+def test_the_broker_serves_https_and_the_console_signs_in_with_its_ca(
+    broker: BrokerProcess, certificate: CertificateFiles, tmp_path: Path
+) -> None:
     assert broker.base_url.startswith("https://127.0.0.1:")
     login = _console("--broker", broker.base_url, "--ca-file", str(certificate.cert),
                      "login", "-u", "admin", "--password-stdin", stdin=broker.admin_password + "\n", tmp_path=tmp_path)

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import av
@@ -63,12 +63,12 @@ def test_event_data_cannot_name_what_the_broker_decides(broker, admin, key: str)
 
 def test_a_stored_event_carries_only_what_the_broker_decides(broker, admin) -> None:
     session_id, host = paired_session(broker, admin)
-    received = datetime.now(timezone.utc)
+    received = datetime.now(UTC)
     assert post_events(broker, session_id, host, [event("abuse-own-1")]).status_code == 200
     ((kind, actor, source, stored_session, ticket_id, at, data),) = peer_rows(broker, session_id)
     (ticket,) = broker.sql("SELECT ticket_id FROM support_sessions WHERE id = ?", session_id)[0]
     assert (kind, actor, source, stored_session, ticket_id) == ("chat.sent", f"host:{session_id}", None, session_id, ticket)
-    assert abs((datetime.fromisoformat(at).replace(tzinfo=timezone.utc) - received).total_seconds()) < 5
+    assert abs((datetime.fromisoformat(at).replace(tzinfo=UTC) - received).total_seconds()) < 5
     assert json.loads(data)["reported_at"] == EARLY  # the peer's time is data, never the event's time
 
 
@@ -76,8 +76,7 @@ def test_a_stored_event_carries_only_what_the_broker_decides(broker, admin) -> N
 def test_a_deeply_nested_event_is_refused_and_the_report_keeps_working(broker, admin, depth: int) -> None:
     """Before: 300 deep was stored and the session's report answered 500 for good; 960 deep was a 500."""
     session_id, host = paired_session(broker, admin)
-    raw = ('{"events": [{"id": "abuse-deep-1", "kind": "chat.sent", "at": "%s", "data": {"text": %s}}]}'
-           % (EARLY, nested(depth)))
+    raw = (f'{{"events": [{{"id": "abuse-deep-1", "kind": "chat.sent", "at": "{EARLY}", "data": {{"text": {nested(depth)}}}}}]}}')
     answer = broker.http.post(f"/sessions/{session_id}/events", content=raw,
                               headers={**bearer(host), "Content-Type": "application/json"})
     assert answer.status_code == 422 and answer.json()["error"] == "too_deep", answer.text
@@ -112,7 +111,7 @@ async def drain(ws, quiet: float = 0.5) -> list[dict[str, Any]]:  # type: ignore
     while True:
         try:
             got.append(await receive(ws, quiet))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return got
 
 
@@ -121,7 +120,7 @@ async def test_a_frame_nested_30000_deep_is_answered_and_the_socket_stays(broker
     session_id, host_token = paired_session(broker, admin)
     async with connected(broker, session_id, host_token) as host, connected(broker, session_id, broker.login()) as tech:
         await next_of(host, "peer_joined")
-        await host.send('{"type": "ice", "candidate": %s}' % nested(30_000))
+        await host.send(f'{{"type": "ice", "candidate": {nested(30_000)}}}')
         assert (await next_of(host, "error"))["code"] == "too_deep"
         await host.send(json.dumps({"type": "ice", "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"}))
         assert (await next_of(tech, "ice"))["candidate"].startswith("candidate:1")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from tests.support.polling import async_wait_until
 from tests.support.slow_relay import SlowRelay
 
 EVENTS_POST = b"POST /api/v1/sessions/"
-NOW = datetime.now(timezone.utc).isoformat()
+NOW = datetime.now(UTC).isoformat()
 
 
 def event(event_id: str, kind: str = "chat.sent", **data: Any) -> dict[str, Any]:

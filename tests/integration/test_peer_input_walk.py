@@ -19,7 +19,7 @@ import json
 import typing
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from protocol.signalling import PeerMessage
 from tests.integration.test_authorization_matrix import PEER, PUBLIC, declared_access
 from tests.support.api import HOST_BODY, bearer, paired_session
 
-NOW = datetime.now(timezone.utc).isoformat()
+NOW = datetime.now(UTC).isoformat()
 SHA = "a" * 64
 LONG = "x" * 100_000
 """Longer than any string field of any request."""
@@ -257,7 +257,7 @@ async def test_every_signalling_message_type_refuses_bad_values_and_stays_open(b
     valid = SIGNAL_EXAMPLES[kind]
     frames = [json.dumps(with_value(valid, (field,), value))
               for field in valid if field != "type" for _what, value in bad_values(valid[field])]
-    frames += [json.dumps({**valid, "extra": 1}), '{"type": "%s", "x": %s}' % (kind, "[" * 30_000 + "]" * 30_000),
+    frames += [json.dumps({**valid, "extra": 1}), '{{"type": "{}", "x": {}}}'.format(kind, "[" * 30_000 + "]" * 30_000),
                json.dumps({**valid, "padding": "x" * 70_000}), json.dumps([valid]), "{", '{"type": "welcome"}']
     before = table_counts(broker)
     rows_before = set(broker.sql("SELECT id FROM audit_events WHERE session_id = ?", session_id))

@@ -7,7 +7,7 @@ modified host could be; the auditor is the real ``deskhand-console`` program.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import websockets
 
@@ -23,7 +23,7 @@ def test_a_hosts_chat_cannot_forge_a_line_of_the_audit_report(broker, admin, tmp
     session_id, host = paired_session(broker, admin)
     # Erase the line, go up one, then a line that reads as the technician's (actor user:admin).
     text = f"ok\x1b[2K\x1b[1A\r\n    {FORGED_AT}  Administrator (technician): {FORGED}\n    {FORGED_AT}  user:admin: {FORGED}"
-    event = {"id": "forged-1", "kind": "chat.sent", "at": datetime.now(timezone.utc).isoformat(), "data": {"text": text}}
+    event = {"id": "forged-1", "kind": "chat.sent", "at": datetime.now(UTC).isoformat(), "data": {"text": text}}
     posted = broker.http.post(f"/sessions/{session_id}/events", headers=bearer(host), json={"events": [event]})
     assert posted.status_code == 200, posted.text
 

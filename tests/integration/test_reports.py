@@ -8,7 +8,7 @@ import io
 import math
 import statistics
 from collections import Counter
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +18,7 @@ from tests.support.accounts import PASSWORD, make_user
 from tests.support.api import bearer
 
 DONE = ("resolved", "closed")
-TODAY = datetime.now(timezone.utc).date()
+TODAY = datetime.now(UTC).date()
 FROM, TO = TODAY - timedelta(days=13), TODAY  # two weeks; the seed spans three, so some tickets came before
 
 
@@ -32,7 +32,7 @@ def seeded(broker) -> dict[str, Any]:  # type: ignore[no-untyped-def]
 
 def parse(text: object) -> datetime | None:
     """SQLite's stored UTC text (naive) as an aware datetime."""
-    return None if text is None else datetime.fromisoformat(str(text)).replace(tzinfo=timezone.utc)
+    return None if text is None else datetime.fromisoformat(str(text)).replace(tzinfo=UTC)
 
 
 def kpis(broker, headers, **params) -> Any:  # type: ignore[no-untyped-def]
@@ -44,8 +44,8 @@ def kpis(broker, headers, **params) -> Any:  # type: ignore[no-untyped-def]
 
 def by_hand(broker, assignee: str | None = None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """Every overall KPI of [FROM, TO], straight from the tables."""
-    begins = datetime.combine(FROM, datetime.min.time(), tzinfo=timezone.utc)
-    ends = datetime.combine(TO + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
+    begins = datetime.combine(FROM, datetime.min.time(), tzinfo=UTC)
+    ends = datetime.combine(TO + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     rows = broker.sql(
         "SELECT t.id, t.created_at, t.status, t.first_response_at, t.resolved_at, t.reopen_count, t.category,"
         " t.requester_email, t.requester_name, u.username,"
@@ -167,7 +167,7 @@ def test_csv_matches_json_and_is_audited(broker, admin, seeded) -> None:
     def cell(value: Any) -> str:
         return "" if value is None else str(value)
 
-    for row, (_scope, _name, f) in zip(rows, groups):
+    for row, (_scope, _name, f) in zip(rows, groups, strict=False):
         assert row["volume"] == str(f["volume"]) and row["backlog"] == str(f["backlog"])
         assert row["first_response_median_seconds"] == cell(f["first_response"]["median_seconds"])
         assert row["resolution_p90_seconds"] == cell(f["resolution"]["p90_seconds"])
@@ -221,7 +221,7 @@ def test_an_empty_range(broker, admin, seeded) -> None:
 
 
 def test_seeded_rows_are_in_states_the_broker_produces(broker, admin, seeded) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     tickets = broker.sql("SELECT id, status, created_at, first_response_at, resolved_at, closed_at, reopen_count FROM tickets")
     for tid, status, created, responded, resolved, closed, reopens in tickets:
         created, responded, resolved, closed = map(parse, (created, responded, resolved, closed))

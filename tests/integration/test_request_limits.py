@@ -360,7 +360,7 @@ def test_memory_stays_bounded_and_others_are_served_through_the_size_attacks(fre
     assert isinstance(slow, list), slow
     assert all(t is not None and t <= HEAD_TIMEOUT + SLACK for t in slow), slow
     assert isinstance(json_routes, list), json_routes
-    for (method, path), answer in zip(operations, json_routes):
+    for (method, path), answer in zip(operations, json_routes, strict=False):
         assert answer is not None and answer.status == 413, (method, path, answer)
         assert_refusal(answer, 413, "too_large")
     assert other_statuses and set(other_statuses) == {200}, other_statuses

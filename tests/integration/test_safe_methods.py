@@ -58,7 +58,8 @@ def test_no_get_route_changes_anything(broker, admin, signed_in_browser, tmp_pat
     assert end_session(broker, admin, session_id).status_code == 200
     asked = broker.http.post("/requests", json={"name": "Ann", "summary": "Outlook", "machine_name": "pc", "os": "Linux",
                                                 "user_name": "ann"}).json()
-    withdrawn = broker.http.delete(asked["poll_path"].removeprefix("/api/v1"), headers={"Authorization": f"Bearer {asked['request_token']}"})
+    withdrawn = broker.http.delete(asked["poll_path"].removeprefix("/api/v1"),
+                                   headers={"Authorization": f"Bearer {asked['request_token']}"})
     assert withdrawn.status_code == 200, withdrawn.text  # nothing waits to expire while the routes are walked
     real = {**NOWHERE, "session_id": session_id, "ticket_id": str(ticket["id"]), "request_id": asked["request_id"],
             "username": "admin", "name": "admin"}

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.support.database import BrokerDatabases
 from tests.support.api import audit_kinds, end_session, join, start_session
+from tests.support.database import BrokerDatabases
 from tests.support.polling import wait_until
 
 CODE_TTL = 30  # the smallest TTL the settings allow

@@ -13,8 +13,8 @@ import pytest
 import websockets
 
 from protocol.grants import SignedGrant, load_public_key, verify_grant
-from tests.support.database import BrokerDatabases
 from tests.support.api import bearer, end_session, join, paired_session, start_session
+from tests.support.database import BrokerDatabases
 from tests.support.polling import async_wait_until
 
 MAX_MESSAGE_BYTES = 16_384

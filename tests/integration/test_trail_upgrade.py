@@ -8,7 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alembic import command
@@ -34,7 +34,7 @@ def write_old_trail(data_dir: Path) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, "0007")
     database.dispose()
-    start = datetime.now(timezone.utc) - timedelta(days=3)
+    start = datetime.now(UTC) - timedelta(days=3)
     chains = {BROKER_CHAIN: ["auth.login", "account.created", "auth.login"],
               SESSION: ["session.created", "code.issued", "code.redeemed", "chat.sent", "session.ended"]}
     rows, checkpoints = [], []

@@ -10,6 +10,7 @@ unknown systems are refused alike and change nothing; malformed bodies are
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -83,7 +84,7 @@ def receiver() -> Iterator[Receiver]:
     state: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             me = state["receiver"]
             with me.lock:
@@ -155,7 +156,7 @@ def test_a_failing_receiver_gets_the_event_on_the_fourth_try_by_the_backoff(brok
     open_ticket(broker, admin, "Flaky")
     got = receiver.wait_for("/flaky", 4)
     assert len({r.json["id"] for r in got}) == 1, "every attempt is the same delivery"
-    gaps = [b.at - a.at for a, b in zip(got, got[1:])]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(got)]
     for attempt, gap in enumerate(gaps, start=1):
         scheduled = BASE * 2 ** (attempt - 1)
         assert scheduled * (1 - JITTER) - 0.01 <= gap <= scheduled + 1.0, (attempt, gaps)

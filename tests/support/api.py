@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -102,6 +102,6 @@ def age_sla_timers(broker: BrokerProcess, ticket_id: int, hours: float) -> None:
         since = state[timer]["since"]
         if since:
             state[timer]["since"] = (datetime.fromisoformat(since) - timedelta(hours=hours)).isoformat()
-    due = (datetime.now(timezone.utc) - timedelta(minutes=1)).replace(tzinfo=None).isoformat(sep=" ")
+    due = (datetime.now(UTC) - timedelta(minutes=1)).replace(tzinfo=None).isoformat(sep=" ")
     broker.sql("UPDATE tickets SET sla = ?, sla_due_at = ?, sla_warn_at = ? WHERE id = ?",
                json.dumps(state), due, due, ticket_id)

@@ -60,7 +60,7 @@ class LineChild:
                 self._proc.kill()
                 self._proc.wait()
 
-    def __enter__(self) -> "LineChild":
+    def __enter__(self) -> LineChild:
         return self
 
     def __exit__(self, *_exc: object) -> None:

@@ -112,7 +112,7 @@ class RawConnection:
                     break
                 body += more
             return RawAnswer(int(status_line.split()[1]), headers, body[:length])
-        except (socket.timeout, ConnectionError):
+        except (TimeoutError, ConnectionError):
             return None
 
     def wait_closed(self, timeout: float) -> float | None:
@@ -125,7 +125,7 @@ class RawConnection:
             try:
                 if not self.sock.recv(PIECE):
                     return time.monotonic() - start
-            except socket.timeout:
+            except TimeoutError:
                 return None
             except ConnectionError:
                 return time.monotonic() - start

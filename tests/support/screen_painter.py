@@ -46,7 +46,7 @@ def pattern_cell_centres(width: int, height: int) -> list[tuple[int, int, tuple[
 
 
 def _hex(colour: tuple[int, int, int]) -> str:
-    return "#%02x%02x%02x" % colour
+    return "#{:02x}{:02x}{:02x}".format(*colour)
 
 
 class Painter:

@@ -36,7 +36,7 @@ def self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> Certifi
     """Write ``cert.pem`` and ``key.pem`` (mode 0600) for ``host`` into ``directory``."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Deskhand test broker {host}")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     public = key.public_key()
     certificate = (
         x509.CertificateBuilder()

@@ -19,10 +19,10 @@ from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
-from protocol.ice import IceConfig, IceServer
 from peer import aiortc_hooks
 from peer.ice import rtc_configuration
 from peer.screen_encoder import ScreenH264Encoder
+from protocol.ice import IceConfig, IceServer
 
 
 @pytest.fixture(autouse=True)

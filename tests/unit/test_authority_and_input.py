@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -22,7 +22,7 @@ MONITOR = Monitor(index=2, left=1920, top=0, width=1280, height=1024)
 
 
 def signed(permissions: list[Permission], minutes: int = 15, session_id: str = "s") -> object:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return sign_grant(KEY, Grant(
         session_id=session_id, ticket_id=1, technician_id=1, technician_name="T", permissions=permissions,
         issued_at=int(now.timestamp()), expires_at=int((now + timedelta(minutes=minutes)).timestamp()),
@@ -70,7 +70,7 @@ def test_a_rejected_grant_keeps_the_previous_one_and_is_named_in_refusals() -> N
 
 def test_an_expired_grant_allows_nothing() -> None:
     a = authority([Permission.control], {Permission.control})
-    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    later = datetime.now(UTC) + timedelta(hours=1)
     assert a.effective(later) == frozenset()
     assert "expired" in a.refusal(Permission.control, later)
 
@@ -181,7 +181,7 @@ def test_pointer_move_refusals_are_throttled_but_counted() -> None:
 
 def test_input_beyond_what_the_worker_has_queued_is_refused_and_releasing_still_works() -> None:
     """A technician cannot queue minutes of input: beyond MAX_QUEUED_INPUTS waiting, input is refused."""
-    remote, backend, reports, _ = gate({Permission.control})
+    remote, _backend, reports, _ = gate({Permission.control})
     started, proceed = threading.Event(), threading.Event()
     slow = RecordingBackend()
     slow.type_text = lambda text: (started.set(), proceed.wait(5))  # type: ignore[method-assign]

@@ -3,7 +3,7 @@ broker's check before it signs, the broker chain's record of sessions, heads kep
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -26,7 +26,7 @@ from broker.chain import (
 
 KEY = Ed25519PrivateKey.generate()
 PUBLIC = KEY.public_key()
-NOW = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
 def at(seconds_ago: float) -> str:

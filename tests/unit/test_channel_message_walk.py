@@ -65,7 +65,7 @@ def cases() -> list[Any]:
                 wrong = 12345 if isinstance(value, str) else "not the right type"
                 for bad in (TOO_DEEP, "x" * 100_000, wrong):
                     found.append(pytest.param(json.dumps({**valid, field: bad}), parse, id=f"{kind}.{field}"))
-            found.append(pytest.param('{"type": "%s", "x": %s}' % (kind, "[" * 30_000 + "]" * 30_000), parse,
+            found.append(pytest.param('{{"type": "{}", "x": {}}}'.format(kind, "[" * 30_000 + "]" * 30_000), parse,
                                       id=f"{kind} nested 30000 deep"))
             found.append(pytest.param(json.dumps({**valid, "pad": "x" * MAX_CHANNEL_MESSAGE_BYTES}), parse,
                                       id=f"{kind} over the size limit"))

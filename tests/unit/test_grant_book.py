@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from broker.grant_watch import GrantBook
 from broker.grants import same_terms
@@ -79,7 +79,7 @@ def test_terms_ignore_the_times_but_not_permissions_or_name() -> None:
 
 
 def test_a_sign_in_is_over_at_its_end_and_told_once() -> None:
-    now = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     book = GrantBook()
     for sid in ("over", "later", "gone"):
         book.issued(sid, grant(sid), as_of=0, now=0.0)

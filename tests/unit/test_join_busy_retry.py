@@ -32,7 +32,7 @@ def scripted_broker() -> Iterator[tuple[str, list[tuple[int, dict[str, str], dic
     asked: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
             asked.append(self.path)
             status, headers, body = answers.pop(0)

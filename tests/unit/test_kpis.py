@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -24,7 +24,7 @@ from protocol.kpis import KpiQuery
 
 WINDOW = timedelta(days=30)
 PERIOD = Period(date(2026, 3, 1), date(2026, 3, 3))  # three UTC days, ends 2026-03-04 00:00Z
-NOW = datetime(2026, 3, 10, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 10, tzinfo=UTC)
 ALICE, BOB, DESK, FIELD = 1, 2, 10, 20
 DIRECTORY = Directory(
     users={ALICE: ("alice", "Alice A"), BOB: ("bob", "Bob B")},
@@ -34,7 +34,7 @@ DIRECTORY = Directory(
 
 
 def at(month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
-    return datetime(2026, month, day, hour, minute, second, tzinfo=timezone.utc)
+    return datetime(2026, month, day, hour, minute, second, tzinfo=UTC)
 
 
 TICKETS = [
@@ -53,15 +53,15 @@ TICKETS = [
     TicketRow(5, at(3, 3, 9), "resolved", first_response_at=at(3, 3, 9, 5), resolved_at=at(3, 3, 13),
               assignee_id=BOB, category="printer", requester_email="dora@x.org", sessions=2),
     # t6: created before the range, resolved during it (backlog on day 1 only).
-    TicketRow(6, datetime(2026, 2, 10, 9, tzinfo=timezone.utc), "resolved", resolved_at=at(3, 2, 9),
+    TicketRow(6, datetime(2026, 2, 10, 9, tzinfo=UTC), "resolved", resolved_at=at(3, 2, 9),
               assignee_id=ALICE, category="network", requester_email="bo@x.org"),
     # t7: old, reopened (not done): backlog on every day though resolved_at is set.
-    TicketRow(7, datetime(2026, 1, 1, tzinfo=timezone.utc), "reopened", resolved_at=datetime(2026, 1, 5, tzinfo=timezone.utc),
+    TicketRow(7, datetime(2026, 1, 1, tzinfo=UTC), "reopened", resolved_at=datetime(2026, 1, 5, tzinfo=UTC),
               reopen_count=1, assignee_id=BOB, assignee_team_id=DESK),
     # t8: created exactly at the end of the range: outside it.
     TicketRow(8, at(3, 4), "new", category="printer", requester_email="ann@x.org"),
     # t9: old and closed; only its survey (submitted in the range) counts.
-    TicketRow(9, datetime(2026, 1, 2, tzinfo=timezone.utc), "closed", resolved_at=datetime(2026, 1, 3, tzinfo=timezone.utc),
+    TicketRow(9, datetime(2026, 1, 2, tzinfo=UTC), "closed", resolved_at=datetime(2026, 1, 3, tzinfo=UTC),
               assignee_id=ALICE),
     # t10: in range, pending, no response yet.
     TicketRow(10, at(3, 3, 15), "pending", assignee_id=ALICE, assignee_team_id=DESK, category="email", requester_name="Eve"),

@@ -6,7 +6,7 @@ import hashlib
 import inspect
 import re
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import get_args
 
 import pytest
@@ -19,7 +19,7 @@ from protocol.channel import Key, PointerMove, Text, typed_text
 from protocol.recording import EVENT_DATA, EVENT_ID_PATTERN, HOST_EVENT_KINDS, TECHNICIAN_EVENT_KINDS, PeerEvent
 from protocol.webhooks import EVENT_OF_AUDIT_KIND
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def test_ids_are_unique_in_order_and_fit_the_pattern() -> None:
@@ -64,7 +64,7 @@ def test_clipboard_text_is_kept_as_length_and_hash() -> None:
 
 
 def test_every_kind_a_peer_reports_has_a_data_shape() -> None:
-    assert HOST_EVENT_KINDS | TECHNICIAN_EVENT_KINDS == set(EVENT_DATA)
+    assert set(EVENT_DATA) == HOST_EVENT_KINDS | TECHNICIAN_EVENT_KINDS
 
 
 @pytest.mark.parametrize(("kind", "data"), [
@@ -117,5 +117,5 @@ def test_every_kind_stores_flat_data_so_a_report_can_always_serialise_it() -> No
 def test_no_reported_kind_is_a_webhook_event() -> None:
     """A peer's batch is stored in one INSERT that bypasses the outbox (``audit.record_reported``)."""
     assert not (HOST_EVENT_KINDS | TECHNICIAN_EVENT_KINDS) & set(EVENT_OF_AUDIT_KIND)
-    with pytest.raises(ValueError, match="session.ended"):
+    with pytest.raises(ValueError, match=r"session\.ended"):
         audit.record_reported(None, [("session.ended", {}, "x" * 8)], actor="a", session_id="s", ticket_id=1)  # type: ignore[arg-type]

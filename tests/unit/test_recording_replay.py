@@ -80,7 +80,7 @@ def test_a_still_segment_copies_the_packets_with_its_own_timestamps(tmp_path: Pa
 
     source_frames, copy_frames = decoded(source), decoded(copy)
     assert [t for t, _ in copy_frames] == [0.0, 1.0]
-    for (_, a), (_, b) in zip(source_frames, copy_frames):
+    for (_, a), (_, b) in zip(source_frames, copy_frames, strict=False):
         assert np.array_equal(a, b)  # the same packets decode to the very same pictures
 
 

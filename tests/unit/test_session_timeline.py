@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from broker.timeline import RUN_GAP_SECONDS, Names, session_counts, timeline
 
-START = datetime(2026, 12, 1, 9, 0, 0, tzinfo=timezone.utc)
+START = datetime(2026, 12, 1, 9, 0, 0, tzinfo=UTC)
 TECH, HOST = "user:tom", "host:5e55"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,7 +17,7 @@ from broker.sla import (
     TimerState,
 )
 
-UTC = timezone.utc
+UTC = UTC
 MONDAY_9 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # a Monday
 HOUR = 3600.0
 

@@ -16,7 +16,7 @@ from tests.support.xvfb import XvfbMissing, XvfbServer
 
 def test_a_missing_dependency_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="apt-get install xvfb.*CI=true"):
+    with pytest.raises(pytest.fail.Exception, match=r"apt-get install xvfb.*CI=true"):
         missing_dependency("Xvfb is not installed: apt-get install xvfb")
 
 

@@ -17,7 +17,7 @@ from protocol.channel import MAX_CLIPBOARD_CHARS
 
 def test_no_display_is_explained_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DISPLAY", raising=False)
-    with pytest.raises(TkUnavailable, match="set DISPLAY.*--ui terminal"):
+    with pytest.raises(TkUnavailable, match=r"set DISPLAY.*--ui terminal"):
         TkThread.start(withdrawn=True)
 
 

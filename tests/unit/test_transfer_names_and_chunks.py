@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -411,7 +411,7 @@ def make_transfer(**changes: Any) -> TransferOut:
     fields: dict[str, Any] = {
         "id": "t1", "session_id": "s1", "direction": Direction.to_host, "name": "a.bin", "size": 25,
         "chunk_size": 10, "chunk_count": 3, "state": TransferState.accepted, "created_by": "user:1",
-        "created_at": datetime(2024, 1, 1, tzinfo=timezone.utc),
+        "created_at": datetime(2024, 1, 1, tzinfo=UTC),
     }
     fields.update(changes)
     return TransferOut(**fields)

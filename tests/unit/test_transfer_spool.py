@@ -4,9 +4,9 @@ broker's own hash of the relayed file, and the wake-ups of long polls."""
 from __future__ import annotations
 
 import asyncio
-import random
 import hashlib
 import os
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
