@@ -13,7 +13,7 @@ import argparse
 import getpass
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,9 +130,9 @@ Handler = Callable[[Session, argparse.Namespace, str], Result]
 """A command: (database session, parsed arguments, actor) -> (JSON data, text) to print, or None."""
 
 
-def as_json(model: BaseModel | list[BaseModel]) -> Any:
+def as_json(model: BaseModel | Sequence[BaseModel]) -> Any:
     """A response model (or a list of them) as plain JSON data, for ``--json``."""
-    return [m.model_dump(mode="json") for m in model] if isinstance(model, list) else model.model_dump(mode="json")
+    return model.model_dump(mode="json") if isinstance(model, BaseModel) else [m.model_dump(mode="json") for m in model]
 
 
 def _users(db: Session, args: argparse.Namespace, actor: str) -> Result:
@@ -142,9 +142,9 @@ def _users(db: Session, args: argparse.Namespace, actor: str) -> Result:
         return as_json(found), "\n".join(lines) or "No accounts."
     if args.action == "create":
         password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
-        body = UserCreate(username=args.username, display_name=args.display_name, password=password,
-                          roles=args.roles, teams=args.teams)
-        user, generated = directory.create_user(db, body, actor=actor, source=None)
+        asked = UserCreate(username=args.username, display_name=args.display_name, password=password,
+                           roles=args.roles, teams=args.teams)
+        user, generated = directory.create_user(db, asked, actor=actor, source=None)
         text = f"Account {user.username} created."
         if generated:
             text += f"\nPassword (shown once, to be changed at first sign-in): {generated}"
@@ -176,9 +176,9 @@ def _roles(db: Session, args: argparse.Namespace, actor: str) -> Result:
         lines = [f"{r.name:<16} {r.members:>3} members  {', '.join(r.permissions)}" for r in found]
         return as_json(found), "\n".join(lines)
     if args.action == "create":
-        body = RoleCreate(name=args.name, description=args.description, permissions=args.permissions,
-                          require_totp=_yes(args.require_totp) or False)
-        out = directory.role_out(db, directory.create_role(db, body, actor=actor, source=None))
+        asked = RoleCreate(name=args.name, description=args.description, permissions=args.permissions,
+                           require_totp=_yes(args.require_totp) or False)
+        out = directory.role_out(db, directory.create_role(db, asked, actor=actor, source=None))
         return as_json(out), f"Role {out.name} created: {', '.join(out.permissions) or 'no permissions'}."
     role = directory.find_role(db, args.name)
     if args.action == "set":
@@ -194,7 +194,7 @@ def _policy(args: argparse.Namespace, current: TeamPolicy) -> TeamPolicy | None:
     if args.deny is None and args.recording_required is None and args.control_needs_user is None:
         return None
     return TeamPolicy(
-        denied=current.denied if args.deny is None else args.deny,  # type: ignore[arg-type]
+        denied=current.denied if args.deny is None else args.deny,
         recording_required=current.recording_required if args.recording_required is None else args.recording_required == "yes",
         control_needs_user=current.control_needs_user if args.control_needs_user is None else args.control_needs_user == "yes",
     )
@@ -209,8 +209,8 @@ def _teams(db: Session, args: argparse.Namespace, actor: str) -> Result:
         return as_json(found), "\n".join(lines) or "No teams."
     if args.action == "create":
         policy = _policy(args, TeamPolicy()) or TeamPolicy()
-        body = TeamCreate(name=args.name, description=args.description, policy=policy, members=args.members)
-        out = directory.team_out(directory.create_team(db, body, actor=actor, source=None))
+        asked = TeamCreate(name=args.name, description=args.description, policy=policy, members=args.members)
+        out = directory.team_out(directory.create_team(db, asked, actor=actor, source=None))
         return as_json(out), f"Team {out.name} created."
     team = directory.find_team(db, args.name)
     if args.action == "set":

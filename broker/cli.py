@@ -205,7 +205,7 @@ def verify_command(settings: Settings, heads_file: Path | None) -> int:
 
     exported = _read_heads(heads_file)
     opened = _open_trail(settings) if exported is not None else None
-    if opened is None:
+    if exported is None or opened is None:
         return 2
     keys, database = opened
     store = RecordingStore(settings.data_dir / "recordings", keys.recording_master_key)

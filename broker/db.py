@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from .grant_changes import count_grant_changes
@@ -116,3 +117,11 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def changed_rows(db: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE in ``db``'s transaction; how many rows it changed.
+
+    The conditional UPDATE is how a race is judged here (a redeem, an end, a claim): the
+    one that changed a row won."""
+    return cast(CursorResult[Any], db.execute(statement)).rowcount

@@ -87,7 +87,13 @@ class BrokerState:
         self.peers.forget()
         loop = asyncio.get_running_loop()
         task = loop.run_in_executor(None, self.seal_trail)
-        task.add_done_callback(lambda f: f.exception() and log.error("sealing session %s failed: %s", session_id, f.exception()))
+
+        def report(done: asyncio.Future[SealResult]) -> None:
+            failure = None if done.cancelled() else done.exception()
+            if failure is not None:
+                log.error("sealing session %s failed: %s", session_id, failure)
+
+        task.add_done_callback(report)
 
     def access_withdrawn(self, db: Session) -> None:
         """Commit ``db``, which took access away (revoked tokens, disabled or changed an account),

@@ -172,7 +172,7 @@ def update_user(db: Session, user: User, body: UserUpdate, *, actor: str, source
             user.failed_logins, user.locked_until = 0, None
         changes["disabled"] = body.disabled
     if changes:
-        audit.record(db, "account.changed", actor=actor, source=source, username=user.username, **changes)
+        audit.record_data(db, "account.changed", {"username": user.username, **changes}, actor=actor, source=source)
     return user
 
 
@@ -223,7 +223,7 @@ def update_role(db: Session, role: Role, body: RoleUpdate, *, actor: str, source
     if body.require_totp is not None:
         role.require_totp = changes["require_totp"] = body.require_totp
     if changes:
-        audit.record(db, "role.changed", actor=actor, source=source, role=role.name, **changes)
+        audit.record_data(db, "role.changed", {"role": role.name, **changes}, actor=actor, source=source)
     return role
 
 
@@ -258,7 +258,7 @@ def update_team(db: Session, team: Team, body: TeamUpdate, *, actor: str, source
         team.members = _named(db, User.username, body.members, "account", "/users")
         changes["members"] = sorted(u.username for u in team.members)
     if changes:
-        audit.record(db, "team.changed", actor=actor, source=source, team=team.name, **changes)
+        audit.record_data(db, "team.changed", {"team": team.name, **changes}, actor=actor, source=source)
     return team
 
 

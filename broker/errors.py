@@ -156,7 +156,8 @@ def _describe(errors: list[dict[str, object]]) -> str:
         if err.get("type") == "json_invalid":
             parts.append("the request body is not valid JSON")
             continue
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]  # type: ignore[union-attr]
+        where = err.get("loc", ())
+        loc = [str(p) for p in (where if isinstance(where, (list, tuple)) else ()) if p != "body"]
         parts.append(f"{'.'.join(loc) or 'body'}: {err.get('msg')}")
     return "; ".join(parts)
 
@@ -211,7 +212,7 @@ def install_error_handlers(app: FastAPI, data_dir: Path) -> None:
 
     # What a full disk raises is answered where the routes' own errors are, and not raised further.
     for error_class in (OSError, SQLAlchemyError, sqlite3.Error):
-        app.add_exception_handler(error_class, _unforeseen)  # type: ignore[arg-type]
+        app.add_exception_handler(error_class, _unforeseen)
 
     @app.exception_handler(Exception)
     async def _any_other_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import event, inspect, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import AccessToken, GrantChanges, Role, Team, TeamMember, User, UserRole
@@ -59,8 +59,8 @@ def changes_grants(new: Any, dirty: Any, deleted: Any) -> bool:
 
 def bump(db: Session) -> None:
     """Count one change, in ``db``'s transaction."""
-    table = GrantChanges.__table__
-    db.connection().execute(table.update().where(table.c.id == COUNTER_ID).values(count=table.c.count + 1))
+    # On the connection, not through the ORM: no identity map to keep in step, one UPDATE.
+    db.connection().execute(update(GrantChanges).where(GrantChanges.id == COUNTER_ID).values(count=GrantChanges.count + 1))
 
 
 def read_count(db: Session) -> int:

@@ -24,6 +24,7 @@ from protocol.requests import HelpRequestCreate, HelpRequestOut, HelpRequestStat
 
 from . import audit
 from .clock import utcnow
+from .db import changed_rows
 from .models import HelpRequest, SupportSession, Ticket, User
 from .serializers import user_brief
 from .support_sessions import connected, get_session
@@ -132,11 +133,12 @@ def waiting_requests(db: Session, limit: int = 200) -> list[HelpRequest]:
 
 def _leave_queue(db: Session, request: HelpRequest, target: HelpRequestState, **values: object) -> bool:
     """Move ``request`` from waiting to ``target``; False when it was no longer waiting."""
-    won = db.execute(
+    won = changed_rows(
+        db,
         update(HelpRequest)
         .where(HelpRequest.id == request.id, HelpRequest.state == _WAITING)
         .values(state=target.value, **values)
-    ).rowcount
+    )
     db.refresh(request)
     return won == 1
 
@@ -213,11 +215,12 @@ def expire_idle_requests(db: Session, idle: timedelta, now: datetime | None = No
     ).all()
     expired = []
     for row in idle_rows:
-        won = db.execute(
+        won = changed_rows(
+            db,
             update(HelpRequest)
             .where(HelpRequest.id == row.id, HelpRequest.state == _WAITING, HelpRequest.last_seen_at <= now - idle)
             .values(state=HelpRequestState.expired.value)
-        ).rowcount
+        )
         if won == 1:
             audit.record(db, "request.expired", actor=audit.BROKER, ticket_id=row.ticket_id,
                          request_id=row.id, idle_seconds=int(idle.total_seconds()))

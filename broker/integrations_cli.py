@@ -80,16 +80,16 @@ def _shown_once(secret: str | None) -> str:
 
 def _webhooks(db: Session, args: argparse.Namespace, actor: str, *, master_key: Callable[[], bytes]) -> tuple[Any, str]:
     if args.action == "list":
-        found = [webhooks.webhook_out(db, e) for e in webhooks.list_webhooks(db)]
+        endpoints = [webhooks.webhook_out(db, e) for e in webhooks.list_webhooks(db)]
         lines = [f"{w.name:<20} {'on ' if w.enabled else 'off'} {w.url}  events: {', '.join(w.events) or 'all'}; "
-                 f"{w.pending} pending, {w.dead} dead" for w in found]
-        return as_json(found), "\n".join(lines) or "No webhooks."
+                 f"{w.pending} pending, {w.dead} dead" for w in endpoints]
+        return as_json(endpoints), "\n".join(lines) or "No webhooks."
     if args.action == "add":
-        body = WebhookCreate(name=args.name, url=args.url, events=args.events, secret=_secret(args),
-                             enabled=not args.disabled)
-        endpoint, generated = webhooks.create_webhook(db, body, master_key(), actor=actor, source=None)
-        out = webhooks.webhook_out(db, endpoint)
-        return {"webhook": as_json(out), "secret": generated}, f"Webhook {out.name} added." + _shown_once(generated)
+        asked = WebhookCreate(name=args.name, url=args.url, events=args.events, secret=_secret(args),
+                              enabled=not args.disabled)
+        endpoint, generated = webhooks.create_webhook(db, asked, master_key(), actor=actor, source=None)
+        added = webhooks.webhook_out(db, endpoint)
+        return {"webhook": as_json(added), "secret": generated}, f"Webhook {added.name} added." + _shown_once(generated)
     if args.action == "deliveries":
         state = DeliveryState(args.state) if args.state else None
         found = webhooks.list_deliveries(db, state=state, webhook=args.webhook, limit=max(1, min(args.limit, 500)))
@@ -97,8 +97,8 @@ def _webhooks(db: Session, args: argparse.Namespace, actor: str, *, master_key: 
                  + (f"  last: {one_line(d.last_error)}" if d.last_error else "") for d in found]
         return as_json(found), "\n".join(lines) or "No deliveries."
     if args.action == "replay":
-        out = webhooks.replay_delivery(db, args.delivery_id, actor=actor, source=None)
-        return as_json(out), f"Delivery {out.id} to {out.webhook} will be sent again."
+        replayed = webhooks.replay_delivery(db, args.delivery_id, actor=actor, source=None)
+        return as_json(replayed), f"Delivery {replayed.id} to {replayed.webhook} will be sent again."
     endpoint = webhooks.find_webhook(db, args.name)
     if args.action == "set":
         body = WebhookUpdate(url=args.url, events=args.events,

@@ -54,7 +54,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, String, and_, func, or_, select, type_coerce
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from protocol.helpdesk import TicketStatus
 from protocol.kpis import CsatFigures, DurationStats, KpiDay, KpiFigures, KpiGroup, KpiQuery, KpiReport, Share
@@ -356,9 +356,9 @@ def compute(
             for tally in tallies(ticket):
                 tally.add(facts)
     for survey in surveys:
-        ticket = by_id.get(survey.ticket_id)
-        if ticket is not None and period.contains(survey.submitted_at):
-            for tally in tallies(ticket):
+        surveyed = by_id.get(survey.ticket_id)
+        if surveyed is not None and period.contains(survey.submitted_at):
+            for tally in tallies(surveyed):
                 tally.ratings.append(survey.rating)
 
     technicians = _groups("technician", per_technician, directory.technician_names)
@@ -382,7 +382,7 @@ def _groups(
 # --- loading --------------------------------------------------------------------------------
 
 
-def _raw(column: ColumnElement[datetime]) -> ColumnElement[Any]:
+def _raw(column: ColumnElement[datetime] | ColumnElement[datetime | None] | QueryableAttribute[Any]) -> ColumnElement[Any]:
     """A time column as the driver hands it over. Thousands of rows are read several times
     faster parsed by :func:`_moment` than through the column type's own result processing."""
     return type_coerce(column, String())
@@ -429,8 +429,9 @@ def load(db: Session, period: Period, repeat_window: timedelta) -> tuple[list[Ti
         .group_by(SupportSession.ticket_id)
     ).tuples().all())
     tickets = [
-        TicketRow(tid, _moment(created), status, _moment(responded), _moment(resolved), *rest, sessions=joined.get(tid, 0))
-        for tid, created, status, responded, resolved, *rest in ticket_rows
+        TicketRow(tid, _moment(created), status, _moment(responded), _moment(resolved), reopens, assignee, team,
+                  category, email, name, sessions=joined.get(tid, 0))
+        for tid, created, status, responded, resolved, reopens, assignee, team, category, email, name in ticket_rows
     ]
     surveys = [SurveyRow(tid, rating, _moment(at)) for tid, rating, at in core.execute(
         select(SessionSurvey.ticket_id, SessionSurvey.rating, _raw(SessionSurvey.submitted_at))

@@ -39,7 +39,7 @@ class LockoutPolicy:
         # Past the cap the exact power does not matter; bounding it avoids a huge 2**n.
         if doublings >= math.log2(self.max_seconds / self.base_seconds) + 1:
             return self.max_seconds
-        return min(self.base_seconds * 2**doublings, self.max_seconds)
+        return float(min(self.base_seconds * 2**doublings, self.max_seconds))
 
     def locked_until(self, failures: int, now: datetime) -> datetime | None:
         """When a lock started at ``now`` by the ``failures``-th failure ends (None: no lock)."""

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from protocol.webhooks import EVENT_OF_AUDIT_KIND, DeliveryState, retry_delay
 
 from .clock import utcnow
+from .db import changed_rows
 from .keys import unwrap
 from .models import AuditEvent, Ticket, WebhookDelivery, WebhookEndpoint
 from .trail import iso
@@ -221,8 +222,7 @@ DELIVERED_KEPT = timedelta(days=30)
 
 def prune_delivered(db: Session, now: datetime) -> int:
     """Forget deliveries delivered longer than :data:`DELIVERED_KEPT` ago; returns how many."""
-    done = db.execute(delete(WebhookDelivery).where(
+    return changed_rows(db, delete(WebhookDelivery).where(
         WebhookDelivery.state == DeliveryState.delivered.value,
         WebhookDelivery.delivered_at < now - DELIVERED_KEPT,
     ))
-    return int(done.rowcount or 0)

@@ -227,12 +227,15 @@ def concatenate(segments: Iterable[tuple[int, bytes]]) -> bytes:
     for offset_ms, data in segments:
         with av.open(io.BytesIO(data), "r") as source:
             video = source.streams.video[0]
+            time_base = video.time_base
+            if time_base is None:
+                raise ValueError("a recording segment's video stream has no time base")
             if stream is None:
                 stream = output.add_stream_from_template(video)
             for packet in source.demux(video):
                 if packet.dts is None:
                     continue
-                moment = offset_ms + int(packet.dts * video.time_base * 1000)
+                moment = offset_ms + int(packet.dts * time_base * 1000)
                 moment = max(moment, last_dts + 1)
                 last_dts = moment
                 packet.stream = stream

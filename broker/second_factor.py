@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from protocol.totp import is_totp_code
 
 from . import totp
+from .db import changed_rows
 from .models import RecoveryCode, User
 
 
@@ -24,12 +25,13 @@ def accept_totp(db: Session, user: User, code: str, now: datetime) -> bool:
     step = totp.accepted_step(user.totp_secret, code, now, user.totp_last_step)
     if step is None:
         return False
-    claimed = db.execute(
+    claimed = changed_rows(
+        db,
         update(User)
         .where(User.id == user.id, or_(User.totp_last_step.is_(None), User.totp_last_step < step))
         .values(totp_last_step=step)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if claimed != 1:
         return False  # a concurrent request took this step (or a later one) first
     user.totp_last_step = step
@@ -42,12 +44,13 @@ def use_recovery_code(db: Session, user: User, code: str, now: datetime) -> int 
     found = totp.matching_hash(code, list(unused))
     if found is None:
         return None
-    spent = db.execute(
+    spent = changed_rows(
+        db,
         update(RecoveryCode)
         .where(RecoveryCode.id == unused[found], RecoveryCode.used_at.is_(None))
         .values(used_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     return len(unused) - 1 if spent == 1 else None
 
 

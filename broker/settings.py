@@ -102,8 +102,8 @@ class Settings(BaseSettings):
         description="Connections the kernel queues before the broker accepts them (capped by net.core.somaxconn).",
     )
 
-    http_keepalive_seconds: float = Field(
-        default=15.0, ge=1, le=600,
+    http_keepalive_seconds: int = Field(
+        default=15, ge=1, le=600,
         description="Seconds an idle HTTP connection stays open for the client's next request. Longer than "
         "the 5 s for which httpx (the Python console, the host) keeps one, so a request sent on a connection "
         "never meets the broker closing it.",

@@ -29,7 +29,6 @@ import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any
 
 
 class ChunkRejected(Exception):
@@ -45,7 +44,7 @@ class _FileHash:
     """
 
     def __init__(self) -> None:
-        self.digest: Any = hashlib.sha256()
+        self.digest = hashlib.sha256()
         self.next_index = 0
         self.stored: set[int] = set()
         """Chunks stored and waiting for their turn."""

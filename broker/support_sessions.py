@@ -22,6 +22,7 @@ from protocol.signalling import ConsentSource
 from . import audit
 from .clock import utcnow
 from .codes import CodeRecord, Verdict, hash_code, issue_code, judge_redemption
+from .db import changed_rows
 from .models import SupportSession, Ticket, User
 from .reports import session_note
 from .tickets import add_comment, mark_first_response
@@ -129,7 +130,8 @@ def redeem_code(
     if verdict is not Verdict.redeemable:
         raise CodeRejected(verdict)
     host_token, host_token_hash = new_token(HOST_TOKEN_PREFIX)
-    won = db.execute(
+    won = changed_rows(
+        db,
         update(SupportSession)
         .where(
             SupportSession.id == session_id,
@@ -145,7 +147,7 @@ def redeem_code(
             host_user_name=body.user_name,
             host_address=source,
         )
-    ).rowcount
+    )
     if won != 1:
         # Someone else redeemed it between our read and our write.
         raise CodeRejected(Verdict.used)
@@ -184,7 +186,8 @@ def end_session(
 ) -> SupportSession:
     """End a waiting or connected session. Raises :class:`SessionOver` if it already is."""
     now = utcnow()
-    won = db.execute(
+    won = changed_rows(
+        db,
         update(SupportSession)
         .where(
             SupportSession.id == session.id,
@@ -196,7 +199,7 @@ def end_session(
             ended_by=ended_by.value,
             end_reason=reason,
         )
-    ).rowcount
+    )
     if won != 1:
         db.refresh(session)  # as whoever ended it first left it
         raise SessionOver(session)
@@ -230,7 +233,8 @@ def expire_overdue(db: Session, now: datetime | None = None) -> list[Expired]:
     ).all()
     expired = []
     for row in overdue:
-        won = db.execute(
+        won = changed_rows(
+            db,
             update(SupportSession)
             .where(SupportSession.id == row.id, SupportSession.state == SessionState.waiting.value)
             .values(
@@ -239,7 +243,7 @@ def expire_overdue(db: Session, now: datetime | None = None) -> list[Expired]:
                 ended_by=EndedBy.broker.value,
                 end_reason="the support code expired before a host joined",
             )
-        ).rowcount
+        )
         if won == 1:
             audit.record(
                 db, "session.expired", actor=audit.BROKER, session_id=row.id, ticket_id=row.ticket_id
@@ -258,14 +262,15 @@ def record_consent(
 ) -> bool:
     """Store the end user's consent on a live session and audit it; False when the session is over."""
     names = [p.value for p in ordered(permissions)]
-    won = db.execute(
+    won = changed_rows(
+        db,
         update(SupportSession)
         .where(
             SupportSession.id == session_id,
             SupportSession.state == SessionState.connected.value,
         )
         .values(consent=names, consent_source=source.value, consent_at=utcnow())
-    ).rowcount
+    )
     if won != 1:
         return False
     ticket_id = db.scalar(select(SupportSession.ticket_id).where(SupportSession.id == session_id))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, not_, or_, select
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from protocol.helpdesk import (
@@ -358,7 +358,7 @@ def list_tickets(db: Session, query: TicketQuery, now: datetime | None = None) -
         .subquery()
     )
     breached = or_(Ticket.sla_breached.is_(True), Ticket.sla_due_at <= now)
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if query.statuses:
         conditions.append(Ticket.status.in_([s.value for s in query.statuses]))
     if query.priorities:

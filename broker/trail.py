@@ -172,12 +172,12 @@ def seal_pending(
     signed_at = iso(now)
     for chain in sorted(moved):
         seq, head_hash = tips[chain]
-        head = sign_head(key, chain, seq, head_hash, signed_at)
-        row = heads.get(chain)
-        if row is None:
-            db.add(AuditHead(chain=chain, seq=seq, head_hash=head_hash, signed_at=signed_at, signature=head.signature))
+        signed = sign_head(key, chain, seq, head_hash, signed_at)
+        stored = heads.get(chain)
+        if stored is None:
+            db.add(AuditHead(chain=chain, seq=seq, head_hash=head_hash, signed_at=signed_at, signature=signed.signature))
         else:
-            row.seq, row.head_hash, row.signed_at, row.signature = seq, head_hash, signed_at, head.signature
+            stored.seq, stored.head_hash, stored.signed_at, stored.signature = seq, head_hash, signed_at, signed.signature
         result.signed.append(chain)
     db.flush()
     return result
@@ -255,8 +255,8 @@ def load_chains(db: Session, chain: str | None = None) -> LoadedTrail:
     head_query = select(AuditHead)
     if chain is not None:
         head_query = head_query.where(AuditHead.chain == chain)
-    for row in db.scalars(head_query):
-        heads[row.chain].append(as_signed_head(row))
+    for head_row in db.scalars(head_query):
+        heads[head_row.chain].append(as_signed_head(head_row))
     events: dict[str, list[ChainEvent]] = defaultdict(list)
     query = select(AuditEvent).where(AuditEvent.hash.is_not(None))
     if chain is not None:

@@ -146,11 +146,11 @@ def create_transfer(
         raise ApiError(413, "too_large", f"{body.size} bytes is over this broker's limit of {max_bytes} bytes per file")
     if body.size > free_bytes:
         raise ApiError(507, "no_space", f"the broker has {free_bytes} bytes free, not enough for {body.size}")
-    active = db.scalar(
+    active = db.execute(
         select(func.count()).select_from(Transfer).where(
             Transfer.session_id == session.id, Transfer.state.in_(ACTIVE_STATES)
         )
-    )
+    ).scalar_one()
     if active >= per_session:
         raise ApiError(429, "too_many_transfers", f"{active} transfers are already running in this session; wait for one to end")
     request = None
@@ -339,11 +339,11 @@ def create_file_request(db: Session, peer: SessionPeer, body: FileRequestCreate,
     _require(peer.session, Permission.files_receive)
     if "\x00" in body.path:
         raise ApiError(422, "invalid_request", "a path cannot contain a NUL character")
-    pending = db.scalar(
+    pending = db.execute(
         select(func.count()).select_from(FileRequest).where(
             FileRequest.session_id == peer.session.id, FileRequest.state == FileRequestState.pending.value,
         )
-    )
+    ).scalar_one()
     if pending >= pending_most:
         raise ApiError(429, "too_many_requests", f"{pending} file requests already wait for the user; wait for an answer")
     request = FileRequest(

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -125,13 +125,14 @@ def update_webhook(
             setattr(endpoint, field, value)
             changes[field] = value
     if changes:
-        audit.record(db, "webhook.changed", actor=actor, source=source, webhook=endpoint.name, **changes)
+        audit.record_data(db, "webhook.changed", {"webhook": endpoint.name, **changes}, actor=actor, source=source)
     return endpoint
 
 
 def delete_webhook(db: Session, endpoint: WebhookEndpoint, *, actor: str, source: str | None) -> None:
     """Remove an endpoint and every delivery queued for it."""
-    db.execute(WebhookDelivery.__table__.delete().where(WebhookDelivery.endpoint_id == endpoint.id))
+    db.execute(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
+               .execution_options(synchronize_session=False))
     db.delete(endpoint)
     audit.record(db, "webhook.deleted", actor=actor, source=source, webhook=endpoint.name)
 

@@ -192,7 +192,7 @@ def retry_delay(
         raise ValueError(f"attempt numbers start at 1, not {attempt}")
     if not 0 <= jitter <= 1:
         raise ValueError(f"jitter is a fraction between 0 and 1, not {jitter}")
-    delay = min(cap, base * 2 ** min(attempt - 1, 62))
+    delay = float(min(cap, base * 2 ** min(attempt - 1, 62)))
     draw = random.random() if rand is None else rand
     return delay * (1 - jitter * draw)
 

@@ -172,8 +172,8 @@ async def start_playback(session_id: SessionId, state: State, user: RecordingVie
         joined = _recording_bytes(state, session_id, segments)
         with state.database.session() as db:
             # What this playback may serve, exactly: the ranges a player then asks for are not audited.
-            audit.record(db, "recording.played", actor=audit.user_actor(user), source=source, session_id=session_id,
-                         **handed_out(joined, segments))
+            audit.record_data(db, "recording.played", handed_out(joined, segments), actor=audit.user_actor(user),
+                              source=source, session_id=session_id)
         playback = state.playbacks.start(user.id, session_id, segments, len(joined), time.monotonic())
         return PlaybackStarted(
             playback_id=playback.id, url=f"{API_PREFIX}/audit/sessions/{session_id}/recording?playback={playback.id}",
@@ -245,9 +245,9 @@ async def export(session_id: SessionId, state: State, user: AuditExporter, sourc
         joined = _recording_bytes(state, session_id, before.segments)
         # 2. The export goes on the record with the hash of the recording it hands out...
         with state.database.session() as db:
-            exported = audit.record(
-                db, "audit.exported", actor=audit.user_actor(user), source=source, session_id=session_id,
-                **handed_out(joined, before.segments),
+            exported = audit.record_data(
+                db, "audit.exported", handed_out(joined, before.segments), actor=audit.user_actor(user),
+                source=source, session_id=session_id,
             )
             db.flush()
             export_row = exported.id

@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import Response
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 from starlette.concurrency import run_in_threadpool
 
 from protocol.recording import (
@@ -176,7 +176,7 @@ def _claim_origin(db: Session, session_id: str, declared_ms: int | None) -> int 
 
 def _neighbours(db: Session, session_id: str, index: int) -> tuple[SegmentSpan | None, SegmentSpan | None]:
     """The stored segments numbered just below and just above ``index``."""
-    def nearest(*conditions: object, order: object) -> SegmentSpan | None:
+    def nearest(*conditions: ColumnElement[bool], order: ColumnElement[Any] | QueryableAttribute[Any]) -> SegmentSpan | None:
         row = db.execute(
             select(RecordingSegment.index, RecordingSegment.offset_ms, RecordingSegment.duration_ms)
             .where(RecordingSegment.session_id == session_id, *conditions).order_by(order).limit(1)

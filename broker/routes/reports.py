@@ -41,9 +41,10 @@ async def kpis_csv(query: Range, state: State, reader: ReportReader, source: Sou
     def build() -> str:
         found = _build(state, query)
         with state.database.session() as db:
-            audit.record(db, "report.exported", actor=audit.user_actor(reader), source=source, report="kpis",
-                         format="csv", technician=query.technician, team=query.team,
-                         **{"from": query.start.isoformat(), "to": query.end.isoformat()})
+            audit.record_data(db, "report.exported", {
+                "report": "kpis", "format": "csv", "technician": query.technician, "team": query.team,
+                "from": query.start.isoformat(), "to": query.end.isoformat(),
+            }, actor=audit.user_actor(reader), source=source)
         return to_csv(found)
 
     text = await run_in_threadpool(build)

@@ -27,6 +27,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlalchemy.orm import Session
 
 from protocol.api import EndedBy
+from protocol.frames import ErrorCode
 from protocol.grants import SignedGrant
 from protocol.permissions import ordered
 from protocol.rates import Flow, MessageRate, TokenBucket
@@ -36,7 +37,6 @@ from protocol.signalling import (
     Consent,
     ConsentSource,
     End,
-    ErrorCode,
     GrantIssued,
     PeerInfo,
     PeerJoined,

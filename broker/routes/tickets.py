@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from protocol.api import Assignees, CommentCreate, CommentOut, Priority, TicketCreate, TicketOut, TicketSummary, TicketUpdate
-from protocol.helpdesk import CommentKind, TicketOrigin, TicketStatus, TransitionRefused, Visibility
+from protocol.helpdesk import CommentKind, SlaFilter, TicketOrder, TicketOrigin, TicketStatus, TransitionRefused, Visibility
 
 from .. import audit
 from ..access import TicketReader, TicketWriter
@@ -20,8 +20,6 @@ from ..models import Team, Ticket, User
 from ..serializers import comment_out, team_brief, ticket_out, ticket_summary, user_brief
 from ..tickets import (
     FieldChanges,
-    SlaFilter,
-    TicketOrder,
     TicketQuery,
     add_comment,
     assign,

@@ -7,8 +7,8 @@ import csv
 import io
 import re
 import time
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from playwright.async_api import expect

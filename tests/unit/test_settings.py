@@ -69,9 +69,10 @@ def test_the_whole_port_range_is_accepted(tmp_path: Path, port: int) -> None:
         ("signal_max_message_bytes", 10, "greater than or equal to 4096"),
         ("signal_max_message_bytes", 2 * 1024 * 1024, "less than or equal to 1048576"),
         ("expiry_sweep_seconds", 0, "greater than 0"),
-        ("http_keepalive_seconds", 0.5, "greater than or equal to 1"),
+        ("http_keepalive_seconds", 0, "greater than or equal to 1"),
+        ("http_keepalive_seconds", 2.5, "valid integer"),
         ("http_keepalive_seconds", 601, "less than or equal to 600"),
-        ("http_keepalive_seconds", "forever", "valid number"),
+        ("http_keepalive_seconds", "forever", "valid integer"),
     ],
 )
 def test_bad_values_are_refused_naming_the_field(tmp_path: Path, field: str, value: object, words: str) -> None:
