@@ -153,13 +153,7 @@ def create_transfer(
     )
     if active >= per_session:
         raise ApiError(429, "too_many_transfers", f"{active} transfers are already running in this session; wait for one to end")
-    request = None
-    if body.direction is Direction.to_technician:
-        if body.request_id is None:
-            raise ApiError(422, "invalid_request", "a file for the technician answers a file request: give request_id")
-        request = db.get(FileRequest, body.request_id)
-        if request is None or request.session_id != session.id or request.state != FileRequestState.pending.value:
-            raise ApiError(409, "request_not_pending", "that file request does not exist or was already answered")
+    request = _answered_request(db, session, body)
     transfer = Transfer(
         id=str(uuid.uuid4()), session_id=session.id, direction=body.direction.value, name=name,
         size=body.size, chunk_size=CHUNK_SIZE, state=TransferState.offered.value,
@@ -175,6 +169,29 @@ def create_transfer(
         transfer_id=transfer.id, name=name, size=body.size, direction=body.direction.value,
     )
     return transfer
+
+
+def _answered_request(db: Session, session: SupportSession, body: TransferCreate) -> FileRequest | None:
+    """The file request of ``session`` that the offered file answers, checked before anything is created.
+
+    A file request asks the host for a file, so a file for the technician answers one of this
+    session's pending requests and a file for the host answers none. ``request_id`` is checked
+    whichever the direction: an id of no request of this session is refused, never stored or
+    announced to this session's peers.
+    """
+    if body.request_id is None:
+        if body.direction is Direction.to_technician:
+            raise ApiError(422, "invalid_request", "a file for the technician answers a file request: give request_id")
+        return None
+    request = db.get(FileRequest, body.request_id)
+    if request is None or request.session_id != session.id:
+        raise ApiError(404, "not_found", f"request_id: file request {body.request_id} does not exist in this session")
+    if body.direction is Direction.to_host:
+        raise ApiError(422, "invalid_request", "request_id: a file sent to the host answers no file request "
+                       "(only the host answers them, with a file to_technician); leave request_id out")
+    if request.state != FileRequestState.pending.value:
+        raise ApiError(409, "request_not_pending", f"request_id: file request {request.id} is already {request.state}")
+    return request
 
 
 def _require_role(peer: SessionPeer, role: Role, what: str) -> None:

@@ -93,6 +93,11 @@ async def _run_chunk(state: BrokerState, session_id: str, token: str | None, wor
     return await state.db_slots.run(_cached_unit, state, session_id, token, work)
 
 
+def _announce_request(state: BrokerState, out: FileRequestOut) -> None:
+    for peer in state.hub.peers(out.session_id):
+        peer.post(FileRequestUpdate(request=out))
+
+
 def _announce(state: BrokerState, out: TransferOut) -> None:
     for peer in state.hub.peers(out.session_id):
         peer.post(TransferUpdate(transfer=out))
@@ -105,19 +110,21 @@ def _announce(state: BrokerState, out: TransferOut) -> None:
 async def offer(session_id: SessionId, body: TransferCreate, state: State, token: PeerToken) -> TransferOut:
     settings = state.settings
 
-    def work(db: Session, peer: SessionPeer) -> TransferOut:
+    def work(db: Session, peer: SessionPeer) -> tuple[TransferOut, FileRequestOut | None]:
         transfer = rules.create_transfer(
             db, peer, body, max_bytes=settings.transfer_max_bytes, free_bytes=state.spool.free_bytes(),
             per_session=settings.transfers_per_session,
         )
         db.flush()
         db.refresh(transfer, ["chunks"])
-        return rules.transfer_out(transfer)
+        # Set only when the rules found the request in this session and approved it (already loaded).
+        answered = db.get(FileRequest, transfer.request_id) if transfer.request_id else None
+        return rules.transfer_out(transfer), rules.file_request_out(answered) if answered else None
 
-    out = await _run(state, session_id, token, work)
+    out, answered = await _run(state, session_id, token, work)
     _announce(state, out)
-    if body.request_id:
-        await _announce_request(state, session_id, token, body.request_id)
+    if answered is not None:
+        _announce_request(state, answered)
     return out
 
 
@@ -313,13 +320,6 @@ async def cancel(session_id: SessionId, transfer_id: TransferId, body: TransferC
 # --- file requests ------------------------------------------------------------------
 
 
-async def _announce_request(state: BrokerState, session_id: str, token: str | None, request_id: str) -> None:
-    out = await _run(state, session_id, token,
-                     lambda db, _peer: rules.file_request_out(db.get(FileRequest, request_id)))  # type: ignore[arg-type]
-    for peer in state.hub.peers(session_id):
-        peer.post(FileRequestUpdate(request=out))
-
-
 @router.post("/file-requests", response_model=FileRequestOut, status_code=201,
              summary="The technician asks the host for a file; the user picks or approves it")
 async def request_file(session_id: SessionId, body: FileRequestCreate, state: State,
@@ -327,8 +327,7 @@ async def request_file(session_id: SessionId, body: FileRequestCreate, state: St
     out = await _run(state, session_id, token,
                      lambda db, peer: rules.file_request_out(rules.create_file_request(
                          db, peer, body, pending_most=state.settings.file_requests_per_session)))
-    for peer in state.hub.peers(session_id):
-        peer.post(FileRequestUpdate(request=out))
+    _announce_request(state, out)
     return out
 
 
@@ -345,6 +344,5 @@ async def answer(session_id: SessionId, request_id: TransferId, body: FileReques
                  token: PeerToken) -> FileRequestOut:
     out = await _run(state, session_id, token,
                      lambda db, peer: rules.file_request_out(rules.answer_file_request(db, peer, request_id, body)))
-    for peer in state.hub.peers(session_id):
-        peer.post(FileRequestUpdate(request=out))
+    _announce_request(state, out)
     return out
