@@ -139,13 +139,13 @@ async def show(
     session_id: SessionId, transfer_id: TransferId, state: State, token: PeerToken,
     wait: Wait = 0, known: Annotated[str | None, Query(max_length=200)] = None,
 ) -> TransferOut:
-    event = state.transfer_signals.listen(transfer_id)
-    out = await _run(state, session_id, token,
-                     lambda db, _peer: rules.transfer_out(rules.get_transfer(db, session_id, transfer_id)))
-    if known is not None and known == transfer_version(out) and wait > 0 and not out.state.over:
-        await wait_for(event, wait)
+    with state.transfer_signals.listen(transfer_id) as changed:
         out = await _run(state, session_id, token,
                          lambda db, _peer: rules.transfer_out(rules.get_transfer(db, session_id, transfer_id)))
+        if known is not None and known == transfer_version(out) and wait > 0 and not out.state.over:
+            await wait_for(changed, wait)
+            out = await _run(state, session_id, token,
+                             lambda db, _peer: rules.transfer_out(rules.get_transfer(db, session_id, transfer_id)))
     return out
 
 
@@ -221,15 +221,15 @@ async def get_chunk(
             raise ApiError(422, "invalid_chunk", f"chunk {index} is outside this file")
         return rules.chunk_sha256(db, transfer_id, index)
 
-    event = state.transfer_signals.listen(transfer_id)
-    sha256 = await _run_chunk(state, session_id, token, lookup)
-    if sha256 is None and wait > 0:
-        await wait_for(event, min(wait, MAX_WAIT_CHUNK))
-        if await request.is_disconnected():
-            # The receiver died while it waited (a killed host): handing it the chunk would
-            # free the broker's copy and make the sender upload it again for the next receiver.
-            return Response(status_code=499)
+    with state.transfer_signals.listen(transfer_id) as arrived:
         sha256 = await _run_chunk(state, session_id, token, lookup)
+        if sha256 is None and wait > 0:
+            await wait_for(arrived, min(wait, MAX_WAIT_CHUNK))
+            if await request.is_disconnected():
+                # The receiver died while it waited (a killed host): handing it the chunk would
+                # free the broker's copy and make the sender upload it again for the next receiver.
+                return Response(status_code=499)
+            sha256 = await _run_chunk(state, session_id, token, lookup)
     if sha256 is None:
         raise ApiError(404, "chunk_not_ready", f"chunk {index} has not been uploaded yet; ask again")
     data = await run_in_threadpool(state.spool.copy_out, transfer_id, index)
