@@ -193,15 +193,23 @@ async def put_chunk(
     except ChunkRejected as rejected:
         raise ApiError(422, "chunk_rejected", str(rejected)) from None
 
-    def record() -> None:
+    def record() -> str | None:
+        """Record the stored chunk; the transfer's state instead when it is over (nothing recorded)."""
         # The peer was identified before the upload; only the transfer's state matters now.
         with state.database.session() as db:
             transfer = rules.transfer_row(db, session_id, transfer_id)
             if TransferState(transfer.state).over:
-                raise ApiError(409, "transfer_over", f"the transfer is already {transfer.state}")
+                return transfer.state
             rules.record_chunk(db, transfer, index, x_chunk_sha256, length)
+            return None
 
-    await state.db_slots.run(record)
+    # Stored first, state read second; a cancel writes the state first and empties the spool
+    # second. Whichever way they interleave, one of the two sees the other: a chunk stored
+    # after the cancel emptied the spool is found here and removed with the rest.
+    over = await state.db_slots.run(record)
+    if over is not None:
+        state.spool.remove(transfer_id)
+        raise ApiError(409, "transfer_over", f"the transfer is already {over}")
     state.transfer_signals.changed(transfer_id)
     return Response(status_code=204)
 

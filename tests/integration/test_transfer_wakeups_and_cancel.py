@@ -1,14 +1,22 @@
-"""Inside the broker's transfer routes: long polls leave no wake-up behind.
+"""Inside the broker's transfer routes: long polls leave no wake-up behind, and a cancel beats an upload.
 
 The app runs in the test's process (:mod:`tests.support.in_process`), on a real SQLite
-database and spool, so that the test can look at the wake-ups the broker holds.
+database and spool, so that the test can look at the wake-ups the broker holds and step in
+between an upload's check and the storing of its bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import uuid
 from pathlib import Path
+from typing import Any
 
+import pytest
+from sqlalchemy import func, select
+
+from broker.models import TransferChunk
 from protocol.transfers import TransferOut, transfer_version
 from tests.support.in_process import InProcessBroker, PairedSession, in_process_broker
 
@@ -55,3 +63,38 @@ async def test_long_polls_that_end_without_a_change_leave_no_wake_up_behind(tmp_
             await broker.call("GET", transfer, 200, headers=session.technician, params={"wait": 5, "known": "v"})
             await broker.call("GET", f"{transfer}/chunks/0", 409, headers=session.host, params={"wait": 5})
         assert len(broker.state.transfer_signals) == 0
+
+
+@pytest.mark.parametrize("cancelled", ["before the bytes are stored", "after they are stored"])
+async def test_a_chunk_whose_upload_a_cancel_overtakes_is_not_kept(tmp_path: Path, cancelled: str) -> None:
+    """Before: a cancel landing between an upload's check and its store emptied the spool, and the
+    upload then stored its chunk again, held in memory for a transfer that was over."""
+    async with in_process_broker(tmp_path) as broker:
+        session = await broker.paired_session(consent=["files.send"])
+        transfer_id = await accepted_transfer(broker, session)
+        transfer = f"/sessions/{session.session_id}/transfers/{transfer_id}"
+        spool = broker.state.spool
+        store = spool.receive
+
+        async def cancel() -> None:
+            await broker.call("POST", f"{transfer}/cancel", 200, headers=session.host, json={"reason": "changed my mind"})
+
+        async def overtaken(*args: Any, **kwargs: Any) -> None:
+            # The upload was checked (the transfer is accepted); the cancel lands now.
+            if cancelled == "before the bytes are stored":
+                await cancel()
+            await store(*args, **kwargs)
+            if cancelled == "after they are stored":
+                await cancel()
+
+        spool.receive = overtaken  # type: ignore[method-assign]
+        data = os.urandom(SIZE)
+        put = await broker.http.put(f"{transfer}/chunks/0", content=data,
+                                    headers={**session.technician, "X-Chunk-SHA256": hashlib.sha256(data).hexdigest()})
+        assert put.status_code == 409 and put.json()["error"] == "transfer_over", put.text
+        assert not spool.has(transfer_id, 0)
+        assert transfer_id not in spool.transfer_ids()
+        assert spool.memory_used == 0
+        with broker.state.database.session() as db:
+            recorded = db.scalar(select(func.count()).select_from(TransferChunk).where(TransferChunk.transfer_id == transfer_id))
+        assert recorded == 0
