@@ -8,6 +8,7 @@ reads, so a sweep that walked the broker's history would show it however fast it
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import uuid
 from pathlib import Path
@@ -32,33 +33,35 @@ class History:
         self.path = path
 
     def session(self, state: str) -> str:
-        session_id = str(uuid.uuid4())
-        with sqlite3.connect(self.path) as conn:
-            conn.execute(
-                "INSERT INTO support_sessions (id, ticket_id, technician_id, state, code_hash, code_expires_at,"
-                " created_at, recording_bytes, recording_segments, peer_events, peer_event_bytes)"
-                " VALUES (?, 1, 1, ?, ?, ?, ?, 0, 0, 0, 0)",
-                (session_id, state, uuid.uuid4().hex, AT, AT),
-            )
-        conn.close()
+        (session_id,) = self._write({state: 1}, transfer_state="", transfers_each=0)
         return session_id
 
     def transfers(self, session_id: str, state: str, count: int = 1) -> list[str]:
         ids = [str(uuid.uuid4()) for _ in range(count)]
-        with sqlite3.connect(self.path) as conn:
-            conn.executemany(
-                "INSERT INTO transfers (id, session_id, direction, name, size, chunk_size, state, created_by, created_at)"
-                " VALUES (?, ?, 'to_host', 'notes.txt', 10, 4194304, ?, 'user:1', ?)",
-                [(transfer_id, session_id, state, AT) for transfer_id in ids],
-            )
-        conn.close()
+        with contextlib.closing(sqlite3.connect(self.path)) as conn, conn:
+            conn.executemany(TRANSFER, [(transfer_id, session_id, state, AT) for transfer_id in ids])
         return ids
 
     def ended_sessions(self, sessions: int, transfers_each: int) -> None:
         """Sessions that ended, each with transfers that all finished: the broker's past."""
-        for n in range(sessions):
-            session_id = self.session("ended")
-            self.transfers(session_id, ("completed", "cancelled", "refused", "failed")[n % 4], transfers_each)
+        self._write({"ended": sessions}, transfer_state="completed", transfers_each=transfers_each)
+
+    def _write(self, sessions: dict[str, int], *, transfer_state: str, transfers_each: int) -> list[str]:
+        session_rows = [(str(uuid.uuid4()), state, uuid.uuid4().hex, AT, AT)
+                        for state, count in sessions.items() for _ in range(count)]
+        finished = ("completed", "cancelled", "refused", "failed")
+        transfer_rows = [(str(uuid.uuid4()), row[0], finished[n % 4] if transfer_state == "completed" else transfer_state, AT)
+                         for n, row in enumerate(session_rows) for _ in range(transfers_each)]
+        with contextlib.closing(sqlite3.connect(self.path)) as conn, conn:
+            conn.executemany(SESSION, session_rows)
+            conn.executemany(TRANSFER, transfer_rows)
+        return [row[0] for row in session_rows]
+
+
+SESSION = ("INSERT INTO support_sessions (id, ticket_id, technician_id, state, code_hash, code_expires_at, created_at)"
+           " VALUES (?, 1, 1, ?, ?, ?, ?)")
+TRANSFER = ("INSERT INTO transfers (id, session_id, direction, name, size, chunk_size, state, created_by, created_at)"
+            " VALUES (?, ?, 'to_host', 'notes.txt', 10, 4194304, ?, 'user:1', ?)")
 
 
 def swept(database: Database, held: set[str]) -> tuple[int, set[str]]:
@@ -124,7 +127,7 @@ def test_running_transfers_of_sessions_that_are_over_are_cancelled_once_and_the_
     _, over = swept(database, {running, offered, abandoned, never_joined, "not-a-transfer-the-broker-knows"})
     assert over == {abandoned, never_joined}
     with database.session() as db:
-        states = dict(db.execute(select(Transfer.id, Transfer.state)).tuples().all())
+        states = {row.id: row.state for row in db.execute(select(Transfer.id, Transfer.state))}
         cancelled = db.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.kind == "transfer.cancelled"))
         reasons = {t.reason for t in db.scalars(select(Transfer).where(Transfer.id.in_([abandoned, never_joined])))}
     assert states[running] == "accepted" and states[offered] == "offered"
