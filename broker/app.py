@@ -45,7 +45,7 @@ from .settings import Settings
 from .spool import ChunkSignals, TransferSpool
 from .support_sessions import expire_overdue
 from .tickets import record_breaches
-from .transfers import abandon_transfers_of_ended_sessions
+from .transfers import sweep_transfers
 from .webhooks import deliver_webhooks
 
 log = logging.getLogger(__name__)
@@ -111,11 +111,12 @@ async def sweep_expired_sessions(state: BrokerState) -> None:
     while True:
         await asyncio.sleep(state.settings.expiry_sweep_seconds)
         try:
+            held = state.spool.transfer_ids()
+
             def _sweep():  # type: ignore[no-untyped-def]
                 with state.database.session() as db:
                     idle = timedelta(seconds=state.settings.request_idle_seconds)
-                    return (expire_overdue(db), set(abandon_transfers_of_ended_sessions(db)),
-                            expire_idle_requests(db, idle))
+                    return expire_overdue(db), sweep_transfers(db, held), expire_idle_requests(db, idle)
 
             expired_sessions, finished, expired_requests = await run_in_threadpool(_sweep)
             if expired_requests:
@@ -125,10 +126,9 @@ async def sweep_expired_sessions(state: BrokerState) -> None:
                     expired.session_id,
                     SessionEnded(ended_by="broker", reason="the support code expired before a host joined"),
                 )
-            for transfer_id in state.spool.transfer_ids():
-                if transfer_id in finished:
-                    state.spool.remove(transfer_id)
-                    state.transfer_signals.changed(transfer_id)
+            for transfer_id in finished:
+                state.spool.remove(transfer_id)
+                state.transfer_signals.changed(transfer_id)
         except Exception as exc:  # noqa: BLE001 - keep sweeping; the next round retries
             log_round_failure(log, "expiry sweep", exc)
 

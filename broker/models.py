@@ -450,7 +450,8 @@ class Transfer(Base):
     name: Mapped[str] = mapped_column(String(1024))
     size: Mapped[int] = mapped_column(BigInteger)
     chunk_size: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    """Indexed for the sweep, which looks for the few transfers still running (``broker.transfers.sweep_transfers``)."""
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     broker_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     saved_as: Mapped[str | None] = mapped_column(String(1024), default=None)

@@ -22,12 +22,12 @@ the broker computed over the bytes it relayed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
 import threading
-from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 
 
@@ -274,23 +274,57 @@ class TransferSpool:
         return shutil.disk_usage(self.root).free
 
 
+class _Wakeup:
+    """One key's wake-up and how many waiters hold it."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.listeners = 0
+
+
 class ChunkSignals:
     """Wake-ups for long polls: a chunk arrived, or a transfer changed.
 
-    A waiter takes :meth:`listen` *before* looking at the state it waits on, so
-    a change that lands while it looks is never missed.
+    A waiter listens *before* looking at the state it waits on, so a change that
+    lands while it looks is never missed::
+
+        with signals.listen(transfer_id) as changed:
+            ...look...
+            await wait_for(changed, timeout)
+
+    A key's wake-up lives while someone listens: the last waiter to leave, whether it
+    was woken, timed out or failed (a transfer that does not exist), removes it, so
+    asking about any number of ids leaves nothing behind. Used on the event loop only.
     """
 
     def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self._wakeups: dict[str, _Wakeup] = {}
 
-    def listen(self, transfer_id: str) -> asyncio.Event:
-        return self._events[transfer_id]
+    @contextlib.contextmanager
+    def listen(self, key: str) -> Iterator[asyncio.Event]:
+        """The event :meth:`changed` sets for ``key``, held for the block."""
+        wakeup = self._wakeups.get(key)
+        if wakeup is None:
+            wakeup = self._wakeups[key] = _Wakeup()
+        wakeup.listeners += 1
+        try:
+            yield wakeup.event
+        finally:
+            wakeup.listeners -= 1
+            # One that fired is no longer the key's (changed() took it out); a fresh one
+            # there since belongs to later listeners.
+            if wakeup.listeners == 0 and self._wakeups.get(key) is wakeup:
+                del self._wakeups[key]
 
-    def changed(self, transfer_id: str) -> None:
-        event = self._events.pop(transfer_id, None)
-        if event is not None:
-            event.set()
+    def changed(self, key: str) -> None:
+        """Wake everyone listening on ``key``; later listeners wait for the next change."""
+        wakeup = self._wakeups.pop(key, None)
+        if wakeup is not None:
+            wakeup.event.set()
+
+    def __len__(self) -> int:
+        """How many keys have someone listening."""
+        return len(self._wakeups)
 
 
 async def wait_for(event: asyncio.Event, timeout: float) -> bool:

@@ -9,10 +9,12 @@ direction, who and how it ended.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Iterator
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from protocol.api import SessionState
 from protocol.permissions import Permission
 from protocol.signalling import Role
 from protocol.transfers import (
@@ -39,6 +41,9 @@ from .models import FileRequest, SupportSession, Transfer, TransferChunk
 from .peers import SessionPeer
 
 ACTIVE_STATES = (TransferState.offered.value, TransferState.accepted.value)
+SESSION_OVER_STATES = (SessionState.ended.value, SessionState.expired.value)
+LOOKUP_BATCH = 500
+"""Ids per ``IN (...)`` of one query: well inside every database's limit on parameters."""
 
 
 def permission_for(direction: Direction) -> Permission:
@@ -153,13 +158,7 @@ def create_transfer(
     ).scalar_one()
     if active >= per_session:
         raise ApiError(429, "too_many_transfers", f"{active} transfers are already running in this session; wait for one to end")
-    request = None
-    if body.direction is Direction.to_technician:
-        if body.request_id is None:
-            raise ApiError(422, "invalid_request", "a file for the technician answers a file request: give request_id")
-        request = db.get(FileRequest, body.request_id)
-        if request is None or request.session_id != session.id or request.state != FileRequestState.pending.value:
-            raise ApiError(409, "request_not_pending", "that file request does not exist or was already answered")
+    request = _answered_request(db, session, body)
     transfer = Transfer(
         id=str(uuid.uuid4()), session_id=session.id, direction=body.direction.value, name=name,
         size=body.size, chunk_size=CHUNK_SIZE, state=TransferState.offered.value,
@@ -175,6 +174,29 @@ def create_transfer(
         transfer_id=transfer.id, name=name, size=body.size, direction=body.direction.value,
     )
     return transfer
+
+
+def _answered_request(db: Session, session: SupportSession, body: TransferCreate) -> FileRequest | None:
+    """The file request of ``session`` that the offered file answers, checked before anything is created.
+
+    A file request asks the host for a file, so a file for the technician answers one of this
+    session's pending requests and a file for the host answers none. ``request_id`` is checked
+    whichever the direction: an id of no request of this session is refused, never stored or
+    announced to this session's peers.
+    """
+    if body.request_id is None:
+        if body.direction is Direction.to_technician:
+            raise ApiError(422, "invalid_request", "a file for the technician answers a file request: give request_id")
+        return None
+    request = db.get(FileRequest, body.request_id)
+    if request is None or request.session_id != session.id:
+        raise ApiError(404, "not_found", f"request_id: file request {body.request_id} does not exist in this session")
+    if body.direction is Direction.to_host:
+        raise ApiError(422, "invalid_request", "request_id: a file sent to the host answers no file request "
+                       "(only the host answers them, with a file to_technician); leave request_id out")
+    if request.state != FileRequestState.pending.value:
+        raise ApiError(409, "request_not_pending", f"request_id: file request {request.id} is already {request.state}")
+    return request
 
 
 def _require_role(peer: SessionPeer, role: Role, what: str) -> None:
@@ -309,16 +331,37 @@ def cancel(db: Session, peer: SessionPeer | None, transfer: Transfer, reason: st
     )
 
 
-def abandon_transfers_of_ended_sessions(db: Session) -> list[str]:
-    """Cancel what is still running in sessions that are over; return every transfer id that is over."""
-    running = db.scalars(
-        select(Transfer).join(SupportSession, SupportSession.id == Transfer.session_id).where(
-            Transfer.state.in_(ACTIVE_STATES), SupportSession.state.in_(("ended", "expired"))
-        )
-    ).all()
+def sweep_transfers(db: Session, held: Iterable[str]) -> set[str]:
+    """Cancel the transfers still running in sessions that are over; return which of ``held`` are over.
+
+    ``held`` are the transfers the spool holds chunks of: those that are over are to be
+    freed. Only running transfers (found by their state's index), their sessions and the
+    held transfers are read, by key: a sweep costs the same however many transfers ended before.
+    """
+    running = db.scalars(select(Transfer).where(Transfer.state.in_(ACTIVE_STATES))).all()
+    over_sessions = {
+        session_id
+        for batch in _batches({transfer.session_id for transfer in running})
+        for session_id in db.scalars(select(SupportSession.id).where(
+            SupportSession.id.in_(batch), SupportSession.state.in_(SESSION_OVER_STATES)))
+    }
     for transfer in running:
-        cancel(db, None, transfer, "the session ended")
-    return list(db.scalars(select(Transfer.id).where(Transfer.state.not_in(ACTIVE_STATES))))
+        if transfer.session_id in over_sessions:
+            cancel(db, None, transfer, "the session ended")
+    db.flush()
+    return {
+        transfer_id
+        for batch in _batches(held)
+        for transfer_id in db.scalars(select(Transfer.id).where(
+            Transfer.id.in_(batch), Transfer.state.not_in(ACTIVE_STATES)))
+    }
+
+
+def _batches(ids: Iterable[str]) -> Iterator[list[str]]:
+    """``ids`` in lists of at most :data:`LOOKUP_BATCH`, one ``IN (...)`` each."""
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), LOOKUP_BATCH):
+        yield ordered[start:start + LOOKUP_BATCH]
 
 
 # --- file requests ------------------------------------------------------------------

@@ -56,7 +56,8 @@ class TransferCreate(Request):
     size: int = Field(ge=0, le=2**50)
     direction: Direction
     request_id: str | None = Field(default=None, max_length=36)
-    """For ``to_technician``: the file request this answers."""
+    """For ``to_technician`` (required): the pending file request of this session this answers.
+    A file ``to_host`` answers none; an offer naming one is refused."""
 
 
 class TransferFinish(Request):

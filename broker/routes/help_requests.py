@@ -150,14 +150,14 @@ async def poll(
     deadline = loop.time() + wait
     while True:
         # Listen before looking: a change landing while we look still wakes us.
-        changed = state.queue_signals.listen(QUEUE_CHANGED)
-        status = await state.db_slots.run(_status, state, request_id, token)
-        remaining = deadline - loop.time()
-        if status.state is not HelpRequestState.waiting or status.position != position or remaining <= 0:
-            return status
-        if await http.is_disconnected():
-            return status
-        await wait_for(changed, min(remaining, _recheck_every(state)))
+        with state.queue_signals.listen(QUEUE_CHANGED) as changed:
+            status = await state.db_slots.run(_status, state, request_id, token)
+            remaining = deadline - loop.time()
+            if status.state is not HelpRequestState.waiting or status.position != position or remaining <= 0:
+                return status
+            if await http.is_disconnected():
+                return status
+            await wait_for(changed, min(remaining, _recheck_every(state)))
 
 
 def _recheck_every(state: BrokerState) -> float:

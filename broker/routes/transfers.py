@@ -93,6 +93,11 @@ async def _run_chunk(state: BrokerState, session_id: str, token: str | None, wor
     return await state.db_slots.run(_cached_unit, state, session_id, token, work)
 
 
+def _announce_request(state: BrokerState, out: FileRequestOut) -> None:
+    for peer in state.hub.peers(out.session_id):
+        peer.post(FileRequestUpdate(request=out))
+
+
 def _announce(state: BrokerState, out: TransferOut) -> None:
     for peer in state.hub.peers(out.session_id):
         peer.post(TransferUpdate(transfer=out))
@@ -105,19 +110,21 @@ def _announce(state: BrokerState, out: TransferOut) -> None:
 async def offer(session_id: SessionId, body: TransferCreate, state: State, token: PeerToken) -> TransferOut:
     settings = state.settings
 
-    def work(db: Session, peer: SessionPeer) -> TransferOut:
+    def work(db: Session, peer: SessionPeer) -> tuple[TransferOut, FileRequestOut | None]:
         transfer = rules.create_transfer(
             db, peer, body, max_bytes=settings.transfer_max_bytes, free_bytes=state.spool.free_bytes(),
             per_session=settings.transfers_per_session,
         )
         db.flush()
         db.refresh(transfer, ["chunks"])
-        return rules.transfer_out(transfer)
+        # Set only when the rules found the request in this session and approved it (already loaded).
+        answered = db.get(FileRequest, transfer.request_id) if transfer.request_id else None
+        return rules.transfer_out(transfer), rules.file_request_out(answered) if answered else None
 
-    out = await _run(state, session_id, token, work)
+    out, answered = await _run(state, session_id, token, work)
     _announce(state, out)
-    if body.request_id:
-        await _announce_request(state, session_id, token, body.request_id)
+    if answered is not None:
+        _announce_request(state, answered)
     return out
 
 
@@ -132,13 +139,13 @@ async def show(
     session_id: SessionId, transfer_id: TransferId, state: State, token: PeerToken,
     wait: Wait = 0, known: Annotated[str | None, Query(max_length=200)] = None,
 ) -> TransferOut:
-    event = state.transfer_signals.listen(transfer_id)
-    out = await _run(state, session_id, token,
-                     lambda db, _peer: rules.transfer_out(rules.get_transfer(db, session_id, transfer_id)))
-    if known is not None and known == transfer_version(out) and wait > 0 and not out.state.over:
-        await wait_for(event, wait)
+    with state.transfer_signals.listen(transfer_id) as changed:
         out = await _run(state, session_id, token,
                          lambda db, _peer: rules.transfer_out(rules.get_transfer(db, session_id, transfer_id)))
+        if known is not None and known == transfer_version(out) and wait > 0 and not out.state.over:
+            await wait_for(changed, wait)
+            out = await _run(state, session_id, token,
+                             lambda db, _peer: rules.transfer_out(rules.get_transfer(db, session_id, transfer_id)))
     return out
 
 
@@ -186,15 +193,23 @@ async def put_chunk(
     except ChunkRejected as rejected:
         raise ApiError(422, "chunk_rejected", str(rejected)) from None
 
-    def record() -> None:
+    def record() -> str | None:
+        """Record the stored chunk; the transfer's state instead when it is over (nothing recorded)."""
         # The peer was identified before the upload; only the transfer's state matters now.
         with state.database.session() as db:
             transfer = rules.transfer_row(db, session_id, transfer_id)
             if TransferState(transfer.state).over:
-                raise ApiError(409, "transfer_over", f"the transfer is already {transfer.state}")
+                return transfer.state
             rules.record_chunk(db, transfer, index, x_chunk_sha256, length)
+            return None
 
-    await state.db_slots.run(record)
+    # Stored first, state read second; a cancel writes the state first and empties the spool
+    # second. Whichever way they interleave, one of the two sees the other: a chunk stored
+    # after the cancel emptied the spool is found here and removed with the rest.
+    over = await state.db_slots.run(record)
+    if over is not None:
+        state.spool.remove(transfer_id)
+        raise ApiError(409, "transfer_over", f"the transfer is already {over}")
     state.transfer_signals.changed(transfer_id)
     return Response(status_code=204)
 
@@ -214,15 +229,15 @@ async def get_chunk(
             raise ApiError(422, "invalid_chunk", f"chunk {index} is outside this file")
         return rules.chunk_sha256(db, transfer_id, index)
 
-    event = state.transfer_signals.listen(transfer_id)
-    sha256 = await _run_chunk(state, session_id, token, lookup)
-    if sha256 is None and wait > 0:
-        await wait_for(event, min(wait, MAX_WAIT_CHUNK))
-        if await request.is_disconnected():
-            # The receiver died while it waited (a killed host): handing it the chunk would
-            # free the broker's copy and make the sender upload it again for the next receiver.
-            return Response(status_code=499)
+    with state.transfer_signals.listen(transfer_id) as arrived:
         sha256 = await _run_chunk(state, session_id, token, lookup)
+        if sha256 is None and wait > 0:
+            await wait_for(arrived, min(wait, MAX_WAIT_CHUNK))
+            if await request.is_disconnected():
+                # The receiver died while it waited (a killed host): handing it the chunk would
+                # free the broker's copy and make the sender upload it again for the next receiver.
+                return Response(status_code=499)
+            sha256 = await _run_chunk(state, session_id, token, lookup)
     if sha256 is None:
         raise ApiError(404, "chunk_not_ready", f"chunk {index} has not been uploaded yet; ask again")
     data = await run_in_threadpool(state.spool.copy_out, transfer_id, index)
@@ -313,13 +328,6 @@ async def cancel(session_id: SessionId, transfer_id: TransferId, body: TransferC
 # --- file requests ------------------------------------------------------------------
 
 
-async def _announce_request(state: BrokerState, session_id: str, token: str | None, request_id: str) -> None:
-    out = await _run(state, session_id, token,
-                     lambda db, _peer: rules.file_request_out(db.get(FileRequest, request_id)))  # type: ignore[arg-type]
-    for peer in state.hub.peers(session_id):
-        peer.post(FileRequestUpdate(request=out))
-
-
 @router.post("/file-requests", response_model=FileRequestOut, status_code=201,
              summary="The technician asks the host for a file; the user picks or approves it")
 async def request_file(session_id: SessionId, body: FileRequestCreate, state: State,
@@ -327,8 +335,7 @@ async def request_file(session_id: SessionId, body: FileRequestCreate, state: St
     out = await _run(state, session_id, token,
                      lambda db, peer: rules.file_request_out(rules.create_file_request(
                          db, peer, body, pending_most=state.settings.file_requests_per_session)))
-    for peer in state.hub.peers(session_id):
-        peer.post(FileRequestUpdate(request=out))
+    _announce_request(state, out)
     return out
 
 
@@ -345,6 +352,5 @@ async def answer(session_id: SessionId, request_id: TransferId, body: FileReques
                  token: PeerToken) -> FileRequestOut:
     out = await _run(state, session_id, token,
                      lambda db, peer: rules.file_request_out(rules.answer_file_request(db, peer, request_id, body)))
-    for peer in state.hub.peers(session_id):
-        peer.post(FileRequestUpdate(request=out))
+    _announce_request(state, out)
     return out

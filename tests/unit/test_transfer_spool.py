@@ -514,50 +514,88 @@ def test_the_root_is_created_private(tmp_path: Path) -> None:
 
 async def test_a_listener_taken_before_a_change_is_set_by_it() -> None:
     signals = ChunkSignals()
-    event = signals.listen("t")
-    other = signals.listen("u")
-    assert not event.is_set()
-    signals.changed("t")
-    assert event.is_set()
-    assert not other.is_set()
-    assert await wait_for(event, 0.01)
+    with signals.listen("t") as event, signals.listen("u") as other:
+        assert not event.is_set()
+        signals.changed("t")
+        assert event.is_set()
+        assert not other.is_set()
+        assert await wait_for(event, 0.01)
 
 
 async def test_listeners_of_the_same_transfer_share_the_wake_up() -> None:
     signals = ChunkSignals()
-    first, second = signals.listen("t"), signals.listen("t")
-    signals.changed("t")
-    assert first.is_set() and second.is_set()
+    with signals.listen("t") as first, signals.listen("t") as second:
+        assert first is second
+        signals.changed("t")
+        assert first.is_set()
 
 
 async def test_a_listener_taken_after_a_change_waits_for_the_next() -> None:
     signals = ChunkSignals()
-    old = signals.listen("t")
-    signals.changed("t")
-    new = signals.listen("t")
-    assert old.is_set() and not new.is_set()
-    signals.changed("t")
-    assert new.is_set()
+    with signals.listen("t") as old:
+        signals.changed("t")
+        with signals.listen("t") as new:
+            assert old.is_set() and not new.is_set()
+            signals.changed("t")
+            assert new.is_set()
 
 
 async def test_a_change_nobody_listens_to_is_harmless() -> None:
     signals = ChunkSignals()
     signals.changed("t")
-    assert not signals.listen("t").is_set()
+    with signals.listen("t") as event:
+        assert not event.is_set()
+
+
+async def test_the_last_listener_to_leave_takes_the_wake_up_with_it() -> None:
+    """Before: a wake-up stayed until its key changed, which for an id that names nothing is never."""
+    signals = ChunkSignals()
+    for n in range(1000):
+        with signals.listen(f"unknown-{n}"):
+            pass
+    with pytest.raises(LookupError), signals.listen("failing"):
+        raise LookupError("a transfer that does not exist")
+    with signals.listen("t") as first:
+        with signals.listen("t") as second:
+            assert len(signals) == 1
+        assert len(signals) == 1  # the first still waits on it
+        assert first is second
+    assert len(signals) == 0
+
+
+async def test_a_listener_leaving_after_a_change_keeps_the_next_wake_up() -> None:
+    signals = ChunkSignals()
+    with signals.listen("t") as old:
+        signals.changed("t")
+        with signals.listen("t") as new:
+            pass
+        with signals.listen("t") as newest:
+            assert newest is not old
+    assert old.is_set() and not new.is_set()
+    assert len(signals) == 0
+    with signals.listen("t") as waiting:
+        with signals.listen("t") as fired:
+            signals.changed("t")
+        with signals.listen("t") as next_one:
+            assert len(signals) == 1
+            signals.changed("t")
+        assert fired.is_set() and waiting.is_set() and next_one.is_set()
+    assert len(signals) == 0
 
 
 async def test_wait_for_times_out_without_a_change() -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()
-    assert await wait_for(ChunkSignals().listen("t"), 0.05) is False
+    with ChunkSignals().listen("t") as event:
+        assert await wait_for(event, 0.05) is False
     assert 0.04 <= loop.time() - start < 1.0
 
 
 async def test_wait_for_wakes_up_on_a_change() -> None:
     signals = ChunkSignals()
-    event = signals.listen("t")
     loop = asyncio.get_running_loop()
-    loop.call_later(0.01, signals.changed, "t")
-    start = loop.time()
-    assert await wait_for(event, 5) is True
-    assert loop.time() - start < 1.0
+    with signals.listen("t") as event:
+        loop.call_later(0.01, signals.changed, "t")
+        start = loop.time()
+        assert await wait_for(event, 5) is True
+        assert loop.time() - start < 1.0
