@@ -4,7 +4,9 @@ The connection is authenticated before it is accepted (``Authorization:
 Bearer`` with the technician's login token or the host token from the join),
 and refused with an HTTP status and a JSON body that says why. Once in, every
 frame passes :func:`protocol.signalling.parse_peer_message`; a bad frame gets
-an ``error`` reply and the connection stays up.
+an ``error`` reply and the connection stays up. Whatever fails once a peer is
+attached (its ``signal.connected`` audit included) detaches it again, tells the
+other peer it left and closes it with :data:`CLOSE_BROKER_FAILED`.
 
 Each connection has a message rate (``DESKHAND_SIGNAL_MESSAGES_PER_SECOND`` and
 ``DESKHAND_SIGNAL_MESSAGE_BURST``): beyond it, frames are dropped and the sender
