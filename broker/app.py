@@ -7,7 +7,7 @@ import contextlib
 import importlib.util
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from .db_slots import DatabaseSlots
 from .deps import BrokerState
 from .errors import install_error_handlers, log_round_failure
 from .grant_watch import GrantWatcher
-from .help_requests import QUEUE_CHANGED, expire_idle_requests
+from .help_requests import QUEUE_CHANGED, ExpiredRequest, expire_idle_requests
 from .hub import SignalHub
 from .keys import load_or_create_keys, prepare_data_dir
 from .peers import PeerCache
@@ -43,7 +43,7 @@ from .routes import reports as report_routes
 from .routes import webhooks as webhook_routes
 from .settings import Settings
 from .spool import ChunkSignals, TransferSpool
-from .support_sessions import expire_overdue
+from .support_sessions import Expired, expire_overdue
 from .tickets import record_breaches
 from .transfers import sweep_transfers
 from .webhooks import deliver_webhooks
@@ -99,6 +99,13 @@ def build_state(settings: Settings) -> BrokerState:
     )
 
 
+
+def _sweep_once(state: BrokerState, held: Iterable[str]) -> tuple[list[Expired], set[str], list[ExpiredRequest]]:
+    """One unit of the expiry sweep: codes run out, transfers of sessions that are over, idle help requests."""
+    with state.database.session() as db:
+        idle = timedelta(seconds=state.settings.request_idle_seconds)
+        return expire_overdue(db), sweep_transfers(db, held), expire_idle_requests(db, idle)
+
 async def sweep_expired_sessions(state: BrokerState) -> None:
     """Mark sessions whose code ran out as expired, and tell a waiting technician.
 
@@ -111,14 +118,8 @@ async def sweep_expired_sessions(state: BrokerState) -> None:
     while True:
         await asyncio.sleep(state.settings.expiry_sweep_seconds)
         try:
-            held = state.spool.transfer_ids()
-
-            def _sweep():  # type: ignore[no-untyped-def]
-                with state.database.session() as db:
-                    idle = timedelta(seconds=state.settings.request_idle_seconds)
-                    return expire_overdue(db), sweep_transfers(db, held), expire_idle_requests(db, idle)
-
-            expired_sessions, finished, expired_requests = await run_in_threadpool(_sweep)
+            expired_sessions, finished, expired_requests = await run_in_threadpool(
+                _sweep_once, state, state.spool.transfer_ids())
             if expired_requests:
                 state.queue_signals.changed(QUEUE_CHANGED)
             for expired in expired_sessions:

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from pydantic import ValidationError
 
+from peer.background import cancel_and_wait
 from peer.landing import DEFAULT_MAX_FILE_BYTES
 from protocol.api import JoinResponse, Priority
 from protocol.cli import add_transport_options, configure_logging, number_in_range
@@ -266,7 +267,7 @@ async def _join(args: argparse.Namespace, code: str | None) -> int:
         if session is None:
             main_task.cancel()
         else:
-            asyncio.ensure_future(session.end("the user ended the session"))
+            session.end_session()
 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -358,11 +359,11 @@ async def _wait_in_queue(broker: str, body: HelpRequestCreate, ui: HostUI) -> Jo
             await asyncio.wait({waiting, leaving}, return_when=asyncio.FIRST_COMPLETED)
             if waiting.done():
                 return waiting.result()
+            leaving.result()  # a window that failed is raised, not taken for the user withdrawing
         except asyncio.CancelledError:
             pass  # Ctrl-C: withdraw, below
         finally:
-            for task in (waiting, leaving):
-                task.cancel()
+            await cancel_and_wait((waiting, leaving))
         try:
             await queue.cancel()
         except JoinRefused as refused:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from peer.background import BackgroundTasks
 from peer.landing import LandingFolder
 from peer.transfer_rate import TransferRate
 from peer.transfers import TransferClient, TransferError
@@ -82,7 +83,10 @@ class HostTransfers:
         self._unattended = unattended
         self._saved = saved
         self._technician = technician
+        self._background = BackgroundTasks("file transfers", log)
+        """Holds the work of every transfer until it ends, logs its failures, and stops it on :meth:`close`."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        """The running work by key: a transfer id, ``request:<id>`` or ``cancel:<id>``."""
         self._requests_seen: set[str] = set()
         self.finished: dict[str, tuple[bool, str]] = {}
         """Transfer id -> (ok, where it was saved or why it failed), for reports and tests."""
@@ -136,15 +140,13 @@ class HostTransfers:
 
     async def close(self) -> None:
         """Stop local work; transfers stay at the broker, resumable, until the session ends."""
-        for task in list(self._tasks.values()):
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self._background.close()
         self._tasks.clear()
 
     # --- work -----------------------------------------------------------------------
 
     def _start(self, key: str, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work, name=f"transfer-{key}")
+        task = self._background.start(work, key)
         self._tasks[key] = task
         task.add_done_callback(lambda t, k=key: self._tasks.pop(k, None) if self._tasks.get(k) is t else None)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from aiortc import RTCDataChannel, RTCPeerConnection
 
 from peer.aiortc_hooks import forward_keyframe_requests, use_screen_encoder
+from peer.background import BackgroundTasks
 from peer.events import EventReporter, clipboard_fields
 from peer.ice import rtc_configuration
 from peer.landing import DEFAULT_MAX_FILE_BYTES, LandingFolder
@@ -201,11 +202,11 @@ class HostSession:
         self._track: ScreenTrack | None = None
         self._data: dict[str, RTCDataChannel] = {}
         self._technician_present = False
-        self._consent_task: asyncio.Task[None] | None = None
+        self._tasks = BackgroundTasks("host session", log)
+        """Everything the session runs beside its signalling loop; cancelled and awaited when it stops."""
         self._frames_before = 0
         self._ended: tuple[str, str] | None = None
         self._end_reason: str | None = None
-        self._end_timer: asyncio.Task[None] | None = None
         self._after_end: asyncio.Future[None] | None = None
         self._clipboard_seen: str | None = None
         self._pending_control: list[Chat | ClipboardMessage | Monitors | Refused | Notice] = []
@@ -253,20 +254,15 @@ class HostSession:
         self._loop = asyncio.get_running_loop()
         self._ui.attach(self)
         self.events.start()
-        background = [
-            asyncio.create_task(self._watch_clipboard(), name="clipboard-watch"),
-            asyncio.create_task(self.uploader.run(), name="recording-upload"),
-            asyncio.create_task(self._watch_recording(), name="recording-watch"),
-        ]
+        self._tasks.start(self._watch_clipboard(), "clipboard watch")
+        self._tasks.start(self.uploader.run(), "recording upload")
+        self._tasks.start(self._watch_recording(), "recording watch")
         try:
             await self._signalling_loop()
         finally:
-            for task in background:
-                task.cancel()
+            # Also the consent question, the end confirmation timer and any consent or clipboard write under way.
+            await self._tasks.close()
             await self._stop_recording()
-            for task in (self._consent_task, self._end_timer):
-                if task is not None:
-                    task.cancel()
             await self._close_peer()
             if self._channel is not None:
                 await self._channel.close()
@@ -286,6 +282,7 @@ class HostSession:
         if self._options.after_end is not None and self._ended is not None:
             await self._run_after_end(self._options.after_end, summary)
         await self._ui.close(summary.line())
+        await self._tasks.close()  # an end asked for while the survey was open
         return summary
 
     async def _run_after_end(
@@ -310,7 +307,7 @@ class HostSession:
         self._apply_consent(frozenset(permissions), self._options.consent_source)
 
     def end_session(self) -> None:
-        asyncio.ensure_future(self.end("the user ended the session"))
+        self._tasks.start(self.end("the user ended the session"), "end")
 
     def cancel_transfer(self, transfer_id: str) -> None:
         self.files.cancel(transfer_id)
@@ -349,7 +346,7 @@ class HostSession:
         if Permission.control in before and Permission.control not in after:
             self.input.release_all()
         self._ui.permissions_changed(self.authority.granted(), self.authority.consent)
-        asyncio.ensure_future(self._send_signal(Consent(permissions=ordered(permissions), source=source)))
+        self._tasks.start(self._send_signal(Consent(permissions=ordered(permissions), source=source)), "consent send")
         self.consent_sent.set()
 
     async def _obtain_consent(self) -> None:
@@ -393,7 +390,7 @@ class HostSession:
                 self._ended = ("user", reason)
                 await channel.close()
 
-        self._end_timer = asyncio.create_task(give_up_waiting(), name="end-confirmation")
+        self._tasks.start(give_up_waiting(), "end confirmation")
 
     async def _signalling_loop(self) -> None:
         schedule = ReconnectSchedule()
@@ -485,7 +482,7 @@ class HostSession:
             self.events.add("grant.refused", reason=rejected.reason[:500])
             return
         if not had_grant:
-            self._consent_task = asyncio.create_task(self._obtain_consent(), name="consent")
+            self._tasks.start(self._obtain_consent(), "consent question")
             return
         after = self.authority.effective()
         if after != before:
@@ -609,7 +606,7 @@ class HostSession:
         elif isinstance(message, ClipboardMessage):
             self.events.add("clipboard.received", **clipboard_fields(message.text))
             self._clipboard_seen = message.text
-            asyncio.ensure_future(self._write_clipboard(message.text))
+            self._tasks.start(self._write_clipboard(message.text), "clipboard write")
         else:
             self._select_monitor(message.index)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 import threading
 import time
@@ -25,6 +26,7 @@ from typing import TextIO
 
 from pydantic import ValidationError
 
+from peer.background import BackgroundTasks
 from peer.transfer_rate import size_text
 from protocol.codes import CodeFormatError, normalize_code
 from protocol.permissions import Permission, describe, ordered
@@ -38,6 +40,8 @@ HELP = "Commands: r = revoke control, p = change permissions, e = end the sessio
 PROGRESS_EVERY = 1.0
 """Seconds between progress lines for one transfer."""
 
+log = logging.getLogger(__name__)
+
 
 class TerminalUI:
     """:class:`~host_client.ui.HostUI` over a text stream pair."""
@@ -45,6 +49,8 @@ class TerminalUI:
     def __init__(self, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
         self._in = stdin or sys.stdin
         self._out = stdout or sys.stdout
+        self._tasks = BackgroundTasks("terminal", log)
+        """The line dispatcher and the commands it runs; cancelled and awaited on :meth:`close`."""
         self._dispatcher: asyncio.Task[None] | None = None
         self._pending: asyncio.Future[str | None] | None = None
         self._prompt_lock: asyncio.Lock | None = None
@@ -73,7 +79,7 @@ class TerminalUI:
                 loop.call_soon_threadsafe(lines.put_nowait, None)
 
         threading.Thread(target=read, name="terminal-input", daemon=True).start()
-        self._dispatcher = asyncio.ensure_future(self._dispatch(lines))
+        self._dispatcher = self._tasks.start(self._dispatch(lines), "line dispatcher")
 
     async def _dispatch(self, lines: asyncio.Queue[str | None]) -> None:
         """Each line answers the open question, or else is a command (run on its own)."""
@@ -87,7 +93,7 @@ class TerminalUI:
             if self._pending is not None and not self._pending.done():
                 self._pending.set_result(line)
             elif self._commands_on:
-                asyncio.ensure_future(self._command(line.strip()))
+                self._tasks.start(self._command(line.strip()), "command")
 
     async def _ask(self, prompt: str) -> str | None:
         """Show ``prompt`` and return the next line (None at end of input). Hold the prompt lock."""
@@ -251,6 +257,7 @@ class TerminalUI:
     async def close(self, summary: str) -> None:
         # The summary itself is printed by the command line, whatever the UI.
         self._commands_on = False
+        await self._tasks.close()
 
     # --- commands -----------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from aiortc.mediastreams import MediaStreamError
 from pydantic import BaseModel
 
 from peer.aiortc_hooks import complete_frames_on_marker
+from peer.background import BackgroundTasks, cancel_and_wait
 from peer.events import EventReporter, clipboard_fields
 from peer.ice import rtc_configuration
 from peer.signalling import ReconnectSchedule, SignallingChannel, SignallingRefused, candidate_from, description_from
@@ -103,7 +104,8 @@ class RemoteView:
         self._channel: SignallingChannel | None = None
         self._pc: RTCPeerConnection | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._signalling: asyncio.Task[None] | None = None
+        self._tasks = BackgroundTasks("remote view", log)
+        """The signalling loop and the frame reader: held, failures logged, stopped on :meth:`close`."""
         self._ice = IceConfig()
         self._changed = asyncio.Event()
         self._data: dict[str, RTCDataChannel] = {}
@@ -126,7 +128,7 @@ class RemoteView:
     async def start(self) -> None:
         """Connect to the broker's signalling; media follows when the host offers."""
         self._channel = await SignallingChannel.open(self._broker_url, self._path, self._token)
-        self._signalling = asyncio.create_task(self._signalling_loop(), name="console-signalling")
+        self._tasks.start(self._signalling_loop(), "signalling")
         self.events.start()
 
     async def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -284,11 +286,7 @@ class RemoteView:
 
     async def close(self) -> None:
         """Leave the session (it stays open for the host to be viewed again)."""
-        for task in (self._signalling, self._reader):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await self._tasks.close()  # the signalling loop and the frame reader (a failure of either is logged)
         await self._close_peer()
         if self._channel is not None:
             await self._channel.close()
@@ -360,7 +358,7 @@ class RemoteView:
         @pc.on("track")
         def _on_track(track: MediaStreamTrack) -> None:
             if track.kind == "video":
-                self._reader = asyncio.create_task(self._read_frames(track), name="console-frames")
+                self._reader = self._tasks.start(self._read_frames(track), "frame reader")
 
         @pc.on("datachannel")
         def _on_datachannel(channel: RTCDataChannel) -> None:
@@ -415,9 +413,7 @@ class RemoteView:
 
     async def _close_peer(self) -> None:
         if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+            await cancel_and_wait([self._reader])  # how it ended is logged by the tasks (:mod:`peer.background`)
             self._reader = None
         self._data = {}
         if self._pc is not None:

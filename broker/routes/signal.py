@@ -4,7 +4,9 @@ The connection is authenticated before it is accepted (``Authorization:
 Bearer`` with the technician's login token or the host token from the join),
 and refused with an HTTP status and a JSON body that says why. Once in, every
 frame passes :func:`protocol.signalling.parse_peer_message`; a bad frame gets
-an ``error`` reply and the connection stays up.
+an ``error`` reply and the connection stays up. Whatever fails once a peer is
+attached (its ``signal.connected`` audit included) detaches it again, tells the
+other peer it left and closes it with :data:`CLOSE_BROKER_FAILED`.
 
 Each connection has a message rate (``DESKHAND_SIGNAL_MESSAGES_PER_SECOND`` and
 ``DESKHAND_SIGNAL_MESSAGE_BURST``): beyond it, frames are dropped and the sender
@@ -54,7 +56,7 @@ from ..access import SessionPeerAccess
 from ..browser_session import request_token
 from ..consent_flow import ConsentFlow, consent_state
 from ..deps import BrokerState, SessionId
-from ..errors import ApiError
+from ..errors import ApiError, is_disk_full
 from ..grant_changes import read_count
 from ..grants import audit_grant, issue_grant, session_policy
 from ..hub import Peer
@@ -68,6 +70,12 @@ router = APIRouter(tags=["signalling"], dependencies=[SessionPeerAccess])
 
 CLOSE_REPLACED = 4000
 """Close code sent to a connection that a newer one for the same role replaced."""
+
+CLOSE_BROKER_FAILED = 1011
+"""Close code (WebSocket "internal error") sent to a connection the broker could not go on serving."""
+
+BROKER_FAILED = "the broker failed to serve this connection (its log says why); connect again"
+"""Its close reason: the client should reconnect, and the other peer was told this one left."""
 
 
 @dataclass(frozen=True)
@@ -118,33 +126,54 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     me = Peer(session_id=session_id, info=info, link=websocket,
               token_hash=hash_token(token) if token and technician else None,
               token_expires_at=admitted.token_expires_at if technician else None)
-    _attach(state, me, admitted)
     consent = (
         ConsentKeeper(state, me, websocket.client.host if websocket.client else None, admitted.consent)
         if info.role is Role.host
         else None
     )
-    # What the accepted peer held stays out of this frame, which lives as long as the connection.
-    del admitted, token
     actor = _actor(info, session_id)
-    await state.db_slots.run_surely(_audit, state, "signal.connected", actor, websocket, session_id)
-
+    connected = False
+    goodbye = (1000, "bye")
+    # From attaching on, whatever fails detaches the peer again (and the grant book lets go of a session
+    # nobody is connected to): a peer left attached would be relayed to and have its grant renewed forever.
     try:
+        _attach(state, me, admitted)
+        # What the accepted peer held stays out of this frame, which lives as long as the connection.
+        del admitted, token
+        await state.db_slots.run_surely(_audit, state, "signal.connected", actor, websocket, session_id)
+        connected = True
         await _relay(state, me, websocket, consent)
     except WebSocketDisconnect:
         pass
+    except Exception as exc:  # noqa: BLE001 - logged here once; the peer is detached and told below
+        _log_failure(me, connected, exc)
+        goodbye = (CLOSE_BROKER_FAILED, BROKER_FAILED)
     finally:
-        if consent is not None:
-            await consent.close()
-        if hub.detach(me):
-            other = hub.peer(session_id, info.role.other)
-            if other is not None:
-                other.post(PeerLeft(role=info.role))
-        if not hub.peers(session_id):
-            state.grant_book.forget(session_id)
-        me.post_close(1000, "bye")
+        try:
+            if consent is not None:
+                await consent.close()
+        finally:
+            if hub.detach(me):
+                other = hub.peer(session_id, info.role.other)
+                if other is not None:
+                    other.post(PeerLeft(role=info.role))
+            if not hub.peers(session_id):
+                state.grant_book.forget(session_id)
+            me.post_close(*goodbye)
         await me.closed()
-        await state.db_slots.run_surely(_audit, state, "signal.disconnected", actor, websocket, session_id)
+        if connected:  # a connection whose start is not in the trail gets no end there either
+            await state.db_slots.run_surely(_audit, state, "signal.disconnected", actor, websocket, session_id)
+
+
+def _log_failure(me: Peer, connected: bool, exc: Exception) -> None:
+    """Say once why the broker dropped a connection (the exception's own words; no token is in them)."""
+    stage = "serving" if connected else "recording the connection of"
+    if is_disk_full(exc):
+        log.warning("%s the %s of session %s failed, the disk is full; it was disconnected",
+                    stage, me.role.value, me.session_id)
+    else:
+        log.error("%s the %s of session %s failed; it was disconnected", stage, me.role.value, me.session_id,
+                  exc_info=exc)
 
 
 def _attach(state: BrokerState, me: Peer, admitted: AcceptedPeer) -> None:

@@ -24,6 +24,7 @@ import websockets
 from broker.tokens import HOST_TOKEN_PREFIX, hash_token
 from tests.support.accounts import PASSWORD, choose_own_password
 from tests.support.api import bearer, create_ticket, paired_session
+from tests.support.polling import async_wait_until
 
 FIXER = ["session.start", "tickets.read", "tickets.write", "view", "control"]
 """The test technician's role: what a session needs, with control to take away."""
@@ -107,6 +108,27 @@ async def test_a_role_change_by_the_command_line_reaches_the_connected_host(brok
             "--data-dir", str(broker.data_dir)], capture_output=True, text=True, timeout=60)
         assert made.returncode == 0, made.stderr
         assert "control" not in (await next_grant(ws, 5))["permissions"]
+
+
+async def test_a_round_that_fails_is_logged_and_the_next_one_delivers_the_grant(broker) -> None:
+    """While the database refuses the new grant's audit event, rounds fail (each logged, no secret in it);
+    the watcher keeps going, and the first round after the database takes it again delivers the grant."""
+    token = technician(broker, "unlucky", "unlucky")
+    session_id, host_token = paired_session(broker, bearer(token))
+    async with host(broker, session_id, host_token) as ws:
+        broker.sql("CREATE TRIGGER refuse_grants BEFORE INSERT ON audit_events WHEN NEW.kind = 'grant.issued'"
+                   " BEGIN SELECT RAISE(ABORT, 'the test refuses grant.issued'); END")
+        try:
+            logged = len([line for line in broker.output if "watching grants failed" in line])
+            admin_call(broker, "PATCH", "/roles/unlucky", permissions=FIXER[:-1])
+            await async_wait_until(
+                lambda: len([line for line in broker.output if "watching grants failed" in line]) >= logged + 2,
+                "two failed rounds logged")
+        finally:
+            broker.sql("DROP TRIGGER refuse_grants")
+        assert "control" not in (await next_grant(ws, 10))["permissions"]
+    assert "the test refuses grant.issued" in "\n".join(broker.output)
+    assert host_token not in "\n".join(broker.output) and token not in "\n".join(broker.output)
 
 
 def seed_sessions(broker, token: str, count: int) -> list[tuple[str, str]]:
