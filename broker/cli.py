@@ -18,7 +18,7 @@ from protocol.terminal_text import one_line
 
 from . import admin_cli, integrations_cli
 from .accounts import FIRST_ADMIN, ensure_first_admin
-from .app import build_state, create_app
+from .app import create_app
 from .chain import SignedHead, Verdict
 from .collector import settle_collector
 from .db import Database
@@ -26,6 +26,7 @@ from .forwarded import ForwardedHeaders
 from .keys import BrokerKeys, KeyFileError, load_or_create_keys
 from .limits import RequestLimits, declared_body_limits
 from .settings import Settings
+from .state import build_state
 from .uvicorn_hooks import HeadLimits, LeanWebSocketsProtocol, http_protocol
 
 WS_MAX_BYTES = 1024 * 1024

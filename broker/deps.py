@@ -2,127 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
 from protocol.admin import NAME_PATTERN
 from protocol.api import API_PREFIX
-from protocol.webhooks import SeenSignatures
 
 from .accounts import unfinished_setup, user_for_token
-from .attempt_slots import AttemptSlots
 from .browser_session import request_token
-from .db import Database
-from .db_slots import DatabaseSlots
 from .errors import unauthorized
-from .evidence import VerifiedRecordings
-from .grant_watch import GrantBook
-from .hub import SignalHub
-from .keys import BrokerKeys
 from .models import AccessToken, User
-from .peers import PeerCache
-from .playbacks import Playbacks
-from .ratelimit import BucketsByKey, FailureLimiter
-from .recordings import RecordingStore
-from .settings import Settings
-from .spool import ChunkSignals, TransferSpool
-from .trail import SEALING, SealResult, seal_backlog
+from .state import BrokerState
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class BrokerState:
-    """Everything a running broker holds besides its database rows."""
-
-    settings: Settings
-    database: Database
-    keys: BrokerKeys
-    code_failures: AttemptSlots
-    """Support codes being checked and failed, per source address and overall (see :class:`~broker.ratelimit.AttemptGate`)."""
-    hub: SignalHub
-    spool: TransferSpool
-    transfer_signals: ChunkSignals
-    peers: PeerCache
-    recordings: RecordingStore
-    login_failures: FailureLimiter
-    """Failed sign-ins per source address (no global limit: that would lock everyone out)."""
-    inbound_failures: FailureLimiter
-    """Refused inbound webhook requests per source address (unknown system, bad signature)."""
-    inbound_seen: SeenSignatures
-    """Inbound webhook signatures accepted within the timestamp window: a copy sent again is refused."""
-    help_requests: FailureLimiter
-    """New help requests per source address and overall (every request counts, none is forgiven)."""
-    queue_signals: ChunkSignals
-    """Wakes the hosts' long polls when the help-request queue changes (key :data:`broker.help_requests.QUEUE_CHANGED`)."""
-    peer_event_rates: BucketsByKey
-    """Events each peer of each session reports, against ``DESKHAND_PEER_EVENTS_PER_SECOND`` and its burst."""
-
-    db_slots: DatabaseSlots
-    """Slots for database work, the queue for them, and ``503 broker_busy`` beyond it."""
-
-    verified_recordings: VerifiedRecordings = field(default_factory=VerifiedRecordings)
-    """Recording segments of sessions verified lately, for players asking range after range."""
-    playbacks: Playbacks = field(default_factory=Playbacks)
-    """Playbacks started (and audited) by a POST, whose ids the players' byte-range GETs present."""
-    grant_book: GrantBook = field(default_factory=GrantBook)
-    """The grant each connected session holds, for the grant watcher (``broker.grant_watch``)."""
-    trail_refusals: set[tuple[str, str]] = field(default_factory=set)
-    """(chain, reason) pairs the sealer already refused and put on record, so each is recorded once."""
-
-    def session_over(self, session_id: str, farewell: BaseModel) -> None:
-        """A session ended: tell and disconnect its peers, forget their cached identities,
-        and seal and sign its audit chain at once (in a worker thread)."""
-        self.hub.close_room(session_id, farewell)
-        self.peers.forget()
-        loop = asyncio.get_running_loop()
-        task = loop.run_in_executor(None, self.seal_trail)
-
-        def report(done: asyncio.Future[SealResult]) -> None:
-            failure = None if done.cancelled() else done.exception()
-            if failure is not None:
-                log.error("sealing session %s failed: %s", session_id, failure)
-
-        task.add_done_callback(report)
-
-    def access_withdrawn(self, db: Session) -> None:
-        """Commit ``db``, which took access away (revoked tokens, disabled or changed an account),
-        then forget every cached peer, so that the very next chunk request looks its token up again.
-
-        In this order: a lookup that read the database before the commit cannot have its
-        entry kept (see :class:`~broker.peers.PeerCache`).
-        """
-        db.commit()
-        self.peers.forget()
-
-    def seal_trail(self) -> SealResult:
-        """Seal pending audit events and sign the heads of the chains they moved (in bounded batches)."""
-        with SEALING:
-            return self._seal()
-
-    @contextlib.contextmanager
-    def sealed_trail(self) -> Iterator[Session]:
-        """A database session over a trail at rest: everything pending sealed and signed, and the
-        sealer held off until the block ends. Every sealed event's signed head is then in view,
-        so the broker verifies strictly (no grace); keep the block to reading what is verified."""
-        with SEALING:
-            self._seal()
-            with self.database.session() as db:
-                yield db
-
-    def _seal(self) -> SealResult:
-        return seal_backlog(self.database.session, self.keys.signing_key, grace=self.settings.audit_grace,
-                            refused_before=self.trail_refusals)
 
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in a

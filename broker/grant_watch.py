@@ -14,7 +14,7 @@ Nothing asks the database about each session in turn. Every write that can
 change a grant bumps one counter row (``broker.grant_changes``); one task reads
 it about once a second, and only when it moved looks at the connected sessions,
 all of them in one thread-pool step with batched queries. :class:`GrantBook`
-decides who needs what (pure; times passed in); :func:`watch_grants` does the
+decides who needs what (pure; times passed in); :class:`GrantWatcher` does the
 reading, signing and posting.
 """
 

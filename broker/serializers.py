@@ -10,6 +10,7 @@ from protocol.api import (
     ExternalRef,
     HostInfo,
     Priority,
+    SessionJoin,
     SessionOut,
     SessionState,
     SlaOut,
@@ -20,8 +21,10 @@ from protocol.api import (
     TicketSummary,
     UserBrief,
     UserInfo,
+    signalling_path,
 )
 from protocol.helpdesk import ALLOWED_MOVES, CommentKind, TicketOrigin, TicketStatus, Visibility
+from protocol.ice import IceConfig
 from protocol.permissions import ROLE_PERMISSION_NAMES, Permission
 
 from .models import SupportSession, Team, Ticket, TicketComment, User
@@ -135,4 +138,16 @@ def ticket_out(ticket: Ticket, clock: SlaClock, now: datetime) -> TicketOut:
         surveys=[SurveyOut(session_id=v.session_id, rating=v.rating, comment=v.comment,
                            submitted_at=v.submitted_at) for v in ticket.surveys],
         allowed_statuses=[s for s in TicketStatus if s in allowed],
+    )
+
+
+def session_join(session: SupportSession, ice: IceConfig, broker_public_key: str) -> SessionJoin:
+    """What a host needs to enter ``session``, but its host token (joined by code or from a request)."""
+    return SessionJoin(
+        session_id=session.id,
+        ticket_id=session.ticket_id,
+        technician=user_brief(session.technician),
+        ice=ice,
+        broker_public_key=broker_public_key,
+        signalling_path=signalling_path(session.id),
     )

@@ -25,7 +25,7 @@ from protocol.api import API_PREFIX, PlaybackStarted, SessionOut
 from .. import audit, evidence
 from ..access import AuditExporter, AuditReader, RecordingViewer
 from ..bundles import write_bundle
-from ..deps import DB, BrokerState, SessionId, Source, State
+from ..deps import DB, SessionId, Source, State
 from ..errors import ApiError, not_found
 from ..evidence import SegmentRef, TrailBroken, VerifiedSession, verify_session
 from ..heads import heads_document
@@ -33,6 +33,7 @@ from ..models import SupportSession, User
 from ..playbacks import PLAYBACK_IDLE_SECONDS
 from ..reports import session_report
 from ..serializers import session_out
+from ..state import BrokerState
 from ..support_sessions import get_session
 from ..trail import load_chains, verify_loaded
 

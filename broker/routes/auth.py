@@ -31,13 +31,14 @@ from ..access import PublicAccess
 from ..accounts import needs_totp_enrolment, revoke_tokens, user_for_token
 from ..browser_session import clear_session_cookie, csrf_token_for, request_token, set_session_cookie
 from ..clock import utcnow
-from ..deps import DB, BrokerState, CurrentUser, Source, State, current_token
+from ..deps import DB, CurrentUser, Source, State, current_token
 from ..errors import ApiError
 from ..models import AccessToken, User
 from ..password_policy import check_password
 from ..passwords import hash_password, verify_password
 from ..rate_gate import SIGN_INS
 from ..serializers import user_info
+from ..state import BrokerState
 from ..tokens import USER_TOKEN_PREFIX, new_token
 
 router = APIRouter(prefix="/auth", tags=["auth"])

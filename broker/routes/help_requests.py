@@ -22,7 +22,7 @@ from protocol.requests import (
 
 from .. import audit
 from ..access import PublicAccess, SessionPeerAccess, SessionStarter, TicketReader
-from ..deps import DB, BrokerState, PeerToken, Source, State
+from ..deps import DB, PeerToken, Source, State
 from ..errors import ApiError, not_found
 from ..help_requests import (
     QUEUE_CHANGED,
@@ -41,10 +41,10 @@ from ..help_requests import (
 from ..json_bodies import BoundedJsonRoute
 from ..models import HelpRequest, User
 from ..rate_gate import HELP_REQUESTS
-from ..serializers import session_out
+from ..serializers import session_join, session_out
 from ..spool import wait_for
+from ..state import BrokerState
 from ..support_sessions import get_session
-from .join import session_join
 
 router = APIRouter(prefix="/requests", tags=["help requests"], route_class=BoundedJsonRoute)
 
@@ -126,7 +126,7 @@ def _status(state: BrokerState, request_id: str, token: str | None) -> HelpReque
         if request.state == HelpRequestState.picked.value and request.session_id is not None:
             session = get_session(db, request.session_id)
             assert session is not None
-            join = session_join(state, session)
+            join = session_join(session, state.settings.ice_config, state.keys.public_key_b64)
         return HelpRequestStatus(
             state=HelpRequestState(request.state), position=queue_position(db, request), join=join,
         )

@@ -24,9 +24,10 @@ from protocol.webhooks import (
 
 from .. import audit, inbound
 from ..access import IntegrationManager, SignatureAccess
-from ..deps import DB, BrokerState, Source, State
+from ..deps import DB, Source, State
 from ..errors import ApiError, unauthorized
 from ..rate_gate import INBOUND_REQUESTS
+from ..state import BrokerState
 from ..webhooks import (
     create_inbound_source,
     delete_inbound_source,

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from protocol.api import JoinRequest, JoinResponse, SessionJoin, signalling_path
+from protocol.api import JoinRequest, JoinResponse
 
 from .. import audit
 from ..access import PublicAccess
 from ..attempt_slots import SlotRefused
 from ..codes import Verdict
-from ..deps import BrokerState, Source, State
+from ..deps import Source, State
 from ..errors import ApiError
 from ..json_bodies import BoundedJsonRoute
-from ..models import SupportSession
 from ..rate_gate import SUPPORT_CODES
-from ..serializers import user_brief
+from ..serializers import session_join
+from ..state import BrokerState
 from ..support_sessions import CodeRejected, redeem_code
 
 router = APIRouter(tags=["join"], dependencies=[PublicAccess], route_class=BoundedJsonRoute)
@@ -26,18 +26,6 @@ _REJECTIONS = {
     Verdict.used: (409, "code_used", "this code was already used: ask your technician for a new one"),
     Verdict.cancelled: (410, "code_cancelled", "the technician cancelled this code: ask for a new one"),
 }
-
-
-def session_join(state: BrokerState, session: SupportSession) -> SessionJoin:
-    """What a host needs to enter ``session``, but its host token (joined by code or from a request)."""
-    return SessionJoin(
-        session_id=session.id,
-        ticket_id=session.ticket_id,
-        technician=user_brief(session.technician),
-        ice=state.settings.ice_config,
-        broker_public_key=state.keys.public_key_b64,
-        signalling_path=signalling_path(session.id),
-    )
 
 
 @router.post(
@@ -73,7 +61,7 @@ async def join(body: JoinRequest, state: State, source: Source) -> JoinResponse:
 def _redeem(state: BrokerState, body: JoinRequest, source: str | None) -> JoinResponse:
     with state.database.session() as db:
         session, host_token = redeem_code(db, body, code_key=state.keys.code_hash_key, source=source)
-        return session_join(state, session).with_token(host_token)
+        return session_join(session, state.settings.ice_config, state.keys.public_key_b64).with_token(host_token)
 
 
 def _audit_failure(

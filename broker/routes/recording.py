@@ -33,7 +33,7 @@ from protocol.transfers import SHA256_PATTERN
 from .. import audit, peer_events
 from ..access import SessionPeerAccess
 from ..clock import utcnow
-from ..deps import BrokerState, PeerToken, SessionId, State
+from ..deps import PeerToken, SessionId, State
 from ..errors import ApiError
 from ..json_bodies import BoundedJsonRoute
 from ..limits import body_limit
@@ -43,6 +43,7 @@ from ..recording_timeline import SegmentSpan, misplacement, placed_offset_ms
 from ..recordings import StagedSegment
 from ..segment_check import SegmentInvalid, check_segment
 from ..session_usage import SessionUsage, charge
+from ..state import BrokerState
 
 router = APIRouter(
     prefix="/sessions/{session_id}", tags=["recording"], dependencies=[SessionPeerAccess], route_class=BoundedJsonRoute,

@@ -55,13 +55,14 @@ from .. import audit
 from ..access import SessionPeerAccess
 from ..browser_session import request_token
 from ..consent_flow import ConsentFlow, consent_state
-from ..deps import BrokerState, SessionId
+from ..deps import SessionId
 from ..errors import ApiError, is_disk_full
 from ..grant_changes import read_count
 from ..grants import audit_grant, issue_grant, session_policy
 from ..hub import Peer
 from ..models import SupportSession
 from ..peers import identify_peer
+from ..state import BrokerState
 from ..support_sessions import SessionOver, end_session, get_session, record_consent
 from ..tokens import hash_token
 

@@ -42,13 +42,14 @@ from protocol.transfers import (
 
 from .. import transfers as rules
 from ..access import SessionPeerAccess
-from ..deps import BrokerState, PeerToken, SessionId, State
+from ..deps import PeerToken, SessionId, State
 from ..errors import ApiError
 from ..json_bodies import BoundedJsonRoute
 from ..limits import body_limit
 from ..models import FileRequest, Transfer
 from ..peers import SessionPeer, identify_peer
 from ..spool import ChunkRejected, wait_for
+from ..state import BrokerState
 
 router = APIRouter(
     prefix="/sessions/{session_id}", tags=["files"], dependencies=[SessionPeerAccess], route_class=BoundedJsonRoute,

@@ -27,8 +27,9 @@ import pytest
 import websockets
 from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 
-from broker.app import build_state, create_app
+from broker.app import create_app
 from broker.settings import Settings
+from broker.state import build_state
 from protocol.frames import MAX_MESSAGE_DEPTH
 from protocol.signalling import PeerMessage
 from tests.integration.test_authorization_matrix import PEER, PUBLIC, declared_access

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from fastapi.routing import APIRoute, APIWebSocketRoute, RouteContext, iter_route_contexts
 
-from broker.app import build_state, create_app
+from broker.app import create_app
 from broker.settings import Settings
+from broker.state import build_state
 
 NOWHERE = {"session_id": str(uuid.uuid4()), "transfer_id": str(uuid.uuid4()), "request_id": str(uuid.uuid4()),
            "ticket_id": "987654", "index": "0", "username": "nobody-here", "name": "nobody-here",
