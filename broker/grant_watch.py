@@ -34,13 +34,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 from starlette.concurrency import run_in_threadpool
 
-from protocol.grants import Grant, SignedGrant, sign_grant
+from protocol.grants import Grant, SignedGrant
 from protocol.signalling import GrantIssued, Role, SessionEnded
 
 from .clock import utcnow
 from .errors import log_round_failure
 from .grant_changes import read_count
-from .grants import audit_grants, renew_grant, same_terms, session_grant
+from .grants import audit_grants, renew_grant, same_terms, session_grant, sign_grant
 from .hub import Peer, SignalHub
 from .keys import BrokerKeys
 from .models import AccessToken, SupportSession, Team, User

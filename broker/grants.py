@@ -7,14 +7,16 @@ of their teams' policies deny (nothing at all while the account is disabled).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from protocol.admin import TeamPolicy
-from protocol.grants import Grant, SignedGrant, sign_grant
+from protocol.grants import Grant, SignedGrant, canonical_bytes
 from protocol.permissions import ALL_PERMISSIONS, Permission, ordered
 from protocol.recording import SessionPolicy
 from protocol.signalling import ConsentSource
@@ -24,6 +26,12 @@ from .clock import utcnow
 from .keys import BrokerKeys
 from .models import AuditEvent, SupportSession, Team, User
 
+
+def sign_grant(key: Ed25519PrivateKey, grant: Grant) -> SignedGrant:
+    """Sign ``grant`` with the broker's key (its permissions put in canonical order first)."""
+    grant = grant.model_copy(update={"permissions": ordered(grant.permissions)})
+    signature = key.sign(canonical_bytes(grant))
+    return SignedGrant(grant=grant, signature=base64.b64encode(signature).decode("ascii"))
 
 def technician_permissions(user: User) -> frozenset[Permission]:
     """The session permissions ``user`` holds through roles, less what their teams deny."""

@@ -9,12 +9,15 @@ a change made in the console.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from protocol.helpdesk import CommentKind, TicketOrigin, TicketStatus, TransitionRefused, Visibility
-from protocol.webhooks import InboundResult, InboundTicket, Refusal, SeenSignatures, verify
+from protocol.webhooks import InboundResult, InboundTicket, Refusal, verify
 
 from .errors import ApiError
 from .keys import unwrap
@@ -28,6 +31,41 @@ REFUSED_MESSAGE = (
 )
 """One answer for an unknown system and a bad signature alike, so system names cannot be probed."""
 
+
+
+class SeenSignatures:
+    """Signatures accepted within the tolerance window, to refuse a captured request sent again.
+
+    Sans-I/O: the caller passes the clock. A request is acceptable for twice the
+    window after it was first accepted at most (its timestamp may have been
+    ``window`` ahead), so entries are kept that long. Memory is bounded: past
+    ``max_entries`` the oldest go first. Thread-safe (the broker checks from
+    worker threads).
+    """
+
+    def __init__(self, window: float, max_entries: int = 100_000) -> None:
+        self.window = window
+        self.max_entries = max_entries
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first_time(self, key: str, now: float) -> bool:
+        """Remember ``key``; False when it was seen within the window already."""
+        with self._lock:
+            while self._seen:
+                oldest, at = next(iter(self._seen.items()))
+                if at > now - 2 * self.window and len(self._seen) < self.max_entries:
+                    break
+                del self._seen[oldest]
+            if key in self._seen:
+                return False
+            self._seen[key] = now
+            return True
+
+    def forget(self, key: str) -> None:
+        """Take ``key`` back: the request it belonged to was not carried out, and may be sent again."""
+        with self._lock:
+            self._seen.pop(key, None)
 
 def actor(system: str) -> str:
     """Who changes a ticket through the inbound webhook, in the audit trail."""

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from protocol.webhooks import SeenSignatures
-
 from . import password_policy
 from .attempt_slots import AttemptSlots
 from .db import Database
@@ -21,6 +19,7 @@ from .db_slots import DatabaseSlots
 from .evidence import VerifiedRecordings
 from .grant_watch import GrantBook
 from .hub import SignalHub
+from .inbound import SeenSignatures
 from .keys import BrokerKeys, load_or_create_keys, prepare_data_dir
 from .peers import PeerCache
 from .playbacks import Playbacks

@@ -11,8 +11,10 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from protocol.grants import Grant, GrantRejected, SignedGrant, is_current, verify_grant
+from protocol.grants import Grant, GrantRejected, SignedGrant, is_current
 from protocol.permissions import Permission
+
+from .grant_check import verify_grant
 
 
 @dataclass

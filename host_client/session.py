@@ -56,7 +56,7 @@ from protocol.channel import (
     Clipboard as ClipboardMessage,
 )
 from protocol.frames import MessageError
-from protocol.grants import GrantRejected, load_public_key
+from protocol.grants import GrantRejected
 from protocol.ice import IceConfig
 from protocol.permissions import Permission, describe, ordered
 from protocol.rates import Flow, MessageRate
@@ -84,6 +84,7 @@ from .authority import Authority
 from .capture import Monitor, Screen, ScreenTrack
 from .file_transfers import HostTransfers
 from .files import default_downloads_root, session_folder
+from .grant_check import load_public_key
 from .input_backend import InputBackend, PynputBackend
 from .recorder import RecordingUploader, SegmentRecorder
 from .recording_time import resume_point

@@ -1,23 +1,18 @@
 """Signed grants: what the broker allows a technician to do in one session.
 
-The broker signs the canonical JSON of a :class:`Grant` with its Ed25519 key;
-the host verifies it with the key it received when it joined (and pins for the
-session), so a grant cannot be forged, replayed into another session or used
-after it expires. Pure functions over plain data, no I/O.
+The broker signs the canonical JSON of a :class:`Grant` with its Ed25519 key
+(``broker.grants.sign_grant``); the host verifies it with the key it received when it
+joined and pins for the session (``host_client.grant_check.verify_grant``), so a grant
+cannot be forged, replayed into another session or used after it expires. Here: the
+grant, the bytes both sides sign and check (:func:`canonical_bytes`) and the judgement
+of its terms (:func:`judge_grant`); pure functions over plain data, no cryptography, no I/O.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from datetime import UTC, datetime
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
 from pydantic import BaseModel, ConfigDict, Field
 
 from .permissions import Permission, ordered
@@ -73,36 +68,10 @@ def canonical_bytes(grant: Grant) -> bytes:
     return _DOMAIN + json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def sign_grant(key: Ed25519PrivateKey, grant: Grant) -> SignedGrant:
-    """Sign ``grant`` (its permissions are put in canonical order first)."""
-    grant = grant.model_copy(update={"permissions": ordered(grant.permissions)})
-    signature = key.sign(canonical_bytes(grant))
-    return SignedGrant(grant=grant, signature=base64.b64encode(signature).decode("ascii"))
-
-
-def load_public_key(b64: str) -> Ed25519PublicKey:
-    """The broker key as sent at join (raw 32 bytes, base64)."""
-    try:
-        raw = base64.b64decode(b64, validate=True)
-        return Ed25519PublicKey.from_public_bytes(raw)
-    except (binascii.Error, ValueError) as exc:
-        raise GrantRejected(f"the broker's public key is malformed: {exc}") from None
-
-
-def verify_grant(
-    signed: SignedGrant,
-    public_key: Ed25519PublicKey,
-    *,
-    session_id: str,
-    now: datetime | None = None,
-) -> Grant:
-    """Return the grant if it is genuine, for this session and current; else raise :class:`GrantRejected`."""
-    try:
-        signature = base64.b64decode(signed.signature, validate=True)
-        public_key.verify(signature, canonical_bytes(signed.grant))
-    except (binascii.Error, ValueError, InvalidSignature):
-        raise GrantRejected("the grant's signature does not match the broker's key") from None
-    grant = signed.grant
+def judge_grant(grant: Grant, *, session_id: str, now: datetime | None = None) -> Grant:
+    """Return ``grant`` if its terms hold for this session now (its signature already checked);
+    else raise :class:`GrantRejected`. Pure: the signature check is the host's
+    (``host_client.grant_check``), the signing the broker's (``broker.grants``)."""
     if grant.v != GRANT_VERSION:
         raise GrantRejected(f"grant version {grant.v} is not understood")
     if grant.session_id != session_id:

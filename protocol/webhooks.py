@@ -17,8 +17,6 @@ import hashlib
 import hmac
 import random
 import secrets
-import threading
-from collections import OrderedDict
 from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -128,41 +126,6 @@ def verify(
     if not hmac.compare_digest(sign(secret, int(timestamp), body), signature):
         return Refusal.mismatch
     return None
-
-
-class SeenSignatures:
-    """Signatures accepted within the tolerance window, to refuse a captured request sent again.
-
-    Sans-I/O: the caller passes the clock. A request is acceptable for twice the
-    window after it was first accepted at most (its timestamp may have been
-    ``window`` ahead), so entries are kept that long. Memory is bounded: past
-    ``max_entries`` the oldest go first. Thread-safe (the broker checks from
-    worker threads).
-    """
-
-    def __init__(self, window: float, max_entries: int = 100_000) -> None:
-        self.window = window
-        self.max_entries = max_entries
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def first_time(self, key: str, now: float) -> bool:
-        """Remember ``key``; False when it was seen within the window already."""
-        with self._lock:
-            while self._seen:
-                oldest, at = next(iter(self._seen.items()))
-                if at > now - 2 * self.window and len(self._seen) < self.max_entries:
-                    break
-                del self._seen[oldest]
-            if key in self._seen:
-                return False
-            self._seen[key] = now
-            return True
-
-    def forget(self, key: str) -> None:
-        """Take ``key`` back: the request it belonged to was not carried out, and may be sent again."""
-        with self._lock:
-            self._seen.pop(key, None)
 
 
 def generate_secret() -> str:
@@ -373,7 +336,6 @@ __all__ = [
     "InboundSourceUpdate",
     "InboundTicket",
     "Refusal",
-    "SeenSignatures",
     "WebhookCreate",
     "WebhookCreated",
     "WebhookOut",

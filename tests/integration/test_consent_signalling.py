@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import websockets
 
-from protocol.grants import SignedGrant, load_public_key, verify_grant
+from host_client.grant_check import load_public_key, verify_grant
+from protocol.grants import SignedGrant
 from tests.support.api import bearer, join, start_session
 
 GRANT_TTL = 30

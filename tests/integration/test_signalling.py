@@ -12,7 +12,8 @@ import httpx
 import pytest
 import websockets
 
-from protocol.grants import SignedGrant, load_public_key, verify_grant
+from host_client.grant_check import load_public_key, verify_grant
+from protocol.grants import SignedGrant
 from tests.support.api import bearer, end_session, join, paired_session, start_session
 from tests.support.database import BrokerDatabases
 from tests.support.polling import async_wait_until

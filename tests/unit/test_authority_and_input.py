@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from broker.grants import sign_grant
 from host_client.authority import Authority
 from host_client.capture import Monitor
 from host_client.keymap import KeyTarget, UnknownKey, resolve_key
 from host_client.remote_input import MAX_QUEUED_INPUTS, RefusalThrottle, RemoteInput
 from protocol.channel import Key, PointerButton, PointerMove, Refused, Text, Wheel
-from protocol.grants import Grant, GrantRejected, sign_grant
+from protocol.grants import Grant, GrantRejected
 from protocol.permissions import Permission
 
 KEY = Ed25519PrivateKey.generate()

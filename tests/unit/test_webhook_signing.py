@@ -8,12 +8,12 @@ import hmac
 import pytest
 from pydantic import ValidationError
 
+from broker.inbound import SeenSignatures
 from protocol.webhooks import (
     EVENT_OF_AUDIT_KIND,
     WEBHOOK_EVENTS,
     InboundTicket,
     Refusal,
-    SeenSignatures,
     WebhookCreate,
     generate_secret,
     retry_delay,
