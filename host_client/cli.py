@@ -17,8 +17,9 @@ from pydantic import ValidationError
 
 from peer.background import cancel_and_wait
 from peer.landing import DEFAULT_MAX_FILE_BYTES
+from peer.transport import add_transport_options, trust_ca_file
 from protocol.api import JoinResponse, Priority
-from protocol.cli import add_transport_options, configure_logging, number_in_range
+from protocol.cli import configure_logging, number_in_range
 from protocol.codes import CodeFormatError, normalize_code
 from protocol.permissions import (
     PERMISSION_ORDER,
@@ -29,7 +30,7 @@ from protocol.permissions import (
 from protocol.requests import RATING_MAX, RATING_MIN, HelpRequestCreate, SurveyAnswer
 from protocol.signalling import ConsentSource
 from protocol.terminal_text import one_line
-from protocol.transport import TransportError, checked_broker_url, trust_ca_file
+from protocol.transport import TransportError, checked_broker_url
 
 from .capture import CaptureError, Screen
 from .files import default_downloads_root

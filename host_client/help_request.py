@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from peer.transport import tls_context
 from protocol.api import API_PREFIX, JoinResponse
 from protocol.requests import (
     POLL_WAIT_MAX,
@@ -24,7 +25,6 @@ from protocol.requests import (
     HelpRequestStatus,
     SurveyAnswer,
 )
-from protocol.transport import tls_context
 
 from .join import JoinRefused, call_broker, machine_description
 

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from peer.transport import tls_context
 from protocol.api import API_PREFIX, ErrorBody, JoinRequest, JoinResponse
-from protocol.transport import tls_context
 
 
 class JoinRefused(Exception):

@@ -44,9 +44,9 @@ import av
 import httpx
 import numpy as np
 
+from peer.transport import tls_context
 from protocol.api import API_PREFIX
 from protocol.recording import RecordingStatus
-from protocol.transport import tls_context
 
 from .capture import Monitor, Screen, to_i420
 from .recording_time import SpooledSegment

@@ -33,7 +33,8 @@ from pydantic import ValidationError
 
 from protocol.api import API_PREFIX
 from protocol.recording import MAX_EVENT_BATCH_BYTES, MAX_EVENTS_PER_BATCH, PeerEvent, PeerEvents, PeerEventsStored
-from protocol.transport import tls_context
+
+from .transport import tls_context
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from protocol.signalling import (
     encode,
     parse_broker_message,
 )
-from protocol.transport import websocket_tls
 
 from .keepalive import QuietPeerConnection
+from .transport import websocket_tls
 
 log = logging.getLogger(__name__)
 

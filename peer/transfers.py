@@ -43,9 +43,9 @@ from protocol.transfers import (
     chunk_span,
     transfer_version,
 )
-from protocol.transport import tls_context
 
 from .chunk_ledger import ChunkLedger, load_ledger, save_ledger
+from .transport import tls_context
 
 log = logging.getLogger(__name__)
 

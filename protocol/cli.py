@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from protocol.terminal_text import multi_line, one_line
-from protocol.transport import TransportError, load_tls_context
 
 N = TypeVar("N", int, float)
 
@@ -67,27 +64,3 @@ def configure_logging(level: str | int) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(PrintableLogFormatter())
     logging.basicConfig(level=level.upper() if isinstance(level, str) else level, handlers=[handler])
-
-
-def add_transport_options(parser: argparse.ArgumentParser) -> None:
-    """``--insecure`` and ``--ca-file``, the same in both client programs (see :mod:`protocol.transport`)."""
-    parser.add_argument(
-        "--insecure", action="store_true",
-        help="allow plain http:// to a broker on another machine: tokens and the session then cross "
-        "the network unencrypted, so only on a trusted lab network",
-    )
-    parser.add_argument(
-        "--ca-file", type=ca_file, metavar="PATH", default=os.environ.get("DESKHAND_CA_FILE") or None,
-        help="also trust this PEM CA certificate for https:// (e.g. a broker's self-signed one; "
-        "default: DESKHAND_CA_FILE, else the system's CAs only)",
-    )
-
-
-def ca_file(text: str) -> Path:
-    """An argparse ``type=`` for ``--ca-file``: a readable PEM certificate, loaded once to check it."""
-    path = Path(text).expanduser()
-    try:
-        load_tls_context(path)
-    except TransportError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return path

@@ -33,6 +33,7 @@ from rich.text import Text
 
 from peer.transfer_rate import TransferRate, seconds_text, size_text
 from peer.transfers import ProgressHook, TransferError, file_sha256
+from peer.transport import add_transport_options, trust_ca_file
 from protocol.admin import NAME_PATTERN
 from protocol.api import (
     CommentCreate,
@@ -50,11 +51,11 @@ from protocol.api import (
     TicketSummary,
     TicketUpdate,
 )
-from protocol.cli import add_transport_options, configure_logging, number_in_range
+from protocol.cli import configure_logging, number_in_range
 from protocol.helpdesk import CommentKind, SlaFilter, TicketOrder, TicketStatus, Visibility
 from protocol.terminal_text import multi_line, one_line
 from protocol.totp import is_totp_code, normalize_recovery_code, normalize_second_factor, normalize_totp_code
-from protocol.transport import TransportError, check_transport, checked_broker_url, trust_ca_file
+from protocol.transport import TransportError, check_transport, checked_broker_url
 
 from . import actions as actions_module
 from .actions import Action, ActionError, parse_action

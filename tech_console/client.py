@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from peer.landing import LandingFolder
 from peer.transfers import ProgressHook, TransferClient, TransferError
+from peer.transport import tls_context
 from protocol.api import (
     API_PREFIX,
     CommentCreate,
@@ -46,7 +47,6 @@ from protocol.api import (
 from protocol.helpdesk import SlaFilter, TicketOrder, TicketStatus, Visibility
 from protocol.requests import HelpRequestOut, HelpRequestPicked
 from protocol.transfers import Direction, FileRequestState, TransferOut, TransferState
-from protocol.transport import tls_context
 
 from .remote_view import FrameHook, RemoteView
 

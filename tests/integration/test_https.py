@@ -15,8 +15,8 @@ import pytest
 
 from peer.signalling import SignallingChannel
 from peer.transfers import TransferClient
+from peer.transport import trust_ca_file
 from protocol.api import signalling_path
-from protocol.transport import trust_ca_file
 from tech_console import cli as console_cli
 from tests.support.api import bearer, paired_session
 from tests.support.broker import BrokerProcess

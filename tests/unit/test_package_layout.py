@@ -1,4 +1,4 @@
-"""How the broker's modules may depend on each other: a route module is a leaf (issue 17).
+"""How the packages may depend on each other: a route module is a leaf, the wire is pure (issue 17).
 
 What two routes share lives in a module of its own (``broker/serializers.py``, the rules'
 modules), so a route can be read, moved or removed without another one changing."""
@@ -6,6 +6,7 @@ modules), so a route can be read, moved or removed without another one changing.
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 ROUTES = Path(__file__).resolve().parents[2] / "broker" / "routes"
@@ -32,3 +33,16 @@ def test_no_route_module_imports_another() -> None:
         if mine:
             offenders[path.name] = mine
     assert offenders == {}
+
+
+def test_protocol_imports_only_pydantic_and_the_standard_library() -> None:
+    # The wire is shared by broker and clients: no cryptography, TLS state or I/O libraries in it
+    # (signing is the broker's, checking signatures and TLS trust the clients').
+    allowed = set(sys.stdlib_module_names) | {"pydantic", "protocol", "__future__"}
+    protocol = ROUTES.parent.parent / "protocol"
+    found = {}
+    for path in protocol.glob("*.py"):
+        outside = {m.split(".")[0] for m in imported_modules(path) if not m.startswith(".")} - allowed
+        if outside:
+            found[path.name] = sorted(outside)
+    assert found == {}

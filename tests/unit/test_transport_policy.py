@@ -8,15 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from protocol.cli import add_transport_options, ca_file
-from protocol.transport import (
-    TransportError,
-    check_transport,
-    checked_broker_url,
-    is_loopback,
-    load_tls_context,
-    websocket_tls,
-)
+from peer.transport import add_transport_options, ca_file, load_tls_context, websocket_tls
+from protocol.transport import TransportError, check_transport, checked_broker_url, is_loopback
 from tests.support.tls import self_signed_certificate
 
 
