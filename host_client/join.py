@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import platform
 import socket
@@ -13,22 +12,13 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from peer.broker_errors import BrokerRefusal, refusal_from
 from peer.transport import tls_context
-from protocol.api import API_PREFIX, ErrorBody, JoinRequest, JoinResponse
+from protocol.api import API_PREFIX, JoinRequest, JoinResponse
 
 
-class JoinRefused(Exception):
+class JoinRefused(BrokerRefusal):
     """The broker would not let this host join; ``message`` is for the user."""
-
-    def __init__(
-        self, message: str, *, status: int | None = None, error: str | None = None, retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.error = error
-        self.retry_after = retry_after
-        """Seconds the broker asked to wait before asking again (``Retry-After``), if it said."""
 
 
 def machine_description() -> tuple[str, str, str]:
@@ -89,14 +79,9 @@ async def call_broker(
             return result.model_validate_json(response.content)
         except ValidationError:
             raise JoinRefused(f"{broker_url} answered with something that is not a Deskhand broker") from None
-    try:
-        error = ErrorBody.model_validate_json(response.content)
-        message, code = error.message, error.error
-    except ValidationError:
-        message, code = f"the broker answered HTTP {response.status_code}", None
-    retry_after = None
-    if response.status_code in (429, 503):
-        message += f" (Retry-After: {response.headers.get('retry-after', '?')} s)"
-        with contextlib.suppress(ValueError):
-            retry_after = min(max(float(response.headers.get("retry-after", "")), 0.0), BUSY_RETRY_SECONDS)
-    raise JoinRefused(message, status=response.status_code, error=code, retry_after=retry_after)
+    refused = refusal_from(JoinRefused, response.status_code, response.content, response.headers.get("retry-after"))
+    if refused.status not in (429, 503):
+        raise JoinRefused(refused.message, status=refused.status, error=refused.error)
+    wait = None if refused.retry_after is None else min(refused.retry_after, BUSY_RETRY_SECONDS)
+    raise JoinRefused(f"{refused.message} (Retry-After: {response.headers.get('retry-after', '?')} s)",
+                      status=refused.status, error=refused.error, retry_after=wait)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
@@ -22,6 +21,7 @@ from protocol.signalling import (
     parse_broker_message,
 )
 
+from .broker_errors import BrokerRefusal, refusal_from
 from .keepalive import QuietPeerConnection
 from .transport import websocket_tls
 
@@ -71,13 +71,8 @@ class ReconnectSchedule:
         return delay
 
 
-class SignallingRefused(Exception):
+class SignallingRefused(BrokerRefusal):
     """The broker refused the WebSocket; ``status`` and ``message`` say why."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.message = message
 
 
 def websocket_url(broker_url: str, path: str) -> str:
@@ -112,7 +107,9 @@ class SignallingChannel:
                 ping_timeout=PING_TIMEOUT_SECONDS,
             )
         except websockets.InvalidStatus as exc:
-            raise SignallingRefused(exc.response.status_code, _reason(exc.response.body)) from None
+            response = exc.response
+            raise refusal_from(SignallingRefused, response.status_code, response.body,
+                               response.headers.get("Retry-After")) from None
         except (websockets.InvalidHandshake, websockets.ConnectionClosed, EOFError) as exc:
             # The broker died half-way through the handshake (no answer, a cut connection): as
             # unreachable as a refused connection, not a refusal, so callers reconnect.
@@ -143,14 +140,6 @@ class SignallingChannel:
     @property
     def closed(self) -> bool:
         return self._connection.close_code is not None
-
-
-def _reason(body: bytes | None) -> str:
-    try:
-        data = json.loads(body or b"")
-        return str(data.get("message") or data)
-    except ValueError:
-        return (body or b"").decode("utf-8", "replace")[:200] or "no reason given"
 
 
 def description_from(message: Offer | Answer) -> RTCSessionDescription:

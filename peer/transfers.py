@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
-from protocol.api import API_PREFIX, ErrorBody
+from protocol.api import API_PREFIX
 from protocol.transfers import (
     Direction,
     FileRequestAnswer,
@@ -44,6 +44,7 @@ from protocol.transfers import (
     transfer_version,
 )
 
+from .broker_errors import BrokerRefusal, refusal_from
 from .chunk_ledger import ChunkLedger, load_ledger, save_ledger
 from .transport import tls_context
 
@@ -65,14 +66,8 @@ REPAIR_ROUNDS = 3
 """Times a receiver fetches the chunks that spoiled the file's hash again before giving up."""
 
 
-class TransferError(Exception):
+class TransferError(BrokerRefusal):
     """A transfer cannot go on; ``message`` is for people, ``error`` the broker's code if any."""
-
-    def __init__(self, message: str, *, error: str | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.error = error
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -440,11 +435,7 @@ def _read_and_hash(handle: Any, buffer: bytearray, length: int, file_digest: Any
 
 
 def _error(reply: Reply) -> TransferError:
-    try:
-        body = ErrorBody.model_validate_json(reply.body)
-        return TransferError(body.message, error=body.error, status=reply.status)
-    except ValidationError:
-        return TransferError(f"the broker answered HTTP {reply.status}", status=reply.status)
+    return refusal_from(TransferError, reply.status, reply.body, reply.headers.get("Retry-After"))
 
 
 

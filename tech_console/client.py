@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from peer.broker_errors import BrokerRefusal, refusal_from
 from peer.landing import LandingFolder
 from peer.transfers import ProgressHook, TransferClient, TransferError
 from peer.transport import tls_context
@@ -20,7 +21,6 @@ from protocol.api import (
     API_PREFIX,
     CommentCreate,
     CommentOut,
-    ErrorBody,
     LoginRequest,
     LoginResponse,
     PasswordChange,
@@ -53,14 +53,8 @@ from .remote_view import FrameHook, RemoteView
 T = TypeVar("T")
 
 
-class ConsoleError(Exception):
+class ConsoleError(BrokerRefusal):
     """The broker refused a request, or could not be reached; ``message`` is for people."""
-
-    def __init__(self, message: str, *, status: int | None = None, error: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.error = error
 
 
 class TechConsole:
@@ -487,11 +481,7 @@ class TechConsole:
 
 
 def _error(response: httpx.Response) -> ConsoleError:
-    try:
-        body = ErrorBody.model_validate_json(response.content)
-        return ConsoleError(body.message, status=response.status_code, error=body.error)
-    except ValidationError:
-        return ConsoleError(f"the broker answered HTTP {response.status_code}", status=response.status_code)
+    return refusal_from(ConsoleError, response.status_code, response.content, response.headers.get("retry-after"))
 
 
 def _value(choice: str | None) -> str | None:
