@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiortc import RTCDataChannel, RTCPeerConnection
+from pydantic import BaseModel
 
 from peer.aiortc_hooks import forward_keyframe_requests, use_screen_encoder
 from peer.background import BackgroundTasks
@@ -26,13 +27,7 @@ from peer.events import EventReporter, clipboard_fields
 from peer.ice import rtc_configuration
 from peer.landing import DEFAULT_MAX_FILE_BYTES, LandingFolder
 from peer.screen_encoder import screen_codec_preferences
-from peer.signalling import (
-    ReconnectSchedule,
-    SignallingChannel,
-    SignallingRefused,
-    candidate_from,
-    description_from,
-)
+from peer.signalling import SignallingChannel, candidate_from, description_from, keep_signalling
 from peer.transfers import TransferClient
 from protocol.api import JoinResponse
 from protocol.channel import (
@@ -394,45 +389,9 @@ class HostSession:
         self._tasks.start(give_up_waiting(), "end confirmation")
 
     async def _signalling_loop(self) -> None:
-        schedule = ReconnectSchedule()
-        while self._ended is None:
-            try:
-                self._channel = await SignallingChannel.open(
-                    self._broker_url, self._joined.signalling_path, self._joined.host_token
-                )
-            except SignallingRefused as refused:
-                if refused.status in (401, 403, 404, 410):
-                    self._ended = ("broker", refused.message)
-                    return
-                log.warning("broker refused signalling: %s", refused)
-            except OSError as exc:
-                log.warning("cannot reach the broker: %s", exc)
-            else:
-                schedule.connected()
-                if self._end_reason is not None:
-                    await self._send_end()
-                if self.authority.consent_given:
-                    # A reconnect: the broker must hear the current consent again.
-                    await self._send_signal(
-                        Consent(permissions=ordered(self.authority.consent), source=self._options.consent_source)
-                    )
-                    await self.files.resume()
-                async for message in self._channel.messages():
-                    await self._handle(message)
-                    if self._ended is not None:
-                        return
-            if self._ended is not None:
-                return
-            if self._end_reason is not None:
-                # The user wants out and the broker is unreachable: do not linger.
-                self._ended = ("user", self._end_reason)
-                return
-            delay = schedule.next_delay(time.monotonic())
-            if delay is None:
-                self._ended = ("broker", "lost the connection to the broker")
-                return
-            log.info("signalling lost; reconnecting in %.1f s", delay)
-            await asyncio.sleep(delay)
+        over = await keep_signalling(_HostSignalling(self))
+        if over is not None and self._ended is None:
+            self._ended = ("broker", over.reason)
 
     async def _handle(self, message: object) -> None:
         if isinstance(message, Welcome):
@@ -764,3 +723,39 @@ class HostSession:
             pc, self._pc = self._pc, None
             await pc.close()
         self.media_connected.clear()
+
+
+
+class _HostSignalling:
+    """The host's turns in :func:`peer.signalling.keep_signalling`."""
+
+    def __init__(self, session: HostSession) -> None:
+        self._session = session
+
+    def over(self) -> bool:
+        return self._session._ended is not None
+
+    async def open(self) -> SignallingChannel:
+        s = self._session
+        s._channel = await SignallingChannel.open(s._broker_url, s._joined.signalling_path, s._joined.host_token)
+        return s._channel
+
+    async def connected(self, channel: SignallingChannel) -> None:
+        s = self._session
+        if s._end_reason is not None:
+            await s._send_end()
+        if s.authority.consent_given:
+            # A reconnect: the broker must hear the current consent again.
+            await s._send_signal(Consent(permissions=ordered(s.authority.consent), source=s._options.consent_source))
+            await s.files.resume()
+
+    async def handle(self, message: BaseModel) -> None:
+        await self._session._handle(message)
+
+    def dropped(self) -> bool:
+        s = self._session
+        if s._end_reason is not None:
+            # The user wants out and the broker is unreachable: do not linger.
+            s._ended = ("user", s._end_reason)
+            return True
+        return False

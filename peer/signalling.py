@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import websockets
@@ -140,6 +144,81 @@ class SignallingChannel:
     @property
     def closed(self) -> bool:
         return self._connection.close_code is not None
+
+
+ENDING_REFUSALS = frozenset({401, 403, 404, 410})
+"""Statuses with which the broker says the session is over for this peer (no point reconnecting)."""
+
+
+@dataclass(frozen=True)
+class SignallingOver:
+    """Why :func:`keep_signalling` stopped for good."""
+
+    reason: str
+    """For people: the broker's refusal, or that it could not be reached for too long."""
+    refused: bool
+    """The broker refused this peer (the session is over for it); False when it was out of reach."""
+
+
+class SignallingPeer(Protocol):
+    """What a peer gives :func:`keep_signalling`: how to connect, and what to do at each turn."""
+
+    def over(self) -> bool:
+        """The session is over for this peer: stop (checked before connecting and after every message)."""
+
+    async def open(self) -> SignallingChannel:
+        """Connect (raises :class:`SignallingRefused` or :class:`OSError` as :meth:`SignallingChannel.open`)."""
+
+    async def connected(self, channel: SignallingChannel) -> None:
+        """Signalling is up (again): say what the broker must hear from this peer first."""
+
+    async def handle(self, message: BaseModel) -> None:
+        """One message from the broker."""
+
+    def dropped(self) -> bool:
+        """Signalling is down (it dropped, or could not be opened); True to stop instead of trying again."""
+
+
+async def keep_signalling(
+    peer: SignallingPeer, channel: SignallingChannel | None = None, schedule: ReconnectSchedule | None = None,
+) -> SignallingOver | None:
+    """Both peers' signalling: connect (unless ``channel`` is already open), hand every message to
+    ``peer.handle``, and reconnect on the :class:`ReconnectSchedule` when the connection drops.
+
+    Media and data channels go on peer to peer meanwhile. A message whose handling fails is
+    logged and the next one handled: one bad turn does not end the session. Returns None when
+    the peer says it is over, else why signalling is over.
+    """
+    schedule = schedule or ReconnectSchedule()
+    while not peer.over():
+        if channel is None:
+            try:
+                channel = await peer.open()
+            except SignallingRefused as refused:
+                if refused.status in ENDING_REFUSALS:
+                    return SignallingOver(refused.message, refused=True)
+                log.warning("broker refused signalling: %s", refused)
+            except OSError as exc:
+                log.warning("cannot reach the broker: %s", exc)
+        if channel is not None:
+            schedule.connected()
+            await peer.connected(channel)
+            async for message in channel.messages():
+                try:
+                    await peer.handle(message)
+                except Exception:
+                    log.exception("handling a %s from the broker failed", type(message).__name__)
+                if peer.over():
+                    return None
+            channel = None
+        if peer.over() or peer.dropped():
+            return None
+        delay = schedule.next_delay(time.monotonic())
+        if delay is None:
+            return SignallingOver("lost the connection to the broker", refused=False)
+        log.info("signalling lost; reconnecting in %.1f s", delay)
+        await asyncio.sleep(delay)
+    return None
 
 
 def description_from(message: Offer | Answer) -> RTCSessionDescription:

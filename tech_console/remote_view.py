@@ -28,7 +28,7 @@ from peer.aiortc_hooks import complete_frames_on_marker
 from peer.background import BackgroundTasks, cancel_and_wait
 from peer.events import EventReporter, clipboard_fields
 from peer.ice import rtc_configuration
-from peer.signalling import ReconnectSchedule, SignallingChannel, SignallingRefused, candidate_from, description_from
+from peer.signalling import SignallingChannel, candidate_from, description_from, keep_signalling
 from protocol.api import signalling_path
 from protocol.channel import (
     CONTROL_CHANNEL,
@@ -296,32 +296,9 @@ class RemoteView:
 
     async def _signalling_loop(self) -> None:
         """Handle signalling; when it drops without an end, keep the media and reconnect."""
-        schedule = ReconnectSchedule()
-        while self.ended is None:
-            if self._channel is None:
-                try:
-                    self._channel = await SignallingChannel.open(self._broker_url, self._path, self._token)
-                except SignallingRefused as refused:
-                    if refused.status in (401, 403, 404, 410):
-                        self.ended = SessionEnded(ended_by="broker", reason=refused.message)
-                        break
-                    log.warning("broker refused signalling: %s", refused)
-                except OSError as exc:
-                    log.warning("cannot reach the broker: %s", exc)
-            if self._channel is not None:
-                schedule.connected()
-                async for message in self._channel.messages():
-                    await self._handle(message)
-                    self._notify()
-                self._channel = None
-                if self.ended is not None:
-                    break
-                log.info("signalling lost; the view stays up while it reconnects")
-            delay = schedule.next_delay(time.monotonic())
-            if delay is None:
-                self.ended = SessionEnded(ended_by="broker", reason="lost the connection to the broker")
-                break
-            await asyncio.sleep(delay)
+        over = await keep_signalling(_ViewSignalling(self), self._channel)
+        if over is not None and self.ended is None:
+            self.ended = SessionEnded(ended_by="broker", reason=over.reason)
         self._notify()
 
     async def _handle(self, message: BaseModel) -> None:
@@ -419,3 +396,28 @@ class RemoteView:
         if self._pc is not None:
             pc, self._pc = self._pc, None
             await pc.close()
+
+
+class _ViewSignalling:
+    """The technician's turns in :func:`peer.signalling.keep_signalling`: the view stays up while it reconnects."""
+
+    def __init__(self, view: RemoteView) -> None:
+        self._view = view
+
+    def over(self) -> bool:
+        return self._view.ended is not None
+
+    async def open(self) -> SignallingChannel:
+        v = self._view
+        return await SignallingChannel.open(v._broker_url, v._path, v._token)
+
+    async def connected(self, channel: SignallingChannel) -> None:
+        self._view._channel = channel
+
+    async def handle(self, message: BaseModel) -> None:
+        await self._view._handle(message)
+        self._view._notify()
+
+    def dropped(self) -> bool:
+        self._view._channel = None
+        return False
