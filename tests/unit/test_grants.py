@@ -9,16 +9,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from protocol.grants import (
-    CLOCK_SKEW_SECONDS,
-    Grant,
-    GrantRejected,
-    SignedGrant,
-    canonical_bytes,
-    load_public_key,
-    sign_grant,
-    verify_grant,
-)
+from broker.grants import sign_grant
+from host_client.grant_check import load_public_key, verify_grant
+from protocol.grants import CLOCK_SKEW_SECONDS, Grant, GrantRejected, SignedGrant, canonical_bytes
 from protocol.permissions import Permission
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
