@@ -7,7 +7,7 @@ new Ed25519 key:
   the last second (a recording segment, two input counts, a chat message), as
   a busy broker's sealer finds them every second; one round checks every chain
   from its signed head, chains the events and signs each moved head, all in one
-  transaction (:func:`broker.trail.seal_pending`);
+  transaction (:func:`broker.audit.trail.seal_pending`);
 * **one long session read back**: an hour of a session (3,600 segment events,
   7,200 input counts, 200 chat messages) loaded and verified as an export and a
   first playback request do (chain and signed head; segment files not read), and
@@ -34,11 +34,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session
 
 from bench.report import machine_conditions, publish
-from broker import audit
-from broker.db import Database
-from broker.evidence import VerifiedRecordings
+from broker.audit import events as audit
+from broker.audit.evidence import VerifiedRecordings
+from broker.audit.trail import load_chains, seal_pending, verify_loaded
 from broker.keys import BrokerKeys
-from broker.trail import load_chains, seal_pending, verify_loaded
+from broker.storage.db import Database
 from protocol.cli import number_in_range
 
 GRACE = timedelta(seconds=60)
@@ -160,7 +160,7 @@ def main() -> int:
         f"| one hour of a session read back and verified ({f['long_events']:.0f} events), as the first playback "
         f"request and each export do | {f['session_ms']:.0f} ms |",
         f"| a player's next byte range of that hour: only the events sealed since verified "
-        f"(`broker.evidence.VerifiedRecordings`) | {f['range_ms']:.1f} ms |",
+        f"(`broker.audit.evidence.VerifiedRecordings`) | {f['range_ms']:.1f} ms |",
         f"| the whole trail loaded and verified ({f['all_events']:.0f} events, segment files not read) "
         f"| {f['all_s']:.2f} s ({f['all_events'] / f['all_s'] / 1000:.0f} k events/s) |",
     ])

@@ -4,7 +4,7 @@
 
 Migrates the database first (so an empty data directory works), then writes in one
 transaction: technicians (role ``technician``, names ``seed-tech-NN``) and teams
-(``seed-*``), made through :mod:`broker.directory` like the admin API makes them
+(``seed-*``), made through :mod:`broker.accounts.directory` like the admin API makes them
 (validated and audited), and tickets over the last ``--days`` days with their
 first responses, resolutions, reopens, support sessions (0 to 3 per ticket), session
 reports, replies and satisfaction surveys, bulk-inserted through the models.
@@ -39,11 +39,11 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from broker import audit
-from broker.db import Database
-from broker.directory import create_team, create_user
-from broker.models import SessionSurvey, SupportSession, Team, Ticket, TicketComment, User
+from broker.accounts.directory import create_team, create_user
+from broker.audit import events as audit
 from broker.settings import Settings
+from broker.storage.db import Database
+from broker.storage.models import SessionSurvey, SupportSession, Team, Ticket, TicketComment, User
 from protocol.admin import TeamCreate, UserCreate
 
 ACTOR = "broker:seed"

@@ -4,7 +4,7 @@ Makes one-second segments the way the host does (:class:`~host_client.recorder.S
 VP8 at 2 fps) from three kinds of picture, each 1920x1080 and 3840x2160: a still
 screen, a page of text with a window moving over it, and noise (the worst case for
 the encoder, and the largest segments). For each it times
-:func:`broker.segment_check.check_segment` (demux and VP8 frame headers: what the
+:func:`broker.audit.segment_check.check_segment` (demux and VP8 frame headers: what the
 broker does before it stores a segment) and, for comparison, decoding every frame
 (what a check by decoding would cost). No display, no broker.
 
@@ -22,7 +22,7 @@ import av
 import numpy as np
 
 from bench.report import machine_conditions, publish
-from broker.segment_check import check_segment
+from broker.audit.segment_check import check_segment
 from host_client.recorder import SegmentWriter
 from protocol.cli import number_in_range
 

@@ -15,18 +15,17 @@ from starlette.responses import Response as StarletteResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from broker import __doc__ as broker_doc
+from broker.accounts.access import PublicAccess
+from broker.errors import install_error_handlers
+from broker.routes import audit as audit_routes
+from broker.routes import auth, help_requests, join, recording, roles, sessions, signal, sla, surveys, teams, tickets, transfers, users
+from broker.routes import inbound as inbound_routes
+from broker.routes import reports as report_routes
+from broker.routes import webhooks as webhook_routes
+from broker.state import BrokerState
+from broker.workers import running_workers
 from protocol.api import API_PREFIX
-
-from . import __doc__ as broker_doc
-from .access import PublicAccess
-from .errors import install_error_handlers
-from .routes import audit as audit_routes
-from .routes import auth, help_requests, join, recording, roles, sessions, signal, sla, surveys, teams, tickets, transfers, users
-from .routes import inbound as inbound_routes
-from .routes import reports as report_routes
-from .routes import webhooks as webhook_routes
-from .state import BrokerState
-from .workers import running_workers
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ def create_app(state: BrokerState) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # As many worker threads as the database budget needs (broker/db_slots.py says why).
+        # As many worker threads as the database budget needs (broker/storage/db_slots.py says why).
         anyio.to_thread.current_default_thread_limiter().total_tokens = state.db_slots.budget.threads
         try:
             async with running_workers(state):

@@ -12,22 +12,22 @@ from pathlib import Path
 import uvicorn
 from pydantic import ValidationError
 
+from broker.accounts import cli as admin_cli
+from broker.accounts.logins import FIRST_ADMIN, ensure_first_admin
+from broker.app import create_app
+from broker.audit.chain import SignedHead, Verdict
+from broker.integrations import cli as integrations_cli
+from broker.keys import BrokerKeys, KeyFileError, load_or_create_keys
+from broker.server.collector import settle_collector
+from broker.server.forwarded import ForwardedHeaders
+from broker.server.request_limits import RequestLimits, declared_body_limits
+from broker.server.uvicorn_hooks import HeadLimits, LeanWebSocketsProtocol, http_protocol
+from broker.settings import Settings
+from broker.state import build_state
+from broker.storage.db import Database
 from protocol.api import API_PREFIX
 from protocol.cli import configure_logging, number_in_range
 from protocol.terminal_text import one_line
-
-from . import admin_cli, integrations_cli
-from .accounts import FIRST_ADMIN, ensure_first_admin
-from .app import create_app
-from .chain import SignedHead, Verdict
-from .collector import settle_collector
-from .db import Database
-from .forwarded import ForwardedHeaders
-from .keys import BrokerKeys, KeyFileError, load_or_create_keys
-from .limits import RequestLimits, declared_body_limits
-from .settings import Settings
-from .state import build_state
-from .uvicorn_hooks import HeadLimits, LeanWebSocketsProtocol, http_protocol
 
 WS_MAX_BYTES = 1024 * 1024
 """Frames above this are cut off by the server itself (close code 1009)."""
@@ -184,7 +184,7 @@ def _open_trail(settings: Settings) -> tuple[BrokerKeys, Database] | None:
 
 def _read_heads(path: Path | None) -> list[SignedHead] | None:
     """The heads in ``path`` ([] without one); None (after saying why) when it cannot be read."""
-    from .heads import HeadsFileError, parse_heads
+    from broker.audit.heads import HeadsFileError, parse_heads
 
     if path is None:
         return []
@@ -199,10 +199,10 @@ def _read_heads(path: Path | None) -> list[SignedHead] | None:
 
 def verify_command(settings: Settings, heads_file: Path | None) -> int:
     """``deskhand-broker audit verify [--heads FILE]``."""
-    from .chain import BROKER_CHAIN, Freshness
-    from .clock import utcnow
-    from .recordings import RecordingStore
-    from .trail import load_chains, verify_loaded
+    from broker.audit.chain import BROKER_CHAIN, Freshness
+    from broker.audit.recordings import RecordingStore
+    from broker.audit.trail import load_chains, verify_loaded
+    from broker.clock import utcnow
 
     exported = _read_heads(heads_file)
     opened = _open_trail(settings) if exported is not None else None
@@ -227,7 +227,7 @@ def heads_command(settings: Settings, out: Path | None) -> int:
     """``deskhand-broker audit heads [--out FILE]``."""
     import json
 
-    from .heads import heads_document
+    from broker.audit.heads import heads_document
 
     opened = _open_trail(settings)
     if opened is None:
@@ -255,7 +255,7 @@ def heads_command(settings: Settings, out: Path | None) -> int:
 
 def verify_bundle_command(path: Path, key: str | None, heads_file: Path | None) -> int:
     """``deskhand-broker audit verify-bundle FILE [--key KEY] [--heads FILE]``."""
-    from .bundles import BundleError, verify_bundle
+    from broker.audit.bundles import BundleError, verify_bundle
 
     exported = _read_heads(heads_file)
     if exported is None:
@@ -333,20 +333,20 @@ def serve(settings: Settings) -> int:
     settle_collector()
     config = uvicorn.Config(
         ForwardedHeaders(limited, settings.trusted_proxy_networks),
-        # uvicorn's httptools protocol, with limits on each request's head (broker/uvicorn_hooks.py).
+        # uvicorn's httptools protocol, with limits on each request's head (broker/server/uvicorn_hooks.py).
         http=http_protocol(HeadLimits(settings.http_max_header_bytes, settings.http_header_timeout_seconds)),
         log_level=settings.log_level,
         timeout_keep_alive=settings.http_keepalive_seconds,
         ws_max_size=WS_MAX_BYTES,
         # The sans-I/O websockets protocol: no tasks of its own per connection, pings on timers;
-        # lean: the opening handshake is let go once answered (broker/uvicorn_hooks.py).
+        # lean: the opening handshake is let go once answered (broker/server/uvicorn_hooks.py).
         ws=LeanWebSocketsProtocol,
         # Signalling messages are small; compression would hold a zlib state per socket (some 30 KiB each).
         ws_per_message_deflate=False,
         ws_ping_interval=settings.ws_ping_seconds or None,
         ssl_certfile=settings.tls_cert_file,
         ssl_keyfile=settings.tls_key_file,
-        # Off: uvicorn's proxy handling is replaced by ForwardedHeaders (broker/forwarded.py says why).
+        # Off: uvicorn's proxy handling is replaced by ForwardedHeaders (broker/server/forwarded.py says why).
         proxy_headers=False,
         server_header=False,
         log_config=None,

@@ -11,14 +11,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
+from broker.accounts.browser_session import request_token
+from broker.accounts.logins import unfinished_setup, user_for_token
+from broker.errors import unauthorized
+from broker.state import BrokerState
+from broker.storage.models import AccessToken, User
 from protocol.admin import NAME_PATTERN
 from protocol.api import API_PREFIX
-
-from .accounts import unfinished_setup, user_for_token
-from .browser_session import request_token
-from .errors import unauthorized
-from .models import AccessToken, User
-from .state import BrokerState
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ State = Annotated[BrokerState, Depends(broker_state)]
 
 
 async def database_slot(state: State) -> AsyncIterator[None]:
-    """A slot for the request's database work (``broker.db_slots``): waited for without a
+    """A slot for the request's database work (``broker.storage.db_slots``): waited for without a
     thread or a connection, ``503 broker_busy`` when none comes."""
     async with state.db_slots.slot():
         yield
@@ -100,7 +99,7 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 
 async def client_address(request: Request) -> str | None:
-    """The client's address: the direct peer, or whom a trusted proxy names (see ``broker/forwarded.py``)."""
+    """The client's address: the direct peer, or whom a trusted proxy names (see ``broker/server/forwarded.py``)."""
     return request.client.host if request.client else None
 
 
@@ -121,10 +120,10 @@ Name = Annotated[
 ]
 
 async def peer_token(connection: HTTPConnection) -> str | None:
-    """:func:`~broker.browser_session.request_token`, without a worker thread."""
+    """:func:`~broker.accounts.browser_session.request_token`, without a worker thread."""
     return request_token(connection)
 
 
 PeerToken = Annotated[str | None, Depends(peer_token)]
 """The token of a session peer's request (bearer header or the browser's cookie); the route
-checks whom it speaks for (``broker.peers.identify_peer``)."""
+checks whom it speaks for (``broker.sessions.peers.identify_peer``)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from broker.helpdesk.sla import SlaClock, SlaState, TimerState
+from broker.storage.models import SupportSession, Team, Ticket, TicketComment, User
 from protocol.api import (
     CommentOut,
     EndedBy,
@@ -26,9 +28,6 @@ from protocol.api import (
 from protocol.helpdesk import ALLOWED_MOVES, CommentKind, TicketOrigin, TicketStatus, Visibility
 from protocol.ice import IceConfig
 from protocol.permissions import ROLE_PERMISSION_NAMES, Permission
-
-from .models import SupportSession, Team, Ticket, TicketComment, User
-from .sla import SlaClock, SlaState, TimerState
 
 
 def user_brief(user: User) -> UserBrief:

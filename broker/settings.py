@@ -17,17 +17,16 @@ from typing import Any
 from pydantic import Field, SecretStr, TypeAdapter, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from broker.accounts.lockout import LockoutPolicy
+from broker.helpdesk.sla import SLA_CLOCK_KEY, BusinessCalendar, CalendarError, SlaClock
+from broker.keys import KeyFileError, require_owner_only
+from broker.server.forwarded import Network, parse_trusted_proxies
+from broker.sessions.session_usage import SessionQuotas
+from broker.storage.db import Database
+from broker.storage.db_slots import DatabaseBudget
 from protocol.ice import IceConfig, IceServer
 from protocol.recording import MAX_EVENTS_PER_BATCH, MAX_SEGMENT_BYTES, SessionPolicy
 from protocol.signalling import DEFAULT_MAX_MESSAGE_BYTES
-
-from .db import Database
-from .db_slots import DatabaseBudget
-from .forwarded import Network, parse_trusted_proxies
-from .keys import KeyFileError, require_owner_only
-from .lockout import LockoutPolicy
-from .session_usage import SessionQuotas
-from .sla import SLA_CLOCK_KEY, BusinessCalendar, CalendarError, SlaClock
 
 
 def default_data_dir() -> Path:
@@ -87,7 +86,7 @@ class Settings(BaseSettings):
     db_concurrency: int = Field(
         default=16, ge=1, le=1000,
         description="Database units of work (requests, peers' writes) run at once; the pool holds twice this "
-        "plus 8 connections, the thread pool this plus 24 threads (broker/db_slots.py says why).",
+        "plus 8 connections, the thread pool this plus 24 threads (broker/storage/db_slots.py says why).",
     )
     db_queue: int = Field(
         default=2000, ge=0, le=1_000_000,
@@ -455,11 +454,11 @@ class Settings(BaseSettings):
 
     @property
     def database_budget(self) -> DatabaseBudget:
-        """Slots, queue, pool and threads, all from ``db_concurrency`` (``broker.db_slots``)."""
+        """Slots, queue, pool and threads, all from ``db_concurrency`` (``broker.storage.db_slots``)."""
         return DatabaseBudget(slots=self.db_concurrency, queue=self.db_queue, wait_seconds=self.db_queue_seconds)
 
     def open_database(self) -> Database:
-        """The database these settings name, its sessions knowing the SLA clock (``broker.tickets``),
+        """The database these settings name, its sessions knowing the SLA clock (``broker.helpdesk.tickets``),
         its pool sized by :attr:`database_budget`."""
         return Database(
             self.effective_database_url, session_info={SLA_CLOCK_KEY: self.sla_clock},

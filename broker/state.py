@@ -12,22 +12,22 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from . import password_policy
-from .attempt_slots import AttemptSlots
-from .db import Database
-from .db_slots import DatabaseSlots
-from .evidence import VerifiedRecordings
-from .grant_watch import GrantBook
-from .hub import SignalHub
-from .inbound import SeenSignatures
-from .keys import BrokerKeys, load_or_create_keys, prepare_data_dir
-from .peers import PeerCache
-from .playbacks import Playbacks
-from .ratelimit import AttemptGate, BucketsByKey, FailureLimiter
-from .recordings import RecordingStore
-from .settings import Settings
-from .spool import ChunkSignals, TransferSpool
-from .trail import SEALING, SealResult, seal_backlog
+from broker.accounts import password_policy
+from broker.audit.evidence import VerifiedRecordings
+from broker.audit.playbacks import Playbacks
+from broker.audit.recordings import RecordingStore
+from broker.audit.trail import SEALING, SealResult, seal_backlog
+from broker.integrations.inbound import SeenSignatures
+from broker.keys import BrokerKeys, load_or_create_keys, prepare_data_dir
+from broker.sessions.grant_watch import GrantBook
+from broker.sessions.hub import SignalHub
+from broker.sessions.peers import PeerCache
+from broker.sessions.spool import ChunkSignals, TransferSpool
+from broker.settings import Settings
+from broker.storage.db import Database
+from broker.storage.db_slots import DatabaseSlots
+from broker.throttling.attempt_slots import AttemptSlots
+from broker.throttling.ratelimit import AttemptGate, BucketsByKey, FailureLimiter
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class BrokerState:
     database: Database
     keys: BrokerKeys
     code_failures: AttemptSlots
-    """Support codes being checked and failed, per source address and overall (see :class:`~broker.ratelimit.AttemptGate`)."""
+    """Support codes being checked and failed, per source address and overall (see :class:`~broker.throttling.ratelimit.AttemptGate`)."""
     hub: SignalHub
     spool: TransferSpool
     transfer_signals: ChunkSignals
@@ -57,7 +57,7 @@ class BrokerState:
     help_requests: FailureLimiter
     """New help requests per source address and overall (every request counts, none is forgiven)."""
     queue_signals: ChunkSignals
-    """Wakes the hosts' long polls when the help-request queue changes (key :data:`broker.help_requests.QUEUE_CHANGED`)."""
+    """Wakes the hosts' long polls when the help-request queue changes (key :data:`broker.sessions.help_requests.QUEUE_CHANGED`)."""
     peer_event_rates: BucketsByKey
     """Events each peer of each session reports, against ``DESKHAND_PEER_EVENTS_PER_SECOND`` and its burst."""
 
@@ -69,7 +69,7 @@ class BrokerState:
     playbacks: Playbacks = field(default_factory=Playbacks)
     """Playbacks started (and audited) by a POST, whose ids the players' byte-range GETs present."""
     grant_book: GrantBook = field(default_factory=GrantBook)
-    """The grant each connected session holds, for the grant watcher (``broker.grant_watch``)."""
+    """The grant each connected session holds, for the grant watcher (``broker.sessions.grant_watch``)."""
     trail_refusals: set[tuple[str, str]] = field(default_factory=set)
     """(chain, reason) pairs the sealer already refused and put on record, so each is recorded once."""
 
@@ -93,7 +93,7 @@ class BrokerState:
         then forget every cached peer, so that the very next chunk request looks its token up again.
 
         In this order: a lookup that read the database before the commit cannot have its
-        entry kept (see :class:`~broker.peers.PeerCache`).
+        entry kept (see :class:`~broker.sessions.peers.PeerCache`).
         """
         db.commit()
         self.peers.forget()

@@ -17,16 +17,15 @@ from datetime import timedelta
 
 from starlette.concurrency import run_in_threadpool
 
+from broker.errors import log_round_failure
+from broker.helpdesk.tickets import record_breaches
+from broker.integrations.webhooks import deliver_webhooks
+from broker.sessions.grant_watch import GrantWatcher
+from broker.sessions.help_requests import QUEUE_CHANGED, ExpiredRequest, expire_idle_requests
+from broker.sessions.support_sessions import Expired, expire_overdue
+from broker.sessions.transfers import sweep_transfers
+from broker.state import BrokerState
 from protocol.signalling import SessionEnded
-
-from .errors import log_round_failure
-from .grant_watch import GrantWatcher
-from .help_requests import QUEUE_CHANGED, ExpiredRequest, expire_idle_requests
-from .state import BrokerState
-from .support_sessions import Expired, expire_overdue
-from .tickets import record_breaches
-from .transfers import sweep_transfers
-from .webhooks import deliver_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +101,7 @@ async def watch_sla(state: BrokerState) -> None:
 
 
 def send_webhooks(state: BrokerState) -> Coroutine[None, None, None]:
-    """The webhook delivery worker (``broker.webhooks.deliver_webhooks``) with this broker's settings."""
+    """The webhook delivery worker (``broker.integrations.webhooks.deliver_webhooks``) with this broker's settings."""
     settings = state.settings
     return deliver_webhooks(
         state.database.session, state.keys.recording_master_key, poll=settings.webhook_poll_seconds,
@@ -125,7 +124,7 @@ async def keep_trail(state: BrokerState) -> None:
 
 
 def watch_grants(state: BrokerState) -> Coroutine[None, None, None]:
-    """The grant watcher (``broker.grant_watch``) over this broker's hub, database and keys."""
+    """The grant watcher (``broker.sessions.grant_watch``) over this broker's hub, database and keys."""
     watcher = GrantWatcher(state.grant_book, state.hub, state.database.session, state.keys,
                            state.settings.grant_ttl_seconds)
     return watcher.run()

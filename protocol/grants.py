@@ -1,7 +1,7 @@
 """Signed grants: what the broker allows a technician to do in one session.
 
 The broker signs the canonical JSON of a :class:`Grant` with its Ed25519 key
-(``broker.grants.sign_grant``); the host verifies it with the key it received when it
+(``broker.sessions.grants.sign_grant``); the host verifies it with the key it received when it
 joined and pins for the session (``host_client.grant_check.verify_grant``), so a grant
 cannot be forged, replayed into another session or used after it expires. Here: the
 grant, the bytes both sides sign and check (:func:`canonical_bytes`) and the judgement
@@ -71,7 +71,7 @@ def canonical_bytes(grant: Grant) -> bytes:
 def judge_grant(grant: Grant, *, session_id: str, now: datetime | None = None) -> Grant:
     """Return ``grant`` if its terms hold for this session now (its signature already checked);
     else raise :class:`GrantRejected`. Pure: the signature check is the host's
-    (``host_client.grant_check``), the signing the broker's (``broker.grants``)."""
+    (``host_client.grant_check``), the signing the broker's (``broker.sessions.grants``)."""
     if grant.v != GRANT_VERSION:
         raise GrantRejected(f"grant version {grant.v} is not understood")
     if grant.session_id != session_id:

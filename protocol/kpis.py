@@ -2,7 +2,7 @@
 
 Every figure is about a range of whole UTC days, ``from`` to ``to`` inclusive,
 and uses wall-clock time (not business hours). The definitions live in
-:mod:`broker.kpis` and ``docs/api.md``.
+:mod:`broker.helpdesk.kpis` and ``docs/api.md``.
 """
 
 from __future__ import annotations

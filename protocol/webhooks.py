@@ -57,7 +57,7 @@ EVENT_OF_AUDIT_KIND: dict[str, str] = {
 }
 """The audit events that are also webhook events, and the webhook event each becomes.
 
-Webhook events are audit events (``broker.audit.record``), so an outside system sees
+Webhook events are audit events (``broker.audit.events.record``), so an outside system sees
 exactly what the trail records, under the same name except where noted.
 """
 

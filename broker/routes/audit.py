@@ -20,22 +20,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from starlette.concurrency import run_in_threadpool
 
+from broker.accounts.access import AuditExporter, AuditReader, RecordingViewer
+from broker.audit import events as audit
+from broker.audit import evidence
+from broker.audit.bundles import write_bundle
+from broker.audit.evidence import SegmentRef, TrailBroken, VerifiedSession, verify_session
+from broker.audit.heads import heads_document
+from broker.audit.playbacks import PLAYBACK_IDLE_SECONDS
+from broker.audit.reports import session_report
+from broker.audit.trail import load_chains, verify_loaded
+from broker.deps import DB, SessionId, Source, State
+from broker.errors import ApiError, not_found
+from broker.serializers import session_out
+from broker.sessions.support_sessions import get_session
+from broker.state import BrokerState
+from broker.storage.models import SupportSession, User
 from protocol.api import API_PREFIX, PlaybackStarted, SessionOut
-
-from .. import audit, evidence
-from ..access import AuditExporter, AuditReader, RecordingViewer
-from ..bundles import write_bundle
-from ..deps import DB, SessionId, Source, State
-from ..errors import ApiError, not_found
-from ..evidence import SegmentRef, TrailBroken, VerifiedSession, verify_session
-from ..heads import heads_document
-from ..models import SupportSession, User
-from ..playbacks import PLAYBACK_IDLE_SECONDS
-from ..reports import session_report
-from ..serializers import session_out
-from ..state import BrokerState
-from ..support_sessions import get_session
-from ..trail import load_chains, verify_loaded
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -165,7 +165,7 @@ def handed_out(joined: bytes, segments: Sequence[SegmentRef]) -> dict[str, objec
 )
 async def start_playback(session_id: SessionId, state: State, user: RecordingViewer, source: Source) -> PlaybackStarted:
     # A POST, so that only the auditor's own client starts (and is recorded as starting) a
-    # playback: cookies need the CSRF header, which no other site can send (broker/playbacks.py).
+    # playback: cookies need the CSRF header, which no other site can send (broker/audit/playbacks.py).
     def start() -> PlaybackStarted:
         segments = tuple(_verified_segments(state, session_id))
         if not segments:

@@ -14,6 +14,21 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from broker.accounts import lockout, second_factor, totp
+from broker.accounts.access import PublicAccess
+from broker.accounts.browser_session import clear_session_cookie, csrf_token_for, request_token, set_session_cookie
+from broker.accounts.logins import needs_totp_enrolment, revoke_tokens, user_for_token
+from broker.accounts.password_policy import check_password
+from broker.accounts.passwords import hash_password, verify_password
+from broker.accounts.tokens import USER_TOKEN_PREFIX, new_token
+from broker.audit import events as audit
+from broker.clock import utcnow
+from broker.deps import DB, CurrentUser, Source, State, current_token
+from broker.errors import ApiError
+from broker.serializers import user_info
+from broker.state import BrokerState
+from broker.storage.models import AccessToken, User
+from broker.throttling.rate_gate import SIGN_INS
 from protocol.api import (
     LoginRequest,
     LoginResponse,
@@ -25,21 +40,6 @@ from protocol.api import (
     TotpEnrollment,
     UserInfo,
 )
-
-from .. import audit, lockout, second_factor, totp
-from ..access import PublicAccess
-from ..accounts import needs_totp_enrolment, revoke_tokens, user_for_token
-from ..browser_session import clear_session_cookie, csrf_token_for, request_token, set_session_cookie
-from ..clock import utcnow
-from ..deps import DB, CurrentUser, Source, State, current_token
-from ..errors import ApiError
-from ..models import AccessToken, User
-from ..password_policy import check_password
-from ..passwords import hash_password, verify_password
-from ..rate_gate import SIGN_INS
-from ..serializers import user_info
-from ..state import BrokerState
-from ..tokens import USER_TOKEN_PREFIX, new_token
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

@@ -9,22 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from protocol.requests import (
-    POLL_WAIT_MAX,
-    HelpRequestCreate,
-    HelpRequestCreated,
-    HelpRequestOut,
-    HelpRequestPicked,
-    HelpRequestState,
-    HelpRequestStatus,
-    request_poll_path,
-)
-
-from .. import audit
-from ..access import PublicAccess, SessionPeerAccess, SessionStarter, TicketReader
-from ..deps import DB, PeerToken, Source, State
-from ..errors import ApiError, not_found
-from ..help_requests import (
+from broker.accounts.access import PublicAccess, SessionPeerAccess, SessionStarter, TicketReader
+from broker.audit import events as audit
+from broker.deps import DB, PeerToken, Source, State
+from broker.errors import ApiError, not_found
+from broker.serializers import session_join, session_out
+from broker.server.json_bodies import BoundedJsonRoute
+from broker.sessions.help_requests import (
     QUEUE_CHANGED,
     RequestTaken,
     cancel_request,
@@ -38,13 +29,21 @@ from ..help_requests import (
     waiting_count,
     waiting_requests,
 )
-from ..json_bodies import BoundedJsonRoute
-from ..models import HelpRequest, User
-from ..rate_gate import HELP_REQUESTS
-from ..serializers import session_join, session_out
-from ..spool import wait_for
-from ..state import BrokerState
-from ..support_sessions import get_session
+from broker.sessions.spool import wait_for
+from broker.sessions.support_sessions import get_session
+from broker.state import BrokerState
+from broker.storage.models import HelpRequest, User
+from broker.throttling.rate_gate import HELP_REQUESTS
+from protocol.requests import (
+    POLL_WAIT_MAX,
+    HelpRequestCreate,
+    HelpRequestCreated,
+    HelpRequestOut,
+    HelpRequestPicked,
+    HelpRequestState,
+    HelpRequestStatus,
+    request_poll_path,
+)
 
 router = APIRouter(prefix="/requests", tags=["help requests"], route_class=BoundedJsonRoute)
 

@@ -9,6 +9,21 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from broker.accounts.access import IntegrationManager, SignatureAccess
+from broker.audit import events as audit
+from broker.deps import DB, Source, State
+from broker.errors import ApiError, unauthorized
+from broker.integrations import inbound
+from broker.integrations.webhooks import (
+    create_inbound_source,
+    delete_inbound_source,
+    find_inbound_source,
+    inbound_source_out,
+    list_inbound_sources,
+    set_inbound_source_enabled,
+)
+from broker.state import BrokerState
+from broker.throttling.rate_gate import INBOUND_REQUESTS
 from protocol.api import ExternalSystem
 from protocol.webhooks import (
     SIGNATURE_HEADER,
@@ -20,21 +35,6 @@ from protocol.webhooks import (
     InboundSourceUpdate,
     InboundTicket,
     Refusal,
-)
-
-from .. import audit, inbound
-from ..access import IntegrationManager, SignatureAccess
-from ..deps import DB, Source, State
-from ..errors import ApiError, unauthorized
-from ..rate_gate import INBOUND_REQUESTS
-from ..state import BrokerState
-from ..webhooks import (
-    create_inbound_source,
-    delete_inbound_source,
-    find_inbound_source,
-    inbound_source_out,
-    list_inbound_sources,
-    set_inbound_source_enabled,
 )
 
 router = APIRouter(tags=["integrations"])

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from broker.accounts.access import PublicAccess
+from broker.audit import events as audit
+from broker.deps import Source, State
+from broker.errors import ApiError
+from broker.serializers import session_join
+from broker.server.json_bodies import BoundedJsonRoute
+from broker.sessions.codes import Verdict
+from broker.sessions.support_sessions import CodeRejected, redeem_code
+from broker.state import BrokerState
+from broker.throttling.attempt_slots import SlotRefused
+from broker.throttling.rate_gate import SUPPORT_CODES
 from protocol.api import JoinRequest, JoinResponse
-
-from .. import audit
-from ..access import PublicAccess
-from ..attempt_slots import SlotRefused
-from ..codes import Verdict
-from ..deps import Source, State
-from ..errors import ApiError
-from ..json_bodies import BoundedJsonRoute
-from ..rate_gate import SUPPORT_CODES
-from ..serializers import session_join
-from ..state import BrokerState
-from ..support_sessions import CodeRejected, redeem_code
 
 router = APIRouter(tags=["join"], dependencies=[PublicAccess], route_class=BoundedJsonRoute)
 

@@ -19,6 +19,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import QueryableAttribute, Session
 from starlette.concurrency import run_in_threadpool
 
+from broker.accounts.access import SessionPeerAccess
+from broker.audit import events as audit
+from broker.audit import peer_events
+from broker.audit.recording_timeline import SegmentSpan, misplacement, placed_offset_ms
+from broker.audit.recordings import StagedSegment
+from broker.audit.segment_check import SegmentInvalid, check_segment
+from broker.clock import utcnow
+from broker.deps import PeerToken, SessionId, State
+from broker.errors import ApiError
+from broker.server.json_bodies import BoundedJsonRoute
+from broker.server.request_limits import body_limit
+from broker.sessions.peers import SessionPeer, identify_peer
+from broker.sessions.session_usage import SessionUsage, charge
+from broker.state import BrokerState
+from broker.storage.models import RecordingSegment, SupportSession
 from protocol.recording import (
     MAX_EVENT_BATCH_BYTES,
     MAX_SEGMENT_BYTES,
@@ -29,21 +44,6 @@ from protocol.recording import (
 )
 from protocol.signalling import Role
 from protocol.transfers import SHA256_PATTERN
-
-from .. import audit, peer_events
-from ..access import SessionPeerAccess
-from ..clock import utcnow
-from ..deps import PeerToken, SessionId, State
-from ..errors import ApiError
-from ..json_bodies import BoundedJsonRoute
-from ..limits import body_limit
-from ..models import RecordingSegment, SupportSession
-from ..peers import SessionPeer, identify_peer
-from ..recording_timeline import SegmentSpan, misplacement, placed_offset_ms
-from ..recordings import StagedSegment
-from ..segment_check import SegmentInvalid, check_segment
-from ..session_usage import SessionUsage, charge
-from ..state import BrokerState
 
 router = APIRouter(
     prefix="/sessions/{session_id}", tags=["recording"], dependencies=[SessionPeerAccess], route_class=BoundedJsonRoute,
@@ -242,7 +242,7 @@ async def report_events(session_id: SessionId, body: PeerEvents, state: State, t
 
 
 async def _verified_peer(state: BrokerState, session_id: str, token: str | None, what: str) -> SessionPeer:
-    """The peer ``token`` speaks for: from the :class:`~broker.peers.PeerCache` when verified lately,
+    """The peer ``token`` speaks for: from the :class:`~broker.sessions.peers.PeerCache` when verified lately,
     else looked up in a short unit of work of its own. Either way no database session is open
     once this returns, however long the request goes on (a segment's body still arriving)."""
     now, generation = time.monotonic(), state.peers.generation

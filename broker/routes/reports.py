@@ -9,12 +9,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from broker.accounts.access import ReportReader
+from broker.audit import events as audit
+from broker.deps import Source, State
+from broker.helpdesk.kpis import report, to_csv
 from protocol.kpis import KpiQuery, KpiReport
-
-from .. import audit
-from ..access import ReportReader
-from ..deps import Source, State
-from ..kpis import report, to_csv
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import select
 
+from broker.accounts.access import RoleManager
+from broker.accounts.directory import create_role, delete_role, find_role, role_out, update_role
+from broker.audit import events as audit
+from broker.deps import DB, Name, Source
+from broker.storage.models import Role
 from protocol.admin import RoleCreate, RoleOut, RoleUpdate
-
-from .. import audit
-from ..access import RoleManager
-from ..deps import DB, Name, Source
-from ..directory import create_role, delete_role, find_role, role_out, update_role
-from ..models import Role
 
 router = APIRouter(prefix="/roles", tags=["admin"])
 

@@ -7,6 +7,13 @@ from datetime import timedelta
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
+from broker.accounts.access import SessionStarter
+from broker.audit import events as audit
+from broker.deps import DB, CurrentUser, SessionId, Source, State
+from broker.errors import ApiError, not_found
+from broker.serializers import session_out
+from broker.sessions.support_sessions import SessionOver, end_session, get_session, start_session
+from broker.storage.models import SupportSession, Ticket, User
 from protocol.api import (
     EndedBy,
     SessionCreate,
@@ -16,14 +23,6 @@ from protocol.api import (
     format_code,
 )
 from protocol.signalling import SessionEnded
-
-from .. import audit
-from ..access import SessionStarter
-from ..deps import DB, CurrentUser, SessionId, Source, State
-from ..errors import ApiError, not_found
-from ..models import SupportSession, Ticket, User
-from ..serializers import session_out
-from ..support_sessions import SessionOver, end_session, get_session, start_session
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 

@@ -11,9 +11,9 @@ other peer it left and closes it with :data:`CLOSE_BROKER_FAILED`.
 Each connection has a message rate (``DESKHAND_SIGNAL_MESSAGES_PER_SECOND`` and
 ``DESKHAND_SIGNAL_MESSAGE_BURST``): beyond it, frames are dropped and the sender
 is told (``rate_limited``, at most every 5 s). ``end`` always passes, and so does ``consent``,
-which the host's :class:`ConsentKeeper` paces instead (``broker.consent_flow``:
+which the host's :class:`ConsentKeeper` paces instead (``broker.sessions.consent_flow``:
 a revocation at once, the user's last choice always). What one peer sends can
-fill at most part of the other's outbox (``broker.hub.RELAY_LIMIT``), so a flood
+fill at most part of the other's outbox (``broker.sessions.hub.RELAY_LIMIT``), so a flood
 is refused to its sender and never disconnects the other peer.
 """
 
@@ -28,6 +28,20 @@ from datetime import datetime, timedelta
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlalchemy.orm import Session
 
+from broker.accounts.access import SessionPeerAccess
+from broker.accounts.browser_session import request_token
+from broker.accounts.tokens import hash_token
+from broker.audit import events as audit
+from broker.deps import SessionId
+from broker.errors import ApiError, is_disk_full
+from broker.sessions.consent_flow import ConsentFlow, consent_state
+from broker.sessions.grant_changes import read_count
+from broker.sessions.grants import audit_grant, issue_grant, session_policy
+from broker.sessions.hub import Peer
+from broker.sessions.peers import identify_peer
+from broker.sessions.support_sessions import SessionOver, end_session, get_session, record_consent
+from broker.state import BrokerState
+from broker.storage.models import SupportSession
 from protocol.api import EndedBy
 from protocol.frames import ErrorCode
 from protocol.grants import SignedGrant
@@ -51,21 +65,6 @@ from protocol.signalling import (
     parse_peer_message,
 )
 
-from .. import audit
-from ..access import SessionPeerAccess
-from ..browser_session import request_token
-from ..consent_flow import ConsentFlow, consent_state
-from ..deps import SessionId
-from ..errors import ApiError, is_disk_full
-from ..grant_changes import read_count
-from ..grants import audit_grant, issue_grant, session_policy
-from ..hub import Peer
-from ..models import SupportSession
-from ..peers import identify_peer
-from ..state import BrokerState
-from ..support_sessions import SessionOver, end_session, get_session, record_consent
-from ..tokens import hash_token
-
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["signalling"], dependencies=[SessionPeerAccess])
 
@@ -88,7 +87,7 @@ class AcceptedPeer:
     grant: SignedGrant
     """Issued before the peer is attached, so that greeting it never waits."""
     grant_as_of: int
-    """The grant-change count read before the grant's inputs (``broker.grant_changes``)."""
+    """The grant-change count read before the grant's inputs (``broker.sessions.grant_changes``)."""
     token_expires_at: datetime | None
     """When a technician's sign-in ends."""
     consent: Consent | None
@@ -273,7 +272,7 @@ def _within_rate(me: Peer, rate: MessageRate) -> bool:
 
 
 class ConsentKeeper:
-    """A host connection's consent: applied, relayed and audited as :class:`~broker.consent_flow.ConsentFlow`
+    """A host connection's consent: applied, relayed and audited as :class:`~broker.sessions.consent_flow.ConsentFlow`
     says, a held change applied when its turn comes, and at the latest when the host leaves."""
 
     def __init__(self, state: BrokerState, me: Peer, source_address: str | None, stored: Consent | None) -> None:

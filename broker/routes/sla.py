@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from broker.accounts.access import PolicyManager, SignedIn
+from broker.audit import events as audit
+from broker.deps import DB, Source, State
+from broker.helpdesk.tickets import set_sla_targets, sla_targets
+from broker.storage.models import SlaTarget
 from protocol.api import Priority, SlaTargetOut, SlaTargetsOut, SlaTargetsUpdate
-
-from .. import audit
-from ..access import PolicyManager, SignedIn
-from ..deps import DB, Source, State
-from ..models import SlaTarget
-from ..tickets import set_sla_targets, sla_targets
 
 router = APIRouter(prefix="/sla", tags=["sla"])
 

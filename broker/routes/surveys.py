@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from broker.accounts.access import SessionPeerAccess
+from broker.deps import DB, PeerToken, SessionId, Source
+from broker.errors import ApiError
+from broker.helpdesk.surveys import SURVEY_WINDOW, submit_survey, survey_out
+from broker.server.json_bodies import BoundedJsonRoute
+from broker.sessions.peers import identify_peer
 from protocol.api import SurveyOut
 from protocol.requests import SurveyAnswer
 from protocol.signalling import Role
-
-from ..access import SessionPeerAccess
-from ..deps import DB, PeerToken, SessionId, Source
-from ..errors import ApiError
-from ..json_bodies import BoundedJsonRoute
-from ..peers import identify_peer
-from ..surveys import SURVEY_WINDOW, submit_survey, survey_out
 
 router = APIRouter(tags=["surveys"], dependencies=[SessionPeerAccess], route_class=BoundedJsonRoute)
 

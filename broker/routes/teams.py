@@ -6,13 +6,12 @@ from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from broker.accounts.access import PolicyManager
+from broker.accounts.directory import create_team, delete_team, find_team, team_out, update_team
+from broker.audit import events as audit
+from broker.deps import DB, Name, Source
+from broker.storage.models import Team
 from protocol.admin import TeamCreate, TeamOut, TeamUpdate
-
-from .. import audit
-from ..access import PolicyManager
-from ..deps import DB, Name, Source
-from ..directory import create_team, delete_team, find_team, team_out, update_team
-from ..models import Team
 
 router = APIRouter(prefix="/teams", tags=["admin"])
 

@@ -7,18 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from protocol.api import Assignees, CommentCreate, CommentOut, Priority, TicketCreate, TicketOut, TicketSummary, TicketUpdate
-from protocol.helpdesk import CommentKind, SlaFilter, TicketOrder, TicketOrigin, TicketStatus, TransitionRefused, Visibility
-
-from .. import audit
-from ..access import TicketReader, TicketWriter
-from ..clock import utcnow
-from ..deps import DB, Source, State, TicketId
-from ..directory import team_named, user_named
-from ..errors import ApiError, not_found
-from ..models import Team, Ticket, User
-from ..serializers import comment_out, team_brief, ticket_out, ticket_summary, user_brief
-from ..tickets import (
+from broker.accounts.access import TicketReader, TicketWriter
+from broker.accounts.directory import team_named, user_named
+from broker.audit import events as audit
+from broker.clock import utcnow
+from broker.deps import DB, Source, State, TicketId
+from broker.errors import ApiError, not_found
+from broker.helpdesk.tickets import (
     FieldChanges,
     TicketQuery,
     add_comment,
@@ -30,6 +25,10 @@ from ..tickets import (
     open_ticket,
     update_fields,
 )
+from broker.serializers import comment_out, team_brief, ticket_out, ticket_summary, user_brief
+from broker.storage.models import Team, Ticket, User
+from protocol.api import Assignees, CommentCreate, CommentOut, Priority, TicketCreate, TicketOut, TicketSummary, TicketUpdate
+from protocol.helpdesk import CommentKind, SlaFilter, TicketOrder, TicketOrigin, TicketStatus, TransitionRefused, Visibility
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 

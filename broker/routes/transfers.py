@@ -21,6 +21,16 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from broker.accounts.access import SessionPeerAccess
+from broker.deps import PeerToken, SessionId, State
+from broker.errors import ApiError
+from broker.server.json_bodies import BoundedJsonRoute
+from broker.server.request_limits import body_limit
+from broker.sessions import transfers as rules
+from broker.sessions.peers import SessionPeer, identify_peer
+from broker.sessions.spool import ChunkRejected, wait_for
+from broker.state import BrokerState
+from broker.storage.models import FileRequest, Transfer
 from protocol.signalling import FileRequestUpdate, TransferUpdate
 from protocol.transfers import (
     CHUNK_SIZE,
@@ -39,17 +49,6 @@ from protocol.transfers import (
     chunk_span,
     transfer_version,
 )
-
-from .. import transfers as rules
-from ..access import SessionPeerAccess
-from ..deps import PeerToken, SessionId, State
-from ..errors import ApiError
-from ..json_bodies import BoundedJsonRoute
-from ..limits import body_limit
-from ..models import FileRequest, Transfer
-from ..peers import SessionPeer, identify_peer
-from ..spool import ChunkRejected, wait_for
-from ..state import BrokerState
 
 router = APIRouter(
     prefix="/sessions/{session_id}", tags=["files"], dependencies=[SessionPeerAccess], route_class=BoundedJsonRoute,
@@ -78,7 +77,7 @@ async def _run(state: BrokerState, session_id: str, token: str | None, work: Cal
 
 
 def _cached_unit(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
-    """Like :func:`_unit`, with the peer from :class:`~broker.peers.PeerCache` when it was just verified."""
+    """Like :func:`_unit`, with the peer from :class:`~broker.sessions.peers.PeerCache` when it was just verified."""
     now, generation = time.monotonic(), state.peers.generation
     peer = state.peers.get(session_id, token, now) if token else None
     with state.database.session() as db:

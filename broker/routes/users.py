@@ -5,13 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import select
 
+from broker.accounts.access import UserManager
+from broker.accounts.directory import create_user, delete_user, find_user, reset_password, update_user, user_out
+from broker.audit import events as audit
+from broker.deps import DB, Name, Source, State
+from broker.storage.models import User
 from protocol.admin import PasswordReset, UserCreate, UserCreated, UserOut, UserUpdate
-
-from .. import audit
-from ..access import UserManager
-from ..deps import DB, Name, Source, State
-from ..directory import create_user, delete_user, find_user, reset_password, update_user, user_out
-from ..models import User
 
 router = APIRouter(prefix="/users", tags=["admin"])
 

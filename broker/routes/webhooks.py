@@ -6,13 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from protocol.admin import NAME_PATTERN
-from protocol.webhooks import DeliveryOut, DeliveryState, WebhookCreate, WebhookCreated, WebhookOut, WebhookUpdate
-
-from .. import audit
-from ..access import IntegrationManager
-from ..deps import DB, Source, State
-from ..webhooks import (
+from broker.accounts.access import IntegrationManager
+from broker.audit import events as audit
+from broker.deps import DB, Source, State
+from broker.integrations.webhooks import (
     create_webhook,
     delete_webhook,
     delivery_out,
@@ -24,6 +21,8 @@ from ..webhooks import (
     update_webhook,
     webhook_out,
 )
+from protocol.admin import NAME_PATTERN
+from protocol.webhooks import DeliveryOut, DeliveryState, WebhookCreate, WebhookCreated, WebhookOut, WebhookUpdate
 
 router = APIRouter(prefix="/webhooks", tags=["integrations"])
 

@@ -1,7 +1,7 @@
 """Disabling a technician stops their file transfer at the very next chunk, with a real host receiving it.
 
 The broker takes a peer it verified on trust for a transfer's next chunks for a
-moment (``broker.peers.PeerCache``); disabling the account must end that at once.
+moment (``broker.sessions.peers.PeerCache``); disabling the account must end that at once.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import av
 import numpy as np
 import pytest
 
-from broker.recordings import concatenate
+from broker.audit.recordings import concatenate
 from host_client.capture import Screen
 from host_client.recorder import SegmentRecorder
 from tests.support.polling import wait_until

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from broker.tokens import hash_token
+from broker.accounts.tokens import hash_token
 from tests.support.api import bearer
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.routing import APIRoute, RouteContext
 
-from broker.access import Requires, public_access, session_peer_access, signature_access
+from broker.accounts.access import Requires, public_access, session_peer_access, signature_access
 from broker.deps import current_token, current_user
 from tests.support.accounts import make_user, require_password_change
 from tests.support.api import bearer
@@ -58,7 +58,7 @@ def routes(tmp_path_factory: pytest.TempPathFactory) -> list[RouteContext]:
 
 def test_every_route_declares_who_may_call_it(routes) -> None:
     undeclared = [f"{sorted(r.methods or ['WS'])} {r.path}" for r in routes if declared_access(r) is None]
-    assert undeclared == [], "routes without a declared access (use broker.access): " + ", ".join(undeclared)
+    assert undeclared == [], "routes without a declared access (use broker.accounts.access): " + ", ".join(undeclared)
 
 
 @pytest.fixture(scope="module")

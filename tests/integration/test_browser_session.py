@@ -10,7 +10,7 @@ import httpx
 import pytest
 import websockets
 
-from broker.browser_session import COOKIE_NAME, CSRF_HEADER
+from broker.accounts.browser_session import COOKIE_NAME, CSRF_HEADER
 from tests.support.api import bearer, start_session
 
 TICKET = {"subject": "Mail stuck", "requester_name": "Ann", "requester_email": "ann@example.com"}

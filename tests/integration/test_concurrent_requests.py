@@ -3,7 +3,7 @@
 The freeze this guards against: a request kept its database connection while it waited for a
 thread, so beyond about 40 in flight every thread waited for a connection and every connection
 for a thread; 30 s later came pool timeouts, ``database is locked`` and 500s. Now work waits for a
-database slot without holding anything (``broker/db_slots.py``), and what cannot wait is told
+database slot without holding anything (``broker/storage/db_slots.py``), and what cannot wait is told
 ``503 broker_busy`` with ``Retry-After``. On SQLite and on PostgreSQL. Bounds here are generous:
 this is about answers, not speed.
 """

@@ -1,7 +1,7 @@
 """One watcher for every connected session's grant: changes counted once, pushed within 2 s, idle costs nothing.
 
-Every write that can change a grant bumps one counter row (``broker.grant_changes``), whichever
-process writes; the broker reads that row, not each session (``broker.grant_watch``).
+Every write that can change a grant bumps one counter row (``broker.sessions.grant_changes``), whichever
+process writes; the broker reads that row, not each session (``broker.sessions.grant_watch``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from contextlib import AsyncExitStack, asynccontextmanager, closing
 import httpx
 import websockets
 
-from broker.tokens import HOST_TOKEN_PREFIX, hash_token
+from broker.accounts.tokens import HOST_TOKEN_PREFIX, hash_token
 from tests.support.accounts import PASSWORD, choose_own_password
 from tests.support.api import bearer, create_ticket, paired_session
 from tests.support.polling import async_wait_until

@@ -12,8 +12,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, MetaData, String, inspect
 
-from broker.db import Database, alembic_config
-from broker.models import Base
+from broker.storage.db import Database, alembic_config
+from broker.storage.models import Base
 from tests.support.database import BrokerDatabases
 
 
@@ -79,7 +79,7 @@ def test_every_migration_can_be_undone_and_redone(database: Database) -> None:
 
 
 def test_the_grant_change_counter_starts_at_zero_and_goes_with_its_revision(database: Database) -> None:
-    """0012: one counter row for the grant watcher (``broker.grant_changes``), there from the start."""
+    """0012: one counter row for the grant watcher (``broker.sessions.grant_changes``), there from the start."""
     def counter() -> list[tuple[int, int]]:
         with database.engine.connect() as connection:
             return [tuple(row) for row in connection.exec_driver_sql("SELECT id, count FROM grant_changes")]

@@ -1,5 +1,5 @@
 """KPI reports from a real broker over a seeded database, checked against a hand computation
-done here over the raw rows (plain SQL and Python, not ``broker.kpis``)."""
+done here over the raw rows (plain SQL and Python, not ``broker.helpdesk.kpis``)."""
 
 from __future__ import annotations
 

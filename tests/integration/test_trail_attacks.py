@@ -3,7 +3,7 @@
 One real broker records a session (peer events, three recording segments, the
 end), exports its signed heads and a bundle, and stops. Each test then attacks
 its own copy of that data directory or bundle (the SQLite file edited with the
-hash formula of ``broker/chain.py``, never with the key) and checks that
+hash formula of ``broker/audit/chain.py``, never with the key) and checks that
 ``deskhand-broker audit verify`` / ``verify-bundle`` say exactly what happened,
 and that a broker started on forged data neither signs it nor plays it.
 """
@@ -27,11 +27,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from broker.chain import BROKER_CHAIN, event_hash, sign_head
-from broker.db import Database
+from broker.audit.chain import BROKER_CHAIN, event_hash, sign_head
+from broker.audit.trail import as_chain_event
 from broker.keys import load_or_create_keys
-from broker.models import AuditEvent, AuditHead
-from broker.trail import as_chain_event
+from broker.storage.db import Database
+from broker.storage.models import AuditEvent, AuditHead
 from tests.support.api import bearer, end_session, export_bundle, fetch_playback, paired_session, play_recording, start_playback
 from tests.support.broker import DB_FILE, BrokerProcess
 from tests.support.segments import frames_shades, put_segment, webm_segment

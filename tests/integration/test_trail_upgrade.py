@@ -13,11 +13,11 @@ from pathlib import Path
 
 from alembic import command
 
-from broker.chain import BROKER_CHAIN, GENESIS, event_hash, sign_head
-from broker.db import Database, alembic_config
+from broker.audit.chain import BROKER_CHAIN, GENESIS, event_hash, sign_head
+from broker.audit.trail import as_chain_event, iso
 from broker.keys import load_or_create_keys
-from broker.models import AuditEvent
-from broker.trail import as_chain_event, iso
+from broker.storage.db import Database, alembic_config
+from broker.storage.models import AuditEvent
 from tests.support.broker import DB_FILE, BrokerProcess
 
 SESSION = "0b9e3c51-8f6a-4d0e-9a51-3c2d1e0f4a77"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from broker.models import TransferChunk
+from broker.storage.models import TransferChunk
 from protocol.transfers import TransferOut, transfer_version
 from tests.support.in_process import InProcessBroker, PairedSession, in_process_broker
 

@@ -27,7 +27,7 @@ from tests.support.broker import BrokerProcess
 
 BASE = 0.2
 MAX_ATTEMPTS = 5
-JITTER = 0.2  # broker.outbox.RETRY_JITTER: a retry may come up to this fraction early
+JITTER = 0.2  # broker.integrations.outbox.RETRY_JITTER: a retry may come up to this fraction early
 
 
 @pytest.fixture(scope="module")

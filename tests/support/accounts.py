@@ -6,7 +6,7 @@ import time
 
 import pyotp
 
-from broker.passwords import hash_password
+from broker.accounts.passwords import hash_password
 from tests.support.broker import BrokerProcess
 
 PASSWORD = "Correct horse, battery 9"

@@ -26,11 +26,11 @@ from typing import Any
 import httpx
 from sqlalchemy import update
 
-from broker.accounts import FIRST_ADMIN, ensure_first_admin
+from broker.accounts.logins import FIRST_ADMIN, ensure_first_admin
 from broker.app import create_app
-from broker.models import SupportSession, User
 from broker.settings import Settings
 from broker.state import BrokerState, build_state
+from broker.storage.models import SupportSession, User
 from tests.support.api import HOST_BODY, bearer
 
 API = "http://127.0.0.1/api/v1"

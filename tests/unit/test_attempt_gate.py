@@ -9,8 +9,8 @@ import asyncio
 
 import pytest
 
-from broker.attempt_slots import AttemptSlots, SlotRefused
-from broker.ratelimit import Admitted, AttemptGate, Blocked, Crowded, FailureLimiter, Queued
+from broker.throttling.attempt_slots import AttemptSlots, SlotRefused
+from broker.throttling.ratelimit import Admitted, AttemptGate, Blocked, Crowded, FailureLimiter, Queued
 
 
 def gate(per_source: int = 3, overall: int | None = 100, window: float = 60, max_waiting: int = 100) -> AttemptGate:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from broker.grants import sign_grant
+from broker.sessions.grants import sign_grant
 from host_client.authority import Authority
 from host_client.capture import Monitor
 from host_client.keymap import KeyTarget, UnknownKey, resolve_key

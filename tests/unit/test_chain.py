@@ -1,4 +1,4 @@
-"""The pure judgements of the audit chain (``broker/chain.py``): coverage by signed heads, the
+"""The pure judgements of the audit chain (``broker/audit/chain.py``): coverage by signed heads, the
 broker's check before it signs, the broker chain's record of sessions, heads kept outside."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from broker.chain import (
+from broker.audit.chain import (
     BROKER_CHAIN,
     CHAIN_CLOSED,
     CHAIN_OPENED,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from broker.codes import CodeRecord, Verdict, hash_code, issue_code, judge_redemption
+from broker.sessions.codes import CodeRecord, Verdict, hash_code, issue_code, judge_redemption
 from protocol.codes import CodeFormatError, format_code, normalize_code
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""broker.collector: after settling, what the broker built is frozen and young collections are rare."""
+"""broker.server.collector: after settling, what the broker built is frozen and young collections are rare."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from broker.collector import OLDER_THRESHOLDS, YOUNG_THRESHOLD
+from broker.server.collector import OLDER_THRESHOLDS, YOUNG_THRESHOLD
 
 
 def test_settling_freezes_what_is_alive_and_raises_the_thresholds() -> None:
@@ -15,7 +15,7 @@ def test_settling_freezes_what_is_alive_and_raises_the_thresholds() -> None:
         "import gc, json\n"
         "from broker.app import create_app\n"  # what the broker imports and builds at start
         "before = (gc.get_threshold(), gc.get_freeze_count())\n"
-        "from broker.collector import settle_collector\n"
+        "from broker.server.collector import settle_collector\n"
         "settle_collector()\n"
         "print(json.dumps({'before': before, 'threshold': gc.get_threshold(), 'frozen': gc.get_freeze_count(),"
         " 'young': gc.get_count()[0]}))\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.consent_flow import ConsentFlow, ConsentState, ConsentStep, consent_state
+from broker.sessions.consent_flow import ConsentFlow, ConsentState, ConsentStep, consent_state
 from protocol.permissions import Permission
 from protocol.rates import TokenBucket
 from protocol.signalling import ConsentSource

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker.db import driver_url
+from broker.storage.db import driver_url
 
 
 @pytest.mark.parametrize(("given", "used"), [

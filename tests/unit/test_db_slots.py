@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from broker.db_slots import DatabaseBudget, DatabaseSlots
 from broker.errors import ApiError
+from broker.storage.db_slots import DatabaseBudget, DatabaseSlots
 
 
 def _slots(slots: int = 1, queue: int = 10, wait_seconds: float = 5.0) -> DatabaseSlots:

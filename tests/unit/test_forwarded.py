@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from broker.forwarded import (
+from broker.server.forwarded import (
     ForwardedHeaders,
     Origin,
     forwarded_origin,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from broker.grant_watch import GrantBook
-from broker.grants import same_terms
+from broker.sessions.grant_watch import GrantBook
+from broker.sessions.grants import same_terms
 from protocol.grants import Grant
 from protocol.permissions import Permission
 

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from broker.grants import sign_grant
+from broker.sessions.grants import sign_grant
 from host_client.grant_check import load_public_key, verify_grant
 from protocol.grants import CLOCK_SKEW_SECONDS, Grant, GrantRejected, SignedGrant, canonical_bytes
 from protocol.permissions import Permission

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from broker.hub import OUTBOX_LIMIT, RELAY_LIMIT, Peer
+from broker.sessions.hub import OUTBOX_LIMIT, RELAY_LIMIT, Peer
 from protocol.signalling import IceCandidate, PeerInfo, Role, SessionEnded
 
 

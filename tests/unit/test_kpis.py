@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from broker.kpis import (
+from broker.helpdesk.kpis import (
     Directory,
     Period,
     SurveyRow,

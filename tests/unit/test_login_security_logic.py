@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pyotp
 import pytest
 
-from broker import password_policy, totp
-from broker.lockout import MAX_LOCK_SECONDS, LockoutPolicy, retry_after
-from broker.password_policy import check_password
-from broker.ratelimit import FailureLimiter
+from broker.accounts import password_policy, totp
+from broker.accounts.lockout import MAX_LOCK_SECONDS, LockoutPolicy, retry_after
+from broker.accounts.password_policy import check_password
+from broker.throttling.ratelimit import FailureLimiter
 from protocol.totp import (
     format_recovery_code,
     is_totp_code,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker.ratelimit import BucketsByKey
+from broker.throttling.ratelimit import BucketsByKey
 from protocol.rates import Flow, MessageRate, TokenBucket
 
 

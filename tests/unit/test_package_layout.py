@@ -46,3 +46,27 @@ def test_protocol_imports_only_pydantic_and_the_standard_library() -> None:
         if outside:
             found[path.name] = sorted(outside)
     assert found == {}
+
+
+def test_only_the_application_gathers_the_routes() -> None:
+    broker = ROUTES.parent
+    gatherers = sorted(
+        str(path.relative_to(broker))
+        for path in broker.rglob("*.py")
+        if ROUTES not in path.parents and "migrations" not in path.parts
+        and any(m.startswith("broker.routes") for m in imported_modules(path))
+    )
+    assert gatherers == ["app.py"]
+
+
+def test_every_broker_folder_and_top_module_is_in_the_architecture_doc() -> None:
+    # The broker is read folder by folder (docs/architecture.md): a new folder or a new module at
+    # the top must be placed there too, or a reader will not find it.
+    broker = ROUTES.parent
+    doc = (broker.parent / "docs" / "architecture.md").read_text()
+    table = doc.split("### The broker, folder by folder", 1)[1].split("\n\n", 3)[2]
+    rows = {line.split("|")[1].strip(): line.split("|")[2] for line in table.splitlines()[2:]}
+    folders = {f"`{p.name}/`" for p in broker.iterdir() if (p / "__init__.py").exists()}
+    assert folders <= set(rows), sorted(folders - set(rows))
+    top = {p.name for p in broker.glob("*.py") if p.name != "__init__.py"}
+    assert {name for name in top if f"`{name}`" not in rows["`broker/` (top)"]} == set()

@@ -12,8 +12,8 @@ from typing import get_args
 import pytest
 from pydantic import ValidationError
 
-from broker import audit
-from broker.peer_events import BROKER_DATA_KEYS, stored_data
+from broker.audit import events as audit
+from broker.audit.peer_events import BROKER_DATA_KEYS, stored_data
 from peer.events import EventIds, clipboard_fields
 from protocol.channel import Key, PointerMove, Text, typed_text
 from protocol.recording import EVENT_DATA, EVENT_ID_PATTERN, HOST_EVENT_KINDS, TECHNICIAN_EVENT_KINDS, PeerEvent

@@ -1,9 +1,9 @@
-"""broker.playbacks.Playbacks: a playback id is its account's, for its session, while in use."""
+"""broker.audit.playbacks.Playbacks: a playback id is its account's, for its session, while in use."""
 
 from __future__ import annotations
 
-from broker.evidence import SegmentRef
-from broker.playbacks import Playbacks
+from broker.audit.evidence import SegmentRef
+from broker.audit.playbacks import Playbacks
 
 SEGMENTS = (SegmentRef(0, 0, 1000, 10, "a" * 64, "b" * 64),)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker.ratelimit import GLOBAL, FailureLimiter, SlidingWindowLimiter
+from broker.throttling.ratelimit import GLOBAL, FailureLimiter, SlidingWindowLimiter
 
 
 def test_allows_exactly_the_limit_then_blocks_until_the_oldest_event_leaves_the_window() -> None:

@@ -1,11 +1,11 @@
-"""broker.recordings.RecordingStore.joined: a player's many range requests join the segments once."""
+"""broker.audit.recordings.RecordingStore.joined: a player's many range requests join the segments once."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from broker.recordings import JOINED_KEPT, RecordingStore
+from broker.audit.recordings import JOINED_KEPT, RecordingStore
 
 
 def test_the_same_segments_are_joined_once_and_a_new_segment_joins_again(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""broker.recordings: a segment's body goes to a temporary file, is staged encrypted, then placed."""
+"""broker.audit.recordings: a segment's body goes to a temporary file, is staged encrypted, then placed."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from broker.recordings import RecordingStore
+from broker.audit.recordings import RecordingStore
 
 
 def files(root: Path) -> list[str]:

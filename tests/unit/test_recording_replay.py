@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from broker.recordings import concatenate
+from broker.audit.recordings import concatenate
 from host_client.recorder import ReplayableSegment, SegmentWriter
 
 WIDTH, HEIGHT = 320, 240

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker.recording_timeline import SegmentSpan, misplacement, placed_offset_ms
+from broker.audit.recording_timeline import SegmentSpan, misplacement, placed_offset_ms
 from host_client.recording_time import ResumePoint, SpooledSegment, resume_point
 from protocol.recording import RecordingStatus
 

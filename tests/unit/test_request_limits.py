@@ -1,4 +1,4 @@
-"""broker.limits: request bodies within their route's limit and the body timeout, refusals in JSON.
+"""broker.server.request_limits: request bodies within their route's limit and the body timeout, refusals in JSON.
 
 The middleware runs here in front of small ASGI apps with hand-made ``receive`` and
 ``send``, so each case shows exactly what the app read and what went back.
@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from broker.errors import ApiError, ReadRefusal, install_error_handlers
-from broker.limits import (
+from broker.server.request_limits import (
     BODY_LIMIT_KEY,
     RequestLimits,
     body_limit,

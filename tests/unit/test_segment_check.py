@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from broker.segment_check import (
+from broker.audit.segment_check import (
     MAX_SIDE,
     SegmentFacts,
     SegmentInvalid,
@@ -19,7 +19,7 @@ from broker.segment_check import (
     read_segment,
     vp8_frame,
 )
-from broker.session_usage import SessionQuotas, SessionUsage
+from broker.sessions.session_usage import SessionQuotas, SessionUsage
 from host_client.recorder import SegmentWriter
 
 WIDTH, HEIGHT = 320, 240

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from broker.timeline import RUN_GAP_SECONDS, Names, session_counts, timeline
+from broker.audit.timeline import RUN_GAP_SECONDS, Names, session_counts, timeline
 
 START = datetime(2026, 12, 1, 9, 0, 0, tzinfo=UTC)
 TECH, HOST = "user:tom", "host:5e55"

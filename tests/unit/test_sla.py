@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from broker.sla import (
+from broker.helpdesk.sla import (
     ALWAYS,
     BusinessCalendar,
     CalendarError,

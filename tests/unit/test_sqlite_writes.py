@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from broker.db import make_engine
-from broker.sqlite_writes import WriteTurn
+from broker.storage.db import make_engine
+from broker.storage.sqlite_writes import WriteTurn
 
 
 @pytest.fixture

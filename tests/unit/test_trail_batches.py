@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broker import audit
-from broker.db import Database
-from broker.models import AuditEvent, AuditHead
-from broker.trail import SIGN_REFUSED, load_chains, seal_backlog, verify_loaded
+from broker.audit import events as audit
+from broker.audit.trail import SIGN_REFUSED, load_chains, seal_backlog, verify_loaded
+from broker.storage.db import Database
+from broker.storage.models import AuditEvent, AuditHead
 
 GRACE = timedelta(seconds=60)
 

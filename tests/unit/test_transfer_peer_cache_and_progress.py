@@ -1,11 +1,11 @@
-"""broker.peers.PeerCache (verified peers for a few seconds) and host_client's ProgressMeter."""
+"""broker.sessions.peers.PeerCache (verified peers for a few seconds) and host_client's ProgressMeter."""
 
 from __future__ import annotations
 
 import pytest
 
-from broker.models import SupportSession
-from broker.peers import PeerCache, SessionPeer
+from broker.sessions.peers import PeerCache, SessionPeer
+from broker.storage.models import SupportSession
 from host_client.file_transfers import UPDATE_INTERVAL, ProgressMeter
 from protocol.signalling import PeerInfo, Role
 

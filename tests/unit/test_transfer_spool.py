@@ -1,4 +1,4 @@
-"""broker.spool: chunks between upload and download (memory within a budget, disk beyond), the
+"""broker.sessions.spool: chunks between upload and download (memory within a budget, disk beyond), the
 broker's own hash of the relayed file, and the wake-ups of long polls."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.spool import ChunkRejected, ChunkSignals, TransferSpool, wait_for
+from broker.sessions.spool import ChunkRejected, ChunkSignals, TransferSpool, wait_for
 
 CHUNK = 1000
 

@@ -1,7 +1,7 @@
 """The transfer sweep reads what is running and what the spool holds, never the transfers that ended before.
 
 Real SQLite (a migrated database in a temporary folder) and the broker's own sweep rule
-(``broker.transfers.sweep_transfers``). Its work is counted in SQLite's virtual-machine
+(``broker.sessions.transfers.sweep_transfers``). Its work is counted in SQLite's virtual-machine
 steps (a progress handler called at every step): they grow with every row a statement
 reads, so a sweep that walked the broker's history would show it however fast it ran.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from broker.db import Database
-from broker.models import AuditEvent, Transfer
-from broker.transfers import sweep_transfers
+from broker.sessions.transfers import sweep_transfers
+from broker.storage.db import Database
+from broker.storage.models import AuditEvent, Transfer
 
 AT = "2026-01-01 00:00:00.000000"
 

@@ -1,4 +1,4 @@
-"""broker.uvicorn_hooks: the head of every request bounded in size and time, refusals in JSON.
+"""broker.server.uvicorn_hooks: the head of every request bounded in size and time, refusals in JSON.
 
 The protocol runs here on a fake transport, fed by hand, so each case is exact: what the
 parser was handed, what went back, when the connection closed. The first test checks
@@ -22,7 +22,7 @@ from uvicorn.server import ServerState
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from broker.uvicorn_hooks import HeadLimits, LeanWebSocketsProtocol, LimitedHttpToolsProtocol, http_protocol, refusal_bytes
+from broker.server.uvicorn_hooks import HeadLimits, LeanWebSocketsProtocol, LimitedHttpToolsProtocol, http_protocol, refusal_bytes
 
 LIMIT = 1000
 TIMEOUT = 0.2

@@ -8,7 +8,7 @@ import hmac
 import pytest
 from pydantic import ValidationError
 
-from broker.inbound import SeenSignatures
+from broker.integrations.inbound import SeenSignatures
 from protocol.webhooks import (
     EVENT_OF_AUDIT_KIND,
     WEBHOOK_EVENTS,

@@ -1,0 +1,1 @@
+"""The audit trail and its evidence: events, the hash chain and signed heads, recordings, reports, export bundles."""

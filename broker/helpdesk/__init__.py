@@ -1,0 +1,1 @@
+"""The help desk around sessions: tickets, SLA timers, KPIs and satisfaction surveys."""

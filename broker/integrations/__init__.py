@@ -1,0 +1,1 @@
+"""External helpdesks: outgoing webhooks (the outbox and its worker) and the signed inbound webhook."""
