@@ -17,6 +17,9 @@ Brokers (see :mod:`tests.support.broker` for what a :class:`BrokerProcess` offer
   (SIGTERM, then SIGKILL) when the test ends.
 * ``admin`` (module scope) -> ``dict[str, str]``: ``Authorization`` headers of the
   module broker's first admin.
+* ``in_process_broker`` (module scope) -> :class:`~tests.support.in_process.AppBroker`: the
+  same broker (settings from ``broker_env``) as an app in the test process, no server; a
+  module about the broker's rules runs on it by returning it from its own ``broker`` fixture.
 
 Databases: brokers keep their data in SQLite unless told otherwise.
 
@@ -58,6 +61,7 @@ import pytest
 
 from tests.support.broker import BrokerProcess
 from tests.support.database import BrokerDatabases
+from tests.support.in_process import AppBroker
 from tests.support.input_recorder import RecorderProcess
 from tests.support.postgres import PostgresCluster, PostgresMissing
 from tests.support.xvfb import XvfbMissing, XvfbServer
@@ -88,6 +92,13 @@ def broker(broker_env: dict[str, str]) -> Iterator[BrokerProcess]:
     """A real broker shared by the tests of one module."""
     with BrokerProcess.start(broker_env) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def in_process_broker(broker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppBroker]:
+    """The broker's app in the test process (the domain tier: :mod:`tests.support.in_process`)."""
+    with AppBroker.start(broker_env, tmp_path_factory.mktemp("app-broker")) as app:
+        yield app
 
 
 @pytest.fixture

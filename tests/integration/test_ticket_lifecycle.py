@@ -11,12 +11,19 @@ from tests.support.accounts import PASSWORD, make_user
 from tests.support.api import age_sla_timers, create_ticket, end_session, join, start_session
 from tests.support.broker import BrokerProcess
 from tests.support.database import BrokerDatabases
+from tests.support.in_process import AppBroker
 
 
 @pytest.fixture(scope="module")
 def broker_env(broker_db: BrokerDatabases) -> dict[str, str]:
     """On SQLite, then on PostgreSQL."""
     return {"DESKHAND_SLA_SWEEP_SECONDS": "0.2", **broker_db.env()}
+
+
+@pytest.fixture(scope="module")
+def broker(in_process_broker: AppBroker) -> AppBroker:
+    """The rules of tickets need no server: the app in this process (the domain tier)."""
+    return in_process_broker
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import pytest
 
 from tests.support.api import create_ticket
 from tests.support.database import BrokerDatabases
+from tests.support.in_process import AppBroker
 
 GOOD = {"subject": "VPN down", "requester_name": "Bob", "requester_email": "bob@example.com"}
 
@@ -14,6 +15,12 @@ GOOD = {"subject": "VPN down", "requester_name": "Bob", "requester_email": "bob@
 def broker_env(broker_db: BrokerDatabases) -> dict[str, str]:
     """On SQLite, then on PostgreSQL."""
     return broker_db.env()
+
+
+@pytest.fixture(scope="module")
+def broker(in_process_broker: AppBroker) -> AppBroker:
+    """The rules of tickets need no server: the app in this process (the domain tier)."""
+    return in_process_broker
 
 
 def stored_counts(broker) -> tuple[int, int]:

@@ -12,6 +12,19 @@ sealing) do not start::
 
 Settings are the defaults plus ``overrides`` (``DESKHAND_*`` variables of the test runner are
 not read, as :mod:`tests.support.broker` keeps them from a broker process).
+
+The domain tier: :class:`AppBroker` is the same app behind the interface of
+:class:`tests.support.broker.BrokerProcess` (``http``, ``login``, ``sql``, ``admin_password``,
+``database_url``), with its background loops running, but no process, port or server. A module
+of tests about the broker's rules runs on it by overriding its ``broker`` fixture with
+``in_process_broker`` (``tests/conftest.py``); the tests themselves do not change::
+
+    @pytest.fixture(scope="module")
+    def broker(in_process_broker: AppBroker) -> AppBroker:
+        return in_process_broker
+
+What needs the real server (the request-head limits of ``broker/server/uvicorn_hooks.py``,
+TLS, WebSockets, restarts, several processes) stays on :class:`BrokerProcess`.
 """
 
 from __future__ import annotations
@@ -20,10 +33,12 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 from sqlalchemy import update
 
 from broker.accounts.logins import FIRST_ADMIN, ensure_first_admin
@@ -32,6 +47,8 @@ from broker.settings import Settings
 from broker.state import BrokerState, build_state
 from broker.storage.models import SupportSession, User
 from tests.support.api import HOST_BODY, bearer
+from tests.support.broker import broker_environment
+from tests.support.database import run_sql
 
 API = "http://127.0.0.1/api/v1"
 
@@ -73,26 +90,109 @@ class InProcessBroker:
 
 
 @contextmanager
-def _no_deskhand_environment() -> Iterator[None]:
+def _no_deskhand_environment(settings: dict[str, str] | None = None) -> Iterator[None]:
+    """The test runner's ``DESKHAND_*`` variables hidden, and ``settings`` set instead, for a while."""
     saved = {k: v for k, v in os.environ.items() if k.startswith("DESKHAND_")}
     for name in saved:
         del os.environ[name]
+    os.environ.update(settings or {})
     try:
         yield
     finally:
+        for name in settings or {}:
+            os.environ.pop(name, None)
         os.environ.update(saved)
+
+
+def _fresh_state(data_dir: Path, env: dict[str, str], **overrides: Any) -> tuple[BrokerState, str]:
+    """A broker's state over a new database, and its first admin's password (counted as chosen)."""
+    with _no_deskhand_environment(env):
+        settings = Settings(data_dir=data_dir, **overrides)
+    state = build_state(settings)
+    with state.database.session() as db:
+        password = ensure_first_admin(db)
+        assert password is not None, f"{settings.database_url or data_dir} already held a broker's accounts"
+        db.execute(update(User).where(User.username == FIRST_ADMIN).values(must_change_password=False))
+    return state, password
+
+
+class AppClient:
+    """Blocking calls to the app through an event loop of its own (the portal's thread), like ``httpx.Client``."""
+
+    def __init__(self, portal: BlockingPortal, client: httpx.AsyncClient) -> None:
+        self._portal = portal
+        self._client = client
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """``method path`` answered by the app; keyword arguments as ``httpx.Client.request`` takes them."""
+        return self._portal.call(partial(self._client.request, method, path, **kwargs))
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kwargs)
+
+
+class AppBroker:
+    """The broker's app in this process, used like a :class:`~tests.support.broker.BrokerProcess`."""
+
+    def __init__(self, state: BrokerState, http: AppClient, admin_password: str) -> None:
+        self.state = state
+        self.http = http
+        """A client of the app on ``/api/v1``, used like ``BrokerProcess.http``."""
+        self.admin_password = admin_password
+        self.data_dir = state.settings.data_dir
+        self.database_url = state.settings.effective_database_url
+
+    def login(self, username: str = "admin", password: str | None = None) -> str:
+        """A bearer token of ``username`` (the first admin by default); raises on refusal."""
+        response = self.http.post(
+            "/auth/login",
+            json={"username": username, "password": self.admin_password if password is None else password},
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    def sql(self, statement: str, *params: object) -> list[tuple[object, ...]]:
+        """One statement on the app's database, as :meth:`BrokerProcess.sql` runs it."""
+        return run_sql(self.database_url, statement, *params)
+
+    @classmethod
+    @contextmanager
+    def start(cls, overrides: dict[str, str] | None, data_dir: Path) -> Iterator[AppBroker]:
+        """The app over a fresh database in ``data_dir`` (or ``DESKHAND_DATABASE_URL``), its loops running.
+
+        ``overrides`` are ``DESKHAND_*`` settings, with the defaults a broker process gets.
+        """
+        env = {k: v for k, v in broker_environment(overrides).items() if k.startswith("DESKHAND_")}
+        state, password = _fresh_state(data_dir, env)
+        app = create_app(state)
+        try:
+            # The app's event loop runs in the portal's thread; its lifespan starts and stops the background loops.
+            with start_blocking_portal() as portal, portal.wrap_async_context_manager(app.router.lifespan_context(app)):
+                client = portal.call(partial(httpx.AsyncClient, transport=httpx.ASGITransport(app=app), base_url=API))
+                try:
+                    yield cls(state, AppClient(portal, client), password)
+                finally:
+                    portal.call(client.aclose)
+        finally:
+            state.database.dispose()
 
 
 @asynccontextmanager
 async def in_process_broker(data_dir: Path, **overrides: Any) -> AsyncIterator[InProcessBroker]:
     """A broker app over a fresh database in ``data_dir``; its first admin counted as having chosen its password."""
-    with _no_deskhand_environment():
-        settings = Settings(data_dir=data_dir, **overrides)
-    state = build_state(settings)
-    with state.database.session() as db:
-        password = ensure_first_admin(db)
-        assert password is not None, f"{data_dir} already held a broker's accounts"
-        db.execute(update(User).where(User.username == FIRST_ADMIN).values(must_change_password=False))
+    state, password = _fresh_state(data_dir, {}, **overrides)
     transport = httpx.ASGITransport(app=create_app(state))
     try:
         async with httpx.AsyncClient(transport=transport, base_url=API) as http:
