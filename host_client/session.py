@@ -1,5 +1,10 @@
 """A joined host: signalling, consent, the screen stream and remote input.
 
+What the session decides (consent, offers, the end, control paused while the
+recording lags) is :class:`~host_client.session_state.HostSessionState`, a pure
+object; :class:`HostSession` feeds it events and carries out its actions with
+aiortc, the signalling WebSocket and the UI.
+
 The host is the WebRTC offerer, and offers only once the user has answered the
 consent prompt (or ``--consent`` answered it). Each time a technician
 (re)connects, the host builds a fresh peer connection: a screen track, and the
@@ -14,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiortc import RTCDataChannel, RTCPeerConnection
 from pydantic import BaseModel
@@ -51,9 +58,8 @@ from protocol.channel import (
     Clipboard as ClipboardMessage,
 )
 from protocol.frames import MessageError
-from protocol.grants import GrantRejected
 from protocol.ice import IceConfig
-from protocol.permissions import Permission, describe, ordered
+from protocol.permissions import Permission
 from protocol.rates import Flow, MessageRate
 from protocol.recording import SessionPolicy
 from protocol.signalling import (
@@ -61,17 +67,10 @@ from protocol.signalling import (
     Consent,
     ConsentSource,
     End,
-    Error,
     FileRequestUpdate,
-    GrantIssued,
     IceCandidate,
     Offer,
-    PeerJoined,
-    PeerLeft,
-    Role,
-    SessionEnded,
     TransferUpdate,
-    Welcome,
     encode,
 )
 
@@ -84,6 +83,30 @@ from .input_backend import InputBackend, PynputBackend
 from .recorder import RecordingUploader, SegmentRecorder
 from .recording_time import resume_point
 from .remote_input import RemoteInput
+from .session_state import (
+    Action,
+    AddCandidate,
+    ApplyAnswer,
+    ClosePeer,
+    CloseSignalling,
+    HandOnToTransfers,
+    HostSessionState,
+    MarkMediaConnected,
+    ObtainConsent,
+    ReleaseInput,
+    Report,
+    ResumeTransfers,
+    SendConsent,
+    SendEnd,
+    SendOffer,
+    SessionStarted,
+    ShowPermissions,
+    ShowTechnicianPresent,
+    SkipAfterEnd,
+    StartRecording,
+    TellTechnician,
+    TellUser,
+)
 from .state import SavedSession, state_dir
 from .ui import Clipboard, HostUI
 
@@ -99,8 +122,6 @@ AFTER_END_SECONDS = 600.0
 """How long the host waits for the user to answer what it asks once the session ended (the survey)."""
 RECORDING_DRAIN_SECONDS = 30.0
 """How long a host that is done waits for its last recording segments to reach the broker."""
-DEFAULT_PRESELECTED = frozenset({Permission.view, Permission.chat})
-"""What the consent prompt ticks in advance: seeing and talking, never control."""
 
 
 @dataclass(frozen=True)
@@ -184,25 +205,25 @@ class HostSession:
             raise ValueError(f"monitor {self._options.monitor} does not exist; this machine has {len(self._monitors)}")
         self._selected = self._monitors[self._options.monitor - 1]
         self.authority = Authority(load_public_key(joined.broker_public_key), joined.session_id)
-        self.policy = SessionPolicy()
+        self._state = HostSessionState(
+            self.authority, ice=joined.ice, preset_consent=self._options.preset_consent,
+            consent_source=self._options.consent_source,
+        )
+        """What the session decides; this object carries it out (see :mod:`host_client.session_state`)."""
         self.events = EventReporter(broker_url, joined.host_token, joined.session_id)
         self.input = RemoteInput(
             self.authority, lambda: self._selected, self._report_threadsafe,
             backend_factory=input_backend, trace=self._options.trace_input,
             reporter=self.events, log_keystrokes=lambda: self.policy.keystroke_logging,
         )
-        self._ice: IceConfig = joined.ice
         self._loop: asyncio.AbstractEventLoop | None = None
         self._channel: SignallingChannel | None = None
         self._pc: RTCPeerConnection | None = None
         self._track: ScreenTrack | None = None
         self._data: dict[str, RTCDataChannel] = {}
-        self._technician_present = False
         self._tasks = BackgroundTasks("host session", log)
         """Everything the session runs beside its signalling loop; cancelled and awaited when it stops."""
         self._frames_before = 0
-        self._ended: tuple[str, str] | None = None
-        self._end_reason: str | None = None
         self._after_end: asyncio.Future[None] | None = None
         self._clipboard_seen: str | None = None
         self._pending_control: list[Chat | ClipboardMessage | Monitors | Refused | Notice] = []
@@ -245,6 +266,11 @@ class HostSession:
     def selected_monitor(self) -> Monitor:
         return self._selected
 
+    @property
+    def policy(self) -> SessionPolicy:
+        """How the deployment records sessions (from the broker's ``welcome``)."""
+        return self._state.policy
+
     async def run(self) -> HostSummary:
         """Serve the session until the technician, the user or the broker ends it."""
         self._loop = asyncio.get_running_loop()
@@ -267,15 +293,16 @@ class HostSession:
             await self._files_client.aclose()
             await self.events.close()
             self._screen.close()
-        if self._saved is not None and self._ended is not None:
+        ended = self._state.ended
+        if self._saved is not None and ended is not None:
             self._saved.forget()
-        ended_by, reason = self._ended or ("broker", "the broker could not be reached")
+        ended_by, reason = (ended.by, ended.reason) if ended else ("broker", "the broker could not be reached")
         summary = HostSummary(
             session_id=self.session_id, ended_by=ended_by, reason=reason,
             duration=time.monotonic() - self._started, frames_sent=self.frames_sent,
             inputs_applied=self.input.applied, inputs_refused=self.input.refused,
         )
-        if self._options.after_end is not None and self._ended is not None:
+        if self._options.after_end is not None and ended is not None:
             await self._run_after_end(self._options.after_end, summary)
         await self._ui.close(summary.line())
         await self._tasks.close()  # an end asked for while the survey was open
@@ -288,6 +315,7 @@ class HostSession:
         again (Ctrl-C, End) skips it. Its failures are logged: the session is over either way."""
         task = asyncio.ensure_future(asyncio.wait_for(after_end(self, summary), AFTER_END_SECONDS))
         self._after_end = task
+        self._state.after_end_started()
         await asyncio.wait({task})  # not ``await task``: its cancellation is a skip, not ours
         if task.cancelled():
             return
@@ -300,7 +328,7 @@ class HostSession:
     # --- user actions (UserActions) -------------------------------------------------------
 
     def change_consent(self, permissions: frozenset[Permission]) -> None:
-        self._apply_consent(frozenset(permissions), self._options.consent_source)
+        self._carry_out_soon(self._state.consent_changed(frozenset(permissions), datetime.now(UTC)))
 
     def end_session(self) -> None:
         self._tasks.start(self.end("the user ended the session"), "end")
@@ -324,161 +352,131 @@ class HostSession:
         confirms (``session_ended``), or after :data:`END_CONFIRM_SECONDS`.
         Once it is over, ending again skips what is asked after the end (the survey).
         """
-        if self._ended is not None and self._after_end is not None:
-            self._after_end.cancel()  # ending again, while asked after the end: skip the question
-            return
-        if self._end_reason is not None or self._ended is not None:
-            return
-        self._end_reason = reason
-        if self._channel is not None and not self._channel.closed:
-            await self._send_end()
+        await self._carry_out(self._state.end_requested(reason))
+
+    # --- carrying out what the state decides ---------------------------------------------
+
+    async def _carry_out(self, actions: list[Action]) -> None:
+        """Do ``actions`` in order, each finished before the next."""
+        for action in actions:
+            pending = self._perform(action)
+            if pending is not None:
+                await pending
+
+    def _carry_out_soon(self, actions: list[Action]) -> None:
+        """Do ``actions`` from a caller that cannot wait (the UI): what must be awaited runs as a task."""
+        for action in actions:
+            pending = self._perform(action)
+            if pending is not None:
+                self._tasks.start(pending, type(action).__name__)
+
+    def _perform(self, action: Action) -> Coroutine[Any, Any, None] | None:
+        """Do ``action`` now, or return what is left to await."""
+        match action:
+            case ReleaseInput():
+                self.input.release_all()
+            case ShowPermissions(granted=granted, consented=consented):
+                self._ui.permissions_changed(granted, consented)
+            case ShowTechnicianPresent(present=present):
+                self._ui.technician_present(present)
+            case SessionStarted(technician=technician, ticket_id=ticket_id):
+                self._ui.session_started(technician, self.session_id, ticket_id)
+            case TellUser(text=text):
+                self._ui.notice(text)
+            case TellTechnician(text=text):
+                self._send_control(Notice(text=text), queue=True)
+            case Report(kind=kind, fields=fields):
+                self.events.add(kind, **fields)
+            case SendConsent(permissions=permissions, source=source):
+                self.consent_sent.set()
+                return self._send_signal(Consent(permissions=permissions, source=source))
+            case ObtainConsent():
+                self._tasks.start(self._obtain_consent(action), "consent question")
+            case ResumeTransfers():
+                return self.files.resume()
+            case HandOnToTransfers(message=TransferUpdate() as update):
+                self.files.on_transfer(update.transfer)
+            case HandOnToTransfers(message=FileRequestUpdate() as update):
+                self.files.on_file_request(update.request)
+            case StartRecording():
+                return self._start_recording()
+            case ClosePeer():
+                return self._close_peer()
+            case SendOffer(ice=ice):
+                return self._offer(ice)
+            case ApplyAnswer(sdp=sdp):
+                return self._apply_answer(sdp)
+            case AddCandidate(candidate=message):
+                return self._add_candidate(message)
+            case MarkMediaConnected():
+                self.media_connected.set()
+            case SendEnd(reason=reason):
+                return self._send_end(reason)
+            case CloseSignalling():
+                if self._channel is not None:
+                    return self._channel.close()
+            case SkipAfterEnd():
+                if self._after_end is not None:
+                    self._after_end.cancel()
+        return None
 
     # --- consent ----------------------------------------------------------------------
 
-    def _apply_consent(self, permissions: frozenset[Permission], source: ConsentSource) -> None:
-        before = self.authority.effective()
-        self.authority.set_consent(permissions)
-        after = self.authority.effective()
-        if Permission.control in before and Permission.control not in after:
-            self.input.release_all()
-        self._ui.permissions_changed(self.authority.granted(), self.authority.consent)
-        self._tasks.start(self._send_signal(Consent(permissions=ordered(permissions), source=source)), "consent send")
-        self.consent_sent.set()
-
-    async def _obtain_consent(self) -> None:
-        grant = self.authority.grant
-        assert grant is not None
-        offered = ordered(grant.permissions)
-        preset = self._options.preset_consent
-        if preset is not None:
-            chosen: frozenset[Permission] | None = preset & frozenset(offered)
+    async def _obtain_consent(self, ask: ObtainConsent) -> None:
+        if ask.unattended_answer is not None:
+            chosen: frozenset[Permission] | None = ask.unattended_answer
             source = ConsentSource.flag
-            self._ui.notice(f"consent given on the command line: {describe(chosen)}")
         else:
-            chosen = await self._ui.ask_consent(grant.technician_name, offered, DEFAULT_PRESELECTED)
+            chosen = await self._ui.ask_consent(ask.technician, ask.offered, ask.preselected)
             source = self._options.consent_source
-        if chosen is None:
-            await self.end("the user declined the session")
-            return
-        self._ui.session_started(grant.technician_name, self.session_id, grant.ticket_id)
-        self._apply_consent(chosen, source)
-        await self.files.resume()
-        if self._technician_present and self._pc is None:
-            await self._offer()
+        await self._carry_out(self._state.consent_answered(chosen, source, datetime.now(UTC)))
 
     # --- signalling ---------------------------------------------------------------------
 
-    async def _send_signal(self, message: object) -> None:
+    async def _send_signal(self, message: BaseModel) -> None:
         if self._channel is not None and not self._channel.closed:
             try:
-                await self._channel.send(message)  # type: ignore[arg-type]
+                await self._channel.send(message)
             except Exception as exc:  # noqa: BLE001 - a lost socket is handled by the loop
                 log.info("could not send %s: %s", type(message).__name__, exc)
 
-    async def _send_end(self) -> None:
-        assert self._channel is not None and self._end_reason is not None
-        await self._send_signal(End(reason=self._end_reason))
-        channel, reason = self._channel, self._end_reason
+    async def _send_end(self, reason: str) -> None:
+        """Send the end; the broker confirms with ``session_ended``, or after
+        :data:`END_CONFIRM_SECONDS` the session is over without its word."""
+        await self._send_signal(End(reason=reason))
 
         async def give_up_waiting() -> None:
             await asyncio.sleep(END_CONFIRM_SECONDS)
-            if self._ended is None:
-                self._ended = ("user", reason)
-                await channel.close()
+            await self._carry_out(self._state.end_unconfirmed(reason))
 
         self._tasks.start(give_up_waiting(), "end confirmation")
 
     async def _signalling_loop(self) -> None:
-        over = await keep_signalling(_HostSignalling(self))
-        if over is not None and self._ended is None:
-            self._ended = ("broker", over.reason)
+        over = await keep_signalling(_HostSignalling(self, self._state))
+        if over is not None:
+            self._state.signalling_over(over.reason)
 
-    async def _handle(self, message: object) -> None:
-        if isinstance(message, Welcome):
-            self._ice = message.ice
-            self.policy = message.policy
-            await self._start_recording()
-            if message.peer is not None and message.peer.role is Role.technician:
-                await self._technician_joined(reoffer=False)
-        elif isinstance(message, GrantIssued):
-            self._grant_arrived(message)
-        elif isinstance(message, PeerJoined):
-            if message.peer.role is Role.technician:
-                await self._technician_joined(reoffer=True)
-        elif isinstance(message, PeerLeft):
-            if message.role is Role.technician:
-                await self._technician_left()
-        elif isinstance(message, Answer):
-            if self._pc is not None and self._pc.signalingState == "have-local-offer":
-                await self._pc.setRemoteDescription(description_from(message))
-        elif isinstance(message, IceCandidate):
-            candidate = candidate_from(message)
-            if self._pc is not None and candidate is not None:
-                await self._pc.addIceCandidate(candidate)
-        elif isinstance(message, SessionEnded):
-            self._ended = (
-                {"technician": "technician", "host": "user"}.get(message.ended_by, message.ended_by),
-                message.reason,
-            )
-        elif isinstance(message, TransferUpdate):
-            if self.authority.consent_given:
-                self.files.on_transfer(message.transfer)
-        elif isinstance(message, FileRequestUpdate):
-            if self.authority.consent_given:
-                self.files.on_file_request(message.request)
-        elif isinstance(message, Error):
-            log.warning("the broker reported a problem: %s (%s)", message.message, message.code.value)
-        elif isinstance(message, Offer):
-            log.warning("ignoring an offer: the host is the offering side")
+    # --- its turns in keep_signalling (through _HostSignalling) ---------------------------
 
-    def _grant_arrived(self, message: GrantIssued) -> None:
-        had_grant = self.authority.grant is not None
-        before = self.authority.effective()
-        try:
-            self.authority.accept_grant(message.grant)
-        except GrantRejected as rejected:
-            log.warning("refused a grant: %s", rejected.reason)
-            self._ui.notice(f"refused the broker's grant: {rejected.reason}")
-            self.events.add("grant.refused", reason=rejected.reason[:500])
-            return
-        if not had_grant:
-            self._tasks.start(self._obtain_consent(), "consent question")
-            return
-        after = self.authority.effective()
-        if after != before:
-            if Permission.control in before and Permission.control not in after:
-                self.input.release_all()
-            self._ui.permissions_changed(self.authority.granted(), self.authority.consent)
+    async def _open_signalling(self) -> SignallingChannel:
+        self._channel = await SignallingChannel.open(self._broker_url, self._joined.signalling_path, self._joined.host_token)
+        return self._channel
 
-    async def _technician_joined(self, *, reoffer: bool) -> None:
-        """A technician is connected: offer once consent is known.
+    async def _signalling_connected(self) -> None:
+        await self._carry_out(self._state.signalling_connected())
 
-        ``reoffer``: a (re)connecting technician has no media yet, even when the
-        host still holds a peer connection for a stale one it replaced.
-        """
-        if not self._technician_present:
-            self._ui.technician_present(True)
-        self._technician_present = True
-        if self.authority.consent_given and (reoffer or self._offer_needed()):
-            await self._offer()
+    async def _receive(self, message: BaseModel) -> None:
+        await self._carry_out(self._state.receive(message, datetime.now(UTC)))
 
-    def _offer_needed(self) -> bool:
-        """No peer connection, or one whose offer never got its answer: the broker died while
-        it was on its way, so a reconnecting host offers again."""
-        return self._pc is None or self._pc.signalingState == "have-local-offer"
-
-    async def _technician_left(self) -> None:
-        log.info("the technician left; waiting for them to come back")
-        self._technician_present = False
-        self._ui.technician_present(False)
-        self.input.release_all()
-        await self._close_peer()
+    def _signalling_dropped(self) -> bool:
+        self._carry_out_soon(self._state.signalling_lost())
+        return self._state.over
 
     # --- media and data channels ----------------------------------------------------------
 
-    async def _offer(self) -> None:
-        await self._close_peer()
-        pc = RTCPeerConnection(rtc_configuration(self._ice))
+    async def _offer(self, ice: IceConfig) -> None:
+        """A fresh peer connection (the state closed the previous one first), offered to the technician."""
+        pc = RTCPeerConnection(rtc_configuration(ice))
         self._pc = pc
         self._track = ScreenTrack(
             lambda: self._selected,
@@ -492,13 +490,23 @@ class HostSession:
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
             log.info("media connection: %s", pc.connectionState)
-            if pc.connectionState == "connected":
-                self.media_connected.set()
+            self._carry_out_soon(self._state.media_connection_changed(pc.connectionState))
 
         await pc.setLocalDescription(await pc.createOffer())
         # Making the offer takes a moment, in which the broker may die: then the offer is lost,
-        # not the session; the signalling loop reconnects and offers again (_offer_needed).
+        # not the session; the signalling loop reconnects and offers again (Offering.awaiting_answer).
         await self._send_signal(Offer(sdp=pc.localDescription.sdp))
+
+    async def _apply_answer(self, sdp: str) -> None:
+        # The state expects this answer; the peer connection has its offer in place unless it is
+        # still being made beside the signalling loop (after the consent question).
+        if self._pc is not None and self._pc.signalingState == "have-local-offer":
+            await self._pc.setRemoteDescription(description_from(Answer(sdp=sdp)))
+
+    async def _add_candidate(self, message: IceCandidate) -> None:
+        candidate = candidate_from(message)
+        if self._pc is not None and candidate is not None:
+            await self._pc.addIceCandidate(candidate)
 
     def _open_data_channels(self, pc: RTCPeerConnection) -> None:
         input_channel = pc.createDataChannel(INPUT_CHANNEL, ordered=True)
@@ -634,25 +642,11 @@ class HostSession:
                             "they stay in the spool for the next run")
 
     async def _watch_recording(self) -> None:
-        """Pause control while the recording is too far behind, as the policy says."""
+        """Tell the state how far the recording is behind; it pauses control as the policy says."""
         while True:
             await asyncio.sleep(RECORDING_WATCH_SECONDS)
-            lag = self.uploader.lag_seconds()
             failed = self.recorder.error if self.recorder is not None else None
-            behind = self.policy.recording_required and (failed is not None or lag > self.policy.recording_max_lag_seconds)
-            if behind and self.authority.control_paused is None:
-                why = failed or f"recording is {lag:.0f} s behind"
-                self.authority.control_paused = f"control is paused: {why}; it resumes when recording catches up"
-                self.input.release_all()
-                self._ui.notice(self.authority.control_paused)
-                self._send_control(Notice(text=self.authority.control_paused), queue=True)
-                self.events.add("recording.behind", lag_seconds=round(lag, 1), error=failed[:500] if failed else None)
-            elif not behind and self.authority.control_paused is not None:
-                self.authority.control_paused = None
-                message = "recording caught up; control is possible again"
-                self._ui.notice(message)
-                self._send_control(Notice(text=message), queue=True)
-                self.events.add("recording.caught_up")
+            self._carry_out_soon(self._state.recording_checked(self.uploader.lag_seconds(), failed))
 
     def _send_control(self, message: Chat | ClipboardMessage | Monitors | Refused | Notice, *, queue: bool = False) -> bool:
         """Send on the control channel; with ``queue``, hold it until the channel opens."""
@@ -727,35 +721,23 @@ class HostSession:
 
 
 class _HostSignalling:
-    """The host's turns in :func:`peer.signalling.keep_signalling`."""
+    """The host's turns in :func:`peer.signalling.keep_signalling`: the session's own methods for them."""
 
-    def __init__(self, session: HostSession) -> None:
+    def __init__(self, session: HostSession, state: HostSessionState) -> None:
         self._session = session
+        self._state = state
 
     def over(self) -> bool:
-        return self._session._ended is not None
+        return self._state.over
 
     async def open(self) -> SignallingChannel:
-        s = self._session
-        s._channel = await SignallingChannel.open(s._broker_url, s._joined.signalling_path, s._joined.host_token)
-        return s._channel
+        return await self._session._open_signalling()
 
     async def connected(self, channel: SignallingChannel) -> None:
-        s = self._session
-        if s._end_reason is not None:
-            await s._send_end()
-        if s.authority.consent_given:
-            # A reconnect: the broker must hear the current consent again.
-            await s._send_signal(Consent(permissions=ordered(s.authority.consent), source=s._options.consent_source))
-            await s.files.resume()
+        await self._session._signalling_connected()
 
     async def handle(self, message: BaseModel) -> None:
-        await self._session._handle(message)
+        await self._session._receive(message)
 
     def dropped(self) -> bool:
-        s = self._session
-        if s._end_reason is not None:
-            # The user wants out and the broker is unreachable: do not linger.
-            s._ended = ("user", s._end_reason)
-            return True
-        return False
+        return self._session._signalling_dropped()

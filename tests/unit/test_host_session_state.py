@@ -1,0 +1,332 @@
+"""host_client.session_state.HostSessionState: sequences of events and the actions they lead to (no sockets)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from broker.sessions.grants import sign_grant
+from host_client.authority import Authority
+from host_client.session_state import (
+    DECLINED,
+    DEFAULT_PRESELECTED,
+    Action,
+    AddCandidate,
+    ApplyAnswer,
+    ClosePeer,
+    CloseSignalling,
+    Ending,
+    HandOnToTransfers,
+    HostSessionState,
+    MarkMediaConnected,
+    ObtainConsent,
+    Offering,
+    ReleaseInput,
+    Report,
+    ResumeTransfers,
+    SendConsent,
+    SendEnd,
+    SendOffer,
+    SessionStarted,
+    ShowPermissions,
+    ShowTechnicianPresent,
+    SkipAfterEnd,
+    StartRecording,
+    TellTechnician,
+    TellUser,
+)
+from protocol.grants import Grant
+from protocol.ice import IceConfig, IceServer
+from protocol.permissions import Permission
+from protocol.recording import SessionPolicy
+from protocol.signalling import (
+    Answer,
+    ConsentSource,
+    FileRequestUpdate,
+    GrantIssued,
+    IceCandidate,
+    PeerInfo,
+    PeerJoined,
+    PeerLeft,
+    Role,
+    SessionEnded,
+    Welcome,
+)
+from protocol.transfers import FileRequestOut, FileRequestState
+
+KEY = Ed25519PrivateKey.generate()
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+ALL = [Permission.view, Permission.control, Permission.clipboard, Permission.chat]
+JOIN_ICE = IceConfig()
+WELCOME_ICE = IceConfig(servers=[IceServer(urls=["stun:127.0.0.1:3478"])])
+VIEW_AND_CONTROL = frozenset({Permission.view, Permission.control})
+
+
+def grant(permissions: list[Permission] = ALL, *, key: Ed25519PrivateKey = KEY, minutes: int = 15) -> GrantIssued:
+    return GrantIssued(grant=sign_grant(key, Grant(
+        session_id="s", ticket_id=7, technician_id=1, technician_name="Alice", permissions=permissions,
+        issued_at=int(NOW.timestamp()), expires_at=int((NOW + timedelta(minutes=minutes)).timestamp()),
+    )))
+
+
+def welcome(*, technician: bool = False, policy: SessionPolicy | None = None) -> Welcome:
+    return Welcome(session_id="s", role=Role.host, ice=WELCOME_ICE, policy=policy or SessionPolicy(),
+                   peer=PeerInfo(role=Role.technician) if technician else None)
+
+
+def joined() -> PeerJoined:
+    return PeerJoined(peer=PeerInfo(role=Role.technician))
+
+
+def new_state(preset: frozenset[Permission] | None = None) -> HostSessionState:
+    return HostSessionState(Authority(KEY.public_key(), "s"), ice=JOIN_ICE, preset_consent=preset,
+                            consent_source=ConsentSource.window)
+
+
+def consented(state: HostSessionState, chosen: frozenset[Permission] = VIEW_AND_CONTROL) -> list[Action]:
+    """The grant arrives and the user answers the prompt with ``chosen``."""
+    assert state.receive(grant(), NOW) == [ObtainConsent("Alice", ALL, DEFAULT_PRESELECTED)]
+    return state.consent_answered(chosen, ConsentSource.window, NOW)
+
+
+def offers(actions: list[Action]) -> list[Action]:
+    return [a for a in actions if isinstance(a, SendOffer | ClosePeer)]
+
+
+# --- consent and offers ----------------------------------------------------------------------
+
+
+def test_the_usual_order_welcome_grant_consent_then_the_technician_gets_an_offer() -> None:
+    state = new_state()
+    assert state.signalling_connected() == []  # nothing to repeat on a first connection
+    assert state.receive(welcome(), NOW) == [StartRecording()]
+    actions = consented(state)
+    assert actions == [
+        SessionStarted("Alice", 7),
+        ShowPermissions(frozenset(ALL), VIEW_AND_CONTROL),
+        SendConsent([Permission.view, Permission.control], ConsentSource.window),
+        ResumeTransfers(),
+    ]  # no technician yet: no offer
+    assert state.receive(joined(), NOW) == [ShowTechnicianPresent(True), SendOffer(WELCOME_ICE)]
+    assert state.offering is Offering.awaiting_answer
+
+
+def test_a_technician_who_joins_before_consent_is_offered_only_once_the_user_consents() -> None:
+    state = new_state()
+    assert state.receive(welcome(technician=True), NOW) == [StartRecording(), ShowTechnicianPresent(True)]
+    assert state.receive(joined(), NOW) == []  # still present; no consent: no offer
+    assert offers(consented(state)) == [SendOffer(WELCOME_ICE)]
+
+
+def test_a_grant_before_welcome_asks_for_consent_and_the_offer_uses_the_ice_of_welcome() -> None:
+    state = new_state()
+    assert state.receive(grant(), NOW) == [ObtainConsent("Alice", ALL, DEFAULT_PRESELECTED)]
+    assert state.receive(welcome(technician=True), NOW) == [StartRecording(), ShowTechnicianPresent(True)]
+    assert offers(state.consent_answered(frozenset({Permission.view}), ConsentSource.window, NOW)) == [SendOffer(WELCOME_ICE)]
+
+
+def test_declining_the_prompt_ends_the_session_and_sends_no_consent() -> None:
+    state = new_state()
+    state.signalling_connected()
+    state.receive(grant(), NOW)
+    assert state.consent_answered(None, ConsentSource.window) == [SendEnd(DECLINED)]
+    assert not state.authority.consent_given
+    assert state.end_reason == DECLINED and not state.over
+
+
+def test_preset_consent_is_the_answer_without_asking_and_is_reported_as_given_by_flag() -> None:
+    state = new_state(preset=frozenset({Permission.view, Permission.chat, Permission.control}))
+    actions = state.receive(grant([Permission.view, Permission.chat]), NOW)
+    chosen = frozenset({Permission.view, Permission.chat})  # what the grant does not offer is dropped
+    assert actions == [
+        TellUser("consent given on the command line: view, chat"),
+        ObtainConsent("Alice", [Permission.view, Permission.chat], DEFAULT_PRESELECTED, unattended_answer=chosen),
+    ]
+
+
+def test_a_refused_grant_asks_nothing_and_is_reported() -> None:
+    state = new_state()
+    actions = state.receive(grant(key=Ed25519PrivateKey.generate()), NOW)
+    assert actions == [
+        TellUser("refused the broker's grant: the grant's signature does not match the broker's key"),
+        Report("grant.refused", {"reason": "the grant's signature does not match the broker's key"}),
+    ]
+    assert state.authority.grant is None
+    assert state.receive(grant(), NOW) == [ObtainConsent("Alice", ALL, DEFAULT_PRESELECTED)]  # the genuine one asks
+
+
+def test_a_narrower_grant_releases_held_input_and_a_same_one_changes_nothing() -> None:
+    state = new_state()
+    consented(state)
+    assert state.receive(grant(), NOW) == []
+    assert state.receive(grant([Permission.view, Permission.chat]), NOW) == [
+        ReleaseInput(), ShowPermissions(frozenset({Permission.view, Permission.chat}), VIEW_AND_CONTROL),
+    ]
+
+
+def test_consent_changed_during_the_session_releases_input_when_control_goes() -> None:
+    state = new_state()
+    consented(state)
+    assert state.consent_changed(frozenset({Permission.view}), NOW) == [
+        ReleaseInput(), ShowPermissions(frozenset(ALL), frozenset({Permission.view})),
+        SendConsent([Permission.view], ConsentSource.window),
+    ]
+    assert state.consent_changed(VIEW_AND_CONTROL, NOW) == [
+        ShowPermissions(frozenset(ALL), VIEW_AND_CONTROL), SendConsent([Permission.view, Permission.control], ConsentSource.window),
+    ]
+
+
+# --- the technician comes and goes -----------------------------------------------------------
+
+
+def test_a_technician_who_reconnects_is_offered_again_on_a_fresh_peer_connection() -> None:
+    state = new_state()
+    state.receive(welcome(technician=True), NOW)
+    consented(state)
+    assert state.receive(Answer(sdp="v=0 a"), NOW) == [ApplyAnswer("v=0 a")]
+    assert state.receive(joined(), NOW) == [ClosePeer(), SendOffer(WELCOME_ICE)]  # a replaced technician has no media
+
+
+def test_the_technician_leaving_mid_offer_closes_the_peer_and_a_late_answer_is_ignored() -> None:
+    state = new_state()
+    state.receive(welcome(technician=True), NOW)
+    consented(state)
+    assert state.offering is Offering.awaiting_answer
+    assert state.receive(PeerLeft(role=Role.technician), NOW) == [ShowTechnicianPresent(False), ReleaseInput(), ClosePeer()]
+    assert state.receive(Answer(sdp="v=0 late"), NOW) == []
+    assert state.receive(IceCandidate(candidate="candidate:1 1 udp 1 127.0.0.1 9 typ host"), NOW) == []
+    assert state.receive(joined(), NOW) == [ShowTechnicianPresent(True), SendOffer(WELCOME_ICE)]
+
+
+def test_after_a_broker_restart_only_an_unanswered_offer_is_made_again() -> None:
+    state = new_state()
+    state.receive(welcome(technician=True), NOW)
+    consented(state)
+    # The broker died while the offer was on its way; the host reconnects and is welcomed again.
+    state.signalling_lost()
+    reconnected = state.signalling_connected()
+    assert reconnected == [SendConsent([Permission.view, Permission.control], ConsentSource.window), ResumeTransfers()]
+    assert state.receive(welcome(technician=True), NOW) == [ClosePeer(), SendOffer(WELCOME_ICE)]  # recording runs already
+    state.receive(Answer(sdp="v=0"), NOW)
+    state.signalling_lost()
+    state.signalling_connected()
+    assert state.receive(welcome(technician=True), NOW) == []  # answered: media flows on peer to peer
+
+
+def test_answers_and_candidates_need_a_peer_connection_and_other_roles_are_ignored() -> None:
+    state = new_state()
+    assert state.receive(Answer(sdp="v=0"), NOW) == []
+    assert state.receive(PeerJoined(peer=PeerInfo(role=Role.host)), NOW) == []
+    assert state.receive(PeerLeft(role=Role.host), NOW) == []
+    state.receive(welcome(technician=True), NOW)
+    consented(state)
+    candidate = IceCandidate(candidate="candidate:1 1 udp 1 127.0.0.1 9 typ host")
+    assert state.receive(candidate, NOW) == [AddCandidate(candidate)]
+    assert state.receive(Answer(sdp="v=0"), NOW) == [ApplyAnswer("v=0")]
+    assert state.receive(Answer(sdp="v=0 again"), NOW) == []  # one answer per offer
+
+
+def test_transfers_are_handed_on_only_after_consent() -> None:
+    state = new_state()
+    update = FileRequestUpdate(request=FileRequestOut(
+        id="r1", session_id="s", path="/tmp/report.pdf", note="", state=FileRequestState.pending, created_at=NOW,
+    ))
+    assert state.receive(update, NOW) == []  # the consent prompt comes first
+    consented(state)
+    assert state.receive(update, NOW) == [HandOnToTransfers(update)]
+
+
+def test_media_connected_is_marked_only_when_connected() -> None:
+    state = new_state()
+    assert state.media_connection_changed("connecting") == []
+    assert state.media_connection_changed("connected") == [MarkMediaConnected()]
+
+
+# --- the recording ---------------------------------------------------------------------------
+
+
+def test_control_pauses_while_the_recording_lags_or_fails_and_resumes_when_it_catches_up() -> None:
+    state = new_state()
+    state.receive(welcome(policy=SessionPolicy(recording_max_lag_seconds=5.0)), NOW)
+    consented(state)
+    assert state.recording_checked(2.0, None) == []
+    paused = "control is paused: recording is 9 s behind; it resumes when recording catches up"
+    assert state.recording_checked(9.0, None) == [
+        ReleaseInput(), TellUser(paused), TellTechnician(paused),
+        Report("recording.behind", {"lag_seconds": 9.0, "error": None}),
+    ]
+    assert state.authority.refusal(Permission.control, NOW) == paused
+    assert state.recording_checked(12.0, "the encoder failed") == []  # paused already: said once
+    resumed = "recording caught up; control is possible again"
+    assert state.recording_checked(0.5, None) == [TellUser(resumed), TellTechnician(resumed), Report("recording.caught_up")]
+    assert state.authority.allows(Permission.control, NOW)
+    failing = state.recording_checked(0.0, "the encoder failed")
+    assert TellUser("control is paused: the encoder failed; it resumes when recording catches up") in failing
+
+
+def test_without_required_recording_control_never_pauses() -> None:
+    state = new_state()
+    state.receive(welcome(policy=SessionPolicy(recording_required=False)), NOW)
+    assert state.recording_checked(600.0, "the encoder failed") == []
+    assert state.authority.control_paused is None
+
+
+# --- ending ----------------------------------------------------------------------------------
+
+
+def test_ending_before_signalling_is_up_sends_the_end_once_it_is() -> None:
+    state = new_state()
+    assert state.end_requested("the user ended the session") == []
+    assert state.signalling_connected() == [SendEnd("the user ended the session")]
+    assert not state.over
+    assert state.receive(SessionEnded(ended_by="host", reason="the user ended the session"), NOW) == []
+    assert state.ended == Ending("user", "the user ended the session")
+
+
+def test_ending_twice_sends_one_end_and_an_unconfirmed_end_closes_signalling() -> None:
+    state = new_state()
+    state.signalling_connected()
+    assert state.end_requested("first") == [SendEnd("first")]
+    assert state.end_requested("second") == []
+    assert state.end_unconfirmed("first") == [CloseSignalling()]
+    assert state.ended == Ending("user", "first")
+    assert state.end_unconfirmed("first") == []  # a second timer finds it over
+
+
+def test_a_confirmed_end_is_not_closed_by_the_timer() -> None:
+    state = new_state()
+    state.signalling_connected()
+    state.end_requested("done")
+    state.receive(SessionEnded(ended_by="technician", reason="fixed"), NOW)
+    assert state.ended == Ending("technician", "fixed")
+    assert state.end_unconfirmed("done") == []
+
+
+def test_ending_again_while_the_survey_is_open_skips_it() -> None:
+    state = new_state()
+    state.receive(SessionEnded(ended_by="technician", reason="fixed"), NOW)
+    assert state.end_requested("again") == []  # over, nothing asked yet
+    state.after_end_started()
+    assert state.end_requested("again") == [SkipAfterEnd()]
+    assert state.end_requested("and again") == [SkipAfterEnd()]
+
+
+def test_a_user_who_ends_while_the_broker_is_away_does_not_wait_for_it() -> None:
+    state = new_state()
+    state.signalling_connected()
+    state.signalling_lost()
+    assert not state.over  # the broker may come back
+    state.end_requested("bye")
+    state.signalling_lost()
+    assert state.ended == Ending("user", "bye")
+
+
+def test_signalling_given_up_ends_by_the_broker_unless_already_over() -> None:
+    state = new_state()
+    state.signalling_over("lost the connection to the broker")
+    assert state.ended == Ending("broker", "lost the connection to the broker")
+    other = new_state()
+    other.receive(SessionEnded(ended_by="broker", reason="expired"), NOW)
+    other.signalling_over("refused")
+    assert other.ended == Ending("broker", "expired")
