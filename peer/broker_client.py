@@ -176,9 +176,10 @@ class BrokerClient:
         try:
             answer: T = _adapter(result).validate_json(reply.body)
         except ValidationError:
+            # No status: what answered is not the broker (a captive portal, another server), as if none had.
             raise refusal(
                 f"the broker at {self.broker_url} answered {asked} with something that is not a Deskhand "
-                "broker's answer; is the address right?", status=reply.status,
+                "broker's answer; is the address right?",
             ) from None
         return answer
 
