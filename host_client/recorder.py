@@ -306,7 +306,7 @@ class RecordingUploader:
     def __init__(self, broker_url: str, token: str, session_id: str, spool: Path, *, broker: BrokerClient | None = None) -> None:
         self._path = f"{API_PREFIX}/sessions/{session_id}/recording"
         self._owns_broker = broker is None
-        self._broker = broker or BrokerClient(broker_url, token, timeout=UPLOAD_TIMEOUT)
+        self._broker = broker or BrokerClient(broker_url, token)
         self._users = 0
         self._spool = spool
         self._wake = asyncio.Event()
@@ -403,7 +403,9 @@ class RecordingUploader:
             if meta.get("origin_ms") is not None:
                 headers["X-Recording-Origin-Ms"] = str(meta["origin_ms"])
             try:
-                reply = await broker.send("PUT", f"{self._path}/{meta['index']}", refusal=BrokerRefusal, data=data, headers=headers)
+                reply = await broker.send(
+                    "PUT", f"{self._path}/{meta['index']}", refusal=BrokerRefusal, data=data, headers=headers, timeout=UPLOAD_TIMEOUT,
+                )
             except BrokerRefusal as unreachable:
                 log.info("recording upload paused: %s", unreachable.message)
                 return False
