@@ -10,12 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
 
-import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from peer.transport import tls_context
 from protocol.api import API_PREFIX, JoinResponse
 from protocol.requests import (
     POLL_WAIT_MAX,
@@ -26,7 +23,7 @@ from protocol.requests import (
     SurveyAnswer,
 )
 
-from .join import JoinRefused, call_broker, machine_description
+from .join import JoinRefused, call_broker, host_broker, machine_description
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +61,26 @@ def describe_problems(exc: ValidationError, labels: dict[str, str]) -> str:
 
 
 class HelpRequestClient:
-    """One queued request, seen from the host. Use as ``async with HelpRequestClient(url) as r:``."""
+    """One queued request, seen from the host. Use as ``async with HelpRequestClient(url) as r:``.
+
+    Once created, the request's secret goes with every call as its bearer token.
+    """
 
     def __init__(self, broker_url: str) -> None:
         self.broker_url = broker_url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.broker_url, timeout=15.0, verify=tls_context())
+        self._broker = host_broker(self.broker_url)
         self.created: HelpRequestCreated | None = None
 
     async def __aenter__(self) -> HelpRequestClient:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
-        await self._http.aclose()
+        await self._broker.aclose()
 
     async def create(self, body: HelpRequestCreate) -> HelpRequestCreated:
         """Queue the request; raises :class:`JoinRefused` with a sentence for the user."""
-        self.created = await self._call("POST", API_PREFIX + "/requests", HelpRequestCreated, content=body.model_dump_json())
+        self.created = await call_broker(self._broker, "POST", API_PREFIX + "/requests", HelpRequestCreated, body=body)
+        self._broker.token = self.created.request_token
         return self.created
 
     async def wait_for_technician(
@@ -97,7 +98,9 @@ class HelpRequestClient:
         while True:
             params = {"wait": POLL_WAIT_MAX, **({"position": position} if position is not None else {})}
             try:
-                status = await self._call("GET", created.poll_path, HelpRequestStatus, params=params, timeout=POLL_TIMEOUT)
+                status = await call_broker(
+                    self._broker, "GET", created.poll_path, HelpRequestStatus, params=params, timeout=POLL_TIMEOUT,
+                )
             except JoinRefused as refused:
                 if refused.status is not None:
                     raise
@@ -122,25 +125,15 @@ class HelpRequestClient:
     async def cancel(self) -> None:
         """Withdraw the request (while it waits); best effort when leaving."""
         created = self._require()
-        await self._call("DELETE", created.poll_path, HelpRequestStatus)
+        await call_broker(self._broker, "DELETE", created.poll_path, HelpRequestStatus)
 
     def _require(self) -> HelpRequestCreated:
         if self.created is None:
             raise RuntimeError("create the request first")
         return self.created
 
-    async def _call(self, method: str, path: str, result: type[BaseModel], **kwargs: Any) -> Any:
-        headers = {"content-type": "application/json"}
-        if self.created is not None:
-            headers["authorization"] = f"Bearer {self.created.request_token}"
-        return await call_broker(self._http, self.broker_url, method, path, result, headers=headers, **kwargs)
-
 
 async def submit_survey(broker_url: str, session_id: str, host_token: str, answer: SurveyAnswer) -> None:
     """Send the end user's survey answer; raises :class:`JoinRefused` saying why not."""
-    async with httpx.AsyncClient(base_url=broker_url.rstrip("/"), timeout=15.0, verify=tls_context()) as http:
-        await call_broker(
-            http, broker_url, "POST", f"{API_PREFIX}/sessions/{session_id}/survey", None,
-            headers={"content-type": "application/json", "authorization": f"Bearer {host_token}"},
-            content=answer.model_dump_json(),
-        )
+    async with host_broker(broker_url, host_token) as broker:
+        await call_broker(broker, "POST", f"{API_PREFIX}/sessions/{session_id}/survey", None, body=answer)

@@ -7,14 +7,13 @@ import getpass
 import platform
 import socket
 import time
-from typing import Any
+from typing import Any, TypeVar, overload
 
-import httpx
-from pydantic import BaseModel, ValidationError
-
-from peer.broker_errors import BrokerRefusal, refusal_from
-from peer.transport import tls_context
+from peer.broker_client import BrokerClient
+from peer.broker_errors import BrokerRefusal
 from protocol.api import API_PREFIX, JoinRequest, JoinResponse
+
+T = TypeVar("T")
 
 
 class JoinRefused(BrokerRefusal):
@@ -36,6 +35,11 @@ BUSY_RETRY_SECONDS = 60.0
 """How long a join keeps asking a busy broker (``503`` with ``Retry-After``) before it gives up."""
 
 
+def host_broker(broker_url: str, token: str | None = None, *, timeout: float = 15.0) -> BrokerClient:
+    """A client of the broker for the host's calls: unreachable, it tells the user to check the address."""
+    return BrokerClient(broker_url, token, timeout=timeout, hint="check the address your technician or help desk gave you")
+
+
 async def join_session(broker_url: str, code: str, *, timeout: float = 15.0) -> JoinResponse:
     """Redeem ``code``; raises :class:`JoinRefused` with a sentence for the user.
 
@@ -45,14 +49,10 @@ async def join_session(broker_url: str, code: str, *, timeout: float = 15.0) -> 
     machine_name, os_name, user_name = machine_description()
     body = JoinRequest(code=code, machine_name=machine_name, os=os_name, user_name=user_name)
     deadline = time.monotonic() + BUSY_RETRY_SECONDS
-    async with httpx.AsyncClient(base_url=broker_url.rstrip("/"), timeout=timeout, verify=tls_context()) as client:
+    async with host_broker(broker_url, timeout=timeout) as broker:
         while True:
             try:
-                joined: JoinResponse = await call_broker(
-                    client, broker_url, "POST", API_PREFIX + "/join", JoinResponse,
-                    content=body.model_dump_json(), headers={"content-type": "application/json"},
-                )
-                return joined
+                return await call_broker(broker, "POST", API_PREFIX + "/join", JoinResponse, body=body)
             except JoinRefused as refused:
                 wait = refused.retry_after
                 if refused.status != 503 or wait is None or time.monotonic() + wait > deadline:
@@ -60,28 +60,24 @@ async def join_session(broker_url: str, code: str, *, timeout: float = 15.0) -> 
                 await asyncio.sleep(wait)
 
 
-async def call_broker(
-    http: httpx.AsyncClient, broker_url: str, method: str, path: str, result: type[BaseModel] | None, **kwargs: Any
-) -> Any:
-    """One request; the answer parsed as ``result``, or :class:`JoinRefused` with the broker's sentence
-    (``status`` None when the broker could not be reached)."""
+@overload
+async def call_broker(broker: BrokerClient, method: str, path: str, result: None, **options: Any) -> None: ...
+@overload
+async def call_broker(broker: BrokerClient, method: str, path: str, result: type[T], **options: Any) -> T: ...
+
+
+async def call_broker(broker: BrokerClient, method: str, path: str, result: type[T] | None, **options: Any) -> T | None:
+    """One request of the host (``options`` as :meth:`BrokerClient.send`); the answer parsed as ``result``, or
+    :class:`JoinRefused` with the broker's sentence (``status`` None when the broker could not be reached).
+
+    A busy broker's refusal (429, 503) says how long it asked to wait, at most :data:`BUSY_RETRY_SECONDS`.
+    """
     try:
-        response = await http.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        raise JoinRefused(
-            f"cannot reach the broker at {broker_url} ({exc.__class__.__name__}: {exc}); "
-            "check the address your technician or help desk gave you"
-        ) from None
-    if response.status_code < 400:
-        if result is None:
-            return None
-        try:
-            return result.model_validate_json(response.content)
-        except ValidationError:
-            raise JoinRefused(f"{broker_url} answered with something that is not a Deskhand broker") from None
-    refused = refusal_from(JoinRefused, response.status_code, response.content, response.headers.get("retry-after"))
-    if refused.status not in (429, 503):
-        raise JoinRefused(refused.message, status=refused.status, error=refused.error)
-    wait = None if refused.retry_after is None else min(refused.retry_after, BUSY_RETRY_SECONDS)
-    raise JoinRefused(f"{refused.message} (Retry-After: {response.headers.get('retry-after', '?')} s)",
-                      status=refused.status, error=refused.error, retry_after=wait)
+        return await broker.call(method, path, result, refusal=JoinRefused, **options)
+    except JoinRefused as refused:
+        if refused.status not in (429, 503):
+            raise JoinRefused(refused.message, status=refused.status, error=refused.error) from None
+        wait = None if refused.retry_after is None else min(refused.retry_after, BUSY_RETRY_SECONDS)
+        said = "?" if refused.retry_after is None else f"{refused.retry_after:g}"
+        raise JoinRefused(f"{refused.message} (Retry-After: {said} s)",
+                          status=refused.status, error=refused.error, retry_after=wait) from None

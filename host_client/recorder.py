@@ -36,15 +36,16 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
-import httpx
 import numpy as np
 
-from peer.transport import tls_context
+from peer.broker_client import BrokerClient
+from peer.broker_errors import BrokerRefusal
 from protocol.api import API_PREFIX
 from protocol.recording import RecordingStatus
 
@@ -59,6 +60,10 @@ THREAD_NAME = "recorder"
 BITRATE = 1_500_000
 ENCODER_OPTIONS = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
 MILLISECOND = fractions.Fraction(1, 1000)
+UPLOAD_TIMEOUT = 30.0
+"""Seconds to connect and for each read while a segment goes to the broker."""
+STATUS_TIMEOUT = 10.0
+"""Seconds to connect and to read when asking the broker what it holds."""
 
 
 def name_os_thread(name: str) -> None:
@@ -292,21 +297,36 @@ class SegmentWriter:
 
 
 class RecordingUploader:
-    """Sends spooled segments to the broker in order; tells how far behind recording is."""
+    """Sends spooled segments to the broker in order; tells how far behind recording is.
 
-    def __init__(self, broker_url: str, token: str, session_id: str, spool: Path) -> None:
-        self._base = f"{broker_url.rstrip('/')}{API_PREFIX}/sessions/{session_id}/recording"
-        self._headers = {"Authorization": f"Bearer {token}"}
+    Its connections to the broker (its own, unless ``broker`` is shared) stay open while it
+    uploads or asks, and close once it stops.
+    """
+
+    def __init__(self, broker_url: str, token: str, session_id: str, spool: Path, *, broker: BrokerClient | None = None) -> None:
+        self._path = f"{API_PREFIX}/sessions/{session_id}/recording"
+        self._owns_broker = broker is None
+        self._broker = broker or BrokerClient(broker_url, token)
+        self._users = 0
         self._spool = spool
         self._wake = asyncio.Event()
         self.uploaded = 0
 
+    @asynccontextmanager
+    async def _connected(self) -> AsyncIterator[BrokerClient]:
+        """The broker client, for as long as someone uses it: the last one out closes an own pool."""
+        self._users += 1
+        try:
+            yield self._broker
+        finally:
+            self._users -= 1
+            if self._users == 0 and self._owns_broker:
+                await self._broker.aclose()
+
     async def status(self) -> RecordingStatus:
-        """What the broker already holds (a restarted host continues after it)."""
-        async with httpx.AsyncClient(timeout=10, verify=tls_context()) as client:
-            response = await client.get(self._base, headers=self._headers)
-            response.raise_for_status()
-            return RecordingStatus.model_validate_json(response.content)
+        """What the broker already holds (a restarted host continues after it); raises :class:`BrokerRefusal`."""
+        async with self._connected() as broker:
+            return await broker.call("GET", self._path, RecordingStatus, refusal=BrokerRefusal, timeout=STATUS_TIMEOUT)
 
     def segment_ready(self, _index: int) -> None:
         self._wake.set()
@@ -343,10 +363,10 @@ class RecordingUploader:
     async def run(self) -> None:
         """Upload forever (cancel to stop); retries with backoff while the broker is away."""
         delay = 0.5
-        async with httpx.AsyncClient(timeout=30, verify=tls_context()) as client:
+        async with self._connected() as broker:
             while True:
                 self._wake.clear()
-                if await self._upload_all(client):
+                if await self._upload_all(broker):
                     delay = 0.5
                     try:
                         await asyncio.wait_for(self._wake.wait(), 1.0)
@@ -359,16 +379,16 @@ class RecordingUploader:
     async def drain(self, timeout: float) -> bool:
         """Upload everything spooled, for at most ``timeout`` seconds; True when nothing is left."""
         deadline = asyncio.get_running_loop().time() + timeout
-        async with httpx.AsyncClient(timeout=30, verify=tls_context()) as client:
+        async with self._connected() as broker:
             while self.pending():
-                if await self._upload_all(client):
+                if await self._upload_all(broker):
                     continue
                 if asyncio.get_running_loop().time() > deadline:
                     return False
                 await asyncio.sleep(0.5)
         return True
 
-    async def _upload_all(self, client: httpx.AsyncClient) -> bool:
+    async def _upload_all(self, broker: BrokerClient) -> bool:
         for marker in self.pending():
             try:
                 meta = json.loads(marker.read_text())
@@ -377,22 +397,24 @@ class RecordingUploader:
                 log.warning("dropping an unreadable spooled segment %s", marker.name)
                 marker.unlink(missing_ok=True)
                 continue
-            headers = {**self._headers, "X-Segment-SHA256": meta["sha256"],
+            headers = {"X-Segment-SHA256": meta["sha256"],
                        "X-Segment-Offset-Ms": str(meta["offset_ms"]),
                        "X-Segment-Duration-Ms": str(meta["duration_ms"])}
             if meta.get("origin_ms") is not None:
                 headers["X-Recording-Origin-Ms"] = str(meta["origin_ms"])
             try:
-                response = await client.put(f"{self._base}/{meta['index']}", content=data, headers=headers)
-            except httpx.HTTPError as exc:
-                log.info("recording upload paused: %s", exc)
+                reply = await broker.send(
+                    "PUT", f"{self._path}/{meta['index']}", refusal=BrokerRefusal, data=data, headers=headers, timeout=UPLOAD_TIMEOUT,
+                )
+            except BrokerRefusal as unreachable:
+                log.info("recording upload paused: %s", unreachable.message)
                 return False
-            if response.status_code >= 500 or response.status_code in (401, 404, 410):
+            if reply.status >= 500 or reply.status in (401, 404, 410):
                 # Broker away or restarting (or the grace after the end ran out): keep the segment.
                 return False
-            if response.status_code >= 400:
+            if reply.status >= 400:
                 # Refused for good (it can never fit): keeping it would hold up every later segment.
-                log.warning("the broker refused segment %s: %s", meta["index"], response.text[:200])
+                log.warning("the broker refused segment %s: %s", meta["index"], reply.refusal(BrokerRefusal).message)
             marker.unlink(missing_ok=True)
             marker.with_suffix(".webm").unlink(missing_ok=True)
             self.uploaded += 1

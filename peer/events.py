@@ -25,16 +25,17 @@ import logging
 import secrets
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 
 from protocol.api import API_PREFIX
 from protocol.recording import MAX_EVENT_BATCH_BYTES, MAX_EVENTS_PER_BATCH, PeerEvent, PeerEvents, PeerEventsStored
 
-from .transport import tls_context
+from .broker_client import BrokerClient
+from .broker_errors import BrokerRefusal
 
 log = logging.getLogger(__name__)
 
@@ -65,22 +66,28 @@ def clipboard_fields(text: str) -> dict[str, Any]:
     return {"chars": len(text), "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
 
 
-def retry_after(response: httpx.Response) -> float:
-    """The seconds a 429 or 503 answer asks to wait (``Retry-After``), 1 when it does not say."""
+def retry_after(headers: Mapping[str, str]) -> float:
+    """The seconds a 429 or 503 answer with ``headers`` asks to wait (``Retry-After``), 1 when it does not say."""
     try:
-        return min(max(float(response.headers.get("Retry-After", "1")), 0.0), 60.0)
+        return min(max(float(headers.get("Retry-After", "1")), 0.0), 60.0)
     except ValueError:
         return 1.0
 
 
 class EventReporter:
-    """One peer's event stream for one session."""
+    """One peer's event stream for one session.
+
+    Its connections to the broker (its own, unless ``broker`` is shared) are reused by every
+    batch and closed by :meth:`close`.
+    """
 
     def __init__(
         self, broker_url: str, token: str, session_id: str, *, request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+        broker: BrokerClient | None = None,
     ) -> None:
-        self._url = f"{broker_url.rstrip('/')}{API_PREFIX}/sessions/{session_id}/events"
-        self._headers = {"Authorization": f"Bearer {token}"}
+        self._path = f"{API_PREFIX}/sessions/{session_id}/events"
+        self._owns_broker = broker is None
+        self._broker = broker or BrokerClient(broker_url, token)
         self._request_timeout = request_timeout
         self._ids = EventIds()
         self._pending: list[PeerEvent] = []
@@ -141,16 +148,16 @@ class EventReporter:
                     await self._task
             self._task = None
         self._take_counts()
-        async with self._client() as client:
+        try:
             while self._has_work() and loop.time() < deadline:
-                if not await self._flush(client):
+                if not await self._flush():
                     await asyncio.sleep(0.5)
+        finally:
+            if self._owns_broker:
+                await self._broker.aclose()
 
     def _event(self, kind: str, data: dict[str, Any]) -> PeerEvent:
         return PeerEvent(id=self._ids.next(), kind=kind, at=datetime.now(UTC), data=data)
-
-    def _client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(timeout=self._request_timeout, verify=tls_context())
 
     def _has_work(self) -> bool:
         with self._lock:
@@ -169,18 +176,17 @@ class EventReporter:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         next_second = loop.time() + FLUSH_SECONDS
-        async with self._client() as client:
-            while not self._stopping:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(0.0, next_second - loop.time()))
-                self._wake.clear()
-                if loop.time() >= next_second:
-                    next_second = loop.time() + FLUSH_SECONDS
-                    self._take_counts()
-                if not self._stopping:
-                    await self._flush(client)
+        while not self._stopping:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, next_second - loop.time()))
+            self._wake.clear()
+            if loop.time() >= next_second:
+                next_second = loop.time() + FLUSH_SECONDS
+                self._take_counts()
+            if not self._stopping:
+                await self._flush()
 
-    async def _flush(self, client: httpx.AsyncClient) -> bool:
+    async def _flush(self) -> bool:
         """Send the oldest queued events; False when they could not be delivered (they stay queued)."""
         with self._lock:
             batch = self._pending[:MAX_EVENTS_PER_BATCH]
@@ -194,25 +200,25 @@ class EventReporter:
         if loop.time() < self._held_until:
             return False
         try:
-            response = await client.post(
-                self._url, content=body,
-                headers={**self._headers, "Content-Type": "application/json"},
+            reply = await self._broker.send(
+                "POST", self._path, refusal=BrokerRefusal, data=body.encode(),
+                headers={"Content-Type": "application/json"}, timeout=self._request_timeout,
             )
-        except httpx.HTTPError as exc:
-            log.info("events not delivered yet (they go again with the same ids): %r", exc)
+        except BrokerRefusal as unreachable:
+            log.info("events not delivered yet (they go again with the same ids): %s", unreachable.message)
             return False
-        if response.status_code in (429, 503):
+        if reply.status in (429, 503):
             # Faster than the broker (or this peer's share of it) takes events: they stay
             # queued, and wait as long as it says.
-            self._held_until = loop.time() + retry_after(response)
+            self._held_until = loop.time() + retry_after(reply.headers)
             return False
-        if response.status_code >= 500:
+        if reply.status >= 500:
             return False
-        if response.status_code >= 400:
+        if reply.status >= 400:
             # The broker refuses these events (a bug or a policy); keeping them would block the rest.
-            log.warning("the broker refused %d events: %s", len(batch), response.text[:200])
+            log.warning("the broker refused %d events: %s", len(batch), reply.refusal(BrokerRefusal).message)
         else:
-            answer = PeerEventsStored.model_validate_json(response.content)
+            answer = PeerEventsStored.model_validate_json(reply.body)
             self.delivered += len(answer.stored)
             self.already_stored += len(answer.already_stored)
         with self._lock:

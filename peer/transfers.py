@@ -18,13 +18,9 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
-
-import aiohttp
-from pydantic import TypeAdapter
 
 from protocol.api import API_PREFIX
 from protocol.transfers import (
@@ -44,9 +40,9 @@ from protocol.transfers import (
     transfer_version,
 )
 
-from .broker_errors import BrokerRefusal, refusal_from
+from .broker_client import BrokerClient, BrokerReply, Timeouts
+from .broker_errors import BrokerRefusal
 from .chunk_ledger import ChunkLedger, load_ledger, save_ledger
-from .transport import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +58,8 @@ HASH_WINDOW = 16
 RETRY_FOR = 120.0
 """How long a broker that does not answer is retried before the transfer pauses with an error."""
 POLL_SECONDS = 25.0
+TIMEOUTS = Timeouts(connect=10.0, read=POLL_SECONDS + 30)
+"""A chunk waits at the broker for up to :data:`POLL_SECONDS`; the read allows for that and the bytes."""
 REPAIR_ROUNDS = 3
 """Times a receiver fetches the chunks that spoiled the file's hash again before giving up."""
 
@@ -70,44 +68,30 @@ class TransferError(BrokerRefusal):
     """A transfer cannot go on; ``message`` is for people, ``error`` the broker's code if any."""
 
 
-@dataclass(frozen=True)
-class Reply:
-    """A broker answer: status, headers and the whole body."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
 class TransferClient:
     """The transfer API of one session, for one peer's token.
 
-    Uses aiohttp rather than httpx (used everywhere else): downloading 4 MiB
-    chunks costs httpx about four times the CPU (0.8 s against 0.2 s per
-    256 MiB, measured here), and on a two-core machine running the broker and
-    both peers, CPU is what bounds the transfer rate.
+    Its connections to the broker are its own (closed by :meth:`aclose`), unless ``broker``
+    is shared: a :class:`~peer.broker_client.BrokerClient`, which is built on aiohttp for
+    these chunks' sake.
     """
 
-    def __init__(self, broker_url: str, token: str, session_id: str, *, concurrency: int = CONCURRENCY) -> None:
+    def __init__(
+        self, broker_url: str, token: str, session_id: str, *, concurrency: int = CONCURRENCY,
+        broker: BrokerClient | None = None,
+    ) -> None:
         self.session_id = session_id
         self._concurrency = concurrency
-        self._base = f"{broker_url.rstrip('/')}{API_PREFIX}/sessions/{session_id}"
-        self._headers = {"Authorization": f"Bearer {token}"}
-        self._http: aiohttp.ClientSession | None = None
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http is None:
-            self._http = aiohttp.ClientSession(
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=POLL_SECONDS + 30),
-                connector=aiohttp.TCPConnector(limit=2 * self._concurrency + 4, ssl=tls_context()),
-            )
-        return self._http
+        self._base = f"{API_PREFIX}/sessions/{session_id}"
+        self._owns_broker = broker is None
+        self._broker = broker or BrokerClient(
+            broker_url, token, timeout=TIMEOUTS, connections=2 * concurrency + 4, hint="the transfer can be resumed later",
+        )
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        """Close this client's own connections (a shared client stays open)."""
+        if self._owns_broker:
+            await self._broker.aclose()
 
     async def __aenter__(self) -> TransferClient:
         return self
@@ -117,37 +101,39 @@ class TransferClient:
 
     # --- plumbing -------------------------------------------------------------------
 
-    async def _request(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> Reply:
-        """One call, retried through broker restarts and dropped connections for :data:`RETRY_FOR`."""
+    async def _request(self, method: str, path: str, *, retry: bool = True, **options: Any) -> BrokerReply:
+        """One call, retried through broker restarts and dropped connections for :data:`RETRY_FOR`
+        (``options`` as :meth:`BrokerClient.send`)."""
         deadline = time.monotonic() + RETRY_FOR
         delay = 0.2
         while True:
             try:
-                async with self._session().request(method, self._base + path, **kwargs) as response:
-                    reply = Reply(response.status, response.headers, await response.read())
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                failure: str = f"{exc.__class__.__name__}: {exc}"
+                reply = await self._broker.send(method, self._base + path, refusal=TransferError, timeout=TIMEOUTS, **options)
+            except TransferError as unreachable:
+                failure = unreachable
             else:
                 if reply.status < 500 or reply.status == 507:
                     if reply.status >= 400:
-                        raise _error(reply)
+                        raise reply.refusal(TransferError)
                     return reply
-                failure = f"HTTP {reply.status}"
+                failure = TransferError(
+                    f"the broker did not answer (HTTP {reply.status}); the transfer can be resumed later", status=reply.status,
+                )
             if not retry or time.monotonic() > deadline:
-                raise TransferError(f"the broker did not answer ({failure}); the transfer can be resumed later")
-            log.info("%s %s failed (%s); retrying in %.1f s", method, path, failure, delay)
+                raise failure
+            log.info("%s %s failed (%s); retrying in %.1f s", method, path, failure.message, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def _json(self, adapter: Any, method: str, path: str, **kwargs: Any) -> Any:
-        reply = await self._request(method, path, **kwargs)
-        return TypeAdapter(adapter).validate_json(reply.body)
+    async def _json(self, result: type[T], method: str, path: str, **options: Any) -> T:
+        reply = await self._request(method, path, **options)
+        return self._broker.read(reply, result, refusal=TransferError, asked=f"{method} {path}")
 
     # --- the API ----------------------------------------------------------------------
 
     async def offer(self, name: str, size: int, direction: Direction, request_id: str | None = None) -> TransferOut:
         body = TransferCreate(name=name, size=size, direction=direction, request_id=request_id)
-        return await self._json(TransferOut, "POST", "/transfers", data=body.model_dump_json(), headers=_JSON)
+        return await self._json(TransferOut, "POST", "/transfers", body=body)
 
     async def get(self, transfer_id: str) -> TransferOut:
         return await self._json(TransferOut, "GET", f"/transfers/{transfer_id}")
@@ -171,27 +157,27 @@ class TransferClient:
 
     async def decide(self, transfer_id: str, accept: bool, *, saved_as: str | None = None, reason: str = "") -> TransferOut:
         body = TransferDecision(accept=accept, saved_as=saved_as, reason=reason)
-        return await self._json(TransferOut, "POST", f"/transfers/{transfer_id}/decision", data=body.model_dump_json(), headers=_JSON)
+        return await self._json(TransferOut, "POST", f"/transfers/{transfer_id}/decision", body=body)
 
     async def finish(self, transfer_id: str, sha256: str) -> TransferOut:
         """Declare that every chunk is uploaded and what the whole file's SHA-256 is."""
         body = TransferFinish(sha256=sha256)
-        return await self._json(TransferOut, "POST", f"/transfers/{transfer_id}/finish", data=body.model_dump_json(), headers=_JSON)
+        return await self._json(TransferOut, "POST", f"/transfers/{transfer_id}/finish", body=body)
 
     async def cancel(self, transfer_id: str, reason: str = "") -> TransferOut:
         body = TransferCancel(reason=reason)
-        return await self._json(TransferOut, "POST", f"/transfers/{transfer_id}/cancel", data=body.model_dump_json(), headers=_JSON)
+        return await self._json(TransferOut, "POST", f"/transfers/{transfer_id}/cancel", body=body)
 
     async def request_file(self, path: str = "", note: str = "") -> FileRequestOut:
         body = FileRequestCreate(path=path, note=note)
-        return await self._json(FileRequestOut, "POST", "/file-requests", data=body.model_dump_json(), headers=_JSON)
+        return await self._json(FileRequestOut, "POST", "/file-requests", body=body)
 
     async def file_requests(self) -> list[FileRequestOut]:
         return await self._json(list[FileRequestOut], "GET", "/file-requests")
 
     async def decline_request(self, request_id: str, reason: str) -> FileRequestOut:
         body = FileRequestAnswer(approve=False, reason=reason)
-        return await self._json(FileRequestOut, "POST", f"/file-requests/{request_id}/answer", data=body.model_dump_json(), headers=_JSON)
+        return await self._json(FileRequestOut, "POST", f"/file-requests/{request_id}/answer", body=body)
 
     # --- sending ------------------------------------------------------------------------
 
@@ -321,7 +307,7 @@ class TransferClient:
             try:
                 return await self._json(
                     TransferOut, "POST", f"/transfers/{transfer.id}/complete",
-                    data=TransferComplete(sha256=file_sha256).model_dump_json(), headers=_JSON,
+                    body=TransferComplete(sha256=file_sha256),
                 )
             except TransferError as error:
                 if error.error != "hashing_again":
@@ -339,7 +325,7 @@ class TransferClient:
         reply = await self._get_chunk(transfer.id, index)
         return reply.body, reply.headers.get("X-Chunk-SHA256", "")
 
-    async def _get_chunk(self, transfer_id: str, index: int) -> Reply:
+    async def _get_chunk(self, transfer_id: str, index: int) -> BrokerReply:
         while True:
             try:
                 return await self._request("GET", f"/transfers/{transfer_id}/chunks/{index}", params={"wait": str(POLL_SECONDS)})
@@ -432,14 +418,6 @@ def _read_and_hash(handle: Any, buffer: bytearray, length: int, file_digest: Any
         got = handle.readinto(view)
         file_digest.update(view[:got])
         return got, hashlib.sha256(view[:got]).hexdigest()
-
-
-def _error(reply: Reply) -> TransferError:
-    return refusal_from(TransferError, reply.status, reply.body, reply.headers.get("Retry-After"))
-
-
-
-_JSON = {"Content-Type": "application/json"}
 
 
 def file_sha256(path: Path) -> str:

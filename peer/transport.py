@@ -1,6 +1,6 @@
 """Which certificates the clients trust, and their ``--insecure`` and ``--ca-file`` options.
 
-Every HTTPS and WSS connection the clients open (httpx, aiohttp and websockets alike)
+Every HTTPS and WSS connection the clients open (:mod:`peer.broker_client` and websockets alike)
 uses :func:`tls_context`, the system's CA store plus the CA file given with
 ``--ca-file``. It is a process-wide setting on purpose, like ``SSL_CERT_FILE``: which
 authorities a program trusts does not differ between its connections, and one shared

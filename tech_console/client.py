@@ -10,13 +10,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from peer.broker_errors import BrokerRefusal, refusal_from
+from peer.broker_client import BrokerClient
+from peer.broker_errors import BrokerRefusal
 from peer.landing import LandingFolder
 from peer.transfers import ProgressHook, TransferClient, TransferError
-from peer.transport import tls_context
 from protocol.api import (
     API_PREFIX,
     CommentCreate,
@@ -58,13 +57,24 @@ class ConsoleError(BrokerRefusal):
 
 
 class TechConsole:
-    """A technician's connection to one broker. Use as ``async with TechConsole(url) as tc:``."""
+    """A technician's connection to one broker. Use as ``async with TechConsole(url) as tc:``.
+
+    One pool of connections serves its calls and its file transfers, until :meth:`aclose`.
+    """
 
     def __init__(self, broker_url: str, token: str | None = None, *, timeout: float = 15.0) -> None:
         self.broker_url = broker_url.rstrip("/")
-        self.token = token
-        self._http = httpx.AsyncClient(base_url=self.broker_url + API_PREFIX, timeout=timeout, verify=tls_context())
+        self._broker = BrokerClient(self.broker_url, token, timeout=timeout, hint="is it running, and is --broker right?")
         self.current_view: RemoteView | None = None
+
+    @property
+    def token(self) -> str | None:
+        """The technician's token (set by :meth:`login`), sent with every call that needs one."""
+        return self._broker.token
+
+    @token.setter
+    def token(self, token: str | None) -> None:
+        self._broker.token = token
 
     async def __aenter__(self) -> TechConsole:
         return self
@@ -73,7 +83,8 @@ class TechConsole:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        """Close the connections to the broker."""
+        await self._broker.aclose()
 
     # --- accounts ---------------------------------------------------------------
 
@@ -307,23 +318,19 @@ class TechConsole:
         params: dict[str, str] | None = None,
     ) -> Path:
         """Stream a response body into ``destination`` (through a ``.part`` file: never half a file)."""
+        self._require_sign_in()
         partial = destination.with_name(destination.name + ".part")
         try:
-            async with self._http.stream(method, path, headers=self._headers(), params=params, timeout=300) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise _error(response)
-                total = int(response.headers.get("Content-Length") or 0)
+            async with self._broker.stream(method, API_PREFIX + path, refusal=ConsoleError, params=params, timeout=300) as answer:
+                total = answer.length or 0
                 done = 0
                 with partial.open("wb") as out:
-                    async for piece in response.aiter_bytes(1 << 20):
+                    async for piece in answer.chunks(1 << 20):
                         await asyncio.to_thread(out.write, piece)
                         done += len(piece)
                         if progress is not None:
                             progress(done, total or done)
             os.replace(partial, destination)
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from None
         except OSError as exc:
             raise ConsoleError(f"cannot write {destination}: {exc.strerror or exc}") from None
         finally:
@@ -336,7 +343,7 @@ class TechConsole:
         """The file-transfer API of a session (close it when done, or use ``async with``)."""
         if self.token is None:
             raise ConsoleError("sign in first: deskhand-console login")
-        return TransferClient(self.broker_url, self.token, session_id)
+        return TransferClient(self.broker_url, self.token, session_id, broker=self._broker)
 
     async def send_file(
         self, session_id: str, path: Path, *, progress: ProgressHook | None = None, accept_timeout: float = 300
@@ -438,16 +445,9 @@ class TechConsole:
 
     # --- plumbing ---------------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
+    def _require_sign_in(self) -> None:
         if self.token is None:
             raise ConsoleError("sign in first: deskhand-console login", status=401)
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def _unreachable(self, exc: httpx.HTTPError) -> ConsoleError:
-        return ConsoleError(
-            f"cannot reach the broker at {self.broker_url} ({exc.__class__.__name__}: {exc}); "
-            "is it running, and is --broker right?"
-        )
 
     async def _call(
         self,
@@ -460,28 +460,13 @@ class TechConsole:
         auth: bool = True,
         only_set: bool = False,
     ) -> Any:
-        """``only_set``: send only the body's fields that were set (a PATCH, where absent and null differ)."""
-        headers = self._headers() if auth else {}
-        content = None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            content = body.model_dump_json(exclude_unset=only_set)
-        try:
-            response = await self._http.request(method, path, headers=headers, content=content, params=params)
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from None
-        if response.status_code >= 400:
-            raise _error(response)
-        if result is None:
-            return None
-        try:
-            return TypeAdapter(result).validate_json(response.content)
-        except ValidationError as exc:
-            raise ConsoleError(f"unexpected answer from the broker for {method} {path}: {exc}") from None
-
-
-def _error(response: httpx.Response) -> ConsoleError:
-    return refusal_from(ConsoleError, response.status_code, response.content, response.headers.get("retry-after"))
+        """A call to ``API_PREFIX + path``; ``only_set``: send only the body's fields that were set (a PATCH,
+        where absent and null differ)."""
+        if auth:
+            self._require_sign_in()
+        return await self._broker.call(
+            method, API_PREFIX + path, result, refusal=ConsoleError, body=body, exclude_unset=only_set, params=params, auth=auth,
+        )
 
 
 def _value(choice: str | None) -> str | None:
