@@ -77,7 +77,8 @@ async def _login(ctx: Context) -> int:
         result = await _sign_in(tc, args.username, password, args.totp, args.recovery_code)
     save_credentials(
         ctx.credentials_path,
-        Credentials(ctx.broker, result.access_token, result.user.username, result.expires_at.isoformat()),
+        # The token is in the body: only a browser asks for it as a cookie (then it is None).
+        Credentials(ctx.broker, result.access_token, result.user.username, result.expires_at.isoformat()),  # type: ignore[arg-type]
     )
     ctx.emit(result.user, f"Signed in to {ctx.broker} as {result.user.username} until {result.expires_at:%Y-%m-%d %H:%M} UTC.")
     if result.password_change_required:

@@ -99,7 +99,7 @@ def choices(kind: type[E], what: str) -> Callable[[str], list[E]]:
     return parse
 
 
-def _validated(kind: object, what: str) -> Callable[[str], Any]:
+def _validated(kind: Any, what: str) -> Callable[[str], Any]:
     """An argparse ``type=`` checking the text as the API will (a :mod:`protocol.api` type)."""
     adapter: TypeAdapter[Any] = TypeAdapter(kind)
 

@@ -7,9 +7,11 @@ import asyncio
 import shutil
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
-from peer.transfers import file_sha256
+from peer.transfers import ProgressHook, file_sha256
 from protocol.cli import number_in_range
 
 from . import arguments as arg
@@ -77,8 +79,12 @@ async def _audit(ctx: Context) -> int:
             ctx.emit_data(verdict, _describe_verdict(verdict))
             return EXIT_OK if verdict["ok"] else EXIT_FAILED
         else:
-            save = {"recording": tc.save_recording, "export": tc.save_export,
-                    "heads": lambda _session, out, progress: tc.save_heads(out, progress)}[args.audit_command]
+            # Each saver takes the session id (None for heads, which has none), the file and the bar's hook.
+            savers: dict[str, Callable[[Any, Path, ProgressHook], Awaitable[Path]]] = {
+                "recording": tc.save_recording, "export": tc.save_export,
+                "heads": lambda _session, out, progress: tc.save_heads(out, progress),
+            }
+            save = savers[args.audit_command]
             with TransferBars() as bars:
                 progress, _rate = bars.track(f"⬇ {args.out.name}")
                 saved = await save(getattr(args, "session_id", None), args.out, progress)
@@ -102,7 +108,7 @@ def _play(path: Path) -> int:
     return subprocess.run([player, "-autoexit", "-loglevel", "error", str(path)], check=False).returncode
 
 
-def _describe_report(r: dict) -> list[str]:
+def _describe_report(r: dict[str, Any]) -> list[str]:
     s, integrity, recording, counts = r["session"], r["integrity"], r["recording"], r["counts"]
     tech, host = r["participants"][0], r["participants"][1]
     lines = [
@@ -127,7 +133,7 @@ def _describe_report(r: dict) -> list[str]:
     return lines
 
 
-def _describe_entry(e: dict) -> str:
+def _describe_entry(e: dict[str, Any]) -> str:
     """One timeline line: time, kind, who, what; a run of events with its count and span."""
     what = ""
     if e["count"] > 1:
@@ -141,7 +147,7 @@ def _describe_entry(e: dict) -> str:
     return "  ".join(part for part in (e["at"], e["kind"], e["who"], what, clock) if part)
 
 
-def _describe_verdict(v: dict) -> list[str]:
+def _describe_verdict(v: dict[str, Any]) -> list[str]:
     head = "Trail verified" if v["ok"] else "Trail FAILED verification"
     lines = [f"{head}: {v['chains']} chains, {v['events']} events, {v['checkpoints']} signed heads, {v['segments']} segments."]
     lines.extend(f"  {problem}" for problem in v["problems"])

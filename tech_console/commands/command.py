@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from .context import Context
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """The ``COMMAND`` choice of the console's parser, where each command adds its own parser."""
 
-Handler: TypeAlias = Callable[[Context], Awaitable[int]]
+Handler: TypeAlias = Callable[[Context], Coroutine[Any, Any, int]]
 """Runs a command with the parsed options; returns its exit code (:mod:`.exit_codes`)."""
 
 
