@@ -16,7 +16,7 @@ import pytest
 from host_client.ui_terminal import TerminalUI
 from protocol.cli import PrintableLogFormatter
 from protocol.terminal_text import is_unsafe, multi_line, one_line
-from tech_console.cli import say
+from tech_console.commands.output import say
 
 EVERY_CHARACTER = "".join(map(chr, range(0x110000)))
 
