@@ -22,8 +22,8 @@ from fastapi import Depends
 from protocol.permissions import ROLE_PERMISSION_NAMES
 
 from .deps import CurrentUser
-from .errors import ApiError
 from .models import User
+from .refusals import Forbidden
 
 
 class Requires:
@@ -36,8 +36,8 @@ class Requires:
 
     async def __call__(self, user: CurrentUser) -> User:
         if self.permission not in user.permissions:
-            raise ApiError(
-                403, "forbidden",
+            raise Forbidden(
+                "forbidden",
                 f"this needs the {self.permission!r} permission, which none of your roles grants; ask an admin",
             )
         return user

@@ -26,8 +26,8 @@ from protocol.permissions import ROLE_PERMISSION_NAMES
 from protocol.terminal_text import multi_line, one_line
 
 from . import directory
-from .errors import ApiError
 from .models import Role, Team, User
+from .refusals import Refusal
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace, db_session: Callable[[], Any], handlers: Mappi
             given = f" (got {e['input']!r})" if isinstance(e.get("input"), (str, int, float)) else ""
             print(f"deskhand-broker: {field}: {one_line(e['msg'])}{given}", file=sys.stderr)
         return EXIT_USAGE
-    except ApiError as exc:
+    except Refusal as exc:
         print(f"deskhand-broker: {one_line(exc.message)}", file=sys.stderr)
         return EXIT_FAILED
     if result is not None:

@@ -26,9 +26,9 @@ from protocol.recording import HOST_EVENT_KINDS, TECHNICIAN_EVENT_KINDS, PeerEve
 from protocol.signalling import Role
 
 from . import audit
-from .errors import ApiError
 from .models import AuditEvent
 from .peers import SessionPeer
+from .refusals import Forbidden, Invalid
 from .session_usage import SessionQuotas, SessionUsage, charge
 
 BROKER_DATA_KEYS = ("event_id", "reported_at")
@@ -46,9 +46,9 @@ def check_reportable(peer: SessionPeer, events: Sequence[PeerEvent], *, keystrok
     allowed = HOST_EVENT_KINDS if peer.role is Role.host else TECHNICIAN_EVENT_KINDS
     for event in events:
         if event.kind not in allowed:
-            raise ApiError(422, "invalid_event", f"a {peer.role.value} does not report {event.kind!r} events")
+            raise Invalid("invalid_event", f"a {peer.role.value} does not report {event.kind!r} events")
         if event.kind == "input.text" and not keystroke_logging:
-            raise ApiError(403, "not_allowed", "keystroke logging is off in this deployment")
+            raise Forbidden("not_allowed", "keystroke logging is off in this deployment")
 
 
 def store_reported(

@@ -14,8 +14,8 @@ from protocol.requests import RATING_MAX, SurveyAnswer
 
 from . import audit
 from .clock import utcnow
-from .errors import ApiError
 from .models import SessionSurvey, SupportSession
+from .refusals import Conflict
 from .tickets import add_comment, get_ticket
 
 SURVEY_WINDOW = timedelta(hours=24)
@@ -32,12 +32,12 @@ def survey_out(survey: SessionSurvey) -> SurveyOut:
 def submit_survey(db: Session, session: SupportSession, answer: SurveyAnswer, *, source: str | None) -> SessionSurvey:
     """Store the host's answer for the ended ``session`` and note it on the ticket, once.
 
-    Raises :class:`ApiError` 409 while the session is live or when it was answered already.
+    Raises :class:`~broker.refusals.Conflict` while the session is live or when it was answered already.
     """
     if session.state != SessionState.ended.value:
-        raise ApiError(409, "session_live", "the survey opens when the session has ended")
+        raise Conflict("session_live", "the survey opens when the session has ended")
     if db.scalar(select(SessionSurvey.session_id).where(SessionSurvey.session_id == session.id)) is not None:
-        raise ApiError(409, "survey_answered", "this session's survey was answered already")
+        raise Conflict("survey_answered", "this session's survey was answered already")
     actor = audit.host_actor(session.id)
     survey = SessionSurvey(
         session_id=session.id, ticket_id=session.ticket_id, rating=answer.rating,
@@ -48,7 +48,7 @@ def submit_survey(db: Session, session: SupportSession, answer: SurveyAnswer, *,
         db.flush()
     except IntegrityError:
         # A second answer raced this one past the check above; the first stays.
-        raise ApiError(409, "survey_answered", "this session's survey was answered already") from None
+        raise Conflict("survey_answered", "this session's survey was answered already") from None
     ticket = get_ticket(db, session.ticket_id)
     assert ticket is not None
     body = f"Satisfaction survey: {answer.rating}/{RATING_MAX}"

@@ -21,6 +21,7 @@ from protocol.helpdesk import (
     TicketOrder,
     TicketOrigin,
     TicketStatus,
+    TransitionRefused,
     Visibility,
     check_move,
 )
@@ -28,6 +29,7 @@ from protocol.helpdesk import (
 from . import audit
 from .clock import utcnow
 from .models import SlaTarget, SupportSession, Team, Ticket, TicketComment, User
+from .refusals import Conflict
 from .sla import SLA_CLOCK_KEY, SlaClock, SlaState, Targets
 
 DEFAULT_SLA_CLOCK = SlaClock(business=None)
@@ -117,11 +119,15 @@ def _external_json(ticket: Ticket) -> dict[str, str] | None:
 
 
 def change_status(db: Session, ticket: Ticket, target: TicketStatus, *, actor: str, source: str | None) -> None:
-    """Move the ticket; raises ``TransitionRefused`` naming the allowed moves. A no-op if already there."""
+    """Move the ticket; a :class:`~broker.refusals.Conflict` (``transition_refused``) names the allowed
+    moves. A no-op if already there."""
     current = TicketStatus(ticket.status)
     if current is target:
         return
-    check_move(current, target)
+    try:
+        check_move(current, target)
+    except TransitionRefused as refused:
+        raise Conflict("transition_refused", str(refused)) from None
     now = utcnow()
     clock = sla_clock(db)
     state = sla_state(ticket)

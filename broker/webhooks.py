@@ -37,7 +37,7 @@ from protocol.webhooks import (
 
 from . import audit
 from .clock import utcnow
-from .errors import ApiError, log_round_failure, not_found
+from .errors import log_round_failure
 from .keys import wrap
 from .models import InboundSource, WebhookDelivery, WebhookEndpoint
 from .outbox import (
@@ -49,6 +49,7 @@ from .outbox import (
     enqueue,
     prune_delivered,
 )
+from .refusals import Conflict, not_found
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def create_webhook(
 ) -> tuple[WebhookEndpoint, str | None]:
     """Add an endpoint; returns it and the generated secret (None when the body gave one)."""
     if db.scalars(select(WebhookEndpoint).where(WebhookEndpoint.name == body.name)).first() is not None:
-        raise ApiError(409, "webhook_exists", f"a webhook named {body.name!r} exists already")
+        raise Conflict("webhook_exists", f"a webhook named {body.name!r} exists already")
     secret, generated = _secret_or_generated(body.secret)
     endpoint = WebhookEndpoint(
         name=body.name, url=body.url, events=body.events, enabled=body.enabled, created_at=utcnow(),
@@ -188,7 +189,7 @@ def replay_delivery(db: Session, delivery_id: str, *, actor: str, source: str | 
         raise not_found(f"delivery {delivery_id!r}")
     delivery, webhook = row
     if delivery.state != DeliveryState.dead.value:
-        raise ApiError(409, "not_dead", f"delivery {delivery_id} is {delivery.state}; only a dead delivery can be replayed")
+        raise Conflict("not_dead", f"delivery {delivery_id} is {delivery.state}; only a dead delivery can be replayed")
     delivery.state = DeliveryState.pending.value
     delivery.attempts = 0
     delivery.next_attempt_at = utcnow()
@@ -225,7 +226,7 @@ def create_inbound_source(
 ) -> tuple[InboundSource, str | None]:
     """Allow an external system to send tickets; returns it and the generated secret (or None)."""
     if db.scalars(select(InboundSource).where(InboundSource.system == body.system)).first() is not None:
-        raise ApiError(409, "inbound_source_exists", f"an inbound source named {body.system!r} exists already")
+        raise Conflict("inbound_source_exists", f"an inbound source named {body.system!r} exists already")
     secret, generated = _secret_or_generated(body.secret)
     row = InboundSource(
         system=body.system, enabled=body.enabled, created_at=utcnow(),

@@ -23,10 +23,8 @@ from protocol.requests import (
 from .. import audit
 from ..access import PublicAccess, SessionPeerAccess, SessionStarter, TicketReader
 from ..deps import DB, PeerToken, Source, State
-from ..errors import ApiError, not_found
 from ..help_requests import (
     QUEUE_CHANGED,
-    RequestTaken,
     cancel_request,
     create_request,
     get_request,
@@ -41,6 +39,7 @@ from ..help_requests import (
 from ..json_bodies import BoundedJsonRoute
 from ..models import HelpRequest, User
 from ..rate_gate import HELP_REQUESTS
+from ..refusals import Busy, Unauthenticated, not_found
 from ..serializers import session_join, session_out
 from ..spool import wait_for
 from ..state import BrokerState
@@ -81,10 +80,9 @@ async def create(body: HelpRequestCreate, state: State, source: Source) -> HelpR
             if waiting_count(db) >= state.settings.request_queue_max:
                 audit.record(db, "request.queue_full", actor=audit.ANONYMOUS, source=source)
                 db.commit()
-                raise ApiError(
-                    503, "queue_full",
-                    "the help queue is full right now; try again in a minute or call your help desk",
-                    headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
+                raise Busy(
+                    "queue_full", "the help queue is full right now; try again in a minute or call your help desk",
+                    retry_after=QUEUE_FULL_RETRY_SECONDS,
                 )
             request, token = create_request(db, body, source=source)
             created = HelpRequestCreated(
@@ -109,12 +107,12 @@ def queue(db: DB, user: TicketReader, limit: Annotated[int, Query(ge=1, le=500)]
 def _own_request(db: DB, request_id: str, token: str | None) -> HelpRequest:
     """The request ``token`` is the secret of, or a refusal that says why."""
     if token is None:
-        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <request token>' (from POST /requests)")
+        raise Unauthenticated("unauthorized", "send 'Authorization: Bearer <request token>' (from POST /requests)")
     request = get_request(db, request_id)
     if request is None:
         raise not_found(f"help request {request_id}")
     if not token_matches(request, token):
-        raise ApiError(401, "unauthorized", "this is not the token of this help request")
+        raise Unauthenticated("unauthorized", "this is not the token of this help request")
     return request
 
 
@@ -175,10 +173,7 @@ async def cancel(request_id: RequestId, state: State, token: PeerToken, source: 
             request = _own_request(db, request_id, token)
             if request.state == HelpRequestState.cancelled.value:
                 return HelpRequestStatus(state=HelpRequestState.cancelled)  # asked twice: done already
-            try:
-                cancel_request(db, request, source=source)
-            except RequestTaken as taken:
-                raise _taken(taken.request, picked="a technician already picked this request up: end the session instead") from None
+            cancel_request(db, request, source=source)
             return HelpRequestStatus(state=HelpRequestState.cancelled)
 
     status = await state.db_slots.run(_cancel)
@@ -199,25 +194,9 @@ async def pickup(request_id: RequestId, user: SessionStarter, state: State, sour
                 raise not_found(f"help request {request_id}")
             technician = db.get(User, user.id)  # ``user`` belongs to the dependency's unit of work
             assert technician is not None
-            try:
-                session = pick_up(db, request, technician, source=source)
-            except RequestTaken as taken:
-                raise _taken(taken.request, picked=None) from None
+            session = pick_up(db, request, technician, source=source)
             return HelpRequestPicked(session=session_out(session), request=request_out(request, None))
 
     picked = await run_in_threadpool(_pick)
     state.queue_signals.changed(QUEUE_CHANGED)
     return picked
-
-
-def _taken(request: HelpRequest, *, picked: str | None) -> ApiError:
-    """Why a request that is no longer waiting cannot be cancelled or picked up."""
-    if request.state == HelpRequestState.picked.value:
-        who = request.picked_by
-        name = f"{who.display_name} ({who.username})" if who is not None else "another technician"
-        return ApiError(409, "request_taken", picked or f"{name} already picked this request up", detail={
-            "picked_by": who.username if who is not None else None, "session_id": request.session_id,
-        })
-    if request.state == HelpRequestState.cancelled.value:
-        return ApiError(410, "request_cancelled", "the requester withdrew this help request")
-    return ApiError(410, "request_expired", "this help request expired: the requester's computer stopped waiting")

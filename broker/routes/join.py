@@ -11,22 +11,14 @@ from ..access import PublicAccess
 from ..attempt_slots import SlotRefused
 from ..codes import Verdict
 from ..deps import Source, State
-from ..errors import ApiError
 from ..json_bodies import BoundedJsonRoute
 from ..rate_gate import SUPPORT_CODES
+from ..refusals import Busy
 from ..serializers import session_join
 from ..state import BrokerState
 from ..support_sessions import CodeRejected, redeem_code
 
 router = APIRouter(tags=["join"], dependencies=[PublicAccess], route_class=BoundedJsonRoute)
-
-_REJECTIONS = {
-    Verdict.unknown: (404, "code_unknown", "no session has this code: check the digits with your technician"),
-    Verdict.expired: (410, "code_expired", "this code has expired: ask your technician for a new one"),
-    Verdict.used: (409, "code_used", "this code was already used: ask your technician for a new one"),
-    Verdict.cancelled: (410, "code_cancelled", "the technician cancelled this code: ask for a new one"),
-}
-
 
 @router.post(
     "/join", response_model=JoinResponse,
@@ -47,14 +39,13 @@ async def join(body: JoinRequest, state: State, source: Source) -> JoinResponse:
                 blocked_for = slot.failed()  # frees the slot before the audit: waiters go on
                 # Audited in a transaction of its own: the redemption's was rolled back.
                 await state.db_slots.run_surely(_audit_failure, state, source, rejected.verdict, blocked_for)
-                status, error, message = _REJECTIONS[rejected.verdict]
-                raise ApiError(status, error, message) from None
+                raise rejected.refusal() from None
     except SlotRefused as refused:
         if refused.blocked:
             raise SUPPORT_CODES.refusal(refused.retry_after) from None
-        raise ApiError(
-            503, "busy", f"too many support codes are being checked at once; try again in {refused.retry_after} s",
-            headers={"Retry-After": str(refused.retry_after)},
+        raise Busy(
+            "busy", f"too many support codes are being checked at once; try again in {refused.retry_after} s",
+            retry_after=refused.retry_after,
         ) from None
 
 

@@ -34,13 +34,13 @@ from .. import audit, peer_events
 from ..access import SessionPeerAccess
 from ..clock import utcnow
 from ..deps import PeerToken, SessionId, State
-from ..errors import ApiError
 from ..json_bodies import BoundedJsonRoute
 from ..limits import body_limit
 from ..models import RecordingSegment, SupportSession
 from ..peers import SessionPeer, identify_peer
 from ..recording_timeline import SegmentSpan, misplacement, placed_offset_ms
 from ..recordings import StagedSegment
+from ..refusals import Conflict, Forbidden, Invalid, RateLimited, TooLarge
 from ..segment_check import SegmentInvalid, check_segment
 from ..session_usage import SessionUsage, charge
 from ..state import BrokerState
@@ -76,23 +76,23 @@ async def put_segment(
     # encrypted: only the short unit of work that records it, around a rename.
     peer = await _verified_peer(state, session_id, token, "upload the recording")
     if peer.role is not Role.host:
-        raise ApiError(403, "not_allowed", "only the host uploads the recording")
+        raise Forbidden("not_allowed", "only the host uploads the recording")
     most = state.settings.segment_max_bytes
     with state.recordings.receive() as incoming:
         async for piece in request.stream():
             incoming.write(piece)
             if incoming.size > most:
-                raise ApiError(413, "too_large", f"a segment is at most {most} bytes")
+                raise TooLarge("too_large", f"a segment is at most {most} bytes")
         if incoming.sha256 != x_segment_sha256:
-            raise ApiError(422, "segment_rejected", f"segment {index} does not match its SHA-256; send it again")
+            raise Invalid("segment_rejected", f"segment {index} does not match its SHA-256; send it again")
 
         def prepare() -> StagedSegment:
             data = incoming.read()
             try:
                 check_segment(data, x_segment_duration_ms)
             except SegmentInvalid as bad:
-                raise ApiError(
-                    422, "segment_invalid", f"segment {index} is not a recording segment as a host makes it: {bad}",
+                raise Invalid(
+                    "segment_invalid", f"segment {index} is not a recording segment as a host makes it: {bad}",
                 ) from None
             return state.recordings.stage(session_id, index, data, key)
 
@@ -138,14 +138,13 @@ def _record_segment(state: BrokerState, session_id: str, upload: SegmentUpload, 
         existing = db.get(RecordingSegment, (session_id, index))
         if existing is not None:
             if existing.sha256 != upload.sha256:
-                raise ApiError(409, "segment_exists", f"segment {index} was already stored with other content")
+                raise Conflict("segment_exists", f"segment {index} was already stored with other content")
             return
         span = SegmentSpan(index, placed_offset_ms(upload.offset_ms, upload.origin_ms, origin_ms), upload.duration_ms)
         problem = misplacement(span, *_neighbours(db, session_id, index))
         if problem is not None:
-            raise ApiError(
-                409, "segment_misplaced",
-                f"{problem}; recording time only moves forward, so the broker keeps what it holds. "
+            raise Conflict(
+                "segment_misplaced", f"{problem}; recording time only moves forward, so the broker keeps what it holds. "
                 "Restart the host with 'deskhand-host resume': it continues after what the broker holds",
             )
         charge(db, session_id, SessionUsage(recording_bytes=size, recording_segments=1), state.settings.session_quotas)
@@ -220,10 +219,9 @@ async def report_events(session_id: SessionId, body: PeerEvents, state: State, t
     # Per peer: one peer's flood never holds back the other's events.
     wait = state.peer_event_rates.take(f"{session_id} {peer.actor}", len(body.events), time.monotonic())
     if wait is not None:
-        raise ApiError(
-            429, "rate_limited",
-            f"more than {state.settings.peer_event_burst} events at once or {state.settings.peer_events_per_second:g} "
-            f"a second from one peer; send them again in {wait} s", headers={"Retry-After": str(wait)},
+        raise RateLimited(
+            "rate_limited", f"more than {state.settings.peer_event_burst} events at once or {state.settings.peer_events_per_second:g} "
+            f"a second from one peer; send them again in {wait} s", retry_after=wait,
         )
 
     def store() -> PeerEventsStored:

@@ -20,10 +20,10 @@ from protocol.signalling import SessionEnded
 from .. import audit
 from ..access import SessionStarter
 from ..deps import DB, CurrentUser, SessionId, Source, State
-from ..errors import ApiError, not_found
 from ..models import SupportSession, Ticket, User
+from ..refusals import not_found
 from ..serializers import session_out
-from ..support_sessions import SessionOver, end_session, get_session, start_session
+from ..support_sessions import end_session, get_session, start_session
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
@@ -66,16 +66,11 @@ async def end(
     def _end() -> SessionOut:
         with state.database.session() as db:
             session = visible_session(db, user, session_id)
-            try:
-                end_session(
-                    db, session, ended_by=EndedBy.technician, actor=audit.user_actor(user),
-                    reason=body.reason, source=source,
-                )
-                return session_out(session)
-            except SessionOver as over:
-                raise ApiError(
-                    409, "session_over", f"the session is already {over.session.state}"
-                ) from None
+            end_session(
+                db, session, ended_by=EndedBy.technician, actor=audit.user_actor(user),
+                reason=body.reason, source=source,
+            )
+            return session_out(session)
 
     ended = await run_in_threadpool(_end)
     state.session_over(

@@ -56,12 +56,13 @@ from ..access import SessionPeerAccess
 from ..browser_session import request_token
 from ..consent_flow import ConsentFlow, consent_state
 from ..deps import SessionId
-from ..errors import ApiError, is_disk_full
+from ..errors import ApiError, http_error, is_disk_full
 from ..grant_changes import read_count
 from ..grants import audit_grant, issue_grant, session_policy
 from ..hub import Peer
 from ..models import SupportSession
 from ..peers import identify_peer
+from ..refusals import Refusal
 from ..state import BrokerState
 from ..support_sessions import SessionOver, end_session, get_session, record_consent
 from ..tokens import hash_token
@@ -95,7 +96,7 @@ class AcceptedPeer:
 
 
 def authenticate(state: BrokerState, session_id: str, token: str | None) -> AcceptedPeer:
-    """Who this token speaks for in ``session_id``, or an :class:`ApiError` saying why not."""
+    """Who this token speaks for in ``session_id``, or a :class:`~broker.refusals.Refusal` saying why not."""
     with state.database.session() as db:
         as_of = read_count(db)
         peer = identify_peer(db, session_id, token, what="open signalling")
@@ -117,8 +118,8 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     try:
         token = request_token(websocket)
         admitted = await state.db_slots.run(authenticate, state, session_id, token)
-    except ApiError as refused:
-        await websocket.send_denial_response(refused.response())
+    except (ApiError, Refusal) as refused:  # a slot refused, or the peer: no exception handler answers a WebSocket
+        await websocket.send_denial_response(http_error(refused).response())
         return
     info = admitted.info
     await websocket.accept()

@@ -43,12 +43,12 @@ from protocol.transfers import (
 from .. import transfers as rules
 from ..access import SessionPeerAccess
 from ..deps import PeerToken, SessionId, State
-from ..errors import ApiError
 from ..json_bodies import BoundedJsonRoute
 from ..limits import body_limit
 from ..models import FileRequest, Transfer
 from ..peers import SessionPeer, identify_peer
-from ..spool import ChunkRejected, wait_for
+from ..refusals import Conflict, Gone, Invalid, NotFound
+from ..spool import wait_for
 from ..state import BrokerState
 
 router = APIRouter(
@@ -186,13 +186,10 @@ async def put_chunk(
         try:
             return chunk_span(index, transfer.size, transfer.chunk_size)
         except ValueError as exc:
-            raise ApiError(422, "invalid_chunk", str(exc)) from None
+            raise Invalid("invalid_chunk", str(exc)) from None
 
     _offset, length = await _run_chunk(state, session_id, token, check)
-    try:
-        await state.spool.receive(transfer_id, index, request.stream(), size=length, sha256=x_chunk_sha256)
-    except ChunkRejected as rejected:
-        raise ApiError(422, "chunk_rejected", str(rejected)) from None
+    await state.spool.receive(transfer_id, index, request.stream(), size=length, sha256=x_chunk_sha256)
 
     def record() -> str | None:
         """Record the stored chunk; the transfer's state instead when it is over (nothing recorded)."""
@@ -210,7 +207,7 @@ async def put_chunk(
     over = await state.db_slots.run(record)
     if over is not None:
         state.spool.remove(transfer_id)
-        raise ApiError(409, "transfer_over", f"the transfer is already {over}")
+        raise Conflict("transfer_over", f"the transfer is already {over}")
     state.transfer_signals.changed(transfer_id)
     return Response(status_code=204)
 
@@ -227,7 +224,7 @@ async def get_chunk(
         transfer = rules.transfer_row(db, session_id, transfer_id)
         rules.check_chunk_download(peer, transfer)
         if index >= chunk_count(transfer.size, transfer.chunk_size):
-            raise ApiError(422, "invalid_chunk", f"chunk {index} is outside this file")
+            raise Invalid("invalid_chunk", f"chunk {index} is outside this file")
         return rules.chunk_sha256(db, transfer_id, index)
 
     with state.transfer_signals.listen(transfer_id) as arrived:
@@ -240,7 +237,7 @@ async def get_chunk(
                 return Response(status_code=499)
             sha256 = await _run_chunk(state, session_id, token, lookup)
     if sha256 is None:
-        raise ApiError(404, "chunk_not_ready", f"chunk {index} has not been uploaded yet; ask again")
+        raise NotFound("chunk_not_ready", f"chunk {index} has not been uploaded yet; ask again")
     data = await run_in_threadpool(state.spool.copy_out, transfer_id, index)
     if data is None:
         log.warning("chunk %d of transfer %s was asked for again after it was gone", index, transfer_id)
@@ -248,7 +245,7 @@ async def get_chunk(
         # forget it so the sender, which waits until the receiver is done, uploads it again.
         await _run(state, session_id, token, lambda db, peer: rules.forget_chunk(db, transfer_id, index))
         state.transfer_signals.changed(transfer_id)
-        raise ApiError(410, "chunk_gone", f"chunk {index} is no longer here; the sender will upload it again")
+        raise Gone("chunk_gone", f"chunk {index} is no longer here; the sender will upload it again")
     return Response(
         content=data, media_type="application/octet-stream", headers={"X-Chunk-SHA256": sha256},
         background=BackgroundTask(state.spool.delivered, transfer_id, index),
@@ -281,7 +278,7 @@ async def complete(session_id: SessionId, transfer_id: TransferId, body: Transfe
         rules.check_completion(peer, transfer)
         total = chunk_count(transfer.size, transfer.chunk_size)
         if len(transfer.chunks) != total:
-            raise ApiError(409, "chunks_missing", f"the broker holds {len(transfer.chunks)} of {total} chunks")
+            raise Conflict("chunks_missing", f"the broker holds {len(transfer.chunks)} of {total} chunks")
         return total
 
     total = await _run(state, session_id, token, count)
@@ -309,12 +306,11 @@ async def _relayed_sha256(state: BrokerState, session_id: str, transfer_id: str,
             break
         await asyncio.sleep(0.05)
     if not gone:
-        raise ApiError(409, "hashing_again", "the broker is still hashing the file's last chunks; report the file again")
+        raise Conflict("hashing_again", "the broker is still hashing the file's last chunks; report the file again")
     log.info("transfer %s: the broker hashes the file again; %d chunks are uploaded again", transfer_id, len(gone))
     await _change(state, session_id, transfer_id, token, lambda db, peer, t: rules.hand_back_for_hashing(db, peer, t, gone))
-    raise ApiError(
-        409, "hashing_again",
-        f"the broker restarted during this transfer and checks the file again: the sender uploads "
+    raise Conflict(
+        "hashing_again", f"the broker restarted during this transfer and checks the file again: the sender uploads "
         f"{len(gone)} chunks again; report the file again once the broker holds every chunk",
     )
 
