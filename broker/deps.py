@@ -50,7 +50,14 @@ def db_session(state: State, _slot: Annotated[None, Depends(database_slot, scope
 DB = Annotated[Session, Depends(db_session, scope="function")]
 """The request's unit of work, within a database slot. ``scope="function"``: committed when
 the route returns, *before* the response is sent, so a client never acts on a 2xx whose
-writes are not visible yet (or were never committed at all)."""
+writes are not visible yet (or were never committed at all).
+
+This is how a route reaches the database: a plain ``def`` route takes ``DB``. The one other
+shape is for ``async`` routes, which must not block the event loop: a function that opens
+``state.database.session()``, run by ``state.db_slots.run`` (or ``run_ahead``/``run_surely``),
+the same unit of work in the same kind of slot. They are the routes that act on the event loop
+after the commit (tell a session's peers, wake long polls), hold a request open (long polls,
+streamed bodies) or speak WebSocket; each says so where it does it."""
 
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/login")
 

@@ -187,6 +187,9 @@ async def cancel(request_id: RequestId, state: State, token: PeerToken, source: 
     responses={409: {"description": "Someone else picked it up first"}, 410: {"description": "Withdrawn or expired"}},
 )
 async def pickup(request_id: RequestId, user: SessionStarter, state: State, source: Source) -> HelpRequestPicked:
+    # Its own transaction, committed before the waiting hosts are woken (which happens on the event loop, so
+    # not in a plain ``def`` route on ``DB``). No second slot: the signed-in user's ``DB`` holds one for
+    # this request already, and the pool keeps a second connection per slot for exactly this.
     def _pick() -> HelpRequestPicked:
         with state.database.session() as db:
             request = get_request(db, request_id)

@@ -63,6 +63,9 @@ def show(session_id: SessionId, db: DB, user: CurrentUser) -> SessionOut:
 async def end(
     session_id: SessionId, body: SessionEnd, user: CurrentUser, state: State, source: Source
 ) -> SessionOut:
+    # Its own transaction, committed before the peers are told (which happens on the event loop, so
+    # not in a plain ``def`` route on ``DB``). No second slot: the signed-in user's ``DB`` holds one for
+    # this request already, and the pool keeps a second connection per slot for exactly this.
     def _end() -> SessionOut:
         with state.database.session() as db:
             session = visible_session(db, user, session_id)

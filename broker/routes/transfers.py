@@ -66,6 +66,10 @@ HASH_WAIT_SECONDS = 10.0
 """How long a report waits for other requests to finish hashing the file's last chunks."""
 
 
+# The routes are ``async`` and take their unit of work through ``state.db_slots`` (see ``broker.deps.DB``):
+# most tell the peers and wake long polls once it is committed, and the chunk routes stream bodies.
+
+
 def _unit(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
     with state.database.session() as db:
         peer = identify_peer(db, session_id, token, what="transfer files")
