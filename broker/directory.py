@@ -117,7 +117,7 @@ def _keep_an_admin(db: Session, user: User, what: str) -> None:
     """Refuse ``what`` when ``user`` is the only enabled admin."""
     if _enabled_admins(db) == {user.id}:
         raise Conflict("last_admin", f"cannot {what}: {user.username} is the last enabled admin; "
-                                          "give another account the admin role first")
+                                     "give another account the admin role first")
 
 
 def _password(password: str | None, username: str) -> tuple[str, str | None]:
@@ -182,7 +182,8 @@ def delete_user(db: Session, user: User, *, actor: str, source: str | None) -> N
     if db.scalars(select(SupportSession.id).where(SupportSession.technician_id == user.id).limit(1)).first() or \
             db.scalars(select(Ticket.id).where(Ticket.created_by_id == user.id).limit(1)).first():
         raise Conflict(
-                       "account_has_history", f"{user.username} has tickets or sessions on record; disable the account instead")
+            "account_has_history", f"{user.username} has tickets or sessions on record; disable the account instead",
+        )
     audit.record(db, "account.deleted", actor=actor, source=source, username=user.username)
     db.delete(user)
 

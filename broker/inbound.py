@@ -116,8 +116,9 @@ def apply(db: Session, system: str, body: InboundTicket, *, source: str | None) 
         missing = [f for f in ("subject", "requester_name") if getattr(body, f) is None]
         if missing:
             raise Invalid(
-                           "invalid_request", f"no ticket has external_key {body.external_key!r} yet, and a new one needs "
-                           f"{' and '.join(missing)}")
+                "invalid_request",
+                f"no ticket has external_key {body.external_key!r} yet, and a new one needs {' and '.join(missing)}",
+            )
         try:
             ticket = open_ticket(
                 db, subject=body.subject or "", description=body.description or "",
@@ -130,7 +131,7 @@ def apply(db: Session, system: str, body: InboundTicket, *, source: str | None) 
             # The same key created by a concurrent request: that one won, this one may retry as an update.
             # (The caller's transaction is rolled back by the error.)
             raise Conflict("conflict", f"a ticket for external_key {body.external_key!r} was created "
-                                            "at the same moment; send the request again") from None
+                                       "at the same moment; send the request again") from None
     else:
         changed += update_fields(db, ticket, FieldChanges(
             subject=body.subject, description=body.description, requester_name=body.requester_name,

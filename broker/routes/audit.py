@@ -77,6 +77,12 @@ def _utc(moment: datetime, name: str) -> datetime:
         raise Invalid("invalid_request", f"{name}: {moment.isoformat()} has no date in UTC") from None
 
 
+# The routes below read the trail at rest: several units of work in a row, the trail sealed first
+# (``state.sealed_trail``), then what is read, verified or audited, each its own transaction. They run
+# in one worker thread (a plain ``def`` route, or ``run_in_threadpool`` for the long ones) and take no
+# slot of their own: the auditor's ``DB`` holds one for the request (``Lane.held``, broker/db_slots.py).
+
+
 def _session(db: DB, session_id: str) -> SupportSession:
     session = get_session(db, session_id)
     if session is None:
@@ -117,10 +123,12 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 def trail_broken(exc: TrailBroken) -> Conflict:
+    """The answer to a trail that does not verify, naming each problem."""
     return Conflict(
-                    "trail_does_not_verify", f"{exc}. Nothing is played or exported from a trail that does not verify; "
-                    "run 'deskhand-broker audit verify' for every problem",
-                    detail={"problems": [str(p) for p in exc.problems]})
+        "trail_does_not_verify", f"{exc}. Nothing is played or exported from a trail that does not verify; "
+        "run 'deskhand-broker audit verify' for every problem",
+        detail={"problems": [str(p) for p in exc.problems]},
+    )
 
 
 def _verified(state: BrokerState, session_id: str) -> VerifiedSession:
@@ -217,7 +225,8 @@ async def recording(
         current = tuple(_verified_segments(state, session_id))
         if current[:len(started.segments)] != started.segments:
             raise Conflict(
-                           "recording_changed", "the recording's segments changed since this playback started: start another")
+                "recording_changed", "the recording's segments changed since this playback started: start another",
+            )
         return _recording_bytes(state, session_id, started.segments)
 
     data = await run_in_threadpool(build)

@@ -257,7 +257,8 @@ def confirm_totp(body: TotpConfirm, db: DB, user: CurrentUser, source: Source) -
     now = utcnow()
     if not second_factor.accept_totp(db, user, body.code, now):
         raise Unreadable(
-                       "totp_invalid", "the code does not match: check that your device's clock is right and send the code now shown")
+            "totp_invalid", "the code does not match: check that your device's clock is right and send the code now shown",
+        )
     user.totp_enabled_at = now
     codes = second_factor.replace_recovery_codes(db, user)
     audit.record(db, "auth.totp_enrolled", actor=audit.user_actor(user), source=source, recovery_codes=len(codes))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from sqlalchemy.orm import Session
 
 from protocol.api import JoinRequest, JoinResponse
 
@@ -10,6 +11,7 @@ from .. import audit
 from ..access import PublicAccess
 from ..attempt_slots import SlotRefused
 from ..codes import Verdict
+from ..db_slots import Lane
 from ..deps import Source, State
 from ..json_bodies import BoundedJsonRoute
 from ..rate_gate import SUPPORT_CODES
@@ -34,11 +36,12 @@ async def join(body: JoinRequest, state: State, source: Source) -> JoinResponse:
         async with state.code_failures.slot(source or "unknown") as slot:
             try:
                 # Ahead of other database work: this check holds one of the few slots of its address.
-                return await state.db_slots.run_ahead(_redeem, state, body, source)
+                return await state.unit(lambda db: _redeem(db, state, body, source), lane=Lane.ahead)
             except CodeRejected as rejected:
                 blocked_for = slot.failed()  # frees the slot before the audit: waiters go on
                 # Audited in a transaction of its own: the redemption's was rolled back.
-                await state.db_slots.run_surely(_audit_failure, state, source, rejected.verdict, blocked_for)
+                verdict = rejected.verdict
+                await state.unit(lambda db: _audit_failure(db, source, verdict, blocked_for), lane=Lane.surely)
                 raise rejected.refusal() from None
     except SlotRefused as refused:
         if refused.blocked:
@@ -49,20 +52,16 @@ async def join(body: JoinRequest, state: State, source: Source) -> JoinResponse:
         ) from None
 
 
-def _redeem(state: BrokerState, body: JoinRequest, source: str | None) -> JoinResponse:
-    with state.database.session() as db:
-        session, host_token = redeem_code(db, body, code_key=state.keys.code_hash_key, source=source)
-        return session_join(session, state.settings.ice_config, state.keys.public_key_b64).with_token(host_token)
+def _redeem(db: Session, state: BrokerState, body: JoinRequest, source: str | None) -> JoinResponse:
+    session, host_token = redeem_code(db, body, code_key=state.keys.code_hash_key, source=source)
+    return session_join(session, state.settings.ice_config, state.keys.public_key_b64).with_token(host_token)
 
 
-def _audit_failure(
-    state: BrokerState, source: str | None, verdict: Verdict, blocked_for: int | None
-) -> None:
+def _audit_failure(db: Session, source: str | None, verdict: Verdict, blocked_for: int | None) -> None:
     """Audit a failed redemption and, when it tips the limit, the block it starts.
 
     Requests refused while blocked are not audited one by one: the block event
     covers them, and a flood of refusals cannot fill the trail.
     """
-    with state.database.session() as db:
-        audit.record(db, "code.redeem_failed", actor=audit.ANONYMOUS, source=source, reason=verdict.value)
-        SUPPORT_CODES.audit_block(db, source, blocked_for)
+    audit.record(db, "code.redeem_failed", actor=audit.ANONYMOUS, source=source, reason=verdict.value)
+    SUPPORT_CODES.audit_block(db, source, blocked_for)

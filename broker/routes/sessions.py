@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from protocol.api import (
     EndedBy,
@@ -19,6 +19,7 @@ from protocol.signalling import SessionEnded
 
 from .. import audit
 from ..access import SessionStarter
+from ..db_slots import Lane
 from ..deps import DB, CurrentUser, SessionId, Source, State
 from ..models import SupportSession, Ticket, User
 from ..refusals import not_found
@@ -63,19 +64,16 @@ def show(session_id: SessionId, db: DB, user: CurrentUser) -> SessionOut:
 async def end(
     session_id: SessionId, body: SessionEnd, user: CurrentUser, state: State, source: Source
 ) -> SessionOut:
-    # Its own transaction, committed before the peers are told (which happens on the event loop, so
-    # not in a plain ``def`` route on ``DB``). No second slot: the signed-in user's ``DB`` holds one for
-    # this request already, and the pool keeps a second connection per slot for exactly this.
-    def _end() -> SessionOut:
-        with state.database.session() as db:
-            session = visible_session(db, user, session_id)
-            end_session(
-                db, session, ended_by=EndedBy.technician, actor=audit.user_actor(user),
-                reason=body.reason, source=source,
-            )
-            return session_out(session)
+    # ``async`` with a unit of work of its own: committed before the peers are told, on the event loop.
+    def _end(db: Session) -> SessionOut:
+        session = visible_session(db, user, session_id)
+        end_session(
+            db, session, ended_by=EndedBy.technician, actor=audit.user_actor(user),
+            reason=body.reason, source=source,
+        )
+        return session_out(session)
 
-    ended = await run_in_threadpool(_end)
+    ended = await state.unit(_end, lane=Lane.held)
     state.session_over(
         ended.id, SessionEnded(ended_by=EndedBy.technician.value, reason=body.reason)
     )

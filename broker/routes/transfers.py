@@ -66,36 +66,29 @@ HASH_WAIT_SECONDS = 10.0
 """How long a report waits for other requests to finish hashing the file's last chunks."""
 
 
-# The routes are ``async`` and take their unit of work through ``state.db_slots`` (see ``broker.deps.DB``):
+# The routes are ``async``, each with its unit of work through ``state.unit`` (see ``broker.deps.DB``):
 # most tell the peers and wake long polls once it is committed, and the chunk routes stream bodies.
-
-
-def _unit(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
-    with state.database.session() as db:
-        peer = identify_peer(db, session_id, token, what="transfer files")
-        return work(db, peer)
 
 
 async def _run(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
     """One unit of work for the identified peer, off the event loop."""
-    return await state.db_slots.run(_unit, state, session_id, token, work)
-
-
-def _cached_unit(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
-    """Like :func:`_unit`, with the peer from :class:`~broker.peers.PeerCache` when it was just verified."""
-    now, generation = time.monotonic(), state.peers.generation
-    peer = state.peers.get(session_id, token, now) if token else None
-    with state.database.session() as db:
-        if peer is None:
-            peer = identify_peer(db, session_id, token, what="transfer files")
-            if token:
-                state.peers.put(session_id, token, peer, now, generation)
-        return work(db, peer)
+    return await state.unit(lambda db: work(db, identify_peer(db, session_id, token, what="transfer files")))
 
 
 async def _run_chunk(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
-    """A unit of work on the per-chunk paths, which run dozens of times a second."""
-    return await state.db_slots.run(_cached_unit, state, session_id, token, work)
+    """:func:`_run` on the per-chunk paths, which run dozens of times a second: the peer comes from
+    :class:`~broker.peers.PeerCache` when it was just verified."""
+    return await state.unit(lambda db: work(db, _cached_peer(db, state, session_id, token)))
+
+
+def _cached_peer(db: Session, state: BrokerState, session_id: str, token: str | None) -> SessionPeer:
+    now, generation = time.monotonic(), state.peers.generation
+    peer = state.peers.get(session_id, token, now) if token else None
+    if peer is None:
+        peer = identify_peer(db, session_id, token, what="transfer files")
+        if token:
+            state.peers.put(session_id, token, peer, now, generation)
+    return peer
 
 
 def _announce_request(state: BrokerState, out: FileRequestOut) -> None:
@@ -195,20 +188,19 @@ async def put_chunk(
     _offset, length = await _run_chunk(state, session_id, token, check)
     await state.spool.receive(transfer_id, index, request.stream(), size=length, sha256=x_chunk_sha256)
 
-    def record() -> str | None:
+    def record(db: Session) -> str | None:
         """Record the stored chunk; the transfer's state instead when it is over (nothing recorded)."""
         # The peer was identified before the upload; only the transfer's state matters now.
-        with state.database.session() as db:
-            transfer = rules.transfer_row(db, session_id, transfer_id)
-            if TransferState(transfer.state).over:
-                return transfer.state
-            rules.record_chunk(db, transfer, index, x_chunk_sha256, length)
-            return None
+        transfer = rules.transfer_row(db, session_id, transfer_id)
+        if TransferState(transfer.state).over:
+            return transfer.state
+        rules.record_chunk(db, transfer, index, x_chunk_sha256, length)
+        return None
 
     # Stored first, state read second; a cancel writes the state first and empties the spool
     # second. Whichever way they interleave, one of the two sees the other: a chunk stored
     # after the cancel emptied the spool is found here and removed with the rest.
-    over = await state.db_slots.run(record)
+    over = await state.unit(record)
     if over is not None:
         state.spool.remove(transfer_id)
         raise Conflict("transfer_over", f"the transfer is already {over}")
