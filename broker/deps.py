@@ -52,12 +52,11 @@ DB = Annotated[Session, Depends(db_session, scope="function")]
 the route returns, *before* the response is sent, so a client never acts on a 2xx whose
 writes are not visible yet (or were never committed at all).
 
-This is how a route reaches the database: a plain ``def`` route takes ``DB``. The one other
-shape is for ``async`` routes, which must not block the event loop: a function that opens
-``state.database.session()``, run by ``state.db_slots.run`` (or ``run_ahead``/``run_surely``),
-the same unit of work in the same kind of slot. They are the routes that act on the event loop
-after the commit (tell a session's peers, wake long polls), hold a request open (long polls,
-streamed bodies) or speak WebSocket; each says so where it does it."""
+This is how a plain ``def`` route reaches the database. An ``async`` route, which must not
+block the event loop, hands a function of the session to ``state.unit`` (``BrokerState.unit``):
+the same unit of work in a slot, in a worker thread. Those are the routes that act on the event
+loop after the commit (tell a session's peers, wake long polls), hold a request open (long
+polls, streamed bodies) or speak WebSocket."""
 
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/login")
 
