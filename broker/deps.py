@@ -49,7 +49,13 @@ def db_session(state: State, _slot: Annotated[None, Depends(database_slot, scope
 DB = Annotated[Session, Depends(db_session, scope="function")]
 """The request's unit of work, within a database slot. ``scope="function"``: committed when
 the route returns, *before* the response is sent, so a client never acts on a 2xx whose
-writes are not visible yet (or were never committed at all)."""
+writes are not visible yet (or were never committed at all).
+
+This is how a plain ``def`` route reaches the database. An ``async`` route, which must not
+block the event loop, hands a function of the session to ``state.unit`` (``BrokerState.unit``):
+the same unit of work in a slot, in a worker thread. Those are the routes that act on the event
+loop after the commit (tell a session's peers, wake long polls), hold a request open (long
+polls, streamed bodies) or speak WebSocket."""
 
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/login")
 

@@ -1,4 +1,11 @@
-"""API errors: one JSON shape (:class:`protocol.api.ErrorBody`) for every refusal, raised as :class:`ApiError`.
+"""API errors: one JSON shape (:class:`protocol.api.ErrorBody`) for every refusal, and the one
+mapping from a rule's :class:`~broker.refusals.Refusal` to an HTTP answer.
+
+Two things are raised to say no. Rules raise refusals (``broker/refusals.py``) and know no
+HTTP; :data:`REFUSAL_STATUS` gives each kind its status, and :func:`install_error_handlers`
+answers them, so no route translates one. :class:`ApiError` is for what is HTTP's own: the
+request's body (too large, too slow), its credentials (``401`` with ``WWW-Authenticate``,
+CSRF and origin checks), the framework's errors and the broker being out of database slots.
 
 Whatever goes wrong answers in that shape, also what no route foresaw: a full disk is
 ``507 disk_full`` (:func:`is_disk_full` knows how the operating system and SQLite say
@@ -21,6 +28,21 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from broker.refusals import (
+    Busy,
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    NotFound,
+    OutOfSpace,
+    RateLimited,
+    Refusal,
+    Retryable,
+    TooLarge,
+    Unauthenticated,
+    Unreadable,
+)
 from protocol.api import ErrorBody
 
 log = logging.getLogger(__name__)
@@ -56,6 +78,36 @@ class ApiError(Exception):
         return JSONResponse(
             body.model_dump(exclude_none=True), status_code=self.status, headers=self.headers
         )
+
+
+REFUSAL_STATUS: dict[type[Refusal], int] = {
+    Unreadable: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Gone: 410,
+    TooLarge: 413,
+    Invalid: 422,
+    RateLimited: 429,
+    Busy: 503,
+    OutOfSpace: 507,
+}
+"""The HTTP status of each kind of refusal; a subclass answers as the nearest kind it derives from."""
+
+
+def refusal_error(refusal: Refusal) -> ApiError:
+    """The HTTP answer to ``refusal``: its kind's status, its code and message, ``Retry-After`` when it says when."""
+    status = next(REFUSAL_STATUS[kind] for kind in type(refusal).__mro__ if kind in REFUSAL_STATUS)
+    headers = None
+    if isinstance(refusal, Retryable) and refusal.retry_after is not None:
+        headers = {"Retry-After": str(refusal.retry_after)}
+    return ApiError(status, refusal.code, refusal.message, headers=headers, detail=refusal.detail)
+
+
+def http_error(exc: ApiError | Refusal) -> ApiError:
+    """``exc`` as an :class:`ApiError`: for a WebSocket's denial, which no exception handler sends."""
+    return exc if isinstance(exc, ApiError) else refusal_error(exc)
 
 
 class ReadRefusal(StarletteHTTPException):
@@ -146,10 +198,6 @@ def unauthorized(message: str = "sign in first: send 'Authorization: Bearer <tok
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, "not_found", f"{what} does not exist or is not visible to you")
-
-
 def _describe(errors: list[dict[str, object]]) -> str:
     parts = []
     for err in errors[:5]:
@@ -171,6 +219,10 @@ def install_error_handlers(app: FastAPI, data_dir: Path) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return exc.response()
+
+    @app.exception_handler(Refusal)
+    async def _refusal(_request: Request, exc: Refusal) -> JSONResponse:
+        return refusal_error(exc).response()
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

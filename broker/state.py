@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from broker.accounts import password_policy
 from broker.audit.evidence import VerifiedRecordings
@@ -25,11 +27,13 @@ from broker.sessions.peers import PeerCache
 from broker.sessions.spool import ChunkSignals, TransferSpool
 from broker.settings import Settings
 from broker.storage.db import Database
-from broker.storage.db_slots import DatabaseSlots
+from broker.storage.db_slots import DatabaseSlots, Lane
 from broker.throttling.attempt_slots import AttemptSlots
 from broker.throttling.ratelimit import AttemptGate, BucketsByKey, FailureLimiter
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 INBOUND_FAILURE_WINDOW_SECONDS = 60
 
@@ -102,6 +106,27 @@ class BrokerState:
         """Seal pending audit events and sign the heads of the chains they moved (in bounded batches)."""
         with SEALING:
             return self._seal()
+
+    async def unit(
+        self, work: Callable[[Session], T], *, lane: Lane = Lane.in_turn, again_on: tuple[type[Exception], ...] = (),
+    ) -> T:
+        """``work(db)`` as one unit of work (:meth:`~broker.storage.db.Database.session`: committed when it
+        returns, rolled back when it raises) in a worker thread, within a database slot of ``lane``.
+
+        How an ``async`` route reaches the database; a plain ``def`` route takes ``broker.deps.DB``.
+        ``again_on``: when the unit of work raises one of these (a race another request won, whose
+        row is found now), ``work`` runs once more in a new one, in the same slot and thread.
+        """
+        async with self.db_slots.slot_for(lane):
+            return await run_in_threadpool(self._in_unit, work, again_on)
+
+    def _in_unit(self, work: Callable[[Session], T], again_on: tuple[type[Exception], ...]) -> T:
+        try:
+            with self.database.session() as db:
+                return work(db)
+        except again_on:
+            with self.database.session() as db:
+                return work(db)
 
     @contextlib.contextmanager
     def sealed_trail(self) -> Iterator[Session]:

@@ -20,7 +20,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from broker.deps import CurrentUser
-from broker.errors import ApiError
+from broker.refusals import Forbidden
 from broker.storage.models import User
 from protocol.permissions import ROLE_PERMISSION_NAMES
 
@@ -35,8 +35,8 @@ class Requires:
 
     async def __call__(self, user: CurrentUser) -> User:
         if self.permission not in user.permissions:
-            raise ApiError(
-                403, "forbidden",
+            raise Forbidden(
+                "forbidden",
                 f"this needs the {self.permission!r} permission, which none of your roles grants; ask an admin",
             )
         return user

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from broker.accounts import directory
-from broker.errors import ApiError
+from broker.refusals import Refusal
 from broker.storage.models import Role, Team, User
 from protocol.admin import RoleCreate, RoleUpdate, TeamCreate, TeamPolicy, TeamUpdate, UserCreate, UserUpdate
 from protocol.permissions import ROLE_PERMISSION_NAMES
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace, db_session: Callable[[], Any], handlers: Mappi
             given = f" (got {e['input']!r})" if isinstance(e.get("input"), (str, int, float)) else ""
             print(f"deskhand-broker: {field}: {one_line(e['msg'])}{given}", file=sys.stderr)
         return EXIT_USAGE
-    except ApiError as exc:
+    except Refusal as exc:
         print(f"deskhand-broker: {one_line(exc.message)}", file=sys.stderr)
         return EXIT_FAILED
     if result is not None:

@@ -18,7 +18,7 @@ from broker.accounts.password_policy import check_password
 from broker.accounts.passwords import generate_password, hash_password
 from broker.audit import events as audit
 from broker.clock import utcnow
-from broker.errors import ApiError, not_found
+from broker.refusals import Conflict, Invalid, not_found
 from broker.sessions.grants import team_policy
 from broker.storage.models import Role, SupportSession, Team, Ticket, User, UserRole
 from protocol.admin import (
@@ -66,7 +66,7 @@ def _one(db: Session, column: Any, name: str, what: str) -> Any:
 
 def _refuse_taken(db: Session, column: Any, name: str, error: str, what: str) -> None:
     if db.scalars(select(column.class_).where(column == name)).first() is not None:
-        raise ApiError(409, error, f"{what} named {name!r} exists already")
+        raise Conflict(error, f"{what} named {name!r} exists already")
 
 
 def find_user(db: Session, username: str) -> User:
@@ -88,7 +88,7 @@ def _named(db: Session, column: Any, names: Iterable[str], what: str, listing: s
     found = {getattr(row, column.key): row for row in db.scalars(select(column.class_).where(column.in_(wanted))).unique()}
     missing = [n for n in wanted if n not in found]
     if missing:
-        raise ApiError(422, "invalid_request", f"there is no {what} {missing[0]!r}; list them with GET {listing}")
+        raise Invalid("invalid_request", f"there is no {what} {missing[0]!r}; list them with GET {listing}")
     return [found[n] for n in wanted]
 
 
@@ -115,8 +115,8 @@ def _enabled_admins(db: Session) -> set[int]:
 def _keep_an_admin(db: Session, user: User, what: str) -> None:
     """Refuse ``what`` when ``user`` is the only enabled admin."""
     if _enabled_admins(db) == {user.id}:
-        raise ApiError(409, "last_admin", f"cannot {what}: {user.username} is the last enabled admin; "
-                                          "give another account the admin role first")
+        raise Conflict("last_admin", f"cannot {what}: {user.username} is the last enabled admin; "
+                                     "give another account the admin role first")
 
 
 def _password(password: str | None, username: str) -> tuple[str, str | None]:
@@ -126,7 +126,7 @@ def _password(password: str | None, username: str) -> tuple[str, str | None]:
         return hash_password(generated), generated
     problem = check_password(password, username)
     if problem is not None:
-        raise ApiError(422, "weak_password", problem)
+        raise Invalid("weak_password", problem)
     return hash_password(password), None
 
 
@@ -180,8 +180,9 @@ def delete_user(db: Session, user: User, *, actor: str, source: str | None) -> N
     _keep_an_admin(db, user, "delete the account")
     if db.scalars(select(SupportSession.id).where(SupportSession.technician_id == user.id).limit(1)).first() or \
             db.scalars(select(Ticket.id).where(Ticket.created_by_id == user.id).limit(1)).first():
-        raise ApiError(409, "account_has_history",
-                       f"{user.username} has tickets or sessions on record; disable the account instead")
+        raise Conflict(
+            "account_has_history", f"{user.username} has tickets or sessions on record; disable the account instead",
+        )
     audit.record(db, "account.deleted", actor=actor, source=source, username=user.username)
     db.delete(user)
 
@@ -213,7 +214,7 @@ def create_role(db: Session, body: RoleCreate, *, actor: str, source: str | None
 
 def update_role(db: Session, role: Role, body: RoleUpdate, *, actor: str, source: str | None) -> Role:
     if body.permissions is not None and role.name == ADMIN_ROLE and set(body.permissions) != set(role.permissions):
-        raise ApiError(409, "builtin_role", "the admin role always holds every permission; make a role of your own")
+        raise Conflict("builtin_role", "the admin role always holds every permission; make a role of your own")
     changes: dict[str, object] = {}
     if body.description is not None:
         role.description = changes["description"] = body.description
@@ -228,7 +229,7 @@ def update_role(db: Session, role: Role, body: RoleUpdate, *, actor: str, source
 
 def delete_role(db: Session, role: Role, *, actor: str, source: str | None) -> None:
     if role.builtin:
-        raise ApiError(409, "builtin_role", f"{role.name} is built in and cannot be deleted")
+        raise Conflict("builtin_role", f"{role.name} is built in and cannot be deleted")
     audit.record(db, "role.deleted", actor=actor, source=source, role=role.name)
     db.delete(role)
 

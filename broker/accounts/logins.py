@@ -9,7 +9,7 @@ from broker.accounts.passwords import generate_password, hash_password
 from broker.accounts.tokens import USER_TOKEN_PREFIX, hash_token
 from broker.audit import events as audit
 from broker.clock import utcnow
-from broker.errors import ApiError
+from broker.refusals import Forbidden
 from broker.storage.models import AccessToken, Role, User
 
 FIRST_ADMIN = "admin"
@@ -60,25 +60,25 @@ def needs_totp_enrolment(user: User) -> bool:
     return user.totp_enabled_at is None and any(role.require_totp for role in user.roles)
 
 
-def totp_enrollment_required() -> ApiError:
+def totp_enrollment_required() -> Forbidden:
     """The refusal of every request but enrolling, while :func:`needs_totp_enrolment`."""
-    return ApiError(
-        403, "totp_enrollment_required",
+    return Forbidden(
+        "totp_enrollment_required",
         "your role requires two-factor sign-in: run 'deskhand-console totp enroll' "
         "(POST /auth/totp/enroll, then /auth/totp/confirm) before anything else",
     )
 
 
-def password_change_required() -> ApiError:
+def password_change_required() -> Forbidden:
     """The refusal of every request but changing the password, while ``must_change_password``."""
-    return ApiError(
-        403, "password_change_required",
+    return Forbidden(
+        "password_change_required",
         "your password was set by someone else (a first password or a reset): choose your own before anything "
         "else: run 'deskhand-console passwd' (POST /auth/password), or in the browser console open Account",
     )
 
 
-def unfinished_setup(user: User) -> ApiError | None:
+def unfinished_setup(user: User) -> Forbidden | None:
     """The refusal for what ``user`` must do before anything else (change a password someone else
     set, then enrol in TOTP if a role requires it), or None when the account is ready."""
     if user.must_change_password:

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broker.audit import events as audit
-from broker.errors import ApiError
+from broker.refusals import Forbidden, Invalid
 from broker.sessions.peers import SessionPeer
 from broker.sessions.session_usage import SessionQuotas, SessionUsage, charge
 from broker.storage.models import AuditEvent
@@ -45,9 +45,9 @@ def check_reportable(peer: SessionPeer, events: Sequence[PeerEvent], *, keystrok
     allowed = HOST_EVENT_KINDS if peer.role is Role.host else TECHNICIAN_EVENT_KINDS
     for event in events:
         if event.kind not in allowed:
-            raise ApiError(422, "invalid_event", f"a {peer.role.value} does not report {event.kind!r} events")
+            raise Invalid("invalid_event", f"a {peer.role.value} does not report {event.kind!r} events")
         if event.kind == "input.text" and not keystroke_logging:
-            raise ApiError(403, "not_allowed", "keystroke logging is off in this deployment")
+            raise Forbidden("not_allowed", "keystroke logging is off in this deployment")
 
 
 def store_reported(

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from broker.audit import events as audit
 from broker.clock import utcnow
-from broker.errors import ApiError
 from broker.helpdesk.tickets import add_comment, get_ticket
+from broker.refusals import Conflict
 from broker.storage.models import SessionSurvey, SupportSession
 from protocol.api import SessionState, SurveyOut
 from protocol.helpdesk import CommentKind, Visibility
@@ -31,12 +31,12 @@ def survey_out(survey: SessionSurvey) -> SurveyOut:
 def submit_survey(db: Session, session: SupportSession, answer: SurveyAnswer, *, source: str | None) -> SessionSurvey:
     """Store the host's answer for the ended ``session`` and note it on the ticket, once.
 
-    Raises :class:`ApiError` 409 while the session is live or when it was answered already.
+    Raises :class:`~broker.refusals.Conflict` while the session is live or when it was answered already.
     """
     if session.state != SessionState.ended.value:
-        raise ApiError(409, "session_live", "the survey opens when the session has ended")
+        raise Conflict("session_live", "the survey opens when the session has ended")
     if db.scalar(select(SessionSurvey.session_id).where(SessionSurvey.session_id == session.id)) is not None:
-        raise ApiError(409, "survey_answered", "this session's survey was answered already")
+        raise Conflict("survey_answered", "this session's survey was answered already")
     actor = audit.host_actor(session.id)
     survey = SessionSurvey(
         session_id=session.id, ticket_id=session.ticket_id, rating=answer.rating,
@@ -47,7 +47,7 @@ def submit_survey(db: Session, session: SupportSession, answer: SurveyAnswer, *,
         db.flush()
     except IntegrityError:
         # A second answer raced this one past the check above; the first stays.
-        raise ApiError(409, "survey_answered", "this session's survey was answered already") from None
+        raise Conflict("survey_answered", "this session's survey was answered already") from None
     ticket = get_ticket(db, session.ticket_id)
     assert ticket is not None
     body = f"Satisfaction survey: {answer.rating}/{RATING_MAX}"

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from broker.audit import events as audit
 from broker.clock import utcnow
 from broker.helpdesk.sla import SLA_CLOCK_KEY, SlaClock, SlaState, Targets
+from broker.refusals import Conflict
 from broker.storage.models import SlaTarget, SupportSession, Team, Ticket, TicketComment, User
 from protocol.helpdesk import (
     CommentKind,
@@ -25,6 +26,7 @@ from protocol.helpdesk import (
     TicketOrder,
     TicketOrigin,
     TicketStatus,
+    TransitionRefused,
     Visibility,
     check_move,
 )
@@ -116,11 +118,15 @@ def _external_json(ticket: Ticket) -> dict[str, str] | None:
 
 
 def change_status(db: Session, ticket: Ticket, target: TicketStatus, *, actor: str, source: str | None) -> None:
-    """Move the ticket; raises ``TransitionRefused`` naming the allowed moves. A no-op if already there."""
+    """Move the ticket; a :class:`~broker.refusals.Conflict` (``transition_refused``) names the allowed
+    moves. A no-op if already there."""
     current = TicketStatus(ticket.status)
     if current is target:
         return
-    check_move(current, target)
+    try:
+        check_move(current, target)
+    except TransitionRefused as refused:
+        raise Conflict("transition_refused", str(refused)) from None
     now = utcnow()
     clock = sla_clock(db)
     state = sla_state(ticket)

@@ -16,12 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from broker.errors import ApiError
 from broker.helpdesk.tickets import FieldChanges, add_comment, change_status, find_by_external, open_ticket, update_fields
 from broker.integrations.webhooks import inbound_secret_context
 from broker.keys import unwrap
+from broker.refusals import Conflict, Invalid
 from broker.storage.models import InboundSource
-from protocol.helpdesk import CommentKind, TicketOrigin, TicketStatus, TransitionRefused, Visibility
+from protocol.helpdesk import CommentKind, TicketOrigin, TicketStatus, Visibility
 from protocol.webhooks import InboundResult, InboundTicket, Refusal, verify
 
 REFUSED_MESSAGE = (
@@ -105,7 +105,8 @@ def seen_key(system: str, signature: str | None) -> str:
 
 
 def apply(db: Session, system: str, body: InboundTicket, *, source: str | None) -> InboundResult:
-    """Create the ticket ``(system, body.external_key)`` or change it; raises :class:`ApiError` (409, 422)."""
+    """Create the ticket ``(system, body.external_key)`` or change it; refused with
+    :class:`~broker.refusals.Conflict` or :class:`~broker.refusals.Invalid`."""
     who = actor(system)
     ticket = find_by_external(db, system, body.external_key)
     created = ticket is None
@@ -113,9 +114,10 @@ def apply(db: Session, system: str, body: InboundTicket, *, source: str | None) 
     if ticket is None:
         missing = [f for f in ("subject", "requester_name") if getattr(body, f) is None]
         if missing:
-            raise ApiError(422, "invalid_request",
-                           f"no ticket has external_key {body.external_key!r} yet, and a new one needs "
-                           f"{' and '.join(missing)}")
+            raise Invalid(
+                "invalid_request",
+                f"no ticket has external_key {body.external_key!r} yet, and a new one needs {' and '.join(missing)}",
+            )
         try:
             ticket = open_ticket(
                 db, subject=body.subject or "", description=body.description or "",
@@ -127,8 +129,8 @@ def apply(db: Session, system: str, body: InboundTicket, *, source: str | None) 
         except IntegrityError:
             # The same key created by a concurrent request: that one won, this one may retry as an update.
             # (The caller's transaction is rolled back by the error.)
-            raise ApiError(409, "conflict", f"a ticket for external_key {body.external_key!r} was created "
-                                            "at the same moment; send the request again") from None
+            raise Conflict("conflict", f"a ticket for external_key {body.external_key!r} was created "
+                                       "at the same moment; send the request again") from None
     else:
         changed += update_fields(db, ticket, FieldChanges(
             subject=body.subject, description=body.description, requester_name=body.requester_name,
@@ -136,10 +138,7 @@ def apply(db: Session, system: str, body: InboundTicket, *, source: str | None) 
             priority=body.priority.value if body.priority else None, category=body.category,
         ), actor=who, source=source)
     if body.status is not None and body.status is not TicketStatus(ticket.status):
-        try:
-            change_status(db, ticket, body.status, actor=who, source=source)
-        except TransitionRefused as refused:
-            raise ApiError(409, "transition_refused", str(refused)) from None
+        change_status(db, ticket, body.status, actor=who, source=source)
         changed.append("status")
     if body.comment is not None:
         add_comment(db, ticket, kind=CommentKind.inbound, visibility=Visibility.public, body=body.comment,

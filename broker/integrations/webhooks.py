@@ -13,16 +13,17 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import httpx
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from broker.audit import events as audit
 from broker.clock import utcnow
-from broker.errors import ApiError, log_round_failure, not_found
+from broker.errors import log_round_failure
 from broker.integrations.outbox import (
     Attempt,
     Outgoing,
@@ -33,6 +34,7 @@ from broker.integrations.outbox import (
     prune_delivered,
 )
 from broker.keys import wrap
+from broker.refusals import Conflict, not_found
 from broker.storage.models import InboundSource, WebhookDelivery, WebhookEndpoint
 from protocol.webhooks import (
     DELIVERY_HEADER,
@@ -70,6 +72,106 @@ def _secret_or_generated(given: str | None) -> tuple[str, str | None]:
     return generated, generated
 
 
+Row = TypeVar("Row", WebhookEndpoint, InboundSource)
+
+
+@dataclass(frozen=True)
+class SecretHolders(Generic[Row]):
+    """The rules both kinds of integration share: rows known by a unique name, holding a secret
+    wrapped by the master key, added, changed and removed with an audit event each.
+
+    Webhook endpoints (:data:`ENDPOINTS`) and inbound sources (:data:`INBOUND_SOURCES`) differ only
+    in the fields below; what is particular to one (an endpoint's deliveries) stays in its functions.
+    """
+
+    model: type[Row]
+    name_field: str
+    """The column that names a row: its key in the API, the CLI and the audit events."""
+    what: str
+    """How refusals name a row: "webhook", "inbound source"."""
+    a_what: str
+    """The same with its article: "a webhook", "an inbound source"."""
+    exists_error: str
+    """The error code when the name is taken."""
+    audit_key: str
+    """The key of the row's name in its audit events: "webhook", "system"."""
+    audit_prefix: str
+    """Events are ``<audit_prefix>.created``, ``.changed`` and ``.deleted``."""
+    fields: tuple[str, ...]
+    """The fields a row is created with besides its name (in its created event, in this order)
+    and the ones a change may set."""
+    secret_context: Callable[[str], str]
+    """What the wrapped secret of the row with this name is bound to (``broker.keys.wrap``)."""
+
+    def _named(self, name: str) -> Select[Row]:
+        return select(self.model).where(getattr(self.model, self.name_field) == name)
+
+    def find(self, db: Session, name: str) -> Row:
+        row = db.scalars(self._named(name)).one_or_none()
+        if row is None:
+            raise not_found(f"{self.what} {name!r}")
+        return row
+
+    def listed(self, db: Session) -> list[Row]:
+        """All rows, by name."""
+        return list(db.scalars(select(self.model).order_by(getattr(self.model, self.name_field))))
+
+    def create(
+        self, db: Session, name: str, values: dict[str, Any], given_secret: str | None, master_key: bytes,
+        *, actor: str, source: str | None,
+    ) -> tuple[Row, str | None]:
+        """Add the row ``name`` with ``values`` (:attr:`fields`); returns it and the generated secret
+        (None when ``given_secret`` was given). Refused when the name is taken."""
+        if db.scalars(self._named(name)).first() is not None:
+            raise Conflict(self.exists_error, f"{self.a_what} named {name!r} exists already")
+        secret, generated = _secret_or_generated(given_secret)
+        row = self.model(
+            **{self.name_field: name}, **{field: values[field] for field in self.fields}, created_at=utcnow(),
+            secret_wrapped=wrap(master_key, secret.encode(), self.secret_context(name)),
+        )
+        db.add(row)
+        db.flush()
+        audit.record_data(db, f"{self.audit_prefix}.created", {
+            self.audit_key: name,
+            **{field: getattr(row, field) for field in self.fields},
+        }, actor=actor, source=source)
+        return row, generated
+
+    def change(self, db: Session, row: Row, values: dict[str, Any], *, actor: str, source: str | None) -> Row:
+        """Set each of ``values`` that is given (not None) and differs; one audit event names what changed."""
+        changes: dict[str, Any] = {}
+        for field, value in values.items():
+            if value is not None and value != getattr(row, field):
+                setattr(row, field, value)
+                changes[field] = value
+        if changes:
+            audit.record_data(db, f"{self.audit_prefix}.changed",
+                              {self.audit_key: getattr(row, self.name_field), **changes}, actor=actor, source=source)
+        return row
+
+    def remove(self, db: Session, row: Row, *, actor: str, source: str | None) -> None:
+        db.delete(row)
+        audit.record_data(db, f"{self.audit_prefix}.deleted", {self.audit_key: getattr(row, self.name_field)},
+                          actor=actor, source=source)
+
+
+def inbound_secret_context(system: str) -> str:
+    """What an inbound source's wrapped secret is bound to (see ``broker.keys.wrap``)."""
+    return f"inbound:{system}"
+
+
+ENDPOINTS = SecretHolders(
+    WebhookEndpoint, name_field="name", what="webhook", a_what="a webhook", exists_error="webhook_exists",
+    audit_key="webhook", audit_prefix="webhook", fields=("url", "events", "enabled"),
+    secret_context=endpoint_secret_context,
+)
+INBOUND_SOURCES = SecretHolders(
+    InboundSource, name_field="system", what="inbound source", a_what="an inbound source",
+    exists_error="inbound_source_exists", audit_key="system", audit_prefix="inbound_source", fields=("enabled",),
+    secret_context=inbound_secret_context,
+)
+
+
 # --- endpoints ----------------------------------------------------------------------------
 
 
@@ -86,54 +188,33 @@ def webhook_out(db: Session, endpoint: WebhookEndpoint) -> WebhookOut:
 
 
 def find_webhook(db: Session, name: str) -> WebhookEndpoint:
-    endpoint = db.scalars(select(WebhookEndpoint).where(WebhookEndpoint.name == name)).one_or_none()
-    if endpoint is None:
-        raise not_found(f"webhook {name!r}")
-    return endpoint
+    return ENDPOINTS.find(db, name)
 
 
 def list_webhooks(db: Session) -> list[WebhookEndpoint]:
-    return list(db.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.name)))
+    return ENDPOINTS.listed(db)
 
 
 def create_webhook(
     db: Session, body: WebhookCreate, master_key: bytes, *, actor: str, source: str | None
 ) -> tuple[WebhookEndpoint, str | None]:
     """Add an endpoint; returns it and the generated secret (None when the body gave one)."""
-    if db.scalars(select(WebhookEndpoint).where(WebhookEndpoint.name == body.name)).first() is not None:
-        raise ApiError(409, "webhook_exists", f"a webhook named {body.name!r} exists already")
-    secret, generated = _secret_or_generated(body.secret)
-    endpoint = WebhookEndpoint(
-        name=body.name, url=body.url, events=body.events, enabled=body.enabled, created_at=utcnow(),
-        secret_wrapped=wrap(master_key, secret.encode(), endpoint_secret_context(body.name)),
-    )
-    db.add(endpoint)
-    db.flush()
-    audit.record(db, "webhook.created", actor=actor, source=source, webhook=endpoint.name, url=endpoint.url,
-                 events=endpoint.events, enabled=endpoint.enabled)
-    return endpoint, generated
+    values = {"url": body.url, "events": body.events, "enabled": body.enabled}
+    return ENDPOINTS.create(db, body.name, values, body.secret, master_key, actor=actor, source=source)
 
 
 def update_webhook(
     db: Session, endpoint: WebhookEndpoint, body: WebhookUpdate, *, actor: str, source: str | None
 ) -> WebhookEndpoint:
-    changes: dict[str, Any] = {}
-    for field in ("url", "events", "enabled"):
-        value = getattr(body, field)
-        if value is not None and value != getattr(endpoint, field):
-            setattr(endpoint, field, value)
-            changes[field] = value
-    if changes:
-        audit.record_data(db, "webhook.changed", {"webhook": endpoint.name, **changes}, actor=actor, source=source)
-    return endpoint
+    values = {"url": body.url, "events": body.events, "enabled": body.enabled}
+    return ENDPOINTS.change(db, endpoint, values, actor=actor, source=source)
 
 
 def delete_webhook(db: Session, endpoint: WebhookEndpoint, *, actor: str, source: str | None) -> None:
     """Remove an endpoint and every delivery queued for it."""
     db.execute(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
                .execution_options(synchronize_session=False))
-    db.delete(endpoint)
-    audit.record(db, "webhook.deleted", actor=actor, source=source, webhook=endpoint.name)
+    ENDPOINTS.remove(db, endpoint, actor=actor, source=source)
 
 
 def send_test(db: Session, endpoint: WebhookEndpoint, *, actor: str, source: str | None) -> WebhookDelivery:
@@ -187,7 +268,7 @@ def replay_delivery(db: Session, delivery_id: str, *, actor: str, source: str | 
         raise not_found(f"delivery {delivery_id!r}")
     delivery, webhook = row
     if delivery.state != DeliveryState.dead.value:
-        raise ApiError(409, "not_dead", f"delivery {delivery_id} is {delivery.state}; only a dead delivery can be replayed")
+        raise Conflict("not_dead", f"delivery {delivery_id} is {delivery.state}; only a dead delivery can be replayed")
     delivery.state = DeliveryState.pending.value
     delivery.attempts = 0
     delivery.next_attempt_at = utcnow()
@@ -199,56 +280,35 @@ def replay_delivery(db: Session, delivery_id: str, *, actor: str, source: str | 
 # --- inbound sources ----------------------------------------------------------------------
 
 
-def inbound_secret_context(system: str) -> str:
-    """What an inbound source's wrapped secret is bound to (see ``broker.keys.wrap``)."""
-    return f"inbound:{system}"
-
-
 def inbound_source_out(row: InboundSource) -> InboundSourceOut:
     return InboundSourceOut(id=row.id, system=row.system, enabled=row.enabled, created_at=row.created_at)
 
 
 def find_inbound_source(db: Session, system: str) -> InboundSource:
-    row = db.scalars(select(InboundSource).where(InboundSource.system == system)).one_or_none()
-    if row is None:
-        raise not_found(f"inbound source {system!r}")
-    return row
+    return INBOUND_SOURCES.find(db, system)
 
 
 def list_inbound_sources(db: Session) -> list[InboundSource]:
-    return list(db.scalars(select(InboundSource).order_by(InboundSource.system)))
+    return INBOUND_SOURCES.listed(db)
 
 
 def create_inbound_source(
     db: Session, body: InboundSourceCreate, master_key: bytes, *, actor: str, source: str | None
 ) -> tuple[InboundSource, str | None]:
     """Allow an external system to send tickets; returns it and the generated secret (or None)."""
-    if db.scalars(select(InboundSource).where(InboundSource.system == body.system)).first() is not None:
-        raise ApiError(409, "inbound_source_exists", f"an inbound source named {body.system!r} exists already")
-    secret, generated = _secret_or_generated(body.secret)
-    row = InboundSource(
-        system=body.system, enabled=body.enabled, created_at=utcnow(),
-        secret_wrapped=wrap(master_key, secret.encode(), inbound_secret_context(body.system)),
-    )
-    db.add(row)
-    db.flush()
-    audit.record(db, "inbound_source.created", actor=actor, source=source, system=row.system, enabled=row.enabled)
-    return row, generated
+    return INBOUND_SOURCES.create(db, body.system, {"enabled": body.enabled}, body.secret, master_key,
+                                  actor=actor, source=source)
 
 
 def set_inbound_source_enabled(
     db: Session, row: InboundSource, enabled: bool, *, actor: str, source: str | None
 ) -> InboundSource:
-    if row.enabled != enabled:
-        row.enabled = enabled
-        audit.record(db, "inbound_source.changed", actor=actor, source=source, system=row.system, enabled=enabled)
-    return row
+    return INBOUND_SOURCES.change(db, row, {"enabled": enabled}, actor=actor, source=source)
 
 
 def delete_inbound_source(db: Session, row: InboundSource, *, actor: str, source: str | None) -> None:
     """Stop accepting a system's requests; its tickets keep their external reference."""
-    db.delete(row)
-    audit.record(db, "inbound_source.deleted", actor=actor, source=source, system=row.system)
+    INBOUND_SOURCES.remove(db, row, actor=actor, source=source)
 
 
 # --- the delivery worker ------------------------------------------------------------------

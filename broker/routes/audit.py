@@ -30,7 +30,7 @@ from broker.audit.playbacks import PLAYBACK_IDLE_SECONDS
 from broker.audit.reports import session_report
 from broker.audit.trail import load_chains, verify_loaded
 from broker.deps import DB, SessionId, Source, State
-from broker.errors import ApiError, not_found
+from broker.refusals import Busy, Conflict, Forbidden, Invalid, NotFound, not_found
 from broker.serializers import session_out
 from broker.sessions.support_sessions import get_session
 from broker.state import BrokerState
@@ -74,7 +74,13 @@ def _utc(moment: datetime, name: str) -> datetime:
     try:
         return moment.astimezone(UTC)
     except OverflowError:
-        raise ApiError(422, "invalid_request", f"{name}: {moment.isoformat()} has no date in UTC") from None
+        raise Invalid("invalid_request", f"{name}: {moment.isoformat()} has no date in UTC") from None
+
+
+# The routes below read the trail at rest: several units of work in a row, the trail sealed first
+# (``state.sealed_trail``), then what is read, verified or audited, each its own transaction. They run
+# in one worker thread (a plain ``def`` route, or ``run_in_threadpool`` for the long ones) and take no
+# slot of their own: the auditor's ``DB`` holds one for the request (``Lane.held``, broker/storage/db_slots.py).
 
 
 def _session(db: DB, session_id: str) -> SupportSession:
@@ -116,11 +122,13 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return first, last
 
 
-def trail_broken(exc: TrailBroken) -> ApiError:
-    return ApiError(409, "trail_does_not_verify",
-                    f"{exc}. Nothing is played or exported from a trail that does not verify; "
-                    "run 'deskhand-broker audit verify' for every problem",
-                    detail={"problems": [str(p) for p in exc.problems]})
+def trail_broken(exc: TrailBroken) -> Conflict:
+    """The answer to a trail that does not verify, naming each problem."""
+    return Conflict(
+        "trail_does_not_verify", f"{exc}. Nothing is played or exported from a trail that does not verify; "
+        "run 'deskhand-broker audit verify' for every problem",
+        detail={"problems": [str(p) for p in exc.problems]},
+    )
 
 
 def _verified(state: BrokerState, session_id: str) -> VerifiedSession:
@@ -169,7 +177,7 @@ async def start_playback(session_id: SessionId, state: State, user: RecordingVie
     def start() -> PlaybackStarted:
         segments = tuple(_verified_segments(state, session_id))
         if not segments:
-            raise ApiError(404, "no_recording", f"session {session_id} has no recording")
+            raise NotFound("no_recording", f"session {session_id} has no recording")
         joined = _recording_bytes(state, session_id, segments)
         with state.database.session() as db:
             # What this playback may serve, exactly: the ranges a player then asks for are not audited.
@@ -184,10 +192,9 @@ async def start_playback(session_id: SessionId, state: State, user: RecordingVie
     return await run_in_threadpool(start)
 
 
-def playback_required(session_id: str) -> ApiError:
-    return ApiError(
-        403, "playback_required",
-        f"start a playback first: POST {API_PREFIX}/audit/sessions/{session_id}/playbacks (audited as "
+def playback_required(session_id: str) -> Forbidden:
+    return Forbidden(
+        "playback_required", f"start a playback first: POST {API_PREFIX}/audit/sessions/{session_id}/playbacks (audited as "
         "recording.played), then ask with ?playback=<its playback_id>; an id is yours alone, for this session, "
         f"and lapses after {PLAYBACK_IDLE_SECONDS / 60:g} minutes unused",
     )
@@ -217,8 +224,9 @@ async def recording(
             raise playback_required(session_id)
         current = tuple(_verified_segments(state, session_id))
         if current[:len(started.segments)] != started.segments:
-            raise ApiError(409, "recording_changed",
-                           "the recording's segments changed since this playback started: start another")
+            raise Conflict(
+                "recording_changed", "the recording's segments changed since this playback started: start another",
+            )
         return _recording_bytes(state, session_id, started.segments)
 
     data = await run_in_threadpool(build)
@@ -256,7 +264,7 @@ async def export(session_id: SessionId, state: State, user: AuditExporter, sourc
         verified = _verified(state, session_id)
         export_seq = next((e.seq for e in verified.events if e.id == export_row), None)
         if verified.head is None or export_seq is None:
-            raise ApiError(503, "trail_busy", "the export could not be sealed into the trail yet; try again")
+            raise Busy("trail_busy", "the export could not be sealed into the trail yet; try again")
         with state.database.session() as db:
             segments = [(ref.index, functools.partial(evidence.segment_bytes, db, state.recordings, session_id, ref))
                         for ref in verified.segments]

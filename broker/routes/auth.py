@@ -24,7 +24,7 @@ from broker.accounts.tokens import USER_TOKEN_PREFIX, new_token
 from broker.audit import events as audit
 from broker.clock import utcnow
 from broker.deps import DB, CurrentUser, Source, State, current_token
-from broker.errors import ApiError
+from broker.refusals import Conflict, Forbidden, Invalid, RateLimited, Refusal, Unauthenticated, Unreadable
 from broker.serializers import user_info
 from broker.state import BrokerState
 from broker.storage.models import AccessToken, User
@@ -65,23 +65,23 @@ def login(
     # Unknown users are checked against a dummy hash: the same argon2 cost, so timing
     # does not tell which accounts exist.
     if not verify_password(user.password_hash if user else None, body.password):
-        attempt.fail(user, "password", 401, "bad_credentials", "wrong username or password")
+        attempt.fail(user, "password", Unauthenticated("bad_credentials", "wrong username or password"))
     assert user is not None
     if user.disabled_at is not None:
-        attempt.fail(user, "disabled", 403, "account_disabled", "this account is disabled: ask an admin")
+        attempt.fail(user, "disabled", Forbidden("account_disabled", "this account is disabled: ask an admin"))
     if user.totp_enabled_at is not None:
         code = body.totp_code or body.recovery_code
         if code is None:
             attempt.forgive()  # the password was right; asking for the code is no failure
-            raise ApiError(
-                401, "totp_required",
-                "this account uses two-factor sign-in: send the 6-digit code from your authenticator "
+            raise Unauthenticated(
+                "totp_required", "this account uses two-factor sign-in: send the 6-digit code from your authenticator "
                 "app as totp_code, or one of your recovery codes as recovery_code",
             )
         accepted, left = second_factor.check_second_factor(db, user, code, now)
         if not accepted:
-            attempt.fail(user, "totp", 401, "totp_invalid",
-                         "the code is wrong, expired or already used: wait for the next code and try again")
+            attempt.fail(user, "totp", Unauthenticated(
+                "totp_invalid", "the code is wrong, expired or already used: wait for the next code and try again",
+            ))
         if left is not None:
             audit.record(db, "auth.recovery_code_used", actor=audit.user_actor(user), source=source, remaining=left)
     attempt.succeed(user)
@@ -127,14 +127,13 @@ class _Attempt:
         assert user.locked_until is not None
         audit.record_refusal(self.db, "auth.login_failed", actor=audit.ANONYMOUS, source=self.source,
                              username=self.username, reason="locked")
-        raise ApiError(
-            429, "account_locked",
-            f"this account is locked after too many failed sign-ins: try again in {wait} s "
+        raise RateLimited(
+            "account_locked", f"this account is locked after too many failed sign-ins: try again in {wait} s "
             f"(at {user.locked_until:%H:%M:%S} UTC)",
-            headers={"Retry-After": str(wait)},
+            retry_after=wait,
         )
 
-    def fail(self, user: User | None, reason: str, status: int, error: str, message: str) -> NoReturn:
+    def fail(self, user: User | None, reason: str, refusal: Refusal) -> NoReturn:
         """Count the failure against the account (locking it when due), audit it, and refuse."""
         if user is not None:
             self._count_against(user)
@@ -143,7 +142,7 @@ class _Attempt:
         SIGN_INS.audit_block(self.db, self.source, self.state.login_failures.retry_after(self.key, self.at))
         # Committed now: the refusal rolls the request's transaction back.
         self.db.commit()
-        raise ApiError(status, error, message)
+        raise refusal
 
     def _count_against(self, user: User) -> None:
         now = utcnow()
@@ -211,12 +210,12 @@ def change_password(
 ) -> None:
     user, current = token
     if not verify_password(user.password_hash, body.current_password):
-        raise ApiError(403, "bad_credentials", "the current password is wrong")
+        raise Forbidden("bad_credentials", "the current password is wrong")
     if body.new_password == body.current_password:
-        raise ApiError(422, "invalid_request", "the new password must differ from the current one")
+        raise Invalid("invalid_request", "the new password must differ from the current one")
     problem = check_password(body.new_password, user.username)
     if problem is not None:
-        raise ApiError(422, "weak_password", problem)
+        raise Invalid("weak_password", problem)
     user.password_hash = hash_password(body.new_password)
     user.must_change_password = False
     user.password_changed_at = utcnow()
@@ -231,9 +230,8 @@ def change_password(
 
 def _totp_off(user: User) -> None:
     if user.totp_enabled_at is not None:
-        raise ApiError(
-            409, "totp_enabled",
-            "two-factor sign-in is already on: turn it off first (POST /auth/totp/disable) to use a new device",
+        raise Conflict(
+            "totp_enabled", "two-factor sign-in is already on: turn it off first (POST /auth/totp/disable) to use a new device",
         )
 
 
@@ -255,11 +253,12 @@ def enroll_totp(user: CurrentUser) -> TotpEnrollment:
 def confirm_totp(body: TotpConfirm, db: DB, user: CurrentUser, source: Source) -> RecoveryCodes:
     _totp_off(user)
     if user.totp_secret is None:
-        raise ApiError(409, "totp_not_enrolling", "start with POST /auth/totp/enroll, then confirm a code")
+        raise Conflict("totp_not_enrolling", "start with POST /auth/totp/enroll, then confirm a code")
     now = utcnow()
     if not second_factor.accept_totp(db, user, body.code, now):
-        raise ApiError(400, "totp_invalid",
-                       "the code does not match: check that your device's clock is right and send the code now shown")
+        raise Unreadable(
+            "totp_invalid", "the code does not match: check that your device's clock is right and send the code now shown",
+        )
     user.totp_enabled_at = now
     codes = second_factor.replace_recovery_codes(db, user)
     audit.record(db, "auth.totp_enrolled", actor=audit.user_actor(user), source=source, recovery_codes=len(codes))
@@ -272,12 +271,12 @@ def confirm_totp(body: TotpConfirm, db: DB, user: CurrentUser, source: Source) -
                         409: {"description": "TOTP is not enabled (`totp_not_enabled`)"}})
 def disable_totp(body: TotpDisable, db: DB, user: CurrentUser, source: Source) -> None:
     if user.totp_enabled_at is None:
-        raise ApiError(409, "totp_not_enabled", "two-factor sign-in is not on for this account")
+        raise Conflict("totp_not_enabled", "two-factor sign-in is not on for this account")
     if not verify_password(user.password_hash, body.password):
-        raise ApiError(403, "bad_credentials", "the password is wrong")
+        raise Forbidden("bad_credentials", "the password is wrong")
     accepted, left = second_factor.check_second_factor(db, user, body.code, utcnow())
     if not accepted:
-        raise ApiError(403, "totp_invalid", "the code is wrong, expired or already used")
+        raise Forbidden("totp_invalid", "the code is wrong, expired or already used")
     if left is not None:
         audit.record(db, "auth.recovery_code_used", actor=audit.user_actor(user), source=source, remaining=left)
     second_factor.turn_off(db, user)

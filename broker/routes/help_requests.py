@@ -7,17 +7,16 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from broker.accounts.access import PublicAccess, SessionPeerAccess, SessionStarter, TicketReader
 from broker.audit import events as audit
 from broker.deps import DB, PeerToken, Source, State
-from broker.errors import ApiError, not_found
+from broker.refusals import Busy, Unauthenticated, not_found
 from broker.serializers import session_join, session_out
 from broker.server.json_bodies import BoundedJsonRoute
 from broker.sessions.help_requests import (
     QUEUE_CHANGED,
-    RequestTaken,
     cancel_request,
     create_request,
     get_request,
@@ -32,6 +31,7 @@ from broker.sessions.help_requests import (
 from broker.sessions.spool import wait_for
 from broker.sessions.support_sessions import get_session
 from broker.state import BrokerState
+from broker.storage.db_slots import Lane
 from broker.storage.models import HelpRequest, User
 from broker.throttling.rate_gate import HELP_REQUESTS
 from protocol.requests import (
@@ -74,25 +74,23 @@ async def create(body: HelpRequestCreate, state: State, source: Source) -> HelpR
     HELP_REQUESTS.count(state.help_requests, key, now)
     starts_block = state.help_requests.retry_after(key, now)
 
-    def _create() -> HelpRequestCreated:
-        with state.database.session() as db:
-            HELP_REQUESTS.audit_block(db, source, starts_block)
-            if waiting_count(db) >= state.settings.request_queue_max:
-                audit.record(db, "request.queue_full", actor=audit.ANONYMOUS, source=source)
-                db.commit()
-                raise ApiError(
-                    503, "queue_full",
-                    "the help queue is full right now; try again in a minute or call your help desk",
-                    headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
-                )
-            request, token = create_request(db, body, source=source)
-            created = HelpRequestCreated(
-                request_id=request.id, ticket_id=request.ticket_id, request_token=token,
-                poll_path=request_poll_path(request.id), position=queue_position(db, request) or 1,
+    def _create(db: Session) -> HelpRequestCreated:
+        HELP_REQUESTS.audit_block(db, source, starts_block)
+        if waiting_count(db) >= state.settings.request_queue_max:
+            audit.record(db, "request.queue_full", actor=audit.ANONYMOUS, source=source)
+            db.commit()
+            raise Busy(
+                "queue_full", "the help queue is full right now; try again in a minute or call your help desk",
+                retry_after=QUEUE_FULL_RETRY_SECONDS,
             )
+        request, token = create_request(db, body, source=source)
+        created = HelpRequestCreated(
+            request_id=request.id, ticket_id=request.ticket_id, request_token=token,
+            poll_path=request_poll_path(request.id), position=queue_position(db, request) or 1,
+        )
         return created
 
-    created = await state.db_slots.run(_create)
+    created = await state.unit(_create)
     state.queue_signals.changed(QUEUE_CHANGED)
     return created
 
@@ -108,27 +106,26 @@ def queue(db: DB, user: TicketReader, limit: Annotated[int, Query(ge=1, le=500)]
 def _own_request(db: DB, request_id: str, token: str | None) -> HelpRequest:
     """The request ``token`` is the secret of, or a refusal that says why."""
     if token is None:
-        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <request token>' (from POST /requests)")
+        raise Unauthenticated("unauthorized", "send 'Authorization: Bearer <request token>' (from POST /requests)")
     request = get_request(db, request_id)
     if request is None:
         raise not_found(f"help request {request_id}")
     if not token_matches(request, token):
-        raise ApiError(401, "unauthorized", "this is not the token of this help request")
+        raise Unauthenticated("unauthorized", "this is not the token of this help request")
     return request
 
 
-def _status(state: BrokerState, request_id: str, token: str | None) -> HelpRequestStatus:
-    with state.database.session() as db:
-        request = _own_request(db, request_id, token)
-        seen(request)
-        join = None
-        if request.state == HelpRequestState.picked.value and request.session_id is not None:
-            session = get_session(db, request.session_id)
-            assert session is not None
-            join = session_join(session, state.settings.ice_config, state.keys.public_key_b64)
-        return HelpRequestStatus(
-            state=HelpRequestState(request.state), position=queue_position(db, request), join=join,
-        )
+def _status(db: Session, state: BrokerState, request_id: str, token: str | None) -> HelpRequestStatus:
+    request = _own_request(db, request_id, token)
+    seen(request)
+    join = None
+    if request.state == HelpRequestState.picked.value and request.session_id is not None:
+        session = get_session(db, request.session_id)
+        assert session is not None
+        join = session_join(session, state.settings.ice_config, state.keys.public_key_b64)
+    return HelpRequestStatus(
+        state=HelpRequestState(request.state), position=queue_position(db, request), join=join,
+    )
 
 
 @router.get(
@@ -150,7 +147,7 @@ async def poll(
     while True:
         # Listen before looking: a change landing while we look still wakes us.
         with state.queue_signals.listen(QUEUE_CHANGED) as changed:
-            status = await state.db_slots.run(_status, state, request_id, token)
+            status = await state.unit(lambda db: _status(db, state, request_id, token))
             remaining = deadline - loop.time()
             if status.state is not HelpRequestState.waiting or status.position != position or remaining <= 0:
                 return status
@@ -169,18 +166,14 @@ def _recheck_every(state: BrokerState) -> float:
     summary="The host withdraws its request (only while it waits)",
 )
 async def cancel(request_id: RequestId, state: State, token: PeerToken, source: Source) -> HelpRequestStatus:
-    def _cancel() -> HelpRequestStatus:
-        with state.database.session() as db:
-            request = _own_request(db, request_id, token)
-            if request.state == HelpRequestState.cancelled.value:
-                return HelpRequestStatus(state=HelpRequestState.cancelled)  # asked twice: done already
-            try:
-                cancel_request(db, request, source=source)
-            except RequestTaken as taken:
-                raise _taken(taken.request, picked="a technician already picked this request up: end the session instead") from None
-            return HelpRequestStatus(state=HelpRequestState.cancelled)
+    def _cancel(db: Session) -> HelpRequestStatus:
+        request = _own_request(db, request_id, token)
+        if request.state == HelpRequestState.cancelled.value:
+            return HelpRequestStatus(state=HelpRequestState.cancelled)  # asked twice: done already
+        cancel_request(db, request, source=source)
+        return HelpRequestStatus(state=HelpRequestState.cancelled)
 
-    status = await state.db_slots.run(_cancel)
+    status = await state.unit(_cancel)
     state.queue_signals.changed(QUEUE_CHANGED)
     return status
 
@@ -191,32 +184,16 @@ async def cancel(request_id: RequestId, state: State, token: PeerToken, source: 
     responses={409: {"description": "Someone else picked it up first"}, 410: {"description": "Withdrawn or expired"}},
 )
 async def pickup(request_id: RequestId, user: SessionStarter, state: State, source: Source) -> HelpRequestPicked:
-    def _pick() -> HelpRequestPicked:
-        with state.database.session() as db:
-            request = get_request(db, request_id)
-            if request is None:
-                raise not_found(f"help request {request_id}")
-            technician = db.get(User, user.id)  # ``user`` belongs to the dependency's unit of work
-            assert technician is not None
-            try:
-                session = pick_up(db, request, technician, source=source)
-            except RequestTaken as taken:
-                raise _taken(taken.request, picked=None) from None
-            return HelpRequestPicked(session=session_out(session), request=request_out(request, None))
+    # ``async`` with a unit of work of its own: committed before the waiting hosts are woken, on the event loop.
+    def _pick(db: Session) -> HelpRequestPicked:
+        request = get_request(db, request_id)
+        if request is None:
+            raise not_found(f"help request {request_id}")
+        technician = db.get(User, user.id)  # ``user`` belongs to the dependency's unit of work
+        assert technician is not None
+        session = pick_up(db, request, technician, source=source)
+        return HelpRequestPicked(session=session_out(session), request=request_out(request, None))
 
-    picked = await run_in_threadpool(_pick)
+    picked = await state.unit(_pick, lane=Lane.held)
     state.queue_signals.changed(QUEUE_CHANGED)
     return picked
-
-
-def _taken(request: HelpRequest, *, picked: str | None) -> ApiError:
-    """Why a request that is no longer waiting cannot be cancelled or picked up."""
-    if request.state == HelpRequestState.picked.value:
-        who = request.picked_by
-        name = f"{who.display_name} ({who.username})" if who is not None else "another technician"
-        return ApiError(409, "request_taken", picked or f"{name} already picked this request up", detail={
-            "picked_by": who.username if who is not None else None, "session_id": request.session_id,
-        })
-    if request.state == HelpRequestState.cancelled.value:
-        return ApiError(410, "request_cancelled", "the requester withdrew this help request")
-    return ApiError(410, "request_expired", "this help request expired: the requester's computer stopped waiting")

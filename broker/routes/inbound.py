@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from broker.accounts.access import IntegrationManager, SignatureAccess
 from broker.audit import events as audit
@@ -91,8 +92,8 @@ async def receive(
     now = time.monotonic()
     INBOUND_REQUESTS.check(state.inbound_failures, key, now)
     body = await _read_body(request)
-    result = await state.db_slots.run(_receive, state, system, request.headers.get(TIMESTAMP_HEADER),
-                                     request.headers.get(SIGNATURE_HEADER), body, source, key, now)
+    timestamp, signature = request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER)
+    result = await state.unit(lambda db: _receive(db, state, system, timestamp, signature, body, source, key, now))
     if isinstance(result, Refusal):
         raise unauthorized(inbound.REFUSED_MESSAGE)
     response.status_code = 201 if result.created else 200
@@ -115,29 +116,28 @@ async def _read_body(request: Request) -> bytes:
 
 
 def _receive(
-    state: BrokerState, system: str, timestamp: str | None, signature: str | None, body: bytes,
+    db: Session, state: BrokerState, system: str, timestamp: str | None, signature: str | None, body: bytes,
     source: str | None, key: str, now: float,
 ) -> InboundResult | Refusal:
     """Authenticate, then parse and apply, in one transaction; a refusal is audited in its own."""
-    with state.database.session() as db:
-        refusal = inbound.authenticate(
-            db, state.keys.recording_master_key, system, timestamp, signature, body,
-            now=time.time(), tolerance=state.settings.inbound_max_skew_seconds, seen=state.inbound_seen,
-        )
-        if refusal is not None:
-            state.inbound_failures.record_failure(key, now)
-            audit.record(db, "inbound.refused", actor=audit.ANONYMOUS, source=source, system=system[:32],
-                         reason=refusal.value)
-            INBOUND_REQUESTS.audit_block(db, source, state.inbound_failures.retry_after(key, now))
-            return refusal
+    refusal = inbound.authenticate(
+        db, state.keys.recording_master_key, system, timestamp, signature, body,
+        now=time.time(), tolerance=state.settings.inbound_max_skew_seconds, seen=state.inbound_seen,
+    )
+    if refusal is not None:
+        state.inbound_failures.record_failure(key, now)
+        audit.record(db, "inbound.refused", actor=audit.ANONYMOUS, source=source, system=system[:32],
+                     reason=refusal.value)
+        INBOUND_REQUESTS.audit_block(db, source, state.inbound_failures.retry_after(key, now))
+        return refusal
+    try:
         try:
-            try:
-                change = InboundTicket.model_validate_json(body)
-            except ValidationError as exc:
-                # The framework's 422, with its message naming each field that was wrong.
-                raise RequestValidationError(exc.errors(include_url=False)) from None
-            return inbound.apply(db, system, change, source=source)
-        except BaseException:
-            # Not carried out (rolled back): the sender may fix it or simply send it again.
-            state.inbound_seen.forget(inbound.seen_key(system, signature))
-            raise
+            change = InboundTicket.model_validate_json(body)
+        except ValidationError as exc:
+            # The framework's 422, with its message naming each field that was wrong.
+            raise RequestValidationError(exc.errors(include_url=False)) from None
+        return inbound.apply(db, system, change, source=source)
+    except BaseException:
+        # Not carried out (rolled back): the sender may fix it or simply send it again.
+        state.inbound_seen.forget(inbound.seen_key(system, signature))
+        raise

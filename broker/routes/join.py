@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from sqlalchemy.orm import Session
 
 from broker.accounts.access import PublicAccess
 from broker.audit import events as audit
 from broker.deps import Source, State
-from broker.errors import ApiError
+from broker.refusals import Busy
 from broker.serializers import session_join
 from broker.server.json_bodies import BoundedJsonRoute
 from broker.sessions.codes import Verdict
 from broker.sessions.support_sessions import CodeRejected, redeem_code
 from broker.state import BrokerState
+from broker.storage.db_slots import Lane
 from broker.throttling.attempt_slots import SlotRefused
 from broker.throttling.rate_gate import SUPPORT_CODES
 from protocol.api import JoinRequest, JoinResponse
 
 router = APIRouter(tags=["join"], dependencies=[PublicAccess], route_class=BoundedJsonRoute)
-
-_REJECTIONS = {
-    Verdict.unknown: (404, "code_unknown", "no session has this code: check the digits with your technician"),
-    Verdict.expired: (410, "code_expired", "this code has expired: ask your technician for a new one"),
-    Verdict.used: (409, "code_used", "this code was already used: ask your technician for a new one"),
-    Verdict.cancelled: (410, "code_cancelled", "the technician cancelled this code: ask for a new one"),
-}
-
 
 @router.post(
     "/join", response_model=JoinResponse,
@@ -41,36 +35,32 @@ async def join(body: JoinRequest, state: State, source: Source) -> JoinResponse:
         async with state.code_failures.slot(source or "unknown") as slot:
             try:
                 # Ahead of other database work: this check holds one of the few slots of its address.
-                return await state.db_slots.run_ahead(_redeem, state, body, source)
+                return await state.unit(lambda db: _redeem(db, state, body, source), lane=Lane.ahead)
             except CodeRejected as rejected:
                 blocked_for = slot.failed()  # frees the slot before the audit: waiters go on
                 # Audited in a transaction of its own: the redemption's was rolled back.
-                await state.db_slots.run_surely(_audit_failure, state, source, rejected.verdict, blocked_for)
-                status, error, message = _REJECTIONS[rejected.verdict]
-                raise ApiError(status, error, message) from None
+                verdict = rejected.verdict
+                await state.unit(lambda db: _audit_failure(db, source, verdict, blocked_for), lane=Lane.surely)
+                raise rejected.refusal() from None
     except SlotRefused as refused:
         if refused.blocked:
             raise SUPPORT_CODES.refusal(refused.retry_after) from None
-        raise ApiError(
-            503, "busy", f"too many support codes are being checked at once; try again in {refused.retry_after} s",
-            headers={"Retry-After": str(refused.retry_after)},
+        raise Busy(
+            "busy", f"too many support codes are being checked at once; try again in {refused.retry_after} s",
+            retry_after=refused.retry_after,
         ) from None
 
 
-def _redeem(state: BrokerState, body: JoinRequest, source: str | None) -> JoinResponse:
-    with state.database.session() as db:
-        session, host_token = redeem_code(db, body, code_key=state.keys.code_hash_key, source=source)
-        return session_join(session, state.settings.ice_config, state.keys.public_key_b64).with_token(host_token)
+def _redeem(db: Session, state: BrokerState, body: JoinRequest, source: str | None) -> JoinResponse:
+    session, host_token = redeem_code(db, body, code_key=state.keys.code_hash_key, source=source)
+    return session_join(session, state.settings.ice_config, state.keys.public_key_b64).with_token(host_token)
 
 
-def _audit_failure(
-    state: BrokerState, source: str | None, verdict: Verdict, blocked_for: int | None
-) -> None:
+def _audit_failure(db: Session, source: str | None, verdict: Verdict, blocked_for: int | None) -> None:
     """Audit a failed redemption and, when it tips the limit, the block it starts.
 
     Requests refused while blocked are not audited one by one: the block event
     covers them, and a flood of refusals cannot fill the trail.
     """
-    with state.database.session() as db:
-        audit.record(db, "code.redeem_failed", actor=audit.ANONYMOUS, source=source, reason=verdict.value)
-        SUPPORT_CODES.audit_block(db, source, blocked_for)
+    audit.record(db, "code.redeem_failed", actor=audit.ANONYMOUS, source=source, reason=verdict.value)
+    SUPPORT_CODES.audit_block(db, source, blocked_for)

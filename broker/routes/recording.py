@@ -27,7 +27,7 @@ from broker.audit.recordings import StagedSegment
 from broker.audit.segment_check import SegmentInvalid, check_segment
 from broker.clock import utcnow
 from broker.deps import PeerToken, SessionId, State
-from broker.errors import ApiError
+from broker.refusals import Conflict, Forbidden, Invalid, RateLimited, TooLarge
 from broker.server.json_bodies import BoundedJsonRoute
 from broker.server.request_limits import body_limit
 from broker.sessions.peers import SessionPeer, identify_peer
@@ -51,7 +51,7 @@ router = APIRouter(
 SegmentIndex = Annotated[int, Path(ge=0, lt=10_000_000, description="Segment number, from 0")]
 
 
-def _peer(state: BrokerState, db, session_id: str, token: str | None, what: str) -> SessionPeer:  # type: ignore[no-untyped-def]
+def _peer(state: BrokerState, db: Session, session_id: str, token: str | None, what: str) -> SessionPeer:
     grace = timedelta(seconds=state.settings.recording_upload_grace_seconds)
     return identify_peer(db, session_id, token, what=what, ended_grace=grace)
 
@@ -76,46 +76,36 @@ async def put_segment(
     # encrypted: only the short unit of work that records it, around a rename.
     peer = await _verified_peer(state, session_id, token, "upload the recording")
     if peer.role is not Role.host:
-        raise ApiError(403, "not_allowed", "only the host uploads the recording")
+        raise Forbidden("not_allowed", "only the host uploads the recording")
     most = state.settings.segment_max_bytes
     with state.recordings.receive() as incoming:
         async for piece in request.stream():
             incoming.write(piece)
             if incoming.size > most:
-                raise ApiError(413, "too_large", f"a segment is at most {most} bytes")
+                raise TooLarge("too_large", f"a segment is at most {most} bytes")
         if incoming.sha256 != x_segment_sha256:
-            raise ApiError(422, "segment_rejected", f"segment {index} does not match its SHA-256; send it again")
+            raise Invalid("segment_rejected", f"segment {index} does not match its SHA-256; send it again")
 
         def prepare() -> StagedSegment:
             data = incoming.read()
             try:
                 check_segment(data, x_segment_duration_ms)
             except SegmentInvalid as bad:
-                raise ApiError(
-                    422, "segment_invalid", f"segment {index} is not a recording segment as a host makes it: {bad}",
+                raise Invalid(
+                    "segment_invalid", f"segment {index} is not a recording segment as a host makes it: {bad}",
                 ) from None
             return state.recordings.stage(session_id, index, data, key)
 
-        key = await state.db_slots.run(_data_key, state, session_id)
+        # The session's recording key, created on first use (by another upload, perhaps, at the same moment).
+        key = await state.unit(lambda db: state.recordings.data_key(db, session_id), again_on=(IntegrityError,))
         staged = await run_in_threadpool(prepare)  # no database: needs no slot
         size = incoming.size
     upload = SegmentUpload(index, x_segment_sha256, x_segment_offset_ms, x_segment_duration_ms, x_recording_origin_ms)
     try:
-        await state.db_slots.run(_record_segment, state, session_id, upload, staged, size)
+        await state.unit(lambda db: _record_segment(db, state, session_id, upload, staged, size))
     finally:
         staged.discard()
     return Response(status_code=204)
-
-
-def _data_key(state: BrokerState, session_id: str) -> bytes:
-    """The session's recording key, in a short unit of work of its own (created on first use)."""
-    try:
-        with state.database.session() as db:
-            return state.recordings.data_key(db, session_id)
-    except IntegrityError:
-        # Another upload of the session created it at the same moment: now it is found.
-        with state.database.session() as db:
-            return state.recordings.data_key(db, session_id)
 
 
 @dataclass(frozen=True)
@@ -130,35 +120,35 @@ class SegmentUpload:
     """When the host started recording, if it says (older hosts do not)."""
 
 
-def _record_segment(state: BrokerState, session_id: str, upload: SegmentUpload, staged: StagedSegment, size: int) -> None:
+def _record_segment(
+    db: Session, state: BrokerState, session_id: str, upload: SegmentUpload, staged: StagedSegment, size: int,
+) -> None:
     """Record a checked, staged segment in one short unit of work: place it and add its row and event."""
     index = upload.index
-    with state.database.session() as db:
-        origin_ms = _claim_origin(db, session_id, upload.origin_ms)
-        existing = db.get(RecordingSegment, (session_id, index))
-        if existing is not None:
-            if existing.sha256 != upload.sha256:
-                raise ApiError(409, "segment_exists", f"segment {index} was already stored with other content")
-            return
-        span = SegmentSpan(index, placed_offset_ms(upload.offset_ms, upload.origin_ms, origin_ms), upload.duration_ms)
-        problem = misplacement(span, *_neighbours(db, session_id, index))
-        if problem is not None:
-            raise ApiError(
-                409, "segment_misplaced",
-                f"{problem}; recording time only moves forward, so the broker keeps what it holds. "
-                "Restart the host with 'deskhand-host resume': it continues after what the broker holds",
-            )
-        charge(db, session_id, SessionUsage(recording_bytes=size, recording_segments=1), state.settings.session_quotas)
-        staged.place()
-        db.add(RecordingSegment(
-            session_id=session_id, index=index, offset_ms=span.offset_ms, duration_ms=span.duration_ms,
-            size=size, sha256=upload.sha256, stored_sha256=staged.stored_sha256, received_at=utcnow(),
-        ))
-        audit.record(
-            db, "recording.segment", actor=audit.host_actor(session_id), session_id=session_id,
-            index=index, sha256=upload.sha256, stored_sha256=staged.stored_sha256, size=size,
-            offset_ms=span.offset_ms, duration_ms=span.duration_ms, origin_ms=origin_ms,
+    origin_ms = _claim_origin(db, session_id, upload.origin_ms)
+    existing = db.get(RecordingSegment, (session_id, index))
+    if existing is not None:
+        if existing.sha256 != upload.sha256:
+            raise Conflict("segment_exists", f"segment {index} was already stored with other content")
+        return
+    span = SegmentSpan(index, placed_offset_ms(upload.offset_ms, upload.origin_ms, origin_ms), upload.duration_ms)
+    problem = misplacement(span, *_neighbours(db, session_id, index))
+    if problem is not None:
+        raise Conflict(
+            "segment_misplaced", f"{problem}; recording time only moves forward, so the broker keeps what it holds. "
+            "Restart the host with 'deskhand-host resume': it continues after what the broker holds",
         )
+    charge(db, session_id, SessionUsage(recording_bytes=size, recording_segments=1), state.settings.session_quotas)
+    staged.place()
+    db.add(RecordingSegment(
+        session_id=session_id, index=index, offset_ms=span.offset_ms, duration_ms=span.duration_ms,
+        size=size, sha256=upload.sha256, stored_sha256=staged.stored_sha256, received_at=utcnow(),
+    ))
+    audit.record(
+        db, "recording.segment", actor=audit.host_actor(session_id), session_id=session_id,
+        index=index, sha256=upload.sha256, stored_sha256=staged.stored_sha256, size=size,
+        offset_ms=span.offset_ms, duration_ms=span.duration_ms, origin_ms=origin_ms,
+    )
 
 
 def _claim_origin(db: Session, session_id: str, declared_ms: int | None) -> int | None:
@@ -192,21 +182,20 @@ def _neighbours(db: Session, session_id: str, index: int) -> tuple[SegmentSpan |
 
 @router.get("/recording", response_model=RecordingStatus, summary="What the broker holds of the recording (host)")
 async def recording_status(session_id: SessionId, state: State, token: PeerToken) -> RecordingStatus:
-    def status() -> RecordingStatus:
-        with state.database.session() as db:
-            peer = _peer(state, db, session_id, token, "read the recording status")
-            count, last, end = db.execute(
-                select(
-                    func.count(), func.max(RecordingSegment.index),
-                    func.max(RecordingSegment.offset_ms + RecordingSegment.duration_ms),
-                ).where(RecordingSegment.session_id == session_id)
-            ).one()
-            return RecordingStatus(
-                segments=count, next_index=(last + 1) if last is not None else 0, end_ms=end or 0,
-                origin_ms=peer.session.recording_origin_ms,
-            )
+    def status(db: Session) -> RecordingStatus:
+        peer = _peer(state, db, session_id, token, "read the recording status")
+        count, last, end = db.execute(
+            select(
+                func.count(), func.max(RecordingSegment.index),
+                func.max(RecordingSegment.offset_ms + RecordingSegment.duration_ms),
+            ).where(RecordingSegment.session_id == session_id)
+        ).one()
+        return RecordingStatus(
+            segments=count, next_index=(last + 1) if last is not None else 0, end_ms=end or 0,
+            origin_ms=peer.session.recording_origin_ms,
+        )
 
-    return await state.db_slots.run(status)
+    return await state.unit(status)
 
 
 @router.post(
@@ -220,25 +209,17 @@ async def report_events(session_id: SessionId, body: PeerEvents, state: State, t
     # Per peer: one peer's flood never holds back the other's events.
     wait = state.peer_event_rates.take(f"{session_id} {peer.actor}", len(body.events), time.monotonic())
     if wait is not None:
-        raise ApiError(
-            429, "rate_limited",
-            f"more than {state.settings.peer_event_burst} events at once or {state.settings.peer_events_per_second:g} "
-            f"a second from one peer; send them again in {wait} s", headers={"Retry-After": str(wait)},
+        raise RateLimited(
+            "rate_limited", f"more than {state.settings.peer_event_burst} events at once or {state.settings.peer_events_per_second:g} "
+            f"a second from one peer; send them again in {wait} s", retry_after=wait,
         )
 
-    def store() -> PeerEventsStored:
-        # The whole batch in this one unit of work: one transaction, one INSERT.
-        with state.database.session() as db:
-            return peer_events.store_reported(db, peer, body.events, state.settings.session_quotas)
-
-    def record() -> PeerEventsStored:
-        try:
-            return store()
-        except IntegrityError:
-            # A copy of this batch (the peer's retry) stored some of the ids first; now they are found.
-            return store()
-
-    return await state.db_slots.run(record)
+    # The whole batch in one unit of work: one transaction, one INSERT. Again when a copy of this
+    # batch (the peer's retry) stored some of the ids first: now they are found.
+    return await state.unit(
+        lambda db: peer_events.store_reported(db, peer, body.events, state.settings.session_quotas),
+        again_on=(IntegrityError,),
+    )
 
 
 async def _verified_peer(state: BrokerState, session_id: str, token: str | None, what: str) -> SessionPeer:
@@ -250,11 +231,7 @@ async def _verified_peer(state: BrokerState, session_id: str, token: str | None,
     if peer is not None:
         return peer
 
-    def look_up() -> SessionPeer:
-        with state.database.session() as db:
-            return _peer(state, db, session_id, token, what)
-
-    peer = await state.db_slots.run(look_up)
+    peer = await state.unit(lambda db: _peer(state, db, session_id, token, what))
     if token:
         state.peers.put(session_id, token, peer, now, generation)
     return peer

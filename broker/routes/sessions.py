@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from broker.accounts.access import SessionStarter
 from broker.audit import events as audit
 from broker.deps import DB, CurrentUser, SessionId, Source, State
-from broker.errors import ApiError, not_found
+from broker.refusals import not_found
 from broker.serializers import session_out
-from broker.sessions.support_sessions import SessionOver, end_session, get_session, start_session
+from broker.sessions.support_sessions import end_session, get_session, start_session
+from broker.storage.db_slots import Lane
 from broker.storage.models import SupportSession, Ticket, User
 from protocol.api import (
     EndedBy,
@@ -62,21 +63,16 @@ def show(session_id: SessionId, db: DB, user: CurrentUser) -> SessionOut:
 async def end(
     session_id: SessionId, body: SessionEnd, user: CurrentUser, state: State, source: Source
 ) -> SessionOut:
-    def _end() -> SessionOut:
-        with state.database.session() as db:
-            session = visible_session(db, user, session_id)
-            try:
-                end_session(
-                    db, session, ended_by=EndedBy.technician, actor=audit.user_actor(user),
-                    reason=body.reason, source=source,
-                )
-                return session_out(session)
-            except SessionOver as over:
-                raise ApiError(
-                    409, "session_over", f"the session is already {over.session.state}"
-                ) from None
+    # ``async`` with a unit of work of its own: committed before the peers are told, on the event loop.
+    def _end(db: Session) -> SessionOut:
+        session = visible_session(db, user, session_id)
+        end_session(
+            db, session, ended_by=EndedBy.technician, actor=audit.user_actor(user),
+            reason=body.reason, source=source,
+        )
+        return session_out(session)
 
-    ended = await run_in_threadpool(_end)
+    ended = await state.unit(_end, lane=Lane.held)
     state.session_over(
         ended.id, SessionEnded(ended_by=EndedBy.technician.value, reason=body.reason)
     )

@@ -20,6 +20,7 @@ is refused to its sender and never disconnects the other peer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -33,7 +34,8 @@ from broker.accounts.browser_session import request_token
 from broker.accounts.tokens import hash_token
 from broker.audit import events as audit
 from broker.deps import SessionId
-from broker.errors import ApiError, is_disk_full
+from broker.errors import ApiError, http_error, is_disk_full
+from broker.refusals import Refusal
 from broker.sessions.consent_flow import ConsentFlow, consent_state
 from broker.sessions.grant_changes import read_count
 from broker.sessions.grants import audit_grant, issue_grant, session_policy
@@ -41,6 +43,7 @@ from broker.sessions.hub import Peer
 from broker.sessions.peers import identify_peer
 from broker.sessions.support_sessions import SessionOver, end_session, get_session, record_consent
 from broker.state import BrokerState
+from broker.storage.db_slots import Lane
 from broker.storage.models import SupportSession
 from protocol.api import EndedBy
 from protocol.frames import ErrorCode
@@ -93,19 +96,18 @@ class AcceptedPeer:
     consent: Consent | None
 
 
-def authenticate(state: BrokerState, session_id: str, token: str | None) -> AcceptedPeer:
-    """Who this token speaks for in ``session_id``, or an :class:`ApiError` saying why not."""
-    with state.database.session() as db:
-        as_of = read_count(db)
-        peer = identify_peer(db, session_id, token, what="open signalling")
-        session = peer.session
-        consent = (
-            Consent(permissions=session.consent, source=ConsentSource(session.consent_source))
-            if session.consent is not None and session.consent_source
-            else None
-        )
-        policy = session_policy(state.settings.session_policy, session)
-        grant = _issue(state, db, session)
+def authenticate(db: Session, state: BrokerState, session_id: str, token: str | None) -> AcceptedPeer:
+    """Who this token speaks for in ``session_id``, or a :class:`~broker.refusals.Refusal` saying why not."""
+    as_of = read_count(db)
+    peer = identify_peer(db, session_id, token, what="open signalling")
+    session = peer.session
+    consent = (
+        Consent(permissions=session.consent, source=ConsentSource(session.consent_source))
+        if session.consent is not None and session.consent_source
+        else None
+    )
+    policy = session_policy(state.settings.session_policy, session)
+    grant = _issue(state, db, session)
     return AcceptedPeer(info=peer.info, policy=policy, grant=grant, grant_as_of=as_of,
                      token_expires_at=peer.token_expires_at, consent=consent)
 
@@ -113,11 +115,13 @@ def authenticate(state: BrokerState, session_id: str, token: str | None) -> Acce
 @router.websocket("/sessions/{session_id}/signal")
 async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     state: BrokerState = websocket.app.state.broker
+    # A WebSocket lives for the whole session: each step that touches the database is a short unit
+    # of work of its own (``state.unit``), never one held open by a dependency.
     try:
         token = request_token(websocket)
-        admitted = await state.db_slots.run(authenticate, state, session_id, token)
-    except ApiError as refused:
-        await websocket.send_denial_response(refused.response())
+        admitted = await state.unit(functools.partial(authenticate, state=state, session_id=session_id, token=token))
+    except (ApiError, Refusal) as refused:  # a slot refused, or the peer: no exception handler answers a WebSocket
+        await websocket.send_denial_response(http_error(refused).response())
         return
     info = admitted.info
     await websocket.accept()
@@ -140,7 +144,7 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
         _attach(state, me, admitted)
         # What the accepted peer held stays out of this frame, which lives as long as the connection.
         del admitted, token
-        await state.db_slots.run_surely(_audit, state, "signal.connected", actor, websocket, session_id)
+        await state.unit(lambda db: _audit(db, "signal.connected", actor, websocket, session_id), lane=Lane.surely)
         connected = True
         await _relay(state, me, websocket, consent)
     except WebSocketDisconnect:
@@ -162,7 +166,7 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
             me.post_close(*goodbye)
         await me.closed()
         if connected:  # a connection whose start is not in the trail gets no end there either
-            await state.db_slots.run_surely(_audit, state, "signal.disconnected", actor, websocket, session_id)
+            await state.unit(lambda db: _audit(db, "signal.disconnected", actor, websocket, session_id), lane=Lane.surely)
 
 
 def _log_failure(me: Peer, connected: bool, exc: Exception) -> None:
@@ -328,12 +332,11 @@ class ConsentKeeper:
                 return
             session_id = self._me.session_id
 
-            def record() -> bool:
-                with self._state.database.session() as db:
-                    return record_consent(db, session_id, list(target.permissions), target.source,
-                                          source_address=self._source_address)
+            def record(db: Session) -> bool:
+                return record_consent(db, session_id, list(target.permissions), target.source,
+                                      source_address=self._source_address)
 
-            if not await self._state.db_slots.run_surely(record):
+            if not await self._state.unit(record, lane=Lane.surely):
                 self._me.post(error_message(SignalError(ErrorCode.session_over, "the session is not live; consent not recorded")))
                 return
             self._written = target
@@ -352,21 +355,20 @@ async def _end_from_peer(state: BrokerState, me: Peer, message: End, websocket: 
     ended_by = EndedBy.host if me.role is Role.host else EndedBy.technician
     source = websocket.client.host if websocket.client else None
 
-    def _end() -> bool:
-        with state.database.session() as db:
-            session = get_session(db, me.session_id)
-            if session is None:
-                return False
-            try:
-                end_session(
-                    db, session, ended_by=ended_by, actor=_actor(me.info, me.session_id),
-                    reason=message.reason, source=source,
-                )
-            except SessionOver:
-                return False
-            return True
+    def _end(db: Session) -> bool:
+        session = get_session(db, me.session_id)
+        if session is None:
+            return False
+        try:
+            end_session(
+                db, session, ended_by=ended_by, actor=_actor(me.info, me.session_id),
+                reason=message.reason, source=source,
+            )
+        except SessionOver:
+            return False
+        return True
 
-    await state.db_slots.run_surely(_end)
+    await state.unit(_end, lane=Lane.surely)
     state.session_over(me.session_id, SessionEnded(ended_by=ended_by.value, reason=message.reason))
 
 
@@ -377,9 +379,8 @@ def _actor(info: PeerInfo, session_id: str) -> str:
     return audit.user_actor(info.user)
 
 
-def _audit(state: BrokerState, kind: str, actor: str, websocket: WebSocket, session_id: str) -> None:
-    with state.database.session() as db:
-        audit.record(
-            db, kind, actor=actor, source=websocket.client.host if websocket.client else None,
-            session_id=session_id,
-        )
+def _audit(db: Session, kind: str, actor: str, websocket: WebSocket, session_id: str) -> None:
+    audit.record(
+        db, kind, actor=actor, source=websocket.client.host if websocket.client else None,
+        session_id=session_id,
+    )

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from broker.accounts.access import SessionPeerAccess
 from broker.deps import DB, PeerToken, SessionId, Source
-from broker.errors import ApiError
 from broker.helpdesk.surveys import SURVEY_WINDOW, submit_survey, survey_out
+from broker.refusals import Forbidden, Gone
 from broker.server.json_bodies import BoundedJsonRoute
 from broker.sessions.peers import identify_peer
 from protocol.api import SurveyOut
@@ -25,11 +25,11 @@ router = APIRouter(tags=["surveys"], dependencies=[SessionPeerAccess], route_cla
 def answer(session_id: SessionId, body: SurveyAnswer, db: DB, token: PeerToken, source: Source) -> SurveyOut:
     try:
         peer = identify_peer(db, session_id, token, what="answer the survey", ended_grace=SURVEY_WINDOW)
-    except ApiError as refused:
-        if refused.error != "session_over":
+    except Gone as refused:  # the one answer that says more here: for how long a survey stays open
+        if refused.code != "session_over":
             raise
         hours = int(SURVEY_WINDOW.total_seconds() // 3600)
-        raise ApiError(410, "session_over", f"the survey closes {hours} hours after the session ended") from None
+        raise Gone("session_over", f"the survey closes {hours} hours after the session ended") from None
     if peer.role is not Role.host:
-        raise ApiError(403, "forbidden", "only the session's end user answers its survey")
+        raise Forbidden("forbidden", "only the session's end user answers its survey")
     return survey_out(submit_survey(db, peer.session, body, source=source))

@@ -12,7 +12,6 @@ from broker.accounts.directory import team_named, user_named
 from broker.audit import events as audit
 from broker.clock import utcnow
 from broker.deps import DB, Source, State, TicketId
-from broker.errors import ApiError, not_found
 from broker.helpdesk.tickets import (
     FieldChanges,
     TicketQuery,
@@ -25,10 +24,11 @@ from broker.helpdesk.tickets import (
     open_ticket,
     update_fields,
 )
+from broker.refusals import Conflict, Forbidden, Invalid, not_found
 from broker.serializers import comment_out, team_brief, ticket_out, ticket_summary, user_brief
 from broker.storage.models import Team, Ticket, User
 from protocol.api import Assignees, CommentCreate, CommentOut, Priority, TicketCreate, TicketOut, TicketSummary, TicketUpdate
-from protocol.helpdesk import CommentKind, SlaFilter, TicketOrder, TicketOrigin, TicketStatus, TransitionRefused, Visibility
+from protocol.helpdesk import CommentKind, SlaFilter, TicketOrder, TicketOrigin, TicketStatus, Visibility
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
@@ -54,14 +54,13 @@ def _assignment(
     person = user_named(db, assignee) if assignee is not None else None
     group = team_named(db, team) if team is not None else None
     if person is not None and person.disabled_at is not None:
-        raise ApiError(422, "invalid_request", f"account {person.username!r} is disabled; assign someone else")
+        raise Invalid("invalid_request", f"account {person.username!r} is disabled; assign someone else")
     new_team = group is not None and (kept_team is None or group.id != kept_team.id)
     someone_else = person is not None and person.id != user.id
     replaces_other = current_assignee_id not in (None, user.id) and (person is None or person.id != current_assignee_id)
     if (new_team or someone_else or replaces_other) and "tickets.assign" not in user.permissions:
-        raise ApiError(
-            403, "forbidden",
-            "assigning a ticket to someone else or to a team needs the tickets.assign permission; "
+        raise Forbidden(
+            "forbidden", "assigning a ticket to someone else or to a team needs the tickets.assign permission; "
             "you may take a ticket yourself",
         )
     return person, group
@@ -70,7 +69,7 @@ def _assignment(
 def _external_taken(db: DB, system: str, key: str, ticket_id: int | None) -> None:
     other = find_by_external(db, system, key)
     if other is not None and other.id != ticket_id:
-        raise ApiError(409, "external_taken", f"{system} {key} is linked to ticket {other.id} already")
+        raise Conflict("external_taken", f"{system} {key} is linked to ticket {other.id} already")
 
 
 @router.post("", response_model=TicketOut, status_code=201, summary="Open a ticket")
@@ -98,7 +97,7 @@ def _csv(value: str | None, what: str, choices: list[str]) -> list[str]:
     names = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [n for n in names if n not in choices]
     if unknown:
-        raise ApiError(422, "invalid_request", f"unknown {what} {unknown[0]!r}; choose from {', '.join(choices)}")
+        raise Invalid("invalid_request", f"unknown {what} {unknown[0]!r}; choose from {', '.join(choices)}")
     return names
 
 
@@ -183,10 +182,7 @@ def change(ticket_id: TicketId, body: TicketUpdate, db: DB, user: TicketWriter, 
     if "assignee" in given or "team" in given:
         assign(db, ticket, assignee=person, team=group, actor=actor, source=source)
     if body.status is not None:
-        try:
-            change_status(db, ticket, body.status, actor=actor, source=source)
-        except TransitionRefused as refused:
-            raise ApiError(409, "transition_refused", str(refused)) from None
+        change_status(db, ticket, body.status, actor=actor, source=source)
     db.flush()
     return ticket_out(_visible(db, ticket.id), state.settings.sla_clock, utcnow())
 

@@ -23,12 +23,12 @@ from starlette.concurrency import run_in_threadpool
 
 from broker.accounts.access import SessionPeerAccess
 from broker.deps import PeerToken, SessionId, State
-from broker.errors import ApiError
+from broker.refusals import Conflict, Gone, Invalid, NotFound
 from broker.server.json_bodies import BoundedJsonRoute
 from broker.server.request_limits import body_limit
 from broker.sessions import transfers as rules
 from broker.sessions.peers import SessionPeer, identify_peer
-from broker.sessions.spool import ChunkRejected, wait_for
+from broker.sessions.spool import wait_for
 from broker.state import BrokerState
 from broker.storage.models import FileRequest, Transfer
 from protocol.signalling import FileRequestUpdate, TransferUpdate
@@ -65,32 +65,29 @@ HASH_WAIT_SECONDS = 10.0
 """How long a report waits for other requests to finish hashing the file's last chunks."""
 
 
-def _unit(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
-    with state.database.session() as db:
-        peer = identify_peer(db, session_id, token, what="transfer files")
-        return work(db, peer)
+# The routes are ``async``, each with its unit of work through ``state.unit`` (see ``broker.deps.DB``):
+# most tell the peers and wake long polls once it is committed, and the chunk routes stream bodies.
 
 
 async def _run(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
     """One unit of work for the identified peer, off the event loop."""
-    return await state.db_slots.run(_unit, state, session_id, token, work)
-
-
-def _cached_unit(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
-    """Like :func:`_unit`, with the peer from :class:`~broker.sessions.peers.PeerCache` when it was just verified."""
-    now, generation = time.monotonic(), state.peers.generation
-    peer = state.peers.get(session_id, token, now) if token else None
-    with state.database.session() as db:
-        if peer is None:
-            peer = identify_peer(db, session_id, token, what="transfer files")
-            if token:
-                state.peers.put(session_id, token, peer, now, generation)
-        return work(db, peer)
+    return await state.unit(lambda db: work(db, identify_peer(db, session_id, token, what="transfer files")))
 
 
 async def _run_chunk(state: BrokerState, session_id: str, token: str | None, work: Callable[[Session, SessionPeer], T]) -> T:
-    """A unit of work on the per-chunk paths, which run dozens of times a second."""
-    return await state.db_slots.run(_cached_unit, state, session_id, token, work)
+    """:func:`_run` on the per-chunk paths, which run dozens of times a second: the peer comes from
+    :class:`~broker.sessions.peers.PeerCache` when it was just verified."""
+    return await state.unit(lambda db: work(db, _cached_peer(db, state, session_id, token)))
+
+
+def _cached_peer(db: Session, state: BrokerState, session_id: str, token: str | None) -> SessionPeer:
+    now, generation = time.monotonic(), state.peers.generation
+    peer = state.peers.get(session_id, token, now) if token else None
+    if peer is None:
+        peer = identify_peer(db, session_id, token, what="transfer files")
+        if token:
+            state.peers.put(session_id, token, peer, now, generation)
+    return peer
 
 
 def _announce_request(state: BrokerState, out: FileRequestOut) -> None:
@@ -185,31 +182,27 @@ async def put_chunk(
         try:
             return chunk_span(index, transfer.size, transfer.chunk_size)
         except ValueError as exc:
-            raise ApiError(422, "invalid_chunk", str(exc)) from None
+            raise Invalid("invalid_chunk", str(exc)) from None
 
     _offset, length = await _run_chunk(state, session_id, token, check)
-    try:
-        await state.spool.receive(transfer_id, index, request.stream(), size=length, sha256=x_chunk_sha256)
-    except ChunkRejected as rejected:
-        raise ApiError(422, "chunk_rejected", str(rejected)) from None
+    await state.spool.receive(transfer_id, index, request.stream(), size=length, sha256=x_chunk_sha256)
 
-    def record() -> str | None:
+    def record(db: Session) -> str | None:
         """Record the stored chunk; the transfer's state instead when it is over (nothing recorded)."""
         # The peer was identified before the upload; only the transfer's state matters now.
-        with state.database.session() as db:
-            transfer = rules.transfer_row(db, session_id, transfer_id)
-            if TransferState(transfer.state).over:
-                return transfer.state
-            rules.record_chunk(db, transfer, index, x_chunk_sha256, length)
-            return None
+        transfer = rules.transfer_row(db, session_id, transfer_id)
+        if TransferState(transfer.state).over:
+            return transfer.state
+        rules.record_chunk(db, transfer, index, x_chunk_sha256, length)
+        return None
 
     # Stored first, state read second; a cancel writes the state first and empties the spool
     # second. Whichever way they interleave, one of the two sees the other: a chunk stored
     # after the cancel emptied the spool is found here and removed with the rest.
-    over = await state.db_slots.run(record)
+    over = await state.unit(record)
     if over is not None:
         state.spool.remove(transfer_id)
-        raise ApiError(409, "transfer_over", f"the transfer is already {over}")
+        raise Conflict("transfer_over", f"the transfer is already {over}")
     state.transfer_signals.changed(transfer_id)
     return Response(status_code=204)
 
@@ -226,7 +219,7 @@ async def get_chunk(
         transfer = rules.transfer_row(db, session_id, transfer_id)
         rules.check_chunk_download(peer, transfer)
         if index >= chunk_count(transfer.size, transfer.chunk_size):
-            raise ApiError(422, "invalid_chunk", f"chunk {index} is outside this file")
+            raise Invalid("invalid_chunk", f"chunk {index} is outside this file")
         return rules.chunk_sha256(db, transfer_id, index)
 
     with state.transfer_signals.listen(transfer_id) as arrived:
@@ -239,7 +232,7 @@ async def get_chunk(
                 return Response(status_code=499)
             sha256 = await _run_chunk(state, session_id, token, lookup)
     if sha256 is None:
-        raise ApiError(404, "chunk_not_ready", f"chunk {index} has not been uploaded yet; ask again")
+        raise NotFound("chunk_not_ready", f"chunk {index} has not been uploaded yet; ask again")
     data = await run_in_threadpool(state.spool.copy_out, transfer_id, index)
     if data is None:
         log.warning("chunk %d of transfer %s was asked for again after it was gone", index, transfer_id)
@@ -247,7 +240,7 @@ async def get_chunk(
         # forget it so the sender, which waits until the receiver is done, uploads it again.
         await _run(state, session_id, token, lambda db, peer: rules.forget_chunk(db, transfer_id, index))
         state.transfer_signals.changed(transfer_id)
-        raise ApiError(410, "chunk_gone", f"chunk {index} is no longer here; the sender will upload it again")
+        raise Gone("chunk_gone", f"chunk {index} is no longer here; the sender will upload it again")
     return Response(
         content=data, media_type="application/octet-stream", headers={"X-Chunk-SHA256": sha256},
         background=BackgroundTask(state.spool.delivered, transfer_id, index),
@@ -280,7 +273,7 @@ async def complete(session_id: SessionId, transfer_id: TransferId, body: Transfe
         rules.check_completion(peer, transfer)
         total = chunk_count(transfer.size, transfer.chunk_size)
         if len(transfer.chunks) != total:
-            raise ApiError(409, "chunks_missing", f"the broker holds {len(transfer.chunks)} of {total} chunks")
+            raise Conflict("chunks_missing", f"the broker holds {len(transfer.chunks)} of {total} chunks")
         return total
 
     total = await _run(state, session_id, token, count)
@@ -308,12 +301,11 @@ async def _relayed_sha256(state: BrokerState, session_id: str, transfer_id: str,
             break
         await asyncio.sleep(0.05)
     if not gone:
-        raise ApiError(409, "hashing_again", "the broker is still hashing the file's last chunks; report the file again")
+        raise Conflict("hashing_again", "the broker is still hashing the file's last chunks; report the file again")
     log.info("transfer %s: the broker hashes the file again; %d chunks are uploaded again", transfer_id, len(gone))
     await _change(state, session_id, transfer_id, token, lambda db, peer, t: rules.hand_back_for_hashing(db, peer, t, gone))
-    raise ApiError(
-        409, "hashing_again",
-        f"the broker restarted during this transfer and checks the file again: the sender uploads "
+    raise Conflict(
+        "hashing_again", f"the broker restarted during this transfer and checks the file again: the sender uploads "
         f"{len(gone)} chunks again; report the file again once the broker holds every chunk",
     )
 

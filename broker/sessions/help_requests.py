@@ -22,6 +22,7 @@ from broker.accounts.tokens import HOST_TOKEN_PREFIX, hash_token, new_token
 from broker.audit import events as audit
 from broker.clock import utcnow
 from broker.helpdesk.tickets import add_comment, assign, get_ticket, open_ticket
+from broker.refusals import Conflict, Gone
 from broker.serializers import user_brief
 from broker.sessions.support_sessions import connected, get_session
 from broker.storage.db import changed_rows
@@ -45,12 +46,18 @@ def requester_actor(request_id: str) -> str:
     return f"requester:{request_id}"
 
 
-class RequestTaken(Exception):
-    """The request is not waiting any more; ``request`` says what became of it."""
-
-    def __init__(self, request: HelpRequest) -> None:
-        super().__init__(request.state)
-        self.request = request
+def request_taken(request: HelpRequest, *, picked: str | None = None) -> Conflict | Gone:
+    """Why ``request``, no longer waiting, cannot be cancelled or picked up: picked up by someone
+    (``picked`` words that case, when given), withdrawn, or expired."""
+    if request.state == HelpRequestState.picked.value:
+        who = request.picked_by
+        name = f"{who.display_name} ({who.username})" if who is not None else "another technician"
+        return Conflict("request_taken", picked or f"{name} already picked this request up", detail={
+            "picked_by": who.username if who is not None else None, "session_id": request.session_id,
+        })
+    if request.state == HelpRequestState.cancelled.value:
+        return Gone("request_cancelled", "the requester withdrew this help request")
+    return Gone("request_expired", "this help request expired: the requester's computer stopped waiting")
 
 
 def create_request(db: Session, body: HelpRequestCreate, *, source: str | None) -> tuple[HelpRequest, str]:
@@ -143,9 +150,9 @@ def _leave_queue(db: Session, request: HelpRequest, target: HelpRequestState, **
 
 
 def cancel_request(db: Session, request: HelpRequest, *, source: str | None) -> None:
-    """The user withdrew the request. Raises :class:`RequestTaken` unless it was waiting."""
+    """The user withdrew the request; refused (:func:`request_taken`) unless it was waiting."""
     if not _leave_queue(db, request, HelpRequestState.cancelled):
-        raise RequestTaken(request)
+        raise request_taken(request, picked="a technician already picked this request up: end the session instead")
     audit.record(
         db, "request.cancelled", actor=requester_actor(request.id), source=source,
         ticket_id=request.ticket_id, request_id=request.id,
@@ -161,7 +168,7 @@ def pick_up(db: Session, request: HelpRequest, technician: User, *, source: str 
     """Start ``technician``'s session with the waiting host of ``request``.
 
     The session is ``connected`` at once (the host is polling), its host token
-    is the request's secret. Raises :class:`RequestTaken` if someone else was faster,
+    is the request's secret. Refused (:func:`request_taken`) if someone else was faster,
     or the request was cancelled or expired.
     """
     now = utcnow()
@@ -169,7 +176,7 @@ def pick_up(db: Session, request: HelpRequest, technician: User, *, source: str 
     if not _leave_queue(
         db, request, HelpRequestState.picked, picked_at=now, picked_by_id=technician.id,
     ):
-        raise RequestTaken(request)
+        raise request_taken(request)
     ticket = request.ticket
     session = SupportSession(
         id=session_id, ticket=ticket, technician=technician, state=SessionState.connected.value,

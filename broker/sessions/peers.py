@@ -16,7 +16,7 @@ from broker.accounts.logins import unfinished_setup, user_for_token
 from broker.accounts.tokens import HOST_TOKEN_PREFIX, hash_token
 from broker.audit import events as audit
 from broker.clock import utcnow
-from broker.errors import ApiError
+from broker.refusals import Forbidden, Gone, NotFound, Unauthenticated
 from broker.serializers import host_info, user_brief
 from broker.sessions.support_sessions import get_session, host_session
 from broker.storage.models import SupportSession
@@ -51,7 +51,7 @@ class SessionPeer:
 def identify_peer(
     db: Session, session_id: str, token: str | None, *, what: str, ended_grace: timedelta | None = None
 ) -> SessionPeer:
-    """The peer ``token`` speaks for in the live session ``session_id``, or an :class:`ApiError`.
+    """The peer ``token`` speaks for in the live session ``session_id``, or a :class:`~broker.refusals.Refusal`.
 
     ``what`` names the resource in the refusal ("open signalling", "transfer files").
     ``ended_grace``: also accept a session that ended less than this long ago (a host
@@ -59,36 +59,36 @@ def identify_peer(
     """
     token_expires_at = None
     if token is None:
-        raise ApiError(401, "unauthorized", f"send 'Authorization: Bearer <token>' to {what}")
+        raise Unauthenticated("unauthorized", f"send 'Authorization: Bearer <token>' to {what}")
     if token.startswith(HOST_TOKEN_PREFIX):
         session = host_session(db, hash_token(token))
         if session is None:
-            raise ApiError(401, "unauthorized", "unknown host token: join with a support code first")
+            raise Unauthenticated("unauthorized", "unknown host token: join with a support code first")
         if session.id != session_id:
             audit.record_refusal(
                 db, "signal.wrong_session", actor=audit.host_actor(session.id),
                 session_id=session_id, token_session=session.id, wanted=what,
             )
-            raise ApiError(403, "forbidden", "this host token belongs to another session")
+            raise Forbidden("forbidden", "this host token belongs to another session")
         info = PeerInfo(role=Role.host, host=host_info(session))
     else:
         found = user_for_token(db, token)
         if found is None:
-            raise ApiError(401, "unauthorized", "the token is unknown, expired or revoked: sign in again")
+            raise Unauthenticated("unauthorized", "the token is unknown, expired or revoked: sign in again")
         user, token_expires_at = found[0], found[1].expires_at
         refusal = unfinished_setup(user)
         if refusal is not None:
             raise refusal
         session = get_session(db, session_id)
         if session is None or session.technician_id != user.id:
-            raise ApiError(404, "not_found", f"session {session_id} does not exist or is not yours")
+            raise NotFound("not_found", f"session {session_id} does not exist or is not yours")
         info = PeerInfo(role=Role.technician, user=user_brief(user))
     live = is_live(session)
     recent = (
         ended_grace is not None and session.ended_at is not None and session.ended_at > utcnow() - ended_grace
     )
     if not live and not recent:
-        raise ApiError(410, "session_over", f"the session is {session.state}")
+        raise Gone("session_over", f"the session is {session.state}")
     return SessionPeer(info=info, session=session, token_expires_at=token_expires_at)
 
 

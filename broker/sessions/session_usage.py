@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from broker.errors import ApiError
+from broker.refusals import TooLarge
 from broker.storage.models import SupportSession
 
 
@@ -65,7 +65,7 @@ _COLUMNS = (
 def charge(db: Session, session_id: str, adding: SessionUsage, quotas: SessionQuotas) -> None:
     """Count ``adding`` against the session's quotas in the caller's transaction.
 
-    Raises :class:`ApiError` 413 when a quota would be overrun: the caller's
+    Raises :class:`~broker.refusals.TooLarge` when a quota would be overrun: the caller's
     transaction (the counters' addition with it) must then roll back.
     """
     # One statement that adds and reads back (RETURNING: SQLite 3.35+, PostgreSQL); no in-memory
@@ -77,4 +77,4 @@ def charge(db: Session, session_id: str, adding: SessionUsage, quotas: SessionQu
     ).one()
     problem = quotas.overrun(SessionUsage(*row))
     if problem is not None:
-        raise ApiError(413, "quota_exceeded", problem)
+        raise TooLarge("quota_exceeded", problem)

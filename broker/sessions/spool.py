@@ -30,9 +30,14 @@ import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 
+from broker.refusals import Invalid
 
-class ChunkRejected(Exception):
-    """An uploaded chunk does not match what was declared; the message says how."""
+
+class ChunkRejected(Invalid):
+    """An uploaded chunk does not match what was declared (``chunk_rejected``); the message says how."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("chunk_rejected", message)
 
 
 class _FileHash:

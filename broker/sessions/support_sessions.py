@@ -19,6 +19,7 @@ from broker.audit import events as audit
 from broker.audit.reports import session_note
 from broker.clock import utcnow
 from broker.helpdesk.tickets import add_comment, mark_first_response
+from broker.refusals import Conflict, Gone, NotFound, Refusal
 from broker.sessions.codes import CodeRecord, Verdict, hash_code, issue_code, judge_redemption
 from broker.storage.db import changed_rows
 from broker.storage.models import SupportSession, Ticket, User
@@ -31,18 +32,31 @@ _ISSUE_ATTEMPTS = 20
 
 
 class CodeRejected(Exception):
-    """A redemption failed; ``verdict`` says why."""
+    """A redemption failed; ``verdict`` says why, :meth:`refusal` tells the host."""
 
     def __init__(self, verdict: Verdict) -> None:
         super().__init__(verdict.value)
         self.verdict = verdict
 
+    def refusal(self) -> Refusal:
+        """What the host is told: a kind and a sentence for each verdict."""
+        kind, code, message = _REJECTIONS[self.verdict]
+        return kind(code, message)
 
-class SessionOver(Exception):
-    """The session already ended or expired."""
+
+_REJECTIONS: dict[Verdict, tuple[type[Refusal], str, str]] = {
+    Verdict.unknown: (NotFound, "code_unknown", "no session has this code: check the digits with your technician"),
+    Verdict.expired: (Gone, "code_expired", "this code has expired: ask your technician for a new one"),
+    Verdict.used: (Conflict, "code_used", "this code was already used: ask your technician for a new one"),
+    Verdict.cancelled: (Gone, "code_cancelled", "the technician cancelled this code: ask for a new one"),
+}
+
+
+class SessionOver(Conflict):
+    """The session already ended or expired (``409 session_over``)."""
 
     def __init__(self, session: SupportSession) -> None:
-        super().__init__(session.state)
+        super().__init__("session_over", f"the session is already {session.state}")
         self.session = session
 
 

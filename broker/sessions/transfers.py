@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from broker.audit import events as audit
 from broker.clock import utcnow
-from broker.errors import ApiError
+from broker.refusals import Conflict, Forbidden, Invalid, NotFound, OutOfSpace, RateLimited, TooLarge
 from broker.sessions.grants import session_permissions
 from broker.sessions.peers import SessionPeer
 from broker.storage.models import FileRequest, SupportSession, Transfer, TransferChunk
@@ -67,7 +67,7 @@ def refusal(session: SupportSession, permission: Permission) -> str | None:
 def _require(session: SupportSession, permission: Permission) -> None:
     reason = refusal(session, permission)
     if reason is not None:
-        raise ApiError(403, "not_allowed", reason)
+        raise Forbidden("not_allowed", reason)
 
 
 def transfer_out(transfer: Transfer) -> TransferOut:
@@ -99,7 +99,7 @@ def get_transfer(db: Session, session_id: str, transfer_id: str) -> Transfer:
         .options(selectinload(Transfer.chunks))
     ).one_or_none()
     if transfer is None:
-        raise ApiError(404, "not_found", f"transfer {transfer_id} does not exist in this session")
+        raise NotFound("not_found", f"transfer {transfer_id} does not exist in this session")
     return transfer
 
 
@@ -107,7 +107,7 @@ def transfer_row(db: Session, session_id: str, transfer_id: str) -> Transfer:
     """The transfer without its chunk list: for the per-chunk paths, which must stay cheap."""
     transfer = db.get(Transfer, transfer_id)
     if transfer is None or transfer.session_id != session_id:
-        raise ApiError(404, "not_found", f"transfer {transfer_id} does not exist in this session")
+        raise NotFound("not_found", f"transfer {transfer_id} does not exist in this session")
     return transfer
 
 
@@ -139,24 +139,24 @@ def create_transfer(
 ) -> Transfer:
     """Register a file the sender is about to send; nothing moves until the receiver accepts."""
     if peer.role is not sender_of(body.direction):
-        raise ApiError(403, "not_allowed", f"only the {sender_of(body.direction).value} sends files {body.direction.value}")
+        raise Forbidden("not_allowed", f"only the {sender_of(body.direction).value} sends files {body.direction.value}")
     session = peer.session
     _require(session, permission_for(body.direction))
     try:
         name = safe_file_name(body.name)
     except UnsafeName as exc:
-        raise ApiError(422, "invalid_name", str(exc)) from None
+        raise Invalid("invalid_name", str(exc)) from None
     if body.size > max_bytes:
-        raise ApiError(413, "too_large", f"{body.size} bytes is over this broker's limit of {max_bytes} bytes per file")
+        raise TooLarge("too_large", f"{body.size} bytes is over this broker's limit of {max_bytes} bytes per file")
     if body.size > free_bytes:
-        raise ApiError(507, "no_space", f"the broker has {free_bytes} bytes free, not enough for {body.size}")
+        raise OutOfSpace("no_space", f"the broker has {free_bytes} bytes free, not enough for {body.size}")
     active = db.execute(
         select(func.count()).select_from(Transfer).where(
             Transfer.session_id == session.id, Transfer.state.in_(ACTIVE_STATES)
         )
     ).scalar_one()
     if active >= per_session:
-        raise ApiError(429, "too_many_transfers", f"{active} transfers are already running in this session; wait for one to end")
+        raise RateLimited("too_many_transfers", f"{active} transfers are already running in this session; wait for one to end")
     request = _answered_request(db, session, body)
     transfer = Transfer(
         id=str(uuid.uuid4()), session_id=session.id, direction=body.direction.value, name=name,
@@ -185,27 +185,27 @@ def _answered_request(db: Session, session: SupportSession, body: TransferCreate
     """
     if body.request_id is None:
         if body.direction is Direction.to_technician:
-            raise ApiError(422, "invalid_request", "a file for the technician answers a file request: give request_id")
+            raise Invalid("invalid_request", "a file for the technician answers a file request: give request_id")
         return None
     request = db.get(FileRequest, body.request_id)
     if request is None or request.session_id != session.id:
-        raise ApiError(404, "not_found", f"request_id: file request {body.request_id} does not exist in this session")
+        raise NotFound("not_found", f"request_id: file request {body.request_id} does not exist in this session")
     if body.direction is Direction.to_host:
-        raise ApiError(422, "invalid_request", "request_id: a file sent to the host answers no file request "
+        raise Invalid("invalid_request", "request_id: a file sent to the host answers no file request "
                        "(only the host answers them, with a file to_technician); leave request_id out")
     if request.state != FileRequestState.pending.value:
-        raise ApiError(409, "request_not_pending", f"request_id: file request {request.id} is already {request.state}")
+        raise Conflict("request_not_pending", f"request_id: file request {request.id} is already {request.state}")
     return request
 
 
 def _require_role(peer: SessionPeer, role: Role, what: str) -> None:
     if peer.role is not role:
-        raise ApiError(403, "not_allowed", f"only the {role.value} can {what}")
+        raise Forbidden("not_allowed", f"only the {role.value} can {what}")
 
 
 def _require_active(transfer: Transfer) -> None:
     if TransferState(transfer.state).over:
-        raise ApiError(409, "transfer_over", f"the transfer is already {transfer.state}")
+        raise Conflict("transfer_over", f"the transfer is already {transfer.state}")
 
 
 def receiver_of(transfer: Transfer) -> Role:
@@ -215,7 +215,7 @@ def receiver_of(transfer: Transfer) -> Role:
 def decide(db: Session, peer: SessionPeer, transfer: Transfer, body: TransferDecision) -> None:
     _require_role(peer, receiver_of(transfer), "accept or refuse this transfer")
     if transfer.state != TransferState.offered.value:
-        raise ApiError(409, "transfer_decided", f"the transfer is already {transfer.state}")
+        raise Conflict("transfer_decided", f"the transfer is already {transfer.state}")
     if body.accept:
         transfer.state = TransferState.accepted.value
         transfer.saved_as = body.saved_as
@@ -233,7 +233,7 @@ def decide(db: Session, peer: SessionPeer, transfer: Transfer, body: TransferDec
 def check_chunk_upload(peer: SessionPeer, transfer: Transfer) -> None:
     _require_role(peer, sender_of(Direction(transfer.direction)), "upload chunks of this transfer")
     if transfer.state != TransferState.accepted.value:
-        raise ApiError(409, "not_accepted", f"the transfer is {transfer.state}; chunks are taken once the receiver accepted")
+        raise Conflict("not_accepted", f"the transfer is {transfer.state}; chunks are taken once the receiver accepted")
 
 
 def record_chunk(db: Session, transfer: Transfer, index: int, sha256: str, size: int) -> None:
@@ -247,7 +247,7 @@ def record_chunk(db: Session, transfer: Transfer, index: int, sha256: str, size:
 def check_chunk_download(peer: SessionPeer, transfer: Transfer) -> None:
     _require_role(peer, receiver_of(transfer), "download chunks of this transfer")
     if transfer.state != TransferState.accepted.value:
-        raise ApiError(409, "not_accepted", f"the transfer is {transfer.state}")
+        raise Conflict("not_accepted", f"the transfer is {transfer.state}")
 
 
 def forget_chunk(db: Session, transfer_id: str, index: int) -> None:
@@ -278,7 +278,7 @@ def check_completion(peer: SessionPeer, transfer: Transfer) -> None:
     _require_role(peer, receiver_of(transfer), "complete this transfer")
     _require_active(transfer)
     if transfer.sha256 is None:
-        raise ApiError(409, "not_finished", "the sender has not finished uploading yet")
+        raise Conflict("not_finished", "the sender has not finished uploading yet")
 
 
 def hand_back_for_hashing(db: Session, peer: SessionPeer, transfer: Transfer, chunks: list[int]) -> None:
@@ -380,14 +380,14 @@ def create_file_request(db: Session, peer: SessionPeer, body: FileRequestCreate,
     _require_role(peer, Role.technician, "ask for files")
     _require(peer.session, Permission.files_receive)
     if "\x00" in body.path:
-        raise ApiError(422, "invalid_request", "a path cannot contain a NUL character")
+        raise Invalid("invalid_request", "a path cannot contain a NUL character")
     pending = db.execute(
         select(func.count()).select_from(FileRequest).where(
             FileRequest.session_id == peer.session.id, FileRequest.state == FileRequestState.pending.value,
         )
     ).scalar_one()
     if pending >= pending_most:
-        raise ApiError(429, "too_many_requests", f"{pending} file requests already wait for the user; wait for an answer")
+        raise RateLimited("too_many_requests", f"{pending} file requests already wait for the user; wait for an answer")
     request = FileRequest(
         id=str(uuid.uuid4()), session_id=peer.session.id, path=body.path, note=body.note,
         state=FileRequestState.pending.value, created_at=utcnow(),
@@ -403,11 +403,11 @@ def answer_file_request(db: Session, peer: SessionPeer, request_id: str, body: F
     _require_role(peer, Role.host, "answer file requests")
     request = db.get(FileRequest, request_id)
     if request is None or request.session_id != peer.session.id:
-        raise ApiError(404, "not_found", f"file request {request_id} does not exist in this session")
+        raise NotFound("not_found", f"file request {request_id} does not exist in this session")
     if request.state != FileRequestState.pending.value:
-        raise ApiError(409, "request_not_pending", f"the request is already {request.state}")
+        raise Conflict("request_not_pending", f"the request is already {request.state}")
     if body.approve:
-        raise ApiError(422, "invalid_request", "approve a request by offering the file (POST .../transfers with request_id)")
+        raise Invalid("invalid_request", "approve a request by offering the file (POST .../transfers with request_id)")
     request.state = FileRequestState.refused.value
     request.reason = body.reason or "the user declined"
     audit.record(db, "file_request.refused", actor=peer.actor, session_id=peer.session.id,

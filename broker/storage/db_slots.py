@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
-
-from starlette.concurrency import run_in_threadpool
 
 from broker.errors import ApiError
 
@@ -47,9 +45,6 @@ password, writing a file), and so that a unit of work never waits long for its n
 
 RETRY_AFTER_SECONDS = 2
 """What a refused request is told to wait: the queue drains in well under that when it can."""
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -81,6 +76,21 @@ def broker_busy(reason: str) -> ApiError:
         f"the broker is busy ({reason}): try again in {RETRY_AFTER_SECONDS} s",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
+
+
+class Lane(enum.Enum):
+    """How a unit of work gets its database slot (:meth:`DatabaseSlots.slot_for`)."""
+
+    in_turn = "in_turn"
+    """Ordinary work: waits its turn, ``503 broker_busy`` past the queue or the wait."""
+    ahead = "ahead"
+    """Work that holds something scarce others queue for (a code check): before all ordinary work."""
+    surely = "surely"
+    """Work with nobody to tell "try again" (a connected peer's audit, consent or end): never refused."""
+    held = "held"
+    """The request holds a slot already (its signed-in user's ``DB``): a second unit of work runs on
+    the pool's second connection for that slot. Taking a second slot could wait for ever behind
+    requests doing the same."""
 
 
 class DatabaseSlots:
@@ -130,6 +140,12 @@ class DatabaseSlots:
         finally:
             self._release()
 
+    def slot_for(self, lane: Lane) -> contextlib.AbstractAsyncContextManager[None]:
+        """The slot a unit of work of ``lane`` holds: :meth:`slot` as the lane says, none for :attr:`Lane.held`."""
+        if lane is Lane.held:
+            return contextlib.nullcontext()
+        return self.slot(refusable=lane is not Lane.surely, ahead=lane is Lane.ahead)
+
     def _free_now(self) -> bool:
         return self._free > 0 and not self._ahead and not self._in_turn
 
@@ -158,23 +174,3 @@ class DatabaseSlots:
                     granted.set_result(None)
                     return
         self._free += 1
-
-    async def run(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """``work(*args, **kwargs)`` in a worker thread, holding a slot: for work that opens
-        its own database session (``state.database.session()``) rather than the request's."""
-        return await _in_thread_holding(self.slot(), work, *args, **kwargs)
-
-    async def run_ahead(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """:meth:`run`, ahead of ordinary work (``slot(ahead=True)``)."""
-        return await _in_thread_holding(self.slot(ahead=True), work, *args, **kwargs)
-
-    async def run_surely(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """:meth:`run`, for work that must not be refused (``slot(refusable=False)``)."""
-        return await _in_thread_holding(self.slot(refusable=False), work, *args, **kwargs)
-
-
-async def _in_thread_holding(
-    slot: contextlib.AbstractAsyncContextManager[None], work: Callable[P, T], *args: P.args, **kwargs: P.kwargs
-) -> T:
-    async with slot:
-        return await run_in_threadpool(work, *args, **kwargs)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from broker.audit import events as audit
-from broker.errors import ApiError
+from broker.refusals import RateLimited
 from broker.throttling.ratelimit import FailureLimiter
 
 
@@ -28,10 +28,10 @@ class RateGate:
     audited_as: str
     """The audit event of a block's start."""
 
-    def refusal(self, wait: int) -> ApiError:
+    def refusal(self, wait: int) -> RateLimited:
         """The ``429 rate_limited`` answer, ``wait`` seconds in its message and ``Retry-After``."""
-        return ApiError(429, "rate_limited", f"too many {self.too_many} from this address; try again in {wait} s",
-                        headers={"Retry-After": str(wait)})
+        return RateLimited("rate_limited", f"too many {self.too_many} from this address; try again in {wait} s",
+                           retry_after=wait)
 
     def check(self, limiter: FailureLimiter, key: str, now: float) -> None:
         """Refuse while ``key`` is blocked; count nothing."""

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from broker.errors import ApiError
-from broker.storage.db_slots import DatabaseBudget, DatabaseSlots
+from broker.storage.db_slots import DatabaseBudget, DatabaseSlots, Lane
 
 
 def _slots(slots: int = 1, queue: int = 10, wait_seconds: float = 5.0) -> DatabaseSlots:
@@ -93,3 +93,32 @@ def test_a_wait_cancelled_as_its_slot_is_granted_passes_the_slot_on() -> None:
         return order
 
     assert asyncio.run(scenario()) == ["staying"]
+
+
+def test_each_lane_takes_its_kind_of_slot_and_a_held_one_none() -> None:
+    async def scenario() -> list[str]:
+        slots, order, release = _slots(queue=1, wait_seconds=0.2), [], asyncio.Event()
+        holder = asyncio.create_task(_hold(slots, "holder", order, release))
+        await _settle()
+        # All slots taken for longer than it may wait: ordinary work is refused ...
+        with pytest.raises(ApiError):
+            async with slots.slot_for(Lane.in_turn):
+                pass
+        # ... work the request already holds a slot for runs beside it ...
+        async with asyncio.timeout(1):
+            async with slots.slot_for(Lane.held):
+                order.append("held")
+        # ... and work nobody can be told to retry waits however long, behind work in the lane ahead.
+        surely = asyncio.create_task(_lane(slots, Lane.surely, "surely", order))
+        ahead = asyncio.create_task(_lane(slots, Lane.ahead, "ahead", order))
+        await _settle()
+        release.set()
+        await asyncio.gather(holder, surely, ahead)
+        return order
+
+    assert asyncio.run(scenario()) == ["holder", "held", "ahead", "surely"]
+
+
+async def _lane(slots: DatabaseSlots, lane: Lane, name: str, order: list[str]) -> None:
+    async with slots.slot_for(lane):
+        order.append(name)
