@@ -84,10 +84,9 @@ def _send_keyframe_and_tell_track(sender: RTCRtpSender) -> None:
 
 def forward_keyframe_requests(enabled: bool) -> None:
     """Also tell a sender's track (``keyframe_requested()``, when it has one) that the receiver wants a keyframe."""
-    # The hook: aiortc has no option for this. (mypy also reads a plain function put on a class
-    # as not matching the method it replaces, hence "assignment" too.)
+    # mypy also reads a plain function put on a class as not matching the method it replaces: "assignment".
     hook = _send_keyframe_and_tell_track if enabled else _original_send_keyframe
-    RTCRtpSender._send_keyframe = hook  # type: ignore[method-assign, assignment]
+    RTCRtpSender._send_keyframe = hook  # type: ignore[method-assign, assignment]  # the hook: aiortc has no option for it
 
 
 def keyframe_requests_forwarded() -> bool:
