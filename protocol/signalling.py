@@ -166,17 +166,13 @@ class Error(_Message):
     message: str
 
 
-BrokerMessage = Annotated[
-    Offer | Answer | IceCandidate | Consent | Welcome | GrantIssued | TransferUpdate | FileRequestUpdate | PeerJoined
-    | PeerLeft | SessionEnded | Error,
-    Field(discriminator="type"),
-]
-"""Any message a peer may receive from the broker."""
 BrokerMessageT = (
     Offer | Answer | IceCandidate | Consent | Welcome | GrantIssued | TransferUpdate | FileRequestUpdate | PeerJoined
     | PeerLeft | SessionEnded | Error
 )
-"""The same union without the discriminator: what :func:`parse_broker_message` returns."""
+"""Any message a peer may receive from the broker (what :func:`parse_broker_message` returns)."""
+BrokerMessage = Annotated[BrokerMessageT, Field(discriminator="type")]
+"""The same, validated by its ``type``."""
 
 _peer_adapter: TypeAdapter[PeerMessageT] = TypeAdapter(PeerMessage)
 _broker_adapter: TypeAdapter[BrokerMessageT] = TypeAdapter(BrokerMessage)
