@@ -26,7 +26,8 @@ def sample_rgb(frame: av.VideoFrame, x: int, y: int) -> tuple[int, int, int]:
     u = np.frombuffer(planes[1], np.uint8)[(y // 2) * planes[1].line_size + x // 2]
     v = np.frombuffer(planes[2], np.uint8)[(y // 2) * planes[2].line_size + x // 2]
     c, d, e = 1.164 * (int(luma) - 16), int(u) - 128, int(v) - 128
-    return tuple(int(max(0, min(255, round(ch)))) for ch in (c + 1.596 * e, c - 0.392 * d - 0.813 * e, c + 2.017 * d))  # type: ignore[return-value]
+    r, g, b = (int(max(0, min(255, round(ch)))) for ch in (c + 1.596 * e, c - 0.392 * d - 0.813 * e, c + 2.017 * d))
+    return r, g, b
 
 
 def close_to(a: tuple[int, int, int], b: tuple[int, int, int], tolerance: int = 40) -> bool:

@@ -72,13 +72,14 @@ def receiver_hooks_off() -> Iterator[None]:
     """
     import tech_console.remote_view as remote_view
 
-    original = remote_view.complete_frames_on_marker
-    remote_view.complete_frames_on_marker = lambda _enabled: original(False)  # type: ignore[assignment]
+    # remote_view imports the switch without re-exporting it; its imported name is the one RemoteView calls.
+    original = remote_view.complete_frames_on_marker  # type: ignore[attr-defined]  # not re-exported
+    remote_view.complete_frames_on_marker = lambda enabled: original(False)  # type: ignore[attr-defined]  # not re-exported
     try:
         original(False)
         yield
     finally:
-        remote_view.complete_frames_on_marker = original  # type: ignore[assignment]
+        remote_view.complete_frames_on_marker = original  # type: ignore[attr-defined]  # not re-exported
 # ---------------------------------------------------------------------------------------------
 
 
@@ -163,8 +164,10 @@ def install() -> None:
     """Swap the host's screen pipeline for the naive one (this process only)."""
     import host_client.session as session
 
-    session.ScreenTrack = NaiveScreenTrack  # type: ignore[misc,assignment]
-    session.add_screen_sender = naive_add_screen_sender  # type: ignore[assignment]
+    # session imports ScreenTrack without re-exporting it (the name its sessions build their track from),
+    # and the naive track is deliberately not a ScreenTrack.
+    session.ScreenTrack = NaiveScreenTrack  # type: ignore[attr-defined, assignment]  # not re-exported; not a ScreenTrack on purpose
+    session.add_screen_sender = naive_add_screen_sender
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Required, TypedDict, Unpack
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -279,14 +280,24 @@ def seed(db: Session, *, tickets: int, seed: int = 1, days: int = 90, technician
     return summary
 
 
-def seed_database(database_url: str, **options: object) -> SeedSummary:
+class SeedOptions(TypedDict, total=False):
+    """:func:`seed`'s keyword arguments (its defaults apply to those left out), as :func:`seed_database` passes them on."""
+
+    tickets: Required[int]
+    seed: int
+    days: int
+    technicians: int
+    now: datetime | None
+
+
+def seed_database(database_url: str, **options: Unpack[SeedOptions]) -> SeedSummary:
     """Migrate the database at ``database_url`` to the newest schema, then :func:`seed` it in one transaction."""
     database = Database(database_url)
     try:
         database.migrate()
         started = time.perf_counter()
         with database.session() as db:
-            summary = seed(db, **options)  # type: ignore[arg-type]
+            summary = seed(db, **options)
         summary.seconds = time.perf_counter() - started  # with the commit
         return summary
     finally:

@@ -34,7 +34,8 @@ def pictures(kind: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray
     """Two BGRA frames of ``kind``: still, text, noise."""
     if kind == "noise":
         rng = np.random.default_rng(15)
-        return tuple(rng.integers(0, 255, (height, width, 4), dtype=np.uint8) for _ in range(2))  # type: ignore[return-value]
+        first, second = (rng.integers(0, 255, (height, width, 4), dtype=np.uint8) for _ in range(2))
+        return first, second
     first = np.full((height, width, 4), 255, np.uint8)
     if kind == "text":
         for y in range(0, height, 18):

@@ -61,7 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import IO, TYPE_CHECKING
@@ -365,10 +365,10 @@ async def vnc_receiver(
                 await asyncio.to_thread(process.wait)
 
 
-async def _quietly(step: object) -> None:
+async def _quietly(step: Awaitable[object]) -> None:
     """Await a clean-up step whose failure must not hide the error being raised."""
     try:
-        await step  # type: ignore[misc]
+        await step
     except (Exception, asyncio.CancelledError):  # noqa: BLE001 - clean-up after another failure
         pass
 

@@ -15,20 +15,32 @@ comparing pixels instead.
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 log = logging.getLogger(__name__)
+
+
+class XConnection(Protocol):
+    """What :class:`DamageWatcher` uses of a python-xlib ``Display`` (the library has no type hints)."""
+
+    def fileno(self) -> int: ...
+    def pending_events(self) -> int: ...
+    def next_event(self) -> object: ...
+    def damage_subtract(self, damage: int) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class DamageWatcher:
     """A damage object on the root window of one X display connection."""
 
-    def __init__(self, display: object, damage_id: int) -> None:
+    def __init__(self, display: XConnection, damage_id: int) -> None:
         self._display = display
         self._damage = damage_id
 
     def fileno(self) -> int:
         """The X connection's socket: readable when the server sent an event."""
-        return self._display.fileno()  # type: ignore[attr-defined, no-any-return]
+        return self._display.fileno()
 
     def take(self) -> bool:
         """Whether anything was drawn since the last call; marks the screen clean again.
@@ -38,17 +50,17 @@ class DamageWatcher:
         """
         display = self._display
         damaged = False
-        while display.pending_events():  # type: ignore[attr-defined]
-            display.next_event()  # type: ignore[attr-defined]
+        while display.pending_events():
+            display.next_event()
             damaged = True
         if damaged:
-            display.damage_subtract(self._damage)  # type: ignore[attr-defined]
-            display.flush()  # type: ignore[attr-defined]
+            display.damage_subtract(self._damage)
+            display.flush()
         return damaged
 
     def close(self) -> None:
         try:
-            self._display.close()  # type: ignore[attr-defined]
+            self._display.close()
         except Exception:  # noqa: BLE001 - the server may be gone already
             pass
 

@@ -215,7 +215,9 @@ class HostTransfers:
             self._ui.notice(error.message)
             return
         if accepted.state is TransferState.accepted:
-            self._tasks.setdefault(accepted.id, asyncio.current_task())  # type: ignore[arg-type]
+            this_task = asyncio.current_task()
+            assert this_task is not None  # a coroutine the event loop runs is always inside a task
+            self._tasks.setdefault(accepted.id, this_task)
             await self._upload(accepted, path)
 
     async def _upload(self, transfer: TransferOut, path: Path) -> None:

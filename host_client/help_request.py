@@ -39,7 +39,7 @@ def help_request_body(
     """The request for this machine; raises ``ValidationError`` naming the field that is wrong."""
     machine_name, os_name, user_name = machine_description()
     return HelpRequestCreate(
-        name=name, summary=summary, details=details, email=email or None, priority=priority,  # type: ignore[arg-type]
+        name=name, summary=summary, details=details, email=email or None, priority=priority,
         machine_name=machine_name, os=os_name, user_name=user_name,
     )
 

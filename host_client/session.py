@@ -625,14 +625,18 @@ class HostSession:
             self.recording_spool, lambda: self._selected, lambda: self.authority.allows(Permission.view),
             fps=self.policy.recording_fps, start_index=start.index, start_offset_ms=start.offset_ms,
             origin_ms=start.origin_ms,
-            on_segment=lambda index: self._loop.call_soon_threadsafe(self.uploader.segment_ready, index)  # type: ignore[union-attr]
-            if self._loop else None,
+            on_segment=self._segment_recorded if self._loop else None,
         )
         self.recorder.start()
         self._ui.notice(
             f"this session is recorded for the audit trail: your shared screen at {self.policy.recording_fps:g} "
             "frames per second (nothing when viewing is not allowed), and what the technician does"
         )
+
+    def _segment_recorded(self, index: int) -> None:
+        """Called on the recorder's thread: hand the finished segment to the uploader, on the event loop."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.uploader.segment_ready, index)
 
     async def _stop_recording(self) -> None:
         if self.recorder is not None:

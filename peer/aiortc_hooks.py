@@ -25,24 +25,24 @@ name still exists and behaves as assumed in the pinned aiortc/aioice range
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import aioice.ice
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
+from aiortc.codecs import get_encoder
 from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpsender import RTCRtpSender
 
 from .screen_encoder import ScreenH264Encoder
 
 LOOPBACK_ADDRESS = "127.0.0.1"
 
-_original_get_host_addresses: Callable[[bool, bool], list[str]] = aioice.ice.get_host_addresses
-_original_get_encoder: Callable[[RTCRtpCodecParameters], Encoder] = aiortc.rtcrtpsender.get_encoder
-_original_send_keyframe: Callable[[Any], None] = aiortc.rtcrtpsender.RTCRtpSender._send_keyframe
-_original_jitter_buffer: type[JitterBuffer] = aiortc.rtcrtpreceiver.JitterBuffer
+# aiortc's own, read where they are defined: the hooked modules import them without re-exporting.
+_original_get_host_addresses = aioice.ice.get_host_addresses
+_original_get_encoder = get_encoder
+_original_send_keyframe = RTCRtpSender._send_keyframe
+_original_jitter_buffer = JitterBuffer
 
 
 def _loopback_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
@@ -66,14 +66,16 @@ def _screen_encoder_for(codec: RTCRtpCodecParameters) -> Encoder:
 
 def use_screen_encoder(enabled: bool) -> None:
     """Encode H.264 video in this process with :class:`ScreenH264Encoder` (or aiortc's own again)."""
-    aiortc.rtcrtpsender.get_encoder = _screen_encoder_for if enabled else _original_get_encoder
+    # The name rtcrtpsender imported (its sender calls it from there) is the one to replace.
+    encoder_for = _screen_encoder_for if enabled else _original_get_encoder
+    aiortc.rtcrtpsender.get_encoder = encoder_for  # type: ignore[attr-defined]  # imported there, not re-exported
 
 
 def screen_encoder_active() -> bool:
-    return aiortc.rtcrtpsender.get_encoder is _screen_encoder_for
+    return aiortc.rtcrtpsender.get_encoder is _screen_encoder_for  # type: ignore[attr-defined]  # imported there, not re-exported
 
 
-def _send_keyframe_and_tell_track(sender: Any) -> None:
+def _send_keyframe_and_tell_track(sender: RTCRtpSender) -> None:
     _original_send_keyframe(sender)
     notify = getattr(sender.track, "keyframe_requested", None)
     if callable(notify):
@@ -82,13 +84,13 @@ def _send_keyframe_and_tell_track(sender: Any) -> None:
 
 def forward_keyframe_requests(enabled: bool) -> None:
     """Also tell a sender's track (``keyframe_requested()``, when it has one) that the receiver wants a keyframe."""
-    aiortc.rtcrtpsender.RTCRtpSender._send_keyframe = (  # type: ignore[method-assign]
-        _send_keyframe_and_tell_track if enabled else _original_send_keyframe
-    )
+    # mypy also reads a plain function put on a class as not matching the method it replaces: "assignment".
+    hook = _send_keyframe_and_tell_track if enabled else _original_send_keyframe
+    RTCRtpSender._send_keyframe = hook  # type: ignore[method-assign, assignment]  # the hook: aiortc has no option for it
 
 
 def keyframe_requests_forwarded() -> bool:
-    return aiortc.rtcrtpsender.RTCRtpSender._send_keyframe is _send_keyframe_and_tell_track
+    return RTCRtpSender._send_keyframe is _send_keyframe_and_tell_track
 
 
 class MarkerJitterBuffer(JitterBuffer):
@@ -106,14 +108,17 @@ class MarkerJitterBuffer(JitterBuffer):
                 packets.append(packet)
                 if packet.marker:
                     self.remove(count + 1)
-                    return JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)  # type: ignore[attr-defined]
+                    data = b"".join(p._data for p in packets)  # type: ignore[attr-defined]  # aiortc's receiver sets it, undeclared
+                    return JitterFrame(data=data, timestamp=timestamp)
         return super()._remove_frame(sequence_number)
 
 
 def complete_frames_on_marker(enabled: bool) -> None:
     """Make receivers created after this call use :class:`MarkerJitterBuffer` (or aiortc's own)."""
-    aiortc.rtcrtpreceiver.JitterBuffer = MarkerJitterBuffer if enabled else _original_jitter_buffer  # type: ignore[misc]
+    # The name rtcrtpreceiver imported (its receiver builds its buffer from there) is the one to replace.
+    buffer = MarkerJitterBuffer if enabled else _original_jitter_buffer
+    aiortc.rtcrtpreceiver.JitterBuffer = buffer  # type: ignore[attr-defined]  # imported there, not re-exported
 
 
 def marker_frames_active() -> bool:
-    return aiortc.rtcrtpreceiver.JitterBuffer is MarkerJitterBuffer
+    return aiortc.rtcrtpreceiver.JitterBuffer is MarkerJitterBuffer  # type: ignore[attr-defined]  # imported there, not re-exported

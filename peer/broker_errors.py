@@ -36,7 +36,7 @@ class BrokerRefusal(Exception):
 R = TypeVar("R", bound=BrokerRefusal)
 
 
-def refusal_from(kind: type[R], status: int, body: bytes | str | None, retry_after: str | None = None) -> R:
+def refusal_from(kind: type[R], status: int, body: bytes | bytearray | str | None, retry_after: str | None = None) -> R:
     """The broker's answer ``status`` with ``body`` (and its ``Retry-After`` header) as a ``kind``."""
     try:
         answer = ErrorBody.model_validate_json(body or b"")

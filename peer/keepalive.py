@@ -25,7 +25,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode, Frame
-from websockets.http11 import Response
+from websockets.http11 import Request, Response
 
 BROKER_SILENT = "the broker stopped answering"
 """The close reason when the broker left a ping unanswered."""
@@ -41,7 +41,7 @@ class QuietPeerConnection(ClientConnection):
         self.pings_sent = 0
         """Keepalive pings sent (the broker's own pings make this stay 0)."""
 
-    def process_event(self, event: Response | Frame) -> None:  # type: ignore[override]  # websockets types it as Event
+    def process_event(self, event: Request | Response | Frame) -> None:  # websockets' Event, spelled out: it is not exported
         self.last_heard = self.loop.time()
         super().process_event(event)
 

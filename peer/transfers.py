@@ -18,7 +18,8 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -365,10 +366,10 @@ class _Receiver:
             self.progress(self.transfer.size, self.transfer.size)
         return self.digest.hexdigest()
 
-    async def _worker(self, queue: Any) -> None:
+    async def _worker(self, queue: Iterator[int]) -> None:
         for index in queue:
             async with self.moved:
-                await self.moved.wait_for(lambda i=index: i < self.next_to_hash + HASH_WINDOW)
+                await self.moved.wait_for(partial(self._within_hash_window, index))
             data, sha256 = await self.client.fetch_chunk(self.transfer, index)
             offset, length = chunk_span(index, self.transfer.size, self.transfer.chunk_size)
             if len(data) != length:
@@ -379,6 +380,10 @@ class _Receiver:
             if self.progress is not None:
                 self.progress(self.ledger.bytes_done, self.transfer.size)
             await self._advance_hash()
+
+    def _within_hash_window(self, index: int) -> bool:
+        """Whether chunk ``index`` is close enough to the hash (:data:`HASH_WINDOW`) to be fetched now."""
+        return index < self.next_to_hash + HASH_WINDOW
 
     async def _advance_hash(self) -> None:
         """Feed the file hash every chunk that is here, in order (earlier runs' chunks from disk)."""

@@ -175,9 +175,9 @@ class Notice(_Message):
 TechControlMessage = Annotated[Chat | Clipboard | SelectMonitor, Field(discriminator="type")]
 HostControlMessage = Annotated[Chat | Clipboard | Monitors | Refused | Notice, Field(discriminator="type")]
 
-_input = TypeAdapter(InputMessage)
-_tech_control = TypeAdapter(TechControlMessage)
-_host_control = TypeAdapter(HostControlMessage)
+_input: TypeAdapter[InputMessageT] = TypeAdapter(InputMessage)
+_tech_control: TypeAdapter[Chat | Clipboard | SelectMonitor] = TypeAdapter(TechControlMessage)
+_host_control: TypeAdapter[Chat | Clipboard | Monitors | Refused | Notice] = TypeAdapter(HostControlMessage)
 _INPUT_TYPES = ("pointer_move", "pointer_button", "wheel", "key", "text")
 _TECH_CONTROL_TYPES = ("chat", "clipboard", "select_monitor")
 _HOST_CONTROL_TYPES = ("chat", "clipboard", "monitors", "refused", "notice")
@@ -186,17 +186,17 @@ _HOST_CONTROL_TYPES = ("chat", "clipboard", "monitors", "refused", "notice")
 def parse_input(frame: str | bytes, *, pointer_only: bool = False) -> InputMessageT:
     """An input message from the technician (raises :class:`~protocol.frames.MessageError`)."""
     types = ("pointer_move",) if pointer_only else _INPUT_TYPES
-    return parse_frame(frame, _input, types, MAX_CHANNEL_MESSAGE_BYTES)  # type: ignore[no-any-return]
+    return parse_frame(frame, _input, types, MAX_CHANNEL_MESSAGE_BYTES)
 
 
 def parse_tech_control(frame: str | bytes) -> Chat | Clipboard | SelectMonitor:
     """A control message from the technician, as the host reads it."""
-    return parse_frame(frame, _tech_control, _TECH_CONTROL_TYPES, MAX_CHANNEL_MESSAGE_BYTES)  # type: ignore[no-any-return]
+    return parse_frame(frame, _tech_control, _TECH_CONTROL_TYPES, MAX_CHANNEL_MESSAGE_BYTES)
 
 
 def parse_host_control(frame: str | bytes) -> Chat | Clipboard | Monitors | Refused | Notice:
     """A control message from the host, as the technician reads it."""
-    return parse_frame(frame, _host_control, _HOST_CONTROL_TYPES, MAX_CHANNEL_MESSAGE_BYTES)  # type: ignore[no-any-return]
+    return parse_frame(frame, _host_control, _HOST_CONTROL_TYPES, MAX_CHANNEL_MESSAGE_BYTES)
 
 
 def to_pixel(value: float, origin: int, extent: int) -> int:

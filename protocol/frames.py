@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Collection
 from itertools import accumulate
-from typing import Any
+from typing import TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -87,12 +87,15 @@ def frame_size(frame: str | bytes) -> int:
     return len(frame.encode("utf-8", "surrogatepass")) if isinstance(frame, str) else len(frame)
 
 
+MessageT = TypeVar("MessageT")  # what the adapter validates to is what parse_frame returns
+
+
 def parse_frame(
     frame: str | bytes,
-    adapter: TypeAdapter[Any],
+    adapter: TypeAdapter[MessageT],
     types: Collection[str],
     max_bytes: int,
-) -> Any:
+) -> MessageT:
     """Validate one frame against ``adapter``, accepting only the given ``type`` values.
 
     Size and nesting are checked on the raw frame, before it is parsed.

@@ -166,15 +166,16 @@ class Error(_Message):
     message: str
 
 
-BrokerMessage = Annotated[
+BrokerMessageT = (
     Offer | Answer | IceCandidate | Consent | Welcome | GrantIssued | TransferUpdate | FileRequestUpdate | PeerJoined
-    | PeerLeft | SessionEnded | Error,
-    Field(discriminator="type"),
-]
-"""Any message a peer may receive from the broker."""
+    | PeerLeft | SessionEnded | Error
+)
+"""Any message a peer may receive from the broker (what :func:`parse_broker_message` returns)."""
+BrokerMessage = Annotated[BrokerMessageT, Field(discriminator="type")]
+"""The same, validated by its ``type``."""
 
 _peer_adapter: TypeAdapter[PeerMessageT] = TypeAdapter(PeerMessage)
-_broker_adapter: TypeAdapter[object] = TypeAdapter(BrokerMessage)
+_broker_adapter: TypeAdapter[BrokerMessageT] = TypeAdapter(BrokerMessage)
 
 _PEER_TYPES = ("offer", "answer", "ice", "end", "consent")
 
@@ -189,13 +190,13 @@ def error_message(error: MessageError) -> Error:
 
 def parse_peer_message(frame: str | bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> PeerMessageT:
     """Validate one frame received from a peer, or raise :class:`MessageError`."""
-    return parse_frame(frame, _peer_adapter, _PEER_TYPES, max_bytes)  # type: ignore[no-any-return]
+    return parse_frame(frame, _peer_adapter, _PEER_TYPES, max_bytes)
 
 
 def parse_broker_message(frame: str | bytes) -> BaseModel:
     """Validate one frame received from the broker (used by both clients)."""
     try:
-        return _broker_adapter.validate_json(frame)  # type: ignore[return-value]
+        return _broker_adapter.validate_json(frame)
     except ValidationError as exc:
         raise MessageError(ErrorCode.invalid_message, describe_validation_error(exc)) from None
 

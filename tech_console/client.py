@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
@@ -449,17 +449,28 @@ class TechConsole:
         if self.token is None:
             raise ConsoleError("sign in first: deskhand-console login", status=401)
 
+    @overload
+    async def _call(
+        self, method: str, path: str, result: None, body: BaseModel | None = None, *,
+        params: dict[str, Any] | None = None, auth: bool = True, only_set: bool = False,
+    ) -> None: ...
+    @overload
+    async def _call(
+        self, method: str, path: str, result: type[T], body: BaseModel | None = None, *,
+        params: dict[str, Any] | None = None, auth: bool = True, only_set: bool = False,
+    ) -> T: ...
+
     async def _call(
         self,
         method: str,
         path: str,
-        result: Any,
+        result: type[T] | None,
         body: BaseModel | None = None,
         *,
         params: dict[str, Any] | None = None,
         auth: bool = True,
         only_set: bool = False,
-    ) -> Any:
+    ) -> T | None:
         """A call to ``API_PREFIX + path``; ``only_set``: send only the body's fields that were set (a PATCH,
         where absent and null differ)."""
         if auth:

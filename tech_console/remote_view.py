@@ -37,6 +37,7 @@ from protocol.channel import (
     POINTER_CHANNEL,
     Chat,
     Clipboard,
+    InputMessageT,
     Key,
     Monitors,
     Notice,
@@ -202,7 +203,7 @@ class RemoteView:
             await asyncio.sleep(settle_until - time.monotonic())
         frame = await self.wait_for_frame(timeout)
         path.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_image().save(path, format="PNG")
+        frame.to_image().save(path, format="PNG")  # type: ignore[no-untyped-call]  # PyAV's stubs leave to_image unannotated
         return frame
 
     # --- remote control -----------------------------------------------------------------
@@ -210,12 +211,12 @@ class RemoteView:
     def move(self, x: float, y: float, *, reliable: bool = False) -> int:
         """Move the pointer to (x, y) on the selected monitor (0..1). Unreliable unless asked."""
         message = PointerMove(seq=next(self._seq), x=x, y=y)
-        self._send(INPUT_CHANNEL if reliable else POINTER_CHANNEL, message)
+        self._send_input(INPUT_CHANNEL if reliable else POINTER_CHANNEL, message)
         return message.seq
 
     def button(self, x: float, y: float, down: bool, button: str = "left") -> int:
-        message = PointerButton(seq=next(self._seq), button=button, down=down, x=x, y=y)  # type: ignore[arg-type]
-        self._send(INPUT_CHANNEL, message)
+        message = PointerButton(seq=next(self._seq), button=button, down=down, x=x, y=y)
+        self._send_input(INPUT_CHANNEL, message)
         return message.seq
 
     def click(self, x: float, y: float, button: str = "left") -> int:
@@ -225,12 +226,12 @@ class RemoteView:
 
     def wheel(self, x: float, y: float, dy: int, dx: int = 0) -> int:
         message = Wheel(seq=next(self._seq), dx=dx, dy=dy, x=x, y=y)
-        self._send(INPUT_CHANNEL, message)
+        self._send_input(INPUT_CHANNEL, message)
         return message.seq
 
     def key(self, code: str, key: str = "", *, down: bool) -> int:
         message = Key(seq=next(self._seq), code=code, key=key, down=down)
-        self._send(INPUT_CHANNEL, message)
+        self._send_input(INPUT_CHANNEL, message)
         return message.seq
 
     def press_key(self, code: str, key: str = "") -> int:
@@ -243,7 +244,7 @@ class RemoteView:
         seq = 0
         for start in range(0, len(text), MAX_TEXT_CHARS):
             message = Text(seq=next(self._seq), text=text[start : start + MAX_TEXT_CHARS])
-            self._send(INPUT_CHANNEL, message)
+            self._send_input(INPUT_CHANNEL, message)
             seq = message.seq
         return seq
 
@@ -271,11 +272,14 @@ class RemoteView:
                 "(wait_for_control)"
             )
         channel.send(encode(message))
-        if label != CONTROL_CHANNEL:
-            self.events.count("input.sent")
-            typed = typed_text(message)  # type: ignore[arg-type]  # only input messages go on these channels
-            if typed and self.policy.keystroke_logging:
-                self.events.add("input.text", text=typed)
+
+    def _send_input(self, label: str, message: InputMessageT) -> None:
+        """Send on the input or pointer channel, counting it and logging what it types."""
+        self._send(label, message)
+        self.events.count("input.sent")
+        typed = typed_text(message)
+        if typed and self.policy.keystroke_logging:
+            self.events.add("input.text", text=typed)
 
     # --- ending -------------------------------------------------------------------------
 
@@ -381,11 +385,12 @@ class RemoteView:
             now = time.monotonic()
             if self.first_frame_at is None:
                 self.first_frame_at = now
-            self.latest_frame = frame  # type: ignore[assignment]
+            assert isinstance(frame, av.VideoFrame)  # only the video track is read (see _on_track)
+            self.latest_frame = frame
             self.latest_frame_at = now
             self.frames_received += 1
             if self._on_frame is not None:
-                self._on_frame(frame, now)  # type: ignore[arg-type]
+                self._on_frame(frame, now)
             self._notify()
 
     async def _close_peer(self) -> None:

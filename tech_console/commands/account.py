@@ -75,10 +75,11 @@ async def _login(ctx: Context) -> int:
         password = getpass.getpass(f"Password for {args.username}: ")
     async with ctx.client() as tc:
         result = await _sign_in(tc, args.username, password, args.totp, args.recovery_code)
+    # The token is in the body: only a browser asks for it as a cookie (then it is None).
+    assert result.access_token is not None
     save_credentials(
         ctx.credentials_path,
-        # The token is in the body: only a browser asks for it as a cookie (then it is None).
-        Credentials(ctx.broker, result.access_token, result.user.username, result.expires_at.isoformat()),  # type: ignore[arg-type]
+        Credentials(ctx.broker, result.access_token, result.user.username, result.expires_at.isoformat()),
     )
     ctx.emit(result.user, f"Signed in to {ctx.broker} as {result.user.username} until {result.expires_at:%Y-%m-%d %H:%M} UTC.")
     if result.password_change_required:

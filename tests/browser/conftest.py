@@ -20,7 +20,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+
+from tests.support.broker import BrokerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
@@ -46,11 +48,11 @@ async def console_page(browser: Browser) -> AsyncIterator[Callable[..., Awaitabl
     problems: list[str] = []
     contexts = []
 
-    async def open_page(broker, expect_http_errors: frozenset[int] = frozenset()) -> Page:  # type: ignore[no-untyped-def]
+    async def open_page(broker: BrokerProcess, expect_http_errors: frozenset[int] = frozenset()) -> Page:
         """``expect_http_errors``: statuses the test provokes on purpose (Chromium logs every
         4xx answer to a fetch as a console error; only those the test expects are forgiven)."""
 
-        def on_console(message) -> None:  # type: ignore[no-untyped-def]
+        def on_console(message: ConsoleMessage) -> None:
             if message.type != "error":
                 return
             status = re.search(r"responded with a status of (\d{3})", message.text)
@@ -80,7 +82,7 @@ class Hosts:
     def __init__(self) -> None:
         self.started: list[subprocess.Popen[str]] = []
 
-    def join(self, broker, code: str, display_env: dict[str, str], consent: str, downloads: Path) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
+    def join(self, broker: BrokerProcess, code: str, display_env: dict[str, str], consent: str, downloads: Path) -> subprocess.Popen[str]:
         """``deskhand-host join CODE --ui terminal --consent CONSENT`` on a display; its stdin is the user's keyboard."""
         process = subprocess.Popen(
             [sys.executable, "-m", "host_client.cli", "join", code, "--broker", broker.base_url, "--ui", "terminal",

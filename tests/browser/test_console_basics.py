@@ -6,7 +6,7 @@ import asyncio
 import re
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Route, expect
 
 from tests.browser.conftest import screenshot, sign_in
 from tests.support.accounts import PASSWORD, code_at, make_user
@@ -55,7 +55,7 @@ async def test_a_page_still_loading_does_not_paint_over_the_page_asked_for_since
     page = await console_page(broker)
     released = asyncio.Event()
 
-    async def hold(route) -> None:  # type: ignore[no-untyped-def]
+    async def hold(route: Route) -> None:
         await released.wait()
         await route.continue_()
 

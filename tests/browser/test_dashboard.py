@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import expect
 
-from bench.seed_helpdesk import seed_database
+from bench.seed_helpdesk import SeedSummary, seed_database
 from tests.browser.conftest import screenshot, sign_in
 from tests.support.accounts import PASSWORD, make_user
 from tests.support.api import bearer, end_session, paired_session
+from tests.support.broker import BrokerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ TICKETS = 3000
 
 
 @pytest.fixture(scope="module")
-def seeded(broker):  # type: ignore[no-untyped-def]
+def seeded(broker: BrokerProcess) -> SeedSummary:
     summary = seed_database(f"sqlite:///{broker.db_path}", tickets=TICKETS, seed=3, days=90)
     print("\nseed:", "; ".join(summary.lines()))
     return summary

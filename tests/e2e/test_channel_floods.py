@@ -16,6 +16,7 @@ import pytest
 
 from protocol.channel import CONTROL_CHANNEL, INPUT_CHANNEL, POINTER_CHANNEL
 from protocol.permissions import Permission
+from tests.support.broker import BrokerProcess
 from tests.support.live_session import live_session
 from tests.support.polling import async_wait_until
 
@@ -30,8 +31,10 @@ def broker_env() -> dict[str, str]:
     return {"DESKHAND_ICE_LOOPBACK": "true"}
 
 
-def segments(broker, session_id: str) -> int:  # type: ignore[no-untyped-def]
-    return broker.sql("SELECT count(*) FROM recording_segments WHERE session_id = ?", session_id)[0][0]
+def segments(broker: BrokerProcess, session_id: str) -> int:
+    count = broker.sql("SELECT count(*) FROM recording_segments WHERE session_id = ?", session_id)[0][0]
+    assert isinstance(count, int)
+    return count
 
 
 async def test_floods_and_bad_messages_are_refused_to_the_technician_and_the_session_goes_on(broker, xvfb, recorder) -> None:

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from host_client.clipboard import NoClipboard
 from host_client.join import join_session
 from host_client.session import HostOptions, HostSession
+from host_client.ui import UserActions
 from protocol.api import TicketCreate
 from protocol.permissions import Permission
 from tech_console.client import TechConsole
@@ -39,17 +40,19 @@ class RecordingUI:
     async def ask_code(self) -> str | None:
         return None
 
-    async def ask_consent(self, technician, offered, preselected):  # type: ignore[no-untyped-def]
+    async def ask_consent(
+        self, technician: str, offered: list[Permission], preselected: frozenset[Permission]
+    ) -> frozenset[Permission] | None:
         self.asked.append((technician, offered))
         return self.answer
 
-    def attach(self, actions) -> None:  # type: ignore[no-untyped-def]
+    def attach(self, actions: UserActions) -> None:
         self.actions = actions
 
     def session_started(self, technician: str, session_id: str, ticket_id: int) -> None:
         pass
 
-    def permissions_changed(self, granted, consented) -> None:  # type: ignore[no-untyped-def]
+    def permissions_changed(self, granted: frozenset[Permission], consented: frozenset[Permission]) -> None:
         pass
 
     def technician_present(self, present: bool) -> None:

@@ -254,7 +254,7 @@ async def test_characters_missing_from_the_keyboard_layout_are_typed_too(broker,
     await async_wait_until(lambda: keysyms_mapped(xvfb.display) == keymap_before, "the keyboard mapping restored")
 
 
-async def typed(recorder, expected: str, what: str) -> None:  # type: ignore[no-untyped-def]
+async def typed(recorder: RecorderProcess, expected: str, what: str) -> None:
     """Wait until the window holds ``expected``; a failure says what it holds instead."""
     try:
         await async_wait_until(lambda: recorder.text() == expected, what, timeout=10)

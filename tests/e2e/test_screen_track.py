@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Literal, TypedDict, Unpack
 
 import av
 import numpy as np
@@ -18,6 +19,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from host_client import capture
 from host_client.capture import Screen, ScreenTrack
+from host_client.damage import DamageWatcher
 from tests.support.xvfb import XvfbServer
 
 pytestmark = pytest.mark.slow
@@ -62,9 +64,17 @@ async def settle(track: ScreenTrack) -> None:
         pass
 
 
-def make_track(screen: Screen, **options: object) -> ScreenTrack:
+class TrackOptions(TypedDict, total=False):
+    """The :class:`ScreenTrack` options a test sets (the track's defaults for the rest)."""
+
+    visible: Callable[[], bool]
+    fps: float
+    damage: DamageWatcher | Literal["auto"] | None
+
+
+def make_track(screen: Screen, **options: Unpack[TrackOptions]) -> ScreenTrack:
     monitor = screen.monitors()[0]
-    return ScreenTrack(lambda: monitor, screen=screen, **options)  # type: ignore[arg-type]
+    return ScreenTrack(lambda: monitor, screen=screen, **options)
 
 
 async def test_a_static_screen_costs_no_grab_and_a_change_arrives_at_once(display: XvfbServer, screen: Screen) -> None:
@@ -190,7 +200,8 @@ async def test_a_track_stopped_while_it_waits_ends_its_frames_without_an_error(
     The waiting ``recv`` must end as a track ends (``MediaStreamError``), never by handing a
     grab to the stopped capture thread (aiortc would log its ``RuntimeError`` as a traceback).
     """
-    track = make_track(screen, **({} if damage else {"damage": None}))
+    options: TrackOptions = {} if damage else {"damage": None}
+    track = make_track(screen, **options)
     assert await frame_within(track, 5) is not None
     waiting = asyncio.ensure_future(track.recv())
     await asyncio.sleep(0.1)  # waiting for the screen to change (or for the next poll)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, RouteContext
 
 from broker.accounts.access import Requires, public_access, session_peer_access, signature_access
@@ -30,7 +31,7 @@ def declared_access(route: RouteContext) -> str | None:
     """What the route declares: a permission name, PUBLIC, PEER, SIGNED_IN, SIGNATURE, or None."""
     found: set[str] = set()
 
-    def walk(dependant) -> None:  # type: ignore[no-untyped-def]
+    def walk(dependant: Dependant) -> None:
         for dependency in dependant.dependencies:
             call = dependency.call
             if isinstance(call, Requires):

@@ -21,6 +21,8 @@ import httpx
 import pytest
 
 from tests.support.api import HOST_BODY, bearer, create_ticket, paired_session, start_session
+from tests.support.broker import BrokerProcess
+from tests.support.database import BrokerDatabases
 
 IN_FLIGHT = 100
 ANSWER_WITHIN = 120.0
@@ -30,12 +32,12 @@ Request = Callable[[httpx.AsyncClient, int], Any]
 
 
 @pytest.fixture(scope="module")
-def broker_env(broker_db) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def broker_env(broker_db: BrokerDatabases) -> dict[str, str]:
     """Each test on SQLite and on PostgreSQL."""
     return broker_db.env()
 
 
-def burst(broker, make: Request, count: int = IN_FLIGHT) -> list[httpx.Response]:  # type: ignore[no-untyped-def]
+def burst(broker: BrokerProcess, make: Request, count: int = IN_FLIGHT) -> list[httpx.Response]:
     """``count`` requests made by ``make(client, i)``, all in flight at once; their responses."""
 
     async def run() -> list[httpx.Response]:
@@ -105,7 +107,7 @@ def test_sign_ins(broker) -> None:
 
 
 @pytest.fixture
-def tight_broker(start_broker, broker_db):  # type: ignore[no-untyped-def]
+def tight_broker(start_broker: Callable[..., BrokerProcess], broker_db: BrokerDatabases) -> BrokerProcess:
     """A broker with one database slot and no queue: the second request at a time is refused."""
     return start_broker(**broker_db.env(), DESKHAND_DB_CONCURRENCY="1", DESKHAND_DB_QUEUE="0")
 

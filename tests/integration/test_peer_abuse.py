@@ -20,11 +20,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import av
+import httpx
 import numpy as np
 import pytest
 import websockets
 
 from tests.support.api import bearer, end_session, export_bundle, paired_session, play_recording
+from tests.support.broker import BrokerProcess
 from tests.support.segments import put_segment, webm_segment
 
 EARLY = "2001-01-01T00:00:00+00:00"
@@ -34,11 +36,11 @@ def event(event_id: str, kind: str = "chat.sent", **data: Any) -> dict[str, Any]
     return {"id": event_id, "kind": kind, "at": EARLY, "data": data or {"text": f"message {event_id}"}}
 
 
-def post_events(broker, session_id: str, token: str, events: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
+def post_events(broker: BrokerProcess, session_id: str, token: str, events: list[dict[str, Any]]) -> httpx.Response:
     return broker.http.post(f"/sessions/{session_id}/events", headers=bearer(token), json={"events": events})
 
 
-def peer_rows(broker, session_id: str) -> list[tuple[Any, ...]]:  # type: ignore[no-untyped-def]
+def peer_rows(broker: BrokerProcess, session_id: str) -> list[tuple[Any, ...]]:
     return broker.sql("SELECT kind, actor, source, session_id, ticket_id, at, data FROM audit_events "
                       "WHERE session_id = ? AND peer_event_id IS NOT NULL ORDER BY id", session_id)
 
@@ -89,23 +91,24 @@ def test_a_deeply_nested_event_is_refused_and_the_report_keeps_working(broker, a
 
 
 @asynccontextmanager
-async def connected(broker, session_id: str, token: str) -> AsyncIterator[websockets.ClientConnection]:  # type: ignore[no-untyped-def]
+async def connected(broker: BrokerProcess, session_id: str, token: str) -> AsyncIterator[websockets.ClientConnection]:
     async with websockets.connect(broker.ws_url(session_id), additional_headers=bearer(token), max_size=2**22) as ws:
         yield ws
 
 
-async def receive(ws, timeout: float = 5.0) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+async def receive(ws: websockets.ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    return message
 
 
-async def next_of(ws, kind: str, timeout: float = 5.0) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def next_of(ws: websockets.ClientConnection, kind: str, timeout: float = 5.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while (message := await receive(ws, max(0.01, deadline - time.monotonic())))["type"] != kind:
         pass
     return message
 
 
-async def drain(ws, quiet: float = 0.5) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+async def drain(ws: websockets.ClientConnection, quiet: float = 0.5) -> list[dict[str, Any]]:
     """Everything that arrives until nothing has for ``quiet`` seconds."""
     got = []
     while True:
@@ -208,7 +211,7 @@ def encoded_webm(codec: str, *, audio: bool = False, size: tuple[int, int] = (16
     return buffer.getvalue()
 
 
-def playback_and_export_work(broker, admin, session_id: str, segments: int) -> None:  # type: ignore[no-untyped-def]
+def playback_and_export_work(broker: BrokerProcess, admin: dict[str, str], session_id: str, segments: int) -> None:
     played = play_recording(broker, admin, session_id)
     assert played.status_code == 200, played.text
     with av.open(io.BytesIO(played.content)) as container:

@@ -12,11 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from peer import events
 from peer.events import EventReporter
 from tests.support.api import bearer, paired_session
+from tests.support.broker import BrokerProcess
 from tests.support.polling import async_wait_until
 from tests.support.slow_relay import SlowRelay
 
@@ -28,11 +30,11 @@ def event(event_id: str, kind: str = "chat.sent", **data: Any) -> dict[str, Any]
     return {"id": event_id, "kind": kind, "at": NOW, "data": data or {"text": f"message {event_id}"}}
 
 
-def post(broker, session_id: str, token: str, body: Any):  # type: ignore[no-untyped-def]
+def post(broker: BrokerProcess, session_id: str, token: str, body: Any) -> httpx.Response:
     return broker.http.post(f"/sessions/{session_id}/events", headers=bearer(token), json=body)
 
 
-def stored_ids(broker, session_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+def stored_ids(broker: BrokerProcess, session_id: str) -> list[str]:
     """Every peer event id stored for the session, one per row (a duplicate would show twice)."""
     rows = broker.sql("SELECT peer_event_id FROM audit_events WHERE session_id = ? AND peer_event_id IS NOT NULL "
                       "ORDER BY id", session_id)

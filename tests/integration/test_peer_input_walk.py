@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
@@ -34,6 +35,7 @@ from protocol.frames import MAX_MESSAGE_DEPTH
 from protocol.signalling import PeerMessage
 from tests.integration.test_authorization_matrix import PEER, PUBLIC, declared_access
 from tests.support.api import HOST_BODY, bearer, paired_session
+from tests.support.broker import BrokerProcess
 
 NOW = datetime.now(UTC).isoformat()
 SHA = "a" * 64
@@ -133,9 +135,9 @@ SEALER_ROWS = {"audit_heads": "0", "audit_events": "NOT (actor = 'broker' AND se
 chain (``chain.opened`` when a new session's chain is first sealed)."""
 
 
-def table_counts(broker) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def table_counts(broker: BrokerProcess) -> dict[str, object]:
     """Rows of every table, but what the sealer adds on its own."""
-    tables = [t for (t,) in broker.sql("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    tables = [str(t) for (t,) in broker.sql("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
     return {t: broker.sql(f'SELECT count(*) FROM "{t}" WHERE {SEALER_ROWS.get(t, "1")}')[0][0] for t in tables}
 
 
@@ -161,7 +163,7 @@ def bad_values(valid: Any) -> Iterator[tuple[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def ids(broker, admin) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def ids(broker: BrokerProcess, admin: dict[str, str]) -> dict[str, str]:
     """Path ids: a joined session (its host token is the bearer); the other ids need not exist,
     as every bad value is refused before the route looks anything up."""
     session_id, host_token = paired_session(broker, admin)
@@ -169,17 +171,19 @@ def ids(broker, admin) -> dict[str, str]:  # type: ignore[no-untyped-def]
             "index": "0", "token": host_token}
 
 
-def assert_refused(response, what: object = "") -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def assert_refused(response: httpx.Response, what: object = "") -> dict[str, Any]:
     """The answer is a 4xx in the one error shape; its body."""
     assert 400 <= response.status_code < 500, (what, response.status_code, response.text[:300])
     assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert isinstance(body.get("error"), str) and isinstance(body.get("message"), str), body
     return body
 
 
 @pytest.mark.parametrize("route", JSON_ROUTES, ids=lambda r: f"{r[0]} {r[1]}")
-def test_every_json_body_refuses_bad_values_and_stores_nothing(broker, ids, route) -> None:  # type: ignore[no-untyped-def]
+def test_every_json_body_refuses_bad_values_and_stores_nothing(
+    broker: BrokerProcess, ids: dict[str, str], route: tuple[str, str]
+) -> None:
     method, template = route
     valid, places = JSON_ROUTES[route]
     path = template.format(**ids)
@@ -204,7 +208,7 @@ def test_every_json_body_refuses_bad_values_and_stores_nothing(broker, ids, rout
 
 
 @pytest.mark.parametrize("route", QUERY_ROUTES, ids=lambda r: f"{r[0]} {r[1]}")
-def test_every_query_refuses_bad_values(broker, ids, route) -> None:  # type: ignore[no-untyped-def]
+def test_every_query_refuses_bad_values(broker: BrokerProcess, ids: dict[str, str], route: tuple[str, str]) -> None:
     method, template = route
     before = table_counts(broker)
     for params in QUERY_ROUTES[route]:
@@ -214,7 +218,7 @@ def test_every_query_refuses_bad_values(broker, ids, route) -> None:  # type: ig
 
 
 @pytest.mark.parametrize("route", HEADER_ROUTES, ids=lambda r: f"{r[0]} {r[1]}")
-def test_every_upload_refuses_bad_headers(broker, ids, route) -> None:  # type: ignore[no-untyped-def]
+def test_every_upload_refuses_bad_headers(broker: BrokerProcess, ids: dict[str, str], route: tuple[str, str]) -> None:
     method, template = route
     before = table_counts(broker)
     for headers in HEADER_ROUTES[route]:
@@ -242,18 +246,21 @@ def test_every_peer_message_type_has_an_example() -> None:
     assert types == set(SIGNAL_EXAMPLES)
 
 
-async def receive(ws, timeout: float = 5.0) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+async def receive(ws: websockets.ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    return message
 
 
-async def next_of(ws, kind: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def next_of(ws: websockets.ClientConnection, kind: str) -> dict[str, Any]:
     while (message := await receive(ws))["type"] != kind:
         pass
     return message
 
 
 @pytest.mark.parametrize("kind", SIGNAL_EXAMPLES)
-async def test_every_signalling_message_type_refuses_bad_values_and_stays_open(broker, admin, kind) -> None:  # type: ignore[no-untyped-def]
+async def test_every_signalling_message_type_refuses_bad_values_and_stays_open(
+    broker: BrokerProcess, admin: dict[str, str], kind: str
+) -> None:
     session_id, host_token = paired_session(broker, admin)
     valid = SIGNAL_EXAMPLES[kind]
     frames = [json.dumps(with_value(valid, (field,), value))

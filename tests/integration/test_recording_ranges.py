@@ -12,13 +12,15 @@ import io
 import json
 
 import av
+import httpx
 
 from tests.support.accounts import PASSWORD, make_user
 from tests.support.api import audit_kinds, bearer, end_session, export_bundle, fetch_playback, paired_session, start_playback
+from tests.support.broker import BrokerProcess
 from tests.support.segments import put_segment, webm_segment
 
 
-def recorded_session(broker, admin, segments: int = 3) -> str:  # type: ignore[no-untyped-def]
+def recorded_session(broker: BrokerProcess, admin: dict[str, str], segments: int = 3) -> str:
     """An ended session with ``segments`` one-second recording segments; its id."""
     session_id, host_token = paired_session(broker, admin)
     for index in range(segments):
@@ -46,7 +48,7 @@ def test_a_playback_is_audited_once_when_it_starts_and_serves_byte_ranges(broker
     assert json.loads(str(data)) == {"recording_sha256": hashlib.sha256(body).hexdigest(), "recording_bytes": len(body),
                                      "segments": 3}
 
-    def ask(spelling: str):  # type: ignore[no-untyped-def]
+    def ask(spelling: str) -> httpx.Response:
         return fetch_playback(broker, admin, session_id, playback["playback_id"], spelling)
 
     for spelling in ("bytes=0-", "bytes=00-", "bytes=-999999999"):

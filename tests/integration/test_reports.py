@@ -16,6 +16,7 @@ import pytest
 from bench.seed_helpdesk import seed_database
 from tests.support.accounts import PASSWORD, make_user
 from tests.support.api import bearer
+from tests.support.broker import BrokerProcess
 
 DONE = ("resolved", "closed")
 TODAY = datetime.now(UTC).date()
@@ -23,7 +24,7 @@ FROM, TO = TODAY - timedelta(days=13), TODAY  # two weeks; the seed spans three,
 
 
 @pytest.fixture(scope="module")
-def seeded(broker) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def seeded(broker: BrokerProcess) -> dict[str, Any]:
     """40 tickets over 21 days (fixed seed), written into the running broker's database."""
     summary = seed_database(f"sqlite:///{broker.db_path}", tickets=40, seed=7, days=21, technicians=4)
     assert summary.tickets == 40 and summary.sessions > 0 and summary.surveys > 0
@@ -32,21 +33,26 @@ def seeded(broker) -> dict[str, Any]:  # type: ignore[no-untyped-def]
 
 def parse(text: object) -> datetime | None:
     """SQLite's stored UTC text (naive) as an aware datetime."""
-    return None if text is None else datetime.fromisoformat(str(text)).replace(tzinfo=UTC)
+    return None if text is None else stored_time(text)
 
 
-def kpis(broker, headers, **params) -> Any:  # type: ignore[no-untyped-def]
+def stored_time(text: object) -> datetime:
+    """A NOT NULL time column's stored UTC text (naive) as an aware datetime."""
+    return datetime.fromisoformat(str(text)).replace(tzinfo=UTC)
+
+
+def kpis(broker: BrokerProcess, headers: dict[str, str], **params: str) -> Any:
     response = broker.http.get("/reports/kpis", params={"from": FROM.isoformat(), "to": TO.isoformat(), **params},
                                headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def by_hand(broker, assignee: str | None = None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def by_hand(broker: BrokerProcess, assignee: str | None = None) -> dict[str, Any]:
     """Every overall KPI of [FROM, TO], straight from the tables."""
     begins = datetime.combine(FROM, datetime.min.time(), tzinfo=UTC)
     ends = datetime.combine(TO + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-    rows = broker.sql(
+    rows: list[tuple[Any, ...]] = broker.sql(
         "SELECT t.id, t.created_at, t.status, t.first_response_at, t.resolved_at, t.reopen_count, t.category,"
         " t.requester_email, t.requester_name, u.username,"
         " (SELECT count(*) FROM support_sessions s WHERE s.ticket_id = t.id AND s.connected_at IS NOT NULL)"
@@ -74,8 +80,8 @@ def by_hand(broker, assignee: str | None = None) -> dict[str, Any]:  # type: ign
             for p in everyone)
 
     ids = {t["id"] for t in tickets}
-    ratings = [r for (tid, r, at) in broker.sql("SELECT ticket_id, rating, submitted_at FROM session_surveys")
-               if tid in ids and begins <= parse(at) < ends]  # type: ignore[operator]
+    surveys: list[tuple[Any, ...]] = broker.sql("SELECT ticket_id, rating, submitted_at FROM session_surveys")
+    ratings = [r for (tid, r, at) in surveys if tid in ids and begins <= stored_time(at) < ends]
     first_contact = [t for t in done if t["reopens"] == 0 and t["joined"] <= 1]
     repeats = [t for t in in_range if repeat(t)]
     counts = Counter(ratings)
@@ -225,11 +231,11 @@ def test_seeded_rows_are_in_states_the_broker_produces(broker, admin, seeded) ->
     tickets = broker.sql("SELECT id, status, created_at, first_response_at, resolved_at, closed_at, reopen_count FROM tickets")
     for tid, status, created, responded, resolved, closed, reopens in tickets:
         created, responded, resolved, closed = map(parse, (created, responded, resolved, closed))
-        assert created < now, tid  # type: ignore[operator]
+        assert created is not None and created < now, tid
         if status in DONE:
-            assert responded is not None and resolved is not None and created <= responded <= resolved < now, tid  # type: ignore[operator]
+            assert responded is not None and resolved is not None and created <= responded <= resolved < now, tid
         if status == "closed":
-            assert closed is not None and resolved <= closed < now, tid  # type: ignore[operator]
+            assert closed is not None and resolved is not None and resolved <= closed < now, tid
         if status == "reopened":
             assert reopens >= 1 and resolved is not None, tid
         if status == "new":

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -139,7 +140,8 @@ def broker_on(data_dir: Path, recorded: Recorded) -> Iterator[tuple[BrokerProces
         yield broker, bearer(broker.login())
 
 
-def sql(data_dir: Path, statement: str, *params: object) -> list[tuple[object, ...]]:
+def sql(data_dir: Path, statement: str, *params: object) -> list[tuple[Any, ...]]:
+    """One statement on the copy's database; the rows as sqlite3 gives them (untyped values)."""
     with sqlite3.connect(data_dir / DB_FILE) as conn:
         return conn.execute(statement, params).fetchall()
 
@@ -159,7 +161,7 @@ def test_an_edit_rehashed_onward_with_the_signed_head_deleted_is_caught(recorded
     with sqlite3.connect(copy / DB_FILE) as conn:
         conn.execute("UPDATE audit_events SET data = json_set(data, '$.text', 'Please type your password') WHERE id = ?",
                      (row_id,))
-    rehash_from(db, recorded.session_id, int(seq))  # type: ignore[arg-type]
+    rehash_from(db, recorded.session_id, int(seq))
     sql(copy, "DELETE FROM audit_heads WHERE chain = ?", recorded.session_id)
     result = verify(copy)
     assert result.returncode == 1, result.stdout
@@ -170,7 +172,7 @@ def test_an_edit_rehashed_onward_with_the_signed_head_deleted_is_caught(recorded
     kept_db = Database(f"sqlite:///{kept / DB_FILE}")
     with sqlite3.connect(kept / DB_FILE) as conn:
         conn.execute("UPDATE audit_events SET data = json_set(data, '$.text', 'x') WHERE id = ?", (row_id,))
-    rehash_from(kept_db, recorded.session_id, int(seq))  # type: ignore[arg-type]
+    rehash_from(kept_db, recorded.session_id, int(seq))
     kept_db.dispose()
     result = verify(kept)
     assert result.returncode == 1 and "differs from what the broker signed" in result.stdout, result.stdout
@@ -227,7 +229,7 @@ def test_a_rewrite_by_the_key_holder_is_caught_by_heads_kept_outside(recorded: R
     (row_id, seq), = sql(copy, "SELECT id, chain_seq FROM audit_events WHERE kind = 'chat.sent'")
     with sqlite3.connect(copy / DB_FILE) as conn:
         conn.execute("UPDATE audit_events SET data = json_set(data, '$.text', 'x') WHERE id = ?", (row_id,))
-    rehash_from(db, recorded.session_id, int(seq))  # type: ignore[arg-type]
+    rehash_from(db, recorded.session_id, int(seq))
     keys = load_or_create_keys(copy, None, None, None)
     with db.session() as session:
         row = session.get(AuditHead, recorded.session_id)
@@ -242,7 +244,7 @@ def test_a_rewrite_by_the_key_holder_is_caught_by_heads_kept_outside(recorded: R
                 event.data = {**event.data, "head": session.scalar(select(AuditEvent.hash).where(
                     AuditEvent.chain == recorded.session_id, AuditEvent.chain_seq == event.data["seq"]))}
     rehash_broker_from = sql(copy, "SELECT min(chain_seq) FROM audit_events WHERE kind = 'chain.closed'")[0][0]
-    rehash_from(db, BROKER_CHAIN, int(rehash_broker_from))  # type: ignore[arg-type]
+    rehash_from(db, BROKER_CHAIN, int(rehash_broker_from))
     with db.session() as session:
         head = session.get(AuditHead, BROKER_CHAIN)
         assert head is not None

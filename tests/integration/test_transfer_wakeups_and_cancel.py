@@ -87,7 +87,7 @@ async def test_a_chunk_whose_upload_a_cancel_overtakes_is_not_kept(tmp_path: Pat
             if cancelled == "after they are stored":
                 await cancel()
 
-        spool.receive = overtaken  # type: ignore[method-assign]
+        spool.receive = overtaken  # type: ignore[method-assign]  # the race is staged inside the spool's store
         data = os.urandom(SIZE)
         put = await broker.http.put(f"{transfer}/chunks/0", content=data,
                                     headers={**session.technician, "X-Chunk-SHA256": hashlib.sha256(data).hexdigest()})

@@ -14,10 +14,12 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
+import httpx
 import pytest
 
 from protocol.webhooks import sign, signed_headers, verify
@@ -50,7 +52,8 @@ class Received:
 
     @property
     def json(self) -> dict[str, object]:
-        return json.loads(self.body)  # type: ignore[no-any-return]
+        data: dict[str, object] = json.loads(self.body)
+        return data
 
 
 @dataclass
@@ -224,7 +227,9 @@ def test_a_test_event_and_a_disabled_endpoint(broker, admin, receiver) -> None:
     ({"name": "Bad Name", "url": "https://example.org/"}, "name"),
     ({"name": "deliveries", "url": "https://example.org/"}, "reserved"),
 ])
-def test_bad_webhook_definitions_are_refused_by_name(broker, admin, body, words) -> None:  # type: ignore[no-untyped-def]
+def test_bad_webhook_definitions_are_refused_by_name(
+    broker: BrokerProcess, admin: dict[str, str], body: dict[str, Any], words: str
+) -> None:
     refused = broker.http.post("/webhooks", headers=admin, json=body)
     assert refused.status_code == 422 and words in refused.json()["message"], refused.text
 
@@ -238,9 +243,10 @@ def test_a_name_is_taken_once_and_bad_delivery_filters_are_refused(broker, admin
 
 
 def _delivery(broker: BrokerProcess, admin: dict[str, str], delivery_id: str) -> dict[str, object]:
-    for d in broker.http.get("/webhooks/deliveries", headers=admin, params={"limit": 500}).json():
+    deliveries: list[dict[str, object]] = broker.http.get("/webhooks/deliveries", headers=admin, params={"limit": 500}).json()
+    for d in deliveries:
         if d["id"] == delivery_id:
-            return d  # type: ignore[no-any-return]
+            return d
     raise AssertionError(f"delivery {delivery_id} is not listed")
 
 
@@ -248,7 +254,7 @@ def _delivery(broker: BrokerProcess, admin: dict[str, str], delivery_id: str) ->
 
 
 @pytest.fixture(scope="module")
-def jira(broker, admin) -> bytes:  # type: ignore[no-untyped-def]
+def jira(broker: BrokerProcess, admin: dict[str, str]) -> bytes:
     made = broker.http.post("/inbound-sources", headers=admin, json={"system": "jira"})
     assert made.status_code == 201, made.text
     secret = made.json()["secret"]
@@ -258,7 +264,7 @@ def jira(broker, admin) -> bytes:  # type: ignore[no-untyped-def]
 
 
 def send(broker: BrokerProcess, system: str, secret: bytes, payload: object, *, at: int | None = None,
-         raw: bytes | None = None, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+         raw: bytes | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
     body = raw if raw is not None else json.dumps(payload).encode()
     signed = signed_headers(secret, int(time.time()) if at is None else at, body)
     return broker.http.post(f"/inbound/{system}", content=body,
@@ -266,7 +272,9 @@ def send(broker: BrokerProcess, system: str, secret: bytes, payload: object, *, 
 
 
 def _ticket_count(broker: BrokerProcess) -> int:
-    return int(broker.sql("SELECT count(*) FROM tickets")[0][0])  # type: ignore[call-overload]
+    count = broker.sql("SELECT count(*) FROM tickets")[0][0]
+    assert isinstance(count, int)
+    return count
 
 
 def test_a_signed_request_creates_a_ticket_and_a_second_updates_it(broker, admin, jira, receiver) -> None:
@@ -350,7 +358,7 @@ def test_refused_requests_are_401_alike_and_change_nothing(broker, admin, jira) 
     (b'{"external_key": "K-1", "requester_email": "nope"}', "requester_email"),
     (b'{"external_key": "K-NEW"}', "needs subject and requester_name"),
 ])
-def test_malformed_bodies_are_422_naming_what_is_wrong(broker, jira, raw, words) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_bodies_are_422_naming_what_is_wrong(broker: BrokerProcess, jira: bytes, raw: bytes, words: str) -> None:
     before = _ticket_count(broker)
     answer = send(broker, "jira", jira, None, raw=raw)
     assert answer.status_code == 422 and words in answer.json()["message"], answer.text
@@ -468,7 +476,7 @@ def test_after_a_failure_an_endpoints_later_events_wait_and_keep_their_order(bro
     assert attempts == [2, 2, 2]
 
 
-def test_refusals_from_one_address_are_limited_and_the_block_audited_once(start_broker) -> None:  # type: ignore[no-untyped-def]
+def test_refusals_from_one_address_are_limited_and_the_block_audited_once(start_broker: Callable[..., BrokerProcess]) -> None:
     limited = start_broker(DESKHAND_INBOUND_FAILURES_PER_SOURCE="3")
     answers = [limited.http.post("/inbound/jira", content=b"{}", headers={"Content-Type": "application/json"})
                for _ in range(6)]

@@ -126,7 +126,7 @@ def test_keyframe_requests_reach_the_track_and_still_set_aiortcs_flag() -> None:
     assert aiortc_hooks.keyframe_requests_forwarded()
     aiortc.rtcrtpsender.RTCRtpSender._send_keyframe(sender)
     assert sender.track.asked == 1
-    assert sender._RTCRtpSender__force_keyframe is True  # type: ignore[attr-defined]
+    assert sender._RTCRtpSender__force_keyframe is True  # type: ignore[attr-defined]  # aiortc sets it on the stand-in
     aiortc_hooks.forward_keyframe_requests(False)
     aiortc.rtcrtpsender.RTCRtpSender._send_keyframe(sender)
     assert sender.track.asked == 1

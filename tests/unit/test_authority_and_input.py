@@ -15,14 +15,14 @@ from host_client.capture import Monitor
 from host_client.keymap import KeyTarget, UnknownKey, resolve_key
 from host_client.remote_input import MAX_QUEUED_INPUTS, RefusalThrottle, RemoteInput
 from protocol.channel import Key, PointerButton, PointerMove, Refused, Text, Wheel
-from protocol.grants import Grant, GrantRejected
+from protocol.grants import Grant, GrantRejected, SignedGrant
 from protocol.permissions import Permission
 
 KEY = Ed25519PrivateKey.generate()
 MONITOR = Monitor(index=2, left=1920, top=0, width=1280, height=1024)
 
 
-def signed(permissions: list[Permission], minutes: int = 15, session_id: str = "s") -> object:
+def signed(permissions: list[Permission], minutes: int = 15, session_id: str = "s") -> SignedGrant:
     now = datetime.now(UTC)
     return sign_grant(KEY, Grant(
         session_id=session_id, ticket_id=1, technician_id=1, technician_name="T", permissions=permissions,
@@ -33,7 +33,7 @@ def signed(permissions: list[Permission], minutes: int = 15, session_id: str = "
 def authority(grant: list[Permission] | None, consent: set[Permission] | None) -> Authority:
     a = Authority(KEY.public_key(), "s")
     if grant is not None:
-        a.accept_grant(signed(grant))  # type: ignore[arg-type]
+        a.accept_grant(signed(grant))
     if consent is not None:
         a.set_consent(frozenset(consent))
     return a
@@ -61,11 +61,11 @@ def test_refusal_reasons_before_everything_is_in_place(grant, consent, reason) -
 def test_a_rejected_grant_keeps_the_previous_one_and_is_named_in_refusals() -> None:
     a = authority([Permission.control], {Permission.control})
     with pytest.raises(GrantRejected):
-        a.accept_grant(signed([Permission.control], session_id="other"))  # type: ignore[arg-type]
+        a.accept_grant(signed([Permission.control], session_id="other"))
     assert a.allows(Permission.control)
     fresh = Authority(KEY.public_key(), "s")
     with pytest.raises(GrantRejected):
-        fresh.accept_grant(sign_grant(Ed25519PrivateKey.generate(), signed([Permission.control]).grant))  # type: ignore[attr-defined]
+        fresh.accept_grant(sign_grant(Ed25519PrivateKey.generate(), signed([Permission.control]).grant))
     assert "refused the broker's grant: the grant's signature does not match" in fresh.refusal(Permission.control)
 
 
@@ -180,13 +180,23 @@ def test_pointer_move_refusals_are_throttled_but_counted() -> None:
     assert throttle.count("key", "no", now)
 
 
+class HeldBackend(RecordingBackend):
+    """A backend whose typing holds the worker: it says it started, then waits for ``proceed``."""
+
+    def __init__(self, started: threading.Event, proceed: threading.Event) -> None:
+        super().__init__()
+        self.started, self.proceed = started, proceed
+
+    def type_text(self, text: str) -> None:
+        self.started.set()
+        self.proceed.wait(5)
+
+
 def test_input_beyond_what_the_worker_has_queued_is_refused_and_releasing_still_works() -> None:
     """A technician cannot queue minutes of input: beyond MAX_QUEUED_INPUTS waiting, input is refused."""
     remote, _backend, reports, _ = gate({Permission.control})
     started, proceed = threading.Event(), threading.Event()
-    slow = RecordingBackend()
-    slow.type_text = lambda text: (started.set(), proceed.wait(5))  # type: ignore[method-assign]
-    remote._backend = slow  # the worker is held by the first text until proceed is set
+    remote._backend = HeldBackend(started, proceed)  # the worker is held by the first text until proceed is set
     assert remote.handle(Text(seq=0, text="slow"))
     started.wait(5)
     accepted = [remote.handle(Key(seq=n, code="KeyA", key="a", down=n % 2 == 1)) for n in range(1, MAX_QUEUED_INPUTS + 10)]

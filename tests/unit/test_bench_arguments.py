@@ -30,11 +30,11 @@ def test_the_command_line_names_what_is_wrong(
 
 async def test_receivers_refuse_a_bad_screen_size_or_host_module() -> None:
     with pytest.raises(ValueError, match="screen size must be positive, not 0x1080"):
-        async with aiortc_receiver(None, {}, 0, 1080):  # type: ignore[arg-type]
+        async with aiortc_receiver(None, {}, 0, 1080):  # type: ignore[arg-type]  # no broker: refused first
             pass
     with pytest.raises(ValueError, match="screen size must be positive, not 1920x-1"):
-        async with chromium_receiver(None, {}, 1920, -1):  # type: ignore[arg-type]
+        async with chromium_receiver(None, {}, 1920, -1):  # type: ignore[arg-type]  # no broker: refused first
             pass
     with pytest.raises(ValueError, match="dotted Python module name, not 'x;rm -rf'"):
-        async with chromium_receiver(None, {}, 1920, 1080, host_module="x;rm -rf"):  # type: ignore[arg-type]
+        async with chromium_receiver(None, {}, 1920, 1080, host_module="x;rm -rf"):  # type: ignore[arg-type]  # no broker: refused first
             pass

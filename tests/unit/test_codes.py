@@ -54,7 +54,7 @@ def test_malformed_codes_are_refused_with_a_reason(text: str, words: str) -> Non
 @pytest.mark.parametrize("value", [None, 123456789, b"123456789", ["123456789"]])
 def test_a_code_that_is_not_text_is_refused(value: object) -> None:
     with pytest.raises(CodeFormatError, match="must be text"):
-        normalize_code(value)  # type: ignore[arg-type]
+        normalize_code(value)  # type: ignore[arg-type]  # the point: a caller passing something else
 
 
 def test_code_format_error_is_a_value_error() -> None:

@@ -67,46 +67,53 @@ def quick() -> ReconnectSchedule:
     return ReconnectSchedule(delays=(0.0,), give_up_after=0.2)
 
 
+async def keep(
+    peer: ScriptedPeer, channel: ScriptedChannel | None = None, schedule: ReconnectSchedule | None = None
+) -> SignallingOver | None:
+    """:func:`keep_signalling` with the scripted peer and channels."""
+    return await keep_signalling(peer, channel, schedule)  # type: ignore[arg-type]  # stand-ins for the real peer and channel
+
+
 async def test_a_message_whose_handling_fails_is_logged_and_the_next_one_handled(caplog: pytest.LogCaptureFixture) -> None:
     peer = ScriptedPeer(ScriptedChannel("one", "bad", "two", "end"), stop_after="end")
     with caplog.at_level(logging.ERROR, logger="peer.signalling"):
-        assert await keep_signalling(peer, schedule=quick()) is None  # type: ignore[arg-type]
+        assert await keep(peer, schedule=quick()) is None
     assert peer.handled == ["one", "two", "end"]
     assert [r.getMessage() for r in caplog.records] == ["handling a Note from the broker failed"]
 
 
 async def test_a_dropped_connection_is_opened_again_and_told_what_it_must_hear_first() -> None:
     peer = ScriptedPeer(ScriptedChannel("one"), OSError("refused for now"), ScriptedChannel("two", "end"), stop_after="end")
-    assert await keep_signalling(peer, schedule=quick()) is None  # type: ignore[arg-type]
+    assert await keep(peer, schedule=quick()) is None
     assert peer.handled == ["one", "two", "end"] and peer.connects == 2 and peer.drops == 2
 
 
 async def test_an_already_open_channel_is_used_first() -> None:
     peer = ScriptedPeer(stop_after="first")
-    assert await keep_signalling(peer, ScriptedChannel("first"), schedule=quick()) is None  # type: ignore[arg-type]
+    assert await keep(peer, ScriptedChannel("first"), schedule=quick()) is None
     assert peer.handled == ["first"] and peer.connects == 1
 
 
 @pytest.mark.parametrize("status", [401, 403, 404, 410])
 async def test_a_refusal_that_ends_the_session_stops_at_once(status: int) -> None:
     peer = ScriptedPeer(SignallingRefused("the session is over", status=status))
-    over = await keep_signalling(peer, schedule=quick())  # type: ignore[arg-type]
+    over = await keep(peer, schedule=quick())
     assert over == SignallingOver("the session is over", refused=True)
 
 
 async def test_a_busy_broker_is_tried_again() -> None:
     peer = ScriptedPeer(SignallingRefused("busy", status=503), ScriptedChannel("end"), stop_after="end")
-    assert await keep_signalling(peer, schedule=quick()) is None  # type: ignore[arg-type]
+    assert await keep(peer, schedule=quick()) is None
     assert peer.handled == ["end"]
 
 
 async def test_a_peer_that_wants_out_is_not_kept_reconnecting() -> None:
     peer = ScriptedPeer(ScriptedChannel("one"), ScriptedChannel("never"), stop_when_dropped=True)
-    assert await keep_signalling(peer, schedule=quick()) is None  # type: ignore[arg-type]
+    assert await keep(peer, schedule=quick()) is None
     assert peer.handled == ["one"] and peer.drops == 1
 
 
 async def test_a_broker_out_of_reach_for_too_long_ends_signalling() -> None:
     peer = ScriptedPeer()  # every attempt: OSError
-    over = await keep_signalling(peer, schedule=ReconnectSchedule(delays=(0.01,), give_up_after=0.05))  # type: ignore[arg-type]
+    over = await keep(peer, schedule=ReconnectSchedule(delays=(0.01,), give_up_after=0.05))
     assert over == SignallingOver("lost the connection to the broker", refused=False)

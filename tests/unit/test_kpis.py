@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -20,7 +21,7 @@ from broker.helpdesk.kpis import (
     safe_cell,
     to_csv,
 )
-from protocol.kpis import KpiQuery
+from protocol.kpis import KpiFigures, KpiQuery, KpiReport
 
 WINDOW = timedelta(days=30)
 PERIOD = Period(date(2026, 3, 1), date(2026, 3, 3))  # three UTC days, ends 2026-03-04 00:00Z
@@ -76,11 +77,13 @@ SURVEYS = [
 ]
 
 
-def report(**filters):  # type: ignore[no-untyped-def]
-    return compute(TICKETS, SURVEYS, DIRECTORY, PERIOD, repeat_window=WINDOW, now=NOW, **filters)
+def report(*, technician_id: int | None = None, team_id: int | None = None, technician: str | None = None,
+           team: str | None = None) -> KpiReport:
+    return compute(TICKETS, SURVEYS, DIRECTORY, PERIOD, repeat_window=WINDOW, now=NOW,
+                   technician_id=technician_id, team_id=team_id, technician=technician, team=team)
 
 
-def figures_dict(figures) -> dict:  # type: ignore[no-untyped-def]
+def figures_dict(figures: KpiFigures) -> dict[str, Any]:
     return figures.model_dump()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from broker.audit.recordings import JOINED_KEPT, RecordingStore
@@ -12,8 +13,11 @@ def test_the_same_segments_are_joined_once_and_a_new_segment_joins_again(tmp_pat
     store = RecordingStore(tmp_path / "recordings", os.urandom(32))
     builds: list[str] = []
 
-    def build(label: str):  # type: ignore[no-untyped-def]
-        return lambda: builds.append(label) or label.encode()
+    def build(label: str) -> Callable[[], bytes]:
+        def joined() -> bytes:
+            builds.append(label)
+            return label.encode()
+        return joined
 
     first = ((0, "a" * 64), (1, "b" * 64))
     assert store.joined("s", first, build("two")) == b"two"

@@ -56,7 +56,7 @@ def test_a_write_cut_short_leaves_no_half_segment(tmp_path: Path, monkeypatch: p
     assert files(store.root) == []
 
 
-def test_temporary_files_an_interrupted_upload_left_are_removed_once_old(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_temporary_files_an_interrupted_upload_left_are_removed_once_old(tmp_path: Path) -> None:
     store = RecordingStore(tmp_path / "recordings", os.urandom(32))
     store.incoming_dir.mkdir()
     (tmp_path / "recordings" / "s1").mkdir()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fractions
 import time
+from dataclasses import dataclass, field
 
 import av
 import numpy as np
@@ -37,7 +38,11 @@ def frame_of(pixels: np.ndarray, pts: int, budget: StreamBudget | None = None) -
 
 def decode(decoder: H264Decoder, payloads: list[bytes], timestamp: int) -> list[av.VideoFrame]:
     data = b"".join(h264_depayload(p) for p in payloads)
-    return decoder.decode(JitterFrame(data=data, timestamp=timestamp))  # type: ignore[return-value]
+    frames = []
+    for frame in decoder.decode(JitterFrame(data=data, timestamp=timestamp)):
+        assert isinstance(frame, av.VideoFrame)  # an H.264 decoder makes video frames only
+        frames.append(frame)
+    return frames
 
 
 def is_keyframe(payloads: list[bytes]) -> bool:
@@ -111,10 +116,19 @@ def test_a_new_picture_size_starts_with_a_keyframe() -> None:
     assert (decoded.width, decoded.height) == (1440, 810)
 
 
+@dataclass
+class ListeningBudget(StreamBudget):
+    """A budget that notes the link bitrates it hears instead of acting on them."""
+
+    reports: list[float] = field(default_factory=list)
+
+    def link_bitrate(self, bits_per_second: float, now: float) -> None:
+        self.reports.append(bits_per_second)
+
+
 def test_the_budget_riding_on_a_frame_hears_sizes_and_the_estimate() -> None:
-    encoder, budget = ScreenH264Encoder(), StreamBudget(max_fps=30)
-    reports: list[float] = []
-    budget.link_bitrate = lambda bits, now: reports.append(bits)  # type: ignore[method-assign]
+    encoder, budget = ScreenH264Encoder(), ListeningBudget(max_fps=30)
+    reports = budget.reports
     encoder.target_bitrate = 100_000
     for n in range(5):
         encoder.encode(frame_of(text_screen(shift=8 * n), n * 3000, budget), force_keyframe=False)

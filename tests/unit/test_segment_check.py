@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import replace
 
 import av
@@ -88,7 +89,9 @@ def with_packets(facts: SegmentFacts, *packets: tuple[int | None, bytes]) -> Seg
     (lambda f: with_packets(f, (0, key_header(WIDTH, HEIGHT)), (500, key_header(640, 480))), "keyframe 1 is 640x480"),
     (lambda f: with_packets(f, (0, b"\x00\x00\x00garbage-garbage")), "frame 0: a keyframe lacks the VP8 start code"),
 ])
-def test_what_a_host_does_not_record_is_refused_with_the_reason(facts: SegmentFacts, change, problem: str) -> None:  # type: ignore[no-untyped-def]
+def test_what_a_host_does_not_record_is_refused_with_the_reason(
+    facts: SegmentFacts, change: Callable[[SegmentFacts], SegmentFacts], problem: str
+) -> None:
     verdict = judge_segment(change(facts), 1000)
     assert verdict is not None and problem in verdict, verdict
 

@@ -24,7 +24,7 @@ class Event:
 def trail(*rows: tuple[float, str, str] | tuple[float, str, str, dict[str, Any]]) -> list[Event]:
     """Events at these seconds after START, numbered in order."""
     return [Event(n, (START + timedelta(seconds=row[0])).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), row[1], row[2],
-                  row[3] if len(row) > 3 else {}) for n, row in enumerate(rows, 1)]  # type: ignore[misc]
+                  row[3] if len(row) > 3 else {}) for n, row in enumerate(rows, 1)]
 
 
 def plain(actor: str) -> str:

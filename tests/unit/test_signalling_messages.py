@@ -11,6 +11,7 @@ from protocol.signalling import (
     DEFAULT_MAX_MESSAGE_BYTES,
     MAX_SDP_CHARS,
     Answer,
+    BrokerMessageT,
     End,
     Error,
     ErrorCode,
@@ -129,7 +130,7 @@ def test_size_is_checked_before_parsing_and_counted_in_utf8_bytes() -> None:
     assert raised.value.code is ErrorCode.too_large
 
 
-BROKER_MESSAGES = [
+BROKER_MESSAGES: list[BrokerMessageT] = [
     Offer(sdp="v=0"),
     Answer(sdp="v=0"),
     IceCandidate(candidate="candidate:1 1 udp 1 127.0.0.1 9 typ host", sdp_mid="0", sdp_mline_index=0),
@@ -149,9 +150,9 @@ BROKER_MESSAGES = [
 
 
 @pytest.mark.parametrize("message", BROKER_MESSAGES, ids=lambda m: m.type)
-def test_broker_messages_round_trip(message: object) -> None:
-    wire = encode(message)  # type: ignore[arg-type]
-    assert json.loads(wire)["type"] == message.type  # type: ignore[attr-defined]
+def test_broker_messages_round_trip(message: BrokerMessageT) -> None:
+    wire = encode(message)
+    assert json.loads(wire)["type"] == message.type
     assert parse_broker_message(wire) == message
     assert parse_broker_message(wire.encode()) == message
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from broker.storage.db import make_engine
@@ -15,7 +16,7 @@ from broker.storage.sqlite_writes import WriteTurn
 
 
 @pytest.fixture
-def engine(tmp_path: Path):  # type: ignore[no-untyped-def]
+def engine(tmp_path: Path) -> Iterator[Engine]:
     engine = make_engine(f"sqlite:///{tmp_path / 'turns.sqlite3'}", connections=4)
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE t (n INTEGER)"))
@@ -23,7 +24,7 @@ def engine(tmp_path: Path):  # type: ignore[no-untyped-def]
     engine.dispose()
 
 
-def write_after(engine, started: threading.Event, finished: list[float]) -> None:  # type: ignore[no-untyped-def]
+def write_after(engine: Engine, started: threading.Event, finished: list[float]) -> None:
     started.set()
     with engine.begin() as connection:
         connection.execute(text("INSERT INTO t VALUES (2)"))

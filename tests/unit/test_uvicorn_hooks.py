@@ -37,7 +37,7 @@ class FakeTransport(asyncio.Transport):
         self.closed = False
         self.protocol: asyncio.BaseProtocol | None = None
 
-    def write(self, data: bytes) -> None:  # type: ignore[override]
+    def write(self, data: bytes | bytearray | memoryview[Any]) -> None:
         self.written += data
 
     def close(self) -> None:
@@ -97,7 +97,7 @@ def connect() -> tuple[LimitedHttpToolsProtocol, FakeTransport, CountingParser]:
     protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
     assert isinstance(protocol, LimitedHttpToolsProtocol)
     parser = CountingParser(protocol.parser)
-    protocol.parser = parser  # type: ignore[assignment]
+    protocol.parser = parser  # type: ignore[assignment]  # a counting wrapper around httptools' parser
     transport = FakeTransport()
     transport.protocol = protocol
     protocol.connection_made(transport)

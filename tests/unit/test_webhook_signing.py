@@ -67,7 +67,7 @@ def test_a_tampered_body_wrong_secret_or_moved_timestamp_is_a_mismatch() -> None
     (str(NOW), "sha256=" + "G" * 64, Refusal.malformed),
     (str(NOW), "sha256=" + "A" * 64, Refusal.malformed),  # upper-case hex is not what sign() makes
 ])
-def test_missing_or_malformed_headers_are_named(timestamp, signature, reason) -> None:  # type: ignore[no-untyped-def]
+def test_missing_or_malformed_headers_are_named(timestamp: str | None, signature: str | None, reason: Refusal) -> None:
     assert verify(SECRET, timestamp, signature, BODY, now=NOW, tolerance=300) is reason
 
 
@@ -136,7 +136,7 @@ def test_webhook_create_takes_http_urls_and_known_events_only() -> None:
     with pytest.raises(ValidationError, match="reserved"):
         WebhookCreate(name="deliveries", url="https://example.org/")
     with pytest.raises(ValidationError, match="Extra inputs"):
-        WebhookCreate(name="crm", url="https://example.org/", colour="red")  # type: ignore[call-arg]
+        WebhookCreate(name="crm", url="https://example.org/", colour="red")  # type: ignore[call-arg]  # the point: an unknown field
 
 
 def test_inbound_ticket_is_strict() -> None:
