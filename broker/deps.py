@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 
 async def broker_state(connection: HTTPConnection) -> BrokerState:
-    return connection.app.state.broker  # type: ignore[no-any-return]
+    state: BrokerState = connection.app.state.broker  # set by create_app; Starlette types app.state as Any
+    return state
 
 
 State = Annotated[BrokerState, Depends(broker_state)]

@@ -70,15 +70,18 @@ def _refuse_taken(db: Session, column: Any, name: str, error: str, what: str) ->
 
 
 def find_user(db: Session, username: str) -> User:
-    return _one(db, User.username, username, "account")  # type: ignore[no-any-return]
+    user: User = _one(db, User.username, username, "account")
+    return user
 
 
 def find_role(db: Session, name: str) -> Role:
-    return _one(db, Role.name, name, "role")  # type: ignore[no-any-return]
+    role: Role = _one(db, Role.name, name, "role")
+    return role
 
 
 def find_team(db: Session, name: str) -> Team:
-    return _one(db, Team.name, name, "team")  # type: ignore[no-any-return]
+    team: Team = _one(db, Team.name, name, "team")
+    return team
 
 
 def _named(db: Session, column: Any, names: Iterable[str], what: str, listing: str) -> list[Any]:
@@ -94,12 +97,14 @@ def _named(db: Session, column: Any, names: Iterable[str], what: str, listing: s
 
 def user_named(db: Session, username: str) -> User:
     """The account a request body names; 422 if there is none (a body field is not a missing resource)."""
-    return _named(db, User.username, [username], "account", "/users")[0]  # type: ignore[no-any-return]
+    user: User = _named(db, User.username, [username], "account", "/users")[0]
+    return user
 
 
 def team_named(db: Session, name: str) -> Team:
     """The team a request body names; 422 if there is none."""
-    return _named(db, Team.name, [name], "team", "/teams")[0]  # type: ignore[no-any-return]
+    team: Team = _named(db, Team.name, [name], "team", "/teams")[0]
+    return team
 
 
 # --- the last admin -----------------------------------------------------------------------

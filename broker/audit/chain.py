@@ -303,7 +303,7 @@ def check_commitments(broker_events: Iterable[ChainEvent], chains: Mapping[str, 
         if not held:
             problems.append(Problem(BROKER_CHAIN, event.seq, event.id,
                                     f"session {name}'s trail is gone (the broker chain recorded it here)"))
-        elif held.get(seq) != expected:  # type: ignore[arg-type]
+        elif (held.get(seq) if isinstance(seq, int) else None) != expected:
             problems.append(Problem(BROKER_CHAIN, event.seq, event.id,
                                     f"session {name}'s chain differs at event {seq} from what the broker chain recorded"))
     return problems

@@ -117,6 +117,6 @@ def record_refusal(db: Session, kind: str, **fields: object) -> AuditEvent:
     The request is about to fail, which rolls its transaction back; a refusal
     (a wrong password, a token used on the wrong session) must stay on record.
     """
-    event = record(db, kind, **fields)  # type: ignore[arg-type]
+    event = record(db, kind, **fields)  # type: ignore[arg-type]  # fields carries actor= and the rest, as record() takes them
     db.commit()
     return event

@@ -142,6 +142,20 @@ class TimerState(str, enum.Enum):
     met = "met"
 
 
+def _number(value: object) -> float:
+    """A number stored in a timer's JSON; anything else there is a corrupt row."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"an SLA timer holds {value!r} where a number belongs")
+    return float(value)
+
+
+def _mapping(value: object) -> dict[str, object]:
+    """A timer stored in a ticket's SLA JSON; anything else there is a corrupt row."""
+    if not isinstance(value, dict):
+        raise ValueError(f"an SLA timer is stored as {type(value).__name__}, not an object")
+    return value
+
+
 @dataclass(frozen=True)
 class SlaTimer:
     """One budget: ``target_s`` seconds (of its calendar) until it must be met."""
@@ -214,8 +228,8 @@ class SlaTimer:
     def from_json(cls, data: dict[str, object]) -> SlaTimer:
         since, met_at = data.get("since"), data.get("met_at")
         return cls(
-            target_s=int(data["target_s"]),  # type: ignore[call-overload]
-            spent_s=float(data.get("spent_s", 0.0)),  # type: ignore[arg-type]
+            target_s=int(_number(data["target_s"])),
+            spent_s=_number(data.get("spent_s", 0.0)),
             since=datetime.fromisoformat(since) if isinstance(since, str) else None,
             met_at=datetime.fromisoformat(met_at) if isinstance(met_at, str) else None,
         )
@@ -293,8 +307,8 @@ class SlaState:
         if not data:
             return None
         return cls(
-            SlaTimer.from_json(data["first_response"]),  # type: ignore[arg-type]
-            SlaTimer.from_json(data["resolution"]),  # type: ignore[arg-type]
+            SlaTimer.from_json(_mapping(data["first_response"])),
+            SlaTimer.from_json(_mapping(data["resolution"])),
             bool(data.get("business_hours", False)),
         )
 

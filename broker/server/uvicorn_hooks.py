@@ -78,7 +78,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn declares it
         super().connection_made(transport)
         self._start_head_timer()
 
@@ -160,4 +160,4 @@ class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
         if self.request is not None:
             self.request.headers.clear()
         self.request = None  # type: ignore[assignment]  # uvicorn types them as always set
-        self.response = None  # type: ignore[assignment]
+        self.response = None  # type: ignore[assignment]  # uvicorn types them as always set

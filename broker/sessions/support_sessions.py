@@ -165,7 +165,8 @@ def redeem_code(
         # Someone else redeemed it between our read and our write.
         raise CodeRejected(Verdict.used)
     # Read after the UPDATE and not held before it by this unit of work: as the UPDATE left it.
-    session = get_session(db, session_id)  # type: ignore[arg-type]
+    assert session_id is not None  # judge_redemption names the session whenever it is redeemable
+    session = get_session(db, session_id)
     assert session is not None
     audit.record(
         db, "code.redeemed", actor=audit.host_actor(session.id), source=source,

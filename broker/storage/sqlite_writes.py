@@ -56,7 +56,7 @@ class WriteTurn:
         """Take turns on every write statement of ``engine``'s connections."""
 
         @event.listens_for(engine, "before_cursor_execute")
-        def _before_write(connection, _cursor, statement: str, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        def _before_write(connection: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool) -> None:
             if statement.lstrip()[:7].upper().startswith(WRITE_VERBS):
                 self.take(connection.info)
 
