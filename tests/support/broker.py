@@ -57,6 +57,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -81,7 +82,32 @@ class BrokerStartError(RuntimeError):
     """The broker exited or did not answer in time; the message holds its output."""
 
 
-class BrokerProcess:
+class BrokerCalls:
+    """What tests call on a broker, whichever way it runs: needs ``http``, ``admin_password`` and ``database_url``."""
+
+    http: Any
+    admin_password: str
+    database_url: str
+
+    def login(self, username: str = "admin", password: str | None = None) -> str:
+        """A bearer token of ``username`` (the first admin by default); raises on refusal."""
+        response = self.http.post(
+            "/auth/login",
+            json={"username": username, "password": self.admin_password if password is None else password},
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    def sql(self, statement: str, *params: object) -> list[tuple[object, ...]]:
+        """Run one statement on the broker's real database and commit; returns the rows.
+
+        For checks (what was stored) and for moving the clock (``expires_at`` into the past).
+        SQLite's ``?`` placeholders, on PostgreSQL too: :func:`tests.support.database.run_sql`.
+        """
+        return run_sql(self.database_url, statement, *params)
+
+
+class BrokerProcess(BrokerCalls):
     """One running ``deskhand-broker serve``; create it with :meth:`start`."""
 
     def __init__(self, env: Mapping[str, str] | None, data_dir: Path) -> None:
@@ -147,23 +173,6 @@ class BrokerProcess:
     def ws_url(self, session_id: str) -> str:
         """The signalling WebSocket URL of ``session_id``."""
         return websocket_url(self.base_url, f"/api/v1/sessions/{session_id}/signal")
-
-    def login(self, username: str = "admin", password: str | None = None) -> str:
-        """A bearer token of ``username`` (the first admin by default); raises on refusal."""
-        response = self.http.post(
-            "/auth/login",
-            json={"username": username, "password": self.admin_password if password is None else password},
-        )
-        response.raise_for_status()
-        return str(response.json()["access_token"])
-
-    def sql(self, statement: str, *params: object) -> list[tuple[object, ...]]:
-        """Run one statement on the broker's real database and commit; returns the rows.
-
-        For checks (what was stored) and for moving the clock (``expires_at`` into the past).
-        SQLite's ``?`` placeholders, on PostgreSQL too: :func:`tests.support.database.run_sql`.
-        """
-        return run_sql(self.database_url, statement, *params)
 
     def output_text(self, last: int = 60) -> str:
         """The last ``last`` lines of output, for failure messages."""

@@ -47,8 +47,7 @@ from broker.settings import Settings
 from broker.state import BrokerState, build_state
 from broker.storage.models import SupportSession, User
 from tests.support.api import HOST_BODY, bearer
-from tests.support.broker import broker_environment
-from tests.support.database import run_sql
+from tests.support.broker import BrokerCalls, broker_environment
 
 API = "http://127.0.0.1/api/v1"
 
@@ -143,7 +142,7 @@ class AppClient:
         return self.request("DELETE", path, **kwargs)
 
 
-class AppBroker:
+class AppBroker(BrokerCalls):
     """The broker's app in this process, used like a :class:`~tests.support.broker.BrokerProcess`."""
 
     def __init__(self, state: BrokerState, http: AppClient, admin_password: str) -> None:
@@ -153,19 +152,6 @@ class AppBroker:
         self.admin_password = admin_password
         self.data_dir = state.settings.data_dir
         self.database_url = state.settings.effective_database_url
-
-    def login(self, username: str = "admin", password: str | None = None) -> str:
-        """A bearer token of ``username`` (the first admin by default); raises on refusal."""
-        response = self.http.post(
-            "/auth/login",
-            json={"username": username, "password": self.admin_password if password is None else password},
-        )
-        response.raise_for_status()
-        return str(response.json()["access_token"])
-
-    def sql(self, statement: str, *params: object) -> list[tuple[object, ...]]:
-        """One statement on the app's database, as :meth:`BrokerProcess.sql` runs it."""
-        return run_sql(self.database_url, statement, *params)
 
     @classmethod
     @contextmanager
