@@ -6,6 +6,7 @@ client port (one port for several requests: the connection was reused).
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -14,8 +15,10 @@ import pytest
 from aiohttp import web
 from pydantic import BaseModel
 
+from broker.settings import Settings
 from host_client.join import JoinRefused
-from peer.broker_client import BrokerClient, environment_proxy
+from peer import broker_client
+from peer.broker_client import IDLE_CONNECTION_SECONDS, BrokerClient, environment_proxy
 from peer.broker_errors import BrokerRefusal
 from peer.transfers import TransferError
 from tech_console.client import ConsoleError
@@ -159,6 +162,23 @@ async def test_one_connection_serves_every_request_until_closed(stand_in: StandI
     await broker.aclose()
     first, second, third, after = stand_in.client_ports
     assert first == second == third and after != first
+
+
+async def test_an_idle_connection_is_let_go_before_the_broker_would_close_it(
+    stand_in: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A connection the broker closes at the moment a request goes out fails with a reset: the
+    # client must give idle ones up first (aiohttp's default, 15 s, is exactly the broker's).
+    assert Settings.model_fields["http_keepalive_seconds"].default > IDLE_CONNECTION_SECONDS
+    monkeypatch.setattr(broker_client, "IDLE_CONNECTION_SECONDS", 0.2)
+    broker = BrokerClient(stand_in.url)
+    await broker.call("GET", "/api/v1/pong", Pong, refusal=BrokerRefusal)
+    await broker.call("GET", "/api/v1/pong", Pong, refusal=BrokerRefusal)
+    await asyncio.sleep(1.5)  # aiohttp drops idle connections on its cleanup tick after the timeout
+    await broker.call("GET", "/api/v1/pong", Pong, refusal=BrokerRefusal)
+    await broker.aclose()
+    first, second, after_idle = stand_in.client_ports
+    assert first == second and after_idle != first
 
 
 async def test_a_download_comes_in_pieces_of_the_size_asked(stand_in: StandIn) -> None:
