@@ -1,9 +1,10 @@
 """Signalling messages: what the two peers and the broker say over the WebSocket.
 
 Each message is one JSON object with a ``type``. Peers send ``offer``,
-``answer``, ``ice`` and ``end``; the host also sends ``consent``. The broker
+``answer``, ``ice``, ``ice_failed`` and ``end``; the host also sends ``consent``. The broker
 relays offer, answer and ice unchanged to the other peer, relays consent to the
-technician after recording it, and itself sends ``welcome``, ``grant``, ``transfer``, ``file_request``,
+technician after recording it, relays ice_failed after auditing it (``session.ice_failed``),
+and itself sends ``welcome``, ``grant``, ``ice_config``, ``transfer``, ``file_request``,
 ``peer_joined``, ``peer_left``, ``session_ended`` and ``error``.
 
 :func:`parse_peer_message` is the single gate every incoming frame passes
@@ -17,12 +18,12 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from .api import HostInfo, MultiLine, UserBrief
 from .frames import ErrorCode, MessageError, describe_validation_error, parse_frame
 from .grants import SignedGrant
-from .ice import IceConfig
+from .ice import CandidateType, IceConfig, candidate_problem
 from .permissions import Permission
 from .recording import SessionPolicy
 from .transfers import FileRequestOut, TransferOut
@@ -78,6 +79,42 @@ class IceCandidate(_Message):
     sdp_mid: str | None = Field(default=None, max_length=64)
     sdp_mline_index: int | None = Field(default=None, ge=0, le=255)
 
+    @field_validator("candidate")
+    @classmethod
+    def _well_formed(cls, candidate: str | None) -> str | None:
+        # Refused at the broker's gate, so a malformed line never reaches the other peer's ICE stack.
+        if candidate is not None and candidate.strip():
+            problem = candidate_problem(candidate.strip())
+            if problem is not None:
+                raise ValueError(problem)
+        return candidate
+
+
+class TurnFailure(_Message):
+    """A TURN server a peer could not allocate a relay on, and why (in words a person can act on)."""
+
+    url: str = Field(min_length=1, max_length=512)
+    reason: str = Field(min_length=1, max_length=300)
+
+
+class IceFailed(_Message):
+    """The sender's media connection could not be made: no candidate pair worked in time.
+
+    The broker audits it (``session.ice_failed``, once per ``attempt``) and relays it
+    to the other peer, so both ends can tell their person what to check.
+    """
+
+    type: Literal["ice_failed"] = "ice_failed"
+    attempt: int = Field(ge=1, le=100_000)
+    """Counts the sender's connection attempts in this session (a reconnect is a new one)."""
+    seconds: float = Field(ge=0, le=3600, allow_inf_nan=False)
+    """How long the attempt waited before giving up."""
+    local_types: list[CandidateType] = Field(default_factory=list, max_length=4)
+    """The kinds of candidate the sender gathered (each once)."""
+    remote_types: list[CandidateType] = Field(default_factory=list, max_length=4)
+    """The kinds of candidate the sender received from the other side (each once)."""
+    turn_failures: list[TurnFailure] = Field(default_factory=list, max_length=8)
+
 
 class End(_Message):
     """The sender ends the whole session (not just its connection)."""
@@ -94,11 +131,11 @@ class Consent(_Message):
     source: ConsentSource
 
 
-PeerMessage = Annotated[Offer | Answer | IceCandidate | End | Consent, Field(discriminator="type")]
+PeerMessage = Annotated[Offer | Answer | IceCandidate | IceFailed | End | Consent, Field(discriminator="type")]
 """Any message a peer may send."""
-PeerMessageT = Offer | Answer | IceCandidate | End | Consent
+PeerMessageT = Offer | Answer | IceCandidate | IceFailed | End | Consent
 
-RELAYED_TYPES = frozenset({"offer", "answer", "ice"})
+RELAYED_TYPES = frozenset({"offer", "answer", "ice", "ice_failed"})
 
 # --- sent by the broker -------------------------------------------------------------
 
@@ -128,6 +165,17 @@ class GrantIssued(_Message):
 
     type: Literal["grant"] = "grant"
     grant: SignedGrant
+
+
+class IceRenewed(_Message):
+    """Fresh ICE configuration for this peer (new TURN credentials), sent with each renewed grant.
+
+    It replaces the one from ``welcome`` for the next peer connection (a reconnect);
+    a connection already made keeps its relay.
+    """
+
+    type: Literal["ice_config"] = "ice_config"
+    ice: IceConfig
 
 
 class TransferUpdate(_Message):
@@ -167,8 +215,8 @@ class Error(_Message):
 
 
 BrokerMessageT = (
-    Offer | Answer | IceCandidate | Consent | Welcome | GrantIssued | TransferUpdate | FileRequestUpdate | PeerJoined
-    | PeerLeft | SessionEnded | Error
+    Offer | Answer | IceCandidate | IceFailed | Consent | Welcome | GrantIssued | IceRenewed | TransferUpdate
+    | FileRequestUpdate | PeerJoined | PeerLeft | SessionEnded | Error
 )
 """Any message a peer may receive from the broker (what :func:`parse_broker_message` returns)."""
 BrokerMessage = Annotated[BrokerMessageT, Field(discriminator="type")]
@@ -177,7 +225,7 @@ BrokerMessage = Annotated[BrokerMessageT, Field(discriminator="type")]
 _peer_adapter: TypeAdapter[PeerMessageT] = TypeAdapter(PeerMessage)
 _broker_adapter: TypeAdapter[BrokerMessageT] = TypeAdapter(BrokerMessage)
 
-_PEER_TYPES = ("offer", "answer", "ice", "end", "consent")
+_PEER_TYPES = ("offer", "answer", "ice", "ice_failed", "end", "consent")
 
 SignalError = MessageError
 """Signalling's name for :class:`protocol.frames.MessageError`."""

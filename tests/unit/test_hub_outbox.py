@@ -28,7 +28,7 @@ async def test_relays_beyond_the_limit_are_refused_and_the_broker_still_reaches_
     link = StalledLink()
     peer = Peer(session_id="s", info=PeerInfo(role=Role.technician), link=link)
     closed = asyncio.create_task(peer.closed())
-    relayed = [peer.relay(IceCandidate(candidate=f"c{n}")) for n in range(20_000)]
+    relayed = [peer.relay(IceCandidate(candidate=f"candidate:{n} 1 udp 2130706431 127.0.0.1 5000 typ host")) for n in range(20_000)]
     # The sender holds one message while the link stalls; the rest wait in the outbox.
     assert relayed.count(True) in (RELAY_LIMIT, RELAY_LIMIT + 1) and not any(relayed[RELAY_LIMIT + 1:])
     assert peer.post(SessionEnded(ended_by="broker", reason="the broker's own message still fits"))
