@@ -169,3 +169,36 @@ def test_unreadable_broker_messages_raise_signal_error(frame: str) -> None:
 
 def test_role_other() -> None:
     assert Role.host.other is Role.technician and Role.technician.other is Role.host
+
+
+@pytest.mark.parametrize(
+    "candidate",
+    [
+        "candidate:1 1 udp",  # aiortc's parser asserts on fewer than 8 fields
+        "candidate:1 x udp 1 127.0.0.1 9 typ host",
+        "candidate:1 1 udp one 127.0.0.1 9 typ host",
+        "candidate:1 1 udp 1 127.0.0.1 70000 typ host",
+        "candidate:1 1 sctp 1 127.0.0.1 9 typ host",
+        "candidate:1 1 udp 1 127.0.0.1 9 kind host",
+        "candidate:1 1 udp 1 127.0.0.1 9 typ bridge",
+        "candidate:1 1 udp 1 127.0.0.1 9 typ srflx raddr",
+        "candidate:1 1 udp 1 127.0.0.1 9 typ srflx raddr 0.0.0.0 rport x",
+    ],
+)
+def test_a_malformed_candidate_is_refused_at_the_gate(candidate: str) -> None:
+    with pytest.raises(SignalError) as refused:
+        parse_peer_message(json.dumps({"type": "ice", "candidate": candidate}))
+    assert refused.value.code is ErrorCode.invalid_message
+
+
+@pytest.mark.parametrize(
+    "candidate",
+    [
+        "candidate:842163049 1 udp 1677729535 198.18.1.2 46154 typ srflx raddr 0.0.0.0 rport 0 generation 0 ufrag sXA3",
+        "candidate:3 1 tcp 1518280447 5e1c0bd5-3a52-4b7e-9c3b-6a0b5e1f2a11.local 9 typ host tcptype active",
+        "a1b2 1 udp 16777215 198.18.0.1 50000 typ relay raddr 198.18.1.2 rport 40000",
+        "",
+    ],
+)
+def test_well_formed_candidates_pass(candidate: str) -> None:
+    assert parse_peer_message(json.dumps({"type": "ice", "candidate": candidate})).candidate == candidate
