@@ -69,7 +69,6 @@ class FileRequestDialog:
         window.body.pack_forget()
         dialog = self._frame = ttk.Frame(window.top, padding=12)
         dialog.pack(side="top", fill="both", expand=True)
-        self._error = tkinter.StringVar(dialog)
         self._suggested_path = suggested_path
         ttk.Label(dialog, text=f"{technician} asks for a file", style="Heading.TLabel",
                   wraplength=TEXT_WIDTH).pack(anchor="w")
@@ -85,14 +84,18 @@ class FileRequestDialog:
         entry.selection_range(0, "end")
         entry.icursor("end")
         ttk.Button(path_row, text="Browse…", command=self._browse).pack(side="left", padx=(4, 0))
-        ttk.Label(dialog, textvariable=self._error, style="Error.TLabel", wraplength=TEXT_WIDTH).pack(anchor="w", pady=6)
+        # A label set directly, not through a tkinter StringVar: the dialog can be garbage-collected on the
+        # asyncio thread (its answer callback is referenced from there), and a Variable's __del__ then calls
+        # into Tcl off the Tk thread while mainloop runs there, which hung the process (seen in CI).
+        self._error = ttk.Label(dialog, text="", style="Error.TLabel", wraplength=TEXT_WIDTH)
+        self._error.pack(anchor="w", pady=6)
         ttk.Label(dialog, text="Only the file you choose is sent. Return sends, Escape declines.",
                   wraplength=TEXT_WIDTH).pack(anchor="w", pady=(0, 4))
         buttons = ttk.Frame(dialog)
         buttons.pack(anchor="w", pady=6)
         ttk.Button(buttons, text="Send", default="active", command=self._send).pack(side="left")
         ttk.Button(buttons, text="Decline", command=self._decline).pack(side="left", padx=6)
-        entry.bind("<Key>", lambda event: self._error.set("") if event.keysym not in ("Return", "KP_Enter") else None)
+        entry.bind("<Key>", lambda event: self._say("") if event.keysym not in ("Return", "KP_Enter") else None)
         self.keys: dict[str, Callable[[], None] | None] = {
             "return": window.return_key(self._send), "escape": self._decline, "close": self._decline,
         }
@@ -117,13 +120,17 @@ class FileRequestDialog:
                 if refocus.winfo_exists():
                     refocus.focus_set()
 
+    def _say(self, problem: str) -> None:
+        """Show what is wrong with the path (empty: nothing)."""
+        self._error.configure(text=problem)
+
     def _send(self) -> None:
         entry = self._entry
         text = entry.get().strip()
         path = Path(text).expanduser().absolute() if text else None
         problem = "Type the path of the file to send, or choose it with Browse…" if path is None else not_sendable(path)
         if problem is not None:
-            self._error.set(problem)
+            self._say(problem)
             entry.selection_range(0, "end")  # typing again replaces the path
             entry.icursor("end")
             entry.focus_set()
@@ -149,7 +156,7 @@ class FileRequestDialog:
         except tkinter.TclError as exc:
             if not self._still_shown():
                 return  # the window went while browsing (the Tk thread stopped)
-            self._error.set(f"The file browser failed: {exc}. Type the path instead.")
+            self._say(f"The file browser failed: {exc}. Type the path instead.")
             return
         finally:
             self._browsing = False
@@ -158,6 +165,6 @@ class FileRequestDialog:
         if isinstance(chosen, str) and chosen:
             entry.delete(0, "end")
             entry.insert(0, chosen)
-            self._error.set("")
+            self._say("")
         entry.icursor("end")
         entry.focus_set()
