@@ -13,7 +13,11 @@ the wrong thread"). So everything Tk lives in :class:`TkThread`'s thread:
 * whoever keeps Tk objects between calls registers a hook with
   :meth:`TkThread.on_stop`, which runs in the Tk thread before the root is
   destroyed, so the objects are dropped there;
-* results of :meth:`~TkThread.call` must be plain data, never Tk objects.
+* results of :meth:`~TkThread.call` must be plain data, never Tk objects;
+* a Tk variable may still end up collected elsewhere (a callback handed to
+  asyncio keeps a dialog, and the dialog its variable): the variables of
+  :mod:`host_client.tk_variables` then hand their release back here with
+  :func:`release_in_tk_thread`, which :meth:`TkThread._poll` runs.
 
 Usage::
 
@@ -57,6 +61,28 @@ STOP_TIMEOUT = 5.0
 T = TypeVar("T")
 
 _STOP = object()  # queue sentinel: leave the main loop
+
+_releases: dict[int, queue.SimpleQueue[Callable[[], None]]] = {}
+"""Per running Tk thread (by thread ident): releases of Tk objects collected in other threads."""
+_releases_lock = threading.Lock()
+_graveyard: list[Callable[[], None]] = []
+"""Releases whose Tk thread had already ended: kept (never run, never freed) rather than freed in the wrong thread."""
+
+
+def release_in_tk_thread(tk_thread_ident: int, release: Callable[[], None]) -> None:
+    """Run ``release()`` in the Tk thread ``tk_thread_ident`` at its next poll.
+
+    Called from a ``__del__`` in another thread. ``release`` keeps the object
+    alive until then, so it is freed in the right thread. Once that thread has
+    ended the object is kept for the rest of the process instead: its
+    interpreter is gone and freeing it here could abort the process.
+    """
+    with _releases_lock:
+        pending = _releases.get(tk_thread_ident)
+        if pending is None:
+            _graveyard.append(release)
+        else:
+            pending.put(release)
 
 
 class TkUnavailable(RuntimeError):
@@ -173,6 +199,8 @@ class TkThread:
         except Exception as exc:  # noqa: BLE001 - whatever stops Tk starting goes to the waiting caller
             ready.set_exception(_without_frames(exc))
             return
+        with _releases_lock:
+            _releases[threading.get_ident()] = queue.SimpleQueue()
         try:
             root.report_callback_exception = _log_callback_exception
             if withdrawn:
@@ -182,6 +210,7 @@ class TkThread:
             root.mainloop()
         finally:
             self._teardown(root)
+            _run_releases(_releases_of_this_thread(remove=True))
             del root
             # Widgets form reference cycles (parent.children <-> child.master):
             # collect them here, in the thread that must free them.
@@ -203,6 +232,7 @@ class TkThread:
                 return  # not rescheduled: the loop is ending
             fn, args, future = item
             _execute(future, fn, root, *args)
+        _run_releases(_releases_of_this_thread(remove=False))
         self._idle_polls += 1
         root.after(IDLE_POLL_MS if self._idle_polls > IDLE_AFTER_POLLS else POLL_MS, self._poll, root)
 
@@ -240,6 +270,25 @@ class TkThread:
                 hook(root)
             except Exception:
                 log.exception("a Tk stop hook failed")
+
+
+def _releases_of_this_thread(*, remove: bool) -> list[Callable[[], None]]:
+    with _releases_lock:
+        pending = _releases.pop(threading.get_ident()) if remove else _releases[threading.get_ident()]
+    releases = []
+    while True:
+        try:
+            releases.append(pending.get_nowait())
+        except queue.Empty:
+            return releases
+
+
+def _run_releases(releases: list[Callable[[], None]]) -> None:
+    for release in releases:
+        try:
+            release()
+        except Exception:
+            log.exception("releasing a Tk object in the Tk thread failed")
 
 
 def _execute(future: concurrent.futures.Future[Any], fn: Callable[..., Any], *args: Any) -> None:

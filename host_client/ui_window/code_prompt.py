@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from protocol.codes import CodeFormatError, normalize_code
 
 from ..help_request import FORM_LABELS, describe_problems, help_request_body
+from ..tk_variables import StringVar
 from .layout import TEXT_WIDTH, Answer
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def show_code(window: Window, answer: Answer) -> None:
 
     body = window.new_body(on_return=submit, on_escape=lambda: window.give_up(answer),
                            on_close=lambda: window.give_up(answer))
-    error = tkinter.StringVar(body)
+    error = StringVar(body)
     ttk.Label(body, text="Support code", style="Heading.TLabel").pack(anchor="w")
     ttk.Label(body, text="Type the 9 digits your technician read to you, then press Return.",
               wraplength=TEXT_WIDTH).pack(anchor="w", pady=(2, 8))
@@ -88,7 +89,7 @@ def show_help_request(window: Window, answer: Answer) -> None:
     ttk.Label(body, text="Details (optional)").pack(anchor="w")
     details = tkinter.Text(body, height=3, width=36, wrap="word")
     details.pack(anchor="w", fill="x")
-    error = tkinter.StringVar(body)
+    error = StringVar(body)
     ttk.Label(body, textvariable=error, style="Error.TLabel", wraplength=TEXT_WIDTH).pack(anchor="w", pady=4)
     buttons = ttk.Frame(body)
     buttons.pack(anchor="w", pady=4)

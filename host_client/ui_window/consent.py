@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from protocol.permissions import Permission
 
+from ..tk_variables import BooleanVar
 from .layout import TEXT_WIDTH, Answer
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def show_consent(window: Window, technician: str, offered: list[Permission], pre
     )
     first: ttk.Widget | None = None
     for permission in offered:
-        ticks[permission] = tkinter.BooleanVar(body, permission in preselected)
+        ticks[permission] = BooleanVar(body, permission in preselected)
         box = ttk.Checkbutton(body, text=permission.question, variable=ticks[permission])
         box.pack(anchor="w", pady=1)
         first = first or box

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from protocol.channel import MAX_CHAT_CHARS
 from protocol.permissions import Permission, ordered
 
+from ..tk_variables import BooleanVar
 from .layout import TEXT_WIDTH, disable_tree
 from .transfer_rows import Transfer, TransferArea, cancelling
 
@@ -67,7 +68,7 @@ class SessionScreen:
         shown = ordered({*offered, *consented, *self._ticks})
         for permission in shown:
             if permission not in self._ticks:
-                var = tkinter.BooleanVar(self._permission_frame)
+                var = BooleanVar(self._permission_frame)
                 box = ttk.Checkbutton(self._permission_frame, variable=var, command=self._consent_toggled)
                 self._ticks[permission] = (var, box)
         for permission in shown:  # repacked so that late additions keep the usual order

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from protocol.permissions import Permission
 
+from ..tk_variables import StringVar
 from .file_request import FileRequestDialog
 from .layout import DONE_COLOUR, ERROR_COLOUR, HEIGHT, MARGIN, TITLE, WIDTH, Answer, disable_tree
 from .session_screen import SessionScreen
@@ -48,7 +49,7 @@ class Window:
         style.configure("Stop.TButton", font="TkHeadingFont", foreground=ERROR_COLOUR)
         style.configure("Transfer.Horizontal.TProgressbar", thickness=6)
         style.configure("Row.TButton", padding=(6, 0))
-        self.status = tkinter.StringVar(self.top)
+        self.status = StringVar(self.top)
         ttk.Label(self.top, textvariable=self.status, wraplength=WIDTH - 24, padding=(12, 6)).pack(
             side="bottom", fill="x"
         )

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from protocol.requests import RATING_MAX, RATING_MIN, SURVEY_COMMENT_MAX, SurveyAnswer
 
+from ..tk_variables import IntVar, StringVar
 from .layout import TEXT_WIDTH, Answer
 
 if TYPE_CHECKING:
@@ -34,8 +35,8 @@ def show_survey(window: Window, answer: Answer) -> None:
 
     body = window.new_body(on_return=send, on_escape=lambda: window.give_up(answer),
                            on_close=lambda: window.give_up(answer))
-    rating = tkinter.IntVar(body, 0)
-    error = tkinter.StringVar(body)
+    rating = IntVar(body, 0)
+    error = StringVar(body)
     ttk.Label(body, text="How satisfied are you with this help?", style="Heading.TLabel",
               wraplength=TEXT_WIDTH).pack(anchor="w", pady=(0, 6))
     first: ttk.Radiobutton | None = None

@@ -13,9 +13,11 @@ pressed the way a window manager does it: a ``WM_DELETE_WINDOW`` client message.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 import threading
+import tkinter
 from collections.abc import Iterator
 from pathlib import Path
 from tkinter import filedialog
@@ -25,6 +27,7 @@ import pytest
 
 from host_client.clipboard import TkClipboard
 from host_client.tk_thread import TkStopped, TkThread
+from host_client.tk_variables import BooleanVar, IntVar, StringVar
 from host_client.ui_window import TECHNICIAN_GONE, TITLE, WindowUI
 from protocol.channel import MAX_CLIPBOARD_CHARS
 from protocol.permissions import ALL_PERMISSIONS, Permission
@@ -626,3 +629,29 @@ async def test_tk_thread_runs_work_in_its_own_thread_and_stops_once(tk_thread: T
     assert not tk_thread.running
     with pytest.raises(TkStopped):
         tk_thread.call(_tk_state, seen)
+
+
+async def test_a_variable_collected_in_another_thread_is_released_in_the_tk_thread(
+    tk_thread: TkThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file request dialog's variable, freed by the asyncio thread, once hung CI inside Tcl."""
+    released_in: list[int] = []
+    tkinter_release = tkinter.Variable.__del__
+
+    def recording_release(variable: tkinter.Variable) -> None:
+        released_in.append(threading.get_ident())
+        if threading.get_ident() == tk_ident:  # elsewhere it would call into Tcl from the wrong thread
+            tkinter_release(variable)
+
+    monkeypatch.setattr(tkinter.Variable, "__del__", recording_release)
+    tk_ident = (await tk_thread.acall(lambda root: threading.get_ident()))
+    # Handed out on purpose, as a callback kept by asyncio would keep it.
+    variables = await tk_thread.acall(lambda root: [StringVar(root, "x"), BooleanVar(root, True), IntVar(root, 3)])
+    names = [str(variable) for variable in variables]
+    del variables
+    gc.collect()
+    await wait_until(tk_thread, lambda root: len(released_in) == 3)
+    assert released_in == [tk_ident] * 3
+    exists = await tk_thread.acall(lambda root: [root.getboolean(root.tk.call("info", "exists", n)) for n in names])
+    assert exists == [False] * 3, "the Tcl variables are gone"
+    assert isinstance(await tk_thread.acall(_tk_state, []), str), "and Tk still answers"
