@@ -71,6 +71,8 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
         else:
             raise AssertionError("the video never showed the painter's pattern")
         await expect(page.locator("#quality")).to_contain_text("fps", timeout=5_000)
+        # On one machine's loopback both candidates are host candidates: the route is direct.
+        await expect(page.locator("#route")).to_have_text("direct", timeout=5_000)
         await screenshot(page, "live-session-pattern")
     finally:
         painter.close()

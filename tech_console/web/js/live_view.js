@@ -19,11 +19,53 @@ export function rtcConfiguration(ice) {
   };
 }
 
+/** How long one connection attempt may take before the technician is told it failed (as the Python peers). */
+export const CONNECT_DEADLINE_MS = 15000;
+
+/**
+ * Why a TURN server gave no relay, in words a technician can act on (Chromium's icecandidateerror codes).
+ * @param {number} code @param {string} text
+ */
+export function turnFailureReason(code, text) {
+  if (code === 401) return "the relay refused the credentials (wrong or expired): check DESKHAND_TURN_SECRET on the broker and the relay";
+  if (code === 486) return "the relay's allocation quota is used up";
+  if (code === 701) return "the relay could not be reached: a firewall may block it, or it is not running";
+  return `the relay refused (${code}${text ? ": " + text : ""})`;
+}
+
+/**
+ * The route words for a selected candidate pair (protocol/route.py says the same for the Python console).
+ * @param {string} localType @param {string} remoteType @param {string|undefined} relayProtocol
+ */
+export function routeWords(localType, remoteType, relayProtocol) {
+  if (localType === "relay" || remoteType === "relay") {
+    const over = localType === "relay" && relayProtocol ? ` over ${relayProtocol.toUpperCase()}` : "";
+    return `relayed through TURN${over}`;
+  }
+  if (localType === "host" && remoteType === "host") return "direct";
+  return "direct through NAT";
+}
+
+/** What the technician reads when no network path worked; `failure` is an ice_failed message. */
+export function failureAdvice(failure, side) {
+  const relays = (failure.turn_failures || []).map((f) => `${f.url}: ${f.reason}`);
+  const triedRelay = (failure.local_types || []).includes("relay") || (failure.remote_types || []).includes("relay");
+  return [
+    `${side === "technician" ? "Your browser" : "The user's computer"} could not make the media connection `
+      + `(no network path worked within ${Math.round(failure.seconds)} s).`,
+    triedRelay
+      ? "A relay was offered but did not carry the connection: check that the TURN relay's ports are open on both networks."
+      : "No relay was available: ask the administrator to configure a TURN relay (DESKHAND_TURN_URLS), and check that the user's firewall allows outgoing UDP, or TCP on port 443.",
+    ...relays.map((r) => `Relay ${r}.`),
+  ].join(" ");
+}
+
 export class LiveView {
   /**
    * @param {HTMLVideoElement} video where the remote screen plays
    * @param {(message: object) => boolean} signal sends a signalling message
-   * @param {{onChannel?: (label: string, channel: RTCDataChannel) => void, onState?: (state: string) => void}} hooks
+   * @param {{onChannel?: (label: string, channel: RTCDataChannel) => void, onState?: (state: string) => void,
+   *          onFailed?: (failure: object) => void}} hooks `onFailed` gets the ice_failed this side sent
    */
   constructor(video, signal, hooks = {}) {
     this.video = video;
@@ -35,9 +77,13 @@ export class LiveView {
     /** @type {Record<string, RTCDataChannel>} */
     this.channels = {};
     this.pendingCandidates = [];
+    /** Connection attempts so far (one per offer answered). */
+    this.attempt = 0;
+    this.turnFailures = [];
+    this.deadline = null;
   }
 
-  /** @param {object} ice the `ice` of the broker's welcome */
+  /** @param {object} ice the `ice` of the broker's welcome, or of a later `ice_config` (renewed credentials) */
   setIce(ice) { this.ice = ice || { servers: [] }; }
 
   /** Answer an offer: a new offer always replaces the old connection (the host reconnected). */
@@ -45,6 +91,16 @@ export class LiveView {
     this.close();
     const pc = new RTCPeerConnection(rtcConfiguration(this.ice));
     this.pc = pc;
+    this.attempt += 1;
+    const attempt = this.attempt;
+    let startedAt = performance.now();
+    this.turnFailures = [];
+    pc.onicecandidateerror = (event) => {
+      // Chromium reports each server that gave no candidate; a relay that failed is worth naming.
+      if (pc !== this.pc || !/^turns?:/.test(event.url || "") || this.turnFailures.length >= 8) return;
+      const failure = { url: event.url.slice(0, 512), reason: turnFailureReason(event.errorCode, event.errorText) };
+      if (!this.turnFailures.some((f) => f.url === failure.url)) this.turnFailures.push(failure);
+    };
     pc.ontrack = (event) => {
       if (event.track.kind !== "video") return;
       // A remote desktop is read, not watched: show each frame as soon as it is decoded
@@ -68,11 +124,45 @@ export class LiveView {
         ? { type: "ice", candidate: c.candidate, sdp_mid: c.sdpMid, sdp_mline_index: c.sdpMLineIndex }
         : { type: "ice", candidate: "", sdp_mid: null, sdp_mline_index: null });
     };
-    pc.onconnectionstatechange = () => { if (this.hooks.onState) this.hooks.onState(pc.connectionState); };
+    pc.onconnectionstatechange = () => {
+      if (pc !== this.pc) return;
+      if (pc.connectionState === "connected") this._clearDeadline();
+      if (this.hooks.onState) this.hooks.onState(pc.connectionState);
+      if (pc.connectionState === "failed") this._giveUp(pc, attempt, startedAt);
+    };
     await pc.setRemoteDescription({ type: "offer", sdp });
+    // The clock starts once both sides' descriptions are known, as on the Python peers.
+    startedAt = performance.now();
+    this._clearDeadline();
+    this.deadline = setTimeout(() => this._giveUp(pc, attempt, startedAt), CONNECT_DEADLINE_MS);
     for (const candidate of this.pendingCandidates.splice(0)) await this._add(candidate);
     await pc.setLocalDescription(await pc.createAnswer());
     this.signal({ type: "answer", sdp: pc.localDescription.sdp });
+  }
+
+  /** No candidate pair worked in time: tell the host (through the broker) and the page, then close. */
+  async _giveUp(pc, attempt, startedAt) {
+    if (pc !== this.pc || pc.connectionState === "connected") return;
+    this._clearDeadline();
+    const local = new Set(), remote = new Set();
+    try {
+      (await pc.getStats()).forEach((report) => {
+        if (report.type === "local-candidate" && report.candidateType) local.add(report.candidateType);
+        if (report.type === "remote-candidate" && report.candidateType) remote.add(report.candidateType);
+      });
+    } catch (_) { /* closed meanwhile: the kinds stay unknown */ }
+    if (pc !== this.pc) return;
+    const failure = {
+      type: "ice_failed", attempt, seconds: Math.min(3600, (performance.now() - startedAt) / 1000),
+      local_types: [...local].slice(0, 4), remote_types: [...remote].slice(0, 4), turn_failures: this.turnFailures.slice(0, 8),
+    };
+    this.signal(failure);
+    this.close();
+    if (this.hooks.onFailed) this.hooks.onFailed(failure);
+  }
+
+  _clearDeadline() {
+    if (this.deadline !== null) { clearTimeout(this.deadline); this.deadline = null; }
   }
 
   /** A candidate the host trickled (aiortc usually puts all of its own into the offer). */
@@ -103,6 +193,7 @@ export class LiveView {
   }
 
   close() {
+    this._clearDeadline();
     if (this.pc) { this.pc.close(); this.pc = null; }
     this.channels = {};
     this.video.srcObject = null;
@@ -110,18 +201,26 @@ export class LiveView {
 }
 
 /**
- * Connection quality since the previous call: fps, bitrate and round-trip time from getStats.
+ * Connection quality since the previous call: fps, bitrate, round-trip time and route from getStats.
  * @param {RTCPeerConnection} pc
  * @param {{bytes: number, frames: number, at: number}|null} previous what the last call returned in `mark`
- * @returns {Promise<{fps: number|null, kbps: number|null, rttMs: number|null, width: number|null, height: number|null, mark: object}>}
+ * @returns {Promise<{fps: number|null, kbps: number|null, rttMs: number|null, route: string|null,
+ *                    width: number|null, height: number|null, mark: object}>}
  */
 export async function qualityOf(pc, previous) {
   const stats = await pc.getStats();
-  let inbound = null, rtt = null;
+  let inbound = null, pair = null, selectedPairId = null;
   stats.forEach((report) => {
     if (report.type === "inbound-rtp" && report.kind === "video") inbound = report;
-    if (report.type === "candidate-pair" && report.nominated && report.state === "succeeded" && report.currentRoundTripTime !== undefined) rtt = report.currentRoundTripTime;
+    if (report.type === "transport" && report.selectedCandidatePairId) selectedPairId = report.selectedCandidatePairId;
   });
+  stats.forEach((report) => {
+    if (report.type !== "candidate-pair") return;
+    if (selectedPairId ? report.id === selectedPairId : report.nominated && report.state === "succeeded") pair = report;
+  });
+  const rtt = pair && pair.currentRoundTripTime !== undefined ? pair.currentRoundTripTime : null;
+  const local = pair && stats.get(pair.localCandidateId), remote = pair && stats.get(pair.remoteCandidateId);
+  const route = local && remote ? routeWords(local.candidateType, remote.candidateType, local.relayProtocol) : null;
   const mark = { bytes: inbound ? inbound.bytesReceived : 0, frames: inbound ? (inbound.framesDecoded || 0) : 0, at: performance.now() };
   let fps = null, kbps = null;
   if (previous && inbound && mark.at > previous.at) {
@@ -130,7 +229,7 @@ export async function qualityOf(pc, previous) {
     kbps = (8 * (mark.bytes - previous.bytes)) / 1000 / seconds;
   }
   return {
-    fps, kbps, rttMs: rtt === null ? null : rtt * 1000,
+    fps, kbps, rttMs: rtt === null ? null : rtt * 1000, route,
     width: inbound ? inbound.frameWidth || null : null, height: inbound ? inbound.frameHeight || null : null, mark,
   };
 }

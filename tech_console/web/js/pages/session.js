@@ -7,7 +7,7 @@
 import { api } from "../api.js";
 import { h, toast, when } from "../dom.js";
 import { openSignalling } from "../signalling.js";
-import { LiveView, qualityOf } from "../live_view.js";
+import { LiveView, failureAdvice, qualityOf } from "../live_view.js";
 import { InputCapture } from "../input_capture.js";
 import { receiveFile, requestFile, sendFile } from "../file_send.js";
 import { EventReporter } from "../session_events.js";
@@ -111,7 +111,16 @@ export async function render(main, ctx, [sessionId]) {
       if (label === "control") channel.addEventListener("message", (event) => onControl(event.data));
     },
     onState: (s) => { connection.textContent = s; },
+    onFailed: (failure) => showFailure(failureAdvice(failure, "technician")),
   });
+  // Nobody waits on a spinner: when no network path works, the page says so and what to check.
+  const failureBox = h("p", { id: "connection-failed", class: "error", role: "alert", hidden: true });
+  function showFailure(text) {
+    connection.textContent = "could not connect";
+    failureBox.hidden = false;
+    failureBox.textContent = text;
+    note(text, "error");
+  }
   const input = new InputCapture(video, {
     send: sendToHost,
     allowed: () => allowed("control") && view.isOpen("input"),
@@ -224,6 +233,7 @@ export async function render(main, ctx, [sessionId]) {
       h("dt", {}, "Frames"), h("dd", {}, show(q && q.fps, "fps", 1)),
       h("dt", {}, "Bitrate"), h("dd", {}, show(q && q.kbps, "kbit/s")),
       h("dt", {}, "Round trip"), h("dd", {}, show(q && q.rttMs, "ms")),
+      h("dt", {}, "Route"), h("dd", { id: "route" }, (q && q.route) || "–"),
       h("dt", {}, "Picture"), h("dd", {}, q && q.width ? `${q.width}×${q.height}` : "–"),
     );
   }
@@ -288,6 +298,10 @@ export async function render(main, ctx, [sessionId]) {
       view.setIce(m.ice);
       state.policy = m.policy;
       if (m.peer && m.peer.host) state.host = m.peer.host;
+    } else if (m.type === "ice_config") {
+      view.setIce(m.ice); // renewed relay credentials, for the next connection attempt
+    } else if (m.type === "ice_failed") {
+      showFailure(failureAdvice(m, "host"));
     } else if (m.type === "grant") {
       state.grant = m.grant.grant;
     } else if (m.type === "consent") {
@@ -303,6 +317,7 @@ export async function render(main, ctx, [sessionId]) {
       view.close();
       note("the user's computer left; waiting for it to come back", "warn");
     } else if (m.type === "offer") {
+      failureBox.hidden = true; // a new attempt
       try { await view.answer(m.sdp); } catch (err) { note(`could not answer the host: ${err.message}`, "error"); }
     } else if (m.type === "ice") {
       await view.addCandidate(m);
@@ -342,6 +357,7 @@ export async function render(main, ctx, [sessionId]) {
     h("div", { class: "row spread" },
       h("h1", {}, `Live session ${sessionId.slice(0, 8)} `, h("a", { href: `#/tickets/${session.ticket_id}`, class: "small" }, `ticket #${session.ticket_id}`)),
       connection),
+    failureBox,
     waiting,
     h("div", { class: "live" },
       h("section", { class: "panel screen", "aria-label": "Remote screen" },
