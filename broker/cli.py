@@ -24,8 +24,8 @@ from broker.server.request_limits import RequestLimits, declared_body_limits
 from broker.server.uvicorn_hooks import HeadLimits, LeanWebSocketsProtocol, http_protocol
 from broker.settings import Settings
 from broker.state import build_state
-from broker.turn_config import RelayOptions, TurnConfigError, parse_address, parse_network, render
 from broker.storage.db import Database
+from broker.turn_config import RelayOptions, TurnConfigError, parse_address, parse_network, render
 from protocol.api import API_PREFIX
 from protocol.cli import configure_logging, number_in_range
 from protocol.terminal_text import one_line

@@ -35,7 +35,6 @@ from protocol.ice import IceConfig, IceServer
 from protocol.recording import MAX_EVENTS_PER_BATCH, MAX_SEGMENT_BYTES, SessionPolicy
 from protocol.signalling import DEFAULT_MAX_MESSAGE_BYTES
 
-
 MAX_TURN_URLS = 8
 """As many URLs as one ICE server may carry (``protocol.ice.IceServer``)."""
 

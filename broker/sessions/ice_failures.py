@@ -35,7 +35,8 @@ def audited_attempts(db: Session, session_id: str, actor: str) -> set[int]:
     rows = db.scalars(select(AuditEvent.data).where(
         AuditEvent.session_id == session_id, AuditEvent.actor == actor, AuditEvent.kind == KIND,
     ))
-    return {data["attempt"] for data in rows if isinstance(data, dict) and isinstance(data.get("attempt"), int)}
+    attempts = (data.get("attempt") for data in rows if isinstance(data, dict))
+    return {attempt for attempt in attempts if isinstance(attempt, int)}
 
 
 def record_ice_failed(db: Session, message: IceFailed, *, session_id: str, actor: str, source: str | None) -> None:

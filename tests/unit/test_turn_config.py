@@ -129,7 +129,7 @@ def test_a_relay_that_could_not_work_is_refused(urls: tuple[str, ...], options: 
 
 @pytest.mark.parametrize("text", ["10.0.0.1/8", "10.0.0.0/33", "relay.example.org", "", "fd00::1/8"])
 def test_a_bad_network_is_refused_naming_the_option(text: str) -> None:
-    with pytest.raises(TurnConfigError, match="--deny .* is not a network"):
+    with pytest.raises(TurnConfigError, match=r"--deny .* is not a network"):
         parse_network(text, "--deny")
 
 
