@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
 from broker.keys import BrokerKeys
-from broker.sessions.grant_watch import GrantBook, GrantWatcher
+from broker.sessions import grant_watch
+from broker.sessions.grant_watch import GrantBook, GrantWatcher, Look
 from broker.sessions.grants import renew_grant
 from broker.sessions.hub import SignalHub
 from broker.sessions.turn_credentials import (
@@ -154,21 +155,25 @@ class FakeHub:
         return next((p for p in self.peers(session_id) if p.role is role), None)
 
 
-class NoChanges:
-    """A database session whose grant-change counter reads 0."""
+@dataclass
+class Counter:
+    """A database session whose grant-change counter reads ``count``."""
+
+    count: int = 0
 
     def scalar(self, *_: Any) -> int:
-        return 0
+        return self.count
 
 
-@contextmanager
-def no_changes() -> Iterator[NoChanges]:
-    yield NoChanges()
+KEYS = BrokerKeys(signing_key=Ed25519PrivateKey.generate(), code_hash_key=b"k" * 32, recording_master_key=b"m" * 32)
 
 
-def watcher(hub: FakeHub, book: GrantBook, turn: TurnSettings | None) -> GrantWatcher:
-    keys = BrokerKeys(signing_key=Ed25519PrivateKey.generate(), code_hash_key=b"k" * 32, recording_master_key=b"m" * 32)
-    return GrantWatcher(book, cast(SignalHub, hub), cast(Any, no_changes), keys, 900, STUN, turn)
+def watcher(hub: FakeHub, book: GrantBook, turn: TurnSettings | None, changes: int = 0) -> GrantWatcher:
+    @contextmanager
+    def database() -> Iterator[Counter]:
+        yield Counter(changes)
+
+    return GrantWatcher(book, cast(SignalHub, hub), cast(Any, database), KEYS, 900, STUN, turn)
 
 
 def test_a_renewal_round_sends_each_peer_its_own_credentials_expiring_with_the_renewed_grant() -> None:
@@ -185,6 +190,24 @@ def test_a_renewal_round_sends_each_peer_its_own_credentials_expiring_with_the_r
         assert isinstance(ice, IceRenewed)
         assert ice.ice == ice_for_peer(STUN, TURN, "s-1", peer.role, renewed.expires_at)
     assert host.posted[1] != technician.posted[1]
+
+
+def test_a_grant_whose_terms_changed_comes_with_fresh_credentials_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The other path: a change was counted, the look finds new terms and issues a grant at once.
+    host = FakePeer(Role.host)
+    book = GrantBook()
+    book.issued("s-1", grant(issued_at=int(time.time())), as_of=0, now=time.monotonic())
+    changed = renew_grant(KEYS, grant(issued_at=int(time.time())).model_copy(update={"permissions": []}),
+                          timedelta(seconds=900))
+
+    def look(*_: Any) -> Look:
+        return Look(count=1, standings={}, issued={"s-1": changed})
+
+    monkeypatch.setattr(grant_watch, "look", look)
+    asyncio.run(watcher(FakeHub({"s-1": [host]}), book, TURN, changes=1).round())
+    issued, ice = host.posted
+    assert isinstance(issued, GrantIssued) and issued.grant == changed
+    assert isinstance(ice, IceRenewed) and ice.ice == ice_for_peer(STUN, TURN, "s-1", Role.host, changed.grant.expires_at)
 
 
 def test_after_the_session_ended_a_round_sends_nothing() -> None:
@@ -206,8 +229,7 @@ def test_without_turn_a_renewal_sends_only_the_grant() -> None:
 
 def test_a_renewed_grant_is_what_the_credentials_follow() -> None:
     # renew_grant sets the new expiry from the TTL: the credential sent with it ends then too.
-    keys = BrokerKeys(signing_key=Ed25519PrivateKey.generate(), code_hash_key=b"k" * 32, recording_master_key=b"m" * 32)
-    signed = renew_grant(keys, grant(issued_at=1000), timedelta(seconds=900))
+    signed = renew_grant(KEYS, grant(issued_at=1000), timedelta(seconds=900))
     ice = ice_for_peer(STUN, TURN, "s-1", Role.host, signed.grant.expires_at)
     assert ice.servers[-1].username == f"{signed.grant.expires_at}:s-1.host"
     assert signed.grant.expires_at - signed.grant.issued_at == 900
