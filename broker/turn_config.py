@@ -152,4 +152,25 @@ def render(turn: TurnSettings, options: RelayOptions) -> str:
     if allowed:
         lines.append("# Allowed although denied above (--allow, and --relay-ip: relayed peers meet at the relay's address).")
         lines += [f"allowed-peer-ip={_range(network)}" for network in allowed]
+    for address in _unreachable_relay_addresses(turn, denied, allowed):
+        lines.append(f"# Note: peers reach this relay at {address}, a denied address: two peers both relayed here "
+                     f"cannot reach each other unless it is allowed (--relay-ip {address}).")
     return "\n".join(lines) + "\n"
+
+
+def _unreachable_relay_addresses(turn: TurnSettings, denied: list[IPNetwork], allowed: list[IPNetwork]) -> list[str]:
+    """The relay's addresses in the URLs (those written as IP addresses) that it would refuse as a peer.
+
+    Not allowed automatically: an allowed relay address lets a credential holder reach whatever listens on
+    it from the relay host itself, past a firewall that guards it from outside; the operator decides.
+    """
+    found: list[str] = []
+    for url in turn.urls:
+        try:
+            address = ipaddress.ip_address(url.host)
+        except ValueError:
+            continue  # a name: the operator knows its address, the configuration cannot
+        if (any(address in network for network in denied) and not any(address in network for network in allowed)
+                and str(address) not in found):
+            found.append(str(address))
+    return found

@@ -159,3 +159,14 @@ def test_the_command_refuses_bad_options_and_missing_settings(turn_env: None, mo
     monkeypatch.delenv("DESKHAND_TURN_SECRET")
     assert main(["turn-config"]) == 2
     assert "set DESKHAND_TURN_URLS and DESKHAND_TURN_SECRET first" in capsys.readouterr().err
+
+
+def test_a_denied_relay_address_in_the_urls_is_pointed_out_not_allowed() -> None:
+    # Allowing it is the operator's choice: it opens whatever listens there to credential holders.
+    rendered = render(turn("turn:198.18.0.1", "turn:198.18.0.1?transport=tcp"), RelayOptions())
+    assert "allowed-peer-ip" not in rendered
+    assert rendered.endswith("cannot reach each other unless it is allowed (--relay-ip 198.18.0.1).\n")
+    assert rendered.count("# Note:") == 1
+    allowed = render(turn("turn:198.18.0.1"), RelayOptions(relay_ips=(ipaddress.ip_address("198.18.0.1"),)))
+    assert "# Note:" not in allowed
+    assert "# Note:" not in render(turn("turn:203.0.113.7", "turn:relay.example.org"), RelayOptions())
