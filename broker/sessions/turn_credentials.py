@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -97,6 +98,13 @@ def parse_turn_url(text: str) -> TurnUrl:
     found = _HOST_PORT.match(address)
     if found is None:
         raise TurnUrlError(f"{text[:80]!r}: write turn:HOST or turn:HOST:PORT (an IPv6 address in brackets)")
+    host = found["host"]
+    if host.startswith("["):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise TurnUrlError(f"{text[:80]!r}: only an IPv6 address goes in brackets") from None
     port = int(found["port"]) if found["port"] else DEFAULT_PORTS[scheme]
     if not 1 <= port <= 65535:
         raise TurnUrlError(f"{text[:80]!r}: the port must be from 1 to 65535")
@@ -107,7 +115,7 @@ def parse_turn_url(text: str) -> TurnUrl:
         kind: Transport = "tls"
     else:
         kind = "tcp" if transport == "tcp" else "udp"
-    return TurnUrl(text=text, host=found["host"].strip("[]"), port=port, transport=kind)
+    return TurnUrl(text=text, host=host, port=port, transport=kind)
 
 
 @dataclass(frozen=True)

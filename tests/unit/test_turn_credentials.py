@@ -75,6 +75,8 @@ def test_turn_urls_are_read_as_rfc_7065_writes_them(text: str, host: str, port: 
     ("turn:relay.example.org:99999", "from 1 to 65535"),
     ("turn:relay.example.org:0", "from 1 to 65535"),
     ("turn:relay.example.org:3478/path", "write turn:HOST"),
+    ("turn:[1.2.3.4]", "only an IPv6 address goes in brackets"),
+    ("turn:[::1", "write turn:HOST"),
 ])
 def test_a_url_peers_cannot_use_is_refused_saying_why(text: str, words: str) -> None:
     with pytest.raises(TurnUrlError, match=words.replace("?", r"\?")):
