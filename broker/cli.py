@@ -46,7 +46,7 @@ environment (each DESKHAND_* variable is documented in docs/operations.md):
   DESKHAND_CODE_FAILURES_PER_SOURCE, DESKHAND_CODE_FAILURES_GLOBAL,
   DESKHAND_CODE_FAILURE_WINDOW_SECONDS
                                   wrong-code limits (default 10 and 200 per 60 s)
-  DESKHAND_ICE_SERVERS            JSON list of STUN/TURN servers (default none)
+  DESKHAND_ICE_SERVERS            JSON list of STUN servers (default none)
   DESKHAND_ICE_LOOPBACK           true: peers use only 127.0.0.1 candidates
   DESKHAND_TURN_URLS, DESKHAND_TURN_SECRET, DESKHAND_TURN_REALM
                                   TURN relay (coturn) whose credentials each peer gets

@@ -166,7 +166,8 @@ class Settings(BaseSettings):
 
     ice_servers: str = Field(
         default="[]",
-        description='JSON list of RTCIceServer objects, e.g. [{"urls": ["stun:stun.example.org"]}].',
+        description='JSON list of STUN servers as RTCIceServer objects, e.g. [{"urls": ["stun:stun.example.org"]}]; '
+        "a TURN relay goes in turn_urls.",
     )
     ice_loopback: bool = Field(
         default=False,
