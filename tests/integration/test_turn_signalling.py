@@ -131,15 +131,44 @@ async def test_an_ice_failure_is_relayed_and_audited_once_per_attempt(broker, ad
     ]
 
 
+async def test_a_flood_of_ice_failures_is_rate_limited_before_the_trail(broker, admin) -> None:
+    joined = joined_session(broker, admin)
+    session_id = joined["session_id"]
+    failed = {"type": "ice_failed", "seconds": 15.0, "local_types": ["host"], "remote_types": [], "turn_failures": []}
+    async with peer(broker, session_id, joined["host_token"]) as host, peer(broker, session_id, broker.login()) as tech:
+        await receive_type(tech, "grant")
+        await receive_type(host, "grant")
+        started = time.monotonic()
+        for attempt in range(1, 301):
+            await host.send(json.dumps({**failed, "attempt": attempt}))
+        # Still served: once the flood is read (each audit is a commit), an end of candidates gets through.
+        while True:
+            await host.send(json.dumps({"type": "ice", "candidate": ""}))
+            try:
+                await receive_type(tech, "ice", timeout=1)
+                break
+            except TimeoutError:
+                assert time.monotonic() - started < 90, "the flood was never read"
+        elapsed = time.monotonic() - started
+        assert (await receive_type(host, "error"))["code"] == "rate_limited"
+    audited = broker.sql("SELECT count(*) FROM audit_events WHERE kind = 'session.ice_failed' AND session_id = ?",
+                         session_id)[0][0]
+    # The burst (100), then 20 a second: never one event per frame sent.
+    assert 100 <= audited <= 100 + 20 * elapsed + 5, (audited, elapsed)
+
+
 @pytest.mark.slow
 async def test_credentials_are_renewed_with_the_grant(broker, admin) -> None:
     joined = joined_session(broker, admin)
     session_id = joined["session_id"]
-    async with peer(broker, session_id, joined["host_token"]) as host:
+    async with peer(broker, session_id, joined["host_token"]) as host, peer(broker, session_id, broker.login()) as tech:
         welcome = relay_of((await receive_type(host, "welcome"))["ice"])
         first = (await receive(host))["grant"]["grant"]
         renewed = (await receive_type(host, "grant", timeout=GRANT_TTL / 3 + 5))["grant"]["grant"]
         fresh = relay_of((await receive(host))["ice"])  # right behind its grant
+        assert (await receive_type(tech, "grant", timeout=5))["grant"]["grant"] == renewed
+        for_technician = relay_of((await receive(tech))["ice"])
     assert renewed["expires_at"] > first["expires_at"]
     assert_minted(fresh, session_id, "host", renewed["expires_at"])
+    assert_minted(for_technician, session_id, "technician", renewed["expires_at"])
     assert fresh["credential"] != welcome["credential"]
