@@ -164,6 +164,7 @@ async def test_credentials_are_renewed_with_the_grant(broker, admin) -> None:
     async with peer(broker, session_id, joined["host_token"]) as host, peer(broker, session_id, broker.login()) as tech:
         welcome = relay_of((await receive_type(host, "welcome"))["ice"])
         first = (await receive(host))["grant"]["grant"]
+        await receive_type(tech, "grant")  # its own, with its welcome
         renewed = (await receive_type(host, "grant", timeout=GRANT_TTL / 3 + 5))["grant"]["grant"]
         fresh = relay_of((await receive(host))["ice"])  # right behind its grant
         assert (await receive_type(tech, "grant", timeout=5))["grant"]["grant"] == renewed
