@@ -25,6 +25,7 @@ from broker.server.uvicorn_hooks import HeadLimits, LeanWebSocketsProtocol, http
 from broker.settings import Settings
 from broker.state import build_state
 from broker.storage.db import Database
+from broker.turn_config import RelayOptions, TurnConfigError, parse_address, parse_network, render
 from protocol.api import API_PREFIX
 from protocol.cli import configure_logging, number_in_range
 from protocol.terminal_text import one_line
@@ -45,8 +46,10 @@ environment (each DESKHAND_* variable is documented in docs/operations.md):
   DESKHAND_CODE_FAILURES_PER_SOURCE, DESKHAND_CODE_FAILURES_GLOBAL,
   DESKHAND_CODE_FAILURE_WINDOW_SECONDS
                                   wrong-code limits (default 10 and 200 per 60 s)
-  DESKHAND_ICE_SERVERS            JSON list of STUN/TURN servers (default none)
+  DESKHAND_ICE_SERVERS            JSON list of STUN servers (default none)
   DESKHAND_ICE_LOOPBACK           true: peers use only 127.0.0.1 candidates
+  DESKHAND_TURN_URLS, DESKHAND_TURN_SECRET, DESKHAND_TURN_REALM
+                                  TURN relay (coturn) whose credentials each peer gets
   DESKHAND_SIGNAL_MAX_MESSAGE_BYTES
                                   largest signalling message (default 65536)
   DESKHAND_HTTP_MAX_BODY_BYTES, DESKHAND_HTTP_MAX_HEADER_BYTES,
@@ -117,6 +120,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     heads.add_argument("--data-dir", type=Path, help="data directory (default: DESKHAND_DATA_DIR)")
     heads.add_argument("--out", type=Path, metavar="FILE", help="write here instead of to standard output")
+    turn = commands.add_parser(
+        "turn-config", help="print the coturn configuration (turnserver.conf) matching the TURN settings",
+        description="Print a turnserver.conf for coturn that accepts exactly the credentials this broker mints "
+        "(DESKHAND_TURN_URLS, DESKHAND_TURN_SECRET, DESKHAND_TURN_REALM) and cannot reach private or internal "
+        "networks. It holds the secret: write it where only coturn can read it.",
+    )
+    turn.add_argument("--deny", action="append", default=[], metavar="CIDR",
+                      help="another network the relay must not reach (repeat for more)")
+    turn.add_argument("--allow", action="append", default=[], metavar="CIDR",
+                      help="a network the relay may reach although it is denied (repeat for more)")
+    turn.add_argument("--relay-ip", action="append", default=[], metavar="IP",
+                      help="the relay's own address, allowed as a peer: two peers relayed by one coturn meet there "
+                      "(needed when it is a private or otherwise denied address; repeat for more)")
+    turn.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate chain for turns: URLs")
+    turn.add_argument("--tls-key", type=Path, metavar="FILE", help="its PEM private key")
+    turn.add_argument("--min-port", type=number_in_range(int, 1024, 65535, "port"), default=RelayOptions.min_port,
+                      help=f"lowest UDP port of relayed media (default {RelayOptions.min_port})")
+    turn.add_argument("--max-port", type=number_in_range(int, 1024, 65535, "port"), default=RelayOptions.max_port,
+                      help=f"highest UDP port of relayed media (default {RelayOptions.max_port})")
+    turn.add_argument("--total-quota", type=number_in_range(int, 1, 1_000_000, "quota"),
+                      default=RelayOptions.total_quota,
+                      help=f"allocations the whole relay may hold (default {RelayOptions.total_quota})")
     admin_cli.add_parsers(commands, "data directory (default: DESKHAND_DATA_DIR)")
     integrations_cli.add_parsers(commands, "data directory (default: DESKHAND_DATA_DIR)")
     return parser
@@ -125,14 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command not in ("serve", "audit", *ADMIN_COMMANDS):
+    if args.command not in ("serve", "audit", "turn-config", *ADMIN_COMMANDS):
         parser.print_help()
         return 2
     if args.command == "audit" and args.audit_command == "verify-bundle":
         return verify_bundle_command(args.file, args.key, args.heads)
     overrides = {
         k: v for k, v in (
-            ("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)), ("data_dir", args.data_dir)
+            ("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)), ("data_dir", getattr(args, "data_dir", None))
         ) if v is not None
     }
     try:
@@ -143,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             name = "DESKHAND_" + "_".join(str(p) for p in err["loc"]).upper() + ": " if err["loc"] else ""
             print(f"deskhand-broker: {name}{err['msg']}", file=sys.stderr)
         return 2
+    if args.command == "turn-config":
+        return turn_config_command(settings, args)
     if args.command == "audit":
         return heads_command(settings, args.out) if args.audit_command == "heads" else verify_command(settings, args.heads)
     if args.command in ADMIN_COMMANDS:
@@ -195,6 +222,27 @@ def _read_heads(path: Path | None) -> list[SignedHead] | None:
     except HeadsFileError as exc:
         print(f"deskhand-broker: {one_line(str(exc))}", file=sys.stderr)
     return None
+
+
+def turn_config_command(settings: Settings, args: argparse.Namespace) -> int:
+    """``deskhand-broker turn-config``: print the coturn configuration for the TURN settings."""
+    if settings.turn is None:
+        print("deskhand-broker: set DESKHAND_TURN_URLS and DESKHAND_TURN_SECRET first: the relay's configuration "
+              "follows them", file=sys.stderr)
+        return 2
+    try:
+        options = RelayOptions(
+            deny=tuple(parse_network(text, "--deny") for text in args.deny),
+            allow=tuple(parse_network(text, "--allow") for text in args.allow),
+            relay_ips=tuple(parse_address(text, "--relay-ip") for text in args.relay_ip),
+            tls_cert=args.tls_cert, tls_key=args.tls_key,
+            min_port=args.min_port, max_port=args.max_port, total_quota=args.total_quota,
+        )
+        sys.stdout.write(render(settings.turn, options))
+    except TurnConfigError as exc:
+        print(f"deskhand-broker: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def verify_command(settings: Settings, heads_file: Path | None) -> int:

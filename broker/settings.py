@@ -22,11 +22,24 @@ from broker.helpdesk.sla import SLA_CLOCK_KEY, BusinessCalendar, CalendarError, 
 from broker.keys import KeyFileError, require_owner_only
 from broker.server.forwarded import Network, parse_trusted_proxies
 from broker.sessions.session_usage import SessionQuotas
+from broker.sessions.turn_credentials import (
+    DEFAULT_REALM,
+    SECRET_ALPHABET,
+    SECRET_MIN_BYTES,
+    TurnSettings,
+    parse_turn_url,
+)
 from broker.storage.db import Database
 from broker.storage.db_slots import DatabaseBudget
 from protocol.ice import IceConfig, IceServer
 from protocol.recording import MAX_EVENTS_PER_BATCH, MAX_SEGMENT_BYTES, SessionPolicy
 from protocol.signalling import DEFAULT_MAX_MESSAGE_BYTES
+
+MAX_TURN_URLS = 8
+"""As many URLs as one ICE server may carry (``protocol.ice.IceServer``)."""
+
+MAX_STATIC_ICE_SERVERS = 15
+"""As many servers as an ICE configuration may carry (``protocol.ice.IceConfig``), less the TURN relay's."""
 
 
 def default_data_dir() -> Path:
@@ -153,11 +166,26 @@ class Settings(BaseSettings):
 
     ice_servers: str = Field(
         default="[]",
-        description='JSON list of RTCIceServer objects, e.g. [{"urls": ["stun:stun.example.org"]}].',
+        description='JSON list of STUN servers as RTCIceServer objects, e.g. [{"urls": ["stun:stun.example.org"]}]; '
+        "a TURN relay goes in turn_urls.",
     )
     ice_loopback: bool = Field(
         default=False,
         description="Tell both peers to gather only 127.0.0.1 candidates (tests, one-machine demos).",
+    )
+    turn_urls: str = Field(
+        default="",
+        description="Comma-separated TURN URLs of the relay the peers may use (turn:HOST[:PORT][?transport=udp|tcp], "
+        "turns:HOST[:PORT]); each peer gets credentials of its own for them, expiring with its grant.",
+    )
+    turn_secret: SecretStr | None = Field(
+        default=None,
+        description="The secret shared with coturn (its static-auth-secret): at least 32 characters of "
+        "A-Z a-z 0-9 + / = . _ -. Never sent to a peer.",
+    )
+    turn_realm: str = Field(
+        default=DEFAULT_REALM, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9.-]+$",
+        description="The relay's realm (coturn's realm).",
     )
 
     grant_ttl_seconds: int = Field(
@@ -405,8 +433,66 @@ class Settings(BaseSettings):
     @field_validator("ice_servers")
     @classmethod
     def _check_ice(cls, value: str) -> str:
-        TypeAdapter(list[IceServer]).validate_json(value)
+        servers = TypeAdapter(list[IceServer]).validate_json(value)
+        if any(url.startswith(("turn:", "turns:")) for server in servers for url in server.urls):
+            # Every peer would get its long-term password, and keep it after the session.
+            raise ValueError(
+                "holds a turn: or turns: URL, whose password every peer would receive and keep; "
+                "list the relay in DESKHAND_TURN_URLS with DESKHAND_TURN_SECRET instead (per-peer credentials "
+                "that expire), and keep only stun: servers here"
+            )
+        if len(servers) > MAX_STATIC_ICE_SERVERS:
+            raise ValueError(f"lists {len(servers)} servers; at most {MAX_STATIC_ICE_SERVERS}")
         return value
+
+    @field_validator("turn_urls")
+    @classmethod
+    def _check_turn_urls(cls, value: str) -> str:
+        urls = _split_urls(value)
+        if len(urls) > MAX_TURN_URLS:
+            raise ValueError(f"lists {len(urls)} URLs; at most {MAX_TURN_URLS}")
+        for url in urls:
+            parse_turn_url(url)  # its TurnUrlError is a ValueError: the message names the URL
+        return value
+
+    @field_validator("turn_secret", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("turn_secret")
+    @classmethod
+    def _check_turn_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if len(secret.encode()) < SECRET_MIN_BYTES:
+            raise ValueError(
+                f"is {len(secret.encode())} bytes long; it must be at least {SECRET_MIN_BYTES} "
+                "(make one with: openssl rand -base64 48)"
+            )
+        if not SECRET_ALPHABET.match(secret):
+            raise ValueError("may hold only A-Z a-z 0-9 + / = . _ - (it is written into turnserver.conf as it is)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_turn_pair(self) -> Settings:
+        if bool(_split_urls(self.turn_urls)) != (self.turn_secret is not None):
+            raise ValueError(
+                "DESKHAND_TURN_URLS and DESKHAND_TURN_SECRET go together: set both to relay sessions through "
+                "TURN, or neither"
+            )
+        return self
+
+    @cached_property
+    def turn(self) -> TurnSettings | None:
+        """The TURN relay whose credentials the broker mints per peer, or None when none is configured."""
+        if self.turn_secret is None:
+            return None
+        return TurnSettings(
+            urls=tuple(parse_turn_url(url) for url in _split_urls(self.turn_urls)),
+            secret=self.turn_secret.get_secret_value().encode(), realm=self.turn_realm,
+        )
 
     @cached_property
     def lockout_policy(self) -> LockoutPolicy:
@@ -438,7 +524,10 @@ class Settings(BaseSettings):
 
     @cached_property
     def ice_config(self) -> IceConfig:
-        """The ICE configuration handed to both peers of every session."""
+        """The ICE configuration every peer of every session shares (STUN, loopback): the join answer's.
+
+        A peer's own, with its TURN credentials, is :func:`broker.sessions.turn_credentials.ice_for_peer`'s.
+        """
         servers = TypeAdapter(list[IceServer]).validate_json(self.ice_servers)
         return IceConfig(servers=servers, loopback_only=self.ice_loopback)
 
@@ -468,6 +557,11 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'deskhand.sqlite3'}"
+
+
+def _split_urls(value: str) -> list[str]:
+    """The URLs of a comma-separated list, spaces around them dropped."""
+    return [url.strip() for url in value.split(",") if url.strip()]
 
 
 def _check_certificate_and_key(cert: Path, key: Path) -> None:

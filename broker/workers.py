@@ -126,5 +126,5 @@ async def keep_trail(state: BrokerState) -> None:
 def watch_grants(state: BrokerState) -> Coroutine[None, None, None]:
     """The grant watcher (``broker.sessions.grant_watch``) over this broker's hub, database and keys."""
     watcher = GrantWatcher(state.grant_book, state.hub, state.database.session, state.keys,
-                           state.settings.grant_ttl_seconds)
+                           state.settings.grant_ttl_seconds, state.settings.ice_config, state.settings.turn)
     return watcher.run()

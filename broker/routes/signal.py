@@ -6,7 +6,10 @@ and refused with an HTTP status and a JSON body that says why. Once in, every
 frame passes :func:`protocol.signalling.parse_peer_message`; a bad frame gets
 an ``error`` reply and the connection stays up. Whatever fails once a peer is
 attached (its ``signal.connected`` audit included) detaches it again, tells the
-other peer it left and closes it with :data:`CLOSE_BROKER_FAILED`.
+other peer it left and closes it with :data:`CLOSE_BROKER_FAILED`. A peer's
+``welcome`` carries its own TURN credentials (``broker.sessions.turn_credentials``),
+and its ``ice_failed`` is audited (``session.ice_failed``, once per attempt) before
+it is relayed.
 
 Each connection has a message rate (``DESKHAND_SIGNAL_MESSAGES_PER_SECOND`` and
 ``DESKHAND_SIGNAL_MESSAGE_BURST``): beyond it, frames are dropped and the sender
@@ -40,8 +43,10 @@ from broker.sessions.consent_flow import ConsentFlow, consent_state
 from broker.sessions.grant_changes import read_count
 from broker.sessions.grants import audit_grant, issue_grant, session_policy
 from broker.sessions.hub import Peer
+from broker.sessions.ice_failures import audited_attempts, record_ice_failed
 from broker.sessions.peers import identify_peer
 from broker.sessions.support_sessions import SessionOver, end_session, get_session, record_consent
+from broker.sessions.turn_credentials import ice_for_peer
 from broker.state import BrokerState
 from broker.storage.db_slots import Lane
 from broker.storage.models import SupportSession
@@ -57,6 +62,7 @@ from protocol.signalling import (
     ConsentSource,
     End,
     GrantIssued,
+    IceFailed,
     PeerInfo,
     PeerJoined,
     PeerLeft,
@@ -146,7 +152,8 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
         del admitted, token
         await state.unit(lambda db: _audit(db, "signal.connected", actor, websocket, session_id), lane=Lane.surely)
         connected = True
-        await _relay(state, me, websocket, consent)
+        source = websocket.client.host if websocket.client else None
+        await _relay(state, me, websocket, consent, IceFailureLog(state, session_id, actor, source))
     except WebSocketDisconnect:
         pass
     except Exception as exc:  # noqa: BLE001 - logged here once; the peer is detached and told below
@@ -194,7 +201,9 @@ def _attach(state: BrokerState, me: Peer, admitted: AcceptedPeer) -> None:
             session_id=session_id,
             role=info.role,
             peer=other.info if other else None,
-            ice=state.settings.ice_config,
+            # This peer's own TURN credentials, expiring with its grant; the join answer never carries them.
+            ice=ice_for_peer(state.settings.ice_config, state.settings.turn, session_id, info.role,
+                             admitted.grant.grant.expires_at),
             policy=admitted.policy,
         )
     )
@@ -217,7 +226,8 @@ def _issue(state: BrokerState, db: Session, session: SupportSession) -> SignedGr
     return signed
 
 
-async def _relay(state: BrokerState, me: Peer, websocket: WebSocket, consent: ConsentKeeper | None) -> None:
+async def _relay(state: BrokerState, me: Peer, websocket: WebSocket, consent: ConsentKeeper | None,
+                 ice_failures: IceFailureLog) -> None:
     hub = state.hub
     limit = state.settings.signal_max_message_bytes
     rate = MessageRate.per_second(state.settings.signal_messages_per_second, state.settings.signal_message_burst)
@@ -249,6 +259,8 @@ async def _relay(state: BrokerState, me: Peer, websocket: WebSocket, consent: Co
             me.post(error_message(SignalError(ErrorCode.not_allowed, "only the host can send consent")))
             continue
         assert parsed.type in RELAYED_TYPES
+        if isinstance(parsed, IceFailed):
+            await ice_failures.note(parsed)
         other = hub.peer(me.session_id, me.role.other)
         if other is None:
             me.post(
@@ -273,6 +285,33 @@ def _within_rate(me: Peer, rate: MessageRate) -> bool:
         log.info("signalling from %s of %s is over its rate; dropping frames", me.role.value, me.session_id)
         me.post(error_message(SignalError(ErrorCode.rate_limited, rate.describe())))
     return flow is Flow.accepted
+
+
+class IceFailureLog:
+    """A connection's ``ice_failed`` reports in the trail: each attempt once (``broker.sessions.ice_failures``),
+    counting those an earlier connection of the same peer reported."""
+
+    def __init__(self, state: BrokerState, session_id: str, actor: str, source: str | None) -> None:
+        self._state = state
+        self._session_id = session_id
+        self._actor = actor
+        self._source = source
+        self._audited: set[int] | None = None
+        """The attempts in the trail; read from it at the first report."""
+
+    async def note(self, message: IceFailed) -> None:
+        """Audit ``message`` unless its attempt is in the trail already."""
+        if self._audited is not None and message.attempt in self._audited:
+            return
+        known = self._audited
+
+        def record(db: Session) -> set[int]:
+            audited = known if known is not None else audited_attempts(db, self._session_id, self._actor)
+            if message.attempt not in audited:
+                record_ice_failed(db, message, session_id=self._session_id, actor=self._actor, source=self._source)
+            return audited | {message.attempt}
+
+        self._audited = await self._state.unit(record, lane=Lane.surely)
 
 
 class ConsentKeeper:

@@ -8,7 +8,9 @@ peer is connected the broker keeps it true and fresh:
   :data:`WATCH_SECONDS`, and a disabled or signed-out technician's signalling
   is closed;
 - well before a grant expires (at a third of ``DESKHAND_GRANT_TTL_SECONDS``)
-  the same grant is issued again, from memory.
+  the same grant is issued again, from memory;
+- with TURN configured, every grant sent is followed by each peer's fresh TURN
+  credentials (``ice_config``), expiring with that grant; they stop with the session.
 
 Nothing asks the database about each session in turn. Every write that can
 change a grant bumps one counter row (``broker.sessions.grant_changes``); one task reads
@@ -40,9 +42,11 @@ from broker.keys import BrokerKeys
 from broker.sessions.grant_changes import read_count
 from broker.sessions.grants import audit_grants, renew_grant, same_terms, session_grant, sign_grant
 from broker.sessions.hub import Peer, SignalHub
+from broker.sessions.turn_credentials import TurnSettings, ice_for_peer
 from broker.storage.models import AccessToken, SupportSession, Team, User
 from protocol.grants import Grant, SignedGrant
-from protocol.signalling import GrantIssued, Role, SessionEnded
+from protocol.ice import IceConfig
+from protocol.signalling import GrantIssued, IceRenewed, Role, SessionEnded
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +256,8 @@ class GrantWatcher:
     """The asyncio side: reads the counter, looks when it moved, renews, posts and cuts off."""
 
     def __init__(self, book: GrantBook, hub: SignalHub, database_session: Callable[[], AbstractContextManager[Session]],
-                 keys: BrokerKeys, ttl_seconds: int) -> None:
+                 keys: BrokerKeys, ttl_seconds: int, ice: IceConfig | None = None,
+                 turn: TurnSettings | None = None) -> None:
         self._book = book
         self._hub = hub
         self._session = database_session
@@ -260,6 +265,8 @@ class GrantWatcher:
         self._ttl = timedelta(seconds=ttl_seconds)
         self._renew_after = ttl_seconds / 3
         self._cut: weakref.WeakSet[Peer] = weakref.WeakSet()
+        self._ice = ice if ice is not None else IceConfig()
+        self._turn = turn
 
     async def run(self) -> None:
         """Forever: a round every :data:`WATCH_SECONDS` (a failed round is logged; the next one retries)."""
@@ -321,8 +328,13 @@ class GrantWatcher:
         return self._hub.peer(session_id, Role.technician)
 
     def _post(self, session_id: str, signed: SignedGrant) -> None:
+        """Send ``signed`` to the session's connected peers, and with TURN each its fresh credentials,
+        expiring with that grant (a session with no peer left, one that ended, gets nothing)."""
         for peer in self._hub.peers(session_id):
             peer.post(GrantIssued(grant=signed))
+            if self._turn is not None:
+                ice = ice_for_peer(self._ice, self._turn, session_id, peer.role, signed.grant.expires_at)
+                peer.post(IceRenewed(ice=ice))
 
     def _cut_off(self, session_id: str, reason: str) -> None:
         technician = self._technician(session_id)
