@@ -6,16 +6,18 @@ from aiortc import RTCConfiguration, RTCIceServer
 
 from protocol.ice import IceConfig
 
-from .aiortc_hooks import gather_loopback_only
+from .aiortc_hooks import gather_loopback_only, use_every_turn_url
 
 
 def rtc_configuration(ice: IceConfig) -> RTCConfiguration:
     """The configuration for a new peer connection; applies ``loopback_only`` process-wide.
 
     An empty server list is passed explicitly: aiortc's default would contact a
-    public STUN server.
+    public STUN server. Every TURN URL is used, not only aiortc's first
+    (:func:`~peer.aiortc_hooks.use_every_turn_url`).
     """
     gather_loopback_only(ice.loopback_only)
+    use_every_turn_url(True)
     return RTCConfiguration(
         iceServers=[
             RTCIceServer(urls=server.urls, username=server.username, credential=server.credential)
