@@ -28,13 +28,19 @@ from typing import Any
 from aiortc import RTCDataChannel, RTCPeerConnection
 from pydantic import BaseModel
 
-from peer.aiortc_hooks import forward_keyframe_requests, use_screen_encoder
+from peer.aiortc_hooks import candidate_types, forward_keyframe_requests, turn_failures, use_screen_encoder
 from peer.background import BackgroundTasks
+from peer.connect_watch import CONNECT_POLL_SECONDS, Attempt, ConnectDeadline, ice_failed_message
 from peer.events import EventReporter, clipboard_fields
 from peer.ice import rtc_configuration
 from peer.landing import DEFAULT_MAX_FILE_BYTES, LandingFolder
 from peer.screen_encoder import screen_codec_preferences
-from peer.signalling import SignallingChannel, candidate_from, description_from, keep_signalling
+from peer.signalling import (
+    SignallingChannel,
+    apply_remote_candidate,
+    apply_remote_description,
+    keep_signalling,
+)
 from peer.transfers import TransferClient
 from protocol.api import JoinResponse
 from protocol.channel import (
@@ -98,6 +104,7 @@ from .session_state import (
     ResumeTransfers,
     SendConsent,
     SendEnd,
+    SendIceFailed,
     SendOffer,
     SessionStarted,
     ShowPermissions,
@@ -225,6 +232,8 @@ class HostSession:
         """Everything the session runs beside its signalling loop; cancelled and awaited when it stops."""
         self._frames_before = 0
         self._after_end: asyncio.Future[None] | None = None
+        self._attempts = 0
+        """Peer connections offered in this session (``ice_failed`` counts them)."""
         self._clipboard_seen: str | None = None
         self._pending_control: list[Chat | ClipboardMessage | Monitors | Refused | Notice] = []
         self._started = time.monotonic()
@@ -410,6 +419,8 @@ class HostSession:
                 return self._add_candidate(message)
             case MarkMediaConnected():
                 self.media_connected.set()
+            case SendIceFailed(message=message):
+                return self._send_signal(message)
             case SendEnd(reason=reason):
                 return self._send_end(reason)
             case CloseSignalling():
@@ -478,6 +489,7 @@ class HostSession:
         """A fresh peer connection (the state closed the previous one first), offered to the technician."""
         pc = RTCPeerConnection(rtc_configuration(ice))
         self._pc = pc
+        self._attempts += 1
         self._track = ScreenTrack(
             lambda: self._selected,
             visible=lambda: self.authority.allows(Permission.view),
@@ -500,13 +512,36 @@ class HostSession:
     async def _apply_answer(self, sdp: str) -> None:
         # The state expects this answer; the peer connection has its offer in place unless it is
         # still being made beside the signalling loop (after the consent question).
-        if self._pc is not None and self._pc.signalingState == "have-local-offer":
-            await self._pc.setRemoteDescription(description_from(Answer(sdp=sdp)))
+        pc = self._pc
+        if pc is None or pc.signalingState != "have-local-offer":
+            return
+        problem = await apply_remote_description(pc, Answer(sdp=sdp))
+        if problem is not None:
+            await self._carry_out(self._state.answer_refused(problem))
+            return
+        self._tasks.start(self._watch_connect(pc, self._attempts), "connect watch")
+
+    async def _watch_connect(self, pc: RTCPeerConnection, attempt: int) -> None:
+        """Give this peer connection :data:`~peer.connect_watch.CONNECT_LIMIT_SECONDS` to connect;
+        then explain, and tell the technician's side (a replaced connection is no longer watched)."""
+        deadline = ConnectDeadline(time.monotonic())
+        while self._pc is pc:
+            now = time.monotonic()
+            standing = deadline.check(now, pc.connectionState)
+            if standing is Attempt.connected:
+                return
+            if standing is Attempt.failed:
+                local, remote = candidate_types(pc)
+                failed = ice_failed_message(attempt, deadline.waited(now), local, remote, turn_failures(pc))
+                log.warning("media connection attempt %d failed after %.0f s (local %s, remote %s)",
+                            attempt, failed.seconds, failed.local_types, failed.remote_types)
+                await self._carry_out(self._state.connect_gave_up(failed))
+                return
+            await asyncio.sleep(CONNECT_POLL_SECONDS)
 
     async def _add_candidate(self, message: IceCandidate) -> None:
-        candidate = candidate_from(message)
-        if self._pc is not None and candidate is not None:
-            await self._pc.addIceCandidate(candidate)
+        if self._pc is not None:
+            await apply_remote_candidate(self._pc, message)
 
     def _open_data_channels(self, pc: RTCPeerConnection) -> None:
         input_channel = pc.createDataChannel(INPUT_CHANNEL, ordered=True)
@@ -531,6 +566,7 @@ class HostSession:
 
         @control.on("open")
         def _on_control_open() -> None:
+            self._carry_out_soon(self._state.media_flowing())
             self._send_monitors()
             pending, self._pending_control = self._pending_control, []
             for message in pending:

@@ -19,6 +19,9 @@ from protocol.signalling import IceFailed, TurnFailure
 
 CONNECT_LIMIT_SECONDS = 15.0
 """How long an attempt may take from the remote description to a working candidate pair."""
+CONNECT_POLL_SECONDS = 0.5
+"""How often a peer looks at its connection's state while the deadline runs (aiortc has no
+event for "still not connected")."""
 
 
 class Attempt(enum.Enum):
