@@ -232,11 +232,15 @@ async def apply_remote_description(pc: RTCPeerConnection, message: Offer | Answe
     description; whatever it raises ends this attempt (the caller closes ``pc``), never
     the session.
     """
+    if "\nm=" not in "\n" + message.sdp.replace("\r\n", "\n"):
+        # aiortc takes a description without media as valid, and the attempt would then wait for nothing.
+        log.warning("refused the other side's %s: it has no media section", message.type)
+        return f"its {message.type} is malformed: it has no media section"
     try:
         await pc.setRemoteDescription(description_from(message))
     except Exception as exc:  # noqa: BLE001 - any parser failure: refuse this description, keep the session
-        problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        log.warning("refused the other side's %s: %s", message.type, problem)
+        problem = f"its {message.type} is malformed" + (f": {exc}" if str(exc) else "")
+        log.warning("refused the other side's %s (%s): %s", message.type, type(exc).__name__, problem)
         return problem[:300]
     return None
 

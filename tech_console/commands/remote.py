@@ -88,8 +88,8 @@ async def _control(ctx: Context) -> int:
                 await view.wait_for_control(args.timeout)
                 await view.wait_until(lambda: view.consent is not None, args.timeout, "the host's consent")
             assert view.consent is not None
-            say(await view.route_status(), sys.stderr)
             say(f"Host allows: {', '.join(p.value for p in view.consent.permissions) or 'nothing'}", sys.stderr)
+            say(await view.route_status(), sys.stderr)
             for action in args.actions:
                 await _run_action(view, action)
             await asyncio.sleep(args.listen)
