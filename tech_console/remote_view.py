@@ -393,10 +393,10 @@ class RemoteView:
         problem = await apply_remote_description(pc, offer)
         if problem is not None:
             # This offer only: the session goes on. The host hears it (it waits for no answer then).
-            await self._give_up(f"Could not connect to {OTHER_SIDE}: their computer sent a connection setup "
-                                f"this console cannot use ({problem}).")
             if self._channel is not None and not self._channel.closed:
                 await self._channel.send(ice_failed_message(self._attempts, 0.0, [], [], []))
+            await self._give_up(f"Could not connect to {OTHER_SIDE}: their computer sent a connection setup "
+                                f"this console cannot use ({problem}).")
             return
         self._tasks.start(self._watch_connect(pc, self._attempts), "connect watch")
         await pc.setLocalDescription(await pc.createAnswer())
@@ -418,9 +418,9 @@ class RemoteView:
                 failed = ice_failed_message(attempt, deadline.waited(now), local, remote, failures)
                 log.warning("media connection attempt %d failed after %.0f s (local %s, remote %s)",
                             attempt, failed.seconds, failed.local_types, failed.remote_types)
-                await self._give_up(failure_text(OTHER_SIDE, failures))
                 if self._channel is not None and not self._channel.closed:
-                    await self._channel.send(failed)
+                    await self._channel.send(failed)  # first: the technician may leave as soon as told
+                await self._give_up(failure_text(OTHER_SIDE, failures))
                 return
             await asyncio.sleep(CONNECT_POLL_SECONDS)
 
