@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiortc import RTCConfiguration, RTCIceServer
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer
 
 from protocol.ice import IceConfig
 
@@ -14,11 +14,14 @@ def rtc_configuration(ice: IceConfig) -> RTCConfiguration:
 
     An empty server list is passed explicitly: aiortc's default would contact a
     public STUN server. Every TURN URL is used, not only aiortc's first
-    (:func:`~peer.aiortc_hooks.use_every_turn_url`).
+    (:func:`~peer.aiortc_hooks.use_every_turn_url`). Video and data channels share one
+    ICE transport (max-bundle): aiortc's default gives each its own, which gathers, allocates
+    TURN relays and checks pairs twice over.
     """
     gather_loopback_only(ice.loopback_only)
     use_every_turn_url(True)
     return RTCConfiguration(
+        bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
         iceServers=[
             RTCIceServer(urls=server.urls, username=server.username, credential=server.credential)
             for server in ice.servers

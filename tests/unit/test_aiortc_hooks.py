@@ -22,7 +22,7 @@ import aiortc.rtcrtpsender
 import pytest
 from aioice import stun
 from aioice.candidate import candidate_priority
-from aiortc import RTCIceServer, RTCPeerConnection
+from aiortc import RTCBundlePolicy, RTCIceServer, RTCPeerConnection
 from aiortc.codecs import get_capabilities
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
@@ -77,6 +77,7 @@ def test_rtc_configuration_passes_servers_and_applies_loopback() -> None:
         )
     )
     assert [s.urls for s in config.iceServers] == [["turn:turn.example.org"]]
+    assert config.bundlePolicy == RTCBundlePolicy.MAX_BUNDLE  # one ICE agent: half the TURN allocations
     assert config.iceServers[0].username == "u"
     assert aiortc_hooks.loopback_only_active()
 
@@ -453,6 +454,7 @@ def test_selected_route_round_trip_and_candidate_types_of_a_connected_pair() -> 
         offerer, answerer = RTCPeerConnection(config), RTCPeerConnection(config)
         try:
             assert aiortc_hooks.selected_route(offerer) is None
+            offerer.addTransceiver("video", direction="recvonly")
             offerer.createDataChannel("control")
             await offerer.setLocalDescription(await offerer.createOffer())
             await answerer.setRemoteDescription(offerer.localDescription)
@@ -462,6 +464,7 @@ def test_selected_route_round_trip_and_candidate_types_of_a_connected_pair() -> 
                 if offerer.connectionState == "connected" and answerer.connectionState == "connected":
                     break
                 await asyncio.sleep(0.05)
+            assert len(aiortc_hooks._ice_connections(offerer)) == 1  # video and data bundled on one agent
             return (aiortc_hooks.selected_route(offerer), aiortc_hooks.selected_route(answerer),
                     await aiortc_hooks.ice_round_trip(offerer), aiortc_hooks.candidate_types(offerer),
                     aiortc_hooks.turn_failures(offerer))
