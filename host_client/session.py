@@ -28,7 +28,13 @@ from typing import Any
 from aiortc import RTCDataChannel, RTCPeerConnection
 from pydantic import BaseModel
 
-from peer.aiortc_hooks import candidate_types, forward_keyframe_requests, turn_failures, use_screen_encoder
+from peer.aiortc_hooks import (
+    candidate_types,
+    forward_keyframe_requests,
+    selected_route,
+    turn_failures,
+    use_screen_encoder,
+)
 from peer.background import BackgroundTasks
 from peer.connect_watch import CONNECT_POLL_SECONDS, Attempt, ConnectDeadline, ice_failed_message
 from peer.events import EventReporter, clipboard_fields
@@ -68,6 +74,7 @@ from protocol.ice import IceConfig
 from protocol.permissions import Permission
 from protocol.rates import Flow, MessageRate
 from protocol.recording import SessionPolicy
+from protocol.route import route_line
 from protocol.signalling import (
     Answer,
     Consent,
@@ -502,6 +509,8 @@ class HostSession:
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
             log.info("media connection: %s", pc.connectionState)
+            if pc.connectionState == "connected":
+                log.info(route_line(selected_route(pc), None))
             self._carry_out_soon(self._state.media_connection_changed(pc.connectionState))
 
         await pc.setLocalDescription(await pc.createOffer())

@@ -57,10 +57,15 @@ def test_every_mangled_offer_is_refused_with_a_reason_and_the_answerer_lives_on(
             answerer = RTCPeerConnection(config)
             assert await apply_remote_description(answerer, Offer(sdp=offer_sdp)) is None
             await answerer.setLocalDescription(await answerer.createAnswer())
-            assert await apply_remote_description(offerer, Answer(sdp=answerer.localDescription.sdp)) is None
+            # An answer that trickles (the browser's): no end-of-candidates in it, "" sent after the last.
+            trickling = answerer.localDescription.sdp.replace("a=end-of-candidates\r\n", "")
+            assert await apply_remote_description(offerer, Answer(sdp=trickling)) is None
+            (agent,) = aiortc_hooks._ice_connections(offerer)
+            assert not agent._remote_candidates_end  # until then aioice cannot tell that every pair failed
+            await apply_remote_candidate(offerer, IceCandidate(candidate=""))
+            assert agent._remote_candidates_end
             # Well formed, but naming no media section: aiortc raises; logged and dropped.
             await apply_remote_candidate(answerer, IceCandidate(candidate="candidate:1 1 udp 1 127.0.0.1 9 typ host"))
-            await apply_remote_candidate(answerer, IceCandidate(candidate=""))  # end-of-candidates: accepted
             for _ in range(100):
                 if answerer.connectionState == "connected":
                     break
