@@ -221,20 +221,28 @@ class MultiTurnConnection(aioice.ice.Connection):
             done, pending = await asyncio.wait(pending, timeout=gathering.wait_seconds(loop.time()),
                                                return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                route = tasks[task]
-                error = task.exception()
-                if error is None:
-                    candidate, protocol = task.result()
-                    candidates.append(candidate)
-                    self._protocols.append(protocol)
-                    self.relay_routes[protocol] = route
-                else:
-                    self._turn_failed(route, turn_failure_reason(error))
-                gathering.settled(loop.time(), allocated=error is None)
-        for task in pending:  # aioice's endpoint closes its socket when cancelled
-            task.cancel()
+                allocated = self._settle(task, tasks[task], candidates)
+                gathering.settled(loop.time(), allocated=allocated)
+        for task in pending:
+            if task.done():  # finished since the last wait: an allocation made is not thrown away
+                self._settle(task, tasks[task], candidates)
+                continue
+            task.cancel()  # aioice's endpoint closes its socket when cancelled
             self._turn_failed(tasks[task], "the relay is unreachable (no answer in time)")
         return candidates
+
+    def _settle(self, task: asyncio.Future[tuple[Candidate, StunProtocol]], route: TurnRoute,
+                candidates: list[Candidate]) -> bool:
+        """Take a finished allocation's relay into the agent, or log and keep why it failed."""
+        error = task.exception()
+        if error is not None:
+            self._turn_failed(route, turn_failure_reason(error))
+            return False
+        candidate, protocol = task.result()
+        candidates.append(candidate)
+        self._protocols.append(protocol)
+        self.relay_routes[protocol] = route
+        return True
 
     async def _allocate(self, component: int, route: TurnRoute) -> tuple[Candidate, StunProtocol]:
         candidate, protocol = await aioice.ice.relayed_candidate(

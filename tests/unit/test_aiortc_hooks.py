@@ -342,6 +342,13 @@ def test_a_silent_relay_holds_gathering_half_a_second_after_the_first_relay(monk
     ]
 
 
+def test_a_relay_within_the_grace_period_is_still_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_relays(monkeypatch, {1: (0.35, None), 2: (0.05, None)})  # UDP answers 0.3 s after TLS did
+    candidates, connection, took = _gather(["turns:127.0.0.1:2", "turn:127.0.0.1:1"])
+    assert sorted(c.port for c in candidates if c.type == "relay") == [1, 2]
+    assert connection.turn_failures == [] and took < 0.55  # all settled: no waiting out the grace
+
+
 def test_nothing_answering_ends_gathering_at_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_relays(monkeypatch, {1: (60.0, None), 2: (60.0, None)})
     candidates, connection, took = _gather(["turn:127.0.0.1:1", "turn:127.0.0.1:2"])
