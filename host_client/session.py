@@ -28,17 +28,10 @@ from typing import Any
 from aiortc import RTCDataChannel, RTCPeerConnection
 from pydantic import BaseModel
 
-from peer.aiortc_hooks import (
-    candidate_types,
-    forward_keyframe_requests,
-    selected_route,
-    turn_failures,
-    use_screen_encoder,
-)
+from peer.aiortc_hooks import forward_keyframe_requests, selected_route, use_screen_encoder
 from peer.background import BackgroundTasks
-from peer.connect_watch import CONNECT_POLL_SECONDS, Attempt, ConnectDeadline, ice_failed_message
 from peer.events import EventReporter, clipboard_fields
-from peer.ice import rtc_configuration
+from peer.ice import rtc_configuration, watch_connection
 from peer.landing import DEFAULT_MAX_FILE_BYTES, LandingFolder
 from peer.screen_encoder import screen_codec_preferences
 from peer.signalling import (
@@ -531,22 +524,10 @@ class HostSession:
         self._tasks.start(self._watch_connect(pc, self._attempts), "connect watch")
 
     async def _watch_connect(self, pc: RTCPeerConnection, attempt: int) -> None:
-        """Give this peer connection :data:`~peer.connect_watch.CONNECT_LIMIT_SECONDS` to connect;
-        then explain, and tell the technician's side (a replaced connection is no longer watched)."""
-        deadline = ConnectDeadline(time.monotonic())
-        while self._pc is pc:
-            now = time.monotonic()
-            standing = deadline.check(now, pc.connectionState)
-            if standing is Attempt.connected:
-                return
-            if standing is Attempt.failed:
-                local, remote = candidate_types(pc)
-                failed = ice_failed_message(attempt, deadline.waited(now), local, remote, turn_failures(pc))
-                log.warning("media connection attempt %d failed after %.0f s (local %s, remote %s)",
-                            attempt, failed.seconds, failed.local_types, failed.remote_types)
-                await self._carry_out(self._state.connect_gave_up(failed))
-                return
-            await asyncio.sleep(CONNECT_POLL_SECONDS)
+        """Give ``pc`` its time to connect; if it fails, explain and tell the technician's side."""
+        failed = await watch_connection(pc, attempt, lambda: self._pc is pc)
+        if failed is not None:
+            await self._carry_out(self._state.connect_gave_up(failed))
 
     async def _add_candidate(self, message: IceCandidate) -> None:
         if self._pc is not None:

@@ -24,17 +24,11 @@ from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from pydantic import BaseModel
 
-from peer.aiortc_hooks import (
-    candidate_types,
-    complete_frames_on_marker,
-    ice_round_trip,
-    selected_route,
-    turn_failures,
-)
+from peer.aiortc_hooks import complete_frames_on_marker, ice_round_trip, selected_route
 from peer.background import BackgroundTasks, cancel_and_wait
-from peer.connect_watch import CONNECT_POLL_SECONDS, Attempt, ConnectDeadline, failure_text, ice_failed_message
+from peer.connect_watch import failure_text, ice_failed_message
 from peer.events import EventReporter, clipboard_fields
-from peer.ice import rtc_configuration
+from peer.ice import rtc_configuration, watch_connection
 from peer.signalling import (
     SignallingChannel,
     apply_remote_candidate,
@@ -404,25 +398,13 @@ class RemoteView:
         await self._channel.send(Answer(sdp=pc.localDescription.sdp))
 
     async def _watch_connect(self, pc: RTCPeerConnection, attempt: int) -> None:
-        """Give this peer connection :data:`~peer.connect_watch.CONNECT_LIMIT_SECONDS` to connect;
-        then explain, and tell the host (a replaced connection is no longer watched)."""
-        deadline = ConnectDeadline(time.monotonic())
-        while self._pc is pc:
-            now = time.monotonic()
-            standing = deadline.check(now, pc.connectionState)
-            if standing is Attempt.connected:
-                return
-            if standing is Attempt.failed:
-                local, remote = candidate_types(pc)
-                failures = turn_failures(pc)
-                failed = ice_failed_message(attempt, deadline.waited(now), local, remote, failures)
-                log.warning("media connection attempt %d failed after %.0f s (local %s, remote %s)",
-                            attempt, failed.seconds, failed.local_types, failed.remote_types)
-                if self._channel is not None and not self._channel.closed:
-                    await self._channel.send(failed)  # first: the technician may leave as soon as told
-                await self._give_up(failure_text(OTHER_SIDE, failures))
-                return
-            await asyncio.sleep(CONNECT_POLL_SECONDS)
+        """Give ``pc`` its time to connect; if it fails, tell the host, then the technician."""
+        failed = await watch_connection(pc, attempt, lambda: self._pc is pc)
+        if failed is None:
+            return
+        if self._channel is not None and not self._channel.closed:
+            await self._channel.send(failed)  # first: the technician may leave as soon as told
+        await self._give_up(failure_text(OTHER_SIDE, failed.turn_failures))
 
     async def _give_up(self, explanation: str) -> None:
         """This connection attempt is over: close it and let every wait fail with ``explanation``."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from peer.connect_watch import CONNECT_LIMIT_SECONDS, Attempt, ConnectDeadline, failure_text, ice_failed_message
+from peer.ice import watch_connection
 from protocol.signalling import TurnFailure
 
 
@@ -43,3 +46,22 @@ def test_ice_failed_lists_each_type_once_in_order() -> None:
     assert (message.attempt, message.seconds, message.local_types, message.remote_types) == (2, 15.0, ["host", "relay"], [])
     many = [TurnFailure(url=f"turn:r{i}", reason="x") for i in range(12)]
     assert len(ice_failed_message(1, 1e9, [], ["srflx"], many).turn_failures) == 8
+
+
+class _Pc:
+    """What watch_connection reads of a peer connection (no transports: no candidates yet)."""
+
+    sctp = None
+
+    def __init__(self, state: str) -> None:
+        self.connectionState = state  # aiortc's name
+
+    def getTransceivers(self) -> list[object]:  # noqa: N802 - aiortc's name
+        return []
+
+
+def test_watch_connection_reports_a_failed_attempt_and_nothing_else() -> None:
+    failed = asyncio.run(watch_connection(_Pc("failed"), 3, lambda: True))  # type: ignore[arg-type]
+    assert failed is not None and failed.attempt == 3 and failed.local_types == [] and failed.seconds < 1
+    assert asyncio.run(watch_connection(_Pc("connected"), 1, lambda: True)) is None  # type: ignore[arg-type]
+    assert asyncio.run(watch_connection(_Pc("new"), 1, lambda: False)) is None  # type: ignore[arg-type]  # replaced
