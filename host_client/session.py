@@ -28,13 +28,18 @@ from typing import Any
 from aiortc import RTCDataChannel, RTCPeerConnection
 from pydantic import BaseModel
 
-from peer.aiortc_hooks import forward_keyframe_requests, use_screen_encoder
+from peer.aiortc_hooks import forward_keyframe_requests, selected_route, use_screen_encoder
 from peer.background import BackgroundTasks
 from peer.events import EventReporter, clipboard_fields
-from peer.ice import rtc_configuration
+from peer.ice import rtc_configuration, watch_connection
 from peer.landing import DEFAULT_MAX_FILE_BYTES, LandingFolder
 from peer.screen_encoder import screen_codec_preferences
-from peer.signalling import SignallingChannel, candidate_from, description_from, keep_signalling
+from peer.signalling import (
+    SignallingChannel,
+    apply_remote_candidate,
+    apply_remote_description,
+    keep_signalling,
+)
 from peer.transfers import TransferClient
 from protocol.api import JoinResponse
 from protocol.channel import (
@@ -62,6 +67,7 @@ from protocol.ice import IceConfig
 from protocol.permissions import Permission
 from protocol.rates import Flow, MessageRate
 from protocol.recording import SessionPolicy
+from protocol.route import route_line
 from protocol.signalling import (
     Answer,
     Consent,
@@ -98,6 +104,7 @@ from .session_state import (
     ResumeTransfers,
     SendConsent,
     SendEnd,
+    SendIceFailed,
     SendOffer,
     SessionStarted,
     ShowPermissions,
@@ -225,6 +232,8 @@ class HostSession:
         """Everything the session runs beside its signalling loop; cancelled and awaited when it stops."""
         self._frames_before = 0
         self._after_end: asyncio.Future[None] | None = None
+        self._attempts = 0
+        """Peer connections offered in this session (``ice_failed`` counts them)."""
         self._clipboard_seen: str | None = None
         self._pending_control: list[Chat | ClipboardMessage | Monitors | Refused | Notice] = []
         self._started = time.monotonic()
@@ -410,6 +419,8 @@ class HostSession:
                 return self._add_candidate(message)
             case MarkMediaConnected():
                 self.media_connected.set()
+            case SendIceFailed(message=message):
+                return self._send_signal(message)
             case SendEnd(reason=reason):
                 return self._send_end(reason)
             case CloseSignalling():
@@ -478,6 +489,7 @@ class HostSession:
         """A fresh peer connection (the state closed the previous one first), offered to the technician."""
         pc = RTCPeerConnection(rtc_configuration(ice))
         self._pc = pc
+        self._attempts += 1
         self._track = ScreenTrack(
             lambda: self._selected,
             visible=lambda: self.authority.allows(Permission.view),
@@ -490,6 +502,8 @@ class HostSession:
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
             log.info("media connection: %s", pc.connectionState)
+            if pc.connectionState == "connected":
+                log.info(route_line(selected_route(pc), None))
             self._carry_out_soon(self._state.media_connection_changed(pc.connectionState))
 
         await pc.setLocalDescription(await pc.createOffer())
@@ -500,13 +514,24 @@ class HostSession:
     async def _apply_answer(self, sdp: str) -> None:
         # The state expects this answer; the peer connection has its offer in place unless it is
         # still being made beside the signalling loop (after the consent question).
-        if self._pc is not None and self._pc.signalingState == "have-local-offer":
-            await self._pc.setRemoteDescription(description_from(Answer(sdp=sdp)))
+        pc = self._pc
+        if pc is None or pc.signalingState != "have-local-offer":
+            return
+        problem = await apply_remote_description(pc, Answer(sdp=sdp))
+        if problem is not None:
+            await self._carry_out(self._state.answer_refused(problem))
+            return
+        self._tasks.start(self._watch_connect(pc, self._attempts), "connect watch")
+
+    async def _watch_connect(self, pc: RTCPeerConnection, attempt: int) -> None:
+        """Give ``pc`` its time to connect; if it fails, explain and tell the technician's side."""
+        failed = await watch_connection(pc, attempt, lambda: self._pc is pc)
+        if failed is not None:
+            await self._carry_out(self._state.connect_gave_up(failed))
 
     async def _add_candidate(self, message: IceCandidate) -> None:
-        candidate = candidate_from(message)
-        if self._pc is not None and candidate is not None:
-            await self._pc.addIceCandidate(candidate)
+        if self._pc is not None:
+            await apply_remote_candidate(self._pc, message)
 
     def _open_data_channels(self, pc: RTCPeerConnection) -> None:
         input_channel = pc.createDataChannel(INPUT_CHANNEL, ordered=True)
@@ -531,6 +556,7 @@ class HostSession:
 
         @control.on("open")
         def _on_control_open() -> None:
+            self._carry_out_soon(self._state.media_flowing())
             self._send_monitors()
             pending, self._pending_control = self._pending_control, []
             for message in pending:

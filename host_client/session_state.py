@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from peer.connect_watch import failure_text
 from protocol.grants import GrantRejected
 from protocol.ice import IceConfig
 from protocol.permissions import Permission, describe, ordered
@@ -35,6 +36,8 @@ from protocol.signalling import (
     FileRequestUpdate,
     GrantIssued,
     IceCandidate,
+    IceFailed,
+    IceRenewed,
     Offer,
     PeerJoined,
     PeerLeft,
@@ -53,6 +56,10 @@ DEFAULT_PRESELECTED = frozenset({Permission.view, Permission.chat})
 
 DECLINED = "the user declined the session"
 """Why the session ends when the user declines the consent prompt."""
+
+CONNECTING = "the technician joined; setting up the connection…"
+"""What the user reads between the technician joining and the media flowing ("connected")."""
+OTHER_SIDE = "the technician"
 
 
 # --- actions -------------------------------------------------------------------------------
@@ -152,6 +159,13 @@ class AddCandidate:
 
 
 @dataclass(frozen=True)
+class SendIceFailed:
+    """Tell the technician's side (through the broker, which audits it) that this attempt failed."""
+
+    message: IceFailed
+
+
+@dataclass(frozen=True)
 class MarkMediaConnected:
     """The media connection is up (what ``HostSession.media_connected`` says)."""
 
@@ -200,6 +214,7 @@ Action = (
     StartRecording | ObtainConsent | SessionStarted | SendConsent | ShowPermissions | ReleaseInput | ResumeTransfers
     | HandOnToTransfers | ShowTechnicianPresent | ClosePeer | SendOffer | ApplyAnswer | AddCandidate
     | MarkMediaConnected | TellUser | TellTechnician | Report | SendEnd | CloseSignalling | SkipAfterEnd
+    | SendIceFailed
 )
 """Everything :class:`HostSessionState` may ask its session to do."""
 
@@ -262,6 +277,7 @@ class HostSessionState:
         """Why the user ends the session, once they asked; the broker has yet to confirm."""
         self.ended: Ending | None = None
         self._asking_after_end = False
+        self._media_shown = False
 
     @property
     def over(self) -> bool:
@@ -313,6 +329,11 @@ class HostSessionState:
             return [ApplyAnswer(message.sdp)]
         if isinstance(message, IceCandidate):
             return [AddCandidate(message)] if self.offering is not Offering.none else []
+        if isinstance(message, IceFailed):
+            return self._technician_side_failed(message)
+        if isinstance(message, IceRenewed):
+            self.ice = message.ice  # fresh TURN credentials, for the next peer connection
+            return []
         if isinstance(message, SessionEnded):
             self.ended = Ending(ENDED_BY.get(message.ended_by, message.ended_by), message.reason)
             return []
@@ -361,7 +382,7 @@ class HostSessionState:
         """
         actions: list[Action] = []
         if not self.technician_present:
-            actions.append(ShowTechnicianPresent(True))
+            actions.append(TellUser(CONNECTING))  # "connected" only once media flows (media_flowing)
         self.technician_present = True
         if self.authority.consent_given and (reoffer or self.offering is not Offering.answered):
             actions += self._offer()
@@ -371,11 +392,13 @@ class HostSessionState:
         log.info("the technician left; waiting for them to come back")
         self.technician_present = False
         self.offering = Offering.none
+        self._media_shown = False
         return [ShowTechnicianPresent(False), ReleaseInput(), ClosePeer()]
 
     def _offer(self) -> list[Action]:
         closing: list[Action] = [] if self.offering is Offering.none else [ClosePeer()]
         self.offering = Offering.awaiting_answer
+        self._media_shown = False
         return [*closing, SendOffer(self.ice)]
 
     # --- media ------------------------------------------------------------------------------
@@ -383,6 +406,36 @@ class HostSessionState:
     def media_connection_changed(self, state: str) -> list[Action]:
         """The peer connection's ``connectionState`` changed."""
         return [MarkMediaConnected()] if state == "connected" else []
+
+    def media_flowing(self) -> list[Action]:
+        """The first data reached the technician's side (the control channel opened): now the
+        user reads that the technician is connected, not at the broker's ``peer_joined``."""
+        if self._media_shown or self.offering is Offering.none:
+            return []
+        self._media_shown = True
+        return [ShowTechnicianPresent(True)]
+
+    def answer_refused(self, problem: str) -> list[Action]:
+        """The technician's answer could not be applied (malformed SDP): this attempt is over,
+        the session goes on; the technician's next join is offered again."""
+        self.offering = Offering.none
+        return [ClosePeer(), TellUser(f"the technician's side sent a connection setup this computer cannot use "
+                                      f"({problem}); waiting for them to reconnect")]
+
+    def connect_gave_up(self, failed: IceFailed) -> list[Action]:
+        """No candidate pair worked in time (:class:`~peer.connect_watch.ConnectDeadline`): close,
+        explain to the user, tell the technician's side."""
+        if self.offering is Offering.none:
+            return []
+        self.offering = Offering.none
+        return [ClosePeer(), TellUser(failure_text(OTHER_SIDE, failed.turn_failures)), SendIceFailed(failed)]
+
+    def _technician_side_failed(self, failed: IceFailed) -> list[Action]:
+        """The technician's side gave up connecting (its ``ice_failed``, relayed by the broker)."""
+        if self.offering is Offering.none:
+            return []
+        self.offering = Offering.none
+        return [ClosePeer(), TellUser(failure_text(OTHER_SIDE, failed.turn_failures, theirs=True))]
 
     # --- consent ----------------------------------------------------------------------------
 

@@ -211,7 +211,7 @@ class TerminalUI:
 
     def session_started(self, technician: str, session_id: str, ticket_id: int) -> None:
         self._technician = technician
-        self._say(f"Connected with {technician} (ticket {ticket_id}). {HELP}")
+        self._say(f"Session with {technician} (ticket {ticket_id}). {HELP}")  # "connected" once media flows
         self._start()
         self._commands_on = True
 

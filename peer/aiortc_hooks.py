@@ -21,28 +21,58 @@ name still exists and behaves as assumed in the pinned aiortc/aioice range
   arrives, a whole frame interval late (forever, on a screen that stopped
   changing). RTP marks a frame's last packet with the marker bit; the hook's
   buffer releases the frame as soon as it is complete.
+* :func:`use_every_turn_url` -- aiortc's ``connection_kwargs`` keeps only the first
+  TURN URL (and ``turns:`` only over TCP), and aioice drops a failed allocation
+  without a word. The hook makes every ICE agent allocate on *every* TURN URL at
+  once (:class:`MultiTurnConnection`), prefer UDP over TCP over TLS relays, and
+  log and keep (``turn_failures``) why an allocation failed.
+* :func:`selected_route`, :func:`ice_round_trip`, :func:`candidate_types`,
+  :func:`turn_failures` -- aiortc's ``getStats()`` has no candidate pairs; these
+  read the nominated pair and the gathered candidates from aiortc's private state.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import ssl
+import time
+from typing import Any
+
 import aioice.ice
+import aiortc.rtcicetransport
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
+from aioice import Candidate, stun
+from aioice.candidate import candidate_foundation, candidate_priority
+from aioice.ice import CandidatePair, StunProtocol, TransportPolicy
+from aiortc import RTCIceServer, RTCPeerConnection
 from aiortc.codecs import get_encoder
 from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpsender import RTCRtpSender
 
+from protocol.route import Route
+from protocol.signalling import TurnFailure
+
 from .screen_encoder import ScreenH264Encoder
+from .turn_routes import RelayGathering, TurnRoute, TurnServerEntry, turn_routes
+
+log = logging.getLogger(__name__)
 
 LOOPBACK_ADDRESS = "127.0.0.1"
+TURN_CA_FILE_ENV = "DESKHAND_TURN_CA_FILE"
+"""A PEM file of CAs to trust for ``turns:`` relays instead of the system's (a private CA, the tests)."""
 
 # aiortc's own, read where they are defined: the hooked modules import them without re-exporting.
 _original_get_host_addresses = aioice.ice.get_host_addresses
 _original_get_encoder = get_encoder
 _original_send_keyframe = RTCRtpSender._send_keyframe
 _original_jitter_buffer = JitterBuffer
+_original_connection_kwargs = aiortc.rtcicetransport.connection_kwargs
+_original_connection = aiortc.rtcicetransport.Connection  # type: ignore[attr-defined]  # imported there, not re-exported
 
 
 def _loopback_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
@@ -122,3 +152,224 @@ def complete_frames_on_marker(enabled: bool) -> None:
 
 def marker_frames_active() -> bool:
     return aiortc.rtcrtpreceiver.JitterBuffer is MarkerJitterBuffer  # type: ignore[attr-defined]  # imported there, not re-exported
+
+
+# --- every TURN URL, failures explained ------------------------------------------------------
+
+
+def turn_failure_reason(error: BaseException) -> str:
+    """Why a TURN allocation failed, in words an administrator can act on."""
+    if isinstance(error, stun.TransactionFailed):
+        code, text = error.response.attributes.get("ERROR-CODE", (0, ""))
+        if code == 401:
+            return "the relay refused the credentials (wrong or expired)"
+        if code == 486:
+            return "the relay's allocation quota is reached (486)"
+        if code == 403:
+            return "the relay refused the allocation (403 forbidden)"
+        return f"the relay refused the allocation ({code} {text})".strip()
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"the relay's TLS certificate is not trusted ({error.verify_message})"
+    if isinstance(error, ssl.SSLError):
+        return f"the TLS connection to the relay failed ({error.reason or error})"
+    if isinstance(error, TimeoutError | stun.TransactionTimeout):
+        return "the relay is unreachable (no answer in time)"
+    if isinstance(error, OSError):
+        return f"the relay is unreachable ({error.strerror or error})"
+    return f"the allocation failed ({type(error).__name__}: {error})"
+
+
+def _turn_ssl() -> bool | ssl.SSLContext:
+    """What aioice gets for a ``turns:`` route: asyncio's default (system CAs), or a context
+    trusting :data:`TURN_CA_FILE_ENV`'s CAs."""
+    ca_file = os.environ.get(TURN_CA_FILE_ENV)
+    return ssl.create_default_context(cafile=ca_file) if ca_file else True
+
+
+class MultiTurnConnection(aioice.ice.Connection):
+    """aioice's ICE agent, allocating a relay on every :class:`TurnRoute` in parallel.
+
+    Host and server-reflexive candidates come from aioice as before. Each relay's
+    local preference follows its leg (UDP > TCP > TLS, :data:`peer.turn_routes.LOCAL_PREFERENCE`)
+    and its foundation names the leg, so ICE prefers the UDP relay when several work.
+    Gathering waits as :class:`RelayGathering` says. Every failure is logged and kept in
+    :attr:`turn_failures`; :attr:`relay_routes` says which route each relay socket uses.
+    """
+
+    def __init__(self, *args: Any, turn_routes: list[TurnRoute] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.turn_routes = list(turn_routes or [])
+        self.turn_failures: list[TurnFailure] = []
+        self.relay_routes: dict[StunProtocol, TurnRoute] = {}
+
+    async def get_component_candidates(self, component: int, addresses: list[str], timeout: int = 5) -> list[Candidate]:
+        own = asyncio.ensure_future(super().get_component_candidates(component, addresses, timeout))
+        relays = await self._relay_candidates(component)
+        return [*await own, *relays]
+
+    async def _relay_candidates(self, component: int) -> list[Candidate]:
+        if not self.turn_routes:
+            return []
+        loop = asyncio.get_running_loop()
+        tasks = {
+            asyncio.ensure_future(self._allocate(component, route)): route for route in self.turn_routes
+        }
+        gathering = RelayGathering(loop.time(), len(tasks))
+        pending = set(tasks)
+        candidates: list[Candidate] = []
+        while pending and not gathering.done(loop.time()):
+            done, pending = await asyncio.wait(pending, timeout=gathering.wait_seconds(loop.time()),
+                                               return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                allocated = self._settle(task, tasks[task], candidates)
+                gathering.settled(loop.time(), allocated=allocated)
+        for task in pending:
+            if task.done():  # finished since the last wait: an allocation made is not thrown away
+                self._settle(task, tasks[task], candidates)
+                continue
+            task.cancel()  # aioice's endpoint closes its socket when cancelled
+            self._turn_failed(tasks[task], "the relay is unreachable (no answer in time)")
+        return candidates
+
+    def _settle(self, task: asyncio.Future[tuple[Candidate, StunProtocol]], route: TurnRoute,
+                candidates: list[Candidate]) -> bool:
+        """Take a finished allocation's relay into the agent, or log and keep why it failed."""
+        error = task.exception()
+        if error is not None:
+            self._turn_failed(route, turn_failure_reason(error))
+            return False
+        candidate, protocol = task.result()
+        candidates.append(candidate)
+        self._protocols.append(protocol)
+        self.relay_routes[protocol] = route
+        return True
+
+    async def _allocate(self, component: int, route: TurnRoute) -> tuple[Candidate, StunProtocol]:
+        candidate, protocol = await aioice.ice.relayed_candidate(
+            component=component,
+            hide_related_address=self._transport_policy == TransportPolicy.RELAY,
+            protocol_factory=lambda: StunProtocol(self),
+            turn_server=(route.host, route.port),
+            turn_username=route.username,
+            turn_password=route.password,
+            turn_ssl=_turn_ssl() if route.tls else False,  # type: ignore[arg-type]  # passed on to create_turn_endpoint, which takes a context
+            turn_transport=route.transport,
+        )
+        # aioice gives every relay the same priority and a foundation without the leg.
+        candidate.priority = candidate_priority(component, "relay", route.local_preference)
+        candidate.foundation = candidate_foundation("relay", f"udp-{route.leg}", candidate.host)
+        return candidate, protocol
+
+    def _turn_failed(self, route: TurnRoute, reason: str) -> None:
+        log.warning("TURN relay %s not used: %s", route.url, reason)
+        if all(f.url != route.url for f in self.turn_failures):
+            self.turn_failures.append(TurnFailure(url=route.url[:512], reason=reason[:300]))
+
+
+def _connection_kwargs_with_every_turn_url(servers: list[RTCIceServer]) -> dict[str, Any]:
+    """aiortc's ``connection_kwargs`` for STUN, plus ``turn_routes`` for every TURN URL."""
+    stun_only = [
+        RTCIceServer(urls=stun_urls, username=s.username, credential=s.credential, credentialType=s.credentialType)
+        for s in servers
+        if (stun_urls := [u for u in ([s.urls] if isinstance(s.urls, str) else s.urls) if u.startswith("stun")])
+    ]
+    kwargs = _original_connection_kwargs(stun_only)
+    routes, problems = turn_routes(
+        TurnServerEntry(s.urls, s.username, s.credential) for s in servers if s.credentialType == "password"
+    )
+    for problem in problems:
+        log.warning("TURN URL not used: %s", problem)
+    kwargs["turn_routes"] = routes
+    return kwargs
+
+
+def use_every_turn_url(enabled: bool) -> None:
+    """Make new ICE agents allocate on every TURN URL (:class:`MultiTurnConnection`), or aiortc's first only."""
+    module: Any = aiortc.rtcicetransport  # Connection is imported there, not re-exported
+    module.connection_kwargs = _connection_kwargs_with_every_turn_url if enabled else _original_connection_kwargs
+    module.Connection = MultiTurnConnection if enabled else _original_connection
+
+
+def every_turn_url_active() -> bool:
+    module: Any = aiortc.rtcicetransport
+    return module.Connection is MultiTurnConnection and module.connection_kwargs is _connection_kwargs_with_every_turn_url
+
+
+# --- what the connection is doing (aiortc's private state) ------------------------------------
+
+
+def _ice_connections(pc: RTCPeerConnection) -> list[aioice.ice.Connection]:
+    """The ICE agents of ``pc``: one per ICE transport (media and SCTP, unless bundled)."""
+    dtls = [t.receiver.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        dtls.append(pc.sctp.transport)
+    connections: list[aioice.ice.Connection] = []
+    for transport in dtls:
+        connection = transport.transport._connection
+        if connection not in connections:
+            connections.append(connection)
+    return connections
+
+
+def _nominated_pair(pc: RTCPeerConnection) -> tuple[aioice.ice.Connection, CandidatePair] | None:
+    for connection in _ice_connections(pc):
+        pair = connection._nominated.get(1)
+        if pair is not None:
+            return connection, pair
+    return None
+
+
+def selected_route(pc: RTCPeerConnection) -> Route | None:
+    """The nominated candidate pair's types and, for a relay of ours, its leg (None before one is)."""
+    nominated = _nominated_pair(pc)
+    if nominated is None:
+        return None
+    connection, pair = nominated
+    relay = connection.relay_routes.get(pair.protocol) if isinstance(connection, MultiTurnConnection) else None
+    return Route(
+        local_type=pair.local_candidate.type,  # type: ignore[arg-type]  # aioice's types are the four of CandidateType
+        remote_type=pair.remote_candidate.type,  # type: ignore[arg-type]
+        turn_leg=relay.leg if relay is not None else None,
+    )
+
+
+async def ice_round_trip(pc: RTCPeerConnection, timeout: float = 1.0) -> float | None:
+    """Seconds one STUN binding takes on the nominated pair (as consent checks do), or None
+    when there is no pair or no answer within ``timeout``."""
+    nominated = _nominated_pair(pc)
+    if nominated is None:
+        return None
+    connection, pair = nominated
+    if connection.remote_password is None:
+        return None
+    request = connection.build_request(pair, nominate=False)
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(
+            pair.protocol.request(request, pair.remote_addr,
+                                  integrity_key=connection.remote_password.encode("utf8"), retransmissions=0),
+            timeout,
+        )
+    except (TimeoutError, stun.TransactionError, OSError):
+        return None
+    return time.monotonic() - started
+
+
+def candidate_types(pc: RTCPeerConnection) -> tuple[list[str], list[str]]:
+    """The kinds of candidate ``pc`` gathered and received (each once), for ``ice_failed``."""
+    local: set[str] = set()
+    remote: set[str] = set()
+    for connection in _ice_connections(pc):
+        local.update(c.type for c in connection.local_candidates)
+        remote.update(c.type for c in connection.remote_candidates)
+    return sorted(local), sorted(remote)
+
+
+def turn_failures(pc: RTCPeerConnection) -> list[TurnFailure]:
+    """Why TURN allocations of ``pc`` failed (each URL once)."""
+    failures: list[TurnFailure] = []
+    for connection in _ice_connections(pc):
+        for failure in getattr(connection, "turn_failures", []):
+            if all(f.url != failure.url for f in failures):
+                failures.append(failure)
+    return failures

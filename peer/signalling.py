@@ -11,7 +11,7 @@ from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import websockets
-from aiortc import RTCIceCandidate, RTCSessionDescription
+from aiortc import RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection
@@ -223,6 +223,35 @@ async def keep_signalling(
 
 def description_from(message: Offer | Answer) -> RTCSessionDescription:
     return RTCSessionDescription(sdp=message.sdp, type=message.type)
+
+
+async def apply_remote_description(pc: RTCPeerConnection, message: Offer | Answer) -> str | None:
+    """Apply the other side's offer or answer; what was wrong with it (logged), or None.
+
+    aiortc's SDP parser asserts, raises ``ValueError``, ``KeyError``... on a malformed
+    description; whatever it raises ends this attempt (the caller closes ``pc``), never
+    the session.
+    """
+    if "\nm=" not in "\n" + message.sdp.replace("\r\n", "\n"):
+        # aiortc takes a description without media as valid, and the attempt would then wait for nothing.
+        log.warning("refused the other side's %s: it has no media section", message.type)
+        return f"its {message.type} is malformed: it has no media section"
+    try:
+        await pc.setRemoteDescription(description_from(message))
+    except Exception as exc:  # noqa: BLE001 - any parser failure: refuse this description, keep the session
+        problem = f"its {message.type} is malformed" + (f": {exc}" if str(exc) else "")
+        log.warning("refused the other side's %s (%s): %s", message.type, type(exc).__name__, problem)
+        return problem[:300]
+    return None
+
+
+async def apply_remote_candidate(pc: RTCPeerConnection, message: IceCandidate) -> None:
+    """Hand a trickled candidate, or end-of-candidates (so ICE can tell failure), to ``pc``;
+    one it cannot use is logged and dropped."""
+    try:
+        await pc.addIceCandidate(candidate_from(message))
+    except Exception as exc:  # noqa: BLE001 - the broker checks the grammar; whatever still fails is one candidate
+        log.warning("ignoring an ICE candidate from the other side: %s: %s", type(exc).__name__, exc)
 
 
 def candidate_from(message: IceCandidate) -> RTCIceCandidate | None:

@@ -24,11 +24,17 @@ from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from pydantic import BaseModel
 
-from peer.aiortc_hooks import complete_frames_on_marker
+from peer.aiortc_hooks import complete_frames_on_marker, ice_round_trip, selected_route
 from peer.background import BackgroundTasks, cancel_and_wait
+from peer.connect_watch import failure_text, ice_failed_message
 from peer.events import EventReporter, clipboard_fields
-from peer.ice import rtc_configuration
-from peer.signalling import SignallingChannel, candidate_from, description_from, keep_signalling
+from peer.ice import rtc_configuration, watch_connection
+from peer.signalling import (
+    SignallingChannel,
+    apply_remote_candidate,
+    apply_remote_description,
+    keep_signalling,
+)
 from protocol.api import signalling_path
 from protocol.channel import (
     CONTROL_CHANNEL,
@@ -55,6 +61,7 @@ from protocol.grants import Grant
 from protocol.ice import IceConfig
 from protocol.permissions import Permission
 from protocol.recording import SessionPolicy
+from protocol.route import Route, route_line
 from protocol.signalling import (
     Answer,
     Consent,
@@ -62,6 +69,8 @@ from protocol.signalling import (
     Error,
     GrantIssued,
     IceCandidate,
+    IceFailed,
+    IceRenewed,
     Offer,
     PeerInfo,
     PeerJoined,
@@ -73,6 +82,8 @@ from protocol.signalling import (
 )
 
 log = logging.getLogger(__name__)
+
+OTHER_SIDE = "the end user"
 
 FrameHook = Callable[[av.VideoFrame, float], None]
 """Called for every decoded frame with the ``time.monotonic()`` of its arrival."""
@@ -123,6 +134,10 @@ class RemoteView:
         self.latest_frame_at = 0.0
         self.first_frame_at: float | None = None
         self.frames_received = 0
+        self.connect_failure: str | None = None
+        """Why the current media connection attempt failed (ours or the host's ``ice_failed``),
+        in words for the technician; None while it works or is being made."""
+        self._attempts = 0
 
     # --- connecting and waiting ---------------------------------------------------------
 
@@ -141,6 +156,8 @@ class RemoteView:
                     f"the session ended ({self.ended.ended_by}: {self.ended.reason or 'no reason'}) "
                     f"while waiting for {what}"
                 )
+            if self.connect_failure is not None:
+                raise ViewError(self.connect_failure)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ViewError(f"gave up waiting for {what} after {timeout:g} s")
@@ -178,6 +195,18 @@ class RemoteView:
         such as the negotiated codec; the view owns it: do not close it.
         """
         return self._pc
+
+    def route(self) -> Route | None:
+        """How the media flows now (the selected candidate pair), or None while not connected."""
+        return selected_route(self._pc) if self._pc is not None else None
+
+    async def round_trip(self) -> float | None:
+        """Seconds a STUN check takes on the media path now (None while not connected)."""
+        return await ice_round_trip(self._pc) if self._pc is not None else None
+
+    async def route_status(self) -> str:
+        """"media: relayed through TURN over TCP, round trip 42 ms" (:func:`protocol.route.route_line`)."""
+        return route_line(self.route(), await self.round_trip())
 
     def allowed(self, permission: Permission) -> bool:
         """Whether grant and consent both allow ``permission``, as far as this side knows."""
@@ -310,6 +339,8 @@ class RemoteView:
             self._ice = message.ice
             self.host = message.peer
             self.policy = message.policy
+        elif isinstance(message, IceRenewed):
+            self._ice = message.ice  # fresh TURN credentials, for the next peer connection
         elif isinstance(message, GrantIssued):
             self.grant = message.grant.grant
         elif isinstance(message, Consent):
@@ -322,9 +353,11 @@ class RemoteView:
         elif isinstance(message, Offer):
             await self._answer(message)
         elif isinstance(message, IceCandidate):
-            candidate = candidate_from(message)
-            if self._pc is not None and candidate is not None:
-                await self._pc.addIceCandidate(candidate)
+            if self._pc is not None:
+                await apply_remote_candidate(self._pc, message)
+        elif isinstance(message, IceFailed):
+            if self._pc is not None:
+                await self._give_up(failure_text(OTHER_SIDE, message.turn_failures, theirs=True))
         elif isinstance(message, SessionEnded):
             self.ended = message
         elif isinstance(message, Error):
@@ -335,6 +368,8 @@ class RemoteView:
         complete_frames_on_marker(True)
         pc = RTCPeerConnection(rtc_configuration(self._ice))
         self._pc = pc
+        self._attempts += 1
+        self.connect_failure = None
 
         @pc.on("track")
         def _on_track(track: MediaStreamTrack) -> None:
@@ -349,10 +384,34 @@ class RemoteView:
                 channel.on("message", self._control_frame)
             self._notify()
 
-        await pc.setRemoteDescription(description_from(offer))
+        problem = await apply_remote_description(pc, offer)
+        if problem is not None:
+            # This offer only: the session goes on. The host hears it (it waits for no answer then).
+            if self._channel is not None and not self._channel.closed:
+                await self._channel.send(ice_failed_message(self._attempts, 0.0, [], [], []))
+            await self._give_up(f"Could not connect to {OTHER_SIDE}: their computer sent a connection setup "
+                                f"this console cannot use ({problem}).")
+            return
+        self._tasks.start(self._watch_connect(pc, self._attempts), "connect watch")
         await pc.setLocalDescription(await pc.createAnswer())
         assert self._channel is not None  # offers only arrive on an open channel
         await self._channel.send(Answer(sdp=pc.localDescription.sdp))
+
+    async def _watch_connect(self, pc: RTCPeerConnection, attempt: int) -> None:
+        """Give ``pc`` its time to connect; if it fails, tell the host, then the technician."""
+        failed = await watch_connection(pc, attempt, lambda: self._pc is pc)
+        if failed is None:
+            return
+        if self._channel is not None and not self._channel.closed:
+            await self._channel.send(failed)  # first: the technician may leave as soon as told
+        await self._give_up(failure_text(OTHER_SIDE, failed.turn_failures))
+
+    async def _give_up(self, explanation: str) -> None:
+        """This connection attempt is over: close it and let every wait fail with ``explanation``."""
+        self.connect_failure = explanation
+        self.notices.append(explanation)
+        await self._close_peer()
+        self._notify()
 
     def _control_frame(self, frame: str | bytes) -> None:
         try:

@@ -67,6 +67,7 @@ async def _snapshot(ctx: Context) -> int:
             with err.status("Waiting for the remote screen…"):
                 await view.start()
                 frame = await view.snapshot(args.out, timeout=args.timeout, settle=args.settle)
+            say(await view.route_status(), sys.stderr)
             if args.end:
                 await tc.end_session(args.session_id, args.reason)
         finally:
@@ -88,6 +89,7 @@ async def _control(ctx: Context) -> int:
                 await view.wait_until(lambda: view.consent is not None, args.timeout, "the host's consent")
             assert view.consent is not None
             say(f"Host allows: {', '.join(p.value for p in view.consent.permissions) or 'nothing'}", sys.stderr)
+            say(await view.route_status(), sys.stderr)
             for action in args.actions:
                 await _run_action(view, action)
             await asyncio.sleep(args.listen)

@@ -7,11 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import aioice.ice
+import aioice.turn
+import aiortc.rtcicetransport
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import pytest
+from aioice import stun
+from aioice.candidate import candidate_priority
+from aiortc import RTCBundlePolicy, RTCIceServer, RTCPeerConnection
 from aiortc.codecs import get_capabilities
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
@@ -22,7 +33,10 @@ from aiortc.rtp import RtpPacket
 from peer import aiortc_hooks
 from peer.ice import rtc_configuration
 from peer.screen_encoder import ScreenH264Encoder
+from peer.turn_routes import parse_turn_url
 from protocol.ice import IceConfig, IceServer
+from protocol.route import Route
+from tests.support.tls import CertificateFiles, self_signed_certificate
 
 
 @pytest.fixture(autouse=True)
@@ -63,6 +77,7 @@ def test_rtc_configuration_passes_servers_and_applies_loopback() -> None:
         )
     )
     assert [s.urls for s in config.iceServers] == [["turn:turn.example.org"]]
+    assert config.bundlePolicy == RTCBundlePolicy.MAX_BUNDLE  # one ICE agent: half the TURN allocations
     assert config.iceServers[0].username == "u"
     assert aiortc_hooks.loopback_only_active()
 
@@ -189,3 +204,283 @@ def test_h264_constrained_baseline_is_offered() -> None:
         and c.parameters.get("packetization-mode") == "1"
         for c in get_capabilities("video").codecs
     )
+
+
+# --- every TURN URL, failures explained ---------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _restore_turn_hook():
+    yield
+    aiortc_hooks.use_every_turn_url(False)
+
+
+def test_aiortc_still_builds_its_ice_agent_through_module_level_names() -> None:
+    source = inspect.getsource(aiortc.rtcicetransport.RTCIceGatherer.__init__)
+    assert "connection_kwargs(iceServers)" in source and "Connection(" in source and "**ice_kwargs" in source
+    assert list(inspect.signature(aiortc.rtcicetransport.connection_kwargs).parameters) == ["servers"]
+    assert aiortc.rtcicetransport.Connection is aioice.ice.Connection  # type: ignore[attr-defined]  # imported there
+    assert list(inspect.signature(aioice.ice.Connection.get_component_candidates).parameters) == [
+        "self", "component", "addresses", "timeout",
+    ]
+    assert list(inspect.signature(aioice.ice.relayed_candidate).parameters) == [
+        "component", "hide_related_address", "protocol_factory", "turn_server", "turn_username", "turn_password",
+        "turn_ssl", "turn_transport",
+    ]
+    gather = inspect.getsource(aioice.ice.Connection.gather_candidates)
+    assert "self.get_component_candidates(" in gather
+    connection = aioice.ice.Connection(ice_controlling=True)
+    assert {"_protocols", "_nominated", "_transport_policy"} <= set(vars(connection))
+    assert "create_turn_endpoint(" in inspect.getsource(aioice.ice.relayed_candidate)
+    assert "ssl: bool | ssl.SSLContext | None" in inspect.getsource(aioice.turn.create_turn_endpoint)
+
+
+def test_aiortc_private_state_the_route_readers_use() -> None:
+    assert "self._connection = gatherer._connection" in inspect.getsource(aiortc.rtcicetransport.RTCIceTransport.__init__)
+    assert list(inspect.signature(aioice.ice.StunProtocol.request).parameters) == [
+        "self", "request", "addr", "integrity_key", "retransmissions",
+    ]
+    assert list(inspect.signature(aioice.ice.Connection.build_request).parameters) == ["self", "pair", "nominate"]
+    assert "self._nominated[" in inspect.getsource(aioice.ice.Connection)
+
+
+def test_the_hook_switches_and_hands_every_turn_url_to_the_agent() -> None:
+    servers = [
+        RTCIceServer(urls="stun:127.0.0.1:3478"),
+        RTCIceServer(urls=["turns:127.0.0.1:443?transport=tcp", "turn:127.0.0.1:3478"], username="u", credential="p"),
+        RTCIceServer(urls="turn:127.0.0.1:3478?transport=tcp", username="u2", credential="p2"),
+    ]
+    stock = aiortc.rtcicetransport.connection_kwargs(servers)
+    assert stock["turn_server"] == ("127.0.0.1", 443)  # aiortc keeps the first TURN URL only
+
+    aiortc_hooks.use_every_turn_url(True)
+    assert aiortc_hooks.every_turn_url_active()
+    kwargs = aiortc.rtcicetransport.connection_kwargs(servers)
+    assert "turn_server" not in kwargs and kwargs["stun_server"] == ("127.0.0.1", 3478)
+    assert [(r.leg, r.username) for r in kwargs["turn_routes"]] == [("udp", "u"), ("tcp", "u2"), ("tls", "u")]
+    gatherer = aiortc.rtcicetransport.RTCIceGatherer(iceServers=servers)
+    assert isinstance(gatherer._connection, aiortc_hooks.MultiTurnConnection)
+    assert len(gatherer._connection.turn_routes) == 3
+
+    aiortc_hooks.use_every_turn_url(False)
+    assert not aiortc_hooks.every_turn_url_active()
+    assert type(aiortc.rtcicetransport.RTCIceGatherer(iceServers=servers)._connection) is aioice.ice.Connection
+
+
+class _FakeRelayProtocol:
+    """What the agent keeps of a relay allocation: its candidate, and close()."""
+
+    def __init__(self, candidate: aioice.Candidate) -> None:
+        self.local_candidate = candidate
+
+    async def close(self) -> None:
+        return None
+
+
+def _fake_relays(monkeypatch: pytest.MonkeyPatch, outcomes: dict[int, tuple[float, BaseException | None]]) -> None:
+    """Replace aioice's allocation: the route on port P answers after outcomes[P][0] s, failing with [1]."""
+
+    async def relayed_candidate(*, component: int, turn_server: tuple[str, int], **_: object):
+        delay, error = outcomes[turn_server[1]]
+        await asyncio.sleep(delay)
+        if error is not None:
+            raise error
+        candidate = aioice.Candidate(
+            foundation="x", component=component, transport="udp", priority=candidate_priority(component, "relay"),
+            host="198.18.0.1", port=turn_server[1], type="relay",
+        )
+        return candidate, _FakeRelayProtocol(candidate)
+
+    monkeypatch.setattr(aioice.ice, "relayed_candidate", relayed_candidate)
+
+
+def _gather(routes: list[str]) -> tuple[list[aioice.Candidate], aiortc_hooks.MultiTurnConnection, float]:
+    async def run() -> tuple[list[aioice.Candidate], aiortc_hooks.MultiTurnConnection, float]:
+        connection = aiortc_hooks.MultiTurnConnection(
+            ice_controlling=True, turn_routes=[parse_turn_url(u, "u", "p") for u in routes],
+        )
+        started = time.monotonic()
+        await connection.gather_candidates()
+        took = time.monotonic() - started
+        candidates = connection.local_candidates  # close() forgets them
+        await connection.close()
+        return candidates, connection, took
+
+    aiortc_hooks.gather_loopback_only(True)
+    return asyncio.run(run())
+
+
+def _failed(code: int) -> stun.TransactionFailed:
+    response = stun.Message(stun.Method.ALLOCATE, stun.Class.ERROR)
+    response.attributes["ERROR-CODE"] = (code, "x")
+    return stun.TransactionFailed(response)
+
+
+def test_all_routes_allocate_in_parallel_udp_preferred_failures_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_relays(monkeypatch, {1: (0.2, None), 2: (0.1, None), 3: (0.1, _failed(401)), 4: (0.1, _failed(486))})
+    candidates, connection, took = _gather(
+        ["turns:127.0.0.1:2", "turn:127.0.0.1:1", "turn:127.0.0.1:3?transport=tcp", "turn:127.0.0.1:4"]
+    )
+    relays = {c.port: c for c in candidates if c.type == "relay"}
+    assert set(relays) == {1, 2}
+    assert relays[1].priority > relays[2].priority  # the UDP relay over the TLS one, though TLS came first
+    assert relays[1].foundation != relays[2].foundation
+    assert [c.type for c in candidates].count("host") == 1
+    reasons = {f.url: f.reason for f in connection.turn_failures}
+    assert "credentials" in reasons["turn:127.0.0.1:3?transport=tcp"]
+    assert "quota" in reasons["turn:127.0.0.1:4"]
+    assert took < 1.0  # in parallel, not 4 in turn
+
+
+def test_a_silent_relay_holds_gathering_half_a_second_after_the_first_relay(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_relays(monkeypatch, {1: (60.0, None), 2: (0.1, None)})
+    candidates, connection, took = _gather(["turn:127.0.0.1:1", "turn:127.0.0.1:2?transport=tcp"])
+    assert 0.5 <= took < 1.2
+    assert [c.port for c in candidates if c.type == "relay"] == [2]
+    assert [(f.url, f.reason) for f in connection.turn_failures] == [
+        ("turn:127.0.0.1:1", "the relay is unreachable (no answer in time)")
+    ]
+
+
+def test_a_relay_within_the_grace_period_is_still_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_relays(monkeypatch, {1: (0.35, None), 2: (0.05, None)})  # UDP answers 0.3 s after TLS did
+    candidates, connection, took = _gather(["turns:127.0.0.1:2", "turn:127.0.0.1:1"])
+    assert sorted(c.port for c in candidates if c.type == "relay") == [1, 2]
+    assert connection.turn_failures == [] and took < 0.55  # all settled: no waiting out the grace
+
+
+def test_nothing_answering_ends_gathering_at_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_relays(monkeypatch, {1: (60.0, None), 2: (60.0, None)})
+    candidates, connection, took = _gather(["turn:127.0.0.1:1", "turn:127.0.0.1:2"])
+    assert 2.9 <= took < 3.8  # aioice alone would wait 5 s for one URL
+    assert [c.type for c in candidates] == ["host"]
+    assert len(connection.turn_failures) == 2
+
+
+class _RefusingTurnServer(asyncio.DatagramProtocol, asyncio.Protocol):
+    """Answers every STUN request with ``code`` (401 with a realm and nonce, as coturn does for
+    wrong credentials, every time), over UDP and over TCP/TLS."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+        self.transport: Any = None  # a datagram or a stream transport (asyncio's UDP one subclasses neither ABC)
+        self.requests = 0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def _answer(self, data: bytes) -> bytes:
+        self.requests += 1
+        request = stun.parse_message(data)
+        response = stun.Message(request.message_method, stun.Class.ERROR, request.transaction_id)
+        response.attributes["ERROR-CODE"] = (self.code, "refused")
+        response.attributes["REALM"] = "deskhand.test"
+        response.attributes["NONCE"] = b"0123456789abcdef"
+        return bytes(response)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.transport.sendto(self._answer(data), addr)
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(self._answer(data))  # one request per segment is enough here
+
+
+def _allocate_against(url_for: Callable[[int], str], code: int, *, tls: CertificateFiles | None = None) -> str:
+    """Gather with one TURN route to a local refusing server; the reason its failure was given."""
+
+    async def run() -> str:
+        loop = asyncio.get_running_loop()
+        if "transport=tcp" in url_for(0) or url_for(0).startswith("turns"):
+            context = None
+            if tls is not None:
+                context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                context.load_cert_chain(tls.cert, tls.key)
+            server = await loop.create_server(lambda: _RefusingTurnServer(code), "127.0.0.1", 0, ssl=context)
+            port = server.sockets[0].getsockname()[1]
+        else:
+            transport, _ = await loop.create_datagram_endpoint(lambda: _RefusingTurnServer(code), local_addr=("127.0.0.1", 0))
+            port = transport.get_extra_info("sockname")[1]
+        connection = aiortc_hooks.MultiTurnConnection(ice_controlling=True, turn_routes=[parse_turn_url(url_for(port), "u", "p")])
+        await connection.gather_candidates()
+        await connection.close()
+        (failure,) = connection.turn_failures
+        return failure.reason
+
+    aiortc_hooks.gather_loopback_only(True)
+    return asyncio.run(run())
+
+
+def test_wrong_or_expired_credentials_are_named_over_udp_and_tcp() -> None:
+    assert _allocate_against(lambda p: f"turn:127.0.0.1:{p}", 401) == "the relay refused the credentials (wrong or expired)"
+    assert "credentials" in _allocate_against(lambda p: f"turn:127.0.0.1:{p}?transport=tcp", 401)
+    assert "quota" in _allocate_against(lambda p: f"turn:127.0.0.1:{p}", 486)
+
+
+def test_an_unreachable_relay_is_named() -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: refused
+
+        async def run() -> list[str]:
+            connection = aiortc_hooks.MultiTurnConnection(
+                ice_controlling=True, turn_routes=[parse_turn_url(f"turn:127.0.0.1:{port}?transport=tcp")],
+            )
+            await connection.gather_candidates()
+            await connection.close()
+            return [f.reason for f in connection.turn_failures]
+
+        aiortc_hooks.gather_loopback_only(True)
+        (reason,) = asyncio.run(run())
+    assert reason.startswith("the relay is unreachable")
+
+
+def test_turns_checks_the_certificate_and_trusts_the_configured_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = self_signed_certificate(tmp_path)
+    monkeypatch.delenv(aiortc_hooks.TURN_CA_FILE_ENV, raising=False)
+    untrusted = _allocate_against(lambda p: f"turns:127.0.0.1:{p}", 401, tls=files)
+    assert "certificate is not trusted" in untrusted
+    monkeypatch.setenv(aiortc_hooks.TURN_CA_FILE_ENV, str(files.cert))
+    trusted = _allocate_against(lambda p: f"turns:127.0.0.1:{p}", 401, tls=files)
+    assert trusted == "the relay refused the credentials (wrong or expired)"  # TLS got through to TURN
+
+
+def test_failure_reasons_in_plain_words() -> None:
+    assert "unreachable" in aiortc_hooks.turn_failure_reason(TimeoutError())
+    assert "unreachable" in aiortc_hooks.turn_failure_reason(stun.TransactionTimeout())
+    assert "unreachable" in aiortc_hooks.turn_failure_reason(ConnectionRefusedError(111, "Connection refused"))
+    assert "403" in aiortc_hooks.turn_failure_reason(_failed(403))
+    assert "500" in aiortc_hooks.turn_failure_reason(_failed(500))
+
+
+# --- the selected pair and its round trip, on a real loopback connection -----------------------
+
+
+def test_selected_route_round_trip_and_candidate_types_of_a_connected_pair() -> None:
+    async def run() -> tuple[object, object, float | None, tuple[list[str], list[str]], object]:
+        config = rtc_configuration(IceConfig(loopback_only=True))
+        offerer, answerer = RTCPeerConnection(config), RTCPeerConnection(config)
+        try:
+            assert aiortc_hooks.selected_route(offerer) is None
+            offerer.addTransceiver("video", direction="recvonly")
+            offerer.createDataChannel("control")
+            await offerer.setLocalDescription(await offerer.createOffer())
+            await answerer.setRemoteDescription(offerer.localDescription)
+            await answerer.setLocalDescription(await answerer.createAnswer())
+            await offerer.setRemoteDescription(answerer.localDescription)
+            for _ in range(100):
+                if offerer.connectionState == "connected" and answerer.connectionState == "connected":
+                    break
+                await asyncio.sleep(0.05)
+            assert len(aiortc_hooks._ice_connections(offerer)) == 1  # video and data bundled on one agent
+            return (aiortc_hooks.selected_route(offerer), aiortc_hooks.selected_route(answerer),
+                    await aiortc_hooks.ice_round_trip(offerer), aiortc_hooks.candidate_types(offerer),
+                    aiortc_hooks.turn_failures(offerer))
+        finally:
+            await offerer.close()
+            await answerer.close()
+
+    ours, theirs, round_trip, types, failures = asyncio.run(run())
+    assert ours == Route("host", "host") == theirs
+    assert round_trip is not None and 0 < round_trip < 0.5
+    assert types == (["host"], ["host"])
+    assert failures == []

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from broker.sessions.grants import sign_grant
 from host_client.authority import Authority
 from host_client.session_state import (
+    CONNECTING,
     DECLINED,
     DEFAULT_PRESELECTED,
     Action,
@@ -27,6 +28,7 @@ from host_client.session_state import (
     ResumeTransfers,
     SendConsent,
     SendEnd,
+    SendIceFailed,
     SendOffer,
     SessionStarted,
     ShowPermissions,
@@ -46,11 +48,14 @@ from protocol.signalling import (
     FileRequestUpdate,
     GrantIssued,
     IceCandidate,
+    IceFailed,
+    IceRenewed,
     PeerInfo,
     PeerJoined,
     PeerLeft,
     Role,
     SessionEnded,
+    TurnFailure,
     Welcome,
 )
 from protocol.transfers import FileRequestOut, FileRequestState
@@ -108,13 +113,13 @@ def test_the_usual_order_welcome_grant_consent_then_the_technician_gets_an_offer
         SendConsent([Permission.view, Permission.control], ConsentSource.window),
         ResumeTransfers(),
     ]  # no technician yet: no offer
-    assert state.receive(joined(), NOW) == [ShowTechnicianPresent(True), SendOffer(WELCOME_ICE)]
+    assert state.receive(joined(), NOW) == [TellUser(CONNECTING), SendOffer(WELCOME_ICE)]
     assert state.offering is Offering.awaiting_answer
 
 
 def test_a_technician_who_joins_before_consent_is_offered_only_once_the_user_consents() -> None:
     state = new_state()
-    assert state.receive(welcome(technician=True), NOW) == [StartRecording(), ShowTechnicianPresent(True)]
+    assert state.receive(welcome(technician=True), NOW) == [StartRecording(), TellUser(CONNECTING)]
     assert state.receive(joined(), NOW) == []  # still present; no consent: no offer
     assert offers(consented(state)) == [SendOffer(WELCOME_ICE)]
 
@@ -122,7 +127,7 @@ def test_a_technician_who_joins_before_consent_is_offered_only_once_the_user_con
 def test_a_grant_before_welcome_asks_for_consent_and_the_offer_uses_the_ice_of_welcome() -> None:
     state = new_state()
     assert state.receive(grant(), NOW) == [ObtainConsent("Alice", ALL, DEFAULT_PRESELECTED)]
-    assert state.receive(welcome(technician=True), NOW) == [StartRecording(), ShowTechnicianPresent(True)]
+    assert state.receive(welcome(technician=True), NOW) == [StartRecording(), TellUser(CONNECTING)]
     assert offers(state.consent_answered(frozenset({Permission.view}), ConsentSource.window, NOW)) == [SendOffer(WELCOME_ICE)]
 
 
@@ -196,7 +201,7 @@ def test_the_technician_leaving_mid_offer_closes_the_peer_and_a_late_answer_is_i
     assert state.receive(PeerLeft(role=Role.technician), NOW) == [ShowTechnicianPresent(False), ReleaseInput(), ClosePeer()]
     assert state.receive(Answer(sdp="v=0 late"), NOW) == []
     assert state.receive(IceCandidate(candidate="candidate:1 1 udp 1 127.0.0.1 9 typ host"), NOW) == []
-    assert state.receive(joined(), NOW) == [ShowTechnicianPresent(True), SendOffer(WELCOME_ICE)]
+    assert state.receive(joined(), NOW) == [TellUser(CONNECTING), SendOffer(WELCOME_ICE)]
 
 
 def test_after_a_broker_restart_only_an_unanswered_offer_is_made_again() -> None:
@@ -241,6 +246,67 @@ def test_media_connected_is_marked_only_when_connected() -> None:
     state = new_state()
     assert state.media_connection_changed("connecting") == []
     assert state.media_connection_changed("connected") == [MarkMediaConnected()]
+
+
+def offered_state() -> HostSessionState:
+    state = new_state()
+    state.receive(welcome(technician=True), NOW)
+    consented(state)
+    assert state.offering is Offering.awaiting_answer
+    return state
+
+
+def test_the_user_reads_connected_only_once_media_flows_and_once_per_connection() -> None:
+    state = new_state()
+    assert state.media_flowing() == []  # no peer connection: nothing flows
+    state = offered_state()
+    state.receive(Answer(sdp="v=0"), NOW)
+    assert state.media_flowing() == [ShowTechnicianPresent(True)]
+    assert state.media_flowing() == []
+    state.receive(PeerLeft(role=Role.technician), NOW)
+    state.receive(joined(), NOW)
+    assert state.media_flowing() == [ShowTechnicianPresent(True)]  # the new connection is shown again
+
+
+def test_a_connection_that_never_comes_is_explained_and_reported_to_the_technician() -> None:
+    state = offered_state()
+    state.receive(Answer(sdp="v=0"), NOW)
+    failed = IceFailed(attempt=1, seconds=15.0, local_types=["host"], remote_types=["host", "relay"],
+                       turn_failures=[TurnFailure(url="turn:r", reason="the relay refused the credentials")])
+    actions = state.connect_gave_up(failed)
+    assert actions[0] == ClosePeer() and actions[2] == SendIceFailed(failed)
+    assert isinstance(actions[1], TellUser)
+    assert actions[1].text.startswith("Could not connect to the technician") and "firewall" in actions[1].text
+    assert "turn:r: the relay refused the credentials" in actions[1].text
+    assert state.offering is Offering.none
+    assert state.connect_gave_up(failed) == []  # once per attempt
+    assert state.receive(joined(), NOW) == [SendOffer(WELCOME_ICE)]  # a technician reconnecting tries again
+
+
+def test_the_technicians_failure_is_explained_too_and_ends_this_attempt() -> None:
+    state = offered_state()
+    theirs = IceFailed(attempt=1, seconds=15.0)
+    actions = state.receive(theirs, NOW)
+    assert actions[0] == ClosePeer() and isinstance(actions[1], TellUser)
+    assert "technician's computer could not set up" in actions[1].text and "TURN settings" in actions[1].text
+    assert state.receive(theirs, NOW) == []  # nothing left to close
+    assert state.media_flowing() == []
+
+
+def test_a_malformed_answer_ends_the_attempt_not_the_session() -> None:
+    state = offered_state()
+    state.receive(Answer(sdp="v=0 garbage"), NOW)
+    actions = state.answer_refused("no m= line")
+    assert actions[0] == ClosePeer() and isinstance(actions[1], TellUser) and "no m= line" in actions[1].text
+    assert not state.over and state.offering is Offering.none
+    assert state.receive(joined(), NOW) == [SendOffer(WELCOME_ICE)]  # the technician reconnecting is offered again
+
+
+def test_renewed_ice_is_used_by_the_next_peer_connection() -> None:
+    state = offered_state()
+    renewed = IceConfig(servers=[IceServer(urls=["turn:127.0.0.1:3478"], username="1:x", credential="c")])
+    assert state.receive(IceRenewed(ice=renewed), NOW) == []
+    assert state.receive(joined(), NOW) == [ClosePeer(), SendOffer(renewed)]
 
 
 # --- the recording ---------------------------------------------------------------------------
