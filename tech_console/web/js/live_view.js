@@ -23,14 +23,15 @@ export function rtcConfiguration(ice) {
 export const CONNECT_DEADLINE_MS = 15000;
 
 /**
- * Why a TURN server gave no relay, in words a technician can act on (Chromium's icecandidateerror codes).
+ * Why a TURN server gave no relay, in the words peer/aiortc_hooks.py uses (Chromium's icecandidateerror codes).
  * @param {number} code @param {string} text
  */
 export function turnFailureReason(code, text) {
-  if (code === 401) return "the relay refused the credentials (wrong or expired): check DESKHAND_TURN_SECRET on the broker and the relay";
-  if (code === 486) return "the relay's allocation quota is used up";
-  if (code === 701) return "the relay could not be reached: a firewall may block it, or it is not running";
-  return `the relay refused (${code}${text ? ": " + text : ""})`;
+  if (code === 401) return "the relay refused the credentials (wrong or expired)";
+  if (code === 486) return "the relay's allocation quota is reached (486)";
+  if (code === 403) return "the relay refused the allocation (403 forbidden)";
+  if (code === 701) return "the relay is unreachable (no answer in time)";
+  return `the relay refused the allocation (${code}${text ? " " + text : ""})`;
 }
 
 /**
@@ -46,18 +47,21 @@ export function routeWords(localType, remoteType, relayProtocol) {
   return "direct through NAT";
 }
 
-/** What the technician reads when no network path worked; `failure` is an ice_failed message. */
-export function failureAdvice(failure, side) {
-  const relays = (failure.turn_failures || []).map((f) => `${f.url}: ${f.reason}`);
-  const triedRelay = (failure.local_types || []).includes("relay") || (failure.remote_types || []).includes("relay");
-  return [
-    `${side === "technician" ? "Your browser" : "The user's computer"} could not make the media connection `
-      + `(no network path worked within ${Math.round(failure.seconds)} s).`,
-    triedRelay
-      ? "A relay was offered but did not carry the connection: check that the TURN relay's ports are open on both networks."
-      : "No relay was available: ask the administrator to configure a TURN relay (DESKHAND_TURN_URLS), and check that the user's firewall allows outgoing UDP, or TCP on port 443.",
-    ...relays.map((r) => `Relay ${r}.`),
-  ].join(" ");
+/**
+ * What the technician reads when an attempt failed: peer/connect_watch.py's failure_text, word for word.
+ * @param {{turn_failures?: {url: string, reason: string}[]}} failure an ice_failed message
+ * @param {boolean} theirs the host gave up (its ice_failed arrived), not this browser
+ */
+export function failureAdvice(failure, theirs) {
+  const other = "the end user";
+  const lead = theirs
+    ? `Could not connect to ${other}: ${other}'s computer could not set up the media connection.`
+    : `Could not connect to ${other}: no network path worked within ${CONNECT_DEADLINE_MS / 1000} s.`;
+  let text = `${lead} Check that your firewall allows outgoing UDP and HTTPS (TCP 443) connections, `
+    + "or ask your administrator to check the TURN settings.";
+  const relays = failure.turn_failures || [];
+  if (relays.length) text += " The relay said: " + relays.map((f) => `${f.url}: ${f.reason}`).join("; ") + ".";
+  return text;
 }
 
 export class LiveView {

@@ -111,7 +111,7 @@ export async function render(main, ctx, [sessionId]) {
       if (label === "control") channel.addEventListener("message", (event) => onControl(event.data));
     },
     onState: (s) => { connection.textContent = s; },
-    onFailed: (failure) => showFailure(failureAdvice(failure, "technician")),
+    onFailed: (failure) => showFailure(failureAdvice(failure, false)),
   });
   // Nobody waits on a spinner: when no network path works, the page says so and what to check.
   const failureBox = h("p", { id: "connection-failed", class: "error", role: "alert", hidden: true });
@@ -301,7 +301,7 @@ export async function render(main, ctx, [sessionId]) {
     } else if (m.type === "ice_config") {
       view.setIce(m.ice); // renewed relay credentials, for the next connection attempt
     } else if (m.type === "ice_failed") {
-      showFailure(failureAdvice(m, "host"));
+      showFailure(failureAdvice(m, true));
     } else if (m.type === "grant") {
       state.grant = m.grant.grant;
     } else if (m.type === "consent") {

@@ -1,0 +1,44 @@
+"""The browser console says what the Python console says about a connection.
+
+The route words and the failure advice are written twice (``protocol/route.py`` and
+``peer/connect_watch.py`` in Python, ``live_view.js`` in the browser): each case here is
+run through both, in real Chromium, and the words must be the same.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from peer.connect_watch import failure_text
+from protocol.ice import CANDIDATE_TYPES
+from protocol.route import Route
+from protocol.signalling import TurnFailure
+from tech_console.remote_view import OTHER_SIDE
+
+pytestmark = pytest.mark.slow
+
+RELAY_LEGS = [None, "udp", "tcp", "tls"]
+FAILURES = [[], [TurnFailure(url="turn:198.18.0.1:3478?transport=udp", reason="the relay refused the credentials (wrong or expired)"),
+                 TurnFailure(url="turns:relay.example:443?transport=tcp", reason="the relay is unreachable (no answer in time)")]]
+
+
+async def test_route_words_and_failure_advice_match_the_python_consoles(broker, console_page) -> None:
+    page = await console_page(broker)
+    routes = [(local, remote, leg) for local, remote in itertools.product(CANDIDATE_TYPES, repeat=2)
+              for leg in (RELAY_LEGS if local == "relay" else [None])]
+    failures = [([f.model_dump() for f in turn], theirs) for turn in FAILURES for theirs in (False, True)]
+    said = await page.evaluate(
+        """async ([routes, failures]) => {
+            const view = await import("/js/live_view.js");
+            return {
+              routes: routes.map(([local, remote, leg]) => view.routeWords(local, remote, leg === null ? undefined : leg)),
+              failures: failures.map(([turn, theirs]) => view.failureAdvice({ turn_failures: turn }, theirs)),
+            };
+        }""",
+        [routes, failures],
+    )
+    assert said["routes"] == [Route(local, remote, leg).words() for local, remote, leg in routes]  # type: ignore[arg-type]
+    assert said["failures"] == [failure_text(OTHER_SIDE, [TurnFailure(**f) for f in turn], theirs=theirs)
+                                for turn, theirs in failures]
