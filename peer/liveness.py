@@ -16,8 +16,9 @@ notices on its own, sooner:
   side runs the same plan without offering, so it gives up on its own even when the host
   cannot reach the broker to say so.
 
-Both are pure: the time is passed in (monotonic seconds), events go in and actions come out,
-and the session carries them out (as :mod:`host_client.session_state`). The words each side's
+:class:`Recovery` runs the two together, as each side does. All are pure: the time is passed
+in (monotonic seconds), events go in and actions come out, and the session carries them out
+(as :mod:`host_client.session_state`). The words each side's
 person reads are here too (:data:`USER_WORDS`, :data:`TECHNICIAN_WORDS`); the browser console
 keeps its copy in ``tech_console/web/js/live_view.js`` (``tests/unit/test_liveness.py`` holds
 them equal).
@@ -65,9 +66,14 @@ class Interrupted:
 
 @dataclass(frozen=True)
 class Restored:
-    """The other side is heard again, ``silent_seconds`` after it was last heard before the gap."""
+    """The other side is heard again, ``silent_seconds`` after it was last heard before the gap.
+
+    ``attempts``: new connections offered meanwhile (:class:`Recovery` counts them; a
+    :class:`Liveness` on its own knows of none).
+    """
 
     silent_seconds: float
+    attempts: int = 0
 
 
 LivenessAction = SendPing | SendPong | Interrupted | Restored
@@ -288,6 +294,99 @@ class Reconnect:
     def _reset(self) -> None:
         self._started_at = self._next_offer_at = None
         self.attempts = 0
+
+
+# --- both together ---------------------------------------------------------------------------
+
+
+RecoveryAction = SendPing | SendPong | Interrupted | Reoffer | Restored | GaveUp
+"""Everything :class:`Recovery` may ask its side to do."""
+
+
+class Recovery:
+    """One side's :class:`Liveness` and :class:`Reconnect`, run together as each side needs them.
+
+    An interruption starts the reconnecting (the host's first :class:`Reoffer` comes with
+    the :class:`Interrupted`), hearing the other side ends it (:class:`Restored` with the
+    number of offers made), and giving up (:class:`GaveUp`) stops the watching until a new
+    connection's channel opens. Events and ticks as for :class:`Liveness`; the side shows
+    its :class:`RecoveryWords` for :class:`Interrupted`, :class:`Restored` and :class:`GaveUp`.
+    """
+
+    def __init__(
+        self,
+        *,
+        offerer: bool,
+        ping_seconds: float = PING_SECONDS,
+        silence_seconds: float = SILENCE_SECONDS,
+        retry_seconds: float = RETRY_SECONDS,
+        give_up_seconds: float = GIVE_UP_SECONDS,
+    ) -> None:
+        self.liveness = Liveness(ping_seconds=ping_seconds, silence_seconds=silence_seconds)
+        self.reconnect = Reconnect(offerer=offerer, retry_seconds=retry_seconds, give_up_seconds=give_up_seconds)
+
+    @property
+    def reconnecting(self) -> bool:
+        """Between an interruption and its outcome: the side shows "reconnecting"; no connect deadline applies."""
+        return self.reconnect.reconnecting
+
+    def opened(self, now: float) -> list[RecoveryAction]:
+        """The control channel of a new peer connection is open (see :meth:`Liveness.opened`)."""
+        return list(self.liveness.opened(now))
+
+    def closed(self) -> list[RecoveryAction]:
+        """The control channel is gone (see :meth:`Liveness.closed`)."""
+        return list(self.liveness.closed())
+
+    def stop(self) -> list[RecoveryAction]:
+        """The other side left, or the session is over: no watching, no reconnecting, no outcome."""
+        self.liveness.stop()
+        self.reconnect.stop()
+        return []
+
+    def ping_received(self, seq: int, now: float) -> list[RecoveryAction]:
+        """A ping on the current connection's control channel."""
+        return self._follow(self.liveness.ping_received(seq, now), now)
+
+    def pong_received(self, seq: int, now: float) -> list[RecoveryAction]:
+        """A pong on the current connection's control channel."""
+        return self._follow(self.liveness.pong_received(seq, now), now)
+
+    def heard(self, now: float) -> list[RecoveryAction]:
+        """Any other message on the current connection's channels."""
+        return self._follow(self.liveness.heard(now), now)
+
+    def attempt_connected(self, now: float) -> list[RecoveryAction]:
+        """The latest offer's connection is up (see :meth:`Reconnect.attempt_connected`)."""
+        self.reconnect.attempt_connected(now)
+        return []
+
+    def tick(self, now: float) -> list[RecoveryAction]:
+        """The time is ``now``: pings, the interruption, the next offer or giving up, as due."""
+        actions = self._follow(self.liveness.tick(now), now)
+        for action in self.reconnect.tick(now):
+            if isinstance(action, GaveUp):
+                self.liveness.stop()
+            if isinstance(action, Reoffer | GaveUp):
+                actions.append(action)
+        return actions
+
+    def due_at(self) -> float | None:
+        """When :meth:`tick` next has something to do (None: nothing until another event)."""
+        return min((t for t in (self.liveness.due_at(), self.reconnect.due_at()) if t is not None), default=None)
+
+    def _follow(self, actions: list[LivenessAction], now: float) -> list[RecoveryAction]:
+        out: list[RecoveryAction] = []
+        for action in actions:
+            if isinstance(action, Interrupted):
+                out.append(action)
+                out += [a for a in self.reconnect.interrupted(now) if isinstance(a, Reoffer)]
+            elif isinstance(action, Restored):
+                back = [a for a in self.reconnect.restored(now) if isinstance(a, Reconnected)]
+                out.append(Restored(action.silent_seconds, back[0].attempts if back else 0))
+            else:
+                out.append(action)
+        return out
 
 
 # --- words ----------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from peer.liveness import (
     Liveness,
     Reconnect,
     Reconnected,
+    Recovery,
     Reoffer,
     Restored,
     SendPing,
@@ -298,30 +299,92 @@ def test_due_at_is_the_next_offer_or_the_end() -> None:
     assert technician.due_at() == 10.0 + GIVE_UP_SECONDS
 
 
-def test_liveness_and_reconnect_together_a_link_down_for_ten_seconds() -> None:
-    """The host's side of a 10 s outage: interrupted 3 s in, offers every 3 s, back on the first pong after."""
-    liveness, reconnect = Liveness(), Reconnect(offerer=True)
-    liveness.opened(0.0)
-    link_up = lambda t: not 5.0 <= t < 15.0  # noqa: E731 - the outage, as a predicate of time
-    offers, outcome, t = 0, None, 0.0
-    while t < 40.0 and outcome is None:
+# --- Recovery: both together -------------------------------------------------------------
+
+
+def outage(recovery: Recovery, down: tuple[float, float], until: float = 120.0) -> list[tuple[float, object]]:
+    """Drive ``recovery`` as a side would, the other side answering every ping while the link is up.
+
+    Each re-offer's channel opens at once (the fake is fast); every action is kept with its time.
+    """
+    seen: list[tuple[float, object]] = []
+
+    def carry_out(actions: list[object], t: float) -> None:
+        for action in actions:
+            seen.append((t, action))
+            if isinstance(action, SendPing) and not down[0] <= t < down[1]:
+                carry_out(list(recovery.pong_received(action.seq, t)), t)
+            elif isinstance(action, Reoffer):
+                recovery.closed()
+                carry_out(list(recovery.opened(t)), t)
+
+    carry_out(list(recovery.opened(0.0)), 0.0)
+    t = 0.0
+    while t < until:
         t = round(t + 0.25, 6)
-        for action in liveness.tick(t):
-            if isinstance(action, SendPing) and link_up(t):
-                for back in liveness.pong_received(action.seq, t):
-                    assert isinstance(back, Restored)
-                    outcome = reconnect.restored(t)
-            elif isinstance(action, Interrupted):
-                offers += len(reconnect.interrupted(t))
-        for action in reconnect.tick(t):
-            assert isinstance(action, Reoffer)
-            offers += 1
-            liveness.closed()
-            liveness.opened(t)  # the new connection's channel (at once: the fake is fast)
-    assert outcome is not None
-    [back] = outcome
-    assert isinstance(back, Reconnected) and 15.0 <= t <= 15.0 + PING_SECONDS
-    assert back.attempts == offers >= 3
+        carry_out(list(recovery.tick(t)), t)
+    return seen
+
+
+def test_a_link_down_for_ten_seconds_is_reconnecting_then_restored_within_a_second_of_its_return() -> None:
+    seen = outage(Recovery(offerer=True), down=(5.0, 15.0))
+    outcomes = [(t, a) for t, a in seen if isinstance(a, Interrupted | Restored | GaveUp)]
+    offers = [(t, a) for t, a in seen if isinstance(a, Reoffer)]
+    assert outcomes[0] == (7.0, Interrupted(3.0))          # last pong at 4.0
+    assert offers[0] == (7.0, Reoffer(1))                  # offered at once
+    [(back_at, restored)] = outcomes[1:]
+    assert isinstance(restored, Restored) and 15.0 <= back_at <= 15.0 + PING_SECONDS
+    assert restored.attempts == len(offers) == 3 and restored.silent_seconds == pytest.approx(back_at - 4.0)
+    assert all(t <= back_at for t, _ in offers)            # no offer once it is back
+
+
+def test_a_link_that_never_returns_is_given_up_after_a_minute_and_watched_no_more() -> None:
+    recovery = Recovery(offerer=True)
+    seen = outage(recovery, down=(5.0, 10_000.0), until=300.0)
+    outcomes = [(t, a) for t, a in seen if isinstance(a, Interrupted | Restored | GaveUp)]
+    assert outcomes == [(7.0, Interrupted(3.0)), (67.0, GaveUp(60.0, 20))]
+    assert not recovery.reconnecting and not recovery.liveness.watching
+    assert not any(isinstance(a, SendPing) for t, a in seen if t > 67.0)  # its channel was replaced, then left
+
+
+def test_the_technician_side_shows_reconnecting_and_gives_up_without_offering() -> None:
+    recovery = Recovery(offerer=False)
+    recovery.opened(0.0)
+    recovery.heard(0.5)
+    actions = [a for t in range(1, 100) for a in recovery.tick(float(t))]
+    assert Interrupted(3.5) in actions and GaveUp(60.0, 0) in actions
+    assert not any(isinstance(a, Reoffer) for a in actions)
+
+
+def test_restored_by_the_old_connection_counts_no_attempt_and_resets() -> None:
+    recovery = Recovery(offerer=False)
+    recovery.opened(0.0)
+    recovery.tick(3.0)
+    assert recovery.reconnecting
+    assert recovery.heard(4.0) == [Restored(4.0, 0)]
+    assert not recovery.reconnecting
+    assert not any(isinstance(a, Interrupted) for a in recovery.tick(6.9))  # the silence runs again from 4.0
+    assert Interrupted(3.0) in recovery.tick(7.0)
+
+
+def test_a_connected_attempt_holds_off_the_next_offer() -> None:
+    recovery = Recovery(offerer=True)
+    recovery.opened(0.0)
+    assert Reoffer(1) in recovery.tick(3.0)
+    recovery.closed()
+    recovery.opened(3.1)
+    assert recovery.attempt_connected(5.5) == []
+    assert not any(isinstance(a, Reoffer) for a in recovery.tick(6.0))
+    assert Reoffer(2) in recovery.tick(8.5)
+
+
+def test_stop_ends_watching_and_reconnecting_without_an_outcome() -> None:
+    recovery = Recovery(offerer=True)
+    recovery.opened(0.0)
+    recovery.tick(3.0)
+    recovery.stop()
+    assert not recovery.reconnecting and recovery.due_at() is None
+    assert [a for t in range(4, 200) for a in recovery.tick(float(t))] == []
 
 
 # --- the messages and the host's allowance for them ---------------------------------------
