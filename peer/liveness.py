@@ -1,14 +1,16 @@
 """Is the other side still there? Liveness on the ``control`` channel, and the plan to reconnect.
 
-aioice notices a broken path only when consent freshness fails, 24 to 36 s after the path
-broke, and aiortc cannot restart ICE on a peer connection: recovering means a new peer
-connection and a new offer (``/work/notes/issue18-research.md`` section 2). So each side
-notices on its own, sooner:
+aioice notices a broken path only when consent freshness fails (a check every ~5 s, six
+failures in a row: 24 to 36 s after the path broke), and aiortc cannot restart ICE on a peer
+connection (no ``restartIce``; a stopped ICE transport stays stopped): recovering means a
+new peer connection and a new offer. So each side notices on its own, sooner:
 
 - :class:`Liveness` pings the other side once a second on ``control``
   (:class:`~protocol.channel.Ping`), answers its pings (:class:`~protocol.channel.Pong`), and
-  says the connection is *interrupted* after :data:`SILENCE_SECONDS` in which nothing came
-  from the other side, *restored* when something does again;
+  says the connection is *interrupted* after :data:`SILENCE_SECONDS` without an answer to
+  its own pings, *restored* when an answer comes again. Only an answer counts: it has made
+  the round trip, while the other side's pings or chat prove only the way here, and a path
+  broken one way only must be noticed by both sides (only the host can offer again);
 - :class:`Reconnect` is what follows an interruption. The host, the offerer, offers a new peer
   connection at once and every :data:`RETRY_SECONDS` (each with the latest ICE configuration,
   each replacing the last, so no attempt is left to back off into aioice's slow retransmissions)
@@ -18,10 +20,9 @@ notices on its own, sooner:
 
 :class:`Recovery` runs the two together, as each side does. All are pure: the time is passed
 in (monotonic seconds), events go in and actions come out, and the session carries them out
-(as :mod:`host_client.session_state`). The words each side's
-person reads are here too (:data:`USER_WORDS`, :data:`TECHNICIAN_WORDS`); the browser console
-keeps its copy in ``tech_console/web/js/live_view.js`` (``tests/unit/test_liveness.py`` holds
-them equal).
+(as :mod:`host_client.session_state`). The words each side's person reads are here too
+(:data:`USER_WORDS`, :data:`TECHNICIAN_WORDS`); the browser console keeps its copy in
+``tech_console/web/js/live_view.js`` (``tests/unit/test_liveness.py`` holds them equal).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 PING_SECONDS = 1.0
 """How often each side pings the other while its control channel is open."""
 SILENCE_SECONDS = 3.0
-"""Nothing from the other side for this long: the connection is interrupted (three missed pongs)."""
+"""No answer to this side's pings for this long: the connection is interrupted (three missed pongs)."""
 RETRY_SECONDS = 3.0
 """How often the host offers a new connection while reconnecting: an attempt's connectivity checks
 retransmit at 0.5, 1.5 and 3.5 s, so a fresh attempt finds a path that came back sooner than an
@@ -59,14 +60,14 @@ class SendPong:
 
 @dataclass(frozen=True)
 class Interrupted:
-    """Nothing came from the other side for ``silent_seconds``: show "reconnecting", start :class:`Reconnect`."""
+    """No answer from the other side for ``silent_seconds``: show "reconnecting", start :class:`Reconnect`."""
 
     silent_seconds: float
 
 
 @dataclass(frozen=True)
 class Restored:
-    """The other side is heard again, ``silent_seconds`` after it was last heard before the gap.
+    """The other side answers again, ``silent_seconds`` after its last answer before the gap.
 
     ``attempts``: new connections offered meanwhile (:class:`Recovery` counts them; a
     :class:`Liveness` on its own knows of none).
@@ -84,10 +85,10 @@ class Liveness:
     """One side's view of whether the other side is there, across the session's peer connections.
 
     The session tells it when a connection's control channel opens (:meth:`opened`) and
-    closes (:meth:`closed`), hands it every ping, pong and other message that arrives on the
-    *current* connection's channels, and calls :meth:`tick` at least every
-    :data:`PING_SECONDS` (or at :meth:`due_at`). Watching starts with the first channel that
-    opens (the connect deadline covers the time before) and ends with :meth:`stop`.
+    closes (:meth:`closed`), hands it every ping and pong that arrives on the *current*
+    connection's control channel, and calls :meth:`tick` at least every :data:`PING_SECONDS`
+    (or at :meth:`due_at`). Watching starts with the first channel that opens (the connect
+    deadline covers the time before) and ends with :meth:`stop`.
     """
 
     def __init__(self, *, ping_seconds: float = PING_SECONDS, silence_seconds: float = SILENCE_SECONDS) -> None:
@@ -97,30 +98,30 @@ class Liveness:
         self._channel_first_seq: int | None = None
         """The first ``seq`` pinged on the open channel; None while no channel is open."""
         self._next_ping_at: float | None = None
-        self._last_heard: float | None = None
-        """When the other side was last heard (or the channel opened); None while not watching."""
+        self._last_answer: float | None = None
+        """When the other side last answered (or the channel opened); None while not watching."""
         self._gap_from: float | None = None
-        """When the other side was last heard before the interruption; None while not interrupted."""
+        """When the other side last answered before the interruption; None while not interrupted."""
 
     @property
     def interrupted(self) -> bool:
-        """Nothing came from the other side for :data:`SILENCE_SECONDS`, and nothing since."""
+        """No answer from the other side for :data:`SILENCE_SECONDS`, and none since."""
         return self._gap_from is not None
 
     @property
     def watching(self) -> bool:
         """A channel opened since the start (or the last :meth:`stop`): silence counts."""
-        return self._last_heard is not None
+        return self._last_answer is not None
 
     def opened(self, now: float) -> list[LivenessAction]:
         """The control channel of a new peer connection is open: ping at once, then every second.
 
-        Outside an interruption the new channel gets the full :data:`SILENCE_SECONDS` to be
-        heard; within one, only hearing the other side restores the connection.
+        Outside an interruption the new channel gets the full :data:`SILENCE_SECONDS` for an
+        answer; within one, only an answer restores the connection.
         """
         self._channel_first_seq = self._next_seq
         if not self.interrupted:
-            self._last_heard = now
+            self._last_answer = now
         return [self._ping(now)]
 
     def closed(self) -> list[LivenessAction]:
@@ -134,7 +135,7 @@ class Liveness:
 
     def stop(self) -> list[LivenessAction]:
         """The other side left, or the session is over: watch no more, until a channel opens again."""
-        self._channel_first_seq = self._next_ping_at = self._last_heard = self._gap_from = None
+        self._channel_first_seq = self._next_ping_at = self._last_answer = self._gap_from = None
         return []
 
     def tick(self, now: float) -> list[LivenessAction]:
@@ -142,36 +143,30 @@ class Liveness:
         actions: list[LivenessAction] = []
         if self._next_ping_at is not None and now >= self._next_ping_at:
             actions.append(self._ping(now))
-        if self._last_heard is not None and not self.interrupted and now - self._last_heard >= self._silence_seconds:
-            self._gap_from = self._last_heard
-            actions.append(Interrupted(round(now - self._last_heard, 3)))
+        if self._last_answer is not None and not self.interrupted and now - self._last_answer >= self._silence_seconds:
+            self._gap_from = self._last_answer
+            actions.append(Interrupted(round(now - self._last_answer, 3)))
         return actions
 
     def due_at(self) -> float | None:
         """When :meth:`tick` next has something to do (None: nothing until another event)."""
         due = [] if self._next_ping_at is None else [self._next_ping_at]
-        if self._last_heard is not None and not self.interrupted:
-            due.append(self._last_heard + self._silence_seconds)
+        if self._last_answer is not None and not self.interrupted:
+            due.append(self._last_answer + self._silence_seconds)
         return min(due, default=None)
 
-    def ping_received(self, seq: int, now: float) -> list[LivenessAction]:
-        """The other side pinged on the open channel: answer, and it is heard."""
-        if self._channel_first_seq is None:
-            return []
-        return [SendPong(seq), *self.heard(now)]
+    def ping_received(self, seq: int) -> list[LivenessAction]:
+        """The other side pinged on the open channel: answer (that proves nothing to this side)."""
+        return [] if self._channel_first_seq is None else [SendPong(seq)]
 
     def pong_received(self, seq: int, now: float) -> list[LivenessAction]:
         """The other side answered a ping; one sent before the open channel did (an earlier
         connection's, or a ``seq`` never sent) proves nothing about this connection."""
-        if self._channel_first_seq is None or not self._channel_first_seq <= seq < self._next_seq:
+        if self._channel_first_seq is None or self._last_answer is None:
             return []
-        return self.heard(now)
-
-    def heard(self, now: float) -> list[LivenessAction]:
-        """Any other message from the other side on the open channel (chat, input, monitors...)."""
-        if self._channel_first_seq is None or self._last_heard is None:
+        if not self._channel_first_seq <= seq < self._next_seq:
             return []
-        self._last_heard = max(self._last_heard, now)
+        self._last_answer = max(self._last_answer, now)
         if self._gap_from is None:
             return []
         gap, self._gap_from = now - self._gap_from, None
@@ -267,14 +262,14 @@ class Reconnect:
         return give_up_at if self._next_offer_at is None else min(self._next_offer_at, give_up_at)
 
     def attempt_connected(self, now: float) -> list[ReconnectAction]:
-        """The latest offer's connection is up, its control channel yet to be heard: the next
+        """The latest offer's connection is up, its control channel yet to answer: the next
         offer waits a full :data:`RETRY_SECONDS` from now rather than cut that short."""
         if self._started_at is not None and self._next_offer_at is not None:
             self._next_offer_at = now + self._retry_seconds
         return []
 
     def restored(self, now: float) -> list[ReconnectAction]:
-        """:class:`Liveness` hears the other side again: the reconnecting is over, the schedule starts afresh next time."""
+        """:class:`Liveness` has an answer again: the reconnecting is over, the schedule starts afresh next time."""
         if self._started_at is None:
             return []
         back = Reconnected(round(now - self._started_at, 3), self.attempts)
@@ -344,17 +339,13 @@ class Recovery:
         self.reconnect.stop()
         return []
 
-    def ping_received(self, seq: int, now: float) -> list[RecoveryAction]:
-        """A ping on the current connection's control channel."""
-        return self._follow(self.liveness.ping_received(seq, now), now)
+    def ping_received(self, seq: int) -> list[RecoveryAction]:
+        """A ping on the current connection's control channel: answer it."""
+        return list(self.liveness.ping_received(seq))
 
     def pong_received(self, seq: int, now: float) -> list[RecoveryAction]:
         """A pong on the current connection's control channel."""
         return self._follow(self.liveness.pong_received(seq, now), now)
-
-    def heard(self, now: float) -> list[RecoveryAction]:
-        """Any other message on the current connection's channels."""
-        return self._follow(self.liveness.heard(now), now)
 
     def attempt_connected(self, now: float) -> list[RecoveryAction]:
         """The latest offer's connection is up (see :meth:`Reconnect.attempt_connected`)."""

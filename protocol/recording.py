@@ -99,15 +99,15 @@ class ReasonData(_EventData):
 
 
 class MediaInterruptedData(_EventData):
-    """``media.interrupted``: nothing came from the technician for ``silent_seconds`` (the
+    """``media.interrupted``: the technician's side answered no ping for ``silent_seconds`` (the
     recording goes on; the trail marks where the technician stopped seeing it)."""
 
     silent_seconds: float = Field(ge=0, le=86_400, allow_inf_nan=False)
 
 
 class MediaRestoredData(_EventData):
-    """``media.restored``: the technician is heard again, ``silent_seconds`` after they were last
-    heard, after ``attempts`` new connections offered (0: the old one came back by itself)."""
+    """``media.restored``: the technician's side answers again, ``silent_seconds`` after its last
+    answer, after ``attempts`` new connections offered (0: the old one came back by itself)."""
 
     silent_seconds: float = Field(ge=0, le=86_400, allow_inf_nan=False)
     attempts: int = Field(ge=0, le=100_000)
