@@ -46,6 +46,7 @@ from protocol.channel import (
 )
 from protocol.frames import ErrorCode, MessageError
 from protocol.rates import Flow, MessageRate
+from protocol.signalling import Answer, Offer, parse_peer_message
 
 LIVE_VIEW_JS = Path(__file__).resolve().parents[2] / "tech_console" / "web" / "js" / "live_view.js"
 
@@ -456,6 +457,16 @@ def test_a_ping_flood_costs_no_more_pongs_than_its_allowance_and_leaves_control_
     # And a flood dressed as pings but padded past the liveness size spends control, not liveness.
     padded = json.dumps({"type": "ping", "seq": 1}, indent=MAX_LIVENESS_FRAME_BYTES)
     assert not allowances.admit(padded, seconds)
+
+
+def test_an_answer_names_the_offer_it_answers_and_old_peers_name_none() -> None:
+    offer = parse_peer_message('{"type": "offer", "sdp": "v=0", "attempt": 7}')
+    answer = parse_peer_message(Answer(sdp="v=0", attempt=7).model_dump_json())
+    assert isinstance(offer, Offer) and isinstance(answer, Answer) and offer.attempt == answer.attempt == 7
+    assert parse_peer_message('{"type": "answer", "sdp": "v=0"}') == Answer(sdp="v=0", attempt=None)
+    for bad in (0, -1, 100_001, 1.5, "seven"):
+        with pytest.raises(MessageError):
+            parse_peer_message(json.dumps({"type": "answer", "sdp": "v=0", "attempt": bad}))
 
 
 # --- words --------------------------------------------------------------------------------
