@@ -6,8 +6,8 @@ Three channels, created by the host (the offerer):
 ``pointer`` unordered, no retransmits: pointer moves only. A lost move is
             replaced by the next one; buttons and wheel carry their own
             coordinates, so a click never lands where a late move left the pointer.
-``control`` reliable, ordered: chat, clipboard, monitors, and the host's
-            reports of refused input.
+``control`` reliable, ordered: chat, clipboard, monitors, the host's
+            reports of refused input, and liveness (``ping``/``pong``, both ways).
 
 Coordinates are normalised to the selected monitor: (0, 0) is its top-left
 pixel, (1, 1) its bottom-right. Every input message carries a ``seq`` so a
@@ -16,16 +16,24 @@ refusal can name the message it refuses.
 The host takes each channel's messages at a bounded rate (``*_MESSAGES_PER_SECOND``
 after a burst): beyond it they are dropped, counted as refused, and the
 technician is told at most every 5 s (a ``refused`` with ``what`` ``rate_limited``).
+
+Liveness: each side sends a ``ping`` a second on ``control`` once it is open and
+answers each ``ping`` with a ``pong`` of the same ``seq`` (:mod:`peer.liveness` decides
+when, and what a silence means). Those small frames are recognised before anything is
+parsed (:func:`is_liveness_frame`) and taken at a rate of their own
+(``LIVENESS_MESSAGES_PER_SECOND``): a chat flood cannot starve them into a false
+"interrupted", and a ping flood spends only that allowance, never the control one.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from .api import MultiLine
-from .frames import parse_frame
+from .frames import frame_size, parse_frame
 
 INPUT_CHANNEL = "input"
 POINTER_CHANNEL = "pointer"
@@ -41,6 +49,14 @@ INPUT_MESSAGE_BURST = 500
 CONTROL_MESSAGES_PER_SECOND = 5
 """What the host takes on ``control`` (chat, clipboard, monitor choices) once the burst is spent."""
 CONTROL_MESSAGE_BURST = 20
+LIVENESS_MESSAGES_PER_SECOND = 4
+"""What the host takes of ``ping`` and ``pong`` on ``control``: the other side sends one ping and
+one pong a second; twice that leaves room, and each ping admitted costs one pong, no more."""
+LIVENESS_MESSAGE_BURST = 10
+"""Pings and pongs held up by a stall shorter than the interruption limit arrive together."""
+MAX_LIVENESS_FRAME_BYTES = 128
+"""A ``ping`` or ``pong`` is at most this long (ours are under 50 bytes); a longer frame is no
+liveness message and is charged to the control allowance like any other."""
 MAX_CHAT_CHARS = 4000
 MAX_CLIPBOARD_CHARS = 32_000
 
@@ -172,12 +188,33 @@ class Notice(_Message):
     text: str = Field(max_length=500)
 
 
+class Ping(_Message):
+    """Either side: are you there? Answered with a :class:`Pong` of the same ``seq``.
+
+    ``seq`` counts the sender's pings in the session (it never restarts with a new peer
+    connection), so a pong that answers a ping of an earlier connection is told apart.
+    """
+
+    type: Literal["ping"] = "ping"
+    seq: Seq
+
+
+class Pong(_Message):
+    """Either side: the answer to the :class:`Ping` with this ``seq``."""
+
+    type: Literal["pong"] = "pong"
+    seq: Seq
+
+
 TechControlMessage = Annotated[Chat | Clipboard | SelectMonitor, Field(discriminator="type")]
 HostControlMessage = Annotated[Chat | Clipboard | Monitors | Refused | Notice, Field(discriminator="type")]
 
 _input: TypeAdapter[InputMessageT] = TypeAdapter(InputMessage)
 _tech_control: TypeAdapter[Chat | Clipboard | SelectMonitor] = TypeAdapter(TechControlMessage)
 _host_control: TypeAdapter[Chat | Clipboard | Monitors | Refused | Notice] = TypeAdapter(HostControlMessage)
+LivenessMessage = Annotated[Ping | Pong, Field(discriminator="type")]
+_liveness: TypeAdapter[Ping | Pong] = TypeAdapter(LivenessMessage)
+_LIVENESS_TYPES = ("ping", "pong")
 _INPUT_TYPES = ("pointer_move", "pointer_button", "wheel", "key", "text")
 _TECH_CONTROL_TYPES = ("chat", "clipboard", "select_monitor")
 _HOST_CONTROL_TYPES = ("chat", "clipboard", "monitors", "refused", "notice")
@@ -197,6 +234,27 @@ def parse_tech_control(frame: str | bytes) -> Chat | Clipboard | SelectMonitor:
 def parse_host_control(frame: str | bytes) -> Chat | Clipboard | Monitors | Refused | Notice:
     """A control message from the host, as the technician reads it."""
     return parse_frame(frame, _host_control, _HOST_CONTROL_TYPES, MAX_CHANNEL_MESSAGE_BYTES)
+
+
+def is_liveness_frame(frame: str | bytes) -> bool:
+    """Whether a ``control`` frame is a ``ping`` or ``pong`` (valid or not): small, a JSON object, of that type.
+
+    Judged before any rate is charged, so it never reads more than
+    :data:`MAX_LIVENESS_FRAME_BYTES`; a frame it says yes to goes to :func:`parse_liveness`,
+    any other to the side's control parser.
+    """
+    if frame_size(frame) > MAX_LIVENESS_FRAME_BYTES:
+        return False
+    try:
+        data = json.loads(frame)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("type") in _LIVENESS_TYPES
+
+
+def parse_liveness(frame: str | bytes) -> Ping | Pong:
+    """A ``ping`` or ``pong`` from the other side, read by the host and the technician alike."""
+    return parse_frame(frame, _liveness, _LIVENESS_TYPES, MAX_LIVENESS_FRAME_BYTES)
 
 
 def to_pixel(value: float, origin: int, extent: int) -> int:

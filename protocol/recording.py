@@ -25,6 +25,7 @@ A retry sends the same event with the same id, and the broker stores it once.
 HOST_EVENT_KINDS = frozenset({
     "input.applied", "input.refused", "input.text", "chat.sent", "chat.received", "clipboard.sent",
     "clipboard.received", "monitor.selected", "recording.behind", "recording.caught_up", "grant.refused",
+    "media.interrupted", "media.restored", "media.lost",
 })
 """Events a host may report."""
 TECHNICIAN_EVENT_KINDS = frozenset({
@@ -97,6 +98,29 @@ class ReasonData(_EventData):
     reason: str = Field(max_length=500)
 
 
+class MediaInterruptedData(_EventData):
+    """``media.interrupted``: the technician's side answered no ping for ``silent_seconds`` (the
+    recording goes on; the trail marks where the technician stopped seeing it)."""
+
+    silent_seconds: float = Field(ge=0, le=86_400, allow_inf_nan=False)
+
+
+class MediaRestoredData(_EventData):
+    """``media.restored``: the technician's side answers again, ``silent_seconds`` after its last
+    answer, after ``attempts`` new connections offered (0: the old one came back by itself)."""
+
+    silent_seconds: float = Field(ge=0, le=86_400, allow_inf_nan=False)
+    attempts: int = Field(ge=0, le=100_000)
+
+
+class MediaLostData(_EventData):
+    """``media.lost``: the host gave up reconnecting after ``seconds``, having offered ``attempts``
+    new connections (the session and its recording go on without a picture for the technician)."""
+
+    seconds: float = Field(ge=0, le=86_400, allow_inf_nan=False)
+    attempts: int = Field(ge=0, le=100_000)
+
+
 class NoData(_EventData):
     """``recording.caught_up``: nothing more to say."""
 
@@ -106,6 +130,7 @@ EVENT_DATA: dict[str, type[_EventData]] = {
     "clipboard.sent": ClipboardData, "clipboard.received": ClipboardData, "monitor.selected": MonitorData,
     "input.sent": CountData, "input.applied": CountData, "input.refused": CountData,
     "recording.behind": RecordingBehindData, "recording.caught_up": NoData, "grant.refused": ReasonData,
+    "media.interrupted": MediaInterruptedData, "media.restored": MediaRestoredData, "media.lost": MediaLostData,
 }
 """The shape of each reported kind's ``data``."""
 

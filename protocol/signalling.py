@@ -62,13 +62,23 @@ class _Message(BaseModel):
 
 
 class Offer(_Message):
+    """The host's offer of a new peer connection (each one replaces the last)."""
+
     type: Literal["offer"] = "offer"
     sdp: str = Field(min_length=1, max_length=MAX_SDP_CHARS)
+    attempt: int | None = Field(default=None, ge=1, le=100_000)
+    """Counts the host's offers in the session; the answer names it. While the host reconnects it
+    offers every few seconds, and offers held up behind a broken link arrive together: only the
+    answer to the latest may be applied. None from hosts that do not count."""
 
 
 class Answer(_Message):
+    """The technician's answer to an offer."""
+
     type: Literal["answer"] = "answer"
     sdp: str = Field(min_length=1, max_length=MAX_SDP_CHARS)
+    attempt: int | None = Field(default=None, ge=1, le=100_000)
+    """The ``attempt`` of the offer it answers (None when the offer had none)."""
 
 
 class IceCandidate(_Message):

@@ -146,6 +146,23 @@ def test_bad_events_are_refused_with_the_error_shape_and_nothing_is_stored(broke
     assert stored_ids(broker, session_id) == []
 
 
+def test_the_host_marks_a_media_gap_in_the_trail_and_the_technician_cannot(broker, admin) -> None:
+    session_id, host = paired_session(broker, admin)
+    gap = [event("gggggggg-1", "media.interrupted", silent_seconds=3.1),
+           event("gggggggg-2", "media.restored", silent_seconds=9.4, attempts=3),
+           event("gggggggg-3", "media.lost", seconds=60.0, attempts=20)]
+    stored = post(broker, session_id, host, {"events": gap})
+    assert stored.status_code == 200, stored.text
+    rows = broker.sql("SELECT kind, data FROM audit_events WHERE session_id = ? AND peer_event_id IS NOT NULL "
+                      "ORDER BY id", session_id)
+    assert [(kind, {k: v for k, v in json.loads(data).items() if k not in ("event_id", "reported_at")})
+            for kind, data in rows] == [("media.interrupted", {"silent_seconds": 3.1}),
+                                        ("media.restored", {"silent_seconds": 9.4, "attempts": 3}),
+                                        ("media.lost", {"seconds": 60.0, "attempts": 20})]
+    refused = post(broker, session_id, broker.login(), {"events": [event("gggggggg-4", "media.interrupted", silent_seconds=3.0)]})
+    assert refused.status_code == 422 and refused.json()["error"] == "invalid_event"
+
+
 def test_a_batch_too_large_or_not_json_is_refused(broker, admin) -> None:
     session_id, host = paired_session(broker, admin)
     too_many = post(broker, session_id, host, {"events": [event(f"ffffffff-{n}") for n in range(501)]})

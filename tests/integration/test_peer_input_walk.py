@@ -231,8 +231,8 @@ def test_every_upload_refuses_bad_headers(broker: BrokerProcess, ids: dict[str, 
 # --- signalling -------------------------------------------------------------------------
 
 SIGNAL_EXAMPLES: dict[str, dict[str, Any]] = {
-    "offer": {"type": "offer", "sdp": "v=0"},
-    "answer": {"type": "answer", "sdp": "v=0"},
+    "offer": {"type": "offer", "sdp": "v=0", "attempt": 1},
+    "answer": {"type": "answer", "sdp": "v=0", "attempt": 1},
     "ice": {"type": "ice", "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdp_mid": "0", "sdp_mline_index": 0},
     "ice_failed": {"type": "ice_failed", "attempt": 1, "seconds": 15.0, "local_types": ["host", "relay"],
                    "remote_types": ["host"], "turn_failures": [{"url": "turn:198.18.0.1:3478", "reason": "refused"}]},

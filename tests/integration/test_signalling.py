@@ -105,11 +105,11 @@ async def test_both_peers_are_welcomed_introduced_and_relayed_verbatim(broker, a
                 "peer": {"role": "technician", "user": {"id": 1, "username": "admin", "display_name": "Administrator"}, "host": None},
             }
 
-            offer = {"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n" + "a=x\r\n" * 2000}
+            offer = {"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n" + "a=x\r\n" * 2000, "attempt": 1}
             assert MAX_MESSAGE_BYTES - 4096 < len(json.dumps(offer)) < MAX_MESSAGE_BYTES  # a big but allowed SDP
             await host.send(json.dumps(offer))
             assert await receive(tech) == offer
-            answer = {"type": "answer", "sdp": "v=0\r\n"}
+            answer = {"type": "answer", "sdp": "v=0\r\n", "attempt": 1}
             await tech.send(json.dumps(answer))
             assert await receive(host) == answer
             ice = {"type": "ice", "candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdp_mid": "0", "sdp_mline_index": 0}
@@ -177,16 +177,16 @@ async def test_bad_frames_get_an_error_and_disturb_neither_this_nor_another_sess
             assert error["message"] and set(error) == {"type", "code", "message"}
             # The connection is still usable: the next good frame is relayed.
             await host_a.send(json.dumps({"type": "offer", "sdp": f"after bad frame {i}"}))
-            assert await receive(tech_a) == {"type": "offer", "sdp": f"after bad frame {i}"}
+            assert await receive(tech_a) == {"type": "offer", "sdp": f"after bad frame {i}", "attempt": None}
         await host_a.send(b'{"type": "offer", "sdp": "binary frames work too"}')
         assert (await receive(tech_a))["sdp"] == "binary frames work too"
 
         # Session B never saw any of it and still relays both ways.
         await assert_silent(host_b, tech_b, tech_a)
         await host_b.send(json.dumps({"type": "offer", "sdp": "b"}))
-        assert await receive(tech_b) == {"type": "offer", "sdp": "b"}
+        assert await receive(tech_b) == {"type": "offer", "sdp": "b", "attempt": None}  # a host that does not count
         await tech_b.send(json.dumps({"type": "answer", "sdp": "b"}))
-        assert await receive(host_b) == {"type": "answer", "sdp": "b"}
+        assert await receive(host_b) == {"type": "answer", "sdp": "b", "attempt": None}
     rows = broker.sql("SELECT state FROM support_sessions WHERE id IN (?, ?)", session_a, session_b)
     assert rows == [("connected",), ("connected",)]
 
@@ -203,7 +203,7 @@ async def test_a_frame_over_the_server_limit_closes_only_that_connection(broker,
                 await receive(host_a)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
         await host_b.send(json.dumps({"type": "offer", "sdp": "unaffected"}))
-        assert await receive(tech_b) == {"type": "offer", "sdp": "unaffected"}
+        assert await receive(tech_b) == {"type": "offer", "sdp": "unaffected", "attempt": None}
 
 
 async def test_messages_without_the_other_peer_are_answered_with_peer_absent(broker, admin, tech_token) -> None:
@@ -254,7 +254,7 @@ async def test_a_host_token_cannot_open_another_session_even_while_its_own_is_op
         refused = await refused_status(broker, session_b, host_a_token)
         assert refused.response.status_code == 403
         await host_b.send(json.dumps({"type": "offer", "sdp": "still mine"}))
-        assert await receive(tech_b) == {"type": "offer", "sdp": "still mine"}
+        assert await receive(tech_b) == {"type": "offer", "sdp": "still mine", "attempt": None}
         await host_a.send(json.dumps({"type": "offer", "sdp": "nobody here yet"}))
         assert (await receive(host_a))["code"] == "peer_absent"  # its own connection is unharmed
         await assert_silent(host_a, host_b, tech_b)

@@ -1,7 +1,8 @@
 """Every data-channel message type, with values nested too deep, too long and of the wrong type.
 
 The host reads the technician's ``input``, ``pointer`` and ``control`` messages,
-the technician the host's ``control`` messages, each through one parser of
+the technician the host's ``control`` messages, both sides each other's ``ping`` and
+``pong`` (on ``control``), each through one parser of
 :mod:`protocol.channel`: every bad value is a :class:`~protocol.frames.MessageError`
 (the host answers it with a ``refused``), never an exception of another kind.
 The host's rate per channel is tested end to end in ``tests/e2e/test_channel_floods.py``.
@@ -20,9 +21,11 @@ from protocol.channel import (
     MAX_CHANNEL_MESSAGE_BYTES,
     HostControlMessage,
     InputMessage,
+    LivenessMessage,
     TechControlMessage,
     parse_host_control,
     parse_input,
+    parse_liveness,
     parse_tech_control,
 )
 from protocol.frames import MAX_MESSAGE_DEPTH, ErrorCode, MessageError
@@ -39,9 +42,12 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "monitors": {"type": "monitors", "monitors": [{"index": 1, "left": 0, "top": 0, "width": 10, "height": 10}], "selected": 1},
     "refused": {"type": "refused", "seq": 1, "what": "key", "reason": "no", "refused_total": 1},
     "notice": {"type": "notice", "text": "paused"},
+    "ping": {"type": "ping", "seq": 1},
+    "pong": {"type": "pong", "seq": 1},
 }
 PARSERS: list[tuple[Any, Callable[[str], object]]] = [
     (InputMessage, parse_input), (TechControlMessage, parse_tech_control), (HostControlMessage, parse_host_control),
+    (LivenessMessage, parse_liveness),
 ]
 TOO_DEEP = json.loads("[" * (MAX_MESSAGE_DEPTH + 1) + "]" * (MAX_MESSAGE_DEPTH + 1))
 REFUSALS = {ErrorCode.too_deep, ErrorCode.too_large, ErrorCode.invalid_message, ErrorCode.invalid_json,

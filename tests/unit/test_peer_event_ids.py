@@ -77,11 +77,27 @@ def test_every_kind_a_peer_reports_has_a_data_shape() -> None:
     ("input.sent", {"count": 1, "seconds": float("inf")}),
     ("monitor.selected", {"index": "1"}),
     ("recording.caught_up", {"why": "x"}),
+    ("media.interrupted", {}),
+    ("media.interrupted", {"silent_seconds": -1.0}),
+    ("media.interrupted", {"silent_seconds": float("nan")}),
+    ("media.restored", {"silent_seconds": 4.0}),
+    ("media.restored", {"silent_seconds": 4.0, "attempts": "2"}),
+    ("media.restored", {"silent_seconds": 4.0, "attempts": -1}),
+    ("media.lost", {"silent_seconds": 60.0, "attempts": 20}),
     ("session.ended", {}),
 ])
 def test_data_that_does_not_fit_its_kind_is_refused(kind: str, data: dict) -> None:
     with pytest.raises(ValidationError):
         PeerEvent(id="abcdefgh-1", kind=kind, at=NOW, data=data)
+
+
+def test_the_media_gap_is_reported_with_its_length_and_attempts() -> None:
+    assert {"media.interrupted", "media.restored", "media.lost"} <= HOST_EVENT_KINDS
+    assert "media.interrupted" not in TECHNICIAN_EVENT_KINDS  # the host's word, as the recording is the host's
+    PeerEvent(id="abcdefgh-1", kind="media.interrupted", at=NOW, data={"silent_seconds": 3})
+    restored = PeerEvent(id="abcdefgh-2", kind="media.restored", at=NOW, data={"silent_seconds": 12.5, "attempts": 4})
+    assert restored.data == {"silent_seconds": 12.5, "attempts": 4}
+    PeerEvent(id="abcdefgh-3", kind="media.lost", at=NOW, data={"seconds": 60.0, "attempts": 20})
 
 
 def test_a_time_without_a_zone_is_refused() -> None:

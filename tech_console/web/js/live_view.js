@@ -64,6 +64,21 @@ export function failureAdvice(failure, theirs) {
   return text;
 }
 
+/**
+ * What the technician reads while the media connection is interrupted, back, or lost: the
+ * Python console's words (peer/liveness.py TECHNICIAN_WORDS; tests/unit/test_liveness.py keeps them equal).
+ */
+export const RECOVERY_WORDS = {
+  reconnecting: "Reconnecting to the user's computer…",
+  restored: "The connection is back.",
+  notRestored: "The user's network may be down, or a firewall now blocks the connection: ask the user to check their network connection.",
+};
+
+/** The sentence when reconnecting gave up after `seconds` (as RecoveryWords.lost in peer/liveness.py). */
+export function notRestoredText(seconds) {
+  return `The connection could not be restored: nothing came through for ${Math.round(seconds)} s. ${RECOVERY_WORDS.notRestored}`;
+}
+
 export class LiveView {
   /**
    * @param {HTMLVideoElement} video where the remote screen plays

@@ -29,6 +29,9 @@ function describe(event) {
     case "transfer.completed": case "transfer.offered": case "transfer.failed": return d.name || "";
     case "session.ended": return [d.ended_by, d.reason].filter(Boolean).join(": ");
     case "grant.issued": return (d.permissions || []).join(", ");
+    case "media.interrupted": return `nothing from the technician for ${d.silent_seconds} s: reconnecting`;
+    case "media.restored": return `back after ${d.silent_seconds} s (${d.attempts} new connections)`;
+    case "media.lost": return `not restored after ${d.seconds} s (${d.attempts} new connections)`;
     default: return "";
   }
 }
