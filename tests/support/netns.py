@@ -30,6 +30,7 @@ says why (the ``net_topology`` fixture fails under CI=true and skips elsewhere).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import os
 import re
@@ -128,6 +129,22 @@ class NetTopology:
         )
         self.processes.append(process)
         return process
+
+    @contextmanager
+    def entered(self, side: Side) -> Iterator[None]:
+        """Move the calling thread into ``side`` for the ``with`` block, then back.
+
+        For a test whose own code is one of the peers (the Python console): sockets it
+        opens meanwhile, and processes it starts, are in ``side``; sockets opened before
+        stay where they were. A network namespace is a per-thread property, so threads
+        that already exist (pytest's, an executor's) are not moved.
+        """
+        with open("/proc/thread-self/ns/net") as home, open(f"/run/netns/{self.ns(side)}") as target:
+            _setns(target.fileno())
+            try:
+                yield
+            finally:
+                _setns(home.fileno())
 
     # --- what the tests do to the network -----------------------------------------------
 
@@ -250,6 +267,17 @@ def _end(process: subprocess.Popen[Any], grace: float = 5.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def _setns(fd: int) -> None:
+    """setns(2) into the network namespace ``fd`` (Python 3.11 has no os.setns)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"setns: {os.strerror(errno)}")
 
 
 def _ip(*args: str) -> None:
