@@ -10,7 +10,7 @@ pair is relay to relay.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 
 import pytest
 
@@ -36,23 +36,26 @@ def turn_env(turn: CoturnServer) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def relay_broker(net_topology: NetTopology, coturn: CoturnServer) -> Iterator[BrokerProcess]:
-    """The broker in the relay namespace, minting TURN credentials; this test's thread in the tech namespace."""
+def relay_broker(net: NetTopology, turn: CoturnServer) -> AbstractContextManager[BrokerProcess]:
+    """The broker in the relay namespace on 198.18.0.1, minting credentials for ``turn``.
+
+    Start it with the thread already in the tech namespace (:meth:`NetTopology.entered`):
+    that is where its readiness check, and then the console, reach 198.18.0.1 from.
+    """
     if "turn_urls" not in Settings.model_fields:
         pytest.skip("this broker does not mint TURN credentials yet (DESKHAND_TURN_URLS)")
-    with net_topology.entered("tech"), BrokerProcess.start(
-        turn_env(coturn), host=PUBLIC_IP, wrap=net_topology.wrap("relay")
-    ) as broker:
-        yield broker
+    return BrokerProcess.start(turn_env(turn), host=PUBLIC_IP, wrap=net.wrap("relay"))
 
 
 async def test_the_python_console_gets_the_picture_through_the_relay(
-    net_topology: NetTopology, coturn: CoturnServer, relay_broker: BrokerProcess, xvfb: XvfbServer
+    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer
 ) -> None:
-    async with live_session(relay_broker, xvfb.env, "--consent", "view", "--insecure", wrap=net_topology.wrap("user")) as live:
-        await live.view.wait_for_frame(45)
-        types = await async_wait_until(
-            lambda: selected_candidate_types(live.view.peer_connection), "a nominated candidate pair"
-        )
-        assert types == ("relay", "relay"), coturn.log()[-3000:]
+    # Entered here, after the fixtures: a session-wide Xvfb started from inside the tech
+    # namespace would be killed with it.
+    with net_topology.entered("tech"), relay_broker(net_topology, coturn) as broker:
+        async with live_session(broker, xvfb.env, "--consent", "view", "--insecure", wrap=net_topology.wrap("user")) as live:
+            await live.view.wait_for_frame(45)
+            types = await async_wait_until(
+                lambda: selected_candidate_types(live.view.peer_connection), "a nominated candidate pair"
+            )
+            assert types == ("relay", "relay"), coturn.log()[-3000:]

@@ -56,6 +56,9 @@ PRIVATE_NET = "198.18.9.0/24"
 STALE = re.compile(r"^dh(\d+)n\d+-(user|tech|relay)$")
 """Namespace names this module makes; the pid tells whether the run that made them is alive."""
 
+NETNS_DIR = "/var/run/netns"
+"""Where ``ip netns add`` pins the namespaces it names."""
+
 _serial = itertools.count()
 
 
@@ -137,9 +140,11 @@ class NetTopology:
         For a test whose own code is one of the peers (the Python console): sockets it
         opens meanwhile, and processes it starts, are in ``side``; sockets opened before
         stay where they were. A network namespace is a per-thread property, so threads
-        that already exist (pytest's, an executor's) are not moved.
+        that already exist (pytest's, an executor's) are not moved. A long-lived process
+        started meanwhile (a session-wide Xvfb) would be killed with the namespace: enter
+        it in the test's body, after the fixtures are set up.
         """
-        with open("/proc/thread-self/ns/net") as home, open(f"/run/netns/{self.ns(side)}") as target:
+        with open("/proc/thread-self/ns/net") as home, open(f"{NETNS_DIR}/{self.ns(side)}") as target:
             _setns(target.fileno())
             try:
                 yield
