@@ -10,6 +10,7 @@ pair is relay to relay.
 
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager
 
 import pytest
@@ -26,17 +27,21 @@ from tests.support.xvfb import XvfbServer
 pytestmark = pytest.mark.slow
 
 
-def turn_env(turn: CoturnServer) -> dict[str, str]:
-    """A broker that mints credentials for ``turn`` (UDP and TCP: TLS trust is the console's own test)."""
+LEGS = {"udp+tcp": ("udp", "tcp"), "tcp": ("tcp",), "tls": ("tls",)}
+"""Which of coturn's URLs the broker hands out: all plain ones, or only TCP or TLS (UDP blocked, as on many office networks)."""
+
+
+def turn_env(turn: CoturnServer, leg: str) -> dict[str, str]:
+    """A broker that mints credentials for ``turn``'s URLs of ``leg``."""
     return {
-        "DESKHAND_TURN_URLS": ",".join(url for url in turn.urls if url.startswith("turn:")),
+        "DESKHAND_TURN_URLS": ",".join(turn.url(part) for part in LEGS[leg]),
         "DESKHAND_TURN_SECRET": SECRET,
         "DESKHAND_TURN_REALM": REALM,
         "DESKHAND_ICE_LOOPBACK": "false",
     }
 
 
-def relay_broker(net: NetTopology, turn: CoturnServer) -> AbstractContextManager[BrokerProcess]:
+def relay_broker(net: NetTopology, turn: CoturnServer, leg: str) -> AbstractContextManager[BrokerProcess]:
     """The broker in the relay namespace on 198.18.0.1, minting credentials for ``turn``.
 
     Start it with the thread already in the tech namespace (:meth:`NetTopology.entered`):
@@ -44,18 +49,29 @@ def relay_broker(net: NetTopology, turn: CoturnServer) -> AbstractContextManager
     """
     if "turn_urls" not in Settings.model_fields:
         pytest.skip("this broker does not mint TURN credentials yet (DESKHAND_TURN_URLS)")
-    return BrokerProcess.start(turn_env(turn), host=PUBLIC_IP, wrap=net.wrap("relay"))
+    return BrokerProcess.start(turn_env(turn, leg), host=PUBLIC_IP, wrap=net.wrap("relay"))
 
 
+@pytest.mark.parametrize("leg", LEGS)
 async def test_the_python_console_gets_the_picture_through_the_relay(
-    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer
+    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, leg: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    assert coturn.certificate is not None
+    # Both peers trust the test CA for turns: (the console is this process, the host inherits).
+    monkeypatch.setenv("DESKHAND_TURN_CA_FILE", str(coturn.certificate.cert))
     # Entered here, after the fixtures: a session-wide Xvfb started from inside the tech
     # namespace would be killed with it.
-    with net_topology.entered("tech"), relay_broker(net_topology, coturn) as broker:
+    with net_topology.entered("tech"), relay_broker(net_topology, coturn, leg) as broker:
         async with live_session(broker, xvfb.env, "--consent", "view", "--insecure", wrap=net_topology.wrap("user")) as live:
             await live.view.wait_for_frame(45)
             types = await async_wait_until(
                 lambda: selected_candidate_types(live.view.peer_connection), "a nominated candidate pair"
             )
             assert types == ("relay", "relay"), coturn.log()[-3000:]
+        ours = [a for a in coturn.allocations() if live.session_id in a.username]
+        # One credential per peer, named for this session, both still valid.
+        users = {a.username for a in ours}
+        assert len(users) == 2, users
+        assert all(int(user.split(":", 1)[0]) > time.time() for user in users)
+        if leg == "tls":
+            assert all(a.tls for a in ours), ours

@@ -1,9 +1,10 @@
 """coturn, the TURN server, inside the relay namespace of a :class:`~tests.support.netns.NetTopology`.
 
     with CoturnServer.start(net, tmp_path) as turn:
-        turn.udp_url                          # "turn:198.18.0.1:3478?transport=udp"
+        turn.url("udp")                       # "turn:198.18.0.1:3478?transport=udp" ("tcp", "tls")
         turn.urls                             # udp, tcp, and turns: when TLS is on
         turn.credential(user_id, expires_at)  # minted as the broker mints them (shared secret)
+        turn.allocations()                    # [Allocation(username, tls)] accepted so far
         turn.log()                            # what coturn wrote so far
 
 It runs ``turnserver -c <dir>/turnserver.conf`` with the REST-API scheme
@@ -20,6 +21,7 @@ the ``with`` block fails, so a refused allocation can be read next to the failin
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -52,6 +54,18 @@ DENIED_PEERS = (
 
 
 
+NEW_ALLOCATION = re.compile(r"session \d+: new, realm=<[^>]*>, username=<(?P<username>[^>]*)>.*?(?:method=(?P<method>\S+))?$", re.M)
+"""coturn's verbose line for an accepted allocation; ``method=TLSv1.2`` ends it when the client came over TLS."""
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One allocation coturn accepted: the TURN username, and the TLS version when the client used TLS."""
+
+    username: str
+    tls: str | None
+
+
 class CoturnMissing(RuntimeError):
     """``turnserver`` is not installed; the message names the package."""
 
@@ -74,18 +88,16 @@ class CoturnServer:
         """Where coturn writes its log."""
         return self.directory / "turnserver.log"
 
-    @property
-    def udp_url(self) -> str:
-        """The ``turn:`` URL of the UDP listener."""
-        return f"turn:{PUBLIC_IP}:{PORT}?transport=udp"
+    def url(self, leg: str) -> str:
+        """The URL of one listener: ``"udp"``, ``"tcp"`` (both on 3478) or ``"tls"`` (``turns:`` on 5349)."""
+        if leg == "tls":
+            return f"turns:{PUBLIC_IP}:{TLS_PORT}?transport=tcp"
+        return f"turn:{PUBLIC_IP}:{PORT}?transport={leg}"
 
     @property
     def urls(self) -> list[str]:
         """Every URL the server answers: UDP, TCP, and TLS when it has a certificate."""
-        urls = [self.udp_url, f"turn:{PUBLIC_IP}:{PORT}?transport=tcp"]
-        if self.certificate is not None:
-            urls.append(f"turns:{PUBLIC_IP}:{TLS_PORT}?transport=tcp")
-        return urls
+        return [self.url(leg) for leg in ("udp", "tcp", "tls")[: 3 if self.certificate else 2]]
 
     @property
     def address(self) -> str:
@@ -95,6 +107,10 @@ class CoturnServer:
     def credential(self, user_id: str, expires_at: int, secret: str = SECRET) -> TurnCredential:
         """A username and password for ``user_id`` until ``expires_at``, minted with ``secret`` (this server's by default)."""
         return mint(secret.encode(), user_id, expires_at)
+
+    def allocations(self) -> list[Allocation]:
+        """Every allocation coturn accepted so far, oldest first (from its verbose log)."""
+        return [Allocation(m.group("username"), m.group("method")) for m in NEW_ALLOCATION.finditer(self.log())]
 
     def log(self) -> str:
         """Everything coturn logged so far."""
@@ -182,6 +198,7 @@ def render_config(directory: Path, certificate: CertificateFiles | None) -> str:
         f"pidfile={directory / 'turnserver.pid'}",
         f"log-file={directory / 'turnserver.log'}",
         "simple-log",
+        "verbose",  # one line per allocation: who, and over TLS or not (Allocation)
         "no-stdout-log",
     ]
     if certificate is None:
