@@ -10,15 +10,17 @@ pair is relay to relay.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import AbstractContextManager
 
 import pytest
 
 from broker.settings import Settings
+from tech_console.remote_view import ViewError
 from tests.support.broker import BrokerProcess
-from tests.support.coturn import REALM, SECRET, CoturnServer
-from tests.support.live_session import live_session
+from tests.support.coturn import CoturnServer
+from tests.support.live_session import Live, live_session
 from tests.support.netns import PUBLIC_IP, NetTopology
 from tests.support.polling import async_wait_until
 from tests.support.selected_pair import selected_candidate_types
@@ -31,25 +33,15 @@ LEGS = {"udp+tcp": ("udp", "tcp"), "tcp": ("tcp",), "tls": ("tls",)}
 """Which of coturn's URLs the broker hands out: all plain ones, or only TCP or TLS (UDP blocked, as on many office networks)."""
 
 
-def turn_env(turn: CoturnServer, leg: str) -> dict[str, str]:
-    """A broker that mints credentials for ``turn``'s URLs of ``leg``."""
-    return {
-        "DESKHAND_TURN_URLS": ",".join(turn.url(part) for part in LEGS[leg]),
-        "DESKHAND_TURN_SECRET": SECRET,
-        "DESKHAND_TURN_REALM": REALM,
-        "DESKHAND_ICE_LOOPBACK": "false",
-    }
-
-
-def relay_broker(net: NetTopology, turn: CoturnServer, leg: str) -> AbstractContextManager[BrokerProcess]:
-    """The broker in the relay namespace on 198.18.0.1, minting credentials for ``turn``.
+def relay_broker(net: NetTopology, env: dict[str, str]) -> AbstractContextManager[BrokerProcess]:
+    """The broker in the relay namespace on 198.18.0.1 with settings ``env`` (from :meth:`CoturnServer.broker_env`).
 
     Start it with the thread already in the tech namespace (:meth:`NetTopology.entered`):
     that is where its readiness check, and then the console, reach 198.18.0.1 from.
     """
     if "turn_urls" not in Settings.model_fields:
         pytest.skip("this broker does not mint TURN credentials yet (DESKHAND_TURN_URLS)")
-    return BrokerProcess.start(turn_env(turn, leg), host=PUBLIC_IP, wrap=net.wrap("relay"))
+    return BrokerProcess.start(env, host=PUBLIC_IP, wrap=net.wrap("relay"))
 
 
 @pytest.mark.parametrize("leg", LEGS)
@@ -61,7 +53,7 @@ async def test_the_python_console_gets_the_picture_through_the_relay(
     monkeypatch.setenv("DESKHAND_TURN_CA_FILE", str(coturn.certificate.cert))
     # Entered here, after the fixtures: a session-wide Xvfb started from inside the tech
     # namespace would be killed with it.
-    with net_topology.entered("tech"), relay_broker(net_topology, coturn, leg) as broker:
+    with net_topology.entered("tech"), relay_broker(net_topology, coturn.broker_env(*LEGS[leg])) as broker:
         async with live_session(broker, xvfb.env, "--consent", "view", "--insecure", wrap=net_topology.wrap("user")) as live:
             await live.view.wait_for_frame(45)
             types = await async_wait_until(
@@ -75,3 +67,30 @@ async def test_the_python_console_gets_the_picture_through_the_relay(
         assert all(int(user.split(":", 1)[0]) > time.time() for user in users)
         if leg == "tls":
             assert all(a.tls for a in ours), ours
+
+
+def host_line(live: Live, text: str) -> str:
+    """The first line of the host's terminal holding ``text`` (blocks; lines read are gone from ``live.output``)."""
+    assert live.host.stdout is not None
+    for line in live.host.stdout:
+        if text in line:
+            return line
+    raise AssertionError(f"the host exited without saying {text!r}")
+
+
+@pytest.mark.parametrize("relay", ["none", "refusing"])
+async def test_without_a_working_relay_both_sides_are_told_within_20_s(
+    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, relay: str
+) -> None:
+    """No TURN configured, or credentials coturn refuses (the broker's secret is not coturn's): no path at all."""
+    pytest.importorskip("peer.connect_watch", reason="the peers do not explain a failed connection yet")
+    env = {"DESKHAND_ICE_LOOPBACK": "false"} if relay == "none" else coturn.broker_env("udp", secret="not-" + "x" * 40)
+    with net_topology.entered("tech"), relay_broker(net_topology, env) as broker:
+        async with live_session(broker, xvfb.env, "--consent", "view", "--insecure", wrap=net_topology.wrap("user")) as live:
+            started = time.monotonic()
+            told_user = asyncio.create_task(asyncio.to_thread(host_line, live, "Could not connect to"))
+            with pytest.raises(ViewError, match="Could not connect to") as told_technician:
+                await live.view.wait_for_frame(20)
+            if relay == "refusing":
+                assert f"The relay said: {coturn.url('udp')}: the relay refused" in str(told_technician.value)
+            await asyncio.wait_for(told_user, 20 - (time.monotonic() - started))

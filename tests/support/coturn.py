@@ -4,6 +4,7 @@
         turn.url("udp")                       # "turn:198.18.0.1:3478?transport=udp" ("tcp", "tls")
         turn.urls                             # udp, tcp, and turns: when TLS is on
         turn.credential(user_id, expires_at)  # minted as the broker mints them (shared secret)
+        BrokerProcess.start(turn.broker_env("udp", "tcp"), host=PUBLIC_IP, wrap=net.wrap("relay"))
         turn.allocations()                    # [Allocation(username, tls)] accepted so far
         turn.log()                            # what coturn wrote so far
 
@@ -98,6 +99,17 @@ class CoturnServer:
     def urls(self) -> list[str]:
         """Every URL the server answers: UDP, TCP, and TLS when it has a certificate."""
         return [self.url(leg) for leg in ("udp", "tcp", "tls")[: 3 if self.certificate else 2]]
+
+    def broker_env(self, *legs: str, secret: str = SECRET) -> dict[str, str]:
+        """The settings of a broker that hands out this server's URLs of ``legs`` (all by default)
+        with credentials it mints per peer and session (with ``secret``: give another to have
+        them refused); real candidates, not loopback ones."""
+        return {
+            "DESKHAND_TURN_URLS": ",".join(self.url(leg) for leg in legs) if legs else ",".join(self.urls),
+            "DESKHAND_TURN_SECRET": secret,
+            "DESKHAND_TURN_REALM": REALM,
+            "DESKHAND_ICE_LOOPBACK": "false",
+        }
 
     @property
     def address(self) -> str:

@@ -2,10 +2,17 @@
 
     with NetTopology.create() as net:
         net.popen("relay", ["turnserver", "-c", conf])      # runs inside the relay namespace
-        net.run("user", "ping", "-c1", "-W1", net.address("tech"))   # fails: no route, no forwarding
+        net.run("user", "ip", "route")                     # to completion, output captured
+        net.wrap("user")                                   # ["ip", "netns", "exec", "dh…-user"]: an argv prefix
+        with net.entered("tech"): ...                      # this thread's sockets in the tech namespace
         net.cut("user"); ...; net.restore("user")          # the user's link down, then up
         net.change_address("user")                         # the user's address moves
         net.veths["user"]                                  # Veth("u0", "r1"): the link's two ends
+
+What can reach what is checked with :mod:`tests.support.turn_probe` (there is no ping here).
+To shape a link, give its relay end to ``tc`` in the relay namespace, e.g.
+``net.run("relay", "tc", "qdisc", "replace", "dev", net.veths["user"].relay, "root", "tbf", ...)``
+(tbf works in containers; netem often is not in their kernel).
 
 The layout (TEST-NET-2, 198.18.0.0/15, only)::
 
@@ -51,7 +58,6 @@ PUBLIC_IP = "198.18.0.1"
 """The relay's "public" address: the broker and coturn listen here; the only address user and tech can reach."""
 PRIVATE_IP = "198.18.9.1"
 """The relay's address on the broker's private network, 198.18.9.0/24: coturn must refuse to relay there."""
-PRIVATE_NET = "198.18.9.0/24"
 
 STALE = re.compile(r"^dh(\d+)n\d+-(user|tech|relay)$")
 """Namespace names this module makes; the pid tells whether the run that made them is alive."""
