@@ -19,11 +19,10 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, async_playwright
 
-from broker.settings import Settings
 from tests.browser.conftest import CHROMIUM_ARGS, open_new_session, sign_in, video_size
-from tests.support.broker import BrokerProcess
+from tests.netns.conftest import relay_broker
 from tests.support.coturn import CoturnServer
-from tests.support.netns import PUBLIC_IP, NetTopology
+from tests.support.netns import NetTopology
 from tests.support.xvfb import XvfbServer
 
 pytestmark = pytest.mark.slow
@@ -75,12 +74,10 @@ async def selected_pair(page: Page, timeout: float = 10.0) -> list[str | None]:
 async def test_chromium_gets_the_picture_through_the_relay(
     net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, chromium_path: str, tmp_path: Path
 ) -> None:
-    if "turn_urls" not in Settings.model_fields:
-        pytest.skip("this broker does not mint TURN credentials yet (DESKHAND_TURN_URLS)")
     net = net_topology
     # Chromium's trust store is its own: give it the plain URLs (TLS is the Python console's case).
     env = coturn.broker_env("udp", "tcp")
-    with net.entered("tech"), BrokerProcess.start(env, host=PUBLIC_IP, wrap=net.wrap("relay")) as broker:
+    with net.entered("tech"), relay_broker(net, env) as broker:
         args = [*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={broker.base_url}"]
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(

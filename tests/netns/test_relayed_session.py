@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import AbstractContextManager
 
 import pytest
 
-from broker.settings import Settings
 from tech_console.remote_view import ViewError
-from tests.support.broker import BrokerProcess
+from tests.netns.conftest import relay_broker
 from tests.support.coturn import CoturnServer
 from tests.support.live_session import Live, live_session
-from tests.support.netns import PUBLIC_IP, NetTopology
+from tests.support.netns import NetTopology
 from tests.support.polling import async_wait_until
 from tests.support.selected_pair import selected_candidate_types
 from tests.support.xvfb import XvfbServer
@@ -31,17 +29,6 @@ pytestmark = pytest.mark.slow
 
 LEGS = {"udp+tcp": ("udp", "tcp"), "tcp": ("tcp",), "tls": ("tls",)}
 """Which of coturn's URLs the broker hands out: all plain ones, or only TCP or TLS (UDP blocked, as on many office networks)."""
-
-
-def relay_broker(net: NetTopology, env: dict[str, str]) -> AbstractContextManager[BrokerProcess]:
-    """The broker in the relay namespace on 198.18.0.1 with settings ``env`` (from :meth:`CoturnServer.broker_env`).
-
-    Start it with the thread already in the tech namespace (:meth:`NetTopology.entered`):
-    that is where its readiness check, and then the console, reach 198.18.0.1 from.
-    """
-    if "turn_urls" not in Settings.model_fields:
-        pytest.skip("this broker does not mint TURN credentials yet (DESKHAND_TURN_URLS)")
-    return BrokerProcess.start(env, host=PUBLIC_IP, wrap=net.wrap("relay"))
 
 
 @pytest.mark.parametrize("leg", LEGS)
