@@ -46,8 +46,18 @@ Display and browser:
 * ``chromium_path`` (session scope) -> ``str``: ``/usr/bin/chromium`` or
   ``/usr/lib/chromium/chromium``.
 
-A missing Xvfb, Chromium or PostgreSQL skips the test with the apt package to install, except
-under ``CI=true``, where it fails: CI must never pass by skipping.
+Networks (root only: ``ip netns``):
+
+* ``net_topology`` (module scope) -> :class:`~tests.support.netns.NetTopology`: the ``user``,
+  ``tech`` and ``relay`` namespaces, where user and tech reach only the relay's public
+  address 198.18.0.1. A test that cuts a link or moves an address puts it back, or makes
+  its own with ``NetTopology.create()``.
+* ``coturn`` (module scope) -> :class:`~tests.support.coturn.CoturnServer`: coturn on
+  198.18.0.1 in that relay namespace (UDP and TCP on 3478, TLS on 5349), with
+  :data:`~tests.support.coturn.SECRET` as its shared secret.
+
+A missing Xvfb, Chromium, PostgreSQL, coturn or network namespaces skips the test with what to
+install or why, except under ``CI=true``, where it fails: CI must never pass by skipping.
 """
 
 from __future__ import annotations
@@ -60,9 +70,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.broker import BrokerProcess
+from tests.support.coturn import CoturnMissing, CoturnServer
 from tests.support.database import BrokerDatabases
 from tests.support.in_process import AppBroker
 from tests.support.input_recorder import RecorderProcess
+from tests.support.netns import NetnsUnavailable, NetTopology
 from tests.support.postgres import PostgresCluster, PostgresMissing
 from tests.support.xvfb import XvfbMissing, XvfbServer
 
@@ -148,6 +160,28 @@ def xvfb() -> Iterator[XvfbServer]:
         try:
             server = stack.enter_context(XvfbServer.start(1920, 1080))
         except XvfbMissing as exc:
+            missing_dependency(str(exc))
+        yield server
+
+
+@pytest.fixture(scope="module")
+def net_topology() -> Iterator[NetTopology]:
+    """The user, tech and relay namespaces (:mod:`tests.support.netns`), removed after the module."""
+    with ExitStack() as stack:
+        try:
+            net = stack.enter_context(NetTopology.create())
+        except NetnsUnavailable as exc:
+            missing_dependency(str(exc))
+        yield net
+
+
+@pytest.fixture(scope="module")
+def coturn(net_topology: NetTopology, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoturnServer]:
+    """coturn in the relay namespace (:mod:`tests.support.coturn`), stopped after the module."""
+    with ExitStack() as stack:
+        try:
+            server = stack.enter_context(CoturnServer.start(net_topology, tmp_path_factory.mktemp("coturn")))
+        except CoturnMissing as exc:
             missing_dependency(str(exc))
         yield server
 

@@ -24,7 +24,10 @@ serves HTTPS: ``base_url`` is then ``https://…``, and :attr:`BrokerProcess.htt
 and the readiness check trust that certificate (a self-signed test certificate
 is its own CA; see :mod:`tests.support.tls`).
 
-The process is ``python -m broker.cli serve --host 127.0.0.1 --port 0 --data-dir ...``.
+The process is ``python -m broker.cli serve --host 127.0.0.1 --port 0 --data-dir ...``;
+``start(env, host=PUBLIC_IP, wrap=net.wrap("relay"))`` runs it on another address and behind
+an argv prefix (inside a network namespace: :mod:`tests.support.netns`; the test then
+talks to it from a namespace that reaches that address, see :meth:`NetTopology.entered`).
 It gets the test runner's environment minus every inherited ``DESKHAND_*``
 variable (a developer's own ``DESKHAND_DATABASE_URL`` must never reach a test
 broker), plus ``DESKHAND_EXPIRY_SWEEP_SECONDS=1``, plus the overrides given to
@@ -54,7 +57,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -110,8 +113,12 @@ class BrokerCalls:
 class BrokerProcess(BrokerCalls):
     """One running ``deskhand-broker serve``; create it with :meth:`start`."""
 
-    def __init__(self, env: Mapping[str, str] | None, data_dir: Path) -> None:
+    def __init__(
+        self, env: Mapping[str, str] | None, data_dir: Path, host: str = "127.0.0.1", wrap: Sequence[str] = ()
+    ) -> None:
         self.data_dir = data_dir
+        self._host = host
+        self._wrap = list(wrap)
         self.base_url = ""
         self.admin_password = ""
         self.output: list[str] = []
@@ -130,8 +137,8 @@ class BrokerProcess(BrokerCalls):
 
     def _launch(self, port: int) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "broker.cli", "serve",
-             "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(self.data_dir)],
+            [*self._wrap, sys.executable, "-m", "broker.cli", "serve",
+             "--host", self._host, "--port", str(port), "--data-dir", str(self.data_dir)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -189,6 +196,8 @@ class BrokerProcess(BrokerCalls):
         data_dir: Path | None = None,
         port: int = 0,
         timeout: float = 30.0,
+        host: str = "127.0.0.1",
+        wrap: Sequence[str] = (),
     ) -> Iterator[BrokerProcess]:
         """Run a broker for the duration of the ``with`` block.
 
@@ -197,10 +206,11 @@ class BrokerProcess(BrokerCalls):
         database); by default a temporary one is created and removed. The block
         is entered once the broker answers ``/api/v1/health``, at most
         ``timeout`` seconds after launch. ``port`` 0 picks a free one; give the
-        port of an earlier run to restart "the same" broker.
+        port of an earlier run to restart "the same" broker. ``host`` is the address it
+        listens on; ``wrap`` an argv prefix it runs behind (``ip netns exec NAME``).
         """
         with tempfile.TemporaryDirectory(prefix="deskhand-broker-") as tmp:
-            broker = cls(env, data_dir if data_dir is not None else Path(tmp) / "data")
+            broker = cls(env, data_dir if data_dir is not None else Path(tmp) / "data", host, wrap)
             broker._launch(port)
             try:
                 broker._wait_ready(timeout)

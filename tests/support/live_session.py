@@ -19,7 +19,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -71,6 +71,7 @@ async def live_session(
     view: bool = True,
     login: tuple[str, str] | None = None,
     host_module: str = "host_client.cli",
+    wrap: Sequence[str] = (),
 ) -> AsyncIterator[Live]:
     """A started session with ``deskhand-host join CODE --ui terminal *host_args`` on display ``env``.
 
@@ -78,7 +79,8 @@ async def live_session(
     tests and benchmarks of the broker-relayed paths only. ``login`` is the
     technician's (username, password); the first admin by default. ``host_module``
     is what runs as ``python -m host_module`` (benchmarks start other hosts that take
-    the same arguments, e.g. ``bench.naive_host``).
+    the same arguments, e.g. ``bench.naive_host``). ``wrap`` is an argv prefix the host
+    runs behind, e.g. ``net.wrap("user")`` to put it in a network namespace.
     """
     async with TechConsole(broker.base_url) as console:
         await console.login(*(login or ("admin", broker.admin_password)))
@@ -87,7 +89,7 @@ async def live_session(
         )
         started = await console.start_session(ticket.id)
         host = subprocess.Popen(
-            [sys.executable, "-m", host_module, "join", started.code, "--broker", broker.base_url,
+            [*wrap, sys.executable, "-m", host_module, "join", started.code, "--broker", broker.base_url,
              "--ui", "terminal", *host_args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **env}, cwd=REPO,

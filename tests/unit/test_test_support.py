@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import missing_dependency
@@ -11,6 +13,8 @@ from tests.support.broker import (
     URL_LINE,
     broker_environment,
 )
+from tests.support.coturn import CoturnMissing, CoturnServer, render_config
+from tests.support.netns import NetnsUnavailable, NetTopology
 from tests.support.xvfb import XvfbMissing, XvfbServer
 
 
@@ -74,3 +78,24 @@ def test_a_line_child_answers_ok_error_for_bad_input_and_stops_at_quit(monkeypat
         "error unknown command 'bogus'",
         "error unknown command ''",
     ]
+
+
+def test_namespaces_without_ip_name_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(NetnsUnavailable, match="apt-get install iproute2"), NetTopology.create():
+        pass
+
+
+def test_coturn_missing_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(CoturnMissing, match="apt-get install coturn"), CoturnServer.start(NetTopology("unused"), tmp_path):
+        pass
+
+
+def test_coturn_relays_only_between_allocations_on_its_own_address(tmp_path: Path) -> None:
+    config = render_config(tmp_path, None).splitlines()
+    assert "denied-peer-ip=198.18.0.0-198.19.255.255" in config  # the edges' own addresses and 198.18.9.0/24
+    assert "allowed-peer-ip=198.18.0.1" in config  # "allowed" wins: the other peer's allocation
+    assert "relay-ip=198.18.0.1" in config and "listening-ip=198.18.0.1" in config
+    assert "use-auth-secret" in config and "no-tls" in config
+    assert all(str(tmp_path) in line for line in config if line.startswith(("userdb=", "pidfile=", "log-file=")))

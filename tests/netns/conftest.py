@@ -1,0 +1,26 @@
+"""What the tests in separated networks share (the topology and coturn fixtures are in tests/conftest.py).
+
+``relay_broker(net, env)`` is the broker of a relayed session: in the relay namespace on
+198.18.0.1, with ``env`` from :meth:`~tests.support.coturn.CoturnServer.broker_env`.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+
+import pytest
+
+from broker.settings import Settings
+from tests.support.broker import BrokerProcess
+from tests.support.netns import PUBLIC_IP, NetTopology
+
+
+def relay_broker(net: NetTopology, env: dict[str, str]) -> AbstractContextManager[BrokerProcess]:
+    """The broker in the relay namespace on 198.18.0.1 with settings ``env``.
+
+    Start it with the thread already in the tech namespace (:meth:`NetTopology.entered`):
+    that is where its readiness check, and then the console, reach 198.18.0.1 from.
+    """
+    if "turn_urls" not in Settings.model_fields:
+        pytest.skip("this broker does not mint TURN credentials yet (DESKHAND_TURN_URLS)")
+    return BrokerProcess.start(env, host=PUBLIC_IP, wrap=net.wrap("relay"))

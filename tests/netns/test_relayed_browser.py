@@ -1,0 +1,109 @@
+"""The browser console across separated networks: Chromium in the tech namespace, relayed by coturn.
+
+As in :mod:`tests.netns.test_relayed_session`, the broker and coturn run in the relay
+namespace and the host in the user's; here the technician is Debian's Chromium, started
+by Playwright through a script that runs it inside the tech namespace (Playwright talks
+to it over a pipe, so the namespace is no obstacle). The page is served from
+http://198.18.0.1, which Chromium is told to treat as a secure origin, as the HTTPS a real
+deployment has. Chromium's own statistics name the selected candidate pair; the page
+does not expose its peer connection, so an init script keeps a reference to each one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, async_playwright
+
+from tests.browser.conftest import CHROMIUM_ARGS, open_new_session, sign_in, video_size
+from tests.netns.conftest import relay_broker
+from tests.support.coturn import CoturnServer
+from tests.support.netns import NetTopology
+from tests.support.xvfb import XvfbServer
+
+pytestmark = pytest.mark.slow
+
+KEEP_PEER_CONNECTIONS = """(() => {
+  const Original = window.RTCPeerConnection;
+  window.__peerConnections = [];
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Original(...args);
+    window.__peerConnections.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Original.prototype;
+})();"""
+"""Run before the page's scripts: every RTCPeerConnection the page makes is kept for the test."""
+
+SELECTED_PAIR = """async () => {
+  const pc = (window.__peerConnections || []).at(-1);
+  if (!pc) return null;
+  const stats = [...(await pc.getStats()).values()];
+  const byId = Object.fromEntries(stats.map((s) => [s.id, s]));
+  const transport = stats.find((s) => s.type === 'transport' && s.selectedCandidatePairId);
+  if (!transport) return null;
+  const pair = byId[transport.selectedCandidatePairId];
+  const local = byId[pair.localCandidateId], remote = byId[pair.remoteCandidateId];
+  return [local.candidateType, remote.candidateType, local.relayProtocol || null];
+}"""
+"""Chromium's selected pair: [local type, remote type, the local relay's protocol]; null before one is."""
+
+
+def chromium_in(net: NetTopology, chromium_path: str, directory: Path) -> Path:
+    """A script that runs Chromium inside the tech namespace, for Playwright's ``executable_path``."""
+    script = directory / "chromium-in-tech"
+    script.write_text(f'#!/bin/sh\nexec {" ".join(net.wrap("tech"))} {chromium_path} "$@"\n')
+    script.chmod(0o755)
+    return script
+
+
+async def selected_pair(page: Page, timeout: float = 10.0) -> list[str | None]:
+    """:data:`SELECTED_PAIR` once Chromium has selected one (polled: there is no event for it)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (pair := await page.evaluate(SELECTED_PAIR)) is None:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"Chromium selected no candidate pair within {timeout:g} s")
+        await asyncio.sleep(0.1)
+    return list(pair)
+
+
+async def test_chromium_gets_the_picture_through_the_relay(
+    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, chromium_path: str, tmp_path: Path
+) -> None:
+    net = net_topology
+    # Chromium's trust store is its own: give it the plain URLs (TLS is the Python console's case).
+    env = coturn.broker_env("udp", "tcp")
+    with net.entered("tech"), relay_broker(net, env) as broker:
+        args = [*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={broker.base_url}"]
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=chromium_in(net, chromium_path, tmp_path), headless=True, args=args
+            )
+            try:
+                context = await browser.new_context(viewport={"width": 1280, "height": 800})
+                await context.add_init_script(KEEP_PEER_CONNECTIONS)
+                page = await context.new_page()
+                problems: list[str] = []
+                page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
+                await page.goto(broker.base_url + "/")
+                await sign_in(page, "admin", broker.admin_password)
+                code = await open_new_session(page, "Relayed", "Ann Smith", "ann@example.com")
+                host = net.popen(
+                    "user",
+                    [sys.executable, "-m", "host_client.cli", "join", code.replace(" ", ""), "--broker", broker.base_url,
+                     "--ui", "terminal", "--consent", "view", "--insecure"],
+                    env=xvfb.env, stdin=subprocess.PIPE,  # the user's keyboard: kept open, never typed on
+                )
+                try:
+                    assert await video_size(page, timeout=45) == (1920, 1080)
+                    pair = await selected_pair(page)
+                    assert pair[:2] == ["relay", "relay"], (pair, coturn.log()[-2000:])
+                    assert problems == []
+                finally:
+                    host.terminate()
+            finally:
+                await browser.close()

@@ -1,0 +1,83 @@
+"""A whole session across separated networks: the only way through is coturn.
+
+The broker and coturn run in the relay namespace on 198.18.0.1, the host in the user
+namespace (on the run's Xvfb, reached through its socket file), and this test, the
+Python console, in the tech namespace. User and tech cannot reach each other, coturn
+refuses to relay to their own addresses, so media flows only between the two peers'
+allocations: the first frame arriving means relaying works, and the console's nominated
+pair is relay to relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tech_console.remote_view import ViewError
+from tests.netns.conftest import relay_broker
+from tests.support.coturn import CoturnServer
+from tests.support.live_session import Live, live_session
+from tests.support.netns import NetTopology
+from tests.support.polling import async_wait_until
+from tests.support.selected_pair import selected_candidate_types
+from tests.support.xvfb import XvfbServer
+
+pytestmark = pytest.mark.slow
+
+
+LEGS = {"udp+tcp": ("udp", "tcp"), "tcp": ("tcp",), "tls": ("tls",)}
+"""Which of coturn's URLs the broker hands out: all plain ones, or only TCP or TLS (UDP blocked, as on many office networks)."""
+
+
+@pytest.mark.parametrize("leg", LEGS)
+async def test_the_python_console_gets_the_picture_through_the_relay(
+    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, leg: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert coturn.certificate is not None
+    # Both peers trust the test CA for turns: (the console is this process, the host inherits).
+    monkeypatch.setenv("DESKHAND_TURN_CA_FILE", str(coturn.certificate.cert))
+    # Entered here, after the fixtures: a session-wide Xvfb started from inside the tech
+    # namespace would be killed with it.
+    with net_topology.entered("tech"), relay_broker(net_topology, coturn.broker_env(*LEGS[leg])) as broker:
+        async with live_session(broker, xvfb.env, "--consent", "view", "--insecure", wrap=net_topology.wrap("user")) as live:
+            await live.view.wait_for_frame(45)
+            types = await async_wait_until(
+                lambda: selected_candidate_types(live.view.peer_connection), "a nominated candidate pair"
+            )
+            assert types == ("relay", "relay"), coturn.log()[-3000:]
+        ours = [a for a in coturn.allocations() if live.session_id in a.username]
+        # One credential per peer, named for this session, both still valid.
+        users = {a.username for a in ours}
+        assert len(users) == 2, users
+        assert all(int(user.split(":", 1)[0]) > time.time() for user in users)
+        if leg == "tls":
+            assert all(a.tls for a in ours), ours
+
+
+def host_line(live: Live, text: str) -> str:
+    """The first line of the host's terminal holding ``text`` (blocks; lines read are gone from ``live.output``)."""
+    assert live.host.stdout is not None
+    for line in live.host.stdout:
+        if text in line:
+            return line
+    raise AssertionError(f"the host exited without saying {text!r}")
+
+
+@pytest.mark.parametrize("relay", ["none", "refusing"])
+async def test_without_a_working_relay_both_sides_are_told_within_20_s(
+    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, relay: str
+) -> None:
+    """No TURN configured, or credentials coturn refuses (the broker's secret is not coturn's): no path at all."""
+    pytest.importorskip("peer.connect_watch", reason="the peers do not explain a failed connection yet")
+    env = {"DESKHAND_ICE_LOOPBACK": "false"} if relay == "none" else coturn.broker_env("udp", secret="not-" + "x" * 40)
+    with net_topology.entered("tech"), relay_broker(net_topology, env) as broker:
+        async with live_session(broker, xvfb.env, "--consent", "view", "--insecure", wrap=net_topology.wrap("user")) as live:
+            started = time.monotonic()
+            told_user = asyncio.create_task(asyncio.to_thread(host_line, live, "Could not connect to"))
+            with pytest.raises(ViewError, match="Could not connect to") as told_technician:
+                await live.view.wait_for_frame(20)
+            if relay == "refusing":
+                assert f"The relay said: {coturn.url('udp')}: the relay refused" in str(told_technician.value)
+            await asyncio.wait_for(told_user, 20 - (time.monotonic() - started))
