@@ -15,13 +15,13 @@ import time
 
 import pytest
 
+from peer.aiortc_hooks import selected_route
 from tech_console.remote_view import ViewError
 from tests.netns.conftest import relay_broker
 from tests.support.coturn import CoturnServer
 from tests.support.live_session import Live, live_session
 from tests.support.netns import NetTopology
 from tests.support.polling import async_wait_until
-from tests.support.selected_pair import selected_candidate_types
 from tests.support.xvfb import XvfbServer
 
 pytestmark = pytest.mark.slow
@@ -43,10 +43,12 @@ async def test_the_python_console_gets_the_picture_through_the_relay(
     with net_topology.entered("tech"), relay_broker(net_topology, coturn.broker_env(*LEGS[leg])) as broker:
         async with live_session(broker, xvfb.env, "--consent", "view", "--insecure", wrap=net_topology.wrap("user")) as live:
             await live.view.wait_for_frame(45)
-            types = await async_wait_until(
-                lambda: selected_candidate_types(live.view.peer_connection), "a nominated candidate pair"
-            )
-            assert types == ("relay", "relay"), coturn.log()[-3000:]
+            pc = live.view.peer_connection
+            assert pc is not None
+            route = await async_wait_until(lambda: selected_route(pc), "a nominated candidate pair")
+            assert (route.local_type, route.remote_type) == ("relay", "relay"), coturn.log()[-3000:]
+            # This side's leg to the relay is the first URL the broker handed out that works.
+            assert route.turn_leg == LEGS[leg][0], route
         ours = [a for a in coturn.allocations() if live.session_id in a.username]
         # One credential per peer, named for this session, both still valid.
         users = {a.username for a in ours}
@@ -70,7 +72,6 @@ async def test_without_a_working_relay_both_sides_are_told_within_20_s(
     net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, relay: str
 ) -> None:
     """No TURN configured, or credentials coturn refuses (the broker's secret is not coturn's): no path at all."""
-    pytest.importorskip("peer.connect_watch", reason="the peers do not explain a failed connection yet")
     env = {"DESKHAND_ICE_LOOPBACK": "false"} if relay == "none" else coturn.broker_env("udp", secret="not-" + "x" * 40)
     with net_topology.entered("tech"), relay_broker(net_topology, env) as broker:
         async with live_session(broker, xvfb.env, "--consent", "view", "--insecure", wrap=net_topology.wrap("user")) as live:
