@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-import websockets
 
 from host_client.grant_check import load_public_key, verify_grant
 from protocol.grants import SignedGrant
-from tests.support.api import bearer, join, start_session
+from tests.support.api import join, start_session
+from tests.support.signalling import peer, receive, receive_type
 
 GRANT_TTL = 30
 
@@ -22,25 +19,6 @@ GRANT_TTL = 30
 @pytest.fixture(scope="module")
 def broker_env() -> dict[str, str]:
     return {"DESKHAND_GRANT_TTL_SECONDS": str(GRANT_TTL)}
-
-
-@asynccontextmanager
-async def peer(broker, session_id: str, token: str) -> AsyncIterator[websockets.ClientConnection]:
-    async with websockets.connect(broker.ws_url(session_id), additional_headers=bearer(token)) as ws:
-        yield ws
-
-
-async def receive(ws, timeout: float = 5.0) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
-async def receive_type(ws, kind: str, timeout: float = 5.0) -> dict[str, Any]:
-    """The next message of ``kind``, skipping others."""
-    deadline = time.monotonic() + timeout
-    while True:
-        message = await receive(ws, max(0.01, deadline - time.monotonic()))
-        if message["type"] == kind:
-            return message
 
 
 def joined_session(broker, admin) -> dict[str, Any]:

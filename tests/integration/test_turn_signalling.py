@@ -7,18 +7,15 @@ other peer and the trail keeps it once per attempt (``session.ice_failed``).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-import websockets
 
 from broker.sessions.turn_credentials import mint
-from tests.support.api import bearer, join, start_session
+from tests.support.api import join, start_session
+from tests.support.signalling import peer, receive, receive_type
 
 GRANT_TTL = 30
 SECRET = "integration-secret-0123456789abcdef+/="
@@ -33,25 +30,6 @@ def broker_env() -> dict[str, str]:
         "DESKHAND_TURN_URLS": ",".join(TURN_URLS),
         "DESKHAND_TURN_SECRET": SECRET,
     }
-
-
-@asynccontextmanager
-async def peer(broker, session_id: str, token: str) -> AsyncIterator[websockets.ClientConnection]:
-    async with websockets.connect(broker.ws_url(session_id), additional_headers=bearer(token)) as ws:
-        yield ws
-
-
-async def receive(ws, timeout: float = 5.0) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
-async def receive_type(ws, kind: str, timeout: float = 5.0) -> dict[str, Any]:
-    """The next message of ``kind``, skipping others."""
-    deadline = time.monotonic() + timeout
-    while True:
-        message = await receive(ws, max(0.01, deadline - time.monotonic()))
-        if message["type"] == kind:
-            return message
 
 
 def joined_session(broker, admin) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from typing import Any
 
 from broker.sessions.turn_credentials import TurnCredential, mint
 from tests.support.netns import PUBLIC_IP, NetTopology
+from tests.support.processes import end_process
 from tests.support.tls import CertificateFiles, self_signed_certificate
 
 PACKAGE = "coturn"
@@ -155,13 +156,7 @@ class CoturnServer:
             print(f"--- coturn's log ({server.log_file}) ---\n{server.log()}")
             raise
         finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            end_process(process)
             output.close()
 
     def listening(self, net: NetTopology) -> set[tuple[str, int]]:

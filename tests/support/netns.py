@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tests.support.line_child import REPO
+from tests.support.processes import end_process
 
 Side = Literal["user", "tech", "relay"]
 Edge = Literal["user", "tech"]
@@ -234,7 +235,7 @@ class NetTopology:
 
     def _teardown(self) -> None:
         for process in reversed(self.processes):
-            _end(process)
+            end_process(process)
         for side in ("user", "tech", "relay"):
             _delete_namespace(self.ns(side))
 
@@ -268,16 +269,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _end(process: subprocess.Popen[Any], grace: float = 5.0) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 CLONE_NEWNET = 0x40000000

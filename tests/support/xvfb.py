@@ -27,6 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
 
+from tests.support.processes import end_process
+
 PACKAGE = "xvfb"
 """The Debian/Ubuntu package that provides the ``Xvfb`` binary."""
 
@@ -77,12 +79,7 @@ class XvfbServer:
                 yield cls(display=f":{number}", process=process)
             finally:
                 os.close(read_fd)
-                process.terminate()
-                try:
-                    process.wait(5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                end_process(process)
 
 
 def _read_display_number(fd: int, process: subprocess.Popen[bytes], log: IO[bytes], timeout: float) -> int:

@@ -1,0 +1,36 @@
+"""A raw signalling WebSocket as a peer would hold it, for tests that speak the protocol by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import websockets
+
+from tests.support.api import bearer
+
+
+@asynccontextmanager
+async def peer(broker: Any, session_id: str, token: str) -> AsyncIterator[websockets.ClientConnection]:
+    """The session's signalling socket, opened with ``token`` (a host's or a technician's)."""
+    async with websockets.connect(broker.ws_url(session_id), additional_headers=bearer(token)) as ws:
+        yield ws
+
+
+async def receive(ws: websockets.ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+    """The next message, decoded."""
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    return message
+
+
+async def receive_type(ws: websockets.ClientConnection, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The next message of ``kind``, skipping others."""
+    deadline = time.monotonic() + timeout
+    while True:
+        message = await receive(ws, max(0.01, deadline - time.monotonic()))
+        if message["type"] == kind:
+            return message
