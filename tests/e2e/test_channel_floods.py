@@ -71,10 +71,10 @@ async def test_floods_and_bad_messages_are_refused_to_the_technician_and_the_ses
         assert time.monotonic() - started < 30
 
         # The session goes on: the screen streams, the recording uploads, input is applied again.
-        # Generous: in full runs on a busy 2-core machine the picture has paused here for more than
-        # 30 s (alone it is back within a second); aiortc's SCTP, still retransmitting the floods to a
-        # receiver that drops them, shares the DTLS transport with the video. "Goes on" is the claim.
-        await view.wait_for_frame(90, newer_than=time.monotonic())
+        # On a busy machine this console, pushing the floods, drops video packets (its UDP receive
+        # buffer overflows) and sometimes their one retransmission too; the picture comes back
+        # through a keyframe (peer.aiortc_hooks.LOST_PACKET_PATIENCE), not after 512 more packets.
+        await view.wait_for_frame(30, newer_than=time.monotonic())
         await async_wait_until(lambda: segments(broker, live.session_id) > segments_before, "recording to go on",
                                timeout=30)
         view.click(0.5, 0.5)
