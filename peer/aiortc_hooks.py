@@ -29,6 +29,12 @@ name still exists and behaves as assumed in the pinned aiortc/aioice range
 * :func:`selected_route`, :func:`ice_round_trip`, :func:`candidate_types`,
   :func:`turn_failures` -- aiortc's ``getStats()`` has no candidate pairs; these
   read the nominated pair and the gathered candidates from aiortc's private state.
+  buffer releases the frame as soon as it is complete. It also recovers from a
+  packet lost for good: aiortc asks for it once (NACK) and otherwise waits until
+  512 newer packets have come, minutes of a screen that barely changes, during
+  which the picture stays frozen. The hook's buffer gives up on a hole after
+  :data:`LOST_PACKET_PATIENCE`, asks for a keyframe (PLI) and passes nothing on
+  until one comes (what follows a hole refers to pictures the decoder never had).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import logging
 import os
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aioice.ice
@@ -53,6 +60,8 @@ from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import RtpPacket
+from aiortc.utils import uint16_add, uint16_gt
 
 from protocol.route import Route
 from protocol.signalling import TurnFailure
@@ -65,6 +74,13 @@ log = logging.getLogger(__name__)
 LOOPBACK_ADDRESS = "127.0.0.1"
 TURN_CA_FILE_ENV = "DESKHAND_TURN_CA_FILE"
 """A PEM file of CAs to trust for ``turns:`` relays instead of the system's (a private CA, the tests)."""
+LOST_PACKET_PATIENCE = 1.0
+"""Seconds a hole may hold up newer video packets before the receiver gives up on it.
+
+Long enough for aiortc's one NACK to be answered across a slow link (a round
+trip or two), short next to the minutes aiortc itself waits. Checked when a
+packet arrives: on a static screen the host's keep-alive frame (every 5 s at
+most) brings the next one."""
 
 # aiortc's own, read where they are defined: the hooked modules import them without re-exporting.
 _original_get_host_addresses = aioice.ice.get_host_addresses
@@ -123,8 +139,97 @@ def keyframe_requests_forwarded() -> bool:
     return RTCRtpSender._send_keyframe is _send_keyframe_and_tell_track
 
 
+H264_START_CODE = b"\x00\x00\x00\x01"
+H264_IDR_SLICE = 5
+VP8_KEYFRAME_START_CODE = b"\x9d\x01\x2a"
+
+
+def is_keyframe(data: bytes) -> bool:
+    """Whether a depayloaded video frame (H.264 Annex B or VP8) is a whole keyframe the decoder can start from.
+
+    H.264: the frame's first packet is there (it begins with a start code, which aiortc
+    writes only before a NAL unit's first byte) and it holds an IDR slice. VP8: the
+    frame tag says key frame and the key frame start code follows it.
+    """
+    if data.startswith(H264_START_CODE):
+        # Emulation prevention keeps start codes out of NAL payloads: split is exact.
+        return any(nal and nal[0] & 0x1F == H264_IDR_SLICE for nal in data.split(H264_START_CODE))
+    return len(data) >= 6 and not data[0] & 0x01 and data[3:6] == VP8_KEYFRAME_START_CODE
+
+
 class MarkerJitterBuffer(JitterBuffer):
-    """aiortc's jitter buffer, releasing a video frame once its marker-bit packet is in."""
+    """aiortc's jitter buffer, releasing a video frame once its marker-bit packet is in,
+    and giving up on a lost packet (keyframe requested) after :data:`LOST_PACKET_PATIENCE`."""
+
+    def __init__(
+        self, capacity: int, prefetch: int = 0, is_video: bool = False,
+        *, clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(capacity, prefetch, is_video)
+        self._clock = clock
+        self._newest: int | None = None
+        self._held_up: tuple[int, float] | None = None
+        """The origin a hole holds up and since when."""
+        self._keyframe_wanted = False
+        self._keyframe_asked_at = float("-inf")
+        self.holes_given_up = 0
+        """Holes given up on so far (each cost a keyframe)."""
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        if not self._is_video:
+            return super().add(packet)
+        if self._newest is None or uint16_gt(packet.sequence_number, self._newest):
+            self._newest = packet.sequence_number
+        ask_keyframe, frame = super().add(packet)
+        if ask_keyframe:  # aiortc dropped packets itself: an overflow, or numbering that started over
+            self._keyframe_wanted = True
+            self._newest = packet.sequence_number  # the newest, or the first of the new numbering
+        now = self._clock()
+        if frame is None and self._hole_holding_up(now) >= LOST_PACKET_PATIENCE:
+            self._skip_hole()
+            self.holes_given_up += 1
+            self._keyframe_wanted = True
+            frame = self._remove_frame(packet.sequence_number)
+        if self._keyframe_wanted:
+            # Frames before the keyframe refer to pictures the decoder never had: dropped,
+            # all that are complete (aiortc takes one frame per packet; they would queue).
+            while frame is not None and not is_keyframe(frame.data):
+                frame = self._remove_frame(packet.sequence_number)
+            if frame is not None:
+                self._keyframe_wanted = False
+            else:  # again while none comes: the request or its answer may be lost too
+                ask_keyframe = ask_keyframe or now - self._keyframe_asked_at >= LOST_PACKET_PATIENCE
+        if ask_keyframe:
+            self._keyframe_asked_at = now
+        return ask_keyframe, frame
+
+    def _first_hole(self) -> int | None:
+        """The offset from the origin of the first missing packet older than the newest one, if any."""
+        if self._origin is None or self._newest is None or not uint16_gt(self._newest, self._origin):
+            return None
+        for offset in range(min(uint16_add(self._newest, -self._origin), self.capacity)):
+            if self._packets[(self._origin + offset) % self.capacity] is None:
+                return offset
+        return None
+
+    def _hole_holding_up(self, now: float) -> float:
+        """Seconds the current origin has been held up by a missing packet (0 when nothing is)."""
+        if self._first_hole() is None or self._origin is None:
+            self._held_up = None
+            return 0.0
+        if self._held_up is None or self._held_up[0] != self._origin:
+            self._held_up = (self._origin, now)
+        return now - self._held_up[1]
+
+    def _skip_hole(self) -> None:
+        """Drop everything before the first packet that came after the first hole."""
+        hole = self._first_hole()
+        assert hole is not None and self._origin is not None
+        offset = hole
+        while self._packets[(self._origin + offset) % self.capacity] is None:
+            offset += 1  # the newest packet is there: this ends
+        self.remove(offset)
+        self._held_up = None
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         if self._is_video and self._origin is not None:

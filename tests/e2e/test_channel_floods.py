@@ -14,7 +14,13 @@ import time
 
 import pytest
 
-from protocol.channel import CONTROL_CHANNEL, INPUT_CHANNEL, POINTER_CHANNEL
+from protocol.channel import (
+    CONTROL_CHANNEL,
+    INPUT_CHANNEL,
+    INPUT_MESSAGE_BURST,
+    INPUT_MESSAGES_PER_SECOND,
+    POINTER_CHANNEL,
+)
 from protocol.permissions import Permission
 from tests.support.broker import BrokerProcess
 from tests.support.live_session import live_session
@@ -50,11 +56,14 @@ async def test_floods_and_bad_messages_are_refused_to_the_technician_and_the_ses
         started = time.monotonic()
         # One channel at a time: aiortc's SCTP stalls for tens of seconds when a reliable and a
         # no-retransmit channel are flooded together (the sender's own channels; see the report).
+        sending: dict[str, float] = {}
         for label, frames in floods:
+            began = time.monotonic()
             for frame in frames:
                 channels[label].send(frame)
             await async_wait_until(lambda label=label: not channels[label].bufferedAmount, f"the {label} flood to leave",
                                    timeout=20)
+            sending[label] = time.monotonic() - began
         # (Over 64 KiB cannot be sent: aiortc's SCTP refuses it before the host could; see the unit tests.)
         bad = {
             "too_deep": '{"type": "pointer_move", "seq": 1, "x": %s}' % ("[" * 30_000 + "]" * 30_000),
@@ -67,14 +76,19 @@ async def test_floods_and_bad_messages_are_refused_to_the_technician_and_the_ses
         await view.wait_until(lambda: {r.what for r in view.refusals} >= set(bad), 20, "the bad messages refused")
         told = [r for r in view.refusals if r.what == "rate_limited"]
         assert 1 <= len(told) <= 6, told  # told, and not once per dropped message
-        assert max(r.refused_total for r in view.refusals) >= FLOOD  # of 2 x 4000 + 200 sent, burst 500 + 500 + 20
+        # Counted, not only told. The pointer channel does not retransmit: on a busy machine most of
+        # its flood can be lost on the way (in full UDP receive buffers; 3615 counted in all once
+        # with 2 cores busy), so what the host must have counted comes from the reliable input flood alone:
+        # all but the burst and what the rate let through while it came in (control's 180 to spare).
+        must_count = FLOOD - INPUT_MESSAGE_BURST - INPUT_MESSAGES_PER_SECOND * sending[INPUT_CHANNEL]
+        assert max(r.refused_total for r in view.refusals) >= must_count, sending
         assert time.monotonic() - started < 30
 
         # The session goes on: the screen streams, the recording uploads, input is applied again.
-        # Generous: in full runs on a busy 2-core machine the picture has paused here for more than
-        # 30 s (alone it is back within a second); aiortc's SCTP, still retransmitting the floods to a
-        # receiver that drops them, shares the DTLS transport with the video. "Goes on" is the claim.
-        await view.wait_for_frame(90, newer_than=time.monotonic())
+        # On a busy machine this console, pushing the floods, drops video packets (its UDP receive
+        # buffer overflows) and sometimes their one retransmission too; the picture comes back
+        # through a keyframe (peer.aiortc_hooks.LOST_PACKET_PATIENCE), not after 512 more packets.
+        await view.wait_for_frame(30, newer_than=time.monotonic())
         await async_wait_until(lambda: segments(broker, live.session_id) > segments_before, "recording to go on",
                                timeout=30)
         view.click(0.5, 0.5)

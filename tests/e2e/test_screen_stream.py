@@ -1,4 +1,5 @@
-"""The screen pipeline between real peers: H.264 negotiated, changes arrive at once, a static screen is quiet.
+"""The screen pipeline between real peers: H.264 negotiated, changes arrive at once, a static screen is quiet,
+a video packet lost for good costs a keyframe, not the picture.
 
 A broker, a ``deskhand-host`` process and the technician's RemoteView on
 127.0.0.1, the screen an Xvfb painted by a Tk window. Timings here are loose
@@ -13,8 +14,11 @@ import re
 
 import av
 import pytest
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtp import RtpPacket
 
 from bench.frame_probe import ColourProbe
+from peer.aiortc_hooks import LOST_PACKET_PATIENCE
 from tests.support.live_session import live_session
 from tests.support.screen_painter import PainterProcess
 
@@ -59,3 +63,43 @@ async def test_h264_carries_changes_quickly_and_a_static_screen_sends_almost_not
             before = live.view.frames_received
             await asyncio.sleep(3.0)
             assert live.view.frames_received - before <= 1, "a static screen sends at most a keep-alive"
+
+
+class PacketLoss:
+    """Wraps the technician's RTP receiving: once armed, the next video packet is lost, and so is
+    every retransmission of it (RTX comes on its own SSRC), as when a burst fills a socket buffer."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.armed = False
+        self.lost: RtpPacket | None = None
+        receive = RTCRtpReceiver._handle_rtp_packet
+
+        async def lossy(receiver: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: int) -> None:
+            if self.armed and self.lost is None:
+                self.lost = packet
+                return
+            if self.lost is not None and packet.ssrc != self.lost.ssrc:
+                return
+            await receive(receiver, packet, arrival_time_ms)
+
+        monkeypatch.setattr(RTCRtpReceiver, "_handle_rtp_packet", lossy)
+
+
+async def test_a_video_packet_lost_for_good_costs_a_keyframe_not_the_picture(broker, xvfb, monkeypatch) -> None:
+    # aiortc asks for a lost packet once (NACK) and would then hold every newer frame until
+    # 512 packets had come: minutes of a screen that changes now and then.
+    loss = PacketLoss(monkeypatch)
+    with PainterProcess(xvfb.env) as painter:
+        painter.fill((0, 0, 0))
+        probe = ColourProbe(painter.width // 2, painter.height // 2)
+        async with live_session(broker, xvfb.env, "--consent", "view", on_frame=probe.on_frame) as live:
+            await live.view.wait_for_frame(60)
+            await asyncio.sleep(1.0)  # the first picture settled
+            loss.armed = True
+            await asyncio.to_thread(painter.fill, (230, 25, 75))  # the first packet of this change is lost
+            await asyncio.sleep(LOST_PACKET_PATIENCE + 0.5)  # NACKed, retransmitted, lost again
+            assert loss.lost is not None
+            probe.expect((0, 130, 200))
+            painted = await asyncio.to_thread(painter.fill, (0, 130, 200))
+            # The change behind the hole: the receiver gives up on it, asks for a keyframe, shows it.
+            assert await probe.seen(timeout=10) - painted < 5

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import socket
 import ssl
 import time
@@ -153,8 +154,9 @@ def test_keyframe_requests_reach_the_track_and_still_set_aiortcs_flag() -> None:
 def test_the_receiver_still_creates_its_video_jitter_buffer_through_the_module_name() -> None:
     source = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver.__init__)
     assert "JitterBuffer(capacity=" in source and "is_video=True" in source
-    for name in ("_remove_frame", "remove", "capacity"):
+    for name in ("_remove_frame", "remove", "capacity", "add"):
         assert hasattr(JitterBuffer, name)
+    assert list(inspect.signature(JitterBuffer.__init__).parameters) == ["self", "capacity", "prefetch", "is_video"]
     buffer = JitterBuffer(capacity=16, is_video=True)
     assert {"_packets", "_origin", "_is_video"} <= set(vars(buffer))
 
@@ -484,3 +486,125 @@ def test_selected_route_round_trip_and_candidate_types_of_a_connected_pair() -> 
     assert round_trip is not None and 0 < round_trip < 0.5
     assert types == (["host"], ["host"])
     assert failures == []
+
+
+# --- a video packet lost for good -------------------------------------------------------------
+
+KEYFRAME = b"\x00\x00\x00\x01\x67sps" + b"\x00\x00\x00\x01\x68pps" + b"\x00\x00\x00\x01\x65idr"
+"""An H.264 keyframe as aiortc's depayloader writes it: SPS, PPS and an IDR slice, each after a start code."""
+DELTA = b"\x00\x00\x00\x01\x41slice"
+"""An H.264 frame that refers to earlier ones (a non-IDR slice)."""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def marker_buffer(clock: Clock) -> aiortc_hooks.MarkerJitterBuffer:
+    return aiortc_hooks.MarkerJitterBuffer(capacity=512, is_video=True, clock=clock)
+
+
+def test_a_keyframe_is_told_from_what_refers_to_earlier_frames() -> None:
+    assert aiortc_hooks.is_keyframe(KEYFRAME)
+    assert aiortc_hooks.is_keyframe(b"\x00\x00\x00\x01\x65idr")  # an IDR slice without parameter sets
+    assert not aiortc_hooks.is_keyframe(DELTA)
+    assert not aiortc_hooks.is_keyframe(b"\x00\x00\x00\x01\x67sps")  # parameter sets alone
+    assert not aiortc_hooks.is_keyframe(b"\x65idr-rest" + KEYFRAME[4:])  # its first packet lost: no start code
+    assert aiortc_hooks.is_keyframe(b"\x10\x02\x00\x9d\x01\x2a\x80\x07")  # VP8 key frame
+    assert not aiortc_hooks.is_keyframe(b"\x11\x02\x00\x9d\x01\x2a\x80\x07")  # VP8 inter frame
+    assert not aiortc_hooks.is_keyframe(b"")
+
+
+def test_a_packet_lost_for_good_costs_a_keyframe_request_not_a_frozen_picture() -> None:
+    clock = Clock()
+    buffer = marker_buffer(clock)
+    assert buffer.add(packet(1, 1000, KEYFRAME, marker=True))[1] is not None
+    # Packet 2 (a whole frame) is lost, and so is aiortc's one retransmission of it.
+    asked_when = []
+    for seq in range(3, 9):  # a screen that barely changes: frames keep coming, each held up by the hole
+        clock.now += 0.2
+        asked, frame = buffer.add(packet(seq, 1000 * seq, DELTA, marker=True))
+        assert frame is None  # held up, then (it refers to frame 2) dropped
+        asked_when.append(asked)
+    assert asked_when == [False] * 5 + [True]  # 1 s after the hole held up frame 3: a keyframe asked for
+    assert buffer.holes_given_up == 1
+    clock.now += 0.1
+    assert buffer.add(packet(9, 9000, KEYFRAME[:9], marker=False)) == (False, None)
+    asked, frame = buffer.add(packet(10, 9000, KEYFRAME[9:], marker=True))
+    assert not asked and frame is not None and frame.data == KEYFRAME and frame.timestamp == 9000
+    asked, frame = buffer.add(packet(11, 11000, DELTA, marker=True))  # the picture goes on
+    assert not asked and frame is not None and frame.data == DELTA
+
+
+def test_a_retransmission_in_time_fills_the_hole_without_a_keyframe() -> None:
+    clock = Clock()
+    buffer = marker_buffer(clock)
+    buffer.add(packet(1, 1000, KEYFRAME, marker=True))
+    clock.now += 0.1
+    assert buffer.add(packet(3, 3000, DELTA, marker=True)) == (False, None)  # 2 is missing: aiortc NACKs it
+    clock.now += 0.8
+    asked, frame = buffer.add(packet(2, 2000, b"\x00\x00\x00\x01\x41two", marker=True))  # the retransmission
+    assert not asked and frame is not None and frame.timestamp == 2000
+    clock.now += 5  # the next keep-alive frame, long after the hole was filled
+    asked, frame = buffer.add(packet(4, 4000, DELTA, marker=True))
+    assert not asked and frame is not None and frame.timestamp == 3000  # aiortc's pace: a frame per packet
+    assert buffer.holes_given_up == 0
+
+
+def test_a_frame_still_arriving_slowly_is_not_a_hole() -> None:
+    clock = Clock()
+    buffer = marker_buffer(clock)
+    for seq in range(1, 6):
+        clock.now += 0.5  # a large keyframe over a slow link, in order
+        assert buffer.add(packet(seq, 1000, KEYFRAME if seq == 1 else b"more", marker=False)) == (False, None)
+    asked, frame = buffer.add(packet(6, 1000, b"last", marker=True))
+    assert not asked and frame is not None and frame.data.startswith(KEYFRAME)
+    assert buffer.holes_given_up == 0
+
+
+def test_the_keyframe_is_asked_for_again_while_none_comes_but_not_for_every_packet() -> None:
+    clock = Clock()
+    buffer = marker_buffer(clock)
+    buffer.add(packet(1, 1000, KEYFRAME, marker=True))
+    asked_when = []
+    for seq in range(3, 40):  # 2 lost; then a frame every 0.1 s, none a keyframe (the requests are lost)
+        asked, frame = buffer.add(packet(seq, 1000 * seq, DELTA, marker=True))
+        assert frame is None
+        if asked:
+            asked_when.append(clock.now)
+        clock.now += 0.1
+    assert len(asked_when) == 3  # at 1 s, 2 s and 3 s after the hole
+    assert all(later - earlier >= aiortc_hooks.LOST_PACKET_PATIENCE - 1e-9
+               for earlier, later in itertools.pairwise(asked_when))
+
+
+def test_a_keyframe_behind_the_hole_is_passed_on_at_once_with_the_stale_frames_dropped() -> None:
+    clock = Clock()
+    buffer = marker_buffer(clock)
+    buffer.add(packet(1, 1000, KEYFRAME, marker=True))
+    buffer.add(packet(3, 3000, DELTA, marker=True))  # 2 lost
+    buffer.add(packet(4, 4000, KEYFRAME, marker=True))  # the host's own keyframe (a new monitor, say)
+    clock.now += aiortc_hooks.LOST_PACKET_PATIENCE
+    asked, frame = buffer.add(packet(5, 5000, DELTA, marker=True))
+    assert not asked and frame is not None and frame.timestamp == 4000  # frame 3 (it needs 2) dropped, the keyframe on
+    asked, frame = buffer.add(packet(6, 6000, DELTA, marker=True))
+    assert frame is not None and frame.timestamp == 5000
+
+
+def test_numbering_that_starts_over_is_not_taken_for_a_hole() -> None:
+    clock = Clock()
+    buffer = marker_buffer(clock)
+    for seq in (1000, 1001):
+        buffer.add(packet(seq, seq, KEYFRAME, marker=True))
+    asked, frame = buffer.add(packet(500, 5000, KEYFRAME[:9], marker=False))  # far behind: aiortc starts over
+    assert asked and frame is None  # aiortc's own rule: starting over costs a keyframe
+    for seq in range(501, 505):
+        clock.now += 0.5  # the rest of that keyframe, slowly: nothing is missing
+        assert buffer.add(packet(seq, 5000, b"more", marker=False))[1] is None
+    asked, frame = buffer.add(packet(505, 5000, KEYFRAME[9:], marker=True))
+    assert frame is not None and frame.data == KEYFRAME[:9] + b"more" * 4 + KEYFRAME[9:]
+    assert buffer.holes_given_up == 0
