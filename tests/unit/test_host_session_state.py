@@ -113,7 +113,7 @@ def test_the_usual_order_welcome_grant_consent_then_the_technician_gets_an_offer
         SendConsent([Permission.view, Permission.control], ConsentSource.window),
         ResumeTransfers(),
     ]  # no technician yet: no offer
-    assert state.receive(joined(), NOW) == [TellUser(CONNECTING), SendOffer(WELCOME_ICE)]
+    assert state.receive(joined(), NOW) == [TellUser(CONNECTING), SendOffer(WELCOME_ICE, 1)]
     assert state.offering is Offering.awaiting_answer
 
 
@@ -121,14 +121,14 @@ def test_a_technician_who_joins_before_consent_is_offered_only_once_the_user_con
     state = new_state()
     assert state.receive(welcome(technician=True), NOW) == [StartRecording(), TellUser(CONNECTING)]
     assert state.receive(joined(), NOW) == []  # still present; no consent: no offer
-    assert offers(consented(state)) == [SendOffer(WELCOME_ICE)]
+    assert offers(consented(state)) == [SendOffer(WELCOME_ICE, 1)]
 
 
 def test_a_grant_before_welcome_asks_for_consent_and_the_offer_uses_the_ice_of_welcome() -> None:
     state = new_state()
     assert state.receive(grant(), NOW) == [ObtainConsent("Alice", ALL, DEFAULT_PRESELECTED)]
     assert state.receive(welcome(technician=True), NOW) == [StartRecording(), TellUser(CONNECTING)]
-    assert offers(state.consent_answered(frozenset({Permission.view}), ConsentSource.window, NOW)) == [SendOffer(WELCOME_ICE)]
+    assert offers(state.consent_answered(frozenset({Permission.view}), ConsentSource.window, NOW)) == [SendOffer(WELCOME_ICE, 1)]
 
 
 def test_declining_the_prompt_ends_the_session_and_sends_no_consent() -> None:
@@ -190,7 +190,7 @@ def test_a_technician_who_reconnects_is_offered_again_on_a_fresh_peer_connection
     state.receive(welcome(technician=True), NOW)
     consented(state)
     assert state.receive(Answer(sdp="v=0 a"), NOW) == [ApplyAnswer("v=0 a")]
-    assert state.receive(joined(), NOW) == [ClosePeer(), SendOffer(WELCOME_ICE)]  # a replaced technician has no media
+    assert state.receive(joined(), NOW) == [ClosePeer(), SendOffer(WELCOME_ICE, 2)]  # a replaced technician has no media
 
 
 def test_the_technician_leaving_mid_offer_closes_the_peer_and_a_late_answer_is_ignored() -> None:
@@ -201,7 +201,7 @@ def test_the_technician_leaving_mid_offer_closes_the_peer_and_a_late_answer_is_i
     assert state.receive(PeerLeft(role=Role.technician), NOW) == [ShowTechnicianPresent(False), ReleaseInput(), ClosePeer()]
     assert state.receive(Answer(sdp="v=0 late"), NOW) == []
     assert state.receive(IceCandidate(candidate="candidate:1 1 udp 1 127.0.0.1 9 typ host"), NOW) == []
-    assert state.receive(joined(), NOW) == [TellUser(CONNECTING), SendOffer(WELCOME_ICE)]
+    assert state.receive(joined(), NOW) == [TellUser(CONNECTING), SendOffer(WELCOME_ICE, 2)]
 
 
 def test_after_a_broker_restart_only_an_unanswered_offer_is_made_again() -> None:
@@ -212,7 +212,7 @@ def test_after_a_broker_restart_only_an_unanswered_offer_is_made_again() -> None
     state.signalling_lost()
     reconnected = state.signalling_connected()
     assert reconnected == [SendConsent([Permission.view, Permission.control], ConsentSource.window), ResumeTransfers()]
-    assert state.receive(welcome(technician=True), NOW) == [ClosePeer(), SendOffer(WELCOME_ICE)]  # recording runs already
+    assert state.receive(welcome(technician=True), NOW) == [ClosePeer(), SendOffer(WELCOME_ICE, 2)]  # recording runs already
     state.receive(Answer(sdp="v=0"), NOW)
     state.signalling_lost()
     state.signalling_connected()
@@ -244,8 +244,8 @@ def test_transfers_are_handed_on_only_after_consent() -> None:
 
 def test_media_connected_is_marked_only_when_connected() -> None:
     state = new_state()
-    assert state.media_connection_changed("connecting") == []
-    assert state.media_connection_changed("connected") == [MarkMediaConnected()]
+    assert state.media_connection_changed("connecting", 1.0) == []
+    assert state.media_connection_changed("connected", 2.0) == [MarkMediaConnected()]
 
 
 def offered_state() -> HostSessionState:
@@ -280,7 +280,7 @@ def test_a_connection_that_never_comes_is_explained_and_reported_to_the_technici
     assert "turn:r: the relay refused the credentials" in actions[1].text
     assert state.offering is Offering.none
     assert state.connect_gave_up(failed) == []  # once per attempt
-    assert state.receive(joined(), NOW) == [SendOffer(WELCOME_ICE)]  # a technician reconnecting tries again
+    assert state.receive(joined(), NOW) == [SendOffer(WELCOME_ICE, 2)]  # a technician reconnecting tries again
 
 
 def test_the_technicians_failure_is_explained_too_and_ends_this_attempt() -> None:
@@ -299,14 +299,14 @@ def test_a_malformed_answer_ends_the_attempt_not_the_session() -> None:
     actions = state.answer_refused("no m= line")
     assert actions[0] == ClosePeer() and isinstance(actions[1], TellUser) and "no m= line" in actions[1].text
     assert not state.over and state.offering is Offering.none
-    assert state.receive(joined(), NOW) == [SendOffer(WELCOME_ICE)]  # the technician reconnecting is offered again
+    assert state.receive(joined(), NOW) == [SendOffer(WELCOME_ICE, 2)]  # the technician reconnecting is offered again
 
 
 def test_renewed_ice_is_used_by_the_next_peer_connection() -> None:
     state = offered_state()
     renewed = IceConfig(servers=[IceServer(urls=["turn:127.0.0.1:3478"], username="1:x", credential="c")])
     assert state.receive(IceRenewed(ice=renewed), NOW) == []
-    assert state.receive(joined(), NOW) == [ClosePeer(), SendOffer(renewed)]
+    assert state.receive(joined(), NOW) == [ClosePeer(), SendOffer(renewed, 2)]
 
 
 # --- the recording ---------------------------------------------------------------------------
