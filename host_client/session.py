@@ -106,6 +106,7 @@ from .session_state import (
     MarkMediaConnected,
     ObtainConsent,
     ReleaseInput,
+    ReopenSignalling,
     Report,
     ResumeTransfers,
     SendConsent,
@@ -418,7 +419,7 @@ class HostSession:
             case StartRecording():
                 return self._start_recording()
             case ClosePeer():
-                return self._close_peer()
+                return self._close_peer(wait=False)
             case SendOffer(ice=ice, attempt=attempt):
                 return self._offer(ice, attempt)
             case ApplyAnswer(sdp=sdp, connect_deadline=connect_deadline):
@@ -436,6 +437,9 @@ class HostSession:
             case CloseSignalling():
                 if self._channel is not None:
                     return self._channel.close()
+            case ReopenSignalling():
+                if self._channel is not None and not self._channel.closed:
+                    self._channel.abort()
             case SkipAfterEnd():
                 if self._after_end is not None:
                     self._after_end.cancel()
@@ -782,7 +786,12 @@ class HostSession:
                 except ValueError:
                     self._ui.notice("the clipboard holds too much text to share")
 
-    async def _close_peer(self) -> None:
+    async def _close_peer(self, *, wait: bool = True) -> None:
+        """Let go of the peer connection; ``wait=False`` closes it on the side.
+
+        Closing deletes its TURN allocations, which on a broken path waits out the relay's
+        retransmissions (half a minute): a replaced connection must not hold up its successor.
+        """
         if self._track is not None:
             self._frames_before += self._track.frames_sent
             self._track.stop()
@@ -790,7 +799,10 @@ class HostSession:
         self._data = {}
         if self._pc is not None:
             pc, self._pc = self._pc, None
-            await pc.close()
+            if wait:
+                await pc.close()
+            else:
+                self._tasks.start(pc.close(), "closing a replaced peer connection")
         self.media_connected.clear()
 
 

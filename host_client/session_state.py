@@ -64,6 +64,10 @@ DECLINED = "the user declined the session"
 CONNECTING = "the technician joined; setting up the connection…"
 """What the user reads between the technician joining and the media flowing ("connected")."""
 OTHER_SIDE = "the technician"
+ANSWER_WAIT_SECONDS = 2.0
+"""How long a re-offer may go unanswered before the host takes its signalling connection for broken
+too: it shares the path that broke, and what it sent meanwhile may wait out TCP's retransmission
+backoff (seconds), or never arrive when the address it was bound to is gone."""
 
 
 # --- actions -------------------------------------------------------------------------------
@@ -213,6 +217,11 @@ class Report:
 
 
 @dataclass(frozen=True)
+class ReopenSignalling:
+    """Drop the signalling connection without waiting for it to close, and connect again."""
+
+
+@dataclass(frozen=True)
 class SendEnd:
     """Ask the broker to end the session; wait for its confirmation, at most a few seconds
     (then :meth:`HostSessionState.end_unconfirmed`)."""
@@ -234,7 +243,7 @@ Action = (
     StartRecording | ObtainConsent | SessionStarted | SendConsent | ShowPermissions | ReleaseInput | ResumeTransfers
     | HandOnToTransfers | ShowTechnicianPresent | ClosePeer | SendOffer | ApplyAnswer | AddCandidate
     | MarkMediaConnected | TellUser | TellTechnician | Report | SendEnd | CloseSignalling | SkipAfterEnd
-    | SendIceFailed | SendLiveness
+    | SendIceFailed | SendLiveness | ReopenSignalling
 )
 """Everything :class:`HostSessionState` may ask its session to do."""
 
@@ -302,6 +311,8 @@ class HostSessionState:
         """Whether the technician's side still answers, and the re-offers when it stops (:mod:`peer.liveness`)."""
         self.offer_attempt = 0
         """The latest offer's ``attempt`` (0: none yet); an answer to an earlier one is dropped."""
+        self._reoffered_at: float | None = None
+        """When the outstanding re-offer was made; None once answered, or after signalling was reopened for it."""
 
     @property
     def over(self) -> bool:
@@ -353,6 +364,7 @@ class HostSessionState:
                 log.info("ignoring the answer to offer %d: offer %d replaced it", message.attempt, self.offer_attempt)
                 return []
             self.offering = Offering.answered
+            self._reoffered_at = None
             return [ApplyAnswer(message.sdp, connect_deadline=not self.recovery.reconnecting)]
         if isinstance(message, IceCandidate):
             return [AddCandidate(message)] if self.offering is not Offering.none else []
@@ -478,20 +490,27 @@ class HostSessionState:
     def control_opened(self, now: float) -> list[Action]:
         """The current peer connection's control channel opened: the technician sees the
         screen (:meth:`media_flowing`), and the liveness pings begin."""
-        return [*self.media_flowing(), *self._recover(self.recovery.opened(now))]
+        return [*self.media_flowing(), *self._recover(self.recovery.opened(now), now)]
 
     def liveness_received(self, message: Ping | Pong, now: float) -> list[Action]:
         """A ping or pong from the technician's side on the current control channel."""
         if isinstance(message, Ping):
-            return self._recover(self.recovery.ping_received(message.seq))
-        return self._recover(self.recovery.pong_received(message.seq, now))
+            return self._recover(self.recovery.ping_received(message.seq), now)
+        return self._recover(self.recovery.pong_received(message.seq, now), now)
 
     def liveness_tick(self, now: float) -> list[Action]:
         """The time is ``now`` (call at least every :data:`~peer.liveness.PING_SECONDS`, or at
         ``recovery.due_at()``): pings, the interruption, re-offers and giving up, as due."""
-        return self._recover(self.recovery.tick(now))
+        actions = self._recover(self.recovery.tick(now), now)
+        if (self._reoffered_at is not None and now - self._reoffered_at >= ANSWER_WAIT_SECONDS
+                and self.recovery.reconnecting and self.offering is Offering.awaiting_answer and self.signalling_up):
+            # Once per re-offer: back on a fresh connection, the broker's welcome brings the offer again.
+            self._reoffered_at = None
+            log.info("no answer to the offer in %.0f s; reopening signalling", ANSWER_WAIT_SECONDS)
+            actions.append(ReopenSignalling())
+        return actions
 
-    def _recover(self, actions: list[RecoveryAction]) -> list[Action]:
+    def _recover(self, actions: list[RecoveryAction], now: float) -> list[Action]:
         """What the session does for each of :class:`~peer.liveness.Recovery`'s actions."""
         out: list[Action] = []
         for action in actions:
@@ -509,6 +528,7 @@ class HostSessionState:
                     if self.technician_present and self.authority.consent_given and self.signalling_up:
                         log.info("offering a new connection (reconnect attempt %d)", attempt)
                         out += self._offer()
+                        self._reoffered_at = now
                 case Restored(silent_seconds=silent, attempts=attempts):
                     log.info("the technician's side answers again after %.1f s (%d offers)", silent, attempts)
                     out += [TellUser(USER_WORDS.restored),

@@ -347,7 +347,7 @@ class RemoteView:
         """Leave the session (it stays open for the host to be viewed again)."""
         await self._tasks.close()  # the signalling loop and the frame reader (a failure of either is logged)
         self._recovery.stop()
-        await self._close_peer()
+        await self._close_peer(wait=True)
         if self._channel is not None:
             await self._channel.close()
         await self.events.close()
@@ -544,7 +544,10 @@ class RemoteView:
                 self._on_frame(frame, now)
             self._notify()
 
-    async def _close_peer(self) -> None:
+    async def _close_peer(self, *, wait: bool = False) -> None:
+        """Let go of the peer connection; unless ``wait``, it closes on the side: closing deletes its
+        TURN allocations, which on a broken path waits out the relay's retransmissions (half a
+        minute), and the next offer must not wait for that."""
         if self._reader is not None:
             await cancel_and_wait([self._reader])  # how it ended is logged by the tasks (:mod:`peer.background`)
             self._reader = None
@@ -552,7 +555,10 @@ class RemoteView:
         self._recovery.closed()
         if self._pc is not None:
             pc, self._pc = self._pc, None
-            await pc.close()
+            if wait:
+                await pc.close()
+            else:
+                self._tasks.start(pc.close(), "closing a replaced peer connection")
 
 
 class _ViewSignalling:

@@ -24,6 +24,7 @@ from host_client.session_state import (
     ObtainConsent,
     Offering,
     ReleaseInput,
+    ReopenSignalling,
     Report,
     ResumeTransfers,
     SendConsent,
@@ -408,6 +409,26 @@ def test_re_offers_use_the_latest_ice_and_wait_while_signalling_is_down() -> Non
     assert state.liveness_tick(6.0) == []  # the offer could not reach the technician
     state.signalling_connected()
     assert state.liveness_tick(9.0) == [ClosePeer(), SendOffer(renewed, 3)]
+
+
+def test_a_re_offer_unanswered_for_2_s_reopens_signalling_once_and_the_welcome_offers_again() -> None:
+    state = interrupted_state()
+    assert state.liveness_tick(4.9) == []
+    assert state.liveness_tick(5.0) == [ReopenSignalling()]  # it shares the broken path: what it sent may never arrive
+    assert state.liveness_tick(5.5) == []
+    state.signalling_lost()
+    assert state.liveness_tick(6.0) == []  # no re-offer into a connection that is down
+    state.signalling_connected()
+    assert offers(state.receive(welcome(technician=True), NOW)) == [ClosePeer(), SendOffer(WELCOME_ICE, 3)]
+
+
+def test_an_answered_re_offer_or_a_first_offer_never_reopens_signalling() -> None:
+    state = interrupted_state()
+    state.receive(Answer(sdp="v=0", attempt=2), NOW)
+    assert state.liveness_tick(5.5) == []
+    waiting = offered_state()  # the first offer may wait for its answer as long as it takes
+    waiting.signalling_connected()
+    assert [waiting.liveness_tick(float(now)) for now in range(1, 30)] == [[]] * 29
 
 
 def test_after_60_s_reconnecting_gives_up_tells_the_user_and_stops_offering() -> None:
