@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 import pytest
 
-from protocol.channel import CONTROL_CHANNEL, INPUT_CHANNEL, POINTER_CHANNEL
+from peer.liveness import TECHNICIAN_WORDS
+from protocol.channel import CONTROL_CHANNEL, INPUT_CHANNEL, LIVENESS_MESSAGE_BURST, POINTER_CHANNEL
 from protocol.permissions import Permission
 from tests.support.broker import BrokerProcess
 from tests.support.live_session import live_session
@@ -24,6 +26,8 @@ pytestmark = pytest.mark.slow
 
 FLOOD = 4000
 """Messages sent on each input channel at once: eight times the burst the host takes."""
+PING_FLOOD = 300
+"""Pings sent at once: thirty times the liveness burst."""
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +84,32 @@ async def test_floods_and_bad_messages_are_refused_to_the_technician_and_the_ses
         view.click(0.5, 0.5)
         await async_wait_until(lambda: recorder.clicks(), "the click after the flood")
         assert recorder.clicks() == [[960, 540, 1]]
+
+
+async def test_a_ping_flood_spends_only_the_liveness_allowance_and_a_bad_ping_is_refused(broker, xvfb) -> None:
+    """Pings and pongs have a rate of their own on the host: a flood of them is dropped and counted,
+    chat on the same channel still reaches the user, and the console's own pings are still answered."""
+    async with live_session(broker, xvfb.env, "--consent", "view,chat") as live:
+        view = live.view
+        await view.wait_for_control(30)
+        control = view._data[CONTROL_CHANNEL]  # the raw channel: the technician here sends what no console would
+        control.send(json.dumps({"type": "ping", "seq": -1}))
+        for n in range(PING_FLOOD):
+            control.send(json.dumps({"type": "ping", "seq": 1_000_000 + n}))
+        view.send_chat("still there?")
+
+        def user_reads(text: str) -> None:
+            assert live.host.stdout is not None
+            for line in live.host.stdout:
+                if text in line:
+                    return
+            raise AssertionError(f"the host exited without showing {text!r}")
+
+        await asyncio.wait_for(asyncio.to_thread(user_reads, "still there?"), 20)
+        await view.wait_until(lambda: {"invalid_message", "rate_limited"} <= {r.what for r in view.refusals}, 20,
+                              "the bad ping and the flood refused")
+        await asyncio.sleep(5)  # longer than the silence that would mean "reconnecting"
+        assert not view.reconnecting and TECHNICIAN_WORDS.reconnecting not in view.notices
+    refused = re.search(r"(\d+) refused", live.output)
+    assert refused is not None, live.output
+    assert int(refused.group(1)) >= PING_FLOOD - LIVENESS_MESSAGE_BURST  # counted, though told only now and then
