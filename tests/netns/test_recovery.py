@@ -2,7 +2,7 @@
 
 The rig of ``test_relayed_session.py`` (broker and coturn in the relay namespace, the host
 in the user namespace, this test, the Python console, in the tech namespace). The user's
-link is cut for 10 s, then the user's address changes: each time both sides say they are
+link is cut for 10 s and for 30 s, then the user's address changes: each time both sides say they are
 reconnecting, the host offers new connections, and the picture returns; chat goes on,
 the recording marks the gap, and the trail verifies.
 
@@ -32,7 +32,8 @@ from tests.support.xvfb import XvfbServer
 
 pytestmark = pytest.mark.slow
 
-CUT_SECONDS = 10.0
+CUT_SECONDS = (10.0, 30.0)
+"""How long the link is down: what issue 18 checks, and the longest it promises to ride out."""
 BACK_WITHIN_SECONDS = 5.0
 """The picture returns this soon after the link does (issue 18)."""
 
@@ -80,8 +81,9 @@ async def trail_verifies(broker: BrokerProcess, session_id: str, tmp_path: Path)
     return [e["kind"] for e in report["events"] if e["kind"].startswith("media.")]
 
 
-async def test_a_link_cut_for_10_s_is_recovered_in_the_same_session(
-    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, tmp_path: Path
+@pytest.mark.parametrize("cut_seconds", CUT_SECONDS)
+async def test_a_link_cut_is_recovered_in_the_same_session(
+    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, tmp_path: Path, cut_seconds: float
 ) -> None:
     with net_topology.entered("tech"), relay_broker(net_topology, coturn.broker_env("udp", "tcp")) as broker:
         async with live_session(broker, xvfb.env, "--consent", "view,chat", "--insecure",
@@ -97,12 +99,12 @@ async def test_a_link_cut_for_10_s_is_recovered_in_the_same_session(
                 await view.wait_until(lambda: view.reconnecting, 8, "the console to say it is reconnecting")
                 assert TECHNICIAN_WORDS.reconnecting in view.notices
                 await host_says(live, USER_WORDS.reconnecting, 8)
-                await asyncio.sleep(max(0.0, cut_at + CUT_SECONDS - time.monotonic()))
+                await asyncio.sleep(max(0.0, cut_at + cut_seconds - time.monotonic()))
             finally:
                 net_topology.restore("user")
             restored_at = time.monotonic()
 
-            back = await picture_back(live, restored_at, f"link cut for {CUT_SECONDS:g} s")
+            back = await picture_back(live, restored_at, f"link cut for {cut_seconds:g} s")
             await view.wait_until(lambda: not view.reconnecting, 10, "the console to hear the host again")
             assert TECHNICIAN_WORDS.restored in view.notices
             await host_says(live, USER_WORDS.restored, 10)
