@@ -64,6 +64,11 @@ DECLINED = "the user declined the session"
 CONNECTING = "the technician joined; setting up the connection…"
 """What the user reads between the technician joining and the media flowing ("connected")."""
 OTHER_SIDE = "the technician"
+HELLO = Ping(seq=0)
+"""What the host sends as soon as a control channel opens: the technician's side that speaks
+liveness starts it on hearing a ping (as the host does), so neither takes a side that does not
+(an older console or host) for gone. Outside the count (the liveness's own start at 1), its pong
+proves nothing."""
 ANSWER_WAIT_SECONDS = 2.0
 """How long a re-offer may go unanswered before the host takes its signalling connection for broken
 too: it shares the path that broke, and what it sent meanwhile may wait out TCP's retransmission
@@ -262,6 +267,16 @@ class Offering(enum.Enum):
     answered = "answered"
 
 
+class ControlChannel(enum.Enum):
+    """Where the current peer connection's control channel stands, for the liveness."""
+
+    closed = "closed"
+    open = "open"
+    """Open; the technician's side has not pinged on it yet."""
+    watched = "watched"
+    """The technician's side speaks liveness on it: silence counts."""
+
+
 @dataclass(frozen=True)
 class Ending:
     """Who ended the session (``technician``, ``user``, ``broker``) and why."""
@@ -311,6 +326,7 @@ class HostSessionState:
         """Whether the technician's side still answers, and the re-offers when it stops (:mod:`peer.liveness`)."""
         self.offer_attempt = 0
         """The latest offer's ``attempt`` (0: none yet); an answer to an earlier one is dropped."""
+        self._control: ControlChannel = ControlChannel.closed
         self._reoffered_at: float | None = None
         """When the outstanding re-offer was made; None once answered, or after signalling was reopened for it."""
 
@@ -444,6 +460,7 @@ class HostSessionState:
         """Close the peer connection: no offer stands, its control channel is gone for the liveness too."""
         self.offering = Offering.none
         self._media_shown = False
+        self._control = ControlChannel.closed
         self.recovery.closed()
         return [ClosePeer()]
 
@@ -489,14 +506,25 @@ class HostSessionState:
 
     def control_opened(self, now: float) -> list[Action]:
         """The current peer connection's control channel opened: the technician sees the
-        screen (:meth:`media_flowing`), and the liveness pings begin."""
-        return [*self.media_flowing(), *self._recover(self.recovery.opened(now), now)]
+        screen (:meth:`media_flowing`). The liveness begins with the first ping or pong from
+        the technician's side on it (:data:`HELLO` asks for one): a console that does not
+        speak it (an older browser console) is never taken for gone."""
+        if self.offering is Offering.none:
+            return []
+        self._control = ControlChannel.open
+        return [*self.media_flowing(), SendLiveness(HELLO)]
 
     def liveness_received(self, message: Ping | Pong, now: float) -> list[Action]:
         """A ping or pong from the technician's side on the current control channel."""
+        if self._control is ControlChannel.closed:
+            return []
+        actions: list[Action] = []
+        if self._control is ControlChannel.open:
+            self._control = ControlChannel.watched
+            actions += self._recover(self.recovery.opened(now), now)
         if isinstance(message, Ping):
-            return self._recover(self.recovery.ping_received(message.seq), now)
-        return self._recover(self.recovery.pong_received(message.seq, now), now)
+            return [*actions, *self._recover(self.recovery.ping_received(message.seq), now)]
+        return [*actions, *self._recover(self.recovery.pong_received(message.seq, now), now)]
 
     def liveness_tick(self, now: float) -> list[Action]:
         """The time is ``now`` (call at least every :data:`~peer.liveness.PING_SECONDS`, or at

@@ -158,6 +158,9 @@ class RemoteView:
         self._recovery = Recovery(offerer=False)
         """Whether the host still answers; while it does not, waits go on and the host re-offers
         (:mod:`peer.liveness`); after :data:`~peer.liveness.GIVE_UP_SECONDS` the view gives up."""
+        self._control_watched = False
+        """The host pinged on the current control channel (it does as soon as the channel opens):
+        from then on its silence counts. A host that never pings (an older one) is never taken for gone."""
 
     # --- connecting and waiting ---------------------------------------------------------
 
@@ -412,10 +415,7 @@ class RemoteView:
             channel.on("open", self._notify)
             if channel.label == CONTROL_CHANNEL:
                 channel.on("message", lambda frame: self._control_frame(channel, frame))
-                if channel.readyState == "open":  # aiortc announces a channel the other side opened once it is open
-                    self._recover(self._recovery.opened(time.monotonic()))
-                else:
-                    channel.on("open", lambda: self._recover(self._recovery.opened(time.monotonic())))
+                self._control_watched = False
             self._notify()
 
         problem = await apply_remote_description(pc, offer)
@@ -481,6 +481,9 @@ class RemoteView:
         except MessageError as bad:
             log.warning("ignoring a liveness message from the host: %s", bad.message)
             return
+        if not self._control_watched:
+            self._control_watched = True
+            self._recover(self._recovery.opened(time.monotonic()))
         if isinstance(message, Ping):
             self._recover(self._recovery.ping_received(message.seq))
         else:
@@ -552,6 +555,7 @@ class RemoteView:
             await cancel_and_wait([self._reader])  # how it ended is logged by the tasks (:mod:`peer.background`)
             self._reader = None
         self._data = {}
+        self._control_watched = False
         self._recovery.closed()
         if self._pc is not None:
             pc, self._pc = self._pc, None

@@ -12,6 +12,7 @@ from host_client.session_state import (
     CONNECTING,
     DECLINED,
     DEFAULT_PRESELECTED,
+    HELLO,
     Action,
     AddCandidate,
     ApplyAnswer,
@@ -320,12 +321,14 @@ INTERRUPTED = [ReleaseInput(), TellUser(USER_WORDS.reconnecting), Report("media.
 
 
 def connected_state() -> HostSessionState:
-    """Signalling up, offer 1 answered and connected, its control channel open at t=0 (ping 1 sent)."""
+    """Signalling up, offer 1 answered and connected, its control channel open at t=0 and
+    the technician's first ping on it answered (ping 1 sent)."""
     state = offered_state()
     state.signalling_connected()
     assert state.receive(Answer(sdp="v=0", attempt=1), NOW) == [ApplyAnswer("v=0", connect_deadline=True)]
     state.media_connection_changed("connected", 0.0)
-    assert state.control_opened(0.0) == [ShowTechnicianPresent(True), SendLiveness(Ping(seq=1))]
+    assert state.control_opened(0.0) == [ShowTechnicianPresent(True), SendLiveness(HELLO)]
+    assert state.liveness_received(Ping(seq=1), 0.0) == [SendLiveness(Ping(seq=1)), SendLiveness(Pong(seq=1))]
     return state
 
 
@@ -372,7 +375,8 @@ def test_the_connection_is_restored_when_the_new_channel_answers_not_before() ->
     state = interrupted_state()
     state.receive(Answer(sdp="v=0", attempt=2), NOW)
     assert state.media_connection_changed("connected", 4.0) == [MarkMediaConnected()]
-    assert state.control_opened(4.2) == [ShowTechnicianPresent(True), SendLiveness(Ping(seq=5))]
+    assert state.control_opened(4.2) == [ShowTechnicianPresent(True), SendLiveness(HELLO)]
+    assert state.liveness_received(Ping(seq=9), 4.2) == [SendLiveness(Ping(seq=5)), SendLiveness(Pong(seq=9))]
     assert state.liveness_received(Pong(seq=3), 4.3) == []  # the old connection's ping proves nothing
     assert state.recovery.reconnecting
     assert state.liveness_received(Pong(seq=5), 4.4) == [
@@ -448,6 +452,14 @@ def test_a_technician_who_leaves_while_reconnecting_is_not_offered_to_until_they
     state.receive(PeerLeft(role=Role.technician), NOW)
     assert [state.liveness_tick(float(now)) for now in range(4, 70)] == [[]] * 66  # no offers, no giving up
     assert state.receive(joined(), NOW) == [TellUser(CONNECTING), SendOffer(WELCOME_ICE, 3)]
+
+
+def test_a_technicians_side_that_never_speaks_liveness_is_never_taken_for_gone() -> None:
+    state = offered_state()
+    state.signalling_connected()
+    state.receive(Answer(sdp="v=0"), NOW)  # an older browser console: no attempt, no pings
+    assert state.control_opened(0.0) == [ShowTechnicianPresent(True), SendLiveness(HELLO)]
+    assert [state.liveness_tick(now / 4) for now in range(1, 400)] == [[]] * 399
 
 
 def test_pings_stop_with_the_peer_connection() -> None:
