@@ -75,7 +75,7 @@ def test_a_silent_host_is_reconnecting_waits_go_on_and_giving_up_ends_them_with_
         return str(failed.value), waited, reconnecting, view
 
     text, waited, reconnecting, view = asyncio.run(run())
-    assert 0.5 < waited < 2.0
+    assert 0.3 < waited < 5.0  # about the 1 s given: not the 60 s the caller allowed
     assert text == view.connect_failure and text.startswith("The connection could not be restored")
     assert "ask the user to check their network connection" in text
     assert view.notices == [TECHNICIAN_WORDS.reconnecting, text]
