@@ -81,6 +81,11 @@ async def trail_verifies(broker: BrokerProcess, session_id: str, tmp_path: Path)
     return [e["kind"] for e in report["events"] if e["kind"].startswith("media.")]
 
 
+def gap_marked(media: list[str]) -> None:
+    """The trail marks the gap and its end (a stall on a loaded machine may add a gap of its own)."""
+    assert "media.interrupted" in media and media[-1] == "media.restored" and "media.lost" not in media, media
+
+
 @pytest.mark.parametrize("cut_seconds", CUT_SECONDS)
 async def test_a_link_cut_is_recovered_in_the_same_session(
     net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, tmp_path: Path, cut_seconds: float
@@ -113,7 +118,7 @@ async def test_a_link_cut_is_recovered_in_the_same_session(
             await chat_goes_on(live, "after the cut")
             assert [c.text for c in view.chat if c.sender == "user"] == ["re: before the cut", "re: after the cut"]
         media = await trail_verifies(broker, live.session_id, tmp_path)
-    assert media == ["media.interrupted", "media.restored"], media
+    gap_marked(media)
 
 
 async def test_the_picture_returns_after_the_users_address_changes(
@@ -132,8 +137,9 @@ async def test_the_picture_returns_after_the_users_address_changes(
             await host_says(live, USER_WORDS.reconnecting, 8)
             back = await picture_back(live, moved_at, "address changed")
             await view.wait_until(lambda: not view.reconnecting, 10, "the console to hear the host again")
-            # Noticed after 3 s of silence, then a new connection through the new address.
+            # Noticed after 3 s of silence; the first offer went into the old signalling connection,
+            # which is reopened after 2 s without an answer; then a new connection from the new address.
             assert back <= 3.0 + BACK_WITHIN_SECONDS, back
             await chat_goes_on(live, "after the move")
         media = await trail_verifies(broker, live.session_id, tmp_path)
-    assert media == ["media.interrupted", "media.restored"], media
+    gap_marked(media)
