@@ -141,6 +141,11 @@ class SignallingChannel:
     async def close(self) -> None:
         await self._connection.close()
 
+    def abort(self) -> None:
+        """Drop the connection at once, without the closing handshake (a broken path would hold
+        that up for its timeout): :func:`keep_signalling` sees it drop and connects again."""
+        self._connection.transport.abort()
+
     @property
     def closed(self) -> bool:
         return self._connection.close_code is not None

@@ -19,7 +19,9 @@ technician is told at most every 5 s (a ``refused`` with ``what`` ``rate_limited
 
 Liveness: each side sends a ``ping`` a second on ``control`` once it is open and
 answers each ``ping`` with a ``pong`` of the same ``seq`` (:mod:`peer.liveness` decides
-when, and what a silence means). Those small frames are recognised before anything is
+when, and what a silence means). The host sends ``ping`` ``seq`` 0 the moment the channel
+opens, and each side starts watching on the other's first ``ping`` or ``pong``: a side that
+never sends one (an older console or host) is not taken for gone. Those small frames are recognised before anything is
 parsed (:func:`is_liveness_frame`) and taken at a rate of their own
 (``LIVENESS_MESSAGES_PER_SECOND``): a chat flood cannot starve them into a false
 "interrupted", and a ping flood spends only that allowance, never the control one.
