@@ -49,14 +49,20 @@ from protocol.channel import (
     INPUT_CHANNEL,
     INPUT_MESSAGE_BURST,
     INPUT_MESSAGES_PER_SECOND,
+    LIVENESS_MESSAGE_BURST,
+    LIVENESS_MESSAGES_PER_SECOND,
     POINTER_CHANNEL,
     Chat,
     MonitorInfo,
     Monitors,
     Notice,
+    Ping,
+    Pong,
     Refused,
     SelectMonitor,
+    is_liveness_frame,
     parse_input,
+    parse_liveness,
     parse_tech_control,
 )
 from protocol.channel import (
@@ -105,6 +111,7 @@ from .session_state import (
     SendConsent,
     SendEnd,
     SendIceFailed,
+    SendLiveness,
     SendOffer,
     SessionStarted,
     ShowPermissions,
@@ -125,6 +132,8 @@ END_CONFIRM_SECONDS = 5.0
 PENDING_CONTROL_LIMIT = 50
 """Chat lines the user may type before the control channel is open; they are sent when it opens."""
 RECORDING_WATCH_SECONDS = 0.5
+LIVENESS_TICK_SECONDS = 0.25
+"""How often the session gives the liveness the time at the least (sooner when it is due)."""
 AFTER_END_SECONDS = 600.0
 """How long the host waits for the user to answer what it asks once the session ended (the survey)."""
 RECORDING_DRAIN_SECONDS = 30.0
@@ -232,10 +241,8 @@ class HostSession:
         """Everything the session runs beside its signalling loop; cancelled and awaited when it stops."""
         self._frames_before = 0
         self._after_end: asyncio.Future[None] | None = None
-        self._attempts = 0
-        """Peer connections offered in this session (``ice_failed`` counts them)."""
         self._clipboard_seen: str | None = None
-        self._pending_control: list[Chat | ClipboardMessage | Monitors | Refused | Notice] = []
+        self._pending_control: list[Chat | ClipboardMessage | Monitors | Refused | Notice | Ping | Pong] = []
         self._started = time.monotonic()
         self._saved = saved
         self.landing = LandingFolder(
@@ -288,6 +295,7 @@ class HostSession:
         self._tasks.start(self._watch_clipboard(), "clipboard watch")
         self._tasks.start(self.uploader.run(), "recording upload")
         self._tasks.start(self._watch_recording(), "recording watch")
+        self._tasks.start(self._watch_liveness(), "liveness")
         try:
             await self._signalling_loop()
         finally:
@@ -411,10 +419,12 @@ class HostSession:
                 return self._start_recording()
             case ClosePeer():
                 return self._close_peer()
-            case SendOffer(ice=ice):
-                return self._offer(ice)
-            case ApplyAnswer(sdp=sdp):
-                return self._apply_answer(sdp)
+            case SendOffer(ice=ice, attempt=attempt):
+                return self._offer(ice, attempt)
+            case ApplyAnswer(sdp=sdp, connect_deadline=connect_deadline):
+                return self._apply_answer(sdp, connect_deadline)
+            case SendLiveness(message=message):
+                self._send_control(message)  # only on an open channel, never held
             case AddCandidate(candidate=message):
                 return self._add_candidate(message)
             case MarkMediaConnected():
@@ -485,11 +495,10 @@ class HostSession:
 
     # --- media and data channels ----------------------------------------------------------
 
-    async def _offer(self, ice: IceConfig) -> None:
+    async def _offer(self, ice: IceConfig, attempt: int) -> None:
         """A fresh peer connection (the state closed the previous one first), offered to the technician."""
         pc = RTCPeerConnection(rtc_configuration(ice))
         self._pc = pc
-        self._attempts += 1
         self._track = ScreenTrack(
             lambda: self._selected,
             visible=lambda: self.authority.allows(Permission.view),
@@ -501,17 +510,21 @@ class HostSession:
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
+            if self._pc is not pc:
+                return  # replaced: what it does now concerns nobody
             log.info("media connection: %s", pc.connectionState)
             if pc.connectionState == "connected":
                 log.info(route_line(selected_route(pc), None))
-            self._carry_out_soon(self._state.media_connection_changed(pc.connectionState))
+            self._carry_out_soon(self._state.media_connection_changed(pc.connectionState, time.monotonic()))
 
         await pc.setLocalDescription(await pc.createOffer())
+        if self._pc is not pc:
+            return  # replaced while the offer was being made (a re-offer came sooner)
         # Making the offer takes a moment, in which the broker may die: then the offer is lost,
         # not the session; the signalling loop reconnects and offers again (Offering.awaiting_answer).
-        await self._send_signal(Offer(sdp=pc.localDescription.sdp))
+        await self._send_signal(Offer(sdp=pc.localDescription.sdp, attempt=attempt))
 
-    async def _apply_answer(self, sdp: str) -> None:
+    async def _apply_answer(self, sdp: str, connect_deadline: bool) -> None:
         # The state expects this answer; the peer connection has its offer in place unless it is
         # still being made beside the signalling loop (after the consent question).
         pc = self._pc
@@ -521,7 +534,8 @@ class HostSession:
         if problem is not None:
             await self._carry_out(self._state.answer_refused(problem))
             return
-        self._tasks.start(self._watch_connect(pc, self._attempts), "connect watch")
+        if connect_deadline:
+            self._tasks.start(self._watch_connect(pc, self._state.offer_attempt), "connect watch")
 
     async def _watch_connect(self, pc: RTCPeerConnection, attempt: int) -> None:
         """Give ``pc`` its time to connect; if it fails, explain and tell the technician's side."""
@@ -543,6 +557,7 @@ class HostSession:
         input_rate = MessageRate.per_second(INPUT_MESSAGES_PER_SECOND, INPUT_MESSAGE_BURST)
         pointer_rate = MessageRate.per_second(INPUT_MESSAGES_PER_SECOND, INPUT_MESSAGE_BURST)
         control_rate = MessageRate.per_second(CONTROL_MESSAGES_PER_SECOND, CONTROL_MESSAGE_BURST)
+        liveness_rate = MessageRate.per_second(LIVENESS_MESSAGES_PER_SECOND, LIVENESS_MESSAGE_BURST)
 
         @input_channel.on("message")
         def _on_input(frame: str | bytes) -> None:
@@ -556,7 +571,9 @@ class HostSession:
 
         @control.on("open")
         def _on_control_open() -> None:
-            self._carry_out_soon(self._state.media_flowing())
+            if self._data.get(CONTROL_CHANNEL) is not control:
+                return  # its connection was replaced
+            self._carry_out_soon(self._state.control_opened(time.monotonic()))
             self._send_monitors()
             pending, self._pending_control = self._pending_control, []
             for message in pending:
@@ -564,7 +581,13 @@ class HostSession:
 
         @control.on("message")
         def _on_control(frame: str | bytes) -> None:
-            if self._within_rate(control_rate):
+            if self._data.get(CONTROL_CHANNEL) is not control:
+                return  # a replaced connection's: its pongs prove nothing about the current one
+            if is_liveness_frame(frame):
+                # Their own allowance: a chat flood cannot starve them into a false "interrupted".
+                if self._within_rate(liveness_rate):
+                    self._liveness_frame(frame)
+            elif self._within_rate(control_rate):
                 self._control_frame(frame)
 
     def _within_rate(self, rate: MessageRate) -> bool:
@@ -582,6 +605,26 @@ class HostSession:
             self.input.refuse(None, bad.code.value, bad.message)
             return
         self.input.handle(message)
+
+    def _liveness_frame(self, frame: str | bytes) -> None:
+        try:
+            message = parse_liveness(frame)
+        except MessageError as bad:
+            self.input.refuse(None, bad.code.value, bad.message)
+            return
+        self._carry_out_soon(self._state.liveness_received(message, time.monotonic()))
+
+    async def _watch_liveness(self) -> None:
+        """Give the liveness the time: pings, the interruption and the re-offers happen in its ticks."""
+        while True:
+            now = time.monotonic()
+            due = self._state.recovery.due_at()
+            wait = LIVENESS_TICK_SECONDS if due is None else min(LIVENESS_TICK_SECONDS, max(0.0, due - now))
+            await asyncio.sleep(wait)
+            try:
+                await self._carry_out(self._state.liveness_tick(time.monotonic()))
+            except Exception:  # one failed re-offer must not end the watching; the next replaces it
+                log.exception("reconnecting: an action failed")
 
     def _control_frame(self, frame: str | bytes) -> None:
         try:
@@ -678,7 +721,9 @@ class HostSession:
             failed = self.recorder.error if self.recorder is not None else None
             self._carry_out_soon(self._state.recording_checked(self.uploader.lag_seconds(), failed))
 
-    def _send_control(self, message: Chat | ClipboardMessage | Monitors | Refused | Notice, *, queue: bool = False) -> bool:
+    def _send_control(
+        self, message: Chat | ClipboardMessage | Monitors | Refused | Notice | Ping | Pong, *, queue: bool = False
+    ) -> bool:
         """Send on the control channel; with ``queue``, hold it until the channel opens."""
         channel = self._data.get(CONTROL_CHANNEL)
         if channel is None or channel.readyState != "open":

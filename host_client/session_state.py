@@ -3,7 +3,9 @@
 :class:`HostSessionState` holds the session's state machine: whether the user
 consented, whether a technician is connected, whether the peer connection still
 waits for its answer (so a reconnecting side is offered again), whether the
-recording keeps up, and how the session ends. Each method takes one event (a
+recording keeps up, whether the technician's side still answers on the control
+channel (and the re-offers when it stops: :class:`~peer.liveness.Recovery`), and how
+the session ends. Each method takes one event (a
 signalling message, the user's answer, the media connection, the recording's
 lag, the clock where it matters) and returns the :data:`Action` objects that
 :class:`~host_client.session.HostSession` carries out with aiortc, the
@@ -25,6 +27,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from peer.connect_watch import failure_text
+from peer.liveness import USER_WORDS, GaveUp, Interrupted, Recovery, RecoveryAction, Reoffer, Restored, SendPing, SendPong
+from protocol.channel import Ping, Pong
 from protocol.grants import GrantRejected
 from protocol.ice import IceConfig
 from protocol.permissions import Permission, describe, ordered
@@ -139,16 +143,24 @@ class ClosePeer:
 
 @dataclass(frozen=True)
 class SendOffer:
-    """Build a fresh peer connection (screen track, data channels) with ``ice`` and offer it."""
+    """Build a fresh peer connection (screen track, data channels) with ``ice`` and offer it as ``attempt``."""
 
     ice: IceConfig
+    attempt: int
+    """Counts the offers of the session from 1: the answer names it, ``ice_failed`` too."""
 
 
 @dataclass(frozen=True)
 class ApplyAnswer:
-    """The technician's answer to the outstanding offer."""
+    """The technician's answer to the outstanding offer.
+
+    ``connect_deadline``: watch the attempt with the connect deadline
+    (:class:`~peer.connect_watch.ConnectDeadline`). Not while reconnecting: the next
+    re-offer replaces the attempt, or giving up ends the reconnecting.
+    """
 
     sdp: str
+    connect_deadline: bool = True
 
 
 @dataclass(frozen=True)
@@ -163,6 +175,14 @@ class SendIceFailed:
     """Tell the technician's side (through the broker, which audits it) that this attempt failed."""
 
     message: IceFailed
+
+
+@dataclass(frozen=True)
+class SendLiveness:
+    """A ping or pong for the technician's side: sent if the control channel is open, never held
+    (one sent late would prove nothing)."""
+
+    message: Ping | Pong
 
 
 @dataclass(frozen=True)
@@ -214,7 +234,7 @@ Action = (
     StartRecording | ObtainConsent | SessionStarted | SendConsent | ShowPermissions | ReleaseInput | ResumeTransfers
     | HandOnToTransfers | ShowTechnicianPresent | ClosePeer | SendOffer | ApplyAnswer | AddCandidate
     | MarkMediaConnected | TellUser | TellTechnician | Report | SendEnd | CloseSignalling | SkipAfterEnd
-    | SendIceFailed
+    | SendIceFailed | SendLiveness
 )
 """Everything :class:`HostSessionState` may ask its session to do."""
 
@@ -278,6 +298,10 @@ class HostSessionState:
         self.ended: Ending | None = None
         self._asking_after_end = False
         self._media_shown = False
+        self.recovery = Recovery(offerer=True)
+        """Whether the technician's side still answers, and the re-offers when it stops (:mod:`peer.liveness`)."""
+        self.offer_attempt = 0
+        """The latest offer's ``attempt`` (0: none yet); an answer to an earlier one is dropped."""
 
     @property
     def over(self) -> bool:
@@ -325,8 +349,11 @@ class HostSessionState:
         if isinstance(message, Answer):
             if self.offering is not Offering.awaiting_answer:
                 return []
+            if message.attempt is not None and message.attempt != self.offer_attempt:
+                log.info("ignoring the answer to offer %d: offer %d replaced it", message.attempt, self.offer_attempt)
+                return []
             self.offering = Offering.answered
-            return [ApplyAnswer(message.sdp)]
+            return [ApplyAnswer(message.sdp, connect_deadline=not self.recovery.reconnecting)]
         if isinstance(message, IceCandidate):
             return [AddCandidate(message)] if self.offering is not Offering.none else []
         if isinstance(message, IceFailed):
@@ -391,21 +418,31 @@ class HostSessionState:
     def _technician_left(self) -> list[Action]:
         log.info("the technician left; waiting for them to come back")
         self.technician_present = False
-        self.offering = Offering.none
-        self._media_shown = False
-        return [ShowTechnicianPresent(False), ReleaseInput(), ClosePeer()]
+        self.recovery.stop()  # their absence is no interruption: they are offered again when they return
+        return [ShowTechnicianPresent(False), ReleaseInput(), *self._close_peer()]
 
     def _offer(self) -> list[Action]:
-        closing: list[Action] = [] if self.offering is Offering.none else [ClosePeer()]
+        closing = [] if self.offering is Offering.none else self._close_peer()
         self.offering = Offering.awaiting_answer
         self._media_shown = False
-        return [*closing, SendOffer(self.ice)]
+        self.offer_attempt += 1
+        return [*closing, SendOffer(self.ice, self.offer_attempt)]
+
+    def _close_peer(self) -> list[Action]:
+        """Close the peer connection: no offer stands, its control channel is gone for the liveness too."""
+        self.offering = Offering.none
+        self._media_shown = False
+        self.recovery.closed()
+        return [ClosePeer()]
 
     # --- media ------------------------------------------------------------------------------
 
-    def media_connection_changed(self, state: str) -> list[Action]:
-        """The peer connection's ``connectionState`` changed."""
-        return [MarkMediaConnected()] if state == "connected" else []
+    def media_connection_changed(self, state: str, now: float) -> list[Action]:
+        """The current peer connection's ``connectionState`` changed (``now``: ``time.monotonic()``)."""
+        if state != "connected":
+            return []
+        self.recovery.attempt_connected(now)  # a re-offer's connection is up: give its channel time to answer
+        return [MarkMediaConnected()]
 
     def media_flowing(self) -> list[Action]:
         """The first data reached the technician's side (the control channel opened): now the
@@ -418,24 +455,70 @@ class HostSessionState:
     def answer_refused(self, problem: str) -> list[Action]:
         """The technician's answer could not be applied (malformed SDP): this attempt is over,
         the session goes on; the technician's next join is offered again."""
-        self.offering = Offering.none
-        return [ClosePeer(), TellUser(f"the technician's side sent a connection setup this computer cannot use "
+        return [*self._close_peer(), TellUser(f"the technician's side sent a connection setup this computer cannot use "
                                       f"({problem}); waiting for them to reconnect")]
 
     def connect_gave_up(self, failed: IceFailed) -> list[Action]:
         """No candidate pair worked in time (:class:`~peer.connect_watch.ConnectDeadline`): close,
-        explain to the user, tell the technician's side."""
-        if self.offering is Offering.none:
+        explain to the user, tell the technician's side. Not while reconnecting: the re-offers
+        go on until the connection is back or :class:`~peer.liveness.GaveUp`."""
+        if self.offering is Offering.none or self.recovery.reconnecting:
             return []
-        self.offering = Offering.none
-        return [ClosePeer(), TellUser(failure_text(OTHER_SIDE, failed.turn_failures)), SendIceFailed(failed)]
+        return [*self._close_peer(), TellUser(failure_text(OTHER_SIDE, failed.turn_failures)), SendIceFailed(failed)]
 
     def _technician_side_failed(self, failed: IceFailed) -> list[Action]:
-        """The technician's side gave up connecting (its ``ice_failed``, relayed by the broker)."""
-        if self.offering is Offering.none:
+        """The technician's side gave up connecting (its ``ice_failed``, relayed by the broker);
+        while reconnecting, the next re-offer replaces that attempt anyway."""
+        if self.offering is Offering.none or self.recovery.reconnecting:
             return []
-        self.offering = Offering.none
-        return [ClosePeer(), TellUser(failure_text(OTHER_SIDE, failed.turn_failures, theirs=True))]
+        return [*self._close_peer(), TellUser(failure_text(OTHER_SIDE, failed.turn_failures, theirs=True))]
+
+    # --- liveness and recovery (peer.liveness) ----------------------------------------------
+
+    def control_opened(self, now: float) -> list[Action]:
+        """The current peer connection's control channel opened: the technician sees the
+        screen (:meth:`media_flowing`), and the liveness pings begin."""
+        return [*self.media_flowing(), *self._recover(self.recovery.opened(now))]
+
+    def liveness_received(self, message: Ping | Pong, now: float) -> list[Action]:
+        """A ping or pong from the technician's side on the current control channel."""
+        if isinstance(message, Ping):
+            return self._recover(self.recovery.ping_received(message.seq))
+        return self._recover(self.recovery.pong_received(message.seq, now))
+
+    def liveness_tick(self, now: float) -> list[Action]:
+        """The time is ``now`` (call at least every :data:`~peer.liveness.PING_SECONDS`, or at
+        ``recovery.due_at()``): pings, the interruption, re-offers and giving up, as due."""
+        return self._recover(self.recovery.tick(now))
+
+    def _recover(self, actions: list[RecoveryAction]) -> list[Action]:
+        """What the session does for each of :class:`~peer.liveness.Recovery`'s actions."""
+        out: list[Action] = []
+        for action in actions:
+            match action:
+                case SendPing(seq=seq):
+                    out.append(SendLiveness(Ping(seq=seq)))
+                case SendPong(seq=seq):
+                    out.append(SendLiveness(Pong(seq=seq)))
+                case Interrupted(silent_seconds=silent):
+                    # Keys held when the picture stopped must not stay pressed while nobody sees them.
+                    log.warning("no answer from the technician's side for %.1f s; reconnecting", silent)
+                    out += [ReleaseInput(), TellUser(USER_WORDS.reconnecting),
+                            Report("media.interrupted", {"silent_seconds": silent})]
+                case Reoffer(attempt=attempt):
+                    if self.technician_present and self.authority.consent_given and self.signalling_up:
+                        log.info("offering a new connection (reconnect attempt %d)", attempt)
+                        out += self._offer()
+                case Restored(silent_seconds=silent, attempts=attempts):
+                    log.info("the technician's side answers again after %.1f s (%d offers)", silent, attempts)
+                    out += [TellUser(USER_WORDS.restored),
+                            Report("media.restored", {"silent_seconds": silent, "attempts": attempts})]
+                case GaveUp(seconds=seconds, attempts=attempts):
+                    log.warning("gave up reconnecting after %.0f s (%d offers)", seconds, attempts)
+                    closing = [] if self.offering is Offering.none else self._close_peer()
+                    out += [*closing, TellUser(USER_WORDS.lost(seconds)),
+                            Report("media.lost", {"seconds": seconds, "attempts": attempts})]
+        return out
 
     # --- consent ----------------------------------------------------------------------------
 

@@ -29,6 +29,16 @@ from peer.background import BackgroundTasks, cancel_and_wait
 from peer.connect_watch import failure_text, ice_failed_message
 from peer.events import EventReporter, clipboard_fields
 from peer.ice import rtc_configuration, watch_connection
+from peer.liveness import (
+    TECHNICIAN_WORDS,
+    GaveUp,
+    Interrupted,
+    Recovery,
+    RecoveryAction,
+    Restored,
+    SendPing,
+    SendPong,
+)
 from peer.signalling import (
     SignallingChannel,
     apply_remote_candidate,
@@ -47,13 +57,17 @@ from protocol.channel import (
     Key,
     Monitors,
     Notice,
+    Ping,
     PointerButton,
     PointerMove,
+    Pong,
     Refused,
     SelectMonitor,
     Text,
     Wheel,
+    is_liveness_frame,
     parse_host_control,
+    parse_liveness,
     typed_text,
 )
 from protocol.frames import MessageError
@@ -84,6 +98,9 @@ from protocol.signalling import (
 log = logging.getLogger(__name__)
 
 OTHER_SIDE = "the end user"
+
+LIVENESS_TICK_SECONDS = 0.25
+"""How often the view gives its liveness the time at the least (sooner when it is due)."""
 
 FrameHook = Callable[[av.VideoFrame, float], None]
 """Called for every decoded frame with the ``time.monotonic()`` of its arrival."""
@@ -138,6 +155,9 @@ class RemoteView:
         """Why the current media connection attempt failed (ours or the host's ``ice_failed``),
         in words for the technician; None while it works or is being made."""
         self._attempts = 0
+        self._recovery = Recovery(offerer=False)
+        """Whether the host still answers; while it does not, waits go on and the host re-offers
+        (:mod:`peer.liveness`); after :data:`~peer.liveness.GIVE_UP_SECONDS` the view gives up."""
 
     # --- connecting and waiting ---------------------------------------------------------
 
@@ -145,6 +165,7 @@ class RemoteView:
         """Connect to the broker's signalling; media follows when the host offers."""
         self._channel = await SignallingChannel.open(self._broker_url, self._path, self._token)
         self._tasks.start(self._signalling_loop(), "signalling")
+        self._tasks.start(self._watch_liveness(), "liveness")
         self.events.start()
 
     async def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -207,6 +228,11 @@ class RemoteView:
     async def route_status(self) -> str:
         """"media: relayed through TURN over TCP, round trip 42 ms" (:func:`protocol.route.route_line`)."""
         return route_line(self.route(), await self.round_trip())
+
+    @property
+    def reconnecting(self) -> bool:
+        """The host stopped answering and the connection is being made again (waits go on meanwhile)."""
+        return self._recovery.reconnecting
 
     def allowed(self, permission: Permission) -> bool:
         """Whether grant and consent both allow ``permission``, as far as this side knows."""
@@ -320,6 +346,7 @@ class RemoteView:
     async def close(self) -> None:
         """Leave the session (it stays open for the host to be viewed again)."""
         await self._tasks.close()  # the signalling loop and the frame reader (a failure of either is logged)
+        self._recovery.stop()
         await self._close_peer()
         if self._channel is not None:
             await self._channel.close()
@@ -349,6 +376,7 @@ class RemoteView:
             self.host = message.peer
         elif isinstance(message, PeerLeft) and message.role is Role.host:
             log.info("the host left; waiting for it to come back")
+            self._recovery.stop()  # its absence is no interruption: it offers again when it returns
             await self._close_peer()
         elif isinstance(message, Offer):
             await self._answer(message)
@@ -378,10 +406,16 @@ class RemoteView:
 
         @pc.on("datachannel")
         def _on_datachannel(channel: RTCDataChannel) -> None:
+            if self._pc is not pc:
+                return  # replaced by a newer offer
             self._data[channel.label] = channel
             channel.on("open", self._notify)
             if channel.label == CONTROL_CHANNEL:
-                channel.on("message", self._control_frame)
+                channel.on("message", lambda frame: self._control_frame(channel, frame))
+                if channel.readyState == "open":  # aiortc announces a channel the other side opened once it is open
+                    self._recover(self._recovery.opened(time.monotonic()))
+                else:
+                    channel.on("open", lambda: self._recover(self._recovery.opened(time.monotonic())))
             self._notify()
 
         problem = await apply_remote_description(pc, offer)
@@ -392,10 +426,11 @@ class RemoteView:
             await self._give_up(f"Could not connect to {OTHER_SIDE}: their computer sent a connection setup "
                                 f"this console cannot use ({problem}).")
             return
-        self._tasks.start(self._watch_connect(pc, self._attempts), "connect watch")
+        if not self._recovery.reconnecting:  # while reconnecting, the host's next offer replaces this one
+            self._tasks.start(self._watch_connect(pc, self._attempts), "connect watch")
         await pc.setLocalDescription(await pc.createAnswer())
         assert self._channel is not None  # offers only arrive on an open channel
-        await self._channel.send(Answer(sdp=pc.localDescription.sdp))
+        await self._channel.send(Answer(sdp=pc.localDescription.sdp, attempt=offer.attempt))
 
     async def _watch_connect(self, pc: RTCPeerConnection, attempt: int) -> None:
         """Give ``pc`` its time to connect; if it fails, tell the host, then the technician."""
@@ -413,7 +448,12 @@ class RemoteView:
         await self._close_peer()
         self._notify()
 
-    def _control_frame(self, frame: str | bytes) -> None:
+    def _control_frame(self, channel: RTCDataChannel, frame: str | bytes) -> None:
+        if self._data.get(CONTROL_CHANNEL) is not channel:
+            return  # a replaced connection's: its pongs prove nothing about the current one
+        if is_liveness_frame(frame):
+            self._liveness_frame(frame)
+            return
         try:
             message = parse_host_control(frame)
         except MessageError as bad:
@@ -434,6 +474,58 @@ class RemoteView:
             self.refusals.append(message)
             log.info("the host refused %s %s: %s", message.what, message.seq, message.reason)
         self._notify()
+
+    def _liveness_frame(self, frame: str | bytes) -> None:
+        try:
+            message = parse_liveness(frame)
+        except MessageError as bad:
+            log.warning("ignoring a liveness message from the host: %s", bad.message)
+            return
+        if isinstance(message, Ping):
+            self._recover(self._recovery.ping_received(message.seq))
+        else:
+            self._recover(self._recovery.pong_received(message.seq, time.monotonic()))
+
+    async def _watch_liveness(self) -> None:
+        """Give the liveness the time: pings, the interruption and giving up happen in its ticks."""
+        while True:
+            due = self._recovery.due_at()
+            now = time.monotonic()
+            await asyncio.sleep(LIVENESS_TICK_SECONDS if due is None else min(LIVENESS_TICK_SECONDS, max(0.0, due - now)))
+            gave_up = self._recover(self._recovery.tick(time.monotonic()))
+            if gave_up:
+                await self._close_peer()
+
+    def _recover(self, actions: list[RecoveryAction]) -> bool:
+        """Carry out the liveness's ``actions`` (the host makes the offers; this side only answers them);
+        True when it gave up: the caller closes the peer connection."""
+        gave_up = False
+        for action in actions:
+            match action:
+                case SendPing(seq=seq):
+                    self._send_liveness(Ping(seq=seq))
+                case SendPong(seq=seq):
+                    self._send_liveness(Pong(seq=seq))
+                case Interrupted(silent_seconds=silent):
+                    log.warning("%s (no answer from the host for %.1f s)", TECHNICIAN_WORDS.reconnecting, silent)
+                    self.notices.append(TECHNICIAN_WORDS.reconnecting)
+                case Restored(silent_seconds=silent):
+                    log.warning("%s (after %.1f s)", TECHNICIAN_WORDS.restored, silent)
+                    self.notices.append(TECHNICIAN_WORDS.restored)
+                case GaveUp(seconds=seconds):
+                    self.connect_failure = TECHNICIAN_WORDS.lost(seconds)
+                    log.warning("%s", self.connect_failure)
+                    self.notices.append(self.connect_failure)
+                    gave_up = True
+        if actions:
+            self._notify()
+        return gave_up
+
+    def _send_liveness(self, message: Ping | Pong) -> None:
+        """A ping or pong, on the control channel if it is open; never held (one sent late proves nothing)."""
+        channel = self._data.get(CONTROL_CHANNEL)
+        if channel is not None and channel.readyState == "open":
+            channel.send(encode(message))
 
     async def _read_frames(self, track: MediaStreamTrack) -> None:
         while True:
@@ -457,6 +549,7 @@ class RemoteView:
             await cancel_and_wait([self._reader])  # how it ended is logged by the tasks (:mod:`peer.background`)
             self._reader = None
         self._data = {}
+        self._recovery.closed()
         if self._pc is not None:
             pc, self._pc = self._pc, None
             await pc.close()

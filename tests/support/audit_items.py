@@ -25,6 +25,10 @@ from tests.support.broker import BrokerProcess
 
 COUNTED = frozenset({"input.sent", "input.applied", "input.refused"})
 FILE_KINDS = ("transfer.", "file_request.")
+MEDIA_KINDS = "media."
+"""Left out of :func:`reported_items`: a stall of a loaded machine may interrupt the media for
+3 s (``media.interrupted``, ``media.restored``), which no script plays; a test of recovery
+reads those events from the report itself."""
 
 # What both consoles' session tests say and copy (tests/e2e/ and tests/browser/test_session_events.py).
 CHAT, REPLY = "Done?", "yes, it prints again"
@@ -80,11 +84,12 @@ def _what(kind: str, data: dict[str, Any]) -> str:
 
 
 def reported_items(report: dict[str, Any]) -> Counter[tuple[str, str, str]]:
-    """Every item in the report's complete event list, as often as it is there."""
+    """Every item in the report's complete event list, as often as it is there (but the media gaps)."""
     return Counter(
         (_side(report, e["actor"]), e["kind"], _what(e["kind"], e["data"]))
         for e in report["events"]
-        if (e["kind"] in EVENT_DATA and e["kind"] not in COUNTED) or e["kind"].startswith(FILE_KINDS)
+        if (e["kind"] in EVENT_DATA and e["kind"] not in COUNTED and not e["kind"].startswith(MEDIA_KINDS))
+        or e["kind"].startswith(FILE_KINDS)
     )
 
 

@@ -29,6 +29,7 @@ from host_client.session_state import (
     SendConsent,
     SendEnd,
     SendIceFailed,
+    SendLiveness,
     SendOffer,
     SessionStarted,
     ShowPermissions,
@@ -38,6 +39,8 @@ from host_client.session_state import (
     TellTechnician,
     TellUser,
 )
+from peer.liveness import USER_WORDS
+from protocol.channel import Ping, Pong
 from protocol.grants import Grant
 from protocol.ice import IceConfig, IceServer
 from protocol.permissions import Permission
@@ -113,7 +116,7 @@ def test_the_usual_order_welcome_grant_consent_then_the_technician_gets_an_offer
         SendConsent([Permission.view, Permission.control], ConsentSource.window),
         ResumeTransfers(),
     ]  # no technician yet: no offer
-    assert state.receive(joined(), NOW) == [TellUser(CONNECTING), SendOffer(WELCOME_ICE)]
+    assert state.receive(joined(), NOW) == [TellUser(CONNECTING), SendOffer(WELCOME_ICE, 1)]
     assert state.offering is Offering.awaiting_answer
 
 
@@ -121,14 +124,14 @@ def test_a_technician_who_joins_before_consent_is_offered_only_once_the_user_con
     state = new_state()
     assert state.receive(welcome(technician=True), NOW) == [StartRecording(), TellUser(CONNECTING)]
     assert state.receive(joined(), NOW) == []  # still present; no consent: no offer
-    assert offers(consented(state)) == [SendOffer(WELCOME_ICE)]
+    assert offers(consented(state)) == [SendOffer(WELCOME_ICE, 1)]
 
 
 def test_a_grant_before_welcome_asks_for_consent_and_the_offer_uses_the_ice_of_welcome() -> None:
     state = new_state()
     assert state.receive(grant(), NOW) == [ObtainConsent("Alice", ALL, DEFAULT_PRESELECTED)]
     assert state.receive(welcome(technician=True), NOW) == [StartRecording(), TellUser(CONNECTING)]
-    assert offers(state.consent_answered(frozenset({Permission.view}), ConsentSource.window, NOW)) == [SendOffer(WELCOME_ICE)]
+    assert offers(state.consent_answered(frozenset({Permission.view}), ConsentSource.window, NOW)) == [SendOffer(WELCOME_ICE, 1)]
 
 
 def test_declining_the_prompt_ends_the_session_and_sends_no_consent() -> None:
@@ -190,7 +193,7 @@ def test_a_technician_who_reconnects_is_offered_again_on_a_fresh_peer_connection
     state.receive(welcome(technician=True), NOW)
     consented(state)
     assert state.receive(Answer(sdp="v=0 a"), NOW) == [ApplyAnswer("v=0 a")]
-    assert state.receive(joined(), NOW) == [ClosePeer(), SendOffer(WELCOME_ICE)]  # a replaced technician has no media
+    assert state.receive(joined(), NOW) == [ClosePeer(), SendOffer(WELCOME_ICE, 2)]  # a replaced technician has no media
 
 
 def test_the_technician_leaving_mid_offer_closes_the_peer_and_a_late_answer_is_ignored() -> None:
@@ -201,7 +204,7 @@ def test_the_technician_leaving_mid_offer_closes_the_peer_and_a_late_answer_is_i
     assert state.receive(PeerLeft(role=Role.technician), NOW) == [ShowTechnicianPresent(False), ReleaseInput(), ClosePeer()]
     assert state.receive(Answer(sdp="v=0 late"), NOW) == []
     assert state.receive(IceCandidate(candidate="candidate:1 1 udp 1 127.0.0.1 9 typ host"), NOW) == []
-    assert state.receive(joined(), NOW) == [TellUser(CONNECTING), SendOffer(WELCOME_ICE)]
+    assert state.receive(joined(), NOW) == [TellUser(CONNECTING), SendOffer(WELCOME_ICE, 2)]
 
 
 def test_after_a_broker_restart_only_an_unanswered_offer_is_made_again() -> None:
@@ -212,7 +215,7 @@ def test_after_a_broker_restart_only_an_unanswered_offer_is_made_again() -> None
     state.signalling_lost()
     reconnected = state.signalling_connected()
     assert reconnected == [SendConsent([Permission.view, Permission.control], ConsentSource.window), ResumeTransfers()]
-    assert state.receive(welcome(technician=True), NOW) == [ClosePeer(), SendOffer(WELCOME_ICE)]  # recording runs already
+    assert state.receive(welcome(technician=True), NOW) == [ClosePeer(), SendOffer(WELCOME_ICE, 2)]  # recording runs already
     state.receive(Answer(sdp="v=0"), NOW)
     state.signalling_lost()
     state.signalling_connected()
@@ -244,8 +247,8 @@ def test_transfers_are_handed_on_only_after_consent() -> None:
 
 def test_media_connected_is_marked_only_when_connected() -> None:
     state = new_state()
-    assert state.media_connection_changed("connecting") == []
-    assert state.media_connection_changed("connected") == [MarkMediaConnected()]
+    assert state.media_connection_changed("connecting", 1.0) == []
+    assert state.media_connection_changed("connected", 2.0) == [MarkMediaConnected()]
 
 
 def offered_state() -> HostSessionState:
@@ -280,7 +283,7 @@ def test_a_connection_that_never_comes_is_explained_and_reported_to_the_technici
     assert "turn:r: the relay refused the credentials" in actions[1].text
     assert state.offering is Offering.none
     assert state.connect_gave_up(failed) == []  # once per attempt
-    assert state.receive(joined(), NOW) == [SendOffer(WELCOME_ICE)]  # a technician reconnecting tries again
+    assert state.receive(joined(), NOW) == [SendOffer(WELCOME_ICE, 2)]  # a technician reconnecting tries again
 
 
 def test_the_technicians_failure_is_explained_too_and_ends_this_attempt() -> None:
@@ -299,14 +302,138 @@ def test_a_malformed_answer_ends_the_attempt_not_the_session() -> None:
     actions = state.answer_refused("no m= line")
     assert actions[0] == ClosePeer() and isinstance(actions[1], TellUser) and "no m= line" in actions[1].text
     assert not state.over and state.offering is Offering.none
-    assert state.receive(joined(), NOW) == [SendOffer(WELCOME_ICE)]  # the technician reconnecting is offered again
+    assert state.receive(joined(), NOW) == [SendOffer(WELCOME_ICE, 2)]  # the technician reconnecting is offered again
 
 
 def test_renewed_ice_is_used_by_the_next_peer_connection() -> None:
     state = offered_state()
     renewed = IceConfig(servers=[IceServer(urls=["turn:127.0.0.1:3478"], username="1:x", credential="c")])
     assert state.receive(IceRenewed(ice=renewed), NOW) == []
-    assert state.receive(joined(), NOW) == [ClosePeer(), SendOffer(renewed)]
+    assert state.receive(joined(), NOW) == [ClosePeer(), SendOffer(renewed, 2)]
+
+
+# --- liveness and recovery ---------------------------------------------------------------------
+
+
+INTERRUPTED = [ReleaseInput(), TellUser(USER_WORDS.reconnecting), Report("media.interrupted", {"silent_seconds": 3.0})]
+
+
+def connected_state() -> HostSessionState:
+    """Signalling up, offer 1 answered and connected, its control channel open at t=0 (ping 1 sent)."""
+    state = offered_state()
+    state.signalling_connected()
+    assert state.receive(Answer(sdp="v=0", attempt=1), NOW) == [ApplyAnswer("v=0", connect_deadline=True)]
+    state.media_connection_changed("connected", 0.0)
+    assert state.control_opened(0.0) == [ShowTechnicianPresent(True), SendLiveness(Ping(seq=1))]
+    return state
+
+
+def interrupted_state() -> HostSessionState:
+    """:func:`connected_state` whose technician's side stopped answering: at t=3 offer 2 went out."""
+    state = connected_state()
+    assert state.liveness_tick(1.0) == [SendLiveness(Ping(seq=2))]
+    assert state.liveness_tick(2.0) == [SendLiveness(Ping(seq=3))]
+    assert state.liveness_tick(3.0) == [SendLiveness(Ping(seq=4)), *INTERRUPTED, ClosePeer(), SendOffer(WELCOME_ICE, 2)]
+    return state
+
+
+def test_pings_go_out_every_second_and_the_technicians_pings_are_answered() -> None:
+    state = connected_state()
+    assert state.liveness_received(Ping(seq=7), 0.2) == [SendLiveness(Pong(seq=7))]
+    assert state.liveness_received(Pong(seq=1), 0.3) == []
+    assert state.liveness_tick(0.5) == []
+    assert state.liveness_tick(1.0) == [SendLiveness(Ping(seq=2))]
+    assert state.liveness_received(Pong(seq=2), 1.1) == []
+    for now in (2.0, 3.0):
+        assert state.liveness_tick(now) == [SendLiveness(Ping(seq=int(now) + 1))]  # answered in time: no interruption
+    assert not state.recovery.reconnecting
+
+
+def test_silence_is_an_interruption_the_user_is_told_it_is_reported_and_a_new_connection_offered() -> None:
+    state = interrupted_state()
+    assert state.recovery.reconnecting and state.offer_attempt == 2
+    assert state.offering is Offering.awaiting_answer
+
+
+def test_the_answer_to_a_replaced_offer_is_dropped_and_the_new_one_has_no_connect_deadline() -> None:
+    state = interrupted_state()
+    assert state.receive(Answer(sdp="v=0 old", attempt=1), NOW) == []
+    assert state.offering is Offering.awaiting_answer
+    assert state.receive(Answer(sdp="v=0 new", attempt=2), NOW) == [ApplyAnswer("v=0 new", connect_deadline=False)]
+
+
+def test_an_answer_without_an_attempt_is_taken_as_before() -> None:
+    state = interrupted_state()
+    assert state.receive(Answer(sdp="v=0"), NOW) == [ApplyAnswer("v=0", connect_deadline=False)]
+
+
+def test_the_connection_is_restored_when_the_new_channel_answers_not_before() -> None:
+    state = interrupted_state()
+    state.receive(Answer(sdp="v=0", attempt=2), NOW)
+    assert state.media_connection_changed("connected", 4.0) == [MarkMediaConnected()]
+    assert state.control_opened(4.2) == [ShowTechnicianPresent(True), SendLiveness(Ping(seq=5))]
+    assert state.liveness_received(Pong(seq=3), 4.3) == []  # the old connection's ping proves nothing
+    assert state.recovery.reconnecting
+    assert state.liveness_received(Pong(seq=5), 4.4) == [
+        TellUser(USER_WORDS.restored), Report("media.restored", {"silent_seconds": 4.4, "attempts": 1}),
+    ]
+    assert not state.recovery.reconnecting
+    assert state.liveness_tick(5.2) == [SendLiveness(Ping(seq=6))]  # watching goes on as before
+
+
+def test_offers_are_made_again_every_3_s_and_no_connect_deadline_or_failure_of_theirs_ends_them() -> None:
+    state = interrupted_state()
+    state.receive(Answer(sdp="v=0", attempt=2), NOW)
+    failed = IceFailed(attempt=2, seconds=15.0)
+    assert state.connect_gave_up(failed) == []
+    assert state.receive(failed, NOW) == []
+    assert state.liveness_tick(5.9) == []
+    assert state.liveness_tick(6.0) == [ClosePeer(), SendOffer(WELCOME_ICE, 3)]
+    assert state.liveness_tick(9.0) == [ClosePeer(), SendOffer(WELCOME_ICE, 4)]
+
+
+def test_a_connection_that_comes_up_gets_its_full_3_s_before_it_is_replaced() -> None:
+    state = interrupted_state()
+    state.receive(Answer(sdp="v=0", attempt=2), NOW)
+    state.media_connection_changed("connected", 5.5)
+    assert state.liveness_tick(6.0) == []
+    assert state.liveness_tick(8.5) == [ClosePeer(), SendOffer(WELCOME_ICE, 3)]
+
+
+def test_re_offers_use_the_latest_ice_and_wait_while_signalling_is_down() -> None:
+    state = interrupted_state()
+    renewed = IceConfig(servers=[IceServer(urls=["turn:127.0.0.1:3478"], username="2:x", credential="c")])
+    state.receive(IceRenewed(ice=renewed), NOW)
+    state.signalling_lost()
+    assert state.liveness_tick(6.0) == []  # the offer could not reach the technician
+    state.signalling_connected()
+    assert state.liveness_tick(9.0) == [ClosePeer(), SendOffer(renewed, 3)]
+
+
+def test_after_60_s_reconnecting_gives_up_tells_the_user_and_stops_offering() -> None:
+    state = interrupted_state()
+    for now in range(6, 63, 3):
+        state.liveness_tick(float(now))
+    assert state.liveness_tick(63.0) == [
+        ClosePeer(), TellUser(USER_WORDS.lost(60.0)), Report("media.lost", {"seconds": 60.0, "attempts": 20}),
+    ]
+    assert state.offering is Offering.none and not state.recovery.reconnecting
+    assert [state.liveness_tick(float(now)) for now in range(64, 130, 3)] == [[]] * 22  # no pings, no offers
+    assert offers(state.receive(joined(), NOW)) == [SendOffer(WELCOME_ICE, 22)]  # the technician coming back is offered
+
+
+def test_a_technician_who_leaves_while_reconnecting_is_not_offered_to_until_they_return() -> None:
+    state = interrupted_state()
+    state.receive(PeerLeft(role=Role.technician), NOW)
+    assert [state.liveness_tick(float(now)) for now in range(4, 70)] == [[]] * 66  # no offers, no giving up
+    assert state.receive(joined(), NOW) == [TellUser(CONNECTING), SendOffer(WELCOME_ICE, 3)]
+
+
+def test_pings_stop_with_the_peer_connection() -> None:
+    state = connected_state()
+    state.receive(PeerLeft(role=Role.technician), NOW)
+    assert state.liveness_tick(1.0) == []
+    assert state.liveness_received(Ping(seq=3), 1.1) == []  # no channel: nothing to answer on
 
 
 # --- the recording ---------------------------------------------------------------------------

@@ -1,0 +1,137 @@
+"""A relayed session whose path breaks mid-session comes back without a new code.
+
+The rig of ``test_relayed_session.py`` (broker and coturn in the relay namespace, the host
+in the user namespace, this test, the Python console, in the tech namespace). The user's
+link is cut for 10 s, then the user's address changes: each time both sides say they are
+reconnecting, the host offers new connections, and the picture returns; chat goes on,
+the recording marks the gap, and the trail verifies.
+
+Both tests share the module's topology and run in this order: the address change comes
+last, as it leaves the user on a new address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from peer.liveness import TECHNICIAN_WORDS, USER_WORDS
+from tests.netns.conftest import relay_broker
+from tests.support.api import bearer, export_bundle
+from tests.support.audit_items import settled_report
+from tests.support.broker import BrokerProcess
+from tests.support.coturn import CoturnServer
+from tests.support.live_session import Live, live_session
+from tests.support.netns import NetTopology
+from tests.support.xvfb import XvfbServer
+
+pytestmark = pytest.mark.slow
+
+CUT_SECONDS = 10.0
+BACK_WITHIN_SECONDS = 5.0
+"""The picture returns this soon after the link does (issue 18)."""
+
+
+async def host_says(live: Live, text: str, timeout: float) -> str:
+    """The next line of the host's terminal holding ``text`` (lines read before it are gone)."""
+
+    def read() -> str:
+        assert live.host.stdout is not None
+        for line in live.host.stdout:
+            if text in line:
+                return line
+        raise AssertionError(f"the host exited without saying {text!r}")
+
+    return await asyncio.wait_for(asyncio.to_thread(read), timeout)
+
+
+async def picture_back(live: Live, since: float, what: str) -> float:
+    """Seconds from ``since`` (a ``time.monotonic()``) to the first frame after it; printed as a figure."""
+    await live.view.wait_for_frame(45, newer_than=since)
+    seconds = live.view.latest_frame_at - since
+    print(f"\n{what}: picture back {seconds:.2f} s later")
+    return seconds
+
+
+async def chat_goes_on(live: Live, text: str) -> None:
+    """The technician's chat reaches the user, and the user's reply the technician."""
+    live.view.send_chat(text)
+    await host_says(live, text, 10)
+    live.user_types(f"re: {text}")
+    await live.view.wait_until(lambda: any(c.text == f"re: {text}" for c in live.view.chat), 10, "the user's reply")
+
+
+async def trail_verifies(broker: BrokerProcess, session_id: str, tmp_path: Path) -> list[str]:
+    """The session's trail is whole and its exported bundle verifies; the host's media events, in order."""
+    report = await settled_report(broker, session_id)
+    assert report["integrity"]["ok"], report["integrity"]
+    bundle = export_bundle(broker, bearer(broker.login()), session_id)
+    assert bundle.status_code == 200
+    path = tmp_path / "bundle.zip"
+    path.write_bytes(bundle.content)
+    checked = subprocess.run([sys.executable, "-m", "broker.cli", "audit", "verify-bundle", str(path)],
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0 and "Trail verified" in checked.stdout, checked.stdout + checked.stderr
+    return [e["kind"] for e in report["events"] if e["kind"].startswith("media.")]
+
+
+async def test_a_link_cut_for_10_s_is_recovered_in_the_same_session(
+    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, tmp_path: Path
+) -> None:
+    with net_topology.entered("tech"), relay_broker(net_topology, coturn.broker_env("udp", "tcp")) as broker:
+        async with live_session(broker, xvfb.env, "--consent", "view,chat", "--insecure",
+                                wrap=net_topology.wrap("user")) as live:
+            view = live.view
+            await view.wait_for_control(45)
+            await view.wait_for_frame(10)
+            await chat_goes_on(live, "before the cut")
+
+            net_topology.cut("user")
+            try:
+                cut_at = time.monotonic()
+                await view.wait_until(lambda: view.reconnecting, 8, "the console to say it is reconnecting")
+                assert TECHNICIAN_WORDS.reconnecting in view.notices
+                await host_says(live, USER_WORDS.reconnecting, 8)
+                await asyncio.sleep(max(0.0, cut_at + CUT_SECONDS - time.monotonic()))
+            finally:
+                net_topology.restore("user")
+            restored_at = time.monotonic()
+
+            back = await picture_back(live, restored_at, f"link cut for {CUT_SECONDS:g} s")
+            await view.wait_until(lambda: not view.reconnecting, 10, "the console to hear the host again")
+            assert TECHNICIAN_WORDS.restored in view.notices
+            await host_says(live, USER_WORDS.restored, 10)
+            assert back <= BACK_WITHIN_SECONDS, back
+            assert view.consent is not None and {p.value for p in view.consent.permissions} == {"view", "chat"}
+            await chat_goes_on(live, "after the cut")
+            assert [c.text for c in view.chat if c.sender == "user"] == ["re: before the cut", "re: after the cut"]
+        media = await trail_verifies(broker, live.session_id, tmp_path)
+    assert media == ["media.interrupted", "media.restored"], media
+
+
+async def test_the_picture_returns_after_the_users_address_changes(
+    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, tmp_path: Path
+) -> None:
+    with net_topology.entered("tech"), relay_broker(net_topology, coturn.broker_env("udp", "tcp")) as broker:
+        async with live_session(broker, xvfb.env, "--consent", "view,chat", "--insecure",
+                                wrap=net_topology.wrap("user")) as live:
+            view = live.view
+            await view.wait_for_control(45)
+            await view.wait_for_frame(10)
+
+            net_topology.change_address("user")
+            moved_at = time.monotonic()
+            await view.wait_until(lambda: view.reconnecting, 8, "the console to say it is reconnecting")
+            await host_says(live, USER_WORDS.reconnecting, 8)
+            back = await picture_back(live, moved_at, "address changed")
+            await view.wait_until(lambda: not view.reconnecting, 10, "the console to hear the host again")
+            # Noticed after 3 s of silence, then a new connection through the new address.
+            assert back <= 3.0 + BACK_WITHIN_SECONDS, back
+            await chat_goes_on(live, "after the move")
+        media = await trail_verifies(broker, live.session_id, tmp_path)
+    assert media == ["media.interrupted", "media.restored"], media
