@@ -165,3 +165,48 @@ async def test_a_host_silent_too_long_is_lost(broker, console_page) -> None:
     pings = len(state["host"]["pingsSeen"])
     await asyncio.sleep(1.5)
     assert len((await rig_state(page))["host"]["pingsSeen"]) == pings
+
+
+@pytest.fixture(scope="module")
+def broker_env() -> dict[str, str]:
+    return {"DESKHAND_ICE_LOOPBACK": "true"}
+
+
+COUNT_LIVENESS_SENT = """(() => {
+  // What the page sends on data channels, counted by type: its pings, and its pongs to the host's pings.
+  window.__liveness = { ping: [], pong: [] };
+  const send = RTCDataChannel.prototype.send;
+  RTCDataChannel.prototype.send = function (data) {
+    if (typeof data === "string" && data.length < 128) {
+      try { const m = JSON.parse(data); if (m.type in window.__liveness) window.__liveness[m.type].push(m.seq); } catch (_) { /* not JSON */ }
+    }
+    return send.call(this, data);
+  };
+})();"""
+
+
+async def test_a_healthy_session_pings_both_ways_and_never_reconnects(broker, xvfb, console_page, hosts, tmp_path) -> None:
+    page = await console_page(broker)
+    await page.context.add_init_script(COUNT_LIVENESS_SENT)
+    await page.reload()
+    await sign_in(page, "admin", broker.admin_password)
+    code = await open_new_session(page, "Slow screen", "Ann Smith", "ann@example.com")
+    host = hosts.join(broker, code, xvfb.env, "view,control,chat", tmp_path / "downloads")
+    await video_size(page, timeout=60)
+    await expect(page.locator("#session-log")).to_contain_text("connected to the host's screen")
+    before = await page.evaluate("() => ({ ping: window.__liveness.ping.length, pong: window.__liveness.pong.length })")
+    await asyncio.sleep(6)
+    sent = await page.evaluate("() => window.__liveness")
+    # A ping a second from the page, and a pong for each of the host's (the host answers ours:
+    # otherwise the page would be reconnecting 3 s after the first unanswered one).
+    assert len(sent["ping"]) - before["ping"] >= 5 and sent["ping"] == list(range(1, len(sent["ping"]) + 1)), sent
+    assert len(sent["pong"]) - before["pong"] >= 5 and sent["pong"] == sorted(set(sent["pong"])), sent
+    await expect(page.locator("#connection-state")).to_have_text("connected")
+    await expect(page.locator("#session-log")).not_to_contain_text(TECHNICIAN_WORDS.reconnecting)
+    await expect(page.get_by_role("button", name="Type", exact=True)).to_be_enabled()
+    await page.get_by_label("Note for the ticket").fill("healthy")
+    await page.get_by_role("button", name="End session").click()
+    await expect(page.locator("#ended")).to_contain_text("healthy")
+    out, _err = await asyncio.to_thread(host.communicate, timeout=30)
+    assert "Reconnecting" not in out, out
+

@@ -146,7 +146,7 @@ export async function render(main, ctx, [sessionId]) {
         : "Input not captured: click the screen to control it";
       releaseButton.disabled = !captured;
     },
-    onBlocked: (why) => note(why, "error"),
+    onBlocked: (why) => note(view.reconnecting ? "control waits: the connection to the user's computer is interrupted" : why, "error"),
   });
 
   // --- chat --------------------------------------------------------------------------
