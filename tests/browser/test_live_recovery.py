@@ -48,7 +48,9 @@ RIG = """async () => {
     }, 1000);
     await pc.setLocalDescription(await pc.createOffer());
     if (pc.iceGatheringState !== "complete") {
-      await new Promise((done) => pc.addEventListener("icegatheringstatechange", () => { if (pc.iceGatheringState === "complete") done(); }));
+      await new Promise((done) => pc.addEventListener("icegatheringstatechange", () => {
+        if (pc.iceGatheringState === "complete") done();
+      }));
     }
     host.sdp = pc.localDescription.sdp;
     return host;
@@ -178,7 +180,9 @@ COUNT_LIVENESS_SENT = """(() => {
   const send = RTCDataChannel.prototype.send;
   RTCDataChannel.prototype.send = function (data) {
     if (typeof data === "string" && data.length < 128) {
-      try { const m = JSON.parse(data); if (m.type in window.__liveness) window.__liveness[m.type].push(m.seq); } catch (_) { /* not JSON */ }
+      let m = null;
+      try { m = JSON.parse(data); } catch (_) { /* not JSON: no liveness frame */ }
+      if (m && m.type in window.__liveness) window.__liveness[m.type].push(m.seq);
     }
     return send.call(this, data);
   };

@@ -66,11 +66,18 @@ def run_in_python(events: list[Event]) -> list[dict[str, Any]]:
     recovery = Recovery(offerer=False)
     steps = []
     for what, *args in events:
-        actions = {
-            "opened": lambda: recovery.opened(args[0]), "closed": recovery.closed, "stop": recovery.stop,
-            "tick": lambda: recovery.tick(args[0]), "ping": lambda: recovery.ping_received(args[0]),
-            "pong": lambda: recovery.pong_received(args[0], args[1]),
-        }[what]()
+        if what == "opened":
+            actions = recovery.opened(args[0])
+        elif what == "closed":
+            actions = recovery.closed()
+        elif what == "stop":
+            actions = recovery.stop()
+        elif what == "tick":
+            actions = recovery.tick(args[0])
+        elif what == "ping":
+            actions = recovery.ping_received(args[0])
+        else:
+            actions = recovery.pong_received(args[0], args[1])
         steps.append({"actions": [as_js(a) for a in actions], "reconnecting": recovery.reconnecting, "due": recovery.due_at()})
     return steps
 

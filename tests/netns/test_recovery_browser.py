@@ -115,7 +115,8 @@ async def test_the_browser_shows_reconnecting_and_gets_the_picture_back(
                     restored_at = time.monotonic()
 
                     back = await picture_back(page, restored_at, timeout=45)
-                    print(f"\nbrowser, link cut for {CUT_SECONDS:g} s: reconnecting after {noticed:.2f} s, picture back {back:.2f} s after the link")
+                    print(f"\nbrowser, link cut for {CUT_SECONDS:g} s: reconnecting after {noticed:.2f} s, "
+                          f"picture back {back:.2f} s after the link")
                     await expect(page.locator("#session-log")).to_contain_text(TECHNICIAN_WORDS.restored, timeout=10_000)
                     await expect(state).to_have_text("connected", timeout=10_000)
                     assert back <= BACK_WITHIN_SECONDS, back
