@@ -176,7 +176,10 @@ export class LiveView {
     startedAt = performance.now();
     this._clearDeadline();
     if (!this.reconnecting) this.deadline = setTimeout(() => this._giveUp(pc, tried, startedAt), CONNECT_DEADLINE_MS);
-    for (const candidate of this.pendingCandidates.splice(0)) await this._add(candidate);
+    for (const candidate of this.pendingCandidates.splice(0)) {
+      if (pc !== this.pc) return;
+      await this._add(candidate);
+    }
     if (pc !== this.pc) return;
     const answer = await pc.createAnswer();
     if (pc !== this.pc) return;

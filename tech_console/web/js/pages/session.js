@@ -329,7 +329,8 @@ export async function render(main, ctx, [sessionId]) {
       note(`${m.peer.host.user_name} joined from ${m.peer.host.machine_name}`);
     } else if (m.type === "peer_left" && m.role === "host") {
       input.release();
-      view.close();
+      view.close(); // no more watching for its pings: it is gone, not silent
+      connection.textContent = "waiting for the user";
       note("the user's computer left; waiting for it to come back", "warn");
     } else if (m.type === "offer") {
       failureBox.hidden = true; // a new attempt
