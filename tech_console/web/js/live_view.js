@@ -1,6 +1,10 @@
 // The WebRTC side of a live session: answers the host's offer, shows its screen, and holds
 // the three data channels the host creates (protocol/channel.py). Mirrors
 // tech_console/remote_view.py: the host offers (again on every reconnect), this side answers.
+// Once `control` is open it pings the host and answers its pings (liveness.js): a silence
+// is "reconnecting" until the host's new offers bring a connection back, or the time is up.
+
+import { Recovery, parseLiveness } from "./liveness.js";
 
 /**
  * The broker's ICE configuration (protocol/ice.py) as an RTCConfiguration.
@@ -84,9 +88,13 @@ export class LiveView {
    * @param {HTMLVideoElement} video where the remote screen plays
    * @param {(message: object) => boolean} signal sends a signalling message
    * @param {{onChannel?: (label: string, channel: RTCDataChannel) => void, onState?: (state: string) => void,
-   *          onFailed?: (failure: object) => void}} hooks `onFailed` gets the ice_failed this side sent
+   *          onFailed?: (failure: object) => void, onReconnecting?: (text: string) => void,
+   *          onRestored?: (text: string) => void, onLost?: (text: string) => void}} hooks
+   *   `onFailed` gets the ice_failed this side sent; `onReconnecting`, `onRestored` and `onLost`
+   *   get RECOVERY_WORDS' sentence for the host's silence, its return, and giving up (the view is closed then)
+   * @param {Recovery} recovery the liveness rules (the default numbers are peer/liveness.py's)
    */
-  constructor(video, signal, hooks = {}) {
+  constructor(video, signal, hooks = {}, recovery = new Recovery()) {
     this.video = video;
     this.signal = signal;
     this.hooks = hooks;
@@ -100,18 +108,28 @@ export class LiveView {
     this.attempt = 0;
     this.turnFailures = [];
     this.deadline = null;
+    this.recovery = recovery;
+    this.recoveryTimer = null;
   }
+
+  /** The host went silent and no connection has answered since: the page shows "reconnecting". */
+  get reconnecting() { return this.recovery.reconnecting; }
 
   /** @param {object} ice the `ice` of the broker's welcome, or of a later `ice_config` (renewed credentials) */
   setIce(ice) { this.ice = ice || { servers: [] }; }
 
-  /** Answer an offer: a new offer always replaces the old connection (the host reconnected). */
-  async answer(sdp) {
-    this.close();
+  /**
+   * Answer an offer: a new offer always replaces the old connection (the host reconnected).
+   * Offers may arrive back to back (held up behind a broken link): one replaced while being
+   * answered is dropped, and only the latest is answered.
+   * @param {string} sdp @param {number|null} attempt the offer's `attempt`, repeated in the answer
+   */
+  async answer(sdp, attempt = null) {
+    this._closePeer();
     const pc = new RTCPeerConnection(rtcConfiguration(this.ice));
     this.pc = pc;
     this.attempt += 1;
-    const attempt = this.attempt;
+    const tried = this.attempt;
     let startedAt = performance.now();
     this.turnFailures = [];
     pc.onicecandidateerror = (event) => {
@@ -131,8 +149,10 @@ export class LiveView {
       this.video.play().catch(() => {});
     };
     pc.ondatachannel = (event) => {
+      if (pc !== this.pc) return;
       const channel = event.channel;
       this.channels[channel.label] = channel;
+      if (channel.label === "control") this._watch(pc, channel);
       if (this.hooks.onChannel) this.hooks.onChannel(channel.label, channel);
     };
     pc.onicecandidate = (event) => {
@@ -147,21 +167,33 @@ export class LiveView {
       if (pc !== this.pc) return;
       if (pc.connectionState === "connected") this._clearDeadline();
       if (this.hooks.onState) this.hooks.onState(pc.connectionState);
-      if (pc.connectionState === "failed") this._giveUp(pc, attempt, startedAt);
+      if (pc.connectionState === "failed") this._giveUp(pc, tried, startedAt);
     };
     await pc.setRemoteDescription({ type: "offer", sdp });
-    // The clock starts once both sides' descriptions are known, as on the Python peers.
+    if (pc !== this.pc) return; // a newer offer replaced this one meanwhile
+    // The clock starts once both sides' descriptions are known, as on the Python peers. While
+    // reconnecting none runs: the host's next offer replaces this one, or the time runs out.
     startedAt = performance.now();
     this._clearDeadline();
-    this.deadline = setTimeout(() => this._giveUp(pc, attempt, startedAt), CONNECT_DEADLINE_MS);
-    for (const candidate of this.pendingCandidates.splice(0)) await this._add(candidate);
-    await pc.setLocalDescription(await pc.createAnswer());
-    this.signal({ type: "answer", sdp: pc.localDescription.sdp });
+    if (!this.reconnecting) this.deadline = setTimeout(() => this._giveUp(pc, tried, startedAt), CONNECT_DEADLINE_MS);
+    for (const candidate of this.pendingCandidates.splice(0)) {
+      if (pc !== this.pc) return;
+      await this._add(candidate);
+    }
+    if (pc !== this.pc) return;
+    const answer = await pc.createAnswer();
+    if (pc !== this.pc) return;
+    await pc.setLocalDescription(answer);
+    if (pc !== this.pc) return;
+    this.signal({ type: "answer", sdp: pc.localDescription.sdp, attempt: attempt ?? null });
   }
 
-  /** No candidate pair worked in time: tell the host (through the broker) and the page, then close. */
+  /**
+   * No candidate pair worked in time: tell the host (through the broker) and the page, then close.
+   * Not while reconnecting: that connection failing is the break itself, and the host offers anew.
+   */
   async _giveUp(pc, attempt, startedAt) {
-    if (pc !== this.pc || pc.connectionState === "connected") return;
+    if (pc !== this.pc || pc.connectionState === "connected" || this.reconnecting) return;
     this._clearDeadline();
     const local = new Set(), remote = new Set();
     try {
@@ -170,7 +202,7 @@ export class LiveView {
         if (report.type === "remote-candidate" && report.candidateType) remote.add(report.candidateType);
       });
     } catch (_) { /* closed meanwhile: the kinds stay unknown */ }
-    if (pc !== this.pc) return;
+    if (pc !== this.pc || this.reconnecting) return;
     const failure = {
       type: "ice_failed", attempt, seconds: Math.min(3600, (performance.now() - startedAt) / 1000),
       local_types: [...local].slice(0, 4), remote_types: [...remote].slice(0, 4), turn_failures: this.turnFailures.slice(0, 8),
@@ -179,6 +211,45 @@ export class LiveView {
     this.close();
     if (this.hooks.onFailed) this.hooks.onFailed(failure);
   }
+
+  /** The current connection's control channel: its pings and pongs go to the liveness rules. */
+  _watch(pc, channel) {
+    const opened = () => { if (pc === this.pc) this._follow(this.recovery.opened(this._now())); };
+    if (channel.readyState === "open") opened();
+    else channel.addEventListener("open", opened);
+    channel.addEventListener("close", () => { if (pc === this.pc) this._follow(this.recovery.closed()); });
+    channel.addEventListener("message", (event) => {
+      if (pc !== this.pc) return; // a replaced connection's word proves nothing about this one
+      const frame = parseLiveness(event.data);
+      if (!frame) return;
+      this._follow(frame.type === "ping" ? this.recovery.pingReceived(frame.seq) : this.recovery.pongReceived(frame.seq, this._now()));
+    });
+  }
+
+  /** Carry out what the liveness rules ask, then wake up when they next have something to do. */
+  _follow(actions) {
+    for (const action of actions) {
+      // Through send, not the page's sendToHost: liveness is no technician action to report.
+      if (action.type === "send_ping") this.send("control", { type: "ping", seq: action.seq });
+      else if (action.type === "send_pong") this.send("control", { type: "pong", seq: action.seq });
+      else if (action.type === "interrupted") { if (this.hooks.onReconnecting) this.hooks.onReconnecting(RECOVERY_WORDS.reconnecting); }
+      else if (action.type === "restored") { if (this.hooks.onRestored) this.hooks.onRestored(RECOVERY_WORDS.restored); }
+      else if (action.type === "gave_up") {
+        this.close();
+        if (this.hooks.onLost) this.hooks.onLost(notRestoredText(action.seconds));
+      }
+    }
+    if (this.recoveryTimer !== null) { clearTimeout(this.recoveryTimer); this.recoveryTimer = null; }
+    const due = this.recovery.dueAt();
+    if (due === null) return;
+    this.recoveryTimer = setTimeout(() => {
+      this.recoveryTimer = null;
+      this._follow(this.recovery.tick(this._now()));
+    }, Math.max(0, (due - this._now()) * 1000));
+  }
+
+  /** Monotonic seconds, the liveness rules' clock. */
+  _now() { return performance.now() / 1000; }
 
   _clearDeadline() {
     if (this.deadline !== null) { clearTimeout(this.deadline); this.deadline = null; }
@@ -211,9 +282,20 @@ export class LiveView {
     return true;
   }
 
+  /** The session is over for this view (the host left, the session ended, the page closes): watch no more. */
   close() {
+    this._closePeer();
+    this._follow(this.recovery.stop());
+  }
+
+  /** The connection goes (replaced by a new offer, or for good); a silence goes on counting. */
+  _closePeer() {
     this._clearDeadline();
-    if (this.pc) { this.pc.close(); this.pc = null; }
+    if (this.pc) {
+      this.pc.close(); // its channels close without a close event
+      this.pc = null;
+      this._follow(this.recovery.closed());
+    }
     this.channels = {};
     this.video.srcObject = null;
   }

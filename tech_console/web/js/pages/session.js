@@ -37,6 +37,8 @@ export async function render(main, ctx, [sessionId]) {
     monitors: null, stats: null, policy: null,
   };
   const allowed = (p) => !!(state.grant && state.grant.permissions.includes(p) && state.consent && state.consent.includes(p));
+  // While the host is silent nothing typed could reach it (or would arrive late, all at once): no control.
+  const controlNow = () => allowed("control") && !view.reconnecting;
 
   // --- what the page shows --------------------------------------------------------
   const log = h("ul", { class: "log", id: "session-log", "aria-live": "polite", "aria-label": "Session events" });
@@ -65,7 +67,7 @@ export async function render(main, ctx, [sessionId]) {
     controlNote.textContent = state.host && !allowed("control") ? "Remote control is not allowed in this session: view only." : "";
     for (const el of [sendButton, fileInput]) el.disabled = !allowed("files.send");
     requestButton.disabled = !allowed("files.receive");
-    typeInput.disabled = typeButton.disabled = !allowed("control");
+    typeInput.disabled = typeButton.disabled = !controlNow();
     chatInput.disabled = chatButton.disabled = !allowed("chat");
     clipboardInput.disabled = clipboardButton.disabled = !allowed("clipboard");
   }
@@ -110,20 +112,33 @@ export async function render(main, ctx, [sessionId]) {
       channel.addEventListener("open", () => { if (label === "control") note("connected to the host's screen"); });
       if (label === "control") channel.addEventListener("message", (event) => onControl(event.data));
     },
-    onState: (s) => { connection.textContent = s; },
+    // While reconnecting the old connection's "disconnected" and "failed" are the break itself.
+    onState: (s) => { if (!view.reconnecting) connection.textContent = s; },
     onFailed: (failure) => showFailure(failureAdvice(failure, false)),
+    onReconnecting: (text) => {
+      connection.textContent = "reconnecting";
+      input.release();
+      note(text, "warn");
+      renderWho();
+    },
+    onRestored: (text) => {
+      connection.textContent = view.pc ? view.pc.connectionState : "connected";
+      note(text);
+      renderWho();
+    },
+    onLost: (text) => { input.release(); showFailure(text, "connection lost"); renderWho(); },
   });
   // Nobody waits on a spinner: when no network path works, the page says so and what to check.
   const failureBox = h("p", { id: "connection-failed", class: "error", role: "alert", hidden: true });
-  function showFailure(text) {
-    connection.textContent = "could not connect";
+  function showFailure(text, badge = "could not connect") {
+    connection.textContent = badge;
     failureBox.hidden = false;
     failureBox.textContent = text;
     note(text, "error");
   }
   const input = new InputCapture(video, {
     send: sendToHost,
-    allowed: () => allowed("control") && view.isOpen("input"),
+    allowed: () => controlNow() && view.isOpen("input"),
     onChange: (captured) => {
       captureState.className = "capture " + (captured ? "on" : "off");
       captureState.textContent = captured
@@ -131,7 +146,7 @@ export async function render(main, ctx, [sessionId]) {
         : "Input not captured: click the screen to control it";
       releaseButton.disabled = !captured;
     },
-    onBlocked: (why) => note(why, "error"),
+    onBlocked: (why) => note(view.reconnecting ? "control waits: the connection to the user's computer is interrupted" : why, "error"),
   });
 
   // --- chat --------------------------------------------------------------------------
@@ -314,11 +329,12 @@ export async function render(main, ctx, [sessionId]) {
       note(`${m.peer.host.user_name} joined from ${m.peer.host.machine_name}`);
     } else if (m.type === "peer_left" && m.role === "host") {
       input.release();
-      view.close();
+      view.close(); // no more watching for its pings: it is gone, not silent
+      connection.textContent = "waiting for the user";
       note("the user's computer left; waiting for it to come back", "warn");
     } else if (m.type === "offer") {
       failureBox.hidden = true; // a new attempt
-      try { await view.answer(m.sdp); } catch (err) { note(`could not answer the host: ${err.message}`, "error"); }
+      try { await view.answer(m.sdp, m.attempt); } catch (err) { note(`could not answer the host: ${err.message}`, "error"); }
     } else if (m.type === "ice") {
       await view.addCandidate(m);
     } else if (m.type === "transfer") {
