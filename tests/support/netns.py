@@ -177,8 +177,8 @@ class NetTopology:
         the relayed one takes, for comparing the two (``bench/relay_connect.py``).
         The broker's private network stays unreachable (no edge has a route to it).
         """
-        routes = [(edge, f"198.18.{self.links[other].block}.0/24", self.links[edge].relay_ip())
-                  for edge, other in (("user", "tech"), ("tech", "user"))]
+        pairs: tuple[tuple[Edge, Edge], ...] = (("user", "tech"), ("tech", "user"))
+        routes = [(edge, f"198.18.{self.links[other].block}.0/24", self.links[edge].relay_ip()) for edge, other in pairs]
         self.run("relay", "sysctl", "-qw", "net.ipv4.ip_forward=1", check=True)
         try:
             for edge, block, via in routes:
