@@ -3,14 +3,15 @@
 Not a measurement: no time is compared with a bound (the 2 s target is the benchmark's
 to report). What is checked is that each path took the route it is named for, that the
 two moments were read from the trail in their order, that the report prints both rows
-and the target line, and that the command line names what is wrong.
+and the target line (its command line is checked in tests/unit/test_bench_arguments.py).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from bench.relay_connect import measure, parse_options, report
+from bench.relay_connect import measure, one_session, report
+from tests.netns.conftest import relay_broker
 from tests.support.coturn import CoturnServer
 from tests.support.netns import NetTopology
 from tests.support.xvfb import XvfbServer
@@ -38,21 +39,13 @@ async def test_a_direct_and_a_relayed_session_are_timed_and_reported(
     assert "within 2 s of consent:" in printed and "of 1." in printed
 
 
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--paths", "udp,carrier-pigeon"], "paths are among direct, udp, tcp, tls, not carrier-pigeon"),
-        (["--paths", ","], "not nothing"),
-        (["--runs", "0"], "runs must be between 1 and 100, not 0"),
-    ],
-)
-def test_the_command_line_names_what_is_wrong(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        parse_options(argv)
-    assert exited.value.code == 2
-    assert message in capsys.readouterr().err
-
-
-def test_paths_default_to_all_in_order() -> None:
-    assert parse_options([]).paths == ("direct", "udp", "tcp", "tls")
-    assert parse_options(["--paths", "tls, udp"]).paths == ("tls", "udp")
+async def test_a_run_that_took_another_route_than_its_name_is_refused(
+    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer
+) -> None:
+    # Called "direct", but without the route between the edges: the pair can only be relayed.
+    with (
+        net_topology.entered("tech"),
+        relay_broker(net_topology, coturn.broker_env("udp")) as broker,
+        pytest.raises(RuntimeError, match="the direct run took another route"),
+    ):
+        await one_session(net_topology, broker, xvfb.env, "direct")
