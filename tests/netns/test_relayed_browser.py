@@ -14,13 +14,16 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page, async_playwright, expect
 
 from tests.browser.conftest import CHROMIUM_ARGS, open_new_session, sign_in, video_size
 from tests.netns.conftest import relay_broker
+from tests.support.broker import BrokerProcess
 from tests.support.coturn import CoturnServer
 from tests.support.netns import NetTopology
 from tests.support.xvfb import XvfbServer
@@ -71,6 +74,44 @@ async def selected_pair(page: Page, timeout: float = 10.0) -> list[str | None]:
     return list(pair)
 
 
+@asynccontextmanager
+async def technician_in_chromium(
+    net: NetTopology, broker: BrokerProcess, chromium_path: str, directory: Path, xvfb: XvfbServer
+) -> AsyncIterator[tuple[Page, str, list[str]]]:
+    """Chromium in the tech namespace, signed in on a new session's page, its host joining from the user namespace.
+
+    Yields the page, the session's id and the page's uncaught errors; call it with the
+    thread in the tech namespace (the broker's address is reached from there).
+    """
+    args = [*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={broker.base_url}"]
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium_in(net, chromium_path, directory), headless=True, args=args
+        )
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 800})
+            await context.add_init_script(KEEP_PEER_CONNECTIONS)
+            page = await context.new_page()
+            problems: list[str] = []
+            page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
+            await page.goto(broker.base_url + "/")
+            await sign_in(page, "admin", broker.admin_password)
+            code = await open_new_session(page, "Relayed", "Ann Smith", "ann@example.com")
+            session_id = page.url.rsplit("/", 1)[1]
+            host = net.popen(
+                "user",
+                [sys.executable, "-m", "host_client.cli", "join", code.replace(" ", ""), "--broker", broker.base_url,
+                 "--ui", "terminal", "--consent", "view", "--insecure"],
+                env=xvfb.env, stdin=subprocess.PIPE,  # the user's keyboard: kept open, never typed on
+            )
+            try:
+                yield page, session_id, problems
+            finally:
+                host.terminate()
+        finally:
+            await browser.close()
+
+
 async def test_chromium_gets_the_picture_through_the_relay(
     net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, chromium_path: str, tmp_path: Path
 ) -> None:
@@ -78,32 +119,46 @@ async def test_chromium_gets_the_picture_through_the_relay(
     # Chromium's trust store is its own: give it the plain URLs (TLS is the Python console's case).
     env = coturn.broker_env("udp", "tcp")
     with net.entered("tech"), relay_broker(net, env) as broker:
-        args = [*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={broker.base_url}"]
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=chromium_in(net, chromium_path, tmp_path), headless=True, args=args
-            )
-            try:
-                context = await browser.new_context(viewport={"width": 1280, "height": 800})
-                await context.add_init_script(KEEP_PEER_CONNECTIONS)
-                page = await context.new_page()
-                problems: list[str] = []
-                page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
-                await page.goto(broker.base_url + "/")
-                await sign_in(page, "admin", broker.admin_password)
-                code = await open_new_session(page, "Relayed", "Ann Smith", "ann@example.com")
-                host = net.popen(
-                    "user",
-                    [sys.executable, "-m", "host_client.cli", "join", code.replace(" ", ""), "--broker", broker.base_url,
-                     "--ui", "terminal", "--consent", "view", "--insecure"],
-                    env=xvfb.env, stdin=subprocess.PIPE,  # the user's keyboard: kept open, never typed on
-                )
-                try:
-                    assert await video_size(page, timeout=45) == (1920, 1080)
-                    pair = await selected_pair(page)
-                    assert pair[:2] == ["relay", "relay"], (pair, coturn.log()[-2000:])
-                    assert problems == []
-                finally:
-                    host.terminate()
-            finally:
-                await browser.close()
+        async with technician_in_chromium(net, broker, chromium_path, tmp_path, xvfb) as (page, _session_id, problems):
+            assert await video_size(page, timeout=45) == (1920, 1080)
+            pair = await selected_pair(page)
+            assert pair[:2] == ["relay", "relay"], (pair, coturn.log()[-2000:])
+            assert problems == []
+
+
+@pytest.mark.parametrize("relay", ["none", "refusing"])
+async def test_without_a_working_relay_the_page_tells_the_technician_within_20_s_and_the_auditor_reads_why(
+    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, chromium_path: str, tmp_path: Path, relay: str
+) -> None:
+    """No TURN configured, or credentials coturn refuses: the session page says so, then the audit page shows the attempt."""
+    net = net_topology
+    env = {"DESKHAND_ICE_LOOPBACK": "false"} if relay == "none" else coturn.broker_env("udp", secret="not-" + "x" * 40)
+    with net.entered("tech"), relay_broker(net, env) as broker:
+        async with technician_in_chromium(net, broker, chromium_path, tmp_path, xvfb) as (page, session_id, problems):
+            # From the host's start: its join, consent and offer come out of these 20 s too.
+            failed = page.locator("#connection-failed")
+            await expect(failed).to_be_visible(timeout=20_000)
+            await expect(failed).to_contain_text("Could not connect to")
+            if relay == "refusing":
+                await expect(failed).to_contain_text("The relay said:")
+            assert problems == []
+
+            # The auditor's page: the failed attempt of the side that gave up first (the other closes
+            # its own on hearing it), once the broker has sealed it (every second).
+            failures = page.locator("ol.timeline li[data-kind='session.ice_failed']")
+            deadline = asyncio.get_running_loop().time() + 15
+            while True:
+                await page.goto(f"{broker.base_url}/#/audit/{session_id}")
+                await expect(page.locator("#integrity")).to_be_visible()
+                if await failures.count() or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(1)
+            texts = await failures.all_inner_texts()
+            assert texts, "no session.ice_failed on the audit page"
+            for text in texts:
+                assert "attempt 1 gave up after" in text, text
+                assert "candidates tried: host" in text, text
+                if relay == "none":
+                    assert "no relay refused" in text, text
+            if relay == "refusing":
+                assert any(f"relay refusals: {coturn.url('udp')}: the relay refused" in t for t in texts), texts

@@ -75,6 +75,21 @@ def test_a_cut_link_passes_nothing_until_restored(net_topology: NetTopology) -> 
     assert probe(net, "user", "reach", "--to", f"{PUBLIC_IP}:7002") == {"reached": True}
 
 
+def test_routed_edges_reach_each_other_but_not_the_private_network_and_are_separated_again(
+    net_topology: NetTopology,
+) -> None:
+    net = net_topology
+    start_echo(net, "tech", f"{net.address('tech')}:7010")
+    start_echo(net, "user", f"{net.address('user')}:7010")
+    start_echo(net, "relay", f"{PRIVATE_IP}:7010")
+    with net.routed():
+        assert probe(net, "user", "reach", "--to", f"{net.address('tech')}:7010") == {"reached": True}
+        assert probe(net, "tech", "reach", "--to", f"{net.address('user')}:7010") == {"reached": True}
+        assert probe(net, "user", "reach", "--to", f"{PRIVATE_IP}:7010")["reached"] is False
+    assert probe(net, "user", "reach", "--to", f"{net.address('tech')}:7010")["reached"] is False
+    assert net.run("relay", "cat", "/proc/sys/net/ipv4/ip_forward", check=True).stdout.strip() == "0"
+
+
 def test_a_new_address_reaches_the_relay_and_the_old_one_is_gone() -> None:
     with NetTopology.create() as net:
         old = net.address("user")

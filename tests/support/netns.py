@@ -7,6 +7,7 @@
         with net.entered("tech"): ...                      # this thread's sockets in the tech namespace
         net.cut("user"); ...; net.restore("user")          # the user's link down, then up
         net.change_address("user")                         # the user's address moves
+        with net.routed(): ...                             # user and tech reach each other (a direct path)
         net.veths["user"]                                  # Veth("u0", "r1"): the link's two ends
 
 What can reach what is checked with :mod:`tests.support.turn_probe` (there is no ping here).
@@ -167,6 +168,27 @@ class NetTopology:
     def restore(self, edge: Edge) -> None:
         """Bring the link :meth:`cut` took down back up."""
         _ip("-n", self.ns("relay"), "link", "set", self.links[edge].veth.relay, "up")
+
+    @contextmanager
+    def routed(self) -> Iterator[None]:
+        """Let user and tech reach each other through the relay for the ``with`` block, then separate them again.
+
+        The relay forwards, as an ordinary router between two networks would, and each
+        edge gets a route to the other's block: a direct path over the same two links
+        the relayed one takes, for comparing the two (``bench/relay_connect.py``).
+        The broker's private network stays unreachable (no edge has a route to it).
+        """
+        pairs: tuple[tuple[Edge, Edge], ...] = (("user", "tech"), ("tech", "user"))
+        routes = [(edge, f"198.18.{self.links[other].block}.0/24", self.links[edge].relay_ip()) for edge, other in pairs]
+        self.run("relay", "sysctl", "-qw", "net.ipv4.ip_forward=1", check=True)
+        try:
+            for edge, block, via in routes:
+                _ip("-n", self.ns(edge), "route", "replace", block, "via", via)
+            yield
+        finally:
+            for edge, block, _via in routes:
+                subprocess.run(["ip", "-n", self.ns(edge), "route", "del", block], capture_output=True, text=True)
+            self.run("relay", "sysctl", "-qw", "net.ipv4.ip_forward=0", check=True)
 
     def change_address(self, edge: Edge) -> str:
         """Move ``edge`` to the next /30 of its block (its old address is gone); the new address.

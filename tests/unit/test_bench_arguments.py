@@ -1,10 +1,10 @@
-"""The screen-streaming benchmark refuses bad arguments before it starts anything (no Xvfb, no broker)."""
+"""Benchmarks refuse bad arguments before they start anything (no Xvfb, no broker, no namespaces)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench import screen_stream
+from bench import relay_connect, screen_stream
 from bench.aiortc_receiver import aiortc_receiver
 from bench.chromium_receiver import chromium_receiver
 
@@ -38,3 +38,23 @@ async def test_receivers_refuse_a_bad_screen_size_or_host_module() -> None:
     with pytest.raises(ValueError, match="dotted Python module name, not 'x;rm -rf'"):
         async with chromium_receiver(None, {}, 1920, 1080, host_module="x;rm -rf"):  # type: ignore[arg-type]  # no broker: refused first
             pass
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--paths", "udp,carrier-pigeon"], "paths are among direct, udp, tcp, tls, not carrier-pigeon"),
+        (["--paths", ","], "not nothing"),
+        (["--runs", "0"], "runs must be between 1 and 100, not 0"),
+    ],
+)
+def test_relay_connect_names_what_is_wrong_on_its_command_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        relay_connect.parse_options(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_relay_connect_paths_default_to_all_in_order() -> None:
+    assert relay_connect.parse_options([]).paths == ("direct", "udp", "tcp", "tls")
+    assert relay_connect.parse_options(["--paths", "tls, udp"]).paths == ("tls", "udp")

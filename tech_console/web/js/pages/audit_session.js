@@ -32,8 +32,19 @@ function describe(event) {
     case "media.interrupted": return `nothing from the technician for ${d.silent_seconds} s: reconnecting`;
     case "media.restored": return `back after ${d.silent_seconds} s (${d.attempts} new connections)`;
     case "media.lost": return `not restored after ${d.seconds} s (${d.attempts} new connections)`;
+    case "session.ice_failed": return iceFailure(d);
     default: return "";
   }
+}
+
+/** A `session.ice_failed` event's data (broker/sessions/ice_failures.py): which attempt gave up after
+ * how long, the candidate kinds each side had, and each relay that refused and why. */
+function iceFailure(d) {
+  const kinds = (types) => (types || []).join(", ") || "none";
+  const refusals = (d.turn_failures || []).map((f) => `${f.url}: ${f.reason}`);
+  return `attempt ${d.attempt} gave up after ${d.seconds} s; candidates tried: ${kinds(d.local_types)} here, ` +
+    `${kinds(d.remote_types)} from the other side; ` +
+    (refusals.length ? `relay refusals: ${refusals.join("; ")}` : "no relay refused");
 }
 
 export async function render(main, ctx, [sessionId]) {
