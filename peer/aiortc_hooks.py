@@ -322,12 +322,20 @@ class MultiTurnConnection(aioice.ice.Connection):
         gathering = RelayGathering(loop.time(), len(tasks))
         pending = set(tasks)
         candidates: list[Candidate] = []
-        while pending and not gathering.done(loop.time()):
-            done, pending = await asyncio.wait(pending, timeout=gathering.wait_seconds(loop.time()),
-                                               return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                allocated = self._settle(task, tasks[task], candidates)
-                gathering.settled(loop.time(), allocated=allocated)
+        try:
+            while pending and not gathering.done(loop.time()):
+                done, pending = await asyncio.wait(pending, timeout=gathering.wait_seconds(loop.time()),
+                                                   return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    allocated = self._settle(task, tasks[task], candidates)
+                    gathering.settled(loop.time(), allocated=allocated)
+        except asyncio.CancelledError:
+            # The attempt was dropped while gathering (the connection closed or replaced): the
+            # allocations still under way go too, and what they end with is nobody's concern.
+            for task in pending:
+                task.cancel()
+                task.add_done_callback(_abandoned_allocation)
+            raise
         for task in pending:
             if task.done():  # finished since the last wait: an allocation made is not thrown away
                 self._settle(task, tasks[task], candidates)
@@ -369,6 +377,12 @@ class MultiTurnConnection(aioice.ice.Connection):
         log.warning("TURN relay %s not used: %s", route.url, reason)
         if all(f.url != route.url for f in self.turn_failures):
             self.turn_failures.append(TurnFailure(url=route.url[:512], reason=reason[:300]))
+
+
+def _abandoned_allocation(task: asyncio.Future[Any]) -> None:
+    # Retrieved, so asyncio does not log "exception was never retrieved" for an attempt given up.
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("an abandoned TURN allocation ended with %r", task.exception())
 
 
 def _connection_kwargs_with_every_turn_url(servers: list[RTCIceServer]) -> dict[str, Any]:

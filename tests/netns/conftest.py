@@ -11,6 +11,13 @@ from contextlib import AbstractContextManager
 from tests.support.broker import BrokerProcess
 from tests.support.netns import PUBLIC_IP, NetTopology
 
+CHECKED_CUT_SECONDS = 10.0
+"""How long a link cut lasts in the recovery tests (what issue 18 checks)."""
+LONGEST_CUT_SECONDS = 30.0
+"""The longest cut a session promises to ride out without a new code."""
+BACK_WITHIN_SECONDS = 5.0
+"""The picture returns this soon after the link does."""
+
 
 def relay_broker(net: NetTopology, env: dict[str, str]) -> AbstractContextManager[BrokerProcess]:
     """The broker in the relay namespace on 198.18.0.1 with settings ``env``.

@@ -21,8 +21,7 @@ from playwright.async_api import Page, async_playwright, expect
 
 from peer.liveness import TECHNICIAN_WORDS, USER_WORDS
 from tests.browser.conftest import CHROMIUM_ARGS, PICTURE_CENTRE, open_new_session, sign_in, video_size
-from tests.netns.conftest import relay_broker
-from tests.netns.test_recovery import BACK_WITHIN_SECONDS, CUT_SECONDS
+from tests.netns.conftest import BACK_WITHIN_SECONDS, CHECKED_CUT_SECONDS, relay_broker
 from tests.netns.test_relayed_browser import KEEP_PEER_CONNECTIONS, chromium_in
 from tests.support.coturn import CoturnServer
 from tests.support.netns import NetTopology
@@ -106,7 +105,7 @@ async def test_the_browser_shows_reconnecting_and_gets_the_picture_back(
                         await expect(page.get_by_role("button", name="Type", exact=True)).to_be_disabled()
                         await page.mouse.click(cx, cy)  # no capture while the user's computer cannot hear it
                         await expect(page.locator("#capture-state")).to_contain_text("not captured")
-                        await asyncio.sleep(max(0.0, cut_at + CUT_SECONDS - time.monotonic()))
+                        await asyncio.sleep(max(0.0, cut_at + CHECKED_CUT_SECONDS - time.monotonic()))
                         # The old connection failing meanwhile is no connect failure to explain.
                         await expect(state).to_have_text("reconnecting")
                         assert await page.locator("#connection-failed").is_hidden()
@@ -115,7 +114,7 @@ async def test_the_browser_shows_reconnecting_and_gets_the_picture_back(
                     restored_at = time.monotonic()
 
                     back = await picture_back(page, restored_at, timeout=45)
-                    print(f"\nbrowser, link cut for {CUT_SECONDS:g} s: reconnecting after {noticed:.2f} s, "
+                    print(f"\nbrowser, link cut for {CHECKED_CUT_SECONDS:g} s: reconnecting after {noticed:.2f} s, "
                           f"picture back {back:.2f} s after the link")
                     await expect(page.locator("#session-log")).to_contain_text(TECHNICIAN_WORDS.restored, timeout=10_000)
                     await expect(state).to_have_text("connected", timeout=10_000)

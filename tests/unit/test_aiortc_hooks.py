@@ -351,6 +351,29 @@ def test_a_relay_within_the_grace_period_is_still_taken(monkeypatch: pytest.Monk
     assert connection.turn_failures == [] and took < 0.55  # all settled: no waiting out the grace
 
 
+def test_an_attempt_dropped_while_gathering_leaves_no_allocation_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection replaced mid-gathering (a re-offer) once left allocations running to fail unheard."""
+    _fake_relays(monkeypatch, {1: (0.2, OSError(113, "no route to host")), 2: (0.2, None)})
+
+    async def run() -> list[dict[str, Any]]:
+        unhandled: list[dict[str, Any]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: unhandled.append(context))
+        connection = aiortc_hooks.MultiTurnConnection(
+            ice_controlling=True, turn_routes=[parse_turn_url(u, "u", "p") for u in ["turn:127.0.0.1:1", "turn:127.0.0.1:2"]],
+        )
+        gathering = asyncio.ensure_future(connection.gather_candidates())
+        await asyncio.sleep(0.05)
+        gathering.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gathering
+        await asyncio.sleep(0.4)  # past when the allocations would have ended
+        await connection.close()
+        return unhandled
+
+    aiortc_hooks.gather_loopback_only(True)
+    assert asyncio.run(run()) == []
+
+
 def test_nothing_answering_ends_gathering_at_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_relays(monkeypatch, {1: (60.0, None), 2: (60.0, None)})
     candidates, connection, took = _gather(["turn:127.0.0.1:1", "turn:127.0.0.1:2"])
