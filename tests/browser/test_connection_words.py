@@ -33,12 +33,14 @@ async def test_route_words_and_failure_advice_match_the_python_consoles(broker, 
         """async ([routes, failures]) => {
             const view = await import("/js/live_view.js");
             return {
+              kinds: view.CANDIDATE_TYPES,
               routes: routes.map(([local, remote, leg]) => view.routeWords(local, remote, leg === null ? undefined : leg)),
               failures: failures.map(([turn, theirs]) => view.failureAdvice({ turn_failures: turn }, theirs)),
             };
         }""",
         [routes, failures],
     )
+    assert said["kinds"] == list(CANDIDATE_TYPES)  # the order ice_failed lists them in
     assert said["routes"] == [Route(local, remote, leg).words() for local, remote, leg in routes]  # type: ignore[arg-type]
     assert said["failures"] == [failure_text(OTHER_SIDE, [TurnFailure(**f) for f in turn], theirs=theirs)
                                 for turn, theirs in failures]

@@ -128,7 +128,11 @@ async def test_a_silent_host_is_reconnecting_until_its_new_offer_answers(broker,
 
     # A re-offer whose connection never comes up: no connect deadline, no ice_failed, still reconnecting.
     await page.evaluate("async () => { const r = window.__rig; r.host = await r.offer(2, false); r.answer('main', r.host); }")
-    await asyncio.sleep(16.5)
+    while len((state := await rig_state(page))["signalled"]) < 2:
+        await asyncio.sleep(0.1)
+    # Answered, and no deadline armed for it: waiting out the 15 s would show the same, slowly.
+    assert await page.evaluate("() => window.__rig.views.main.deadline === null")
+    await asyncio.sleep(1)
     state = await rig_state(page)
     assert [(m["type"], m["attempt"]) for m in state["signalled"]] == [("answer", 1), ("answer", 2)], state
     assert [e["what"] for e in state["log"]] == ["reconnecting"] and state["reconnecting"] == {"main": True}

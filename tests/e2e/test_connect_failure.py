@@ -9,17 +9,13 @@ what happened and what to check, and the session goes on.
 from __future__ import annotations
 
 import asyncio
-import re
-import time
 from collections.abc import Callable
 
 import pytest
 from pydantic import BaseModel
 
-from peer.connect_watch import CONNECT_LIMIT_SECONDS
 from peer.signalling import SignallingChannel
 from protocol.signalling import Answer
-from tech_console.remote_view import ViewError
 from tests.support.live_session import live_session
 
 pytestmark = pytest.mark.slow
@@ -40,25 +36,6 @@ def alter_answers(monkeypatch: pytest.MonkeyPatch, change: Callable[[str], str])
         await original(channel, message)
 
     monkeypatch.setattr(SignallingChannel, "send", send)
-
-
-async def test_no_working_path_is_explained_to_both_sides_within_the_limit(broker, xvfb, monkeypatch) -> None:
-    # A wrong ICE password: the host's checks can never be answered, so no pair ever works.
-    alter_answers(monkeypatch, lambda sdp: re.sub(r"a=ice-pwd:\S+", "a=ice-pwd:" + "x" * 24, sdp))
-    async with live_session(broker, xvfb.env, "--consent", "view") as live:
-        await live.consented()
-        started = time.monotonic()
-        with pytest.raises(ViewError) as failed:
-            await live.view.wait_for_frame(60)
-        waited = time.monotonic() - started
-        text = str(failed.value)
-        await asyncio.sleep(1)  # the host prints what it was told
-    assert waited < CONNECT_LIMIT_SECONDS + 5, waited
-    assert text.startswith("Could not connect to the end user") and "firewall" in text, text
-    assert "Could not connect to the technician" in live.output, live.output
-    assert "TURN settings" in live.output
-    assert "is connected" not in live.output  # the technician joined, but media never flowed
-    assert "Traceback" not in live.errors, live.errors
 
 
 async def test_a_garbled_answer_ends_the_attempt_and_the_next_one_connects(broker, xvfb, monkeypatch) -> None:

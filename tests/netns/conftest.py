@@ -13,8 +13,6 @@ from tests.support.netns import PUBLIC_IP, NetTopology
 
 CHECKED_CUT_SECONDS = 10.0
 """How long a link cut lasts in the recovery tests (what issue 18 checks)."""
-LONGEST_CUT_SECONDS = 30.0
-"""The longest cut a session promises to ride out without a new code."""
 BACK_WITHIN_SECONDS = 5.0
 """The picture returns this soon after the link does."""
 

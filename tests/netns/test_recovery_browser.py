@@ -11,18 +11,16 @@ case with the Python console.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from peer.liveness import TECHNICIAN_WORDS, USER_WORDS
-from tests.browser.conftest import CHROMIUM_ARGS, PICTURE_CENTRE, open_new_session, sign_in, video_size
+from tests.browser.conftest import PICTURE_CENTRE, video_size
 from tests.netns.conftest import BACK_WITHIN_SECONDS, CHECKED_CUT_SECONDS, relay_broker
-from tests.netns.test_relayed_browser import KEEP_PEER_CONNECTIONS, chromium_in
+from tests.netns.test_relayed_browser import technician_in_chromium
 from tests.support.coturn import CoturnServer
 from tests.support.netns import NetTopology
 from tests.support.xvfb import XvfbServer
@@ -65,74 +63,50 @@ async def test_the_browser_shows_reconnecting_and_gets_the_picture_back(
 ) -> None:
     net = net_topology
     with net.entered("tech"), relay_broker(net, coturn.broker_env("udp", "tcp")) as broker:
-        args = [*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={broker.base_url}"]
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=chromium_in(net, chromium_path, tmp_path), headless=True, args=args
-            )
+        async with technician_in_chromium(net, broker, chromium_path, tmp_path, xvfb, "view,control,chat") as chromium:
+            page, problems, host, session_url = chromium.page, chromium.problems, chromium.host, chromium.url
+            await video_size(page, timeout=45)
+            state = page.locator("#connection-state")
+            await expect(state).to_have_text("connected", timeout=10_000)
+            cx, cy, _w, _h = await page.evaluate(PICTURE_CENTRE)
+            await page.mouse.click(cx, cy)
+            await expect(page.locator("#capture-state")).to_contain_text("INPUT CAPTURED")
+
+            net.cut("user")
             try:
-                context = await browser.new_context(viewport={"width": 1280, "height": 800})
-                await context.add_init_script(KEEP_PEER_CONNECTIONS)
-                page = await context.new_page()
-                problems: list[str] = []
-                page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
-                await page.goto(broker.base_url + "/")
-                await sign_in(page, "admin", broker.admin_password)
-                code = await open_new_session(page, "Flaky Wi-Fi", "Ann Smith", "ann@example.com")
-                session_url = page.url
-                host = net.popen(
-                    "user",
-                    [sys.executable, "-m", "host_client.cli", "join", code.replace(" ", ""), "--broker", broker.base_url,
-                     "--ui", "terminal", "--consent", "view,control,chat", "--insecure"],
-                    env=xvfb.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                )
-                try:
-                    await video_size(page, timeout=45)
-                    state = page.locator("#connection-state")
-                    await expect(state).to_have_text("connected", timeout=10_000)
-                    cx, cy, _w, _h = await page.evaluate(PICTURE_CENTRE)
-                    await page.mouse.click(cx, cy)
-                    await expect(page.locator("#capture-state")).to_contain_text("INPUT CAPTURED")
-
-                    net.cut("user")
-                    try:
-                        cut_at = time.monotonic()
-                        # 3 s without a pong, and the page says so; the keyboard is the technician's again.
-                        await expect(state).to_have_text("reconnecting", timeout=8_000)
-                        noticed = time.monotonic() - cut_at
-                        await expect(page.locator("#session-log")).to_contain_text(TECHNICIAN_WORDS.reconnecting)
-                        await expect(page.locator("#capture-state")).to_contain_text("not captured")
-                        await expect(page.get_by_role("button", name="Type", exact=True)).to_be_disabled()
-                        await page.mouse.click(cx, cy)  # no capture while the user's computer cannot hear it
-                        await expect(page.locator("#capture-state")).to_contain_text("not captured")
-                        await asyncio.sleep(max(0.0, cut_at + CHECKED_CUT_SECONDS - time.monotonic()))
-                        # The old connection failing meanwhile is no connect failure to explain.
-                        await expect(state).to_have_text("reconnecting")
-                        assert await page.locator("#connection-failed").is_hidden()
-                    finally:
-                        net.restore("user")
-                    restored_at = time.monotonic()
-
-                    back = await picture_back(page, restored_at, timeout=45)
-                    print(f"\nbrowser, link cut for {CHECKED_CUT_SECONDS:g} s: reconnecting after {noticed:.2f} s, "
-                          f"picture back {back:.2f} s after the link")
-                    await expect(page.locator("#session-log")).to_contain_text(TECHNICIAN_WORDS.restored, timeout=10_000)
-                    await expect(state).to_have_text("connected", timeout=10_000)
-                    assert back <= BACK_WITHIN_SECONDS, back
-                    assert page.url == session_url  # the same session, no new code
-                    assert await page.locator("#connection-failed").is_hidden()
-                    await expect(page.get_by_role("button", name="Type", exact=True)).to_be_enabled()
-                    await page.mouse.click(cx, cy)
-                    await expect(page.locator("#capture-state")).to_contain_text("INPUT CAPTURED")
-                    await page.get_by_role("button", name="Release input").click()
-                    await page.get_by_label("Chat message").fill("are you back?")
-                    await page.get_by_role("button", name="Send", exact=True).click()
-                    await expect(page.locator(".chat")).to_contain_text("are you back?")
-                    assert problems == []
-                finally:
-                    host.terminate()
-                out, _err = await asyncio.to_thread(host.communicate, timeout=30)
-                assert USER_WORDS.reconnecting in out and USER_WORDS.restored in out, out
-                assert "are you back?" in out, out
+                cut_at = time.monotonic()
+                # 3 s without a pong, and the page says so; the keyboard is the technician's again.
+                await expect(state).to_have_text("reconnecting", timeout=8_000)
+                noticed = time.monotonic() - cut_at
+                await expect(page.locator("#session-log")).to_contain_text(TECHNICIAN_WORDS.reconnecting)
+                await expect(page.locator("#capture-state")).to_contain_text("not captured")
+                await expect(page.get_by_role("button", name="Type", exact=True)).to_be_disabled()
+                await page.mouse.click(cx, cy)  # no capture while the user's computer cannot hear it
+                await expect(page.locator("#capture-state")).to_contain_text("not captured")
+                await asyncio.sleep(max(0.0, cut_at + CHECKED_CUT_SECONDS - time.monotonic()))
+                # The old connection failing meanwhile is no connect failure to explain.
+                await expect(state).to_have_text("reconnecting")
+                assert await page.locator("#connection-failed").is_hidden()
             finally:
-                await browser.close()
+                net.restore("user")
+            restored_at = time.monotonic()
+
+            back = await picture_back(page, restored_at, timeout=45)
+            print(f"\nbrowser, link cut for {CHECKED_CUT_SECONDS:g} s: reconnecting after {noticed:.2f} s, "
+                  f"picture back {back:.2f} s after the link")
+            await expect(page.locator("#session-log")).to_contain_text(TECHNICIAN_WORDS.restored, timeout=10_000)
+            await expect(state).to_have_text("connected", timeout=10_000)
+            assert back <= BACK_WITHIN_SECONDS, back
+            assert page.url == session_url  # the same session, no new code
+            assert await page.locator("#connection-failed").is_hidden()
+            await expect(page.get_by_role("button", name="Type", exact=True)).to_be_enabled()
+            await page.mouse.click(cx, cy)
+            await expect(page.locator("#capture-state")).to_contain_text("INPUT CAPTURED")
+            await page.get_by_role("button", name="Release input").click()
+            await page.get_by_label("Chat message").fill("are you back?")
+            await page.get_by_role("button", name="Send", exact=True).click()
+            await expect(page.locator(".chat")).to_contain_text("are you back?")
+            assert problems == []
+        out, _err = await asyncio.to_thread(host.communicate, timeout=30)  # terminated on leaving the page
+        assert USER_WORDS.reconnecting in out and USER_WORDS.restored in out, out
+        assert "are you back?" in out, out

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -74,14 +75,28 @@ async def selected_pair(page: Page, timeout: float = 10.0) -> list[str | None]:
     return list(pair)
 
 
+@dataclass
+class ChromiumSession:
+    """A technician's session page in Chromium and the host that joined it."""
+
+    page: Page
+    session_id: str
+    url: str
+    problems: list[str]
+    """The page's uncaught errors."""
+    host: subprocess.Popen[str]
+    """``deskhand-host`` in the user namespace, its terminal UI's output on ``stdout``."""
+
+
 @asynccontextmanager
 async def technician_in_chromium(
-    net: NetTopology, broker: BrokerProcess, chromium_path: str, directory: Path, xvfb: XvfbServer
-) -> AsyncIterator[tuple[Page, str, list[str]]]:
+    net: NetTopology, broker: BrokerProcess, chromium_path: str, directory: Path, xvfb: XvfbServer,
+    consent: str = "view",
+) -> AsyncIterator[ChromiumSession]:
     """Chromium in the tech namespace, signed in on a new session's page, its host joining from the user namespace.
 
-    Yields the page, the session's id and the page's uncaught errors; call it with the
-    thread in the tech namespace (the broker's address is reached from there).
+    Call it with the thread in the tech namespace (the broker's address is reached from
+    there). The host is terminated on the way out; its output can be read after that.
     """
     args = [*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={broker.base_url}"]
     async with async_playwright() as playwright:
@@ -97,15 +112,15 @@ async def technician_in_chromium(
             await page.goto(broker.base_url + "/")
             await sign_in(page, "admin", broker.admin_password)
             code = await open_new_session(page, "Relayed", "Ann Smith", "ann@example.com")
-            session_id = page.url.rsplit("/", 1)[1]
             host = net.popen(
                 "user",
                 [sys.executable, "-m", "host_client.cli", "join", code.replace(" ", ""), "--broker", broker.base_url,
-                 "--ui", "terminal", "--consent", "view", "--insecure"],
-                env=xvfb.env, stdin=subprocess.PIPE,  # the user's keyboard: kept open, never typed on
+                 "--ui", "terminal", "--consent", consent, "--insecure"],
+                # stdin: the user's keyboard, kept open and never typed on.
+                env=xvfb.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             )
             try:
-                yield page, session_id, problems
+                yield ChromiumSession(page, page.url.rsplit("/", 1)[1], page.url, problems, host)
             finally:
                 host.terminate()
         finally:
@@ -119,7 +134,8 @@ async def test_chromium_gets_the_picture_through_the_relay(
     # Chromium's trust store is its own: give it the plain URLs (TLS is the Python console's case).
     env = coturn.broker_env("udp", "tcp")
     with net.entered("tech"), relay_broker(net, env) as broker:
-        async with technician_in_chromium(net, broker, chromium_path, tmp_path, xvfb) as (page, _session_id, problems):
+        async with technician_in_chromium(net, broker, chromium_path, tmp_path, xvfb) as chromium:
+            page, problems = chromium.page, chromium.problems
             assert await video_size(page, timeout=45) == (1920, 1080)
             pair = await selected_pair(page)
             assert pair[:2] == ["relay", "relay"], (pair, coturn.log()[-2000:])
@@ -134,7 +150,8 @@ async def test_without_a_working_relay_the_page_tells_the_technician_within_20_s
     net = net_topology
     env = {"DESKHAND_ICE_LOOPBACK": "false"} if relay == "none" else coturn.broker_env("udp", secret="not-" + "x" * 40)
     with net.entered("tech"), relay_broker(net, env) as broker:
-        async with technician_in_chromium(net, broker, chromium_path, tmp_path, xvfb) as (page, session_id, problems):
+        async with technician_in_chromium(net, broker, chromium_path, tmp_path, xvfb) as chromium:
+            page, session_id, problems = chromium.page, chromium.session_id, chromium.problems
             # From the host's start: its join, consent and offer come out of these 20 s too.
             failed = page.locator("#connection-failed")
             await expect(failed).to_be_visible(timeout=20_000)

@@ -69,18 +69,17 @@ def host_line(live: Live, text: str) -> str:
     raise AssertionError(f"the host exited without saying {text!r}")
 
 
-@pytest.mark.parametrize("relay", ["none", "refusing"])
-async def test_without_a_working_relay_both_sides_are_told_within_20_s(
-    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, relay: str
+async def test_without_a_relay_both_sides_are_told_within_20_s(
+    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer
 ) -> None:
-    """No TURN configured, or credentials coturn refuses (the broker's secret is not coturn's): no path at all."""
-    env = {"DESKHAND_ICE_LOOPBACK": "false"} if relay == "none" else coturn.broker_env("udp", secret="not-" + "x" * 40)
+    """No TURN configured: no path at all. (A relay refusing the credentials is the browser's case,
+    tests/netns/test_relayed_browser.py; the Python peers' words for it are unit-tested against a
+    refusing relay in tests/unit/test_aiortc_hooks.py.)"""
+    env = {"DESKHAND_ICE_LOOPBACK": "false"}
     with net_topology.entered("tech"), relay_broker(net_topology, env) as broker:
         async with live_session(broker, xvfb.env, "--consent", "view", "--insecure", wrap=net_topology.wrap("user")) as live:
             started = time.monotonic()
             told_user = asyncio.create_task(asyncio.to_thread(host_line, live, "Could not connect to"))
-            with pytest.raises(ViewError, match="Could not connect to") as told_technician:
+            with pytest.raises(ViewError, match="Could not connect to"):
                 await live.view.wait_for_frame(20)
-            if relay == "refusing":
-                assert f"The relay said: {coturn.url('udp')}: the relay refused" in str(told_technician.value)
             await asyncio.wait_for(told_user, 20 - (time.monotonic() - started))

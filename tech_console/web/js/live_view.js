@@ -23,6 +23,9 @@ export function rtcConfiguration(ice) {
   };
 }
 
+/** The candidate kinds in protocol/ice.py's order (CANDIDATE_TYPES). */
+export const CANDIDATE_TYPES = ["host", "srflx", "prflx", "relay"];
+
 /** How long one connection attempt may take before the technician is told it failed (as the Python peers). */
 export const CONNECT_DEADLINE_MS = 15000;
 
@@ -203,9 +206,11 @@ export class LiveView {
       });
     } catch (_) { /* closed meanwhile: the kinds stay unknown */ }
     if (pc !== this.pc || this.reconnecting) return;
+    // As peer/connect_watch.py's ice_failed_message: each kind once in a fixed order, tenths of a second.
+    const kinds = (seen) => CANDIDATE_TYPES.filter((t) => seen.has(t));
     const failure = {
-      type: "ice_failed", attempt, seconds: Math.min(3600, (performance.now() - startedAt) / 1000),
-      local_types: [...local].slice(0, 4), remote_types: [...remote].slice(0, 4), turn_failures: this.turnFailures.slice(0, 8),
+      type: "ice_failed", attempt, seconds: Math.round(Math.min(3600, (performance.now() - startedAt) / 1000) * 10) / 10,
+      local_types: kinds(local), remote_types: kinds(remote), turn_failures: this.turnFailures.slice(0, 8),
     };
     this.signal(failure);
     this.close();

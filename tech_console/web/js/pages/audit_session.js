@@ -42,7 +42,7 @@ function describe(event) {
 function iceFailure(d) {
   const kinds = (types) => (types || []).join(", ") || "none";
   const refusals = (d.turn_failures || []).map((f) => `${f.url}: ${f.reason}`);
-  return `attempt ${d.attempt} gave up after ${d.seconds} s; candidates tried: ${kinds(d.local_types)} here, ` +
+  return `attempt ${d.attempt} gave up after ${Number(d.seconds).toFixed(1)} s; candidates tried: ${kinds(d.local_types)} here, ` +
     `${kinds(d.remote_types)} from the other side; ` +
     (refusals.length ? `relay refusals: ${refusals.join("; ")}` : "no relay refused");
 }
