@@ -57,9 +57,10 @@ def test_enrol_then_sign_in_with_a_prompted_code_a_flag_or_a_recovery_code_then_
     malformed = run(env, "login", "-u", "cara", "--password-stdin", stdin=PASSWORD + "\n12345\n")
     assert malformed.returncode == 1 and "6-digit code" in malformed.stderr
 
-    prompted = run(env, "login", "-u", "cara", "--password-stdin", stdin=f"{PASSWORD}\n{code_at(secret, 30)}\n")
+    next_code = code_at(secret, 30)  # once: computed again later, a 30 s step may have ended in between
+    prompted = run(env, "login", "-u", "cara", "--password-stdin", stdin=f"{PASSWORD}\n{next_code}\n")
     assert prompted.returncode == 0, prompted.stderr
-    replayed = run(env, "login", "-u", "cara", "--password-stdin", "--totp", code_at(secret, 30), stdin=PASSWORD + "\n")
+    replayed = run(env, "login", "-u", "cara", "--password-stdin", "--totp", next_code, stdin=PASSWORD + "\n")
     assert replayed.returncode == 1 and "already used" in replayed.stderr
     recovered = run(env, "login", "-u", "cara", "--password-stdin", "--recovery-code", codes[0], stdin=PASSWORD + "\n")
     assert recovered.returncode == 0, recovered.stderr

@@ -37,14 +37,18 @@ def token_of(broker, username: str, password: str = PASSWORD, **extra: str) -> d
     return bearer(response.json()["access_token"])
 
 
-def enrol(broker, headers: dict[str, str]) -> tuple[str, list[str]]:
-    """Enrol and confirm TOTP; (secret, recovery codes). The current step's code is now used."""
+def enrol(broker, headers: dict[str, str]) -> tuple[str, list[str], str]:
+    """Enrol and confirm TOTP; (secret, recovery codes, the code that confirmed it, now used).
+
+    The code is returned rather than computed again: a 30 s step may end in between.
+    """
     started = broker.http.post("/auth/totp/enroll", headers=headers)
     assert started.status_code == 200, started.text
     secret = started.json()["secret"]
-    confirmed = broker.http.post("/auth/totp/confirm", json={"code": code_at(secret)}, headers=headers)
+    code = code_at(secret)
+    confirmed = broker.http.post("/auth/totp/confirm", json={"code": code}, headers=headers)
     assert confirmed.status_code == 200, confirmed.text
-    return secret, confirmed.json()["recovery_codes"]
+    return secret, confirmed.json()["recovery_codes"], code
 
 
 def account(broker, username: str) -> tuple[Any, ...]:
@@ -204,12 +208,11 @@ def test_enrolment_gives_a_secret_uri_and_recovery_codes_stored_only_as_hashes(b
 def test_sign_in_with_totp_refuses_missing_wrong_replayed_and_malformed_codes(start_broker) -> None:
     broker = start_broker(DESKHAND_LOGIN_FAILURES_BEFORE_LOCK="50")
     make_user(broker, "uma")
-    secret, _codes = enrol(broker, token_of(broker, "uma"))
+    secret, _codes, used = enrol(broker, token_of(broker, "uma"))
 
     assert_refused(login(broker, "uma"), 401, "totp_required", "totp_code")
     assert_refused(login(broker, "uma", "wrong password!"), 401, "bad_credentials")  # no hint the account has TOTP
     assert_refused(login(broker, "uma", totp_code=code_at(secret, -600)), 401, "totp_invalid")
-    used = code_at(secret)  # accepted by confirm already
     assert_refused(login(broker, "uma", totp_code=used), 401, "totp_invalid", "already used")
 
     fresh = code_at(secret, +30)
@@ -229,7 +232,7 @@ def test_sign_in_with_totp_refuses_missing_wrong_replayed_and_malformed_codes(st
 def test_wrong_codes_count_towards_the_lock(start_broker) -> None:
     broker = start_broker(DESKHAND_LOGIN_FAILURES_BEFORE_LOCK="2")
     make_user(broker, "val")
-    secret, _codes = enrol(broker, token_of(broker, "val"))
+    secret, _codes, _used = enrol(broker, token_of(broker, "val"))
     for _ in range(2):
         assert_refused(login(broker, "val", totp_code=code_at(secret, -600)), 401, "totp_invalid")
     assert_refused(login(broker, "val", totp_code=code_at(secret, +30)), 429, "account_locked")
@@ -237,7 +240,7 @@ def test_wrong_codes_count_towards_the_lock(start_broker) -> None:
 
 def test_a_recovery_code_works_once(broker) -> None:
     make_user(broker, "wes")
-    _secret, codes = enrol(broker, token_of(broker, "wes"))
+    _secret, codes, _used = enrol(broker, token_of(broker, "wes"))
     assert login(broker, "wes", recovery_code=codes[0].upper().replace("-", " ")).status_code == 200
     assert_refused(login(broker, "wes", recovery_code=codes[0]), 401, "totp_invalid")
     assert_refused(login(broker, "wes", recovery_code="2345-6789-abcd-efgh"), 401, "totp_invalid")
@@ -248,7 +251,7 @@ def test_a_recovery_code_works_once(broker) -> None:
 
 def test_concurrent_uses_of_one_code_let_exactly_one_through(broker) -> None:
     make_user(broker, "xia")
-    secret, codes = enrol(broker, token_of(broker, "xia"))
+    secret, codes, _used = enrol(broker, token_of(broker, "xia"))
 
     async def burst(**second_factor: str) -> Counter[int]:
         async with httpx.AsyncClient(base_url=broker.api, timeout=60) as client:
@@ -268,7 +271,7 @@ def test_disabling_needs_the_password_and_a_code(broker) -> None:
     url = "/auth/totp/disable"
     assert_refused(broker.http.post(url, json={"password": PASSWORD, "code": "123456"}, headers=headers),
                    409, "totp_not_enabled")
-    secret, codes = enrol(broker, headers)
+    secret, codes, _used = enrol(broker, headers)
     fresh = code_at(secret, +30)
     assert_refused(broker.http.post(url, json={"password": "wrong password!", "code": fresh}, headers=headers),
                    403, "bad_credentials")
