@@ -21,13 +21,16 @@ from pathlib import Path
 import pytest
 
 from peer.liveness import TECHNICIAN_WORDS, USER_WORDS
+from protocol.permissions import Permission
 from tests.netns.conftest import BACK_WITHIN_SECONDS, CHECKED_CUT_SECONDS, relay_broker
 from tests.support.api import bearer, export_bundle
 from tests.support.audit_items import settled_report
 from tests.support.broker import BrokerProcess
 from tests.support.coturn import CoturnServer
+from tests.support.input_recorder import RecorderProcess
 from tests.support.live_session import Live, live_session
 from tests.support.netns import NetTopology
+from tests.support.polling import async_wait_until
 from tests.support.xvfb import XvfbServer
 
 pytestmark = pytest.mark.slow
@@ -83,16 +86,22 @@ def gap_marked(media: list[str]) -> None:
 
 
 async def test_a_link_cut_is_recovered_in_the_same_session(
-    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, tmp_path: Path
+    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, recorder: RecorderProcess, tmp_path: Path
 ) -> None:
     cut_seconds = CHECKED_CUT_SECONDS
     with net_topology.entered("tech"), relay_broker(net_topology, coturn.broker_env("udp", "tcp")) as broker:
-        async with live_session(broker, xvfb.env, "--consent", "view,chat", "--insecure",
+        async with live_session(broker, xvfb.env, "--consent", "view,control,chat,clipboard", "--insecure",
                                 wrap=net_topology.wrap("user")) as live:
             view = live.view
             await view.wait_for_control(45)
             await view.wait_for_frame(10)
             await chat_goes_on(live, "before the cut")
+            # Input through the relay (the recorder's window, under the pointer, takes the keys).
+            await view.wait_until(lambda: view.allowed(Permission.control), 10, "control allowed")
+            view.click(0.5, 0.5)
+            await async_wait_until(lambda: recorder.clicks(), "the click", timeout=15)
+            view.type_text("typed through the relay")
+            await async_wait_until(lambda: recorder.text() == "typed through the relay", "the typed text", timeout=10)
 
             net_topology.cut("user")
             try:
@@ -110,8 +119,15 @@ async def test_a_link_cut_is_recovered_in_the_same_session(
             assert TECHNICIAN_WORDS.restored in view.notices
             await host_says(live, USER_WORDS.restored, 10)
             assert back <= BACK_WITHIN_SECONDS, back
-            assert view.consent is not None and {p.value for p in view.consent.permissions} == {"view", "chat"}
+            assert view.consent is not None
+            assert {p.value for p in view.consent.permissions} == {"view", "control", "chat", "clipboard"}
             await chat_goes_on(live, "after the cut")
+            # The clipboard both ways on the new connection. Input on it is not checked here yet: in one
+            # run a click sent right after the restore was not applied within 30 s (unexplained; issue 18).
+            view.set_clipboard("copied through the relay")
+            await async_wait_until(lambda: recorder.clipboard() == "copied through the relay", "the host clipboard")
+            recorder.set_clipboard("copied by the user")
+            await view.wait_until(lambda: view.remote_clipboard == "copied by the user", 10, "the user's clipboard")
             assert [c.text for c in view.chat if c.sender == "user"] == ["re: before the cut", "re: after the cut"]
         media = await trail_verifies(broker, live.session_id, tmp_path)
     gap_marked(media)
