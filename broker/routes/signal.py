@@ -8,7 +8,7 @@ an ``error`` reply and the connection stays up. Whatever fails once a peer is
 attached (its ``signal.connected`` audit included) detaches it again, tells the
 other peer it left and closes it with :data:`CLOSE_BROKER_FAILED`. A peer's
 ``welcome`` carries its own TURN credentials (``broker.sessions.turn_credentials``),
-and its ``ice_failed`` is audited (``session.ice_failed``, once per attempt) before
+and its ``ice_failed`` is audited (``session.ice_failed``, once per attempt, capped) before
 it is relayed.
 
 Each connection has a message rate (``DESKHAND_SIGNAL_MESSAGES_PER_SECOND`` and
@@ -43,7 +43,7 @@ from broker.sessions.consent_flow import ConsentFlow, consent_state
 from broker.sessions.grant_changes import read_count
 from broker.sessions.grants import audit_grant, issue_grant, session_policy
 from broker.sessions.hub import Peer
-from broker.sessions.ice_failures import audited_attempts, record_ice_failed
+from broker.sessions.ice_failures import TrailedFailures, Verdict, record_ice_failed, trailed_failures
 from broker.sessions.peers import identify_peer
 from broker.sessions.support_sessions import SessionOver, end_session, get_session, record_consent
 from broker.sessions.turn_credentials import ice_for_peer
@@ -288,30 +288,30 @@ def _within_rate(me: Peer, rate: MessageRate) -> bool:
 
 
 class IceFailureLog:
-    """A connection's ``ice_failed`` reports in the trail: each attempt once (``broker.sessions.ice_failures``),
-    counting those an earlier connection of the same peer reported."""
+    """A connection's ``ice_failed`` reports in the trail: each attempt once, up to a cap
+    (``broker.sessions.ice_failures``), counting those an earlier connection of the same peer reported."""
 
     def __init__(self, state: BrokerState, session_id: str, actor: str, source: str | None) -> None:
         self._state = state
         self._session_id = session_id
         self._actor = actor
         self._source = source
-        self._audited: set[int] | None = None
-        """The attempts in the trail; read from it at the first report."""
+        self._trailed: TrailedFailures | None = None
+        """What the trail holds of this peer's failures; read from it at the first report."""
 
     async def note(self, message: IceFailed) -> None:
-        """Audit ``message`` unless its attempt is in the trail already."""
-        if self._audited is not None and message.attempt in self._audited:
+        """Audit ``message`` as :meth:`TrailedFailures.judge` says."""
+        known = self._trailed
+        if known is not None and known.judge(message.attempt) is Verdict.skip:
             return
-        known = self._audited
 
-        def record(db: Session) -> set[int]:
-            audited = known if known is not None else audited_attempts(db, self._session_id, self._actor)
-            if message.attempt not in audited:
-                record_ice_failed(db, message, session_id=self._session_id, actor=self._actor, source=self._source)
-            return audited | {message.attempt}
+        def record(db: Session) -> TrailedFailures:
+            trailed = known if known is not None else trailed_failures(db, self._session_id, self._actor)
+            verdict = trailed.judge(message.attempt)
+            record_ice_failed(db, message, verdict, session_id=self._session_id, actor=self._actor, source=self._source)
+            return trailed.after(message.attempt, verdict)
 
-        self._audited = await self._state.unit(record, lane=Lane.surely)
+        self._trailed = await self._state.unit(record, lane=Lane.surely)
 
 
 class ConsentKeeper:

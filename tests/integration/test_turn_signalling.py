@@ -7,14 +7,17 @@ other peer and the trail keeps it once per attempt (``session.ice_failed``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
 
 import pytest
 
+from broker.sessions.ice_failures import MAX_AUDITED_ATTEMPTS
 from broker.sessions.turn_credentials import mint
 from tests.support.api import join, start_session
+from tests.support.polling import async_wait_until
 from tests.support.signalling import peer, receive, receive_type
 
 GRANT_TTL = 30
@@ -109,7 +112,7 @@ async def test_an_ice_failure_is_relayed_and_audited_once_per_attempt(broker, ad
     ]
 
 
-async def test_a_flood_of_ice_failures_is_rate_limited_before_the_trail(broker, admin) -> None:
+async def test_a_flood_of_ice_failures_is_rate_limited_and_capped_before_the_trail(broker, admin) -> None:
     joined = joined_session(broker, admin)
     session_id = joined["session_id"]
     failed = {"type": "ice_failed", "seconds": 15.0, "local_types": ["host"], "remote_types": [], "turn_failures": []}
@@ -129,10 +132,19 @@ async def test_a_flood_of_ice_failures_is_rate_limited_before_the_trail(broker, 
                 assert time.monotonic() - started < 90, "the flood was never read"
         elapsed = time.monotonic() - started
         assert (await receive_type(host, "error"))["code"] == "rate_limited"
-    audited = broker.sql("SELECT count(*) FROM audit_events WHERE kind = 'session.ice_failed' AND session_id = ?",
-                         session_id)[0][0]
-    # The burst (100), then 20 a second: never one event per frame sent.
-    assert 100 <= audited <= 100 + 20 * elapsed + 5, (audited, elapsed)
+        # One more after a pause (the rate has a token again), so one report surely comes after the cap.
+        await asyncio.sleep(0.2)
+        await host.send(json.dumps({**failed, "attempt": 1000}))
+
+        def trailed() -> list[str]:
+            return [kind for (kind,) in broker.sql("SELECT kind FROM audit_events WHERE session_id = ? AND kind LIKE "
+                                                  "'session.ice_fail%' ORDER BY id", session_id)]
+
+        await async_wait_until(lambda: "session.ice_failures_capped" in trailed(), "the cap in the trail", timeout=10)
+    kinds = trailed()
+    # The burst (100) passes the rate, then 20 a second; the trail keeps 100 attempts of a peer, then
+    # says once that it stopped: never one event per frame sent, however long the flood goes on.
+    assert kinds == ["session.ice_failed"] * MAX_AUDITED_ATTEMPTS + ["session.ice_failures_capped"], (len(kinds), elapsed)
 
 
 @pytest.mark.slow

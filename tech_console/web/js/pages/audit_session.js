@@ -33,6 +33,7 @@ function describe(event) {
     case "media.restored": return `back after ${d.silent_seconds} s (${d.attempts} new connections)`;
     case "media.lost": return `not restored after ${d.seconds} s (${d.attempts} new connections)`;
     case "session.ice_failed": return iceFailure(d);
+    case "session.ice_failures_capped": return `more than ${d.cap} failed attempts (from attempt ${d.attempt} on): not recorded one by one`;
     default: return "";
   }
 }
