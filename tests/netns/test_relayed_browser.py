@@ -12,6 +12,8 @@ does not expose its peer connection, so an init script keeps a reference to each
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -22,11 +24,14 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from tests.browser.conftest import CHROMIUM_ARGS, open_new_session, sign_in, video_size
-from tests.netns.conftest import relay_broker
+from peer.transfers import file_sha256
+from tests.browser.conftest import CHROMIUM_ARGS, PICTURE_CENTRE, open_new_session, sign_in, video_size
+from tests.netns.conftest import relay_broker, trail_verifies
 from tests.support.broker import BrokerProcess
 from tests.support.coturn import CoturnServer
+from tests.support.input_recorder import RecorderProcess
 from tests.support.netns import NetTopology
+from tests.support.polling import async_wait_until
 from tests.support.xvfb import XvfbServer
 
 pytestmark = pytest.mark.slow
@@ -91,12 +96,13 @@ class ChromiumSession:
 @asynccontextmanager
 async def technician_in_chromium(
     net: NetTopology, broker: BrokerProcess, chromium_path: str, directory: Path, xvfb: XvfbServer,
-    consent: str = "view",
+    consent: str = "view", downloads: Path | None = None,
 ) -> AsyncIterator[ChromiumSession]:
     """Chromium in the tech namespace, signed in on a new session's page, its host joining from the user namespace.
 
     Call it with the thread in the tech namespace (the broker's address is reached from
-    there). The host is terminated on the way out; its output can be read after that.
+    there). Files sent to the user land under ``downloads``. The host is terminated on the
+    way out; its output can be read after that.
     """
     args = [*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={broker.base_url}"]
     async with async_playwright() as playwright:
@@ -117,7 +123,8 @@ async def technician_in_chromium(
                 [sys.executable, "-m", "host_client.cli", "join", code.replace(" ", ""), "--broker", broker.base_url,
                  "--ui", "terminal", "--consent", consent, "--insecure"],
                 # stdin: the user's keyboard, kept open and never typed on.
-                env=xvfb.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                env={**xvfb.env, **({"DESKHAND_DOWNLOADS": str(downloads)} if downloads else {})},
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             )
             try:
                 yield ChromiumSession(page, page.url.rsplit("/", 1)[1], page.url, problems, host)
@@ -127,19 +134,75 @@ async def technician_in_chromium(
             await browser.close()
 
 
-async def test_chromium_gets_the_picture_through_the_relay(
-    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, chromium_path: str, tmp_path: Path
+async def test_chromium_runs_a_whole_session_through_the_relay(
+    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, recorder: RecorderProcess, chromium_path: str,
+    tmp_path: Path,
 ) -> None:
+    """View, control, chat, clipboard and files both ways, relayed; the page names the route; the recording verifies."""
     net = net_topology
+    downloads = tmp_path / "downloads"
     # Chromium's trust store is its own: give it the plain URLs (TLS is the Python console's case).
     env = coturn.broker_env("udp", "tcp")
     with net.entered("tech"), relay_broker(net, env) as broker:
-        async with technician_in_chromium(net, broker, chromium_path, tmp_path, xvfb) as chromium:
-            page, problems = chromium.page, chromium.problems
+        async with technician_in_chromium(net, broker, chromium_path, tmp_path, xvfb,
+                                          "view,control,chat,clipboard,files.send,files.receive", downloads) as chromium:
+            page, problems, host = chromium.page, chromium.problems, chromium.host
             assert await video_size(page, timeout=45) == (1920, 1080)
             pair = await selected_pair(page)
             assert pair[:2] == ["relay", "relay"], (pair, coturn.log()[-2000:])
+            assert pair[2] in ("udp", "tcp"), pair
+            await expect(page.locator("#route")).to_have_text(f"relayed through TURN over {pair[2].upper()}", timeout=5_000)
+            round_trip = page.locator("#quality dt:text-is('Round trip') + dd")
+            await expect(round_trip).to_have_text(re.compile(r"^\d+ ms$"), timeout=5_000)
+
+            # Control: the first click captures input, the second and the typed text reach the user's window.
+            cx, cy, _w, _h = await page.evaluate(PICTURE_CENTRE)
+            await page.mouse.click(cx, cy)
+            await expect(page.locator("#capture-state")).to_contain_text("INPUT CAPTURED")
+            await page.mouse.click(cx, cy)
+            await async_wait_until(lambda: recorder.clicks(), "the click on the host", timeout=15)
+            await page.keyboard.type("typed through the relay")
+            await async_wait_until(lambda: recorder.text() == "typed through the relay", "the typed text", timeout=10)
+            await page.get_by_role("button", name="Release input").click()
+
+            # Chat and the clipboard, both ways.
+            await page.get_by_label("Chat message").fill("Hi Ann, I am on your screen now")
+            await page.get_by_role("button", name="Send", exact=True).click()
+            assert host.stdin is not None
+            host.stdin.write("thanks, it is the printer on the left\n")
+            host.stdin.flush()
+            await expect(page.locator(".chat")).to_contain_text("thanks, it is the printer on the left", timeout=10_000)
+            await page.get_by_label("Put on their clipboard").fill("copied through the relay")
+            await page.get_by_role("button", name="Put", exact=True).click()
+            await async_wait_until(lambda: recorder.clipboard() == "copied through the relay", "the user's clipboard")
+            recorder.set_clipboard("copied by the user")
+            await expect(page.locator("#session-log")).to_contain_text("the user's clipboard: copied by the user",
+                                                                       timeout=10_000)
+
+            # Files: one picked and sent to the user, one requested from them and saved from the page.
+            picked = tmp_path / "driver.bin"
+            picked.write_bytes(os.urandom(6 * 1024 * 1024 + 123))
+            await page.locator("#file-pick").set_input_files(str(picked))
+            sent = page.locator('.transfers li[data-name="driver.bin"]')
+            await expect(sent).to_have_attribute("data-state", "completed", timeout=30_000)
+            (arrived,) = downloads.rglob("driver.bin")
+            assert file_sha256(arrived) == file_sha256(picked)
+            wanted = tmp_path / "printer.log"
+            wanted.write_bytes(os.urandom(2 * 1024 * 1024 + 45))
+            await page.get_by_label("Path on their computer (optional)").fill(str(wanted))
+            await page.get_by_label("Why (shown to the user)").fill("the printer log")
+            await page.get_by_role("button", name="Request file").click()
+            received = page.locator('.transfers li[data-name="printer.log"]')
+            await expect(received).to_have_attribute("data-state", "completed", timeout=30_000)
+            async with page.expect_download() as download_info:
+                await received.get_by_role("link", name="Save printer.log").click()
+            saved = tmp_path / "from-browser.log"
+            await (await download_info.value).save_as(saved)
+            assert file_sha256(saved) == file_sha256(wanted)
             assert problems == []
+        out, _err = await asyncio.to_thread(host.communicate, timeout=30)  # terminated on leaving the page
+        assert "Hi Ann, I am on your screen now" in out, out
+        await trail_verifies(broker, chromium.session_id, tmp_path)
 
 
 @pytest.mark.parametrize("relay", ["none", "refusing"])
