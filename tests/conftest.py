@@ -81,6 +81,25 @@ from tests.support.xvfb import XvfbMissing, XvfbServer
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
 
 
+SCREEN_FOLDERS = frozenset({"e2e", "browser", "netns"})
+"""Test folders whose tests drive screens: Xvfb, real WebRTC peers encoding video, Chromium."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for pytest-xdist's ``--dist loadgroup`` (``scripts/test`` runs the whole suite on two workers).
+
+    The tests that drive screens form one group, run one after another on one worker: two
+    of them at once would share two cores between two video encoders and their timing
+    checks. Every other module is a group of its own, so its module-scoped broker starts
+    once, and those groups run beside the screens on the other worker.
+    """
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        group = "screens" if item.path.parent.name in SCREEN_FOLDERS else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def in_ci() -> bool:
     """True when the run is a CI run (``CI=true``), where missing dependencies are failures."""
     return os.environ.get("CI", "").strip().lower() == "true"
