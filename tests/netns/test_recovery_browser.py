@@ -4,7 +4,8 @@ The rig of :mod:`tests.netns.test_relayed_browser` (broker and coturn in the rel
 namespace, the host in the user's, Chromium in the tech namespace). The user's link is cut
 for 10 s: the page says it is reconnecting and lets go of the keyboard and mouse; when the
 link is back, the host's new offer is answered and the picture returns within 5 s, in the
-same session, with control allowed again. :mod:`tests.netns.test_recovery` is the same
+same session; the page says control is paused until the recording has caught up on the gap,
+then typed text reaches the user's window again. :mod:`tests.netns.test_recovery` is the same
 case with the Python console.
 """
 
@@ -22,7 +23,9 @@ from tests.browser.conftest import PICTURE_CENTRE, video_size
 from tests.netns.conftest import BACK_WITHIN_SECONDS, CHECKED_CUT_SECONDS, relay_broker
 from tests.netns.test_relayed_browser import technician_in_chromium
 from tests.support.coturn import CoturnServer
+from tests.support.input_recorder import RecorderProcess
 from tests.support.netns import NetTopology
+from tests.support.polling import async_wait_until
 from tests.support.xvfb import XvfbServer
 
 pytestmark = pytest.mark.slow
@@ -59,7 +62,8 @@ async def picture_back(page: Page, since: float, timeout: float) -> float:
 
 
 async def test_the_browser_shows_reconnecting_and_gets_the_picture_back(
-    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, chromium_path: str, tmp_path: Path
+    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, recorder: RecorderProcess, chromium_path: str,
+    tmp_path: Path,
 ) -> None:
     net = net_topology
     with net.entered("tech"), relay_broker(net, coturn.broker_env("udp", "tcp")) as broker:
@@ -100,8 +104,17 @@ async def test_the_browser_shows_reconnecting_and_gets_the_picture_back(
             assert page.url == session_url  # the same session, no new code
             assert await page.locator("#connection-failed").is_hidden()
             await expect(page.get_by_role("button", name="Type", exact=True)).to_be_enabled()
+            # The recording fell behind while the link was down, so the host paused control until it
+            # caught up on the gap: the page says both, and input after that reaches the user's window.
+            log = page.locator("#session-log")
+            await expect(log).to_contain_text("the host says: control is paused: recording is", timeout=10_000)
+            await expect(log).to_contain_text("the host says: recording caught up; control is possible again",
+                                              timeout=30_000)
             await page.mouse.click(cx, cy)
             await expect(page.locator("#capture-state")).to_contain_text("INPUT CAPTURED")
+            await page.keyboard.type("typed after the cut")
+            await async_wait_until(lambda: recorder.text() == "typed after the cut", "the text typed after the cut",
+                                   timeout=10)
             await page.get_by_role("button", name="Release input").click()
             await page.get_by_label("Chat message").fill("are you back?")
             await page.get_by_role("button", name="Send", exact=True).click()
