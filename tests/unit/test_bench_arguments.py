@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import relay_connect, screen_stream
+from bench import relay_connect, relay_recovery, screen_stream
 from bench.aiortc_receiver import aiortc_receiver
 from bench.chromium_receiver import chromium_receiver
 
@@ -58,3 +58,25 @@ def test_relay_connect_names_what_is_wrong_on_its_command_line(argv: list[str], 
 def test_relay_connect_paths_default_to_all_in_order() -> None:
     assert relay_connect.parse_options([]).paths == ("direct", "udp", "tcp", "tls")
     assert relay_connect.parse_options(["--paths", "tls, udp"]).paths == ("tls", "udp")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--cuts", "10,soon"], "cut lengths are seconds separated by commas, not '10,soon'"),
+        (["--cuts", "2"], "each cut is between 5 and 120 s"),
+        (["--cuts", "10,600"], "each cut is between 5 and 120 s"),
+        (["--cuts", ","], "each cut is between 5 and 120 s"),
+        (["--runs", "0"], "runs must be between 1 and 50, not 0"),
+    ],
+)
+def test_relay_recovery_names_what_is_wrong_on_its_command_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        relay_recovery.parse_options(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_relay_recovery_cuts_default_to_the_issues_lengths() -> None:
+    assert relay_recovery.parse_options([]).cuts == (10.0, 20.0, 30.0)
+    assert relay_recovery.parse_options(["--cuts", "30, 5"]).cuts == (30.0, 5.0)
