@@ -493,14 +493,14 @@ class HostSessionState:
         go on until the connection is back or :class:`~peer.liveness.GaveUp`."""
         if self.offering is Offering.none or self.recovery.reconnecting:
             return []
-        return [*self._close_peer(), TellUser(failure_text(OTHER_SIDE, failed.turn_failures)), SendIceFailed(failed)]
+        return [*self._close_peer(), TellUser(failure_text(OTHER_SIDE, failed)), SendIceFailed(failed)]
 
     def _technician_side_failed(self, failed: IceFailed) -> list[Action]:
         """The technician's side gave up connecting (its ``ice_failed``, relayed by the broker);
         while reconnecting, the next re-offer replaces that attempt anyway."""
         if self.offering is Offering.none or self.recovery.reconnecting:
             return []
-        return [*self._close_peer(), TellUser(failure_text(OTHER_SIDE, failed.turn_failures, theirs=True))]
+        return [*self._close_peer(), TellUser(failure_text(OTHER_SIDE, failed, theirs=True))]
 
     # --- liveness and recovery (peer.liveness) ----------------------------------------------
 

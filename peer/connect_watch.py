@@ -55,23 +55,24 @@ class ConnectDeadline:
         return max(0.0, now - self.started_at)
 
 
-def failure_text(other: str, turn_failures: list[TurnFailure] | None = None, *, theirs: bool = False) -> str:
-    """What the person is told when an attempt failed, in words they can act on.
+def failure_text(other: str, failed: IceFailed, *, theirs: bool = False) -> str:
+    """What the person is told when an attempt failed (``failed``, the ``ice_failed`` message), in words they can act on.
 
     ``other`` names the other side ("the technician", "the end user"); ``theirs`` says the
-    other side gave up (its ``ice_failed`` arrived) rather than this one. Failed TURN
-    allocations are named: they are what an administrator fixes.
+    other side gave up (its ``ice_failed`` arrived) rather than this one. How long this side
+    tried is said as it was: ICE can fail long before the deadline. Failed TURN allocations
+    are named: they are what an administrator fixes.
     """
     lead = (
         f"Could not connect to {other}: {other}'s computer could not set up the media connection."
-        if theirs else f"Could not connect to {other}: no network path worked within {CONNECT_LIMIT_SECONDS:g} s."
+        if theirs else f"Could not connect to {other}: no network path worked (gave up after {failed.seconds:.1f} s)."
     )
     text = (
         f"{lead} Check that your firewall allows outgoing UDP and HTTPS (TCP 443) connections, "
         "or ask your administrator to check the TURN settings."
     )
-    if turn_failures:
-        text += " The relay said: " + "; ".join(f"{f.url}: {f.reason}" for f in turn_failures) + "."
+    if failed.turn_failures:
+        text += " The relay said: " + "; ".join(f"{f.url}: {f.reason}" for f in failed.turn_failures) + "."
     return text
 
 

@@ -388,7 +388,7 @@ class RemoteView:
                 await apply_remote_candidate(self._pc, message)
         elif isinstance(message, IceFailed):
             if self._pc is not None:
-                await self._give_up(failure_text(OTHER_SIDE, message.turn_failures, theirs=True))
+                await self._give_up(failure_text(OTHER_SIDE, message, theirs=True))
         elif isinstance(message, SessionEnded):
             self.ended = message
         elif isinstance(message, Error):
@@ -439,7 +439,7 @@ class RemoteView:
             return
         if self._channel is not None and not self._channel.closed:
             await self._channel.send(failed)  # first: the technician may leave as soon as told
-        await self._give_up(failure_text(OTHER_SIDE, failed.turn_failures))
+        await self._give_up(failure_text(OTHER_SIDE, failed))
 
     async def _give_up(self, explanation: str) -> None:
         """This connection attempt is over: close it and let every wait fail with ``explanation``."""

@@ -11,10 +11,10 @@ import itertools
 
 import pytest
 
-from peer.connect_watch import failure_text
+from peer.connect_watch import failure_text, ice_failed_message
 from protocol.ice import CANDIDATE_TYPES
 from protocol.route import Route
-from protocol.signalling import TurnFailure
+from protocol.signalling import IceFailed, TurnFailure
 from tech_console.remote_view import OTHER_SIDE
 
 pytestmark = pytest.mark.slow
@@ -28,19 +28,21 @@ async def test_route_words_and_failure_advice_match_the_python_consoles(broker, 
     page = await console_page(broker)
     routes = [(local, remote, leg) for local, remote in itertools.product(CANDIDATE_TYPES, repeat=2)
               for leg in (RELAY_LEGS if local == "relay" else [None])]
-    failures = [([f.model_dump() for f in turn], theirs) for turn in FAILURES for theirs in (False, True)]
+    failures = [ice_failed_message(1, seconds, ["host", "relay"], ["host"], turn).model_dump()
+                for turn in FAILURES for seconds in (15.0, 0.8, 14.96)]
+    cases = [(failure, theirs) for failure in failures for theirs in (False, True)]
     said = await page.evaluate(
         """async ([routes, failures]) => {
             const view = await import("/js/live_view.js");
             return {
               kinds: view.CANDIDATE_TYPES,
               routes: routes.map(([local, remote, leg]) => view.routeWords(local, remote, leg === null ? undefined : leg)),
-              failures: failures.map(([turn, theirs]) => view.failureAdvice({ turn_failures: turn }, theirs)),
+              failures: failures.map(([failure, theirs]) => view.failureAdvice(failure, theirs)),
             };
         }""",
-        [routes, failures],
+        [routes, cases],
     )
     assert said["kinds"] == list(CANDIDATE_TYPES)  # the order ice_failed lists them in
     assert said["routes"] == [Route(local, remote, leg).words() for local, remote, leg in routes]  # type: ignore[arg-type]
-    assert said["failures"] == [failure_text(OTHER_SIDE, [TurnFailure(**f) for f in turn], theirs=theirs)
-                                for turn, theirs in failures]
+    assert said["failures"] == [failure_text(OTHER_SIDE, IceFailed.model_validate(failure), theirs=theirs)
+                                for failure, theirs in cases]

@@ -32,11 +32,15 @@ def test_ice_failing_early_is_failure_at_once(state: str) -> None:
 
 
 def test_the_text_names_what_to_check_and_the_relay_failures() -> None:
-    ours = failure_text("the technician", [TurnFailure(url="turn:r:3478", reason="the relay refused the credentials")])
-    assert ours.startswith("Could not connect to the technician")
-    assert "firewall" in ours and "TURN settings" in ours and "15 s" in ours
+    refused = [TurnFailure(url="turn:r:3478", reason="the relay refused the credentials")]
+    ours = failure_text("the technician", ice_failed_message(1, 15.04, ["host", "relay"], [], refused))
+    assert ours.startswith("Could not connect to the technician: no network path worked (gave up after 15.0 s).")
+    assert "firewall" in ours and "TURN settings" in ours
     assert "turn:r:3478: the relay refused the credentials" in ours
-    theirs = failure_text("the end user", theirs=True)
+    # ICE can fail long before the deadline: the text says how long this side really tried.
+    early = failure_text("the technician", ice_failed_message(1, 0.84, ["host"], [], []))
+    assert "(gave up after 0.8 s)" in early and "relay said" not in early
+    theirs = failure_text("the end user", ice_failed_message(2, 15.0, ["host"], [], []), theirs=True)
     assert theirs.startswith("Could not connect to the end user") and "firewall" in theirs
     assert "relay said" not in theirs
 

@@ -56,14 +56,14 @@ export function routeWords(localType, remoteType, relayProtocol) {
 
 /**
  * What the technician reads when an attempt failed: peer/connect_watch.py's failure_text, word for word.
- * @param {{turn_failures?: {url: string, reason: string}[]}} failure an ice_failed message
+ * @param {{seconds: number, turn_failures?: {url: string, reason: string}[]}} failure an ice_failed message
  * @param {boolean} theirs the host gave up (its ice_failed arrived), not this browser
  */
 export function failureAdvice(failure, theirs) {
   const other = "the end user";
   const lead = theirs
     ? `Could not connect to ${other}: ${other}'s computer could not set up the media connection.`
-    : `Could not connect to ${other}: no network path worked within ${CONNECT_DEADLINE_MS / 1000} s.`;
+    : `Could not connect to ${other}: no network path worked (gave up after ${Number(failure.seconds).toFixed(1)} s).`;
   let text = `${lead} Check that your firewall allows outgoing UDP and HTTPS (TCP 443) connections, `
     + "or ask your administrator to check the TURN settings.";
   const relays = failure.turn_failures || [];
