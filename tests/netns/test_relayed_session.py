@@ -11,6 +11,7 @@ pair is relay to relay.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -51,6 +52,13 @@ async def test_the_python_console_gets_the_picture_through_the_relay(
             # working either may carry the session: aioice nominates the first pair whose check
             # succeeds, the preference (UDP first) only orders the checks.
             assert route.turn_leg in LEGS[leg], route
+            # What the CLI prints: the route and the round trip (measured by the ICE checks, soon after connecting).
+            wanted = re.compile(rf"media: relayed through TURN over {route.turn_leg.upper()}, round trip \d+ ms")
+            for _ in range(50):
+                if wanted.fullmatch(status := await live.view.route_status()):
+                    break
+                await asyncio.sleep(0.1)
+            assert wanted.fullmatch(status), status
         ours = [a for a in coturn.allocations() if live.session_id in a.username]
         # One credential per peer, named for this session, both still valid.
         users = {a.username for a in ours}
