@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -200,15 +200,39 @@ def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
     return options
 
 
+@dataclass(frozen=True)
+class Rig:
+    """What a relay benchmark runs in: a private Xvfb, the three namespaces, coturn, a scratch folder."""
+
+    xvfb: XvfbServer
+    net: NetTopology
+    coturn: CoturnServer
+    scratch: Path
+
+
+@contextlib.contextmanager
+def relay_rig() -> Iterator[Rig]:
+    """The :class:`Rig` for the ``with`` block; both peers trust coturn's test CA for ``turns:``.
+
+    Raises :class:`NetnsUnavailable` or :class:`CoturnMissing` when the machine cannot run it.
+    """
+    with tempfile.TemporaryDirectory() as tmp, XvfbServer.start(1920, 1080) as xvfb, \
+            NetTopology.create() as net, CoturnServer.start(net, Path(tmp) / "coturn") as coturn:
+        assert coturn.certificate is not None
+        os.environ[TURN_CA_FILE_ENV] = str(coturn.certificate.cert)  # the host inherits it, the console reads it
+        yield Rig(xvfb, net, coturn, Path(tmp))
+
+
+UNAVAILABLE = (NetnsUnavailable, CoturnMissing)
+"""What :func:`relay_rig` raises when the machine cannot run it (the benchmark says why and exits 2)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     try:
-        with tempfile.TemporaryDirectory() as tmp, XvfbServer.start(1920, 1080) as xvfb, \
-                NetTopology.create() as net, CoturnServer.start(net, Path(tmp) / "coturn") as coturn:
-            assert coturn.certificate is not None
-            os.environ[TURN_CA_FILE_ENV] = str(coturn.certificate.cert)  # the host inherits it, the console reads it
-            results = asyncio.run(measure(net, coturn, xvfb.env, options.paths, options.runs))
-    except (NetnsUnavailable, CoturnMissing) as exc:
+        with relay_rig() as rig:
+            results = asyncio.run(measure(rig.net, rig.coturn, rig.xvfb.env, options.paths, options.runs))
+    except UNAVAILABLE as exc:
         print(f"relay_connect: {exc}", file=sys.stderr)
         return 2
     publish("relay_connect", conditions(options.paths, options.runs), report(results), write=options.write_docs)

@@ -27,21 +27,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.relay_connect import coturn_version
+from bench.relay_connect import UNAVAILABLE, coturn_version, relay_rig
 from bench.report import machine_conditions, percentile, publish
 from broker.settings import Settings
 from tests.netns.conftest import relay_broker, trail_verifies
 from tests.support.broker import BrokerProcess
-from tests.support.coturn import CoturnMissing, CoturnServer
+from tests.support.coturn import CoturnServer
 from tests.support.live_session import Live, live_session
-from tests.support.netns import NetnsUnavailable, NetTopology
-from tests.support.xvfb import XvfbServer
+from tests.support.netns import NetTopology
 
 CUTS = (10.0, 20.0, 30.0)
 """The cut lengths (seconds) of each session, in order; issue 18 asks for recovery from up to 30 s."""
@@ -211,10 +209,9 @@ def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     try:
-        with tempfile.TemporaryDirectory() as tmp, XvfbServer.start(1920, 1080) as xvfb, \
-                NetTopology.create() as net, CoturnServer.start(net, Path(tmp) / "coturn") as coturn:
-            results = asyncio.run(measure(net, coturn, xvfb.env, options.cuts, options.runs, Path(tmp)))
-    except (NetnsUnavailable, CoturnMissing) as exc:
+        with relay_rig() as rig:
+            results = asyncio.run(measure(rig.net, rig.coturn, rig.xvfb.env, options.cuts, options.runs, rig.scratch))
+    except UNAVAILABLE as exc:
         print(f"relay_recovery: {exc}", file=sys.stderr)
         return 2
     publish("relay_recovery", conditions(options.cuts, options.runs), report(results), write=options.write_docs)

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from protocol.permissions import Permission
-from tests.support.api import bearer, export_bundle, play_recording
+from tests.support.api import bearer, exported_bundle_verifies, play_recording
 from tests.support.broker import BrokerProcess
 from tests.support.input_recorder import RecorderProcess
 from tests.support.live_session import Live, live_session, resume_host
@@ -157,14 +157,7 @@ async def test_a_recorded_session_reports_plays_exports_and_verifies(start_broke
     for x, y, expected in pattern_cell_centres(width, height):
         assert all(abs(int(a) - b) <= 40 for a, b in zip(middle[y, x], expected, strict=True)), (x, y, middle[y, x], expected)
 
-    exported = export_bundle(broker, bearer(broker.login()), session_id)
-    assert exported.status_code == 200
-    bundle = tmp_path / "bundle.zip"
-    bundle.write_bytes(exported.content)
-    checked = subprocess.run([sys.executable, "-m", "broker.cli", "audit", "verify-bundle", str(bundle)],
-                             capture_output=True, text=True, timeout=60)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "Trail verified" in checked.stdout
+    exported_bundle_verifies(broker, session_id, tmp_path)
     audited = [k for (k,) in broker.sql("SELECT kind FROM audit_events WHERE session_id = ?", session_id)]
     assert "recording.played" in audited and "audit.exported" in audited
 

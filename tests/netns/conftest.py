@@ -6,12 +6,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from tests.support.api import bearer, export_bundle
+from tests.support.api import exported_bundle_verifies
 from tests.support.audit_items import settled_report
 from tests.support.broker import BrokerProcess
 from tests.support.netns import PUBLIC_IP, NetTopology
@@ -35,11 +33,5 @@ async def trail_verifies(broker: BrokerProcess, session_id: str, tmp_path: Path)
     """The session's trail is whole and its exported bundle verifies; the host's media events, in order."""
     report = await settled_report(broker, session_id)
     assert report["integrity"]["ok"], report["integrity"]
-    bundle = export_bundle(broker, bearer(broker.login()), session_id)
-    assert bundle.status_code == 200
-    path = tmp_path / "bundle.zip"
-    path.write_bytes(bundle.content)
-    checked = subprocess.run([sys.executable, "-m", "broker.cli", "audit", "verify-bundle", str(path)],
-                             capture_output=True, text=True, timeout=60)
-    assert checked.returncode == 0 and "Trail verified" in checked.stdout, checked.stdout + checked.stderr
+    exported_bundle_verifies(broker, session_id, tmp_path)
     return [e["kind"] for e in report["events"] if e["kind"].startswith("media.")]

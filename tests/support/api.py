@@ -7,7 +7,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -83,6 +86,19 @@ def play_recording(broker: BrokerProcess, headers: dict[str, str], session_id: s
 def export_bundle(broker: BrokerProcess, headers: dict[str, str], session_id: str) -> httpx.Response:
     """``POST /audit/sessions/{id}/export``: the bundle (audited); the raw response."""
     return broker.http.post(f"/audit/sessions/{session_id}/export", headers=headers, timeout=60)
+
+
+def exported_bundle_verifies(broker: BrokerProcess, session_id: str, directory: Path) -> Path:
+    """Export the session's bundle as its first admin into ``directory``, and check that
+    ``deskhand-broker audit verify-bundle`` verifies it; the bundle's path."""
+    exported = export_bundle(broker, bearer(broker.login()), session_id)
+    assert exported.status_code == 200, exported.text
+    bundle = directory / "bundle.zip"
+    bundle.write_bytes(exported.content)
+    checked = subprocess.run([sys.executable, "-m", "broker.cli", "audit", "verify-bundle", str(bundle)],
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0 and "Trail verified" in checked.stdout, checked.stdout + checked.stderr
+    return bundle
 
 
 def audit_kinds(broker: BrokerProcess, session_id: str) -> list[str]:
