@@ -20,7 +20,12 @@ name still exists and behaves as assumed in the pinned aiortc/aioice range
   video frame to the decoder only when the first packet of the *next* frame
   arrives, a whole frame interval late (forever, on a screen that stopped
   changing). RTP marks a frame's last packet with the marker bit; the hook's
-  buffer releases the frame as soon as it is complete.
+  buffer releases the frame as soon as it is complete. It also recovers from a
+  packet lost for good: aiortc asks for it once (NACK) and otherwise waits until
+  512 newer packets have come, minutes of a screen that barely changes, during
+  which the picture stays frozen. The hook's buffer gives up on a hole after
+  :data:`LOST_PACKET_PATIENCE`, asks for a keyframe (PLI) and passes nothing on
+  until one comes (what follows a hole refers to pictures the decoder never had).
 * :func:`use_every_turn_url` -- aiortc's ``connection_kwargs`` keeps only the first
   TURN URL (and ``turns:`` only over TCP), and aioice drops a failed allocation
   without a word. The hook makes every ICE agent allocate on *every* TURN URL at
@@ -29,12 +34,6 @@ name still exists and behaves as assumed in the pinned aiortc/aioice range
 * :func:`selected_route`, :func:`ice_round_trip`, :func:`candidate_types`,
   :func:`turn_failures` -- aiortc's ``getStats()`` has no candidate pairs; these
   read the nominated pair and the gathered candidates from aiortc's private state.
-  buffer releases the frame as soon as it is complete. It also recovers from a
-  packet lost for good: aiortc asks for it once (NACK) and otherwise waits until
-  512 newer packets have come, minutes of a screen that barely changes, during
-  which the picture stays frozen. The hook's buffer gives up on a hole after
-  :data:`LOST_PACKET_PATIENCE`, asks for a keyframe (PLI) and passes nothing on
-  until one comes (what follows a hole refers to pictures the decoder never had).
 """
 
 from __future__ import annotations
