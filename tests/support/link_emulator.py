@@ -31,6 +31,7 @@ import random
 import select
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -159,6 +160,10 @@ class _Relay(asyncio.DatagramProtocol):
         self.rng = random.Random(seed)
         self.transport: asyncio.DatagramTransport | None = None
         self.clients: dict[tuple[str, int], tuple[_Upstream, ImpairedPath, ImpairedPath]] = {}
+        self.opening: dict[tuple[str, int], list[bytes]] = {}
+        """Clients whose upstream socket is being opened, and what they sent meanwhile."""
+        self.queues: dict[ImpairedPath, deque[tuple[float, Callable[[], object]]]] = {}
+        """Per path, what waits to leave and when, in order."""
         self.pending: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -167,36 +172,51 @@ class _Relay(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         client = (addr[0], addr[1])
         known = self.clients.get(client)
-        if known is None:
-            task = asyncio.get_running_loop().create_task(self._open(client, data))
+        if known is not None:
+            upstream, path_up, _ = known
+            self._send_later(path_up, lambda: upstream.transport and upstream.transport.sendto(data, self.upstream))
+        elif client in self.opening:  # its socket is being opened: sent, in order, once it is
+            self.opening[client].append(data)
+        else:
+            self.opening[client] = [data]
+            task = asyncio.get_running_loop().create_task(self._open(client))
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
-            return
-        upstream, path_up, _ = known
-        self._send_later(path_up, lambda: upstream.transport and upstream.transport.sendto(data, self.upstream))
 
-    async def _open(self, client: tuple[str, int], first: bytes) -> None:
+    async def _open(self, client: tuple[str, int]) -> None:
+        """Open ``client``'s upstream socket, then pass on what it sent meanwhile."""
         loop = asyncio.get_running_loop()
         local = self.transport.get_extra_info("sockname")[0] if self.transport else "0.0.0.0"
         _, upstream = await loop.create_datagram_endpoint(lambda: _Upstream(self, client), local_addr=(local, 0))
         impaired = any(ipaddress.ip_address(client[0]) in network for network in self.impaired)
         impairment = self.impairment if impaired else Impairment()
-        self.clients.setdefault(client, (upstream, ImpairedPath(impairment, self.rng), ImpairedPath(impairment, self.rng)))
-        self.datagram_received(first, client)
+        self.clients[client] = (upstream, ImpairedPath(impairment, self.rng), ImpairedPath(impairment, self.rng))
+        for data in self.opening.pop(client):
+            self.datagram_received(data, client)
 
     def to_client(self, client: tuple[str, int], data: bytes) -> None:
         _, _, path_down = self.clients[client]
         self._send_later(path_down, lambda: self.transport and self.transport.sendto(data, client))
 
     def _send_later(self, path: ImpairedPath, send: Callable[[], object]) -> None:
+        """Send when ``path`` says, after every packet it let through before (a FIFO per path:
+        asyncio's timers do not keep the order of callbacks due at the same moment)."""
         loop = asyncio.get_running_loop()
         leaves = path.departure(loop.time())
         if leaves is None:
             return
-        if leaves <= loop.time():
-            send()
-        else:
-            loop.call_at(leaves, send)
+        queue = self.queues.setdefault(path, deque())
+        queue.append((leaves, send))
+        if len(queue) == 1:
+            loop.call_at(leaves, self._drain, path)
+
+    def _drain(self, path: ImpairedPath) -> None:
+        loop = asyncio.get_running_loop()
+        queue = self.queues[path]
+        while queue and queue[0][0] <= loop.time():
+            queue.popleft()[1]()
+        if queue:
+            loop.call_at(queue[0][0], self._drain, path)
 
 
 async def serve(listen: tuple[str, int], upstream: tuple[str, int], impairment: Impairment, impaired: Sequence[str],
