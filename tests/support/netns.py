@@ -11,9 +11,9 @@
         net.veths["user"]                                  # Veth("u0", "r1"): the link's two ends
 
 What can reach what is checked with :mod:`tests.support.turn_probe` (there is no ping here).
-To shape a link, give its relay end to ``tc`` in the relay namespace, e.g.
-``net.run("relay", "tc", "qdisc", "replace", "dev", net.veths["user"].relay, "root", "tbf", ...)``
-(tbf works in containers; netem often is not in their kernel).
+To make a link slow, lossy or far away, see :mod:`tests.support.link_emulator` (rate with
+``tc tbf`` on either end of a veth; delay, jitter and loss with a UDP relay in front of
+coturn, since this kernel has no netem).
 
 The layout (TEST-NET-2, 198.18.0.0/15, only)::
 
