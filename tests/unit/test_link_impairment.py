@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from tests.support import link_emulator
 from tests.support.link_emulator import ImpairedPath, Impairment, tbf_arguments
 
 
@@ -59,3 +60,20 @@ def test_tbf_gets_a_rate_a_burst_of_a_few_packets_and_a_bounded_queue() -> None:
     assert tbf_arguments(20_000, latency_ms=50) == ["tbf", "rate", "20000kbit", "burst", "10000", "latency", "50ms"]
     with pytest.raises(ValueError, match="8 kbit/s to 10 Gbit/s"):
         tbf_arguments(0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--listen", "198.18.0.1", "--upstream", "198.18.0.1:3478"], "an address is HOST:PORT, not '198.18.0.1'"),
+        (["--listen", "198.18.0.1:3479", "--upstream", "198.18.0.1:70000"], "an address is HOST:PORT"),
+        (["--listen", "198.18.0.1:3479", "--upstream", "198.18.0.1:3478", "--impaired", "198.18.1.0/33"], "198.18.1.0/33"),
+        (["--listen", "198.18.0.1:3479", "--upstream", "198.18.0.1:3478", "--loss", "1.5"], "loss is a chance"),
+    ],
+)
+def test_the_relay_names_what_is_wrong_on_its_command_line(argv: list[str], message: str,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        link_emulator.main(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
