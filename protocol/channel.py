@@ -7,7 +7,8 @@ Three channels, created by the host (the offerer):
             replaced by the next one; buttons and wheel carry their own
             coordinates, so a click never lands where a late move left the pointer.
 ``control`` reliable, ordered: chat, clipboard, monitors, the host's
-            reports of refused input, and liveness (``ping``/``pong``, both ways).
+            reports of refused input and of a slow link (``link``), and
+            liveness (``ping``/``pong``, both ways).
 
 Coordinates are normalised to the selected monitor: (0, 0) is its top-left
 pixel, (1, 1) its bottom-right. Every input message carries a ``seq`` so a
@@ -190,6 +191,20 @@ class Notice(_Message):
     text: str = Field(max_length=500)
 
 
+class LinkState(_Message):
+    """Host to technician: whether the link, not the screen, limits the picture, and to what.
+
+    Sent when that changes, and every few seconds while it lasts (:mod:`peer.link_report`).
+    """
+
+    type: Literal["link"] = "link"
+    limited: bool
+    kbps: int = Field(ge=0, le=10_000_000)
+    """The bitrate the picture is fitted to, in kbit/s."""
+    fps: float = Field(ge=0, le=240)
+    """The frame rate the picture is sent at while the screen changes."""
+
+
 class Ping(_Message):
     """Either side: are you there? Answered with a :class:`Pong` of the same ``seq``.
 
@@ -209,17 +224,17 @@ class Pong(_Message):
 
 
 TechControlMessage = Annotated[Chat | Clipboard | SelectMonitor, Field(discriminator="type")]
-HostControlMessage = Annotated[Chat | Clipboard | Monitors | Refused | Notice, Field(discriminator="type")]
+HostControlMessage = Annotated[Chat | Clipboard | Monitors | Refused | Notice | LinkState, Field(discriminator="type")]
 
 _input: TypeAdapter[InputMessageT] = TypeAdapter(InputMessage)
 _tech_control: TypeAdapter[Chat | Clipboard | SelectMonitor] = TypeAdapter(TechControlMessage)
-_host_control: TypeAdapter[Chat | Clipboard | Monitors | Refused | Notice] = TypeAdapter(HostControlMessage)
+_host_control: TypeAdapter[Chat | Clipboard | Monitors | Refused | Notice | LinkState] = TypeAdapter(HostControlMessage)
 LivenessMessage = Annotated[Ping | Pong, Field(discriminator="type")]
 _liveness: TypeAdapter[Ping | Pong] = TypeAdapter(LivenessMessage)
 _LIVENESS_TYPES = ("ping", "pong")
 _INPUT_TYPES = ("pointer_move", "pointer_button", "wheel", "key", "text")
 _TECH_CONTROL_TYPES = ("chat", "clipboard", "select_monitor")
-_HOST_CONTROL_TYPES = ("chat", "clipboard", "monitors", "refused", "notice")
+_HOST_CONTROL_TYPES = ("chat", "clipboard", "monitors", "refused", "notice", "link")
 
 
 def parse_input(frame: str | bytes, *, pointer_only: bool = False) -> InputMessageT:
@@ -233,7 +248,7 @@ def parse_tech_control(frame: str | bytes) -> Chat | Clipboard | SelectMonitor:
     return parse_frame(frame, _tech_control, _TECH_CONTROL_TYPES, MAX_CHANNEL_MESSAGE_BYTES)
 
 
-def parse_host_control(frame: str | bytes) -> Chat | Clipboard | Monitors | Refused | Notice:
+def parse_host_control(frame: str | bytes) -> Chat | Clipboard | Monitors | Refused | Notice | LinkState:
     """A control message from the host, as the technician reads it."""
     return parse_frame(frame, _host_control, _HOST_CONTROL_TYPES, MAX_CHANNEL_MESSAGE_BYTES)
 

@@ -5,6 +5,10 @@ console's badge mirrors it): both ends' own addresses is "direct", an address
 seen through a NAT (srflx/prflx) on either side is "direct through NAT", and a
 relay on either side is "relayed through TURN", naming this side's leg to the
 relay when it is known.
+
+And how fast it flows when the link, not the screen, is the limit (:func:`link_line`,
+from the host's :class:`~protocol.channel.LinkState`; ``live_view.js`` mirrors it). The
+numbers are rounded with integer arithmetic only, so Python and JavaScript round alike.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .channel import LinkState
 from .ice import CandidateType
 
 TurnLeg = Literal["udp", "tcp", "tls"]
@@ -48,3 +53,15 @@ def route_line(route: Route | None, round_trip: float | None) -> str:
     if round_trip is None:
         return f"media: {how}"
     return f"media: {how}, round trip {round_trip * 1000:.0f} ms"
+
+
+def link_line(state: LinkState | None) -> str | None:
+    """"slow connection: 1.2 Mbit/s, 12 fps" while the host says the link limits the picture, else None."""
+    if state is None or not state.limited:
+        return None
+    if state.kbps >= 1000:
+        tenths = (state.kbps + 50) // 100
+        rate = f"{tenths // 10}.{tenths % 10} Mbit/s"
+    else:
+        rate = f"{state.kbps} kbit/s"
+    return f"slow connection: {rate}, {int(state.fps + 0.5)} fps"

@@ -55,6 +55,7 @@ from protocol.channel import (
     Clipboard,
     InputMessageT,
     Key,
+    LinkState,
     Monitors,
     Notice,
     Ping,
@@ -75,7 +76,7 @@ from protocol.grants import Grant
 from protocol.ice import IceConfig
 from protocol.permissions import Permission
 from protocol.recording import SessionPolicy
-from protocol.route import Route, route_line
+from protocol.route import Route, link_line, route_line
 from protocol.signalling import (
     Answer,
     Consent,
@@ -144,6 +145,8 @@ class RemoteView:
         self.grant: Grant | None = None
         self.consent: Consent | None = None
         self.monitors: Monitors | None = None
+        self.link: LinkState | None = None
+        """The host's latest word on whether the link limits the picture (:meth:`link_status`)."""
         self.chat: list[ChatLine] = []
         self.remote_clipboard: str | None = None
         self.refusals: list[Refused] = []
@@ -231,6 +234,10 @@ class RemoteView:
     async def route_status(self) -> str:
         """"media: relayed through TURN over TCP, round trip 42 ms" (:func:`protocol.route.route_line`)."""
         return route_line(self.route(), await self.round_trip())
+
+    def link_status(self) -> str | None:
+        """"slow connection: 1.2 Mbit/s, 12 fps" while the host says its link limits the picture, else None."""
+        return link_line(self.link)
 
     @property
     def reconnecting(self) -> bool:
@@ -470,6 +477,9 @@ class RemoteView:
             self.events.add("clipboard.received", **clipboard_fields(message.text))
         elif isinstance(message, Monitors):
             self.monitors = message
+        elif isinstance(message, LinkState):
+            self.link = message
+            log.info("%s", link_line(message) or "the link no longer limits the picture")
         else:
             self.refusals.append(message)
             log.info("the host refused %s %s: %s", message.what, message.seq, message.reason)
@@ -556,6 +566,7 @@ class RemoteView:
             self._reader = None
         self._data = {}
         self._control_watched = False
+        self.link = None  # the next connection's host says again if its link still limits
         self._recovery.closed()
         if self._pc is not None:
             pc, self._pc = self._pc, None

@@ -68,6 +68,8 @@ async def _snapshot(ctx: Context) -> int:
                 await view.start()
                 frame = await view.snapshot(args.out, timeout=args.timeout, settle=args.settle)
             say(await view.route_status(), sys.stderr)
+            if (slow := view.link_status()) is not None:
+                say(slow, sys.stderr)
             if args.end:
                 await tc.end_session(args.session_id, args.reason)
         finally:
@@ -90,6 +92,8 @@ async def _control(ctx: Context) -> int:
             assert view.consent is not None
             say(f"Host allows: {', '.join(p.value for p in view.consent.permissions) or 'nothing'}", sys.stderr)
             say(await view.route_status(), sys.stderr)
+            if (slow := view.link_status()) is not None:
+                say(slow, sys.stderr)
             for action in args.actions:
                 await _run_action(view, action)
             await asyncio.sleep(args.listen)

@@ -42,6 +42,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "monitors": {"type": "monitors", "monitors": [{"index": 1, "left": 0, "top": 0, "width": 10, "height": 10}], "selected": 1},
     "refused": {"type": "refused", "seq": 1, "what": "key", "reason": "no", "refused_total": 1},
     "notice": {"type": "notice", "text": "paused"},
+    "link": {"type": "link", "limited": True, "kbps": 1200, "fps": 12.0},
     "ping": {"type": "ping", "seq": 1},
     "pong": {"type": "pong", "seq": 1},
 }

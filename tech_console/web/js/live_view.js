@@ -55,6 +55,23 @@ export function routeWords(localType, remoteType, relayProtocol) {
 }
 
 /**
+ * "slow connection: 1.2 Mbit/s, 12 fps" while the host says its link limits the picture, else null:
+ * protocol/route.py's link_line, word for word (integer rounding only, so both round alike).
+ * @param {{limited: boolean, kbps: number, fps: number}|null} state the host's latest `link` message
+ */
+export function linkWords(state) {
+  if (!state || !state.limited) return null;
+  let rate;
+  if (state.kbps >= 1000) {
+    const tenths = Math.floor((state.kbps + 50) / 100);
+    rate = `${Math.floor(tenths / 10)}.${tenths % 10} Mbit/s`;
+  } else {
+    rate = `${state.kbps} kbit/s`;
+  }
+  return `slow connection: ${rate}, ${Math.floor(state.fps + 0.5)} fps`;
+}
+
+/**
  * What the technician reads when an attempt failed: peer/connect_watch.py's failure_text, word for word.
  * @param {{seconds: number, turn_failures?: {url: string, reason: string}[]}} failure an ice_failed message
  * @param {boolean} theirs the host gave up (its ice_failed arrived), not this browser

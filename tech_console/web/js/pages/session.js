@@ -7,7 +7,7 @@
 import { api } from "../api.js";
 import { h, toast, when } from "../dom.js";
 import { openSignalling } from "../signalling.js";
-import { LiveView, failureAdvice, qualityOf } from "../live_view.js";
+import { LiveView, failureAdvice, linkWords, qualityOf } from "../live_view.js";
 import { InputCapture } from "../input_capture.js";
 import { receiveFile, requestFile, sendFile } from "../file_send.js";
 import { EventReporter } from "../session_events.js";
@@ -110,7 +110,10 @@ export async function render(main, ctx, [sessionId]) {
   const view = new LiveView(video, (m) => signalling && signalling.send(m), {
     onChannel: (label, channel) => {
       channel.addEventListener("open", () => { if (label === "control") note("connected to the host's screen"); });
-      if (label === "control") channel.addEventListener("message", (event) => onControl(event.data));
+      if (label === "control") {
+        showLink(null); // a new connection: its host says again if the link still limits
+        channel.addEventListener("message", (event) => onControl(event.data));
+      }
     },
     // While reconnecting the old connection's "disconnected" and "failed" are the break itself.
     onState: (s) => { if (!view.reconnecting) connection.textContent = s; },
@@ -242,6 +245,14 @@ export async function render(main, ctx, [sessionId]) {
 
   // --- quality -----------------------------------------------------------------------
   const quality = h("dl", { class: "facts", id: "quality", "aria-label": "Connection quality" });
+  // The host says when its link, not the screen, limits the picture; shown until it says otherwise
+  // or the connection is replaced (the next one's host says it again).
+  const slowLink = h("p", { class: "warn", id: "slow-link", role: "status", hidden: true });
+  function showLink(state) {
+    const words = linkWords(state);
+    slowLink.textContent = words || "";
+    slowLink.hidden = !words;
+  }
   function renderQuality(q) {
     const show = (v, unit, digits = 0) => (v === null || v === undefined ? "–" : `${v.toFixed(digits)} ${unit}`);
     quality.replaceChildren(
@@ -302,6 +313,8 @@ export async function render(main, ctx, [sessionId]) {
       note(`the user's clipboard: ${m.text.slice(0, 200)}`);
     } else if (m.type === "refused") {
       note(`the host refused ${m.what}: ${m.reason} (${m.refused_total} refused so far)`, "error");
+    } else if (m.type === "link") {
+      showLink(m);
     } else if (m.type === "notice") {
       note(`the host says: ${m.text}`, "warn");
       toast(m.text);
@@ -387,7 +400,7 @@ export async function render(main, ctx, [sessionId]) {
         h("section", { class: "panel", "aria-labelledby": "files-title" }, h("h2", { id: "files-title" }, "Files"),
           h("p", { class: "muted small" }, "Drop files on the page or pick them."), fileInput, sendButton, transfers,
           h("h3", {}, "Ask the user for a file"), requestForm),
-        h("section", { class: "panel", "aria-labelledby": "quality-title" }, h("h2", { id: "quality-title" }, "Connection"), quality),
+        h("section", { class: "panel", "aria-labelledby": "quality-title" }, h("h2", { id: "quality-title" }, "Connection"), slowLink, quality),
         h("section", { class: "panel", "aria-labelledby": "log-title" }, h("h2", { id: "log-title" }, "Events"), log),
         h("section", { class: "panel", "aria-labelledby": "end-title" }, h("h2", { id: "end-title" }, "End the session"), endForm, endedBox),
       )),

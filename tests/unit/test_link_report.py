@@ -1,0 +1,56 @@
+"""When the host tells the technician the link limits the picture (peer.link_report)."""
+
+from __future__ import annotations
+
+import pytest
+
+from peer.link_report import REPEAT_SECONDS, SETTLE_SECONDS, LinkReporter
+from protocol.channel import LinkState
+
+
+def test_nothing_is_said_while_the_link_is_not_the_limit() -> None:
+    reporter = LinkReporter()
+    assert [reporter.observe(limited=False, bitrate=5e6, fps=30, now=t) for t in range(10)] == [None] * 10
+
+
+def test_the_link_becoming_the_limit_is_said_at_once() -> None:
+    reporter = LinkReporter()
+    assert reporter.observe(limited=True, bitrate=1_234_000, fps=12, now=0.0) == LinkState(limited=True, kbps=1234, fps=12)
+
+
+def test_while_limited_it_is_repeated_only_when_the_figures_moved_and_not_too_often() -> None:
+    reporter = LinkReporter()
+    reporter.observe(limited=True, bitrate=1e6, fps=12, now=0.0)
+    assert reporter.observe(limited=True, bitrate=0.5e6, fps=6, now=REPEAT_SECONDS / 2) is None  # too soon
+    assert reporter.observe(limited=True, bitrate=1.05e6, fps=12.5, now=REPEAT_SECONDS) is None  # barely moved
+    assert reporter.observe(limited=True, bitrate=0.5e6, fps=6, now=REPEAT_SECONDS + 0.1) == LinkState(
+        limited=True, kbps=500, fps=6)
+
+
+def test_the_end_is_said_once_the_link_stayed_free_a_while() -> None:
+    reporter = LinkReporter()
+    reporter.observe(limited=True, bitrate=1e6, fps=12, now=0.0)
+    assert reporter.observe(limited=False, bitrate=3e6, fps=30, now=1.0) is None
+    assert reporter.observe(limited=True, bitrate=1e6, fps=12, now=2.0) is None  # back: already said, the wobble is not
+    assert reporter.observe(limited=False, bitrate=3e6, fps=30, now=3.0) is None
+    assert reporter.observe(limited=False, bitrate=3e6, fps=30, now=3.0 + SETTLE_SECONDS) == LinkState(
+        limited=False, kbps=3000, fps=30)
+    assert reporter.observe(limited=False, bitrate=3e6, fps=30, now=10.0 + SETTLE_SECONDS) is None
+
+
+def test_a_new_connection_hears_a_limit_again_but_not_that_there_is_none() -> None:
+    reporter = LinkReporter()
+    reporter.observe(limited=True, bitrate=1e6, fps=12, now=0.0)
+    reporter.forget_sent()
+    assert reporter.observe(limited=True, bitrate=1e6, fps=12, now=0.5) == LinkState(limited=True, kbps=1000, fps=12)
+    reporter.forget_sent()
+    assert [reporter.observe(limited=False, bitrate=3e6, fps=30, now=t) for t in (1.0, 1.0 + SETTLE_SECONDS)] == [
+        None, None]  # its console starts from "not limited"
+
+
+def test_figures_are_kept_within_what_the_message_takes() -> None:
+    reporter = LinkReporter()
+    state = reporter.observe(limited=True, bitrate=1e12, fps=1000, now=0.0)
+    assert state == LinkState(limited=True, kbps=10_000_000, fps=240)
+    with pytest.raises(ValueError, match="negative"):
+        reporter.observe(limited=True, bitrate=-1, fps=1, now=1.0)
