@@ -48,10 +48,12 @@ NAIVE_FPS = "30"
 HOST_HOOKS: tuple[tuple[Callable[[bool], None], Callable[[], bool]], ...] = (
     (aiortc_hooks.use_screen_encoder, aiortc_hooks.screen_encoder_active),
     (aiortc_hooks.forward_keyframe_requests, aiortc_hooks.keyframe_requests_forwarded),
+    (aiortc_hooks.quick_sctp_retransmits, aiortc_hooks.sctp_retransmits_quick),
 )
 """(switch, is-on) of every sender-side hook. ``gather_loopback_only`` stays: it only picks addresses."""
 RECEIVER_HOOKS: tuple[tuple[Callable[[bool], None], Callable[[], bool]], ...] = (
     (aiortc_hooks.complete_frames_on_marker, aiortc_hooks.marker_frames_active),
+    (aiortc_hooks.quick_sctp_retransmits, aiortc_hooks.sctp_retransmits_quick),
 )
 """(switch, is-on) of every receiver-side hook."""
 
@@ -67,19 +69,23 @@ def check_hooks_off(hooks: tuple[tuple[Callable[[bool], None], Callable[[], bool
 def receiver_hooks_off() -> Iterator[None]:
     """While inside, RemoteViews in this process answer with aiortc's own receiver (no hook).
 
-    RemoteView switches its hook on for every offer it answers, so the switch it
-    calls is replaced for the duration, and put back afterwards.
+    RemoteView switches its hooks on for every offer it answers, so each switch of
+    :data:`RECEIVER_HOOKS` it calls is replaced for the duration, and put back afterwards.
     """
     import tech_console.remote_view as remote_view
 
-    # remote_view imports the switch without re-exporting it; its imported name is the one RemoteView calls.
-    original = remote_view.complete_frames_on_marker  # type: ignore[attr-defined]  # not re-exported
-    remote_view.complete_frames_on_marker = lambda enabled: original(False)  # type: ignore[attr-defined]  # not re-exported
+    # remote_view imports the switches without re-exporting them; its imported names are the ones RemoteView calls.
+    originals = {switch.__name__: switch for switch, _active in RECEIVER_HOOKS if hasattr(remote_view, switch.__name__)}
     try:
-        original(False)
+        for name, switch in originals.items():
+            switch(False)
+            setattr(remote_view, name, lambda enabled, switch=switch: switch(False))
         yield
     finally:
-        remote_view.complete_frames_on_marker = original  # type: ignore[attr-defined]  # not re-exported
+        for name, switch in originals.items():
+            setattr(remote_view, name, switch)
+
+
 # ---------------------------------------------------------------------------------------------
 
 

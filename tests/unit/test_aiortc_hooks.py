@@ -20,6 +20,7 @@ import aioice.turn
 import aiortc.rtcicetransport
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
+import aiortc.rtcsctptransport
 import pytest
 from aioice import stun
 from aioice.candidate import candidate_priority
@@ -509,6 +510,53 @@ def test_selected_route_round_trip_and_candidate_types_of_a_connected_pair() -> 
     assert round_trip is not None and 0 < round_trip < 0.5
     assert types == (["host"], ["host"])
     assert failures == []
+
+
+# --- SCTP's retransmission timer ---------------------------------------------------------------
+
+
+def test_sctp_still_reads_its_timeout_floor_and_start_as_module_globals() -> None:
+    source = inspect.getsource(aiortc.rtcsctptransport.RTCSctpTransport._update_rto)
+    assert "max(SCTP_RTO_MIN," in source
+    assert "self._rto = SCTP_RTO_INITIAL" in inspect.getsource(aiortc.rtcsctptransport.RTCSctpTransport.__init__)
+    # No backoff and no give-up on timer expiry: a lower floor only resends sooner.
+    expired = inspect.getsource(aiortc.rtcsctptransport.RTCSctpTransport._t3_expired)
+    assert "_rto" not in expired and "CLOSED" not in expired
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_quick_sctp_retransmits_set_the_timer_of_a_real_association(quick: bool) -> None:
+    async def run() -> tuple[float, float]:
+        config = rtc_configuration(IceConfig(loopback_only=True))
+        offerer, answerer = RTCPeerConnection(config), RTCPeerConnection(config)
+        try:
+            channel = offerer.createDataChannel("control")
+            await offerer.setLocalDescription(await offerer.createOffer())
+            await answerer.setRemoteDescription(offerer.localDescription)
+            await answerer.setLocalDescription(await answerer.createAnswer())
+            await offerer.setRemoteDescription(answerer.localDescription)
+            assert offerer.sctp is not None
+            start = offerer.sctp._rto  # before the first round trip
+            for _ in range(100):
+                if channel.readyState == "open":
+                    break
+                await asyncio.sleep(0.05)
+            for _ in range(20):
+                channel.send("x")  # acknowledged: round trips are measured
+                await asyncio.sleep(0.02)
+            return start, offerer.sctp._rto
+        finally:
+            await offerer.close()
+            await answerer.close()
+
+    aiortc_hooks.quick_sctp_retransmits(quick)
+    try:
+        assert aiortc_hooks.sctp_retransmits_quick() is quick
+        start, settled = asyncio.run(run())
+    finally:
+        aiortc_hooks.quick_sctp_retransmits(False)
+    assert start == (aiortc_hooks.QUICK_SCTP_RTO_INITIAL if quick else 3.0)
+    assert settled == (aiortc_hooks.QUICK_SCTP_RTO_MIN if quick else 1.0)  # a loopback round trip is far below either
 
 
 # --- a video packet lost for good -------------------------------------------------------------
