@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import re
 import select
 import shutil
 import subprocess
@@ -168,7 +169,16 @@ def loss_ruleset(port: int, loss: float, *, server_side: bool) -> str:
     per_million = round(loss * 1_000_000)
     match = f"tcp dport {port}" if server_side else f"tcp sport {port}"
     return (f"table inet {LOSS_TABLE} {{\n  chain arriving {{\n    type filter hook input priority 0;\n"
-            f"    {match} numgen random mod 1000000 < {per_million} drop\n  }}\n}}\n")
+            f"    {match} numgen random mod 1000000 < {per_million} counter drop\n  }}\n}}\n")
+
+
+def dropped(net: NetTopology) -> int:
+    """Packets :func:`tcp_loss` has dropped so far at both ends (its rules count them)."""
+    total = 0
+    for side in ("user", "relay"):
+        listed = net.run(side, "nft", "list", "table", "inet", LOSS_TABLE).stdout
+        total += sum(int(n) for n in re.findall(r"counter packets (\d+)", listed))
+    return total
 
 
 @contextmanager
