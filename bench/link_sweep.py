@@ -32,7 +32,8 @@ VNC connection) starts, and then
 
 A system that fails in a cell is reported in that cell's row, and the sweep goes on.
 
-Run (as root, with coturn, x11vnc and nftables installed; ``scripts/bench`` installs them)::
+Run as root, with coturn and nftables installed (``scripts/test --setup-only`` installs them), x11vnc
+(installed on first use) and the ``[bench]`` extras (``.venv/bin/pip install -e '.[test,bench]'``)::
 
     .venv/bin/python -m bench.link_sweep [--rates 1,1.5,2.5,4,8,20] [--rtt 0,150] [--loss 0,2]
         [--systems deskhand,naive,x11vnc] [--phase-seconds 5] [--first-frame-timeout 15] [--quick]
@@ -373,7 +374,8 @@ def conditions(cells: Sequence[Cell], systems: Sequence[str], plan: Plan, load: 
         f"first legible frame: luma PSNR >= {LEGIBLE_DB:g} dB against the still screen, from the host's consent "
         f"(WebRTC) or the connect (VNC), waited for {plan.first_frame_timeout:g} s; sharpness: luma PSNR "
         f"{SETTLE_SECONDS:g} s after scrolling ends; marks p95 counts a missed mark as never arriving",
-        "deskhand: deskhand-host as shipped; naive: bench/naive_host.py (VP8, aiortc's encoder, no Deskhand hooks); "
+        "deskhand: deskhand-host as shipped (recording, uploaded over the same uplink); "
+        "naive: bench/naive_host.py (VP8, aiortc's encoder, no Deskhand hooks); "
         "x11vnc: Debian's x11vnc -threads, Zlib, bench/vnc_receiver.py",
     ]
 
