@@ -361,7 +361,7 @@ def conditions(cells: Sequence[Cell], systems: Sequence[str], plan: Plan, load: 
     return [
         *machine_conditions(),
         f"load average (1, 5, 15 min) at the start: {load[0]}; at the end: {load[1]} (two cores, shared)",
-        f"coturn {coturn_version()}; {len(cells)} cells ({', '.join(c.words() for c in cells)}); "
+        f"coturn {coturn_version()}; {len(cells)} cells ({'; '.join(c.words() for c in cells)}); "
         f"systems {', '.join(systems)}",
         "network namespaces on one machine: the broker and coturn in the relay namespace, the host (or x11vnc) in the "
         "user's, the console (or VNC client) in the technician's; the user's link: tbf at the rate on both ends "

@@ -85,7 +85,9 @@ def test_the_relay_delays_and_the_rules_lose_yet_the_stream_arrives_whole(net_to
             _, lossy, echoed = echo_through(net, relay.port, payload)
             lost = dropped(net)
         assert echoed == payload
-        assert lost > 0
+        # About 1100 packets of one segment each crossed (data and acknowledgements): some 55 lost, not a handful
+        # of 64 kB offload chunks.
+        assert lost >= 15, lost
     for side in ("user", "relay"):
         assert LOSS_TABLE not in net.run(side, "nft", "list", "tables").stdout
     print(f"\nfirst round trip {first * 1000:.0f} ms; 512 kB echoed at 5 % loss in {lossy:.2f} s, {lost} packets dropped")

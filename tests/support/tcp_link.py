@@ -18,7 +18,9 @@ and impairs TURN's UDP with a user-space relay. A TCP stream (VNC, say) needs it
 * **Loss**: user-space TCP cannot lose a segment faithfully, but the kernel can:
   :func:`tcp_loss` drops each packet of a TCP port with a given chance, on arrival, at both
   ends of the user's link (nftables ``numgen random``; this kernel has no netem). The
-  sender never learns of the drop but by its missing acknowledgement, as on a real link.
+  sender never learns of the drop but by its missing acknowledgement, as on a real link. The
+  link's veth ends send one segment per packet meanwhile (``gso_max_segs 1``): with
+  segmentation offload one "packet" on a veth is up to 64 kB, dozens of the wire's.
 """
 
 from __future__ import annotations
@@ -154,6 +156,8 @@ class NftablesMissing(RuntimeError):
 
 
 LOSS_TABLE = "deskhand_tcp_loss"
+GSO_MAX_SEGS = 65535
+"""A veth's default limit of segments in one offloaded packet (put back after the loss)."""
 
 
 def loss_ruleset(port: int, loss: float, *, server_side: bool) -> str:
@@ -188,7 +192,13 @@ def tcp_loss(net: NetTopology, port: int, loss: float) -> Iterator[None]:
     if shutil.which("nft") is None:
         raise NftablesMissing("TCP loss needs nftables' nft: apt-get install nftables")
     sides = (("user", True), ("relay", False))
+    veth = net.veths["user"]
+    ends = (("user", veth.edge), ("relay", veth.relay))
     try:
+        # A veth hands TCP over in segmentation-offload chunks of up to 64 kB: one per MTU, or a
+        # dropped "packet" would be dozens of the wire's.
+        for side, device in ends:
+            net.run(side, "ip", "link", "set", "dev", device, "gso_max_segs", "1", check=True)
         for side, server_side in sides:
             done = subprocess.run([*net.wrap(side), "nft", "-f", "-"], input=loss_ruleset(port, loss, server_side=server_side),
                                   capture_output=True, text=True)
@@ -198,6 +208,8 @@ def tcp_loss(net: NetTopology, port: int, loss: float) -> Iterator[None]:
     finally:
         for side, _ in sides:
             net.run(side, "nft", "delete", "table", "inet", LOSS_TABLE)
+        for side, device in ends:
+            net.run(side, "ip", "link", "set", "dev", device, "gso_max_segs", str(GSO_MAX_SEGS))
 
 
 if __name__ == "__main__":
