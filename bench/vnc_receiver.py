@@ -61,8 +61,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from types import ModuleType
 from typing import IO, TYPE_CHECKING
 
@@ -93,6 +93,9 @@ a rate no support session's network carries; Zlib needed 0.8 Mbit/s for the same
 STREAM_BUFFER = 16 * 1024 * 1024
 """How much the client's stream reader may hold before it pauses the socket; a full 1920x1080
 Raw update is 8 MiB, and pausing every 128 KiB (asyncio's default) costs a loop round trip each."""
+
+Route = Callable[[tuple[str, int]], AbstractContextManager[tuple[str, int]]]
+"""Given the address x11vnc listens on, a context yielding the address the receiver connects to."""
 
 _SET_ENCODINGS = 2
 """The RFB client message number of ``SetEncodings``."""
@@ -147,11 +150,12 @@ def ensure_x11vnc() -> str:
     return binary
 
 
-def x11vnc_command(binary: str, display: str, port: int, *, threads: bool = True) -> list[str]:
+def x11vnc_command(binary: str, display: str, port: int, *, threads: bool = True, listen: str = "localhost") -> list[str]:
     """The x11vnc command line: the defaults a helpdesk gets, made private to this machine.
 
-    ``-localhost`` accepts only 127.0.0.1 and listens there, ``-noipv6`` keeps it off ``::1``
-    too, ``-rfbport`` is a port chosen free. ``-nopw`` because the connection never leaves the
+    ``-localhost`` accepts only 127.0.0.1 and listens there (``listen`` another address, as
+    the link sweep's user namespace does, gives ``-listen`` that address instead), ``-noipv6``
+    keeps it off ``::1`` too, ``-rfbport`` is a port chosen free. ``-nopw`` because the connection never leaves the
     machine (without it x11vnc prints a long warning and asks nothing more). ``-forever`` and
     ``-shared``: keep serving after a viewer leaves, let a second viewer in, as a support
     session wants. ``-norc``: no ``~/.x11vncrc`` of whoever runs the benchmark. ``-noncache``:
@@ -173,7 +177,8 @@ def x11vnc_command(binary: str, display: str, port: int, *, threads: bool = True
     ``-defer 20`` ms pacing, ``-scrollcopyrect`` and the ``-wireframe`` window-move outlines
     (both sent as CopyRect, which the receiver accepts).
     """
-    return [binary, "-display", display, "-rfbport", str(port), "-localhost", "-noipv6",
+    where = ["-localhost"] if listen == "localhost" else ["-listen", listen]
+    return [binary, "-display", display, "-rfbport", str(port), *where, "-noipv6",
             "-nopw", "-forever", "-shared", "-norc", "-noncache", "-quiet",
             "-threads" if threads else "-nothreads"]
 
@@ -304,10 +309,10 @@ class VncReceiver:
         return np.ascontiguousarray(data[:, :, self._rgb])
 
 
-async def _connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, _CountingProtocol]:
+async def _connect(address: tuple[str, int]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, _CountingProtocol]:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=STREAM_BUFFER)
-    transport, protocol = await loop.create_connection(lambda: _CountingProtocol(reader), "127.0.0.1", port)
+    transport, protocol = await loop.create_connection(lambda: _CountingProtocol(reader), *address)
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return reader, writer, protocol
 
@@ -316,8 +321,14 @@ async def _connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWrite
 async def vnc_receiver(
     display_env: Mapping[str, str], width: int, height: int, *,
     encoding: str = DEFAULT_ENCODING, threads: bool = True, timeout: float = 20.0, name: str = NAME,
+    listen: str = "localhost", wrap: Sequence[str] = (), route: Route | None = None,
 ) -> AsyncIterator[tuple[VncReceiver, int]]:
     """x11vnc on ``display_env["DISPLAY"]`` and a :class:`VncReceiver` reading it, for the block.
+
+    By default x11vnc serves 127.0.0.1 and the receiver connects there. Elsewhere (the link
+    sweep): x11vnc runs behind the argv prefix ``wrap`` (a network namespace), listens on
+    ``listen``, and ``route``, given the address x11vnc listens on, is the context that leads
+    there (a relay) and yields the address the receiver connects to.
 
     Yields the receiver (already reading updates; its first frame is the full framebuffer) and
     x11vnc's pid, for CPU sampling. Installs x11vnc first if needed (:func:`ensure_x11vnc`);
@@ -335,34 +346,46 @@ async def vnc_receiver(
     binary = await asyncio.to_thread(ensure_x11vnc)
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
-            x11vnc_command(binary, display, _free_port(), threads=threads),
+            [*wrap, *x11vnc_command(binary, display, _free_port(), threads=threads, listen=listen)],
             env={**os.environ, **display_env}, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
         )
-        receiver: VncReceiver | None = None
-        writer: asyncio.StreamWriter | None = None
         try:
             port = await _wait_for_port(process, log, timeout)
-            reader, writer, counter = await _connect(port)
-            client = await asyncio.wait_for(_asyncvnc2().Client.create(reader, writer), timeout)
-            served = (client.video.width, client.video.height)
-            if served != (width, height):
-                raise ValueError(f"x11vnc serves a {served[0]}x{served[1]} framebuffer, expected {width}x{height}")
-            receiver = VncReceiver(client, counter, encoding, name)
-            receiver.start()
-            yield receiver, process.pid
-            await receiver.stop()
+            served_at = ("127.0.0.1" if listen == "localhost" else listen, port)
+            with route(served_at) if route is not None else nullcontext(served_at) as address:
+                async with _receiving(address, width, height, encoding, name, timeout) as receiver:
+                    yield receiver, process.pid
         finally:
-            if receiver is not None:
-                await _quietly(receiver.stop())
-            if writer is not None:
-                writer.close()
-                await _quietly(writer.wait_closed())
             process.terminate()
             try:
                 await asyncio.to_thread(process.wait, 5)
             except subprocess.TimeoutExpired:
                 process.kill()
                 await asyncio.to_thread(process.wait)
+
+
+@asynccontextmanager
+async def _receiving(address: tuple[str, int], width: int, height: int, encoding: str, name: str,
+                     timeout: float) -> AsyncIterator[VncReceiver]:
+    """A :class:`VncReceiver` connected to ``address`` and reading updates, for the block."""
+    receiver: VncReceiver | None = None
+    writer: asyncio.StreamWriter | None = None
+    try:
+        reader, writer, counter = await asyncio.wait_for(_connect(address), timeout)
+        client = await asyncio.wait_for(_asyncvnc2().Client.create(reader, writer), timeout)
+        served = (client.video.width, client.video.height)
+        if served != (width, height):
+            raise ValueError(f"x11vnc serves a {served[0]}x{served[1]} framebuffer, expected {width}x{height}")
+        receiver = VncReceiver(client, counter, encoding, name)
+        receiver.start()
+        yield receiver
+        await receiver.stop()
+    finally:
+        if receiver is not None:
+            await _quietly(receiver.stop())
+        if writer is not None:
+            writer.close()
+            await _quietly(writer.wait_closed())
 
 
 async def _quietly(step: Awaitable[object]) -> None:

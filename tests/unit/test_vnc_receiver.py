@@ -16,6 +16,9 @@ def test_x11vnc_command_serves_only_this_machine_and_keeps_the_screen_size() -> 
     # X DAMAGE stays on as in a real install; no client-side cache (it makes the framebuffer taller).
     assert "-noxdamage" not in command and "-ncache" not in command
     assert "-nothreads" in x11vnc_command("x11vnc", ":7", 5999, threads=False)
+    # In a namespace of its own (the link sweep), x11vnc listens on that namespace's address only.
+    elsewhere = x11vnc_command("x11vnc", ":7", 5999, listen="198.18.1.2")
+    assert "-localhost" not in elsewhere and elsewhere[elsewhere.index("-listen") + 1] == "198.18.1.2"
 
 
 def test_listening_port_reads_the_port_line() -> None:

@@ -1,0 +1,80 @@
+"""The link sweep's cells, options and tables (bench/sweep_figures.py, bench/link_sweep.py's command line)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench import link_sweep
+from bench.stream_figures import PhaseFigures, PipelineFigures
+from bench.sweep_figures import Cell, SystemRun, grid, parse_numbers, parse_systems, sweep_table, targets_table
+
+
+def test_the_grid_runs_each_rate_through_every_round_trip_and_loss() -> None:
+    cells = grid((1.0, 2.5), (0.0, 150.0), (0.0,))
+    assert cells == [Cell(1.0, 0.0, 0.0), Cell(1.0, 150.0, 0.0), Cell(2.5, 0.0, 0.0), Cell(2.5, 150.0, 0.0)]
+    assert cells[1].words() == "1 Mbit/s, 150 ms, 0 % loss"
+
+
+def test_lists_are_numbers_in_range_and_systems_known() -> None:
+    assert parse_numbers("2.5, 1,1", "rates", 0.1, 1000) == (2.5, 1.0)
+    for bad in ("", "fast", "0", "nan", "1,2000"):
+        with pytest.raises(ValueError, match="rates"):
+            parse_numbers(bad, "rates", 0.1, 1000)
+    assert parse_systems("x11vnc,deskhand") == ("deskhand", "x11vnc")
+    with pytest.raises(ValueError, match="not teamviewer"):
+        parse_systems("deskhand,teamviewer")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--rates", "0"], "between 0.1 and 1000"),
+        (["--rtt", "soon"], "numbers separated by commas"),
+        (["--loss", "60"], "between 0 and 50"),
+        (["--systems", ","], "not nothing"),
+        (["--phase-seconds", "0.5"], "between 1 and 600"),
+        (["--first-frame-timeout", "inf"], "between 1 and 600"),
+    ],
+)
+def test_the_command_line_names_what_is_wrong(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        link_sweep.main(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_quick_is_the_reduced_grid() -> None:
+    options = link_sweep.parse_options(["--quick", "--systems", "deskhand"])
+    assert len(grid(options.rates, options.rtt, options.loss)) == 6 and options.systems == ("deskhand",)
+
+
+def _stream(latencies: list[float], missed: int, fps: float) -> PipelineFigures:
+    phases = {name: PhaseFigures(name, 5.0, latencies, missed, fps, 10.0, 1.0) for name in ("typing", "scrolling")}
+    return PipelineFigures("x", phases, latencies * 2, missed * 2, 42.0, math.nan)
+
+
+def test_a_run_without_a_picture_says_so_and_counts_missed_marks_as_never() -> None:
+    cell = Cell(1.0, 150.0, 0.0)
+    blind = SystemRun(cell, "deskhand", None, 15.0, _stream([], 20, 0.0), None, [], inputs_sent=10)
+    vnc = SystemRun(cell, "x11vnc", 1.2, 15.0, _stream([300.0] * 20, 0, 5.0), 50.0, None)
+    table = sweep_table([vnc, blind])
+    deskhand_row, vnc_row = table.splitlines()[2:]
+    assert "| deskhand | none within 15 s | missed / missed | 40 / 40 | 0.0 | 0.0 |" in deskhand_row
+    assert "| missed (10 of 10 lost) |" in deskhand_row
+    assert "| x11vnc | 1.20 s | 300 / 300 | 0 / 40 |" in vnc_row and "| 50.0 dB | n/a |" in vnc_row
+    targets = targets_table([vnc, blind])
+    assert "| first legible frame <= 1.5 s at 1 Mbit/s and 150 ms | NOT met (0 of 1 cells) |" in targets
+    assert "| ahead of x11vnc on first legible frame and mark p50, every cell below 4 Mbit/s | NOT met" in targets
+    assert "with 1 % loss | not run |" in targets
+
+
+def test_targets_met() -> None:
+    cell = Cell(1.0, 150.0, 0.0)
+    fast = SystemRun(cell, "deskhand", 0.9, 15.0, _stream([100.0] * 20, 0, 20.0), 45.0, [120.0] * 10, inputs_sent=10)
+    vnc = SystemRun(cell, "x11vnc", 1.2, 15.0, _stream([300.0] * 20, 0, 5.0), 50.0, None)
+    targets = targets_table([fast, vnc])
+    assert targets.count("| met |") == 4, targets
+    failed = SystemRun(cell, "deskhand", None, 15.0, None, None, None, note="failed: boom")
+    assert "| failed: boom |" in sweep_table([failed])
