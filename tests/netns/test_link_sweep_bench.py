@@ -4,13 +4,14 @@ Not a measurement: no figure is compared with a target (that is the benchmark's 
 report). One cell with delay and loss, so that the emulated link is used whole (tbf, the
 UDP relay; for VNC the TCP relay and nftables' loss), phases of a second. What is checked
 is that the system ran (no failure row), that each figure was read and is possible, and
-that the report prints the row and the targets. x11vnc's run needs the ``[bench]`` extras
-(asyncvnc2, the GPL VNC client the test suite does not install).
+that the report prints the row and the targets. x11vnc's run is not in the suite: it needs
+the ``[bench]`` extras (asyncvnc2, the GPL VNC client the test environment does not
+install); its link (the TCP relay and nftables' loss) is checked by
+``tests/netns/test_tcp_link.py``.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,6 @@ from bench.sweep_figures import Cell, SystemRun
 from bench.workload import WorkloadProcess
 from tests.support.coturn import CoturnServer
 from tests.support.netns import NetTopology
-from tests.support.tcp_link import LOSS_TABLE
 from tests.support.xvfb import XvfbServer
 
 pytestmark = pytest.mark.slow
@@ -52,13 +52,3 @@ async def test_deskhand_is_measured_in_a_cell(
     # Inputs were sent while scrolling and timed from the host's trace.
     assert run.inputs_sent > 0 and run.input_ms is not None
     assert all(0 < ms < 10_000 for ms in run.input_ms), run.input_ms
-
-
-async def test_x11vnc_is_measured_in_a_cell(
-    net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, tmp_path: Path
-) -> None:
-    pytest.importorskip("asyncvnc2", reason="x11vnc's run needs the [bench] extras: pip install -e '.[bench]'")
-    run = await one_run(net_topology, coturn, xvfb, tmp_path, "x11vnc")
-    assert run.input_ms is None and math.isnan(run.input_latency(95))  # x11vnc reports no injection
-    for side in ("user", "relay"):  # the loss rules went with the cell
-        assert LOSS_TABLE not in net_topology.run(side, "nft", "list", "tables").stdout
