@@ -1,0 +1,204 @@
+"""When a video receiver asks again for what it lost: NACK retries, then keyframe requests.
+
+aiortc's receiver asks for a lost packet once (a NACK when a newer packet shows
+the gap) and never again: if that NACK or its retransmission is lost too, and
+the screen is still (no newer packet comes), the picture stays broken. And it
+asks again for every seq it ever missed with each new gap, also for those the
+jitter buffer gave up on long ago, which costs uplink on a slow link.
+
+:class:`LossRecovery` keeps one receiver's missing seqs on a clock instead:
+
+* a missing seq is asked for (NACK) when a newer packet shows it, then again
+  every :func:`nack_interval` (1.5 round trips, at least 50 ms) up to
+  :data:`NACK_ATTEMPTS` times in all;
+* when the last attempt went unanswered for an interval it is *abandoned*: the
+  picture is lost and a keyframe is asked for (PLI) at once, unless a keyframe
+  newer than the hole has already begun to arrive;
+* the PLI is repeated every :func:`pli_interval` (a round trip plus 100 ms, at
+  least 300 ms) until a keyframe's first packet arrives; while that keyframe
+  arrives nothing is asked, and a hole in *it* starts the same rules again;
+* seqs the jitter buffer has released or skipped are forgotten: never asked
+  for again.
+
+Pure logic: the receiver reports arrivals (:meth:`LossRecovery.packet`,
+:meth:`LossRecovery.keyframe_started`), what the jitter buffer let go
+(:meth:`LossRecovery.forget_before`, :meth:`LossRecovery.picture_lost`) and the
+round trip, and sends what :meth:`LossRecovery.tick` returns. Times are seconds
+on one monotonic clock; seqs are RTP's 16-bit sequence numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiortc.utils import uint16_add, uint16_gt
+
+NACK_ATTEMPTS = 3
+"""NACKs sent for one missing packet before it is abandoned (the first included)."""
+MIN_NACK_INTERVAL = 0.05
+"""Seconds between NACKs of one packet at least: a retransmission needs a moment even on loopback."""
+NACK_INTERVAL_ROUND_TRIPS = 1.5
+"""Round trips between NACKs of one packet: the answer's trip plus slack for the sender's turn."""
+MIN_PLI_INTERVAL = 0.3
+"""Seconds between keyframe requests at least: a keyframe takes a while to encode and to cross a slow link."""
+PLI_SLACK = 0.1
+"""Seconds beyond a round trip a keyframe request is given before it is repeated."""
+ASSUMED_ROUND_TRIP = 0.2
+"""The round trip assumed before one is measured: a lost packet is abandoned after about 0.9 s."""
+TRACKED_SPAN = 512
+"""Packets behind the newest that are still asked for: the video jitter buffer's capacity.
+A larger jump is taken for a new numbering, not for a loss."""
+
+
+def nack_interval(round_trip: float | None) -> float:
+    """Seconds between two NACKs of one missing packet."""
+    rtt = ASSUMED_ROUND_TRIP if round_trip is None else round_trip
+    return max(NACK_INTERVAL_ROUND_TRIPS * rtt, MIN_NACK_INTERVAL)
+
+
+def pli_interval(round_trip: float | None) -> float:
+    """Seconds between two keyframe requests while no keyframe comes."""
+    rtt = ASSUMED_ROUND_TRIP if round_trip is None else round_trip
+    return max(rtt + PLI_SLACK, MIN_PLI_INTERVAL)
+
+
+def abandon_after(round_trip: float | None) -> float:
+    """Seconds from a packet's first NACK until it is abandoned and a keyframe asked for."""
+    return NACK_ATTEMPTS * nack_interval(round_trip)
+
+
+@dataclass(frozen=True)
+class Nack:
+    """Ask the sender again for these packets."""
+
+    sequence_numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Pli:
+    """Ask the sender for a keyframe (Picture Loss Indication)."""
+
+
+Action = Nack | Pli
+
+
+@dataclass
+class _Asked:
+    times: int
+    at: float
+
+
+@dataclass
+class LossRecovery:
+    """One video receiver's missing packets and keyframe wish, on a clock (see the module docstring)."""
+
+    round_trip: float | None = None
+    """Seconds, measured by the caller; None until known (:data:`ASSUMED_ROUND_TRIP` is used)."""
+
+    nacks_sent: int = field(default=0, init=False)
+    """Seqs asked for so far, each attempt counted."""
+    repaired: int = field(default=0, init=False)
+    """Missing packets that arrived after all (retransmitted, or late)."""
+    abandoned_count: int = field(default=0, init=False)
+    """Missing packets given up on."""
+    plis_sent: int = field(default=0, init=False)
+    """Keyframe requests returned by :meth:`tick`."""
+
+    _newest: int | None = field(default=None, init=False)
+    _missing: dict[int, _Asked] = field(default_factory=dict, init=False)
+    _newest_keyframe_start: int | None = field(default=None, init=False)
+    _lost_after: int | None = field(default=None, init=False)
+    """While a keyframe is wanted: the seq the lost picture reaches; a keyframe starting later ends the wish."""
+    _pli_at: float = field(default=float("-inf"), init=False)
+
+    @property
+    def keyframe_wanted(self) -> bool:
+        """A picture was lost and no keyframe has begun to arrive since."""
+        return self._lost_after is not None
+
+    def missing(self) -> list[int]:
+        """The seqs still asked for, oldest first."""
+        return self._in_order(self._missing)
+
+    def packet(self, seq: int, now: float) -> list[int]:
+        """A packet arrived (RTX unwrapped); returns the seqs it shows missing, to NACK now
+        (counted as their first attempt)."""
+        if self._newest is None:
+            self._newest = seq
+            return []
+        if not uint16_gt(seq, self._newest):
+            if self._missing.pop(seq, None) is not None:
+                self.repaired += 1
+            return []
+        gap = uint16_add(seq, -self._newest) - 1
+        if gap >= TRACKED_SPAN:  # the sender numbers anew: nothing here to ask for
+            self._missing.clear()
+            self._newest = seq
+            return []
+        shown = [uint16_add(self._newest, offset) for offset in range(1, gap + 1)]
+        self._newest = seq
+        for missing in shown:
+            self._missing[missing] = _Asked(times=1, at=now)
+        self.nacks_sent += len(shown)
+        self.forget_before(uint16_add(seq, -TRACKED_SPAN))
+        start = self._newest_keyframe_start
+        if start is not None and uint16_add(seq, -start) >= TRACKED_SPAN:
+            self._newest_keyframe_start = None  # so old that 16-bit comparisons with it would mislead
+        return shown
+
+    def keyframe_started(self, seq: int) -> None:
+        """The first packet of a keyframe arrived: a wish for one older than it is fulfilled."""
+        if self._newest_keyframe_start is None or uint16_gt(seq, self._newest_keyframe_start):
+            self._newest_keyframe_start = seq
+        if self._lost_after is not None and not uint16_gt(self._lost_after, seq):
+            self._lost_after = None
+
+    def picture_lost(self, seq: int) -> None:
+        """The picture up to ``seq`` is lost: ask for a keyframe at the next tick (if not asked already)."""
+        if self._newest_keyframe_start is not None and uint16_gt(self._newest_keyframe_start, seq):
+            return  # a newer keyframe is already arriving
+        if self._lost_after is None:
+            self._pli_at = float("-inf")  # a new loss: at once
+            self._lost_after = seq
+        elif uint16_gt(seq, self._lost_after):
+            self._lost_after = seq
+
+    def forget_before(self, seq: int) -> None:
+        """Stop asking for packets older than ``seq``: the jitter buffer has moved past them."""
+        for missing in [s for s in self._missing if uint16_gt(seq, s)]:
+            del self._missing[missing]
+
+    def waiting_for(self, seq: int) -> bool:
+        """Whether ``seq`` is still asked for (False once it arrived, was abandoned or forgotten)."""
+        return seq in self._missing
+
+    def tick(self, now: float) -> list[Action]:
+        """What to send now: a NACK of the packets due again, then a keyframe request if one is due."""
+        interval = nack_interval(self.round_trip)
+        again: list[int] = []
+        for seq in self._in_order(self._missing):
+            asked = self._missing[seq]
+            if now - asked.at < interval:
+                continue
+            if asked.times < NACK_ATTEMPTS:
+                asked.times += 1
+                asked.at = now
+                again.append(seq)
+            else:
+                del self._missing[seq]
+                self.abandoned_count += 1
+                self.picture_lost(seq)
+        actions: list[Action] = []
+        if again:
+            self.nacks_sent += len(again)
+            actions.append(Nack(tuple(again)))
+        if self._lost_after is not None and now - self._pli_at >= pli_interval(self.round_trip):
+            self._pli_at = now
+            self.plis_sent += 1
+            actions.append(Pli())
+        return actions
+
+    def _in_order(self, seqs: dict[int, _Asked]) -> list[int]:
+        """``seqs`` oldest first, across the 16-bit wrap (all lie within :data:`TRACKED_SPAN` of the newest)."""
+        newest = self._newest if self._newest is not None else 0
+        return sorted(seqs, key=lambda s: uint16_add(newest, -s), reverse=True)
