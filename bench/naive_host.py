@@ -52,6 +52,7 @@ HOST_HOOKS: tuple[tuple[Callable[[bool], None], Callable[[], bool]], ...] = (
 """(switch, is-on) of every sender-side hook. ``gather_loopback_only`` stays: it only picks addresses."""
 RECEIVER_HOOKS: tuple[tuple[Callable[[bool], None], Callable[[], bool]], ...] = (
     (aiortc_hooks.complete_frames_on_marker, aiortc_hooks.marker_frames_active),
+    (aiortc_hooks.recover_losses_on_a_timer, aiortc_hooks.losses_recovered_on_a_timer),
 )
 """(switch, is-on) of every receiver-side hook."""
 
@@ -67,19 +68,26 @@ def check_hooks_off(hooks: tuple[tuple[Callable[[bool], None], Callable[[], bool
 def receiver_hooks_off() -> Iterator[None]:
     """While inside, RemoteViews in this process answer with aiortc's own receiver (no hook).
 
-    RemoteView switches its hook on for every offer it answers, so the switch it
-    calls is replaced for the duration, and put back afterwards.
+    RemoteView switches its hooks on for every offer it answers, so each switch of
+    :data:`RECEIVER_HOOKS` it calls is replaced for the duration, and put back afterwards.
     """
     import tech_console.remote_view as remote_view
 
-    # remote_view imports the switch without re-exporting it; its imported name is the one RemoteView calls.
-    original = remote_view.complete_frames_on_marker  # type: ignore[attr-defined]  # not re-exported
-    remote_view.complete_frames_on_marker = lambda enabled: original(False)  # type: ignore[attr-defined]  # not re-exported
+    # remote_view imports the switches without re-exporting them; its imported names are the ones RemoteView calls.
+    view_module: Any = remote_view
+    originals = {switch.__name__: getattr(view_module, switch.__name__) for switch, _ in RECEIVER_HOOKS}
+
+    def switched_off(original: Callable[[bool], None]) -> Callable[[bool], None]:
+        return lambda enabled: original(False)
+
     try:
-        original(False)
+        for name, original in originals.items():
+            setattr(view_module, name, switched_off(original))
+            original(False)
         yield
     finally:
-        remote_view.complete_frames_on_marker = original  # type: ignore[attr-defined]  # not re-exported
+        for name, original in originals.items():
+            setattr(view_module, name, original)
 # ---------------------------------------------------------------------------------------------
 
 

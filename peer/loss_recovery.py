@@ -14,6 +14,9 @@ jitter buffer gave up on long ago, which costs uplink on a slow link.
 * when the last attempt went unanswered for an interval it is *abandoned*: the
   picture is lost and a keyframe is asked for (PLI) at once, unless a keyframe
   newer than the hole has already begun to arrive;
+* a frame that stalls without its last packet (nothing newer arrives to show
+  the gap: a still screen) has the packet after the newest asked for the same
+  way, once an interval has passed since the newest arrived;
 * the PLI is repeated every :func:`pli_interval` (a round trip plus 100 ms, at
   least 300 ms) until a keyframe's first packet arrives; while that keyframe
   arrives nothing is asked, and a hole in *it* starts the same rules again;
@@ -45,6 +48,8 @@ PLI_SLACK = 0.1
 """Seconds beyond a round trip a keyframe request is given before it is repeated."""
 ASSUMED_ROUND_TRIP = 0.2
 """The round trip assumed before one is measured: a lost packet is abandoned after about 0.9 s."""
+ROUND_TRIP_GAIN = 0.125
+"""Weight of a new round-trip sample in the smoothed round trip (RFC 6298's alpha)."""
 TRACKED_SPAN = 512
 """Packets behind the newest that are still asked for: the video jitter buffer's capacity.
 A larger jump is taken for a new numbering, not for a loss."""
@@ -110,33 +115,47 @@ class LossRecovery:
     _lost_after: int | None = field(default=None, init=False)
     """While a keyframe is wanted: the seq the lost picture reaches; a keyframe starting later ends the wish."""
     _pli_at: float = field(default=float("-inf"), init=False)
+    _newest_at: float = field(default=float("-inf"), init=False)
+    _frame_open: bool = field(default=False, init=False)
+    """The newest packet did not end its frame: the frame's tail may be lost, with nothing after it to show it."""
+    _tail_abandoned: int | None = field(default=None, init=False)
 
     @property
     def keyframe_wanted(self) -> bool:
         """A picture was lost and no keyframe has begun to arrive since."""
         return self._lost_after is not None
 
+    def round_trip_measured(self, seconds: float) -> None:
+        """A round-trip sample: smoothed as TCP does (RFC 6298), so one delayed answer does not swing the timers."""
+        if self.round_trip is None:
+            self.round_trip = seconds
+        else:
+            self.round_trip += ROUND_TRIP_GAIN * (seconds - self.round_trip)
+
     def missing(self) -> list[int]:
         """The seqs still asked for, oldest first."""
         return self._in_order(self._missing)
 
-    def packet(self, seq: int, now: float) -> list[int]:
+    def packet(self, seq: int, now: float, *, ends_frame: bool = True) -> list[int]:
         """A packet arrived (RTX unwrapped); returns the seqs it shows missing, to NACK now
-        (counted as their first attempt)."""
-        if self._newest is None:
-            self._newest = seq
+        (counted as their first attempt). ``ends_frame``: its marker bit is set."""
+        if self._missing.pop(seq, None) is not None:
+            self.repaired += 1
+        if self._newest is not None and not uint16_gt(seq, self._newest):
             return []
-        if not uint16_gt(seq, self._newest):
-            if self._missing.pop(seq, None) is not None:
-                self.repaired += 1
+        previous, self._newest = self._newest, seq
+        self._newest_at = now
+        self._frame_open = not ends_frame
+        if previous is None:
             return []
-        gap = uint16_add(seq, -self._newest) - 1
+        gap = uint16_add(seq, -previous) - 1
         if gap >= TRACKED_SPAN:  # the sender numbers anew: nothing here to ask for
             self._missing.clear()
-            self._newest = seq
+            self._newest_keyframe_start = None
             return []
-        shown = [uint16_add(self._newest, offset) for offset in range(1, gap + 1)]
-        self._newest = seq
+        shown = [s for s in (uint16_add(previous, offset) for offset in range(1, gap + 1)) if s != self._tail_abandoned]
+        if self._tail_abandoned is not None and uint16_gt(seq, self._tail_abandoned):
+            self._tail_abandoned = None  # shown and left out above; the 16-bit numbers come round again
         for missing in shown:
             self._missing[missing] = _Asked(times=1, at=now)
         self.nacks_sent += len(shown)
@@ -155,8 +174,8 @@ class LossRecovery:
 
     def picture_lost(self, seq: int) -> None:
         """The picture up to ``seq`` is lost: ask for a keyframe at the next tick (if not asked already)."""
-        if self._newest_keyframe_start is not None and uint16_gt(self._newest_keyframe_start, seq):
-            return  # a newer keyframe is already arriving
+        if self._newest_keyframe_start is not None and not uint16_gt(seq, self._newest_keyframe_start):
+            return  # a keyframe from there on is already arriving
         if self._lost_after is None:
             self._pli_at = float("-inf")  # a new loss: at once
             self._lost_after = seq
@@ -175,6 +194,12 @@ class LossRecovery:
     def tick(self, now: float) -> list[Action]:
         """What to send now: a NACK of the packets due again, then a keyframe request if one is due."""
         interval = nack_interval(self.round_trip)
+        if self._frame_open and self._newest is not None and now - self._newest_at >= interval:
+            # A frame stalled without its last packet: ask for the packet after the newest (a sender
+            # that never sent it ignores the NACK), one at a time as each answer shows the next.
+            tail = uint16_add(self._newest, 1)
+            if tail not in self._missing and tail != self._tail_abandoned:
+                self._missing[tail] = _Asked(times=0, at=float("-inf"))
         again: list[int] = []
         for seq in self._in_order(self._missing):
             asked = self._missing[seq]
@@ -187,6 +212,8 @@ class LossRecovery:
             else:
                 del self._missing[seq]
                 self.abandoned_count += 1
+                if self._newest is not None and uint16_gt(seq, self._newest):
+                    self._tail_abandoned = seq  # not to be asked for again when the next packet shows it
                 self.picture_lost(seq)
         actions: list[Action] = []
         if again:
@@ -201,4 +228,9 @@ class LossRecovery:
     def _in_order(self, seqs: dict[int, _Asked]) -> list[int]:
         """``seqs`` oldest first, across the 16-bit wrap (all lie within :data:`TRACKED_SPAN` of the newest)."""
         newest = self._newest if self._newest is not None else 0
-        return sorted(seqs, key=lambda s: uint16_add(newest, -s), reverse=True)
+
+        def behind_newest(seq: int) -> int:  # negative for the seq after it (a stalled frame's tail)
+            distance = uint16_add(newest, -seq)
+            return distance - 0x10000 if distance >= 0x8000 else distance
+
+        return sorted(seqs, key=behind_newest, reverse=True)

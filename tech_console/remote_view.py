@@ -24,7 +24,7 @@ from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from pydantic import BaseModel
 
-from peer.aiortc_hooks import complete_frames_on_marker, ice_round_trip, selected_route
+from peer.aiortc_hooks import complete_frames_on_marker, ice_round_trip, recover_losses_on_a_timer, selected_route
 from peer.background import BackgroundTasks, cancel_and_wait
 from peer.connect_watch import failure_text, ice_failed_message
 from peer.events import EventReporter, clipboard_fields
@@ -397,6 +397,7 @@ class RemoteView:
     async def _answer(self, offer: Offer) -> None:
         await self._close_peer()
         complete_frames_on_marker(True)
+        recover_losses_on_a_timer(True)
         pc = RTCPeerConnection(rtc_configuration(self._ice))
         self._pc = pc
         self._attempts += 1

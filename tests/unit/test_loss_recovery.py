@@ -78,6 +78,7 @@ def test_an_older_keyframe_does_not_end_the_wish_and_a_newer_one_prevents_it() -
     recovery.keyframe_started(120)
     assert not recovery.keyframe_wanted
     recovery.picture_lost(110)  # a hole behind the keyframe already arriving: nothing is lost
+    recovery.picture_lost(120)  # the keyframe's first packet began a new numbering: nothing lost either
     assert not recovery.keyframe_wanted and recovery.tick(5.0) == []
 
 
@@ -94,6 +95,10 @@ def test_sequence_numbers_wrap() -> None:
     recovery = LossRecovery(round_trip=0.01)
     recovery.packet(65534, now=0.0)
     assert recovery.packet(1, now=0.0) == [65535, 0]
+    assert recovery.packet(2, now=0.0, ends_frame=False) == []
+    recovery.tick(1.0)  # 3 asked for: the stalled frame's tail
+    assert recovery.missing() == [65535, 0, 3]
+    recovery.packet(3, now=1.0)
     assert recovery.missing() == [65535, 0]
     recovery.forget_before(0)
     assert recovery.missing() == [0]
@@ -107,3 +112,34 @@ def test_a_jump_beyond_the_tracked_span_is_a_new_numbering_not_a_loss() -> None:
     assert recovery.missing() == []
     recovery.packet(103 + 2 * TRACKED_SPAN, now=0.0)
     assert recovery.missing() == [101 + 2 * TRACKED_SPAN, 102 + 2 * TRACKED_SPAN]
+
+
+def test_round_trip_samples_are_smoothed() -> None:
+    recovery = LossRecovery()
+    recovery.round_trip_measured(0.1)
+    assert recovery.round_trip == pytest.approx(0.1)
+    recovery.round_trip_measured(0.9)  # one answer held up
+    assert recovery.round_trip == pytest.approx(0.2)
+
+
+def test_a_frame_stalled_without_its_last_packet_has_the_next_packet_asked_for() -> None:
+    recovery = LossRecovery(round_trip=0.1)
+    recovery.packet(10, now=0.0)
+    recovery.packet(11, now=0.0, ends_frame=False)  # 12, the frame's last, is lost; nothing follows
+    assert recovery.tick(0.1) == []  # 12 may still be on its way
+    assert recovery.tick(0.16) == [Nack((12,))]
+    assert recovery.packet(12, now=0.2, ends_frame=False) == []  # answered; the frame goes on: 13 next
+    assert recovery.repaired == 1
+    actions = []
+    for step in range(1, 80):
+        actions += recovery.tick(0.2 + step * 0.01)
+    assert actions[:NACK_ATTEMPTS + 1] == [Nack((13,))] * NACK_ATTEMPTS + [Pli()]
+    assert recovery.packet(14, now=2.0) == [], "13 was given up: not asked for again when 14 shows it"
+    assert recovery.missing() == []
+
+
+def test_a_complete_frame_is_no_stall() -> None:
+    recovery = LossRecovery(round_trip=0.1)
+    recovery.packet(10, now=0.0)
+    recovery.packet(11, now=0.0, ends_frame=True)
+    assert recovery.tick(10.0) == []
