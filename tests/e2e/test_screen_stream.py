@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import av
 import pytest
@@ -18,7 +19,8 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 
 from bench.frame_probe import ColourProbe
-from peer.aiortc_hooks import LOST_PACKET_PATIENCE
+from peer.aiortc_hooks import LOST_PACKET_PATIENCE, loss_recovery_of
+from peer.loss_recovery import abandon_after
 from tests.support.live_session import live_session
 from tests.support.screen_painter import PainterProcess
 
@@ -102,4 +104,89 @@ async def test_a_video_packet_lost_for_good_costs_a_keyframe_not_the_picture(bro
             probe.expect((0, 130, 200))
             painted = await asyncio.to_thread(painter.fill, (0, 130, 200))
             # The change behind the hole: the receiver gives up on it, asks for a keyframe, shows it.
+            assert await probe.seen(timeout=10) - painted < 5
+
+
+H264_STAP_A = 24
+H264_SPS = 7
+
+
+def begins_h264_keyframe(packet: RtpPacket) -> bool:
+    """The first packet of a keyframe of our H.264 sender: a STAP-A whose first unit is the SPS."""
+    payload = packet.payload
+    return len(payload) > 3 and payload[0] & 0x1F == H264_STAP_A and payload[3] & 0x1F == H264_SPS
+
+
+class KeyframeLoss:
+    """Once armed, the second packet of the next keyframe is lost, with every retransmission of it;
+    records when the receiver asks for a keyframe and when keyframes begin to arrive."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.armed = False
+        self.lost_at: float | None = None
+        self.keyframes_at: list[float] = []
+        self.keyframe_packets = 0
+        receive = RTCRtpReceiver._handle_rtp_packet
+
+        async def lossy(receiver: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: int) -> None:
+            if self.lost_at is not None and packet.ssrc != self.media_ssrc:
+                return  # a retransmission (RTX has its own SSRC): lost too
+            if begins_h264_keyframe(packet):
+                self.keyframes_at.append(time.monotonic())
+                self.keyframe_packets = 1 if self.armed else 0
+                self.media_ssrc = packet.ssrc
+            elif self.keyframe_packets:
+                self.keyframe_packets += 1
+                if self.armed and self.keyframe_packets == 2:
+                    self.armed = False
+                    self.lost_at = time.monotonic()
+                    return
+            await receive(receiver, packet, arrival_time_ms)
+
+        self.media_ssrc = -1
+        monkeypatch.setattr(RTCRtpReceiver, "_handle_rtp_packet", lossy)
+
+
+async def test_a_keyframe_packet_lost_on_a_still_screen_is_asked_for_again_then_a_keyframe(
+        broker, xvfb, monkeypatch) -> None:
+    # Nothing arrives after the lost packet to show the gap again: the receiver's timer must act.
+    loss = KeyframeLoss(monkeypatch)
+    with PainterProcess(xvfb.env) as painter:
+        painter.fill((0, 0, 0))
+        probe = ColourProbe(painter.width // 2, painter.height // 2)
+        async with live_session(broker, xvfb.env, "--consent", "view", on_frame=probe.on_frame) as live:
+            await live.view.wait_for_frame(60)
+            pc = live.view.peer_connection
+            assert pc is not None
+            receiver = pc.getTransceivers()[0].receiver
+            send_pli = receiver._send_rtcp_pli
+            plis: list[float] = []
+
+            async def counted_pli(media_ssrc: int) -> None:
+                plis.append(time.monotonic())
+                await send_pli(media_ssrc)
+
+            receiver._send_rtcp_pli = counted_pli  # type: ignore[method-assign]
+            await asyncio.sleep(3.0)  # the first picture and its refinement settled: a still screen
+            loss.armed = True
+            keyframes_before = len(loss.keyframes_at)
+            await send_pli(loss.media_ssrc)  # the keyframe whose second packet is lost
+            for _ in range(100):
+                if loss.lost_at is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert loss.lost_at is not None, "no keyframe came"
+            frames = live.view.frames_received
+            await asyncio.sleep(3.0)
+            recovery = loss_recovery_of(pc)
+            assert recovery is not None
+            asked = [t - loss.lost_at for t in plis if t > loss.lost_at]
+            keyframes = [t - loss.lost_at for t in loss.keyframes_at[keyframes_before + 1:]]
+            print(f"round trip {recovery.round_trip}, keyframe requests after the loss {asked}, "
+                  f"keyframes after it {keyframes}, NACKs {recovery.nacks_sent}, abandoned {recovery.abandoned_count}")
+            assert asked and asked[0] < abandon_after(recovery.round_trip) + 0.5, asked
+            assert keyframes and keyframes[0] - asked[0] < 1.0, (asked, keyframes)  # the sender answered
+            assert live.view.frames_received > frames, "the picture came back"
+            probe.expect((0, 130, 200))
+            painted = await asyncio.to_thread(painter.fill, (0, 130, 200))
             assert await probe.seen(timeout=10) - painted < 5
