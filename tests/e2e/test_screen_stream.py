@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
 import av
 import pytest
@@ -22,6 +21,7 @@ from bench.frame_probe import ColourProbe
 from peer.aiortc_hooks import LOST_PACKET_PATIENCE, loss_recovery_of
 from peer.loss_recovery import abandon_after
 from tests.support.live_session import live_session
+from tests.support.packet_loss import KeyframeLoss, record_keyframe_requests
 from tests.support.screen_painter import PainterProcess
 
 pytestmark = pytest.mark.slow
@@ -107,46 +107,6 @@ async def test_a_video_packet_lost_for_good_costs_a_keyframe_not_the_picture(bro
             assert await probe.seen(timeout=10) - painted < 5
 
 
-H264_STAP_A = 24
-H264_SPS = 7
-
-
-def begins_h264_keyframe(packet: RtpPacket) -> bool:
-    """The first packet of a keyframe of our H.264 sender: a STAP-A whose first unit is the SPS."""
-    payload = packet.payload
-    return len(payload) > 3 and payload[0] & 0x1F == H264_STAP_A and payload[3] & 0x1F == H264_SPS
-
-
-class KeyframeLoss:
-    """Once armed, the second packet of the next keyframe is lost, with every retransmission of it;
-    records when the receiver asks for a keyframe and when keyframes begin to arrive."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.armed = False
-        self.lost_at: float | None = None
-        self.keyframes_at: list[float] = []
-        self.keyframe_packets = 0
-        receive = RTCRtpReceiver._handle_rtp_packet
-
-        async def lossy(receiver: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: int) -> None:
-            if self.lost_at is not None and packet.ssrc != self.media_ssrc:
-                return  # a retransmission (RTX has its own SSRC): lost too
-            if begins_h264_keyframe(packet):
-                self.keyframes_at.append(time.monotonic())
-                self.keyframe_packets = 1 if self.armed else 0
-                self.media_ssrc = packet.ssrc
-            elif self.keyframe_packets:
-                self.keyframe_packets += 1
-                if self.armed and self.keyframe_packets == 2:
-                    self.armed = False
-                    self.lost_at = time.monotonic()
-                    return
-            await receive(receiver, packet, arrival_time_ms)
-
-        self.media_ssrc = -1
-        monkeypatch.setattr(RTCRtpReceiver, "_handle_rtp_packet", lossy)
-
-
 async def test_a_keyframe_packet_lost_on_a_still_screen_is_asked_for_again_then_a_keyframe(
         broker, xvfb, monkeypatch) -> None:
     # Nothing arrives after the lost packet to show the gap again: the receiver's timer must act.
@@ -160,16 +120,11 @@ async def test_a_keyframe_packet_lost_on_a_still_screen_is_asked_for_again_then_
             assert pc is not None
             receiver = pc.getTransceivers()[0].receiver
             send_pli = receiver._send_rtcp_pli
-            plis: list[float] = []
-
-            async def counted_pli(media_ssrc: int) -> None:
-                plis.append(time.monotonic())
-                await send_pli(media_ssrc)
-
-            receiver._send_rtcp_pli = counted_pli  # type: ignore[method-assign]
+            plis = record_keyframe_requests(receiver)
             await asyncio.sleep(3.0)  # the first picture and its refinement settled: a still screen
             loss.armed = True
             keyframes_before = len(loss.keyframes_at)
+            assert loss.media_ssrc is not None
             await send_pli(loss.media_ssrc)  # the keyframe whose second packet is lost
             for _ in range(100):
                 if loss.lost_at is not None:
