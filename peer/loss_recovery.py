@@ -13,7 +13,8 @@ jitter buffer gave up on long ago, which costs uplink on a slow link.
   :data:`NACK_ATTEMPTS` times in all;
 * when the last attempt went unanswered for an interval it is *abandoned*: the
   picture is lost and a keyframe is asked for (PLI) at once, unless a keyframe
-  newer than the hole has already begun to arrive;
+  newer than the hole has already begun to arrive (never two requests within
+  :data:`MIN_PLI_INTERVAL`, whatever a peer's stream does);
 * a frame that stalls without its last packet (nothing newer arrives to show
   the gap: a still screen) has the packet after the newest asked for the same
   way, once an interval has passed since the newest arrived;
@@ -115,6 +116,7 @@ class LossRecovery:
     _lost_after: int | None = field(default=None, init=False)
     """While a keyframe is wanted: the seq the lost picture reaches; a keyframe starting later ends the wish."""
     _pli_at: float = field(default=float("-inf"), init=False)
+    _new_loss: bool = field(default=False, init=False)
     _newest_at: float = field(default=float("-inf"), init=False)
     _frame_open: bool = field(default=False, init=False)
     """The newest packet did not end its frame: the frame's tail may be lost, with nothing after it to show it."""
@@ -177,7 +179,7 @@ class LossRecovery:
         if self._newest_keyframe_start is not None and not uint16_gt(seq, self._newest_keyframe_start):
             return  # a keyframe from there on is already arriving
         if self._lost_after is None:
-            self._pli_at = float("-inf")  # a new loss: at once
+            self._new_loss = True  # asked at once, unless a request went out within MIN_PLI_INTERVAL
             self._lost_after = seq
         elif uint16_gt(seq, self._lost_after):
             self._lost_after = seq
@@ -219,8 +221,9 @@ class LossRecovery:
         if again:
             self.nacks_sent += len(again)
             actions.append(Nack(tuple(again)))
-        if self._lost_after is not None and now - self._pli_at >= pli_interval(self.round_trip):
-            self._pli_at = now
+        wait = MIN_PLI_INTERVAL if self._new_loss else pli_interval(self.round_trip)
+        if self._lost_after is not None and now - self._pli_at >= wait:
+            self._pli_at, self._new_loss = now, False
             self.plis_sent += 1
             actions.append(Pli())
         return actions

@@ -67,7 +67,11 @@ def test_keyframe_requests_repeat_until_a_keyframe_begins_and_pause_while_it_arr
     assert recovery.tick(1.0) == []  # the keyframe is arriving: nothing to ask
     recovery.picture_lost(150)  # a hole in that keyframe, abandoned: asked at once again
     assert recovery.tick(1.01) == [Pli()]
-    assert recovery.plis_sent == 3
+    recovery.keyframe_started(160)
+    recovery.picture_lost(170)  # and in the next, soon after: never two requests within MIN_PLI_INTERVAL
+    assert recovery.tick(1.2) == []
+    assert recovery.tick(1.01 + MIN_PLI_INTERVAL) == [Pli()]
+    assert recovery.plis_sent == 4
 
 
 def test_an_older_keyframe_does_not_end_the_wish_and_a_newer_one_prevents_it() -> None:
