@@ -139,6 +139,10 @@ async def test_a_keyframe_packet_lost_on_a_still_screen_is_asked_for_again_then_
             keyframes = [t - loss.lost_at for t in loss.keyframes_at[keyframes_before + 1:]]
             print(f"round trip {recovery.round_trip}, keyframe requests after the loss {asked}, "
                   f"keyframes after it {keyframes}, NACKs {recovery.nacks_sent}, abandoned {recovery.abandoned_count}")
+            # RTX negotiated for H.264, and the host answered the NACKs with it (those retransmissions were lost).
+            h264 = re.search(r"^m=video \d+ \S+ (\d+)", pc.localDescription.sdp, re.M)
+            assert h264 and re.search(rf"^a=fmtp:\d+ apt={h264.group(1)}\r?$", pc.localDescription.sdp, re.M)
+            assert loss.retransmissions_lost >= 1
             assert asked and asked[0] < abandon_after(recovery.round_trip) + 0.5, asked
             assert keyframes and keyframes[0] - asked[0] < 1.0, (asked, keyframes)  # the sender answered
             assert live.view.frames_received > frames, "the picture came back"

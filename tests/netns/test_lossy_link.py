@@ -87,9 +87,10 @@ async def test_the_python_console_recovers_from_a_lost_keyframe_over_a_lossy_lin
             print(f"round trip {recovery.round_trip}, keyframe requests after the loss {asked}, "
                   f"keyframes after it {keyframes}, "
                   f"NACKed {recovery.nacks_sent}, repaired {recovery.repaired}, abandoned {recovery.abandoned_count}, "
-                  f"PLIs {recovery.plis_sent}, changes seen after {seen}")
+                  f"PLIs {recovery.plis_sent}, RTX of the lost packet {loss.retransmissions_lost}, changes seen after {seen}")
     assert recovered, f"no frame within 10 s of the lost keyframe (keyframe requests at {asked})"
     assert asked and asked[0] < 2.0, asked
+    assert loss.retransmissions_lost >= 1, "the host answers NACKs with RTX"
     assert recovery.round_trip is not None and 0.08 <= recovery.round_trip <= 0.5, recovery.round_trip
     assert max(seen) < 5, seen
 
