@@ -126,7 +126,7 @@ async def _wait_for_frames(receiver: StreamReceiver, timeout: float) -> None:
         await asyncio.sleep(0.2)
 
 
-def _grab_screen(display: str) -> np.ndarray:
+def grab_screen(display: str) -> np.ndarray:
     """The source screen as (h, w, 3) RGB, grabbed with mss."""
     import mss
 
@@ -157,7 +157,7 @@ async def run_pipeline(
             cpu_end, bytes_end = CpuSample.take(host_pid), await receiver.bytes_received()
             phases.append(PhaseRun(result, (cpu_start, cpu_end), (bytes_start, bytes_end)))
             print(f"   {name}: {result.ticks} ticks, {len(result.marks)} marks", flush=True)
-        source = await asyncio.to_thread(_grab_screen, xvfb.display)
+        source = await asyncio.to_thread(grab_screen, xvfb.display)
         received = await receiver.latest_rgb()
         frames = await _frames(receiver)
     sharp_psnr, sharp_ssim = await asyncio.to_thread(_sharpness, received, source)

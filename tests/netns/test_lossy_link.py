@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import av
 import pytest
 from playwright.async_api import Page
 
 from bench.frame_probe import ColourProbe
+from bench.screen_stream import grab_screen
+from bench.stream_figures import luma, psnr
 from peer.aiortc_hooks import loss_recovery_of
 from tests.browser.conftest import video_size
 from tests.netns.conftest import relay_broker
@@ -33,6 +36,10 @@ pytestmark = pytest.mark.slow
 
 LOSSY = Impairment(delay=0.04, loss=0.02)
 USER_NETWORK = "198.18.1.0/24"
+TEXT_PAGE = [f"{n:02d} printer queue {n} on spooler-{n % 3}: job {1000 + 7 * n} held, user ann.smith" for n in range(40)]
+TYPED = "lpstat -t says the queue was paused at 09:14 by cupsd; resuming it with cupsenable now"
+TEXT_BLOCK = (slice(0, 1000), slice(0, 900))
+"""Rows and columns of the screen the text covers (the rest is white): where legibility is measured."""
 COLOURS = [(230, 25, 75), (0, 130, 200), (60, 180, 75), (255, 225, 25), (145, 30, 180), (70, 240, 240)]
 
 
@@ -45,12 +52,18 @@ async def test_the_python_console_recovers_from_a_lost_keyframe_over_a_lossy_lin
 ) -> None:
     net = net_topology
     loss = KeyframeLoss(monkeypatch)
+    newest: list[av.VideoFrame] = []
+
+    def on_frame(frame: av.VideoFrame, arrived: float) -> None:
+        probe.on_frame(frame, arrived)
+        newest[:] = [frame]
+
     with PainterProcess(xvfb.env) as painter, ImpairedRelay.start(net, LOSSY, [USER_NETWORK]), \
             net.entered("tech"), relay_broker(net, lossy_env(coturn)) as broker:
         painter.fill((0, 0, 0))
         probe = ColourProbe(painter.width // 2, painter.height // 2)
         async with live_session(broker, xvfb.env, "--consent", "view", "--insecure", wrap=net.wrap("user"),
-                                on_frame=probe.on_frame) as live:
+                                on_frame=on_frame) as live:
             await live.view.wait_for_frame(60)
             pc = live.view.peer_connection
             assert pc is not None
@@ -82,9 +95,18 @@ async def test_the_python_console_recovers_from_a_lost_keyframe_over_a_lossy_lin
                 painted = await asyncio.to_thread(painter.fill, colour)
                 seen.append(round(await probe.seen(timeout=10) - painted, 3))
                 await asyncio.sleep(0.3)
+            # Typing in an editor full of text: a few characters at a time, then the screen settles.
+            for end in range(6, len(TYPED) + 6, 6):
+                await asyncio.to_thread(painter.text, [*TEXT_PAGE, TYPED[:end]])
+                await asyncio.sleep(0.12)
+            await asyncio.sleep(2.5)  # refinement after the last change
+            source = await asyncio.to_thread(grab_screen, xvfb.display)
+            shown = newest[0].reformat(width=source.shape[1], height=source.shape[0], format="rgb24").to_ndarray()
+            legibility = psnr(luma(shown[TEXT_BLOCK]), luma(source[TEXT_BLOCK]))
             recovery = loss_recovery_of(pc)
             assert recovery is not None
-            print(f"round trip {recovery.round_trip}, keyframe requests after the loss {asked}, "
+            print(f"typed text: luma PSNR {legibility:.1f} dB over the text; "
+                  f"round trip {recovery.round_trip}, keyframe requests after the loss {asked}, "
                   f"keyframes after it {keyframes}, "
                   f"NACKed {recovery.nacks_sent}, repaired {recovery.repaired}, abandoned {recovery.abandoned_count}, "
                   f"PLIs {recovery.plis_sent}, RTX of the lost packet {loss.retransmissions_lost}, changes seen after {seen}")
@@ -93,6 +115,7 @@ async def test_the_python_console_recovers_from_a_lost_keyframe_over_a_lossy_lin
     assert loss.retransmissions_lost >= 1, "the host answers NACKs with RTX"
     assert recovery.round_trip is not None and 0.08 <= recovery.round_trip <= 0.5, recovery.round_trip
     assert max(seen) < 5, seen
+    assert legibility >= 30, f"the typed text is not legible: PSNR {legibility:.1f} dB"
 
 
 VIDEO_CENTRE_COLOUR = """() => {
