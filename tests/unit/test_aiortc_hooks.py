@@ -847,6 +847,7 @@ def test_a_connected_receiver_repairs_a_lost_packet_by_rtx_and_asks_for_a_keyfra
             await asyncio.sleep(0.5)
             recovery = aiortc_hooks.loss_recovery_of(receiver_pc)
             assert recovery is not None
+            assert any(getattr(t.get_coro(), "__name__", "") == "_recover_losses" for t in asyncio.all_tasks())
             # 1: a packet lost once, its retransmission arrives.
             drop["next"] = True
             track.more.set()
@@ -868,6 +869,9 @@ def test_a_connected_receiver_repairs_a_lost_packet_by_rtx_and_asks_for_a_keyfra
             RTCRtpReceiver._handle_rtp_packet = original  # type: ignore[method-assign]
             await sender_pc.close()
             await receiver_pc.close()
+            await asyncio.sleep(0.1)
+            assert not any(getattr(t.get_coro(), "__name__", "") == "_recover_losses" for t in asyncio.all_tasks()), \
+                "the timer ends with the receiver"
 
     result = asyncio.run(run())
     assert "rtx/90000" in result["answer"] and "a=rtcp-fb:97 nack" in result["answer"]
