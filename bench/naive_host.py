@@ -54,6 +54,7 @@ HOST_HOOKS: tuple[tuple[Callable[[bool], None], Callable[[], bool]], ...] = (
 RECEIVER_HOOKS: tuple[tuple[Callable[[bool], None], Callable[[], bool]], ...] = (
     (aiortc_hooks.complete_frames_on_marker, aiortc_hooks.marker_frames_active),
     (aiortc_hooks.quick_sctp_retransmits, aiortc_hooks.sctp_retransmits_quick),
+    (aiortc_hooks.recover_losses_on_a_timer, aiortc_hooks.losses_recovered_on_a_timer),
 )
 """(switch, is-on) of every receiver-side hook."""
 

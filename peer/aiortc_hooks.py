@@ -26,6 +26,16 @@ name still exists and behaves as assumed in the pinned aiortc/aioice range
   which the picture stays frozen. The hook's buffer gives up on a hole after
   :data:`LOST_PACKET_PATIENCE`, asks for a keyframe (PLI) and passes nothing on
   until one comes (what follows a hole refers to pictures the decoder never had).
+  A complete keyframe behind a hole is passed on at once: no wait for the hole.
+* :func:`recover_losses_on_a_timer` -- aiortc's receiver NACKs only when a newer
+  packet shows a gap, never again, and with each new gap NACKs every seq it ever
+  missed (also those long given up on); it has no timer. The hook's
+  :class:`TimedNackGenerator` hands arrivals to a
+  :class:`~peer.loss_recovery.LossRecovery`, linked with the marker buffer, and a
+  task per video receiver sends what it says every :data:`RECOVERY_TICK`: NACKs
+  repeated on the round trip (measured by a STUN binding), then a keyframe request
+  when they fail, repeated until a keyframe begins; the buffer gives up on a hole
+  when the recovery does.
 * :func:`use_every_turn_url` -- aiortc's ``connection_kwargs`` keeps only the first
   TURN URL (and ``turns:`` only over TCP), and aioice drops a failed allocation
   without a word. The hook makes every ICE agent allocate on *every* TURN URL at
@@ -61,7 +71,9 @@ from aiortc import RTCIceServer, RTCPeerConnection
 from aiortc.codecs import get_encoder
 from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
+from aiortc.rtcrtpreceiver import NackGenerator, RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add, uint16_gt
@@ -69,6 +81,7 @@ from aiortc.utils import uint16_add, uint16_gt
 from protocol.route import Route
 from protocol.signalling import TurnFailure
 
+from .loss_recovery import LossRecovery, Nack
 from .screen_encoder import ScreenH264Encoder
 from .turn_routes import RelayGathering, TurnRoute, TurnServerEntry, turn_routes
 
@@ -83,13 +96,16 @@ LOST_PACKET_PATIENCE = 1.0
 Long enough for aiortc's one NACK to be answered across a slow link (a round
 trip or two), short next to the minutes aiortc itself waits. Checked when a
 packet arrives: on a static screen the host's keep-alive frame (every 5 s at
-most) brings the next one."""
+most) brings the next one. The buffer's own rule, without :func:`recover_losses_on_a_timer`;
+with it the patience follows the round trip (:func:`peer.loss_recovery.abandon_after`)."""
 
 # aiortc's own, read where they are defined: the hooked modules import them without re-exporting.
 _original_get_host_addresses = aioice.ice.get_host_addresses
 _original_get_encoder = get_encoder
 _original_send_keyframe = RTCRtpSender._send_keyframe
 _original_jitter_buffer = JitterBuffer
+_original_nack_generator = NackGenerator
+_original_receive = RTCRtpReceiver.receive
 _original_connection_kwargs = aiortc.rtcicetransport.connection_kwargs
 _original_connection = aiortc.rtcicetransport.Connection  # type: ignore[attr-defined]  # imported there, not re-exported
 
@@ -144,7 +160,25 @@ def keyframe_requests_forwarded() -> bool:
 
 H264_START_CODE = b"\x00\x00\x00\x01"
 H264_IDR_SLICE = 5
+H264_SPS = 7
 VP8_KEYFRAME_START_CODE = b"\x9d\x01\x2a"
+
+
+def starts_keyframe(data: bytes) -> bool:
+    """Whether a depayloaded video *packet* is the first of a keyframe.
+
+    H.264: it begins with a start code (a NAL unit's first byte) and holds the SPS that the
+    encoder puts before each IDR (``repeat-headers``: the STAP-A of SPS and PPS comes first),
+    or the IDR's *first* slice (``first_mb_in_slice`` 0, coded as a single 1 bit): an IDR of
+    several slices (threads) has more NAL units of type 5. VP8: as :func:`is_keyframe`, whose
+    tests sit in the frame's first bytes.
+    """
+    if data.startswith(H264_START_CODE):
+        return any(
+            nal and (nal[0] & 0x1F == H264_SPS or (nal[0] & 0x1F == H264_IDR_SLICE and len(nal) > 1 and nal[1] & 0x80))
+            for nal in data.split(H264_START_CODE)
+        )
+    return is_keyframe(data)
 
 
 def is_keyframe(data: bytes) -> bool:
@@ -162,7 +196,14 @@ def is_keyframe(data: bytes) -> bool:
 
 class MarkerJitterBuffer(JitterBuffer):
     """aiortc's jitter buffer, releasing a video frame once its marker-bit packet is in,
-    and giving up on a lost packet (keyframe requested) after :data:`LOST_PACKET_PATIENCE`."""
+    skipping a hole at once when a complete keyframe sits behind it, and otherwise giving
+    up on a lost packet (keyframe requested) after :data:`LOST_PACKET_PATIENCE`.
+
+    Linked to a :class:`~peer.loss_recovery.LossRecovery` (:attr:`recovery`, set by
+    :func:`recover_losses_on_a_timer`), the recovery decides instead: a hole is given up
+    once the recovery no longer waits for it (its NACKs went unanswered, a patience
+    derived from the round trip), keyframe requests go through the recovery's timer,
+    and what the buffer moves past is never asked for again."""
 
     def __init__(
         self, capacity: int, prefetch: int = 0, is_video: bool = False,
@@ -175,36 +216,54 @@ class MarkerJitterBuffer(JitterBuffer):
         """The origin a hole holds up and since when."""
         self._keyframe_wanted = False
         self._keyframe_asked_at = float("-inf")
+        self.recovery: LossRecovery | None = None
+        """The receiver's loss recovery, once linked; None: the buffer's own patience rules."""
         self.holes_given_up = 0
         """Holes given up on so far (each cost a keyframe)."""
+        self.holes_skipped_to_keyframe = 0
+        """Holes skipped because a complete keyframe had arrived behind them (no keyframe asked for)."""
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         if not self._is_video:
             return super().add(packet)
-        if self._newest is None or uint16_gt(packet.sequence_number, self._newest):
-            self._newest = packet.sequence_number
+        seq = packet.sequence_number
+        if self._newest is None or uint16_gt(seq, self._newest):
+            self._newest = seq
+        recovery = self.recovery
+        if recovery is not None and starts_keyframe(packet._data):  # type: ignore[attr-defined]  # aiortc's receiver sets it, undeclared
+            recovery.keyframe_started(seq)
         ask_keyframe, frame = super().add(packet)
+        lost_up_to = seq
         if ask_keyframe:  # aiortc dropped packets itself: an overflow, or numbering that started over
             self._keyframe_wanted = True
-            self._newest = packet.sequence_number  # the newest, or the first of the new numbering
+            self._newest = seq  # the newest, or the first of the new numbering
         now = self._clock()
-        if frame is None and self._hole_holding_up(now) >= LOST_PACKET_PATIENCE:
-            self._skip_hole()
+        if frame is None and self._first_hole() is not None:
+            frame = self._skip_to_complete_keyframe()
+        gave_up = False
+        while frame is None and self._hole_given_up(now):
+            lost_up_to = self._skip_hole()
             self.holes_given_up += 1
-            self._keyframe_wanted = True
-            frame = self._remove_frame(packet.sequence_number)
+            self._keyframe_wanted = gave_up = True
+            frame = self._remove_frame(seq)
         if self._keyframe_wanted:
             # Frames before the keyframe refer to pictures the decoder never had: dropped,
             # all that are complete (aiortc takes one frame per packet; they would queue).
             while frame is not None and not is_keyframe(frame.data):
-                frame = self._remove_frame(packet.sequence_number)
+                frame = self._remove_frame(seq)
             if frame is not None:
                 self._keyframe_wanted = False
-            else:  # again while none comes: the request or its answer may be lost too
+            elif recovery is None:  # again while none comes: the request or its answer may be lost too
                 ask_keyframe = ask_keyframe or now - self._keyframe_asked_at >= LOST_PACKET_PATIENCE
         if ask_keyframe:
             self._keyframe_asked_at = now
-        return ask_keyframe, frame
+        if recovery is None:
+            return ask_keyframe, frame
+        if ask_keyframe or (gave_up and self._keyframe_wanted):
+            recovery.picture_lost(lost_up_to)  # asked on the recovery's timer, repeated until a keyframe comes
+        if self._origin is not None:
+            recovery.forget_before(self._origin)
+        return False, frame
 
     def _first_hole(self) -> int | None:
         """The offset from the origin of the first missing packet older than the newest one, if any."""
@@ -215,17 +274,27 @@ class MarkerJitterBuffer(JitterBuffer):
                 return offset
         return None
 
-    def _hole_holding_up(self, now: float) -> float:
+    def _hole_given_up(self, now: float) -> bool:
+        """Whether the first hole is lost for good: the recovery no longer waits for it, or
+        (unlinked) it has held up the origin for :data:`LOST_PACKET_PATIENCE`."""
+        hole = self._first_hole()
+        if self.recovery is not None:
+            return (hole is not None and self._origin is not None
+                    and not self.recovery.waiting_for(uint16_add(self._origin, hole)))
+        return self._hole_holding_up(hole, now) >= LOST_PACKET_PATIENCE
+
+    def _hole_holding_up(self, hole: int | None, now: float) -> float:
         """Seconds the current origin has been held up by a missing packet (0 when nothing is)."""
-        if self._first_hole() is None or self._origin is None:
+        if hole is None or self._origin is None:
             self._held_up = None
             return 0.0
         if self._held_up is None or self._held_up[0] != self._origin:
             self._held_up = (self._origin, now)
         return now - self._held_up[1]
 
-    def _skip_hole(self) -> None:
-        """Drop everything before the first packet that came after the first hole."""
+    def _skip_hole(self) -> int:
+        """Drop everything before the first packet that came after the first hole; returns the
+        seq of the hole's last missing packet."""
         hole = self._first_hole()
         assert hole is not None and self._origin is not None
         offset = hole
@@ -233,21 +302,46 @@ class MarkerJitterBuffer(JitterBuffer):
             offset += 1  # the newest packet is there: this ends
         self.remove(offset)
         self._held_up = None
+        return uint16_add(self._origin, -1)
+
+    def _skip_to_complete_keyframe(self) -> JitterFrame | None:
+        """Release the first complete keyframe behind the first hole, dropping everything before
+        it: the decoder can start from it, so the hole is not worth waiting for."""
+        hole = self._first_hole()
+        assert hole is not None and self._origin is not None and self._newest is not None
+        for offset in range(hole + 1, min(uint16_add(self._newest, -self._origin) + 1, self.capacity)):
+            packet = self._packets[(self._origin + offset) % self.capacity]
+            if packet is None or not starts_keyframe(packet._data):  # type: ignore[attr-defined]  # aiortc's receiver sets it, undeclared
+                continue
+            if self._complete_frame_at(offset) is not None:
+                self.remove(offset)
+                self._held_up = None
+                self.holes_skipped_to_keyframe += 1
+                return self._remove_frame(packet.sequence_number)
+        return None
+
+    def _complete_frame_at(self, offset: int) -> list[RtpPacket] | None:
+        """The packets of the frame starting ``offset`` packets after the origin, if all are in
+        up to its marker packet."""
+        assert self._origin is not None
+        packets: list[RtpPacket] = []
+        for count in range(offset, self.capacity):
+            packet = self._packets[(self._origin + count) % self.capacity]
+            if packet is None or (packets and packet.timestamp != packets[0].timestamp):
+                return None  # a gap, or a frame without its marker (lost)
+            packets.append(packet)
+            if packet.marker:
+                return packets
+        return None
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         if self._is_video and self._origin is not None:
-            packets = []
-            timestamp = None
-            for count in range(self.capacity):
-                packet = self._packets[(self._origin + count) % self.capacity]
-                if packet is None or (timestamp is not None and packet.timestamp != timestamp):
-                    break  # a gap, or a frame without its marker (lost): aiortc's rule below decides
-                timestamp = packet.timestamp
-                packets.append(packet)
-                if packet.marker:
-                    self.remove(count + 1)
-                    data = b"".join(p._data for p in packets)  # type: ignore[attr-defined]  # aiortc's receiver sets it, undeclared
-                    return JitterFrame(data=data, timestamp=timestamp)
+            packets = self._complete_frame_at(0)
+            if packets is not None:
+                self.remove(len(packets))
+                data = b"".join(p._data for p in packets)  # type: ignore[attr-defined]  # aiortc's receiver sets it, undeclared
+                return JitterFrame(data=data, timestamp=packets[0].timestamp)
+        # Not complete on its marker: aiortc's rule (a packet of the next frame is in) decides.
         return super()._remove_frame(sequence_number)
 
 
@@ -260,6 +354,107 @@ def complete_frames_on_marker(enabled: bool) -> None:
 
 def marker_frames_active() -> bool:
     return aiortc.rtcrtpreceiver.JitterBuffer is MarkerJitterBuffer  # type: ignore[attr-defined]  # imported there, not re-exported
+
+
+# --- lost packets asked for again on a timer ------------------------------------------------
+
+RECOVERY_TICK = 0.02
+"""Seconds between two looks at a video receiver's missing packets: small next to the 50 ms between NACKs."""
+ROUND_TRIP_PERIOD = 2.0
+"""Seconds between two round-trip measurements (one STUN binding on the nominated pair) for the recovery."""
+
+
+class TimedNackGenerator(NackGenerator):
+    """aiortc's NACK generator; once linked to a :class:`LossRecovery` (:attr:`recovery`) it
+    hands it every arrival and lets aiortc NACK only the packets a new gap shows, at once.
+    The retries, the keyframe requests and the forgetting are the recovery's."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._clock = clock
+        self.recovery: LossRecovery | None = None
+        self.media_ssrc: int | None = None
+        """The SSRC of the media packets seen (retransmissions unwrapped): what NACK and PLI name."""
+
+    def add(self, packet: RtpPacket) -> bool:
+        if self.recovery is None:
+            return super().add(packet)
+        self.media_ssrc = packet.ssrc
+        shown = self.recovery.packet(packet.sequence_number, self._clock(), ends_frame=bool(packet.marker))
+        # aiortc NACKs ``missing`` right after add() says True: only these, not every seq it ever missed.
+        self.missing = set(shown)
+        return bool(shown)
+
+
+async def _receive_and_recover_losses(receiver: RTCRtpReceiver, parameters: RTCRtpReceiveParameters) -> None:
+    """aiortc's ``receive``; for a new video receiver with both hooked parts, links them to one
+    :class:`LossRecovery` and starts its timer, which ends with the receiver's RTCP task (``stop()``)."""
+    started = receiver._RTCRtpReceiver__started  # type: ignore[attr-defined]  # name-mangled private state
+    await _original_receive(receiver, parameters)
+    nacks = receiver._RTCRtpReceiver__nack_generator  # type: ignore[attr-defined]
+    buffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+    rtcp_task: asyncio.Future[None] | None = receiver._RTCRtpReceiver__rtcp_task  # type: ignore[attr-defined]
+    if started or rtcp_task is None or not isinstance(nacks, TimedNackGenerator) or not isinstance(buffer, MarkerJitterBuffer):
+        return
+    recovery = LossRecovery()
+    nacks.recovery = buffer.recovery = recovery
+    timer = asyncio.ensure_future(_recover_losses(receiver, nacks, recovery))
+    rtcp_task.add_done_callback(lambda _: timer.cancel())
+
+
+async def _recover_losses(receiver: RTCRtpReceiver, nacks: TimedNackGenerator, recovery: LossRecovery) -> None:
+    """Send what the recovery says, every :data:`RECOVERY_TICK`; measure the round trip now and then."""
+    measuring: asyncio.Future[float | None] | None = None
+    measure_at = 0.0
+    try:
+        while True:
+            await asyncio.sleep(RECOVERY_TICK)
+            now = time.monotonic()
+            if measuring is not None and measuring.done():
+                if (sample := measuring.result()) is not None:
+                    recovery.round_trip_measured(sample)
+                measuring = None
+            if measuring is None and now >= measure_at:
+                measure_at = now + ROUND_TRIP_PERIOD
+                measuring = asyncio.ensure_future(_transport_round_trip(receiver.transport))
+            ssrc = nacks.media_ssrc
+            if ssrc is None:
+                continue  # nothing received yet
+            for action in recovery.tick(now):
+                if isinstance(action, Nack):
+                    await receiver._send_rtcp_nack(ssrc, list(action.sequence_numbers))
+                else:
+                    await receiver._send_rtcp_pli(ssrc)
+    finally:
+        if measuring is not None:
+            measuring.cancel()
+
+
+def recover_losses_on_a_timer(enabled: bool) -> None:
+    """Make video receivers created after this call ask again for lost packets on a timer
+    (:class:`TimedNackGenerator`, :class:`LossRecovery`), or only as aiortc does.
+
+    Works with :func:`complete_frames_on_marker`: a receiver without the marker buffer
+    keeps aiortc's NACKs."""
+    module: Any = aiortc.rtcrtpreceiver  # NackGenerator is defined there; the receiver builds it by that name
+    module.NackGenerator = TimedNackGenerator if enabled else _original_nack_generator
+    # mypy reads a plain function put on a class as not matching the method it replaces: "assignment".
+    hook = _receive_and_recover_losses if enabled else _original_receive
+    RTCRtpReceiver.receive = hook  # type: ignore[method-assign, assignment]  # the hook: aiortc has no option for it
+
+
+def losses_recovered_on_a_timer() -> bool:
+    module: Any = aiortc.rtcrtpreceiver
+    return module.NackGenerator is TimedNackGenerator and RTCRtpReceiver.receive is _receive_and_recover_losses
+
+
+def loss_recovery_of(pc: RTCPeerConnection) -> LossRecovery | None:
+    """The loss recovery of ``pc``'s (first) video receiver, for its counters; None without one."""
+    for transceiver in pc.getTransceivers():
+        nacks = getattr(transceiver.receiver, "_RTCRtpReceiver__nack_generator", None)
+        if isinstance(nacks, TimedNackGenerator) and nacks.recovery is not None:
+            return nacks.recovery
+    return None
 
 
 # --- every TURN URL, failures explained ------------------------------------------------------
@@ -494,7 +689,19 @@ async def ice_round_trip(pc: RTCPeerConnection, timeout: float = 1.0) -> float |
     nominated = _nominated_pair(pc)
     if nominated is None:
         return None
-    connection, pair = nominated
+    return await _binding_round_trip(*nominated, timeout)
+
+
+async def _transport_round_trip(dtls: RTCDtlsTransport, timeout: float = 1.0) -> float | None:
+    """:func:`ice_round_trip` on the ICE agent under one DTLS transport (a receiver's)."""
+    connection: aioice.ice.Connection = dtls.transport._connection
+    pair = connection._nominated.get(1)
+    if pair is None:
+        return None
+    return await _binding_round_trip(connection, pair, timeout)
+
+
+async def _binding_round_trip(connection: aioice.ice.Connection, pair: CandidatePair, timeout: float) -> float | None:
     if connection.remote_password is None:
         return None
     request = connection.build_request(pair, nominate=False)

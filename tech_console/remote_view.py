@@ -24,7 +24,13 @@ from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from pydantic import BaseModel
 
-from peer.aiortc_hooks import complete_frames_on_marker, ice_round_trip, quick_sctp_retransmits, selected_route
+from peer.aiortc_hooks import (
+    complete_frames_on_marker,
+    ice_round_trip,
+    quick_sctp_retransmits,
+    recover_losses_on_a_timer,
+    selected_route,
+)
 from peer.background import BackgroundTasks, cancel_and_wait
 from peer.connect_watch import failure_text, ice_failed_message
 from peer.events import EventReporter, clipboard_fields
@@ -405,6 +411,7 @@ class RemoteView:
         await self._close_peer()
         complete_frames_on_marker(True)
         quick_sctp_retransmits(True)
+        recover_losses_on_a_timer(True)
         pc = RTCPeerConnection(rtc_configuration(self._ice))
         self._pc = pc
         self._attempts += 1

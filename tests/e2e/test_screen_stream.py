@@ -18,8 +18,10 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 
 from bench.frame_probe import ColourProbe
-from peer.aiortc_hooks import LOST_PACKET_PATIENCE
+from peer.aiortc_hooks import LOST_PACKET_PATIENCE, loss_recovery_of
+from peer.loss_recovery import abandon_after
 from tests.support.live_session import live_session
+from tests.support.packet_loss import KeyframeLoss, record_keyframe_requests
 from tests.support.screen_painter import PainterProcess
 
 pytestmark = pytest.mark.slow
@@ -102,4 +104,48 @@ async def test_a_video_packet_lost_for_good_costs_a_keyframe_not_the_picture(bro
             probe.expect((0, 130, 200))
             painted = await asyncio.to_thread(painter.fill, (0, 130, 200))
             # The change behind the hole: the receiver gives up on it, asks for a keyframe, shows it.
+            assert await probe.seen(timeout=10) - painted < 5
+
+
+async def test_a_keyframe_packet_lost_on_a_still_screen_is_asked_for_again_then_a_keyframe(
+        broker, xvfb, monkeypatch) -> None:
+    # Nothing arrives after the lost packet to show the gap again: the receiver's timer must act.
+    loss = KeyframeLoss(monkeypatch)
+    with PainterProcess(xvfb.env) as painter:
+        painter.fill((0, 0, 0))
+        probe = ColourProbe(painter.width // 2, painter.height // 2)
+        async with live_session(broker, xvfb.env, "--consent", "view", on_frame=probe.on_frame) as live:
+            await live.view.wait_for_frame(60)
+            pc = live.view.peer_connection
+            assert pc is not None
+            receiver = pc.getTransceivers()[0].receiver
+            send_pli = receiver._send_rtcp_pli
+            plis = record_keyframe_requests(receiver)
+            await asyncio.sleep(3.0)  # the first picture and its refinement settled: a still screen
+            loss.armed = True
+            keyframes_before = len(loss.keyframes_at)
+            assert loss.media_ssrc is not None
+            await send_pli(loss.media_ssrc)  # the keyframe whose second packet is lost
+            for _ in range(100):
+                if loss.lost_at is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert loss.lost_at is not None, "no keyframe came"
+            frames = live.view.frames_received
+            await asyncio.sleep(3.0)
+            recovery = loss_recovery_of(pc)
+            assert recovery is not None
+            asked = [t - loss.lost_at for t in plis if t > loss.lost_at]
+            keyframes = [t - loss.lost_at for t in loss.keyframes_at[keyframes_before + 1:]]
+            print(f"round trip {recovery.round_trip}, keyframe requests after the loss {asked}, "
+                  f"keyframes after it {keyframes}, NACKs {recovery.nacks_sent}, abandoned {recovery.abandoned_count}")
+            # RTX negotiated for H.264, and the host answered the NACKs with it (those retransmissions were lost).
+            h264 = re.search(r"^m=video \d+ \S+ (\d+)", pc.localDescription.sdp, re.M)
+            assert h264 and re.search(rf"^a=fmtp:\d+ apt={h264.group(1)}\r?$", pc.localDescription.sdp, re.M)
+            assert loss.retransmissions_lost >= 1
+            assert asked and asked[0] < abandon_after(recovery.round_trip) + 0.5, asked
+            assert keyframes and keyframes[0] - asked[0] < 1.0, (asked, keyframes)  # the sender answered
+            assert live.view.frames_received > frames, "the picture came back"
+            probe.expect((0, 130, 200))
+            painted = await asyncio.to_thread(painter.fill, (0, 130, 200))
             assert await probe.seen(timeout=10) - painted < 5

@@ -7,6 +7,8 @@ one command per line on stdin and answers one line on stdout:
     paint :data:`PATTERN` (a grid of solid colours); answers ``ok <t>``
 ``fill RRGGBB``
     fill the whole screen with one colour; answers ``ok <t>``
+``text LINE|LINE|...``
+    black monospace text on white, the lines from the top left; answers ``ok <t>``
 ``quit``
     exit
 
@@ -49,6 +51,10 @@ def _hex(colour: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*colour)
 
 
+TEXT_FONT = ("DejaVu Sans Mono", 14)
+"""An editor's font and size: what a technician must read."""
+
+
 class Painter:
     def __init__(self) -> None:
         self.root = tk.Tk()
@@ -69,6 +75,13 @@ class Painter:
         self.canvas.delete("all")
         self.canvas.configure(background=_hex(colour))
         self.canvas.create_rectangle(0, 0, self.width, self.height, fill=_hex(colour), outline="")
+        return self.settle()
+
+    def text(self, lines: str) -> float:
+        self.canvas.delete("all")
+        self.canvas.configure(background="white")
+        self.canvas.create_rectangle(0, 0, self.width, self.height, fill="white", outline="")
+        self.canvas.create_text(8, 8, anchor="nw", text=lines.replace("|", "\n"), fill="black", font=TEXT_FONT)
         return self.settle()
 
     def pattern(self) -> float:
@@ -98,6 +111,10 @@ class PainterProcess(LineChild):
         """Paint :data:`PATTERN`; returns the monotonic time it was on screen."""
         return float(self.command("pattern"))
 
+    def text(self, lines: list[str]) -> float:
+        """Black text on white, one entry a line (no ``|``); returns the monotonic time it was on screen."""
+        return float(self.command("text " + "|".join(lines)))
+
     def fill(self, colour: tuple[int, int, int]) -> float:
         """Fill the screen; returns the monotonic time it was on screen."""
         return float(self.command("fill " + _hex(colour).lstrip("#")))
@@ -110,6 +127,7 @@ def main() -> int:
         {
             "pattern": lambda _: f"{painter.pattern():.6f}",
             "fill": lambda argument: f"{painter.fill(parse_colour(argument)):.6f}",
+            "text": lambda argument: f"{painter.text(argument):.6f}",
         },
     )
     painter.root.destroy()

@@ -6,6 +6,7 @@ Run these first when moving aiortc's pinned range: each hook names what it repla
 from __future__ import annotations
 
 import asyncio
+import fractions
 import inspect
 import itertools
 import socket
@@ -658,12 +659,15 @@ def test_a_keyframe_behind_the_hole_is_passed_on_at_once_with_the_stale_frames_d
     buffer = marker_buffer(clock)
     buffer.add(packet(1, 1000, KEYFRAME, marker=True))
     buffer.add(packet(3, 3000, DELTA, marker=True))  # 2 lost
-    buffer.add(packet(4, 4000, KEYFRAME, marker=True))  # the host's own keyframe (a new monitor, say)
-    clock.now += aiortc_hooks.LOST_PACKET_PATIENCE
-    asked, frame = buffer.add(packet(5, 5000, DELTA, marker=True))
+    assert buffer.add(packet(4, 4000, KEYFRAME[:9], marker=False)) == (False, None)  # a keyframe, still arriving
+    # Its last packet: no need to wait for 2 (the patience), the decoder can start here.
+    asked, frame = buffer.add(packet(5, 4000, KEYFRAME[9:], marker=True))
     assert not asked and frame is not None and frame.timestamp == 4000  # frame 3 (it needs 2) dropped, the keyframe on
+    assert frame.data == KEYFRAME
     asked, frame = buffer.add(packet(6, 6000, DELTA, marker=True))
-    assert frame is not None and frame.timestamp == 5000
+    assert frame is not None and frame.timestamp == 6000
+    assert (buffer.holes_skipped_to_keyframe, buffer.holes_given_up) == (1, 0)
+    assert buffer.add(packet(2, 2000, DELTA, marker=True)) == (False, None)  # too late: behind the origin, dropped
 
 
 def test_numbering_that_starts_over_is_not_taken_for_a_hole() -> None:
@@ -679,3 +683,249 @@ def test_numbering_that_starts_over_is_not_taken_for_a_hole() -> None:
     asked, frame = buffer.add(packet(505, 5000, KEYFRAME[9:], marker=True))
     assert frame is not None and frame.data == KEYFRAME[:9] + b"more" * 4 + KEYFRAME[9:]
     assert buffer.holes_given_up == 0
+
+
+# --- lost packets asked for again on a timer --------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _restore_recovery_hook():
+    yield
+    aiortc_hooks.recover_losses_on_a_timer(False)
+
+
+def test_the_receiver_still_builds_its_nack_generator_by_name_and_nacks_what_it_lists() -> None:
+    init = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver.__init__)
+    assert "self.__nack_generator = NackGenerator()" in init
+    assert "self.__jitter_buffer = JitterBuffer(capacity=512, is_video=True)" in init
+    handle = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
+    # RTX unwrapped before the generator sees a packet; on True the receiver NACKs exactly ``missing``.
+    assert handle.index("unwrap_rtx(") < handle.index("self.__nack_generator.add(packet)")
+    assert "sorted(self.__nack_generator.missing)" in handle
+    assert handle.index("self.__nack_generator.add(packet)") < handle.index("self.__jitter_buffer.add(packet)")
+    assert "packet._data = depayload(codec, packet.payload)" in handle  # what starts_keyframe reads
+    receive = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver.receive)
+    assert "if not self.__started:" in receive and "self.__rtcp_task = asyncio.ensure_future(self._run_rtcp())" in receive
+    stop = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver.stop)
+    assert "self.__rtcp_task.cancel()" in stop  # the timer ends with it
+    for name in ("_send_rtcp_nack", "_send_rtcp_pli"):
+        assert list(inspect.signature(getattr(aiortc.rtcrtpreceiver.RTCRtpReceiver, name)).parameters)[:2] == [
+            "self", "media_ssrc"]
+    generator = aiortc.rtcrtpreceiver.NackGenerator()
+    assert vars(generator) == {"max_seq": None, "missing": set()}
+
+
+def test_the_hook_switches_the_generator_and_receive() -> None:
+    original_receive = aiortc.rtcrtpreceiver.RTCRtpReceiver.receive
+    aiortc_hooks.recover_losses_on_a_timer(True)
+    assert aiortc_hooks.losses_recovered_on_a_timer()
+    assert isinstance(aiortc.rtcrtpreceiver.NackGenerator(), aiortc_hooks.TimedNackGenerator)
+    aiortc_hooks.recover_losses_on_a_timer(False)
+    assert not aiortc_hooks.losses_recovered_on_a_timer()
+    assert aiortc.rtcrtpreceiver.NackGenerator is not aiortc_hooks.TimedNackGenerator
+    assert aiortc.rtcrtpreceiver.RTCRtpReceiver.receive is original_receive
+
+
+def _depayloaded_packets(encoder: Any, codec: RTCRtpCodecParameters, frame: Any, keyframe: bool) -> list[bytes]:
+    from aiortc.codecs import depayload
+
+    payloads, _ = encoder.encode(frame, force_keyframe=keyframe)
+    return [depayload(codec, p) for p in payloads]
+
+
+@pytest.mark.parametrize("codec", [H264, VP8], ids=["h264-screen", "vp8"])
+def test_a_keyframes_first_packet_is_told_apart_on_real_encoder_output(codec: RTCRtpCodecParameters) -> None:
+    import av
+    import numpy
+
+    encoder = ScreenH264Encoder() if codec is H264 else Vp8Encoder()
+    rng = numpy.random.default_rng(1)
+    image = rng.integers(0, 255, (720, 1280, 3), dtype=numpy.uint8)  # noise: a keyframe of many packets
+    frames = []
+    for index in range(3):
+        image[:40, :40] = index * 80  # a small change: a small delta frame
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts, frame.time_base = index * 3000, fractions.Fraction(1, 90_000)
+        frames.append(frame)
+    keyframe = _depayloaded_packets(encoder, codec, frames[0], True)
+    assert len(keyframe) > 10
+    # H.264: the STAP-A of SPS and PPS, and the FU-A that begins the IDR's first slice; none later.
+    assert [i for i, p in enumerate(keyframe) if aiortc_hooks.starts_keyframe(p)] in ([0], [0, 1])
+    delta = _depayloaded_packets(encoder, codec, frames[1], False)
+    assert not any(aiortc_hooks.starts_keyframe(p) for p in delta)
+
+
+def test_starts_keyframe_on_h264_packets() -> None:
+    assert aiortc_hooks.starts_keyframe(b"\x00\x00\x00\x01\x67sps\x00\x00\x00\x01\x68pps")  # STAP-A of SPS, PPS
+    assert aiortc_hooks.starts_keyframe(b"\x00\x00\x00\x01\x65\x88idr")  # FU-A start of the IDR's first slice
+    assert not aiortc_hooks.starts_keyframe(b"\x00\x00\x00\x01\x65\x3aidr")  # a later slice of it
+    assert not aiortc_hooks.starts_keyframe(b"idr-middle")
+    assert not aiortc_hooks.starts_keyframe(DELTA)
+
+
+def _linked(clock: Clock) -> tuple[aiortc_hooks.TimedNackGenerator, aiortc_hooks.MarkerJitterBuffer, Any]:
+    from peer.loss_recovery import LossRecovery
+
+    nacks = aiortc_hooks.TimedNackGenerator(clock=clock)
+    buffer = marker_buffer(clock)
+    nacks.recovery = buffer.recovery = LossRecovery(round_trip=0.1)
+    return nacks, buffer, nacks.recovery
+
+
+def _arrive(nacks: aiortc_hooks.TimedNackGenerator, buffer: aiortc_hooks.MarkerJitterBuffer,
+            p: RtpPacket) -> tuple[bool, set[int], Any]:
+    """What aiortc's receiver does with a packet: the generator, then the jitter buffer."""
+    shown = nacks.add(p)
+    missing = set(nacks.missing)
+    asked, frame = buffer.add(p)
+    assert not asked, "a linked buffer asks for keyframes through the recovery's timer"
+    return shown, missing, frame
+
+
+def test_unlinked_the_generator_is_aiortcs() -> None:
+    nacks = aiortc_hooks.TimedNackGenerator()
+    nacks.add(packet(1, 1, b"", marker=True))
+    assert nacks.add(packet(4, 4, b"", marker=True)) and nacks.missing == {2, 3}
+    assert not nacks.add(packet(2, 2, b"", marker=True)) and nacks.missing == {3}
+
+
+def test_linked_a_new_gap_is_nacked_alone_and_an_abandoned_hole_is_skipped_with_a_keyframe_asked() -> None:
+    from peer.loss_recovery import Nack, Pli
+
+    clock = Clock()
+    nacks, buffer, recovery = _linked(clock)
+    ssrc_packet = packet(1, 1000, KEYFRAME, marker=True)
+    ssrc_packet.ssrc = 1234
+    assert _arrive(nacks, buffer, ssrc_packet)[2] is not None
+    assert nacks.media_ssrc == 1234
+    shown, missing, frame = _arrive(nacks, buffer, packet(3, 3000, DELTA, marker=True))
+    assert shown and missing == {2} and frame is None
+    actions = []
+    for _ in range(30):  # the still screen: nothing arrives, the timer asks again, then gives up
+        clock.now += 0.02
+        actions += recovery.tick(clock.now)
+    assert actions == [Nack((2,)), Nack((2,)), Pli()]
+    shown, missing, frame = _arrive(nacks, buffer, packet(5, 5000, DELTA, marker=True))  # 4 lost too
+    assert missing == {4}, "the abandoned 2 is not asked for again"
+    assert frame is None and buffer.holes_given_up == 1  # 2 given up at once (no patience), 3 dropped
+    # The requested keyframe: its first packet ends the requests, its last releases it past hole 4.
+    _arrive(nacks, buffer, packet(6, 6000, KEYFRAME[:9], marker=False))
+    assert not recovery.keyframe_wanted
+    frame = _arrive(nacks, buffer, packet(7, 6000, KEYFRAME[9:], marker=True))[2]
+    assert frame is not None and frame.data == KEYFRAME
+    assert recovery.missing() == [], "4 is behind the buffer's origin now: forgotten"
+    clock.now += 5
+    assert recovery.tick(clock.now) == []
+
+
+def test_linked_numbering_that_starts_over_asks_through_the_recovery() -> None:
+    from peer.loss_recovery import Pli
+
+    clock = Clock()
+    nacks, buffer, recovery = _linked(clock)
+    for seq in (1000, 1001):
+        _arrive(nacks, buffer, packet(seq, seq, DELTA, marker=True))
+    _arrive(nacks, buffer, packet(500, 5000, DELTA, marker=False))  # far behind: aiortc starts over
+    assert recovery.keyframe_wanted and recovery.tick(clock.now) == [Pli()]
+
+
+def test_a_connected_receiver_repairs_a_lost_packet_by_rtx_and_asks_for_a_keyframe_when_that_fails() -> None:
+    """Two aiortc peers on loopback, video that stops (a still screen): a lost packet comes back
+    by RTX; a packet lost with all its retransmissions costs a keyframe request on the timer."""
+    from aiortc.mediastreams import VideoStreamTrack
+    from aiortc.rtcrtpreceiver import RTCRtpReceiver
+
+    class FewFrames(VideoStreamTrack):
+        def __init__(self) -> None:
+            super().__init__()
+            self.frames = 0
+            self.more = asyncio.Event()
+
+        async def recv(self) -> Any:
+            if self.frames >= 20:
+                await self.more.wait()
+                self.more.clear()
+                self.frames = 0
+            self.frames += 1
+            return await super().recv()
+
+    async def run() -> dict[str, Any]:
+        aiortc_hooks.complete_frames_on_marker(True)
+        aiortc_hooks.recover_losses_on_a_timer(True)
+        config = rtc_configuration(IceConfig(loopback_only=True))
+        sender_pc, receiver_pc = RTCPeerConnection(config), RTCPeerConnection(config)
+        track = FewFrames()
+        sender_pc.addTrack(track)
+        drop: dict[str, Any] = {"next": False, "seq": None, "for_good": False, "dropped": 0}
+        plis: list[float] = []
+        original = RTCRtpReceiver._handle_rtp_packet
+
+        async def lossy(receiver: RTCRtpReceiver, p: RtpPacket, arrival_time_ms: int) -> None:
+            if drop["next"] and p.payload_type == 97 and drop["seq"] is None:
+                drop["seq"], drop["next"] = p.sequence_number, False
+                drop["dropped"] += 1
+                return
+            if drop["for_good"] and drop["seq"] is not None and p.payload_type != 97:  # every RTX
+                drop["dropped"] += 1
+                return
+            await original(receiver, p, arrival_time_ms)
+
+        try:
+            RTCRtpReceiver._handle_rtp_packet = lossy  # type: ignore[method-assign]
+            await sender_pc.setLocalDescription(await sender_pc.createOffer())
+            await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+            for transceiver in receiver_pc.getTransceivers():  # VP8 (pt 97) and its RTX only
+                transceiver.setCodecPreferences([c for c in RTCRtpReceiver.getCapabilities("video").codecs
+                                                 if c.mimeType in ("video/VP8", "video/rtx")])
+            await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+            await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+            answer = receiver_pc.localDescription.sdp
+            receiver = receiver_pc.getTransceivers()[0].receiver
+            original_pli = receiver._send_rtcp_pli
+
+            async def counting_pli(media_ssrc: int) -> None:
+                plis.append(time.monotonic())
+                await original_pli(media_ssrc)
+
+            receiver._send_rtcp_pli = counting_pli  # type: ignore[method-assign]
+            for _ in range(200):
+                if track.frames >= 20:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            recovery = aiortc_hooks.loss_recovery_of(receiver_pc)
+            assert recovery is not None
+            assert any(getattr(t.get_coro(), "__name__", "") == "_recover_losses" for t in asyncio.all_tasks())
+            # 1: a packet lost once, its retransmission arrives.
+            drop["next"] = True
+            track.more.set()
+            await asyncio.sleep(1.5)
+            repaired, plis_after_repair = recovery.repaired, len(plis)
+            # 2: a packet lost with every retransmission, on a screen that stops after it.
+            drop.update(next=True, seq=None, for_good=True)
+            track.more.set()
+            for _ in range(100):
+                if drop["seq"] is not None:
+                    break
+                await asyncio.sleep(0.01)
+            lost_at = time.monotonic()
+            await asyncio.sleep(2.0)
+            return {"answer": answer, "repaired": repaired, "plis_after_repair": plis_after_repair,
+                    "plis": [t - lost_at for t in plis], "round_trip": recovery.round_trip,
+                    "abandoned": recovery.abandoned_count, "timer": receiver}
+        finally:
+            RTCRtpReceiver._handle_rtp_packet = original  # type: ignore[method-assign]
+            await sender_pc.close()
+            await receiver_pc.close()
+            await asyncio.sleep(0.1)
+            assert not any(getattr(t.get_coro(), "__name__", "") == "_recover_losses" for t in asyncio.all_tasks()), \
+                "the timer ends with the receiver"
+
+    result = asyncio.run(run())
+    assert "rtx/90000" in result["answer"] and "a=rtcp-fb:97 nack" in result["answer"]
+    assert result["repaired"] >= 1 and result["plis_after_repair"] == 0  # RTX repaired it, no keyframe needed
+    assert result["abandoned"] >= 1
+    assert result["round_trip"] is not None and result["round_trip"] < 0.5
+    first_pli = result["plis"][0]
+    # Three NACKs 50 ms apart (loopback), then the request at once: well under a second, with slack.
+    assert 0.1 < first_pli < 0.6, result["plis"]
