@@ -87,6 +87,18 @@ class StreamBudget:
             self._cut_at = now
             self._rescale(now)
 
+    def target_bitrate(self, now: float) -> float:
+        """Bit/s the stream should fit now: the receiver's latest estimate, 1 Mbit/s before the first."""
+        return self._link if self._link is not None else 1_000_000.0
+
+    def frames_dropped(self, now: float) -> None:
+        """The pacer had to drop frames for lack of link: congestion, the frame rate is cut (once per window)."""
+        self.congested = True
+        if now - self._cut_at >= RATE_WINDOW:
+            self.fps_cap = max(self.min_fps, self.fps_cap * HEADROOM / 2)
+            self._cut_at = now
+            self._rescale(now)
+
     def _climbing(self, now: float) -> bool:
         oldest_at, oldest = self._estimates[0]
         if oldest_at > now - RATE_WINDOW:
