@@ -12,7 +12,9 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aioice.ice
@@ -20,20 +22,26 @@ import aioice.turn
 import aiortc.rtcicetransport
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
+import av
+import numpy as np
 import pytest
 from aioice import stun
 from aioice.candidate import candidate_priority
-from aiortc import RTCBundlePolicy, RTCIceServer, RTCPeerConnection
+from aiortc import MediaStreamTrack, RTCBundlePolicy, RTCIceServer, RTCPeerConnection, VideoStreamTrack
 from aiortc.codecs import get_capabilities
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtp import RtpPacket
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
+from aiortc.rtp import HeaderExtensionsMap, RtcpByePacket, RtpPacket, is_rtcp
 
 from peer import aiortc_hooks
 from peer.ice import rtc_configuration
+from peer.pacer import PACE_FACTOR, PaceBudget
+from peer.rtp_bytes import ABS_SEND_TIME_URI
 from peer.screen_encoder import ScreenH264Encoder
+from peer.stream_budget import StreamBudget
 from peer.turn_routes import parse_turn_url
 from protocol.ice import IceConfig, IceServer
 from protocol.route import Route
@@ -149,6 +157,238 @@ def test_keyframe_requests_reach_the_track_and_still_set_aiortcs_flag() -> None:
     sender.track = None  # a track without the method (or none): only aiortc's flag
     aiortc_hooks.forward_keyframe_requests(True)
     aiortc.rtcrtpsender.RTCRtpSender._send_keyframe(sender)
+
+
+# --- video senders paced ----------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _restore_pacing_hook():
+    yield
+    aiortc_hooks.pace_video_senders(False)
+
+
+def test_the_sender_still_sends_every_packet_through_its_transports_send_rtp() -> None:
+    sender = aiortc.rtcrtpsender.RTCRtpSender
+    assert "await self.transport._send_rtp(packet_bytes)" in inspect.getsource(sender._run_rtp)
+    assert "await self.transport._send_rtp(packet_bytes)" in inspect.getsource(sender._retransmit)
+    assert "wrap_rtx(" in inspect.getsource(sender._retransmit) and "ssrc=self._rtx_ssrc" in inspect.getsource(sender._retransmit)
+    assert "await self.transport._send_rtp(payload)" in inspect.getsource(sender._send_rtcp)
+    assert "abs_send_time" in inspect.getsource(sender._run_rtp)
+    # Its transport is set by a public method, and registration and stop go through it.
+    assert "self.__transport = transport" in inspect.getsource(sender.setTransport)
+    assert "self.__transport._register_rtp_sender(self, parameters)" in inspect.getsource(sender.send)
+    assert "self.__transport._unregister_rtp_sender(self)" in inspect.getsource(sender.stop)
+    assert list(inspect.signature(sender.send).parameters) == ["self", "parameters"]
+    # The history is read as a module global at call time, by the sender and the receiver's NACK generator.
+    assert "% RTP_HISTORY_SIZE" in inspect.getsource(sender._run_rtp)
+    assert "% RTP_HISTORY_SIZE" in inspect.getsource(sender._retransmit)
+    assert "RTP_HISTORY_SIZE" in inspect.getsource(aiortc.rtcrtpreceiver.NackGenerator.truncate)
+    assert aiortc.rtcrtpsender.RTP_HISTORY_SIZE == 128 == aiortc.rtcrtpreceiver.RTP_HISTORY_SIZE  # type: ignore[attr-defined]
+    # Retransmissions are sent from the DTLS receive loop: they must never be awaited behind video.
+    assert "await self._retransmit(seq)" in inspect.getsource(sender._handle_rtcp_packet)
+    # Data channels do not pass through _send_rtp.
+    assert "_send_rtp" not in inspect.getsource(RTCDtlsTransport._send_data)
+    assert "is_rtcp(data)" in inspect.getsource(RTCDtlsTransport._send_rtp)
+
+
+def test_the_pacing_hook_switches_the_send_and_the_history() -> None:
+    aiortc_hooks.pace_video_senders(True)
+    assert aiortc_hooks.video_senders_paced()
+    assert aiortc.rtcrtpsender.RTP_HISTORY_SIZE == aiortc_hooks.PACED_RTP_HISTORY_SIZE  # type: ignore[attr-defined]
+    assert aiortc.rtcrtpreceiver.RTP_HISTORY_SIZE == aiortc_hooks.PACED_RTP_HISTORY_SIZE  # type: ignore[attr-defined]
+    aiortc_hooks.pace_video_senders(False)
+    assert not aiortc_hooks.video_senders_paced()
+    assert aiortc.rtcrtpsender.RTP_HISTORY_SIZE == 128 == aiortc.rtcrtpreceiver.RTP_HISTORY_SIZE  # type: ignore[attr-defined]
+
+
+class NoiseTrack(VideoStreamTrack):
+    """Random pictures (every frame as big as a keyframe) with a budget the pacer reads."""
+
+    def __init__(self, bitrate: float) -> None:
+        super().__init__()
+        self.budget = FixedBudget(bitrate)
+        self._rng = np.random.default_rng(7)
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        pixels = self._rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+        frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+@dataclass
+class FixedBudget:
+    bitrate: float
+    drops: int = 0
+
+    def target_bitrate(self, now: float) -> float:
+        return self.bitrate
+
+    def frames_dropped(self, now: float) -> None:
+        self.drops += 1
+
+
+async def connected_pair(track: MediaStreamTrack) -> tuple[RTCPeerConnection, RTCPeerConnection, list[MediaStreamTrack]]:
+    config = rtc_configuration(IceConfig(loopback_only=True))
+    offerer, answerer = RTCPeerConnection(config), RTCPeerConnection(config)
+    received: list[MediaStreamTrack] = []
+    answerer.on("track", received.append)
+    offerer.addTrack(track)
+    await offerer.setLocalDescription(await offerer.createOffer())
+    await answerer.setRemoteDescription(offerer.localDescription)
+    await answerer.setLocalDescription(await answerer.createAnswer())
+    await offerer.setRemoteDescription(answerer.localDescription)
+    return offerer, answerer, received
+
+
+def test_a_paced_video_sender_delivers_at_its_budgets_pace_and_its_pacer_ends_with_it() -> None:
+    async def run() -> tuple[float | None, float, int, aiortc_hooks.PacedLink]:
+        aiortc_hooks.pace_video_senders(True)
+        offerer, answerer, received = await connected_pair(NoiseTrack(bitrate=250_000))
+        sender = offerer.getSenders()[0]
+        try:
+            for _ in range(100):
+                if received:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.wait_for(received[0].recv(), 10)
+            view = sender.transport  # set when the sender starts, once connected
+            assert isinstance(view, aiortc_hooks.PacedTransport)
+            real = view._real
+            assert aiortc_hooks._paced_links[real] is view.link
+            assert aiortc_hooks.pacer_stats(answerer.getSenders()[0]) is None  # no video sent that way
+            started, sent_before = time.monotonic(), real._RTCDtlsTransport__tx_bytes
+            frames = 0
+            while time.monotonic() - started < 3.0:
+                await asyncio.wait_for(received[0].recv(), 5)
+                frames += 1
+            sent_rate = (real._RTCDtlsTransport__tx_bytes - sent_before) * 8 / (time.monotonic() - started)
+            stats = aiortc_hooks.pacer_stats(sender)
+            assert stats is not None and stats.packets_sent > 0
+            assert any(s.type == "outbound-rtp" for s in (await sender.getStats()).values())  # stats through the view
+            return stats.pace_bps, sent_rate, frames, view.link
+        finally:
+            await offerer.close()
+            await answerer.close()
+
+    pace, sent_rate, frames, link = asyncio.run(run())
+    assert pace == PACE_FACTOR * 250_000
+    assert sent_rate < pace * 1.2  # aiortc's VP8 aims at 500 kbit/s and more at first: held to the pace
+    assert frames >= 3
+    assert not aiortc_hooks._paced_links and link._task is not None and link._task.done()
+
+
+class StuckTransport:
+    """A DTLS transport whose RTP sends never complete (a stuck link); RTCP goes at once."""
+
+    _stats_id = "transport-stuck"
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.unregistered: list[object] = []
+
+    async def _send_rtp(self, data: bytes) -> None:
+        self.sent.append(data)
+        if not is_rtcp(data):
+            await asyncio.Event().wait()
+
+    def _unregister_rtp_sender(self, sender: object) -> None:
+        self.unregistered.append(sender)
+
+
+class StandInSender:
+    """What the paced view reads of an RTCRtpSender."""
+
+    _ssrc = 1111
+    _rtx_ssrc = 2222
+    kind = "video"
+
+    def __init__(self) -> None:
+        self.track = SimpleNamespace(budget=FixedBudget(1_000_000))
+        self.keyframes = 0
+
+    def _send_keyframe(self) -> None:
+        self.keyframes += 1
+
+
+ABS_SEND_TIME_ID = 3
+
+
+def rtp(seq: int, *, ssrc: int = StandInSender._ssrc, payload: bytes = bytes(1200), marker: bool = False) -> bytes:
+    extensions = HeaderExtensionsMap()
+    extensions.configure(RTCRtpSendParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=ABS_SEND_TIME_ID, uri=ABS_SEND_TIME_URI)]))
+    p = RtpPacket(payload_type=102, sequence_number=seq, timestamp=seq // 10, ssrc=ssrc, marker=int(marker))
+    p.payload = payload
+    p.extensions.abs_send_time = 0
+    return p.serialize(extensions)
+
+
+def test_rtcp_passes_retransmissions_never_wait_and_media_waits_only_while_backlogged() -> None:
+    async def run() -> None:
+        transport, sender = StuckTransport(), StandInSender()
+        link = aiortc_hooks.PacedLink(transport)  # type: ignore[arg-type]  # the stand-in
+        link.add(sender, ABS_SEND_TIME_ID)  # type: ignore[arg-type]
+        view = aiortc_hooks.PacedTransport(transport, link, sender, "H264")  # type: ignore[arg-type]
+        assert view._stats_id == "transport-stuck"  # the rest is the real transport's
+        bye = bytes(RtcpByePacket(sources=[sender._ssrc]))
+        await asyncio.wait_for(view._send_rtp(bye), 0.5)
+        assert transport.sent == [bye]
+        await asyncio.wait_for(view._send_rtp(rtp(0)), 0.5)  # the first packet: no backlog yet
+        await asyncio.sleep(0.05)
+        assert len(transport.sent) == 2  # ... and it left, stamped as it left
+        stamped = RtpPacket.parse(transport.sent[1], HeaderExtensionsMap())
+        assert stamped.sequence_number == 0
+        assert transport.sent[1] != rtp(0)
+        for seq in range(1, 100):  # the encoder sends on until its queue is backlogged, then waits
+            waiting = asyncio.ensure_future(view._send_rtp(rtp(seq)))
+            await asyncio.sleep(0.01)
+            if not waiting.done():
+                break
+        assert 3 < seq < 20  # about BACKLOG_SECONDS of 1.5 Mbit/s
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # the link is stuck: the encoder waits on
+        original = 0
+        retransmission = rtp(7, ssrc=sender._rtx_ssrc, payload=original.to_bytes(2, "big") + bytes(1200))
+        await asyncio.wait_for(view._send_rtp(retransmission), 0.1)  # queued, never awaited
+        await asyncio.wait_for(view._send_rtp(rtp(0)), 0.1)  # an old number again: a resend without RTX
+        assert link.pacer.stats(time.monotonic()).retransmissions_refused == 1  # the same packet twice
+        view._unregister_rtp_sender(sender)  # type: ignore[arg-type]
+        await asyncio.wait_for(waiting, 0.5)  # the sender stopped: nothing waits any more
+        assert transport.unregistered == [sender]
+        assert link.pacer.senders == []
+        await asyncio.sleep(0)
+        assert link._task is not None and link._task.done()
+
+    asyncio.run(run())
+
+
+def test_a_failed_link_ends_the_media_loop_like_the_real_transport() -> None:
+    class ClosedTransport(StuckTransport):
+        async def _send_rtp(self, data: bytes) -> None:
+            raise ConnectionError("Cannot send encrypted RTP, not connected")
+
+    async def run() -> None:
+        transport, sender = ClosedTransport(), StandInSender()
+        link = aiortc_hooks.PacedLink(transport)  # type: ignore[arg-type]
+        link.add(sender, None)  # type: ignore[arg-type]
+        view = aiortc_hooks.PacedTransport(transport, link, sender, "H264")  # type: ignore[arg-type]
+        await view._send_rtp(rtp(0))
+        await asyncio.sleep(0.05)
+        with pytest.raises(ConnectionError):
+            await view._send_rtp(rtp(1))
+        await view._send_rtp(rtp(9, ssrc=sender._rtx_ssrc, payload=b"\x00\x00"))  # a retransmission: dropped quietly
+        link.remove(sender)  # type: ignore[arg-type]
+
+    asyncio.run(run())
+
+
+def test_the_screen_budget_is_a_pace_budget() -> None:
+    budget = StreamBudget()
+    assert isinstance(budget, PaceBudget)
+    assert budget.target_bitrate(0.0) == 1_000_000
 
 
 def test_the_receiver_still_creates_its_video_jitter_buffer_through_the_module_name() -> None:
