@@ -229,6 +229,9 @@ class PacedLink:
     def _ask_for_keyframes(self, now: float) -> None:
         for ssrc, (sender, _) in list(self._senders.items()):
             if self.pacer.take_keyframe_request(ssrc, now):
+                stats = self.pacer.stats(now)
+                log.info("video pacer: frames dropped for lack of link (%d so far, pace %.0f kbit/s); keyframe asked",
+                         stats.frames_dropped, stats.pace_bps / 1000)
                 sender._send_keyframe()  # the hooked one, when forward_keyframe_requests is on: the track wakes
 
     async def _drain(self) -> None:
