@@ -318,8 +318,8 @@ class PacedTransport:
                 return
             self._queue_retransmission(data, header, original)
             return
-        if header.ssrc != sender._ssrc:
-            await self._real._send_rtp(data)
+        if header.ssrc != sender._ssrc or sender._ssrc not in self._link.pacer.senders:
+            await self._real._send_rtp(data)  # not this sender's media, or sent while it stops: as aiortc would
             return
         if self._newest is not None and not uint16_gt(header.sequence_number, self._newest):
             self._queue_retransmission(data, header, header.sequence_number)  # a resend without RTX

@@ -12,7 +12,6 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,12 +21,10 @@ import aioice.turn
 import aiortc.rtcicetransport
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
-import av
-import numpy as np
 import pytest
 from aioice import stun
 from aioice.candidate import candidate_priority
-from aiortc import MediaStreamTrack, RTCBundlePolicy, RTCIceServer, RTCPeerConnection, VideoStreamTrack
+from aiortc import RTCBundlePolicy, RTCIceServer, RTCPeerConnection
 from aiortc.codecs import get_capabilities
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
@@ -45,6 +42,7 @@ from peer.stream_budget import StreamBudget
 from peer.turn_routes import parse_turn_url
 from protocol.ice import IceConfig, IceServer
 from protocol.route import Route
+from tests.support.paced_video import FixedBudget, NoiseTrack, connected_pair
 from tests.support.tls import CertificateFiles, self_signed_certificate
 
 
@@ -200,47 +198,6 @@ def test_the_pacing_hook_switches_the_send_and_the_history() -> None:
     aiortc_hooks.pace_video_senders(False)
     assert not aiortc_hooks.video_senders_paced()
     assert aiortc.rtcrtpsender.RTP_HISTORY_SIZE == 128 == aiortc.rtcrtpreceiver.RTP_HISTORY_SIZE  # type: ignore[attr-defined]
-
-
-class NoiseTrack(VideoStreamTrack):
-    """Random pictures (every frame as big as a keyframe) with a budget the pacer reads."""
-
-    def __init__(self, bitrate: float) -> None:
-        super().__init__()
-        self.budget = FixedBudget(bitrate)
-        self._rng = np.random.default_rng(7)
-
-    async def recv(self) -> av.VideoFrame:
-        pts, time_base = await self.next_timestamp()
-        pixels = self._rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
-        frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-        frame.pts, frame.time_base = pts, time_base
-        return frame
-
-
-@dataclass
-class FixedBudget:
-    bitrate: float
-    drops: int = 0
-
-    def target_bitrate(self, now: float) -> float:
-        return self.bitrate
-
-    def frames_dropped(self, now: float) -> None:
-        self.drops += 1
-
-
-async def connected_pair(track: MediaStreamTrack) -> tuple[RTCPeerConnection, RTCPeerConnection, list[MediaStreamTrack]]:
-    config = rtc_configuration(IceConfig(loopback_only=True))
-    offerer, answerer = RTCPeerConnection(config), RTCPeerConnection(config)
-    received: list[MediaStreamTrack] = []
-    answerer.on("track", received.append)
-    offerer.addTrack(track)
-    await offerer.setLocalDescription(await offerer.createOffer())
-    await answerer.setRemoteDescription(offerer.localDescription)
-    await answerer.setLocalDescription(await answerer.createAnswer())
-    await offerer.setRemoteDescription(answerer.localDescription)
-    return offerer, answerer, received
 
 
 def test_a_paced_video_sender_delivers_at_its_budgets_pace_and_its_pacer_ends_with_it() -> None:

@@ -4,7 +4,6 @@ on a made-up clock."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
 
 import pytest
 
@@ -23,23 +22,10 @@ from peer.pacer import (
     PacedPacket,
     Verdict,
 )
+from tests.support.paced_video import FixedBudget
 
 SENDER = 0x1234
 PACKET = 1200
-
-
-@dataclass
-class FixedBudget:
-    """A budget with a fixed target that records the drops it hears of."""
-
-    bitrate: float = 1_000_000
-    drops: list[float] = field(default_factory=list)
-
-    def target_bitrate(self, now: float) -> float:
-        return self.bitrate
-
-    def frames_dropped(self, now: float) -> None:
-        self.drops.append(now)
 
 
 class Frames:
