@@ -88,8 +88,11 @@ class StreamBudget:
             self._rescale(now)
 
     def target_bitrate(self, now: float) -> float:
-        """Bit/s the stream should fit now: the receiver's latest estimate, 1 Mbit/s before the first."""
-        return self._link if self._link is not None else 1_000_000.0
+        """Bit/s the stream should fit now: 1 Mbit/s, or the receiver's estimate when higher, or when
+        it says the link is congested (a quiet stream's low estimate only says little arrived)."""
+        if self._link is not None and (self.congested or self._link > 1_000_000.0):
+            return self._link
+        return 1_000_000.0
 
     def frames_dropped(self, now: float) -> None:
         """The pacer had to drop frames for lack of link: congestion, the frame rate is cut (once per window)."""
