@@ -167,6 +167,9 @@ PACED_RTP_HISTORY_SIZE = 1024
 aiortc's 128 is less than one 1080p keyframe plus the pacer's queue: a NACK for
 a packet still queued or just sent would go unanswered. A power of two, so
 sequence numbers still map onto the history evenly across their wrap."""
+MIN_RETRANSMIT_WINDOW = 0.02
+MAX_RETRANSMIT_WINDOW = 1.0
+"""Bounds of the round trip the pacer refuses a repeated retransmission within (a measured one is used)."""
 _original_rtp_history_size: int = aiortc.rtcrtpsender.RTP_HISTORY_SIZE  # type: ignore[attr-defined]  # imported there, not re-exported
 _original_sender_send = RTCRtpSender.send
 
@@ -226,6 +229,14 @@ class PacedLink:
         if self.error is not None:
             raise ConnectionError(f"the paced transport failed: {self.error}")
 
+    def _follow_round_trip(self) -> None:
+        """Refuse a repeated retransmission for as long as one takes to arrive and be missed again:
+        the senders' round trip, as aiortc measures it from receiver reports (private state)."""
+        measured = [rtt for sender, _ in self._senders.values()
+                    if isinstance(rtt := getattr(sender, "_RTCRtpSender__rtt", None), float)]
+        if measured:
+            self.pacer.round_trip = min(MAX_RETRANSMIT_WINDOW, max(MIN_RETRANSMIT_WINDOW, max(measured)))
+
     def _ask_for_keyframes(self, now: float) -> None:
         for ssrc, (sender, _) in list(self._senders.items()):
             if self.pacer.take_keyframe_request(ssrc, now):
@@ -241,6 +252,7 @@ class PacedLink:
                 packet = self.pacer.pop(now)
                 self._ask_for_keyframes(now)
                 if packet is None:
+                    self._follow_round_trip()  # between bursts: the packets go first
                     self._sent.set()
                     due = self.pacer.next_departure(now)
                     if due is None:

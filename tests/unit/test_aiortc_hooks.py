@@ -35,7 +35,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtcpByePacket, RtpPacket, is_rtcp
 
 from peer import aiortc_hooks
 from peer.ice import rtc_configuration
-from peer.pacer import PACE_FACTOR, PaceBudget
+from peer.pacer import DEFAULT_ROUND_TRIP, PACE_FACTOR, PaceBudget
 from peer.rtp_bytes import ABS_SEND_TIME_URI
 from peer.screen_encoder import ScreenH264Encoder
 from peer.stream_budget import StreamBudget
@@ -183,6 +183,9 @@ def test_the_sender_still_sends_every_packet_through_its_transports_send_rtp() -
     assert "% RTP_HISTORY_SIZE" in inspect.getsource(sender._retransmit)
     assert "RTP_HISTORY_SIZE" in inspect.getsource(aiortc.rtcrtpreceiver.NackGenerator.truncate)
     assert aiortc.rtcrtpsender.RTP_HISTORY_SIZE == 128 == aiortc.rtcrtpreceiver.RTP_HISTORY_SIZE  # type: ignore[attr-defined]
+    # The round trip the pacer's retransmission window follows: aiortc's own, from receiver reports.
+    rtcp = inspect.getsource(sender._handle_rtcp_packet)
+    assert "self.__rtt = rtt" in rtcp and "self.__rtt = RTT_ALPHA * self.__rtt" in rtcp
     # Retransmissions are sent from the DTLS receive loop: they must never be awaited behind video.
     assert "await self._retransmit(seq)" in inspect.getsource(sender._handle_rtcp_packet)
     # Data channels do not pass through _send_rtp.
@@ -224,6 +227,8 @@ def test_a_paced_video_sender_delivers_at_its_budgets_pace_and_its_pacer_ends_wi
             sent_rate = (real._RTCDtlsTransport__tx_bytes - sent_before) * 8 / (time.monotonic() - started)
             stats = aiortc_hooks.pacer_stats(sender)
             assert stats is not None and stats.packets_sent > 0
+            assert sender._RTCRtpSender__rtt is not None  # type: ignore[attr-defined]  # receiver reports came
+            assert aiortc_hooks.MIN_RETRANSMIT_WINDOW <= view.link.pacer.round_trip < DEFAULT_ROUND_TRIP  # loopback's, measured
             assert any(s.type == "outbound-rtp" for s in (await sender.getStats()).values())  # stats through the view
             return stats.pace_bps, sent_rate, frames, view.link
         finally:
