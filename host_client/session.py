@@ -28,7 +28,13 @@ from typing import Any
 from aiortc import RTCDataChannel, RTCPeerConnection
 from pydantic import BaseModel
 
-from peer.aiortc_hooks import forward_keyframe_requests, quick_sctp_retransmits, selected_route, use_screen_encoder
+from peer.aiortc_hooks import (
+    forward_keyframe_requests,
+    pace_video_senders,
+    quick_sctp_retransmits,
+    selected_route,
+    use_screen_encoder,
+)
 from peer.background import BackgroundTasks
 from peer.events import EventReporter, clipboard_fields
 from peer.ice import rtc_configuration, watch_connection
@@ -170,11 +176,14 @@ def add_screen_sender(pc: RTCPeerConnection, track: ScreenTrack) -> None:
     H.264 (constrained baseline) is preferred, encoded by
     :class:`~peer.screen_encoder.ScreenH264Encoder`; the receiver's keyframe
     requests reach the track, which sends only on change. VP8 with aiortc's
-    encoder remains for receivers without H.264. The data channels resend a
-    lost input chunk within a fraction of a second (:func:`~peer.aiortc_hooks.quick_sctp_retransmits`).
+    encoder remains for receivers without H.264. Either way the packets leave
+    paced at the track's budget (:func:`~peer.aiortc_hooks.pace_video_senders`), and
+    the data channels resend a lost input chunk within a fraction of a second
+    (:func:`~peer.aiortc_hooks.quick_sctp_retransmits`).
     """
     use_screen_encoder(True)
     forward_keyframe_requests(True)
+    pace_video_senders(True)
     quick_sctp_retransmits(True)
     transceiver = pc.addTransceiver(track, direction="sendonly")
     transceiver.setCodecPreferences(screen_codec_preferences())

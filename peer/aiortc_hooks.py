@@ -16,6 +16,14 @@ name still exists and behaves as assumed in the pinned aiortc/aioice range
   when the *next* frame is encoded; a capture track that sends frames only when
   the screen changes would sit on that flag until something moves. The hook also
   calls the track's ``keyframe_requested()`` so it sends a frame now.
+* :func:`pace_video_senders` -- aiortc's sender hands each packet to its DTLS
+  transport the moment it is encoded: a keyframe leaves as one burst a slow
+  link's bottleneck queue drops the tail of, and retransmissions join it. The
+  hook gives every video sender a paced view of its transport
+  (:class:`PacedTransport`, one :class:`~peer.pacer.LinkPacer` per transport),
+  re-stamps abs-send-time as packets leave, and raises aiortc's RTP history so
+  NACKs for queued packets can still be answered. RTCP and data channels never
+  wait behind video.
 * :func:`complete_frames_on_marker` -- aiortc's receiver jitter buffer hands a
   video frame to the decoder only when the first packet of the *next* frame
   arrives, a whole frame interval late (forever, on a screen that stopped
@@ -56,10 +64,12 @@ import logging
 import os
 import ssl
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import aioice.ice
+import aiortc.clock
 import aiortc.rtcicetransport
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
@@ -72,16 +82,26 @@ from aiortc.codecs import get_encoder
 from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import NackGenerator, RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtpPacket, is_rtcp
 from aiortc.utils import uint16_add, uint16_gt
 
 from protocol.route import Route
 from protocol.signalling import TurnFailure
 
 from .loss_recovery import LossRecovery, Nack
+from .pacer import LinkPacer, PaceBudget, PacedPacket, PacerStats
+from .rtp_bytes import (
+    ABS_SEND_TIME_URI,
+    RtpHeader,
+    abs_send_time,
+    rtp_header,
+    rtx_original_sequence_number,
+    starts_keyframe,
+    with_abs_send_time,
+)
 from .screen_encoder import ScreenH264Encoder
 from .turn_routes import RelayGathering, TurnRoute, TurnServerEntry, turn_routes
 
@@ -158,13 +178,251 @@ def keyframe_requests_forwarded() -> bool:
     return RTCRtpSender._send_keyframe is _send_keyframe_and_tell_track
 
 
+# --- video senders paced ----------------------------------------------------------------------
+
+PACED_RTP_HISTORY_SIZE = 1024
+"""Packets aiortc's sender keeps for NACKs, and its receiver keeps NACKing, while senders are paced.
+
+aiortc's 128 is less than one 1080p keyframe plus the pacer's queue: a NACK for
+a packet still queued or just sent would go unanswered. A power of two, so
+sequence numbers still map onto the history evenly across their wrap."""
+MIN_RETRANSMIT_WINDOW = 0.02
+MAX_RETRANSMIT_WINDOW = 1.0
+"""Bounds of the round trip the pacer refuses a repeated retransmission within (a measured one is used)."""
+_original_rtp_history_size: int = aiortc.rtcrtpsender.RTP_HISTORY_SIZE  # type: ignore[attr-defined]  # imported there, not re-exported
+_original_sender_send = RTCRtpSender.send
+
+
+class PacedLink:
+    """One DTLS transport's :class:`~peer.pacer.LinkPacer` and the task that sends what it lets go.
+
+    The task re-stamps abs-send-time as each packet leaves: stamped when it was
+    packetized, the pacer's own queueing would read to the receiver's estimator
+    (REMB) as network queueing, and the estimate, hence the pace, would sink.
+    It ends when the last paced sender stops; a send that fails (the transport
+    closed) ends it too, and later media sends raise ``ConnectionError``, which
+    ends aiortc's sender loop as the real transport would.
+    """
+
+    def __init__(self, transport: RTCDtlsTransport) -> None:
+        self.transport = transport
+        self.pacer = LinkPacer(time.monotonic())
+        self.error: Exception | None = None
+        self._senders: dict[int, tuple[RTCRtpSender, int | None]] = {}
+        """Media SSRC: the sender, and its abs-send-time extension id (None when not negotiated)."""
+        self._queued = asyncio.Event()
+        self._sent = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, sender: RTCRtpSender, abs_send_time_id: int | None) -> None:
+        """Pace ``sender`` on this link, at its track's budget (when it has a :class:`PaceBudget`)."""
+        budget = getattr(sender.track, "budget", None)
+        self.pacer.add_sender(sender._ssrc, budget if isinstance(budget, PaceBudget) else None)
+        self._senders[sender._ssrc] = (sender, abs_send_time_id)
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._drain())
+
+    def remove(self, sender: RTCRtpSender) -> None:
+        """Stop pacing ``sender``; with the last one gone the task ends and the link is forgotten."""
+        self.pacer.remove_sender(sender._ssrc)
+        self._senders.pop(sender._ssrc, None)
+        self._sent.set()  # a send waiting on the backlog re-checks: it no longer waits
+        if not self._senders:
+            if self._task is not None:
+                self._task.cancel()
+            if _paced_links.get(self.transport) is self:
+                del _paced_links[self.transport]
+
+    def offer(self, packet: PacedPacket) -> None:
+        """Queue ``packet`` (never waits)."""
+        now = time.monotonic()
+        self.pacer.offer(packet, now)
+        self._ask_for_keyframes(now)
+        self._queued.set()
+
+    async def wait_while_backlogged(self, sender: int) -> None:
+        """Return once ``sender``'s queue is short enough for its next frame (the encoder waits here)."""
+        while self.error is None and self.pacer.backlogged(sender, time.monotonic()):
+            self._sent.clear()
+            await self._sent.wait()
+        if self.error is not None:
+            raise ConnectionError(f"the paced transport failed: {self.error}")
+
+    def _follow_round_trip(self) -> None:
+        """Refuse a repeated retransmission for as long as one takes to arrive and be missed again:
+        the senders' round trip, as aiortc measures it from receiver reports (private state)."""
+        measured = [rtt for sender, _ in self._senders.values()
+                    if isinstance(rtt := getattr(sender, "_RTCRtpSender__rtt", None), float)]
+        if measured:
+            self.pacer.round_trip = min(MAX_RETRANSMIT_WINDOW, max(MIN_RETRANSMIT_WINDOW, max(measured)))
+
+    def _ask_for_keyframes(self, now: float) -> None:
+        for ssrc, (sender, _) in list(self._senders.items()):
+            if self.pacer.take_keyframe_request(ssrc, now):
+                stats = self.pacer.stats(now)
+                log.info("video pacer: frames dropped for lack of link (%d so far, pace %.0f kbit/s); keyframe asked",
+                         stats.frames_dropped, stats.pace_bps / 1000)
+                sender._send_keyframe()  # the hooked one, when forward_keyframe_requests is on: the track wakes
+
+    async def _drain(self) -> None:
+        try:
+            while self._senders:
+                now = time.monotonic()
+                packet = self.pacer.pop(now)
+                self._ask_for_keyframes(now)
+                if packet is None:
+                    self._follow_round_trip()  # between bursts: the packets go first
+                    self._sent.set()
+                    due = self.pacer.next_departure(now)
+                    if due is None:
+                        self._queued.clear()
+                        await self._queued.wait()
+                    else:
+                        await asyncio.sleep(due - now)
+                    continue
+                await self.transport._send_rtp(self._stamped(packet))
+                self._sent.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # whatever ends the link must reach the senders, not vanish
+            if not isinstance(error, ConnectionError):
+                log.exception("the video pacer stopped")
+            self.error = error
+            self._sent.set()
+
+    def _stamped(self, packet: PacedPacket) -> bytes:
+        entry = self._senders.get(packet.sender)
+        if entry is None or entry[1] is None:
+            return packet.data
+        seconds = aiortc.clock.current_ntp_time() / (1 << 32)  # aiortc's own clock for this stamp
+        return with_abs_send_time(packet.data, entry[1], abs_send_time(seconds))
+
+
+_paced_links: weakref.WeakKeyDictionary[RTCDtlsTransport, PacedLink] = weakref.WeakKeyDictionary()
+
+
+class PacedTransport:
+    """A video sender's view of its DTLS transport, through which its RTP is paced.
+
+    * RTCP (the sender's reports) passes straight to the real transport.
+    * Retransmissions (RTX, or a resend of an old sequence number when RTX was
+      not negotiated) are queued with priority and never awaited: aiortc sends
+      them from inside the DTLS receive loop, and waiting there would hold up
+      all inbound traffic, input included.
+    * Media is queued and awaited only while the sender is backlogged: aiortc's
+      sender loop then pauses, so the track grabs fewer and fresher frames.
+    * Everything else (registration, stats, state) is the real transport's.
+    """
+
+    def __init__(self, transport: RTCDtlsTransport, link: PacedLink, sender: RTCRtpSender, codec: str) -> None:
+        self._real = transport
+        self._link = link
+        self._sender = sender
+        self._codec = codec
+        self._newest: int | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    @property
+    def link(self) -> PacedLink:
+        return self._link
+
+    def _unregister_rtp_sender(self, sender: RTCRtpSender) -> None:
+        self._real._unregister_rtp_sender(sender)
+        self._link.remove(sender)
+
+    async def _send_rtp(self, data: bytes) -> None:
+        if is_rtcp(data):
+            await self._real._send_rtp(data)
+            return
+        try:
+            header = rtp_header(data)
+        except ValueError:
+            await self._real._send_rtp(data)  # not a packet the pacer can judge: SRTP will
+            return
+        sender = self._sender
+        if header.ssrc == sender._rtx_ssrc:
+            try:
+                original = rtx_original_sequence_number(data, header)
+            except ValueError:
+                return
+            self._queue_retransmission(data, header, original)
+            return
+        if header.ssrc != sender._ssrc or sender._ssrc not in self._link.pacer.senders:
+            await self._real._send_rtp(data)  # not this sender's media, or sent while it stops: as aiortc would
+            return
+        if self._newest is not None and not uint16_gt(header.sequence_number, self._newest):
+            self._queue_retransmission(data, header, header.sequence_number)  # a resend without RTX
+            return
+        self._newest = header.sequence_number
+        if self._link.error is not None:
+            raise ConnectionError(f"the paced transport failed: {self._link.error}")
+        payload = data[header.payload_offset:header.payload_end]
+        self._link.offer(PacedPacket(
+            data=data, sender=header.ssrc, sequence_number=header.sequence_number, timestamp=header.timestamp,
+            marker=header.marker, keyframe_start=starts_keyframe(payload, self._codec),
+        ))
+        await self._link.wait_while_backlogged(header.ssrc)
+
+    def _queue_retransmission(self, data: bytes, header: RtpHeader, original: int) -> None:
+        if self._link.error is None and self._sender._ssrc in self._link.pacer.senders:
+            self._link.offer(PacedPacket(
+                data=data, sender=self._sender._ssrc, sequence_number=header.sequence_number,
+                timestamp=header.timestamp, original_sequence_number=original,
+            ))
+
+
+def _paced_view(sender: RTCRtpSender, parameters: RTCRtpSendParameters) -> PacedTransport:
+    transport = sender.transport
+    link = _paced_links.get(transport)
+    if link is None:
+        link = _paced_links[transport] = PacedLink(transport)
+    abs_send_time_id = next((e.id for e in parameters.headerExtensions if e.uri == ABS_SEND_TIME_URI), None)
+    link.add(sender, abs_send_time_id)
+    codec = parameters.codecs[0].mimeType.split("/")[-1] if parameters.codecs else ""
+    return PacedTransport(transport, link, sender, codec)
+
+
+async def _send_paced(self: RTCRtpSender, parameters: RTCRtpSendParameters) -> None:
+    if self.kind == "video" and not isinstance(self.transport, PacedTransport):
+        self.setTransport(_paced_view(self, parameters))  # type: ignore[arg-type]  # the view stands in for it
+    await _original_sender_send(self, parameters)
+
+
+def pace_video_senders(enabled: bool) -> None:
+    """Pace the RTP of video senders started after this call (:class:`PacedTransport`), or send it at once again.
+
+    The pace follows the track's ``budget`` when it is a :class:`~peer.pacer.PaceBudget`
+    (the screen track's :class:`~peer.stream_budget.StreamBudget`); a track without
+    one is paced at :data:`peer.pacer.FALLBACK_PACE`. Also sets aiortc's RTP history
+    to :data:`PACED_RTP_HISTORY_SIZE` (back to aiortc's own when switched off).
+    """
+    RTCRtpSender.send = _send_paced if enabled else _original_sender_send  # type: ignore[method-assign]  # the hook: aiortc has no option for it
+    size = PACED_RTP_HISTORY_SIZE if enabled else _original_rtp_history_size
+    aiortc.rtcrtpsender.RTP_HISTORY_SIZE = size  # type: ignore[attr-defined]  # imported there, read at call time
+    aiortc.rtcrtpreceiver.RTP_HISTORY_SIZE = size  # type: ignore[attr-defined]
+
+
+def video_senders_paced() -> bool:
+    return RTCRtpSender.send is _send_paced
+
+
+def pacer_stats(sender: RTCRtpSender) -> PacerStats | None:
+    """How the pacer under ``sender`` is doing (None when the sender is not paced)."""
+    transport = sender.transport
+    if not isinstance(transport, PacedTransport):
+        return None
+    return transport.link.pacer.stats(time.monotonic())
+
+
 H264_START_CODE = b"\x00\x00\x00\x01"
 H264_IDR_SLICE = 5
 H264_SPS = 7
 VP8_KEYFRAME_START_CODE = b"\x9d\x01\x2a"
 
 
-def starts_keyframe(data: bytes) -> bool:
+def depayloaded_starts_keyframe(data: bytes) -> bool:
     """Whether a depayloaded video *packet* is the first of a keyframe.
 
     H.264: it begins with a start code (a NAL unit's first byte) and holds the SPS that the
@@ -230,7 +488,7 @@ class MarkerJitterBuffer(JitterBuffer):
         if self._newest is None or uint16_gt(seq, self._newest):
             self._newest = seq
         recovery = self.recovery
-        if recovery is not None and starts_keyframe(packet._data):  # type: ignore[attr-defined]  # aiortc's receiver sets it, undeclared
+        if recovery is not None and depayloaded_starts_keyframe(packet._data):  # type: ignore[attr-defined]  # aiortc's receiver sets it, undeclared
             recovery.keyframe_started(seq)
         ask_keyframe, frame = super().add(packet)
         lost_up_to = seq
@@ -311,7 +569,7 @@ class MarkerJitterBuffer(JitterBuffer):
         assert hole is not None and self._origin is not None and self._newest is not None
         for offset in range(hole + 1, min(uint16_add(self._newest, -self._origin) + 1, self.capacity)):
             packet = self._packets[(self._origin + offset) % self.capacity]
-            if packet is None or not starts_keyframe(packet._data):  # type: ignore[attr-defined]  # aiortc's receiver sets it, undeclared
+            if packet is None or not depayloaded_starts_keyframe(packet._data):  # type: ignore[attr-defined]  # aiortc's receiver sets it, undeclared
                 continue
             if self._complete_frame_at(offset) is not None:
                 self.remove(offset)

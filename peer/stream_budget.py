@@ -87,6 +87,21 @@ class StreamBudget:
             self._cut_at = now
             self._rescale(now)
 
+    def target_bitrate(self, now: float) -> float:
+        """Bit/s the stream should fit now: 1 Mbit/s, or the receiver's estimate when higher, or when
+        it says the link is congested (a quiet stream's low estimate only says little arrived)."""
+        if self._link is not None and (self.congested or self._link > 1_000_000.0):
+            return self._link
+        return 1_000_000.0
+
+    def frames_dropped(self, now: float) -> None:
+        """The pacer had to drop frames for lack of link: congestion, the frame rate is cut (once per window)."""
+        self.congested = True
+        if now - self._cut_at >= RATE_WINDOW:
+            self.fps_cap = max(self.min_fps, self.fps_cap * HEADROOM / 2)
+            self._cut_at = now
+            self._rescale(now)
+
     def _climbing(self, now: float) -> bool:
         oldest_at, oldest = self._estimates[0]
         if oldest_at > now - RATE_WINDOW:

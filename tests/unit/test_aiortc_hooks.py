@@ -14,6 +14,7 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aioice.ice
@@ -30,15 +31,20 @@ from aiortc.codecs import get_capabilities
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtp import RtpPacket
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
+from aiortc.rtp import HeaderExtensionsMap, RtcpByePacket, RtpPacket, is_rtcp
 
 from peer import aiortc_hooks
 from peer.ice import rtc_configuration
+from peer.pacer import DEFAULT_ROUND_TRIP, PACE_FACTOR, PaceBudget
+from peer.rtp_bytes import ABS_SEND_TIME_URI
 from peer.screen_encoder import ScreenH264Encoder
+from peer.stream_budget import StreamBudget
 from peer.turn_routes import parse_turn_url
 from protocol.ice import IceConfig, IceServer
 from protocol.route import Route
+from tests.support.paced_video import FixedBudget, NoiseTrack, connected_pair
 from tests.support.tls import CertificateFiles, self_signed_certificate
 
 
@@ -151,6 +157,202 @@ def test_keyframe_requests_reach_the_track_and_still_set_aiortcs_flag() -> None:
     sender.track = None  # a track without the method (or none): only aiortc's flag
     aiortc_hooks.forward_keyframe_requests(True)
     aiortc.rtcrtpsender.RTCRtpSender._send_keyframe(sender)
+
+
+# --- video senders paced ----------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _restore_pacing_hook():
+    yield
+    aiortc_hooks.pace_video_senders(False)
+
+
+def test_the_sender_still_sends_every_packet_through_its_transports_send_rtp() -> None:
+    sender = aiortc.rtcrtpsender.RTCRtpSender
+    assert "await self.transport._send_rtp(packet_bytes)" in inspect.getsource(sender._run_rtp)
+    assert "await self.transport._send_rtp(packet_bytes)" in inspect.getsource(sender._retransmit)
+    assert "wrap_rtx(" in inspect.getsource(sender._retransmit) and "ssrc=self._rtx_ssrc" in inspect.getsource(sender._retransmit)
+    assert "await self.transport._send_rtp(payload)" in inspect.getsource(sender._send_rtcp)
+    assert "abs_send_time" in inspect.getsource(sender._run_rtp)
+    # Its transport is set by a public method, and registration and stop go through it.
+    assert "self.__transport = transport" in inspect.getsource(sender.setTransport)
+    assert "self.__transport._register_rtp_sender(self, parameters)" in inspect.getsource(sender.send)
+    assert "self.__transport._unregister_rtp_sender(self)" in inspect.getsource(sender.stop)
+    assert list(inspect.signature(sender.send).parameters) == ["self", "parameters"]
+    # The history is read as a module global at call time, by the sender and the receiver's NACK generator.
+    assert "% RTP_HISTORY_SIZE" in inspect.getsource(sender._run_rtp)
+    assert "% RTP_HISTORY_SIZE" in inspect.getsource(sender._retransmit)
+    assert "RTP_HISTORY_SIZE" in inspect.getsource(aiortc.rtcrtpreceiver.NackGenerator.truncate)
+    assert aiortc.rtcrtpsender.RTP_HISTORY_SIZE == 128 == aiortc.rtcrtpreceiver.RTP_HISTORY_SIZE  # type: ignore[attr-defined]
+    # The round trip the pacer's retransmission window follows: aiortc's own, from receiver reports.
+    rtcp = inspect.getsource(sender._handle_rtcp_packet)
+    assert "self.__rtt = rtt" in rtcp and "self.__rtt = RTT_ALPHA * self.__rtt" in rtcp
+    # Retransmissions are sent from the DTLS receive loop: they must never be awaited behind video.
+    assert "await self._retransmit(seq)" in inspect.getsource(sender._handle_rtcp_packet)
+    # Data channels do not pass through _send_rtp.
+    assert "_send_rtp" not in inspect.getsource(RTCDtlsTransport._send_data)
+    assert "is_rtcp(data)" in inspect.getsource(RTCDtlsTransport._send_rtp)
+
+
+def test_the_pacing_hook_switches_the_send_and_the_history() -> None:
+    aiortc_hooks.pace_video_senders(True)
+    assert aiortc_hooks.video_senders_paced()
+    assert aiortc.rtcrtpsender.RTP_HISTORY_SIZE == aiortc_hooks.PACED_RTP_HISTORY_SIZE  # type: ignore[attr-defined]
+    assert aiortc.rtcrtpreceiver.RTP_HISTORY_SIZE == aiortc_hooks.PACED_RTP_HISTORY_SIZE  # type: ignore[attr-defined]
+    aiortc_hooks.pace_video_senders(False)
+    assert not aiortc_hooks.video_senders_paced()
+    assert aiortc.rtcrtpsender.RTP_HISTORY_SIZE == 128 == aiortc.rtcrtpreceiver.RTP_HISTORY_SIZE  # type: ignore[attr-defined]
+
+
+def test_a_paced_video_sender_delivers_at_its_budgets_pace_and_its_pacer_ends_with_it() -> None:
+    async def run() -> tuple[float | None, float, int, aiortc_hooks.PacedLink]:
+        aiortc_hooks.pace_video_senders(True)
+        offerer, answerer, received = await connected_pair(NoiseTrack(bitrate=250_000))
+        sender = offerer.getSenders()[0]
+        try:
+            for _ in range(100):
+                if received:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.wait_for(received[0].recv(), 10)
+            view = sender.transport  # set when the sender starts, once connected
+            assert isinstance(view, aiortc_hooks.PacedTransport)
+            real = view._real
+            assert aiortc_hooks._paced_links[real] is view.link
+            assert aiortc_hooks.pacer_stats(answerer.getSenders()[0]) is None  # no video sent that way
+            started, sent_before = time.monotonic(), real._RTCDtlsTransport__tx_bytes
+            frames = 0
+            while time.monotonic() - started < 3.0:
+                await asyncio.wait_for(received[0].recv(), 5)
+                frames += 1
+            sent_rate = (real._RTCDtlsTransport__tx_bytes - sent_before) * 8 / (time.monotonic() - started)
+            stats = aiortc_hooks.pacer_stats(sender)
+            assert stats is not None and stats.packets_sent > 0
+            assert sender._RTCRtpSender__rtt is not None  # type: ignore[attr-defined]  # receiver reports came
+            assert aiortc_hooks.MIN_RETRANSMIT_WINDOW <= view.link.pacer.round_trip < DEFAULT_ROUND_TRIP  # loopback's, measured
+            assert any(s.type == "outbound-rtp" for s in (await sender.getStats()).values())  # stats through the view
+            return stats.pace_bps, sent_rate, frames, view.link
+        finally:
+            await offerer.close()
+            await answerer.close()
+
+    pace, sent_rate, frames, link = asyncio.run(run())
+    assert pace == PACE_FACTOR * 250_000
+    assert sent_rate < pace * 1.2  # aiortc's VP8 aims at 500 kbit/s and more at first: held to the pace
+    assert frames >= 3
+    assert not aiortc_hooks._paced_links and link._task is not None and link._task.done()
+
+
+class StuckTransport:
+    """A DTLS transport whose RTP sends never complete (a stuck link); RTCP goes at once."""
+
+    _stats_id = "transport-stuck"
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.unregistered: list[object] = []
+
+    async def _send_rtp(self, data: bytes) -> None:
+        self.sent.append(data)
+        if not is_rtcp(data):
+            await asyncio.Event().wait()
+
+    def _unregister_rtp_sender(self, sender: object) -> None:
+        self.unregistered.append(sender)
+
+
+class StandInSender:
+    """What the paced view reads of an RTCRtpSender."""
+
+    _ssrc = 1111
+    _rtx_ssrc = 2222
+    kind = "video"
+
+    def __init__(self) -> None:
+        self.track = SimpleNamespace(budget=FixedBudget(1_000_000))
+        self.keyframes = 0
+
+    def _send_keyframe(self) -> None:
+        self.keyframes += 1
+
+
+ABS_SEND_TIME_ID = 3
+
+
+def rtp(seq: int, *, ssrc: int = StandInSender._ssrc, payload: bytes = bytes(1200), marker: bool = False) -> bytes:
+    extensions = HeaderExtensionsMap()
+    extensions.configure(RTCRtpSendParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=ABS_SEND_TIME_ID, uri=ABS_SEND_TIME_URI)]))
+    p = RtpPacket(payload_type=102, sequence_number=seq, timestamp=seq // 10, ssrc=ssrc, marker=int(marker))
+    p.payload = payload
+    p.extensions.abs_send_time = 0
+    return p.serialize(extensions)
+
+
+def test_rtcp_passes_retransmissions_never_wait_and_media_waits_only_while_backlogged() -> None:
+    async def run() -> None:
+        transport, sender = StuckTransport(), StandInSender()
+        link = aiortc_hooks.PacedLink(transport)  # type: ignore[arg-type]  # the stand-in
+        link.add(sender, ABS_SEND_TIME_ID)  # type: ignore[arg-type]
+        view = aiortc_hooks.PacedTransport(transport, link, sender, "H264")  # type: ignore[arg-type]
+        assert view._stats_id == "transport-stuck"  # the rest is the real transport's
+        bye = bytes(RtcpByePacket(sources=[sender._ssrc]))
+        await asyncio.wait_for(view._send_rtp(bye), 0.5)
+        assert transport.sent == [bye]
+        await asyncio.wait_for(view._send_rtp(rtp(0)), 0.5)  # the first packet: no backlog yet
+        await asyncio.sleep(0.05)
+        assert len(transport.sent) == 2  # ... and it left, stamped as it left
+        stamped = RtpPacket.parse(transport.sent[1], HeaderExtensionsMap())
+        assert stamped.sequence_number == 0
+        assert transport.sent[1] != rtp(0)
+        for seq in range(1, 100):  # the encoder sends on until its queue is backlogged, then waits
+            waiting = asyncio.ensure_future(view._send_rtp(rtp(seq)))
+            await asyncio.sleep(0.01)
+            if not waiting.done():
+                break
+        assert 3 < seq < 20  # about BACKLOG_SECONDS of 1.5 Mbit/s
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # the link is stuck: the encoder waits on
+        original = 0
+        retransmission = rtp(7, ssrc=sender._rtx_ssrc, payload=original.to_bytes(2, "big") + bytes(1200))
+        await asyncio.wait_for(view._send_rtp(retransmission), 0.1)  # queued, never awaited
+        await asyncio.wait_for(view._send_rtp(rtp(0)), 0.1)  # an old number again: a resend without RTX
+        assert link.pacer.stats(time.monotonic()).retransmissions_refused == 1  # the same packet twice
+        view._unregister_rtp_sender(sender)  # type: ignore[arg-type]
+        await asyncio.wait_for(waiting, 0.5)  # the sender stopped: nothing waits any more
+        assert transport.unregistered == [sender]
+        assert link.pacer.senders == []
+        await asyncio.sleep(0)
+        assert link._task is not None and link._task.done()
+
+    asyncio.run(run())
+
+
+def test_a_failed_link_ends_the_media_loop_like_the_real_transport() -> None:
+    class ClosedTransport(StuckTransport):
+        async def _send_rtp(self, data: bytes) -> None:
+            raise ConnectionError("Cannot send encrypted RTP, not connected")
+
+    async def run() -> None:
+        transport, sender = ClosedTransport(), StandInSender()
+        link = aiortc_hooks.PacedLink(transport)  # type: ignore[arg-type]
+        link.add(sender, None)  # type: ignore[arg-type]
+        view = aiortc_hooks.PacedTransport(transport, link, sender, "H264")  # type: ignore[arg-type]
+        await view._send_rtp(rtp(0))
+        await asyncio.sleep(0.05)
+        with pytest.raises(ConnectionError):
+            await view._send_rtp(rtp(1))
+        await view._send_rtp(rtp(9, ssrc=sender._rtx_ssrc, payload=b"\x00\x00"))  # a retransmission: dropped quietly
+        link.remove(sender)  # type: ignore[arg-type]
+
+    asyncio.run(run())
+
+
+def test_the_screen_budget_is_a_pace_budget() -> None:
+    budget = StreamBudget()
+    assert isinstance(budget, PaceBudget)
+    assert budget.target_bitrate(0.0) == 1_000_000
 
 
 def test_the_receiver_still_creates_its_video_jitter_buffer_through_the_module_name() -> None:
@@ -703,7 +905,7 @@ def test_the_receiver_still_builds_its_nack_generator_by_name_and_nacks_what_it_
     assert handle.index("unwrap_rtx(") < handle.index("self.__nack_generator.add(packet)")
     assert "sorted(self.__nack_generator.missing)" in handle
     assert handle.index("self.__nack_generator.add(packet)") < handle.index("self.__jitter_buffer.add(packet)")
-    assert "packet._data = depayload(codec, packet.payload)" in handle  # what starts_keyframe reads
+    assert "packet._data = depayload(codec, packet.payload)" in handle  # what depayloaded_starts_keyframe reads
     receive = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver.receive)
     assert "if not self.__started:" in receive and "self.__rtcp_task = asyncio.ensure_future(self._run_rtcp())" in receive
     stop = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver.stop)
@@ -750,17 +952,17 @@ def test_a_keyframes_first_packet_is_told_apart_on_real_encoder_output(codec: RT
     keyframe = _depayloaded_packets(encoder, codec, frames[0], True)
     assert len(keyframe) > 10
     # H.264: the STAP-A of SPS and PPS, and the FU-A that begins the IDR's first slice; none later.
-    assert [i for i, p in enumerate(keyframe) if aiortc_hooks.starts_keyframe(p)] in ([0], [0, 1])
+    assert [i for i, p in enumerate(keyframe) if aiortc_hooks.depayloaded_starts_keyframe(p)] in ([0], [0, 1])
     delta = _depayloaded_packets(encoder, codec, frames[1], False)
-    assert not any(aiortc_hooks.starts_keyframe(p) for p in delta)
+    assert not any(aiortc_hooks.depayloaded_starts_keyframe(p) for p in delta)
 
 
-def test_starts_keyframe_on_h264_packets() -> None:
-    assert aiortc_hooks.starts_keyframe(b"\x00\x00\x00\x01\x67sps\x00\x00\x00\x01\x68pps")  # STAP-A of SPS, PPS
-    assert aiortc_hooks.starts_keyframe(b"\x00\x00\x00\x01\x65\x88idr")  # FU-A start of the IDR's first slice
-    assert not aiortc_hooks.starts_keyframe(b"\x00\x00\x00\x01\x65\x3aidr")  # a later slice of it
-    assert not aiortc_hooks.starts_keyframe(b"idr-middle")
-    assert not aiortc_hooks.starts_keyframe(DELTA)
+def test_depayloaded_starts_keyframe_on_h264_packets() -> None:
+    assert aiortc_hooks.depayloaded_starts_keyframe(b"\x00\x00\x00\x01\x67sps\x00\x00\x00\x01\x68pps")  # STAP-A of SPS, PPS
+    assert aiortc_hooks.depayloaded_starts_keyframe(b"\x00\x00\x00\x01\x65\x88idr")  # FU-A start of the IDR's first slice
+    assert not aiortc_hooks.depayloaded_starts_keyframe(b"\x00\x00\x00\x01\x65\x3aidr")  # a later slice of it
+    assert not aiortc_hooks.depayloaded_starts_keyframe(b"idr-middle")
+    assert not aiortc_hooks.depayloaded_starts_keyframe(DELTA)
 
 
 def _linked(clock: Clock) -> tuple[aiortc_hooks.TimedNackGenerator, aiortc_hooks.MarkerJitterBuffer, Any]:

@@ -1,0 +1,96 @@
+"""The host's screen sender, paced, between two real aiortc peers: the stream still delivers, and
+data-channel messages do not wait behind a keyframe the pacer is still sending.
+
+The sender goes through :func:`host_client.session.add_screen_sender` (H.264 by
+the screen encoder, keyframe requests forwarded, the pacer under it); its track
+makes pictures of noise, each as big as a keyframe, under a budget low enough
+that every frame takes the pacer seconds to send. An input-like channel
+(unordered, no retransmits, as the pointer channel) and a reliable one are
+echoed by the other peer while those frames leave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+import time
+
+import pytest
+from aiortc import RTCPeerConnection
+
+from host_client.session import add_screen_sender
+from peer import aiortc_hooks
+from peer.ice import rtc_configuration
+from peer.pacer import MIN_PACE
+from protocol.ice import IceConfig
+from tests.support.paced_video import NoiseTrack, negotiated
+
+pytestmark = pytest.mark.slow
+
+MESSAGE_INTERVAL = 0.05
+STREAM_SECONDS = 6.0
+
+
+@pytest.fixture(autouse=True)
+def _hooks_off():
+    yield
+    aiortc_hooks.pace_video_senders(False)
+    aiortc_hooks.use_screen_encoder(False)
+    aiortc_hooks.forward_keyframe_requests(False)
+
+
+async def test_messages_do_not_wait_behind_a_paced_keyframe_and_the_stream_delivers() -> None:
+    config = rtc_configuration(IceConfig(loopback_only=True))
+    host, technician = RTCPeerConnection(config), RTCPeerConnection(config)
+    track = NoiseTrack(bitrate=100_000)  # the pace is the floor: 300 kbit/s
+    add_screen_sender(host, track)
+    pointer = host.createDataChannel("pointer", ordered=False, maxRetransmits=0)
+    control = host.createDataChannel("control")
+    received = []
+    technician.on("track", received.append)
+
+    @technician.on("datachannel")
+    def echo(channel) -> None:
+        channel.on("message", channel.send)
+
+    echoes: dict[str, list[float]] = {"pointer": [], "control": []}
+    for channel in (pointer, control):
+        channel.on("message", lambda message, label=channel.label: echoes[label].append(time.monotonic() - float(message)))
+    try:
+        await negotiated(host, technician)
+        for _ in range(200):
+            if received and pointer.readyState == control.readyState == "open":
+                break
+            await asyncio.sleep(0.05)
+        frame_times = []
+
+        async def watch() -> None:
+            while True:
+                await received[0].recv()
+                frame_times.append(time.monotonic())
+
+        watching = asyncio.ensure_future(watch())
+        started = time.monotonic()
+        while time.monotonic() - started < STREAM_SECONDS:
+            for channel in (pointer, control):
+                channel.send(f"{time.monotonic():.6f}")
+            await asyncio.sleep(MESSAGE_INTERVAL)
+        await asyncio.sleep(0.5)
+        watching.cancel()
+        stats = aiortc_hooks.pacer_stats(host.getSenders()[0])
+    finally:
+        await host.close()
+        await technician.close()
+
+    assert stats is not None and stats.pace_bps == MIN_PACE
+    gaps = [b - a for a, b in itertools.pairwise(frame_times)]
+    print(f"\n{len(frame_times)} frames, {statistics.median(gaps):.2f} s apart (median) at a "
+          f"{stats.pace_bps / 1000:.0f} kbit/s pace; echoes: pointer max {max(echoes['pointer']) * 1000:.0f} ms, "
+          f"control max {max(echoes['control']) * 1000:.0f} ms")
+    assert len(frame_times) >= 2  # the paced stream delivers
+    assert statistics.median(gaps) > 0.5  # each frame took the pacer long to send: a queue was there to wait behind
+    sent = STREAM_SECONDS / MESSAGE_INTERVAL
+    for label, times in echoes.items():
+        assert len(times) >= 0.9 * sent, (label, len(times))
+        assert max(times) < 0.25, (label, max(times))  # never behind the video queue
