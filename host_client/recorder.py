@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import av
@@ -48,6 +48,7 @@ from peer.broker_client import BrokerClient
 from peer.broker_errors import BrokerRefusal
 from protocol.api import API_PREFIX
 from protocol.recording import RecordingStatus
+from protocol.segment_repeat import Repetition, SegmentRepeat, frame_rate, segment_output
 
 from .capture import Monitor, Screen, to_i420
 from .recording_time import SpooledSegment
@@ -175,10 +176,10 @@ class SegmentRecorder:
             self.segments_encoded += 1
             # A segment cut short (stopping, a late thread) has too few packets to stand in for a whole one.
             if writer.encoded_from_start and writer.one_picture and frames >= self._frames_per_segment:
-                self._replayable = ReplayableSegment(writer.first, data)
+                self._replayable = ReplayableSegment(writer.first, data, self._index)
         else:
             self.segments_replayed += 1
-        self._write(data, offset_ms, duration_ms)
+        self._write(data, offset_ms, duration_ms, writer.repetition())
 
     def _pixels(self, screen: Screen, monitor: Monitor) -> np.ndarray:
         """What to record now: the monitor's BGRA pixels, or black while the user does not allow viewing."""
@@ -188,10 +189,11 @@ class SegmentRecorder:
             self._black = np.zeros((monitor.height, monitor.width, 4), dtype=np.uint8)
         return self._black
 
-    def _write(self, data: bytes, offset_ms: int, duration_ms: int) -> None:
+    def _write(self, data: bytes, offset_ms: int, duration_ms: int, repetition: Repetition | None) -> None:
         stem = self._spool / f"{self._index:08d}"
         meta = {"index": self._index, "offset_ms": offset_ms, "duration_ms": duration_ms, "origin_ms": self._origin_ms,
-                "sha256": hashlib.sha256(data).hexdigest(), "created": time.time()}
+                "sha256": hashlib.sha256(data).hexdigest(), "created": time.time(),
+                "repeats": asdict(repetition) if repetition is not None else None}
         stem.with_suffix(".webm.tmp").write_bytes(data)
         os.replace(stem.with_suffix(".webm.tmp"), stem.with_suffix(".webm"))
         stem.with_suffix(".json").write_text(json.dumps(meta))  # the marker: the segment is whole
@@ -212,6 +214,8 @@ class ReplayableSegment:
 
     pixels: np.ndarray
     webm: bytes
+    index: int
+    """The segment's number: a segment copying its packets names it to the broker."""
 
 
 class SegmentWriter:
@@ -220,8 +224,9 @@ class SegmentWriter:
     When the first frame shows the picture of ``replayable``, the segment starts by
     copying that segment's packets with this segment's timestamps (exactly those
     an encoder gives: the frame's milliseconds in the codec's 1/fps time base) on
-    a stream set up as the encoder's would be; the first frame that differs, or
-    one past the copied packets, starts a fresh encoder (a keyframe) for the
+    a stream set up as the encoder's would be (:class:`protocol.segment_repeat.SegmentRepeat`,
+    the code the broker rebuilds such a segment with); the first frame that differs,
+    or one past the copied packets, starts a fresh encoder (a keyframe) for the
     rest. Otherwise the segment is encoded from its first frame, as always.
     """
 
@@ -229,22 +234,21 @@ class SegmentWriter:
         self.first = first
         self.one_picture = True
         """Every frame so far showed the first frame's picture."""
-        self._rate = fractions.Fraction(fps).limit_denominator(1000)
+        self.frames_ms: list[int] = []
+        """Each frame's time from the segment's start, in ms."""
+        self.repeated: int | None = None
+        """The index of the segment whose packets this one copies (None: encoded from its start)."""
+        self._fps = fps
+        self._rate = frame_rate(fps)
         self._width, self._height = first.shape[1] & ~1, first.shape[0] & ~1
         self._buffer = io.BytesIO()
-        self._output = av.open(self._buffer, "w", format="webm")
-        self._copies: list[av.Packet] = []
-        self._copied = 0
+        self._output = segment_output(self._buffer)
+        self._repeat: SegmentRepeat | None = None
         self._encoder: av.CodecContext | None = None
         if replayable is not None and same_pixels(replayable.pixels, first):
-            with av.open(io.BytesIO(replayable.webm)) as source:
-                template = source.streams.video[0]
-                self._stream = self._output.add_stream_from_template(template)
-                self._copies = [packet for packet in source.demux(template) if packet.dts is not None]
-            # What the encoder's stream has and a demuxed one lacks or adds: the frame rate (the
-            # track's default duration) and no field order (the demuxer says "progressive").
-            self._stream.codec_context.framerate = self._rate
-            self._stream.codec_context.field_order = 0
+            self._repeat = SegmentRepeat(self._output, replayable.webm, self._rate)
+            self._stream = self._repeat.stream
+            self.repeated = replayable.index
         else:
             self._stream = self._output.add_stream("libvpx", rate=self._rate)
             self._encoder = self._configure(self._stream.codec_context)
@@ -255,19 +259,20 @@ class SegmentWriter:
         """Whether the encoder made any of this segment."""
         return self._encoder is not None
 
+    def repetition(self) -> Repetition | None:
+        """What the broker needs to rebuild this segment from the one it repeats (None: it was encoded)."""
+        if self.encoded or self.repeated is None:
+            return None
+        return Repetition(self.repeated, self._fps, tuple(self.frames_ms))
+
     def add(self, pixels: np.ndarray, pts_ms: int) -> None:
         """One frame, ``pts_ms`` after the segment's start."""
         same = same_pixels(self.first, pixels)
         self.one_picture = self.one_picture and same
+        self.frames_ms.append(pts_ms)
         if self._encoder is None:
-            if same and self._copied < len(self._copies):
-                packet = self._copies[self._copied]
-                self._copied += 1
-                # The encoder's rounding: the frame's time in its 1/fps time base, to the nearest tick.
-                packet.time_base = 1 / self._rate
-                packet.pts = packet.dts = math.floor(fractions.Fraction(pts_ms, 1000) * self._rate + fractions.Fraction(1, 2))
-                packet.duration = 0
-                self._mux([packet])
+            if same and self._repeat is not None and self._repeat.remaining:
+                self._repeat.add(pts_ms)
                 return
             self._encoder = self._configure(av.CodecContext.create("libvpx", "w"))
             self._encoder.time_base = 1 / self._rate
