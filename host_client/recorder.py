@@ -19,7 +19,13 @@ the same frame count, timestamps, duration and offset an encoded segment would
 have, and the same WebM header, so it plays alone and joins like any other. At
 the first frame that differs a fresh encoder takes over for the rest of the
 segment, starting with a keyframe. Recording a still screen then costs a grab
-and a comparison per frame (``bench/recorder_static.py``).
+and a comparison per frame (``bench/recorder_static.py``), and uploading it a
+few hundred bytes a second: such a segment goes to the broker as a *repeat*
+(which segment it copies, the frame rate and the frame times), and the broker
+makes the same bytes with the same code (:mod:`protocol.segment_repeat`).
+Whole segments give way to the live stream while it finds the link congested
+(:mod:`host_client.upload_yield`); ``bench/recording_uplink.py`` measures the
+uplink the recording takes.
 """
 
 from __future__ import annotations
@@ -40,18 +46,21 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
+from pydantic import ValidationError
 
 from peer.broker_client import BrokerClient
 from peer.broker_errors import BrokerRefusal
 from protocol.api import API_PREFIX
-from protocol.recording import RecordingStatus
+from protocol.recording import RecordingStatus, SegmentRepeatUpload, SessionPolicy
 from protocol.segment_repeat import Repetition, SegmentRepeat, frame_rate, segment_output
 
 from .capture import Monitor, Screen, to_i420
 from .recording_time import SpooledSegment
+from .upload_yield import UploadYield
 
 log = logging.getLogger(__name__)
 
@@ -304,18 +313,41 @@ class SegmentWriter:
 class RecordingUploader:
     """Sends spooled segments to the broker in order; tells how far behind recording is.
 
+    A segment that repeats an earlier one's packets (a still screen) goes as a repeat: a few
+    hundred bytes from which the broker rebuilds it (``PUT .../recording/{index}/repeat``); if
+    the broker does not take it, it goes whole. Whole segments wait while the live stream is
+    congested, as long as the recording's lag allows (:class:`~host_client.upload_yield.UploadYield`).
+
     Its connections to the broker (its own, unless ``broker`` is shared) stay open while it
     uploads or asks, and close once it stops.
     """
 
-    def __init__(self, broker_url: str, token: str, session_id: str, spool: Path, *, broker: BrokerClient | None = None) -> None:
+    def __init__(
+        self, broker_url: str, token: str, session_id: str, spool: Path, *, broker: BrokerClient | None = None,
+        live_congested: Callable[[], bool] | None = None,
+        max_lag_seconds: Callable[[], float] = lambda: SessionPolicy().recording_max_lag_seconds,
+        repeats: bool = True,
+    ) -> None:
+        """``live_congested`` says whether the live stream finds the link congested (None: there is none to
+        yield to); ``max_lag_seconds`` is the policy's bound on the recording's lag; ``repeats`` False
+        uploads a still screen's segments whole (the benchmark's "before")."""
         self._path = f"{API_PREFIX}/sessions/{session_id}/recording"
         self._owns_broker = broker is None
         self._broker = broker or BrokerClient(broker_url, token)
         self._users = 0
         self._spool = spool
         self._wake = asyncio.Event()
+        self._live_congested = live_congested
+        self._max_lag_seconds = max_lag_seconds
+        self._repeats = repeats
+        self.yielding = UploadYield()
+        """When uploads wait for the live stream."""
         self.uploaded = 0
+        """Segments done with (stored, or refused for good)."""
+        self.repeats_uploaded = 0
+        """Segments stored as repeats of an earlier one."""
+        self.bytes_sent = 0
+        """Request bodies sent to store segments: whole segments, and repeats' JSON."""
 
     @asynccontextmanager
     async def _connected(self) -> AsyncIterator[BrokerClient]:
@@ -386,14 +418,18 @@ class RecordingUploader:
         deadline = asyncio.get_running_loop().time() + timeout
         async with self._connected() as broker:
             while self.pending():
-                if await self._upload_all(broker):
+                if await self._upload_all(broker, yielding=False):
                     continue
                 if asyncio.get_running_loop().time() > deadline:
                     return False
                 await asyncio.sleep(0.5)
         return True
 
-    async def _upload_all(self, broker: BrokerClient) -> bool:
+    async def _upload_all(self, broker: BrokerClient, *, yielding: bool = True) -> bool:
+        """Upload what is spooled, in order; False when the broker is away (what is left stays).
+
+        ``yielding``: whole segments wait while the live stream is congested (:class:`UploadYield`).
+        """
         for marker in self.pending():
             try:
                 meta = json.loads(marker.read_text())
@@ -402,6 +438,17 @@ class RecordingUploader:
                 log.warning("dropping an unreadable spooled segment %s", marker.name)
                 marker.unlink(missing_ok=True)
                 continue
+            repeat = self._repeat_upload(meta) if self._repeats else None
+            if repeat is not None:
+                stored = await self._send_repeat(broker, meta["index"], repeat)
+                if stored is None:
+                    return False
+                if stored:
+                    self._done(marker)
+                    self.repeats_uploaded += 1
+                    continue
+            if yielding:
+                await self._yield_to_live(len(data))
             headers = {"X-Segment-SHA256": meta["sha256"],
                        "X-Segment-Offset-Ms": str(meta["offset_ms"]),
                        "X-Segment-Duration-Ms": str(meta["duration_ms"])}
@@ -411,6 +458,7 @@ class RecordingUploader:
                 reply = await broker.send(
                     "PUT", f"{self._path}/{meta['index']}", refusal=BrokerRefusal, data=data, headers=headers, timeout=UPLOAD_TIMEOUT,
                 )
+                self.bytes_sent += len(data)
             except BrokerRefusal as unreachable:
                 log.info("recording upload paused: %s", unreachable.message)
                 return False
@@ -420,7 +468,54 @@ class RecordingUploader:
             if reply.status >= 400:
                 # Refused for good (it can never fit): keeping it would hold up every later segment.
                 log.warning("the broker refused segment %s: %s", meta["index"], reply.refusal(BrokerRefusal).message)
-            marker.unlink(missing_ok=True)
-            marker.with_suffix(".webm").unlink(missing_ok=True)
-            self.uploaded += 1
+            self._done(marker)
         return True
+
+    def _done(self, marker: Path) -> None:
+        marker.unlink(missing_ok=True)
+        marker.with_suffix(".webm").unlink(missing_ok=True)
+        self.uploaded += 1
+
+    @staticmethod
+    def _repeat_upload(meta: dict[str, Any]) -> SegmentRepeatUpload | None:
+        """The repeat upload of a spooled segment that repeats an earlier one (None: it must go whole)."""
+        repeats = meta.get("repeats")
+        if not isinstance(repeats, dict):
+            return None
+        try:
+            return SegmentRepeatUpload(
+                source=repeats["source"], fps=repeats["fps"], frames_ms=repeats["frames_ms"], sha256=meta["sha256"],
+                offset_ms=meta["offset_ms"], duration_ms=meta["duration_ms"], origin_ms=meta.get("origin_ms"),
+            )
+        except (KeyError, ValidationError):
+            return None
+
+    async def _send_repeat(self, broker: BrokerClient, index: int, repeat: SegmentRepeatUpload) -> bool | None:
+        """Store segment ``index`` as a repeat: True stored, False refused (it goes whole), None broker away."""
+        try:
+            reply = await broker.send("PUT", f"{self._path}/{index}/repeat", refusal=BrokerRefusal, body=repeat,
+                                      timeout=UPLOAD_TIMEOUT)
+            self.bytes_sent += len(repeat.model_dump_json())
+        except BrokerRefusal as unreachable:
+            log.info("recording upload paused: %s", unreachable.message)
+            return None
+        if reply.status >= 500 or reply.status in (401, 410, 429):
+            return None
+        if reply.status >= 400:
+            # The broker cannot make it (its source was refused, another FFmpeg muxes other bytes, an
+            # older broker has no repeats): the segment's whole bytes are in the spool.
+            log.info("the broker did not take segment %s as a repeat (%s); uploading it whole", index,
+                     reply.refusal(BrokerRefusal).message)
+            return False
+        return True
+
+    async def _yield_to_live(self, size: int) -> None:
+        """Wait while the live stream is congested, as long as the recording's lag allows."""
+        if self._live_congested is None:
+            return
+        while True:
+            wait = self.yielding.wait(time.monotonic(), congested=self._live_congested(), lag_seconds=self.lag_seconds(),
+                                      max_lag_seconds=self._max_lag_seconds(), size=size)
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
