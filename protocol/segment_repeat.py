@@ -66,6 +66,8 @@ class SegmentRepeat:
     """
 
     def __init__(self, output: av.container.OutputContainer, source: bytes, rate: Fraction) -> None:
+        if rate <= 0:
+            raise RepeatImpossible("the frame rate is below one frame in 1000 seconds")
         self._rate = rate
         try:
             with av.open(io.BytesIO(source), "r") as container:

@@ -95,6 +95,7 @@ def test_repeats_the_broker_cannot_make_are_refused_and_store_nothing(broker: Br
                 {**repeat_body(0, copy, offset_ms=1000), "frames_ms": []},
                 {**repeat_body(0, copy, offset_ms=1000), "fps": 0},
                 {**repeat_body(0, copy, offset_ms=1000), "fps": 31},
+                {**repeat_body(0, copy, offset_ms=1000), "fps": 1e-9},
                 {**repeat_body(0, copy, offset_ms=1000), "source": -1},
                 {**repeat_body(0, copy, offset_ms=1000), "data": "AAAA"},
                 {**repeat_body(0, copy, offset_ms=1000), "frames_ms": list(range(1001))}):

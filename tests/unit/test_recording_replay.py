@@ -161,3 +161,5 @@ def test_a_repetition_the_source_cannot_make_is_refused() -> None:
         repeat_segment(b"\x1a\x45\xdf\xa3 not a segment", 2.0, (0,))
     with pytest.raises(RepeatImpossible, match="at least one frame"):
         repeat_segment(source, 2.0, ())
+    with pytest.raises(RepeatImpossible, match="frame rate"):
+        repeat_segment(source, 1e-9, (0,))
