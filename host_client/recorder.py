@@ -513,9 +513,13 @@ class RecordingUploader:
         """Wait while the live stream is congested, as long as the recording's lag allows."""
         if self._live_congested is None:
             return
+        waited = 0.0
         while True:
             wait = self.yielding.wait(time.monotonic(), congested=self._live_congested(), lag_seconds=self.lag_seconds(),
                                       max_lag_seconds=self._max_lag_seconds(), size=size)
             if wait <= 0:
+                if waited:
+                    log.info("a recording upload waited %.1f s for the congested live stream", waited)
                 return
+            waited += wait
             await asyncio.sleep(wait)
