@@ -32,7 +32,7 @@ from broker.sessions.turn_credentials import (
 from broker.storage.db import Database
 from broker.storage.db_slots import DatabaseBudget
 from protocol.ice import IceConfig, IceServer
-from protocol.recording import MAX_EVENTS_PER_BATCH, MAX_SEGMENT_BYTES, SessionPolicy
+from protocol.recording import MAX_EVENTS_PER_BATCH, MAX_RECORDING_FPS, MAX_SEGMENT_BYTES, SessionPolicy
 from protocol.signalling import DEFAULT_MAX_MESSAGE_BYTES
 
 MAX_TURN_URLS = 8
@@ -214,7 +214,7 @@ class Settings(BaseSettings):
     recording_max_lag_seconds: float = Field(
         default=5.0, ge=1, le=3600, description="How far the recording may fall behind before control pauses.",
     )
-    recording_fps: float = Field(default=2.0, gt=0, le=30, description="Frames per second in the recording.")
+    recording_fps: float = Field(default=2.0, gt=0, le=MAX_RECORDING_FPS, description="Frames per second in the recording.")
     keystroke_logging: bool = Field(
         default=False, description="Peers report every text typed into the session (otherwise counts only).",
     )

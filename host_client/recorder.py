@@ -19,7 +19,13 @@ the same frame count, timestamps, duration and offset an encoded segment would
 have, and the same WebM header, so it plays alone and joins like any other. At
 the first frame that differs a fresh encoder takes over for the rest of the
 segment, starting with a keyframe. Recording a still screen then costs a grab
-and a comparison per frame (``bench/recorder_static.py``).
+and a comparison per frame (``bench/recorder_static.py``), and uploading it a
+few hundred bytes a second: such a segment goes to the broker as a *repeat*
+(which segment it copies, the frame rate and the frame times), and the broker
+makes the same bytes with the same code (:mod:`protocol.segment_repeat`).
+Whole segments give way to the live stream while it finds the link congested
+(:mod:`host_client.upload_yield`); ``bench/recording_uplink.py`` measures the
+uplink the recording takes.
 """
 
 from __future__ import annotations
@@ -38,19 +44,23 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
+from pydantic import ValidationError
 
 from peer.broker_client import BrokerClient
 from peer.broker_errors import BrokerRefusal
 from protocol.api import API_PREFIX
-from protocol.recording import RecordingStatus
+from protocol.recording import RecordingStatus, SegmentRepeatUpload, SessionPolicy
+from protocol.segment_repeat import Repetition, SegmentRepeat, frame_rate, segment_output
 
 from .capture import Monitor, Screen, to_i420
 from .recording_time import SpooledSegment
+from .upload_yield import UploadYield
 
 log = logging.getLogger(__name__)
 
@@ -175,10 +185,10 @@ class SegmentRecorder:
             self.segments_encoded += 1
             # A segment cut short (stopping, a late thread) has too few packets to stand in for a whole one.
             if writer.encoded_from_start and writer.one_picture and frames >= self._frames_per_segment:
-                self._replayable = ReplayableSegment(writer.first, data)
+                self._replayable = ReplayableSegment(writer.first, data, self._index)
         else:
             self.segments_replayed += 1
-        self._write(data, offset_ms, duration_ms)
+        self._write(data, offset_ms, duration_ms, writer.repetition())
 
     def _pixels(self, screen: Screen, monitor: Monitor) -> np.ndarray:
         """What to record now: the monitor's BGRA pixels, or black while the user does not allow viewing."""
@@ -188,10 +198,11 @@ class SegmentRecorder:
             self._black = np.zeros((monitor.height, monitor.width, 4), dtype=np.uint8)
         return self._black
 
-    def _write(self, data: bytes, offset_ms: int, duration_ms: int) -> None:
+    def _write(self, data: bytes, offset_ms: int, duration_ms: int, repetition: Repetition | None) -> None:
         stem = self._spool / f"{self._index:08d}"
         meta = {"index": self._index, "offset_ms": offset_ms, "duration_ms": duration_ms, "origin_ms": self._origin_ms,
-                "sha256": hashlib.sha256(data).hexdigest(), "created": time.time()}
+                "sha256": hashlib.sha256(data).hexdigest(), "created": time.time(),
+                "repeats": asdict(repetition) if repetition is not None else None}
         stem.with_suffix(".webm.tmp").write_bytes(data)
         os.replace(stem.with_suffix(".webm.tmp"), stem.with_suffix(".webm"))
         stem.with_suffix(".json").write_text(json.dumps(meta))  # the marker: the segment is whole
@@ -212,6 +223,8 @@ class ReplayableSegment:
 
     pixels: np.ndarray
     webm: bytes
+    index: int
+    """The segment's number: a segment copying its packets names it to the broker."""
 
 
 class SegmentWriter:
@@ -220,8 +233,9 @@ class SegmentWriter:
     When the first frame shows the picture of ``replayable``, the segment starts by
     copying that segment's packets with this segment's timestamps (exactly those
     an encoder gives: the frame's milliseconds in the codec's 1/fps time base) on
-    a stream set up as the encoder's would be; the first frame that differs, or
-    one past the copied packets, starts a fresh encoder (a keyframe) for the
+    a stream set up as the encoder's would be (:class:`protocol.segment_repeat.SegmentRepeat`,
+    the code the broker rebuilds such a segment with); the first frame that differs,
+    or one past the copied packets, starts a fresh encoder (a keyframe) for the
     rest. Otherwise the segment is encoded from its first frame, as always.
     """
 
@@ -229,22 +243,21 @@ class SegmentWriter:
         self.first = first
         self.one_picture = True
         """Every frame so far showed the first frame's picture."""
-        self._rate = fractions.Fraction(fps).limit_denominator(1000)
+        self.frames_ms: list[int] = []
+        """Each frame's time from the segment's start, in ms."""
+        self.repeated: int | None = None
+        """The index of the segment whose packets this one copies (None: encoded from its start)."""
+        self._fps = fps
+        self._rate = frame_rate(fps)
         self._width, self._height = first.shape[1] & ~1, first.shape[0] & ~1
         self._buffer = io.BytesIO()
-        self._output = av.open(self._buffer, "w", format="webm")
-        self._copies: list[av.Packet] = []
-        self._copied = 0
+        self._output = segment_output(self._buffer)
+        self._repeat: SegmentRepeat | None = None
         self._encoder: av.CodecContext | None = None
         if replayable is not None and same_pixels(replayable.pixels, first):
-            with av.open(io.BytesIO(replayable.webm)) as source:
-                template = source.streams.video[0]
-                self._stream = self._output.add_stream_from_template(template)
-                self._copies = [packet for packet in source.demux(template) if packet.dts is not None]
-            # What the encoder's stream has and a demuxed one lacks or adds: the frame rate (the
-            # track's default duration) and no field order (the demuxer says "progressive").
-            self._stream.codec_context.framerate = self._rate
-            self._stream.codec_context.field_order = 0
+            self._repeat = SegmentRepeat(self._output, replayable.webm, self._rate)
+            self._stream = self._repeat.stream
+            self.repeated = replayable.index
         else:
             self._stream = self._output.add_stream("libvpx", rate=self._rate)
             self._encoder = self._configure(self._stream.codec_context)
@@ -255,19 +268,20 @@ class SegmentWriter:
         """Whether the encoder made any of this segment."""
         return self._encoder is not None
 
+    def repetition(self) -> Repetition | None:
+        """What the broker needs to rebuild this segment from the one it repeats (None: it was encoded)."""
+        if self.encoded or self.repeated is None:
+            return None
+        return Repetition(self.repeated, self._fps, tuple(self.frames_ms))
+
     def add(self, pixels: np.ndarray, pts_ms: int) -> None:
         """One frame, ``pts_ms`` after the segment's start."""
         same = same_pixels(self.first, pixels)
         self.one_picture = self.one_picture and same
+        self.frames_ms.append(pts_ms)
         if self._encoder is None:
-            if same and self._copied < len(self._copies):
-                packet = self._copies[self._copied]
-                self._copied += 1
-                # The encoder's rounding: the frame's time in its 1/fps time base, to the nearest tick.
-                packet.time_base = 1 / self._rate
-                packet.pts = packet.dts = math.floor(fractions.Fraction(pts_ms, 1000) * self._rate + fractions.Fraction(1, 2))
-                packet.duration = 0
-                self._mux([packet])
+            if same and self._repeat is not None and self._repeat.remaining:
+                self._repeat.add(pts_ms)
                 return
             self._encoder = self._configure(av.CodecContext.create("libvpx", "w"))
             self._encoder.time_base = 1 / self._rate
@@ -299,18 +313,41 @@ class SegmentWriter:
 class RecordingUploader:
     """Sends spooled segments to the broker in order; tells how far behind recording is.
 
+    A segment that repeats an earlier one's packets (a still screen) goes as a repeat: a few
+    hundred bytes from which the broker rebuilds it (``PUT .../recording/{index}/repeat``); if
+    the broker does not take it, it goes whole. Whole segments wait while the live stream is
+    congested, as long as the recording's lag allows (:class:`~host_client.upload_yield.UploadYield`).
+
     Its connections to the broker (its own, unless ``broker`` is shared) stay open while it
     uploads or asks, and close once it stops.
     """
 
-    def __init__(self, broker_url: str, token: str, session_id: str, spool: Path, *, broker: BrokerClient | None = None) -> None:
+    def __init__(
+        self, broker_url: str, token: str, session_id: str, spool: Path, *, broker: BrokerClient | None = None,
+        live_congested: Callable[[], bool] | None = None,
+        max_lag_seconds: Callable[[], float] = lambda: SessionPolicy().recording_max_lag_seconds,
+        repeats: bool = True,
+    ) -> None:
+        """``live_congested`` says whether the live stream finds the link congested (None: there is none to
+        yield to); ``max_lag_seconds`` is the policy's bound on the recording's lag; ``repeats`` False
+        uploads a still screen's segments whole (the benchmark's "before")."""
         self._path = f"{API_PREFIX}/sessions/{session_id}/recording"
         self._owns_broker = broker is None
         self._broker = broker or BrokerClient(broker_url, token)
         self._users = 0
         self._spool = spool
         self._wake = asyncio.Event()
+        self._live_congested = live_congested
+        self._max_lag_seconds = max_lag_seconds
+        self._repeats = repeats
+        self.yielding = UploadYield()
+        """When uploads wait for the live stream."""
         self.uploaded = 0
+        """Segments done with (stored, or refused for good)."""
+        self.repeats_uploaded = 0
+        """Segments stored as repeats of an earlier one."""
+        self.bytes_sent = 0
+        """Request bodies sent to store segments: whole segments, and repeats' JSON."""
 
     @asynccontextmanager
     async def _connected(self) -> AsyncIterator[BrokerClient]:
@@ -381,14 +418,18 @@ class RecordingUploader:
         deadline = asyncio.get_running_loop().time() + timeout
         async with self._connected() as broker:
             while self.pending():
-                if await self._upload_all(broker):
+                if await self._upload_all(broker, yielding=False):
                     continue
                 if asyncio.get_running_loop().time() > deadline:
                     return False
                 await asyncio.sleep(0.5)
         return True
 
-    async def _upload_all(self, broker: BrokerClient) -> bool:
+    async def _upload_all(self, broker: BrokerClient, *, yielding: bool = True) -> bool:
+        """Upload what is spooled, in order; False when the broker is away (what is left stays).
+
+        ``yielding``: whole segments wait while the live stream is congested (:class:`UploadYield`).
+        """
         for marker in self.pending():
             try:
                 meta = json.loads(marker.read_text())
@@ -397,6 +438,17 @@ class RecordingUploader:
                 log.warning("dropping an unreadable spooled segment %s", marker.name)
                 marker.unlink(missing_ok=True)
                 continue
+            repeat = self._repeat_upload(meta) if self._repeats else None
+            if repeat is not None:
+                stored = await self._send_repeat(broker, meta["index"], repeat)
+                if stored is None:
+                    return False
+                if stored:
+                    self._done(marker)
+                    self.repeats_uploaded += 1
+                    continue
+            if yielding:
+                await self._yield_to_live(len(data))
             headers = {"X-Segment-SHA256": meta["sha256"],
                        "X-Segment-Offset-Ms": str(meta["offset_ms"]),
                        "X-Segment-Duration-Ms": str(meta["duration_ms"])}
@@ -406,6 +458,7 @@ class RecordingUploader:
                 reply = await broker.send(
                     "PUT", f"{self._path}/{meta['index']}", refusal=BrokerRefusal, data=data, headers=headers, timeout=UPLOAD_TIMEOUT,
                 )
+                self.bytes_sent += len(data)
             except BrokerRefusal as unreachable:
                 log.info("recording upload paused: %s", unreachable.message)
                 return False
@@ -415,7 +468,58 @@ class RecordingUploader:
             if reply.status >= 400:
                 # Refused for good (it can never fit): keeping it would hold up every later segment.
                 log.warning("the broker refused segment %s: %s", meta["index"], reply.refusal(BrokerRefusal).message)
-            marker.unlink(missing_ok=True)
-            marker.with_suffix(".webm").unlink(missing_ok=True)
-            self.uploaded += 1
+            self._done(marker)
         return True
+
+    def _done(self, marker: Path) -> None:
+        marker.unlink(missing_ok=True)
+        marker.with_suffix(".webm").unlink(missing_ok=True)
+        self.uploaded += 1
+
+    @staticmethod
+    def _repeat_upload(meta: dict[str, Any]) -> SegmentRepeatUpload | None:
+        """The repeat upload of a spooled segment that repeats an earlier one (None: it must go whole)."""
+        repeats = meta.get("repeats")
+        if not isinstance(repeats, dict):
+            return None
+        try:
+            return SegmentRepeatUpload(
+                source=repeats["source"], fps=repeats["fps"], frames_ms=repeats["frames_ms"], sha256=meta["sha256"],
+                offset_ms=meta["offset_ms"], duration_ms=meta["duration_ms"], origin_ms=meta.get("origin_ms"),
+            )
+        except (KeyError, ValidationError):
+            return None
+
+    async def _send_repeat(self, broker: BrokerClient, index: int, repeat: SegmentRepeatUpload) -> bool | None:
+        """Store segment ``index`` as a repeat: True stored, False refused (it goes whole), None broker away."""
+        try:
+            reply = await broker.send("PUT", f"{self._path}/{index}/repeat", refusal=BrokerRefusal, body=repeat,
+                                      timeout=UPLOAD_TIMEOUT)
+            self.bytes_sent += len(repeat.model_dump_json())
+        except BrokerRefusal as unreachable:
+            log.info("recording upload paused: %s", unreachable.message)
+            return None
+        if reply.status >= 500 or reply.status in (401, 410, 429):
+            return None
+        if reply.status >= 400:
+            # The broker cannot make it (its source was refused, another FFmpeg muxes other bytes, an
+            # older broker has no repeats): the segment's whole bytes are in the spool.
+            log.info("the broker did not take segment %s as a repeat (%s); uploading it whole", index,
+                     reply.refusal(BrokerRefusal).message)
+            return False
+        return True
+
+    async def _yield_to_live(self, size: int) -> None:
+        """Wait while the live stream is congested, as long as the recording's lag allows."""
+        if self._live_congested is None:
+            return
+        waited = 0.0
+        while True:
+            wait = self.yielding.wait(time.monotonic(), congested=self._live_congested(), lag_seconds=self.lag_seconds(),
+                                      max_lag_seconds=self._max_lag_seconds(), size=size)
+            if wait <= 0:
+                if waited:
+                    log.info("a recording upload waited %.1f s for the congested live stream", waited)
+                return
+            waited += wait
+            await asyncio.sleep(wait)

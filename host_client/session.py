@@ -268,7 +268,10 @@ class HostSession:
             technician=lambda: self.authority.grant.technician_name if self.authority.grant else "the technician",
         )
         self.recording_spool = state_dir() / "recordings" / joined.session_id
-        self.uploader = RecordingUploader(broker_url, joined.host_token, joined.session_id, self.recording_spool)
+        self.uploader = RecordingUploader(
+            broker_url, joined.host_token, joined.session_id, self.recording_spool,
+            live_congested=self._live_congested, max_lag_seconds=lambda: self.policy.recording_max_lag_seconds,
+        )
         self.recorder: SegmentRecorder | None = None
         self.media_connected = asyncio.Event()
         self.consent_sent = asyncio.Event()
@@ -285,6 +288,10 @@ class HostSession:
     @property
     def ui(self) -> HostUI:
         return self._ui
+
+    def _live_congested(self) -> bool:
+        """Whether the live screen stream finds the link congested now (the recording's uploads wait)."""
+        return self._track is not None and self._track.budget.congested
 
     @property
     def frames_sent(self) -> int:

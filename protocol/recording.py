@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -15,6 +16,12 @@ MAX_EVENT_BATCH_BYTES = 1024 * 1024
 """The most one ``POST .../events`` body may hold; reporters split a longer queue (500 long chat
 messages in another script can be several MiB) into batches within it."""
 MAX_SEGMENT_BYTES = 32 * 1024 * 1024
+MAX_RECORDING_FPS = 30
+"""The highest recording frame rate (``DESKHAND_RECORDING_FPS``)."""
+MAX_REPEAT_FRAMES = 1000
+"""Most frames one repeat upload may name (a one-second segment has ``fps`` of them)."""
+MAX_SEGMENT_DURATION_MS = 3_600_000
+"""A segment's declared duration is below this."""
 
 EVENT_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
 """A peer's id for one of its events, unique among what that peer reports in one session.
@@ -185,6 +192,37 @@ class PeerEventsStored(BaseModel):
     """Ids stored now."""
     already_stored: list[str]
     """Ids the broker had stored before (the peer sent them again, e.g. after a timeout)."""
+
+
+class SegmentRepeatUpload(BaseModel):
+    """``PUT .../recording/{index}/repeat``: segment ``index`` repeats stored segment ``source``'s packets.
+
+    The host says what it would say of a whole upload (``sha256``, ``offset_ms``,
+    ``duration_ms``, ``origin_ms``, as the ``X-Segment-*`` headers do) and what makes the
+    bytes from the source's (:func:`protocol.segment_repeat.repeat_segment`): the frame
+    rate and each frame's time. The broker rebuilds the bytes and stores them only if
+    they hash to ``sha256``, so the host commits to exact bytes as with a whole upload.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: int = Field(ge=0, lt=10_000_000, description="the stored segment whose packets this one copies")
+    sha256: str = Field(pattern=SHA256_PATTERN, description="the SHA-256 of the segment's bytes")
+    offset_ms: int = Field(ge=0, lt=2**40)
+    duration_ms: int = Field(ge=0, lt=MAX_SEGMENT_DURATION_MS)
+    origin_ms: int | None = Field(default=None, ge=0, lt=RECORDING_ORIGIN_LIMIT_MS)
+    fps: float = Field(gt=0, le=MAX_RECORDING_FPS, allow_inf_nan=False)
+    frames_ms: list[int] = Field(min_length=1, max_length=MAX_REPEAT_FRAMES,
+                                 description="each frame's time from the segment's start, in ms, in order")
+
+    @field_validator("frames_ms")
+    @classmethod
+    def _frames_in_order(cls, frames_ms: list[int]) -> list[int]:
+        if any(at < 0 or at >= MAX_SEGMENT_DURATION_MS for at in frames_ms):
+            raise ValueError(f"a frame's time is 0 to {MAX_SEGMENT_DURATION_MS - 1} ms")
+        if any(later < earlier for earlier, later in pairwise(frames_ms)):
+            raise ValueError("frame times must not go back")
+        return frames_ms
 
 
 class RecordingStatus(BaseModel):

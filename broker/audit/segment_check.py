@@ -29,9 +29,11 @@ from dataclasses import dataclass
 
 import av
 
+from protocol.recording import MAX_RECORDING_FPS
+
 MAX_SIDE = 8192
 """Widest or tallest a recorded frame may be, in pixels."""
-MAX_FPS = 30
+MAX_FPS = MAX_RECORDING_FPS
 """Most frames a second a segment may hold: the highest ``DESKHAND_RECORDING_FPS``."""
 DURATION_SLACK_MS = 1000
 """How far past its declared duration a segment's last frame may start."""

@@ -7,6 +7,7 @@ what it spooled while the broker was unreachable, and nothing is lost.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,7 +24,7 @@ from broker.accounts.access import SessionPeerAccess
 from broker.audit import events as audit
 from broker.audit import peer_events
 from broker.audit.recording_timeline import SegmentSpan, misplacement, placed_offset_ms
-from broker.audit.recordings import StagedSegment
+from broker.audit.recordings import SegmentUnreadable, StagedSegment
 from broker.audit.segment_check import SegmentInvalid, check_segment
 from broker.clock import utcnow
 from broker.deps import PeerToken, SessionId, State
@@ -41,7 +42,9 @@ from protocol.recording import (
     PeerEvents,
     PeerEventsStored,
     RecordingStatus,
+    SegmentRepeatUpload,
 )
+from protocol.segment_repeat import RepeatImpossible, repeat_segment
 from protocol.signalling import Role
 from protocol.transfers import SHA256_PATTERN
 
@@ -101,11 +104,80 @@ async def put_segment(
         staged = await run_in_threadpool(prepare)  # no database: needs no slot
         size = incoming.size
     upload = SegmentUpload(index, x_segment_sha256, x_segment_offset_ms, x_segment_duration_ms, x_recording_origin_ms)
+    await _store_staged(state, session_id, upload, staged, size)
+    return Response(status_code=204)
+
+
+@router.put("/recording/{index}/repeat", status_code=204,
+            summary="Store a segment that repeats a stored segment's picture, rebuilt by the broker (host)")
+async def put_repeated_segment(
+    session_id: SessionId, index: SegmentIndex, body: SegmentRepeatUpload, state: State, token: PeerToken,
+) -> Response:
+    # A still screen's segment copies an earlier segment's packets at its own frame times; the broker
+    # makes those bytes from the segment it holds, with the recorder's own code, and stores them only
+    # if they are the bytes the host committed to (their SHA-256): from then on, a segment like any other.
+    peer = await _verified_peer(state, session_id, token, "upload the recording")
+    if peer.role is not Role.host:
+        raise Forbidden("not_allowed", "only the host uploads the recording")
+    if body.source >= index:
+        raise Invalid("repeat_invalid", f"segment {index} can only repeat an earlier segment, not segment {body.source}")
+
+    def find_source(db: Session) -> tuple[bytes, RecordingSegment] | None:
+        existing = db.get(RecordingSegment, (session_id, index))
+        if existing is not None:
+            if existing.sha256 != body.sha256:
+                raise Conflict("segment_exists", f"segment {index} was already stored with other content")
+            return None  # a retry of a repeat stored before
+        source = db.get(RecordingSegment, (session_id, body.source))
+        if source is None:
+            raise Conflict(
+                "repeat_source_missing",
+                f"segment {body.source} of this session is not stored, so segment {index} cannot repeat it; upload it whole",
+            )
+        db.expunge(source)
+        return state.recordings.data_key(db, session_id), source
+
+    found = await state.unit(find_source)
+    if found is None:
+        return Response(status_code=204)
+    key, source = found
+
+    def rebuild() -> tuple[StagedSegment, int]:
+        try:
+            plain = state.recordings.read_checked(
+                session_id, source.index, key, stored_sha256=source.stored_sha256, sha256=source.sha256,
+            )
+            data = repeat_segment(plain, body.fps, body.frames_ms)
+        except (SegmentUnreadable, RepeatImpossible) as bad:
+            raise Invalid(
+                "repeat_impossible", f"segment {index} cannot be made from segment {body.source} ({bad}); upload it whole",
+            ) from None
+        if len(data) > state.settings.segment_max_bytes:
+            raise TooLarge("too_large", f"a segment is at most {state.settings.segment_max_bytes} bytes")
+        if hashlib.sha256(data).hexdigest() != body.sha256:
+            raise Invalid(
+                "repeat_mismatch", f"segment {index} made from segment {body.source} does not match its SHA-256; upload it whole",
+            )
+        try:
+            check_segment(data, body.duration_ms)
+        except SegmentInvalid as bad:
+            raise Invalid(
+                "segment_invalid", f"segment {index} is not a recording segment as a host makes it: {bad}",
+            ) from None
+        return state.recordings.stage(session_id, index, data, key), len(data)
+
+    staged, size = await run_in_threadpool(rebuild)  # no database: needs no slot
+    upload = SegmentUpload(index, body.sha256, body.offset_ms, body.duration_ms, body.origin_ms)
+    await _store_staged(state, session_id, upload, staged, size)
+    return Response(status_code=204)
+
+
+async def _store_staged(state: BrokerState, session_id: str, upload: SegmentUpload, staged: StagedSegment, size: int) -> None:
+    """Record a staged segment (:func:`_record_segment`); its temporary file is gone afterwards either way."""
     try:
         await state.unit(lambda db: _record_segment(db, state, session_id, upload, staged, size))
     finally:
         staged.discard()
-    return Response(status_code=204)
 
 
 @dataclass(frozen=True)

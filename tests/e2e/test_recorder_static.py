@@ -1,4 +1,5 @@
-"""The recorder on a real X server: a still screen's segments are copied, not encoded, and still play.
+"""The recorder on a real X server: a still screen's segments are copied, not encoded, and still play;
+uploaded to a real broker, they go as small repeats and the trail verifies.
 
 A private Xvfb (the session one is shared with tests that paint on it); the
 screen is painted with ``xsetroot``, a separate X client. Segments are read
@@ -7,6 +8,7 @@ back from the spool with ffprobe and PyAV, alone and joined as the broker joins 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
 import json
@@ -20,8 +22,9 @@ import pytest
 
 from broker.audit.recordings import concatenate
 from host_client.capture import Screen
-from host_client.recorder import SegmentRecorder
-from tests.support.polling import wait_until
+from host_client.recorder import RecordingUploader, SegmentRecorder
+from tests.support.api import bearer, end_session, exported_bundle_verifies, paired_session, play_recording
+from tests.support.polling import async_wait_until, wait_until
 from tests.support.xvfb import XvfbServer
 
 pytestmark = pytest.mark.slow
@@ -149,3 +152,46 @@ def test_a_screen_not_allowed_to_be_seen_is_recorded_black_and_copied(display, r
     recorder.stop()
     for _, data in segments(tmp_path / "spool"):
         assert all(shows(picture, (0, 0, 0)) for _, picture in frames(data))
+
+
+async def test_a_still_screen_uploads_only_small_repeats_and_the_trail_verifies(
+    display, recorder_on, start_broker, tmp_path,
+) -> None:
+    """The recorder and its uploader against a real broker: after the first segment, each still
+    second costs the uplink a repeat of a few hundred bytes, and what the broker rebuilt from them
+    plays, exports and verifies as the spooled segments would."""
+    broker = start_broker()
+    admin = bearer(broker.login())
+    session_id, host_token = paired_session(broker, admin)
+    paint(display, BLUE)
+    recorder = recorder_on()
+    uploader = RecordingUploader(broker.base_url, host_token, session_id, tmp_path / "spool",
+                                 live_congested=lambda: False)
+    upload = asyncio.create_task(uploader.run())
+    try:
+        await async_wait_until(lambda: uploader.repeats_uploaded >= 6, "six repeats stored", timeout=40)
+        recorder.stop()
+        assert await uploader.drain(20)
+    finally:
+        upload.cancel()
+        await asyncio.gather(upload, return_exceptions=True)
+    assert recorder.error is None
+    whole = uploader.uploaded - uploader.repeats_uploaded
+    assert whole <= recorder.segments_encoded + 1  # the first (encoded) segments, and perhaps the last, cut short
+    rows = broker.sql('SELECT "index", size, sha256 FROM recording_segments WHERE session_id = ? ORDER BY 1', session_id)
+    assert [index for index, _, _ in rows] == list(range(uploader.uploaded))
+    stored_bytes = sum(int(size) for _, size, _ in rows)
+    # Whole segments of a 640x480 still screen are kilobytes; a repeat is a few hundred bytes.
+    repeats_bytes = uploader.bytes_sent - sum(int(size) for index, size, _ in rows[:whole])
+    assert repeats_bytes / uploader.repeats_uploaded < 400, uploader.bytes_sent
+    assert uploader.bytes_sent < stored_bytes / 2
+
+    assert end_session(broker, admin, session_id, "done").status_code == 200
+    joined = play_recording(broker, admin, session_id)
+    assert joined.status_code == 200, joined.text
+    played = frames(joined.content)
+    assert len(played) >= 2 * (len(rows) - 1)  # two frames a second; the last segment may be cut short
+    assert all(shows(picture, BLUE) for _, picture in played)
+    exported_bundle_verifies(broker, session_id, tmp_path)
+    verdict = broker.http.post("/audit/verify", headers=admin)
+    assert verdict.status_code == 200 and verdict.json()["ok"] and verdict.json()["problems"] == [], verdict.text

@@ -74,6 +74,12 @@ JSON_ROUTES: dict[tuple[str, str], tuple[dict[str, Any], list[Path_]]] = {
         {"approve": False, "reason": "no"}, [("approve",), ("reason",)],
     ),
     ("POST", "/sessions/{session_id}/survey"): ({"rating": 5, "comment": ""}, [("rating",), ("comment",)]),
+    ("PUT", "/sessions/{session_id}/recording/{index}/repeat"): (
+        {"source": 0, "sha256": SHA, "offset_ms": 1000, "duration_ms": 1000, "origin_ms": 1, "fps": 2.0,
+         "frames_ms": [0, 500]},
+        [("source",), ("sha256",), ("offset_ms",), ("duration_ms",), ("origin_ms",), ("fps",), ("frames_ms",),
+         ("frames_ms", 0)],
+    ),
 }
 """Each route with a JSON body: a valid body, and the places in it that get bad values."""
 

@@ -1,4 +1,5 @@
-"""Recording segments made in the test and uploaded as a host would (``PUT .../recording/{index}``)."""
+"""Recording segments made in the test and uploaded as a host would (``PUT .../recording/{index}``,
+and a still screen's copies as repeats: ``PUT .../recording/{index}/repeat``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import av
 import httpx
 import numpy as np
 
+from host_client.recorder import ReplayableSegment, SegmentWriter
 from tests.support.api import bearer
 from tests.support.broker import BrokerProcess
 
@@ -46,3 +48,33 @@ def frames_shades(webm: bytes) -> list[tuple[float, int]]:
     with av.open(io.BytesIO(webm)) as container:
         return [(float(frame.time or 0.0), int(frame.to_ndarray(format="gray").mean()))
                 for frame in container.decode(video=0)]
+
+
+def still_segments(shade: int, frames_ms: tuple[int, ...] = (2, 761)) -> tuple[bytes, bytes]:
+    """(a segment encoded from one still 320x240 picture, a segment of that picture copying its packets
+    at ``frames_ms``), as the host's recorder writes them on a still screen (the copy numbering the first 0)."""
+    pixels = np.zeros((240, 320, 4), dtype=np.uint8)
+    pixels[..., :3] = shade
+    pixels[60:120, 80:200, :3] = 255 - shade
+    source = SegmentWriter(2.0, pixels, None)
+    for at_ms in (0, 500):
+        source.add(pixels, at_ms)
+    encoded = source.finish()
+    copy = SegmentWriter(2.0, pixels.copy(), ReplayableSegment(pixels, encoded, 0))
+    for at_ms in frames_ms:
+        copy.add(pixels.copy(), at_ms)
+    return encoded, copy.finish()
+
+
+def put_repeat(
+    broker: BrokerProcess, session_id: str, host_token: str, index: int, body: dict[str, object],
+) -> httpx.Response:
+    """``PUT .../recording/{index}/repeat`` with ``body`` as it is."""
+    return broker.http.put(f"/sessions/{session_id}/recording/{index}/repeat", json=body, headers=bearer(host_token))
+
+
+def repeat_body(source: int, data: bytes, *, offset_ms: int, frames_ms: tuple[int, ...] = (2, 761),
+                duration_ms: int = 1000, fps: float = 2.0) -> dict[str, object]:
+    """A repeat upload's body for the segment ``data`` that copies segment ``source`` at ``frames_ms``."""
+    return {"source": source, "sha256": hashlib.sha256(data).hexdigest(), "offset_ms": offset_ms,
+            "duration_ms": duration_ms, "fps": fps, "frames_ms": list(frames_ms)}

@@ -1,0 +1,204 @@
+"""Recording uplink: how many bits a second the recording's uploads take from the user's uplink, per phase.
+
+Starts Xvfb (1920x1080x24) with the scripted desktop of ``bench/workload.py`` and
+records it with :class:`~host_client.recorder.SegmentRecorder` at the policy's 2 fps
+through phases (still, typing, scrolling, still). Then every spooled segment is
+uploaded twice, in order, by the host's :class:`~host_client.recorder.RecordingUploader`
+to a real broker on 127.0.0.1, each through a TCP relay that counts the bytes the
+host sends (HTTP requests, headers included; TCP/IP headers not):
+
+* *whole*: every segment's bytes, as hosts did before repeats (``repeats=False``);
+* *repeats*: a segment that copies an earlier one's packets goes as a repeat
+  (``PUT .../recording/{index}/repeat``), the rest whole.
+
+A segment belongs to the phase its midpoint falls in; a phase's figure is its
+segments' bytes over their recorded duration, in bit/s. Uploading after recording
+(one segment at a time) makes the attribution exact; the bytes are the same as
+uploading while recording.
+
+Run: ``.venv/bin/python -m bench.recording_uplink [--seconds 20] [--write-docs]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.report import machine_conditions, publish
+from bench.workload import WorkloadProcess
+from host_client.capture import Screen
+from host_client.recorder import RecordingUploader, SegmentRecorder
+from protocol.cli import number_in_range
+from tests.support.api import bearer, paired_session
+from tests.support.broker import BrokerProcess
+from tests.support.xvfb import XvfbServer
+
+FPS = 2.0
+PHASES = (("still", "static"), ("typing", "typing"), ("scrolling", "scrolling"), ("still after scrolling", "static"))
+"""(label, bench.workload phase) in the order recorded."""
+SETTLE = 2.0
+"""Seconds of a still screen recorded before the first phase (the first segment is encoded)."""
+
+
+class CountingRelay:
+    """A TCP relay on 127.0.0.1 in front of ``port`` that counts the bytes clients send through it."""
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self.sent = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+        self._connections: list[asyncio.Task[object]] = []
+
+    async def start(self) -> int:
+        """Start listening; the relay's port."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        """Stop listening and end the connections still open (kept alive by the clients' pools)."""
+        if self._server is not None:
+            self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+
+    async def _serve(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
+        broker_in, broker_out = await asyncio.open_connection("127.0.0.1", self._port)
+        self._writers += [client_out, broker_out]
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.append(task)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter, count: bool) -> None:
+            try:
+                while piece := await source.read(65536):
+                    if count:
+                        self.sent += len(piece)
+                    sink.write(piece)
+                    await sink.drain()
+            except ConnectionError:
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(client_in, broker_out, True), pipe(broker_in, client_out, False))
+
+
+@dataclass
+class PhaseBytes:
+    """What one phase's segments cost each way of uploading."""
+
+    seconds: float = 0.0
+    segments: int = 0
+    repeated: int = 0
+    sent: dict[str, int] = field(default_factory=lambda: {"whole": 0, "repeats": 0})
+
+
+def record(display_env: dict[str, str], spool: Path, seconds: float) -> list[tuple[str, float, float]]:
+    """Record the phases into ``spool``; each phase's (name, start, end) on the recorder's offset clock (s)."""
+    os.environ["DISPLAY"] = display_env["DISPLAY"]
+    windows = []
+    with WorkloadProcess(display_env) as workload:
+        screen = Screen()
+        monitor = screen.monitors()[0]
+        screen.close()
+        zero = time.monotonic()
+        recorder = SegmentRecorder(spool, lambda: monitor, lambda: True, fps=FPS)
+        recorder.start()
+        try:
+            time.sleep(SETTLE)
+            for label, phase in PHASES:
+                done = workload.phase(phase, seconds)
+                windows.append((label, done.start - zero, done.end - zero))
+        finally:
+            recorder.stop()
+    if recorder.error:
+        raise RuntimeError(recorder.error)
+    return windows
+
+
+def phase_of(windows: list[tuple[str, float, float]], moment: float) -> str | None:
+    for name, start, end in windows:
+        if start <= moment < end:
+            return name
+    return None
+
+
+async def upload_each(broker: BrokerProcess, spool: Path, work: Path,
+                      cost: Callable[[dict[str, object], str, int], None]) -> None:
+    """Upload the spool's segments one at a time, whole and with repeats; ``cost(meta, way, bytes)`` for each."""
+    relay = CountingRelay(int(broker.base_url.rsplit(":", 1)[1]))
+    relay_port = await relay.start()
+    admin = bearer(broker.login())
+    uploaders = {}
+    for way in ("whole", "repeats"):
+        session_id, token = paired_session(broker, admin)
+        folder = work / way
+        folder.mkdir()
+        uploaders[way] = RecordingUploader(f"http://127.0.0.1:{relay_port}", token, session_id, folder, repeats=way == "repeats")
+    try:
+        for marker in sorted(spool.glob("*.json")):
+            meta = json.loads(marker.read_text())
+            for way, uploader in uploaders.items():
+                for part in (marker.with_suffix(".webm"), marker):
+                    shutil.copy(part, work / way / part.name)
+                before = relay.sent
+                if not await uploader.drain(30):
+                    raise RuntimeError(f"segment {meta['index']} was not uploaded {way}")
+                cost(meta, way, relay.sent - before)
+    finally:
+        await relay.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=number_in_range(float, 5, 600, "seconds"), default=20.0,
+                        help="seconds of each phase (default 20)")
+    parser.add_argument("--write-docs", action="store_true", help="replace this section's figures in docs/benchmarks.md")
+    args = parser.parse_args()
+    phases: dict[str, PhaseBytes] = {}
+    with XvfbServer.start(1920, 1080) as xvfb, tempfile.TemporaryDirectory() as folder:
+        spool, work = Path(folder) / "spool", Path(folder) / "upload"
+        work.mkdir()
+        windows = record(xvfb.env, spool, args.seconds)
+
+        def cost(meta: dict[str, object], way: str, sent: int) -> None:
+            offset, duration = int(str(meta["offset_ms"])) / 1000, int(str(meta["duration_ms"])) / 1000
+            name = phase_of(windows, offset + duration / 2)
+            if name is None:
+                return
+            figures = phases.setdefault(name, PhaseBytes())
+            figures.sent[way] += sent
+            if way == "whole":
+                figures.seconds += duration
+                figures.segments += 1
+                figures.repeated += meta.get("repeats") is not None
+
+        with BrokerProcess.start() as broker:
+            asyncio.run(upload_each(broker, spool, work, cost))
+    rows = ["| phase | seconds recorded | segments (copies of an earlier one) | uplink, every segment whole | "
+            "uplink, copies as repeats |", "|---|---|---|---|---|"]
+    for name, figures in phases.items():
+        whole, repeats = (8 * figures.sent[way] / figures.seconds / 1000 for way in ("whole", "repeats"))
+        rows.append(f"| {name} | {figures.seconds:.0f} s | {figures.segments} ({figures.repeated}) "
+                    f"| {whole:.1f} kbit/s | {repeats:.1f} kbit/s |")
+    conditions = [*machine_conditions(),
+                  f"screen: Xvfb 1920x1080x24, bench/workload.py's desktop; recorder at {FPS:g} fps, 1 s segments",
+                  f"phases of {args.seconds:g} s: {', '.join(label for label, _ in PHASES)} (after {SETTLE:g} s still; "
+                  "typing ~12 characters a second, scrolling ~60 lines a second)",
+                  "bytes: what the host sends the broker (HTTP, headers included) through a counting TCP relay, plain HTTP"]
+    publish("recording_uplink", conditions, "\n".join(rows), write=args.write_docs)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

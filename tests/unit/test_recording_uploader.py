@@ -1,0 +1,139 @@
+"""host_client.recorder.RecordingUploader against a scripted broker: repeats, their fallback, yielding to the live stream.
+
+The spool is written as the recorder writes it (``<index>.webm`` + ``<index>.json``);
+the broker is a stand-in that records each request and answers what the test says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from host_client.recorder import RecordingUploader
+from host_client.upload_yield import UploadYield
+from peer.broker_client import BrokerReply
+
+WHOLE = b"\x1a\x45\xdf\xa3" + b"w" * 100_000
+"""A whole segment's bytes, as far as the uploader cares."""
+
+
+class ScriptedBroker:
+    """Answers each request with the next status for its kind (``repeat`` or ``whole``), else 204."""
+
+    def __init__(self, repeat: list[int] | None = None, whole: list[int] | None = None, *,
+                 live: list[bool] | None = None) -> None:
+        self.requests: list[tuple[str, Any]] = []
+        self._answers = {"repeat": list(repeat or []), "whole": list(whole or [])}
+        self.live = live
+
+    async def send(self, method: str, path: str, **options: Any) -> BrokerReply:
+        kind = "repeat" if path.endswith("/repeat") else "whole"
+        sent = json.loads(options["body"].model_dump_json()) if kind == "repeat" else options["data"]
+        self.requests.append((f"{method} {path.rsplit('/recording/', 1)[1]}", sent))
+        status = self._answers[kind].pop(0) if self._answers[kind] else 204
+        body = json.dumps({"error": "some_code", "message": f"answered {status}"}).encode() if status >= 400 else b""
+        return BrokerReply(status, {}, body)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def spool_segment(spool: Path, index: int, *, repeats: int | None = None, created: float | None = None) -> None:
+    spool.mkdir(exist_ok=True)
+    stem = spool / f"{index:08d}"
+    stem.with_suffix(".webm").write_bytes(WHOLE)
+    meta = {"index": index, "offset_ms": index * 1000, "duration_ms": 1000, "origin_ms": 1_780_000_000_000,
+            "sha256": hashlib.sha256(WHOLE).hexdigest(), "created": created or time.time(),
+            "repeats": {"source": repeats, "fps": 2.0, "frames_ms": [1, 502]} if repeats is not None else None}
+    stem.with_suffix(".json").write_text(json.dumps(meta))
+
+
+def uploader(spool: Path, broker: ScriptedBroker, **options: Any) -> RecordingUploader:
+    return RecordingUploader("http://127.0.0.1:9", "token", "s" * 8, spool, broker=broker, **options)  # type: ignore[arg-type]
+
+
+async def test_a_still_segment_goes_as_a_repeat_and_others_whole(tmp_path: Path) -> None:
+    spool_segment(tmp_path, 0)
+    spool_segment(tmp_path, 1, repeats=0)
+    spool_segment(tmp_path, 2, repeats=0)
+    broker = ScriptedBroker()
+    up = uploader(tmp_path, broker)
+    assert await up.drain(5)
+    assert [what for what, _ in broker.requests] == ["PUT 0", "PUT 1/repeat", "PUT 2/repeat"]
+    _, repeat = broker.requests[1]
+    assert repeat == {"source": 0, "sha256": hashlib.sha256(WHOLE).hexdigest(), "offset_ms": 1000, "duration_ms": 1000,
+                      "origin_ms": 1_780_000_000_000, "fps": 2.0, "frames_ms": [1, 502]}
+    assert up.uploaded == 3 and up.repeats_uploaded == 2
+    assert len(WHOLE) < up.bytes_sent < len(WHOLE) + 1000
+    assert up.pending() == []
+
+
+async def test_a_refused_repeat_goes_whole_and_a_broker_away_keeps_it(tmp_path: Path) -> None:
+    spool_segment(tmp_path, 0)
+    spool_segment(tmp_path, 1, repeats=0)
+    spool_segment(tmp_path, 2, repeats=0)
+    # 422 (another FFmpeg made other bytes) and 404 (a broker without repeats): whole uploads follow.
+    broker = ScriptedBroker(repeat=[422, 404])
+    up = uploader(tmp_path, broker)
+    assert await up.drain(5)
+    assert [what for what, _ in broker.requests] == ["PUT 0", "PUT 1/repeat", "PUT 1", "PUT 2/repeat", "PUT 2"]
+    assert up.repeats_uploaded == 0 and up.uploaded == 3
+
+    spool_segment(tmp_path, 3, repeats=0)
+    broker = ScriptedBroker(repeat=[503])
+    up = uploader(tmp_path, broker)
+    assert not await up._upload_all(broker)  # type: ignore[arg-type]
+    assert [what for what, _ in broker.requests] == ["PUT 3/repeat"]
+    assert [p.name for p in up.pending()] == ["00000003.json"], "kept for the next try"
+
+
+async def test_without_repeats_or_with_a_broken_repetition_every_segment_goes_whole(tmp_path: Path) -> None:
+    spool_segment(tmp_path, 0)
+    spool_segment(tmp_path, 1, repeats=0)
+    broker = ScriptedBroker()
+    assert await uploader(tmp_path, broker, repeats=False).drain(5)
+    assert [what for what, _ in broker.requests] == ["PUT 0", "PUT 1"]
+
+    spool_segment(tmp_path, 2, repeats=0)
+    marker = tmp_path / "00000002.json"
+    meta = json.loads(marker.read_text())
+    meta["repeats"]["frames_ms"] = "garbled"
+    marker.write_text(json.dumps(meta))
+    broker = ScriptedBroker()
+    assert await uploader(tmp_path, broker).drain(5)
+    assert [what for what, _ in broker.requests] == ["PUT 2"]
+
+
+async def test_whole_segments_wait_while_the_live_stream_is_congested(tmp_path: Path) -> None:
+    spool_segment(tmp_path, 0)
+    spool_segment(tmp_path, 1, repeats=0)
+    broker = ScriptedBroker()
+    asked: list[int] = []
+
+    def congested() -> bool:
+        asked.append(len(broker.requests))
+        return len(asked) <= 3  # congested for the first three looks, then clear
+
+    up = uploader(tmp_path, broker, live_congested=congested, max_lag_seconds=lambda: 60.0)
+    up.yielding = UploadYield(calm_seconds=0.01)
+    assert await up._upload_all(broker)  # type: ignore[arg-type]
+    # The whole segment went only once the stream was clear; the repeat after it did not ask.
+    assert asked == [0, 0, 0, 0]
+    assert [what for what, _ in broker.requests] == ["PUT 0", "PUT 1/repeat"]
+    assert up.yielding.waited_seconds > 0
+
+
+async def test_a_lagging_recording_stops_yielding_and_draining_never_yields(tmp_path: Path) -> None:
+    spool_segment(tmp_path, 0, created=time.time() - 10)  # 9 s behind: beyond half the 5 s bound
+    broker = ScriptedBroker()
+    up = uploader(tmp_path, broker, live_congested=lambda: True, max_lag_seconds=lambda: 5.0)
+    assert await up._upload_all(broker)  # type: ignore[arg-type]
+    assert up.yielding.waited_seconds == 0 and [what for what, _ in broker.requests] == ["PUT 0"]
+
+    spool_segment(tmp_path, 1)
+    up = uploader(tmp_path, broker, live_congested=lambda: True, max_lag_seconds=lambda: 5.0)
+    assert await up.drain(5)
+    assert up.yielding.waited_seconds == 0 and up.pending() == []

@@ -1,0 +1,52 @@
+"""host_client.upload_yield.UploadYield: recording uploads wait while the live stream is congested, within the lag bound."""
+
+from __future__ import annotations
+
+import pytest
+
+from host_client.upload_yield import POLL_SECONDS, UploadYield
+
+SEGMENT = 100_000
+BOUND = 5.0
+
+
+def test_an_uncongested_link_never_holds_an_upload() -> None:
+    rule = UploadYield()
+    assert rule.wait(10.0, congested=False, lag_seconds=0.0, max_lag_seconds=BOUND, size=SEGMENT) == 0.0
+    assert rule.waited_seconds == 0.0
+
+
+def test_a_congested_live_stream_holds_whole_segments_a_poll_at_a_time() -> None:
+    rule = UploadYield()
+    assert rule.wait(10.0, congested=True, lag_seconds=0.5, max_lag_seconds=BOUND, size=SEGMENT) == POLL_SECONDS
+    # Near the point where it must go, only the room that is left.
+    assert rule.wait(10.2, congested=True, lag_seconds=2.4, max_lag_seconds=BOUND, size=SEGMENT) == pytest.approx(0.1)
+    assert rule.waited_seconds == pytest.approx(POLL_SECONDS + 0.1)
+
+
+def test_uploads_go_once_the_lag_reaches_its_share_of_the_bound() -> None:
+    rule = UploadYield(lag_share=0.5)
+    assert rule.wait(0.0, congested=True, lag_seconds=2.5, max_lag_seconds=BOUND, size=SEGMENT) == 0.0
+    assert rule.wait(0.0, congested=True, lag_seconds=9.0, max_lag_seconds=BOUND, size=SEGMENT) == 0.0
+    # A larger bound gives the spool more room to absorb the congestion.
+    assert rule.wait(0.0, congested=True, lag_seconds=2.5, max_lag_seconds=30.0, size=SEGMENT) == POLL_SECONDS
+
+
+def test_uploads_keep_waiting_a_calm_while_after_the_congestion() -> None:
+    rule = UploadYield(calm_seconds=2.0)
+    rule.wait(100.0, congested=True, lag_seconds=0.0, max_lag_seconds=BOUND, size=SEGMENT)
+    assert rule.wait(101.5, congested=False, lag_seconds=1.0, max_lag_seconds=BOUND, size=SEGMENT) == POLL_SECONDS
+    assert rule.wait(102.0, congested=False, lag_seconds=1.0, max_lag_seconds=BOUND, size=SEGMENT) == 0.0
+
+
+def test_small_uploads_never_wait_but_congestion_is_still_noted() -> None:
+    rule = UploadYield(small_bytes=4096)
+    assert rule.wait(0.0, congested=True, lag_seconds=0.0, max_lag_seconds=BOUND, size=300) == 0.0
+    # The congestion a small upload saw holds the next whole segment.
+    assert rule.wait(1.0, congested=False, lag_seconds=0.0, max_lag_seconds=BOUND, size=SEGMENT) == POLL_SECONDS
+
+
+def test_a_share_outside_0_to_1_is_refused() -> None:
+    for share in (0.0, 1.5, -1.0):
+        with pytest.raises(ValueError, match="lag_share"):
+            UploadYield(lag_share=share)
