@@ -18,6 +18,33 @@ stopped climbing (the estimator saw queues grow and holds at, or drops to, a
 share of what gets through). The frame rate follows the classic AIMD rule:
 multiplicative decrease on congestion, additive increase otherwise.
 
+The budget also says how many bits the stream may spend (:meth:`StreamBudget.target_bitrate`),
+which caps every frame (:meth:`StreamBudget.frame_cap`, applied by the encoder as x264's
+VBV) and paces the packets (``peer.pacer``). Since a bare estimate is no capacity,
+the target is a *capacity memory*:
+
+* :data:`START_BITRATE` before any estimate: the first frames (the first keyframe
+  above all) fit a 1 Mbit/s link. aiortc's estimator says nothing for the first
+  ~3 s of video, so this start carries the whole first picture;
+* an estimate above the memory raises it at once. It can only be above because the
+  stream pushed that much through (the estimator caps itself at 1.5x what arrives),
+  so following it is the probe: a stream that fills its budget lifts it 1.5x per
+  report (about every 0.5 s) until the link pushes back;
+* an estimate while congested (see above) replaces the memory, down or up: it is what
+  the link carries now;
+* an estimate below the memory on an uncongested link is a quiet screen, not a
+  narrow link: the memory stays, and only its part above :data:`START_BITRATE` (or
+  above the newest estimate) decays, with a half-life of :data:`CAPACITY_HALF_LIFE`,
+  so a capacity seen long ago is not trusted forever;
+* dropped frames (the pacer's queue overflowed, :meth:`StreamBudget.frames_dropped`)
+  are congestion: the memory is cut below what was sent, the frame rate too.
+
+The order of degradation is frame rate, then scale (both above, driven by the
+estimate), then quality: the frame cap makes x264 raise its quantiser only when a
+frame would not fit; the capture then *refines* (re-sends the settled screen while
+the last frame was capped, :attr:`StreamBudget.last_frame_capped`) until the picture
+is back at full quality.
+
 Pure logic: the capture track asks :meth:`StreamBudget.interval` and reads
 :attr:`StreamBudget.scale`; the encoder reports :meth:`StreamBudget.sent` and
 :meth:`StreamBudget.link_bitrate`. Times are seconds on one monotonic clock.
@@ -38,6 +65,51 @@ HEADROOM = 0.9
 """On congestion, aim this far below the estimate, so queues on the path drain."""
 CLIMB = 1.05
 """An estimate above this multiple of the one a window ago is still climbing (no congestion yet)."""
+START_BITRATE = 1_000_000.0
+"""Bit/s the stream fits before any estimate: a 1080p text keyframe capped to it is legible at once
+and leaves in a fifth of a second on a 1 Mbit/s link."""
+MIN_BITRATE = 150_000.0
+"""The target never goes below this (a 1080p keyframe cannot be made much smaller; scale helps below)."""
+CAPACITY_HALF_LIFE = 30.0
+"""Seconds in which a remembered capacity above the start (and above the newest estimate) halves."""
+KEYFRAME_WINDOW = 0.2
+"""Seconds of budget the largest frame may take (a keyframe, or the first change after a pause): on a
+1 Mbit/s link 25 kB, gone in 0.2 s, inside a bottleneck queue of 200 ms."""
+CAPPED_SHARE = 0.25
+"""A frame that used at least this share of its per-frame allowance counts as capped: x264 would have
+liked more, and the settled screen is encoded again to sharpen it. Measured at 1 Mbit/s on 1080p text
+(4.2 kB a frame): refinement frames take 1.9-5 kB (the first after a keyframe less, the keyframe drained
+the VBV buffer) until the picture is at full quality, then fall to 1 kB, 0.3 kB, 23 bytes. Taking a
+sharp picture for capped costs one small frame; the reverse would leave it blurred."""
+RECAP_RATIO = 1.5
+"""The frame cap in force is changed only when the wanted one is this factor away (a new cap means
+a new encoder, hence a keyframe)..."""
+RECAP_HOLD = 2.0
+"""...and this many seconds after the last change."""
+
+
+@dataclass(frozen=True)
+class FrameCap:
+    """How large frames may be: ``frame_bytes`` per frame sustained, ``burst_bytes`` for any single frame."""
+
+    frame_bytes: int
+    """One frame-time of budget: what each frame adds to the allowance (x264's VBV refill per frame)."""
+    burst_bytes: int
+    """:data:`KEYFRAME_WINDOW` of budget: no frame is larger (x264's VBV buffer)."""
+
+
+def recap_due(in_force: FrameCap | None, wanted: FrameCap, held_for: float) -> bool:
+    """True when the encoder should take ``wanted`` instead of the cap ``in_force`` for ``held_for`` seconds.
+
+    The first cap is always taken; later ones only after :data:`RECAP_HOLD` seconds and
+    a change of at least :data:`RECAP_RATIO` either way, since each change costs a keyframe.
+    """
+    if in_force is None:
+        return True
+    if held_for < RECAP_HOLD:
+        return False
+    ratio = wanted.frame_bytes / in_force.frame_bytes
+    return ratio >= RECAP_RATIO or ratio <= 1 / RECAP_RATIO
 
 
 @dataclass
@@ -59,6 +131,13 @@ class StreamBudget:
     congested: bool = field(default=False, init=False)
     """The latest estimate said the link is congested (until a newer one says otherwise)."""
     _scale_changed_at: float = field(default=float("-inf"), init=False)
+    _capacity: float = field(default=START_BITRATE, init=False)
+    _capacity_at: float | None = field(default=None, init=False)
+    last_frame_capped: bool = field(default=False, init=False)
+    """The encoder's last frame used most of its allowance: encoding the settled screen again sharpens it."""
+    frame_wanted_at: float | None = field(default=None, init=False)
+    """When the encoder wants another frame even if the screen stays still (a keyframe it had to defer);
+    the capture sends the settled screen then and clears this."""
 
     def __post_init__(self) -> None:
         if not 0 < self.min_fps <= self.max_fps:
@@ -80,12 +159,50 @@ class StreamBudget:
             self._estimates.popleft()
         rate = self.send_rate(now)
         self.congested = rate > self._link and not self._climbing(now)
+        remembered = self.target_bitrate(now)
+        if self.congested or self._link > remembered:
+            self._capacity = max(MIN_BITRATE, self._link)
+        if self.congested:
+            self._cut(now, rate, self._link)
+
+    def target_bitrate(self, now: float) -> float:
+        """Bit/s the stream should fit now: the capacity memory (see the module's docstring)."""
+        floor = max(START_BITRATE, self._link or 0.0)
+        if self._capacity_at is not None and self._capacity > floor:
+            elapsed = max(0.0, now - self._capacity_at)
+            self._capacity = floor + (self._capacity - floor) * 0.5 ** (elapsed / CAPACITY_HALF_LIFE)
+        self._capacity_at = now if self._capacity_at is None else max(self._capacity_at, now)
+        return self._capacity
+
+    def frames_dropped(self, now: float) -> None:
+        """The pacer dropped frames for lack of link: congestion. The target falls below what was
+        sent (or below itself), and the frame rate is cut, once per window like an estimate's cut."""
+        self.congested = True
+        if now - self._cut_at < RATE_WINDOW:
+            return
+        rate = self.send_rate(now)
+        target = self.target_bitrate(now)
+        carried = min(target, rate) if rate > 0 else target
+        self._capacity = max(MIN_BITRATE, HEADROOM * carried)
+        self._cut(now, rate, self._capacity)
+
+    def _cut(self, now: float, rate: float, link: float) -> None:
         # Cut once per window: until then the measured rate still holds frames sent before
         # the last cut, and cutting again on them would overshoot to the floor.
-        if self.congested and now - self._cut_at >= RATE_WINDOW:
-            self.fps_cap = max(self.min_fps, self.fps_cap * HEADROOM * self._link / rate)
-            self._cut_at = now
-            self._rescale(now)
+        if now - self._cut_at < RATE_WINDOW:
+            return
+        self.fps_cap = max(self.min_fps, self.fps_cap * HEADROOM * (min(1.0, link / rate) if rate > 0 else 1.0))
+        self._cut_at = now
+        self._rescale(now)
+
+    def frame_cap(self, now: float) -> FrameCap:
+        """The frame sizes that fit the target now: one frame-time of it per frame at the current frame
+        rate, at most :data:`KEYFRAME_WINDOW` of it in one frame."""
+        bytes_per_second = self.target_bitrate(now) / 8
+        return FrameCap(
+            frame_bytes=max(1, int(bytes_per_second / self.fps_cap)),
+            burst_bytes=max(1, int(bytes_per_second * KEYFRAME_WINDOW)),
+        )
 
     def _climbing(self, now: float) -> bool:
         oldest_at, oldest = self._estimates[0]
@@ -98,10 +215,12 @@ class StreamBudget:
         self._forget(now)
         return sum(bits for _, bits in self._sent) / RATE_WINDOW
 
-    def sent(self, size_bytes: int, *, keyframe: bool, now: float) -> None:
-        """An encoded frame of ``size_bytes`` went out; without congestion the frame-rate cap regains ground."""
+    def sent(self, size_bytes: int, *, keyframe: bool, now: float, cap: FrameCap | None = None) -> None:
+        """An encoded frame of ``size_bytes`` went out, made under ``cap`` (None: uncapped); without
+        congestion the frame-rate cap regains ground."""
         if size_bytes < 0:
             raise ValueError("a frame cannot have a negative size")
+        self.last_frame_capped = cap is not None and size_bytes >= CAPPED_SHARE * cap.frame_bytes
         self._sent.append((now, size_bytes * 8.0))
         elapsed = 0.0 if self._updated_at is None else max(0.0, now - self._updated_at)
         self._updated_at = now

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from peer.stream_budget import SCALES, StreamBudget
+from peer.stream_budget import (
+    CAPACITY_HALF_LIFE,
+    KEYFRAME_WINDOW,
+    MIN_BITRATE,
+    RECAP_HOLD,
+    SCALES,
+    START_BITRATE,
+    FrameCap,
+    StreamBudget,
+    recap_due,
+)
 
 
 def estimate(incoming: float, capacity: float) -> float:
@@ -125,3 +135,92 @@ def test_bad_reports_are_refused() -> None:
         budget.link_bitrate(0, 0.0)
     with pytest.raises(ValueError, match="negative"):
         budget.sent(-1, keyframe=False, now=0)
+
+
+# --- the target bitrate: a start, then a capacity memory --------------------------------
+
+
+def test_before_any_estimate_the_target_is_the_start_and_frames_fit_a_1_mbit_link() -> None:
+    budget = StreamBudget(max_fps=30)
+    assert START_BITRATE == 1_000_000 and budget.target_bitrate(0.0) == START_BITRATE
+    cap = budget.frame_cap(0.0)
+    assert cap == FrameCap(frame_bytes=4166, burst_bytes=25_000)
+    assert cap.burst_bytes * 8 / 1_000_000 == KEYFRAME_WINDOW, "the largest frame leaves in 0.2 s at 1 Mbit/s"
+
+
+def test_a_quiet_screens_low_estimate_does_not_lower_the_target() -> None:
+    budget = StreamBudget()
+    run(budget, seconds=10, fps=1, frame_bytes=2_000, link=100_000_000)  # estimates ~34 kbit/s
+    assert budget.target_bitrate(10.0) == START_BITRATE
+
+
+def test_the_target_follows_an_estimate_the_stream_pushed_up() -> None:
+    budget = StreamBudget(max_fps=30)
+    # A stream that fills its budget: the estimate says 1.5x what arrived, the target takes it.
+    now = 0.0
+    for _ in range(6):
+        rate = budget.target_bitrate(now)
+        budget.sent(int(rate / 8), keyframe=False, now=now)  # a second's worth
+        now += 0.5
+        budget.link_bitrate(estimate(budget.send_rate(now), 50_000_000), now)
+    assert budget.target_bitrate(now) > 5 * START_BITRATE
+
+
+def test_congestion_sets_the_target_to_the_estimate() -> None:
+    budget = StreamBudget(max_fps=30)
+    run(budget, seconds=8, fps=30, frame_bytes=20_000, link=2_000_000)  # 4.8 Mbit/s offered
+    assert 1_500_000 <= budget.target_bitrate(8.0) <= 2_000_000
+
+
+def test_a_remembered_capacity_decays_slowly_towards_the_start() -> None:
+    budget = StreamBudget()
+    budget.link_bitrate(9_000_000, 0.0)  # the estimator's first report: still starting, so climbing
+    assert budget.target_bitrate(0.0) == 9_000_000
+    budget.link_bitrate(100_000, 1.5)  # a quiet screen's estimate: no capacity
+    assert budget.target_bitrate(CAPACITY_HALF_LIFE) == pytest.approx(START_BITRATE + 4_000_000)
+    assert budget.target_bitrate(20 * CAPACITY_HALF_LIFE) == pytest.approx(START_BITRATE, rel=1e-3)
+
+
+def test_frames_dropped_cut_the_target_and_the_frame_rate_once_a_window() -> None:
+    budget = StreamBudget(max_fps=30)
+    run(budget, seconds=2, fps=30, frame_bytes=4_000, link=None)  # ~1 Mbit/s sent, no estimate yet
+    budget.frames_dropped(2.0)
+    target, fps = budget.target_bitrate(2.0), budget.fps
+    assert target < START_BITRATE and fps < 30 and budget.congested
+    budget.frames_dropped(2.1)
+    assert (budget.target_bitrate(2.1), budget.fps) == (target, fps), "one cut per window"
+    for n in range(40):
+        budget.frames_dropped(3.0 + n)
+    assert budget.target_bitrate(50.0) == MIN_BITRATE and budget.fps == budget.min_fps
+
+
+def test_the_per_frame_allowance_grows_as_the_frame_rate_is_cut() -> None:
+    budget = StreamBudget(max_fps=30, min_fps=5)
+    full = budget.frame_cap(0.0)
+    run(budget, seconds=2, fps=30, frame_bytes=4_000, link=None)
+    budget.frames_dropped(2.0)
+    cut = budget.frame_cap(2.0)
+    assert cut.burst_bytes < full.burst_bytes, "the target fell"
+    assert cut.frame_bytes * budget.fps == pytest.approx(budget.target_bitrate(2.0) / 8, rel=0.01)
+
+
+def test_a_frame_that_used_its_allowance_counts_as_capped() -> None:
+    budget = StreamBudget()
+    cap = FrameCap(frame_bytes=4_000, burst_bytes=25_000)
+    budget.sent(20_000, keyframe=True, now=0.0, cap=cap)
+    assert budget.last_frame_capped
+    budget.sent(3_000, keyframe=False, now=0.1, cap=cap)
+    assert budget.last_frame_capped
+    budget.sent(300, keyframe=False, now=0.2, cap=cap)
+    assert not budget.last_frame_capped, "a sharp settled screen re-encodes to next to nothing"
+    budget.sent(20_000, keyframe=False, now=0.3)
+    assert not budget.last_frame_capped, "no cap, nothing capped"
+
+
+def test_a_new_cap_only_after_the_hold_and_a_large_enough_change() -> None:
+    cap = FrameCap(frame_bytes=4_000, burst_bytes=25_000)
+    assert recap_due(None, cap, 0.0)
+    assert not recap_due(cap, FrameCap(12_000, 75_000), RECAP_HOLD / 2)
+    assert recap_due(cap, FrameCap(12_000, 75_000), RECAP_HOLD)
+    assert not recap_due(cap, FrameCap(5_000, 30_000), 60.0), "a change of a quarter is not worth a keyframe"
+    assert recap_due(cap, FrameCap(2_000, 12_500), RECAP_HOLD)
