@@ -152,6 +152,41 @@ async def test_a_keyframe_request_sends_a_frame_of_a_static_screen(screen: Scree
         track.stop()
 
 
+async def test_while_the_encoder_says_capped_the_settled_screen_is_sent_again_at_the_frame_rate(
+    screen: Screen,
+) -> None:
+    track = make_track(screen, fps=20)
+    try:
+        await settle(track)
+        paint_at = time.monotonic()
+        track.budget.last_frame_capped = True  # what the encoder says of a frame that hit its cap
+        track.keyframe_requested()
+        arrivals = []
+        for _ in range(6):  # the encoder says capped five more times, then sharp
+            assert await frame_within(track, 1.0) is not None
+            arrivals.append(time.monotonic())
+        track.budget.last_frame_capped = False
+        assert arrivals[-1] - paint_at < 6 * 0.05 + 1.0, "at the budget's frame rate, not a slow cadence"
+        # On the frame grid: single gaps jitter with the capture thread, their mean does not.
+        assert (arrivals[-1] - arrivals[0]) / (len(arrivals) - 1) >= 0.045, "never faster than it"
+        assert await frame_within(track, 1.0) is None, "sharp: the track goes quiet"
+    finally:
+        track.stop()
+
+
+async def test_a_frame_the_encoder_wants_later_comes_then_from_a_static_screen(screen: Screen) -> None:
+    track = make_track(screen)
+    try:
+        await settle(track)
+        wanted_at = time.monotonic() + 0.4
+        track.budget.frame_wanted_at = wanted_at  # a keyframe it had to defer
+        assert await frame_within(track, 2.0) is not None
+        assert time.monotonic() >= wanted_at and track.budget.frame_wanted_at is None
+        assert await frame_within(track, 1.0) is None
+    finally:
+        track.stop()
+
+
 async def test_without_damage_the_track_polls_and_still_sends_only_changes(display: XvfbServer, screen: Screen) -> None:
     track = make_track(screen, fps=20, damage=None)
     try:
