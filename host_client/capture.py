@@ -18,7 +18,7 @@ seconds.
 Colour conversion (BGRA to I420) is libswscale's, straight from mss's buffer
 without a copy. Frame pacing and scale come from a
 :class:`~peer.stream_budget.StreamBudget` that travels with each frame to the
-encoder (``frame.opaque``), which reports back what the link carries.
+encoder (``frame.opaque``, a :class:`~peer.stream_budget.FrameTag`), which reports back what the link carries.
 
 The monitor is looked up on every frame, so switching monitors needs no new
 track; while the user has not allowed viewing, the track sends black frames of
@@ -41,7 +41,7 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from peer.stream_budget import StreamBudget
+from peer.stream_budget import FrameTag, StreamBudget
 
 from .damage import DamageWatcher, open_damage_watcher
 
@@ -301,7 +301,7 @@ class ScreenTrack(MediaStreamTrack):
                 self._last_change = now
         self._last_sent = now
         frame = to_i420(raw, self.budget.scale)
-        frame.opaque = self.budget
+        frame.opaque = FrameTag(self.budget)
         return frame
 
     def _stamp(self, frame: av.VideoFrame) -> av.VideoFrame:

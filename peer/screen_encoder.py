@@ -31,8 +31,9 @@ needs it:
   receiver ask several times); a request inside the gap is kept and served once
   the gap has passed (the budget's ``frame_wanted_at`` makes the capture send a
   frame then, even from a still screen);
-* each frame carries a :class:`~peer.stream_budget.StreamBudget` in
-  ``frame.opaque`` (frames without one use the encoder's own); the encoder tells
+* each frame carries its stream's :class:`~peer.stream_budget.StreamBudget` in
+  ``frame.opaque`` (a :class:`~peer.stream_budget.FrameTag`; frames without one
+  use the encoder's own); the encoder tells
   it the link bitrate and every frame's size, which is how the capture side learns
   to lower frame rate or scale and when to refine.
 
@@ -51,7 +52,7 @@ from aiortc import RTCRtpCodecCapability, RTCRtpSender
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import VIDEO_TIME_BASE
 
-from .stream_budget import FrameCap, StreamBudget, recap_due
+from .stream_budget import FrameCap, FrameTag, StreamBudget, recap_due
 
 CRF = 20
 """x264 constant-rate factor: 9-pixel text stays crisp at 1080p (PSNR ~47 dB on scrolling code)."""
@@ -131,7 +132,8 @@ class ScreenH264Encoder(H264Encoder):
 
     def _encode_frame(self, frame: av.VideoFrame, force_keyframe: bool) -> Iterator[bytes]:
         now = time.monotonic()
-        budget = frame.opaque if isinstance(frame.opaque, StreamBudget) else self._own_budget
+        tag = frame.opaque
+        budget = tag.budget if isinstance(tag, FrameTag) else self._own_budget
         if self._estimate is not None and self._estimate_is_new:
             budget.link_bitrate(self._estimate, now)
             self._estimate_is_new = False

@@ -98,6 +98,19 @@ class FrameCap:
     """:data:`KEYFRAME_WINDOW` of budget: no frame is larger (x264's VBV buffer)."""
 
 
+@dataclass(frozen=True, eq=False)
+class FrameTag:
+    """What rides in ``frame.opaque`` from the capture to the encoder: the stream's budget, inside an
+    object of the frame's own.
+
+    PyAV keys opaque values by ``id()`` and forgets the key when *any* frame holding it is
+    freed, so a budget set directly on consecutive frames vanishes from a newer frame as
+    soon as an older one is garbage-collected (measured: every frame after the first lost it).
+    """
+
+    budget: StreamBudget
+
+
 def recap_due(in_force: FrameCap | None, wanted: FrameCap, held_for: float) -> bool:
     """True when the encoder should take ``wanted`` instead of the cap ``in_force`` for ``held_for`` seconds.
 

@@ -93,7 +93,7 @@ async def test_a_static_screen_costs_no_grab_and_a_change_arrives_at_once(displa
         assert time.monotonic() - changed_at < 0.5
         r, g, b = centre_rgb(frame)
         assert r > 200 and g < 60 and b < 60
-        assert frame.opaque is track.budget, "the frame carries the budget to the encoder"
+        assert frame.opaque.budget is track.budget, "the frame carries the budget to the encoder"
     finally:
         track.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fractions
+import gc
 import time
 from dataclasses import dataclass, field
 
@@ -14,7 +15,7 @@ from aiortc.jitterbuffer import JitterFrame
 
 from peer import screen_encoder
 from peer.screen_encoder import ScreenH264Encoder, screen_codec_preferences
-from peer.stream_budget import StreamBudget
+from peer.stream_budget import FrameTag, StreamBudget
 
 TIME_BASE = fractions.Fraction(1, 90_000)
 
@@ -32,7 +33,7 @@ def text_screen(width: int = 1920, height: int = 1080, shift: int = 0, glyphs: i
 def frame_of(pixels: np.ndarray, pts: int, budget: StreamBudget | None = None) -> av.VideoFrame:
     frame = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(format="yuv420p")
     frame.pts, frame.time_base = pts, TIME_BASE
-    frame.opaque = budget
+    frame.opaque = None if budget is None else FrameTag(budget)
     return frame
 
 
@@ -191,6 +192,20 @@ def test_the_budget_riding_on_a_frame_hears_sizes_and_the_estimate() -> None:
             encoder.target_bitrate = 100_000  # a second report, same figure
     assert reports == [100_000, 100_000], "each report once, with the next frame"
     assert budget.send_rate(time.monotonic()) > 100_000
+
+
+def test_a_frames_budget_survives_an_older_frame_being_freed() -> None:
+    budget = StreamBudget()
+    older, newer = frame_of(text_screen(), 0, budget), frame_of(text_screen(), 3000, budget)
+    del older
+    gc.collect()
+    assert isinstance(newer.opaque, FrameTag) and newer.opaque.budget is budget
+    # Why the tag: PyAV keys an opaque value by id() and forgets it when any frame holding it is freed.
+    older, newer = frame_of(text_screen(), 0), frame_of(text_screen(), 3000)
+    older.opaque = newer.opaque = budget
+    del older
+    gc.collect()
+    assert newer.opaque is None
 
 
 def test_screen_codec_preferences_put_constrained_baseline_h264_first_and_keep_vp8() -> None:
