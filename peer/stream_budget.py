@@ -81,6 +81,11 @@ liked more, and the settled screen is encoded again to sharpen it. Measured at 1
 (4.2 kB a frame): refinement frames take 1.9-5 kB (the first after a keyframe less, the keyframe drained
 the VBV buffer) until the picture is at full quality, then fall to 1 kB, 0.3 kB, 23 bytes. Taking a
 sharp picture for capped costs one small frame; the reverse would leave it blurred."""
+FRAME_BYTES_FLOOR = 8_000
+"""The smallest per-frame allowance worth a frame: the frame rate is held to target / 8 kB, so 15.6 fps at
+1 Mbit/s, 60 from 3.8 Mbit/s up. Fewer, better frames (RustDesk starts 1080p at about 15 fps and 1.4
+Mbit/s); and refinement, which runs at this frame rate, sharpens as fast as the link allows only if
+the host can encode that many frames a second (1080p: 10-25 ms each)."""
 RECAP_RATIO = 1.5
 """The frame cap in force is changed only when the wanted one is this factor away (a new cap means
 a new encoder, hence a keyframe)..."""
@@ -213,7 +218,7 @@ class StreamBudget:
         rate, at most :data:`KEYFRAME_WINDOW` of it in one frame."""
         bytes_per_second = self.target_bitrate(now) / 8
         return FrameCap(
-            frame_bytes=max(1, int(bytes_per_second / self.fps_cap)),
+            frame_bytes=max(1, int(bytes_per_second / self.fps)),
             burst_bytes=max(1, int(bytes_per_second * KEYFRAME_WINDOW)),
         )
 
@@ -243,12 +248,14 @@ class StreamBudget:
 
     @property
     def fps(self) -> float:
-        """The frame rate to send at while the screen keeps changing."""
-        return self.fps_cap
+        """The frame rate to send at while the screen keeps changing: the congestion cap, and no more
+        than gives each frame :data:`FRAME_BYTES_FLOOR` of the target (as last computed)."""
+        affordable = self._capacity / 8 / FRAME_BYTES_FLOOR
+        return max(self.min_fps, min(self.fps_cap, affordable))
 
     def interval(self) -> float:
         """Seconds to leave between two frames while the screen keeps changing."""
-        return 1.0 / self.fps_cap
+        return 1.0 / self.fps
 
     def _forget(self, now: float) -> None:
         while self._sent and self._sent[0][0] <= now - RATE_WINDOW:

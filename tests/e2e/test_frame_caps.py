@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import av
@@ -51,10 +52,12 @@ class Sender:
     def source_luma(self) -> np.ndarray:
         return to_i420(self.screen.grab_pixels(self.monitor)).to_ndarray(format="gray")
 
-    async def frames_until_quiet(self, quiet: float, source: np.ndarray | None = None) -> list[Sent]:
-        """Encode and decode the track's frames until none comes for ``quiet`` seconds."""
+    async def frames_until_quiet(
+        self, quiet: float, source: np.ndarray | None = None, until: Callable[[], bool] = lambda: False
+    ) -> list[Sent]:
+        """Encode and decode the track's frames until none comes for ``quiet`` seconds, or ``until()``."""
         got: list[Sent] = []
-        while True:
+        while not until():
             try:
                 frame = await asyncio.wait_for(self.track.recv(), quiet)
             except TimeoutError:
@@ -67,6 +70,7 @@ class Sender:
             quality = psnr(decoded[-1].to_ndarray(format="gray"), source) if source is not None else float("nan")
             got.append(Sent(sum(map(len, payloads)), self.encoder.keyframes > keyframes, quality))
             self.sent.append(got[-1])
+        return got
 
 
 def link_seconds(frames: list[Sent], upto: int) -> float:
@@ -102,7 +106,7 @@ async def test_at_1_mbit_the_first_keyframe_fits_and_refinement_sharpens_within_
         scrolling = asyncio.create_task(asyncio.to_thread(workload.phase, "scrolling", 1.0))
         during: list[Sent] = []
         while not scrolling.done():
-            during += await sender.frames_until_quiet(0.1)
+            during += await sender.frames_until_quiet(0.1, until=scrolling.done)
         await scrolling
         assert len(during) >= 10 and not any(f.keyframe for f in during)
         assert all(f.size <= cap.burst_bytes for f in during), [f.size for f in during]
