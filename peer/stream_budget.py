@@ -81,11 +81,20 @@ liked more, and the settled screen is encoded again to sharpen it. Measured at 1
 (4.2 kB a frame): refinement frames take 1.9-5 kB (the first after a keyframe less, the keyframe drained
 the VBV buffer) until the picture is at full quality, then fall to 1 kB, 0.3 kB, 23 bytes. Taking a
 sharp picture for capped costs one small frame; the reverse would leave it blurred."""
-FRAME_BYTES_FLOOR = 8_000
-"""The smallest per-frame allowance worth a frame: the frame rate is held to target / 8 kB, so 15.6 fps at
-1 Mbit/s, 60 from 3.8 Mbit/s up. Fewer, better frames (RustDesk starts 1080p at about 15 fps and 1.4
-Mbit/s); and refinement, which runs at this frame rate, sharpens as fast as the link allows only if
-the host can encode that many frames a second (1080p: 10-25 ms each)."""
+REFINE_FPS = 15.0
+"""Frames a second at which a capped picture is refined, and so what the per-frame allowance is sized
+for (1/15 s of the target: 8.3 kB at 1 Mbit/s). Refinement sharpens as fast as the link allows only if
+the host encodes that many frames a second (1080p: 10-25 ms each); 60 would not keep up."""
+PROBE_PER_SECOND = 1.5
+"""While the stream presses on its target (it sent more than the target within the last
+:data:`PROBE_QUIET` seconds, so the frame rate was cut to fit) and no congestion was seen for :data:`PROBE_QUIET` seconds,
+the target grows by this factor a second: aiortc's estimator starts at what arrived in its first 3 s
+(a quiet screen: next to nothing) and then climbs 8 % a second, far too slowly to lead."""
+OVER_TARGET = 1.1
+"""The stream sends more than its target above this multiple of it (a one-second window can hold one
+frame too many at its edges, and x264 keeps to its allowance on average, not to the byte)."""
+PROBE_QUIET = 2.0
+"""Seconds after congestion (an estimate's or dropped frames) before the target probes upwards again."""
 RECAP_RATIO = 1.5
 """The frame cap in force is changed only when the wanted one is this factor away (a new cap means
 a new encoder, hence a keyframe)..."""
@@ -147,9 +156,12 @@ class StreamBudget:
     _updated_at: float | None = field(default=None, init=False)
     _cut_at: float = field(default=float("-inf"), init=False)
     congested: bool = field(default=False, init=False)
-    """The latest estimate said the link is congested (until a newer one says otherwise)."""
+    """The latest estimate said the link is congested, or frames were dropped (until a newer estimate
+    says otherwise, or :data:`PROBE_QUIET` seconds pass without either)."""
     _scale_changed_at: float = field(default=float("-inf"), init=False)
     _capacity: float = field(default=START_BITRATE, init=False)
+    _congestion_at: float = field(default=float("-inf"), init=False)
+    _over_target_at: float = field(default=float("-inf"), init=False)
     _capacity_at: float | None = field(default=None, init=False)
     last_frame_capped: bool = field(default=False, init=False)
     """The encoder's last frame used most of its allowance: encoding the settled screen again sharpens it."""
@@ -181,6 +193,7 @@ class StreamBudget:
         if self.congested or self._link > remembered:
             self._capacity = max(MIN_BITRATE, self._link)
         if self.congested:
+            self._congestion_at = now
             self._cut(now, rate, self._link)
 
     def target_bitrate(self, now: float) -> float:
@@ -196,6 +209,7 @@ class StreamBudget:
         """The pacer dropped frames for lack of link: congestion. The target falls below what was
         sent (or below itself), and the frame rate is cut, once per window like an estimate's cut."""
         self.congested = True
+        self._congestion_at = now
         if now - self._cut_at < RATE_WINDOW:
             return
         rate = self.send_rate(now)
@@ -214,11 +228,14 @@ class StreamBudget:
         self._rescale(now)
 
     def frame_cap(self, now: float) -> FrameCap:
-        """The frame sizes that fit the target now: one frame-time of it per frame at the current frame
-        rate, at most :data:`KEYFRAME_WINDOW` of it in one frame."""
+        """The frame sizes that fit the target now: one frame-time of it per frame at the refinement
+        frame rate (or the lower frame-rate cap), at most :data:`KEYFRAME_WINDOW` of it in one frame.
+
+        x264 holds each frame to that allowance; the frame rate (:meth:`sent`) keeps a stream of
+        many frames within the target as a whole."""
         bytes_per_second = self.target_bitrate(now) / 8
         return FrameCap(
-            frame_bytes=max(1, int(bytes_per_second / self.fps)),
+            frame_bytes=max(1, int(bytes_per_second / self.refine_fps)),
             burst_bytes=max(1, int(bytes_per_second * KEYFRAME_WINDOW)),
         )
 
@@ -242,16 +259,30 @@ class StreamBudget:
         self._sent.append((now, size_bytes * 8.0))
         elapsed = 0.0 if self._updated_at is None else max(0.0, now - self._updated_at)
         self._updated_at = now
-        if not self.congested:
+        if now - self._congestion_at >= PROBE_QUIET:
+            self.congested = False  # not renewed (estimates come every 0.5 s, drops when they happen): over
+        rate, target = self.send_rate(now), self.target_bitrate(now)
+        if rate > OVER_TARGET * target and self._sent[0][0] <= now - RATE_WINDOW / 2:
+            # More than the target (many frames, each within its cap): fewer frames, as on congestion.
+            self._over_target_at = now
+            self._cut(now, rate, target)
+        elif not self.congested:
             self.fps_cap = min(self.max_fps, self.fps_cap + INCREASE_PER_SECOND * elapsed)
             self._rescale(now)
+        # Refinement alone never presses: it fits the target by construction (15 allowances a second).
+        pressing = now - self._over_target_at <= PROBE_QUIET
+        if pressing and not self.congested and now - self._congestion_at >= PROBE_QUIET:
+            self._capacity = target * PROBE_PER_SECOND ** min(elapsed, RATE_WINDOW / 2)
 
     @property
     def fps(self) -> float:
-        """The frame rate to send at while the screen keeps changing: the congestion cap, and no more
-        than gives each frame :data:`FRAME_BYTES_FLOOR` of the target (as last computed)."""
-        affordable = self._capacity / 8 / FRAME_BYTES_FLOOR
-        return max(self.min_fps, min(self.fps_cap, affordable))
+        """The frame rate to send at while the screen keeps changing."""
+        return self.fps_cap
+
+    @property
+    def refine_fps(self) -> float:
+        """The frame rate of refinement frames: :data:`REFINE_FPS`, or the frame-rate cap if lower."""
+        return min(self.fps_cap, REFINE_FPS)
 
     def interval(self) -> float:
         """Seconds to leave between two frames while the screen keeps changing."""

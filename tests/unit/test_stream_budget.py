@@ -8,6 +8,7 @@ from peer.stream_budget import (
     CAPACITY_HALF_LIFE,
     KEYFRAME_WINDOW,
     MIN_BITRATE,
+    PROBE_QUIET,
     RECAP_HOLD,
     SCALES,
     START_BITRATE,
@@ -119,8 +120,15 @@ def test_an_estimate_that_falls_while_we_send_less_than_it_is_no_congestion() ->
 
 def test_no_estimate_yet_means_no_congestion() -> None:
     budget = StreamBudget(max_fps=20)
-    run(budget, seconds=2, fps=20, frame_bytes=500_000, link=None)
-    assert budget.fps_cap == 20 and not budget.congested
+    run(budget, seconds=2, fps=20, frame_bytes=5_000, link=None)  # 0.8 Mbit/s: within the start
+    assert budget.fps == 20 and not budget.congested
+
+
+def test_a_stream_above_its_target_sends_fewer_frames_before_any_estimate() -> None:
+    budget = StreamBudget(max_fps=60, min_fps=5)
+    sent: list[float] = []
+    run(budget, seconds=2, fps=60, frame_bytes=8_000, link=None, sent=sent)  # 3.8 Mbit/s offered
+    assert budget.fps < 30 and budget.scale == 1.0, "frame rate first"
 
 
 @pytest.mark.parametrize(("max_fps", "min_fps"), [(30, 0), (5, 10), (30, -1)])
@@ -144,8 +152,8 @@ def test_before_any_estimate_the_target_is_the_start_and_frames_fit_a_1_mbit_lin
     budget = StreamBudget(max_fps=30)
     assert START_BITRATE == 1_000_000 and budget.target_bitrate(0.0) == START_BITRATE
     cap = budget.frame_cap(0.0)
-    assert budget.fps == 15.625, "8 kB frames: fewer, better frames on a narrow link"
-    assert cap == FrameCap(frame_bytes=8_000, burst_bytes=25_000)
+    assert budget.fps == 30
+    assert cap == FrameCap(frame_bytes=8_333, burst_bytes=25_000), "refined at 15 fps, 8.3 kB each"
     assert cap.burst_bytes * 8 / 1_000_000 == KEYFRAME_WINDOW, "the largest frame leaves in 0.2 s at 1 Mbit/s"
 
 
@@ -228,8 +236,26 @@ def test_a_new_cap_only_after_the_hold_and_a_large_enough_change() -> None:
     assert recap_due(cap, FrameCap(2_000, 12_500), RECAP_HOLD)
 
 
-def test_the_frame_rate_is_held_to_what_gives_each_frame_8_kb() -> None:
-    budget = StreamBudget(max_fps=60)
-    assert budget.fps == pytest.approx(START_BITRATE / 8 / 8_000)
-    budget.link_bitrate(20_000_000, 0.0)  # the link carried more: the target follows
-    assert budget.fps == 60
+def test_a_stream_pressing_on_its_target_probes_it_upwards_until_congestion() -> None:
+    budget = StreamBudget(max_fps=30)
+    # A busy screen, more than the target: the target grows 1.5x a second, up to what the stream wants.
+    now = run(budget, seconds=4, fps=30, frame_bytes=8_000, link=None)
+    probed = budget.target_bitrate(now)
+    assert probed > 1.9 * START_BITRATE, "up to where the stream (1.9 Mbit/s) presses no longer"
+    budget.frames_dropped(now)  # the link could not carry it
+    cut = budget.target_bitrate(now)
+    assert cut < probed
+    now = run(budget, seconds=PROBE_QUIET - 0.5, fps=30, frame_bytes=8_000, link=None, start=now)
+    assert budget.target_bitrate(now) <= cut, "no probe right after congestion"
+    now = run(budget, seconds=2, fps=30, frame_bytes=8_000, link=None, start=now)
+    assert budget.target_bitrate(now) > cut, "then it probes again"
+
+
+def test_refinement_that_fits_the_target_does_not_probe() -> None:
+    budget = StreamBudget(max_fps=30)
+    cap = budget.frame_cap(0.0)
+    now = 0.0
+    while now < 5:  # 15 capped frames a second, each its allowance: exactly the target
+        budget.sent(cap.frame_bytes, keyframe=False, now=now, cap=cap)
+        now += 1 / 15
+    assert budget.last_frame_capped and budget.target_bitrate(now) == START_BITRATE
