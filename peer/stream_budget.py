@@ -27,9 +27,14 @@ the target is a *capacity memory*:
   above all) fit a 1 Mbit/s link. aiortc's estimator says nothing for the first
   ~3 s of video, so this start carries the whole first picture;
 * an estimate above the memory raises it at once. It can only be above because the
-  stream pushed that much through (the estimator caps itself at 1.5x what arrives),
-  so following it is the probe: a stream that fills its budget lifts it 1.5x per
-  report (about every 0.5 s) until the link pushes back;
+  stream pushed that much through (the estimator caps itself at 1.5x what arrives);
+* the budget probes by itself: aiortc's estimator starts from what arrived in its
+  first 3 s (a quiet screen: next to nothing) and then climbs only 8 % a second, so
+  while the stream wants more than its target (it went over it, and the frame rate
+  was cut to fit) and nothing said congestion for :data:`PROBE_QUIET` seconds, the
+  target grows :data:`PROBE_PER_SECOND` a second until the link pushes back (an
+  estimate under congestion, or dropped frames). Refinement alone never probes: it
+  fits the target by construction;
 * an estimate while congested (see above) replaces the memory, down or up: it is what
   the link carries now;
 * an estimate below the memory on an uncongested link is a quiet screen, not a
@@ -40,10 +45,11 @@ the target is a *capacity memory*:
   are congestion: the memory is cut below what was sent, the frame rate too.
 
 The order of degradation is frame rate, then scale (both above, driven by the
-estimate), then quality: the frame cap makes x264 raise its quantiser only when a
-frame would not fit; the capture then *refines* (re-sends the settled screen while
-the last frame was capped, :attr:`StreamBudget.last_frame_capped`) until the picture
-is back at full quality.
+estimate, and the frame rate also by the stream going over its own target), then
+quality: the frame cap makes x264 raise its quantiser only when a frame would not
+fit; the capture then *refines* (re-sends the settled screen while the last frame
+was capped, :attr:`StreamBudget.last_frame_capped`) until the picture is back at
+full quality.
 
 Pure logic: the capture track asks :meth:`StreamBudget.interval` and reads
 :attr:`StreamBudget.scale`; the encoder reports :meth:`StreamBudget.sent` and
