@@ -8,7 +8,7 @@ then compared with the last one), when the receiver asks for a keyframe, when
 the encoder asks for one it had to defer (``StreamBudget.frame_wanted_at``), or
 as a *refinement* frame: re-encoding the settled screen lets the encoder sharpen
 what it blurred. Refinement comes once :data:`REFINE_AFTER` motion stops and, on
-a narrow link, again and again at the budget's refinement frame rate while the encoder says
+a narrow link, again and again, spending part of the budget (``StreamBudget.refine_interval``), while the encoder says
 the last frame was capped (``StreamBudget.last_frame_capped``), for at most
 :data:`REFINE_FOR` seconds after the last change: each capped frame adds what
 the link allows, and the picture is sharp again as soon as the link has carried
@@ -266,7 +266,7 @@ class ScreenTrack(MediaStreamTrack):
         if self.budget.frame_wanted_at is not None:
             due.append(self.budget.frame_wanted_at)
         if self.budget.last_frame_capped and self._last_sent - self._last_change < REFINE_FOR:
-            due.append(self._last_sent + 1.0 / self.budget.refine_fps)
+            due.append(self._last_sent + self.budget.refine_interval())
         return min(due)
 
     def _watch(self) -> None:

@@ -88,9 +88,13 @@ liked more, and the settled screen is encoded again to sharpen it. Measured at 1
 the VBV buffer) until the picture is at full quality, then fall to 1 kB, 0.3 kB, 23 bytes. Taking a
 sharp picture for capped costs one small frame; the reverse would leave it blurred."""
 REFINE_FPS = 15.0
-"""Frames a second at which a capped picture is refined, and so what the per-frame allowance is sized
-for (1/15 s of the target: 8.3 kB at 1 Mbit/s). Refinement sharpens as fast as the link allows only if
-the host encodes that many frames a second (1080p: 10-25 ms each); 60 would not keep up."""
+"""Frames a second at which a capped picture is refined at most, and so what the per-frame allowance is
+sized for (1/15 s of the target: 8.3 kB at 1 Mbit/s). Refinement sharpens as fast as the link allows only
+if the host encodes that many frames a second (1080p: 10-25 ms each); 60 would not keep up."""
+REFINE_SHARE = 0.8
+"""Refinement spends at most this share of the target: the rest drains what a keyframe's burst left in
+the bottleneck queue and carries input and RTCP. (At the full target, through a 1 Mbit/s tbf and no
+pacer, the queue never drained, every frame lost packets, and no picture came after the first.)"""
 PROBE_PER_SECOND = 1.5
 """While the stream presses on its target (it sent more than the target within the last
 :data:`PROBE_QUIET` seconds, so the frame rate was cut to fit) and no congestion was seen for :data:`PROBE_QUIET` seconds,
@@ -168,6 +172,7 @@ class StreamBudget:
     _capacity: float = field(default=START_BITRATE, init=False)
     _congestion_at: float = field(default=float("-inf"), init=False)
     _over_target_at: float = field(default=float("-inf"), init=False)
+    _last_frame_bits: float = field(default=0.0, init=False)
     _capacity_at: float | None = field(default=None, init=False)
     last_frame_capped: bool = field(default=False, init=False)
     """The encoder's last frame used most of its allowance: encoding the settled screen again sharpens it."""
@@ -241,7 +246,7 @@ class StreamBudget:
         many frames within the target as a whole."""
         bytes_per_second = self.target_bitrate(now) / 8
         return FrameCap(
-            frame_bytes=max(1, int(bytes_per_second / self.refine_fps)),
+            frame_bytes=max(1, int(bytes_per_second / min(self.fps_cap, REFINE_FPS))),
             burst_bytes=max(1, int(bytes_per_second * KEYFRAME_WINDOW)),
         )
 
@@ -262,6 +267,7 @@ class StreamBudget:
         if size_bytes < 0:
             raise ValueError("a frame cannot have a negative size")
         self.last_frame_capped = cap is not None and size_bytes >= CAPPED_SHARE * cap.frame_bytes
+        self._last_frame_bits = size_bytes * 8.0
         self._sent.append((now, size_bytes * 8.0))
         elapsed = 0.0 if self._updated_at is None else max(0.0, now - self._updated_at)
         self._updated_at = now
@@ -285,10 +291,12 @@ class StreamBudget:
         """The frame rate to send at while the screen keeps changing."""
         return self.fps_cap
 
-    @property
-    def refine_fps(self) -> float:
-        """The frame rate of refinement frames: :data:`REFINE_FPS`, or the frame-rate cap if lower."""
-        return min(self.fps_cap, REFINE_FPS)
+    def refine_interval(self) -> float:
+        """Seconds from the last frame to the next refinement frame: the last frame's bits at
+        :data:`REFINE_SHARE` of the target (a keyframe's burst drains first; the cap in force may
+        lag a fallen target, since a new cap costs a keyframe), and no sooner than
+        :data:`REFINE_FPS` (or the frame-rate cap) allows."""
+        return max(1.0 / min(self.fps_cap, REFINE_FPS), self._last_frame_bits / (REFINE_SHARE * self._capacity))
 
     def interval(self) -> float:
         """Seconds to leave between two frames while the screen keeps changing."""

@@ -259,3 +259,15 @@ def test_refinement_that_fits_the_target_does_not_probe() -> None:
         budget.sent(cap.frame_bytes, keyframe=False, now=now, cap=cap)
         now += 1 / 15
     assert budget.last_frame_capped and budget.target_bitrate(now) == START_BITRATE
+
+
+def test_refinement_spends_a_share_of_the_target_and_waits_for_a_burst_to_drain() -> None:
+    budget = StreamBudget(max_fps=30)
+    assert budget.refine_interval() == pytest.approx(1 / 15), "before any frame: the most"
+    cap = budget.frame_cap(0.0)
+    budget.sent(22_000, keyframe=True, now=0.0, cap=cap)
+    assert budget.refine_interval() == pytest.approx(22_000 * 8 / (0.8 * START_BITRATE)), "the keyframe drains"
+    budget.sent(cap.frame_bytes, keyframe=False, now=0.22, cap=cap)
+    assert budget.refine_interval() == pytest.approx(cap.frame_bytes * 8 / (0.8 * START_BITRATE))
+    budget.frames_dropped(0.3)  # the target falls; the encoder keeps its cap (no new keyframe yet)
+    assert cap.frame_bytes * 8 / budget.refine_interval() <= 0.8 * budget.target_bitrate(0.3) + 1
