@@ -8,17 +8,34 @@ needs it:
 
 * x264 ``superfast`` with ``zerolatency`` (no lookahead, no B-frames, sliced
   threads): 5-6 ms a 1080p frame on two threads, no frame of delay;
-* constant quality (CRF :data:`CRF`, quantiser never above :data:`QP_MAX`):
-  text stays sharp whatever moves, and a static screen costs almost nothing.
-  The stream fits the link by frame rate and scale instead
-  (:class:`~peer.stream_budget.StreamBudget`), so a new bitrate estimate never
-  rebuilds the encoder or costs a keyframe;
-* a keyframe only when the receiver asks (PLI/FIR) or the picture size changes,
+* *capped* constant quality: CRF :data:`CRF` keeps text sharp whatever moves and
+  makes a static screen cost almost nothing, and x264's VBV caps every frame,
+  keyframes included, to the :class:`~peer.stream_budget.FrameCap` of the
+  stream's budget (a frame-time of the target per frame, at most
+  :data:`~peer.stream_budget.KEYFRAME_WINDOW` of it in one frame; the quantiser
+  may then go up to :data:`QP_MAX`). The stream fits the link by frame rate and
+  scale first (:class:`~peer.stream_budget.StreamBudget`); the cap is the last
+  resort and the guard against bursts, and a capped frame is followed by
+  refinement frames (the capture's job) that bring the picture back;
+* x264 under ``zerolatency`` runs its rate control at a constant frame rate: the
+  VBV refills ``maxrate / framerate`` per *frame*, whatever the timestamps say
+  (variable-rate input would cost a frame of delay). So ``maxrate`` is set to the
+  per-frame allowance times the declared :data:`DECLARED_FPS`, and the capture
+  sends no more frames a second than the budget's frame rate;
+* PyAV cannot change the VBV of an open encoder, so a new cap means a new encoder
+  and a keyframe (itself capped): the cap follows the budget only on a change of
+  :data:`~peer.stream_budget.RECAP_RATIO` held
+  :data:`~peer.stream_budget.RECAP_HOLD` seconds apart;
+* a keyframe when the receiver asks (PLI/FIR), the picture size or the cap changes,
   never more often than :data:`MIN_KEYFRAME_GAP` (one lost packet can make a
-  receiver ask several times);
-* each frame may carry a :class:`~peer.stream_budget.StreamBudget` in
-  ``frame.opaque``; the encoder tells it the link bitrate and every frame's size,
-  which is how the capture side learns to lower frame rate or scale.
+  receiver ask several times); a request inside the gap is kept and served once
+  the gap has passed (the budget's ``frame_wanted_at`` makes the capture send a
+  frame then, even from a still screen);
+* each frame carries its stream's :class:`~peer.stream_budget.StreamBudget` in
+  ``frame.opaque`` (a :class:`~peer.stream_budget.FrameTag`; frames without one
+  use the encoder's own); the encoder tells
+  it the link bitrate and every frame's size, which is how the capture side learns
+  to lower frame rate or scale and when to refine.
 
 RTP packetization (FU-A/STAP-A) is aiortc's, inherited unchanged.
 """
@@ -35,14 +52,17 @@ from aiortc import RTCRtpCodecCapability, RTCRtpSender
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import VIDEO_TIME_BASE
 
-from .stream_budget import StreamBudget
+from .stream_budget import FrameCap, FrameTag, StreamBudget, recap_due
 
 CRF = 20
 """x264 constant-rate factor: 9-pixel text stays crisp at 1080p (PSNR ~47 dB on scrolling code)."""
 QP_MIN = 12
 """Finest quantiser: beyond it a refinement frame spends bits on differences nobody sees."""
-QP_MAX = 34
-"""Coarsest quantiser a busy frame may get."""
+QP_MAX = 51
+"""Coarsest quantiser (H.264's own limit), reached only when the frame cap requires it: a 1080p text
+keyframe at 51 is about 21 kB and blurred (23 dB), the refinement frames sharpen it."""
+DECLARED_FPS = 30
+"""The frame rate x264 is told; its VBV refills ``maxrate / DECLARED_FPS`` per frame."""
 MIN_KEYFRAME_GAP = 0.3
 """Seconds between two forced keyframes at most once."""
 GOP = 100_000
@@ -63,6 +83,10 @@ class ScreenH264Encoder(H264Encoder):
         self._estimate: int | None = None
         self._estimate_is_new = False
         self._last_keyframe = float("-inf")
+        self._keyframe_pending = False
+        self._own_budget = StreamBudget()
+        self._cap: FrameCap | None = None
+        self._cap_at = float("-inf")
         self.keyframes = 0
         """Keyframes produced so far (for tests and statistics)."""
 
@@ -76,11 +100,16 @@ class ScreenH264Encoder(H264Encoder):
         self._estimate = max(1, int(bitrate))
         self._estimate_is_new = True  # passed on with the next frame: the budget counts reports
 
-    def _open(self, frame: av.VideoFrame) -> av.VideoCodecContext:
+    @property
+    def frame_cap(self) -> FrameCap | None:
+        """The cap the open encoder works under (None before the first frame)."""
+        return self._cap
+
+    def _open(self, frame: av.VideoFrame, cap: FrameCap) -> av.VideoCodecContext:
         context = av.CodecContext.create("libx264", "w")
         context.width, context.height = frame.width, frame.height
         context.pix_fmt = "yuv420p"
-        context.framerate = fractions.Fraction(30, 1)
+        context.framerate = fractions.Fraction(DECLARED_FPS, 1)
         context.time_base = VIDEO_TIME_BASE  # the frames' own: x264 paces its rate control by their timestamps
         context.gop_size = GOP
         context.profile = "Baseline"  # constrained baseline: what every WebRTC H.264 decoder takes
@@ -94,29 +123,43 @@ class ScreenH264Encoder(H264Encoder):
             # libswscale produced (BT.601, limited range); untagged, browsers assume BT.709
             # and shift every colour.
             "x264-params": "repeat-headers=1:colormatrix=smpte170m:colorprim=smpte170m:transfer=smpte170m:range=tv",
+            # VBV in bit/s and bits (FFmpeg hands x264 kbit): see the module docstring for the refill per frame.
+            "maxrate": str(cap.frame_bytes * 8 * DECLARED_FPS),
+            "bufsize": str(max(cap.burst_bytes, cap.frame_bytes) * 8),
         }
         context.qmin, context.qmax = QP_MIN, QP_MAX
         return context
 
     def _encode_frame(self, frame: av.VideoFrame, force_keyframe: bool) -> Iterator[bytes]:
-        if self._context is not None and (frame.width, frame.height) != (self._context.width, self._context.height):
-            self._context = None
         now = time.monotonic()
+        tag = frame.opaque
+        budget = tag.budget if isinstance(tag, FrameTag) else self._own_budget
+        if self._estimate is not None and self._estimate_is_new:
+            budget.link_bitrate(self._estimate, now)
+            self._estimate_is_new = False
+        wanted = budget.frame_cap(now)
+        if self._context is not None and (
+            (frame.width, frame.height) != (self._context.width, self._context.height)
+            or recap_due(self._cap, wanted, now - self._cap_at)
+        ):
+            self._context = None
+        opened = self._context is None
         if self._context is None:
-            self._context = self._open(frame)
-            force_keyframe = True
-        keyframe = force_keyframe and now - self._last_keyframe >= MIN_KEYFRAME_GAP
+            self._cap, self._cap_at = wanted, now
+            self._context = self._open(frame, wanted)
+        self._keyframe_pending = self._keyframe_pending or force_keyframe
+        # A new encoder starts with a keyframe whatever the gap: it has nothing to refer to.
+        keyframe = opened or (self._keyframe_pending and now - self._last_keyframe >= MIN_KEYFRAME_GAP)
+        if self._keyframe_pending and not keyframe:
+            # Asked again too soon (one loss, several requests): served once the gap has passed.
+            budget.frame_wanted_at = self._last_keyframe + MIN_KEYFRAME_GAP
         frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
         data = b"".join(bytes(packet) for packet in self._context.encode(frame))
         if keyframe:
             self._last_keyframe = now
+            self._keyframe_pending = False
             self.keyframes += 1
-        budget = frame.opaque
-        if isinstance(budget, StreamBudget):
-            if self._estimate is not None and self._estimate_is_new:
-                budget.link_bitrate(self._estimate, now)
-                self._estimate_is_new = False
-            budget.sent(len(data), keyframe=keyframe, now=now)
+        budget.sent(len(data), keyframe=keyframe, now=now, cap=self._cap)
         if data:
             yield from self._split_bitstream(data)
 

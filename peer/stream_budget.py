@@ -18,6 +18,39 @@ stopped climbing (the estimator saw queues grow and holds at, or drops to, a
 share of what gets through). The frame rate follows the classic AIMD rule:
 multiplicative decrease on congestion, additive increase otherwise.
 
+The budget also says how many bits the stream may spend (:meth:`StreamBudget.target_bitrate`),
+which caps every frame (:meth:`StreamBudget.frame_cap`, applied by the encoder as x264's
+VBV) and paces the packets (``peer.pacer``). Since a bare estimate is no capacity,
+the target is a *capacity memory*:
+
+* :data:`START_BITRATE` before any estimate: the first frames (the first keyframe
+  above all) fit a 1 Mbit/s link. aiortc's estimator says nothing for the first
+  ~3 s of video, so this start carries the whole first picture;
+* an estimate above the memory raises it at once. It can only be above because the
+  stream pushed that much through (the estimator caps itself at 1.5x what arrives);
+* the budget probes by itself: aiortc's estimator starts from what arrived in its
+  first 3 s (a quiet screen: next to nothing) and then climbs only 8 % a second, so
+  while the stream wants more than its target (it went over it, and the frame rate
+  was cut to fit) and nothing said congestion for :data:`PROBE_QUIET` seconds, the
+  target grows :data:`PROBE_PER_SECOND` a second until the link pushes back (an
+  estimate under congestion, or dropped frames). Refinement alone never probes: it
+  fits the target by construction;
+* an estimate while congested (see above) replaces the memory, down or up: it is what
+  the link carries now;
+* an estimate below the memory on an uncongested link is a quiet screen, not a
+  narrow link: the memory stays, and only its part above :data:`START_BITRATE` (or
+  above the newest estimate) decays, with a half-life of :data:`CAPACITY_HALF_LIFE`,
+  so a capacity seen long ago is not trusted forever;
+* dropped frames (the pacer's queue overflowed, :meth:`StreamBudget.frames_dropped`)
+  are congestion: the memory is cut below what was sent, the frame rate too.
+
+The order of degradation is frame rate, then scale (both above, driven by the
+estimate, and the frame rate also by the stream going over its own target), then
+quality: the frame cap makes x264 raise its quantiser only when a frame would not
+fit; the capture then *refines* (re-sends the settled screen while the last frame
+was capped, :attr:`StreamBudget.last_frame_capped`) until the picture is back at
+full quality.
+
 Pure logic: the capture track asks :meth:`StreamBudget.interval` and reads
 :attr:`StreamBudget.scale`; the encoder reports :meth:`StreamBudget.sent` and
 :meth:`StreamBudget.link_bitrate`. Times are seconds on one monotonic clock.
@@ -38,6 +71,82 @@ HEADROOM = 0.9
 """On congestion, aim this far below the estimate, so queues on the path drain."""
 CLIMB = 1.05
 """An estimate above this multiple of the one a window ago is still climbing (no congestion yet)."""
+START_BITRATE = 1_000_000.0
+"""Bit/s the stream fits before any estimate: a 1080p text keyframe capped to it is legible at once
+and leaves in a fifth of a second on a 1 Mbit/s link."""
+MIN_BITRATE = 150_000.0
+"""The target never goes below this (a 1080p keyframe cannot be made much smaller; scale helps below)."""
+CAPACITY_HALF_LIFE = 30.0
+"""Seconds in which a remembered capacity above the start (and above the newest estimate) halves."""
+KEYFRAME_WINDOW = 0.2
+"""Seconds of budget the largest frame may take (a keyframe, or the first change after a pause): on a
+1 Mbit/s link 25 kB, gone in 0.2 s, inside a bottleneck queue of 200 ms."""
+CAPPED_SHARE = 0.25
+"""A frame that used at least this share of its per-frame allowance counts as capped: x264 would have
+liked more, and the settled screen is encoded again to sharpen it. Measured at 1 Mbit/s on 1080p text
+(4.2 kB a frame): refinement frames take 1.9-5 kB (the first after a keyframe less, the keyframe drained
+the VBV buffer) until the picture is at full quality, then fall to 1 kB, 0.3 kB, 23 bytes. Taking a
+sharp picture for capped costs one small frame; the reverse would leave it blurred."""
+REFINE_FPS = 15.0
+"""Frames a second at which a capped picture is refined at most, and so what the per-frame allowance is
+sized for (1/15 s of the target: 8.3 kB at 1 Mbit/s). Refinement sharpens as fast as the link allows only
+if the host encodes that many frames a second (1080p: 10-25 ms each); 60 would not keep up."""
+REFINE_SHARE = 0.8
+"""Refinement spends at most this share of the target: the rest drains what a keyframe's burst left in
+the bottleneck queue and carries input and RTCP. (At the full target, through a 1 Mbit/s tbf and no
+pacer, the queue never drained, every frame lost packets, and no picture came after the first.)"""
+PROBE_PER_SECOND = 1.5
+"""While the stream presses on its target (it sent more than the target within the last
+:data:`PROBE_QUIET` seconds, so the frame rate was cut to fit) and no congestion was seen for :data:`PROBE_QUIET` seconds,
+the target grows by this factor a second: aiortc's estimator starts at what arrived in its first 3 s
+(a quiet screen: next to nothing) and then climbs 8 % a second, far too slowly to lead."""
+OVER_TARGET = 1.1
+"""The stream sends more than its target above this multiple of it (a one-second window can hold one
+frame too many at its edges, and x264 keeps to its allowance on average, not to the byte)."""
+PROBE_QUIET = 2.0
+"""Seconds after congestion (an estimate's or dropped frames) before the target probes upwards again."""
+RECAP_RATIO = 1.5
+"""The frame cap in force is changed only when the wanted one is this factor away (a new cap means
+a new encoder, hence a keyframe)..."""
+RECAP_HOLD = 2.0
+"""...and this many seconds after the last change."""
+
+
+@dataclass(frozen=True)
+class FrameCap:
+    """How large frames may be: ``frame_bytes`` per frame sustained, ``burst_bytes`` for any single frame."""
+
+    frame_bytes: int
+    """One frame-time of budget: what each frame adds to the allowance (x264's VBV refill per frame)."""
+    burst_bytes: int
+    """:data:`KEYFRAME_WINDOW` of budget: no frame is larger (x264's VBV buffer)."""
+
+
+@dataclass(frozen=True, eq=False)
+class FrameTag:
+    """What rides in ``frame.opaque`` from the capture to the encoder: the stream's budget, inside an
+    object of the frame's own.
+
+    PyAV keys opaque values by ``id()`` and forgets the key when *any* frame holding it is
+    freed, so a budget set directly on consecutive frames vanishes from a newer frame as
+    soon as an older one is garbage-collected (measured: every frame after the first lost it).
+    """
+
+    budget: StreamBudget
+
+
+def recap_due(in_force: FrameCap | None, wanted: FrameCap, held_for: float) -> bool:
+    """True when the encoder should take ``wanted`` instead of the cap ``in_force`` for ``held_for`` seconds.
+
+    The first cap is always taken; later ones only after :data:`RECAP_HOLD` seconds and
+    a change of at least :data:`RECAP_RATIO` either way, since each change costs a keyframe.
+    """
+    if in_force is None:
+        return True
+    if held_for < RECAP_HOLD:
+        return False
+    ratio = wanted.frame_bytes / in_force.frame_bytes
+    return ratio >= RECAP_RATIO or ratio <= 1 / RECAP_RATIO
 
 
 @dataclass
@@ -57,8 +166,19 @@ class StreamBudget:
     _updated_at: float | None = field(default=None, init=False)
     _cut_at: float = field(default=float("-inf"), init=False)
     congested: bool = field(default=False, init=False)
-    """The latest estimate said the link is congested (until a newer one says otherwise)."""
+    """The latest estimate said the link is congested, or frames were dropped (until a newer estimate
+    says otherwise, or :data:`PROBE_QUIET` seconds pass without either)."""
     _scale_changed_at: float = field(default=float("-inf"), init=False)
+    _capacity: float = field(default=START_BITRATE, init=False)
+    _congestion_at: float = field(default=float("-inf"), init=False)
+    _over_target_at: float = field(default=float("-inf"), init=False)
+    _last_frame_bits: float = field(default=0.0, init=False)
+    _capacity_at: float | None = field(default=None, init=False)
+    last_frame_capped: bool = field(default=False, init=False)
+    """The encoder's last frame used most of its allowance: encoding the settled screen again sharpens it."""
+    frame_wanted_at: float | None = field(default=None, init=False)
+    """When the encoder wants another frame even if the screen stays still (a keyframe it had to defer);
+    the capture sends the settled screen then and clears this."""
 
     def __post_init__(self) -> None:
         if not 0 < self.min_fps <= self.max_fps:
@@ -80,27 +200,55 @@ class StreamBudget:
             self._estimates.popleft()
         rate = self.send_rate(now)
         self.congested = rate > self._link and not self._climbing(now)
-        # Cut once per window: until then the measured rate still holds frames sent before
-        # the last cut, and cutting again on them would overshoot to the floor.
-        if self.congested and now - self._cut_at >= RATE_WINDOW:
-            self.fps_cap = max(self.min_fps, self.fps_cap * HEADROOM * self._link / rate)
-            self._cut_at = now
-            self._rescale(now)
+        remembered = self.target_bitrate(now)
+        if self.congested or self._link > remembered:
+            self._capacity = max(MIN_BITRATE, self._link)
+        if self.congested:
+            self._congestion_at = now
+            self._cut(now, rate, self._link)
 
     def target_bitrate(self, now: float) -> float:
-        """Bit/s the stream should fit now: 1 Mbit/s, or the receiver's estimate when higher, or when
-        it says the link is congested (a quiet stream's low estimate only says little arrived)."""
-        if self._link is not None and (self.congested or self._link > 1_000_000.0):
-            return self._link
-        return 1_000_000.0
+        """Bit/s the stream should fit now: the capacity memory (see the module's docstring)."""
+        floor = max(START_BITRATE, self._link or 0.0)
+        if self._capacity_at is not None and self._capacity > floor:
+            elapsed = max(0.0, now - self._capacity_at)
+            self._capacity = floor + (self._capacity - floor) * 0.5 ** (elapsed / CAPACITY_HALF_LIFE)
+        self._capacity_at = now if self._capacity_at is None else max(self._capacity_at, now)
+        return self._capacity
 
     def frames_dropped(self, now: float) -> None:
-        """The pacer had to drop frames for lack of link: congestion, the frame rate is cut (once per window)."""
+        """The pacer dropped frames for lack of link: congestion. The target falls below what was
+        sent (or below itself), and the frame rate is cut, once per window like an estimate's cut."""
         self.congested = True
-        if now - self._cut_at >= RATE_WINDOW:
-            self.fps_cap = max(self.min_fps, self.fps_cap * HEADROOM / 2)
-            self._cut_at = now
-            self._rescale(now)
+        self._congestion_at = now
+        if now - self._cut_at < RATE_WINDOW:
+            return
+        rate = self.send_rate(now)
+        target = self.target_bitrate(now)
+        carried = min(target, rate) if rate > 0 else target
+        self._capacity = max(MIN_BITRATE, HEADROOM * carried)
+        self._cut(now, rate, self._capacity)
+
+    def _cut(self, now: float, rate: float, link: float) -> None:
+        # Cut once per window: until then the measured rate still holds frames sent before
+        # the last cut, and cutting again on them would overshoot to the floor.
+        if now - self._cut_at < RATE_WINDOW:
+            return
+        self.fps_cap = max(self.min_fps, self.fps_cap * HEADROOM * (min(1.0, link / rate) if rate > 0 else 1.0))
+        self._cut_at = now
+        self._rescale(now)
+
+    def frame_cap(self, now: float) -> FrameCap:
+        """The frame sizes that fit the target now: one frame-time of it per frame at the refinement
+        frame rate (or the lower frame-rate cap), at most :data:`KEYFRAME_WINDOW` of it in one frame.
+
+        x264 holds each frame to that allowance; the frame rate (:meth:`sent`) keeps a stream of
+        many frames within the target as a whole."""
+        bytes_per_second = self.target_bitrate(now) / 8
+        return FrameCap(
+            frame_bytes=max(1, int(bytes_per_second / min(self.fps_cap, REFINE_FPS))),
+            burst_bytes=max(1, int(bytes_per_second * KEYFRAME_WINDOW)),
+        )
 
     def _climbing(self, now: float) -> bool:
         oldest_at, oldest = self._estimates[0]
@@ -113,25 +261,46 @@ class StreamBudget:
         self._forget(now)
         return sum(bits for _, bits in self._sent) / RATE_WINDOW
 
-    def sent(self, size_bytes: int, *, keyframe: bool, now: float) -> None:
-        """An encoded frame of ``size_bytes`` went out; without congestion the frame-rate cap regains ground."""
+    def sent(self, size_bytes: int, *, keyframe: bool, now: float, cap: FrameCap | None = None) -> None:
+        """An encoded frame of ``size_bytes`` went out, made under ``cap`` (None: uncapped); without
+        congestion the frame-rate cap regains ground."""
         if size_bytes < 0:
             raise ValueError("a frame cannot have a negative size")
+        self.last_frame_capped = cap is not None and size_bytes >= CAPPED_SHARE * cap.frame_bytes
+        self._last_frame_bits = size_bytes * 8.0
         self._sent.append((now, size_bytes * 8.0))
         elapsed = 0.0 if self._updated_at is None else max(0.0, now - self._updated_at)
         self._updated_at = now
-        if not self.congested:
+        if now - self._congestion_at >= PROBE_QUIET:
+            self.congested = False  # not renewed (estimates come every 0.5 s, drops when they happen): over
+        rate, target = self.send_rate(now), self.target_bitrate(now)
+        if rate > OVER_TARGET * target and self._sent[0][0] <= now - RATE_WINDOW / 2:
+            # More than the target (many frames, each within its cap): fewer frames, as on congestion.
+            self._over_target_at = now
+            self._cut(now, rate, target)
+        elif not self.congested:
             self.fps_cap = min(self.max_fps, self.fps_cap + INCREASE_PER_SECOND * elapsed)
             self._rescale(now)
+        # Refinement alone never presses: it fits the target by construction (15 allowances a second).
+        pressing = now - self._over_target_at <= PROBE_QUIET
+        if pressing and not self.congested and now - self._congestion_at >= PROBE_QUIET:
+            self._capacity = target * PROBE_PER_SECOND ** min(elapsed, RATE_WINDOW / 2)
 
     @property
     def fps(self) -> float:
         """The frame rate to send at while the screen keeps changing."""
         return self.fps_cap
 
+    def refine_interval(self) -> float:
+        """Seconds from the last frame to the next refinement frame: the last frame's bits at
+        :data:`REFINE_SHARE` of the target (a keyframe's burst drains first; the cap in force may
+        lag a fallen target, since a new cap costs a keyframe), and no sooner than
+        :data:`REFINE_FPS` (or the frame-rate cap) allows."""
+        return max(1.0 / min(self.fps_cap, REFINE_FPS), self._last_frame_bits / (REFINE_SHARE * self._capacity))
+
     def interval(self) -> float:
         """Seconds to leave between two frames while the screen keeps changing."""
-        return 1.0 / self.fps_cap
+        return 1.0 / self.fps
 
     def _forget(self, now: float) -> None:
         while self._sent and self._sent[0][0] <= now - RATE_WINDOW:

@@ -1,5 +1,6 @@
 """The screen pipeline between real peers: H.264 negotiated, changes arrive at once, a static screen is quiet,
-a video packet lost for good costs a keyframe, not the picture.
+a video packet lost for good costs a keyframe, not the picture, the first keyframe is capped and the
+picture sharpens.
 
 A broker, a ``deskhand-host`` process and the technician's RemoteView on
 127.0.0.1, the screen an Xvfb painted by a Tk window. Timings here are loose
@@ -13,11 +14,15 @@ import asyncio
 import re
 
 import av
+import numpy as np
 import pytest
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 
 from bench.frame_probe import ColourProbe
+from bench.stream_figures import psnr
+from bench.workload import WorkloadProcess
+from host_client.capture import Screen, to_i420
 from peer.aiortc_hooks import LOST_PACKET_PATIENCE, loss_recovery_of
 from peer.loss_recovery import abandon_after
 from tests.support.live_session import live_session
@@ -149,3 +154,37 @@ async def test_a_keyframe_packet_lost_on_a_still_screen_is_asked_for_again_then_
             probe.expect((0, 130, 200))
             painted = await asyncio.to_thread(painter.fill, (0, 130, 200))
             assert await probe.seen(timeout=10) - painted < 5
+
+
+class Sharpness:
+    """Every received frame's luma, kept to be compared with the screen afterwards."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[float, np.ndarray]] = []
+
+    def on_frame(self, frame: av.VideoFrame, arrived: float) -> None:
+        self.frames.append((arrived, frame.to_ndarray(format="gray")))
+
+
+async def test_the_first_keyframe_is_capped_and_the_picture_sharpens_within_seconds(
+    broker, xvfb, monkeypatch
+) -> None:
+    monkeypatch.setenv("DISPLAY", xvfb.display)
+    workload = await asyncio.to_thread(WorkloadProcess, xvfb.env)  # 1080p of text: a 144 kB keyframe uncapped
+    try:
+        screen = Screen()
+        source = to_i420(screen.grab_pixels(screen.monitors()[0])).to_ndarray(format="gray")
+        screen.close()
+        sharpness = Sharpness()
+        async with live_session(broker, xvfb.env, "--consent", "view", on_frame=sharpness.on_frame) as live:
+            await live.view.wait_for_frame(60)
+            await asyncio.sleep(11.0)
+        first_at = sharpness.frames[0][0]
+        quality = [(arrived - first_at, psnr(luma, source)) for arrived, luma in sharpness.frames]
+        assert quality[0][1] < 35, f"the first keyframe fits 1 Mbit/s, so it is coarse: {quality[0][1]:.1f} dB"
+        sharp_after = next((t for t, db in quality if db >= 40), None)
+        # Generous: the refinement frames come at the encoder's pace, slower on a loaded machine.
+        assert sharp_after is not None and sharp_after < 10.0, [(round(t, 2), round(db, 1)) for t, db in quality]
+        assert quality[-1][1] >= 40
+    finally:
+        await asyncio.to_thread(workload.close)

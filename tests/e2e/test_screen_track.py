@@ -93,7 +93,7 @@ async def test_a_static_screen_costs_no_grab_and_a_change_arrives_at_once(displa
         assert time.monotonic() - changed_at < 0.5
         r, g, b = centre_rgb(frame)
         assert r > 200 and g < 60 and b < 60
-        assert frame.opaque is track.budget, "the frame carries the budget to the encoder"
+        assert frame.opaque.budget is track.budget, "the frame carries the budget to the encoder"
     finally:
         track.stop()
 
@@ -148,6 +148,41 @@ async def test_a_keyframe_request_sends_a_frame_of_a_static_screen(screen: Scree
         track.keyframe_requested()
         assert await frame_within(track, 1.0) is not None
         assert time.monotonic() - asked_at < 0.3
+    finally:
+        track.stop()
+
+
+async def test_while_the_encoder_says_capped_the_settled_screen_is_sent_again_at_the_frame_rate(
+    screen: Screen,
+) -> None:
+    track = make_track(screen, fps=20)
+    try:
+        await settle(track)
+        paint_at = time.monotonic()
+        track.budget.last_frame_capped = True  # what the encoder says of a frame that hit its cap
+        track.keyframe_requested()
+        arrivals = []
+        for _ in range(6):  # the encoder says capped five more times, then sharp
+            assert await frame_within(track, 1.0) is not None
+            arrivals.append(time.monotonic())
+        track.budget.last_frame_capped = False
+        assert arrivals[-1] - paint_at < 6 * 0.05 + 1.0, "at the budget's frame rate, not a slow cadence"
+        # On the frame grid: single gaps jitter with the capture thread, their mean does not.
+        assert (arrivals[-1] - arrivals[0]) / (len(arrivals) - 1) >= 0.045, "never faster than it"
+        assert await frame_within(track, 1.0) is None, "sharp: the track goes quiet"
+    finally:
+        track.stop()
+
+
+async def test_a_frame_the_encoder_wants_later_comes_then_from_a_static_screen(screen: Screen) -> None:
+    track = make_track(screen)
+    try:
+        await settle(track)
+        wanted_at = time.monotonic() + 0.4
+        track.budget.frame_wanted_at = wanted_at  # a keyframe it had to defer
+        assert await frame_within(track, 2.0) is not None
+        assert time.monotonic() >= wanted_at and track.budget.frame_wanted_at is None
+        assert await frame_within(track, 1.0) is None
     finally:
         track.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fractions
+import gc
 import time
 from dataclasses import dataclass, field
 
@@ -14,17 +15,17 @@ from aiortc.jitterbuffer import JitterFrame
 
 from peer import screen_encoder
 from peer.screen_encoder import ScreenH264Encoder, screen_codec_preferences
-from peer.stream_budget import StreamBudget
+from peer.stream_budget import FrameTag, StreamBudget
 
 TIME_BASE = fractions.Fraction(1, 90_000)
 
 
-def text_screen(width: int = 1920, height: int = 1080, shift: int = 0) -> np.ndarray:
-    """Dark 'glyphs' on a light background, shifted down by ``shift`` rows (a scroll)."""
+def text_screen(width: int = 1920, height: int = 1080, shift: int = 0, glyphs: int = 60) -> np.ndarray:
+    """Dark 'glyphs' (``glyphs`` a row) on a light background, shifted down by ``shift`` rows (a scroll)."""
     rng = np.random.default_rng(7)
     pixels = np.full((height + 400, width, 3), 245, np.uint8)
     for row in range(10, height + 380, 18):
-        for left in rng.integers(0, width - 8, 60):
+        for left in rng.integers(0, width - 8, glyphs):
             pixels[row : row + 11, left : left + 6] = 30
     return np.ascontiguousarray(pixels[shift : shift + height])
 
@@ -32,7 +33,7 @@ def text_screen(width: int = 1920, height: int = 1080, shift: int = 0) -> np.nda
 def frame_of(pixels: np.ndarray, pts: int, budget: StreamBudget | None = None) -> av.VideoFrame:
     frame = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(format="yuv420p")
     frame.pts, frame.time_base = pts, TIME_BASE
-    frame.opaque = budget
+    frame.opaque = None if budget is None else FrameTag(budget)
     return frame
 
 
@@ -61,56 +62,111 @@ def is_keyframe(payloads: list[bytes]) -> bool:
     return False
 
 
+def roomy_budget() -> StreamBudget:
+    """A budget that heard of a 50 Mbit/s link: frames are not capped."""
+    budget = StreamBudget()
+    budget.link_bitrate(50_000_000, time.monotonic())
+    return budget
+
+
+def psnr(decoded: av.VideoFrame, source: np.ndarray) -> float:
+    got = decoded.to_ndarray(format="gray").astype(float)
+    want = frame_of(source, 0).to_ndarray(format="gray").astype(float)
+    return float(10 * np.log10(255**2 / np.mean((got - want) ** 2)))
+
+
 def test_frames_round_trip_sharp_through_aiortcs_decoder() -> None:
     encoder, decoder = ScreenH264Encoder(), H264Decoder()
     source = text_screen()
-    payloads, timestamp = encoder.encode(frame_of(source, 0))
+    payloads, timestamp = encoder.encode(frame_of(source, 0, roomy_budget()))
     assert is_keyframe(payloads), "the first frame is a keyframe"
     assert all(len(p) <= 1300 for p in payloads), "payloads fit aiortc's RTP packet size"
     [decoded] = decode(decoder, payloads, timestamp)
     assert (decoded.width, decoded.height) == (1920, 1080)
-    got = decoded.to_ndarray(format="gray").astype(float)
-    want = frame_of(source, 0).to_ndarray(format="gray").astype(float)
-    psnr = 10 * np.log10(255**2 / np.mean((got - want) ** 2))
-    assert psnr > 35, f"text must stay sharp, got {psnr:.1f} dB"
+    assert psnr(decoded, source) > 35, "text must stay sharp on a link with room"
+
+
+def test_at_the_starting_budget_a_keyframe_fits_its_cap_and_refinement_sharpens_it() -> None:
+    encoder, decoder, budget = ScreenH264Encoder(), H264Decoder(), StreamBudget(max_fps=30)
+    cap = budget.frame_cap(time.monotonic())
+    assert cap.burst_bytes == 25_000, "a fifth of a second of 1 Mbit/s"
+    # About as busy as a code editor (the dense default is 43 kB even at the coarsest quantiser).
+    source = text_screen(glyphs=15)
+    payloads, timestamp = encoder.encode(frame_of(source, 0, budget))
+    assert is_keyframe(payloads) and budget.last_frame_capped
+    assert sum(map(len, payloads)) <= cap.burst_bytes, "the first keyframe fits a 1 Mbit/s link in 0.2 s"
+    [decoded] = decode(decoder, payloads, timestamp)
+    first = psnr(decoded, source)
+    sizes = []
+    for n in range(1, 60):  # two seconds of refinement frames at the budget's frame rate
+        payloads, timestamp = encoder.encode(frame_of(source, n * 3000, budget))
+        sizes.append(sum(map(len, payloads)))
+        decoded = decode(decoder, payloads, timestamp)[-1]
+        if not budget.last_frame_capped:
+            break
+    assert psnr(decoded, source) >= 40 > first, f"sharpened from {first:.1f} dB"
+    assert max(sizes) <= cap.burst_bytes and sum(sizes) * 8 <= 2.1 * 1_000_000, "within the budget"
+    assert encoder.keyframes == 1
 
 
 def test_scrolling_frames_are_small_and_never_keyframes() -> None:
-    encoder = ScreenH264Encoder()
-    encoder.encode(frame_of(text_screen(), 0))
+    encoder, budget = ScreenH264Encoder(), roomy_budget()
+    encoder.encode(frame_of(text_screen(), 0, budget))
     for n in range(1, 10):
-        payloads, _ = encoder.encode(frame_of(text_screen(shift=6 * n), n * 3000))
+        payloads, _ = encoder.encode(frame_of(text_screen(shift=6 * n), n * 3000, budget))
         assert not is_keyframe(payloads)
         assert sum(map(len, payloads)) < 150_000
     assert encoder.keyframes == 1
 
 
-def test_a_keyframe_when_asked_but_not_twice_within_the_minimum_gap(monkeypatch: pytest.MonkeyPatch) -> None:
-    encoder = ScreenH264Encoder()
+def test_a_keyframe_asked_for_inside_the_minimum_gap_comes_once_the_gap_has_passed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    encoder, budget = ScreenH264Encoder(), roomy_budget()
     source = text_screen()
-    encoder.encode(frame_of(source, 0))
+    encoder.encode(frame_of(source, 0, budget))
     monkeypatch.setattr(screen_encoder, "MIN_KEYFRAME_GAP", 60.0)
-    payloads, _ = encoder.encode(frame_of(source, 3000), force_keyframe=True)
+    payloads, _ = encoder.encode(frame_of(source, 3000, budget), force_keyframe=True)
     assert not is_keyframe(payloads), "a second request inside the gap is one lost packet asking twice"
+    assert budget.frame_wanted_at is not None and budget.frame_wanted_at > time.monotonic() + 50
+    payloads, _ = encoder.encode(frame_of(source, 6000, budget))
+    assert not is_keyframe(payloads), "still inside the gap"
     monkeypatch.setattr(screen_encoder, "MIN_KEYFRAME_GAP", 0.0)
-    payloads, _ = encoder.encode(frame_of(source, 6000), force_keyframe=True)
-    assert is_keyframe(payloads) and encoder.keyframes == 2
+    payloads, _ = encoder.encode(frame_of(source, 9000, budget))
+    assert is_keyframe(payloads) and encoder.keyframes == 2, "the kept request, served without being asked again"
+    payloads, _ = encoder.encode(frame_of(source, 12000, budget))
+    assert not is_keyframe(payloads), "served once"
 
 
-def test_a_new_estimate_never_costs_a_keyframe() -> None:
-    encoder = ScreenH264Encoder()
-    encoder.encode(frame_of(text_screen(), 0))
-    for n, estimate in enumerate([300_000, 50_000_000, 2_000_000, 2_100_000], start=1):
+def test_a_small_change_of_the_budget_never_costs_a_keyframe() -> None:
+    encoder, budget = ScreenH264Encoder(), StreamBudget()
+    encoder.encode(frame_of(text_screen(), 0, budget))
+    first_cap = encoder.frame_cap
+    for n, estimate in enumerate([300_000, 1_200_000, 1_400_000, 900_000], start=1):
         encoder.target_bitrate = estimate
-        payloads, _ = encoder.encode(frame_of(text_screen(shift=n), n * 3000))
+        payloads, _ = encoder.encode(frame_of(text_screen(shift=n), n * 3000, budget))
         assert not is_keyframe(payloads)
-    assert encoder.target_bitrate == 2_100_000 and encoder.keyframes == 1
+    assert encoder.target_bitrate == 900_000 and encoder.keyframes == 1 and encoder.frame_cap == first_cap
+
+
+def test_a_much_larger_budget_takes_a_new_cap_after_the_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoder, budget = ScreenH264Encoder(), StreamBudget()
+    encoder.encode(frame_of(text_screen(), 0, budget))
+    first_cap = encoder.frame_cap
+    assert first_cap is not None
+    encoder.target_bitrate = 8_000_000  # the link carried more: the capacity memory rises at once
+    payloads, _ = encoder.encode(frame_of(text_screen(shift=4), 3000, budget))
+    assert not is_keyframe(payloads) and encoder.frame_cap == first_cap, "held: a new cap costs a keyframe"
+    monkeypatch.setattr("peer.stream_budget.RECAP_HOLD", 0.0)
+    payloads, _ = encoder.encode(frame_of(text_screen(shift=8), 6000, budget))
+    assert is_keyframe(payloads) and encoder.keyframes == 2
+    assert encoder.frame_cap is not None and encoder.frame_cap.burst_bytes >= 7 * first_cap.burst_bytes
 
 
 def test_a_new_picture_size_starts_with_a_keyframe() -> None:
-    encoder, decoder = ScreenH264Encoder(), H264Decoder()
-    encoder.encode(frame_of(text_screen(), 0))
-    payloads, timestamp = encoder.encode(frame_of(text_screen(1440, 810), 3000))
+    encoder, decoder, budget = ScreenH264Encoder(), H264Decoder(), roomy_budget()
+    encoder.encode(frame_of(text_screen(), 0, budget))
+    payloads, timestamp = encoder.encode(frame_of(text_screen(1440, 810), 3000, budget))
     assert is_keyframe(payloads)
     [decoded] = decode(decoder, payloads, timestamp)
     assert (decoded.width, decoded.height) == (1440, 810)
@@ -136,6 +192,20 @@ def test_the_budget_riding_on_a_frame_hears_sizes_and_the_estimate() -> None:
             encoder.target_bitrate = 100_000  # a second report, same figure
     assert reports == [100_000, 100_000], "each report once, with the next frame"
     assert budget.send_rate(time.monotonic()) > 100_000
+
+
+def test_a_frames_budget_survives_an_older_frame_being_freed() -> None:
+    budget = StreamBudget()
+    older, newer = frame_of(text_screen(), 0, budget), frame_of(text_screen(), 3000, budget)
+    del older
+    gc.collect()
+    assert isinstance(newer.opaque, FrameTag) and newer.opaque.budget is budget
+    # Why the tag: PyAV keys an opaque value by id() and forgets it when any frame holding it is freed.
+    older, newer = frame_of(text_screen(), 0), frame_of(text_screen(), 3000)
+    older.opaque = newer.opaque = budget
+    del older
+    gc.collect()
+    assert newer.opaque is None
 
 
 def test_screen_codec_preferences_put_constrained_baseline_h264_first_and_keep_vp8() -> None:

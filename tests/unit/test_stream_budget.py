@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from peer.stream_budget import SCALES, StreamBudget
+from peer.stream_budget import (
+    CAPACITY_HALF_LIFE,
+    KEYFRAME_WINDOW,
+    MIN_BITRATE,
+    PROBE_QUIET,
+    RECAP_HOLD,
+    SCALES,
+    START_BITRATE,
+    FrameCap,
+    StreamBudget,
+    recap_due,
+)
 
 
 def estimate(incoming: float, capacity: float) -> float:
@@ -109,8 +120,15 @@ def test_an_estimate_that_falls_while_we_send_less_than_it_is_no_congestion() ->
 
 def test_no_estimate_yet_means_no_congestion() -> None:
     budget = StreamBudget(max_fps=20)
-    run(budget, seconds=2, fps=20, frame_bytes=500_000, link=None)
-    assert budget.fps == 20
+    run(budget, seconds=2, fps=20, frame_bytes=5_000, link=None)  # 0.8 Mbit/s: within the start
+    assert budget.fps == 20 and not budget.congested
+
+
+def test_a_stream_above_its_target_sends_fewer_frames_before_any_estimate() -> None:
+    budget = StreamBudget(max_fps=60, min_fps=5)
+    sent: list[float] = []
+    run(budget, seconds=2, fps=60, frame_bytes=8_000, link=None, sent=sent)  # 3.8 Mbit/s offered
+    assert budget.fps < 30 and budget.scale == 1.0, "frame rate first"
 
 
 @pytest.mark.parametrize(("max_fps", "min_fps"), [(30, 0), (5, 10), (30, -1)])
@@ -125,3 +143,131 @@ def test_bad_reports_are_refused() -> None:
         budget.link_bitrate(0, 0.0)
     with pytest.raises(ValueError, match="negative"):
         budget.sent(-1, keyframe=False, now=0)
+
+
+# --- the target bitrate: a start, then a capacity memory --------------------------------
+
+
+def test_before_any_estimate_the_target_is_the_start_and_frames_fit_a_1_mbit_link() -> None:
+    budget = StreamBudget(max_fps=30)
+    assert START_BITRATE == 1_000_000 and budget.target_bitrate(0.0) == START_BITRATE
+    cap = budget.frame_cap(0.0)
+    assert budget.fps == 30
+    assert cap == FrameCap(frame_bytes=8_333, burst_bytes=25_000), "refined at 15 fps, 8.3 kB each"
+    assert cap.burst_bytes * 8 / 1_000_000 == KEYFRAME_WINDOW, "the largest frame leaves in 0.2 s at 1 Mbit/s"
+
+
+def test_a_quiet_screens_low_estimate_does_not_lower_the_target() -> None:
+    budget = StreamBudget()
+    run(budget, seconds=10, fps=1, frame_bytes=2_000, link=100_000_000)  # estimates ~34 kbit/s
+    assert budget.target_bitrate(10.0) == START_BITRATE
+
+
+def test_the_target_follows_an_estimate_the_stream_pushed_up() -> None:
+    budget = StreamBudget(max_fps=30)
+    # A stream that fills its budget: the estimate says 1.5x what arrived, the target takes it.
+    now = 0.0
+    for _ in range(6):
+        rate = budget.target_bitrate(now)
+        budget.sent(int(rate / 8), keyframe=False, now=now)  # a second's worth
+        now += 0.5
+        budget.link_bitrate(estimate(budget.send_rate(now), 50_000_000), now)
+    assert budget.target_bitrate(now) > 5 * START_BITRATE
+
+
+def test_congestion_sets_the_target_to_the_estimate() -> None:
+    budget = StreamBudget(max_fps=30)
+    run(budget, seconds=8, fps=30, frame_bytes=20_000, link=2_000_000)  # 4.8 Mbit/s offered
+    # Between the congested estimate (0.85x what arrives) and the probe above it (1.5x what arrives).
+    assert 1_500_000 <= budget.target_bitrate(8.0) <= 3_000_000 and budget.fps < 20
+
+
+def test_a_remembered_capacity_decays_slowly_towards_the_start() -> None:
+    budget = StreamBudget()
+    budget.link_bitrate(9_000_000, 0.0)  # the estimator's first report: still starting, so climbing
+    assert budget.target_bitrate(0.0) == 9_000_000
+    budget.link_bitrate(100_000, 1.5)  # a quiet screen's estimate: no capacity
+    assert budget.target_bitrate(CAPACITY_HALF_LIFE) == pytest.approx(START_BITRATE + 4_000_000)
+    assert budget.target_bitrate(20 * CAPACITY_HALF_LIFE) == pytest.approx(START_BITRATE, rel=1e-3)
+
+
+def test_frames_dropped_cut_the_target_and_the_frame_rate_once_a_window() -> None:
+    budget = StreamBudget(max_fps=30)
+    run(budget, seconds=2, fps=30, frame_bytes=4_000, link=None)  # ~1 Mbit/s sent, no estimate yet
+    budget.frames_dropped(2.0)
+    target, fps = budget.target_bitrate(2.0), budget.fps
+    assert target < START_BITRATE and fps < 30 and budget.congested
+    budget.frames_dropped(2.1)
+    assert (budget.target_bitrate(2.1), budget.fps) == (target, fps), "one cut per window"
+    for n in range(40):
+        budget.frames_dropped(3.0 + n)
+    assert budget.target_bitrate(50.0) == MIN_BITRATE and budget.fps == budget.min_fps
+
+
+def test_the_per_frame_allowance_is_the_target_shared_by_the_frame_rate() -> None:
+    budget = StreamBudget(max_fps=12, min_fps=5)
+    full = budget.frame_cap(0.0)
+    run(budget, seconds=2, fps=30, frame_bytes=4_000, link=None)
+    budget.frames_dropped(2.0)
+    cut = budget.frame_cap(2.0)
+    assert cut.burst_bytes < full.burst_bytes, "the target fell"
+    assert cut.frame_bytes * budget.fps == pytest.approx(budget.target_bitrate(2.0) / 8, rel=0.01)
+
+
+def test_a_frame_that_used_its_allowance_counts_as_capped() -> None:
+    budget = StreamBudget()
+    cap = FrameCap(frame_bytes=4_000, burst_bytes=25_000)
+    budget.sent(20_000, keyframe=True, now=0.0, cap=cap)
+    assert budget.last_frame_capped
+    budget.sent(3_000, keyframe=False, now=0.1, cap=cap)
+    assert budget.last_frame_capped
+    budget.sent(300, keyframe=False, now=0.2, cap=cap)
+    assert not budget.last_frame_capped, "a sharp settled screen re-encodes to next to nothing"
+    budget.sent(20_000, keyframe=False, now=0.3)
+    assert not budget.last_frame_capped, "no cap, nothing capped"
+
+
+def test_a_new_cap_only_after_the_hold_and_a_large_enough_change() -> None:
+    cap = FrameCap(frame_bytes=4_000, burst_bytes=25_000)
+    assert recap_due(None, cap, 0.0)
+    assert not recap_due(cap, FrameCap(12_000, 75_000), RECAP_HOLD / 2)
+    assert recap_due(cap, FrameCap(12_000, 75_000), RECAP_HOLD)
+    assert not recap_due(cap, FrameCap(5_000, 30_000), 60.0), "a change of a quarter is not worth a keyframe"
+    assert recap_due(cap, FrameCap(2_000, 12_500), RECAP_HOLD)
+
+
+def test_a_stream_pressing_on_its_target_probes_it_upwards_until_congestion() -> None:
+    budget = StreamBudget(max_fps=30)
+    # A busy screen, more than the target: the target grows 1.5x a second, up to what the stream wants.
+    now = run(budget, seconds=4, fps=30, frame_bytes=8_000, link=None)
+    probed = budget.target_bitrate(now)
+    assert probed > 1.9 * START_BITRATE, "up to where the stream (1.9 Mbit/s) presses no longer"
+    budget.frames_dropped(now)  # the link could not carry it
+    cut = budget.target_bitrate(now)
+    assert cut < probed
+    now = run(budget, seconds=PROBE_QUIET - 0.5, fps=30, frame_bytes=8_000, link=None, start=now)
+    assert budget.target_bitrate(now) <= cut, "no probe right after congestion"
+    now = run(budget, seconds=2, fps=30, frame_bytes=8_000, link=None, start=now)
+    assert budget.target_bitrate(now) > cut, "then it probes again"
+
+
+def test_refinement_that_fits_the_target_does_not_probe() -> None:
+    budget = StreamBudget(max_fps=30)
+    cap = budget.frame_cap(0.0)
+    now = 0.0
+    while now < 5:  # 15 capped frames a second, each its allowance: exactly the target
+        budget.sent(cap.frame_bytes, keyframe=False, now=now, cap=cap)
+        now += 1 / 15
+    assert budget.last_frame_capped and budget.target_bitrate(now) == START_BITRATE
+
+
+def test_refinement_spends_a_share_of_the_target_and_waits_for_a_burst_to_drain() -> None:
+    budget = StreamBudget(max_fps=30)
+    assert budget.refine_interval() == pytest.approx(1 / 15), "before any frame: the most"
+    cap = budget.frame_cap(0.0)
+    budget.sent(22_000, keyframe=True, now=0.0, cap=cap)
+    assert budget.refine_interval() == pytest.approx(22_000 * 8 / (0.8 * START_BITRATE)), "the keyframe drains"
+    budget.sent(cap.frame_bytes, keyframe=False, now=0.22, cap=cap)
+    assert budget.refine_interval() == pytest.approx(cap.frame_bytes * 8 / (0.8 * START_BITRATE))
+    budget.frames_dropped(0.3)  # the target falls; the encoder keeps its cap (no new keyframe yet)
+    assert cap.frame_bytes * 8 / budget.refine_interval() <= 0.8 * budget.target_bitrate(0.3) + 1
