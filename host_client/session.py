@@ -39,6 +39,7 @@ from peer.background import BackgroundTasks
 from peer.events import EventReporter, clipboard_fields
 from peer.ice import rtc_configuration, watch_connection
 from peer.landing import DEFAULT_MAX_FILE_BYTES, LandingFolder
+from peer.link_report import LinkReporter
 from peer.screen_encoder import screen_codec_preferences
 from peer.signalling import (
     SignallingChannel,
@@ -59,6 +60,7 @@ from protocol.channel import (
     LIVENESS_MESSAGES_PER_SECOND,
     POINTER_CHANNEL,
     Chat,
+    LinkState,
     MonitorInfo,
     Monitors,
     Notice,
@@ -139,6 +141,8 @@ END_CONFIRM_SECONDS = 5.0
 PENDING_CONTROL_LIMIT = 50
 """Chat lines the user may type before the control channel is open; they are sent when it opens."""
 RECORDING_WATCH_SECONDS = 0.5
+LINK_WATCH_SECONDS = 1.0
+"""How often the host judges whether its link limits the picture (:class:`~peer.link_report.LinkReporter`)."""
 LIVENESS_TICK_SECONDS = 0.25
 """How often the session gives the liveness the time at the least (sooner when it is due)."""
 AFTER_END_SECONDS = 600.0
@@ -254,7 +258,8 @@ class HostSession:
         self._frames_before = 0
         self._after_end: asyncio.Future[None] | None = None
         self._clipboard_seen: str | None = None
-        self._pending_control: list[Chat | ClipboardMessage | Monitors | Refused | Notice | Ping | Pong] = []
+        self._pending_control: list[Chat | ClipboardMessage | Monitors | Refused | Notice | LinkState | Ping | Pong] = []
+        self._link_report = LinkReporter()
         self._started = time.monotonic()
         self._saved = saved
         self.landing = LandingFolder(
@@ -315,6 +320,7 @@ class HostSession:
         self._tasks.start(self.uploader.run(), "recording upload")
         self._tasks.start(self._watch_recording(), "recording watch")
         self._tasks.start(self._watch_liveness(), "liveness")
+        self._tasks.start(self._watch_link(), "link watch")
         try:
             await self._signalling_loop()
         finally:
@@ -743,8 +749,26 @@ class HostSession:
             failed = self.recorder.error if self.recorder is not None else None
             self._carry_out_soon(self._state.recording_checked(self.uploader.lag_seconds(), failed))
 
+    async def _watch_link(self) -> None:
+        """Tell the technician when the link, not the screen, limits the picture, and to what."""
+        while True:
+            await asyncio.sleep(LINK_WATCH_SECONDS)
+            track = self._track
+            if track is None:
+                continue
+            now = time.monotonic()
+            budget = track.budget
+            state = self._link_report.observe(
+                limited=budget.link_limited(now), bitrate=budget.target_bitrate(now), fps=budget.fps, now=now
+            )
+            if state is not None and not self._send_control(state):
+                self._link_report.forget_sent()  # not said: say it on the next connection
+
     def _send_control(
-        self, message: Chat | ClipboardMessage | Monitors | Refused | Notice | Ping | Pong, *, queue: bool = False
+        self,
+        message: Chat | ClipboardMessage | Monitors | Refused | Notice | LinkState | Ping | Pong,
+        *,
+        queue: bool = False,
     ) -> bool:
         """Send on the control channel; with ``queue``, hold it until the channel opens."""
         channel = self._data.get(CONTROL_CHANNEL)
@@ -815,6 +839,7 @@ class HostSession:
             self._track.stop()
             self._track = None
         self._data = {}
+        self._link_report.forget_sent()  # the next connection's console starts from "not limited"
         if self._pc is not None:
             pc, self._pc = self._pc, None
             if wait:

@@ -110,6 +110,9 @@ RECAP_RATIO = 1.5
 a new encoder, hence a keyframe)..."""
 RECAP_HOLD = 2.0
 """...and this many seconds after the last change."""
+LINK_EVIDENCE_SECONDS = 10.0
+"""Seconds after the last sign of congestion (an estimate's, or frames the pacer dropped) during which
+the link counts as what limits the picture (:meth:`StreamBudget.link_limited`)."""
 
 
 @dataclass(frozen=True)
@@ -297,6 +300,12 @@ class StreamBudget:
         lag a fallen target, since a new cap costs a keyframe), and no sooner than
         :data:`REFINE_FPS` (or the frame-rate cap) allows."""
         return max(1.0 / min(self.fps_cap, REFINE_FPS), self._last_frame_bits / (REFINE_SHARE * self._capacity))
+
+    def link_limited(self, now: float) -> bool:
+        """Whether the link, not the screen, limits the picture now: congestion was seen within
+        :data:`LINK_EVIDENCE_SECONDS`. Frames capped or a frame rate held down while the target is
+        still probing upwards are not evidence: every stream starts low, on any link."""
+        return self.congested or now - self._congestion_at < LINK_EVIDENCE_SECONDS
 
     def interval(self) -> float:
         """Seconds to leave between two frames while the screen keeps changing."""

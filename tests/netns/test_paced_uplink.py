@@ -12,11 +12,15 @@ scrolls: what input on the data channels would wait behind. It is printed, and
 only loosely bounded: when this was written the queue stayed full (about 200 ms,
 tbf's limit) whatever the pace, filled by the recording upload, which is TCP and
 takes every bit the video leaves.
+
+While it scrolls, the host must tell the console that the link limits the picture
+("slow connection: 1.2 Mbit/s, 12 fps", :mod:`peer.link_report`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import statistics
 import time
 
@@ -58,9 +62,12 @@ async def test_a_text_desktop_arrives_and_keeps_arriving_over_a_narrow_uplink(
                 frames_before = view.frames_received
                 scrolling = asyncio.ensure_future(asyncio.to_thread(workload.phase, "scrolling", SCROLL_SECONDS))
                 round_trips: list[float] = []
+                said: list[str] = []
                 while not scrolling.done():
                     if (rtt := await view.round_trip()) is not None:
                         round_trips.append(rtt)
+                    if (slow := view.link_status()) is not None and slow not in said:
+                        said.append(slow)
                     await asyncio.sleep(0.25)
                 await scrolling
                 frames = view.frames_received - frames_before
@@ -69,6 +76,9 @@ async def test_a_text_desktop_arrives_and_keeps_arriving_over_a_narrow_uplink(
     print(f"\n{UPLINK_KBIT} kbit/s up, {ONE_WAY_DELAY * 2000:.0f} ms added: first picture {first_picture:.1f} s "
           f"after the session started; {frames} frames in {SCROLL_SECONDS:.0f} s of scrolling; ICE round trip "
           f"median {statistics.median(round_trips) * 1000:.0f} ms, max {max(round_trips) * 1000:.0f} ms "
-          f"({len(round_trips)} checks, {len(round_trips) / (SCROLL_SECONDS / 0.25):.0%} answered)")
+          f"({len(round_trips)} checks, {len(round_trips) / (SCROLL_SECONDS / 0.25):.0%} answered); "
+          f"the console said {said}")
     assert frames >= 5, frames
+    # The host told the console that its link limits the picture, with figures.
+    assert any(re.fullmatch(r"slow connection: (\d+\.\d Mbit/s|\d+ kbit/s), \d+ fps", line) for line in said), said
     assert round_trips and statistics.median(round_trips) < 2 * ONE_WAY_DELAY + 0.3, round_trips

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from peer.link_report import REPEAT_SECONDS, SETTLE_SECONDS, LinkReporter
+from peer.stream_budget import LINK_EVIDENCE_SECONDS, StreamBudget
 from protocol.channel import LinkState
 
 
@@ -54,3 +55,18 @@ def test_figures_are_kept_within_what_the_message_takes() -> None:
     assert state == LinkState(limited=True, kbps=10_000_000, fps=240)
     with pytest.raises(ValueError, match="negative"):
         reporter.observe(limited=True, bitrate=-1, fps=1, now=1.0)
+
+
+# --- what the host judges from: its stream budget ------------------------------------------------
+
+
+def test_a_budget_counts_the_link_as_the_limit_only_on_congestion_and_for_a_while_after() -> None:
+    budget = StreamBudget()
+    for step in range(40):  # a busy stream pressing on its starting target: probing, not a slow link
+        budget.sent(20_000, keyframe=False, now=step / 10)
+    assert not budget.link_limited(4.0)
+    budget.frames_dropped(4.0)  # the pacer had to drop frames: the link said no
+    assert budget.link_limited(4.0)
+    assert budget.link_limited(4.0 + LINK_EVIDENCE_SECONDS / 2)
+    budget.link_bitrate(5_000_000, 4.0 + LINK_EVIDENCE_SECONDS)  # an estimate well above what is sent
+    assert not budget.link_limited(4.1 + LINK_EVIDENCE_SECONDS)
