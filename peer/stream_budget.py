@@ -95,7 +95,7 @@ REFINE_SHARE = 0.8
 """Refinement spends at most this share of the target: the rest drains what a keyframe's burst left in
 the bottleneck queue and carries input and RTCP. (At the full target, through a 1 Mbit/s tbf and no
 pacer, the queue never drained, every frame lost packets, and no picture came after the first.)"""
-PROBE_PER_SECOND = 1.5
+PROBE_PER_SECOND = 2.0
 """While the stream presses on its target (it sent more than the target within the last
 :data:`PROBE_QUIET` seconds, so the frame rate was cut to fit) and no congestion was seen for :data:`PROBE_QUIET` seconds,
 the target grows by this factor a second: aiortc's estimator starts at what arrived in its first 3 s
@@ -282,7 +282,11 @@ class StreamBudget:
             self._over_target_at = now
             self._cut(now, rate, target)
         elif not self.congested:
-            self.fps_cap = min(self.max_fps, self.fps_cap + INCREASE_PER_SECOND * elapsed)
+            growth = INCREASE_PER_SECOND * elapsed
+            if 2 * rate < target:
+                # Far below a target that has grown (a probe, or an estimate): no reason to creep back.
+                growth = max(growth, self.fps_cap * (2.0**elapsed - 1))
+            self.fps_cap = min(self.max_fps, self.fps_cap + growth)
             self._rescale(now)
         # Refinement alone never presses: it fits the target by construction (15 allowances a second).
         pressing = now - self._over_target_at <= PROBE_QUIET

@@ -271,3 +271,12 @@ def test_refinement_spends_a_share_of_the_target_and_waits_for_a_burst_to_drain(
     assert budget.refine_interval() == pytest.approx(cap.frame_bytes * 8 / (0.8 * START_BITRATE))
     budget.frames_dropped(0.3)  # the target falls; the encoder keeps its cap (no new keyframe yet)
     assert cap.frame_bytes * 8 / budget.refine_interval() <= 0.8 * budget.target_bitrate(0.3) + 1
+
+
+def test_the_frame_rate_comes_back_quickly_once_the_target_is_far_above_what_is_sent() -> None:
+    budget = StreamBudget(max_fps=60, min_fps=5)
+    now = run(budget, seconds=2, fps=60, frame_bytes=8_000, link=None)  # 3.8 Mbit/s against 1 Mbit/s
+    assert budget.fps < 40
+    budget.link_bitrate(50_000_000, now)  # the link carried more: the target follows at once
+    run(budget, seconds=2.5, fps=60, frame_bytes=8_000, link=None, start=now)
+    assert budget.fps == 60, "doubling a second, not 5 fps a second"
