@@ -759,7 +759,7 @@ class HostSession:
             now = time.monotonic()
             budget = track.budget
             state = self._link_report.observe(
-                limited=budget.link_limited(now), bitrate=budget.target_bitrate(now), fps=budget.fps, now=now
+                limited=budget.link_limited(now), bitrate=budget.target_bitrate(now), fps=budget.sent_fps(now), now=now
             )
             if state is not None and not self._send_control(state):
                 self._link_report.forget_sent()  # not said: say it on the next connection

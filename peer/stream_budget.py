@@ -305,6 +305,11 @@ class StreamBudget:
         :data:`REFINE_FPS` (or the frame-rate cap) allows."""
         return max(1.0 / min(self.fps_cap, REFINE_FPS), self._last_frame_bits / (REFINE_SHARE * self._capacity))
 
+    def sent_fps(self, now: float) -> float:
+        """Frames per second sent over the last :data:`RATE_WINDOW` seconds (what the viewer gets)."""
+        self._forget(now)
+        return len(self._sent) / RATE_WINDOW
+
     def link_limited(self, now: float) -> bool:
         """Whether the link, not the screen, limits the picture now: congestion was seen within
         :data:`LINK_EVIDENCE_SECONDS`. Frames capped or a frame rate held down while the target is

@@ -70,3 +70,11 @@ def test_a_budget_counts_the_link_as_the_limit_only_on_congestion_and_for_a_whil
     assert budget.link_limited(4.0 + LINK_EVIDENCE_SECONDS / 2)
     budget.link_bitrate(5_000_000, 4.0 + LINK_EVIDENCE_SECONDS)  # an estimate well above what is sent
     assert not budget.link_limited(4.1 + LINK_EVIDENCE_SECONDS)
+
+
+def test_a_budget_counts_the_frames_it_sent_in_the_last_second() -> None:
+    budget = StreamBudget()
+    for step in range(30):
+        budget.sent(1000, keyframe=False, now=step / 20)  # 20 a second for 1.5 s
+    assert budget.sent_fps(1.475) == 20
+    assert budget.sent_fps(3.0) == 0
