@@ -204,7 +204,7 @@ class SegmentRecorder:
                 self._replayable = ReplayableSegment(writer.first, data, self._index, bitrate)
         else:
             self.segments_replayed += 1
-        self._write(data, offset_ms, duration_ms, writer.repetition())
+        self._write(data, offset_ms, duration_ms, writer.repetition(), bitrate if writer.encoded else None)
 
     def _pixels(self, screen: Screen, monitor: Monitor) -> np.ndarray:
         """What to record now: the monitor's BGRA pixels, or black while the user does not allow viewing."""
@@ -214,11 +214,13 @@ class SegmentRecorder:
             self._black = np.zeros((monitor.height, monitor.width, 4), dtype=np.uint8)
         return self._black
 
-    def _write(self, data: bytes, offset_ms: int, duration_ms: int, repetition: Repetition | None) -> None:
+    def _write(self, data: bytes, offset_ms: int, duration_ms: int, repetition: Repetition | None,
+               bitrate: int | None) -> None:
+        """Spool a segment; ``bitrate``: the bit/s its encoded part had (None: all copied), for the figures."""
         stem = self._spool / f"{self._index:08d}"
         meta = {"index": self._index, "offset_ms": offset_ms, "duration_ms": duration_ms, "origin_ms": self._origin_ms,
                 "sha256": hashlib.sha256(data).hexdigest(), "created": time.time(),
-                "repeats": asdict(repetition) if repetition is not None else None}
+                "repeats": asdict(repetition) if repetition is not None else None, "bitrate": bitrate}
         stem.with_suffix(".webm.tmp").write_bytes(data)
         os.replace(stem.with_suffix(".webm.tmp"), stem.with_suffix(".webm"))
         stem.with_suffix(".json").write_text(json.dumps(meta))  # the marker: the segment is whole
