@@ -7,10 +7,11 @@ about 100 KB, so a screen that changes every second costs the uplink 0.9 to
 the live view. While the live stream finds the link congested
 (:attr:`peer.stream_budget.StreamBudget.congested`), segments are encoded at
 :data:`LIMITED_BITRATE`: libvpx's rate control then picks a coarser quantizer
-for the keyframe too, and a changing screen costs about half. Text stays legible:
-the figures measure a decoded frame's luma PSNR against the screen, 33 dB at
-:data:`LIMITED_BITRATE` (42 dB at full; below ~30 dB small text blurs, so the
-limited rate is not cut further: 250 kbit/s gives 27 dB and barely smaller keyframes).
+for the keyframe too, and a changing screen costs about 40 % less. Text stays
+legible: the figures measure a decoded frame's luma PSNR against the screen, 31-33 dB
+at :data:`LIMITED_BITRATE` (39-43 dB at full; below ~30 dB small text blurs, so the
+limited rate is not cut further: 400 kbit/s gives 29 dB, 250 kbit/s 27 dB and barely
+smaller keyframes).
 
 Longer segments were measured too: they save the keyframes of typing but
 nothing while scrolling (every frame of a moving page costs a keyframe's
