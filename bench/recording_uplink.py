@@ -11,10 +11,21 @@ host sends (HTTP requests, headers included; TCP/IP headers not):
 * *repeats*: a segment that copies an earlier one's packets goes as a repeat
   (``PUT .../recording/{index}/repeat``), the rest whole.
 
+The whole recording is made twice: in the *normal* mode (no live stream finds the
+link congested: full quality) and in the *limited* mode (the live stream finds it
+congested throughout, so segments are encoded at
+:data:`~host_client.recording_quality.LIMITED_BITRATE`).
+
 A segment belongs to the phase its midpoint falls in; a phase's figure is its
 segments' bytes over their recorded duration, in bit/s. Uploading after recording
 (one segment at a time) makes the attribution exact; the bytes are the same as
 uploading while recording.
+
+Legibility: in the middle of each phase one second of the screen is grabbed (two
+frames, as the recorder grabs them) and encoded as a segment by the recorder's
+:class:`~host_client.recorder.SegmentWriter` at each mode's bitrate; the figure is
+the lower luma PSNR of its two decoded frames against the grabbed screen (the Y
+plane the encoder was given). Small text stays readable from about 30 dB.
 
 Run: ``.venv/bin/python -m bench.recording_uplink [--seconds 20] [--write-docs]``.
 """
@@ -23,19 +34,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
+import numpy as np
+
 from bench.report import machine_conditions, publish
+from bench.stream_figures import psnr
 from bench.workload import WorkloadProcess
-from host_client.capture import Screen
-from host_client.recorder import RecordingUploader, SegmentRecorder
+from host_client.capture import Screen, to_i420
+from host_client.recorder import RecordingUploader, SegmentRecorder, SegmentWriter
+from host_client.recording_quality import FULL_BITRATE, LIMITED_BITRATE
 from protocol.cli import number_in_range
 from tests.support.api import bearer, paired_session
 from tests.support.broker import BrokerProcess
@@ -46,6 +64,8 @@ PHASES = (("still", "static"), ("typing", "typing"), ("scrolling", "scrolling"),
 """(label, bench.workload phase) in the order recorded."""
 SETTLE = 2.0
 """Seconds of a still screen recorded before the first phase (the first segment is encoded)."""
+MODES = {"normal": FULL_BITRATE, "limited": LIMITED_BITRATE}
+"""Each recording mode and the bitrate its segments are encoded at."""
 
 
 class CountingRelay:
@@ -95,35 +115,72 @@ class CountingRelay:
 
 @dataclass
 class PhaseBytes:
-    """What one phase's segments cost each way of uploading."""
+    """What one phase's segments cost each way of uploading, in one recording mode."""
 
     seconds: float = 0.0
     segments: int = 0
     repeated: int = 0
     sent: dict[str, int] = field(default_factory=lambda: {"whole": 0, "repeats": 0})
 
+    def kbits(self, way: str) -> float:
+        """The phase's uplink in kbit/s, uploading ``way``."""
+        return 8 * self.sent[way] / self.seconds / 1000
 
-def record(display_env: dict[str, str], spool: Path, seconds: float) -> list[tuple[str, float, float]]:
-    """Record the phases into ``spool``; each phase's (name, start, end) on the recorder's offset clock (s)."""
+
+@dataclass
+class Recorded:
+    """One recording of the phases: each phase's (name, start, end) on the recorder's offset clock (s),
+    and one second of each phase's screen (BGRA grabs at the recorder's frame rate)."""
+
+    windows: list[tuple[str, float, float]] = field(default_factory=list)
+    screens: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+
+def record(display_env: dict[str, str], spool: Path, seconds: float, *, limited: bool) -> Recorded:
+    """Record the phases into ``spool``, the live stream congested throughout when ``limited``."""
     os.environ["DISPLAY"] = display_env["DISPLAY"]
-    windows = []
-    with WorkloadProcess(display_env) as workload:
+    recorded = Recorded()
+    with WorkloadProcess(display_env) as workload, ThreadPoolExecutor(1) as phases:
         screen = Screen()
         monitor = screen.monitors()[0]
-        screen.close()
         zero = time.monotonic()
-        recorder = SegmentRecorder(spool, lambda: monitor, lambda: True, fps=FPS)
+        recorder = SegmentRecorder(spool, lambda: monitor, lambda: True, fps=FPS,
+                                   link_congested=(lambda: True) if limited else None)
         recorder.start()
         try:
             time.sleep(SETTLE)
             for label, phase in PHASES:
-                done = workload.phase(phase, seconds)
-                windows.append((label, done.start - zero, done.end - zero))
+                running = phases.submit(workload.phase, phase, seconds)  # it blocks: the screen is grabbed meanwhile
+                time.sleep(seconds / 2)  # mid-phase: one second of the screen, as the recorder grabs it
+                recorded.screens[label] = [screen.grab_pixels(monitor).copy()]
+                time.sleep(1 / FPS)
+                recorded.screens[label].append(screen.grab_pixels(monitor).copy())
+                done = running.result()
+                recorded.windows.append((label, done.start - zero, done.end - zero))
         finally:
             recorder.stop()
+            screen.close()
     if recorder.error:
         raise RuntimeError(recorder.error)
-    return windows
+    return recorded
+
+
+def legibility(screens: list[np.ndarray], bitrate: int) -> float:
+    """The lower luma PSNR (dB) of ``screens`` encoded as one segment at ``bitrate`` and decoded, against them."""
+    writer = SegmentWriter(FPS, screens[0], None, bitrate=bitrate)
+    for n, pixels in enumerate(screens):
+        writer.add(pixels, round(n * 1000 / FPS))
+    with av.open(io.BytesIO(writer.finish())) as container:
+        decoded = [frame.to_ndarray(format="yuv420p") for frame in container.decode(video=0)]
+    if len(decoded) != len(screens):
+        raise RuntimeError(f"{len(screens)} frames encoded, {len(decoded)} decoded")
+    return min(psnr(luma_plane(got), luma_plane(to_i420(pixels).to_ndarray()))
+               for got, pixels in zip(decoded, screens, strict=True))
+
+
+def luma_plane(yuv420p: np.ndarray) -> np.ndarray:
+    """The Y plane of a yuv420p frame as PyAV lays it out (Y rows, then U and V)."""
+    return yuv420p[: yuv420p.shape[0] * 2 // 3]
 
 
 def phase_of(windows: list[tuple[str, float, float]], moment: float) -> str | None:
@@ -159,21 +216,17 @@ async def upload_each(broker: BrokerProcess, spool: Path, work: Path,
         await relay.close()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=number_in_range(float, 5, 600, "seconds"), default=20.0,
-                        help="seconds of each phase (default 20)")
-    parser.add_argument("--write-docs", action="store_true", help="replace this section's figures in docs/benchmarks.md")
-    args = parser.parse_args()
+def measure(xvfb: XvfbServer, mode: str, seconds: float) -> tuple[dict[str, PhaseBytes], dict[str, list[np.ndarray]]]:
+    """Record the phases in ``mode`` and upload them: each phase's bytes, and one second of its screen."""
     phases: dict[str, PhaseBytes] = {}
-    with XvfbServer.start(1920, 1080) as xvfb, tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder:
         spool, work = Path(folder) / "spool", Path(folder) / "upload"
         work.mkdir()
-        windows = record(xvfb.env, spool, args.seconds)
+        recorded = record(xvfb.env, spool, seconds, limited=mode == "limited")
 
         def cost(meta: dict[str, object], way: str, sent: int) -> None:
             offset, duration = int(str(meta["offset_ms"])) / 1000, int(str(meta["duration_ms"])) / 1000
-            name = phase_of(windows, offset + duration / 2)
+            name = phase_of(recorded.windows, offset + duration / 2)
             if name is None:
                 return
             figures = phases.setdefault(name, PhaseBytes())
@@ -185,17 +238,36 @@ def main() -> int:
 
         with BrokerProcess.start() as broker:
             asyncio.run(upload_each(broker, spool, work, cost))
+    return phases, recorded.screens
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=number_in_range(float, 5, 600, "seconds"), default=20.0,
+                        help="seconds of each phase (default 20)")
+    parser.add_argument("--write-docs", action="store_true", help="replace this section's figures in docs/benchmarks.md")
+    args = parser.parse_args()
+    with XvfbServer.start(1920, 1080) as xvfb:
+        measured = {mode: measure(xvfb, mode, args.seconds) for mode in MODES}
+    normal, screens = measured["normal"]
+    limited, _ = measured["limited"]
     rows = ["| phase | seconds recorded | segments (copies of an earlier one) | uplink, every segment whole | "
-            "uplink, copies as repeats |", "|---|---|---|---|---|"]
-    for name, figures in phases.items():
-        whole, repeats = (8 * figures.sent[way] / figures.seconds / 1000 for way in ("whole", "repeats"))
+            "uplink, normal (copies as repeats) | uplink, link limited | luma PSNR, normal | luma PSNR, limited |",
+            "|---|---|---|---|---|---|---|---|"]
+    for name, figures in normal.items():
+        held = limited.get(name)
         rows.append(f"| {name} | {figures.seconds:.0f} s | {figures.segments} ({figures.repeated}) "
-                    f"| {whole:.1f} kbit/s | {repeats:.1f} kbit/s |")
+                    f"| {figures.kbits('whole'):.1f} kbit/s | {figures.kbits('repeats'):.1f} kbit/s "
+                    f"| {held.kbits('repeats') if held else float('nan'):.1f} kbit/s "
+                    f"| {legibility(screens[name], FULL_BITRATE):.1f} dB | {legibility(screens[name], LIMITED_BITRATE):.1f} dB |")
     conditions = [*machine_conditions(),
                   f"screen: Xvfb 1920x1080x24, bench/workload.py's desktop; recorder at {FPS:g} fps, 1 s segments",
                   f"phases of {args.seconds:g} s: {', '.join(label for label, _ in PHASES)} (after {SETTLE:g} s still; "
                   "typing ~12 characters a second, scrolling ~60 lines a second)",
-                  "bytes: what the host sends the broker (HTTP, headers included) through a counting TCP relay, plain HTTP"]
+                  f"modes: normal ({FULL_BITRATE // 1000} kbit/s VP8), link limited (the live stream congested "
+                  f"throughout: {LIMITED_BITRATE // 1000} kbit/s), each recorded once",
+                  "bytes: what the host sends the broker (HTTP, headers included) through a counting TCP relay, plain HTTP",
+                  "luma PSNR: one second of each phase's screen encoded as a segment, the lower of its two frames"]
     publish("recording_uplink", conditions, "\n".join(rows), write=args.write_docs)
     return 0
 

@@ -25,7 +25,8 @@ few hundred bytes a second: such a segment goes to the broker as a *repeat*
 makes the same bytes with the same code (:mod:`protocol.segment_repeat`).
 Whole segments give way to the live stream while it finds the link congested
 (:mod:`host_client.upload_yield`); ``bench/recording_uplink.py`` measures the
-uplink the recording takes.
+uplink the recording takes. While the live stream finds the link congested, segments are
+encoded at a lower bitrate (:mod:`host_client.recording_quality`): the same segments, smaller.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from protocol.recording import RecordingStatus, SegmentRepeatUpload, SessionPoli
 from protocol.segment_repeat import Repetition, SegmentRepeat, frame_rate, segment_output
 
 from .capture import Monitor, Screen, to_i420
+from .recording_quality import FULL_BITRATE, RecordingQuality
 from .recording_time import SpooledSegment
 from .upload_yield import UploadYield
 
@@ -67,7 +69,6 @@ log = logging.getLogger(__name__)
 SEGMENT_SECONDS = 1.0
 THREAD_NAME = "recorder"
 """The recording thread's name, also in the OS (``top -H``, ``/proc/<pid>/task/*/comm``)."""
-BITRATE = 1_500_000
 ENCODER_OPTIONS = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
 MILLISECOND = fractions.Fraction(1, 1000)
 UPLOAD_TIMEOUT = 30.0
@@ -108,9 +109,13 @@ class SegmentRecorder:
         start_offset_ms: int = 0,
         origin_ms: int | None = None,
         on_segment: Callable[[int], None] | None = None,
+        link_congested: Callable[[], bool] | None = None,
     ) -> None:
         """Segments are numbered from ``start_index``; the first starts ``start_offset_ms`` after
-        the recording's origin, ``origin_ms`` (Unix ms), which each segment's metadata notes."""
+        the recording's origin, ``origin_ms`` (Unix ms), which each segment's metadata notes.
+
+        ``link_congested`` says whether the live stream finds the link congested (called on the
+        recorder's thread, so it must only read, e.g. a boolean); None: the link is never the limit."""
         self._spool = spool
         self._monitor = monitor
         self._visible = visible
@@ -121,6 +126,9 @@ class SegmentRecorder:
         """The monotonic-clock moment that offset 0 stands for."""
         self._origin_ms = origin_ms
         self._on_segment = on_segment
+        self._link_congested = link_congested
+        self.quality = RecordingQuality()
+        """The bitrate each segment is encoded at; only the recorder's thread asks it."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str | None = None
@@ -128,6 +136,8 @@ class SegmentRecorder:
         """Segments written with the encoder (wholly or from a change on)."""
         self.segments_replayed = 0
         """Segments of a static screen written from the packets of an earlier one, without encoding."""
+        self.segments_limited = 0
+        """Segments encoded (wholly or partly) at the limited bitrate, while the link was the limit."""
         self._frames_per_segment = max(1, math.ceil(fps * SEGMENT_SECONDS))
         self._replayable: ReplayableSegment | None = None
         self._black: np.ndarray | None = None
@@ -164,6 +174,11 @@ class SegmentRecorder:
         monitor = self._monitor()
         started = time.monotonic()
         offset_ms = int((started - self._zero) * 1000)
+        congested = self._link_congested is not None and self._link_congested()
+        bitrate = self.quality.bitrate(started, congested=congested)
+        # A still screen recorded while the link was the limit is encoded afresh at full quality once it is
+        # not (one keyframe); one recorded at full quality is copied whatever the link.
+        replayable = self._replayable if self._replayable is not None and self._replayable.bitrate >= bitrate else None
         writer: SegmentWriter | None = None
         frames = 0
         while True:
@@ -172,7 +187,7 @@ class SegmentRecorder:
                 break
             pixels = self._pixels(screen, monitor)
             if writer is None:
-                writer = SegmentWriter(self._fps, pixels, self._replayable)
+                writer = SegmentWriter(self._fps, pixels, replayable, bitrate=bitrate)
             writer.add(pixels, int((now - started) * 1000))
             frames += 1
             wait = started + frames / self._fps - time.monotonic()
@@ -183,12 +198,13 @@ class SegmentRecorder:
         duration_ms = int((time.monotonic() - started) * 1000)
         if writer.encoded:
             self.segments_encoded += 1
+            self.segments_limited += bitrate != FULL_BITRATE
             # A segment cut short (stopping, a late thread) has too few packets to stand in for a whole one.
             if writer.encoded_from_start and writer.one_picture and frames >= self._frames_per_segment:
-                self._replayable = ReplayableSegment(writer.first, data, self._index)
+                self._replayable = ReplayableSegment(writer.first, data, self._index, bitrate)
         else:
             self.segments_replayed += 1
-        self._write(data, offset_ms, duration_ms, writer.repetition())
+        self._write(data, offset_ms, duration_ms, writer.repetition(), bitrate if writer.encoded else None)
 
     def _pixels(self, screen: Screen, monitor: Monitor) -> np.ndarray:
         """What to record now: the monitor's BGRA pixels, or black while the user does not allow viewing."""
@@ -198,11 +214,13 @@ class SegmentRecorder:
             self._black = np.zeros((monitor.height, monitor.width, 4), dtype=np.uint8)
         return self._black
 
-    def _write(self, data: bytes, offset_ms: int, duration_ms: int, repetition: Repetition | None) -> None:
+    def _write(self, data: bytes, offset_ms: int, duration_ms: int, repetition: Repetition | None,
+               bitrate: int | None) -> None:
+        """Spool a segment; ``bitrate``: the bit/s its encoded part had (None: all copied), for the figures."""
         stem = self._spool / f"{self._index:08d}"
         meta = {"index": self._index, "offset_ms": offset_ms, "duration_ms": duration_ms, "origin_ms": self._origin_ms,
                 "sha256": hashlib.sha256(data).hexdigest(), "created": time.time(),
-                "repeats": asdict(repetition) if repetition is not None else None}
+                "repeats": asdict(repetition) if repetition is not None else None, "bitrate": bitrate}
         stem.with_suffix(".webm.tmp").write_bytes(data)
         os.replace(stem.with_suffix(".webm.tmp"), stem.with_suffix(".webm"))
         stem.with_suffix(".json").write_text(json.dumps(meta))  # the marker: the segment is whole
@@ -225,6 +243,8 @@ class ReplayableSegment:
     webm: bytes
     index: int
     """The segment's number: a segment copying its packets names it to the broker."""
+    bitrate: int = FULL_BITRATE
+    """The bit/s it was encoded at."""
 
 
 class SegmentWriter:
@@ -236,10 +256,12 @@ class SegmentWriter:
     a stream set up as the encoder's would be (:class:`protocol.segment_repeat.SegmentRepeat`,
     the code the broker rebuilds such a segment with); the first frame that differs,
     or one past the copied packets, starts a fresh encoder (a keyframe) for the
-    rest. Otherwise the segment is encoded from its first frame, as always.
+    rest. Otherwise the segment is encoded from its first frame, as always, at ``bitrate``
+    (:mod:`host_client.recording_quality`).
     """
 
-    def __init__(self, fps: float, first: np.ndarray, replayable: ReplayableSegment | None) -> None:
+    def __init__(self, fps: float, first: np.ndarray, replayable: ReplayableSegment | None, *,
+                 bitrate: int = FULL_BITRATE) -> None:
         self.first = first
         self.one_picture = True
         """Every frame so far showed the first frame's picture."""
@@ -248,6 +270,7 @@ class SegmentWriter:
         self.repeated: int | None = None
         """The index of the segment whose packets this one copies (None: encoded from its start)."""
         self._fps = fps
+        self._bitrate = bitrate
         self._rate = frame_rate(fps)
         self._width, self._height = first.shape[1] & ~1, first.shape[0] & ~1
         self._buffer = io.BytesIO()
@@ -305,7 +328,7 @@ class SegmentWriter:
     def _configure(self, context: av.CodecContext) -> av.CodecContext:
         context.width, context.height, context.pix_fmt = self._width, self._height, "yuv420p"
         context.framerate = self._rate
-        context.bit_rate = BITRATE
+        context.bit_rate = self._bitrate
         context.options = dict(ENCODER_OPTIONS)
         return context
 

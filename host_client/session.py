@@ -295,8 +295,10 @@ class HostSession:
         return self._ui
 
     def _live_congested(self) -> bool:
-        """Whether the live screen stream finds the link congested now (the recording's uploads wait)."""
-        return self._track is not None and self._track.budget.congested
+        """Whether the live screen stream finds the link congested now (the recording's uploads wait, and
+        its segments are encoded smaller). The recorder's thread calls it too: it only reads, the track once."""
+        track = self._track
+        return track is not None and track.budget.congested
 
     @property
     def frames_sent(self) -> int:
@@ -722,7 +724,7 @@ class HostSession:
             self.recording_spool, lambda: self._selected, lambda: self.authority.allows(Permission.view),
             fps=self.policy.recording_fps, start_index=start.index, start_offset_ms=start.offset_ms,
             origin_ms=start.origin_ms,
-            on_segment=self._segment_recorded if self._loop else None,
+            on_segment=self._segment_recorded if self._loop else None, link_congested=self._live_congested,
         )
         self.recorder.start()
         self._ui.notice(
