@@ -3,8 +3,8 @@ data-channel messages do not wait behind a keyframe the pacer is still sending.
 
 The sender goes through :func:`host_client.session.add_screen_sender` (H.264 by
 the screen encoder, keyframe requests forwarded, the pacer under it); its track
-makes pictures of noise, each as big as a keyframe, under a budget low enough
-that every frame takes the pacer seconds to send. An input-like channel
+makes pictures of noise, each as large as the encoder allows, under a budget low
+enough that every frame takes the pacer about 0.2 s to send. An input-like channel
 (unordered, no retransmits, as the pointer channel) and a reliable one are
 echoed by the other peer while those frames leave.
 """
@@ -43,7 +43,9 @@ def _hooks_off():
 async def test_messages_do_not_wait_behind_a_paced_keyframe_and_the_stream_delivers() -> None:
     config = rtc_configuration(IceConfig(loopback_only=True))
     host, technician = RTCPeerConnection(config), RTCPeerConnection(config)
-    track = NoiseTrack(bitrate=100_000)  # the pace is the floor: 300 kbit/s
+    # The pace is the floor, 300 kbit/s. The encoder caps each frame to its own starting budget (these
+    # frames carry none: 1 Mbit/s, 8.3 kB a frame), and noise stays at that cap: 0.2 s each at the pace.
+    track = NoiseTrack(bitrate=100_000)
     add_screen_sender(host, track)
     pointer = host.createDataChannel("pointer", ordered=False, maxRetransmits=0)
     control = host.createDataChannel("control")
@@ -89,8 +91,8 @@ async def test_messages_do_not_wait_behind_a_paced_keyframe_and_the_stream_deliv
           f"{stats.pace_bps / 1000:.0f} kbit/s pace; echoes: pointer max {max(echoes['pointer']) * 1000:.0f} ms, "
           f"control max {max(echoes['control']) * 1000:.0f} ms")
     assert len(frame_times) >= 2  # the paced stream delivers
-    assert statistics.median(gaps) > 0.5  # each frame took the pacer long to send: a queue was there to wait behind
+    assert statistics.median(gaps) > 0.15  # each frame took the pacer long to send: a queue was there to wait behind
     sent = STREAM_SECONDS / MESSAGE_INTERVAL
     for label, times in echoes.items():
         assert len(times) >= 0.9 * sent, (label, len(times))
-        assert max(times) < 0.25, (label, max(times))  # never behind the video queue
+        assert max(times) < 0.12, (label, max(times))  # never behind the video queue

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import av
 import numpy as np
@@ -127,6 +128,12 @@ async def test_a_keyframe_packet_lost_on_a_still_screen_is_asked_for_again_then_
             send_pli = receiver._send_rtcp_pli
             plis = record_keyframe_requests(receiver)
             await asyncio.sleep(3.0)  # the first picture and its refinement settled: a still screen
+            # ...and no keyframe for 2 s: the first bitrate estimate (about 3 s in) can give the encoder a
+            # new frame cap, hence a new encoder and a keyframe, which right after the loss would make the
+            # request this test waits for unneeded.
+            settle_until = time.monotonic() + 15
+            while loss.keyframes_at and time.monotonic() - loss.keyframes_at[-1] < 2.0 < settle_until - time.monotonic():
+                await asyncio.sleep(0.1)
             loss.armed = True
             keyframes_before = len(loss.keyframes_at)
             assert loss.media_ssrc is not None
@@ -148,8 +155,16 @@ async def test_a_keyframe_packet_lost_on_a_still_screen_is_asked_for_again_then_
             h264 = re.search(r"^m=video \d+ \S+ (\d+)", pc.localDescription.sdp, re.M)
             assert h264 and re.search(rf"^a=fmtp:\d+ apt={h264.group(1)}\r?$", pc.localDescription.sdp, re.M)
             assert loss.retransmissions_lost >= 1
-            assert asked and asked[0] < abandon_after(recovery.round_trip) + 0.5, asked
-            assert keyframes and keyframes[0] - asked[0] < 1.0, (asked, keyframes)  # the sender answered
+            due = abandon_after(recovery.round_trip) + 0.5
+            if keyframes and keyframes[0] < due and not asked:
+                # The host sent a keyframe of its own before the request was due (its encoder took a new
+                # frame cap: the burst it had just sent raised the estimate). The receiver skipped the
+                # hole to it at once and rightly asked for nothing; the timer's request itself is checked
+                # on two aiortc peers in tests/unit/test_aiortc_hooks.py.
+                assert recovery.abandoned_count == 0
+            else:
+                assert asked and asked[0] < due, asked
+                assert keyframes and keyframes[0] - asked[0] < 1.0, (asked, keyframes)  # the sender answered
             assert live.view.frames_received > frames, "the picture came back"
             probe.expect((0, 130, 200))
             painted = await asyncio.to_thread(painter.fill, (0, 130, 200))
