@@ -232,7 +232,8 @@ async def serve(listen: tuple[str, int], upstream: tuple[str, int], impairment: 
         transport.close()
 
 
-def _address(text: str) -> tuple[str, int]:
+def host_port(text: str) -> tuple[str, int]:
+    """A command line's HOST:PORT (the relays' ``--listen`` and ``--upstream``)."""
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"an address is HOST:PORT, not {text!r}")
@@ -241,8 +242,8 @@ def _address(text: str) -> tuple[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A UDP relay that delays, jitters and drops the packets of some clients.")
-    parser.add_argument("--listen", type=_address, required=True)
-    parser.add_argument("--upstream", type=_address, required=True)
+    parser.add_argument("--listen", type=host_port, required=True)
+    parser.add_argument("--upstream", type=host_port, required=True)
     parser.add_argument("--impaired", action="append", default=[], help="a client prefix to impair (repeatable)")
     parser.add_argument("--delay-ms", type=float, default=0.0)
     parser.add_argument("--jitter-ms", type=float, default=0.0)

@@ -37,7 +37,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from tests.support.link_emulator import ImpairedPath, Impairment
+from tests.support.link_emulator import ImpairedPath, Impairment, host_port
 from tests.support.netns import PUBLIC_IP, NetTopology
 from tests.support.processes import end_process
 
@@ -100,17 +100,10 @@ async def serve(listen: tuple[str, int], upstream: tuple[str, int], delay: float
         await server.serve_forever()
 
 
-def _address(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"an address is HOST:PORT, not {text!r}")
-    return host, int(port)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A TCP relay that holds every chunk for a delay, each way.")
-    parser.add_argument("--listen", type=_address, required=True)
-    parser.add_argument("--upstream", type=_address, required=True)
+    parser.add_argument("--listen", type=host_port, required=True)
+    parser.add_argument("--upstream", type=host_port, required=True)
     parser.add_argument("--delay-ms", type=float, default=0.0)
     options = parser.parse_args(argv)
     try:
