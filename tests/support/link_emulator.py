@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import ipaddress
 import random
-import select
 import subprocess
 import sys
 from collections import deque
@@ -38,7 +37,7 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 from tests.support.netns import PUBLIC_IP, Edge, NetTopology, Side
-from tests.support.processes import end_process
+from tests.support.processes import end_process, wait_until_ready
 
 Direction = Literal["up", "down"]
 """``up``: what the edge sends (shaped at its own end); ``down``: what it receives (shaped at the relay's end)."""
@@ -286,11 +285,7 @@ class ImpairedRelay:
             argv += ["--impaired", prefix]
         process = net.popen("relay", argv, stdout=subprocess.PIPE, text=True)
         try:
-            assert process.stdout is not None
-            readable, _, _ = select.select([process.stdout], [], [], 15)
-            line = process.stdout.readline() if readable else ""
-            if line.strip() != "ready":
-                raise RuntimeError(f"the impairing relay did not start (said {line!r}, exit {process.poll()})")
+            wait_until_ready(process, "the impairing relay")
             yield cls(port, impairment)
         finally:
             end_process(process)

@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import random
 import re
-import select
 import shutil
 import subprocess
 import sys
@@ -39,7 +38,7 @@ from dataclasses import dataclass
 
 from tests.support.link_emulator import ImpairedPath, Impairment, host_port
 from tests.support.netns import PUBLIC_IP, NetTopology
-from tests.support.processes import end_process
+from tests.support.processes import end_process, wait_until_ready
 
 CHUNK = 65536
 """The most one read takes off a socket."""
@@ -131,11 +130,7 @@ class DelayedTcpRelay:
                 "--upstream", f"{upstream[0]}:{upstream[1]}", "--delay-ms", str(delay * 1000)]
         process = net.popen("relay", argv, stdout=subprocess.PIPE, text=True)
         try:
-            assert process.stdout is not None
-            readable, _, _ = select.select([process.stdout], [], [], 15)
-            line = process.stdout.readline() if readable else ""
-            if line.strip() != "ready":
-                raise RuntimeError(f"the TCP relay did not start (said {line!r}, exit {process.poll()})")
+            wait_until_ready(process, "the TCP relay")
             yield cls(port, upstream, delay)
         finally:
             end_process(process)
