@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from peer.aiortc_hooks import (
     forward_keyframe_requests,
     pace_video_senders,
+    pacer_stats,
     quick_sctp_retransmits,
     selected_route,
     use_screen_encoder,
@@ -47,6 +48,7 @@ from peer.signalling import (
     apply_remote_description,
     keep_signalling,
 )
+from peer.stream_budget import StreamBudget
 from peer.transfers import TransferClient
 from protocol.api import JoinResponse
 from protocol.channel import (
@@ -758,11 +760,26 @@ class HostSession:
                 continue
             now = time.monotonic()
             budget = track.budget
+            if log.isEnabledFor(logging.DEBUG):
+                self._log_link(budget, now)
             state = self._link_report.observe(
                 limited=budget.link_limited(now), bitrate=budget.target_bitrate(now), fps=budget.sent_fps(now), now=now
             )
             if state is not None and not self._send_control(state):
                 self._link_report.forget_sent()  # not said: say it on the next connection
+
+    def _log_link(self, budget: StreamBudget, now: float) -> None:
+        """Log (debug) what the budget and the pacer under the video sender see: the figures behind "slow connection"."""
+        pc = self._pc
+        senders = [] if pc is None else [sender for sender in pc.getSenders() if sender.track is self._track]
+        stats = pacer_stats(senders[0]) if senders else None
+        log.debug(
+            "link: target %.0f kbit/s, sent %.1f fps, congested %s%s", budget.target_bitrate(now) / 1000,
+            budget.sent_fps(now), budget.congested,
+            "" if stats is None else f"; pacer {stats.pace_bps / 1000:.0f} kbit/s, queue {stats.queue_delay_ms:.0f} ms "
+            f"{stats.queued_bytes} B, {stats.packets_sent} sent, {stats.frames_dropped} frames dropped, "
+            f"{stats.keyframes_asked} keyframes asked, {stats.retransmissions_refused} RTX refused",
+        )
 
     def _send_control(
         self,
