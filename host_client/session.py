@@ -277,7 +277,8 @@ class HostSession:
         self.recording_spool = state_dir() / "recordings" / joined.session_id
         self.uploader = RecordingUploader(
             broker_url, joined.host_token, joined.session_id, self.recording_spool,
-            live_congested=self._live_congested, max_lag_seconds=lambda: self.policy.recording_max_lag_seconds,
+            live_congested=self._live_congested, live_limit=self._live_limit,
+            max_lag_seconds=lambda: self.policy.recording_max_lag_seconds,
         )
         self.recorder: SegmentRecorder | None = None
         self.media_connected = asyncio.Event()
@@ -295,6 +296,14 @@ class HostSession:
     @property
     def ui(self) -> HostUI:
         return self._ui
+
+    def _live_limit(self) -> float | None:
+        """The live screen stream's target bit rate while the link limits it (None: it does not; the
+        recording's uploads are paced to a share of it)."""
+        if self._track is None:
+            return None
+        budget, now = self._track.budget, time.monotonic()
+        return budget.target_bitrate(now) if budget.link_limited(now) else None
 
     def _live_congested(self) -> bool:
         """Whether the live screen stream finds the link congested now (the recording's uploads wait)."""
