@@ -62,7 +62,7 @@ from protocol.segment_repeat import Repetition, SegmentRepeat, frame_rate, segme
 from .capture import Monitor, Screen, to_i420
 from .recording_quality import FULL_BITRATE, RecordingQuality
 from .recording_time import SpooledSegment
-from .upload_yield import UploadYield
+from .upload_yield import PACE_CHUNK_BYTES, UploadYield
 
 log = logging.getLogger(__name__)
 
@@ -348,12 +348,15 @@ class RecordingUploader:
     def __init__(
         self, broker_url: str, token: str, session_id: str, spool: Path, *, broker: BrokerClient | None = None,
         live_congested: Callable[[], bool] | None = None,
+        live_limit: Callable[[], float | None] | None = None,
         max_lag_seconds: Callable[[], float] = lambda: SessionPolicy().recording_max_lag_seconds,
         repeats: bool = True,
     ) -> None:
         """``live_congested`` says whether the live stream finds the link congested (None: there is none to
-        yield to); ``max_lag_seconds`` is the policy's bound on the recording's lag; ``repeats`` False
-        uploads a still screen's segments whole (the benchmark's "before")."""
+        yield to); ``live_limit`` is the live stream's target bit rate while the link limits it (None: not
+        limited; uploads are then paced to a share of it, :meth:`UploadYield.pace`); ``max_lag_seconds``
+        is the policy's bound on the recording's lag; ``repeats`` False uploads a still screen's segments
+        whole (the benchmark's "before")."""
         self._path = f"{API_PREFIX}/sessions/{session_id}/recording"
         self._owns_broker = broker is None
         self._broker = broker or BrokerClient(broker_url, token)
@@ -361,6 +364,7 @@ class RecordingUploader:
         self._spool = spool
         self._wake = asyncio.Event()
         self._live_congested = live_congested
+        self._live_limit = live_limit
         self._max_lag_seconds = max_lag_seconds
         self._repeats = repeats
         self.yielding = UploadYield()
@@ -370,6 +374,8 @@ class RecordingUploader:
         self.repeats_uploaded = 0
         """Segments stored as repeats of an earlier one."""
         self.bytes_sent = 0
+        self.paced_seconds = 0.0
+        """Seconds uploads spent held to the pace (:meth:`UploadYield.pace`), in all."""
         """Request bodies sent to store segments: whole segments, and repeats' JSON."""
 
     @asynccontextmanager
@@ -479,7 +485,8 @@ class RecordingUploader:
                 headers["X-Recording-Origin-Ms"] = str(meta["origin_ms"])
             try:
                 reply = await broker.send(
-                    "PUT", f"{self._path}/{meta['index']}", refusal=BrokerRefusal, data=data, headers=headers, timeout=UPLOAD_TIMEOUT,
+                    "PUT", f"{self._path}/{meta['index']}", refusal=BrokerRefusal, data=self._body(data), headers=headers,
+                    timeout=UPLOAD_TIMEOUT,
                 )
                 self.bytes_sent += len(data)
             except BrokerRefusal as unreachable:
@@ -531,6 +538,35 @@ class RecordingUploader:
                      reply.refusal(BrokerRefusal).message)
             return False
         return True
+
+    def _pace(self) -> float | None:
+        """Bytes per second to write an upload at now (None: unpaced), :meth:`UploadYield.pace`."""
+        if self._live_limit is None:
+            return None
+        return self.yielding.pace(live_limit=self._live_limit(), lag_seconds=self.lag_seconds(),
+                                  max_lag_seconds=self._max_lag_seconds())
+
+    def _body(self, data: bytes) -> bytes | AsyncIterator[bytes]:
+        """The upload's body: ``data`` at once when there is no live stream to pace for, else piece by
+        piece, at the pace while the link limits the live stream (a TCP upload unpaced fills the
+        bottleneck queue in front of the picture); the pace is asked for each piece, so a link found
+        limited during an upload paces its rest."""
+        if len(data) <= PACE_CHUNK_BYTES or self._live_limit is None:
+            return data
+        return self._paced(data)
+
+    async def _paced(self, data: bytes) -> AsyncIterator[bytes]:
+        paced = 0.0
+        for start in range(0, len(data), PACE_CHUNK_BYTES):
+            piece = data[start:start + PACE_CHUNK_BYTES]
+            yield piece
+            if (rate := self._pace()) is not None:
+                paced += len(piece) / rate
+                await asyncio.sleep(len(piece) / rate)
+        if paced:
+            self.paced_seconds += paced
+            log.info("a recording upload of %d kB was paced for %.1f s (the link limits the live stream)",
+                     len(data) // 1000, paced)
 
     async def _yield_to_live(self, size: int) -> None:
         """Wait while the live stream is congested, as long as the recording's lag allows."""

@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from peer.aiortc_hooks import (
     forward_keyframe_requests,
     pace_video_senders,
+    pacer_stats,
     quick_sctp_retransmits,
     selected_route,
     use_screen_encoder,
@@ -47,6 +48,7 @@ from peer.signalling import (
     apply_remote_description,
     keep_signalling,
 )
+from peer.stream_budget import StreamBudget
 from peer.transfers import TransferClient
 from protocol.api import JoinResponse
 from protocol.channel import (
@@ -275,7 +277,8 @@ class HostSession:
         self.recording_spool = state_dir() / "recordings" / joined.session_id
         self.uploader = RecordingUploader(
             broker_url, joined.host_token, joined.session_id, self.recording_spool,
-            live_congested=self._live_congested, max_lag_seconds=lambda: self.policy.recording_max_lag_seconds,
+            live_congested=self._live_congested, live_limit=self._live_limit,
+            max_lag_seconds=lambda: self.policy.recording_max_lag_seconds,
         )
         self.recorder: SegmentRecorder | None = None
         self.media_connected = asyncio.Event()
@@ -293,6 +296,14 @@ class HostSession:
     @property
     def ui(self) -> HostUI:
         return self._ui
+
+    def _live_limit(self) -> float | None:
+        """The live screen stream's target bit rate while the link limits it (None: it does not; the
+        recording's uploads are paced to a share of it)."""
+        if self._track is None:
+            return None
+        budget, now = self._track.budget, time.monotonic()
+        return budget.target_bitrate(now) if budget.link_limited(now) else None
 
     def _live_congested(self) -> bool:
         """Whether the live screen stream finds the link congested now (the recording's uploads wait, and
@@ -760,11 +771,26 @@ class HostSession:
                 continue
             now = time.monotonic()
             budget = track.budget
+            if log.isEnabledFor(logging.DEBUG):
+                self._log_link(budget, now)
             state = self._link_report.observe(
                 limited=budget.link_limited(now), bitrate=budget.target_bitrate(now), fps=budget.sent_fps(now), now=now
             )
             if state is not None and not self._send_control(state):
                 self._link_report.forget_sent()  # not said: say it on the next connection
+
+    def _log_link(self, budget: StreamBudget, now: float) -> None:
+        """Log (debug) what the budget and the pacer under the video sender see: the figures behind "slow connection"."""
+        pc = self._pc
+        senders = [] if pc is None else [sender for sender in pc.getSenders() if sender.track is self._track]
+        stats = pacer_stats(senders[0]) if senders else None
+        log.debug(
+            "link: target %.0f kbit/s, sent %.1f fps, congested %s%s", budget.target_bitrate(now) / 1000,
+            budget.sent_fps(now), budget.congested,
+            "" if stats is None else f"; pacer {stats.pace_bps / 1000:.0f} kbit/s, queue {stats.queue_delay_ms:.0f} ms "
+            f"{stats.queued_bytes} B, {stats.packets_sent} sent, {stats.frames_dropped} frames dropped, "
+            f"{stats.keyframes_asked} keyframes asked, {stats.retransmissions_refused} RTX refused",
+        )
 
     def _send_control(
         self,

@@ -14,6 +14,19 @@ whatever the link says, so yielding never pauses control by itself.
 
 Small uploads (a still screen's repeats, a few hundred bytes) never wait.
 
+Waiting alone is not enough: once the live stream has been calm for a moment the
+upload goes, over TCP, which takes every bit the video leaves and fills the
+bottleneck queue (measured at 1.5 Mbit/s and 150 ms: tbf's 200 ms queue full,
+the video's estimate down to 0.4-0.7 Mbit/s, input waiting behind the queue).
+So while the link limits the live picture (:meth:`StreamBudget.link_limited
+<peer.stream_budget.StreamBudget.link_limited>`), an upload that goes is also
+paced (:meth:`UploadYield.pace`): its body is written at
+:attr:`UploadYield.link_share` of the live stream's target, never below
+:data:`MIN_PACE`, a share that grows with the recording's lag to the whole
+target at the lag share. A TCP sender that the application holds below what
+the link has left keeps no queue at the bottleneck. Past the lag share the
+upload is unpaced, as it is unheld.
+
 Pure logic, times passed in: seconds on one monotonic clock.
 """
 
@@ -23,6 +36,11 @@ from dataclasses import dataclass, field
 
 POLL_SECONDS = 0.25
 """How long a waiting upload sleeps before it asks again."""
+MIN_PACE = 8_000
+"""Bytes per second a paced upload never falls below (64 kbit/s: the recording still moves)."""
+PACE_CHUNK_BYTES = 4096
+"""A paced upload's body is written in pieces of this size, each followed by the time it takes at the pace
+(a piece leaves as a burst of three packets, which a bottleneck queue absorbs)."""
 
 
 @dataclass
@@ -35,6 +53,8 @@ class UploadYield:
     """Uploads keep waiting this long after the live stream was last seen congested."""
     small_bytes: int = 4096
     """Uploads of at most this many bytes never wait."""
+    link_share: float = 0.25
+    """A paced upload's rate: this share of the live stream's target bit rate."""
     _congested_at: float = field(default=float("-inf"), init=False)
     waited_seconds: float = field(default=0.0, init=False)
     """Seconds uploads were told to wait, in all (the figures and tests read it)."""
@@ -42,6 +62,8 @@ class UploadYield:
     def __post_init__(self) -> None:
         if not 0 < self.lag_share <= 1:
             raise ValueError("lag_share must be in (0, 1]")
+        if not 0 < self.link_share <= 1:
+            raise ValueError("link_share must be in (0, 1]")
 
     def wait(self, now: float, *, congested: bool, lag_seconds: float, max_lag_seconds: float, size: int) -> float:
         """Seconds to wait before an upload of ``size`` bytes (0: go now): the live stream is
@@ -57,3 +79,21 @@ class UploadYield:
         wait = min(POLL_SECONDS, room)
         self.waited_seconds += wait
         return wait
+
+    def pace(self, *, live_limit: float | None, lag_seconds: float, max_lag_seconds: float) -> float | None:
+        """Bytes per second an upload's body should be written at now (None: as fast as it goes).
+
+        Paced while the link limits the live stream (``live_limit``: its target bit rate then,
+        None while it is not limited) and the oldest waiting segment, ``lag_seconds`` behind, is
+        within the lag share of ``max_lag_seconds``. Asked again for each piece of the body.
+        """
+        most_lag = max_lag_seconds * self.lag_share
+        if live_limit is None or lag_seconds >= most_lag:
+            return None
+        if not live_limit > 0:  # NaN too
+            return float(MIN_PACE)
+        # From the share at no lag up to the live stream's whole target at the lag share: a recording
+        # that falls behind catches up without a cliff from a share to an unpaced TCP upload.
+        share = self.link_share + (1 - self.link_share) * max(0.0, lag_seconds) / most_lag
+        return max(float(MIN_PACE), live_limit / 8 * share)
+

@@ -19,7 +19,7 @@ environment names (``HTTPS_PROXY``, ``NO_PROXY``...) is used.
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
@@ -140,13 +140,15 @@ class BrokerClient:
 
     async def send(
         self, method: str, path: str, *, refusal: type[BrokerRefusal], body: BaseModel | None = None,
-        exclude_unset: bool = False, data: bytes | memoryview | None = None, headers: Mapping[str, str] | None = None,
+        exclude_unset: bool = False, data: bytes | memoryview | AsyncIterable[bytes] | None = None,
+        headers: Mapping[str, str] | None = None,
         params: Query | None = None, timeout: float | Timeouts | None = None, auth: bool = True,
     ) -> BrokerReply:
         """One request; the whole answer, whatever its status.
 
         ``body`` goes as JSON (only its fields that were set with ``exclude_unset``: a PATCH),
-        ``data`` as it is. A broker that cannot be reached raises ``refusal`` with ``status``
+        ``data`` as it is (an async iterable of pieces goes chunked, as they come).
+        A broker that cannot be reached raises ``refusal`` with ``status``
         None and a message saying so.
         """
         try:
@@ -217,7 +219,7 @@ class BrokerClient:
         return kind(f"cannot reach the broker at {self.broker_url} ({exc.__class__.__name__}: {why}); {self.hint}")
 
     def _options(
-        self, body: BaseModel | None, exclude_unset: bool, data: bytes | memoryview | None,
+        self, body: BaseModel | None, exclude_unset: bool, data: bytes | memoryview | AsyncIterable[bytes] | None,
         headers: Mapping[str, str] | None, params: Query | None, timeout: float | Timeouts | None, auth: bool,
     ) -> dict[str, Any]:
         sent = dict(headers or {})

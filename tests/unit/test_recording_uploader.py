@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from host_client.recorder import RecordingUploader
-from host_client.upload_yield import UploadYield
+from host_client.upload_yield import PACE_CHUNK_BYTES, UploadYield
 from peer.broker_client import BrokerReply
 
 WHOLE = b"\x1a\x45\xdf\xa3" + b"w" * 100_000
@@ -32,6 +32,8 @@ class ScriptedBroker:
     async def send(self, method: str, path: str, **options: Any) -> BrokerReply:
         kind = "repeat" if path.endswith("/repeat") else "whole"
         sent = json.loads(options["body"].model_dump_json()) if kind == "repeat" else options["data"]
+        if not isinstance(sent, (bytes, dict)):  # a paced body: its pieces, read as the HTTP client would
+            sent = [piece async for piece in sent]
         self.requests.append((f"{method} {path.rsplit('/recording/', 1)[1]}", sent))
         status = self._answers[kind].pop(0) if self._answers[kind] else 204
         body = json.dumps({"error": "some_code", "message": f"answered {status}"}).encode() if status >= 400 else b""
@@ -137,3 +139,31 @@ async def test_a_lagging_recording_stops_yielding_and_draining_never_yields(tmp_
     up = uploader(tmp_path, broker, live_congested=lambda: True, max_lag_seconds=lambda: 5.0)
     assert await up.drain(5)
     assert up.yielding.waited_seconds == 0 and up.pending() == []
+
+
+async def test_while_the_link_limits_the_live_stream_a_whole_segment_is_written_at_its_share(tmp_path: Path) -> None:
+    spool_segment(tmp_path, 0)
+    spool_segment(tmp_path, 1)
+    broker = ScriptedBroker()
+    # Limited at 32 Mbit/s until the first upload is through (1 MB/s at a quarter: 0.1 s for 100 kB).
+    up = uploader(tmp_path, broker, live_limit=lambda: None if broker.requests else 32_000_000.0,
+                  max_lag_seconds=lambda: 60.0)
+    started = time.monotonic()
+    assert await up._upload_all(broker)  # type: ignore[arg-type]
+    (_, paced), (_, unpaced) = broker.requests
+    # The first went in pieces, a piece's time at the pace after each; the link was free again for the
+    # second, whose pieces went back to back.
+    assert isinstance(paced, list) and b"".join(paced) == WHOLE
+    assert {len(piece) for piece in paced[:-1]} == {PACE_CHUNK_BYTES}
+    assert abs(up.paced_seconds - len(WHOLE) / 1_000_000) < 0.01
+    assert time.monotonic() - started >= up.paced_seconds
+    assert isinstance(unpaced, list) and b"".join(unpaced) == WHOLE
+
+
+async def test_a_lagging_recording_is_not_paced(tmp_path: Path) -> None:
+    spool_segment(tmp_path, 0, created=time.time() - 10)  # beyond half the 5 s bound
+    broker = ScriptedBroker()
+    up = uploader(tmp_path, broker, live_limit=lambda: 1_000_000.0, max_lag_seconds=lambda: 5.0)
+    assert await up._upload_all(broker)  # type: ignore[arg-type]
+    [(what, pieces)] = broker.requests
+    assert what == "PUT 0" and b"".join(pieces) == WHOLE and up.paced_seconds == 0

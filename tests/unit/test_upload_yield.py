@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from host_client.upload_yield import POLL_SECONDS, UploadYield
+from host_client.upload_yield import MIN_PACE, POLL_SECONDS, UploadYield
 
 SEGMENT = 100_000
 BOUND = 5.0
@@ -50,3 +50,21 @@ def test_a_share_outside_0_to_1_is_refused() -> None:
     for share in (0.0, 1.5, -1.0):
         with pytest.raises(ValueError, match="lag_share"):
             UploadYield(lag_share=share)
+
+
+def test_uploads_are_paced_to_a_share_of_the_live_stream_only_while_the_link_limits_it() -> None:
+    rule = UploadYield(link_share=0.25)
+    assert rule.pace(live_limit=None, lag_seconds=0.0, max_lag_seconds=BOUND) is None
+    assert rule.pace(live_limit=1_000_000.0, lag_seconds=0.0, max_lag_seconds=BOUND) == 31_250.0
+    # Never below the floor, and a target that makes no sense gives the floor.
+    assert rule.pace(live_limit=100_000.0, lag_seconds=0.0, max_lag_seconds=BOUND) == MIN_PACE
+    assert rule.pace(live_limit=float("nan"), lag_seconds=0.0, max_lag_seconds=BOUND) == MIN_PACE
+    # A recording falling behind gets more of it: the whole target at the lag share (2.5 s of 5 s)...
+    assert rule.pace(live_limit=1_000_000.0, lag_seconds=1.25, max_lag_seconds=BOUND) == pytest.approx(78_125.0)
+    # ... and at the lag share, as far behind as uploads stop waiting, it is not paced at all.
+    assert rule.pace(live_limit=1_000_000.0, lag_seconds=2.5, max_lag_seconds=BOUND) is None
+
+
+def test_the_link_share_is_a_share() -> None:
+    with pytest.raises(ValueError, match="link_share"):
+        UploadYield(link_share=0.0)
