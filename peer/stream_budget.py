@@ -105,6 +105,23 @@ OVER_TARGET = 1.1
 frame too many at its edges, and x264 keeps to its allowance on average, not to the byte)."""
 PROBE_QUIET = 2.0
 """Seconds after congestion (an estimate's or dropped frames) before the target probes upwards again."""
+UNTRIED_AFTER = 60.0
+"""Seconds without congestion after which the link counts as *untried* again (and at the start): nothing
+it did says it is narrow, so a stream pressing on its target is not held to it (see
+:data:`UNTRIED_PROBE_PER_SECOND`)."""
+UNTRIED_PROBE_PER_SECOND = 8.0
+"""On an untried link, the target of a stream pressing on it grows by this factor a second, at once and
+at least to what the stream sends, and the frame rate is not cut to it: a scroll after typing (1 Mbit/s
+target, 4-7 Mbit/s wanted) would otherwise spend seconds at a third of its frame rate while the target
+climbs, on loopback as on a LAN. A narrow link pushes back within a second or two (the estimator's
+decrease, or the pacer's dropped frames), and from then on the careful rules hold."""
+ESTIMATOR_WINDOW = 1.0
+"""Seconds over which the estimator measures what arrives (aiortc: a 1 s rate counter): on an untried
+link, an estimate made within this long after the stream rose above it is about the quieter past, not
+congestion."""
+ESTIMATE_STALE = 3.0
+"""Seconds the stream may stay above, on an untried link, an estimate that has not fallen since before it rose (the
+estimator holding a figure from a quiet screen) before that estimate counts as congestion anyway."""
 RECAP_RATIO = 1.5
 """The frame cap in force is changed only when the wanted one is this factor away (a new cap means
 a new encoder, hence a keyframe)..."""
@@ -177,6 +194,8 @@ class StreamBudget:
     _over_target_at: float = field(default=float("-inf"), init=False)
     _last_frame_bits: float = field(default=0.0, init=False)
     _capacity_at: float | None = field(default=None, init=False)
+    _above_since: float | None = field(default=None, init=False)
+    _above_reference: float = field(default=0.0, init=False)
     last_frame_capped: bool = field(default=False, init=False)
     """The encoder's last frame used most of its allowance: encoding the settled screen again sharpens it."""
     frame_wanted_at: float | None = field(default=None, init=False)
@@ -202,13 +221,36 @@ class StreamBudget:
         while len(self._estimates) > 1 and self._estimates[1][0] <= now - RATE_WINDOW:
             self._estimates.popleft()
         rate = self.send_rate(now)
-        self.congested = rate > self._link and not self._climbing(now)
+        # First: it also notes when the stream rose above the estimates. Once the link has pushed
+        # back, a low estimate is believed at once (its lag is the lesser risk on a known narrow link).
+        informed = self._informed(now) or not self.untried(now)
+        self.congested = informed and rate > self._link and not self._climbing(now)
         remembered = self.target_bitrate(now)
         if self.congested or self._link > remembered:
             self._capacity = max(MIN_BITRATE, self._link)
         if self.congested:
             self._congestion_at = now
             self._cut(now, rate, self._link)
+
+    def _informed(self, now: float) -> bool:
+        """Whether the newest estimate, below what is sent, speaks of the rate sent now: the stream
+        has been above the estimates for :data:`ESTIMATOR_WINDOW` and they fell since before it rose
+        (the estimator's decrease), or it has been above them for :data:`ESTIMATE_STALE`."""
+        assert self._link is not None
+        if self.send_rate(now) <= self._link:
+            self._above_since = None
+            return False
+        if self._above_since is None:
+            # From the estimates of the last window or so: the fall may already be in the newest.
+            self._above_since, self._above_reference = now, max(estimate for _, estimate in self._estimates)
+        self._above_reference = max(self._above_reference, self._link)
+        above_for = now - self._above_since
+        fell = self._link * CLIMB < self._above_reference
+        return above_for >= ESTIMATE_STALE or (above_for >= ESTIMATOR_WINDOW and fell)
+
+    def untried(self, now: float) -> bool:
+        """Whether the link showed no congestion for :data:`UNTRIED_AFTER` seconds (or ever)."""
+        return now - self._congestion_at >= UNTRIED_AFTER
 
     def target_bitrate(self, now: float) -> float:
         """Bit/s the stream should fit now: the capacity memory (see the module's docstring)."""
@@ -277,10 +319,13 @@ class StreamBudget:
         if now - self._congestion_at >= PROBE_QUIET:
             self.congested = False  # not renewed (estimates come every 0.5 s, drops when they happen): over
         rate, target = self.send_rate(now), self.target_bitrate(now)
+        untried = self.untried(now)
         if rate > OVER_TARGET * target and self._sent[0][0] <= now - RATE_WINDOW / 2:
-            # More than the target (many frames, each within its cap): fewer frames, as on congestion.
+            # More than the target (many frames, each within its cap): fewer frames, as on congestion,
+            # unless nothing says the link is narrow (the target catches up within a second instead).
             self._over_target_at = now
-            self._cut(now, rate, target)
+            if not untried:
+                self._cut(now, rate, target)
         elif not self.congested:
             growth = INCREASE_PER_SECOND * elapsed
             if 2 * rate < target:
@@ -290,7 +335,10 @@ class StreamBudget:
             self._rescale(now)
         # Refinement alone never presses: it fits the target by construction (15 allowances a second).
         pressing = now - self._over_target_at <= PROBE_QUIET
-        if pressing and not self.congested and now - self._congestion_at >= PROBE_QUIET:
+        if untried and self._over_target_at == now:
+            # Only while over the target now: the target stops about where the stream stops.
+            self._capacity = max(rate, target * UNTRIED_PROBE_PER_SECOND ** min(elapsed, RATE_WINDOW / 2))
+        elif pressing and not untried and not self.congested and now - self._congestion_at >= PROBE_QUIET:
             self._capacity = target * PROBE_PER_SECOND ** min(elapsed, RATE_WINDOW / 2)
 
     @property
