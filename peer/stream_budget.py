@@ -18,6 +18,16 @@ stopped climbing (the estimator saw queues grow and holds at, or drops to, a
 share of what gets through). The frame rate follows the classic AIMD rule:
 multiplicative decrease on congestion, additive increase otherwise.
 
+An estimate also lags: aiortc's measures what arrived over its last second and
+then climbs 8 % a second, so when a scroll follows typing it still says what
+typing sent (706 kbit/s against 1.47 Mbit/s sent, in a loopback log). On an
+*untried* link (no congestion for :data:`UNTRIED_AFTER` seconds, or ever) a low
+estimate therefore counts only once the stream has been above the estimates for
+the estimator's window (:data:`ESTIMATOR_WINDOW`) and they *fell* since it rose
+(the estimator's decrease: 0.85x what arrived), or once it has been above them
+for :data:`ESTIMATE_STALE` seconds. Once the link has pushed back, a low
+estimate is believed at once.
+
 The budget also says how many bits the stream may spend (:meth:`StreamBudget.target_bitrate`),
 which caps every frame (:meth:`StreamBudget.frame_cap`, applied by the encoder as x264's
 VBV) and paces the packets (``peer.pacer``). Since a bare estimate is no capacity,
@@ -30,11 +40,17 @@ the target is a *capacity memory*:
   stream pushed that much through (the estimator caps itself at 1.5x what arrives);
 * the budget probes by itself: aiortc's estimator starts from what arrived in its
   first 3 s (a quiet screen: next to nothing) and then climbs only 8 % a second, so
-  while the stream wants more than its target (it went over it, and the frame rate
-  was cut to fit) and nothing said congestion for :data:`PROBE_QUIET` seconds, the
-  target grows :data:`PROBE_PER_SECOND` a second until the link pushes back (an
-  estimate under congestion, or dropped frames). Refinement alone never probes: it
-  fits the target by construction;
+  while the stream wants more than its target the target grows until the link
+  pushes back (an estimate under congestion, or dropped frames). On an untried link
+  the stream wants more when it goes over the target or sends capped frames faster
+  than refinement would (a moving screen); the target then grows
+  :data:`UNTRIED_PROBE_PER_SECOND` a second, at once and at least to what is sent, and
+  the frame rate is *not* cut: a scroll after typing keeps its frame rate on a fast
+  link, and a narrow one pushes back within a second or two. On a link that pushed
+  back (within :data:`UNTRIED_AFTER`), the stream wants more when it went over its
+  target (and the frame rate was cut to fit); after :data:`PROBE_QUIET` seconds
+  without congestion the target grows :data:`PROBE_PER_SECOND` a second. Refinement
+  alone never probes: it fits the target by construction and keeps to its interval;
 * an estimate while congested (see above) replaces the memory, down or up: it is what
   the link carries now;
 * an estimate below the memory on an uncongested link is a quiet screen, not a
@@ -45,7 +61,8 @@ the target is a *capacity memory*:
   are congestion: the memory is cut below what was sent, the frame rate too.
 
 The order of degradation is frame rate, then scale (both above, driven by the
-estimate, and the frame rate also by the stream going over its own target), then
+estimate, and the frame rate also by the stream going over its own target on a link
+that pushed back), then
 quality: the frame cap makes x264 raise its quantiser only when a frame would not
 fit; the capture then *refines* (re-sends the settled screen while the last frame
 was capped, :attr:`StreamBudget.last_frame_capped`) until the picture is back at
@@ -96,10 +113,11 @@ REFINE_SHARE = 0.8
 the bottleneck queue and carries input and RTCP. (At the full target, through a 1 Mbit/s tbf and no
 pacer, the queue never drained, every frame lost packets, and no picture came after the first.)"""
 PROBE_PER_SECOND = 2.0
-"""While the stream presses on its target (it sent more than the target within the last
-:data:`PROBE_QUIET` seconds, so the frame rate was cut to fit) and no congestion was seen for :data:`PROBE_QUIET` seconds,
-the target grows by this factor a second: aiortc's estimator starts at what arrived in its first 3 s
-(a quiet screen: next to nothing) and then climbs 8 % a second, far too slowly to lead."""
+"""On a link that pushed back (see :data:`UNTRIED_AFTER`): while the stream presses on its target (it
+sent more than the target within the last :data:`PROBE_QUIET` seconds, so the frame rate was cut to
+fit) and no congestion was seen for :data:`PROBE_QUIET` seconds, the target grows by this factor a
+second: aiortc's estimator starts at what arrived in its first 3 s (a quiet screen: next to nothing)
+and then climbs 8 % a second, far too slowly to lead."""
 OVER_TARGET = 1.1
 """The stream sends more than its target above this multiple of it (a one-second window can hold one
 frame too many at its edges, and x264 keeps to its allowance on average, not to the byte)."""
@@ -115,6 +133,9 @@ at least to what the stream sends, and the frame rate is not cut to it: a scroll
 target, 4-7 Mbit/s wanted) would otherwise spend seconds at a third of its frame rate while the target
 climbs, on loopback as on a LAN. A narrow link pushes back within a second or two (the estimator's
 decrease, or the pacer's dropped frames), and from then on the careful rules hold."""
+MOVING_SHARE = 0.85
+"""A capped frame that follows a capped frame within this share of the refinement interval comes from a
+moving screen, not from refinement (whose frames keep to that interval)."""
 ESTIMATOR_WINDOW = 1.0
 """Seconds over which the estimator measures what arrives (aiortc: a 1 s rate counter): on an untried
 link, an estimate made within this long after the stream rose above it is about the quieter past, not
@@ -311,7 +332,15 @@ class StreamBudget:
         congestion the frame-rate cap regains ground."""
         if size_bytes < 0:
             raise ValueError("a frame cannot have a negative size")
-        self.last_frame_capped = cap is not None and size_bytes >= CAPPED_SHARE * cap.frame_bytes
+        capped = cap is not None and size_bytes >= CAPPED_SHARE * cap.frame_bytes
+        # Capped, after a capped frame, sooner than refinement sends one: the screen moves and every frame
+        # wants more than its allowance (the pacer, at a multiple of the target, holds such a stream near
+        # the target, so it seldom goes over it).
+        moving_capped = (
+            capped and self.last_frame_capped and self._updated_at is not None
+            and now - self._updated_at < MOVING_SHARE * self.refine_interval()
+        )
+        self.last_frame_capped = capped
         self._last_frame_bits = size_bytes * 8.0
         self._sent.append((now, size_bytes * 8.0))
         elapsed = 0.0 if self._updated_at is None else max(0.0, now - self._updated_at)
@@ -335,8 +364,8 @@ class StreamBudget:
             self._rescale(now)
         # Refinement alone never presses: it fits the target by construction (15 allowances a second).
         pressing = now - self._over_target_at <= PROBE_QUIET
-        if untried and self._over_target_at == now:
-            # Only while over the target now: the target stops about where the stream stops.
+        if untried and (self._over_target_at == now or moving_capped):
+            # Only while it wants more now: the target stops about where the stream stops.
             self._capacity = max(rate, target * UNTRIED_PROBE_PER_SECOND ** min(elapsed, RATE_WINDOW / 2))
         elif pressing and not untried and not self.congested and now - self._congestion_at >= PROBE_QUIET:
             self._capacity = target * PROBE_PER_SECOND ** min(elapsed, RATE_WINDOW / 2)

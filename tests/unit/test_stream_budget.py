@@ -269,9 +269,9 @@ def test_refinement_that_fits_the_target_does_not_probe() -> None:
     budget = StreamBudget(max_fps=30)
     cap = budget.frame_cap(0.0)
     now = 0.0
-    while now < 5:  # 15 capped frames a second, each its allowance: exactly the target
+    while now < 5:  # capped frames, each its allowance, as the capture sends them: one a refinement interval
         budget.sent(cap.frame_bytes, keyframe=False, now=now, cap=cap)
-        now += 1 / 15
+        now += budget.refine_interval()
     assert budget.last_frame_capped and budget.target_bitrate(now) == START_BITRATE
 
 
@@ -342,3 +342,16 @@ def test_a_link_counts_as_untried_again_a_while_after_its_last_congestion() -> N
     budget.frames_dropped(5.0)
     assert not budget.untried(5.0 + UNTRIED_AFTER - 1)
     assert budget.untried(5.0 + UNTRIED_AFTER)
+
+
+def test_capped_frames_faster_than_refinement_raise_the_target_of_an_untried_link() -> None:
+    # A scroll the pacer holds near the target: 6 kB frames (capped) at 20 fps, 0.96 Mbit/s, never
+    # over 1.1x the target, yet every frame wants more than its allowance.
+    budget = StreamBudget(max_fps=30)
+    cap = budget.frame_cap(0.0)
+    now = 0.0
+    while now < 2:
+        budget.sent(6_000, keyframe=False, now=now, cap=cap)
+        now += 1 / 20
+    assert budget.target_bitrate(now) > 2 * START_BITRATE and budget.fps == 30
+
