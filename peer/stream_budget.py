@@ -18,6 +18,16 @@ stopped climbing (the estimator saw queues grow and holds at, or drops to, a
 share of what gets through). The frame rate follows the classic AIMD rule:
 multiplicative decrease on congestion, additive increase otherwise.
 
+An estimate also lags: aiortc's measures what arrived over its last second and
+then climbs 8 % a second, so when a scroll follows typing it still says what
+typing sent (706 kbit/s against 1.47 Mbit/s sent, in a loopback log). On an
+*untried* link (no congestion for :data:`UNTRIED_AFTER` seconds, or ever) a low
+estimate therefore counts only once the stream has been above the estimates for
+the estimator's window (:data:`ESTIMATOR_WINDOW`) and they *fell* since it rose
+(the estimator's decrease: 0.85x what arrived), or once it has been above them
+for :data:`ESTIMATE_STALE` seconds. Once the link has pushed back, a low
+estimate is believed at once.
+
 The budget also says how many bits the stream may spend (:meth:`StreamBudget.target_bitrate`),
 which caps every frame (:meth:`StreamBudget.frame_cap`, applied by the encoder as x264's
 VBV) and paces the packets (``peer.pacer``). Since a bare estimate is no capacity,
@@ -30,11 +40,17 @@ the target is a *capacity memory*:
   stream pushed that much through (the estimator caps itself at 1.5x what arrives);
 * the budget probes by itself: aiortc's estimator starts from what arrived in its
   first 3 s (a quiet screen: next to nothing) and then climbs only 8 % a second, so
-  while the stream wants more than its target (it went over it, and the frame rate
-  was cut to fit) and nothing said congestion for :data:`PROBE_QUIET` seconds, the
-  target grows :data:`PROBE_PER_SECOND` a second until the link pushes back (an
-  estimate under congestion, or dropped frames). Refinement alone never probes: it
-  fits the target by construction;
+  while the stream wants more than its target the target grows until the link
+  pushes back (an estimate under congestion, or dropped frames). On an untried link
+  the stream wants more when it goes over the target or sends capped frames faster
+  than refinement would (a moving screen); the target then grows
+  :data:`UNTRIED_PROBE_PER_SECOND` a second, at once and at least to what is sent, and
+  the frame rate is *not* cut: a scroll after typing keeps its frame rate on a fast
+  link, and a narrow one pushes back within a second or two. On a link that pushed
+  back (within :data:`UNTRIED_AFTER`), the stream wants more when it went over its
+  target (and the frame rate was cut to fit); after :data:`PROBE_QUIET` seconds
+  without congestion the target grows :data:`PROBE_PER_SECOND` a second. Refinement
+  alone never probes: it fits the target by construction and keeps to its interval;
 * an estimate while congested (see above) replaces the memory, down or up: it is what
   the link carries now;
 * an estimate below the memory on an uncongested link is a quiet screen, not a
@@ -45,7 +61,8 @@ the target is a *capacity memory*:
   are congestion: the memory is cut below what was sent, the frame rate too.
 
 The order of degradation is frame rate, then scale (both above, driven by the
-estimate, and the frame rate also by the stream going over its own target), then
+estimate, and the frame rate also by the stream going over its own target on a link
+that pushed back), then
 quality: the frame cap makes x264 raise its quantiser only when a frame would not
 fit; the capture then *refines* (re-sends the settled screen while the last frame
 was capped, :attr:`StreamBudget.last_frame_capped`) until the picture is back at
@@ -96,15 +113,36 @@ REFINE_SHARE = 0.8
 the bottleneck queue and carries input and RTCP. (At the full target, through a 1 Mbit/s tbf and no
 pacer, the queue never drained, every frame lost packets, and no picture came after the first.)"""
 PROBE_PER_SECOND = 2.0
-"""While the stream presses on its target (it sent more than the target within the last
-:data:`PROBE_QUIET` seconds, so the frame rate was cut to fit) and no congestion was seen for :data:`PROBE_QUIET` seconds,
-the target grows by this factor a second: aiortc's estimator starts at what arrived in its first 3 s
-(a quiet screen: next to nothing) and then climbs 8 % a second, far too slowly to lead."""
+"""On a link that pushed back (see :data:`UNTRIED_AFTER`): while the stream presses on its target (it
+sent more than the target within the last :data:`PROBE_QUIET` seconds, so the frame rate was cut to
+fit) and no congestion was seen for :data:`PROBE_QUIET` seconds, the target grows by this factor a
+second: aiortc's estimator starts at what arrived in its first 3 s (a quiet screen: next to nothing)
+and then climbs 8 % a second, far too slowly to lead."""
 OVER_TARGET = 1.1
 """The stream sends more than its target above this multiple of it (a one-second window can hold one
 frame too many at its edges, and x264 keeps to its allowance on average, not to the byte)."""
 PROBE_QUIET = 2.0
 """Seconds after congestion (an estimate's or dropped frames) before the target probes upwards again."""
+UNTRIED_AFTER = 60.0
+"""Seconds without congestion after which the link counts as *untried* again (and at the start): nothing
+it did says it is narrow, so a stream pressing on its target is not held to it (see
+:data:`UNTRIED_PROBE_PER_SECOND`)."""
+UNTRIED_PROBE_PER_SECOND = 8.0
+"""On an untried link, the target of a stream pressing on it grows by this factor a second, at once and
+at least to what the stream sends, and the frame rate is not cut to it: a scroll after typing (1 Mbit/s
+target, 4-7 Mbit/s wanted) would otherwise spend seconds at a third of its frame rate while the target
+climbs, on loopback as on a LAN. A narrow link pushes back within a second or two (the estimator's
+decrease, or the pacer's dropped frames), and from then on the careful rules hold."""
+MOVING_SHARE = 0.85
+"""A capped frame that follows a capped frame within this share of the refinement interval comes from a
+moving screen, not from refinement (whose frames keep to that interval)."""
+ESTIMATOR_WINDOW = 1.0
+"""Seconds over which the estimator measures what arrives (aiortc: a 1 s rate counter): on an untried
+link, an estimate made within this long after the stream rose above it is about the quieter past, not
+congestion."""
+ESTIMATE_STALE = 3.0
+"""Seconds the stream may stay above, on an untried link, an estimate that has not fallen since before it rose (the
+estimator holding a figure from a quiet screen) before that estimate counts as congestion anyway."""
 RECAP_RATIO = 1.5
 """The frame cap in force is changed only when the wanted one is this factor away (a new cap means
 a new encoder, hence a keyframe)..."""
@@ -177,6 +215,8 @@ class StreamBudget:
     _over_target_at: float = field(default=float("-inf"), init=False)
     _last_frame_bits: float = field(default=0.0, init=False)
     _capacity_at: float | None = field(default=None, init=False)
+    _above_since: float | None = field(default=None, init=False)
+    _above_reference: float = field(default=0.0, init=False)
     last_frame_capped: bool = field(default=False, init=False)
     """The encoder's last frame used most of its allowance: encoding the settled screen again sharpens it."""
     frame_wanted_at: float | None = field(default=None, init=False)
@@ -202,13 +242,36 @@ class StreamBudget:
         while len(self._estimates) > 1 and self._estimates[1][0] <= now - RATE_WINDOW:
             self._estimates.popleft()
         rate = self.send_rate(now)
-        self.congested = rate > self._link and not self._climbing(now)
+        # First: it also notes when the stream rose above the estimates. Once the link has pushed
+        # back, a low estimate is believed at once (its lag is the lesser risk on a known narrow link).
+        informed = self._informed(now) or not self.untried(now)
+        self.congested = informed and rate > self._link and not self._climbing(now)
         remembered = self.target_bitrate(now)
         if self.congested or self._link > remembered:
             self._capacity = max(MIN_BITRATE, self._link)
         if self.congested:
             self._congestion_at = now
             self._cut(now, rate, self._link)
+
+    def _informed(self, now: float) -> bool:
+        """Whether the newest estimate, below what is sent, speaks of the rate sent now: the stream
+        has been above the estimates for :data:`ESTIMATOR_WINDOW` and they fell since before it rose
+        (the estimator's decrease), or it has been above them for :data:`ESTIMATE_STALE`."""
+        assert self._link is not None
+        if self.send_rate(now) <= self._link:
+            self._above_since = None
+            return False
+        if self._above_since is None:
+            # From the estimates of the last window or so: the fall may already be in the newest.
+            self._above_since, self._above_reference = now, max(estimate for _, estimate in self._estimates)
+        self._above_reference = max(self._above_reference, self._link)
+        above_for = now - self._above_since
+        fell = self._link * CLIMB < self._above_reference
+        return above_for >= ESTIMATE_STALE or (above_for >= ESTIMATOR_WINDOW and fell)
+
+    def untried(self, now: float) -> bool:
+        """Whether the link showed no congestion for :data:`UNTRIED_AFTER` seconds (or ever)."""
+        return now - self._congestion_at >= UNTRIED_AFTER
 
     def target_bitrate(self, now: float) -> float:
         """Bit/s the stream should fit now: the capacity memory (see the module's docstring)."""
@@ -269,7 +332,15 @@ class StreamBudget:
         congestion the frame-rate cap regains ground."""
         if size_bytes < 0:
             raise ValueError("a frame cannot have a negative size")
-        self.last_frame_capped = cap is not None and size_bytes >= CAPPED_SHARE * cap.frame_bytes
+        capped = cap is not None and size_bytes >= CAPPED_SHARE * cap.frame_bytes
+        # Capped, after a capped frame, sooner than refinement sends one: the screen moves and every frame
+        # wants more than its allowance (the pacer, at a multiple of the target, holds such a stream near
+        # the target, so it seldom goes over it).
+        moving_capped = (
+            capped and self.last_frame_capped and self._updated_at is not None
+            and now - self._updated_at < MOVING_SHARE * self.refine_interval()
+        )
+        self.last_frame_capped = capped
         self._last_frame_bits = size_bytes * 8.0
         self._sent.append((now, size_bytes * 8.0))
         elapsed = 0.0 if self._updated_at is None else max(0.0, now - self._updated_at)
@@ -277,10 +348,13 @@ class StreamBudget:
         if now - self._congestion_at >= PROBE_QUIET:
             self.congested = False  # not renewed (estimates come every 0.5 s, drops when they happen): over
         rate, target = self.send_rate(now), self.target_bitrate(now)
+        untried = self.untried(now)
         if rate > OVER_TARGET * target and self._sent[0][0] <= now - RATE_WINDOW / 2:
-            # More than the target (many frames, each within its cap): fewer frames, as on congestion.
+            # More than the target (many frames, each within its cap): fewer frames, as on congestion,
+            # unless nothing says the link is narrow (the target catches up within a second instead).
             self._over_target_at = now
-            self._cut(now, rate, target)
+            if not untried:
+                self._cut(now, rate, target)
         elif not self.congested:
             growth = INCREASE_PER_SECOND * elapsed
             if 2 * rate < target:
@@ -290,7 +364,10 @@ class StreamBudget:
             self._rescale(now)
         # Refinement alone never presses: it fits the target by construction (15 allowances a second).
         pressing = now - self._over_target_at <= PROBE_QUIET
-        if pressing and not self.congested and now - self._congestion_at >= PROBE_QUIET:
+        if untried and (self._over_target_at == now or moving_capped):
+            # Only while it wants more now: the target stops about where the stream stops.
+            self._capacity = max(rate, target * UNTRIED_PROBE_PER_SECOND ** min(elapsed, RATE_WINDOW / 2))
+        elif pressing and not untried and not self.congested and now - self._congestion_at >= PROBE_QUIET:
             self._capacity = target * PROBE_PER_SECOND ** min(elapsed, RATE_WINDOW / 2)
 
     @property

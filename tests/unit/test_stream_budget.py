@@ -6,12 +6,15 @@ import pytest
 
 from peer.stream_budget import (
     CAPACITY_HALF_LIFE,
+    ESTIMATE_STALE,
+    ESTIMATOR_WINDOW,
     KEYFRAME_WINDOW,
     MIN_BITRATE,
     PROBE_QUIET,
     RECAP_HOLD,
     SCALES,
     START_BITRATE,
+    UNTRIED_AFTER,
     FrameCap,
     StreamBudget,
     recap_due,
@@ -75,8 +78,9 @@ def test_the_frame_rate_comes_back_once_the_congestion_is_over() -> None:
 
 def test_scale_steps_down_only_at_the_lowest_frame_rate_and_holds() -> None:
     budget = StreamBudget(max_fps=30, min_fps=5, scale_hold=5)
-    # 100 kB frames at 5 fps = 4 Mbit/s, the link carries 1 Mbit/s.
-    now = run(budget, seconds=3, fps=30, frame_bytes=100_000, link=1_000_000)
+    # 100 kB frames at 5 fps = 4 Mbit/s, the link carries 1 Mbit/s. The made-up estimate holds at
+    # 0.85x what arrives without first falling, so the untried link believes it only after ESTIMATE_STALE.
+    now = run(budget, seconds=ESTIMATE_STALE + 1, fps=30, frame_bytes=100_000, link=1_000_000)
     assert budget.fps == 5 and budget.scale == SCALES[1]
     first_change = now
     now = run(budget, seconds=2, fps=30, frame_bytes=100_000, link=1_000_000, start=now)
@@ -124,10 +128,20 @@ def test_no_estimate_yet_means_no_congestion() -> None:
     assert budget.fps == 20 and not budget.congested
 
 
-def test_a_stream_above_its_target_sends_fewer_frames_before_any_estimate() -> None:
+def test_on_an_untried_link_a_stream_above_its_target_raises_the_target_not_cuts_the_frame_rate() -> None:
+    # Rule changed (loopback scrolling ran at a third of its frame rate while the target climbed from
+    # 1 Mbit/s): nothing said the link is narrow, so the target follows the stream within a second.
     budget = StreamBudget(max_fps=60, min_fps=5)
-    sent: list[float] = []
-    run(budget, seconds=2, fps=60, frame_bytes=8_000, link=None, sent=sent)  # 3.8 Mbit/s offered
+    now = run(budget, seconds=2, fps=60, frame_bytes=8_000, link=None)  # 3.8 Mbit/s offered
+    assert budget.fps == 60 and budget.untried(now)
+    assert 3_000_000 <= budget.target_bitrate(now) <= 6_000_000, "about what the stream sends, no runaway"
+
+
+def test_once_the_link_pushed_back_a_stream_above_its_target_sends_fewer_frames() -> None:
+    budget = StreamBudget(max_fps=60, min_fps=5)
+    budget.frames_dropped(0.0)  # the pacer's queue overflowed: the link is narrow
+    run(budget, seconds=2, fps=60, frame_bytes=8_000, link=None, start=0.1)  # 3.8 Mbit/s offered
+    assert not budget.untried(2.1)
     assert budget.fps < 30 and budget.scale == 1.0, "frame rate first"
 
 
@@ -255,9 +269,9 @@ def test_refinement_that_fits_the_target_does_not_probe() -> None:
     budget = StreamBudget(max_fps=30)
     cap = budget.frame_cap(0.0)
     now = 0.0
-    while now < 5:  # 15 capped frames a second, each its allowance: exactly the target
+    while now < 5:  # capped frames, each its allowance, as the capture sends them: one a refinement interval
         budget.sent(cap.frame_bytes, keyframe=False, now=now, cap=cap)
-        now += 1 / 15
+        now += budget.refine_interval()
     assert budget.last_frame_capped and budget.target_bitrate(now) == START_BITRATE
 
 
@@ -275,8 +289,69 @@ def test_refinement_spends_a_share_of_the_target_and_waits_for_a_burst_to_drain(
 
 def test_the_frame_rate_comes_back_quickly_once_the_target_is_far_above_what_is_sent() -> None:
     budget = StreamBudget(max_fps=60, min_fps=5)
-    now = run(budget, seconds=2, fps=60, frame_bytes=8_000, link=None)  # 3.8 Mbit/s against 1 Mbit/s
+    budget.frames_dropped(0.0)  # a link that pushed back: the stream is held to its target
+    now = run(budget, seconds=2, fps=60, frame_bytes=8_000, link=None, start=0.1)  # 3.8 against 0.9 Mbit/s
     assert budget.fps < 40
     budget.link_bitrate(50_000_000, now)  # the link carried more: the target follows at once
     run(budget, seconds=2.5, fps=60, frame_bytes=8_000, link=None, start=now)
     assert budget.fps == 60, "doubling a second, not 5 fps a second"
+
+
+# --- an untried link: a stream that wants more gets it at once --------------------------
+
+
+def test_a_scroll_after_typing_keeps_its_frame_rate_though_the_estimate_still_says_typing() -> None:
+    budget = StreamBudget(max_fps=60, min_fps=5)
+    # Typing: a small frame every 80 ms; the estimate sinks to 1.5x what arrives and holds there.
+    now = run(budget, seconds=10, fps=12, frame_bytes=500, link=100_000_000)
+    typing_estimate = estimate(budget.send_rate(now), 100_000_000)
+    # Scrolling: 14 kB frames at 60 fps (6.7 Mbit/s). aiortc's estimator reports what it measured over
+    # the quiet second before, then holds it (its increase is 8 % a second): far below what is sent.
+    now_scroll = now
+    while now_scroll < now + 2:
+        if round(now_scroll * 60) % 30 == 0:
+            budget.link_bitrate(typing_estimate, now_scroll)
+        budget.sent(14_000, keyframe=False, now=now_scroll)
+        assert budget.fps == 60, "not cut while the target catches up"
+        now_scroll += 1 / 60
+    assert not budget.congested and budget.target_bitrate(now_scroll) >= 6_000_000
+
+
+def test_an_estimate_that_falls_once_the_stream_rose_is_congestion_after_the_estimators_window() -> None:
+    budget = StreamBudget(max_fps=60, min_fps=5)
+    budget.link_bitrate(1_500_000, 0.0)
+    budget.link_bitrate(1_500_000, 1.5)  # held: a window old, not climbing
+    now = 1.5
+    reports = []
+    while now < 4.0:
+        budget.sent(14_000, keyframe=False, now=now)  # 6.7 Mbit/s into a 1 Mbit/s link
+        if round(now * 60) % 30 == 0:
+            budget.link_bitrate(850_000, now)  # aiortc's decrease: 0.85x what arrived
+            reports.append((now, budget.congested))
+        now += 1 / 60
+    believed = [at for at, congested in reports if congested]
+    assert believed, "a narrow link pushes back"
+    # The stream rose at 1.5 s; the estimates (every 0.5 s) see it from the next one on.
+    assert 1.5 + ESTIMATOR_WINDOW <= believed[0] <= 1.5 + ESTIMATOR_WINDOW + 1.1, "after the estimator's window"
+    assert budget.fps < 60 and budget.target_bitrate(now) < START_BITRATE and not budget.untried(now)
+
+
+def test_a_link_counts_as_untried_again_a_while_after_its_last_congestion() -> None:
+    budget = StreamBudget()
+    assert budget.untried(0.0)
+    budget.frames_dropped(5.0)
+    assert not budget.untried(5.0 + UNTRIED_AFTER - 1)
+    assert budget.untried(5.0 + UNTRIED_AFTER)
+
+
+def test_capped_frames_faster_than_refinement_raise_the_target_of_an_untried_link() -> None:
+    # A scroll the pacer holds near the target: 6 kB frames (capped) at 20 fps, 0.96 Mbit/s, never
+    # over 1.1x the target, yet every frame wants more than its allowance.
+    budget = StreamBudget(max_fps=30)
+    cap = budget.frame_cap(0.0)
+    now = 0.0
+    while now < 2:
+        budget.sent(6_000, keyframe=False, now=now, cap=cap)
+        now += 1 / 20
+    assert budget.target_bitrate(now) > 2 * START_BITRATE and budget.fps == 30
+
