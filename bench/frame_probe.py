@@ -1,4 +1,5 @@
-"""Reading a pixel of a decoded frame cheaply, and waiting for a colour to show up.
+"""Reading a pixel of a decoded frame cheaply, waiting for a colour to show up, and keeping
+every frame's luma to compare with the screen afterwards.
 
 Used by the benchmarks; pure functions over frames, no I/O.
 """
@@ -63,3 +64,14 @@ class ColourProbe:
         await asyncio.wait_for(self._event.wait(), timeout)
         assert self._seen_at is not None
         return self._seen_at
+
+
+class LumaFrames:
+    """Every received frame's luma with its arrival time (a ``RemoteView`` ``on_frame`` hook), kept
+    to be compared with the screen afterwards."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[float, np.ndarray]] = []
+
+    def on_frame(self, frame: av.VideoFrame, arrived: float) -> None:
+        self.frames.append((arrived, frame.to_ndarray(format="gray")))

@@ -15,12 +15,11 @@ import re
 import time
 
 import av
-import numpy as np
 import pytest
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 
-from bench.frame_probe import ColourProbe
+from bench.frame_probe import ColourProbe, LumaFrames
 from bench.stream_figures import psnr
 from bench.workload import WorkloadProcess
 from host_client.capture import Screen, to_i420
@@ -171,16 +170,6 @@ async def test_a_keyframe_packet_lost_on_a_still_screen_is_asked_for_again_then_
             assert await probe.seen(timeout=10) - painted < 5
 
 
-class Sharpness:
-    """Every received frame's luma, kept to be compared with the screen afterwards."""
-
-    def __init__(self) -> None:
-        self.frames: list[tuple[float, np.ndarray]] = []
-
-    def on_frame(self, frame: av.VideoFrame, arrived: float) -> None:
-        self.frames.append((arrived, frame.to_ndarray(format="gray")))
-
-
 async def test_the_first_keyframe_is_capped_and_the_picture_sharpens_within_seconds(
     broker, xvfb, monkeypatch
 ) -> None:
@@ -190,7 +179,7 @@ async def test_the_first_keyframe_is_capped_and_the_picture_sharpens_within_seco
         screen = Screen()
         source = to_i420(screen.grab_pixels(screen.monitors()[0])).to_ndarray(format="gray")
         screen.close()
-        sharpness = Sharpness()
+        sharpness = LumaFrames()
         async with live_session(broker, xvfb.env, "--consent", "view", on_frame=sharpness.on_frame) as live:
             await live.view.wait_for_frame(60)
             await asyncio.sleep(11.0)

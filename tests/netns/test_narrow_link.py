@@ -18,10 +18,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-import av
-import numpy as np
 import pytest
 
+from bench.frame_probe import LumaFrames
 from bench.stream_figures import psnr
 from bench.workload import WorkloadProcess
 from host_client.capture import Screen, to_i420
@@ -39,16 +38,6 @@ LEGIBLE_WITHIN = 15.0
 """Seconds from the view opening to a frame of 30 dB (the session's set-up included)."""
 
 
-class Received:
-    """The luma of every frame the technician decodes, with its arrival time."""
-
-    def __init__(self) -> None:
-        self.frames: list[tuple[float, np.ndarray]] = []
-
-    def on_frame(self, frame: av.VideoFrame, arrived: float) -> None:
-        self.frames.append((arrived, frame.to_ndarray(format="gray")))
-
-
 async def test_at_1_mbit_and_150_ms_a_legible_picture_comes_within_seconds_and_sharpens(
     net_topology: NetTopology, coturn: CoturnServer, xvfb: XvfbServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -58,7 +47,7 @@ async def test_at_1_mbit_and_150_ms_a_legible_picture_comes_within_seconds_and_s
     screen = Screen()
     source = to_i420(screen.grab_pixels(screen.monitors()[0])).to_ndarray(format="gray")
     screen.close()
-    received = Received()
+    received = LumaFrames()
     env = {**coturn.broker_env("udp"), "DESKHAND_TURN_URLS": f"turn:{PUBLIC_IP}:{RELAY_PORT}?transport=udp"}
     shape(net, "user", "up", kbit=UPLINK_KBIT)
     try:
