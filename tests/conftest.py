@@ -81,23 +81,35 @@ from tests.support.xvfb import XvfbMissing, XvfbServer
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
 
 
-SCREEN_FOLDERS = frozenset({"e2e", "browser", "netns"})
-"""Test folders whose tests drive screens: Xvfb, real WebRTC peers encoding video, Chromium."""
+SCREEN_FOLDERS = frozenset({"e2e", "netns"})
+"""Test folders whose tests drive screens: Xvfb, real WebRTC peers encoding video, namespaces with relays."""
+
+
+def drives_screens(items: list[pytest.Item]) -> bool:
+    """True when the tests of one module drive a screen: they are in :data:`SCREEN_FOLDERS`, or one
+    of them uses the ``xvfb`` fixture (a host streaming its screen to Chromium, say)."""
+    return any(item.path.parent.name in SCREEN_FOLDERS or "xvfb" in getattr(item, "fixturenames", ())
+               for item in items)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Groups for pytest-xdist's ``--dist loadgroup`` (``scripts/test`` runs the whole suite on two workers).
 
-    The tests that drive screens form one group, run one after another on one worker: two
+    The modules that drive screens form one group, run one after another on one worker: two
     of them at once would share two cores between two video encoders and their timing
-    checks. Every other module is a group of its own, so its module-scoped broker starts
-    once, and those groups run beside the screens on the other worker.
+    checks. Every other module (Chromium on the console's pages alone, say) is a group of
+    its own, so its module-scoped broker starts once, and those groups run beside the
+    screens on the other worker.
     """
     if not config.pluginmanager.hasplugin("xdist"):
         return
+    modules: dict[str, list[pytest.Item]] = {}
     for item in items:
-        group = "screens" if item.path.parent.name in SCREEN_FOLDERS else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    for module, members in modules.items():
+        group = "screens" if drives_screens(members) else module
+        for item in members:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def in_ci() -> bool:
