@@ -18,6 +18,7 @@ environment names (``HTTPS_PROXY``, ``NO_PROXY``...) is used.
 
 from __future__ import annotations
 
+import socket
 import urllib.request
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -49,6 +50,24 @@ IDLE_CONNECTION_SECONDS = 5.0
 """How long an idle pooled connection is kept for the next request. Shorter than the broker keeps
 one (``DESKHAND_HTTP_KEEPALIVE_SECONDS``, 15 s): when the broker closes first, a request sent at
 that moment fails with a reset. aiohttp's own default is 15 s, the broker's exactly."""
+
+
+UNACKED_SECONDS = 6.0
+"""How long data sent on a connection may go unacknowledged before the connection is given up
+(``TCP_USER_TIMEOUT``, Linux). On a narrow uplink full of video, a recording upload lost its
+packets and their retransmissions, and the kernel's doubling retransmission timeout then held it
+12 s on a link that had long been free again (measured at 1 Mbit/s through the link emulator);
+the same upload on a fresh connection took 1.4 s. A working link acknowledges within a round trip
+and its queue, well inside this."""
+
+
+def _socket_giving_up_when_unacked(addr_info: Any) -> socket.socket:
+    """aiohttp's socket factory: a socket for ``addr_info`` that gives up after :data:`UNACKED_SECONDS`."""
+    family, kind, proto, _, _ = addr_info
+    sock = socket.socket(family=family, type=kind, proto=proto)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux; elsewhere the kernel's own patience
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(UNACKED_SECONDS * 1000))
+    return sock
 
 
 @dataclass(frozen=True)
@@ -132,6 +151,7 @@ class BrokerClient:
                 timeout=self._timeout,
                 connector=aiohttp.TCPConnector(
                     limit=self._connections, ssl=tls_context(), keepalive_timeout=IDLE_CONNECTION_SECONDS,
+                    socket_factory=_socket_giving_up_when_unacked,
                 ),
             )
         return self._session

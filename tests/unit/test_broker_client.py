@@ -206,3 +206,21 @@ def test_the_environments_proxy_is_used_except_where_no_proxy_says(monkeypatch: 
     assert environment_proxy("https://broker.example") == "http://proxy.example:3128"
     assert environment_proxy("http://broker.example") is None
     assert environment_proxy("https://inside.example") is None
+
+
+async def test_a_connection_gives_up_when_its_data_goes_unacknowledged(stand_in: StandIn,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[socket.socket] = []
+    original = broker_client._socket_giving_up_when_unacked
+
+    def recording(addr_info: object) -> socket.socket:
+        made.append(original(addr_info))
+        return made[-1]
+
+    monkeypatch.setattr(broker_client, "_socket_giving_up_when_unacked", recording)
+    async with BrokerClient(stand_in.url) as broker:
+        reply = await broker.send("GET", "/api/v1/pong", refusal=BrokerRefusal)
+        assert reply.status == 200
+        assert made, "the request went through a socket of the client's own making"
+        timeout_ms = made[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)
+    assert timeout_ms == int(broker_client.UNACKED_SECONDS * 1000)
