@@ -44,7 +44,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -114,8 +114,9 @@ class SegmentRecorder:
         """Segments are numbered from ``start_index``; the first starts ``start_offset_ms`` after
         the recording's origin, ``origin_ms`` (Unix ms), which each segment's metadata notes.
 
-        ``link_congested`` says whether the live stream finds the link congested (called on the
-        recorder's thread, so it must only read, e.g. a boolean); None: the link is never the limit."""
+        ``link_congested`` says whether the link is the limit for the recording now (the live stream
+        finds it congested, or has not shown it carries a full recording; called on the recorder's
+        thread, so it must only read, e.g. a boolean); None: the link is never the limit."""
         self._spool = spool
         self._monitor = monitor
         self._visible = visible
@@ -538,6 +539,21 @@ class RecordingUploader:
                      reply.refusal(BrokerRefusal).message)
             return False
         return True
+
+    def waiting_bytes(self) -> int:
+        """Bytes of the segments waiting in the spool."""
+        total = 0
+        for marker in self.pending():
+            with suppress(OSError):
+                total += marker.with_suffix(".webm").stat().st_size
+        return total
+
+    def live_reserve(self) -> float:
+        """Bit/s the live stream should leave the recording's uploads now (:meth:`UploadYield.reserve`)."""
+        lag = self.lag_seconds()
+        # The waiting segments record from the oldest one's start: its lag and its own length.
+        return self.yielding.reserve(lag_seconds=lag, max_lag_seconds=self._max_lag_seconds(),
+                                     waiting_bytes=self.waiting_bytes(), waiting_seconds=lag + SEGMENT_SECONDS)
 
     def _pace(self) -> float | None:
         """Bytes per second to write an upload at now (None: unpaced), :meth:`UploadYield.pace`."""

@@ -22,6 +22,19 @@ Once congestion is seen, the recording stays limited until the live stream has
 been calm for :attr:`RecordingQuality.calm_seconds`: a congested link clears and
 fills again within seconds, and a segment's bitrate is fixed when it starts.
 
+Congestion is seen late on a link nobody has tried yet: the live stream starts
+low and probes upwards, and its receiver's estimate (REMB) says nothing for the
+first seconds of video. Meanwhile full-quality segments of a changing screen
+(1.5-1.7 Mbit/s) piled up faster than a 1 Mbit/s link carries them, and the lag
+passed the policy's bound before the first limited segment was made (measured
+through the link emulator, ``bench/link_sweep.py`` at 1 Mbit/s and 150 ms). So
+the recording also starts low: while there is a live stream, the link counts as
+the limit until the receiver's estimate shows it carries :data:`FULL_NEEDS`
+(:func:`carries_full_recording`): the full recording and a live stream beside it.
+An estimate never reports much above what arrives, so on a fast link that takes
+the first seconds of a changing screen; a still screen records as repeats
+whatever the quality.
+
 Pure logic, times passed in: seconds on one monotonic clock. The recorder's
 thread alone asks it (:class:`host_client.recorder.SegmentRecorder`), so it needs
 no lock; what it is told (congested or not) is one boolean read from the live
@@ -36,6 +49,14 @@ FULL_BITRATE = 1_500_000
 """Bit/s the recorder encodes at while the link is not the limit (and with no live stream to ask)."""
 LIMITED_BITRATE = 600_000
 """Bit/s the recorder encodes at while the link is the limit: text still measures >= 30 dB luma PSNR."""
+FULL_NEEDS = 2 * FULL_BITRATE
+"""Bit/s the live stream's receiver must estimate before the recording is encoded at full quality."""
+
+
+def carries_full_recording(estimate: float | None) -> bool:
+    """Whether a live stream's receiver estimate (bit/s; None: none yet) shows the link carries a
+    full-quality recording beside the live stream."""
+    return estimate is not None and estimate >= FULL_NEEDS
 
 
 @dataclass

@@ -103,6 +103,7 @@ from .files import default_downloads_root, session_folder
 from .grant_check import load_public_key
 from .input_backend import InputBackend, PynputBackend
 from .recorder import RecordingUploader, SegmentRecorder
+from .recording_quality import carries_full_recording
 from .recording_time import resume_point
 from .remote_input import RemoteInput
 from .session_state import (
@@ -306,10 +307,26 @@ class HostSession:
         return budget.target_bitrate(now) if budget.link_limited(now) else None
 
     def _live_congested(self) -> bool:
-        """Whether the live screen stream finds the link congested now (the recording's uploads wait, and
-        its segments are encoded smaller). The recorder's thread calls it too: it only reads, the track once."""
-        track = self._track
+        """Whether the live stream needs the uplink to itself now (the recording's whole uploads wait, as
+        :class:`~host_client.upload_yield.UploadYield` says): it finds the link congested, or its media
+        connection is being set up. An upload under way then held the connection's DTLS flights
+        behind it: 0.29 s for a 660-byte flight at 1 Mbit/s (77 ms for the others), and the picture came
+        0.35-0.4 s later than with uploads held (measured through the link emulator at 1 Mbit/s, 150 ms)."""
+        track, pc = self._track, self._pc
+        if pc is not None and pc.connectionState in ("new", "connecting"):
+            return True
         return track is not None and track.budget.congested
+
+    def _recording_link_limited(self) -> bool:
+        """Whether the link may not carry a full-quality recording beside the live stream now: the live
+        stream finds it congested, or its receiver has not yet shown it carries that much
+        (:func:`~host_client.recording_quality.carries_full_recording`). Without a live stream the link
+        is the recording's alone. Called on the recorder's thread too: it only reads."""
+        track = self._track
+        if track is None:
+            return False
+        budget = track.budget
+        return budget.congested or not carries_full_recording(budget.estimate)
 
     @property
     def frames_sent(self) -> int:
@@ -735,7 +752,7 @@ class HostSession:
             self.recording_spool, lambda: self._selected, lambda: self.authority.allows(Permission.view),
             fps=self.policy.recording_fps, start_index=start.index, start_offset_ms=start.offset_ms,
             origin_ms=start.origin_ms,
-            on_segment=self._segment_recorded if self._loop else None, link_congested=self._live_congested,
+            on_segment=self._segment_recorded if self._loop else None, link_congested=self._recording_link_limited,
         )
         self.recorder.start()
         self._ui.notice(
@@ -756,11 +773,15 @@ class HostSession:
                             "they stay in the spool for the next run")
 
     async def _watch_recording(self) -> None:
-        """Tell the state how far the recording is behind; it pauses control as the policy says."""
+        """Tell the state how far the recording is behind (it pauses control as the policy says), and
+        the live stream how much of the link to leave the recording (:meth:`RecordingUploader.live_reserve`)."""
         while True:
             await asyncio.sleep(RECORDING_WATCH_SECONDS)
             failed = self.recorder.error if self.recorder is not None else None
             self._carry_out_soon(self._state.recording_checked(self.uploader.lag_seconds(), failed))
+            if self._track is not None:
+                # Far behind, the recording gets part of the link before control would pause for it.
+                self._track.budget.reserve(self.uploader.live_reserve(), time.monotonic())
 
     async def _watch_link(self) -> None:
         """Tell the technician when the link, not the screen, limits the picture, and to what."""
@@ -785,7 +806,8 @@ class HostSession:
         senders = [] if pc is None else [sender for sender in pc.getSenders() if sender.track is self._track]
         stats = pacer_stats(senders[0]) if senders else None
         log.debug(
-            "link: target %.0f kbit/s, sent %.1f fps, congested %s%s", budget.target_bitrate(now) / 1000,
+            "link: target %.0f kbit/s (%.0f kbit/s left to the recording), sent %.1f fps, congested %s%s",
+            budget.target_bitrate(now) / 1000, budget.reserved / 1000,
             budget.sent_fps(now), budget.congested,
             "" if stats is None else f"; pacer {stats.pace_bps / 1000:.0f} kbit/s, queue {stats.queue_delay_ms:.0f} ms "
             f"{stats.queued_bytes} B, {stats.packets_sent} sent, {stats.frames_dropped} frames dropped, "

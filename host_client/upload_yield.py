@@ -27,6 +27,18 @@ target at the lag share. A TCP sender that the application holds below what
 the link has left keeps no queue at the bottleneck. Past the lag share the
 upload is unpaced, as it is unheld.
 
+Unheld is not enough either when the link cannot carry both: at 1 Mbit/s a
+scrolling screen records about 0.56 Mbit/s even at the limited quality, and the
+live stream's estimate yields to a competing TCP upload only slowly, so the lag
+passed the bound within 5 s of scrolling and control paused (measured through
+the link emulator, `bench/link_sweep.py`, 1 Mbit/s and 150 ms). So past the lag
+share the live stream also sets part of the link aside for the recording
+(:meth:`UploadYield.reserve`, :meth:`peer.stream_budget.StreamBudget.reserve`):
+:data:`CATCH_UP` times the rate at which the recording has been piling up (the
+bytes waiting over the seconds they record), so it catches up while the screen
+keeps changing. The technician's picture gets coarser and slower for those
+seconds; the evidence stays whole and control goes on.
+
 Pure logic, times passed in: seconds on one monotonic clock.
 """
 
@@ -38,6 +50,10 @@ POLL_SECONDS = 0.25
 """How long a waiting upload sleeps before it asks again."""
 MIN_PACE = 8_000
 """Bytes per second a paced upload never falls below (64 kbit/s: the recording still moves)."""
+CATCH_UP = 1.15
+"""Past the lag share, the live stream leaves the recording this multiple of the rate it piles up at
+(more drains the lag sooner, but the live picture then gets next to nothing: at 1 Mbit/s the
+limited recording of a scrolling screen alone takes half the link)."""
 PACE_CHUNK_BYTES = 4096
 """A paced upload's body is written in pieces of this size, each followed by the time it takes at the pace
 (a piece leaves as a burst of three packets, which a bottleneck queue absorbs)."""
@@ -47,8 +63,11 @@ PACE_CHUNK_BYTES = 4096
 class UploadYield:
     """Whether the next recording upload waits for the live stream, and for how long."""
 
-    lag_share: float = 0.5
-    """Uploads stop waiting once the recording is this share of the bound behind."""
+    lag_share: float = 0.3
+    """Uploads stop waiting once the recording is this share of the bound behind, and the live stream
+    then leaves them part of the link (:meth:`reserve`). Half the bound was measured too short at
+    1 Mbit/s: a second of a changing screen still costs about 60 kB at the limited quality, and the
+    backlog of 2.5 s did not drain before the bound."""
     calm_seconds: float = 2.0
     """Uploads keep waiting this long after the live stream was last seen congested."""
     small_bytes: int = 4096
@@ -97,3 +116,11 @@ class UploadYield:
         share = self.link_share + (1 - self.link_share) * max(0.0, lag_seconds) / most_lag
         return max(float(MIN_PACE), live_limit / 8 * share)
 
+    def reserve(self, *, lag_seconds: float, max_lag_seconds: float, waiting_bytes: int,
+                waiting_seconds: float) -> float:
+        """Bit/s the live stream should leave the recording now (0: none): past the lag share of
+        ``max_lag_seconds`` (the oldest waiting segment is ``lag_seconds`` behind), :data:`CATCH_UP`
+        times the rate it piled up at: ``waiting_bytes`` recorded over ``waiting_seconds``."""
+        if waiting_bytes <= 0 or not lag_seconds >= max_lag_seconds * self.lag_share or lag_seconds <= 0:
+            return 0.0
+        return CATCH_UP * waiting_bytes * 8 / max(1.0, waiting_seconds)

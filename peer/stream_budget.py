@@ -60,6 +60,16 @@ the target is a *capacity memory*:
 * dropped frames (the pacer's queue overflowed, :meth:`StreamBudget.frames_dropped`)
   are congestion: the memory is cut below what was sent, the frame rate too.
 
+The memory is the link's; while part of it is set aside for the session's recording,
+the stream's target is what the link carried when the share was first set aside (the
+memory, or the newest estimate when lower) less the share (:meth:`StreamBudget.reserve`): the recording leaves the
+user's machine on the same uplink, and once it falls far enough behind that remote
+control would soon pause, the live picture makes room for it (the host's
+:class:`~host_client.upload_yield.UploadYield` says how much). An estimate or dropped
+frames while a share is set aside speak of the video alone, squeezed by the share:
+the memory then holds (neither estimates nor probes move it), and dropped frames
+cut it below what was sent plus the share.
+
 The order of degradation is frame rate, then scale (both above, driven by the
 estimate, and the frame rate also by the stream going over its own target on a link
 that pushed back), then
@@ -215,6 +225,10 @@ class StreamBudget:
     _over_target_at: float = field(default=float("-inf"), init=False)
     _last_frame_bits: float = field(default=0.0, init=False)
     _capacity_at: float | None = field(default=None, init=False)
+    reserved: float = field(default=0.0, init=False)
+    """Bit/s of the link set aside for the recording's uploads (:meth:`reserve`); the target is the rest."""
+    _shared: float | None = field(default=None, init=False)
+    """What the link carried when a share was first set aside (:meth:`reserve`); None while none is."""
     _above_since: float | None = field(default=None, init=False)
     _above_reference: float = field(default=0.0, init=False)
     last_frame_capped: bool = field(default=False, init=False)
@@ -246,8 +260,9 @@ class StreamBudget:
         # back, a low estimate is believed at once (its lag is the lesser risk on a known narrow link).
         informed = self._informed(now) or not self.untried(now)
         self.congested = informed and rate > self._link and not self._climbing(now)
-        remembered = self.target_bitrate(now)
-        if self.congested or self._link > remembered:
+        # While a share is set aside the memory holds: the estimate speaks of the video alone, squeezed
+        # by the share (counting it in would give the share back to the video).
+        if not self.reserved and (self.congested or self._link > self._link_capacity(now)):
             self._capacity = max(MIN_BITRATE, self._link)
         if self.congested:
             self._congestion_at = now
@@ -273,8 +288,36 @@ class StreamBudget:
         """Whether the link showed no congestion for :data:`UNTRIED_AFTER` seconds (or ever)."""
         return now - self._congestion_at >= UNTRIED_AFTER
 
+    @property
+    def estimate(self) -> float | None:
+        """The receiver's latest estimate (REMB) in bit/s; None before the first."""
+        return self._link
+
+    def reserve(self, bits_per_second: float, now: float) -> None:
+        """Set ``bits_per_second`` of the link aside for the recording's uploads (0: none); the stream's
+        target is what is left of what the link carried when the first share was set aside, never
+        below :data:`MIN_BITRATE`."""
+        if not bits_per_second >= 0 or bits_per_second == float("inf"):
+            raise ValueError("a reserve is a finite, non-negative bit rate")
+        if not bits_per_second:
+            self._shared = None
+        elif self._shared is None:
+            # The memory may still be probing above the link (an untried link pushes back only after a
+            # second or two); the estimate is not. Later estimates are of the squeezed video alone.
+            capacity = self._link_capacity(now)
+            self._shared = capacity if self._link is None else min(capacity, self._link)
+        self.reserved = float(bits_per_second)
+
     def target_bitrate(self, now: float) -> float:
-        """Bit/s the stream should fit now: the capacity memory (see the module's docstring)."""
+        """Bit/s the stream should fit now: the capacity memory (see the module's docstring), less what
+        is set aside for the recording (:meth:`reserve`)."""
+        capacity = self._link_capacity(now)
+        if self._shared is None:
+            return capacity
+        return max(MIN_BITRATE, self._shared - self.reserved)
+
+    def _link_capacity(self, now: float) -> float:
+        """The capacity memory at ``now``: what the link carries, the recording's share included."""
         floor = max(START_BITRATE, self._link or 0.0)
         if self._capacity_at is not None and self._capacity > floor:
             elapsed = max(0.0, now - self._capacity_at)
@@ -290,8 +333,8 @@ class StreamBudget:
         if now - self._cut_at < RATE_WINDOW:
             return
         rate = self.send_rate(now)
-        target = self.target_bitrate(now)
-        carried = min(target, rate) if rate > 0 else target
+        capacity = self._link_capacity(now)
+        carried = min(capacity, rate + self.reserved) if rate > 0 else capacity
         self._capacity = max(MIN_BITRATE, HEADROOM * carried)
         self._cut(now, rate, self._capacity)
 
@@ -364,11 +407,14 @@ class StreamBudget:
             self._rescale(now)
         # Refinement alone never presses: it fits the target by construction (15 allowances a second).
         pressing = now - self._over_target_at <= PROBE_QUIET
+        capacity = self._link_capacity(now)
+        if self.reserved:
+            return  # the memory holds while a share is set aside (see link_bitrate)
         if untried and (self._over_target_at == now or moving_capped):
             # Only while it wants more now: the target stops about where the stream stops.
-            self._capacity = max(rate, target * UNTRIED_PROBE_PER_SECOND ** min(elapsed, RATE_WINDOW / 2))
+            self._capacity = max(rate, capacity * UNTRIED_PROBE_PER_SECOND ** min(elapsed, RATE_WINDOW / 2))
         elif pressing and not untried and not self.congested and now - self._congestion_at >= PROBE_QUIET:
-            self._capacity = target * PROBE_PER_SECOND ** min(elapsed, RATE_WINDOW / 2)
+            self._capacity = capacity * PROBE_PER_SECOND ** min(elapsed, RATE_WINDOW / 2)
 
     @property
     def fps(self) -> float:
@@ -380,7 +426,8 @@ class StreamBudget:
         :data:`REFINE_SHARE` of the target (a keyframe's burst drains first; the cap in force may
         lag a fallen target, since a new cap costs a keyframe), and no sooner than
         :data:`REFINE_FPS` (or the frame-rate cap) allows."""
-        return max(1.0 / min(self.fps_cap, REFINE_FPS), self._last_frame_bits / (REFINE_SHARE * self._capacity))
+        target = self._capacity if self._shared is None else max(MIN_BITRATE, self._shared - self.reserved)
+        return max(1.0 / min(self.fps_cap, REFINE_FPS), self._last_frame_bits / (REFINE_SHARE * target))
 
     def sent_fps(self, now: float) -> float:
         """Frames per second sent over the last :data:`RATE_WINDOW` seconds (what the viewer gets)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from host_client.recording_quality import FULL_BITRATE, LIMITED_BITRATE, RecordingQuality
+from host_client.recording_quality import FULL_BITRATE, FULL_NEEDS, LIMITED_BITRATE, RecordingQuality, carries_full_recording
 
 
 def test_a_link_never_congested_records_at_full_quality() -> None:
@@ -46,3 +46,10 @@ def test_the_limited_rate_is_lower_than_full() -> None:
 def test_a_negative_calm_period_is_refused() -> None:
     with pytest.raises(ValueError):
         RecordingQuality(calm_seconds=-1.0)
+
+
+def test_the_full_quality_needs_an_estimate_that_carries_it_and_a_live_stream_beside_it() -> None:
+    assert not carries_full_recording(None)  # no estimate yet: the link is untried
+    assert not carries_full_recording(FULL_NEEDS - 1)
+    assert carries_full_recording(FULL_NEEDS)
+    assert FULL_NEEDS > FULL_BITRATE

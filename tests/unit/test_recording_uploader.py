@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from host_client.recorder import RecordingUploader
-from host_client.upload_yield import PACE_CHUNK_BYTES, UploadYield
+from host_client.upload_yield import CATCH_UP, PACE_CHUNK_BYTES, UploadYield
 from peer.broker_client import BrokerReply
 
 WHOLE = b"\x1a\x45\xdf\xa3" + b"w" * 100_000
@@ -167,3 +169,17 @@ async def test_a_lagging_recording_is_not_paced(tmp_path: Path) -> None:
     assert await up._upload_all(broker)  # type: ignore[arg-type]
     [(what, pieces)] = broker.requests
     assert what == "PUT 0" and b"".join(pieces) == WHOLE and up.paced_seconds == 0
+
+
+def test_a_recording_far_behind_asks_the_live_stream_for_part_of_the_link(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    up = uploader(spool, ScriptedBroker(), max_lag_seconds=lambda: 5.0)
+    assert up.live_reserve() == 0.0  # nothing waits
+    # Two segments waiting, the oldest made 1.5 s ago: 0.5 s behind, under 30 % of the 5 s bound.
+    spool_segment(spool, 0, created=time.time() - 1.5)
+    spool_segment(spool, 1)
+    assert up.waiting_bytes() == 2 * len(WHOLE)
+    assert up.live_reserve() == 0.0
+    # The oldest made 4 s ago: 3 s behind. The backlog, 2 x 100 kB, records 4 s; it gets CATCH_UP times that rate.
+    spool_segment(spool, 0, created=time.time() - 4.0)
+    assert up.live_reserve() == pytest.approx(CATCH_UP * 2 * len(WHOLE) * 8 / 4.0, rel=0.02)

@@ -355,3 +355,51 @@ def test_capped_frames_faster_than_refinement_raise_the_target_of_an_untried_lin
         now += 1 / 20
     assert budget.target_bitrate(now) > 2 * START_BITRATE and budget.fps == 30
 
+
+
+def test_a_reserve_for_the_recording_comes_off_the_target_not_off_the_links_capacity() -> None:
+    budget = StreamBudget()
+    budget.link_bitrate(2_000_000, 0.0)  # above the memory: it rises to the estimate
+    assert budget.target_bitrate(0.0) == 2_000_000
+    budget.reserve(800_000, 0.0)
+    assert budget.target_bitrate(0.0) == 1_200_000
+    assert budget.frame_cap(0.0).burst_bytes == int(1_200_000 / 8 * KEYFRAME_WINDOW)
+    # Never below the floor, however much the recording needs.
+    budget.reserve(5_000_000, 0.0)
+    assert budget.target_bitrate(0.0) == MIN_BITRATE
+    budget.reserve(0.0, 0.0)
+    assert budget.target_bitrate(0.0) == 2_000_000
+
+
+def test_while_reserving_the_memory_holds_whatever_the_squeezed_video_is_told() -> None:
+    # The link carries 1 Mbit/s and the memory knows it; with 800 kbit/s set aside the video gets ~200 kbit/s,
+    # and its receiver's estimates (of the video alone, congested or far below) must not move the memory:
+    # counted in, they would hand the share back to the video, or squeeze it again below the floor.
+    budget = StreamBudget()
+    budget.link_bitrate(1_000_000, 0.0)
+    budget.reserve(800_000, 0.0)
+    now = run(budget, seconds=6.0, fps=30, frame_bytes=6_000, link=200_000, start=1.0)
+    assert budget.target_bitrate(now) == 200_000
+    # The share released, the picture has the link's memory back at once.
+    budget.reserve(0.0, now)
+    assert budget.target_bitrate(now) == 1_000_000
+
+
+def test_a_reserve_is_a_finite_non_negative_rate() -> None:
+    budget = StreamBudget()
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="reserve"):
+            budget.reserve(bad, 0.0)
+
+
+def test_a_reserve_comes_off_the_estimate_when_the_memory_is_still_probing_above_it() -> None:
+    budget = StreamBudget()
+    budget.link_bitrate(3_000_000, 0.0)  # the memory at 3 Mbit/s...
+    budget.link_bitrate(1_100_000, 0.1)  # ... and the link, newly, says 1.1 (not yet congestion: the video sends little)
+    assert budget.target_bitrate(0.1) == pytest.approx(3_000_000, rel=0.01)
+    budget.reserve(700_000, 0.1)
+    assert budget.target_bitrate(0.1) == 400_000
+    # Later estimates are of the squeezed video alone: the share stays off what the link carried.
+    budget.link_bitrate(500_000, 0.5)
+    budget.reserve(600_000, 0.5)
+    assert budget.target_bitrate(0.5) == 500_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from host_client.upload_yield import MIN_PACE, POLL_SECONDS, UploadYield
+from host_client.upload_yield import CATCH_UP, MIN_PACE, POLL_SECONDS, UploadYield
 
 SEGMENT = 100_000
 BOUND = 5.0
@@ -19,8 +19,8 @@ def test_an_uncongested_link_never_holds_an_upload() -> None:
 def test_a_congested_live_stream_holds_whole_segments_a_poll_at_a_time() -> None:
     rule = UploadYield()
     assert rule.wait(10.0, congested=True, lag_seconds=0.5, max_lag_seconds=BOUND, size=SEGMENT) == POLL_SECONDS
-    # Near the point where it must go, only the room that is left.
-    assert rule.wait(10.2, congested=True, lag_seconds=2.4, max_lag_seconds=BOUND, size=SEGMENT) == pytest.approx(0.1)
+    # Near the point where it must go (30 % of the bound: 1.5 s), only the room that is left.
+    assert rule.wait(10.2, congested=True, lag_seconds=1.4, max_lag_seconds=BOUND, size=SEGMENT) == pytest.approx(0.1)
     assert rule.waited_seconds == pytest.approx(POLL_SECONDS + 0.1)
 
 
@@ -53,7 +53,7 @@ def test_a_share_outside_0_to_1_is_refused() -> None:
 
 
 def test_uploads_are_paced_to_a_share_of_the_live_stream_only_while_the_link_limits_it() -> None:
-    rule = UploadYield(link_share=0.25)
+    rule = UploadYield(link_share=0.25, lag_share=0.5)
     assert rule.pace(live_limit=None, lag_seconds=0.0, max_lag_seconds=BOUND) is None
     assert rule.pace(live_limit=1_000_000.0, lag_seconds=0.0, max_lag_seconds=BOUND) == 31_250.0
     # Never below the floor, and a target that makes no sense gives the floor.
@@ -68,3 +68,23 @@ def test_uploads_are_paced_to_a_share_of_the_live_stream_only_while_the_link_lim
 def test_the_link_share_is_a_share() -> None:
     with pytest.raises(ValueError, match="link_share"):
         UploadYield(link_share=0.0)
+
+
+def test_past_the_lag_share_the_live_stream_leaves_the_recording_more_than_it_piles_up_at() -> None:
+    rule = UploadYield(lag_share=0.3)
+    # 1.2 s behind a 5 s bound: under the share, nothing is set aside.
+    assert rule.reserve(lag_seconds=1.2, max_lag_seconds=BOUND, waiting_bytes=120_000, waiting_seconds=2.2) == 0.0
+    # 2 s behind, 225 kB waiting that record 3 s: it piles up at 600 kbit/s, and gets CATCH_UP times that.
+    assert rule.reserve(lag_seconds=2.0, max_lag_seconds=BOUND, waiting_bytes=225_000,
+                        waiting_seconds=3.0) == pytest.approx(CATCH_UP * 600_000)
+    assert CATCH_UP > 1
+    # Nothing waiting (the lag read before the upload finished), or no lag: nothing set aside.
+    assert rule.reserve(lag_seconds=2.0, max_lag_seconds=BOUND, waiting_bytes=0, waiting_seconds=3.0) == 0.0
+    assert rule.reserve(lag_seconds=0.0, max_lag_seconds=0.0, waiting_bytes=50_000, waiting_seconds=1.0) == 0.0
+
+
+def test_a_short_recording_is_not_taken_for_a_fast_pile_up() -> None:
+    # Bytes that record under a second are measured over one: a burst is no rate of 8x its size.
+    rule = UploadYield(lag_share=0.05)
+    assert rule.reserve(lag_seconds=0.4, max_lag_seconds=BOUND, waiting_bytes=60_000,
+                        waiting_seconds=0.4) == pytest.approx(CATCH_UP * 480_000)
