@@ -103,6 +103,7 @@ from .rtp_bytes import (
     with_abs_send_time,
 )
 from .screen_encoder import ScreenH264Encoder
+from .triggered_checks import FreshCheckGate
 from .turn_routes import RelayGathering, TurnRoute, TurnServerEntry, turn_routes
 
 log = logging.getLogger(__name__)
@@ -868,6 +869,127 @@ def use_every_turn_url(enabled: bool) -> None:
 def every_turn_url_active() -> bool:
     module: Any = aiortc.rtcicetransport
     return module.Connection is MultiTurnConnection and module.connection_kwargs is _connection_kwargs_with_every_turn_url
+
+
+# --- triggered checks sent at once ------------------------------------------------------------
+
+_original_check_incoming = aioice.ice.Connection.check_incoming
+_original_build_request = aioice.ice.Connection.build_request
+
+
+class _FreshChecks:
+    """One ICE agent's fresh checks: which it may start, and which requests' answers still count."""
+
+    def __init__(self) -> None:
+        self.gate: FreshCheckGate[CandidatePair] = FreshCheckGate()
+        self.latest: dict[CandidatePair, bytes] = {}
+        """The transaction id of the last request built for each pair while its check was in progress."""
+        self.replaced: dict[CandidatePair, list[bytes]] = {}
+        """Per pair checked afresh: the transaction ids of the requests its fresh check replaced."""
+
+
+_fresh_checks: weakref.WeakKeyDictionary[aioice.ice.Connection, _FreshChecks] = weakref.WeakKeyDictionary()
+
+
+def _fresh_checks_of(connection: aioice.ice.Connection) -> _FreshChecks:
+    checks = _fresh_checks.get(connection)
+    if checks is None:
+        checks = _fresh_checks[connection] = _FreshChecks()
+    return checks
+
+
+class _LateAnswer:
+    """Stands in a STUN protocol's transactions for a replaced check's request.
+
+    RFC 8445 section 7.3.1.4: a cancelled check is not sent again, but its answer still
+    counts. It is handed to the pair's check in progress, which takes it as its own: the same
+    peer answers it, signed with the same password. Only a success: an error (a role
+    conflict) was about the request the check replaced, not the one it sends now.
+    """
+
+    def __init__(self, checks: _FreshChecks, pair: CandidatePair) -> None:
+        self.checks = checks
+        self.pair = pair
+
+    def response_received(self, message: stun.Message, addr: tuple[str, int]) -> None:
+        """Pass a success answer on to the transaction of the pair's check in progress (if any)."""
+        if message.message_class != stun.Class.RESPONSE:
+            return
+        current_id = self.checks.latest.get(self.pair)
+        current = self.pair.protocol.transactions.get(current_id) if current_id is not None else None
+        if current is not None:
+            current.response_received(message, addr)
+
+
+def _build_request_and_note_checks(self: aioice.ice.Connection, pair: CandidatePair, nominate: bool) -> stun.Message:
+    request: stun.Message = _original_build_request(self, pair, nominate)
+    # A check's own request (consent and round-trip probes use pairs that succeeded).
+    if pair.state is CandidatePair.State.IN_PROGRESS:
+        _fresh_checks_of(self).latest[pair] = request.transaction_id
+    return request
+
+
+def _check_incoming_and_check_afresh(self: aioice.ice.Connection, message: stun.Message, addr: tuple[str, int],
+                                     protocol: StunProtocol) -> None:
+    _original_check_incoming(self, message, addr, protocol)
+    # aioice's rule checks a frozen, waiting or failed pair now and a succeeded one needs none; an
+    # in-progress one it leaves to its retransmissions.
+    pair = next((p for p in self._check_list if p.protocol is protocol and p.remote_addr == addr), None)
+    if pair is None or pair.state is not CandidatePair.State.IN_PROGRESS or self._check_list_done:
+        return
+    previous = pair.task
+    if previous is None or previous.done():
+        return
+    checks = _fresh_checks_of(self)
+    if not checks.gate.admit(pair, time.monotonic()):
+        return
+    latest = checks.latest.get(pair)
+    replaced = [*checks.replaced.get(pair, []), *([latest] if latest is not None else [])]
+    checks.replaced[pair] = replaced
+    pair.task = asyncio.ensure_future(_check_afresh(self, pair, previous, replaced))
+
+
+async def _check_afresh(connection: aioice.ice.Connection, pair: CandidatePair, previous: asyncio.Task[None],
+                        replaced: list[bytes]) -> None:
+    """Replace ``pair``'s check in progress (``previous``) by a new one, the answers to the
+    ``replaced`` requests counting as answers to it."""
+    checks = _fresh_checks_of(connection)
+    late = _LateAnswer(checks, pair)
+    transactions: dict[bytes, Any] = pair.protocol.transactions
+    try:
+        # Started after whatever was already due: an answer that had just come ended the check.
+        if previous.done() or pair.state is not CandidatePair.State.IN_PROGRESS:
+            return
+        previous.cancel()  # its request is not sent again, and its transaction is forgotten...
+        await asyncio.wait([previous])
+        for transaction_id in replaced:  # ...but an answer to it still counts
+            transactions.setdefault(transaction_id, late)
+        await connection.check_start(pair)
+    finally:
+        for transaction_id in replaced:
+            if transactions.get(transaction_id) is late:
+                del transactions[transaction_id]
+        if checks.replaced.get(pair) is replaced:  # not taken over by a later fresh check
+            del checks.replaced[pair]
+
+
+def prompt_triggered_checks(enabled: bool) -> None:
+    """Make every ICE agent in this process check a pair afresh at once when the peer's check
+    arrives while its own is in progress (RFC 8445 section 7.3.1.4), or leave that to aioice's
+    retransmissions (0.5 s, then 1 s, ...).
+
+    A fresh check replaces the one in progress, whose request is not sent again; an answer
+    to that request still counts. One fresh check per pair within
+    :data:`~peer.triggered_checks.FRESH_CHECK_INTERVAL`, none once the check list is done.
+    """
+    connection: Any = aioice.ice.Connection  # the methods are replaced on aioice's class, for every agent
+    connection.check_incoming = _check_incoming_and_check_afresh if enabled else _original_check_incoming
+    connection.build_request = _build_request_and_note_checks if enabled else _original_build_request
+
+
+def triggered_checks_prompt() -> bool:
+    return (aioice.ice.Connection.check_incoming is _check_incoming_and_check_afresh
+            and aioice.ice.Connection.build_request is _build_request_and_note_checks)
 
 
 # --- data channels: a lost input chunk is resent in a fraction of a second -------------------

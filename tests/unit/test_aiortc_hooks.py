@@ -715,6 +715,144 @@ def test_selected_route_round_trip_and_candidate_types_of_a_connected_pair() -> 
     assert failures == []
 
 
+# --- triggered checks sent at once ---------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _restore_triggered_checks_hook():
+    yield
+    aiortc_hooks.prompt_triggered_checks(False)
+
+
+def test_aioice_still_leaves_an_in_progress_pair_to_its_retransmissions() -> None:
+    incoming = inspect.getsource(aioice.ice.Connection.check_incoming)
+    assert "Triggered check (RFC 8445 section 7.3.1.4)" in incoming
+    assert "IN_PROGRESS" not in incoming  # the day aioice handles it, the hook can go
+    assert list(inspect.signature(aioice.ice.Connection.check_incoming).parameters) == [
+        "self", "message", "addr", "protocol",
+    ]
+    assert "self.check_incoming(" in inspect.getsource(aioice.ice.Connection.request_received)
+    # A check: in progress before its request is built, built by build_request, a transaction of the pair's protocol.
+    start = inspect.getsource(aioice.ice.Connection.check_start)
+    assert start.index("CandidatePair.State.IN_PROGRESS") < start.index("self.build_request(pair")
+    assert "pair.protocol.request(" in start and "except stun.TransactionError" in start
+    assert "pair.task = asyncio.create_task(self.check_start(pair))" in inspect.getsource(
+        aioice.ice.Connection.check_start_task)
+    assert "pair.task = None" in inspect.getsource(aioice.ice.Connection.check_complete)
+    assert "if self._check_list_done:" in inspect.getsource(aioice.ice.Connection._check_periodic)
+    # A cancelled request forgets its transaction; an answer is handed over by its id alone.
+    request = inspect.getsource(aioice.ice.StunProtocol.request)
+    assert "self.transactions[request.transaction_id] = transaction" in request
+    assert "finally:\n            del self.transactions[request.transaction_id]" in request
+    received = inspect.getsource(aioice.ice.StunProtocol.datagram_received)
+    assert "self.transactions[message.transaction_id]" in received and ".response_received(message, addr)" in received
+    assert "if self.__timeout_handle:" in inspect.getsource(stun.Transaction.run)  # no retransmission after
+    connection = aioice.ice.Connection(ice_controlling=True)
+    assert {"_check_list", "_check_list_done"} <= set(vars(connection))
+    assert {"task", "state", "protocol"} <= set(vars(aioice.ice.CandidatePair(None, None)))  # type: ignore[arg-type]
+
+
+def test_the_triggered_checks_hook_switches_and_rtc_configuration_turns_it_on() -> None:
+    aiortc_hooks.prompt_triggered_checks(True)
+    assert aiortc_hooks.triggered_checks_prompt()
+    assert aiortc_hooks.MultiTurnConnection.check_incoming is aioice.ice.Connection.check_incoming
+    aiortc_hooks.prompt_triggered_checks(False)
+    assert not aiortc_hooks.triggered_checks_prompt()
+    rtc_configuration(IceConfig(loopback_only=True))
+    assert aiortc_hooks.triggered_checks_prompt()
+
+
+class _Wire:
+    """What one agent's socket sends: requests counted, some dropped, the first answer held back."""
+
+    def __init__(self, protocol: aioice.ice.StunProtocol, drop: frozenset[int] = frozenset(),
+                 hold_first_answer: float = 0.0) -> None:
+        self.requests = 0
+        self.first_request = asyncio.Event()
+        self._send = protocol.send_stun
+        self._drop = drop
+        self._hold = hold_first_answer
+        self._answers = 0
+        protocol.send_stun = self.send  # type: ignore[method-assign]  # the test's own wire
+
+    def send(self, message: stun.Message, addr: tuple[str, int]) -> None:
+        if message.message_class == stun.Class.REQUEST:
+            self.requests += 1
+            self.first_request.set()
+            if self.requests in self._drop:
+                return
+        elif message.message_class == stun.Class.RESPONSE:
+            self._answers += 1
+            if self._answers == 1 and self._hold:
+                asyncio.get_running_loop().call_later(self._hold, self._send, message, addr)
+                return
+        self._send(message, addr)
+
+
+async def _checks_over_a_lossy_wire(controlled_drops: frozenset[int], hold_first_answer: float = 0.0,
+                                    ) -> tuple[float, float, int]:
+    """Seconds until the controlling and the controlled agent complete, counted from the
+    controlled agent's first check, and the checks it sent in 0.7 s. The controlling agent
+    starts once that first check has left (as a relayed peer's check comes after its permission)."""
+    controlling = aioice.ice.Connection(ice_controlling=True, components=1)
+    controlled = aioice.ice.Connection(ice_controlling=False, components=1)
+    try:
+        await asyncio.gather(controlling.gather_candidates(), controlled.gather_candidates())
+        for agent, peer in ((controlling, controlled), (controlled, controlling)):
+            agent.remote_username, agent.remote_password = peer.local_username, peer.local_password
+            for candidate in peer.local_candidates:
+                await agent.add_remote_candidate(candidate)
+            await agent.add_remote_candidate(None)
+        controlled_wire = _Wire(controlled._protocols[0], drop=controlled_drops)
+        _Wire(controlling._protocols[0], hold_first_answer=hold_first_answer)
+        loop = asyncio.get_running_loop()
+        controlled_connect = asyncio.ensure_future(controlled.connect())
+        await controlled_wire.first_request.wait()
+        start = loop.time()
+        await asyncio.wait_for(controlling.connect(), 3)
+        controlling_done = loop.time() - start
+        await asyncio.wait_for(controlled_connect, 3)
+        controlled_done = loop.time() - start
+        await asyncio.sleep(max(0.0, start + 0.7 - loop.time()))
+        return controlling_done, controlled_done, controlled_wire.requests
+    finally:
+        await controlling.close()
+        await controlled.close()
+
+
+@pytest.mark.parametrize("prompt", [True, False])
+def test_a_lost_check_is_sent_afresh_when_the_peers_check_arrives(prompt: bool) -> None:
+    aiortc_hooks.gather_loopback_only(True)
+    aiortc_hooks.prompt_triggered_checks(prompt)
+    controlling_done, controlled_done, requests = asyncio.run(_checks_over_a_lossy_wire(frozenset({1})))
+    assert controlling_done < 0.45  # its own check went through at once either way
+    if prompt:
+        assert controlled_done < 0.45, controlled_done
+        assert requests == 2  # the lost one, then one fresh check: the lost one is not sent again
+    else:
+        assert controlled_done > 0.45, controlled_done  # aioice's retransmission, 0.5 s after the first
+
+
+def test_a_late_answer_to_the_replaced_check_completes_the_fresh_one() -> None:
+    aiortc_hooks.gather_loopback_only(True)
+    aiortc_hooks.prompt_triggered_checks(True)
+    # The first check's answer takes 0.15 s; the fresh check it gave way to is lost.
+    controlling_done, controlled_done, requests = asyncio.run(
+        _checks_over_a_lossy_wire(frozenset({2}), hold_first_answer=0.15))
+    assert requests == 2
+    assert 0.1 < controlled_done < 0.45, controlled_done  # the late answer, not the fresh check's retransmission
+    assert controlling_done < 0.45
+
+
+def test_a_lost_fresh_check_is_still_retransmitted() -> None:
+    aiortc_hooks.gather_loopback_only(True)
+    aiortc_hooks.prompt_triggered_checks(True)
+    controlling_done, controlled_done, requests = asyncio.run(_checks_over_a_lossy_wire(frozenset({1, 2})))
+    assert 0.45 < controlled_done < 1.0, controlled_done  # aioice's timer, counted from the fresh check
+    assert requests == 3
+    assert controlling_done < 0.45
+
+
 # --- SCTP's retransmission timer ---------------------------------------------------------------
 
 
