@@ -49,6 +49,12 @@ name still exists and behaves as assumed in the pinned aiortc/aioice range
   without a word. The hook makes every ICE agent allocate on *every* TURN URL at
   once (:class:`MultiTurnConnection`), prefer UDP over TCP over TLS relays, and
   log and keep (``turn_failures``) why an allocation failed.
+* :func:`prompt_triggered_checks` -- aioice leaves a pair whose own check is in progress
+  to its STUN retransmission (0.5 s, then 1 s) when the peer's check arrives on it; RFC 8445
+  section 7.3.1.4 checks it afresh at once. A TURN relay drops a check that reaches it before
+  its client's permission, so without this the controlled side completed ICE half a second
+  after the controlling one. The hook does so, at most once per pair per
+  :data:`~peer.triggered_checks.FRESH_CHECK_INTERVAL`; the replaced request's answer still counts.
 * :func:`quick_sctp_retransmits` -- aiortc's SCTP waits at least 1 s (3 s before
   the first round trip) to resend a lost chunk; a lost keystroke with nothing after it
   would wait that long. The hook gives it Chromium's 220 ms floor and 500 ms start.
