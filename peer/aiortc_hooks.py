@@ -923,7 +923,7 @@ class _LateAnswer:
             return
         current_id = self.checks.latest.get(self.pair)
         current = self.pair.protocol.transactions.get(current_id) if current_id is not None else None
-        if current is not None:
+        if current is not None and current is not self:
             current.response_received(message, addr)
 
 
