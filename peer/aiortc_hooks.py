@@ -922,7 +922,8 @@ class _LateAnswer:
         if message.message_class != stun.Class.RESPONSE:
             return
         current_id = self.checks.latest.get(self.pair)
-        current = self.pair.protocol.transactions.get(current_id) if current_id is not None else None
+        transactions: dict[bytes, Any] = self.pair.protocol.transactions  # ours stand there too
+        current = transactions.get(current_id) if current_id is not None else None
         if current is not None and current is not self:
             current.response_received(message, addr)
 
