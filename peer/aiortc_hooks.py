@@ -55,6 +55,10 @@ name still exists and behaves as assumed in the pinned aiortc/aioice range
   its client's permission, so without this the controlled side completed ICE half a second
   after the controlling one. The hook does so, at most once per pair per
   :data:`~peer.triggered_checks.FRESH_CHECK_INTERVAL`; the replaced request's answer still counts.
+* :func:`pipeline_turn_permissions` -- aioice's TURN client sends nothing to a new peer before
+  the ChannelBind is answered, a round trip to the relay; the hook sends the first STUN message
+  (an ICE check) as a Send indication right behind the ChannelBind request, which installs the
+  permission first. aioice's own send over the channel still follows.
 * :func:`quick_sctp_retransmits` -- aiortc's SCTP waits at least 1 s (3 s before
   the first round trip) to resend a lost chunk; a lost keystroke with nothing after it
   would wait that long. The hook gives it Chromium's 220 ms floor and 500 ms start.
@@ -75,6 +79,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aioice.ice
+import aioice.turn
 import aiortc.clock
 import aiortc.rtcicetransport
 import aiortc.rtcrtpreceiver
@@ -997,6 +1002,60 @@ def prompt_triggered_checks(enabled: bool) -> None:
 def triggered_checks_prompt() -> bool:
     return (aioice.ice.Connection.check_incoming is _check_incoming_and_check_afresh
             and aioice.ice.Connection.build_request is _build_request_and_note_checks)
+
+
+# --- a relay's first send to a peer not held for its channel ---------------------------------
+
+_original_turn_send_data = aioice.turn.TurnClientMixin.send_data
+STUN_MAGIC_COOKIE = b"\x21\x12\xa4\x42"
+
+
+def _is_stun(data: bytes) -> bool:
+    """Whether ``data`` is a STUN message (RFC 8489 section 5: two zero bits, then the magic cookie)."""
+    return len(data) >= 20 and data[0] < 0x40 and data[4:8] == STUN_MAGIC_COOKIE
+
+
+def _send_indication(data: bytes, addr: tuple[str, int]) -> stun.Message:
+    indication = stun.Message(message_method=stun.Method.SEND, message_class=stun.Class.INDICATION)
+    indication.attributes["XOR-PEER-ADDRESS"] = addr
+    indication.attributes["DATA"] = data
+    return indication
+
+
+def _send_indication_while_binding(protocol: aioice.turn.TurnClientMixin, data: bytes, addr: tuple[str, int]) -> None:
+    # Only while the ChannelBind is unanswered: once bound, aioice's own send is on its way.
+    transport: asyncio.BaseTransport | None = getattr(protocol, "transport", None)
+    if addr in protocol.peer_connect_waiters and transport is not None and not transport.is_closing():
+        protocol.send_stun(_send_indication(data, addr), protocol.server)
+
+
+async def _send_data_with_permission_ahead(self: aioice.turn.TurnClientMixin, data: bytes,
+                                           addr: tuple[str, int]) -> None:
+    if _is_stun(data) and addr not in self.peer_to_channel and addr not in self.peer_connect_waiters:
+        # aioice's send below puts the ChannelBind request on the wire before it first waits;
+        # this runs just after, so the relay installs the permission before the indication.
+        asyncio.get_running_loop().call_soon(_send_indication_while_binding, self, data, addr)
+    await _original_turn_send_data(self, data, addr)
+
+
+def pipeline_turn_permissions(enabled: bool) -> None:
+    """Make every TURN client in this process send a STUN message to a new peer at once, as a
+    Send indication right behind the ChannelBind request (or wait for the binding, as aioice does).
+
+    aioice binds a channel to a peer before it sends it anything: the first ICE check through a
+    relay waits a round trip to the relay, on a slow leg 150 ms or more. The relay handles the
+    ChannelBind, which installs the peer's permission, before the indication that follows it on
+    the same flow, so the check leaves at once. aioice still sends it over the channel once
+    bound: the peer answers the copy that comes first (a STUN request sent twice is one
+    transaction), and if the indication is lost or refused nothing is lost but the head start.
+    Only STUN goes ahead: the first thing sent to a peer is an ICE check.
+    """
+    mixin: Any = aioice.turn.TurnClientMixin  # both aioice's UDP and TCP clients inherit send_data
+    mixin.send_data = _send_data_with_permission_ahead if enabled else _original_turn_send_data
+
+
+def turn_permissions_pipelined() -> bool:
+    return aioice.turn.TurnClientMixin.send_data is _send_data_with_permission_ahead
 
 
 # --- data channels: a lost input chunk is resent in a fraction of a second -------------------

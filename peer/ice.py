@@ -16,6 +16,7 @@ from protocol.signalling import IceFailed
 from .aiortc_hooks import (
     candidate_types,
     gather_loopback_only,
+    pipeline_turn_permissions,
     prompt_triggered_checks,
     turn_failures,
     use_every_turn_url,
@@ -32,13 +33,16 @@ def rtc_configuration(ice: IceConfig) -> RTCConfiguration:
     public STUN server. Every TURN URL is used, not only aiortc's first
     (:func:`~peer.aiortc_hooks.use_every_turn_url`), and a pair whose own check was lost is
     checked again as soon as the peer's check arrives on it, not at aioice's next retransmission
-    (:func:`~peer.aiortc_hooks.prompt_triggered_checks`). Video and data channels share one
+    (:func:`~peer.aiortc_hooks.prompt_triggered_checks`); the first check through a relay leaves
+    right behind its ChannelBind, not a round trip later
+    (:func:`~peer.aiortc_hooks.pipeline_turn_permissions`). Video and data channels share one
     ICE transport (max-bundle): aiortc's default gives each its own, which gathers, allocates
     TURN relays and checks pairs twice over.
     """
     gather_loopback_only(ice.loopback_only)
     use_every_turn_url(True)
     prompt_triggered_checks(True)
+    pipeline_turn_permissions(True)
     return RTCConfiguration(
         bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
         iceServers=[

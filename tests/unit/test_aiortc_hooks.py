@@ -752,14 +752,21 @@ def test_aioice_still_leaves_an_in_progress_pair_to_its_retransmissions() -> Non
     assert {"task", "state", "protocol"} <= set(vars(aioice.ice.CandidatePair(None, None)))  # type: ignore[arg-type]
 
 
-def test_the_triggered_checks_hook_switches_and_rtc_configuration_turns_it_on() -> None:
+def test_the_ice_set_up_hooks_switch_and_rtc_configuration_turns_them_on() -> None:
     aiortc_hooks.prompt_triggered_checks(True)
     assert aiortc_hooks.triggered_checks_prompt()
     assert aiortc_hooks.MultiTurnConnection.check_incoming is aioice.ice.Connection.check_incoming
     aiortc_hooks.prompt_triggered_checks(False)
     assert not aiortc_hooks.triggered_checks_prompt()
-    rtc_configuration(IceConfig(loopback_only=True))
-    assert aiortc_hooks.triggered_checks_prompt()
+    aiortc_hooks.pipeline_turn_permissions(True)
+    assert aiortc_hooks.turn_permissions_pipelined()
+    aiortc_hooks.pipeline_turn_permissions(False)
+    assert not aiortc_hooks.turn_permissions_pipelined()
+    try:
+        rtc_configuration(IceConfig(loopback_only=True))
+        assert aiortc_hooks.triggered_checks_prompt() and aiortc_hooks.turn_permissions_pipelined()
+    finally:
+        aiortc_hooks.pipeline_turn_permissions(False)
 
 
 class _Wire:
@@ -851,6 +858,92 @@ def test_a_lost_fresh_check_is_still_retransmitted() -> None:
     assert 0.45 < controlled_done < 1.0, controlled_done  # aioice's timer, counted from the fresh check
     assert requests == 3
     assert controlling_done < 0.45
+
+
+# --- a relay's first send to a peer not held for its channel ----------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _restore_turn_permissions_hook():
+    yield
+    aiortc_hooks.pipeline_turn_permissions(False)
+
+
+def test_aioice_still_binds_a_channel_before_its_first_send_to_a_peer() -> None:
+    assert list(inspect.signature(aioice.turn.TurnClientMixin.send_data).parameters) == ["self", "data", "addr"]
+    send = inspect.getsource(aioice.turn.TurnClientMixin.send_data)
+    # The peer is marked as binding, then the ChannelBind leaves before anything is awaited.
+    binding = send.index("self.peer_connect_waiters[addr] = []")
+    assert "await" not in send[send.index("channel = self.peer_to_channel.get(addr)"):binding]
+    assert binding < send.index("await self.channel_bind(channel, addr)")
+    assert "self.peer_to_channel[addr] = channel" in send and "self.peer_connect_waiters.pop(addr)" in send
+    assert "await self.request_with_retry(request)" in inspect.getsource(aioice.turn.TurnClientMixin.channel_bind)
+    assert "self.__retry()" in inspect.getsource(stun.Transaction.run)  # the request is sent as the transaction starts
+    for client in (aioice.turn.TurnClientUdpProtocol, aioice.turn.TurnClientTcpProtocol):
+        assert client.send_data is aioice.turn.TurnClientMixin.send_data
+    assert "def send_stun(self, message: stun.Message, addr: tuple[str, int])" in inspect.getsource(
+        aioice.turn.TurnClientMixin.send_stun)
+    assert (stun.Method.SEND, stun.Class.INDICATION) == (0x6, 0x10)
+
+
+def test_stun_is_told_from_dtls_rtp_and_channel_data() -> None:
+    assert aiortc_hooks._is_stun(bytes(stun.Message(stun.Method.BINDING, stun.Class.REQUEST)))
+    assert not aiortc_hooks._is_stun(bytes([22, 254, 253]) + bytes(30))  # a DTLS record
+    assert not aiortc_hooks._is_stun(bytes([0x80, 96]) + bytes(30))  # RTP
+    assert not aiortc_hooks._is_stun(b"\x40\x00\x00\x14" + bytes(20))  # ChannelData
+    assert not aiortc_hooks._is_stun(bytes(8))
+
+
+class _TurnSocket:
+    """What a TURN client writes to its server."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def sendto(self, data: bytes, addr: object = None) -> None:
+        self.sent.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("pipelined", [True, False])
+def test_a_check_to_a_new_peer_leaves_right_behind_the_channel_bind(pipelined: bool) -> None:
+    server, peer = ("198.51.100.1", 3478), ("198.51.100.2", 5000)
+    check = bytes(stun.Message(stun.Method.BINDING, stun.Class.REQUEST))
+
+    async def run() -> tuple[list[bytes], list[bytes]]:
+        protocol = aioice.turn.TurnClientUdpProtocol(server, username=None, password=None, lifetime=600,
+                                                     channel_refresh_time=500)
+        wire = _TurnSocket()
+        protocol.connection_made(wire)  # type: ignore[arg-type]  # the test's wire
+        first = asyncio.ensure_future(protocol.send_data(check, peer))
+        await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(protocol.send_data(check, peer))  # while binding: waits, no second indication
+        dtls = asyncio.ensure_future(protocol.send_data(bytes([22, 254, 253]) + bytes(30), ("198.51.100.3", 5000)))
+        await asyncio.sleep(0.01)
+        before_answer = list(wire.sent)
+        bind = stun.parse_message(before_answer[0])
+        protocol.datagram_received(
+            bytes(stun.Message(stun.Method.CHANNEL_BIND, stun.Class.RESPONSE, transaction_id=bind.transaction_id)),
+            server)
+        await asyncio.gather(first, second)
+        dtls.cancel()
+        return before_answer, wire.sent[len(before_answer):]
+
+    aiortc_hooks.pipeline_turn_permissions(pipelined)
+    assert aiortc_hooks.turn_permissions_pipelined() is pipelined
+    before_answer, after_answer = asyncio.run(run())
+    messages = [stun.parse_message(data) for data in before_answer]
+    kinds = [(m.message_method, m.message_class) for m in messages]
+    bind, indication = (stun.Method.CHANNEL_BIND, stun.Class.REQUEST), (stun.Method.SEND, stun.Class.INDICATION)
+    if pipelined:
+        assert kinds == [bind, indication, bind]  # the third: the DTLS peer's bind, its data not sent ahead
+        assert messages[1].attributes["XOR-PEER-ADDRESS"] == peer
+        assert messages[1].attributes["DATA"] == check
+    else:
+        assert kinds == [bind, bind]
+    assert [data[:2] for data in after_answer] == [b"\x40\x00", b"\x40\x00"]  # both over the channel once bound
 
 
 # --- SCTP's retransmission timer ---------------------------------------------------------------
