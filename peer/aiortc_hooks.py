@@ -1007,12 +1007,12 @@ def triggered_checks_prompt() -> bool:
 # --- a relay's first send to a peer not held for its channel ---------------------------------
 
 _original_turn_send_data = aioice.turn.TurnClientMixin.send_data
-STUN_MAGIC_COOKIE = b"\x21\x12\xa4\x42"
+_STUN_MAGIC_COOKIE = b"\x21\x12\xa4\x42"
 
 
 def _is_stun(data: bytes) -> bool:
     """Whether ``data`` is a STUN message (RFC 8489 section 5: two zero bits, then the magic cookie)."""
-    return len(data) >= 20 and data[0] < 0x40 and data[4:8] == STUN_MAGIC_COOKIE
+    return len(data) >= 20 and data[0] < 0x40 and data[4:8] == _STUN_MAGIC_COOKIE
 
 
 def _send_indication(data: bytes, addr: tuple[str, int]) -> stun.Message:
