@@ -49,6 +49,16 @@ name still exists and behaves as assumed in the pinned aiortc/aioice range
   without a word. The hook makes every ICE agent allocate on *every* TURN URL at
   once (:class:`MultiTurnConnection`), prefer UDP over TCP over TLS relays, and
   log and keep (``turn_failures``) why an allocation failed.
+* :func:`prompt_triggered_checks` -- aioice leaves a pair whose own check is in progress
+  to its STUN retransmission (0.5 s, then 1 s) when the peer's check arrives on it; RFC 8445
+  section 7.3.1.4 checks it afresh at once. A TURN relay drops a check that reaches it before
+  its client's permission, so without this the controlled side completed ICE half a second
+  after the controlling one. The hook does so, at most once per pair per
+  :data:`~peer.triggered_checks.FRESH_CHECK_INTERVAL`; the replaced request's answer still counts.
+* :func:`pipeline_turn_permissions` -- aioice's TURN client sends nothing to a new peer before
+  the ChannelBind is answered, a round trip to the relay; the hook sends the first STUN message
+  (an ICE check) as a Send indication right behind the ChannelBind request, which installs the
+  permission first. aioice's own send over the channel still follows.
 * :func:`quick_sctp_retransmits` -- aiortc's SCTP waits at least 1 s (3 s before
   the first round trip) to resend a lost chunk; a lost keystroke with nothing after it
   would wait that long. The hook gives it Chromium's 220 ms floor and 500 ms start.
@@ -69,6 +79,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aioice.ice
+import aioice.turn
 import aiortc.clock
 import aiortc.rtcicetransport
 import aiortc.rtcrtpreceiver
@@ -103,6 +114,7 @@ from .rtp_bytes import (
     with_abs_send_time,
 )
 from .screen_encoder import ScreenH264Encoder
+from .triggered_checks import FreshCheckGate
 from .turn_routes import RelayGathering, TurnRoute, TurnServerEntry, turn_routes
 
 log = logging.getLogger(__name__)
@@ -868,6 +880,182 @@ def use_every_turn_url(enabled: bool) -> None:
 def every_turn_url_active() -> bool:
     module: Any = aiortc.rtcicetransport
     return module.Connection is MultiTurnConnection and module.connection_kwargs is _connection_kwargs_with_every_turn_url
+
+
+# --- triggered checks sent at once ------------------------------------------------------------
+
+_original_check_incoming = aioice.ice.Connection.check_incoming
+_original_build_request = aioice.ice.Connection.build_request
+
+
+class _FreshChecks:
+    """One ICE agent's fresh checks: which it may start, and which requests' answers still count."""
+
+    def __init__(self) -> None:
+        self.gate: FreshCheckGate[CandidatePair] = FreshCheckGate()
+        self.latest: dict[CandidatePair, bytes] = {}
+        """The transaction id of the last request built for each pair while its check was in progress."""
+        self.replaced: dict[CandidatePair, list[bytes]] = {}
+        """Per pair checked afresh: the transaction ids of the requests its fresh check replaced."""
+
+
+_fresh_checks: weakref.WeakKeyDictionary[aioice.ice.Connection, _FreshChecks] = weakref.WeakKeyDictionary()
+
+
+def _fresh_checks_of(connection: aioice.ice.Connection) -> _FreshChecks:
+    checks = _fresh_checks.get(connection)
+    if checks is None:
+        checks = _fresh_checks[connection] = _FreshChecks()
+    return checks
+
+
+class _LateAnswer:
+    """Stands in a STUN protocol's transactions for a replaced check's request.
+
+    RFC 8445 section 7.3.1.4: a cancelled check is not sent again, but its answer still
+    counts. It is handed to the pair's check in progress, which takes it as its own: the same
+    peer answers it, signed with the same password. Only a success: an error (a role
+    conflict) was about the request the check replaced, not the one it sends now.
+    """
+
+    def __init__(self, checks: _FreshChecks, pair: CandidatePair) -> None:
+        self.checks = checks
+        self.pair = pair
+
+    def response_received(self, message: stun.Message, addr: tuple[str, int]) -> None:
+        """Pass a success answer on to the transaction of the pair's check in progress (if any)."""
+        if message.message_class != stun.Class.RESPONSE:
+            return
+        current_id = self.checks.latest.get(self.pair)
+        transactions: dict[bytes, Any] = self.pair.protocol.transactions  # ours stand there too
+        current = transactions.get(current_id) if current_id is not None else None
+        if current is not None and current is not self:
+            current.response_received(message, addr)
+
+
+def _build_request_and_note_checks(self: aioice.ice.Connection, pair: CandidatePair, nominate: bool) -> stun.Message:
+    request: stun.Message = _original_build_request(self, pair, nominate)
+    # A check's own request (consent and round-trip probes use pairs that succeeded).
+    if pair.state is CandidatePair.State.IN_PROGRESS:
+        _fresh_checks_of(self).latest[pair] = request.transaction_id
+    return request
+
+
+def _check_incoming_and_check_afresh(self: aioice.ice.Connection, message: stun.Message, addr: tuple[str, int],
+                                     protocol: StunProtocol) -> None:
+    _original_check_incoming(self, message, addr, protocol)
+    # aioice's rule checks a frozen, waiting or failed pair now and a succeeded one needs none; an
+    # in-progress one it leaves to its retransmissions.
+    pair = next((p for p in self._check_list if p.protocol is protocol and p.remote_addr == addr), None)
+    if pair is None or pair.state is not CandidatePair.State.IN_PROGRESS or self._check_list_done:
+        return
+    previous = pair.task
+    if previous is None or previous.done():
+        return
+    checks = _fresh_checks_of(self)
+    if not checks.gate.admit(pair, time.monotonic()):
+        return
+    latest = checks.latest.get(pair)
+    replaced = [*checks.replaced.get(pair, []), *([latest] if latest is not None else [])]
+    checks.replaced[pair] = replaced
+    pair.task = asyncio.ensure_future(_check_afresh(self, pair, previous, replaced))
+
+
+async def _check_afresh(connection: aioice.ice.Connection, pair: CandidatePair, previous: asyncio.Task[None],
+                        replaced: list[bytes]) -> None:
+    """Replace ``pair``'s check in progress (``previous``) by a new one, the answers to the
+    ``replaced`` requests counting as answers to it."""
+    checks = _fresh_checks_of(connection)
+    late = _LateAnswer(checks, pair)
+    transactions: dict[bytes, Any] = pair.protocol.transactions
+    try:
+        # Started after whatever was already due: an answer that had just come ended the check.
+        if previous.done() or pair.state is not CandidatePair.State.IN_PROGRESS:
+            return
+        previous.cancel()  # its request is not sent again, and its transaction is forgotten...
+        await asyncio.wait([previous])
+        for transaction_id in replaced:  # ...but an answer to it still counts
+            transactions.setdefault(transaction_id, late)
+        await connection.check_start(pair)
+    finally:
+        for transaction_id in replaced:
+            if transactions.get(transaction_id) is late:
+                del transactions[transaction_id]
+        if checks.replaced.get(pair) is replaced:  # not taken over by a later fresh check
+            del checks.replaced[pair]
+
+
+def prompt_triggered_checks(enabled: bool) -> None:
+    """Make every ICE agent in this process check a pair afresh at once when the peer's check
+    arrives while its own is in progress (RFC 8445 section 7.3.1.4), or leave that to aioice's
+    retransmissions (0.5 s, then 1 s, ...).
+
+    A fresh check replaces the one in progress, whose request is not sent again; an answer
+    to that request still counts. One fresh check per pair within
+    :data:`~peer.triggered_checks.FRESH_CHECK_INTERVAL`, none once the check list is done.
+    """
+    connection: Any = aioice.ice.Connection  # the methods are replaced on aioice's class, for every agent
+    connection.check_incoming = _check_incoming_and_check_afresh if enabled else _original_check_incoming
+    connection.build_request = _build_request_and_note_checks if enabled else _original_build_request
+
+
+def triggered_checks_prompt() -> bool:
+    return (aioice.ice.Connection.check_incoming is _check_incoming_and_check_afresh
+            and aioice.ice.Connection.build_request is _build_request_and_note_checks)
+
+
+# --- a relay's first send to a peer not held for its channel ---------------------------------
+
+_original_turn_send_data = aioice.turn.TurnClientMixin.send_data
+_STUN_MAGIC_COOKIE = b"\x21\x12\xa4\x42"
+
+
+def _is_stun(data: bytes) -> bool:
+    """Whether ``data`` is a STUN message (RFC 8489 section 5: two zero bits, then the magic cookie)."""
+    return len(data) >= 20 and data[0] < 0x40 and data[4:8] == _STUN_MAGIC_COOKIE
+
+
+def _send_indication(data: bytes, addr: tuple[str, int]) -> stun.Message:
+    indication = stun.Message(message_method=stun.Method.SEND, message_class=stun.Class.INDICATION)
+    indication.attributes["XOR-PEER-ADDRESS"] = addr
+    indication.attributes["DATA"] = data
+    return indication
+
+
+def _send_indication_while_binding(protocol: aioice.turn.TurnClientMixin, data: bytes, addr: tuple[str, int]) -> None:
+    # Only while the ChannelBind is unanswered: once bound, aioice's own send is on its way.
+    transport: asyncio.BaseTransport | None = getattr(protocol, "transport", None)
+    if addr in protocol.peer_connect_waiters and transport is not None and not transport.is_closing():
+        protocol.send_stun(_send_indication(data, addr), protocol.server)
+
+
+async def _send_data_with_permission_ahead(self: aioice.turn.TurnClientMixin, data: bytes,
+                                           addr: tuple[str, int]) -> None:
+    if _is_stun(data) and addr not in self.peer_to_channel and addr not in self.peer_connect_waiters:
+        # aioice's send below puts the ChannelBind request on the wire before it first waits;
+        # this runs just after, so the relay installs the permission before the indication.
+        asyncio.get_running_loop().call_soon(_send_indication_while_binding, self, data, addr)
+    await _original_turn_send_data(self, data, addr)
+
+
+def pipeline_turn_permissions(enabled: bool) -> None:
+    """Make every TURN client in this process send a STUN message to a new peer at once, as a
+    Send indication right behind the ChannelBind request (or wait for the binding, as aioice does).
+
+    aioice binds a channel to a peer before it sends it anything: the first ICE check through a
+    relay waits a round trip to the relay, on a slow leg 150 ms or more. The relay handles the
+    ChannelBind, which installs the peer's permission, before the indication that follows it on
+    the same flow, so the check leaves at once. aioice still sends it over the channel once
+    bound: the peer answers the copy that comes first (a STUN request sent twice is one
+    transaction), and if the indication is lost or refused nothing is lost but the head start.
+    Only STUN goes ahead: the first thing sent to a peer is an ICE check.
+    """
+    mixin: Any = aioice.turn.TurnClientMixin  # both aioice's UDP and TCP clients inherit send_data
+    mixin.send_data = _send_data_with_permission_ahead if enabled else _original_turn_send_data
+
+
+def turn_permissions_pipelined() -> bool:
+    return aioice.turn.TurnClientMixin.send_data is _send_data_with_permission_ahead
 
 
 # --- data channels: a lost input chunk is resent in a fraction of a second -------------------

@@ -13,7 +13,14 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConne
 from protocol.ice import IceConfig
 from protocol.signalling import IceFailed
 
-from .aiortc_hooks import candidate_types, gather_loopback_only, turn_failures, use_every_turn_url
+from .aiortc_hooks import (
+    candidate_types,
+    gather_loopback_only,
+    pipeline_turn_permissions,
+    prompt_triggered_checks,
+    turn_failures,
+    use_every_turn_url,
+)
 from .connect_watch import CONNECT_POLL_SECONDS, Attempt, ConnectDeadline, ice_failed_message
 
 log = logging.getLogger(__name__)
@@ -24,12 +31,18 @@ def rtc_configuration(ice: IceConfig) -> RTCConfiguration:
 
     An empty server list is passed explicitly: aiortc's default would contact a
     public STUN server. Every TURN URL is used, not only aiortc's first
-    (:func:`~peer.aiortc_hooks.use_every_turn_url`). Video and data channels share one
+    (:func:`~peer.aiortc_hooks.use_every_turn_url`), and a pair whose own check was lost is
+    checked again as soon as the peer's check arrives on it, not at aioice's next retransmission
+    (:func:`~peer.aiortc_hooks.prompt_triggered_checks`); the first check through a relay leaves
+    right behind its ChannelBind, not a round trip later
+    (:func:`~peer.aiortc_hooks.pipeline_turn_permissions`). Video and data channels share one
     ICE transport (max-bundle): aiortc's default gives each its own, which gathers, allocates
     TURN relays and checks pairs twice over.
     """
     gather_loopback_only(ice.loopback_only)
     use_every_turn_url(True)
+    prompt_triggered_checks(True)
+    pipeline_turn_permissions(True)
     return RTCConfiguration(
         bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
         iceServers=[

@@ -715,6 +715,237 @@ def test_selected_route_round_trip_and_candidate_types_of_a_connected_pair() -> 
     assert failures == []
 
 
+# --- triggered checks sent at once ---------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _restore_triggered_checks_hook():
+    yield
+    aiortc_hooks.prompt_triggered_checks(False)
+
+
+def test_aioice_still_leaves_an_in_progress_pair_to_its_retransmissions() -> None:
+    incoming = inspect.getsource(aioice.ice.Connection.check_incoming)
+    assert "Triggered check (RFC 8445 section 7.3.1.4)" in incoming
+    assert "IN_PROGRESS" not in incoming  # the day aioice handles it, the hook can go
+    assert list(inspect.signature(aioice.ice.Connection.check_incoming).parameters) == [
+        "self", "message", "addr", "protocol",
+    ]
+    assert "self.check_incoming(" in inspect.getsource(aioice.ice.Connection.request_received)
+    # A check: in progress before its request is built, built by build_request, a transaction of the pair's protocol.
+    start = inspect.getsource(aioice.ice.Connection.check_start)
+    assert start.index("CandidatePair.State.IN_PROGRESS") < start.index("self.build_request(pair")
+    assert "pair.protocol.request(" in start and "except stun.TransactionError" in start
+    assert "pair.task = asyncio.create_task(self.check_start(pair))" in inspect.getsource(
+        aioice.ice.Connection.check_start_task)
+    assert "pair.task = None" in inspect.getsource(aioice.ice.Connection.check_complete)
+    assert "if self._check_list_done:" in inspect.getsource(aioice.ice.Connection._check_periodic)
+    # A cancelled request forgets its transaction; an answer is handed over by its id alone.
+    request = inspect.getsource(aioice.ice.StunProtocol.request)
+    assert "self.transactions[request.transaction_id] = transaction" in request
+    assert "finally:\n            del self.transactions[request.transaction_id]" in request
+    received = inspect.getsource(aioice.ice.StunProtocol.datagram_received)
+    assert "self.transactions[message.transaction_id]" in received and ".response_received(message, addr)" in received
+    assert "if self.__timeout_handle:" in inspect.getsource(stun.Transaction.run)  # no retransmission after
+    connection = aioice.ice.Connection(ice_controlling=True)
+    assert {"_check_list", "_check_list_done"} <= set(vars(connection))
+    assert {"task", "state", "protocol"} <= set(vars(aioice.ice.CandidatePair(None, None)))  # type: ignore[arg-type]
+
+
+def test_the_ice_set_up_hooks_switch_and_rtc_configuration_turns_them_on() -> None:
+    aiortc_hooks.prompt_triggered_checks(True)
+    assert aiortc_hooks.triggered_checks_prompt()
+    assert aiortc_hooks.MultiTurnConnection.check_incoming is aioice.ice.Connection.check_incoming
+    aiortc_hooks.prompt_triggered_checks(False)
+    assert not aiortc_hooks.triggered_checks_prompt()
+    aiortc_hooks.pipeline_turn_permissions(True)
+    assert aiortc_hooks.turn_permissions_pipelined()
+    aiortc_hooks.pipeline_turn_permissions(False)
+    assert not aiortc_hooks.turn_permissions_pipelined()
+    try:
+        rtc_configuration(IceConfig(loopback_only=True))
+        assert aiortc_hooks.triggered_checks_prompt() and aiortc_hooks.turn_permissions_pipelined()
+    finally:
+        aiortc_hooks.pipeline_turn_permissions(False)
+
+
+class _Wire:
+    """What one agent's socket sends: requests counted, some dropped, the first answer held back."""
+
+    def __init__(self, protocol: aioice.ice.StunProtocol, drop: frozenset[int] = frozenset(),
+                 hold_first_answer: float = 0.0) -> None:
+        self.requests = 0
+        self.first_request = asyncio.Event()
+        self._send = protocol.send_stun
+        self._drop = drop
+        self._hold = hold_first_answer
+        self._answers = 0
+        protocol.send_stun = self.send  # type: ignore[method-assign]  # the test's own wire
+
+    def send(self, message: stun.Message, addr: tuple[str, int]) -> None:
+        if message.message_class == stun.Class.REQUEST:
+            self.requests += 1
+            self.first_request.set()
+            if self.requests in self._drop:
+                return
+        elif message.message_class == stun.Class.RESPONSE:
+            self._answers += 1
+            if self._answers == 1 and self._hold:
+                asyncio.get_running_loop().call_later(self._hold, self._send, message, addr)
+                return
+        self._send(message, addr)
+
+
+async def _checks_over_a_lossy_wire(controlled_drops: frozenset[int], hold_first_answer: float = 0.0,
+                                    ) -> tuple[float, float, int]:
+    """Seconds until the controlling and the controlled agent complete, counted from the
+    controlled agent's first check, and the checks it sent in 0.7 s. The controlling agent
+    starts once that first check has left (as a relayed peer's check comes after its permission)."""
+    controlling = aioice.ice.Connection(ice_controlling=True, components=1)
+    controlled = aioice.ice.Connection(ice_controlling=False, components=1)
+    try:
+        await asyncio.gather(controlling.gather_candidates(), controlled.gather_candidates())
+        for agent, peer in ((controlling, controlled), (controlled, controlling)):
+            agent.remote_username, agent.remote_password = peer.local_username, peer.local_password
+            for candidate in peer.local_candidates:
+                await agent.add_remote_candidate(candidate)
+            await agent.add_remote_candidate(None)
+        controlled_wire = _Wire(controlled._protocols[0], drop=controlled_drops)
+        _Wire(controlling._protocols[0], hold_first_answer=hold_first_answer)
+        loop = asyncio.get_running_loop()
+        controlled_connect = asyncio.ensure_future(controlled.connect())
+        await controlled_wire.first_request.wait()
+        start = loop.time()
+        await asyncio.wait_for(controlling.connect(), 3)
+        controlling_done = loop.time() - start
+        await asyncio.wait_for(controlled_connect, 3)
+        controlled_done = loop.time() - start
+        await asyncio.sleep(max(0.0, start + 0.7 - loop.time()))
+        return controlling_done, controlled_done, controlled_wire.requests
+    finally:
+        await controlling.close()
+        await controlled.close()
+
+
+@pytest.mark.parametrize("prompt", [True, False])
+def test_a_lost_check_is_sent_afresh_when_the_peers_check_arrives(prompt: bool) -> None:
+    aiortc_hooks.gather_loopback_only(True)
+    aiortc_hooks.prompt_triggered_checks(prompt)
+    controlling_done, controlled_done, requests = asyncio.run(_checks_over_a_lossy_wire(frozenset({1})))
+    assert controlling_done < 0.45  # its own check went through at once either way
+    if prompt:
+        assert controlled_done < 0.45, controlled_done
+        assert requests == 2  # the lost one, then one fresh check: the lost one is not sent again
+    else:
+        assert controlled_done > 0.45, controlled_done  # aioice's retransmission, 0.5 s after the first
+
+
+def test_a_late_answer_to_the_replaced_check_completes_the_fresh_one() -> None:
+    aiortc_hooks.gather_loopback_only(True)
+    aiortc_hooks.prompt_triggered_checks(True)
+    # The first check's answer takes 0.15 s; the fresh check it gave way to is lost.
+    controlling_done, controlled_done, requests = asyncio.run(
+        _checks_over_a_lossy_wire(frozenset({2}), hold_first_answer=0.15))
+    assert requests == 2
+    assert 0.1 < controlled_done < 0.45, controlled_done  # the late answer, not the fresh check's retransmission
+    assert controlling_done < 0.45
+
+
+def test_a_lost_fresh_check_is_still_retransmitted() -> None:
+    aiortc_hooks.gather_loopback_only(True)
+    aiortc_hooks.prompt_triggered_checks(True)
+    controlling_done, controlled_done, requests = asyncio.run(_checks_over_a_lossy_wire(frozenset({1, 2})))
+    assert 0.45 < controlled_done < 1.0, controlled_done  # aioice's timer, counted from the fresh check
+    assert requests == 3
+    assert controlling_done < 0.45
+
+
+# --- a relay's first send to a peer not held for its channel ----------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _restore_turn_permissions_hook():
+    yield
+    aiortc_hooks.pipeline_turn_permissions(False)
+
+
+def test_aioice_still_binds_a_channel_before_its_first_send_to_a_peer() -> None:
+    assert list(inspect.signature(aioice.turn.TurnClientMixin.send_data).parameters) == ["self", "data", "addr"]
+    send = inspect.getsource(aioice.turn.TurnClientMixin.send_data)
+    # The peer is marked as binding, then the ChannelBind leaves before anything is awaited.
+    binding = send.index("self.peer_connect_waiters[addr] = []")
+    assert "await" not in send[send.index("channel = self.peer_to_channel.get(addr)"):binding]
+    assert binding < send.index("await self.channel_bind(channel, addr)")
+    assert "self.peer_to_channel[addr] = channel" in send and "self.peer_connect_waiters.pop(addr)" in send
+    assert "await self.request_with_retry(request)" in inspect.getsource(aioice.turn.TurnClientMixin.channel_bind)
+    assert "self.__retry()" in inspect.getsource(stun.Transaction.run)  # the request is sent as the transaction starts
+    for client in (aioice.turn.TurnClientUdpProtocol, aioice.turn.TurnClientTcpProtocol):
+        assert client.send_data is aioice.turn.TurnClientMixin.send_data
+    assert "def send_stun(self, message: stun.Message, addr: tuple[str, int])" in inspect.getsource(
+        aioice.turn.TurnClientMixin.send_stun)
+    assert (stun.Method.SEND, stun.Class.INDICATION) == (0x6, 0x10)
+
+
+def test_stun_is_told_from_dtls_rtp_and_channel_data() -> None:
+    assert aiortc_hooks._is_stun(bytes(stun.Message(stun.Method.BINDING, stun.Class.REQUEST)))
+    assert not aiortc_hooks._is_stun(bytes([22, 254, 253]) + bytes(30))  # a DTLS record
+    assert not aiortc_hooks._is_stun(bytes([0x80, 96]) + bytes(30))  # RTP
+    assert not aiortc_hooks._is_stun(b"\x40\x00\x00\x14" + bytes(20))  # ChannelData
+    assert not aiortc_hooks._is_stun(bytes(8))
+
+
+class _TurnSocket:
+    """What a TURN client writes to its server."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def sendto(self, data: bytes, addr: object = None) -> None:
+        self.sent.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("pipelined", [True, False])
+def test_a_check_to_a_new_peer_leaves_right_behind_the_channel_bind(pipelined: bool) -> None:
+    server, peer = ("198.51.100.1", 3478), ("198.51.100.2", 5000)
+    check = bytes(stun.Message(stun.Method.BINDING, stun.Class.REQUEST))
+
+    async def run() -> tuple[list[bytes], list[bytes]]:
+        protocol = aioice.turn.TurnClientUdpProtocol(server, username=None, password=None, lifetime=600,
+                                                     channel_refresh_time=500)
+        wire = _TurnSocket()
+        protocol.connection_made(wire)  # type: ignore[arg-type]  # the test's wire
+        first = asyncio.ensure_future(protocol.send_data(check, peer))
+        await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(protocol.send_data(check, peer))  # while binding: waits, no second indication
+        dtls = asyncio.ensure_future(protocol.send_data(bytes([22, 254, 253]) + bytes(30), ("198.51.100.3", 5000)))
+        await asyncio.sleep(0.01)
+        before_answer = list(wire.sent)
+        bind = stun.parse_message(before_answer[0])
+        protocol.datagram_received(
+            bytes(stun.Message(stun.Method.CHANNEL_BIND, stun.Class.RESPONSE, transaction_id=bind.transaction_id)),
+            server)
+        await asyncio.gather(first, second)
+        dtls.cancel()
+        return before_answer, wire.sent[len(before_answer):]
+
+    aiortc_hooks.pipeline_turn_permissions(pipelined)
+    assert aiortc_hooks.turn_permissions_pipelined() is pipelined
+    before_answer, after_answer = asyncio.run(run())
+    messages = [stun.parse_message(data) for data in before_answer]
+    kinds = [(m.message_method, m.message_class) for m in messages]
+    bind, indication = (stun.Method.CHANNEL_BIND, stun.Class.REQUEST), (stun.Method.SEND, stun.Class.INDICATION)
+    if pipelined:
+        assert kinds == [bind, indication, bind]  # the third: the DTLS peer's bind, its data not sent ahead
+        assert messages[1].attributes["XOR-PEER-ADDRESS"] == peer
+        assert messages[1].attributes["DATA"] == check
+    else:
+        assert kinds == [bind, bind]
+    assert [data[:2] for data in after_answer] == [b"\x40\x00", b"\x40\x00"]  # both over the channel once bound
+
+
 # --- SCTP's retransmission timer ---------------------------------------------------------------
 
 
