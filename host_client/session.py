@@ -299,19 +299,23 @@ class HostSession:
         return self._ui
 
     def _live_limit(self) -> float | None:
-        """The live screen stream's target bit rate while the link limits it (None: it does not; the
-        recording's uploads are paced to a share of it)."""
+        """The live screen stream's target bit rate while the link limits it, or has not yet shown it carries
+        a full recording beside the picture (:func:`~host_client.recording_quality.carries_full_recording`;
+        the recording's uploads are then paced to a share of it); None otherwise. Unpaced, the first
+        segment (about 100 kB) left in one burst while the first picture was being refined, and the
+        queue dropped the picture's packets (1 Mbit/s, 150 ms, through the link emulator)."""
         if self._track is None:
             return None
         budget, now = self._track.budget, time.monotonic()
-        return budget.target_bitrate(now) if budget.link_limited(now) else None
+        unproven = not carries_full_recording(budget.estimate)
+        return budget.target_bitrate(now) if budget.link_limited(now) or unproven else None
 
     def _live_congested(self) -> bool:
         """Whether the live stream needs the uplink to itself now (the recording's whole uploads wait, as
         :class:`~host_client.upload_yield.UploadYield` says): it finds the link congested, or its media
-        connection is being set up. An upload under way then held the connection's DTLS flights
-        behind it: 0.29 s for a 660-byte flight at 1 Mbit/s (77 ms for the others), and the picture came
-        0.35-0.4 s later than with uploads held (measured through the link emulator at 1 Mbit/s, 150 ms)."""
+        connection is being set up. An upload under way then held the connection's DTLS flights behind it
+        (0.29 s for a 660-byte flight at 1 Mbit/s, 77 ms for the others; measured through the link
+        emulator at 1 Mbit/s, 150 ms)."""
         track, pc = self._track, self._pc
         if pc is not None and pc.connectionState in ("new", "connecting"):
             return True

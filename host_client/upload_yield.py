@@ -23,21 +23,21 @@ So while the link limits the live picture (:meth:`StreamBudget.link_limited
 paced (:meth:`UploadYield.pace`): its body is written at
 :attr:`UploadYield.link_share` of the live stream's target, never below
 :data:`MIN_PACE`, a share that grows with the recording's lag to the whole
-target at the lag share. A TCP sender that the application holds below what
-the link has left keeps no queue at the bottleneck. Past the lag share the
-upload is unpaced, as it is unheld.
+target at :data:`RESERVE_SHARE` of the bound. A TCP sender that the application
+holds below what the link has left keeps no queue at the bottleneck.
 
-Unheld is not enough either when the link cannot carry both: at 1 Mbit/s a
-scrolling screen records about 0.56 Mbit/s even at the limited quality, and the
-live stream's estimate yields to a competing TCP upload only slowly, so the lag
-passed the bound within 5 s of scrolling and control paused (measured through
-the link emulator, `bench/link_sweep.py`, 1 Mbit/s and 150 ms). So past the lag
-share the live stream also sets part of the link aside for the recording
-(:meth:`UploadYield.reserve`, :meth:`peer.stream_budget.StreamBudget.reserve`):
-:data:`CATCH_UP` times the rate at which the recording has been piling up (the
-bytes waiting over the seconds they record), so it catches up while the screen
-keeps changing. The technician's picture gets coarser and slower for those
-seconds; the evidence stays whole and control goes on.
+Unheld and paced is not enough either when the link cannot carry both: at 1
+Mbit/s a scrolling screen records about 0.5-0.6 Mbit/s even at the limited
+quality, and the live stream's estimate yields to a competing TCP upload only
+slowly, so the lag passed the bound within 5 s of scrolling and control paused
+(measured through the link emulator, `bench/link_sweep.py`, 1 Mbit/s and 150 ms).
+So past :data:`RESERVE_SHARE` of the bound the upload goes unpaced and the live
+stream sets part of the link aside for the recording (:meth:`UploadYield.reserve`,
+:meth:`peer.stream_budget.StreamBudget.reserve`): :data:`CATCH_UP` times the rate
+at which the recording has been piling up (the bytes waiting over the seconds
+they record), so it catches up while the screen keeps changing. The technician's
+picture gets coarser and slower for those seconds; the evidence stays whole and
+control goes on.
 
 Pure logic, times passed in: seconds on one monotonic clock.
 """
@@ -50,6 +50,10 @@ POLL_SECONDS = 0.25
 """How long a waiting upload sleeps before it asks again."""
 MIN_PACE = 8_000
 """Bytes per second a paced upload never falls below (64 kbit/s: the recording still moves)."""
+RESERVE_SHARE = 0.6
+"""The live stream sets part of the link aside for the recording once it is this share of the bound behind
+(later than uploads stop waiting: a backlog of a second or two, e.g. the uploads held while a connection
+is set up, drains unpaced without taking the picture's budget)."""
 CATCH_UP = 1.15
 """Past the lag share, the live stream leaves the recording this multiple of the rate it piles up at
 (more drains the lag sooner, but the live picture then gets next to nothing: at 1 Mbit/s the
@@ -104,23 +108,24 @@ class UploadYield:
 
         Paced while the link limits the live stream (``live_limit``: its target bit rate then,
         None while it is not limited) and the oldest waiting segment, ``lag_seconds`` behind, is
-        within the lag share of ``max_lag_seconds``. Asked again for each piece of the body.
+        within :data:`RESERVE_SHARE` of ``max_lag_seconds`` (past it the live stream makes room
+        instead). Asked again for each piece of the body.
         """
-        most_lag = max_lag_seconds * self.lag_share
+        most_lag = max_lag_seconds * RESERVE_SHARE
         if live_limit is None or lag_seconds >= most_lag:
             return None
         if not live_limit > 0:  # NaN too
             return float(MIN_PACE)
-        # From the share at no lag up to the live stream's whole target at the lag share: a recording
+        # From the share at no lag up to the live stream's whole target at the reserve share: a recording
         # that falls behind catches up without a cliff from a share to an unpaced TCP upload.
         share = self.link_share + (1 - self.link_share) * max(0.0, lag_seconds) / most_lag
         return max(float(MIN_PACE), live_limit / 8 * share)
 
     def reserve(self, *, lag_seconds: float, max_lag_seconds: float, waiting_bytes: int,
                 waiting_seconds: float) -> float:
-        """Bit/s the live stream should leave the recording now (0: none): past the lag share of
+        """Bit/s the live stream should leave the recording now (0: none): past :data:`RESERVE_SHARE` of
         ``max_lag_seconds`` (the oldest waiting segment is ``lag_seconds`` behind), :data:`CATCH_UP`
         times the rate it piled up at: ``waiting_bytes`` recorded over ``waiting_seconds``."""
-        if waiting_bytes <= 0 or not lag_seconds >= max_lag_seconds * self.lag_share or lag_seconds <= 0:
+        if waiting_bytes <= 0 or not lag_seconds >= max_lag_seconds * RESERVE_SHARE or lag_seconds <= 0:
             return 0.0
         return CATCH_UP * waiting_bytes * 8 / max(1.0, waiting_seconds)

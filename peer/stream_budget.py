@@ -227,6 +227,8 @@ class StreamBudget:
     _capacity_at: float | None = field(default=None, init=False)
     reserved: float = field(default=0.0, init=False)
     """Bit/s of the link set aside for the recording's uploads (:meth:`reserve`); the target is the rest."""
+    _shared_until: float = field(default=float("-inf"), init=False)
+    """When the last share was released: estimates for a while after still speak of the squeezed video."""
     _shared: float | None = field(default=None, init=False)
     """What the link carried when a share was first set aside (:meth:`reserve`); None while none is."""
     _above_since: float | None = field(default=None, init=False)
@@ -260,9 +262,11 @@ class StreamBudget:
         # back, a low estimate is believed at once (its lag is the lesser risk on a known narrow link).
         informed = self._informed(now) or not self.untried(now)
         self.congested = informed and rate > self._link and not self._climbing(now)
-        # While a share is set aside the memory holds: the estimate speaks of the video alone, squeezed
-        # by the share (counting it in would give the share back to the video).
-        if not self.reserved and (self.congested or self._link > self._link_capacity(now)):
+        # While a share is set aside, and for ESTIMATE_STALE after (the estimator's window still holds it),
+        # the memory holds: the estimate speaks of the video alone, squeezed by the share (counting it in
+        # would give the share back to the video; taking it after would keep the video squeezed).
+        squeezed = self.reserved or now - self._shared_until < ESTIMATE_STALE
+        if not squeezed and (self.congested or self._link > self._link_capacity(now)):
             self._capacity = max(MIN_BITRATE, self._link)
         if self.congested:
             self._congestion_at = now
@@ -300,6 +304,8 @@ class StreamBudget:
         if not bits_per_second >= 0 or bits_per_second == float("inf"):
             raise ValueError("a reserve is a finite, non-negative bit rate")
         if not bits_per_second:
+            if self._shared is not None:
+                self._shared_until = now
             self._shared = None
         elif self._shared is None:
             # The memory may still be probing above the link (an untried link pushes back only after a

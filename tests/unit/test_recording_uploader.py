@@ -175,8 +175,8 @@ def test_a_recording_far_behind_asks_the_live_stream_for_part_of_the_link(tmp_pa
     spool = tmp_path / "spool"
     up = uploader(spool, ScriptedBroker(), max_lag_seconds=lambda: 5.0)
     assert up.live_reserve() == 0.0  # nothing waits
-    # Two segments waiting, the oldest made 1.5 s ago: 0.5 s behind, under 30 % of the 5 s bound.
-    spool_segment(spool, 0, created=time.time() - 1.5)
+    # Two segments waiting, the oldest made 3.5 s ago: 2.5 s behind, under 60 % of the 5 s bound.
+    spool_segment(spool, 0, created=time.time() - 3.5)
     spool_segment(spool, 1)
     assert up.waiting_bytes() == 2 * len(WHOLE)
     assert up.live_reserve() == 0.0

@@ -403,3 +403,13 @@ def test_a_reserve_comes_off_the_estimate_when_the_memory_is_still_probing_above
     budget.link_bitrate(500_000, 0.5)
     budget.reserve(600_000, 0.5)
     assert budget.target_bitrate(0.5) == 500_000
+
+
+def test_estimates_just_after_a_share_is_released_still_speak_of_the_squeezed_video() -> None:
+    budget = StreamBudget()
+    budget.link_bitrate(1_000_000, 0.0)
+    budget.reserve(850_000, 0.0)
+    budget.reserve(0.0, 5.0)
+    # The estimator's window still holds the squeezed seconds: a low estimate now is no narrower link.
+    now = run(budget, seconds=2.0, fps=30, frame_bytes=4_000, link=200_000, start=5.0)
+    assert budget.target_bitrate(now) == pytest.approx(1_000_000, rel=0.05)

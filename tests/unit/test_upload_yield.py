@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from host_client.upload_yield import CATCH_UP, MIN_PACE, POLL_SECONDS, UploadYield
+from host_client.upload_yield import CATCH_UP, MIN_PACE, POLL_SECONDS, RESERVE_SHARE, UploadYield
 
 SEGMENT = 100_000
 BOUND = 5.0
@@ -59,10 +59,10 @@ def test_uploads_are_paced_to_a_share_of_the_live_stream_only_while_the_link_lim
     # Never below the floor, and a target that makes no sense gives the floor.
     assert rule.pace(live_limit=100_000.0, lag_seconds=0.0, max_lag_seconds=BOUND) == MIN_PACE
     assert rule.pace(live_limit=float("nan"), lag_seconds=0.0, max_lag_seconds=BOUND) == MIN_PACE
-    # A recording falling behind gets more of it: the whole target at the lag share (2.5 s of 5 s)...
-    assert rule.pace(live_limit=1_000_000.0, lag_seconds=1.25, max_lag_seconds=BOUND) == pytest.approx(78_125.0)
-    # ... and at the lag share, as far behind as uploads stop waiting, it is not paced at all.
-    assert rule.pace(live_limit=1_000_000.0, lag_seconds=2.5, max_lag_seconds=BOUND) is None
+    # A recording falling behind gets more of it: the whole target at the reserve share (3 s of 5 s)...
+    assert rule.pace(live_limit=1_000_000.0, lag_seconds=1.5, max_lag_seconds=BOUND) == pytest.approx(78_125.0)
+    # ... and from there, where the live stream sets part of the link aside for it, it is not paced at all.
+    assert rule.pace(live_limit=1_000_000.0, lag_seconds=3.0, max_lag_seconds=BOUND) is None
 
 
 def test_the_link_share_is_a_share() -> None:
@@ -72,19 +72,20 @@ def test_the_link_share_is_a_share() -> None:
 
 def test_past_the_lag_share_the_live_stream_leaves_the_recording_more_than_it_piles_up_at() -> None:
     rule = UploadYield(lag_share=0.3)
-    # 1.2 s behind a 5 s bound: under the share, nothing is set aside.
-    assert rule.reserve(lag_seconds=1.2, max_lag_seconds=BOUND, waiting_bytes=120_000, waiting_seconds=2.2) == 0.0
-    # 2 s behind, 225 kB waiting that record 3 s: it piles up at 600 kbit/s, and gets CATCH_UP times that.
-    assert rule.reserve(lag_seconds=2.0, max_lag_seconds=BOUND, waiting_bytes=225_000,
-                        waiting_seconds=3.0) == pytest.approx(CATCH_UP * 600_000)
+    # 2.9 s behind a 5 s bound: uploads no longer wait, but nothing is set aside before RESERVE_SHARE (3 s).
+    assert abs(RESERVE_SHARE * BOUND - 3.0) < 1e-9
+    assert rule.reserve(lag_seconds=2.9, max_lag_seconds=BOUND, waiting_bytes=290_000, waiting_seconds=3.9) == 0.0
+    # 3 s behind, 300 kB waiting that record 4 s: it piles up at 600 kbit/s, and gets CATCH_UP times that.
+    assert rule.reserve(lag_seconds=3.0, max_lag_seconds=BOUND, waiting_bytes=300_000,
+                        waiting_seconds=4.0) == pytest.approx(CATCH_UP * 600_000)
     assert CATCH_UP > 1
     # Nothing waiting (the lag read before the upload finished), or no lag: nothing set aside.
-    assert rule.reserve(lag_seconds=2.0, max_lag_seconds=BOUND, waiting_bytes=0, waiting_seconds=3.0) == 0.0
+    assert rule.reserve(lag_seconds=3.0, max_lag_seconds=BOUND, waiting_bytes=0, waiting_seconds=4.0) == 0.0
     assert rule.reserve(lag_seconds=0.0, max_lag_seconds=0.0, waiting_bytes=50_000, waiting_seconds=1.0) == 0.0
 
 
 def test_a_short_recording_is_not_taken_for_a_fast_pile_up() -> None:
     # Bytes that record under a second are measured over one: a burst is no rate of 8x its size.
-    rule = UploadYield(lag_share=0.05)
-    assert rule.reserve(lag_seconds=0.4, max_lag_seconds=BOUND, waiting_bytes=60_000,
+    rule = UploadYield()
+    assert rule.reserve(lag_seconds=0.4, max_lag_seconds=0.5, waiting_bytes=60_000,
                         waiting_seconds=0.4) == pytest.approx(CATCH_UP * 480_000)
