@@ -371,13 +371,19 @@ def test_a_reserve_for_the_recording_comes_off_the_target_not_off_the_links_capa
     assert budget.target_bitrate(0.0) == 2_000_000
 
 
+def sharing(memory: float, share: float) -> StreamBudget:
+    """A budget whose memory is ``memory`` bit/s (an estimate said so at 0 s), with ``share`` set aside at 0 s."""
+    budget = StreamBudget()
+    budget.link_bitrate(memory, 0.0)
+    budget.reserve(share, 0.0)
+    return budget
+
+
 def test_while_reserving_the_memory_holds_whatever_the_squeezed_video_is_told() -> None:
     # The link carries 1 Mbit/s and the memory knows it; with 800 kbit/s set aside the video gets ~200 kbit/s,
     # and its receiver's estimates (of the video alone, congested or far below) must not move the memory:
     # counted in, they would hand the share back to the video, or squeeze it again below the floor.
-    budget = StreamBudget()
-    budget.link_bitrate(1_000_000, 0.0)
-    budget.reserve(800_000, 0.0)
+    budget = sharing(1_000_000, 800_000)
     now = run(budget, seconds=6.0, fps=30, frame_bytes=6_000, link=200_000, start=1.0)
     assert budget.target_bitrate(now) == 200_000
     # The share released, the picture has the link's memory back at once.
@@ -406,9 +412,7 @@ def test_a_reserve_comes_off_the_estimate_when_the_memory_is_still_probing_above
 
 
 def test_estimates_just_after_a_share_is_released_still_speak_of_the_squeezed_video() -> None:
-    budget = StreamBudget()
-    budget.link_bitrate(1_000_000, 0.0)
-    budget.reserve(850_000, 0.0)
+    budget = sharing(1_000_000, 850_000)
     budget.reserve(0.0, 5.0)
     # The estimator's window still holds the squeezed seconds: a low estimate now is no narrower link.
     now = run(budget, seconds=2.0, fps=30, frame_bytes=4_000, link=200_000, start=5.0)
