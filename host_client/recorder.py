@@ -548,12 +548,15 @@ class RecordingUploader:
                 total += marker.with_suffix(".webm").stat().st_size
         return total
 
-    def live_reserve(self) -> float:
-        """Bit/s the live stream should leave the recording's uploads now (:meth:`UploadYield.reserve`)."""
-        lag = self.lag_seconds()
+    def live_reserve(self, lag_seconds: float) -> float:
+        """Bit/s the live stream should leave the recording's uploads now (:meth:`UploadYield.reserve`), the
+        oldest waiting segment being ``lag_seconds`` behind (:meth:`lag_seconds`, read once by the caller)."""
+        max_lag = self._max_lag_seconds()
+        if not self.yielding.reserve_due(lag_seconds=lag_seconds, max_lag_seconds=max_lag):
+            return 0.0  # the spool's sizes are read only when they count: it asks every half second
         # The waiting segments record from the oldest one's start: its lag and its own length.
-        return self.yielding.reserve(lag_seconds=lag, max_lag_seconds=self._max_lag_seconds(),
-                                     waiting_bytes=self.waiting_bytes(), waiting_seconds=lag + SEGMENT_SECONDS)
+        return self.yielding.reserve(lag_seconds=lag_seconds, max_lag_seconds=max_lag,
+                                     waiting_bytes=self.waiting_bytes(), waiting_seconds=lag_seconds + SEGMENT_SECONDS)
 
     def _pace(self) -> float | None:
         """Bytes per second to write an upload at now (None: unpaced), :meth:`UploadYield.pace`."""

@@ -782,10 +782,11 @@ class HostSession:
         while True:
             await asyncio.sleep(RECORDING_WATCH_SECONDS)
             failed = self.recorder.error if self.recorder is not None else None
-            self._carry_out_soon(self._state.recording_checked(self.uploader.lag_seconds(), failed))
+            lag = self.uploader.lag_seconds()
+            self._carry_out_soon(self._state.recording_checked(lag, failed))
             if self._track is not None:
                 # Far behind, the recording gets part of the link before control would pause for it.
-                self._track.budget.reserve(self.uploader.live_reserve(), time.monotonic())
+                self._track.budget.reserve(self.uploader.live_reserve(lag), time.monotonic())
 
     async def _watch_link(self) -> None:
         """Tell the technician when the link, not the screen, limits the picture, and to what."""

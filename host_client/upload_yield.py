@@ -121,11 +121,16 @@ class UploadYield:
         share = self.link_share + (1 - self.link_share) * max(0.0, lag_seconds) / most_lag
         return max(float(MIN_PACE), live_limit / 8 * share)
 
+    @staticmethod
+    def reserve_due(*, lag_seconds: float, max_lag_seconds: float) -> bool:
+        """Whether the oldest waiting segment, ``lag_seconds`` behind, is past :data:`RESERVE_SHARE` of
+        ``max_lag_seconds``: the live stream then sets part of the link aside (:meth:`reserve`)."""
+        return lag_seconds > 0 and lag_seconds >= max_lag_seconds * RESERVE_SHARE
+
     def reserve(self, *, lag_seconds: float, max_lag_seconds: float, waiting_bytes: int,
                 waiting_seconds: float) -> float:
-        """Bit/s the live stream should leave the recording now (0: none): past :data:`RESERVE_SHARE` of
-        ``max_lag_seconds`` (the oldest waiting segment is ``lag_seconds`` behind), :data:`CATCH_UP`
-        times the rate it piled up at: ``waiting_bytes`` recorded over ``waiting_seconds``."""
-        if waiting_bytes <= 0 or not lag_seconds >= max_lag_seconds * RESERVE_SHARE or lag_seconds <= 0:
+        """Bit/s the live stream should leave the recording now (0: none): once :meth:`reserve_due`,
+        :data:`CATCH_UP` times the rate it piled up at: ``waiting_bytes`` recorded over ``waiting_seconds``."""
+        if waiting_bytes <= 0 or not self.reserve_due(lag_seconds=lag_seconds, max_lag_seconds=max_lag_seconds):
             return 0.0
         return CATCH_UP * waiting_bytes * 8 / max(1.0, waiting_seconds)

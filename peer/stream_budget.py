@@ -317,9 +317,11 @@ class StreamBudget:
     def target_bitrate(self, now: float) -> float:
         """Bit/s the stream should fit now: the capacity memory (see the module's docstring), less what
         is set aside for the recording (:meth:`reserve`)."""
-        capacity = self._link_capacity(now)
-        if self._shared is None:
-            return capacity
+        return self._link_capacity(now) if self._shared is None else self._shared_target()
+
+    def _shared_target(self) -> float:
+        """The target while a share is set aside: what the link carried then, less the share."""
+        assert self._shared is not None
         return max(MIN_BITRATE, self._shared - self.reserved)
 
     def _link_capacity(self, now: float) -> float:
@@ -432,7 +434,7 @@ class StreamBudget:
         :data:`REFINE_SHARE` of the target (a keyframe's burst drains first; the cap in force may
         lag a fallen target, since a new cap costs a keyframe), and no sooner than
         :data:`REFINE_FPS` (or the frame-rate cap) allows."""
-        target = self._capacity if self._shared is None else max(MIN_BITRATE, self._shared - self.reserved)
+        target = self._capacity if self._shared is None else self._shared_target()
         return max(1.0 / min(self.fps_cap, REFINE_FPS), self._last_frame_bits / (REFINE_SHARE * target))
 
     def sent_fps(self, now: float) -> float:

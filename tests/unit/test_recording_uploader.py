@@ -174,12 +174,12 @@ async def test_a_lagging_recording_is_not_paced(tmp_path: Path) -> None:
 def test_a_recording_far_behind_asks_the_live_stream_for_part_of_the_link(tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     up = uploader(spool, ScriptedBroker(), max_lag_seconds=lambda: 5.0)
-    assert up.live_reserve() == 0.0  # nothing waits
+    assert up.live_reserve(up.lag_seconds()) == 0.0  # nothing waits
     # Two segments waiting, the oldest made 3.5 s ago: 2.5 s behind, under 60 % of the 5 s bound.
     spool_segment(spool, 0, created=time.time() - 3.5)
     spool_segment(spool, 1)
     assert up.waiting_bytes() == 2 * len(WHOLE)
-    assert up.live_reserve() == 0.0
+    assert up.live_reserve(up.lag_seconds()) == 0.0
     # The oldest made 4 s ago: 3 s behind. The backlog, 2 x 100 kB, records 4 s; it gets CATCH_UP times that rate.
     spool_segment(spool, 0, created=time.time() - 4.0)
-    assert up.live_reserve() == pytest.approx(CATCH_UP * 2 * len(WHOLE) * 8 / 4.0, rel=0.02)
+    assert up.live_reserve(up.lag_seconds()) == pytest.approx(CATCH_UP * 2 * len(WHOLE) * 8 / 4.0, rel=0.02)

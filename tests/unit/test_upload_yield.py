@@ -89,3 +89,9 @@ def test_a_short_recording_is_not_taken_for_a_fast_pile_up() -> None:
     rule = UploadYield()
     assert rule.reserve(lag_seconds=0.4, max_lag_seconds=0.5, waiting_bytes=60_000,
                         waiting_seconds=0.4) == pytest.approx(CATCH_UP * 480_000)
+
+
+def test_a_reserve_is_due_from_its_share_of_the_bound_on() -> None:
+    assert not UploadYield.reserve_due(lag_seconds=2.9, max_lag_seconds=BOUND)
+    assert UploadYield.reserve_due(lag_seconds=3.0, max_lag_seconds=BOUND)
+    assert not UploadYield.reserve_due(lag_seconds=0.0, max_lag_seconds=0.0)  # no lag: nothing to catch up
