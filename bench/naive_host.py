@@ -50,6 +50,7 @@ HOST_HOOKS: tuple[tuple[Callable[[bool], None], Callable[[], bool]], ...] = (
     (aiortc_hooks.forward_keyframe_requests, aiortc_hooks.keyframe_requests_forwarded),
     (aiortc_hooks.quick_sctp_retransmits, aiortc_hooks.sctp_retransmits_quick),
     (aiortc_hooks.pace_video_senders, aiortc_hooks.video_senders_paced),
+    (aiortc_hooks.report_receiver_losses, aiortc_hooks.receiver_losses_reported),
 )
 """(switch, is-on) of every sender-side hook. ``gather_loopback_only`` stays: it only picks addresses."""
 RECEIVER_HOOKS: tuple[tuple[Callable[[bool], None], Callable[[], bool]], ...] = (

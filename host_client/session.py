@@ -33,6 +33,7 @@ from peer.aiortc_hooks import (
     pace_video_senders,
     pacer_stats,
     quick_sctp_retransmits,
+    report_receiver_losses,
     selected_route,
     use_screen_encoder,
 )
@@ -184,13 +185,15 @@ def add_screen_sender(pc: RTCPeerConnection, track: ScreenTrack) -> None:
     :class:`~peer.screen_encoder.ScreenH264Encoder`; the receiver's keyframe
     requests reach the track, which sends only on change. VP8 with aiortc's
     encoder remains for receivers without H.264. Either way the packets leave
-    paced at the track's budget (:func:`~peer.aiortc_hooks.pace_video_senders`), and
+    paced at the track's budget (:func:`~peer.aiortc_hooks.pace_video_senders`), which
+    also hears the receiver's reports of loss (:func:`~peer.aiortc_hooks.report_receiver_losses`), and
     the data channels resend a lost input chunk within a fraction of a second
     (:func:`~peer.aiortc_hooks.quick_sctp_retransmits`).
     """
     use_screen_encoder(True)
     forward_keyframe_requests(True)
     pace_video_senders(True)
+    report_receiver_losses(True)
     quick_sctp_retransmits(True)
     transceiver = pc.addTransceiver(track, direction="sendonly")
     transceiver.setCodecPreferences(screen_codec_preferences())

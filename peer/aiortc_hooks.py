@@ -16,6 +16,11 @@ name still exists and behaves as assumed in the pinned aiortc/aioice range
   when the *next* frame is encoded; a capture track that sends frames only when
   the screen changes would sit on that flag until something moves. The hook also
   calls the track's ``keyframe_requested()`` so it sends a frame now.
+* :func:`report_receiver_losses` -- aiortc's sender reads a receiver report's
+  fraction lost only into its stats; REMB is all its encoder hears of the link. The
+  hook also hands the fraction to the screen encoder, hence to the stream's budget
+  (:meth:`~peer.stream_budget.StreamBudget.receiver_loss`): heavy loss is
+  congestion even when the receiver's estimate misses it.
 * :func:`pace_video_senders` -- aiortc's sender hands each packet to its DTLS
   transport the moment it is encoded: a keyframe leaves as one burst a slow
   link's bottleneck queue drops the tail of, and retransmissions join it. The
@@ -96,7 +101,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import NackGenerator, RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RtpPacket, is_rtcp
+from aiortc.rtp import AnyRtcpPacket, RtcpRrPacket, RtcpSrPacket, RtpPacket, is_rtcp
 from aiortc.utils import uint16_add, uint16_gt
 
 from protocol.route import Route
@@ -135,6 +140,7 @@ with it the patience follows the round trip (:func:`peer.loss_recovery.abandon_a
 _original_get_host_addresses = aioice.ice.get_host_addresses
 _original_get_encoder = get_encoder
 _original_send_keyframe = RTCRtpSender._send_keyframe
+_original_handle_rtcp_packet = RTCRtpSender._handle_rtcp_packet
 _original_jitter_buffer = JitterBuffer
 _original_nack_generator = NackGenerator
 _original_receive = RTCRtpReceiver.receive
@@ -188,6 +194,30 @@ def forward_keyframe_requests(enabled: bool) -> None:
 
 def keyframe_requests_forwarded() -> bool:
     return RTCRtpSender._send_keyframe is _send_keyframe_and_tell_track
+
+
+# --- receiver reports of loss reach the screen encoder -----------------------------------------
+
+
+async def _handle_rtcp_and_report_loss(self: RTCRtpSender, packet: AnyRtcpPacket) -> None:
+    if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+        encoder = getattr(self, "_RTCRtpSender__encoder", None)  # private: aiortc builds it on the first frame
+        if isinstance(encoder, ScreenH264Encoder):
+            for report in packet.reports:
+                if report.ssrc == self._ssrc:
+                    encoder.receiver_loss(report.fraction_lost / 256)
+    await _original_handle_rtcp_packet(self, packet)
+
+
+def report_receiver_losses(enabled: bool) -> None:
+    """Also hand the fraction lost of each receiver report (RTCP RR/SR) on a sender's SSRC to its
+    :class:`~peer.screen_encoder.ScreenH264Encoder`, hence to the stream's budget."""
+    hook = _handle_rtcp_and_report_loss if enabled else _original_handle_rtcp_packet
+    RTCRtpSender._handle_rtcp_packet = hook  # type: ignore[method-assign]  # the hook: aiortc has no option for it
+
+
+def receiver_losses_reported() -> bool:
+    return RTCRtpSender._handle_rtcp_packet is _handle_rtcp_and_report_loss
 
 
 # --- video senders paced ----------------------------------------------------------------------

@@ -34,7 +34,7 @@ needs it:
 * each frame carries its stream's :class:`~peer.stream_budget.StreamBudget` in
   ``frame.opaque`` (a :class:`~peer.stream_budget.FrameTag`; frames without one
   use the encoder's own); the encoder tells
-  it the link bitrate and every frame's size, which is how the capture side learns
+  it the link bitrate, the receiver's reported losses and every frame's size, which is how the capture side learns
   to lower frame rate or scale and when to refine.
 
 RTP packetization (FU-A/STAP-A) is aiortc's, inherited unchanged.
@@ -45,6 +45,7 @@ from __future__ import annotations
 import fractions
 import os
 import time
+from collections import deque
 from collections.abc import Iterator
 
 import av
@@ -67,6 +68,9 @@ MIN_KEYFRAME_GAP = 0.3
 """Seconds between two forced keyframes at most once."""
 GOP = 100_000
 """No periodic keyframes: receivers ask when they need one."""
+LOSS_REPORTS_KEPT = 4
+"""Receiver reports of loss held for the next frame (they come about once a second; a still screen
+sends a frame within seconds): the oldest go first."""
 
 
 def encoder_threads() -> int:
@@ -82,6 +86,7 @@ class ScreenH264Encoder(H264Encoder):
         self._context: av.VideoCodecContext | None = None
         self._estimate: int | None = None
         self._estimate_is_new = False
+        self._losses: deque[float] = deque(maxlen=LOSS_REPORTS_KEPT)
         self._last_keyframe = float("-inf")
         self._keyframe_pending = False
         self._own_budget = StreamBudget()
@@ -99,6 +104,13 @@ class ScreenH264Encoder(H264Encoder):
     def target_bitrate(self, bitrate: int) -> None:
         self._estimate = max(1, int(bitrate))
         self._estimate_is_new = True  # passed on with the next frame: the budget counts reports
+
+    def receiver_loss(self, fraction: float) -> None:
+        """A receiver report said ``fraction`` (0 to 1) of the packets were lost since its last one;
+        passed on with the next frame, like the estimate (the budget lives on the encoder's thread)."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError("a lost fraction is between 0 and 1")
+        self._losses.append(fraction)
 
     @property
     def frame_cap(self) -> FrameCap | None:
@@ -137,6 +149,8 @@ class ScreenH264Encoder(H264Encoder):
         if self._estimate is not None and self._estimate_is_new:
             budget.link_bitrate(self._estimate, now)
             self._estimate_is_new = False
+        while self._losses:
+            budget.receiver_loss(self._losses.popleft(), now)
         wanted = budget.frame_cap(now)
         if self._context is not None and (
             (frame.width, frame.height) != (self._context.width, self._context.height)

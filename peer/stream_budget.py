@@ -58,7 +58,10 @@ the target is a *capacity memory*:
   above the newest estimate) decays, with a half-life of :data:`CAPACITY_HALF_LIFE`,
   so a capacity seen long ago is not trusted forever;
 * dropped frames (the pacer's queue overflowed, :meth:`StreamBudget.frames_dropped`)
-  are congestion: the memory is cut below what was sent, the frame rate too.
+  are congestion: the memory is cut below what was sent, the frame rate too;
+* so is a receiver report of heavy loss (:meth:`StreamBudget.receiver_loss`, over
+  :data:`LOSS_CONGESTED`): the memory is cut below what got through. It bounds the
+  untried link's probing where the estimator stays silent.
 
 The memory is the link's; while part of it is set aside for the session's recording,
 the stream's target is what the link carried when the share was first set aside (the
@@ -158,6 +161,14 @@ RECAP_RATIO = 1.5
 a new encoder, hence a keyframe)..."""
 RECAP_HOLD = 2.0
 """...and this many seconds after the last change."""
+LOSS_CONGESTED = 0.1
+"""A receiver report saying more than this share of the video's packets were lost since the last one is
+congestion (GCC's loss-based rule, draft-ietf-rmcat-gcc-02 section 6: over 10 % the sender backs off,
+under 2 % it may grow). Random loss on a bad Wi-Fi or mobile link stays below it (and NACK/RTX recovers
+it); a stream sent at several times what the link carries loses most of its packets. On an untried link
+this is often the first word: a REMB estimator that misses the queue's growth (behind a relay, with loss
+either way) keeps climbing 8 % a second while the stream probes far above the link (seen on a 2.5 Mbit/s
+link with 1 % loss: a 135 Mbit/s target, and the scroll's every frame broken)."""
 LINK_EVIDENCE_SECONDS = 10.0
 """Seconds after the last sign of congestion (an estimate's, or frames the pacer dropped) during which
 the link counts as what limits the picture (:meth:`StreamBudget.link_limited`)."""
@@ -336,13 +347,29 @@ class StreamBudget:
     def frames_dropped(self, now: float) -> None:
         """The pacer dropped frames for lack of link: congestion. The target falls below what was
         sent (or below itself), and the frame rate is cut, once per window like an estimate's cut."""
+        self._pushed_back(now, lost=0.0)
+
+    def receiver_loss(self, fraction: float, now: float) -> None:
+        """A receiver report (RTCP RR/SR): ``fraction`` of the video's packets were lost since the last.
+
+        Above :data:`LOSS_CONGESTED` the link is congested, as on frames dropped: the target falls
+        below what got through (what was sent less the lost share), and the frame rate is cut,
+        once per window."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError("a lost fraction is between 0 and 1")
+        if fraction > LOSS_CONGESTED:
+            self._pushed_back(now, lost=fraction)
+
+    def _pushed_back(self, now: float, *, lost: float) -> None:
+        """Congestion the sender saw for itself (frames dropped, or ``lost`` share of the packets): the
+        memory falls below what got through, the share set aside for the recording included."""
         self.congested = True
         self._congestion_at = now
         if now - self._cut_at < RATE_WINDOW:
-            return
+            return  # the last cut's rate still holds frames sent before it: cutting again would overshoot
         rate = self.send_rate(now)
         capacity = self._link_capacity(now)
-        carried = min(capacity, rate + self.reserved) if rate > 0 else capacity
+        carried = min(capacity, rate * (1.0 - lost) + self.reserved) if rate > 0 else capacity
         self._capacity = max(MIN_BITRATE, HEADROOM * carried)
         self._cut(now, rate, self._capacity)
 

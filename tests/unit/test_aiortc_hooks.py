@@ -26,14 +26,16 @@ import aiortc.rtcsctptransport
 import pytest
 from aioice import stun
 from aioice.candidate import candidate_priority
-from aiortc import RTCBundlePolicy, RTCIceServer, RTCPeerConnection
+from aiortc import RTCBundlePolicy, RTCCertificate, RTCIceServer, RTCPeerConnection, VideoStreamTrack
 from aiortc.codecs import get_capabilities
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
-from aiortc.rtp import HeaderExtensionsMap, RtcpByePacket, RtpPacket, is_rtcp
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import HeaderExtensionsMap, RtcpByePacket, RtcpReceiverInfo, RtcpRrPacket, RtpPacket, is_rtcp
 
 from peer import aiortc_hooks
 from peer.ice import rtc_configuration
@@ -52,6 +54,7 @@ from tests.support.tls import CertificateFiles, self_signed_certificate
 def _restore_hook():
     yield
     aiortc_hooks.gather_loopback_only(False)
+    aiortc_hooks.report_receiver_losses(False)
 
 
 def test_aioice_still_gathers_through_a_module_level_address_lister() -> None:
@@ -157,6 +160,43 @@ def test_keyframe_requests_reach_the_track_and_still_set_aiortcs_flag() -> None:
     sender.track = None  # a track without the method (or none): only aiortc's flag
     aiortc_hooks.forward_keyframe_requests(True)
     aiortc.rtcrtpsender.RTCRtpSender._send_keyframe(sender)
+
+
+# --- receiver reports of loss reach the screen encoder -----------------------------------------
+
+
+def _report(ssrc: int, fraction_lost: int) -> RtcpRrPacket:
+    return RtcpRrPacket(ssrc=4321, reports=[RtcpReceiverInfo(
+        ssrc=ssrc, fraction_lost=fraction_lost, packets_lost=64, highest_sequence=1000, jitter=0, lsr=0, dlsr=0)])
+
+
+@pytest.mark.parametrize("reported", [True, False])
+def test_a_receiver_reports_loss_reaches_the_screen_encoder_and_aiortcs_stats(reported: bool) -> None:
+    async def run() -> tuple[list[float], Any]:
+        aiortc_hooks.report_receiver_losses(reported)
+        assert aiortc_hooks.receiver_losses_reported() is reported
+        transport = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()])
+        sender = RTCRtpSender(VideoStreamTrack(), transport)
+        encoder = ScreenH264Encoder()
+        heard: list[float] = []
+        encoder.receiver_loss = heard.append  # type: ignore[method-assign]  # listen instead of queueing
+        sender._RTCRtpSender__encoder = encoder  # type: ignore[attr-defined]  # aiortc sets it on the first frame
+        await sender._handle_rtcp_packet(_report(sender._ssrc, 128))
+        await sender._handle_rtcp_packet(_report(sender._ssrc + 1, 255))  # another stream's report
+        sender._RTCRtpSender__encoder = Vp8Encoder()  # type: ignore[attr-defined]  # aiortc's encoders have no ear for it
+        await sender._handle_rtcp_packet(_report(sender._ssrc, 255))
+        return heard, await sender.getStats()
+
+    heard, stats = asyncio.run(run())
+    assert heard == ([0.5] if reported else [])
+    remote = [s for s in stats.values() if s.type == "remote-inbound-rtp"]
+    assert remote and remote[0].fractionLost == 255, "aiortc still reads every report"
+
+
+def test_aiortc_still_reads_receiver_reports_in_its_rtcp_handler() -> None:
+    source = inspect.getsource(aiortc.rtcrtpsender.RTCRtpSender._handle_rtcp_packet)
+    assert "isinstance(packet, (RtcpRrPacket, RtcpSrPacket))" in source and "fractionLost=report.fraction_lost" in source
+    assert "self.__encoder" in inspect.getsource(aiortc.rtcrtpsender.RTCRtpSender._next_encoded_frame)
 
 
 # --- video senders paced ----------------------------------------------------------------------

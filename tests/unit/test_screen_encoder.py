@@ -14,7 +14,7 @@ from aiortc.codecs.h264 import H264Decoder, h264_depayload
 from aiortc.jitterbuffer import JitterFrame
 
 from peer import screen_encoder
-from peer.screen_encoder import ScreenH264Encoder, screen_codec_preferences
+from peer.screen_encoder import LOSS_REPORTS_KEPT, ScreenH264Encoder, screen_codec_preferences
 from peer.stream_budget import FrameTag, StreamBudget
 
 TIME_BASE = fractions.Fraction(1, 90_000)
@@ -174,12 +174,16 @@ def test_a_new_picture_size_starts_with_a_keyframe() -> None:
 
 @dataclass
 class ListeningBudget(StreamBudget):
-    """A budget that notes the link bitrates it hears instead of acting on them."""
+    """A budget that notes the link bitrates and losses it hears instead of acting on them."""
 
     reports: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
 
     def link_bitrate(self, bits_per_second: float, now: float) -> None:
         self.reports.append(bits_per_second)
+
+    def receiver_loss(self, fraction: float, now: float) -> None:
+        self.losses.append(fraction)
 
 
 def test_the_budget_riding_on_a_frame_hears_sizes_and_the_estimate() -> None:
@@ -192,6 +196,21 @@ def test_the_budget_riding_on_a_frame_hears_sizes_and_the_estimate() -> None:
             encoder.target_bitrate = 100_000  # a second report, same figure
     assert reports == [100_000, 100_000], "each report once, with the next frame"
     assert budget.send_rate(time.monotonic()) > 100_000
+
+
+def test_receiver_losses_reach_the_budget_with_the_next_frame_each_once() -> None:
+    encoder, budget = ScreenH264Encoder(), ListeningBudget(max_fps=30)
+    encoder.receiver_loss(0.0)
+    encoder.receiver_loss(0.5)
+    assert budget.losses == [], "nothing before a frame"
+    encoder.encode(frame_of(text_screen(), 0, budget), force_keyframe=False)
+    assert budget.losses == [0.0, 0.5]
+    for n in range(LOSS_REPORTS_KEPT + 2):  # a still screen: reports pile up, the newest are kept
+        encoder.receiver_loss(n / 10)
+    encoder.encode(frame_of(text_screen(), 3000, budget), force_keyframe=False)
+    assert budget.losses[2:] == [n / 10 for n in range(2, LOSS_REPORTS_KEPT + 2)]
+    with pytest.raises(ValueError):
+        encoder.receiver_loss(1.5)
 
 
 def test_a_frames_budget_survives_an_older_frame_being_freed() -> None:

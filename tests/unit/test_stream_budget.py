@@ -9,6 +9,7 @@ from peer.stream_budget import (
     ESTIMATE_STALE,
     ESTIMATOR_WINDOW,
     KEYFRAME_WINDOW,
+    LOSS_CONGESTED,
     MIN_BITRATE,
     PROBE_QUIET,
     RECAP_HOLD,
@@ -417,3 +418,48 @@ def test_estimates_just_after_a_share_is_released_still_speak_of_the_squeezed_vi
     # The estimator's window still holds the squeezed seconds: a low estimate now is no narrower link.
     now = run(budget, seconds=2.0, fps=30, frame_bytes=4_000, link=200_000, start=5.0)
     assert budget.target_bitrate(now) == pytest.approx(1_000_000, rel=0.05)
+
+
+# --- receiver reports of loss ------------------------------------------------------------
+
+
+def test_heavy_loss_stops_an_untried_links_probe_below_what_got_through() -> None:
+    # A scroll on an untried link (14 kB frames at 60 fps, 6.7 Mbit/s): the target follows it up.
+    budget = StreamBudget(max_fps=60, min_fps=5)
+    now = 0.0
+    while now < 2:
+        budget.sent(14_000, keyframe=False, now=now)
+        now += 1 / 60
+    sent = budget.send_rate(now)
+    assert budget.target_bitrate(now) > 0.9 * sent and budget.fps == 60, "probing, not cut"
+    budget.receiver_loss(0.75, now)  # a 2.5 Mbit/s link lost three packets in four
+    assert budget.congested and not budget.untried(now)
+    assert budget.target_bitrate(now) <= 0.25 * sent and budget.fps < 60
+    target, fps = budget.target_bitrate(now), budget.fps
+    budget.receiver_loss(0.75, now + 0.5)  # the next report covers the same burst: one cut per window
+    assert budget.target_bitrate(now + 0.5) == pytest.approx(target, rel=0.01) and budget.fps == fps
+
+
+def test_random_loss_a_retransmission_repairs_is_no_congestion() -> None:
+    budget = StreamBudget(max_fps=30)
+    now = run(budget, seconds=3, fps=30, frame_bytes=4_000, link=None)
+    target = budget.target_bitrate(now)
+    for fraction in (0.0, 0.02, LOSS_CONGESTED):
+        budget.receiver_loss(fraction, now)
+    assert not budget.congested and budget.untried(now) and budget.target_bitrate(now) == target
+
+
+def test_loss_while_the_recording_has_a_share_counts_the_share_as_carried() -> None:
+    budget = StreamBudget(max_fps=30)
+    now = run(budget, seconds=3, fps=30, frame_bytes=4_000, link=None)  # ~1 Mbit/s of video
+    budget.reserve(400_000, now)
+    sent = budget.send_rate(now)
+    budget.receiver_loss(0.5, now)
+    budget.reserve(0.0, now)  # the share released: the target is the link's memory again
+    assert budget.target_bitrate(now) == pytest.approx(0.9 * (0.5 * sent + 400_000))
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.01, float("nan")])
+def test_a_lost_fraction_outside_0_to_1_is_refused(fraction: float) -> None:
+    with pytest.raises(ValueError):
+        StreamBudget().receiver_loss(fraction, 0.0)
