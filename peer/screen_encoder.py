@@ -23,8 +23,9 @@ needs it:
   per-frame allowance times the declared :data:`DECLARED_FPS`, and the capture
   sends no more frames a second than the budget's frame rate;
 * PyAV cannot change the VBV of an open encoder, so a new cap means a new encoder
-  and a keyframe (itself capped): the cap follows the budget only on a change of
-  :data:`~peer.stream_budget.RECAP_RATIO` held
+  and a keyframe (itself capped): the cap follows the budget only on a fall of
+  :data:`~peer.stream_budget.RECAP_RATIO` or a rise of
+  :data:`~peer.stream_budget.RECAP_UP_RATIO`, held
   :data:`~peer.stream_budget.RECAP_HOLD` seconds apart;
 * a keyframe when the receiver asks (PLI/FIR), the picture size or the cap changes,
   never more often than :data:`MIN_KEYFRAME_GAP` (one lost packet can make a

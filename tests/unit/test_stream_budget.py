@@ -13,6 +13,8 @@ from peer.stream_budget import (
     MIN_BITRATE,
     PROBE_QUIET,
     RECAP_HOLD,
+    RECAP_RATIO,
+    RECAP_UP_RATIO,
     SCALES,
     START_BITRATE,
     UNTRIED_AFTER,
@@ -249,6 +251,12 @@ def test_a_new_cap_only_after_the_hold_and_a_large_enough_change() -> None:
     assert recap_due(cap, FrameCap(12_000, 75_000), RECAP_HOLD)
     assert not recap_due(cap, FrameCap(5_000, 30_000), 60.0), "a change of a quarter is not worth a keyframe"
     assert recap_due(cap, FrameCap(2_000, 12_500), RECAP_HOLD)
+    # Down at 1.5x (frames too large for the link), up only at 3x (a blurred keyframe and a second of
+    # refinement buy frames that are only somewhat larger).
+    assert recap_due(cap, FrameCap(int(4_000 / RECAP_RATIO), 16_000), RECAP_HOLD)
+    assert not recap_due(cap, FrameCap(int(4_000 * RECAP_RATIO), 37_500), RECAP_HOLD)
+    assert not recap_due(cap, FrameCap(11_000, 68_000), RECAP_HOLD)
+    assert recap_due(cap, FrameCap(int(4_000 * RECAP_UP_RATIO), 75_000), RECAP_HOLD)
 
 
 def test_a_stream_pressing_on_its_target_probes_it_upwards_until_congestion() -> None:
