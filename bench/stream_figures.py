@@ -132,13 +132,15 @@ class PipelineFigures:
             return math.nan
         return sum(getattr(p, what) * p.seconds for p in present) / sum(p.seconds for p in present)
 
-    def p_counting_missed(self, q: float) -> float:
-        """Latency percentile ``q`` with every missed mark counted as never arriving (inf).
+    def p_counting_missed(self, q: float, phase: str | None = None) -> float:
+        """Latency percentile ``q`` over all marks or one phase's, every missed mark counted as never
+        arriving (inf).
 
         What the targets are judged on: a pipeline that drops most marks must not
         pass on the few it showed.
         """
-        values = self.latencies + [math.inf] * self.missed
+        source = self.phases[phase] if phase else self
+        values = source.latencies + [math.inf] * source.missed
         return percentile(values, q) if values else math.nan
 
     @property
