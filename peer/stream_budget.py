@@ -46,7 +46,10 @@ the target is a *capacity memory*:
   than refinement would (a moving screen); the target then grows
   :data:`UNTRIED_PROBE_PER_SECOND` a second, at once and at least to what is sent, and
   the frame rate is *not* cut: a scroll after typing keeps its frame rate on a fast
-  link, and a narrow one pushes back within a second or two. On a link that pushed
+  link, and a narrow one pushes back within a second or two. Either probe stops at
+  :data:`PROBE_CEILING` times what the link has shown it carries (a receiver report
+  with next to no loss, or the estimate): a report comes about once a second, and a
+  fast link's next one lifts the ceiling. On a link that pushed
   back (within :data:`UNTRIED_AFTER`), the stream wants more when it went over its
   target (and the frame rate was cut to fit); after :data:`PROBE_QUIET` seconds
   without congestion the target grows :data:`PROBE_PER_SECOND` a second. Refinement
@@ -175,6 +178,17 @@ it); a stream sent at several times what the link carries loses most of its pack
 this is often the first word: a REMB estimator that misses the queue's growth (behind a relay, with loss
 either way) keeps climbing 8 % a second while the stream probes far above the link (seen on a 2.5 Mbit/s
 link with 1 % loss: a 135 Mbit/s target, and the scroll's every frame broken)."""
+LOSS_FREE = 0.02
+"""A receiver report of at most this share lost shows the link carried what was sent meanwhile (GCC's
+"under 2 %": the sender may grow)."""
+PROBE_CEILING = 3.0
+"""A probe never takes the target above this multiple of what the link has shown it carries (the
+most sent over a report that lost at most :data:`LOSS_FREE`, the receiver's estimate, or the start),
+over :data:`PROVEN_SECONDS`. A loss report comes about once a second: unbounded, the untried probe
+followed a scroll's 10 Mbit/s on a 2.5 Mbit/s link to a 29 Mbit/s target, and its keyframes (0.2 s
+of target: 730 kB) could never arrive. On a fast link the next clean report lifts the ceiling."""
+PROVEN_SECONDS = 60.0
+"""Seconds a rate the link carried counts for the probe's ceiling."""
 LINK_EVIDENCE_SECONDS = 10.0
 """Seconds after the last sign of congestion (an estimate's, or frames the pacer dropped) during which
 the link counts as what limits the picture (:meth:`StreamBudget.link_limited`)."""
@@ -249,6 +263,8 @@ class StreamBudget:
     """When the last share was released: estimates for a while after still speak of the squeezed video."""
     _shared: float | None = field(default=None, init=False)
     """What the link carried when a share was first set aside (:meth:`reserve`); None while none is."""
+    _proven: deque[tuple[float, float]] = field(default_factory=deque, init=False)
+    """(when, bit/s): rates the link carried, for the probe's ceiling (:data:`PROBE_CEILING`)."""
     _above_since: float | None = field(default=None, init=False)
     _above_reference: float = field(default=0.0, init=False)
     last_frame_capped: bool = field(default=False, init=False)
@@ -366,6 +382,25 @@ class StreamBudget:
             raise ValueError("a lost fraction is between 0 and 1")
         if fraction > LOSS_CONGESTED:
             self._pushed_back(now, lost=fraction)
+        elif fraction <= LOSS_FREE:
+            self._carried(self.send_rate(now), now)
+
+    def _carried(self, bits_per_second: float, now: float) -> None:
+        """The link carried ``bits_per_second``: the probe's ceiling may rise to a multiple of it."""
+        while self._proven and self._proven[0][0] <= now - PROVEN_SECONDS:
+            self._proven.popleft()
+        # Only a new highest counts (the ceiling takes the largest): the deque stays short and descending.
+        while self._proven and self._proven[-1][1] <= bits_per_second:
+            self._proven.pop()
+        self._proven.append((now, bits_per_second))
+
+    def probe_ceiling(self, now: float) -> float:
+        """Bit/s a probe may take the target to: :data:`PROBE_CEILING` times what the link has shown it
+        carries within :data:`PROVEN_SECONDS` (at least :data:`START_BITRATE`)."""
+        while self._proven and self._proven[0][0] <= now - PROVEN_SECONDS:
+            self._proven.popleft()
+        shown = max([START_BITRATE, self._link or 0.0, *(rate for _, rate in self._proven)])
+        return PROBE_CEILING * shown
 
     def _pushed_back(self, now: float, *, lost: float) -> None:
         """Congestion the sender saw for itself (frames dropped, or ``lost`` share of the packets): the
@@ -454,9 +489,11 @@ class StreamBudget:
             return  # the memory holds while a share is set aside (see link_bitrate)
         if untried and (self._over_target_at == now or moving_capped):
             # Only while it wants more now: the target stops about where the stream stops.
-            self._capacity = max(rate, capacity * UNTRIED_PROBE_PER_SECOND ** min(elapsed, RATE_WINDOW / 2))
+            probed = max(rate, capacity * UNTRIED_PROBE_PER_SECOND ** min(elapsed, RATE_WINDOW / 2))
+            self._capacity = max(capacity, min(probed, self.probe_ceiling(now)))
         elif pressing and not untried and not self.congested and now - self._congestion_at >= PROBE_QUIET:
-            self._capacity = capacity * PROBE_PER_SECOND ** min(elapsed, RATE_WINDOW / 2)
+            probed = capacity * PROBE_PER_SECOND ** min(elapsed, RATE_WINDOW / 2)
+            self._capacity = max(capacity, min(probed, self.probe_ceiling(now)))
 
     @property
     def fps(self) -> float:

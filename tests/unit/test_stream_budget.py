@@ -10,8 +10,11 @@ from peer.stream_budget import (
     ESTIMATOR_WINDOW,
     KEYFRAME_WINDOW,
     LOSS_CONGESTED,
+    LOSS_FREE,
     MIN_BITRATE,
+    PROBE_CEILING,
     PROBE_QUIET,
+    PROVEN_SECONDS,
     RECAP_HOLD,
     RECAP_RATIO,
     RECAP_UP_RATIO,
@@ -33,19 +36,25 @@ def estimate(incoming: float, capacity: float) -> float:
 
 def run(
     budget: StreamBudget, *, seconds: float, fps: float, frame_bytes: int, link: float | None,
-    start: float = 0.0, sent: list[float] | None = None,
+    start: float = 0.0, sent: list[float] | None = None, reports: bool = False,
 ) -> float:
     """Send frames at ``fps`` (capped by the budget) for ``seconds`` over a link of ``link`` bit/s.
 
     The receiver's estimate comes every 0.25 s, as :func:`estimate` of the rate
-    that arrived; returns the clock afterwards.
+    that arrived; with ``reports``, a receiver report every second too, of the share
+    the link could not carry (none without a link); returns the clock afterwards.
     """
     now = start
     next_report = start
+    next_loss_report = start + 1.0
     while now < start + seconds:
         if link is not None and now >= next_report:
             budget.link_bitrate(estimate(min(budget.send_rate(now), link * 1.2), link), now)
             next_report = now + 0.25
+        if reports and now >= next_loss_report:
+            rate = budget.send_rate(now)
+            budget.receiver_loss(0.0 if link is None or rate <= link else 1 - link / rate, now)
+            next_loss_report = now + 1.0
         budget.sent(frame_bytes, keyframe=False, now=now)
         if sent is not None:
             sent.append(now)
@@ -135,9 +144,30 @@ def test_on_an_untried_link_a_stream_above_its_target_raises_the_target_not_cuts
     # Rule changed (loopback scrolling ran at a third of its frame rate while the target climbed from
     # 1 Mbit/s): nothing said the link is narrow, so the target follows the stream within a second.
     budget = StreamBudget(max_fps=60, min_fps=5)
-    now = run(budget, seconds=2, fps=60, frame_bytes=8_000, link=None)  # 3.8 Mbit/s offered
+    now = run(budget, seconds=2, fps=60, frame_bytes=8_000, link=None, reports=True)  # 3.8 Mbit/s offered
     assert budget.fps == 60 and budget.untried(now)
     assert 3_000_000 <= budget.target_bitrate(now) <= 6_000_000, "about what the stream sends, no runaway"
+
+
+def test_a_probe_stops_at_a_multiple_of_what_the_link_has_shown_it_carries() -> None:
+    # A scroll offering 10 Mbit/s on an untried link. Until a receiver report shows the link carries it,
+    # the target stops at 3x the start (or the estimate); a report with next to no loss lifts the ceiling.
+    budget = StreamBudget(max_fps=60, min_fps=5)
+    now = 0.0
+    while now < 1.0:
+        budget.sent(20_800, keyframe=False, now=now)
+        now += 1 / 60
+    assert budget.target_bitrate(now) == pytest.approx(PROBE_CEILING * START_BITRATE, rel=0.01)
+    budget.link_bitrate(1_500_000, now)  # the estimator's first word (at most 1.5x what arrived)
+    assert budget.probe_ceiling(now) == PROBE_CEILING * 1_500_000
+    budget.receiver_loss(LOSS_FREE, now)  # the link carried the scroll's 10 Mbit/s
+    assert budget.probe_ceiling(now) == pytest.approx(PROBE_CEILING * budget.send_rate(now))
+    while now < 1.5:
+        budget.sent(20_800, keyframe=False, now=now)
+        now += 1 / 60
+    assert budget.target_bitrate(now) >= 9_500_000 and budget.fps == 60, "up to what the scroll sends"
+    # What was shown counts for a minute.
+    assert budget.probe_ceiling(now + PROVEN_SECONDS + 1) == PROBE_CEILING * 1_500_000
 
 
 def test_once_the_link_pushed_back_a_stream_above_its_target_sends_fewer_frames() -> None:
@@ -312,7 +342,7 @@ def test_the_frame_rate_comes_back_quickly_once_the_target_is_far_above_what_is_
 def test_a_scroll_after_typing_keeps_its_frame_rate_though_the_estimate_still_says_typing() -> None:
     budget = StreamBudget(max_fps=60, min_fps=5)
     # Typing: a small frame every 80 ms; the estimate sinks to 1.5x what arrives and holds there.
-    now = run(budget, seconds=10, fps=12, frame_bytes=500, link=100_000_000)
+    now = run(budget, seconds=10, fps=12, frame_bytes=500, link=100_000_000, reports=True)
     typing_estimate = estimate(budget.send_rate(now), 100_000_000)
     # Scrolling: 14 kB frames at 60 fps (6.7 Mbit/s). aiortc's estimator reports what it measured over
     # the quiet second before, then holds it (its increase is 8 % a second): far below what is sent.
@@ -320,6 +350,8 @@ def test_a_scroll_after_typing_keeps_its_frame_rate_though_the_estimate_still_sa
     while now_scroll < now + 2:
         if round(now_scroll * 60) % 30 == 0:
             budget.link_bitrate(typing_estimate, now_scroll)
+        if round(now_scroll * 60) % 60 == 30:
+            budget.receiver_loss(0.0, now_scroll)  # the fast link carried it all
         budget.sent(14_000, keyframe=False, now=now_scroll)
         assert budget.fps == 60, "not cut while the target catches up"
         now_scroll += 1 / 60
@@ -432,14 +464,16 @@ def test_estimates_just_after_a_share_is_released_still_speak_of_the_squeezed_vi
 
 
 def test_heavy_loss_stops_an_untried_links_probe_below_what_got_through() -> None:
-    # A scroll on an untried link (14 kB frames at 60 fps, 6.7 Mbit/s): the target follows it up.
+    # A scroll on an untried link (14 kB frames at 60 fps, 6.7 Mbit/s): the target follows it up to the
+    # probe's ceiling, 3x the start.
     budget = StreamBudget(max_fps=60, min_fps=5)
     now = 0.0
     while now < 2:
         budget.sent(14_000, keyframe=False, now=now)
         now += 1 / 60
     sent = budget.send_rate(now)
-    assert budget.target_bitrate(now) > 0.9 * sent and budget.fps == 60, "probing, not cut"
+    assert budget.target_bitrate(now) == pytest.approx(PROBE_CEILING * START_BITRATE, rel=0.01)
+    assert budget.fps == 60, "probing, not cut"
     budget.receiver_loss(0.75, now)  # a 2.5 Mbit/s link lost three packets in four
     assert budget.congested and not budget.untried(now)
     assert budget.target_bitrate(now) <= 0.25 * sent and budget.fps < 60
