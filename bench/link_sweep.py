@@ -37,10 +37,11 @@ Run as root, with coturn and nftables installed (``scripts/test --setup-only`` i
 
     .venv/bin/python -m bench.link_sweep [--rates 1,1.5,2.5,4,8,20] [--rtt 0,150] [--loss 0,2]
         [--systems deskhand,naive,x11vnc] [--phase-seconds 5] [--first-frame-timeout 15] [--quick]
-        [--write-docs [--docs-section link_sweep_baseline]]
+        [--write-docs [--docs-section link_sweep_baseline|link_sweep_typing]]
 
-The whole grid is 24 cells of three systems, about 25 s each: half an hour. The typing
-target is for 1 % loss: add it with ``--loss 0,1,2`` or run ``--rates 2.5 --loss 1``.
+The whole grid is 24 cells of three systems, about 20 s each: under half an hour. The typing
+target is for 1 % loss: add it with ``--loss 0,1,2``, or run ``--rates 2.5 --loss 1`` (with
+``--write-docs --docs-section link_sweep_typing`` its own section of docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ USER_NETWORK = "198.18.1.0/24"
 NAMES = {"deskhand": "Deskhand -> aiortc", "naive": NAIVE_AIORTC, "x11vnc": "x11vnc -> asyncvnc2"}
 QUICK = {"rates": (1.0, 2.5, 8.0), "rtts": (0.0, 150.0), "losses": (0.0,)}
 """``--quick``: the reduced grid."""
+
+DOCS_SECTIONS = ("link_sweep", "link_sweep_baseline", "link_sweep_typing")
+"""Sections of docs/benchmarks.md that ``--write-docs`` may replace."""
 
 
 # --- the link ------------------------------------------------------------------------------
@@ -396,8 +400,9 @@ def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--first-frame-timeout", type=float, default=15.0,
                         help="seconds to wait for the first legible frame (default 15)")
     parser.add_argument("--write-docs", action="store_true", help="replace the figures in docs/benchmarks.md")
-    parser.add_argument("--docs-section", default="link_sweep", choices=("link_sweep", "link_sweep_baseline"),
-                        help="which section --write-docs replaces (default link_sweep)")
+    parser.add_argument("--docs-section", default="link_sweep", choices=DOCS_SECTIONS,
+                        help="which section --write-docs replaces (default link_sweep; link_sweep_typing: the "
+                             "typing target's cells, --rates 2.5 --loss 1)")
     options = parser.parse_args(argv)
     try:
         if options.quick:

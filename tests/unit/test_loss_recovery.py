@@ -33,9 +33,10 @@ def test_a_gap_is_nacked_at_once_then_again_on_the_clock() -> None:
     assert recovery.packet(13, now=0.0) == [11, 12]  # for the caller to NACK now
     assert recovery.tick(0.1) == []  # 1.5 round trips not over
     assert recovery.tick(0.16) == [Nack((11, 12))]
-    assert recovery.packet(11, now=0.2) == []  # its retransmission
-    assert recovery.repaired == 1
-    assert recovery.tick(0.32) == [Nack((12,))]
+    assert recovery.packet(11, now=0.2) == []  # its retransmission, 0.2 s after the first NACK
+    assert recovery.repaired == 1 and recovery.repair_time == pytest.approx(0.2)
+    assert recovery.tick(0.32) == [], "retransmissions take 0.2 s on this link: 12's may be on its way"
+    assert recovery.tick(0.37) == [Nack((12,))]
     assert recovery.missing() == [12]
     assert recovery.nacks_sent == 5
 
@@ -54,6 +55,40 @@ def test_an_unanswered_packet_is_abandoned_and_a_keyframe_asked_for_at_once() ->
     assert not recovery.waiting_for(2) and recovery.abandoned_count == 1
     assert recovery.packet(5, now=now) == [4]  # a new gap: only the new seq, never the abandoned one
     assert recovery.keyframe_wanted
+
+
+def test_retransmissions_slowed_by_a_queue_stretch_the_nack_clock_and_faster_ones_shrink_it() -> None:
+    # A link with no added delay (round trip 2 ms) whose bottleneck queue holds 150 ms.
+    recovery = LossRecovery(round_trip=0.002)
+    assert abandon_after(0.002) == pytest.approx(NACK_ATTEMPTS * MIN_NACK_INTERVAL)
+    recovery.packet(1, now=0.0)
+    recovery.packet(3, now=0.0)
+    recovery.tick(0.06)  # 2 asked again: its answer is still queued
+    recovery.packet(2, now=0.15)
+    assert recovery.repair_time == pytest.approx(0.15), "timed from the first NACK"
+    assert nack_interval(0.002, recovery.repair_time) == pytest.approx(0.15)
+    recovery.packet(5, now=1.0)  # 4 lost: not abandoned before three of the repair times
+    now, actions = 1.0, []
+    while Pli() not in actions:
+        now += 0.01
+        actions += recovery.tick(now)
+    assert now == pytest.approx(1.0 + abandon_after(0.002, 0.15), abs=0.011)
+    recovery.packet(7, now=2.0)
+    recovery.packet(6, now=2.01)  # a quick repair (the queue drained): smoothed in, not taken at once
+    assert 0.01 < recovery.repair_time < 0.15
+
+
+def test_a_packet_that_arrives_after_it_was_abandoned_still_lengthens_the_clock() -> None:
+    recovery = LossRecovery(round_trip=0.002)
+    recovery.packet(1, now=0.0)
+    recovery.packet(3, now=0.0)
+    now = 0.0
+    while recovery.waiting_for(2):
+        now += 0.01
+        recovery.tick(now)
+    assert recovery.repair_time == 0.0
+    recovery.packet(2, now=0.4)  # its retransmission, behind a queue
+    assert recovery.repair_time == pytest.approx(0.4) and recovery.repaired == 0
 
 
 def test_keyframe_requests_repeat_until_a_keyframe_begins_and_pause_while_it_arrives() -> None:
