@@ -505,3 +505,16 @@ def test_loss_while_the_recording_has_a_share_counts_the_share_as_carried() -> N
 def test_a_lost_fraction_outside_0_to_1_is_refused(fraction: float) -> None:
     with pytest.raises(ValueError):
         StreamBudget().receiver_loss(fraction, 0.0)
+
+
+def test_a_console_reporting_every_packet_lost_as_often_as_it_likes_holds_the_stream_at_its_floor() -> None:
+    # Attack: a hostile console's receiver reports are its own to forge (docs/security.md). They can
+    # starve its own picture, never stop the stream or take the target below the floor.
+    budget = StreamBudget(max_fps=30, min_fps=5)
+    now = 0.0
+    while now < 30:
+        budget.receiver_loss(255 / 256, now)  # the most an RR's 8-bit fraction can say
+        budget.sent(4_000, keyframe=False, now=now)
+        now += 0.01
+    assert budget.target_bitrate(now) == MIN_BITRATE and budget.fps == budget.min_fps
+    assert budget.frame_cap(now).frame_bytes > 0 and budget.interval() == pytest.approx(1 / budget.min_fps)
