@@ -62,6 +62,15 @@ def run(
     return now
 
 
+def scroll(budget: StreamBudget, *, frame_bytes: int, until: float, now: float = 0.0) -> float:
+    """A moving screen: a frame of ``frame_bytes`` every 1/60 s from ``now`` to ``until``, no reports;
+    returns the clock afterwards."""
+    while now < until:
+        budget.sent(frame_bytes, keyframe=False, now=now)
+        now += 1 / 60
+    return now
+
+
 def test_an_uncongested_link_keeps_the_full_frame_rate_and_size() -> None:
     budget = StreamBudget(max_fps=30)
     # 20 kB frames at 30 fps = 4.8 Mbit/s; the estimate is above it.
@@ -153,18 +162,13 @@ def test_a_probe_stops_at_a_multiple_of_what_the_link_has_shown_it_carries() -> 
     # A scroll offering 10 Mbit/s on an untried link. Until a receiver report shows the link carries it,
     # the target stops at 3x the start (or the estimate); a report with next to no loss lifts the ceiling.
     budget = StreamBudget(max_fps=60, min_fps=5)
-    now = 0.0
-    while now < 1.0:
-        budget.sent(20_800, keyframe=False, now=now)
-        now += 1 / 60
+    now = scroll(budget, frame_bytes=20_800, until=1.0)
     assert budget.target_bitrate(now) == pytest.approx(PROBE_CEILING * START_BITRATE, rel=0.01)
     budget.link_bitrate(1_500_000, now)  # the estimator's first word (at most 1.5x what arrived)
     assert budget.probe_ceiling(now) == PROBE_CEILING * 1_500_000
     budget.receiver_loss(LOSS_FREE, now)  # the link carried the scroll's 10 Mbit/s
     assert budget.probe_ceiling(now) == pytest.approx(PROBE_CEILING * budget.send_rate(now))
-    while now < 1.5:
-        budget.sent(20_800, keyframe=False, now=now)
-        now += 1 / 60
+    now = scroll(budget, frame_bytes=20_800, until=1.5, now=now)
     assert budget.target_bitrate(now) >= 9_500_000 and budget.fps == 60, "up to what the scroll sends"
     # What was shown counts for a minute.
     assert budget.probe_ceiling(now + PROVEN_SECONDS + 1) == PROBE_CEILING * 1_500_000
@@ -467,10 +471,7 @@ def test_heavy_loss_stops_an_untried_links_probe_below_what_got_through() -> Non
     # A scroll on an untried link (14 kB frames at 60 fps, 6.7 Mbit/s): the target follows it up to the
     # probe's ceiling, 3x the start.
     budget = StreamBudget(max_fps=60, min_fps=5)
-    now = 0.0
-    while now < 2:
-        budget.sent(14_000, keyframe=False, now=now)
-        now += 1 / 60
+    now = scroll(budget, frame_bytes=14_000, until=2.0)
     sent = budget.send_rate(now)
     assert budget.target_bitrate(now) == pytest.approx(PROBE_CEILING * START_BITRATE, rel=0.01)
     assert budget.fps == 60, "probing, not cut"
