@@ -12,7 +12,7 @@ import itertools
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -49,12 +49,25 @@ from protocol.route import Route
 from tests.support.paced_video import FixedBudget, NoiseTrack, connected_pair
 from tests.support.tls import CertificateFiles, self_signed_certificate
 
+HOOK_SWITCHES = (
+    aiortc_hooks.gather_loopback_only, aiortc_hooks.use_screen_encoder, aiortc_hooks.forward_keyframe_requests,
+    aiortc_hooks.report_receiver_losses, aiortc_hooks.pace_video_senders, aiortc_hooks.complete_frames_on_marker,
+    aiortc_hooks.recover_losses_on_a_timer, aiortc_hooks.use_every_turn_url, aiortc_hooks.prompt_triggered_checks,
+    aiortc_hooks.pipeline_turn_permissions, aiortc_hooks.quick_sctp_retransmits,
+)
+"""Every hook's switch: each test starts and ends with all of them off."""
+
 
 @pytest.fixture(autouse=True)
-def _restore_hook():
+def _every_hook_off() -> Iterator[None]:
+    """All hooks off before each test, and after it: another module in this worker (a console, a
+    session's ICE set-up) may have left some on, and a hooked method's source is the hook's, not
+    aiortc's (a run failed when aioice's send_data read as the pipelining hook)."""
+    for switch in HOOK_SWITCHES:
+        switch(False)
     yield
-    aiortc_hooks.gather_loopback_only(False)
-    aiortc_hooks.report_receiver_losses(False)
+    for switch in HOOK_SWITCHES:
+        switch(False)
 
 
 def test_aioice_still_gathers_through_a_module_level_address_lister() -> None:
@@ -102,14 +115,6 @@ def test_empty_server_list_stays_empty_so_no_public_stun_is_contacted() -> None:
 
 H264 = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=99)
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
-
-
-@pytest.fixture(autouse=True)
-def _restore_media_hooks():
-    yield
-    aiortc_hooks.use_screen_encoder(False)
-    aiortc_hooks.forward_keyframe_requests(False)
-    aiortc_hooks.complete_frames_on_marker(False)
 
 
 def test_the_sender_still_builds_its_encoder_through_a_module_level_get_encoder() -> None:
@@ -200,12 +205,6 @@ def test_aiortc_still_reads_receiver_reports_in_its_rtcp_handler() -> None:
 
 
 # --- video senders paced ----------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _restore_pacing_hook():
-    yield
-    aiortc_hooks.pace_video_senders(False)
 
 
 def test_the_sender_still_sends_every_packet_through_its_transports_send_rtp() -> None:
@@ -453,12 +452,6 @@ def test_h264_constrained_baseline_is_offered() -> None:
 
 
 # --- every TURN URL, failures explained ---------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _restore_turn_hook():
-    yield
-    aiortc_hooks.use_every_turn_url(False)
 
 
 def test_aiortc_still_builds_its_ice_agent_through_module_level_names() -> None:
@@ -758,12 +751,6 @@ def test_selected_route_round_trip_and_candidate_types_of_a_connected_pair() -> 
 # --- triggered checks sent at once ---------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _restore_triggered_checks_hook():
-    yield
-    aiortc_hooks.prompt_triggered_checks(False)
-
-
 def test_aioice_still_leaves_an_in_progress_pair_to_its_retransmissions() -> None:
     incoming = inspect.getsource(aioice.ice.Connection.check_incoming)
     assert "Triggered check (RFC 8445 section 7.3.1.4)" in incoming
@@ -901,12 +888,6 @@ def test_a_lost_fresh_check_is_still_retransmitted() -> None:
 
 
 # --- a relay's first send to a peer not held for its channel ----------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _restore_turn_permissions_hook():
-    yield
-    aiortc_hooks.pipeline_turn_permissions(False)
 
 
 def test_aioice_still_binds_a_channel_before_its_first_send_to_a_peer() -> None:
@@ -1159,12 +1140,6 @@ def test_numbering_that_starts_over_is_not_taken_for_a_hole() -> None:
 
 
 # --- lost packets asked for again on a timer --------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _restore_recovery_hook():
-    yield
-    aiortc_hooks.recover_losses_on_a_timer(False)
 
 
 def test_the_receiver_still_builds_its_nack_generator_by_name_and_nacks_what_it_lists() -> None:
