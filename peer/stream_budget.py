@@ -387,18 +387,20 @@ class StreamBudget:
 
     def _carried(self, bits_per_second: float, now: float) -> None:
         """The link carried ``bits_per_second``: the probe's ceiling may rise to a multiple of it."""
-        while self._proven and self._proven[0][0] <= now - PROVEN_SECONDS:
-            self._proven.popleft()
+        self._forget_proven(now)
         # Only a new highest counts (the ceiling takes the largest): the deque stays short and descending.
         while self._proven and self._proven[-1][1] <= bits_per_second:
             self._proven.pop()
         self._proven.append((now, bits_per_second))
 
+    def _forget_proven(self, now: float) -> None:
+        while self._proven and self._proven[0][0] <= now - PROVEN_SECONDS:
+            self._proven.popleft()
+
     def probe_ceiling(self, now: float) -> float:
         """Bit/s a probe may take the target to: :data:`PROBE_CEILING` times what the link has shown it
         carries within :data:`PROVEN_SECONDS` (at least :data:`START_BITRATE`)."""
-        while self._proven and self._proven[0][0] <= now - PROVEN_SECONDS:
-            self._proven.popleft()
+        self._forget_proven(now)
         shown = max([START_BITRATE, self._link or 0.0, *(rate for _, rate in self._proven)])
         return PROBE_CEILING * shown
 
