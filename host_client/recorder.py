@@ -57,6 +57,7 @@ from peer.broker_client import BrokerClient
 from peer.broker_errors import BrokerRefusal
 from protocol.api import API_PREFIX
 from protocol.recording import RecordingStatus, SegmentRepeatUpload, SessionPolicy
+from protocol.segment_continuation import continued_segment
 from protocol.segment_repeat import Repetition, SegmentRepeat, frame_rate, segment_output
 
 from .capture import Monitor, Screen, to_i420
@@ -67,6 +68,9 @@ from .upload_yield import PACE_CHUNK_BYTES, UploadYield
 log = logging.getLogger(__name__)
 
 SEGMENT_SECONDS = 1.0
+REFRESH_SHARE = 0.5
+"""A continued segment whose own frames take more than this share of its reference's keyframe is followed by
+a segment with a keyframe of its own (:func:`continuing_costs_more`)."""
 THREAD_NAME = "recorder"
 """The recording thread's name, also in the OS (``top -H``, ``/proc/<pid>/task/*/comm``)."""
 ENCODER_OPTIONS = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
@@ -139,8 +143,14 @@ class SegmentRecorder:
         """Segments of a static screen written from the packets of an earlier one, without encoding."""
         self.segments_limited = 0
         """Segments encoded (wholly or partly) at the limited bitrate, while the link was the limit."""
+        self.segments_continued = 0
+        """Segments encoded after an earlier segment's keyframe (:mod:`protocol.segment_continuation`)."""
+        self._reference: EncodedSegment | None = None
+        """The last segment encoded from its first frame: the next continues from its keyframe."""
+        self._refresh = False
+        """The next segment starts with a keyframe of its own (:func:`continuing_costs_more`)."""
         self._frames_per_segment = max(1, math.ceil(fps * SEGMENT_SECONDS))
-        self._replayable: ReplayableSegment | None = None
+        self._replayable: EncodedSegment | None = None
         self._black: np.ndarray | None = None
         spool.mkdir(mode=0o700, parents=True, exist_ok=True)
 
@@ -188,7 +198,8 @@ class SegmentRecorder:
                 break
             pixels = self._pixels(screen, monitor)
             if writer is None:
-                writer = SegmentWriter(self._fps, pixels, replayable, bitrate=bitrate)
+                writer = SegmentWriter(self._fps, pixels, replayable, bitrate=bitrate,
+                                       reference=None if self._refresh else self._reference)
             writer.add(pixels, int((now - started) * 1000))
             frames += 1
             wait = started + frames / self._fps - time.monotonic()
@@ -200,12 +211,18 @@ class SegmentRecorder:
         if writer.encoded:
             self.segments_encoded += 1
             self.segments_limited += bitrate != FULL_BITRATE
-            # A segment cut short (stopping, a late thread) has too few packets to stand in for a whole one.
-            if writer.encoded_from_start and writer.one_picture and frames >= self._frames_per_segment:
-                self._replayable = ReplayableSegment(writer.first, data, self._index, bitrate)
+            self.segments_continued += writer.continued is not None
+            if writer.encoded_from_start:
+                encoded = EncodedSegment(writer.first, data, self._index, bitrate, writer.keyframe)
+                self._reference = encoded
+                # A segment cut short (stopping, a late thread) has too few packets to stand in for a whole one.
+                if writer.one_picture and frames >= self._frames_per_segment:
+                    self._replayable = encoded
         else:
             self.segments_replayed += 1
-        self._write(data, offset_ms, duration_ms, writer.repetition(), bitrate if writer.encoded else None)
+        self._refresh = continuing_costs_more(writer)
+        self._write(data, offset_ms, duration_ms, writer.repetition(), bitrate if writer.encoded else None,
+                    writer.continued.index if writer.continued is not None else None, writer.tail)
 
     def _pixels(self, screen: Screen, monitor: Monitor) -> np.ndarray:
         """What to record now: the monitor's BGRA pixels, or black while the user does not allow viewing."""
@@ -216,19 +233,39 @@ class SegmentRecorder:
         return self._black
 
     def _write(self, data: bytes, offset_ms: int, duration_ms: int, repetition: Repetition | None,
-               bitrate: int | None) -> None:
-        """Spool a segment; ``bitrate``: the bit/s its encoded part had (None: all copied), for the figures."""
+               bitrate: int | None, continues: int | None = None, tail: bytes | None = None) -> None:
+        """Spool a segment; ``bitrate``: the bit/s its encoded part had (None: all copied), for the figures;
+        ``continues``: the segment whose keyframe it continues from, and ``tail`` its own frames."""
         stem = self._spool / f"{self._index:08d}"
         meta = {"index": self._index, "offset_ms": offset_ms, "duration_ms": duration_ms, "origin_ms": self._origin_ms,
                 "sha256": hashlib.sha256(data).hexdigest(), "created": time.time(),
-                "repeats": asdict(repetition) if repetition is not None else None, "bitrate": bitrate}
+                "repeats": asdict(repetition) if repetition is not None else None, "bitrate": bitrate,
+                "continues": continues}
         stem.with_suffix(".webm.tmp").write_bytes(data)
         os.replace(stem.with_suffix(".webm.tmp"), stem.with_suffix(".webm"))
+        if tail is not None:
+            stem.with_suffix(".tail.tmp").write_bytes(tail)
+            os.replace(stem.with_suffix(".tail.tmp"), stem.with_suffix(".tail"))
         stem.with_suffix(".json").write_text(json.dumps(meta))  # the marker: the segment is whole
         index = self._index
         self._index += 1
         if self._on_segment is not None:
             self._on_segment(index)
+
+
+def continuing_costs_more(writer: SegmentWriter) -> bool:
+    """Whether the segment after the one ``writer`` made should start with a keyframe of its own, not
+    continue from the same reference.
+
+    A continued segment that showed one picture throughout is a still screen: a keyframe of
+    its own makes the segments after it repeats (a few hundred bytes each). One whose frames
+    took more than :data:`REFRESH_SHARE` of the reference's keyframe shows a screen that has
+    moved away from it (a scroll): the next continued segment would cost about as much as a
+    keyframe, and every one after it more.
+    """
+    if writer.continued is None or writer.tail is None:
+        return False
+    return writer.one_picture or len(writer.tail) > REFRESH_SHARE * len(writer.continued.keyframe)
 
 
 def same_pixels(a: np.ndarray, b: np.ndarray) -> bool:
@@ -237,15 +274,20 @@ def same_pixels(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 @dataclass(frozen=True)
-class ReplayableSegment:
-    """A segment encoded from one picture throughout (keyframe first): that picture and the WebM."""
+class EncodedSegment:
+    """A segment the encoder made from its first frame: that frame's picture, the WebM, and its keyframe.
+
+    One made from one picture throughout can be repeated while the screen stays still;
+    any can be continued from (its keyframe, :mod:`protocol.segment_continuation`)."""
 
     pixels: np.ndarray
     webm: bytes
     index: int
-    """The segment's number: a segment copying its packets names it to the broker."""
+    """The segment's number: a segment copying its packets, or continuing from its keyframe, names it to the broker."""
     bitrate: int = FULL_BITRATE
     """The bit/s it was encoded at."""
+    keyframe: bytes = b""
+    """Its first frame's bytes (empty: not known, so it is not continued from)."""
 
 
 class SegmentWriter:
@@ -257,12 +299,19 @@ class SegmentWriter:
     a stream set up as the encoder's would be (:class:`protocol.segment_repeat.SegmentRepeat`,
     the code the broker rebuilds such a segment with); the first frame that differs,
     or one past the copied packets, starts a fresh encoder (a keyframe) for the
-    rest. Otherwise the segment is encoded from its first frame, as always, at ``bitrate``
+    rest.
+
+    Otherwise, given a ``reference`` of the same size and bitrate, the segment
+    continues from its keyframe (:mod:`protocol.segment_continuation`): a fresh encoder
+    is given the reference's first picture, and if it makes the very bytes of the
+    reference's keyframe, every frame of this segment is encoded as an inter frame
+    after it; only those (:attr:`tail`) go to the broker. If the bytes differ (another
+    libvpx), the segment is encoded from its first frame, as always, at ``bitrate``
     (:mod:`host_client.recording_quality`).
     """
 
-    def __init__(self, fps: float, first: np.ndarray, replayable: ReplayableSegment | None, *,
-                 bitrate: int = FULL_BITRATE) -> None:
+    def __init__(self, fps: float, first: np.ndarray, replayable: EncodedSegment | None, *,
+                 bitrate: int = FULL_BITRATE, reference: EncodedSegment | None = None) -> None:
         self.first = first
         self.one_picture = True
         """Every frame so far showed the first frame's picture."""
@@ -270,22 +319,31 @@ class SegmentWriter:
         """Each frame's time from the segment's start, in ms."""
         self.repeated: int | None = None
         """The index of the segment whose packets this one copies (None: encoded from its start)."""
+        self.continued: EncodedSegment | None = None
+        """The segment whose keyframe this one continues from (None: it does not)."""
+        self.tail: bytes | None = None
+        """A continued segment's own frames, as a WebM (set by :meth:`finish`): what the broker is sent."""
+        self.keyframe = b""
+        """The first frame's bytes, when the encoder made it."""
         self._fps = fps
         self._bitrate = bitrate
         self._rate = frame_rate(fps)
         self._width, self._height = first.shape[1] & ~1, first.shape[0] & ~1
-        self._buffer = io.BytesIO()
-        self._output = segment_output(self._buffer)
         self._repeat: SegmentRepeat | None = None
         self._encoder: av.CodecContext | None = None
+        self._open_output()
         if replayable is not None and same_pixels(replayable.pixels, first):
             self._repeat = SegmentRepeat(self._output, replayable.webm, self._rate)
             self._stream = self._repeat.stream
             self.repeated = replayable.index
         else:
-            self._stream = self._output.add_stream("libvpx", rate=self._rate)
-            self._encoder = self._configure(self._stream.codec_context)
-        self.encoded_from_start = self._encoder is not None
+            self._open_encoder()
+            if reference is not None and self._continues_from(reference):
+                self.continued = reference
+            elif reference is not None:
+                self._open_output()  # the encoder has seen the reference's picture: start again
+                self._open_encoder()
+        self.encoded_from_start = self._encoder is not None and self.continued is None
 
     @property
     def encoded(self) -> bool:
@@ -309,20 +367,44 @@ class SegmentWriter:
                 return
             self._encoder = self._configure(av.CodecContext.create("libvpx", "w"))
             self._encoder.time_base = 1 / self._rate
-        frame = to_i420(pixels)
-        frame.pts = pts_ms
-        frame.time_base = MILLISECOND
-        self._mux(self._encoder.encode(frame))
+        self._mux(self._encode(pixels, pts_ms))
 
     def finish(self) -> bytes:
         """The segment's WebM bytes."""
         if self._encoder is not None:
             self._mux(self._encoder.encode(None))
         self._output.close()
-        return self._buffer.getvalue()
+        data = self._buffer.getvalue()
+        if self.continued is None:
+            return data
+        self.tail = data
+        return continued_segment(self.continued.webm, data)
+
+    def _open_output(self) -> None:
+        self._buffer = io.BytesIO()
+        self._output = segment_output(self._buffer)
+
+    def _open_encoder(self) -> None:
+        self._stream = self._output.add_stream("libvpx", rate=self._rate)
+        self._encoder = self._configure(self._stream.codec_context)
+
+    def _continues_from(self, reference: EncodedSegment) -> bool:
+        """Give the encoder the reference's picture; whether it made the reference's keyframe (then unmuxed)."""
+        if not reference.keyframe or reference.bitrate != self._bitrate or reference.pixels.shape != self.first.shape:
+            return False
+        return [bytes(packet) for packet in self._encode(reference.pixels, 0)] == [reference.keyframe]
+
+    def _encode(self, pixels: np.ndarray, pts_ms: int) -> list[av.Packet]:
+        assert self._encoder is not None
+        frame = to_i420(pixels)
+        frame.pts = pts_ms
+        frame.time_base = MILLISECOND
+        return self._encoder.encode(frame)
 
     def _mux(self, packets: list[av.Packet]) -> None:
         for packet in packets:
+            if not self.keyframe and self.encoded_from_start:
+                self.keyframe = bytes(packet)
             packet.stream = self._stream
             self._output.mux(packet)
 
@@ -332,6 +414,15 @@ class SegmentWriter:
         context.bit_rate = self._bitrate
         context.options = dict(ENCODER_OPTIONS)
         return context
+
+
+def segment_headers(meta: dict[str, Any]) -> dict[str, str]:
+    """The ``X-Segment-*`` headers that say what a spooled segment is (``meta``: its metadata)."""
+    headers = {"X-Segment-SHA256": meta["sha256"], "X-Segment-Offset-Ms": str(meta["offset_ms"]),
+               "X-Segment-Duration-Ms": str(meta["duration_ms"])}
+    if meta.get("origin_ms") is not None:
+        headers["X-Recording-Origin-Ms"] = str(meta["origin_ms"])
+    return headers
 
 
 class RecordingUploader:
@@ -374,6 +465,8 @@ class RecordingUploader:
         """Segments done with (stored, or refused for good)."""
         self.repeats_uploaded = 0
         """Segments stored as repeats of an earlier one."""
+        self.continuations_uploaded = 0
+        """Segments stored by their own frames, continuing from an earlier one's keyframe."""
         self.bytes_sent = 0
         self.paced_seconds = 0.0
         """Seconds uploads spent held to the pace (:meth:`UploadYield.pace`), in all."""
@@ -477,17 +570,23 @@ class RecordingUploader:
                     self._done(marker)
                     self.repeats_uploaded += 1
                     continue
+            tail = self._tail(marker, meta)
+            if tail is not None:
+                if yielding:
+                    await self._yield_to_live(len(tail))
+                stored = await self._send_continuation(broker, meta, tail)
+                if stored is None:
+                    return False
+                if stored:
+                    self._done(marker)
+                    self.continuations_uploaded += 1
+                    continue
             if yielding:
                 await self._yield_to_live(len(data))
-            headers = {"X-Segment-SHA256": meta["sha256"],
-                       "X-Segment-Offset-Ms": str(meta["offset_ms"]),
-                       "X-Segment-Duration-Ms": str(meta["duration_ms"])}
-            if meta.get("origin_ms") is not None:
-                headers["X-Recording-Origin-Ms"] = str(meta["origin_ms"])
             try:
                 reply = await broker.send(
-                    "PUT", f"{self._path}/{meta['index']}", refusal=BrokerRefusal, data=self._body(data), headers=headers,
-                    timeout=UPLOAD_TIMEOUT,
+                    "PUT", f"{self._path}/{meta['index']}", refusal=BrokerRefusal, data=self._body(data),
+                    headers=segment_headers(meta), timeout=UPLOAD_TIMEOUT,
                 )
                 self.bytes_sent += len(data)
             except BrokerRefusal as unreachable:
@@ -502,9 +601,41 @@ class RecordingUploader:
             self._done(marker)
         return True
 
+    @staticmethod
+    def _tail(marker: Path, meta: dict[str, Any]) -> bytes | None:
+        """A continued segment's own frames, spooled beside it (None: it is not one, or they are unreadable)."""
+        if not isinstance(meta.get("continues"), int):
+            return None
+        try:
+            return marker.with_suffix(".tail").read_bytes()
+        except OSError:
+            return None
+
+    async def _send_continuation(self, broker: BrokerClient, meta: dict[str, Any], tail: bytes) -> bool | None:
+        """Store a continued segment by its own frames: True stored, False refused (it goes whole), None broker away."""
+        index = meta["index"]
+        headers = {**segment_headers(meta), "X-Segment-Source": str(meta["continues"])}
+        try:
+            reply = await broker.send("PUT", f"{self._path}/{index}/continue", refusal=BrokerRefusal,
+                                      data=self._body(tail), headers=headers, timeout=UPLOAD_TIMEOUT)
+            self.bytes_sent += len(tail)
+        except BrokerRefusal as unreachable:
+            log.info("recording upload paused: %s", unreachable.message)
+            return None
+        if reply.status >= 500 or reply.status in (401, 410, 429):
+            return None
+        if reply.status >= 400:
+            # The broker cannot make it (its source was refused, another FFmpeg muxes other bytes, an
+            # older broker does not continue segments): the segment's whole bytes are in the spool.
+            log.info("the broker did not take segment %s as a continuation (%s); uploading it whole", index,
+                     reply.refusal(BrokerRefusal).message)
+            return False
+        return True
+
     def _done(self, marker: Path) -> None:
         marker.unlink(missing_ok=True)
         marker.with_suffix(".webm").unlink(missing_ok=True)
+        marker.with_suffix(".tail").unlink(missing_ok=True)
         self.uploaded += 1
 
     @staticmethod
@@ -541,11 +672,13 @@ class RecordingUploader:
         return True
 
     def waiting_bytes(self) -> int:
-        """Bytes of the segments waiting in the spool."""
+        """Bytes the segments waiting in the spool will take to upload (a continued one's own frames)."""
         total = 0
         for marker in self.pending():
-            with suppress(OSError):
-                total += marker.with_suffix(".webm").stat().st_size
+            for upload in (marker.with_suffix(".tail"), marker.with_suffix(".webm")):
+                with suppress(OSError):
+                    total += upload.stat().st_size
+                    break
         return total
 
     def live_reserve(self, lag_seconds: float) -> float:

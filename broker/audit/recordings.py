@@ -232,12 +232,14 @@ def concatenate(segments: Iterable[tuple[int, bytes]]) -> bytes:
                 raise ValueError("a recording segment's video stream has no time base")
             if stream is None:
                 stream = output.add_stream_from_template(video)
+            # A segment starts after the one before; inside one, a frame may share its time with the
+            # one ahead (a continued segment's hidden keyframe and its first shown frame).
+            earliest = last_dts + 1
             for packet in source.demux(video):
                 if packet.dts is None:
                     continue
-                moment = offset_ms + int(packet.dts * time_base * 1000)
-                moment = max(moment, last_dts + 1)
-                last_dts = moment
+                moment = max(offset_ms + int(packet.dts * time_base * 1000), earliest)
+                earliest = last_dts = moment
                 packet.stream = stream
                 packet.time_base = MILLISECOND
                 packet.pts = packet.dts = moment

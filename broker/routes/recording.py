@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -44,6 +45,7 @@ from protocol.recording import (
     RecordingStatus,
     SegmentRepeatUpload,
 )
+from protocol.segment_continuation import ContinuationImpossible, continued_segment
 from protocol.segment_repeat import RepeatImpossible, repeat_segment
 from protocol.signalling import Role
 from protocol.transfers import SHA256_PATTERN
@@ -52,6 +54,13 @@ router = APIRouter(
     prefix="/sessions/{session_id}", tags=["recording"], dependencies=[SessionPeerAccess], route_class=BoundedJsonRoute,
 )
 SegmentIndex = Annotated[int, Path(ge=0, lt=10_000_000, description="Segment number, from 0")]
+SegmentSha256 = Annotated[str, Header(pattern=SHA256_PATTERN, description="The SHA-256 of the segment's bytes")]
+SegmentOffsetMs = Annotated[int, Header(ge=0, lt=2**40, description="Where the segment starts, in ms from the origin")]
+SegmentDurationMs = Annotated[int, Header(ge=0, lt=3_600_000, description="How long the segment lasts, in ms")]
+RecordingOriginMs = Annotated[int | None, Header(
+    ge=0, lt=RECORDING_ORIGIN_LIMIT_MS,
+    description="When the host started recording (Unix ms, its clock); the offset counts from it",
+)]
 
 
 def _peer(state: BrokerState, db: Session, session_id: str, token: str | None, what: str) -> SessionPeer:
@@ -66,20 +75,15 @@ async def put_segment(
     index: SegmentIndex,
     request: Request,
     state: State,
-    x_segment_sha256: Annotated[str, Header(pattern=SHA256_PATTERN)],
-    x_segment_offset_ms: Annotated[int, Header(ge=0, lt=2**40)],
-    x_segment_duration_ms: Annotated[int, Header(ge=0, lt=3_600_000)],
+    x_segment_sha256: SegmentSha256,
+    x_segment_offset_ms: SegmentOffsetMs,
+    x_segment_duration_ms: SegmentDurationMs,
     token: PeerToken,
-    x_recording_origin_ms: Annotated[int | None, Header(
-        ge=0, lt=RECORDING_ORIGIN_LIMIT_MS,
-        description="When the host started recording (Unix ms, its clock); the offset counts from it",
-    )] = None,
+    x_recording_origin_ms: RecordingOriginMs = None,
 ) -> Response:
     # No database session is open while the body streams in, nor while it is checked and
     # encrypted: only the short unit of work that records it, around a rename.
-    peer = await _verified_peer(state, session_id, token, "upload the recording")
-    if peer.role is not Role.host:
-        raise Forbidden("not_allowed", "only the host uploads the recording")
+    await _host_uploading(state, session_id, token)
     most = state.settings.segment_max_bytes
     with state.recordings.receive() as incoming:
         async for piece in request.stream():
@@ -116,60 +120,124 @@ async def put_repeated_segment(
     # A still screen's segment copies an earlier segment's packets at its own frame times; the broker
     # makes those bytes from the segment it holds, with the recorder's own code, and stores them only
     # if they are the bytes the host committed to (their SHA-256): from then on, a segment like any other.
+    await _host_uploading(state, session_id, token)
+    upload = SegmentUpload(index, body.sha256, body.offset_ms, body.duration_ms, body.origin_ms)
+    await _store_rebuilt(state, session_id, upload, body.source, REPEAT,
+                         lambda source: repeat_segment(source, body.fps, body.frames_ms))
+    return Response(status_code=204)
+
+
+@router.put("/recording/{index}/continue", status_code=204,
+            summary="Store a segment by its own frames, after a stored segment's keyframe, rebuilt by the broker (host)",
+            openapi_extra=body_limit(MAX_SEGMENT_BYTES))
+async def put_continued_segment(
+    session_id: SessionId,
+    index: SegmentIndex,
+    request: Request,
+    state: State,
+    x_segment_source: Annotated[int, Header(
+        ge=0, lt=10_000_000, description="The stored segment whose keyframe this one continues from",
+    )],
+    x_segment_sha256: SegmentSha256,
+    x_segment_offset_ms: SegmentOffsetMs,
+    x_segment_duration_ms: SegmentDurationMs,
+    token: PeerToken,
+    x_recording_origin_ms: RecordingOriginMs = None,
+) -> Response:
+    # A changing screen's segment encoded after an earlier segment's keyframe: the body is its own
+    # frames (a WebM), the broker puts the source's keyframe, hidden, in front of them with the
+    # recorder's own code, and stores the result only if it hashes to what the host committed to.
+    await _host_uploading(state, session_id, token)
+    most = state.settings.segment_max_bytes
+    tail = bytearray()
+    async for piece in request.stream():
+        tail += piece
+        if len(tail) > most:
+            raise TooLarge("too_large", f"a segment is at most {most} bytes")
+    upload = SegmentUpload(index, x_segment_sha256, x_segment_offset_ms, x_segment_duration_ms, x_recording_origin_ms)
+    await _store_rebuilt(state, session_id, upload, x_segment_source, CONTINUATION,
+                         lambda source: continued_segment(source, bytes(tail)))
+    return Response(status_code=204)
+
+
+async def _host_uploading(state: BrokerState, session_id: str, token: str | None) -> None:
     peer = await _verified_peer(state, session_id, token, "upload the recording")
     if peer.role is not Role.host:
         raise Forbidden("not_allowed", "only the host uploads the recording")
-    if body.source >= index:
-        raise Invalid("repeat_invalid", f"segment {index} can only repeat an earlier segment, not segment {body.source}")
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """One way the broker makes a segment's bytes from a stored one: its name in error codes, what it
+    does to the source (in messages), and what it raises when it cannot."""
+
+    code: str
+    verb: str
+    impossible: type[Exception]
+
+
+REPEAT = Rebuild("repeat", "repeat", RepeatImpossible)
+CONTINUATION = Rebuild("continuation", "continue from", ContinuationImpossible)
+
+
+async def _store_rebuilt(state: BrokerState, session_id: str, upload: SegmentUpload, source_index: int,
+                         rebuild: Rebuild, make: Callable[[bytes], bytes]) -> None:
+    """Make segment ``upload.index`` from stored segment ``source_index`` (``make`` of its plain bytes) and
+    store it if it hashes to ``upload.sha256``; a retry of a stored one is a success."""
+    index = upload.index
+    if source_index >= index:
+        raise Invalid(f"{rebuild.code}_invalid",
+                      f"segment {index} can only {rebuild.verb} an earlier segment, not segment {source_index}")
 
     def find_source(db: Session) -> tuple[bytes, RecordingSegment] | None:
         existing = db.get(RecordingSegment, (session_id, index))
         if existing is not None:
-            if existing.sha256 != body.sha256:
+            if existing.sha256 != upload.sha256:
                 raise Conflict("segment_exists", f"segment {index} was already stored with other content")
-            return None  # a retry of a repeat stored before
-        source = db.get(RecordingSegment, (session_id, body.source))
+            return None  # a retry of one stored before
+        source = db.get(RecordingSegment, (session_id, source_index))
         if source is None:
             raise Conflict(
-                "repeat_source_missing",
-                f"segment {body.source} of this session is not stored, so segment {index} cannot repeat it; upload it whole",
+                f"{rebuild.code}_source_missing",
+                f"segment {source_index} of this session is not stored, so segment {index} cannot {rebuild.verb} it; "
+                "upload it whole",
             )
         db.expunge(source)
         return state.recordings.data_key(db, session_id), source
 
     found = await state.unit(find_source)
     if found is None:
-        return Response(status_code=204)
+        return
     key, source = found
 
-    def rebuild() -> tuple[StagedSegment, int]:
+    def rebuilt() -> tuple[StagedSegment, int]:
         try:
             plain = state.recordings.read_checked(
                 session_id, source.index, key, stored_sha256=source.stored_sha256, sha256=source.sha256,
             )
-            data = repeat_segment(plain, body.fps, body.frames_ms)
-        except (SegmentUnreadable, RepeatImpossible) as bad:
+            data = make(plain)
+        except (SegmentUnreadable, rebuild.impossible) as bad:
             raise Invalid(
-                "repeat_impossible", f"segment {index} cannot be made from segment {body.source} ({bad}); upload it whole",
+                f"{rebuild.code}_impossible",
+                f"segment {index} cannot be made from segment {source_index} ({bad}); upload it whole",
             ) from None
         if len(data) > state.settings.segment_max_bytes:
             raise TooLarge("too_large", f"a segment is at most {state.settings.segment_max_bytes} bytes")
-        if hashlib.sha256(data).hexdigest() != body.sha256:
+        if hashlib.sha256(data).hexdigest() != upload.sha256:
             raise Invalid(
-                "repeat_mismatch", f"segment {index} made from segment {body.source} does not match its SHA-256; upload it whole",
+                f"{rebuild.code}_mismatch",
+                f"segment {index} made from segment {source_index} does not match its SHA-256; upload it whole",
             )
         try:
-            check_segment(data, body.duration_ms)
+            check_segment(data, upload.duration_ms)
         except SegmentInvalid as bad:
             raise Invalid(
                 "segment_invalid", f"segment {index} is not a recording segment as a host makes it: {bad}",
             ) from None
         return state.recordings.stage(session_id, index, data, key), len(data)
 
-    staged, size = await run_in_threadpool(rebuild)  # no database: needs no slot
-    upload = SegmentUpload(index, body.sha256, body.offset_ms, body.duration_ms, body.origin_ms)
+    staged, size = await run_in_threadpool(rebuilt)  # no database: needs no slot
     await _store_staged(state, session_id, upload, staged, size)
-    return Response(status_code=204)
 
 
 async def _store_staged(state: BrokerState, session_id: str, upload: SegmentUpload, staged: StagedSegment, size: int) -> None:

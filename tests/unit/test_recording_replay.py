@@ -19,7 +19,7 @@ import pytest
 
 from broker.audit.recordings import concatenate
 from broker.audit.segment_check import check_segment
-from host_client.recorder import ReplayableSegment, SegmentWriter
+from host_client.recorder import EncodedSegment, SegmentWriter
 from protocol.segment_repeat import RepeatImpossible, Repetition, repeat_segment
 
 WIDTH, HEIGHT = 320, 240
@@ -33,7 +33,7 @@ def picture(blue: int, green: int, red: int) -> np.ndarray:
     return pixels
 
 
-def write(frames: list[tuple[np.ndarray, int]], replayable: ReplayableSegment | None, fps: float = 2.0) -> tuple[bytes, SegmentWriter]:
+def write(frames: list[tuple[np.ndarray, int]], replayable: EncodedSegment | None, fps: float = 2.0) -> tuple[bytes, SegmentWriter]:
     writer = SegmentWriter(fps, frames[0][0], replayable)
     for pixels, pts_ms in frames:
         writer.add(pixels, pts_ms)
@@ -64,7 +64,7 @@ def test_a_still_segment_copies_the_packets_with_its_own_timestamps(tmp_path: Pa
     still = picture(160, 90, 40)
     source, writer = write([(still, 0), (still, 503)], None)
     assert writer.encoded and writer.encoded_from_start and writer.one_picture
-    replayable = ReplayableSegment(still, source, 0)
+    replayable = EncodedSegment(still, source, 0)
 
     # A later grab of the same picture: a new buffer with the same pixels, other capture times.
     again = still.copy()
@@ -91,7 +91,7 @@ def test_a_still_segment_copies_the_packets_with_its_own_timestamps(tmp_path: Pa
 def test_a_change_in_a_still_segment_is_encoded_from_a_keyframe(tmp_path: Path) -> None:
     still, changed = picture(160, 90, 40), picture(20, 200, 220)
     source, _ = write([(still, 0), (still, 500)], None)
-    data, writer = write([(still, 0), (changed, 500)], ReplayableSegment(still, source, 0))
+    data, writer = write([(still, 0), (changed, 500)], EncodedSegment(still, source, 0))
     assert writer.encoded and not writer.encoded_from_start and not writer.one_picture
     assert packets(data, tmp_path) == [(0, True), (500, True)]
     (_, first), (_, second) = decoded(data)
@@ -104,7 +104,7 @@ def test_a_change_in_a_still_segment_is_encoded_from_a_keyframe(tmp_path: Path) 
 def test_more_frames_than_the_copied_segment_has_are_encoded(tmp_path: Path) -> None:
     still = picture(30, 30, 30)
     source, _ = write([(still, 0)], None)
-    data, writer = write([(still, 0), (still, 500)], ReplayableSegment(still, source, 0))
+    data, writer = write([(still, 0), (still, 500)], EncodedSegment(still, source, 0))
     assert writer.encoded
     assert packets(data, tmp_path) == [(0, True), (500, True)]
 
@@ -113,16 +113,16 @@ def test_another_size_or_picture_is_encoded(tmp_path: Path) -> None:
     still = picture(30, 30, 30)
     source, _ = write([(still, 0), (still, 500)], None)
     bigger = np.zeros((HEIGHT + 2, WIDTH, 4), dtype=np.uint8)
-    _, writer = write([(bigger, 0), (bigger, 500)], ReplayableSegment(still, source, 0))
+    _, writer = write([(bigger, 0), (bigger, 500)], EncodedSegment(still, source, 0))
     assert writer.encoded_from_start
-    _, writer = write([(picture(31, 30, 30), 0)], ReplayableSegment(still, source, 0))
+    _, writer = write([(picture(31, 30, 30), 0)], EncodedSegment(still, source, 0))
     assert writer.encoded_from_start
 
 
 def test_copied_segments_join_with_encoded_ones(tmp_path: Path) -> None:
     still, changed = picture(160, 90, 40), picture(20, 200, 220)
     first, _ = write([(still, 0), (still, 500)], None)
-    replayable = ReplayableSegment(still, first, 0)
+    replayable = EncodedSegment(still, first, 0)
     second, _ = write([(still, 0), (still, 500)], replayable)
     third, _ = write([(still, 0), (changed, 500)], replayable)
     joined = concatenate([(0, first), (1000, second), (2000, third)])
@@ -135,7 +135,7 @@ def test_copied_segments_join_with_encoded_ones(tmp_path: Path) -> None:
 def test_a_copied_segment_is_what_the_broker_rebuilds_from_its_repetition() -> None:
     still = picture(160, 90, 40)
     source, _ = write([(still, 0), (still, 500)], None)
-    copy, writer = write([(still.copy(), 3), (still.copy(), 761)], ReplayableSegment(still, source, 7))
+    copy, writer = write([(still.copy(), 3), (still.copy(), 761)], EncodedSegment(still, source, 7))
     repetition = writer.repetition()
     assert repetition == Repetition(source=7, fps=2.0, frames_ms=(3, 761))
     # The broker's side: the same module, from the stored source's bytes; and again, the same bytes.
@@ -148,7 +148,7 @@ def test_an_encoded_or_changed_segment_has_no_repetition() -> None:
     still, changed = picture(160, 90, 40), picture(20, 200, 220)
     source, writer = write([(still, 0), (still, 500)], None)
     assert writer.repetition() is None
-    _, writer = write([(still, 0), (changed, 500)], ReplayableSegment(still, source, 0))
+    _, writer = write([(still, 0), (changed, 500)], EncodedSegment(still, source, 0))
     assert writer.repetition() is None
 
 

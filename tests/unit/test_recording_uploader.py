@@ -23,16 +23,18 @@ WHOLE = b"\x1a\x45\xdf\xa3" + b"w" * 100_000
 
 
 class ScriptedBroker:
-    """Answers each request with the next status for its kind (``repeat`` or ``whole``), else 204."""
+    """Answers each request with the next status for its kind (``repeat``, ``continue`` or ``whole``), else 204."""
 
     def __init__(self, repeat: list[int] | None = None, whole: list[int] | None = None, *,
-                 live: list[bool] | None = None) -> None:
+                 live: list[bool] | None = None, continuation: list[int] | None = None) -> None:
         self.requests: list[tuple[str, Any]] = []
-        self._answers = {"repeat": list(repeat or []), "whole": list(whole or [])}
+        self.headers: list[dict[str, str]] = []
+        self._answers = {"repeat": list(repeat or []), "whole": list(whole or []), "continue": list(continuation or [])}
         self.live = live
 
     async def send(self, method: str, path: str, **options: Any) -> BrokerReply:
-        kind = "repeat" if path.endswith("/repeat") else "whole"
+        kind = path.rsplit("/", 1)[1] if path.endswith(("/repeat", "/continue")) else "whole"
+        self.headers.append(options.get("headers") or {})
         sent = json.loads(options["body"].model_dump_json()) if kind == "repeat" else options["data"]
         if not isinstance(sent, (bytes, dict)):  # a paced body: its pieces, read as the HTTP client would
             sent = [piece async for piece in sent]
@@ -45,13 +47,21 @@ class ScriptedBroker:
         return None
 
 
-def spool_segment(spool: Path, index: int, *, repeats: int | None = None, created: float | None = None) -> None:
+TAIL = b"\x1a\x45\xdf\xa3" + b"t" * 20_000
+"""A continued segment's own frames, as far as the uploader cares."""
+
+
+def spool_segment(spool: Path, index: int, *, repeats: int | None = None, created: float | None = None,
+                  continues: int | None = None) -> None:
     spool.mkdir(exist_ok=True)
     stem = spool / f"{index:08d}"
     stem.with_suffix(".webm").write_bytes(WHOLE)
+    if continues is not None:
+        stem.with_suffix(".tail").write_bytes(TAIL)
     meta = {"index": index, "offset_ms": index * 1000, "duration_ms": 1000, "origin_ms": 1_780_000_000_000,
             "sha256": hashlib.sha256(WHOLE).hexdigest(), "created": created or time.time(),
-            "repeats": {"source": repeats, "fps": 2.0, "frames_ms": [1, 502]} if repeats is not None else None}
+            "repeats": {"source": repeats, "fps": 2.0, "frames_ms": [1, 502]} if repeats is not None else None,
+            "continues": continues}
     stem.with_suffix(".json").write_text(json.dumps(meta))
 
 
@@ -109,6 +119,41 @@ async def test_without_repeats_or_with_a_broken_repetition_every_segment_goes_wh
     broker = ScriptedBroker()
     assert await uploader(tmp_path, broker).drain(5)
     assert [what for what, _ in broker.requests] == ["PUT 2"]
+
+
+async def test_a_continued_segment_goes_by_its_own_frames_and_whole_when_refused(tmp_path: Path) -> None:
+    spool_segment(tmp_path, 0)
+    spool_segment(tmp_path, 1, continues=0)
+    spool_segment(tmp_path, 2, continues=0)
+    up = uploader(tmp_path, broker := ScriptedBroker())
+    assert up.waiting_bytes() == len(WHOLE) + 2 * len(TAIL), "what the uploads will take"
+    assert await up.drain(5)
+    assert [what for what, _ in broker.requests] == ["PUT 0", "PUT 1/continue", "PUT 2/continue"]
+    assert broker.requests[1][1] == TAIL
+    assert broker.headers[1] == {"X-Segment-SHA256": hashlib.sha256(WHOLE).hexdigest(), "X-Segment-Offset-Ms": "1000",
+                                 "X-Segment-Duration-Ms": "1000", "X-Recording-Origin-Ms": "1780000000000",
+                                 "X-Segment-Source": "0"}
+    assert up.continuations_uploaded == 2 and up.uploaded == 3 and up.bytes_sent == len(WHOLE) + 2 * len(TAIL)
+    assert list(tmp_path.iterdir()) == [], "the tails go with their segments"
+
+    # 409 (its source was refused) and 404 (a broker without continuations): whole uploads follow.
+    for index in (3, 4):
+        spool_segment(tmp_path, index, continues=2)
+    up = uploader(tmp_path, broker := ScriptedBroker(continuation=[409, 404]))
+    assert await up.drain(5)
+    assert [what for what, _ in broker.requests] == ["PUT 3/continue", "PUT 3", "PUT 4/continue", "PUT 4"]
+    assert up.continuations_uploaded == 0 and up.uploaded == 2
+
+    spool_segment(tmp_path, 5, continues=4)
+    up = uploader(tmp_path, broker := ScriptedBroker(continuation=[503]))
+    assert not await up._upload_all(broker)  # type: ignore[arg-type]
+    assert [what for what, _ in broker.requests] == ["PUT 5/continue"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["00000005.json", "00000005.tail", "00000005.webm"]
+
+    (tmp_path / "00000005.tail").unlink()  # a tail lost from the spool: the segment goes whole
+    up = uploader(tmp_path, broker := ScriptedBroker())
+    assert await up.drain(5)
+    assert [what for what, _ in broker.requests] == ["PUT 5"]
 
 
 async def test_whole_segments_wait_while_the_live_stream_is_congested(tmp_path: Path) -> None:
