@@ -7,13 +7,15 @@ uploaded twice, in order, by the host's :class:`~host_client.recorder.RecordingU
 to a real broker on 127.0.0.1, each through a TCP relay that counts the bytes the
 host sends (HTTP requests, headers included; TCP/IP headers not):
 
-* *whole*: every segment's bytes, as hosts did before repeats (``repeats=False``);
-* *repeats*: a segment that copies an earlier one's packets goes as a repeat
-  (``PUT .../recording/{index}/repeat``), the rest whole.
+* *whole*: every segment's bytes, as hosts did before repeats (``by_reference=False``);
+* *by reference*: a segment that copies an earlier one's packets goes as a repeat
+  (``PUT .../recording/{index}/repeat``), one encoded after an earlier one's keyframe
+  by its own frames (``PUT .../recording/{index}/continue``), the rest whole.
 
-The whole recording is made twice: in the *normal* mode (no live stream finds the
-link congested: full quality) and in the *limited* mode (the live stream finds it
-congested throughout, so segments are encoded at
+The whole recording is made three times: *before* (full quality, every changing
+segment with a keyframe of its own, as hosts did before continuations), *normal* (no
+live stream finds the link congested: full quality, continuations) and *limited* (the
+live stream finds it congested throughout, so segments are encoded at
 :data:`~host_client.recording_quality.LIMITED_BITRATE`).
 
 A segment belongs to the phase its midpoint falls in; a phase's figure is its
@@ -21,11 +23,12 @@ segments' bytes over their recorded duration, in bit/s. Uploading after recordin
 (one segment at a time) makes the attribution exact; the bytes are the same as
 uploading while recording.
 
-Legibility: in the middle of each phase one second of the screen is grabbed (two
-frames, as the recorder grabs them) and encoded as a segment by the recorder's
-:class:`~host_client.recorder.SegmentWriter` at each mode's bitrate; the figure is
-the lower luma PSNR of its two decoded frames against the grabbed screen (the Y
-plane the encoder was given). Small text stays readable from about 30 dB.
+Legibility: in the middle of each phase two seconds of the screen are grabbed (four
+frames, as the recorder grabs them). The last second is encoded as a segment by the
+recorder's :class:`~host_client.recorder.SegmentWriter` at each mode's bitrate, once
+with a keyframe of its own and once continued from a segment of the first second;
+the figure is the lower luma PSNR of its two decoded frames against the grabbed
+screen (the Y plane the encoder was given). Small text stays readable from about 30 dB.
 
 Run: ``.venv/bin/python -m bench.recording_uplink [--seconds 20] [--write-docs]``.
 """
@@ -52,7 +55,7 @@ from bench.report import machine_conditions, publish
 from bench.stream_figures import psnr
 from bench.workload import WorkloadProcess
 from host_client.capture import Screen, to_i420
-from host_client.recorder import RecordingUploader, SegmentRecorder, SegmentWriter
+from host_client.recorder import EncodedSegment, RecordingUploader, SegmentRecorder, SegmentWriter
 from host_client.recording_quality import FULL_BITRATE, LIMITED_BITRATE
 from protocol.cli import number_in_range
 from tests.support.api import bearer, paired_session
@@ -62,10 +65,13 @@ from tests.support.xvfb import XvfbServer
 FPS = 2.0
 PHASES = (("still", "static"), ("typing", "typing"), ("scrolling", "scrolling"), ("still after scrolling", "static"))
 """(label, bench.workload phase) in the order recorded."""
+GRABBED = 4
+"""Frames of each phase's screen grabbed for legibility: two seconds at the recorder's frame rate."""
 SETTLE = 2.0
 """Seconds of a still screen recorded before the first phase (the first segment is encoded)."""
-MODES = {"normal": FULL_BITRATE, "limited": LIMITED_BITRATE}
-"""Each recording mode and the bitrate its segments are encoded at."""
+MODES = {"before": (FULL_BITRATE, False), "normal": (FULL_BITRATE, True), "limited": (LIMITED_BITRATE, True)}
+"""Each recording mode: the bitrate its segments are encoded at, and whether they continue from earlier keyframes."""
+WAYS = ("whole", "by reference")
 
 
 class CountingRelay:
@@ -120,7 +126,8 @@ class PhaseBytes:
     seconds: float = 0.0
     segments: int = 0
     repeated: int = 0
-    sent: dict[str, int] = field(default_factory=lambda: {"whole": 0, "repeats": 0})
+    continued: int = 0
+    sent: dict[str, int] = field(default_factory=lambda: dict.fromkeys(WAYS, 0))
 
     def kbits(self, way: str) -> float:
         """The phase's uplink in kbit/s, uploading ``way``."""
@@ -136,7 +143,7 @@ class Recorded:
     screens: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
 
-def record(display_env: dict[str, str], spool: Path, seconds: float, *, limited: bool) -> Recorded:
+def record(display_env: dict[str, str], spool: Path, seconds: float, *, limited: bool, continuations: bool) -> Recorded:
     """Record the phases into ``spool``, the live stream congested throughout when ``limited``."""
     os.environ["DISPLAY"] = display_env["DISPLAY"]
     recorded = Recorded()
@@ -145,16 +152,17 @@ def record(display_env: dict[str, str], spool: Path, seconds: float, *, limited:
         monitor = screen.monitors()[0]
         zero = time.monotonic()
         recorder = SegmentRecorder(spool, lambda: monitor, lambda: True, fps=FPS,
-                                   link_congested=(lambda: True) if limited else None)
+                                   link_congested=(lambda: True) if limited else None, continuations=continuations)
         recorder.start()
         try:
             time.sleep(SETTLE)
             for label, phase in PHASES:
                 running = phases.submit(workload.phase, phase, seconds)  # it blocks: the screen is grabbed meanwhile
-                time.sleep(seconds / 2)  # mid-phase: one second of the screen, as the recorder grabs it
-                recorded.screens[label] = [screen.grab_pixels(monitor).copy()]
-                time.sleep(1 / FPS)
-                recorded.screens[label].append(screen.grab_pixels(monitor).copy())
+                time.sleep(seconds / 2 - 1)  # mid-phase: two seconds of the screen, as the recorder grabs it
+                recorded.screens[label] = []
+                for _ in range(GRABBED):
+                    recorded.screens[label].append(screen.grab_pixels(monitor).copy())
+                    time.sleep(1 / FPS)
                 done = running.result()
                 recorded.windows.append((label, done.start - zero, done.end - zero))
         finally:
@@ -165,12 +173,24 @@ def record(display_env: dict[str, str], spool: Path, seconds: float, *, limited:
     return recorded
 
 
-def legibility(screens: list[np.ndarray], bitrate: int) -> float:
-    """The lower luma PSNR (dB) of ``screens`` encoded as one segment at ``bitrate`` and decoded, against them."""
-    writer = SegmentWriter(FPS, screens[0], None, bitrate=bitrate)
+def legibility(screens: list[np.ndarray], bitrate: int, *, continued: bool) -> float:
+    """The lower luma PSNR (dB) of the second half of ``screens`` encoded as one segment at ``bitrate`` and
+    decoded, against them; ``continued``: after the keyframe of a segment of the first half."""
+    half = len(screens) // 2
+    reference = None
+    if continued:
+        before = SegmentWriter(FPS, screens[0], None, bitrate=bitrate)
+        for n, pixels in enumerate(screens[:half]):
+            before.add(pixels, round(n * 1000 / FPS))
+        reference = EncodedSegment(screens[0], before.finish(), 0, bitrate, before.keyframe)
+    screens = screens[half:]
+    writer = SegmentWriter(FPS, screens[0], None, bitrate=bitrate, reference=reference)
     for n, pixels in enumerate(screens):
         writer.add(pixels, round(n * 1000 / FPS))
-    with av.open(io.BytesIO(writer.finish())) as container:
+    data = writer.finish()
+    if continued and writer.continued is None:
+        raise RuntimeError("the encoder did not remake the reference's keyframe: no continued segment to judge")
+    with av.open(io.BytesIO(data)) as container:
         decoded = [frame.to_ndarray(format="yuv420p") for frame in container.decode(video=0)]
     if len(decoded) != len(screens):
         raise RuntimeError(f"{len(screens)} frames encoded, {len(decoded)} decoded")
@@ -192,22 +212,24 @@ def phase_of(windows: list[tuple[str, float, float]], moment: float) -> str | No
 
 async def upload_each(broker: BrokerProcess, spool: Path, work: Path,
                       cost: Callable[[dict[str, object], str, int], None]) -> None:
-    """Upload the spool's segments one at a time, whole and with repeats; ``cost(meta, way, bytes)`` for each."""
+    """Upload the spool's segments one at a time, whole and by reference; ``cost(meta, way, bytes)`` for each."""
     relay = CountingRelay(int(broker.base_url.rsplit(":", 1)[1]))
     relay_port = await relay.start()
     admin = bearer(broker.login())
     uploaders = {}
-    for way in ("whole", "repeats"):
+    for way in WAYS:
         session_id, token = paired_session(broker, admin)
         folder = work / way
         folder.mkdir()
-        uploaders[way] = RecordingUploader(f"http://127.0.0.1:{relay_port}", token, session_id, folder, repeats=way == "repeats")
+        uploaders[way] = RecordingUploader(f"http://127.0.0.1:{relay_port}", token, session_id, folder,
+                                           by_reference=way == "by reference")
     try:
         for marker in sorted(spool.glob("*.json")):
             meta = json.loads(marker.read_text())
             for way, uploader in uploaders.items():
-                for part in (marker.with_suffix(".webm"), marker):
-                    shutil.copy(part, work / way / part.name)
+                for part in (marker.with_suffix(".webm"), marker.with_suffix(".tail"), marker):
+                    if part.exists():
+                        shutil.copy(part, work / way / part.name)
                 before = relay.sent
                 if not await uploader.drain(30):
                     raise RuntimeError(f"segment {meta['index']} was not uploaded {way}")
@@ -222,7 +244,8 @@ def measure(xvfb: XvfbServer, mode: str, seconds: float) -> tuple[dict[str, Phas
     with tempfile.TemporaryDirectory() as folder:
         spool, work = Path(folder) / "spool", Path(folder) / "upload"
         work.mkdir()
-        recorded = record(xvfb.env, spool, seconds, limited=mode == "limited")
+        bitrate, continuations = MODES[mode]
+        recorded = record(xvfb.env, spool, seconds, limited=bitrate != FULL_BITRATE, continuations=continuations)
 
         def cost(meta: dict[str, object], way: str, sent: int) -> None:
             offset, duration = int(str(meta["offset_ms"])) / 1000, int(str(meta["duration_ms"])) / 1000
@@ -235,6 +258,7 @@ def measure(xvfb: XvfbServer, mode: str, seconds: float) -> tuple[dict[str, Phas
                 figures.seconds += duration
                 figures.segments += 1
                 figures.repeated += meta.get("repeats") is not None
+                figures.continued += meta.get("continues") is not None
 
         with BrokerProcess.start() as broker:
             asyncio.run(upload_each(broker, spool, work, cost))
@@ -249,25 +273,35 @@ def main() -> int:
     args = parser.parse_args()
     with XvfbServer.start(1920, 1080) as xvfb:
         measured = {mode: measure(xvfb, mode, args.seconds) for mode in MODES}
-    normal, screens = measured["normal"]
+    before, screens = measured["before"]
+    normal, _ = measured["normal"]
     limited, _ = measured["limited"]
-    rows = ["| phase | seconds recorded | segments (copies of an earlier one) | uplink, every segment whole | "
-            "uplink, normal (copies as repeats) | uplink, link limited | luma PSNR, normal | luma PSNR, limited |",
-            "|---|---|---|---|---|---|---|---|"]
-    for name, figures in normal.items():
-        held = limited.get(name)
-        rows.append(f"| {name} | {figures.seconds:.0f} s | {figures.segments} ({figures.repeated}) "
-                    f"| {figures.kbits('whole'):.1f} kbit/s | {figures.kbits('repeats'):.1f} kbit/s "
-                    f"| {held.kbits('repeats') if held else float('nan'):.1f} kbit/s "
-                    f"| {legibility(screens[name], FULL_BITRATE):.1f} dB | {legibility(screens[name], LIMITED_BITRATE):.1f} dB |")
+    rows = ["| phase | seconds recorded | segments (repeats before; repeats, continued now) | uplink, every segment whole (before) | "
+            "uplink, repeats (before) | uplink, repeats and continuations | uplink, link limited | "
+            "luma PSNR, full: own keyframe / continued | luma PSNR, limited: own keyframe / continued |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for name, figures in before.items():
+        now, held = normal.get(name), limited.get(name)
+        legible = {bitrate: " / ".join(f"{legibility(screens[name], bitrate, continued=continued):.1f}"
+                                       for continued in (False, True)) + " dB"
+                   for bitrate in (FULL_BITRATE, LIMITED_BITRATE)}
+        rows.append(f"| {name} | {figures.seconds:.0f} s | {figures.segments} ({figures.repeated}; "
+                    f"{now.repeated if now else 0}, {now.continued if now else 0}) "
+                    f"| {figures.kbits('whole'):.1f} kbit/s | {figures.kbits('by reference'):.1f} kbit/s "
+                    f"| {now.kbits('by reference') if now else float('nan'):.1f} kbit/s "
+                    f"| {held.kbits('by reference') if held else float('nan'):.1f} kbit/s "
+                    f"| {legible[FULL_BITRATE]} | {legible[LIMITED_BITRATE]} |")
     conditions = [*machine_conditions(),
                   f"screen: Xvfb 1920x1080x24, bench/workload.py's desktop; recorder at {FPS:g} fps, 1 s segments",
                   f"phases of {args.seconds:g} s: {', '.join(label for label, _ in PHASES)} (after {SETTLE:g} s still; "
                   "typing ~12 characters a second, scrolling ~60 lines a second)",
-                  f"modes: normal ({FULL_BITRATE // 1000} kbit/s VP8), link limited (the live stream congested "
-                  f"throughout: {LIMITED_BITRATE // 1000} kbit/s), each recorded once",
+                  f"modes: before (full quality, {FULL_BITRATE // 1000} kbit/s VP8, no continuations), normal (full "
+                  f"quality, continuations), link limited (the live stream congested throughout: "
+                  f"{LIMITED_BITRATE // 1000} kbit/s, continuations), each recorded once",
+                  "segments: in the before recording; repeats and continued ones in the normal one",
                   "bytes: what the host sends the broker (HTTP, headers included) through a counting TCP relay, plain HTTP",
-                  "luma PSNR: one second of each phase's screen encoded as a segment, the lower of its two frames"]
+                  "luma PSNR: one second of each phase's screen encoded as a segment with its own keyframe, and continued "
+                  "from a segment of the second before; the lower of its two frames"]
     publish("recording_uplink", conditions, "\n".join(rows), write=args.write_docs)
     return 0
 

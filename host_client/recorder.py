@@ -114,13 +114,15 @@ class SegmentRecorder:
         origin_ms: int | None = None,
         on_segment: Callable[[int], None] | None = None,
         link_congested: Callable[[], bool] | None = None,
+        continuations: bool = True,
     ) -> None:
         """Segments are numbered from ``start_index``; the first starts ``start_offset_ms`` after
         the recording's origin, ``origin_ms`` (Unix ms), which each segment's metadata notes.
 
         ``link_congested`` says whether the link is the limit for the recording now (the live stream
         finds it congested, or has not shown it carries a full recording; called on the recorder's
-        thread, so it must only read, e.g. a boolean); None: the link is never the limit."""
+        thread, so it must only read, e.g. a boolean); None: the link is never the limit. ``continuations``
+        False encodes every changing segment from its own keyframe (the benchmark's "before")."""
         self._spool = spool
         self._monitor = monitor
         self._visible = visible
@@ -147,6 +149,7 @@ class SegmentRecorder:
         """Segments encoded after an earlier segment's keyframe (:mod:`protocol.segment_continuation`)."""
         self._reference: EncodedSegment | None = None
         """The last segment encoded from its first frame: the next continues from its keyframe."""
+        self._continuations = continuations
         self._refresh = False
         """The next segment starts with a keyframe of its own (:func:`continuing_costs_more`)."""
         self._frames_per_segment = max(1, math.ceil(fps * SEGMENT_SECONDS))
@@ -199,7 +202,7 @@ class SegmentRecorder:
             pixels = self._pixels(screen, monitor)
             if writer is None:
                 writer = SegmentWriter(self._fps, pixels, replayable, bitrate=bitrate,
-                                       reference=None if self._refresh else self._reference)
+                                       reference=self._reference if self._continuations and not self._refresh else None)
             writer.add(pixels, int((now - started) * 1000))
             frames += 1
             wait = started + frames / self._fps - time.monotonic()
@@ -442,13 +445,13 @@ class RecordingUploader:
         live_congested: Callable[[], bool] | None = None,
         live_limit: Callable[[], float | None] | None = None,
         max_lag_seconds: Callable[[], float] = lambda: SessionPolicy().recording_max_lag_seconds,
-        repeats: bool = True,
+        by_reference: bool = True,
     ) -> None:
         """``live_congested`` says whether the live stream finds the link congested (None: there is none to
         yield to); ``live_limit`` is the live stream's target bit rate while the link limits it (None: not
         limited; uploads are then paced to a share of it, :meth:`UploadYield.pace`); ``max_lag_seconds``
-        is the policy's bound on the recording's lag; ``repeats`` False uploads a still screen's segments
-        whole (the benchmark's "before")."""
+        is the policy's bound on the recording's lag; ``by_reference`` False uploads every segment whole,
+        none as a repeat or a continuation of an earlier one (the benchmark's "before")."""
         self._path = f"{API_PREFIX}/sessions/{session_id}/recording"
         self._owns_broker = broker is None
         self._broker = broker or BrokerClient(broker_url, token)
@@ -458,7 +461,7 @@ class RecordingUploader:
         self._live_congested = live_congested
         self._live_limit = live_limit
         self._max_lag_seconds = max_lag_seconds
-        self._repeats = repeats
+        self._by_reference = by_reference
         self.yielding = UploadYield()
         """When uploads wait for the live stream."""
         self.uploaded = 0
@@ -561,7 +564,7 @@ class RecordingUploader:
                 log.warning("dropping an unreadable spooled segment %s", marker.name)
                 marker.unlink(missing_ok=True)
                 continue
-            repeat = self._repeat_upload(meta) if self._repeats else None
+            repeat = self._repeat_upload(meta) if self._by_reference else None
             if repeat is not None:
                 stored = await self._send_repeat(broker, meta["index"], repeat)
                 if stored is None:
@@ -570,7 +573,7 @@ class RecordingUploader:
                     self._done(marker)
                     self.repeats_uploaded += 1
                     continue
-            tail = self._tail(marker, meta)
+            tail = self._tail(marker, meta) if self._by_reference else None
             if tail is not None:
                 if yielding:
                     await self._yield_to_live(len(tail))

@@ -98,8 +98,16 @@ async def test_typing_is_recorded_smaller_while_the_link_is_congested_and_the_tr
     admin = bearer(broker.login())
     session_id, host_token = paired_session(broker, admin)
     uploader = RecordingUploader(broker.base_url, host_token, session_id, spool, live_congested=lambda: False)
+    waiting = uploader.waiting_bytes()
     assert await uploader.drain(60)
     assert uploader.uploaded == len(stored)
+    # Typing continues from earlier keyframes: those segments go by their own frames, a fraction of their bytes.
+    continued = [meta for meta, _ in stored if meta["continues"] is not None]
+    assert recorder.segments_continued == len(continued) >= 4, [(m["continues"], m["bitrate"]) for m, _ in stored]
+    assert uploader.continuations_uploaded == len(continued)
+    whole = sum(len(data) for _, data in stored)
+    assert uploader.bytes_sent == waiting < 0.6 * whole, (uploader.bytes_sent, whole)
+    print(f"typing recorded: {len(stored)} segments, {len(continued)} continued; {whole} bytes, {waiting} uploaded")
     rows = broker.sql('SELECT "index", sha256 FROM recording_segments WHERE session_id = ? ORDER BY 1', session_id)
     assert [(index, sha) for index, sha in rows] == [(meta["index"], meta["sha256"]) for meta, _ in stored]
     assert end_session(broker, admin, session_id, "done").status_code == 200

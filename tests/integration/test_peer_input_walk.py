@@ -99,6 +99,13 @@ HEADER_ROUTES: dict[tuple[str, str], list[dict[str, str]]] = {
         {"X-Segment-SHA256": SHA, "X-Segment-Offset-Ms": "0", "X-Segment-Duration-Ms": "1000",
          "X-Recording-Origin-Ms": "[1]"},
     ],
+    ("PUT", "/sessions/{session_id}/recording/{index}/continue"): [
+        {"X-Segment-Source": "0", "X-Segment-SHA256": "zz", "X-Segment-Offset-Ms": "0", "X-Segment-Duration-Ms": "1000"},
+        {"X-Segment-Source": "[0]", "X-Segment-SHA256": SHA, "X-Segment-Offset-Ms": "0", "X-Segment-Duration-Ms": "1000"},
+        {"X-Segment-Source": "-1", "X-Segment-SHA256": SHA, "X-Segment-Offset-Ms": "0", "X-Segment-Duration-Ms": "1000"},
+        {"X-Segment-SHA256": SHA, "X-Segment-Offset-Ms": "0", "X-Segment-Duration-Ms": "1000"},
+        {"X-Segment-Source": "0", "X-Segment-SHA256": SHA, "X-Segment-Offset-Ms": "0", "X-Segment-Duration-Ms": "1e9"},
+    ],
     ("PUT", "/sessions/{session_id}/transfers/{transfer_id}/chunks/{index}"): [{"X-Chunk-SHA256": "zz"}, {}],
 }
 """Each route whose input is its headers and raw body (segments and chunks: see test_peer_abuse)."""

@@ -107,18 +107,19 @@ async def test_a_refused_repeat_goes_whole_and_a_broker_away_keeps_it(tmp_path: 
 async def test_without_repeats_or_with_a_broken_repetition_every_segment_goes_whole(tmp_path: Path) -> None:
     spool_segment(tmp_path, 0)
     spool_segment(tmp_path, 1, repeats=0)
+    spool_segment(tmp_path, 2, continues=0)
     broker = ScriptedBroker()
-    assert await uploader(tmp_path, broker, repeats=False).drain(5)
-    assert [what for what, _ in broker.requests] == ["PUT 0", "PUT 1"]
+    assert await uploader(tmp_path, broker, by_reference=False).drain(5)
+    assert [what for what, _ in broker.requests] == ["PUT 0", "PUT 1", "PUT 2"]
 
-    spool_segment(tmp_path, 2, repeats=0)
-    marker = tmp_path / "00000002.json"
+    spool_segment(tmp_path, 3, repeats=0)
+    marker = tmp_path / "00000003.json"
     meta = json.loads(marker.read_text())
     meta["repeats"]["frames_ms"] = "garbled"
     marker.write_text(json.dumps(meta))
     broker = ScriptedBroker()
     assert await uploader(tmp_path, broker).drain(5)
-    assert [what for what, _ in broker.requests] == ["PUT 2"]
+    assert [what for what, _ in broker.requests] == ["PUT 3"]
 
 
 async def test_a_continued_segment_goes_by_its_own_frames_and_whole_when_refused(tmp_path: Path) -> None:
