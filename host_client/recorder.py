@@ -69,8 +69,9 @@ log = logging.getLogger(__name__)
 
 SEGMENT_SECONDS = 1.0
 REFRESH_SHARE = 0.5
-"""A continued segment whose own frames take more than this share of its reference's keyframe is followed by
-a segment with a keyframe of its own (:func:`continuing_costs_more`)."""
+"""A segment whose first frame, continued, would take more than this share of the reference's keyframe gets a
+keyframe of its own (:func:`moved_away`); one whose continued frames took more is followed by a segment with a
+keyframe of its own (:func:`continuing_costs_more`)."""
 THREAD_NAME = "recorder"
 """The recording thread's name, also in the OS (``top -H``, ``/proc/<pid>/task/*/comm``)."""
 ENCODER_OPTIONS = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
@@ -256,6 +257,13 @@ class SegmentRecorder:
             self._on_segment(index)
 
 
+def moved_away(packets: list[av.Packet], reference: EncodedSegment) -> bool:
+    """Whether a continued segment's first frame, encoded as ``packets``, took more than :data:`REFRESH_SHARE`
+    of ``reference``'s keyframe: the screen has moved away from it (a scroll, another window), so the segment
+    is better encoded with a keyframe of its own (the frames after it would cost more still)."""
+    return sum(packet.size for packet in packets) > REFRESH_SHARE * len(reference.keyframe)
+
+
 def continuing_costs_more(writer: SegmentWriter) -> bool:
     """Whether the segment after the one ``writer`` made should start with a keyframe of its own, not
     continue from the same reference.
@@ -309,8 +317,9 @@ class SegmentWriter:
     is given the reference's first picture, and if it makes the very bytes of the
     reference's keyframe, every frame of this segment is encoded as an inter frame
     after it; only those (:attr:`tail`) go to the broker. If the bytes differ (another
-    libvpx), the segment is encoded from its first frame, as always, at ``bitrate``
-    (:mod:`host_client.recording_quality`).
+    libvpx), or the first frame costs more than :data:`REFRESH_SHARE` of that keyframe
+    (:func:`moved_away`), the segment is encoded from its first frame, as always, at
+    ``bitrate`` (:mod:`host_client.recording_quality`).
     """
 
     def __init__(self, fps: float, first: np.ndarray, replayable: EncodedSegment | None, *,
@@ -370,7 +379,14 @@ class SegmentWriter:
                 return
             self._encoder = self._configure(av.CodecContext.create("libvpx", "w"))
             self._encoder.time_base = 1 / self._rate
-        self._mux(self._encode(pixels, pts_ms))
+        packets = self._encode(pixels, pts_ms)
+        if self.continued is not None and len(self.frames_ms) == 1 and moved_away(packets, self.continued):
+            self.continued = None
+            self._open_output()
+            self._open_encoder()
+            self.encoded_from_start = True
+            packets = self._encode(pixels, pts_ms)
+        self._mux(packets)
 
     def finish(self) -> bytes:
         """The segment's WebM bytes."""

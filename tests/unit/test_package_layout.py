@@ -39,9 +39,9 @@ def test_protocol_imports_only_pydantic_and_the_standard_library() -> None:
     # The wire is shared by broker and clients: no cryptography, TLS state or I/O libraries in it
     # (signing is the broker's, checking signatures and TLS trust the clients').
     allowed = set(sys.stdlib_module_names) | {"pydantic", "protocol", "__future__"}
-    # One exception: a repeated recording segment's bytes are part of what host and broker
-    # exchange, and both must make them with the same muxer (PyAV, a dependency of both).
-    also_allowed = {"segment_repeat.py": {"av"}}
+    # The exceptions: a repeated or continued recording segment's bytes are part of what host and
+    # broker exchange, and both must make them with the same muxer (PyAV, a dependency of both).
+    also_allowed = {"segment_repeat.py": {"av"}, "segment_continuation.py": {"av"}}
     protocol = ROUTES.parent.parent / "protocol"
     found = {}
     for path in protocol.glob("*.py"):

@@ -112,16 +112,32 @@ def test_a_still_or_moved_away_screen_gets_a_keyframe_of_its_own_next() -> None:
     _, still = continued_segments([*pictures[:2], pictures[3], pictures[3]])
     assert still.one_picture and continuing_costs_more(still), "a still screen: a keyframe, then repeats"
 
-    moved = [pictures[0], pictures[1]] + [np.roll(pictures[2], shift, axis=0) for shift in (60, 120)]
-    _, scrolled = continued_segments(moved)
-    assert scrolled.continued is not None and scrolled.tail is not None
-    assert len(scrolled.tail) > REFRESH_SHARE * len(scrolled.continued.keyframe)
-    assert continuing_costs_more(scrolled)
+    # The screen moves away within the segment (a scroll starts): its frames cost more than half a keyframe.
+    _, scrolling = continued_segments([*pictures[:3], np.roll(pictures[3], 120, axis=0)])
+    assert scrolling.continued is not None and scrolling.tail is not None
+    assert len(scrolling.tail) > REFRESH_SHARE * len(scrolling.continued.keyframe)
+    assert continuing_costs_more(scrolling)
 
     fresh = SegmentWriter(2.0, pictures[0], None)
     fresh.add(pictures[0], 0)
     fresh.finish()
     assert not continuing_costs_more(fresh), "only a continued segment asks for a fresh keyframe"
+
+
+def test_a_segment_whose_first_frame_moved_away_from_the_reference_gets_its_own_keyframe() -> None:
+    pictures = typing_pictures(4)
+    _, typing = continued_segments(pictures)
+    assert typing.continued is not None
+    moved = [np.roll(picture, 120, axis=0) for picture in pictures[2:]]
+    writer = SegmentWriter(2.0, moved[0], None, reference=typing.continued)
+    for at_ms, pixels in zip((1, 502), moved, strict=True):
+        writer.add(pixels, at_ms)
+    data = writer.finish()
+    assert writer.continued is None and writer.encoded_from_start and writer.tail is None
+    check_segment(data, 1000)
+    assert read_segment(data).packets[0].data == writer.keyframe and writer.keyframe[0] & SHOW_FRAME
+    assert [at for at, _ in shown(data)] == [0.0, 0.5]
+    assert not continuing_costs_more(writer), "it is the next segment's reference"
 
 
 def test_what_cannot_make_a_continued_segment_is_refused_with_the_reason() -> None:
