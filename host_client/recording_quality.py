@@ -2,9 +2,11 @@
 
 Each one-second segment begins with a keyframe of the whole screen; at the
 recorder's full bitrate (:data:`FULL_BITRATE`) a 1080p keyframe of text is
-about 100 KB, so a screen that changes every second costs the uplink 0.9 to
-1 Mbit/s (``bench/recording_uplink.py``), most of a 1-2.5 Mbit/s uplink, next to
-the live view. While the live stream finds the link congested
+about 100 KB, so a screen that moves every second (scrolling) costs the uplink
+about 1 Mbit/s (``bench/recording_uplink.py``), most of a 1-2.5 Mbit/s uplink,
+next to the live view. (Typing costs far less since its segments continue from an
+earlier keyframe and upload only their own frames, :mod:`protocol.segment_continuation`:
+about 0.4 Mbit/s at either bitrate.) While the live stream finds the link congested
 (:attr:`peer.stream_budget.StreamBudget.congested`), segments are encoded at
 :data:`LIMITED_BITRATE`: libvpx's rate control then picks a coarser quantizer
 for the keyframe too, and a changing screen costs about 40 % less. Text stays
