@@ -272,8 +272,13 @@ def continuing_costs_more(writer: SegmentWriter) -> bool:
     its own makes the segments after it repeats (a few hundred bytes each). One whose frames
     took more than :data:`REFRESH_SHARE` of the reference's keyframe shows a screen that has
     moved away from it (a scroll): the next continued segment would cost about as much as a
-    keyframe, and every one after it more.
+    keyframe, and every one after it more. One that left its reference at the first frame
+    (:attr:`SegmentWriter.left_reference`) is on a moving screen too: the next segment does
+    not try (each try costs the recorder a keyframe and a frame it throws away), the one
+    after it does again.
     """
+    if writer.left_reference:
+        return True
     if writer.continued is None or writer.tail is None:
         return False
     return writer.one_picture or len(writer.tail) > REFRESH_SHARE * len(writer.continued.keyframe)
@@ -337,6 +342,8 @@ class SegmentWriter:
         """A continued segment's own frames, as a WebM (set by :meth:`finish`): what the broker is sent."""
         self.keyframe = b""
         """The first frame's bytes, when the encoder made it."""
+        self.left_reference = False
+        """The first frame moved away from the reference (:func:`moved_away`): a keyframe of its own instead."""
         self._fps = fps
         self._bitrate = bitrate
         self._rate = frame_rate(fps)
@@ -382,6 +389,7 @@ class SegmentWriter:
         packets = self._encode(pixels, pts_ms)
         if self.continued is not None and len(self.frames_ms) == 1 and moved_away(packets, self.continued):
             self.continued = None
+            self.left_reference = True
             self._open_output()
             self._open_encoder()
             self.encoded_from_start = True

@@ -133,11 +133,11 @@ def test_a_segment_whose_first_frame_moved_away_from_the_reference_gets_its_own_
     for at_ms, pixels in zip((1, 502), moved, strict=True):
         writer.add(pixels, at_ms)
     data = writer.finish()
-    assert writer.continued is None and writer.encoded_from_start and writer.tail is None
+    assert writer.continued is None and writer.encoded_from_start and writer.tail is None and writer.left_reference
     check_segment(data, 1000)
     assert read_segment(data).packets[0].data == writer.keyframe and writer.keyframe[0] & SHOW_FRAME
     assert [at for at, _ in shown(data)] == [0.0, 0.5]
-    assert not continuing_costs_more(writer), "it is the next segment's reference"
+    assert continuing_costs_more(writer), "a moving screen: the next segment does not try"
 
 
 def test_what_cannot_make_a_continued_segment_is_refused_with_the_reason() -> None:
