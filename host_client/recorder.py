@@ -101,7 +101,8 @@ PR_SET_NAME = 15
 
 
 class SegmentRecorder:
-    """Writes ``<index>.webm`` + ``<index>.json`` segments into ``spool`` until stopped."""
+    """Writes ``<index>.webm`` + ``<index>.json`` segments (and a continued one's own frames, ``<index>.tail``) into
+    ``spool`` until stopped."""
 
     def __init__(
         self,
