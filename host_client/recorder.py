@@ -641,24 +641,9 @@ class RecordingUploader:
 
     async def _send_continuation(self, broker: BrokerClient, meta: dict[str, Any], tail: bytes) -> bool | None:
         """Store a continued segment by its own frames: True stored, False refused (it goes whole), None broker away."""
-        index = meta["index"]
         headers = {**segment_headers(meta), "X-Segment-Source": str(meta["continues"])}
-        try:
-            reply = await broker.send("PUT", f"{self._path}/{index}/continue", refusal=BrokerRefusal,
-                                      data=self._body(tail), headers=headers, timeout=UPLOAD_TIMEOUT)
-            self.bytes_sent += len(tail)
-        except BrokerRefusal as unreachable:
-            log.info("recording upload paused: %s", unreachable.message)
-            return None
-        if reply.status >= 500 or reply.status in (401, 410, 429):
-            return None
-        if reply.status >= 400:
-            # The broker cannot make it (its source was refused, another FFmpeg muxes other bytes, an
-            # older broker does not continue segments): the segment's whole bytes are in the spool.
-            log.info("the broker did not take segment %s as a continuation (%s); uploading it whole", index,
-                     reply.refusal(BrokerRefusal).message)
-            return False
-        return True
+        return await self._send_by_reference(broker, meta["index"], "continue", len(tail),
+                                             data=self._body(tail), headers=headers)
 
     def _done(self, marker: Path) -> None:
         marker.unlink(missing_ok=True)
@@ -682,10 +667,16 @@ class RecordingUploader:
 
     async def _send_repeat(self, broker: BrokerClient, index: int, repeat: SegmentRepeatUpload) -> bool | None:
         """Store segment ``index`` as a repeat: True stored, False refused (it goes whole), None broker away."""
+        return await self._send_by_reference(broker, index, "repeat", len(repeat.model_dump_json()), body=repeat)
+
+    async def _send_by_reference(self, broker: BrokerClient, index: int, way: str, size: int,
+                                 **request: Any) -> bool | None:
+        """``PUT .../recording/{index}/{way}`` (``repeat`` or ``continue``, a body of ``size`` bytes):
+        True stored, False refused (it goes whole), None broker away."""
         try:
-            reply = await broker.send("PUT", f"{self._path}/{index}/repeat", refusal=BrokerRefusal, body=repeat,
-                                      timeout=UPLOAD_TIMEOUT)
-            self.bytes_sent += len(repeat.model_dump_json())
+            reply = await broker.send("PUT", f"{self._path}/{index}/{way}", refusal=BrokerRefusal,
+                                      timeout=UPLOAD_TIMEOUT, **request)
+            self.bytes_sent += size
         except BrokerRefusal as unreachable:
             log.info("recording upload paused: %s", unreachable.message)
             return None
@@ -693,8 +684,8 @@ class RecordingUploader:
             return None
         if reply.status >= 400:
             # The broker cannot make it (its source was refused, another FFmpeg muxes other bytes, an
-            # older broker has no repeats): the segment's whole bytes are in the spool.
-            log.info("the broker did not take segment %s as a repeat (%s); uploading it whole", index,
+            # older broker without the route): the segment's whole bytes are in the spool.
+            log.info("the broker did not take segment %s by reference (%s: %s); uploading it whole", index, way,
                      reply.refusal(BrokerRefusal).message)
             return False
         return True

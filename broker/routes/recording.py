@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import Response
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -63,6 +63,32 @@ RecordingOriginMs = Annotated[int | None, Header(
 )]
 
 
+@dataclass(frozen=True)
+class SegmentUpload:
+    """What a host says of the segment it uploads (its headers)."""
+
+    index: int
+    sha256: str
+    offset_ms: int
+    duration_ms: int
+    origin_ms: int | None
+    """When the host started recording, if it says (older hosts do not)."""
+
+
+def declared_segment(
+    index: SegmentIndex,
+    x_segment_sha256: SegmentSha256,
+    x_segment_offset_ms: SegmentOffsetMs,
+    x_segment_duration_ms: SegmentDurationMs,
+    x_recording_origin_ms: RecordingOriginMs = None,
+) -> SegmentUpload:
+    """What an upload's path and ``X-Segment-*`` headers say of the segment (checked by their types)."""
+    return SegmentUpload(index, x_segment_sha256, x_segment_offset_ms, x_segment_duration_ms, x_recording_origin_ms)
+
+
+DeclaredSegment = Annotated[SegmentUpload, Depends(declared_segment)]
+
+
 def _peer(state: BrokerState, db: Session, session_id: str, token: str | None, what: str) -> SessionPeer:
     grace = timedelta(seconds=state.settings.recording_upload_grace_seconds)
     return identify_peer(db, session_id, token, what=what, ended_grace=grace)
@@ -75,11 +101,8 @@ async def put_segment(
     index: SegmentIndex,
     request: Request,
     state: State,
-    x_segment_sha256: SegmentSha256,
-    x_segment_offset_ms: SegmentOffsetMs,
-    x_segment_duration_ms: SegmentDurationMs,
+    upload: DeclaredSegment,
     token: PeerToken,
-    x_recording_origin_ms: RecordingOriginMs = None,
 ) -> Response:
     # No database session is open while the body streams in, nor while it is checked and
     # encrypted: only the short unit of work that records it, around a rename.
@@ -90,13 +113,13 @@ async def put_segment(
             incoming.write(piece)
             if incoming.size > most:
                 raise TooLarge("too_large", f"a segment is at most {most} bytes")
-        if incoming.sha256 != x_segment_sha256:
+        if incoming.sha256 != upload.sha256:
             raise Invalid("segment_rejected", f"segment {index} does not match its SHA-256; send it again")
 
         def prepare() -> StagedSegment:
             data = incoming.read()
             try:
-                check_segment(data, x_segment_duration_ms)
+                check_segment(data, upload.duration_ms)
             except SegmentInvalid as bad:
                 raise Invalid(
                     "segment_invalid", f"segment {index} is not a recording segment as a host makes it: {bad}",
@@ -107,7 +130,6 @@ async def put_segment(
         key = await state.unit(lambda db: state.recordings.data_key(db, session_id), again_on=(IntegrityError,))
         staged = await run_in_threadpool(prepare)  # no database: needs no slot
         size = incoming.size
-    upload = SegmentUpload(index, x_segment_sha256, x_segment_offset_ms, x_segment_duration_ms, x_recording_origin_ms)
     await _store_staged(state, session_id, upload, staged, size)
     return Response(status_code=204)
 
@@ -138,11 +160,8 @@ async def put_continued_segment(
     x_segment_source: Annotated[int, Header(
         ge=0, lt=10_000_000, description="The stored segment whose keyframe this one continues from",
     )],
-    x_segment_sha256: SegmentSha256,
-    x_segment_offset_ms: SegmentOffsetMs,
-    x_segment_duration_ms: SegmentDurationMs,
+    upload: DeclaredSegment,
     token: PeerToken,
-    x_recording_origin_ms: RecordingOriginMs = None,
 ) -> Response:
     # A changing screen's segment encoded after an earlier segment's keyframe: the body is its own
     # frames (a WebM), the broker puts the source's keyframe, hidden, in front of them with the
@@ -154,7 +173,6 @@ async def put_continued_segment(
         tail += piece
         if len(tail) > most:
             raise TooLarge("too_large", f"a segment is at most {most} bytes")
-    upload = SegmentUpload(index, x_segment_sha256, x_segment_offset_ms, x_segment_duration_ms, x_recording_origin_ms)
     await _store_rebuilt(state, session_id, upload, x_segment_source, CONTINUATION,
                          lambda source: continued_segment(source, bytes(tail)))
     return Response(status_code=204)
@@ -247,17 +265,6 @@ async def _store_staged(state: BrokerState, session_id: str, upload: SegmentUplo
     finally:
         staged.discard()
 
-
-@dataclass(frozen=True)
-class SegmentUpload:
-    """What a host says of the segment it uploads (its headers)."""
-
-    index: int
-    sha256: str
-    offset_ms: int
-    duration_ms: int
-    origin_ms: int | None
-    """When the host started recording, if it says (older hosts do not)."""
 
 
 def _record_segment(

@@ -32,6 +32,18 @@ def webm_segment(shade: int) -> bytes:
     return buffer.getvalue()
 
 
+def one_frame_file(container_format: str, codec: str) -> bytes:
+    """One black 64x48 frame encoded with ``codec`` in a ``container_format`` file: what a segment is not."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container_format) as out:
+        stream = out.add_stream(codec, rate=2)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            out.mux(packet)
+    return buffer.getvalue()
+
+
 def put_segment(
     broker: BrokerProcess, session_id: str, host_token: str, index: int, data: bytes, *,
     offset_ms: int, duration_ms: int = 1000, origin_ms: int | None = None,

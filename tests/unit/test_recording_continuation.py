@@ -24,7 +24,7 @@ from protocol.segment_continuation import (
     first_packet,
     hidden_keyframe,
 )
-from tests.support.segments import continued_segments, typing_pictures, webm_segment
+from tests.support.segments import continued_segments, one_frame_file, typing_pictures, webm_segment
 
 
 def shown(data: bytes) -> list[tuple[float, np.ndarray]]:
@@ -150,15 +150,8 @@ def test_what_cannot_make_a_continued_segment_is_refused_with_the_reason() -> No
         continued_segment(b"\x1a\x45\xdf\xa3 not a segment", writer.tail)
     with pytest.raises(ContinuationImpossible, match="tail cannot be read"):
         continued_segment(source, b"garbage" * 100)
-    vp9 = io.BytesIO()
-    with av.open(vp9, "w", format="webm") as out:
-        stream = out.add_stream("libvpx-vp9", rate=2)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
-        for packet in [*stream.encode(frame), *stream.encode()]:
-            out.mux(packet)
     with pytest.raises(ContinuationImpossible, match="not VP8"):
-        continued_segment(source, vp9.getvalue())
+        continued_segment(source, one_frame_file("webm", "libvpx-vp9"))
     with pytest.raises(ContinuationImpossible):
         hidden_keyframe(b"\x01\x02")
     # Another segment's tail is just frames: the bytes come out, and the hash the host committed to decides.

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import replace
 
-import av
 import numpy as np
 import pytest
 
@@ -22,6 +20,7 @@ from broker.audit.segment_check import (
 )
 from broker.sessions.session_usage import SessionQuotas, SessionUsage
 from host_client.recorder import SegmentWriter
+from tests.support.segments import one_frame_file
 
 WIDTH, HEIGHT = 320, 240
 
@@ -103,15 +102,8 @@ def test_a_container_that_cannot_be_read_is_refused() -> None:
 
 
 def test_a_matroska_file_of_vp8_is_not_a_webm() -> None:
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="matroska") as out:
-        stream = out.add_stream("libvpx", rate=2)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
-        for packet in [*stream.encode(frame), *stream.encode()]:
-            out.mux(packet)
     with pytest.raises(SegmentInvalid, match="not a WebM"):
-        check_segment(buffer.getvalue(), 1000)
+        check_segment(one_frame_file("matroska", "libvpx"), 1000)
 
 
 def test_session_quotas_name_the_first_one_overrun() -> None:
