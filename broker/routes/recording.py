@@ -166,15 +166,16 @@ async def put_continued_segment(
     # A changing screen's segment encoded after an earlier segment's keyframe: the body is its own
     # frames (a WebM), the broker puts the source's keyframe, hidden, in front of them with the
     # recorder's own code, and stores the result only if it hashes to what the host committed to.
+    # Its body goes to a temporary file as it arrives, as a whole upload's does: not held in memory.
     await _host_uploading(state, session_id, token)
     most = state.settings.segment_max_bytes
-    tail = bytearray()
-    async for piece in request.stream():
-        tail += piece
-        if len(tail) > most:
-            raise TooLarge("too_large", f"a segment is at most {most} bytes")
-    await _store_rebuilt(state, session_id, upload, x_segment_source, CONTINUATION,
-                         lambda source: continued_segment(source, bytes(tail)))
+    with state.recordings.receive() as incoming:
+        async for piece in request.stream():
+            incoming.write(piece)
+            if incoming.size > most:
+                raise TooLarge("too_large", f"a segment is at most {most} bytes")
+        await _store_rebuilt(state, session_id, upload, x_segment_source, CONTINUATION,
+                             lambda source: continued_segment(source, incoming.read()))
     return Response(status_code=204)
 
 

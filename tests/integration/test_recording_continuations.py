@@ -88,6 +88,7 @@ def test_continuations_the_broker_cannot_make_are_refused_and_store_nothing(
     assert oversized.status_code == 413 and "error" in oversized.json(), oversized.text
 
     assert (stored_rows(broker, session_id), segment_events(broker, session_id), segment_files(broker, session_id)) == before
+    assert list((broker.data_dir / "recordings" / ".incoming").glob("*")) == [], "no body is left behind"
     assert put(2).status_code == 204, "the right continuation is taken: nothing was left half stored"
 
 
