@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -25,7 +26,7 @@ from broker.accounts.access import SessionPeerAccess
 from broker.audit import events as audit
 from broker.audit import peer_events
 from broker.audit.recording_timeline import SegmentSpan, misplacement, placed_offset_ms
-from broker.audit.recordings import SegmentUnreadable, StagedSegment
+from broker.audit.recordings import IncomingSegment, SegmentUnreadable, StagedSegment
 from broker.audit.segment_check import SegmentInvalid, check_segment
 from broker.clock import utcnow
 from broker.deps import PeerToken, SessionId, State
@@ -107,12 +108,7 @@ async def put_segment(
     # No database session is open while the body streams in, nor while it is checked and
     # encrypted: only the short unit of work that records it, around a rename.
     await _host_uploading(state, session_id, token)
-    most = state.settings.segment_max_bytes
-    with state.recordings.receive() as incoming:
-        async for piece in request.stream():
-            incoming.write(piece)
-            if incoming.size > most:
-                raise TooLarge("too_large", f"a segment is at most {most} bytes")
+    async with _segment_body(state, request) as incoming:
         if incoming.sha256 != upload.sha256:
             raise Invalid("segment_rejected", f"segment {index} does not match its SHA-256; send it again")
 
@@ -166,17 +162,24 @@ async def put_continued_segment(
     # A changing screen's segment encoded after an earlier segment's keyframe: the body is its own
     # frames (a WebM), the broker puts the source's keyframe, hidden, in front of them with the
     # recorder's own code, and stores the result only if it hashes to what the host committed to.
-    # Its body goes to a temporary file as it arrives, as a whole upload's does: not held in memory.
     await _host_uploading(state, session_id, token)
+    async with _segment_body(state, request) as incoming:
+        await _store_rebuilt(state, session_id, upload, x_segment_source, CONTINUATION,
+                             lambda source: continued_segment(source, incoming.read()))
+    return Response(status_code=204)
+
+
+@asynccontextmanager
+async def _segment_body(state: BrokerState, request: Request) -> AsyncIterator[IncomingSegment]:
+    """The request's body in a temporary file as it arrives (never all in memory), refused past
+    ``DESKHAND_SEGMENT_MAX_BYTES``; the file is gone afterwards."""
     most = state.settings.segment_max_bytes
     with state.recordings.receive() as incoming:
         async for piece in request.stream():
             incoming.write(piece)
             if incoming.size > most:
                 raise TooLarge("too_large", f"a segment is at most {most} bytes")
-        await _store_rebuilt(state, session_id, upload, x_segment_source, CONTINUATION,
-                             lambda source: continued_segment(source, incoming.read()))
-    return Response(status_code=204)
+        yield incoming
 
 
 async def _host_uploading(state: BrokerState, session_id: str, token: str | None) -> None:
