@@ -468,12 +468,14 @@ class RecordingUploader:
     def __init__(
         self, broker_url: str, token: str, session_id: str, spool: Path, *, broker: BrokerClient | None = None,
         live_congested: Callable[[], bool] | None = None,
+        live_starting: Callable[[], bool] = lambda: False,
         live_limit: Callable[[], float | None] | None = None,
         max_lag_seconds: Callable[[], float] = lambda: SessionPolicy().recording_max_lag_seconds,
         by_reference: bool = True,
     ) -> None:
         """``live_congested`` says whether the live stream finds the link congested (None: there is none to
-        yield to); ``live_limit`` is the live stream's target bit rate while the link limits it (None: not
+        yield to); ``live_starting`` whether its connection is being set up or sending its first picture
+        (:func:`~host_client.upload_yield.first_picture_due`: uploads wait then too); ``live_limit`` is the live stream's target bit rate while the link limits it (None: not
         limited; uploads are then paced to a share of it, :meth:`UploadYield.pace`); ``max_lag_seconds``
         is the policy's bound on the recording's lag; ``by_reference`` False uploads every segment whole,
         none as a repeat or a continuation of an earlier one (the benchmark's "before")."""
@@ -484,6 +486,7 @@ class RecordingUploader:
         self._spool = spool
         self._wake = asyncio.Event()
         self._live_congested = live_congested
+        self._live_starting = live_starting
         self._live_limit = live_limit
         self._max_lag_seconds = max_lag_seconds
         self._by_reference = by_reference
@@ -740,16 +743,16 @@ class RecordingUploader:
                      len(data) // 1000, paced)
 
     async def _yield_to_live(self, size: int) -> None:
-        """Wait while the live stream is congested, as long as the recording's lag allows."""
+        """Wait while the live stream is congested or starting, as long as the recording's lag allows."""
         if self._live_congested is None:
             return
         waited = 0.0
         while True:
             wait = self.yielding.wait(time.monotonic(), congested=self._live_congested(), lag_seconds=self.lag_seconds(),
-                                      max_lag_seconds=self._max_lag_seconds(), size=size)
+                                      max_lag_seconds=self._max_lag_seconds(), size=size, starting=self._live_starting())
             if wait <= 0:
                 if waited:
-                    log.info("a recording upload waited %.1f s for the congested live stream", waited)
+                    log.info("a recording upload waited %.1f s for the live stream", waited)
                 return
             waited += wait
             await asyncio.sleep(wait)

@@ -35,7 +35,10 @@ the limit until the receiver's estimate shows it carries :data:`FULL_NEEDS`
 (:func:`carries_full_recording`): the full recording and a live stream beside it.
 An estimate never reports much above what arrives, so on a fast link that takes
 the first seconds of a changing screen; a still screen records as repeats
-whatever the quality.
+whatever the quality. Before the live stream exists the link counts as the limit
+too while a technician is there (the host asks the user, or is about to offer):
+the segment recorded then goes up beside the first picture, and at full quality
+it was 104 kB against 59 kB on the benchmark's text screen.
 
 Pure logic, times passed in: seconds on one monotonic clock. The recorder's
 thread alone asks it (:class:`host_client.recorder.SegmentRecorder`), so it needs
@@ -48,7 +51,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 FULL_BITRATE = 1_500_000
-"""Bit/s the recorder encodes at while the link is not the limit (and with no live stream to ask)."""
+"""Bit/s the recorder encodes at while the link is not the limit (and with no live stream, nor a technician
+waiting for one)."""
 LIMITED_BITRATE = 600_000
 """Bit/s the recorder encodes at while the link is the limit: text still measures >= 30 dB luma PSNR."""
 FULL_NEEDS = 2 * FULL_BITRATE

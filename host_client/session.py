@@ -105,6 +105,7 @@ from .grant_check import load_public_key
 from .input_backend import InputBackend, PynputBackend
 from .recorder import RecordingUploader, SegmentRecorder
 from .recording_quality import carries_full_recording
+from .upload_yield import first_picture_due
 from .recording_time import resume_point
 from .remote_input import RemoteInput
 from .session_state import (
@@ -258,6 +259,8 @@ class HostSession:
         self._channel: SignallingChannel | None = None
         self._pc: RTCPeerConnection | None = None
         self._track: ScreenTrack | None = None
+        self._connected_at: float | None = None
+        """When the current peer connection came up (``time.monotonic()``); None until it does."""
         self._data: dict[str, RTCDataChannel] = {}
         self._tasks = BackgroundTasks("host session", log)
         """Everything the session runs beside its signalling loop; cancelled and awaited when it stops."""
@@ -281,7 +284,7 @@ class HostSession:
         self.recording_spool = state_dir() / "recordings" / joined.session_id
         self.uploader = RecordingUploader(
             broker_url, joined.host_token, joined.session_id, self.recording_spool,
-            live_congested=self._live_congested, live_limit=self._live_limit,
+            live_congested=self._live_congested, live_starting=self._live_starting, live_limit=self._live_limit,
             max_lag_seconds=lambda: self.policy.recording_max_lag_seconds,
         )
         self.recorder: SegmentRecorder | None = None
@@ -314,24 +317,29 @@ class HostSession:
         return budget.target_bitrate(now) if budget.link_limited(now) or unproven else None
 
     def _live_congested(self) -> bool:
-        """Whether the live stream needs the uplink to itself now (the recording's whole uploads wait, as
-        :class:`~host_client.upload_yield.UploadYield` says): it finds the link congested, or its media
-        connection is being set up. An upload under way then held the connection's DTLS flights behind it
-        (0.29 s for a 660-byte flight at 1 Mbit/s, 77 ms for the others; measured through the link
-        emulator at 1 Mbit/s, 150 ms)."""
-        track, pc = self._track, self._pc
-        if pc is not None and pc.connectionState in ("new", "connecting"):
-            return True
-        return track is not None and track.budget.congested
+        """Whether the live stream finds the link congested (the recording's whole uploads wait, as
+        :class:`~host_client.upload_yield.UploadYield` says)."""
+        return self._track is not None and self._track.budget.congested
+
+    def _live_starting(self) -> bool:
+        """Whether the live stream's media connection is being set up or sending its first picture
+        (:func:`~host_client.upload_yield.first_picture_due`; the recording's whole uploads wait). An
+        upload under way held the connection's DTLS flights behind it (0.29 s for a 660-byte flight at
+        1 Mbit/s, 77 ms for the others), then took a third of the link from the first picture's
+        refinement (measured through the link emulator at 1 Mbit/s, 150 ms)."""
+        pc = self._pc
+        return pc is not None and first_picture_due(pc.connectionState, self._connected_at, time.monotonic())
 
     def _recording_link_limited(self) -> bool:
         """Whether the link may not carry a full-quality recording beside the live stream now: the live
         stream finds it congested, or its receiver has not yet shown it carries that much
         (:func:`~host_client.recording_quality.carries_full_recording`). Without a live stream the link
-        is the recording's alone. Called on the recorder's thread too: it only reads."""
+        is the recording's alone, unless a technician is there: a live stream is about to start, and
+        the segment then being recorded goes up beside its first picture. Called on the recorder's
+        thread too: it only reads."""
         track = self._track
         if track is None:
-            return False
+            return self._state.technician_present
         budget = track.budget
         return budget.congested or not carries_full_recording(budget.estimate)
 
@@ -564,6 +572,7 @@ class HostSession:
         """A fresh peer connection (the state closed the previous one first), offered to the technician."""
         pc = RTCPeerConnection(rtc_configuration(ice))
         self._pc = pc
+        self._connected_at = None
         self._track = ScreenTrack(
             lambda: self._selected,
             visible=lambda: self.authority.allows(Permission.view),
@@ -579,6 +588,7 @@ class HostSession:
                 return  # replaced: what it does now concerns nobody
             log.info("media connection: %s", pc.connectionState)
             if pc.connectionState == "connected":
+                self._connected_at = time.monotonic()
                 log.info(route_line(selected_route(pc), None))
             self._carry_out_soon(self._state.media_connection_changed(pc.connectionState, time.monotonic()))
 

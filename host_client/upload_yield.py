@@ -12,6 +12,13 @@ lag allows: the spool absorbs it. Once the oldest waiting segment is
 (``recording_max_lag_seconds``, beyond which remote control pauses), uploads go
 whatever the link says, so yielding never pauses control by itself.
 
+The live stream needs the link to itself while its connection is set up and its
+first picture is sent and sharpened, whatever its estimate says (it has none yet):
+:func:`first_picture_due` is that window, in which uploads wait as they do
+while the link is congested (with no calm after it). Sent then, the first segment (about 100 kB, recorded before there was
+a live stream) took about a third of a 1 Mbit/s uplink while the first keyframe
+was being refined.
+
 Small uploads (a still screen's repeats, a few hundred bytes) never wait.
 
 Waiting alone is not enough: once the live stream has been calm for a moment the
@@ -58,9 +65,23 @@ CATCH_UP = 1.15
 """Past the lag share, the live stream leaves the recording this multiple of the rate it piles up at
 (more drains the lag sooner, but the live picture then gets next to nothing: at 1 Mbit/s the
 limited recording of a scrolling screen alone takes half the link)."""
+FIRST_PICTURE_SECONDS = 1.0
+"""How long after the media connection is up the first picture has the link to itself (as long as the
+recording's lag allows, :attr:`UploadYield.lag_share`): at 1 Mbit/s and 150 ms it reached 30 dB
+1.1 s after the connection came up with an upload beside it (``bench/link_sweep.py``'s first legible
+frame). Longer holds push the backlog into what the technician does next."""
 PACE_CHUNK_BYTES = 4096
 """A paced upload's body is written in pieces of this size, each followed by the time it takes at the pace
 (a piece leaves as a burst of three packets, which a bottleneck queue absorbs)."""
+
+
+def first_picture_due(connection_state: str | None, connected_at: float | None, now: float) -> bool:
+    """Whether the live stream's media connection (``connection_state``, as aiortc says it; None when there
+    is none) is being set up, or came up at ``connected_at`` less than :data:`FIRST_PICTURE_SECONDS`
+    before ``now``: its first picture is on the way and being sharpened."""
+    if connection_state in ("new", "connecting"):
+        return True
+    return connection_state == "connected" and connected_at is not None and now - connected_at < FIRST_PICTURE_SECONDS
 
 
 @dataclass
@@ -88,16 +109,18 @@ class UploadYield:
         if not 0 < self.link_share <= 1:
             raise ValueError("link_share must be in (0, 1]")
 
-    def wait(self, now: float, *, congested: bool, lag_seconds: float, max_lag_seconds: float, size: int) -> float:
+    def wait(self, now: float, *, congested: bool, lag_seconds: float, max_lag_seconds: float, size: int,
+             starting: bool = False) -> float:
         """Seconds to wait before an upload of ``size`` bytes (0: go now): the live stream is
-        ``congested`` or not at ``now``, the oldest waiting segment ``lag_seconds`` behind, and
-        the policy pauses control beyond ``max_lag_seconds``."""
+        ``congested`` or not at ``now``, or ``starting`` (:func:`first_picture_due`: held as long,
+        with no calm after), the oldest waiting segment ``lag_seconds`` behind, and the policy
+        pauses control beyond ``max_lag_seconds``."""
         if congested:
             self._congested_at = now
         if size <= self.small_bytes:
             return 0.0
         room = max_lag_seconds * self.lag_share - lag_seconds
-        if room <= 0 or now - self._congested_at >= self.calm_seconds:
+        if room <= 0 or not starting and now - self._congested_at >= self.calm_seconds:
             return 0.0
         wait = min(POLL_SECONDS, room)
         self.waited_seconds += wait

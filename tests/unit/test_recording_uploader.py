@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from host_client.recorder import RecordingUploader
-from host_client.upload_yield import CATCH_UP, PACE_CHUNK_BYTES, UploadYield
+from host_client.upload_yield import CATCH_UP, PACE_CHUNK_BYTES, POLL_SECONDS, UploadYield
 from peer.broker_client import BrokerReply
 
 WHOLE = b"\x1a\x45\xdf\xa3" + b"w" * 100_000
@@ -174,6 +174,21 @@ async def test_whole_segments_wait_while_the_live_stream_is_congested(tmp_path: 
     assert asked == [0, 0, 0, 0]
     assert [what for what, _ in broker.requests] == ["PUT 0", "PUT 1/repeat"]
     assert up.yielding.waited_seconds > 0
+
+
+async def test_whole_segments_wait_while_the_live_stream_starts(tmp_path: Path) -> None:
+    spool_segment(tmp_path, 0)
+    broker = ScriptedBroker()
+    looks: list[int] = []
+
+    def starting() -> bool:
+        looks.append(len(broker.requests))
+        return len(looks) <= 2  # its first picture is due for two looks
+
+    up = uploader(tmp_path, broker, live_congested=lambda: False, live_starting=starting, max_lag_seconds=lambda: 60.0)
+    assert await up._upload_all(broker)  # type: ignore[arg-type]
+    assert looks == [0, 0, 0] and [what for what, _ in broker.requests] == ["PUT 0"]
+    assert up.yielding.waited_seconds == pytest.approx(2 * POLL_SECONDS)
 
 
 async def test_a_lagging_recording_stops_yielding_and_draining_never_yields(tmp_path: Path) -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from host_client.upload_yield import CATCH_UP, MIN_PACE, POLL_SECONDS, RESERVE_SHARE, UploadYield
+from host_client.upload_yield import (
+    CATCH_UP,
+    FIRST_PICTURE_SECONDS,
+    MIN_PACE,
+    POLL_SECONDS,
+    RESERVE_SHARE,
+    UploadYield,
+    first_picture_due,
+)
 
 SEGMENT = 100_000
 BOUND = 5.0
@@ -37,6 +45,28 @@ def test_uploads_keep_waiting_a_calm_while_after_the_congestion() -> None:
     rule.wait(100.0, congested=True, lag_seconds=0.0, max_lag_seconds=BOUND, size=SEGMENT)
     assert rule.wait(101.5, congested=False, lag_seconds=1.0, max_lag_seconds=BOUND, size=SEGMENT) == POLL_SECONDS
     assert rule.wait(102.0, congested=False, lag_seconds=1.0, max_lag_seconds=BOUND, size=SEGMENT) == 0.0
+
+
+def test_the_first_picture_is_due_while_connecting_and_for_a_while_after() -> None:
+    assert first_picture_due("new", None, 5.0) and first_picture_due("connecting", None, 5.0)
+    assert first_picture_due("connected", 10.0, 10.0 + FIRST_PICTURE_SECONDS - 0.01)
+    assert not first_picture_due("connected", 10.0, 10.0 + FIRST_PICTURE_SECONDS)
+    # No live stream, one that failed or closed, or a connection whose moment is unknown: nothing is due.
+    for state in (None, "failed", "closed", "disconnected"):
+        assert not first_picture_due(state, 10.0, 10.5)
+    assert not first_picture_due("connected", None, 10.5)
+
+
+def test_a_starting_live_stream_holds_whole_segments_with_no_calm_after() -> None:
+    rule = UploadYield(calm_seconds=2.0)
+    assert rule.wait(100.0, congested=False, lag_seconds=0.2, max_lag_seconds=BOUND, size=SEGMENT,
+                     starting=True) == POLL_SECONDS
+    # Once the first picture is through, the upload goes at once: starting is no congestion.
+    assert rule.wait(100.3, congested=False, lag_seconds=0.5, max_lag_seconds=BOUND, size=SEGMENT) == 0.0
+    # Held only as far as the lag allows, and never a small upload.
+    assert rule.wait(101.0, congested=False, lag_seconds=1.5, max_lag_seconds=BOUND, size=SEGMENT, starting=True) == 0.0
+    assert rule.wait(101.0, congested=False, lag_seconds=0.0, max_lag_seconds=BOUND, size=300, starting=True) == 0.0
+    assert rule.waited_seconds == pytest.approx(POLL_SECONDS)
 
 
 def test_small_uploads_never_wait_but_congestion_is_still_noted() -> None:
