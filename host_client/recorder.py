@@ -475,10 +475,11 @@ class RecordingUploader:
     ) -> None:
         """``live_congested`` says whether the live stream finds the link congested (None: there is none to
         yield to); ``live_starting`` whether its connection is being set up or sending its first picture
-        (:func:`~host_client.upload_yield.first_picture_due`: uploads wait then too); ``live_limit`` is the live stream's target bit rate while the link limits it (None: not
-        limited; uploads are then paced to a share of it, :meth:`UploadYield.pace`); ``max_lag_seconds``
-        is the policy's bound on the recording's lag; ``by_reference`` False uploads every segment whole,
-        none as a repeat or a continuation of an earlier one (the benchmark's "before")."""
+        (:func:`~host_client.upload_yield.first_picture_due`: uploads wait then too); ``live_limit`` is the
+        live stream's target bit rate while the link limits it (None: not limited; uploads are then paced
+        to a share of it, :meth:`UploadYield.pace`); ``max_lag_seconds`` is the policy's bound on the
+        recording's lag; ``by_reference`` False uploads every segment whole, none as a repeat or a
+        continuation of an earlier one (the benchmark's "before")."""
         self._path = f"{API_PREFIX}/sessions/{session_id}/recording"
         self._owns_broker = broker is None
         self._broker = broker or BrokerClient(broker_url, token)

@@ -105,7 +105,6 @@ from .grant_check import load_public_key
 from .input_backend import InputBackend, PynputBackend
 from .recorder import RecordingUploader, SegmentRecorder
 from .recording_quality import carries_full_recording
-from .upload_yield import first_picture_due
 from .recording_time import resume_point
 from .remote_input import RemoteInput
 from .session_state import (
@@ -137,6 +136,7 @@ from .session_state import (
 )
 from .state import SavedSession, state_dir
 from .ui import Clipboard, HostUI
+from .upload_yield import first_picture_due
 
 log = logging.getLogger(__name__)
 

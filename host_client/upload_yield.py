@@ -120,7 +120,7 @@ class UploadYield:
         if size <= self.small_bytes:
             return 0.0
         room = max_lag_seconds * self.lag_share - lag_seconds
-        if room <= 0 or not starting and now - self._congested_at >= self.calm_seconds:
+        if room <= 0 or (not starting and now - self._congested_at >= self.calm_seconds):
             return 0.0
         wait = min(POLL_SECONDS, room)
         self.waited_seconds += wait
