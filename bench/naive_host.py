@@ -55,6 +55,7 @@ HOST_HOOKS: tuple[tuple[Callable[[bool], None], Callable[[], bool]], ...] = (
 """(switch, is-on) of every sender-side hook. ``gather_loopback_only`` stays: it only picks addresses."""
 RECEIVER_HOOKS: tuple[tuple[Callable[[bool], None], Callable[[], bool]], ...] = (
     (aiortc_hooks.complete_frames_on_marker, aiortc_hooks.marker_frames_active),
+    (aiortc_hooks.offer_h264_main, aiortc_hooks.h264_main_offered),
     (aiortc_hooks.quick_sctp_retransmits, aiortc_hooks.sctp_retransmits_quick),
     (aiortc_hooks.recover_losses_on_a_timer, aiortc_hooks.losses_recovered_on_a_timer),
 )

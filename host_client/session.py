@@ -30,6 +30,7 @@ from pydantic import BaseModel
 
 from peer.aiortc_hooks import (
     forward_keyframe_requests,
+    offer_h264_main,
     pace_video_senders,
     pacer_stats,
     quick_sctp_retransmits,
@@ -182,7 +183,7 @@ class HostSummary:
 def add_screen_sender(pc: RTCPeerConnection, track: ScreenTrack) -> None:
     """Send ``track`` on ``pc`` through Deskhand's screen pipeline.
 
-    H.264 (constrained baseline) is preferred, encoded by
+    H.264 is preferred (main profile where the receiver takes it, constrained baseline otherwise), encoded by
     :class:`~peer.screen_encoder.ScreenH264Encoder`; the receiver's keyframe
     requests reach the track, which sends only on change. VP8 with aiortc's
     encoder remains for receivers without H.264. Either way the packets leave
@@ -192,6 +193,7 @@ def add_screen_sender(pc: RTCPeerConnection, track: ScreenTrack) -> None:
     (:func:`~peer.aiortc_hooks.quick_sctp_retransmits`).
     """
     use_screen_encoder(True)
+    offer_h264_main(True)
     forward_keyframe_requests(True)
     pace_video_senders(True)
     report_receiver_losses(True)

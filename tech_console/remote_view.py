@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from peer.aiortc_hooks import (
     complete_frames_on_marker,
     ice_round_trip,
+    offer_h264_main,
     quick_sctp_retransmits,
     recover_losses_on_a_timer,
     selected_route,
@@ -410,6 +411,7 @@ class RemoteView:
     async def _answer(self, offer: Offer) -> None:
         await self._close_peer()
         complete_frames_on_marker(True)
+        offer_h264_main(True)
         quick_sctp_retransmits(True)
         recover_losses_on_a_timer(True)
         pc = RTCPeerConnection(rtc_configuration(self._ice))

@@ -10,6 +10,7 @@ when ending the session shows on the ticket.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 
@@ -39,6 +40,20 @@ READ_PIXELS = """(points) => {
   return points.map(([x, y]) => Array.from(g.getImageData(x, y, 1, 1).data.slice(0, 3)));
 }"""
 
+def answered_video_codec(frames: list[str | bytes]) -> str:
+    """The ``a=fmtp`` parameters of the first video format in the answer the page sent over its signalling."""
+    for frame in frames:
+        message = json.loads(frame) if isinstance(frame, str) else None
+        if isinstance(message, dict) and message.get("type") == "answer":
+            sdp = message["sdp"]
+            first = re.search(r"^m=video \d+ \S+ (\d+)", sdp, re.MULTILINE)
+            assert first is not None, "the answer has a video section"
+            fmtp = re.search(rf"^a=fmtp:{first.group(1)} (.*)$", sdp, re.MULTILINE)
+            rtpmap = re.search(rf"^a=rtpmap:{first.group(1)} (\S+)", sdp, re.MULTILINE)
+            return f"{rtpmap.group(1) if rtpmap else '?'} {fmtp.group(1).strip() if fmtp else ''}"
+    raise AssertionError("the page sent no answer")
+
+
 async def pattern_shown(page: Page, width: int, height: int) -> bool:
     cells = pattern_cell_centres(width, height)
     seen = await page.evaluate(READ_PIXELS, [[x, y] for x, y, _ in cells])
@@ -52,6 +67,8 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
     try:
         painter.pattern()
         page = await console_page(broker)
+        signalled: list[str | bytes] = []
+        page.on("websocket", lambda socket: socket.on("framesent", lambda frame: signalled.append(frame)))
         await sign_in(page, "admin", broker.admin_password)
         code = await open_new_session(page, "Printer offline", "Ann Smith", "ann@example.com")
         assert re.fullmatch(r"\d{3} \d{3} \d{3}", code)
@@ -70,6 +87,9 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
             await asyncio.sleep(0.25)
         else:
             raise AssertionError("the video never showed the painter's pattern")
+        # Chromium takes the host's first choice, H.264 main (CABAC: text in fewer bytes), and decodes it.
+        codec = answered_video_codec(signalled)
+        assert codec.startswith("H264/90000") and "profile-level-id=4d001f" in codec, codec
         await expect(page.locator("#quality")).to_contain_text("fps", timeout=5_000)
         # On one machine's loopback both candidates are host candidates: the route is direct.
         await expect(page.locator("#route")).to_have_text("direct", timeout=5_000)

@@ -19,10 +19,13 @@ from typing import Any
 
 import aioice.ice
 import aioice.turn
+import aiortc.codecs
 import aiortc.rtcicetransport
+import aiortc.rtcpeerconnection
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import aiortc.rtcsctptransport
+import aiortc.sdp
 import pytest
 from aioice import stun
 from aioice.candidate import candidate_priority
@@ -41,7 +44,7 @@ from peer import aiortc_hooks
 from peer.ice import rtc_configuration
 from peer.pacer import DEFAULT_ROUND_TRIP, PACE_FACTOR, PaceBudget
 from peer.rtp_bytes import ABS_SEND_TIME_URI
-from peer.screen_encoder import ScreenH264Encoder
+from peer.screen_encoder import ScreenH264Encoder, screen_codec_preferences
 from peer.stream_budget import StreamBudget
 from peer.turn_routes import parse_turn_url
 from protocol.ice import IceConfig, IceServer
@@ -53,7 +56,7 @@ HOOK_SWITCHES = (
     aiortc_hooks.gather_loopback_only, aiortc_hooks.use_screen_encoder, aiortc_hooks.forward_keyframe_requests,
     aiortc_hooks.report_receiver_losses, aiortc_hooks.pace_video_senders, aiortc_hooks.complete_frames_on_marker,
     aiortc_hooks.recover_losses_on_a_timer, aiortc_hooks.use_every_turn_url, aiortc_hooks.prompt_triggered_checks,
-    aiortc_hooks.pipeline_turn_permissions, aiortc_hooks.quick_sctp_retransmits,
+    aiortc_hooks.pipeline_turn_permissions, aiortc_hooks.quick_sctp_retransmits, aiortc_hooks.offer_h264_main,
 )
 """Every hook's switch: each test starts and ends with all of them off."""
 
@@ -441,6 +444,64 @@ def test_marker_buffer_leaves_audio_alone() -> None:
     aiortc_hooks.complete_frames_on_marker(True)
     buffer = aiortc.rtcrtpreceiver.JitterBuffer(capacity=16, prefetch=0)
     assert buffer.add(packet(1, 1000, b"a", marker=True))[1] is None  # audio's marker starts a talkspurt
+
+
+def test_aiortc_still_offers_and_answers_from_its_module_level_codec_table() -> None:
+    # The hook changes the list in place: the peer connection's module holds the same table.
+    assert aiortc.rtcpeerconnection.CODECS is aiortc.codecs.CODECS
+    assert "CODECS[kind]" in inspect.getsource(aiortc.codecs.get_capabilities)
+    assert "CODECS[transceiver.kind]" in inspect.getsource(aiortc.rtcpeerconnection.RTCPeerConnection)
+    assert "find_common_codecs(CODECS[media.kind]" in inspect.getsource(RTCPeerConnection.setRemoteDescription)
+    assert callable(aiortc.sdp.parse_h264_profile_level_id)
+
+
+def test_h264_main_is_offered_with_its_own_retransmission_and_taken_back() -> None:
+    before = list(aiortc.codecs.CODECS["video"])
+    aiortc_hooks.offer_h264_main(True)
+    aiortc_hooks.offer_h264_main(True)  # once only
+    assert aiortc_hooks.h264_main_offered()
+    video = aiortc.codecs.CODECS["video"]
+    [main] = [c for c in video if c.parameters.get("profile-level-id") == "4d001f"]
+    assert main.mimeType == "video/H264" and main.parameters["packetization-mode"] == "1"
+    assert [(f.type, f.parameter) for f in main.rtcpFeedback] == [("nack", None), ("nack", "pli"), ("goog-remb", None)]
+    [rtx] = [c for c in video if c.mimeType == "video/rtx" and c.parameters.get("apt") == main.payloadType]
+    payload_types = [c.payloadType for c in video]
+    assert len(set(payload_types)) == len(payload_types) == len(before) + 2, "payload types stay unique"
+    assert any(c.parameters.get("profile-level-id") == "4d001f" for c in get_capabilities("video").codecs)
+    assert rtx.payloadType not in (c.payloadType for c in before)
+    aiortc_hooks.offer_h264_main(False)
+    assert not aiortc_hooks.h264_main_offered() and aiortc.codecs.CODECS["video"] == before
+
+
+async def negotiated_screen_codec(*, answerer_takes_main: bool) -> RTCRtpCodecParameters:
+    """The codec a screen sender settles on with a receiver that does, or does not, take H.264 main."""
+    aiortc_hooks.offer_h264_main(True)
+    sender_pc, receiver_pc = RTCPeerConnection(), RTCPeerConnection()
+    try:
+        transceiver = sender_pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        transceiver.setCodecPreferences(screen_codec_preferences())
+        await sender_pc.setLocalDescription(await sender_pc.createOffer())
+        aiortc_hooks.offer_h264_main(answerer_takes_main)
+        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        aiortc_hooks.offer_h264_main(True)
+        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+        return transceiver._codecs[0]  # what the sender encodes with: the first agreed
+    finally:
+        await sender_pc.close()
+        await receiver_pc.close()
+
+
+async def test_a_screen_sender_encodes_h264_main_for_a_receiver_that_takes_it_and_baseline_otherwise() -> None:
+    aiortc_hooks.use_screen_encoder(True)
+    main = await negotiated_screen_codec(answerer_takes_main=True)
+    assert main.mimeType == "video/H264" and main.parameters["profile-level-id"] == "4d001f"
+    encoder = aiortc.rtcrtpsender.get_encoder(main)
+    assert isinstance(encoder, ScreenH264Encoder) and encoder.profile == "Main"
+    baseline = await negotiated_screen_codec(answerer_takes_main=False)
+    assert baseline.mimeType == "video/H264" and baseline.parameters["profile-level-id"] == "42e01f"
+    encoder = aiortc.rtcrtpsender.get_encoder(baseline)
+    assert isinstance(encoder, ScreenH264Encoder) and encoder.profile == "Baseline"
 
 
 def test_h264_constrained_baseline_is_offered() -> None:

@@ -12,9 +12,17 @@ import numpy as np
 import pytest
 from aiortc.codecs.h264 import H264Decoder, h264_depayload
 from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from peer import screen_encoder
-from peer.screen_encoder import LOSS_REPORTS_KEPT, ScreenH264Encoder, screen_codec_preferences
+from peer import aiortc_hooks, screen_encoder
+from peer.screen_encoder import (
+    CONSTRAINED_BASELINE,
+    LOSS_REPORTS_KEPT,
+    MAIN_PROFILE,
+    ScreenH264Encoder,
+    screen_codec_preferences,
+    x264_profile,
+)
 from peer.stream_budget import FrameTag, StreamBudget
 
 TIME_BASE = fractions.Fraction(1, 90_000)
@@ -86,8 +94,59 @@ def test_frames_round_trip_sharp_through_aiortcs_decoder() -> None:
     assert psnr(decoded, source) > 35, "text must stay sharp on a link with room"
 
 
-def test_at_the_starting_budget_a_keyframe_fits_its_cap_and_refinement_sharpens_it() -> None:
-    encoder, decoder, budget = ScreenH264Encoder(), H264Decoder(), StreamBudget(max_fps=30)
+def sps_profile_idc(payloads: list[bytes]) -> int:
+    """profile_idc of the sequence parameter set (NAL type 7) in a keyframe's payloads (STAP-A or alone)."""
+    for payload in payloads:
+        if payload[0] & 0x1F == 7:
+            return payload[1]
+        if payload[0] & 0x1F == 24 and payload[3] & 0x1F == 7:
+            return payload[4]
+    raise AssertionError("no SPS in the keyframe")
+
+
+@pytest.mark.parametrize(("profile", "profile_idc"), [("Baseline", 66), ("Main", 77)])
+def test_each_profile_says_so_in_its_sps_and_decodes_sharp(profile: str, profile_idc: int) -> None:
+    encoder, decoder = ScreenH264Encoder(profile=profile), H264Decoder()
+    source = text_screen()
+    payloads, timestamp = encoder.encode(frame_of(source, 0, roomy_budget()))
+    assert is_keyframe(payloads) and sps_profile_idc(payloads) == profile_idc
+    [decoded] = decode(decoder, payloads, timestamp)
+    assert psnr(decoded, source) > 35
+
+
+def test_the_profile_follows_the_negotiated_codec_and_anything_else_is_refused() -> None:
+    def h264(profile_level_id: str | None) -> RTCRtpCodecParameters:
+        parameters = {} if profile_level_id is None else {"profile-level-id": profile_level_id}
+        return RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=99, parameters=parameters)
+
+    assert x264_profile(h264(MAIN_PROFILE)) == "Main"
+    for baseline in (CONSTRAINED_BASELINE, "42001f", "640c1f", None, "not-hex", "4d00"):
+        assert x264_profile(h264(baseline)) == "Baseline", baseline
+    with pytest.raises(ValueError, match="Baseline or Main"):
+        ScreenH264Encoder(profile="High")
+
+
+def bytes_until_sharp(profile: str, source: np.ndarray, level: float = 40.0) -> int:
+    """Bytes a first picture and its refinement take at the starting budget until ``level`` dB."""
+    encoder, decoder, budget = ScreenH264Encoder(profile=profile), H264Decoder(), StreamBudget(max_fps=30)
+    total = 0
+    for n in range(90):
+        payloads, timestamp = encoder.encode(frame_of(source, n * 3000, budget))
+        total += sum(map(len, payloads))
+        if psnr(decode(decoder, payloads, timestamp)[-1], source) >= level:
+            return total
+    raise AssertionError(f"{profile} never reached {level:g} dB")
+
+
+def test_the_main_profile_sharpens_text_in_fewer_bytes() -> None:
+    source = text_screen(glyphs=15)
+    baseline, main = bytes_until_sharp("Baseline", source), bytes_until_sharp("Main", source)
+    assert main < 0.85 * baseline, f"main {main} B, baseline {baseline} B"
+
+
+@pytest.mark.parametrize("profile", ["Baseline", "Main"])
+def test_at_the_starting_budget_a_keyframe_fits_its_cap_and_refinement_sharpens_it(profile: str) -> None:
+    encoder, decoder, budget = ScreenH264Encoder(profile=profile), H264Decoder(), StreamBudget(max_fps=30)
     cap = budget.frame_cap(time.monotonic())
     assert cap.burst_bytes == 25_000, "a fifth of a second of 1 Mbit/s"
     # About as busy as a code editor (the dense default is 43 kB even at the coarsest quantiser).
@@ -227,8 +286,14 @@ def test_a_frames_budget_survives_an_older_frame_being_freed() -> None:
     assert newer.opaque is None
 
 
-def test_screen_codec_preferences_put_constrained_baseline_h264_first_and_keep_vp8() -> None:
-    codecs = screen_codec_preferences()
-    assert codecs[0].mimeType == "video/H264" and codecs[0].parameters["profile-level-id"] == "42e01f"
-    names = [c.mimeType for c in codecs]
-    assert "video/VP8" in names and names[-1] == "video/rtx"
+def test_screen_codec_preferences_put_h264_first_main_when_offered_and_keep_vp8() -> None:
+    try:
+        for offered, first in ((False, [CONSTRAINED_BASELINE]), (True, [MAIN_PROFILE, CONSTRAINED_BASELINE])):
+            aiortc_hooks.offer_h264_main(offered)
+            codecs = screen_codec_preferences()
+            assert [c.parameters.get("profile-level-id") for c in codecs[: len(first)]] == first
+            assert all(c.mimeType == "video/H264" for c in codecs[: len(first)])
+            names = [c.mimeType for c in codecs]
+            assert "video/VP8" in names and names[-1] == "video/rtx"
+    finally:
+        aiortc_hooks.offer_h264_main(False)
