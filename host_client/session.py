@@ -118,6 +118,7 @@ from .session_state import (
     HostSessionState,
     MarkMediaConnected,
     ObtainConsent,
+    PrepareOffer,
     ReleaseInput,
     ReopenSignalling,
     Report,
@@ -155,6 +156,28 @@ AFTER_END_SECONDS = 600.0
 """How long the host waits for the user to answer what it asks once the session ended (the survey)."""
 RECORDING_DRAIN_SECONDS = 30.0
 """How long a host that is done waits for its last recording segments to reach the broker."""
+PREPARED_PEER_SECONDS = 60.0
+"""How long a peer connection made while the user reads the consent prompt (:class:`PrepareOffer`) stays
+good to offer. Its candidates are this machine's addresses at that moment (a laptop moves), and an offer
+of stale ones costs a failed attempt; older, the offer is made afresh (a TURN allocation, a round trip
+or two to the relay)."""
+
+
+@dataclass
+class _Peer:
+    """One peer connection and what the session sends on it: the screen track and the data channels."""
+
+    pc: RTCPeerConnection
+    track: ScreenTrack
+    channels: dict[str, RTCDataChannel]
+    ice: IceConfig
+    made_at: float
+    """``time.monotonic()`` when it was made."""
+
+    def discard(self, tasks: BackgroundTasks) -> None:
+        """Let go of a peer connection that was never the session's: its track stops, it closes on the side."""
+        self.track.stop()
+        tasks.start(self.pc.close(), "closing an unused peer connection")
 
 
 @dataclass(frozen=True)
@@ -263,6 +286,10 @@ class HostSession:
         self._track: ScreenTrack | None = None
         self._connected_at: float | None = None
         """When the current peer connection came up (``time.monotonic()``); None until it does."""
+        self._prepared: asyncio.Task[_Peer] | None = None
+        """The next offer's peer connection, made (or being made) while the user reads the consent prompt."""
+        self.prepared_offers = 0
+        """Offers sent on a peer connection made while the user read the consent prompt."""
         self._data: dict[str, RTCDataChannel] = {}
         self._tasks = BackgroundTasks("host session", log)
         """Everything the session runs beside its signalling loop; cancelled and awaited when it stops."""
@@ -374,6 +401,7 @@ class HostSession:
             # Also the consent question, the end confirmation timer and any consent or clipboard write under way.
             await self._tasks.close()
             await self._stop_recording()
+            await self._discard_prepared()
             await self._close_peer()
             if self._channel is not None:
                 await self._channel.close()
@@ -491,6 +519,8 @@ class HostSession:
                 return self._start_recording()
             case ClosePeer():
                 return self._close_peer(wait=False)
+            case PrepareOffer(ice=ice):
+                self._prepare_offer(ice)
             case SendOffer(ice=ice, attempt=attempt):
                 return self._offer(ice, attempt)
             case ApplyAnswer(sdp=sdp, connect_deadline=connect_deadline):
@@ -570,36 +600,78 @@ class HostSession:
 
     # --- media and data channels ----------------------------------------------------------
 
-    async def _offer(self, ice: IceConfig, attempt: int) -> None:
-        """A fresh peer connection (the state closed the previous one first), offered to the technician."""
+    def _new_peer(self, ice: IceConfig) -> _Peer:
+        """A fresh peer connection with the screen track and the data channels; not yet the session's."""
         pc = RTCPeerConnection(rtc_configuration(ice))
-        self._pc = pc
-        self._connected_at = None
-        self._track = ScreenTrack(
+        track = ScreenTrack(
             lambda: self._selected,
             visible=lambda: self.authority.allows(Permission.view),
             fps=self._options.fps,
             screen=self._screen,
         )
-        add_screen_sender(pc, self._track)
-        self._open_data_channels(pc)
+        add_screen_sender(pc, track)
+        channels = self._open_data_channels(pc)
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
             if self._pc is not pc:
-                return  # replaced: what it does now concerns nobody
+                return  # replaced, or not yet offered: what it does now concerns nobody
             log.info("media connection: %s", pc.connectionState)
             if pc.connectionState == "connected":
                 self._connected_at = time.monotonic()
                 log.info(route_line(selected_route(pc), None))
             self._carry_out_soon(self._state.media_connection_changed(pc.connectionState, time.monotonic()))
 
-        await pc.setLocalDescription(await pc.createOffer())
-        if self._pc is not pc:
+        return _Peer(pc, track, channels, ice, time.monotonic())
+
+    def _prepare_offer(self, ice: IceConfig) -> None:
+        """Make the next offer's peer connection on the side (:class:`PrepareOffer`), unless one is made."""
+        if self._prepared is None:
+            self._prepared = self._tasks.start(self._make_offer(self._new_peer(ice)), "preparing the next offer")
+
+    async def _make_offer(self, peer: _Peer) -> _Peer:
+        """``peer`` with its offer made: candidates gathered, TURN relays allocated (about 0.3 s at 150 ms)."""
+        try:
+            await peer.pc.setLocalDescription(await peer.pc.createOffer())
+        except BaseException:
+            peer.discard(self._tasks)
+            raise
+        return peer
+
+    async def _take_prepared(self, ice: IceConfig) -> _Peer | None:
+        """The prepared peer connection if it still fits an offer with ``ice`` (None: make one afresh)."""
+        task, self._prepared = self._prepared, None
+        if task is None:
+            return None
+        await asyncio.wait([task])
+        if task.cancelled() or task.exception() is not None:
+            return None  # a failure is logged by the session's tasks; the offer is made afresh
+        peer = task.result()
+        if peer.ice != ice or time.monotonic() - peer.made_at > PREPARED_PEER_SECONDS:
+            log.info("the prepared peer connection is stale; the offer is made afresh")
+            peer.discard(self._tasks)
+            return None
+        return peer
+
+    async def _offer(self, ice: IceConfig, attempt: int) -> None:
+        """A peer connection offered to the technician: the one prepared while the user read the prompt,
+        or a fresh one (the state closed the previous one first)."""
+        peer = await self._take_prepared(ice)
+        if peer is not None and self._state.offer_attempt != attempt:
+            peer.discard(self._tasks)  # a newer offer came while it was being finished
+            return
+        made = peer is not None
+        if made:
+            self.prepared_offers += 1
+        peer = peer or self._new_peer(ice)
+        self._pc, self._track, self._data, self._connected_at = peer.pc, peer.track, peer.channels, None
+        if not made:
+            await peer.pc.setLocalDescription(await peer.pc.createOffer())
+        if self._pc is not peer.pc:
             return  # replaced while the offer was being made (a re-offer came sooner)
         # Making the offer takes a moment, in which the broker may die: then the offer is lost,
         # not the session; the signalling loop reconnects and offers again (Offering.awaiting_answer).
-        await self._send_signal(Offer(sdp=pc.localDescription.sdp, attempt=attempt))
+        await self._send_signal(Offer(sdp=peer.pc.localDescription.sdp, attempt=attempt))
 
     async def _apply_answer(self, sdp: str, connect_deadline: bool) -> None:
         # The state expects this answer; the peer connection has its offer in place unless it is
@@ -624,11 +696,11 @@ class HostSession:
         if self._pc is not None:
             await apply_remote_candidate(self._pc, message)
 
-    def _open_data_channels(self, pc: RTCPeerConnection) -> None:
+    def _open_data_channels(self, pc: RTCPeerConnection) -> dict[str, RTCDataChannel]:
+        """``pc``'s input, pointer and control channels, answered by this session once ``pc`` is its own."""
         input_channel = pc.createDataChannel(INPUT_CHANNEL, ordered=True)
         pointer = pc.createDataChannel(POINTER_CHANNEL, ordered=False, maxRetransmits=0)
         control = pc.createDataChannel(CONTROL_CHANNEL, ordered=True)
-        self._data = {INPUT_CHANNEL: input_channel, POINTER_CHANNEL: pointer, CONTROL_CHANNEL: control}
         # Each channel at its own rate: a flood on one is dropped before it is even parsed,
         # and holds up neither the other channels nor the screen, the recording or signalling.
         input_rate = MessageRate.per_second(INPUT_MESSAGES_PER_SECOND, INPUT_MESSAGE_BURST)
@@ -666,6 +738,8 @@ class HostSession:
                     self._liveness_frame(frame)
             elif self._within_rate(control_rate):
                 self._control_frame(frame)
+
+        return {INPUT_CHANNEL: input_channel, POINTER_CHANNEL: pointer, CONTROL_CHANNEL: control}
 
     def _within_rate(self, rate: MessageRate) -> bool:
         """Count one message of a channel; False (refused; the technician told at most every 5 s) over its rate."""
@@ -897,6 +971,14 @@ class HostSession:
                         self.events.add("clipboard.sent", **clipboard_fields(text))
                 except ValueError:
                     self._ui.notice("the clipboard holds too much text to share")
+
+    async def _discard_prepared(self) -> None:
+        """Close the prepared peer connection if no offer took it (the session ended before consent)."""
+        task, self._prepared = self._prepared, None
+        if task is not None and task.done() and not task.cancelled() and task.exception() is None:
+            peer = task.result()
+            peer.track.stop()
+            await peer.pc.close()
 
     async def _close_peer(self, *, wait: bool = True) -> None:
         """Let go of the peer connection; ``wait=False`` closes it on the side.

@@ -151,6 +151,15 @@ class ClosePeer:
 
 
 @dataclass(frozen=True)
+class PrepareOffer:
+    """A technician waits for the user's consent: make the next peer connection with ``ice`` now (its
+    offer made, its candidates gathered, a TURN relay allocated) and hold it; :class:`SendOffer` sends it
+    once consent comes. Nothing of it leaves this machine before then but the relay allocation."""
+
+    ice: IceConfig
+
+
+@dataclass(frozen=True)
 class SendOffer:
     """Build a fresh peer connection (screen track, data channels) with ``ice`` and offer it as ``attempt``."""
 
@@ -246,7 +255,7 @@ class SkipAfterEnd:
 
 Action = (
     StartRecording | ObtainConsent | SessionStarted | SendConsent | ShowPermissions | ReleaseInput | ResumeTransfers
-    | HandOnToTransfers | ShowTechnicianPresent | ClosePeer | SendOffer | ApplyAnswer | AddCandidate
+    | HandOnToTransfers | ShowTechnicianPresent | ClosePeer | PrepareOffer | SendOffer | ApplyAnswer | AddCandidate
     | MarkMediaConnected | TellUser | TellTechnician | Report | SendEnd | CloseSignalling | SkipAfterEnd
     | SendIceFailed | SendLiveness | ReopenSignalling
 )
@@ -441,6 +450,8 @@ class HostSessionState:
         self.technician_present = True
         if self.authority.consent_given and (reoffer or self.offering is not Offering.answered):
             actions += self._offer()
+        elif not self.authority.consent_given and self.offering is Offering.none:
+            actions.append(PrepareOffer(self.ice))
         return actions
 
     def _technician_left(self) -> list[Action]:

@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from host_client import session as session_module
 from host_client.clipboard import NoClipboard
 from host_client.join import join_session
 from host_client.session import HostOptions, HostSession
@@ -68,7 +69,22 @@ class RecordingUI:
         pass
 
 
-async def run_host(broker, monkeypatch, xvfb, *, pinned_key: str | None, answer: frozenset[Permission]):
+class ThinkingUI(RecordingUI):
+    """Answers the consent prompt only once told to, as a user who reads it first."""
+
+    def __init__(self, answer: frozenset[Permission]) -> None:
+        super().__init__(answer)
+        self.decided = asyncio.Event()
+
+    async def ask_consent(
+        self, technician: str, offered: list[Permission], preselected: frozenset[Permission]
+    ) -> frozenset[Permission] | None:
+        await self.decided.wait()
+        return await super().ask_consent(technician, offered, preselected)
+
+
+async def run_host(broker, monkeypatch, xvfb, *, pinned_key: str | None, answer: frozenset[Permission],
+                   ui: RecordingUI | None = None):
     monkeypatch.setenv("DISPLAY", xvfb.display)
     console = TechConsole(broker.base_url)  # closed by the test
     await console.login("admin", broker.admin_password)
@@ -77,7 +93,7 @@ async def run_host(broker, monkeypatch, xvfb, *, pinned_key: str | None, answer:
     joined = await join_session(broker.base_url, started.code)
     if pinned_key is not None:
         joined = joined.model_copy(update={"broker_public_key": pinned_key})
-    ui = RecordingUI(answer)
+    ui = ui or RecordingUI(answer)
     host = HostSession(broker.base_url, joined, ui=ui, clipboard=NoClipboard(), options=HostOptions())
     running = asyncio.create_task(host.run())
     view = console.view(started.session.id)
@@ -121,6 +137,32 @@ async def test_the_genuine_grant_leads_to_the_prompt_with_the_technician_name(br
         await view.wait_until(lambda: view.consent is not None, 10, "consent at the technician")
         assert view.consent.source.value == "terminal"
         assert host.authority.grant is not None and host.authority.grant.technician_name == "Administrator"
+    finally:
+        await view.close()
+        await console.end_session(session_id, "done")
+        await asyncio.wait_for(running, 20)
+        await console.aclose()
+
+
+@pytest.mark.parametrize("stale", [False, True], ids=["fresh", "stale"])
+async def test_the_offer_is_made_while_the_user_reads_the_prompt(broker, monkeypatch, xvfb, stale: bool) -> None:
+    """A technician is waiting: the host makes its peer connection (candidates gathered) before the user
+    answers, and offers that one once they consent; one older than the limit is made afresh."""
+    if stale:
+        monkeypatch.setattr(session_module, "PREPARED_PEER_SECONDS", 0.0)
+    ui = ThinkingUI(frozenset({Permission.view}))
+    console, session_id, host, running, view, _ = await run_host(
+        broker, monkeypatch, xvfb, pinned_key=None, answer=ui.answer, ui=ui
+    )
+    try:
+        await view.wait_until(lambda: host.authority.grant is not None, 10, "the grant at the host")
+        await asyncio.sleep(1.0)  # the user reads the prompt
+        assert not host.consent_sent.is_set() and host.prepared_offers == 0
+        assert view.peer_connection is None, "nothing is offered to the technician before consent"
+        ui.decided.set()
+        frame = await view.wait_for_frame(20)
+        assert (frame.width, frame.height) == (1920, 1080)
+        assert host.prepared_offers == (0 if stale else 1)
     finally:
         await view.close()
         await console.end_session(session_id, "done")

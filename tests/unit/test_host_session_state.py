@@ -24,6 +24,7 @@ from host_client.session_state import (
     MarkMediaConnected,
     ObtainConsent,
     Offering,
+    PrepareOffer,
     ReleaseInput,
     ReopenSignalling,
     Report,
@@ -124,15 +125,18 @@ def test_the_usual_order_welcome_grant_consent_then_the_technician_gets_an_offer
 
 def test_a_technician_who_joins_before_consent_is_offered_only_once_the_user_consents() -> None:
     state = new_state()
-    assert state.receive(welcome(technician=True), NOW) == [StartRecording(), TellUser(CONNECTING)]
-    assert state.receive(joined(), NOW) == []  # still present; no consent: no offer
+    # The next peer connection is made meanwhile, while the user reads the prompt.
+    assert state.receive(welcome(technician=True), NOW) == [StartRecording(), TellUser(CONNECTING),
+                                                             PrepareOffer(WELCOME_ICE)]
+    assert state.receive(joined(), NOW) == [PrepareOffer(WELCOME_ICE)]  # still present; no consent: no offer
     assert offers(consented(state)) == [SendOffer(WELCOME_ICE, 1)]
 
 
 def test_a_grant_before_welcome_asks_for_consent_and_the_offer_uses_the_ice_of_welcome() -> None:
     state = new_state()
     assert state.receive(grant(), NOW) == [ObtainConsent("Alice", ALL, DEFAULT_PRESELECTED)]
-    assert state.receive(welcome(technician=True), NOW) == [StartRecording(), TellUser(CONNECTING)]
+    assert state.receive(welcome(technician=True), NOW) == [StartRecording(), TellUser(CONNECTING),
+                                                             PrepareOffer(WELCOME_ICE)]
     assert offers(state.consent_answered(frozenset({Permission.view}), ConsentSource.window, NOW)) == [SendOffer(WELCOME_ICE, 1)]
 
 
