@@ -150,6 +150,9 @@ async def test_a_keyframe_request_sends_a_frame_of_a_static_screen(screen: Scree
         track.keyframe_requested()
         assert await frame_within(track, 1.0) is not None
         assert time.monotonic() - asked_at < 0.3
+        # Its tail: were the keyframe's last packet lost, the receiver sees the gap now, not at the keep-alive.
+        assert await frame_within(track, max(capture.REFINE_AFTER) + 0.6) is not None
+        assert await frame_within(track, 1.0) is None
     finally:
         track.stop()
 

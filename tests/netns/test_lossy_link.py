@@ -60,7 +60,7 @@ async def test_the_python_console_recovers_from_a_lost_keyframe_over_a_lossy_lin
 
     with PainterProcess(xvfb.env) as painter, ImpairedRelay.start(net, LOSSY, [USER_NETWORK]), \
             net.entered("tech"), relay_broker(net, lossy_env(coturn)) as broker:
-        painter.fill((0, 0, 0))
+        painter.text(TEXT_PAGE)  # a keyframe of several packets (a plain screen's may be one in H.264 main)
         probe = ColourProbe(painter.width // 2, painter.height // 2)
         async with live_session(broker, xvfb.env, "--consent", "view", "--insecure", wrap=net.wrap("user"),
                                 on_frame=on_frame) as live:
@@ -168,7 +168,7 @@ async def test_chromium_nacks_and_recovers_over_a_lossy_link(
             for colour in COLOURS * 3:  # changes, each a burst of packets: some lost on the way
                 await asyncio.to_thread(painter.fill, colour)
                 shown.append(await shows_colour(page, colour, timeout=10))
-                await asyncio.to_thread(painter.pattern)  # a detailed picture: many packets
+                await asyncio.to_thread(painter.text, TEXT_PAGE)  # a detailed picture: many packets
                 await asyncio.sleep(0.5)
             stats = await page.evaluate(INBOUND_VIDEO)
             print(f"Chromium inbound video: {stats}, changes shown {shown}")

@@ -25,8 +25,9 @@ def begins_h264_keyframe(packet: RtpPacket) -> bool:
 
 
 class KeyframeLoss:
-    """Once :attr:`armed`, the second packet of the next keyframe is lost, and so is every
-    retransmission of it; records when keyframes begin to arrive."""
+    """Once :attr:`armed`, the second packet of the next keyframe of two packets or more is lost, and
+    so is every retransmission of it; records when keyframes begin to arrive. (A plain screen's
+    keyframe may be one packet in H.264 main: the packet after it is then the next frame's.)"""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.armed = False
@@ -39,6 +40,7 @@ class KeyframeLoss:
         """time.monotonic() of each keyframe's first packet."""
         self.retransmissions_lost = 0
         self._keyframe_packets = 0
+        self._keyframe_timestamp: int | None = None
         receive = RTCRtpReceiver._handle_rtp_packet
 
         async def lossy(receiver: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: int) -> None:
@@ -57,6 +59,9 @@ class KeyframeLoss:
             self.keyframes_at.append(time.monotonic())
             self.media_ssrc = packet.ssrc
             self._keyframe_packets = 1 if self.armed else 0
+            self._keyframe_timestamp = packet.timestamp
+        elif self._keyframe_packets and packet.timestamp != self._keyframe_timestamp:
+            self._keyframe_packets = 0  # the keyframe was one packet: the next one that is larger loses it
         elif self._keyframe_packets:
             self._keyframe_packets += 1
             if self._keyframe_packets == 2:
