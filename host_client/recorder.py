@@ -501,6 +501,9 @@ class RecordingUploader:
         """Segments stored by their own frames, continuing from an earlier one's keyframe."""
         self.bytes_sent = 0
         self.paced_seconds = 0.0
+        self.pacing = 0.0
+        """Bytes per second the upload under way is written at (0: none is, or it goes unpaced): the live
+        stream leaves it that much of the link (:attr:`peer.stream_budget.StreamBudget.upload_share`)."""
         """Seconds uploads spent held to the pace (:meth:`UploadYield.pace`), in all."""
         """Request bodies sent to store segments: whole segments, and repeats' JSON."""
 
@@ -732,12 +735,17 @@ class RecordingUploader:
 
     async def _paced(self, data: bytes) -> AsyncIterator[bytes]:
         paced = 0.0
-        for start in range(0, len(data), PACE_CHUNK_BYTES):
-            piece = data[start:start + PACE_CHUNK_BYTES]
-            yield piece
-            if (rate := self._pace()) is not None:
-                paced += len(piece) / rate
-                await asyncio.sleep(len(piece) / rate)
+        try:
+            for start in range(0, len(data), PACE_CHUNK_BYTES):
+                piece = data[start:start + PACE_CHUNK_BYTES]
+                yield piece
+                rate = self._pace()
+                self.pacing = rate or 0.0
+                if rate is not None:
+                    paced += len(piece) / rate
+                    await asyncio.sleep(len(piece) / rate)
+        finally:
+            self.pacing = 0.0
         if paced:
             self.paced_seconds += paced
             log.info("a recording upload of %d kB was paced for %.1f s (the link limits the live stream)",

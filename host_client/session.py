@@ -874,8 +874,10 @@ class HostSession:
             lag = self.uploader.lag_seconds()
             self._carry_out_soon(self._state.recording_checked(lag, failed))
             if self._track is not None:
-                # Far behind, the recording gets part of the link before control would pause for it.
+                # Far behind, the recording gets part of the link before control would pause for it;
+                # nearer, a paced upload takes its pace of it.
                 self._track.budget.reserve(self.uploader.live_reserve(lag), time.monotonic())
+                self._track.budget.upload_share = self.uploader.pacing * 8
 
     async def _watch_link(self) -> None:
         """Tell the technician when the link, not the screen, limits the picture, and to what."""

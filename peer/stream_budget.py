@@ -43,7 +43,8 @@ the target is a *capacity memory*:
   while the stream wants more than its target the target grows until the link
   pushes back (an estimate under congestion, or dropped frames). On an untried link
   the stream wants more when it goes over the target or sends capped frames faster
-  than refinement would (a moving screen); the target then grows
+  than refinement would (a moving screen), from :data:`UNTRIED_PROBE_AFTER` after
+  its first frame on (before, the first picture is still being sharpened); the target then grows
   :data:`UNTRIED_PROBE_PER_SECOND` a second, at once and at least to what is sent, and
   the frame rate is *not* cut: a scroll after typing keeps its frame rate on a fast
   link, and a narrow one pushes back within a second or two. Either probe stops at
@@ -66,7 +67,9 @@ the target is a *capacity memory*:
   :data:`LOSS_CONGESTED`): the memory is cut below what got through. It bounds the
   untried link's probing where the estimator stays silent.
 
-The memory is the link's; while part of it is set aside for the session's recording,
+The memory is the link's. A recording upload written at a pace (the host's
+:meth:`~host_client.upload_yield.UploadYield.pace`) takes that pace off the target while it
+goes (:attr:`StreamBudget.upload_share`). While part of it is set aside for the session's recording,
 the stream's target is what the link carried when the share was first set aside (the
 memory, or the newest estimate when lower) less the share (:meth:`StreamBudget.reserve`): the recording leaves the
 user's machine on the same uplink, and once it falls far enough behind that remote
@@ -149,6 +152,13 @@ at least to what the stream sends, and the frame rate is not cut to it: a scroll
 target, 4-7 Mbit/s wanted) would otherwise spend seconds at a third of its frame rate while the target
 climbs, on loopback as on a LAN. A narrow link pushes back within a second or two (the estimator's
 decrease, or the pacer's dropped frames), and from then on the careful rules hold."""
+UNTRIED_PROBE_AFTER = 3.0
+"""Seconds after the stream's first frame before an untried link's probe may start. Until then the
+receiver has hardly spoken (aiortc's first estimate comes 1-3 s into the video) and the first picture
+is still being sharpened: every frame is capped, typing's too, whatever the link carries. Probing then
+took a 1 Mbit/s link's target to 2.5 Mbit/s within a second of typing (0 ms, through the link
+emulator): lost packets, three keyframes in 1.3 s and typing marks 0.2-1 s late, before the estimate
+said congestion."""
 MOVING_SHARE = 0.85
 """A capped frame that follows a capped frame within this share of the refinement interval comes from a
 moving screen, not from refinement (whose frames keep to that interval)."""
@@ -259,12 +269,18 @@ class StreamBudget:
     _capacity_at: float | None = field(default=None, init=False)
     reserved: float = field(default=0.0, init=False)
     """Bit/s of the link set aside for the recording's uploads (:meth:`reserve`); the target is the rest."""
+    upload_share: float = field(default=0.0, init=False)
+    """Bit/s a paced recording upload takes of the link now (its pace; 0 between uploads): the target
+    leaves it, the capacity memory stays. A paced upload beside a stream at its whole target overfilled a
+    1 Mbit/s link by a quarter: lost packets, a keyframe, typing marks late (through the link emulator)."""
     _shared_until: float = field(default=float("-inf"), init=False)
     """When the last share was released: estimates for a while after still speak of the squeezed video."""
     _shared: float | None = field(default=None, init=False)
     """What the link carried when a share was first set aside (:meth:`reserve`); None while none is."""
     _proven: deque[tuple[float, float]] = field(default_factory=deque, init=False)
     """(when, bit/s): rates the link carried, for the probe's ceiling (:data:`PROBE_CEILING`)."""
+    _first_sent_at: float | None = field(default=None, init=False)
+    """When the first frame went out (:data:`UNTRIED_PROBE_AFTER` counts from it)."""
     _above_since: float | None = field(default=None, init=False)
     _above_reference: float = field(default=0.0, init=False)
     last_frame_capped: bool = field(default=False, init=False)
@@ -350,8 +366,14 @@ class StreamBudget:
 
     def target_bitrate(self, now: float) -> float:
         """Bit/s the stream should fit now: the capacity memory (see the module's docstring), less what
-        is set aside for the recording (:meth:`reserve`)."""
-        return self._link_capacity(now) if self._shared is None else self._shared_target()
+        is set aside for the recording (:meth:`reserve`) or a paced upload takes (:attr:`upload_share`)."""
+        return self._after_uploads(self._link_capacity(now) if self._shared is None else self._shared_target())
+
+    def _after_uploads(self, bits_per_second: float) -> float:
+        """``bits_per_second`` less what a paced recording upload takes now, never below :data:`MIN_BITRATE`."""
+        if not self.upload_share:
+            return bits_per_second
+        return max(MIN_BITRATE, bits_per_second - self.upload_share)
 
     def _shared_target(self) -> float:
         """The target while a share is set aside: what the link carried then, less the share."""
@@ -463,6 +485,8 @@ class StreamBudget:
             and now - self._updated_at < MOVING_SHARE * self.refine_interval()
         )
         self.last_frame_capped = capped
+        if self._first_sent_at is None:
+            self._first_sent_at = now
         self._last_frame_bits = size_bytes * 8.0
         self._sent.append((now, size_bytes * 8.0))
         elapsed = 0.0 if self._updated_at is None else max(0.0, now - self._updated_at)
@@ -489,7 +513,8 @@ class StreamBudget:
         capacity = self._link_capacity(now)
         if self.reserved:
             return  # the memory holds while a share is set aside (see link_bitrate)
-        if untried and (self._over_target_at == now or moving_capped):
+        probing_allowed = now - self._first_sent_at >= UNTRIED_PROBE_AFTER
+        if untried and probing_allowed and (self._over_target_at == now or moving_capped):
             # Only while it wants more now: the target stops about where the stream stops.
             probed = max(rate, capacity * UNTRIED_PROBE_PER_SECOND ** min(elapsed, RATE_WINDOW / 2))
             self._capacity = max(capacity, min(probed, self.probe_ceiling(now)))
@@ -507,7 +532,7 @@ class StreamBudget:
         :data:`REFINE_SHARE` of the target (a keyframe's burst drains first; the cap in force may
         lag a fallen target, since a new cap costs a keyframe), and no sooner than
         :data:`REFINE_FPS` (or the frame-rate cap) allows."""
-        target = self._capacity if self._shared is None else self._shared_target()
+        target = self._after_uploads(self._capacity if self._shared is None else self._shared_target())
         return max(1.0 / min(self.fps_cap, REFINE_FPS), self._last_frame_bits / (REFINE_SHARE * target))
 
     def sent_fps(self, now: float) -> float:

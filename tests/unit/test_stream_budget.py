@@ -21,6 +21,7 @@ from peer.stream_budget import (
     SCALES,
     START_BITRATE,
     UNTRIED_AFTER,
+    UNTRIED_PROBE_AFTER,
     FrameCap,
     StreamBudget,
     recap_due,
@@ -60,6 +61,12 @@ def run(
             sent.append(now)
         now += max(1.0 / fps, budget.interval())
     return now
+
+
+def started(budget: StreamBudget, now: float = 0.0) -> StreamBudget:
+    """``budget`` whose first picture went out :data:`UNTRIED_PROBE_AFTER` before ``now`` (a session under way)."""
+    budget.sent(1_000, keyframe=True, now=now - UNTRIED_PROBE_AFTER)
+    return budget
 
 
 def scroll(budget: StreamBudget, *, frame_bytes: int, until: float, now: float = 0.0) -> float:
@@ -152,7 +159,7 @@ def test_no_estimate_yet_means_no_congestion() -> None:
 def test_on_an_untried_link_a_stream_above_its_target_raises_the_target_not_cuts_the_frame_rate() -> None:
     # Rule changed (loopback scrolling ran at a third of its frame rate while the target climbed from
     # 1 Mbit/s): nothing said the link is narrow, so the target follows the stream within a second.
-    budget = StreamBudget(max_fps=60, min_fps=5)
+    budget = started(StreamBudget(max_fps=60, min_fps=5))
     now = run(budget, seconds=2, fps=60, frame_bytes=8_000, link=None, reports=True)  # 3.8 Mbit/s offered
     assert budget.fps == 60 and budget.untried(now)
     assert 3_000_000 <= budget.target_bitrate(now) <= 6_000_000, "about what the stream sends, no runaway"
@@ -161,7 +168,7 @@ def test_on_an_untried_link_a_stream_above_its_target_raises_the_target_not_cuts
 def test_a_probe_stops_at_a_multiple_of_what_the_link_has_shown_it_carries() -> None:
     # A scroll offering 10 Mbit/s on an untried link. Until a receiver report shows the link carries it,
     # the target stops at 3x the start (or the estimate); a report with next to no loss lifts the ceiling.
-    budget = StreamBudget(max_fps=60, min_fps=5)
+    budget = started(StreamBudget(max_fps=60, min_fps=5))
     now = scroll(budget, frame_bytes=20_800, until=1.0)
     assert budget.target_bitrate(now) == pytest.approx(PROBE_CEILING * START_BITRATE, rel=0.01)
     budget.link_bitrate(1_500_000, now)  # the estimator's first word (at most 1.5x what arrived)
@@ -392,13 +399,30 @@ def test_a_link_counts_as_untried_again_a_while_after_its_last_congestion() -> N
 def test_capped_frames_faster_than_refinement_raise_the_target_of_an_untried_link() -> None:
     # A scroll the pacer holds near the target: 6 kB frames (capped) at 20 fps, 0.96 Mbit/s, never
     # over 1.1x the target, yet every frame wants more than its allowance.
-    budget = StreamBudget(max_fps=30)
+    budget = started(StreamBudget(max_fps=30))
     cap = budget.frame_cap(0.0)
     now = 0.0
     while now < 2:
         budget.sent(6_000, keyframe=False, now=now, cap=cap)
         now += 1 / 20
     assert budget.target_bitrate(now) > 2 * START_BITRATE and budget.fps == 30
+
+
+def test_an_untried_link_is_not_probed_while_the_first_picture_is_sharpened() -> None:
+    # Typing right after the first picture: every frame capped (the picture is still being refined),
+    # 30 a second. Probed, a 1 Mbit/s link's target went to 2.5 Mbit/s before the first estimate came.
+    budget = StreamBudget(max_fps=30)
+    cap = budget.frame_cap(0.0)
+    now = 0.0
+    while now < UNTRIED_PROBE_AFTER - 0.05:
+        budget.sent(7_000, keyframe=now == 0.0, now=now, cap=cap)
+        now += 1 / 30
+    assert budget.target_bitrate(now) == START_BITRATE and budget.untried(now)
+    # From then on a stream that presses on its target raises it, as on any untried link.
+    while now < UNTRIED_PROBE_AFTER + 1:
+        budget.sent(7_000, keyframe=False, now=now, cap=cap)
+        now += 1 / 30
+    assert budget.target_bitrate(now) > 2 * START_BITRATE
 
 
 
@@ -414,6 +438,20 @@ def test_a_reserve_for_the_recording_comes_off_the_target_not_off_the_links_capa
     assert budget.target_bitrate(0.0) == MIN_BITRATE
     budget.reserve(0.0, 0.0)
     assert budget.target_bitrate(0.0) == 2_000_000
+
+
+def test_a_paced_upload_takes_its_pace_off_the_target_and_the_refinement_not_off_the_memory() -> None:
+    budget = StreamBudget()
+    budget.sent(8_333, keyframe=False, now=0.0, cap=budget.frame_cap(0.0))
+    interval = budget.refine_interval()
+    budget.upload_share = 250_000.0  # a recording upload written at a quarter of the start
+    assert budget.target_bitrate(0.0) == START_BITRATE - 250_000
+    assert budget.frame_cap(0.0).frame_bytes < int(START_BITRATE / 8 / 15)
+    assert budget.refine_interval() == pytest.approx(interval * START_BITRATE / (START_BITRATE - 250_000))
+    budget.upload_share = 5_000_000.0  # never below the floor
+    assert budget.target_bitrate(0.0) == MIN_BITRATE
+    budget.upload_share = 0.0  # the upload is through: the whole target again
+    assert budget.target_bitrate(0.0) == START_BITRATE
 
 
 def sharing(memory: float, share: float) -> StreamBudget:
@@ -470,7 +508,7 @@ def test_estimates_just_after_a_share_is_released_still_speak_of_the_squeezed_vi
 def test_heavy_loss_stops_an_untried_links_probe_below_what_got_through() -> None:
     # A scroll on an untried link (14 kB frames at 60 fps, 6.7 Mbit/s): the target follows it up to the
     # probe's ceiling, 3x the start.
-    budget = StreamBudget(max_fps=60, min_fps=5)
+    budget = started(StreamBudget(max_fps=60, min_fps=5))
     now = scroll(budget, frame_bytes=14_000, until=2.0)
     sent = budget.send_rate(now)
     assert budget.target_bitrate(now) == pytest.approx(PROBE_CEILING * START_BITRATE, rel=0.01)
