@@ -875,9 +875,10 @@ class HostSession:
             self._carry_out_soon(self._state.recording_checked(lag, failed))
             if self._track is not None:
                 # Far behind, the recording gets part of the link before control would pause for it;
-                # nearer, a paced upload takes its pace of it.
-                self._track.budget.reserve(self.uploader.live_reserve(lag), time.monotonic())
-                self._track.budget.upload_share = self.uploader.pacing * 8
+                # nearer, on a link that limits the picture, a paced upload takes its pace of it.
+                budget, now = self._track.budget, time.monotonic()
+                budget.reserve(self.uploader.live_reserve(lag), now)
+                budget.upload_share = self.uploader.pacing * 8 if budget.link_limited(now) else 0.0
 
     async def _watch_link(self) -> None:
         """Tell the technician when the link, not the screen, limits the picture, and to what."""

@@ -31,8 +31,8 @@ paced (:meth:`UploadYield.pace`): its body is written at
 :attr:`UploadYield.link_share` of the live stream's target, never below
 :data:`MIN_PACE`, a share that grows with the recording's lag to the whole
 target at :data:`RESERVE_SHARE` of the bound. A TCP sender that the application
-holds below what the link has left keeps no queue at the bottleneck, and the live
-stream leaves it that pace while it goes
+holds below what the link has left keeps no queue at the bottleneck, and while the
+link limits the picture the live stream leaves it that pace as it goes
 (:attr:`peer.stream_budget.StreamBudget.upload_share`): at its whole target beside a
 paced upload, a 1 Mbit/s link was overfilled by a quarter.
 
