@@ -286,6 +286,9 @@ class StreamBudget:
     """When the first frame went out (:data:`UNTRIED_PROBE_AFTER` counts from it)."""
     _above_since: float | None = field(default=None, init=False)
     _above_reference: float = field(default=0.0, init=False)
+    last_keyframe_at: float | None = field(default=None, init=False)
+    """When the encoder last sent a keyframe (its own, or one the receiver asked for): the picture starts
+    over from it, and the capture refines it as after a change."""
     last_frame_capped: bool = field(default=False, init=False)
     """The encoder's last frame used most of its allowance: encoding the settled screen again sharpens it."""
     frame_wanted_at: float | None = field(default=None, init=False)
@@ -488,6 +491,8 @@ class StreamBudget:
             and now - self._updated_at < MOVING_SHARE * self.refine_interval()
         )
         self.last_frame_capped = capped
+        if keyframe:
+            self.last_keyframe_at = now
         if self._first_sent_at is None:
             self._first_sent_at = now
         self._last_frame_bits = size_bytes * 8.0

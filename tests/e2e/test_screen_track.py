@@ -179,6 +179,22 @@ async def test_while_the_encoder_says_capped_the_settled_screen_is_sent_again_at
         track.stop()
 
 
+async def test_a_keyframe_long_after_the_last_change_is_refined_too(screen: Screen, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(capture, "REFINE_FOR", 0.5)
+    track = make_track(screen, fps=20)
+    try:
+        await settle(track)
+        await asyncio.sleep(1.0)  # the screen has been still longer than REFINE_FOR
+        track.budget.last_frame_capped = True
+        track.budget.last_keyframe_at = time.monotonic()  # the encoder made a capped keyframe (a new cap)
+        for _ in range(3):  # refined as after a change, not left coarse
+            assert await frame_within(track, 1.0) is not None
+        track.budget.last_frame_capped = False
+        assert await frame_within(track, 1.0) is None
+    finally:
+        track.stop()
+
+
 async def test_a_frame_the_encoder_wants_later_comes_then_from_a_static_screen(screen: Screen) -> None:
     track = make_track(screen)
     try:
