@@ -90,12 +90,12 @@ def first_picture(rgb: np.ndarray, profile: str, frames: int) -> FirstPicture:
     return FirstPicture(profile, keyframe[0], keyframe[1], reached, spent / max(1, n + 1) * 1000)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=number_in_range(int, 2, 600, "frames"), default=90,
                         help="most frames encoded per profile, the keyframe included (default 90)")
     parser.add_argument("--write-docs", action="store_true", help="replace this section's figures in docs/benchmarks.md")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with XvfbServer.start(1920, 1080) as xvfb, WorkloadProcess(xvfb.env) as workload:
         workload.reset()
         time.sleep(1.0)  # the desktop drawn

@@ -501,10 +501,10 @@ class RecordingUploader:
         """Segments stored by their own frames, continuing from an earlier one's keyframe."""
         self.bytes_sent = 0
         self.paced_seconds = 0.0
+        """Seconds uploads spent held to the pace (:meth:`UploadYield.pace`), in all."""
         self.pacing = 0.0
         """Bytes per second the upload under way is written at (0: none is, or it goes unpaced): the live
         stream leaves it that much of the link (:attr:`peer.stream_budget.StreamBudget.upload_share`)."""
-        """Seconds uploads spent held to the pace (:meth:`UploadYield.pace`), in all."""
         """Request bodies sent to store segments: whole segments, and repeats' JSON."""
 
     @asynccontextmanager

@@ -174,10 +174,14 @@ class _Peer:
     made_at: float
     """``time.monotonic()`` when it was made."""
 
-    def discard(self, tasks: BackgroundTasks) -> None:
-        """Let go of a peer connection that was never the session's: its track stops, it closes on the side."""
+    async def close(self) -> None:
+        """Stop its track and close it (its TURN allocations are deleted: on a broken path, slowly)."""
         self.track.stop()
-        tasks.start(self.pc.close(), "closing an unused peer connection")
+        await self.pc.close()
+
+    def discard(self, tasks: BackgroundTasks) -> None:
+        """Let go of a peer connection that was never the session's: it closes on the side."""
+        tasks.start(self.close(), "closing an unused peer connection")
 
 
 @dataclass(frozen=True)
@@ -979,9 +983,7 @@ class HostSession:
         """Close the prepared peer connection if no offer took it (the session ended before consent)."""
         task, self._prepared = self._prepared, None
         if task is not None and task.done() and not task.cancelled() and task.exception() is None:
-            peer = task.result()
-            peer.track.stop()
-            await peer.pc.close()
+            await task.result().close()
 
     async def _close_peer(self, *, wait: bool = True) -> None:
         """Let go of the peer connection; ``wait=False`` closes it on the side.

@@ -14,10 +14,10 @@ whatever the link says, so yielding never pauses control by itself.
 
 The live stream needs the link to itself while its connection is set up and its
 first picture is sent and sharpened, whatever its estimate says (it has none yet):
-:func:`first_picture_due` is that window, in which uploads wait as they do
-while the link is congested (with no calm after it). Sent then, the first segment (about 100 kB, recorded before there was
-a live stream) took about a third of a 1 Mbit/s uplink while the first keyframe
-was being refined.
+:func:`first_picture_due` is that window, in which uploads wait as they do while
+the link is congested (with no calm after it). Sent then, the first segment (about
+100 kB, recorded before there was a live stream) took about a third of a 1 Mbit/s
+uplink while the first keyframe was being refined.
 
 Small uploads (a still screen's repeats, a few hundred bytes) never wait.
 

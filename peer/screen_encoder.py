@@ -42,8 +42,8 @@ needs it:
   :data:`MAIN_PROFILE`; x264 under ``zerolatency`` makes no B-frames), constrained
   baseline otherwise. Main's CABAC codes text in about a quarter fewer bytes: on the
   benchmark's 1080p text screen, capped at 1 Mbit/s as a first picture is, the keyframe
-  and its refinement reached 30 dB after 67 kB against 92 kB, and 40 dB after 175 kB
-  against 227 kB, for 8 % more encoding time (``bench/first_picture.py``). High's 8x8
+  and its refinement reached 30 dB after 68 kB against 93 kB, and 40 dB after 169 kB
+  against 236 kB, for 10 % more encoding time (``bench/first_picture.py``). High's 8x8
   transform did no better on text (measured with x264 alone), and Chromium 156 does not
   take constrained high.
 

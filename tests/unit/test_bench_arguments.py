@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import relay_connect, relay_recovery, screen_stream
+from bench import first_picture, relay_connect, relay_recovery, screen_stream
 from bench.aiortc_receiver import aiortc_receiver
 from bench.chromium_receiver import chromium_receiver
 
@@ -80,3 +80,12 @@ def test_relay_recovery_names_what_is_wrong_on_its_command_line(argv: list[str],
 def test_relay_recovery_cuts_default_to_the_issues_lengths() -> None:
     assert relay_recovery.parse_options([]).cuts == (10.0, 20.0, 30.0)
     assert relay_recovery.parse_options(["--cuts", "30, 5"]).cuts == (30.0, 5.0)
+
+
+@pytest.mark.parametrize(("argv", "message"), [(["--frames", "1"], "between 2 and 600"), (["--frames", "many"], "frames")])
+def test_the_first_picture_bench_refuses_a_bad_frame_count(argv: list[str], message: str,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        first_picture.main(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
