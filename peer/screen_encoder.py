@@ -26,7 +26,12 @@ needs it:
   and a keyframe (itself capped): the cap follows the budget only on a fall of
   :data:`~peer.stream_budget.RECAP_RATIO` or a rise of
   :data:`~peer.stream_budget.RECAP_UP_RATIO`, held
-  :data:`~peer.stream_budget.RECAP_HOLD` seconds apart;
+  :data:`~peer.stream_budget.RECAP_HOLD` seconds apart, and only on a frame that
+  needs it (:func:`~peer.stream_budget.recap_due`): a keyframe made anyway, a rise
+  while the picture is below full quality, a fall once a frame is too large for
+  the new cap and a keyframe under it is smaller. Refinement frames already keep
+  to a fallen target (the capture spaces them by it), so a sharp or sharpening
+  still screen keeps its picture while the estimate swings;
 * a keyframe when the receiver asks (PLI/FIR), the picture size or the cap changes,
   never more often than :data:`MIN_KEYFRAME_GAP` (one lost packet can make a
   receiver ask several times); a request inside the gap is kept and served once
@@ -53,6 +58,7 @@ RTP packetization (FU-A/STAP-A) is aiortc's, inherited unchanged.
 from __future__ import annotations
 
 import fractions
+import logging
 import os
 import time
 from collections import deque
@@ -65,7 +71,9 @@ from aiortc.mediastreams import VIDEO_TIME_BASE
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.sdp import H264Profile, parse_h264_profile_level_id
 
-from .stream_budget import FrameCap, FrameTag, StreamBudget, recap_due
+from .stream_budget import FrameCap, FrameTag, RecapDirection, StreamBudget, recap_due
+
+log = logging.getLogger(__name__)
 
 MAIN_PROFILE = "4d001f"
 """``profile-level-id`` of H.264 main, level 3.1, as WebRTC peers write it (Chromium takes it)."""
@@ -172,6 +180,27 @@ class ScreenH264Encoder(H264Encoder):
         context.qmin, context.qmax = QP_MIN, QP_MAX
         return context
 
+    def _reopen_reason(
+        self, frame: av.VideoFrame, due: RecapDirection | None, *, keyframe_due: bool, picture_capped: bool
+    ) -> str | None:
+        """Why the next frame needs a new encoder (and so a keyframe), or None: the first frame, a new
+        picture size, or a due new cap where it costs nothing (a keyframe is due anyway) or pays (a rise
+        while the picture is below full quality). A due fall waits for a frame too large for it."""
+        if self._context is None:
+            return "the first frame"
+        if (frame.width, frame.height) != (self._context.width, self._context.height):
+            return "a new picture size"
+        if due is not None and keyframe_due:
+            return f"asked for, the cap {due}s"
+        if due == "rise" and picture_capped:
+            return "the cap rises"
+        return None
+
+    @staticmethod
+    def _encode_on(context: av.VideoCodecContext, frame: av.VideoFrame, *, keyframe: bool) -> bytes:
+        frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
+        return b"".join(bytes(packet) for packet in context.encode(frame))
+
     def _encode_frame(self, frame: av.VideoFrame, force_keyframe: bool) -> Iterator[bytes]:
         now = time.monotonic()
         tag = frame.opaque
@@ -182,27 +211,33 @@ class ScreenH264Encoder(H264Encoder):
         while self._losses:
             budget.receiver_loss(self._losses.popleft(), now)
         wanted = budget.frame_cap(now)
-        if self._context is not None and (
-            (frame.width, frame.height) != (self._context.width, self._context.height)
-            or recap_due(self._cap, wanted, now - self._cap_at)
-        ):
-            self._context = None
-        opened = self._context is None
-        if self._context is None:
-            self._cap, self._cap_at = wanted, now
-            self._context = self._open(frame, wanted)
         self._keyframe_pending = self._keyframe_pending or force_keyframe
+        keyframe_due = self._keyframe_pending and now - self._last_keyframe >= MIN_KEYFRAME_GAP
+        due = None if self._cap is None else recap_due(self._cap, wanted, now - self._cap_at)
+        reopen = self._reopen_reason(frame, due, keyframe_due=keyframe_due, picture_capped=budget.last_frame_capped)
+        if reopen is not None:
+            self._context = self._open(frame, wanted)
+            self._cap, self._cap_at = wanted, now
         # A new encoder starts with a keyframe whatever the gap: it has nothing to refer to.
-        keyframe = opened or (self._keyframe_pending and now - self._last_keyframe >= MIN_KEYFRAME_GAP)
+        keyframe = reopen is not None or keyframe_due
         if self._keyframe_pending and not keyframe:
             # Asked again too soon (one loss, several requests): served once the gap has passed.
             budget.frame_wanted_at = self._last_keyframe + MIN_KEYFRAME_GAP
-        frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
-        data = b"".join(bytes(packet) for packet in self._context.encode(frame))
+        assert self._context is not None
+        data = self._encode_on(self._context, frame, keyframe=keyframe)
+        if due == "fall" and not keyframe and len(data) > wanted.burst_bytes:
+            # Too large for the link as it is now: a keyframe under the wanted cap replaces the frame when
+            # it is smaller (at 1080p no text keyframe gets below about 13 kB, whatever the cap).
+            context = self._open(frame, wanted)
+            smaller = self._encode_on(context, frame, keyframe=True)
+            self._cap_at = now  # taken or not, tried: held like a change
+            if len(smaller) < len(data):
+                self._context, self._cap, data, keyframe, reopen = context, wanted, smaller, True, "the cap fell"
         if keyframe:
             self._last_keyframe = now
             self._keyframe_pending = False
             self.keyframes += 1
+            log.debug("keyframe (%s): %d B under %s", reopen or "asked for", len(data), self._cap)
         budget.sent(len(data), keyframe=keyframe, now=now, cap=self._cap)
         if data:
             yield from self._split_bitstream(data)

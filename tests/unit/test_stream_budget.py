@@ -287,17 +287,16 @@ def test_a_frame_that_used_its_allowance_counts_as_capped() -> None:
 
 def test_a_new_cap_only_after_the_hold_and_a_large_enough_change() -> None:
     cap = FrameCap(frame_bytes=4_000, burst_bytes=25_000)
-    assert recap_due(None, cap, 0.0)
-    assert not recap_due(cap, FrameCap(12_000, 75_000), RECAP_HOLD / 2)
-    assert recap_due(cap, FrameCap(12_000, 75_000), RECAP_HOLD)
-    assert not recap_due(cap, FrameCap(5_000, 30_000), 60.0), "a change of a quarter is not worth a keyframe"
-    assert recap_due(cap, FrameCap(2_000, 12_500), RECAP_HOLD)
+    assert recap_due(cap, FrameCap(12_000, 75_000), RECAP_HOLD / 2) is None
+    assert recap_due(cap, FrameCap(12_000, 75_000), RECAP_HOLD) == "rise"
+    assert recap_due(cap, FrameCap(5_000, 30_000), 60.0) is None, "a change of a quarter is not worth a keyframe"
+    assert recap_due(cap, FrameCap(2_000, 12_500), RECAP_HOLD) == "fall"
     # Down at 1.5x (frames too large for the link), up only at 3x (a blurred keyframe and a second of
     # refinement buy frames that are only somewhat larger).
-    assert recap_due(cap, FrameCap(int(4_000 / RECAP_RATIO), 16_000), RECAP_HOLD)
-    assert not recap_due(cap, FrameCap(int(4_000 * RECAP_RATIO), 37_500), RECAP_HOLD)
-    assert not recap_due(cap, FrameCap(11_000, 68_000), RECAP_HOLD)
-    assert recap_due(cap, FrameCap(int(4_000 * RECAP_UP_RATIO), 75_000), RECAP_HOLD)
+    assert recap_due(cap, FrameCap(int(4_000 / RECAP_RATIO), 16_000), RECAP_HOLD) == "fall"
+    assert recap_due(cap, FrameCap(int(4_000 * RECAP_RATIO), 37_500), RECAP_HOLD) is None
+    assert recap_due(cap, FrameCap(11_000, 68_000), RECAP_HOLD) is None
+    assert recap_due(cap, FrameCap(int(4_000 * RECAP_UP_RATIO), 75_000), RECAP_HOLD) == "rise"
 
 
 def test_a_stream_pressing_on_its_target_probes_it_upwards_until_congestion() -> None:
