@@ -61,8 +61,8 @@ brings text back to full quality. After an isolated change (a typed letter, a bl
 caret: coded at full quality already) it is the change's *tail*: a change is often one
 packet, and when that packet is lost nothing after it would show the receiver a gap until
 the keep-alive, 5 s later; the tail (a hundred bytes for an unchanged picture) shows it
-within 0.3 s, so the receiver asks for the packet again (issue 19: a colour change over a
-link losing 2 % was seen 5 s late in 2 runs of 3 without it). A keyframe the receiver asked for
+within 0.3 s, so the receiver asks for the packet again (issue 19: over a link losing 2 %, a
+colour change whose one packet was lost waited for the keep-alive without it). A keyframe the receiver asked for
 gets its tail too: on a still screen its last packet, lost, showed no gap until the keep-alive
 (H.264 main codes a plain screen's keyframe in a packet or two)."""
 REFINE_FOR = 10.0

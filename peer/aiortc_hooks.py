@@ -44,6 +44,10 @@ name still exists and behaves as assumed in the pinned aiortc/aioice range
   :data:`LOST_PACKET_PATIENCE`, asks for a keyframe (PLI) and passes nothing on
   until one comes (what follows a hole refers to pictures the decoder never had).
   A complete keyframe behind a hole is passed on at once: no wait for the hole.
+  aiortc passes on one frame per packet; when a retransmission fills a hole and so
+  completes the frames behind it too, the hook passes on all of them (left behind, every
+  later frame was shown a frame late: a colour change waited for the next frame, 0.3 s, and
+  once that was lost for the keep-alive, 5 s).
 * :func:`recover_losses_on_a_timer` -- aiortc's receiver NACKs only when a newer
   packet shows a gap, never again, and with each new gap NACKs every seq it ever
   missed (also those long given up on); it has no timer. The hook's
@@ -80,6 +84,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 import os
 import ssl
@@ -562,11 +567,14 @@ class MarkerJitterBuffer(JitterBuffer):
         """Holes given up on so far (each cost a keyframe)."""
         self.holes_skipped_to_keyframe = 0
         """Holes skipped because a complete keyframe had arrived behind them (no keyframe asked for)."""
+        self.payload_type: int | None = None
+        """The payload type of the newest video packet (a retransmission's unwrapped): the frames' codec."""
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         if not self._is_video:
             return super().add(packet)
         seq = packet.sequence_number
+        self.payload_type = packet.payload_type
         if self._newest is None or uint16_gt(seq, self._newest):
             self._newest = seq
         recovery = self.recovery
@@ -674,26 +682,69 @@ class MarkerJitterBuffer(JitterBuffer):
                 return packets
         return None
 
+    def next_complete_frame(self) -> JitterFrame | None:
+        """Another frame complete at the origin now, taken out of the buffer; None when there is none
+        (or while a keyframe is wanted: what comes before it is dropped as packets arrive).
+
+        aiortc takes one frame per packet, but one packet can complete several: a retransmission
+        filling a hole completes the frames that arrived behind it. Left in the buffer, the next
+        would wait for the next packet (on a still screen the keep-alive, 5 s later) and every
+        frame after it would be shown a frame late, for the rest of the session."""
+        if not self._is_video or self._keyframe_wanted:
+            return None
+        frame = self._take_complete_at_origin()
+        if frame is not None and self.recovery is not None and self._origin is not None:
+            self.recovery.forget_before(self._origin)
+        return frame
+
+    def _take_complete_at_origin(self) -> JitterFrame | None:
+        if self._origin is None:
+            return None
+        packets = self._complete_frame_at(0)
+        if packets is None:
+            return None
+        self.remove(len(packets))
+        data = b"".join(p._data for p in packets)  # type: ignore[attr-defined]  # aiortc's receiver sets it, undeclared
+        return JitterFrame(data=data, timestamp=packets[0].timestamp)
+
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
-        if self._is_video and self._origin is not None:
-            packets = self._complete_frame_at(0)
-            if packets is not None:
-                self.remove(len(packets))
-                data = b"".join(p._data for p in packets)  # type: ignore[attr-defined]  # aiortc's receiver sets it, undeclared
-                return JitterFrame(data=data, timestamp=packets[0].timestamp)
+        if self._is_video and (frame := self._take_complete_at_origin()) is not None:
+            return frame
         # Not complete on its marker: aiortc's rule (a packet of the next frame is in) decides.
         return super()._remove_frame(sequence_number)
 
 
+async def _handle_rtp_packet_passing_every_complete_frame(
+    receiver: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: int
+) -> None:
+    """The receiver's class's handling of an RTP packet (aiortc's, or whatever wraps it now), then the
+    further frames it completed in a :class:`MarkerJitterBuffer`
+    (:meth:`~MarkerJitterBuffer.next_complete_frame`) passed to the decoder the way aiortc passes the first.
+
+    Set on each receiver as it starts (:func:`_receive_with_hooks`), not on the class: a wrapper put
+    on the class later (a test's packet loss) still runs, whichever came first."""
+    await type(receiver)._handle_rtp_packet(receiver, packet, arrival_time_ms)
+    buffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]  # name-mangled private state
+    if not isinstance(buffer, MarkerJitterBuffer) or not receiver._RTCRtpReceiver__decoder_thread:  # type: ignore[attr-defined]
+        return
+    codec = receiver._RTCRtpReceiver__codecs.get(buffer.payload_type)  # type: ignore[attr-defined]
+    while codec is not None and (frame := buffer.next_complete_frame()) is not None:
+        frame.timestamp = receiver._RTCRtpReceiver__timestamp_mapper.map(frame.timestamp)  # type: ignore[attr-defined]
+        receiver._RTCRtpReceiver__decoder_queue.put((codec, frame))  # type: ignore[attr-defined]
+
+
 def complete_frames_on_marker(enabled: bool) -> None:
-    """Make receivers created after this call use :class:`MarkerJitterBuffer` (or aiortc's own)."""
+    """Make receivers created after this call use :class:`MarkerJitterBuffer` (or aiortc's own), and
+    pass on every frame a packet completes."""
     # The name rtcrtpreceiver imported (its receiver builds its buffer from there) is the one to replace.
     buffer = MarkerJitterBuffer if enabled else _original_jitter_buffer
     aiortc.rtcrtpreceiver.JitterBuffer = buffer  # type: ignore[attr-defined]  # imported there, not re-exported
+    _hook_receive()
 
 
 def marker_frames_active() -> bool:
-    return aiortc.rtcrtpreceiver.JitterBuffer is MarkerJitterBuffer  # type: ignore[attr-defined]  # imported there, not re-exported
+    module: Any = aiortc.rtcrtpreceiver  # JitterBuffer is imported there, not re-exported
+    return module.JitterBuffer is MarkerJitterBuffer and RTCRtpReceiver.receive is _receive_with_hooks
 
 
 # --- lost packets asked for again on a timer ------------------------------------------------
@@ -726,20 +777,34 @@ class TimedNackGenerator(NackGenerator):
         return bool(shown)
 
 
-async def _receive_and_recover_losses(receiver: RTCRtpReceiver, parameters: RTCRtpReceiveParameters) -> None:
-    """aiortc's ``receive``; for a new video receiver with both hooked parts, links them to one
-    :class:`LossRecovery` and starts its timer, which ends with the receiver's RTCP task (``stop()``)."""
+async def _receive_with_hooks(receiver: RTCRtpReceiver, parameters: RTCRtpReceiveParameters) -> None:
+    """aiortc's ``receive``; a new video receiver with the marker buffer then passes on every frame a
+    packet completes (:func:`_handle_rtp_packet_passing_every_complete_frame`), and one with the timed
+    NACK generator too is linked to one :class:`LossRecovery` whose timer ends with the receiver's RTCP
+    task (``stop()``)."""
     started = receiver._RTCRtpReceiver__started  # type: ignore[attr-defined]  # name-mangled private state
     await _original_receive(receiver, parameters)
     nacks = receiver._RTCRtpReceiver__nack_generator  # type: ignore[attr-defined]
     buffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
     rtcp_task: asyncio.Future[None] | None = receiver._RTCRtpReceiver__rtcp_task  # type: ignore[attr-defined]
-    if started or rtcp_task is None or not isinstance(nacks, TimedNackGenerator) or not isinstance(buffer, MarkerJitterBuffer):
+    if started or rtcp_task is None or not isinstance(buffer, MarkerJitterBuffer):
+        return
+    # The transport calls it on the receiver: an attribute of its own comes before the class's method.
+    receiver._handle_rtp_packet = functools.partial(_handle_rtp_packet_passing_every_complete_frame, receiver)  # type: ignore[method-assign]
+    if not isinstance(nacks, TimedNackGenerator):
         return
     recovery = LossRecovery()
     nacks.recovery = buffer.recovery = recovery
     timer = asyncio.ensure_future(_recover_losses(receiver, nacks, recovery))
     rtcp_task.add_done_callback(lambda _: timer.cancel())
+
+
+def _hook_receive() -> None:
+    """``receive`` is hooked while either receiver hook is on (the marker buffer, the timed NACKs)."""
+    module: Any = aiortc.rtcrtpreceiver  # the names the receiver builds its parts by
+    on = module.JitterBuffer is MarkerJitterBuffer or module.NackGenerator is TimedNackGenerator
+    # mypy reads a plain function put on a class as not matching the method it replaces: "assignment".
+    RTCRtpReceiver.receive = _receive_with_hooks if on else _original_receive  # type: ignore[method-assign, assignment]
 
 
 async def _recover_losses(receiver: RTCRtpReceiver, nacks: TimedNackGenerator, recovery: LossRecovery) -> None:
@@ -778,14 +843,12 @@ def recover_losses_on_a_timer(enabled: bool) -> None:
     keeps aiortc's NACKs."""
     module: Any = aiortc.rtcrtpreceiver  # NackGenerator is defined there; the receiver builds it by that name
     module.NackGenerator = TimedNackGenerator if enabled else _original_nack_generator
-    # mypy reads a plain function put on a class as not matching the method it replaces: "assignment".
-    hook = _receive_and_recover_losses if enabled else _original_receive
-    RTCRtpReceiver.receive = hook  # type: ignore[method-assign, assignment]  # the hook: aiortc has no option for it
+    _hook_receive()
 
 
 def losses_recovered_on_a_timer() -> bool:
     module: Any = aiortc.rtcrtpreceiver
-    return module.NackGenerator is TimedNackGenerator and RTCRtpReceiver.receive is _receive_and_recover_losses
+    return module.NackGenerator is TimedNackGenerator and RTCRtpReceiver.receive is _receive_with_hooks
 
 
 def loss_recovery_of(pc: RTCPeerConnection) -> LossRecovery | None:

@@ -117,6 +117,9 @@ async def test_the_python_console_recovers_from_a_lost_keyframe_over_a_lossy_lin
     assert asked and asked[0] < 2.0, asked
     assert loss.retransmissions_lost >= 1, "the host answers NACKs with RTX"
     assert recovery.round_trip is not None and 0.08 <= recovery.round_trip <= 0.5, recovery.round_trip
+    # Most changes are shown at once; one whose packet was lost within the tail's 0.3 s and a round trip.
+    # (A frame held behind another in the receiver's buffer showed them all 0.35 s late: median 0.35 s.)
+    assert sorted(seen)[len(seen) // 2] < 0.2, seen
     assert max(seen) < 5, seen
     assert legibility >= 30, f"the typed text is not legible: PSNR {legibility:.1f} dB"
 

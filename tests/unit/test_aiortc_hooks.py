@@ -1136,10 +1136,29 @@ def test_a_retransmission_in_time_fills_the_hole_without_a_keyframe() -> None:
     clock.now += 0.8
     asked, frame = buffer.add(packet(2, 2000, b"\x00\x00\x00\x01\x41two", marker=True))  # the retransmission
     assert not asked and frame is not None and frame.timestamp == 2000
+    # aiortc takes one frame per packet; the one behind it is complete too, and handed over now.
+    behind = buffer.next_complete_frame()
+    assert behind is not None and behind.timestamp == 3000 and buffer.next_complete_frame() is None
     clock.now += 5  # the next keep-alive frame, long after the hole was filled
     asked, frame = buffer.add(packet(4, 4000, DELTA, marker=True))
-    assert not asked and frame is not None and frame.timestamp == 3000  # aiortc's pace: a frame per packet
+    assert not asked and frame is not None and frame.timestamp == 4000, "no frame behind: the keep-alive is shown"
     assert buffer.holes_given_up == 0
+
+
+def test_no_further_frame_is_handed_over_while_a_keyframe_is_wanted_or_one_is_incomplete() -> None:
+    clock = Clock()
+    buffer = marker_buffer(clock)
+    buffer.add(packet(1, 1000, KEYFRAME, marker=True))
+    assert buffer.next_complete_frame() is None, "nothing left"
+    buffer.add(packet(3, 3000, DELTA, marker=False))  # 2 missing, 3 without its marker yet
+    assert buffer.add(packet(2, 2000, DELTA, marker=True))[1] is not None
+    assert buffer.next_complete_frame() is None, "frame 3 is still arriving"
+    buffer.add(packet(6, 6000, DELTA, marker=True))  # 4 and 5 lost for good: the hole is given up
+    clock.now += 5
+    buffer.add(packet(7, 7000, DELTA, marker=True))
+    assert buffer.holes_given_up == 1
+    buffer.add(packet(8, 8000, DELTA, marker=True))
+    assert buffer.next_complete_frame() is None, "frames after a hole refer to pictures the decoder never had"
 
 
 def test_a_frame_still_arriving_slowly_is_not_a_hole() -> None:
@@ -1336,6 +1355,102 @@ def test_linked_numbering_that_starts_over_asks_through_the_recovery() -> None:
         _arrive(nacks, buffer, packet(seq, seq, DELTA, marker=True))
     _arrive(nacks, buffer, packet(500, 5000, DELTA, marker=False))  # far behind: aiortc starts over
     assert recovery.keyframe_wanted and recovery.tick(clock.now) == [Pli()]
+
+
+def test_the_receiver_still_hands_a_frame_to_its_decoder_the_way_the_hook_repeats() -> None:
+    handle = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
+    assert "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)" in handle
+    assert "if encoded_frame is not None and self.__decoder_thread:" in handle
+    assert "encoded_frame.timestamp = self.__timestamp_mapper.map(" in handle
+    assert "self.__decoder_queue.put((codec, encoded_frame))" in handle
+    assert "codec = self.__codecs[apt]" in handle, "a retransmission's codec is its media's"
+    assert list(inspect.signature(aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet).parameters) == [
+        "self", "packet", "arrival_time_ms"]
+
+
+def test_the_marker_hook_switches_the_buffer_and_receive_independently_of_the_nack_hook() -> None:
+    original_receive = aiortc.rtcrtpreceiver.RTCRtpReceiver.receive
+    aiortc_hooks.complete_frames_on_marker(True)
+    assert aiortc_hooks.marker_frames_active() and not aiortc_hooks.losses_recovered_on_a_timer()
+    aiortc_hooks.recover_losses_on_a_timer(True)
+    aiortc_hooks.complete_frames_on_marker(False)
+    assert not aiortc_hooks.marker_frames_active() and aiortc_hooks.losses_recovered_on_a_timer()
+    aiortc_hooks.recover_losses_on_a_timer(False)
+    assert aiortc.rtcrtpreceiver.RTCRtpReceiver.receive is original_receive
+
+
+@pytest.mark.parametrize("handler_hooked", [True, False])
+def test_a_retransmission_completing_two_frames_shows_both_at_once(handler_hooked: bool) -> None:
+    """Two aiortc peers on loopback; frame N's packet is lost, N+1 shows the gap, the retransmission
+    completes both: the receiver's track gets both then, not N+1 with whatever packet comes next
+    (on a still screen, the keep-alive 5 s later)."""
+    from aiortc.rtcrtpreceiver import RTCRtpReceiver
+
+    class SteppedTrack(VideoStreamTrack):
+        def __init__(self) -> None:
+            super().__init__()
+            self.allowed = asyncio.Semaphore(0)
+
+        async def recv(self) -> Any:
+            await self.allowed.acquire()
+            return await super().recv()
+
+    async def run() -> tuple[int, int]:
+        aiortc_hooks.complete_frames_on_marker(True)
+        aiortc_hooks.recover_losses_on_a_timer(True)
+        track = SteppedTrack()
+        media: dict[str, Any] = {"pt": None, "drop": False, "dropped": None}
+        original = RTCRtpReceiver._handle_rtp_packet
+
+        async def lossy(receiver: RTCRtpReceiver, p: RtpPacket, arrival_time_ms: int) -> None:
+            media["pt"] = media["pt"] or p.payload_type  # the first packets are media: RTX only answers NACKs
+            if media["drop"] and p.payload_type == media["pt"]:
+                media["drop"], media["dropped"] = False, p.sequence_number
+                return
+            await original(receiver, p, arrival_time_ms)
+
+        RTCRtpReceiver._handle_rtp_packet = lossy  # type: ignore[method-assign]  # after the hooks: they wrap it
+        offerer, answerer, received = await connected_pair(track)
+        shown = 0
+
+        async def watch() -> None:
+            nonlocal shown
+            while True:
+                await received[0].recv()
+                shown += 1
+
+        watcher: asyncio.Task[None] | None = None
+        try:
+            for _ in range(5):
+                track.allowed.release()
+            for _ in range(100):
+                if received and watcher is None:
+                    watcher = asyncio.ensure_future(watch())
+                if shown >= 5:
+                    break
+                await asyncio.sleep(0.05)
+            assert shown == 5
+            receiver = answerer.getTransceivers()[0].receiver
+            assert "_handle_rtp_packet" in vars(receiver), "the hook is the receiver's own"
+            if not handler_hooked:  # the marker buffer alone: one frame per packet
+                del receiver._handle_rtp_packet
+            media["drop"] = True
+            track.allowed.release()  # frame 6: its packet lost, nothing after it yet
+            await asyncio.sleep(0.3)
+            before = shown
+            track.allowed.release()  # frame 7 shows the gap: NACK, and the retransmission completes 6 and 7
+            await asyncio.sleep(0.5)
+            return before, shown
+        finally:
+            RTCRtpReceiver._handle_rtp_packet = original  # type: ignore[method-assign]
+            if watcher is not None:
+                watcher.cancel()
+            await offerer.close()
+            await answerer.close()
+
+    before, after = asyncio.run(run())
+    assert before == 5, "frame 6 was lost"
+    assert after == (7 if handler_hooked else 6), "aiortc alone holds frame 7 until the next packet"
 
 
 def test_a_connected_receiver_repairs_a_lost_packet_by_rtx_and_asks_for_a_keyframe_when_that_fails() -> None:
