@@ -23,7 +23,7 @@ from peer.screen_encoder import (
     screen_codec_preferences,
     x264_profile,
 )
-from peer.stream_budget import FrameTag, StreamBudget
+from peer.stream_budget import FrameCap, FrameTag, StreamBudget
 
 TIME_BASE = fractions.Fraction(1, 90_000)
 
@@ -208,62 +208,68 @@ def test_a_small_change_of_the_budget_never_costs_a_keyframe() -> None:
     assert encoder.target_bitrate == 900_000 and encoder.keyframes == 1 and encoder.frame_cap == first_cap
 
 
-def sharpened(encoder: ScreenH264Encoder, budget: StreamBudget, source: np.ndarray) -> int:
-    """Encode ``source`` until the budget says the picture is at full quality; the next free pts."""
+@dataclass
+class SharpStart:
+    """An encoder whose sparse text screen is at full quality under the 1 Mbit/s start."""
+
+    encoder: ScreenH264Encoder
+    budget: StreamBudget
+    source: np.ndarray
+    pts: int
+    """The next free timestamp."""
+    cap: FrameCap
+
+
+def sharp_start() -> SharpStart:
+    encoder, budget, source = ScreenH264Encoder(), StreamBudget(), text_screen(glyphs=15)
     for n in range(60):
         encoder.encode(frame_of(source, n * 3000, budget))
         if not budget.last_frame_capped:
-            return (n + 1) * 3000
+            assert encoder.frame_cap is not None
+            return SharpStart(encoder, budget, source, (n + 1) * 3000, encoder.frame_cap)
     raise AssertionError("the still screen never got sharp")
 
 
 def test_a_much_larger_budget_takes_a_new_cap_after_the_hold_once_the_picture_wants_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    encoder, budget = ScreenH264Encoder(), StreamBudget()
-    source = text_screen(glyphs=15)
-    pts = sharpened(encoder, budget, source)
-    first_cap = encoder.frame_cap
-    assert first_cap is not None
+    start = sharp_start()
+    encoder, budget = start.encoder, start.budget
     encoder.target_bitrate = 8_000_000  # the link carried more: the capacity memory rises at once
-    payloads, _ = encoder.encode(frame_of(text_screen(glyphs=15, shift=60), pts, budget))
-    assert not is_keyframe(payloads) and encoder.frame_cap == first_cap, "held: a new cap costs a keyframe"
+    payloads, _ = encoder.encode(frame_of(text_screen(glyphs=15, shift=60), start.pts, budget))
+    assert not is_keyframe(payloads) and encoder.frame_cap == start.cap, "held: a new cap costs a keyframe"
     assert budget.last_frame_capped, "a scroll under the old cap"
     monkeypatch.setattr("peer.stream_budget.RECAP_HOLD", 0.0)
-    payloads, _ = encoder.encode(frame_of(text_screen(glyphs=15, shift=60), pts + 3000, budget))
+    payloads, _ = encoder.encode(frame_of(text_screen(glyphs=15, shift=60), start.pts + 3000, budget))
     assert is_keyframe(payloads) and encoder.keyframes == 2, "the blurred scroll is sharpened under the new cap"
-    assert encoder.frame_cap is not None and encoder.frame_cap.burst_bytes >= 7 * first_cap.burst_bytes
+    assert encoder.frame_cap is not None and encoder.frame_cap.burst_bytes >= 7 * start.cap.burst_bytes
 
 
 def test_a_much_larger_budget_leaves_a_sharp_picture_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    encoder, budget = ScreenH264Encoder(), StreamBudget()
-    source = text_screen(glyphs=15)
-    pts = sharpened(encoder, budget, source)
-    first_cap = encoder.frame_cap
+    start = sharp_start()
+    encoder, budget = start.encoder, start.budget
     monkeypatch.setattr("peer.stream_budget.RECAP_HOLD", 0.0)
     encoder.target_bitrate = 8_000_000
     for n in range(5):  # keep-alives and typing: small frames at full quality
-        payloads, _ = encoder.encode(frame_of(source, pts + n * 3000, budget))
+        payloads, _ = encoder.encode(frame_of(start.source, start.pts + n * 3000, budget))
         assert not is_keyframe(payloads) and not budget.last_frame_capped
-    assert encoder.keyframes == 1 and encoder.frame_cap == first_cap
+    assert encoder.keyframes == 1 and encoder.frame_cap == start.cap
 
 
 def test_a_fallen_budget_keeps_a_sharp_still_picture_and_caps_the_next_large_frame(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    encoder, budget = ScreenH264Encoder(), StreamBudget()
-    source = text_screen(glyphs=15)
-    pts = sharpened(encoder, budget, source)
-    first_cap = encoder.frame_cap
+    start = sharp_start()
+    encoder, budget = start.encoder, start.budget
     monkeypatch.setattr("peer.stream_budget.RECAP_HOLD", 0.0)
     budget.upload_share = 800_000  # a recording upload takes most of the 1 Mbit/s: the target is 200 kbit/s
     for n in range(5):
-        payloads, _ = encoder.encode(frame_of(source, pts + n * 3000, budget))
+        payloads, _ = encoder.encode(frame_of(start.source, start.pts + n * 3000, budget))
         assert not is_keyframe(payloads), "the sharp picture is not thrown away for a cap nothing needs yet"
-    assert encoder.frame_cap == first_cap
+    assert encoder.frame_cap == start.cap
     # A new window: under the old cap up to 25 kB, more than the fallen target carries in a second.
     other = np.ascontiguousarray(text_screen(glyphs=15, shift=200)[:, ::-1])
-    payloads, _ = encoder.encode(frame_of(other, pts + 6 * 3000, budget))
+    payloads, _ = encoder.encode(frame_of(other, start.pts + 6 * 3000, budget))
     wanted = budget.frame_cap(time.monotonic())
     assert is_keyframe(payloads) and encoder.frame_cap == wanted and wanted.burst_bytes == 5_000
     assert sum(map(len, payloads)) < 25_000 and encoder.keyframes == 2
@@ -282,13 +288,12 @@ def test_a_fallen_budget_keeps_a_frame_smaller_than_a_keyframe_under_it(monkeypa
 
 
 def test_a_keyframe_asked_for_while_the_cap_is_due_takes_the_new_cap(monkeypatch: pytest.MonkeyPatch) -> None:
-    encoder, budget = ScreenH264Encoder(), StreamBudget()
-    source = text_screen(glyphs=15)
-    pts = sharpened(encoder, budget, source)
+    start = sharp_start()
+    encoder, budget = start.encoder, start.budget
     monkeypatch.setattr("peer.stream_budget.RECAP_HOLD", 0.0)
     monkeypatch.setattr(screen_encoder, "MIN_KEYFRAME_GAP", 0.0)
     budget.upload_share = 800_000
-    payloads, _ = encoder.encode(frame_of(source, pts, budget), force_keyframe=True)
+    payloads, _ = encoder.encode(frame_of(start.source, start.pts, budget), force_keyframe=True)
     assert is_keyframe(payloads) and encoder.keyframes == 2
     assert encoder.frame_cap == budget.frame_cap(time.monotonic()), "the keyframe was due anyway: the cap is free"
 
