@@ -33,7 +33,7 @@ VNC connection) starts, and then
 A system that fails in a cell is reported in that cell's row, and the sweep goes on.
 
 Run as root, with coturn and nftables installed (``scripts/test --setup-only`` installs them), x11vnc
-(installed on first use) and the ``[bench]`` extras (``.venv/bin/pip install -e '.[test,bench]'``)::
+(installed with apt-get before the first cell when missing) and the ``[bench]`` extras (``.venv/bin/pip install -e '.[test,bench]'``)::
 
     .venv/bin/python -m bench.link_sweep [--rates 1,1.5,2.5,4,8,20] [--rtt 0,150] [--loss 0,2]
         [--systems deskhand,naive,x11vnc] [--phase-seconds 5] [--first-frame-timeout 15] [--quick]
@@ -82,6 +82,7 @@ from bench.sweep_figures import (
     sweep_table,
     targets_table,
 )
+from bench.vnc_receiver import ensure_vnc_side
 from bench.workload import WorkloadProcess
 from tech_console.remote_view import RemoteView
 from tests.netns.conftest import relay_broker
@@ -429,6 +430,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     cells = grid(options.rates, options.rtt, options.loss)
     plan = Plan(options.phase_seconds, options.first_frame_timeout)
+    if "x11vnc" in options.systems:
+        try:
+            ensure_vnc_side()  # here: inside the rig's namespaces apt reaches nothing
+        except RuntimeError as exc:
+            print(f"link_sweep: {exc}", file=sys.stderr)
+            return 2
     start_load = _load()
     try:
         with relay_rig() as rig, WorkloadProcess(rig.xvfb.env) as workload:

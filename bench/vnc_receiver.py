@@ -118,6 +118,14 @@ class X11vncStartError(RuntimeError):
     """x11vnc is installed but did not come up; the message holds what it said."""
 
 
+def ensure_vnc_side() -> str:
+    """What x11vnc runs need, checked before the first (a network namespace a run enters reaches no
+    package registry): the RFB client library, and x11vnc, installed when missing (:func:`ensure_x11vnc`).
+    Raises :class:`RuntimeError` (:class:`X11vncMissing` for x11vnc) naming the fix."""
+    _asyncvnc2()
+    return ensure_x11vnc()
+
+
 def ensure_x11vnc() -> str:
     """The path of ``x11vnc``, installing Debian's package with apt-get first when it is missing.
 

@@ -45,6 +45,16 @@ def test_the_command_line_names_what_is_wrong(argv: list[str], message: str, cap
     assert message in capsys.readouterr().err
 
 
+def test_without_x11vnc_or_a_way_to_install_it_the_sweep_stops_before_its_rig(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("shutil.which", lambda name: None)  # neither x11vnc nor apt-get
+    monkeypatch.setattr(link_sweep, "relay_rig", lambda: pytest.fail("the rig was started"))
+    monkeypatch.setattr("bench.vnc_receiver._asyncvnc2", lambda: None)
+    assert link_sweep.main(["--quick", "--systems", "x11vnc"]) == 2
+    assert "install the x11vnc package" in capsys.readouterr().err
+
+
 def test_quick_is_the_reduced_grid() -> None:
     options = link_sweep.parse_options(["--quick", "--systems", "deskhand"])
     assert len(grid(options.rates, options.rtt, options.loss)) == 6 and options.systems == ("deskhand",)
