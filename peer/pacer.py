@@ -13,8 +13,9 @@ rate the stream should fit (:data:`PACE_FACTOR` x the budget's
 * media waits in order; the sender is told it is *backlogged* (and should not
   encode more yet) once the queue needs more than :data:`BACKLOG_SECONDS` to
   leave, so the next frame is a fresh grab, not a stale one;
-* a queue that still overflows (its head older than :data:`MAX_QUEUE_DELAY`
-  or two frame-times, or more bytes than twice the largest recent keyframe)
+* a queue that still overflows (its head waiting longer than :data:`MAX_QUEUE_DELAY`
+  or two frame-times beyond what its own frame's earlier packets take at the pace, or more
+  bytes than twice the largest recent keyframe, the one being queued included)
   is dropped as whole frames, the rest of a frame in flight included: a broken
   group of pictures is worth nothing to the decoder. Delta frames are then
   refused until a keyframe comes, which the pacer asks for (at most every
@@ -141,6 +142,8 @@ class PacerStats:
 class _Queued:
     packet: PacedPacket
     enqueued_at: float
+    ahead_in_frame: int = 0
+    """Bytes of its own frame queued before it: at the pace, the wait that is no sign of overflow."""
 
 
 def _budget_pace(budget: PaceBudget | None, now: float) -> float:
@@ -187,7 +190,7 @@ class _SenderQueue:
         if self.discarding == packet.timestamp:
             self._forget(packet.sequence_number)
             return Verdict.DROPPED
-        self.media.append(_Queued(packet, now))
+        self.media.append(_Queued(packet, now, self.frame_bytes))
         self.media_bytes += packet.size
         self.frame_bytes += packet.size
         if packet.marker and self.frame_is_key:
@@ -228,6 +231,8 @@ class _SenderQueue:
 
     def max_queue_bytes(self, pace: float) -> float:
         largest_keyframe = max(self.keyframe_sizes, default=0)
+        if self.frame_is_key:  # the keyframe being offered counts as it comes
+            largest_keyframe = max(largest_keyframe, self.frame_bytes)
         return max(KEYFRAME_QUEUE_FACTOR * largest_keyframe, pace / 8 * self.max_queue_delay())
 
     def expire(self, now: float, pace: float) -> None:
@@ -237,7 +242,11 @@ class _SenderQueue:
             self.rtx_bytes -= self.rtx.popleft().packet.size
         if not self.media:
             return
-        if now - self.media[0].enqueued_at <= limit and self.media_bytes <= self.max_queue_bytes(pace):
+        head = self.media[0]
+        # A frame's own packets leave one after another at the pace: its last packet's wait for those
+        # before it is no overflow (the stream's first keyframe takes up to 0.7 s of the start budget).
+        waited = now - head.enqueued_at - head.ahead_in_frame * 8 / pace
+        if waited <= limit and self.media_bytes <= self.max_queue_bytes(pace):
             return
         self.frames_dropped += len({queued.packet.timestamp for queued in self.media})
         for queued in self.media:

@@ -118,6 +118,14 @@ CAPACITY_HALF_LIFE = 30.0
 KEYFRAME_WINDOW = 0.2
 """Seconds of budget the largest frame may take (a keyframe, or the first change after a pause): on a
 1 Mbit/s link 25 kB, gone in 0.2 s, inside a bottleneck queue of 200 ms."""
+FIRST_KEYFRAME_WINDOW = 0.7
+"""Seconds of budget the stream's very first frame may take: the technician is waiting for a picture,
+and one legible keyframe costs fewer bytes than a blurred one and its refinement. At the 1 Mbit/s
+start, on the benchmark's 1080p text (``bench/first_picture.py``): 51 kB at 30.8 dB, legible in one
+frame, where 0.2 s gave 18.8 kB at 23.5 dB and took 66.5 kB in 7 frames to 30 dB; through a 1 Mbit/s,
+150 ms link the first legible frame came 0.25-0.4 s sooner, and 40 dB 0.6-0.9 s sooner. Paced at 1.5x
+the target, it leaves a 1 Mbit/s link's 200 ms bottleneck queue a third full at most. The cap in
+force then falls to :data:`KEYFRAME_WINDOW` on the first frame too large for it (:func:`recap_due`)."""
 CAPPED_SHARE = 0.25
 """A frame that used at least this share of its per-frame allowance counts as capped: x264 would have
 liked more, and the settled screen is encoded again to sharpen it. Measured at 1 Mbit/s on 1080p text
@@ -234,8 +242,8 @@ RecapDirection = Literal["fall", "rise"]
 
 def recap_due(in_force: FrameCap, wanted: FrameCap, held_for: float) -> RecapDirection | None:
     """Whether the encoder, under the cap ``in_force`` for ``held_for`` seconds, is to take ``wanted``:
-    "fall" or "rise" after :data:`RECAP_HOLD` seconds and a fall of at least :data:`RECAP_RATIO` or a rise
-    of at least :data:`RECAP_UP_RATIO`; None otherwise.
+    "fall" or "rise" after :data:`RECAP_HOLD` seconds and a fall of at least :data:`RECAP_RATIO` (of the
+    per-frame allowance or of the burst) or a rise of at least :data:`RECAP_UP_RATIO`; None otherwise.
 
     The change costs a keyframe, so a due one waits for the frame that needs it (the encoder's
     judgement): a keyframe made anyway takes it for free; a rise is taken while the picture is
@@ -248,8 +256,8 @@ def recap_due(in_force: FrameCap, wanted: FrameCap, held_for: float) -> RecapDir
     if held_for < RECAP_HOLD:
         return None
     ratio = wanted.frame_bytes / in_force.frame_bytes
-    if ratio <= 1 / RECAP_RATIO:
-        return "fall"
+    if min(ratio, wanted.burst_bytes / in_force.burst_bytes) <= 1 / RECAP_RATIO:
+        return "fall"  # smaller frames, or a smaller burst (the first frame's window)
     if ratio >= RECAP_UP_RATIO:
         return "rise"
     return None
@@ -469,14 +477,16 @@ class StreamBudget:
 
     def frame_cap(self, now: float) -> FrameCap:
         """The frame sizes that fit the target now: one frame-time of it per frame at the refinement
-        frame rate (or the lower frame-rate cap), at most :data:`KEYFRAME_WINDOW` of it in one frame.
+        frame rate (or the lower frame-rate cap), at most :data:`KEYFRAME_WINDOW` of it in one frame
+        (:data:`FIRST_KEYFRAME_WINDOW` before the stream's first frame).
 
         x264 holds each frame to that allowance; the frame rate (:meth:`sent`) keeps a stream of
         many frames within the target as a whole."""
         bytes_per_second = self.target_bitrate(now) / 8
+        window = FIRST_KEYFRAME_WINDOW if self._first_sent_at is None else KEYFRAME_WINDOW
         return FrameCap(
             frame_bytes=max(1, int(bytes_per_second / min(self.fps_cap, REFINE_FPS))),
-            burst_bytes=max(1, int(bytes_per_second * KEYFRAME_WINDOW)),
+            burst_bytes=max(1, int(bytes_per_second * window)),
         )
 
     def _climbing(self, now: float) -> bool:

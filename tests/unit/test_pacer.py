@@ -219,6 +219,23 @@ def test_a_still_screen_stops_asking_for_keyframes_after_the_patience() -> None:
     assert asked == [now, now + 0.5]
 
 
+def test_a_keyframe_longer_than_the_queue_delay_at_the_pace_leaves_whole_and_a_stall_behind_it_still_overflows() -> None:
+    budget = FixedBudget(1_000_000)  # the start: paced at 1.5 Mbit/s
+    pacer = pacer_with(budget)
+    frames = Frames()
+    keyframe = frames.frame(60, key=True)  # 72 kB, a first keyframe under its 0.7 s window: 0.38 s at the pace
+    assert set(offer_all(pacer, keyframe, 0.0)) == {Verdict.QUEUED}
+    sent = drain(pacer, 0.0, 1.0)
+    assert [packet for _, packet in sent] == keyframe and sent[-1][0] > MAX_QUEUE_DELAY
+    assert pacer.stats(1.0).frames_dropped == 0
+    # The allowance is for the frame's own packets ahead: frames queued behind others still overflow.
+    budget.bitrate = 1.0  # the floor pace, 300 kbit/s
+    for _ in range(30):
+        offer_all(pacer, frames.frame(2), 1.0)
+    drain(pacer, 1.0, 1.0 + MAX_QUEUE_DELAY + 0.2)
+    assert pacer.stats(1.0 + MAX_QUEUE_DELAY + 0.2).frames_dropped > 0
+
+
 def test_a_queue_bigger_than_twice_the_recent_keyframes_overflows_at_once() -> None:
     budget = FixedBudget(100_000_000)  # a pace at which the age bound is far
     pacer = pacer_with(budget)

@@ -8,6 +8,7 @@ from peer.stream_budget import (
     CAPACITY_HALF_LIFE,
     ESTIMATE_STALE,
     ESTIMATOR_WINDOW,
+    FIRST_KEYFRAME_WINDOW,
     KEYFRAME_WINDOW,
     LOSS_CONGESTED,
     LOSS_FREE,
@@ -211,8 +212,11 @@ def test_before_any_estimate_the_target_is_the_start_and_frames_fit_a_1_mbit_lin
     assert START_BITRATE == 1_000_000 and budget.target_bitrate(0.0) == START_BITRATE
     cap = budget.frame_cap(0.0)
     assert budget.fps == 30
-    assert cap == FrameCap(frame_bytes=8_333, burst_bytes=25_000), "refined at 15 fps, 8.3 kB each"
-    assert cap.burst_bytes * 8 / 1_000_000 == KEYFRAME_WINDOW, "the largest frame leaves in 0.2 s at 1 Mbit/s"
+    assert cap == FrameCap(frame_bytes=8_333, burst_bytes=87_500), "refined at 15 fps, 8.3 kB each"
+    assert cap.burst_bytes * 8 / 1_000_000 == FIRST_KEYFRAME_WINDOW, "the first frame: 0.7 s at 1 Mbit/s"
+    budget.sent(50_000, keyframe=True, now=0.0, cap=cap)
+    cap = budget.frame_cap(0.0)
+    assert cap.burst_bytes * 8 / 1_000_000 == KEYFRAME_WINDOW, "any later frame leaves in 0.2 s at 1 Mbit/s"
 
 
 def test_a_quiet_screens_low_estimate_does_not_lower_the_target() -> None:
@@ -297,6 +301,10 @@ def test_a_new_cap_only_after_the_hold_and_a_large_enough_change() -> None:
     assert recap_due(cap, FrameCap(int(4_000 * RECAP_RATIO), 37_500), RECAP_HOLD) is None
     assert recap_due(cap, FrameCap(11_000, 68_000), RECAP_HOLD) is None
     assert recap_due(cap, FrameCap(int(4_000 * RECAP_UP_RATIO), 75_000), RECAP_HOLD) == "rise"
+    # The first frame's burst (FIRST_KEYFRAME_WINDOW) is given back on the way like a fall.
+    first = FrameCap(frame_bytes=8_333, burst_bytes=87_500)
+    assert recap_due(first, FrameCap(8_333, 25_000), RECAP_HOLD) == "fall"
+    assert recap_due(first, FrameCap(8_333, 25_000), RECAP_HOLD / 2) is None
 
 
 def test_a_stream_pressing_on_its_target_probes_it_upwards_until_congestion() -> None:
@@ -431,7 +439,7 @@ def test_a_reserve_for_the_recording_comes_off_the_target_not_off_the_links_capa
     assert budget.target_bitrate(0.0) == 2_000_000
     budget.reserve(800_000, 0.0)
     assert budget.target_bitrate(0.0) == 1_200_000
-    assert budget.frame_cap(0.0).burst_bytes == int(1_200_000 / 8 * KEYFRAME_WINDOW)
+    assert budget.frame_cap(0.0).burst_bytes == int(1_200_000 / 8 * FIRST_KEYFRAME_WINDOW)  # nothing sent yet
     # Never below the floor, however much the recording needs.
     budget.reserve(5_000_000, 0.0)
     assert budget.target_bitrate(0.0) == MIN_BITRATE
