@@ -4,7 +4,7 @@ Starts Xvfb (1920x1080x24) with the scripted desktop of ``bench/workload.py``,
 grabs its still screen and encodes it as a session's first picture is encoded:
 :class:`~peer.screen_encoder.ScreenH264Encoder` under a
 :class:`~peer.stream_budget.StreamBudget` before any estimate (the 1 Mbit/s start:
-a keyframe capped at a fifth of a second of it, then refinement frames at the
+a keyframe capped at 0.7 s of it, then refinement frames at the
 budget's refinement rate, each capped to its share). Each frame is decoded by
 aiortc's H.264 decoder and its luma PSNR measured against the screen.
 

@@ -109,8 +109,8 @@ HEADROOM = 0.9
 CLIMB = 1.05
 """An estimate above this multiple of the one a window ago is still climbing (no congestion yet)."""
 START_BITRATE = 1_000_000.0
-"""Bit/s the stream fits before any estimate: a 1080p text keyframe capped to it is legible at once
-and leaves in a fifth of a second on a 1 Mbit/s link."""
+"""Bit/s the stream fits before any estimate: its first keyframe, capped to :data:`FIRST_KEYFRAME_WINDOW`
+of it, is legible at once and leaves a 1 Mbit/s link within 0.7 s."""
 MIN_BITRATE = 150_000.0
 """The target never goes below this (a 1080p keyframe cannot be made much smaller; scale helps below)."""
 CAPACITY_HALF_LIFE = 30.0

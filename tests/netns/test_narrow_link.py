@@ -3,8 +3,10 @@ through the link emulator's relay, on the benchmark's 1080p text desktop: the is
 first legible frame.
 
 Before issue 19 no frame came at all in 90 s at 1.5 Mbit/s: the first keyframe (about 144 kB) left in one
-burst and the bottleneck queue dropped most of it. The budget now starts at 1 Mbit/s, so the first
-keyframe is capped to about 22 kB (22.6 dB); refinement frames (at 0.8 of the budget) sharpen it. With
+burst and the bottleneck queue dropped most of it. The budget now starts at 1 Mbit/s and the first
+keyframe may take 0.7 s of it (about 52 kB, 31 dB: legible in one frame, 2026-12-04); refinement
+frames (at 0.8 of the budget) sharpen it, 40 dB about 0.65 s later. Before that window (0.2 s) the
+keyframe was about 22 kB at 22.6 dB. With
 frame caps alone this test ran at 1.5 Mbit/s and no added delay: at 1 Mbit/s or 150 ms the keyframe's
 burst and aiortc's NACK/RTX storm stalled the picture. With the pacer, timed loss recovery and paced
 recording uploads it passes here: 30 dB 0.7-1.2 s after the first frame, 40 dB 1.8-6.7 s after it
