@@ -46,9 +46,11 @@ needs it:
 * the *main* profile when the receiver takes it (``profile-level-id``
   :data:`MAIN_PROFILE`; x264 under ``zerolatency`` makes no B-frames), constrained
   baseline otherwise. Main's CABAC codes text in about a quarter fewer bytes: on the
-  benchmark's 1080p text screen, capped at 1 Mbit/s as a first picture is, the keyframe
-  and its refinement reached 30 dB after 68 kB against 93 kB, and 40 dB after 169 kB
-  against 236 kB, for 10 % more encoding time (``bench/first_picture.py``). High's 8x8
+  benchmark's 1080p text screen, capped at 1 Mbit/s as a first picture is (0.2 s then), the
+  keyframe and its refinement reached 30 dB after 68 kB against 93 kB, and 40 dB after 169 kB
+  against 236 kB, for 10 % more encoding time; under the first frame's 0.7 s window, 30 dB in
+  the keyframe itself (51 kB, against 72 kB in 3 frames) and 40 dB after 136 kB against 179 kB
+  (``bench/first_picture.py``). High's 8x8
   transform did no better on text (measured with x264 alone), and Chromium 156 does not
   take constrained high.
 
