@@ -66,6 +66,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -77,6 +78,9 @@ from tests.support.input_recorder import RecorderProcess
 from tests.support.netns import NetnsUnavailable, NetTopology
 from tests.support.postgres import PostgresCluster, PostgresMissing
 from tests.support.xvfb import XvfbMissing, XvfbServer
+
+if TYPE_CHECKING:
+    from xdist.workermanage import WorkerController
 
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
 
@@ -92,6 +96,7 @@ def drives_screens(items: list[pytest.Item]) -> bool:
                for item in items)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the marks into work units
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Groups for pytest-xdist's ``--dist loadgroup`` (``scripts/test`` runs the whole suite on two workers).
 
@@ -110,6 +115,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = "screens" if drives_screens(members) else module
         for item in members:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_xdist_node_collection_finished(node: WorkerController, ids: list[str]) -> None:
+    """Stops the run when a worker's tests lost their groups, instead of letting the suite run ungrouped.
+
+    xdist carries a group in the test's id (``...::test@group``); when it cannot (pytest 9.2
+    ignores the way xdist 3.8 writes it: pytest-xdist issue 1386), every test becomes a unit
+    of its own, a module's tests are spread over both workers, each worker starts the
+    module's broker again, and a test that counts on an earlier one's state fails at random.
+    """
+    lost = [nodeid for nodeid in ids if "@" not in nodeid.rsplit("]", 1)[-1]]
+    if lost and node.config.getvalue("dist") == "loadgroup":
+        raise pytest.UsageError(f"pytest-xdist did not group {len(lost)} of {len(ids)} tests ({lost[0]}, ...): "
+                                "this pytest and this pytest-xdist do not work together; see pyproject.toml's pin")
 
 
 def in_ci() -> bool:

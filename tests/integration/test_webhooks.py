@@ -365,7 +365,7 @@ def test_malformed_bodies_are_422_naming_what_is_wrong(broker: BrokerProcess, ji
     assert _ticket_count(broker) == before
 
 
-def test_inbound_sources_are_managed_by_integration_managers_only(broker, admin) -> None:
+def test_inbound_sources_are_managed_by_integration_managers_only(broker, admin, jira) -> None:
     assert broker.http.post("/inbound-sources", headers=admin, json={"system": "jira"}).status_code == 409
     given = broker.http.post("/inbound-sources", headers=admin, json={"system": "snow", "secret": "s" * 20})
     assert given.status_code == 201 and given.json()["secret"] is None
