@@ -294,7 +294,8 @@ class ScreenTrack(MediaStreamTrack):
     def _capture(self, monitor: Monitor, reason: str) -> av.VideoFrame | None:
         """Runs in the capture thread: the frame to send for ``reason``, or None when nothing changed."""
         now = time.monotonic()
-        if reason == "refresh" and self._last_raw is not None:
+        repeat = reason == "refresh" and self._last_raw is not None
+        if repeat:
             raw = self._last_raw
         else:
             raw = self._screen.grab_pixels(monitor)
@@ -303,6 +304,7 @@ class ScreenTrack(MediaStreamTrack):
             changed = previous is None or not np.array_equal(previous.view(np.uint32), raw.view(np.uint32))
             if not changed and reason in ("damage", "poll"):
                 return None  # drawn over with the same pixels, or a change on another monitor
+            repeat = not changed
             if changed:
                 self._last_raw = raw
                 self._last_change = now
@@ -310,7 +312,7 @@ class ScreenTrack(MediaStreamTrack):
                 self._refresh_at = [now + delay for delay in REFINE_AFTER]  # to sharpen, or as the frame's tail
         self._last_sent = now
         frame = to_i420(raw, self.budget.scale)
-        frame.opaque = FrameTag(self.budget)
+        frame.opaque = FrameTag(self.budget, repeat=repeat)
         return frame
 
     def _stamp(self, frame: av.VideoFrame) -> av.VideoFrame:

@@ -63,7 +63,7 @@ from protocol.segment_repeat import Repetition, SegmentRepeat, frame_rate, segme
 from .capture import Monitor, Screen, to_i420
 from .recording_quality import FULL_BITRATE, RecordingQuality
 from .recording_time import SpooledSegment
-from .upload_yield import PACE_CHUNK_BYTES, UploadYield
+from .upload_yield import PACE_CHUNK_BYTES, UploadYield, WaitingSegment
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +256,12 @@ class SegmentRecorder:
         self._index += 1
         if self._on_segment is not None:
             self._on_segment(index)
+
+
+def behind(created: float, now: float) -> float:
+    """How far behind a segment spooled at ``created`` is at ``now`` (wall-clock seconds): its age, less
+    the :data:`SEGMENT_SECONDS` it records."""
+    return max(0.0, now - created - SEGMENT_SECONDS)
 
 
 def moved_away(packets: list[av.Packet], reference: EncodedSegment) -> bool:
@@ -553,7 +559,7 @@ class RecordingUploader:
             created = json.loads(waiting[0].read_text())["created"]
         except (OSError, ValueError, KeyError):
             return 0.0
-        return max(0.0, time.time() - float(created) - SEGMENT_SECONDS)
+        return behind(float(created), time.time())
 
     async def run(self) -> None:
         """Upload forever (cancel to stop); retries with backoff while the broker is away."""
@@ -697,15 +703,34 @@ class RecordingUploader:
             return False
         return True
 
-    def waiting_bytes(self) -> int:
-        """Bytes the segments waiting in the spool will take to upload (a continued one's own frames)."""
-        total = 0
+    def waiting_segments(self) -> list[WaitingSegment]:
+        """The segments waiting in the spool, oldest first: what each one's upload takes, and how far behind it is."""
+        now = time.time()
+        waiting = []
         for marker in self.pending():
-            for upload in (marker.with_suffix(".tail"), marker.with_suffix(".webm")):
-                with suppress(OSError):
-                    total += upload.stat().st_size
-                    break
-        return total
+            try:
+                meta = json.loads(marker.read_text())
+                created, seconds = float(meta["created"]), float(meta["duration_ms"]) / 1000
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # the uploader drops it
+            waiting.append(WaitingSegment(self._upload_bytes(marker, meta), behind(created, now), seconds))
+        return waiting
+
+    def waiting_bytes(self) -> int:
+        """Bytes the segments waiting in the spool will take to upload (a continued one's own frames, a repeat's
+        reference)."""
+        return sum(segment.upload_bytes for segment in self.waiting_segments())
+
+    def _upload_bytes(self, marker: Path, meta: dict[str, Any]) -> int:
+        repeat = self._repeat_upload(meta) if self._by_reference else None
+        if repeat is not None:
+            return len(repeat.model_dump_json())
+        for upload in (marker.with_suffix(".tail"), marker.with_suffix(".webm")):
+            if upload.suffix == ".tail" and not self._by_reference:
+                continue
+            with suppress(OSError):
+                return upload.stat().st_size
+        return 0
 
     def live_reserve(self, lag_seconds: float) -> float:
         """Bit/s the live stream should leave the recording's uploads now (:meth:`UploadYield.reserve`), the
@@ -713,9 +738,7 @@ class RecordingUploader:
         max_lag = self._max_lag_seconds()
         if not self.yielding.reserve_due(lag_seconds=lag_seconds, max_lag_seconds=max_lag):
             return 0.0  # the spool's sizes are read only when they count: it asks every half second
-        # The waiting segments record from the oldest one's start: its lag and its own length.
-        return self.yielding.reserve(lag_seconds=lag_seconds, max_lag_seconds=max_lag,
-                                     waiting_bytes=self.waiting_bytes(), waiting_seconds=lag_seconds + SEGMENT_SECONDS)
+        return self.yielding.reserve(self.waiting_segments(), max_lag_seconds=max_lag)
 
     def _pace(self) -> float | None:
         """Bytes per second to write an upload at now (None: unpaced), :meth:`UploadYield.pace`."""

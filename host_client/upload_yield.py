@@ -44,16 +44,25 @@ slowly, so the lag passed the bound within 5 s of scrolling and control paused
 So past :data:`RESERVE_SHARE` of the bound the upload goes unpaced and the live
 stream sets part of the link aside for the recording (:meth:`UploadYield.reserve`,
 :meth:`peer.stream_budget.StreamBudget.reserve`): :data:`CATCH_UP` times the rate
-at which the recording has been piling up (the bytes waiting over the seconds
-they record), so it catches up while the screen keeps changing. The technician's
-picture gets coarser and slower for those seconds; the evidence stays whole and
-control goes on.
+at which the recording is piling up now (the bytes of the segments of the last
+:data:`RECENT_SECONDS`), so it catches up while the screen keeps changing, and at
+least what gets every waiting segment stored before it is :data:`DEADLINE_SHARE`
+of the bound behind. The technician's picture gets coarser and slower for those
+seconds; the evidence stays whole and control goes on.
+
+Once the screen settles, the recording piles up no more (a still screen's segments
+are repeats), and only the deadlines count: the backlog of a scroll drains at about
+a segment a second, which keeps the lag where it is, and the rest of the link
+sharpens the technician's picture. Measured before, with the rate over the whole
+backlog: at 1 Mbit/s the live stream was left 150 kbit/s for the 5.5 s the backlog
+took, and the picture 2 s after a scroll was 24-26 dB (``bench/link_sweep.py``).
 
 Pure logic, times passed in: seconds on one monotonic clock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 POLL_SECONDS = 0.25
@@ -68,6 +77,16 @@ CATCH_UP = 1.15
 """Past the lag share, the live stream leaves the recording this multiple of the rate it piles up at
 (more drains the lag sooner, but the live picture then gets next to nothing: at 1 Mbit/s the
 limited recording of a scrolling screen alone takes half the link)."""
+RECENT_SECONDS = 2.0
+"""The rate the recording piles up at: the upload bytes per recorded second of the waiting segments that are
+less than this far behind."""
+SHORTEST_RATE_SECONDS = 1.0
+"""A rate is measured over this many recorded seconds at least: a burst is no rate of 8x its size."""
+DEADLINE_SHARE = 0.9
+"""Past the lag share, the live stream leaves the recording at least what gets each waiting segment stored
+before it is this share of the bound behind (the rest of the bound: an upload's own round trips)."""
+SOONEST_DEADLINE = 0.25
+"""Seconds a segment already past its deadline is given: it gets the whole link, never an infinite rate."""
 FIRST_PICTURE_SECONDS = 1.0
 """How long after the media connection is up the first picture has the link to itself (as long as the
 recording's lag allows, :attr:`UploadYield.lag_share`): at 1 Mbit/s and 150 ms it reached 30 dB
@@ -153,10 +172,32 @@ class UploadYield:
         ``max_lag_seconds``: the live stream then sets part of the link aside (:meth:`reserve`)."""
         return lag_seconds > 0 and lag_seconds >= max_lag_seconds * RESERVE_SHARE
 
-    def reserve(self, *, lag_seconds: float, max_lag_seconds: float, waiting_bytes: int,
-                waiting_seconds: float) -> float:
-        """Bit/s the live stream should leave the recording now (0: none): once :meth:`reserve_due`,
-        :data:`CATCH_UP` times the rate it piled up at: ``waiting_bytes`` recorded over ``waiting_seconds``."""
-        if waiting_bytes <= 0 or not self.reserve_due(lag_seconds=lag_seconds, max_lag_seconds=max_lag_seconds):
+    def reserve(self, waiting: Sequence[WaitingSegment], *, max_lag_seconds: float) -> float:
+        """Bit/s the live stream should leave the recording now (0: none): once :meth:`reserve_due` for
+        the oldest of the ``waiting`` segments (oldest first), the larger of :data:`CATCH_UP` times the
+        rate the recording piles up at (:data:`RECENT_SECONDS`) and what stores every segment before it
+        is :data:`DEADLINE_SHARE` of ``max_lag_seconds`` behind."""
+        if not waiting or not self.reserve_due(lag_seconds=waiting[0].lag_seconds, max_lag_seconds=max_lag_seconds):
             return 0.0
-        return CATCH_UP * waiting_bytes * 8 / max(1.0, waiting_seconds)
+        deadline = max_lag_seconds * DEADLINE_SHARE
+        in_time = 0.0
+        total = 0
+        for segment in waiting:
+            total += segment.upload_bytes
+            in_time = max(in_time, total / max(SOONEST_DEADLINE, deadline - segment.lag_seconds))
+        recent = [segment for segment in waiting if segment.lag_seconds < RECENT_SECONDS]
+        piling_up = sum(segment.upload_bytes for segment in recent) / max(
+            SHORTEST_RATE_SECONDS, sum(segment.seconds for segment in recent))
+        return 8 * max(in_time, CATCH_UP * piling_up)
+
+
+@dataclass(frozen=True)
+class WaitingSegment:
+    """A recorded segment not yet stored at the broker, as :meth:`UploadYield.reserve` weighs it."""
+
+    upload_bytes: int
+    """What its upload takes (a continued segment's own frames; a repeat's few hundred bytes)."""
+    lag_seconds: float
+    """How far behind it is, as :meth:`host_client.recorder.RecordingUploader.lag_seconds` says of the oldest."""
+    seconds: float
+    """The seconds of screen it records."""

@@ -234,6 +234,8 @@ class FrameTag:
     """
 
     budget: StreamBudget
+    repeat: bool = False
+    """The frame shows the picture sent last again (a refinement, a keep-alive), not a new one."""
 
 
 RecapDirection = Literal["fall", "rise"]
@@ -248,8 +250,8 @@ def recap_due(in_force: FrameCap, wanted: FrameCap, held_for: float) -> RecapDir
     The change costs a keyframe, so a due one waits for the frame that needs it (the encoder's
     judgement): a keyframe made anyway takes it for free; a rise is taken while the picture is
     below full quality (the last frame was capped), where the larger cap sharpens it faster; a fall
-    only once a frame made under the cap in force is larger than any ``wanted`` allows (its burst),
-    and a keyframe under ``wanted`` is smaller still. A screen that is sharp, or sharpening in frames the refinement already
+    only once a frame of a new picture made under the cap in force is larger than any ``wanted`` allows
+    (its burst), and a keyframe under ``wanted`` is smaller still. A screen that is sharp, or sharpening in frames the refinement already
     spaces for the lower target, keeps its picture: at 1 Mbit/s and 150 ms the estimate swung between
     0.24 and 1.9 Mbit/s after the first picture, and each swing's keyframe threw a 44 dB picture back
     to 22 dB, three times in 5 s."""

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from host_client.recorder import RecordingUploader
-from host_client.upload_yield import CATCH_UP, PACE_CHUNK_BYTES, POLL_SECONDS, UploadYield
+from host_client.upload_yield import CATCH_UP, DEADLINE_SHARE, PACE_CHUNK_BYTES, POLL_SECONDS, UploadYield
 from peer.broker_client import BrokerReply
 
 WHOLE = b"\x1a\x45\xdf\xa3" + b"w" * 100_000
@@ -248,6 +248,12 @@ def test_a_recording_far_behind_asks_the_live_stream_for_part_of_the_link(tmp_pa
     spool_segment(spool, 1)
     assert up.waiting_bytes() == 2 * len(WHOLE)
     assert up.live_reserve(up.lag_seconds()) == 0.0
-    # The oldest made 4 s ago: 3 s behind. The backlog, 2 x 100 kB, records 4 s; it gets CATCH_UP times that rate.
+    # The oldest made 4 s ago: 3 s behind. The newest, less than RECENT_SECONDS behind, says the recording
+    # piles up at a segment a recorded second; it gets CATCH_UP times that (more than its deadlines ask).
     spool_segment(spool, 0, created=time.time() - 4.0)
-    assert up.live_reserve(up.lag_seconds()) == pytest.approx(CATCH_UP * 2 * len(WHOLE) * 8 / 4.0, rel=0.02)
+    assert up.live_reserve(up.lag_seconds()) == pytest.approx(CATCH_UP * len(WHOLE) * 8, rel=0.02)
+    # A still screen since: the newest is a repeat, a few hundred bytes. The oldest must be stored before it is
+    # DEADLINE_SHARE of the bound behind, 1.5 s from now; both together before the newest is, 4.5 s from now.
+    spool_segment(spool, 1, repeats=0)
+    deadline = DEADLINE_SHARE * 5.0
+    assert up.live_reserve(up.lag_seconds()) == pytest.approx(8 * len(WHOLE) / (deadline - 3.0), rel=0.02)

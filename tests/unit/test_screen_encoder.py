@@ -289,6 +289,38 @@ def test_a_fallen_budget_keeps_a_frame_smaller_than_a_keyframe_under_it(monkeypa
     assert not is_keyframe(payloads) and encoder.frame_cap == first_cap and encoder.keyframes == 1
 
 
+@pytest.mark.parametrize("repeat", [False, True])
+def test_a_fallen_budget_never_throws_a_refining_picture_back_to_a_keyframe(
+    monkeypatch: pytest.MonkeyPatch, repeat: bool,
+) -> None:
+    # A new window under a 3 Mbit/s cap: capped, then refined in frames of 10-13 kB.
+    encoder, budget = ScreenH264Encoder(), StreamBudget()
+    budget.link_bitrate(3_000_000, time.monotonic())
+    window = np.ascontiguousarray(text_screen(shift=200)[:, ::-1])
+    encoder.encode(frame_of(text_screen(glyphs=15), 0, budget))
+    encoder.encode(frame_of(window, 3000, budget))
+    assert budget.last_frame_capped
+    # A recording upload takes all but 200 kbit/s: a fall is due, and the next frame is larger than its burst.
+    monkeypatch.setattr("peer.stream_budget.RECAP_HOLD", 0.0)
+    budget.upload_share = 2_800_000
+    tries: list[bool] = []
+    encode_on = ScreenH264Encoder._encode_on
+
+    def counting(context: av.VideoCodecContext, frame: av.VideoFrame, *, keyframe: bool) -> bytes:
+        tries.append(keyframe)
+        return encode_on(context, frame, keyframe=keyframe)
+
+    monkeypatch.setattr(ScreenH264Encoder, "_encode_on", staticmethod(counting))
+    frame = frame_of(window, 6000, budget)
+    frame.opaque = FrameTag(budget, repeat=repeat)
+    payloads, _ = encoder.encode(frame)
+    assert sum(map(len, payloads)) > budget.frame_cap(time.monotonic()).burst_bytes
+    assert not is_keyframe(payloads) and encoder.keyframes == 1
+    # A new picture that large is tried as a keyframe under the fallen cap (dense text: not smaller, so
+    # kept); the same picture again is a refinement, whose interval already keeps to the fallen target.
+    assert tries == ([False] if repeat else [False, True])
+
+
 def test_a_keyframe_asked_for_while_the_cap_is_due_takes_the_new_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     start = sharp_start()
     encoder, budget = start.encoder, start.budget

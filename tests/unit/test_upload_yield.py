@@ -6,11 +6,15 @@ import pytest
 
 from host_client.upload_yield import (
     CATCH_UP,
+    DEADLINE_SHARE,
     FIRST_PICTURE_SECONDS,
     MIN_PACE,
     POLL_SECONDS,
+    RECENT_SECONDS,
     RESERVE_SHARE,
+    SOONEST_DEADLINE,
     UploadYield,
+    WaitingSegment,
     first_picture_due,
 )
 
@@ -100,25 +104,47 @@ def test_the_link_share_is_a_share() -> None:
         UploadYield(link_share=0.0)
 
 
+def scroll_backlog(oldest_lag: float, count: int, size: int = 65_000) -> list[WaitingSegment]:
+    """``count`` one-second segments of ``size`` bytes, oldest first, the oldest ``oldest_lag`` behind."""
+    return [WaitingSegment(size, max(0.0, oldest_lag - index), 1.0) for index in range(count)]
+
+
 def test_past_the_lag_share_the_live_stream_leaves_the_recording_more_than_it_piles_up_at() -> None:
     rule = UploadYield(lag_share=0.3)
     # 2.9 s behind a 5 s bound: uploads no longer wait, but nothing is set aside before RESERVE_SHARE (3 s).
     assert abs(RESERVE_SHARE * BOUND - 3.0) < 1e-9
-    assert rule.reserve(lag_seconds=2.9, max_lag_seconds=BOUND, waiting_bytes=290_000, waiting_seconds=3.9) == 0.0
-    # 3 s behind, 300 kB waiting that record 4 s: it piles up at 600 kbit/s, and gets CATCH_UP times that.
-    assert rule.reserve(lag_seconds=3.0, max_lag_seconds=BOUND, waiting_bytes=300_000,
-                        waiting_seconds=4.0) == pytest.approx(CATCH_UP * 600_000)
+    assert rule.reserve(scroll_backlog(2.9, 4), max_lag_seconds=BOUND) == 0.0
+    # 3 s behind while scrolling: the two segments less than RECENT_SECONDS behind piled up at 65 kB a
+    # recorded second, 520 kbit/s, and the recording gets CATCH_UP times that (more than its deadlines ask).
+    assert RECENT_SECONDS == 2.0
+    scrolling = scroll_backlog(3.0, 4)
+    assert rule.reserve(scrolling, max_lag_seconds=BOUND) == pytest.approx(CATCH_UP * 520_000)
     assert CATCH_UP > 1
     # Nothing waiting (the lag read before the upload finished), or no lag: nothing set aside.
-    assert rule.reserve(lag_seconds=3.0, max_lag_seconds=BOUND, waiting_bytes=0, waiting_seconds=4.0) == 0.0
-    assert rule.reserve(lag_seconds=0.0, max_lag_seconds=0.0, waiting_bytes=50_000, waiting_seconds=1.0) == 0.0
+    assert rule.reserve([], max_lag_seconds=BOUND) == 0.0
+    assert rule.reserve([WaitingSegment(50_000, 0.0, 1.0)], max_lag_seconds=0.0) == 0.0
+
+
+def test_once_the_screen_settles_the_recording_gets_what_its_deadlines_ask_and_the_picture_the_rest() -> None:
+    rule = UploadYield()
+    # A scroll's backlog, 3 s behind, then a still screen: its segments go as repeats (a few hundred bytes).
+    settled = [*scroll_backlog(3.0, 3), WaitingSegment(400, 0.0, 1.0)]
+    deadline = DEADLINE_SHARE * BOUND
+    # Each waiting segment stored before it is 4.5 s behind: the first in 1.5 s, two in 2.5 s, three in 3.5 s.
+    in_time = max(65_000 / (deadline - 3.0), 130_000 / (deadline - 2.0), 195_000 / (deadline - 1.0))
+    assert rule.reserve(settled, max_lag_seconds=BOUND) == pytest.approx(8 * in_time)
+    # About a segment a second (the lag stays where it is), less than the scroll piles up at.
+    assert 8 * in_time < CATCH_UP * 520_000
+    # A segment already past its deadline gets the whole link, not an infinite rate.
+    late = rule.reserve(scroll_backlog(4.8, 1), max_lag_seconds=BOUND)
+    assert late == pytest.approx(8 * 65_000 / SOONEST_DEADLINE)
 
 
 def test_a_short_recording_is_not_taken_for_a_fast_pile_up() -> None:
     # Bytes that record under a second are measured over one: a burst is no rate of 8x its size.
     rule = UploadYield()
-    assert rule.reserve(lag_seconds=0.4, max_lag_seconds=0.5, waiting_bytes=60_000,
-                        waiting_seconds=0.4) == pytest.approx(CATCH_UP * 480_000)
+    burst = [WaitingSegment(1_000, 3.0, 1.0), WaitingSegment(60_000, 0.0, 0.4)]
+    assert rule.reserve(burst, max_lag_seconds=BOUND) == pytest.approx(CATCH_UP * 480_000)
 
 
 def test_a_reserve_is_due_from_its_share_of_the_bound_on() -> None:
