@@ -578,8 +578,13 @@ class RecordingUploader:
                     delay = min(delay * 2, 10.0)
 
     async def drain(self, timeout: float) -> bool:
-        """Upload everything spooled, for at most ``timeout`` seconds; True when nothing is left."""
+        """Upload everything spooled, for at most ``timeout`` seconds; True when nothing is left.
+
+        Called once the session is over: nothing waits or is paced for the live stream, which is
+        ending (paced to a share of its last target, a backlog of a few segments took longer than
+        the ``timeout``)."""
         deadline = asyncio.get_running_loop().time() + timeout
+        self._live_limit = None
         async with self._connected() as broker:
             while self.pending():
                 if await self._upload_all(broker, yielding=False):

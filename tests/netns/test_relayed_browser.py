@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
+from host_client.session import END_CONFIRM_SECONDS, RECORDING_DRAIN_SECONDS
 from peer.transfers import file_sha256
 from tests.browser.conftest import CHROMIUM_ARGS, PICTURE_CENTRE, open_new_session, sign_in, video_size
 from tests.netns.conftest import relay_broker, trail_verifies
@@ -200,7 +201,9 @@ async def test_chromium_runs_a_whole_session_through_the_relay(
             await (await download_info.value).save_as(saved)
             assert file_sha256(saved) == file_sha256(wanted)
             assert problems == []
-        out, _err = await asyncio.to_thread(host.communicate, timeout=30)  # terminated on leaving the page
+        # Terminated on leaving the page: it ends the session (the broker confirms, or the host stops waiting)
+        # and uploads what the recording still holds, each within its own bound.
+        out, _err = await asyncio.to_thread(host.communicate, timeout=END_CONFIRM_SECONDS + RECORDING_DRAIN_SECONDS + 10)
         assert "Hi Ann, I am on your screen now" in out, out
         await trail_verifies(broker, chromium.session_id, tmp_path)
 

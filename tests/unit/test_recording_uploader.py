@@ -230,6 +230,18 @@ async def test_while_the_link_limits_the_live_stream_a_whole_segment_is_written_
     assert isinstance(unpaced, list) and b"".join(unpaced) == WHOLE
 
 
+async def test_the_drain_after_the_session_is_not_paced_for_the_ending_live_stream(tmp_path: Path) -> None:
+    spool_segment(tmp_path, 0)
+    spool_segment(tmp_path, 1)
+    broker = ScriptedBroker()
+    # A live target of 100 kbit/s would pace each 100 kB segment for seconds.
+    up = uploader(tmp_path, broker, live_limit=lambda: 100_000.0, max_lag_seconds=lambda: 5.0)
+    started = time.monotonic()
+    assert await up.drain(5)
+    assert [what for what, _ in broker.requests] == ["PUT 0", "PUT 1"]
+    assert up.paced_seconds == 0 and time.monotonic() - started < 1.0
+
+
 async def test_a_lagging_recording_is_not_paced(tmp_path: Path) -> None:
     spool_segment(tmp_path, 0, created=time.time() - 10)  # beyond half the 5 s bound
     broker = ScriptedBroker()
