@@ -142,8 +142,11 @@ def test_the_relay_delays_and_drops_the_users_packets_only(net_topology: NetTopo
     assert 0.6 <= len(arrived) / len(user) <= 0.95, len(arrived)
     median = sorted(arrived)[len(arrived) // 2]
     assert 0.09 <= median <= 0.2, median
-    # The technician's network is not impaired: everything comes back, quickly.
-    assert all(rtt is not None and rtt < 0.05 for rtt in tech), tech
+    # The technician's network is not impaired: everything comes back, the median within 10 ms (the user's
+    # is 90 ms or more). A busy machine may hold one echo back for tens of ms (CI saw one past 50 ms).
+    back = [rtt for rtt in tech if rtt is not None]
+    assert len(back) == len(tech), tech
+    assert sorted(back)[len(back) // 2] < 0.01 and max(back) < 0.2, back
     print(f"\nuser: {len(arrived)} of {len(user)} back, median round trip {median * 1000:.0f} ms")
 
 
