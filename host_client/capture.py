@@ -264,6 +264,11 @@ class ScreenTrack(MediaStreamTrack):
             except TimeoutError:
                 pass
 
+    @property
+    def last_change(self) -> float:
+        """When the screen last changed (seconds on the monotonic clock; -inf before the first picture)."""
+        return self._last_change
+
     def _refresh_due(self) -> float:
         """When the settled screen is to be sent again: a keep-alive, a refinement after motion, the
         encoder's deferred keyframe, or (while the last frame was capped) the next frame slot."""
@@ -311,6 +316,8 @@ class ScreenTrack(MediaStreamTrack):
             if changed or reason == "keyframe":
                 self._refresh_at = [now + delay for delay in REFINE_AFTER]  # to sharpen, or as the frame's tail
         self._last_sent = now
+        if repeat:
+            self.budget.settled(now - self._last_change, now)
         frame = to_i420(raw, self.budget.scale)
         frame.opaque = FrameTag(self.budget, repeat=repeat)
         return frame

@@ -737,13 +737,14 @@ class RecordingUploader:
                 return upload.stat().st_size
         return 0
 
-    def live_reserve(self, lag_seconds: float) -> float:
+    def live_reserve(self, lag_seconds: float, *, still_seconds: float = 0.0) -> float:
         """Bit/s the live stream should leave the recording's uploads now (:meth:`UploadYield.reserve`), the
-        oldest waiting segment being ``lag_seconds`` behind (:meth:`lag_seconds`, read once by the caller)."""
+        oldest waiting segment being ``lag_seconds`` behind (:meth:`lag_seconds`, read once by the caller)
+        and the screen still for ``still_seconds``."""
         max_lag = self._max_lag_seconds()
         if not self.yielding.reserve_due(lag_seconds=lag_seconds, max_lag_seconds=max_lag):
             return 0.0  # the spool's sizes are read only when they count: it asks every half second
-        return self.yielding.reserve(self.waiting_segments(), max_lag_seconds=max_lag)
+        return self.yielding.reserve(self.waiting_segments(), max_lag_seconds=max_lag, still_seconds=still_seconds)
 
     def _pace(self) -> float | None:
         """Bytes per second to write an upload at now (None: unpaced), :meth:`UploadYield.pace`."""

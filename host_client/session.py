@@ -881,8 +881,9 @@ class HostSession:
                 # Far behind, the recording gets part of the link before control would pause for it;
                 # nearer, on a link that limits the picture, a paced upload takes its pace of it.
                 budget, now = self._track.budget, time.monotonic()
-                budget.reserve(self.uploader.live_reserve(lag), now)
-                budget.upload_share = self.uploader.pacing * 8 if budget.link_limited(now) else 0.0
+                still = now - self._track.last_change
+                budget.reserve(self.uploader.live_reserve(lag, still_seconds=still), now)
+                budget.uploading(self.uploader.pacing * 8 if budget.link_limited(now) else 0.0, now)
 
     async def _watch_link(self) -> None:
         """Tell the technician when the link, not the screen, limits the picture, and to what."""

@@ -69,7 +69,7 @@ POLL_SECONDS = 0.25
 """How long a waiting upload sleeps before it asks again."""
 MIN_PACE = 8_000
 """Bytes per second a paced upload never falls below (64 kbit/s: the recording still moves)."""
-RESERVE_SHARE = 0.6
+RESERVE_SHARE = 0.3
 """The live stream sets part of the link aside for the recording once it is this share of the bound behind
 (later than uploads stop waiting: a backlog of a second or two, e.g. the uploads held while a connection
 is set up, drains unpaced without taking the picture's budget)."""
@@ -79,7 +79,16 @@ CATCH_UP = 1.15
 limited recording of a scrolling screen alone takes half the link)."""
 RECENT_SECONDS = 2.0
 """The rate the recording piles up at: the upload bytes per recorded second of the waiting segments that are
-less than this far behind."""
+less than this far behind..."""
+STILL_SECONDS = 0.5
+"""...while the screen keeps changing: once it has been still this long, the recording piles up at nothing
+(the segments of a still screen are repeats), whatever the last ones of the change cost."""
+RELEASE_SHARE = 0.2
+"""Once set aside, the recording's part of the link stays until the oldest waiting segment is less than this
+share of the bound behind (a segment or so). Released the moment the lag fell back under
+:data:`RESERVE_SHARE`, the part came and went with every stored segment, and the live stream's target
+jumped from its floor to its whole memory and back twice a second (at 1 Mbit/s after a scroll: a new
+frame cap, hence a keyframe, and the sharpening picture from 31.5 back to 27 dB)."""
 SHORTEST_RATE_SECONDS = 1.0
 """A rate is measured over this many recorded seconds at least: a burst is no rate of 8x its size."""
 DEADLINE_SHARE = 0.9
@@ -122,6 +131,8 @@ class UploadYield:
     link_share: float = 0.25
     """A paced upload's rate: this share of the live stream's target bit rate."""
     _congested_at: float = field(default=float("-inf"), init=False)
+    reserving: bool = field(default=False, init=False)
+    """Part of the link is set aside for the recording (:meth:`reserve_due`); uploads then go unpaced."""
     waited_seconds: float = field(default=0.0, init=False)
     """Seconds uploads were told to wait, in all (the figures and tests read it)."""
 
@@ -157,7 +168,7 @@ class UploadYield:
         instead). Asked again for each piece of the body.
         """
         most_lag = max_lag_seconds * RESERVE_SHARE
-        if live_limit is None or lag_seconds >= most_lag:
+        if live_limit is None or self.reserving or lag_seconds >= most_lag:
             return None
         if not live_limit > 0:  # NaN too
             return float(MIN_PACE)
@@ -166,17 +177,22 @@ class UploadYield:
         share = self.link_share + (1 - self.link_share) * max(0.0, lag_seconds) / most_lag
         return max(float(MIN_PACE), live_limit / 8 * share)
 
-    @staticmethod
-    def reserve_due(*, lag_seconds: float, max_lag_seconds: float) -> bool:
-        """Whether the oldest waiting segment, ``lag_seconds`` behind, is past :data:`RESERVE_SHARE` of
-        ``max_lag_seconds``: the live stream then sets part of the link aside (:meth:`reserve`)."""
-        return lag_seconds > 0 and lag_seconds >= max_lag_seconds * RESERVE_SHARE
+    def reserve_due(self, *, lag_seconds: float, max_lag_seconds: float) -> bool:
+        """Whether the live stream sets part of the link aside (:meth:`reserve`) now, the oldest waiting
+        segment ``lag_seconds`` behind: from :data:`RESERVE_SHARE` of ``max_lag_seconds`` on, and once
+        set aside, until the lag is back under :data:`RELEASE_SHARE` of it. Asked every time the lag
+        is read (it remembers which side it is on)."""
+        share = RELEASE_SHARE if self.reserving else RESERVE_SHARE
+        self.reserving = lag_seconds > 0 and lag_seconds >= max_lag_seconds * share
+        return self.reserving
 
-    def reserve(self, waiting: Sequence[WaitingSegment], *, max_lag_seconds: float) -> float:
+    def reserve(self, waiting: Sequence[WaitingSegment], *, max_lag_seconds: float,
+                still_seconds: float = 0.0) -> float:
         """Bit/s the live stream should leave the recording now (0: none): once :meth:`reserve_due` for
         the oldest of the ``waiting`` segments (oldest first), the larger of :data:`CATCH_UP` times the
-        rate the recording piles up at (:data:`RECENT_SECONDS`) and what stores every segment before it
-        is :data:`DEADLINE_SHARE` of ``max_lag_seconds`` behind."""
+        rate the recording piles up at (:data:`RECENT_SECONDS`; nothing once the screen has been still,
+        ``still_seconds``, for :data:`STILL_SECONDS`) and what stores every segment before it is
+        :data:`DEADLINE_SHARE` of ``max_lag_seconds`` behind."""
         if not waiting or not self.reserve_due(lag_seconds=waiting[0].lag_seconds, max_lag_seconds=max_lag_seconds):
             return 0.0
         deadline = max_lag_seconds * DEADLINE_SHARE
@@ -185,6 +201,8 @@ class UploadYield:
         for segment in waiting:
             total += segment.upload_bytes
             in_time = max(in_time, total / max(SOONEST_DEADLINE, deadline - segment.lag_seconds))
+        if still_seconds >= STILL_SECONDS:
+            return 8 * in_time
         recent = [segment for segment in waiting if segment.lag_seconds < RECENT_SECONDS]
         piling_up = sum(segment.upload_bytes for segment in recent) / max(
             SHORTEST_RATE_SECONDS, sum(segment.seconds for segment in recent))

@@ -100,6 +100,9 @@ from typing import Literal
 
 SCALES: tuple[float, ...] = (1.0, 0.75, 0.5)
 """Picture scales tried in order while the link stays congested at the lowest frame rate."""
+SETTLED_SECONDS = 0.25
+"""Seconds a screen is still before a smaller scale taken for motion ends (:meth:`StreamBudget.settled`): the
+capture's first refinement of a settled screen comes 0.3 s after its last change (`host_client.capture.REFINE_AFTER`)."""
 RATE_WINDOW = 1.0
 """Seconds of sent frames the send rate is measured over."""
 INCREASE_PER_SECOND = 5.0
@@ -299,6 +302,8 @@ class StreamBudget:
     link by a quarter: lost packets, a keyframe, typing marks late, and in one run control paused
     (through the link emulator). Set on links that were merely unproven it cost 2.5-8 Mbit/s links
     sharpness and scrolling frames (19.6 against 42.2 dB, 20 against 28 fps, single runs)."""
+    _uploads: deque[tuple[float, float]] = field(default_factory=deque, init=False)
+    """(since, bit/s): the paced uploads' shares of the last :data:`ESTIMATOR_WINDOW` or so (:meth:`uploading`)."""
     _shared_until: float = field(default=float("-inf"), init=False)
     """When the last share was released: estimates for a while after still speak of the squeezed video."""
     _shared: float | None = field(default=None, init=False)
@@ -323,6 +328,38 @@ class StreamBudget:
             raise ValueError("min_fps must be above 0 and at most max_fps")
         self.fps_cap = self.max_fps
 
+    def uploading(self, bits_per_second: float, now: float) -> None:
+        """A paced recording upload takes ``bits_per_second`` of the link from ``now`` on (0: none goes):
+        the target leaves it (:attr:`upload_share`), and an estimate or a cut made meanwhile counts it as
+        carried by the link (:meth:`_uploaded`)."""
+        if not bits_per_second >= 0 or bits_per_second == float("inf"):
+            raise ValueError("an upload's share is a finite, non-negative bit rate")
+        self.upload_share = float(bits_per_second)
+        if not self._uploads or self._uploads[-1][1] != self.upload_share:
+            self._uploads.append((now, self.upload_share))
+        # Keep the share in force a window ago: the mean over the window starts from it.
+        while len(self._uploads) > 1 and self._uploads[1][0] <= now - ESTIMATOR_WINDOW:
+            self._uploads.popleft()
+
+    def _uploaded(self, now: float) -> float:
+        """Bit/s the paced uploads took of the link, on average over the last :data:`ESTIMATOR_WINDOW`.
+
+        The receiver's estimate and the rate sent speak of the video alone: while an upload is paced
+        beside it, the link carried that much more. Counted as the video's alone, the memory fell to the
+        video's part, the target to that less the upload's pace, the next estimate lower still: at 1
+        Mbit/s the target went from 1 Mbit/s to its 150 kbit/s floor in 9 s of typing and scrolling,
+        and stayed there for the 6 s after the screen settled (through the link emulator,
+        ``bench/link_sweep.py``), where the link carried 0.7 Mbit/s in all."""
+        start = now - ESTIMATOR_WINDOW
+        total = 0.0
+        changes = list(self._uploads)
+        if not changes:
+            return 0.0
+        ends = [since for since, _ in changes[1:]] + [now]
+        for (since, share), until in zip(changes, ends, strict=True):
+            total += share * max(0.0, min(now, until) - max(start, since))
+        return total / ESTIMATOR_WINDOW
+
     def link_bitrate(self, bits_per_second: float, now: float) -> None:
         """A report of the receiver's estimate (REMB) in bit/s, as the encoder heard it.
 
@@ -345,8 +382,9 @@ class StreamBudget:
         # the memory holds: the estimate speaks of the video alone, squeezed by the share (counting it in
         # would give the share back to the video; taking it after would keep the video squeezed).
         squeezed = self.reserved or now - self._shared_until < ESTIMATE_STALE
-        if not squeezed and (self.congested or self._link > self._link_capacity(now)):
-            self._capacity = max(MIN_BITRATE, self._link)
+        carried = self._link + self._uploaded(now)
+        if not squeezed and (self.congested or carried > self._link_capacity(now)):
+            self._capacity = max(MIN_BITRATE, carried)
         if self.congested:
             self._congestion_at = now
             self._cut(now, rate, self._link)
@@ -390,7 +428,7 @@ class StreamBudget:
             # The memory may still be probing above the link (an untried link pushes back only after a
             # second or two); the estimate is not. Later estimates are of the squeezed video alone.
             capacity = self._link_capacity(now)
-            self._shared = capacity if self._link is None else min(capacity, self._link)
+            self._shared = capacity if self._link is None else min(capacity, self._link + self._uploaded(now))
         self.reserved = float(bits_per_second)
 
     def target_bitrate(self, now: float) -> float:
@@ -464,7 +502,7 @@ class StreamBudget:
             return  # the last cut's rate still holds frames sent before it: cutting again would overshoot
         rate = self.send_rate(now)
         capacity = self._link_capacity(now)
-        carried = min(capacity, rate * (1.0 - lost) + self.reserved) if rate > 0 else capacity
+        carried = min(capacity, rate * (1.0 - lost) + self.reserved + self._uploaded(now)) if rate > 0 else capacity
         self._capacity = max(MIN_BITRATE, HEADROOM * carried)
         self._cut(now, rate, self._capacity)
 
@@ -586,6 +624,20 @@ class StreamBudget:
     def _forget(self, now: float) -> None:
         while self._sent and self._sent[0][0] <= now - RATE_WINDOW:
             self._sent.popleft()
+
+    def settled(self, still_seconds: float, now: float) -> None:
+        """The screen has been still for ``still_seconds`` (the capture is sending it again to sharpen it, or
+        to keep the stream alive): after :data:`SETTLED_SECONDS` a smaller scale taken for motion ends.
+
+        Frame rate and scale are what a *moving* screen costs. A still one is read, not watched: its
+        refinement keeps to the target by construction (:meth:`refine_interval`), and a picture held at
+        a smaller scale never sharpens past what the scale allows. Held at the scale of a scroll, a
+        1080p page at 1 Mbit/s stayed at 26.8 dB for the 6 s after it settled, the link idle (through the
+        link emulator, ``bench/link_sweep.py``). The full size costs a keyframe under the frame cap
+        (a new picture size), refined as any keyframe is."""
+        if self.scale != SCALES[0] and still_seconds >= SETTLED_SECONDS:
+            self.scale = SCALES[0]
+            self._scale_changed_at = now
 
     def _rescale(self, now: float) -> None:
         if now - self._scale_changed_at < self.scale_hold:

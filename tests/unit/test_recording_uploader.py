@@ -15,7 +15,15 @@ from typing import Any
 import pytest
 
 from host_client.recorder import RecordingUploader
-from host_client.upload_yield import CATCH_UP, DEADLINE_SHARE, PACE_CHUNK_BYTES, POLL_SECONDS, UploadYield
+from host_client.upload_yield import (
+    CATCH_UP,
+    DEADLINE_SHARE,
+    PACE_CHUNK_BYTES,
+    POLL_SECONDS,
+    RESERVE_SHARE,
+    STILL_SECONDS,
+    UploadYield,
+)
 from peer.broker_client import BrokerReply
 
 WHOLE = b"\x1a\x45\xdf\xa3" + b"w" * 100_000
@@ -255,17 +263,22 @@ def test_a_recording_far_behind_asks_the_live_stream_for_part_of_the_link(tmp_pa
     spool = tmp_path / "spool"
     up = uploader(spool, ScriptedBroker(), max_lag_seconds=lambda: 5.0)
     assert up.live_reserve(up.lag_seconds()) == 0.0  # nothing waits
-    # Two segments waiting, the oldest made 3.5 s ago: 2.5 s behind, under 60 % of the 5 s bound.
-    spool_segment(spool, 0, created=time.time() - 3.5)
+    # Two segments waiting, the oldest made 2.3 s ago: 1.3 s behind, under RESERVE_SHARE (30 %) of the 5 s bound.
+    assert abs(RESERVE_SHARE * 5.0 - 1.5) < 1e-9
+    spool_segment(spool, 0, created=time.time() - 2.3)
     spool_segment(spool, 1)
     assert up.waiting_bytes() == 2 * len(WHOLE)
     assert up.live_reserve(up.lag_seconds()) == 0.0
-    # The oldest made 4 s ago: 3 s behind. The newest, less than RECENT_SECONDS behind, says the recording
-    # piles up at a segment a recorded second; it gets CATCH_UP times that (more than its deadlines ask).
-    spool_segment(spool, 0, created=time.time() - 4.0)
+    # The oldest made 2.6 s ago: 1.6 s behind. The newest, less than RECENT_SECONDS behind, says the recording
+    # piles up at a segment a recorded second; it gets CATCH_UP times that (more than its deadlines ask)...
+    spool_segment(spool, 0, created=time.time() - 2.6)
     assert up.live_reserve(up.lag_seconds()) == pytest.approx(CATCH_UP * len(WHOLE) * 8, rel=0.02)
-    # A still screen since: the newest is a repeat, a few hundred bytes. The oldest must be stored before it is
-    # DEADLINE_SHARE of the bound behind, 1.5 s from now; both together before the newest is, 4.5 s from now.
-    spool_segment(spool, 1, repeats=0)
+    # ...while the screen keeps changing. Still for STILL_SECONDS, it piles up at nothing: the deadlines count.
     deadline = DEADLINE_SHARE * 5.0
-    assert up.live_reserve(up.lag_seconds()) == pytest.approx(8 * len(WHOLE) / (deadline - 3.0), rel=0.02)
+    in_time = max(len(WHOLE) / (deadline - 1.6), 2 * len(WHOLE) / deadline)
+    assert up.live_reserve(up.lag_seconds(), still_seconds=STILL_SECONDS) == pytest.approx(8 * in_time, rel=0.02)
+    # A still screen since: the newest is a repeat, a few hundred bytes. The oldest must be stored before it is
+    # DEADLINE_SHARE of the bound behind, 2.9 s from now; both together before the newest is, 4.5 s from now.
+    spool_segment(spool, 1, repeats=0)
+    assert up.live_reserve(up.lag_seconds(), still_seconds=STILL_SECONDS) == pytest.approx(
+        8 * len(WHOLE) / (deadline - 1.6), rel=0.02)

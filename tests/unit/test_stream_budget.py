@@ -9,6 +9,7 @@ from peer.stream_budget import (
     ESTIMATE_STALE,
     ESTIMATOR_WINDOW,
     FIRST_KEYFRAME_WINDOW,
+    HEADROOM,
     KEYFRAME_WINDOW,
     LOSS_CONGESTED,
     LOSS_FREE,
@@ -20,6 +21,7 @@ from peer.stream_budget import (
     RECAP_RATIO,
     RECAP_UP_RATIO,
     SCALES,
+    SETTLED_SECONDS,
     START_BITRATE,
     UNTRIED_AFTER,
     UNTRIED_PROBE_AFTER,
@@ -124,6 +126,21 @@ def test_scale_goes_back_up_when_the_link_recovers() -> None:
     assert budget.scale < 1.0
     run(budget, seconds=10, fps=30, frame_bytes=10_000, link=50_000_000, start=now)
     assert budget.scale == 1.0 and budget.fps == 30
+
+
+def test_a_settled_screen_goes_back_to_full_size_at_once() -> None:
+    # Scaled down while a scroll pressed on a narrow link; the screen then settles: its refinement fits any
+    # target, and a picture held at half size never gets sharp.
+    budget = StreamBudget(max_fps=30, min_fps=5, scale_hold=5)
+    now = run(budget, seconds=ESTIMATE_STALE + 1, fps=30, frame_bytes=100_000, link=1_000_000)
+    assert budget.scale < 1.0 and budget.congested
+    budget.settled(SETTLED_SECONDS / 2, now)  # a frame between two of the scroll's: still moving
+    assert budget.scale < 1.0
+    budget.settled(SETTLED_SECONDS, now + SETTLED_SECONDS)
+    assert budget.scale == 1.0
+    # Held like any new scale: moving again at once does not shrink it the next moment.
+    run(budget, seconds=2, fps=30, frame_bytes=100_000, link=1_000_000, start=now + SETTLED_SECONDS)
+    assert budget.scale == 1.0
 
 
 def test_keyframes_the_receiver_asked_for_are_not_taken_for_congestion() -> None:
@@ -451,14 +468,41 @@ def test_a_paced_upload_takes_its_pace_off_the_target_and_the_refinement_not_off
     budget = StreamBudget()
     budget.sent(8_333, keyframe=False, now=0.0, cap=budget.frame_cap(0.0))
     interval = budget.refine_interval()
-    budget.upload_share = 250_000.0  # a recording upload written at a quarter of the start
+    budget.uploading(250_000.0, 0.0)  # a recording upload written at a quarter of the start
     assert budget.target_bitrate(0.0) == START_BITRATE - 250_000
     assert budget.frame_cap(0.0).frame_bytes < int(START_BITRATE / 8 / 15)
     assert budget.refine_interval() == pytest.approx(interval * START_BITRATE / (START_BITRATE - 250_000))
-    budget.upload_share = 5_000_000.0  # never below the floor
+    budget.uploading(5_000_000.0, 0.0)  # never below the floor
     assert budget.target_bitrate(0.0) == MIN_BITRATE
-    budget.upload_share = 0.0  # the upload is through: the whole target again
+    budget.uploading(0.0, 0.0)  # the upload is through: the whole target again
     assert budget.target_bitrate(0.0) == START_BITRATE
+
+
+def test_what_a_paced_upload_took_counts_as_carried_by_the_link() -> None:
+    # A 1 Mbit/s link that pushed back once; a recording upload is paced at 400 kbit/s beside video sent at
+    # 800 kbit/s, and the receiver says 550 kbit/s of video got through: the link carried 950 kbit/s. Taken
+    # for the video's alone, the memory fell to 550 kbit/s and the target to its floor (550 less the
+    # upload's 400), and the next estimate, of a video squeezed further, lower still.
+    budget = StreamBudget()
+    budget.frames_dropped(0.0)
+    budget.uploading(400_000.0, 0.0)
+    for step in range(61):
+        budget.sent(3_333, keyframe=False, now=step / 30)
+    budget.link_bitrate(600_000, 1.0)  # the first estimate: still climbing, no verdict
+    budget.link_bitrate(550_000, 2.0)
+    assert budget.congested
+    assert budget.target_bitrate(2.0) == pytest.approx(550_000, rel=0.02)
+    # Dropped frames beside the upload: what got through is the video sent and the upload's pace.
+    for step in range(61, 106):
+        budget.sent(2_000, keyframe=False, now=step / 30)  # 480 kbit/s
+    budget.frames_dropped(3.5)
+    assert budget.target_bitrate(3.5) == pytest.approx(HEADROOM * (480_000 + 400_000) - 400_000, rel=0.02)
+    # An upload that ended half a window ago still counts for half the window.
+    budget.uploading(0.0, 4.0)
+    for step in range(106, 136):
+        budget.sent(2_000, keyframe=False, now=step / 30)
+    budget.link_bitrate(300_000, 4.5)
+    assert budget.congested and budget.target_bitrate(4.5) == pytest.approx(300_000 + 200_000, rel=0.02)
 
 
 def sharing(memory: float, share: float) -> StreamBudget:

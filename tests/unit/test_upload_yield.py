@@ -11,8 +11,10 @@ from host_client.upload_yield import (
     MIN_PACE,
     POLL_SECONDS,
     RECENT_SECONDS,
+    RELEASE_SHARE,
     RESERVE_SHARE,
     SOONEST_DEADLINE,
+    STILL_SECONDS,
     UploadYield,
     WaitingSegment,
     first_picture_due,
@@ -87,16 +89,20 @@ def test_a_share_outside_0_to_1_is_refused() -> None:
 
 
 def test_uploads_are_paced_to_a_share_of_the_live_stream_only_while_the_link_limits_it() -> None:
-    rule = UploadYield(link_share=0.25, lag_share=0.5)
+    rule = UploadYield(link_share=0.25, lag_share=0.3)
     assert rule.pace(live_limit=None, lag_seconds=0.0, max_lag_seconds=BOUND) is None
     assert rule.pace(live_limit=1_000_000.0, lag_seconds=0.0, max_lag_seconds=BOUND) == 31_250.0
     # Never below the floor, and a target that makes no sense gives the floor.
     assert rule.pace(live_limit=100_000.0, lag_seconds=0.0, max_lag_seconds=BOUND) == MIN_PACE
     assert rule.pace(live_limit=float("nan"), lag_seconds=0.0, max_lag_seconds=BOUND) == MIN_PACE
-    # A recording falling behind gets more of it: the whole target at the reserve share (3 s of 5 s)...
-    assert rule.pace(live_limit=1_000_000.0, lag_seconds=1.5, max_lag_seconds=BOUND) == pytest.approx(78_125.0)
-    # ... and from there, where the live stream sets part of the link aside for it, it is not paced at all.
-    assert rule.pace(live_limit=1_000_000.0, lag_seconds=3.0, max_lag_seconds=BOUND) is None
+    # A recording falling behind gets more of it, up to the whole target at the reserve share (1.5 s of 5 s)...
+    assert abs(RESERVE_SHARE * BOUND - 1.5) < 1e-9
+    assert rule.pace(live_limit=1_000_000.0, lag_seconds=0.75, max_lag_seconds=BOUND) == pytest.approx(78_125.0)
+    # ... and from there, where the live stream sets part of the link aside for it, it is not paced at all,
+    assert rule.pace(live_limit=1_000_000.0, lag_seconds=1.5, max_lag_seconds=BOUND) is None
+    # nor while a part is still set aside, though the lag fell back below the share.
+    assert rule.reserve_due(lag_seconds=1.5, max_lag_seconds=BOUND)
+    assert rule.pace(live_limit=1_000_000.0, lag_seconds=1.2, max_lag_seconds=BOUND) is None
 
 
 def test_the_link_share_is_a_share() -> None:
@@ -111,13 +117,13 @@ def scroll_backlog(oldest_lag: float, count: int, size: int = 65_000) -> list[Wa
 
 def test_past_the_lag_share_the_live_stream_leaves_the_recording_more_than_it_piles_up_at() -> None:
     rule = UploadYield(lag_share=0.3)
-    # 2.9 s behind a 5 s bound: uploads no longer wait, but nothing is set aside before RESERVE_SHARE (3 s).
-    assert abs(RESERVE_SHARE * BOUND - 3.0) < 1e-9
-    assert rule.reserve(scroll_backlog(2.9, 4), max_lag_seconds=BOUND) == 0.0
-    # 3 s behind while scrolling: the two segments less than RECENT_SECONDS behind piled up at 65 kB a
+    # 1.4 s behind a 5 s bound: nothing is set aside before RESERVE_SHARE (1.5 s).
+    assert abs(RESERVE_SHARE * BOUND - 1.5) < 1e-9
+    assert rule.reserve(scroll_backlog(1.4, 2), max_lag_seconds=BOUND) == 0.0
+    # 1.5 s behind while scrolling: the segments less than RECENT_SECONDS behind piled up at 65 kB a
     # recorded second, 520 kbit/s, and the recording gets CATCH_UP times that (more than its deadlines ask).
     assert RECENT_SECONDS == 2.0
-    scrolling = scroll_backlog(3.0, 4)
+    scrolling = scroll_backlog(1.5, 2)
     assert rule.reserve(scrolling, max_lag_seconds=BOUND) == pytest.approx(CATCH_UP * 520_000)
     assert CATCH_UP > 1
     # Nothing waiting (the lag read before the upload finished), or no lag: nothing set aside.
@@ -127,14 +133,18 @@ def test_past_the_lag_share_the_live_stream_leaves_the_recording_more_than_it_pi
 
 def test_once_the_screen_settles_the_recording_gets_what_its_deadlines_ask_and_the_picture_the_rest() -> None:
     rule = UploadYield()
-    # A scroll's backlog, 3 s behind, then a still screen: its segments go as repeats (a few hundred bytes).
-    settled = [*scroll_backlog(3.0, 3), WaitingSegment(400, 0.0, 1.0)]
+    # A scroll's backlog, 3 s behind; the screen still since half a second: its segments will be repeats,
+    # whatever the scroll's last ones cost.
+    backlog = scroll_backlog(3.0, 4)
     deadline = DEADLINE_SHARE * BOUND
-    # Each waiting segment stored before it is 4.5 s behind: the first in 1.5 s, two in 2.5 s, three in 3.5 s.
-    in_time = max(65_000 / (deadline - 3.0), 130_000 / (deadline - 2.0), 195_000 / (deadline - 1.0))
-    assert rule.reserve(settled, max_lag_seconds=BOUND) == pytest.approx(8 * in_time)
-    # About a segment a second (the lag stays where it is), less than the scroll piles up at.
+    # Each waiting segment stored before it is 4.5 s behind: the first in 1.5 s, two in 2.5 s, and so on.
+    in_time = max(65_000 * (count + 1) / (deadline - 3.0 + count) for count in range(4))
+    assert rule.reserve(backlog, max_lag_seconds=BOUND, still_seconds=STILL_SECONDS) == pytest.approx(8 * in_time)
+    # About a segment a second (the lag stays where it is), less than the scroll piles up at...
     assert 8 * in_time < CATCH_UP * 520_000
+    # ...which it still gets while the screen has been still for less than STILL_SECONDS.
+    assert rule.reserve(backlog, max_lag_seconds=BOUND, still_seconds=STILL_SECONDS / 2) == pytest.approx(
+        CATCH_UP * 520_000)
     # A segment already past its deadline gets the whole link, not an infinite rate.
     late = rule.reserve(scroll_backlog(4.8, 1), max_lag_seconds=BOUND)
     assert late == pytest.approx(8 * 65_000 / SOONEST_DEADLINE)
@@ -147,7 +157,14 @@ def test_a_short_recording_is_not_taken_for_a_fast_pile_up() -> None:
     assert rule.reserve(burst, max_lag_seconds=BOUND) == pytest.approx(CATCH_UP * 480_000)
 
 
-def test_a_reserve_is_due_from_its_share_of_the_bound_on() -> None:
-    assert not UploadYield.reserve_due(lag_seconds=2.9, max_lag_seconds=BOUND)
-    assert UploadYield.reserve_due(lag_seconds=3.0, max_lag_seconds=BOUND)
-    assert not UploadYield.reserve_due(lag_seconds=0.0, max_lag_seconds=0.0)  # no lag: nothing to catch up
+def test_a_reserve_is_due_from_its_share_of_the_bound_on_and_until_its_release_share() -> None:
+    rule = UploadYield()
+    assert not rule.reserve_due(lag_seconds=1.4, max_lag_seconds=BOUND)
+    assert rule.reserve_due(lag_seconds=1.5, max_lag_seconds=BOUND) and rule.reserving
+    # Once set aside, the part stays while the lag falls back (a stored segment takes it 0.5-1 s lower)...
+    assert abs(RELEASE_SHARE * BOUND - 1.0) < 1e-9
+    assert rule.reserve_due(lag_seconds=1.0, max_lag_seconds=BOUND)
+    # ...until the backlog is down to a segment or so.
+    assert not rule.reserve_due(lag_seconds=0.9, max_lag_seconds=BOUND) and not rule.reserving
+    assert not rule.reserve_due(lag_seconds=1.4, max_lag_seconds=BOUND)
+    assert not rule.reserve_due(lag_seconds=0.0, max_lag_seconds=0.0)  # no lag: nothing to catch up
