@@ -25,9 +25,11 @@ VNC connection) starts, and then
 * typing, then scrolling, ``--phase-seconds`` each, with a latency mark every 250 ms
   (:mod:`bench.stream_marks`): mark p50/p95 (a mark no frame showed counts as never
   arriving), frames per second in each phase, received Mbit/s;
-* input: while scrolling, a pointer move every 50 ms on the reliable input channel, from
-  the console handing it over to the host having injected it (``--trace-input``; one
-  CLOCK_MONOTONIC); x11vnc reports no injection time, so VNC has none;
+* input: while scrolling, a pointer move every 50 ms, from the console handing it over to the
+  host having injected it (``--trace-input``; one CLOCK_MONOTONIC), on the pointer channel
+  (unordered, never retransmitted: a lost move is overtaken by the next) as both consoles send
+  moves, or with ``--moves input`` on the reliable, ordered input channel that carries keys and
+  clicks; a move never applied counts as never; x11vnc reports no injection time, so VNC has none;
 * sharpness: 2 s after scrolling ends, the newest frame against the screen (luma PSNR).
 
 A system that fails in a cell is reported in that cell's row, and the sweep goes on.
@@ -37,11 +39,13 @@ Run as root, with coturn and nftables installed (``scripts/test --setup-only`` i
 
     .venv/bin/python -m bench.link_sweep [--rates 1,1.5,2.5,4,8,20] [--rtt 0,150] [--loss 0,2]
         [--systems deskhand,naive,x11vnc] [--phase-seconds 5] [--first-frame-timeout 15] [--quick]
-        [--write-docs [--docs-section link_sweep_baseline|link_sweep_typing]]
+        [--moves pointer|input] [--write-docs [--docs-section link_sweep_baseline|link_sweep_typing|link_sweep_pointer]]
 
 The whole grid is 24 cells of three systems, about 20 s each: under half an hour. The typing
 target is for 1 % loss: add it with ``--loss 0,1,2``, or run ``--rates 2.5 --loss 1`` (with
-``--write-docs --docs-section link_sweep_typing`` its own section of docs/benchmarks.md).
+``--write-docs --docs-section link_sweep_typing`` its own section of docs/benchmarks.md). The input
+target's cells with each channel of moves: ``--rates 1 --moves pointer`` and ``--moves input``
+(``--docs-section link_sweep_pointer`` for the first).
 """
 
 from __future__ import annotations
@@ -84,6 +88,7 @@ from bench.sweep_figures import (
 )
 from bench.vnc_receiver import ensure_vnc_side
 from bench.workload import WorkloadProcess
+from protocol.channel import INPUT_CHANNEL, POINTER_CHANNEL
 from tech_console.remote_view import RemoteView
 from tests.netns.conftest import relay_broker
 from tests.support.broker import BrokerProcess
@@ -106,7 +111,12 @@ NAMES = {"deskhand": "Deskhand -> aiortc", "naive": NAIVE_AIORTC, "x11vnc": "x11
 QUICK = {"rates": (1.0, 2.5, 8.0), "rtts": (0.0, 150.0), "losses": (0.0,)}
 """``--quick``: the reduced grid."""
 
-DOCS_SECTIONS = ("link_sweep", "link_sweep_baseline", "link_sweep_typing")
+MOVES_CHANNELS = {
+    POINTER_CHANNEL: "unordered, never retransmitted, as the consoles send moves",
+    INPUT_CHANNEL: "reliable and ordered, as keys and clicks go",
+}
+"""The channels ``--moves`` may put the pointer moves on, as the conditions name them."""
+DOCS_SECTIONS = ("link_sweep", "link_sweep_baseline", "link_sweep_typing", "link_sweep_pointer")
 """Sections of docs/benchmarks.md that ``--write-docs`` may replace."""
 
 
@@ -195,6 +205,8 @@ class Plan:
 
     phase_seconds: float
     first_frame_timeout: float
+    moves_channel: str = POINTER_CHANNEL
+    """The data channel the pointer moves go on: ``pointer`` (as the consoles send them) or ``input``."""
 
 
 def _grab_luma(display: str) -> np.ndarray:
@@ -264,7 +276,7 @@ async def webrtc_run(broker: BrokerProcess, rig: Rig, workload: WorkloadProcess,
             consent = consent_wall - (time.time() - time.monotonic())
             control = await _control_open(live.view, plan.first_frame_timeout)
             phases = await _phases(workload, receiver, live.host.pid, plan,
-                                   (lambda until: _moves(live.view, until, sent)) if control else None)
+                                   (lambda until: _moves(live.view, until, sent, plan)) if control else None)
             settled = await _settled_psnr(receiver, rig.xvfb.display)
             await asyncio.sleep(1.0)  # the last moves' trace lines
     applied = _trace(trace)
@@ -284,12 +296,13 @@ async def _control_open(view: RemoteView, timeout: float) -> bool:
     return True
 
 
-async def _moves(view: RemoteView, until: float, sent: dict[int, float]) -> AsyncIterator[None]:
-    """A pointer move every :data:`INPUT_INTERVAL` over the editor until ``until``; ``sent`` gets seq -> time."""
+async def _moves(view: RemoteView, until: float, sent: dict[int, float], plan: Plan) -> AsyncIterator[None]:
+    """A pointer move every :data:`INPUT_INTERVAL` over the editor until ``until``, on the plan's channel;
+    ``sent`` gets seq -> time."""
     index = 0
     while time.monotonic() < until:
         x, y = 0.1 + 0.4 * ((index * 37) % 100) / 100, 0.2 + 0.4 * ((index * 53) % 100) / 100
-        sent[view.move(x, y, reliable=True)] = time.monotonic()
+        sent[view.move(x, y, reliable=plan.moves_channel == INPUT_CHANNEL)] = time.monotonic()
         index += 1
         yield
         await asyncio.sleep(INPUT_INTERVAL)
@@ -375,7 +388,8 @@ def conditions(cells: Sequence[Cell], systems: Sequence[str], plan: Plan, load: 
         "(numgen random) on arrival at both ends of the user's link",
         f"workload: bench/workload.py on Xvfb 1920x1080, reset (still) before each run; typing then scrolling, "
         f"{plan.phase_seconds:g} s each, a mark every 250 ms +- 50 ms; a pointer move every "
-        f"{INPUT_INTERVAL * 1000:g} ms while scrolling (Deskhand and naive: reliable input channel, console to injected)",
+        f"{INPUT_INTERVAL * 1000:g} ms while scrolling (Deskhand and naive: on the {plan.moves_channel} channel, "
+        f"{MOVES_CHANNELS[plan.moves_channel]}; console to injected)",
         f"first legible frame: luma PSNR >= {LEGIBLE_DB:g} dB against the still screen, from the host's consent "
         f"(WebRTC) or the connect (VNC), waited for {plan.first_frame_timeout:g} s; sharpness: luma PSNR "
         f"{SETTLE_SECONDS:g} s after scrolling ends; marks p95 counts a missed mark as never arriving",
@@ -403,7 +417,11 @@ def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--write-docs", action="store_true", help="replace the figures in docs/benchmarks.md")
     parser.add_argument("--docs-section", default="link_sweep", choices=DOCS_SECTIONS,
                         help="which section --write-docs replaces (default link_sweep; link_sweep_typing: the "
-                             "typing target's cells, --rates 2.5 --loss 1)")
+                             "typing target's cells, --rates 2.5 --loss 1; link_sweep_pointer: the input target's, "
+                             "--rates 1)")
+    parser.add_argument("--moves", default=POINTER_CHANNEL, choices=tuple(MOVES_CHANNELS),
+                        help="the channel of the input figure's pointer moves (default pointer, as the consoles "
+                             "send them; input: the reliable, ordered channel of keys and clicks)")
     options = parser.parse_args(argv)
     try:
         if options.quick:
@@ -429,7 +447,7 @@ def report(runs: Sequence[SystemRun]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     cells = grid(options.rates, options.rtt, options.loss)
-    plan = Plan(options.phase_seconds, options.first_frame_timeout)
+    plan = Plan(options.phase_seconds, options.first_frame_timeout, options.moves)
     if "x11vnc" in options.systems:
         try:
             ensure_vnc_side()  # here: inside the rig's namespaces apt reaches nothing

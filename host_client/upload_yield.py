@@ -43,19 +43,22 @@ slowly, so the lag passed the bound within 5 s of scrolling and control paused
 (measured through the link emulator, `bench/link_sweep.py`, 1 Mbit/s and 150 ms).
 So past :data:`RESERVE_SHARE` of the bound the upload goes unpaced and the live
 stream sets part of the link aside for the recording (:meth:`UploadYield.reserve`,
-:meth:`peer.stream_budget.StreamBudget.reserve`): :data:`CATCH_UP` times the rate
-at which the recording is piling up now (the bytes of the segments of the last
-:data:`RECENT_SECONDS`), so it catches up while the screen keeps changing, and at
-least what gets every waiting segment stored before it is :data:`DEADLINE_SHARE`
-of the bound behind. The technician's picture gets coarser and slower for those
-seconds; the evidence stays whole and control goes on.
+:meth:`peer.stream_budget.StreamBudget.reserve`), until the lag is back under
+:data:`RELEASE_SHARE`: :data:`CATCH_UP` times the rate at which the recording is
+piling up now (the bytes of the segments of the last :data:`RECENT_SECONDS`), so it
+catches up while the screen keeps changing, and at least what gets every waiting
+segment stored before it is :data:`DEADLINE_SHARE` of the bound behind. The
+technician's picture gets coarser and slower for those seconds; the evidence stays
+whole and control goes on.
 
-Once the screen settles, the recording piles up no more (a still screen's segments
-are repeats), and only the deadlines count: the backlog of a scroll drains at about
-a segment a second, which keeps the lag where it is, and the rest of the link
-sharpens the technician's picture. Measured before, with the rate over the whole
-backlog: at 1 Mbit/s the live stream was left 150 kbit/s for the 5.5 s the backlog
-took, and the picture 2 s after a scroll was 24-26 dB (``bench/link_sweep.py``).
+Once the screen settles (still for :data:`STILL_SECONDS`), the recording piles up no
+more (a still screen's segments are repeats), and only the deadlines count: the
+backlog of a scroll drains at about a segment a second, and the rest of the link
+sharpens the technician's picture. How long the picture waits after a scroll is
+the backlog the scroll left, so the part is set aside early (a 1.5 s lag, where
+uploads stop waiting) and held: at 3 s, a 1 Mbit/s link's scroll left 250-390 kB
+waiting, 2-3 s of the whole link, and the picture 2 s after the scroll was 23-26 dB
+(``bench/link_sweep.py``).
 
 Pure logic, times passed in: seconds on one monotonic clock.
 """
@@ -71,8 +74,10 @@ MIN_PACE = 8_000
 """Bytes per second a paced upload never falls below (64 kbit/s: the recording still moves)."""
 RESERVE_SHARE = 0.3
 """The live stream sets part of the link aside for the recording once it is this share of the bound behind
-(later than uploads stop waiting: a backlog of a second or two, e.g. the uploads held while a connection
-is set up, drains unpaced without taking the picture's budget)."""
+(1.5 s of the default 5 s, where uploads stop waiting, :attr:`UploadYield.lag_share`). At 0.6 a scroll at
+1 Mbit/s held the lag near 3 s and left 250-390 kB waiting when the screen settled, which the deadlines
+then took before the picture could sharpen; a backlog held while a connection is set up costs the first
+picture only its deadlines' share (a still screen piles nothing up)."""
 CATCH_UP = 1.15
 """Past the lag share, the live stream leaves the recording this multiple of the rate it piles up at
 (more drains the lag sooner, but the live picture then gets next to nothing: at 1 Mbit/s the

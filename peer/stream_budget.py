@@ -69,10 +69,11 @@ the target is a *capacity memory*:
 
 The memory is the link's. A recording upload written at a pace (the host's
 :meth:`~host_client.upload_yield.UploadYield.pace`) takes that pace off the target while it
-goes (:attr:`StreamBudget.upload_share`). While part of it is set aside for the session's recording,
+goes (:meth:`StreamBudget.uploading`), and an estimate or a cut made meanwhile counts it as
+carried: the link carried the video and the upload. While part of it is set aside for the session's recording,
 the stream's target is what the link carried when the share was first set aside (the
-memory, or the newest estimate when lower) less the share (:meth:`StreamBudget.reserve`): the recording leaves the
-user's machine on the same uplink, and once it falls far enough behind that remote
+memory, or the newest estimate and a paced upload's share when lower) less the share
+(:meth:`StreamBudget.reserve`): the recording leaves the user's machine on the same uplink, and once it falls far enough behind that remote
 control would soon pause, the live picture makes room for it (the host's
 :class:`~host_client.upload_yield.UploadYield` says how much). An estimate or dropped
 frames while a share is set aside speak of the video alone, squeezed by the share:
@@ -81,7 +82,8 @@ cut it below what was sent plus the share.
 
 The order of degradation is frame rate, then scale (both above, driven by the
 estimate, and the frame rate also by the stream going over its own target on a link
-that pushed back), then
+that pushed back; both are what a *moving* screen costs, and a screen that settles
+goes back to full size, :meth:`StreamBudget.settled`), then
 quality: the frame cap makes x264 raise its quantiser only when a frame would not
 fit; the capture then *refines* (re-sends the settled screen while the last frame
 was capped, :attr:`StreamBudget.last_frame_capped`) until the picture is back at

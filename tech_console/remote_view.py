@@ -211,11 +211,12 @@ class RemoteView:
         return self.latest_frame
 
     async def wait_for_control(self, timeout: float) -> None:
-        """Until the input and control channels are open (the host has consented and connected)."""
+        """Until the input, pointer and control channels are open (the host has consented and connected):
+        :meth:`move` sends on the pointer channel unless asked otherwise."""
         await self.wait_until(
             lambda: all(
                 (c := self._data.get(label)) is not None and c.readyState == "open"
-                for label in (INPUT_CHANNEL, CONTROL_CHANNEL)
+                for label in (INPUT_CHANNEL, POINTER_CHANNEL, CONTROL_CHANNEL)
             ),
             timeout,
             "the host's input channel",
