@@ -10,7 +10,7 @@ as a *refinement* frame: re-encoding the settled screen lets the encoder sharpen
 what it blurred. Refinement comes :data:`REFINE_AFTER` after the last change (after
 an isolated change it is the change's tail, which shows a lost change to the receiver) and, on
 a narrow link, again and again, spending part of the budget (``StreamBudget.refine_interval``), while the encoder says
-the last frame was capped (``StreamBudget.last_frame_capped``), for at most
+the last frame or the one before was capped (``StreamBudget.refining``), for at most
 :data:`REFINE_FOR` seconds after the last change: each capped frame adds what
 the link allows, and the picture is sharp again as soon as the link has carried
 it. A static screen that is sharp costs nothing but a keep-alive frame every few
@@ -279,7 +279,7 @@ class ScreenTrack(MediaStreamTrack):
             due.append(self.budget.frame_wanted_at)
         # A keyframe starts the picture over (the receiver asked, or the encoder took a new cap): refined as a change is.
         since = max(self._last_change, self.budget.last_keyframe_at or float("-inf"))
-        if self.budget.last_frame_capped and self._last_sent - since < REFINE_FOR:
+        if self.budget.refining and self._last_sent - since < REFINE_FOR:
             due.append(self._last_sent + self.budget.refine_interval())
         return min(due)
 

@@ -338,8 +338,8 @@ class HostSession:
         return self._ui
 
     def _live_limit(self) -> float | None:
-        """The live screen stream's target bit rate while the link limits it, or has not yet shown it carries
-        a full recording beside the picture (:func:`~host_client.recording_quality.carries_full_recording`;
+        """The live screen stream's target bit rate (before any upload's share) while the link limits it,
+        or has not yet shown it carries a full recording beside the picture (:func:`~host_client.recording_quality.carries_full_recording`;
         the recording's uploads are then paced to a share of it); None otherwise. Unpaced, the first
         segment (about 100 kB) left in one burst while the first picture was being refined, and the
         queue dropped the picture's packets (1 Mbit/s, 150 ms, through the link emulator)."""
@@ -347,7 +347,7 @@ class HostSession:
             return None
         budget, now = self._track.budget, time.monotonic()
         unproven = not carries_full_recording(budget.estimate)
-        return budget.target_bitrate(now) if budget.link_limited(now) or unproven else None
+        return budget.target_bitrate(now, uploads=False) if budget.link_limited(now) or unproven else None
 
     def _live_congested(self) -> bool:
         """Whether the live stream finds the link congested (the recording's whole uploads wait, as
@@ -882,8 +882,12 @@ class HostSession:
                 # nearer, on a link that limits the picture, a paced upload takes its pace of it.
                 budget, now = self._track.budget, time.monotonic()
                 still = now - self._track.last_change
-                budget.reserve(self.uploader.live_reserve(lag, still_seconds=still), now)
-                budget.uploading(self.uploader.pacing * 8 if budget.link_limited(now) else 0.0, now)
+                # The first picture has the link to itself (uploads wait for it too, as long as the lag allows).
+                reserve = 0.0 if self._live_starting() else self.uploader.live_reserve(lag, still_seconds=still)
+                budget.reserve(reserve, now)
+                # An upload paced to the part set aside is inside it: its pace is no more to leave.
+                shared = budget.link_limited(now) and not budget.reserved
+                budget.uploading(self.uploader.pacing * 8 if shared else 0.0, now)
 
     async def _watch_link(self) -> None:
         """Tell the technician when the link, not the screen, limits the picture, and to what."""

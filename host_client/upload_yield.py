@@ -28,9 +28,9 @@ the video's estimate down to 0.4-0.7 Mbit/s, input waiting behind the queue).
 So while the link limits the live picture (:meth:`StreamBudget.link_limited
 <peer.stream_budget.StreamBudget.link_limited>`), an upload that goes is also
 paced (:meth:`UploadYield.pace`): its body is written at
-:attr:`UploadYield.link_share` of the live stream's target, never below
-:data:`MIN_PACE`, a share that grows with the recording's lag to the whole
-target at :data:`RESERVE_SHARE` of the bound. A TCP sender that the application
+:attr:`UploadYield.link_share` of the live stream's target (before the upload's own
+share), never below :data:`MIN_PACE`, a share that grows with the recording's lag to
+:data:`TOP_SHARE` at :data:`RESERVE_SHARE` of the bound. A TCP sender that the application
 holds below what the link has left keeps no queue at the bottleneck, and while the
 link limits the picture the live stream leaves it that pace as it goes
 (:attr:`peer.stream_budget.StreamBudget.upload_share`): at its whole target beside a
@@ -41,10 +41,12 @@ Mbit/s a scrolling screen records about 0.5-0.6 Mbit/s even at the limited
 quality, and the live stream's estimate yields to a competing TCP upload only
 slowly, so the lag passed the bound within 5 s of scrolling and control paused
 (measured through the link emulator, `bench/link_sweep.py`, 1 Mbit/s and 150 ms).
-So past :data:`RESERVE_SHARE` of the bound the upload goes unpaced and the live
-stream sets part of the link aside for the recording (:meth:`UploadYield.reserve`,
-:meth:`peer.stream_budget.StreamBudget.reserve`), until the lag is back under
-:data:`RELEASE_SHARE`: :data:`CATCH_UP` times the rate at which the recording is
+So from :data:`RESERVE_SHARE` of the bound on, until the lag is back under
+:data:`RELEASE_SHARE`, the live stream sets part of the link aside for the recording
+(:meth:`UploadYield.reserve`, :meth:`peer.stream_budget.StreamBudget.reserve`), uploads
+no longer wait for a congested stream, and they are written at :data:`RESERVE_PACE` times
+that part (unpaced, TCP also took what the picture's refinement needed and filled the
+bottleneck queue): :data:`CATCH_UP` times the rate at which the recording is
 piling up now (the bytes of the segments of the last :data:`RECENT_SECONDS`), so it
 catches up while the screen keeps changing, and at least what gets every waiting
 segment stored before it is :data:`DEADLINE_SHARE` of the bound behind. The
@@ -55,10 +57,11 @@ Once the screen settles (still for :data:`STILL_SECONDS`), the recording piles u
 more (a still screen's segments are repeats), and only the deadlines count: the
 backlog of a scroll drains at about a segment a second, and the rest of the link
 sharpens the technician's picture. How long the picture waits after a scroll is
-the backlog the scroll left, so the part is set aside early (a 1.5 s lag, where
-uploads stop waiting) and held: at 3 s, a 1 Mbit/s link's scroll left 250-390 kB
-waiting, 2-3 s of the whole link, and the picture 2 s after the scroll was 23-26 dB
-(``bench/link_sweep.py``).
+the backlog the scroll left, so the part is set aside early (half a second behind)
+and held: the recording takes its share of the link *while* the screen moves (the
+picture is coarser and slower then) and little is left to drain when it settles. At a
+3 s lag, a 1 Mbit/s link's scroll left 250-390 kB waiting, 2-3 s of the whole link,
+and the picture 2 s after the scroll was 23-26 dB (``bench/link_sweep.py``).
 
 Pure logic, times passed in: seconds on one monotonic clock.
 """
@@ -68,18 +71,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+TOP_SHARE = 0.5
+"""A paced upload's share of the live stream's target just before :data:`RESERVE_SHARE` (from
+:attr:`UploadYield.link_share` with no lag): about what the part set aside from there leaves the
+recording on a narrow link (at 1 Mbit/s a changing screen records at 0.4-0.55 Mbit/s). Up to the whole
+target, as before, the picture got its floor for the last part of the ramp."""
+RESERVE_PACE = 1.1
+"""While part of the link is set aside, uploads are written at this multiple of it (a little over: the
+part is what stores the segments in time, and an upload's own round trips take some of it)."""
 POLL_SECONDS = 0.25
 """How long a waiting upload sleeps before it asks again."""
 MIN_PACE = 8_000
 """Bytes per second a paced upload never falls below (64 kbit/s: the recording still moves)."""
-RESERVE_SHARE = 0.3
+RESERVE_SHARE = 0.1
 """The live stream sets part of the link aside for the recording once it is this share of the bound behind
-(1.5 s of the default 5 s, where uploads stop waiting, :attr:`UploadYield.lag_share`). At 0.6 a scroll at
-1 Mbit/s held the lag near 3 s and left 250-390 kB waiting when the screen settled, which the deadlines
-then took before the picture could sharpen; a backlog held while a connection is set up costs the first
-picture only its deadlines' share (a still screen piles nothing up)."""
+(0.5 s of the default 5 s: a segment stored within half a second of being made counts as keeping up). At 0.6
+a scroll at 1 Mbit/s held the lag near 3 s and left 250-390 kB waiting when the screen settled, which the
+deadlines then took before the picture could sharpen (23-26 dB 2 s after the scroll); at 0.3, 1.5-2 s and
+about 200 kB (23-32 dB); at 0.1, 27-40 dB (single probe runs of the 1 Mbit/s cells, ``bench/link_sweep.py``).
+Not while the first picture is on the way (the host's session holds the part back then)."""
 CATCH_UP = 1.15
-"""Past the lag share, the live stream leaves the recording this multiple of the rate it piles up at
+"""Past the reserve share, the live stream leaves the recording this multiple of the rate it piles up at
 (more drains the lag sooner, but the live picture then gets next to nothing: at 1 Mbit/s the
 limited recording of a scrolling screen alone takes half the link)."""
 RECENT_SECONDS = 2.0
@@ -88,16 +100,16 @@ less than this far behind..."""
 STILL_SECONDS = 0.5
 """...while the screen keeps changing: once it has been still this long, the recording piles up at nothing
 (the segments of a still screen are repeats), whatever the last ones of the change cost."""
-RELEASE_SHARE = 0.2
+RELEASE_SHARE = 0.05
 """Once set aside, the recording's part of the link stays until the oldest waiting segment is less than this
-share of the bound behind (a segment or so). Released the moment the lag fell back under
+share of the bound behind (a quarter of a second: the backlog is gone). Released the moment the lag fell back under
 :data:`RESERVE_SHARE`, the part came and went with every stored segment, and the live stream's target
 jumped from its floor to its whole memory and back twice a second (at 1 Mbit/s after a scroll: a new
 frame cap, hence a keyframe, and the sharpening picture from 31.5 back to 27 dB)."""
 SHORTEST_RATE_SECONDS = 1.0
 """A rate is measured over this many recorded seconds at least: a burst is no rate of 8x its size."""
 DEADLINE_SHARE = 0.9
-"""Past the lag share, the live stream leaves the recording at least what gets each waiting segment stored
+"""Past the reserve share, the live stream leaves the recording at least what gets each waiting segment stored
 before it is this share of the bound behind (the rest of the bound: an upload's own round trips)."""
 SOONEST_DEADLINE = 0.25
 """Seconds a segment already past its deadline is given: it gets the whole link, never an infinite rate."""
@@ -125,8 +137,8 @@ class UploadYield:
     """Whether the next recording upload waits for the live stream, and for how long."""
 
     lag_share: float = 0.3
-    """Uploads stop waiting once the recording is this share of the bound behind, and the live stream
-    then leaves them part of the link (:meth:`reserve`). Half the bound was measured too short at
+    """Uploads stop waiting once the recording is this share of the bound behind (or once the live stream
+    leaves them part of the link, :meth:`reserve`, which it does sooner). Half the bound was measured too short at
     1 Mbit/s: a second of a changing screen still costs about 60 kB at the limited quality, and the
     backlog of 2.5 s did not drain before the bound."""
     calm_seconds: float = 2.0
@@ -134,10 +146,13 @@ class UploadYield:
     small_bytes: int = 4096
     """Uploads of at most this many bytes never wait."""
     link_share: float = 0.25
-    """A paced upload's rate: this share of the live stream's target bit rate."""
+    """A paced upload's rate: this share of the live stream's target bit rate (its target before any
+    upload's share), growing with the lag to :data:`TOP_SHARE`."""
     _congested_at: float = field(default=float("-inf"), init=False)
     reserving: bool = field(default=False, init=False)
-    """Part of the link is set aside for the recording (:meth:`reserve_due`); uploads then go unpaced."""
+    """Part of the link is set aside for the recording (:meth:`reserve_due`); uploads then go at its pace."""
+    reserved_rate: float = field(default=0.0, init=False)
+    """Bit/s of the link set aside for the recording, as :meth:`reserve` last said."""
     waited_seconds: float = field(default=0.0, init=False)
     """Seconds uploads were told to wait, in all (the figures and tests read it)."""
 
@@ -152,10 +167,11 @@ class UploadYield:
         """Seconds to wait before an upload of ``size`` bytes (0: go now): the live stream is
         ``congested`` or not at ``now``, or ``starting`` (:func:`first_picture_due`: held as long,
         with no calm after), the oldest waiting segment ``lag_seconds`` behind, and the policy
-        pauses control beyond ``max_lag_seconds``."""
+        pauses control beyond ``max_lag_seconds``. Never while part of the link is set aside for the
+        recording (:attr:`reserving`), unless the stream is starting."""
         if congested:
             self._congested_at = now
-        if size <= self.small_bytes:
+        if size <= self.small_bytes or (self.reserving and not starting):
             return 0.0
         room = max_lag_seconds * self.lag_share - lag_seconds
         if room <= 0 or (not starting and now - self._congested_at >= self.calm_seconds):
@@ -168,18 +184,25 @@ class UploadYield:
         """Bytes per second an upload's body should be written at now (None: as fast as it goes).
 
         Paced while the link limits the live stream (``live_limit``: its target bit rate then,
-        None while it is not limited) and the oldest waiting segment, ``lag_seconds`` behind, is
-        within :data:`RESERVE_SHARE` of ``max_lag_seconds`` (past it the live stream makes room
-        instead). Asked again for each piece of the body.
+        None while it is not limited): to a share of it while the oldest waiting segment, ``lag_seconds``
+        behind, is within :data:`RESERVE_SHARE` of ``max_lag_seconds``, and at :data:`RESERVE_PACE` times
+        the part the live stream sets aside while it does (:meth:`reserve`). Asked again for each piece
+        of the body.
         """
+        if live_limit is None:
+            return None
+        if self.reserving:
+            # At what the live stream leaves it: unpaced, TCP took what refinement needed as well, filled the
+            # bottleneck queue, and the picture's cut by loss left it less still.
+            return max(float(MIN_PACE), RESERVE_PACE * self.reserved_rate / 8)
         most_lag = max_lag_seconds * RESERVE_SHARE
-        if live_limit is None or self.reserving or lag_seconds >= most_lag:
+        if lag_seconds >= most_lag:
             return None
         if not live_limit > 0:  # NaN too
             return float(MIN_PACE)
-        # From the share at no lag up to the live stream's whole target at the reserve share: a recording
-        # that falls behind catches up without a cliff from a share to an unpaced TCP upload.
-        share = self.link_share + (1 - self.link_share) * max(0.0, lag_seconds) / most_lag
+        # From the share at no lag up to TOP_SHARE at the reserve share: a recording that falls behind
+        # catches up without a cliff from a share to the part set aside for it.
+        share = self.link_share + (max(self.link_share, TOP_SHARE) - self.link_share) * max(0.0, lag_seconds) / most_lag
         return max(float(MIN_PACE), live_limit / 8 * share)
 
     def reserve_due(self, *, lag_seconds: float, max_lag_seconds: float) -> bool:
@@ -198,6 +221,7 @@ class UploadYield:
         rate the recording piles up at (:data:`RECENT_SECONDS`; nothing once the screen has been still,
         ``still_seconds``, for :data:`STILL_SECONDS`) and what stores every segment before it is
         :data:`DEADLINE_SHARE` of ``max_lag_seconds`` behind."""
+        self.reserved_rate = 0.0
         if not waiting or not self.reserve_due(lag_seconds=waiting[0].lag_seconds, max_lag_seconds=max_lag_seconds):
             return 0.0
         deadline = max_lag_seconds * DEADLINE_SHARE
@@ -206,12 +230,13 @@ class UploadYield:
         for segment in waiting:
             total += segment.upload_bytes
             in_time = max(in_time, total / max(SOONEST_DEADLINE, deadline - segment.lag_seconds))
-        if still_seconds >= STILL_SECONDS:
-            return 8 * in_time
-        recent = [segment for segment in waiting if segment.lag_seconds < RECENT_SECONDS]
-        piling_up = sum(segment.upload_bytes for segment in recent) / max(
-            SHORTEST_RATE_SECONDS, sum(segment.seconds for segment in recent))
-        return 8 * max(in_time, CATCH_UP * piling_up)
+        piling_up = 0.0
+        if still_seconds < STILL_SECONDS:
+            recent = [segment for segment in waiting if segment.lag_seconds < RECENT_SECONDS]
+            piling_up = sum(segment.upload_bytes for segment in recent) / max(
+                SHORTEST_RATE_SECONDS, sum(segment.seconds for segment in recent))
+        self.reserved_rate = 8 * max(in_time, CATCH_UP * piling_up)
+        return self.reserved_rate
 
 
 @dataclass(frozen=True)

@@ -321,6 +321,9 @@ class StreamBudget:
     over from it, and the capture refines it as after a change."""
     last_frame_capped: bool = field(default=False, init=False)
     """The encoder's last frame used most of its allowance: encoding the settled screen again sharpens it."""
+    refining: bool = field(default=False, init=False)
+    """The picture may be below full quality still: the last frame was capped, or the one before it. The capture
+    refines (re-sends the settled screen) while it is."""
     frame_wanted_at: float | None = field(default=None, init=False)
     """When the encoder wants another frame even if the screen stays still (a keyframe it had to defer);
     the capture sends the settled screen then and clears this."""
@@ -433,10 +436,13 @@ class StreamBudget:
             self._shared = capacity if self._link is None else min(capacity, self._link + self._uploaded(now))
         self.reserved = float(bits_per_second)
 
-    def target_bitrate(self, now: float) -> float:
+    def target_bitrate(self, now: float, *, uploads: bool = True) -> float:
         """Bit/s the stream should fit now: the capacity memory (see the module's docstring), less what
-        is set aside for the recording (:meth:`reserve`) or a paced upload takes (:attr:`upload_share`)."""
-        return self._after_uploads(self._link_capacity(now) if self._shared is None else self._shared_target())
+        is set aside for the recording (:meth:`reserve`) and (``uploads``) what a paced upload takes
+        (:attr:`upload_share`). A paced upload's pace is a share of the target before its own share:
+        a share of what is left after it swung between the target and its floor twice a second."""
+        target = self._link_capacity(now) if self._shared is None else self._shared_target()
+        return self._after_uploads(target) if uploads else target
 
     def _after_uploads(self, bits_per_second: float) -> float:
         """``bits_per_second`` less what a paced recording upload takes now, never below :data:`MIN_BITRATE`."""
@@ -555,6 +561,11 @@ class StreamBudget:
             capped and self.last_frame_capped and self._updated_at is not None
             and now - self._updated_at < MOVING_SHARE * self.refine_interval()
         )
+        # One small frame after a capped one is no proof of a sharp picture: right after a large frame x264's
+        # VBV buffer is drained, and the next comes out small at a coarse quantiser. Taken for sharp, it ended
+        # the refinement of a picture at 23 dB, which stayed so until the keep-alive 5 s later (1 Mbit/s,
+        # 150 ms, through the link emulator, ``bench/link_sweep.py``).
+        self.refining = capped or self.last_frame_capped
         self.last_frame_capped = capped
         if keyframe:
             self.last_keyframe_at = now

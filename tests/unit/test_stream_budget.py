@@ -128,6 +128,19 @@ def test_scale_goes_back_up_when_the_link_recovers() -> None:
     assert budget.scale == 1.0 and budget.fps == 30
 
 
+def test_one_small_frame_after_a_capped_one_does_not_end_the_refinement() -> None:
+    # Right after a large frame x264's buffer is drained and the next comes out small at a coarse quantiser:
+    # the picture is not sharp yet. Two small frames in a row are.
+    budget = StreamBudget()
+    cap = budget.frame_cap(0.0)
+    budget.sent(cap.frame_bytes, keyframe=False, now=0.0, cap=cap)
+    assert budget.last_frame_capped and budget.refining
+    budget.sent(100, keyframe=False, now=0.2, cap=cap)
+    assert not budget.last_frame_capped and budget.refining
+    budget.sent(100, keyframe=False, now=0.4, cap=cap)
+    assert not budget.refining
+
+
 def test_a_settled_screen_goes_back_to_full_size_at_once() -> None:
     # Scaled down while a scroll pressed on a narrow link; the screen then settles: its refinement fits any
     # target, and a picture held at half size never gets sharp.
@@ -470,6 +483,7 @@ def test_a_paced_upload_takes_its_pace_off_the_target_and_the_refinement_not_off
     interval = budget.refine_interval()
     budget.uploading(250_000.0, 0.0)  # a recording upload written at a quarter of the start
     assert budget.target_bitrate(0.0) == START_BITRATE - 250_000
+    assert budget.target_bitrate(0.0, uploads=False) == START_BITRATE  # what the upload's pace is a share of
     assert budget.frame_cap(0.0).frame_bytes < int(START_BITRATE / 8 / 15)
     assert budget.refine_interval() == pytest.approx(interval * START_BITRATE / (START_BITRATE - 250_000))
     budget.uploading(5_000_000.0, 0.0)  # never below the floor

@@ -12,9 +12,11 @@ from host_client.upload_yield import (
     POLL_SECONDS,
     RECENT_SECONDS,
     RELEASE_SHARE,
+    RESERVE_PACE,
     RESERVE_SHARE,
     SOONEST_DEADLINE,
     STILL_SECONDS,
+    TOP_SHARE,
     UploadYield,
     WaitingSegment,
     first_picture_due,
@@ -95,14 +97,21 @@ def test_uploads_are_paced_to_a_share_of_the_live_stream_only_while_the_link_lim
     # Never below the floor, and a target that makes no sense gives the floor.
     assert rule.pace(live_limit=100_000.0, lag_seconds=0.0, max_lag_seconds=BOUND) == MIN_PACE
     assert rule.pace(live_limit=float("nan"), lag_seconds=0.0, max_lag_seconds=BOUND) == MIN_PACE
-    # A recording falling behind gets more of it, up to the whole target at the reserve share (1.5 s of 5 s)...
-    assert abs(RESERVE_SHARE * BOUND - 1.5) < 1e-9
-    assert rule.pace(live_limit=1_000_000.0, lag_seconds=0.75, max_lag_seconds=BOUND) == pytest.approx(78_125.0)
-    # ... and from there, where the live stream sets part of the link aside for it, it is not paced at all,
-    assert rule.pace(live_limit=1_000_000.0, lag_seconds=1.5, max_lag_seconds=BOUND) is None
-    # nor while a part is still set aside, though the lag fell back below the share.
-    assert rule.reserve_due(lag_seconds=1.5, max_lag_seconds=BOUND)
-    assert rule.pace(live_limit=1_000_000.0, lag_seconds=1.2, max_lag_seconds=BOUND) is None
+    # A recording falling behind gets more of it, up to TOP_SHARE of the target at the reserve share
+    # (0.5 s of 5 s)...
+    assert abs(RESERVE_SHARE * BOUND - 0.5) < 1e-9
+    assert rule.pace(live_limit=1_000_000.0, lag_seconds=0.25, max_lag_seconds=BOUND) == pytest.approx(
+        1_000_000 / 8 * (0.25 + TOP_SHARE) / 2)
+    assert rule.pace(live_limit=1_000_000.0, lag_seconds=0.49, max_lag_seconds=BOUND) == pytest.approx(
+        1_000_000 / 8 * TOP_SHARE, rel=0.01)
+    # past it the live stream sets part of the link aside for it, and it goes at that part's pace (a little
+    # over), also while the lag falls back below the share.
+    reserved = rule.reserve(scroll_backlog(1.5, 2), max_lag_seconds=BOUND)
+    assert reserved == pytest.approx(CATCH_UP * 520_000)
+    assert rule.pace(live_limit=1_000_000.0, lag_seconds=0.4, max_lag_seconds=BOUND) == pytest.approx(
+        RESERVE_PACE * reserved / 8)
+    # Not paced at all on a link that does not limit the picture.
+    assert rule.pace(live_limit=None, lag_seconds=0.4, max_lag_seconds=BOUND) is None
 
 
 def test_the_link_share_is_a_share() -> None:
@@ -117,9 +126,9 @@ def scroll_backlog(oldest_lag: float, count: int, size: int = 65_000) -> list[Wa
 
 def test_past_the_lag_share_the_live_stream_leaves_the_recording_more_than_it_piles_up_at() -> None:
     rule = UploadYield(lag_share=0.3)
-    # 1.4 s behind a 5 s bound: nothing is set aside before RESERVE_SHARE (1.5 s).
-    assert abs(RESERVE_SHARE * BOUND - 1.5) < 1e-9
-    assert rule.reserve(scroll_backlog(1.4, 2), max_lag_seconds=BOUND) == 0.0
+    # 0.4 s behind a 5 s bound: nothing is set aside before RESERVE_SHARE (0.5 s).
+    assert abs(RESERVE_SHARE * BOUND - 0.5) < 1e-9
+    assert rule.reserve(scroll_backlog(0.4, 1), max_lag_seconds=BOUND) == 0.0
     # 1.5 s behind while scrolling: the segments less than RECENT_SECONDS behind piled up at 65 kB a
     # recorded second, 520 kbit/s, and the recording gets CATCH_UP times that (more than its deadlines ask).
     assert RECENT_SECONDS == 2.0
@@ -159,12 +168,20 @@ def test_a_short_recording_is_not_taken_for_a_fast_pile_up() -> None:
 
 def test_a_reserve_is_due_from_its_share_of_the_bound_on_and_until_its_release_share() -> None:
     rule = UploadYield()
-    assert not rule.reserve_due(lag_seconds=1.4, max_lag_seconds=BOUND)
-    assert rule.reserve_due(lag_seconds=1.5, max_lag_seconds=BOUND) and rule.reserving
-    # Once set aside, the part stays while the lag falls back (a stored segment takes it 0.5-1 s lower)...
-    assert abs(RELEASE_SHARE * BOUND - 1.0) < 1e-9
-    assert rule.reserve_due(lag_seconds=1.0, max_lag_seconds=BOUND)
-    # ...until the backlog is down to a segment or so.
-    assert not rule.reserve_due(lag_seconds=0.9, max_lag_seconds=BOUND) and not rule.reserving
-    assert not rule.reserve_due(lag_seconds=1.4, max_lag_seconds=BOUND)
+    assert abs(RESERVE_SHARE * BOUND - 0.5) < 1e-9 and abs(RELEASE_SHARE * BOUND - 0.25) < 1e-9
+    assert not rule.reserve_due(lag_seconds=0.4, max_lag_seconds=BOUND)
+    assert rule.reserve_due(lag_seconds=0.5, max_lag_seconds=BOUND) and rule.reserving
+    # Once set aside, the part stays while the lag falls back (a stored segment takes it lower)...
+    assert rule.reserve_due(lag_seconds=0.25, max_lag_seconds=BOUND)
+    # ...until the backlog is gone.
+    assert not rule.reserve_due(lag_seconds=0.2, max_lag_seconds=BOUND) and not rule.reserving
+    assert not rule.reserve_due(lag_seconds=0.4, max_lag_seconds=BOUND)
     assert not rule.reserve_due(lag_seconds=0.0, max_lag_seconds=0.0)  # no lag: nothing to catch up
+
+
+def test_uploads_never_wait_while_part_of_the_link_is_set_aside_unless_the_stream_is_starting() -> None:
+    rule = UploadYield(lag_share=0.3)
+    assert rule.wait(0.0, congested=True, lag_seconds=0.5, max_lag_seconds=BOUND, size=SEGMENT) > 0
+    assert rule.reserve_due(lag_seconds=0.5, max_lag_seconds=BOUND)
+    assert rule.wait(0.1, congested=True, lag_seconds=0.5, max_lag_seconds=BOUND, size=SEGMENT) == 0.0
+    assert rule.wait(0.2, congested=False, lag_seconds=0.5, max_lag_seconds=BOUND, size=SEGMENT, starting=True) > 0
