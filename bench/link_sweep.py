@@ -39,13 +39,13 @@ Run as root, with coturn and nftables installed (``scripts/test --setup-only`` i
 
     .venv/bin/python -m bench.link_sweep [--rates 1,1.5,2.5,4,8,20] [--rtt 0,150] [--loss 0,2]
         [--systems deskhand,naive,x11vnc] [--phase-seconds 5] [--first-frame-timeout 15] [--quick]
-        [--moves pointer|input] [--write-docs [--docs-section link_sweep_baseline|link_sweep_typing|link_sweep_pointer]]
+        [--moves pointer|input] [--write-docs [--docs-section link_sweep_baseline|link_sweep_typing|link_sweep_reliable]]
 
 The whole grid is 24 cells of three systems, about 20 s each: under half an hour. The typing
 target is for 1 % loss: add it with ``--loss 0,1,2``, or run ``--rates 2.5 --loss 1`` (with
 ``--write-docs --docs-section link_sweep_typing`` its own section of docs/benchmarks.md). The input
-target's cells with each channel of moves: ``--rates 1 --moves pointer`` and ``--moves input``
-(``--docs-section link_sweep_pointer`` for the first).
+target's cells (1 Mbit/s) with the moves on the reliable channel instead: ``--rates 1 --moves input``
+(``--docs-section link_sweep_reliable``).
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ MOVES_CHANNELS = {
     INPUT_CHANNEL: "reliable and ordered, as keys and clicks go",
 }
 """The channels ``--moves`` may put the pointer moves on, as the conditions name them."""
-DOCS_SECTIONS = ("link_sweep", "link_sweep_baseline", "link_sweep_typing", "link_sweep_pointer")
+DOCS_SECTIONS = ("link_sweep", "link_sweep_baseline", "link_sweep_typing", "link_sweep_reliable")
 """Sections of docs/benchmarks.md that ``--write-docs`` may replace."""
 
 
@@ -417,8 +417,8 @@ def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--write-docs", action="store_true", help="replace the figures in docs/benchmarks.md")
     parser.add_argument("--docs-section", default="link_sweep", choices=DOCS_SECTIONS,
                         help="which section --write-docs replaces (default link_sweep; link_sweep_typing: the "
-                             "typing target's cells, --rates 2.5 --loss 1; link_sweep_pointer: the input target's, "
-                             "--rates 1)")
+                             "typing target's cells, --rates 2.5 --loss 1; link_sweep_reliable: the input target's with "
+                             "--rates 1 --moves input)")
     parser.add_argument("--moves", default=POINTER_CHANNEL, choices=tuple(MOVES_CHANNELS),
                         help="the channel of the input figure's pointer moves (default pointer, as the consoles "
                              "send them; input: the reliable, ordered channel of keys and clicks)")
