@@ -70,11 +70,12 @@ the target is a *capacity memory*:
 The memory is the link's. A recording upload written at a pace (the host's
 :meth:`~host_client.upload_yield.UploadYield.pace`) takes that pace off the target while it
 goes (:meth:`StreamBudget.uploading`), and an estimate or a cut made meanwhile counts it as
-carried: the link carried the video and the upload. While part of it is set aside for the session's recording,
-the stream's target is what the link carried when the share was first set aside (the
-memory, or the newest estimate and a paced upload's share when lower) less the share
-(:meth:`StreamBudget.reserve`): the recording leaves the user's machine on the same uplink, and once it falls far enough behind that remote
-control would soon pause, the live picture makes room for it (the host's
+carried: the link carried the video and the upload. While part of it is set aside for the
+session's recording, the stream's target is what the link carried when the share was first set
+aside (the memory, or the newest estimate and a paced upload's share when lower) less the share
+(:meth:`StreamBudget.reserve`): the recording leaves the user's machine on the same uplink, and
+once it falls far enough behind that remote control would soon pause, the live picture makes
+room for it (the host's
 :class:`~host_client.upload_yield.UploadYield` says how much). An estimate or dropped
 frames while a share is set aside speak of the video alone, squeezed by the share:
 the memory then holds (neither estimates nor probes move it), and dropped frames
