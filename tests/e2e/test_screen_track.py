@@ -164,13 +164,13 @@ async def test_while_the_encoder_says_capped_the_settled_screen_is_sent_again_at
     try:
         await settle(track)
         paint_at = time.monotonic()
-        track.budget.last_frame_capped = True  # what the encoder says of a frame that hit its cap
+        track.budget.refining = True  # what the budget says once the encoder's frames hit their cap
         track.keyframe_requested()
         arrivals = []
         for _ in range(6):  # the encoder says capped five more times, then sharp
             assert await frame_within(track, 1.0) is not None
             arrivals.append(time.monotonic())
-        track.budget.last_frame_capped = False
+        track.budget.refining = False
         assert arrivals[-1] - paint_at < 6 * 0.05 + 1.0, "at the budget's frame rate, not a slow cadence"
         # On the frame grid: single gaps jitter with the capture thread, their mean does not.
         assert (arrivals[-1] - arrivals[0]) / (len(arrivals) - 1) >= 0.045, "never faster than it"
@@ -185,11 +185,11 @@ async def test_a_keyframe_long_after_the_last_change_is_refined_too(screen: Scre
     try:
         await settle(track)
         await asyncio.sleep(1.0)  # the screen has been still longer than REFINE_FOR
-        track.budget.last_frame_capped = True
+        track.budget.refining = True
         track.budget.last_keyframe_at = time.monotonic()  # the encoder made a capped keyframe (a new cap)
         for _ in range(3):  # refined as after a change, not left coarse
             assert await frame_within(track, 1.0) is not None
-        track.budget.last_frame_capped = False
+        track.budget.refining = False
         assert await frame_within(track, 1.0) is None
     finally:
         track.stop()
