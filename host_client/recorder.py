@@ -737,10 +737,15 @@ class RecordingUploader:
                 return upload.stat().st_size
         return 0
 
-    def live_reserve(self, lag_seconds: float, *, still_seconds: float = 0.0) -> float:
+    def live_reserve(self, lag_seconds: float, *, still_seconds: float = 0.0, limited: bool = True) -> float:
         """Bit/s the live stream should leave the recording's uploads now (:meth:`UploadYield.reserve`), the
         oldest waiting segment being ``lag_seconds`` behind (:meth:`lag_seconds`, read once by the caller)
-        and the screen still for ``still_seconds``."""
+        and the screen still for ``still_seconds``; none while the link does not limit the live stream
+        (not ``limited``): uploads then go as they would with no part set aside (on a fast link whose
+        receiver has not yet shown 3 Mbit/s, at the part's pace they were held to a few tens of kB/s)."""
+        if not limited:
+            self.yielding.release()
+            return 0.0
         max_lag = self._max_lag_seconds()
         if not self.yielding.reserve_due(lag_seconds=lag_seconds, max_lag_seconds=max_lag):
             return 0.0  # the spool's sizes are read only when they count: it asks every half second

@@ -882,9 +882,10 @@ class HostSession:
                 # nearer, on a link that limits the picture, a paced upload takes its pace of it.
                 budget, now = self._track.budget, time.monotonic()
                 still = now - self._track.last_change
-                # The first picture has the link to itself (uploads wait for it too, as long as the lag allows).
-                reserve = 0.0 if self._live_starting() else self.uploader.live_reserve(lag, still_seconds=still)
-                budget.reserve(reserve, now)
+                # Only where the link is the limit; and the first picture has the link to itself (uploads wait
+                # for it too, as long as the lag allows).
+                limited = budget.link_limited(now) and not self._live_starting()
+                budget.reserve(self.uploader.live_reserve(lag, still_seconds=still, limited=limited), now)
                 # An upload paced to the part set aside is inside it: its pace is no more to leave.
                 shared = budget.link_limited(now) and not budget.reserved
                 budget.uploading(self.uploader.pacing * 8 if shared else 0.0, now)

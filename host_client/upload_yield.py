@@ -214,6 +214,11 @@ class UploadYield:
         self.reserving = lag_seconds > 0 and lag_seconds >= max_lag_seconds * share
         return self.reserving
 
+    def release(self) -> None:
+        """Set nothing aside any more (the link no longer limits the live stream): uploads go as before."""
+        self.reserving = False
+        self.reserved_rate = 0.0
+
     def reserve(self, waiting: Sequence[WaitingSegment], *, max_lag_seconds: float,
                 still_seconds: float = 0.0) -> float:
         """Bit/s the live stream should leave the recording now (0: none): once :meth:`reserve_due` for

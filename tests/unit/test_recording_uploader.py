@@ -282,3 +282,7 @@ def test_a_recording_far_behind_asks_the_live_stream_for_part_of_the_link(tmp_pa
     spool_segment(spool, 1, repeats=0)
     assert up.live_reserve(up.lag_seconds(), still_seconds=STILL_SECONDS) == pytest.approx(
         8 * len(WHOLE) / (deadline - 1.6), rel=0.02)
+    assert up.yielding.reserving
+    # A link that does not limit the live stream: nothing set aside, and uploads go as they would without.
+    assert up.live_reserve(up.lag_seconds(), limited=False) == 0.0
+    assert not up.yielding.reserving and up.yielding.reserved_rate == 0.0
