@@ -41,8 +41,8 @@ Mbit/s a scrolling screen records about 0.5-0.6 Mbit/s even at the limited
 quality, and the live stream's estimate yields to a competing TCP upload only
 slowly, so the lag passed the bound within 5 s of scrolling and control paused
 (measured through the link emulator, `bench/link_sweep.py`, 1 Mbit/s and 150 ms).
-So from :data:`RESERVE_SHARE` of the bound on, until the lag is back under
-:data:`RELEASE_SHARE`, the live stream sets part of the link aside for the recording
+So while the link limits the live stream, from :data:`RESERVE_SHARE` of the bound on, until the
+lag is back under :data:`RELEASE_SHARE`, the live stream sets part of the link aside for the recording
 (:meth:`UploadYield.reserve`, :meth:`peer.stream_budget.StreamBudget.reserve`), uploads
 no longer wait for a congested stream, and they are written at :data:`RESERVE_PACE` times
 that part (unpaced, TCP also took what the picture's refinement needed and filled the
