@@ -36,6 +36,7 @@ def test_lists_are_numbers_in_range_and_systems_known() -> None:
         (["--systems", ","], "not nothing"),
         (["--phase-seconds", "0.5"], "between 1 and 600"),
         (["--first-frame-timeout", "inf"], "between 1 and 600"),
+        (["--moves", "control"], "argument --moves: invalid choice: 'control'"),
     ],
 )
 def test_the_command_line_names_what_is_wrong(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
