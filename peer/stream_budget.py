@@ -64,15 +64,16 @@ the target is a *capacity memory*:
 * dropped frames (the pacer's queue overflowed, :meth:`StreamBudget.frames_dropped`)
   are congestion: the memory is cut below what was sent, the frame rate too;
 * so is a receiver report of heavy loss (:meth:`StreamBudget.receiver_loss`, over
-  :data:`LOSS_CONGESTED`): the memory is cut below what got through. It bounds the
-  untried link's probing where the estimator stays silent.
+  :data:`LOSS_CONGESTED`): the memory is cut below what got through, of what was sent while
+  the lost packets went out (:data:`REPORT_SPAN`). It bounds the untried link's probing where
+  the estimator stays silent.
 
 The memory is the link's. A recording upload written at a pace (the host's
 :meth:`~host_client.upload_yield.UploadYield.pace`) takes that pace off the target while it
 goes (:meth:`StreamBudget.uploading`), and an estimate or a cut made meanwhile counts it as
 carried: the link carried the video and the upload. While part of it is set aside for the
 session's recording, the stream's target is what the link carried when the share was first set
-aside (the memory, or the newest estimate and a paced upload's share when lower) less the share
+aside (the memory; on an untried link, the newest estimate and a paced upload's share when lower) less the share
 (:meth:`StreamBudget.reserve`): the recording leaves the user's machine on the same uplink, and
 once it falls far enough behind that remote control would soon pause, the live picture makes
 room for it (the host's
@@ -212,6 +213,13 @@ most sent over a report that lost at most :data:`LOSS_FREE`, the receiver's esti
 over :data:`PROVEN_SECONDS`. A loss report comes about once a second: unbounded, the untried probe
 followed a scroll's 10 Mbit/s on a 2.5 Mbit/s link to a 29 Mbit/s target, and its keyframes (0.2 s
 of target: 730 kB) could never arrive. On a fast link the next clean report lifts the ceiling."""
+REPORT_SPAN = 2.0
+"""Seconds back a receiver report's loss is weighed against what was sent: the most sent in any
+:data:`RATE_WINDOW` of them. A report covers the packets since the one before (about a second apart)
+and arrives a path delay and a queue after them, read with the next frame; by then the stream may send
+far less. Weighed against the rate sent then, 19 % lost at 1 Mbit/s and 150 ms put the memory at its
+150 kbit/s floor (typing had sent 0.9 Mbit/s and slowed to 0.19), and shares set aside for the
+recording kept it near there for the whole session (through the link emulator)."""
 PROVEN_SECONDS = 60.0
 """Seconds a rate the link carried counts for the probe's ceiling."""
 LINK_EVIDENCE_SECONDS = 10.0
@@ -283,6 +291,8 @@ class StreamBudget:
     scale: float = 1.0
     fps_cap: float = field(init=False)
     _sent: deque[tuple[float, float]] = field(default_factory=deque, init=False)
+    _rates: deque[tuple[float, float]] = field(default_factory=deque, init=False)
+    """The send rate after each frame of the last :data:`REPORT_SPAN` (:meth:`_reported_rate`)."""
     _link: float | None = field(default=None, init=False)
     _estimates: deque[tuple[float, float]] = field(default_factory=deque, init=False)
     _updated_at: float | None = field(default=None, init=False)
@@ -431,11 +441,25 @@ class StreamBudget:
                 self._shared_until = now
             self._shared = None
         elif self._shared is None:
-            # The memory may still be probing above the link (an untried link pushes back only after a
-            # second or two); the estimate is not. Later estimates are of the squeezed video alone.
-            capacity = self._link_capacity(now)
-            self._shared = capacity if self._link is None else min(capacity, self._link + self._uploaded(now))
+            self._shared = self._carrying(now)
         self.reserved = float(bits_per_second)
+
+    def _carrying(self, now: float) -> float:
+        """What the link carries as a share is first set aside: the memory, or on an untried link what the
+        estimate (or, when higher, the rate sent) and a paced upload say when lower.
+
+        On an untried link the memory may still be probing above the link (it pushes back only after a
+        second or two); the estimate is not. On a link that pushed back, the memory is what got through
+        then (a probe above it is cut the same way), and an estimate may be far below it for reasons of
+        its own: the estimator's slow start (it starts from what arrived in its first seconds) or a video
+        squeezed by the last share (:data:`ESTIMATE_STALE`). Taken for the link, a 69 kbit/s estimate
+        against a 632 kbit/s memory held the picture at its floor for the whole scroll and the 6 s after
+        it (1 Mbit/s, through the link emulator). Later estimates are of the squeezed video alone."""
+        capacity = self._link_capacity(now)
+        squeezed = now - self._shared_until < ESTIMATE_STALE
+        if self._link is None or squeezed or not self.untried(now):
+            return capacity
+        return min(capacity, max(self._link, self.send_rate(now)) + self._uploaded(now))
 
     def target_bitrate(self, now: float, *, uploads: bool = True) -> float:
         """Bit/s the stream should fit now: the capacity memory (see the module's docstring), less what
@@ -444,6 +468,11 @@ class StreamBudget:
         a share of what is left after it swung between the target and its floor twice a second."""
         target = self._link_capacity(now) if self._shared is None else self._shared_target()
         return self._after_uploads(target) if uploads else target
+
+    def link_capacity(self, now: float) -> float:
+        """Bit/s the link carries, the recording's part included: what it carried when a part was first set
+        aside (:meth:`reserve`), or else the capacity memory."""
+        return self._link_capacity(now) if self._shared is None else self._shared
 
     def _after_uploads(self, bits_per_second: float) -> float:
         """``bits_per_second`` less what a paced recording upload takes now, never below :data:`MIN_BITRATE`."""
@@ -509,11 +538,18 @@ class StreamBudget:
         self._congestion_at = now
         if now - self._cut_at < RATE_WINDOW:
             return  # the last cut's rate still holds frames sent before it: cutting again would overshoot
-        rate = self.send_rate(now)
+        rate = self._reported_rate(now) if lost else self.send_rate(now)
         capacity = self._link_capacity(now)
         carried = min(capacity, rate * (1.0 - lost) + self.reserved + self._uploaded(now)) if rate > 0 else capacity
         self._capacity = max(MIN_BITRATE, HEADROOM * carried)
         self._cut(now, rate, self._capacity)
+
+    def _reported_rate(self, now: float) -> float:
+        """Bit/s sent while the packets a receiver report speaks of went out: the most sent in any
+        :data:`RATE_WINDOW` of the last :data:`REPORT_SPAN`."""
+        while self._rates and self._rates[0][0] <= now - REPORT_SPAN:
+            self._rates.popleft()
+        return max([self.send_rate(now), *(rate for _, rate in self._rates)])
 
     def _cut(self, now: float, rate: float, link: float) -> None:
         # Cut once per window: until then the measured rate still holds frames sent before
@@ -579,6 +615,9 @@ class StreamBudget:
         if now - self._congestion_at >= PROBE_QUIET:
             self.congested = False  # not renewed (estimates come every 0.5 s, drops when they happen): over
         rate, target = self.send_rate(now), self.target_bitrate(now)
+        self._rates.append((now, rate))
+        while self._rates[0][0] <= now - REPORT_SPAN:
+            self._rates.popleft()
         untried = self.untried(now)
         if rate > OVER_TARGET * target and self._sent[0][0] <= now - RATE_WINDOW / 2:
             # More than the target (many frames, each within its cap): fewer frames, as on congestion,
