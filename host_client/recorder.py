@@ -476,6 +476,7 @@ class RecordingUploader:
         live_congested: Callable[[], bool] | None = None,
         live_starting: Callable[[], bool] = lambda: False,
         live_limit: Callable[[], float | None] | None = None,
+        live_sharpening: Callable[[], bool] = lambda: False,
         max_lag_seconds: Callable[[], float] = lambda: SessionPolicy().recording_max_lag_seconds,
         by_reference: bool = True,
     ) -> None:
@@ -483,7 +484,9 @@ class RecordingUploader:
         yield to); ``live_starting`` whether its connection is being set up or sending its first picture
         (:func:`~host_client.upload_yield.first_picture_due`: uploads wait then too); ``live_limit`` is the
         live stream's target bit rate while the link limits it (None: not limited; uploads are then paced
-        to a share of it, :meth:`UploadYield.pace`); ``max_lag_seconds`` is the policy's bound on the
+        to a share of it, :meth:`UploadYield.pace`); ``live_sharpening`` whether its settled picture is being
+        sharpened (uploads wait then, as long as the deadlines allow: :meth:`UploadYield.defer_due`);
+        ``max_lag_seconds`` is the policy's bound on the
         recording's lag; ``by_reference`` False uploads every segment whole, none as a repeat or a
         continuation of an earlier one (the benchmark's "before")."""
         self._path = f"{API_PREFIX}/sessions/{session_id}/recording"
@@ -495,6 +498,7 @@ class RecordingUploader:
         self._live_congested = live_congested
         self._live_starting = live_starting
         self._live_limit = live_limit
+        self._live_sharpening = live_sharpening
         self._max_lag_seconds = max_lag_seconds
         self._by_reference = by_reference
         self.yielding = UploadYield()
@@ -737,26 +741,39 @@ class RecordingUploader:
                 return upload.stat().st_size
         return 0
 
-    def live_reserve(self, lag_seconds: float, *, still_seconds: float = 0.0, limited: bool = True) -> float:
+    def live_reserve(self, lag_seconds: float, *, still_seconds: float = 0.0, limited: bool = True,
+                     capacity: float | None = None, sharpening: bool = False) -> float:
         """Bit/s the live stream should leave the recording's uploads now (:meth:`UploadYield.reserve`), the
         oldest waiting segment being ``lag_seconds`` behind (:meth:`lag_seconds`, read once by the caller)
         and the screen still for ``still_seconds``; none while the link does not limit the live stream
         (not ``limited``): uploads then go as they would with no part set aside (on a fast link whose
-        receiver has not yet shown 3 Mbit/s, at the part's pace they were held to a few tens of kB/s)."""
+        receiver has not yet shown 3 Mbit/s, at the part's pace they were held to a few tens of kB/s).
+        Given the link's ``capacity`` (bit/s), also whether uploads may wait for a settled picture
+        (:meth:`UploadYield.defer_due`); none is set aside while it is ``sharpening`` and they may."""
         if not limited:
             self.yielding.release()
             return 0.0
         max_lag = self._max_lag_seconds()
+        # The spool's sizes are read only when they count (it asks every half second): for the deadlines, while
+        # the link limits the live stream.
+        waiting = None
+        if capacity is not None:
+            waiting = self.waiting_segments()
+            self.yielding.defer_due(waiting, max_lag_seconds=max_lag, capacity=capacity)
+            if sharpening and self.yielding.may_defer:
+                self.yielding.reserved_rate = 0.0
+                return 0.0
         if not self.yielding.reserve_due(lag_seconds=lag_seconds, max_lag_seconds=max_lag):
-            return 0.0  # the spool's sizes are read only when they count: it asks every half second
-        return self.yielding.reserve(self.waiting_segments(), max_lag_seconds=max_lag, still_seconds=still_seconds)
+            return 0.0
+        return self.yielding.reserve(self.waiting_segments() if waiting is None else waiting,
+                                     max_lag_seconds=max_lag, still_seconds=still_seconds)
 
     def _pace(self) -> float | None:
         """Bytes per second to write an upload at now (None: unpaced), :meth:`UploadYield.pace`."""
         if self._live_limit is None:
             return None
         return self.yielding.pace(live_limit=self._live_limit(), lag_seconds=self.lag_seconds(),
-                                  max_lag_seconds=self._max_lag_seconds())
+                                  max_lag_seconds=self._max_lag_seconds(), sharpening=self._live_sharpening())
 
     def _body(self, data: bytes) -> bytes | AsyncIterator[bytes]:
         """The upload's body: ``data`` at once when there is no live stream to pace for, else piece by
@@ -792,7 +809,8 @@ class RecordingUploader:
         waited = 0.0
         while True:
             wait = self.yielding.wait(time.monotonic(), congested=self._live_congested(), lag_seconds=self.lag_seconds(),
-                                      max_lag_seconds=self._max_lag_seconds(), size=size, starting=self._live_starting())
+                                      max_lag_seconds=self._max_lag_seconds(), size=size, starting=self._live_starting(),
+                                      sharpening=self._live_sharpening())
             if wait <= 0:
                 if waited:
                     log.info("a recording upload waited %.1f s for the live stream", waited)

@@ -138,7 +138,7 @@ from .session_state import (
 )
 from .state import SavedSession, state_dir
 from .ui import Clipboard, HostUI
-from .upload_yield import first_picture_due
+from .upload_yield import STILL_SECONDS, first_picture_due
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +318,7 @@ class HostSession:
         self.uploader = RecordingUploader(
             broker_url, joined.host_token, joined.session_id, self.recording_spool,
             live_congested=self._live_congested, live_starting=self._live_starting, live_limit=self._live_limit,
+            live_sharpening=self._live_sharpening,
             max_lag_seconds=lambda: self.policy.recording_max_lag_seconds,
         )
         self.recorder: SegmentRecorder | None = None
@@ -362,6 +363,15 @@ class HostSession:
         refinement (measured through the link emulator at 1 Mbit/s, 150 ms)."""
         pc = self._pc
         return pc is not None and first_picture_due(pc.connectionState, self._connected_at, time.monotonic())
+
+    def _live_sharpening(self) -> bool:
+        """Whether the live stream is sharpening a settled picture: the screen has been still for
+        :data:`~host_client.upload_yield.STILL_SECONDS` and its last frames were capped (the recording's
+        uploads wait, as long as their deadlines allow: :meth:`~host_client.upload_yield.UploadYield.defer_due`).
+        Beside a refinement sent at the whole target, the paced upload of the scroll's backlog overfilled
+        a 1 Mbit/s link and cut the estimate: 25-30 dB 2 s after a scroll (through the link emulator)."""
+        track = self._track
+        return track is not None and track.budget.refining and time.monotonic() - track.last_change >= STILL_SECONDS
 
     def _recording_link_limited(self) -> bool:
         """Whether the link may not carry a full-quality recording beside the live stream now: the live
@@ -885,7 +895,9 @@ class HostSession:
                 # Only where the link is the limit; and the first picture has the link to itself (uploads wait
                 # for it too, as long as the lag allows).
                 limited = budget.link_limited(now) and not self._live_starting()
-                budget.reserve(self.uploader.live_reserve(lag, still_seconds=still, limited=limited), now)
+                budget.reserve(self.uploader.live_reserve(
+                    lag, still_seconds=still, limited=limited, capacity=budget.link_capacity(now),
+                    sharpening=self._live_sharpening()), now)
                 # An upload paced to the part set aside is inside it: its pace is no more to leave.
                 shared = budget.link_limited(now) and not budget.reserved
                 budget.uploading(self.uploader.pacing * 8 if shared else 0.0, now)

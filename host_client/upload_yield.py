@@ -63,6 +63,17 @@ picture is coarser and slower then) and little is left to drain when it settles.
 3 s lag, a 1 Mbit/s link's scroll left 250-390 kB waiting, 2-3 s of the whole link,
 and the picture 2 s after the scroll was 23-26 dB (``bench/link_sweep.py``).
 
+Even so, spread evenly over the deadlines, the backlog and the settled screen's own
+first segments (a keyframe each, 40-70 kB at 1 Mbit/s) took a fifth to a half of the
+link in the two seconds the picture sharpens in, and the paced upload beside a
+refinement sent at the whole target overfilled the link and cut the estimate: 25-30 dB
+2 s after a scroll in half the runs. So while the settled picture sharpens (the caller
+says so: the screen still, its last frames capped), uploads wait and nothing is set
+aside, for as long as the deadlines allow: :meth:`UploadYield.defer_due` checks, every
+time the lag is read, that every waiting segment would still be stored in time if the
+uploads started :data:`DEFER_AHEAD` later at :data:`DEFER_LINK_SHARE` of what the link
+carries. An earliest deadline then ends the wait, and the recording takes what it needs.
+
 Pure logic, times passed in: seconds on one monotonic clock.
 """
 
@@ -118,6 +129,13 @@ FIRST_PICTURE_SECONDS = 1.0
 recording's lag allows, :attr:`UploadYield.lag_share`): at 1 Mbit/s and 150 ms it reached 30 dB
 1.1 s after the connection came up with an upload beside it (``bench/link_sweep.py``'s first legible
 frame). Longer holds push the backlog into what the technician does next."""
+DEFER_AHEAD = 1.0
+"""While a settled picture sharpens, uploads wait only if every waiting segment would still be stored in time
+when they started this many seconds from now (:meth:`UploadYield.defer_due`): the lag is read again half a
+second later, and an upload's own round trips take some of the rest."""
+DEFER_LINK_SHARE = 0.8
+"""...at no more than this share of what the link carries: the rest is for the segments still to come (a
+settled screen's first ones are a keyframe each, 40-70 kB at 1 Mbit/s) and the picture."""
 PACE_CHUNK_BYTES = 4096
 """A paced upload's body is written in pieces of this size, each followed by the time it takes at the pace
 (a piece leaves as a burst of three packets, which a bottleneck queue absorbs)."""
@@ -153,6 +171,8 @@ class UploadYield:
     """Part of the link is set aside for the recording (:meth:`reserve_due`); uploads then go at its pace."""
     reserved_rate: float = field(default=0.0, init=False)
     """Bit/s of the link set aside for the recording, as :meth:`reserve` last said."""
+    may_defer: bool = field(default=False, init=False)
+    """The deadlines allow uploads to wait for a sharpening picture (:meth:`defer_due`, as last asked)."""
     waited_seconds: float = field(default=0.0, init=False)
     """Seconds uploads were told to wait, in all (the figures and tests read it)."""
 
@@ -163,15 +183,21 @@ class UploadYield:
             raise ValueError("link_share must be in (0, 1]")
 
     def wait(self, now: float, *, congested: bool, lag_seconds: float, max_lag_seconds: float, size: int,
-             starting: bool = False) -> float:
+             starting: bool = False, sharpening: bool = False) -> float:
         """Seconds to wait before an upload of ``size`` bytes (0: go now): the live stream is
         ``congested`` or not at ``now``, or ``starting`` (:func:`first_picture_due`: held as long,
         with no calm after), the oldest waiting segment ``lag_seconds`` behind, and the policy
         pauses control beyond ``max_lag_seconds``. Never while part of the link is set aside for the
-        recording (:attr:`reserving`), unless the stream is starting."""
+        recording (:attr:`reserving`), unless the stream is starting; always while its settled
+        picture is ``sharpening`` and the deadlines allow (:attr:`may_defer`)."""
         if congested:
             self._congested_at = now
-        if size <= self.small_bytes or (self.reserving and not starting):
+        if size <= self.small_bytes:
+            return 0.0
+        if sharpening and self.may_defer:
+            self.waited_seconds += POLL_SECONDS
+            return POLL_SECONDS
+        if self.reserving and not starting:
             return 0.0
         room = max_lag_seconds * self.lag_share - lag_seconds
         if room <= 0 or (not starting and now - self._congested_at >= self.calm_seconds):
@@ -180,17 +206,21 @@ class UploadYield:
         self.waited_seconds += wait
         return wait
 
-    def pace(self, *, live_limit: float | None, lag_seconds: float, max_lag_seconds: float) -> float | None:
+    def pace(self, *, live_limit: float | None, lag_seconds: float, max_lag_seconds: float,
+             sharpening: bool = False) -> float | None:
         """Bytes per second an upload's body should be written at now (None: as fast as it goes).
 
         Paced while the link limits the live stream (``live_limit``: its target bit rate then,
         None while it is not limited): to a share of it while the oldest waiting segment, ``lag_seconds``
         behind, is within :data:`RESERVE_SHARE` of ``max_lag_seconds``, and at :data:`RESERVE_PACE` times
-        the part the live stream sets aside while it does (:meth:`reserve`). Asked again for each piece
-        of the body.
+        the part the live stream sets aside while it does (:meth:`reserve`); at :data:`MIN_PACE` while the
+        settled picture is ``sharpening`` and the deadlines allow it (:attr:`may_defer`). Asked again for
+        each piece of the body.
         """
         if live_limit is None:
             return None
+        if sharpening and self.may_defer:
+            return float(MIN_PACE)
         if self.reserving:
             # At what the live stream leaves it: unpaced, TCP took what refinement needed as well, filled the
             # bottleneck queue, and the picture's cut by loss left it less still.
@@ -218,6 +248,25 @@ class UploadYield:
         """Set nothing aside any more (the link no longer limits the live stream): uploads go as before."""
         self.reserving = False
         self.reserved_rate = 0.0
+        self.may_defer = False
+
+    def defer_due(self, waiting: Sequence[WaitingSegment], *, max_lag_seconds: float, capacity: float) -> bool:
+        """Whether uploads may wait while the live stream's settled picture sharpens (and nothing is set aside
+        for them): every one of the ``waiting`` segments (oldest first) would still be stored before it is
+        :data:`DEADLINE_SHARE` of ``max_lag_seconds`` behind if uploads started :data:`DEFER_AHEAD` from now
+        and took :data:`DEFER_LINK_SHARE` of ``capacity`` (bit/s the link carries, the recording's part
+        included). Asked every time the lag is read; remembered in :attr:`may_defer`."""
+        deadline = max_lag_seconds * DEADLINE_SHARE
+        allowed = capacity > 0  # NaN too
+        total = 0
+        for segment in waiting:
+            if not allowed:
+                break
+            total += segment.upload_bytes
+            left = deadline - segment.lag_seconds - DEFER_AHEAD
+            allowed = left > 0 and 8 * total <= DEFER_LINK_SHARE * capacity * left
+        self.may_defer = allowed
+        return allowed
 
     def reserve(self, waiting: Sequence[WaitingSegment], *, max_lag_seconds: float,
                 still_seconds: float = 0.0) -> float:

@@ -6,6 +6,7 @@ the broker is a stand-in that records each request and answers what the test say
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -286,3 +287,39 @@ def test_a_recording_far_behind_asks_the_live_stream_for_part_of_the_link(tmp_pa
     # A link that does not limit the live stream: nothing set aside, and uploads go as they would without.
     assert up.live_reserve(up.lag_seconds(), limited=False) == 0.0
     assert not up.yielding.reserving and up.yielding.reserved_rate == 0.0
+
+
+def test_while_the_settled_picture_sharpens_nothing_is_set_aside_as_long_as_the_deadlines_allow(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    up = uploader(spool, ScriptedBroker(), max_lag_seconds=lambda: 5.0)
+    spool_segment(spool, 0, created=time.time() - 2.6)  # 1.6 s behind: a part is due
+    spool_segment(spool, 1)
+    lag = up.lag_seconds()
+    assert up.live_reserve(lag, still_seconds=STILL_SECONDS) > 0  # as before without the link's capacity
+    # At 1 Mbit/s the two 100 kB segments are stored in time even if uploads start a second from now.
+    assert up.live_reserve(lag, still_seconds=STILL_SECONDS, capacity=1_000_000.0, sharpening=True) == 0.0
+    assert up.yielding.may_defer and up.yielding.reserved_rate == 0.0
+    # Not sharpening: the part the deadlines ask, as before (may_defer is only what the deadlines allow).
+    assert up.live_reserve(lag, still_seconds=STILL_SECONDS, capacity=1_000_000.0) > 0
+    # At 400 kbit/s they would not be: the part the deadlines ask, sharpening or not.
+    assert up.live_reserve(lag, still_seconds=STILL_SECONDS, capacity=400_000.0, sharpening=True) > 0
+    assert not up.yielding.may_defer
+
+
+async def test_a_whole_segment_waits_for_a_sharpening_picture_and_goes_once_it_is_sharp(tmp_path: Path) -> None:
+    spool_segment(tmp_path, 0)
+    broker = ScriptedBroker()
+    sharpening = [True]
+
+    def live_sharpening() -> bool:
+        return sharpening[0]
+
+    up = uploader(tmp_path, broker, live_congested=lambda: False, live_sharpening=live_sharpening,
+                  max_lag_seconds=lambda: 5.0)
+    up.yielding.defer_due(up.waiting_segments(), max_lag_seconds=5.0, capacity=1_000_000.0)
+    uploading = asyncio.ensure_future(up._upload_all(broker))  # type: ignore[arg-type]
+    await asyncio.sleep(0.6)
+    assert broker.requests == [] and up.yielding.waited_seconds >= 0.5
+    sharpening[0] = False
+    assert await asyncio.wait_for(uploading, 2)
+    assert [what for what, _ in broker.requests] == ["PUT 0"]

@@ -7,6 +7,8 @@ import pytest
 from host_client.upload_yield import (
     CATCH_UP,
     DEADLINE_SHARE,
+    DEFER_AHEAD,
+    DEFER_LINK_SHARE,
     FIRST_PICTURE_SECONDS,
     MIN_PACE,
     POLL_SECONDS,
@@ -185,3 +187,38 @@ def test_uploads_never_wait_while_part_of_the_link_is_set_aside_unless_the_strea
     assert rule.reserve_due(lag_seconds=0.5, max_lag_seconds=BOUND)
     assert rule.wait(0.1, congested=True, lag_seconds=0.5, max_lag_seconds=BOUND, size=SEGMENT) == 0.0
     assert rule.wait(0.2, congested=False, lag_seconds=0.5, max_lag_seconds=BOUND, size=SEGMENT, starting=True) > 0
+
+
+def test_a_sharpening_picture_holds_uploads_while_every_deadline_still_holds_after() -> None:
+    # 1 Mbit/s; two 60 kB segments behind a scroll, the oldest 0.5 s behind. Started DEFER_AHEAD from now at
+    # DEFER_LINK_SHARE of the link, both are stored well before 4.5 s behind: the picture may go first.
+    rule = UploadYield()
+    capacity = 1_000_000.0
+    waiting = [WaitingSegment(60_000, 0.5, 1.0), WaitingSegment(60_000, 0.0, 1.0)]
+    assert rule.defer_due(waiting, max_lag_seconds=BOUND, capacity=capacity) and rule.may_defer
+    assert rule.wait(0.0, congested=False, lag_seconds=0.5, max_lag_seconds=BOUND, size=SEGMENT,
+                     sharpening=True) == POLL_SECONDS
+    assert rule.waited_seconds == POLL_SECONDS
+    # Even with part of the link set aside, an upload waits, and one under way goes at its floor.
+    assert rule.reserve_due(lag_seconds=0.5, max_lag_seconds=BOUND)
+    assert rule.wait(0.1, congested=False, lag_seconds=0.5, max_lag_seconds=BOUND, size=SEGMENT,
+                     sharpening=True) == POLL_SECONDS
+    assert rule.pace(live_limit=capacity, lag_seconds=0.5, max_lag_seconds=BOUND, sharpening=True) == MIN_PACE
+    # Not sharpening (the screen moves again, or the picture is sharp): as before.
+    assert rule.wait(0.2, congested=False, lag_seconds=0.5, max_lag_seconds=BOUND, size=SEGMENT) == 0.0
+    # Small uploads never wait.
+    assert rule.wait(0.3, congested=False, lag_seconds=0.5, max_lag_seconds=BOUND, size=100, sharpening=True) == 0.0
+    # Later: both must be stored before the newer is 4.5 s behind, 0.9 s after DEFER_AHEAD: 1.07 Mbit/s, more than
+    # the share allows (the older alone would fit).
+    late = [WaitingSegment(60_000, 2.8, 1.0), WaitingSegment(60_000, 2.6, 1.0)]
+    assert pytest.approx(0.9) == DEADLINE_SHARE * BOUND - 2.6 - DEFER_AHEAD
+    assert 8 * 60_000 / 0.7 < DEFER_LINK_SHARE * capacity < 8 * 120_000 / 0.9
+    assert not rule.defer_due(late, max_lag_seconds=BOUND, capacity=capacity) and not rule.may_defer
+    assert rule.wait(0.4, congested=False, lag_seconds=2.8, max_lag_seconds=BOUND, size=SEGMENT, sharpening=True) == 0.0
+    # A segment already within DEFER_AHEAD of its deadline, or a link of unknown capacity: never.
+    assert not rule.defer_due([WaitingSegment(1_000, 3.6, 1.0)], max_lag_seconds=BOUND, capacity=capacity)
+    assert not rule.defer_due(waiting, max_lag_seconds=BOUND, capacity=float("nan"))
+    # Nothing waiting: nothing to hold back, the answer is yes; released, no.
+    assert rule.defer_due([], max_lag_seconds=BOUND, capacity=capacity)
+    rule.release()
+    assert not rule.may_defer
