@@ -61,7 +61,7 @@ from protocol.segment_continuation import continued_segment
 from protocol.segment_repeat import Repetition, SegmentRepeat, frame_rate, segment_output
 
 from .capture import Monitor, Screen, to_i420
-from .recording_quality import FULL_BITRATE, RecordingQuality
+from .recording_quality import FULL_BITRATE, RecordingQuality, quality_level
 from .recording_time import SpooledSegment
 from .upload_yield import PACE_CHUNK_BYTES, UploadYield, WaitingSegment
 
@@ -446,7 +446,8 @@ class SegmentWriter:
         context.width, context.height, context.pix_fmt = self._width, self._height, "yuv420p"
         context.framerate = self._rate
         context.bit_rate = self._bitrate
-        context.options = dict(ENCODER_OPTIONS)
+        level = str(quality_level(self._bitrate))
+        context.options = {**ENCODER_OPTIONS, "crf": level, "qmin": level}
         return context
 
 

@@ -6,7 +6,10 @@ about 100 KB, so a screen that moves every second (scrolling) costs the uplink
 about 1 Mbit/s (``bench/recording_uplink.py``), most of a 1-2.5 Mbit/s uplink,
 next to the live view. (Typing costs far less since its segments continue from an
 earlier keyframe and upload only their own frames, :mod:`protocol.segment_continuation`:
-about 0.4 Mbit/s at either bitrate.) While the live stream finds the link congested
+about 0.4 Mbit/s at full quality, 0.25 limited.) Each bitrate comes with a quality level
+(:func:`quality_level`): libvpx holds the frames after a keyframe at about its quality
+instead of spending the whole bitrate sharpening them, which a still or typed-on screen
+never needs for the audit (typing cost 0.49 and 0.39 Mbit/s before). While the live stream finds the link congested
 (:attr:`peer.stream_budget.StreamBudget.congested`), segments are encoded at
 :data:`LIMITED_BITRATE`: libvpx's rate control then picks a coarser quantizer
 for the keyframe too, and a changing screen costs about 40 % less. Text stays
@@ -55,8 +58,24 @@ FULL_BITRATE = 1_500_000
 waiting for one)."""
 LIMITED_BITRATE = 600_000
 """Bit/s the recorder encodes at while the link is the limit: text still measures >= 30 dB luma PSNR."""
+FULL_QUALITY_LEVEL = 30
+"""libvpx's quality level (its quantizer, 0-63) at :data:`FULL_BITRATE`: the constrained-quality level (``crf``)
+and the finest quantizer (``qmin``). Inter frames then hold about the quality of the keyframe the bitrate
+allows and spend no more: 4-8 kB a frame of typing at 42 dB on ``bench/recording_uplink.py``'s desktop
+(2 fps). With the bitrate alone (constant bitrate) libvpx spent each frame's share of it sharpening the
+picture further, 15-38 kB a frame of typing. The finest quantizer keeps the keyframe from being finer than
+the frames after it (a boost libvpx gives keyframes): the frames of a still screen would get coarser
+(42.5 dB keyframe, 99 kB, against 41.8 dB at 30; at 35, 39.8 dB)."""
+LIMITED_QUALITY_LEVEL = 50
+"""The same at :data:`LIMITED_BITRATE`: 3 kB a frame of typing at the keyframe's 33 dB, against 14-30 kB at
+constant bitrate; at 45 some frames still took 10-17 kB."""
 FULL_NEEDS = 2 * FULL_BITRATE
 """Bit/s the live stream's receiver must estimate before the recording is encoded at full quality."""
+
+
+def quality_level(bitrate: int) -> int:
+    """The constrained-quality level (libvpx ``crf``) to encode at ``bitrate`` with."""
+    return FULL_QUALITY_LEVEL if bitrate >= FULL_BITRATE else LIMITED_QUALITY_LEVEL
 
 
 def carries_full_recording(estimate: float | None) -> bool:

@@ -95,10 +95,11 @@ def test_a_change_in_a_still_segment_is_encoded_from_a_keyframe(tmp_path: Path) 
     assert writer.encoded and not writer.encoded_from_start and not writer.one_picture
     assert packets(data, tmp_path) == [(0, True), (500, True)]
     (_, first), (_, second) = decoded(data)
-    # VP8 is lossy: compare with the source colours (BGRA -> RGB) within a few levels.
-    assert np.abs(first[10, 10].astype(int) - [40, 90, 160]).max() <= 4
-    assert np.abs(second[10, 10].astype(int) - [220, 200, 20]).max() <= 4
-    assert np.abs(second[90, 140].astype(int) - [255, 255, 110]).max() <= 4
+    # VP8 is lossy, and the recorder's quantizer no finer than its quality level (recording_quality): compare
+    # with the source colours (BGRA -> RGB) within a few levels.
+    assert np.abs(first[10, 10].astype(int) - [40, 90, 160]).max() <= 8
+    assert np.abs(second[10, 10].astype(int) - [220, 200, 20]).max() <= 8
+    assert np.abs(second[90, 140].astype(int) - [255, 255, 110]).max() <= 8
 
 
 def test_more_frames_than_the_copied_segment_has_are_encoded(tmp_path: Path) -> None:
@@ -129,7 +130,7 @@ def test_copied_segments_join_with_encoded_ones(tmp_path: Path) -> None:
     frames = decoded(joined)
     assert [t for t, _ in frames] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
     assert np.array_equal(frames[2][1], frames[0][1])
-    assert np.abs(frames[5][1][10, 10].astype(int) - [220, 200, 20]).max() <= 4
+    assert np.abs(frames[5][1][10, 10].astype(int) - [220, 200, 20]).max() <= 8
 
 
 def test_a_copied_segment_is_what_the_broker_rebuilds_from_its_repetition() -> None:
