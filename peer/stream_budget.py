@@ -291,8 +291,8 @@ class StreamBudget:
     scale: float = 1.0
     fps_cap: float = field(init=False)
     _sent: deque[tuple[float, float]] = field(default_factory=deque, init=False)
-    _rates: deque[tuple[float, float]] = field(default_factory=deque, init=False)
-    """The send rate after each frame of the last :data:`REPORT_SPAN` (:meth:`_reported_rate`)."""
+    _rates: deque[tuple[float, float, float]] = field(default_factory=deque, init=False)
+    """The send rate and the share set aside after each frame of the last :data:`REPORT_SPAN` (:meth:`_reported`)."""
     _link: float | None = field(default=None, init=False)
     _estimates: deque[tuple[float, float]] = field(default_factory=deque, init=False)
     _updated_at: float | None = field(default=None, init=False)
@@ -538,18 +538,20 @@ class StreamBudget:
         self._congestion_at = now
         if now - self._cut_at < RATE_WINDOW:
             return  # the last cut's rate still holds frames sent before it: cutting again would overshoot
-        rate = self._reported_rate(now) if lost else self.send_rate(now)
+        rate, reserved = self._reported(now) if lost else (self.send_rate(now), self.reserved)
         capacity = self._link_capacity(now)
-        carried = min(capacity, rate * (1.0 - lost) + self.reserved + self._uploaded(now)) if rate > 0 else capacity
+        carried = min(capacity, rate * (1.0 - lost) + reserved + self._uploaded(now)) if rate > 0 else capacity
         self._capacity = max(MIN_BITRATE, HEADROOM * carried)
         self._cut(now, rate, self._capacity)
 
-    def _reported_rate(self, now: float) -> float:
-        """Bit/s sent while the packets a receiver report speaks of went out: the most sent in any
-        :data:`RATE_WINDOW` of the last :data:`REPORT_SPAN`."""
+    def _reported(self, now: float) -> tuple[float, float]:
+        """Bit/s sent, and set aside for the recording, while the packets a receiver report speaks of went out:
+        the most sent in any :data:`RATE_WINDOW` of the last :data:`REPORT_SPAN`, and the most set aside then
+        (a share released since, for a settled picture, still carried the recording's upload then)."""
         while self._rates and self._rates[0][0] <= now - REPORT_SPAN:
             self._rates.popleft()
-        return max([self.send_rate(now), *(rate for _, rate in self._rates)])
+        return (max([self.send_rate(now), *(rate for _, rate, _ in self._rates)]),
+                max([self.reserved, *(reserved for _, _, reserved in self._rates)]))
 
     def _cut(self, now: float, rate: float, link: float) -> None:
         # Cut once per window: until then the measured rate still holds frames sent before
@@ -615,7 +617,7 @@ class StreamBudget:
         if now - self._congestion_at >= PROBE_QUIET:
             self.congested = False  # not renewed (estimates come every 0.5 s, drops when they happen): over
         rate, target = self.send_rate(now), self.target_bitrate(now)
-        self._rates.append((now, rate))
+        self._rates.append((now, rate, self.reserved))
         while self._rates[0][0] <= now - REPORT_SPAN:
             self._rates.popleft()
         untried = self.untried(now)

@@ -638,6 +638,17 @@ def test_loss_is_weighed_against_what_was_sent_while_the_lost_packets_went_out()
     assert quiet.target_bitrate(now) == MIN_BITRATE  # 0.9 x 0.81 x 0.1 Mbit/s: under the floor
 
 
+def test_a_share_released_just_before_a_loss_report_counts_as_carried_while_it_was_set_aside() -> None:
+    # 300 kbit/s of video beside 600 kbit/s set aside; the share is released (a settled picture sharpens first)
+    # and the report of that time's loss comes: the link carried the share too.
+    budget = sharing(1_000_000, 600_000)
+    now = run(budget, seconds=2.0, fps=30, frame_bytes=1_250, link=None, start=0.0)  # 300 kbit/s
+    budget.reserve(0.0, now)
+    budget.sent(1_250, keyframe=False, now=now + 0.1)
+    budget.receiver_loss(0.12, now + 0.2)
+    assert budget.target_bitrate(now + 0.2) == pytest.approx(HEADROOM * (0.88 * 300_000 + 600_000), rel=0.03)
+
+
 def test_loss_while_the_recording_has_a_share_counts_the_share_as_carried() -> None:
     budget = StreamBudget(max_fps=30)
     now = run(budget, seconds=3, fps=30, frame_bytes=4_000, link=None)  # ~1 Mbit/s of video
