@@ -579,6 +579,21 @@ def test_on_a_link_that_pushed_back_a_share_comes_off_the_memory_not_off_an_esti
     assert budget.target_bitrate(now + 0.7) == pytest.approx(memory - 300_000)
 
 
+def test_going_over_a_target_squeezed_by_a_share_is_no_call_to_probe_once_it_is_released() -> None:
+    # A link that pushed back long ago; 600 kbit/s of video over a target squeezed to 200 kbit/s by a share.
+    budget = StreamBudget(max_fps=30)
+    budget.frames_dropped(0.0)
+    budget.link_bitrate(1_000_000, 1.0)
+    budget.reserve(800_000, 10.0)
+    now = scroll(budget, frame_bytes=1_250, until=12.0, now=10.0)  # 600 kbit/s
+    memory = budget.link_capacity(now)
+    # The share released (a settled picture sharpens first): refinement frames well under the memory.
+    budget.reserve(0.0, now)
+    for step in range(10):
+        budget.sent(2_500, keyframe=False, now=now + 0.1 * (step + 1))
+    assert budget.target_bitrate(now + 1.0) == pytest.approx(memory, rel=0.01)
+
+
 def test_estimates_just_after_a_share_is_released_still_speak_of_the_squeezed_video() -> None:
     budget = sharing(1_000_000, 850_000)
     budget.reserve(0.0, 5.0)
