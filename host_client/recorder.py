@@ -478,7 +478,6 @@ class RecordingUploader:
         live_starting: Callable[[], bool] = lambda: False,
         live_limit: Callable[[], float | None] | None = None,
         live_sharpening: Callable[[], bool] = lambda: False,
-        on_pacing: Callable[[float], None] = lambda _rate: None,
         max_lag_seconds: Callable[[], float] = lambda: SessionPolicy().recording_max_lag_seconds,
         by_reference: bool = True,
     ) -> None:
@@ -488,8 +487,6 @@ class RecordingUploader:
         live stream's target bit rate while the link limits it (None: not limited; uploads are then paced
         to a share of it, :meth:`UploadYield.pace`); ``live_sharpening`` whether its settled picture is being
         sharpened (uploads wait then, as long as the deadlines allow: :meth:`UploadYield.defer_due`);
-        ``on_pacing`` is told :attr:`pacing` each time it changes (the live stream leaves it at once: told
-        half a second later, the video at its whole target beside a new upload overfilled a 1 Mbit/s link);
         ``max_lag_seconds`` is the policy's bound on the
         recording's lag; ``by_reference`` False uploads every segment whole, none as a repeat or a
         continuation of an earlier one (the benchmark's "before")."""
@@ -503,7 +500,6 @@ class RecordingUploader:
         self._live_starting = live_starting
         self._live_limit = live_limit
         self._live_sharpening = live_sharpening
-        self._on_pacing = on_pacing
         self._max_lag_seconds = max_lag_seconds
         self._by_reference = by_reference
         self.yielding = UploadYield()
@@ -796,21 +792,16 @@ class RecordingUploader:
                 piece = data[start:start + PACE_CHUNK_BYTES]
                 yield piece
                 rate = self._pace()
-                self._set_pacing(rate or 0.0)
+                self.pacing = rate or 0.0
                 if rate is not None:
                     paced += len(piece) / rate
                     await asyncio.sleep(len(piece) / rate)
         finally:
-            self._set_pacing(0.0)
+            self.pacing = 0.0
         if paced:
             self.paced_seconds += paced
             log.info("a recording upload of %d kB was paced for %.1f s (the link limits the live stream)",
                      len(data) // 1000, paced)
-
-    def _set_pacing(self, rate: float) -> None:
-        if rate != self.pacing:
-            self.pacing = rate
-            self._on_pacing(rate)
 
     async def _yield_to_live(self, size: int) -> None:
         """Wait while the live stream is congested or starting, as long as the recording's lag allows."""

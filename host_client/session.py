@@ -318,7 +318,7 @@ class HostSession:
         self.uploader = RecordingUploader(
             broker_url, joined.host_token, joined.session_id, self.recording_spool,
             live_congested=self._live_congested, live_starting=self._live_starting, live_limit=self._live_limit,
-            live_sharpening=self._live_sharpening, on_pacing=self._upload_paced,
+            live_sharpening=self._live_sharpening,
             max_lag_seconds=lambda: self.policy.recording_max_lag_seconds,
         )
         self.recorder: SegmentRecorder | None = None
@@ -372,16 +372,6 @@ class HostSession:
         a 1 Mbit/s link and cut the estimate: 25-30 dB 2 s after a scroll (through the link emulator)."""
         track = self._track
         return track is not None and track.budget.refining and time.monotonic() - track.last_change >= STILL_SECONDS
-
-    def _upload_paced(self, bytes_per_second: float) -> None:
-        """A recording upload is now written at ``bytes_per_second`` (0: none is, or unpaced): the live stream leaves
-        it that much (:meth:`~peer.stream_budget.StreamBudget.uploading`), unless it goes inside the part set aside.
-        Also on a link not yet shown to carry the full recording (not yet "limited"): at a session's start the
-        video at its whole start target beside the first segments' uploads overfilled a 1 Mbit/s link (34 %
-        lost, a keyframe asked for, typing at 3 fps for seconds)."""
-        if self._track is not None:
-            budget = self._track.budget
-            budget.uploading(0.0 if budget.reserved else bytes_per_second * 8, time.monotonic())
 
     def _recording_link_limited(self) -> bool:
         """Whether the link may not carry a full-quality recording beside the live stream now: the live
@@ -908,8 +898,9 @@ class HostSession:
                 budget.reserve(self.uploader.live_reserve(
                     lag, still_seconds=still, limited=limited, capacity=budget.link_capacity(now),
                     sharpening=self._live_sharpening()), now)
-                # A part set aside or released since the upload's pace was last told.
-                self._upload_paced(self.uploader.pacing)
+                # An upload paced to the part set aside is inside it: its pace is no more to leave.
+                shared = budget.link_limited(now) and not budget.reserved
+                budget.uploading(self.uploader.pacing * 8 if shared else 0.0, now)
 
     async def _watch_link(self) -> None:
         """Tell the technician when the link, not the screen, limits the picture, and to what."""
