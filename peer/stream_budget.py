@@ -548,10 +548,13 @@ class StreamBudget:
         """Bit/s sent, and set aside for the recording, while the packets a receiver report speaks of went out:
         the most sent in any :data:`RATE_WINDOW` of the last :data:`REPORT_SPAN`, and the most set aside then
         (a share released since, for a settled picture, still carried the recording's upload then)."""
-        while self._rates and self._rates[0][0] <= now - REPORT_SPAN:
-            self._rates.popleft()
+        self._forget_rates(now)
         return (max([self.send_rate(now), *(rate for _, rate, _ in self._rates)]),
                 max([self.reserved, *(reserved for _, _, reserved in self._rates)]))
+
+    def _forget_rates(self, now: float) -> None:
+        while self._rates and self._rates[0][0] <= now - REPORT_SPAN:
+            self._rates.popleft()
 
     def _cut(self, now: float, rate: float, link: float) -> None:
         # Cut once per window: until then the measured rate still holds frames sent before
@@ -618,8 +621,7 @@ class StreamBudget:
             self.congested = False  # not renewed (estimates come every 0.5 s, drops when they happen): over
         rate, target = self.send_rate(now), self.target_bitrate(now)
         self._rates.append((now, rate, self.reserved))
-        while self._rates[0][0] <= now - REPORT_SPAN:
-            self._rates.popleft()
+        self._forget_rates(now)
         untried = self.untried(now)
         if rate > OVER_TARGET * target and self._sent[0][0] <= now - RATE_WINDOW / 2:
             # More than the target (many frames, each within its cap): fewer frames, as on congestion,
