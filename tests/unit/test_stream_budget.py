@@ -594,6 +594,18 @@ def test_going_over_a_target_squeezed_by_a_share_is_no_call_to_probe_once_it_is_
     assert budget.target_bitrate(now + 1.0) == pytest.approx(memory, rel=0.01)
 
 
+def test_on_an_untried_link_a_share_comes_off_what_is_sent_when_the_estimate_lags_below_it() -> None:
+    # The estimator climbs slowly: it says 500 kbit/s while 1 Mbit/s goes through without pushback.
+    budget = StreamBudget(max_fps=30)
+    budget.link_bitrate(3_000_000, 0.0)  # the memory at 3 Mbit/s
+    now = run(budget, seconds=2.0, fps=30, frame_bytes=4_166, link=None, start=0.1)  # 1 Mbit/s
+    budget.link_bitrate(500_000, now)
+    assert budget.untried(now)
+    budget.reserve(400_000, now)
+    assert budget.link_capacity(now) == pytest.approx(budget.send_rate(now))
+    assert budget.target_bitrate(now) == pytest.approx(budget.send_rate(now) - 400_000)
+
+
 def test_estimates_just_after_a_share_is_released_still_speak_of_the_squeezed_video() -> None:
     budget = sharing(1_000_000, 850_000)
     budget.reserve(0.0, 5.0)
