@@ -50,7 +50,7 @@ from peer.signalling import (
     apply_remote_description,
     keep_signalling,
 )
-from peer.stream_budget import StreamBudget
+from peer.stream_budget import SETTLED_SECONDS, StreamBudget
 from peer.transfers import TransferClient
 from protocol.api import JoinResponse
 from protocol.channel import (
@@ -138,7 +138,7 @@ from .session_state import (
 )
 from .state import SavedSession, state_dir
 from .ui import Clipboard, HostUI
-from .upload_yield import STILL_SECONDS, first_picture_due
+from .upload_yield import first_picture_due
 
 log = logging.getLogger(__name__)
 
@@ -366,12 +366,14 @@ class HostSession:
 
     def _live_sharpening(self) -> bool:
         """Whether the live stream is sharpening a settled picture: the screen has been still for
-        :data:`~host_client.upload_yield.STILL_SECONDS` and its last frames were capped (the recording's
+        :data:`~peer.stream_budget.SETTLED_SECONDS` and its last frames were capped (the recording's
         uploads wait, as long as their deadlines allow: :meth:`~host_client.upload_yield.UploadYield.defer_due`).
         Beside a refinement sent at the whole target, the paced upload of the scroll's backlog overfilled
-        a 1 Mbit/s link and cut the estimate: 25-30 dB 2 s after a scroll (through the link emulator)."""
+        a 1 Mbit/s link and cut the estimate: 25-30 dB 2 s after a scroll (through the link emulator).
+        From the moment the stream counts the screen as settled: a share set aside for the moving screen
+        ends then (:meth:`~peer.stream_budget.StreamBudget.settled`), and uploads are to wait from then on."""
         track = self._track
-        return track is not None and track.budget.refining and time.monotonic() - track.last_change >= STILL_SECONDS
+        return track is not None and track.budget.refining and time.monotonic() - track.last_change >= SETTLED_SECONDS
 
     def _recording_link_limited(self) -> bool:
         """Whether the link may not carry a full-quality recording beside the live stream now: the live
@@ -895,9 +897,10 @@ class HostSession:
                 # Only where the link is the limit; and the first picture has the link to itself (uploads wait
                 # for it too, as long as the lag allows).
                 limited = budget.link_limited(now) and not self._live_starting()
-                budget.reserve(self.uploader.live_reserve(
-                    lag, still_seconds=still, limited=limited, capacity=budget.link_capacity(now),
-                    sharpening=self._live_sharpening()), now)
+                # A share ends as the screen settles when the uploads may wait for the sharpening picture.
+                share = self.uploader.live_reserve(lag, still_seconds=still, limited=limited,
+                                                   capacity=budget.link_capacity(now), sharpening=self._live_sharpening())
+                budget.reserve(share, now, until_settled=self.uploader.yielding.may_defer)
                 # An upload paced to the part set aside is inside it: its pace is no more to leave.
                 shared = budget.link_limited(now) and not budget.reserved
                 budget.uploading(self.uploader.pacing * 8 if shared else 0.0, now)
