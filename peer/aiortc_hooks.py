@@ -250,7 +250,7 @@ async def _handle_rtcp_and_report_loss(self: RTCRtpSender, packet: AnyRtcpPacket
         if isinstance(encoder, ScreenH264Encoder):
             for report in packet.reports:
                 if report.ssrc == self._ssrc:
-                    encoder.receiver_loss(report.fraction_lost / 256)
+                    encoder.receiver_loss(report.fraction_lost / 256, report.packets_lost)
     await _original_handle_rtcp_packet(self, packet)
 
 

@@ -126,7 +126,9 @@ class ScreenH264Encoder(H264Encoder):
         self._context: av.VideoCodecContext | None = None
         self._estimate: int | None = None
         self._estimate_is_new = False
-        self._losses: deque[float] = deque(maxlen=LOSS_REPORTS_KEPT)
+        self._losses: deque[tuple[float, int | None]] = deque(maxlen=LOSS_REPORTS_KEPT)
+        self._packets_lost: int | None = None
+        """The newest receiver report's count of packets lost since the stream began."""
         self._last_keyframe = float("-inf")
         self._keyframe_pending = False
         self._refined_bytes = 0
@@ -147,12 +149,19 @@ class ScreenH264Encoder(H264Encoder):
         self._estimate = max(1, int(bitrate))
         self._estimate_is_new = True  # passed on with the next frame: the budget counts reports
 
-    def receiver_loss(self, fraction: float) -> None:
-        """A receiver report said ``fraction`` (0 to 1) of the packets were lost since its last one;
-        passed on with the next frame, like the estimate (the budget lives on the encoder's thread)."""
+    def receiver_loss(self, fraction: float, packets_lost: int | None = None) -> None:
+        """A receiver report said ``fraction`` (0 to 1) of the packets were lost since its last one,
+        and ``packets_lost`` since the stream began (RFC 3550's cumulative count; None: not said);
+        passed on with the next frame, with the packets lost since the report before, like the
+        estimate (the budget lives on the encoder's thread)."""
         if not 0.0 <= fraction <= 1.0:
             raise ValueError("a lost fraction is between 0 and 1")
-        self._losses.append(fraction)
+        lost_since = None
+        if packets_lost is not None:
+            # The count falls when duplicates arrive (RFC 3550 6.4.1): never below none lost.
+            lost_since = max(0, packets_lost - (self._packets_lost or 0))
+            self._packets_lost = packets_lost
+        self._losses.append((fraction, lost_since))
 
     @property
     def frame_cap(self) -> FrameCap | None:
@@ -216,7 +225,8 @@ class ScreenH264Encoder(H264Encoder):
             budget.link_bitrate(self._estimate, now)
             self._estimate_is_new = False
         while self._losses:
-            budget.receiver_loss(self._losses.popleft(), now)
+            fraction, lost_packets = self._losses.popleft()
+            budget.receiver_loss(fraction, now, lost_packets=lost_packets)
         wanted = budget.frame_cap(now)
         self._keyframe_pending = self._keyframe_pending or force_keyframe
         keyframe_due = self._keyframe_pending and now - self._last_keyframe >= MIN_KEYFRAME_GAP

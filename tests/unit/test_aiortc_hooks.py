@@ -180,14 +180,18 @@ def _report(ssrc: int, fraction_lost: int) -> RtcpRrPacket:
 
 @pytest.mark.parametrize("reported", [True, False])
 def test_a_receiver_reports_loss_reaches_the_screen_encoder_and_aiortcs_stats(reported: bool) -> None:
-    async def run() -> tuple[list[float], Any]:
+    async def run() -> tuple[list[tuple[float, int | None]], Any]:
         aiortc_hooks.report_receiver_losses(reported)
         assert aiortc_hooks.receiver_losses_reported() is reported
         transport = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()])
         sender = RTCRtpSender(VideoStreamTrack(), transport)
         encoder = ScreenH264Encoder()
-        heard: list[float] = []
-        encoder.receiver_loss = heard.append  # type: ignore[method-assign]  # listen instead of queueing
+        heard: list[tuple[float, int | None]] = []
+
+        def listen(fraction: float, packets_lost: int | None = None) -> None:
+            heard.append((fraction, packets_lost))
+
+        encoder.receiver_loss = listen  # type: ignore[method-assign]  # listen instead of queueing
         sender._RTCRtpSender__encoder = encoder  # type: ignore[attr-defined]  # aiortc sets it on the first frame
         await sender._handle_rtcp_packet(_report(sender._ssrc, 128))
         await sender._handle_rtcp_packet(_report(sender._ssrc + 1, 255))  # another stream's report
@@ -196,7 +200,7 @@ def test_a_receiver_reports_loss_reaches_the_screen_encoder_and_aiortcs_stats(re
         return heard, await sender.getStats()
 
     heard, stats = asyncio.run(run())
-    assert heard == ([0.5] if reported else [])
+    assert heard == ([(0.5, 64)] if reported else [])
     remote = [s for s in stats.values() if s.type == "remote-inbound-rtp"]
     assert remote and remote[0].fractionLost == 255, "aiortc still reads every report"
 

@@ -347,12 +347,14 @@ class ListeningBudget(StreamBudget):
 
     reports: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
+    lost_packets: list[int | None] = field(default_factory=list)
 
     def link_bitrate(self, bits_per_second: float, now: float) -> None:
         self.reports.append(bits_per_second)
 
-    def receiver_loss(self, fraction: float, now: float) -> None:
+    def receiver_loss(self, fraction: float, now: float, *, lost_packets: int | None = None) -> None:
         self.losses.append(fraction)
+        self.lost_packets.append(lost_packets)
 
 
 def test_the_budget_riding_on_a_frame_hears_sizes_and_the_estimate() -> None:
@@ -380,6 +382,15 @@ def test_receiver_losses_reach_the_budget_with_the_next_frame_each_once() -> Non
     assert budget.losses[2:] == [n / 10 for n in range(2, LOSS_REPORTS_KEPT + 2)]
     with pytest.raises(ValueError):
         encoder.receiver_loss(1.5)
+
+
+def test_the_budget_hears_how_many_packets_were_lost_since_the_report_before() -> None:
+    encoder, budget = ScreenH264Encoder(), ListeningBudget(max_fps=30)
+    encoder.receiver_loss(0.1)  # a report that says no count
+    for cumulative in (3, 5, 4):  # the last falls: a duplicate arrived (RFC 3550 6.4.1)
+        encoder.receiver_loss(0.1, cumulative)
+    encoder.encode(frame_of(text_screen(), 0, budget), force_keyframe=False)
+    assert budget.lost_packets == [None, 3, 2, 0]
 
 
 def test_a_frames_budget_survives_an_older_frame_being_freed() -> None:

@@ -679,6 +679,27 @@ def test_an_estimate_far_below_what_reports_showed_getting_through_speaks_of_the
     assert budget.congested
 
 
+def test_one_packet_lost_of_a_few_is_no_congestion() -> None:
+    # Typing sends seven or eight packets a second; at 2 % random loss a report now and then says one of
+    # them was lost: 14 %. Two lost of them is a queue dropping a frame's packets.
+    def typed() -> tuple[StreamBudget, float]:
+        budget = StreamBudget(max_fps=30)
+        budget.frames_dropped(-10.0)
+        return budget, run(budget, seconds=2.0, fps=8, frame_bytes=1_000, link=None, start=0.0)
+
+    budget, now = typed()
+    target = budget.target_bitrate(now)
+    budget.receiver_loss(1 / 7, now, lost_packets=1)
+    assert not budget.congested and budget.target_bitrate(now) == target
+    budget.receiver_loss(2 / 8, now, lost_packets=2)
+    assert budget.congested and budget.target_bitrate(now) < target
+    unknown, now = typed()
+    unknown.receiver_loss(1 / 7, now)  # no count said: the share decides
+    assert unknown.congested
+    with pytest.raises(ValueError):
+        unknown.receiver_loss(0.5, now, lost_packets=-1)
+
+
 def test_a_frame_rate_cut_does_not_hold_off_a_loss_reports_cut() -> None:
     # A link that pushed back long ago; a scroll offers 1.9 Mbit/s against a 0.9 Mbit/s memory, so the frame
     # rate is cut once the stream has gone over its target for half a window; then 45 % of it is lost.
