@@ -901,9 +901,8 @@ class HostSession:
                 share = self.uploader.live_reserve(lag, still_seconds=still, limited=limited,
                                                    capacity=budget.link_capacity(now), sharpening=self._live_sharpening())
                 budget.reserve(share, now, until_settled=self.uploader.yielding.may_defer)
-                # An upload paced to the part set aside is inside it: its pace is no more to leave.
-                shared = budget.link_limited(now) and not budget.reserved
-                budget.uploading(self.uploader.pacing * 8 if shared else 0.0, now)
+                # What a paced upload takes counts as carried (and, outside a part set aside, is left to it).
+                budget.uploading(self.uploader.pacing * 8 if budget.link_limited(now) else 0.0, now)
 
     async def _watch_link(self) -> None:
         """Tell the technician when the link, not the screen, limits the picture, and to what."""

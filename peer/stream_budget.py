@@ -85,7 +85,8 @@ room for it (the host's
 while a settled picture sharpens ends the moment the screen settles (:meth:`StreamBudget.settled`). An estimate or dropped
 frames while a share is set aside speak of the video alone, squeezed by the share:
 the memory then holds (neither estimates nor probes move it), and dropped frames
-cut it below what was sent plus the share.
+or lost packets cut it below what got through plus what the uploads took at their pace
+(the share counts only as far as uploads went).
 
 The order of degradation is frame rate, then scale (both above, driven by the
 estimate, and the frame rate also by the stream going over its own target on a link
@@ -341,7 +342,8 @@ class StreamBudget:
     fps_cap: float = field(init=False)
     _sent: deque[tuple[float, float]] = field(default_factory=deque, init=False)
     _rates: deque[tuple[float, float, float]] = field(default_factory=deque, init=False)
-    """The send rate and the share set aside after each frame of the last :data:`REPORT_SPAN` (:meth:`_reported`)."""
+    """The send rate and what the paced uploads took after each frame of the last :data:`REPORT_SPAN`
+    (:meth:`_reported`)."""
     _link: float | None = field(default=None, init=False)
     _estimates: deque[tuple[float, float]] = field(default_factory=deque, init=False)
     _updated_at: float | None = field(default=None, init=False)
@@ -403,8 +405,9 @@ class StreamBudget:
 
     def uploading(self, bits_per_second: float, now: float) -> None:
         """A paced recording upload takes ``bits_per_second`` of the link from ``now`` on (0: none goes):
-        the target leaves it (:attr:`upload_share`), and an estimate or a cut made meanwhile counts it as
-        carried by the link (:meth:`_uploaded`)."""
+        the target leaves it (:attr:`upload_share`) unless it goes inside a share set aside
+        (:meth:`reserve`), and an estimate or a cut made meanwhile counts it as carried by the link
+        (:meth:`_uploaded`)."""
         if not bits_per_second >= 0 or bits_per_second == float("inf"):
             raise ValueError("an upload's share is a finite, non-negative bit rate")
         self.upload_share = float(bits_per_second)
@@ -543,8 +546,9 @@ class StreamBudget:
         return self._link_capacity(now) if self._shared is None else self._shared
 
     def _after_uploads(self, bits_per_second: float) -> float:
-        """``bits_per_second`` less what a paced recording upload takes now, never below :data:`MIN_BITRATE`."""
-        if not self.upload_share:
+        """``bits_per_second`` less what a paced recording upload takes now, never below :data:`MIN_BITRATE`;
+        nothing while a share is set aside (an upload paced to it is inside it)."""
+        if not self.upload_share or self.reserved:
             return bits_per_second
         return max(MIN_BITRATE, bits_per_second - self.upload_share)
 
@@ -594,7 +598,7 @@ class StreamBudget:
 
     def _pushed_back(self, now: float, *, lost: float) -> None:
         """Congestion the sender saw for itself (frames dropped, or ``lost`` share of the packets): the
-        memory falls below what got through, the share set aside for the recording included."""
+        memory falls below what got through, what the recording's paced uploads took included."""
         self.congested = True
         self._congestion_at = now
         # The last cut's rate still holds frames sent before it: cutting again would overshoot. Only the memory's
@@ -603,9 +607,9 @@ class StreamBudget:
         if now - self._pushed_back_at < RATE_WINDOW:
             return
         self._pushed_back_at = now
-        rate, reserved = self._reported(now)
+        rate, uploaded = self._reported(now)
         capacity = self._link_capacity(now)
-        carried = min(capacity, rate * (1.0 - lost) + reserved + self._uploaded(now)) if rate > 0 else capacity
+        carried = min(capacity, rate * (1.0 - lost) + uploaded) if rate > 0 else capacity
         self._capacity = max(MIN_BITRATE, HEADROOM * carried)
         if self._shared is not None:
             # What the link carried when the share was set aside was more than it carries now.
@@ -613,12 +617,16 @@ class StreamBudget:
         self._cut(now, rate, self._capacity)
 
     def _reported(self, now: float) -> tuple[float, float]:
-        """Bit/s sent, and set aside for the recording, while the packets a receiver report speaks of went out:
-        the most sent in any :data:`RATE_WINDOW` of the last :data:`REPORT_SPAN`, and the most set aside then
-        (a share released since, for a settled picture, still carried the recording's upload then)."""
+        """Bit/s sent, and uploaded for the recording, while the packets a receiver report speaks of went out:
+        the most sent in any :data:`RATE_WINDOW` of the last :data:`REPORT_SPAN`, and the most the paced uploads
+        took then (:meth:`_uploaded`; an upload since done, or waiting for a settled picture, went then).
+
+        What the uploads took, not a share set aside for them: a share set aside the moment a probe overran a
+        1 Mbit/s link, before any upload went at its pace, counted as carried put the memory at 1.9 Mbit/s after
+        a report of 52 % lost (through the link emulator)."""
         self._forget_rates(now)
         return (max([self.send_rate(now), *(rate for _, rate, _ in self._rates)]),
-                max([self.reserved, *(reserved for _, _, reserved in self._rates)]))
+                max([self._uploaded(now), *(uploaded for _, _, uploaded in self._rates)]))
 
     def _forget_rates(self, now: float) -> None:
         while self._rates and self._rates[0][0] <= now - REPORT_SPAN:
@@ -688,7 +696,7 @@ class StreamBudget:
         if now - self._congestion_at >= PROBE_QUIET:
             self.congested = False  # not renewed (estimates come every 0.5 s, drops when they happen): over
         rate, target = self.send_rate(now), self.target_bitrate(now)
-        self._rates.append((now, rate, self.reserved))
+        self._rates.append((now, rate, self._uploaded(now)))
         self._forget_rates(now)
         untried = self.untried(now)
         if rate > OVER_TARGET * target and self._sent[0][0] <= now - RATE_WINDOW / 2:

@@ -640,8 +640,11 @@ def test_a_share_for_a_moving_screen_ends_as_the_screen_settles() -> None:
 
 
 def test_a_loss_cut_bounds_what_a_share_is_taken_from() -> None:
-    # 1 Mbit/s carried when the share was set aside; then half the video's packets are lost.
+    # 1 Mbit/s carried when the share was set aside, an upload going at its pace; then half the video's
+    # packets are lost.
     budget = sharing(1_000_000, 400_000)
+    budget.uploading(400_000.0, 0.0)
+    assert budget.target_bitrate(0.0) == 600_000, "an upload inside the share is not left to twice"
     now = run(budget, seconds=2.0, fps=30, frame_bytes=2_500, link=None, start=0.0)  # 600 kbit/s
     budget.receiver_loss(0.5, now)
     assert budget.target_bitrate(now) == pytest.approx(HEADROOM * (0.5 * 600_000 + 400_000) - 400_000, rel=0.05)
@@ -816,25 +819,38 @@ def test_loss_is_weighed_against_what_was_sent_while_the_lost_packets_went_out()
     assert quiet.target_bitrate(now) == MIN_BITRATE  # 0.9 x 0.81 x 0.1 Mbit/s: under the floor
 
 
-def test_a_share_released_just_before_a_loss_report_counts_as_carried_while_it_was_set_aside() -> None:
-    # 300 kbit/s of video beside 600 kbit/s set aside; the share is released (a settled picture sharpens first)
-    # and the report of that time's loss comes: the link carried the share too.
+def test_what_uploads_took_in_a_share_released_just_before_a_loss_report_counts_as_carried() -> None:
+    # 300 kbit/s of video beside uploads at the 600 kbit/s set aside; the share is released and the uploads
+    # wait (a settled picture sharpens first), and the report of that time's loss comes: the link carried
+    # the uploads too.
     budget = sharing(1_000_000, 600_000)
+    budget.uploading(600_000.0, 0.0)
     now = run(budget, seconds=2.0, fps=30, frame_bytes=1_250, link=None, start=0.0)  # 300 kbit/s
     budget.reserve(0.0, now)
+    budget.uploading(0.0, now)
     budget.sent(1_250, keyframe=False, now=now + 0.1)
     budget.receiver_loss(0.12, now + 0.2)
     assert budget.target_bitrate(now + 0.2) == pytest.approx(HEADROOM * (0.88 * 300_000 + 600_000), rel=0.03)
 
 
-def test_loss_while_the_recording_has_a_share_counts_the_share_as_carried() -> None:
-    budget = StreamBudget(max_fps=30)
-    now = run(budget, seconds=3, fps=30, frame_bytes=4_000, link=None)  # ~1 Mbit/s of video
-    budget.reserve(400_000, now)
-    sent = budget.send_rate(now)
-    budget.receiver_loss(0.5, now)
-    budget.reserve(0.0, now)  # the share released: the target is the link's memory again
-    assert budget.target_bitrate(now) == pytest.approx(0.9 * (0.5 * sent + 400_000), rel=0.02)
+def test_loss_while_the_recording_has_a_share_counts_what_its_uploads_took_as_carried() -> None:
+    most_sent = 31 * 4_000 * 8  # the most sent in one second: 31 of these frames at its edges
+
+    def shared(*, uploads: float) -> tuple[StreamBudget, float]:
+        budget = StreamBudget(max_fps=30)
+        now = run(budget, seconds=3, fps=30, frame_bytes=4_000, link=None)  # ~1 Mbit/s of video
+        budget.reserve(400_000, now)
+        budget.uploading(uploads, now - ESTIMATOR_WINDOW)
+        budget.receiver_loss(0.5, now)
+        budget.reserve(0.0, now)  # the share released: the target is the link's memory again
+        budget.uploading(0.0, now)
+        return budget, now
+
+    budget, now = shared(uploads=440_000)  # at the share's pace (a little over it)
+    assert budget.target_bitrate(now) == pytest.approx(HEADROOM * (0.5 * most_sent + 440_000), rel=0.01)
+    # A share set aside the moment the link was overrun, before any upload went at its pace, carried nothing.
+    idle, now = shared(uploads=0.0)
+    assert idle.target_bitrate(now) == pytest.approx(HEADROOM * 0.5 * most_sent, rel=0.01)
 
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.01, float("nan")])
