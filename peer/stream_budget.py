@@ -221,10 +221,13 @@ LOSS_FREE = 0.02
 "under 2 %": the sender may grow)."""
 PROBE_CEILING = 3.0
 """A probe never takes the target above this multiple of what the link has shown it carries (the
-most sent over a report that lost at most :data:`LOSS_FREE`, the receiver's estimate, or the start),
-over :data:`PROVEN_SECONDS`. A loss report comes about once a second: unbounded, the untried probe
-followed a scroll's 10 Mbit/s on a 2.5 Mbit/s link to a 29 Mbit/s target, and its keyframes (0.2 s
-of target: 730 kB) could never arrive. On a fast link the next clean report lifts the ceiling."""
+most sent over a report that lost at most :data:`LOSS_FREE`, or the receiver's estimate; the start
+while neither has spoken), over :data:`PROVEN_SECONDS`. A loss report comes about once a second:
+unbounded, the untried probe followed a scroll's 10 Mbit/s on a 2.5 Mbit/s link to a 29 Mbit/s
+target, and its keyframes (0.2 s of target: 730 kB) could never arrive. On a fast link the next clean
+report lifts the ceiling. The start is no evidence once the link has spoken: counted beside the
+reports of typing (0.3 Mbit/s) and an estimate of it, it let a scroll's first half second probe a
+1 Mbit/s link to 3 Mbit/s, and 74 % of the next second's packets were lost (through the link emulator)."""
 REPORT_SPAN = 2.0
 """Seconds back a receiver report's loss is weighed against what was sent: the most sent in any
 :data:`RATE_WINDOW` of them. A report covers the packets since the one before (about a second apart)
@@ -593,8 +596,9 @@ class StreamBudget:
 
     def probe_ceiling(self, now: float) -> float:
         """Bit/s a probe may take the target to: :data:`PROBE_CEILING` times what the link has shown it
-        carries within :data:`PROVEN_SECONDS` (at least :data:`START_BITRATE`)."""
-        return PROBE_CEILING * max(START_BITRATE, self._link or 0.0, self._proven.most(now))
+        carries within :data:`PROVEN_SECONDS` (:data:`START_BITRATE` while nothing has been shown)."""
+        shown = max(self._link or 0.0, self._proven.most(now))
+        return PROBE_CEILING * (shown or START_BITRATE)
 
     def _pushed_back(self, now: float, *, lost: float) -> None:
         """Congestion the sender saw for itself (frames dropped, or ``lost`` share of the packets): the
