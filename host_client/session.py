@@ -138,7 +138,7 @@ from .session_state import (
 )
 from .state import SavedSession, state_dir
 from .ui import Clipboard, HostUI
-from .upload_yield import first_picture_due
+from .upload_yield import STILL_SECONDS, first_picture_due
 
 log = logging.getLogger(__name__)
 
@@ -366,14 +366,19 @@ class HostSession:
 
     def _live_sharpening(self) -> bool:
         """Whether the live stream is sharpening a settled picture: the screen has been still for
-        :data:`~peer.stream_budget.SETTLED_SECONDS` and its last frames were capped (the recording's
+        :data:`~host_client.upload_yield.STILL_SECONDS` and its last frames were capped (the recording's
         uploads wait, as long as their deadlines allow: :meth:`~host_client.upload_yield.UploadYield.defer_due`).
         Beside a refinement sent at the whole target, the paced upload of the scroll's backlog overfilled
         a 1 Mbit/s link and cut the estimate: 25-30 dB 2 s after a scroll (through the link emulator).
-        From the moment the stream counts the screen as settled: a share set aside for the moving screen
-        ends then (:meth:`~peer.stream_budget.StreamBudget.settled`), and uploads are to wait from then on."""
+        From :data:`~peer.stream_budget.SETTLED_SECONDS` on when a share set aside for the moving screen
+        ended as it settled (:attr:`~peer.stream_budget.StreamBudget.released_as_settled`): the uploads
+        it was for wait from then on. (From then on always, typing's pauses counted too: the uploads
+        waited through typing, and scrolls began with its backlog.)"""
         track = self._track
-        return track is not None and track.budget.refining and time.monotonic() - track.last_change >= SETTLED_SECONDS
+        if track is None or not track.budget.refining:
+            return False
+        still = time.monotonic() - track.last_change
+        return still >= STILL_SECONDS or (track.budget.released_as_settled and still >= SETTLED_SECONDS)
 
     def _recording_link_limited(self) -> bool:
         """Whether the link may not carry a full-quality recording beside the live stream now: the live

@@ -380,6 +380,9 @@ class StreamBudget:
     """What the link carried when a share was first set aside (:meth:`reserve`); None while none is."""
     _share_until_settled: bool = field(default=False, init=False)
     """The share set aside is for a moving screen only (:meth:`reserve`, :meth:`settled`)."""
+    released_as_settled: bool = field(default=False, init=False)
+    """The last share set aside ended as the screen settled (:meth:`settled`): the uploads it was for wait
+    from then on, while the settled picture sharpens. False again once a share is set aside."""
     _proven: RecentMost = field(default_factory=lambda: RecentMost(PROVEN_SECONDS), init=False)
     """Rates the link carried with next to no loss, for the probe's ceiling (:data:`PROBE_CEILING`)."""
     _got_through: RecentMost = field(default_factory=lambda: RecentMost(GOT_THROUGH_SECONDS), init=False)
@@ -510,6 +513,8 @@ class StreamBudget:
         if not bits_per_second >= 0 or bits_per_second == float("inf"):
             raise ValueError("a reserve is a finite, non-negative bit rate")
         self._share_until_settled = until_settled
+        if bits_per_second:
+            self.released_as_settled = False
         if not bits_per_second:
             if self._shared is not None:
                 self._shared_until = now
@@ -785,6 +790,7 @@ class StreamBudget:
         3 kB a frame: 23 to 27 dB in the 2 s after the scroll (through the link emulator)."""
         if self.reserved and self._share_until_settled and self.refining and still_seconds >= SETTLED_SECONDS:
             self.reserve(0.0, now)
+            self.released_as_settled = True
         if self.scale != SCALES[0] and still_seconds >= SETTLED_SECONDS:
             self.scale = SCALES[0]
             self._scale_changed_at = now

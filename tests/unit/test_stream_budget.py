@@ -627,11 +627,14 @@ def test_a_share_for_a_moving_screen_ends_as_the_screen_settles() -> None:
     assert budget.target_bitrate(1.1) == 400_000, "still moving"
     budget.settled(SETTLED_SECONDS, 1.2)
     assert budget.reserved == 0 and budget.target_bitrate(1.2) == 1_000_000
+    assert budget.released_as_settled, "the uploads it was for are to wait"
+    budget.reserve(300_000, 2.0)
+    assert not budget.released_as_settled
     # A share the uploads cannot wait on stays; so does one beside a picture already sharp.
     kept = sharing(1_000_000, 600_000)
     kept.sent(cap.frame_bytes, keyframe=False, now=1.0, cap=cap)
     kept.settled(SETTLED_SECONDS, 1.2)
-    assert kept.reserved == 600_000
+    assert kept.reserved == 600_000 and not kept.released_as_settled
     sharp = sharing(1_000_000, 600_000)
     sharp.sent(int(CAPPED_SHARE * cap.frame_bytes) - 1, keyframe=False, now=1.0, cap=cap)
     sharp.reserve(600_000, 1.0, until_settled=True)
