@@ -50,7 +50,7 @@ from peer.signalling import (
     apply_remote_description,
     keep_signalling,
 )
-from peer.stream_budget import SETTLED_SECONDS, StreamBudget
+from peer.stream_budget import StreamBudget
 from peer.transfers import TransferClient
 from protocol.api import JoinResponse
 from protocol.channel import (
@@ -369,16 +369,9 @@ class HostSession:
         :data:`~host_client.upload_yield.STILL_SECONDS` and its last frames were capped (the recording's
         uploads wait, as long as their deadlines allow: :meth:`~host_client.upload_yield.UploadYield.defer_due`).
         Beside a refinement sent at the whole target, the paced upload of the scroll's backlog overfilled
-        a 1 Mbit/s link and cut the estimate: 25-30 dB 2 s after a scroll (through the link emulator).
-        From :data:`~peer.stream_budget.SETTLED_SECONDS` on when a share set aside for the moving screen
-        ended as it settled (:attr:`~peer.stream_budget.StreamBudget.released_as_settled`): the uploads
-        it was for wait from then on. (From then on always, typing's pauses counted too: the uploads
-        waited through typing, and scrolls began with its backlog.)"""
+        a 1 Mbit/s link and cut the estimate: 25-30 dB 2 s after a scroll (through the link emulator)."""
         track = self._track
-        if track is None or not track.budget.refining:
-            return False
-        still = time.monotonic() - track.last_change
-        return still >= STILL_SECONDS or (track.budget.released_as_settled and still >= SETTLED_SECONDS)
+        return track is not None and track.budget.refining and time.monotonic() - track.last_change >= STILL_SECONDS
 
     def _recording_link_limited(self) -> bool:
         """Whether the link may not carry a full-quality recording beside the live stream now: the live
@@ -902,10 +895,9 @@ class HostSession:
                 # Only where the link is the limit; and the first picture has the link to itself (uploads wait
                 # for it too, as long as the lag allows).
                 limited = budget.link_limited(now) and not self._live_starting()
-                # A share ends as the screen settles when the uploads may wait for the sharpening picture.
-                share = self.uploader.live_reserve(lag, still_seconds=still, limited=limited,
-                                                   capacity=budget.link_capacity(now), sharpening=self._live_sharpening())
-                budget.reserve(share, now, until_settled=self.uploader.yielding.may_defer)
+                budget.reserve(self.uploader.live_reserve(
+                    lag, still_seconds=still, limited=limited, capacity=budget.link_capacity(now),
+                    sharpening=self._live_sharpening()), now)
                 # What a paced upload takes counts as carried (and, outside a part set aside, is left to it).
                 budget.uploading(self.uploader.pacing * 8 if budget.link_limited(now) else 0.0, now)
 

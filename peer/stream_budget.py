@@ -81,8 +81,7 @@ aside (the memory; on an untried link, the newest estimate and a paced upload's 
 (:meth:`StreamBudget.reserve`): the recording leaves the user's machine on the same uplink, and
 once it falls far enough behind that remote control would soon pause, the live picture makes
 room for it (the host's
-:class:`~host_client.upload_yield.UploadYield` says how much). A share the uploads may wait on
-while a settled picture sharpens ends the moment the screen settles (:meth:`StreamBudget.settled`). An estimate or dropped
+:class:`~host_client.upload_yield.UploadYield` says how much). An estimate or dropped
 frames while a share is set aside speak of the video alone, squeezed by the share:
 the memory then holds (neither estimates nor probes move it), and dropped frames
 or lost packets cut it below what got through plus what the uploads took at their pace
@@ -378,11 +377,6 @@ class StreamBudget:
     """When the last share was released: estimates for a while after still speak of the squeezed video."""
     _shared: float | None = field(default=None, init=False)
     """What the link carried when a share was first set aside (:meth:`reserve`); None while none is."""
-    _share_until_settled: bool = field(default=False, init=False)
-    """The share set aside is for a moving screen only (:meth:`reserve`, :meth:`settled`)."""
-    released_as_settled: bool = field(default=False, init=False)
-    """The last share set aside ended as the screen settled (:meth:`settled`): the uploads it was for wait
-    from then on, while the settled picture sharpens. False again once a share is set aside."""
     _proven: RecentMost = field(default_factory=lambda: RecentMost(PROVEN_SECONDS), init=False)
     """Rates the link carried with next to no loss, for the probe's ceiling (:data:`PROBE_CEILING`)."""
     _got_through: RecentMost = field(default_factory=lambda: RecentMost(GOT_THROUGH_SECONDS), init=False)
@@ -503,18 +497,12 @@ class StreamBudget:
         """The receiver's latest estimate (REMB) in bit/s; None before the first."""
         return self._link
 
-    def reserve(self, bits_per_second: float, now: float, *, until_settled: bool = False) -> None:
+    def reserve(self, bits_per_second: float, now: float) -> None:
         """Set ``bits_per_second`` of the link aside for the recording's uploads (0: none); the stream's
         target is what is left of what the link carried when the first share was set aside, never
-        below :data:`MIN_BITRATE`. A share ``until_settled`` is for a moving screen only: the uploads
-        wait while a settled picture sharpens (the host's
-        :meth:`~host_client.upload_yield.UploadYield.defer_due` says their deadlines allow it), and the
-        share ends as the screen settles (:meth:`settled`)."""
+        below :data:`MIN_BITRATE`."""
         if not bits_per_second >= 0 or bits_per_second == float("inf"):
             raise ValueError("a reserve is a finite, non-negative bit rate")
-        self._share_until_settled = until_settled
-        if bits_per_second:
-            self.released_as_settled = False
         if not bits_per_second:
             if self._shared is not None:
                 self._shared_until = now
@@ -780,17 +768,7 @@ class StreamBudget:
         a smaller scale never sharpens past what the scale allows. Held at the scale of a scroll, a
         1080p page at 1 Mbit/s stayed at 26.8 dB for the 6 s after it settled, the link idle (through the
         link emulator, ``bench/link_sweep.py``). The full size costs a keyframe under the frame cap
-        (a new picture size), refined as any keyframe is.
-
-        A share set aside ``until_settled`` (:meth:`reserve`) ends then too, while the picture is
-        :attr:`refining`: the keyframe of the full size comes 0.3 s after the last change, and made
-        under the share it was the whole sharpening's start. At 1 Mbit/s after a scroll, the host's
-        next look at the recording (twice a second) released the share 0.1-0.5 s after a 10 kB
-        keyframe under a 150 kbit/s target, and the cap it was made under held the refinement to
-        3 kB a frame: 23 to 27 dB in the 2 s after the scroll (through the link emulator)."""
-        if self.reserved and self._share_until_settled and self.refining and still_seconds >= SETTLED_SECONDS:
-            self.reserve(0.0, now)
-            self.released_as_settled = True
+        (a new picture size), refined as any keyframe is."""
         if self.scale != SCALES[0] and still_seconds >= SETTLED_SECONDS:
             self.scale = SCALES[0]
             self._scale_changed_at = now

@@ -6,7 +6,6 @@ import pytest
 
 from peer.stream_budget import (
     CAPACITY_HALF_LIFE,
-    CAPPED_SHARE,
     ESTIMATE_STALE,
     ESTIMATOR_WINDOW,
     FIRST_KEYFRAME_WINDOW,
@@ -614,32 +613,6 @@ def test_going_over_a_target_squeezed_by_a_paced_upload_is_no_call_to_probe() ->
     # The stream wanting more than the whole memory still probes.
     now = scroll(budget, frame_bytes=2_500, until=14.5, now=now)  # 1.2 Mbit/s
     assert budget.link_capacity(now) > 1.2 * memory
-
-
-def test_a_share_for_a_moving_screen_ends_as_the_screen_settles() -> None:
-    # A scroll's share for the recording, its uploads allowed to wait for the settled picture: the full-size
-    # keyframe of the settled screen (0.3 s after the last change) is made under the whole target.
-    budget = sharing(1_000_000, 600_000)
-    cap = budget.frame_cap(1.0)
-    budget.sent(cap.frame_bytes, keyframe=False, now=1.0, cap=cap)  # capped: the picture is refining
-    budget.reserve(600_000, 1.0, until_settled=True)
-    budget.settled(SETTLED_SECONDS / 2, 1.1)
-    assert budget.target_bitrate(1.1) == 400_000, "still moving"
-    budget.settled(SETTLED_SECONDS, 1.2)
-    assert budget.reserved == 0 and budget.target_bitrate(1.2) == 1_000_000
-    assert budget.released_as_settled, "the uploads it was for are to wait"
-    budget.reserve(300_000, 2.0)
-    assert not budget.released_as_settled
-    # A share the uploads cannot wait on stays; so does one beside a picture already sharp.
-    kept = sharing(1_000_000, 600_000)
-    kept.sent(cap.frame_bytes, keyframe=False, now=1.0, cap=cap)
-    kept.settled(SETTLED_SECONDS, 1.2)
-    assert kept.reserved == 600_000 and not kept.released_as_settled
-    sharp = sharing(1_000_000, 600_000)
-    sharp.sent(int(CAPPED_SHARE * cap.frame_bytes) - 1, keyframe=False, now=1.0, cap=cap)
-    sharp.reserve(600_000, 1.0, until_settled=True)
-    sharp.settled(SETTLED_SECONDS, 1.2)
-    assert sharp.reserved == 600_000
 
 
 def test_a_loss_cut_bounds_what_a_share_is_taken_from() -> None:
