@@ -343,9 +343,10 @@ class StreamBudget:
     scale: float = 1.0
     fps_cap: float = field(init=False)
     _sent: deque[tuple[float, float]] = field(default_factory=deque, init=False)
-    _rates: deque[tuple[float, float, float]] = field(default_factory=deque, init=False)
-    """The send rate and what the paced uploads took after each frame of the last :data:`REPORT_SPAN`
-    (:meth:`_reported`)."""
+    _sent_lately: RecentMost = field(default_factory=lambda: RecentMost(REPORT_SPAN), init=False)
+    """The send rate after each frame, for the most sent within :data:`REPORT_SPAN` (:meth:`_reported`)."""
+    _uploaded_lately: RecentMost = field(default_factory=lambda: RecentMost(REPORT_SPAN), init=False)
+    """What the paced uploads took after each frame, for the most within :data:`REPORT_SPAN` (:meth:`_reported`)."""
     _link: float | None = field(default=None, init=False)
     _estimates: deque[tuple[float, float]] = field(default_factory=deque, init=False)
     _updated_at: float | None = field(default=None, init=False)
@@ -621,13 +622,8 @@ class StreamBudget:
         What the uploads took, not a share set aside for them: a share set aside the moment a probe overran a
         1 Mbit/s link, before any upload went at its pace, counted as carried put the memory at 1.9 Mbit/s after
         a report of 52 % lost (through the link emulator)."""
-        self._forget_rates(now)
-        return (max([self.send_rate(now), *(rate for _, rate, _ in self._rates)]),
-                max([self._uploaded(now), *(uploaded for _, _, uploaded in self._rates)]))
-
-    def _forget_rates(self, now: float) -> None:
-        while self._rates and self._rates[0][0] <= now - REPORT_SPAN:
-            self._rates.popleft()
+        return (max(self.send_rate(now), self._sent_lately.most(now)),
+                max(self._uploaded(now), self._uploaded_lately.most(now)))
 
     def _cut(self, now: float, rate: float, link: float) -> None:
         # Cut once per window: until then the measured rate still holds frames sent before
@@ -692,9 +688,10 @@ class StreamBudget:
         self._updated_at = now
         if now - self._congestion_at >= PROBE_QUIET:
             self.congested = False  # not renewed (estimates come every 0.5 s, drops when they happen): over
-        rate, target = self.send_rate(now), self.target_bitrate(now)
-        self._rates.append((now, rate, self._uploaded(now)))
-        self._forget_rates(now)
+        rate, whole = self.send_rate(now), self.target_bitrate(now, uploads=False)
+        target = self._after_uploads(whole)
+        self._sent_lately.note(rate, now)
+        self._uploaded_lately.note(self._uploaded(now), now)
         untried = self.untried(now)
         if rate > OVER_TARGET * target and self._sent[0][0] <= now - RATE_WINDOW / 2:
             # More than the target (many frames, each within its cap): fewer frames, as on congestion,
@@ -702,7 +699,7 @@ class StreamBudget:
             # Over a target squeezed by a share set aside, or by a paced upload's pace, is no call for more
             # link: taken for one, the memory probed from 0.9 to 2 Mbit/s on a 1 Mbit/s link once the share was
             # released, and from 0.83 to 1.94 in the 2 s a settled picture sharpened beside an upload.
-            if not self.reserved and rate > OVER_TARGET * self.target_bitrate(now, uploads=False):
+            if not self.reserved and rate > OVER_TARGET * whole:
                 self._over_target_at = now
             if not untried:
                 self._cut(now, rate, target)

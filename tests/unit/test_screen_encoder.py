@@ -391,6 +391,11 @@ def test_the_budget_hears_how_many_packets_were_lost_since_the_report_before() -
         encoder.receiver_loss(0.1, cumulative)
     encoder.encode(frame_of(text_screen(), 0, budget), force_keyframe=False)
     assert budget.lost_packets == [None, 3, 2, 0]
+    # A hostile console's counts: a negative one (RFC 3550's 24 bits are signed), then a jump; never below none.
+    for cumulative in (-8_388_608, 8_388_607):
+        encoder.receiver_loss(0.5, cumulative)
+    encoder.encode(frame_of(text_screen(), 3000, budget), force_keyframe=False)
+    assert budget.lost_packets[-2:] == [0, 8_388_607 + 8_388_608]
 
 
 def test_a_frames_budget_survives_an_older_frame_being_freed() -> None:

@@ -679,6 +679,20 @@ def test_one_packet_lost_of_a_few_is_no_congestion() -> None:
         unknown.receiver_loss(0.5, now, lost_packets=-1)
 
 
+def test_a_console_claiming_everything_arrived_cannot_stop_the_hosts_own_drops_from_cutting() -> None:
+    # Attack: a hostile console forges reports of no loss, so every low estimate reads as stale; the host's
+    # pacer still drops frames the link cannot carry, and they cut the target as before.
+    budget = StreamBudget(max_fps=30)
+    now = run(budget, seconds=3.0, fps=30, frame_bytes=4_000, link=None)  # ~1 Mbit/s
+    for n in range(20):
+        budget.receiver_loss(0.0, now + n * 0.05, lost_packets=0)
+        budget.link_bitrate(100_000, now + n * 0.05)
+    now += 1.0
+    before = budget.target_bitrate(now)
+    budget.frames_dropped(now)
+    assert budget.congested and budget.target_bitrate(now) <= HEADROOM * before
+
+
 def test_a_frame_rate_cut_does_not_hold_off_a_loss_reports_cut() -> None:
     # A link that pushed back long ago; a scroll offers 1.9 Mbit/s against a 0.9 Mbit/s memory, so the frame
     # rate is cut once the stream has gone over its target for half a window; then 45 % of it is lost.
