@@ -32,6 +32,11 @@ needs it:
   the new cap and a keyframe under it is smaller. Refinement frames already keep
   to a fallen target (the capture spaces them by it), so a sharp or sharpening
   still screen keeps its picture while the estimate swings;
+* a screen that settles after motion that left it coarse (a scroll: :data:`SETTLED_AFTER_CHANGES`
+  new pictures squeezed by their cap, each repainting :data:`LARGE_CHANGE_SHARE` of it or more)
+  takes a keyframe of its own once it has been still for :data:`SETTLED_STILL_SECONDS`, under a cap of
+  :data:`~peer.stream_budget.SETTLED_KEYFRAME_WINDOW` of the target: refinement frames climb
+  from a coarse picture slowly and at a high cost per dB;
 * a keyframe when the receiver asks (PLI/FIR), the picture size or the cap changes,
   never more often than :data:`MIN_KEYFRAME_GAP` (one lost packet can make a
   receiver ask several times); a request inside the gap is kept and served once
@@ -73,7 +78,7 @@ from aiortc.mediastreams import VIDEO_TIME_BASE
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.sdp import H264Profile, parse_h264_profile_level_id
 
-from .stream_budget import RECAP_HOLD, FrameCap, FrameTag, RecapDirection, StreamBudget, recap_due
+from .stream_budget import RECAP_HOLD, RECAP_RATIO, FrameCap, FrameTag, RecapDirection, StreamBudget, recap_due
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +99,28 @@ MIN_KEYFRAME_GAP = 0.3
 """Seconds between two forced keyframes at most once."""
 GOP = 100_000
 """No periodic keyframes: receivers ask when they need one."""
+SETTLED_AFTER_CHANGES = 5
+"""New pictures squeezed by their cap (:data:`SQUEEZED_SHARE`) since the picture was last sharp, after which the screen's settling takes
+a keyframe of its own (:data:`~peer.stream_budget.SETTLED_KEYFRAME_WINDOW`): motion that left the picture coarse
+(a scroll, a window dragged), not typing."""
+SETTLED_STILL_SECONDS = 0.5
+"""...once the screen has been still this long: the pause between two steps of a scroll (the benchmark's come
+every 0.2-0.3 s) already brings a refinement frame (0.3 s after the last change), and a settled keyframe
+there took a second of a 1 Mbit/s link in the middle of the motion."""
+LARGE_CHANGE_SHARE = 0.25
+"""...each repainting at least this share of the picture (:attr:`~peer.stream_budget.FrameTag.changed_share`):
+typing while the first picture is still being refined makes squeezed frames too (each also refines the
+picture), and a settled keyframe between two keystrokes (123 kB at 1 Mbit/s) held the next ones for a second."""
+SETTLED_UPLOAD_SHARE = 0.25
+"""...and taken only while the recording's paced uploads take at most this share of the target (a waiting
+upload's floor pace, 64 kbit/s, is a tenth of a 1 Mbit/s link's): made while an upload went at 0.4 Mbit/s
+beside it, the keyframe was held to the 150 kbit/s left (21 kB, 25 dB)."""
+REFINED_SETTLED_SHARE = 0.5
+"""...nor once refinement frames have spent this share of the settled keyframe's burst on the picture: it is then
+about as far on as the keyframe would take it (the keyframe uses three quarters of its burst at most)."""
+SQUEEZED_SHARE = 0.75
+"""A new picture at least this share of its per-frame allowance was squeezed by the cap: at 1 Mbit/s and 150 ms a
+scroll's frames were 0.85-1.4 allowances, typing's 0.03-0.2 (through the link emulator)."""
 LOSS_REPORTS_KEPT = 4
 """Receiver reports of loss held for the next frame (they come about once a second; a still screen
 sends a frame within seconds): the oldest go first."""
@@ -135,6 +162,11 @@ class ScreenH264Encoder(H264Encoder):
         """Bytes of refinement (frames repeating the last picture) since the last keyframe or change."""
         self._own_budget = StreamBudget()
         self._cap: FrameCap | None = None
+        self._settled_cap = False
+        """The cap in force was taken for a settled screen's keyframe (:meth:`StreamBudget.settled_frame_cap`)."""
+        self._coarse_changes = 0
+        """Large new pictures squeezed by their cap (:data:`SQUEEZED_SHARE`) since the picture was last sharp (a
+        refinement frame no longer capped) or the last settled keyframe."""
         self._cap_at = float("-inf")
         self.keyframes = 0
         """Keyframes produced so far (for tests and statistics)."""
@@ -211,6 +243,31 @@ class ScreenH264Encoder(H264Encoder):
             return "the cap rises"
         return None
 
+    def _settled_keyframe_cap(
+        self, budget: StreamBudget, now: float, *, still_seconds: float, reopen: str | None,
+    ) -> FrameCap | None:
+        """The cap for a keyframe of the settled screen when this frame is to be one, else None.
+
+        After motion that left the picture coarse (:data:`SETTLED_AFTER_CHANGES`), a refinement once the
+        screen has been still for :data:`SETTLED_STILL_SECONDS` (``still_seconds``) is one keyframe with the
+        link to itself (:data:`~peer.stream_budget.SETTLED_KEYFRAME_WINDOW`) instead of refinement frames
+        climbing from the coarse picture, unless they have already spent
+        :data:`REFINED_SETTLED_SHARE` of what that keyframe may take. Not while the recording's uploads
+        take part of the link (the host holds them while the picture sharpens, as far as the recording's
+        deadlines allow: a later refinement frame takes the keyframe then). A keyframe made anyway (a new
+        picture size as the scale comes back, a cap that rises, one asked for) takes the settled cap."""
+        coarse = self._coarse_changes >= SETTLED_AFTER_CHANGES
+        if still_seconds < SETTLED_STILL_SECONDS or not coarse or reopen == "the first frame":
+            return None
+        if budget.reserved or budget.upload_share > SETTLED_UPLOAD_SHARE * budget.target_bitrate(now, uploads=False):
+            return None
+        settled = budget.settled_frame_cap(now)
+        if self._refined_bytes > settled.burst_bytes * REFINED_SETTLED_SHARE:
+            return None  # the refinement has come far enough: let it finish
+        if reopen is None and self._cap is not None and settled.burst_bytes <= self._cap.burst_bytes * RECAP_RATIO:
+            return None  # the cap in force already allows about as much
+        return settled
+
     @staticmethod
     def _encode_on(context: av.VideoCodecContext, frame: av.VideoFrame, *, keyframe: bool) -> bytes:
         frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
@@ -221,6 +278,8 @@ class ScreenH264Encoder(H264Encoder):
         tag = frame.opaque
         budget = tag.budget if isinstance(tag, FrameTag) else self._own_budget
         repeat = isinstance(tag, FrameTag) and tag.repeat
+        changed_share = tag.changed_share if isinstance(tag, FrameTag) else 0.0
+        still_seconds = tag.still_seconds if isinstance(tag, FrameTag) else 0.0
         if self._estimate is not None and self._estimate_is_new:
             budget.link_bitrate(self._estimate, now)
             self._estimate_is_new = False
@@ -233,7 +292,8 @@ class ScreenH264Encoder(H264Encoder):
         # A keyframe made anyway costs no more under a new cap: the hold (against keyframes made for caps alone)
         # does not apply. Held, a keyframe asked for 1.6 s into a 1 Mbit/s session came under the first frame's
         # 0.7 s window: 46 kB beside the recording's first uploads, and a quarter of the next second's packets lost.
-        held_for = RECAP_HOLD if keyframe_due else now - self._cap_at
+        # So does a cap taken for a settled screen's keyframe alone: the next frame too large for the link goes back.
+        held_for = RECAP_HOLD if keyframe_due or self._settled_cap else now - self._cap_at
         due = None if self._cap is None else recap_due(self._cap, wanted, held_for)
         # A still picture refined past what a keyframe under the new cap may take is sharper than that keyframe
         # would be: at 1 Mbit/s after a scroll, rises threw a picture refined to 31-37 dB back to 25-28 dB
@@ -241,9 +301,15 @@ class ScreenH264Encoder(H264Encoder):
         refined_past = repeat and self._refined_bytes > wanted.burst_bytes
         reopen = self._reopen_reason(frame, due, keyframe_due=keyframe_due, picture_capped=budget.last_frame_capped,
                                      refined_past=refined_past)
+        cap = wanted
+        settled = self._settled_keyframe_cap(budget, now, still_seconds=still_seconds, reopen=reopen)
+        if settled is not None:
+            reopen, cap = "the screen settled", settled
         if reopen is not None:
-            self._context = self._open(frame, wanted)
-            self._cap, self._cap_at = wanted, now
+            self._context = self._open(frame, cap)
+            self._cap, self._cap_at, self._settled_cap = cap, now, settled is not None
+        if settled is not None:
+            self._coarse_changes = 0
         # A new encoder starts with a keyframe whatever the gap: it has nothing to refer to.
         keyframe = reopen is not None or keyframe_due
         if self._keyframe_pending and not keyframe:
@@ -261,13 +327,20 @@ class ScreenH264Encoder(H264Encoder):
             self._cap_at = now  # taken or not, tried: held like a change
             if len(smaller) < len(data):
                 self._context, self._cap, data, keyframe, reopen = context, wanted, smaller, True, "the cap fell"
+                self._settled_cap = False
         self._refined_bytes = self._refined_bytes + len(data) if repeat and not keyframe else 0
         if keyframe:
             self._last_keyframe = now
             self._keyframe_pending = False
             self.keyframes += 1
             log.debug("keyframe (%s): %d B under %s", reopen or "asked for", len(data), self._cap)
-        budget.sent(len(data), keyframe=keyframe, now=now, cap=self._cap)
+        # Capped or not, against the link's allowance: a settled screen's cap is for its keyframe alone.
+        allowance = wanted if self._settled_cap else self._cap
+        budget.sent(len(data), keyframe=keyframe, now=now, cap=allowance)
+        if repeat and not budget.refining:
+            self._coarse_changes = 0  # the picture is sharp again (two refinement frames uncapped)
+        elif not repeat and changed_share >= LARGE_CHANGE_SHARE and allowance is not None:
+            self._coarse_changes += len(data) >= SQUEEZED_SHARE * allowance.frame_bytes
         if data:
             yield from self._split_bitstream(data)
 

@@ -138,6 +138,19 @@ frame, where 0.2 s gave 18.8 kB at 23.5 dB and took 66.5 kB in 7 frames to 30 dB
 150 ms link the first legible frame came 0.25-0.4 s sooner, and 40 dB 0.6-0.9 s sooner. Paced at 1.5x
 the target, it leaves a 1 Mbit/s link's 200 ms bottleneck queue a third full at most. The cap in
 force then falls to :data:`KEYFRAME_WINDOW` on the first frame too large for it (:func:`recap_due`)."""
+SETTLED_KEYFRAME_WINDOW = 1.5
+"""Seconds of budget the keyframe of a screen that settled after capped motion may take
+(:meth:`StreamBudget.settled_frame_cap`). Refinement frames sharpen a picture x264 made coarse at
+a far lower cost per dB from a good picture than from a coarse one: on the benchmark's 1080p text a
+keyframe at 22.5 dB (14 kB) and its refinement took 169 kB to 40 dB (``bench/first_picture.py``),
+where one keyframe of 96 kB is 38.7 dB and one of 117 kB 41.3 dB (x264 alone, the cap as here). At
+1 Mbit/s the coarse picture a scroll left climbed 3 dB a second and was 29-35 dB 2 s after the screen
+settled (through the link emulator, ``bench/link_sweep.py``). The picture is still then: the link has
+nothing else to carry for the live view, and the keyframe leaves, paced, in about a second."""
+SETTLED_FRAMES_OF_REFILL = 4
+"""The settled keyframe's cap refills this share of its burst per frame: x264 lets one frame take its whole
+VBV buffer only while the buffer holds fewer than five frames' refill, and half of it otherwise (with the
+per-frame allowance of the target, the keyframe came out at 49 kB under an 85 kB burst)."""
 CAPPED_SHARE = 0.25
 """A frame that used at least this share of its per-frame allowance counts as capped: x264 would have
 liked more, and the settled screen is encoded again to sharpen it. Measured at 1 Mbit/s on 1080p text
@@ -302,6 +315,11 @@ class FrameTag:
     budget: StreamBudget
     repeat: bool = False
     """The frame shows the picture sent last again (a refinement, a keep-alive), not a new one."""
+    changed_share: float = 0.0
+    """The share of the picture that changed since the frame before (its rows; 0 for a repeat, and when not
+    known)."""
+    still_seconds: float = 0.0
+    """For a repeat: how long the screen has been still (0 for a new picture, and when not known)."""
 
 
 RecapDirection = Literal["fall", "rise"]
@@ -647,6 +665,14 @@ class StreamBudget:
             frame_bytes=max(1, int(bytes_per_second / min(self.fps_cap, REFINE_FPS))),
             burst_bytes=max(1, int(bytes_per_second * window)),
         )
+
+    def settled_frame_cap(self, now: float) -> FrameCap:
+        """The cap for the keyframe of a screen that settled after capped motion: :data:`SETTLED_KEYFRAME_WINDOW`
+        of the target in one frame, refilled :data:`SETTLED_FRAMES_OF_REFILL` frames a burst (the refinement's
+        interval, spaced by each frame's size, keeps the stream within the target)."""
+        burst = max(1, int(self.target_bitrate(now) / 8 * SETTLED_KEYFRAME_WINDOW))
+        return FrameCap(frame_bytes=max(self.frame_cap(now).frame_bytes, burst // SETTLED_FRAMES_OF_REFILL),
+                        burst_bytes=burst)
 
     def _climbing(self, now: float) -> bool:
         oldest_at, oldest = self._estimates[0]

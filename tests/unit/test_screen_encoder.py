@@ -332,6 +332,87 @@ def test_a_keyframe_asked_for_while_the_cap_is_due_takes_the_new_cap(monkeypatch
     assert encoder.frame_cap == budget.frame_cap(time.monotonic()), "the keyframe was due anyway: the cap is free"
 
 
+def tagged(pixels: np.ndarray, pts: int, budget: StreamBudget, *, changed_share: float = 0.0,
+           still: float | None = None) -> av.VideoFrame:
+    """A frame as the capture tags it: a new picture repainting ``changed_share`` of the screen, or (``still``
+    given) a repeat of a screen still for that many seconds."""
+    frame = frame_of(pixels, pts, budget)
+    frame.opaque = FrameTag(budget, repeat=still is not None, changed_share=changed_share, still_seconds=still or 0.0)
+    return frame
+
+
+def squeezed_motion(
+    changed_share: float, decoder: H264Decoder | None = None,
+) -> tuple[ScreenH264Encoder, StreamBudget, np.ndarray, int]:
+    """A 1 Mbit/s link: a first picture, then eight frames of a dense screen moving under the link's cap, each
+    repainting ``changed_share`` of it (decoded by ``decoder`` when given). Returns the encoder, the budget, the
+    last picture and the next timestamp."""
+    encoder, budget = ScreenH264Encoder(), StreamBudget()
+    for n in range(9):
+        pixels = text_screen(glyphs=15) if n == 0 else text_screen(shift=8 * n)
+        payloads, timestamp = encoder.encode(tagged(pixels, n * 3000, budget, changed_share=1.0 if n == 0 else changed_share))
+        if decoder is not None:
+            decode(decoder, payloads, timestamp)
+    assert budget.last_frame_capped
+    return encoder, budget, pixels, 9 * 3000
+
+
+def test_a_screen_settling_after_squeezed_motion_takes_one_keyframe_with_the_link_to_itself() -> None:
+    decoder = H264Decoder()
+    encoder, budget, pixels, pts = squeezed_motion(1.0, decoder)  # a scroll
+    before = encoder.keyframes
+    payloads, timestamp = encoder.encode(tagged(pixels, pts, budget, still=0.3))
+    assert not is_keyframe(payloads), "a pause between two steps of the scroll: a refinement frame"
+    decode(decoder, payloads, timestamp)
+    pts += 3000
+    payloads, timestamp = encoder.encode(tagged(pixels, pts, budget, still=1.0))
+    size = sum(map(len, payloads))
+    link_cap, settled_cap = budget.frame_cap(time.monotonic()), budget.settled_frame_cap(time.monotonic())
+    assert is_keyframe(payloads) and encoder.keyframes == before + 1
+    assert link_cap.burst_bytes < size <= settled_cap.burst_bytes, "more than the link's cap allows one frame"
+    settled_db = psnr(decode(decoder, payloads, timestamp)[-1], pixels)
+    payloads, _ = encoder.encode(tagged(pixels, pts + 3000, budget, still=1.0))
+    assert not is_keyframe(payloads), "one keyframe: refinement goes on from it"
+    # The same motion, typed-on sized (a few rows each): refinement frames, no keyframe.
+    decoder = H264Decoder()
+    encoder, budget, pixels, pts = squeezed_motion(0.05, decoder)
+    before = encoder.keyframes
+    refined_db = 0.0
+    for n in range(9):
+        payloads, timestamp = encoder.encode(tagged(pixels, pts + n * 3000, budget, still=1.0))
+        assert not is_keyframe(payloads)
+        for decoded in decode(decoder, payloads, timestamp):
+            refined_db = psnr(decoded, pixels)
+    assert encoder.keyframes == before
+    assert settled_db > refined_db + 3, f"one keyframe {settled_db:.1f} dB, nine refinement frames {refined_db:.1f} dB"
+
+
+def test_the_settled_keyframe_waits_while_the_recording_takes_part_of_the_link() -> None:
+    encoder, budget, pixels, pts = squeezed_motion(1.0)
+    before = encoder.keyframes
+    budget.upload_share = 400_000  # a paced upload beside the picture
+    payloads, _ = encoder.encode(tagged(pixels, pts, budget, still=1.0))
+    assert not is_keyframe(payloads), "held to what the upload leaves, the keyframe would be no better"
+    budget.upload_share = 0.0
+    budget.reserve(500_000, time.monotonic())  # a share set aside for the recording
+    payloads, _ = encoder.encode(tagged(pixels, pts + 3000, budget, still=1.0))
+    assert not is_keyframe(payloads)
+    budget.reserve(0.0, time.monotonic())  # the host holds the uploads while the picture sharpens
+    payloads, _ = encoder.encode(tagged(pixels, pts + 6000, budget, still=1.0))
+    assert is_keyframe(payloads) and encoder.keyframes == before + 1, "a later refinement frame takes it"
+
+
+def test_after_a_settled_keyframe_the_next_large_picture_is_held_to_the_link_at_once() -> None:
+    encoder, budget, pixels, pts = squeezed_motion(1.0)
+    payloads, _ = encoder.encode(tagged(pixels, pts, budget, still=1.0))
+    assert is_keyframe(payloads) and encoder.frame_cap == budget.settled_frame_cap(time.monotonic())
+    # A scroll again, within RECAP_HOLD of the settled keyframe: no frame of it gets the settled burst.
+    payloads, _ = encoder.encode(tagged(text_screen(shift=300), pts + 3000, budget, changed_share=1.0))
+    wanted = budget.frame_cap(time.monotonic())
+    assert is_keyframe(payloads) and encoder.frame_cap == wanted
+    assert sum(map(len, payloads)) <= 2 * wanted.burst_bytes
+
+
 def test_a_new_picture_size_starts_with_a_keyframe() -> None:
     encoder, decoder, budget = ScreenH264Encoder(), H264Decoder(), roomy_budget()
     encoder.encode(frame_of(text_screen(), 0, budget))

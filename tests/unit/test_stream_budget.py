@@ -24,6 +24,7 @@ from peer.stream_budget import (
     RECAP_UP_RATIO,
     REPORT_SPAN,
     SCALES,
+    SETTLED_KEYFRAME_WINDOW,
     SETTLED_SECONDS,
     STALE_SHARE,
     START_BITRATE,
@@ -860,3 +861,16 @@ def test_a_console_reporting_every_packet_lost_as_often_as_it_likes_holds_the_st
         now += 0.01
     assert budget.target_bitrate(now) == MIN_BITRATE and budget.fps == budget.min_fps
     assert budget.frame_cap(now).frame_bytes > 0 and budget.interval() == pytest.approx(1 / budget.min_fps)
+
+
+def test_a_settled_screens_keyframe_may_take_its_window_of_the_target_in_one_frame() -> None:
+    budget = StreamBudget()
+    now = 0.0
+    settled = budget.settled_frame_cap(now)
+    target_bytes = budget.target_bitrate(now) / 8
+    assert settled.burst_bytes == int(target_bytes * SETTLED_KEYFRAME_WINDOW)
+    assert settled.burst_bytes > 5 * target_bytes * KEYFRAME_WINDOW, "the link's cap allows 0.2 s in one frame"
+    # Under five frames' refill in the buffer, x264 lets one frame take all of it (else half).
+    assert settled.burst_bytes / settled.frame_bytes < 5
+    budget.upload_share = 600_000  # what a paced upload takes is not the picture's
+    assert budget.settled_frame_cap(now).burst_bytes == int(400_000 / 8 * SETTLED_KEYFRAME_WINDOW)
