@@ -256,13 +256,16 @@ class ScreenH264Encoder(H264Encoder):
         take part of the link (the host holds them while the picture sharpens, as far as the recording's
         deadlines allow: a later refinement frame takes the keyframe then). A keyframe made anyway (a new
         picture size as the scale comes back, a cap that rises, one asked for) takes the settled cap."""
-        coarse = self._coarse_changes >= SETTLED_AFTER_CHANGES
+        # A keyframe the receiver asks for while the settled screen's keyframe is in force (one of its packets
+        # lost for good) is that keyframe again, not one under the link's cap that refinement climbs from.
+        again = self._settled_cap and reopen is not None
+        coarse = self._coarse_changes >= SETTLED_AFTER_CHANGES or again
         if still_seconds < SETTLED_STILL_SECONDS or not coarse or reopen == "the first frame":
             return None
         if budget.reserved or budget.upload_share > SETTLED_UPLOAD_SHARE * budget.target_bitrate(now, uploads=False):
             return None
         settled = budget.settled_frame_cap(now)
-        if self._refined_bytes > settled.burst_bytes * REFINED_SETTLED_SHARE:
+        if self._refined_bytes > settled.burst_bytes * REFINED_SETTLED_SHARE and not again:
             return None  # the refinement has come far enough: let it finish
         if reopen is None and self._cap is not None and settled.burst_bytes <= self._cap.burst_bytes * RECAP_RATIO:
             return None  # the cap in force already allows about as much

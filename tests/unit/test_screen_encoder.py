@@ -402,6 +402,19 @@ def test_the_settled_keyframe_waits_while_the_recording_takes_part_of_the_link()
     assert is_keyframe(payloads) and encoder.keyframes == before + 1, "a later refinement frame takes it"
 
 
+def test_a_keyframe_asked_for_on_the_settled_screen_is_the_settled_keyframe_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    encoder, budget, pixels, pts = squeezed_motion(1.0)
+    payloads, _ = encoder.encode(tagged(pixels, pts, budget, still=1.0))
+    settled = sum(map(len, payloads))
+    assert is_keyframe(payloads)
+    monkeypatch.setattr(screen_encoder, "MIN_KEYFRAME_GAP", 0.0)
+    payloads, _ = encoder.encode(tagged(pixels, pts + 3000, budget, still=1.1), force_keyframe=True)  # one lost
+    assert is_keyframe(payloads) and encoder.frame_cap == budget.settled_frame_cap(time.monotonic())
+    assert sum(map(len, payloads)) > settled / 2, "not a keyframe under the link's cap to climb from again"
+
+
 def test_after_a_settled_keyframe_the_next_large_picture_is_held_to_the_link_at_once() -> None:
     encoder, budget, pixels, pts = squeezed_motion(1.0)
     payloads, _ = encoder.encode(tagged(pixels, pts, budget, still=1.0))
