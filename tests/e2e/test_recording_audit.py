@@ -25,6 +25,7 @@ import av
 import httpx
 import pytest
 
+from host_client.session import RECORDING_DRAIN_SECONDS
 from protocol.permissions import Permission
 from tests.support.api import bearer, exported_bundle_verifies, play_recording
 from tests.support.broker import BrokerProcess
@@ -103,7 +104,9 @@ async def resumed_until_the_end(live: Live, env: dict[str, str], *, record_secon
     recording_again = time.time()
     await asyncio.sleep(record_seconds)
     await live.console.end_session(live.session_id, "done")
-    await asyncio.to_thread(resumed.communicate, timeout=60)
+    # The ended host drains its recording (the spool's and the new segments) for up to RECORDING_DRAIN_SECONDS
+    # before it closes: 60 s in all was once too little under the full suite's load.
+    await asyncio.to_thread(resumed.communicate, timeout=RECORDING_DRAIN_SECONDS + 60)
     return recording_again
 
 
