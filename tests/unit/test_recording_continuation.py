@@ -125,6 +125,7 @@ def test_a_still_or_moved_away_screen_gets_a_keyframe_of_its_own_next() -> None:
 
 
 def test_a_segment_whose_first_frame_moved_away_from_the_reference_gets_its_own_keyframe() -> None:
+    """It takes a keyframe of its own, and the next segment continues from that unless the screen kept moving."""
     pictures = typing_pictures(4)
     _, typing = continued_segments(pictures)
     assert typing.continued is not None
@@ -137,6 +138,16 @@ def test_a_segment_whose_first_frame_moved_away_from_the_reference_gets_its_own_
     check_segment(data, 1000)
     assert read_segment(data).packets[0].data == writer.keyframe and writer.keyframe[0] & SHOW_FRAME
     assert [at for at, _ in shown(data)] == [0.0, 0.5]
+    assert writer.own_frames_bytes < REFRESH_SHARE * len(writer.keyframe)
+    assert not continuing_costs_more(writer), "typing after it: the next segment continues from its keyframe"
+
+    # Still moving after its own keyframe (a scroll): its frames cost about as much, the next segment does not try.
+    scrolled = [moved[0], np.roll(moved[1], 360, axis=0)]
+    writer = SegmentWriter(2.0, scrolled[0], None, reference=typing.continued)
+    for at_ms, pixels in zip((1, 502), scrolled, strict=True):
+        writer.add(pixels, at_ms)
+    writer.finish()
+    assert writer.left_reference and writer.own_frames_bytes > REFRESH_SHARE * len(writer.keyframe)
     assert continuing_costs_more(writer), "a moving screen: the next segment does not try"
 
 
