@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,8 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from peer.regions_of_interest import MAX_REGIONS
+from peer.screen_encoder import PARTIAL_AREA_SHARE
 from peer.stream_budget import FrameTag, StreamBudget
 
 from .damage import DamageWatcher, open_damage_watcher
@@ -74,6 +77,8 @@ picture x264 never stops touching up (noise) from costing the link for ever."""
 CHANGE_SAMPLE_ROWS = 8
 """Every how many rows a change's share of the picture is measured (:func:`changed_share`): 135 rows of 1080,
 a fraction of a millisecond, and a line of 9-pixel text still meets one."""
+BOX_GAP = 16
+"""Rows (a macroblock) between two changes that are still one changed box (:func:`changed_boxes`)."""
 KEEPALIVE = 5.0
 """Seconds between frames of a static screen (receivers see the stream is alive)."""
 
@@ -137,6 +142,41 @@ def changed_share(previous: np.ndarray, current: np.ndarray) -> float:
     before = previous[::CHANGE_SAMPLE_ROWS].view(np.uint32)
     after = current[::CHANGE_SAMPLE_ROWS].view(np.uint32)
     return float(np.count_nonzero((before != after).any(axis=(1, 2)))) / max(1, len(after))
+
+
+Box = tuple[int, int, int, int]
+"""(top, bottom, left, right) of a rectangle in pixels, bottom and right exclusive."""
+
+
+def changed_boxes(previous: np.ndarray, current: np.ndarray, *, scale: float = 1.0, limit: int = MAX_REGIONS - 1) -> tuple[Box, ...]:
+    """Rectangles that cover every pixel that differs between two grabs of one size, one per band of changed
+    rows (bands closer than :data:`BOX_GAP` rows are one; at most ``limit``, the closest merged), in the
+    coordinates of the frame encoded at ``scale`` (rounded outwards). Empty when nothing changed."""
+    if previous.shape != current.shape:
+        raise ValueError("changed boxes compare two grabs of one size")
+    differs = previous.view(np.uint32) != current.view(np.uint32)
+    rows = np.flatnonzero(differs.any(axis=tuple(range(1, differs.ndim))))
+    if rows.size == 0:
+        return ()
+    breaks = np.flatnonzero(np.diff(rows) > BOX_GAP)
+    bands = [[int(rows[0]), 0]]
+    for at in breaks:
+        bands[-1][1] = int(rows[at]) + 1
+        bands.append([int(rows[at + 1]), 0])
+    bands[-1][1] = int(rows[-1]) + 1
+    while len(bands) > max(1, limit):
+        closest = min(range(len(bands) - 1), key=lambda i: bands[i + 1][0] - bands[i][1])
+        bands[closest][1] = bands.pop(closest + 1)[1]
+    height, width = int(current.shape[0] * scale) & ~1, int(current.shape[1] * scale) & ~1
+    boxes = []
+    for top, bottom in bands:
+        columns = np.flatnonzero(differs[top:bottom].any(axis=tuple(i for i in range(differs.ndim) if i != 1)))
+        left, right = int(columns[0]), int(columns[-1]) + 1
+        box = (math.floor(top * scale), min(height, math.ceil(bottom * scale)),
+               math.floor(left * scale), min(width, math.ceil(right * scale)))
+        if box[0] < box[1] and box[2] < box[3]:  # else only in the odd row or column the frame leaves out
+            boxes.append(box)
+    return tuple(boxes)
 
 
 def blank_pixels(monitor: Monitor) -> np.ndarray:
@@ -293,7 +333,9 @@ class ScreenTrack(MediaStreamTrack):
         # A keyframe starts the picture over (the receiver asked, or the encoder took a new cap): refined as a change is.
         since = max(self._last_change, self.budget.last_keyframe_at or float("-inf"))
         if self.budget.refining and self._last_sent - since < REFINE_FOR:
-            due.append(self._last_sent + self.budget.refine_interval())
+            # From the last whole frame: frames coded partially (typing on a coarse picture) leave the rest to it.
+            refined_at = self._last_sent if self.budget.whole_frame_at is None else self.budget.whole_frame_at
+            due.append(refined_at + self.budget.refine_interval())
         return min(due)
 
     def _watch(self) -> None:
@@ -313,6 +355,7 @@ class ScreenTrack(MediaStreamTrack):
         """Runs in the capture thread: the frame to send for ``reason``, or None when nothing changed."""
         now = time.monotonic()
         repeat = reason == "refresh" and self._last_raw is not None
+        boxes: tuple[Box, ...] = ()
         if repeat:
             raw = self._last_raw
         else:
@@ -324,6 +367,9 @@ class ScreenTrack(MediaStreamTrack):
             if not changed and reason in ("damage", "poll"):
                 return None  # drawn over with the same pixels, or a change on another monitor
             repeat = not changed
+            if changed and previous is not None and self.budget.refining and share <= PARTIAL_AREA_SHARE:
+                # The encoder may code only these while the rest of the picture is being refined.
+                boxes = changed_boxes(previous, raw, scale=self.budget.scale)
             if changed:
                 self._last_raw = raw
                 self._last_change = now
@@ -334,7 +380,7 @@ class ScreenTrack(MediaStreamTrack):
             self.budget.settled(now - self._last_change, now)
         frame = to_i420(raw, self.budget.scale)
         frame.opaque = FrameTag(self.budget, repeat=repeat, changed_share=0.0 if repeat else share,
-                                still_seconds=now - self._last_change if repeat else 0.0)
+                                still_seconds=now - self._last_change if repeat else 0.0, changed_boxes=boxes)
         return frame
 
     def _stamp(self, frame: av.VideoFrame) -> av.VideoFrame:

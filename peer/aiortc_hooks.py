@@ -24,7 +24,9 @@ name still exists and behaves as assumed in the pinned aiortc/aioice range
   fraction lost only into its stats; REMB is all its encoder hears of the link. The
   hook also hands the fraction to the screen encoder, hence to the stream's budget
   (:meth:`~peer.stream_budget.StreamBudget.receiver_loss`): heavy loss is
-  congestion even when the receiver's estimate misses it.
+  congestion even when the receiver's estimate misses it. So do the packets each
+  NACK names (:meth:`~peer.stream_budget.StreamBudget.packets_nacked`): a round trip
+  after a loss, where the next report may come a second later.
 * :func:`pace_video_senders` -- aiortc's sender hands each packet to its DTLS
   transport the moment it is encoded: a keyframe leaves as one burst a slow
   link's bottleneck queue drops the tail of, and retransmissions join it. The
@@ -112,7 +114,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import NackGenerator, RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import AnyRtcpPacket, RtcpRrPacket, RtcpSrPacket, RtpPacket, is_rtcp
+from aiortc.rtp import RTCP_RTPFB_NACK, AnyRtcpPacket, RtcpRrPacket, RtcpRtpfbPacket, RtcpSrPacket, RtpPacket, is_rtcp
 from aiortc.utils import uint16_add, uint16_gt
 
 from protocol.route import Route
@@ -245,18 +247,20 @@ def keyframe_requests_forwarded() -> bool:
 
 
 async def _handle_rtcp_and_report_loss(self: RTCRtpSender, packet: AnyRtcpPacket) -> None:
-    if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
-        encoder = getattr(self, "_RTCRtpSender__encoder", None)  # private: aiortc builds it on the first frame
-        if isinstance(encoder, ScreenH264Encoder):
+    encoder = getattr(self, "_RTCRtpSender__encoder", None)  # private: aiortc builds it on the first frame
+    if isinstance(encoder, ScreenH264Encoder):
+        if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
             for report in packet.reports:
                 if report.ssrc == self._ssrc:
                     encoder.receiver_loss(report.fraction_lost / 256, report.packets_lost)
+        elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK and packet.media_ssrc == self._ssrc:
+            encoder.packets_nacked(list(packet.lost))
     await _original_handle_rtcp_packet(self, packet)
 
 
 def report_receiver_losses(enabled: bool) -> None:
-    """Also hand the fraction lost of each receiver report (RTCP RR/SR) on a sender's SSRC to its
-    :class:`~peer.screen_encoder.ScreenH264Encoder`, hence to the stream's budget."""
+    """Also hand the fraction lost of each receiver report (RTCP RR/SR) on a sender's SSRC, and the packets
+    each NACK names, to its :class:`~peer.screen_encoder.ScreenH264Encoder`, hence to the stream's budget."""
     hook = _handle_rtcp_and_report_loss if enabled else _original_handle_rtcp_packet
     RTCRtpSender._handle_rtcp_packet = hook  # type: ignore[method-assign]  # the hook: aiortc has no option for it
 

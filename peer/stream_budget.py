@@ -103,6 +103,7 @@ Pure logic: the capture track asks :meth:`StreamBudget.interval` and reads
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
@@ -228,6 +229,17 @@ one packet of a typing stream's seven or eight a second is 13-15 % lost, and at 
 in seven or so of typing says so. Taken for congestion, such a report cut a 2.5 Mbit/s link's memory to
 0.27 Mbit/s, and the recording's share kept it there for the scroll and the 6 s after it (through the link
 emulator). A queue that overflows drops a frame's packets in runs."""
+NACK_WINDOW = 0.5
+"""Seconds of NACKs weighed against the packets sent over the same time (:meth:`StreamBudget.packets_nacked`)."""
+NACK_CONGESTED_PACKETS = 8
+"""Packets NACKed within :data:`NACK_WINDOW` from which a share over :data:`LOSS_CONGESTED` is congestion: the
+receiver's NACKs come a round trip after the loss, the receiver report up to a second later. A probe of an
+untried 1 Mbit/s link to 2.25 Mbit/s at a scroll's start lost 38 % and then 54 % of its packets, reported 1.1 s
+into the scroll, two keyframes asked for meanwhile (through the link emulator). Random loss does not come in
+runs that long: 2 % of a 1 Mbit/s stream is about one packet in half a second, and 8 lost of a 20 Mbit/s link's
+packets in half a second with no queue overflowing is a tenth of them."""
+RTP_PAYLOAD_BYTES = 1200
+"""About how much of a frame one RTP packet carries (aiortc packetizes H.264 under 1300 bytes)."""
 LOSS_FREE = 0.02
 """A receiver report of at most this share lost shows the link carried what was sent meanwhile (GCC's
 "under 2 %": the sender may grow)."""
@@ -320,6 +332,9 @@ class FrameTag:
     known)."""
     still_seconds: float = 0.0
     """For a repeat: how long the screen has been still (0 for a new picture, and when not known)."""
+    changed_boxes: tuple[tuple[int, int, int, int], ...] = ()
+    """For a new picture while the picture is refined: the rectangles that changed, (top, bottom, left, right) in
+    the frame's pixels, bottom and right exclusive (empty: not measured; the encoder then codes the frame whole)."""
 
 
 RecapDirection = Literal["fall", "rise"]
@@ -379,7 +394,14 @@ class StreamBudget:
     _capacity: float = field(default=START_BITRATE, init=False)
     _congestion_at: float = field(default=float("-inf"), init=False)
     _over_target_at: float = field(default=float("-inf"), init=False)
+    _nacked: deque[tuple[float, int]] = field(default_factory=deque, init=False)
+    """(when, packets): NACKs of packets not NACKed before, over the last :data:`NACK_WINDOW`."""
     _last_frame_bits: float = field(default=0.0, init=False)
+    """The last whole frame's bits (a partial one leaves the rest of the picture to the refinement)."""
+    _partial_bits: float = field(default=0.0, init=False)
+    """Bits of the partial frames sent since the last whole frame: the refinement leaves the link to them."""
+    whole_frame_at: float | None = field(default=None, init=False)
+    """When the encoder last sent a whole frame (not a partial one: :meth:`sent`); refinement is spaced from it."""
     _capacity_at: float | None = field(default=None, init=False)
     reserved: float = field(default=0.0, init=False)
     """Bit/s of the link set aside for the recording's uploads (:meth:`reserve`); the target is the rest."""
@@ -606,6 +628,33 @@ class StreamBudget:
         if fraction <= LOSS_FREE:
             self._proven.note(rate, now)  # the probe's ceiling may rise to a multiple of it
 
+    def packets_nacked(self, packets: int, now: float) -> None:
+        """The receiver NACKed ``packets`` packets of the video it had not NACKed before: a loss known a round
+        trip after it, where a receiver report speaks up to a second later. On an untried link (a probe), a
+        share of the packets sent over :data:`NACK_WINDOW` above :data:`LOSS_CONGESTED`, of at least
+        :data:`NACK_CONGESTED_PACKETS`, is congestion as a report of it is: the probe overshot, and the target
+        falls below what got through."""
+        if packets < 0:
+            raise ValueError("a count of NACKed packets is not negative")
+        if not self.untried(now):
+            # Once the link has pushed back, receiver reports and dropped frames weigh loss: NACKs of packets sent
+            # before a cut keep coming a round trip and a queue later, against the few sent since. Weighed
+            # against those, they cut a 1 Mbit/s link's target to its floor 1.2 s after the first cut.
+            self._nacked.clear()
+            return
+        self._nacked.append((now, packets))
+        while self._nacked and self._nacked[0][0] <= now - NACK_WINDOW:
+            self._nacked.popleft()
+        nacked = sum(count for _, count in self._nacked)
+        if nacked < NACK_CONGESTED_PACKETS:
+            return
+        sent = sum(max(1, math.ceil(bits / 8 / RTP_PAYLOAD_BYTES)) for at, bits in self._sent if at > now - NACK_WINDOW)
+        share = min(1.0, nacked / max(1, sent))
+        if share > LOSS_CONGESTED:
+            # Not bounded by what the link showed it carries: typing on a coarse picture (partial frames) shows 0.2
+            # Mbit/s, and bounded by it, a scroll on a 1 Mbit/s link spent its whole length at the 150 kbit/s floor.
+            self._pushed_back(now, lost=share)
+
     def probe_ceiling(self, now: float) -> float:
         """Bit/s a probe may take the target to: :data:`PROBE_CEILING` times what the link has shown it
         carries within :data:`PROVEN_SECONDS` (:data:`START_BITRATE` while nothing has been shown)."""
@@ -685,30 +734,40 @@ class StreamBudget:
         self._forget(now)
         return sum(bits for _, bits in self._sent) / RATE_WINDOW
 
-    def sent(self, size_bytes: int, *, keyframe: bool, now: float, cap: FrameCap | None = None) -> None:
+    def sent(
+        self, size_bytes: int, *, keyframe: bool, now: float, cap: FrameCap | None = None, partial: bool = False,
+    ) -> None:
         """An encoded frame of ``size_bytes`` went out, made under ``cap`` (None: uncapped); without
-        congestion the frame-rate cap regains ground."""
+        congestion the frame-rate cap regains ground. A ``partial`` frame coded only what changed (the encoder's
+        regions of interest) and left the rest of the picture as it was: it counts against the link, but says
+        nothing of the picture's quality, and the refinement goes on as if it had not been sent."""
         if size_bytes < 0:
             raise ValueError("a frame cannot have a negative size")
+        if partial and keyframe:
+            raise ValueError("a keyframe codes the whole picture")
         capped = cap is not None and size_bytes >= CAPPED_SHARE * cap.frame_bytes
         # Capped, after a capped frame, sooner than refinement sends one: the screen moves and every frame
         # wants more than its allowance (the pacer, at a multiple of the target, holds such a stream near
         # the target, so it seldom goes over it).
         moving_capped = (
-            capped and self.last_frame_capped and self._updated_at is not None
-            and now - self._updated_at < MOVING_SHARE * self.refine_interval()
+            not partial and capped and self.last_frame_capped and self.whole_frame_at is not None
+            and now - self.whole_frame_at < MOVING_SHARE * self.refine_interval()
         )
-        # One small frame after a capped one is no proof of a sharp picture: right after a large frame x264's
-        # VBV buffer is drained, and the next comes out small at a coarse quantiser. Taken for sharp, it ended
-        # the refinement of a picture at 23 dB, which stayed so until the keep-alive 5 s later (1 Mbit/s,
-        # 150 ms, through the link emulator, ``bench/link_sweep.py``).
-        self.refining = capped or self.last_frame_capped
-        self.last_frame_capped = capped
+        if not partial:
+            # One small frame after a capped one is no proof of a sharp picture: right after a large frame x264's
+            # VBV buffer is drained, and the next comes out small at a coarse quantiser. Taken for sharp, it ended
+            # the refinement of a picture at 23 dB, which stayed so until the keep-alive 5 s later (1 Mbit/s,
+            # 150 ms, through the link emulator, ``bench/link_sweep.py``).
+            self.refining = capped or self.last_frame_capped
+            self.last_frame_capped = capped
+            self._last_frame_bits, self._partial_bits = size_bytes * 8.0, 0.0
+            self.whole_frame_at = now
+        else:
+            self._partial_bits += size_bytes * 8.0
         if keyframe:
             self.last_keyframe_at = now
         if self._first_sent_at is None:
             self._first_sent_at = now
-        self._last_frame_bits = size_bytes * 8.0
         self._sent.append((now, size_bytes * 8.0))
         elapsed = 0.0 if self._updated_at is None else max(0.0, now - self._updated_at)
         self._updated_at = now
@@ -756,12 +815,13 @@ class StreamBudget:
         return self.fps_cap
 
     def refine_interval(self) -> float:
-        """Seconds from the last frame to the next refinement frame: the last frame's bits at
-        :data:`REFINE_SHARE` of the target (a keyframe's burst drains first; the cap in force may
-        lag a fallen target, since a new cap costs a keyframe), and no sooner than
-        :data:`REFINE_FPS` (or the frame-rate cap) allows."""
+        """Seconds from the last whole frame to the next refinement frame: its bits, and those of the partial
+        frames sent since (typing on a picture being refined), at :data:`REFINE_SHARE` of the target (a
+        keyframe's burst drains first; the cap in force may lag a fallen target, since a new cap costs a
+        keyframe), and no sooner than :data:`REFINE_FPS` (or the frame-rate cap) allows."""
         target = self._after_uploads(self._capacity if self._shared is None else self._shared_target())
-        return max(1.0 / min(self.fps_cap, REFINE_FPS), self._last_frame_bits / (REFINE_SHARE * target))
+        bits = self._last_frame_bits + self._partial_bits
+        return max(1.0 / min(self.fps_cap, REFINE_FPS), bits / (REFINE_SHARE * target))
 
     def sent_fps(self, now: float) -> float:
         """Frames per second sent over the last :data:`RATE_WINDOW` seconds (what the viewer gets)."""

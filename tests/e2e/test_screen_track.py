@@ -20,6 +20,7 @@ from aiortc.mediastreams import MediaStreamError
 from host_client import capture
 from host_client.capture import Screen, ScreenTrack
 from host_client.damage import DamageWatcher
+from peer.stream_budget import REFINE_SHARE, START_BITRATE
 from tests.support.xvfb import XvfbServer
 
 pytestmark = pytest.mark.slow
@@ -177,6 +178,64 @@ async def test_while_the_encoder_says_capped_the_settled_screen_is_sent_again_at
         assert await frame_within(track, 1.0) is None, "sharp: the track goes quiet"
     finally:
         track.stop()
+
+
+def draw_box(display: XvfbServer, left: int, top: int, width: int, height: int, pixel: int) -> None:
+    """Fill a rectangle of the root window (a typed word, a clock), as an X client draws."""
+    from Xlib import display as xdisplay  # python-xlib comes with pynput
+
+    connection = xdisplay.Display(display.display)
+    try:
+        root = connection.screen().root
+        gc = root.create_gc(foreground=pixel)
+        root.fill_rectangle(gc, left, top, width, height)
+        connection.sync()
+    finally:
+        connection.close()
+
+
+async def test_a_small_change_on_a_picture_being_refined_carries_its_box_and_the_refinement_goes_on(
+    display: XvfbServer, screen: Screen,
+) -> None:
+    track = make_track(screen, fps=20)
+    try:
+        await settle(track)
+        draw_box(display, 100, 200, 40, 20, 0xFFFFFF)
+        frame = await frame_within(track, 2)
+        assert frame is not None and frame.opaque.changed_boxes == (), "a sharp picture: the encoder codes it whole"
+        await settle_quietly(track)
+        # The encoder's last whole frame, a capped one, went out now: the picture is coarse, and the next
+        # refinement frame is due 0.3 s on (its bits at the refinement's share of the target).
+        now = time.monotonic()
+        cap = track.budget.frame_cap(now)
+        track.budget.sent(int(0.3 * REFINE_SHARE * START_BITRATE / 8), keyframe=False, now=now, cap=cap)
+        assert track.budget.refining and track.budget.refine_interval() == pytest.approx(0.3)
+        frames: list[av.VideoFrame] = []
+
+        async def collect() -> None:
+            while True:
+                frames.append(await track.recv())
+
+        collector = asyncio.create_task(collect())
+        for n in range(10):  # typing, a character every 0.12 s: faster than the refinement's spacing
+            draw_box(display, 100 + 8 * n, 200, 8, 20, 0x00FF00 + n)
+            await asyncio.sleep(0.12)
+        collector.cancel()
+        typed = [f for f in frames if not f.opaque.repeat]
+        assert typed and all(f.opaque.changed_boxes[0][:2] == (200, 220) and len(f.opaque.changed_boxes) == 1
+                             for f in typed), [f.opaque.changed_boxes for f in typed]
+        # Partial frames leave the rest of the picture to the refinement, spaced from the last whole frame: typing
+        # must not hold it off (the encoder is not here to say another whole frame went out).
+        assert any(f.opaque.repeat for f in frames), "refinement frames come between the typed ones"
+    finally:
+        track.budget.refining = False
+        track.stop()
+
+
+async def settle_quietly(track: ScreenTrack) -> None:
+    """Take frames until the track goes quiet (the tail of the last change)."""
+    while await frame_within(track, max(capture.REFINE_AFTER) + 0.5) is not None:
+        pass
 
 
 async def test_a_keyframe_long_after_the_last_change_is_refined_too(screen: Screen, monkeypatch: pytest.MonkeyPatch) -> None:

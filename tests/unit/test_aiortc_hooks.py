@@ -38,7 +38,16 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import HeaderExtensionsMap, RtcpByePacket, RtcpReceiverInfo, RtcpRrPacket, RtpPacket, is_rtcp
+from aiortc.rtp import (
+    RTCP_RTPFB_NACK,
+    HeaderExtensionsMap,
+    RtcpByePacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtpPacket,
+    is_rtcp,
+)
 
 from peer import aiortc_hooks
 from peer.ice import rtc_configuration
@@ -203,6 +212,31 @@ def test_a_receiver_reports_loss_reaches_the_screen_encoder_and_aiortcs_stats(re
     assert heard == ([(0.5, 64)] if reported else [])
     remote = [s for s in stats.values() if s.type == "remote-inbound-rtp"]
     assert remote and remote[0].fractionLost == 255, "aiortc still reads every report"
+
+
+def test_the_packets_a_nack_names_reach_the_screen_encoder_and_are_still_retransmitted() -> None:
+    async def run() -> tuple[list[list[int]], list[int]]:
+        aiortc_hooks.report_receiver_losses(True)
+        transport = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()])
+        sender = RTCRtpSender(VideoStreamTrack(), transport)
+        encoder = ScreenH264Encoder()
+        heard: list[list[int]] = []
+        encoder.packets_nacked = heard.append  # type: ignore[method-assign]  # listen instead of counting
+        retransmitted: list[int] = []
+
+        async def retransmit(seq: int) -> None:
+            retransmitted.append(seq)
+
+        sender._retransmit = retransmit  # type: ignore[method-assign]  # aiortc's answer to a NACK, watched
+        sender._RTCRtpSender__encoder = encoder  # type: ignore[attr-defined]  # aiortc sets it on the first frame
+        await sender._handle_rtcp_packet(RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=4321, media_ssrc=sender._ssrc, lost=[7, 9]))
+        other = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=4321, media_ssrc=sender._ssrc + 1, lost=[8])
+        await sender._handle_rtcp_packet(other)  # another stream's
+        return heard, retransmitted
+
+    heard, retransmitted = asyncio.run(run())
+    assert heard == [[7, 9]]
+    assert retransmitted == [7, 9, 8], "aiortc answers every NACK as before"
 
 
 def test_aiortc_still_reads_receiver_reports_in_its_rtcp_handler() -> None:

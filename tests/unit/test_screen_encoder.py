@@ -19,6 +19,7 @@ from peer.screen_encoder import (
     CONSTRAINED_BASELINE,
     LOSS_REPORTS_KEPT,
     MAIN_PROFILE,
+    NACKED_KEPT,
     ScreenH264Encoder,
     screen_codec_preferences,
     x264_profile,
@@ -442,6 +443,10 @@ class ListeningBudget(StreamBudget):
     reports: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     lost_packets: list[int | None] = field(default_factory=list)
+    nacked: list[int] = field(default_factory=list)
+
+    def packets_nacked(self, packets: int, now: float) -> None:
+        self.nacked.append(packets)
 
     def link_bitrate(self, bits_per_second: float, now: float) -> None:
         self.reports.append(bits_per_second)
@@ -517,3 +522,79 @@ def test_screen_codec_preferences_put_h264_first_main_when_offered_and_keep_vp8(
             assert "video/VP8" in names and names[-1] == "video/rtx"
     finally:
         aiortc_hooks.offer_h264_main(False)
+
+
+def test_nacked_packets_reach_the_budget_with_the_next_frame_each_packet_once() -> None:
+    encoder, budget = ScreenH264Encoder(), ListeningBudget(max_fps=30)
+    encoder.packets_nacked([10, 11, 12])
+    encoder.packets_nacked([11, 12, 13])  # the receiver asks again on its timer: only 13 is new
+    assert budget.nacked == [], "nothing before a frame"
+    encoder.encode(frame_of(text_screen(), 0, budget), force_keyframe=False)
+    encoder.encode(frame_of(text_screen(), 3000, budget), force_keyframe=False)
+    assert budget.nacked == [4], "once, with the next frame"
+    for number in range(NACKED_KEPT + 1):  # the oldest are forgotten: 10 counts again, later
+        encoder.packets_nacked([(100 + number) % 65536])
+    encoder.packets_nacked([10])
+    encoder.encode(frame_of(text_screen(), 6000, budget), force_keyframe=False)
+    assert budget.nacked[-1] == NACKED_KEPT + 2
+    with pytest.raises(ValueError):
+        encoder.packets_nacked([65536])
+
+
+def typed_on(pixels: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """``pixels`` with a word typed on one line, and the word's box (top, bottom, left, right)."""
+    typed = pixels.copy()
+    typed[904:913, 400:520] = 30
+    return typed, (904, 913, 400, 520)
+
+
+def test_typing_on_a_picture_being_refined_is_coded_partially_and_leaves_the_refinement_going() -> None:
+    encoder, decoder, budget = ScreenH264Encoder(profile="Main"), H264Decoder(), StreamBudget(max_fps=30)
+    source = text_screen(glyphs=40)
+    decode(decoder, *encoder.encode(frame_of(source, 0, budget)))  # the first picture: a capped keyframe
+    decode(decoder, *encoder.encode(frame_of(source, 3000, budget)))  # a first refinement frame
+    assert budget.refining and budget.whole_frame_at is not None
+    refined_at, refined_bytes = budget.whole_frame_at, encoder._refined_bytes
+    typed, box = typed_on(source)
+    frame = frame_of(typed, 6000, budget)
+    frame.opaque = FrameTag(budget, changed_share=0.01, changed_boxes=(box,))
+    payloads, timestamp = encoder.encode(frame)
+    [decoded] = decode(decoder, payloads, timestamp)
+    size = sum(map(len, payloads))
+    word = decoded.to_ndarray(format="gray")[904:913, 400:520].astype(float)
+    want = frame_of(typed, 0).to_ndarray(format="gray")[904:913, 400:520].astype(float)
+    assert 10 * np.log10(255**2 / max(1e-9, float(np.mean((word - want) ** 2)))) >= 35, "the word is legible at once"
+    assert size < 4_000, f"{size} B: only the word, not another refinement of the whole picture"
+    assert budget.refining and budget.whole_frame_at == refined_at, "the refinement goes on from the last whole frame"
+    assert encoder._refined_bytes == refined_bytes, "what the refinement did is kept"
+
+
+def test_a_change_is_coded_whole_on_a_sharp_picture_a_keyframe_or_a_large_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(screen_encoder, "MIN_KEYFRAME_GAP", 0.0)
+    budget = roomy_budget()
+    encoder = ScreenH264Encoder()
+    source = text_screen()
+    encoder.encode(frame_of(source, 0, budget))
+    for n in range(1, 4):
+        encoder.encode(frame_of(source, n * 3000, budget))
+    assert not budget.refining
+    typed, box = typed_on(source)
+    frame = frame_of(typed, 12_000, budget)
+    frame.opaque = FrameTag(budget, changed_share=0.01, changed_boxes=(box,))
+    before = budget.whole_frame_at
+    encoder.encode(frame)
+    assert budget.whole_frame_at != before, "sharp: coded whole (x264 skips what did not change anyway)"
+    budget.refining = True
+    large = (0, 1080, 0, 1920)
+    frame = frame_of(source, 15_000, budget)
+    frame.opaque = FrameTag(budget, changed_share=1.0, changed_boxes=(large,))
+    before = budget.whole_frame_at
+    encoder.encode(frame)
+    assert budget.whole_frame_at != before, "a change of the whole screen is coded whole"
+    budget.refining = True
+    frame = frame_of(typed, 18_000, budget)
+    frame.opaque = FrameTag(budget, changed_share=0.01, changed_boxes=(box,))
+    payloads, _ = encoder.encode(frame, force_keyframe=True)
+    assert is_keyframe(payloads), "a keyframe codes the whole picture"

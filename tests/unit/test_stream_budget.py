@@ -15,6 +15,8 @@ from peer.stream_budget import (
     LOSS_CONGESTED,
     LOSS_FREE,
     MIN_BITRATE,
+    NACK_CONGESTED_PACKETS,
+    NACK_WINDOW,
     PROBE_CEILING,
     PROBE_QUIET,
     PROVEN_SECONDS,
@@ -22,6 +24,7 @@ from peer.stream_budget import (
     RECAP_HOLD,
     RECAP_RATIO,
     RECAP_UP_RATIO,
+    REFINE_SHARE,
     REPORT_SPAN,
     SCALES,
     SETTLED_KEYFRAME_WINDOW,
@@ -874,3 +877,85 @@ def test_a_settled_screens_keyframe_may_take_its_window_of_the_target_in_one_fra
     assert settled.burst_bytes / settled.frame_bytes < 5
     budget.upload_share = 600_000  # what a paced upload takes is not the picture's
     assert budget.settled_frame_cap(now).burst_bytes == int(400_000 / 8 * SETTLED_KEYFRAME_WINDOW)
+
+
+# --- partial frames (typing on a picture being refined) -------------------------------------------------
+
+
+def test_a_partial_frame_counts_against_the_link_but_says_nothing_of_the_pictures_quality() -> None:
+    budget = StreamBudget(max_fps=30)
+    cap = budget.frame_cap(0.0)
+    budget.sent(cap.frame_bytes, keyframe=False, now=0.0, cap=cap)
+    assert budget.refining and budget.whole_frame_at == 0.0
+    for n in range(1, 4):  # small typed frames: had they been whole, two would have ended the refinement
+        budget.sent(300, keyframe=False, now=n * 0.05, cap=cap, partial=True)
+    assert budget.refining and budget.last_frame_capped and budget.whole_frame_at == 0.0
+    assert budget.send_rate(0.15) == pytest.approx((cap.frame_bytes + 900) * 8 / RATE_WINDOW)
+    with pytest.raises(ValueError, match="keyframe"):
+        budget.sent(300, keyframe=True, now=0.2, partial=True)
+
+
+def test_the_refinement_leaves_the_link_to_the_partial_frames_sent_since_the_last_whole_one() -> None:
+    budget = StreamBudget(max_fps=30)
+    cap = budget.frame_cap(0.0)
+    budget.sent(8_000, keyframe=False, now=0.0, cap=cap)
+    alone = budget.refine_interval()
+    assert alone == pytest.approx(8_000 * 8 / (REFINE_SHARE * START_BITRATE))
+    budget.sent(2_000, keyframe=False, now=0.03, cap=cap, partial=True)
+    assert budget.refine_interval() == pytest.approx(10_000 * 8 / (REFINE_SHARE * START_BITRATE))
+    budget.sent(8_000, keyframe=False, now=0.1, cap=cap)  # the next whole frame starts the count again
+    assert budget.refine_interval() == pytest.approx(alone)
+
+
+# --- NACKs: loss a round trip after it ------------------------------------------------------------------
+
+
+def test_a_run_of_nacked_packets_stops_an_untried_links_probe_before_any_receiver_report() -> None:
+    # The first picture's refinement showed a 1 Mbit/s link carrying 0.8 Mbit/s without loss; then a scroll
+    # probes it towards 2.4 Mbit/s, and its NACKs come a round trip after the queue overflows.
+    budget = started(StreamBudget(max_fps=60, min_fps=5))
+    now = 0.0
+    while now < 1.0:
+        budget.sent(3_333, keyframe=False, now=now)  # 0.8 Mbit/s at 30 fps
+        now += 1 / 30
+    budget.receiver_loss(0.0, now)
+    now = scroll(budget, frame_bytes=14_000, now=now, until=now + 0.6)
+    sent = budget.send_rate(now)
+    assert budget.untried(now) and budget.fps == 60 and budget.target_bitrate(now) > 2_000_000, "probing"
+    budget.packets_nacked(NACK_CONGESTED_PACKETS - 1, now)
+    assert budget.untried(now), "a few packets are no run"
+    budget.packets_nacked(80, now + 0.05)  # a fifth of what went out in the last half second
+    assert budget.congested and not budget.untried(now + 0.05)
+    assert budget.target_bitrate(now + 0.05) <= HEADROOM * 0.8 * sent * 1.01, "below what got through"
+    assert budget.fps < 60
+    budget.packets_nacked(100, now + 0.6)  # NACKs of what went out before the cut: the link is no longer untried
+    assert budget.target_bitrate(now + 0.6) == pytest.approx(budget.target_bitrate(now + 0.05)), "reports weigh it now"
+
+
+def test_nacks_of_random_loss_are_no_congestion() -> None:
+    # 2 % of a 20 Mbit/s stream's packets lost at random, NACKed as they go: a tenth is a queue, not this.
+    budget = started(StreamBudget(max_fps=60, min_fps=5))
+    now, step = 0.0, 1 / 60
+    while now < 3.0:
+        budget.sent(40_000, keyframe=False, now=now)  # 34 packets a frame, 2000 a second
+        if round(now / step) % 3 == 0:
+            budget.packets_nacked(2, now)  # 40 a second: 2 %
+        now += step
+    assert budget.untried(now) and not budget.congested
+    # And on a typing stream of a few packets a second, one lost packet every NACK_WINDOW is no run either.
+    quiet = started(StreamBudget(max_fps=30))
+    for n in range(20):
+        quiet.sent(600, keyframe=False, now=n * 0.125)
+        if n % 4 == 0:
+            quiet.packets_nacked(1, n * 0.125)
+    assert quiet.untried(2.5) and not quiet.congested
+
+
+def test_nacks_older_than_the_window_are_forgotten_and_counts_are_not_negative() -> None:
+    budget = started(StreamBudget(max_fps=60, min_fps=5))
+    now = scroll(budget, frame_bytes=1_200, until=2.0)  # one packet a frame
+    for n in range(2 * NACK_CONGESTED_PACKETS):
+        budget.packets_nacked(1, now + n * NACK_WINDOW)  # a packet every window (nothing sent meanwhile): no run
+    assert budget.untried(now + 2 * NACK_CONGESTED_PACKETS * NACK_WINDOW) and not budget.congested
+    with pytest.raises(ValueError):
+        budget.packets_nacked(-1, now)
