@@ -334,11 +334,12 @@ def test_a_keyframe_asked_for_while_the_cap_is_due_takes_the_new_cap(monkeypatch
 
 
 def tagged(pixels: np.ndarray, pts: int, budget: StreamBudget, *, changed_share: float = 0.0,
-           still: float | None = None) -> av.VideoFrame:
-    """A frame as the capture tags it: a new picture repainting ``changed_share`` of the screen, or (``still``
-    given) a repeat of a screen still for that many seconds."""
+           still: float | None = None, boxes: tuple[tuple[int, int, int, int], ...] = ()) -> av.VideoFrame:
+    """A frame as the capture tags it: a new picture repainting ``changed_share`` of the screen (in ``boxes``,
+    when measured), or (``still`` given) a repeat of a screen still for that many seconds."""
     frame = frame_of(pixels, pts, budget)
-    frame.opaque = FrameTag(budget, repeat=still is not None, changed_share=changed_share, still_seconds=still or 0.0)
+    frame.opaque = FrameTag(budget, repeat=still is not None, changed_share=changed_share, still_seconds=still or 0.0,
+                            changed_boxes=boxes)
     return frame
 
 
@@ -556,9 +557,7 @@ def test_typing_on_a_picture_being_refined_is_coded_partially_and_leaves_the_ref
     assert budget.refining and budget.whole_frame_at is not None
     refined_at, refined_bytes = budget.whole_frame_at, encoder._refined_bytes
     typed, box = typed_on(source)
-    frame = frame_of(typed, 6000, budget)
-    frame.opaque = FrameTag(budget, changed_share=0.01, changed_boxes=(box,))
-    payloads, timestamp = encoder.encode(frame)
+    payloads, timestamp = encoder.encode(tagged(typed, 6000, budget, changed_share=0.01, boxes=(box,)))
     [decoded] = decode(decoder, payloads, timestamp)
     size = sum(map(len, payloads))
     word = decoded.to_ndarray(format="gray")[904:913, 400:520].astype(float)
@@ -581,20 +580,15 @@ def test_a_change_is_coded_whole_on_a_sharp_picture_a_keyframe_or_a_large_change
         encoder.encode(frame_of(source, n * 3000, budget))
     assert not budget.refining
     typed, box = typed_on(source)
-    frame = frame_of(typed, 12_000, budget)
-    frame.opaque = FrameTag(budget, changed_share=0.01, changed_boxes=(box,))
-    before = budget.whole_frame_at
-    encoder.encode(frame)
-    assert budget.whole_frame_at != before, "sharp: coded whole (x264 skips what did not change anyway)"
+    cases = [  # (frame, refining, why it is coded whole)
+        (tagged(typed, 12_000, budget, changed_share=0.01, boxes=(box,)), False, "a sharp picture (x264 skips the rest)"),
+        (tagged(source, 15_000, budget, changed_share=1.0, boxes=((0, 1080, 0, 1920),)), True, "a change of it all"),
+    ]
+    for frame, refining, why in cases:
+        budget.refining, before = refining, budget.whole_frame_at
+        encoder.encode(frame)
+        assert budget.whole_frame_at != before, why
     budget.refining = True
-    large = (0, 1080, 0, 1920)
-    frame = frame_of(source, 15_000, budget)
-    frame.opaque = FrameTag(budget, changed_share=1.0, changed_boxes=(large,))
-    before = budget.whole_frame_at
-    encoder.encode(frame)
-    assert budget.whole_frame_at != before, "a change of the whole screen is coded whole"
-    budget.refining = True
-    frame = frame_of(typed, 18_000, budget)
-    frame.opaque = FrameTag(budget, changed_share=0.01, changed_boxes=(box,))
+    frame = tagged(typed, 18_000, budget, changed_share=0.01, boxes=(box,))
     payloads, _ = encoder.encode(frame, force_keyframe=True)
     assert is_keyframe(payloads), "a keyframe codes the whole picture"
