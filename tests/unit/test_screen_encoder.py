@@ -162,7 +162,9 @@ def test_at_the_starting_budget_a_keyframe_fits_its_cap_and_refinement_sharpens_
         payloads, timestamp = encoder.encode(frame_of(source, n * 3000, budget))
         sizes.append(sum(map(len, payloads)))
         decoded = decode(decoder, payloads, timestamp)[-1]
-        if not budget.last_frame_capped:
+        # As the capture does: one small frame after a capped one may be x264's drained buffer (39.3 dB once,
+        # on a loaded machine, where the budget's clock let the frame before use more of its allowance).
+        if not budget.refining:
             break
     assert psnr(decoded, source) >= 40 > first, f"sharpened from {first:.1f} dB"
     assert max(sizes) <= cap.burst_bytes and sum(sizes) * 8 <= 2.1 * 1_000_000, "within the budget"
