@@ -45,7 +45,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from peer.regions_of_interest import MAX_REGIONS
 from peer.screen_encoder import PARTIAL_AREA_SHARE
-from peer.stream_budget import FrameTag, StreamBudget
+from peer.stream_budget import Box, FrameTag, StreamBudget
 
 from .damage import DamageWatcher, open_damage_watcher
 
@@ -142,10 +142,6 @@ def changed_share(previous: np.ndarray, current: np.ndarray) -> float:
     before = previous[::CHANGE_SAMPLE_ROWS].view(np.uint32)
     after = current[::CHANGE_SAMPLE_ROWS].view(np.uint32)
     return float(np.count_nonzero((before != after).any(axis=(1, 2)))) / max(1, len(after))
-
-
-Box = tuple[int, int, int, int]
-"""(top, bottom, left, right) of a rectangle in pixels, bottom and right exclusive."""
 
 
 def changed_boxes(previous: np.ndarray, current: np.ndarray, *, scale: float = 1.0, limit: int = MAX_REGIONS - 1) -> tuple[Box, ...]:

@@ -314,6 +314,10 @@ class FrameCap:
     """:data:`KEYFRAME_WINDOW` of budget: no frame is larger (x264's VBV buffer)."""
 
 
+Box = tuple[int, int, int, int]
+"""(top, bottom, left, right) of a rectangle of a frame in pixels, bottom and right exclusive."""
+
+
 @dataclass(frozen=True, eq=False)
 class FrameTag:
     """What rides in ``frame.opaque`` from the capture to the encoder: the stream's budget, inside an
@@ -332,7 +336,7 @@ class FrameTag:
     known)."""
     still_seconds: float = 0.0
     """For a repeat: how long the screen has been still (0 for a new picture, and when not known)."""
-    changed_boxes: tuple[tuple[int, int, int, int], ...] = ()
+    changed_boxes: tuple[Box, ...] = ()
     """For a new picture while the picture is refined: the rectangles that changed, (top, bottom, left, right) in
     the frame's pixels, bottom and right exclusive (empty: not measured; the encoder then codes the frame whole)."""
 

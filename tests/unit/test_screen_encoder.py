@@ -24,7 +24,7 @@ from peer.screen_encoder import (
     screen_codec_preferences,
     x264_profile,
 )
-from peer.stream_budget import FrameCap, FrameTag, StreamBudget
+from peer.stream_budget import Box, FrameCap, FrameTag, StreamBudget
 
 TIME_BASE = fractions.Fraction(1, 90_000)
 
@@ -336,7 +336,7 @@ def test_a_keyframe_asked_for_while_the_cap_is_due_takes_the_new_cap(monkeypatch
 
 
 def tagged(pixels: np.ndarray, pts: int, budget: StreamBudget, *, changed_share: float = 0.0,
-           still: float | None = None, boxes: tuple[tuple[int, int, int, int], ...] = ()) -> av.VideoFrame:
+           still: float | None = None, boxes: tuple[Box, ...] = ()) -> av.VideoFrame:
     """A frame as the capture tags it: a new picture repainting ``changed_share`` of the screen (in ``boxes``,
     when measured), or (``still`` given) a repeat of a screen still for that many seconds."""
     frame = frame_of(pixels, pts, budget)
@@ -544,7 +544,7 @@ def test_nacked_packets_reach_the_budget_with_the_next_frame_each_packet_once() 
         encoder.packets_nacked([65536])
 
 
-def typed_on(pixels: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def typed_on(pixels: np.ndarray) -> tuple[np.ndarray, Box]:
     """``pixels`` with a word typed on one line, and the word's box (top, bottom, left, right)."""
     typed = pixels.copy()
     typed[904:913, 400:520] = 30
