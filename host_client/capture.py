@@ -313,6 +313,12 @@ class ScreenTrack(MediaStreamTrack):
             except TimeoutError:
                 pass
 
+    def reconsider(self) -> None:
+        """The budget changed in a way that may bring the next refinement forward (the link's part set aside
+        for the recording was released): work out when it is due again now. Waiting out the interval worked out
+        under the squeezed target held a settled screen's keyframe back 0.6 s at 1 Mbit/s."""
+        self._wake.set()
+
     @property
     def last_change(self) -> float:
         """When the screen last changed (seconds on the monotonic clock; -inf before the first picture)."""

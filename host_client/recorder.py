@@ -525,6 +525,11 @@ class RecordingUploader:
         self.pacing = 0.0
         """Bytes per second the upload under way is written at (0: none is, or it goes unpaced): the live
         stream leaves it that much of the link (:attr:`peer.stream_budget.StreamBudget.upload_share`)."""
+        self.stored: tuple[float, float] | None = None
+        """(when, bit/s): the newest upload of more than :data:`PACE_CHUNK_BYTES` the broker stored, on the
+        monotonic clock, and the rate it went at (its bytes over the time from the request to the broker's
+        answer): what the link carried for the recording then, however its body was paced
+        (:meth:`peer.stream_budget.StreamBudget.upload_stored`). None before the first."""
         """Request bodies sent to store segments: whole segments, and repeats' JSON."""
 
     @asynccontextmanager
@@ -643,6 +648,7 @@ class RecordingUploader:
                     continue
             if yielding:
                 await self._yield_to_live(len(data))
+            started = time.monotonic()
             try:
                 reply = await broker.send(
                     "PUT", f"{self._path}/{meta['index']}", refusal=BrokerRefusal, data=self._body(data),
@@ -658,8 +664,17 @@ class RecordingUploader:
             if reply.status >= 400:
                 # Refused for good (it can never fit): keeping it would hold up every later segment.
                 log.warning("the broker refused segment %s: %s", meta["index"], reply.refusal(BrokerRefusal).message)
+            else:
+                self._note_stored(len(data), started)
             self._done(marker)
         return True
+
+    def _note_stored(self, size: int, started: float) -> None:
+        """An upload of ``size`` bytes, requested at ``started`` (monotonic), was stored just now (:attr:`stored`).
+        A small one says little of the link: its request and answer take a round trip or two of their own."""
+        if size > PACE_CHUNK_BYTES:
+            now = time.monotonic()
+            self.stored = (now, 8 * size / max(now - started, 1e-3))
 
     @staticmethod
     def _tail(marker: Path, meta: dict[str, Any]) -> bytes | None:
@@ -705,6 +720,7 @@ class RecordingUploader:
                                  **request: Any) -> bool | None:
         """``PUT .../recording/{index}/{way}`` (``repeat`` or ``continue``, a body of ``size`` bytes):
         True stored, False refused (it goes whole), None broker away."""
+        started = time.monotonic()
         try:
             reply = await broker.send("PUT", f"{self._path}/{index}/{way}", refusal=BrokerRefusal,
                                       timeout=UPLOAD_TIMEOUT, **request)
@@ -720,6 +736,7 @@ class RecordingUploader:
             log.info("the broker did not take segment %s by reference (%s: %s); uploading it whole", index, way,
                      reply.refusal(BrokerRefusal).message)
             return False
+        self._note_stored(size, started)
         return True
 
     def waiting_segments(self) -> list[WaitingSegment]:
@@ -784,6 +801,15 @@ class RecordingUploader:
             return None
         return self.yielding.pace(live_limit=self._live_limit(), lag_seconds=self.lag_seconds(),
                                   max_lag_seconds=self._max_lag_seconds(), sharpening=self._live_sharpening())
+
+    def current_pace(self) -> float:
+        """Bytes per second the upload under way goes at from its next piece on (0: none is paced): its pace
+        asked again (:meth:`UploadYield.pace`), not the one its last piece was written at. A settled picture
+        that starts to sharpen holds it to the floor at once, and the live stream, told the last piece's pace,
+        left the upload 0.66 Mbit/s of a 0.82 Mbit/s link for another half second."""
+        if self.pacing:
+            self.pacing = self._pace() or 0.0
+        return self.pacing
 
     def _body(self, data: bytes) -> bytes | AsyncIterator[bytes]:
         """The upload's body: ``data`` at once when there is no live stream to pace for, else piece by

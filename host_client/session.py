@@ -138,7 +138,7 @@ from .session_state import (
 )
 from .state import SavedSession, state_dir
 from .ui import Clipboard, HostUI
-from .upload_yield import STILL_SECONDS, first_picture_due
+from .upload_yield import STILL_SECONDS, first_picture_due, next_watch_due
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,8 @@ END_CONFIRM_SECONDS = 5.0
 PENDING_CONTROL_LIMIT = 50
 """Chat lines the user may type before the control channel is open; they are sent when it opens."""
 RECORDING_WATCH_SECONDS = 0.5
+"""How often the host tells the state how far the recording is behind and the live stream what to leave it
+(sooner once a settled picture starts to sharpen: :func:`~host_client.upload_yield.next_watch_due`)."""
 LINK_WATCH_SECONDS = 1.0
 """How often the host judges whether its link limits the picture (:class:`~peer.link_report.LinkReporter`)."""
 LIVENESS_TICK_SECONDS = 0.25
@@ -883,7 +885,10 @@ class HostSession:
         """Tell the state how far the recording is behind (it pauses control as the policy says), and
         the live stream how much of the link to leave the recording (:meth:`RecordingUploader.live_reserve`)."""
         while True:
-            await asyncio.sleep(RECORDING_WATCH_SECONDS)
+            track = self._track
+            await asyncio.sleep(RECORDING_WATCH_SECONDS if track is None else next_watch_due(
+                RECORDING_WATCH_SECONDS, still_seconds=time.monotonic() - track.last_change,
+                refining=track.budget.refining))
             failed = self.recorder.error if self.recorder is not None else None
             lag = self.uploader.lag_seconds()
             self._carry_out_soon(self._state.recording_checked(lag, failed))
@@ -895,11 +900,17 @@ class HostSession:
                 # Only where the link is the limit; and the first picture has the link to itself (uploads wait
                 # for it too, as long as the lag allows).
                 limited = budget.link_limited(now) and not self._live_starting()
+                before = budget.target_bitrate(now)
                 budget.reserve(self.uploader.live_reserve(
                     lag, still_seconds=still, limited=limited, capacity=budget.link_capacity(now),
                     sharpening=self._live_sharpening()), now)
-                # What a paced upload takes counts as carried (and, outside a part set aside, is left to it).
-                budget.uploading(self.uploader.pacing * 8 if budget.link_limited(now) else 0.0, now)
+                # What a paced upload takes counts as carried (and, outside a part set aside, is left to it): its
+                # pace from its next piece on (held to the floor the moment a settled picture starts to sharpen).
+                budget.uploading(self.uploader.current_pace() * 8 if budget.link_limited(now) else 0.0, now)
+                if self.uploader.stored is not None:
+                    budget.upload_stored(self.uploader.stored[1], self.uploader.stored[0])
+                if budget.target_bitrate(now) > before:
+                    self._track.reconsider()
 
     async def _watch_link(self) -> None:
         """Tell the technician when the link, not the screen, limits the picture, and to what."""

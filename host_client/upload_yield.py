@@ -141,6 +141,23 @@ PACE_CHUNK_BYTES = 4096
 (a piece leaves as a burst of three packets, which a bottleneck queue absorbs)."""
 
 
+STILL_MARGIN_SECONDS = 0.01
+"""How long after the screen has been still for :data:`STILL_SECONDS` the host looks (its clock must be past it)."""
+
+
+def next_watch_due(interval: float, *, still_seconds: float, refining: bool) -> float:
+    """Seconds until the host next looks at the recording's lag and tells the live stream what to leave it:
+    every ``interval``, or sooner, just as a screen whose picture is being refined (``refining``) has been still
+    (``still_seconds``) for :data:`STILL_SECONDS`, when its settled picture starts to sharpen: the uploads then
+    wait and the part set aside for them is released at once. Found on the next regular look, the settled
+    keyframe waited 0.25 s on average (up to ``interval``) behind the uploads, and at 1 Mbit/s came 1.5-2 s
+    after the screen settled (``bench/link_sweep.py``)."""
+    to_still = STILL_SECONDS - still_seconds
+    if not refining or not to_still >= 0:  # NaN too
+        return interval
+    return min(interval, to_still + STILL_MARGIN_SECONDS)
+
+
 def first_picture_due(connection_state: str | None, connected_at: float | None, now: float) -> bool:
     """Whether the live stream's media connection (``connection_state``, as aiortc says it; None when there
     is none) is being set up, or came up at ``connected_at`` less than :data:`FIRST_PICTURE_SECONDS`

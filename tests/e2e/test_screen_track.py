@@ -20,7 +20,7 @@ from aiortc.mediastreams import MediaStreamError
 from host_client import capture
 from host_client.capture import Screen, ScreenTrack
 from host_client.damage import DamageWatcher
-from peer.stream_budget import REFINE_SHARE, START_BITRATE
+from peer.stream_budget import REFINE_SHARE, START_BITRATE, FrameCap
 from tests.support.xvfb import XvfbServer
 
 pytestmark = pytest.mark.slow
@@ -263,6 +263,27 @@ async def test_a_frame_the_encoder_wants_later_comes_then_from_a_static_screen(s
         assert await frame_within(track, 2.0) is not None
         assert time.monotonic() >= wanted_at and track.budget.frame_wanted_at is None
         assert await frame_within(track, 1.0) is None
+    finally:
+        track.stop()
+
+
+async def test_a_refinement_is_brought_forward_when_the_budget_gives_the_picture_more(screen: Screen) -> None:
+    # A capped keyframe with all but the floor set aside for the recording: the next refinement is 4 s away. The
+    # share released (a settled picture starts to sharpen), the track works it out again at once.
+    track = make_track(screen, fps=20)
+    try:
+        await settle(track)
+        budget, now = track.budget, time.monotonic()
+        budget.reserve(5_000_000.0, now)
+        budget.sent(60_000, keyframe=True, now=now, cap=FrameCap(frame_bytes=10_000, burst_bytes=80_000))
+        assert budget.refining and budget.refine_interval() == pytest.approx(4.0)
+        receiving = asyncio.ensure_future(frame_within(track, 3.0))
+        await asyncio.sleep(0.3)
+        budget.reserve(0.0, time.monotonic())
+        assert budget.refine_interval() == pytest.approx(0.6)
+        track.reconsider()
+        assert await receiving is not None
+        assert time.monotonic() - now < 2.0, "at the new interval (0.6 s), not the one worked out before (4 s)"
     finally:
         track.stop()
 

@@ -19,6 +19,7 @@ from host_client.recorder import RecordingUploader
 from host_client.upload_yield import (
     CATCH_UP,
     DEADLINE_SHARE,
+    MIN_PACE,
     PACE_CHUNK_BYTES,
     POLL_SECONDS,
     RESERVE_SHARE,
@@ -237,6 +238,36 @@ async def test_while_the_link_limits_the_live_stream_a_whole_segment_is_written_
     assert abs(up.paced_seconds - len(WHOLE) / 1_000_000) < 0.01
     assert time.monotonic() - started >= up.paced_seconds
     assert isinstance(unpaced, list) and b"".join(unpaced) == WHOLE
+
+
+async def test_a_stored_uploads_rate_is_what_it_took_from_request_to_answer(tmp_path: Path) -> None:
+    # Paced at a quarter of 32 Mbit/s (1 MB/s): stored at about 8 Mbit/s, however fast the pieces were handed over.
+    spool_segment(tmp_path, 0)
+    spool_segment(tmp_path, 1, repeats=0)
+    spool_segment(tmp_path, 2)
+    broker = ScriptedBroker(whole=[204, 400])
+    up = uploader(tmp_path, broker, live_limit=lambda: 32_000_000.0, max_lag_seconds=lambda: 60.0)
+    assert up.stored is None
+    before = time.monotonic()
+    assert await up._upload_all(broker)  # type: ignore[arg-type]
+    assert [what for what, _ in broker.requests] == ["PUT 0", "PUT 1/repeat", "PUT 2"]
+    # The repeat (a few hundred bytes: its round trips, not the link) and the refused third leave the first's.
+    assert up.stored is not None
+    stored_at, rate = up.stored
+    assert before < stored_at < time.monotonic() - up.paced_seconds / 2  # before the third's 0.1 s of pacing
+    assert 4_000_000 < rate <= 8_000_000 * 1.01  # no faster than its pace; this machine's delays slow it a little
+
+
+def test_the_pace_the_live_stream_is_told_is_the_one_the_next_piece_goes_at(tmp_path: Path) -> None:
+    sharpening = False
+    up = uploader(tmp_path, ScriptedBroker(), live_limit=lambda: 4_000_000.0, max_lag_seconds=lambda: 60.0,
+                  live_sharpening=lambda: sharpening)
+    assert up.current_pace() == 0.0, "no upload under way"
+    up.pacing = 125_000.0  # the last piece went at a quarter of 4 Mbit/s
+    assert up.current_pace() == 125_000.0
+    # The settled picture starts to sharpen and the deadlines allow the uploads to wait: the floor, from now on.
+    sharpening, up.yielding.may_defer = True, True
+    assert up.current_pace() == MIN_PACE and up.pacing == MIN_PACE
 
 
 async def test_the_drain_after_the_session_is_not_paced_for_the_ending_live_stream(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from peer.stream_budget import (
     CAPACITY_HALF_LIFE,
+    CARRIED_SECONDS,
     ESTIMATE_STALE,
     ESTIMATOR_WINDOW,
     FIRST_KEYFRAME_WINDOW,
@@ -549,6 +550,89 @@ def test_while_reserving_the_memory_holds_whatever_the_squeezed_video_is_told() 
     # The share released, the picture has the link's memory back at once.
     budget.reserve(0.0, now)
     assert budget.target_bitrate(now) == 1_000_000
+
+
+def squeezed_beside_stored_uploads(*, stored_late: bool = False) -> tuple[StreamBudget, float, float]:
+    """A link that pushed back (a report of 20 % lost of 360 kbit/s: the memory at about 260 kbit/s), 110 kbit/s
+    set aside for the recording from then on: 3 s of 150 kbit/s video with receiver reports of no loss each
+    second, beside uploads paced at 560 kbit/s that the broker stored at 500 (``stored_late``: the last one
+    stored longer than a report span before each report). Returns the budget, the clock and the memory."""
+    budget = StreamBudget(max_fps=30)
+    now = run(budget, seconds=2.0, fps=30, frame_bytes=1_500, link=None, start=1.0)
+    budget.receiver_loss(0.2, now)
+    memory = budget.link_capacity(now)
+    assert memory == pytest.approx(HEADROOM * 0.8 * 360_000, rel=0.05)
+    budget.reserve(memory - MIN_BITRATE, now)
+    start = now
+    for step in range(1, 91):
+        now = start + step / 30
+        budget.uploading(560_000.0, now)
+        budget.sent(625, keyframe=False, now=now)  # 150 kbit/s
+        if step % 30 == 0:
+            budget.upload_stored(500_000.0, now - (REPORT_SPAN + 0.5 if stored_late else 0.3))
+            budget.receiver_loss(0.0, now)
+    return budget, now, memory
+
+
+def test_what_stored_uploads_carried_beside_the_squeezed_video_is_the_link_once_the_share_is_released() -> None:
+    # The estimate sees the video alone, squeezed by the share and delayed by the upload's queue; the broker's
+    # answers show the link carried the uploads too. The settled picture gets what both got through, and the
+    # uploads' deadlines are weighed against it (:meth:`link_capacity`).
+    budget, now, _ = squeezed_beside_stored_uploads()
+    assert budget.target_bitrate(now) == pytest.approx(MIN_BITRATE)
+    carried = budget.send_rate(now) + 500_000  # the stored rate, under the pace the uploads were given
+    assert budget.link_capacity(now) == pytest.approx(carried, rel=0.01)
+    budget.uploading(0.0, now)
+    budget.reserve(0.0, now)
+    assert budget.target_bitrate(now) == pytest.approx(carried, rel=0.01)
+    # The memory keeps it once the link was last seen carrying it CARRIED_SECONDS ago.
+    assert budget.link_capacity(now + CARRIED_SECONDS + 0.1) == pytest.approx(carried, rel=0.01)
+
+
+def test_an_upload_stored_long_before_a_report_or_a_cut_just_before_raises_nothing() -> None:
+    budget, now, memory = squeezed_beside_stored_uploads(stored_late=True)
+    assert budget.link_capacity(now) == pytest.approx(memory)
+    budget.reserve(0.0, now)
+    assert budget.target_bitrate(now, uploads=False) == pytest.approx(memory)
+    # Loss just before the share is released: the memory is what the cut left, whatever was carried.
+    budget, now, memory = squeezed_beside_stored_uploads()
+    budget.receiver_loss(0.3, now + 0.1)
+    cut = budget.link_capacity(now + 0.1)
+    assert cut < memory
+    budget.reserve(0.0, now + 0.2)
+    assert budget.target_bitrate(now + 0.2, uploads=False) == pytest.approx(cut)
+
+
+def test_a_paced_upload_the_broker_stored_raises_the_memory_beside_the_video() -> None:
+    # No share set aside: a paced upload takes its pace off the target, and the estimate speaks of the video
+    # alone. A receiver report of no loss while the upload was stored at 300 kbit/s: the link carried both.
+    budget = StreamBudget(max_fps=30)
+    budget.frames_dropped(0.0)
+    memory = budget.link_capacity(5.0)
+    now = 5.0
+    for step in range(30):
+        now = 5.0 + step / 30
+        budget.uploading(350_000.0, now)
+        budget.sent(2_900, keyframe=False, now=now)  # 700 kbit/s (over its target: the memory less the pace)
+    budget.upload_stored(300_000.0, now)
+    budget.receiver_loss(0.0, now)
+    assert budget.link_capacity(now) == pytest.approx(max(memory, budget.send_rate(now) + 300_000), rel=0.01)
+    assert budget.link_capacity(now) > memory
+    # Without the broker's answer the pace is no proof: the upload may be waiting in the sender's buffer.
+    plain = StreamBudget(max_fps=30)
+    plain.frames_dropped(0.0)
+    for step in range(30):
+        plain.uploading(350_000.0, 5.0 + step / 30)
+        plain.sent(2_900, keyframe=False, now=5.0 + step / 30)
+    plain.receiver_loss(0.0, now)
+    assert plain.target_bitrate(now, uploads=False) == pytest.approx(memory, rel=0.01)
+
+
+def test_an_uploads_stored_rate_is_a_finite_non_negative_rate() -> None:
+    budget = StreamBudget()
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="rate"):
+            budget.upload_stored(bad, 0.0)
 
 
 def test_a_reserve_is_a_finite_non_negative_rate() -> None:

@@ -17,11 +17,13 @@ from host_client.upload_yield import (
     RESERVE_PACE,
     RESERVE_SHARE,
     SOONEST_DEADLINE,
+    STILL_MARGIN_SECONDS,
     STILL_SECONDS,
     TOP_SHARE,
     UploadYield,
     WaitingSegment,
     first_picture_due,
+    next_watch_due,
 )
 
 SEGMENT = 100_000
@@ -222,3 +224,16 @@ def test_a_sharpening_picture_holds_uploads_while_every_deadline_still_holds_aft
     assert rule.defer_due([], max_lag_seconds=BOUND, capacity=capacity)
     rule.release()
     assert not rule.may_defer
+
+
+def test_the_host_looks_again_just_as_a_refined_picture_has_been_still_long_enough_to_sharpen() -> None:
+    # A scroll's frames keep coming: the next look is due just after the screen would have been still long enough.
+    assert next_watch_due(0.5, still_seconds=0.1, refining=True) == pytest.approx(
+        STILL_SECONDS - 0.1 + STILL_MARGIN_SECONDS)
+    assert next_watch_due(0.5, still_seconds=0.0, refining=True) == pytest.approx(
+        min(0.5, STILL_SECONDS + STILL_MARGIN_SECONDS))
+    # Still long enough already (it was looked at then), a sharp picture, or no last change: the regular interval.
+    assert next_watch_due(0.5, still_seconds=STILL_SECONDS + 0.01, refining=True) == 0.5
+    assert next_watch_due(0.5, still_seconds=0.1, refining=False) == 0.5
+    assert next_watch_due(0.5, still_seconds=float("inf"), refining=True) == 0.5
+    assert next_watch_due(0.5, still_seconds=float("nan"), refining=True) == 0.5
