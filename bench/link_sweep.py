@@ -124,14 +124,15 @@ DOCS_SECTIONS = ("link_sweep", "link_sweep_baseline", "link_sweep_typing", "link
 
 
 @contextlib.contextmanager
-def emulated_link(net: NetTopology, cell: Cell) -> Iterator[None]:
-    """The user's link as ``cell`` says for the block: rate both ways, the UDP relay's delay and loss."""
+def emulated_link(net: NetTopology, cell: Cell, *, loss_seed: int = 1) -> Iterator[None]:
+    """The user's link as ``cell`` says for the block: rate both ways, the UDP relay's delay and loss (drawn
+    from ``loss_seed``)."""
     kbit = round(cell.rate_mbit * 1000)
     shape(net, "user", "up", kbit=kbit)
     shape(net, "user", "down", kbit=kbit)
     try:
         impairment = Impairment(delay=cell.rtt_ms / 2000, loss=cell.loss_percent / 100)
-        with ImpairedRelay.start(net, impairment, [USER_NETWORK]):
+        with ImpairedRelay.start(net, impairment, [USER_NETWORK], seed=loss_seed):
             yield
     finally:
         unshape(net, "user", "up")
@@ -207,6 +208,11 @@ class Plan:
     first_frame_timeout: float
     moves_channel: str = POINTER_CHANNEL
     """The data channel the pointer moves go on: ``pointer`` (as the consoles send them) or ``input``."""
+    loss_seed: int = 1
+    """The seed of the UDP relay's losses: with one seed every run loses the same packets in the same order (the
+    14th the relay carries, then the 92nd, ... at 2 %), so two runs compare like for like; another seed is
+    another draw. At 1 Mbit/s and 150 ms, seed 1 loses a packet of the connection's set-up, and the first legible
+    frame came 0.15 s later than without loss in every run."""
 
 
 def _grab_luma(display: str) -> np.ndarray:
@@ -356,7 +362,7 @@ async def measure(rig: Rig, workload: WorkloadProcess, cells: Sequence[Cell], sy
     runs: list[SystemRun] = []
     with net.entered("tech"), relay_broker(net, env) as broker:
         for cell in cells:
-            with emulated_link(net, cell):
+            with emulated_link(net, cell, loss_seed=plan.loss_seed):
                 for system in systems:
                     await asyncio.to_thread(workload.reset)
                     await asyncio.sleep(0.5)
@@ -384,8 +390,9 @@ def conditions(cells: Sequence[Cell], systems: Sequence[str], plan: Plan, load: 
         "network namespaces on one machine: the broker and coturn in the relay namespace, the host (or x11vnc) in the "
         "user's, the console (or VNC client) in the technician's; the user's link: tbf at the rate on both ends "
         "(200 ms queue); WebRTC media relayed over TURN/UDP behind a user-space relay adding RTT/2 and the loss each "
-        "way to the user's packets; VNC over TCP through a split TCP relay adding RTT/2 each way, loss by nftables "
-        "(numgen random) on arrival at both ends of the user's link",
+        f"way to the user's packets (seed {plan.loss_seed}: the same packets lost in every run); VNC over TCP through "
+        "a split TCP relay adding RTT/2 each way, loss by nftables (numgen random) on arrival at both ends of the "
+        "user's link",
         f"workload: bench/workload.py on Xvfb 1920x1080, reset (still) before each run; typing then scrolling, "
         f"{plan.phase_seconds:g} s each, a mark every 250 ms +- 50 ms; a pointer move every "
         f"{INPUT_INTERVAL * 1000:g} ms while scrolling (Deskhand and naive: on the {plan.moves_channel} channel, "
@@ -422,6 +429,9 @@ def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--moves", default=POINTER_CHANNEL, choices=tuple(MOVES_CHANNELS),
                         help="the channel of the input figure's pointer moves (default pointer, as the consoles "
                              "send them; input: the reliable, ordered channel of keys and clicks)")
+    parser.add_argument("--loss-seed", type=int, default=1,
+                        help="seed of the WebRTC relay's losses (default 1: every run loses the same packets; "
+                             "another seed is another draw)")
     options = parser.parse_args(argv)
     try:
         if options.quick:
@@ -435,6 +445,8 @@ def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(str(bad))
     if not (math.isfinite(options.phase_seconds) and 1 <= options.phase_seconds <= 600):
         parser.error(f"--phase-seconds is between 1 and 600, not {options.phase_seconds:g}")
+    if not 0 <= options.loss_seed < 2**32:
+        parser.error(f"--loss-seed is from 0 to 2**32 - 1, not {options.loss_seed}")
     if not (math.isfinite(options.first_frame_timeout) and 1 <= options.first_frame_timeout <= 600):
         parser.error(f"--first-frame-timeout is between 1 and 600, not {options.first_frame_timeout:g}")
     return options
@@ -447,7 +459,7 @@ def report(runs: Sequence[SystemRun]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     cells = grid(options.rates, options.rtt, options.loss)
-    plan = Plan(options.phase_seconds, options.first_frame_timeout, options.moves)
+    plan = Plan(options.phase_seconds, options.first_frame_timeout, options.moves, options.loss_seed)
     if "x11vnc" in options.systems:
         try:
             ensure_vnc_side()  # here: inside the rig's namespaces apt reaches nothing

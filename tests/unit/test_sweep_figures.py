@@ -61,6 +61,16 @@ def test_quick_is_the_reduced_grid() -> None:
     assert len(grid(options.rates, options.rtt, options.loss)) == 6 and options.systems == ("deskhand",)
 
 
+def test_the_loss_seed_is_one_draw_unless_told_and_a_bad_one_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert link_sweep.parse_options(["--quick"]).loss_seed == 1
+    assert link_sweep.parse_options(["--quick", "--loss-seed", "7"]).loss_seed == 7
+    for bad in ("-1", str(2**32), "x"):
+        with pytest.raises(SystemExit) as exited:
+            link_sweep.parse_options(["--quick", "--loss-seed", bad])
+        assert exited.value.code == 2
+    assert "--loss-seed" in capsys.readouterr().err
+
+
 def _stream(latencies: list[float], missed: int, fps: float) -> PipelineFigures:
     phases = {name: PhaseFigures(name, 5.0, latencies, missed, fps, 10.0, 1.0) for name in ("typing", "scrolling")}
     return PipelineFigures("x", phases, latencies * 2, missed * 2, 42.0, math.nan)
