@@ -77,6 +77,14 @@ name still exists and behaves as assumed in the pinned aiortc/aioice range
 * :func:`quick_sctp_retransmits` -- aiortc's SCTP waits at least 1 s (3 s before
   the first round trip) to resend a lost chunk; a lost keystroke with nothing after it
   would wait that long. The hook gives it Chromium's 220 ms floor and 500 ms start.
+* :func:`quick_stun_retransmits` -- aioice resends an unanswered STUN request (an ICE check,
+  a TURN allocation or permission) after 0.5 s, then 1 s, ...; a lost check at 150 ms held a
+  connection up 0.66 s. The hook starts at Chromium's 250 ms and retransmits once more, so a
+  transaction still gives up after as long.
+* :func:`quick_dtls_resends` -- aiortc leaves a lost DTLS handshake flight to OpenSSL's
+  timer (1 s, then 2 s, ...), and the OpenSSL inside ``cryptography`` offers no way to
+  shorten it. The hook keeps the last flight it wrote and sends the same datagrams
+  again after :data:`DTLS_RESEND_AFTER` while nothing has come back.
 * :func:`selected_route`, :func:`ice_round_trip`, :func:`candidate_types`,
   :func:`turn_failures` -- aiortc's ``getStats()`` has no candidate pairs; these
   read the nominated pair and the gathered candidates from aiortc's private state.
@@ -96,6 +104,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aioice.ice
+import aioice.stun
 import aioice.turn
 import aiortc.clock
 import aiortc.codecs
@@ -106,7 +115,7 @@ import aiortc.rtcsctptransport
 from aioice import Candidate, stun
 from aioice.candidate import candidate_foundation, candidate_priority
 from aioice.ice import CandidatePair, StunProtocol, TransportPolicy
-from aiortc import RTCIceServer, RTCPeerConnection
+from aiortc import RTCIceServer, RTCIceTransport, RTCPeerConnection
 from aiortc.codecs import get_encoder
 from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
@@ -159,6 +168,8 @@ _original_nack_generator = NackGenerator
 _original_receive = RTCRtpReceiver.receive
 _original_connection_kwargs = aiortc.rtcicetransport.connection_kwargs
 _original_connection = aiortc.rtcicetransport.Connection  # type: ignore[attr-defined]  # imported there, not re-exported
+_original_write_ssl = RTCDtlsTransport._write_ssl
+_original_recv_next = RTCDtlsTransport._recv_next
 
 
 def _loopback_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
@@ -1226,6 +1237,161 @@ def quick_sctp_retransmits(enabled: bool) -> None:
 def sctp_retransmits_quick() -> bool:
     module: Any = aiortc.rtcsctptransport
     return (module.SCTP_RTO_MIN, module.SCTP_RTO_INITIAL) == (QUICK_SCTP_RTO_MIN, QUICK_SCTP_RTO_INITIAL)
+
+
+# --- STUN: a lost check or TURN request is resent in a quarter second -------------------------
+
+QUICK_STUN_RTO = 0.25
+"""Seconds before aioice first resends an unanswered STUN request (aioice: 0.5 s; Chromium: 250 ms), doubling
+after each. At 2 % loss each way, one seed of ``bench/link_sweep.py``'s relay in seven lost an ICE check's
+datagram at 1 Mbit/s and 150 ms: ICE took 0.88 s instead of 0.22, and the first picture came at 2.1 s."""
+QUICK_STUN_RETRANSMISSIONS = 7
+"""Resends before a request times out (aioice: 6): one more at the halved start gives up after as long
+(63.75 s against 63.5)."""
+_original_stun_retry = (aioice.stun.RETRY_RTO, aioice.stun.RETRY_MAX)
+
+
+def quick_stun_retransmits(enabled: bool) -> None:
+    """Give aioice's STUN requests :data:`QUICK_STUN_RTO` and :data:`QUICK_STUN_RETRANSMISSIONS`, or its own.
+
+    aioice reads both as module globals when a transaction is made; a request made with its own count of
+    retransmissions (a consent check: none) keeps it.
+    """
+    module: Any = aioice.stun
+    module.RETRY_RTO, module.RETRY_MAX = (
+        (QUICK_STUN_RTO, QUICK_STUN_RETRANSMISSIONS) if enabled else _original_stun_retry
+    )
+
+
+def stun_retransmits_quick() -> bool:
+    module: Any = aioice.stun
+    return (module.RETRY_RTO, module.RETRY_MAX) == (QUICK_STUN_RTO, QUICK_STUN_RETRANSMISSIONS)
+
+
+# --- DTLS: a lost handshake flight is sent again in a fraction of a second ---------------------
+
+DTLS_RESEND_AFTER = (0.25, 0.5)
+"""Seconds after a DTLS handshake flight went out at which, with nothing come back meanwhile, its datagrams
+are sent again (OpenSSL's own timer retransmits at 1 s, then 2 s, ...).
+
+A flight is answered a round trip and the peer's work later (0.31 s for the whole handshake at 150 ms). At 2 %
+loss each way, 2 of 7 seeds of ``bench/link_sweep.py``'s relay lost a datagram of the handshake, and the first
+picture at 1 Mbit/s and 150 ms came at 2.0 and 2.7 s instead of 1.4. A copy that arrives after the original is
+a replay to the peer's record layer, which drops it; one that arrives instead of it is the flight. A lost
+answer is the peer's to send again (Chromium starts its own timer lower; a Deskhand peer has this hook)."""
+
+
+class _HandshakeFlight:
+    """The datagrams of the last handshake flight a DTLS transport wrote, and how often they went again."""
+
+    def __init__(self, heard: int, sent_at: float) -> None:
+        self.datagrams: list[bytes] = []
+        self.heard = heard
+        """The transport's count of datagrams received when the flight went out."""
+        self.sent_at = sent_at
+        self.resent = 0
+        """How many of :data:`DTLS_RESEND_AFTER` have been done."""
+
+
+_flights: weakref.WeakKeyDictionary[RTCDtlsTransport, _HandshakeFlight] = weakref.WeakKeyDictionary()
+
+
+def _datagrams_heard(transport: RTCDtlsTransport) -> int:
+    return int(transport._RTCDtlsTransport__rx_packets)  # type: ignore[attr-defined]  # aiortc's private counter
+
+
+class _KeptSends:
+    """The ICE transport under a DTLS transport, keeping what is sent through it (for one ``_write_ssl``)."""
+
+    def __init__(self, inner: RTCIceTransport, kept: list[bytes]) -> None:
+        self._inner = inner
+        self._kept = kept
+
+    async def _send(self, data: bytes) -> None:
+        self._kept.append(data)
+        await self._inner._send(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def _write_ssl_keeping_the_flight(self: RTCDtlsTransport) -> None:
+    """aiortc's ``_write_ssl``; during the handshake what it sends is kept as the flight under way (a new one
+    once something was heard since the last went out)."""
+    if self.encrypted:
+        await _original_write_ssl(self)
+        return
+    kept: list[bytes] = []
+    inner = self._transport
+    self._transport = _KeptSends(inner, kept)  # type: ignore[assignment]  # stands in for it, attribute by attribute
+    try:
+        await _original_write_ssl(self)
+    finally:
+        self._transport = inner
+    if kept:
+        heard = _datagrams_heard(self)
+        flight = _flights.get(self)
+        if flight is None or flight.heard != heard:
+            flight = _flights[self] = _HandshakeFlight(heard, time.monotonic())
+        flight.datagrams.extend(kept)
+
+
+async def _resend_unanswered(transport: RTCDtlsTransport, flight: _HandshakeFlight) -> None:
+    """Send ``flight`` again at each of :data:`DTLS_RESEND_AFTER` not yet done, while ``transport`` lives."""
+    while flight.resent < len(DTLS_RESEND_AFTER):
+        await asyncio.sleep(max(0.0, flight.sent_at + DTLS_RESEND_AFTER[flight.resent] - time.monotonic()))
+        if transport.state in ("closed", "failed"):
+            return
+        flight.resent += 1
+        log.debug("DTLS: no answer to a handshake flight after %.2f s; sending its %d datagram(s) again",
+                  time.monotonic() - flight.sent_at, len(flight.datagrams))
+        try:
+            for datagram in flight.datagrams:
+                await transport.transport._send(datagram)
+        except ConnectionError:
+            return  # the ICE transport is gone: the handshake fails as it would have
+
+
+_resends_after_handshakes: set[asyncio.Future[None]] = set()
+"""The tasks sending a handshake's last flight again (kept from the garbage collector)."""
+
+
+async def _recv_next_resending_the_flight(self: RTCDtlsTransport) -> None:
+    """aiortc's ``_recv_next``; meanwhile the last handshake flight is sent again on :data:`DTLS_RESEND_AFTER`.
+
+    Until the handshake is done, whatever was heard: a copy of the peer's flight that crossed ours is no answer
+    (its record layer drops it as a replay), and a real answer makes a new flight at once. Once it is done, the
+    flight written after the last datagram heard is the handshake's last (the server's Finished, in DTLS 1.2): the
+    peer, still waiting for it if it was lost, says nothing before its own timer (1 s), so it goes again on the
+    schedule whatever comes meanwhile (copies of the peer's own flight, crossing, are no word on it)."""
+    flight = _flights.get(self)
+    if flight is None or flight.resent >= len(DTLS_RESEND_AFTER):
+        await _original_recv_next(self)
+        return
+    if self.encrypted:
+        del _flights[self]
+        if flight.heard == _datagrams_heard(self):
+            task = asyncio.ensure_future(_resend_unanswered(self, flight))
+            _resends_after_handshakes.add(task)
+            task.add_done_callback(_resends_after_handshakes.discard)
+        await _original_recv_next(self)
+        return
+    resending = asyncio.ensure_future(_resend_unanswered(self, flight))
+    try:
+        await _original_recv_next(self)
+    finally:
+        resending.cancel()
+
+
+def quick_dtls_resends(enabled: bool) -> None:
+    """Send a DTLS handshake flight nothing answered again after :data:`DTLS_RESEND_AFTER`, or leave it to OpenSSL."""
+    transport: Any = RTCDtlsTransport
+    transport._write_ssl = _write_ssl_keeping_the_flight if enabled else _original_write_ssl
+    transport._recv_next = _recv_next_resending_the_flight if enabled else _original_recv_next
+
+
+def dtls_resends_quick() -> bool:
+    return RTCDtlsTransport._write_ssl is _write_ssl_keeping_the_flight
 
 
 # --- what the connection is doing (aiortc's private state) ------------------------------------

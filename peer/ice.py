@@ -18,6 +18,8 @@ from .aiortc_hooks import (
     gather_loopback_only,
     pipeline_turn_permissions,
     prompt_triggered_checks,
+    quick_dtls_resends,
+    quick_stun_retransmits,
     turn_failures,
     use_every_turn_url,
 )
@@ -35,7 +37,10 @@ def rtc_configuration(ice: IceConfig) -> RTCConfiguration:
     checked again as soon as the peer's check arrives on it, not at aioice's next retransmission
     (:func:`~peer.aiortc_hooks.prompt_triggered_checks`); the first check through a relay leaves
     right behind its ChannelBind, not a round trip later
-    (:func:`~peer.aiortc_hooks.pipeline_turn_permissions`). Video and data channels share one
+    (:func:`~peer.aiortc_hooks.pipeline_turn_permissions`); an unanswered STUN request and a DTLS handshake
+    flight nothing answered go again after a quarter of a second, not aioice's half second or OpenSSL's second
+    (:func:`~peer.aiortc_hooks.quick_stun_retransmits`, :func:`~peer.aiortc_hooks.quick_dtls_resends`).
+    Video and data channels share one
     ICE transport (max-bundle): aiortc's default gives each its own, which gathers, allocates
     TURN relays and checks pairs twice over.
     """
@@ -43,6 +48,8 @@ def rtc_configuration(ice: IceConfig) -> RTCConfiguration:
     use_every_turn_url(True)
     prompt_triggered_checks(True)
     pipeline_turn_permissions(True)
+    quick_stun_retransmits(True)
+    quick_dtls_resends(True)
     return RTCConfiguration(
         bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
         iceServers=[

@@ -66,6 +66,7 @@ HOOK_SWITCHES = (
     aiortc_hooks.report_receiver_losses, aiortc_hooks.pace_video_senders, aiortc_hooks.complete_frames_on_marker,
     aiortc_hooks.recover_losses_on_a_timer, aiortc_hooks.use_every_turn_url, aiortc_hooks.prompt_triggered_checks,
     aiortc_hooks.pipeline_turn_permissions, aiortc_hooks.quick_sctp_retransmits, aiortc_hooks.offer_h264_main,
+    aiortc_hooks.quick_dtls_resends, aiortc_hooks.quick_stun_retransmits,
 )
 """Every hook's switch: each test starts and ends with all of them off."""
 
@@ -1591,3 +1592,119 @@ def test_a_connected_receiver_repairs_a_lost_packet_by_rtx_and_asks_for_a_keyfra
     first_pli = result["plis"][0]
     # Three NACKs 50 ms apart (loopback), then the request at once: well under a second, with slack.
     assert 0.1 < first_pli < 0.6, result["plis"]
+
+
+class LossyIceEnd:
+    """One end of an in-memory pair standing in for two ICE transports: what it sends reaches the other end, but for
+    the datagrams whose numbers (0 first) are in ``lost``."""
+
+    def __init__(self, role: str, lost: set[int]) -> None:
+        self.role = role
+        self.peer: LossyIceEnd | None = None
+        self.sent: list[tuple[float, int, bool]] = []
+        """(when, bytes, lost) of each datagram sent."""
+        self._lost = lost
+        self._arrived: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def _send(self, data: bytes) -> None:
+        lost = len(self.sent) in self._lost
+        self.sent.append((time.monotonic(), len(data), lost))
+        if not lost:
+            assert self.peer is not None
+            self.peer._arrived.put_nowait(data)
+
+    async def _recv(self) -> bytes:
+        return await self._arrived.get()
+
+
+def dtls_handshake(server_lost: set[int], client_lost: set[int]) -> tuple[float, LossyIceEnd, LossyIceEnd]:
+    """A real DTLS handshake (aiortc's, OpenSSL's) over :class:`LossyIceEnd`: its seconds, and both ends."""
+    async def run() -> tuple[float, LossyIceEnd, LossyIceEnd]:
+        server_end, client_end = LossyIceEnd("controlling", server_lost), LossyIceEnd("controlled", client_lost)
+        server_end.peer, client_end.peer = client_end, server_end
+        server = RTCDtlsTransport(server_end, [RTCCertificate.generateCertificate()])  # type: ignore[arg-type]
+        client = RTCDtlsTransport(client_end, [RTCCertificate.generateCertificate()])  # type: ignore[arg-type]
+        started = time.monotonic()
+        await asyncio.wait_for(asyncio.gather(server.start(client.getLocalParameters()),
+                                              client.start(server.getLocalParameters())), 10)
+        took = time.monotonic() - started
+        assert (server.state, client.state) == ("connected", "connected")
+        await asyncio.sleep(0.6)  # what is sent again after the handshake is sent by now
+        await server.stop()
+        await client.stop()
+        return took, server_end, client_end
+
+    return asyncio.run(run())
+
+
+def test_aiortc_still_writes_and_reads_its_dtls_handshake_where_the_resend_hook_looks() -> None:
+    assert "bio_read" in inspect.getsource(RTCDtlsTransport._write_ssl)
+    assert "DTLSv1_get_timeout" in inspect.getsource(RTCDtlsTransport._recv_next)
+    assert "self.__rx_packets += 1" in inspect.getsource(RTCDtlsTransport._recv_next)
+    took, server_end, client_end = dtls_handshake(set(), set())
+    # Flights: the client's hello, the server's hello, the client's finish, the server's finish (DTLS 1.2).
+    assert [size > 0 for _, size, _ in server_end.sent[:2]] == [True, True] and len(client_end.sent) >= 2
+    assert took < 0.2
+
+
+@pytest.mark.parametrize(("server_lost", "client_lost"), [
+    (set(), {0}),  # the client's hello
+    ({0}, set()),  # the server's first flight
+    (set(), {1}),  # the client's last flight: the server's copy of its own, crossing it, is no answer
+    ({1}, set()),  # the server's last flight, sent after its handshake was done
+    (set(), {0, 1}),  # the client's hello and its first copy
+], ids=["client hello", "server hello", "client finish", "server finish", "hello and its copy"])
+def test_a_lost_dtls_flight_goes_again_within_a_quarter_second_not_openssls_second(
+    server_lost: set[int], client_lost: set[int],
+) -> None:
+    aiortc_hooks.quick_dtls_resends(True)
+    assert aiortc_hooks.dtls_resends_quick()
+    took, _, _ = dtls_handshake(server_lost, client_lost)
+    resends = 2 if client_lost == {0, 1} else 1
+    assert aiortc_hooks.DTLS_RESEND_AFTER[resends - 1] <= took < aiortc_hooks.DTLS_RESEND_AFTER[resends - 1] + 0.2
+    aiortc_hooks.quick_dtls_resends(False)
+    assert not aiortc_hooks.dtls_resends_quick()
+    took, _, _ = dtls_handshake(server_lost, client_lost)
+    assert took >= 0.95, "OpenSSL's own timer: a second"
+
+
+def test_a_handshake_with_nothing_lost_sends_only_the_servers_last_flight_again() -> None:
+    # The flights the peer answered go no more; the server's last one goes on the schedule (its loss is silent).
+    aiortc_hooks.quick_dtls_resends(True)
+    _, server_end, client_end = dtls_handshake(set(), set())
+    server_sizes = [size for _, size, _ in server_end.sent]
+    finish = server_sizes[1]
+    assert server_sizes.count(finish) == 1 + len(aiortc_hooks.DTLS_RESEND_AFTER)
+    client_sizes = [size for _, size, _ in client_end.sent]
+    assert client_sizes.count(client_sizes[0]) == 1 and client_sizes.count(client_sizes[1]) == 1
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_quick_stun_retransmits_resend_a_real_transaction_sooner_and_give_up_as_late(quick: bool) -> None:
+    sent: list[float] = []
+
+    class Silent:
+        """A peer that never answers: every send of the request is timed."""
+
+        def send_stun(self, message: stun.Message, addr: tuple[str, int]) -> None:
+            sent.append(time.monotonic())
+
+    async def run() -> None:
+        request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+        transaction = stun.Transaction(request, ("127.0.0.1", 9), Silent())
+        with pytest.raises(TimeoutError):  # not its own timeout: only the first three sends are waited for
+            await asyncio.wait_for(transaction.run(), 1.9 if quick else 1.6)
+
+    aiortc_hooks.quick_stun_retransmits(quick)
+    try:
+        assert aiortc_hooks.stun_retransmits_quick() is quick
+        asyncio.run(run())
+        retries = aioice.stun.RETRY_MAX
+        rto = aioice.stun.RETRY_RTO
+    finally:
+        aiortc_hooks.quick_stun_retransmits(False)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent)]
+    first = aiortc_hooks.QUICK_STUN_RTO if quick else 0.5
+    assert gaps == pytest.approx([first, 2 * first, 4 * first][:len(gaps)], abs=0.05) and len(gaps) >= 2
+    # Given up after as long: the doubling sum over the sends and the last wait.
+    assert rto * (2 ** (retries + 1) - 1) >= 0.5 * (2 ** 7 - 1)
