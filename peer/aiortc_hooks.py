@@ -1218,7 +1218,26 @@ uses 220 ms, above any peer's delayed-ack time; aiortc acknowledges at once."""
 QUICK_SCTP_RTO_INITIAL = 0.5
 """Seconds before the first round trip is measured (aiortc: 3 s; dcsctp: 500 ms): a lost INIT
 or first message costs half a second, not three."""
-_original_sctp_rto = (aiortc.rtcsctptransport.SCTP_RTO_MIN, aiortc.rtcsctptransport.SCTP_RTO_INITIAL)
+
+
+class _ModuleTimers:
+    """Module globals of a dependency that a hook sets to Deskhand's values, or back to the dependency's own (read
+    where they are defined, when this module is imported)."""
+
+    def __init__(self, module: Any, names: tuple[str, ...], ours: tuple[float, ...]) -> None:
+        self._module, self._names, self._ours = module, names, ours
+        self._theirs = tuple(getattr(module, name) for name in names)
+
+    def use(self, ours: bool) -> None:
+        for name, value in zip(self._names, self._ours if ours else self._theirs, strict=True):
+            setattr(self._module, name, value)
+
+    def in_use(self) -> bool:
+        return tuple(getattr(self._module, name) for name in self._names) == self._ours
+
+
+_sctp_timers = _ModuleTimers(aiortc.rtcsctptransport, ("SCTP_RTO_MIN", "SCTP_RTO_INITIAL"),
+                             (QUICK_SCTP_RTO_MIN, QUICK_SCTP_RTO_INITIAL))
 
 
 def quick_sctp_retransmits(enabled: bool) -> None:
@@ -1228,15 +1247,11 @@ def quick_sctp_retransmits(enabled: bool) -> None:
     start when an association is made. Its timer never backs off on expiry and no count of
     expiries closes the association, so a lower floor only resends sooner.
     """
-    module: Any = aiortc.rtcsctptransport
-    module.SCTP_RTO_MIN, module.SCTP_RTO_INITIAL = (
-        (QUICK_SCTP_RTO_MIN, QUICK_SCTP_RTO_INITIAL) if enabled else _original_sctp_rto
-    )
+    _sctp_timers.use(enabled)
 
 
 def sctp_retransmits_quick() -> bool:
-    module: Any = aiortc.rtcsctptransport
-    return (module.SCTP_RTO_MIN, module.SCTP_RTO_INITIAL) == (QUICK_SCTP_RTO_MIN, QUICK_SCTP_RTO_INITIAL)
+    return _sctp_timers.in_use()
 
 
 # --- STUN: a lost check or TURN request is resent in a quarter second -------------------------
@@ -1248,7 +1263,7 @@ datagram at 1 Mbit/s and 150 ms: ICE took 0.88 s instead of 0.22, and the first 
 QUICK_STUN_RETRANSMISSIONS = 7
 """Resends before a request times out (aioice: 6): one more at the halved start gives up after as long
 (63.75 s against 63.5)."""
-_original_stun_retry = (aioice.stun.RETRY_RTO, aioice.stun.RETRY_MAX)
+_stun_timers = _ModuleTimers(aioice.stun, ("RETRY_RTO", "RETRY_MAX"), (QUICK_STUN_RTO, QUICK_STUN_RETRANSMISSIONS))
 
 
 def quick_stun_retransmits(enabled: bool) -> None:
@@ -1257,15 +1272,11 @@ def quick_stun_retransmits(enabled: bool) -> None:
     aioice reads both as module globals when a transaction is made; a request made with its own count of
     retransmissions (a consent check: none) keeps it.
     """
-    module: Any = aioice.stun
-    module.RETRY_RTO, module.RETRY_MAX = (
-        (QUICK_STUN_RTO, QUICK_STUN_RETRANSMISSIONS) if enabled else _original_stun_retry
-    )
+    _stun_timers.use(enabled)
 
 
 def stun_retransmits_quick() -> bool:
-    module: Any = aioice.stun
-    return (module.RETRY_RTO, module.RETRY_MAX) == (QUICK_STUN_RTO, QUICK_STUN_RETRANSMISSIONS)
+    return _stun_timers.in_use()
 
 
 # --- DTLS: a lost handshake flight is sent again in a fraction of a second ---------------------
