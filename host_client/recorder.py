@@ -520,6 +520,7 @@ class RecordingUploader:
         self.continuations_uploaded = 0
         """Segments stored by their own frames, continuing from an earlier one's keyframe."""
         self.bytes_sent = 0
+        """Request bodies sent to store segments: whole segments, and repeats' JSON."""
         self.paced_seconds = 0.0
         """Seconds uploads spent held to the pace (:meth:`UploadYield.pace`), in all."""
         self.pacing = 0.0
@@ -530,7 +531,6 @@ class RecordingUploader:
         monotonic clock, and the rate it went at (its bytes over the time from the request to the broker's
         answer): what the link carried for the recording then, however its body was paced
         (:meth:`peer.stream_budget.StreamBudget.upload_stored`). None before the first."""
-        """Request bodies sent to store segments: whole segments, and repeats' JSON."""
 
     @asynccontextmanager
     async def _connected(self) -> AsyncIterator[BrokerClient]:

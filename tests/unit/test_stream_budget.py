@@ -628,6 +628,22 @@ def test_a_paced_upload_the_broker_stored_raises_the_memory_beside_the_video() -
     assert plain.target_bitrate(now, uploads=False) == pytest.approx(memory, rel=0.01)
 
 
+def test_an_upload_stored_faster_than_its_pace_counts_only_its_pace() -> None:
+    # A broker that answers at once (a fast hop to it, a small body) says nothing of the bottleneck: what the uploads
+    # were given bounds what counts as carried, and no report's arithmetic lifts the memory past it.
+    budget = StreamBudget(max_fps=30)
+    budget.frames_dropped(0.0)
+    memory = budget.link_capacity(5.0)
+    now = 5.0
+    for step in range(30):
+        now = 5.0 + step / 30
+        budget.uploading(350_000.0, now)
+        budget.sent(2_900, keyframe=False, now=now)
+    budget.upload_stored(80_000_000.0, now)
+    budget.receiver_loss(0.0, now)
+    assert memory < budget.link_capacity(now) <= budget.send_rate(now) + 350_000
+
+
 def test_an_uploads_stored_rate_is_a_finite_non_negative_rate() -> None:
     budget = StreamBudget()
     for bad in (-1.0, float("nan"), float("inf")):
