@@ -603,34 +603,9 @@ def test_an_upload_stored_long_before_a_report_or_a_cut_just_before_raises_nothi
     assert budget.target_bitrate(now + 0.2, uploads=False) == pytest.approx(cut)
 
 
-def test_a_paced_upload_the_broker_stored_raises_the_memory_beside_the_video() -> None:
-    # No share set aside: a paced upload takes its pace off the target, and the estimate speaks of the video
-    # alone. A receiver report of no loss while the upload was stored at 300 kbit/s: the link carried both.
-    budget = StreamBudget(max_fps=30)
-    budget.frames_dropped(0.0)
-    memory = budget.link_capacity(5.0)
-    now = 5.0
-    for step in range(30):
-        now = 5.0 + step / 30
-        budget.uploading(350_000.0, now)
-        budget.sent(2_900, keyframe=False, now=now)  # 700 kbit/s (over its target: the memory less the pace)
-    budget.upload_stored(300_000.0, now)
-    budget.receiver_loss(0.0, now)
-    assert budget.link_capacity(now) == pytest.approx(max(memory, budget.send_rate(now) + 300_000), rel=0.01)
-    assert budget.link_capacity(now) > memory
-    # Without the broker's answer the pace is no proof: the upload may be waiting in the sender's buffer.
-    plain = StreamBudget(max_fps=30)
-    plain.frames_dropped(0.0)
-    for step in range(30):
-        plain.uploading(350_000.0, 5.0 + step / 30)
-        plain.sent(2_900, keyframe=False, now=5.0 + step / 30)
-    plain.receiver_loss(0.0, now)
-    assert plain.target_bitrate(now, uploads=False) == pytest.approx(memory, rel=0.01)
-
-
-def test_an_upload_stored_faster_than_its_pace_counts_only_its_pace() -> None:
-    # A broker that answers at once (a fast hop to it, a small body) says nothing of the bottleneck: what the uploads
-    # were given bounds what counts as carried, and no report's arithmetic lifts the memory past it.
+def beside_a_paced_upload() -> tuple[StreamBudget, float, float]:
+    """A link that pushed back long ago (the memory at 900 kbit/s): a second of 700 kbit/s of video (over its target,
+    the memory less the pace) beside an upload paced at 350 kbit/s. Returns the budget, the clock and the memory."""
     budget = StreamBudget(max_fps=30)
     budget.frames_dropped(0.0)
     memory = budget.link_capacity(5.0)
@@ -639,6 +614,27 @@ def test_an_upload_stored_faster_than_its_pace_counts_only_its_pace() -> None:
         now = 5.0 + step / 30
         budget.uploading(350_000.0, now)
         budget.sent(2_900, keyframe=False, now=now)
+    return budget, now, memory
+
+
+def test_a_paced_upload_the_broker_stored_raises_the_memory_beside_the_video() -> None:
+    # No share set aside: a paced upload takes its pace off the target, and the estimate speaks of the video
+    # alone. A receiver report of no loss while the upload was stored at 300 kbit/s: the link carried both.
+    budget, now, memory = beside_a_paced_upload()
+    budget.upload_stored(300_000.0, now)
+    budget.receiver_loss(0.0, now)
+    assert budget.link_capacity(now) == pytest.approx(max(memory, budget.send_rate(now) + 300_000), rel=0.01)
+    assert budget.link_capacity(now) > memory
+    # Without the broker's answer the pace is no proof: the upload may be waiting in the sender's buffer.
+    plain, now, _ = beside_a_paced_upload()
+    plain.receiver_loss(0.0, now)
+    assert plain.target_bitrate(now, uploads=False) == pytest.approx(memory, rel=0.01)
+
+
+def test_an_upload_stored_faster_than_its_pace_counts_only_its_pace() -> None:
+    # A broker that answers at once (a fast hop to it, a small body) says nothing of the bottleneck: what the uploads
+    # were given bounds what counts as carried, and no report's arithmetic lifts the memory past it.
+    budget, now, memory = beside_a_paced_upload()
     budget.upload_stored(80_000_000.0, now)
     budget.receiver_loss(0.0, now)
     assert memory < budget.link_capacity(now) <= budget.send_rate(now) + 350_000
