@@ -171,19 +171,16 @@ class HostTransfers:
         saved_as = transfer.saved_as or transfer.name
         meter = ProgressMeter()
         try:
-            result = await self._client.receive(
-                transfer, self._landing.part(saved_as), self._landing.ledger(saved_as),
-                self._progress(transfer, saved_as, outgoing=False, meter=meter),
+            received = await self._client.receive(
+                transfer, self._landing, saved_as, self._progress(transfer, saved_as, outgoing=False, meter=meter),
             )
         except TransferError as error:
             self._ui.notice(f"{saved_as}: {error.message}")
             return
-        if result.state is TransferState.completed:
-            final = self._landing.finalize(saved_as)
-            self._ended(transfer, True, str(final), meter)
+        if received.path is not None:
+            self._ended(transfer, True, str(received.path), meter)
         else:
-            self._landing.discard(saved_as)
-            self._ended(transfer, False, result.reason or result.state.value)
+            self._ended(transfer, False, received.transfer.reason or received.transfer.state.value)
 
     async def _answer(self, request: FileRequestOut) -> None:
         reason = self._authority.refusal(Permission.files_receive)

@@ -64,22 +64,32 @@ class LandingFolder:
     def ledger(self, saved_as: str) -> Path:
         return self.folder / f".{saved_as}.deskhand-ledger"
 
-    def finalize(self, saved_as: str) -> Path:
-        """Give the verified file its name, without overwriting anything; returns where it is."""
+    def show(self, saved_as: str) -> Path:
+        """Give the verified file its name, without overwriting anything; returns where it is.
+
+        The name is a second link to the part file, which stays with its ledger until
+        :meth:`settle` (the transfer is reported complete) or :meth:`withdraw` (it was not):
+        a transfer whose report failed resumes from the part."""
         part = self.part(saved_as)
         candidate, n = saved_as, 1
         while True:
             final = self.folder / candidate
             try:
                 os.link(part, final)  # fails if ``final`` exists: never an overwrite
-                break
+                return final
             except FileExistsError:
                 n += 1
                 candidate = numbered_name(saved_as, n)
-        part.unlink()
+
+    def settle(self, saved_as: str) -> None:
+        """The shown file is the transfer's for good: its part file, ledger and reserved name go."""
+        self.part(saved_as).unlink()
         self.ledger(saved_as).unlink(missing_ok=True)
         self._reserved.discard(saved_as)
-        return final
+
+    def withdraw(self, shown: Path) -> None:
+        """Take back a name :meth:`show` gave (the part file keeps the bytes)."""
+        shown.unlink(missing_ok=True)
 
     def discard(self, saved_as: str) -> None:
         """Forget a transfer that will not complete (refused, cancelled, or failed its hash)."""

@@ -19,6 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,6 +45,7 @@ from protocol.transfers import (
 from .broker_client import BrokerClient, BrokerReply, Timeouts
 from .broker_errors import BrokerRefusal
 from .chunk_ledger import ChunkLedger, load_ledger, save_ledger
+from .landing import LandingFolder
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,14 @@ TIMEOUTS = Timeouts(connect=10.0, read=POLL_SECONDS + 30)
 """A chunk waits at the broker for up to :data:`POLL_SECONDS`; the read allows for that and the bytes."""
 REPAIR_ROUNDS = 3
 """Times a receiver fetches the chunks that spoiled the file's hash again before giving up."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """How :meth:`TransferClient.receive` ended: the transfer's final state, and where the file is when it completed."""
+
+    transfer: TransferOut
+    path: Path | None
 
 
 class TransferError(BrokerRefusal):
@@ -265,18 +275,22 @@ class TransferClient:
     # --- receiving ----------------------------------------------------------------------
 
     async def receive(
-        self, transfer: TransferOut, part: Path, ledger_path: Path, progress: ProgressHook | None = None
-    ) -> TransferOut:
-        """Fetch every missing chunk into ``part``, verify the whole file and report it.
+        self, transfer: TransferOut, landing: LandingFolder, saved_as: str, progress: ProgressHook | None = None
+    ) -> Received:
+        """Fetch every missing chunk of ``transfer`` into ``landing``'s part file for ``saved_as``, verify the
+        whole file, give it its name and report it.
 
         The file is hashed once, in order, as chunks land. Each chunk's declared
         SHA-256 is kept in the ledger, so that if the file's hash does not match
         the sender's, the chunks on disk are checked one by one and only the bad
         ones are fetched again (up to :data:`REPAIR_ROUNDS` times).
 
-        Returns the transfer in its final state; ``part`` holds a file whose
-        SHA-256 matches only if the state is completed.
+        The verified file has its name before it is reported: whoever sees the transfer completed (the
+        sender, their console) finds it there. A report the broker does not answer with ``completed`` takes
+        the name back, and the part goes with it; one that does not get through (:class:`TransferError`) takes
+        the name back and leaves the part and its ledger to resume from, unless the transfer is over.
         """
+        part, ledger_path = landing.part(saved_as), landing.ledger(saved_as)
         ledger = load_ledger(ledger_path, transfer.id, transfer.size, transfer.chunk_size)
         fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -297,8 +311,25 @@ class TransferClient:
         finally:
             os.close(fd)
         if transfer.state.over:
-            return transfer
-        return await self._complete(transfer, file_sha256)
+            landing.discard(saved_as)
+            return Received(transfer, None)
+        # A file that does not match is reported all the same (the broker records the failure), never shown.
+        shown = landing.show(saved_as) if file_sha256 == transfer.sha256 else None
+        try:
+            result = await self._complete(transfer, file_sha256)
+        except BaseException as error:
+            if shown is not None:
+                landing.withdraw(shown)
+            if isinstance(error, TransferError) and error.error == "transfer_over":
+                landing.discard(saved_as)  # cancelled meanwhile: nothing to resume
+            raise
+        if result.state is TransferState.completed and shown is not None:
+            landing.settle(saved_as)
+            return Received(result, shown)
+        if shown is not None:
+            landing.withdraw(shown)
+        landing.discard(saved_as)
+        return Received(result, None)
 
     async def _complete(self, transfer: TransferOut, file_sha256: str) -> TransferOut:
         """Report the whole file. A broker that restarted during the transfer hashes the file

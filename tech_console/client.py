@@ -387,13 +387,13 @@ class TechConsole:
                     raise ConsoleError(f"cannot take {offered.name}: {reason}")
                 saved_as = landing.choose_name(offered.name)
                 accepted = await files.decide(offered.id, True, saved_as=saved_as)
-                result = await files.receive(accepted, landing.part(saved_as), landing.ledger(saved_as), progress)
+                received = await files.receive(accepted, landing, saved_as, progress)
             except TransferError as error:
                 raise ConsoleError(error.message, status=error.status, error=error.error) from None
-            if result.state is not TransferState.completed:
-                landing.discard(saved_as)
+            if received.path is None:
+                result = received.transfer
                 raise ConsoleError(f"the file was not delivered: {result.reason or result.state.value}")
-            return landing.finalize(saved_as)
+            return received.path
 
     @staticmethod
     async def _answered(files: TransferClient, request_id: str, timeout: float) -> TransferOut:

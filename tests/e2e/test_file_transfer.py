@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from peer.landing import LandingFolder
 from peer.transfers import TransferError, file_sha256
 from protocol.transfers import Direction, TransferState, chunk_count
 from tech_console.client import ConsoleError
@@ -185,10 +186,10 @@ async def test_a_corrupt_chunk_at_the_broker_is_detected_and_sent_again(start_br
             spoiled = bytearray(chunk.read_bytes())
             spoiled[100] ^= 0xFF
             chunk.write_bytes(spoiled)
-            part, ledger = tmp_path / "dump.part", tmp_path / "dump.ledger"
-            done = await files.receive(full, part, ledger)
-    assert done.state is TransferState.completed
-    assert file_sha256(part) == file_sha256(wanted)
+            landing = LandingFolder(tmp_path / "fetched")
+            done = await files.receive(full, landing, landing.choose_name("dump.bin"))
+    assert done.transfer.state is TransferState.completed and done.path == tmp_path / "fetched" / "dump.bin"
+    assert file_sha256(done.path) == file_sha256(wanted)
     kinds = [k for (k,) in broker.sql("SELECT kind FROM audit_events WHERE session_id = ?", live.session_id)]
     assert "transfer.chunk_rejected" in kinds
 

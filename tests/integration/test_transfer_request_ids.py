@@ -20,17 +20,10 @@ import httpx
 import pytest
 import websockets
 
-from tests.support.api import bearer, paired_session
+from tests.support.api import bearer, consented_session
 from tests.support.broker import BrokerProcess
 
 FILES = ["files.send", "files.receive"]
-
-
-def consented_session(broker: BrokerProcess, admin: dict[str, str]) -> tuple[str, str]:
-    """A joined session whose user allowed sending and receiving files: (session id, host token)."""
-    session_id, host_token = paired_session(broker, admin)
-    broker.sql("UPDATE support_sessions SET consent = ? WHERE id = ?", json.dumps(FILES), session_id)
-    return session_id, host_token
 
 
 def ask_for_a_file(broker: BrokerProcess, admin: dict[str, str], session_id: str) -> str:
@@ -69,11 +62,11 @@ def request_state(broker: BrokerProcess, request_id: str) -> tuple[object, ...]:
 async def test_a_file_for_the_host_naming_a_file_request_is_refused_and_nothing_happens(broker, admin, named: str) -> None:
     """Before: an unknown id answered 500 with the transfer already created (and audited);
     another session's request was announced to this session's peers."""
-    session_id, host_token = consented_session(broker, admin)
+    session_id, host_token = consented_session(broker, admin, FILES)
     if named == "no file request":
         request_id, status = str(uuid.uuid4()), 404
     elif named == "another session's request":
-        other_session, _ = consented_session(broker, admin)
+        other_session, _ = consented_session(broker, admin, FILES)
         request_id, status = ask_for_a_file(broker, admin, other_session), 404
     else:
         request_id, status = ask_for_a_file(broker, admin, session_id), 422

@@ -56,6 +56,13 @@ def paired_session(broker: BrokerProcess, headers: dict[str, str]) -> tuple[str,
     return body["session_id"], body["host_token"]
 
 
+def consented_session(broker: BrokerProcess, headers: dict[str, str], consent: list[str]) -> tuple[str, str]:
+    """A joined session whose user allowed ``consent`` (set in the database): ``(session id, host token)``."""
+    session_id, host_token = paired_session(broker, headers)
+    broker.sql("UPDATE support_sessions SET consent = ? WHERE id = ?", json.dumps(consent), session_id)
+    return session_id, host_token
+
+
 def end_session(broker: BrokerProcess, headers: dict[str, str], session_id: str, reason: str = "") -> httpx.Response:
     """End a session as its technician, over REST; the raw response."""
     return broker.http.post(f"/sessions/{session_id}/end", json={"reason": reason}, headers=headers)

@@ -40,11 +40,18 @@ def fake_free(monkeypatch: pytest.MonkeyPatch, free: int) -> list[Path]:
 
 
 def land(landing: LandingFolder, name: str, content: bytes) -> Path:
-    """Receive ``content`` as the transfers do: choose a name, write the part and a ledger, finalize."""
+    """Receive ``content`` as the transfers do: choose a name, write the part and a ledger, name it for good."""
     saved_as = landing.choose_name(name)
     landing.part(saved_as).write_bytes(content)
     landing.ledger(saved_as).write_text("{}")
-    return landing.finalize(saved_as)
+    return named(landing, saved_as)
+
+
+def named(landing: LandingFolder, saved_as: str) -> Path:
+    """Show the verified part under its name and settle it there (a transfer reported complete)."""
+    shown = landing.show(saved_as)
+    landing.settle(saved_as)
+    return shown
 
 
 def guard_numbered_name(monkeypatch: pytest.MonkeyPatch, limit: int = 200) -> None:
@@ -158,14 +165,14 @@ def test_two_transfers_in_flight_with_a_long_name_get_different_names(
     assert first != second
 
 
-# --- finalize ---------------------------------------------------------------------------------
+# --- show, settle, withdraw -------------------------------------------------------------------
 
 
-def test_finalize_gives_the_verified_part_its_name_and_cleans_up(landing: LandingFolder, folder: Path) -> None:
+def test_naming_gives_the_verified_part_its_name_and_cleans_up(landing: LandingFolder, folder: Path) -> None:
     saved_as = landing.choose_name("report.pdf")
     landing.part(saved_as).write_bytes(b"verified bytes")
     landing.ledger(saved_as).write_text("{}")
-    final = landing.finalize(saved_as)
+    final = named(landing, saved_as)
     assert final == folder / "report.pdf"
     assert final.read_bytes() == b"verified bytes"
     assert final.stat().st_nlink == 1  # the part's link is gone, not merely another name for it
@@ -174,47 +181,70 @@ def test_finalize_gives_the_verified_part_its_name_and_cleans_up(landing: Landin
     assert files_under(folder) == {"report.pdf"}
 
 
-def test_finalize_works_without_a_ledger(landing: LandingFolder, folder: Path) -> None:
+def test_a_shown_file_keeps_its_part_and_ledger_until_settled(landing: LandingFolder, folder: Path) -> None:
+    """Shown before the transfer is reported: a report that fails must leave something to resume from."""
+    saved_as = landing.choose_name("report.pdf")
+    landing.part(saved_as).write_bytes(b"verified bytes")
+    landing.ledger(saved_as).write_text("{}")
+    shown = landing.show(saved_as)
+    assert shown.read_bytes() == b"verified bytes"
+    assert files_under(folder) == {"report.pdf", ".report.pdf.deskhand-part", ".report.pdf.deskhand-ledger"}
+    landing.settle(saved_as)
+    assert files_under(folder) == {"report.pdf"}
+
+
+def test_a_withdrawn_name_leaves_the_part_to_resume_from(landing: LandingFolder, folder: Path) -> None:
+    saved_as = landing.choose_name("report.pdf")
+    landing.part(saved_as).write_bytes(b"verified bytes")
+    landing.ledger(saved_as).write_text("{}")
+    landing.withdraw(landing.show(saved_as))
+    assert files_under(folder) == {".report.pdf.deskhand-part", ".report.pdf.deskhand-ledger"}
+    assert landing.part(saved_as).read_bytes() == b"verified bytes"
+    assert landing.choose_name("report.pdf") == "report (2).pdf"  # still reserved for the resumed transfer
+    assert named(landing, saved_as) == folder / "report.pdf"
+
+
+def test_naming_works_without_a_ledger(landing: LandingFolder, folder: Path) -> None:
     saved_as = landing.choose_name("a.bin")
     landing.part(saved_as).write_bytes(b"x")
-    assert landing.finalize(saved_as).read_bytes() == b"x"
+    assert named(landing, saved_as).read_bytes() == b"x"
     assert files_under(folder) == {"a.bin"}
 
 
-def test_finalize_releases_the_reservation(landing: LandingFolder, folder: Path) -> None:
+def test_naming_releases_the_reservation(landing: LandingFolder, folder: Path) -> None:
     final = land(landing, "a.txt", b"1")
     final.unlink()
     assert landing.choose_name("a.txt") == "a.txt"
 
 
-def test_finalize_never_overwrites_a_file_that_appeared_meanwhile(landing: LandingFolder, folder: Path) -> None:
+def test_naming_never_overwrites_a_file_that_appeared_meanwhile(landing: LandingFolder, folder: Path) -> None:
     saved_as = landing.choose_name("report.pdf")
     landing.part(saved_as).write_bytes(b"received")
     (folder / "report.pdf").write_bytes(b"the user's own file")  # created while the transfer ran
-    final = landing.finalize(saved_as)
+    final = named(landing, saved_as)
     assert final == folder / "report (2).pdf"
     assert final.read_bytes() == b"received"
     assert (folder / "report.pdf").read_bytes() == b"the user's own file"
     assert files_under(folder) == {"report.pdf", "report (2).pdf"}
 
 
-def test_finalize_skips_every_name_that_appeared_meanwhile(landing: LandingFolder, folder: Path) -> None:
+def test_naming_skips_every_name_that_appeared_meanwhile(landing: LandingFolder, folder: Path) -> None:
     saved_as = landing.choose_name("report.pdf")
     landing.part(saved_as).write_bytes(b"received")
     for name in ("report.pdf", "report (2).pdf", "report (3).pdf"):
         (folder / name).write_bytes(name.encode())
-    final = landing.finalize(saved_as)
+    final = named(landing, saved_as)
     assert final.name == "report (4).pdf"
     for name in ("report.pdf", "report (2).pdf", "report (3).pdf"):
         assert (folder / name).read_bytes() == name.encode()
 
 
-def test_finalize_never_overwrites_a_dangling_symlink(landing: LandingFolder, folder: Path, tmp_path: Path) -> None:
+def test_naming_never_overwrites_a_dangling_symlink(landing: LandingFolder, folder: Path, tmp_path: Path) -> None:
     saved_as = landing.choose_name("a.txt")
     landing.part(saved_as).write_bytes(b"received")
     target = tmp_path / "outside.txt"
     (folder / "a.txt").symlink_to(target)  # points nowhere (yet)
-    final = landing.finalize(saved_as)
+    final = named(landing, saved_as)
     assert final == folder / "a (2).txt"
     assert (folder / "a.txt").is_symlink()
     assert not target.exists()
@@ -225,8 +255,8 @@ def test_two_transfers_of_the_same_name_both_land(landing: LandingFolder, folder
     second = landing.choose_name("photo.jpg")
     landing.part(first).write_bytes(b"one")
     landing.part(second).write_bytes(b"two")
-    assert landing.finalize(second).read_bytes() == b"two"
-    assert landing.finalize(first).read_bytes() == b"one"
+    assert named(landing, second).read_bytes() == b"two"
+    assert named(landing, first).read_bytes() == b"one"
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == {"photo.jpg": b"one", "photo (2).jpg": b"two"}
 
 
@@ -237,14 +267,14 @@ def test_landing_the_same_name_repeatedly_keeps_every_copy(landing: LandingFolde
     assert files_under(folder) == {f.name for f in finals}
 
 
-def test_finalize_without_a_part_raises_and_creates_nothing(landing: LandingFolder, folder: Path) -> None:
+def test_naming_without_a_part_raises_and_creates_nothing(landing: LandingFolder, folder: Path) -> None:
     saved_as = landing.choose_name("a.txt")
     with pytest.raises(FileNotFoundError):
-        landing.finalize(saved_as)
+        named(landing, saved_as)
     assert files_under(folder) == set()
 
 
-def test_finalize_ends_for_a_long_name_that_appeared_meanwhile(
+def test_naming_ends_for_a_long_name_that_appeared_meanwhile(
     landing: LandingFolder, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     guard_numbered_name(monkeypatch)
@@ -252,7 +282,7 @@ def test_finalize_ends_for_a_long_name_that_appeared_meanwhile(
     saved_as = landing.choose_name(long_name)
     landing.part(saved_as).write_bytes(b"received")
     (folder / long_name).write_bytes(b"first")
-    final = landing.finalize(saved_as)
+    final = named(landing, saved_as)
     assert final.read_bytes() == b"received"
     assert (folder / long_name).read_bytes() == b"first"
 
@@ -369,7 +399,7 @@ def test_nothing_is_ever_written_outside_the_folder(
         landing.part(saved_as).write_bytes(b"abc")
         landing.ledger(saved_as).write_text("{}")
         if finish:
-            assert landing.finalize(saved_as).parent == folder
+            assert named(landing, saved_as).parent == folder
         else:
             landing.discard(saved_as)
     created = files_under(tmp_path) - before
