@@ -19,7 +19,7 @@ from peer.background import cancel_and_wait
 from peer.landing import DEFAULT_MAX_FILE_BYTES
 from peer.transport import add_transport_options, trust_ca_file
 from protocol.api import JoinResponse, Priority
-from protocol.cli import configure_logging, number_in_range
+from protocol.cli import configure_logging, number_in_range, report_waits_on_signal
 from protocol.codes import CodeFormatError, normalize_code
 from protocol.permissions import (
     PERMISSION_ORDER,
@@ -273,6 +273,7 @@ async def _join(args: argparse.Namespace, code: str | None) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal)
+    report_waits_on_signal(loop)
     with ExitStack() as stack:
         try:
             screen = Screen()  # fail before burning the code

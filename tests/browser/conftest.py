@@ -4,7 +4,8 @@
   broker's console, each failing its test if the page logs a console error or throws.
 * ``screenshot(page, name)`` saves ``test-artifacts/screenshots/<name>.png`` for review.
 * ``hosts.join(broker, code, display_env, consent, downloads)`` starts ``deskhand-host``
-  with the terminal UI; those still running at the end are killed.
+  with the terminal UI; those still running at the end are killed. ``hosts.exited(process, timeout)``
+  is its output once it exited, or a failure saying where it waited.
 * ``video_size(page, timeout)`` waits for the live session page's first frame;
   ``PICTURE_CENTRE`` (for ``page.evaluate``) is where the picture's centre is.
 """
@@ -16,12 +17,14 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
+from protocol.cli import WAITS_SIGNAL
 from tests.support.broker import BrokerProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,6 +95,25 @@ class Hosts:
         )
         self.started.append(process)
         return process
+
+    @staticmethod
+    def exited(process: subprocess.Popen[str], timeout: float) -> str:
+        """What the host wrote to stdout, once it has exited by itself within ``timeout`` seconds.
+
+        One that does not is asked where it waits (``SIGUSR1``: :func:`protocol.cli.report_waits_on_signal`)
+        and killed; the test fails with that report."""
+        try:
+            out, _err = process.communicate(timeout=timeout)
+            return out
+        except subprocess.TimeoutExpired:
+            process.send_signal(WAITS_SIGNAL)
+            time.sleep(2)
+            process.kill()
+            out, err = process.communicate()
+            raise AssertionError(
+                f"the host did not exit within {timeout:g} s of the session's end.\nIts output:\n{out[-4000:]}\n"
+                f"Its log and where it waited:\n{err[-30000:]}"
+            ) from None
 
 
 @pytest.fixture

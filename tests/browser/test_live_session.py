@@ -188,7 +188,7 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
     await page.get_by_label("Note for the ticket").fill("Printer driver reinstalled")
     await page.get_by_role("button", name="End session").click()
     await expect(page.locator("#ended")).to_contain_text("Printer driver reinstalled")
-    out, _err = await asyncio.to_thread(host.communicate, timeout=HOST_EXIT_SECONDS)
+    out = await asyncio.to_thread(hosts.exited, host, HOST_EXIT_SECONDS)
     assert "ended by the technician: Printer driver reinstalled" in out
     assert "Hi Ann, I am on your screen now" in out
     await page.get_by_role("link", name="Back to the ticket").click()
@@ -221,5 +221,5 @@ async def test_view_only_consent_sends_no_input_and_monitors_switch(broker, cons
         await page.get_by_label("Note for the ticket").fill("looked only")
         await page.get_by_role("button", name="End session").click()
         await expect(page.locator("#ended")).to_contain_text("looked only")
-        out, _err = await asyncio.to_thread(host.communicate, timeout=HOST_EXIT_SECONDS)
+        out = await asyncio.to_thread(hosts.exited, host, HOST_EXIT_SECONDS)
         assert "0 refused" in out  # the page never sent input the user had not allowed

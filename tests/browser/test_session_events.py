@@ -73,7 +73,7 @@ async def test_a_browser_session_is_in_the_report_once_each(broker, xvfb, consol
         await page.get_by_label("Note for the ticket").fill("Printer works again")
         await page.get_by_role("button", name="End session").click()
         await expect(page.locator("#ended")).to_contain_text("Printer works again")
-        host.communicate(timeout=30)
+        hosts.exited(host, 30)
     await page.close()
 
     report = await settled_report(broker, session_id)
