@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import first_picture, relay_connect, relay_recovery, screen_stream
+from bench import first_picture, motion_search, relay_connect, relay_recovery, screen_stream
 from bench.aiortc_receiver import aiortc_receiver
 from bench.chromium_receiver import chromium_receiver
 
@@ -87,5 +87,15 @@ def test_the_first_picture_bench_refuses_a_bad_frame_count(argv: list[str], mess
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         first_picture.main(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [(["--fps", "0"], "between 1 and 60"), (["--seconds", "x"], "not a number")])
+def test_the_motion_search_benchmark_names_what_is_wrong(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        motion_search.main(argv)
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
