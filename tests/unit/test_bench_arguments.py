@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from bench import first_picture, motion_search, relay_connect, relay_recovery, screen_stream
@@ -10,20 +12,24 @@ from bench.chromium_receiver import chromium_receiver
 
 
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    ("main", "argv", "message"),
     [
-        (["--static-seconds", "0"], "between 1 and 3600"),
-        (["--phase-seconds", "soon"], "not a number of seconds"),
-        (["--phase-seconds", "nan"], "between 1 and 3600"),
-        (["--only", "x11vnc,teamviewer"], "unknown pipeline teamviewer"),
-        (["--only", ","], "(none given)"),
+        (screen_stream.main, ["--static-seconds", "0"], "between 1 and 3600"),
+        (screen_stream.main, ["--phase-seconds", "soon"], "not a number of seconds"),
+        (screen_stream.main, ["--phase-seconds", "nan"], "between 1 and 3600"),
+        (screen_stream.main, ["--only", "x11vnc,teamviewer"], "unknown pipeline teamviewer"),
+        (screen_stream.main, ["--only", ","], "(none given)"),
+        (first_picture.main, ["--frames", "1"], "between 2 and 600"),
+        (first_picture.main, ["--frames", "many"], "frames"),
+        (motion_search.main, ["--fps", "0"], "between 1 and 60"),
+        (motion_search.main, ["--seconds", "x"], "not a number"),
     ],
 )
 def test_the_command_line_names_what_is_wrong(
-    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+    main: Callable[[list[str]], int], argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
-        screen_stream.main(argv)
+        main(argv)
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
 
@@ -80,22 +86,3 @@ def test_relay_recovery_names_what_is_wrong_on_its_command_line(argv: list[str],
 def test_relay_recovery_cuts_default_to_the_issues_lengths() -> None:
     assert relay_recovery.parse_options([]).cuts == (10.0, 20.0, 30.0)
     assert relay_recovery.parse_options(["--cuts", "30, 5"]).cuts == (30.0, 5.0)
-
-
-@pytest.mark.parametrize(("argv", "message"), [(["--frames", "1"], "between 2 and 600"), (["--frames", "many"], "frames")])
-def test_the_first_picture_bench_refuses_a_bad_frame_count(argv: list[str], message: str,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        first_picture.main(argv)
-    assert exited.value.code == 2
-    assert message in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(("argv", "message"), [(["--fps", "0"], "between 1 and 60"), (["--seconds", "x"], "not a number")])
-def test_the_motion_search_benchmark_names_what_is_wrong(
-    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as exited:
-        motion_search.main(argv)
-    assert exited.value.code == 2
-    assert message in capsys.readouterr().err
