@@ -103,7 +103,9 @@ two frames at 10-17 frames a second) and codes the page anew; an uneven multi-he
 The benchmark's desktop at 10 frames a second (``bench/motion_search.py``, CRF 20): a scrolled frame 58 -> 8.2 kB,
 a moving window 17 -> 3.4 kB, typing 1.4 -> 0.8 kB, at 1 dB more luma PSNR and within 1 ms of the encoding time
 (less residual is left to code). Through the link emulator at 2.5 Mbit/s and 150 ms, scrolling went from 16 to 30
-frames a second and its marks' p95 from 1.2 s to 0.2-0.26 s (``bench/link_sweep.py``)."""
+frames a second and its marks' p95 from 1.2 s to 0.2-0.26 s (``bench/link_sweep.py``). What it cannot follow costs
+more: full-screen noise scrolling under random change, uncapped, 38 -> 69 ms a frame (a video on the desktop lies
+between)."""
 QP_MIN = 12
 """Finest quantiser: beyond it a refinement frame spends bits on differences nobody sees."""
 QP_MAX = 51

@@ -288,7 +288,8 @@ class TransferClient:
         The verified file has its name before it is reported: whoever sees the transfer completed (the
         sender, their console) finds it there. A report the broker does not answer with ``completed`` takes
         the name back, and the part goes with it; one that does not get through (:class:`TransferError`) takes
-        the name back and leaves the part and its ledger to resume from, unless the transfer is over.
+        the name back and leaves the part and its ledger to resume from. A report answered "over" (its first
+        answer lost, it was sent again) goes by the transfer's state: completed keeps the file.
         """
         part, ledger_path = landing.part(saved_as), landing.ledger(saved_as)
         ledger = load_ledger(ledger_path, transfer.id, transfer.size, transfer.chunk_size)
@@ -317,11 +318,17 @@ class TransferClient:
         shown = landing.show(saved_as) if file_sha256 == transfer.sha256 else None
         try:
             result = await self._complete(transfer, file_sha256)
-        except BaseException as error:
+        except TransferError as error:
+            if error.error != "transfer_over":
+                if shown is not None:
+                    landing.withdraw(shown)
+                raise
+            # Over already: cancelled meanwhile, or completed by this very report, its answer lost and the
+            # report sent again (only the receiver reports).
+            result = await self.get(transfer.id)
+        except BaseException:
             if shown is not None:
                 landing.withdraw(shown)
-            if isinstance(error, TransferError) and error.error == "transfer_over":
-                landing.discard(saved_as)  # cancelled meanwhile: nothing to resume
             raise
         if result.state is TransferState.completed and shown is not None:
             landing.settle(saved_as)

@@ -101,15 +101,40 @@ async def test_a_report_that_does_not_complete_takes_the_name_back(broker, admin
         saved_as = p.landing.choose_name("setup.exe")
         accepted = await p.host.decide(offered.id, True, saved_as=saved_as)
         sending = asyncio.ensure_future(p.technician.send(accepted, p.source))
-        with pytest.raises(TransferError) as raised:
-            await p.host.receive(accepted, p.landing, saved_as)
-        sent = await asyncio.wait_for(sending, 10) if cancelled else None
-        sending.cancel()
-        await asyncio.gather(sending, return_exceptions=True)
+        if cancelled:
+            received = await p.host.receive(accepted, p.landing, saved_as)
+            sent = await asyncio.wait_for(sending, 10)
+            assert received.path is None and received.transfer.state is TransferState.cancelled
+            assert sent.state is TransferState.cancelled
+        else:
+            with pytest.raises(TransferError):
+                await p.host.receive(accepted, p.landing, saved_as)
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
     if cancelled:
-        assert raised.value.error == "transfer_over"
-        assert sent is not None and sent.state is TransferState.cancelled
         assert landed(p.landing.folder) == set()
     else:
         assert landed(p.landing.folder) == {".setup.exe.deskhand-part", ".setup.exe.deskhand-ledger"}
         assert file_sha256(p.landing.part(saved_as)) == file_sha256(p.source)
+
+
+async def test_a_report_whose_answer_was_lost_keeps_the_completed_file(broker, admin, tmp_path) -> None:
+    """The report reached the broker, its answer did not, and the report sent again is answered "over": the
+    transfer completed, and the file stays under its name (before: it was deleted as if cancelled)."""
+    async with peers(broker, admin, tmp_path) as p:
+        report = p.host._complete
+
+        async def answer_lost(transfer: TransferOut, sha256: str) -> TransferOut:
+            await report(transfer, sha256)  # stored by the broker
+            return await report(transfer, sha256)  # the retry: 409 transfer_over
+
+        p.host._complete = answer_lost  # type: ignore[method-assign]  # this client only
+        offered = await p.technician.offer("setup.exe", SIZE, Direction.to_host)
+        saved_as = p.landing.choose_name("setup.exe")
+        accepted = await p.host.decide(offered.id, True, saved_as=saved_as)
+        sent, received = await asyncio.gather(
+            p.technician.send(accepted, p.source), p.host.receive(accepted, p.landing, saved_as),
+        )
+    assert sent.state is TransferState.completed and received.transfer.state is TransferState.completed
+    assert received.path == p.landing.folder / "setup.exe" and landed(p.landing.folder) == {"setup.exe"}
+    assert file_sha256(received.path) == file_sha256(p.source)
