@@ -28,7 +28,8 @@ from aiortc.mediastreams import VIDEO_TIME_BASE
 
 from bench.report import machine_conditions, publish
 from bench.workload import WorkloadProcess
-from host_client.capture import Screen, to_i420
+from host_client.capture import Screen
+from host_client.colour_conversion import to_i420
 from peer import screen_encoder
 from peer.stream_budget import FrameTag, StreamBudget
 from protocol.cli import number_in_range

@@ -54,7 +54,8 @@ import numpy as np
 from bench.report import machine_conditions, publish
 from bench.stream_figures import psnr
 from bench.workload import WorkloadProcess
-from host_client.capture import Screen, to_i420
+from host_client.capture import Screen
+from host_client.colour_conversion import to_i420
 from host_client.recorder import EncodedSegment, RecordingUploader, SegmentRecorder, SegmentWriter
 from host_client.recording_quality import FULL_BITRATE, LIMITED_BITRATE
 from protocol.cli import number_in_range

@@ -17,7 +17,8 @@ it. A static screen that is sharp costs nothing but a keep-alive frame every few
 seconds.
 
 Colour conversion (BGRA to I420) is libswscale's, straight from mss's buffer
-without a copy. Frame pacing and scale come from a
+without a copy, of the rows that changed since the last frame only
+(:mod:`host_client.colour_conversion`: the grab is compared row by row anyway). Frame pacing and scale come from a
 :class:`~peer.stream_budget.StreamBudget` that travels with each frame to the
 encoder (``frame.opaque``, a :class:`~peer.stream_budget.FrameTag`), which reports back what the link carries.
 
@@ -47,6 +48,7 @@ from peer.regions_of_interest import MAX_REGIONS
 from peer.screen_encoder import PARTIAL_AREA_SHARE
 from peer.stream_budget import Box, FrameTag, StreamBudget
 
+from .colour_conversion import I420Converter
 from .damage import DamageWatcher, open_damage_watcher
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,8 @@ CHANGE_SAMPLE_ROWS = 8
 a fraction of a millisecond, and a line of 9-pixel text still meets one."""
 BOX_GAP = 16
 """Rows (a macroblock) between two changes that are still one changed box (:func:`changed_boxes`)."""
+NO_ROWS = np.empty(0, np.intp)
+"""No changed row: the picture sent again."""
 KEEPALIVE = 5.0
 """Seconds between frames of a static screen (receivers see the stream is alive)."""
 
@@ -144,29 +148,46 @@ def changed_share(previous: np.ndarray, current: np.ndarray) -> float:
     return float(np.count_nonzero((before != after).any(axis=(1, 2)))) / max(1, len(after))
 
 
-def changed_boxes(previous: np.ndarray, current: np.ndarray, *, scale: float = 1.0, limit: int = MAX_REGIONS - 1) -> tuple[Box, ...]:
-    """Rectangles that cover every pixel that differs between two grabs of one size, one per band of changed
-    rows (bands closer than :data:`BOX_GAP` rows are one; at most ``limit``, the closest merged), in the
-    coordinates of the frame encoded at ``scale`` (rounded outwards). Empty when nothing changed."""
+def changed_rows(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """The indices of the rows that differ between two grabs of one size, in order (about 1 ms at 1080p)."""
     if previous.shape != current.shape:
-        raise ValueError("changed boxes compare two grabs of one size")
+        raise ValueError("changed rows compare two grabs of one size")
     differs = previous.view(np.uint32) != current.view(np.uint32)
-    rows = np.flatnonzero(differs.any(axis=tuple(range(1, differs.ndim))))
+    return np.flatnonzero(differs.any(axis=tuple(range(1, differs.ndim))))
+
+
+def row_bands(rows: np.ndarray, *, gap: int = BOX_GAP, limit: int | None = None) -> list[tuple[int, int]]:
+    """``rows`` (indices in order, as :func:`changed_rows` gives them) as bands (top, bottom excluded): rows closer
+    than ``gap`` are one band; past ``limit`` bands, the closest are merged."""
     if rows.size == 0:
-        return ()
-    breaks = np.flatnonzero(np.diff(rows) > BOX_GAP)
+        return []
+    breaks = np.flatnonzero(np.diff(rows) > gap)
     bands = [[int(rows[0]), 0]]
     for at in breaks:
         bands[-1][1] = int(rows[at]) + 1
         bands.append([int(rows[at + 1]), 0])
     bands[-1][1] = int(rows[-1]) + 1
-    while len(bands) > max(1, limit):
+    while limit is not None and len(bands) > max(1, limit):
         closest = min(range(len(bands) - 1), key=lambda i: bands[i + 1][0] - bands[i][1])
         bands[closest][1] = bands.pop(closest + 1)[1]
+    return [(top, bottom) for top, bottom in bands]
+
+
+def changed_boxes(previous: np.ndarray, current: np.ndarray, *, scale: float = 1.0, limit: int = MAX_REGIONS - 1,
+                  rows: np.ndarray | None = None) -> tuple[Box, ...]:
+    """Rectangles that cover every pixel that differs between two grabs of one size, one per band of changed
+    rows (bands closer than :data:`BOX_GAP` rows are one; at most ``limit``, the closest merged), in the
+    coordinates of the frame encoded at ``scale`` (rounded outwards). Empty when nothing changed.
+    ``rows``: :func:`changed_rows` of the two, when known."""
+    if previous.shape != current.shape:
+        raise ValueError("changed boxes compare two grabs of one size")
+    if rows is None:
+        rows = changed_rows(previous, current)
     height, width = int(current.shape[0] * scale) & ~1, int(current.shape[1] * scale) & ~1
     boxes = []
-    for top, bottom in bands:
-        columns = np.flatnonzero(differs[top:bottom].any(axis=tuple(i for i in range(differs.ndim) if i != 1)))
+    for top, bottom in row_bands(rows, limit=limit):
+        differs = previous[top:bottom].view(np.uint32) != current[top:bottom].view(np.uint32)
+        columns = np.flatnonzero(differs.any(axis=tuple(i for i in range(differs.ndim) if i != 1)))
         left, right = int(columns[0]), int(columns[-1]) + 1
         box = (math.floor(top * scale), min(height, math.ceil(bottom * scale)),
                math.floor(left * scale), min(width, math.ceil(right * scale)))
@@ -178,22 +199,6 @@ def changed_boxes(previous: np.ndarray, current: np.ndarray, *, scale: float = 1
 def blank_pixels(monitor: Monitor) -> np.ndarray:
     """Black pixels the size of ``monitor`` (what a technician sees while viewing is not allowed)."""
     return np.zeros((monitor.height & ~1, monitor.width & ~1, 3), dtype=np.uint8)
-
-
-def to_i420(pixels: np.ndarray, scale: float = 1.0) -> av.VideoFrame:
-    """BGRA pixels as an I420 (yuv420p) frame, scaled by ``scale``, dimensions rounded down to even."""
-    height, width = pixels.shape[0] & ~1, pixels.shape[1] & ~1
-    if (height, width) != pixels.shape[:2]:
-        pixels = np.ascontiguousarray(pixels[:height, :width])
-    source = av.VideoFrame.from_numpy_buffer(pixels, format="bgra")
-    if scale == 1.0:
-        # BILINEAR, not FAST_BILINEAR: libswscale's fast path garbles luma next to X's
-        # undefined padding byte (34 dB against the exact BT.601 value, 62 dB with BILINEAR).
-        return source.reformat(format="yuv420p", interpolation="BILINEAR")
-    # AREA averages the pixels a target pixel covers: small text stays readable, not aliased.
-    return source.reformat(
-        format="yuv420p", width=int(width * scale) & ~1, height=int(height * scale) & ~1, interpolation="AREA"
-    )
 
 
 class ScreenTrack(MediaStreamTrack):
@@ -225,6 +230,7 @@ class ScreenTrack(MediaStreamTrack):
         self._keyframe_wanted = True  # the first frame is sent whatever the screen shows
         # One thread for every grab: mss and libswscale release the GIL, the event loop stays free.
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="deskhand-capture")
+        self._converter = I420Converter()  # the capture thread's alone
         self._started: float | None = None
         self._next_at = 0.0
         self._last_pts = -1
@@ -358,20 +364,24 @@ class ScreenTrack(MediaStreamTrack):
         now = time.monotonic()
         repeat = reason == "refresh" and self._last_raw is not None
         boxes: tuple[Box, ...] = ()
+        rows: np.ndarray | None = None  # the rows that differ from the last grab sent (None: all, as far as known)
         if repeat:
             raw = self._last_raw
+            rows = NO_ROWS
         else:
             raw = self._screen.grab_pixels(monitor)
             self.grabs += 1
             previous = self._last_raw
-            changed = previous is None or not np.array_equal(previous.view(np.uint32), raw.view(np.uint32))
+            if previous is not None and previous.shape == raw.shape:
+                rows = changed_rows(previous, raw)
+            changed = rows is None or rows.size > 0
             share = 1.0 if previous is None else changed_share(previous, raw) if changed else 0.0
             if not changed and reason in ("damage", "poll"):
                 return None  # drawn over with the same pixels, or a change on another monitor
             repeat = not changed
-            if changed and previous is not None and self.budget.refining and share <= PARTIAL_AREA_SHARE:
+            if rows is not None and changed and self.budget.refining and share <= PARTIAL_AREA_SHARE:
                 # The encoder may code only these while the rest of the picture is being refined.
-                boxes = changed_boxes(previous, raw, scale=self.budget.scale)
+                boxes = changed_boxes(previous, raw, scale=self.budget.scale, rows=rows)
             if changed:
                 self._last_raw = raw
                 self._last_change = now
@@ -380,7 +390,7 @@ class ScreenTrack(MediaStreamTrack):
         self._last_sent = now
         if repeat:
             self.budget.settled(now - self._last_change, now)
-        frame = to_i420(raw, self.budget.scale)
+        frame = self._converter.convert(raw, self.budget.scale, None if rows is None else row_bands(rows))
         frame.opaque = FrameTag(self.budget, repeat=repeat, changed_share=0.0 if repeat else share,
                                 still_seconds=now - self._last_change if repeat else 0.0, changed_boxes=boxes)
         return frame

@@ -60,7 +60,8 @@ from protocol.recording import RecordingStatus, SegmentRepeatUpload, SessionPoli
 from protocol.segment_continuation import continued_segment
 from protocol.segment_repeat import Repetition, SegmentRepeat, frame_rate, segment_output
 
-from .capture import Monitor, Screen, to_i420
+from .capture import Monitor, Screen
+from .colour_conversion import to_i420
 from .recording_quality import FULL_BITRATE, RecordingQuality, quality_level
 from .recording_time import SpooledSegment
 from .upload_yield import PACE_CHUNK_BYTES, UploadYield, WaitingSegment

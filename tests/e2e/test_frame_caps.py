@@ -23,7 +23,8 @@ from aiortc.jitterbuffer import JitterFrame
 
 from bench.stream_figures import psnr
 from bench.workload import WorkloadProcess
-from host_client.capture import Screen, ScreenTrack, to_i420
+from host_client.capture import Screen, ScreenTrack
+from host_client.colour_conversion import to_i420
 from peer.screen_encoder import ScreenH264Encoder
 from peer.stream_budget import START_BITRATE, StreamBudget
 from tests.support.xvfb import XvfbServer

@@ -22,7 +22,8 @@ from aiortc.rtp import RtpPacket
 from bench.frame_probe import ColourProbe, LumaFrames
 from bench.stream_figures import psnr
 from bench.workload import WorkloadProcess
-from host_client.capture import Screen, to_i420
+from host_client.capture import Screen
+from host_client.colour_conversion import to_i420
 from peer.aiortc_hooks import LOST_PACKET_PATIENCE, loss_recovery_of
 from peer.loss_recovery import abandon_after
 from tests.support.live_session import live_session

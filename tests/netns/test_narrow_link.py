@@ -25,7 +25,8 @@ import pytest
 from bench.frame_probe import LumaFrames
 from bench.stream_figures import psnr
 from bench.workload import WorkloadProcess
-from host_client.capture import Screen, to_i420
+from host_client.capture import Screen
+from host_client.colour_conversion import to_i420
 from tests.netns.conftest import relay_broker
 from tests.support.coturn import CoturnServer
 from tests.support.link_emulator import RELAY_PORT, ImpairedRelay, Impairment, shape, unshape
