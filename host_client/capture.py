@@ -76,9 +76,6 @@ refinement frames (a keyframe on a screen still for longer, asked for after a lo
 frame cap, was left coarse: 22-34 dB at the end of two tests on a loaded machine).
 At 1 Mbit/s a 1080p text screen is at full quality after about 2.5 s; the bound keeps a
 picture x264 never stops touching up (noise) from costing the link for ever."""
-CHANGE_SAMPLE_ROWS = 8
-"""Every how many rows a change's share of the picture is measured (:func:`changed_share`): 135 rows of 1080,
-a fraction of a millisecond, and a line of 9-pixel text still meets one."""
 BOX_GAP = 16
 """Rows (a macroblock) between two changes that are still one changed box (:func:`changed_boxes`)."""
 NO_ROWS = np.empty(0, np.intp)
@@ -136,16 +133,6 @@ class Screen:
             self._grabber.close()
         except Exception:  # noqa: BLE001 - closing twice is harmless
             pass
-
-
-def changed_share(previous: np.ndarray, current: np.ndarray) -> float:
-    """The share of the picture's rows that differ between two grabs of one size, every
-    :data:`CHANGE_SAMPLE_ROWS`-th row compared (a scroll changes nearly all, a typed line a few)."""
-    if previous.shape != current.shape:
-        return 1.0
-    before = previous[::CHANGE_SAMPLE_ROWS].view(np.uint32)
-    after = current[::CHANGE_SAMPLE_ROWS].view(np.uint32)
-    return float(np.count_nonzero((before != after).any(axis=(1, 2)))) / max(1, len(after))
 
 
 def changed_rows(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
@@ -375,7 +362,7 @@ class ScreenTrack(MediaStreamTrack):
             if previous is not None and previous.shape == raw.shape:
                 rows = changed_rows(previous, raw)
             changed = rows is None or rows.size > 0
-            share = 1.0 if previous is None else changed_share(previous, raw) if changed else 0.0
+            share = 1.0 if rows is None else rows.size / raw.shape[0]  # a scroll changes nearly all rows, typing a few
             if not changed and reason in ("damage", "poll"):
                 return None  # drawn over with the same pixels, or a change on another monitor
             repeat = not changed

@@ -1,12 +1,12 @@
-"""How much of the screen a change repainted, and where (host_client.capture.changed_share and changed_boxes), on
-made-up grabs."""
+"""Where a change repainted the screen (host_client.capture.changed_rows, row_bands and changed_boxes), on made-up
+grabs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from host_client.capture import BOX_GAP, CHANGE_SAMPLE_ROWS, changed_boxes, changed_share
+from host_client.capture import BOX_GAP, changed_boxes, changed_rows, row_bands
 
 
 def grab(height: int = 1080, width: int = 1920) -> np.ndarray:
@@ -21,17 +21,25 @@ def grab(height: int = 1080, width: int = 1920) -> np.ndarray:
 
 def test_a_scroll_repaints_nearly_every_row_and_a_typed_line_a_few() -> None:
     before = grab()
-    assert changed_share(before, before.copy()) == 0.0
+    assert changed_rows(before, before.copy()).size == 0
     scrolled = np.roll(before, 9, axis=0)  # half a line: every line of text moves
-    assert changed_share(before, scrolled) > 0.5
+    assert changed_rows(before, scrolled).size > 0.5 * 1080
     typed = before.copy()
     typed[500:509, 100:106] = 0  # one 9-pixel glyph
-    share = changed_share(before, typed)
-    assert 0 < share <= 2 / (1080 / CHANGE_SAMPLE_ROWS), "a line of text meets a sampled row"
+    assert changed_rows(before, typed).tolist() == list(range(500, 509))
 
 
-def test_a_grab_of_another_size_counts_as_all_new() -> None:
-    assert changed_share(grab(), grab(1200, 1920)) == 1.0
+def test_grabs_of_two_sizes_have_no_rows_in_common() -> None:
+    with pytest.raises(ValueError, match="one size"):
+        changed_rows(grab(), grab(1200, 1920))
+
+
+def test_rows_make_bands_closer_than_the_gap_and_merge_the_closest_past_the_limit() -> None:
+    rows = np.array([3, 4, 5, 30, 31, 100, 200])
+    assert row_bands(np.array([], np.intp)) == []
+    assert row_bands(rows, gap=BOX_GAP) == [(3, 6), (30, 32), (100, 101), (200, 201)]
+    assert row_bands(rows, gap=30) == [(3, 32), (100, 101), (200, 201)]
+    assert row_bands(rows, gap=BOX_GAP, limit=2) == [(3, 101), (200, 201)]
 
 
 def test_changed_boxes_cover_every_changed_pixel_one_box_a_band_of_rows() -> None:
