@@ -140,6 +140,7 @@ def test_a_ticket_event_arrives_signed_with_the_ticket_snapshot(broker, admin, r
         "requester_name": "Dana", "requester_email": "dana@example.org", "assignee": None, "assignee_team": None,
         "external_system": None, "external_key": None,
     }
+    _delivery_in(broker, admin, payload["id"], "delivered")
     delivered = broker.http.get("/webhooks/deliveries", headers=admin, params={"state": "delivered"}).json()
     assert any(d["id"] == payload["id"] and d["attempts"] == 1 and d["last_status"] == 204 for d in delivered)
     # Subscribed to ticket.created only: a status change is not sent here.
@@ -163,8 +164,8 @@ def test_a_failing_receiver_gets_the_event_on_the_fourth_try_by_the_backoff(brok
     for attempt, gap in enumerate(gaps, start=1):
         scheduled = BASE * 2 ** (attempt - 1)
         assert scheduled * (1 - JITTER) - 0.01 <= gap <= scheduled + 1.0, (attempt, gaps)
-    delivery = _delivery(broker, admin, got[0].json["id"])
-    assert delivery["state"] == "delivered" and delivery["attempts"] == 4 and delivery["last_status"] == 204
+    delivery = _delivery_in(broker, admin, got[0].json["id"], "delivered")
+    assert delivery["attempts"] == 4 and delivery["last_status"] == 204
     time.sleep(BASE * 8)
     assert len(receiver.at("/flaky")) == 4, "nothing is sent after it was delivered"
 
@@ -175,10 +176,7 @@ def test_after_max_attempts_a_delivery_is_dead_and_replay_delivers_it(broker, ad
     open_ticket(broker, admin, "Never arrives")
     got = receiver.wait_for("/dead", MAX_ATTEMPTS)
     delivery_id = got[0].json["id"]
-    deadline = time.monotonic() + 5
-    while _delivery(broker, admin, delivery_id)["state"] != "dead":
-        assert time.monotonic() < deadline, _delivery(broker, admin, delivery_id)
-        time.sleep(0.05)
+    _delivery_in(broker, admin, delivery_id, "dead")
     dead = broker.http.get("/webhooks/deliveries", headers=admin, params={"state": "dead"}).json()
     [listed] = [d for d in dead if d["id"] == delivery_id]
     assert listed["attempts"] == MAX_ATTEMPTS and listed["last_error"] == "HTTP 500" and listed["webhook"] == "dead"
@@ -192,10 +190,7 @@ def test_after_max_attempts_a_delivery_is_dead_and_replay_delivers_it(broker, ad
     assert replayed.json()["state"] == "pending" and replayed.json()["attempts"] == 0
     got = receiver.wait_for("/dead", MAX_ATTEMPTS + 1)
     assert got[-1].json["id"] == delivery_id
-    deadline = time.monotonic() + 5
-    while _delivery(broker, admin, delivery_id)["state"] != "delivered":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    _delivery_in(broker, admin, delivery_id, "delivered")
     assert broker.sql("SELECT actor FROM audit_events WHERE kind = 'webhook.replayed'") == [("user:admin",)]
     again = broker.http.post(f"/webhooks/deliveries/{delivery_id}/replay", headers=admin)
     assert again.status_code == 409 and "only a dead delivery" in again.json()["message"]
@@ -248,6 +243,17 @@ def _delivery(broker: BrokerProcess, admin: dict[str, str], delivery_id: str) ->
         if d["id"] == delivery_id:
             return d
     raise AssertionError(f"delivery {delivery_id} is not listed")
+
+
+def _delivery_in(broker: BrokerProcess, admin: dict[str, str], delivery_id: str, state: str,
+                   timeout: float = 5.0) -> dict[str, object]:
+    """The delivery once it is in ``state``: the receiver has the request before the broker has its answer
+    recorded (a receiver's 204 is read, then written down)."""
+    deadline = time.monotonic() + timeout
+    while (delivery := _delivery(broker, admin, delivery_id))["state"] != state:
+        assert time.monotonic() < deadline, delivery
+        time.sleep(0.05)
+    return delivery
 
 
 # --- inbound ------------------------------------------------------------------------------
@@ -382,6 +388,7 @@ def test_the_broker_cli_manages_webhooks_and_inbound_sources_on_a_running_broker
     assert added.returncode == 0 and "from-cli added" in added.stdout and secret not in added.stdout, added.stderr
     open_ticket(broker, admin, "Seen by the CLI's webhook")
     [got] = receiver.wait_for("/cli", 1)
+    _delivery_in(broker, admin, got.json["id"], "delivered")
     headers = {k.lower(): v for k, v in got.headers.items()}
     assert verify(secret.encode(), headers["x-deskhand-timestamp"], headers["x-deskhand-signature"], got.body,
                   now=time.time(), tolerance=60) is None
@@ -449,8 +456,7 @@ def test_delivered_deliveries_are_forgotten_after_thirty_days(broker, admin, rec
     open_ticket(broker, admin, "Delivered just now")
     old, recent = (r.json["id"] for r in receiver.wait_for("/kept", 2))
     for delivery_id in (old, recent):
-        while _delivery(broker, admin, delivery_id)["state"] != "delivered":
-            time.sleep(0.05)
+        _delivery_in(broker, admin, delivery_id, "delivered")
     broker.sql("UPDATE webhook_deliveries SET delivered_at = datetime('now', '-31 days') WHERE id = ?", old)
     broker.restart()  # the worker prunes when it starts, then hourly
     deadline = time.monotonic() + 10
