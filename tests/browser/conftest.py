@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from protocol.cli import WAITS_SIGNAL
 from tests.support.broker import BrokerProcess
@@ -154,11 +155,16 @@ async def screenshot(page: Page, name: str) -> Path:
     return path
 
 
-async def sign_in(page: Page, username: str, password: str) -> None:
+async def sign_in(page: Page, username: str, password: str, timeout: float = 30.0) -> None:
+    """Sign in on the console's form; a sign-in that does not arrive fails with what the page shows instead."""
     await page.get_by_label("Username").fill(username)
     await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Sign in").click()
-    await page.get_by_role("button", name="Sign out").wait_for()
+    try:
+        await page.get_by_role("button", name="Sign out").wait_for(timeout=timeout * 1000)
+    except PlaywrightTimeoutError:
+        shown = " ".join((await page.locator("body").inner_text()).split())[:600]
+        raise AssertionError(f"not signed in within {timeout:g} s; at {page.url} the page shows: {shown}") from None
 
 
 async def open_new_session(page: Page, subject: str, requester: str, email: str) -> str:
