@@ -15,6 +15,7 @@ from protocol.signalling import IceFailed
 
 from .aiortc_hooks import (
     candidate_types,
+    copy_stun_messages,
     gather_loopback_only,
     pipeline_turn_permissions,
     prompt_triggered_checks,
@@ -39,7 +40,9 @@ def rtc_configuration(ice: IceConfig) -> RTCConfiguration:
     right behind its ChannelBind, not a round trip later
     (:func:`~peer.aiortc_hooks.pipeline_turn_permissions`); an unanswered STUN request and a DTLS handshake
     flight nothing answered go again after a quarter of a second, not aioice's half second or OpenSSL's second
-    (:func:`~peer.aiortc_hooks.quick_stun_retransmits`, :func:`~peer.aiortc_hooks.quick_dtls_resends`).
+    (:func:`~peer.aiortc_hooks.quick_stun_retransmits`, :func:`~peer.aiortc_hooks.quick_dtls_resends`), and a
+    check or a TURN request still unanswered after a hundredth of a second, and every check's answer, goes twice
+    (:func:`~peer.aiortc_hooks.copy_stun_messages`): a lost one is made good without a retransmission.
     Video and data channels share one
     ICE transport (max-bundle): aiortc's default gives each its own, which gathers, allocates
     TURN relays and checks pairs twice over.
@@ -50,6 +53,7 @@ def rtc_configuration(ice: IceConfig) -> RTCConfiguration:
     pipeline_turn_permissions(True)
     quick_stun_retransmits(True)
     quick_dtls_resends(True)
+    copy_stun_messages(True)
     return RTCConfiguration(
         bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
         iceServers=[

@@ -43,3 +43,8 @@ class FreshCheckGate(Generic[PairKey]):
             return False
         self._last[pair] = now
         return True
+
+    def note(self, pair: PairKey, now: float) -> None:
+        """A check of ``pair`` started at ``now`` that is as fresh as an admitted one (the agent's own
+        triggered check): the next fresh check waits the interval from it."""
+        self._last[pair] = now

@@ -6,6 +6,7 @@ Run these first when moving aiortc's pinned range: each hook names what it repla
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import inspect
 import itertools
@@ -13,6 +14,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -66,7 +68,7 @@ HOOK_SWITCHES = (
     aiortc_hooks.report_receiver_losses, aiortc_hooks.pace_video_senders, aiortc_hooks.complete_frames_on_marker,
     aiortc_hooks.recover_losses_on_a_timer, aiortc_hooks.use_every_turn_url, aiortc_hooks.prompt_triggered_checks,
     aiortc_hooks.pipeline_turn_permissions, aiortc_hooks.quick_sctp_retransmits, aiortc_hooks.offer_h264_main,
-    aiortc_hooks.quick_dtls_resends, aiortc_hooks.quick_stun_retransmits,
+    aiortc_hooks.quick_dtls_resends, aiortc_hooks.quick_stun_retransmits, aiortc_hooks.copy_stun_messages,
 )
 """Every hook's switch: each test starts and ends with all of them off."""
 
@@ -897,15 +899,19 @@ def test_the_ice_set_up_hooks_switch_and_rtc_configuration_turns_them_on() -> No
 
 
 class _Wire:
-    """What one agent's socket sends: requests counted, some dropped, the first answer held back."""
+    """What one agent's socket sends: requests counted, some dropped; answers dropped, delayed, or the first
+    held back."""
 
     def __init__(self, protocol: aioice.ice.StunProtocol, drop: frozenset[int] = frozenset(),
-                 hold_first_answer: float = 0.0) -> None:
+                 hold_first_answer: float = 0.0, drop_answers: frozenset[int] = frozenset(),
+                 answer_delay: float = 0.0) -> None:
         self.requests = 0
         self.first_request = asyncio.Event()
         self._send = protocol.send_stun
         self._drop = drop
         self._hold = hold_first_answer
+        self._drop_answers = drop_answers
+        self._answer_delay = answer_delay
         self._answers = 0
         protocol.send_stun = self.send  # type: ignore[method-assign]  # the test's own wire
 
@@ -917,17 +923,32 @@ class _Wire:
                 return
         elif message.message_class == stun.Class.RESPONSE:
             self._answers += 1
-            if self._answers == 1 and self._hold:
-                asyncio.get_running_loop().call_later(self._hold, self._send, message, addr)
+            if self._answers in self._drop_answers:
+                return
+            hold = self._hold if self._answers == 1 else self._answer_delay
+            if hold:
+                asyncio.get_running_loop().call_later(hold, self._send, message, addr)
                 return
         self._send(message, addr)
 
 
-async def _checks_over_a_lossy_wire(controlled_drops: frozenset[int], hold_first_answer: float = 0.0,
-                                    ) -> tuple[float, float, int]:
-    """Seconds until the controlling and the controlled agent complete, counted from the
-    controlled agent's first check, and the checks it sent in 0.7 s. The controlling agent
-    starts once that first check has left (as a relayed peer's check comes after its permission)."""
+@dataclass
+class _Checked:
+    """How two agents' checks went over :class:`_Wire`: seconds until each completed (from the controlled
+    agent's first check) and the requests each sent in 0.7 s."""
+
+    controlling_done: float
+    controlled_done: float
+    controlled_requests: int
+    controlling_requests: int
+
+
+async def _checks_over_a_lossy_wire(controlled_drops: frozenset[int], hold_first_answer: float = 0.0, *,
+                                    controlling_drops_answers: frozenset[int] = frozenset(),
+                                    answer_delay: float = 0.0) -> _Checked:
+    """The controlled agent's check goes first; the controlling agent starts once it has left (as a relayed
+    peer's check comes after its permission). ``hold_first_answer`` holds back the controlling agent's
+    first answer; ``answer_delay`` delays every other answer of both (a path's round trip)."""
     controlling = aioice.ice.Connection(ice_controlling=True, components=1)
     controlled = aioice.ice.Connection(ice_controlling=False, components=1)
     try:
@@ -937,8 +958,10 @@ async def _checks_over_a_lossy_wire(controlled_drops: frozenset[int], hold_first
             for candidate in peer.local_candidates:
                 await agent.add_remote_candidate(candidate)
             await agent.add_remote_candidate(None)
-        controlled_wire = _Wire(controlled._protocols[0], drop=controlled_drops)
-        _Wire(controlling._protocols[0], hold_first_answer=hold_first_answer)
+        controlled_wire = _Wire(controlled._protocols[0], drop=controlled_drops, hold_first_answer=answer_delay,
+                                answer_delay=answer_delay)
+        controlling_wire = _Wire(controlling._protocols[0], hold_first_answer=hold_first_answer or answer_delay,
+                                 drop_answers=controlling_drops_answers, answer_delay=answer_delay)
         loop = asyncio.get_running_loop()
         controlled_connect = asyncio.ensure_future(controlled.connect())
         await controlled_wire.first_request.wait()
@@ -948,7 +971,7 @@ async def _checks_over_a_lossy_wire(controlled_drops: frozenset[int], hold_first
         await asyncio.wait_for(controlled_connect, 3)
         controlled_done = loop.time() - start
         await asyncio.sleep(max(0.0, start + 0.7 - loop.time()))
-        return controlling_done, controlled_done, controlled_wire.requests
+        return _Checked(controlling_done, controlled_done, controlled_wire.requests, controlling_wire.requests)
     finally:
         await controlling.close()
         await controlled.close()
@@ -958,33 +981,139 @@ async def _checks_over_a_lossy_wire(controlled_drops: frozenset[int], hold_first
 def test_a_lost_check_is_sent_afresh_when_the_peers_check_arrives(prompt: bool) -> None:
     aiortc_hooks.gather_loopback_only(True)
     aiortc_hooks.prompt_triggered_checks(prompt)
-    controlling_done, controlled_done, requests = asyncio.run(_checks_over_a_lossy_wire(frozenset({1})))
-    assert controlling_done < 0.45  # its own check went through at once either way
+    checked = asyncio.run(_checks_over_a_lossy_wire(frozenset({1})))
+    assert checked.controlling_done < 0.45  # its own check went through at once either way
     if prompt:
-        assert controlled_done < 0.45, controlled_done
-        assert requests == 2  # the lost one, then one fresh check: the lost one is not sent again
+        assert checked.controlled_done < 0.45, checked
+        assert checked.controlled_requests == 2  # the lost one, then one fresh check: the lost one is not sent again
     else:
-        assert controlled_done > 0.45, controlled_done  # aioice's retransmission, 0.5 s after the first
+        assert checked.controlled_done > 0.45, checked  # aioice's retransmission, 0.5 s after the first
 
 
 def test_a_late_answer_to_the_replaced_check_completes_the_fresh_one() -> None:
     aiortc_hooks.gather_loopback_only(True)
     aiortc_hooks.prompt_triggered_checks(True)
     # The first check's answer takes 0.15 s; the fresh check it gave way to is lost.
-    controlling_done, controlled_done, requests = asyncio.run(
-        _checks_over_a_lossy_wire(frozenset({2}), hold_first_answer=0.15))
-    assert requests == 2
-    assert 0.1 < controlled_done < 0.45, controlled_done  # the late answer, not the fresh check's retransmission
-    assert controlling_done < 0.45
+    checked = asyncio.run(_checks_over_a_lossy_wire(frozenset({2}), hold_first_answer=0.15))
+    assert checked.controlled_requests == 2
+    assert 0.1 < checked.controlled_done < 0.45, checked  # the late answer, not the fresh check's retransmission
+    assert checked.controlling_done < 0.45
 
 
 def test_a_lost_fresh_check_is_still_retransmitted() -> None:
     aiortc_hooks.gather_loopback_only(True)
     aiortc_hooks.prompt_triggered_checks(True)
-    controlling_done, controlled_done, requests = asyncio.run(_checks_over_a_lossy_wire(frozenset({1, 2})))
-    assert 0.45 < controlled_done < 1.0, controlled_done  # aioice's timer, counted from the fresh check
-    assert requests == 3
-    assert controlling_done < 0.45
+    checked = asyncio.run(_checks_over_a_lossy_wire(frozenset({1, 2})))
+    assert 0.45 < checked.controlled_done < 1.0, checked  # aioice's timer, counted from the fresh check
+    assert checked.controlled_requests == 3
+    assert checked.controlling_done < 0.45
+
+
+# --- STUN: a check, a TURN request and a check's answer go twice -----------------------------
+
+
+def test_aioice_still_sends_a_transactions_request_and_a_checks_answer_where_the_copy_hook_looks() -> None:
+    retry = inspect.getsource(stun.Transaction._Transaction__retry)  # type: ignore[attr-defined]  # name-mangled
+    assert "self.__protocol.send_stun(self.__request, self.__addr)" in retry and "self.__tries += 1" in retry
+    assert retry.index("if self.__future.done():") < retry.index("send_stun")
+    made = inspect.getsource(stun.Transaction.__init__)
+    assert "self.__tries_max = 1 + (" in made and "self.__future" in made and "self.__addr = addr" in made
+    assert "protocol.send_stun(response, addr)" in inspect.getsource(aioice.ice.Connection.request_received)
+    assert issubclass(aioice.turn.TurnClientTcpProtocol, aioice.turn.TurnStreamMixin)
+    assert not issubclass(aioice.turn.TurnClientUdpProtocol, aioice.turn.TurnStreamMixin)
+
+
+def test_the_copy_hook_switches_and_rtc_configuration_turns_it_on() -> None:
+    aiortc_hooks.copy_stun_messages(True)
+    assert aiortc_hooks.stun_messages_copied()
+    aiortc_hooks.copy_stun_messages(False)
+    assert not aiortc_hooks.stun_messages_copied()
+    rtc_configuration(IceConfig(loopback_only=True))
+    assert aiortc_hooks.stun_messages_copied()
+
+
+class _Sends:
+    """A transaction's sender (no socket): when each send of the request went."""
+
+    def __init__(self) -> None:
+        self.sent: list[float] = []
+
+    def send_stun(self, message: stun.Message, addr: tuple[str, int]) -> None:
+        self.sent.append(time.monotonic())
+
+
+class _StreamSends(_Sends, aioice.turn.TurnStreamMixin):
+    """As :class:`_Sends`, standing for TURN over TCP or TLS."""
+
+
+def _transaction_sends(sender: _Sends, *, retransmissions: int | None = None, answer_after: float | None = None,
+                       wait: float = 0.6) -> list[float]:
+    """Seconds from the first send of one STUN request to each send, ``answer_after`` s after which it is answered
+    (never: None), over ``wait`` s and 0.05 s more (a copy due after the end would show)."""
+
+    async def run() -> None:
+        request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+        peer = ("127.0.0.1", 9)
+        transaction = stun.Transaction(request, peer, sender, retransmissions=retransmissions)
+        if answer_after is not None:
+            answer = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.RESPONSE,
+                                  transaction_id=request.transaction_id)
+            asyncio.get_running_loop().call_later(answer_after, transaction.response_received, answer, peer)
+        with contextlib.suppress(TimeoutError, stun.TransactionError):
+            await asyncio.wait_for(transaction.run(), wait)
+        await asyncio.sleep(0.05)
+
+    asyncio.run(run())
+    return [at - sender.sent[0] for at in sender.sent]
+
+
+@pytest.mark.parametrize("copied", [True, False])
+def test_an_unanswered_request_goes_twice_at_each_send(copied: bool) -> None:
+    aiortc_hooks.quick_stun_retransmits(True)
+    aiortc_hooks.copy_stun_messages(copied)
+    sends = _transaction_sends(_Sends())
+    first_retransmission = aiortc_hooks.QUICK_STUN_RTO
+    if copied:
+        assert len(sends) == 4, sends  # the request and its retransmission, each with its copy
+        assert sends[1] < 0.1 and sends[2] == pytest.approx(first_retransmission, abs=0.05) and sends[3] - sends[2] < 0.1
+    else:
+        assert len(sends) == 2 and sends[1] == pytest.approx(first_retransmission, abs=0.05), sends
+
+
+def test_a_request_answered_within_the_gap_goes_once_and_one_answered_after_it_twice() -> None:
+    aiortc_hooks.copy_stun_messages(True)
+    assert len(_transaction_sends(_Sends(), answer_after=aiortc_hooks.STUN_COPY_AFTER / 4)) == 1
+    assert len(_transaction_sends(_Sends(), answer_after=0.1)) == 2
+
+
+def test_a_consent_check_and_a_request_over_turns_tcp_are_not_copied() -> None:
+    aiortc_hooks.copy_stun_messages(True)
+    assert len(_transaction_sends(_Sends(), retransmissions=0, wait=0.2)) == 1
+    assert len(_transaction_sends(_StreamSends(), wait=0.2)) == 1
+
+
+@pytest.mark.parametrize("copied", [True, False])
+def test_a_lost_answer_to_a_check_is_made_good_by_its_copy(copied: bool) -> None:
+    aiortc_hooks.gather_loopback_only(True)
+    aiortc_hooks.copy_stun_messages(copied)
+    # The controlling agent's answer to the controlled agent's first check is lost.
+    checked = asyncio.run(_checks_over_a_lossy_wire(frozenset(), controlling_drops_answers=frozenset({1})))
+    if copied:
+        assert checked.controlled_done < 0.45, checked  # the answer's copy, not the request's retransmission
+        assert checked.controlled_requests <= 2, checked  # the request and perhaps its copy, no retransmission
+    else:
+        assert checked.controlled_done > 0.45, checked
+
+
+def test_a_copy_of_a_check_does_not_make_the_peer_check_afresh() -> None:
+    aiortc_hooks.gather_loopback_only(True)
+    aiortc_hooks.prompt_triggered_checks(True)
+    aiortc_hooks.copy_stun_messages(True)
+    # Answers take 50 ms (a path's round trip): each check's copy leaves, and reaches the peer while the check it
+    # triggered there is in progress.
+    checked = asyncio.run(_checks_over_a_lossy_wire(frozenset(), answer_delay=0.05))
+    assert checked.controlling_requests == 2, checked  # its triggered check and that check's copy
+    assert checked.controlled_done < 0.45 and checked.controlling_done < 0.45, checked
 
 
 # --- a relay's first send to a peer not held for its channel ----------------------------------

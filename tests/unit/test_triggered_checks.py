@@ -36,3 +36,11 @@ def test_the_interval_beats_aioices_first_retransmission() -> None:
 def test_an_interval_must_be_positive() -> None:
     with pytest.raises(ValueError):
         FreshCheckGate(interval=0)
+
+
+def test_a_check_the_agent_just_started_counts_as_fresh() -> None:
+    gate: FreshCheckGate[str] = FreshCheckGate(interval=0.1)
+    gate.note("a", 1.0)
+    assert not gate.admit("a", 1.01)  # a copy of the request that triggered it
+    assert gate.admit("a", 1.1)
+    assert gate.admit("b", 1.01)
