@@ -1303,7 +1303,9 @@ consent instead of 1.37-1.41. A second copy is lost with the first one time in f
 never. A request's copy that arrives after the original is answered again (the asker takes the first
 answer; the agent's triggered check is not made afresh for it, :func:`prompt_triggered_checks`), and an
 answer's copy finds no transaction and is dropped. Requests that may not be retransmitted (consent checks,
-round-trip probes) are not copied: their loss is counted, not repaired."""
+round-trip probes) are not copied: their loss is counted, not repaired. Only answers to requests signed with
+the agent's ICE password are copied (an unsigned or wrongly signed one gets a single error answer), so a stranger
+cannot use the agent to send twice what it sends; a copy due after the agent's socket closed is not sent."""
 
 _original_transaction_retry = aioice.stun.Transaction._Transaction__retry  # type: ignore[attr-defined]  # name-mangled
 _original_ice_send_stun = StunProtocol.send_stun
@@ -1319,12 +1321,20 @@ def _retry_and_copy(self: Any) -> None:
         asyncio.get_running_loop().call_later(STUN_COPY_AFTER, _copy_request, self)
 
 
+def _closed(protocol: Any) -> bool:
+    """Whether the socket under ``protocol`` (an ICE agent's or a TURN client's) was closed: asyncio's
+    transport fails on a send after its socket is gone (a relayed one drops it by itself)."""
+    closing = getattr(getattr(protocol, "transport", None), "is_closing", None)
+    return closing is not None and bool(closing())
+
+
 def _copy_request(transaction: Any) -> None:
-    if transaction._Transaction__future.done():
+    protocol = transaction._Transaction__protocol
+    if transaction._Transaction__future.done() or _closed(protocol):
         return
-    try:  # a closed socket or relay drops what is sent to it
-        transaction._Transaction__protocol.send_stun(transaction._Transaction__request, transaction._Transaction__addr)
-    except (OSError, RuntimeError):
+    try:
+        protocol.send_stun(transaction._Transaction__request, transaction._Transaction__addr)
+    except OSError:  # the network went away meanwhile: the retransmission's to find out
         return
 
 
@@ -1342,10 +1352,12 @@ def _send_stun_and_copy_answers(self: StunProtocol, message: stun.Message, addr:
 
 def _copy_answer(protocol: StunProtocol, message: stun.Message, addr: tuple[str, int]) -> None:
     global _copying_answer
+    if _closed(protocol):  # the agent closed in the 10 ms
+        return
     _copying_answer = True
-    try:  # through the protocol's own send_stun, as the original went; a closed socket or relay drops it
+    try:  # through the protocol's own send_stun, as the original went
         protocol.send_stun(message, addr)
-    except (OSError, RuntimeError):
+    except OSError:
         return
     finally:
         _copying_answer = False

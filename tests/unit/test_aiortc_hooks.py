@@ -1092,6 +1092,32 @@ def test_a_consent_check_and_a_request_over_turns_tcp_are_not_copied() -> None:
     assert len(_transaction_sends(_StreamSends(), wait=0.2)) == 1
 
 
+def test_a_copy_due_after_the_agents_socket_closed_is_not_sent() -> None:
+    aiortc_hooks.copy_stun_messages(True)
+    errors: list[dict[str, Any]] = []
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _, context: errors.append(context))
+        agent = aioice.ice.Connection(ice_controlling=True, components=1)
+        transport, protocol = await loop.create_datagram_endpoint(lambda: aioice.ice.StunProtocol(agent),
+                                                                  local_addr=("127.0.0.1", 0))
+        peer = ("127.0.0.1", 9)  # nobody answers
+        answer = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.RESPONSE)
+        protocol.send_stun(answer, peer)
+        request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+        asking = asyncio.ensure_future(protocol.request(request, peer))
+        await asyncio.sleep(0)  # the request's first send
+        transport.close()  # before either copy is due (a session ending, an attempt given up)
+        await asyncio.sleep(aiortc_hooks.STUN_COPY_AFTER * 5)
+        asking.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asking
+
+    asyncio.run(run())
+    assert errors == []
+
+
 @pytest.mark.parametrize("copied", [True, False])
 def test_a_lost_answer_to_a_check_is_made_good_by_its_copy(copied: bool) -> None:
     aiortc_hooks.gather_loopback_only(True)
