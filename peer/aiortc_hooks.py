@@ -1321,46 +1321,37 @@ def _retry_and_copy(self: Any) -> None:
         asyncio.get_running_loop().call_later(STUN_COPY_AFTER, _copy_request, self)
 
 
-def _closed(protocol: Any) -> bool:
-    """Whether the socket under ``protocol`` (an ICE agent's or a TURN client's) was closed: asyncio's
-    transport fails on a send after its socket is gone (a relayed one drops it by itself)."""
-    closing = getattr(getattr(protocol, "transport", None), "is_closing", None)
-    return closing is not None and bool(closing())
-
-
 def _copy_request(transaction: Any) -> None:
-    protocol = transaction._Transaction__protocol
-    if transaction._Transaction__future.done() or _closed(protocol):
-        return
-    try:
-        protocol.send_stun(transaction._Transaction__request, transaction._Transaction__addr)
-    except OSError:  # the network went away meanwhile: the retransmission's to find out
-        return
+    if not transaction._Transaction__future.done():
+        _send_copy(transaction._Transaction__protocol, transaction._Transaction__request, transaction._Transaction__addr)
 
 
-_copying_answer = False
-"""Whether the answer being sent is a copy (not to be copied again)."""
+_copying = False
+"""Whether the message being sent is a copy (an answer's is not to be copied again)."""
 
 
 def _send_stun_and_copy_answers(self: StunProtocol, message: stun.Message, addr: tuple[str, int]) -> None:
     """aioice's ``StunProtocol.send_stun``; an answer to a check goes again :data:`STUN_COPY_AFTER` later."""
     _original_ice_send_stun(self, message, addr)
     answer = message.message_method == stun.Method.BINDING and message.message_class == stun.Class.RESPONSE
-    if answer and not _copying_answer:
-        asyncio.get_running_loop().call_later(STUN_COPY_AFTER, _copy_answer, self, message, addr)
+    if answer and not _copying:
+        asyncio.get_running_loop().call_later(STUN_COPY_AFTER, _send_copy, self, message, addr)
 
 
-def _copy_answer(protocol: StunProtocol, message: stun.Message, addr: tuple[str, int]) -> None:
-    global _copying_answer
-    if _closed(protocol):  # the agent closed in the 10 ms
+def _send_copy(protocol: Any, message: stun.Message, addr: tuple[str, int]) -> None:
+    """Send ``message`` again through ``protocol``'s own ``send_stun``, as the original went, unless its socket
+    closed meanwhile (asyncio's transport fails on a send once its socket is gone; a relayed one drops it)."""
+    global _copying
+    closing = getattr(getattr(protocol, "transport", None), "is_closing", None)
+    if closing is not None and closing():
         return
-    _copying_answer = True
-    try:  # through the protocol's own send_stun, as the original went
+    _copying = True
+    try:
         protocol.send_stun(message, addr)
-    except OSError:
+    except OSError:  # the network went away meanwhile: a retransmission is the one to find out
         return
     finally:
-        _copying_answer = False
+        _copying = False
 
 
 def copy_stun_messages(enabled: bool) -> None:

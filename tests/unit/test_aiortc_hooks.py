@@ -1118,6 +1118,48 @@ def test_a_copy_due_after_the_agents_socket_closed_is_not_sent() -> None:
     assert errors == []
 
 
+@pytest.mark.parametrize("signed", [True, False], ids=["the peer", "a stranger"])
+def test_only_a_request_signed_with_the_agents_password_is_answered_twice(signed: bool) -> None:
+    # A stranger's request (no or a wrong password) gets one error answer: the agent sends it nothing twice.
+    aiortc_hooks.gather_loopback_only(True)
+    aiortc_hooks.copy_stun_messages(True)
+
+    async def run() -> list[stun.Message]:
+        agent = aioice.ice.Connection(ice_controlling=True, components=1)
+        peer = aioice.ice.Connection(ice_controlling=False, components=1)
+        answers: list[stun.Message] = []
+        loop = asyncio.get_running_loop()
+        asker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        asker.bind(("127.0.0.1", 0))
+        asker.setblocking(False)
+        try:
+            await agent.gather_candidates()
+            target = agent.local_candidates[0]
+            request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+            request.attributes["USERNAME"] = f"{agent.local_username}:{peer.local_username}"
+            request.attributes["PRIORITY"] = 1
+            request.attributes["ICE-CONTROLLED"] = 1
+            request.add_message_integrity((agent.local_password if signed else "not-the-password").encode("utf8"))
+            request.add_fingerprint()
+            await loop.sock_sendto(asker, bytes(request), (target.host, target.port))
+            deadline = loop.time() + aiortc_hooks.STUN_COPY_AFTER * 10
+            while (left := deadline - loop.time()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    data = await asyncio.wait_for(loop.sock_recv(asker, 2048), left)
+                    answers.append(stun.parse_message(data))
+            return answers
+        finally:
+            asker.close()
+            await agent.close()
+            await peer.close()
+
+    answers = asyncio.run(run())
+    if signed:
+        assert [a.message_class for a in answers] == [stun.Class.RESPONSE] * 2, answers
+    else:
+        assert [(a.message_class, a.error_code) for a in answers] == [(stun.Class.ERROR, 401)], answers
+
+
 @pytest.mark.parametrize("copied", [True, False])
 def test_a_lost_answer_to_a_check_is_made_good_by_its_copy(copied: bool) -> None:
     aiortc_hooks.gather_loopback_only(True)
