@@ -18,7 +18,7 @@ from broker.accounts import password_policy
 from broker.audit.evidence import VerifiedRecordings
 from broker.audit.playbacks import Playbacks
 from broker.audit.recordings import RecordingStore
-from broker.audit.trail import SEALING, SealResult, seal_backlog
+from broker.audit.trail import SEALER_LOCK, SealResult, seal_backlog
 from broker.integrations.inbound import SeenSignatures
 from broker.keys import BrokerKeys, load_or_create_keys, prepare_data_dir
 from broker.sessions.grant_watch import GrantBook
@@ -103,8 +103,9 @@ class BrokerState:
         self.peers.forget()
 
     def seal_trail(self) -> SealResult:
-        """Seal pending audit events and sign the heads of the chains they moved (in bounded batches)."""
-        with SEALING:
+        """Seal pending audit events and sign the heads of the chains they moved (in bounded batches),
+        waiting for any other sealer, of this broker or another on the database."""
+        with self.database.locks.held(SEALER_LOCK):
             return self._seal()
 
     async def unit(
@@ -130,10 +131,10 @@ class BrokerState:
 
     @contextlib.contextmanager
     def sealed_trail(self) -> Iterator[Session]:
-        """A database session over a trail at rest: everything pending sealed and signed, and the
-        sealer held off until the block ends. Every sealed event's signed head is then in view,
+        """A database session over a trail at rest: everything pending sealed and signed, and every
+        broker's sealer held off until the block ends. Every sealed event's signed head is then in view,
         so the broker verifies strictly (no grace); keep the block to reading what is verified."""
-        with SEALING:
+        with self.database.locks.held(SEALER_LOCK):
             self._seal()
             with self.database.session() as db:
                 yield db

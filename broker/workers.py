@@ -5,6 +5,12 @@ logs a failed round once (``broker.errors.log_round_failure``) and tries again n
 the expiry sweep (codes run out, transfers of sessions that are over, idle help requests),
 the audit trail's sealer, webhook delivery, the SLA watch and the grant watcher.
 :func:`running_workers` starts them all for the app's life.
+
+Every broker on a database runs every loop. The ones that must not run twice at once take
+a broker lock (``broker.storage.broker_locks``) for each round: the sealer waits for its
+lock (a session's end seals at once, wherever it ended); the SLA watch and webhook delivery
+skip a round another broker is running (:data:`SLA_LOCK`, :data:`WEBHOOK_LOCK`), and
+whichever broker is left runs the next one when a broker dies.
 """
 
 from __future__ import annotations
@@ -30,6 +36,12 @@ from protocol.signalling import SessionEnded
 log = logging.getLogger(__name__)
 
 TRAIL_SEAL_SECONDS = 1.0
+
+SLA_LOCK = "sla-watch"
+"""The broker lock of a round of the SLA watch: a breach is flagged, and audited, by one broker."""
+
+WEBHOOK_LOCK = "webhook-delivery"
+"""The broker lock of a round of webhook delivery: a delivery is sent by one broker, once a round."""
 
 
 @contextlib.asynccontextmanager
@@ -95,7 +107,9 @@ async def watch_sla(state: BrokerState) -> None:
                 with state.database.session() as db:
                     return record_breaches(db)
 
-            await run_in_threadpool(_look)
+            async with state.database.locks.turn(SLA_LOCK) as mine:
+                if mine:
+                    await run_in_threadpool(_look)
         except Exception as exc:  # noqa: BLE001 - the next round retries
             log_round_failure(log, "SLA sweep", exc)
 
@@ -104,7 +118,8 @@ def send_webhooks(state: BrokerState) -> Coroutine[None, None, None]:
     """The webhook delivery worker (``broker.integrations.webhooks.deliver_webhooks``) with this broker's settings."""
     settings = state.settings
     return deliver_webhooks(
-        state.database.session, state.keys.recording_master_key, poll=settings.webhook_poll_seconds,
+        state.database.session, state.keys.recording_master_key, turn=lambda: state.database.locks.turn(WEBHOOK_LOCK),
+        poll=settings.webhook_poll_seconds,
         timeout=settings.webhook_timeout_seconds, base=settings.webhook_retry_base_seconds,
         max_attempts=settings.webhook_max_attempts,
     )

@@ -2,7 +2,8 @@
 
 Events are written unsealed in the transaction of the change they describe
 (:func:`broker.audit.events.record`); :func:`seal_pending` then chains them, one at a
-time in commit order, under a lock (one sealer per broker process), and signs
+time in commit order, under lock :data:`SEALER_LOCK` (one sealer at a time across every
+broker process on the database: :mod:`broker.storage.broker_locks`), and signs
 each chain's new head in the same transaction: a sealed event is never without
 a signed head. :func:`seal_backlog` does so in transactions of at most
 :data:`SEAL_BATCH` events. Before it seals onto a chain it checks the chain from its last
@@ -13,7 +14,6 @@ record, to sign over one that does not check out.
 from __future__ import annotations
 
 import logging
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -56,8 +56,8 @@ SIGN_REFUSED = "audit.sign_refused"
 """Broker-chain event: a chain did not check out from its signed head, so nothing more is sealed onto it."""
 SEALED_LATE = "audit.sealed_late"
 """Broker-chain event: events older than the grace were found unsealed (written before a crash, or inserted)."""
-SEALING = threading.Lock()
-"""Held from reading the chain heads until the sealed events are committed."""
+SEALER_LOCK = "audit-sealer"
+"""The broker lock (``Database.locks``) held from reading the chain heads until the sealed events are committed."""
 SEAL_BATCH = 1000
 """Most pending events sealed in one transaction by :func:`seal_backlog`: a backlog (a crash, a
 flood of reports) is sealed in several short transactions, not one that holds the write lock
@@ -113,7 +113,7 @@ def seal_pending(
     ``after_id`` (the broker's own follow-ups to them besides); :func:`seal_backlog` goes
     through everything so, a transaction per batch.
 
-    The caller runs this, and commits, while holding :data:`SEALING` (use
+    The caller runs this, and commits, while holding :data:`SEALER_LOCK` (use
     :meth:`broker.deps.BrokerState.seal_trail`): two sealers reading the same head
     would give two events one number. A chain that does not check out from its
     signed head is left alone (its new events stay unsealed, nothing is lost) and
@@ -189,7 +189,7 @@ def seal_backlog(
 ) -> SealResult:
     """Seal everything pending, at most ``batch`` events per transaction, each committed by ``unit_of_work``.
 
-    The caller holds :data:`SEALING` throughout. Batches go on in id order from where the last
+    The caller holds :data:`SEALER_LOCK` throughout. Batches go on in id order from where the last
     stopped, so the events of a chain that may not be sealed onto are passed over, not read again.
     """
     total = SealResult()

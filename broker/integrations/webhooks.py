@@ -13,6 +13,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -336,9 +337,15 @@ async def post_delivery(client: httpx.AsyncClient, outgoing: Outgoing, now: int)
 
 
 async def deliver_webhooks(
-    open_db: Callable[[], Any], master_key: bytes, *, poll: float, timeout: float, base: float, max_attempts: int
+    open_db: Callable[[], Any], master_key: bytes, *, turn: Callable[[], AbstractAsyncContextManager[bool]],
+    poll: float, timeout: float, base: float, max_attempts: int,
 ) -> None:
     """Forever: send the due deliveries of enabled endpoints, book each attempt, sleep ``poll`` seconds.
+
+    ``turn()`` opens a round: it yields whether this broker has the round's turn and holds it
+    to the round's end (``broker.storage.broker_locks.BrokerLocks.turn``). With several brokers on
+    one database one round runs at a time, each booking its attempts before the next reads
+    what is due, so no delivery is sent twice.
 
     One attempt per delivery per round: endpoints side by side, each endpoint's
     deliveries in the order their events happened (a slow endpoint delays the next
@@ -350,10 +357,13 @@ async def deliver_webhooks(
         while True:
             await asyncio.sleep(poll)
             try:
-                await deliver_due(client, open_db, master_key, base=base, max_attempts=max_attempts)
-                if pruned_at is None or time.monotonic() - pruned_at >= PRUNE_SECONDS:
-                    await run_in_threadpool(_prune, open_db)
-                    pruned_at = time.monotonic()
+                async with turn() as mine:
+                    if not mine:
+                        continue
+                    await deliver_due(client, open_db, master_key, base=base, max_attempts=max_attempts)
+                    if pruned_at is None or time.monotonic() - pruned_at >= PRUNE_SECONDS:
+                        await run_in_threadpool(_prune, open_db)
+                        pruned_at = time.monotonic()
             except Exception as exc:  # noqa: BLE001 - keep delivering; the next round retries
                 log_round_failure(log, "webhook delivery round", exc)
 

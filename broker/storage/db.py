@@ -18,6 +18,7 @@ from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, m
 from sqlalchemy.orm import Session, sessionmaker
 
 from broker.sessions.grant_changes import count_grant_changes
+from broker.storage.broker_locks import BrokerLocks
 from broker.storage.sqlite_writes import WriteTurn
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -90,7 +91,8 @@ def upgrade(engine: Engine) -> None:
 
 
 class Database:
-    """The broker's handle on its database: an engine and a session factory."""
+    """The broker's handle on its database: an engine, a session factory, and the named locks
+    (:class:`~broker.storage.broker_locks.BrokerLocks`) of every broker process sharing it."""
 
     def __init__(
         self, url: str, *, session_info: dict[str, object] | None = None, connections: int = DEFAULT_CONNECTIONS,
@@ -98,6 +100,7 @@ class Database:
         """``session_info`` is handed to every session as ``db.info`` (settings the domain code reads);
         the pool holds up to ``connections``."""
         self.engine = make_engine(url, connections)
+        self.locks = BrokerLocks(driver_url(url))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, info=session_info or {})
         count_grant_changes(self._sessions)
 
@@ -116,6 +119,7 @@ class Database:
                 raise
 
     def dispose(self) -> None:
+        self.locks.close()
         self.engine.dispose()
 
 

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -26,6 +23,7 @@ from protocol.webhooks import sign, signed_headers, verify
 from tests.integration.test_admin import broker_cli
 from tests.support.api import create_ticket
 from tests.support.broker import BrokerProcess
+from tests.support.webhook_receiver import Receiver, running_receiver
 
 BASE = 0.2
 MAX_ATTEMPTS = 5
@@ -43,72 +41,10 @@ def broker_env() -> dict[str, str]:
     }
 
 
-@dataclass
-class Received:
-    at: float
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> dict[str, object]:
-        data: dict[str, object] = json.loads(self.body)
-        return data
-
-
-@dataclass
-class Receiver:
-    """An HTTP server that records every POST; paths in ``failures`` answer 500 that many times first."""
-
-    server: ThreadingHTTPServer
-    requests: list[Received] = field(default_factory=list)
-    failures: dict[str, int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def at(self, path: str) -> list[Received]:
-        with self.lock:
-            return [r for r in self.requests if r.path == path]
-
-    def wait_for(self, path: str, count: int, timeout: float = 20.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = self.at(path)
-            if len(got) >= count:
-                return got
-            time.sleep(0.02)
-        raise AssertionError(f"{path} got {len(self.at(path))} requests, not {count}, in {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
-    state: dict[str, Receiver] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            me = state["receiver"]
-            with me.lock:
-                me.requests.append(Received(time.monotonic(), self.path, dict(self.headers), body))
-                failing = me.failures.get(self.path, 0)
-                if failing > 0:
-                    me.failures[self.path] = failing - 1
-            self.send_response(500 if failing else 204)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state["receiver"] = Receiver(server)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state["receiver"]
-    server.shutdown()
-    server.server_close()
+    with running_receiver() as running:
+        yield running
 
 
 def add_webhook(broker: BrokerProcess, admin: dict[str, str], name: str, url: str, **extra: object) -> str:
