@@ -9,21 +9,14 @@ import socket
 import sys
 from pathlib import Path
 
-import uvicorn
 from pydantic import ValidationError
 
 from broker.accounts import cli as admin_cli
 from broker.accounts.logins import FIRST_ADMIN, ensure_first_admin
-from broker.app import create_app
 from broker.audit.chain import SignedHead, Verdict
 from broker.integrations import cli as integrations_cli
 from broker.keys import BrokerKeys, KeyFileError, load_or_create_keys
-from broker.server.collector import settle_collector
-from broker.server.forwarded import ForwardedHeaders
-from broker.server.request_limits import RequestLimits, declared_body_limits
-from broker.server.uvicorn_hooks import HeadLimits, LeanWebSocketsProtocol, http_protocol
 from broker.settings import Settings
-from broker.state import build_state
 from broker.storage.db import Database
 from broker.turn_config import RelayOptions, TurnConfigError, parse_address, parse_network, render
 from protocol.api import API_PREFIX
@@ -340,6 +333,18 @@ def _print_verdict(verdict: Verdict, unsealed: int, heads_file: Path | None) -> 
 
 
 def serve(settings: Settings) -> int:
+    """``deskhand-broker serve``: the web server, until it is stopped."""
+    # Imported here, not above: building the app's routes takes most of a second or two, which
+    # the commands that work on the database alone (users, webhooks, audit) need not wait for.
+    import uvicorn
+
+    from broker.app import create_app
+    from broker.server.collector import settle_collector
+    from broker.server.forwarded import ForwardedHeaders
+    from broker.server.request_limits import RequestLimits, declared_body_limits
+    from broker.server.uvicorn_hooks import HeadLimits, LeanWebSocketsProtocol, http_protocol
+    from broker.state import build_state
+
     # The database and anything else the broker writes hold secrets' hashes: owner only.
     os.umask(0o077)
     configure_logging(settings.log_level)
