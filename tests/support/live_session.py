@@ -29,6 +29,9 @@ from tech_console.remote_view import FrameHook, RemoteView
 from tests.support.broker import BrokerProcess
 from tests.support.line_child import REPO
 
+HOST_LOG_LINES = 80
+"""Lines of the host's log shown with a failed test."""
+
 
 @dataclass
 class Live:
@@ -100,7 +103,7 @@ async def live_session(
             if view:
                 await remote.start()
             yield live
-        except BaseException:
+        except BaseException as failure:
             # The test failed: end what is left without letting a failing clean-up
             # (a broker the test stopped) hide the test's own error.
             await remote.close()
@@ -109,6 +112,8 @@ async def live_session(
                     await console.end_session(started.session.id, "test failed")
                 host.kill()
             live.output, live.errors = host.communicate()
+            # The host's own account of what happened goes with the failure (a CI run keeps nothing else).
+            failure.add_note("the host's log, last lines:\n" + "\n".join(live.errors.splitlines()[-HOST_LOG_LINES:]))
             raise
         await remote.close()
         if host.poll() is None:
