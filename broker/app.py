@@ -47,6 +47,8 @@ def create_app(state: BrokerState) -> FastAPI:
             # Nothing written before the shutdown stays unsealed or unsigned.
             await run_in_threadpool(state.seal_trail)
             state.database.dispose()
+            if state.redis is not None:
+                await state.redis.aclose()
 
     app = FastAPI(
         title="Deskhand broker",

@@ -25,6 +25,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -194,6 +195,21 @@ def disk_full(data_dir: Path) -> ApiError:
     )
 
 
+SHARED_RETRY_AFTER_SECONDS = 2
+"""What a request refused for an unreachable Redis is told to wait."""
+
+
+def shared_state_unreachable() -> ApiError:
+    """The answer to a request that needed the Redis every broker shares, which did not answer."""
+    return ApiError(
+        503, "shared_state_unreachable",
+        "the broker cannot reach the Redis it shares with the other brokers (DESKHAND_REDIS_URL), which counts "
+        f"attempts for all of them; try again in {SHARED_RETRY_AFTER_SECONDS} s, and if it persists tell the "
+        "administrator to check Redis",
+        headers={"Retry-After": str(SHARED_RETRY_AFTER_SECONDS)},
+    )
+
+
 def unauthorized(message: str = "sign in first: send 'Authorization: Bearer <token>'") -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
@@ -247,14 +263,16 @@ def install_error_handlers(app: FastAPI, data_dir: Path) -> None:
             return disk_full(data_dir)
         if is_nul_in_text(exc):
             return nul_in_text()
+        if isinstance(exc, RedisError):
+            return shared_state_unreachable()
         return ApiError(500, "internal_error", "the broker failed to answer this request; its log says why")
 
     async def _unforeseen(request: Request, exc: Exception) -> JSONResponse:
         if request.scope["type"] != "http":
             raise exc  # a WebSocket has no answer to send: the server closes it, as before
         refusal = answer(exc)
-        if refusal.status == 507:
-            # Expected while the disk is full: one line each, not a traceback.
+        if refusal.status == 507 or isinstance(exc, RedisError):
+            # Expected while the disk is full or Redis is down: one line each, not a traceback.
             log.warning("%s %s: %s (%s)", request.method, request.url.path, refusal.message, _cause(exc))
         elif refusal.status < 500:
             log.info("%s %s: %s", request.method, request.url.path, refusal.message)
@@ -263,7 +281,7 @@ def install_error_handlers(app: FastAPI, data_dir: Path) -> None:
         return refusal.response()
 
     # What a full disk raises is answered where the routes' own errors are, and not raised further.
-    for error_class in (OSError, SQLAlchemyError, sqlite3.Error):
+    for error_class in (OSError, SQLAlchemyError, sqlite3.Error, RedisError):
         app.add_exception_handler(error_class, _unforeseen)
 
     @app.exception_handler(Exception)

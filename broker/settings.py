@@ -48,6 +48,9 @@ def default_data_dir() -> Path:
     return Path(base) / "deskhand"
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+"""How a ``DESKHAND_REDIS_URL`` may start (the URL forms redis-py understands)."""
+
 class Settings(BaseSettings):
     """Broker configuration. Construct with keyword arguments to override the environment."""
 
@@ -60,6 +63,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL; default is sqlite:///<data_dir>/deskhand.sqlite3.",
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis the brokers share (redis://, rediss:// or unix://); unset: this broker counts alone.",
     )
     host: str = Field(default="127.0.0.1", description="Address to listen on.")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
@@ -396,6 +403,14 @@ class Settings(BaseSettings):
                 require_owner_only(value)
             except KeyFileError as exc:
                 raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(REDIS_SCHEMES):
+            raise ValueError(f"must start with {', '.join(REDIS_SCHEMES)} (as redis-py takes it), e.g. "
+                             "redis://127.0.0.1:6379/0")
         return value
 
     @field_validator("trusted_proxies")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from pydantic import BaseModel
+from redis.asyncio import Redis
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -30,6 +31,7 @@ from broker.storage.db import Database
 from broker.storage.db_slots import DatabaseSlots, Lane
 from broker.throttling.attempt_slots import AttemptSlots
 from broker.throttling.ratelimit import AttemptGate, BucketsByKey, FailureLimiter
+from broker.throttling.shared_failures import SharedFailures
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,9 @@ class BrokerState:
 
     db_slots: DatabaseSlots
     """Slots for database work, the queue for them, and ``503 broker_busy`` beyond it."""
+
+    redis: Redis | None = None
+    """The Redis every broker shares (``DESKHAND_REDIS_URL``), or None: this broker counts alone."""
 
     verified_recordings: VerifiedRecordings = field(default_factory=VerifiedRecordings)
     """Recording segments of sessions verified lately, for players asking range after range."""
@@ -153,6 +158,7 @@ def build_state(settings: Settings) -> BrokerState:
     )
     database = settings.open_database()
     database.migrate()
+    redis = None if settings.redis_url is None else Redis.from_url(settings.redis_url.get_secret_value())
     recordings = RecordingStore(settings.data_dir / "recordings", keys.recording_master_key)
     if removed := recordings.remove_leftovers(time.time()):
         log.info("removed %d temporary recording files left by an upload that never finished", removed)
@@ -167,6 +173,10 @@ def build_state(settings: Settings) -> BrokerState:
                 settings.code_failure_window_seconds,
             )),
             settings.code_check_wait_seconds,
+            shared=None if redis is None else SharedFailures(
+                redis, "codes", per_source=settings.code_failures_per_source,
+                overall=settings.code_failures_global, window_seconds=settings.code_failure_window_seconds,
+            ),
         ),
         hub=SignalHub(),
         spool=TransferSpool(settings.data_dir / "transfers", settings.transfer_memory_bytes),
@@ -186,4 +196,5 @@ def build_state(settings: Settings) -> BrokerState:
         queue_signals=ChunkSignals(),
         peer_event_rates=BucketsByKey(settings.peer_events_per_second, settings.peer_event_burst),
         db_slots=DatabaseSlots(settings.database_budget),
+        redis=redis,
     )

@@ -35,6 +35,8 @@ Databases: brokers keep their data in SQLite unless told otherwise.
   and a test gives ``start_broker(**broker_db.env())`` for its own brokers.
 * ``postgres`` (session scope) -> :class:`~tests.support.postgres.PostgresCluster`:
   the run's throwaway PostgreSQL server, started on first use.
+* ``redis_server`` (session scope) -> :class:`~tests.support.redis_server.RedisServer`:
+  the run's throwaway Redis on 127.0.0.1 (``redis_server.url`` for ``DESKHAND_REDIS_URL``).
 
 Display and browser:
 
@@ -56,7 +58,7 @@ Networks (root only: ``ip netns``):
   198.18.0.1 in that relay namespace (UDP and TCP on 3478, TLS on 5349), with
   :data:`~tests.support.coturn.SECRET` as its shared secret.
 
-A missing Xvfb, Chromium, PostgreSQL, coturn or network namespaces skips the test with what to
+A missing Xvfb, Chromium, PostgreSQL, Redis, coturn or network namespaces skips the test with what to
 install or why, except under ``CI=true``, where it fails: CI must never pass by skipping.
 """
 
@@ -77,6 +79,7 @@ from tests.support.in_process import AppBroker
 from tests.support.input_recorder import RecorderProcess
 from tests.support.netns import NetnsUnavailable, NetTopology
 from tests.support.postgres import PostgresCluster, PostgresMissing
+from tests.support.redis_server import RedisMissing, RedisServer
 from tests.support.xvfb import XvfbMissing, XvfbServer
 
 if TYPE_CHECKING:
@@ -193,6 +196,17 @@ def postgres() -> Iterator[PostgresCluster]:
         except PostgresMissing as exc:
             missing_dependency(str(exc))
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A throwaway Redis on 127.0.0.1 for the whole run (a test that needs it empty calls ``flush()``)."""
+    with ExitStack() as stack:
+        try:
+            server = stack.enter_context(RedisServer.start())
+        except RedisMissing as exc:
+            missing_dependency(str(exc))
+        yield server
 
 
 @pytest.fixture(scope="module", params=DATABASES)

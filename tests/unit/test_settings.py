@@ -73,6 +73,8 @@ def test_the_whole_port_range_is_accepted(tmp_path: Path, port: int) -> None:
         ("http_keepalive_seconds", 2.5, "valid integer"),
         ("http_keepalive_seconds", 601, "less than or equal to 600"),
         ("http_keepalive_seconds", "forever", "valid integer"),
+        ("redis_url", "127.0.0.1:6379", "must start with redis://, rediss://, unix://"),
+        ("redis_url", "http://127.0.0.1:6379", "must start with redis://"),
     ],
 )
 def test_bad_values_are_refused_naming_the_field(tmp_path: Path, field: str, value: object, words: str) -> None:

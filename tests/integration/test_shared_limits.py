@@ -1,0 +1,70 @@
+"""Limits every broker shares through Redis (``DESKHAND_REDIS_URL``): two brokers allow no more wrong
+support codes than one, one after another or all at once, and a Redis that does not answer is a 503 that
+says so, never a 500 and never an unlimited guess."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from tests.integration.test_rate_limit import code_events, wrong_code
+from tests.support.api import HOST_BODY, bearer, join, start_session
+from tests.support.broker import BrokerProcess
+from tests.support.postgres import free_port
+from tests.support.redis_server import RedisServer
+
+LIMIT = 5
+
+
+def test_two_brokers_allow_one_limit_of_wrong_codes(redis_server: RedisServer, tmp_path: Path) -> None:
+    redis_server.flush()
+    env = {"DESKHAND_REDIS_URL": redis_server.url, "DESKHAND_CODE_FAILURES_PER_SOURCE": str(LIMIT)}
+    data_dir = tmp_path / "data"
+    with BrokerProcess.start(env, data_dir=data_dir) as first, BrokerProcess.start(env, data_dir=data_dir) as second:
+        # A right code is no failure, on either broker.
+        admin = bearer(first.login())
+        for broker in (first, second, first):
+            assert join(broker, start_session(first, admin)["code"]).status_code == 200
+        answers = [join((first, second)[n % 2], wrong_code(n)).status_code for n in range(2 * LIMIT)]
+        assert answers == [404] * LIMIT + [429] * LIMIT, answers
+        started = start_session(first, admin)
+        refused = join(second, started["code"])
+        assert refused.status_code == 429 and 1 <= int(refused.headers["retry-after"]) <= 60, refused.text
+        failed = [e for e in code_events(first) if e[0] == "code.redeem_failed"]
+        assert len(failed) == LIMIT
+        assert len([e for e in code_events(first) if e[0] == "code.rate_limited"]) == 1
+
+
+def test_wrong_codes_sent_at_once_to_two_brokers_are_counted_to_the_limit_and_no_further(
+    redis_server: RedisServer, tmp_path: Path,
+) -> None:
+    redis_server.flush()
+    env = {"DESKHAND_REDIS_URL": redis_server.url, "DESKHAND_CODE_FAILURES_PER_SOURCE": str(LIMIT)}
+    data_dir = tmp_path / "data"
+    with BrokerProcess.start(env, data_dir=data_dir) as first, BrokerProcess.start(env, data_dir=data_dir) as second:
+
+        async def guess_all() -> list[int]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                sent = [client.post(f"{(first, second)[n % 2].api}/join", json={**HOST_BODY, "code": wrong_code(n)})
+                        for n in range(30)]
+                return [answer.status_code for answer in await asyncio.gather(*sent)]
+
+        answers = Counter(asyncio.run(guess_all()))
+        assert answers[404] == LIMIT and answers[404] + answers[429] == 30, answers
+        assert len([e for e in code_events(first) if e[0] == "code.redeem_failed"]) == LIMIT
+
+
+def test_an_unreachable_redis_refuses_codes_with_a_503_that_says_so(tmp_path: Path) -> None:
+    nobody = f"redis://127.0.0.1:{free_port()}/0"
+    with BrokerProcess.start({"DESKHAND_REDIS_URL": nobody}, data_dir=tmp_path / "data") as broker:
+        admin = bearer(broker.login())
+        started = start_session(broker, admin)  # what needs no Redis goes on
+        answer = join(broker, started["code"])
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"] == "shared_state_unreachable" and "DESKHAND_REDIS_URL" in answer.json()["message"]
+        assert answer.headers["retry-after"] == "2"
+        assert "Traceback" not in broker.output_text(200)
+        assert broker.sql("SELECT state FROM support_sessions WHERE id = ?", started["session"]["id"]) == [("waiting",)]
