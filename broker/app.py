@@ -49,6 +49,8 @@ def create_app(state: BrokerState) -> FastAPI:
             state.database.dispose()
             if state.redis is not None:
                 await state.redis.aclose()
+            if state.redis_blocking is not None:
+                state.redis_blocking.close()
 
     app = FastAPI(
         title="Deskhand broker",

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from pydantic import BaseModel
+from redis import Redis as BlockingRedis
 from redis.asyncio import Redis
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -30,8 +31,8 @@ from broker.settings import Settings
 from broker.storage.db import Database
 from broker.storage.db_slots import DatabaseSlots, Lane
 from broker.throttling.attempt_slots import AttemptSlots
-from broker.throttling.ratelimit import AttemptGate, BucketsByKey, FailureLimiter
-from broker.throttling.shared_failures import SharedFailures
+from broker.throttling.ratelimit import AttemptGate, BucketsByKey, FailureCounts, FailureLimiter
+from broker.throttling.shared_failures import SharedFailureLimiter, SharedFailures
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +55,13 @@ class BrokerState:
     transfer_signals: ChunkSignals
     peers: PeerCache
     recordings: RecordingStore
-    login_failures: FailureLimiter
+    login_failures: FailureCounts
     """Failed sign-ins per source address (no global limit: that would lock everyone out)."""
-    inbound_failures: FailureLimiter
+    inbound_failures: FailureCounts
     """Refused inbound webhook requests per source address (unknown system, bad signature)."""
     inbound_seen: SeenSignatures
     """Inbound webhook signatures accepted within the timestamp window: a copy sent again is refused."""
-    help_requests: FailureLimiter
+    help_requests: FailureCounts
     """New help requests per source address and overall (every request counts, none is forgiven)."""
     queue_signals: ChunkSignals
     """Wakes the hosts' long polls when the help-request queue changes (key :data:`broker.sessions.help_requests.QUEUE_CHANGED`)."""
@@ -72,6 +73,8 @@ class BrokerState:
 
     redis: Redis | None = None
     """The Redis every broker shares (``DESKHAND_REDIS_URL``), or None: this broker counts alone."""
+    redis_blocking: BlockingRedis | None = None
+    """The same Redis for worker threads (the shared failure limits of sign-ins, help requests, inbound webhooks)."""
 
     verified_recordings: VerifiedRecordings = field(default_factory=VerifiedRecordings)
     """Recording segments of sessions verified lately, for players asking range after range."""
@@ -158,7 +161,16 @@ def build_state(settings: Settings) -> BrokerState:
     )
     database = settings.open_database()
     database.migrate()
-    redis = None if settings.redis_url is None else Redis.from_url(settings.redis_url.get_secret_value())
+    redis_url = None if settings.redis_url is None else settings.redis_url.get_secret_value()
+    shared = None if redis_url is None else Redis.from_url(redis_url)
+    blocking = None if redis_url is None else BlockingRedis.from_url(redis_url)
+
+    def failure_counts(name: str, per_source: int, overall: int | None, window: float) -> FailureCounts:
+        """One door's counts: every broker's when they share a Redis, else this broker's own."""
+        if blocking is None:
+            return FailureLimiter.create(per_source, overall, window)
+        return SharedFailureLimiter(blocking, name, per_source=per_source, overall=overall, window_seconds=window)
+
     recordings = RecordingStore(settings.data_dir / "recordings", keys.recording_master_key)
     if removed := recordings.remove_leftovers(time.time()):
         log.info("removed %d temporary recording files left by an upload that never finished", removed)
@@ -173,8 +185,8 @@ def build_state(settings: Settings) -> BrokerState:
                 settings.code_failure_window_seconds,
             )),
             settings.code_check_wait_seconds,
-            shared=None if redis is None else SharedFailures(
-                redis, "codes", per_source=settings.code_failures_per_source,
+            shared=None if shared is None else SharedFailures(
+                shared, "codes", per_source=settings.code_failures_per_source,
                 overall=settings.code_failures_global, window_seconds=settings.code_failure_window_seconds,
             ),
         ),
@@ -183,18 +195,19 @@ def build_state(settings: Settings) -> BrokerState:
         transfer_signals=ChunkSignals(),
         peers=PeerCache(),
         recordings=recordings,
-        login_failures=FailureLimiter.create(
-            settings.login_failures_per_source, None, settings.login_failure_window_seconds
+        login_failures=failure_counts(
+            "sign-ins", settings.login_failures_per_source, None, settings.login_failure_window_seconds
         ),
-        inbound_failures=FailureLimiter.create(
-            settings.inbound_failures_per_source, None, INBOUND_FAILURE_WINDOW_SECONDS
+        inbound_failures=failure_counts(
+            "inbound", settings.inbound_failures_per_source, None, INBOUND_FAILURE_WINDOW_SECONDS
         ),
         inbound_seen=SeenSignatures(settings.inbound_max_skew_seconds),
-        help_requests=FailureLimiter.create(
-            settings.requests_per_source, settings.requests_global, settings.request_window_seconds
+        help_requests=failure_counts(
+            "help-requests", settings.requests_per_source, settings.requests_global, settings.request_window_seconds
         ),
         queue_signals=ChunkSignals(),
         peer_event_rates=BucketsByKey(settings.peer_events_per_second, settings.peer_event_burst),
         db_slots=DatabaseSlots(settings.database_budget),
-        redis=redis,
+        redis=shared,
+        redis_blocking=blocking,
     )

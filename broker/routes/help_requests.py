@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from broker.accounts.access import PublicAccess, SessionPeerAccess, SessionStarter, TicketReader
 from broker.audit import events as audit
@@ -34,6 +35,7 @@ from broker.state import BrokerState
 from broker.storage.db_slots import Lane
 from broker.storage.models import HelpRequest, User
 from broker.throttling.rate_gate import HELP_REQUESTS
+from broker.throttling.ratelimit import FailureCounts
 from protocol.requests import (
     POLL_WAIT_MAX,
     HelpRequestCreate,
@@ -61,6 +63,12 @@ RequestId = Annotated[
 ]
 
 
+def _count_request(counts: FailureCounts, key: str, now: float) -> int | None:
+    """Count a help request of ``key`` (refused beyond the limit); the block it starts, if any."""
+    HELP_REQUESTS.count(counts, key, now)
+    return counts.retry_after(key, now)
+
+
 @router.post(
     "", response_model=HelpRequestCreated, status_code=201, dependencies=[PublicAccess],
     summary="Ask for help without a code (host side): opens a ticket and joins the queue",
@@ -71,8 +79,8 @@ async def create(body: HelpRequestCreate, state: State, source: Source) -> HelpR
     key = source or "unknown"
     now = time.monotonic()
     # Every request counts and none is forgiven: the limit is on asking, not on failing.
-    HELP_REQUESTS.count(state.help_requests, key, now)
-    starts_block = state.help_requests.retry_after(key, now)
+    # In a worker thread: the counts may be every broker's, in Redis.
+    starts_block = await run_in_threadpool(_count_request, state.help_requests, key, now)
 
     def _create(db: Session) -> HelpRequestCreated:
         HELP_REQUESTS.audit_block(db, source, starts_block)

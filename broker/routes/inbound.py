@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from broker.accounts.access import IntegrationManager, SignatureAccess
 from broker.audit import events as audit
@@ -90,7 +91,7 @@ async def receive(
     # one (401), not with a 422 that would tell a prober which names could exist.
     key = source or "unknown"
     now = time.monotonic()
-    INBOUND_REQUESTS.check(state.inbound_failures, key, now)
+    await run_in_threadpool(INBOUND_REQUESTS.check, state.inbound_failures, key, now)  # maybe Redis: blocks
     body = await _read_body(request)
     timestamp, signature = request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER)
     result = await state.unit(lambda db: _receive(db, state, system, timestamp, signature, body, source, key, now))

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from broker.audit import events as audit
 from broker.refusals import RateLimited
-from broker.throttling.ratelimit import FailureLimiter
+from broker.throttling.ratelimit import FailureCounts
 
 
 @dataclass(frozen=True)
@@ -33,13 +33,13 @@ class RateGate:
         return RateLimited("rate_limited", f"too many {self.too_many} from this address; try again in {wait} s",
                            retry_after=wait)
 
-    def check(self, limiter: FailureLimiter, key: str, now: float) -> None:
+    def check(self, limiter: FailureCounts, key: str, now: float) -> None:
         """Refuse while ``key`` is blocked; count nothing."""
         wait = limiter.retry_after(key, now)
         if wait is not None:
             raise self.refusal(wait)
 
-    def count(self, limiter: FailureLimiter, key: str, now: float) -> None:
+    def count(self, limiter: FailureCounts, key: str, now: float) -> None:
         """Count an attempt of ``key`` (as a failure until forgiven); refuse one beyond the limit."""
         wait = limiter.count_attempt(key, now)
         if wait is not None:

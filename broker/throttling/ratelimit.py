@@ -16,6 +16,7 @@ import math
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from protocol.rates import TokenBucket
 
@@ -84,6 +85,20 @@ class SlidingWindowLimiter:
             del self._events[key]
         while len(self._events) >= self.max_keys:
             del self._events[next(iter(self._events))]
+
+
+class FailureCounts(Protocol):
+    """What a door limited by source address asks of its counts (:mod:`broker.throttling.rate_gate`):
+    this broker's own (:class:`FailureLimiter`) or every broker's, in Redis
+    (:class:`~broker.throttling.shared_failures.SharedFailureLimiter`, which blocks: call it from a worker thread)."""
+
+    def retry_after(self, source: str, now: float) -> int | None: ...
+
+    def record_failure(self, source: str, now: float) -> None: ...
+
+    def count_attempt(self, source: str, now: float) -> int | None: ...
+
+    def forgive(self, source: str, at: float) -> None: ...
 
 
 @dataclass

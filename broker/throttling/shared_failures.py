@@ -8,6 +8,11 @@ failures left in the window. A reservation counts as a failure until it is forgi
 attempt was right, or never judged), so attempts checked at once on different brokers
 see each other, and the limit is never passed, however many brokers there are.
 
+:class:`SharedFailures` (asyncio) serves support codes beside their
+:class:`~broker.throttling.attempt_slots.AttemptSlots`; :class:`SharedFailureLimiter`
+(blocking, for worker threads) takes the place of a ``FailureLimiter`` for sign-ins, help
+requests and refused inbound webhooks.
+
 Each window is a sorted set (member: the attempt's id, score: Redis's clock in ms), so
 the window slides exactly and all brokers judge it by one clock, the Redis server's.
 """
@@ -18,21 +23,23 @@ import math
 import uuid
 from dataclasses import dataclass
 
+import redis
 from redis.asyncio import Redis
 
 KEY_PREFIX = "deskhand:failures:"
 """Every key this module writes starts with this, then the limit's name."""
 
-_RESERVE = """
+_WINDOWS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = tonumber(ARGV[2])
+local mode = ARGV[2]
+local window = tonumber(ARGV[3])
 local wait = -1
 local fills = 0
 for i, key in ipairs(KEYS) do
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
   local held = redis.call('ZCARD', key)
-  local limit = tonumber(ARGV[2 + i])
+  local limit = tonumber(ARGV[3 + i])
   if held >= limit then
     local oldest = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2])
     wait = math.max(wait, oldest + window - now)
@@ -40,7 +47,7 @@ for i, key in ipairs(KEYS) do
     fills = 1
   end
 end
-if wait >= 0 then
+if mode == 'check' or (mode == 'reserve' and wait >= 0) then
   return {0, wait}
 end
 for _, key in ipairs(KEYS) do
@@ -49,9 +56,11 @@ for _, key in ipairs(KEYS) do
 end
 return {1, fills * window}
 """
-"""KEYS: the source's window, then (optional) everyone's. ARGV: the attempt's id, the window (ms), each
-key's limit. Returns {1, ms of the block this attempt would start if it fails (0: none)} when
-reserved, {0, ms until a failure leaves the window} when refused."""
+"""KEYS: the source's window, then (optional) everyone's. ARGV: the attempt's id; the mode: ``check``
+(count nothing), ``reserve`` (count it unless a window is full) or ``add`` (count it anyway); the
+window (ms); each key's limit. Returns {0, ms until a failure leaves a full window, or -1: none is
+full} when nothing was counted, {1, ms of the block a failure of this attempt starts (0: none)}
+when it was."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,17 @@ class RefusedByShared(Exception):
         self.retry_after = retry_after
 
 
+def window_keys(prefix: str, source: str, *, overall: bool) -> tuple[str, ...]:
+    """The sorted sets of ``source``'s window and, with ``overall``, of everyone's."""
+    keys = (f"{prefix}source:{source}",)
+    return (*keys, f"{prefix}all") if overall else keys
+
+
+def whole_seconds(ms: int) -> int:
+    """Milliseconds as the whole seconds a ``Retry-After`` says (at least 1)."""
+    return max(1, math.ceil(ms / 1000))
+
+
 class SharedFailures:
     """One limit (say, support codes) on failures per source and, optionally, overall, in Redis."""
 
@@ -82,11 +102,10 @@ class SharedFailures:
         self._prefix = f"{KEY_PREFIX}{name}:"
         self._limits = (per_source,) if overall is None else (per_source, overall)
         self._window_ms = max(1, int(window_seconds * 1000))
-        self._reserve = client.register_script(_RESERVE)
+        self._windows = client.register_script(_WINDOWS)
 
     def _keys(self, source: str) -> tuple[str, ...]:
-        keys = (f"{self._prefix}source:{source}",)
-        return keys if len(self._limits) == 1 else (*keys, f"{self._prefix}all")
+        return window_keys(self._prefix, source, overall=len(self._limits) > 1)
 
     async def reserve(self, source: str) -> Reservation:
         """Count an attempt of ``source`` as a failure before it is checked; raises
@@ -94,9 +113,9 @@ class SharedFailures:
         ``redis.RedisError`` when Redis cannot be reached."""
         keys = self._keys(source)
         member = uuid.uuid4().hex
-        reserved, ms = await self._reserve(keys=list(keys), args=[member, self._window_ms, *self._limits])
+        reserved, ms = await self._windows(keys=list(keys), args=[member, "reserve", self._window_ms, *self._limits])
         if not int(reserved):
-            raise RefusedByShared(max(1, math.ceil(int(ms) / 1000)))
+            raise RefusedByShared(whole_seconds(int(ms)))
         return Reservation(member, keys, math.ceil(int(ms) / 1000) if int(ms) else None)
 
     async def forgive(self, reservation: Reservation) -> None:
@@ -105,3 +124,50 @@ class SharedFailures:
             for key in reservation.keys:
                 pipe.zrem(key, reservation.member)
             await pipe.execute()
+
+
+class SharedFailureLimiter:
+    """A :class:`~broker.throttling.ratelimit.FailureLimiter` whose windows are in Redis, shared by every
+    broker; the same methods, blocking (call them from worker threads). ``now`` and ``at`` name an
+    attempt within this broker; the windows themselves run on Redis's clock."""
+
+    def __init__(
+        self, client: redis.Redis, name: str, *, per_source: int, overall: int | None, window_seconds: float,
+    ) -> None:
+        self._prefix = f"{KEY_PREFIX}{name}:"
+        self._limits = (per_source,) if overall is None else (per_source, overall)
+        self._window_ms = max(1, int(window_seconds * 1000))
+        self._windows = client.register_script(_WINDOWS)
+        self._client = client
+        self._broker = uuid.uuid4().hex
+        """Makes this broker's attempt ids (``at``) its own among every broker's."""
+
+    def _run(self, source: str, mode: str, at: float) -> tuple[int, int]:
+        keys = window_keys(self._prefix, source, overall=len(self._limits) > 1)
+        counted, ms = self._windows(keys=list(keys), args=[self._member(at), mode, self._window_ms, *self._limits])
+        return int(counted), int(ms)
+
+    def _member(self, at: float) -> str:
+        return f"{self._broker}:{at!r}"
+
+    def retry_after(self, source: str, now: float) -> int | None:
+        """Whole seconds to wait (for a Retry-After header), or None if allowed."""
+        _counted, ms = self._run(source, "check", now)
+        return None if ms < 0 else whole_seconds(ms)
+
+    def record_failure(self, source: str, now: float) -> None:
+        """Count one failure of ``source``, whatever the windows hold."""
+        self._run(source, "add", now)
+
+    def count_attempt(self, source: str, now: float) -> int | None:
+        """Check and count in one step: the wait if ``source`` is blocked (nothing counted), else None,
+        with this attempt counted as a failure until :meth:`forgive` takes it back."""
+        counted, ms = self._run(source, "reserve", now)
+        return None if counted else whole_seconds(ms)
+
+    def forgive(self, source: str, at: float) -> None:
+        """Take back the attempt counted at ``at``: it turned out right."""
+        with self._client.pipeline(transaction=True) as pipe:
+            for key in window_keys(self._prefix, source, overall=len(self._limits) > 1):
+                pipe.zrem(key, self._member(at))
+            pipe.execute()

@@ -1,6 +1,6 @@
 """Limits every broker shares through Redis (``DESKHAND_REDIS_URL``): two brokers allow no more wrong
-support codes than one, one after another or all at once, and a Redis that does not answer is a 503 that
-says so, never a 500 and never an unlimited guess."""
+support codes, failed sign-ins or help requests from one address than one broker, one after another or
+all at once, and a Redis that does not answer is a 503 that says so, never a 500 and never an unlimited guess."""
 
 from __future__ import annotations
 
@@ -10,18 +10,20 @@ from pathlib import Path
 
 import httpx
 
+from tests.integration.test_help_requests import REQUEST
 from tests.integration.test_rate_limit import code_events, wrong_code
 from tests.support.api import HOST_BODY, bearer, join, start_session
 from tests.support.broker import BrokerProcess
-from tests.support.postgres import free_port
 from tests.support.redis_server import RedisServer
 
 LIMIT = 5
 
 
-def test_two_brokers_allow_one_limit_of_wrong_codes(redis_server: RedisServer, tmp_path: Path) -> None:
+def test_two_brokers_allow_one_limit_at_each_door(redis_server: RedisServer, tmp_path: Path) -> None:
+    """Support codes, sign-ins and help requests, spread over two brokers one after another."""
     redis_server.flush()
-    env = {"DESKHAND_REDIS_URL": redis_server.url, "DESKHAND_CODE_FAILURES_PER_SOURCE": str(LIMIT)}
+    env = {"DESKHAND_REDIS_URL": redis_server.url, "DESKHAND_CODE_FAILURES_PER_SOURCE": str(LIMIT),
+           "DESKHAND_LOGIN_FAILURES_PER_SOURCE": "3", "DESKHAND_REQUESTS_PER_SOURCE": "2"}
     data_dir = tmp_path / "data"
     with BrokerProcess.start(env, data_dir=data_dir) as first, BrokerProcess.start(env, data_dir=data_dir) as second:
         # A right code is no failure, on either broker.
@@ -36,6 +38,12 @@ def test_two_brokers_allow_one_limit_of_wrong_codes(redis_server: RedisServer, t
         failed = [e for e in code_events(first) if e[0] == "code.redeem_failed"]
         assert len(failed) == LIMIT
         assert len([e for e in code_events(first) if e[0] == "code.rate_limited"]) == 1
+
+        wrong = {"username": "nobody", "password": "not the password"}
+        signed = [(first, second)[n % 2].http.post("/auth/login", json=wrong).status_code for n in range(5)]
+        assert signed == [401, 401, 401, 429, 429], signed
+        asked = [(first, second)[n % 2].http.post("/requests", json=REQUEST).status_code for n in range(4)]
+        assert asked == [201, 201, 429, 429], asked
 
 
 def test_wrong_codes_sent_at_once_to_two_brokers_are_counted_to_the_limit_and_no_further(
@@ -57,14 +65,17 @@ def test_wrong_codes_sent_at_once_to_two_brokers_are_counted_to_the_limit_and_no
         assert len([e for e in code_events(first) if e[0] == "code.redeem_failed"]) == LIMIT
 
 
-def test_an_unreachable_redis_refuses_codes_with_a_503_that_says_so(tmp_path: Path) -> None:
-    nobody = f"redis://127.0.0.1:{free_port()}/0"
-    with BrokerProcess.start({"DESKHAND_REDIS_URL": nobody}, data_dir=tmp_path / "data") as broker:
+def test_while_redis_is_down_codes_and_sign_ins_are_refused_with_a_503_and_the_rest_goes_on(tmp_path: Path) -> None:
+    with RedisServer.start() as own, BrokerProcess.start({"DESKHAND_REDIS_URL": own.url}, data_dir=tmp_path / "data") as broker:
         admin = bearer(broker.login())
-        started = start_session(broker, admin)  # what needs no Redis goes on
-        answer = join(broker, started["code"])
-        assert answer.status_code == 503, answer.text
-        assert answer.json()["error"] == "shared_state_unreachable" and "DESKHAND_REDIS_URL" in answer.json()["message"]
-        assert answer.headers["retry-after"] == "2"
-        assert "Traceback" not in broker.output_text(200)
+        started = start_session(broker, admin)
+        own.stop()
+        for answer in (join(broker, started["code"]),
+                       broker.http.post("/auth/login", json={"username": "admin", "password": "whatever"})):
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"] == "shared_state_unreachable", answer.text
+            assert "DESKHAND_REDIS_URL" in answer.json()["message"] and answer.headers["retry-after"] == "2"
+        # A signed-in technician goes on working; the code was not used up.
+        assert broker.http.get("/tickets", headers=admin).status_code == 200
         assert broker.sql("SELECT state FROM support_sessions WHERE id = ?", started["session"]["id"]) == [("waiting",)]
+        assert "Traceback" not in broker.output_text(300)
