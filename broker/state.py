@@ -21,7 +21,8 @@ from broker.audit.evidence import VerifiedRecordings
 from broker.audit.playbacks import Playbacks
 from broker.audit.recordings import RecordingStore
 from broker.audit.trail import SEALER_LOCK, SealResult, seal_backlog
-from broker.integrations.inbound import SeenSignatures
+from broker.integrations.inbound import SeenSignatures, SignatureMemory
+from broker.integrations.shared_seen import SharedSeenSignatures
 from broker.keys import BrokerKeys, load_or_create_keys, prepare_data_dir
 from broker.sessions.grant_watch import GrantBook
 from broker.sessions.hub import SignalHub
@@ -59,7 +60,7 @@ class BrokerState:
     """Failed sign-ins per source address (no global limit: that would lock everyone out)."""
     inbound_failures: FailureCounts
     """Refused inbound webhook requests per source address (unknown system, bad signature)."""
-    inbound_seen: SeenSignatures
+    inbound_seen: SignatureMemory
     """Inbound webhook signatures accepted within the timestamp window: a copy sent again is refused."""
     help_requests: FailureCounts
     """New help requests per source address and overall (every request counts, none is forgiven)."""
@@ -201,7 +202,8 @@ def build_state(settings: Settings) -> BrokerState:
         inbound_failures=failure_counts(
             "inbound", settings.inbound_failures_per_source, None, INBOUND_FAILURE_WINDOW_SECONDS
         ),
-        inbound_seen=SeenSignatures(settings.inbound_max_skew_seconds),
+        inbound_seen=SeenSignatures(settings.inbound_max_skew_seconds) if blocking is None
+        else SharedSeenSignatures(blocking, settings.inbound_max_skew_seconds),
         help_requests=failure_counts(
             "help-requests", settings.requests_per_source, settings.requests_global, settings.request_window_seconds
         ),

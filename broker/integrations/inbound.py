@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +31,15 @@ REFUSED_MESSAGE = (
 )
 """One answer for an unknown system and a bad signature alike, so system names cannot be probed."""
 
+
+
+class SignatureMemory(Protocol):
+    """Where accepted signatures are remembered: this broker's :class:`SeenSignatures`, or every broker's
+    (:class:`~broker.integrations.shared_seen.SharedSeenSignatures`, in Redis)."""
+
+    def first_time(self, key: str, now: float) -> bool: ...
+
+    def forget(self, key: str) -> None: ...
 
 
 class SeenSignatures:
@@ -81,7 +91,7 @@ def authenticate(
     *,
     now: float,
     tolerance: float,
-    seen: SeenSignatures,
+    seen: SignatureMemory,
 ) -> Refusal | None:
     """None when ``body`` is signed by the enabled source ``system`` and was not seen before."""
     row = db.scalars(

@@ -1,10 +1,15 @@
-"""Limits every broker shares through Redis (``DESKHAND_REDIS_URL``): two brokers allow no more wrong
-support codes, failed sign-ins or help requests from one address than one broker, one after another or
-all at once, and a Redis that does not answer is a 503 that says so, never a 500 and never an unlimited guess."""
+"""Limits every broker shares through Redis (``DESKHAND_REDIS_URL``).
+
+Two brokers allow no more wrong support codes, failed sign-ins or help requests from one
+address than one broker, one after another or all at once, and carry out a signed inbound
+request once. A Redis that does not answer is a 503 that says so, never a 500 and never an
+unlimited guess.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +17,7 @@ import httpx
 
 from tests.integration.test_help_requests import REQUEST
 from tests.integration.test_rate_limit import code_events, wrong_code
+from tests.integration.test_webhooks import send
 from tests.support.api import HOST_BODY, bearer, join, start_session
 from tests.support.broker import BrokerProcess
 from tests.support.redis_server import RedisServer
@@ -20,7 +26,8 @@ LIMIT = 5
 
 
 def test_two_brokers_allow_one_limit_at_each_door(redis_server: RedisServer, tmp_path: Path) -> None:
-    """Support codes, sign-ins and help requests, spread over two brokers one after another."""
+    """Support codes, sign-ins and help requests spread over two brokers one after another; an inbound
+    webhook request accepted by one is a replay to the other."""
     redis_server.flush()
     env = {"DESKHAND_REDIS_URL": redis_server.url, "DESKHAND_CODE_FAILURES_PER_SOURCE": str(LIMIT),
            "DESKHAND_LOGIN_FAILURES_PER_SOURCE": "3", "DESKHAND_REQUESTS_PER_SOURCE": "2"}
@@ -44,6 +51,16 @@ def test_two_brokers_allow_one_limit_at_each_door(redis_server: RedisServer, tmp
         assert signed == [401, 401, 401, 429, 429], signed
         asked = [(first, second)[n % 2].http.post("/requests", json=REQUEST).status_code for n in range(4)]
         assert asked == [201, 201, 429, 429], asked
+
+        # A signed inbound request captured on its way to one broker and sent again to the other.
+        made = first.http.post("/inbound-sources", headers=admin, json={"system": "jira"})
+        assert made.status_code == 201, made.text
+        secret, at = str(made.json()["secret"]).encode(), int(time.time())
+        ticket = {"external_key": "J-1", "subject": "Printer", "requester_name": "Kim"}
+        assert send(first, "jira", secret, ticket, at=at).status_code == 201
+        replayed = send(second, "jira", secret, ticket, at=at)
+        assert replayed.status_code == 401, replayed.text
+        assert first.sql("SELECT count(*) FROM tickets WHERE external_key = 'J-1'") == [(1,)]
 
 
 def test_wrong_codes_sent_at_once_to_two_brokers_are_counted_to_the_limit_and_no_further(
