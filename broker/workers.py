@@ -3,7 +3,8 @@
 Each loop sleeps its interval, does one round in a worker thread or on the event loop, and
 logs a failed round once (``broker.errors.log_round_failure``) and tries again next time:
 the expiry sweep (codes run out, transfers of sessions that are over, idle help requests),
-the audit trail's sealer, webhook delivery, the SLA watch and the grant watcher.
+the audit trail's sealer, webhook delivery, the SLA watch, the grant watcher and the watch
+for sessions another broker ended.
 :func:`running_workers` starts them all for the app's life.
 
 Every broker on a database runs every loop. The ones that must not run twice at once take
@@ -26,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from broker.errors import log_round_failure
 from broker.helpdesk.tickets import record_breaches
 from broker.integrations.webhooks import deliver_webhooks
+from broker.sessions.ended_elsewhere import ROOM_WATCH_SECONDS, EndedSession, ended_among
 from broker.sessions.grant_watch import GrantWatcher
 from broker.sessions.help_requests import QUEUE_CHANGED, ExpiredRequest, expire_idle_requests
 from broker.sessions.support_sessions import Expired, expire_overdue
@@ -53,6 +55,7 @@ async def running_workers(state: BrokerState) -> AsyncIterator[None]:
         asyncio.create_task(send_webhooks(state), name="webhook-delivery"),
         asyncio.create_task(watch_sla(state), name="sla-watch"),
         asyncio.create_task(watch_grants(state), name="grant-watch"),
+        asyncio.create_task(close_rooms_ended_elsewhere(state), name="ended-elsewhere"),
     ]
     try:
         yield
@@ -143,3 +146,23 @@ def watch_grants(state: BrokerState) -> Coroutine[None, None, None]:
     watcher = GrantWatcher(state.grant_book, state.hub, state.database.session, state.keys,
                            state.settings.grant_ttl_seconds, state.settings.ice_config, state.settings.turn)
     return watcher.run()
+
+
+def _ended_among(state: BrokerState, session_ids: list[str]) -> list[EndedSession]:
+    with state.database.session() as db:
+        return ended_among(db, session_ids)
+
+
+async def close_rooms_ended_elsewhere(state: BrokerState) -> None:
+    """Tell and close the peers here of sessions another broker ended (``broker.sessions.ended_elsewhere``)."""
+    while True:
+        await asyncio.sleep(ROOM_WATCH_SECONDS)
+        held = state.hub.session_ids()
+        if not held:
+            continue
+        try:
+            for ended in await run_in_threadpool(_ended_among, state, held):
+                state.hub.close_room(ended.session_id, ended.farewell())
+                state.peers.forget()
+        except Exception as exc:  # noqa: BLE001 - the next round retries
+            log_round_failure(log, "looking for sessions ended elsewhere", exc)

@@ -171,6 +171,10 @@ class SignalHub:
     def peers(self, session_id: str) -> list[Peer]:
         return list(self._rooms.get(session_id, {}).values())
 
+    def session_ids(self) -> list[str]:
+        """The sessions this broker holds a room for."""
+        return list(self._rooms)
+
     @property
     def room_count(self) -> int:
         return len(self._rooms)

@@ -2,14 +2,19 @@
 
 What one process used to keep to itself must hold across both: the audit trail stays one chain
 per session and verifies however the two brokers' sealers interleave, an SLA breach is audited
-once and a webhook delivery sent once however their SLA watches and delivery rounds interleave.
+once and a webhook delivery sent once however their SLA watches and delivery rounds interleave,
+and a session ended on one broker ends for its peers connected to the other.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import pytest
+import websockets
 
 from protocol.webhooks import DELIVERY_HEADER
 from tests.integration.test_databases import verify
@@ -17,6 +22,7 @@ from tests.support.api import age_sla_timers, bearer, create_ticket, end_session
 from tests.support.broker import BrokerProcess
 from tests.support.database import BrokerDatabases
 from tests.support.polling import wait_until
+from tests.support.signalling import peer, receive_type
 from tests.support.webhook_receiver import running_receiver
 
 SEALER_TROUBLE = re.compile(r"UniqueViolation|IntegrityError|sealing .* failed|audit trail failed", re.IGNORECASE)
@@ -65,3 +71,28 @@ def test_two_brokers_keep_one_trail_audit_each_breach_once_and_send_each_webhook
     assert first.sql("SELECT count(DISTINCT chain) FROM audit_events")[0][0] == 4 * ROUNDS + 1
     checked = verify(data_dir, database)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_session_ended_on_one_broker_closes_its_peers_on_the_other(broker_db: BrokerDatabases, tmp_path: Path) -> None:
+    database = broker_db.env()
+    data_dir = tmp_path / "data"
+    with BrokerProcess.start(database, data_dir=data_dir) as first, \
+            BrokerProcess.start(database, data_dir=data_dir) as second:
+        admin = bearer(first.login())
+        session_id, host_token = paired_session(first, admin)
+
+        async def both_told() -> list[dict[str, object]]:
+            async with peer(second, session_id, host_token) as host, \
+                    peer(second, session_id, admin["Authorization"].removeprefix("Bearer ")) as technician:
+                await receive_type(host, "welcome")
+                await receive_type(technician, "welcome")
+                ended = await asyncio.to_thread(end_session, first, admin, session_id, "fixed, thanks")
+                assert ended.status_code == 200, ended.text
+                told = [await receive_type(ws, "session_ended", timeout=3) for ws in (host, technician)]
+                for ws in (host, technician):
+                    with pytest.raises(websockets.ConnectionClosed):
+                        await asyncio.wait_for(ws.recv(), 3)
+                return told
+
+        told = asyncio.run(both_told())
+        assert [(m["ended_by"], m["reason"]) for m in told] == [("technician", "fixed, thanks")] * 2
