@@ -21,6 +21,7 @@ from broker.audit.evidence import VerifiedRecordings
 from broker.audit.playbacks import Playbacks
 from broker.audit.recordings import RecordingStore
 from broker.audit.trail import SEALER_LOCK, SealResult, seal_backlog
+from broker.cluster.bus import BrokerBus
 from broker.integrations.inbound import SeenSignatures, SignatureMemory
 from broker.integrations.shared_seen import SharedSeenSignatures
 from broker.keys import BrokerKeys, load_or_create_keys, prepare_data_dir
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 INBOUND_FAILURE_WINDOW_SECONDS = 60
+
+FORGET_PEERS = "peers.forget"
+"""Bus message (``broker.cluster.bus``): access was taken away on another broker; forget every cached peer."""
 
 
 @dataclass
@@ -76,6 +80,8 @@ class BrokerState:
     """The Redis every broker shares (``DESKHAND_REDIS_URL``), or None: this broker counts alone."""
     redis_blocking: BlockingRedis | None = None
     """The same Redis for worker threads (the shared failure limits of sign-ins, help requests, inbound webhooks)."""
+    bus: BrokerBus | None = None
+    """Word between the brokers sharing that Redis (``broker.cluster.bus``), or None."""
 
     verified_recordings: VerifiedRecordings = field(default_factory=VerifiedRecordings)
     """Recording segments of sessions verified lately, for players asking range after range."""
@@ -106,10 +112,13 @@ class BrokerState:
         then forget every cached peer, so that the very next chunk request looks its token up again.
 
         In this order: a lookup that read the database before the commit cannot have its
-        entry kept (see :class:`~broker.sessions.peers.PeerCache`).
+        entry kept (see :class:`~broker.sessions.peers.PeerCache`). The other brokers sharing
+        a Redis are told to forget theirs too (:data:`FORGET_PEERS`).
         """
         db.commit()
         self.peers.forget()
+        if self.bus is not None:
+            self.bus.tell(FORGET_PEERS)
 
     def seal_trail(self) -> SealResult:
         """Seal pending audit events and sign the heads of the chains they moved (in bounded batches),
@@ -175,7 +184,8 @@ def build_state(settings: Settings) -> BrokerState:
     recordings = RecordingStore(settings.data_dir / "recordings", keys.recording_master_key)
     if removed := recordings.remove_leftovers(time.time()):
         log.info("removed %d temporary recording files left by an upload that never finished", removed)
-    return BrokerState(
+    bus = None if shared is None or blocking is None else BrokerBus(shared, blocking)
+    state = BrokerState(
         settings=settings,
         database=database,
         keys=keys,
@@ -212,4 +222,8 @@ def build_state(settings: Settings) -> BrokerState:
         db_slots=DatabaseSlots(settings.database_budget),
         redis=shared,
         redis_blocking=blocking,
+        bus=bus,
     )
+    if bus is not None:
+        bus.on(FORGET_PEERS, state.peers.forget)
+    return state

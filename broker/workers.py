@@ -3,8 +3,9 @@
 Each loop sleeps its interval, does one round in a worker thread or on the event loop, and
 logs a failed round once (``broker.errors.log_round_failure``) and tries again next time:
 the expiry sweep (codes run out, transfers of sessions that are over, idle help requests),
-the audit trail's sealer, webhook delivery, the SLA watch, the grant watcher and the watch
-for sessions another broker ended.
+the audit trail's sealer, webhook delivery, the SLA watch, the grant watcher, the watch
+for sessions another broker ended and, with a shared Redis, the ear on the other brokers
+(``broker.cluster.bus``).
 :func:`running_workers` starts them all for the app's life.
 
 Every broker on a database runs every loop. The ones that must not run twice at once take
@@ -57,6 +58,8 @@ async def running_workers(state: BrokerState) -> AsyncIterator[None]:
         asyncio.create_task(watch_grants(state), name="grant-watch"),
         asyncio.create_task(close_rooms_ended_elsewhere(state), name="ended-elsewhere"),
     ]
+    if state.bus is not None:
+        tasks.append(asyncio.create_task(state.bus.listen(), name="broker-bus"))
     try:
         yield
     finally:

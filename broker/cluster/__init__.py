@@ -1,0 +1,1 @@
+"""What the brokers sharing a Redis (``DESKHAND_REDIS_URL``) tell each other."""
