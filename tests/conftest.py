@@ -66,9 +66,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
@@ -183,30 +183,32 @@ def admin(broker: BrokerProcess) -> dict[str, str]:
     return {"Authorization": f"Bearer {broker.login()}"}
 
 
+T = TypeVar("T")
+
 DATABASES = ("sqlite", "postgresql")
 """The databases a broker runs on; ``broker_db`` runs a module on each."""
+
+
+def running_service(start: Callable[[], AbstractContextManager[T]], missing: type[Exception]) -> Iterator[T]:
+    """The service ``start()`` runs, for a fixture to yield; ``missing`` (its "not installed") skips or fails."""
+    with ExitStack() as stack:
+        try:
+            service = stack.enter_context(start())
+        except missing as exc:
+            missing_dependency(str(exc))
+        yield service
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresCluster]:
     """A throwaway PostgreSQL server on 127.0.0.1 for the whole run."""
-    with ExitStack() as stack:
-        try:
-            cluster = stack.enter_context(PostgresCluster.start())
-        except PostgresMissing as exc:
-            missing_dependency(str(exc))
-        yield cluster
+    yield from running_service(PostgresCluster.start, PostgresMissing)
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A throwaway Redis on 127.0.0.1 for the whole run (a test that needs it empty calls ``flush()``)."""
-    with ExitStack() as stack:
-        try:
-            server = stack.enter_context(RedisServer.start())
-        except RedisMissing as exc:
-            missing_dependency(str(exc))
-        yield server
+    yield from running_service(RedisServer.start, RedisMissing)
 
 
 @pytest.fixture(scope="module", params=DATABASES)
