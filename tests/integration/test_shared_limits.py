@@ -62,6 +62,12 @@ def test_two_brokers_allow_one_limit_at_each_door(redis_server: RedisServer, tmp
         assert replayed.status_code == 401, replayed.text
         assert first.sql("SELECT count(*) FROM tickets WHERE external_key = 'J-1'") == [(1,)]
 
+        # Someone with Redis wipes the shared counts: each broker's own count still stands (here the first
+        # broker had 3 of its 5 wrong codes), so guesses fall back to the limit per broker, never unlimited.
+        redis_server.flush()
+        again = [join(first, wrong_code(100 + n)).status_code for n in range(3)]
+        assert again == [404, 404, 429], again
+
 
 def test_wrong_codes_sent_at_once_to_two_brokers_are_counted_to_the_limit_and_no_further(
     redis_server: RedisServer, tmp_path: Path,
