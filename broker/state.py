@@ -22,11 +22,14 @@ from broker.audit.playbacks import Playbacks
 from broker.audit.recordings import RecordingStore
 from broker.audit.trail import SEALER_LOCK, SealResult, seal_backlog
 from broker.cluster.bus import BrokerBus
+from broker.cluster.room_directory import RoomDirectory
+from broker.cluster.rooms import ClusterRooms
+from broker.cluster.wakeups import share_wakeups
 from broker.integrations.inbound import SeenSignatures, SignatureMemory
 from broker.integrations.shared_seen import SharedSeenSignatures
 from broker.keys import BrokerKeys, load_or_create_keys, prepare_data_dir
 from broker.sessions.grant_watch import GrantBook
-from broker.sessions.hub import SignalHub
+from broker.sessions.hub import LocalRooms, Rooms, SignalHub
 from broker.sessions.peers import PeerCache
 from broker.sessions.spool import ChunkSignals, TransferSpool
 from broker.settings import Settings
@@ -45,6 +48,12 @@ INBOUND_FAILURE_WINDOW_SECONDS = 60
 FORGET_PEERS = "peers.forget"
 """Bus message (``broker.cluster.bus``): access was taken away on another broker; forget every cached peer."""
 
+WAKE_TRANSFERS = "wake.transfers"
+"""Bus message: a transfer changed or a chunk of it arrived on another broker (``broker.cluster.wakeups``)."""
+
+WAKE_QUEUE = "wake.queue"
+"""Bus message: the help-request queue changed on another broker."""
+
 
 @dataclass
 class BrokerState:
@@ -55,7 +64,8 @@ class BrokerState:
     keys: BrokerKeys
     code_failures: AttemptSlots
     """Support codes being checked and failed, per source address and overall (see :class:`~broker.throttling.ratelimit.AttemptGate`)."""
-    hub: SignalHub
+    rooms: Rooms
+    """Who is in each session's room: this broker's hub, and Redis when brokers share one (``broker.cluster.rooms``)."""
     spool: TransferSpool
     transfer_signals: ChunkSignals
     peers: PeerCache
@@ -92,10 +102,15 @@ class BrokerState:
     trail_refusals: set[tuple[str, str]] = field(default_factory=set)
     """(chain, reason) pairs the sealer already refused and put on record, so each is recorded once."""
 
+    @property
+    def hub(self) -> SignalHub:
+        """The peers connected to this broker."""
+        return self.rooms.hub
+
     def session_over(self, session_id: str, farewell: BaseModel) -> None:
-        """A session ended: tell and disconnect its peers, forget their cached identities,
-        and seal and sign its audit chain at once (in a worker thread)."""
-        self.hub.close_room(session_id, farewell)
+        """A session ended: tell and disconnect its peers (wherever connected), forget their cached
+        identities, and seal and sign its audit chain at once (in a worker thread)."""
+        self.rooms.close(session_id, farewell)
         self.peers.forget()
         loop = asyncio.get_running_loop()
         task = loop.run_in_executor(None, self.seal_trail)
@@ -185,6 +200,7 @@ def build_state(settings: Settings) -> BrokerState:
     if removed := recordings.remove_leftovers(time.time()):
         log.info("removed %d temporary recording files left by an upload that never finished", removed)
     bus = None if shared is None or blocking is None else BrokerBus(shared, blocking)
+    rooms: Rooms = LocalRooms() if shared is None or bus is None else ClusterRooms(bus, RoomDirectory(shared, bus.broker_id))
     state = BrokerState(
         settings=settings,
         database=database,
@@ -201,7 +217,7 @@ def build_state(settings: Settings) -> BrokerState:
                 overall=settings.code_failures_global, window_seconds=settings.code_failure_window_seconds,
             ),
         ),
-        hub=SignalHub(),
+        rooms=rooms,
         spool=TransferSpool(settings.data_dir / "transfers", settings.transfer_memory_bytes),
         transfer_signals=ChunkSignals(),
         peers=PeerCache(),
@@ -225,5 +241,7 @@ def build_state(settings: Settings) -> BrokerState:
         bus=bus,
     )
     if bus is not None:
-        bus.on(FORGET_PEERS, state.peers.forget)
+        bus.on(FORGET_PEERS, lambda _told: state.peers.forget())
+        share_wakeups(bus, state.transfer_signals, WAKE_TRANSFERS)
+        share_wakeups(bus, state.queue_signals, WAKE_QUEUE)
     return state

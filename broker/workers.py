@@ -25,6 +25,7 @@ from datetime import timedelta
 
 from starlette.concurrency import run_in_threadpool
 
+from broker.cluster.rooms import ClusterRooms
 from broker.errors import log_round_failure
 from broker.helpdesk.tickets import record_breaches
 from broker.integrations.webhooks import deliver_webhooks
@@ -60,6 +61,9 @@ async def running_workers(state: BrokerState) -> AsyncIterator[None]:
     ]
     if state.bus is not None:
         tasks.append(asyncio.create_task(state.bus.listen(), name="broker-bus"))
+        tasks.append(asyncio.create_task(state.bus.publish_queued(), name="broker-bus-send"))
+    if isinstance(state.rooms, ClusterRooms):
+        tasks.append(asyncio.create_task(state.rooms.keep_presence(), name="room-presence"))
     try:
         yield
     finally:

@@ -42,7 +42,7 @@ from broker.refusals import Refusal
 from broker.sessions.consent_flow import ConsentFlow, consent_state
 from broker.sessions.grant_changes import read_count
 from broker.sessions.grants import audit_grant, issue_grant, session_policy
-from broker.sessions.hub import Peer
+from broker.sessions.hub import Peer, PeerHandle, refused_relay
 from broker.sessions.ice_failures import TrailedFailures, Verdict, record_ice_failed, trailed_failures
 from broker.sessions.peers import identify_peer
 from broker.sessions.support_sessions import SessionOver, end_session, get_session, record_consent
@@ -131,7 +131,6 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
         return
     info = admitted.info
     await websocket.accept()
-    hub = state.hub
     technician = info.role is Role.technician
     me = Peer(session_id=session_id, info=info, link=websocket,
               token_hash=hash_token(token) if token and technician else None,
@@ -147,7 +146,7 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
     # From attaching on, whatever fails detaches the peer again (and the grant book lets go of a session
     # nobody is connected to): a peer left attached would be relayed to and have its grant renewed forever.
     try:
-        _attach(state, me, admitted)
+        _greet(state, me, admitted, *await state.rooms.join(me))
         # What the accepted peer held stays out of this frame, which lives as long as the connection.
         del admitted, token
         await state.unit(lambda db: _audit(db, "signal.connected", actor, websocket, session_id), lane=Lane.surely)
@@ -164,11 +163,10 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
             if consent is not None:
                 await consent.close()
         finally:
-            if hub.detach(me):
-                other = hub.peer(session_id, info.role.other)
-                if other is not None:
-                    other.post(PeerLeft(role=info.role))
-            if not hub.peers(session_id):
+            other = await state.rooms.leave(me)
+            if other is not None:
+                other.post(PeerLeft(role=info.role))
+            if not state.rooms.hub.peers(session_id):
                 state.grant_book.forget(session_id)
             me.post_close(*goodbye)
         await me.closed()
@@ -187,15 +185,15 @@ def _log_failure(me: Peer, connected: bool, exc: Exception) -> None:
                   exc_info=exc)
 
 
-def _attach(state: BrokerState, me: Peer, admitted: AcceptedPeer) -> None:
-    """Put ``me`` in its session's room and greet it (and the other peer), without yielding in between:
-    exactly one of two peers that connect together sees the other in its welcome, and the other gets
-    ``peer_joined``."""
+def _greet(state: BrokerState, me: Peer, admitted: AcceptedPeer, replaced: list[PeerHandle],
+           other: PeerHandle | None) -> None:
+    """Greet ``me``, just put in its session's room (``Rooms.join``), and the other peer, without yielding
+    in between: exactly one of two peers that connect together sees the other in its welcome, and the
+    other gets ``peer_joined``."""
     info, session_id = me.info, me.session_id
-    replaced, other = state.hub.attach(me)
-    if replaced is not None:
-        replaced.post(SessionEnded(ended_by="broker", reason="replaced by a newer connection"))
-        replaced.post_close(CLOSE_REPLACED, "replaced by a newer connection")
+    for stale in replaced:
+        stale.post(SessionEnded(ended_by="broker", reason="replaced by a newer connection"))
+        stale.post_close(CLOSE_REPLACED, "replaced by a newer connection")
     me.post(
         Welcome(
             session_id=session_id,
@@ -228,7 +226,6 @@ def _issue(state: BrokerState, db: Session, session: SupportSession) -> SignedGr
 
 async def _relay(state: BrokerState, me: Peer, websocket: WebSocket, consent: ConsentKeeper | None,
                  ice_failures: IceFailureLog) -> None:
-    hub = state.hub
     limit = state.settings.signal_max_message_bytes
     rate = MessageRate.per_second(state.settings.signal_messages_per_second, state.settings.signal_message_burst)
     # Read until the peer disconnects, even when sending to it failed: a peer may send
@@ -261,7 +258,7 @@ async def _relay(state: BrokerState, me: Peer, websocket: WebSocket, consent: Co
         assert parsed.type in RELAYED_TYPES
         if isinstance(parsed, IceFailed):
             await ice_failures.note(parsed)
-        other = hub.peer(me.session_id, me.role.other)
+        other = await state.rooms.other(me)
         if other is None:
             me.post(
                 error_message(
@@ -272,10 +269,7 @@ async def _relay(state: BrokerState, me: Peer, websocket: WebSocket, consent: Co
                 )
             )
         elif not other.relay(parsed):
-            me.post(error_message(SignalError(
-                ErrorCode.peer_busy, f"the {me.role.other.value} has not read what you sent before; this {parsed.type} "
-                "was dropped: send it again later",
-            )))
+            me.post(refused_relay(me.role.other, parsed.type))
 
 
 def _within_rate(me: Peer, rate: MessageRate) -> bool:
@@ -385,7 +379,7 @@ class ConsentKeeper:
             said = self._last_said
             relayed = said if said is not None and consent_state(said.permissions, said.source) == target else Consent(
                 permissions=ordered(target.permissions), source=target.source)
-            technician = self._state.hub.peer(session_id, Role.technician)
+            technician = await self._state.rooms.other(self._me)
             if technician is not None:
                 technician.post(relayed)
 

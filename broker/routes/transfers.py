@@ -90,13 +90,13 @@ def _cached_peer(db: Session, state: BrokerState, session_id: str, token: str | 
     return peer
 
 
-def _announce_request(state: BrokerState, out: FileRequestOut) -> None:
-    for peer in state.hub.peers(out.session_id):
+async def _announce_request(state: BrokerState, out: FileRequestOut) -> None:
+    for peer in await state.rooms.members(out.session_id):
         peer.post(FileRequestUpdate(request=out))
 
 
-def _announce(state: BrokerState, out: TransferOut) -> None:
-    for peer in state.hub.peers(out.session_id):
+async def _announce(state: BrokerState, out: TransferOut) -> None:
+    for peer in await state.rooms.members(out.session_id):
         peer.post(TransferUpdate(transfer=out))
     state.transfer_signals.changed(out.id)
     if out.state.over:
@@ -119,9 +119,9 @@ async def offer(session_id: SessionId, body: TransferCreate, state: State, token
         return rules.transfer_out(transfer), rules.file_request_out(answered) if answered else None
 
     out, answered = await _run(state, session_id, token, work)
-    _announce(state, out)
+    await _announce(state, out)
     if answered is not None:
-        _announce_request(state, answered)
+        await _announce_request(state, answered)
     return out
 
 
@@ -158,7 +158,7 @@ async def _change(
         return rules.transfer_out(transfer)
 
     out = await _run(state, session_id, token, work)
-    _announce(state, out)
+    await _announce(state, out)
     return out
 
 
@@ -327,7 +327,7 @@ async def request_file(session_id: SessionId, body: FileRequestCreate, state: St
     out = await _run(state, session_id, token,
                      lambda db, peer: rules.file_request_out(rules.create_file_request(
                          db, peer, body, pending_most=state.settings.file_requests_per_session)))
-    _announce_request(state, out)
+    await _announce_request(state, out)
     return out
 
 
@@ -344,5 +344,5 @@ async def answer(session_id: SessionId, request_id: TransferId, body: FileReques
                  token: PeerToken) -> FileRequestOut:
     out = await _run(state, session_id, token,
                      lambda db, peer: rules.file_request_out(rules.answer_file_request(db, peer, request_id, body)))
-    _announce_request(state, out)
+    await _announce_request(state, out)
     return out

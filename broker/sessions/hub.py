@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,7 +29,8 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from protocol.signalling import PeerInfo, Role, encode
+from protocol.frames import ErrorCode
+from protocol.signalling import PeerInfo, Role, SignalError, encode, error_message
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,14 @@ OUTBOX_LIMIT = 256
 RELAY_LIMIT = OUTBOX_LIMIT // 2
 """Messages queued for one peer beyond which the other peer's are refused; the rest of
 the outbox is kept for the broker's own (grants, session ended, transfers)."""
+
+
+def refused_relay(receiver: Role, what: str) -> BaseModel:
+    """What a peer is told when the ``receiver``'s outbox refused its relayed ``what`` (:data:`RELAY_LIMIT`)."""
+    return error_message(SignalError(
+        ErrorCode.peer_busy,
+        f"the {receiver.value} has not read what you sent before; this {what} was dropped: send it again later",
+    ))
 
 
 class PeerLink(Protocol):
@@ -72,6 +82,8 @@ class Peer:
     """Hash of the token it connected with: a technician who signs out is cut off."""
     token_expires_at: datetime | None = None
     """When that token expires: the technician is cut off then."""
+    conn_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """This connection's own name: what is addressed to it from another broker names it."""
     _outbox: deque[str | _Close] | None = field(default=None, repr=False)
     _sender: asyncio.Task[None] | None = field(default=None, repr=False)
     _closed: bool = field(default=False, repr=False)
@@ -84,12 +96,20 @@ class Peer:
         """Queue ``message``; False (and the peer is closed) when its outbox is full."""
         return self._put(encode(message))
 
+    def post_text(self, text: str) -> bool:
+        """:meth:`post` for a message encoded already (by another broker)."""
+        return self._put(text)
+
     def relay(self, message: BaseModel) -> bool:
         """Queue a message from the other peer; False (nothing queued, this peer kept) when
         :data:`RELAY_LIMIT` messages already wait."""
+        return self.relay_text(encode(message))
+
+    def relay_text(self, text: str) -> bool:
+        """:meth:`relay` for a message encoded already (by another broker)."""
         if self._outbox is not None and len(self._outbox) >= RELAY_LIMIT:
             return False
-        return self._put(encode(message))
+        return self._put(text)
 
     def post_close(self, code: int, reason: str) -> None:
         """Close the link once everything queued before has been sent."""
@@ -142,6 +162,53 @@ class Peer:
         await _quiet_close(self.link, code, reason)
 
 
+class PeerHandle(Protocol):
+    """A peer as seen from a handler: a :class:`Peer` here, or one connected to another broker."""
+
+    @property
+    def info(self) -> PeerInfo: ...
+
+    def post(self, message: BaseModel) -> bool: ...
+
+    def relay(self, message: BaseModel) -> bool: ...
+
+    def post_close(self, code: int, reason: str) -> None: ...
+
+
+class Rooms(Protocol):
+    """Who is in each session's room, wherever they are connected: what the handlers ask.
+
+    :class:`LocalRooms` when this broker is alone; ``broker.cluster.rooms.ClusterRooms`` when
+    brokers share a Redis.
+    """
+
+    hub: SignalHub
+    """The peers connected to this broker (the grant watcher and the sweeps work on them)."""
+
+    async def join(self, peer: Peer) -> tuple[list[PeerHandle], PeerHandle | None]:
+        """Put ``peer`` in its room: (the connections it replaced, the other role's peer).
+
+        Nothing may yield between this returning and the greetings being queued (see
+        ``broker.routes.signal``): whichever of two peers joins second sees the first."""
+        ...
+
+    async def leave(self, peer: Peer) -> PeerHandle | None:
+        """Take ``peer`` out of its room; the other role's peer, to tell, when ``peer`` was still current."""
+        ...
+
+    async def other(self, peer: Peer) -> PeerHandle | None:
+        """The other role's peer of ``peer``'s session, if connected."""
+        ...
+
+    async def members(self, session_id: str) -> list[PeerHandle]:
+        """Every peer of the session, wherever connected."""
+        ...
+
+    def close(self, session_id: str, farewell: BaseModel) -> None:
+        """The session is over: tell its peers ``farewell`` and close them, wherever connected."""
+        ...
+
+
 @dataclass
 class SignalHub:
     """All rooms of this broker process."""
@@ -192,3 +259,26 @@ async def _quiet_close(link: PeerLink, code: int, reason: str) -> None:
         await link.close(code, reason)
     except Exception:  # noqa: BLE001 - already closed is fine
         pass
+
+
+@dataclass
+class LocalRooms:
+    """:class:`Rooms` of a broker alone: its hub is everyone. Nothing here yields."""
+
+    hub: SignalHub = field(default_factory=SignalHub)
+
+    async def join(self, peer: Peer) -> tuple[list[PeerHandle], PeerHandle | None]:
+        replaced, other = self.hub.attach(peer)
+        return ([replaced] if replaced is not None else []), other
+
+    async def leave(self, peer: Peer) -> PeerHandle | None:
+        return self.hub.peer(peer.session_id, peer.role.other) if self.hub.detach(peer) else None
+
+    async def other(self, peer: Peer) -> PeerHandle | None:
+        return self.hub.peer(peer.session_id, peer.role.other)
+
+    async def members(self, session_id: str) -> list[PeerHandle]:
+        return list(self.hub.peers(session_id))
+
+    def close(self, session_id: str, farewell: BaseModel) -> None:
+        self.hub.close_room(session_id, farewell)

@@ -27,7 +27,7 @@ import hashlib
 import os
 import shutil
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 
 from broker.refusals import Invalid
@@ -304,6 +304,8 @@ class ChunkSignals:
 
     def __init__(self) -> None:
         self._wakeups: dict[str, _Wakeup] = {}
+        self.elsewhere: Callable[[str], None] | None = None
+        """Also called by :meth:`changed`: wakes the same key on the other brokers (``broker.cluster.wakeups``)."""
 
     @contextlib.contextmanager
     def listen(self, key: str) -> Iterator[asyncio.Event]:
@@ -322,7 +324,13 @@ class ChunkSignals:
                 del self._wakeups[key]
 
     def changed(self, key: str) -> None:
-        """Wake everyone listening on ``key``; later listeners wait for the next change."""
+        """Wake everyone listening on ``key``, here and on the other brokers; later listeners wait for the next change."""
+        self.changed_here(key)
+        if self.elsewhere is not None:
+            self.elsewhere(key)
+
+    def changed_here(self, key: str) -> None:
+        """:meth:`changed` on this broker only (another broker told of the change)."""
         wakeup = self._wakeups.pop(key, None)
         if wakeup is not None:
             wakeup.event.set()

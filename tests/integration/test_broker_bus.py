@@ -43,7 +43,7 @@ async def state(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Brok
 
 async def test_access_taken_away_on_one_broker_is_forgotten_by_the_others(state: BrokerState, other: BrokerBus) -> None:
     heard = asyncio.Event()
-    other.on(FORGET_PEERS, heard.set)
+    other.on(FORGET_PEERS, lambda _told: heard.set())
 
     def withdraw() -> None:
         with state.database.session() as db:
