@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import SecretStr
 
@@ -44,6 +46,13 @@ class BrokerKeys:
     @property
     def public_key(self) -> Ed25519PublicKey:
         return self.signing_key.public_key()
+
+    @property
+    def bus_key(self) -> bytes:
+        """The key the brokers of one installation sign their messages to each other with
+        (``broker.cluster.bus``): derived from the code hash key, which they must share anyway
+        (a code made on one broker is redeemed on another), so Redis never holds it."""
+        return HKDF(algorithm=SHA256(), length=32, salt=None, info=b"deskhand broker bus v1").derive(self.code_hash_key)
 
     @property
     def public_key_b64(self) -> str:

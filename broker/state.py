@@ -199,7 +199,7 @@ def build_state(settings: Settings) -> BrokerState:
     recordings = RecordingStore(settings.data_dir / "recordings", keys.recording_master_key)
     if removed := recordings.remove_leftovers(time.time()):
         log.info("removed %d temporary recording files left by an upload that never finished", removed)
-    bus = None if shared is None or blocking is None else BrokerBus(shared, blocking)
+    bus = None if shared is None or blocking is None else BrokerBus(shared, blocking, keys.bus_key)
     rooms: Rooms = LocalRooms() if shared is None or bus is None else ClusterRooms(bus, RoomDirectory(shared, bus.broker_id))
     state = BrokerState(
         settings=settings,

@@ -12,6 +12,12 @@ Redis hands a subscriber the messages of one publisher in the order they were pu
 what one peer says to another arrives in the order it said it. :meth:`BrokerBus.tell` is for
 worker threads (blocking, on a connection of its own, so unordered with the queue).
 
+Every message is signed (HMAC-SHA256 with :attr:`broker.keys.BrokerKeys.bus_key`, which Redis never
+sees) and carries when it was sent: one that is not signed by a broker of the installation, or
+older than :data:`SKEW_SECONDS`, is ignored. Someone with Redis can read what the brokers say to
+each other (signalling: SDP and ICE candidates, never media or its keys) and keep it from
+arriving, but not say anything in a broker's name.
+
 Pub/sub reaches the brokers listening at that moment: one that was not (starting, or its
 connection to Redis dropped) misses the message. So nothing that must not be lost travels only
 here: a cache also runs out by itself, a long poll also wakes on its timeout, an ended session
@@ -21,8 +27,11 @@ is also found in the database, and peers whose broker lost Redis reconnect.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -50,6 +59,13 @@ QUEUE_LIMIT = 10_000
 BATCH = 256
 """Messages published in one round trip, at most."""
 
+SKEW_SECONDS = 30.0
+"""A message sent longer ago than this (or as far ahead: the brokers' clocks differ) is ignored:
+a copy replayed from Redis later changes nothing. Keep the brokers' clocks in sync (NTP)."""
+
+MAC_CHARS = 64
+"""A message starts with its HMAC-SHA256 in hex, then its JSON body."""
+
 Handler = Callable[[dict[str, Any]], None]
 """Called with the message (a JSON object, ``kind`` and ``from`` included)."""
 
@@ -62,9 +78,11 @@ def direct_channel(broker_id: str) -> str:
 class BrokerBus:
     """This broker's end of the channels: send and tell the others, :meth:`listen` for them."""
 
-    def __init__(self, client: Redis, blocking: BlockingRedis) -> None:
+    def __init__(self, client: Redis, blocking: BlockingRedis, key: bytes) -> None:
         self._client = client
         self._blocking = blocking
+        self._key = key
+        self._skew_said = 0.0
         self.broker_id = uuid.uuid4().hex
         self._handlers: dict[str, list[Handler]] = {}
         self._queue: deque[tuple[str, str]] = deque()
@@ -135,7 +153,32 @@ class BrokerBus:
                 await asyncio.sleep(RECONNECT_SECONDS)
 
     def _encode(self, kind: str, fields: dict[str, Any]) -> str:
-        return json.dumps({**fields, "kind": kind, "from": self.broker_id}, separators=(",", ":"))
+        body = json.dumps({**fields, "kind": kind, "from": self.broker_id, "at": time.time()}, separators=(",", ":"))
+        return self._mac(body.encode()) + body
+
+    def _mac(self, body: bytes) -> str:
+        return hmac.new(self._key, body, hashlib.sha256).hexdigest()
+
+    def _verified(self, data: bytes) -> dict[str, Any] | None:
+        """The message in ``data`` if a broker of the installation signed it lately, else None."""
+        mac, body = data[:MAC_CHARS], data[MAC_CHARS:]
+        if not hmac.compare_digest(mac, self._mac(body).encode()):
+            return None
+        try:
+            message = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(message, dict):
+            return None
+        at, now = message.get("at"), time.time()
+        if not isinstance(at, int | float) or abs(now - at) > SKEW_SECONDS:
+            if now - self._skew_said > SKEW_SECONDS:  # a replayed flood is one line a while, not one each
+                log.warning("ignored a message from broker %s sent more than %.0f s from this broker's clock "
+                            "(replayed, or the brokers' clocks differ: keep them in sync with NTP)",
+                            message.get("from"), SKEW_SECONDS)
+                self._skew_said = now
+            return None
+        return message
 
     def _enqueue(self, channel: str, data: str) -> None:
         if len(self._queue) >= QUEUE_LIMIT:
@@ -148,13 +191,12 @@ class BrokerBus:
         self._queued.set()
 
     def _dispatch(self, data: object) -> None:
-        if not isinstance(data, bytes | str) or len(data) > MESSAGE_BYTES:
+        if isinstance(data, str):
+            data = data.encode()
+        if not isinstance(data, bytes) or len(data) > MESSAGE_BYTES:
             return
-        try:
-            message = json.loads(data)
-        except ValueError:
-            return
-        if not isinstance(message, dict) or message.get("from") == self.broker_id:
+        message = self._verified(data)
+        if message is None or message.get("from") == self.broker_id:
             return
         kind = message.get("kind")
         for handler in self._handlers.get(kind, []) if isinstance(kind, str) else []:

@@ -21,9 +21,9 @@ from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture
-async def other(redis_server: RedisServer) -> AsyncIterator[BrokerBus]:
-    """Another broker's end of the channel, listening."""
-    bus = BrokerBus(Redis.from_url(redis_server.url), BlockingRedis.from_url(redis_server.url))
+async def other(redis_server: RedisServer, state: BrokerState) -> AsyncIterator[BrokerBus]:
+    """Another broker's end of the channel (holding the same keys), listening."""
+    bus = BrokerBus(Redis.from_url(redis_server.url), BlockingRedis.from_url(redis_server.url), state.keys.bus_key)
     listening = asyncio.create_task(bus.listen())
     await asyncio.wait_for(bus.listening.wait(), 5)
     yield bus

@@ -4,13 +4,17 @@ What the process-level tests cannot force at will: a flood relayed to a peer on 
 that does not read is refused to its sender there too, and the other peer stays; what was addressed
 to a connection replaced since never reaches its successor; and whatever else is published on the
 brokers' channels or written in a room (not JSON, the wrong shape, too long) is ignored, and the
-brokers go on delivering.
+brokers go on delivering; and a message not signed with the installation's key, or replayed
+later, is not acted on (someone with Redis cannot speak for a broker).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +33,15 @@ from tests.support.polling import async_wait_until
 from tests.support.redis_server import RedisServer
 
 SESSION = "0f6c6d4e-1f0a-4b4e-9a43-5d2f3f0e9a01"
+
+KEY = bytes(range(32))
+"""The installation's bus key (both brokers hold it; Redis does not)."""
+
+
+def signed(message: dict[str, Any], key: bytes = KEY) -> str:
+    """``message`` as a broker holding ``key`` publishes it: its HMAC-SHA256 in hex, then its JSON."""
+    body = json.dumps(message)
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest() + body
 
 
 @dataclass
@@ -64,7 +77,7 @@ async def brokers(redis_server: RedisServer) -> AsyncIterator[tuple[Broker, Brok
     made, tasks = [], []
     for _ in range(2):
         client = Redis.from_url(redis_server.url)
-        bus = BrokerBus(client, BlockingRedis.from_url(redis_server.url))
+        bus = BrokerBus(client, BlockingRedis.from_url(redis_server.url), KEY)
         rooms = ClusterRooms(bus, RoomDirectory(client, bus.broker_id))
         tasks += [asyncio.create_task(work) for work in (bus.listen(), bus.publish_queued(), rooms.keep_presence())]
         made.append(Broker(bus, rooms))
@@ -132,15 +145,21 @@ async def test_garbage_on_the_channels_and_in_a_room_is_ignored_and_delivery_goe
     me = technician(tech_link)
     await second.rooms.join(me)
     await first.rooms.join(host(host_link))
-    envelope = {"kind": DELIVER, "from": first.bus.broker_id, "session": SESSION, "role": "technician", "conn": me.conn_id}
+    envelope = {"kind": DELIVER, "from": first.bus.broker_id, "session": SESSION, "role": "technician",
+                "conn": me.conn_id, "at": time.time()}
+    offer = {**envelope, "text": json.dumps({"type": "offer", "sdp": "v=0 forged"})}
     garbage: list[str | bytes] = [
-        b"\xff\xfe not JSON", "[1, 2, 3]", "null", json.dumps({"kind": 7}),
-        json.dumps({**envelope, "role": "admin", "text": "{}"}),
-        json.dumps({**envelope, "close_code": 99}),
-        json.dumps({**envelope, "text": "x" * (2 * 1024 * 1024)}),
-        json.dumps({**envelope, "relayed_by": {"broker": "b", "conn": "c", "role": "nobody"}, "text": "{}"}),
-        json.dumps({"kind": "room.closed", "from": "elsewhere", "session": SESSION}),
-        json.dumps({"kind": "wake.transfers", "from": "elsewhere", "key": ["not", "a", "key"]}),
+        b"\xff\xfe not JSON", signed({"kind": 7}), "[1, 2, 3]", signed([1, 2, 3]), "null",  # type: ignore[arg-type]
+        signed({**envelope, "role": "admin", "text": "{}"}),
+        signed({**envelope, "close_code": 99}),
+        signed({**envelope, "text": "x" * (2 * 1024 * 1024)}),
+        signed({**envelope, "relayed_by": {"broker": "b", "conn": "c", "role": "nobody"}, "text": "{}"}),
+        signed({"kind": "room.closed", "from": "elsewhere", "session": SESSION, "at": time.time()}),
+        signed({"kind": "wake.transfers", "from": "elsewhere", "key": ["not", "a", "key"], "at": time.time()}),
+        # Well formed, but not from a broker of the installation: unsigned, or signed with another key.
+        json.dumps(offer), "0" * 64 + json.dumps(offer), signed(offer, key=bytes(32)),
+        # Signed, but sent long ago (a copy replayed from Redis), or with no time at all.
+        signed({**offer, "at": time.time() - 120}), signed({key: value for key, value in offer.items() if key != "at"}),
     ]
     with redis_server.client() as raw:
         for data in garbage:
