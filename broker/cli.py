@@ -244,18 +244,23 @@ def verify_command(settings: Settings, heads_file: Path | None) -> int:
     from broker.audit.recordings import RecordingStore
     from broker.audit.trail import load_chains, verify_loaded
     from broker.clock import utcnow
+    from broker.storage.blobs import BlobStoreError
 
     exported = _read_heads(heads_file)
     opened = _open_trail(settings) if exported is not None else None
     if exported is None or opened is None:
         return 2
     keys, database = opened
-    store = RecordingStore(settings.data_dir / "recordings", keys.recording_master_key)
+    store = RecordingStore(settings.data_dir, keys.recording_master_key, settings.open_blobs())
     with database.session() as db:
         trail = load_chains(db)
     database.dispose()
-    verdict = verify_loaded(trail, keys.public_key, store.stored_sha256,
-                            freshness=Freshness(utcnow(), settings.audit_grace), exported_heads=exported)
+    try:
+        verdict = verify_loaded(trail, keys.public_key, store.stored_sha256,
+                                freshness=Freshness(utcnow(), settings.audit_grace), exported_heads=exported)
+    except BlobStoreError as exc:
+        print(f"deskhand-broker: cannot verify the recordings: {exc}", file=sys.stderr)
+        return 2
     code = _print_verdict(verdict, trail.unsealed, heads_file)
     broker_head = max(trail.heads.get(BROKER_CHAIN, []), key=lambda h: h.seq, default=None)
     if broker_head is not None:
@@ -344,6 +349,7 @@ def serve(settings: Settings) -> int:
     from broker.server.request_limits import RequestLimits, declared_body_limits
     from broker.server.uvicorn_hooks import HeadLimits, LeanWebSocketsProtocol, http_protocol
     from broker.state import build_state
+    from broker.storage.blobs import BlobStoreError
 
     # The database and anything else the broker writes hold secrets' hashes: owner only.
     os.umask(0o077)
@@ -352,7 +358,7 @@ def serve(settings: Settings) -> int:
         logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         state = build_state(settings)
-    except KeyFileError as exc:
+    except (KeyFileError, BlobStoreError) as exc:
         print(f"deskhand-broker: {exc}", file=sys.stderr)
         return 1
     try:

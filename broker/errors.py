@@ -44,6 +44,7 @@ from broker.refusals import (
     Unauthenticated,
     Unreadable,
 )
+from broker.storage.blobs import BlobStoreError
 from protocol.api import ErrorBody
 
 log = logging.getLogger(__name__)
@@ -178,11 +179,13 @@ def _cause(exc: Exception) -> object:
 def log_round_failure(logger: logging.Logger, what: str, exc: Exception) -> None:
     """Log that a background round (a sweep, sealing, deliveries) failed; the next round retries.
 
-    A full disk is one line: it fails every round, each second, until space is freed.
-    Anything else is logged with its traceback.
+    A full disk, or Redis or the object store not answering, is one line: it fails every round,
+    each second, until it is fixed. Anything else is logged with its traceback.
     """
     if is_disk_full(exc):
         logger.warning("%s failed, the disk is full (%s); it is retried until space is freed", what, _cause(exc))
+    elif isinstance(exc, RedisError | BlobStoreError):
+        logger.warning("%s failed (%s); it is retried every round", what, _cause(exc))
     else:
         logger.error("%s failed", what, exc_info=exc)
 
@@ -206,6 +209,17 @@ def shared_state_unreachable() -> ApiError:
         "the broker cannot reach the Redis it shares with the other brokers (DESKHAND_REDIS_URL), which counts "
         f"attempts for all of them; try again in {SHARED_RETRY_AFTER_SECONDS} s, and if it persists tell the "
         "administrator to check Redis",
+        headers={"Retry-After": str(SHARED_RETRY_AFTER_SECONDS)},
+    )
+
+
+def object_store_unreachable() -> ApiError:
+    """The answer to a request that needed the object store (recordings, transfer chunks), which failed."""
+    return ApiError(
+        503, "object_store_unreachable",
+        "the broker cannot reach the object store that keeps recordings and transfer chunks "
+        f"(DESKHAND_OBJECT_STORE_URL); try again in {SHARED_RETRY_AFTER_SECONDS} s, and if it persists tell "
+        "the administrator to check the object store",
         headers={"Retry-After": str(SHARED_RETRY_AFTER_SECONDS)},
     )
 
@@ -265,14 +279,16 @@ def install_error_handlers(app: FastAPI, data_dir: Path) -> None:
             return nul_in_text()
         if isinstance(exc, RedisError):
             return shared_state_unreachable()
+        if isinstance(exc, BlobStoreError):
+            return object_store_unreachable()
         return ApiError(500, "internal_error", "the broker failed to answer this request; its log says why")
 
     async def _unforeseen(request: Request, exc: Exception) -> JSONResponse:
         if request.scope["type"] != "http":
             raise exc  # a WebSocket has no answer to send: the server closes it, as before
         refusal = answer(exc)
-        if refusal.status == 507 or isinstance(exc, RedisError):
-            # Expected while the disk is full or Redis is down: one line each, not a traceback.
+        if refusal.status == 507 or isinstance(exc, RedisError | BlobStoreError):
+            # Expected while the disk is full, Redis or the object store down: one line each, not a traceback.
             log.warning("%s %s: %s (%s)", request.method, request.url.path, refusal.message, _cause(exc))
         elif refusal.status < 500:
             log.info("%s %s: %s", request.method, request.url.path, refusal.message)
@@ -281,7 +297,7 @@ def install_error_handlers(app: FastAPI, data_dir: Path) -> None:
         return refusal.response()
 
     # What a full disk raises is answered where the routes' own errors are, and not raised further.
-    for error_class in (OSError, SQLAlchemyError, sqlite3.Error, RedisError):
+    for error_class in (OSError, SQLAlchemyError, sqlite3.Error, RedisError, BlobStoreError):
         app.add_exception_handler(error_class, _unforeseen)
 
     @app.exception_handler(Exception)

@@ -55,6 +55,13 @@ class BrokerKeys:
         return HKDF(algorithm=SHA256(), length=32, salt=None, info=b"deskhand broker bus v1").derive(self.code_hash_key)
 
     @property
+    def chunk_key(self) -> bytes:
+        """The key transfer chunks are sealed with in an object store (``broker.sessions.spool``),
+        derived from the recording master key: what leaves the broker's machine is ciphertext."""
+        return HKDF(algorithm=SHA256(), length=32, salt=None,
+                    info=b"deskhand transfer chunks v1").derive(self.recording_master_key)
+
+    @property
     def public_key_b64(self) -> str:
         """The raw 32-byte public key in standard base64, as sent to hosts."""
         raw = self.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)

@@ -29,6 +29,7 @@ from broker.sessions.turn_credentials import (
     TurnSettings,
     parse_turn_url,
 )
+from broker.storage.blobs import Blobs, LocalBlobs, ObjectStoreConfig, S3Blobs
 from broker.storage.db import Database
 from broker.storage.db_slots import DatabaseBudget
 from protocol.ice import IceConfig, IceServer
@@ -67,6 +68,23 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = Field(
         default=None,
         description="Redis the brokers share (redis://, rediss:// or unix://); unset: this broker counts alone.",
+    )
+    object_store_url: str | None = Field(
+        default=None, max_length=500,
+        description="S3 endpoint (http:// or https://) of the bucket for recordings and transfer chunks; unset: files "
+        "under the data directory.",
+    )
+    object_store_bucket: str | None = Field(
+        default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="The bucket's name (S3 naming rules)."
+    )
+    object_store_access_key_id: SecretStr | None = Field(default=None, description="Access key id for the bucket.")
+    object_store_secret_access_key: SecretStr | None = Field(default=None, description="Its secret access key.")
+    object_store_region: str = Field(
+        default="us-east-1", pattern=r"^[a-z0-9-]{1,40}$", description="Region to sign requests for."
+    )
+    object_store_prefix: str = Field(
+        default="", max_length=200, pattern=r"^([A-Za-z0-9._-]+/)*$",
+        description="Put before every object name, ending in / (several installations in one bucket).",
     )
     host: str = Field(default="127.0.0.1", description="Address to listen on.")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
@@ -430,6 +448,38 @@ class Settings(BaseSettings):
         if cert is not None and key is not None:
             _check_certificate_and_key(cert, key)
         return self
+
+    @model_validator(mode="after")
+    def _check_object_store(self) -> Settings:
+        self.object_store()
+        return self
+
+    def object_store(self) -> ObjectStoreConfig | None:
+        """The object store these settings name, or None (files under the data directory)."""
+        url = self.object_store_url
+        if url is None:
+            return None
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"DESKHAND_OBJECT_STORE_URL must start with http:// or https:// (got {url[:40]!r})")
+        missing = [name for name, value in (
+            ("DESKHAND_OBJECT_STORE_BUCKET", self.object_store_bucket),
+            ("DESKHAND_OBJECT_STORE_ACCESS_KEY_ID", self.object_store_access_key_id),
+            ("DESKHAND_OBJECT_STORE_SECRET_ACCESS_KEY", self.object_store_secret_access_key),
+        ) if value is None]
+        if missing:
+            raise ValueError(f"DESKHAND_OBJECT_STORE_URL is set, so set {', '.join(missing)} too")
+        assert self.object_store_bucket and self.object_store_access_key_id and self.object_store_secret_access_key
+        return ObjectStoreConfig(
+            endpoint_url=url, bucket=self.object_store_bucket,
+            access_key_id=self.object_store_access_key_id.get_secret_value(),
+            secret_access_key=self.object_store_secret_access_key.get_secret_value(),
+            region=self.object_store_region, prefix=self.object_store_prefix,
+        )
+
+    def open_blobs(self) -> Blobs:
+        """Where recordings and transfer chunks are kept: the object store, or the data directory."""
+        config = self.object_store()
+        return LocalBlobs(self.data_dir) if config is None else S3Blobs(config)
 
     @model_validator(mode="after")
     def _check_business_hours(self) -> Settings:

@@ -33,6 +33,7 @@ from broker.sessions.hub import LocalRooms, Rooms, SignalHub
 from broker.sessions.peers import PeerCache
 from broker.sessions.spool import ChunkSignals, TransferSpool
 from broker.settings import Settings
+from broker.storage.blobs import S3Blobs
 from broker.storage.db import Database
 from broker.storage.db_slots import DatabaseSlots, Lane
 from broker.throttling.attempt_slots import AttemptSlots
@@ -196,7 +197,10 @@ def build_state(settings: Settings) -> BrokerState:
             return FailureLimiter.create(per_source, overall, window)
         return SharedFailureLimiter(blocking, name, per_source=per_source, overall=overall, window_seconds=window)
 
-    recordings = RecordingStore(settings.data_dir / "recordings", keys.recording_master_key)
+    blobs = settings.open_blobs()
+    if isinstance(blobs, S3Blobs):
+        blobs.check()  # a broker that cannot keep recordings must not take sessions
+    recordings = RecordingStore(settings.data_dir, keys.recording_master_key, blobs)
     if removed := recordings.remove_leftovers(time.time()):
         log.info("removed %d temporary recording files left by an upload that never finished", removed)
     bus = None if shared is None or blocking is None else BrokerBus(shared, blocking, keys.bus_key)
@@ -218,7 +222,7 @@ def build_state(settings: Settings) -> BrokerState:
             ),
         ),
         rooms=rooms,
-        spool=TransferSpool(settings.data_dir / "transfers", settings.transfer_memory_bytes),
+        spool=TransferSpool(blobs, settings.transfer_memory_bytes, seal_key=keys.chunk_key if blobs.shared else None),
         transfer_signals=ChunkSignals(),
         peers=PeerCache(),
         recordings=recordings,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
 
 from starlette.concurrency import run_in_threadpool
@@ -74,8 +74,9 @@ async def running_workers(state: BrokerState) -> AsyncIterator[None]:
                 await task
 
 
-def _sweep_once(state: BrokerState, held: Iterable[str]) -> tuple[list[Expired], set[str], list[ExpiredRequest]]:
+def _sweep_once(state: BrokerState) -> tuple[list[Expired], set[str], list[ExpiredRequest]]:
     """One unit of the expiry sweep: codes run out, transfers of sessions that are over, idle help requests."""
+    held = state.spool.transfer_ids()  # in this thread: with an object store, a listing of the bucket
     with state.database.session() as db:
         idle = timedelta(seconds=state.settings.request_idle_seconds)
         return expire_overdue(db), sweep_transfers(db, held), expire_idle_requests(db, idle)
@@ -92,8 +93,7 @@ async def sweep_expired_sessions(state: BrokerState) -> None:
     while True:
         await asyncio.sleep(state.settings.expiry_sweep_seconds)
         try:
-            expired_sessions, finished, expired_requests = await run_in_threadpool(
-                _sweep_once, state, state.spool.transfer_ids())
+            expired_sessions, finished, expired_requests = await run_in_threadpool(_sweep_once, state)
             if expired_requests:
                 state.queue_signals.changed(QUEUE_CHANGED)
             for expired in expired_sessions:
@@ -102,7 +102,7 @@ async def sweep_expired_sessions(state: BrokerState) -> None:
                     SessionEnded(ended_by="broker", reason="the support code expired before a host joined"),
                 )
             for transfer_id in finished:
-                state.spool.remove(transfer_id)
+                await run_in_threadpool(state.spool.remove, transfer_id)
                 state.transfer_signals.changed(transfer_id)
         except Exception as exc:  # noqa: BLE001 - keep sweeping; the next round retries
             log_round_failure(log, "expiry sweep", exc)

@@ -23,10 +23,12 @@ Brokers (see :mod:`tests.support.broker` for what a :class:`BrokerProcess` offer
 
 Databases: brokers keep their data in SQLite unless told otherwise.
 
-* ``broker_db`` (module scope, parametrized ``sqlite`` / ``postgresql``) ->
-  :class:`~tests.support.database.BrokerDatabases`: runs a module's tests on both;
-  ``broker_db.env()`` is the settings of a broker with a fresh database of that kind
-  (``{}`` for SQLite). A module runs its ``broker`` on both with::
+* ``broker_db`` (module scope, parametrized ``embedded`` / ``cluster``) ->
+  :class:`~tests.support.database.BrokerDatabases`: runs a module's tests on both the embedded
+  default (SQLite, files, alone) and what several brokers share (PostgreSQL, the run's Redis and
+  S3 bucket); ``broker_db.env()`` is the settings of a broker with a fresh database of that kind
+  (``{}`` for SQLite; the database URL, ``DESKHAND_REDIS_URL`` and ``DESKHAND_OBJECT_STORE_*``
+  for the cluster; the brokers of one module share the bucket's corner). A module runs its ``broker`` on both with::
 
       @pytest.fixture(scope="module")
       def broker_env(broker_db: BrokerDatabases) -> dict[str, str]:
@@ -37,6 +39,8 @@ Databases: brokers keep their data in SQLite unless told otherwise.
   the run's throwaway PostgreSQL server, started on first use.
 * ``redis_server`` (session scope) -> :class:`~tests.support.redis_server.RedisServer`:
   the run's throwaway Redis on 127.0.0.1 (``redis_server.url`` for ``DESKHAND_REDIS_URL``).
+* ``object_store`` (session scope) -> :class:`~tests.support.object_store.ObjectStore`:
+  the run's throwaway S3 server (SeaweedFS) on 127.0.0.1 (``object_store.env()`` for ``DESKHAND_OBJECT_STORE_*``).
 
 Display and browser:
 
@@ -78,6 +82,7 @@ from tests.support.database import BrokerDatabases
 from tests.support.in_process import AppBroker
 from tests.support.input_recorder import RecorderProcess
 from tests.support.netns import NetnsUnavailable, NetTopology
+from tests.support.object_store import ObjectStore, ObjectStoreMissing
 from tests.support.postgres import PostgresCluster, PostgresMissing
 from tests.support.redis_server import RedisMissing, RedisServer
 from tests.support.xvfb import XvfbMissing, XvfbServer
@@ -185,8 +190,9 @@ def admin(broker: BrokerProcess) -> dict[str, str]:
 
 T = TypeVar("T")
 
-DATABASES = ("sqlite", "postgresql")
-"""The databases a broker runs on; ``broker_db`` runs a module on each."""
+STACKS = ("embedded", "cluster")
+"""What a broker runs on, for ``broker_db``: the embedded default (SQLite, files under the data directory,
+alone), and what several brokers share (PostgreSQL, Redis, an S3 bucket)."""
 
 
 def running_service(start: Callable[[], AbstractContextManager[T]], missing: type[Exception]) -> Iterator[T]:
@@ -211,12 +217,24 @@ def redis_server() -> Iterator[RedisServer]:
     yield from running_service(RedisServer.start, RedisMissing)
 
 
-@pytest.fixture(scope="module", params=DATABASES)
+@pytest.fixture(scope="session")
+def object_store() -> Iterator[ObjectStore]:
+    """A throwaway S3 server (SeaweedFS) on 127.0.0.1 for the whole run; ``object_store.env()`` gives a
+    broker its settings, under a prefix of its own."""
+    yield from running_service(ObjectStore.start, ObjectStoreMissing)
+
+
+@pytest.fixture(scope="module", params=STACKS)
 def broker_db(request: pytest.FixtureRequest) -> Iterator[BrokerDatabases]:
-    """The module's brokers on SQLite, then on PostgreSQL (its databases dropped after the module)."""
-    cluster = request.getfixturevalue("postgres") if request.param == "postgresql" else None
+    """The module's brokers on the embedded default, then on PostgreSQL with Redis and an S3 bucket (its
+    databases dropped after the module)."""
+    if request.param == "embedded":
+        yield BrokerDatabases("sqlite", None, ExitStack())
+        return
+    redis_server, store = request.getfixturevalue("redis_server"), request.getfixturevalue("object_store")
+    shared = {"DESKHAND_REDIS_URL": redis_server.url, **store.env()}
     with ExitStack() as stack:
-        yield BrokerDatabases(request.param, cluster, stack)
+        yield BrokerDatabases("postgresql", request.getfixturevalue("postgres"), stack, shared)
 
 
 @pytest.fixture(scope="session")

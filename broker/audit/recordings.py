@@ -1,7 +1,8 @@
 """Recordings at rest: each session's segments encrypted with its own key.
 
 A session's data key (32 random bytes) is wrapped with AES-256-GCM under the
-broker's master key and kept in the database; each segment file is
+broker's master key and kept in the database; each segment (a file under the data
+directory, or an object in the object store: ``broker.storage.blobs``) is
 ``nonce || AES-256-GCM(data key, segment, aad=session:index)``, so a segment
 cannot be swapped with another session's or another index without failing to
 decrypt. The audit chain records each segment's SHA-256 both as recorded and as
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.orm import Session
 
 from broker.keys import NONCE_BYTES, unwrap, wrap
+from broker.storage.blobs import Blobs, LocalBlobs, StagedBlob
 from broker.storage.models import SessionKey
 
 
@@ -43,13 +45,20 @@ LEFTOVER_SECONDS = 3600.0
 ``DESKHAND_HTTP_BODY_TIMEOUT_SECONDS`` (at most an hour) between reads."""
 
 
-class RecordingStore:
-    """Encrypted segment files under ``root/<session id>/``."""
+FOLDER = "recordings"
+"""Segments are named ``recordings/<session id>/<index>.seg`` among the blobs."""
 
-    def __init__(self, root: Path, master_key: bytes) -> None:
-        self.root = root
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.incoming_dir = root / ".incoming"
+
+class RecordingStore:
+    """Encrypted segments as blobs ``recordings/<session id>/<index>.seg``."""
+
+    def __init__(self, data_dir: Path, master_key: bytes, blobs: Blobs | None = None) -> None:
+        """Segment bodies arrive under ``data_dir/recordings/.incoming``; the segments are kept in
+        ``blobs``, by default files under ``data_dir`` too."""
+        self.root = data_dir / FOLDER
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.blobs: Blobs = blobs if blobs is not None else LocalBlobs(data_dir)
+        self.incoming_dir = self.root / ".incoming"
         """Where segment bodies are written as they arrive, before they are checked."""
         self._master_key = master_key
         self._joined: OrderedDict[tuple[str, tuple[tuple[int, int, str], ...]], bytes] = OrderedDict()
@@ -60,13 +69,15 @@ class RecordingStore:
         written more than ``older_than`` seconds before ``now`` (a Unix time): no upload in
         progress is that old, so this is safe beside a running broker. Returns how many."""
         removed = 0
-        for leftover in {*self.incoming_dir.glob("*.tmp"), *self.root.glob("*/*.tmp")}:
+        for leftover in self.incoming_dir.glob("*.tmp"):
             try:
                 if leftover.stat().st_mtime < now - older_than:
                     leftover.unlink()
                     removed += 1
             except FileNotFoundError:
-                continue  # finished (renamed or discarded) meanwhile
+                continue  # finished (discarded) meanwhile
+        if isinstance(self.blobs, LocalBlobs):
+            removed += self.blobs.remove_leftovers(FOLDER, now, older_than)
         return removed
 
     def joined(self, session_id: str, segments: tuple[tuple[int, int, str], ...], build: Callable[[], bytes]) -> bytes:
@@ -99,8 +110,10 @@ class RecordingStore:
         db.flush()
         return key
 
-    def path(self, session_id: str, index: int) -> Path:
-        return self.root / session_id / f"{index:08d}.seg"
+    @staticmethod
+    def name(session_id: str, index: int) -> str:
+        """The segment's name among the blobs."""
+        return f"{FOLDER}/{session_id}/{index:08d}.seg"
 
     def receive(self) -> IncomingSegment:
         """A temporary file for a segment's body as it arrives (see :class:`IncomingSegment`)."""
@@ -108,30 +121,22 @@ class RecordingStore:
         return IncomingSegment(self.incoming_dir / f"{uuid.uuid4().hex}.tmp")
 
     def stage(self, session_id: str, index: int, data: bytes, key: bytes) -> StagedSegment:
-        """Encrypt a segment into a temporary file beside its place; :meth:`StagedSegment.place` puts it there.
+        """Encrypt a segment and stage it (``Blobs.stage``: a temporary file beside its place, or the
+        bytes for one PUT); :meth:`StagedSegment.place` puts it in place.
 
         Done before the unit of work that records the segment, so encrypting and writing
-        the bytes never happen inside a database transaction: only the rename does.
+        the bytes never happen inside a database transaction: only the rename (or PUT) does.
+        Two uploads of one index may be staged at once (one is then refused).
         """
         nonce = os.urandom(NONCE_BYTES)
         stored = nonce + AESGCM(key).encrypt(nonce, data, _aad(session_id, index))
-        target = self.path(session_id, index)
-        target.parent.mkdir(mode=0o700, exist_ok=True)
-        # A name of its own: two uploads of one index may be staged at once (one is then refused).
-        temporary = target.with_name(f"{target.stem}.{uuid.uuid4().hex}.tmp")
-        try:
-            temporary.write_bytes(stored)
-        except BaseException:
-            temporary.unlink(missing_ok=True)  # a write cut short (a full disk) leaves no half segment behind
-            raise
-        return StagedSegment(temporary, target, hashlib.sha256(stored).hexdigest())
+        return StagedSegment(self.blobs.stage(self.name(session_id, index), stored), hashlib.sha256(stored).hexdigest())
 
     def read_checked(self, session_id: str, index: int, key: bytes, *, stored_sha256: str, sha256: str) -> bytes:
         """A segment's plaintext, only if the stored file hashes to ``stored_sha256`` and the plaintext to ``sha256``."""
-        try:
-            stored = self.path(session_id, index).read_bytes()
-        except FileNotFoundError:
-            raise SegmentUnreadable(f"recording segment {index} is missing") from None
+        stored = self.blobs.get(self.name(session_id, index))
+        if stored is None:
+            raise SegmentUnreadable(f"recording segment {index} is missing")
         if hashlib.sha256(stored).hexdigest() != stored_sha256:
             raise SegmentUnreadable(f"recording segment {index} was altered")
         try:
@@ -143,10 +148,8 @@ class RecordingStore:
         return plain
 
     def stored_sha256(self, session_id: str, index: int) -> str | None:
-        try:
-            return hashlib.sha256(self.path(session_id, index).read_bytes()).hexdigest()
-        except FileNotFoundError:
-            return None
+        stored = self.blobs.get(self.name(session_id, index))
+        return None if stored is None else hashlib.sha256(stored).hexdigest()
 
 
 class IncomingSegment:
@@ -192,21 +195,20 @@ class IncomingSegment:
 
 
 class StagedSegment:
-    """An encrypted segment in a temporary file, to be put in its place inside the recording unit of work."""
+    """An encrypted segment staged, to be put in its place inside the recording unit of work."""
 
-    def __init__(self, temporary: Path, target: Path, stored_sha256: str) -> None:
-        self.temporary = temporary
-        self.target = target
+    def __init__(self, staged: StagedBlob, stored_sha256: str) -> None:
+        self._staged = staged
         self.stored_sha256 = stored_sha256
         """The SHA-256 of the stored (encrypted) bytes."""
 
     def place(self) -> None:
-        """Rename the file to the segment's path (replacing what a failed earlier attempt left there)."""
-        os.replace(self.temporary, self.target)
+        """Put the segment in its place (replacing what a failed earlier attempt left there)."""
+        self._staged.place()
 
     def discard(self) -> None:
-        """Remove the temporary file if it was not placed."""
-        self.temporary.unlink(missing_ok=True)
+        """Drop it if it was not placed."""
+        self._staged.discard()
 
 
 def _aad(session_id: str, index: int) -> bytes:

@@ -100,7 +100,7 @@ async def _announce(state: BrokerState, out: TransferOut) -> None:
         peer.post(TransferUpdate(transfer=out))
     state.transfer_signals.changed(out.id)
     if out.state.over:
-        state.spool.remove(out.id)
+        await run_in_threadpool(state.spool.remove, out.id)
 
 
 @router.post("/transfers", response_model=TransferOut, status_code=201, summary="Offer a file to the other peer")
@@ -201,7 +201,7 @@ async def put_chunk(
     # after the cancel emptied the spool is found here and removed with the rest.
     over = await state.unit(record)
     if over is not None:
-        state.spool.remove(transfer_id)
+        await run_in_threadpool(state.spool.remove, transfer_id)
         raise Conflict("transfer_over", f"the transfer is already {over}")
     state.transfer_signals.changed(transfer_id)
     return Response(status_code=204)
@@ -253,7 +253,7 @@ async def reject_chunk(session_id: SessionId, transfer_id: TransferId, index: Ch
                        token: PeerToken) -> TransferOut:
     out = await _change(state, session_id, transfer_id, token,
                         lambda db, peer, t: rules.drop_chunk(db, peer, t, index))
-    state.spool.drop(transfer_id, index)
+    await run_in_threadpool(state.spool.drop, transfer_id, index)
     return out
 
 

@@ -4,7 +4,14 @@ Chunks are kept in memory while they fit in a budget (``DESKHAND_TRANSFER_MEMORY
 a receiver that keeps up then costs the broker no disk writes or reads at all,
 which is what keeps a relayed transfer near the speed of a plain socket. What
 does not fit goes to one folder per transfer under ``<data_dir>/transfers``,
-one file per chunk, written under a temporary name and renamed once whole.
+one file per chunk, written under a temporary name and renamed once whole
+(``broker.storage.blobs.LocalBlobs``).
+
+With an object store (``DESKHAND_OBJECT_STORE_*``), every chunk goes there instead, encrypted
+(AES-256-GCM under :attr:`broker.keys.BrokerKeys.chunk_key`, bound to its transfer and index),
+since the sender may upload through one broker and the receiver download through another; and a
+chunk is kept until its transfer ends, since the file hash may be taken by a broker that saw none
+of it (see below).
 The broker hashes the file in order as chunks arrive, so the hash of what it
 relayed is ready when the receiver reports.
 
@@ -25,12 +32,18 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import shutil
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from broker.keys import NONCE_BYTES
 from broker.refusals import Invalid
+from broker.storage.blobs import Blobs
+
+FOLDER = "transfers"
+"""Chunks are named ``transfers/<transfer id>/<index>`` among the blobs."""
 
 
 class ChunkRejected(Invalid):
@@ -66,10 +79,16 @@ class TransferSpool:
     the chunk is reported gone and the sender uploads it again.
     """
 
-    def __init__(self, root: Path, memory_budget: int = 512 * 1024 * 1024, pool_size: int = 32) -> None:
-        self.root = root
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.memory_budget = memory_budget
+    def __init__(self, blobs: Blobs, memory_budget: int = 512 * 1024 * 1024, pool_size: int = 32,
+                 *, seal_key: bytes | None = None) -> None:
+        """``blobs``: where chunks beyond the memory budget go; when they are shared by several brokers
+        (an object store), all chunks go there, sealed with ``seal_key``."""
+        if blobs.shared and seal_key is None:
+            raise ValueError("chunks in a shared store are sealed: give seal_key")
+        self.blobs = blobs
+        self.shared = blobs.shared
+        self.memory_budget = 0 if blobs.shared else memory_budget
+        self._seal = None if seal_key is None else AESGCM(seal_key)
         self._memory: dict[tuple[str, int], tuple[bytearray, int]] = {}
         self._memory_used = 0
         self._pool: list[bytearray] = []
@@ -78,14 +97,13 @@ class TransferSpool:
         self._delivered_early: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
 
-    def _dir(self, transfer_id: str) -> Path:
-        return self.root / transfer_id
-
-    def chunk_path(self, transfer_id: str, index: int) -> Path:
-        return self._dir(transfer_id) / f"{index:08d}"
+    @staticmethod
+    def chunk_name(transfer_id: str, index: int) -> str:
+        """The chunk's name among the blobs."""
+        return f"{FOLDER}/{transfer_id}/{index:08d}"
 
     def has(self, transfer_id: str, index: int) -> bool:
-        return (transfer_id, index) in self._memory or self.chunk_path(transfer_id, index).exists()
+        return (transfer_id, index) in self._memory or self.blobs.exists(self.chunk_name(transfer_id, index))
 
     @property
     def memory_used(self) -> int:
@@ -145,17 +163,11 @@ class TransferSpool:
         if previous_buffer := (previous[0] if in_memory and previous else None):
             self._recycle(previous_buffer)
         if not in_memory:
-            directory = self._dir(transfer_id)
-            directory.mkdir(mode=0o700, exist_ok=True)
-            final = self.chunk_path(transfer_id, index)
-            temporary = final.with_name(f"{final.name}.{threading.get_ident()}.part")
             try:
-                with temporary.open("wb") as out:
-                    out.write(memoryview(data)[:size])
-                os.replace(temporary, final)
+                with memoryview(data)[:size] as chunk:
+                    self.blobs.put(self.chunk_name(transfer_id, index), self._sealed(transfer_id, index, chunk))
             finally:
-                temporary.unlink(missing_ok=True)
-            self._recycle(data)
+                self._recycle(data)
         # Stored first, hashed second: a chunk that came early must be readable when its turn comes.
         self._advance_hash(transfer_id, (index,))
 
@@ -194,10 +206,8 @@ class TransferSpool:
             held = self._memory.get((transfer_id, index))
         if held is not None:
             return memoryview(held[0])[: held[1]]
-        try:
-            return self.chunk_path(transfer_id, index).read_bytes()
-        except FileNotFoundError:
-            return None
+        stored = self.blobs.get(self.chunk_name(transfer_id, index))
+        return None if stored is None else self._opened(transfer_id, index, stored)
 
     def copy_out(self, transfer_id: str, index: int) -> bytes | None:
         """The chunk's bytes as a copy of their own, for a response.
@@ -210,7 +220,12 @@ class TransferSpool:
         return None if data is None else bytes(data)
 
     def delivered(self, transfer_id: str, index: int) -> None:
-        """The receiver has the chunk: free its memory or file (once the file hash has passed it)."""
+        """The receiver has the chunk: free its memory or file (once the file hash has passed it).
+
+        Not in a shared store: there the chunk stays until its transfer ends, for whichever broker
+        takes the file hash (its transfer's removal frees it)."""
+        if self.shared:
+            return
         with self._lock:
             state = self._hashes.get(transfer_id)
             if state is not None and state.next_index <= index:
@@ -225,7 +240,7 @@ class TransferSpool:
                 self._memory_used -= held[1]
         if held is not None:
             self._recycle(held[0])
-        self.chunk_path(transfer_id, index).unlink(missing_ok=True)
+        self.blobs.delete(self.chunk_name(transfer_id, index))
 
     def file_sha256(self, transfer_id: str, count: int) -> str | None:
         """SHA-256 of the whole file as the broker relayed it, or None while not every chunk has passed."""
@@ -268,15 +283,33 @@ class TransferSpool:
             self._delivered_early = {k for k in self._delivered_early if k[0] != transfer_id}
         for buffer in buffers:
             self._recycle(buffer)
-        shutil.rmtree(self._dir(transfer_id), ignore_errors=True)
+        self.blobs.delete_under(f"{FOLDER}/{transfer_id}")
 
     def transfer_ids(self) -> set[str]:
+        """Transfers with anything held here: chunks in memory or among the blobs, or a hash in progress."""
         with self._lock:
             held = {k[0] for k in self._memory} | set(self._hashes)
-        return held | {p.name for p in self.root.iterdir() if p.is_dir()}
+        return held | self.blobs.children(FOLDER)
 
-    def free_bytes(self) -> int:
-        return shutil.disk_usage(self.root).free
+    def free_bytes(self) -> int | None:
+        """Room for chunks, or None when the store does not say (an object store)."""
+        return self.blobs.free_bytes()
+
+    def _sealed(self, transfer_id: str, index: int, chunk: memoryview) -> bytes | memoryview:
+        if self._seal is None:
+            return chunk
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._seal.encrypt(nonce, chunk, f"{transfer_id}:{index}".encode())
+
+    def _opened(self, transfer_id: str, index: int, stored: bytes) -> bytes | None:
+        """A stored chunk's bytes; None when it does not open (altered in the store: as good as gone,
+        and the sender uploads it again)."""
+        if self._seal is None:
+            return stored
+        try:
+            return self._seal.decrypt(stored[:NONCE_BYTES], stored[NONCE_BYTES:], f"{transfer_id}:{index}".encode())
+        except (InvalidTag, ValueError):
+            return None
 
 
 class _Wakeup:

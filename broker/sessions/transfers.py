@@ -134,7 +134,7 @@ def create_transfer(
     body: TransferCreate,
     *,
     max_bytes: int,
-    free_bytes: int,
+    free_bytes: int | None,
     per_session: int,
 ) -> Transfer:
     """Register a file the sender is about to send; nothing moves until the receiver accepts."""
@@ -148,7 +148,7 @@ def create_transfer(
         raise Invalid("invalid_name", str(exc)) from None
     if body.size > max_bytes:
         raise TooLarge("too_large", f"{body.size} bytes is over this broker's limit of {max_bytes} bytes per file")
-    if body.size > free_bytes:
+    if free_bytes is not None and body.size > free_bytes:
         raise OutOfSpace("no_space", f"the broker has {free_bytes} bytes free, not enough for {body.size}")
     active = db.execute(
         select(func.count()).select_from(Transfer).where(

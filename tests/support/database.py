@@ -78,13 +78,16 @@ class BrokerDatabases:
     dropped when ``stack`` closes (after the brokers using them have stopped).
     """
 
-    def __init__(self, kind: str, cluster: PostgresCluster | None, stack: ExitStack) -> None:
+    def __init__(self, kind: str, cluster: PostgresCluster | None, stack: ExitStack,
+                 shared: dict[str, str] | None = None) -> None:
         self.kind = kind
         self._cluster = cluster
         self._stack = stack
+        self._shared = shared or {}
+        """Settings of the services every broker of a cluster shares besides the database (Redis, S3)."""
 
     def env(self) -> dict[str, str]:
-        """Settings (``DESKHAND_DATABASE_URL`` or none) that give a broker an empty database of this kind."""
+        """Settings that give a broker an empty database of this kind (none for SQLite), and the shared services."""
         if self._cluster is None:
-            return {}
-        return {"DESKHAND_DATABASE_URL": self._stack.enter_context(self._cluster.database())}
+            return dict(self._shared)
+        return {**self._shared, "DESKHAND_DATABASE_URL": self._stack.enter_context(self._cluster.database())}

@@ -10,7 +10,7 @@ from broker.audit.recordings import JOINED_KEPT, RecordingStore
 
 
 def test_the_same_segments_are_joined_once_and_a_new_segment_joins_again(tmp_path: Path) -> None:
-    store = RecordingStore(tmp_path / "recordings", os.urandom(32))
+    store = RecordingStore(tmp_path, os.urandom(32))
     builds: list[str] = []
 
     def build(label: str) -> Callable[[], bytes]:
@@ -28,7 +28,7 @@ def test_the_same_segments_are_joined_once_and_a_new_segment_joins_again(tmp_pat
 
 
 def test_only_the_last_few_recordings_stay_in_memory(tmp_path: Path) -> None:
-    store = RecordingStore(tmp_path / "recordings", os.urandom(32))
+    store = RecordingStore(tmp_path, os.urandom(32))
     builds: list[int] = []
     for n in range(JOINED_KEPT + 1):
         store.joined(f"s{n}", ((0, "a" * 64),), lambda n=n: builds.append(n) or b"x")

@@ -18,7 +18,7 @@ def files(root: Path) -> list[str]:
 
 
 def test_an_incoming_body_is_hashed_and_counted_and_leaves_nothing_once_discarded(tmp_path: Path) -> None:
-    store = RecordingStore(tmp_path / "recordings", os.urandom(32))
+    store = RecordingStore(tmp_path, os.urandom(32))
     with store.receive() as incoming:
         for piece in (b"abc", b"", b"defg"):
             incoming.write(piece)
@@ -29,11 +29,11 @@ def test_an_incoming_body_is_hashed_and_counted_and_leaves_nothing_once_discarde
 
 
 def test_a_staged_segment_is_nowhere_until_placed_then_reads_back(tmp_path: Path) -> None:
-    store = RecordingStore(tmp_path / "recordings", os.urandom(32))
+    store = RecordingStore(tmp_path, os.urandom(32))
     key = AESGCM.generate_key(bit_length=256)
     data = b"segment bytes" * 100
     staged = store.stage("s", 3, data, key)
-    assert not store.path("s", 3).exists()
+    assert not (store.root / "s" / "00000003.seg").exists()
     other = store.stage("s", 3, b"a rival upload", key)  # the same index at once: its own file
     other.discard()
     staged.place()
@@ -44,7 +44,7 @@ def test_a_staged_segment_is_nowhere_until_placed_then_reads_back(tmp_path: Path
 
 
 def test_a_write_cut_short_leaves_no_half_segment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = RecordingStore(tmp_path / "recordings", os.urandom(32))
+    store = RecordingStore(tmp_path, os.urandom(32))
 
     def full(self: Path, _data: bytes) -> int:
         self.touch()
@@ -57,7 +57,7 @@ def test_a_write_cut_short_leaves_no_half_segment(tmp_path: Path, monkeypatch: p
 
 
 def test_temporary_files_an_interrupted_upload_left_are_removed_once_old(tmp_path: Path) -> None:
-    store = RecordingStore(tmp_path / "recordings", os.urandom(32))
+    store = RecordingStore(tmp_path, os.urandom(32))
     store.incoming_dir.mkdir()
     (tmp_path / "recordings" / "s1").mkdir()
     old_body, old_staged = store.incoming_dir / "a.tmp", tmp_path / "recordings" / "s1" / "000001.b.tmp"

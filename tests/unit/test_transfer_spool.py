@@ -9,10 +9,12 @@ import os
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from broker.sessions.spool import ChunkRejected, ChunkSignals, TransferSpool, wait_for
+from broker.sessions.spool import FOLDER, ChunkRejected, ChunkSignals, TransferSpool, wait_for
+from broker.storage.blobs import LocalBlobs
 
 CHUNK = 1000
 
@@ -55,21 +57,30 @@ async def put(
     )
 
 
+def spool_root(spool: TransferSpool) -> Path:
+    """The folder holding a spool's chunk files."""
+    return cast(LocalBlobs, spool.blobs).path(FOLDER)
+
+
+def chunk_file(spool: TransferSpool, transfer_id: str, index: int) -> Path:
+    return cast(LocalBlobs, spool.blobs).path(spool.chunk_name(transfer_id, index))
+
+
 def stored_files(spool: TransferSpool) -> list[Path]:
     """Every file under the spool's root."""
-    return sorted(p for p in spool.root.rglob("*") if p.is_file())
+    return sorted(p for p in spool_root(spool).rglob("*") if p.is_file())
 
 
 @pytest.fixture
 def spool(tmp_path: Path) -> TransferSpool:
     """A spool with plenty of memory."""
-    return TransferSpool(tmp_path / "transfers", memory_budget=10**8)
+    return TransferSpool(LocalBlobs(tmp_path), memory_budget=10**8)
 
 
 @pytest.fixture
 def disk_spool(tmp_path: Path) -> TransferSpool:
     """A spool with no memory: every chunk goes to disk."""
-    return TransferSpool(tmp_path / "transfers", memory_budget=0)
+    return TransferSpool(LocalBlobs(tmp_path), memory_budget=0)
 
 
 # --- storing ----------------------------------------------------------------------------------
@@ -83,15 +94,15 @@ async def test_a_good_chunk_within_the_budget_is_kept_in_memory(spool: TransferS
     assert spool.memory_used == CHUNK
     assert bytes(spool.read("t", 0) or b"") == data
     assert stored_files(spool) == []  # no disk writes at all
-    assert not (spool.root / "t").exists()
+    assert not (spool_root(spool) / "t").exists()
     assert "t" in spool.transfer_ids()
 
 
 async def test_a_chunk_over_the_budget_goes_to_disk_under_its_transfer(disk_spool: TransferSpool) -> None:
     data = file_bytes(CHUNK)
     await put(disk_spool, "t", 3, data)
-    path = disk_spool.chunk_path("t", 3)
-    assert path.parent == disk_spool.root / "t"
+    path = chunk_file(disk_spool, "t", 3)
+    assert path.parent == spool_root(disk_spool) / "t"
     assert path.read_bytes() == data
     assert stored_files(disk_spool) == [path]  # no temporary file left
     assert disk_spool.memory_used == 0
@@ -101,12 +112,12 @@ async def test_a_chunk_over_the_budget_goes_to_disk_under_its_transfer(disk_spoo
 
 
 async def test_memory_fills_up_to_the_budget_then_disk_takes_over(tmp_path: Path) -> None:
-    spool = TransferSpool(tmp_path / "transfers", memory_budget=2 * CHUNK)
+    spool = TransferSpool(LocalBlobs(tmp_path), memory_budget=2 * CHUNK)
     data = file_bytes(4 * CHUNK)
     for index, chunk in enumerate(chunks_of(data)):
         await put(spool, "t", index, chunk)
     assert spool.memory_used == 2 * CHUNK  # exactly the budget: "within" includes equal
-    assert [p.name for p in stored_files(spool)] == [spool.chunk_path("t", i).name for i in (2, 3)]
+    assert [p.name for p in stored_files(spool)] == [chunk_file(spool, "t", i).name for i in (2, 3)]
     for index, chunk in enumerate(chunks_of(data)):
         assert spool.copy_out("t", index) == chunk
 
@@ -148,7 +159,7 @@ def bad_uploads() -> list[tuple[str, bytes, int, str]]:
 async def test_a_chunk_not_as_declared_is_rejected_and_nothing_is_stored(
     tmp_path: Path, budget: int, what: str, body: bytes, size: int, declared: str
 ) -> None:
-    spool = TransferSpool(tmp_path / "transfers", memory_budget=budget)
+    spool = TransferSpool(LocalBlobs(tmp_path), memory_budget=budget)
     with pytest.raises(ChunkRejected):
         await spool.receive("t", 0, pieces(body), size=size, sha256=declared)
     assert not spool.has("t", 0)
@@ -212,7 +223,7 @@ async def test_read_and_copy_out_of_a_missing_chunk_are_none(spool: TransferSpoo
 
 @pytest.mark.parametrize("budget", [10**8, 0], ids=["memory", "disk"])
 async def test_copy_out_is_independent_of_the_reused_buffer(tmp_path: Path, budget: int) -> None:
-    spool = TransferSpool(tmp_path / "transfers", memory_budget=budget)
+    spool = TransferSpool(LocalBlobs(tmp_path), memory_budget=budget)
     first, second = file_bytes(CHUNK, seed=1), file_bytes(CHUNK, seed=2)
     await put(spool, "t", 0, first)
     copy = spool.copy_out("t", 0)
@@ -253,7 +264,7 @@ async def test_delivered_frees_memory_and_the_chunk_is_gone_after(spool: Transfe
 
 async def test_delivered_removes_a_chunk_on_disk(disk_spool: TransferSpool) -> None:
     await put(disk_spool, "t", 0, b"abc")
-    path = disk_spool.chunk_path("t", 0)
+    path = chunk_file(disk_spool, "t", 0)
     assert path.exists()
     disk_spool.delivered("t", 0)
     assert not path.exists()
@@ -309,7 +320,7 @@ BUDGETS = pytest.mark.parametrize("budget", [10**8, 0, 2 * CHUNK], ids=["memory"
 
 @BUDGETS
 async def test_file_sha256_in_order(tmp_path: Path, budget: int) -> None:
-    spool = TransferSpool(tmp_path / "transfers", memory_budget=budget)
+    spool = TransferSpool(LocalBlobs(tmp_path), memory_budget=budget)
     data = file_bytes(2 * CHUNK + 500)  # the last chunk is shorter
     for index, chunk in enumerate(chunks_of(data)):
         assert spool.file_sha256("t", 3) is None  # not before every chunk passed
@@ -321,7 +332,7 @@ async def test_file_sha256_in_order(tmp_path: Path, budget: int) -> None:
 @BUDGETS
 @pytest.mark.parametrize("order", [(2, 0, 1), (1, 2, 0), (2, 1, 0), (0, 2, 1), (1, 0, 2), (3, 1, 0, 2), (3, 2, 1, 0)])
 async def test_file_sha256_out_of_order(tmp_path: Path, budget: int, order: tuple[int, ...]) -> None:
-    spool = TransferSpool(tmp_path / "transfers", memory_budget=budget)
+    spool = TransferSpool(LocalBlobs(tmp_path), memory_budget=budget)
     data = file_bytes((len(order) - 1) * CHUNK + 321)
     chunks = chunks_of(data)
     for index in order:
@@ -333,7 +344,7 @@ async def test_file_sha256_out_of_order(tmp_path: Path, budget: int, order: tupl
 
 @BUDGETS
 async def test_an_early_chunk_delivered_before_its_turn_is_still_hashed(tmp_path: Path, budget: int) -> None:
-    spool = TransferSpool(tmp_path / "transfers", memory_budget=budget)
+    spool = TransferSpool(LocalBlobs(tmp_path), memory_budget=budget)
     data = file_bytes(2 * CHUNK + 77)
     chunks = chunks_of(data)
     await put(spool, "t", 2, chunks[2])
@@ -352,7 +363,7 @@ async def test_an_early_chunk_delivered_before_its_turn_is_still_hashed(tmp_path
 
 @BUDGETS
 async def test_several_early_chunks_delivered_before_their_turn(tmp_path: Path, budget: int) -> None:
-    spool = TransferSpool(tmp_path / "transfers", memory_budget=budget)
+    spool = TransferSpool(LocalBlobs(tmp_path), memory_budget=budget)
     data = file_bytes(5 * CHUNK)
     chunks = chunks_of(data)
     for index in (4, 2, 3, 1):
@@ -400,7 +411,7 @@ async def test_transfers_are_hashed_independently(spool: TransferSpool) -> None:
 
 
 async def test_chunks_received_concurrently_hash_the_file(tmp_path: Path) -> None:
-    spool = TransferSpool(tmp_path / "transfers", memory_budget=4 * CHUNK)
+    spool = TransferSpool(LocalBlobs(tmp_path), memory_budget=4 * CHUNK)
     data = file_bytes(12 * CHUNK + 5)
     chunks = chunks_of(data)
     order = [3, 0, 1, 7, 2, 12, 4, 5, 6, 8, 11, 10, 9]
@@ -412,7 +423,7 @@ async def test_chunks_received_concurrently_hash_the_file(tmp_path: Path) -> Non
 async def test_chunks_stored_in_any_order_by_racing_threads_are_hashed_once_each(tmp_path: Path, seed: int) -> None:
     """Many interleavings of storing threads, some chunks sent twice: the file hash is always right."""
     rng = random.Random(seed)
-    spool = TransferSpool(tmp_path / "transfers", memory_budget=(seed % 3 + 1) * CHUNK)
+    spool = TransferSpool(LocalBlobs(tmp_path), memory_budget=(seed % 3 + 1) * CHUNK)
     data = file_bytes(9 * CHUNK + seed, seed=seed)
     chunks = chunks_of(data)
     order = list(range(len(chunks))) + rng.sample(range(len(chunks)), 3)
@@ -425,7 +436,7 @@ async def test_chunks_stored_in_any_order_by_racing_threads_are_hashed_once_each
 
 
 async def test_remove_frees_everything_of_one_transfer_only(tmp_path: Path) -> None:
-    spool = TransferSpool(tmp_path / "transfers", memory_budget=2 * CHUNK)
+    spool = TransferSpool(LocalBlobs(tmp_path), memory_budget=2 * CHUNK)
     data = file_bytes(4 * CHUNK)
     for index, chunk in enumerate(chunks_of(data)):
         await put(spool, "t", index, chunk)
@@ -435,7 +446,7 @@ async def test_remove_frees_everything_of_one_transfer_only(tmp_path: Path) -> N
     memory_before = spool.memory_used
     spool.remove("t")
     assert spool.memory_used == memory_before - 2 * CHUNK
-    assert not (spool.root / "t").exists()
+    assert not (spool_root(spool) / "t").exists()
     assert all(not spool.has("t", i) and spool.read("t", i) is None for i in range(4))
     assert spool.file_sha256("t", 4) is None
     assert "t" not in spool.transfer_ids()
@@ -463,9 +474,9 @@ async def test_remove_forgets_chunks_delivered_before_their_turn(spool: Transfer
 
 
 async def test_a_new_spool_finds_transfers_left_on_disk(tmp_path: Path) -> None:
-    first = TransferSpool(tmp_path / "transfers", memory_budget=0)
+    first = TransferSpool(LocalBlobs(tmp_path), memory_budget=0)
     await put(first, "t", 0, b"abc")
-    second = TransferSpool(tmp_path / "transfers", memory_budget=0)  # a broker restart
+    second = TransferSpool(LocalBlobs(tmp_path), memory_budget=0)  # a broker restart
     assert second.transfer_ids() == {"t"}
     assert second.copy_out("t", 0) == b"abc"
     assert second.file_sha256("t", 1) is None  # the hash did not survive: the broker cannot tell
@@ -474,12 +485,12 @@ async def test_a_new_spool_finds_transfers_left_on_disk(tmp_path: Path) -> None:
 async def test_after_a_restart_the_hash_resumes_from_chunks_on_disk_and_chunks_sent_again(tmp_path: Path) -> None:
     data = file_bytes(5 * CHUNK + 9)
     chunks = chunks_of(data)
-    first = TransferSpool(tmp_path / "transfers", memory_budget=2 * CHUNK)
+    first = TransferSpool(LocalBlobs(tmp_path), memory_budget=2 * CHUNK)
     for index in range(5):
         await put(first, "t", index, chunks[index])  # 0 and 1 in memory, 2-4 on disk
     for index in (0, 2):
         first.delivered("t", index)  # the receiver has them: freed
-    restarted = TransferSpool(tmp_path / "transfers", memory_budget=2 * CHUNK)
+    restarted = TransferSpool(LocalBlobs(tmp_path), memory_budget=2 * CHUNK)
     await put(restarted, "t", 5, chunks[5])  # the last chunk arrives after the restart
     restarted.delivered("t", 5)
     assert restarted.file_sha256("t", 6) is None
@@ -503,10 +514,11 @@ async def test_resuming_a_hash_that_is_through_reads_nothing(spool: TransferSpoo
     assert spool.resume_hash("empty", 0) == [] and spool.file_sha256("empty", 0) == sha(b"")
 
 
-def test_the_root_is_created_private(tmp_path: Path) -> None:
-    spool = TransferSpool(tmp_path / "a" / "transfers")
-    assert spool.root.is_dir()
-    assert os.stat(spool.root).st_mode & 0o077 == 0
+async def test_the_folders_of_chunks_on_disk_are_private(tmp_path: Path) -> None:
+    spool = TransferSpool(LocalBlobs(tmp_path / "a"), memory_budget=0)
+    await put(spool, "t", 0, b"abc")
+    for folder in (tmp_path / "a", spool_root(spool), spool_root(spool) / "t"):
+        assert folder.is_dir() and os.stat(folder).st_mode & 0o077 == 0, folder
 
 
 # --- signals ----------------------------------------------------------------------------------
@@ -599,3 +611,27 @@ async def test_wait_for_wakes_up_on_a_change() -> None:
         start = loop.time()
         assert await wait_for(event, 5) is True
         assert loop.time() - start < 1.0
+
+
+async def test_sealed_chunks_are_ciphertext_at_rest_and_an_altered_one_is_gone(tmp_path: Path) -> None:
+    """What an object store holds (sealed as there; on disk here to look at it): its operator reads
+    nothing, and a chunk changed there is not delivered (the sender uploads it again)."""
+    spool = TransferSpool(LocalBlobs(tmp_path), memory_budget=0, seal_key=os.urandom(32))
+    data = file_bytes(CHUNK)
+    await put(spool, "t", 0, data)
+    await put(spool, "t", 1, data)
+    stored = chunk_file(spool, "t", 0).read_bytes()
+    assert data[:64] not in stored and data[-64:] not in stored
+    assert spool.copy_out("t", 0) == data
+    chunk_file(spool, "t", 0).write_bytes(stored[:-1] + bytes([stored[-1] ^ 1]))
+    chunk_file(spool, "t", 1).write_bytes(stored)  # chunk 0's sealed bytes, put in chunk 1's place
+    assert spool.copy_out("t", 0) is None, "altered: gone"
+    assert spool.copy_out("t", 1) is None, "another index's bytes do not open as this one"
+
+
+def test_chunks_in_a_shared_store_must_be_sealed(tmp_path: Path) -> None:
+    class Shared(LocalBlobs):
+        shared = True
+
+    with pytest.raises(ValueError, match="sealed"):
+        TransferSpool(Shared(tmp_path))
