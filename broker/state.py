@@ -37,7 +37,8 @@ from broker.storage.blobs import S3Blobs
 from broker.storage.db import Database
 from broker.storage.db_slots import DatabaseSlots, Lane
 from broker.throttling.attempt_slots import AttemptSlots
-from broker.throttling.ratelimit import AttemptGate, BucketsByKey, FailureCounts, FailureLimiter
+from broker.throttling.ratelimit import AttemptGate, FailureCounts, FailureLimiter
+from broker.throttling.shared_buckets import EventRates, LocalEventRates, SharedEventRates
 from broker.throttling.shared_failures import SharedFailureLimiter, SharedFailures
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class BrokerState:
     """New help requests per source address and overall (every request counts, none is forgiven)."""
     queue_signals: ChunkSignals
     """Wakes the hosts' long polls when the help-request queue changes (key :data:`broker.sessions.help_requests.QUEUE_CHANGED`)."""
-    peer_event_rates: BucketsByKey
+    peer_event_rates: EventRates
     """Events each peer of each session reports, against ``DESKHAND_PEER_EVENTS_PER_SECOND`` and its burst."""
 
     db_slots: DatabaseSlots
@@ -238,7 +239,8 @@ def build_state(settings: Settings) -> BrokerState:
             "help-requests", settings.requests_per_source, settings.requests_global, settings.request_window_seconds
         ),
         queue_signals=ChunkSignals(),
-        peer_event_rates=BucketsByKey(settings.peer_events_per_second, settings.peer_event_burst),
+        peer_event_rates=LocalEventRates(settings.peer_events_per_second, settings.peer_event_burst) if shared is None
+        else SharedEventRates(shared, "peer-events", settings.peer_events_per_second, settings.peer_event_burst),
         db_slots=DatabaseSlots(settings.database_budget),
         redis=shared,
         redis_blocking=blocking,

@@ -358,7 +358,7 @@ async def report_events(session_id: SessionId, body: PeerEvents, state: State, t
     peer = await _verified_peer(state, session_id, token, "report events")
     peer_events.check_reportable(peer, body.events, keystroke_logging=state.settings.session_policy.keystroke_logging)
     # Per peer: one peer's flood never holds back the other's events.
-    wait = state.peer_event_rates.take(f"{session_id} {peer.actor}", len(body.events), time.monotonic())
+    wait = await state.peer_event_rates.take(f"{session_id} {peer.actor}", len(body.events))
     if wait is not None:
         raise RateLimited(
             "rate_limited", f"more than {state.settings.peer_event_burst} events at once or {state.settings.peer_events_per_second:g} "

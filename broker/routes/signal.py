@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
 from broker.accounts.access import SessionPeerAccess
@@ -180,6 +181,9 @@ def _log_failure(me: Peer, connected: bool, exc: Exception) -> None:
     if is_disk_full(exc):
         log.warning("%s the %s of session %s failed, the disk is full; it was disconnected",
                     stage, me.role.value, me.session_id)
+    elif isinstance(exc, RedisError):
+        log.warning("%s the %s of session %s failed, Redis did not answer (%s); it was disconnected and "
+                    "will reconnect", stage, me.role.value, me.session_id, exc)
     else:
         log.error("%s the %s of session %s failed; it was disconnected", stage, me.role.value, me.session_id,
                   exc_info=exc)

@@ -16,9 +16,10 @@ from pathlib import Path
 import httpx
 
 from tests.integration.test_help_requests import REQUEST
+from tests.integration.test_peer_abuse import event, post_events
 from tests.integration.test_rate_limit import code_events, wrong_code
 from tests.integration.test_webhooks import send
-from tests.support.api import HOST_BODY, bearer, join, start_session
+from tests.support.api import HOST_BODY, bearer, join, paired_session, start_session
 from tests.support.broker import BrokerProcess
 from tests.support.redis_server import RedisServer
 
@@ -67,6 +68,24 @@ def test_two_brokers_allow_one_limit_at_each_door(redis_server: RedisServer, tmp
         redis_server.flush()
         again = [join(first, wrong_code(100 + n)).status_code for n in range(3)]
         assert again == [404, 404, 429], again
+
+
+def test_a_peers_event_rate_is_one_rate_however_its_batches_are_spread_over_two_brokers(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    """A host posting its events to two brokers in turn gets one burst and one rate, not one of each per broker."""
+    env = {"DESKHAND_REDIS_URL": redis_server.url, "DESKHAND_PEER_EVENTS_PER_SECOND": "1",
+           "DESKHAND_PEER_EVENT_BURST": "500"}
+    data_dir = tmp_path / "data"
+    with BrokerProcess.start(env, data_dir=data_dir) as first, BrokerProcess.start(env, data_dir=data_dir) as second:
+        admin = bearer(first.login())
+        session_id, host = paired_session(first, admin)
+        answers = [post_events((first, second)[b % 2], session_id, host, [event(f"events-{b}-{n:03d}") for n in range(200)])
+                   for b in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 429, 429], [a.text for a in answers]
+        assert int(answers[2].headers["retry-after"]) >= 60, "100 events short at one a second"
+        # The technician's bucket is its own, on either broker.
+        tech = post_events(second, session_id, first.login(), [event(f"technician-{n:03d}") for n in range(200)])
+        assert tech.status_code == 200, tech.text
 
 
 def test_wrong_codes_sent_at_once_to_two_brokers_are_counted_to_the_limit_and_no_further(
