@@ -28,7 +28,7 @@ nothing here passes or fails.
 Run: ``.venv/bin/python -m bench.broker_load [--quick] [--idle-sessions 1000,5000,10000]
 [--workers 10,50,200] [--writers 8,32,64] [--database postgresql [--database-url URL]] [--write-docs]``
 (``--write-docs`` replaces only this benchmark's section of docs/benchmarks.md). On PostgreSQL each
-row gets a new database of a throwaway cluster (``tests/support/postgres.py``), or, with
+row gets a new database of a throwaway cluster (``local_services/postgres.py``), or, with
 ``--database-url``, every row uses that (empty) database.
 """
 
@@ -125,7 +125,7 @@ def database_supply(options: Options) -> Iterator[DatabaseFactory]:
 
     SQLite: a fresh file in each broker's data directory. PostgreSQL with ``--database-url``:
     that database for every broker. PostgreSQL without: a throwaway cluster
-    (``tests/support/postgres.py``) for the run, a new database for each broker.
+    (``local_services/postgres.py``) for the run, a new database for each broker.
     """
     if options.database == "sqlite":
         yield lambda: nullcontext(None)
@@ -133,7 +133,7 @@ def database_supply(options: Options) -> Iterator[DatabaseFactory]:
         url = options.database_url
         yield lambda: nullcontext(url)
     else:
-        from tests.support.postgres import PostgresCluster  # checked by parse_options
+        from local_services.postgres import PostgresCluster  # checked by parse_options
 
         with PostgresCluster.start() as cluster:
             yield cluster.database
@@ -355,7 +355,7 @@ def conditions(options: Options, results: Results) -> list[str]:
     elif options.database_url is not None:
         database = f"PostgreSQL at {redacted(options.database_url)}, one database for every row (later rows find earlier rows' data)"
     else:
-        database = "PostgreSQL, a throwaway cluster on 127.0.0.1 (tests/support/postgres.py), a new database for each row"
+        database = "PostgreSQL, a throwaway cluster on 127.0.0.1 (local_services/postgres.py), a new database for each row"
     extra = ", ".join(f"{k}={v}" for k, v in sorted(options.settings.items()))
     lines = [
         *machine_conditions(),
@@ -464,9 +464,9 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, bool]:
     parser.add_argument("--write-docs", action="store_true", help="replace this benchmark's section of docs/benchmarks.md")
     args = parser.parse_args(argv)
 
-    if args.database == "postgresql" and not args.database_url and find_spec("tests.support.postgres") is None:
+    if args.database == "postgresql" and not args.database_url and find_spec("local_services.postgres") is None:
         parser.error("--database postgresql needs --database-url postgresql://... (an empty database) in a "
-                     "checkout without tests/support/postgres.py (a throwaway cluster)")
+                     "checkout without local_services/postgres.py (a throwaway cluster)")
     if args.database == "sqlite" and args.database_url:
         parser.error("--database-url goes with --database postgresql (SQLite lives in the broker's data directory)")
     if args.database_url and not urlsplit(args.database_url).scheme.startswith("postgresql"):
