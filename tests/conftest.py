@@ -41,6 +41,8 @@ Databases: brokers keep their data in SQLite unless told otherwise.
   the run's throwaway Redis on 127.0.0.1 (``redis_server.url`` for ``DESKHAND_REDIS_URL``).
 * ``object_store`` (session scope) -> :class:`~tests.support.object_store.ObjectStore`:
   the run's throwaway S3 server (SeaweedFS) on 127.0.0.1 (``object_store.env()`` for ``DESKHAND_OBJECT_STORE_*``).
+* ``nginx_program`` (session scope) -> ``str``: the nginx binary; a test that puts brokers
+  behind nginx (:class:`~tests.support.nginx.ProxiedBrokers`) asks for it first.
 
 Display and browser:
 
@@ -62,7 +64,7 @@ Networks (root only: ``ip netns``):
   198.18.0.1 in that relay namespace (UDP and TCP on 3478, TLS on 5349), with
   :data:`~tests.support.coturn.SECRET` as its shared secret.
 
-A missing Xvfb, Chromium, PostgreSQL, Redis, coturn or network namespaces skips the test with what to
+A missing Xvfb, Chromium, PostgreSQL, Redis, nginx, coturn or network namespaces skips the test with what to
 install or why, except under ``CI=true``, where it fails: CI must never pass by skipping.
 """
 
@@ -76,6 +78,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
+from local_services.nginx import NginxMissing
+from local_services.nginx import program as nginx_binary
 from tests.support.broker import BrokerProcess
 from tests.support.coturn import CoturnMissing, CoturnServer
 from tests.support.database import BrokerDatabases
@@ -222,6 +226,16 @@ def object_store() -> Iterator[ObjectStore]:
     """A throwaway S3 server (SeaweedFS) on 127.0.0.1 for the whole run; ``object_store.env()`` gives a
     broker its settings, under a prefix of its own."""
     yield from running_service(ObjectStore.start, ObjectStoreMissing)
+
+
+@pytest.fixture(scope="session")
+def nginx_program() -> str:
+    """The nginx binary that :class:`~tests.support.nginx.ProxiedBrokers` runs (checked once, skipped or failed if missing)."""
+    try:
+        return nginx_binary()
+    except NginxMissing as exc:
+        missing_dependency(str(exc))
+        raise  # not reached: missing_dependency skips or fails
 
 
 @pytest.fixture(scope="module", params=STACKS)
