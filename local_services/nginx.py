@@ -54,9 +54,9 @@ def program() -> str:
     return found
 
 
-def proxy_config(root: Path, port: int, upstreams: Sequence[int], *, workers: str = "1",
+def proxy_config(root: Path, port: int, upstreams: Sequence[int], *, host: str = "127.0.0.1", workers: str = "1",
                  tell_upstream: bool = False) -> str:
-    """nginx.conf for a proxy on 127.0.0.1:``port`` in front of brokers on 127.0.0.1:``upstreams``, files in ``root``."""
+    """nginx.conf for a proxy on ``host``:``port`` in front of brokers on 127.0.0.1:``upstreams``, files in ``root``."""
     # Worker processes switch to 'user' only when the master is root; as root, stay root.
     user = f"user {pwd.getpwuid(os.getuid()).pw_name} {grp.getgrgid(os.getgid()).gr_name};" if os.geteuid() == 0 else ""
     servers = "\n".join(f"        server 127.0.0.1:{upstream} max_fails=1 fail_timeout={LEFT_OUT_SECONDS}s;"
@@ -92,7 +92,7 @@ http {{
     }}
 
     server {{
-        listen 127.0.0.1:{port};
+        listen {host}:{port};
         client_max_body_size 0;  # the broker sets and enforces its own limits
 
         location / {{
@@ -139,7 +139,7 @@ class NginxProxy:
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``, no trailing slash."""
+        """``http://127.0.0.1:PORT``, no trailing slash (nginx listens there, or on every address)."""
         return f"http://127.0.0.1:{self.port}"
 
     @property
@@ -152,10 +152,11 @@ class NginxProxy:
 
     @classmethod
     @contextmanager
-    def start(cls, upstreams: Sequence[int], *, workers: str = "1", tell_upstream: bool = False,
-              timeout: float = 10.0) -> Iterator[NginxProxy]:
+    def start(cls, upstreams: Sequence[int], *, host: str = "127.0.0.1", port: int = 0, workers: str = "1",
+              tell_upstream: bool = False, timeout: float = 10.0) -> Iterator[NginxProxy]:
         """Run nginx in front of the brokers on ``upstreams`` (their 127.0.0.1 ports) for the ``with`` block.
 
+        nginx listens on ``host``:``port`` (``host`` 127.0.0.1 or 0.0.0.0; ``port`` 0: a free one).
         ``workers`` is ``worker_processes`` ("auto": one per core); ``tell_upstream`` adds
         :data:`UPSTREAM_HEADER` to every response. The configuration is checked (``nginx -t``)
         first; a failed check or start raises ``RuntimeError`` with nginx's words.
@@ -164,10 +165,10 @@ class NginxProxy:
         with tempfile.TemporaryDirectory(prefix="deskhand-nginx-") as tmp:
             root = Path(tmp)
             (root / "tmp").mkdir()
-            for _attempt in range(3):  # another process may take the free port before nginx binds it
-                port = free_port()
+            for _attempt in range(3 if port == 0 else 1):  # another process may take a free port before nginx binds it
+                listen = port or free_port()
                 (root / "nginx.conf").write_text(
-                    proxy_config(root, port, upstreams, workers=workers, tell_upstream=tell_upstream))
+                    proxy_config(root, listen, upstreams, host=host, workers=workers, tell_upstream=tell_upstream))
                 # -e: errors before the configuration is read go here too, not to /var/log/nginx.
                 command = [binary, "-p", str(root), "-e", str(root / "error.log"), "-c", str(root / "nginx.conf")]
                 checked = subprocess.run([*command, "-t"], capture_output=True, text=True)
@@ -176,7 +177,7 @@ class NginxProxy:
                 with (root / "output.log").open("a") as output:
                     process = subprocess.Popen([*command, "-g", "daemon off;"], stdin=subprocess.DEVNULL,
                                                stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-                proxy = cls(root, port, process)
+                proxy = cls(root, listen, process)
                 if proxy._wait_ready(timeout):
                     break
                 proxy.stop()
