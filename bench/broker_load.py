@@ -21,13 +21,20 @@ and of the generator, in % of one core; memory is the broker's resident set.
   second, then recording segments (``PUT .../recording/{index}``, a real one-second VP8
   segment as the host records it).
 
+With ``--brokers N`` (N >= 2) only pairings are measured, each worker count twice: against one
+broker and against N brokers, both behind nginx (:mod:`local_services.nginx`, so the proxy's cost
+is in both rows), on PostgreSQL and Redis; the N brokers share one data directory, one database and
+one Redis, and nginx hands their requests and sockets round robin (a technician and a host of one
+session often meet across two brokers, through Redis). CPU is then also that of nginx and PostgreSQL.
+
 Every step has a timeout (``--request-timeout``) and every phase a deadline, so a broker
 that stalls yields timeouts and error counts, never a hung benchmark. Figures only:
 nothing here passes or fails.
 
 Run: ``.venv/bin/python -m bench.broker_load [--quick] [--idle-sessions 1000,5000,10000]
-[--workers 10,50,200] [--writers 8,32,64] [--database postgresql [--database-url URL]] [--write-docs]``
-(``--write-docs`` replaces only this benchmark's section of docs/benchmarks.md). On PostgreSQL each
+[--workers 10,50,200] [--writers 8,32,64] [--database postgresql [--database-url URL]] [--brokers 2]
+[--write-docs]`` (``--write-docs`` replaces only this benchmark's section of docs/benchmarks.md, or
+with ``--brokers`` its several-brokers subsection). On PostgreSQL each
 row gets a new database of a throwaway cluster (``local_services/postgres.py``), or, with
 ``--database-url``, every row uses that (empty) database.
 """
@@ -39,12 +46,14 @@ import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -53,10 +62,15 @@ from bench.load_generator import PAIRING_STEPS, TICKETS, GeneratorProcess, raise
 from bench.report import ROOT, machine_conditions, percentile, publish
 from bench.segment_check import segment as recorded_segment
 from broker.settings import Settings
+from local_services import nginx
+from local_services.nginx import NginxProxy
+from local_services.redis_server import RedisServer
 from protocol.cli import number_in_range
 from tests.support.broker import BrokerProcess
 
 DOCS_SECTION = "broker_load"
+CLUSTER_DOCS_SECTION = "broker_load_cluster"
+"""The subsection of the ``--brokers`` rows."""
 SETTLE_SECONDS = 2.0
 """Pause after opening idle sockets, before memory is read: greetings and audits finish
 (shorter when the hold is: a smoke run measures nothing)."""
@@ -102,6 +116,8 @@ class Options:
     phases: tuple[str, ...] = PHASES
     database: str = "sqlite"
     database_url: str | None = None
+    brokers: int = 1
+    """Above 1: pairings on one broker against this many, behind nginx, on PostgreSQL and Redis."""
     request_timeout: float = 10.0
     probe_rate: float = 20.0
     setup_concurrency: int = 8
@@ -119,100 +135,154 @@ DatabaseFactory = Callable[[], AbstractContextManager[str | None]]
 """Gives each broker its database: a URL for ``DESKHAND_DATABASE_URL``, or None for SQLite in its data directory."""
 
 
+@dataclass(frozen=True)
+class Services:
+    """What the run's rigs share: where each gets its database, and (``--brokers``) one Redis."""
+
+    database: DatabaseFactory
+    database_pid: int | None = None
+    """The throwaway PostgreSQL server's process (its CPU is measured in the ``--brokers`` rows)."""
+    redis: RedisServer | None = None
+
+
 @contextmanager
-def database_supply(options: Options) -> Iterator[DatabaseFactory]:
-    """Where the run's brokers keep their data.
+def shared_services(options: Options) -> Iterator[Services]:
+    """Where the run's brokers keep their data, and the Redis of ``--brokers``.
 
     SQLite: a fresh file in each broker's data directory. PostgreSQL with ``--database-url``:
     that database for every broker. PostgreSQL without: a throwaway cluster
-    (``local_services/postgres.py``) for the run, a new database for each broker.
+    (``local_services/postgres.py``) for the run, a new database for each rig.
     """
-    if options.database == "sqlite":
-        yield lambda: nullcontext(None)
-    elif options.database_url is not None:
-        url = options.database_url
-        yield lambda: nullcontext(url)
-    else:
-        from local_services.postgres import PostgresCluster  # checked by parse_options
+    with ExitStack() as stack:
+        redis = stack.enter_context(RedisServer.start()) if options.brokers > 1 else None
+        if options.database == "sqlite":
+            yield Services(lambda: nullcontext(None), redis=redis)
+        elif options.database_url is not None:
+            url = options.database_url
+            yield Services(lambda: nullcontext(url), redis=redis)
+        else:
+            from local_services.postgres import PostgresCluster  # checked by parse_options
 
-        with PostgresCluster.start() as cluster:
-            yield cluster.database
-
-
-class Rigs:
-    """Fresh brokers, each with a load generator: one for each measurement."""
-
-    def __init__(self, options: Options, database: DatabaseFactory) -> None:
-        self.options = options
-        self._database = database
-        self._admin_password: str | None = None
-
-    @contextmanager
-    def fresh(self) -> Iterator[tuple[BrokerProcess, GeneratorProcess]]:
-        """A new broker and a load generator against it, warmed up."""
-        options = self.options
-        env = {**BENCH_SETTINGS, **options.settings}
-        with self._database() as url:
-            if url is not None:
-                env["DESKHAND_DATABASE_URL"] = url
-            with BrokerProcess.start(env, timeout=60) as broker:
-                # A broker prints the first admin's password on an empty database only: on
-                # one every row shares (--database-url), later rows sign in with the first's.
-                password = broker.admin_password or self._admin_password
-                if password is None:
-                    raise RuntimeError("the database already holds accounts: give the benchmark an empty one")
-                self._admin_password = password
-                with GeneratorProcess(broker.base_url, broker.login(password=password),
-                                      options.request_timeout) as generator:
-                    generator.call("prepare", deadline=60)
-                    generator.call("probe", deadline=60, rate=2 * WARM_UP_GETS, seconds=0.5)
-                    yield broker, generator
+            cluster = stack.enter_context(PostgresCluster.start())
+            assert cluster.process is not None
+            yield Services(cluster.database, cluster.process.pid, redis)
 
 
 class Meter:
-    """CPU of the broker and the generator between its creation and :meth:`read`, in % of one core."""
+    """CPU of named groups of processes between its creation and :meth:`read`, in % of one core each group."""
 
-    def __init__(self, broker: BrokerProcess, generator: GeneratorProcess) -> None:
-        self._pids = (broker.process.pid, generator.pid)
-        self._start = [CpuSample.take(pid) for pid in self._pids]
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self._start = {name: [CpuSample.take(pid) for pid in pids] for name, pids in groups.items()}
 
-    def read(self) -> tuple[float, float]:
-        broker, generator = (CpuSample.take(pid).percent_since(start) for pid, start in zip(self._pids, self._start, strict=False))
-        return broker, generator
+    def read(self) -> dict[str, float]:
+        """``{group: % of one core}`` (a group of two processes can exceed 100 %)."""
+        return {name: sum(CpuSample.take(start.pid).percent_since(start) for start in starts)
+                for name, starts in self._start.items()}
+
+
+@dataclass(frozen=True)
+class Rig:
+    """The brokers of one measurement, nginx in front of them if any, and the load generator."""
+
+    brokers: list[BrokerProcess]
+    proxy: NginxProxy | None
+    generator: GeneratorProcess
+    database_pid: int | None
+
+    @property
+    def broker(self) -> BrokerProcess:
+        """The first (or only) broker."""
+        return self.brokers[0]
+
+    def meter(self) -> Meter:
+        """CPU from now of the brokers (``broker_cpu``, together), the generator, nginx and PostgreSQL."""
+        groups = {"broker_cpu": [b.process.pid for b in self.brokers], "generator_cpu": [self.generator.pid]}
+        if self.proxy is not None:
+            groups["nginx_cpu"] = [self.proxy.process.pid]  # the master: its workers are counted with it
+            if self.database_pid is not None:
+                groups["postgres_cpu"] = [self.database_pid]
+        return Meter(groups)
+
+
+class Rigs:
+    """Fresh brokers, each rig with a load generator: one for each measurement."""
+
+    def __init__(self, options: Options, services: Services) -> None:
+        self.options = options
+        self._services = services
+        self._admin_password: str | None = None
+
+    @contextmanager
+    def fresh(self, brokers: int = 1) -> Iterator[Rig]:
+        """``brokers`` new brokers and a load generator against them (through nginx with ``--brokers``), warmed up.
+
+        Several brokers share one database, one data directory (its keys) and Redis, as
+        ``scripts/cluster`` runs them.
+        """
+        options, services = self.options, self._services
+        env = {**BENCH_SETTINGS, **options.settings}
+        with ExitStack() as stack:
+            url = stack.enter_context(services.database())
+            if url is not None:
+                env["DESKHAND_DATABASE_URL"] = url
+            data_dir = None
+            if services.redis is not None:
+                services.redis.flush()  # no limit or room left from the last rig
+                env |= {"DESKHAND_REDIS_URL": services.redis.url, "DESKHAND_TRUSTED_PROXIES": "127.0.0.1"}
+                data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="deskhand-bench-"))) / "data"
+            # One after the other: the first creates the schema, the keys and the first admin.
+            started = [stack.enter_context(BrokerProcess.start(env, data_dir=data_dir, timeout=60))
+                       for _ in range(brokers)]
+            proxy = None
+            if options.brokers > 1:
+                proxy = stack.enter_context(NginxProxy.start([int(b.base_url.rsplit(":", 1)[1]) for b in started],
+                                                             workers="auto"))
+            # A broker prints the first admin's password on an empty database only: on
+            # one every row shares (--database-url), later rows sign in with the first's.
+            password = started[0].admin_password or self._admin_password
+            if password is None:
+                raise RuntimeError("the database already holds accounts: give the benchmark an empty one")
+            self._admin_password = password
+            generator = stack.enter_context(GeneratorProcess(
+                proxy.base_url if proxy else started[0].base_url, started[0].login(password=password),
+                options.request_timeout))
+            generator.call("prepare", deadline=60)
+            generator.call("probe", deadline=60, rate=2 * WARM_UP_GETS, seconds=0.5)
+            yield Rig(started, proxy, generator, services.database_pid)
 
 
 def measure_idle(rigs: Rigs, count: int) -> dict[str, Any]:
     """Hold ``count`` sessions' host sockets; memory, CPU while idle, GET latency."""
     options = rigs.options
     sizes = options.sizes
-    with rigs.fresh() as (broker, generator):
-        pid = broker.process.pid
+    with rigs.fresh() as rig:
+        generator, pid = rig.generator, rig.broker.process.pid
         before = resident_bytes(pid)
         opened = generator.call("open_idle", deadline=options.setup_seconds + 120, count=count,
                                 concurrency=options.setup_concurrency, seconds=options.setup_seconds)
         time.sleep(min(SETTLE_SECONDS, sizes.hold_seconds))
         after = resident_bytes(pid)
-        quiet = Meter(broker, generator)
+        quiet = rig.meter()
         time.sleep(sizes.hold_seconds)
-        broker_cpu, generator_cpu = quiet.read()
+        cpu = quiet.read()
         probe = generator.call("probe", deadline=sizes.hold_seconds + 2 * options.request_timeout + 30,
                                rate=options.probe_rate, seconds=sizes.hold_seconds)
         closed = generator.call("close_idle", deadline=300)
     return {"wanted": count, "held": opened["held"], "held_to_the_end": closed["open_until_now"], "setup_seconds": opened["seconds"],
             "setup_errors": opened["errors"], "rss_before": before, "rss_after": after,
-            "broker_cpu": broker_cpu, "generator_cpu": generator_cpu, "probe": probe}
+            **cpu, "probe": probe}
 
 
-def measure_pairings(rigs: Rigs, workers: int) -> dict[str, Any]:
-    """``workers`` pairing back to back for the window."""
+def measure_pairings(rigs: Rigs, workers: int, brokers: int = 1) -> dict[str, Any]:
+    """``workers`` pairing back to back for the window, against ``brokers`` brokers."""
     options = rigs.options
     seconds = options.sizes.pairing_seconds
-    with rigs.fresh() as (broker, generator):
-        meter = Meter(broker, generator)
-        result = generator.call("pairings", deadline=seconds + options.request_timeout * (len(PAIRING_STEPS) + 1) + 60,
-                                workers=workers, seconds=seconds)
-        result["broker_cpu"], result["generator_cpu"] = meter.read()
-    result["workers"] = workers
+    with rigs.fresh(brokers) as rig:
+        meter = rig.meter()
+        result = rig.generator.call("pairings", deadline=seconds + options.request_timeout * (len(PAIRING_STEPS) + 1) + 60,
+                                    workers=workers, seconds=seconds)
+        result.update(meter.read())
+    result["workers"], result["brokers"] = workers, brokers
     return result
 
 
@@ -221,14 +291,14 @@ def measure_writes(rigs: Rigs, writers: int, segment: bytes) -> list[dict[str, A
     options = rigs.options
     seconds = options.sizes.write_seconds
     rows = []
-    with rigs.fresh() as (broker, generator):
+    with rigs.fresh() as rig:
         for kind in ("events", "segments"):
-            meter = Meter(broker, generator)
-            result = generator.call(
+            meter = rig.meter()
+            result = rig.generator.call(
                 "writes", deadline=options.setup_seconds + seconds + 2 * options.request_timeout + 60,
                 kind=kind, writers=writers, seconds=seconds, setup_seconds=options.setup_seconds,
                 events_per_batch=options.events_per_batch, segment=segment if kind == "segments" else b"")
-            result["broker_cpu"], result["generator_cpu"] = meter.read()
+            result.update(meter.read())
             result["kind"], result["writers"] = kind, writers
             rows.append(result)
     return rows
@@ -242,22 +312,30 @@ class Results:
     pairings: list[dict[str, Any]] = field(default_factory=list)
     writes: list[dict[str, Any]] = field(default_factory=list)
     segment_bytes: int = 0
+    services: list[str] = field(default_factory=list)
+    """Versions of the services besides the brokers (``--brokers``: Redis, nginx)."""
 
 
 def run(options: Options, progress: Callable[[str], None] = lambda _line: None) -> Results:
     """Every phase asked for, each measurement on a fresh broker; the raw results."""
     raise_fd_limit()  # the broker inherits it
     results = Results()
-    with database_supply(options) as database:
-        rigs = Rigs(options, database)
+    with shared_services(options) as services:
+        rigs = Rigs(options, services)
+        if services.redis is not None:
+            with services.redis.client() as client:
+                results.services.append(f"Redis {client.info()['redis_version']}")
+            results.services.append(subprocess.run([nginx.program(), "-v"], capture_output=True, text=True)
+                                    .stderr.strip().removeprefix("nginx version: "))
         if "idle" in options.phases:
             for count in options.sizes.idle:
                 progress(f"idle: {count} sessions' sockets")
                 results.idle.append(measure_idle(rigs, count))
         if "pairings" in options.phases:
             for workers in options.sizes.workers:
-                progress(f"pairings: {workers} workers, {options.sizes.pairing_seconds:g} s")
-                results.pairings.append(measure_pairings(rigs, workers))
+                for brokers in sorted({1, options.brokers}):
+                    progress(f"pairings: {workers} workers, {brokers} broker(s), {options.sizes.pairing_seconds:g} s")
+                    results.pairings.append(measure_pairings(rigs, workers, brokers))
         if "writes" in options.phases:
             segment = recorded_segment(options.segment_picture, 1920, 1080)
             results.segment_bytes = len(segment)
@@ -307,13 +385,41 @@ def pairing_tables(rows: list[dict[str, Any]]) -> str:
             f"| {row['workers']} | {row['done'] / row['window']:.1f} | {row['done']} ({row['late']}; {row['cut_off']}) "
             f"| {_ms(row['latencies'].get('pairing', []))} | {sum(row['errors'].values())} "
             f"| {row['broker_cpu']:.0f} % | {row['generator_cpu']:.0f} % |")
-    lines += ["", "| step, p50 / p95 / p99 | " + " | ".join(f"{row['workers']} workers" for row in rows) + " |",
-              "|---|" + "---|" * len(rows)]
+    return "\n".join(lines) + "\n\n" + pairing_steps(rows)
+
+
+def _label(row: dict[str, Any]) -> str:
+    """``10 workers``, or with ``--brokers`` ``10 workers, 2 brokers``."""
+    brokers = row.get("brokers", 1)
+    return f"{row['workers']} workers" + (f", {brokers} broker{'s' if brokers > 1 else ''}" if "nginx_cpu" in row else "")
+
+
+def pairing_steps(rows: list[dict[str, Any]]) -> str:
+    """Each step's latency, one column a row; then each row's errors."""
+    lines = ["| step, p50 / p95 / p99 | " + " | ".join(_label(row) for row in rows) + " |", "|---|" + "---|" * len(rows)]
     for step in PAIRING_STEPS:
         lines.append(f"| {step} | " + " | ".join(_ms(row["latencies"].get(step, [])) for row in rows) + " |")
     lines.append("")
-    lines += [f"- errors at {row['workers']} workers: {_errors(row['errors'])}" for row in rows]
+    lines += [f"- errors at {_label(row)}: {_errors(row['errors'])}" for row in rows]
     return "\n".join(lines)
+
+
+def cluster_tables(rows: list[dict[str, Any]]) -> str:
+    """The ``--brokers`` rows: one broker and several, both behind nginx, and how many times the first the second does."""
+    lines = ["| workers | brokers behind nginx | pairings/s | pairings in the window (after it; cut off) "
+             "| pairing p50 / p95 / p99 | failed pairings | brokers' CPU | nginx CPU | PostgreSQL CPU | generator CPU |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(
+            f"| {row['workers']} | {row['brokers']} | {row['done'] / row['window']:.1f} | {row['done']} ({row['late']}; "
+            f"{row['cut_off']}) | {_ms(row['latencies'].get('pairing', []))} | {sum(row['errors'].values())} "
+            f"| {row['broker_cpu']:.0f} % | {row['nginx_cpu']:.0f} % | {row.get('postgres_cpu', 0):.0f} % "
+            f"| {row['generator_cpu']:.0f} % |")
+    lines.append("")
+    for one, more in zip(rows[::2], rows[1::2], strict=True):
+        ratio = (more["done"] / more["window"]) / (one["done"] / one["window"]) if one["done"] else float("nan")
+        lines.append(f"- at {one['workers']} workers: {more['brokers']} brokers pair {ratio:.2f}× as many a second as one")
+    return "\n".join(lines) + "\n\n" + pairing_steps(rows)
 
 
 def write_table(rows: list[dict[str, Any]]) -> str:
@@ -356,20 +462,30 @@ def conditions(options: Options, results: Results) -> list[str]:
         database = f"PostgreSQL at {redacted(options.database_url)}, one database for every row (later rows find earlier rows' data)"
     else:
         database = "PostgreSQL, a throwaway cluster on 127.0.0.1 (local_services/postgres.py), a new database for each row"
+    if options.brokers > 1:
+        database += ", shared by the row's brokers"
     extra = ", ".join(f"{k}={v}" for k, v in sorted(options.settings.items()))
     lines = [
         *machine_conditions(),
         f"load average at the end: {' '.join(f'{n:.2f}' for n in os.getloadavg())}",
         _code_version(),
         f"server: {libraries}; database: {database}",
-        "broker: one `deskhand-broker serve` on 127.0.0.1, fresh for each row, shipped settings but "
-        "DESKHAND_PEER_EVENTS_PER_SECOND/BURST raised (one peer's own rate is not measured)"
+        (f"brokers: 1 or {options.brokers} `deskhand-broker serve` on 127.0.0.1, fresh for each row, on one data "
+         f"directory, one database and one Redis ({results.services[0]}; DESKHAND_REDIS_URL), behind nginx "
+         f"({results.services[1]}, local_services/nginx.py: worker_processes auto, keep-alive to the brokers, round robin, "
+         "DESKHAND_TRUSTED_PROXIES=127.0.0.1); the generator talks to nginx only; "
+         if options.brokers > 1 else "broker: one `deskhand-broker serve` on 127.0.0.1, fresh for each row, ")
+        + "shipped settings but DESKHAND_PEER_EVENTS_PER_SECOND/BURST raised (one peer's own rate is not measured)"
         + (f"; also {extra}" if extra else ""),
         f"load generator: one process (asyncio, httpx + websockets), one technician token for all sessions, "
         f"sessions on {TICKETS} tickets; each step times out after {options.request_timeout:g} s and counts as an error; "
         "a 429 or 503 is counted, then its Retry-After waited",
         "CPU: utime+stime from /proc, % of one core; memory: the broker's VmRSS",
     ]
+    if options.brokers > 1:
+        lines.append(f"all on this machine's {os.cpu_count()} cores: the brokers, nginx, PostgreSQL, Redis and the load "
+                     "generator compete for them (brokers' CPU is the brokers' together; nginx's counts its workers; "
+                     "PostgreSQL's its backends)")
     if results.idle:
         lines.append(f"idle sockets: host signalling sockets, set up {options.setup_concurrency} at a time; "
                      f"CPU over a quiet {sizes.hold_seconds:g} s, then GET /auth/me at {options.probe_rate:g}/s "
@@ -386,6 +502,10 @@ def conditions(options: Options, results: Results) -> list[str]:
 
 
 def report(options: Options, results: Results, *, write: bool) -> None:
+    if options.brokers > 1:
+        publish(CLUSTER_DOCS_SECTION, conditions(options, results), "**Pairings, one broker and "
+                f"{options.brokers} behind nginx**\n\n" + cluster_tables(results.pairings), write=write)
+        return
     tables = []
     if results.idle:
         tables.append("**Idle signalling sockets held**\n\n" + idle_table(results.idle))
@@ -433,7 +553,7 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, bool]:
     """The options of a run, and whether to write the docs; exits 2 naming what is wrong."""
     parser = argparse.ArgumentParser(prog="python -m bench.broker_load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="every phase, small (a smoke run); flags below override")
-    parser.add_argument("--phases", type=phase_list, default=PHASES, help="which of idle,pairings,writes (default all)")
+    parser.add_argument("--phases", type=phase_list, help="which of idle,pairings,writes (default all)")
     parser.add_argument("--idle-sessions", type=counts(1, 100_000, "idle sessions"),
                         help="sessions' sockets to hold, one run each (default 1000,5000,10000)")
     parser.add_argument("--workers", type=counts(1, 2000, "workers"), help="pairing workers (default 10,50,200)")
@@ -455,14 +575,27 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, bool]:
     parser.add_argument("--events-per-batch", type=number_in_range(int, 1, 500, "events per batch"), default=4)
     parser.add_argument("--segment-picture", choices=SEGMENT_PICTURES, default="text",
                         help="what the uploaded one-second segment shows (default text: ~330 kB)")
-    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), help="default sqlite (postgresql with --brokers)")
     parser.add_argument("--database-url", help="with --database postgresql: DESKHAND_DATABASE_URL of an empty "
                         "database every broker uses (the benchmark fills it); without, a throwaway cluster")
+    parser.add_argument("--brokers", type=number_in_range(int, 1, 8, "brokers"), default=1,
+                        help="above 1: pairings against one broker and this many behind nginx, on PostgreSQL and Redis")
     parser.add_argument("--setting", type=broker_setting, action="append", default=[], metavar="DESKHAND_NAME=VALUE",
                         help="another broker setting (repeatable), e.g. DESKHAND_WS_PING_SECONDS=60")
     parser.add_argument("--note", action="append", default=[], help="a line added to the conditions (repeatable)")
     parser.add_argument("--write-docs", action="store_true", help="replace this benchmark's section of docs/benchmarks.md")
     args = parser.parse_args(argv)
+    if args.brokers > 1:
+        if args.database == "sqlite":
+            parser.error("--brokers runs on PostgreSQL (--database postgresql, the default with --brokers)")
+        if args.phases not in (None, ("pairings",)):
+            parser.error("--brokers measures pairings only (--phases pairings)")
+        try:
+            nginx.program()
+        except nginx.NginxMissing as exc:
+            parser.error(f"--brokers puts nginx in front: {exc}")
+    args.database = args.database or ("postgresql" if args.brokers > 1 else "sqlite")
+    args.phases = args.phases or (("pairings",) if args.brokers > 1 else PHASES)
 
     if args.database == "postgresql" and not args.database_url and find_spec("local_services.postgres") is None:
         parser.error("--database postgresql needs --database-url postgresql://... (an empty database) in a "
@@ -487,7 +620,7 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, bool]:
         sizes=sizes, phases=args.phases, database=args.database, database_url=args.database_url,
         request_timeout=args.request_timeout, probe_rate=args.probe_rate, setup_concurrency=args.setup_concurrency,
         setup_seconds=args.setup_seconds, events_per_batch=args.events_per_batch,
-        segment_picture=args.segment_picture, settings=dict(args.setting), notes=tuple(args.note),
+        segment_picture=args.segment_picture, settings=dict(args.setting), notes=tuple(args.note), brokers=args.brokers,
     )
     return options, args.write_docs
 

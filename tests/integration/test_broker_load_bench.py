@@ -2,8 +2,9 @@
 
 Not a measurement: no figure is compared with a bound. What is checked is that each
 phase did its work against a real broker (sockets held and answered, pairings through
-every step with no error at two workers, event batches and segments stored), that the
-report prints it, and that the command line names what is wrong before it starts anything.
+every step with no error at two workers, on one broker and on two behind nginx, event
+batches and segments stored), that the report prints it, and that the command line names
+what is wrong before it starts anything.
 """
 
 from __future__ import annotations
@@ -42,6 +43,22 @@ def test_every_phase_does_its_work_and_is_reported(capsys: pytest.CaptureFixture
     assert "database: SQLite" in printed
 
 
+def test_two_brokers_behind_nginx_pair_beside_one_and_are_reported(
+        nginx_program: str, redis_server: object, postgres: object, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--brokers 2``: one broker, then two, behind nginx on PostgreSQL and Redis (the fixtures: installed or skip)."""
+    options, _ = parse_options(["--brokers", "2", "--workers", "2", "--pairing-seconds", "2"])
+    assert options.database == "postgresql" and options.phases == ("pairings",)
+    results = run(options)
+
+    assert [(row["workers"], row["brokers"]) for row in results.pairings] == [(2, 1), (2, 2)]
+    for row in results.pairings:
+        assert row["errors"] == {} and row["cut_off"] == 0 and row["done"] >= 1, row["errors"]
+    report(options, results, write=False)
+    printed = capsys.readouterr().out
+    assert "- at 2 workers: 2 brokers pair " in printed
+    assert "- errors at 2 workers, 2 brokers: 0" in printed
+
+
 def test_quick_sizes_apply_and_flags_override_them() -> None:
     options, _ = parse_options(["--quick", "--workers", "3,7"])
     assert options.sizes.workers == (3, 7)
@@ -60,6 +77,8 @@ def test_quick_sizes_apply_and_flags_override_them() -> None:
         (["--phases", "idle,naps"], "phases are among idle, pairings, writes"),
         (["--setting", "WORKERS=2"], "a setting is DESKHAND_NAME=VALUE"),
         (["--setting", "DESKHAND_DATABASE_URL=sqlite://"], "not the database URL"),
+        (["--brokers", "2", "--database", "sqlite"], "--brokers runs on PostgreSQL"),
+        (["--brokers", "2", "--phases", "idle"], "--brokers measures pairings only"),
     ],
 )
 def test_the_command_line_names_what_is_wrong(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
