@@ -115,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="deskhand-cluster-")))
             database = stack.enter_context(stack.enter_context(PostgresCluster.start()).database())
             redis = stack.enter_context(RedisServer.start())
-            # S3 (recordings and transfer chunks every broker reads) starts here once the brokers use it.
+            # An S3 server (DESKHAND_OBJECT_STORE_*) goes here, for brokers that do not share a data
+            # directory; on one machine the shared directory holds recordings and chunks for all.
             inherited = {k: v for k, v in os.environ.items() if not k.startswith("DESKHAND_")}
             env = {**inherited, "PYTHONUNBUFFERED": "1", "DESKHAND_DATABASE_URL": database,
                    "DESKHAND_REDIS_URL": redis.url, "DESKHAND_TRUSTED_PROXIES": "127.0.0.1"}
