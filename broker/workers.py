@@ -60,6 +60,7 @@ async def running_workers(state: BrokerState) -> AsyncIterator[None]:
         asyncio.create_task(close_rooms_ended_elsewhere(state), name="ended-elsewhere"),
     ]
     if state.bus is not None:
+        log.info("sharing Redis with the other brokers as broker %s", state.bus.broker_id)
         tasks.append(asyncio.create_task(state.bus.listen(), name="broker-bus"))
         tasks.append(asyncio.create_task(state.bus.publish_queued(), name="broker-bus-send"))
     if isinstance(state.rooms, ClusterRooms):

@@ -1,10 +1,11 @@
 """Several brokers on this machine, as a deployment runs them: ``scripts/cluster [--port 8080] [--brokers 2]``.
 
 Starts, each on 127.0.0.1: a throwaway PostgreSQL cluster (one database for every broker), Redis
-(shared limits, the broker bus, rooms across brokers), the brokers on one data directory (they
-share its keys) and nginx in front of them, the only address users and hosts need. Prints the
-console's address and the first admin's login, then waits; Ctrl-C or SIGTERM stops everything
-and deletes its data. Brokers' output goes to ``broker-N.log`` in the data directory's parent.
+(shared limits, the broker bus, rooms across brokers), an S3 server (SeaweedFS: recordings and
+transfer chunks), the brokers on one data directory (they share its keys) and nginx in front of
+them, the only address users and hosts need. Prints the console's address and the first admin's
+login, then waits; Ctrl-C or SIGTERM stops everything and deletes its data. Brokers' output goes
+to ``broker-N.log`` in the data directory's parent.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from types import FrameType
 import httpx
 
 from local_services.nginx import NginxProxy
+from local_services.object_store import ObjectStore
 from local_services.ports import free_port
 from local_services.postgres import PostgresCluster
 from local_services.redis_server import RedisServer
@@ -115,16 +117,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="deskhand-cluster-")))
             database = stack.enter_context(stack.enter_context(PostgresCluster.start()).database())
             redis = stack.enter_context(RedisServer.start())
-            # An S3 server (DESKHAND_OBJECT_STORE_*) goes here, for brokers that do not share a data
-            # directory; on one machine the shared directory holds recordings and chunks for all.
+            store = stack.enter_context(ObjectStore.start())
             inherited = {k: v for k, v in os.environ.items() if not k.startswith("DESKHAND_")}
             env = {**inherited, "PYTHONUNBUFFERED": "1", "DESKHAND_DATABASE_URL": database,
-                   "DESKHAND_REDIS_URL": redis.url, "DESKHAND_TRUSTED_PROXIES": "127.0.0.1"}
+                   "DESKHAND_REDIS_URL": redis.url, **store.env(prefix=""), "DESKHAND_TRUSTED_PROXIES": "127.0.0.1"}
             running = stack.enter_context(brokers(args.brokers, env, root))
             proxy = stack.enter_context(
                 NginxProxy.start([b.port for b in running], host=args.host, port=args.port, workers="auto"))
             print(f"Deskhand: {len(running)} brokers (127.0.0.1:{', '.join(str(b.port) for b in running)}; "
-                  f"logs in {root}) on PostgreSQL and Redis, behind nginx ({proxy.config_file}).")
+                  f"logs in {root}) on PostgreSQL, Redis and an S3 bucket ({store.url}), behind nginx "
+                  f"({proxy.config_file}).")
             print(f"  console:  {proxy.base_url}/")
             print("  username: admin")
             print(f"  password: {running[0].first_password()}  (you will be asked to change it)")

@@ -503,7 +503,7 @@ class SessionKey(Base):
 
 
 class RecordingSegment(Base):
-    """One stored recording segment (its bytes are encrypted on disk)."""
+    """One stored recording segment (its bytes are encrypted where they are kept: ``broker.storage.blobs``)."""
 
     __tablename__ = "recording_segments"
 
