@@ -9,6 +9,10 @@ A broker that dies (SIGKILL, power) cannot take its peers out. Each broker beats
 set ``deskhand:brokers`` (scored by Redis's own clock) every :data:`BEAT_SECONDS`; an occupant
 whose broker has not beaten for :data:`LIVENESS_SECONDS` is dead: no script returns it, the
 first to meet it removes it and says so (:attr:`Found.dead`), so that its partner is told it left.
+
+Redis may lose the rooms (restarted without persistence, emptied): every beat, each broker also
+puts back the record of each of its peers whose place is empty (:meth:`RoomDirectory.check_many`),
+so peers on different brokers reach each other again within a second, without reconnecting.
 """
 
 from __future__ import annotations
@@ -91,6 +95,19 @@ local record, dead = live(ARGV[2])
 return {record or '', dead}
 """
 
+# KEYS: room, brokers. ARGV: liveness ms, role, other role, record, conn, room ttl ms.
+# Returns {1 if the role's place was empty and is this record's again else 0, other record or '', 'dead' or ''}.
+_CHECK = _NOW + """
+local restored = 0
+if not redis.call('HGET', KEYS[1], ARGV[2]) then
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  restored = 1
+end
+local other, dead = live(ARGV[3])
+return {restored, other or '', dead}
+"""
+
 # KEYS: room, brokers. ARGV: liveness ms. Returns the records of live brokers.
 _MEMBERS = _NOW + """
 local found = {}
@@ -140,6 +157,15 @@ class Found:
     """An occupant was there on a dead broker, and is removed now: its partner should be told it left."""
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What :meth:`RoomDirectory.check_many` found for one connection held here."""
+
+    restored: bool
+    """Its place was empty and holds its record again."""
+    other: Found
+
+
 def room_key(session_id: str) -> str:
     return f"deskhand:room:{session_id}"
 
@@ -164,6 +190,7 @@ class RoomDirectory:
         self._join = client.register_script(_JOIN)
         self._leave = client.register_script(_LEAVE)
         self._find = client.register_script(_FIND)
+        self._check = client.register_script(_CHECK)
         self._members = client.register_script(_MEMBERS)
         self._beat = client.register_script(_BEAT)
 
@@ -193,14 +220,18 @@ class RoomDirectory:
         record, dead = await self._find(keys=[room_key(session_id), BROKERS], args=[self._liveness_ms, role.value])
         return Found(_occupant(record), dead=bool(dead))
 
-    async def find_many(self, wanted: list[tuple[str, Role]]) -> list[Found]:
-        """:meth:`find` for each (session, role), in one round trip."""
+    async def check_many(self, present: list[tuple[str, Role, str, PeerInfo]]) -> list[Checked]:
+        """For each (session, role, connection, who) held here, in one round trip: put its record back
+        when its role's place is empty (Redis restarted, or was emptied), and find the other role's."""
         async with self._client.pipeline(transaction=False) as pipe:
-            for session_id, role in wanted:
-                await self._find(keys=[room_key(session_id), BROKERS], args=[self._liveness_ms, role.value],
-                                 client=pipe)
+            for session_id, role, conn, info in present:
+                await self._check(
+                    keys=[room_key(session_id), BROKERS],
+                    args=[self._liveness_ms, role.value, role.other.value, self.record(session_id, conn, info),
+                          conn, ROOM_TTL_SECONDS * 1000],
+                    client=pipe)
             answers = await pipe.execute()
-        return [Found(_occupant(record), dead=bool(dead)) for record, dead in answers]
+        return [Checked(bool(restored), Found(_occupant(other), dead=bool(dead))) for restored, other, dead in answers]
 
     async def members(self, session_id: str) -> list[Occupant]:
         """Every occupant of the room on a live broker."""

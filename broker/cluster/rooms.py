@@ -174,19 +174,20 @@ class ClusterRooms:
             self._bus.broadcast(ROOM_CLOSED, session=session_id, ended_by=farewell.ended_by, reason=farewell.reason)
 
     async def keep_presence(self) -> None:
-        """Forever: beat (this broker is alive), and tell each peer here whose partner's broker died.
+        """Forever, every :data:`~broker.cluster.room_directory.BEAT_SECONDS`: say this broker is alive,
+        and look at the room of every peer here (one round trip for all):
 
-        Only sessions with one peer here are looked at (both here: the hub knows), one round trip
-        for all of them."""
+        * a peer whose place is empty has it back: Redis restarted or was emptied, and its partner
+          on another broker could no longer reach it (one that left meanwhile is taken out again);
+        * a peer whose partner's broker died is told ``peer_left``.
+        """
         failing = False
         while True:
             try:
                 await self._directory.beat()
-                alone = [peers[0] for peers in map(self.hub.peers, self.hub.session_ids()) if len(peers) == 1]
-                if alone:
-                    found = await self._directory.find_many([(peer.session_id, peer.role.other) for peer in alone])
-                    for peer, answer in zip(alone, found, strict=True):
-                        self._tell_if_dead(peer, answer)
+                await self._check_rooms()
+                if failing:
+                    log.info("Redis answers again; this broker's rooms are kept there again")
                 failing = False
             except RedisError as exc:
                 if not failing:
@@ -194,6 +195,20 @@ class ClusterRooms:
                                 exc, BEAT_SECONDS)
                     failing = True
             await asyncio.sleep(BEAT_SECONDS)
+
+    async def _check_rooms(self) -> None:
+        here = [peer for session_id in self.hub.session_ids() for peer in self.hub.peers(session_id)]
+        if not here:
+            return
+        checked = await self._directory.check_many([(p.session_id, p.role, p.conn_id, p.info) for p in here])
+        for peer, answer in zip(here, checked, strict=True):
+            current = self._local(peer.session_id, peer.role, peer.conn_id) is peer
+            if answer.restored and not current:  # it left while its place was being put back
+                await self._directory.leave(peer.session_id, peer.role, peer.conn_id)
+            elif answer.restored:
+                log.info("the %s of session %s had lost its place in Redis; it has it back",
+                         peer.role.value, peer.session_id)
+            self._tell_if_dead(peer, answer.other)
 
     def _handle(self, session_id: str, occupant: Occupant | None, asking: Peer | None = None) -> PeerHandle | None:
         if occupant is None:

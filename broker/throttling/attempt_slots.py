@@ -82,7 +82,8 @@ class AttemptSlots:
         the shared count cannot be reached. Unless :meth:`Slot.failed` was called, the attempt
         counts as no failure when the block ends, however it ends.
         """
-        decision = self.gate.arrive(source, self._clock())
+        arrived = self._clock()
+        decision = self.gate.arrive(source, arrived)
         if isinstance(decision, Queued):
             decision = await self._wait(source, decision.ticket)
         if isinstance(decision, Blocked):
@@ -92,7 +93,7 @@ class AttemptSlots:
         reservation = None
         if self.shared is not None:
             try:
-                reservation = await self.shared.reserve(source)
+                reservation = await self.shared.reserve(source, max(0.0, arrived + self.max_wait - self._clock()))
             except RefusedByShared as refused:
                 self.finish(source, failed=False)
                 raise SlotRefused(refused.retry_after, blocked=True) from None

@@ -19,6 +19,7 @@ the window slides exactly and all brokers judge it by one clock, the Redis serve
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 from dataclasses import dataclass
@@ -48,7 +49,17 @@ for i, key in ipairs(KEYS) do
   end
 end
 if mode == 'check' or (mode == 'reserve' and wait >= 0) then
-  return {0, wait}
+  -- Full only because of attempts reserved lately (maybe still being checked, maybe right)?
+  local busy = 0
+  if wait >= 0 and ARGV[4 + #KEYS] then
+    busy = 1
+    for i, key in ipairs(KEYS) do
+      local held = redis.call('ZCARD', key)
+      local recent = redis.call('ZCOUNT', key, now - tonumber(ARGV[4 + #KEYS]), '+inf')
+      if held - recent >= tonumber(ARGV[3 + i]) then busy = 0 end
+    end
+  end
+  return {0, wait, busy}
 end
 for _, key in ipairs(KEYS) do
   redis.call('ZADD', key, now, ARGV[1])
@@ -58,9 +69,18 @@ return {1, fills * window}
 """
 """KEYS: the source's window, then (optional) everyone's. ARGV: the attempt's id; the mode: ``check``
 (count nothing), ``reserve`` (count it unless a window is full) or ``add`` (count it anyway); the
-window (ms); each key's limit. Returns {0, ms until a failure leaves a full window, or -1: none is
-full} when nothing was counted, {1, ms of the block a failure of this attempt starts (0: none)}
-when it was."""
+window (ms); each key's limit; optionally, how recent (ms) an attempt must be to count as possibly
+still in flight. Returns {0, ms until a failure leaves a full window, or -1: none is full, 1 when
+every full window is full only with such recent attempts} when nothing was counted, {1, ms of the
+block a failure of this attempt starts (0: none)} when it was."""
+
+IN_FLIGHT_MS = 5000
+"""Attempts reserved this recently may still be being checked (a check takes milliseconds): a window
+full only with them is *busy*, and the next attempt waits for them (most are right codes behind one
+NAT, forgiven at once) instead of being refused; past this, they count as the failures they are."""
+
+BUSY_POLL_SECONDS = 0.05
+"""How often an attempt waiting for a busy window asks again."""
 
 
 @dataclass(frozen=True)
@@ -107,16 +127,26 @@ class SharedFailures:
     def _keys(self, source: str) -> tuple[str, ...]:
         return window_keys(self._prefix, source, overall=len(self._limits) > 1)
 
-    async def reserve(self, source: str) -> Reservation:
+    async def reserve(self, source: str, max_wait: float = 0.0) -> Reservation:
         """Count an attempt of ``source`` as a failure before it is checked; raises
-        :class:`RefusedByShared` (counting nothing) when no failure is left. Raises
-        ``redis.RedisError`` when Redis cannot be reached."""
+        :class:`RefusedByShared` (counting nothing) when no failure is left. While the windows are
+        full only with attempts reserved lately (:data:`IN_FLIGHT_MS`: on every broker, many right
+        codes at once from one address), waits for them up to ``max_wait`` seconds, as the local
+        gate queues. Raises ``redis.RedisError`` when Redis cannot be reached."""
         keys = self._keys(source)
         member = uuid.uuid4().hex
-        reserved, ms = await self._windows(keys=list(keys), args=[member, "reserve", self._window_ms, *self._limits])
-        if not int(reserved):
-            raise RefusedByShared(whole_seconds(int(ms)))
-        return Reservation(member, keys, math.ceil(int(ms) / 1000) if int(ms) else None)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait
+        while True:
+            answer = await self._windows(
+                keys=list(keys), args=[member, "reserve", self._window_ms, *self._limits, IN_FLIGHT_MS])
+            if int(answer[0]):
+                ms = int(answer[1])
+                return Reservation(member, keys, math.ceil(ms / 1000) if ms else None)
+            busy = len(answer) > 2 and int(answer[2])
+            if not busy or loop.time() + BUSY_POLL_SECONDS > deadline:
+                raise RefusedByShared(whole_seconds(int(answer[1])))
+            await asyncio.sleep(BUSY_POLL_SECONDS)
 
     async def forgive(self, reservation: Reservation) -> None:
         """The attempt was right (or never judged): it is no failure."""
@@ -144,8 +174,8 @@ class SharedFailureLimiter:
 
     def _run(self, source: str, mode: str, at: float) -> tuple[int, int]:
         keys = window_keys(self._prefix, source, overall=len(self._limits) > 1)
-        counted, ms = self._windows(keys=list(keys), args=[self._member(at), mode, self._window_ms, *self._limits])
-        return int(counted), int(ms)
+        answer = self._windows(keys=list(keys), args=[self._member(at), mode, self._window_ms, *self._limits])
+        return int(answer[0]), int(answer[1])
 
     def _member(self, at: float) -> str:
         return f"{self._broker}:{at!r}"

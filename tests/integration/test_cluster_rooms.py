@@ -24,7 +24,7 @@ from redis import Redis as BlockingRedis
 from redis.asyncio import Redis
 
 from broker.cluster.bus import CHANNEL, BrokerBus, direct_channel
-from broker.cluster.room_directory import RoomDirectory, room_key
+from broker.cluster.room_directory import BEAT_SECONDS, RoomDirectory, room_key
 from broker.cluster.rooms import DELIVER, ClusterRooms
 from broker.sessions.hub import RELAY_LIMIT, Peer
 from protocol.api import HostInfo, UserBrief
@@ -173,3 +173,27 @@ async def test_garbage_on_the_channels_and_in_a_room_is_ignored_and_delivery_goe
     await async_wait_until(lambda: bool(tech_link.of_type("offer")), "the technician to be delivered to after the garbage")
     assert [m["type"] for m in tech_link.sent] == ["offer"]
     assert tech_link.closed is None and host_link.closed is None
+
+
+async def test_rooms_emptied_in_redis_are_kept_again_within_a_beat_and_the_peers_reach_each_other(
+        brokers: tuple[Broker, Broker], redis_server: RedisServer) -> None:
+    """Redis restarted empty (here: FLUSHALL): the brokers put their peers back, and relays flow again."""
+    first, second = brokers
+    host_link, tech_link = Link(), Link()
+    me, partner = host(host_link), technician(tech_link)
+    await first.rooms.join(me)
+    await second.rooms.join(partner)
+    redis_server.flush()
+    assert await first.rooms.other(me) is None, "the room is gone from Redis"
+
+    async def found() -> bool:
+        return await first.rooms.other(me) is not None and await second.rooms.other(partner) is not None
+
+    deadline = asyncio.get_running_loop().time() + 3 * BEAT_SECONDS + 1
+    while not await found():
+        assert asyncio.get_running_loop().time() < deadline, "the rooms were not kept again"
+        await asyncio.sleep(0.1)
+    other = await first.rooms.other(me)
+    assert other is not None and other.relay(IceCandidate(candidate="candidate:9 1 udp 1 127.0.0.1 9 typ host"))
+    await async_wait_until(lambda: bool(tech_link.of_type("ice")), "the relay to arrive after the rooms came back")
+    assert not tech_link.of_type("peer_left") and not host_link.of_type("peer_left"), "nobody was told the other left"

@@ -107,6 +107,27 @@ def test_wrong_codes_sent_at_once_to_two_brokers_are_counted_to_the_limit_and_no
         assert len([e for e in code_events(first) if e[0] == "code.redeem_failed"]) == LIMIT
 
 
+def test_right_codes_sent_at_once_from_one_address_to_two_brokers_all_join(redis_server: RedisServer,
+                                                                            tmp_path: Path) -> None:
+    """Thirty hosts behind one NAT join at once through two brokers: more than the limit are being
+    checked at once across the brokers, and each waits for its turn instead of being refused."""
+    redis_server.flush()
+    env = {"DESKHAND_REDIS_URL": redis_server.url, "DESKHAND_CODE_FAILURES_PER_SOURCE": str(LIMIT)}
+    data_dir = tmp_path / "data"
+    with BrokerProcess.start(env, data_dir=data_dir) as first, BrokerProcess.start(env, data_dir=data_dir) as second:
+        admin = bearer(first.login())
+        codes = [start_session(first, admin)["code"] for _ in range(30)]
+
+        async def join_all() -> list[int]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                sent = [client.post(f"{(first, second)[n % 2].api}/join", json={**HOST_BODY, "code": code})
+                        for n, code in enumerate(codes)]
+                return [answer.status_code for answer in await asyncio.gather(*sent)]
+
+        assert Counter(asyncio.run(join_all())) == {200: 30}
+        assert not [e for e in code_events(first) if e[0] in ("code.redeem_failed", "code.rate_limited")]
+
+
 def test_while_redis_is_down_codes_and_sign_ins_are_refused_with_a_503_and_the_rest_goes_on(tmp_path: Path) -> None:
     with RedisServer.start() as own, BrokerProcess.start({"DESKHAND_REDIS_URL": own.url}, data_dir=tmp_path / "data") as broker:
         admin = bearer(broker.login())
