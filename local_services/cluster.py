@@ -29,6 +29,7 @@ from local_services.nginx import NginxProxy
 from local_services.object_store import ObjectStore
 from local_services.ports import free_port
 from local_services.postgres import PostgresCluster
+from local_services.processes import stop_process
 from local_services.redis_server import RedisServer
 
 PASSWORD_LINE = re.compile(r"^\s*password:\s+(\S+)$", re.MULTILINE)
@@ -66,13 +67,7 @@ class Broker:
         return found.group(1) if found else None
 
     def stop(self, grace: float = 10.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, grace)
 
 
 @contextmanager

@@ -21,16 +21,15 @@ import grp
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from local_services.ports import free_port
+from local_services.processes import START_ATTEMPTS, answers_within, first_start, stop_process
 
 DEBIAN_PROGRAM = Path("/usr/sbin/nginx")
 """Where Debian puts nginx: not on the PATH of users other than root."""
@@ -165,7 +164,7 @@ class NginxProxy:
         with tempfile.TemporaryDirectory(prefix="deskhand-nginx-") as tmp:
             root = Path(tmp)
             (root / "tmp").mkdir()
-            for _attempt in range(3 if port == 0 else 1):  # another process may take a free port before nginx binds it
+            def launch() -> NginxProxy:
                 listen = port or free_port()
                 (root / "nginx.conf").write_text(
                     proxy_config(root, listen, upstreams, host=host, workers=workers, tell_upstream=tell_upstream))
@@ -177,36 +176,25 @@ class NginxProxy:
                 with (root / "output.log").open("a") as output:
                     process = subprocess.Popen([*command, "-g", "daemon off;"], stdin=subprocess.DEVNULL,
                                                stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-                proxy = cls(root, listen, process)
-                if proxy._wait_ready(timeout):
-                    break
-                proxy.stop()
-            else:
-                raise RuntimeError(f"nginx did not start:\n{proxy.error_text()}")
+                return cls(root, listen, process)
+
+            proxy = first_start(launch, lambda p: p._wait_ready(timeout), lambda p: p.stop(),
+                                attempts=START_ATTEMPTS if port == 0 else 1)
+            if proxy is None:
+                raise RuntimeError(f"nginx did not start:\n{log_tail(root)}")
             try:
                 yield proxy
             finally:
                 proxy.stop()
 
     def _wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return True
-            except OSError:
-                time.sleep(0.05)
-        return False
+        def accepts() -> bool:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+
+        return answers_within(self.process, accepts, timeout)
 
     def stop(self, grace: float = 5.0) -> None:
-        """SIGTERM (nginx's fast shutdown: connections cut), then SIGKILL to the master and its workers."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                # Workers outlive a killed master: kill its whole process group.
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        """SIGTERM (nginx's fast shutdown: connections cut), then SIGKILL to the master and its workers
+        (workers outlive a killed master)."""
+        stop_process(self.process, grace, group=True)

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ import boto3
 from botocore.config import Config
 
 from local_services.ports import free_port
+from local_services.processes import answers_within, first_start, stop_process
 
 BUCKET = "deskhand-tests"
 
@@ -93,47 +93,41 @@ class ObjectStore:
                 "name": "deskhand", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
                 "actions": ["Admin", "Read", "Write", "List", "Tagging"],
             }]}))
-            for _attempt in range(3):  # another process may take a free port before the server binds it
-                ports = {flag: free_port() for flag in PORT_FLAGS}
-                (root / "data").mkdir(exist_ok=True)
-                with (root / "weed.log").open("a") as log:
-                    process = subprocess.Popen(
-                        [program, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                         "-webdav=false", "-admin.ui=false", "-master.telemetry=false", f"-s3.config={root / 's3.json'}",
-                         f"-bucket={BUCKET}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-                         *(f"-{flag}={port}" for flag, port in ports.items())],
-                        cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    )
-                store = cls(root, ports, access_key, secret_key, process)
-                if store._wait_ready(timeout):
-                    break
-                store.stop()
-            else:
+            server = first_start(lambda: cls._launch(program, root, access_key, secret_key),
+                                 lambda s: s._wait_ready(timeout), lambda s: s.stop())
+            if server is None:
                 raise RuntimeError(f"weed mini did not start:\n{(root / 'weed.log').read_text()[-4000:]}")
             try:
-                yield store
+                yield server
             finally:
-                store.stop()
+                server.stop()
+
+    @classmethod
+    def _launch(cls, program: str, root: Path, access_key: str, secret_key: str) -> ObjectStore:
+        ports = {flag: free_port() for flag in PORT_FLAGS}
+        (root / "data").mkdir(exist_ok=True)
+        with (root / "weed.log").open("a") as log:
+            process = subprocess.Popen(
+                [program, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                 "-webdav=false", "-admin.ui=false", "-master.telemetry=false", f"-s3.config={root / 's3.json'}",
+                 f"-bucket={BUCKET}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+                 *(f"-{flag}={port}" for flag, port in ports.items())],
+                cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )
+        return cls(root, ports, access_key, secret_key, process)
 
     def _wait_ready(self, timeout: float) -> bool:
         """True once the bucket answers through the S3 gateway."""
-        deadline = time.monotonic() + timeout
         client = self.client()
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
+
+        def bucket_answers() -> bool:
             try:
                 client.head_bucket(Bucket=BUCKET)
                 return True
             except Exception:  # noqa: BLE001 - not up yet: refused, 404 while the filer starts, 5xx
-                time.sleep(0.2)
-        return False
+                return False
+
+        return answers_within(self.process, bucket_answers, timeout, interval=0.2)
 
     def stop(self, grace: float = 10.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, grace)

@@ -31,7 +31,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +39,7 @@ import psycopg
 from psycopg import sql
 
 from local_services.ports import free_port
+from local_services.processes import answers_within, first_start, stop_process
 
 DEBIAN_BINARIES = Path("/usr/lib/postgresql")
 SERVER_ACCOUNT = "postgres"
@@ -173,42 +173,36 @@ class PostgresCluster:
 
     def _serve(self, timeout: float) -> None:
         settings = {**SERVER_SETTINGS, "unix_socket_directories": str(self.root)}
-        for _attempt in range(3):  # another process may take the free port before the server binds it
+        options = [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")]
+
+        def launch() -> PostgresCluster:
             self.port = free_port()
-            options = [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")]
             with self.log_file.open("a") as log:  # a file, not a pipe: nobody has to drain it
                 self.process = subprocess.Popen(
                     [*self._run_as, str(self.bindir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
                      *options],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 )
-            if self._wait_ready(timeout):
-                return
-        raise RuntimeError(f"PostgreSQL did not start on 127.0.0.1:{self.port}:\n{self.log_file.read_text()[-4000:]}")
+            return self
+
+        if first_start(launch, lambda cluster: cluster._wait_ready(timeout), lambda cluster: cluster.stop()) is None:
+            raise RuntimeError(f"PostgreSQL did not start on 127.0.0.1:{self.port}:\n{self.log_file.read_text()[-4000:]}")
 
     def _wait_ready(self, timeout: float) -> bool:
         assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
+
+        def accepts() -> bool:
             try:
                 with self.connect():
                     return True
             except psycopg.OperationalError:
-                time.sleep(0.05)
-        return False
+                return False
+
+        return answers_within(self.process, accepts, timeout)
 
     def stop(self, grace: float = 10.0) -> None:
-        """Fast shutdown (SIGINT: connections cut, no waiting for clients), then SIGKILL."""
+        """Fast shutdown (SIGINT: connections cut, no waiting for clients), then SIGKILL; to the process
+        group, since runuser forwards the signal to the server and the group covers its children too."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            # runuser forwards the signal to the server; the group covers its children too.
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        if process is not None:
+            stop_process(process, grace, first=signal.SIGINT, group=True)

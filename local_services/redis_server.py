@@ -14,7 +14,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import redis
 
 from local_services.ports import free_port
+from local_services.processes import answers_within, first_start, stop_process
 
 
 class RedisMissing(RuntimeError):
@@ -55,43 +55,35 @@ class RedisServer:
             raise RedisMissing("redis-server is not installed: apt-get install redis-server (./scripts/test does it)")
         with tempfile.TemporaryDirectory(prefix="deskhand-redis-") as tmp:
             root = Path(tmp)
-            for _attempt in range(3):  # another process may take the free port before the server binds it
-                port = free_port()
-                with (root / "redis.log").open("a") as log:
-                    process = subprocess.Popen(
-                        [program, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-                         "--dir", str(root), "--protected-mode", "yes"],
-                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    )
-                server = cls(root, port, process)
-                if server._wait_ready(timeout):
-                    break
-                server.stop()
-            else:
+            server = first_start(lambda: cls._launch(program, root), lambda s: s._wait_ready(timeout),
+                                 lambda s: s.stop())
+            if server is None:
                 raise RuntimeError(f"redis-server did not start:\n{(root / 'redis.log').read_text()[-4000:]}")
             try:
                 yield server
             finally:
                 server.stop()
 
+    @classmethod
+    def _launch(cls, program: str, root: Path) -> RedisServer:
+        port = free_port()
+        with (root / "redis.log").open("a") as log:
+            process = subprocess.Popen(
+                [program, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                 "--dir", str(root), "--protected-mode", "yes"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )
+        return cls(root, port, process)
+
     def _wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            try:
-                with self.client() as client:
-                    if client.ping():
-                        return True
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        return False
+        return answers_within(self.process, self._pings, timeout)
+
+    def _pings(self) -> bool:
+        try:
+            with self.client() as client:
+                return bool(client.ping())
+        except redis.ConnectionError:
+            return False
 
     def stop(self, grace: float = 5.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, grace)

@@ -73,10 +73,11 @@ async def test_messages_do_not_wait_behind_a_paced_keyframe_and_the_stream_deliv
                 frame_times.append(time.monotonic())
 
         watching = asyncio.ensure_future(watch())
-        started = time.monotonic()
+        started, sent = time.monotonic(), 0
         while time.monotonic() - started < STREAM_SECONDS:
             for channel in (pointer, control):
                 channel.send(f"{time.monotonic():.6f}")
+            sent += 1
             await asyncio.sleep(MESSAGE_INTERVAL)
         await asyncio.sleep(0.5)
         watching.cancel()
@@ -92,7 +93,7 @@ async def test_messages_do_not_wait_behind_a_paced_keyframe_and_the_stream_deliv
           f"control max {max(echoes['control']) * 1000:.0f} ms")
     assert len(frame_times) >= 2  # the paced stream delivers
     assert statistics.median(gaps) > 0.15  # each frame took the pacer long to send: a queue was there to wait behind
-    sent = STREAM_SECONDS / MESSAGE_INTERVAL
+    # Against what was sent: on a loaded machine the loop sends fewer than STREAM_SECONDS / MESSAGE_INTERVAL.
     for label, times in echoes.items():
         assert len(times) >= 0.9 * sent, (label, len(times))
         assert max(times) < 0.12, (label, max(times))  # never behind the video queue
