@@ -169,8 +169,10 @@ async def close_rooms_ended_elsewhere(state: BrokerState) -> None:
         if not held:
             continue
         try:
-            for ended in await run_in_threadpool(_ended_among, state, held):
+            ended_here = await run_in_threadpool(_ended_among, state, held)
+            for ended in ended_here:
                 state.hub.close_room(ended.session_id, ended.farewell())
-                state.peers.forget()
+            if ended_here:
+                state.peers.forget()  # once for the round: their cached identities must go
         except Exception as exc:  # noqa: BLE001 - the next round retries
             log_round_failure(log, "looking for sessions ended elsewhere", exc)
