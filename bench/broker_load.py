@@ -89,7 +89,9 @@ second; the benchmark puts the shipped sweep back) but the per-peer event rate, 
 CLUSTER_SETTINGS = {"DESKHAND_CODE_FAILURES_PER_SOURCE": "1000"}
 """Added with ``--brokers`` (Redis): there a join being checked counts as a failure of its address until it
 succeeds (broker/throttling/shared_failures.py), and every worker's host joins from 127.0.0.1, so 50 at once
-pass the per-source limit (10) and get 429; real hosts join from addresses of their own."""
+pass the per-source limit (10): they wait for each other's checks (429s, before the shared window learnt to
+wait for attempts in flight). Raised, the figures measure pairing, not that queue; real hosts join from
+addresses of their own."""
 PHASES = ("idle", "pairings", "writes")
 SEGMENT_PICTURES = ("still", "text", "noise")
 
