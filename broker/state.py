@@ -33,7 +33,6 @@ from broker.sessions.hub import LocalRooms, Rooms, SignalHub
 from broker.sessions.peers import PeerCache
 from broker.sessions.spool import ChunkSignals, TransferSpool
 from broker.settings import Settings
-from broker.storage.blobs import S3Blobs
 from broker.storage.db import Database
 from broker.storage.db_slots import DatabaseSlots, Lane
 from broker.throttling.attempt_slots import AttemptSlots
@@ -199,8 +198,7 @@ def build_state(settings: Settings) -> BrokerState:
         return SharedFailureLimiter(blocking, name, per_source=per_source, overall=overall, window_seconds=window)
 
     blobs = settings.open_blobs()
-    if isinstance(blobs, S3Blobs):
-        blobs.check()  # a broker that cannot keep recordings must not take sessions
+    blobs.check()
     recordings = RecordingStore(settings.data_dir, keys.recording_master_key, blobs)
     if removed := recordings.remove_leftovers(time.time()):
         log.info("removed %d temporary recording files left by an upload that never finished", removed)

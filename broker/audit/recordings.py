@@ -76,9 +76,7 @@ class RecordingStore:
                     removed += 1
             except FileNotFoundError:
                 continue  # finished (discarded) meanwhile
-        if isinstance(self.blobs, LocalBlobs):
-            removed += self.blobs.remove_leftovers(FOLDER, now, older_than)
-        return removed
+        return removed + self.blobs.remove_leftovers(FOLDER, now, older_than)
 
     def joined(self, session_id: str, segments: tuple[tuple[int, int, str], ...], build: Callable[[], bytes]) -> bytes:
         """The joined recording of ``segments`` ((index, offset ms, stored SHA-256)), built once.

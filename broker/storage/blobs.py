@@ -79,6 +79,16 @@ class Blobs(Protocol):
         """Room left, or None when the store does not say (an object store)."""
         ...
 
+    def check(self) -> None:
+        """Raise :class:`BlobStoreError` unless the store answers (at start: a broker that cannot keep
+        recordings must not take sessions)."""
+        ...
+
+    def remove_leftovers(self, prefix: str, now: float, older_than: float) -> int:
+        """Delete what a write cut short left under ``prefix/`` more than ``older_than`` seconds before
+        ``now`` (a broker killed mid-write); how many."""
+        ...
+
 
 class LocalBlobs:
     """:class:`Blobs` as files under ``root`` (one folder per name part, mode 0700)."""
@@ -123,9 +133,11 @@ class LocalBlobs:
     def free_bytes(self) -> int | None:
         return shutil.disk_usage(self.root).free
 
+    def check(self) -> None:
+        """The data directory is there (made at start)."""
+
     def remove_leftovers(self, prefix: str, now: float, older_than: float) -> int:
-        """Delete temporary files a write left under ``prefix/`` (a broker killed mid-write), those
-        last written more than ``older_than`` seconds before ``now``. Returns how many."""
+        """Temporary files, renamed into place once whole."""
         removed = 0
         for leftover in self.path(prefix).glob("*/*.tmp"):
             try:
@@ -210,9 +222,13 @@ class S3Blobs:
         return f"bucket {self._config.bucket!r} at {self._config.endpoint_url}"
 
     def check(self) -> None:
-        """Raise :class:`BlobStoreError` unless the bucket answers (at start: a broker that cannot store
-        recordings must not take sessions)."""
+        """The bucket answers ``HEAD``."""
         self._call("reach", lambda: self._client.head_bucket(Bucket=self._config.bucket))
+
+    def remove_leftovers(self, prefix: str, now: float, older_than: float) -> int:
+        """None: a PUT is whole or nothing."""
+        del prefix, now, older_than
+        return 0
 
     def put(self, name: str, data: bytes | memoryview) -> None:
         body = bytes(data) if isinstance(data, memoryview) else data

@@ -89,3 +89,35 @@ def test_a_bad_value_from_the_environment_is_refused(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("DESKHAND_ICE_SERVERS", "[{")
     with pytest.raises(ValidationError, match="ice_servers"):
         Settings(data_dir=tmp_path)
+
+
+OBJECT_STORE = {"object_store_url": "http://127.0.0.1:8333", "object_store_bucket": "deskhand",
+                "object_store_access_key_id": "key", "object_store_secret_access_key": "secret"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"object_store_url": "ftp://127.0.0.1"}, "must start with http:// or https://"),
+        ({"object_store_bucket": None}, "set DESKHAND_OBJECT_STORE_BUCKET too"),
+        ({"object_store_access_key_id": None, "object_store_secret_access_key": None},
+         "set DESKHAND_OBJECT_STORE_ACCESS_KEY_ID, DESKHAND_OBJECT_STORE_SECRET_ACCESS_KEY too"),
+        ({"object_store_bucket": "Not_A_Bucket"}, "should match pattern"),
+        ({"object_store_prefix": "/leading/"}, "should match pattern"),
+        ({"object_store_prefix": "no-slash"}, "should match pattern"),
+        ({"object_store_region": "us east"}, "should match pattern"),
+    ],
+)
+def test_a_bad_object_store_is_refused_naming_what_to_fix(tmp_path: Path, changes: dict[str, object],
+                                                          words: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        Settings(data_dir=tmp_path, **{**OBJECT_STORE, **changes})
+    said = " ".join(str(error["msg"]) for error in raised.value.errors())  # what deskhand-broker prints
+    assert words in said
+    assert "secret" not in said.replace("SECRET_ACCESS_KEY", "")
+
+
+def test_an_object_store_named_whole_is_taken(tmp_path: Path) -> None:
+    config = Settings(data_dir=tmp_path, **OBJECT_STORE, object_store_prefix="desk/").object_store()
+    assert config is not None and (config.bucket, config.prefix) == ("deskhand", "desk/")
+    assert Settings(data_dir=tmp_path).object_store() is None
