@@ -105,11 +105,12 @@ class AttemptSlots:
             yield slot
         finally:
             slot._finish(failed=False)
-            if reservation is not None and not slot.wrong and self.shared is not None:
-                # Unreachable now, the reservation stays a failure until it leaves the window:
-                # an error toward refusing, never toward another guess.
+            if reservation is not None and self.shared is not None:
+                # Unreachable now, the reservation stays a failure until it leaves the window (and
+                # keeps others waiting at most IN_FLIGHT_MS): an error toward refusing, never
+                # toward another guess.
                 with contextlib.suppress(RedisError):
-                    await self.shared.forgive(reservation)
+                    await (self.shared.judged_wrong if slot.wrong else self.shared.forgive)(reservation)
 
     def finish(self, source: str, *, failed: bool) -> int | None:
         """Finish an admitted attempt and wake the waiters it decides; the block it starts, if any."""

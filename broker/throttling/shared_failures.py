@@ -35,49 +35,57 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local mode = ARGV[2]
 local window = tonumber(ARGV[3])
+local in_flight = tonumber(ARGV[4])
+local n = #ARGV - 4
 local wait = -1
 local fills = 0
-for i, key in ipairs(KEYS) do
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local held = redis.call('ZCARD', key)
-  local limit = tonumber(ARGV[3 + i])
+for i = 1, n do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  local held = redis.call('ZCARD', KEYS[i])
+  local limit = tonumber(ARGV[4 + i])
   if held >= limit then
-    local oldest = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2])
+    local oldest = tonumber(redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')[2])
     wait = math.max(wait, oldest + window - now)
   elseif held + 1 == limit then
     fills = 1
   end
 end
 if mode == 'check' or (mode == 'reserve' and wait >= 0) then
-  -- Full only because of attempts reserved lately (maybe still being checked, maybe right)?
+  -- Full only because of attempts still being checked (maybe right)?
   local busy = 0
-  if wait >= 0 and ARGV[4 + #KEYS] then
+  if wait >= 0 and in_flight > 0 then
     busy = 1
-    for i, key in ipairs(KEYS) do
-      local held = redis.call('ZCARD', key)
-      local recent = redis.call('ZCOUNT', key, now - tonumber(ARGV[4 + #KEYS]), '+inf')
-      if held - recent >= tonumber(ARGV[3 + i]) then busy = 0 end
+    for i = 1, n do
+      redis.call('ZREMRANGEBYSCORE', KEYS[n + i], '-inf', now - in_flight)
+      local judged = redis.call('ZCARD', KEYS[i]) - redis.call('ZCARD', KEYS[n + i])
+      if judged >= tonumber(ARGV[4 + i]) then busy = 0 end
     end
   end
   return {0, wait, busy}
 end
-for _, key in ipairs(KEYS) do
-  redis.call('ZADD', key, now, ARGV[1])
-  redis.call('PEXPIRE', key, window)
+for i = 1, n do
+  redis.call('ZADD', KEYS[i], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[i], window)
+  if in_flight > 0 then
+    redis.call('ZADD', KEYS[n + i], now, ARGV[1])
+    redis.call('PEXPIRE', KEYS[n + i], in_flight)
+  end
 end
 return {1, fills * window}
 """
-"""KEYS: the source's window, then (optional) everyone's. ARGV: the attempt's id; the mode: ``check``
-(count nothing), ``reserve`` (count it unless a window is full) or ``add`` (count it anyway); the
-window (ms); each key's limit; optionally, how recent (ms) an attempt must be to count as possibly
-still in flight. Returns {0, ms until a failure leaves a full window, or -1: none is full, 1 when
-every full window is full only with such recent attempts} when nothing was counted, {1, ms of the
-block a failure of this attempt starts (0: none)} when it was."""
+"""KEYS: the source's window, then (optional) everyone's; with an in-flight time, then each window's
+set of attempts not judged yet. ARGV: the attempt's id; the mode: ``check`` (count nothing),
+``reserve`` (count it unless a window is full) or ``add`` (count it anyway); the window (ms); how
+long (ms) an attempt not judged may still be being checked, 0 for none kept; each window's limit.
+Returns {0, ms until a failure leaves a full window, or -1: none is full, 1 when every full window
+is full only with failures and attempts still being checked} when nothing was counted, {1, ms of
+the block a failure of this attempt starts (0: none)} when it was."""
 
 IN_FLIGHT_MS = 5000
-"""Attempts reserved this recently may still be being checked (a check takes milliseconds): a window
-full only with them is *busy*, and the next attempt waits for them (most are right codes behind one
-NAT, forgiven at once) instead of being refused; past this, they count as the failures they are."""
+"""An attempt reserved but not judged yet may still be being checked (a check takes milliseconds): a
+window that is full only counting such attempts is *busy*, and the next attempt waits for them (most
+are right codes behind one NAT, forgiven at once) instead of being refused. One judged wrong leaves
+the in-flight set at once; one not judged this long (its broker died) counts as the failure it is."""
 
 BUSY_POLL_SECONDS = 0.05
 """How often an attempt waiting for a busy window asks again."""
@@ -89,6 +97,7 @@ class Reservation:
 
     member: str
     keys: tuple[str, ...]
+    in_flight_keys: tuple[str, ...]
     block_seconds: int | None
     """Whole seconds of the block a failure of this attempt starts (it is the last one allowed), else None."""
 
@@ -127,22 +136,25 @@ class SharedFailures:
     def _keys(self, source: str) -> tuple[str, ...]:
         return window_keys(self._prefix, source, overall=len(self._limits) > 1)
 
+    def _in_flight_keys(self, source: str) -> tuple[str, ...]:
+        return window_keys(f"{self._prefix}in-flight:", source, overall=len(self._limits) > 1)
+
     async def reserve(self, source: str, max_wait: float = 0.0) -> Reservation:
         """Count an attempt of ``source`` as a failure before it is checked; raises
         :class:`RefusedByShared` (counting nothing) when no failure is left. While the windows are
-        full only with attempts reserved lately (:data:`IN_FLIGHT_MS`: on every broker, many right
-        codes at once from one address), waits for them up to ``max_wait`` seconds, as the local
-        gate queues. Raises ``redis.RedisError`` when Redis cannot be reached."""
-        keys = self._keys(source)
+        full only counting attempts still being checked (:data:`IN_FLIGHT_MS`; on every broker, many
+        right codes at once from one address), waits for their verdicts up to ``max_wait`` seconds,
+        as the local gate queues. Raises ``redis.RedisError`` when Redis cannot be reached."""
+        keys, in_flight = self._keys(source), self._in_flight_keys(source)
         member = uuid.uuid4().hex
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max_wait
         while True:
             answer = await self._windows(
-                keys=list(keys), args=[member, "reserve", self._window_ms, *self._limits, IN_FLIGHT_MS])
+                keys=[*keys, *in_flight], args=[member, "reserve", self._window_ms, IN_FLIGHT_MS, *self._limits])
             if int(answer[0]):
                 ms = int(answer[1])
-                return Reservation(member, keys, math.ceil(ms / 1000) if ms else None)
+                return Reservation(member, keys, in_flight, math.ceil(ms / 1000) if ms else None)
             busy = len(answer) > 2 and int(answer[2])
             if not busy or loop.time() + BUSY_POLL_SECONDS > deadline:
                 raise RefusedByShared(whole_seconds(int(answer[1])))
@@ -151,7 +163,14 @@ class SharedFailures:
     async def forgive(self, reservation: Reservation) -> None:
         """The attempt was right (or never judged): it is no failure."""
         async with self._client.pipeline(transaction=True) as pipe:
-            for key in reservation.keys:
+            for key in (*reservation.keys, *reservation.in_flight_keys):
+                pipe.zrem(key, reservation.member)
+            await pipe.execute()
+
+    async def judged_wrong(self, reservation: Reservation) -> None:
+        """The attempt was wrong: it stays a failure and no longer keeps anyone waiting for it."""
+        async with self._client.pipeline(transaction=True) as pipe:
+            for key in reservation.in_flight_keys:
                 pipe.zrem(key, reservation.member)
             await pipe.execute()
 
@@ -174,7 +193,7 @@ class SharedFailureLimiter:
 
     def _run(self, source: str, mode: str, at: float) -> tuple[int, int]:
         keys = window_keys(self._prefix, source, overall=len(self._limits) > 1)
-        answer = self._windows(keys=list(keys), args=[self._member(at), mode, self._window_ms, *self._limits])
+        answer = self._windows(keys=list(keys), args=[self._member(at), mode, self._window_ms, 0, *self._limits])
         return int(answer[0]), int(answer[1])
 
     def _member(self, at: float) -> str:

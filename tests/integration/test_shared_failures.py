@@ -64,6 +64,25 @@ async def test_a_window_slides_on_redis_clock(client: Redis) -> None:
         await codes.reserve("a")
 
 
+async def test_a_window_full_of_attempts_being_checked_makes_the_next_wait_and_one_of_judged_failures_refuses(
+    client: Redis,
+) -> None:
+    codes = SharedFailures(client, "codes", per_source=2, overall=None, window_seconds=60)
+    checking = [await codes.reserve("nat"), await codes.reserve("nat")]
+    waiting = asyncio.create_task(codes.reserve("nat", max_wait=5))
+    await asyncio.sleep(0.3)
+    assert not waiting.done(), "both attempts may still turn out right: the third waits for them"
+    await codes.forgive(checking[0])  # right
+    admitted = await asyncio.wait_for(waiting, 1)
+    await codes.judged_wrong(checking[1])
+    await codes.judged_wrong(admitted)
+    asked = time.monotonic()
+    with pytest.raises(RefusedByShared) as refused:
+        await codes.reserve("nat", max_wait=5)
+    assert time.monotonic() - asked < 1, "two judged failures fill the window: refused at once, not after the wait"
+    assert 59 <= refused.value.retry_after <= 60
+
+
 def test_the_blocking_limiter_counts_forgives_and_shares_with_another_broker(redis_server: RedisServer) -> None:
     redis_server.flush()
     with BlockingRedis.from_url(redis_server.url) as one, BlockingRedis.from_url(redis_server.url) as two:
