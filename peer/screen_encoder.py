@@ -77,7 +77,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import av
 from aiortc import RTCRtpCodecCapability, RTCRtpSender
@@ -174,10 +174,12 @@ def x264_profile(codec: RTCRtpCodecParameters | RTCRtpCodecCapability) -> str:
 
 
 class ScreenH264Encoder(H264Encoder):
-    """libx264 tuned for screen content, with live bitrate changes; ``profile`` is x264's (:func:`x264_profile`)."""
+    """libx264 tuned for screen content, with live bitrate changes; ``profile`` is x264's (:func:`x264_profile`).
+    ``clock`` says when each frame is encoded (seconds, monotonic): the budget's and the keyframes' timing."""
 
-    def __init__(self, profile: str = "Baseline") -> None:
+    def __init__(self, profile: str = "Baseline", clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
+        self._clock = clock
         if profile not in ("Baseline", "Main"):
             raise ValueError("the screen encoder encodes H.264 Baseline or Main")
         self.profile = profile
@@ -341,7 +343,7 @@ class ScreenH264Encoder(H264Encoder):
         return b"".join(bytes(packet) for packet in context.encode(frame))
 
     def _encode_frame(self, frame: av.VideoFrame, force_keyframe: bool) -> Iterator[bytes]:
-        now = time.monotonic()
+        now = self._clock()
         tag = frame.opaque
         budget = tag.budget if isinstance(tag, FrameTag) else self._own_budget
         repeat = isinstance(tag, FrameTag) and tag.repeat

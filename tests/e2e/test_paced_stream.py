@@ -87,12 +87,15 @@ async def test_messages_do_not_wait_behind_a_paced_keyframe_and_the_stream_deliv
         await technician.close()
 
     assert stats is not None and stats.pace_bps == MIN_PACE
-    gaps = [b - a for a, b in itertools.pairwise(frame_times)]
-    print(f"\n{len(frame_times)} frames, {statistics.median(gaps):.2f} s apart (median) at a "
+    gaps = [b - a for a, b in itertools.pairwise(t for t in track.taken if t >= started)]
+    print(f"\n{len(frame_times)} frames, taken {statistics.median(gaps):.2f} s apart (median) at a "
           f"{stats.pace_bps / 1000:.0f} kbit/s pace; echoes: pointer max {max(echoes['pointer']) * 1000:.0f} ms, "
           f"control max {max(echoes['control']) * 1000:.0f} ms")
     assert len(frame_times) >= 2  # the paced stream delivers
-    assert statistics.median(gaps) > 0.15  # each frame took the pacer long to send: a queue was there to wait behind
+    # Each frame took the pacer long to send: a queue was there to wait behind. Told by the sender, which takes
+    # the next picture once the queue is short enough: gaps between frames as received shrink when the receiving
+    # side falls behind (0.05 s on a loaded CI runner).
+    assert statistics.median(gaps) > 0.15, gaps
     # Against what was sent: on a loaded machine the loop sends fewer than STREAM_SECONDS / MESSAGE_INTERVAL.
     for label, times in echoes.items():
         assert len(times) >= 0.9 * sent, (label, len(times))

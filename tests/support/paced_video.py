@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import av
@@ -34,9 +35,12 @@ class NoiseTrack(VideoStreamTrack):
         self.budget = FixedBudget(bitrate)
         self._size = (height, width, 3)
         self._rng = np.random.default_rng(7)
+        self.taken: list[float] = []
+        """When the sender took each picture (``time.monotonic()``): as fast as the pacer lets it."""
 
     async def recv(self) -> av.VideoFrame:
         pts, time_base = await self.next_timestamp()
+        self.taken.append(time.monotonic())
         pixels = self._rng.integers(0, 255, self._size, dtype=np.uint8)
         frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
         frame.pts, frame.time_base = pts, time_base
