@@ -23,18 +23,16 @@ Brokers (see :mod:`tests.support.broker` for what a :class:`BrokerProcess` offer
 
 Databases: brokers keep their data in SQLite unless told otherwise.
 
-* ``broker_db`` (module scope, parametrized ``embedded`` / ``cluster``) ->
-  :class:`~tests.support.database.BrokerDatabases`: runs a module's tests on both the embedded
-  default (SQLite, files, alone) and what several brokers share (PostgreSQL, the run's Redis and
-  S3 bucket); ``broker_db.env()`` is the settings of a broker with a fresh database of that kind
-  (``{}`` for SQLite; the database URL, ``DESKHAND_REDIS_URL`` and ``DESKHAND_OBJECT_STORE_*``
-  for the cluster; the brokers of one module share the bucket's corner). A module runs its ``broker`` on both with::
-
-      @pytest.fixture(scope="module")
-      def broker_env(broker_db: BrokerDatabases) -> dict[str, str]:
-          return broker_db.env()
-
-  and a test gives ``start_broker(**broker_db.env())`` for its own brokers.
+* ``broker_db`` (module scope) -> :class:`~tests.support.database.BrokerDatabases`: what the module's
+  brokers run on. The embedded default (SQLite, files, alone); in a module marked
+  ``pytestmark = pytest.mark.both_stacks`` (the broker-facing tier), the embedded default and then
+  what several brokers share (PostgreSQL, a Redis of the module's own, the run's S3 bucket).
+  ``broker_db.env()`` is the settings of a broker with a fresh database of that kind (``{}``
+  for SQLite; the database URL, ``DESKHAND_REDIS_URL`` and ``DESKHAND_OBJECT_STORE_*`` for the
+  cluster; the brokers of one module share the bucket's corner and the Redis). The default
+  ``broker_env`` is ``broker_db.env()``, so a marked module's ``broker`` runs on both; a module
+  with settings of its own returns them with ``**broker_db.env()``, and a test gives
+  ``start_broker(**broker_db.env())`` for its own brokers.
 * ``postgres`` (session scope) -> :class:`~tests.support.postgres.PostgresCluster`:
   the run's throwaway PostgreSQL server, started on first use.
 * ``redis_server`` (session scope) -> :class:`~tests.support.redis_server.RedisServer`:
@@ -156,9 +154,10 @@ def missing_dependency(message: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def broker_env() -> dict[str, str]:
-    """Settings (``DESKHAND_*`` variables) of the module's ``broker``; override per module."""
-    return {}
+def broker_env(broker_db: BrokerDatabases) -> dict[str, str]:
+    """Settings (``DESKHAND_*`` variables) of the module's ``broker``: what ``broker_db`` runs it on; override
+    per module."""
+    return broker_db.env()
 
 
 @pytest.fixture(scope="module")
@@ -238,17 +237,28 @@ def nginx_program() -> str:
         raise  # not reached: missing_dependency skips or fails
 
 
-@pytest.fixture(scope="module", params=STACKS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module marked ``both_stacks`` runs its tests on each of :data:`STACKS` (``broker_db``)."""
+    if "broker_db" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_stacks"):
+        metafunc.parametrize("broker_db", STACKS, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
 def broker_db(request: pytest.FixtureRequest) -> Iterator[BrokerDatabases]:
-    """The module's brokers on the embedded default, then on PostgreSQL with Redis and an S3 bucket (its
-    databases dropped after the module)."""
-    if request.param == "embedded":
+    """The module's brokers on the embedded default, or (``cluster``) on PostgreSQL with a Redis of the
+    module's own (limits keyed by 127.0.0.1 must not meet another module's) and an S3 bucket; its
+    databases dropped and its Redis stopped after the module."""
+    if getattr(request, "param", "embedded") == "embedded":
         yield BrokerDatabases("sqlite", None, ExitStack())
         return
-    redis_server, store = request.getfixturevalue("redis_server"), request.getfixturevalue("object_store")
-    shared = {"DESKHAND_REDIS_URL": redis_server.url, **store.env()}
+    store, postgres = request.getfixturevalue("object_store"), request.getfixturevalue("postgres")
     with ExitStack() as stack:
-        yield BrokerDatabases("postgresql", request.getfixturevalue("postgres"), stack, shared)
+        try:
+            own_redis = stack.enter_context(RedisServer.start())
+        except RedisMissing as exc:
+            missing_dependency(str(exc))
+        shared = {"DESKHAND_REDIS_URL": own_redis.url, **store.env()}
+        yield BrokerDatabases("postgresql", postgres, stack, shared)
 
 
 @pytest.fixture(scope="session")

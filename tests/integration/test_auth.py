@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from broker.accounts.tokens import hash_token
 from tests.support.api import bearer
+
+pytestmark = pytest.mark.both_stacks
 
 
 def test_login_returns_a_token_that_works_and_a_password_change_flag(broker) -> None:
@@ -81,8 +84,8 @@ def test_tokens_are_stored_only_as_hashes(broker) -> None:
     assert token not in str(stored) + str(broker.sql("SELECT data FROM audit_events"))
 
 
-def test_password_change_checks_the_current_password_and_the_policy(start_broker) -> None:
-    broker = start_broker()
+def test_password_change_checks_the_current_password_and_the_policy(start_broker, broker_db) -> None:
+    broker = start_broker(**broker_db.env())
     headers, elsewhere = bearer(broker.login()), bearer(broker.login())
     url = "/auth/password"
     bad_current = broker.http.post(url, json={"current_password": "x", "new_password": "a-long-new-password"}, headers=headers)

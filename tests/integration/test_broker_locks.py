@@ -16,6 +16,8 @@ from broker.storage.broker_locks import BrokerLocks
 from broker.storage.db import driver_url
 from tests.support.database import BrokerDatabases
 
+pytestmark = pytest.mark.both_stacks
+
 HOLDER = """
 import sys, time
 from broker.storage.broker_locks import BrokerLocks

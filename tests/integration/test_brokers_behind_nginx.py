@@ -25,6 +25,8 @@ from tests.support.nginx import BEHIND_PROXY, ProxiedBrokers
 from tests.support.redis_server import RedisServer
 from tests.support.signalling import receive, receive_type
 
+pytestmark = pytest.mark.both_stacks
+
 SESSIONS = 4
 """Sessions paired through nginx before the kill: 8 sockets, taking turns between the brokers."""
 TOLD_WITHIN = LIVENESS_SECONDS + 3 * BEAT_SECONDS

@@ -24,6 +24,8 @@ from tests.support.api import HOST_BODY, bearer, create_ticket, paired_session, 
 from tests.support.broker import BrokerProcess
 from tests.support.database import BrokerDatabases
 
+pytestmark = pytest.mark.both_stacks
+
 IN_FLIGHT = 100
 ANSWER_WITHIN = 120.0
 """Seconds for all of a burst to answer: far above what it takes (a stall was 30 s per round)."""

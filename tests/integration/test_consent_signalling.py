@@ -11,14 +11,17 @@ import pytest
 from host_client.grant_check import load_public_key, verify_grant
 from protocol.grants import SignedGrant
 from tests.support.api import join, start_session
+from tests.support.database import BrokerDatabases
 from tests.support.signalling import peer, receive, receive_type
+
+pytestmark = pytest.mark.both_stacks
 
 GRANT_TTL = 30
 
 
 @pytest.fixture(scope="module")
-def broker_env() -> dict[str, str]:
-    return {"DESKHAND_GRANT_TTL_SECONDS": str(GRANT_TTL)}
+def broker_env(broker_db: BrokerDatabases) -> dict[str, str]:
+    return {"DESKHAND_GRANT_TTL_SECONDS": str(GRANT_TTL), **broker_db.env()}
 
 
 def joined_session(broker, admin) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from tests.support.api import bearer, create_ticket, end_session, paired_session
 from tests.support.broker import BrokerProcess
 from tests.support.database import BrokerDatabases, run_sql
 
+pytestmark = pytest.mark.both_stacks
+
 TRICKY_TEXT = "Drucker – \"kaputt\" 😀 \\ % _ ' \u0000 end"
 """Peer-event text whose JSON must come back byte for byte: quotes, escapes, LIKE wildcards, U+0000."""
 

@@ -25,6 +25,8 @@ from tests.support.polling import wait_until
 from tests.support.signalling import peer, receive_type
 from tests.support.webhook_receiver import running_receiver
 
+pytestmark = pytest.mark.both_stacks
+
 SEALER_TROUBLE = re.compile(r"UniqueViolation|IntegrityError|sealing .* failed|audit trail failed", re.IGNORECASE)
 """What a broker logs when two sealers gave two events one number."""
 

@@ -16,6 +16,8 @@ from broker.storage.db import Database, alembic_config
 from broker.storage.models import Base
 from tests.support.database import BrokerDatabases
 
+pytestmark = pytest.mark.both_stacks
+
 
 @pytest.fixture
 def database(tmp_path: Path, broker_db: BrokerDatabases) -> Iterator[Database]:

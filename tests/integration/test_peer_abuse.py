@@ -29,6 +29,8 @@ from tests.support.api import bearer, end_session, export_bundle, paired_session
 from tests.support.broker import BrokerProcess
 from tests.support.segments import put_segment, webm_segment
 
+pytestmark = pytest.mark.both_stacks
+
 EARLY = "2001-01-01T00:00:00+00:00"
 
 
@@ -243,9 +245,9 @@ def test_a_segment_that_is_not_what_a_host_records_is_refused_and_the_recording_
 # --- quotas and rates (brokers of their own) -------------------------------------------
 
 
-def test_a_session_stores_at_most_its_quota_of_segments_and_bytes(start_broker) -> None:
+def test_a_session_stores_at_most_its_quota_of_segments_and_bytes(start_broker, broker_db) -> None:
     """Before: a host stored 20 segments of 32 MB in 7.5 s, at indexes up to 10^7."""
-    broker = start_broker(DESKHAND_SESSION_MAX_SEGMENTS="3", DESKHAND_SEGMENT_MAX_BYTES=str(64 * 1024))
+    broker = start_broker(DESKHAND_SESSION_MAX_SEGMENTS="3", DESKHAND_SEGMENT_MAX_BYTES=str(64 * 1024), **broker_db.env())
     admin = {"Authorization": f"Bearer {broker.login()}"}
     session_id, host = paired_session(broker, admin)
     for index in range(3):
@@ -262,8 +264,8 @@ def test_a_session_stores_at_most_its_quota_of_segments_and_bytes(start_broker) 
     assert put_segment(broker, other, other_host, 0, webm_segment(1), offset_ms=0).status_code == 204
 
 
-def test_a_session_stores_at_most_its_quota_of_events(start_broker) -> None:
-    broker = start_broker(DESKHAND_SESSION_MAX_EVENTS="600", DESKHAND_SESSION_MAX_EVENT_BYTES="400000")
+def test_a_session_stores_at_most_its_quota_of_events(start_broker, broker_db) -> None:
+    broker = start_broker(DESKHAND_SESSION_MAX_EVENTS="600", DESKHAND_SESSION_MAX_EVENT_BYTES="400000", **broker_db.env())
     admin = {"Authorization": f"Bearer {broker.login()}"}
     session_id, host = paired_session(broker, admin)
     assert post_events(broker, session_id, host, [event(f"quota-a-{n:04d}") for n in range(500)]).status_code == 200

@@ -22,6 +22,8 @@ from tests.support.broker import BrokerProcess
 from tests.support.polling import async_wait_until
 from tests.support.slow_relay import SlowRelay
 
+pytestmark = pytest.mark.both_stacks
+
 EVENTS_POST = b"POST /api/v1/sessions/"
 NOW = datetime.now(UTC).isoformat()
 
@@ -76,7 +78,7 @@ def test_the_database_refuses_a_second_copy_of_an_id(broker, admin) -> None:
     """The unique index, not only the look-up: even a writer that skips the check cannot store twice."""
     session_id, host = paired_session(broker, admin)
     post(broker, session_id, host, {"events": [event("cccccccc-1")]})
-    with pytest.raises(Exception, match="UNIQUE constraint failed"):
+    with pytest.raises(Exception, match=r"UNIQUE constraint failed|duplicate key value violates unique constraint"):
         broker.sql("INSERT INTO audit_events (at, kind, actor, session_id, data, peer_event_id) "
                    "SELECT at, kind, actor, session_id, data, peer_event_id FROM audit_events WHERE peer_event_id = 'cccccccc-1'")
 

@@ -14,12 +14,15 @@ import hashlib
 from pathlib import Path
 
 import httpx
+import pytest
 
 from protocol.segment_continuation import continued_segment
 from tests.integration.test_recording_repeats import refused, segment_events, segment_files, stored_rows
 from tests.support.api import bearer, end_session, exported_bundle_verifies, paired_session, play_recording
 from tests.support.broker import BrokerProcess
 from tests.support.segments import continued_segments, put_continuation, put_segment, typing_pictures, webm_segment
+
+pytestmark = pytest.mark.both_stacks
 
 ORIGIN = 1_780_000_000_000
 

@@ -13,11 +13,14 @@ import hashlib
 from pathlib import Path
 
 import httpx
+import pytest
 
 from protocol.segment_repeat import repeat_segment
 from tests.support.api import bearer, end_session, exported_bundle_verifies, paired_session, play_recording
 from tests.support.broker import BrokerProcess
 from tests.support.segments import put_repeat, put_segment, repeat_body, still_segments, webm_segment
+
+pytestmark = pytest.mark.both_stacks
 
 ORIGIN = 1_780_000_000_000
 
@@ -30,14 +33,19 @@ def stored_rows(broker: BrokerProcess, session_id: str) -> list[tuple[object, ..
 
 def segment_events(broker: BrokerProcess, session_id: str) -> list[tuple[object, ...]]:
     """(index, SHA-256, size, offset, duration) of each ``recording.segment`` event."""
-    return broker.sql(
-        "SELECT json_extract(data, '$.index'), json_extract(data, '$.sha256'), json_extract(data, '$.size'), "
-        "json_extract(data, '$.offset_ms'), json_extract(data, '$.duration_ms') FROM audit_events "
-        "WHERE session_id = ? AND kind = 'recording.segment' ORDER BY id", session_id)
+    return [(data["index"], data["sha256"], data["size"], data["offset_ms"], data["duration_ms"])
+            for data in broker.audit_data(session_id, "recording.segment")]
 
 
-def segment_files(broker: BrokerProcess, session_id: str) -> list[str]:
-    return sorted(path.name for path in (broker.data_dir / "recordings" / session_id).glob("*"))
+SEGMENTS_LOOKED_AT = 16
+"""Indexes whose blobs :func:`segment_files` reads: past any a test here stores."""
+
+
+def segment_files(broker: BrokerProcess, session_id: str) -> dict[int, str]:
+    """The SHA-256 of each segment blob the broker keeps (encrypted, in its data directory or bucket), by index."""
+    blobs = broker.blobs()
+    return {index: hashlib.sha256(blob).hexdigest() for index in range(SEGMENTS_LOOKED_AT)
+            if (blob := blobs.get(f"recordings/{session_id}/{index}.seg")) is not None}
 
 
 def refused(response: httpx.Response, status: int, code: str) -> str:

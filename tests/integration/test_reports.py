@@ -18,6 +18,8 @@ from tests.support.accounts import PASSWORD, make_user
 from tests.support.api import bearer
 from tests.support.broker import BrokerProcess
 
+pytestmark = pytest.mark.both_stacks
+
 DONE = ("resolved", "closed")
 TODAY = datetime.now(UTC).date()
 FROM, TO = TODAY - timedelta(days=13), TODAY  # two weeks; the seed spans three, so some tickets came before
@@ -26,7 +28,7 @@ FROM, TO = TODAY - timedelta(days=13), TODAY  # two weeks; the seed spans three,
 @pytest.fixture(scope="module")
 def seeded(broker: BrokerProcess) -> dict[str, Any]:
     """40 tickets over 21 days (fixed seed), written into the running broker's database."""
-    summary = seed_database(f"sqlite:///{broker.db_path}", tickets=40, seed=7, days=21, technicians=4)
+    summary = seed_database(broker.database_url, tickets=40, seed=7, days=21, technicians=4)
     assert summary.tickets == 40 and summary.sessions > 0 and summary.surveys > 0
     return {"summary": summary}
 
@@ -132,16 +134,16 @@ def test_per_technician_and_team_groups(broker, admin, seeded) -> None:
     assert sum(g["figures"]["volume"] for g in report["technicians"]) == report["overall"]["volume"]
     assert sum(g["figures"]["backlog"] for g in report["technicians"]) == report["overall"]["backlog"]
     # Team volumes by hand: the ticket's team, else every team of its assignee, else none.
+    teams_of: dict[object, list[str]] = {}
+    for user_id, name in broker.sql("SELECT m.user_id, team.name FROM team_members m JOIN teams team ON team.id = m.team_id"):
+        teams_of.setdefault(user_id, []).append(str(name))
     rows = broker.sql(
-        "SELECT t.id, tm.name,"
-        " (SELECT group_concat(team.name) FROM team_members m JOIN teams team ON team.id = m.team_id"
-        "  WHERE m.user_id = t.assignee_id)"
-        " FROM tickets t LEFT JOIN teams tm ON tm.id = t.assignee_team_id"
+        "SELECT t.id, tm.name, t.assignee_id FROM tickets t LEFT JOIN teams tm ON tm.id = t.assignee_team_id"
         " WHERE t.created_at >= ? AND t.created_at < ?",
         f"{FROM.isoformat()} 00:00:00", f"{(TO + timedelta(days=1)).isoformat()} 00:00:00")
     volumes: Counter[str] = Counter()
-    for _id, team, members in rows:
-        for name in ([team] if team else str(members).split(",") if members else ["(no team)"]):
+    for _id, team, assignee in rows:
+        for name in ([team] if team else teams_of.get(assignee) or ["(no team)"]):
             volumes[name] += 1
     assert {g["name"]: g["figures"]["volume"] for g in report["teams"] if g["figures"]["volume"]} == dict(volumes)
 

@@ -10,6 +10,8 @@ from tests.support.api import audit_kinds, end_session, join, start_session
 from tests.support.database import BrokerDatabases
 from tests.support.polling import wait_until
 
+pytestmark = pytest.mark.both_stacks
+
 CODE_TTL = 30  # the smallest TTL the settings allow
 
 

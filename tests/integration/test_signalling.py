@@ -18,6 +18,8 @@ from tests.support.api import bearer, end_session, join, paired_session, start_s
 from tests.support.database import BrokerDatabases
 from tests.support.polling import async_wait_until
 
+pytestmark = pytest.mark.both_stacks
+
 MAX_MESSAGE_BYTES = 16_384
 """This module's DESKHAND_SIGNAL_MAX_MESSAGE_BYTES: below the default, to prove the setting is used."""
 

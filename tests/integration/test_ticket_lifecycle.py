@@ -13,6 +13,8 @@ from tests.support.broker import BrokerProcess
 from tests.support.database import BrokerDatabases
 from tests.support.in_process import AppBroker
 
+pytestmark = pytest.mark.both_stacks
+
 
 @pytest.fixture(scope="module")
 def broker_env(broker_db: BrokerDatabases) -> dict[str, str]:

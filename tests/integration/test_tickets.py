@@ -8,6 +8,8 @@ from tests.support.api import create_ticket
 from tests.support.database import BrokerDatabases
 from tests.support.in_process import AppBroker
 
+pytestmark = pytest.mark.both_stacks
+
 GOOD = {"subject": "VPN down", "requester_name": "Bob", "requester_email": "bob@example.com"}
 
 

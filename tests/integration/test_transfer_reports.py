@@ -23,6 +23,8 @@ from protocol.transfers import Direction, TransferOut, TransferState
 from tests.support.api import consented_session
 from tests.support.broker import BrokerProcess
 
+pytestmark = pytest.mark.both_stacks
+
 SIZE = 3 * 1024 * 1024 + 5
 
 

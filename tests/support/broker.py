@@ -47,6 +47,7 @@ gate itself put the mark back with :func:`tests.support.accounts.require_passwor
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -64,6 +65,8 @@ from typing import Any
 
 import httpx
 
+from broker.settings import Settings
+from broker.storage.blobs import Blobs
 from peer.signalling import websocket_url
 from tests.support.database import holds_accounts, run_sql
 
@@ -101,6 +104,12 @@ class BrokerCalls:
         response.raise_for_status()
         return str(response.json()["access_token"])
 
+    def audit_data(self, session_id: str, kind: str) -> list[dict[str, Any]]:
+        """The ``data`` of the session's audit events of ``kind``, oldest first (parsed here: SQLite's and
+        PostgreSQL's JSON functions differ)."""
+        rows = self.sql("SELECT data FROM audit_events WHERE session_id = ? AND kind = ? ORDER BY id", session_id, kind)
+        return [json.loads(str(data)) for (data,) in rows]
+
     def sql(self, statement: str, *params: object) -> list[tuple[object, ...]]:
         """Run one statement on the broker's real database and commit; returns the rows.
 
@@ -134,6 +143,13 @@ class BrokerProcess(BrokerCalls):
         self._changed = threading.Condition()
         self.process: subprocess.Popen[str]
         self._drainer: threading.Thread
+
+    def blobs(self) -> Blobs:
+        """Where this broker keeps recordings and transfer chunks (its data directory, or its bucket), to
+        read what it stored."""
+        store = {name.removeprefix("DESKHAND_").lower(): value for name, value in (self._env or {}).items()
+                 if name.startswith("DESKHAND_OBJECT_STORE_")}
+        return Settings(data_dir=self.data_dir, **store).open_blobs()
 
     def _launch(self, port: int) -> None:
         self.process = subprocess.Popen(
