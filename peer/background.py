@@ -66,18 +66,30 @@ class BackgroundTasks:
             self._log.error("%s failed: %s", task.get_name(), error, exc_info=error)
 
 
+CANCEL_AGAIN_SECONDS = 5.0
+"""How long :func:`cancel_and_wait` waits for a cancelled task to end before it cancels it again."""
+
+
 async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
     """Cancel ``tasks`` and wait until all have ended, whatever each ended with.
 
     Their results and exceptions are the caller's to read (or, for tasks of a
     :class:`BackgroundTasks`, already logged); only the caller's own
-    cancellation while waiting propagates.
+    cancellation while waiting propagates. A task still running
+    :data:`CANCEL_AGAIN_SECONDS` after it was cancelled is cancelled again (and
+    logged): one that lost its cancellation (a wait as :func:`wait_until_set`
+    says not to, in a library too) must not keep its owner, and the program,
+    from ending.
     """
-    waiting = list(tasks)
+    waiting = set(tasks)
     for task in waiting:
         task.cancel()
-    if waiting:
-        await asyncio.wait(waiting)
+    while waiting:
+        _, waiting = await asyncio.wait(waiting, timeout=CANCEL_AGAIN_SECONDS)
+        for task in waiting:
+            name = task.get_name() if isinstance(task, asyncio.Task) else repr(task)
+            log.warning("%s still runs %g s after it was cancelled; cancelling it again", name, CANCEL_AGAIN_SECONDS)
+            task.cancel()
 
 
 async def wait_until_set(event: asyncio.Event, timeout: float) -> bool:

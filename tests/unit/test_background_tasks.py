@@ -14,6 +14,7 @@ import os
 import pytest
 
 from host_client.ui_terminal import TerminalUI
+from peer import background
 from peer.background import BackgroundTasks, cancel_and_wait, wait_until_set
 from protocol.permissions import Permission
 
@@ -122,6 +123,26 @@ async def test_cancel_and_wait_leaves_results_to_the_caller_and_takes_no_time_fo
     await cancel_and_wait((done, waiting))
     assert done.result() == "kept" and waiting.cancelled()
     await cancel_and_wait(())
+
+
+async def test_a_task_that_lost_its_cancellation_is_cancelled_again_and_named(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(background, "CANCEL_AGAIN_SECONDS", 0.05)
+    tasks = BackgroundTasks("owner")
+
+    async def loses_one() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass  # as asyncio.wait_for can on Python 3.11, or a library
+        await asyncio.Event().wait()
+
+    task = tasks.start(loses_one(), "deaf")
+    await asyncio.sleep(0)
+    async with asyncio.timeout(5):
+        await tasks.close()
+    assert task.cancelled() and len(tasks) == 0
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "owner: deaf still runs 0.05 s after it was cancelled; cancelling it again"]
 
 
 async def test_wait_until_set_says_whether_the_event_was_set_in_time() -> None:
