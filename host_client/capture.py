@@ -44,6 +44,7 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from peer.background import wait_until_set
 from peer.regions_of_interest import MAX_REGIONS
 from peer.screen_encoder import PARTIAL_AREA_SHARE
 from peer.stream_budget import Box, FrameTag, StreamBudget
@@ -301,10 +302,7 @@ class ScreenTrack(MediaStreamTrack):
                 return "refresh"
             self._wake.clear()
             self._watch()
-            try:
-                await asyncio.wait_for(self._wake.wait(), due - now)
-            except TimeoutError:
-                pass
+            await wait_until_set(self._wake, due - now)
 
     def reconsider(self) -> None:
         """The budget changed in a way that may bring the next refinement forward (the link's part set aside

@@ -53,6 +53,7 @@ import av
 import numpy as np
 from pydantic import ValidationError
 
+from peer.background import wait_until_set
 from peer.broker_client import BrokerClient
 from peer.broker_errors import BrokerRefusal
 from protocol.api import API_PREFIX
@@ -589,10 +590,7 @@ class RecordingUploader:
                 self._wake.clear()
                 if await self._upload_all(broker):
                     delay = 0.5
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), 1.0)
-                    except TimeoutError:
-                        pass
+                    await wait_until_set(self._wake, 1.0)
                 else:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 10.0)

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from protocol.api import API_PREFIX
 from protocol.recording import MAX_EVENT_BATCH_BYTES, MAX_EVENTS_PER_BATCH, PeerEvent, PeerEvents, PeerEventsStored
 
+from .background import wait_until_set
 from .broker_client import BrokerClient
 from .broker_errors import BrokerRefusal
 
@@ -177,8 +178,7 @@ class EventReporter:
         loop = asyncio.get_running_loop()
         next_second = loop.time() + FLUSH_SECONDS
         while not self._stopping:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_second - loop.time()))
+            await wait_until_set(self._wake, max(0.0, next_second - loop.time()))
             self._wake.clear()
             if loop.time() >= next_second:
                 next_second = loop.time() + FLUSH_SECONDS

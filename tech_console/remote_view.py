@@ -11,7 +11,6 @@ as plain state, and :meth:`RemoteView.wait_until` waits for any condition on it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import time
@@ -32,7 +31,7 @@ from peer.aiortc_hooks import (
     recover_losses_on_a_timer,
     selected_route,
 )
-from peer.background import BackgroundTasks, cancel_and_wait
+from peer.background import BackgroundTasks, cancel_and_wait, wait_until_set
 from peer.connect_watch import failure_text, ice_failed_message
 from peer.events import EventReporter, clipboard_fields
 from peer.ice import rtc_configuration, watch_connection
@@ -196,8 +195,7 @@ class RemoteView:
             if remaining <= 0:
                 raise ViewError(f"gave up waiting for {what} after {timeout:g} s")
             self._changed.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+            await wait_until_set(self._changed, min(remaining, 0.5))
 
     def _notify(self) -> None:
         self._changed.set()

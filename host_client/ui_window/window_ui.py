@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from peer.background import wait_until_set
 from protocol.permissions import Permission, ordered
 from protocol.requests import HelpRequestCreate, SurveyAnswer
 
@@ -157,8 +158,7 @@ class WindowUI:
         self._dismissed = asyncio.Event()
         with contextlib.suppress(TkStopped):
             await self._tk.acall(self._in_window, Window.finish, summary)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dismissed.wait(), self._close_delay)
+            await wait_until_set(self._dismissed, self._close_delay)
         await asyncio.to_thread(self._tk.stop)
 
     # --- asyncio side -------------------------------------------------------------------

@@ -17,7 +17,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -25,8 +24,8 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from protocol.cli import WAITS_SIGNAL
 from tests.support.broker import BrokerProcess
+from tests.support.live_session import host_exited
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
@@ -99,22 +98,8 @@ class Hosts:
 
     @staticmethod
     def exited(process: subprocess.Popen[str], timeout: float) -> str:
-        """What the host wrote to stdout, once it has exited by itself within ``timeout`` seconds.
-
-        One that does not is asked where it waits (``SIGUSR1``: :func:`protocol.cli.report_waits_on_signal`)
-        and killed; the test fails with that report."""
-        try:
-            out, _err = process.communicate(timeout=timeout)
-            return out
-        except subprocess.TimeoutExpired:
-            process.send_signal(WAITS_SIGNAL)
-            time.sleep(2)
-            process.kill()
-            out, err = process.communicate()
-            raise AssertionError(
-                f"the host did not exit within {timeout:g} s of the session's end.\nIts output:\n{out[-4000:]}\n"
-                f"Its log and where it waited:\n{err[-30000:]}"
-            ) from None
+        """:func:`tests.support.live_session.host_exited`: its output, or a failure saying where it waited."""
+        return host_exited(process, timeout)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from protocol.permissions import Permission
 from tests.support.api import bearer, exported_bundle_verifies, play_recording
 from tests.support.broker import BrokerProcess
 from tests.support.input_recorder import RecorderProcess
-from tests.support.live_session import Live, live_session, resume_host
+from tests.support.live_session import Live, host_exited, live_session, resume_host
 from tests.support.polling import async_wait_until
 from tests.support.screen_painter import PainterProcess, pattern_cell_centres
 
@@ -106,7 +106,7 @@ async def resumed_until_the_end(live: Live, env: dict[str, str], *, record_secon
     await live.console.end_session(live.session_id, "done")
     # The ended host drains its recording (the spool's and the new segments) for up to RECORDING_DRAIN_SECONDS
     # before it closes: 60 s in all was once too little under the full suite's load.
-    await asyncio.to_thread(resumed.communicate, timeout=RECORDING_DRAIN_SECONDS + 60)
+    await asyncio.to_thread(host_exited, resumed, RECORDING_DRAIN_SECONDS + 60)
     return recording_again
 
 

@@ -7,6 +7,7 @@
     live.output                       # the host's stdout, once it has exited (live.errors: its stderr)
 
     resumed = resume_host(env, "--consent", "view")   # after killing live.host: it comes back
+    host_exited(resumed, 90)   # once its session ended: its stdout, or a failure saying where it waited
 
 The host runs with the terminal UI; its stdin is the user's keyboard. On exit
 the session is ended (if the test did not) and the host is waited for.
@@ -19,11 +20,13 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from protocol.api import TicketCreate
+from protocol.cli import WAITS_SIGNAL
 from tech_console.client import TechConsole
 from tech_console.remote_view import FrameHook, RemoteView
 from tests.support.broker import BrokerProcess
@@ -136,3 +139,22 @@ def resume_host(env: dict[str, str], *host_args: str) -> subprocess.Popen[str]:
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **env}, cwd=REPO,
     )
+
+
+def host_exited(process: subprocess.Popen[str], timeout: float) -> str:
+    """What a host wrote to stdout, once it has exited by itself within ``timeout`` seconds.
+
+    One that does not is asked where it waits (``SIGUSR1``: :func:`protocol.cli.report_waits_on_signal`)
+    and killed; the test fails with that report, which is all a CI run keeps of why it hung."""
+    try:
+        out, _err = process.communicate(timeout=timeout)
+        return out
+    except subprocess.TimeoutExpired:
+        process.send_signal(WAITS_SIGNAL)
+        time.sleep(2)
+        process.kill()
+        out, err = process.communicate()
+        raise AssertionError(
+            f"the host did not exit within {timeout:g} s.\nIts output:\n{out[-4000:]}\n"
+            f"Its log and where it waited:\n{err[-30000:]}"
+        ) from None

@@ -14,7 +14,8 @@ import os
 import pytest
 
 from host_client.ui_terminal import TerminalUI
-from peer.background import BackgroundTasks, cancel_and_wait
+from peer import background
+from peer.background import BackgroundTasks, cancel_and_wait, wait_until_set
 from protocol.permissions import Permission
 
 
@@ -122,6 +123,58 @@ async def test_cancel_and_wait_leaves_results_to_the_caller_and_takes_no_time_fo
     await cancel_and_wait((done, waiting))
     assert done.result() == "kept" and waiting.cancelled()
     await cancel_and_wait(())
+
+
+async def test_a_task_that_lost_its_cancellation_is_cancelled_again_and_named(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(background, "CANCEL_AGAIN_SECONDS", 0.05)
+    tasks = BackgroundTasks("owner")
+
+    async def loses_one() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass  # as asyncio.wait_for can on Python 3.11, or a library
+        await asyncio.Event().wait()
+
+    task = tasks.start(loses_one(), "deaf")
+    await asyncio.sleep(0)
+    async with asyncio.timeout(5):
+        await tasks.close()
+    assert task.cancelled() and len(tasks) == 0
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "owner: deaf still runs 0.05 s after it was cancelled; cancelling it again"]
+
+
+async def test_wait_until_set_says_whether_the_event_was_set_in_time() -> None:
+    event = asyncio.Event()
+    assert not await wait_until_set(event, 0.01)
+    asyncio.get_running_loop().call_later(0.01, event.set)
+    assert await wait_until_set(event, 5)
+
+
+@pytest.mark.parametrize("ticks", range(4))
+async def test_a_loop_waiting_with_wait_until_set_stops_when_cancelled_just_as_its_event_is_set(ticks: int) -> None:
+    # asyncio.wait_for(event.wait(), timeout) in its place swallows the cancellation on Python 3.11
+    # at some of these ticks (python/cpython#86296): the loop goes on, and close() waits for ever.
+    tasks = BackgroundTasks("owner")
+    wake = asyncio.Event()
+    rounds = 0
+
+    async def loop() -> None:
+        nonlocal rounds
+        while True:
+            wake.clear()
+            await wait_until_set(wake, 1.0)
+            rounds += 1
+
+    tasks.start(loop(), "loop")
+    await asyncio.sleep(0.01)
+    wake.set()
+    for _ in range(ticks):
+        await asyncio.sleep(0)
+    async with asyncio.timeout(5):
+        await tasks.close()
+    assert len(tasks) == 0 and rounds <= 1
 
 
 class ChatFails:

@@ -354,3 +354,18 @@ async def test_a_whole_segment_waits_for_a_sharpening_picture_and_goes_once_it_i
     sharpening[0] = False
     assert await asyncio.wait_for(uploading, 2)
     assert [what for what, _ in broker.requests] == ["PUT 0"]
+
+
+@pytest.mark.parametrize("ticks", range(4))
+async def test_the_uploader_stops_when_cancelled_just_as_a_segment_is_handed_to_it(tmp_path: Path, ticks: int) -> None:
+    # The session cancels it once the session is over, while the recorder still hands it segments: a
+    # cancellation lost then (asyncio.wait_for on Python 3.11) left a host running long after its session ended.
+    up = uploader(tmp_path / "spool", ScriptedBroker())
+    running = asyncio.ensure_future(up.run())
+    await asyncio.sleep(0.01)  # waiting for the next segment
+    up.segment_ready(0)
+    for _ in range(ticks):
+        await asyncio.sleep(0)
+    running.cancel()
+    await asyncio.wait({running}, timeout=5)
+    assert running.cancelled()
