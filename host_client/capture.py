@@ -44,10 +44,10 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from peer.background import wait_until_set
 from peer.regions_of_interest import MAX_REGIONS
 from peer.screen_encoder import PARTIAL_AREA_SHARE
 from peer.stream_budget import Box, FrameTag, StreamBudget
+from protocol.waits import wait_until_set
 
 from .colour_conversion import I420Converter
 from .damage import DamageWatcher, open_damage_watcher

@@ -53,13 +53,13 @@ import av
 import numpy as np
 from pydantic import ValidationError
 
-from peer.background import wait_until_set
 from peer.broker_client import BrokerClient
 from peer.broker_errors import BrokerRefusal
 from protocol.api import API_PREFIX
 from protocol.recording import RecordingStatus, SegmentRepeatUpload, SessionPolicy
 from protocol.segment_continuation import continued_segment
 from protocol.segment_repeat import Repetition, SegmentRepeat, frame_rate, segment_output
+from protocol.waits import wait_until_set
 
 from .capture import Monitor, Screen
 from .colour_conversion import to_i420

@@ -6,7 +6,7 @@ retrieved" long after and without saying whose it was. :class:`BackgroundTasks`
 is the one home for such work in the clients: the owner starts each task through
 it, it holds the task until it ends, logs a failure once with what the task was
 for, and on :meth:`BackgroundTasks.close` cancels what still runs and waits for
-it. Such a task's waits must let its cancellation through: :func:`wait_until_set`
+it. Such a task's waits must let its cancellation through: :func:`protocol.waits.wait_until_set`
 is the one way the clients wait for an event with a timeout. Pure asyncio; no I/O
 of its own.
 """
@@ -77,7 +77,7 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
     :class:`BackgroundTasks`, already logged); only the caller's own
     cancellation while waiting propagates. A task still running
     :data:`CANCEL_AGAIN_SECONDS` after it was cancelled is cancelled again (and
-    logged): one that lost its cancellation (a wait as :func:`wait_until_set`
+    logged): one that lost its cancellation (a wait as :func:`~protocol.waits.wait_until_set`
     says not to, in a library too) must not keep its owner, and the program,
     from ending.
     """
@@ -90,20 +90,3 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
             name = task.get_name() if isinstance(task, asyncio.Task) else repr(task)
             log.warning("%s still runs %g s after it was cancelled; cancelling it again", name, CANCEL_AGAIN_SECONDS)
             task.cancel()
-
-
-async def wait_until_set(event: asyncio.Event, timeout: float) -> bool:
-    """Wait until ``event`` is set, for at most ``timeout`` seconds; whether it is set.
-
-    Not ``asyncio.wait_for(event.wait(), timeout)``: on Python 3.11 that swallows a
-    cancellation which comes while the event is being set (it returns the wait's result
-    instead of raising, python/cpython#86296). A loop around it that its owner cancels
-    then goes on, and the owner waiting for it waits for ever: a host whose session ended
-    just as its recorder handed the uploader a segment never exited. Here the event is
-    awaited directly, so a cancellation always raises.
-    """
-    try:
-        async with asyncio.timeout(timeout):
-            return await event.wait()
-    except TimeoutError:
-        return event.is_set()

@@ -33,8 +33,8 @@ from pydantic import ValidationError
 
 from protocol.api import API_PREFIX
 from protocol.recording import MAX_EVENT_BATCH_BYTES, MAX_EVENTS_PER_BATCH, PeerEvent, PeerEvents, PeerEventsStored
+from protocol.waits import wait_until_set
 
-from .background import wait_until_set
 from .broker_client import BrokerClient
 from .broker_errors import BrokerRefusal
 

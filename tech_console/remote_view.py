@@ -31,7 +31,7 @@ from peer.aiortc_hooks import (
     recover_losses_on_a_timer,
     selected_route,
 )
-from peer.background import BackgroundTasks, cancel_and_wait, wait_until_set
+from peer.background import BackgroundTasks, cancel_and_wait
 from peer.connect_watch import failure_text, ice_failed_message
 from peer.events import EventReporter, clipboard_fields
 from peer.ice import rtc_configuration, watch_connection
@@ -101,6 +101,7 @@ from protocol.signalling import (
     Welcome,
     encode,
 )
+from protocol.waits import wait_until_set
 
 log = logging.getLogger(__name__)
 

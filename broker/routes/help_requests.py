@@ -29,7 +29,6 @@ from broker.sessions.help_requests import (
     waiting_count,
     waiting_requests,
 )
-from broker.sessions.spool import wait_for
 from broker.sessions.support_sessions import get_session
 from broker.state import BrokerState
 from broker.storage.db_slots import Lane
@@ -46,6 +45,7 @@ from protocol.requests import (
     HelpRequestStatus,
     request_poll_path,
 )
+from protocol.waits import wait_until_set
 
 router = APIRouter(prefix="/requests", tags=["help requests"], route_class=BoundedJsonRoute)
 
@@ -161,7 +161,7 @@ async def poll(
                 return status
             if await http.is_disconnected():
                 return status
-            await wait_for(changed, min(remaining, _recheck_every(state)))
+            await wait_until_set(changed, min(remaining, _recheck_every(state)))
 
 
 def _recheck_every(state: BrokerState) -> float:

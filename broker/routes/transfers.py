@@ -28,7 +28,6 @@ from broker.server.json_bodies import BoundedJsonRoute
 from broker.server.request_limits import body_limit
 from broker.sessions import transfers as rules
 from broker.sessions.peers import SessionPeer, identify_peer
-from broker.sessions.spool import wait_for
 from broker.state import BrokerState
 from broker.storage.models import FileRequest, Transfer
 from protocol.signalling import FileRequestUpdate, TransferUpdate
@@ -49,6 +48,7 @@ from protocol.transfers import (
     chunk_span,
     transfer_version,
 )
+from protocol.waits import wait_until_set
 
 router = APIRouter(
     prefix="/sessions/{session_id}", tags=["files"], dependencies=[SessionPeerAccess], route_class=BoundedJsonRoute,
@@ -140,7 +140,7 @@ async def show(
         out = await _run(state, session_id, token,
                          lambda db, _peer: rules.transfer_out(rules.get_transfer(db, session_id, transfer_id)))
         if known is not None and known == transfer_version(out) and wait > 0 and not out.state.over:
-            await wait_for(changed, wait)
+            await wait_until_set(changed, wait)
             out = await _run(state, session_id, token,
                              lambda db, _peer: rules.transfer_out(rules.get_transfer(db, session_id, transfer_id)))
     return out
@@ -225,7 +225,7 @@ async def get_chunk(
     with state.transfer_signals.listen(transfer_id) as arrived:
         sha256 = await _run_chunk(state, session_id, token, lookup)
         if sha256 is None and wait > 0:
-            await wait_for(arrived, min(wait, MAX_WAIT_CHUNK))
+            await wait_until_set(arrived, min(wait, MAX_WAIT_CHUNK))
             if await request.is_disconnected():
                 # The receiver died while it waited (a killed host): handing it the chunk would
                 # free the broker's copy and make the sender upload it again for the next receiver.

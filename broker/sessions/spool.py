@@ -328,7 +328,7 @@ class ChunkSignals:
 
         with signals.listen(transfer_id) as changed:
             ...look...
-            await wait_for(changed, timeout)
+            await wait_until_set(changed, timeout)
 
     A key's wake-up lives while someone listens: the last waiter to leave, whether it
     was woken, timed out or failed (a transfer that does not exist), removes it, so
@@ -372,11 +372,3 @@ class ChunkSignals:
         """How many keys have someone listening."""
         return len(self._wakeups)
 
-
-async def wait_for(event: asyncio.Event, timeout: float) -> bool:
-    """Wait for ``event`` at most ``timeout`` seconds; True if it fired."""
-    try:
-        await asyncio.wait_for(event.wait(), timeout)
-        return True
-    except TimeoutError:
-        return False

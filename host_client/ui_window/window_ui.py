@@ -15,9 +15,9 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from peer.background import wait_until_set
 from protocol.permissions import Permission, ordered
 from protocol.requests import HelpRequestCreate, SurveyAnswer
+from protocol.waits import wait_until_set
 
 from ..tk_thread import TkStopped, TkThread
 from ..ui import UserActions

@@ -15,8 +15,9 @@ import pytest
 
 from host_client.ui_terminal import TerminalUI
 from peer import background
-from peer.background import BackgroundTasks, cancel_and_wait, wait_until_set
+from peer.background import BackgroundTasks, cancel_and_wait
 from protocol.permissions import Permission
+from protocol.waits import wait_until_set
 
 
 class Broken(Exception):

@@ -13,8 +13,9 @@ from typing import cast
 
 import pytest
 
-from broker.sessions.spool import FOLDER, ChunkRejected, ChunkSignals, TransferSpool, wait_for
+from broker.sessions.spool import FOLDER, ChunkRejected, ChunkSignals, TransferSpool
 from broker.storage.blobs import LocalBlobs
+from protocol.waits import wait_until_set
 
 CHUNK = 1000
 
@@ -531,7 +532,7 @@ async def test_a_listener_taken_before_a_change_is_set_by_it() -> None:
         signals.changed("t")
         assert event.is_set()
         assert not other.is_set()
-        assert await wait_for(event, 0.01)
+        assert await wait_until_set(event, 0.01)
 
 
 async def test_listeners_of_the_same_transfer_share_the_wake_up() -> None:
@@ -599,7 +600,7 @@ async def test_wait_for_times_out_without_a_change() -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()
     with ChunkSignals().listen("t") as event:
-        assert await wait_for(event, 0.05) is False
+        assert await wait_until_set(event, 0.05) is False
     assert 0.04 <= loop.time() - start < 1.0
 
 
@@ -609,7 +610,7 @@ async def test_wait_for_wakes_up_on_a_change() -> None:
     with signals.listen("t") as event:
         loop.call_later(0.01, signals.changed, "t")
         start = loop.time()
-        assert await wait_for(event, 5) is True
+        assert await wait_until_set(event, 5) is True
         assert loop.time() - start < 1.0
 
 
