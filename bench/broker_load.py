@@ -66,7 +66,7 @@ from local_services import nginx
 from local_services.nginx import NginxProxy
 from local_services.redis_server import RedisServer
 from protocol.cli import number_in_range
-from tests.support.broker import BrokerProcess
+from tests.support.broker import BrokerProcess, audit_verify
 
 DOCS_SECTION = "broker_load"
 CLUSTER_DOCS_SECTION = "broker_load_cluster"
@@ -194,11 +194,21 @@ class Rig:
     proxy: NginxProxy | None
     generator: GeneratorProcess
     database_pid: int | None
+    env: dict[str, str]
+    """The brokers' settings (their database, Redis, store)."""
 
     @property
     def broker(self) -> BrokerProcess:
         """The first (or only) broker."""
         return self.brokers[0]
+
+    def verify_trail(self) -> str:
+        """Stop the brokers and run ``deskhand-broker audit verify`` on what they wrote: "passed", or its last line."""
+        for broker in self.brokers:
+            broker.stop()
+        checked = audit_verify(self.broker.data_dir, self.env)
+        said = (checked.stdout + checked.stderr).strip().splitlines()
+        return "passed" if checked.returncode == 0 else f"FAILED: {said[-1] if said else checked.returncode}"
 
     def meter(self) -> Meter:
         """CPU from now of the brokers (``broker_cpu``, together), the generator, nginx and PostgreSQL."""
@@ -254,7 +264,7 @@ class Rigs:
                 options.request_timeout))
             generator.call("prepare", deadline=60)
             generator.call("probe", deadline=60, rate=2 * WARM_UP_GETS, seconds=0.5)
-            yield Rig(started, proxy, generator, services.database_pid)
+            yield Rig(started, proxy, generator, services.database_pid, env)
 
 
 def measure_idle(rigs: Rigs, count: int) -> dict[str, Any]:
@@ -288,6 +298,7 @@ def measure_pairings(rigs: Rigs, workers: int, brokers: int = 1) -> dict[str, An
         result = rig.generator.call("pairings", deadline=seconds + options.request_timeout * (len(PAIRING_STEPS) + 1) + 60,
                                     workers=workers, seconds=seconds)
         result.update(meter.read())
+        result["trail"] = rig.verify_trail()
     result["workers"], result["brokers"] = workers, brokers
     return result
 
@@ -407,6 +418,7 @@ def pairing_steps(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {step} | " + " | ".join(_ms(row["latencies"].get(step, [])) for row in rows) + " |")
     lines.append("")
     lines += [f"- errors at {_label(row)}: {_errors(row['errors'])}" for row in rows]
+    lines += [f"- `audit verify` after {_label(row)}: {row['trail']}" for row in rows if "trail" in row]
     return "\n".join(lines)
 
 

@@ -396,6 +396,8 @@ def serve(settings: Settings) -> int:
         http=http_protocol(HeadLimits(settings.http_max_header_bytes, settings.http_header_timeout_seconds)),
         log_level=settings.log_level,
         timeout_keep_alive=settings.http_keepalive_seconds,
+        # Without it a stop waits for every request under way, a long poll's 25 s included.
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         ws_max_size=WS_MAX_BYTES,
         # The sans-I/O websockets protocol: no tasks of its own per connection, pings on timers;
         # lean: the opening handshake is let go once answered (broker/server/uvicorn_hooks.py).

@@ -139,6 +139,11 @@ class Settings(BaseSettings):
         description="Connections the kernel queues before the broker accepts them (capped by net.core.somaxconn).",
     )
 
+    shutdown_grace_seconds: int = Field(
+        default=5, ge=0, le=600,
+        description="On SIGTERM, how long the broker lets requests under way finish before it cuts them "
+        "(long polls included; clients ask again, through a balancer on another broker).",
+    )
     http_keepalive_seconds: int = Field(
         default=15, ge=1, le=600,
         description="Seconds an idle HTTP connection stays open for the client's next request. Longer than "

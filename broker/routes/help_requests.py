@@ -16,6 +16,7 @@ from broker.deps import DB, PeerToken, Source, State
 from broker.refusals import Busy, Unauthenticated, not_found
 from broker.serializers import session_join, session_out
 from broker.server.json_bodies import BoundedJsonRoute
+from broker.server.long_polls import wait_for_change
 from broker.sessions.help_requests import (
     QUEUE_CHANGED,
     cancel_request,
@@ -45,7 +46,6 @@ from protocol.requests import (
     HelpRequestStatus,
     request_poll_path,
 )
-from protocol.waits import wait_until_set
 
 router = APIRouter(prefix="/requests", tags=["help requests"], route_class=BoundedJsonRoute)
 
@@ -159,9 +159,9 @@ async def poll(
             remaining = deadline - loop.time()
             if status.state is not HelpRequestState.waiting or status.position != position or remaining <= 0:
                 return status
+            await wait_for_change(http, changed, min(remaining, _recheck_every(state)))
             if await http.is_disconnected():
                 return status
-            await wait_until_set(changed, min(remaining, _recheck_every(state)))
 
 
 def _recheck_every(state: BrokerState) -> float:

@@ -25,6 +25,7 @@ from broker.accounts.access import SessionPeerAccess
 from broker.deps import PeerToken, SessionId, State
 from broker.refusals import Conflict, Gone, Invalid, NotFound
 from broker.server.json_bodies import BoundedJsonRoute
+from broker.server.long_polls import wait_for_change
 from broker.server.request_limits import body_limit
 from broker.sessions import transfers as rules
 from broker.sessions.peers import SessionPeer, identify_peer
@@ -48,7 +49,6 @@ from protocol.transfers import (
     chunk_span,
     transfer_version,
 )
-from protocol.waits import wait_until_set
 
 router = APIRouter(
     prefix="/sessions/{session_id}", tags=["files"], dependencies=[SessionPeerAccess], route_class=BoundedJsonRoute,
@@ -133,14 +133,14 @@ async def index(session_id: SessionId, state: State, token: PeerToken) -> list[T
 
 @router.get("/transfers/{transfer_id}", response_model=TransferOut, summary="A transfer; with wait and known, a long poll")
 async def show(
-    session_id: SessionId, transfer_id: TransferId, state: State, token: PeerToken,
+    request: Request, session_id: SessionId, transfer_id: TransferId, state: State, token: PeerToken,
     wait: Wait = 0, known: Annotated[str | None, Query(max_length=200)] = None,
 ) -> TransferOut:
     with state.transfer_signals.listen(transfer_id) as changed:
         out = await _run(state, session_id, token,
                          lambda db, _peer: rules.transfer_out(rules.get_transfer(db, session_id, transfer_id)))
         if known is not None and known == transfer_version(out) and wait > 0 and not out.state.over:
-            await wait_until_set(changed, wait)
+            await wait_for_change(request, changed, wait)
             out = await _run(state, session_id, token,
                              lambda db, _peer: rules.transfer_out(rules.get_transfer(db, session_id, transfer_id)))
     return out
@@ -225,7 +225,7 @@ async def get_chunk(
     with state.transfer_signals.listen(transfer_id) as arrived:
         sha256 = await _run_chunk(state, session_id, token, lookup)
         if sha256 is None and wait > 0:
-            await wait_until_set(arrived, min(wait, MAX_WAIT_CHUNK))
+            await wait_for_change(request, arrived, min(wait, MAX_WAIT_CHUNK))
             if await request.is_disconnected():
                 # The receiver died while it waited (a killed host): handing it the chunk would
                 # free the broker's copy and make the sender upload it again for the next receiver.

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_databases import verify
-from tests.support.broker import BrokerProcess
+from tests.support.broker import BrokerProcess, audit_verify
 from tests.support.live_session import Live, live_session
 from tests.support.nginx import BEHIND_PROXY, ProxiedBrokers
 from tests.support.object_store import ObjectStore
@@ -142,5 +141,5 @@ async def test_a_session_outlives_each_broker_killed_and_a_rolling_restart_behin
             assert stored == list(range(len(stored))) and len(stored) >= 10, f"segments lost: {stored}"
         kept = object_store.keys(f"{store['DESKHAND_OBJECT_STORE_PREFIX']}recordings/{session_id}/")
         assert len(kept) == len(stored), "every segment in the bucket"
-        checked = verify(data_dir, env)
+        checked = audit_verify(data_dir, env)
         assert checked.returncode == 0, checked.stdout + checked.stderr

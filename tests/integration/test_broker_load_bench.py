@@ -39,6 +39,7 @@ def test_every_phase_does_its_work_and_is_reported(capsys: pytest.CaptureFixture
     printed = capsys.readouterr().out
     assert "| 20 of 20 (20) |" in printed
     assert "- errors at 2 workers: 0" in printed
+    assert "- `audit verify` after 2 workers: passed" in printed
     assert "| event batches | 2 |" in printed and "| segments | 2 |" in printed
     assert "database: SQLite" in printed
 
@@ -53,6 +54,7 @@ def test_two_brokers_behind_nginx_pair_beside_one_and_are_reported(
     assert [(row["workers"], row["brokers"]) for row in results.pairings] == [(2, 1), (2, 2)]
     for row in results.pairings:
         assert row["errors"] == {} and row["cut_off"] == 0 and row["done"] >= 1, row["errors"]
+        assert row["trail"] == "passed", "the trail two brokers wrote verifies"
     report(options, results, write=False)
     printed = capsys.readouterr().out
     assert "- at 2 workers: 2 brokers pair " in printed

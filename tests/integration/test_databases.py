@@ -3,29 +3,18 @@ continue it, an edit is caught, and text one of them cannot hold is the client's
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support.api import bearer, create_ticket, end_session, paired_session
-from tests.support.broker import BrokerProcess
+from tests.support.broker import BrokerProcess, audit_verify
 from tests.support.database import BrokerDatabases, run_sql
 
 pytestmark = pytest.mark.both_stacks
 
 TRICKY_TEXT = "Drucker – \"kaputt\" 😀 \\ % _ ' \u0000 end"
 """Peer-event text whose JSON must come back byte for byte: quotes, escapes, LIKE wildcards, U+0000."""
-
-
-def verify(data_dir: Path, database_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``deskhand-broker audit verify`` on the broker's data directory and database."""
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DESKHAND_")}, **database_env,
-           "DESKHAND_AUDIT_CHECKPOINT_SECONDS": "1"}
-    return subprocess.run([sys.executable, "-m", "broker.cli", "audit", "verify", "--data-dir", str(data_dir)],
-                          capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_a_trail_written_on_the_database_verifies_across_a_restart_and_an_edit_is_caught(
@@ -48,13 +37,13 @@ def test_a_trail_written_on_the_database_verifies_across_a_restart_and_an_edit_i
         admin = bearer(broker.login())
         create_ticket(broker, admin, subject="After the restart")
         assert broker.sql("SELECT count(*) FROM users")[0][0] == 1
-    checked = verify(data_dir, database)
+    checked = audit_verify(data_dir, database)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.startswith("Trail verified: 2 chains"), checked.stdout
 
     run_sql(broker.database_url, "UPDATE audit_events SET data = ? WHERE kind = 'chat.sent'",
             '{"text": "Drucker - nothing to see"}')
-    tampered = verify(data_dir, database)
+    tampered = audit_verify(data_dir, database)
     assert tampered.returncode != 0, tampered.stdout
     assert "was edited (chat.sent no longer matches its hash)" in tampered.stdout + tampered.stderr
 

@@ -21,9 +21,8 @@ from broker.storage.blobs import BlobStoreError, ObjectStoreConfig, S3Blobs
 from peer.landing import LandingFolder
 from peer.transfers import TransferClient
 from protocol.transfers import Direction, TransferState
-from tests.integration.test_databases import verify
 from tests.support.api import bearer, consented_session, end_session, play_recording
-from tests.support.broker import BrokerProcess
+from tests.support.broker import BrokerProcess, audit_verify
 from tests.support.object_store import BUCKET, ObjectStore
 from tests.support.redis_server import RedisServer
 from tests.support.segments import put_segment, webm_segment
@@ -139,13 +138,13 @@ def test_a_recording_kept_in_the_bucket_plays_through_either_broker_and_verifies
     keys = object_store.keys(f"{prefix}recordings/")
     assert keys == [f"{prefix}recordings/{session_id}/{index:08d}.seg" for index in range(2)]
     assert not list((data_dir / "recordings").glob("*/*.seg")), "no segment on the broker's disk"
-    checked = verify(data_dir, store)
+    checked = audit_verify(data_dir, store)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
     client = object_store.client()
     stored = client.get_object(Bucket=BUCKET, Key=keys[1])["Body"].read()
     client.put_object(Bucket=BUCKET, Key=keys[1], Body=stored[:-1] + bytes([stored[-1] ^ 1]))
-    altered = verify(data_dir, store)
+    altered = audit_verify(data_dir, store)
     assert altered.returncode != 0 and "segment" in altered.stdout + altered.stderr, altered.stdout + altered.stderr
 
 

@@ -318,6 +318,14 @@ class BrokerProcess(BrokerCalls):
         raise BrokerStartError(f"the broker {what} (exit code {code}); its output:\n{self.output_text()}")
 
 
+def audit_verify(data_dir: Path, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``deskhand-broker audit verify`` on the data directory (its keys) and the database and store that
+    ``env`` (a broker's ``DESKHAND_*`` settings) name."""
+    command = [sys.executable, "-m", "broker.cli", "audit", "verify", "--data-dir", str(data_dir)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120,
+                          env=broker_environment({**(env or {}), "DESKHAND_AUDIT_CHECKPOINT_SECONDS": "1"}))
+
+
 def broker_environment(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a test broker: ours without ``DESKHAND_*``, then defaults, then ``overrides``."""
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("DESKHAND_")}
