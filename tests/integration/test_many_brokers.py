@@ -17,9 +17,8 @@ import pytest
 import websockets
 
 from protocol.webhooks import DELIVERY_HEADER
-from tests.integration.test_databases import verify
 from tests.support.api import age_sla_timers, bearer, create_ticket, end_session, paired_session
-from tests.support.broker import BrokerProcess
+from tests.support.broker import BrokerProcess, audit_verify
 from tests.support.database import BrokerDatabases
 from tests.support.polling import wait_until
 from tests.support.signalling import peer, receive_type
@@ -71,7 +70,7 @@ def test_two_brokers_keep_one_trail_audit_each_breach_once_and_send_each_webhook
     ids = [request.headers[DELIVERY_HEADER] for request in receiver.at("/hook")]
     assert len(ids) == len(set(ids)) == deliveries >= 4 * ROUNDS + BREACHES, f"{len(ids)} requests for {len(set(ids))} deliveries"
     assert first.sql("SELECT count(DISTINCT chain) FROM audit_events")[0][0] == 4 * ROUNDS + 1
-    checked = verify(data_dir, database)
+    checked = audit_verify(data_dir, database)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
