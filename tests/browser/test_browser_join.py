@@ -175,3 +175,34 @@ async def test_a_browser_that_cannot_share_says_so_before_any_code_is_spent(brok
     user = await join_page(broker, "/join/#123456789", init_script=NO_SCREEN_SHARING)
     await expect(user.locator("#no-capture")).to_contain_text("This browser cannot share a screen")
     await expect(user.locator("#join-code")).to_have_count(0)
+
+
+async def test_the_join_page_is_held_to_the_apis_rate_limit_on_wrong_codes(start_broker, join_page) -> None:
+    strict = start_broker(DESKHAND_CODE_FAILURES_PER_SOURCE="1")
+    user = await join_page(strict, expect_http_errors=frozenset({404, 429}))
+    for said in ("no session has this code", "too many wrong codes from this address; try again in"):
+        await user.locator("#join-code").fill("000 000 001")
+        await user.get_by_role("button", name="Join").click()
+        await expect(user.locator("#join-error")).to_contain_text(said)
+
+
+async def test_declining_ends_the_session_and_so_does_the_technician_ending_it(broker, admin, console_page, join_page) -> None:
+    declined = start_session(broker, admin)
+    user = await join_page(broker, "/join/#" + declined["code"])
+    await user.get_by_role("button", name="Join").click()
+    await user.get_by_role("button", name="Decline").click()
+    await expect(user.locator("#over-reason")).to_have_text("You declined the session.", timeout=10_000)
+    assert broker.sql("SELECT state, ended_by, end_reason FROM support_sessions WHERE id = ?", declined["session"]["id"]) \
+        == [("ended", "host", "the user declined the session")]
+
+    technician = await console_page(broker)
+    await sign_in(technician, "admin", broker.admin_password)
+    code = await open_new_session(technician, "Slow laptop", "Bo Lee", "bo@example.com")
+    user = await join_page(broker, "/join/#" + code.replace(" ", ""))
+    await user.get_by_role("button", name="Join").click()
+    await user.get_by_role("button", name="Share my screen").click()
+    await video_size(technician, timeout=30)
+    await technician.get_by_label("Note for the ticket").fill("done")
+    await technician.get_by_role("button", name="End session").click()
+    await expect(user.locator("#over-reason")).to_have_text("Administrator ended the session: done", timeout=10_000)
+    await expect(user.locator("#sharing-panel")).to_be_hidden()
