@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from tech_console.remote_view import RemoteView
 from tests.browser.conftest import CHROMIUM_ARGS, WatchedPages, open_new_session, screenshot, sign_in, video_size
 from tests.support.api import join, start_session
 from tests.support.broker import BrokerProcess
@@ -95,12 +96,17 @@ async def join_page(chromium_path: str) -> AsyncIterator[Callable[..., Awaitable
             await launched.close()
 
 
+def near(seen: list[list[int]] | list[tuple[int, ...]]) -> bool:
+    """Whether the four quadrants' pixels are :data:`QUADRANTS` (within what video coding changes)."""
+    return all(max(abs(int(a) - b) for a, b in zip(got, want, strict=True)) <= 40 for got, want in zip(seen, QUADRANTS, strict=True))
+
+
 async def quadrants_shown(page: Page, timeout: float) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     seen: list[list[int]] = []
     while asyncio.get_running_loop().time() < deadline:
         seen = await page.evaluate(READ_QUADRANTS)
-        if all(max(abs(a - b) for a, b in zip(got, want, strict=True)) <= 40 for got, want in zip(seen, QUADRANTS, strict=True)):
+        if near(seen):
             return
         await asyncio.sleep(0.25)
     raise AssertionError(f"the technician never saw the shared picture; last seen {seen}")
@@ -206,3 +212,28 @@ async def test_declining_ends_the_session_and_so_does_the_technician_ending_it(b
     await technician.get_by_role("button", name="End session").click()
     await expect(user.locator("#over-reason")).to_have_text("Administrator ended the session: done", timeout=10_000)
     await expect(user.locator("#sharing-panel")).to_be_hidden()
+
+
+async def test_the_python_console_sees_a_browser_share_as_a_hosts(broker, admin, join_page) -> None:
+    started = start_session(broker, admin)
+    user = await join_page(broker, "/join/#" + started["code"])
+    await user.get_by_role("button", name="Join").click()
+    await user.get_by_role("button", name="Share my screen").click()
+    view = RemoteView(broker.base_url, started["session"]["id"], broker.login())
+    await view.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        seen: list[tuple[int, ...]] = []
+        newer_than = 0.0
+        while asyncio.get_running_loop().time() < deadline:
+            frame = await view.wait_for_frame(timeout=30, newer_than=newer_than)
+            newer_than = view.latest_frame_at
+            image = frame.to_ndarray(format="rgb24")
+            h, w = image.shape[:2]
+            seen = [tuple(image[y][x]) for x, y in ((w // 4, h // 4), (3 * w // 4, h // 4), (w // 4, 3 * h // 4), (3 * w // 4, 3 * h // 4))]
+            if near(seen):
+                break
+        else:
+            raise AssertionError(f"the Python console never saw the shared picture; last seen {seen}")
+    finally:
+        await view.close()
