@@ -129,7 +129,7 @@ async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_ses
     await expect(user.locator("#control-note")).to_contain_text("cannot control your mouse and keyboard from a browser")
     await expect(user.get_by_label("Allow Administrator to see what you share")).to_be_checked()
     await expect(user.get_by_label("Allow Administrator to see what you share")).to_be_disabled()
-    await user.get_by_label("Allow Administrator to send files to you").check()
+    await expect(user.get_by_label("Allow Administrator to send files to you")).to_have_count(0)  # not carried out yet
     await screenshot(user, "browser-join-consent")
 
     await user.get_by_role("button", name="Share my screen").click()
@@ -138,14 +138,14 @@ async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_ses
     await expect(user.locator("#sharing-panel")).to_be_visible()
 
     await expect(technician.locator("#host-info")).to_contain_text("Ann Smith on web browser", timeout=15_000)
-    await expect(technician.locator("#consent-info")).to_have_text("see the screen, chat, get files from you", timeout=15_000)
+    await expect(technician.locator("#consent-info")).to_have_text("see the screen", timeout=15_000)
     shared = await user.evaluate("() => { const v = document.getElementById('shared-preview'); return [v.videoWidth, v.videoHeight]; }")
     assert await video_size(technician, timeout=30) == tuple(shared)
     await quadrants_shown(technician, timeout=15)
     await expect(user.locator("#share-state")).to_contain_text("Administrator sees what you share")
     await screenshot(technician, "browser-join-technician")
     audited = broker.sql("SELECT data FROM audit_events WHERE kind = 'consent.changed' AND session_id = ?", session_id)
-    assert json.loads(audited[0][0]) == {"permissions": ["view", "chat", "files.send"], "given_by": "browser"}
+    assert json.loads(audited[0][0]) == {"permissions": ["view"], "given_by": "browser"}
 
     await user.evaluate(END_THE_SHARE)
     await expect(user.locator("#over-reason")).to_have_text("You stopped sharing.", timeout=10_000)

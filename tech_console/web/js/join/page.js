@@ -9,15 +9,13 @@ import { openSignalling } from "../signalling.js";
 import { codeDigits, redeem } from "./redeem.js";
 import { SharePeer } from "./share_peer.js";
 
-/** What a browser share may be allowed, in protocol/permissions.py's order and words. */
+/** What a browser share may be allowed, in protocol/permissions.py's order and words: only what this page
+ * carries out (chat and files over the share are not built yet; the page must not offer what it cannot do). */
 const CHOICES = [
   ["view", "see what you share"],
-  ["chat", "chat with you"],
-  ["files.send", "send files to you"],
-  ["files.receive", "ask for files from you"],
 ];
-/** Ticked in advance, as the host's prompt (host_client/session_state.py DEFAULT_PRESELECTED). */
-const PRESELECTED = new Set(["view", "chat"]);
+/** Ticked in advance. */
+const PRESELECTED = new Set(["view"]);
 
 /** The `end` reasons (the first is host_client/session_state.py's DECLINED). */
 const REASONS = {
