@@ -52,6 +52,8 @@ class ConsentSource(str, enum.Enum):
     terminal = "terminal"
     flag = "flag"
     """``deskhand-host --consent``: unattended set-ups; audited as such."""
+    browser = "browser"
+    """The join page (``/join``): the user shares a screen, window or tab from a browser, nothing installed."""
 
 
 class _Message(BaseModel):

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
+from broker.accounts.socket_bearer import subprotocol_token
 from broker.errors import ApiError
 
 COOKIE_NAME = "deskhand_session"
@@ -46,7 +47,8 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def request_token(connection: HTTPConnection) -> str | None:
-    """The token a request or WebSocket speaks with: its bearer header, else the browser's cookie.
+    """The token a request or WebSocket speaks with: its bearer header (on a WebSocket also one
+    offered as a subprotocol, :mod:`broker.accounts.socket_bearer`), else the browser's cookie.
 
     A cookie counts only for requests our own page made: WebSockets must come from
     the broker's own origin (browsers send ``Origin``, and no other site can fake
@@ -55,6 +57,10 @@ def request_token(connection: HTTPConnection) -> str | None:
     bearer = bearer_token(connection.headers.get("authorization"))
     if bearer is not None:
         return bearer
+    if connection.scope["type"] == "websocket":
+        offered = subprotocol_token(connection.scope)
+        if offered is not None:
+            return offered
     cookie = connection.cookies.get(COOKIE_NAME)
     if cookie is None:
         return None

@@ -1,7 +1,9 @@
 """The signalling WebSocket: both peers of a session meet here.
 
 The connection is authenticated before it is accepted (``Authorization:
-Bearer`` with the technician's login token or the host token from the join),
+Bearer`` with the technician's login token or the host token from the join; from a
+browser, the console's cookie or the join page's host token offered as a subprotocol,
+:mod:`broker.accounts.socket_bearer`),
 and refused with an HTTP status and a JSON body that says why. Once in, every
 frame passes :func:`protocol.signalling.parse_peer_message`; a bad frame gets
 an ``error`` reply and the connection stays up. Whatever fails once a peer is
@@ -35,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from broker.accounts.access import SessionPeerAccess
 from broker.accounts.browser_session import request_token
+from broker.accounts.socket_bearer import chosen_subprotocol
 from broker.accounts.tokens import hash_token
 from broker.audit import events as audit
 from broker.deps import SessionId
@@ -131,7 +134,7 @@ async def signal(websocket: WebSocket, session_id: SessionId) -> None:
         await websocket.send_denial_response(http_error(refused).response())
         return
     info = admitted.info
-    await websocket.accept()
+    await websocket.accept(subprotocol=chosen_subprotocol(websocket.scope))
     technician = info.role is Role.technician
     me = Peer(session_id=session_id, info=info, link=websocket,
               token_hash=hash_token(token) if token and technician else None,

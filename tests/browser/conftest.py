@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.support.broker import BrokerProcess
@@ -45,15 +45,18 @@ async def browser(chromium_path: str) -> AsyncIterator[Browser]:
             await launched.close()
 
 
-@pytest.fixture
-async def console_page(browser: Browser) -> AsyncIterator[Callable[..., Awaitable[Page]]]:
-    """``await console_page(broker)``: a fresh signed-out page on the broker's console."""
-    problems: list[str] = []
-    contexts = []
+class WatchedPages:
+    """Pages whose console errors and uncaught exceptions fail the test (checked at its end)."""
 
-    async def open_page(broker: BrokerProcess, expect_http_errors: frozenset[int] = frozenset()) -> Page:
-        """``expect_http_errors``: statuses the test provokes on purpose (Chromium logs every
-        4xx answer to a fetch as a console error; only those the test expects are forgiven)."""
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.contexts: list[BrowserContext] = []
+
+    async def open(self, browser: Browser, broker: BrokerProcess, path: str,
+                   expect_http_errors: frozenset[int] = frozenset(), init_script: str | None = None) -> Page:
+        """A page at ``path`` in a fresh context; ``expect_http_errors``: statuses the test provokes on
+        purpose (Chromium logs every 4xx answer to a fetch as a console error; only those are forgiven);
+        ``init_script`` runs before the page's own scripts."""
 
         def on_console(message: ConsoleMessage) -> None:
             if message.type != "error":
@@ -61,22 +64,36 @@ async def console_page(browser: Browser) -> AsyncIterator[Callable[..., Awaitabl
             status = re.search(r"responded with a status of (\d{3})", message.text)
             if status and int(status.group(1)) in expect_http_errors:
                 return
-            problems.append(f"console.error: {message.text}")
+            self.problems.append(f"console.error: {message.text}")
 
         context = await browser.new_context(viewport={"width": 1280, "height": 800})
         # Chromium offers a plain 127.0.0.1 ICE candidate (not an mDNS name) once media is allowed.
         await context.grant_permissions(["camera", "microphone"], origin=broker.base_url)
-        contexts.append(context)
+        self.contexts.append(context)
+        if init_script is not None:
+            await context.add_init_script(init_script)
         page = await context.new_page()
         page.on("console", on_console)
-        page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
-        await page.goto(broker.base_url + "/")
+        page.on("pageerror", lambda e: self.problems.append(f"uncaught: {e}"))
+        await page.goto(broker.base_url + path)
         return page
 
+    async def close(self) -> None:
+        for context in self.contexts:
+            await context.close()
+        assert self.problems == [], "the pages logged errors:\n" + "\n".join(self.problems)
+
+
+@pytest.fixture
+async def console_page(browser: Browser) -> AsyncIterator[Callable[..., Awaitable[Page]]]:
+    """``await console_page(broker, expect_http_errors=...)``: a fresh signed-out page on the broker's console."""
+    pages = WatchedPages()
+
+    async def open_page(broker: BrokerProcess, expect_http_errors: frozenset[int] = frozenset()) -> Page:
+        return await pages.open(browser, broker, "/", expect_http_errors)
+
     yield open_page
-    for context in contexts:
-        await context.close()
-    assert problems == [], "the console logged errors:\n" + "\n".join(problems)
+    await pages.close()
 
 
 class Hosts:

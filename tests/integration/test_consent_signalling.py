@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+import websockets
 
 from host_client.grant_check import load_public_key, verify_grant
 from protocol.grants import SignedGrant
@@ -47,6 +48,23 @@ async def test_host_consent_is_stored_audited_and_relayed_and_replayed_to_a_late
             assert (await receive(late))["type"] == "welcome"
             assert (await receive(late))["type"] == "grant"
             assert (await receive(late))["permissions"] == ["view", "control"]
+
+
+async def test_a_join_page_signals_with_its_host_token_as_a_subprotocol_and_consents_as_browser(broker, admin) -> None:
+    joined = joined_session(broker, admin)
+    session_id = joined["session_id"]
+    async with peer(broker, session_id, joined["host_token"], as_subprotocol=True) as page:
+        assert page.subprotocol == "deskhand.bearer"  # a browser drops a socket whose server chose none
+        assert (await receive(page))["role"] == "host"
+        await receive_type(page, "grant")
+        await page.send(json.dumps({"type": "consent", "permissions": ["view", "chat"], "source": "browser"}))
+        await asyncio.sleep(0.5)
+    audited = broker.sql("SELECT data FROM audit_events WHERE kind = 'consent.changed' AND session_id = ?", session_id)
+    assert json.loads(audited[0][0]) == {"permissions": ["view", "chat"], "given_by": "browser"}
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with peer(broker, session_id, "dhh_not-a-token", as_subprotocol=True):
+            pass
+    assert refused.value.response.status_code == 401
 
 
 async def test_consent_from_the_technician_or_with_bad_names_is_refused(broker, admin) -> None:

@@ -10,13 +10,21 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import websockets
+from websockets.typing import Subprotocol
 
+from broker.accounts.socket_bearer import BEARER_SUBPROTOCOL
 from tests.support.api import bearer
 
 
 @asynccontextmanager
-async def peer(broker: Any, session_id: str, token: str) -> AsyncIterator[websockets.ClientConnection]:
-    """The session's signalling socket, opened with ``token`` (a host's or a technician's)."""
+async def peer(broker: Any, session_id: str, token: str, *, as_subprotocol: bool = False) -> AsyncIterator[websockets.ClientConnection]:
+    """The session's signalling socket, opened with ``token`` (a host's or a technician's); ``as_subprotocol``:
+    the token offered beside ``deskhand.bearer``, as the join page must (a browser sets no header on a WebSocket)."""
+    if as_subprotocol:
+        offered = [Subprotocol(BEARER_SUBPROTOCOL), Subprotocol(token)]
+        async with websockets.connect(broker.ws_url(session_id), subprotocols=offered) as ws:
+            yield ws
+        return
     async with websockets.connect(broker.ws_url(session_id), additional_headers=bearer(token)) as ws:
         yield ws
 

@@ -20,6 +20,20 @@ export function csrfToken() {
 }
 
 /**
+ * The broker's refusal as an ApiError: its JSON error body (docs/api.md), else the bare status.
+ * @param {Response} response a response that is not ok
+ */
+export async function refusalOf(response) {
+  let error = "http_" + response.status, message = `the broker answered HTTP ${response.status}`;
+  try {
+    const data = await response.json();
+    error = data.error || error;
+    message = data.message || message;
+  } catch (_) { /* not our error shape */ }
+  return new ApiError(response.status, error, message);
+}
+
+/**
  * Call the API; resolves to the parsed JSON (or null), rejects with an ApiError that says what to do.
  * `keepalive`: the request goes on after the page is left (bodies up to 64 KiB).
  */
@@ -40,16 +54,11 @@ export async function api(method, path, body, { raw = false, keepalive = false }
     throw new ApiError(0, "unreachable", "cannot reach the broker: check the connection and reload");
   }
   if (!response.ok) {
-    let error = "http_" + response.status, message = `the broker answered HTTP ${response.status}`;
-    try {
-      const data = await response.json();
-      error = data.error || error;
-      message = data.message || message;
-    } catch (_) { /* not our error shape */ }
+    const refused = await refusalOf(response);
     // The token expired or was revoked: back to the sign-in page (not for a failed sign-in itself).
     if (response.status === 401 && !path.startsWith("/auth/")) window.dispatchEvent(new CustomEvent("deskhand:signed-out"));
-    if (error === "password_change_required") window.dispatchEvent(new CustomEvent("deskhand:password-change-required"));
-    throw new ApiError(response.status, error, message);
+    if (refused.error === "password_change_required") window.dispatchEvent(new CustomEvent("deskhand:password-change-required"));
+    throw refused;
   }
   if (raw) return response;
   if (response.status === 204) return null;

@@ -5,23 +5,9 @@
 // is "reconnecting" until the host's new offers bring a connection back, or the time is up.
 
 import { Recovery, parseLiveness } from "./liveness.js";
+import { candidateInit, iceMessage, rtcConfiguration } from "./rtc.js";
 
-/**
- * The broker's ICE configuration (protocol/ice.py) as an RTCConfiguration.
- * @param {{servers?: {urls: string[], username?: string, credential?: string}[]}} ice
- * @returns {RTCConfiguration}
- */
-export function rtcConfiguration(ice) {
-  // An explicit empty list: no public STUN server is ever contacted unless the broker says so.
-  return {
-    iceServers: (ice && ice.servers || []).map((s) => {
-      const server = { urls: s.urls };
-      if (s.username) server.username = s.username;
-      if (s.credential) server.credential = s.credential;
-      return server;
-    }),
-  };
-}
+export { rtcConfiguration }; // its home is rtc.js; importers of this module keep finding it here
 
 /** The candidate kinds in protocol/ice.py's order (CANDIDATE_TYPES). */
 export const CANDIDATE_TYPES = ["host", "srflx", "prflx", "relay"];
@@ -178,10 +164,7 @@ export class LiveView {
     pc.onicecandidate = (event) => {
       if (pc !== this.pc) return;
       // Trickle ICE in our format; an empty candidate marks the end of gathering.
-      const c = event.candidate;
-      this.signal(c && c.candidate
-        ? { type: "ice", candidate: c.candidate, sdp_mid: c.sdpMid, sdp_mline_index: c.sdpMLineIndex }
-        : { type: "ice", candidate: "", sdp_mid: null, sdp_mline_index: null });
+      this.signal(iceMessage(event.candidate));
     };
     pc.onconnectionstatechange = () => {
       if (pc !== this.pc) return;
@@ -285,9 +268,8 @@ export class LiveView {
   }
 
   async _add(message) {
-    const text = message.candidate.startsWith("candidate:") ? message.candidate : "candidate:" + message.candidate;
     try {
-      await this.pc.addIceCandidate({ candidate: text, sdpMid: message.sdp_mid, sdpMLineIndex: message.sdp_mline_index });
+      await this.pc.addIceCandidate(candidateInit(message));
     } catch (_) { /* a candidate for an old connection: harmless */ }
   }
 

@@ -23,6 +23,11 @@ export function rememberedCode(sessionId) {
   return sessionStorage.getItem(`deskhand.code.${sessionId}`);
 }
 
+/** The join page's address with `code` in its fragment (tech_console/web/js/join/page.js). */
+function joinLink(code) {
+  return `${location.origin}/join/#${code.replace(/\s/g, "")}`;
+}
+
 /** Load the page's own stylesheet once (style-src 'self' allows it). */
 function loadStyles() {
   if (document.querySelector('link[href="/css/session.css"]')) return;
@@ -51,7 +56,11 @@ export async function render(main, ctx, [sessionId]) {
     h("h2", { id: "waiting-title" }, "Waiting for the user"),
     code
       ? [h("p", {}, "Read this code to the end user; they type it into Deskhand on their computer:"),
-        h("p", { class: "code", id: "session-code", "aria-label": "support code " + code }, code)]
+        h("p", { class: "code", id: "session-code", "aria-label": "support code " + code }, code),
+        // The code rides in the fragment, which the browser never sends to the broker.
+        h("p", {}, "Or, with nothing installed, they share their screen from a browser at ",
+          h("a", { id: "join-link", href: joinLink(code), target: "_blank", rel: "noopener" }, joinLink(code)),
+          " (view, chat and files; no control).")]
       : h("p", {}, "The code was shown when the session was started (on the ticket page)."),
     h("p", { class: "muted" }, `Valid until ${when(session.code_expires_at)}.`));
   const who = h("dl", { class: "facts" });

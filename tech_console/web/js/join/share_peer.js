@@ -1,0 +1,94 @@
+// The end user's browser as the session's host peer: it offers, the technician answers
+// (docs/api.md, "Signalling"), as host_client/session.py does. Each offer carries the shared
+// screen's video track and opens the `control` data channel (protocol/channel.py), where this
+// side answers the technician's liveness pings: the console watches the channel from the
+// moment it opens and would take a silent host for gone.
+
+import { parseLiveness } from "../liveness.js";
+import { candidateInit, iceMessage, rtcConfiguration } from "../rtc.js";
+
+export class SharePeer {
+  /**
+   * @param {(message: object) => boolean} signal sends a signalling message
+   * @param {{onState?: (state: string) => void, onControl?: (data: string) => void}} hooks
+   *   `onState`: the connection's state; `onControl`: each control message that is no liveness frame
+   */
+  constructor(signal, hooks = {}) {
+    this.signal = signal;
+    this.hooks = hooks;
+    this.ice = { servers: [] };
+    /** @type {RTCPeerConnection|null} */
+    this.pc = null;
+    /** Offers made in this page (the `attempt` the answer must name). */
+    this.attempt = 0;
+    this.pendingCandidates = [];
+  }
+
+  /** @param {object} ice the `ice` of the broker's welcome, or of a later `ice_config` */
+  setIce(ice) { this.ice = ice || { servers: [] }; }
+
+  /**
+   * Offer a new connection carrying `stream`'s video; it replaces any earlier one (the
+   * technician reconnected, or the last one failed).
+   * @param {MediaStream} stream
+   */
+  async offer(stream) {
+    this.close();
+    const pc = new RTCPeerConnection(rtcConfiguration(this.ice));
+    this.pc = pc;
+    const attempt = ++this.attempt;
+    for (const track of stream.getVideoTracks()) pc.addTrack(track, stream);
+    const control = pc.createDataChannel("control", { ordered: true });
+    control.addEventListener("message", (event) => { if (pc === this.pc) this._onControl(control, event.data); });
+    pc.onicecandidate = (event) => { if (pc === this.pc) this.signal(iceMessage(event.candidate)); };
+    pc.onconnectionstatechange = () => {
+      if (pc === this.pc && this.hooks.onState) this.hooks.onState(pc.connectionState);
+    };
+    const offer = await pc.createOffer();
+    if (pc !== this.pc) return;
+    await pc.setLocalDescription(offer);
+    if (pc !== this.pc) return;
+    this.signal({ type: "offer", sdp: pc.localDescription.sdp, attempt });
+  }
+
+  /**
+   * The technician's answer; one to an offer since replaced is dropped (as the host does).
+   * @param {{sdp: string, attempt: number|null}} message
+   */
+  async answered(message) {
+    const pc = this.pc;
+    if (!pc || pc.signalingState !== "have-local-offer") return;
+    if (message.attempt !== null && message.attempt !== undefined && message.attempt !== this.attempt) return;
+    await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+    for (const candidate of this.pendingCandidates.splice(0)) await this._add(pc, candidate);
+  }
+
+  /** A candidate the technician trickled; held until its answer is applied. */
+  async addCandidate(message) {
+    if (!message.candidate) return;
+    if (!this.pc || !this.pc.remoteDescription) { this.pendingCandidates.push(message); return; }
+    await this._add(this.pc, message);
+  }
+
+  async _add(pc, message) {
+    try { await pc.addIceCandidate(candidateInit(message)); } catch (_) { /* one for an old connection: harmless */ }
+  }
+
+  _onControl(channel, data) {
+    const frame = parseLiveness(data);
+    if (frame && frame.type === "ping") {
+      if (channel.readyState === "open") channel.send(JSON.stringify({ type: "pong", seq: frame.seq }));
+    } else if (!frame && this.hooks.onControl) {
+      this.hooks.onControl(data);
+    }
+  }
+
+  /** Close the connection (the technician left, the session ended, the share stopped). */
+  close() {
+    this.pendingCandidates = [];
+    if (this.pc) {
+      this.pc.close();
+      this.pc = null;
+    }
+  }
+}

@@ -1,0 +1,239 @@
+"""The end user joins from a browser, nothing installed (``/join/``), in a Chromium of their own.
+
+The user's Chromium shares a tab showing a known picture (four coloured quadrants), picked
+without a picker by ``--auto-select-tab-capture-source-by-title``. The technician,
+in the console, sees exactly those pixels, as from a host; stopping the share ends the
+session on both sides. Bad codes get the API's answers; a browser that cannot share says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tech_console.remote_view import RemoteView
+from tests.browser.conftest import CHROMIUM_ARGS, WatchedPages, open_new_session, screenshot, sign_in, video_size
+from tests.support.api import join, start_session
+from tests.support.broker import BrokerProcess
+
+pytestmark = pytest.mark.slow
+
+QUADRANTS = ((220, 30, 30), (30, 180, 30), (30, 30, 220), (240, 240, 240))
+"""Top left, top right, bottom left, bottom right of the shared picture."""
+
+REFUSE_FIRST_PICK = """(() => {
+  // The user closes the picker once without choosing: the page must say so and let them retry.
+  // (Only secure pages have mediaDevices: not the known picture's about:blank.)
+  const devices = navigator.mediaDevices;
+  if (!devices) return;
+  const real = devices.getDisplayMedia.bind(devices);
+  let refused = false;
+  devices.getDisplayMedia = (constraints) => {
+    if (refused) return real(constraints);
+    refused = true;
+    return Promise.reject(new DOMException("Permission denied by user", "NotAllowedError"));
+  };
+})();"""
+
+NO_SCREEN_SHARING = "if (navigator.mediaDevices) delete Object.getPrototypeOf(navigator.mediaDevices).getDisplayMedia;"
+
+READ_QUADRANTS = """() => {
+  const video = document.getElementById('remote-screen');
+  const canvas = document.createElement('canvas');
+  canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+  const g = canvas.getContext('2d', { willReadFrequently: true });
+  g.drawImage(video, 0, 0);
+  const w = canvas.width, h = canvas.height;
+  return [[w / 4, h / 4], [3 * w / 4, h / 4], [w / 4, 3 * h / 4], [3 * w / 4, 3 * h / 4]]
+    .map(([x, y]) => Array.from(g.getImageData(Math.floor(x), Math.floor(y), 1, 1).data.slice(0, 3)));
+}"""
+
+END_THE_SHARE = """() => {
+  // What the browser's own "Stop sharing" does: the shared track ends.
+  document.getElementById('shared-preview').srcObject.getVideoTracks()[0].dispatchEvent(new Event('ended'));
+}"""
+
+
+@pytest.fixture(scope="module")
+def broker_env() -> dict[str, str]:
+    return {"DESKHAND_ICE_LOOPBACK": "true"}
+
+
+KNOWN_TITLE = "Known picture"
+KNOWN_PAGE = f"""<!doctype html><title>{KNOWN_TITLE}</title><style>
+html, body {{ margin: 0; height: 100%; }} div {{ display: grid; grid-template: 1fr 1fr / 1fr 1fr; height: 100vh; }}
+{"".join(f"i:nth-child({n + 1}) {{ background: rgb{colour}; }} " for n, colour in enumerate(QUADRANTS))}
+</style><div><i></i><i></i><i></i><i></i></div>"""
+"""The tab the user shares: :data:`QUADRANTS`, filling it."""
+
+
+@pytest.fixture
+async def join_page(chromium_path: str) -> AsyncIterator[Callable[..., Awaitable[Page]]]:
+    """``await join_page(broker, path, init_script=None, expect_http_errors=...)``: the end user's page, in a
+    Chromium of its own whose screen sharing picks, without asking, a tab showing :data:`KNOWN_PAGE`."""
+    pages = WatchedPages()
+    async with async_playwright() as playwright:
+        launched: Browser = await playwright.chromium.launch(
+            executable_path=chromium_path, headless=True,
+            args=[*CHROMIUM_ARGS, f"--auto-select-tab-capture-source-by-title={KNOWN_TITLE}"],
+        )
+        try:
+            async def open_page(broker: BrokerProcess, path: str = "/join/", init_script: str | None = None,
+                                expect_http_errors: frozenset[int] = frozenset()) -> Page:
+                page = await pages.open(launched, broker, path, expect_http_errors, init_script)
+                known = await page.context.new_page()
+                await known.set_content(KNOWN_PAGE)
+                await page.bring_to_front()
+                return page
+
+            yield open_page
+            await pages.close()
+        finally:
+            await launched.close()
+
+
+def near(seen: list[list[int]] | list[tuple[int, ...]]) -> bool:
+    """Whether the four quadrants' pixels are :data:`QUADRANTS` (within what video coding changes)."""
+    return all(max(abs(int(a) - b) for a, b in zip(got, want, strict=True)) <= 40 for got, want in zip(seen, QUADRANTS, strict=True))
+
+
+async def quadrants_shown(page: Page, timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    seen: list[list[int]] = []
+    while asyncio.get_running_loop().time() < deadline:
+        seen = await page.evaluate(READ_QUADRANTS)
+        if near(seen):
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"the technician never saw the shared picture; last seen {seen}")
+
+
+async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_session(broker, console_page, join_page) -> None:
+    technician = await console_page(broker)
+    await sign_in(technician, "admin", broker.admin_password)
+    code = await open_new_session(technician, "Printer offline", "Ann Smith", "ann@example.com")
+    session_id = technician.url.rsplit("/", 1)[1]
+    link = await technician.locator("#join-link").get_attribute("href")
+    assert link == f"{broker.base_url}/join/#{code.replace(' ', '')}"
+
+    user = await join_page(broker, "/join/#" + code.replace(" ", ""), init_script=REFUSE_FIRST_PICK)
+    await expect(user.locator("#join-code")).to_have_value(code.replace(" ", ""))
+    assert "#" not in user.url, "the code left the address bar"
+    await user.get_by_label("Your name").fill("Ann Smith")
+    await user.get_by_role("button", name="Join").click()
+    await expect(user.get_by_role("heading", name="Administrator asks to see your screen")).to_be_visible(timeout=15_000)
+    await expect(user.locator("#control-note")).to_contain_text("cannot control your mouse and keyboard from a browser")
+    await expect(user.get_by_label("Allow Administrator to see what you share")).to_be_checked()
+    await expect(user.get_by_label("Allow Administrator to see what you share")).to_be_disabled()
+    await expect(user.get_by_label("Allow Administrator to send files to you")).to_have_count(0)  # not carried out yet
+    await screenshot(user, "browser-join-consent")
+
+    await user.get_by_role("button", name="Share my screen").click()
+    await expect(user.locator("#share-error")).to_contain_text("Press “Share my screen” to choose again")
+    await user.get_by_role("button", name="Share my screen").click()
+    await expect(user.locator("#sharing-panel")).to_be_visible()
+
+    await expect(technician.locator("#host-info")).to_contain_text("Ann Smith on web browser", timeout=15_000)
+    await expect(technician.locator("#consent-info")).to_have_text("see the screen", timeout=15_000)
+    shared = await user.evaluate("() => { const v = document.getElementById('shared-preview'); return [v.videoWidth, v.videoHeight]; }")
+    assert await video_size(technician, timeout=30) == tuple(shared)
+    await quadrants_shown(technician, timeout=15)
+    await expect(user.locator("#share-state")).to_contain_text("Administrator sees what you share")
+    await screenshot(technician, "browser-join-technician")
+    audited = broker.sql("SELECT data FROM audit_events WHERE kind = 'consent.changed' AND session_id = ?", session_id)
+    assert json.loads(audited[0][0]) == {"permissions": ["view"], "given_by": "browser"}
+
+    await user.evaluate(END_THE_SHARE)
+    await expect(user.locator("#over-reason")).to_have_text("You stopped sharing.", timeout=10_000)
+    await expect(technician.locator("#connection-state")).to_have_text("ended", timeout=10_000)
+    await expect(technician.get_by_text("The session ended (by the host: the user stopped sharing)")).to_be_visible()
+    assert broker.sql("SELECT state, ended_by FROM support_sessions WHERE id = ?", session_id) == [("ended", "host")]
+
+
+async def test_wrong_used_and_expired_codes_get_the_apis_answers(broker, admin, join_page) -> None:
+    user = await join_page(broker, expect_http_errors=frozenset({404, 409, 410}))
+    code_box, error = user.locator("#join-code"), user.locator("#join-error")
+    join_button = user.get_by_role("button", name="Join")
+
+    await code_box.fill("12 34")
+    await join_button.click()
+    await expect(error).to_have_text("A support code has 9 digits: check it with your technician.")
+
+    used = start_session(broker, admin)["code"]
+    assert join(broker, used).status_code == 200
+    expired = start_session(broker, admin)
+    broker.sql("UPDATE support_sessions SET code_expires_at = '2000-01-01 00:00:00.000000' WHERE id = ?",
+               expired["session"]["id"])
+    wrong = "".join(str((int(d) + 1) % 10) for d in used)  # every digit off by one
+    for typed, said in ((wrong, "no session has this code"), (used, "this code was already used"),
+                        (expired["code"], "this code has expired")):
+        await code_box.fill(typed)
+        await join_button.click()
+        await expect(error).to_contain_text(said)
+        await expect(join_button).to_be_enabled()
+
+
+async def test_a_browser_that_cannot_share_says_so_before_any_code_is_spent(broker, join_page) -> None:
+    user = await join_page(broker, "/join/#123456789", init_script=NO_SCREEN_SHARING)
+    await expect(user.locator("#no-capture")).to_contain_text("This browser cannot share a screen")
+    await expect(user.locator("#join-code")).to_have_count(0)
+
+
+async def test_the_join_page_is_held_to_the_apis_rate_limit_on_wrong_codes(start_broker, join_page) -> None:
+    strict = start_broker(DESKHAND_CODE_FAILURES_PER_SOURCE="1")
+    user = await join_page(strict, expect_http_errors=frozenset({404, 429}))
+    for said in ("no session has this code", "too many wrong codes from this address; try again in"):
+        await user.locator("#join-code").fill("000 000 001")
+        await user.get_by_role("button", name="Join").click()
+        await expect(user.locator("#join-error")).to_contain_text(said)
+
+
+async def test_declining_ends_the_session_and_so_does_the_technician_ending_it(broker, admin, console_page, join_page) -> None:
+    declined = start_session(broker, admin)
+    user = await join_page(broker, "/join/#" + declined["code"])
+    await user.get_by_role("button", name="Join").click()
+    await user.get_by_role("button", name="Decline").click()
+    await expect(user.locator("#over-reason")).to_have_text("You declined the session.", timeout=10_000)
+    assert broker.sql("SELECT state, ended_by, end_reason FROM support_sessions WHERE id = ?", declined["session"]["id"]) \
+        == [("ended", "host", "the user declined the session")]
+
+    technician = await console_page(broker)
+    await sign_in(technician, "admin", broker.admin_password)
+    code = await open_new_session(technician, "Slow laptop", "Bo Lee", "bo@example.com")
+    user = await join_page(broker, "/join/#" + code.replace(" ", ""))
+    await user.get_by_role("button", name="Join").click()
+    await user.get_by_role("button", name="Share my screen").click()
+    await video_size(technician, timeout=30)
+    await technician.get_by_label("Note for the ticket").fill("done")
+    await technician.get_by_role("button", name="End session").click()
+    await expect(user.locator("#over-reason")).to_have_text("Administrator ended the session: done", timeout=10_000)
+    await expect(user.locator("#sharing-panel")).to_be_hidden()
+
+
+async def test_the_python_console_sees_a_browser_share_as_a_hosts(broker, admin, join_page) -> None:
+    started = start_session(broker, admin)
+    user = await join_page(broker, "/join/#" + started["code"])
+    await user.get_by_role("button", name="Join").click()
+    await user.get_by_role("button", name="Share my screen").click()
+    view = RemoteView(broker.base_url, started["session"]["id"], broker.login())
+    await view.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        seen: list[tuple[int, ...]] = []
+        newer_than = 0.0
+        while asyncio.get_running_loop().time() < deadline:
+            frame = await view.wait_for_frame(timeout=30, newer_than=newer_than)
+            newer_than = view.latest_frame_at
+            image = frame.to_ndarray(format="rgb24")
+            h, w = image.shape[:2]
+            seen = [tuple(image[y][x]) for x, y in ((w // 4, h // 4), (3 * w // 4, h // 4), (w // 4, 3 * h // 4), (3 * w // 4, 3 * h // 4))]
+            if near(seen):
+                break
+        else:
+            raise AssertionError(f"the Python console never saw the shared picture; last seen {seen}")
+    finally:
+        await view.close()
