@@ -102,6 +102,14 @@ def name_os_thread(name: str) -> None:
 PR_SET_NAME = 15
 
 
+def spool_file(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all. The uploader (another thread) lists and reads the spool meanwhile: a
+    marker it found half written was unreadable, and it dropped the segment (seen on a loaded CI runner)."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
 class SegmentRecorder:
     """Writes ``<index>.webm`` + ``<index>.json`` segments (and a continued one's own frames, ``<index>.tail``) into
     ``spool`` until stopped."""
@@ -248,12 +256,10 @@ class SegmentRecorder:
                 "sha256": hashlib.sha256(data).hexdigest(), "created": time.time(),
                 "repeats": asdict(repetition) if repetition is not None else None, "bitrate": bitrate,
                 "continues": continues}
-        stem.with_suffix(".webm.tmp").write_bytes(data)
-        os.replace(stem.with_suffix(".webm.tmp"), stem.with_suffix(".webm"))
+        spool_file(stem.with_suffix(".webm"), data)
         if tail is not None:
-            stem.with_suffix(".tail.tmp").write_bytes(tail)
-            os.replace(stem.with_suffix(".tail.tmp"), stem.with_suffix(".tail"))
-        stem.with_suffix(".json").write_text(json.dumps(meta))  # the marker: the segment is whole
+            spool_file(stem.with_suffix(".tail"), tail)
+        spool_file(stem.with_suffix(".json"), json.dumps(meta).encode())  # the marker: the segment is whole
         index = self._index
         self._index += 1
         if self._on_segment is not None:

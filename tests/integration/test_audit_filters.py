@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-import pytest
-
 from tests.support.api import start_session
-
-pytestmark = pytest.mark.both_stacks
 
 
 def test_since_and_until_take_times_with_and_without_a_zone(broker, admin) -> None:

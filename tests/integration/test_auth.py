@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from broker.accounts.tokens import hash_token
 from tests.support.api import bearer
-
-pytestmark = pytest.mark.both_stacks
 
 
 def test_login_returns_a_token_that_works_and_a_password_change_flag(broker) -> None:

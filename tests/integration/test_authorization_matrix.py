@@ -19,8 +19,6 @@ from tests.support.accounts import make_user, require_password_change
 from tests.support.api import bearer
 from tests.support.route_table import broker_routes, fill
 
-pytestmark = pytest.mark.both_stacks
-
 PASSWORD = "Matrix-test passphrase 7"
 PUBLIC, PEER, SIGNED_IN, SIGNATURE = "public", "session peer", "signed in", "signed request"
 FIRST_PASSWORD = "first password"

@@ -19,8 +19,6 @@ from tests.support.accounts import make_user
 from tests.support.api import HOST_BODY, audit_kinds, bearer, end_session, paired_session
 from tests.support.database import BrokerDatabases
 
-pytestmark = pytest.mark.both_stacks
-
 PASSWORD = "Queue-test passphrase 9"
 REQUEST = {"name": "Ann Example", "summary": "Outlook will not start", **HOST_BODY}
 

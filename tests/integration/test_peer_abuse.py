@@ -29,8 +29,6 @@ from tests.support.api import bearer, end_session, export_bundle, paired_session
 from tests.support.broker import BrokerProcess
 from tests.support.segments import put_segment, webm_segment
 
-pytestmark = pytest.mark.both_stacks
-
 EARLY = "2001-01-01T00:00:00+00:00"
 
 

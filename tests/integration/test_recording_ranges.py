@@ -13,14 +13,11 @@ import json
 
 import av
 import httpx
-import pytest
 
 from tests.support.accounts import PASSWORD, make_user
 from tests.support.api import audit_kinds, bearer, end_session, export_bundle, fetch_playback, paired_session, start_playback
 from tests.support.broker import BrokerProcess
 from tests.support.segments import put_segment, webm_segment
-
-pytestmark = pytest.mark.both_stacks
 
 
 def recorded_session(broker: BrokerProcess, admin: dict[str, str], segments: int = 3) -> str:

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 from tests.support.api import bearer, paired_session
 from tests.support.segments import put_segment, webm_segment
-
-pytestmark = pytest.mark.both_stacks
 
 ORIGIN = 1_780_000_000_000
 

@@ -18,8 +18,6 @@ from tests.support.accounts import PASSWORD, make_user
 from tests.support.api import bearer
 from tests.support.broker import BrokerProcess
 
-pytestmark = pytest.mark.both_stacks
-
 DONE = ("resolved", "closed")
 TODAY = datetime.now(UTC).date()
 FROM, TO = TODAY - timedelta(days=13), TODAY  # two weeks; the seed spans three, so some tickets came before

@@ -24,8 +24,6 @@ from tests.support.polling import wait_until
 from tests.support.route_table import NOWHERE, broker_routes, fill
 from tests.support.segments import put_segment, webm_segment
 
-pytestmark = pytest.mark.both_stacks
-
 KPI_RANGE = {"from": "2026-01-01", "to": "2026-01-31"}
 
 

@@ -23,8 +23,6 @@ import websockets
 from tests.support.api import bearer, consented_session
 from tests.support.broker import BrokerProcess
 
-pytestmark = pytest.mark.both_stacks
-
 FILES = ["files.send", "files.receive"]
 
 

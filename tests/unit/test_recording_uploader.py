@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from host_client.recorder import RecordingUploader
+from host_client.recorder import RecordingUploader, spool_file
 from host_client.upload_yield import (
     CATCH_UP,
     DEADLINE_SHARE,
@@ -369,3 +369,19 @@ async def test_the_uploader_stops_when_cancelled_just_as_a_segment_is_handed_to_
     running.cancel()
     await asyncio.wait({running}, timeout=5)
     assert running.cancelled()
+
+
+def test_a_spooled_file_is_never_seen_half_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the uploader lists (``*.json``) while a marker is being written: nothing under its name until it is whole."""
+    seen: list[tuple[str, bytes]] = []
+    write_bytes = Path.write_bytes
+
+    def halting_write(self: Path, data: bytes) -> int:  # type: ignore[override]
+        write_bytes(self, data[: len(data) // 2])
+        seen.extend((marker.name, marker.read_bytes()) for marker in tmp_path.glob("*.json"))
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", halting_write)
+    spool_file(tmp_path / "00000001.json", b'{"index": 1, "sha256": "ab"}')
+    assert seen == [], "the uploader would have read a half-written marker"
+    assert json.loads((tmp_path / "00000001.json").read_text()) == {"index": 1, "sha256": "ab"}
