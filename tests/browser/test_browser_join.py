@@ -39,6 +39,23 @@ REFUSE_FIRST_PICK = """(() => {
   };
 })();"""
 
+LATE_SOCKET_OPEN = """(() => {
+  // The signalling socket opens 2 s late (a slow network): the user decides before it is open.
+  const Real = window.WebSocket;
+  window.WebSocket = class extends Real {
+    constructor(...args) {
+      super(...args);
+      this.late = false;
+      super.addEventListener("open", (event) => setTimeout(() => {
+        this.late = true;
+        if (this.openHandler) this.openHandler(event);
+      }, 2000));
+    }
+    set onopen(handler) { this.openHandler = handler; }
+    get readyState() { return super.readyState === Real.OPEN && !this.late ? Real.CONNECTING : super.readyState; }
+  };
+})();"""
+
 NO_SCREEN_SHARING = "if (navigator.mediaDevices) delete Object.getPrototypeOf(navigator.mediaDevices).getDisplayMedia;"
 
 READ_QUADRANTS = """() => {
@@ -194,9 +211,11 @@ async def test_the_join_page_is_held_to_the_apis_rate_limit_on_wrong_codes(start
 
 async def test_declining_ends_the_session_and_so_does_the_technician_ending_it(broker, admin, console_page, join_page) -> None:
     declined = start_session(broker, admin)
-    user = await join_page(broker, "/join/#" + declined["code"])
+    # Declined before the page's signalling is open: the end waits for it, it is not lost.
+    user = await join_page(broker, "/join/#" + declined["code"], init_script=LATE_SOCKET_OPEN)
     await user.get_by_role("button", name="Join").click()
     await user.get_by_role("button", name="Decline").click()
+    await expect(user.locator("#consent-choices")).to_have_text("Ending the session…")
     await expect(user.locator("#over-reason")).to_have_text("You declined the session.", timeout=10_000)
     assert broker.sql("SELECT state, ended_by, end_reason FROM support_sessions WHERE id = ?", declined["session"]["id"]) \
         == [("ended", "host", "the user declined the session")]

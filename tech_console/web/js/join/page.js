@@ -85,7 +85,7 @@ function renderCodeStep() {
 /** After the join: signalling, the consent step, sharing, and the end. */
 function startSession(joined) {
   const technician = joined.technician.display_name;
-  const state = { grant: null, technicianPresent: false, stream: null, chosen: null, ended: false };
+  const state = { grant: null, technicianPresent: false, stream: null, chosen: null, ending: null, ended: false };
   let signalling = null;
   const peer = new SharePeer((m) => signalling !== null && signalling.send(m), {
     onState: (s) => {
@@ -106,9 +106,10 @@ function startSession(joined) {
     h("p", { id: "control-note" }, WORDS.control),
     consentError,
     h("div", { class: "row" }, shareButton,
-      h("button", { class: "secondary", onclick: () => end(REASONS.declined) }, "Decline")));
+      h("button", { class: "secondary", id: "decline-button", onclick: () => end(REASONS.declined) }, "Decline")));
 
   function renderChoices() {
+    if (state.ending) return;
     const granted = new Set(state.grant.permissions);
     const offered = CHOICES.filter(([p]) => granted.has(p));
     if (!granted.has("view")) {
@@ -148,7 +149,7 @@ function startSession(joined) {
       shareButton.disabled = false;
       return;
     }
-    if (state.ended) { stopTracks(stream); return; }
+    if (state.ended || state.ending) { stopTracks(stream); return; }
     state.stream = stream;
     state.chosen = ["view", ...chosenPermissions().filter((p) => p !== "view")];
     // The browser's own "Stop sharing" (or the shared window closing) ends the session too.
@@ -167,7 +168,7 @@ function startSession(joined) {
   }
 
   function offerIfReady() {
-    if (state.ended || !state.stream || !state.technicianPresent) return;
+    if (state.ended || state.ending || !state.stream || !state.technicianPresent) return;
     peer.offer(state.stream).catch((err) => { shareState.textContent = `Could not connect: ${err.message}`; });
   }
 
@@ -177,11 +178,25 @@ function startSession(joined) {
     h("h1", { id: "over-title" }, "The session is over"), overReason,
     h("p", { class: "muted" }, "Nothing is shared any more. You may close this page."));
 
-  /** The user ends the session (declined, stopped sharing, left the page). */
+  /**
+   * The user ends the session (declined, stopped sharing). Nothing is shared from this moment;
+   * the page says it is over only when the broker has ended the session (its session_ended),
+   * so an end decided before the signalling socket is open is sent once it opens, not lost.
+   */
   function end(reason) {
-    if (state.ended) return;
-    if (!signalling.send({ type: "end", reason })) finish(reason === REASONS.declined ? "You declined the session." : "You stopped sharing.");
-    // Otherwise the broker's session_ended follows and finishes.
+    if (state.ended || state.ending) return;
+    state.ending = reason;
+    peer.close();
+    if (state.stream) stopTracks(state.stream);
+    shareButton.disabled = true;
+    document.getElementById("decline-button").disabled = true;
+    shareState.textContent = "Ending the session…";
+    choices.replaceChildren(h("p", { class: "muted" }, "Ending the session…"));
+    sendEnd();
+  }
+
+  function sendEnd() {
+    if (state.ending && !state.ended) signalling.send({ type: "end", reason: state.ending });
   }
 
   function finish(text) {
@@ -236,6 +251,7 @@ function startSession(joined) {
   main.replaceChildren(consentPanel, sharingPanel, overPanel);
   main.focus();
   signalling = openSignalling(joined.session_id, onSignal, (s, why) => {
+    if (s === "open") sendEnd(); // an end the user chose while the socket was (re)connecting
     if (s === "closed" && !state.ended) finish(`Lost the connection to the broker${why ? `: ${why}` : ""}.`);
   }, { token: joined.host_token });
   // Leaving the page leaves the session: its token is gone with the page, nothing could rejoin it.
