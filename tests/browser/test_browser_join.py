@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from peer.transfers import file_sha256
 from tech_console.remote_view import RemoteView
 from tests.browser.conftest import CHROMIUM_ARGS, WatchedPages, open_new_session, screenshot, sign_in, video_size
 from tests.support.api import join, start_session
@@ -129,7 +132,8 @@ async def quadrants_shown(page: Page, timeout: float) -> None:
     raise AssertionError(f"the technician never saw the shared picture; last seen {seen}")
 
 
-async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_session(broker, console_page, join_page) -> None:
+async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_session(broker, console_page, join_page, tmp_path) -> None:
+    """Sharing, chat and files both ways from the join page, the end by the share stopping, and the survey."""
     technician = await console_page(broker)
     await sign_in(technician, "admin", broker.admin_password)
     code = await open_new_session(technician, "Printer offline", "Ann Smith", "ann@example.com")
@@ -146,7 +150,11 @@ async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_ses
     await expect(user.locator("#control-note")).to_contain_text("cannot control your mouse and keyboard from a browser")
     await expect(user.get_by_label("Allow Administrator to see what you share")).to_be_checked()
     await expect(user.get_by_label("Allow Administrator to see what you share")).to_be_disabled()
-    await expect(user.get_by_label("Allow Administrator to send files to you")).to_have_count(0)  # not carried out yet
+    await expect(user.get_by_label("Allow Administrator to chat with you")).to_be_checked()
+    for files in ("send you files", "ask you for files"):
+        await expect(user.get_by_label(f"Allow Administrator to {files}")).not_to_be_checked()
+        await user.get_by_label(f"Allow Administrator to {files}").check()
+    await expect(user.get_by_label("Allow Administrator to control", exact=False)).to_have_count(0)  # a page cannot
     await screenshot(user, "browser-join-consent")
 
     await user.get_by_role("button", name="Share my screen").click()
@@ -155,20 +163,77 @@ async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_ses
     await expect(user.locator("#sharing-panel")).to_be_visible()
 
     await expect(technician.locator("#host-info")).to_contain_text("Ann Smith on web browser", timeout=15_000)
-    await expect(technician.locator("#consent-info")).to_have_text("see the screen", timeout=15_000)
+    await expect(technician.locator("#consent-info")).to_contain_text("see the screen", timeout=15_000)
     shared = await user.evaluate("() => { const v = document.getElementById('shared-preview'); return [v.videoWidth, v.videoHeight]; }")
     assert await video_size(technician, timeout=30) == tuple(shared)
     await quadrants_shown(technician, timeout=15)
     await expect(user.locator("#share-state")).to_contain_text("Administrator sees what you share")
     await screenshot(technician, "browser-join-technician")
     audited = broker.sql("SELECT data FROM audit_events WHERE kind = 'consent.changed' AND session_id = ?", session_id)
-    assert json.loads(audited[0][0]) == {"permissions": ["view"], "given_by": "browser"}
+    assert json.loads(audited[0][0]) == {"permissions": ["view", "chat", "files.send", "files.receive"], "given_by": "browser"}
+
+    await chat_both_ways(technician, user)
+    await files_both_ways(technician, user, tmp_path)
+    await screenshot(user, "browser-join-chat-and-files")
+    assert [e["text"] for e in broker.audit_data(session_id, "chat.received")] == ["Hello from the desk", "Hi!\nIt is the printer"]
+    assert [e["text"] for e in broker.audit_data(session_id, "chat.sent")] == ["Hello from the desk", "Hi!\nIt is the printer"]
 
     await user.evaluate(END_THE_SHARE)
     await expect(user.locator("#over-reason")).to_have_text("You stopped sharing.", timeout=10_000)
+    # The file received stays to be saved; the survey is asked after a session that happened.
+    await expect(user.locator("#over-panel").get_by_role("link", name="Save fix.reg")).to_be_visible()
+    await user.get_by_role("button", name="Send", exact=True).click()
+    await expect(user.locator("#survey-error")).to_have_text("Choose 1 to 5, or Skip.")
+    await user.get_by_label("5 (very happy)").check()
+    await user.get_by_label("Anything you would like to add?").fill("Quick, thanks")
+    await user.get_by_role("button", name="Send", exact=True).click()
+    await expect(user.locator("#survey-done")).to_have_text("Thank you: your rating 5/5 was recorded.")
+    assert broker.sql("SELECT rating, comment FROM session_surveys WHERE session_id = ?", session_id) == [(5, "Quick, thanks")]
     await expect(technician.locator("#connection-state")).to_have_text("ended", timeout=10_000)
     await expect(technician.get_by_text("The session ended (by the host: the user stopped sharing)")).to_be_visible()
     assert broker.sql("SELECT state, ended_by FROM support_sessions WHERE id = ?", session_id) == [("ended", "host")]
+
+
+async def chat_both_ways(technician: Page, user: Page) -> None:
+    await technician.get_by_label("Chat message").fill("Hello from the desk")
+    await technician.get_by_role("button", name="Send", exact=True).click()
+    await expect(user.locator("#chat-log")).to_contain_text("Administrator: Hello from the desk", timeout=10_000)
+    await user.locator("#chat-input").fill("Hi!\nIt is the printer")
+    await user.locator("#chat-panel").get_by_role("button", name="Send").click()
+    await expect(technician.locator(".chat")).to_contain_text("It is the printer", timeout=10_000)
+
+
+async def files_both_ways(technician: Page, user: Page, tmp_path: Path) -> None:
+    """A file to the user (saved from the page) and one the technician asks for (picked by the user), each
+    arriving with the sender's SHA-256."""
+    sent = tmp_path / "fix.reg"
+    sent.write_bytes(os.urandom(4 * 1024 * 1024 + 321))  # two chunks
+    await technician.locator("#file-pick").set_input_files(str(sent))
+    arrived = user.locator('.transfers li[data-name="fix.reg"]')
+    await expect(arrived).to_have_attribute("data-state", "completed", timeout=30_000)
+    await expect(technician.locator('.transfers li[data-name="fix.reg"]')).to_have_attribute("data-state", "completed", timeout=10_000)
+    async with user.expect_download() as download_info:
+        await arrived.get_by_role("link", name="Save fix.reg").click()
+    saved = tmp_path / "saved-by-user.reg"
+    await (await download_info.value).save_as(saved)
+    assert file_sha256(saved) == file_sha256(sent)
+
+    await technician.get_by_label("Path on their computer (optional)").fill("C:\\Windows\\setupact.log")
+    await technician.get_by_label("Why (shown to the user)").fill("the setup log")
+    await technician.get_by_role("button", name="Request file").click()
+    asked = user.locator(".transfers li[data-request]")
+    await expect(asked).to_contain_text("Administrator asks for a file: “C:\\Windows\\setupact.log” (the setup log)", timeout=10_000)
+    picked = tmp_path / "setupact.log"
+    picked.write_bytes(os.urandom(300_000))
+    await asked.locator("input[type=file]").set_input_files(str(picked))
+    await expect(asked).to_have_attribute("data-state", "completed", timeout=30_000)
+    received = technician.locator('.transfers li[data-name="setupact.log"]')
+    await expect(received).to_have_attribute("data-state", "completed", timeout=10_000)
+    async with technician.expect_download() as download_info:
+        await received.get_by_role("link", name="Save setupact.log").click()
+    fetched = tmp_path / "fetched.log"
+    await (await download_info.value).save_as(fetched)
+    assert file_sha256(fetched) == file_sha256(picked)
 
 
 async def test_wrong_used_and_expired_codes_get_the_apis_answers(broker, admin, join_page) -> None:
