@@ -19,7 +19,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from peer.transfers import file_sha256
 from tech_console.remote_view import RemoteView
-from tests.browser.conftest import CHROMIUM_ARGS, WatchedPages, open_new_session, screenshot, sign_in, video_size
+from tests.browser.conftest import CHROMIUM_ARGS, WatchedPages, open_new_session, save_received, screenshot, sign_in, video_size
 from tests.support.api import join, start_session
 from tests.support.broker import BrokerProcess
 
@@ -212,11 +212,7 @@ async def files_both_ways(technician: Page, user: Page, tmp_path: Path) -> None:
     arrived = user.locator('.transfers li[data-name="fix.reg"]')
     await expect(arrived).to_have_attribute("data-state", "completed", timeout=30_000)
     await expect(technician.locator('.transfers li[data-name="fix.reg"]')).to_have_attribute("data-state", "completed", timeout=10_000)
-    async with user.expect_download() as download_info:
-        await arrived.get_by_role("link", name="Save fix.reg").click()
-    saved = tmp_path / "saved-by-user.reg"
-    await (await download_info.value).save_as(saved)
-    assert file_sha256(saved) == file_sha256(sent)
+    assert await save_received(arrived, "fix.reg", tmp_path / "saved-by-user.reg") == file_sha256(sent)
 
     await technician.get_by_label("Path on their computer (optional)").fill("C:\\Windows\\setupact.log")
     await technician.get_by_label("Why (shown to the user)").fill("the setup log")
@@ -229,11 +225,7 @@ async def files_both_ways(technician: Page, user: Page, tmp_path: Path) -> None:
     await expect(asked).to_have_attribute("data-state", "completed", timeout=30_000)
     received = technician.locator('.transfers li[data-name="setupact.log"]')
     await expect(received).to_have_attribute("data-state", "completed", timeout=10_000)
-    async with technician.expect_download() as download_info:
-        await received.get_by_role("link", name="Save setupact.log").click()
-    fetched = tmp_path / "fetched.log"
-    await (await download_info.value).save_as(fetched)
-    assert file_sha256(fetched) == file_sha256(picked)
+    assert await save_received(received, "setupact.log", tmp_path / "fetched.log") == file_sha256(picked)
 
 
 async def test_wrong_used_and_expired_codes_get_the_apis_answers(broker, admin, join_page) -> None:
