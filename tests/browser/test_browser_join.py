@@ -164,6 +164,7 @@ async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_ses
 
     await expect(technician.locator("#host-info")).to_contain_text("Ann Smith on web browser", timeout=15_000)
     await expect(technician.locator("#consent-info")).to_contain_text("see the screen", timeout=15_000)
+    await user.wait_for_function("() => document.getElementById('shared-preview').videoWidth > 0")  # its first frame shown
     shared = await user.evaluate("() => { const v = document.getElementById('shared-preview'); return [v.videoWidth, v.videoHeight]; }")
     assert await video_size(technician, timeout=30) == tuple(shared)
     await quadrants_shown(technician, timeout=15)
@@ -177,6 +178,14 @@ async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_ses
     await screenshot(user, "browser-join-chat-and-files")
     assert [e["text"] for e in broker.audit_data(session_id, "chat.received")] == ["Hello from the desk", "Hi!\nIt is the printer"]
     assert [e["text"] for e in broker.audit_data(session_id, "chat.sent")] == ["Hello from the desk", "Hi!\nIt is the printer"]
+
+    # Taken back while sharing: at once, on both sides, and audited.
+    await user.locator("#allowed-panel").get_by_label("Allow Administrator to chat with you").uncheck()
+    await expect(user.locator("#chat-off")).to_be_visible()
+    await expect(technician.locator("#consent-info")).not_to_contain_text("chat", timeout=10_000)
+    await expect(technician.get_by_label("Chat message")).to_be_disabled()
+    assert broker.audit_data(session_id, "consent.changed")[-1] == {
+        "permissions": ["view", "files.send", "files.receive"], "given_by": "browser"}
 
     await user.evaluate(END_THE_SHARE)
     await expect(user.locator("#over-reason")).to_have_text("You stopped sharing.", timeout=10_000)

@@ -26,16 +26,20 @@ export class ChatPanel {
       if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); this.submit(); }
     });
     this.error = h("p", { class: "error", role: "alert", id: "chat-error" });
+    this.form = h("form", { class: "row", onsubmit: (event) => { event.preventDefault(); this.submit(); } },
+      this.input, h("button", { type: "submit" }, "Send"));
+    this.off = h("p", { class: "muted", id: "chat-off", hidden: true }, `Chat is off: you no longer allow ${technician} to chat with you.`);
     this.element = h("section", { class: "chat", id: "chat-panel", "aria-labelledby": "chat-title", hidden: true },
-      h("h2", { id: "chat-title" }, `Chat with ${technician}`), this.log, this.error,
-      h("form", { class: "row", onsubmit: (event) => { event.preventDefault(); this.submit(); } },
-        this.input, h("button", { type: "submit" }, "Send")));
+      h("h2", { id: "chat-title" }, `Chat with ${technician}`), this.log, this.error, this.form, this.off);
   }
 
-  /** Whether the user allowed chat (the grant offered it and they kept it ticked). */
+  /** Whether the user allows chat (the grant offered it and they keep it ticked); what was said stays in view. */
   allow(allowed) {
     this.allowed = allowed;
-    this.element.hidden = !allowed;
+    const said = this.log.children.length > 0;
+    this.element.hidden = !allowed && !said;
+    this.form.hidden = !allowed;
+    this.off.hidden = allowed || !said;
   }
 
   submit() {

@@ -37,7 +37,7 @@ export class FilesPanel {
     if (allowed.receive) words.push(`Files ${this.technician} sends you appear here: save them where you want.`);
     if (allowed.send) words.push(`When ${this.technician} asks for a file, you pick which one, or decline.`);
     this.element.querySelector("#files-help").textContent = words.join(" ");
-    this.element.hidden = !words.length;
+    this.element.hidden = !words.length && !this.hasFiles;
   }
 
   /** Whether the panel shows any file (kept in view after the end: received files can still be saved). */

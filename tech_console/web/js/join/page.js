@@ -154,6 +154,23 @@ function startSession(joined) {
     shareState, preview,
     h("div", { class: "row" }, h("button", { class: "danger", onclick: () => end(REASONS.stopped) }, "Stop sharing")),
     chat.element, files.element);
+  // While sharing, the same choices stay in view: unticking one takes it back at once.
+  const allowedPanel = h("section", { class: "allowed", id: "allowed-panel", "aria-labelledby": "allowed-title" },
+    h("h2", { id: "allowed-title" }, `What ${technician} may do`),
+    h("p", { class: "muted" }, "Untick what you no longer allow: it stops at once."));
+  choices.addEventListener("change", () => {
+    if (!state.stream || state.ending || state.ended) return;
+    applyChoices();
+    sendConsent();
+  });
+
+  /** What the user ticked becomes what the page carries out. */
+  function applyChoices() {
+    state.chosen = ["view", ...chosenPermissions().filter((p) => p !== "view")];
+    const allowed = (p) => state.chosen.includes(p) && state.grant.permissions.includes(p);
+    chat.allow(allowed("chat"));
+    files.allow({ receive: allowed("files.send"), send: allowed("files.receive") });
+  }
 
   async function share() {
     consentError.textContent = "";
@@ -170,16 +187,15 @@ function startSession(joined) {
     }
     if (state.ended || state.ending) { stopTracks(stream); return; }
     state.stream = stream;
-    state.chosen = ["view", ...chosenPermissions().filter((p) => p !== "view")];
-    const allowed = (p) => state.chosen.includes(p) && state.grant.permissions.includes(p);
-    chat.allow(allowed("chat"));
-    files.allow({ receive: allowed("files.send"), send: allowed("files.receive") });
+    applyChoices();
     events.start();
     // The browser's own "Stop sharing" (or the shared window closing) ends the session too.
     for (const track of stream.getVideoTracks()) track.addEventListener("ended", () => end(REASONS.stopped));
     preview.srcObject = stream;
     preview.play().catch(() => {});
     consentPanel.hidden = true;
+    allowedPanel.append(choices);
+    sharingPanel.append(allowedPanel);
     sharingPanel.hidden = false;
     sendConsent();
     shareState.textContent = state.technicianPresent ? `Connecting to ${technician}…` : `Waiting for ${technician} to connect…`;
@@ -187,9 +203,7 @@ function startSession(joined) {
   }
 
   function sendConsent() {
-    if (!state.chosen) return;
-    signalling.send({ type: "consent", permissions: state.chosen, source: "browser" });
-    files.resume(); // after a reconnect: what the session has running
+    if (state.chosen) signalling.send({ type: "consent", permissions: state.chosen, source: "browser" });
   }
 
   function offerIfReady() {
@@ -252,6 +266,7 @@ function startSession(joined) {
       peer.setIce(m.ice);
       state.technicianPresent = !!(m.peer && m.peer.role === "technician");
       sendConsent(); // again after a reconnect: the broker keeps what it stored
+      if (state.chosen) files.resume(); // what the session has running
       offerIfReady();
     } else if (m.type === "ice_config") {
       peer.setIce(m.ice);
