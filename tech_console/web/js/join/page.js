@@ -6,6 +6,7 @@
 
 import { h } from "../dom.js";
 import { openSignalling } from "../signalling.js";
+import { linkToDownloads } from "./downloads.js";
 import { codeDigits, redeem } from "./redeem.js";
 import { SharePeer } from "./share_peer.js";
 
@@ -103,7 +104,7 @@ function startSession(joined) {
     h("h1", { id: "consent-title" }, `${technician} asks to see your screen`),
     h("p", { class: "muted" }, `Ticket #${joined.ticket_id}. Choose what ${technician} may do, then pick what to share.`),
     choices,
-    h("p", { id: "control-note" }, WORDS.control),
+    linkToDownloads(h("p", { id: "control-note" }, WORDS.control)),
     consentError,
     h("div", { class: "row" }, shareButton,
       h("button", { class: "secondary", id: "decline-button", onclick: () => end(REASONS.declined) }, "Decline")));
