@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import host_start
 from host_client.ui_window import TITLE
 from peer.transfers import file_sha256
 from protocol.permissions import Permission
@@ -122,3 +123,15 @@ async def test_the_built_file_joins_streams_takes_control_and_receives_a_file(br
     landed = list(downloads.rglob(source.name))
     assert len(landed) == 1 and file_sha256(landed[0]) == file_sha256(source)
     assert "ended by the technician: test over" in live.output, live.output
+
+
+async def test_the_start_benchmark_measures_a_run(broker, program, display, tmp_path) -> None:
+    # bench/host_start.py's run, once, on this module's broker and display: it cannot rot. Not a measurement.
+    env = bare_env(tmp_path, DISPLAY=display.display, DESKHAND_BROKER=broker.base_url)
+    to_prompt, to_frame = await host_start.one_run(
+        broker, display, [str(program), "join", "--ui", "window", "--consent", "view", "--no-survey"], env, tmp_path)
+    assert to_prompt > 0 and to_frame > 0
+    runs = host_start.Runs("single file", [to_prompt], [to_frame])
+    conditions, table = host_start.report(program, [runs], None)
+    assert f"file: {program.name}, " in "\n".join(conditions)
+    assert "| single file | start to code prompt | " in table and "| single file | code to first frame | " in table
