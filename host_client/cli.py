@@ -49,7 +49,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deskhand-host",
-        description="Share this computer's screen with a Deskhand technician.",
+        description="Share this computer's screen with a Deskhand technician. With no argument at all, "
+        "joins as 'join' does and asks for the code (in a window when there is a display).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log connection details to stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -168,9 +169,15 @@ def _permission_list(text: str) -> frozenset[Permission]:
     return chosen
 
 
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """The command line; none at all (the downloaded file opened from a file manager, say) is a
+    join that asks for the code: in the window when there is a display, else in the terminal."""
+    return parser.parse_args(argv or ["join"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, sys.argv[1:] if argv is None else argv)
     configure_logging(logging.INFO if args.verbose else logging.WARNING)
     if args.command not in ("join", "resume", "request"):
         parser.print_help()

@@ -9,6 +9,7 @@ session on both sides. Bad codes get the API's answers; a browser that cannot sh
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,7 +21,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from peer.transfers import file_sha256
 from tech_console.remote_view import RemoteView
 from tests.browser.conftest import CHROMIUM_ARGS, WatchedPages, open_new_session, save_received, screenshot, sign_in, video_size
-from tests.support.api import join, start_session
+from tests.support.api import bearer, join, start_session
 from tests.support.broker import BrokerProcess
 
 pytestmark = pytest.mark.slow
@@ -322,3 +323,29 @@ async def test_the_python_console_sees_a_browser_share_as_a_hosts(broker, admin,
             raise AssertionError(f"the Python console never saw the shared picture; last seen {seen}")
     finally:
         await view.close()
+
+
+async def test_the_join_page_offers_the_host_downloads_with_size_and_sha256(broker, start_broker, join_page, tmp_path) -> None:
+    build = tmp_path / "deskhand-host-linux-x86_64"
+    build.write_bytes(os.urandom(1_500_000))
+    offering = start_broker(DESKHAND_HOST_DOWNLOADS=str(tmp_path))
+    code = start_session(offering, bearer(offering.login()))["code"]
+    user = await join_page(offering, "/join/#" + code)
+    section = user.locator("#host-downloads")
+    item = section.locator("li[data-platform='linux-x86_64']")
+    await expect(item).to_contain_text("Linux (x86_64): deskhand-host-linux-x86_64 (1.5 MB)")
+    await expect(item.locator(".sha256")).to_have_text(hashlib.sha256(build.read_bytes()).hexdigest())
+    await expect(item).to_contain_text(f"./deskhand-host-linux-x86_64 join --broker {offering.base_url}")
+    downloaded = await user.request.get(offering.base_url + await item.get_by_role("link").get_attribute("href"))
+    assert await downloaded.body() == build.read_bytes()
+
+    # The consent step says control needs the app, and links to the section.
+    await user.get_by_role("button", name="Join").click()
+    await user.locator("#control-note").get_by_role("link", name="Download the Deskhand app.").click()
+    await expect(section).to_be_focused()
+    await user.get_by_role("button", name="Decline").click()
+
+    # A broker that offers none: no section, no link.
+    bare = await join_page(broker)
+    assert await bare.evaluate("import('/js/join/downloads.js').then((m) => m.hostDownloads())") == []
+    await expect(bare.locator("#host-downloads")).to_be_hidden()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from host_client.cli import EXIT_USAGE, main
+from host_client.cli import EXIT_USAGE, build_parser, main, parse_arguments
 from protocol.requests import HelpRequestCreate, SurveyAnswer
 
 REQUEST = ["request", "--broker", "http://127.0.0.1:9"]
@@ -55,3 +55,10 @@ def test_the_payloads_are_strict() -> None:
     for bad in ({"rating": True}, {"rating": "3"}, {"rating": 3.0}, {"rating": 3, "comment": "\x1b[31m"}):
         with pytest.raises(ValidationError):
             SurveyAnswer(**bad)
+
+
+def test_no_argument_at_all_joins_and_asks_for_the_code() -> None:
+    # The single-file build opened with nothing on its command line (scripts/build-host).
+    args = parse_arguments(build_parser(), [])
+    assert (args.command, args.code, args.ui) == ("join", None, "auto")
+    assert parse_arguments(build_parser(), ["-v"]).command is None  # options alone still print the help

@@ -10,6 +10,7 @@ import { EventReporter } from "../session_events.js";
 import { openSignalling } from "../signalling.js";
 import { ChatPanel } from "./chat.js";
 import { FilesPanel } from "./files.js";
+import { linkToDownloads } from "./downloads.js";
 import { codeDigits, redeem } from "./redeem.js";
 import { SharePeer } from "./share_peer.js";
 import { surveyForm } from "./survey.js";
@@ -121,7 +122,7 @@ function startSession(joined) {
     h("h1", { id: "consent-title" }, `${technician} asks to see your screen`),
     h("p", { class: "muted" }, `Ticket #${joined.ticket_id}. Choose what ${technician} may do, then pick what to share.`),
     choices,
-    h("p", { id: "control-note" }, WORDS.control),
+    linkToDownloads(h("p", { id: "control-note" }, WORDS.control)),
     consentError,
     h("div", { class: "row" }, shareButton,
       h("button", { class: "secondary", id: "decline-button", onclick: () => end(REASONS.declined) }, "Decline")));
