@@ -11,7 +11,8 @@ export const DOWNLOAD_WORDS = {
   title: "Full control: the Deskhand app",
   why: "Sharing from this page lets your technician see your screen. If they need to control your mouse and "
     + "keyboard, or the session must be recorded from your computer, download the Deskhand app for your computer "
-    + "instead, run it, and type the code in its window. Nothing else needs to be installed.",
+    + "instead, run it, and paste the link your technician sends you into its window (the link names this help desk "
+    + "and holds the code). Nothing else needs to be installed.",
   link: "Download the Deskhand app",
 };
 
