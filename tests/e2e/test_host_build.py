@@ -80,7 +80,7 @@ async def type_in_window(display: XvfbServer, *keys: str, text: str = "") -> Non
 
 
 async def test_with_no_argument_it_asks_for_the_code_in_its_window(program, display, tmp_path) -> None:
-    env = bare_env(tmp_path, DISPLAY=display.display, DESKHAND_BROKER="http://127.0.0.1:9")
+    env = bare_env(tmp_path, DISPLAY=display.display)
     host = subprocess.Popen([str(program)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
@@ -98,16 +98,16 @@ async def test_the_built_file_joins_streams_takes_control_and_receives_a_file(br
     home.mkdir()
     source = tmp_path / "fix-printer.sh"
     source.write_bytes(os.urandom(300_000))
-    env = bare_env(home, DISPLAY=display.display, DESKHAND_BROKER=broker.base_url, DESKHAND_DOWNLOADS=str(downloads))
-    assert "VIRTUAL_ENV" not in env and ".venv" not in env["PATH"]
+    env = bare_env(home, DISPLAY=display.display, DESKHAND_DOWNLOADS=str(downloads))
+    assert "VIRTUAL_ENV" not in env and ".venv" not in env["PATH"] and "DESKHAND_BROKER" not in env
 
     def command(_code: str) -> list[str]:
-        # No code and no broker on the command line: the code is typed into the window below.
+        # No code and no broker anywhere, as a downloaded file starts: the join link is pasted into the window below.
         return [str(program), "join", "--ui", "window", "--consent", "view,control,files.send", "--no-survey"]
 
     with RecorderProcess(display.env) as recorder:
         async with live_session(broker, {}, command=command, base_env=env, cwd=str(home)) as live:
-            await type_in_window(display, "Return", text=live.code)
+            await type_in_window(display, "Return", text=f"{broker.base_url}/join/#{live.code.replace(' ', '')}")
             frame = await live.view.wait_for_frame(30)
             assert frame.width > 0 and frame.height > 0
             await live.view.wait_for_control(30)
