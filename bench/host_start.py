@@ -45,6 +45,7 @@ from tech_console.client import TechConsole
 from tests.support.broker import BrokerProcess
 from tests.support.host_build import bare_env, built_host
 from tests.support.line_child import REPO
+from tests.support.live_session import end_and_reap
 from tests.support.xvfb import XvfbServer
 
 WIDTH, HEIGHT = 1920, 1080
@@ -113,12 +114,7 @@ async def one_run(broker: BrokerProcess, xvfb: XvfbServer, argv: list[str], env:
         finally:
             screen.close()
             await view.close()
-            if host.poll() is None:
-                await console.end_session(started.session.id, "benchmark run over")
-                try:
-                    await asyncio.to_thread(host.wait, 20)
-                except subprocess.TimeoutExpired:
-                    host.kill()
+            await end_and_reap(console, started.session.id, host, "benchmark run over")
             host.communicate()
     return to_prompt, to_frame
 

@@ -129,13 +129,20 @@ async def live_session(
             failure.add_note("the host's log, last lines:\n" + "\n".join(live.errors.splitlines()[-HOST_LOG_LINES:]))
             raise
         await remote.close()
-        if host.poll() is None:
-            await console.end_session(started.session.id, "test over")
-            try:
-                await asyncio.to_thread(host.wait, 20)
-            except subprocess.TimeoutExpired:
-                host.kill()
+        await end_and_reap(console, started.session.id, host, "test over")
         live.output, live.errors = host.communicate()
+
+
+async def end_and_reap(console: TechConsole, session_id: str, host: subprocess.Popen[str] | subprocess.Popen[bytes], reason: str) -> None:
+    """End the session as its technician if its host still runs, and let the host exit on its own
+    (it uploads what its recording holds) for up to 20 s before it is killed."""
+    if host.poll() is not None:
+        return
+    await console.end_session(session_id, reason)
+    try:
+        await asyncio.to_thread(host.wait, 20)
+    except subprocess.TimeoutExpired:
+        host.kill()
 
 
 def resume_host(env: dict[str, str], *host_args: str) -> subprocess.Popen[str]:
