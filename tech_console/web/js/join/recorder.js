@@ -10,7 +10,8 @@
 // code asks for one). A new canvas and a new MediaRecorder for every second: each segment is then
 // a WebM of its own that begins with a keyframe of the canvas's size, so it plays alone, and a
 // shared window that changes size changes the next segment, never the middle of one. Every segment
-// gets a frame at its start, then one every 1/fps s.
+// gets a frame at its start, then one every 1/fps s (in Chromium also the canvas's picture at the
+// recorder's start: the first, a keyframe).
 //
 // Segments wait in memory (at most MAX_QUEUED_BYTES; what does not fit is not recorded, and the
 // trail and the user are told) and go one at a time, in order; a refusal that may pass (the
@@ -21,7 +22,7 @@
 // says so; sharing goes on. When the share stops the last segment is closed and the queue is
 // emptied: the broker takes segments for a grace period after the session's end.
 
-import { API } from "../api.js";
+import { API, refusalOf } from "../api.js";
 import { eventIds } from "../session_events.js";
 import { Sha256, sha256Hex } from "../sha256.js";
 
@@ -93,6 +94,17 @@ async function sha256(bytes) {
   const hash = new Sha256();
   hash.update(bytes);
   return hash.hexDigest();
+}
+
+/** WebM's Cluster element id: a segment's frames are in clusters. */
+const CLUSTER_ID = [0x1f, 0x43, 0xb6, 0x75];
+
+/** Whether `bytes` (a WebM) hold a cluster, hence a frame. */
+function holdsCluster(bytes) {
+  for (let i = bytes.indexOf(CLUSTER_ID[0]); i >= 0 && i + 3 < bytes.length; i = bytes.indexOf(CLUSTER_ID[0], i + 1)) {
+    if (bytes[i + 1] === CLUSTER_ID[1] && bytes[i + 2] === CLUSTER_ID[2] && bytes[i + 3] === CLUSTER_ID[3]) return true;
+  }
+  return false;
 }
 
 /** Whether a refused upload may pass if sent again (the host's uploader keeps the segment then). */
@@ -183,6 +195,9 @@ export class ShareRecorder {
       await sleep(250, new Promise(() => {}));
     }
     clearInterval(this.checker);
+    this._check();
+    // The trail has the lag's end too before the user is told all is saved.
+    if (this.reporting) await Promise.race([this.reporting, sleep(deadline - performance.now(), new Promise(() => {}))]);
     if (this.recording && !this.queue.length) this.onStatus(WORDS.saved, "info");
     return !this.queue.length;
   }
@@ -237,6 +252,9 @@ export class ShareRecorder {
     recorder.ondataavailable = (event) => { if (event.data && event.data.size) chunks.push(event.data); };
     recorder.onerror = (event) => { error = event.error ? event.error.message || event.error.name : "the recorder failed"; };
     const done = new Promise((resolve) => { recorder.onstop = resolve; });
+    // The picture is on the canvas before the recorder starts: Chromium hands a new recorder the canvas's
+    // current frame (a frame asked for before the recorder is attached would be lost).
+    context.drawImage(this.video, 0, 0, canvas.width, canvas.height);
     recorder.start();
     let frames = 0;
     const frame = () => {
@@ -251,7 +269,9 @@ export class ShareRecorder {
       if (error) { this._failed(error); return; }
       if (!frames || !chunks.length) return;
       const bytes = new Uint8Array(await new Blob(chunks).arrayBuffer());
-      this._queue(bytes, start, end);
+      // Stopped right after its first frame was asked for (the share ended), a recorder may not have
+      // encoded it: a WebM header alone records nothing, and the broker could not read it.
+      if (holdsCluster(bytes)) this._queue(bytes, start, end);
     };
     return { frame, stop, close };
   }
@@ -287,7 +307,7 @@ export class ShareRecorder {
     while (this.queue.length) {
       const segment = this.queue[0];
       segment.sha256 = segment.sha256 || await sha256(segment.bytes);
-      let status = 0;
+      let status = 0, refusal = "";
       try {
         const response = await fetch(`${this.path}/${segment.index}`, {
           method: "PUT", body: segment.bytes, credentials: "omit",
@@ -299,6 +319,7 @@ export class ShareRecorder {
           },
         });
         status = response.status;
+        if (!response.ok) refusal = (await refusalOf(response)).message;
       } catch (_) {
         status = 0; // the broker is unreachable
       }
@@ -309,7 +330,7 @@ export class ShareRecorder {
           continue;
         }
         // Refused for good (it can never be stored): keeping it would hold up every later segment.
-        this.failure = `the broker refused segment ${segment.index} (HTTP ${status})`;
+        this.failure = `the broker refused segment ${segment.index}: ${refusal}`.slice(0, 500);
       } else {
         this.stored += 1;
         this.failure = null; // a failure passes once a segment is stored again
