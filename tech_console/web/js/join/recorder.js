@@ -81,12 +81,9 @@ function fpsWords(fps) {
   return fps === 1 ? "one picture a second" : `${fps} pictures a second`;
 }
 
-/** A promise of `ms`, ended early by `wake` (a stop). */
-function sleep(ms, wake) {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, Math.max(0, ms));
-    wake.then(() => { clearTimeout(timer); resolve(); });
-  });
+/** A promise of `ms`. */
+function sleep(ms) {
+  return new Promise((resolve) => { setTimeout(resolve, Math.max(0, ms)); });
 }
 
 async function sha256(bytes) {
@@ -141,7 +138,18 @@ export class ShareRecorder {
     this.reporting = null;
     /** Segments closing, one after the other, so they queue in the order they were made. */
     this.closing = Promise.resolve();
-    this.stopped = new Promise((resolve) => { this.wakeStop = resolve; });
+    /** What the recording waits for (its next frame), ended early by stop(). */
+    this.waits = new Set();
+  }
+
+  /** A promise of `ms`, ended early by stop(). */
+  _wait(ms) {
+    if (!this.running) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => { clearTimeout(timer); this.waits.delete(done); resolve(); };
+      const timer = setTimeout(done, Math.max(0, ms));
+      this.waits.add(done);
+    });
   }
 
   /** How far behind the recording is (s): the age of the oldest segment not yet stored. */
@@ -179,7 +187,7 @@ export class ShareRecorder {
 
   async _stop() {
     this.running = false;
-    this.wakeStop();
+    for (const done of [...this.waits]) done();
     await this.loop;
     await this.closing;
     if (this.video) this.video.srcObject = null;
@@ -192,12 +200,12 @@ export class ShareRecorder {
     while (this.queue.length && performance.now() < deadline) {
       this.onStatus(WORDS.saving(this.queue.reduce((s, q) => s + q.durationMs, 0) / 1000), "info");
       this._upload();
-      await sleep(250, new Promise(() => {}));
+      await sleep(250);
     }
     clearInterval(this.checker);
     this._check();
     // The trail has the lag's end too before the user is told all is saved.
-    if (this.reporting) await Promise.race([this.reporting, sleep(deadline - performance.now(), new Promise(() => {}))]);
+    if (this.reporting) await Promise.race([this.reporting, sleep(deadline - performance.now())]);
     if (this.recording && !this.queue.length) this.onStatus(WORDS.saved, "info");
     return !this.queue.length;
   }
@@ -207,18 +215,18 @@ export class ShareRecorder {
   async _record() {
     const frameMs = 1000 / Math.min(Math.max(this.policy.recording_fps, 0.1), 30);
     // The recording's origin is its first picture (the shared video has a size once it has one).
-    while (this.running && !this.video.videoWidth) await sleep(50, this.stopped);
+    while (this.running && !this.video.videoWidth) await this._wait(50);
     this.originMs = Date.now();
     this.startedAt = performance.now();
     while (this.running) {
       const start = performance.now();
       const segment = this._openSegment(start);
       for (let at = 0; this.running && at < SEGMENT_MS; at += frameMs) {
-        await sleep(start + at - performance.now(), this.stopped);
+        await this._wait(start + at - performance.now());
         if (!this.running) break;
         if (segment) segment.frame();
       }
-      await sleep(start + SEGMENT_MS - performance.now(), this.stopped);
+      await this._wait(start + SEGMENT_MS - performance.now());
       if (segment) {
         segment.stop();
         const end = performance.now();
@@ -325,7 +333,7 @@ export class ShareRecorder {
       }
       if (status >= 400 || status === 0) {
         if (temporary(status)) {
-          await sleep(delay, new Promise(() => {}));
+          await sleep(delay);
           delay = Math.min(delay * 2, RETRY_MOST_MS);
           continue;
         }
@@ -382,7 +390,7 @@ export class ShareRecorder {
         status = 0;
       }
       if (status === 0 || status === 429 || status >= 500) {
-        await sleep(delay, new Promise(() => {}));
+        await sleep(delay);
         delay = Math.min(delay * 2, RETRY_MOST_MS);
         continue;
       }
