@@ -39,6 +39,8 @@ export const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 const DEFAULT_POLICY = { recording_required: true, recording_max_lag_seconds: 5, recording_fps: 2 };
 /** Upload retries (ms), as the host's uploader: from 0.5 s, doubling, at most 10 s. */
 const RETRY_FIRST_MS = 500, RETRY_MOST_MS = 10_000;
+/** How long a segment's recorder goes on after its last frame, to encode what it was given (ms). */
+const STOP_AFTER_MS = 1000;
 /** How often the lag is checked (ms). */
 const CHECK_MS = 1000;
 
@@ -228,7 +230,9 @@ export class ShareRecorder {
       }
       await this._wait(start + SEGMENT_MS - performance.now());
       if (segment) {
-        segment.stop();
+        // The recorder stops a while after the segment's last frame: stopped at once, a busy browser
+        // dropped the frames it had not encoded yet (at 1920x1080 on two busy cores, most segments).
+        setTimeout(segment.stop, STOP_AFTER_MS);
         const end = performance.now();
         this.closing = this.closing.then(() => segment.close(end));
       }
@@ -277,9 +281,9 @@ export class ShareRecorder {
       if (error) { this._failed(error); return; }
       if (!frames || !chunks.length) return;
       const bytes = new Uint8Array(await new Blob(chunks).arrayBuffer());
-      // Stopped right after its first frame was asked for (the share ended), a recorder may not have
-      // encoded it: a WebM header alone records nothing, and the broker could not read it.
+      // A WebM header alone records nothing (the broker could not read it): the second is lost, and said.
       if (holdsCluster(bytes)) this._queue(bytes, start, end);
+      else this._failed(`the browser recorded no picture from ${Math.round((start - this.startedAt) / 1000)} s on`);
     };
     return { frame, stop, close };
   }
