@@ -20,7 +20,7 @@ from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
 from tech_console.remote_view import RemoteView
 from tests.browser.conftest import CHROMIUM_ARGS, WatchedPages, open_new_session, screenshot, sign_in, video_size
-from tests.support.api import join, start_session
+from tests.support.api import bearer, join, start_session
 from tests.support.broker import BrokerProcess, audit_verify
 
 pytestmark = pytest.mark.slow
@@ -287,6 +287,24 @@ async def test_a_browser_that_cannot_record_shares_nothing_when_recording_is_req
     assert broker.sql("SELECT state, ended_by, end_reason FROM support_sessions WHERE id = ?", started["session"]["id"]) \
         == [("ended", "host", "this browser cannot record the session, which must be recorded")]
     assert broker.audit_data(started["session"]["id"], "consent.changed") == []
+
+
+async def test_a_browser_that_cannot_record_shares_unrecorded_when_recording_is_not_required(start_broker, join_page) -> None:
+    lenient = start_broker(DESKHAND_RECORDING_REQUIRED="false", DESKHAND_ICE_LOOPBACK="true")
+    started = start_session(lenient, bearer(lenient.login()))
+    session_id = started["session"]["id"]
+    user = await join_page(lenient, "/join/#" + started["code"], init_script=NO_VP8_RECORDING)
+    await user.get_by_role("button", name="Join").click()
+    said = "This browser cannot record what you share (it cannot record VP8 video in WebM): the session goes on unrecorded."
+    await expect(user.locator("#recording-state")).to_have_text(said, timeout=10_000)
+    await user.get_by_role("button", name="Share my screen").click()
+    await expect(user.locator("#sharing-panel")).to_contain_text(said)
+    # The trail says from when the session went unrecorded, and why.
+    deadline = asyncio.get_running_loop().time() + 10
+    while not (behind := lenient.audit_data(session_id, "recording.behind")) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.2)
+    assert [(b["lag_seconds"], b["error"]) for b in behind] == [(0, "this browser cannot record: it cannot record VP8 video in WebM")]
+    assert await user.evaluate("window.picks") == 1
 
 
 async def test_the_join_page_is_held_to_the_apis_rate_limit_on_wrong_codes(start_broker, join_page) -> None:
