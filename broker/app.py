@@ -19,7 +19,22 @@ from broker import __doc__ as broker_doc
 from broker.accounts.access import PublicAccess
 from broker.errors import install_error_handlers
 from broker.routes import audit as audit_routes
-from broker.routes import auth, help_requests, join, recording, roles, sessions, signal, sla, surveys, teams, tickets, transfers, users
+from broker.routes import (
+    auth,
+    downloads,
+    help_requests,
+    join,
+    recording,
+    roles,
+    sessions,
+    signal,
+    sla,
+    surveys,
+    teams,
+    tickets,
+    transfers,
+    users,
+)
 from broker.routes import inbound as inbound_routes
 from broker.routes import reports as report_routes
 from broker.routes import webhooks as webhook_routes
@@ -64,7 +79,7 @@ def create_app(state: BrokerState) -> FastAPI:
     app.state.broker = state
     install_error_handlers(app, state.settings.data_dir)
     for module in (auth, tickets, sessions, join, help_requests, surveys, signal, transfers, recording, audit_routes,
-                   users, roles, teams, sla):
+                   users, roles, teams, sla, downloads):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(report_routes.router, prefix=API_PREFIX)
 

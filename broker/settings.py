@@ -97,6 +97,11 @@ class Settings(BaseSettings):
         default=None,
         description="PEM private key of tls_cert_file, unencrypted, readable by the owner only.",
     )
+    host_downloads: Path | None = Field(
+        default=None,
+        description="Folder of single-file host builds (scripts/build-host's deskhand-host-<system>-<machine>) "
+        "offered on the join page and at /downloads; none by default.",
+    )
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed.",
@@ -401,7 +406,7 @@ class Settings(BaseSettings):
             raise ValueError("must be one of debug, info, warning, error")
         return value
 
-    @field_validator("tls_cert_file", "tls_key_file", mode="before")
+    @field_validator("tls_cert_file", "tls_key_file", "host_downloads", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         # DESKHAND_TLS_CERT_FILE= (set but empty) means "no TLS", not the current directory.
@@ -415,6 +420,15 @@ class Settings(BaseSettings):
         if not value.is_file():
             raise ValueError(f"{value} does not exist or is not a file; give the path of a PEM file")
         if not os.access(value, os.R_OK):
+            raise ValueError(f"{value} is not readable by this user; fix its owner or mode")
+        return value
+
+    @field_validator("host_downloads")
+    @classmethod
+    def _check_downloads_folder(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{value} does not exist or is not a folder; give the folder that holds the host builds")
+        if value is not None and not os.access(value, os.R_OK | os.X_OK):
             raise ValueError(f"{value} is not readable by this user; fix its owner or mode")
         return value
 

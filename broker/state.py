@@ -25,6 +25,7 @@ from broker.cluster.bus import BrokerBus
 from broker.cluster.room_directory import RoomDirectory
 from broker.cluster.rooms import ClusterRooms
 from broker.cluster.wakeups import share_wakeups
+from broker.host_downloads import HostDownloads
 from broker.integrations.inbound import SeenSignatures, SignatureMemory
 from broker.integrations.shared_seen import SharedSeenSignatures
 from broker.keys import BrokerKeys, load_or_create_keys, prepare_data_dir
@@ -94,6 +95,8 @@ class BrokerState:
     bus: BrokerBus | None = None
     """Word between the brokers sharing that Redis (``broker.cluster.bus``), or None."""
 
+    host_downloads: HostDownloads = field(default_factory=HostDownloads)
+    """The single-file host builds offered for download (``DESKHAND_HOST_DOWNLOADS``), none by default."""
     verified_recordings: VerifiedRecordings = field(default_factory=VerifiedRecordings)
     """Recording segments of sessions verified lately, for players asking range after range."""
     playbacks: Playbacks = field(default_factory=Playbacks)
@@ -243,6 +246,7 @@ def build_state(settings: Settings) -> BrokerState:
         redis=shared,
         redis_blocking=blocking,
         bus=bus,
+        host_downloads=HostDownloads(settings.host_downloads),
     )
     if bus is not None:
         bus.on(FORGET_PEERS, lambda _told: state.peers.forget())

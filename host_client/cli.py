@@ -20,7 +20,7 @@ from peer.landing import DEFAULT_MAX_FILE_BYTES
 from peer.transport import add_transport_options, trust_ca_file
 from protocol.api import JoinResponse, Priority
 from protocol.cli import configure_logging, number_in_range, report_waits_on_signal
-from protocol.codes import CodeFormatError, normalize_code
+from protocol.codes import CodeFormatError, JoinTarget, parse_join_target
 from protocol.permissions import (
     PERMISSION_ORDER,
     Permission,
@@ -49,7 +49,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deskhand-host",
-        description="Share this computer's screen with a Deskhand technician.",
+        description="Share this computer's screen with a Deskhand technician. With no argument at all, "
+        "joins as 'join' does and asks for the code (in a window when there is a display).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log connection details to stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -63,13 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     join.add_argument(
         "code", nargs="?",
-        help="the 9-digit code your technician read to you; spaces or dashes are fine (123 456 789). "
+        help="the 9-digit code your technician read to you; spaces or dashes are fine (123 456 789); "
+        "or the link they sent (https://desk.example.com/join/#123456789), which names the broker too. "
         "Asked for when left out.",
     )
     join.add_argument(
         "--broker",
-        default=os.environ.get("DESKHAND_BROKER", DEFAULT_BROKER),
-        help=f"address of your organisation's Deskhand broker (default: DESKHAND_BROKER or {DEFAULT_BROKER})",
+        help="address of your organisation's Deskhand broker (default: the link's, else DESKHAND_BROKER; "
+        f"with neither, a link is asked for, and a code given alone goes to {DEFAULT_BROKER})",
     )
     join.add_argument(
         "--ui", choices=("auto", "window", "terminal"), default="auto",
@@ -117,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     request.add_argument("--priority", choices=[p.value for p in Priority], default=Priority.normal.value,
                          help="how urgent it is (default normal)")
     request.add_argument(
-        "--broker", default=os.environ.get("DESKHAND_BROKER", DEFAULT_BROKER),
+        "--broker",
         help=f"address of your organisation's Deskhand broker (default: DESKHAND_BROKER or {DEFAULT_BROKER})",
     )
     request.add_argument("--ui", choices=("auto", "window", "terminal"), default="auto", help="as for join")
@@ -168,9 +170,25 @@ def _permission_list(text: str) -> frozenset[Permission]:
     return chosen
 
 
+def broker_of(target: JoinTarget | None, flag: str | None, environment: str | None) -> str:
+    """The broker to join: ``--broker``, else the join link's, else ``DESKHAND_BROKER``, else
+    :data:`DEFAULT_BROKER`. A link naming another broker than ``--broker`` is refused: one of
+    the two is a mistake, and the code must not go to the wrong one."""
+    linked = target.broker if target is not None else None
+    if flag is not None and linked is not None and flag.rstrip("/") != linked.rstrip("/"):
+        raise UsageError(f"the link names the broker {linked} but --broker names {flag}: give one of them")
+    return flag or linked or environment or DEFAULT_BROKER
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """The command line; none at all (the downloaded file opened from a file manager, say) is a
+    join that asks for the code: in the window when there is a display, else in the terminal."""
+    return parser.parse_args(argv or ["join"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, sys.argv[1:] if argv is None else argv)
     configure_logging(logging.INFO if args.verbose else logging.WARNING)
     if args.command not in ("join", "resume", "request"):
         parser.print_help()
@@ -178,10 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     code = None
     try:
         if args.command in ("join", "request"):
+            target = parse_join_target(args.code) if args.command == "join" and args.code is not None else None
+            args.broker_named = args.broker is not None or "DESKHAND_BROKER" in os.environ
+            args.broker = broker_of(target, args.broker, os.environ.get("DESKHAND_BROKER"))
             # Checked before anything connects: a refused URL must not have carried the code.
             args.broker = checked_broker_url(args.broker, insecure=args.insecure)
-        if args.command == "join" and args.code is not None:
-            code = normalize_code(args.code)
+            code = target.code if target is not None else None
         trust_ca_file(args.ca_file)
         args.help_request = _help_request(args) if args.command == "request" else None
         args.survey = _preset_survey(args)
@@ -299,14 +319,17 @@ async def _join(args: argparse.Namespace, code: str | None) -> int:
                 verb = "Joined"
             else:
                 broker = args.broker
-                asked = code if code is not None else await ui.ask_code()
+                # A downloaded host given no broker asks for the join link, which names it.
+                asked = JoinTarget(code) if code is not None else await ui.ask_code(link_needed=not args.broker_named)
                 if asked is None:
                     _complain("no code given")
                     return EXIT_FAILED
                 if isinstance(asked, HelpRequestCreate):  # no code: the user asked for help instead
                     joined = await _wait_in_queue(broker, asked, ui)
                 else:
-                    joined = await join_session(broker, asked)
+                    if asked.broker is not None:
+                        broker = checked_broker_url(broker_of(asked, None, None), insecure=args.insecure)
+                    joined = await join_session(broker, asked.code)
                 saved = SavedSession(broker, joined, str(downloads))
                 saved.save()
                 verb = "Joined"

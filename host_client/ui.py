@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from protocol.codes import JoinTarget
 from protocol.permissions import Permission
 from protocol.requests import HelpRequestCreate, SurveyAnswer
 
@@ -32,12 +33,20 @@ class UserActions(Protocol):
         """Stop a file transfer (either direction)."""
 
 
+LINK_NEEDED = ("this app does not know your help desk's address yet: paste the whole link your technician "
+               "sent (it ends in /join/#, then the code)")
+"""Why a code alone is refused when no broker address is known (both UIs say it)."""
+
+
 class HostUI(Protocol):
     """The end user's side of a session."""
 
-    async def ask_code(self) -> str | HelpRequestCreate | None:
-        """Ask for the support code; or, when the user has none, what they need help with
-        (a request for the queue, already checked); None when the user gives up."""
+    async def ask_code(self, *, link_needed: bool = False) -> JoinTarget | HelpRequestCreate | None:
+        """Ask for the support code, or the join link (which names the broker too); or, when the
+        user has none, what they need help with (a request for the queue, already checked); None
+        when the user gives up. ``link_needed``: no broker address is known (none given to a
+        downloaded host), so only the link will do; a code alone is refused with the words of
+        :data:`LINK_NEEDED`."""
 
     async def ask_consent(
         self, technician: str, offered: list[Permission], preselected: frozenset[Permission]

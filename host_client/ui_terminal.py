@@ -28,13 +28,13 @@ from pydantic import ValidationError
 
 from peer.background import BackgroundTasks
 from peer.transfer_rate import size_text
-from protocol.codes import CodeFormatError, normalize_code
+from protocol.codes import CodeFormatError, JoinTarget, parse_join_target
 from protocol.permissions import Permission, describe, ordered
 from protocol.requests import RATING_MAX, RATING_MIN, SURVEY_COMMENT_MAX, HelpRequestCreate, SurveyAnswer
 from protocol.terminal_text import one_line
 
 from .help_request import FORM_LABELS, describe_problems, help_request_body
-from .ui import UserActions
+from .ui import LINK_NEEDED, UserActions
 
 HELP = "Commands: r = revoke control, p = change permissions, e = end the session, h = help; other text is chat."
 PROGRESS_EVERY = 1.0
@@ -118,20 +118,28 @@ class TerminalUI:
 
     # --- HostUI -------------------------------------------------------------------------
 
-    async def ask_code(self) -> str | HelpRequestCreate | None:
+    async def ask_code(self, *, link_needed: bool = False) -> JoinTarget | HelpRequestCreate | None:
+        prompt = ("Paste the link your technician sent: " if link_needed else
+                  "Support code (9 digits from your technician, or the link they sent; just Enter if you have none): ")
         async with self._lock():
             while True:
-                answer = await self._ask(
-                    "Support code (9 digits from your technician; just Enter if you have none): "
-                )
+                answer = await self._ask(prompt)
                 if answer is None:
                     return None
                 if not answer.strip():
+                    if link_needed:  # asking the help desk needs its address too
+                        self._say(f"  {LINK_NEEDED}")
+                        continue
                     return await self._ask_help()
                 try:
-                    return normalize_code(answer)
+                    target = parse_join_target(answer)
                 except CodeFormatError as exc:
                     self._say(f"  {exc}")
+                    continue
+                if link_needed and target.broker is None:
+                    self._say(f"  {LINK_NEEDED}")
+                    continue
+                return target
 
     async def _ask_help(self) -> HelpRequestCreate | None:
         """No code: what the user needs help with, for the help desk's queue. Hold the prompt lock."""

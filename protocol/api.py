@@ -489,6 +489,25 @@ def signalling_path(session_id: str) -> str:
     return f"{API_PREFIX}/sessions/{session_id}/signal"
 
 
+# --- host downloads ---------------------------------------------------------------
+
+
+class HostDownloadOut(Response):
+    """A single-file host build the broker offers (``GET /downloads``)."""
+
+    platform: str
+    """``<system>-<machine>``: ``linux-x86_64``, ``windows-x86_64``, ``macos-arm64``."""
+    file_name: str
+    size: int
+    sha256: str
+    url: str
+    """Where to download it, on this broker: ``/api/v1/downloads/<platform>``."""
+
+
+class HostDownloadsOut(Response):
+    downloads: list[HostDownloadOut]
+
+
 __all__ = [
     "API_PREFIX",
     "Assignees",
@@ -499,6 +518,8 @@ __all__ = [
     "ErrorBody",
     "ExternalRef",
     "HostDescription",
+    "HostDownloadOut",
+    "HostDownloadsOut",
     "HostInfo",
     "JoinRequest",
     "JoinResponse",

@@ -9,38 +9,48 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from protocol.codes import CodeFormatError, normalize_code
+from protocol.codes import CodeFormatError, parse_join_target
 
 from ..help_request import FORM_LABELS, describe_problems, help_request_body
 from ..tk_variables import StringVar
+from ..ui import LINK_NEEDED
 from .layout import TEXT_WIDTH, Answer
 
 if TYPE_CHECKING:
     from .shell import Window
 
 
-def show_code(window: Window, answer: Answer) -> None:
-    """The support code prompt; answers the nine digits, or None (or the help request, see :func:`show_help_request`)."""
+def show_code(window: Window, link_needed: bool, answer: Answer) -> None:
+    """The support code prompt; answers the code or join link given (a :class:`~protocol.codes.JoinTarget`),
+    or None (or the help request, see :func:`show_help_request`). ``link_needed``: only a join link
+    will do (no broker address is known)."""
+
+    def refuse(why: str) -> None:
+        error.set(_sentence(why) + ".")
+        # Selected, so that typing again replaces the wrong code.
+        entry.selection_range(0, "end")
+        entry.icursor("end")
+        entry.focus_set()
 
     def submit() -> None:
         try:
-            digits = normalize_code(entry.get())
+            target = parse_join_target(entry.get())
         except CodeFormatError as exc:
-            error.set(_sentence(str(exc)) + ".")
-            # Selected, so that typing again replaces the wrong code.
-            entry.selection_range(0, "end")
-            entry.icursor("end")
-            entry.focus_set()
+            refuse(str(exc))
+            return
+        if link_needed and target.broker is None:
+            refuse(LINK_NEEDED)
             return
         window.show_waiting("Joining the session…")
-        answer(digits)
+        answer(target)
 
     body = window.new_body(on_return=submit, on_escape=lambda: window.give_up(answer),
                            on_close=lambda: window.give_up(answer))
     error = StringVar(body)
     ttk.Label(body, text="Support code", style="Heading.TLabel").pack(anchor="w")
-    ttk.Label(body, text="Type the 9 digits your technician read to you, then press Return.",
-              wraplength=TEXT_WIDTH).pack(anchor="w", pady=(2, 8))
+    ask = ("Paste the link your technician sent you, then press Return." if link_needed else
+           "Type the 9 digits your technician read to you, or paste the link they sent, then press Return.")
+    ttk.Label(body, text=ask, wraplength=TEXT_WIDTH).pack(anchor="w", pady=(2, 8))
     entry = ttk.Entry(body, font=("Courier", 18), width=13)
     entry.pack(anchor="w")
     ttk.Label(body, textvariable=error, style="Error.TLabel", wraplength=TEXT_WIDTH).pack(anchor="w", pady=6)
@@ -48,8 +58,9 @@ def show_code(window: Window, answer: Answer) -> None:
     buttons.pack(anchor="w", pady=6)
     ttk.Button(buttons, text="Join", default="active", command=submit).pack(side="left")
     ttk.Button(buttons, text="Cancel", command=lambda: window.give_up(answer)).pack(side="left", padx=6)
-    ttk.Button(body, text="No code? Ask for help", command=lambda: show_help_request(window, answer)).pack(
-        anchor="w", pady=(12, 0))
+    if not link_needed:  # asking the help desk needs its address too
+        ttk.Button(body, text="No code? Ask for help", command=lambda: show_help_request(window, answer)).pack(
+            anchor="w", pady=(12, 0))
     entry.bind("<Key>", lambda event: error.set("") if event.keysym not in ("Return", "KP_Enter") else None)
     window.take_focus(entry)
 
@@ -75,7 +86,7 @@ def show_help_request(window: Window, answer: Answer) -> None:
         window.show_waiting("Asking for help…")
         answer(request)
 
-    body = window.new_body(on_return=submit, on_escape=lambda: show_code(window, answer),
+    body = window.new_body(on_return=submit, on_escape=lambda: show_code(window, False, answer),
                            on_close=lambda: window.give_up(answer))
     ttk.Label(body, text="Ask the help desk", style="Heading.TLabel").pack(anchor="w")
     ttk.Label(body, text="Your request waits in the help desk's queue until a technician picks it up.",
@@ -94,7 +105,7 @@ def show_help_request(window: Window, answer: Answer) -> None:
     buttons = ttk.Frame(body)
     buttons.pack(anchor="w", pady=4)
     ttk.Button(buttons, text="Ask for help", default="active", command=submit).pack(side="left")
-    ttk.Button(buttons, text="Back", command=lambda: show_code(window, answer)).pack(side="left", padx=6)
+    ttk.Button(buttons, text="Back", command=lambda: show_code(window, False, answer)).pack(side="left", padx=6)
     window.take_focus(fields["name"])
 
 

@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from protocol.codes import JoinTarget
 from protocol.permissions import Permission, ordered
 from protocol.requests import HelpRequestCreate, SurveyAnswer
 from protocol.waits import wait_until_set
@@ -62,10 +63,10 @@ class WindowUI:
 
     # --- HostUI: prompts ----------------------------------------------------------------
 
-    async def ask_code(self) -> str | HelpRequestCreate | None:
-        """The nine digits of a valid code (``"123456789"``), or the help request filled in
-        after "No code? Ask for help", or None on Escape or close."""
-        return await self._ask(show_code)
+    async def ask_code(self, *, link_needed: bool = False) -> JoinTarget | HelpRequestCreate | None:
+        """A valid code (``JoinTarget("123456789")``) or join link (with its broker), or the help
+        request filled in after "No code? Ask for help", or None on Escape or close."""
+        return await self._ask(show_code, link_needed)
 
     async def ask_consent(
         self, technician: str, offered: list[Permission], preselected: frozenset[Permission]

@@ -21,9 +21,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Locator, Page, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+from peer.transfers import file_sha256
 from tests.support.broker import BrokerProcess
 from tests.support.live_session import host_exited
 
@@ -155,6 +156,14 @@ async def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
     return path
+
+
+async def save_received(row: Locator, name: str, to: Path) -> str:
+    """Save the file a transfer ``row`` offers (its "Save <name>" link) to ``to``; returns its SHA-256."""
+    async with row.page.expect_download() as download_info:
+        await row.get_by_role("link", name=f"Save {name}").click()
+    await (await download_info.value).save_as(to)
+    return file_sha256(to)
 
 
 async def sign_in(page: Page, username: str, password: str, timeout: float = 30.0) -> None:

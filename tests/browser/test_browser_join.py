@@ -11,15 +11,19 @@ browser that cannot share, or cannot record a session that must be recorded, say
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
+from peer.transfers import file_sha256
 from tech_console.remote_view import RemoteView
-from tests.browser.conftest import CHROMIUM_ARGS, WatchedPages, open_new_session, screenshot, sign_in, video_size
+from tests.browser.conftest import CHROMIUM_ARGS, WatchedPages, open_new_session, save_received, screenshot, sign_in, video_size
 from tests.support.api import bearer, join, start_session
 from tests.support.broker import BrokerProcess, audit_verify
 
@@ -144,18 +148,6 @@ async def quadrants_shown(page: Page, timeout: float, video: str = "remote-scree
     raise AssertionError(f"#{video} never showed the shared picture; last seen {seen}")
 
 
-async def preview_size(page: Page, timeout: float) -> list[int]:
-    """The size of what the user shares, once their preview has a frame."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    size = [0, 0]
-    while asyncio.get_running_loop().time() < deadline:
-        size = await page.evaluate("() => { const v = document.getElementById('shared-preview'); return [v.videoWidth, v.videoHeight]; }")
-        if size[0] > 0:
-            break
-        await asyncio.sleep(0.1)
-    return size
-
-
 async def busy(route: Route) -> None:
     await route.fulfill(status=503, content_type="application/json",
                         body=json.dumps({"error": "broker_busy", "message": "the broker is busy; try again"}))
@@ -172,7 +164,8 @@ async def segments_stored(broker: BrokerProcess, session_id: str, count: int, ti
     raise AssertionError(f"fewer than {count} recording segments stored within {timeout:g} s: {stored}")
 
 
-async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_session(broker, console_page, join_page) -> None:
+async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_session(broker, console_page, join_page, tmp_path) -> None:
+    """Sharing, chat and files both ways from the join page, the end by the share stopping, and the survey."""
     technician = await console_page(broker)
     await sign_in(technician, "admin", broker.admin_password)
     code = await open_new_session(technician, "Printer offline", "Ann Smith", "ann@example.com")
@@ -190,7 +183,11 @@ async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_ses
     await expect(user.locator("#control-note")).to_contain_text("cannot control your mouse and keyboard from a browser")
     await expect(user.get_by_label("Allow Administrator to see what you share")).to_be_checked()
     await expect(user.get_by_label("Allow Administrator to see what you share")).to_be_disabled()
-    await expect(user.get_by_label("Allow Administrator to send files to you")).to_have_count(0)  # not carried out yet
+    await expect(user.get_by_label("Allow Administrator to chat with you")).to_be_checked()
+    for files in ("send you files", "ask you for files"):
+        await expect(user.get_by_label(f"Allow Administrator to {files}")).not_to_be_checked()
+        await user.get_by_label(f"Allow Administrator to {files}").check()
+    await expect(user.get_by_label("Allow Administrator to control", exact=False)).to_have_count(0)  # a page cannot
     await screenshot(user, "browser-join-consent")
 
     await user.get_by_role("button", name="Share my screen").click()
@@ -199,14 +196,29 @@ async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_ses
     await expect(user.locator("#sharing-panel")).to_be_visible()
 
     await expect(technician.locator("#host-info")).to_contain_text("Ann Smith on web browser", timeout=15_000)
-    await expect(technician.locator("#consent-info")).to_have_text("see the screen", timeout=15_000)
-    shared = await preview_size(user, timeout=10)
+    await expect(technician.locator("#consent-info")).to_contain_text("see the screen", timeout=15_000)
+    await user.wait_for_function("() => document.getElementById('shared-preview').videoWidth > 0")  # its first frame shown
+    shared = await user.evaluate("() => { const v = document.getElementById('shared-preview'); return [v.videoWidth, v.videoHeight]; }")
     assert await video_size(technician, timeout=30) == tuple(shared)
     await quadrants_shown(technician, timeout=15)
     await expect(user.locator("#share-state")).to_contain_text("Administrator sees what you share")
     await screenshot(technician, "browser-join-technician")
     audited = broker.sql("SELECT data FROM audit_events WHERE kind = 'consent.changed' AND session_id = ?", session_id)
-    assert json.loads(audited[0][0]) == {"permissions": ["view"], "given_by": "browser"}
+    assert json.loads(audited[0][0]) == {"permissions": ["view", "chat", "files.send", "files.receive"], "given_by": "browser"}
+
+    await chat_both_ways(technician, user)
+    await files_both_ways(technician, user, tmp_path)
+    await screenshot(user, "browser-join-chat-and-files")
+    assert [e["text"] for e in broker.audit_data(session_id, "chat.received")] == ["Hello from the desk", "Hi!\nIt is the printer"]
+    assert [e["text"] for e in broker.audit_data(session_id, "chat.sent")] == ["Hello from the desk", "Hi!\nIt is the printer"]
+
+    # Taken back while sharing: at once, on both sides, and audited.
+    await user.locator("#allowed-panel").get_by_label("Allow Administrator to chat with you").uncheck()
+    await expect(user.locator("#chat-off")).to_be_visible()
+    await expect(technician.locator("#consent-info")).not_to_contain_text("chat", timeout=10_000)
+    await expect(technician.get_by_label("Chat message")).to_be_disabled()
+    assert broker.audit_data(session_id, "consent.changed")[-1] == {
+        "permissions": ["view", "files.send", "files.receive"], "given_by": "browser"}
     # What is shared is recorded as a host records its screen, and the user is told so.
     await expect(user.locator("#recording-state")).to_contain_text("recorded for the audit trail (2 pictures a second)")
     await segments_stored(broker, session_id, 3, timeout=15)
@@ -221,6 +233,15 @@ async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_ses
 
     await user.evaluate(END_THE_SHARE)
     await expect(user.locator("#over-reason")).to_have_text("You stopped sharing.", timeout=10_000)
+    # The file received stays to be saved; the survey is asked after a session that happened.
+    await expect(user.locator("#over-panel").get_by_role("link", name="Save fix.reg")).to_be_visible()
+    await user.get_by_role("button", name="Send", exact=True).click()
+    await expect(user.locator("#survey-error")).to_have_text("Choose 1 to 5, or Skip.")
+    await user.get_by_label("5 (very happy)").check()
+    await user.get_by_label("Anything you would like to add?").fill("Quick, thanks")
+    await user.get_by_role("button", name="Send", exact=True).click()
+    await expect(user.locator("#survey-done")).to_have_text("Thank you: your rating 5/5 was recorded.")
+    assert broker.sql("SELECT rating, comment FROM session_surveys WHERE session_id = ?", session_id) == [(5, "Quick, thanks")]
     await expect(technician.locator("#connection-state")).to_have_text("ended", timeout=10_000)
     await expect(technician.get_by_text("The session ended (by the host: the user stopped sharing)")).to_be_visible()
     assert broker.sql("SELECT state, ended_by FROM support_sessions WHERE id = ?", session_id) == [("ended", "host")]
@@ -245,6 +266,40 @@ async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_ses
     await technician.wait_for_function("() => document.querySelector('video#recording').currentTime > 1", timeout=15_000)
     await technician.locator("video#recording").evaluate("v => v.pause()")
     await quadrants_shown(technician, timeout=5, video="recording")
+
+
+async def chat_both_ways(technician: Page, user: Page) -> None:
+    await technician.get_by_label("Chat message").fill("Hello from the desk")
+    await technician.get_by_role("button", name="Send", exact=True).click()
+    await expect(user.locator("#chat-log")).to_contain_text("Administrator: Hello from the desk", timeout=10_000)
+    await user.locator("#chat-input").fill("Hi!\nIt is the printer")
+    await user.locator("#chat-panel").get_by_role("button", name="Send").click()
+    await expect(technician.locator(".chat")).to_contain_text("It is the printer", timeout=10_000)
+
+
+async def files_both_ways(technician: Page, user: Page, tmp_path: Path) -> None:
+    """A file to the user (saved from the page) and one the technician asks for (picked by the user), each
+    arriving with the sender's SHA-256."""
+    sent = tmp_path / "fix.reg"
+    sent.write_bytes(os.urandom(4 * 1024 * 1024 + 321))  # two chunks
+    await technician.locator("#file-pick").set_input_files(str(sent))
+    arrived = user.locator('.transfers li[data-name="fix.reg"]')
+    await expect(arrived).to_have_attribute("data-state", "completed", timeout=30_000)
+    await expect(technician.locator('.transfers li[data-name="fix.reg"]')).to_have_attribute("data-state", "completed", timeout=10_000)
+    assert await save_received(arrived, "fix.reg", tmp_path / "saved-by-user.reg") == file_sha256(sent)
+
+    await technician.get_by_label("Path on their computer (optional)").fill("C:\\Windows\\setupact.log")
+    await technician.get_by_label("Why (shown to the user)").fill("the setup log")
+    await technician.get_by_role("button", name="Request file").click()
+    asked = user.locator(".transfers li[data-request]")
+    await expect(asked).to_contain_text("Administrator asks for a file: “C:\\Windows\\setupact.log” (the setup log)", timeout=10_000)
+    picked = tmp_path / "setupact.log"
+    picked.write_bytes(os.urandom(300_000))
+    await asked.locator("input[type=file]").set_input_files(str(picked))
+    await expect(asked).to_have_attribute("data-state", "completed", timeout=30_000)
+    received = technician.locator('.transfers li[data-name="setupact.log"]')
+    await expect(received).to_have_attribute("data-state", "completed", timeout=10_000)
+    assert await save_received(received, "setupact.log", tmp_path / "fetched.log") == file_sha256(picked)
 
 
 async def test_wrong_used_and_expired_codes_get_the_apis_answers(broker, admin, join_page) -> None:
@@ -363,3 +418,29 @@ async def test_the_python_console_sees_a_browser_share_as_a_hosts(broker, admin,
             raise AssertionError(f"the Python console never saw the shared picture; last seen {seen}")
     finally:
         await view.close()
+
+
+async def test_the_join_page_offers_the_host_downloads_with_size_and_sha256(broker, start_broker, join_page, tmp_path) -> None:
+    build = tmp_path / "deskhand-host-linux-x86_64"
+    build.write_bytes(os.urandom(1_500_000))
+    offering = start_broker(DESKHAND_HOST_DOWNLOADS=str(tmp_path))
+    code = start_session(offering, bearer(offering.login()))["code"]
+    user = await join_page(offering, "/join/#" + code)
+    section = user.locator("#host-downloads")
+    item = section.locator("li[data-platform='linux-x86_64']")
+    await expect(item).to_contain_text("Linux (x86_64): deskhand-host-linux-x86_64 (1.5 MB)")
+    await expect(item.locator(".sha256")).to_have_text(hashlib.sha256(build.read_bytes()).hexdigest())
+    await expect(item).to_contain_text(f"./deskhand-host-linux-x86_64 join --broker {offering.base_url}")
+    downloaded = await user.request.get(offering.base_url + await item.get_by_role("link").get_attribute("href"))
+    assert await downloaded.body() == build.read_bytes()
+
+    # The consent step says control needs the app, and links to the section.
+    await user.get_by_role("button", name="Join").click()
+    await user.locator("#control-note").get_by_role("link", name="Download the Deskhand app.").click()
+    await expect(section).to_be_focused()
+    await user.get_by_role("button", name="Decline").click()
+
+    # A broker that offers none: no section, no link.
+    bare = await join_page(broker)
+    assert await bare.evaluate("import('/js/join/downloads.js').then((m) => m.hostDownloads())") == []
+    await expect(bare.locator("#host-downloads")).to_be_hidden()

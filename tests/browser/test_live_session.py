@@ -19,7 +19,7 @@ from playwright.async_api import Page, expect
 
 from host_client.session import RECORDING_DRAIN_SECONDS
 from peer.transfers import file_sha256
-from tests.browser.conftest import PICTURE_CENTRE, open_new_session, screenshot, sign_in, video_size
+from tests.browser.conftest import PICTURE_CENTRE, open_new_session, save_received, screenshot, sign_in, video_size
 from tests.support.input_recorder import RecorderProcess
 from tests.support.polling import async_wait_until
 from tests.support.screen_painter import PainterProcess, pattern_cell_centres
@@ -178,12 +178,7 @@ async def test_a_technician_runs_a_whole_session_in_the_browser(broker, xvfb, co
     log = page.locator("#session-log li")
     for state in ("offered", "accepted", "completed"):
         await expect(log.filter(has_text=f"file from the user: printer.log ({state})")).to_have_count(1)
-    async with page.expect_download() as download_info:
-        await received.get_by_role("link", name="Save printer.log").click()
-    download = await download_info.value
-    saved = tmp_path / "from-browser.log"
-    await download.save_as(saved)
-    assert file_sha256(saved) == file_sha256(wanted)
+    assert await save_received(received, "printer.log", tmp_path / "from-browser.log") == file_sha256(wanted)
 
     await page.get_by_label("Note for the ticket").fill("Printer driver reinstalled")
     await page.get_by_role("button", name="End session").click()

@@ -30,6 +30,7 @@ from host_client.tk_thread import TkStopped, TkThread
 from host_client.tk_variables import BooleanVar, IntVar, StringVar
 from host_client.ui_window import TECHNICIAN_GONE, TITLE, WindowUI
 from protocol.channel import MAX_CLIPBOARD_CHARS
+from protocol.codes import JoinTarget
 from protocol.permissions import ALL_PERMISSIONS, Permission
 from protocol.requests import HelpRequestCreate
 
@@ -250,7 +251,19 @@ async def test_code_prompt_explains_a_bad_code_inline_then_returns_the_digits(ui
 
     # The bad code is selected after the message, so typing replaces it.
     await type_into_window("123 456 789", "Return")
-    assert await asyncio.wait_for(asked, TIMEOUT) == "123456789"  # normalize_code's digits
+    assert await asyncio.wait_for(asked, TIMEOUT) == JoinTarget("123456789")  # normalize_code's digits
+
+
+async def test_a_host_that_knows_no_broker_takes_the_join_link_and_not_a_code_alone(ui: WindowUI, tk_thread: TkThread) -> None:
+    # A downloaded host opened with nothing on its command line and no DESKHAND_BROKER.
+    asked = asyncio.create_task(ui.ask_code(link_needed=True))
+    await wait_until_shown(tk_thread, "Paste the link your technician sent you")
+    assert "No code? Ask for help" not in await tk_thread.acall(_shown), "a help desk without an address cannot be asked"
+    await type_into_window("123 456 789", "Return")
+    await wait_until_shown(tk_thread, "This app does not know your help desk's address yet")
+    assert not asked.done()
+    await type_into_window("https://desk.example.com/join/#123456789", "Return")
+    assert await asyncio.wait_for(asked, TIMEOUT) == JoinTarget("123456789", "https://desk.example.com")
 
 
 async def test_without_a_code_the_user_asks_for_help_and_a_refused_field_is_named(
@@ -282,7 +295,7 @@ async def test_back_returns_from_the_help_form_to_the_code_prompt(ui: WindowUI, 
     await click_when_shown(tk_thread, "Back")
     await wait_until_shown(tk_thread, "Support code")
     await type_into_window("123456789", "Return")
-    assert await asyncio.wait_for(asked, TIMEOUT) == "123456789"
+    assert await asyncio.wait_for(asked, TIMEOUT) == JoinTarget("123456789")
 
 
 async def test_a_waiting_request_is_withdrawn_from_the_window(ui: WindowUI, tk_thread: TkThread) -> None:

@@ -26,7 +26,7 @@ from playwright.async_api import Page, async_playwright, expect
 
 from host_client.session import END_CONFIRM_SECONDS, RECORDING_DRAIN_SECONDS
 from peer.transfers import file_sha256
-from tests.browser.conftest import CHROMIUM_ARGS, PICTURE_CENTRE, open_new_session, sign_in, video_size
+from tests.browser.conftest import CHROMIUM_ARGS, PICTURE_CENTRE, open_new_session, save_received, sign_in, video_size
 from tests.netns.conftest import relay_broker, trail_verifies
 from tests.support.broker import BrokerProcess
 from tests.support.coturn import CoturnServer
@@ -195,11 +195,7 @@ async def test_chromium_runs_a_whole_session_through_the_relay(
             await page.get_by_role("button", name="Request file").click()
             received = page.locator('.transfers li[data-name="printer.log"]')
             await expect(received).to_have_attribute("data-state", "completed", timeout=30_000)
-            async with page.expect_download() as download_info:
-                await received.get_by_role("link", name="Save printer.log").click()
-            saved = tmp_path / "from-browser.log"
-            await (await download_info.value).save_as(saved)
-            assert file_sha256(saved) == file_sha256(wanted)
+            assert await save_received(received, "printer.log", tmp_path / "from-browser.log") == file_sha256(wanted)
             assert problems == []
         # Terminated on leaving the page: it ends the session (the broker confirms, or the host stops waiting)
         # and uploads what the recording still holds, each within its own bound.

@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -41,6 +41,8 @@ class Live:
     """A session with a host process and the technician's view of it."""
 
     session_id: str
+    code: str
+    """The support code (for a host that asks for it: ``command``)."""
     host: subprocess.Popen[str]
     view: RemoteView
     console: TechConsole
@@ -78,6 +80,9 @@ async def live_session(
     login: tuple[str, str] | None = None,
     host_module: str = "host_client.cli",
     wrap: Sequence[str] = (),
+    command: Callable[[str], Sequence[str]] | None = None,
+    base_env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
 ) -> AsyncIterator[Live]:
     """A started session with ``deskhand-host join CODE --ui terminal *host_args`` on display ``env``.
 
@@ -87,6 +92,10 @@ async def live_session(
     is what runs as ``python -m host_module`` (benchmarks start other hosts that take
     the same arguments, e.g. ``bench.naive_host``). ``wrap`` is an argv prefix the host
     runs behind, e.g. ``net.wrap("user")`` to put it in a network namespace.
+    ``command(code)`` is the host's whole command line instead (the built single file,
+    asking for the code in its window, say), and ``base_env`` the environment ``env`` is laid
+    over instead of this process's (one without the virtualenv, say); ``cwd`` is where it
+    runs (the repository by default).
     """
     async with TechConsole(broker.base_url) as console:
         await console.login(*(login or ("admin", broker.admin_password)))
@@ -94,14 +103,15 @@ async def live_session(
             TicketCreate(subject=subject, requester_name="Ann", requester_email="ann@example.com")
         )
         started = await console.start_session(ticket.id)
+        argv = [*wrap, sys.executable, "-m", host_module, "join", started.code, "--broker", broker.base_url,
+                "--ui", "terminal", *host_args] if command is None else [*wrap, *command(started.code)]
         host = subprocess.Popen(
-            [*wrap, sys.executable, "-m", host_module, "join", started.code, "--broker", broker.base_url,
-             "--ui", "terminal", *host_args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, **env}, cwd=REPO,
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**(os.environ if base_env is None else base_env), **env},
+            cwd=cwd or REPO,
         )
         remote = console.view(started.session.id, on_frame=on_frame)
-        live = Live(started.session.id, host, remote, console)
+        live = Live(started.session.id, started.code, host, remote, console)
         try:
             if view:
                 await remote.start()

@@ -19,7 +19,7 @@ from broker.state import build_state
 
 NOWHERE = {"session_id": str(uuid.uuid4()), "transfer_id": str(uuid.uuid4()), "request_id": str(uuid.uuid4()),
            "ticket_id": "987654", "index": "0", "username": "nobody-here", "name": "nobody-here",
-           "delivery_id": str(uuid.uuid4()), "system": "nobody-here"}
+           "delivery_id": str(uuid.uuid4()), "system": "nobody-here", "platform": "nobody-here"}
 """A value for each path parameter of the API that names nothing that exists."""
 
 

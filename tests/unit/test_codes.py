@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from broker.sessions.codes import CodeRecord, Verdict, hash_code, issue_code, judge_redemption
-from protocol.codes import CodeFormatError, format_code, normalize_code
+from protocol.codes import CodeFormatError, JoinTarget, format_code, normalize_code, parse_join_target
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
@@ -123,3 +124,37 @@ def test_judge_redemption(records: list[CodeRecord], verdict: Verdict) -> None:
     assert (session_id is not None) == (verdict is Verdict.redeemable)
     if verdict is Verdict.redeemable:
         assert session_id == next(r for r in records if r.state == "waiting").session_id
+
+
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [
+        ("123 456 789", JoinTarget("123456789")),
+        ("  https://desk.example.com/join/#123456789  ", JoinTarget("123456789", "https://desk.example.com")),
+        ("http://127.0.0.1:8000/join/#123-456-789", JoinTarget("123456789", "http://127.0.0.1:8000")),
+        ("https://example.com/desk/join#123%20456%20789", JoinTarget("123456789", "https://example.com/desk")),
+        ("https://[::1]:8443/join/#123456789", JoinTarget("123456789", "https://[::1]:8443")),
+    ],
+)
+def test_a_code_or_the_join_link_gives_the_code_and_the_broker(text: str, target: JoinTarget) -> None:
+    assert parse_join_target(text) == target
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("https://desk.example.com/join/", "no code after its '#'"),
+        ("https://desk.example.com/join/#12345", "has 9 digits, this one has 5"),
+        ("https://ann:secret@desk.example.com/join/#123456789", "never holds a user name or password"),
+        ("ftp://desk.example.com/join/#123456789", "not a Deskhand join link"),
+        ("https://desk.example.com/login/#123456789", "not a Deskhand join link"),
+        ("https://desk.example.com/xjoin/#123456789", "not a Deskhand join link"),
+        ("https://desk.example.com/join/?next=evil#123456789", "not a Deskhand join link"),
+        ("https:///join/#123456789", "not a Deskhand join link"),
+        ("https://[::1/join/#123456789", "not a Deskhand join link"),
+        ("https://desk.example.com/join/#" + "1" * 5000, "far too long"),
+    ],
+)
+def test_what_is_no_join_link_is_refused_in_words(text: str, said: str) -> None:
+    with pytest.raises(CodeFormatError, match=re.escape(said)):
+        parse_join_target(text)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from host_client.cli import EXIT_USAGE, main
+from host_client.cli import DEFAULT_BROKER, EXIT_USAGE, broker_of, build_parser, main, parse_arguments
+from protocol.codes import JoinTarget, parse_join_target
 from protocol.requests import HelpRequestCreate, SurveyAnswer
 
 REQUEST = ["request", "--broker", "http://127.0.0.1:9"]
@@ -55,3 +56,24 @@ def test_the_payloads_are_strict() -> None:
     for bad in ({"rating": True}, {"rating": "3"}, {"rating": 3.0}, {"rating": 3, "comment": "\x1b[31m"}):
         with pytest.raises(ValidationError):
             SurveyAnswer(**bad)
+
+
+def test_no_argument_at_all_joins_and_asks_for_the_code() -> None:
+    # The single-file build opened with nothing on its command line (scripts/build-host).
+    args = parse_arguments(build_parser(), [])
+    assert (args.command, args.code, args.ui) == ("join", None, "auto")
+    assert parse_arguments(build_parser(), ["-v"]).command is None  # options alone still print the help
+
+
+def test_the_join_link_names_the_broker_and_a_conflicting_broker_is_refused(capsys) -> None:
+    assert broker_of(parse_join_target("https://desk.example.com/join/#123456789"), None, "https://other.example.com") \
+        == "https://desk.example.com"  # the link is more specific than the environment
+    assert broker_of(JoinTarget("123456789"), None, None) == DEFAULT_BROKER
+    assert broker_of(None, "https://desk.example.com/", None) == "https://desk.example.com/"
+    link = "https://desk.example.com/join/#123456789"
+    assert main(["join", link, "--broker", "https://other.example.com"]) == EXIT_USAGE
+    assert "the link names the broker https://desk.example.com but --broker names https://other.example.com" \
+        in capsys.readouterr().err
+    # The link's broker passes the same check as --broker: plain http only to this machine.
+    assert main(["join", "http://192.0.2.1:8000/join/#123456789"]) == EXIT_USAGE
+    assert "insecure" in capsys.readouterr().err

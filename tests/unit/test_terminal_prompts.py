@@ -11,6 +11,7 @@ import io
 import os
 
 from host_client.ui_terminal import TerminalUI
+from protocol.codes import JoinTarget
 from protocol.requests import HelpRequestCreate, SurveyAnswer
 
 
@@ -59,8 +60,19 @@ async def test_a_code_is_still_a_code() -> None:
     keyboard = Keyboard()
     asked = asyncio.ensure_future(keyboard.ui.ask_code())
     await keyboard.answer("just Enter if you have none): ", "123-456-789")
-    assert await asyncio.wait_for(asked, 5) == "123456789"
+    assert await asyncio.wait_for(asked, 5) == JoinTarget("123456789")
     keyboard.close()
+
+
+async def test_without_a_known_broker_only_the_join_link_will_do() -> None:
+    keyboard = Keyboard()
+    asked = asyncio.ensure_future(keyboard.ui.ask_code(link_needed=True))
+    await keyboard.answer("Paste the link your technician sent: ", "123 456 789")
+    await keyboard.answer("Paste the link your technician sent: ", "")  # no help desk to ask either
+    await keyboard.answer("Paste the link your technician sent: ", "https://desk.example.com/join/#123456789")
+    assert await asyncio.wait_for(asked, 5) == JoinTarget("123456789", "https://desk.example.com")
+    keyboard.close()
+    assert keyboard.screen.getvalue().count("does not know your help desk's address yet") == 2
 
 
 async def test_the_survey_takes_a_rating_from_one_to_five_and_a_comment() -> None:

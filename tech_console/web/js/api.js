@@ -1,8 +1,11 @@
-// The broker's REST API, as the signed-in browser calls it.
+// The broker's REST API, as the signed-in browser calls it, or the join page with its host token.
 //
 // The login token lives in an HttpOnly cookie this code never sees; every request that
 // changes something carries the CSRF token the sign-in answer handed over (kept in
 // sessionStorage: it is useless without the cookie, and the cookie is useless without it).
+// The join page has no cookie but the host token of its join: it passes `{token}`, which goes
+// as `Authorization: Bearer` and sends no cookie (a console signed in in the same browser
+// must not lend the end user's page its account).
 
 const CSRF_KEY = "deskhand.csrf";
 export const API = "/api/v1";
@@ -17,6 +20,17 @@ export class ApiError extends Error {
 
 export function csrfToken() {
   return sessionStorage.getItem(CSRF_KEY) || "";
+}
+
+/**
+ * What authenticates a request: the headers, and the `credentials` mode for fetch.
+ * @param {string} method @param {string|null} token a bearer token (the join page's host token), or null for the cookie
+ * @returns {{headers: Record<string, string>, credentials: RequestCredentials}}
+ */
+export function authOf(method, token = null) {
+  if (token) return { headers: { Authorization: `Bearer ${token}` }, credentials: "omit" };
+  const headers = method !== "GET" && method !== "HEAD" ? { "X-CSRF-Token": csrfToken() } : {};
+  return { headers, credentials: "same-origin" };
 }
 
 /**
@@ -35,11 +49,10 @@ export async function refusalOf(response) {
 
 /**
  * Call the API; resolves to the parsed JSON (or null), rejects with an ApiError that says what to do.
- * `keepalive`: the request goes on after the page is left (bodies up to 64 KiB).
+ * `keepalive`: the request goes on after the page is left (bodies up to 64 KiB); `token`: see authOf.
  */
-export async function api(method, path, body, { raw = false, keepalive = false } = {}) {
-  const headers = {};
-  if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrfToken();
+export async function api(method, path, body, { raw = false, keepalive = false, token = null } = {}) {
+  const { headers, credentials } = authOf(method, token);
   let payload;
   if (body instanceof Blob || body instanceof ArrayBuffer || ArrayBuffer.isView(body)) {
     payload = body;
@@ -49,14 +62,14 @@ export async function api(method, path, body, { raw = false, keepalive = false }
   }
   let response;
   try {
-    response = await fetch(API + path, { method, headers, body: payload, credentials: "same-origin", keepalive });
+    response = await fetch(API + path, { method, headers, body: payload, credentials, keepalive });
   } catch (err) {
     throw new ApiError(0, "unreachable", "cannot reach the broker: check the connection and reload");
   }
   if (!response.ok) {
     const refused = await refusalOf(response);
     // The token expired or was revoked: back to the sign-in page (not for a failed sign-in itself).
-    if (response.status === 401 && !path.startsWith("/auth/")) window.dispatchEvent(new CustomEvent("deskhand:signed-out"));
+    if (response.status === 401 && !token && !path.startsWith("/auth/")) window.dispatchEvent(new CustomEvent("deskhand:signed-out"));
     if (refused.error === "password_change_required") window.dispatchEvent(new CustomEvent("deskhand:password-change-required"));
     throw refused;
   }

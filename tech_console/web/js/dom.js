@@ -29,6 +29,15 @@ export function counted(count, one, many = one + "s") {
   return `${count} ${count === 1 ? one : many}`;
 }
 
+/** A size for people: "512 bytes", "1.2 MB" (decimal units, as file managers show them). */
+export function byteSize(n) {
+  if (n < 1000) return counted(n, "byte");
+  const units = ["kB", "MB", "GB", "TB"];
+  let value = n / 1000, unit = 0;
+  while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit += 1; }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
 export function when(iso) {
   return iso ? new Date(iso).toLocaleString() : "";
 }

@@ -1,6 +1,7 @@
-// The technician's side of a live session for the audit trail: the browser's version of
-// peer/events.py, reporting what tech_console/remote_view.py reports (docs/api.md,
-// "POST /sessions/{id}/events"), with the same kinds and data.
+// A browser peer's side of a live session for the audit trail: the browser's version of
+// peer/events.py (docs/api.md, "POST /sessions/{id}/events"). The technician's console reports
+// what tech_console/remote_view.py reports, the join page (the host, with its host token) what
+// host_client/session.py reports of chat, with the same kinds and data.
 //
 // Events queue without waiting and go in one batch about once a second; input is counted,
 // one event per second with how many. What the host reports receiving (a chat message,
@@ -45,9 +46,10 @@ export function clipboardFields(text) {
 }
 
 export class EventReporter {
-  /** @param {string} sessionId */
-  constructor(sessionId) {
+  /** @param {string} sessionId @param {{token?: string|null}} options `token`: the join page's host token */
+  constructor(sessionId, { token = null } = {}) {
     this.path = `/sessions/${sessionId}/events`;
+    this.token = token;
     this.nextId = eventIds();
     this.pending = [];
     this.counts = new Map();
@@ -135,7 +137,7 @@ export class EventReporter {
       }
       if (!batch.length) return;
       try {
-        await api("POST", this.path, { events: batch }, { keepalive: this.leaving });
+        await api("POST", this.path, { events: batch }, { keepalive: this.leaving, token: this.token });
       } catch (err) {
         // Unreachable, a broker error, or faster than the broker takes events (429): they stay
         // queued and go again with the same ids, at the next flush (each second).

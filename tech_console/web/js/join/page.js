@@ -1,24 +1,33 @@
 // The join page (/join/): the end user gets help without installing anything. They type the
 // code (or open /join/#CODE: a fragment never reaches the broker), see who asks and what they
 // may allow, and share a screen, window or tab; this page is then the session's host
-// (share_peer.js), its consent given as `browser`. Control is not possible from a browser,
-// and the page says how to get it. What is shared is recorded (recorder.js); a browser that
-// cannot record shares nothing when the session's policy requires recording. Stopping the
-// share ends the session.
+// (share_peer.js), its consent given as `browser`: chat (chat.js) and files both ways
+// (files.js) as far as the user allowed, and the survey at the end (survey.js). Control is not
+// possible from a browser, and the page says how to get it. What is shared is recorded
+// (recorder.js); a browser that cannot record shares nothing when the session's policy requires
+// recording. Stopping the share ends the session.
 
 import { h } from "../dom.js";
+import { EventReporter } from "../session_events.js";
 import { openSignalling } from "../signalling.js";
+import { ChatPanel } from "./chat.js";
+import { FilesPanel } from "./files.js";
+import { linkToDownloads } from "./downloads.js";
 import { cannotRecord, recordingPolicy, ShareRecorder, WORDS as RECORDING } from "./recorder.js";
 import { codeDigits, redeem } from "./redeem.js";
 import { SharePeer } from "./share_peer.js";
+import { surveyForm } from "./survey.js";
 
-/** What a browser share may be allowed, in protocol/permissions.py's order and words: only what this page
- * carries out (chat and files over the share are not built yet; the page must not offer what it cannot do). */
+/** What a browser share may be allowed, in protocol/permissions.py's order, in words for a browser: only what
+ * this page carries out (never control or the clipboard, which a page cannot reach). */
 const CHOICES = [
   ["view", "see what you share"],
+  ["chat", "chat with you"],
+  ["files.send", "send you files (you save each one where you want)"],
+  ["files.receive", "ask you for files (you pick each one, or decline)"],
 ];
-/** Ticked in advance. */
-const PRESELECTED = new Set(["view"]);
+/** Ticked in advance (host_client/session_state.py DEFAULT_PRESELECTED). */
+const PRESELECTED = new Set(["view", "chat"]);
 
 /** The `end` reasons (the first is host_client/session_state.py's DECLINED). */
 const REASONS = {
@@ -97,13 +106,23 @@ function startSession(joined) {
   let recorder = null;
   const recordingState = h("p", { id: "recording-state", role: "status" });
   let signalling = null;
+  const token = joined.host_token;
   const peer = new SharePeer((m) => signalling !== null && signalling.send(m), {
     onState: (s) => {
       if (s === "connected") shareState.textContent = `${technician} sees what you share.`;
       // A connection that broke is offered again (the host does the same on a failed attempt).
       if (s === "failed") setTimeout(offerIfReady, 2000);
     },
+    onControl: (data) => {
+      let message;
+      try { message = JSON.parse(data); } catch (_) { return; }
+      if (message && message.type === "chat") chat.received(message);
+    },
   });
+  // What the user does in the session, for the trail, as the host reports it.
+  const events = new EventReporter(joined.session_id, { token });
+  const chat = new ChatPanel({ technician, send: (m) => peer.sendControl(m), report: (kind, data) => events.add(kind, data) });
+  const files = new FilesPanel({ sessionId: joined.session_id, token, technician });
 
   // --- consent ------------------------------------------------------------------------------
   const consentError = h("p", { class: "error", role: "alert", id: "share-error" });
@@ -113,7 +132,7 @@ function startSession(joined) {
     h("h1", { id: "consent-title" }, `${technician} asks to see your screen`),
     h("p", { class: "muted" }, `Ticket #${joined.ticket_id}. Choose what ${technician} may do, then pick what to share.`),
     choices,
-    h("p", { id: "control-note" }, WORDS.control),
+    linkToDownloads(h("p", { id: "control-note" }, WORDS.control)),
     recordingState,
     consentError,
     h("div", { class: "row" }, shareButton,
@@ -153,7 +172,25 @@ function startSession(joined) {
   const sharingPanel = h("section", { class: "panel", "aria-labelledby": "sharing-title", id: "sharing-panel", hidden: true },
     h("h1", { id: "sharing-title" }, `You are sharing with ${technician}`),
     shareState, preview,
-    h("div", { class: "row" }, h("button", { class: "danger", onclick: () => end(REASONS.stopped) }, "Stop sharing")));
+    h("div", { class: "row" }, h("button", { class: "danger", onclick: () => end(REASONS.stopped) }, "Stop sharing")),
+    chat.element, files.element);
+  // While sharing, the same choices stay in view: unticking one takes it back at once.
+  const allowedPanel = h("section", { class: "allowed", id: "allowed-panel", "aria-labelledby": "allowed-title" },
+    h("h2", { id: "allowed-title" }, `What ${technician} may do`),
+    h("p", { class: "muted" }, "Untick what you no longer allow: it stops at once."));
+  choices.addEventListener("change", () => {
+    if (!state.stream || state.ending || state.ended) return;
+    applyChoices();
+    sendConsent();
+  });
+
+  /** What the user ticked becomes what the page carries out. */
+  function applyChoices() {
+    state.chosen = ["view", ...chosenPermissions().filter((p) => p !== "view")];
+    const allowed = (p) => state.chosen.includes(p) && state.grant.permissions.includes(p);
+    chat.allow(allowed("chat"));
+    files.allow({ receive: allowed("files.send"), send: allowed("files.receive") });
+  }
 
   async function share() {
     consentError.textContent = "";
@@ -170,17 +207,20 @@ function startSession(joined) {
     }
     if (state.ended || state.ending) { stopTracks(stream); return; }
     state.stream = stream;
-    state.chosen = ["view", ...chosenPermissions().filter((p) => p !== "view")];
+    applyChoices();
+    events.start();
     // The browser's own "Stop sharing" (or the shared window closing) ends the session too.
     for (const track of stream.getVideoTracks()) track.addEventListener("ended", () => end(REASONS.stopped));
     preview.srcObject = stream;
     preview.play().catch(() => {});
     recorder = new ShareRecorder({
-      sessionId: joined.session_id, token: joined.host_token, policy: state.policy,
+      sessionId: joined.session_id, token, policy: state.policy,
       onStatus: (text, level) => { recordingState.textContent = text; recordingState.className = level === "warning" ? "error" : ""; },
     });
     recorder.start(stream);
     consentPanel.hidden = true;
+    allowedPanel.append(choices);
+    sharingPanel.append(allowedPanel);
     sharingPanel.hidden = false;
     sharingPanel.insertBefore(recordingState, preview);
     sendConsent();
@@ -225,19 +265,23 @@ function startSession(joined) {
     if (state.ending && !state.ended) signalling.send({ type: "end", reason: state.ending });
   }
 
-  function finish(text) {
+  /** The session is over: say why, keep received files to save, and ask the survey after a session that happened. */
+  function finish(text, { askSurvey = false } = {}) {
     if (state.ended) return;
     state.ended = true;
+    events.close();
     peer.close();
     if (state.stream) stopTracks(state.stream);
     preview.srcObject = null;
     if (signalling) signalling.close();
     consentPanel.hidden = sharingPanel.hidden = true;
     overReason.textContent = text;
+    if (files.hasFiles) overPanel.append(files.element);
+    if (askSurvey) overPanel.append(surveyForm({ sessionId: joined.session_id, token }));
     overPanel.hidden = false;
     if (recorder) {
       // What is recorded and not yet stored goes on uploading: the broker takes it for a while after the end.
-      overPanel.append(recordingState);
+      overReason.after(recordingState);
       recorder.stop().then(() => recorder.drain(SAVING_MS));
     }
     window.removeEventListener("pagehide", leave);
@@ -256,6 +300,7 @@ function startSession(joined) {
       peer.setIce(m.ice);
       state.technicianPresent = !!(m.peer && m.peer.role === "technician");
       sendConsent(); // again after a reconnect: the broker keeps what it stored
+      if (state.chosen) files.resume(); // what the session has running
       offerIfReady();
     } else if (m.type === "ice_config") {
       peer.setIce(m.ice);
@@ -274,8 +319,13 @@ function startSession(joined) {
       peer.answered(m).catch((err) => { shareState.textContent = `Could not connect: ${err.message}`; });
     } else if (m.type === "ice") {
       peer.addCandidate(m);
+    } else if (m.type === "transfer") {
+      files.onTransfer(m.transfer);
+    } else if (m.type === "file_request") {
+      files.onFileRequest(m.request);
     } else if (m.type === "session_ended") {
-      finish(endedText(m));
+      // Asked only after a session that happened (consent given, ended by one of the two people), as the host does.
+      finish(endedText(m), { askSurvey: !!state.chosen && (m.ended_by === "technician" || m.ended_by === "host") });
     }
   }
 

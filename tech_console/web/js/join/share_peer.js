@@ -7,6 +7,10 @@
 import { parseLiveness } from "../liveness.js";
 import { candidateInit, iceMessage, rtcConfiguration } from "../rtc.js";
 
+/** Chat lines the user may type before the control channel is open; sent when it opens
+ * (host_client/session.py PENDING_CONTROL_LIMIT). */
+const PENDING_CONTROL_LIMIT = 50;
+
 export class SharePeer {
   /**
    * @param {(message: object) => boolean} signal sends a signalling message
@@ -22,6 +26,24 @@ export class SharePeer {
     /** Offers made in this page (the `attempt` the answer must name). */
     this.attempt = 0;
     this.pendingCandidates = [];
+    /** @type {RTCDataChannel|null} the current connection's `control` channel */
+    this.control = null;
+    /** Control messages waiting for a channel to open. */
+    this.pendingControl = [];
+  }
+
+  /**
+   * Send a control message (chat) to the technician now, or once the channel opens.
+   * @param {object} message @returns {boolean} false when it can be neither sent nor queued
+   */
+  sendControl(message) {
+    if (this.control && this.control.readyState === "open") {
+      this.control.send(JSON.stringify(message));
+      return true;
+    }
+    if (this.pendingControl.length >= PENDING_CONTROL_LIMIT) return false;
+    this.pendingControl.push(message);
+    return true;
   }
 
   /** @param {object} ice the `ice` of the broker's welcome, or of a later `ice_config` */
@@ -39,7 +61,12 @@ export class SharePeer {
     const attempt = ++this.attempt;
     for (const track of stream.getVideoTracks()) pc.addTrack(track, stream);
     const control = pc.createDataChannel("control", { ordered: true });
+    this.control = control;
     control.addEventListener("message", (event) => { if (pc === this.pc) this._onControl(control, event.data); });
+    control.addEventListener("open", () => {
+      if (pc !== this.pc) return;
+      for (const message of this.pendingControl.splice(0)) control.send(JSON.stringify(message));
+    });
     pc.onicecandidate = (event) => { if (pc === this.pc) this.signal(iceMessage(event.candidate)); };
     pc.onconnectionstatechange = () => {
       if (pc === this.pc && this.hooks.onState) this.hooks.onState(pc.connectionState);
@@ -86,6 +113,7 @@ export class SharePeer {
   /** Close the connection (the technician left, the session ended, the share stopped). */
   close() {
     this.pendingCandidates = [];
+    this.control = null;
     if (this.pc) {
       this.pc.close();
       this.pc = null;

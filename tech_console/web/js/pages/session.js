@@ -9,7 +9,7 @@ import { h, toast, when } from "../dom.js";
 import { openSignalling } from "../signalling.js";
 import { LiveView, failureAdvice, linkWords, qualityOf } from "../live_view.js";
 import { InputCapture } from "../input_capture.js";
-import { receiveFile, requestFile, sendFile } from "../file_send.js";
+import { receiveFile, requestFile, sendFile } from "../transfers.js";
 import { EventReporter } from "../session_events.js";
 
 const PERMISSION_NAMES = {

@@ -1,8 +1,11 @@
-// Sending a file to the host and asking the user for one: the browser's version of
-// peer/transfers.py (docs/api.md, "File transfers"). Files go through the broker over HTTP
-// in 4 MiB chunks, each PUT with its SHA-256; the whole file's SHA-256 is declared at the end.
+// File transfers from a browser, either peer's side: the browser's version of peer/transfers.py
+// (docs/api.md, "File transfers"). Files go through the broker over HTTP in 4 MiB chunks, each
+// PUT with its SHA-256; the whole file's SHA-256 is declared at the end. The technician's console
+// sends files to the host and takes the files the user sends; the join page, the session's host,
+// takes the technician's and sends what they ask for: it passes its host token (`token`) where
+// the console's browser has its cookie.
 
-import { API, api, csrfToken } from "./api.js";
+import { API, api, authOf } from "./api.js";
 import { Sha256, sha256Hex } from "./sha256.js";
 
 const IN_FLIGHT = 3; // chunks uploading at once: keeps the pipe full, memory at ~12 MiB
@@ -22,10 +25,10 @@ const OVER = new Set(["completed", "refused", "cancelled", "failed"]);
  * @param {(t: object) => boolean} until
  * @returns {Promise<object>} the transfer once `until` holds
  */
-export async function waitFor(sessionId, transfer, until) {
+export async function waitFor(sessionId, transfer, until, token = null) {
   while (!until(transfer)) {
     const query = new URLSearchParams({ wait: String(POLL_SECONDS), known: version(transfer) });
-    transfer = await api("GET", `/sessions/${sessionId}/transfers/${transfer.id}?${query}`);
+    transfer = await api("GET", `/sessions/${sessionId}/transfers/${transfer.id}?${query}`, undefined, { token });
   }
   return transfer;
 }
@@ -34,7 +37,7 @@ export async function waitFor(sessionId, transfer, until) {
  * Upload the chunks in `wanted`, reading the whole file once, in order, for its hash.
  * @returns {Promise<string>} the whole file's SHA-256 (hex)
  */
-async function uploadChunks(sessionId, transfer, file, wanted, progress) {
+async function uploadChunks(sessionId, transfer, file, wanted, progress, token) {
   const whole = new Sha256();
   const size = transfer.size, chunkSize = transfer.chunk_size;
   let done = 0;
@@ -47,8 +50,7 @@ async function uploadChunks(sessionId, transfer, file, wanted, progress) {
     if (!wanted.has(index)) continue;
     const chunkHash = await sha256Hex(bytes);
     const put = (async () => {
-      // api() sends the CSRF token; a Uint8Array goes as the raw body.
-      await putChunk(sessionId, transfer.id, index, bytes, chunkHash);
+      await putChunk(sessionId, transfer.id, index, bytes, chunkHash, token);
       done += bytes.length;
       progress(done, size);
     })();
@@ -68,11 +70,12 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * transfer of hundreds of megabytes. `askAgain` statuses mean "not now" and are asked again.
  * @returns {Promise<Response>} the successful response
  */
-async function chunkRequest(url, init, what, askAgain = []) {
+async function chunkRequest(url, init, what, token, askAgain = []) {
+  const auth = authOf(init.method || "GET", token);
   for (let attempt = 0; ; attempt++) {
     let response = null;
     try {
-      response = await fetch(url, { credentials: "same-origin", ...init });
+      response = await fetch(url, { ...init, credentials: auth.credentials, headers: { ...auth.headers, ...init.headers } });
     } catch (_) { /* unreachable: retried below */ }
     if (response && response.ok) return response;
     if (response && askAgain.includes(response.status)) {
@@ -94,40 +97,46 @@ function chunkUrl(sessionId, transferId, index) {
   return `${API}/sessions/${sessionId}/transfers/${transferId}/chunks/${index}`;
 }
 
-async function putChunk(sessionId, transferId, index, bytes, chunkHash) {
+async function putChunk(sessionId, transferId, index, bytes, chunkHash, token) {
   await chunkRequest(chunkUrl(sessionId, transferId, index), {
     method: "PUT", body: bytes,
-    headers: { "X-CSRF-Token": csrfToken(), "X-Chunk-SHA256": chunkHash, "Content-Type": "application/octet-stream" },
-  }, `chunk ${index}`);
+    headers: { "X-Chunk-SHA256": chunkHash, "Content-Type": "application/octet-stream" },
+  }, `chunk ${index}`, token);
 }
 
 /**
- * Send one file to the host: offer, wait for the user's machine to accept, upload, finish,
- * and wait for the host to confirm the hash (re-uploading chunks it hands back).
+ * Send one file: offer, wait for the receiver to accept, upload, finish, and wait for the
+ * receiver to confirm the hash (re-uploading chunks it hands back).
  * @param {string} sessionId
  * @param {File} file
  * @param {(state: string, done: number, total: number, transfer?: object) => void} onProgress
+ * @param {{token?: string|null, requestId?: string}} options `requestId`: the file request this
+ *   file answers, which makes it go to the technician (the host sends files only so); without,
+ *   the technician's file for the host
  * @returns {Promise<object>} the transfer in its final state
  */
-export async function sendFile(sessionId, file, onProgress) {
-  let transfer = await api("POST", `/sessions/${sessionId}/transfers`, { name: file.name, size: file.size, direction: "to_host" });
-  onProgress("waiting for the host to accept", 0, file.size, transfer);
-  transfer = await waitFor(sessionId, transfer, (t) => t.state !== "offered");
+export async function sendFile(sessionId, file, onProgress, { token = null, requestId = null } = {}) {
+  const offer = requestId
+    ? { name: file.name, size: file.size, direction: "to_technician", request_id: requestId }
+    : { name: file.name, size: file.size, direction: "to_host" };
+  let transfer = await api("POST", `/sessions/${sessionId}/transfers`, offer, { token });
+  onProgress(requestId ? "waiting for the technician to accept" : "waiting for the host to accept", 0, file.size, transfer);
+  transfer = await waitFor(sessionId, transfer, (t) => t.state !== "offered", token);
   if (transfer.state !== "accepted") return transfer;
   for (;;) {
     const atBroker = new Set(transfer.chunks_at_broker);
     const wanted = new Set();
     for (let i = 0; i < transfer.chunk_count; i++) if (!atBroker.has(i)) wanted.add(i);
-    const sha256 = await uploadChunks(sessionId, transfer, file, wanted, (done, total) => onProgress("sending", done, total, transfer));
+    const sha256 = await uploadChunks(sessionId, transfer, file, wanted, (done, total) => onProgress("sending", done, total, transfer), token);
     try {
-      transfer = await api("POST", `/sessions/${sessionId}/transfers/${transfer.id}/finish`, { sha256 });
+      transfer = await api("POST", `/sessions/${sessionId}/transfers/${transfer.id}/finish`, { sha256 }, { token });
     } catch (err) {
       if (err.error !== "transfer_over") throw err;
-      transfer = await api("GET", `/sessions/${sessionId}/transfers/${transfer.id}`);
+      transfer = await api("GET", `/sessions/${sessionId}/transfers/${transfer.id}`, undefined, { token });
     }
-    onProgress("the host is checking the file", file.size, file.size, transfer);
-    // Until the host completes, it may hand chunks back (they failed their hash there).
-    transfer = await waitFor(sessionId, transfer, (t) => OVER.has(t.state) || t.chunks_at_broker.length < t.chunk_count);
+    onProgress(requestId ? "the technician is checking the file" : "the host is checking the file", file.size, file.size, transfer);
+    // Until the receiver completes, it may hand chunks back (they failed their hash there).
+    transfer = await waitFor(sessionId, transfer, (t) => OVER.has(t.state) || t.chunks_at_broker.length < t.chunk_count, token);
     if (OVER.has(transfer.state)) return transfer;
   }
 }
@@ -142,36 +151,38 @@ export function requestFile(sessionId, request) {
   return api("POST", `/sessions/${sessionId}/file-requests`, request);
 }
 
-async function fetchChunk(sessionId, transferId, index) {
+async function fetchChunk(sessionId, transferId, index, token) {
   // 404: not uploaded yet; 410: let go in a broker restart, the sender uploads it again.
   const response = await chunkRequest(`${chunkUrl(sessionId, transferId, index)}?wait=${POLL_SECONDS}`, {},
-    `chunk ${index}`, [404, 410]);
+    `chunk ${index}`, token, [404, 410]);
   return { bytes: new Uint8Array(await response.arrayBuffer()), sha256: response.headers.get("X-Chunk-SHA256") || "" };
 }
 
 /**
- * Take a file the user's computer offers in answer to a file request: accept it, fetch every
- * chunk (each checked against the SHA-256 its sender declared), hash the whole file in order,
- * and complete the transfer only if that hash is the sender's too.
+ * Take a file the other side offers: accept it, fetch every chunk (each checked against the
+ * SHA-256 its sender declared), hash the whole file in order, and complete the transfer only if
+ * that hash is the sender's too. The file is kept in memory (a Blob) for the user to save.
  * @param {string} sessionId
- * @param {object} offered the transfer, state "offered", direction "to_technician"
+ * @param {object} offered the transfer, state "offered"; its name is safe already (the broker
+ *   made it so at the offer: protocol/transfers.py safe_file_name)
  * @param {(done: number, total: number) => void} onProgress
+ * @param {{token?: string|null}} options
  * @returns {Promise<{transfer: object, blob: Blob | null}>} the final transfer, and the file when completed
  */
-export async function receiveFile(sessionId, offered, onProgress) {
-  let transfer = await api("POST", `/sessions/${sessionId}/transfers/${offered.id}/decision`, { accept: true, saved_as: offered.name });
+export async function receiveFile(sessionId, offered, onProgress, { token = null } = {}) {
+  let transfer = await api("POST", `/sessions/${sessionId}/transfers/${offered.id}/decision`, { accept: true, saved_as: offered.name }, { token });
   const whole = new Sha256();
   const parts = [];
   let done = 0;
   for (let index = 0; index < transfer.chunk_count; index++) {
     // Wait on the transfer (a long poll that answers 200) until the chunk is there, rather
     // than on the chunk itself, whose "not yet" is a 404 the browser reports as an error.
-    transfer = await waitFor(sessionId, transfer, (t) => t.chunks_at_broker.includes(index) || OVER.has(t.state));
+    transfer = await waitFor(sessionId, transfer, (t) => t.chunks_at_broker.includes(index) || OVER.has(t.state), token);
     if (OVER.has(transfer.state)) return { transfer, blob: null };
-    const { bytes, sha256 } = await fetchChunk(sessionId, transfer.id, index);
+    const { bytes, sha256 } = await fetchChunk(sessionId, transfer.id, index, token);
     if ((await sha256Hex(bytes)) !== sha256) {
       // Refused here: the broker forgets it and the sender uploads it again.
-      await api("DELETE", `/sessions/${sessionId}/transfers/${transfer.id}/chunks/${index}`);
+      await api("DELETE", `/sessions/${sessionId}/transfers/${transfer.id}/chunks/${index}`, undefined, { token });
       index -= 1;
       continue;
     }
@@ -181,9 +192,9 @@ export async function receiveFile(sessionId, offered, onProgress) {
     onProgress(done, transfer.size);
   }
   const digest = whole.hexDigest();
-  transfer = await waitFor(sessionId, transfer, (t) => t.sha256 || OVER.has(t.state));
+  transfer = await waitFor(sessionId, transfer, (t) => t.sha256 || OVER.has(t.state), token);
   if (OVER.has(transfer.state)) return { transfer, blob: null };
-  transfer = await complete(sessionId, transfer, digest);
+  transfer = await complete(sessionId, transfer, digest, token);
   return { transfer, blob: transfer.state === "completed" ? new Blob(parts) : null };
 }
 
@@ -193,15 +204,15 @@ export async function receiveFile(sessionId, offered, onProgress) {
  * is made again once the broker holds every chunk.
  * @returns {Promise<object>} the transfer in its final state
  */
-async function complete(sessionId, transfer, sha256) {
+async function complete(sessionId, transfer, sha256, token) {
   for (;;) {
     try {
-      return await api("POST", `/sessions/${sessionId}/transfers/${transfer.id}/complete`, { sha256 });
+      return await api("POST", `/sessions/${sessionId}/transfers/${transfer.id}/complete`, { sha256 }, { token });
     } catch (err) {
       if (err.error !== "hashing_again") throw err;
     }
-    const now = await api("GET", `/sessions/${sessionId}/transfers/${transfer.id}`);
-    transfer = await waitFor(sessionId, now, (t) => OVER.has(t.state) || t.chunks_at_broker.length === t.chunk_count);
+    const now = await api("GET", `/sessions/${sessionId}/transfers/${transfer.id}`, undefined, { token });
+    transfer = await waitFor(sessionId, now, (t) => OVER.has(t.state) || t.chunks_at_broker.length === t.chunk_count, token);
     if (OVER.has(transfer.state)) return transfer;
   }
 }
