@@ -247,7 +247,8 @@ async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_ses
     assert broker.sql("SELECT state, ended_by FROM support_sessions WHERE id = ?", session_id) == [("ended", "host")]
 
     # The last second is uploaded after the end; every segment passed the broker's check, in order, the browser's.
-    await expect(user.locator("#recording-state")).to_have_text("The recording is saved.", timeout=15_000)
+    await expect(user.locator("#recording-state")).to_have_text("The recording is saved: you may close this page.", timeout=15_000)
+    await expect(user.locator("#over-note")).to_have_text("Nothing is shared any more.")
     segments = broker.audit_data(session_id, "recording.segment")
     assert [s["index"] for s in segments] == list(range(len(segments))) and len(segments) >= 4, segments
     assert {s.get("recorder") for s in segments} == {"browser"}, segments

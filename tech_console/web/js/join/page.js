@@ -241,7 +241,7 @@ function startSession(joined) {
   const overReason = h("p", { id: "over-reason" });
   const overPanel = h("section", { class: "panel", "aria-labelledby": "over-title", id: "over-panel", hidden: true },
     h("h1", { id: "over-title" }, "The session is over"), overReason,
-    h("p", { class: "muted" }, "Nothing is shared any more. You may close this page."));
+    h("p", { class: "muted", id: "over-note" }, "Nothing is shared any more. You may close this page."));
 
   /**
    * The user ends the session (declined, stopped sharing). Nothing is shared from this moment;
@@ -282,6 +282,8 @@ function startSession(joined) {
     if (recorder) {
       // What is recorded and not yet stored goes on uploading: the broker takes it for a while after the end.
       overReason.after(recordingState);
+      // The recording line says when the page may be closed.
+      if (recorder.recording) overPanel.querySelector("#over-note").textContent = "Nothing is shared any more.";
       recorder.stop().then(() => recorder.drain(SAVING_MS));
     }
     window.removeEventListener("pagehide", leave);

@@ -76,7 +76,7 @@ export const WORDS = {
   caughtUp: "The recording caught up.",
   /** @param {number} seconds */
   saving: (seconds) => `Saving the last ${Math.max(1, Math.round(seconds))} s of the recording: keep this page open until it is done.`,
-  saved: "The recording is saved.",
+  saved: "The recording is saved: you may close this page.",
 };
 
 function fpsWords(fps) {
