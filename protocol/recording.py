@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from itertools import pairwise
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -183,6 +183,10 @@ class PeerEvents(BaseModel):
 
 RECORDING_ORIGIN_LIMIT_MS = 2**47
 """Above any Unix time in milliseconds a clock can show (the year 6429)."""
+
+SegmentRecorderName = Literal["browser"]
+"""What recorded a segment when it was not the Deskhand host (``X-Segment-Recorder``): ``browser`` is
+the join page (``tech_console/web/js/join/recorder.js``). The host's claim, like the segment itself."""
 
 
 class PeerEventsStored(BaseModel):

@@ -44,6 +44,7 @@ from protocol.recording import (
     PeerEvents,
     PeerEventsStored,
     RecordingStatus,
+    SegmentRecorderName,
     SegmentRepeatUpload,
 )
 from protocol.segment_continuation import ContinuationImpossible, continued_segment
@@ -62,6 +63,10 @@ RecordingOriginMs = Annotated[int | None, Header(
     ge=0, lt=RECORDING_ORIGIN_LIMIT_MS,
     description="When the host started recording (Unix ms, its clock); the offset counts from it",
 )]
+SegmentRecorder = Annotated[SegmentRecorderName | None, Header(
+    description="What recorded the segment when it is not the Deskhand host: `browser`, the join page "
+    "(the host's claim, kept in the segment's `recording.segment` event as `recorder`)",
+)]
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class SegmentUpload:
     duration_ms: int
     origin_ms: int | None
     """When the host started recording, if it says (older hosts do not)."""
+    recorder: SegmentRecorderName | None = None
+    """What recorded it, when not the Deskhand host (``browser``: the join page)."""
 
 
 def declared_segment(
@@ -82,9 +89,11 @@ def declared_segment(
     x_segment_offset_ms: SegmentOffsetMs,
     x_segment_duration_ms: SegmentDurationMs,
     x_recording_origin_ms: RecordingOriginMs = None,
+    x_segment_recorder: SegmentRecorder = None,
 ) -> SegmentUpload:
     """What an upload's path and ``X-Segment-*`` headers say of the segment (checked by their types)."""
-    return SegmentUpload(index, x_segment_sha256, x_segment_offset_ms, x_segment_duration_ms, x_recording_origin_ms)
+    return SegmentUpload(index, x_segment_sha256, x_segment_offset_ms, x_segment_duration_ms, x_recording_origin_ms,
+                         x_segment_recorder)
 
 
 DeclaredSegment = Annotated[SegmentUpload, Depends(declared_segment)]
@@ -295,11 +304,13 @@ def _record_segment(
         session_id=session_id, index=index, offset_ms=span.offset_ms, duration_ms=span.duration_ms,
         size=size, sha256=upload.sha256, stored_sha256=staged.stored_sha256, received_at=utcnow(),
     ))
-    audit.record(
-        db, "recording.segment", actor=audit.host_actor(session_id), session_id=session_id,
-        index=index, sha256=upload.sha256, stored_sha256=staged.stored_sha256, size=size,
-        offset_ms=span.offset_ms, duration_ms=span.duration_ms, origin_ms=origin_ms,
-    )
+    data: dict[str, object] = {
+        "index": index, "sha256": upload.sha256, "stored_sha256": staged.stored_sha256, "size": size,
+        "offset_ms": span.offset_ms, "duration_ms": span.duration_ms, "origin_ms": origin_ms,
+    }
+    if upload.recorder is not None:  # not the Deskhand host: the host's claim, like the bytes
+        data["recorder"] = upload.recorder
+    audit.record_data(db, "recording.segment", data, actor=audit.host_actor(session_id), session_id=session_id)
 
 
 def _claim_origin(db: Session, session_id: str, declared_ms: int | None) -> int | None:

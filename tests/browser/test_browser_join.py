@@ -2,8 +2,10 @@
 
 The user's Chromium shares a tab showing a known picture (four coloured quadrants), picked
 without a picker by ``--auto-select-tab-capture-source-by-title``. The technician,
-in the console, sees exactly those pixels, as from a host; stopping the share ends the
-session on both sides. Bad codes get the API's answers; a browser that cannot share says so.
+in the console, sees exactly those pixels, as from a host; the page records them as a host
+records its screen (the auditor plays them back, ``audit verify`` passes, the trail names the
+browser); stopping the share ends the session on both sides. Bad codes get the API's answers; a
+browser that cannot share, or cannot record a session that must be recorded, says so.
 """
 
 from __future__ import annotations
@@ -13,16 +15,17 @@ import hashlib
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
 from peer.transfers import file_sha256
 from tech_console.remote_view import RemoteView
 from tests.browser.conftest import CHROMIUM_ARGS, WatchedPages, open_new_session, save_received, screenshot, sign_in, video_size
 from tests.support.api import bearer, join, start_session
-from tests.support.broker import BrokerProcess
+from tests.support.broker import BrokerProcess, audit_verify
 
 pytestmark = pytest.mark.slow
 
@@ -62,8 +65,18 @@ LATE_SOCKET_OPEN = """(() => {
 
 NO_SCREEN_SHARING = "if (navigator.mediaDevices) delete Object.getPrototypeOf(navigator.mediaDevices).getDisplayMedia;"
 
-READ_QUADRANTS = """() => {
-  const video = document.getElementById('remote-screen');
+NO_VP8_RECORDING = """(() => {
+  // A browser whose MediaRecorder cannot make VP8 WebM (some Safari); every screen pick is counted.
+  window.picks = 0;
+  if (window.MediaRecorder) MediaRecorder.isTypeSupported = () => false;
+  const devices = navigator.mediaDevices;
+  if (!devices) return;
+  const real = devices.getDisplayMedia.bind(devices);
+  devices.getDisplayMedia = (constraints) => { window.picks += 1; return real(constraints); };
+})();"""
+
+READ_QUADRANTS = """(id) => {
+  const video = document.getElementById(id);
   const canvas = document.createElement('canvas');
   canvas.width = video.videoWidth; canvas.height = video.videoHeight;
   const g = canvas.getContext('2d', { willReadFrequently: true });
@@ -81,7 +94,8 @@ END_THE_SHARE = """() => {
 
 @pytest.fixture(scope="module")
 def broker_env() -> dict[str, str]:
-    return {"DESKHAND_ICE_LOOPBACK": "true"}
+    # The recording may lag 3 s (not 5): the join page's lag is seen sooner.
+    return {"DESKHAND_ICE_LOOPBACK": "true", "DESKHAND_RECORDING_MAX_LAG_SECONDS": "3"}
 
 
 KNOWN_TITLE = "Known picture"
@@ -122,15 +136,32 @@ def near(seen: list[list[int]] | list[tuple[int, ...]]) -> bool:
     return all(max(abs(int(a) - b) for a, b in zip(got, want, strict=True)) <= 40 for got, want in zip(seen, QUADRANTS, strict=True))
 
 
-async def quadrants_shown(page: Page, timeout: float) -> None:
+async def quadrants_shown(page: Page, timeout: float, video: str = "remote-screen") -> None:
+    """Wait until the ``video`` element of ``page`` shows :data:`QUADRANTS`."""
     deadline = asyncio.get_running_loop().time() + timeout
     seen: list[list[int]] = []
     while asyncio.get_running_loop().time() < deadline:
-        seen = await page.evaluate(READ_QUADRANTS)
+        seen = await page.evaluate(READ_QUADRANTS, video)
         if near(seen):
             return
         await asyncio.sleep(0.25)
-    raise AssertionError(f"the technician never saw the shared picture; last seen {seen}")
+    raise AssertionError(f"#{video} never showed the shared picture; last seen {seen}")
+
+
+async def busy(route: Route) -> None:
+    await route.fulfill(status=503, content_type="application/json",
+                        body=json.dumps({"error": "broker_busy", "message": "the broker is busy; try again"}))
+
+
+async def segments_stored(broker: BrokerProcess, session_id: str, count: int, timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    stored: list[tuple[object, ...]] = []
+    while asyncio.get_running_loop().time() < deadline:
+        stored = broker.sql("SELECT count(*) FROM recording_segments WHERE session_id = ?", session_id)
+        if int(str(stored[0][0])) >= count:
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"fewer than {count} recording segments stored within {timeout:g} s: {stored}")
 
 
 async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_session(broker, console_page, join_page, tmp_path) -> None:
@@ -142,7 +173,8 @@ async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_ses
     link = await technician.locator("#join-link").get_attribute("href")
     assert link == f"{broker.base_url}/join/#{code.replace(' ', '')}"
 
-    user = await join_page(broker, "/join/#" + code.replace(" ", ""), init_script=REFUSE_FIRST_PICK)
+    user = await join_page(broker, "/join/#" + code.replace(" ", ""), init_script=REFUSE_FIRST_PICK,
+                           expect_http_errors=frozenset({503}))
     await expect(user.locator("#join-code")).to_have_value(code.replace(" ", ""))
     assert "#" not in user.url, "the code left the address bar"
     await user.get_by_label("Your name").fill("Ann Smith")
@@ -187,6 +219,17 @@ async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_ses
     await expect(technician.get_by_label("Chat message")).to_be_disabled()
     assert broker.audit_data(session_id, "consent.changed")[-1] == {
         "permissions": ["view", "files.send", "files.receive"], "given_by": "browser"}
+    # What is shared is recorded as a host records its screen, and the user is told so.
+    await expect(user.locator("#recording-state")).to_contain_text("recorded for the audit trail (2 pictures a second)")
+    await segments_stored(broker, session_id, 3, timeout=15)
+    # The broker refuses uploads for a while (busy): the page says the recording is behind and reports it,
+    # the share goes on, and once uploads pass again the recording catches up, nothing lost.
+    await user.route("**/recording/*", busy)
+    await expect(user.locator("#recording-state")).to_contain_text("The recording is", timeout=10_000)
+    await expect(user.locator("#recording-state")).to_contain_text("s behind: this page keeps what it recorded")
+    await user.unroute("**/recording/*", busy)
+    await expect(user.locator("#recording-state")).to_have_text("The recording caught up.", timeout=15_000)
+    await quadrants_shown(technician, timeout=5)
 
     await user.evaluate(END_THE_SHARE)
     await expect(user.locator("#over-reason")).to_have_text("You stopped sharing.", timeout=10_000)
@@ -202,6 +245,28 @@ async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_ses
     await expect(technician.locator("#connection-state")).to_have_text("ended", timeout=10_000)
     await expect(technician.get_by_text("The session ended (by the host: the user stopped sharing)")).to_be_visible()
     assert broker.sql("SELECT state, ended_by FROM support_sessions WHERE id = ?", session_id) == [("ended", "host")]
+
+    # The last second is uploaded after the end; every segment passed the broker's check, in order, the browser's.
+    await expect(user.locator("#recording-state")).to_have_text("The recording is saved: you may close this page.", timeout=15_000)
+    await expect(user.locator("#over-note")).to_have_text("Nothing is shared any more.")
+    segments = broker.audit_data(session_id, "recording.segment")
+    assert [s["index"] for s in segments] == list(range(len(segments))) and len(segments) >= 4, segments
+    assert {s.get("recorder") for s in segments} == {"browser"}, segments
+    assert all(a["offset_ms"] + a["duration_ms"] <= b["offset_ms"] for a, b in pairwise(segments)), segments
+    behind = broker.audit_data(session_id, "recording.behind")
+    assert behind and all(b["lag_seconds"] > 3 and b["error"] is None for b in behind), behind
+    assert len(broker.audit_data(session_id, "recording.caught_up")) == len(behind)
+    verified = audit_verify(broker.data_dir)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    # The auditor plays it back: the shared picture, said to be the browser's recording.
+    await technician.goto(f"{broker.base_url}/#/audit/{session_id}")
+    await expect(technician.locator("#player-status")).to_contain_text(
+        f"{len(segments)} segments, recorded by the user's web browser", timeout=10_000)
+    await technician.wait_for_function("() => document.querySelector('video#recording').readyState >= 2", timeout=15_000)
+    await technician.locator("video#recording").evaluate("v => { v.muted = true; return v.play(); }")
+    await technician.wait_for_function("() => document.querySelector('video#recording').currentTime > 1", timeout=15_000)
+    await technician.locator("video#recording").evaluate("v => v.pause()")
+    await quadrants_shown(technician, timeout=5, video="recording")
 
 
 async def chat_both_ways(technician: Page, user: Page) -> None:
@@ -265,6 +330,37 @@ async def test_a_browser_that_cannot_share_says_so_before_any_code_is_spent(brok
     user = await join_page(broker, "/join/#123456789", init_script=NO_SCREEN_SHARING)
     await expect(user.locator("#no-capture")).to_contain_text("This browser cannot share a screen")
     await expect(user.locator("#join-code")).to_have_count(0)
+
+
+async def test_a_browser_that_cannot_record_shares_nothing_when_recording_is_required(broker, admin, join_page) -> None:
+    started = start_session(broker, admin)  # the policy's default: recording required
+    user = await join_page(broker, "/join/#" + started["code"], init_script=NO_VP8_RECORDING)
+    await user.get_by_role("button", name="Join").click()
+    said = "This session must be recorded, and this browser cannot record what you share (it cannot record VP8 video in WebM)"
+    await expect(user.locator("#over-reason")).to_contain_text(said, timeout=10_000)
+    await expect(user.locator("#over-reason")).to_contain_text("install the Deskhand app")
+    assert await user.evaluate("window.picks") == 0
+    assert broker.sql("SELECT state, ended_by, end_reason FROM support_sessions WHERE id = ?", started["session"]["id"]) \
+        == [("ended", "host", "this browser cannot record the session, which must be recorded")]
+    assert broker.audit_data(started["session"]["id"], "consent.changed") == []
+
+
+async def test_a_browser_that_cannot_record_shares_unrecorded_when_recording_is_not_required(start_broker, join_page) -> None:
+    lenient = start_broker(DESKHAND_RECORDING_REQUIRED="false", DESKHAND_ICE_LOOPBACK="true")
+    started = start_session(lenient, bearer(lenient.login()))
+    session_id = started["session"]["id"]
+    user = await join_page(lenient, "/join/#" + started["code"], init_script=NO_VP8_RECORDING)
+    await user.get_by_role("button", name="Join").click()
+    said = "This browser cannot record what you share (it cannot record VP8 video in WebM): the session goes on unrecorded."
+    await expect(user.locator("#recording-state")).to_have_text(said, timeout=10_000)
+    await user.get_by_role("button", name="Share my screen").click()
+    await expect(user.locator("#sharing-panel")).to_contain_text(said)
+    # The trail says from when the session went unrecorded, and why.
+    deadline = asyncio.get_running_loop().time() + 10
+    while not (behind := lenient.audit_data(session_id, "recording.behind")) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.2)
+    assert [(b["lag_seconds"], b["error"]) for b in behind] == [(0, "this browser cannot record: it cannot record VP8 video in WebM")]
+    assert await user.evaluate("window.picks") == 1
 
 
 async def test_the_join_page_is_held_to_the_apis_rate_limit_on_wrong_codes(start_broker, join_page) -> None:

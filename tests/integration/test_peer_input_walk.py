@@ -98,6 +98,10 @@ HEADER_ROUTES: dict[tuple[str, str], list[dict[str, str]]] = {
         {"X-Segment-SHA256": SHA, "X-Segment-Offset-Ms": "0", "X-Segment-Duration-Ms": "-1"},
         {"X-Segment-SHA256": SHA, "X-Segment-Offset-Ms": "0", "X-Segment-Duration-Ms": "1000",
          "X-Recording-Origin-Ms": "[1]"},
+        {"X-Segment-SHA256": SHA, "X-Segment-Offset-Ms": "0", "X-Segment-Duration-Ms": "1000",
+         "X-Segment-Recorder": "broker"},
+        {"X-Segment-SHA256": SHA, "X-Segment-Offset-Ms": "0", "X-Segment-Duration-Ms": "1000",
+         "X-Segment-Recorder": "browser" + "x" * 5000},
     ],
     ("PUT", "/sessions/{session_id}/recording/{index}/continue"): [
         {"X-Segment-Source": "0", "X-Segment-SHA256": "zz", "X-Segment-Offset-Ms": "0", "X-Segment-Duration-Ms": "1000"},

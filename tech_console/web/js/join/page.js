@@ -3,7 +3,9 @@
 // may allow, and share a screen, window or tab; this page is then the session's host
 // (share_peer.js), its consent given as `browser`: chat (chat.js) and files both ways
 // (files.js) as far as the user allowed, and the survey at the end (survey.js). Control is not
-// possible from a browser, and the page says how to get it. Stopping the share ends the session.
+// possible from a browser, and the page says how to get it. What is shared is recorded
+// (recorder.js); a browser that cannot record shares nothing when the session's policy requires
+// recording. Stopping the share ends the session.
 
 import { h } from "../dom.js";
 import { EventReporter } from "../session_events.js";
@@ -11,6 +13,7 @@ import { openSignalling } from "../signalling.js";
 import { ChatPanel } from "./chat.js";
 import { FilesPanel } from "./files.js";
 import { linkToDownloads } from "./downloads.js";
+import { cannotRecord, recordingPolicy, ShareRecorder, WORDS as RECORDING } from "./recorder.js";
 import { codeDigits, redeem } from "./redeem.js";
 import { SharePeer } from "./share_peer.js";
 import { surveyForm } from "./survey.js";
@@ -31,7 +34,10 @@ const REASONS = {
   declined: "the user declined the session",
   stopped: "the user stopped sharing",
   closed: "the user closed the join page",
+  cannotRecord: "this browser cannot record the session, which must be recorded",
 };
+/** How long the page goes on uploading the recording after the session's end (ms). */
+const SAVING_MS = 5 * 60_000;
 
 export const WORDS = {
   noCapture: "This browser cannot share a screen. Open this page in a current Chrome, Edge or Firefox on a "
@@ -94,7 +100,11 @@ function renderCodeStep() {
 /** After the join: signalling, the consent step, sharing, and the end. */
 function startSession(joined) {
   const technician = joined.technician.display_name;
-  const state = { grant: null, technicianPresent: false, stream: null, chosen: null, ending: null, ended: false };
+  const state = {
+    grant: null, policy: null, technicianPresent: false, stream: null, chosen: null, ending: null, ended: false,
+  };
+  let recorder = null;
+  const recordingState = h("p", { id: "recording-state", role: "status" });
   let signalling = null;
   const token = joined.host_token;
   const peer = new SharePeer((m) => signalling !== null && signalling.send(m), {
@@ -123,6 +133,7 @@ function startSession(joined) {
     h("p", { class: "muted" }, `Ticket #${joined.ticket_id}. Choose what ${technician} may do, then pick what to share.`),
     choices,
     linkToDownloads(h("p", { id: "control-note" }, WORDS.control)),
+    recordingState,
     consentError,
     h("div", { class: "row" }, shareButton,
       h("button", { class: "secondary", id: "decline-button", onclick: () => end(REASONS.declined) }, "Decline")));
@@ -135,6 +146,14 @@ function startSession(joined) {
       choices.replaceChildren(h("p", { class: "error" }, `${technician} may not see screens in this session: there is nothing to share.`));
       return;
     }
+    // No recording, no session: a browser that cannot record shares nothing when recording is required.
+    const policy = recordingPolicy(state.policy), why = cannotRecord();
+    if (policy.recording_required && why) {
+      consentError.textContent = RECORDING.cannotRecordRequired(why);
+      end(REASONS.cannotRecord);
+      return;
+    }
+    recordingState.textContent = why ? RECORDING.notRecorded(why) : RECORDING.recorded(policy);
     choices.replaceChildren(...offered.map(([p, words]) => h("label", { class: "check" },
       // Seeing the share is what sharing is: always on.
       h("input", { type: "checkbox", name: "permission", value: p, checked: PRESELECTED.has(p), disabled: p === "view" }),
@@ -194,10 +213,16 @@ function startSession(joined) {
     for (const track of stream.getVideoTracks()) track.addEventListener("ended", () => end(REASONS.stopped));
     preview.srcObject = stream;
     preview.play().catch(() => {});
+    recorder = new ShareRecorder({
+      sessionId: joined.session_id, token, policy: state.policy,
+      onStatus: (text, level) => { recordingState.textContent = text; recordingState.className = level === "warning" ? "error" : ""; },
+    });
+    recorder.start(stream);
     consentPanel.hidden = true;
     allowedPanel.append(choices);
     sharingPanel.append(allowedPanel);
     sharingPanel.hidden = false;
+    sharingPanel.insertBefore(recordingState, preview);
     sendConsent();
     shareState.textContent = state.technicianPresent ? `Connecting to ${technician}…` : `Waiting for ${technician} to connect…`;
     offerIfReady();
@@ -216,7 +241,7 @@ function startSession(joined) {
   const overReason = h("p", { id: "over-reason" });
   const overPanel = h("section", { class: "panel", "aria-labelledby": "over-title", id: "over-panel", hidden: true },
     h("h1", { id: "over-title" }, "The session is over"), overReason,
-    h("p", { class: "muted" }, "Nothing is shared any more. You may close this page."));
+    h("p", { class: "muted", id: "over-note" }, "Nothing is shared any more. You may close this page."));
 
   /**
    * The user ends the session (declined, stopped sharing). Nothing is shared from this moment;
@@ -227,6 +252,7 @@ function startSession(joined) {
     if (state.ended || state.ending) return;
     state.ending = reason;
     peer.close();
+    if (recorder) recorder.stop();
     if (state.stream) stopTracks(state.stream);
     shareButton.disabled = true;
     document.getElementById("decline-button").disabled = true;
@@ -253,10 +279,18 @@ function startSession(joined) {
     if (files.hasFiles) overPanel.append(files.element);
     if (askSurvey) overPanel.append(surveyForm({ sessionId: joined.session_id, token }));
     overPanel.hidden = false;
+    if (recorder) {
+      // What is recorded and not yet stored goes on uploading: the broker takes it for a while after the end.
+      overReason.after(recordingState);
+      // The recording line says when the page may be closed.
+      if (recorder.recording) overPanel.querySelector("#over-note").textContent = "Nothing is shared any more.";
+      recorder.stop().then(() => recorder.drain(SAVING_MS));
+    }
     window.removeEventListener("pagehide", leave);
   }
 
   function endedText(m) {
+    if (m.ended_by === "host" && m.reason === REASONS.cannotRecord) return RECORDING.cannotRecordRequired(cannotRecord());
     if (m.ended_by === "host") return m.reason === REASONS.declined ? "You declined the session." : "You stopped sharing.";
     if (m.ended_by === "technician") return `${technician} ended the session${m.reason ? `: ${m.reason}` : "."}`;
     return `The session ended${m.reason ? `: ${m.reason}` : "."}`;
@@ -264,6 +298,7 @@ function startSession(joined) {
 
   function onSignal(m) {
     if (m.type === "welcome") {
+      state.policy = m.policy || null;
       peer.setIce(m.ice);
       state.technicianPresent = !!(m.peer && m.peer.role === "technician");
       sendConsent(); // again after a reconnect: the broker keeps what it stored

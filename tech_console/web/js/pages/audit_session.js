@@ -25,7 +25,7 @@ function describe(event) {
     case "chat.sent": case "chat.received": case "input.text": return d.text ? `“${d.text}”` : "";
     case "monitor.selected": return `monitor ${d.index}`;
     case "consent.changed": return (d.permissions || []).join(", ") || "nothing";
-    case "recording.segment": return `segment ${d.index}`;
+    case "recording.segment": return `segment ${d.index}` + (d.recorder ? `, recorded by the ${d.recorder}` : "");
     case "transfer.completed": case "transfer.offered": case "transfer.failed": return d.name || "";
     case "session.ended": return [d.ended_by, d.reason].filter(Boolean).join(": ");
     case "grant.issued": return (d.permissions || []).join(", ");
@@ -46,6 +46,14 @@ function iceFailure(d) {
   return `attempt ${d.attempt} gave up after ${Number(d.seconds).toFixed(1)} s; candidates tried: ${kinds(d.local_types)} here, ` +
     `${kinds(d.remote_types)} from the other side; ` +
     (refusals.length ? `relay refusals: ${refusals.join("; ")}` : "no relay refused");
+}
+
+/** Who recorded the segments, when not the Deskhand host: the join page marks its own (`recorder: "browser"`, its claim). */
+function recordedBy(report) {
+  const segments = report.events.filter((e) => e.kind === "recording.segment");
+  const browser = segments.filter((e) => e.data && e.data.recorder === "browser").length;
+  if (!browser) return "";
+  return browser === segments.length ? ", recorded by the user's web browser" : `, ${browser} of them recorded by the user's web browser`;
 }
 
 export async function render(main, ctx, [sessionId]) {
@@ -80,7 +88,8 @@ export async function render(main, ctx, [sessionId]) {
             "minutes unused, and stops when the trail no longer verifies. Reload the page to start another.";
         },
       });
-      status.textContent = `Recording: ${clock(durationMs)}, ${report.recording.segments} segments. Choose an event to jump to it.`;
+      status.textContent = `Recording: ${clock(durationMs)}, ${report.recording.segments} segments${recordedBy(report)}. ` +
+        "Choose an event to jump to it.";
     } catch (err) {
       status.textContent = `The recording cannot be played: ${err.message}`;
     }
