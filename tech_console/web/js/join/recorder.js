@@ -22,9 +22,9 @@
 // says so; sharing goes on. When the share stops the last segment is closed and the queue is
 // emptied: the broker takes segments for a grace period after the session's end.
 
-import { API, refusalOf } from "../api.js";
-import { eventIds } from "../session_events.js";
-import { Sha256, sha256Hex } from "../sha256.js";
+import { API, authOf, refusalOf } from "../api.js";
+import { EventReporter } from "../session_events.js";
+import { sha256Hex } from "../sha256.js";
 
 export const MIME = "video/webm;codecs=vp8";
 /** How long a segment lasts (ms), as the host's (host_client/recorder.py). */
@@ -88,13 +88,6 @@ function sleep(ms) {
   return new Promise((resolve) => { setTimeout(resolve, Math.max(0, ms)); });
 }
 
-async function sha256(bytes) {
-  if (globalThis.crypto && crypto.subtle) return sha256Hex(bytes);
-  const hash = new Sha256();
-  hash.update(bytes);
-  return hash.hexDigest();
-}
-
 /** WebM's Cluster element id: a segment's frames are in clusters. */
 const CLUSTER_ID = [0x1f, 0x43, 0xb6, 0x75];
 
@@ -119,11 +112,11 @@ export class ShareRecorder {
    */
   constructor({ sessionId, token, policy, onStatus }) {
     this.path = `${API}/sessions/${sessionId}/recording`;
-    this.eventsPath = `${API}/sessions/${sessionId}/events`;
     this.token = token;
     this.policy = recordingPolicy(policy);
     this.onStatus = onStatus || (() => {});
-    this.nextEventId = eventIds();
+    /** Its own reporter: it goes on after the page's (closed at the end) while segments still upload. */
+    this.reporter = new EventReporter(sessionId, { token });
     /** Segments made and not yet stored (or refused for good), oldest first. */
     this.queue = [];
     this.queuedBytes = 0;
@@ -136,7 +129,6 @@ export class ShareRecorder {
     this.uploading = null;
     this.behind = false;
     this.failure = null;
-    this.events = [];
     this.reporting = null;
     /** Segments closing, one after the other, so they queue in the order they were made. */
     this.closing = Promise.resolve();
@@ -318,13 +310,14 @@ export class ShareRecorder {
     let delay = RETRY_FIRST_MS;
     while (this.queue.length) {
       const segment = this.queue[0];
-      segment.sha256 = segment.sha256 || await sha256(segment.bytes);
+      segment.sha256 = segment.sha256 || await sha256Hex(segment.bytes);
       let status = 0, refusal = "";
       try {
+        const auth = authOf("PUT", this.token);
         const response = await fetch(`${this.path}/${segment.index}`, {
-          method: "PUT", body: segment.bytes, credentials: "omit",
+          method: "PUT", body: segment.bytes, credentials: auth.credentials,
           headers: {
-            Authorization: `Bearer ${this.token}`, "Content-Type": "video/webm",
+            ...auth.headers, "Content-Type": "video/webm",
             "X-Segment-SHA256": segment.sha256, "X-Segment-Offset-Ms": String(segment.offsetMs),
             "X-Segment-Duration-Ms": String(segment.durationMs), "X-Recording-Origin-Ms": String(this.originMs),
             "X-Segment-Recorder": "browser",
@@ -375,30 +368,18 @@ export class ShareRecorder {
 
   /** Report one host event (docs/api.md, "Peer events"); sent again until the broker takes it or refuses it for good. */
   _report(kind, data) {
-    this.events.push({ id: this.nextEventId(), kind, at: new Date().toISOString(), data });
+    this.reporter.add(kind, data);
     if (!this.reporting) this.reporting = this._sendEvents().finally(() => { this.reporting = null; });
   }
 
+  /** Send until the broker took them: the reporter keeps what it could not send (unreachable, busy, 429). */
   async _sendEvents() {
     let delay = RETRY_FIRST_MS;
-    while (this.events.length) {
-      const batch = this.events.slice();
-      let status = 0;
-      try {
-        const response = await fetch(this.eventsPath, {
-          method: "POST", credentials: "omit", body: JSON.stringify({ events: batch }),
-          headers: { Authorization: `Bearer ${this.token}`, "Content-Type": "application/json" },
-        });
-        status = response.status;
-      } catch (_) {
-        status = 0;
-      }
-      if (status === 0 || status === 429 || status >= 500) {
-        await sleep(delay);
-        delay = Math.min(delay * 2, RETRY_MOST_MS);
-        continue;
-      }
-      this.events.splice(0, batch.length); // stored, or refused for good (a bug): either way done
+    for (;;) {
+      await this.reporter.flush();
+      if (!this.reporter.pending.length) return;
+      await sleep(delay);
+      delay = Math.min(delay * 2, RETRY_MOST_MS);
     }
   }
 }
