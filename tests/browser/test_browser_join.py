@@ -19,13 +19,14 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, Route, async_playwright, expect
+from playwright.async_api import Browser, Dialog, Page, Route, async_playwright, expect
 
 from peer.transfers import file_sha256
 from tech_console.remote_view import RemoteView
 from tests.browser.conftest import CHROMIUM_ARGS, WatchedPages, open_new_session, save_received, screenshot, sign_in, video_size
 from tests.support.api import bearer, join, start_session
 from tests.support.broker import BrokerProcess, audit_verify
+from tests.support.polling import async_wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -397,8 +398,10 @@ async def test_declining_ends_the_session_and_so_does_the_technician_ending_it(b
 
 
 async def test_the_python_console_sees_a_browser_share_as_a_hosts(broker, admin, join_page) -> None:
+    """The Python console sees the browser's share; and leaving the page while recorded seconds wait to be
+    stored makes the browser ask first."""
     started = start_session(broker, admin)
-    user = await join_page(broker, "/join/#" + started["code"])
+    user = await join_page(broker, "/join/#" + started["code"], expect_http_errors=frozenset({503}))
     await user.get_by_role("button", name="Join").click()
     await user.get_by_role("button", name="Share my screen").click()
     view = RemoteView(broker.base_url, started["session"]["id"], broker.login())
@@ -419,6 +422,20 @@ async def test_the_python_console_sees_a_browser_share_as_a_hosts(broker, admin,
             raise AssertionError(f"the Python console never saw the shared picture; last seen {seen}")
     finally:
         await view.close()
+
+    # The broker stops storing segments (busy): they wait in the page, and leaving it now would lose them.
+    await user.route("**/recording/*", lambda route: route.fulfill(
+        status=503, content_type="application/json", body='{"error": "broker_busy", "message": "busy"}'))
+    await asyncio.sleep(2.5)  # two more seconds recorded, none stored
+    asked: list[str] = []
+
+    async def answer(dialog: Dialog) -> None:
+        asked.append(dialog.type)
+        await dialog.dismiss()  # the user stays
+
+    user.on("dialog", answer)
+    await user.close(run_before_unload=True)
+    await async_wait_until(lambda: asked == ["beforeunload"], "the browser asking before the page is left", timeout=10)
 
 
 async def test_the_join_page_offers_the_host_downloads_with_size_and_sha256(broker, start_broker, join_page, tmp_path) -> None:

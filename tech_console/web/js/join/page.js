@@ -331,6 +331,9 @@ function startSession(joined) {
     }
   }
 
+  // Leaving while recorded seconds still upload would lose them from the session's record: the browser asks first.
+  window.addEventListener("beforeunload", (event) => { if (recorder && recorder.unsaved) event.preventDefault(); });
+
   function leave() { if (!state.ended) signalling.send({ type: "end", reason: REASONS.closed }); }
 
   main.replaceChildren(consentPanel, sharingPanel, overPanel);

@@ -188,6 +188,9 @@ export class ShareRecorder {
     this._check();
   }
 
+  /** Whether recorded seconds wait to be stored (leaving the page now would lose them). */
+  get unsaved() { return this.queue.length > 0; }
+
   /** Resolves once every queued segment is stored or refused for good, or after `timeoutMs`; true when none is left. */
   async drain(timeoutMs) {
     const deadline = performance.now() + timeoutMs;
