@@ -210,8 +210,8 @@ async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_ses
     await chat_both_ways(technician, user)
     await files_both_ways(technician, user, tmp_path)
     await screenshot(user, "browser-join-chat-and-files")
-    assert [e["text"] for e in broker.audit_data(session_id, "chat.received")] == ["Hello from the desk", "Hi!\nIt is the printer"]
-    assert [e["text"] for e in broker.audit_data(session_id, "chat.sent")] == ["Hello from the desk", "Hi!\nIt is the printer"]
+    assert [e["text"] for e in broker.audit_data(session_id, "chat.received")] == [TECHNICIAN_CHAT, "Hi!\nIt is the printer"]
+    assert [e["text"] for e in broker.audit_data(session_id, "chat.sent")] == [TECHNICIAN_CHAT, "Hi!\nIt is the printer"]
 
     # Taken back while sharing: at once, on both sides, and audited.
     await user.locator("#allowed-panel").get_by_label("Allow Administrator to chat with you").uncheck()
@@ -270,10 +270,15 @@ async def test_a_user_shares_a_screen_from_the_browser_and_stopping_ends_the_ses
     await quadrants_shown(technician, timeout=5, video="recording")
 
 
+TECHNICIAN_CHAT = 'Hello from the desk <img src=x onerror="document.title=`pwned`">'
+"""What the technician writes: text with markup in it, which the page must show as text."""
+
+
 async def chat_both_ways(technician: Page, user: Page) -> None:
-    await technician.get_by_label("Chat message").fill("Hello from the desk")
+    await technician.get_by_label("Chat message").fill(TECHNICIAN_CHAT)
     await technician.get_by_role("button", name="Send", exact=True).click()
-    await expect(user.locator("#chat-log")).to_contain_text("Administrator: Hello from the desk", timeout=10_000)
+    await expect(user.locator("#chat-log")).to_contain_text(f"Administrator: {TECHNICIAN_CHAT}", timeout=10_000)
+    assert await user.locator("#chat-log img").count() == 0 and await user.title() != "pwned", "chat text was parsed as HTML"
     await user.locator("#chat-input").fill("Hi!\nIt is the printer")
     await user.locator("#chat-panel").get_by_role("button", name="Send").click()
     await expect(technician.locator(".chat")).to_contain_text("It is the printer", timeout=10_000)
