@@ -102,6 +102,11 @@ class Settings(BaseSettings):
         description="Folder of single-file host builds (scripts/build-host's deskhand-host-<system>-<machine>) "
         "offered on the join page and at /downloads; none by default.",
     )
+    host_downloads_per_hour: int = Field(
+        default=20, ge=1, le=100_000,
+        description="Whole host builds one address may download an hour (then 429 with Retry-After); "
+        "a request continuing a download (a Range not from byte 0) is not counted.",
+    )
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed.",

@@ -96,6 +96,8 @@ class BrokerState:
     """Word between the brokers sharing that Redis (``broker.cluster.bus``), or None."""
 
     host_downloads: HostDownloads = field(default_factory=HostDownloads)
+    download_rates: EventRates = field(default_factory=lambda: LocalEventRates(20 / 3600, 20))
+    """Whole host builds per source address (``DESKHAND_HOST_DOWNLOADS_PER_HOUR``): 70 MB each, public."""
     """The single-file host builds offered for download (``DESKHAND_HOST_DOWNLOADS``), none by default."""
     verified_recordings: VerifiedRecordings = field(default_factory=VerifiedRecordings)
     """Recording segments of sessions verified lately, for players asking range after range."""
@@ -247,6 +249,9 @@ def build_state(settings: Settings) -> BrokerState:
         redis_blocking=blocking,
         bus=bus,
         host_downloads=HostDownloads(settings.host_downloads),
+        download_rates=LocalEventRates(settings.host_downloads_per_hour / 3600, settings.host_downloads_per_hour)
+        if shared is None else SharedEventRates(
+            shared, "host-downloads", settings.host_downloads_per_hour / 3600, settings.host_downloads_per_hour),
     )
     if bus is not None:
         bus.on(FORGET_PEERS, lambda _told: state.peers.forget())

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from broker.accounts.access import PublicAccess
-from broker.deps import State
+from broker.deps import Source, State
 from broker.host_downloads import PLATFORM_PATTERN
+from broker.refusals import RateLimited
 from protocol.api import API_PREFIX, HostDownloadOut, HostDownloadsOut
 
 router = APIRouter(tags=["downloads"], dependencies=[PublicAccess])
@@ -38,12 +39,29 @@ async def list_downloads(state: State) -> HostDownloadsOut:
     "/downloads/{platform}", response_class=FileResponse,
     summary="One host build's file (public); 404 names the platforms there are",
     responses={200: {"content": {"application/octet-stream": {}}, "description": "The file, as an attachment"},
+               429: {"description": "Too many whole downloads from this address this hour (Retry-After)"},
                404: {"description": "No build for this platform; the message and detail.platforms say which there are"}},
 )
-async def download(platform: Platform, state: State) -> FileResponse:
+async def download(platform: Platform, request: Request, state: State, source: Source) -> FileResponse:
     build = await run_in_threadpool(state.host_downloads.build, platform)
+    # 70 MB a request, for anyone: counted per address. The rest of a download (a resumed one) was counted when it began.
+    if not continues_a_download(request.headers.get("range")):
+        wait = await state.download_rates.take(source or "unknown", 1)
+        if wait is not None:
+            per_hour = state.settings.host_downloads_per_hour
+            raise RateLimited("rate_limited", f"too many downloads from this address (at most {per_hour} an hour): "
+                              f"try again in {wait} s", retry_after=wait)
     digest = base64.b64encode(bytes.fromhex(build.sha256)).decode()
     return FileResponse(
         build.path, media_type="application/octet-stream", filename=build.file_name,
         headers={"Repr-Digest": f"sha-256=:{digest}:", "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"},
     )
+
+
+def continues_a_download(range_header: str | None) -> bool:
+    """Whether a ``Range`` asks for the rest of a file from past its first byte (``bytes=1048576-``):
+    the continuation of a download counted when it began, so not counted again."""
+    if not range_header or not range_header.startswith("bytes="):
+        return False
+    first = range_header.removeprefix("bytes=").split(",")[0].strip().split("-")[0].strip()
+    return first.isdigit() and int(first) > 0

@@ -48,7 +48,8 @@ return {1, '0'}
 
 
 class EventRates(Protocol):
-    """Tokens per key (a peer of a session), ``rate`` a second and ``burst`` at once."""
+    """Tokens per key (a peer of a session reporting events, an address downloading host builds),
+    ``rate`` a second and ``burst`` at once."""
 
     async def take(self, key: str, n: int) -> int | None:
         """Take ``n`` tokens of ``key``'s bucket: None when taken, else whole seconds to wait (nothing taken)."""

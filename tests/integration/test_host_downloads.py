@@ -128,3 +128,18 @@ def test_a_broker_without_downloads_lists_none_and_says_so(start_broker) -> None
     response = bare.http.get("/downloads/linux-x86_64")
     assert response.status_code == 404
     assert response.json()["message"] == "no host download for linux-x86_64: this broker offers none"
+
+
+def test_whole_downloads_are_counted_per_address_and_the_rest_of_one_is_not(start_broker, folder) -> None:
+    # Each build is tens of megabytes for anyone: an address gets DESKHAND_HOST_DOWNLOADS_PER_HOUR whole ones.
+    strict = start_broker(DESKHAND_HOST_DOWNLOADS=str(folder), DESKHAND_HOST_DOWNLOADS_PER_HOUR="2")
+    assert strict.http.get("/downloads/windows-x86_64").status_code == 200
+    assert strict.http.get("/downloads/windows-x86_64", headers={"Range": "bytes=0-99"}).status_code == 206  # from byte 0: whole
+    refused = strict.http.get("/downloads/windows-x86_64")
+    assert refused.status_code == 429 and refused.json()["error"] == "rate_limited"
+    assert refused.json()["message"].startswith("too many downloads from this address (at most 2 an hour): try again in ")
+    assert 1 <= int(refused.headers["retry-after"]) <= 1800
+    # Going on with a download already counted (a resumed one), and the listing, are not limited.
+    rest = strict.http.get("/downloads/windows-x86_64", headers={"Range": "bytes=100-"})
+    assert rest.status_code == 206 and rest.content == (folder / WINDOWS).read_bytes()[100:]
+    assert strict.http.get("/downloads").status_code == 200
