@@ -30,8 +30,6 @@ PLATFORM_PATTERN = r"^[a-z0-9]{1,16}-[a-z0-9_]{1,16}$"
 FILE_NAME = re.compile(r"deskhand-host-(?P<platform>[a-z0-9]{1,16}-[a-z0-9_]{1,16})(?:\.exe)?")
 """A build's file name; anything else in the folder is not offered."""
 
-HASH_CHUNK = 1024 * 1024
-
 
 @dataclass(frozen=True)
 class HostBuild:
@@ -98,12 +96,9 @@ class HostDownloads:
             known = self._hashes.get(path.name)
             if known is not None and known[0] == stamp:
                 return known[1]
-            digest = hashlib.sha256()
             with path.open("rb") as file:
-                while chunk := file.read(HASH_CHUNK):
-                    digest.update(chunk)
+                value = hashlib.file_digest(file, "sha256").hexdigest()
             after = path.stat()
-            value = digest.hexdigest()
             if (after.st_size, after.st_mtime_ns, after.st_ino) == stamp:
                 self._hashes[path.name] = (stamp, value)  # not kept when the file changed while being read
             return value

@@ -22,6 +22,11 @@ export function csrfToken() {
   return sessionStorage.getItem(CSRF_KEY) || "";
 }
 
+/** A promise of `ms` (at least 0): the wait before a request to the broker is tried again. */
+export function pause(ms) {
+  return new Promise((resolve) => { setTimeout(resolve, Math.max(0, ms)); });
+}
+
 /**
  * What authenticates a request: the headers, and the `credentials` mode for fetch.
  * @param {string} method @param {string|null} token a bearer token (the join page's host token), or null for the cookie

@@ -5,7 +5,7 @@
 // takes the technician's and sends what they ask for: it passes its host token (`token`) where
 // the console's browser has its cookie.
 
-import { API, api, authOf } from "./api.js";
+import { API, api, authOf, pause } from "./api.js";
 import { Sha256, sha256Hex } from "./sha256.js";
 
 const IN_FLIGHT = 3; // chunks uploading at once: keeps the pipe full, memory at ~12 MiB
@@ -62,7 +62,6 @@ async function uploadChunks(sessionId, transfer, file, wanted, progress, token) 
   return whole.hexDigest();
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * One chunk request (not api(): chunks carry their own headers and raw bodies), retried with
@@ -80,7 +79,7 @@ async function chunkRequest(url, init, what, token, askAgain = []) {
     if (response && response.ok) return response;
     if (response && askAgain.includes(response.status)) {
       attempt = -1; // the broker answered: not a failure, only not yet
-      await sleep(1000);
+      await pause(1000);
       continue;
     }
     if (response && response.status < 500) {
@@ -89,7 +88,7 @@ async function chunkRequest(url, init, what, token, askAgain = []) {
       throw new Error(message);
     }
     if (attempt >= 5) throw new Error(`${what} failed: the broker did not answer`);
-    await sleep(500 * 2 ** attempt);
+    await pause(500 * 2 ** attempt);
   }
 }
 

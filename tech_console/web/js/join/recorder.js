@@ -22,7 +22,7 @@
 // says so; sharing goes on. When the share stops the last segment is closed and the queue is
 // emptied: the broker takes segments for a grace period after the session's end.
 
-import { API, authOf, refusalOf } from "../api.js";
+import { API, authOf, pause, refusalOf } from "../api.js";
 import { EventReporter } from "../session_events.js";
 import { sha256Hex } from "../sha256.js";
 
@@ -81,11 +81,6 @@ export const WORDS = {
 
 function fpsWords(fps) {
   return fps === 1 ? "one picture a second" : `${fps} pictures a second`;
-}
-
-/** A promise of `ms`. */
-function sleep(ms) {
-  return new Promise((resolve) => { setTimeout(resolve, Math.max(0, ms)); });
 }
 
 /** WebM's Cluster element id: a segment's frames are in clusters. */
@@ -197,12 +192,12 @@ export class ShareRecorder {
     while (this.queue.length && performance.now() < deadline) {
       this.onStatus(WORDS.saving(this.queue.reduce((s, q) => s + q.durationMs, 0) / 1000), "info");
       this._upload();
-      await sleep(250);
+      await pause(250);
     }
     clearInterval(this.checker);
     this._check();
     // The trail has the lag's end too before the user is told all is saved.
-    if (this.reporting) await Promise.race([this.reporting, sleep(deadline - performance.now())]);
+    if (this.reporting) await Promise.race([this.reporting, pause(deadline - performance.now())]);
     if (this.recording && !this.queue.length) this.onStatus(WORDS.saved, "info");
     return !this.queue.length;
   }
@@ -333,7 +328,7 @@ export class ShareRecorder {
       }
       if (status >= 400 || status === 0) {
         if (temporary(status)) {
-          await sleep(delay);
+          await pause(delay);
           delay = Math.min(delay * 2, RETRY_MOST_MS);
           continue;
         }
@@ -381,7 +376,7 @@ export class ShareRecorder {
     for (;;) {
       await this.reporter.flush();
       if (!this.reporter.pending.length) return;
-      await sleep(delay);
+      await pause(delay);
       delay = Math.min(delay * 2, RETRY_MOST_MS);
     }
   }
