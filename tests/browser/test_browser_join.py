@@ -22,6 +22,8 @@ import pytest
 from playwright.async_api import Browser, Dialog, Page, Route, async_playwright, expect
 
 from peer.transfers import file_sha256
+from protocol.channel import CONTROL_MESSAGE_BURST as CONTROL_BURST
+from protocol.channel import CONTROL_MESSAGES_PER_SECOND as CONTROL_PER_SECOND
 from tech_console.remote_view import RemoteView
 from tests.browser.conftest import CHROMIUM_ARGS, WatchedPages, open_new_session, save_received, screenshot, sign_in, video_size
 from tests.support.api import bearer, join, start_session
@@ -425,6 +427,12 @@ async def test_the_python_console_sees_a_browser_share_as_a_hosts(broker, admin,
                 break
         else:
             raise AssertionError(f"the Python console never saw the shared picture; last seen {seen}")
+        # A console that floods the page with chat: it takes them at the host's rate, drops the rest, and says so.
+        for n in range(200):
+            view.send_chat(f"flood {n}")
+        await view.wait_until(lambda: any(r.what == "rate_limited" for r in view.refusals), 10, "the page's refusal")
+        shown = await user.locator("#chat-log li").count()
+        assert CONTROL_BURST <= shown < CONTROL_BURST + 3 * CONTROL_PER_SECOND, shown
     finally:
         await view.close()
 

@@ -10,6 +10,31 @@ import { candidateInit, iceMessage, rtcConfiguration } from "../rtc.js";
 /** Chat lines the user may type before the control channel is open; sent when it opens
  * (host_client/session.py PENDING_CONTROL_LIMIT). */
 const PENDING_CONTROL_LIMIT = 50;
+/** What this page takes on `control` besides liveness, as the host (protocol/channel.py
+ * CONTROL_MESSAGES_PER_SECOND, CONTROL_MESSAGE_BURST): beyond, dropped before parsing. */
+export const CONTROL_PER_SECOND = 5, CONTROL_BURST = 20;
+/** The technician is told of dropped messages at most this often (ms), as by the host. */
+const TELL_EVERY_MS = 5000;
+
+/** A token bucket (protocol/rates.py TokenBucket): `rate` a second after a `burst`. */
+class TokenBucket {
+  constructor(rate, burst) {
+    this.rate = rate;
+    this.burst = burst;
+    this.tokens = burst;
+    this.at = performance.now();
+  }
+
+  /** Take one token now; false when there is none. */
+  take() {
+    const now = performance.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.rate);
+    this.at = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
 
 export class SharePeer {
   /**
@@ -30,6 +55,10 @@ export class SharePeer {
     this.control = null;
     /** Control messages waiting for a channel to open. */
     this.pendingControl = [];
+    /** What the technician's control messages may use (a hostile console must not flood the page). */
+    this.controlRate = new TokenBucket(CONTROL_PER_SECOND, CONTROL_BURST);
+    this.refusedTotal = 0;
+    this.toldAt = -Infinity;
   }
 
   /**
@@ -105,6 +134,15 @@ export class SharePeer {
     const frame = parseLiveness(data);
     if (frame && frame.type === "ping") {
       if (channel.readyState === "open") channel.send(JSON.stringify({ type: "pong", seq: frame.seq }));
+    } else if (!frame && !this.controlRate.take()) {
+      this.refusedTotal += 1;
+      if (performance.now() - this.toldAt >= TELL_EVERY_MS && channel.readyState === "open") {
+        this.toldAt = performance.now();
+        channel.send(JSON.stringify({
+          type: "refused", seq: null, what: "rate_limited", refused_total: this.refusedTotal,
+          reason: `more than ${CONTROL_BURST} messages at once or ${CONTROL_PER_SECOND} a second; messages are dropped until you slow down`,
+        }));
+      }
     } else if (!frame && this.hooks.onControl) {
       this.hooks.onControl(data);
     }
